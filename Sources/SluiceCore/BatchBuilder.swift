@@ -1,0 +1,200 @@
+extension RowOp {
+    /// Reads an op column value: empty/NULL, `I`, `U`, `C`, `insert`, `update`, `upsert`
+    /// mean upsert; `D` and `delete` mean delete (any case). Anything else is nil.
+    public static func parse(_ raw: UnsafeRawBufferPointer) -> RowOp? {
+        let b = Coercion.trimmed(raw)
+        if b.isEmpty { return .upsert }
+        let word = String(decoding: b, as: UTF8.self).lowercased()
+        switch word {
+        case "i", "u", "c", "insert", "update", "upsert", "create": return .upsert
+        case "d", "delete", "del", "remove": return .delete
+        default: return nil
+        }
+    }
+}
+
+/// Builds a ``RecordBatch`` row by row from text or JSON fields, coercing each field to
+/// its column's type. A field that does not fit turns the row into a ``RowReject``
+/// naming the column and value; the batch never holds half a row.
+public struct BatchBuilder: Sendable {
+    public let schema: TableSchema
+    public private(set) var batch: RecordBatch
+    let isKey: [Bool]
+    var line: Int64 = 0
+    var op: RowOp = .upsert
+    var failure: (column: String?, reason: String)?
+    var scratch: [UInt8] = []
+
+    public init(schema: TableSchema, capacity: Int) {
+        self.schema = schema
+        self.batch = RecordBatch(fields: schema.fields, capacity: capacity)
+        let keys = Set(schema.primaryKey)
+        self.isKey = schema.columns.map { keys.contains($0.name) }
+    }
+
+    public var count: Int { batch.count }
+
+    /// Returns the rows built so far and starts an empty batch with the same columns.
+    public mutating func take() -> RecordBatch {
+        let out = batch
+        batch = RecordBatch(fields: schema.fields, capacity: out.count)
+        return out
+    }
+
+    public mutating func beginRow(line: Int64, op: RowOp = .upsert) {
+        self.line = line
+        self.op = op
+        failure = nil
+    }
+
+    /// Marks the current row as rejected (e.g. wrong field count, bad op value).
+    public mutating func fail(column: String? = nil, _ reason: String) {
+        if failure == nil { failure = (column, reason) }
+    }
+
+    public var currentRowFailed: Bool { failure != nil }
+
+    /// Whether column `c` is ignored for the current row (non-key columns of delete rows).
+    @inline(__always) func ignored(_ c: Int) -> Bool { op == .delete && !isKey[c] }
+
+    public mutating func setNull(_ c: Int) {
+        if !ignored(c) && !schema.columns[c].nullable {
+            fail(column: schema.columns[c].name, "NULL in a NOT NULL column")
+        }
+        batch.columns[c].appendNull()
+    }
+
+    private mutating func bad(_ c: Int, _ raw: UnsafeRawBufferPointer, _ what: String? = nil) {
+        let text = SourceLocation.excerpt(String(decoding: raw, as: UTF8.self))
+        let type = schema.columns[c].type
+        fail(column: schema.columns[c].name, what ?? "invalid \(type) value '\(text)'")
+        batch.columns[c].appendNull()
+    }
+
+    /// Coerces the text `raw` into column `c`.
+    public mutating func setText(_ c: Int, _ raw: UnsafeRawBufferPointer) {
+        if ignored(c) { batch.columns[c].appendNull(); return }
+        switch schema.columns[c].type {
+        case .int64:
+            if let v = Coercion.parseInt64(raw) { batch.columns[c].append(int: v) } else { bad(c, raw) }
+        case .float64:
+            if let v = Coercion.parseDouble(raw) { batch.columns[c].append(double: v) } else { bad(c, raw) }
+        case .decimal(let p, let s):
+            switch Coercion.parseDecimal(raw, precision: p, scale: s) {
+            case .success(let d): batch.columns[c].append(decimal: d)
+            case .failure(.syntax): bad(c, raw)
+            case .failure(.tooManyDigits(let p)):
+                bad(c, raw, "value '\(SourceLocation.excerpt(String(decoding: raw, as: UTF8.self)))' has more than \(p) digits")
+            case .failure(.tooManyFractionDigits(let s)):
+                bad(c, raw, "value '\(SourceLocation.excerpt(String(decoding: raw, as: UTF8.self)))' has more than \(s) decimal places")
+            }
+        case .bool:
+            if let v = Coercion.parseBool(raw) { batch.columns[c].append(int: v ? 1 : 0) } else { bad(c, raw) }
+        case .text:
+            if Coercion.isValidUTF8(raw) { batch.columns[c].append(bytes: raw) } else { bad(c, raw, "invalid UTF-8") }
+        case .date:
+            if let v = Coercion.parseDate(raw) {
+                batch.columns[c].append(int: v)
+            } else if let t = Coercion.parseTimestamp(raw), t.offsetSeconds == nil, t.wallMicros % 86_400_000_000 == 0 {
+                batch.columns[c].append(int: t.wallMicros / 86_400_000_000)
+            } else {
+                bad(c, raw)
+            }
+        case .timestamp:
+            if let t = Coercion.parseTimestamp(raw) {
+                if t.offsetSeconds != nil {
+                    bad(c, raw, "value '\(SourceLocation.excerpt(String(decoding: raw, as: UTF8.self)))' has a zone offset; declare the column timestamptz")
+                } else {
+                    batch.columns[c].append(int: t.wallMicros)
+                }
+            } else {
+                bad(c, raw)
+            }
+        case .timestamptz:
+            if let t = Coercion.parseTimestamp(raw) { batch.columns[c].append(int: t.utcMicros) } else { bad(c, raw) }
+        case .uuid:
+            if Coercion.parseUUID(raw, into: &batch.columns[c].data) {
+                batch.columns[c].offsets.append(batch.columns[c].data.count)
+                batch.columns[c].validity.append(true)
+            } else {
+                bad(c, raw)
+            }
+        case .json:
+            do {
+                let v = try JSONParser.parse(raw)
+                scratch.removeAll(keepingCapacity: true)
+                v.write(into: &scratch)
+                batch.columns[c].append(bytes: scratch)
+            } catch {
+                bad(c, raw, error.description)
+            }
+        case .bytes:
+            let start = batch.columns[c].data.count
+            if Coercion.parseBytes(raw, into: &batch.columns[c].data) {
+                batch.columns[c].offsets.append(batch.columns[c].data.count)
+                batch.columns[c].validity.append(true)
+            } else {
+                batch.columns[c].data.removeSubrange(start...)
+                bad(c, raw, "invalid bytes value (expected \\x-prefixed hex or base64)")
+            }
+        }
+    }
+
+    public mutating func setText(_ c: Int, _ s: String) {
+        var s = s
+        s.withUTF8 { setText(c, UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Coerces a JSON value into column `c`: scalars through their text, objects and arrays
+    /// kept as JSON text (for json and text columns only).
+    public mutating func setJSON(_ c: Int, _ v: JSONValue) {
+        if ignored(c) { batch.columns[c].appendNull(); return }
+        let type = schema.columns[c].type
+        switch v {
+        case .null:
+            setNull(c)
+        case .bool(let b):
+            switch type {
+            case .bool: batch.columns[c].append(int: b ? 1 : 0)
+            case .json, .text: setText(c, b ? "true" : "false")
+            default: fail(column: schema.columns[c].name, "JSON boolean cannot be \(type)"); batch.columns[c].appendNull()
+            }
+        case .number(let n):
+            if type == .bool {
+                fail(column: schema.columns[c].name, "JSON number \(SourceLocation.excerpt(n)) cannot be bool")
+                batch.columns[c].appendNull()
+            } else {
+                setText(c, n)
+            }
+        case .string(let s):
+            if type == .json { setText(c, v.text) } else { setText(c, s) }
+        case .array, .object:
+            if type == .json || type == .text {
+                scratch.removeAll(keepingCapacity: true)
+                v.write(into: &scratch)
+                batch.columns[c].append(bytes: scratch)
+            } else {
+                let kind = if case .array = v { "array" } else { "object" }
+                fail(column: schema.columns[c].name, "JSON \(kind) cannot be \(type)")
+                batch.columns[c].appendNull()
+            }
+        }
+    }
+
+    /// Finishes the current row. Returns the reject when a field failed; the row is then
+    /// removed from the batch. The caller fills ``RowReject/fields`` from its source.
+    public mutating func endRow() -> RowReject? {
+        let rows = batch.lines.count
+        for c in batch.columns.indices where batch.columns[c].count == rows {
+            setNull(c)  // a field the source did not have
+        }
+        if let failure {
+            for c in batch.columns.indices where batch.columns[c].count > rows { batch.columns[c].removeLast() }
+            self.failure = nil
+            return RowReject(line: line, column: failure.column, reason: failure.reason)
+        }
+        batch.lines.append(line)
+        batch.ops.append(op)
+        return nil
+    }
+}

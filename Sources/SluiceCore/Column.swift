@@ -1,0 +1,123 @@
+/// One typed column of a ``RecordBatch``: values in a flat array chosen by the type's
+/// ``ColumnStorageKind`` plus a validity mask (`false` = NULL).
+///
+/// Only the array for the column's storage kind is used; the others stay empty. Null
+/// slots hold a zero value so that indices line up.
+public struct Column: Sendable {
+    public let type: ColumnType
+    /// int64, bool (0/1), date (days), timestamp/timestamptz (microseconds).
+    public var ints: [Int64] = []
+    public var doubles: [Double] = []
+    public var decimals: [ExactDecimal] = []
+    /// Concatenated bytes of variable-length values; value `i` is `data[offsets[i]..<offsets[i+1]]`.
+    public var data: [UInt8] = []
+    public var offsets: [Int] = [0]
+    public var validity: [Bool] = []
+
+    public init(type: ColumnType, capacity: Int = 0) {
+        self.type = type
+        validity.reserveCapacity(capacity)
+        switch type.storage {
+        case .int64: ints.reserveCapacity(capacity)
+        case .float64: doubles.reserveCapacity(capacity)
+        case .decimal: decimals.reserveCapacity(capacity)
+        case .bytes:
+            offsets.reserveCapacity(capacity + 1)
+            data.reserveCapacity(capacity * 16)
+        }
+    }
+
+    public var count: Int { validity.count }
+
+    @inlinable public func isNull(_ i: Int) -> Bool { !validity[i] }
+
+    // MARK: Appending
+
+    public mutating func appendNull() {
+        validity.append(false)
+        switch type.storage {
+        case .int64: ints.append(0)
+        case .float64: doubles.append(0)
+        case .decimal: decimals.append(ExactDecimal(significand: 0, scale: 0))
+        case .bytes: offsets.append(data.count)
+        }
+    }
+
+    public mutating func append(int v: Int64) {
+        ints.append(v)
+        validity.append(true)
+    }
+
+    public mutating func append(double v: Double) {
+        doubles.append(v)
+        validity.append(true)
+    }
+
+    public mutating func append(decimal v: ExactDecimal) {
+        decimals.append(v)
+        validity.append(true)
+    }
+
+    public mutating func append(bytes v: UnsafeRawBufferPointer) {
+        data.append(contentsOf: v)
+        offsets.append(data.count)
+        validity.append(true)
+    }
+
+    public mutating func append<C: Collection>(bytes v: C) where C.Element == UInt8 {
+        data.append(contentsOf: v)
+        offsets.append(data.count)
+        validity.append(true)
+    }
+
+    /// Removes the last value (used when a row is rejected after some columns were set).
+    public mutating func removeLast() {
+        validity.removeLast()
+        switch type.storage {
+        case .int64: ints.removeLast()
+        case .float64: doubles.removeLast()
+        case .decimal: decimals.removeLast()
+        case .bytes:
+            offsets.removeLast()
+            data.removeSubrange(offsets[offsets.count - 1]...)
+        }
+    }
+
+    public mutating func removeAll(keepingCapacity: Bool = true) {
+        validity.removeAll(keepingCapacity: keepingCapacity)
+        ints.removeAll(keepingCapacity: keepingCapacity)
+        doubles.removeAll(keepingCapacity: keepingCapacity)
+        decimals.removeAll(keepingCapacity: keepingCapacity)
+        data.removeAll(keepingCapacity: keepingCapacity)
+        offsets.removeAll(keepingCapacity: keepingCapacity)
+        offsets.append(0)
+    }
+
+    // MARK: Reading
+
+    /// The bytes of variable-length value `i` (empty for NULL).
+    @inlinable public func withBytes<R>(at i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let start = offsets[i], end = offsets[i + 1]
+        return try data.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
+    }
+
+    public func bytes(at i: Int) -> ArraySlice<UInt8> { data[offsets[i]..<offsets[i + 1]] }
+
+    /// The value `i` as a Swift value, for tests, rendering and slow paths. Hot paths read the arrays.
+    public func value(at i: Int) -> Value {
+        if !validity[i] { return .null }
+        switch type {
+        case .int64: return .int64(ints[i])
+        case .bool: return .bool(ints[i] != 0)
+        case .date: return .date(days: ints[i])
+        case .timestamp: return .timestamp(micros: ints[i])
+        case .timestamptz: return .timestamptz(micros: ints[i])
+        case .float64: return .float64(doubles[i])
+        case .decimal: return .decimal(decimals[i])
+        case .text: return .text(String(decoding: bytes(at: i), as: UTF8.self))
+        case .json: return .json(String(decoding: bytes(at: i), as: UTF8.self))
+        case .bytes: return .bytes(Array(bytes(at: i)))
+        case .uuid: return .uuid(Array(bytes(at: i)))
+        }
+    }
+}

@@ -1,0 +1,49 @@
+/// What a row asks the sink to do with its key: insert-or-update, or delete.
+public enum RowOp: UInt8, Sendable {
+    case upsert = 0
+    case delete = 1
+}
+
+/// The one currency between readers, transforms and sinks: a few thousand to tens of
+/// thousands of rows held column by column, each row tagged with its source line and op.
+public struct RecordBatch: Sendable {
+    public var fields: [Field]
+    public var columns: [Column]
+    /// Source position of each row (1-based physical line for text formats, row ordinal otherwise).
+    public var lines: [Int64]
+    /// Per-row operation; all `.upsert` unless the source carries an op column.
+    public var ops: [RowOp]
+
+    /// Name and type of one column in a batch.
+    public struct Field: Sendable, Hashable {
+        public var name: String
+        public var type: ColumnType
+        public init(name: String, type: ColumnType) {
+            self.name = name
+            self.type = type
+        }
+    }
+
+    public init(fields: [Field], capacity: Int = 0) {
+        self.fields = fields
+        self.columns = fields.map { Column(type: $0.type, capacity: capacity) }
+        self.lines = []
+        self.ops = []
+        lines.reserveCapacity(capacity)
+        ops.reserveCapacity(capacity)
+    }
+
+    public var count: Int { lines.count }
+    public var isEmpty: Bool { lines.isEmpty }
+
+    public func columnIndex(named name: String) -> Int? { fields.firstIndex { $0.name == name } }
+
+    /// Row `i` as values, for tests and slow paths.
+    public func row(_ i: Int) -> [Value] { columns.map { $0.value(at: i) } }
+
+    public mutating func removeAll() {
+        for c in columns.indices { columns[c].removeAll() }
+        lines.removeAll(keepingCapacity: true)
+        ops.removeAll(keepingCapacity: true)
+    }
+}

@@ -1,0 +1,35 @@
+/// The one audited place where names from configuration, files or requests become SQL text.
+///
+/// Every table and column name is validated here and emitted as a double-quoted identifier
+/// with embedded quotes doubled. Values are never spliced into SQL; they are bound.
+public enum SQLIdentifier {
+    /// PostgreSQL truncates identifiers at 63 bytes; we refuse longer names rather than
+    /// letting two long names collide.
+    public static let maxBytes = 63
+
+    public static func validate(_ name: String) throws(SluiceError) {
+        if name.isEmpty { throw SluiceError(.invalidIdentifier, "an identifier is empty") }
+        if name.utf8.count > maxBytes {
+            throw SluiceError(.invalidIdentifier, "identifier '\(name.prefix(20))…' is longer than \(maxBytes) bytes")
+        }
+        for b in name.utf8 where b < 0x20 || b == 0x7F {
+            throw SluiceError(.invalidIdentifier, "identifier \(String(reflecting: name)) contains a control character")
+        }
+    }
+
+    /// `name` as a quoted SQL identifier. Throws for names that fail ``validate(_:)``.
+    public static func quote(_ name: String) throws(SluiceError) -> String {
+        try validate(name)
+        return quoteValidated(name)
+    }
+
+    /// Quotes a name that was already validated (e.g. a column of a validated schema).
+    public static func quoteValidated(_ name: String) -> String {
+        var out = "\""
+        for ch in name.unicodeScalars {
+            if ch == "\"" { out += "\"\"" } else { out.unicodeScalars.append(ch) }
+        }
+        out += "\""
+        return out
+    }
+}

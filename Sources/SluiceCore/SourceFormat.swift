@@ -1,0 +1,79 @@
+/// The dialect of a CSV file. Defaults follow RFC 4180 and PostgreSQL's CSV format:
+/// comma, double quote, a header line, and an unquoted empty field meaning NULL.
+public struct CSVDialect: Sendable, Hashable, Codable {
+    public var delimiter: UInt8 = UInt8(ascii: ",")
+    public var quote: UInt8 = UInt8(ascii: "\"")
+    /// An unquoted field equal to this text is NULL. The default is the empty string.
+    public var nullToken: String = ""
+    /// Whether the first record names the columns. The default is true.
+    public var header: Bool = true
+
+    public init(delimiter: UInt8 = UInt8(ascii: ","), quote: UInt8 = UInt8(ascii: "\""), nullToken: String = "", header: Bool = true) {
+        self.delimiter = delimiter
+        self.quote = quote
+        self.nullToken = nullToken
+        self.header = header
+    }
+
+    enum CodingKeys: String, CodingKey { case delimiter, quote, null, header }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func byte(_ key: CodingKeys, _ def: UInt8) throws -> UInt8 {
+            guard let s = try c.decodeIfPresent(String.self, forKey: key) else { return def }
+            let resolved = s == "\\t" || s == "tab" ? "\t" : s
+            guard resolved.utf8.count == 1, let b = resolved.utf8.first, b != 0x0A, b != 0x0D else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "must be one ASCII character other than a newline")
+            }
+            return b
+        }
+        delimiter = try byte(.delimiter, UInt8(ascii: ","))
+        quote = try byte(.quote, UInt8(ascii: "\""))
+        nullToken = try c.decodeIfPresent(String.self, forKey: .null) ?? ""
+        header = try c.decodeIfPresent(Bool.self, forKey: .header) ?? true
+        if delimiter == quote {
+            throw DecodingError.dataCorruptedError(forKey: .quote, in: c, debugDescription: "the quote and the delimiter must differ")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(String(UnicodeScalar(delimiter)), forKey: .delimiter)
+        try c.encode(String(UnicodeScalar(quote)), forKey: .quote)
+        try c.encode(nullToken, forKey: .null)
+        try c.encode(header, forKey: .header)
+    }
+}
+
+/// A file format a reader understands. Stable names: `csv`, `ndjson`, `json`.
+public enum SourceFormat: String, Sendable, Hashable, Codable, CaseIterable {
+    case csv
+    /// One JSON value per line (also `.jsonl`).
+    case ndjson
+    /// A JSON array of records, or a sequence of JSON values.
+    case json
+
+    /// The format implied by a file name (`.csv`, `.csv.gz`, `.jsonl`, `.ndjson`, `.json`, `.tsv`).
+    public static func detect(fromName name: String) -> SourceFormat? {
+        var n = name.lowercased()
+        if n.hasSuffix(".gz") { n.removeLast(3) }
+        if n.hasSuffix(".csv") || n.hasSuffix(".tsv") || n.hasSuffix(".txt") { return .csv }
+        if n.hasSuffix(".ndjson") || n.hasSuffix(".jsonl") { return .ndjson }
+        if n.hasSuffix(".json") { return .json }
+        return nil
+    }
+}
+
+/// Limits that keep readers bounded whatever the input.
+public struct ReadLimits: Sendable, Hashable {
+    /// Longest record (CSV record, JSON line or array element), in bytes. Longer records
+    /// are rejected. The default is 16 MiB.
+    public var maxRecordBytes: Int = 16 << 20
+    /// Rows per batch. The default is 16,384.
+    public var batchRows: Int = 16_384
+
+    public init(maxRecordBytes: Int = 16 << 20, batchRows: Int = 16_384) {
+        self.maxRecordBytes = maxRecordBytes
+        self.batchRows = batchRows
+    }
+}

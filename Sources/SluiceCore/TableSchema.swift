@@ -1,0 +1,73 @@
+/// A column as declared by an entity or inferred from a file: its target name and type,
+/// whether it may be NULL, and which source field feeds it.
+public struct ColumnSchema: Sendable, Hashable, Codable {
+    public var name: String
+    public var type: ColumnType
+    public var nullable: Bool
+    /// Source field: a CSV header name, a 1-based CSV position when there is no header,
+    /// or a dotted JSON path (`customer.address.city`). Nil means the same as `name`.
+    public var source: String?
+
+    public init(name: String, type: ColumnType, nullable: Bool = true, source: String? = nil) {
+        self.name = name
+        self.type = type
+        self.nullable = nullable
+        self.source = source
+    }
+
+    /// The field the reader looks up for this column.
+    public var sourceField: String { source ?? name }
+
+    enum CodingKeys: String, CodingKey {
+        case name, type, nullable
+        case source = "from"
+    }
+}
+
+/// A target table: its columns in order and its primary key (possibly empty).
+public struct TableSchema: Sendable, Hashable, Codable {
+    public var columns: [ColumnSchema]
+    public var primaryKey: [String]
+
+    public init(columns: [ColumnSchema], primaryKey: [String] = []) {
+        self.columns = columns
+        self.primaryKey = primaryKey
+    }
+
+    public func column(named name: String) -> ColumnSchema? { columns.first { $0.name == name } }
+    public func index(of name: String) -> Int? { columns.firstIndex { $0.name == name } }
+
+    /// Indices of the primary-key columns, in key order.
+    public var keyIndices: [Int] { primaryKey.compactMap { index(of: $0) } }
+
+    public var fields: [RecordBatch.Field] { columns.map { .init(name: $0.name, type: $0.type) } }
+
+    /// Checks names, duplicates and the key. Pure; used before any I/O.
+    public func validate() throws(SluiceError) {
+        if columns.isEmpty { throw SluiceError(.invalidSchema, "a table needs at least one column") }
+        var seen = Set<String>()
+        for c in columns {
+            try SQLIdentifier.validate(c.name)
+            if !seen.insert(c.name).inserted {
+                throw SluiceError(.invalidSchema, "column '\(c.name)' is declared twice")
+            }
+        }
+        var keySeen = Set<String>()
+        for k in primaryKey {
+            guard let c = column(named: k) else {
+                throw SluiceError(.invalidSchema, "primary key column '\(k)' is not a column of the table")
+            }
+            if !keySeen.insert(k).inserted { throw SluiceError(.invalidSchema, "primary key names '\(k)' twice") }
+            if c.type == .json || c.type == .float64 {
+                throw SluiceError(.invalidSchema, "primary key column '\(k)' has type \(c.type), which cannot be a key")
+            }
+        }
+    }
+
+    /// The same schema with key columns marked NOT NULL.
+    public func normalized() -> TableSchema {
+        var s = self
+        for i in s.columns.indices where primaryKey.contains(s.columns[i].name) { s.columns[i].nullable = false }
+        return s
+    }
+}

@@ -1,0 +1,78 @@
+public import SluiceCore
+
+/// Infers a table schema from the first rows of a file: field names from the CSV header
+/// or the JSON objects' keys (in first-seen order), types from ``TypeObserver``.
+public enum SchemaSampler {
+    /// The default sample: up to 10,000 rows.
+    public static let defaultRows = 10_000
+
+    /// Reads up to `rows` records and returns the inferred columns (all nullable).
+    /// `exclude` names fields that are not columns (the op field).
+    public static func infer(source: any ByteChunkReader, format: SourceFormat, dialect: CSVDialect = CSVDialect(),
+                             rows: Int = defaultRows, exclude: Set<String> = [], limits: ReadLimits = ReadLimits(),
+                             fileName: String? = nil) throws(SluiceError) -> [ColumnSchema] {
+        switch format {
+        case .csv: return try inferCSV(source: source, dialect: dialect, rows: rows, exclude: exclude, limits: limits, fileName: fileName)
+        case .ndjson, .json:
+            return try inferJSON(source: source, layout: format == .ndjson ? .lines : .detect, rows: rows, exclude: exclude, limits: limits, fileName: fileName)
+        }
+    }
+
+    static func inferCSV(source: any ByteChunkReader, dialect: CSVDialect, rows: Int, exclude: Set<String>,
+                         limits: ReadLimits, fileName: String?) throws(SluiceError) -> [ColumnSchema] {
+        var decoder = CSVDecoder(source: source, dialect: dialect, maxRecordBytes: limits.maxRecordBytes, fileName: fileName)
+        var names: [String]
+        var observers: [TypeObserver]
+        var seen = 0
+        if dialect.header {
+            names = try CSVBatchReader.readHeader(&decoder, fileName: fileName)
+        } else {
+            names = []
+        }
+        observers = Array(repeating: TypeObserver(), count: names.count)
+        while seen < rows {
+            let event = try decoder.next()
+            guard event == .record else { if event == .end { break } else { continue } }
+            if names.isEmpty {
+                names = (1...decoder.fieldCount).map { "column_\($0)" }
+                observers = Array(repeating: TypeObserver(), count: names.count)
+            }
+            guard decoder.fieldCount == names.count else { continue }
+            for i in 0..<names.count {
+                if decoder.isNull(i) { observers[i].observeNull() } else { decoder.withField(i) { observers[i].observe(text: $0) } }
+            }
+            seen += 1
+        }
+        return zip(names, observers).filter { !exclude.contains($0.0) }.map { name, obs in
+            ColumnSchema(name: name, type: obs.inferred, nullable: true, source: dialect.header ? nil : String(names.firstIndex(of: name)! + 1))
+        }
+    }
+
+    static func inferJSON(source: any ByteChunkReader, layout: JSONFramer.Layout, rows: Int, exclude: Set<String>,
+                          limits: ReadLimits, fileName: String?) throws(SluiceError) -> [ColumnSchema] {
+        var framer = JSONFramer(source: source, layout: layout, maxRecordBytes: limits.maxRecordBytes, fileName: fileName)
+        var names: [String] = []
+        var observers: [String: TypeObserver] = [:]
+        var seen = 0
+        while seen < rows {
+            let event = try framer.next()
+            if event == .end { break }
+            guard event == .record, case .object(let members)? = try? JSONParser.parse(framer.record) else { continue }
+            var present = Set<String>()
+            for m in members where !exclude.contains(m.key) {
+                if observers[m.key] == nil {
+                    names.append(m.key)
+                    // Keys first seen late were missing (NULL) in every earlier record.
+                    var o = TypeObserver()
+                    for _ in 0..<seen { o.observeNull() }
+                    observers[m.key] = o
+                }
+                observers[m.key]!.observe(json: m.value)
+                present.insert(m.key)
+            }
+            for n in names where !present.contains(n) { observers[n]!.observeNull() }
+            seen += 1
+        }
+        return names.map { ColumnSchema(name: $0, type: observers[$0]!.inferred, nullable: true) }
+    }
+}

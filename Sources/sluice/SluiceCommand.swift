@@ -1,0 +1,2 @@
+import ArgumentParser
+@main struct SluiceCommand: AsyncParsableCommand { func run() async throws {} }
