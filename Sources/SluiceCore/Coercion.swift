@@ -112,14 +112,63 @@ public enum Coercion {
             exp10 += eneg ? -e : e
         }
         if i != n { return nil }
-        if !truncated && mantissa < (1 << 53) && exp10 >= -22 && exp10 <= 22 {
-            var v = Double(mantissa)
-            if exp10 < 0 { v /= exactPowers[-exp10] } else { v *= exactPowers[exp10] }
+        if !truncated {
+            if mantissa == 0 { return neg ? -0.0 : 0.0 }
+            // Clinger's fast path: both operands exact, so one rounding.
+            if mantissa < (1 << 53) && exp10 >= -22 && exp10 <= 22 {
+                var v = Double(mantissa)
+                if exp10 < 0 { v /= exactPowers[-exp10] } else { v *= exactPowers[exp10] }
+                return neg ? -v : v
+            }
+            let v = eiselLemire(mantissa, exp10)
             return neg ? -v : v
         }
-        // Slow path: long mantissa or large exponent. The grammar was checked above.
+        // More than 19 significant digits: the C library rounds those. The grammar was checked above.
         let text = String(decoding: b, as: UTF8.self)
         return Double(text)
+    }
+
+    /// Correctly rounded `w × 10^q` for a non-zero 19-digit-or-shorter `w` (the Eisel-Lemire
+    /// algorithm, as in Lemire 2021 and Mushtak & Lemire 2023, which shows no fallback is needed).
+    static func eiselLemire(_ w: UInt64, _ q: Int) -> Double {
+        if q < -342 { return 0 }
+        if q > 308 { return .infinity }
+        let lz = w.leadingZeroBitCount
+        let wn = w << UInt64(lz)
+        let index = 2 * (q + 342)
+        var (hi, lo) = wn.multipliedFullWidth(by: powersOfFive128[index])
+        if hi & 0x1FF == 0x1FF {
+            let (hi2, _) = wn.multipliedFullWidth(by: powersOfFive128[index + 1])
+            let (sum, carry) = lo.addingReportingOverflow(hi2)
+            lo = sum
+            if carry { hi &+= 1 }
+        }
+        let upperbit = Int(hi >> 63)
+        let shift = UInt64(upperbit + 64 - 52 - 3)
+        var mantissa = hi >> shift
+        var power2 = ((217_706 * q) >> 16) + 63 + upperbit - lz + 1023
+        if power2 <= 0 {
+            // Subnormal.
+            if -power2 + 1 >= 64 { return 0 }
+            mantissa >>= UInt64(-power2 + 1)
+            mantissa += mantissa & 1
+            mantissa >>= 1
+            power2 = mantissa < (1 << 52) ? 0 : 1
+            return Double(bitPattern: mantissa | (UInt64(power2) << 52))
+        }
+        // Exactly halfway between two doubles: round to even.
+        if lo <= 1 && q >= -4 && q <= 23 && mantissa & 3 == 1 && (mantissa << shift) == hi {
+            mantissa &= ~1
+        }
+        mantissa += mantissa & 1
+        mantissa >>= 1
+        if mantissa >= (2 << 52) {
+            mantissa = 1 << 52
+            power2 += 1
+        }
+        mantissa &= ~(1 << 52)
+        if power2 >= 0x7FF { return .infinity }
+        return Double(bitPattern: mantissa | (UInt64(power2) << 52))
     }
 
     static func parseSpecialDouble(_ b: UnsafeRawBufferPointer, from i: Int, negative: Bool) -> Double? {
@@ -187,7 +236,7 @@ public enum Coercion {
         if i != n { return .failure(.syntax) }
         if overflow { return .failure(.tooManyDigits(precision: precision)) }
         var sc = frac - exp
-        if sc > Int(Int16.max) || sc < -Int(ExactDecimal.maxDigits) { return .failure(.tooManyDigits(precision: precision)) }
+        if sc > ExactDecimal.maxDigits || sc < -ExactDecimal.maxDigits { return .failure(.tooManyDigits(precision: precision)) }
         // Negative scale (e.g. 12e3) becomes a plain integer when it fits.
         var d = ExactDecimal(significand: neg ? -sig : sig, scale: Int16(sc))
         if sc < 0 {

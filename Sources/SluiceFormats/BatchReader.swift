@@ -23,6 +23,11 @@ public protocol BatchReader: AnyObject {
     var bytesConsumed: Int64 { get }
     /// The next batch, or nil at the end of the input. Throws only for file-level errors.
     func next() throws(SluiceError) -> DecodedBatch?
+    /// Names of the fields a rejects file holds for this source (see ``RowReject/fields``).
+    var rejectFields: [String] { get }
+    /// A row's column values (as text) placed back where the source had them, for rows
+    /// the target refused after decoding.
+    func sourceRecord(columnValues: [String?]) -> [String?]
 }
 
 /// What a reader needs to know about its target: the columns to produce (each with its

@@ -1,4 +1,4 @@
-public import SluiceCore
+import SluiceCore
 
 /// A sliding window over a byte stream: `[start, end)` holds bytes read but not yet
 /// consumed. Decoders frame records inside it; when a record is incomplete the window

@@ -3,7 +3,7 @@ public import SluiceCore
 /// Reads CSV into batches of a target schema. Columns are matched to header names
 /// (exactly, then ignoring case), or by position when the file has no header.
 public final class CSVBatchReader: BatchReader {
-    var decoder: CSVDecoder
+    let decoder: CSVDecoder
     var builder: BatchBuilder
     let spec: ReadSpec
     /// Field index feeding each schema column.
@@ -19,12 +19,12 @@ public final class CSVBatchReader: BatchReader {
     public var bytesConsumed: Int64 { decoder.bytesConsumed }
 
     public init(source: any ByteChunkReader, dialect: CSVDialect, spec: ReadSpec) throws(SluiceError) {
-        var decoder = CSVDecoder(source: source, dialect: dialect, maxRecordBytes: spec.limits.maxRecordBytes, fileName: spec.fileName)
+        let decoder = CSVDecoder(source: source, dialect: dialect, maxRecordBytes: spec.limits.maxRecordBytes, fileName: spec.fileName)
         self.spec = spec
         self.builder = BatchBuilder(schema: spec.schema, capacity: spec.limits.batchRows)
         let names: [String]
         if dialect.header {
-            names = try CSVBatchReader.readHeader(&decoder, fileName: spec.fileName)
+            names = try CSVBatchReader.readHeader(decoder, fileName: spec.fileName)
         } else {
             // The first record tells the width; it is data, so keep it for next().
             switch try decoder.next() {
@@ -43,7 +43,7 @@ public final class CSVBatchReader: BatchReader {
     }
 
     /// Reads the header record: names trimmed, empty names become `column_N`, duplicates refused.
-    static func readHeader(_ decoder: inout CSVDecoder, fileName: String?) throws(SluiceError) -> [String] {
+    static func readHeader(_ decoder: CSVDecoder, fileName: String?) throws(SluiceError) -> [String] {
         guard case .record = try decoder.next() else {
             throw SluiceError(.malformedFile, "the file is empty: no header line", at: SourceLocation(file: fileName, line: 1))
         }
@@ -91,53 +91,59 @@ public final class CSVBatchReader: BatchReader {
         return out
     }
 
+    public var rejectFields: [String] { sourceFields }
+
+    public func sourceRecord(columnValues: [String?]) -> [String?] {
+        var out = [String?](repeating: nil, count: sourceFields.count)
+        for (c, f) in mapping.enumerated() where c < columnValues.count { out[f] = columnValues[c] }
+        return out
+    }
+
     public func next() throws(SluiceError) -> DecodedBatch? {
         if finished { return nil }
         var rejects: [RowReject] = []
+        // One exclusive access to the builder for the whole batch, not one per field.
+        try fill(&builder, &rejects)
+        if builder.count == 0 && rejects.isEmpty { return nil }
+        return DecodedBatch(batch: builder.take(), rejects: rejects)
+    }
+
+    func fill(_ builder: inout BatchBuilder, _ rejects: inout [RowReject]) throws(SluiceError) {
         let limit = spec.limits.batchRows
+        let decoder = self.decoder
+        let mapping = self.mapping
         while builder.count < limit {
             let event: CSVDecoder.Event
             if pendingFirstRecord { pendingFirstRecord = false; event = .record } else { event = try decoder.next() }
             switch event {
             case .end:
                 finished = true
+                return
             case .tooLong(let bytes):
                 rejects.append(RowReject(line: decoder.line, reason: "record of \(bytes) bytes is longer than the limit of \(spec.limits.maxRecordBytes) bytes"))
             case .record:
-                readRecord(into: &rejects)
+                let line = decoder.line
+                if decoder.fieldCount != expectedFields {
+                    rejects.append(RowReject(line: line, reason: "expected \(expectedFields) fields, found \(decoder.fieldCount)", fields: decoder.fieldStrings()))
+                    continue
+                }
+                var op = RowOp.upsert
+                var badOp: String? = nil
+                if let o = opIndex, !decoder.isNull(o) {
+                    if let parsed = decoder.withField(o, { RowOp.parse($0) }) { op = parsed } else {
+                        badOp = decoder.withField(o) { SourceLocation.excerpt(String(decoding: $0, as: UTF8.self)) }
+                    }
+                }
+                builder.beginRow(line: line, op: op)
+                if let badOp { builder.fail(column: sourceFields[opIndex!], "unknown op '\(badOp)' (use I, U or D)") }
+                decoder.forEachField(mapping) { c, bytes in
+                    if let bytes { builder.setText(c, bytes) } else { builder.setNull(c) }
+                }
+                if var r = builder.endRow() {
+                    r.fields = decoder.fieldStrings()
+                    rejects.append(r)
+                }
             }
-            if finished { break }
-        }
-        if builder.count == 0 && rejects.isEmpty { return nil }
-        return DecodedBatch(batch: builder.take(), rejects: rejects)
-    }
-
-    @inline(__always) func readRecord(into rejects: inout [RowReject]) {
-        let line = decoder.line
-        if decoder.fieldCount != expectedFields {
-            rejects.append(RowReject(line: line, reason: "expected \(expectedFields) fields, found \(decoder.fieldCount)", fields: decoder.fieldStrings()))
-            return
-        }
-        var op = RowOp.upsert
-        var badOp: String? = nil
-        if let o = opIndex, !decoder.isNull(o) {
-            if let parsed = decoder.withField(o, { RowOp.parse($0) }) { op = parsed } else {
-                badOp = decoder.withField(o) { SourceLocation.excerpt(String(decoding: $0, as: UTF8.self)) }
-            }
-        }
-        builder.beginRow(line: line, op: op)
-        if let badOp { builder.fail(column: sourceFields[opIndex!], "unknown op '\(badOp)' (use I, U or D)") }
-        for c in mapping.indices {
-            let f = mapping[c]
-            if decoder.isNull(f) {
-                builder.setNull(c)
-            } else {
-                decoder.withField(f) { builder.setText(c, $0) }
-            }
-        }
-        if var r = builder.endRow() {
-            r.fields = decoder.fieldStrings()
-            rejects.append(r)
         }
     }
 }

@@ -7,7 +7,7 @@ public import SluiceCore
 /// to the null token is NULL while a quoted one is text. A record longer than the limit
 /// is reported (and skipped) rather than buffered; a quote left open at the end of the
 /// file is a file-level error naming the line where it opened.
-public struct CSVDecoder {
+public final class CSVDecoder {
     /// One field of the current record: a byte range in the window.
     struct Field {
         var start: Int
@@ -68,7 +68,7 @@ public struct CSVDecoder {
     }
 
     /// Frames the record starting at `p`. Field ranges land in `fields`.
-    mutating func scan(from p: Int) -> Scan {
+    func scan(from p: Int, into fields: inout [Field]) -> Scan {
         fields.removeAll(keepingCapacity: true)
         let base = window.base
         let end = window.end
@@ -134,7 +134,7 @@ public struct CSVDecoder {
     }
 
     /// Advances to the next record. Blank lines are skipped.
-    public mutating func next() throws(SluiceError) -> Event {
+    public func next() throws(SluiceError) -> Event {
         while true {
             if !bomChecked {
                 while window.available < 3 && !window.eof { _ = try fillWindow() }
@@ -143,7 +143,12 @@ public struct CSVDecoder {
                 }
                 bomChecked = true
             }
-            switch scan(from: window.start) {
+            // Scan into a local array: one exclusive access per record, not one per field.
+            var fs: [Field] = []
+            swap(&fs, &fields)
+            let result = scan(from: window.start, into: &fs)
+            swap(&fs, &fields)
+            switch result {
             case .complete(let next, let newlines):
                 line = nextLine
                 nextLine += Int64(1 + newlines)
@@ -167,7 +172,7 @@ public struct CSVDecoder {
         }
     }
 
-    mutating func fillWindow() throws(SluiceError) -> Bool {
+    func fillWindow() throws(SluiceError) -> Bool {
         do {
             return try window.fill(from: &source)
         } catch {
@@ -177,7 +182,7 @@ public struct CSVDecoder {
 
     /// Discards the rest of an over-long record. Quote parity tells whether we are inside
     /// a quoted field (a doubled quote toggles twice), so no per-field state is needed.
-    mutating func skipLongRecord() throws(SluiceError) -> Int {
+    func skipLongRecord() throws(SluiceError) -> Int {
         var inQuote = false
         var newlines = 0
         var total = 0
@@ -224,20 +229,42 @@ public struct CSVDecoder {
 
     // MARK: Field access (valid until the next call to `next()`)
 
-    public func isNull(_ i: Int) -> Bool {
-        let f = fields[i]
+    public func isNull(_ i: Int) -> Bool { Self.isNull(fields[i], window.base, nullToken) }
+
+    @inline(__always)
+    static func isNull(_ f: Field, _ base: UnsafePointer<UInt8>, _ nullToken: [UInt8]) -> Bool {
         if f.quoted { return false }
         let n = f.end - f.start
         if n != nullToken.count { return false }
         if n == 0 { return true }
-        let base = window.base
         for k in 0..<n where base[f.start + k] != nullToken[k] { return false }
         return true
     }
 
+    /// Calls `body(column, content)` for each `mapping[column]` field of the current
+    /// record, with nil content for NULL. The hot path of CSV loading.
+    @inline(__always)
+    public func forEachField(_ mapping: [Int], _ body: (Int, UnsafeRawBufferPointer?) -> Void) {
+        let fs = fields
+        let base = window.base
+        let raw = UnsafeRawPointer(base)
+        for c in mapping.indices {
+            let f = fs[mapping[c]]
+            if Self.isNull(f, base, nullToken) {
+                body(c, nil)
+            } else if !f.quoted {
+                body(c, UnsafeRawBufferPointer(start: raw + f.start, count: f.end - f.start))
+            } else if !f.needsUnescape {
+                body(c, UnsafeRawBufferPointer(start: raw + f.start + 1, count: f.end - f.start - 2))
+            } else {
+                withField(mapping[c]) { body(c, $0) }
+            }
+        }
+    }
+
     /// Calls `body` with the field's content (quotes removed, doubled quotes undone).
     @inline(__always)
-    public mutating func withField<R>(_ i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    public func withField<R>(_ i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         let f = fields[i]
         if !f.quoted { return try body(window.bytes(f.start, f.end)) }
         if !f.needsUnescape { return try body(window.bytes(f.start + 1, f.end - 1)) }
@@ -264,7 +291,7 @@ public struct CSVDecoder {
     }
 
     /// The current record's fields as strings (nil for NULL), for headers and rejects.
-    public mutating func fieldStrings() -> [String?] {
+    public func fieldStrings() -> [String?] {
         (0..<fields.count).map { i in isNull(i) ? nil : withField(i) { String(decoding: $0, as: UTF8.self) } }
     }
 }

@@ -4,7 +4,7 @@ public import SluiceCore
 /// dotted path (`customer.address.city`); nested objects and arrays become JSON values.
 /// A record that is not a valid JSON object is a rejected row, not a failed file.
 public final class JSONBatchReader: BatchReader {
-    var framer: JSONFramer
+    let framer: JSONFramer
     var builder: BatchBuilder
     let spec: ReadSpec
     let paths: [[Substring]]
@@ -30,6 +30,13 @@ public final class JSONBatchReader: BatchReader {
     static func lookup(_ v: JSONValue, _ path: [Substring]) -> JSONValue? {
         if path.count > 1, let direct = v[path.joined(separator: ".")] { return direct }
         return v.value(at: path)
+    }
+
+    public var rejectFields: [String] { ["_record"] }
+
+    public func sourceRecord(columnValues: [String?]) -> [String?] {
+        let members = zip(sourceFields, columnValues).map { JSONMember(key: $0, value: $1.map { .string($0) } ?? .null) }
+        return [JSONValue.object(members).text]
     }
 
     public func next() throws(SluiceError) -> DecodedBatch? {

@@ -3,7 +3,7 @@ public import SluiceCore
 /// Cuts a JSON byte stream into records without parsing them: one per line (NDJSON), one
 /// per element of a top-level array, or one per value of a whitespace-separated sequence
 /// (pretty-printed objects one after another). Bounded by the record-length limit.
-public struct JSONFramer {
+public final class JSONFramer {
     public enum Layout: Sendable, Equatable {
         case lines
         case array
@@ -50,12 +50,12 @@ public struct JSONFramer {
         SluiceError(.malformedFile, message, at: SourceLocation(file: fileName, line: nextLine))
     }
 
-    mutating func fill() throws(SluiceError) -> Bool {
+    func fill() throws(SluiceError) -> Bool {
         do { return try window.fill(from: &source) } catch { throw error.inFile(fileName ?? "") }
     }
 
     /// Skips whitespace (counting lines); returns false at the end of input.
-    mutating func skipSpace(alsoCommas: Bool = false) throws(SluiceError) -> Bool {
+    func skipSpace(alsoCommas: Bool = false) throws(SluiceError) -> Bool {
         while true {
             let base = window.base
             var i = window.start
@@ -70,7 +70,7 @@ public struct JSONFramer {
         }
     }
 
-    public mutating func next() throws(SluiceError) -> Event {
+    public func next() throws(SluiceError) -> Event {
         if !started {
             started = true
             if layout == .detect || layout == .array {
@@ -93,7 +93,7 @@ public struct JSONFramer {
     }
 
     /// For detection: whether the first line holds one complete JSON value.
-    mutating func firstLineIsWholeValue() throws(SluiceError) -> Bool {
+    func firstLineIsWholeValue() throws(SluiceError) -> Bool {
         while true {
             let base = window.base
             var i = window.start
@@ -106,7 +106,7 @@ public struct JSONFramer {
         }
     }
 
-    mutating func nextLine_() throws(SluiceError) -> Event {
+    func nextLine_() throws(SluiceError) -> Event {
         while true {
             let base = window.base
             var i = window.start
@@ -135,7 +135,7 @@ public struct JSONFramer {
         }
     }
 
-    mutating func skipToNewline() throws(SluiceError) -> Int {
+    func skipToNewline() throws(SluiceError) -> Int {
         var total = 0
         while true {
             let base = window.base
@@ -152,7 +152,7 @@ public struct JSONFramer {
         }
     }
 
-    mutating func nextValue() throws(SluiceError) -> Event {
+    func nextValue() throws(SluiceError) -> Event {
         if arrayClosed {
             if try skipSpace() { throw error("unexpected text after the closing ']'") }
             return .end

@@ -20,12 +20,12 @@ public enum SchemaSampler {
 
     static func inferCSV(source: any ByteChunkReader, dialect: CSVDialect, rows: Int, exclude: Set<String>,
                          limits: ReadLimits, fileName: String?) throws(SluiceError) -> [ColumnSchema] {
-        var decoder = CSVDecoder(source: source, dialect: dialect, maxRecordBytes: limits.maxRecordBytes, fileName: fileName)
+        let decoder = CSVDecoder(source: source, dialect: dialect, maxRecordBytes: limits.maxRecordBytes, fileName: fileName)
         var names: [String]
         var observers: [TypeObserver]
         var seen = 0
         if dialect.header {
-            names = try CSVBatchReader.readHeader(&decoder, fileName: fileName)
+            names = try CSVBatchReader.readHeader(decoder, fileName: fileName)
         } else {
             names = []
         }
@@ -50,7 +50,7 @@ public enum SchemaSampler {
 
     static func inferJSON(source: any ByteChunkReader, layout: JSONFramer.Layout, rows: Int, exclude: Set<String>,
                           limits: ReadLimits, fileName: String?) throws(SluiceError) -> [ColumnSchema] {
-        var framer = JSONFramer(source: source, layout: layout, maxRecordBytes: limits.maxRecordBytes, fileName: fileName)
+        let framer = JSONFramer(source: source, layout: layout, maxRecordBytes: limits.maxRecordBytes, fileName: fileName)
         var names: [String] = []
         var observers: [String: TypeObserver] = [:]
         var seen = 0

@@ -1,2 +1,13 @@
 import ArgumentParser
-@main struct SluiceCommand: AsyncParsableCommand { func run() async throws {} }
+
+/// The `sluice` command. The root must be `@main` in a file not named `main.swift`
+/// (ArgumentParser's async root otherwise fails at run time).
+@main
+struct SluiceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice",
+        abstract: "Load CSV and JSON files into tables, with upsert/delete semantics and exact counts.",
+        version: "0.1.0",
+        subcommands: [LoadCommand.self, InferCommand.self]
+    )
+}

@@ -1,0 +1,204 @@
+public import SluiceCore
+import Yams
+import Foundation
+
+/// Reads `sluice.yml`. Every mistake is reported with the file, line and column of the
+/// offending node, and unknown keys are errors (a typo must not be silently ignored).
+///
+/// ```yaml
+/// database: sluice.db
+/// entities:
+///   registros:
+///     table: registros          # default: the entity name
+///     primary_key: [id]
+///     mode: merge               # append | replace | merge
+///     op_column: op             # D in this field deletes the key (merge)
+///     format: csv               # csv | ndjson | json (default: from the file name)
+///     csv: {delimiter: ",", quote: "\"", null: "", header: true}
+///     columns:
+///       - {name: id, type: int64, nullable: false}
+///       - {name: city, type: text, from: customer.address.city}
+/// ```
+public enum ConfigReader {
+    /// Reads the file at `path`.
+    public static func load(path: String) throws(SluiceError) -> SluiceConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SluiceError(.notFound, "cannot read configuration file '\(path)'")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw SluiceError(.invalidConfig, "configuration file '\(path)' is not UTF-8")
+        }
+        return try parse(text, fileName: path)
+    }
+
+    public static func parse(_ text: String, fileName: String = "sluice.yml") throws(SluiceError) -> SluiceConfig {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let e as YamlError {
+            throw SluiceError(.invalidConfig, "not valid YAML: \(Self.describe(e))", at: SourceLocation(file: fileName))
+        } catch {
+            throw SluiceError(.invalidConfig, "not valid YAML", at: SourceLocation(file: fileName))
+        }
+        var config = SluiceConfig()
+        config.path = fileName
+        guard let root else { return config }
+        let r = NodeReader(file: fileName)
+        let top = try r.mapping(root, "the top level", allowed: ["database", "state_dir", "entities"])
+        if let db = top["database"] { config.database = try r.string(db, "database") }
+        if let sd = top["state_dir"] { config.stateDir = try r.string(sd, "state_dir") }
+        if let ents = top["entities"] {
+            guard case .mapping(let m) = ents else { throw r.error(ents, "entities must be a mapping of name to entity") }
+            for (k, v) in m {
+                let name = try r.string(k, "entity name")
+                config.entities[name] = try readEntity(name: name, v, r)
+            }
+        }
+        return config
+    }
+
+    static func describe(_ e: YamlError) -> String {
+        switch e {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):
+            return "\(context?.text ?? "") \(problem) at line \(mark.line), column \(mark.column)"
+        default:
+            return "\(e)"
+        }
+    }
+
+    static func readEntity(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> Entity {
+        let path = "entities.\(name)"
+        let m = try r.mapping(node, path, allowed: ["table", "primary_key", "mode", "op_column", "format", "csv", "columns"])
+        var columns: [ColumnSchema] = []
+        if let cols = m["columns"] { columns = try readColumns(cols, path + ".columns", r) }
+        var key: [String] = []
+        if let k = m["primary_key"] {
+            switch k {
+            case .scalar: key = [try r.string(k, path + ".primary_key")]
+            case .sequence(let s): key = try s.map { (n) throws(SluiceError) in try r.string(n, path + ".primary_key") }
+            default: throw r.error(k, "\(path).primary_key must be a column name or a list of them")
+            }
+        }
+        var mode: WriteMode? = nil
+        if let md = m["mode"] {
+            let s = try r.string(md, path + ".mode")
+            guard let parsed = WriteMode(rawValue: s) else { throw r.error(md, "\(path).mode: unknown mode '\(s)' (append, replace or merge)") }
+            mode = parsed
+        }
+        var format: SourceFormat? = nil
+        if let f = m["format"] {
+            let s = try r.string(f, path + ".format")
+            guard let parsed = SourceFormat(rawValue: s) else { throw r.error(f, "\(path).format: unknown format '\(s)' (csv, ndjson or json)") }
+            format = parsed
+        }
+        var csv = CSVDialect()
+        if let c = m["csv"] { csv = try readCSV(c, path + ".csv", r) }
+        let table = try m["table"].map { (n) throws(SluiceError) in try r.string(n, path + ".table") } ?? name
+        let opColumn = try m["op_column"].map { (n) throws(SluiceError) in try r.string(n, path + ".op_column") } ?? "op"
+        let entity = Entity(name: name, table: table, schema: TableSchema(columns: columns, primaryKey: key).normalized(),
+                            mode: mode, opColumn: opColumn, format: format, csv: csv)
+        do {
+            try SQLIdentifier.validate(table)
+            if !columns.isEmpty { try entity.schema.validate() }
+        } catch {
+            throw r.error(node, "\(path): \(error.message)")
+        }
+        return entity
+    }
+
+    static func readColumns(_ node: Node, _ path: String, _ r: NodeReader) throws(SluiceError) -> [ColumnSchema] {
+        var out: [ColumnSchema] = []
+        switch node {
+        case .sequence(let items):
+            for (i, item) in items.enumerated() {
+                let p = "\(path)[\(i)]"
+                let m = try r.mapping(item, p, allowed: ["name", "type", "nullable", "from"])
+                guard let n = m["name"] else { throw r.error(item, "\(p): a column needs a name") }
+                out.append(try readColumn(name: try r.string(n, p + ".name"), m, item, p, r))
+            }
+        case .mapping(let pairs):
+            // Short form: `name: type` or `name: {type: ..., from: ...}`.
+            for (k, v) in pairs {
+                let name = try r.string(k, path)
+                let p = "\(path).\(name)"
+                if case .scalar = v {
+                    out.append(ColumnSchema(name: name, type: try r.type(v, p), nullable: true))
+                } else {
+                    let m = try r.mapping(v, p, allowed: ["type", "nullable", "from"])
+                    out.append(try readColumn(name: name, m, v, p, r))
+                }
+            }
+        default:
+            throw r.error(node, "\(path) must be a list of columns or a mapping of name to type")
+        }
+        return out
+    }
+
+    static func readColumn(name: String, _ m: [String: Node], _ node: Node, _ p: String, _ r: NodeReader) throws(SluiceError) -> ColumnSchema {
+        guard let t = m["type"] else { throw r.error(node, "\(p): column '\(name)' needs a type") }
+        let nullable = try m["nullable"].map { (n) throws(SluiceError) in try r.bool(n, p + ".nullable") } ?? true
+        let from = try m["from"].map { (n) throws(SluiceError) in try r.string(n, p + ".from") }
+        return ColumnSchema(name: name, type: try r.type(t, p + ".type"), nullable: nullable, source: from)
+    }
+
+    static func readCSV(_ node: Node, _ path: String, _ r: NodeReader) throws(SluiceError) -> CSVDialect {
+        let m = try r.mapping(node, path, allowed: ["delimiter", "quote", "null", "header"])
+        var d = CSVDialect()
+        func byte(_ key: String) throws(SluiceError) -> UInt8? {
+            guard let n = m[key] else { return nil }
+            var s = try r.string(n, "\(path).\(key)")
+            if s == "\\t" || s == "tab" { s = "\t" }
+            guard s.utf8.count == 1, let b = s.utf8.first, b != 0x0A, b != 0x0D else {
+                throw r.error(n, "\(path).\(key) must be one ASCII character other than a newline")
+            }
+            return b
+        }
+        if let b = try byte("delimiter") { d.delimiter = b }
+        if let b = try byte("quote") { d.quote = b }
+        if let n = m["null"] { d.nullToken = try r.string(n, path + ".null") }
+        if let n = m["header"] { d.header = try r.bool(n, path + ".header") }
+        if d.delimiter == d.quote { throw r.error(node, "\(path): the quote and the delimiter must differ") }
+        return d
+    }
+}
+
+/// Small typed accessors over Yams nodes that fail with the node's position.
+struct NodeReader {
+    let file: String
+
+    func error(_ node: Node, _ message: String) -> SluiceError {
+        let line = node.mark.map { Int64($0.line) }
+        return SluiceError(.invalidConfig, message + (node.mark.map { " (column \($0.column))" } ?? ""), at: SourceLocation(file: file, line: line))
+    }
+
+    func mapping(_ node: Node, _ what: String, allowed: Set<String>) throws(SluiceError) -> [String: Node] {
+        guard case .mapping(let m) = node else { throw error(node, "\(what) must be a mapping") }
+        var out: [String: Node] = [:]
+        for (k, v) in m {
+            let key = try string(k, what)
+            guard allowed.contains(key) else {
+                throw error(k, "\(what): unknown key '\(key)' (expected one of: \(allowed.sorted().joined(separator: ", ")))")
+            }
+            out[key] = v
+        }
+        return out
+    }
+
+    func string(_ node: Node, _ what: String) throws(SluiceError) -> String {
+        guard case .scalar(let s) = node else { throw error(node, "\(what) must be a text value") }
+        return s.string
+    }
+
+    func bool(_ node: Node, _ what: String) throws(SluiceError) -> Bool {
+        guard let b = node.bool else { throw error(node, "\(what) must be true or false") }
+        return b
+    }
+
+    func type(_ node: Node, _ what: String) throws(SluiceError) -> ColumnType {
+        let s = try string(node, what)
+        guard let t = ColumnType(parsing: s) else {
+            throw error(node, "\(what): unknown column type '\(s)' (int64, float64, decimal(p,s), bool, text, date, timestamp, timestamptz, uuid, json, bytes)")
+        }
+        return t
+    }
+}

@@ -1,0 +1,91 @@
+public import SluiceCore
+import SluiceFormats
+public import SluiceSQLite
+public import SluiceConfig
+
+/// What a user asked for: files, an entity, and any overrides from the command line or
+/// an API request. Nil fields fall back to the entity's declaration, then to inference.
+public struct LoadRequest: Sendable {
+    public var files: [String]
+    public var entity: String
+    public var mode: WriteMode?
+    public var format: SourceFormat?
+    public var key: [String]?
+    public var table: String?
+    public var csv: CSVDialect?
+    /// Abort and roll back once more rows than this are rejected. Nil: no limit.
+    public var maxRejects: Int64?
+    /// Read and check everything, write nothing.
+    public var dryRun = false
+    public var limits = ReadLimits()
+    /// Rows sampled to infer a schema.
+    public var sampleRows = SchemaSampler.defaultRows
+
+    public init(files: [String], entity: String) {
+        self.files = files
+        self.entity = entity
+    }
+}
+
+/// A request resolved against `sluice.yml` and the target: the exact schema, key and
+/// mode the load will use, and the inspected input files.
+public struct LoadPlan: Sendable {
+    public var entity: Entity
+    public var mode: WriteMode
+    public var files: [InputFile]
+    /// True when the columns were inferred from the first file rather than declared.
+    public var inferred: Bool
+    public var request: LoadRequest
+}
+
+/// Resolves requests into plans. Pure except for reading the files' first bytes and the
+/// target's catalog.
+public enum LoadPlanner {
+    public static func plan(_ request: LoadRequest, config: SluiceConfig, target: SQLiteTarget?) throws(SluiceError) -> LoadPlan {
+        if request.files.isEmpty { throw SluiceError(.invalidArgument, "no input files") }
+        let declared = config.entity(request.entity)
+        var entity = declared ?? Entity(name: request.entity, schema: TableSchema(columns: []))
+        if let t = request.table { entity.table = t }
+        if let d = request.csv { entity.csv = d }
+        try SQLIdentifier.validate(entity.table)
+        let files = try request.files.map { (path) throws(SluiceError) in try InputFile.inspect(path: path, format: request.format ?? entity.format) }
+        let existing = try target?.schema(of: entity.table)
+
+        var key = request.key ?? entity.schema.primaryKey
+        if key.isEmpty, let existing { key = existing.primaryKey }
+        let mode = request.mode ?? entity.mode ?? (key.isEmpty ? .append : .merge)
+
+        var inferred = false
+        var columns = entity.schema.columns
+        if columns.isEmpty {
+            inferred = true
+            let first = files[0]
+            var exclude: Set<String> = []
+            if mode == .merge { exclude.insert(entity.opColumn) }
+            let sampled = try SchemaSampler.infer(source: try first.open(), format: first.format, dialect: entity.csv,
+                                                  rows: request.sampleRows, exclude: exclude, limits: request.limits, fileName: first.path)
+            if sampled.isEmpty { throw SluiceError(.invalidSchema, "found no columns to load", at: SourceLocation(file: first.path)) }
+            columns = sampled
+            if let existing, mode != .replace {
+                // The table's own types win; a file column the table lacks is an error.
+                var extra: [String] = []
+                columns = sampled.compactMap { c in
+                    guard var e = existing.column(named: c.name) else { extra.append(c.name); return nil }
+                    e.source = c.source
+                    return e
+                }
+                if !extra.isEmpty {
+                    throw SluiceError(.invalidSchema, "table '\(entity.table)' has no column \(extra.map { "'\($0)'" }.joined(separator: ", ")); declare the entity in sluice.yml or use --mode replace",
+                                      at: SourceLocation(file: first.path))
+                }
+            }
+        }
+        entity.schema = TableSchema(columns: columns, primaryKey: key).normalized()
+        do throws(SluiceError) {
+            try entity.validate(mode: mode)
+        } catch {
+            throw inferred ? error.inFile(files[0].path) : error
+        }
+        return LoadPlan(entity: entity, mode: mode, files: files, inferred: inferred, request: request)
+    }
+}

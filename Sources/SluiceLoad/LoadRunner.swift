@@ -1,0 +1,220 @@
+public import SluiceCore
+import SluiceFormats
+public import SluiceSQLite
+import Foundation
+
+/// Per-file figures of a load.
+public struct FileReport: Sendable, Codable, Hashable {
+    public var path: String
+    public var bytes: Int64
+    public var read: Int64
+    public var rejected: Int64
+    /// CSV of this file's rejected rows (source fields, `_line`, `_error`), if any.
+    public var rejectsFile: String?
+
+    enum CodingKeys: String, CodingKey {
+        case path, bytes, read, rejected
+        case rejectsFile = "rejects_file"
+    }
+}
+
+/// What a load did: exact counts, time, and where its summary and rejects are.
+public struct LoadReport: Sendable, Codable {
+    public var loadId: String
+    public var entity: String
+    public var table: String
+    public var mode: WriteMode
+    public var dryRun: Bool
+    /// Whether the columns were inferred from the file.
+    public var inferred: Bool
+    public var files: [FileReport] = []
+    public var stats = LoadStats()
+    public var seconds: Double = 0
+    /// Source fields that no column reads.
+    public var unusedFields: [String] = []
+    public var summaryPath: String?
+    /// Set when the load failed (and was rolled back).
+    public var error: String?
+
+    enum CodingKeys: String, CodingKey {
+        case loadId = "load_id", entity, table, mode
+        case dryRun = "dry_run", inferred, files, stats, seconds
+        case unusedFields = "unused_fields", summaryPath = "summary", error
+    }
+}
+
+/// A failed load: the error, and the report of what was read before it (nothing was written).
+public struct LoadFailure: Error, Sendable, CustomStringConvertible {
+    public var error: SluiceError
+    public var report: LoadReport
+    public var description: String { error.description }
+}
+
+/// Receives progress while a load runs (the CLI draws a bar or logs lines).
+public protocol LoadObserver: AnyObject {
+    /// Called after each batch: the file being read, bytes of it consumed, rows so far.
+    func loadProgress(file: InputFile, index: Int, of count: Int, bytes: Int64, rows: Int64, elapsed: Double)
+    /// Called when the load enters a phase that may take a while (`committing`).
+    func loadPhase(_ phase: String)
+}
+
+/// Runs a ``LoadPlan``: for each file a reader thread decodes batches into a small
+/// bounded queue while this thread writes them to the sink, so decoding and writing
+/// overlap and memory stays bounded. Everything commits in one transaction at the end.
+public final class LoadRunner {
+    let plan: LoadPlan
+    let target: SQLiteTarget?
+    let stateDir: String
+    public weak var observer: (any LoadObserver)?
+
+    public init(plan: LoadPlan, target: SQLiteTarget?, stateDir: String) {
+        self.plan = plan
+        self.target = target
+        self.stateDir = stateDir
+    }
+
+    static func makeLoadId(entity: String) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        let safe = String(entity.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" ? $0 : "_" }.prefix(40))
+        return "\(f.string(from: Date()))-\(safe)-\(String(UInt16.random(in: 0...UInt16.max), radix: 16))"
+    }
+
+    public func run() throws(LoadFailure) -> LoadReport {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let entity = plan.entity
+        var report = LoadReport(loadId: Self.makeLoadId(entity: entity.name), entity: entity.name, table: entity.table,
+                                mode: plan.mode, dryRun: plan.request.dryRun || target == nil, inferred: plan.inferred)
+        let dir = (stateDir as NSString).appendingPathComponent("loads/\(report.loadId)")
+        var sink: (any LoadSink)? = nil
+        do throws(SluiceError) {
+            if !report.dryRun, let target {
+                sink = try target.beginLoad(table: entity.table, schema: entity.schema, mode: plan.mode)
+            }
+            var unused: [String] = []
+            for (i, file) in plan.files.enumerated() {
+                let fr = try loadFile(file, index: i, sink: sink, dir: dir, report: &report, started: started, clock: clock)
+                report.files.append(fr.report)
+                for u in fr.unused where !unused.contains(u) { unused.append(u) }
+            }
+            report.unusedFields = unused
+            if let sink {
+                observer?.loadPhase("committing")
+                let counts = try sink.commit()
+                report.stats.inserted = counts.inserted
+                report.stats.updated = counts.updated
+                report.stats.deleted = counts.deleted
+                report.stats.skipped = report.stats.read - report.stats.rejected - counts.inserted - counts.updated - counts.deleted
+            }
+        } catch {
+            sink?.rollback()
+            report.seconds = (clock.now - started).seconds
+            report.error = error.description
+            report.stats.inserted = 0
+            report.stats.updated = 0
+            report.stats.deleted = 0
+            report.stats.skipped = 0
+            report.summaryPath = writeSummary(report, dir: dir)
+            throw LoadFailure(error: error, report: report)
+        }
+        report.seconds = (clock.now - started).seconds
+        report.summaryPath = writeSummary(report, dir: dir)
+        return report
+    }
+
+    /// Decodes one file on a reader thread and writes its batches here.
+    func loadFile(_ file: InputFile, index: Int, sink: (any LoadSink)?, dir: String, report: inout LoadReport,
+                  started: ContinuousClock.Instant, clock: ContinuousClock) throws(SluiceError) -> FileReport.WithUnused {
+        let progress = LoadProgress()
+        let spec = ReadSpec(schema: plan.entity.schema, opField: plan.mode == .merge ? plan.entity.opColumn : nil,
+                            limits: plan.request.limits, fileName: file.path)
+        let reader = try file.reader(spec: spec, dialect: plan.entity.csv, progress: progress)
+        let base = (file.path as NSString).lastPathComponent
+        let rejects = RejectsWriter(path: (dir as NSString).appendingPathComponent("\(index + 1)-\(base).rejects.csv"), header: reader.rejectFields)
+        var out = FileReport(path: file.path, bytes: 0, read: 0, rejected: 0, rejectsFile: nil)
+
+        let queue = BoundedQueue<Result<DecodedBatch, SluiceError>>(capacity: 3)
+        let done = DispatchSemaphore(value: 0)
+        let box = UncheckedBox(reader)
+        let thread = Thread {
+            defer { queue.close(); done.signal() }
+            while true {
+                do throws(SluiceError) {
+                    guard let b = try box.value.next() else { return }
+                    if !queue.push(.success(b)) { return }
+                } catch {
+                    queue.push(.failure(error))
+                    return
+                }
+            }
+        }
+        thread.stackSize = 4 << 20
+        thread.start()
+        defer {
+            queue.cancel()
+            done.wait()
+            try? rejects.close()  // a failure here is reported by the explicit close below
+        }
+
+        while let item = queue.pop() {
+            let decoded = try item.get()
+            out.read += Int64(decoded.rowsRead)
+            report.stats.read += Int64(decoded.rowsRead)
+            for r in decoded.rejects { try rejects.write(r) }
+            var rejected = Int64(decoded.rejects.count)
+            if let sink {
+                for s in try sink.write(decoded.batch) {
+                    try rejects.write(RowReject(line: s.line, reason: s.reason, fields: reader.sourceRecord(columnValues: s.values)))
+                    rejected += 1
+                }
+            }
+            out.rejected += rejected
+            report.stats.rejected += rejected
+            if let max = plan.request.maxRejects, report.stats.rejected > max {
+                try rejects.close()
+                throw SluiceError(.tooManyRejects, "more than \(max) rows rejected (see \(rejects.path)); nothing was written",
+                                  at: SourceLocation(file: file.path))
+            }
+            observer?.loadProgress(file: file, index: index, of: plan.files.count, bytes: progress.bytes,
+                                   rows: report.stats.read, elapsed: (clock.now - started).seconds)
+        }
+        try rejects.close()
+        out.bytes = progress.bytes
+        report.stats.bytes += progress.bytes
+        if rejects.count > 0 { out.rejectsFile = rejects.path }
+        return FileReport.WithUnused(report: out, unused: reader.unusedFields)
+    }
+
+    func writeSummary(_ report: LoadReport, dir: String) -> String? {
+        let path = (dir as NSString).appendingPathComponent("summary.json")
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        var r = report
+        r.summaryPath = path
+        guard let data = try? enc.encode(r),
+              (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)) != nil,
+              FileManager.default.createFile(atPath: path, contents: data) else { return nil }
+        return path
+    }
+}
+
+extension FileReport {
+    /// A file's report plus the source fields nothing read (reported once per load).
+    struct WithUnused {
+        var report: FileReport
+        var unused: [String]
+    }
+}
+
+/// Hands a non-Sendable value to the one thread that uses it next.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ v: T) { value = v }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,157 @@
+import VaporCSQLite
+public import SluiceCore
+
+/// A thin, synchronous wrapper over one sqlite3 connection (the C library bundled by
+/// sqlite-nio, so no system package is needed). Not thread-safe: one owner at a time.
+public final class SQLiteConnection {
+    let db: OpaquePointer
+    public let path: String
+
+    public init(path: String, readOnly: Bool = false) throws(SluiceError) {
+        var handle: OpaquePointer?
+        let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+        let rc = sqlite_nio_sqlite3_open_v2(path, &handle, flags | SQLITE_OPEN_NOMUTEX, nil)
+        guard rc == SQLITE_OK, let handle else {
+            let msg = handle.map { String(cString: sqlite_nio_sqlite3_errmsg($0)) } ?? "error \(rc)"
+            if let handle { sqlite_nio_sqlite3_close_v2(handle) }
+            throw SluiceError(.database, "cannot open SQLite database '\(path)': \(msg)")
+        }
+        db = handle
+        self.path = path
+        sqlite_nio_sqlite3_busy_timeout(db, 10_000)
+        sqlite_nio_sqlite3_extended_result_codes(db, 1)
+    }
+
+    deinit { sqlite_nio_sqlite3_close_v2(db) }
+
+    var lastError: String { String(cString: sqlite_nio_sqlite3_errmsg(db)) }
+
+    func error(_ rc: Int32, _ context: String) -> SluiceError {
+        let primary = rc & 0xFF
+        let code: SluiceError.Code = primary == SQLITE_CONSTRAINT ? .constraint : .database
+        return SluiceError(code, "\(context): \(lastError)")
+    }
+
+    /// Runs one or more statements that take no parameters and return no rows.
+    public func execute(_ sql: String) throws(SluiceError) {
+        let rc = sqlite_nio_sqlite3_exec(db, sql, nil, nil, nil)
+        guard rc == SQLITE_OK else { throw error(rc, "SQLite") }
+    }
+
+    public func prepare(_ sql: String) throws(SluiceError) -> SQLiteStatement {
+        var stmt: OpaquePointer?
+        let rc = sqlite_nio_sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else { throw error(rc, "SQLite cannot prepare a statement") }
+        return SQLiteStatement(stmt: stmt, connection: self)
+    }
+
+    /// Rows changed by the last INSERT, UPDATE or DELETE.
+    public var changes: Int64 { sqlite_nio_sqlite3_changes64(db) }
+
+    /// Runs a query and returns all its rows as values (for small metadata queries only).
+    public func query(_ sql: String, _ binds: [SQLiteValue] = []) throws(SluiceError) -> [[SQLiteValue]] {
+        let st = try prepare(sql)
+        for (i, b) in binds.enumerated() { st.bind(i + 1, b) }
+        var rows: [[SQLiteValue]] = []
+        while try st.step() { rows.append((0..<st.columnCount).map { st.value($0) }) }
+        return rows
+    }
+}
+
+/// A value as SQLite stores it.
+public enum SQLiteValue: Sendable, Hashable {
+    case null
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+    case blob([UInt8])
+
+    public var int: Int64? { if case .integer(let v) = self { v } else { nil } }
+    public var string: String? { if case .text(let v) = self { v } else { nil } }
+}
+
+/// A prepared statement. Values bound from batch buffers use SQLITE_STATIC: the caller
+/// keeps the buffers alive until `step` returns, so nothing is copied.
+public final class SQLiteStatement {
+    let stmt: OpaquePointer
+    let connection: SQLiteConnection
+
+    init(stmt: OpaquePointer, connection: SQLiteConnection) {
+        self.stmt = stmt
+        self.connection = connection
+    }
+
+    deinit { sqlite_nio_sqlite3_finalize(stmt) }
+
+    public var columnCount: Int { Int(sqlite_nio_sqlite3_column_count(stmt)) }
+
+    /// Steps once; true when a row is available. Resets automatically on done.
+    @discardableResult
+    public func step() throws(SluiceError) -> Bool {
+        let rc = sqlite_nio_sqlite3_step(stmt)
+        if rc == SQLITE_ROW { return true }
+        sqlite_nio_sqlite3_reset(stmt)
+        if rc == SQLITE_DONE { return false }
+        throw connection.error(rc, "SQLite")
+    }
+
+    /// Steps a statement that returns no rows, and resets it. Returns the result code
+    /// so that callers can treat constraint failures as per-row rejects.
+    @inline(__always)
+    func run() -> Int32 {
+        let rc = sqlite_nio_sqlite3_step(stmt)
+        sqlite_nio_sqlite3_reset(stmt)
+        return rc
+    }
+
+    public func clearBindings() { sqlite_nio_sqlite3_clear_bindings(stmt) }
+
+    @inline(__always) func bindNull(_ i: Int32) { sqlite_nio_sqlite3_bind_null(stmt, i) }
+    @inline(__always) func bind(_ i: Int32, int v: Int64) { sqlite_nio_sqlite3_bind_int64(stmt, i, v) }
+    @inline(__always) func bind(_ i: Int32, double v: Double) { sqlite_nio_sqlite3_bind_double(stmt, i, v) }
+
+    /// Binds text without copying; `p` must stay valid until the statement is stepped.
+    @inline(__always) func bind(_ i: Int32, staticText p: UnsafeRawBufferPointer) {
+        let ptr = p.baseAddress?.assumingMemoryBound(to: CChar.self) ?? Self.emptyString
+        sqlite_nio_sqlite3_bind_text(stmt, i, ptr, Int32(p.count), nil)
+    }
+
+    @inline(__always) func bind(_ i: Int32, staticBlob p: UnsafeRawBufferPointer) {
+        sqlite_nio_sqlite3_bind_blob(stmt, i, p.baseAddress ?? UnsafeRawPointer(Self.emptyString), Int32(p.count), nil)
+    }
+
+    /// A non-NULL pointer for empty text (a NULL pointer would bind SQL NULL).
+    static var emptyString: UnsafePointer<CChar> {
+        UnsafeRawPointer(("" as StaticString).utf8Start).assumingMemoryBound(to: CChar.self)
+    }
+
+    /// Binds a value, copying text and blobs (SQLITE_TRANSIENT).
+    public func bind(_ index: Int, _ v: SQLiteValue) {
+        let i = Int32(index)
+        let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+        switch v {
+        case .null: sqlite_nio_sqlite3_bind_null(stmt, i)
+        case .integer(let x): sqlite_nio_sqlite3_bind_int64(stmt, i, x)
+        case .real(let x): sqlite_nio_sqlite3_bind_double(stmt, i, x)
+        case .text(let s): sqlite_nio_sqlite3_bind_text(stmt, i, s, -1, transient)
+        case .blob(let b): b.withUnsafeBytes { _ = sqlite_nio_sqlite3_bind_blob(stmt, i, $0.baseAddress, Int32($0.count), transient) }
+        }
+    }
+
+    public func value(_ col: Int) -> SQLiteValue {
+        let c = Int32(col)
+        switch sqlite_nio_sqlite3_column_type(stmt, c) {
+        case SQLITE_INTEGER: return .integer(sqlite_nio_sqlite3_column_int64(stmt, c))
+        case SQLITE_FLOAT: return .real(sqlite_nio_sqlite3_column_double(stmt, c))
+        case SQLITE_TEXT:
+            let p = sqlite_nio_sqlite3_column_text(stmt, c)!
+            let n = Int(sqlite_nio_sqlite3_column_bytes(stmt, c))
+            return .text(String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self))
+        case SQLITE_BLOB:
+            let n = Int(sqlite_nio_sqlite3_column_bytes(stmt, c))
+            guard n > 0, let p = sqlite_nio_sqlite3_column_blob(stmt, c) else { return .blob([]) }
+            return .blob(Array(UnsafeRawBufferPointer(start: p, count: n)))
+        default: return .null
+        }
+    }
+}

@@ -1,0 +1,114 @@
+public import SluiceCore
+
+/// SQL text for the SQLite target, built by pure functions from validated schemas.
+/// Identifiers go through ``SQLIdentifier``; values are always bound, never spliced.
+public enum SQLiteSQL {
+    /// The storage class a logical type uses in a STRICT table.
+    public static func storageType(_ t: ColumnType) -> String {
+        switch t {
+        case .int64, .bool: "INTEGER"
+        case .float64: "REAL"
+        case .decimal, .text, .date, .timestamp, .timestamptz, .uuid, .json: "TEXT"
+        case .bytes: "BLOB"
+        }
+    }
+
+    static func q(_ name: String) -> String { SQLIdentifier.quoteValidated(name) }
+
+    static func list(_ names: [String], prefix: String = "") -> String {
+        names.map { prefix + q($0) }.joined(separator: ", ")
+    }
+
+    static func placeholders(_ n: Int) -> String {
+        (1...n).map { "?\($0)" }.joined(separator: ", ")
+    }
+
+    /// `CREATE TABLE` for a schema. A single integer key becomes the rowid alias.
+    public static func createTable(_ table: String, _ schema: TableSchema, ifNotExists: Bool = true) -> String {
+        let singleIntKey = schema.primaryKey.count == 1 && schema.column(named: schema.primaryKey[0])?.type == .int64
+        var defs = schema.columns.map { c -> String in
+            var d = "\(q(c.name)) \(storageType(c.type))"
+            if !c.nullable { d += " NOT NULL" }
+            if singleIntKey && c.name == schema.primaryKey[0] { d += " PRIMARY KEY" }
+            return d
+        }
+        if !schema.primaryKey.isEmpty && !singleIntKey { defs.append("PRIMARY KEY (\(list(schema.primaryKey)))") }
+        return "CREATE TABLE \(ifNotExists ? "IF NOT EXISTS " : "")\(q(table)) (\(defs.joined(separator: ", "))) STRICT"
+    }
+
+    public static func insert(_ table: String, _ schema: TableSchema, onConflictDoNothing: Bool = false) -> String {
+        let names = schema.columns.map(\.name)
+        var s = "INSERT INTO \(q(table)) (\(list(names))) VALUES (\(placeholders(names.count)))"
+        if onConflictDoNothing { s += " ON CONFLICT (\(list(schema.primaryKey))) DO NOTHING" }
+        return s
+    }
+
+    /// Parameters are the non-key columns in order, then the key columns.
+    public static func updateByKey(_ table: String, _ schema: TableSchema) -> String? {
+        let keys = schema.primaryKey
+        let others = schema.columns.map(\.name).filter { !keys.contains($0) }
+        if others.isEmpty { return nil }
+        let set = others.enumerated().map { "\(q($1)) = ?\($0 + 1)" }.joined(separator: ", ")
+        let whereClause = keys.enumerated().map { "\(q($1)) = ?\(others.count + $0 + 1)" }.joined(separator: " AND ")
+        return "UPDATE \(q(table)) SET \(set) WHERE \(whereClause)"
+    }
+
+    /// Parameters are the key columns in order.
+    public static func deleteByKey(_ table: String, _ schema: TableSchema) -> String {
+        let whereClause = schema.primaryKey.enumerated().map { "\(q($1)) = ?\($0 + 1)" }.joined(separator: " AND ")
+        return "DELETE FROM \(q(table)) WHERE \(whereClause)"
+    }
+
+    // MARK: Staged merge
+
+    public static let opColumn = "_sluice_op"
+    public static let lineColumn = "_sluice_line"
+
+    /// A keyed temp table: a later row for the same key replaces the earlier one, so the
+    /// stage holds exactly the last row per key (last-row-wins) in key order.
+    public static func createStage(_ stage: String, _ schema: TableSchema) -> String {
+        let defs = schema.columns.map { "\(q($0.name)) \(storageType($0.type))" }
+            + ["\(q(opColumn)) INTEGER NOT NULL", "\(q(lineColumn)) INTEGER NOT NULL", "PRIMARY KEY (\(list(schema.primaryKey)))"]
+        return "CREATE TEMP TABLE \(q(stage)) (\(defs.joined(separator: ", "))) STRICT"
+    }
+
+    /// Parameters: the columns in order, then op, then line.
+    public static func upsertStage(_ stage: String, _ schema: TableSchema) -> String {
+        let names = schema.columns.map(\.name) + [opColumn, lineColumn]
+        let keys = schema.primaryKey
+        let set = names.filter { !keys.contains($0) }.map { "\(q($0)) = excluded.\(q($0))" }.joined(separator: ", ")
+        return "INSERT INTO temp.\(q(stage)) (\(list(names))) VALUES (\(placeholders(names.count))) ON CONFLICT (\(list(keys))) DO UPDATE SET \(set)"
+    }
+
+    static func keyJoin(_ keys: [String], _ a: String, _ b: String) -> String {
+        keys.map { "\(a).\(q($0)) = \(b).\(q($0))" }.joined(separator: " AND ")
+    }
+
+    /// Updates keys that exist; `changes()` is the updated count.
+    public static func mergeUpdate(_ table: String, _ stage: String, _ schema: TableSchema) -> String? {
+        let keys = schema.primaryKey
+        let others = schema.columns.map(\.name).filter { !keys.contains($0) }
+        if others.isEmpty { return nil }
+        let set = others.map { "\(q($0)) = s.\(q($0))" }.joined(separator: ", ")
+        return "UPDATE main.\(q(table)) AS t SET \(set) FROM temp.\(q(stage)) AS s WHERE s.\(q(opColumn)) = 0 AND \(keyJoin(keys, "s", "t"))"
+    }
+
+    /// Counts keys that exist (used instead of the update when the table has only key columns).
+    public static func mergeCountExisting(_ table: String, _ stage: String, _ schema: TableSchema) -> String {
+        "SELECT count(*) FROM temp.\(q(stage)) AS s JOIN main.\(q(table)) AS t ON \(keyJoin(schema.primaryKey, "s", "t")) WHERE s.\(q(opColumn)) = 0"
+    }
+
+    /// Inserts keys that do not exist, in key order; `changes()` is the inserted count.
+    public static func mergeInsert(_ table: String, _ stage: String, _ schema: TableSchema) -> String {
+        let names = schema.columns.map(\.name)
+        return "INSERT INTO main.\(q(table)) (\(list(names))) SELECT \(list(names, prefix: "s.")) FROM temp.\(q(stage)) AS s "
+            + "WHERE s.\(q(opColumn)) = 0 AND NOT EXISTS (SELECT 1 FROM main.\(q(table)) AS t WHERE \(keyJoin(schema.primaryKey, "t", "s"))) "
+            + "ORDER BY \(list(schema.primaryKey, prefix: "s."))"
+    }
+
+    /// Deletes keys staged with op = delete; `changes()` is the deleted count.
+    public static func mergeDelete(_ table: String, _ stage: String, _ schema: TableSchema) -> String {
+        let keys = list(schema.primaryKey)
+        return "DELETE FROM main.\(q(table)) WHERE (\(keys)) IN (SELECT \(keys) FROM temp.\(q(stage)) WHERE \(q(opColumn)) = 1)"
+    }
+}

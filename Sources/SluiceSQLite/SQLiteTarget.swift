@@ -1,0 +1,118 @@
+import VaporCSQLite
+public import SluiceCore
+
+/// The embedded default target and store: one SQLite file (`./sluice.db` unless
+/// configured), opened in WAL mode so readers keep working while a load runs.
+public final class SQLiteTarget {
+    public let connection: SQLiteConnection
+    static let metaTable = "_sluice_tables"
+
+    /// Opens (creating if needed) the database at `path`.
+    public init(path: String, cacheMiB: Int = 32) throws(SluiceError) {
+        connection = try SQLiteConnection(path: path)
+        try connection.execute("""
+            PRAGMA journal_mode = WAL;
+            PRAGMA synchronous = NORMAL;
+            PRAGMA cache_size = -\(cacheMiB * 1024);
+            PRAGMA temp.cache_size = -\(cacheMiB * 1024);
+            CREATE TABLE IF NOT EXISTS \(Self.metaTable) (name TEXT PRIMARY KEY, schema TEXT NOT NULL) STRICT;
+            """)
+    }
+
+    public func tableExists(_ table: String) throws(SluiceError) -> Bool {
+        try !connection.query("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1", [.text(table)]).isEmpty
+    }
+
+    /// The schema of an existing table: as Sluice recorded it when it made the table,
+    /// else read from SQLite's catalog (declared types mapped to the nearest logical type).
+    public func schema(of table: String) throws(SluiceError) -> TableSchema? {
+        guard try tableExists(table) else { return nil }
+        let catalog = try catalogSchema(table)
+        if let text = try connection.query("SELECT schema FROM \(Self.metaTable) WHERE name = ?1", [.text(table)]).first?.first?.string,
+           let recorded = SchemaCodec.decode(text),
+           recorded.columns.map(\.name) == catalog.columns.map(\.name) {
+            return recorded
+        }
+        return catalog
+    }
+
+    func catalogSchema(_ table: String) throws(SluiceError) -> TableSchema {
+        let rows = try connection.query("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1)", [.text(table)])
+        var columns: [ColumnSchema] = []
+        var keys: [(Int64, String)] = []
+        for r in rows {
+            let name = r[0].string ?? ""
+            let declared = r[1].string ?? ""
+            columns.append(ColumnSchema(name: name, type: Self.logicalType(declared: declared), nullable: r[2].int == 0))
+            if let pk = r[3].int, pk > 0 { keys.append((pk, name)) }
+        }
+        return TableSchema(columns: columns, primaryKey: keys.sorted { $0.0 < $1.0 }.map(\.1))
+    }
+
+    /// SQLite's type-affinity rules, after trying the name as one of ours (`date`, `uuid`...).
+    static func logicalType(declared: String) -> ColumnType {
+        if let t = ColumnType(parsing: declared) { return t }
+        let d = declared.uppercased()
+        if d.contains("INT") { return .int64 }
+        if d.contains("CHAR") || d.contains("CLOB") || d.contains("TEXT") { return .text }
+        if d.contains("BLOB") { return .bytes }
+        if d.contains("REAL") || d.contains("FLOA") || d.contains("DOUB") { return .float64 }
+        return .text
+    }
+
+    func recordSchema(_ table: String, _ schema: TableSchema) throws(SluiceError) {
+        let st = try connection.prepare("INSERT INTO \(Self.metaTable) (name, schema) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET schema = excluded.schema")
+        st.bind(1, .text(table))
+        st.bind(2, .text(SchemaCodec.encode(schema)))
+        try st.step()
+    }
+
+    /// Starts a load into `table` (created from `schema` when missing) in one transaction.
+    public func beginLoad(table: String, schema: TableSchema, mode: WriteMode) throws(SluiceError) -> SQLiteLoad {
+        try SQLIdentifier.validate(table)
+        try schema.validate()
+        if mode == .merge && schema.primaryKey.isEmpty {
+            throw SluiceError(.invalidSchema, "merge into '\(table)' needs a primary key")
+        }
+        try connection.execute("BEGIN IMMEDIATE")
+        do {
+            return try SQLiteLoad(target: self, table: table, schema: schema, mode: mode)
+        } catch {
+            try? connection.execute("ROLLBACK")  // the error being thrown matters more
+            throw error
+        }
+    }
+}
+
+/// Schemas recorded in `_sluice_tables` as compact JSON.
+enum SchemaCodec {
+    static func encode(_ s: TableSchema) -> String {
+        let cols = s.columns.map { c in
+            JSONValue.object([
+                JSONMember(key: "name", value: .string(c.name)),
+                JSONMember(key: "type", value: .string(c.type.name)),
+                JSONMember(key: "nullable", value: .bool(c.nullable)),
+            ])
+        }
+        return JSONValue.object([
+            JSONMember(key: "columns", value: .array(cols)),
+            JSONMember(key: "primary_key", value: .array(s.primaryKey.map { .string($0) })),
+        ]).text
+    }
+
+    static func decode(_ text: String) -> TableSchema? {
+        guard let v = try? JSONParser.parse(text), case .array(let cols)? = v["columns"], case .array(let keys)? = v["primary_key"] else { return nil }
+        var columns: [ColumnSchema] = []
+        for c in cols {
+            guard case .string(let name)? = c["name"], case .string(let t)? = c["type"], let type = ColumnType(parsing: t),
+                  case .bool(let nullable)? = c["nullable"] else { return nil }
+            columns.append(ColumnSchema(name: name, type: type, nullable: nullable))
+        }
+        var pk: [String] = []
+        for k in keys {
+            guard case .string(let s) = k else { return nil }
+            pk.append(s)
+        }
+        return TableSchema(columns: columns, primaryKey: pk)
+    }
+}

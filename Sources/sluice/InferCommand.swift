@@ -1,0 +1,46 @@
+import ArgumentParser
+import SluiceConfig
+import SluiceCore
+import SluiceFormats
+import SluiceLoad
+import Foundation
+
+struct InferCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "infer",
+        abstract: "Print the entity inferred from a file, as YAML to paste into sluice.yml."
+    )
+
+    @Argument(help: "A CSV, NDJSON or JSON file (.gz accepted).")
+    var file: String
+
+    @Option(help: "Entity name (default: the file name without extensions).")
+    var name: String?
+
+    @Option(help: "Primary key column(s), comma-separated.")
+    var key: String?
+
+    @Option(help: "Input format: csv, ndjson or json (default: from the file name or content).")
+    var format: SourceFormat?
+
+    @Option(help: "Rows to sample.")
+    var rows: Int = SchemaSampler.defaultRows
+
+    @OptionGroup var csv: CSVOptions
+
+    func run() throws {
+        do {
+            let input = try InputFile.inspect(path: file, format: format)
+            let dialect = try csv.apply(to: CSVDialect())
+            let columns = try SchemaSampler.infer(source: try input.open(), format: input.format, dialect: dialect, rows: rows, fileName: file)
+            var base = (file as NSString).lastPathComponent
+            while let dot = base.lastIndex(of: "."), dot != base.startIndex { base = String(base[..<dot]) }
+            let keys = key.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? []
+            let entity = Entity(name: name ?? base, schema: TableSchema(columns: columns, primaryKey: keys).normalized(), csv: dialect)
+            try entity.schema.validate()
+            print(EntityYAML.render(entity, format: input.format), terminator: "")
+        } catch let e as SluiceError {
+            throw fail(e.description)
+        }
+    }
+}

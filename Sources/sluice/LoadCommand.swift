@@ -1,0 +1,98 @@
+import ArgumentParser
+import SluiceConfig
+import SluiceCore
+import SluiceLoad
+import SluiceSQLite
+import Foundation
+
+struct LoadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Load files into an entity's table in one transaction.",
+        discussion: """
+            Without a declaration in sluice.yml the columns are inferred from the first file \
+            and the table is created. In merge mode a row whose op field (default `op`) is D \
+            deletes its key, and when a key appears twice the last row wins. Rejected rows \
+            go to a CSV beside the load's summary under .sluice/loads/.
+            """
+    )
+
+    @Argument(help: "Files to load (CSV, NDJSON or JSON; .gz accepted).")
+    var files: [String]
+
+    @Option(name: .long, help: "Entity (declared in sluice.yml, or the table name to create).")
+    var into: String
+
+    @Option(help: "Write mode: append, replace or merge (default: the entity's, else merge when there is a key).")
+    var mode: WriteMode?
+
+    @Option(help: "Input format: csv, ndjson or json (default: from the file name or content).")
+    var format: SourceFormat?
+
+    @Option(help: "Primary key column(s), comma-separated, when not declared.")
+    var key: String?
+
+    @Option(help: "Target table (default: the entity's).")
+    var table: String?
+
+    @Option(help: "Abort and roll back when more rows than this are rejected.")
+    var maxRejects: Int64?
+
+    @Option(help: "Longest record accepted, in bytes.")
+    var maxRecordBytes: Int = ReadLimits().maxRecordBytes
+
+    @Option(help: "Rows per batch.")
+    var batchRows: Int = ReadLimits().batchRows
+
+    @Flag(help: "Read and check the files; write nothing.")
+    var dryRun = false
+
+    @Flag(help: "Print the summary as JSON.")
+    var json = false
+
+    @Flag(help: "No progress output.")
+    var quiet = false
+
+    @OptionGroup var shared: SharedOptions
+    @OptionGroup var csv: CSVOptions
+
+    func validate() throws {
+        if batchRows < 1 { throw ValidationError("--batch-rows must be at least 1") }
+        if maxRecordBytes < 64 { throw ValidationError("--max-record-bytes must be at least 64") }
+        if let m = maxRejects, m < 0 { throw ValidationError("--max-rejects cannot be negative") }
+    }
+
+    func run() throws {
+        let config: SluiceConfig
+        do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
+        var request = LoadRequest(files: files, entity: into)
+        request.mode = mode
+        request.format = format
+        request.key = key.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+        request.table = table
+        request.maxRejects = maxRejects
+        request.dryRun = dryRun
+        request.limits = ReadLimits(maxRecordBytes: maxRecordBytes, batchRows: batchRows)
+        if csv.isSet { request.csv = try csv.apply(to: config.entity(into)?.csv ?? CSVDialect()) }
+
+        let display = ProgressDisplay(enabled: !quiet)
+        do {
+            let target = dryRun ? nil : try SQLiteTarget(path: config.database)
+            let plan = try LoadPlanner.plan(request, config: config, target: target ?? (try? SQLiteTarget(path: config.database)))
+            let runner = LoadRunner(plan: plan, target: target, stateDir: config.stateDir)
+            runner.observer = display
+            let report = try runner.run()
+            display.finish()
+            print(json ? Summary.json(report) : Summary.text(report))
+        } catch let e as LoadFailure {
+            display.finish()
+            if json { print(Summary.json(e.report)) }
+            var msg = e.error.description
+            if let rf = e.report.files.compactMap(\.rejectsFile).first { msg += " (rejected rows: \(rf))" }
+            throw fail(msg + "; the table was not changed")
+        } catch let e as SluiceError {
+            display.finish()
+            throw fail(e.description)
+        }
+    }
+}

@@ -1,0 +1,71 @@
+public import ArgumentParser
+import SluiceConfig
+import SluiceCore
+import Foundation
+
+/// Options every command shares: where the configuration and the database are.
+struct SharedOptions: ParsableArguments {
+    @Option(name: .long, help: "Configuration file (default: $SLUICE_CONFIG, else ./sluice.yml if present).")
+    var config: String?
+
+    @Option(name: .long, help: "SQLite database file (default: $SLUICE_DATABASE, else the config's, else ./sluice.db).")
+    var database: String?
+
+    /// The configuration in effect: the named file, or ./sluice.yml, or defaults.
+    func loadConfig() throws -> SluiceConfig {
+        let env = ProcessInfo.processInfo.environment
+        var cfg: SluiceConfig
+        if let path = config ?? env["SLUICE_CONFIG"] {
+            cfg = try ConfigReader.load(path: path)
+        } else if FileManager.default.fileExists(atPath: "sluice.yml") {
+            cfg = try ConfigReader.load(path: "sluice.yml")
+        } else {
+            cfg = SluiceConfig()
+        }
+        if let db = database ?? env["SLUICE_DATABASE"] { cfg.database = db }
+        return cfg
+    }
+}
+
+/// CSV dialect overrides from the command line.
+struct CSVOptions: ParsableArguments {
+    @Option(help: "CSV field delimiter (one character; 'tab' for tab).")
+    var delimiter: String?
+
+    @Option(help: "CSV quote character.")
+    var quote: String?
+
+    @Option(name: .customLong("null"), help: "Unquoted CSV text that means NULL (default: empty).")
+    var nullToken: String?
+
+    @Flag(help: "The CSV file has no header line; columns are matched by position.")
+    var noHeader = false
+
+    var isSet: Bool { delimiter != nil || quote != nil || nullToken != nil || noHeader }
+
+    func apply(to base: CSVDialect) throws -> CSVDialect {
+        var d = base
+        func byte(_ s: String, _ what: String) throws -> UInt8 {
+            let v = s == "tab" || s == "\\t" ? "\t" : s
+            guard v.utf8.count == 1, let b = v.utf8.first, b != 0x0A, b != 0x0D else {
+                throw ValidationError("--\(what) must be one ASCII character other than a newline")
+            }
+            return b
+        }
+        if let s = delimiter { d.delimiter = try byte(s, "delimiter") }
+        if let s = quote { d.quote = try byte(s, "quote") }
+        if let s = nullToken { d.nullToken = s }
+        if noHeader { d.header = false }
+        if d.delimiter == d.quote { throw ValidationError("the quote and the delimiter must differ") }
+        return d
+    }
+}
+
+extension SourceFormat: ExpressibleByArgument {}
+extension WriteMode: ExpressibleByArgument {}
+
+/// Prints one clear error line and exits non-zero.
+func fail(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    return ExitCode(1)
+}
