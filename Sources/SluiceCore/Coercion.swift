@@ -393,7 +393,8 @@ public enum Coercion {
                 i += 1
             }
             if fd == 0 { return nil }
-            for _ in fd..<6 where fd < 6 { frac *= 10 }
+            var scaleUp = fd
+            while scaleUp < 6 { frac *= 10; scaleUp += 1 }
             if roundUp { frac += 1 }
         }
         micros += Int64(hh * 3600 + mm * 60 + ss) * 1_000_000 + frac

@@ -32,6 +32,7 @@ public final class CSVBatchReader: BatchReader {
             case .tooLong, .end: names = spec.schema.columns.indices.map { "column_\($0 + 1)" }
             }
         }
+        decoder.skipBlankLines = names.count > 1
         self.decoder = decoder
         self.sourceFields = names
         self.expectedFields = names.count

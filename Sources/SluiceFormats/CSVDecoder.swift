@@ -35,6 +35,9 @@ public final class CSVDecoder {
     /// Lookup table: bytes that end an unquoted run (delimiter, quote, CR, LF).
     let special: [Bool]
     var bomChecked = false
+    /// Whether an empty line is skipped. A reader of a one-column file turns this off:
+    /// there an empty line is a row whose only value is NULL (as in PostgreSQL).
+    public var skipBlankLines = true
     var nextLine: Int64 = 1
     /// First physical line (1-based) of the current record.
     public private(set) var line: Int64 = 0
@@ -107,9 +110,12 @@ public final class CSVDecoder {
                     fields.append(Field(start: fieldStart, end: i, quoted: quoted, needsUnescape: unescape))
                     return .complete(next: i + 1 < end && base[i + 1] == 0x0A ? i + 2 : i + 1, newlines: newlines)
                 }
-                // An opening quote. One that does not start the field, or a second quoted
-                // section, needs the general unescape (PostgreSQL concatenates them).
-                if i != fieldStart || quoted { unescape = true }
+                // A quote opens a quoted section only at the start of a field; elsewhere it
+                // is an ordinary character (as Python's csv, pandas and Excel read it).
+                if i != fieldStart {
+                    i &+= 1
+                    continue
+                }
                 quoted = true
                 i &+= 1
                 while true {
@@ -125,6 +131,7 @@ public final class CSVDecoder {
                     i &+= 1
                     break
                 }
+                // Text after the closing quote is kept ("ab"c reads as abc).
                 if i < end {
                     let n = base[i]
                     if n != delim && n != 0x0A && n != 0x0D { unescape = true }
@@ -152,9 +159,11 @@ public final class CSVDecoder {
             case .complete(let next, let newlines):
                 line = nextLine
                 nextLine += Int64(1 + newlines)
+                let length = next - window.start
                 window.consume(to: next)
+                if length > maxRecordBytes { return .tooLong(bytes: length) }
                 let blank = fields.count == 1 && fields[0].start == fields[0].end && !fields[0].quoted
-                if blank { continue }
+                if blank && skipBlankLines { continue }
                 return .record
             case .empty:
                 return .end
@@ -180,14 +189,17 @@ public final class CSVDecoder {
         }
     }
 
-    /// Discards the rest of an over-long record. Quote parity tells whether we are inside
-    /// a quoted field (a doubled quote toggles twice), so no per-field state is needed.
+    /// Discards the rest of an over-long record, re-reading it from its start with the
+    /// same quoting rules as ``scan(from:into:)`` but without keeping any bytes.
     func skipLongRecord() throws(SluiceError) -> Int {
+        var atFieldStart = true
         var inQuote = false
+        var quoteSeen = false  // a quote inside a quoted field: closing, or the first of a pair
         var newlines = 0
         var total = 0
         var pendingCR = false
         let quote = dialect.quote
+        let delim = dialect.delimiter
         while true {
             let base = window.base
             var i = window.start
@@ -195,29 +207,35 @@ public final class CSVDecoder {
             while i < end {
                 let c = base[i]
                 if pendingCR {
-                    // A CR ended the record; swallow a following LF.
                     window.consume(to: c == 0x0A ? i + 1 : i)
                     nextLine += Int64(1 + newlines)
                     return total
                 }
-                if c == quote {
-                    inQuote.toggle()
-                } else if c == 0x0A {
-                    if !inQuote {
-                        window.consume(to: i + 1)
-                        nextLine += Int64(1 + newlines)
-                        return total + 1
+                if inQuote {
+                    if quoteSeen {
+                        quoteSeen = false
+                        if c != quote { inQuote = false; continue }  // re-examine c outside the quotes
+                    } else if c == quote {
+                        quoteSeen = true
+                    } else if c == 0x0A {
+                        newlines += 1
                     }
-                    newlines += 1
-                } else if c == 0x0D && !inQuote {
+                } else if c == 0x0A {
+                    window.consume(to: i + 1)
+                    nextLine += Int64(1 + newlines)
+                    return total + 1
+                } else if c == 0x0D {
                     pendingCR = true
+                } else if c == quote && atFieldStart {
+                    inQuote = true
                 }
+                atFieldStart = !inQuote && c == delim
                 i += 1
                 total += 1
             }
             window.discardAll()
             if !(try fillWindow()) {
-                if inQuote {
+                if inQuote && !quoteSeen {
                     throw SluiceError(.unterminatedQuote, "a quoted field opened on this line is never closed",
                                       at: SourceLocation(file: fileName, line: line))
                 }
@@ -271,17 +289,19 @@ public final class CSVDecoder {
         scratch.removeAll(keepingCapacity: true)
         let base = window.base
         let quote = dialect.quote
-        var inQuote = false
-        var k = f.start
+        // The field starts with a quote (it is quoted); a doubled quote inside is one
+        // quote, and the closing quote ends the quoted part.
+        var inQuote = true
+        var k = f.start + 1
         while k < f.end {
             let c = base[k]
-            if c == quote {
-                if inQuote && k + 1 < f.end && base[k + 1] == quote {
+            if inQuote && c == quote {
+                if k + 1 < f.end && base[k + 1] == quote {
                     scratch.append(quote)
                     k += 2
                     continue
                 }
-                inQuote.toggle()
+                inQuote = false
             } else {
                 scratch.append(c)
             }

@@ -127,6 +127,7 @@ public final class JSONFramer {
             recordStart = window.start
             recordEnd = end
             window.consume(to: min(i + 1, window.end))
+            if recordEnd - recordStart > maxRecordBytes { return .tooLong(bytes: recordEnd - recordStart) }
             // Blank lines are skipped.
             var k = recordStart
             while k < recordEnd, base[k] == 0x20 || base[k] == 0x09 { k += 1 }
@@ -174,6 +175,7 @@ public final class JSONFramer {
                 recordEnd = end
                 nextLine += Int64(newlines)
                 window.consume(to: end)
+                if end - recordStart > maxRecordBytes { return .tooLong(bytes: end - recordStart) }
                 return .record
             case .incomplete:
                 if window.available >= maxRecordBytes {

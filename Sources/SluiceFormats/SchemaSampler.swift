@@ -30,6 +30,7 @@ public enum SchemaSampler {
             names = []
         }
         observers = Array(repeating: TypeObserver(), count: names.count)
+        decoder.skipBlankLines = names.count != 1
         while seen < rows {
             let event = try decoder.next()
             guard event == .record else { if event == .end { break } else { continue } }
