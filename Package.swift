@@ -80,6 +80,7 @@ let package = Package(
         ),
         .testTarget(name: "SluiceSQLiteTests", dependencies: ["SluiceSQLite"], swiftSettings: strict),
         .testTarget(name: "SluiceLoadTests", dependencies: ["SluiceLoad"], swiftSettings: strict),
-        .testTarget(name: "SluiceCLITests", dependencies: ["SluiceLoad"], swiftSettings: strict),
+        // Runs the built `sluice` binary (the dependency makes SwiftPM build it first).
+        .testTarget(name: "SluiceCLITests", dependencies: ["sluice"], swiftSettings: strict),
     ]
 )

@@ -1,0 +1,140 @@
+import Testing
+import Foundation
+
+/// Runs the real `sluice` binary (built next to this test bundle) in a scratch folder.
+struct CLI {
+    let dir: String
+
+    init() throws {
+        dir = NSTemporaryDirectory() + "sluice-cli-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    static var binary: String {
+        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [here.appendingPathComponent("sluice").path,
+                          here.deletingLastPathComponent().appendingPathComponent("sluice").path] where FileManager.default.isExecutableFile(atPath: candidate) {
+            return candidate
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".build/debug/sluice").path
+    }
+
+    @discardableResult
+    func write(_ name: String, _ text: String) -> String {
+        FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(text.utf8))
+        return dir + "/" + name
+    }
+
+    func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: dir)
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    func sqlite(_ sql: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["sqlite3", dir + "/sluice.db", sql]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: o, as: UTF8.self)
+    }
+
+    func json(_ text: String) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
+    }
+}
+
+@Suite(.serialized) struct CLITests {
+    @Test func loadsInfersAndMergesWithExactCounts() throws {
+        let cli = try CLI()
+        cli.write("base.csv", "id,valor,referencia,category\n1,10.5,abc,A\n2,20.25,\"d,e\",B\n3,30,x,C\n")
+        let r1 = try cli.run(["load", "base.csv", "--into", "registros", "--key", "id"])
+        #expect(r1.status == 0, "\(r1.err)")
+        #expect(r1.out.contains("inserted  3"))
+        cli.write("changes.csv", "id,valor,referencia,category,op\n1,11,abc,A,U\n2,,,,D\n4,40,y,D,I\n4,41,y,D,U\n9,,,,D\n5,oops,z,E,I\n")
+        let r2 = try cli.run(["load", "changes.csv", "--into", "registros", "--json"])
+        #expect(r2.status == 0, "\(r2.err)")
+        let stats = try #require(try cli.json(r2.out)["stats"] as? [String: Int])
+        #expect(stats["read"] == 6 && stats["inserted"] == 1 && stats["updated"] == 1 && stats["deleted"] == 1)
+        #expect(stats["rejected"] == 1 && stats["skipped"] == 2)
+        #expect(try cli.sqlite("SELECT id, valor, referencia FROM registros ORDER BY id") == "1|11.0|abc\n3|30.0|x\n4|41.0|y\n")
+        let files = try #require(try cli.json(r2.out)["files"] as? [[String: Any]])
+        let rejects = try #require(files.first?["rejects_file"] as? String)
+        let text = try String(contentsOfFile: cli.dir + "/" + rejects, encoding: .utf8)
+        #expect(text == "id,valor,referencia,category,op,_line,_error\n5,oops,z,E,I,7,column 'valor': invalid float64 value 'oops'\n")
+    }
+
+    @Test func failuresExitNonZeroWithOneClearMessageAndChangeNothing() throws {
+        let cli = try CLI()
+        cli.write("a.csv", "id,n\n1,1\n")
+        #expect(try cli.run(["load", "a.csv", "--into", "t", "--key", "id"]).status == 0)
+        cli.write("bad.csv", "id,n\n2,2\n3,\"never closed\n4,4\n")
+        let r = try cli.run(["load", "bad.csv", "--into", "t"])
+        #expect(r.status == 1)
+        #expect(r.err.hasPrefix("error: bad.csv:3: a quoted field opened on this line is never closed"))
+        #expect(r.err.split(separator: "\n").count == 1)
+        #expect(try cli.sqlite("SELECT count(*) FROM t") == "1\n")
+        cli.write("rej.csv", "id,n\n5,x\n6,6\n")
+        let m = try cli.run(["load", "rej.csv", "--into", "t", "--max-rejects", "0"])
+        #expect(m.status == 1)
+        #expect(m.err.contains("more than 0 rows rejected"))
+        #expect(try cli.sqlite("SELECT count(*) FROM t") == "1\n")
+        let missing = try cli.run(["load", "nope.csv", "--into", "t"])
+        #expect(missing.status == 1 && missing.err.hasPrefix("error: nope.csv: cannot open"))
+        let usage = try cli.run(["load", "a.csv"])
+        #expect(usage.status != 0 && usage.err.contains("--into"))
+    }
+
+    @Test func inferPrintsYAMLThatLoadAccepts() throws {
+        let cli = try CLI()
+        cli.write("people.csv", "id,name,born,score\n1,Ana,1990-05-01,9.5\n2,Bo,,7\n")
+        let r = try cli.run(["infer", "people.csv", "--key", "id"])
+        #expect(r.status == 0)
+        #expect(r.out == """
+            entities:
+              people:
+                primary_key: [id]
+                format: csv
+                columns:
+                  - {name: id, type: int64, nullable: false}
+                  - {name: name, type: text}
+                  - {name: born, type: date}
+                  - {name: score, type: float64}
+
+            """)
+        cli.write("sluice.yml", r.out.replacingOccurrences(of: "type: float64", with: "type: \"decimal(5,1)\""))
+        let l = try cli.run(["load", "people.csv", "--into", "people"])
+        #expect(l.status == 0, "\(l.err)")
+        #expect(try cli.sqlite("SELECT score, born FROM people ORDER BY id") == "9.5|1990-05-01\n7.0|\n")
+        cli.write("sluice.yml", "entities:\n  people:\n    colums: []\n")
+        let bad = try cli.run(["load", "people.csv", "--into", "people"])
+        #expect(bad.status == 1 && bad.err.hasPrefix("error: sluice.yml:3: entities.people: unknown key 'colums'"))
+    }
+
+    @Test func gzipAndJSONInputs() throws {
+        let cli = try CLI()
+        cli.write("o.ndjson", "{\"id\": 1, \"customer\": {\"city\": \"Recife\"}}\n{\"id\": 2, \"customer\": null}\n")
+        let gz = Process()
+        gz.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        gz.arguments = ["gzip", "-k", cli.dir + "/o.ndjson"]
+        try gz.run()
+        gz.waitUntilExit()
+        let r = try cli.run(["load", "o.ndjson.gz", "--into", "orders", "--key", "id", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(try cli.sqlite("SELECT id, customer FROM orders ORDER BY id") == "1|{\"city\":\"Recife\"}\n2|\n")
+    }
+}
