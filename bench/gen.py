@@ -4,9 +4,17 @@
 base.csv     id (bigint), valor (double), referencia (10-char text), category (A-E)
 changes.csv  the same plus `op`: 50% updates and 10% deletes of existing keys, 40% new
              keys, and 2% of the rows naming a key a second time (the later row wins).
-expected.json  the exact counts a correct merge of changes.csv on top of base.csv gives.
+expected.json  the exact counts a correct merge of changes.csv on top of base.csv gives, and
+             SHA-256 digests of the exact tables (rows ordered by id) after each load.
 """
-import argparse, json, os, random
+
+def digest(rows):
+    """Digest of (id, valor, referencia, category) rows in id order, as bench.py reads them."""
+    h = hashlib.sha256()
+    for row in rows:
+        h.update(repr(row).encode())
+    return h.hexdigest()
+import argparse, hashlib, json, os, random
 
 def ref(r):
     return "%010x" % r.getrandbits(40)
@@ -22,15 +30,24 @@ def main():
     r = random.Random(a.seed)
     n = a.rows
     cats = "ABCDE"
+    keep = not a.base_only
+    table = {}
+    h = hashlib.sha256()
     with open(os.path.join(a.out, "base.csv"), "w") as f:
         f.write("id,valor,referencia,category\n")
         buf = []
         for i in range(n):
-            buf.append("%d,%r,%s,%s\n" % (i, r.random() * 100, ref(r), cats[r.randrange(5)]))
+            row = (i, r.random() * 100, ref(r), cats[r.randrange(5)])
+            h.update(repr(row).encode())
+            if keep: table[i] = row
+            buf.append("%d,%r,%s,%s\n" % row)
             if len(buf) >= 100_000:
                 f.write("".join(buf)); buf.clear()
         f.write("".join(buf))
+    base_digest = h.hexdigest()
     if a.base_only:
+        with open(os.path.join(a.out, "expected.json"), "w") as f:
+            json.dump({"base_rows": n, "base_digest": base_digest}, f, indent=1)
         return
     ids = r.sample(range(n), int(n * 0.6))
     updates = ids[: int(n * 0.5)]
@@ -68,13 +85,17 @@ def main():
         for k, op in out:
             if op == "D":
                 buf.append("%d,,,,D\n" % k)
+                table.pop(k, None)
             else:
-                buf.append("%d,%r,%s,%s,%s\n" % (k, r.random() * 100, ref(r), cats[r.randrange(5)], op))
+                row = (k, r.random() * 100, ref(r), cats[r.randrange(5)])
+                table[k] = row
+                buf.append("%d,%r,%s,%s,%s\n" % (row + (op,)))
             if len(buf) >= 100_000:
                 f.write("".join(buf)); buf.clear()
         f.write("".join(buf))
     with open(os.path.join(a.out, "expected.json"), "w") as f:
-        json.dump({"base_rows": n, "changes": exp}, f, indent=1)
+        json.dump({"base_rows": n, "base_digest": base_digest, "changes": exp,
+                   "changes_digest": digest(table[k] for k in sorted(table))}, f, indent=1)
 
 if __name__ == "__main__":
     main()

@@ -28,7 +28,14 @@ public enum ConfigReader {
         guard let text = String(data: data, encoding: .utf8) else {
             throw SluiceError(.invalidConfig, "configuration file '\(path)' is not UTF-8")
         }
-        return try parse(text, fileName: path)
+        var config = try parse(text, fileName: path)
+        // Relative paths in the file are relative to the file, not to the working directory.
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty {
+            if !config.database.hasPrefix("/") && !config.database.contains("://") { config.database = (dir as NSString).appendingPathComponent(config.database) }
+            if !config.stateDir.hasPrefix("/") { config.stateDir = (dir as NSString).appendingPathComponent(config.stateDir) }
+        }
+        return config
     }
 
     public static func parse(_ text: String, fileName: String = "sluice.yml") throws(SluiceError) -> SluiceConfig {

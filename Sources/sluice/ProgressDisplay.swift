@@ -9,6 +9,8 @@ final class ProgressDisplay: LoadObserver {
     let tty: Bool
     var lastDraw: Double = -1
     var drewBar = false
+    /// Whether a progress line was written (short loads print no phase lines either).
+    var wroteAny = false
 
     init(enabled: Bool) {
         self.enabled = enabled
@@ -39,10 +41,11 @@ final class ProgressDisplay: LoadObserver {
             write(String(format: "%@%@: %@ rows, %.1f MB of %.1f MB, %.1f MB/s\n", head, name, Self.group(rows), mb,
                          Double(file.size) / 1_048_576, rate))
         }
+        wroteAny = true
     }
 
     func loadPhase(_ phase: String) {
-        guard enabled else { return }
+        guard enabled, wroteAny else { return }
         if tty { write("\r\u{1B}[K\(phase)...") ; drewBar = true } else { write("\(phase)...\n") }
     }
 
