@@ -67,19 +67,21 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Helpers shared by the test targets (scratch folders, seeded randomness).
+        .target(name: "SluiceTesting", swiftSettings: strict),
         .testTarget(
             name: "SluiceCoreTests",
-            dependencies: ["SluiceCore", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: ["SluiceCore", "SluiceTesting", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "SluiceFormatsTests",
-            dependencies: ["SluiceFormats", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: ["SluiceFormats", "SluiceTesting", .product(name: "PropertyBased", package: "swift-property-based")],
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
-        .testTarget(name: "SluiceSQLiteTests", dependencies: ["SluiceSQLite"], swiftSettings: strict),
-        .testTarget(name: "SluiceLoadTests", dependencies: ["SluiceLoad"], swiftSettings: strict),
+        .testTarget(name: "SluiceSQLiteTests", dependencies: ["SluiceSQLite", "SluiceTesting"], swiftSettings: strict),
+        .testTarget(name: "SluiceLoadTests", dependencies: ["SluiceLoad", "SluiceTesting"], swiftSettings: strict),
         // Runs the built `sluice` binary (the dependency makes SwiftPM build it first).
         .testTarget(name: "SluiceCLITests", dependencies: ["sluice"], swiftSettings: strict),
     ]

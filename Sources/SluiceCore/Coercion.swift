@@ -20,8 +20,7 @@ public enum Coercion {
         let n = b.count
         if n == 0 { return nil }
         var i = 0
-        var neg = false
-        if b[0] == UInt8(ascii: "-") { neg = true; i = 1 } else if b[0] == UInt8(ascii: "+") { i = 1 }
+        let neg = readSign(b, &i)
         if i == n { return nil }
         var acc: UInt64 = 0
         var digits = 0
@@ -50,6 +49,31 @@ public enum Coercion {
         return Int64(acc)
     }
 
+    /// Reads an optional `+`/`-` at `i`; returns whether it was a minus.
+    @inline(__always) static func readSign(_ b: UnsafeRawBufferPointer, _ i: inout Int) -> Bool {
+        guard i < b.count else { return false }
+        if b[i] == UInt8(ascii: "-") { i += 1; return true }
+        if b[i] == UInt8(ascii: "+") { i += 1 }
+        return false
+    }
+
+    /// Reads an optional exponent (`e10`, `E-3`) at `i`. Returns 0 when there is none, nil
+    /// when an `e` has no digits. Huge exponents saturate (the caller range-checks).
+    @inline(__always) static func readExponent(_ b: UnsafeRawBufferPointer, _ i: inout Int) -> Int? {
+        guard i < b.count, b[i] | 0x20 == UInt8(ascii: "e") else { return 0 }
+        i += 1
+        let negative = readSign(b, &i)
+        var e = 0
+        var digits = 0
+        while i < b.count, b[i] &- 48 <= 9 {
+            if e < 100_000 { e = e * 10 + Int(b[i] &- 48) }
+            digits += 1
+            i += 1
+        }
+        if digits == 0 { return nil }
+        return negative ? -e : e
+    }
+
     // MARK: Floating point
 
     @usableFromInline static let exactPowers: [Double] = [
@@ -64,8 +88,7 @@ public enum Coercion {
         let n = b.count
         if n == 0 { return nil }
         var i = 0
-        var neg = false
-        if b[0] == UInt8(ascii: "-") { neg = true; i = 1 } else if b[0] == UInt8(ascii: "+") { i = 1 }
+        let neg = readSign(b, &i)
         var mantissa: UInt64 = 0
         var sigDigits = 0
         var exp10 = 0
@@ -97,21 +120,8 @@ public enum Coercion {
             }
         }
         if !sawDigit { return parseSpecialDouble(b, from: i, negative: neg) }
-        if i < n, b[i] | 0x20 == UInt8(ascii: "e") {
-            i += 1
-            var eneg = false
-            if i < n, b[i] == UInt8(ascii: "-") { eneg = true; i += 1 } else if i < n, b[i] == UInt8(ascii: "+") { i += 1 }
-            var e = 0
-            var edigits = 0
-            while i < n, b[i] &- 48 <= 9 {
-                if e < 100_000 { e = e * 10 + Int(b[i] &- 48) }
-                edigits += 1
-                i += 1
-            }
-            if edigits == 0 { return nil }
-            exp10 += eneg ? -e : e
-        }
-        if i != n { return nil }
+        guard let e = readExponent(b, &i), i == n else { return nil }
+        exp10 += e
         if !truncated {
             if mantissa == 0 { return neg ? -0.0 : 0.0 }
             // Clinger's fast path: both operands exact, so one rounding.
@@ -196,8 +206,7 @@ public enum Coercion {
         let n = b.count
         if n == 0 { return .failure(.syntax) }
         var i = 0
-        var neg = false
-        if b[0] == UInt8(ascii: "-") { neg = true; i = 1 } else if b[0] == UInt8(ascii: "+") { i = 1 }
+        let neg = readSign(b, &i)
         var sig: Int128 = 0
         var digits = 0
         var frac = 0
@@ -219,21 +228,7 @@ public enum Coercion {
             i += 1
         }
         if !sawDigit { return .failure(.syntax) }
-        var exp = 0
-        if i < n, b[i] | 0x20 == UInt8(ascii: "e") {
-            i += 1
-            var eneg = false
-            if i < n, b[i] == UInt8(ascii: "-") { eneg = true; i += 1 } else if i < n, b[i] == UInt8(ascii: "+") { i += 1 }
-            var edigits = 0
-            while i < n, b[i] &- 48 <= 9 {
-                if exp < 10_000 { exp = exp * 10 + Int(b[i] &- 48) }
-                edigits += 1
-                i += 1
-            }
-            if edigits == 0 { return .failure(.syntax) }
-            if eneg { exp = -exp }
-        }
-        if i != n { return .failure(.syntax) }
+        guard let exp = readExponent(b, &i), i == n else { return .failure(.syntax) }
         if overflow { return .failure(.tooManyDigits(precision: precision)) }
         var sc = frac - exp
         if sc > ExactDecimal.maxDigits || sc < -ExactDecimal.maxDigits { return .failure(.tooManyDigits(precision: precision)) }

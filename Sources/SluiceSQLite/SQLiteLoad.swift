@@ -41,7 +41,10 @@ public final class SQLiteLoad: LoadSink {
 
         let existing = try target.schema(of: table)
         if let existing {
-            if mode == .replace && existing.columns.map(\.name) != schema.columns.map(\.name) {
+            let sameShape = existing.columns.map(\.name) == schema.columns.map(\.name)
+                && existing.columns.map(\.type) == schema.columns.map(\.type) && existing.primaryKey == schema.primaryKey
+            if mode == .replace && !sameShape {
+                // Replace takes the load's schema; the swap is part of the load's transaction.
                 try conn.execute("DROP TABLE \(SQLIdentifier.quoteValidated(table))")
                 try conn.execute(SQLiteSQL.createTable(table, schema, ifNotExists: false))
             } else {

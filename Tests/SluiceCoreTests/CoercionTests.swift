@@ -1,6 +1,7 @@
 import Testing
 import Foundation
 @testable import SluiceCore
+import SluiceTesting
 
 func withBytes<R>(_ s: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
     var s = s
@@ -65,18 +66,6 @@ func withBytes<R>(_ s: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
     }
 }
 
-/// Deterministic pseudo-random numbers for reproducible tests.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite struct DecimalTests {
     func parse(_ s: String, _ p: Int = 38, _ sc: Int? = nil) -> Result<ExactDecimal, Coercion.DecimalFailure> {

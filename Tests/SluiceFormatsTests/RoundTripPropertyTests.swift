@@ -2,6 +2,7 @@ import Testing
 import PropertyBased
 @testable import SluiceCore
 @testable import SluiceFormats
+import SluiceTesting
 
 /// Property: any table, written as CSV by ``CSVWriter`` and read back by ``CSVBatchReader``
 /// (split into random chunks), gives back exactly the same typed values.
@@ -10,7 +11,7 @@ import PropertyBased
                                       .timestamptz, .uuid, .json, .bytes]
     static let tricky = ["", " ", "a,b", "\"", "\"\"", "line\nbreak", "cr\r", "crlf\r\n", "ção", "日本", "😀", "NULL", "\\N", ",", " lead", "trail "]
 
-    static func randomValue(_ t: ColumnType, _ rng: inout SplitMixRNG) -> Value {
+    static func randomValue(_ t: ColumnType, _ rng: inout SplitMix) -> Value {
         if rng.next() % 6 == 0 { return .null }
         switch t {
         case .int64: return .int64(Int64(bitPattern: rng.next()) >> (rng.next() % 64))
@@ -32,13 +33,13 @@ import PropertyBased
         }
     }
 
-    static func randomText(_ rng: inout SplitMixRNG) -> String {
+    static func randomText(_ rng: inout SplitMix) -> String {
         (0..<Int(rng.next() % 4)).map { _ in tricky[Int(rng.next() % UInt64(tricky.count))] }.joined()
     }
 
     @Test func csvWriteThenReadIsIdentity() async {
         await propertyCheck(count: 300, input: Gen.int(in: 0...Int.max)) { seed in
-            var rng = SplitMixRNG(state: UInt64(seed))
+            var rng = SplitMix(seed: UInt64(seed))
             let ncols = 1 + Int(rng.next() % 6)
             let columns = (0..<ncols).map { i in ColumnSchema(name: "c\(i)", type: Self.types[Int(rng.next() % UInt64(Self.types.count))]) }
             let schema = TableSchema(columns: columns)
@@ -69,16 +70,6 @@ import PropertyBased
     }
 }
 
-struct SplitMixRNG {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 extension Column {
     /// Appends a ``Value`` (test helper; real readers append typed values directly).

@@ -4,20 +4,8 @@ import Foundation
 @testable import SluiceConfig
 @testable import SluiceLoad
 @testable import SluiceSQLite
+import SluiceTesting
 
-final class TempDir {
-    let path: String
-    init() {
-        path = NSTemporaryDirectory() + "sluice-test-" + UUID().uuidString
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-    func file(_ name: String) -> String { path + "/" + name }
-    @discardableResult func write(_ name: String, _ text: String) -> String {
-        FileManager.default.createFile(atPath: file(name), contents: Data(text.utf8))
-        return file(name)
-    }
-}
 
 func load(_ dir: TempDir, _ files: [String], into entity: String, config: SluiceConfig = SluiceConfig(),
           configure: (inout LoadRequest) -> Void = { _ in }) throws -> LoadReport {

@@ -2,17 +2,8 @@ import Testing
 import Foundation
 @testable import SluiceCore
 @testable import SluiceSQLite
+import SluiceTesting
 
-/// A fresh folder per test, removed afterwards.
-final class TempDir {
-    let path: String
-    init() {
-        path = NSTemporaryDirectory() + "sluice-test-" + UUID().uuidString
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-    func file(_ name: String) -> String { path + "/" + name }
-}
 
 /// Builds a batch from text rows (`nil` = NULL); a trailing "D" op per row when `ops` is given.
 func batch(_ schema: TableSchema, _ rows: [[String?]], ops: [RowOp]? = nil, firstLine: Int64 = 2) -> RecordBatch {
