@@ -24,6 +24,12 @@ let package = Package(
         .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // Pure core: types, batches, schemas, coercion, inference, merge planning. No I/O.
@@ -41,7 +47,7 @@ let package = Package(
         .target(
             name: "SluiceSQLite",
             dependencies: [
-                "SluiceCore",
+                "SluiceCore", "SluiceQueue",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
             ],
             swiftSettings: strict
@@ -58,17 +64,48 @@ let package = Package(
             dependencies: ["SluiceCore", "SluiceFormats", "SluiceSQLite", "SluiceConfig"],
             swiftSettings: strict
         ),
+        // The durable job queue: job model, lifecycle state machine, retry policy, driver protocol
+        // and the conformance suite every driver runs. Pure except for the drivers themselves.
+        .target(name: "SluiceQueue", dependencies: ["SluiceCore"], swiftSettings: strict),
+        // Workers: claim jobs, heartbeat leases, fetch sources, run loads, commit with fencing.
+        .target(
+            name: "SluiceWorker",
+            dependencies: [
+                "SluiceCore", "SluiceFormats", "SluiceSQLite", "SluiceConfig", "SluiceLoad", "SluiceQueue",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // HTTP API (Hummingbird): routes and controllers, request → validated job. No business logic.
+        .target(
+            name: "SluiceHTTP",
+            dependencies: [
+                "SluiceCore", "SluiceConfig", "SluiceQueue", "SluiceWorker",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("openapi.yaml")],
+            swiftSettings: strict
+        ),
         // The `sluice` command-line shell.
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceLoad", "SluiceConfig",
+                "SluiceLoad", "SluiceConfig", "SluiceQueue", "SluiceWorker", "SluiceHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
         // Helpers shared by the test targets (scratch folders, seeded randomness).
-        .target(name: "SluiceTesting", swiftSettings: strict),
+        .target(name: "SluiceTesting", dependencies: ["SluiceQueue"], swiftSettings: strict),
         .testTarget(
             name: "SluiceCoreTests",
             dependencies: ["SluiceCore", "SluiceTesting", .product(name: "PropertyBased", package: "swift-property-based")],
@@ -82,6 +119,12 @@ let package = Package(
         ),
         .testTarget(name: "SluiceSQLiteTests", dependencies: ["SluiceSQLite", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceLoadTests", dependencies: ["SluiceLoad", "SluiceTesting"], swiftSettings: strict),
+        .testTarget(name: "SluiceQueueTests", dependencies: ["SluiceQueue", "SluiceSQLite", "SluiceWorker", "SluiceTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "SluiceHTTPTests",
+            dependencies: ["SluiceHTTP", "SluiceTesting", .product(name: "HummingbirdTesting", package: "hummingbird")],
+            swiftSettings: strict
+        ),
         // Runs the built `sluice` binary (the dependency makes SwiftPM build it first).
         .testTarget(name: "SluiceCLITests", dependencies: ["sluice"], swiftSettings: strict),
     ]

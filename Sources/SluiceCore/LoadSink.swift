@@ -24,6 +24,17 @@ public struct SinkReject: Sendable, Hashable {
     }
 }
 
+/// What the runner knows when it commits: the rows read and rejected so far, and where
+/// the rejects went. Sinks that record a result beside the data (a job's completion) use it.
+public struct CommitContext: Sendable {
+    public var stats: LoadStats
+    public var rejectsFiles: [String]
+    public init(stats: LoadStats, rejectsFiles: [String]) {
+        self.stats = stats
+        self.rejectsFiles = rejectsFiles
+    }
+}
+
 /// One load into one table, inside one transaction: batches go in, and either
 /// ``commit()`` makes all of them visible at once, or ``rollback()`` leaves the table as
 /// it was. Implemented once per target database.
@@ -31,7 +42,7 @@ public protocol LoadSink: AnyObject {
     /// Writes a batch; returns the rows the target refused.
     func write(_ batch: RecordBatch) throws(SluiceError) -> [SinkReject]
     /// Applies and commits the load; returns its exact effect.
-    func commit() throws(SluiceError) -> SinkCounts
+    func commit(_ context: CommitContext) throws(SluiceError) -> SinkCounts
     /// Abandons the load. Safe to call more than once and after a failed commit.
     func rollback()
 }

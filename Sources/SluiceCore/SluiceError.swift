@@ -38,7 +38,7 @@ public struct SluiceError: Error, Sendable {
         private enum Base: String, Sendable {
             case invalidInput, invalidSchema, invalidIdentifier, invalidConfig, invalidArgument
             case unterminatedQuote, recordTooLong, malformedFile
-            case io, database, constraint, aborted, tooManyRejects, unsupported, notFound
+            case io, database, constraint, aborted, tooManyRejects, unsupported, notFound, refused, unavailable
         }
         private let base: Base
         private init(_ b: Base) { base = b }
@@ -62,6 +62,10 @@ public struct SluiceError: Error, Sendable {
         public static let tooManyRejects = Code(.tooManyRejects)
         public static let unsupported = Code(.unsupported)
         public static let notFound = Code(.notFound)
+        /// A policy said no (a URL outside the allowlist, a path outside the roots).
+        public static let refused = Code(.refused)
+        /// A peer is unreachable or answered with a server error; trying later may work.
+        public static let unavailable = Code(.unavailable)
 
         public var description: String { base.rawValue }
     }
@@ -81,6 +85,14 @@ public struct SluiceError: Error, Sendable {
         var e = self
         if e.location == nil { e.location = SourceLocation(file: file) } else if e.location?.file == nil { e.location?.file = file }
         return e
+    }
+}
+
+extension SluiceError {
+    /// Whether trying the same thing again later can succeed (I/O, a busy database, a
+    /// peer that is down) as opposed to a fault in the input or the request.
+    public var isTransient: Bool {
+        code == .io || code == .database || code == .constraint || code == .unavailable
     }
 }
 

@@ -103,7 +103,7 @@ public final class LoadRunner {
             report.unusedFields = unused
             if let sink {
                 observer?.loadPhase("committing")
-                let counts = try sink.commit()
+                let counts = try sink.commit(CommitContext(stats: report.stats, rejectsFiles: report.files.compactMap(\.rejectsFile)))
                 report.stats.inserted = counts.inserted
                 report.stats.updated = counts.updated
                 report.stats.deleted = counts.deleted

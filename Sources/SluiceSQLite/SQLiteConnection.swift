@@ -2,8 +2,9 @@ import VaporCSQLite
 public import SluiceCore
 
 /// A thin, synchronous wrapper over one sqlite3 connection (the C library bundled by
-/// sqlite-nio, so no system package is needed). Not thread-safe: one owner at a time.
-public final class SQLiteConnection {
+/// sqlite-nio, so no system package is needed). Not thread-safe: its owner serializes
+/// every use (a serial queue, or one thread at a time), which is why it may be sent.
+public final class SQLiteConnection: @unchecked Sendable {
     let db: OpaquePointer
     public let path: String
 
@@ -105,6 +106,9 @@ public final class SQLiteStatement {
     }
 
     public func clearBindings() { sqlite_nio_sqlite3_clear_bindings(stmt) }
+
+    /// Ends a statement that was stepped to a row, so it can run again.
+    public func reset() { sqlite_nio_sqlite3_reset(stmt) }
 
     @inline(__always) func bindNull(_ i: Int32) { sqlite_nio_sqlite3_bind_null(stmt, i) }
     @inline(__always) func bind(_ i: Int32, int v: Int64) { sqlite_nio_sqlite3_bind_int64(stmt, i, v) }

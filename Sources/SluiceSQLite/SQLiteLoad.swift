@@ -39,22 +39,7 @@ public final class SQLiteLoad: LoadSink {
         self.binder = SQLiteBinder(types: schema.columns.map(\.type))
         self.stage = "_sluice_stage_\(table.utf8.count)_\(UInt32.random(in: 0...UInt32.max))"
 
-        let existing = try target.schema(of: table)
-        if let existing {
-            let sameShape = existing.columns.map(\.name) == schema.columns.map(\.name)
-                && existing.columns.map(\.type) == schema.columns.map(\.type) && existing.primaryKey == schema.primaryKey
-            if mode == .replace && !sameShape {
-                // Replace takes the load's schema; the swap is part of the load's transaction.
-                try conn.execute("DROP TABLE \(SQLIdentifier.quoteValidated(table))")
-                try conn.execute(SQLiteSQL.createTable(table, schema, ifNotExists: false))
-            } else {
-                try Self.check(existing: existing, against: schema, table: table, mode: mode)
-                if mode == .replace { try conn.execute("DELETE FROM \(SQLIdentifier.quoteValidated(table))") }
-            }
-        } else {
-            try conn.execute(SQLiteSQL.createTable(table, schema, ifNotExists: false))
-        }
-        try target.recordSchema(table, schema)
+        try target.prepareTable(table, schema, mode: mode)
 
         switch mode {
         case .append:
@@ -75,17 +60,6 @@ public final class SQLiteLoad: LoadSink {
         case .staged:
             try conn.execute(SQLiteSQL.createStage(stage, schema))
             stageUpsert = try conn.prepare(SQLiteSQL.upsertStage(stage, schema))
-        }
-    }
-
-    /// An existing table must have every column the load writes, and the same key.
-    static func check(existing: TableSchema, against schema: TableSchema, table: String, mode: WriteMode) throws(SluiceError) {
-        let missing = schema.columns.map(\.name).filter { existing.column(named: $0) == nil }
-        if !missing.isEmpty {
-            throw SluiceError(.invalidSchema, "table '\(table)' has no column \(missing.map { "'\($0)'" }.joined(separator: ", ")); add it or use --mode replace")
-        }
-        if mode == .merge && existing.primaryKey != schema.primaryKey {
-            throw SluiceError(.invalidSchema, "table '\(table)' has primary key (\(existing.primaryKey.joined(separator: ", "))), the load uses (\(schema.primaryKey.joined(separator: ", ")))")
         }
     }
 
@@ -181,7 +155,7 @@ public final class SQLiteLoad: LoadSink {
     static let constraintPrimaryKey: Int32 = SQLITE_CONSTRAINT | (6 << 8)
     static let constraintUnique: Int32 = SQLITE_CONSTRAINT | (8 << 8)
 
-    public func commit() throws(SluiceError) -> SinkCounts {
+    public func commit(_ context: CommitContext) throws(SluiceError) -> SinkCounts {
         guard open else { throw SluiceError(.aborted, "the load is already finished") }
         let conn = target.connection
         var counts = SinkCounts()

@@ -64,20 +64,39 @@ public enum SQLiteSQL {
     public static let opColumn = "_sluice_op"
     public static let lineColumn = "_sluice_line"
 
-    /// A keyed temp table: a later row for the same key replaces the earlier one, so the
-    /// stage holds exactly the last row per key (last-row-wins) in key order.
-    public static func createStage(_ stage: String, _ schema: TableSchema) -> String {
-        let defs = schema.columns.map { "\(q($0.name)) \(storageType($0.type))" }
-            + ["\(q(opColumn)) INTEGER NOT NULL", "\(q(lineColumn)) INTEGER NOT NULL", "PRIMARY KEY (\(list(schema.primaryKey)))"]
-        return "CREATE TEMP TABLE \(q(stage)) (\(defs.joined(separator: ", "))) STRICT"
+    /// A stage table. Keyed (when the schema has a key), a later row for the same key
+    /// replaces the earlier one, so the stage holds exactly the last row per key
+    /// (last-row-wins) in key order. `db` is `temp` or an attached stage database.
+    public static func createStage(_ stage: String, _ schema: TableSchema, db: String = "temp") -> String {
+        var defs = schema.columns.map { "\(q($0.name)) \(storageType($0.type))" }
+            + ["\(q(opColumn)) INTEGER NOT NULL", "\(q(lineColumn)) INTEGER NOT NULL"]
+        if !schema.primaryKey.isEmpty { defs.append("PRIMARY KEY (\(list(schema.primaryKey)))") }
+        return "CREATE TABLE \(db).\(q(stage)) (\(defs.joined(separator: ", "))) STRICT"
     }
 
-    /// Parameters: the columns in order, then op, then line.
-    public static func upsertStage(_ stage: String, _ schema: TableSchema) -> String {
+    /// Parameters: the columns in order, then op, then line. Keyed stages keep the last
+    /// row per key; with `keepFirst` a repeated key is ignored instead (`changes()` is 0).
+    public static func upsertStage(_ stage: String, _ schema: TableSchema, db: String = "temp", keepFirst: Bool = false) -> String {
         let names = schema.columns.map(\.name) + [opColumn, lineColumn]
         let keys = schema.primaryKey
+        let insert = "INSERT INTO \(db).\(q(stage)) (\(list(names))) VALUES (\(placeholders(names.count)))"
+        if keys.isEmpty { return insert }
+        if keepFirst { return insert + " ON CONFLICT (\(list(keys))) DO NOTHING" }
         let set = names.filter { !keys.contains($0) }.map { "\(q($0)) = excluded.\(q($0))" }.joined(separator: ", ")
-        return "INSERT INTO temp.\(q(stage)) (\(list(names))) VALUES (\(placeholders(names.count))) ON CONFLICT (\(list(keys))) DO UPDATE SET \(set)"
+        return insert + " ON CONFLICT (\(list(keys))) DO UPDATE SET \(set)"
+    }
+
+    /// Copies the stage's upsert rows into the table in key (or line) order; for append and replace.
+    public static func insertFromStage(_ table: String, _ stage: String, _ schema: TableSchema, db: String) -> String {
+        let names = schema.columns.map(\.name)
+        let order = schema.primaryKey.isEmpty ? q(lineColumn) : list(schema.primaryKey)
+        return "INSERT INTO main.\(q(table)) (\(list(names))) SELECT \(list(names)) FROM \(db).\(q(stage)) WHERE \(q(opColumn)) = 0 ORDER BY \(order)"
+    }
+
+    /// Whether a key exists in the table (parameters: the key columns).
+    public static func keyExists(_ table: String, _ schema: TableSchema) -> String {
+        let whereClause = schema.primaryKey.enumerated().map { "\(q($1)) = ?\($0 + 1)" }.joined(separator: " AND ")
+        return "SELECT 1 FROM main.\(q(table)) WHERE \(whereClause)"
     }
 
     static func keyJoin(_ keys: [String], _ a: String, _ b: String) -> String {
@@ -85,30 +104,30 @@ public enum SQLiteSQL {
     }
 
     /// Updates keys that exist; `changes()` is the updated count.
-    public static func mergeUpdate(_ table: String, _ stage: String, _ schema: TableSchema) -> String? {
+    public static func mergeUpdate(_ table: String, _ stage: String, _ schema: TableSchema, db: String = "temp") -> String? {
         let keys = schema.primaryKey
         let others = schema.columns.map(\.name).filter { !keys.contains($0) }
         if others.isEmpty { return nil }
         let set = others.map { "\(q($0)) = s.\(q($0))" }.joined(separator: ", ")
-        return "UPDATE main.\(q(table)) AS t SET \(set) FROM temp.\(q(stage)) AS s WHERE s.\(q(opColumn)) = 0 AND \(keyJoin(keys, "s", "t"))"
+        return "UPDATE main.\(q(table)) AS t SET \(set) FROM \(db).\(q(stage)) AS s WHERE s.\(q(opColumn)) = 0 AND \(keyJoin(keys, "s", "t"))"
     }
 
     /// Counts keys that exist (used instead of the update when the table has only key columns).
-    public static func mergeCountExisting(_ table: String, _ stage: String, _ schema: TableSchema) -> String {
-        "SELECT count(*) FROM temp.\(q(stage)) AS s JOIN main.\(q(table)) AS t ON \(keyJoin(schema.primaryKey, "s", "t")) WHERE s.\(q(opColumn)) = 0"
+    public static func mergeCountExisting(_ table: String, _ stage: String, _ schema: TableSchema, db: String = "temp") -> String {
+        "SELECT count(*) FROM \(db).\(q(stage)) AS s JOIN main.\(q(table)) AS t ON \(keyJoin(schema.primaryKey, "s", "t")) WHERE s.\(q(opColumn)) = 0"
     }
 
     /// Inserts keys that do not exist, in key order; `changes()` is the inserted count.
-    public static func mergeInsert(_ table: String, _ stage: String, _ schema: TableSchema) -> String {
+    public static func mergeInsert(_ table: String, _ stage: String, _ schema: TableSchema, db: String = "temp") -> String {
         let names = schema.columns.map(\.name)
-        return "INSERT INTO main.\(q(table)) (\(list(names))) SELECT \(list(names, prefix: "s.")) FROM temp.\(q(stage)) AS s "
+        return "INSERT INTO main.\(q(table)) (\(list(names))) SELECT \(list(names, prefix: "s.")) FROM \(db).\(q(stage)) AS s "
             + "WHERE s.\(q(opColumn)) = 0 AND NOT EXISTS (SELECT 1 FROM main.\(q(table)) AS t WHERE \(keyJoin(schema.primaryKey, "t", "s"))) "
             + "ORDER BY \(list(schema.primaryKey, prefix: "s."))"
     }
 
     /// Deletes keys staged with op = delete; `changes()` is the deleted count.
-    public static func mergeDelete(_ table: String, _ stage: String, _ schema: TableSchema) -> String {
+    public static func mergeDelete(_ table: String, _ stage: String, _ schema: TableSchema, db: String = "temp") -> String {
         let keys = list(schema.primaryKey)
-        return "DELETE FROM main.\(q(table)) WHERE (\(keys)) IN (SELECT \(keys) FROM temp.\(q(stage)) WHERE \(q(opColumn)) = 1)"
+        return "DELETE FROM main.\(q(table)) WHERE (\(keys)) IN (SELECT \(keys) FROM \(db).\(q(stage)) WHERE \(q(opColumn)) = 1)"
     }
 }

@@ -19,6 +19,11 @@ public final class SQLiteTarget {
             """)
     }
 
+    /// Wraps a connection that is already set up (used inside a worker's commit).
+    init(existing c: SQLiteConnection) {
+        connection = c
+    }
+
     public func tableExists(_ table: String) throws(SluiceError) -> Bool {
         try !connection.query("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1", [.text(table)]).isEmpty
     }
@@ -28,7 +33,8 @@ public final class SQLiteTarget {
     public func schema(of table: String) throws(SluiceError) -> TableSchema? {
         guard try tableExists(table) else { return nil }
         let catalog = try catalogSchema(table)
-        if let text = try connection.query("SELECT schema FROM \(Self.metaTable) WHERE name = ?1", [.text(table)]).first?.first?.string,
+        if try !connection.query("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1", [.text(Self.metaTable)]).isEmpty,
+           let text = try connection.query("SELECT schema FROM \(Self.metaTable) WHERE name = ?1", [.text(table)]).first?.first?.string,
            let recorded = SchemaCodec.decode(text),
            recorded.columns.map(\.name) == catalog.columns.map(\.name) {
             return recorded
@@ -61,10 +67,43 @@ public final class SQLiteTarget {
     }
 
     func recordSchema(_ table: String, _ schema: TableSchema) throws(SluiceError) {
+        try connection.execute("CREATE TABLE IF NOT EXISTS \(Self.metaTable) (name TEXT PRIMARY KEY, schema TEXT NOT NULL) STRICT")
         let st = try connection.prepare("INSERT INTO \(Self.metaTable) (name, schema) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET schema = excluded.schema")
         st.bind(1, .text(table))
         st.bind(2, .text(SchemaCodec.encode(schema)))
         try st.step()
+    }
+
+    /// Inside a write transaction: creates the table if missing, checks an existing one
+    /// fits the load, and (replace) empties or rebuilds it. Records the schema.
+    func prepareTable(_ table: String, _ schema: TableSchema, mode: WriteMode) throws(SluiceError) {
+        let conn = connection
+        if let existing = try self.schema(of: table) {
+            let sameShape = existing.columns.map(\.name) == schema.columns.map(\.name)
+                && existing.columns.map(\.type) == schema.columns.map(\.type) && existing.primaryKey == schema.primaryKey
+            if mode == .replace && !sameShape {
+                // Replace takes the load's schema; the swap is part of the load's transaction.
+                try conn.execute("DROP TABLE \(SQLIdentifier.quoteValidated(table))")
+                try conn.execute(SQLiteSQL.createTable(table, schema, ifNotExists: false))
+            } else {
+                try Self.check(existing: existing, against: schema, table: table, mode: mode)
+                if mode == .replace { try conn.execute("DELETE FROM \(SQLIdentifier.quoteValidated(table))") }
+            }
+        } else {
+            try conn.execute(SQLiteSQL.createTable(table, schema, ifNotExists: false))
+        }
+        try recordSchema(table, schema)
+    }
+
+    /// An existing table must have every column the load writes, and (merge) the same key.
+    static func check(existing: TableSchema, against schema: TableSchema, table: String, mode: WriteMode) throws(SluiceError) {
+        let missing = schema.columns.map(\.name).filter { existing.column(named: $0) == nil }
+        if !missing.isEmpty {
+            throw SluiceError(.invalidSchema, "table '\(table)' has no column \(missing.map { "'\($0)'" }.joined(separator: ", ")); add it or use --mode replace")
+        }
+        if mode == .merge && existing.primaryKey != schema.primaryKey {
+            throw SluiceError(.invalidSchema, "table '\(table)' has primary key (\(existing.primaryKey.joined(separator: ", "))), the load uses (\(schema.primaryKey.joined(separator: ", ")))")
+        }
     }
 
     /// Starts a load into `table` (created from `schema` when missing) in one transaction.

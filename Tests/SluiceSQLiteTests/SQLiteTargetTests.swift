@@ -39,7 +39,7 @@ func rows(_ t: SQLiteTarget, _ sql: String) throws -> [[SQLiteValue]] { try t.co
         #expect(try load.write(batch(s, [["-5", "2.5", "3.1", "yes", "", "2024-02-29", "2024-02-29 10:00:00.5", "2024-02-29T10:00:00+02:00",
                                           "123E4567-E89B-12D3-A456-426614174000", "{\"a\": [1]}", "\\x00ff"],
                                          [nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil]])).isEmpty)
-        #expect(try load.commit() == SinkCounts(inserted: 2))
+        #expect(try load.commit(CommitContext(stats: LoadStats(), rejectsFiles: [])) == SinkCounts(inserted: 2))
         let r = try rows(t, "SELECT i, f, d, b, t, day, ts, tz, u, j, raw FROM all_types ORDER BY rowid")
         #expect(r[0] == [.integer(-5), .real(2.5), .text("3.10"), .integer(1), .text(""), .text("2024-02-29"),
                          .text("2024-02-29 10:00:00.500000"), .text("2024-02-29 08:00:00.000000Z"),
@@ -57,7 +57,7 @@ func rows(_ t: SQLiteTarget, _ sql: String) throws -> [[SQLiteValue]] { try t.co
         #expect(rejects[0].reason.hasPrefix("duplicate key (id)"))
         #expect(rejects[0].values == ["1", "again", "2"])
         #expect(rejects[1].reason == "op D (delete) needs merge mode")
-        #expect(try load.commit() == SinkCounts(inserted: 1))
+        #expect(try load.commit(CommitContext(stats: LoadStats(), rejectsFiles: [])) == SinkCounts(inserted: 1))
         #expect(try rows(t, "SELECT id, name FROM people") == [[.integer(1), .text("a")]])
     }
 
@@ -67,7 +67,7 @@ func rows(_ t: SQLiteTarget, _ sql: String) throws -> [[SQLiteValue]] { try t.co
         let load = try t.beginLoad(table: "people", schema: people, mode: .merge)
         _ = try load.write(batch(people, [["1", "a", "1"], ["2", "b", "2"], ["1", "a2", "3"], ["2", nil, nil], ["3", "c", nil], ["3", nil, nil], ["3", "c2", nil]],
                                  ops: [.upsert, .upsert, .upsert, .delete, .upsert, .delete, .upsert]))
-        #expect(try load.commit() == SinkCounts(inserted: 2))
+        #expect(try load.commit(CommitContext(stats: LoadStats(), rejectsFiles: [])) == SinkCounts(inserted: 2))
         #expect(try rows(t, "SELECT id, name, score FROM people ORDER BY id") == [[.integer(1), .text("a2"), .real(3)], [.integer(3), .text("c2"), .null]])
     }
 
@@ -76,7 +76,7 @@ func rows(_ t: SQLiteTarget, _ sql: String) throws -> [[SQLiteValue]] { try t.co
         let t = try SQLiteTarget(path: dir.file("t.db"))
         let first = try t.beginLoad(table: "people", schema: people, mode: .merge)
         _ = try first.write(batch(people, (1...5).map { [String($0), "p\($0)", nil] }))
-        _ = try first.commit()
+        _ = try first.commit(CommitContext(stats: LoadStats(), rejectsFiles: []))
 
         let load = try t.beginLoad(table: "people", schema: people, mode: .merge)
         // 1: updated twice (last wins); 2: deleted; 3: deleted then re-upserted (update);
@@ -88,7 +88,7 @@ func rows(_ t: SQLiteTarget, _ sql: String) throws -> [[SQLiteValue]] { try t.co
         let half = RecordBatchSlicer.split(b, at: 4)
         _ = try load.write(half.0)
         _ = try load.write(half.1)
-        #expect(try load.commit() == SinkCounts(inserted: 1, updated: 2, deleted: 1))
+        #expect(try load.commit(CommitContext(stats: LoadStats(), rejectsFiles: [])) == SinkCounts(inserted: 1, updated: 2, deleted: 1))
         #expect(try rows(t, "SELECT id, name, score FROM people ORDER BY id") == [
             [.integer(1), .text("y"), .real(9)], [.integer(3), .text("back"), .null], [.integer(4), .text("p4"), .null],
             [.integer(5), .text("p5"), .null], [.integer(6), .text("new"), .null],
@@ -103,10 +103,10 @@ func rows(_ t: SQLiteTarget, _ sql: String) throws -> [[SQLiteValue]] { try t.co
                             primaryKey: ["a", "b"])
         let l1 = try t.beginLoad(table: "pairs", schema: s, mode: .merge)
         _ = try l1.write(batch(s, [["x", "2024-01-01"], ["x", "2024-01-02"]]))
-        #expect(try l1.commit() == SinkCounts(inserted: 2))
+        #expect(try l1.commit(CommitContext(stats: LoadStats(), rejectsFiles: [])) == SinkCounts(inserted: 2))
         let l2 = try t.beginLoad(table: "pairs", schema: s, mode: .merge)
         _ = try l2.write(batch(s, [["x", "2024-01-01"], ["x", "2024-01-02"], ["y", "2024-01-01"]], ops: [.upsert, .delete, .upsert]))
-        #expect(try l2.commit() == SinkCounts(inserted: 1, updated: 1, deleted: 1))
+        #expect(try l2.commit(CommitContext(stats: LoadStats(), rejectsFiles: [])) == SinkCounts(inserted: 1, updated: 1, deleted: 1))
     }
 
     @Test func rollbackLeavesTheTableExactlyAsBefore() throws {
@@ -114,7 +114,7 @@ func rows(_ t: SQLiteTarget, _ sql: String) throws -> [[SQLiteValue]] { try t.co
         let t = try SQLiteTarget(path: dir.file("t.db"))
         let l1 = try t.beginLoad(table: "people", schema: people, mode: .merge)
         _ = try l1.write(batch(people, [["1", "a", "1"]]))
-        _ = try l1.commit()
+        _ = try l1.commit(CommitContext(stats: LoadStats(), rejectsFiles: []))
         for mode in [WriteMode.merge, .append, .replace] {
             let l = try t.beginLoad(table: "people", schema: people, mode: mode)
             _ = try l.write(batch(people, [["2", "b", nil], ["1", nil, nil]], ops: mode == .merge ? [.upsert, .delete] : nil))
@@ -129,13 +129,13 @@ func rows(_ t: SQLiteTarget, _ sql: String) throws -> [[SQLiteValue]] { try t.co
         let t = try SQLiteTarget(path: path)
         let l1 = try t.beginLoad(table: "people", schema: people, mode: .append)
         _ = try l1.write(batch(people, [["1", "old", nil], ["2", "old", nil]]))
-        _ = try l1.commit()
+        _ = try l1.commit(CommitContext(stats: LoadStats(), rejectsFiles: []))
         let reader = try SQLiteConnection(path: path, readOnly: true)
         let l2 = try t.beginLoad(table: "people", schema: people, mode: .replace)
         _ = try l2.write(batch(people, [["7", "new", nil]]))
         // Mid-load, another connection still sees the old table, whole.
         #expect(try reader.query("SELECT id, name FROM people ORDER BY id") == [[.integer(1), .text("old")], [.integer(2), .text("old")]])
-        #expect(try l2.commit() == SinkCounts(inserted: 1))
+        #expect(try l2.commit(CommitContext(stats: LoadStats(), rejectsFiles: [])) == SinkCounts(inserted: 1))
         #expect(try reader.query("SELECT id, name FROM people") == [[.integer(7), .text("new")]])
     }
 
@@ -148,13 +148,13 @@ func rows(_ t: SQLiteTarget, _ sql: String) throws -> [[SQLiteValue]] { try t.co
         #expect(s.columns.map(\.type) == [.int64, .text, .decimal(precision: 38, scale: nil), .date])
         let wider = TableSchema(columns: people.columns + [ColumnSchema(name: "extra", type: .text)], primaryKey: ["id"])
         let l = try t.beginLoad(table: "people", schema: people, mode: .merge)
-        _ = try l.commit()
+        _ = try l.commit(CommitContext(stats: LoadStats(), rejectsFiles: []))
         #expect(throws: SluiceError.self) { try t.beginLoad(table: "people", schema: wider, mode: .merge) }
         let otherKey = TableSchema(columns: people.columns, primaryKey: ["name"])
         #expect(throws: SluiceError.self) { try t.beginLoad(table: "people", schema: otherKey, mode: .merge) }
         // After refused loads, the connection is usable (no transaction left open).
         let ok = try t.beginLoad(table: "people", schema: people, mode: .merge)
-        _ = try ok.commit()
+        _ = try ok.commit(CommitContext(stats: LoadStats(), rejectsFiles: []))
     }
 
     @Test func oddNamesAreQuotedNotSpliced() throws {
@@ -164,7 +164,7 @@ func rows(_ t: SQLiteTarget, _ sql: String) throws -> [[SQLiteValue]] { try t.co
                                       ColumnSchema(name: "Valor Total", type: .float64)], primaryKey: ["we\"ird; DROP TABLE x --"])
         let l = try t.beginLoad(table: "tab\"le", schema: s, mode: .merge)
         _ = try l.write(batch(s, [["k", "1.5"]]))
-        #expect(try l.commit() == SinkCounts(inserted: 1))
+        #expect(try l.commit(CommitContext(stats: LoadStats(), rejectsFiles: [])) == SinkCounts(inserted: 1))
         #expect(try rows(t, "SELECT \"Valor Total\" FROM \"tab\"\"le\"") == [[.real(1.5)]])
     }
 }

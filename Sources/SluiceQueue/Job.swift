@@ -1,0 +1,155 @@
+public import SluiceCore
+public import Foundation
+
+/// A job's state. Persisted as these exact strings; never rename them.
+public enum JobState: String, Sendable, Codable, CaseIterable {
+    /// Waiting to be claimed (possibly not before `runAfter`, after a failed attempt).
+    case queued
+    /// Claimed by a worker holding a lease.
+    case processing
+    case complete
+    /// Failed for good: a terminal error, or attempts exhausted.
+    case error
+    case cancelled
+
+    /// No further work will happen without an operator's retry.
+    public var isFinal: Bool {
+        switch self {
+        case .complete, .error, .cancelled: true
+        case .queued, .processing: false
+        }
+    }
+}
+
+/// What a job asks for: load a source into an entity. Stored as JSON in the job row.
+public struct JobSpec: Sendable, Codable, Hashable {
+    /// Where the file is: `upload:<id>`, `file:///…`, `http(s)://…`.
+    public var source: String
+    public var format: SourceFormat?
+    public var mode: WriteMode?
+    /// Any reject fails the job and nothing is written.
+    public var atomic: Bool
+    /// Error budget for non-atomic jobs: more rejects than this fail the job (rolled back).
+    public var maxRejects: Int64?
+    /// Load even if a file with the same SHA-256 was already loaded into this entity.
+    public var force: Bool
+    /// The file's original name, for display only (never used as a path).
+    public var fileName: String?
+
+    public init(source: String, format: SourceFormat? = nil, mode: WriteMode? = nil, atomic: Bool = false,
+                maxRejects: Int64? = nil, force: Bool = false, fileName: String? = nil) {
+        self.source = source
+        self.format = format
+        self.mode = mode
+        self.atomic = atomic
+        self.maxRejects = maxRejects
+        self.force = force
+        self.fileName = fileName
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case source, format, mode, atomic, force
+        case maxRejects = "max_rejects", fileName = "file_name"
+    }
+}
+
+/// Progress while a job runs.
+public struct JobProgress: Sendable, Codable, Hashable {
+    public var bytes: Int64 = 0
+    public var rows: Int64 = 0
+    public init(bytes: Int64 = 0, rows: Int64 = 0) {
+        self.bytes = bytes
+        self.rows = rows
+    }
+}
+
+/// The outcome a worker records when a job completes.
+public struct JobResult: Sendable, Codable, Hashable {
+    public var stats: LoadStats
+    /// Path of the CSV with the rejected rows, if any.
+    public var rejectsPath: String?
+    /// Set when the file had already been loaded (same SHA-256) and was not loaded again.
+    public var duplicateOf: Int64?
+    public var sha256: String?
+
+    public init(stats: LoadStats, rejectsPath: String? = nil, duplicateOf: Int64? = nil, sha256: String? = nil) {
+        self.stats = stats
+        self.rejectsPath = rejectsPath
+        self.duplicateOf = duplicateOf
+        self.sha256 = sha256
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case stats, sha256
+        case rejectsPath = "rejects_path", duplicateOf = "duplicate_of"
+    }
+}
+
+/// A job as stored in the control plane.
+public struct Job: Sendable, Hashable {
+    public var id: Int64
+    public var entity: String
+    public var state: JobState
+    public var spec: JobSpec
+    public var priority: Int
+    public var attempts: Int
+    public var maxAttempts: Int
+    /// Incremented by every claim, rescue and cancel; a worker may commit only while the
+    /// job still carries the token it claimed with.
+    public var leaseToken: Int64
+    public var worker: String?
+    public var leaseExpiresAt: Date?
+    public var runAfter: Date
+    public var idempotencyKey: String?
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    public var progress: JobProgress
+    public var result: JobResult?
+    public var error: String?
+
+    public init(id: Int64, entity: String, state: JobState, spec: JobSpec, priority: Int = 0, attempts: Int = 0,
+                maxAttempts: Int = 3, leaseToken: Int64 = 0, worker: String? = nil, leaseExpiresAt: Date? = nil,
+                runAfter: Date, idempotencyKey: String? = nil, createdAt: Date, startedAt: Date? = nil,
+                finishedAt: Date? = nil, progress: JobProgress = JobProgress(), result: JobResult? = nil, error: String? = nil) {
+        self.id = id
+        self.entity = entity
+        self.state = state
+        self.spec = spec
+        self.priority = priority
+        self.attempts = attempts
+        self.maxAttempts = maxAttempts
+        self.leaseToken = leaseToken
+        self.worker = worker
+        self.leaseExpiresAt = leaseExpiresAt
+        self.runAfter = runAfter
+        self.idempotencyKey = idempotencyKey
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.progress = progress
+        self.result = result
+        self.error = error
+    }
+}
+
+/// An uploaded file kept under the upload folder with a generated name.
+public struct Upload: Sendable, Hashable, Codable {
+    public var id: String
+    /// Where the bytes are (always inside the upload folder).
+    public var path: String
+    public var size: Int64
+    public var sha256: String
+    /// The client's file name, sanitised, for display only.
+    public var originalName: String?
+    public var createdAt: Date
+
+    public init(id: String, path: String, size: Int64, sha256: String, originalName: String?, createdAt: Date) {
+        self.id = id
+        self.path = path
+        self.size = size
+        self.sha256 = sha256
+        self.originalName = originalName
+        self.createdAt = createdAt
+    }
+}

@@ -1,0 +1,190 @@
+public import SluiceCore
+public import Foundation
+
+/// The control plane's job queue, behind one protocol with a driver per database
+/// (SQLite embedded, PostgreSQL in production). One method per query, each taking a
+/// params struct; time is always passed in (`now`), never read inside a driver, so
+/// tests control it. Every driver runs the same conformance suite.
+public protocol QueueDriver: Sendable {
+    /// Creates or upgrades the control-plane schema. Safe when several processes start at once.
+    func migrate() async throws(SluiceError)
+    /// Inserts a job, or returns the existing one with the same idempotency key.
+    func insertJob(_ p: JobInsertParams) async throws(SluiceError) -> JobInsertResult
+    func job(id: Int64) async throws(SluiceError) -> Job?
+    /// Jobs in id order after `after` (keyset pagination), filtered by state and entity.
+    func listJobs(_ p: JobListParams) async throws(SluiceError) -> [Job]
+    /// Atomically moves up to `limit` runnable queued jobs to processing for `worker`,
+    /// highest priority first, each with a new lease token.
+    func claimJobs(_ p: JobClaimParams) async throws(SluiceError) -> [Job]
+    /// Extends a lease still held with `token`.
+    func heartbeat(_ p: JobHeartbeatParams) async throws(SluiceError) -> LeaseStatus
+    /// Records progress of a job still held with `token`.
+    func setProgress(_ p: JobProgressParams) async throws(SluiceError)
+    /// Completes a job still held with `token` (for jobs whose completion writes no data;
+    /// loads complete inside their data transaction instead). False when the token is stale.
+    func completeJob(_ p: JobCompleteParams) async throws(SluiceError) -> Bool
+    /// Records a failed attempt of a job still held with `token`: back to queued after
+    /// `retryAt` if transient and attempts remain, else error. Nil when the token is stale.
+    func failJob(_ p: JobFailParams) async throws(SluiceError) -> Job?
+    /// Cancels a queued or processing job (a running worker loses its lease). Nil if the
+    /// job is missing or already final.
+    func cancelJob(_ p: JobCancelParams) async throws(SluiceError) -> Job?
+    /// Requeues a job in error or cancelled with a fresh set of attempts.
+    func retryJob(_ p: JobRetryParams) async throws(SluiceError) -> Job?
+    /// Returns processing jobs whose lease expired to the queue (or to error when their
+    /// attempts are spent), in bounded batches. Returns how many were rescued.
+    func rescueExpired(_ p: JobRescueParams) async throws(SluiceError) -> Int
+    func insertUpload(_ u: Upload) async throws(SluiceError)
+    func upload(id: String) async throws(SluiceError) -> Upload?
+    /// The job that already loaded a file with this SHA-256 into `entity`, if any.
+    func loadedFile(entity: String, sha256: String) async throws(SluiceError) -> Int64?
+    /// Whether the control plane answers (for readiness).
+    func ping() async throws(SluiceError)
+}
+
+public struct JobInsertParams: Sendable {
+    public var entity: String
+    public var spec: JobSpec
+    public var priority: Int
+    public var maxAttempts: Int
+    public var idempotencyKey: String?
+    public var now: Date
+    public init(entity: String, spec: JobSpec, priority: Int = 0, maxAttempts: Int = 3, idempotencyKey: String? = nil, now: Date) {
+        self.entity = entity
+        self.spec = spec
+        self.priority = priority
+        self.maxAttempts = maxAttempts
+        self.idempotencyKey = idempotencyKey
+        self.now = now
+    }
+}
+
+public struct JobInsertResult: Sendable {
+    public var job: Job
+    /// True when the idempotency key matched an existing job (nothing was inserted).
+    public var existing: Bool
+    public init(job: Job, existing: Bool) {
+        self.job = job
+        self.existing = existing
+    }
+}
+
+public struct JobListParams: Sendable {
+    public var state: JobState?
+    public var entity: String?
+    public var after: Int64?
+    public var limit: Int
+    public init(state: JobState? = nil, entity: String? = nil, after: Int64? = nil, limit: Int = 100) {
+        self.state = state
+        self.entity = entity
+        self.after = after
+        self.limit = limit
+    }
+}
+
+public struct JobClaimParams: Sendable {
+    public var worker: String
+    public var limit: Int
+    public var leaseDuration: Duration
+    public var now: Date
+    public init(worker: String, limit: Int, leaseDuration: Duration, now: Date) {
+        self.worker = worker
+        self.limit = limit
+        self.leaseDuration = leaseDuration
+        self.now = now
+    }
+}
+
+public struct JobHeartbeatParams: Sendable {
+    public var id: Int64
+    public var token: Int64
+    public var leaseDuration: Duration
+    public var now: Date
+    public init(id: Int64, token: Int64, leaseDuration: Duration, now: Date) {
+        self.id = id
+        self.token = token
+        self.leaseDuration = leaseDuration
+        self.now = now
+    }
+}
+
+/// Whether a worker still holds a job.
+public enum LeaseStatus: Sendable, Equatable {
+    case held
+    /// The job was cancelled: stop and write nothing.
+    case cancelled
+    /// The lease was lost (expired and rescued, or completed elsewhere): stop and write nothing.
+    case lost
+}
+
+public struct JobProgressParams: Sendable {
+    public var id: Int64
+    public var token: Int64
+    public var progress: JobProgress
+    public init(id: Int64, token: Int64, progress: JobProgress) {
+        self.id = id
+        self.token = token
+        self.progress = progress
+    }
+}
+
+public struct JobCompleteParams: Sendable {
+    public var id: Int64
+    public var token: Int64
+    public var result: JobResult
+    public var now: Date
+    public init(id: Int64, token: Int64, result: JobResult, now: Date) {
+        self.id = id
+        self.token = token
+        self.result = result
+        self.now = now
+    }
+}
+
+public struct JobFailParams: Sendable {
+    public var id: Int64
+    public var token: Int64
+    public var error: String
+    public var transient: Bool
+    /// When a transient failure may be retried (now + backoff).
+    public var retryAt: Date
+    public var result: JobResult?
+    public var now: Date
+    public init(id: Int64, token: Int64, error: String, transient: Bool, retryAt: Date, result: JobResult? = nil, now: Date) {
+        self.id = id
+        self.token = token
+        self.error = error
+        self.transient = transient
+        self.retryAt = retryAt
+        self.result = result
+        self.now = now
+    }
+}
+
+public struct JobCancelParams: Sendable {
+    public var id: Int64
+    public var now: Date
+    public init(id: Int64, now: Date) {
+        self.id = id
+        self.now = now
+    }
+}
+
+public struct JobRetryParams: Sendable {
+    public var id: Int64
+    public var now: Date
+    public init(id: Int64, now: Date) {
+        self.id = id
+        self.now = now
+    }
+}
+
+public struct JobRescueParams: Sendable {
+    public var now: Date
+    /// Jobs per statement. The default is 100.
+    public var batchSize: Int
+    public init(now: Date, batchSize: Int = 100) {
+        self.now = now
+        self.batchSize = batchSize
+    }
+}

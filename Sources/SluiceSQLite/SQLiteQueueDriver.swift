@@ -1,0 +1,329 @@
+public import SluiceCore
+public import SluiceQueue
+import Foundation
+
+/// The embedded control plane: jobs, uploads and the loaded-files ledger in the same
+/// SQLite file as the target tables, so that a load's data and its job's completion
+/// commit in one transaction. Queries run on a private serial queue, off the caller's
+/// (async) threads; SQLite's write lock makes each guarded UPDATE atomic across processes.
+public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
+    let connection: SQLiteConnection
+    let queue = DispatchQueue(label: "sluice.sqlite.queue")
+    public let path: String
+
+    public init(path: String) throws(SluiceError) {
+        self.path = path
+        connection = try SQLiteConnection(path: path)
+        try connection.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+    }
+
+    /// Runs `body` on the driver's queue.
+    func run<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws(SluiceError) -> T) async throws(SluiceError) -> T {
+        let result: Result<T, SluiceError> = await withCheckedContinuation { cont in
+            queue.async { [connection] in
+                cont.resume(returning: Result { () throws(SluiceError) -> T in try body(connection) })
+            }
+        }
+        return try result.get()
+    }
+
+    // MARK: Schema
+
+    static let migrations: [(Int, String)] = [
+        (1, """
+            CREATE TABLE IF NOT EXISTS sluice_jobs (
+              id INTEGER PRIMARY KEY AUTOINCREMENT,
+              entity TEXT NOT NULL,
+              state TEXT NOT NULL,
+              spec TEXT NOT NULL,
+              priority INTEGER NOT NULL DEFAULT 0,
+              attempts INTEGER NOT NULL DEFAULT 0,
+              max_attempts INTEGER NOT NULL,
+              lease_token INTEGER NOT NULL DEFAULT 0,
+              worker TEXT,
+              lease_expires_at REAL,
+              run_after REAL NOT NULL,
+              idempotency_key TEXT UNIQUE,
+              created_at REAL NOT NULL,
+              started_at REAL,
+              finished_at REAL,
+              progress_bytes INTEGER NOT NULL DEFAULT 0,
+              progress_rows INTEGER NOT NULL DEFAULT 0,
+              result TEXT,
+              error TEXT
+            ) STRICT;
+            CREATE INDEX IF NOT EXISTS sluice_jobs_claim ON sluice_jobs (state, priority DESC, id);
+            CREATE INDEX IF NOT EXISTS sluice_jobs_lease ON sluice_jobs (state, lease_expires_at);
+            CREATE INDEX IF NOT EXISTS sluice_jobs_entity ON sluice_jobs (entity, id);
+            CREATE TABLE IF NOT EXISTS sluice_uploads (
+              id TEXT PRIMARY KEY,
+              path TEXT NOT NULL,
+              size INTEGER NOT NULL,
+              sha256 TEXT NOT NULL,
+              original_name TEXT,
+              created_at REAL NOT NULL
+            ) STRICT;
+            CREATE TABLE IF NOT EXISTS sluice_loaded_files (
+              entity TEXT NOT NULL,
+              sha256 TEXT NOT NULL,
+              job_id INTEGER NOT NULL,
+              loaded_at REAL NOT NULL,
+              PRIMARY KEY (entity, sha256)
+            ) STRICT;
+            """),
+    ]
+
+    public func migrate() async throws(SluiceError) {
+        try await run { c throws(SluiceError) in try Self.migrate(c) }
+    }
+
+    /// Applies missing migrations in one write transaction; concurrent starters wait on
+    /// the write lock and then find nothing left to do.
+    static func migrate(_ c: SQLiteConnection) throws(SluiceError) {
+        try c.execute("CREATE TABLE IF NOT EXISTS sluice_schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL) STRICT")
+        try c.execute("BEGIN IMMEDIATE")
+        do throws(SluiceError) {
+            let current = try c.query("SELECT coalesce(max(version), 0) FROM sluice_schema_version").first?.first?.int ?? 0
+            for (version, sql) in migrations where version > current {
+                try c.execute(sql)
+                try c.execute("INSERT INTO sluice_schema_version (version, applied_at) VALUES (\(version), datetime('now'))")
+            }
+            try c.execute("COMMIT")
+        } catch {
+            try? c.execute("ROLLBACK")  // the migration error is what matters
+            throw error
+        }
+    }
+
+    // MARK: Rows
+
+    static let columns = "id, entity, state, spec, priority, attempts, max_attempts, lease_token, worker, lease_expires_at, run_after, idempotency_key, created_at, started_at, finished_at, progress_bytes, progress_rows, result, error"
+
+    static func date(_ v: SQLiteValue) -> Date? {
+        switch v {
+        case .real(let d): Date(timeIntervalSince1970: d)
+        case .integer(let i): Date(timeIntervalSince1970: Double(i))
+        default: nil
+        }
+    }
+
+    static func job(_ r: [SQLiteValue]) throws(SluiceError) -> Job {
+        guard let id = r[0].int, let entity = r[1].string, let stateText = r[2].string, let state = JobState(rawValue: stateText),
+              let specText = r[3].string else {
+            throw SluiceError(.database, "malformed job row")
+        }
+        let decoder = JSONDecoder()
+        guard let spec = try? decoder.decode(JobSpec.self, from: Data(specText.utf8)) else {
+            throw SluiceError(.database, "job \(id) has an unreadable spec")
+        }
+        let result = r[17].string.flatMap { try? decoder.decode(JobResult.self, from: Data($0.utf8)) }
+        return Job(id: id, entity: entity, state: state, spec: spec, priority: Int(r[4].int ?? 0), attempts: Int(r[5].int ?? 0),
+                   maxAttempts: Int(r[6].int ?? 0), leaseToken: r[7].int ?? 0, worker: r[8].string, leaseExpiresAt: date(r[9]),
+                   runAfter: date(r[10]) ?? Date(timeIntervalSince1970: 0), idempotencyKey: r[11].string,
+                   createdAt: date(r[12]) ?? Date(timeIntervalSince1970: 0), startedAt: date(r[13]), finishedAt: date(r[14]),
+                   progress: JobProgress(bytes: r[15].int ?? 0, rows: r[16].int ?? 0), result: result, error: r[18].string)
+    }
+
+    static func json<T: Encodable>(_ v: T) -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? String(decoding: e.encode(v), as: UTF8.self)) ?? "null"
+    }
+
+    static func t(_ d: Date) -> SQLiteValue { .real(d.timeIntervalSince1970) }
+    static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+
+    // MARK: Queries
+
+    public func insertJob(_ p: JobInsertParams) async throws(SluiceError) -> JobInsertResult {
+        try await run { c throws(SluiceError) in
+            if let key = p.idempotencyKey,
+               let row = try c.query("SELECT \(Self.columns) FROM sluice_jobs WHERE idempotency_key = ?1", [.text(key)]).first {
+                return JobInsertResult(job: try Self.job(row), existing: true)
+            }
+            let rows = try c.query("""
+                INSERT INTO sluice_jobs (entity, state, spec, priority, max_attempts, run_after, idempotency_key, created_at)
+                VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?5)
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING \(Self.columns)
+                """, [.text(p.entity), .text(Self.json(p.spec)), .integer(Int64(p.priority)), .integer(Int64(p.maxAttempts)),
+                      Self.t(p.now), p.idempotencyKey.map { .text($0) } ?? .null])
+            if let row = rows.first { return JobInsertResult(job: try Self.job(row), existing: false) }
+            // Another process inserted the same key between the lookup and the insert.
+            guard let key = p.idempotencyKey,
+                  let row = try c.query("SELECT \(Self.columns) FROM sluice_jobs WHERE idempotency_key = ?1", [.text(key)]).first else {
+                throw SluiceError(.database, "job insert returned nothing")
+            }
+            return JobInsertResult(job: try Self.job(row), existing: true)
+        }
+    }
+
+    public func job(id: Int64) async throws(SluiceError) -> Job? {
+        try await run { c throws(SluiceError) in
+            try c.query("SELECT \(Self.columns) FROM sluice_jobs WHERE id = ?1", [.integer(id)]).first.map { (r) throws(SluiceError) in try Self.job(r) }
+        }
+    }
+
+    public func listJobs(_ p: JobListParams) async throws(SluiceError) -> [Job] {
+        try await run { c throws(SluiceError) in
+            let rows = try c.query("""
+                SELECT \(Self.columns) FROM sluice_jobs
+                WHERE id > ?1 AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR entity = ?3)
+                ORDER BY id LIMIT ?4
+                """, [.integer(p.after ?? 0), p.state.map { .text($0.rawValue) } ?? .null, p.entity.map { .text($0) } ?? .null,
+                      .integer(Int64(max(1, min(p.limit, 1000))))])
+            return try rows.map { (r) throws(SluiceError) in try Self.job(r) }
+        }
+    }
+
+    public func claimJobs(_ p: JobClaimParams) async throws(SluiceError) -> [Job] {
+        if p.limit <= 0 { return [] }
+        return try await run { c throws(SluiceError) in
+            let rows = try c.query("""
+                UPDATE sluice_jobs
+                SET state = 'processing', lease_token = lease_token + 1, attempts = attempts + 1, worker = ?1,
+                    lease_expires_at = ?2, started_at = coalesce(started_at, ?3)
+                WHERE id IN (SELECT id FROM sluice_jobs WHERE state = 'queued' AND run_after <= ?3
+                             ORDER BY priority DESC, id LIMIT ?4)
+                RETURNING \(Self.columns)
+                """, [.text(p.worker), .real(p.now.timeIntervalSince1970 + Self.seconds(p.leaseDuration)), Self.t(p.now),
+                      .integer(Int64(p.limit))])
+            return try rows.map { (r) throws(SluiceError) in try Self.job(r) }.sorted { ($0.priority, -$0.id) > ($1.priority, -$1.id) }
+        }
+    }
+
+    public func heartbeat(_ p: JobHeartbeatParams) async throws(SluiceError) -> LeaseStatus {
+        try await run { c throws(SluiceError) in
+            let st = try c.prepare("UPDATE sluice_jobs SET lease_expires_at = ?1 WHERE id = ?2 AND lease_token = ?3 AND state = 'processing'")
+            st.bind(1, .real(p.now.timeIntervalSince1970 + Self.seconds(p.leaseDuration)))
+            st.bind(2, .integer(p.id))
+            st.bind(3, .integer(p.token))
+            try st.step()
+            if c.changes == 1 { return .held }
+            let state = try c.query("SELECT state FROM sluice_jobs WHERE id = ?1", [.integer(p.id)]).first?.first?.string
+            return state == JobState.cancelled.rawValue ? .cancelled : .lost
+        }
+    }
+
+    public func setProgress(_ p: JobProgressParams) async throws(SluiceError) {
+        try await run { c throws(SluiceError) in
+            _ = try c.query("UPDATE sluice_jobs SET progress_bytes = ?1, progress_rows = ?2 WHERE id = ?3 AND lease_token = ?4 AND state = 'processing'",
+                            [.integer(p.progress.bytes), .integer(p.progress.rows), .integer(p.id), .integer(p.token)])
+        }
+    }
+
+    /// The guarded completion, shared with the in-transaction path of loads: returns
+    /// whether the job was still held with `token` (and is now complete).
+    static func complete(_ c: SQLiteConnection, id: Int64, token: Int64, result: JobResult, entity: String?, now: Date) throws(SluiceError) -> Bool {
+        let st = try c.prepare("""
+            UPDATE sluice_jobs SET state = 'complete', result = ?1, finished_at = ?2, worker = NULL, lease_expires_at = NULL, error = NULL,
+                progress_rows = ?5
+            WHERE id = ?3 AND lease_token = ?4 AND state = 'processing'
+            """)
+        st.bind(1, .text(json(result)))
+        st.bind(2, t(now))
+        st.bind(3, .integer(id))
+        st.bind(4, .integer(token))
+        st.bind(5, .integer(result.stats.read))
+        try st.step()
+        guard c.changes == 1 else { return false }
+        if let entity, let sha = result.sha256, result.duplicateOf == nil {
+            _ = try c.query("INSERT INTO sluice_loaded_files (entity, sha256, job_id, loaded_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                            [.text(entity), .text(sha), .integer(id), t(now)])
+        }
+        return true
+    }
+
+    public func completeJob(_ p: JobCompleteParams) async throws(SluiceError) -> Bool {
+        try await run { c throws(SluiceError) in try Self.complete(c, id: p.id, token: p.token, result: p.result, entity: nil, now: p.now) }
+    }
+
+    public func failJob(_ p: JobFailParams) async throws(SluiceError) -> Job? {
+        try await run { c throws(SluiceError) in
+            let rows = try c.query("""
+                UPDATE sluice_jobs
+                SET state = CASE WHEN ?1 AND attempts < max_attempts THEN 'queued' ELSE 'error' END,
+                    run_after = ?2, worker = NULL, lease_expires_at = NULL, error = ?3, result = ?7,
+                    finished_at = CASE WHEN ?1 AND attempts < max_attempts THEN NULL ELSE ?4 END
+                WHERE id = ?5 AND lease_token = ?6 AND state = 'processing'
+                RETURNING \(Self.columns)
+                """, [.integer(p.transient ? 1 : 0), Self.t(p.retryAt), .text(p.error), Self.t(p.now), .integer(p.id), .integer(p.token),
+                      p.result.map { .text(Self.json($0)) } ?? .null])
+            return try rows.first.map { (r) throws(SluiceError) in try Self.job(r) }
+        }
+    }
+
+    public func cancelJob(_ p: JobCancelParams) async throws(SluiceError) -> Job? {
+        try await run { c throws(SluiceError) in
+            let rows = try c.query("""
+                UPDATE sluice_jobs SET state = 'cancelled', lease_token = lease_token + 1, worker = NULL, lease_expires_at = NULL,
+                    finished_at = ?1
+                WHERE id = ?2 AND state IN ('queued', 'processing')
+                RETURNING \(Self.columns)
+                """, [Self.t(p.now), .integer(p.id)])
+            return try rows.first.map { (r) throws(SluiceError) in try Self.job(r) }
+        }
+    }
+
+    public func retryJob(_ p: JobRetryParams) async throws(SluiceError) -> Job? {
+        try await run { c throws(SluiceError) in
+            let rows = try c.query("""
+                UPDATE sluice_jobs SET state = 'queued', attempts = 0, run_after = ?1, error = NULL, result = NULL, finished_at = NULL,
+                    progress_bytes = 0, progress_rows = 0
+                WHERE id = ?2 AND state IN ('error', 'cancelled')
+                RETURNING \(Self.columns)
+                """, [Self.t(p.now), .integer(p.id)])
+            return try rows.first.map { (r) throws(SluiceError) in try Self.job(r) }
+        }
+    }
+
+    public func rescueExpired(_ p: JobRescueParams) async throws(SluiceError) -> Int {
+        var total = 0
+        var cursor: Int64 = 0
+        // Keyset batches keep each write transaction short.
+        while true {
+            let after = cursor
+            let ids: [Int64] = try await run { c throws(SluiceError) in
+                try c.query("""
+                    UPDATE sluice_jobs
+                    SET state = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'error' END,
+                        lease_token = lease_token + 1, run_after = ?1,
+                        error = 'lease expired: worker ' || coalesce(worker, '?') || ' stopped heartbeating',
+                        finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE ?1 END,
+                        worker = NULL, lease_expires_at = NULL
+                    WHERE id IN (SELECT id FROM sluice_jobs WHERE state = 'processing' AND lease_expires_at < ?1 AND id > ?2
+                                 ORDER BY id LIMIT ?3)
+                    RETURNING id
+                    """, [Self.t(p.now), .integer(after), .integer(Int64(p.batchSize))]).compactMap { $0.first?.int }
+            }
+            total += ids.count
+            guard ids.count == p.batchSize, let last = ids.max() else { return total }
+            cursor = last
+        }
+    }
+
+    public func insertUpload(_ u: Upload) async throws(SluiceError) {
+        try await run { c throws(SluiceError) in
+            _ = try c.query("INSERT INTO sluice_uploads (id, path, size, sha256, original_name, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                            [.text(u.id), .text(u.path), .integer(u.size), .text(u.sha256), u.originalName.map { .text($0) } ?? .null, Self.t(u.createdAt)])
+        }
+    }
+
+    public func upload(id: String) async throws(SluiceError) -> Upload? {
+        try await run { c throws(SluiceError) in
+            guard let r = try c.query("SELECT id, path, size, sha256, original_name, created_at FROM sluice_uploads WHERE id = ?1", [.text(id)]).first,
+                  let uid = r[0].string, let path = r[1].string, let size = r[2].int, let sha = r[3].string else { return nil }
+            return Upload(id: uid, path: path, size: size, sha256: sha, originalName: r[4].string, createdAt: Self.date(r[5]) ?? Date())
+        }
+    }
+
+    public func loadedFile(entity: String, sha256: String) async throws(SluiceError) -> Int64? {
+        try await run { c throws(SluiceError) in
+            try c.query("SELECT job_id FROM sluice_loaded_files WHERE entity = ?1 AND sha256 = ?2", [.text(entity), .text(sha256)]).first?.first?.int
+        }
+    }
+
+    public func ping() async throws(SluiceError) {
+        try await run { c throws(SluiceError) in _ = try c.query("SELECT 1") }
+    }
+}

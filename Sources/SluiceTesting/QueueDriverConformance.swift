@@ -1,0 +1,192 @@
+import Testing
+public import SluiceQueue
+import SluiceCore
+import Foundation
+
+/// The checks every ``QueueDriver`` must pass (SQLite now, PostgreSQL later), as River's
+/// `riverdrivertest` does for its drivers. Each check gets a fresh, migrated driver.
+public enum QueueDriverConformance {
+    public typealias Make = @Sendable () async throws -> any QueueDriver
+
+    static let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+    static func at(_ s: Double) -> Date { t0.addingTimeInterval(s) }
+    static func spec(_ s: String = "upload:x") -> JobSpec { JobSpec(source: s) }
+
+    public static func run(_ make: Make) async throws {
+        try await insertAndIdempotency(make)
+        try await claimOrderAndLeases(make)
+        try await concurrentClaimsNeverShareAJob(make)
+        try await heartbeatsAndFencing(make)
+        try await failuresRetriesAndBackoff(make)
+        try await rescueOfExpiredLeases(make)
+        try await cancelAndRetry(make)
+        try await listingWithKeysetPagination(make)
+        try await uploadsAndLoadedFiles(make)
+    }
+
+    static func insertAndIdempotency(_ make: Make) async throws {
+        let d = try await make()
+        let a = try await d.insertJob(JobInsertParams(entity: "e", spec: spec("upload:1"), idempotencyKey: "k1", now: at(0)))
+        #expect(!a.existing && a.job.state == .queued && a.job.attempts == 0 && a.job.spec.source == "upload:1")
+        let b = try await d.insertJob(JobInsertParams(entity: "e", spec: spec("upload:2"), idempotencyKey: "k1", now: at(1)))
+        #expect(b.existing && b.job.id == a.job.id && b.job.spec.source == "upload:1")
+        let c = try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), now: at(2)))
+        #expect(!c.existing && c.job.id != a.job.id)
+        #expect(try await d.listJobs(JobListParams()).count == 2)
+        #expect(try await d.job(id: a.job.id)?.idempotencyKey == "k1")
+        #expect(try await d.job(id: 999_999) == nil)
+    }
+
+    static func claimOrderAndLeases(_ make: Make) async throws {
+        let d = try await make()
+        let low = try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), priority: 0, now: at(0))).job
+        let high = try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), priority: 5, now: at(0))).job
+        let low2 = try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), priority: 0, now: at(0))).job
+        let first = try await d.claimJobs(JobClaimParams(worker: "w1", limit: 2, leaseDuration: .seconds(30), now: at(1)))
+        #expect(first.map(\.id) == [high.id, low.id])
+        for j in first {
+            #expect(j.state == .processing && j.attempts == 1 && j.leaseToken == 1 && j.worker == "w1")
+            #expect(j.leaseExpiresAt == at(31) && j.startedAt == at(1))
+        }
+        let second = try await d.claimJobs(JobClaimParams(worker: "w2", limit: 5, leaseDuration: .seconds(30), now: at(2)))
+        #expect(second.map(\.id) == [low2.id])
+        #expect(try await d.claimJobs(JobClaimParams(worker: "w3", limit: 5, leaseDuration: .seconds(30), now: at(3))).isEmpty)
+        #expect(try await d.claimJobs(JobClaimParams(worker: "w3", limit: 0, leaseDuration: .seconds(30), now: at(3))).isEmpty)
+    }
+
+    static func concurrentClaimsNeverShareAJob(_ make: Make) async throws {
+        let d = try await make()
+        for _ in 0..<40 { _ = try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), now: at(0))) }
+        let claimed = try await withThrowingTaskGroup(of: [Int64].self) { group in
+            for w in 0..<8 {
+                group.addTask {
+                    var mine: [Int64] = []
+                    while true {
+                        let got = try await d.claimJobs(JobClaimParams(worker: "w\(w)", limit: 3, leaseDuration: .seconds(30), now: at(1)))
+                        if got.isEmpty { return mine }
+                        mine += got.map(\.id)
+                    }
+                }
+            }
+            var all: [Int64] = []
+            for try await part in group { all += part }
+            return all
+        }
+        #expect(claimed.count == 40)
+        #expect(Set(claimed).count == 40)
+    }
+
+    static func heartbeatsAndFencing(_ make: Make) async throws {
+        let d = try await make()
+        let id = try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), now: at(0))).job.id
+        let job = try #require(try await d.claimJobs(JobClaimParams(worker: "w", limit: 1, leaseDuration: .seconds(10), now: at(0))).first)
+        #expect(try await d.heartbeat(JobHeartbeatParams(id: id, token: job.leaseToken, leaseDuration: .seconds(10), now: at(5))) == .held)
+        #expect(try await d.job(id: id)?.leaseExpiresAt == at(15))
+        #expect(try await d.heartbeat(JobHeartbeatParams(id: id, token: job.leaseToken + 1, leaseDuration: .seconds(10), now: at(5))) == .lost)
+        try await d.setProgress(JobProgressParams(id: id, token: job.leaseToken, progress: JobProgress(bytes: 10, rows: 2)))
+        try await d.setProgress(JobProgressParams(id: id, token: job.leaseToken + 7, progress: JobProgress(bytes: 99, rows: 99)))
+        #expect(try await d.job(id: id)?.progress == JobProgress(bytes: 10, rows: 2))
+        let result = JobResult(stats: LoadStats(), sha256: "abc")
+        #expect(try await d.completeJob(JobCompleteParams(id: id, token: job.leaseToken + 1, result: result, now: at(6))) == false)
+        #expect(try await d.job(id: id)?.state == .processing)
+        #expect(try await d.completeJob(JobCompleteParams(id: id, token: job.leaseToken, result: result, now: at(6))))
+        let done = try await d.job(id: id)
+        #expect(done?.state == .complete && done?.finishedAt == at(6) && done?.result?.sha256 == "abc" && done?.worker == nil)
+        #expect(try await d.completeJob(JobCompleteParams(id: id, token: job.leaseToken, result: result, now: at(7))) == false)
+        #expect(try await d.heartbeat(JobHeartbeatParams(id: id, token: job.leaseToken, leaseDuration: .seconds(10), now: at(8))) == .lost)
+    }
+
+    static func failuresRetriesAndBackoff(_ make: Make) async throws {
+        let d = try await make()
+        let id = try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), maxAttempts: 2, now: at(0))).job.id
+        var job = try #require(try await d.claimJobs(JobClaimParams(worker: "w", limit: 1, leaseDuration: .seconds(10), now: at(0))).first)
+        #expect(try await d.failJob(JobFailParams(id: id, token: job.leaseToken + 1, error: "x", transient: true, retryAt: at(10), now: at(1))) == nil)
+        let requeued = try #require(try await d.failJob(JobFailParams(id: id, token: job.leaseToken, error: "network down", transient: true, retryAt: at(10), now: at(1))))
+        #expect(requeued.state == .queued && requeued.error == "network down" && requeued.runAfter == at(10) && requeued.finishedAt == nil)
+        #expect(try await d.claimJobs(JobClaimParams(worker: "w", limit: 1, leaseDuration: .seconds(10), now: at(9))).isEmpty)  // backing off
+        job = try #require(try await d.claimJobs(JobClaimParams(worker: "w", limit: 1, leaseDuration: .seconds(10), now: at(10))).first)
+        #expect(job.attempts == 2 && job.leaseToken == 2)
+        let spent = try #require(try await d.failJob(JobFailParams(id: id, token: job.leaseToken, error: "network down again", transient: true, retryAt: at(30), now: at(11))))
+        #expect(spent.state == .error && spent.finishedAt == at(11))
+        let id2 = try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), maxAttempts: 5, now: at(0))).job.id
+        let j2 = try #require(try await d.claimJobs(JobClaimParams(worker: "w", limit: 1, leaseDuration: .seconds(10), now: at(12))).first)
+        #expect(j2.id == id2)
+        let terminal = try #require(try await d.failJob(JobFailParams(id: id2, token: j2.leaseToken, error: "bad file", transient: false, retryAt: at(12), now: at(12))))
+        #expect(terminal.state == .error && terminal.attempts == 1)
+    }
+
+    static func rescueOfExpiredLeases(_ make: Make) async throws {
+        let d = try await make()
+        var ids: [Int64] = []
+        for _ in 0..<5 { ids.append(try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), maxAttempts: 2, now: at(0))).job.id) }
+        let held = try await d.claimJobs(JobClaimParams(worker: "dead", limit: 5, leaseDuration: .seconds(10), now: at(0)))
+        #expect(held.count == 5)
+        // One keeps heartbeating: it must not be rescued.
+        #expect(try await d.heartbeat(JobHeartbeatParams(id: held[0].id, token: held[0].leaseToken, leaseDuration: .seconds(10), now: at(9))) == .held)
+        #expect(try await d.rescueExpired(JobRescueParams(now: at(5), batchSize: 2)) == 0)
+        #expect(try await d.rescueExpired(JobRescueParams(now: at(11), batchSize: 2)) == 4)
+        let after = try await d.listJobs(JobListParams())
+        #expect(after.filter { $0.state == .queued }.count == 4)
+        #expect(after.first { $0.id == held[0].id }?.state == .processing)
+        let victim = held[1]
+        // The old holder is fenced off: no heartbeat, no completion.
+        #expect(try await d.heartbeat(JobHeartbeatParams(id: victim.id, token: victim.leaseToken, leaseDuration: .seconds(10), now: at(12))) == .lost)
+        #expect(try await d.completeJob(JobCompleteParams(id: victim.id, token: victim.leaseToken, result: JobResult(stats: LoadStats()), now: at(12))) == false)
+        let again = try await d.claimJobs(JobClaimParams(worker: "alive", limit: 10, leaseDuration: .seconds(10), now: at(12)))
+        #expect(again.count == 4 && again.allSatisfy { $0.attempts == 2 && $0.leaseToken == 3 })
+        // Attempts spent: the next expiry lands in error with its reason.
+        #expect(try await d.rescueExpired(JobRescueParams(now: at(30), batchSize: 100)) == 5)
+        let final = try await d.listJobs(JobListParams(state: .error))
+        #expect(final.count == 4)
+        #expect(final.allSatisfy { $0.error?.contains("lease expired") == true && $0.finishedAt == at(30) })
+    }
+
+    static func cancelAndRetry(_ make: Make) async throws {
+        let d = try await make()
+        let q = try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), now: at(0))).job
+        #expect(try await d.cancelJob(JobCancelParams(id: q.id, now: at(1)))?.state == .cancelled)
+        #expect(try await d.cancelJob(JobCancelParams(id: q.id, now: at(1))) == nil)
+        let p = try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), now: at(0))).job
+        let running = try #require(try await d.claimJobs(JobClaimParams(worker: "w", limit: 1, leaseDuration: .seconds(10), now: at(1))).first)
+        #expect(running.id == p.id)
+        let cancelled = try #require(try await d.cancelJob(JobCancelParams(id: p.id, now: at(2))))
+        #expect(cancelled.state == .cancelled && cancelled.leaseToken > running.leaseToken)
+        #expect(try await d.heartbeat(JobHeartbeatParams(id: p.id, token: running.leaseToken, leaseDuration: .seconds(10), now: at(3))) == .cancelled)
+        #expect(try await d.completeJob(JobCompleteParams(id: p.id, token: running.leaseToken, result: JobResult(stats: LoadStats()), now: at(3))) == false)
+        let retried = try #require(try await d.retryJob(JobRetryParams(id: p.id, now: at(4))))
+        #expect(retried.state == .queued && retried.attempts == 0 && retried.finishedAt == nil && retried.runAfter == at(4))
+        #expect(try await d.retryJob(JobRetryParams(id: p.id, now: at(4))) == nil)  // queued: nothing to retry
+        let r2 = try #require(try await d.claimJobs(JobClaimParams(worker: "w", limit: 1, leaseDuration: .seconds(10), now: at(5))).first)
+        #expect(try await d.completeJob(JobCompleteParams(id: r2.id, token: r2.leaseToken, result: JobResult(stats: LoadStats()), now: at(6))))
+        #expect(try await d.retryJob(JobRetryParams(id: r2.id, now: at(7))) == nil)  // complete jobs are never loaded twice
+        #expect(try await d.cancelJob(JobCancelParams(id: r2.id, now: at(7))) == nil)
+    }
+
+    static func listingWithKeysetPagination(_ make: Make) async throws {
+        let d = try await make()
+        for i in 0..<7 { _ = try await d.insertJob(JobInsertParams(entity: i % 2 == 0 ? "a" : "b", spec: spec(), now: at(0))) }
+        var seen: [Int64] = []
+        var after: Int64? = nil
+        while true {
+            let page = try await d.listJobs(JobListParams(after: after, limit: 3))
+            if page.isEmpty { break }
+            seen += page.map(\.id)
+            after = page.last?.id
+        }
+        #expect(seen.count == 7 && seen == seen.sorted())
+        #expect(try await d.listJobs(JobListParams(entity: "a")).count == 4)
+        _ = try await d.claimJobs(JobClaimParams(worker: "w", limit: 2, leaseDuration: .seconds(10), now: at(1)))
+        #expect(try await d.listJobs(JobListParams(state: .processing)).count == 2)
+        #expect(try await d.listJobs(JobListParams(state: .queued, entity: "b")).count == 2)
+    }
+
+    static func uploadsAndLoadedFiles(_ make: Make) async throws {
+        let d = try await make()
+        let u = Upload(id: "u1", path: "/tmp/u1", size: 3, sha256: "ff", originalName: "a.csv", createdAt: at(0))
+        try await d.insertUpload(u)
+        #expect(try await d.upload(id: "u1") == u)
+        #expect(try await d.upload(id: "nope") == nil)
+        #expect(try await d.loadedFile(entity: "e", sha256: "ff") == nil)
+        try await d.ping()
+    }
+}
