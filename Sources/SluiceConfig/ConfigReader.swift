@@ -32,6 +32,9 @@ public enum ConfigReader {
         // Relative paths in the file are relative to the file, not to the working directory.
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty {
+            func rel(_ p: String) -> String { p.hasPrefix("/") ? p : (dir as NSString).appendingPathComponent(p) }
+            config.server.uploadDir = config.server.uploadDir.map(rel)
+            config.server.fileRoots = config.server.fileRoots.map(rel)
             if !config.database.hasPrefix("/") && !config.database.contains("://") { config.database = (dir as NSString).appendingPathComponent(config.database) }
             if !config.stateDir.hasPrefix("/") { config.stateDir = (dir as NSString).appendingPathComponent(config.stateDir) }
         }
@@ -51,7 +54,9 @@ public enum ConfigReader {
         config.path = fileName
         guard let root else { return config }
         let r = NodeReader(file: fileName)
-        let top = try r.mapping(root, "the top level", allowed: ["database", "state_dir", "entities"])
+        let top = try r.mapping(root, "the top level", allowed: ["database", "state_dir", "entities", "server", "worker"])
+        if let s = top["server"] { config.server = try readServer(s, r) }
+        if let w = top["worker"] { config.worker = try readWorker(w, r) }
         if let db = top["database"] { config.database = try r.string(db, "database") }
         if let sd = top["state_dir"] { config.stateDir = try r.string(sd, "state_dir") }
         if let ents = top["entities"] {
@@ -111,6 +116,44 @@ public enum ConfigReader {
             throw r.error(node, "\(path): \(error.message)")
         }
         return entity
+    }
+
+    static func readServer(_ node: Node, _ r: NodeReader) throws(SluiceError) -> ServerSettings {
+        let m = try r.mapping(node, "server", allowed: ["host", "port", "tokens", "uploads", "max_body_mb", "file_roots",
+                                                         "http_allowlist", "allow_link_local", "bulk_upload_entity"])
+        var s = ServerSettings()
+        if let n = m["host"] { s.host = try r.string(n, "server.host") }
+        if let n = m["port"] {
+            guard let p = n.int, p > 0, p < 65536 else { throw r.error(n, "server.port must be a port number") }
+            s.port = p
+        }
+        if let n = m["tokens"] { s.tokens = try r.strings(n, "server.tokens") }
+        if let n = m["uploads"] { s.uploadDir = try r.string(n, "server.uploads") }
+        if let n = m["max_body_mb"] {
+            guard let mb = n.int, mb > 0 else { throw r.error(n, "server.max_body_mb must be a positive number") }
+            s.maxBodyBytes = Int64(mb) << 20
+        }
+        if let n = m["file_roots"] { s.fileRoots = try r.strings(n, "server.file_roots") }
+        if let n = m["http_allowlist"] { s.httpAllowlist = try r.strings(n, "server.http_allowlist") }
+        if let n = m["allow_link_local"] { s.allowLinkLocal = try r.bool(n, "server.allow_link_local") }
+        if let n = m["bulk_upload_entity"] { s.bulkUploadEntity = try r.string(n, "server.bulk_upload_entity") }
+        return s
+    }
+
+    static func readWorker(_ node: Node, _ r: NodeReader) throws(SluiceError) -> WorkerSettings {
+        let m = try r.mapping(node, "worker", allowed: ["concurrency", "lease_seconds", "max_attempts", "poll_seconds", "retry_base_seconds"])
+        var w = WorkerSettings()
+        func positive(_ key: String) throws(SluiceError) -> Double? {
+            guard let n = m[key] else { return nil }
+            guard let v = n.float, v > 0 else { throw r.error(n, "worker.\(key) must be a positive number") }
+            return v
+        }
+        if let v = try positive("concurrency") { w.concurrency = Int(v) }
+        if let v = try positive("lease_seconds") { w.leaseSeconds = v }
+        if let v = try positive("max_attempts") { w.maxAttempts = Int(v) }
+        if let v = try positive("poll_seconds") { w.pollSeconds = v }
+        if let v = try positive("retry_base_seconds") { w.retryBaseSeconds = v }
+        return w
     }
 
     static func readColumns(_ node: Node, _ path: String, _ r: NodeReader) throws(SluiceError) -> [ColumnSchema] {
@@ -194,6 +237,14 @@ struct NodeReader {
     func string(_ node: Node, _ what: String) throws(SluiceError) -> String {
         guard case .scalar(let s) = node else { throw error(node, "\(what) must be a text value") }
         return s.string
+    }
+
+    func strings(_ node: Node, _ what: String) throws(SluiceError) -> [String] {
+        switch node {
+        case .scalar: return [try string(node, what)]
+        case .sequence(let items): return try items.map { (n) throws(SluiceError) in try string(n, what) }
+        default: throw error(node, "\(what) must be a list of text values")
+        }
     }
 
     func bool(_ node: Node, _ what: String) throws(SluiceError) -> Bool {

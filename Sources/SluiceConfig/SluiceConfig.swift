@@ -1,4 +1,5 @@
 public import SluiceCore
+import Foundation
 
 /// Everything `sluice.yml` declares. Read in one place (``ConfigReader``); validated
 /// before any I/O.
@@ -9,10 +10,58 @@ public struct SluiceConfig: Sendable {
     public var stateDir: String = ".sluice"
     /// Declared entities by name.
     public var entities: [String: Entity] = [:]
+    public var server = ServerSettings()
+    public var worker = WorkerSettings()
     /// The file this came from, if any (for messages).
     public var path: String?
 
     public init() {}
 
     public func entity(_ name: String) -> Entity? { entities[name] }
+
+    /// The upload folder in effect.
+    public var uploadDir: String { server.uploadDir ?? (stateDir as NSString).appendingPathComponent("uploads") }
+    /// Where workers keep per-job scratch files (stages, downloads, rejects).
+    public var workDir: String { (stateDir as NSString).appendingPathComponent("work") }
+}
+
+/// The `server:` section: how `sluice serve` listens, authenticates and accepts files.
+public struct ServerSettings: Sendable {
+    /// Address to bind. The default is 127.0.0.1.
+    public var host = "127.0.0.1"
+    /// The default is 8080.
+    public var port = 8080
+    /// Bearer tokens accepted by the API (also from $SLUICE_API_TOKENS, comma-separated).
+    public var tokens: [String] = []
+    /// Where uploads are stored under generated names. The default is `<state_dir>/uploads`.
+    public var uploadDir: String?
+    /// Largest request body, in bytes. The default is 1 GiB.
+    public var maxBodyBytes: Int64 = 1 << 30
+    /// Folders whose files `file://` URLs may name. The default is none (file URLs refused).
+    public var fileRoots: [String] = []
+    /// Hosts `http(s)://` URLs may name. The default is none (HTTP sources refused).
+    public var httpAllowlist: [String] = []
+    /// Allow link-local and cloud-metadata addresses for HTTP sources. The default is false.
+    public var allowLinkLocal = false
+    /// The entity `POST /bulk_upload` loads into; without one it only stores the file.
+    public var bulkUploadEntity: String?
+
+    public init() {}
+}
+
+/// The `worker:` section: how workers take and run jobs.
+public struct WorkerSettings: Sendable {
+    /// Jobs one worker process runs at once. The default is 2.
+    public var concurrency = 2
+    /// How long a claim lasts without a heartbeat. The default is 30 seconds.
+    public var leaseSeconds: Double = 30
+    /// Attempts before a job lands in `error`. The default is 3.
+    public var maxAttempts = 3
+    /// How often an idle worker looks for work (it is also woken on submission in the same
+    /// process). The default is 1 second.
+    public var pollSeconds: Double = 1
+    /// Wait before the second attempt (doubling after, with jitter). The default is 2 seconds.
+    public var retryBaseSeconds: Double = 2
+
+    public init() {}
 }

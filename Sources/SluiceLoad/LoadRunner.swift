@@ -62,15 +62,34 @@ public protocol LoadObserver: AnyObject {
 /// bounded queue while this thread writes them to the sink, so decoding and writing
 /// overlap and memory stays bounded. Everything commits in one transaction at the end.
 public final class LoadRunner {
+    /// Opens the sink a load writes to, for its entity and mode.
+    public typealias SinkFactory = (Entity, WriteMode) throws(SluiceError) -> any LoadSink
+
     let plan: LoadPlan
-    let target: SQLiteTarget?
+    let makeSink: SinkFactory?
     let stateDir: String
     public weak var observer: (any LoadObserver)?
+    /// Checked between batches; returning false aborts the load (nothing is written).
+    public var shouldContinue: (@Sendable () -> Bool)?
+    /// Fixed load id (workers name loads after their job); generated when nil.
+    public var loadId: String?
 
-    public init(plan: LoadPlan, target: SQLiteTarget?, stateDir: String) {
+    /// A load with its own sink (nil: a dry run that writes nothing).
+    public init(plan: LoadPlan, sink: SinkFactory?, stateDir: String) {
         self.plan = plan
-        self.target = target
+        self.makeSink = sink
         self.stateDir = stateDir
+    }
+
+    /// A load into a SQLite target in one transaction (nil target: a dry run).
+    public convenience init(plan: LoadPlan, target: SQLiteTarget?, stateDir: String) {
+        guard let target else {
+            self.init(plan: plan, sink: nil, stateDir: stateDir)
+            return
+        }
+        self.init(plan: plan, sink: { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
+            try target.beginLoad(table: e.table, schema: e.schema, mode: m)
+        }, stateDir: stateDir)
     }
 
     static func makeLoadId(entity: String) -> String {
@@ -86,21 +105,17 @@ public final class LoadRunner {
         let clock = ContinuousClock()
         let started = clock.now
         let entity = plan.entity
-        var report = LoadReport(loadId: Self.makeLoadId(entity: entity.name), entity: entity.name, table: entity.table,
-                                mode: plan.mode, dryRun: plan.request.dryRun || target == nil, inferred: plan.inferred)
+        var report = LoadReport(loadId: loadId ?? Self.makeLoadId(entity: entity.name), entity: entity.name, table: entity.table,
+                                mode: plan.mode, dryRun: plan.request.dryRun || makeSink == nil, inferred: plan.inferred)
         let dir = (stateDir as NSString).appendingPathComponent("loads/\(report.loadId)")
         var sink: (any LoadSink)? = nil
         do throws(SluiceError) {
-            if !report.dryRun, let target {
-                sink = try target.beginLoad(table: entity.table, schema: entity.schema, mode: plan.mode)
+            if !report.dryRun, let makeSink {
+                sink = try makeSink(entity, plan.mode)
             }
-            var unused: [String] = []
             for (i, file) in plan.files.enumerated() {
-                let fr = try loadFile(file, index: i, sink: sink, dir: dir, report: &report, started: started, clock: clock)
-                report.files.append(fr.report)
-                for u in fr.unused where !unused.contains(u) { unused.append(u) }
+                try loadFile(file, index: i, sink: sink, dir: dir, report: &report, started: started, clock: clock)
             }
-            report.unusedFields = unused
             if let sink {
                 observer?.loadPhase("committing")
                 let counts = try sink.commit(CommitContext(stats: report.stats, rejectsFiles: report.files.compactMap(\.rejectsFile)))
@@ -125,9 +140,10 @@ public final class LoadRunner {
         return report
     }
 
-    /// Decodes one file on a reader thread and writes its batches here.
+    /// Decodes one file on a reader thread and writes its batches here. The file's figures
+    /// land in `report` even when it fails (so a failed load still names its rejects).
     func loadFile(_ file: InputFile, index: Int, sink: (any LoadSink)?, dir: String, report: inout LoadReport,
-                  started: ContinuousClock.Instant, clock: ContinuousClock) throws(SluiceError) -> FileReport.WithUnused {
+                  started: ContinuousClock.Instant, clock: ContinuousClock) throws(SluiceError) {
         let progress = LoadProgress()
         let spec = ReadSpec(schema: plan.entity.schema, opField: plan.mode == .merge ? plan.entity.opColumn : nil,
                             limits: plan.request.limits, fileName: file.path)
@@ -157,9 +173,16 @@ public final class LoadRunner {
             queue.cancel()
             done.wait()
             try? rejects.close()  // a failure here is reported by the explicit close below
+            out.bytes = progress.bytes
+            if rejects.count > 0 { out.rejectsFile = rejects.path }
+            report.files.append(out)
+            for u in reader.unusedFields where !report.unusedFields.contains(u) { report.unusedFields.append(u) }
         }
 
         while let item = queue.pop() {
+            if let shouldContinue, !shouldContinue() {
+                throw SluiceError(.aborted, "the load was stopped", at: SourceLocation(file: file.path))
+            }
             let decoded = try item.get()
             out.read += Int64(decoded.rowsRead)
             report.stats.read += Int64(decoded.rowsRead)
@@ -182,10 +205,7 @@ public final class LoadRunner {
                                    rows: report.stats.read, elapsed: (clock.now - started).seconds)
         }
         try rejects.close()
-        out.bytes = progress.bytes
         report.stats.bytes += progress.bytes
-        if rejects.count > 0 { out.rejectsFile = rejects.path }
-        return FileReport.WithUnused(report: out, unused: reader.unusedFields)
     }
 
     func writeSummary(_ report: LoadReport, dir: String) -> String? {
@@ -198,14 +218,6 @@ public final class LoadRunner {
               (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)) != nil,
               FileManager.default.createFile(atPath: path, contents: data) else { return nil }
         return path
-    }
-}
-
-extension FileReport {
-    /// A file's report plus the source fields nothing read (reported once per load).
-    struct WithUnused {
-        var report: FileReport
-        var unused: [String]
     }
 }
 
