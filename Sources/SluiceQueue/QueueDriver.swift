@@ -11,6 +11,8 @@ public protocol QueueDriver: Sendable {
     /// Inserts a job, or returns the existing one with the same idempotency key.
     func insertJob(_ p: JobInsertParams) async throws(SluiceError) -> JobInsertResult
     func job(id: Int64) async throws(SluiceError) -> Job?
+    /// The job created with this idempotency key, if any.
+    func job(idempotencyKey: String) async throws(SluiceError) -> Job?
     /// Jobs in id order after `after` (keyset pagination), filtered by state and entity.
     func listJobs(_ p: JobListParams) async throws(SluiceError) -> [Job]
     /// Atomically moves up to `limit` runnable queued jobs to processing for `worker`,

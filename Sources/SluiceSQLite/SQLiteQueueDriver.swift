@@ -164,6 +164,13 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         }
     }
 
+    public func job(idempotencyKey: String) async throws(SluiceError) -> Job? {
+        try await run { c throws(SluiceError) in
+            try c.query("SELECT \(Self.columns) FROM sluice_jobs WHERE idempotency_key = ?1", [.text(idempotencyKey)]).first
+                .map { (r) throws(SluiceError) in try Self.job(r) }
+        }
+    }
+
     public func listJobs(_ p: JobListParams) async throws(SluiceError) -> [Job] {
         try await run { c throws(SluiceError) in
             let rows = try c.query("""
@@ -217,7 +224,7 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
     static func complete(_ c: SQLiteConnection, id: Int64, token: Int64, result: JobResult, entity: String?, now: Date) throws(SluiceError) -> Bool {
         let st = try c.prepare("""
             UPDATE sluice_jobs SET state = 'complete', result = ?1, finished_at = ?2, worker = NULL, lease_expires_at = NULL, error = NULL,
-                progress_rows = ?5
+                progress_rows = ?5, progress_bytes = ?6
             WHERE id = ?3 AND lease_token = ?4 AND state = 'processing'
             """)
         st.bind(1, .text(json(result)))
@@ -225,6 +232,7 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         st.bind(3, .integer(id))
         st.bind(4, .integer(token))
         st.bind(5, .integer(result.stats.read))
+        st.bind(6, .integer(result.stats.bytes))
         try st.step()
         guard c.changes == 1 else { return false }
         if let entity, let sha = result.sha256, result.duplicateOf == nil {

@@ -34,6 +34,8 @@ public enum QueueDriverConformance {
         #expect(!c.existing && c.job.id != a.job.id)
         #expect(try await d.listJobs(JobListParams()).count == 2)
         #expect(try await d.job(id: a.job.id)?.idempotencyKey == "k1")
+        #expect(try await d.job(idempotencyKey: "k1")?.id == a.job.id)
+        #expect(try await d.job(idempotencyKey: "other") == nil)
         #expect(try await d.job(id: 999_999) == nil)
     }
 

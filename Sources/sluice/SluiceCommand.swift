@@ -6,8 +6,8 @@ import ArgumentParser
 struct SluiceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
-        abstract: "Load CSV and JSON files into tables, with upsert/delete semantics and exact counts.",
+        abstract: "Load files into tables with upsert/delete semantics and exact counts; serve a bulk-ingest API with durable jobs.",
         version: "0.1.0",
-        subcommands: [LoadCommand.self, InferCommand.self]
+        subcommands: [LoadCommand.self, InferCommand.self, ServeCommand.self, WorkerCommand.self, JobsCommand.self]
     )
 }

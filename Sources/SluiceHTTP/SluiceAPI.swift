@@ -1,0 +1,84 @@
+public import Hummingbird
+public import SluiceConfig
+public import SluiceQueue
+public import SluiceWorker
+import SluiceCore
+public import Foundation
+import HTTPTypes
+public import HummingbirdCore
+
+/// What the API needs: configuration, the queue, the source policy, and a way to wake
+/// in-process workers when a job is submitted.
+public struct APIDependencies: Sendable {
+    public var config: SluiceConfig
+    public var driver: any QueueDriver
+    public var policy: SourcePolicy
+    /// Poked after each submission so that workers in this process start at once.
+    public var wake: WakeSignal?
+    /// Accepted bearer tokens; empty means no authentication (loopback only, see `sluice serve`).
+    public var tokens: [String]
+    public var now: @Sendable () -> Date
+
+    public init(config: SluiceConfig, driver: any QueueDriver, policy: SourcePolicy, wake: WakeSignal?, tokens: [String],
+                now: @escaping @Sendable () -> Date = { Date() }) {
+        self.config = config
+        self.driver = driver
+        self.policy = policy
+        self.wake = wake
+        self.tokens = tokens
+        self.now = now
+    }
+}
+
+/// The bulk-ingest HTTP API. Routes only turn requests into validated jobs and answers;
+/// loading is the workers' business.
+public enum SluiceAPI {
+    /// Every route as `METHOD /path` in OpenAPI form; a test checks it against `openapi.yaml`.
+    public static let routes: [String] = [
+        "GET /healthz", "GET /readyz", "GET /openapi.yaml",
+        "POST /uploads", "POST /bulk_upload", "GET /jobs",
+        "PUT /{entity}/_bulk", "POST /{entity}/_bulk", "GET /{entity}/_bulk/status/{id}",
+        "GET /{entity}/_bulk/{id}/rejects", "DELETE /{entity}/_bulk/{id}",
+    ]
+
+    /// The OpenAPI description served at `/openapi.yaml`.
+    public static var openAPIText: String {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"),
+              let text = try? String(contentsOf: url, encoding: .utf8) else { return "" }
+        return text
+    }
+
+    public static func router(_ deps: APIDependencies) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        let bulk = BulkController(deps: deps)
+        router.get("/healthz") { _, _ in try json(["status": "ok"]) }
+        router.get("/readyz") { _, _ in
+            do {
+                try await deps.driver.ping()
+                return try json(["status": "ready"])
+            } catch {
+                throw APIError(.serviceUnavailable, "the control plane does not answer")
+            }
+        }
+        let spec = openAPIText
+        router.get("/openapi.yaml") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: spec)))
+        }
+        let api = router.group()
+        if !deps.tokens.isEmpty { api.add(middleware: BearerAuth<BasicRequestContext>(tokens: deps.tokens)) }
+        api.post("/uploads") { req, ctx in try await bulk.upload(req, ctx) }
+        api.post("/bulk_upload") { req, ctx in try await bulk.bulkUpload(req, ctx) }
+        api.get("/jobs") { req, ctx in try await bulk.list(req, ctx) }
+        api.put("/:entity/_bulk") { req, ctx in try await bulk.submitURL(req, ctx) }
+        api.post("/:entity/_bulk") { req, ctx in try await bulk.submitBody(req, ctx) }
+        api.get("/:entity/_bulk/status/:id") { req, ctx in try await bulk.status(req, ctx) }
+        api.get("/:entity/_bulk/:id/rejects") { req, ctx in try await bulk.rejects(req, ctx) }
+        api.delete("/:entity/_bulk/:id") { req, ctx in try await bulk.cancel(req, ctx) }
+        return router
+    }
+
+    /// The HTTP/1 server setup with the `Expect: 100-continue` answer in its pipeline.
+    public static var server: HTTPServerBuilder {
+        .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()]))
+    }
+}

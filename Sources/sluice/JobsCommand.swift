@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import SluiceConfig
+import SluiceCore
+import SluiceQueue
+import SluiceSQLite
+
+struct JobsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jobs",
+        abstract: "Inspect and steer jobs in the control plane.",
+        subcommands: [List.self, Show.self, Cancel.self, Retry.self]
+    )
+
+    static func driver(_ shared: SharedOptions) async throws -> SQLiteQueueDriver {
+        let config = try shared.loadConfig()
+        let d = try SQLiteQueueDriver(path: config.database)
+        try await d.migrate()
+        return d
+    }
+
+    static func line(_ j: Job) -> String {
+        let stats = j.result.map { r in
+            let s = r.stats
+            if let dup = r.duplicateOf { return "duplicate of job \(dup)" }
+            return "read \(s.read), ins \(s.inserted), upd \(s.updated), del \(s.deleted), rej \(s.rejected)"
+        } ?? (j.state == .processing ? "\(j.progress.rows) rows so far" : "")
+        let err = j.error.map { " — \($0)" } ?? ""
+        return "\(j.id)\t\(j.entity)\t\(j.state.rawValue)\tattempt \(j.attempts)/\(j.maxAttempts)\t\(stats)\(err)"
+    }
+
+    static func detail(_ j: Job) -> String {
+        var lines = ["job \(j.id): \(j.entity), \(j.state.rawValue)",
+                     "  source    \(j.spec.source)\(j.spec.fileName.map { " (\($0))" } ?? "")",
+                     "  attempts  \(j.attempts) of \(j.maxAttempts)\(j.worker.map { ", held by \($0)" } ?? "")",
+                     "  created   \(j.createdAt)"]
+        if let s = j.startedAt { lines.append("  started   \(s)") }
+        if let f = j.finishedAt { lines.append("  finished  \(f)") }
+        if j.state == .processing { lines.append("  progress  \(j.progress.rows) rows, \(j.progress.bytes) bytes") }
+        if let r = j.result {
+            let s = r.stats
+            lines.append("  stats     read \(s.read), inserted \(s.inserted), updated \(s.updated), deleted \(s.deleted), rejected \(s.rejected), skipped \(s.skipped)")
+            if let d = r.duplicateOf { lines.append("  duplicate of job \(d) (same SHA-256)") }
+            if let p = r.rejectsPath { lines.append("  rejects   \(p)") }
+        }
+        if let e = j.error { lines.append("  error     \(e)") }
+        return lines.joined(separator: "\n")
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List jobs, oldest first.")
+        @Option(help: "Only jobs in this state (queued, processing, complete, error, cancelled).")
+        var state: String?
+        @Option(help: "Only jobs of this entity.")
+        var entity: String?
+        @Option(help: "Only jobs with an id greater than this.")
+        var after: Int64?
+        @Option(help: "At most this many.")
+        var limit: Int = 100
+        @OptionGroup var shared: SharedOptions
+
+        func run() async throws {
+            var p = JobListParams(entity: entity, after: after, limit: limit)
+            if let state {
+                guard let s = JobState(rawValue: state) else { throw ValidationError("unknown state '\(state)'") }
+                p.state = s
+            }
+            for j in try await JobsCommand.driver(shared).listJobs(p) { print(JobsCommand.line(j)) }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one job.")
+        @Argument var id: Int64
+        @OptionGroup var shared: SharedOptions
+        func run() async throws {
+            guard let j = try await JobsCommand.driver(shared).job(id: id) else { throw fail("no job \(id)") }
+            print(JobsCommand.detail(j))
+        }
+    }
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cancel a queued or running job.")
+        @Argument var id: Int64
+        @OptionGroup var shared: SharedOptions
+        func run() async throws {
+            let d = try await JobsCommand.driver(shared)
+            guard let j = try await d.cancelJob(JobCancelParams(id: id, now: Date())) else {
+                throw fail("job \(id) does not exist or is already finished")
+            }
+            print(JobsCommand.line(j))
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Queue a job in error or cancelled again, with fresh attempts.")
+        @Argument var id: Int64
+        @OptionGroup var shared: SharedOptions
+        func run() async throws {
+            let d = try await JobsCommand.driver(shared)
+            guard let j = try await d.retryJob(JobRetryParams(id: id, now: Date())) else {
+                throw fail("job \(id) does not exist or is not in error or cancelled")
+            }
+            print(JobsCommand.line(j))
+        }
+    }
+}

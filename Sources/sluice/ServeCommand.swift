@@ -1,0 +1,149 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import UnixSignals
+import SluiceConfig
+import SluiceCore
+import SluiceHTTP
+import SluiceQueue
+import SluiceSQLite
+import SluiceWorker
+
+/// What `serve` and `worker` both build: the control plane, the source policy, an executor.
+struct Runtime {
+    let config: SluiceConfig
+    let driver: SQLiteQueueDriver
+    let policy: SourcePolicy
+    let logger: Logger
+
+    init(config: SluiceConfig) async throws {
+        self.config = config
+        var logger = Logger(label: "sluice")
+        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        self.logger = logger
+        driver = try SQLiteQueueDriver(path: config.database)
+        try await driver.migrate()
+        policy = SourcePolicy(uploadDir: config.uploadDir, fileRoots: config.server.fileRoots,
+                              httpAllowlist: config.server.httpAllowlist, allowLinkLocal: config.server.allowLinkLocal)
+    }
+
+    func worker(concurrency: Int?, id: String?, wake: WakeSignal) -> WorkerService {
+        var options = WorkerOptions(settings: config.worker, workDir: config.workDir)
+        if let concurrency { options.concurrency = max(1, concurrency) }
+        if let id { options.id = id }
+        var log = logger
+        log[metadataKey: "worker"] = "\(options.id)"
+        let executor = JobExecutor(driver: driver, databasePath: config.database, config: config, policy: policy, options: options, logger: log)
+        return WorkerService(driver: driver, executor: executor, options: options, wake: wake, logger: log)
+    }
+
+    static func bootstrapLogging() {
+        LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
+    }
+}
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the bulk-ingest API and run workers in the same process.",
+        discussion: """
+            API tokens come from server.tokens in sluice.yml and $SLUICE_API_TOKENS (comma-separated). \
+            --no-auth is accepted only on a loopback address. SIGTERM or SIGINT stop accepting work \
+            and let running jobs finish.
+            """
+    )
+
+    @Option(help: "Port to listen on (0 picks a free one; the default is server.port, else 8080).")
+    var port: Int?
+
+    @Option(help: "Address to bind (default: server.host, else 127.0.0.1).")
+    var host: String?
+
+    @Flag(help: "Serve without authentication (loopback addresses only).")
+    var noAuth = false
+
+    @Flag(help: "Only serve the API; run workers with `sluice worker`.")
+    var noWorkers = false
+
+    @Option(help: "Jobs the in-process worker runs at once (default: worker.concurrency).")
+    var concurrency: Int?
+
+    @OptionGroup var shared: SharedOptions
+
+    func run() async throws {
+        Runtime.bootstrapLogging()
+        let config: SluiceConfig
+        do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
+        let host = self.host ?? config.server.host
+        let port = self.port ?? config.server.port
+        var tokens = config.server.tokens
+        if let env = ProcessInfo.processInfo.environment["SLUICE_API_TOKENS"] {
+            tokens += env.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        if noAuth {
+            guard ["127.0.0.1", "::1", "localhost"].contains(host) else {
+                throw fail("--no-auth is only allowed on a loopback address, not \(host)")
+            }
+            tokens = []
+        } else if tokens.isEmpty {
+            throw fail("no API tokens: set server.tokens in sluice.yml or SLUICE_API_TOKENS, or use --no-auth on 127.0.0.1")
+        }
+        let runtime: Runtime
+        do { runtime = try await Runtime(config: config) } catch { throw fail("\(error)") }
+        let wake = WakeSignal()
+        var services: [any Service] = []
+        if !noWorkers { services.append(runtime.worker(concurrency: concurrency, id: nil, wake: wake)) }
+        let deps = APIDependencies(config: config, driver: runtime.driver, policy: runtime.policy, wake: wake, tokens: tokens)
+        let logger = runtime.logger
+        let app = Application(
+            router: SluiceAPI.router(deps),
+            server: SluiceAPI.server,
+            configuration: .init(address: .hostname(host, port: port), serverName: "sluice"),
+            services: services,
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? port
+                // One line on stdout that scripts (and tests) can wait for.
+                FileHandle.standardOutput.write(Data("sluice listening on http://\(host):\(bound)\n".utf8))
+            },
+            logger: logger
+        )
+        try await app.runService()
+    }
+}
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run workers against the control plane (no API).",
+        discussion: "Any number of worker processes can share one control plane; SIGTERM lets running jobs finish."
+    )
+
+    @Option(help: "Jobs run at once (default: worker.concurrency).")
+    var concurrency: Int?
+
+    @Option(help: "Worker name shown on the jobs it holds (default: host:pid).")
+    var id: String?
+
+    @Flag(help: "Run the jobs that are ready, then exit.")
+    var once = false
+
+    @OptionGroup var shared: SharedOptions
+
+    func run() async throws {
+        Runtime.bootstrapLogging()
+        let config: SluiceConfig
+        do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
+        let runtime: Runtime
+        do { runtime = try await Runtime(config: config) } catch { throw fail("\(error)") }
+        let worker = runtime.worker(concurrency: concurrency, id: id, wake: WakeSignal())
+        if once {
+            let n = await worker.runOnce()
+            print("ran \(n) job\(n == 1 ? "" : "s")")
+            return
+        }
+        let group = ServiceGroup(configuration: .init(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: runtime.logger))
+        try await group.run()
+    }
+}
