@@ -130,7 +130,8 @@ let package = Package(
         .testTarget(name: "SluiceQueueTests", dependencies: ["SluiceQueue", "SluiceSQLite", "SluiceWorker", "SluiceTesting"], swiftSettings: strict),
         .testTarget(
             name: "SluiceHTTPTests",
-            dependencies: ["SluiceHTTP", "SluiceTesting", .product(name: "HummingbirdTesting", package: "hummingbird")],
+            dependencies: ["SluiceHTTP", "SluiceTesting", .product(name: "HummingbirdTesting", package: "hummingbird"),
+                           .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
         // Runs the built `sluice` binary (the dependency makes SwiftPM build it first).
