@@ -4,21 +4,29 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Peers and tools the tests use: the sqlite3 shell (to read what Sluice wrote) and gzip.
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+
+# Debian packages: the sqlite3 shell (to read what Sluice wrote), gzip, curl (HTTP tests).
 missing=()
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 command -v gzip >/dev/null || missing+=(gzip)
+command -v curl >/dev/null || missing+=(curl)
+command -v python3 >/dev/null || missing+=(python3 python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-for tool in sqlite3 gzip; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "error: $tool is required by the tests and could not be installed" >&2
-    exit 1
-  fi
+
+# Python peers: aiohttp is seed 000's HTTP client (the tests post with it as that client does).
+if ! python3 -c "import aiohttp" 2>/dev/null; then
+  echo "installing: aiohttp (pip)"
+  python3 -m pip install -q aiohttp 2>&1 | grep -v "WARNING: Running pip as" || true
+fi
+
+for tool in sqlite3 gzip curl python3; do
+  command -v "$tool" >/dev/null || { echo "error: $tool is required by the tests and could not be installed" >&2; exit 1; }
 done
+python3 -c "import aiohttp" || { echo "error: python3 module aiohttp is required by the tests" >&2; exit 1; }
 
 swift build --build-tests
 swift test --skip-build "$@"

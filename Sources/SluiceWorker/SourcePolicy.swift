@@ -23,7 +23,9 @@ public struct SourcePolicy: Sendable {
 
     public init(uploadDir: String, fileRoots: [String] = [], httpAllowlist: [String] = [], allowLinkLocal: Bool = false) {
         self.uploadDir = uploadDir
-        self.fileRoots = fileRoots.map { ($0 as NSString).standardizingPath }
+        // Roots are compared with absolute paths: a relative root is taken from the working directory.
+        let cwd = FileManager.default.currentDirectoryPath
+        self.fileRoots = fileRoots.map { (($0.hasPrefix("/") ? $0 : (cwd as NSString).appendingPathComponent($0)) as NSString).standardizingPath }
         self.httpAllowlist = httpAllowlist.map { $0.lowercased() }
         self.allowLinkLocal = allowLinkLocal
     }

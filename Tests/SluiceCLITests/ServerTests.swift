@@ -1,0 +1,235 @@
+import Testing
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A `sluice serve` process (and optional `sluice worker` processes) in a scratch folder,
+/// talked to over real sockets.
+final class ServerProcess: @unchecked Sendable {
+    let cli: CLI
+    var serve: Process?
+    var workers: [String: Process] = [:]
+    var port = 0
+    let token = "test-token-123"
+    var logPath: String { cli.dir + "/serve.log" }
+
+    init(yaml: String = "", noWorkers: Bool = false) throws {
+        cli = try CLI()
+        cli.write("sluice.yml", """
+            server:
+              tokens: [\(token)]
+              bulk_upload_entity: registros
+              file_roots: [.]
+            worker:
+              lease_seconds: 2
+              poll_seconds: 0.2
+              retry_base_seconds: 0.2
+            entities:
+              registros:
+                primary_key: [id]
+            \(yaml)
+            """)
+        try start(noWorkers: noWorkers)
+    }
+
+    func start(noWorkers: Bool) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLI.binary)
+        p.arguments = ["serve", "--port", "0"] + (noWorkers ? ["--no-workers"] : [])
+        p.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
+        let out = Pipe()
+        p.standardOutput = out
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        p.standardError = FileHandle(forWritingAtPath: logPath)
+        try p.run()
+        serve = p
+        // Wait for "sluice listening on http://127.0.0.1:PORT".
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let d = out.fileHandleForReading.availableData
+            if d.isEmpty { throw ServerError.failedToStart(try String(contentsOfFile: logPath, encoding: .utf8)) }
+            line.append(d)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard let r = text.range(of: "127.0.0.1:"), let p2 = Int(text[r.upperBound...].prefix { $0.isNumber }) else {
+            throw ServerError.failedToStart(text)
+        }
+        port = p2
+    }
+
+    enum ServerError: Error { case failedToStart(String), timeout(String) }
+
+    @discardableResult
+    func startWorker(_ id: String, concurrency: Int = 1) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLI.binary)
+        p.arguments = ["worker", "--id", id, "--concurrency", String(concurrency)]
+        p.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
+        p.standardOutput = FileHandle.nullDevice
+        let log = cli.dir + "/worker-\(id).log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        p.standardError = FileHandle(forWritingAtPath: log)
+        try p.run()
+        workers[id] = p
+        return p
+    }
+
+    deinit {
+        for p in workers.values where p.isRunning { p.terminate() }
+        if let s = serve, s.isRunning {
+            s.terminate()
+            s.waitUntilExit()
+        }
+    }
+
+    func request(_ method: String, _ path: String, body: Data? = nil, headers: [String: String] = [:], auth: Bool = true) async throws -> (Int, Data) {
+        var r = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        r.httpMethod = method
+        r.httpBody = body
+        if auth { r.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        for (k, v) in headers { r.setValue(v, forHTTPHeaderField: k) }
+        let (data, resp) = try await URLSession.shared.data(for: r)
+        return ((resp as? HTTPURLResponse)?.statusCode ?? 0, data)
+    }
+
+    func json(_ method: String, _ path: String, body: String? = nil, headers: [String: String] = [:]) async throws -> (Int, [String: Any]) {
+        let (s, d) = try await request(method, path, body: body.map { Data($0.utf8) }, headers: headers)
+        return (s, (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] ?? [:])
+    }
+
+    /// Polls a job until `done` holds (or 90 s pass).
+    func wait(job id: Int, until done: ([String: Any]) -> Bool) async throws -> [String: Any] {
+        let deadline = Date().addingTimeInterval(90)
+        while Date() < deadline {
+            let (_, o) = try await json("GET", "/registros/_bulk/status/\(id)")
+            if done(o) { return o }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw ServerError.timeout("job \(id) never reached the expected state")
+    }
+
+    /// A CSV of `rows` rows with ids 1...rows.
+    func bigCSV(_ name: String, rows: Int) -> String {
+        var s = "id,valor,referencia,category\n"
+        s.reserveCapacity(rows * 32)
+        for i in 1...rows { s += "\(i),\(Double(i) / 7),ref\(i % 1000),\(["A", "B", "C", "D", "E"][i % 5])\n" }
+        return cli.write(name, s)
+    }
+}
+
+func stats(_ o: [String: Any]) -> [String: Int] { o["stats"] as? [String: Int] ?? [:] }
+
+@Suite(.serialized) struct ServerTests {
+    @Test func lifecycleFromUploadToRejects() async throws {
+        let srv = try ServerProcess()
+        var (s, o) = try await srv.json("POST", "/registros/_bulk", body: "id,valor\n1,1.5\n2,2.5\n", headers: ["Content-Type": "text/csv"])
+        #expect(s == 202)
+        let id = try #require(o["id"] as? Int)
+        o = try await srv.wait(job: id) { ($0["state"] as? String) == "complete" }
+        #expect(stats(o) == ["read": 2, "inserted": 2, "updated": 0, "deleted": 0, "rejected": 0, "skipped": 0])
+        #expect(o["attempts"] as? Int == 1)
+        // A bad file: good rows load, the reject is readable as CSV.
+        (s, o) = try await srv.json("POST", "/registros/_bulk?format=csv", body: "id,valor,op\n2,2.75,U\n3,oops,I\n1,,D\n")
+        let bad = try #require(o["id"] as? Int)
+        o = try await srv.wait(job: bad) { ($0["state"] as? String) == "complete" }
+        #expect(stats(o)["updated"] == 1 && stats(o)["deleted"] == 1 && stats(o)["rejected"] == 1)
+        let (rs, rejects) = try await srv.request("GET", "/registros/_bulk/\(bad)/rejects")
+        #expect(rs == 200)
+        #expect(String(decoding: rejects, as: UTF8.self) == "id,valor,op,_line,_error\n3,oops,I,3,column 'valor': invalid float64 value 'oops'\n")
+        #expect(try srv.cli.sqlite("SELECT id, valor FROM registros") == "2|2.75\n")
+        // The operator's view of the same jobs.
+        let list = try srv.cli.run(["jobs", "list"])
+        #expect(list.status == 0 && list.out.contains("\(bad)\tregistros\tcomplete"))
+    }
+
+    @Test func seed000ClientPostsMultipartFile() async throws {
+        let srv = try ServerProcess()
+        srv.cli.write("batch_0.csv", "id,valor,referencia,category\n10,1.5,abc,A\n11,2.5,def,B\n")
+        // Seed 000's sender: aiohttp posting {"file": open(path, "rb")}, success only on 200.
+        srv.cli.write("client.py", """
+            import asyncio, sys, aiohttp
+            async def main():
+                async with aiohttp.ClientSession(headers={"Authorization": "Bearer \(srv.token)"}) as session:
+                    async with session.post("http://127.0.0.1:\(srv.port)/bulk_upload", data={"file": open("batch_0.csv", "rb")}) as r:
+                        print(r.status, await r.text())
+            asyncio.run(main())
+            """)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "client.py"]
+        p.currentDirectoryURL = URL(fileURLWithPath: srv.cli.dir)
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(text.hasPrefix("200 "), "\(text)")
+        let body = try #require(try JSONSerialization.jsonObject(with: Data(text.dropFirst(4).utf8)) as? [String: Any])
+        #expect(body["file_name"] as? String == "batch_0.csv")
+        let job = try #require(body["job_id"] as? Int)
+        let o = try await srv.wait(job: job) { ($0["state"] as? String) == "complete" }
+        #expect(stats(o)["inserted"] == 2)
+        #expect(try srv.cli.sqlite("SELECT count(*) FROM registros") == "2\n")
+    }
+
+    @Test func killedWorkersJobIsFinishedOnceByAnother() async throws {
+        let srv = try ServerProcess(noWorkers: true)
+        let rows = 600_000
+        let path = srv.bigCSV("big.csv", rows: rows)
+        let a = try srv.startWorker("A")
+        let (s, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)"}"#)
+        #expect(s == 202)
+        let id = try #require(o["id"] as? Int)
+        // Wait until worker A is in the middle of the load, then kill it outright.
+        let mid = try await srv.wait(job: id) { ($0["state"] as? String) == "processing" && (($0["progress"] as? [String: Int])?["rows"] ?? 0) > 0 }
+        #expect((mid["progress"] as? [String: Int])?["rows"] ?? 0 < rows, "the load finished before the kill; make the file bigger")
+        kill(a.processIdentifier, SIGKILL)
+        a.waitUntilExit()
+        try srv.startWorker("B")
+        let done = try await srv.wait(job: id) { ["complete", "error"].contains($0["state"] as? String ?? "") }
+        #expect(done["state"] as? String == "complete", "\(done)")
+        #expect(done["attempts"] as? Int == 2)
+        #expect(stats(done) == ["read": rows, "inserted": rows, "updated": 0, "deleted": 0, "rejected": 0, "skipped": 0])
+        #expect(try srv.cli.sqlite("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM registros") == "\(rows)|\(rows)|1|\(rows)\n")
+    }
+
+    @Test func cancelWhileRunningWritesNothing() async throws {
+        let srv = try ServerProcess()
+        let path = srv.bigCSV("big.csv", rows: 600_000)
+        let (_, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)"}"#)
+        let id = try #require(o["id"] as? Int)
+        _ = try await srv.wait(job: id) { ($0["state"] as? String) == "processing" && (($0["progress"] as? [String: Int])?["rows"] ?? 0) > 0 }
+        let (cs, cancelled) = try await srv.json("DELETE", "/registros/_bulk/\(id)")
+        #expect(cs == 200 && cancelled["state"] as? String == "cancelled")
+        // The worker notices on its next heartbeat and stops; nothing reaches the table.
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, !(try String(contentsOfFile: srv.logPath, encoding: .utf8)).contains("job stopped") {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(try String(contentsOfFile: srv.logPath, encoding: .utf8).contains("job stopped"))
+        let (_, after) = try await srv.json("GET", "/registros/_bulk/status/\(id)")
+        #expect(after["state"] as? String == "cancelled" && after["stats"] == nil)
+        #expect(try srv.cli.sqlite("SELECT count(*) FROM sqlite_schema WHERE name = 'registros'") == "0\n")
+    }
+
+    @Test func expectContinueIsAnsweredAtOnce() async throws {
+        let srv = try ServerProcess()
+        srv.cli.write("big.bin", String(repeating: "x", count: 3 << 20))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "--expect100-timeout", "5",
+                       "-H", "Authorization: Bearer \(srv.token)", "-H", "Expect: 100-continue",
+                       "--data-binary", "@big.bin", "http://127.0.0.1:\(srv.port)/uploads"]
+        p.currentDirectoryURL = URL(fileURLWithPath: srv.cli.dir)
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let parts = text.split(separator: " ")
+        #expect(parts.first == "201", "\(text)")
+        #expect((Double(parts.last ?? "9") ?? 9) < 4, "curl waited for its 5 s expect timeout: \(text)")
+    }
+}
