@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
-# Runs the foundation benchmark: builds Sluice in release mode, installs the sqlite3 shell
-# if missing, generates the files, and prints the table. Extra arguments go to bench.py
-# (e.g. --rows 200000 --runs 3 --big-rows 0 for a quick pass).
+# Benchmarks. `bench/run.sh [load|http|all] [args...]`:
+#   load  the foundation benchmark (sluice load vs the sqlite3 shell); args go to bench.py
+#   http  the bulk-API benchmark (uploads, jobs, status under wrk vs seed 000's FastAPI receiver)
+# Builds Sluice in release mode and installs the peers it compares with, if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v sqlite3 >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null
+which="${1:-load}"
+[ $# -gt 0 ] && shift
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+need=()
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+command -v wrk >/dev/null || need+=(wrk)
+if [ ${#need[@]} -gt 0 ]; then $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${need[@]}" >/dev/null; fi
+if [ "$which" = http ] || [ "$which" = all ]; then
+  python3 -c "import fastapi, uvicorn, multipart, aiohttp" 2>/dev/null || python3 -m pip install -q fastapi uvicorn python-multipart aiohttp
 fi
 swift build -c release --product sluice
-exec python3 bench/bench.py "$@"
+case "$which" in
+  load) exec python3 bench/bench.py "$@" ;;
+  http) exec python3 bench/http_bench.py "$@" ;;
+  all) python3 bench/bench.py && exec python3 bench/http_bench.py ;;
+  *) echo "usage: bench/run.sh [load|http|all] [args...]" >&2; exit 2 ;;
+esac

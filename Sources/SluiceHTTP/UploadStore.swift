@@ -1,7 +1,7 @@
 import SluiceCore
 import SluiceQueue
 import Hummingbird
-import MultipartKit
+import NIOPosix
 import Crypto
 import Foundation
 
@@ -29,7 +29,9 @@ struct UploadStore: Sendable {
         return s.isEmpty || s == "." || s == ".." ? nil : s
     }
 
-    /// A file being written: its descriptor, hash and size.
+    /// A file being written: its descriptor, hash and size. Opening and the final flush
+    /// run on NIO's blocking-I/O pool so they never stall the (small) cooperative pool;
+    /// writes go to the page cache and stay inline.
     final class Sink: @unchecked Sendable {
         let id: String
         let path: String
@@ -39,17 +41,25 @@ struct UploadStore: Sendable {
         let limit: Int64
         var closed = false
 
-        init(dir: String, limit: Int64) throws(APIError) {
-            do {
-                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            } catch {
-                throw APIError(.internalServerError, "cannot create the upload folder")
-            }
-            id = UploadStore.newID()
-            path = (dir as NSString).appendingPathComponent(id)
+        private init(id: String, path: String, fd: Int32, limit: Int64) {
+            self.id = id
+            self.path = path
+            self.fd = fd
             self.limit = limit
-            fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        }
+
+        static func create(dir: String, limit: Int64) async throws -> Sink {
+            let id = UploadStore.newID()
+            // 256 subfolders by the id's first two digits: file creation in one folder
+            // serialises on the folder's lock, and huge folders are slow to scan.
+            let shard = (dir as NSString).appendingPathComponent(String(id.prefix(2)))
+            let path = (shard as NSString).appendingPathComponent(id)
+            let fd: Int32 = try await NIOThreadPool.singleton.runIfActive {
+                try? FileManager.default.createDirectory(atPath: shard, withIntermediateDirectories: true)
+                return open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+            }
             if fd < 0 { throw APIError(.internalServerError, "cannot create an upload file") }
+            return Sink(id: id, path: path, fd: fd, limit: limit)
         }
 
         func write(_ bytes: UnsafeRawBufferPointer) throws(APIError) {
@@ -67,14 +77,17 @@ struct UploadStore: Sendable {
             }
         }
 
-        func finish(originalName: String?, now: Date) throws(APIError) -> Upload {
+        func finish(originalName: String?, now: Date) async throws -> Upload {
             closed = true
-            if fsync(fd) != 0 || close(fd) != 0 { throw APIError(.internalServerError, "cannot save the upload") }
+            let fd = self.fd
+            // Durable before we answer: the client may delete its copy once it has our reply.
+            let ok: Bool = try await NIOThreadPool.singleton.runIfActive { fdatasync(fd) == 0 && close(fd) == 0 }
+            if !ok { throw APIError(.internalServerError, "cannot save the upload") }
             let sha = hasher.finalize().map { String(format: "%02x", $0) }.joined()
             return Upload(id: id, path: path, size: size, sha256: sha, originalName: UploadStore.displayName(originalName), createdAt: now)
         }
 
-        /// Removes a partial file after a failure.
+        /// Removes a partial (or unused) file.
         func discard() {
             if !closed { close(fd); closed = true }
             unlink(path)
@@ -83,12 +96,12 @@ struct UploadStore: Sendable {
 
     /// Stores a raw body.
     func storeRaw(_ body: RequestBody, originalName: String?) async throws -> Upload {
-        let sink = try Sink(dir: dir, limit: maxBytes)
+        let sink = try await Sink.create(dir: dir, limit: maxBytes)
         do {
             for try await buffer in body {
                 try buffer.withUnsafeReadableBytes { (b) throws(APIError) in try sink.write(b) }
             }
-            return try sink.finish(originalName: originalName, now: now())
+            return try await sink.finish(originalName: originalName, now: now())
         } catch {
             sink.discard()
             throw error
@@ -105,97 +118,58 @@ struct UploadStore: Sendable {
     /// Streams a `multipart/form-data` body: the first part with a file name, or named
     /// `file`, goes to disk; other parts are small text fields (64 KiB at most each).
     func storeMultipart(_ body: RequestBody, boundary: String) async throws -> MultipartResult {
-        let parser = MultipartParser(boundary: boundary)
-        let state = PartState(dir: dir, limit: maxBytes)
-        parser.onHeader = { name, value in state.header(name, value) }
-        parser.onBody = { buffer in state.body(&buffer) }
-        parser.onPartComplete = { state.complete() }
-        do {
-            for try await buffer in body {
-                try parser.execute(buffer)
-                if let e = state.error { throw e }
-            }
-            if let e = state.error { throw e }
-            guard state.parts > 0 && state.current == nil && state.headers.isEmpty else {
-                throw APIError(.badRequest, "the multipart body ends in the middle of a part")
-            }
-            let upload = try state.sink.map { (s) throws(APIError) in try s.finish(originalName: state.fileName, now: now()) }
-            return MultipartResult(upload: upload, fields: state.fields, fileField: state.fileField)
-        } catch let e as APIError {
-            state.sink?.discard()
-            throw e
-        } catch {
-            state.sink?.discard()
-            throw APIError(.badRequest, "malformed multipart body")
-        }
-    }
-
-    /// Mutable parsing state for one multipart body (the parser's callbacks are synchronous).
-    final class PartState: @unchecked Sendable {
-        let dir: String
-        let limit: Int64
-        var headers: [String: String] = [:]
-        var current: (name: String?, fileName: String?, isFile: Bool)?
-        var text: [UInt8] = []
-        var sink: Sink?
+        // The file is opened up front (the open is the slow step); unused, it is removed.
+        let sink = try await Sink.create(dir: dir, limit: maxBytes)
+        var parser = MultipartStream(boundary: boundary)
+        var fields: [String: String] = [:]
         var fileName: String?
         var fileField: String?
-        var writingFile = false
-        var fields: [String: String] = [:]
-        var error: APIError?
-        var parts = 0
-
-        init(dir: String, limit: Int64) {
-            self.dir = dir
-            self.limit = limit
-        }
-
-        func header(_ name: String, _ value: String) {
-            headers[name.lowercased()] = value
-        }
-
-        func startPartIfNeeded() {
-            guard current == nil else { return }
-            let disposition = ContentDisposition(headers["content-disposition"] ?? "")
-            let isFile = sink == nil && (disposition.fileName != nil || disposition.name == "file")
-            current = (disposition.name, disposition.fileName, isFile)
-            if isFile {
-                do {
-                    sink = try Sink(dir: dir, limit: limit)
-                    fileName = disposition.fileName
-                    fileField = disposition.name
-                    writingFile = true
-                } catch {
-                    self.error = error
+        var haveFile = false
+        var inFile = false
+        var fieldName: String?
+        var text: [UInt8] = []
+        do {
+            for try await buffer in body {
+                try buffer.withUnsafeReadableBytes { chunk in
+                    try parser.feed(chunk) { event in
+                        switch event {
+                        case .headers(let h):
+                            let d = ContentDisposition(h["content-disposition"] ?? "")
+                            inFile = !haveFile && (d.fileName != nil || d.name == "file")
+                            if inFile {
+                                haveFile = true
+                                fileName = d.fileName
+                                fileField = d.name
+                            }
+                            fieldName = d.name
+                            text.removeAll(keepingCapacity: true)
+                        case .body(let bytes):
+                            if inFile {
+                                try sink.write(bytes)
+                            } else {
+                                text.append(contentsOf: bytes)
+                                if text.count > 64 << 10 { throw APIError(.contentTooLarge, "a form field is larger than 64 KiB") }
+                            }
+                        case .partEnd:
+                            if !inFile, let name = fieldName { fields[name] = String(decoding: text, as: UTF8.self) }
+                            inFile = false
+                        }
+                    }
                 }
             }
-        }
-
-        func body(_ buffer: inout ByteBuffer) {
-            startPartIfNeeded()
-            guard error == nil else { return }
-            if writingFile, let sink {
-                do {
-                    try buffer.withUnsafeReadableBytes { (b) throws(APIError) in try sink.write(b) }
-                } catch {
-                    self.error = error
-                }
-            } else {
-                text.append(contentsOf: buffer.readableBytesView)
-                if text.count > 64 << 10 { error = APIError(.contentTooLarge, "a form field is larger than 64 KiB") }
+            guard parser.finished else { throw APIError(.badRequest, "the multipart body ends before its closing boundary") }
+            if !haveFile {
+                sink.discard()
+                return MultipartResult(upload: nil, fields: fields, fileField: nil)
             }
-        }
-
-        func complete() {
-            startPartIfNeeded()
-            parts += 1
-            if let c = current, !c.isFile, let name = c.name {
-                fields[name] = String(decoding: text, as: UTF8.self)
-            }
-            writingFile = false
-            current = nil
-            headers = [:]
-            text = []
+            let upload = try await sink.finish(originalName: fileName, now: now())
+            return MultipartResult(upload: upload, fields: fields, fileField: fileField)
+        } catch let e as APIError {
+            sink.discard()
+            throw e
+        } catch {
+            sink.discard()
+            throw APIError(.badRequest, "malformed multipart body")
         }
     }
 }

@@ -34,7 +34,7 @@ public struct SourceFetcher: Sendable {
         case .upload(let id):
             guard let u = try await driver.upload(id: id) else { throw SluiceError(.notFound, "upload '\(id)' does not exist") }
             let root = (policy.uploadDir as NSString).standardizingPath
-            guard (u.path as NSString).standardizingPath.hasPrefix(root + "/") else {
+            guard (u.path as NSString).standardizingPath.hasPrefix(root + "/"), !u.path.contains("/../") else {
                 throw SluiceError(.refused, "upload '\(id)' is not in the upload folder")
             }
             return LocalSource(path: u.path, sha256: u.sha256, size: u.size, temporary: false)

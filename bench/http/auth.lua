@@ -1,0 +1,2 @@
+local token = os.getenv("SLUICE_BENCH_TOKEN")
+if token then wrk.headers["Authorization"] = "Bearer " .. token end
