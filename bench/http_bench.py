@@ -102,7 +102,7 @@ def wrk(url, paced, token=None, seconds=10):
     env = dict(os.environ)
     if token: env["SLUICE_BENCH_TOKEN"] = token
     script = os.path.join(HERE, "pace.lua" if paced else "auth.lua")
-    conns = "10" if paced else "64"
+    conns = "11" if paced else "64"
     out = subprocess.check_output(["wrk", "-t2", "-c" + conns, "-d%ds" % seconds, "--latency", "-s", script, url], env=env).decode()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     def pct(p):
@@ -174,8 +174,8 @@ def main():
     print("%-52s %9.2f  %.1f jobs/s, %s rows/s" % ("jobs: submit + load all to complete (2 workers)", m["jobs_total"], a.files / m["jobs_total"], "{:,.0f}".format(total_rows / m["jobs_total"])))
     print()
     print("%-52s %10s %9s %9s %7s" % ("status endpoint (wrk, 10 s)", "req/s", "p50 ms", "p99 ms", "errors"))
-    for label, k in [("sluice GET status, paced ~1,000 req/s (c10)", "sl_paced"), ("sluice GET status, unpaced (c64)", "sl_max"),
-                     ("FastAPI in-memory GET, paced ~1,000 req/s (c10)", "fa_paced"), ("FastAPI in-memory GET, unpaced (c64)", "fa_max")]:
+    for label, k in [("sluice GET status, paced ~1,000 req/s (c11)", "sl_paced"), ("sluice GET status, unpaced (c64)", "sl_max"),
+                     ("FastAPI in-memory GET, paced ~1,000 req/s (c11)", "fa_paced"), ("FastAPI in-memory GET, unpaced (c64)", "fa_max")]:
         print("%-52s %10.0f %9.2f %9.2f %7d" % (label, wm(k, "rps"), wm(k, "p50"), wm(k, "p99"), max(x["errors"] for x in W[k])))
     print("checked: every job complete, inserted counts sum to %d, table holds %d distinct ids" % (total_rows, total_rows))
     shutil.rmtree(runs_dir, ignore_errors=True)
