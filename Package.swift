@@ -32,6 +32,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Pure core: types, batches, schemas, coercion, inference, merge planning. No I/O.
@@ -54,6 +56,19 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // PostgreSQL: the production control plane (queue driver) and target (COPY → stage → MERGE).
+        .target(
+            name: "SluicePostgres",
+            dependencies: [
+                "SluiceCore", "SluiceQueue",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         // sluice.yml: entities and options, read with Yams.
         .target(
             name: "SluiceConfig",
@@ -63,7 +78,7 @@ let package = Package(
         // Wires sources, decoders and sinks into a load with stats, rejects and progress.
         .target(
             name: "SluiceLoad",
-            dependencies: ["SluiceCore", "SluiceFormats", "SluiceSQLite", "SluiceConfig"],
+            dependencies: ["SluiceCore", "SluiceFormats", "SluiceSQLite", "SluiceConfig", "SluicePostgres"],
             swiftSettings: strict
         ),
         // The durable job queue: job model, lifecycle state machine, retry policy, driver protocol
@@ -102,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceLoad", "SluiceConfig", "SluiceQueue", "SluiceWorker", "SluiceHTTP",
+                "SluiceLoad", "SluiceConfig", "SluiceQueue", "SluiceWorker", "SluiceHTTP", "SluicePostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -127,6 +142,7 @@ let package = Package(
         .testTarget(name: "SluiceSQLiteTests", dependencies: ["SluiceSQLite", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceLoadTests", dependencies: ["SluiceLoad", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceQueueTests", dependencies: ["SluiceQueue", "SluiceSQLite", "SluiceWorker", "SluiceTesting"], swiftSettings: strict),
+        .testTarget(name: "SluicePostgresTests", dependencies: ["SluicePostgres", "SluiceWorker", "SluiceLoad", "SluiceTesting"], swiftSettings: strict),
         .testTarget(
             name: "SluiceHTTPTests",
             dependencies: ["SluiceHTTP", "SluiceTesting", .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -80,7 +80,7 @@ public enum ConfigReader {
 
     static func readEntity(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> Entity {
         let path = "entities.\(name)"
-        let m = try r.mapping(node, path, allowed: ["table", "primary_key", "mode", "op_column", "format", "csv", "columns"])
+        let m = try r.mapping(node, path, allowed: ["table", "primary_key", "mode", "op_column", "format", "csv", "columns", "schema_changes"])
         var columns: [ColumnSchema] = []
         if let cols = m["columns"] { columns = try readColumns(cols, path + ".columns", r) }
         var key: [String] = []
@@ -107,8 +107,16 @@ public enum ConfigReader {
         if let c = m["csv"] { csv = try readCSV(c, path + ".csv", r) }
         let table = try m["table"].map { (n) throws(SluiceError) in try r.string(n, path + ".table") } ?? name
         let opColumn = try m["op_column"].map { (n) throws(SluiceError) in try r.string(n, path + ".op_column") } ?? "op"
+        var evolve = false
+        if let sc = m["schema_changes"] {
+            switch try r.string(sc, path + ".schema_changes") {
+            case "evolve": evolve = true
+            case "freeze": evolve = false
+            default: throw r.error(sc, "\(path).schema_changes must be evolve or freeze")
+            }
+        }
         let entity = Entity(name: name, table: table, schema: TableSchema(columns: columns, primaryKey: key).normalized(),
-                            mode: mode, opColumn: opColumn, format: format, csv: csv)
+                            mode: mode, opColumn: opColumn, format: format, csv: csv, evolve: evolve)
         do {
             try SQLIdentifier.validate(table)
             if !columns.isEmpty { try entity.schema.validate() }

@@ -10,9 +10,12 @@ public struct Entity: Sendable, Hashable {
     public var opColumn: String
     public var format: SourceFormat?
     public var csv: CSVDialect
+    /// A file with columns the table lacks: add them (`evolve`) or refuse the load (`freeze`,
+    /// the default).
+    public var evolve: Bool
 
     public init(name: String, table: String? = nil, schema: TableSchema, mode: WriteMode? = nil,
-                opColumn: String = "op", format: SourceFormat? = nil, csv: CSVDialect = CSVDialect()) {
+                opColumn: String = "op", format: SourceFormat? = nil, csv: CSVDialect = CSVDialect(), evolve: Bool = false) {
         self.name = name
         self.table = table ?? name
         self.schema = schema
@@ -20,6 +23,7 @@ public struct Entity: Sendable, Hashable {
         self.opColumn = opColumn
         self.format = format
         self.csv = csv
+        self.evolve = evolve
     }
 
     /// The mode used when none is asked for.

@@ -3,10 +3,13 @@ public struct SinkCounts: Sendable, Hashable {
     public var inserted: Int64 = 0
     public var updated: Int64 = 0
     public var deleted: Int64 = 0
-    public init(inserted: Int64 = 0, updated: Int64 = 0, deleted: Int64 = 0) {
+    /// Rows the target refused while applying the load (found at commit, not while writing).
+    public var rejects: [SinkReject] = []
+    public init(inserted: Int64 = 0, updated: Int64 = 0, deleted: Int64 = 0, rejects: [SinkReject] = []) {
         self.inserted = inserted
         self.updated = updated
         self.deleted = deleted
+        self.rejects = rejects
     }
 }
 
@@ -29,10 +32,19 @@ public struct SinkReject: Sendable, Hashable {
 public struct CommitContext: Sendable {
     public var stats: LoadStats
     public var rejectsFiles: [String]
-    public init(stats: LoadStats, rejectsFiles: [String]) {
+    /// How many more rejects the load may have before it must roll back (nil: no limit).
+    public var rejectBudget: Int64?
+    public init(stats: LoadStats, rejectsFiles: [String], rejectBudget: Int64? = nil) {
         self.stats = stats
         self.rejectsFiles = rejectsFiles
+        self.rejectBudget = rejectBudget
     }
+}
+
+/// Reads the schemas of existing tables (so a load can use a table's own types and key).
+public protocol TableCatalog {
+    /// The table's columns and primary key, or nil when it does not exist.
+    func schema(of table: String) throws(SluiceError) -> TableSchema?
 }
 
 /// One load into one table, inside one transaction: batches go in, and either

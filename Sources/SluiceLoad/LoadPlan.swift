@@ -1,6 +1,5 @@
 public import SluiceCore
 import SluiceFormats
-public import SluiceSQLite
 public import SluiceConfig
 
 /// What a user asked for: files, an entity, and any overrides from the command line or
@@ -41,7 +40,7 @@ public struct LoadPlan: Sendable {
 /// Resolves requests into plans. Pure except for reading the files' first bytes and the
 /// target's catalog.
 public enum LoadPlanner {
-    public static func plan(_ request: LoadRequest, config: SluiceConfig, target: SQLiteTarget?) throws(SluiceError) -> LoadPlan {
+    public static func plan(_ request: LoadRequest, config: SluiceConfig, target: (any TableCatalog)?) throws(SluiceError) -> LoadPlan {
         if request.files.isEmpty { throw SluiceError(.invalidArgument, "no input files") }
         let declared = config.entity(request.entity)
         var entity = declared ?? Entity(name: request.entity, schema: TableSchema(columns: []))
@@ -67,15 +66,20 @@ public enum LoadPlanner {
             if sampled.isEmpty { throw SluiceError(.invalidSchema, "found no columns to load", at: SourceLocation(file: first.path)) }
             columns = sampled
             if let existing, mode != .replace {
-                // The table's own types win; a file column the table lacks is an error.
+                // The table's own types win; a file column the table lacks is added when the
+                // entity evolves, else an error.
                 var extra: [String] = []
                 columns = sampled.compactMap { c in
-                    guard var e = existing.column(named: c.name) else { extra.append(c.name); return nil }
+                    guard var e = existing.column(named: c.name) else {
+                        if entity.evolve { return c }
+                        extra.append(c.name)
+                        return nil
+                    }
                     e.source = c.source
                     return e
                 }
                 if !extra.isEmpty {
-                    throw SluiceError(.invalidSchema, "table '\(entity.table)' has no column \(extra.map { "'\($0)'" }.joined(separator: ", ")); declare the entity in sluice.yml or use --mode replace",
+                    throw SluiceError(.invalidSchema, "table '\(entity.table)' has no column \(extra.map { "'\($0)'" }.joined(separator: ", ")); set schema_changes: evolve on the entity, declare it in sluice.yml, or use --mode replace",
                                       at: SourceLocation(file: first.path))
                 }
             }

@@ -88,7 +88,7 @@ public final class LoadRunner {
             return
         }
         self.init(plan: plan, sink: { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
-            try target.beginLoad(table: e.table, schema: e.schema, mode: m)
+            try target.beginLoad(table: e.table, schema: e.schema, mode: m, evolve: e.evolve)
         }, stateDir: stateDir)
     }
 
@@ -109,16 +109,33 @@ public final class LoadRunner {
                                 mode: plan.mode, dryRun: plan.request.dryRun || makeSink == nil, inferred: plan.inferred)
         let dir = (stateDir as NSString).appendingPathComponent("loads/\(report.loadId)")
         var sink: (any LoadSink)? = nil
+        var writers: [FileRejects] = []
+        defer { for w in writers { try? w.writer.close() } }  // closed explicitly on success
         do throws(SluiceError) {
             if !report.dryRun, let makeSink {
                 sink = try makeSink(entity, plan.mode)
             }
             for (i, file) in plan.files.enumerated() {
-                try loadFile(file, index: i, sink: sink, dir: dir, report: &report, started: started, clock: clock)
+                writers.append(try loadFile(file, index: i, sink: sink, dir: dir, report: &report, started: started, clock: clock))
             }
             if let sink {
                 observer?.loadPhase("committing")
-                let counts = try sink.commit(CommitContext(stats: report.stats, rejectsFiles: report.files.compactMap(\.rejectsFile)))
+                let budget = plan.request.maxRejects.map { $0 - report.stats.rejected }
+                let counts = try sink.commit(CommitContext(stats: report.stats, rejectsFiles: report.files.compactMap(\.rejectsFile), rejectBudget: budget))
+                // Rows the target refused while applying the load go to their file's rejects.
+                for r in counts.rejects {
+                    let index = Int(r.line >> Self.fileShift)
+                    guard index < writers.count else { continue }
+                    let w = writers[index]
+                    try w.writer.write(RowReject(line: r.line & Self.lineMask, reason: r.reason,
+                                                 fields: r.values.isEmpty ? [] : w.reader.sourceRecord(columnValues: r.values)))
+                    report.files[index].rejected += 1
+                    report.stats.rejected += 1
+                }
+                for (i, w) in writers.enumerated() {
+                    try w.writer.close()
+                    if w.writer.count > 0 { report.files[i].rejectsFile = w.writer.path }
+                }
                 report.stats.inserted = counts.inserted
                 report.stats.updated = counts.updated
                 report.stats.deleted = counts.deleted
@@ -140,10 +157,21 @@ public final class LoadRunner {
         return report
     }
 
+    /// Source lines reach the sink tagged with their file's index in the high bits, so that
+    /// "later row" is well defined across several files and a sink's rejects map back.
+    static let fileShift: Int64 = 40
+    static let lineMask: Int64 = (1 << 40) - 1
+
+    /// A file's rejects file, kept open until the commit (which may refuse more rows).
+    struct FileRejects {
+        var writer: RejectsWriter
+        var reader: any BatchReader
+    }
+
     /// Decodes one file on a reader thread and writes its batches here. The file's figures
     /// land in `report` even when it fails (so a failed load still names its rejects).
     func loadFile(_ file: InputFile, index: Int, sink: (any LoadSink)?, dir: String, report: inout LoadReport,
-                  started: ContinuousClock.Instant, clock: ContinuousClock) throws(SluiceError) {
+                  started: ContinuousClock.Instant, clock: ContinuousClock) throws(SluiceError) -> FileRejects {
         let progress = LoadProgress()
         let spec = ReadSpec(schema: plan.entity.schema, opField: plan.mode == .merge ? plan.entity.opColumn : nil,
                             limits: plan.request.limits, fileName: file.path)
@@ -172,7 +200,7 @@ public final class LoadRunner {
         defer {
             queue.cancel()
             done.wait()
-            try? rejects.close()  // a failure here is reported by the explicit close below
+            try? rejects.flush()  // a failure here is reported when the file is closed
             out.bytes = progress.bytes
             if rejects.count > 0 { out.rejectsFile = rejects.path }
             report.files.append(out)
@@ -189,23 +217,29 @@ public final class LoadRunner {
             for r in decoded.rejects { try rejects.write(r) }
             var rejected = Int64(decoded.rejects.count)
             if let sink {
-                for s in try sink.write(decoded.batch) {
-                    try rejects.write(RowReject(line: s.line, reason: s.reason, fields: reader.sourceRecord(columnValues: s.values)))
+                var batch = decoded.batch
+                if index > 0 {
+                    let tag = Int64(index) << Self.fileShift
+                    for i in batch.lines.indices { batch.lines[i] |= tag }
+                }
+                for s in try sink.write(batch) {
+                    try rejects.write(RowReject(line: s.line & Self.lineMask, reason: s.reason, fields: reader.sourceRecord(columnValues: s.values)))
                     rejected += 1
                 }
             }
             out.rejected += rejected
             report.stats.rejected += rejected
             if let max = plan.request.maxRejects, report.stats.rejected > max {
-                try rejects.close()
+                try rejects.flush()
                 throw SluiceError(.tooManyRejects, "more than \(max) rows rejected (see \(rejects.path)); nothing was written",
                                   at: SourceLocation(file: file.path))
             }
             observer?.loadProgress(file: file, index: index, of: plan.files.count, bytes: progress.bytes,
                                    rows: report.stats.read, elapsed: (clock.now - started).seconds)
         }
-        try rejects.close()
+        try rejects.flush()
         report.stats.bytes += progress.bytes
+        return FileRejects(writer: rejects, reader: reader)
     }
 
     func writeSummary(_ report: LoadReport, dir: String) -> String? {
@@ -229,4 +263,14 @@ struct UncheckedBox<T>: @unchecked Sendable {
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// Runs blocking work on its own thread and resumes when it is done, so that the
+/// cooperative thread pool never waits on file, SQLite or bridged PostgreSQL work.
+public func runOnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { cont in
+        let t = Thread { cont.resume(returning: body()) }
+        t.stackSize = 4 << 20
+        t.start()
+    }
 }

@@ -29,7 +29,7 @@ public final class SQLiteLoad: LoadSink {
     var netInserted: Int64 = 0
     var open = true
 
-    init(target: SQLiteTarget, table: String, schema: TableSchema, mode: WriteMode) throws(SluiceError) {
+    init(target: SQLiteTarget, table: String, schema: TableSchema, mode: WriteMode, evolve: Bool) throws(SluiceError) {
         let conn = target.connection
         self.target = target
         self.table = table
@@ -39,7 +39,7 @@ public final class SQLiteLoad: LoadSink {
         self.binder = SQLiteBinder(types: schema.columns.map(\.type))
         self.stage = "_sluice_stage_\(table.utf8.count)_\(UInt32.random(in: 0...UInt32.max))"
 
-        try target.prepareTable(table, schema, mode: mode)
+        try target.prepareTable(table, schema, mode: mode, evolve: evolve)
 
         switch mode {
         case .append:

@@ -47,7 +47,11 @@ public final class SQLiteStagedLoad: LoadSink {
     /// The result recorded with the completion (available after a successful commit).
     public private(set) var result: JobResult?
 
-    public init(databasePath: String, stagePath: String, table: String, schema: TableSchema, mode: WriteMode, fence: Fence) throws(SluiceError) {
+    let evolve: Bool
+
+    public init(databasePath: String, stagePath: String, table: String, schema: TableSchema, mode: WriteMode, evolve: Bool = false,
+                fence: Fence) throws(SluiceError) {
+        self.evolve = evolve
         try SQLIdentifier.validate(table)
         try schema.validate()
         if mode == .merge && schema.primaryKey.isEmpty { throw SluiceError(.invalidSchema, "merge into '\(table)' needs a primary key") }
@@ -67,7 +71,7 @@ public final class SQLiteStagedLoad: LoadSink {
         // Fail fast on a table that cannot take this load (checked again under the lock).
         let reader = try SQLiteConnection(path: databasePath, readOnly: true)
         let target = try SQLiteTarget.catalogReader(reader)
-        if let existing = try target.schema(of: table), !(mode == .replace) {
+        if let existing = try target.schema(of: table), mode != .replace, !evolve {
             try SQLiteTarget.check(existing: existing, against: schema, table: table, mode: mode)
         }
         let tableExists = try target.tableExists(table)
@@ -141,7 +145,7 @@ public final class SQLiteStagedLoad: LoadSink {
         try main.execute("BEGIN IMMEDIATE")
         do throws(SluiceError) {
             let target = try SQLiteTarget.catalogReader(main)
-            try target.prepareTable(table, schema, mode: mode)
+            try target.prepareTable(table, schema, mode: mode, evolve: evolve)
             var counts = SinkCounts()
             let stage = Self.stageName
             switch mode {

@@ -3,7 +3,7 @@ public import SluiceCore
 
 /// The embedded default target and store: one SQLite file (`./sluice.db` unless
 /// configured), opened in WAL mode so readers keep working while a load runs.
-public final class SQLiteTarget {
+public final class SQLiteTarget: TableCatalog {
     public let connection: SQLiteConnection
     static let metaTable = "_sluice_tables"
 
@@ -76,7 +76,7 @@ public final class SQLiteTarget {
 
     /// Inside a write transaction: creates the table if missing, checks an existing one
     /// fits the load, and (replace) empties or rebuilds it. Records the schema.
-    func prepareTable(_ table: String, _ schema: TableSchema, mode: WriteMode) throws(SluiceError) {
+    func prepareTable(_ table: String, _ schema: TableSchema, mode: WriteMode, evolve: Bool = false) throws(SluiceError) {
         let conn = connection
         if let existing = try self.schema(of: table) {
             let sameShape = existing.columns.map(\.name) == schema.columns.map(\.name)
@@ -86,7 +86,16 @@ public final class SQLiteTarget {
                 try conn.execute("DROP TABLE \(SQLIdentifier.quoteValidated(table))")
                 try conn.execute(SQLiteSQL.createTable(table, schema, ifNotExists: false))
             } else {
-                try Self.check(existing: existing, against: schema, table: table, mode: mode)
+                if evolve {
+                    for c in schema.columns where existing.column(named: c.name) == nil {
+                        try conn.execute("ALTER TABLE \(SQLIdentifier.quoteValidated(table)) ADD COLUMN \(SQLIdentifier.quoteValidated(c.name)) \(SQLiteSQL.storageType(c.type))")
+                    }
+                } else {
+                    try Self.check(existing: existing, against: schema, table: table, mode: mode)
+                }
+                if mode == .merge && existing.primaryKey != schema.primaryKey {
+                    throw SluiceError(.invalidSchema, "table '\(table)' has primary key (\(existing.primaryKey.joined(separator: ", "))), the load uses (\(schema.primaryKey.joined(separator: ", ")))")
+                }
                 if mode == .replace { try conn.execute("DELETE FROM \(SQLIdentifier.quoteValidated(table))") }
             }
         } else {
@@ -99,7 +108,7 @@ public final class SQLiteTarget {
     static func check(existing: TableSchema, against schema: TableSchema, table: String, mode: WriteMode) throws(SluiceError) {
         let missing = schema.columns.map(\.name).filter { existing.column(named: $0) == nil }
         if !missing.isEmpty {
-            throw SluiceError(.invalidSchema, "table '\(table)' has no column \(missing.map { "'\($0)'" }.joined(separator: ", ")); add it or use --mode replace")
+            throw SluiceError(.invalidSchema, "table '\(table)' has no column \(missing.map { "'\($0)'" }.joined(separator: ", ")); set schema_changes: evolve on the entity, or use --mode replace")
         }
         if mode == .merge && existing.primaryKey != schema.primaryKey {
             throw SluiceError(.invalidSchema, "table '\(table)' has primary key (\(existing.primaryKey.joined(separator: ", "))), the load uses (\(schema.primaryKey.joined(separator: ", ")))")
@@ -107,7 +116,7 @@ public final class SQLiteTarget {
     }
 
     /// Starts a load into `table` (created from `schema` when missing) in one transaction.
-    public func beginLoad(table: String, schema: TableSchema, mode: WriteMode) throws(SluiceError) -> SQLiteLoad {
+    public func beginLoad(table: String, schema: TableSchema, mode: WriteMode, evolve: Bool = false) throws(SluiceError) -> SQLiteLoad {
         try SQLIdentifier.validate(table)
         try schema.validate()
         if mode == .merge && schema.primaryKey.isEmpty {
@@ -115,7 +124,7 @@ public final class SQLiteTarget {
         }
         try connection.execute("BEGIN IMMEDIATE")
         do {
-            return try SQLiteLoad(target: self, table: table, schema: schema, mode: mode)
+            return try SQLiteLoad(target: self, table: table, schema: schema, mode: mode, evolve: evolve)
         } catch {
             try? connection.execute("ROLLBACK")  // the error being thrown matters more
             throw error

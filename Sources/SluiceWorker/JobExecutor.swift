@@ -178,7 +178,7 @@ public struct JobExecutor: Sendable {
             }
         }
         let input = LoadInput(job: job, local: local, dir: dir)
-        return await runBlocking { self.load(input, lease) }
+        return await runOnThread { self.load(input, lease) }
     }
 
     struct LoadInput: Sendable {
@@ -202,7 +202,8 @@ public struct JobExecutor: Sendable {
             let stagePath = (input.dir as NSString).appendingPathComponent("stage.db")
             try createDirectory(input.dir)
             let runner = LoadRunner(plan: plan, sink: { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
-                try SQLiteStagedLoad(databasePath: databasePath, stagePath: stagePath, table: e.table, schema: e.schema, mode: m, fence: fence)
+                try SQLiteStagedLoad(databasePath: databasePath, stagePath: stagePath, table: e.table, schema: e.schema, mode: m,
+                                     evolve: e.evolve, fence: fence)
             }, stateDir: input.dir)
             runner.loadId = "job-\(job.id)"
             let tap = ProgressTap(lease)
@@ -237,14 +238,4 @@ final class ProgressTap: LoadObserver {
         lease.rows.store(rows, ordering: .relaxed)
     }
     func loadPhase(_ phase: String) {}
-}
-
-/// Runs blocking work on its own thread and resumes when it is done, so that the
-/// cooperative thread pool never waits on file or SQLite I/O.
-func runBlocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { cont in
-        let t = Thread { cont.resume(returning: body()) }
-        t.stackSize = 4 << 20
-        t.start()
-    }
 }

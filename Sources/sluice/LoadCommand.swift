@@ -3,9 +3,10 @@ import SluiceConfig
 import SluiceCore
 import SluiceLoad
 import SluiceSQLite
+import SluicePostgres
 import Foundation
 
-struct LoadCommand: ParsableCommand {
+struct LoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "load",
         abstract: "Load files into an entity's table in one transaction.",
@@ -62,7 +63,7 @@ struct LoadCommand: ParsableCommand {
         if let m = maxRejects, m < 0 { throw ValidationError("--max-rejects cannot be negative") }
     }
 
-    func run() throws {
+    func run() async throws {
         let config: SluiceConfig
         do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
         var request = LoadRequest(files: files, entity: into)
@@ -77,11 +78,29 @@ struct LoadCommand: ParsableCommand {
 
         let display = ProgressDisplay(enabled: !quiet)
         do {
-            let target = dryRun ? nil : try SQLiteTarget(path: config.database)
-            let plan = try LoadPlanner.plan(request, config: config, target: target ?? (try? SQLiteTarget(path: config.database)))
-            let runner = LoadRunner(plan: plan, target: target, stateDir: config.stateDir)
-            runner.observer = display
-            let report = try runner.run()
+            let report: LoadReport
+            if PostgresDatabase.isURL(config.database) {
+                let request = request, config = config, display = UncheckedSendable(display)
+                report = try await PostgresDatabase.with(url: config.database, maxConnections: 4) { db in
+                    try await runOnThread { () -> Result<LoadReport, any Error> in
+                        Result {
+                            let catalog = PostgresCatalog(database: db)
+                            let plan = try LoadPlanner.plan(request, config: config, target: catalog)
+                            let runner = LoadRunner(plan: plan, sink: request.dryRun ? nil : { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
+                                try PostgresLoad(db: db, table: e.table, schema: e.schema, mode: m, evolve: e.evolve)
+                            }, stateDir: config.stateDir)
+                            runner.observer = display.value
+                            return try runner.run()
+                        }
+                    }.get()
+                }
+            } else {
+                let target = dryRun ? nil : try SQLiteTarget(path: config.database)
+                let plan = try LoadPlanner.plan(request, config: config, target: target ?? (try? SQLiteTarget(path: config.database)))
+                let runner = LoadRunner(plan: plan, target: target, stateDir: config.stateDir)
+                runner.observer = display
+                report = try runner.run()
+            }
             display.finish()
             print(json ? Summary.json(report) : Summary.text(report))
         } catch let e as LoadFailure {
@@ -93,6 +112,17 @@ struct LoadCommand: ParsableCommand {
         } catch let e as SluiceError {
             display.finish()
             throw fail(e.description)
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            display.finish()
+            throw fail("\(error)")
         }
     }
+}
+
+/// Carries a value the compiler cannot prove sendable to the one thread that uses it.
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ v: T) { value = v }
 }

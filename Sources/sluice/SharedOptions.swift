@@ -8,7 +8,7 @@ struct SharedOptions: ParsableArguments {
     @Option(name: .long, help: "Configuration file (default: $SLUICE_CONFIG, else ./sluice.yml if present).")
     var config: String?
 
-    @Option(name: .long, help: "SQLite database file (default: $SLUICE_DATABASE, else the config's, else ./sluice.db).")
+    @Option(name: .long, help: "SQLite file or postgres:// URL (default: $SLUICE_DATABASE_URL or $SLUICE_DATABASE, else the config's, else ./sluice.db).")
     var database: String?
 
     /// The configuration in effect: the named file, or ./sluice.yml, or defaults.
@@ -22,7 +22,7 @@ struct SharedOptions: ParsableArguments {
         } else {
             cfg = SluiceConfig()
         }
-        if let db = database ?? env["SLUICE_DATABASE"] { cfg.database = db }
+        if let db = database ?? env["SLUICE_DATABASE_URL"] ?? env["SLUICE_DATABASE"] { cfg.database = db }
         return cfg
     }
 }

@@ -1,0 +1,176 @@
+public import SluiceCore
+public import PostgresNIO
+public import Logging
+import NIOSSL
+public import Foundation
+
+/// A PostgreSQL database reached by URL (`postgres://user:pass@host:5432/db?sslmode=require`),
+/// through postgres-nio's connection pool. The pool must be running (``run()`` or
+/// ``with(url:_:)``) while it is used.
+public final class PostgresDatabase: Sendable {
+    public let client: PostgresClient
+    public let logger: Logger
+    /// The URL without its password, for messages.
+    public let displayURL: String
+
+    /// Whether a configured `database` names PostgreSQL rather than a SQLite file.
+    public static func isURL(_ s: String) -> Bool { s.hasPrefix("postgres://") || s.hasPrefix("postgresql://") }
+
+    public init(url: String, maxConnections: Int = 20, logger: Logger = Logger(label: "sluice.postgres")) throws(SluiceError) {
+        guard let c = URLComponents(string: url), let host = c.host, !host.isEmpty, let user = c.user, Self.isURL(url) else {
+            throw SluiceError(.invalidConfig, "not a PostgreSQL URL (postgres://user[:password]@host[:port]/database)")
+        }
+        let database = c.path.hasPrefix("/") ? String(c.path.dropFirst()) : c.path
+        let sslmode = c.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+        let tls: PostgresClient.Configuration.TLS
+        switch sslmode {
+        case "disable": tls = .disable
+        case "prefer", "allow": tls = .prefer(.makeClientConfiguration())
+        case "require":
+            var t = TLSConfiguration.makeClientConfiguration()
+            t.certificateVerification = .none  // libpq's "require": encrypted, not verified
+            tls = .require(t)
+        case "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
+        default: throw SluiceError(.invalidConfig, "unknown sslmode '\(sslmode)' (disable, prefer, require, verify-full)")
+        }
+        var config = PostgresClient.Configuration(host: host, port: c.port ?? 5432, username: user,
+                                                  password: c.password?.removingPercentEncoding ?? c.password,
+                                                  database: database.isEmpty ? nil : database, tls: tls)
+        config.options.maximumConnections = maxConnections
+        config.options.connectTimeout = .seconds(10)
+        client = PostgresClient(configuration: config, backgroundLogger: logger)
+        self.logger = logger
+        var shown = c
+        if shown.password != nil { shown.password = "***" }
+        displayURL = shown.string ?? "postgres://"
+    }
+
+    /// Runs the pool until cancelled (PostgresClient is a service).
+    public func run() async { await client.run() }
+
+    /// Runs `body` with a database whose pool runs for exactly that long.
+    public static func with<T: Sendable>(url: String, maxConnections: Int = 20, _ body: @Sendable (PostgresDatabase) async throws -> T) async throws -> T {
+        let db = try PostgresDatabase(url: url, maxConnections: maxConnections)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { await db.run(); return nil }
+            defer { group.cancelAll() }
+            return try await body(db)
+        }
+    }
+
+    /// A query with binds, for SQL text built from validated identifiers.
+    public static func query(_ sql: String, _ binds: [PGValue] = []) -> PostgresQuery {
+        var b = PostgresBindings()
+        for v in binds {
+            switch v {
+            case .null: b.appendNull()
+            case .int(let x): b.append(x)
+            case .double(let x): b.append(x)
+            case .bool(let x): b.append(x)
+            case .text(let x): b.append(x)
+            case .date(let x): b.append(x)
+            case .ints(let x): b.append(x)
+            case .texts(let x): b.append(x)
+            }
+        }
+        return PostgresQuery(unsafeSQL: sql, binds: b)
+    }
+
+    /// Maps a PostgreSQL error to ours: SQLSTATE classes 08 (connection), 40 (rollback),
+    /// 53 (resources) and 57 (operator intervention) are transient; the rest are not.
+    public static func error(_ e: any Error, _ context: String) -> SluiceError {
+        if let e = e as? SluiceError { return e }
+        guard let p = e as? PSQLError else { return SluiceError(.unavailable, "\(context): \(e)") }
+        let state = p.serverInfo?[.sqlState] ?? ""
+        let message = p.serverInfo?[.message] ?? "\(p.code)"
+        let transient = ["08", "40", "53", "57", "58"].contains(String(state.prefix(2))) || p.serverInfo == nil
+        let code: SluiceError.Code = transient ? .unavailable : (state.hasPrefix("23") ? .constraint : .database)
+        return SluiceError(code, "\(context): \(message)\(state.isEmpty ? "" : " (SQLSTATE \(state))")")
+    }
+}
+
+/// A value bound to a query parameter.
+public enum PGValue: Sendable {
+    case null
+    case int(Int64)
+    case double(Double)
+    case bool(Bool)
+    case text(String)
+    case date(Date)
+    case ints([Int64])
+    case texts([String])
+}
+
+/// Runs async work from a plain thread (never a cooperative one) and waits for it. The
+/// loader's threads use it to talk to postgres-nio.
+func blockingAwait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let done = DispatchSemaphore(value: 0)
+    let box = ResultBox<T>()
+    Task {
+        do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    return try box.result!.get()
+}
+
+final class ResultBox<T>: @unchecked Sendable {
+    var result: Result<T, any Error>?
+}
+
+/// A bounded hand-off from a plain producer thread (which blocks when full) to an async
+/// consumer; used to stream encoded COPY buffers into postgres-nio.
+final class CopyFeed: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var items: [ByteBuffer] = []
+    private var closed = false
+    private var waiter: CheckedContinuation<ByteBuffer?, Never>?
+    private let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// Blocks while full. Returns false when the consumer has gone (the COPY failed).
+    func send(_ b: ByteBuffer) -> Bool {
+        cond.lock()
+        while items.count >= capacity && !closed { cond.wait() }
+        if closed { cond.unlock(); return false }
+        if let w = waiter {
+            waiter = nil
+            cond.unlock()
+            w.resume(returning: b)
+            return true
+        }
+        items.append(b)
+        cond.unlock()
+        return true
+    }
+
+    /// No more buffers (producer side), or stop accepting them (consumer side).
+    func close() {
+        cond.lock()
+        closed = true
+        let w = waiter
+        waiter = nil
+        cond.broadcast()
+        cond.unlock()
+        w?.resume(returning: nil)
+    }
+
+    func next() async -> ByteBuffer? {
+        await withCheckedContinuation { c in
+            cond.lock()
+            if !items.isEmpty {
+                let b = items.removeFirst()
+                cond.broadcast()
+                cond.unlock()
+                c.resume(returning: b)
+            } else if closed {
+                cond.unlock()
+                c.resume(returning: nil)
+            } else {
+                waiter = c
+                cond.unlock()
+            }
+        }
+    }
+}

@@ -1,0 +1,233 @@
+public import SluiceCore
+public import PostgresNIO
+import NIOCore
+import Foundation
+
+/// Completes a job inside the load's transaction, if the job is still held (fencing).
+public struct PostgresFence: Sendable {
+    public var complete: @Sendable (PostgresConnection, SinkCounts, CommitContext) async throws -> Bool
+    public init(complete: @escaping @Sendable (PostgresConnection, SinkCounts, CommitContext) async throws -> Bool) {
+        self.complete = complete
+    }
+}
+
+/// One load into one PostgreSQL table, in one transaction on one connection:
+/// `COPY` streams encoded batches into a temporary stage (typed, dropped at commit); then
+/// - an empty target (or replace) gets the last row per key by one `INSERT ... SELECT
+///   DISTINCT ON` — no MERGE needed — and a table created by this load gets its primary key
+///   built once, after the rows are in;
+/// - a non-empty target gets the last row per key materialised in key order, counted
+///   against the table under a lock that keeps other writers out (readers are not blocked),
+///   and applied by one `MERGE` whose row count must equal the counted total;
+/// - append checks keys against the table and the load itself and rejects repeats.
+/// The job's completion (when fenced) commits in the same transaction.
+public final class PostgresLoad: LoadSink, @unchecked Sendable {
+    enum Command { case commit(CommitContext), rollback }
+
+    let db: PostgresDatabase
+    let table: QualifiedName
+    let schema: TableSchema
+    let mode: WriteMode
+    let evolve: Bool
+    let fence: PostgresFence?
+    var encoder: CopyEncoder
+    let feed = CopyFeed(capacity: 4)
+    let commands: AsyncStream<Command>
+    let commandSink: AsyncStream<Command>.Continuation
+    let ready = DispatchSemaphore(value: 0)
+    let finished = DispatchSemaphore(value: 0)
+    var setupError: SluiceError?
+    var outcome: Result<SinkCounts, SluiceError>?
+    var open = true
+    static let stage = "sluice_stage"
+    static let final = "sluice_final"
+
+    public init(db: PostgresDatabase, table: String, schema: TableSchema, mode: WriteMode, evolve: Bool = false,
+                fence: PostgresFence? = nil) throws(SluiceError) {
+        try schema.validate()
+        if mode == .merge && schema.primaryKey.isEmpty { throw SluiceError(.invalidSchema, "merge into '\(table)' needs a primary key") }
+        self.db = db
+        self.table = try QualifiedName(table)
+        self.schema = schema
+        self.mode = mode
+        self.evolve = evolve
+        self.fence = fence
+        self.encoder = CopyEncoder(schema: schema)
+        (commands, commandSink) = AsyncStream.makeStream(of: Command.self)
+        Task { await self.session() }
+        ready.wait()
+        if let setupError {
+            finished.wait()
+            throw setupError
+        }
+    }
+
+    /// The connection's whole life: setup, COPY, then commit or rollback.
+    func session() async {
+        var signalled = false
+        do {
+            try await db.client.withConnection { conn in
+                try await db.exec("BEGIN", on: conn)
+                do {
+                    let state = try await prepareTarget(conn)
+                    try await db.exec(PostgresSQL.createStage(Self.stage, schema), on: conn)
+                    ready.signal()
+                    signalled = true
+                    let feed = self.feed
+                    try await conn.copyFrom(table: Self.stage, columns: PostgresSQL.stageColumns(schema), logger: db.logger) { writer in
+                        while let buffer = await feed.next() { try await writer.write(buffer) }
+                    }
+                    var commandIterator = commands.makeAsyncIterator()
+                    guard case .commit(let context)? = await commandIterator.next() else {
+                        try await db.exec("ROLLBACK", on: conn)
+                        outcome = .failure(SluiceError(.aborted, "the load was rolled back"))
+                        return
+                    }
+                    let counts = try await apply(conn, state, context)
+                    if let budget = context.rejectBudget, Int64(counts.rejects.count) > budget {
+                        try await db.exec("ROLLBACK", on: conn)
+                        outcome = .failure(SluiceError(.tooManyRejects, "\(counts.rejects.count) more rows refused by PostgreSQL exceed the reject budget; nothing was written"))
+                        return
+                    }
+                    if let fence, try await !fence.complete(conn, counts, context) {
+                        try await db.exec("ROLLBACK", on: conn)
+                        outcome = .failure(SluiceError(.aborted, "the job's lease was lost; nothing was written"))
+                        return
+                    }
+                    try await db.exec("COMMIT", on: conn)
+                    outcome = .success(counts)
+                } catch {
+                    // Best effort: if the connection is gone the server has rolled back already.
+                    _ = try? await db.exec("ROLLBACK", on: conn)
+                    throw error
+                }
+            }
+        } catch {
+            let e = PostgresDatabase.error(error, "PostgreSQL load into \(table)")
+            if !signalled { setupError = e }
+            outcome = .failure(e)
+        }
+        feed.close()
+        if !signalled { ready.signal() }
+        finished.signal()
+    }
+
+    /// What the target looked like when the load began.
+    struct TargetState {
+        var empty: Bool
+        /// Created by this load: its primary key is added after the rows are in.
+        var created: Bool
+    }
+
+    func prepareTarget(_ conn: PostgresConnection) async throws -> TargetState {
+        guard let existing = try await db.schema(of: table, on: conn) else {
+            if let s = table.schema { try await db.exec("CREATE SCHEMA IF NOT EXISTS \(SQLIdentifier.quoteValidated(s))", on: conn) }
+            try await db.exec(PostgresSQL.createTable(table, schema, primaryKey: false), on: conn)
+            return TargetState(empty: true, created: true)
+        }
+        var missing = schema.columns.filter { existing.column(named: $0.name) == nil }
+        if mode == .replace && (!missing.isEmpty || existing.primaryKey != schema.primaryKey) {
+            // Replace takes the load's schema; the swap is part of the load's transaction.
+            try await db.exec("DROP TABLE \(table.quoted)", on: conn)
+            try await db.exec(PostgresSQL.createTable(table, schema, primaryKey: false), on: conn)
+            return TargetState(empty: true, created: true)
+        }
+        if !missing.isEmpty {
+            guard evolve else {
+                throw SluiceError(.invalidSchema, "table '\(table)' has no column \(missing.map { "'\($0.name)'" }.joined(separator: ", ")); declare schema_changes: evolve on the entity to add new columns")
+            }
+            for c in missing {
+                try await db.exec("ALTER TABLE \(table.quoted) ADD COLUMN \(SQLIdentifier.quoteValidated(c.name)) \(PostgresSQL.typeName(c.type))", on: conn)
+            }
+            missing = []
+        }
+        if mode == .merge && existing.primaryKey != schema.primaryKey {
+            throw SluiceError(.invalidSchema, "table '\(table)' has primary key (\(existing.primaryKey.joined(separator: ", "))), the load uses (\(schema.primaryKey.joined(separator: ", ")))")
+        }
+        if mode == .replace {
+            try await db.exec("TRUNCATE \(table.quoted)", on: conn)
+            return TargetState(empty: true, created: false)
+        }
+        let rows = try await conn.query(PostgresDatabase.query("SELECT EXISTS (SELECT 1 FROM \(table.quoted))"), logger: db.logger).get().rows
+        let hasRows = try rows.first?.decode(Bool.self) ?? false
+        return TargetState(empty: !hasRows, created: false)
+    }
+
+    func apply(_ conn: PostgresConnection, _ state: TargetState, _ context: CommitContext) async throws -> SinkCounts {
+        var counts = SinkCounts()
+        switch mode {
+        case .append where !schema.primaryKey.isEmpty:
+            // A key already in the table, or repeated later in the load, is a rejected row.
+            let rows = try await conn.query(PostgresDatabase.query(PostgresSQL.appendConflicts(table, Self.stage, schema)), logger: db.logger).get().rows
+            let lines = try rows.map { try $0.decode(Int64.self) }
+            if !lines.isEmpty {
+                counts.rejects = lines.map { SinkReject(line: $0, reason: "duplicate key (\(schema.primaryKey.joined(separator: ", ")))", values: []) }
+                try await db.exec("DELETE FROM \(SQLIdentifier.quoteValidated(Self.stage)) WHERE \(PostgresSQL.lineColumn) = ANY($1)", [.ints(lines)], on: conn)
+            }
+            counts.inserted = try await db.exec(PostgresSQL.insertLastRows(table, Self.stage, schema), on: conn)
+        case .append, .replace:
+            counts.inserted = try await db.exec(PostgresSQL.insertLastRows(table, Self.stage, schema), on: conn)
+        case .merge where state.empty:
+            counts.inserted = try await db.exec(PostgresSQL.insertLastRows(table, Self.stage, schema), on: conn)
+        case .merge:
+            try await db.exec("LOCK TABLE \(table.quoted) IN SHARE ROW EXCLUSIVE MODE", on: conn)
+            try await db.exec(PostgresSQL.createFinal(Self.final, Self.stage, schema), on: conn)
+            try await db.exec("ANALYZE \(SQLIdentifier.quoteValidated(Self.final))", on: conn)
+            let row = try await conn.query(PostgresDatabase.query(PostgresSQL.countMerge(table, Self.final, schema)), logger: db.logger).get().rows
+            guard let (ins, upd, del) = try row.first?.decode((Int64, Int64, Int64).self) else { throw SluiceError(.database, "merge count returned nothing") }
+            let merged = try await db.exec(PostgresSQL.merge(table, Self.final, schema), on: conn)
+            guard merged == ins + upd + del else {
+                throw SluiceError(.database, "MERGE changed \(merged) rows, counted \(ins + upd + del)")
+            }
+            counts.inserted = ins
+            counts.updated = upd
+            counts.deleted = del
+        }
+        if state.created && !schema.primaryKey.isEmpty {
+            try await db.exec(PostgresSQL.addPrimaryKey(table, schema), on: conn)
+        }
+        return counts
+    }
+
+    public func write(_ batch: RecordBatch) throws(SluiceError) -> [SinkReject] {
+        guard open else { throw SluiceError(.aborted, "the load is already finished") }
+        if batch.isEmpty { return [] }
+        var buffer = ByteBufferAllocator().buffer(capacity: batch.count * 64)
+        let rejects = encoder.encode(batch, into: &buffer)
+        if buffer.readableBytes > 0 && !feed.send(buffer) {
+            // The COPY stopped: the session failed; report why.
+            finished.wait()
+            open = false
+            if case .failure(let e)? = outcome { throw e }
+            throw SluiceError(.database, "the COPY stream closed unexpectedly")
+        }
+        return rejects
+    }
+
+    public func commit(_ context: CommitContext) throws(SluiceError) -> SinkCounts {
+        guard open else { throw SluiceError(.aborted, "the load is already finished") }
+        open = false
+        feed.close()
+        commandSink.yield(.commit(context))
+        commandSink.finish()
+        finished.wait()
+        switch outcome {
+        case .success(let c)?: return c
+        case .failure(let e)?: throw e
+        case nil: throw SluiceError(.database, "the load ended without an outcome")
+        }
+    }
+
+    public func rollback() {
+        guard open else { return }
+        open = false
+        feed.close()
+        commandSink.yield(.rollback)
+        commandSink.finish()
+        finished.wait()
+    }
+
+    deinit {
+        commandSink.finish()
+    }
+}

@@ -1,0 +1,166 @@
+public import SluiceCore
+
+/// A possibly schema-qualified table name (`registros`, `sales.orders`), validated part by part.
+public struct QualifiedName: Sendable, Hashable, CustomStringConvertible {
+    public var schema: String?
+    public var name: String
+
+    public init(_ text: String) throws(SluiceError) {
+        let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        if parts.count == 2 {
+            try SQLIdentifier.validate(parts[0])
+            try SQLIdentifier.validate(parts[1])
+            schema = parts[0]
+            name = parts[1]
+        } else {
+            try SQLIdentifier.validate(text)
+            name = text
+        }
+    }
+
+    /// `"schema"."name"` or `"name"`.
+    public var quoted: String {
+        (schema.map { SQLIdentifier.quoteValidated($0) + "." } ?? "") + SQLIdentifier.quoteValidated(name)
+    }
+
+    public var description: String { schema.map { "\($0).\(name)" } ?? name }
+}
+
+/// SQL text for the PostgreSQL target, built by pure functions from validated schemas.
+/// User-given names only ever pass through ``SQLIdentifier``; the staging table uses
+/// generated column names (`c1`, `c2`, ...), because postgres-nio splices COPY's table and
+/// column names into its statement without escaping them.
+public enum PostgresSQL {
+    public static func typeName(_ t: ColumnType) -> String {
+        switch t {
+        case .int64: "bigint"
+        case .float64: "double precision"
+        case .decimal(let p, let s?): "numeric(\(p),\(s))"
+        case .decimal(_, nil): "numeric"
+        case .bool: "boolean"
+        case .text: "text"
+        case .date: "date"
+        case .timestamp: "timestamp"
+        case .timestamptz: "timestamptz"
+        case .uuid: "uuid"
+        case .json: "jsonb"
+        case .bytes: "bytea"
+        }
+    }
+
+    /// The logical type of a PostgreSQL column (`format_type` text), nearest match.
+    public static func logicalType(_ pgType: String) -> ColumnType {
+        let t = pgType.lowercased()
+        if t.hasPrefix("numeric") || t.hasPrefix("decimal") { return ColumnType(parsing: t) ?? .decimal(precision: 38, scale: nil) }
+        switch t {
+        case "bigint", "integer", "smallint": return .int64
+        case "double precision", "real": return .float64
+        case "boolean": return .bool
+        case "date": return .date
+        case "timestamp without time zone": return .timestamp
+        case "timestamp with time zone": return .timestamptz
+        case "uuid": return .uuid
+        case "jsonb", "json": return .json
+        case "bytea": return .bytes
+        default: return .text
+        }
+    }
+
+    static func q(_ s: String) -> String { SQLIdentifier.quoteValidated(s) }
+
+    public static func createTable(_ table: QualifiedName, _ schema: TableSchema, primaryKey: Bool = true) -> String {
+        var defs = schema.columns.map { c in "\(q(c.name)) \(typeName(c.type))\(c.nullable ? "" : " NOT NULL")" }
+        if primaryKey && !schema.primaryKey.isEmpty { defs.append("PRIMARY KEY (\(schema.primaryKey.map(q).joined(separator: ", ")))") }
+        return "CREATE TABLE \(table.quoted) (\(defs.joined(separator: ", ")))"
+    }
+
+    public static func addPrimaryKey(_ table: QualifiedName, _ schema: TableSchema) -> String {
+        "ALTER TABLE \(table.quoted) ADD PRIMARY KEY (\(schema.primaryKey.map(q).joined(separator: ", ")))"
+    }
+
+    // MARK: Staging
+
+    public static let lineColumn = "sluice_line"
+    public static let opColumn = "sluice_op"
+
+    /// Generated staging column name for schema column `i`.
+    public static func stageColumn(_ i: Int) -> String { "c\(i + 1)" }
+
+    public static func stageColumns(_ schema: TableSchema) -> [String] {
+        schema.columns.indices.map(stageColumn) + [lineColumn, opColumn]
+    }
+
+    /// A temporary, unlogged-by-nature stage dropped at commit.
+    public static func createStage(_ stage: String, _ schema: TableSchema) -> String {
+        let defs = schema.columns.enumerated().map { "\(stageColumn($0.offset)) \(typeName($0.element.type))" }
+            + ["\(lineColumn) bigint NOT NULL", "\(opColumn) smallint NOT NULL"]
+        return "CREATE TEMP TABLE \(q(stage)) (\(defs.joined(separator: ", "))) ON COMMIT DROP"
+    }
+
+    static func keyCols(_ schema: TableSchema, prefix: String) -> String {
+        schema.keyIndices.map { prefix + stageColumn($0) }.joined(separator: ", ")
+    }
+
+    /// The last row per key, in key order (DISTINCT ON keeps the first of each key group).
+    public static func lastRowPerKey(_ stage: String, _ schema: TableSchema) -> String {
+        "SELECT DISTINCT ON (\(keyCols(schema, prefix: ""))) * FROM \(q(stage)) ORDER BY \(keyCols(schema, prefix: "")), \(lineColumn) DESC"
+    }
+
+    static func targetCols(_ schema: TableSchema) -> String { schema.columns.map { q($0.name) }.joined(separator: ", ") }
+
+    static func stageSelect(_ schema: TableSchema, prefix: String) -> String {
+        schema.columns.indices.map { prefix + stageColumn($0) }.joined(separator: ", ")
+    }
+
+    static func keyJoin(_ schema: TableSchema, stageAlias s: String, tableAlias t: String) -> String {
+        schema.keyIndices.map { "\(t).\(q(schema.columns[$0].name)) = \(s).\(stageColumn($0))" }.joined(separator: " AND ")
+    }
+
+    /// Empty target (or replace): insert the last row per key that is not a delete.
+    public static func insertLastRows(_ table: QualifiedName, _ stage: String, _ schema: TableSchema) -> String {
+        if schema.primaryKey.isEmpty {
+            return "INSERT INTO \(table.quoted) (\(targetCols(schema))) SELECT \(stageSelect(schema, prefix: "")) FROM \(q(stage)) WHERE \(opColumn) = 0 ORDER BY \(lineColumn)"
+        }
+        return "INSERT INTO \(table.quoted) (\(targetCols(schema))) SELECT \(stageSelect(schema, prefix: "f.")) FROM (\(lastRowPerKey(stage, schema))) f WHERE f.\(opColumn) = 0"
+    }
+
+    /// The last row per key materialised, in key order, for counting and merging.
+    public static func createFinal(_ final: String, _ stage: String, _ schema: TableSchema) -> String {
+        "CREATE TEMP TABLE \(q(final)) ON COMMIT DROP AS \(lastRowPerKey(stage, schema))"
+    }
+
+    /// Inserts, updates and deletes the merge will make (run under a lock that keeps writers out).
+    public static func countMerge(_ table: QualifiedName, _ final: String, _ schema: TableSchema) -> String {
+        let firstKey = q(schema.columns[schema.keyIndices[0]].name)
+        return """
+            SELECT count(*) FILTER (WHERE f.\(opColumn) = 0 AND t.\(firstKey) IS NULL),
+                   count(*) FILTER (WHERE f.\(opColumn) = 0 AND t.\(firstKey) IS NOT NULL),
+                   count(*) FILTER (WHERE f.\(opColumn) = 1 AND t.\(firstKey) IS NOT NULL)
+            FROM \(q(final)) f LEFT JOIN \(table.quoted) t ON \(keyJoin(schema, stageAlias: "f", tableAlias: "t"))
+            """
+    }
+
+    /// One MERGE: delete by op, update the rest of the matched keys, insert new ones.
+    public static func merge(_ table: QualifiedName, _ final: String, _ schema: TableSchema) -> String {
+        let keys = Set(schema.keyIndices)
+        let others = schema.columns.indices.filter { !keys.contains($0) }
+        var s = "MERGE INTO \(table.quoted) t USING \(q(final)) f ON \(keyJoin(schema, stageAlias: "f", tableAlias: "t"))\n"
+        s += "WHEN MATCHED AND f.\(opColumn) = 1 THEN DELETE\n"
+        if !others.isEmpty {
+            s += "WHEN MATCHED THEN UPDATE SET \(others.map { "\(q(schema.columns[$0].name)) = f.\(stageColumn($0))" }.joined(separator: ", "))\n"
+        }
+        s += "WHEN NOT MATCHED AND f.\(opColumn) = 0 THEN INSERT (\(targetCols(schema))) VALUES (\(stageSelect(schema, prefix: "f.")))"
+        return s
+    }
+
+    /// Append with a key: rows whose key is already in the table, or repeated earlier in the load.
+    public static func appendConflicts(_ table: QualifiedName, _ stage: String, _ schema: TableSchema) -> String {
+        let keySelect = keyCols(schema, prefix: "s.")
+        return """
+            SELECT s.\(lineColumn) FROM \(q(stage)) s
+            WHERE EXISTS (SELECT 1 FROM \(table.quoted) t WHERE \(keyJoin(schema, stageAlias: "s", tableAlias: "t")))
+               OR s.\(lineColumn) > (SELECT min(s2.\(lineColumn)) FROM \(q(stage)) s2 WHERE (\(keyCols(schema, prefix: "s2."))) = (\(keySelect)))
+            ORDER BY s.\(lineColumn)
+            """
+    }
+}
