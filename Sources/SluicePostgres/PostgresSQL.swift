@@ -124,20 +124,24 @@ public enum PostgresSQL {
         return "INSERT INTO \(table.quoted) (\(targetCols(schema))) SELECT \(stageSelect(schema, prefix: "f.")) FROM (\(lastRowPerKey(stage, schema))) f WHERE f.\(opColumn) = 0"
     }
 
-    /// The last row per key materialised, in key order, for counting and merging.
-    public static func createFinal(_ final: String, _ stage: String, _ schema: TableSchema) -> String {
-        "CREATE TEMP TABLE \(q(final)) ON COMMIT DROP AS \(lastRowPerKey(stage, schema))"
+    public static let existedColumn = "sluice_existed"
+
+    /// The last row per key materialised in key order, each marked with whether its key is
+    /// in the table (run under a lock that keeps other writers out, so the mark stays true).
+    public static func createFinal(_ final: String, _ stage: String, _ table: QualifiedName, _ schema: TableSchema) -> String {
+        let firstKey = q(schema.columns[schema.keyIndices[0]].name)
+        return "CREATE TEMP TABLE \(q(final)) ON COMMIT DROP AS SELECT f.*, t.\(firstKey) IS NOT NULL AS \(existedColumn) "
+            + "FROM (\(lastRowPerKey(stage, schema))) f LEFT JOIN \(table.quoted) t ON \(keyJoin(schema, stageAlias: "f", tableAlias: "t"))"
     }
 
-    /// Inserts, updates and deletes the merge will make (run under a lock that keeps writers out).
-    public static func countMerge(_ table: QualifiedName, _ final: String, _ schema: TableSchema) -> String {
-        let firstKey = q(schema.columns[schema.keyIndices[0]].name)
-        return """
-            SELECT count(*) FILTER (WHERE f.\(opColumn) = 0 AND t.\(firstKey) IS NULL),
-                   count(*) FILTER (WHERE f.\(opColumn) = 0 AND t.\(firstKey) IS NOT NULL),
-                   count(*) FILTER (WHERE f.\(opColumn) = 1 AND t.\(firstKey) IS NOT NULL)
-            FROM \(q(final)) f LEFT JOIN \(table.quoted) t ON \(keyJoin(schema, stageAlias: "f", tableAlias: "t"))
-            """
+    /// Inserts, updates and deletes the merge will make.
+    public static func countFinal(_ final: String) -> String {
+        """
+        SELECT count(*) FILTER (WHERE \(opColumn) = 0 AND NOT \(existedColumn)),
+               count(*) FILTER (WHERE \(opColumn) = 0 AND \(existedColumn)),
+               count(*) FILTER (WHERE \(opColumn) = 1 AND \(existedColumn))
+        FROM \(q(final))
+        """
     }
 
     /// One MERGE: delete by op, update the rest of the matched keys, insert new ones.
