@@ -2,7 +2,7 @@ public import SluiceCore
 import PostgresNIO
 import NIOCore
 
-extension PostgresDatabase {
+extension PostgresPool {
     /// Columns (logical types, nullability) and primary key of `table`, or nil if missing.
     func schema(of table: QualifiedName, on conn: PostgresConnection) async throws -> TableSchema? {
         let cols = try await conn.query(Self.query("""
@@ -39,8 +39,8 @@ extension PostgresDatabase {
 
 /// A ``TableCatalog`` over PostgreSQL, for plain threads (the load planner).
 public struct PostgresCatalog: TableCatalog {
-    public let database: PostgresDatabase
-    public init(database: PostgresDatabase) { self.database = database }
+    public let database: PostgresPool
+    public init(database: PostgresPool) { self.database = database }
 
     public func schema(of table: String) throws(SluiceError) -> TableSchema? {
         let name = try QualifiedName(table)
@@ -48,7 +48,7 @@ public struct PostgresCatalog: TableCatalog {
         do {
             return try blockingAwait { try await db.client.withConnection { try await db.schema(of: name, on: $0) } }
         } catch {
-            throw PostgresDatabase.error(error, "cannot read the schema of '\(table)'")
+            throw PostgresPool.error(error, "cannot read the schema of '\(table)'")
         }
     }
 }

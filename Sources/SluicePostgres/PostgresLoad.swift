@@ -24,7 +24,7 @@ public struct PostgresFence: Sendable {
 public final class PostgresLoad: LoadSink, @unchecked Sendable {
     enum Command { case commit(CommitContext), rollback }
 
-    let db: PostgresDatabase
+    let db: PostgresPool
     let table: QualifiedName
     let schema: TableSchema
     let mode: WriteMode
@@ -45,7 +45,7 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
     static let maintenanceWorkMemMB = 512
     static let final = "sluice_final"
 
-    public init(db: PostgresDatabase, table: String, schema: TableSchema, mode: WriteMode, evolve: Bool = false,
+    public init(db: PostgresPool, table: String, schema: TableSchema, mode: WriteMode, evolve: Bool = false,
                 fence: PostgresFence? = nil) throws(SluiceError) {
         try schema.validate()
         if mode == .merge && schema.primaryKey.isEmpty { throw SluiceError(.invalidSchema, "merge into '\(table)' needs a primary key") }
@@ -110,7 +110,7 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
                 }
             }
         } catch {
-            let e = PostgresDatabase.error(error, "PostgreSQL load into \(table)")
+            let e = PostgresPool.error(error, "PostgreSQL load into \(table)")
             if !signalled { setupError = e }
             outcome = .failure(e)
         }
@@ -155,22 +155,101 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
             try await db.exec("TRUNCATE \(table.quoted)", on: conn)
             return TargetState(empty: true, created: false)
         }
-        let rows = try await conn.query(PostgresDatabase.query("SELECT EXISTS (SELECT 1 FROM \(table.quoted))"), logger: db.logger).get().rows
+        let rows = try await conn.query(PostgresPool.query("SELECT EXISTS (SELECT 1 FROM \(table.quoted))"), logger: db.logger).get().rows
         let hasRows = try rows.first?.decode(Bool.self) ?? false
         return TargetState(empty: !hasRows, created: false)
     }
 
+    /// Applies the stage; when PostgreSQL refuses some of the data (a value out of range for
+    /// the column, a constraint), rolls back to a savepoint and pins the refused rows.
     func apply(_ conn: PostgresConnection, _ state: TargetState, _ context: CommitContext) async throws -> SinkCounts {
+        try await db.exec("SAVEPOINT sluice_apply", on: conn)
+        do {
+            let counts = try await applyAll(conn, state)
+            try await db.exec("RELEASE SAVEPOINT sluice_apply", on: conn)
+            return counts
+        } catch let e where Self.isDataError(e) {
+            try await db.exec("ROLLBACK TO SAVEPOINT sluice_apply", on: conn)
+            return try await applyPinning(conn, state)
+        }
+    }
+
+    /// SQLSTATE classes 22 (data exception) and 23 (integrity constraint): the data's fault.
+    static func isDataError(_ e: any Error) -> Bool {
+        guard let p = e as? PSQLError, let state = p.serverInfo?[.sqlState] else { return false }
+        return state.hasPrefix("22") || state.hasPrefix("23")
+    }
+
+    static func reason(_ e: any Error) -> String {
+        guard let p = e as? PSQLError, let info = p.serverInfo else { return "\(e)" }
+        var r = "PostgreSQL refused the row: \(info[.message] ?? "error")"
+        if let d = info[.detail] { r += " (\(d))" }
+        return r
+    }
+
+    /// The slow path: bisects the last-row-per-key set by line ranges, each range in its own
+    /// savepoint, until every refused row is alone and rejected; all other rows are applied.
+    func applyPinning(_ conn: PostgresConnection, _ state: TargetState) async throws -> SinkCounts {
+        var counts = SinkCounts()
+        if mode == .append && !schema.primaryKey.isEmpty {
+            counts.rejects = try await rejectAppendConflicts(conn)
+        }
+        let final = Self.final
+        try await db.exec("DROP TABLE IF EXISTS \(SQLIdentifier.quoteValidated(final))", on: conn)
+        if schema.primaryKey.isEmpty {
+            try await db.exec(PostgresSQL.createFinalWithoutKey(final, Self.stage), on: conn)
+        } else {
+            try await db.exec(PostgresSQL.createFinal(final, Self.stage, table, schema), on: conn)
+        }
+        let bounds = try await conn.query(PostgresPool.query("SELECT min(\(PostgresSQL.lineColumn)), max(\(PostgresSQL.lineColumn)) FROM \(SQLIdentifier.quoteValidated(final))"), logger: db.logger).get().rows
+        guard let (lo, hi) = try bounds.first?.decode((Int64?, Int64?).self), let lo, let hi else { return counts }
+        let useMerge = mode == .merge && !state.empty
+        let statement = useMerge ? PostgresSQL.mergeRange(table, final, schema) : PostgresSQL.insertRange(table, final, schema)
+        var work: [(Int64, Int64)] = [(lo, hi + 1)]
+        while let (a, b) = work.popLast() {
+            let c = try await conn.query(PostgresPool.query(PostgresSQL.countRange(final), [.int(a), .int(b)]), logger: db.logger).get().rows
+            guard let (n, ins, upd, del) = try c.first?.decode((Int64, Int64, Int64, Int64).self), n > 0 else { continue }
+            try await db.exec("SAVEPOINT sluice_range", on: conn)
+            do {
+                try await db.exec(statement, [.int(a), .int(b)], on: conn)
+                try await db.exec("RELEASE SAVEPOINT sluice_range", on: conn)
+                counts.inserted += useMerge ? ins : ins + upd
+                counts.updated += useMerge ? upd : 0
+                counts.deleted += useMerge ? del : 0
+            } catch let e where Self.isDataError(e) {
+                try await db.exec("ROLLBACK TO SAVEPOINT sluice_range", on: conn)
+                if n == 1 {
+                    let row = try await conn.query(PostgresPool.query(PostgresSQL.rowText(final, schema), [.int(a)]), logger: db.logger).get().rows
+                    let values = try row.first.map { r in try r.makeRandomAccess().map { try $0.decode(String?.self) } } ?? []
+                    counts.rejects.append(SinkReject(line: a, reason: Self.reason(e), values: values))
+                } else {
+                    let mid = a + (b - a) / 2
+                    work.append((mid, b))
+                    work.append((a, mid))
+                }
+            }
+        }
+        if state.created && !schema.primaryKey.isEmpty {
+            try await db.exec(PostgresSQL.addPrimaryKey(table, schema), on: conn)
+        }
+        return counts
+    }
+
+    /// Append with a key: a key already in the table, or repeated later in the load, is a
+    /// rejected row (removed from the stage).
+    func rejectAppendConflicts(_ conn: PostgresConnection) async throws -> [SinkReject] {
+        let rows = try await conn.query(PostgresPool.query(PostgresSQL.appendConflicts(table, Self.stage, schema)), logger: db.logger).get().rows
+        let lines = try rows.map { try $0.decode(Int64.self) }
+        if lines.isEmpty { return [] }
+        try await db.exec("DELETE FROM \(SQLIdentifier.quoteValidated(Self.stage)) WHERE \(PostgresSQL.lineColumn) = ANY($1)", [.ints(lines)], on: conn)
+        return lines.map { SinkReject(line: $0, reason: "duplicate key (\(schema.primaryKey.joined(separator: ", ")))", values: []) }
+    }
+
+    func applyAll(_ conn: PostgresConnection, _ state: TargetState) async throws -> SinkCounts {
         var counts = SinkCounts()
         switch mode {
         case .append where !schema.primaryKey.isEmpty:
-            // A key already in the table, or repeated later in the load, is a rejected row.
-            let rows = try await conn.query(PostgresDatabase.query(PostgresSQL.appendConflicts(table, Self.stage, schema)), logger: db.logger).get().rows
-            let lines = try rows.map { try $0.decode(Int64.self) }
-            if !lines.isEmpty {
-                counts.rejects = lines.map { SinkReject(line: $0, reason: "duplicate key (\(schema.primaryKey.joined(separator: ", ")))", values: []) }
-                try await db.exec("DELETE FROM \(SQLIdentifier.quoteValidated(Self.stage)) WHERE \(PostgresSQL.lineColumn) = ANY($1)", [.ints(lines)], on: conn)
-            }
+            counts.rejects = try await rejectAppendConflicts(conn)
             counts.inserted = try await db.exec(PostgresSQL.insertLastRows(table, Self.stage, schema), on: conn)
         case .append, .replace:
             counts.inserted = try await db.exec(PostgresSQL.insertLastRows(table, Self.stage, schema), on: conn)
@@ -184,7 +263,7 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
             try await db.exec("SET LOCAL enable_hashjoin = off", on: conn)
             try await db.exec(PostgresSQL.createFinal(Self.final, Self.stage, table, schema), on: conn)
             try await db.exec("ANALYZE \(SQLIdentifier.quoteValidated(Self.final))", on: conn)
-            let row = try await conn.query(PostgresDatabase.query(PostgresSQL.countFinal(Self.final)), logger: db.logger).get().rows
+            let row = try await conn.query(PostgresPool.query(PostgresSQL.countFinal(Self.final)), logger: db.logger).get().rows
             guard let (ins, upd, del) = try row.first?.decode((Int64, Int64, Int64).self) else { throw SluiceError(.database, "merge count returned nothing") }
             let merged = try await db.exec(PostgresSQL.merge(table, Self.final, schema), on: conn)
             guard merged == ins + upd + del else {

@@ -145,16 +145,50 @@ public enum PostgresSQL {
     }
 
     /// One MERGE: delete by op, update the rest of the matched keys, insert new ones.
-    public static func merge(_ table: QualifiedName, _ final: String, _ schema: TableSchema) -> String {
+    public static func merge(_ table: QualifiedName, _ final: String, _ schema: TableSchema, source: String? = nil) -> String {
         let keys = Set(schema.keyIndices)
         let others = schema.columns.indices.filter { !keys.contains($0) }
-        var s = "MERGE INTO \(table.quoted) t USING \(q(final)) f ON \(keyJoin(schema, stageAlias: "f", tableAlias: "t"))\n"
+        var s = "MERGE INTO \(table.quoted) t USING \(source ?? q(final)) f ON \(keyJoin(schema, stageAlias: "f", tableAlias: "t"))\n"
         s += "WHEN MATCHED AND f.\(opColumn) = 1 THEN DELETE\n"
         if !others.isEmpty {
             s += "WHEN MATCHED THEN UPDATE SET \(others.map { "\(q(schema.columns[$0].name)) = f.\(stageColumn($0))" }.joined(separator: ", "))\n"
         }
         s += "WHEN NOT MATCHED AND f.\(opColumn) = 0 THEN INSERT (\(targetCols(schema))) VALUES (\(stageSelect(schema, prefix: "f.")))"
         return s
+    }
+
+    // MARK: Pinning refused rows (the slow path)
+
+    /// The final set for pinning when there is no key: every row is its own "key".
+    public static func createFinalWithoutKey(_ final: String, _ stage: String) -> String {
+        "CREATE TEMP TABLE \(q(final)) ON COMMIT DROP AS SELECT *, false AS \(existedColumn) FROM \(q(stage))"
+    }
+
+    static func range(_ alias: String) -> String { "\(alias)\(lineColumn) >= $1 AND \(alias)\(lineColumn) < $2" }
+
+    /// How many final rows fall in a line range [$1, $2), and what applying them does.
+    public static func countRange(_ final: String) -> String {
+        """
+        SELECT count(*), count(*) FILTER (WHERE \(opColumn) = 0 AND NOT \(existedColumn)),
+               count(*) FILTER (WHERE \(opColumn) = 0 AND \(existedColumn)),
+               count(*) FILTER (WHERE \(opColumn) = 1 AND \(existedColumn))
+        FROM \(q(final)) WHERE \(range(""))
+        """
+    }
+
+    /// MERGE restricted to final rows with lines in [$1, $2).
+    public static func mergeRange(_ table: QualifiedName, _ final: String, _ schema: TableSchema) -> String {
+        merge(table, final, schema, source: "(SELECT * FROM \(q(final)) WHERE \(range("")))")
+    }
+
+    /// INSERT of the upsert rows of final with lines in [$1, $2).
+    public static func insertRange(_ table: QualifiedName, _ final: String, _ schema: TableSchema) -> String {
+        "INSERT INTO \(table.quoted) (\(targetCols(schema))) SELECT \(stageSelect(schema, prefix: "")) FROM \(q(final)) WHERE \(opColumn) = 0 AND \(range(""))"
+    }
+
+    /// The text of one final row's values, for its reject.
+    public static func rowText(_ final: String, _ schema: TableSchema) -> String {
+        "SELECT \(schema.columns.indices.map { stageColumn($0) + "::text" }.joined(separator: ", ")) FROM \(q(final)) WHERE \(lineColumn) = $1"
     }
 
     /// Append with a key: rows whose key is already in the table, or repeated earlier in the load.

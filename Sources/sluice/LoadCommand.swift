@@ -79,9 +79,9 @@ struct LoadCommand: AsyncParsableCommand {
         let display = ProgressDisplay(enabled: !quiet)
         do {
             let report: LoadReport
-            if PostgresDatabase.isURL(config.database) {
+            if PostgresPool.isURL(config.database) {
                 let request = request, config = config, display = UncheckedSendable(display)
-                report = try await PostgresDatabase.with(url: config.database, maxConnections: 4) { db in
+                report = try await PostgresPool.with(url: config.database, maxConnections: 4) { db in
                     try await runOnThread { () -> Result<LoadReport, any Error> in
                         Result {
                             let catalog = PostgresCatalog(database: db)

@@ -7,7 +7,7 @@ public import Foundation
 /// A PostgreSQL database reached by URL (`postgres://user:pass@host:5432/db?sslmode=require`),
 /// through postgres-nio's connection pool. The pool must be running (``run()`` or
 /// ``with(url:_:)``) while it is used.
-public final class PostgresDatabase: Sendable {
+public final class PostgresPool: Sendable {
     public let client: PostgresClient
     public let logger: Logger
     /// The URL without its password, for messages.
@@ -49,8 +49,8 @@ public final class PostgresDatabase: Sendable {
     public func run() async { await client.run() }
 
     /// Runs `body` with a database whose pool runs for exactly that long.
-    public static func with<T: Sendable>(url: String, maxConnections: Int = 20, _ body: @Sendable (PostgresDatabase) async throws -> T) async throws -> T {
-        let db = try PostgresDatabase(url: url, maxConnections: maxConnections)
+    public static func with<T: Sendable>(url: String, maxConnections: Int = 20, _ body: @Sendable (PostgresPool) async throws -> T) async throws -> T {
+        let db = try PostgresPool(url: url, maxConnections: maxConnections)
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { await db.run(); return nil }
             defer { group.cancelAll() }

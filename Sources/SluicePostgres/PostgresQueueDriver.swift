@@ -1,0 +1,355 @@
+public import SluiceCore
+public import SluiceQueue
+public import PostgresNIO
+public import Foundation
+
+/// The production control plane: jobs, uploads and the loaded-files ledger in schema
+/// `sluice` of the target database, shared by any number of worker processes. Claims use
+/// `FOR UPDATE SKIP LOCKED` in one `UPDATE ... RETURNING`; every state change is guarded by
+/// the lease token; submissions `NOTIFY sluice_jobs` so idle workers wake at once.
+public final class PostgresQueueDriver: QueueDriver, Sendable {
+    public let db: PostgresPool
+    public static let channel = "sluice_jobs"
+
+    public init(db: PostgresPool) { self.db = db }
+
+    func run<T: Sendable>(_ what: String, _ body: @Sendable (PostgresConnection) async throws -> T) async throws(SluiceError) -> T {
+        do {
+            return try await db.client.withConnection { try await body($0) }
+        } catch {
+            throw PostgresPool.error(error, what)
+        }
+    }
+
+    func rows(_ conn: PostgresConnection, _ sql: String, _ binds: [PGValue]) async throws -> [PostgresRow] {
+        try await conn.query(PostgresPool.query(sql, binds), logger: db.logger).get().rows
+    }
+
+    // MARK: Schema
+
+    /// Each migration is a list of statements (postgres-nio sends one statement per query).
+    static let migrations: [(Int, [String])] = [
+        (1, [
+            """
+            CREATE TABLE IF NOT EXISTS sluice.jobs (
+            id bigserial PRIMARY KEY,
+            entity text NOT NULL,
+            state text NOT NULL,
+            spec text NOT NULL,
+            priority integer NOT NULL DEFAULT 0,
+            attempts integer NOT NULL DEFAULT 0,
+            max_attempts integer NOT NULL,
+            lease_token bigint NOT NULL DEFAULT 0,
+            worker text,
+            lease_expires_at timestamptz,
+            run_after timestamptz NOT NULL,
+            idempotency_key text UNIQUE,
+            created_at timestamptz NOT NULL,
+            started_at timestamptz,
+            finished_at timestamptz,
+            progress_bytes bigint NOT NULL DEFAULT 0,
+            progress_rows bigint NOT NULL DEFAULT 0,
+            result text,
+            error text
+            )
+            """,
+            """
+            CREATE INDEX IF NOT EXISTS jobs_claim ON sluice.jobs (priority DESC, id) WHERE state = 'queued'
+            """,
+            """
+            CREATE INDEX IF NOT EXISTS jobs_lease ON sluice.jobs (lease_expires_at) WHERE state = 'processing'
+            """,
+            """
+            CREATE INDEX IF NOT EXISTS jobs_entity ON sluice.jobs (entity, id)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS sluice.uploads (
+            id text PRIMARY KEY,
+            path text NOT NULL,
+            size bigint NOT NULL,
+            sha256 text NOT NULL,
+            original_name text,
+            created_at timestamptz NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS sluice.loaded_files (
+            entity text NOT NULL,
+            sha256 text NOT NULL,
+            job_id bigint NOT NULL,
+            loaded_at timestamptz NOT NULL,
+            PRIMARY KEY (entity, sha256)
+            )
+            """,
+        ]),
+    ]
+
+    /// Applies missing migrations under a transaction-scoped advisory lock, so processes
+    /// starting together apply each migration exactly once.
+    public func migrate() async throws(SluiceError) {
+        let db = self.db
+        try await run("migrating the control plane") { conn in
+            try await db.exec("BEGIN", on: conn)
+            do {
+                try await db.exec("SELECT pg_advisory_xact_lock(7427466391)", on: conn)
+                try await db.exec("CREATE SCHEMA IF NOT EXISTS sluice", on: conn)
+                try await db.exec("CREATE TABLE IF NOT EXISTS sluice.schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())", on: conn)
+                let current = try await self.rows(conn, "SELECT coalesce(max(version), 0) FROM sluice.schema_version", []).first?.decode(Int.self) ?? 0
+                for (version, statements) in Self.migrations where version > current {
+                    for sql in statements { try await db.exec(sql, on: conn) }
+                    try await db.exec("INSERT INTO sluice.schema_version (version) VALUES ($1)", [.int(Int64(version))], on: conn)
+                }
+                try await db.exec("COMMIT", on: conn)
+            } catch {
+                _ = try? await db.exec("ROLLBACK", on: conn)  // the migration error is what matters
+                throw error
+            }
+        }
+    }
+
+    // MARK: Rows
+
+    static let columns = "id, entity, state, spec, priority, attempts, max_attempts, lease_token, worker, lease_expires_at, run_after, idempotency_key, created_at, started_at, finished_at, progress_bytes, progress_rows, result, error"
+
+    static func job(_ row: PostgresRow) throws -> Job {
+        let r = row.makeRandomAccess()
+        let state = try r["state"].decode(String.self)
+        guard let s = JobState(rawValue: state) else { throw SluiceError(.database, "unknown job state '\(state)'") }
+        let decoder = JSONDecoder()
+        let spec = try decoder.decode(JobSpec.self, from: Data(try r["spec"].decode(String.self).utf8))
+        let result = try r["result"].decode(String?.self).flatMap { try? decoder.decode(JobResult.self, from: Data($0.utf8)) }
+        return Job(id: try r["id"].decode(Int64.self), entity: try r["entity"].decode(String.self), state: s, spec: spec,
+                   priority: try r["priority"].decode(Int.self), attempts: try r["attempts"].decode(Int.self),
+                   maxAttempts: try r["max_attempts"].decode(Int.self), leaseToken: try r["lease_token"].decode(Int64.self),
+                   worker: try r["worker"].decode(String?.self), leaseExpiresAt: try r["lease_expires_at"].decode(Date?.self),
+                   runAfter: try r["run_after"].decode(Date.self), idempotencyKey: try r["idempotency_key"].decode(String?.self),
+                   createdAt: try r["created_at"].decode(Date.self), startedAt: try r["started_at"].decode(Date?.self),
+                   finishedAt: try r["finished_at"].decode(Date?.self),
+                   progress: JobProgress(bytes: try r["progress_bytes"].decode(Int64.self), rows: try r["progress_rows"].decode(Int64.self)),
+                   result: result, error: try r["error"].decode(String?.self))
+    }
+
+    static func json<T: Encodable>(_ v: T) -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? String(decoding: e.encode(v), as: UTF8.self)) ?? "null"
+    }
+
+    static func after(_ d: Date, _ duration: Duration) -> Date {
+        d.addingTimeInterval(Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+    }
+
+    func notify(_ conn: PostgresConnection) async throws {
+        try await db.exec("NOTIFY \(Self.channel)", on: conn)
+    }
+
+    // MARK: Queries
+
+    public func insertJob(_ p: JobInsertParams) async throws(SluiceError) -> JobInsertResult {
+        try await run("inserting a job") { conn in
+            let inserted = try await self.rows(conn, """
+                INSERT INTO sluice.jobs (entity, state, spec, priority, max_attempts, run_after, idempotency_key, created_at)
+                VALUES ($1, 'queued', $2, $3, $4, $5, $6, $5)
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING \(Self.columns)
+                """, [.text(p.entity), .text(Self.json(p.spec)), .int(Int64(p.priority)), .int(Int64(p.maxAttempts)), .date(p.now),
+                      p.idempotencyKey.map { .text($0) } ?? .null])
+            if let row = inserted.first {
+                try await self.notify(conn)
+                return JobInsertResult(job: try Self.job(row), existing: false)
+            }
+            guard let key = p.idempotencyKey,
+                  let row = try await self.rows(conn, "SELECT \(Self.columns) FROM sluice.jobs WHERE idempotency_key = $1", [.text(key)]).first else {
+                throw SluiceError(.database, "job insert returned nothing")
+            }
+            return JobInsertResult(job: try Self.job(row), existing: true)
+        }
+    }
+
+    public func job(id: Int64) async throws(SluiceError) -> Job? {
+        try await run("reading a job") { conn in
+            try await self.rows(conn, "SELECT \(Self.columns) FROM sluice.jobs WHERE id = $1", [.int(id)]).first.map(Self.job)
+        }
+    }
+
+    public func job(idempotencyKey: String) async throws(SluiceError) -> Job? {
+        try await run("reading a job") { conn in
+            try await self.rows(conn, "SELECT \(Self.columns) FROM sluice.jobs WHERE idempotency_key = $1", [.text(idempotencyKey)]).first.map(Self.job)
+        }
+    }
+
+    public func listJobs(_ p: JobListParams) async throws(SluiceError) -> [Job] {
+        try await run("listing jobs") { conn in
+            try await self.rows(conn, """
+                SELECT \(Self.columns) FROM sluice.jobs
+                WHERE id > $1 AND ($2::text IS NULL OR state = $2) AND ($3::text IS NULL OR entity = $3)
+                ORDER BY id LIMIT $4
+                """, [.int(p.after ?? 0), p.state.map { .text($0.rawValue) } ?? .null, p.entity.map { .text($0) } ?? .null,
+                      .int(Int64(max(1, min(p.limit, 1000))))]).map(Self.job)
+        }
+    }
+
+    public func claimJobs(_ p: JobClaimParams) async throws(SluiceError) -> [Job] {
+        if p.limit <= 0 { return [] }
+        return try await run("claiming jobs") { conn in
+            try await self.rows(conn, """
+                UPDATE sluice.jobs j
+                SET state = 'processing', lease_token = j.lease_token + 1, attempts = j.attempts + 1, worker = $1,
+                    lease_expires_at = $2, started_at = coalesce(j.started_at, $3)
+                FROM (SELECT id FROM sluice.jobs WHERE state = 'queued' AND run_after <= $3
+                      ORDER BY priority DESC, id LIMIT $4 FOR UPDATE SKIP LOCKED) c
+                WHERE j.id = c.id
+                RETURNING \(Self.columns.split(separator: ",").map { "j." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
+                """, [.text(p.worker), .date(Self.after(p.now, p.leaseDuration)), .date(p.now), .int(Int64(p.limit))])
+                .map(Self.job).sorted { ($0.priority, -$0.id) > ($1.priority, -$1.id) }
+        }
+    }
+
+    public func heartbeat(_ p: JobHeartbeatParams) async throws(SluiceError) -> LeaseStatus {
+        try await run("heartbeat") { conn in
+            let n = try await self.db.exec("UPDATE sluice.jobs SET lease_expires_at = $1 WHERE id = $2 AND lease_token = $3 AND state = 'processing'",
+                                           [.date(Self.after(p.now, p.leaseDuration)), .int(p.id), .int(p.token)], on: conn)
+            if n == 1 { return .held }
+            let state = try await self.rows(conn, "SELECT state FROM sluice.jobs WHERE id = $1", [.int(p.id)]).first?.decode(String.self)
+            return state == JobState.cancelled.rawValue ? .cancelled : .lost
+        }
+    }
+
+    public func setProgress(_ p: JobProgressParams) async throws(SluiceError) {
+        try await run("recording progress") { conn in
+            try await self.db.exec("UPDATE sluice.jobs SET progress_bytes = $1, progress_rows = $2 WHERE id = $3 AND lease_token = $4 AND state = 'processing'",
+                                   [.int(p.progress.bytes), .int(p.progress.rows), .int(p.id), .int(p.token)], on: conn)
+        }
+    }
+
+    /// The guarded completion, also run inside a load's own transaction (``PostgresFence``).
+    public static func complete(_ conn: PostgresConnection, db: PostgresPool, id: Int64, token: Int64, result: JobResult,
+                                entity: String?, now: Date) async throws -> Bool {
+        let n = try await db.exec("""
+            UPDATE sluice.jobs SET state = 'complete', result = $1, finished_at = $2, worker = NULL, lease_expires_at = NULL, error = NULL,
+                progress_rows = $5, progress_bytes = $6
+            WHERE id = $3 AND lease_token = $4 AND state = 'processing'
+            """, [.text(json(result)), .date(now), .int(id), .int(token), .int(result.stats.read), .int(result.stats.bytes)], on: conn)
+        guard n == 1 else { return false }
+        if let entity, let sha = result.sha256, result.duplicateOf == nil {
+            try await db.exec("INSERT INTO sluice.loaded_files (entity, sha256, job_id, loaded_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                              [.text(entity), .text(sha), .int(id), .date(now)], on: conn)
+        }
+        return true
+    }
+
+    public func completeJob(_ p: JobCompleteParams) async throws(SluiceError) -> Bool {
+        let db = self.db
+        return try await run("completing a job") { conn in
+            try await Self.complete(conn, db: db, id: p.id, token: p.token, result: p.result, entity: nil, now: p.now)
+        }
+    }
+
+    public func failJob(_ p: JobFailParams) async throws(SluiceError) -> Job? {
+        try await run("recording a failure") { conn in
+            let rows = try await self.rows(conn, """
+                UPDATE sluice.jobs
+                SET state = CASE WHEN $1 AND attempts < max_attempts THEN 'queued' ELSE 'error' END,
+                    run_after = $2, worker = NULL, lease_expires_at = NULL, error = $3, result = $7,
+                    finished_at = CASE WHEN $1 AND attempts < max_attempts THEN NULL ELSE $4 END
+                WHERE id = $5 AND lease_token = $6 AND state = 'processing'
+                RETURNING \(Self.columns)
+                """, [.bool(p.transient), .date(p.retryAt), .text(p.error), .date(p.now), .int(p.id), .int(p.token),
+                      p.result.map { .text(Self.json($0)) } ?? .null])
+            return try rows.first.map(Self.job)
+        }
+    }
+
+    public func cancelJob(_ p: JobCancelParams) async throws(SluiceError) -> Job? {
+        try await run("cancelling a job") { conn in
+            try await self.rows(conn, """
+                UPDATE sluice.jobs SET state = 'cancelled', lease_token = lease_token + 1, worker = NULL, lease_expires_at = NULL,
+                    finished_at = $1
+                WHERE id = $2 AND state IN ('queued', 'processing')
+                RETURNING \(Self.columns)
+                """, [.date(p.now), .int(p.id)]).first.map(Self.job)
+        }
+    }
+
+    public func retryJob(_ p: JobRetryParams) async throws(SluiceError) -> Job? {
+        try await run("retrying a job") { conn in
+            let job = try await self.rows(conn, """
+                UPDATE sluice.jobs SET state = 'queued', attempts = 0, run_after = $1, error = NULL, result = NULL, finished_at = NULL,
+                    progress_bytes = 0, progress_rows = 0
+                WHERE id = $2 AND state IN ('error', 'cancelled')
+                RETURNING \(Self.columns)
+                """, [.date(p.now), .int(p.id)]).first.map(Self.job)
+            if job != nil { try await self.notify(conn) }
+            return job
+        }
+    }
+
+    public func rescueExpired(_ p: JobRescueParams) async throws(SluiceError) -> Int {
+        var total = 0
+        var cursor: Int64 = 0
+        // Keyset batches keep each statement short; SKIP LOCKED leaves rows another rescuer holds.
+        while true {
+            let after = cursor
+            let ids: [Int64] = try await run("rescuing expired leases") { conn in
+                try await self.rows(conn, """
+                    UPDATE sluice.jobs j
+                    SET state = CASE WHEN j.attempts < j.max_attempts THEN 'queued' ELSE 'error' END,
+                        lease_token = j.lease_token + 1, run_after = $1,
+                        error = 'lease expired: worker ' || coalesce(j.worker, '?') || ' stopped heartbeating',
+                        finished_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE $1 END,
+                        worker = NULL, lease_expires_at = NULL
+                    FROM (SELECT id FROM sluice.jobs WHERE state = 'processing' AND lease_expires_at < $1 AND id > $2
+                          ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) c
+                    WHERE j.id = c.id
+                    RETURNING j.id
+                    """, [.date(p.now), .int(after), .int(Int64(p.batchSize))]).map { try $0.decode(Int64.self) }
+            }
+            total += ids.count
+            if !ids.isEmpty { try await run("notifying workers") { try await self.notify($0) } }
+            guard ids.count == p.batchSize, let last = ids.max() else { return total }
+            cursor = last
+        }
+    }
+
+    public func insertUpload(_ u: Upload) async throws(SluiceError) {
+        try await run("recording an upload") { conn in
+            try await self.db.exec("INSERT INTO sluice.uploads (id, path, size, sha256, original_name, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                                   [.text(u.id), .text(u.path), .int(u.size), .text(u.sha256), u.originalName.map { .text($0) } ?? .null, .date(u.createdAt)], on: conn)
+        }
+    }
+
+    public func upload(id: String) async throws(SluiceError) -> Upload? {
+        try await run("reading an upload") { conn in
+            guard let row = try await self.rows(conn, "SELECT id, path, size, sha256, original_name, created_at FROM sluice.uploads WHERE id = $1", [.text(id)]).first else { return nil }
+            let (uid, path, size, sha, name, created) = try row.decode((String, String, Int64, String, String?, Date).self)
+            return Upload(id: uid, path: path, size: size, sha256: sha, originalName: name, createdAt: created)
+        }
+    }
+
+    public func loadedFile(entity: String, sha256: String) async throws(SluiceError) -> Int64? {
+        try await run("reading the loaded-files ledger") { conn in
+            try await self.rows(conn, "SELECT job_id FROM sluice.loaded_files WHERE entity = $1 AND sha256 = $2", [.text(entity), .text(sha256)]).first?.decode(Int64.self)
+        }
+    }
+
+    public func ping() async throws(SluiceError) {
+        try await run("ping") { conn in try await self.db.exec("SELECT 1", on: conn) }
+    }
+
+    /// Pokes `wake` on every `NOTIFY sluice_jobs` until cancelled, reconnecting after failures.
+    public func listen(_ wake: @escaping @Sendable () -> Void) async {
+        while !Task.isCancelled {
+            do {
+                try await db.client.withConnection { conn in
+                    try await conn.listen(on: Self.channel) { notifications in
+                        for try await _ in notifications { wake() }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                db.logger.warning("LISTEN \(Self.channel) failed; polling until it is back", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import Testing
+import Foundation
+@testable import SluicePostgres
+import SluiceQueue
+import SluiceCore
+import SluiceTesting
+
+@Suite struct PostgresQueueTests {
+    @Test func conformance() async throws {
+        try await QueueDriverConformance.run {
+            let url = try await PG.freshDatabase()
+            // The pool runs for the rest of the test process; each check has its own database.
+            let db = try PostgresPool(url: url, maxConnections: 10)
+            Task { await db.run() }
+            let d = PostgresQueueDriver(db: db)
+            try await d.migrate()
+            return d
+        }
+    }
+
+    @Test func migrationsAreSafeWhenProcessesStartTogether() async throws {
+        let url = try await PG.freshDatabase()
+        try await withThrowingTaskGroup(of: Void.self) { g in
+            for _ in 0..<6 {
+                g.addTask { try await PostgresPool.with(url: url, maxConnections: 1) { try await PostgresQueueDriver(db: $0).migrate() } }
+            }
+            try await g.waitForAll()
+        }
+        let versions = try await PostgresPool.with(url: url) { db in try await PG.rows(db, "SELECT count(*)::text FROM sluice.schema_version") }
+        #expect(versions == [["1"]])
+    }
+
+    @Test func claimsFromSeveralClientsNeverShareAJob() async throws {
+        let url = try await PG.freshDatabase()
+        try await PostgresPool.with(url: url) { db in
+            let d = PostgresQueueDriver(db: db)
+            try await d.migrate()
+            let now = Date()
+            for _ in 0..<60 { _ = try await d.insertJob(JobInsertParams(entity: "e", spec: JobSpec(source: "upload:x"), now: now)) }
+        }
+        // One pool per claimer, as separate worker processes would have.
+        let claimed = try await withThrowingTaskGroup(of: [Int64].self) { g in
+            for w in 0..<5 {
+                g.addTask {
+                    try await PostgresPool.with(url: url, maxConnections: 2) { db in
+                        let d = PostgresQueueDriver(db: db)
+                        var mine: [Int64] = []
+                        while true {
+                            let got = try await d.claimJobs(JobClaimParams(worker: "w\(w)", limit: 2, leaseDuration: .seconds(30), now: Date()))
+                            if got.isEmpty { return mine }
+                            mine += got.map(\.id)
+                        }
+                    }
+                }
+            }
+            var all: [Int64] = []
+            for try await part in g { all += part }
+            return all
+        }
+        #expect(claimed.count == 60 && Set(claimed).count == 60)
+    }
+
+    @Test func listenWakesIdleWorkersWithinMilliseconds() async throws {
+        try await PG.withDatabase { db, _ in
+            let d = PostgresQueueDriver(db: db)
+            try await d.migrate()
+            let (pokes, poke) = AsyncStream.makeStream(of: Void.self)
+            let listener = Task { await d.listen { poke.yield() } }
+            defer { listener.cancel() }
+            try await Task.sleep(for: .milliseconds(300))  // let LISTEN take effect
+            let clock = ContinuousClock()
+            let start = clock.now
+            _ = try await d.insertJob(JobInsertParams(entity: "e", spec: JobSpec(source: "upload:x"), now: Date()))
+            var it = pokes.makeAsyncIterator()
+            _ = await it.next()
+            let waited = clock.now - start
+            #expect(waited < .milliseconds(500), "woke after \(waited)")
+        }
+    }
+}
