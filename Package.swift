@@ -142,7 +142,11 @@ let package = Package(
         .testTarget(name: "SluiceSQLiteTests", dependencies: ["SluiceSQLite", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceLoadTests", dependencies: ["SluiceLoad", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceQueueTests", dependencies: ["SluiceQueue", "SluiceSQLite", "SluiceWorker", "SluiceTesting"], swiftSettings: strict),
-        .testTarget(name: "SluicePostgresTests", dependencies: ["SluicePostgres", "SluiceWorker", "SluiceLoad", "SluiceTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "SluicePostgresTests",
+            dependencies: ["SluicePostgres", "SluiceWorker", "SluiceLoad", "SluiceTesting", .product(name: "PostgresNIO", package: "postgres-nio")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SluiceHTTPTests",
             dependencies: ["SluiceHTTP", "SluiceTesting", .product(name: "HummingbirdTesting", package: "hummingbird"),

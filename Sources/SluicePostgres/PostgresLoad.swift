@@ -2,6 +2,7 @@ public import SluiceCore
 public import PostgresNIO
 import NIOCore
 import Foundation
+import Synchronization
 
 /// Completes a job inside the load's transaction, if the job is still held (fencing).
 public struct PostgresFence: Sendable {
@@ -30,6 +31,7 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
     let mode: WriteMode
     let evolve: Bool
     let fence: PostgresFence?
+    let stallTimeout: Duration
     var encoder: CopyEncoder
     let feed = CopyFeed(capacity: 4)
     let commands: AsyncStream<Command>
@@ -45,8 +47,11 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
     static let maintenanceWorkMemMB = 512
     static let final = "sluice_final"
 
+    /// - Parameter stallTimeout: how long a COPY write may make no progress before the
+    ///   connection is presumed dead. The default is 60 seconds.
     public init(db: PostgresPool, table: String, schema: TableSchema, mode: WriteMode, evolve: Bool = false,
-                fence: PostgresFence? = nil) throws(SluiceError) {
+                fence: PostgresFence? = nil, stallTimeout: Duration = .seconds(60)) throws(SluiceError) {
+        self.stallTimeout = stallTimeout
         try schema.validate()
         if mode == .merge && schema.primaryKey.isEmpty { throw SluiceError(.invalidSchema, "merge into '\(table)' needs a primary key") }
         self.db = db
@@ -81,8 +86,9 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
                     ready.signal()
                     signalled = true
                     let feed = self.feed
+                    let stall = stallTimeout
                     try await conn.copyFrom(table: Self.stage, columns: PostgresSQL.stageColumns(schema), logger: db.logger) { writer in
-                        while let buffer = await feed.next() { try await writer.write(buffer) }
+                        while let buffer = await feed.next() { try await Self.write(buffer, to: writer, stallTimeout: stall) }
                     }
                     var commandIterator = commands.makeAsyncIterator()
                     guard case .commit(let context)? = await commandIterator.next() else {
@@ -104,8 +110,11 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
                     try await db.exec("COMMIT", on: conn)
                     outcome = .success(counts)
                 } catch {
-                    // Best effort: if the connection is gone the server has rolled back already.
-                    _ = try? await db.exec("ROLLBACK", on: conn)
+                    // Release the producer first, then drop the connection rather than send
+                    // ROLLBACK on it: after a failed COPY its protocol state cannot be trusted,
+                    // and the server rolls back a transaction whose connection is gone.
+                    feed.close()
+                    try? await conn.close()  // the error being thrown is what matters
                     throw error
                 }
             }
@@ -117,6 +126,33 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
         feed.close()
         if !signalled { ready.signal() }
         finished.signal()
+    }
+
+    /// Writes one COPY buffer, or fails if it makes no progress for `stallTimeout`.
+    ///
+    /// postgres-nio 1.33.2 drops a write's pending backpressure promise when an error (such
+    /// as the backend being terminated) arrives while the channel is not writable, so that
+    /// write would never return. The watchdog turns that into a transient failure; the
+    /// abandoned write goes with the dead connection.
+    static func write(_ buffer: ByteBuffer, to writer: PostgresCopyFromWriter, stallTimeout: Duration) async throws {
+        let once = OnceFlag()
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
+            let write = Task {
+                do {
+                    try await writer.write(buffer)
+                    if once.claim() { cont.resume() }
+                } catch {
+                    if once.claim() { cont.resume(throwing: error) }
+                }
+            }
+            Task {
+                try? await Task.sleep(for: stallTimeout)
+                if once.claim() {
+                    cont.resume(throwing: SluiceError(.unavailable, "PostgreSQL stopped accepting COPY data for \(stallTimeout); the connection is presumed dead"))
+                    write.cancel()
+                }
+            }
+        }
     }
 
     /// What the target looked like when the load began.
@@ -320,4 +356,10 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
     deinit {
         commandSink.finish()
     }
+}
+
+/// A flag that exactly one caller can claim.
+final class OnceFlag: Sendable {
+    let claimed = Mutex(false)
+    func claim() -> Bool { claimed.withLock { c in if c { return false }; c = true; return true } }
 }

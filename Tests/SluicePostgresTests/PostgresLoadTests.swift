@@ -1,0 +1,183 @@
+import Testing
+import Foundation
+@testable import SluicePostgres
+import SluiceCore
+import PostgresNIO
+
+/// Builds a batch from text rows (`nil` = NULL).
+func batch(_ schema: TableSchema, _ rows: [[String?]], ops: [RowOp]? = nil, firstLine: Int64 = 2) -> RecordBatch {
+    var b = BatchBuilder(schema: schema, capacity: rows.count)
+    for (i, row) in rows.enumerated() {
+        b.beginRow(line: firstLine + Int64(i), op: ops?[i] ?? .upsert)
+        for (c, v) in row.enumerated() { if let v { b.setText(c, v) } else { b.setNull(c) } }
+        if let r = b.endRow() { Issue.record("test row rejected: \(r.message)") }
+    }
+    return b.take()
+}
+
+let people = TableSchema(columns: [
+    ColumnSchema(name: "id", type: .int64, nullable: false),
+    ColumnSchema(name: "name", type: .text),
+    ColumnSchema(name: "score", type: .float64),
+], primaryKey: ["id"])
+
+/// Opens a load, writes the batches and commits, all on a plain thread.
+func load(_ db: PostgresPool, _ table: String, _ schema: TableSchema, _ mode: WriteMode, _ batches: [RecordBatch],
+          evolve: Bool = false, budget: Int64? = nil) async throws -> (SinkCounts, [SinkReject]) {
+    try await onThread {
+        let l = try PostgresLoad(db: db, table: table, schema: schema, mode: mode, evolve: evolve)
+        var rejects: [SinkReject] = []
+        var read: Int64 = 0
+        for b in batches {
+            rejects += try l.write(b)
+            read += Int64(b.count)
+        }
+        var stats = LoadStats()
+        stats.read = read
+        let counts = try l.commit(CommitContext(stats: stats, rejectsFiles: [], rejectBudget: budget))
+        return (counts, rejects + counts.rejects)
+    }
+}
+
+@Suite struct PostgresLoadTests {
+    @Test func typesAreMappedFaithfully() async throws {
+        try await PG.withDatabase { db, _ in
+            let s = TableSchema(columns: [
+                ColumnSchema(name: "i", type: .int64), ColumnSchema(name: "f", type: .float64),
+                ColumnSchema(name: "d", type: .decimal(precision: 10, scale: 2)), ColumnSchema(name: "b", type: .bool),
+                ColumnSchema(name: "t", type: .text), ColumnSchema(name: "day", type: .date), ColumnSchema(name: "ts", type: .timestamp),
+                ColumnSchema(name: "tz", type: .timestamptz), ColumnSchema(name: "u", type: .uuid), ColumnSchema(name: "j", type: .json),
+                ColumnSchema(name: "raw", type: .bytes),
+            ])
+            let rows: [[String?]] = [["-5", "2.5", "3.1", "yes", "tab\there\\ and \"quotes\"\nnewline", "2024-02-29", "2024-02-29 10:00:00.5",
+                                      "2024-02-29T10:00:00+02:00", "123E4567-E89B-12D3-A456-426614174000", "{\"a\": [1, \"x\"]}", "\\x00ff"],
+                                     [nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil]]
+            let (counts, rejects) = try await load(db, "all_types", s, .append, [batch(s, rows)])
+            #expect(counts.inserted == 2 && rejects.isEmpty)
+            let types = try await PG.rows(db, "SELECT string_agg(format_type(atttypid, atttypmod), ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'all_types'::regclass AND attnum > 0")
+            #expect(types == [["bigint,double precision,numeric(10,2),boolean,text,date,timestamp without time zone,timestamp with time zone,uuid,jsonb,bytea"]])
+            try await PG.exec(db, "SET TIME ZONE 'UTC'")
+            let values = try await PG.rows(db, "SELECT i::text, f::text, d::text, b::text, t, day::text, ts::text, (tz AT TIME ZONE 'UTC')::text, u::text, j::text, encode(raw, 'hex') FROM all_types ORDER BY i NULLS LAST")
+            #expect(values[0] == ["-5", "2.5", "3.10", "true", "tab\there\\ and \"quotes\"\nnewline", "2024-02-29", "2024-02-29 10:00:00.5",
+                                  "2024-02-29 08:00:00", "123e4567-e89b-12d3-a456-426614174000", "{\"a\": [1, \"x\"]}", "00ff"])
+            #expect(values[1].allSatisfy { $0 == nil })
+        }
+    }
+
+    @Test func mergeCountsAgainstTheTableBeforeAndLastRowWins() async throws {
+        try await PG.withDatabase { db, _ in
+            let (first, _) = try await load(db, "people", people, .merge, [batch(people, (1...5).map { [String($0), "p\($0)", nil] })])
+            #expect(first.inserted == 5)
+            let b1 = batch(people, [["1", "x", nil], ["2", nil, nil], ["3", nil, nil], ["1", "y", "9"]], ops: [.upsert, .delete, .delete, .upsert])
+            let b2 = batch(people, [["3", "back", nil], ["6", "new", nil], ["7", "gone", nil], ["7", nil, nil], ["8", nil, nil]],
+                           ops: [.upsert, .upsert, .upsert, .delete, .delete], firstLine: 6)
+            let (c, rejects) = try await load(db, "people", people, .merge, [b1, b2])
+            #expect(rejects.isEmpty)
+            #expect(c.inserted == 1 && c.updated == 2 && c.deleted == 1)
+            #expect(try await PG.rows(db, "SELECT id::text, name, score::text FROM people ORDER BY id") ==
+                    [["1", "y", "9"], ["3", "back", nil], ["4", "p4", nil], ["5", "p5", nil], ["6", "new", nil]])
+        }
+    }
+
+    @Test func emptyTargetSettlesLastRowWinsWithoutMerge() async throws {
+        try await PG.withDatabase { db, _ in
+            let b = batch(people, [["1", "a", "1"], ["2", "b", "2"], ["1", "a2", "3"], ["2", nil, nil], ["3", "c", nil], ["3", nil, nil], ["3", "c2", nil]],
+                          ops: [.upsert, .upsert, .upsert, .delete, .upsert, .delete, .upsert])
+            let (c, _) = try await load(db, "people", people, .merge, [b])
+            #expect(c == SinkCounts(inserted: 2))
+            #expect(try await PG.rows(db, "SELECT id::text, name FROM people ORDER BY id") == [["1", "a2"], ["3", "c2"]])
+            // The table was created by the load, with its primary key.
+            #expect(try await PG.rows(db, "SELECT count(*)::text FROM pg_index WHERE indrelid = 'people'::regclass AND indisprimary") == [["1"]])
+        }
+    }
+
+    @Test func appendRejectsDuplicateKeys() async throws {
+        try await PG.withDatabase { db, _ in
+            _ = try await load(db, "people", people, .append, [batch(people, [["1", "a", nil]])])
+            let (c, rejects) = try await load(db, "people", people, .append, [batch(people, [["1", "again", nil], ["2", "b", nil], ["2", "b2", nil]])])
+            #expect(c.inserted == 1)
+            #expect(rejects.map(\.line).sorted() == [2, 4])
+            #expect(rejects.allSatisfy { $0.reason == "duplicate key (id)" })
+        }
+    }
+
+    @Test func rowsPostgresRefusesArePinnedAndRejected() async throws {
+        try await PG.withDatabase { db, _ in
+            try await PG.exec(db, "CREATE TABLE scores (id bigint PRIMARY KEY, name text, score integer CHECK (score >= 0))")
+            let s = TableSchema(columns: [ColumnSchema(name: "id", type: .int64, nullable: false), ColumnSchema(name: "name", type: .text),
+                                          ColumnSchema(name: "score", type: .int64)], primaryKey: ["id"])
+            _ = try await load(db, "scores", s, .merge, [batch(s, [["100", "old", "1"]])])
+            var rows: [[String?]] = (1...50).map { [String($0), "n\($0)", String($0)] }
+            rows[9][2] = "3000000000"  // out of range for integer
+            rows[30][2] = "-7"          // breaks the CHECK constraint
+            let (c, rejects) = try await load(db, "scores", s, .merge, [batch(s, rows)])
+            #expect(c.inserted == 48)
+            #expect(rejects.map(\.line).sorted() == [11, 32])
+            let byLine = Dictionary(uniqueKeysWithValues: rejects.map { ($0.line, $0) })
+            #expect(byLine[11]?.reason.contains("integer out of range") == true)
+            #expect(byLine[32]?.reason.contains("check constraint") == true)
+            #expect(byLine[11]?.values == ["10", "n10", "3000000000"])
+            #expect(try await PG.rows(db, "SELECT count(*)::text FROM scores") == [["49"]])
+            // With a budget of one reject, the same load is refused whole.
+            await #expect(throws: SluiceError.self) { _ = try await load(db, "scores", s, .merge, [batch(s, rows)], budget: 1) }
+        }
+    }
+
+    @Test func nulBytesAreRejectedBeforeCOPY() async throws {
+        try await PG.withDatabase { db, _ in
+            let s = TableSchema(columns: [ColumnSchema(name: "id", type: .int64), ColumnSchema(name: "t", type: .text)])
+            var b = BatchBuilder(schema: s, capacity: 2)
+            b.beginRow(line: 2); b.setText(0, "1"); b.setText(1, "a\u{0}b"); _ = b.endRow()
+            b.beginRow(line: 3); b.setText(0, "2"); b.setText(1, "fine"); _ = b.endRow()
+            let (c, rejects) = try await load(db, "t", s, .append, [b.take()])
+            #expect(c.inserted == 1 && rejects.map(\.line) == [2])
+            #expect(rejects.first?.reason == "column 't': PostgreSQL cannot store a NUL byte in text")
+        }
+    }
+
+    @Test func schemaChangesEvolveOrFreeze() async throws {
+        try await PG.withDatabase { db, _ in
+            _ = try await load(db, "people", people, .merge, [batch(people, [["1", "a", "1"]])])
+            let wider = TableSchema(columns: people.columns + [ColumnSchema(name: "city", type: .text)], primaryKey: ["id"])
+            await #expect(throws: SluiceError.self) { _ = try await load(db, "people", wider, .merge, [batch(wider, [["2", "b", nil, "Recife"]])]) }
+            let (c, _) = try await load(db, "people", wider, .merge, [batch(wider, [["2", "b", nil, "Recife"]])], evolve: true)
+            #expect(c.inserted == 1)
+            #expect(try await PG.rows(db, "SELECT id::text, city FROM people ORDER BY id") == [["1", nil], ["2", "Recife"]])
+        }
+    }
+
+    @Test func rollbackAndAKilledConnectionLeaveTheTableAsBefore() async throws {
+        try await PG.withDatabase { db, url in
+            _ = try await load(db, "people", people, .merge, [batch(people, [["1", "a", "1"]])])
+            try await onThread {
+                let l = try PostgresLoad(db: db, table: "people", schema: people, mode: .merge)
+                _ = try l.write(batch(people, [["2", "b", nil], ["1", nil, nil]], ops: [.upsert, .delete]))
+                l.rollback()
+            }
+            #expect(try await PG.rows(db, "SELECT id::text, name FROM people") == [["1", "a"]])
+            // Cut the load's connection while COPY is streaming: nothing partial may remain.
+            let big = batch(people, (10..<20_010).map { [String($0), "row \($0)", "1.5"] })
+            let admin = try PostgresPool(url: url, maxConnections: 1)
+            let adminTask = Task { await admin.run() }
+            defer { adminTask.cancel() }
+            let outcome: String = try await onThread {
+                let l = try PostgresLoad(db: db, table: "people", schema: people, mode: .merge, stallTimeout: .seconds(3))
+                _ = try l.write(big)
+                _ = try blockingAwait {
+                    try await admin.client.withConnection { conn in
+                        try await admin.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'COPY \"sluice_stage\"%' AND pid <> pg_backend_pid()", on: conn)
+                    }
+                }
+                do {
+                    for _ in 0..<20 { _ = try l.write(big) }
+                    _ = try l.commit(CommitContext(stats: LoadStats(), rejectsFiles: []))
+                    return "committed"
+                } catch {
+                    return "\(error)"
+                }
+            }
+            #expect(outcome != "committed")
+            #expect(try await PG.rows(db, "SELECT count(*)::text FROM people") == [["1"]])
+        }
+    }
+}
