@@ -88,7 +88,8 @@ let package = Package(
         .target(
             name: "SluiceWorker",
             dependencies: [
-                "SluiceCore", "SluiceFormats", "SluiceSQLite", "SluiceConfig", "SluiceLoad", "SluiceQueue",
+                "SluiceCore", "SluiceFormats", "SluiceSQLite", "SluiceConfig", "SluiceLoad", "SluiceQueue", "SluicePostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -12,6 +12,7 @@ command -v sqlite3 >/dev/null || missing+=(sqlite3)
 command -v gzip >/dev/null || missing+=(gzip)
 command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3 python3-pip)
+command -v psql >/dev/null || missing+=(postgresql-client-15)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -27,6 +28,14 @@ for tool in sqlite3 gzip curl python3; do
   command -v "$tool" >/dev/null || { echo "error: $tool is required by the tests and could not be installed" >&2; exit 1; }
 done
 python3 -c "import aiohttp" || { echo "error: python3 module aiohttp is required by the tests" >&2; exit 1; }
+
+# A throwaway PostgreSQL 15 cluster on 127.0.0.1 for the PostgreSQL tests (stopped on exit).
+if [ -z "${SLUICE_TEST_POSTGRES_URL:-}" ]; then
+  eval "$(scripts/postgres.sh)"
+  trap 'scripts/postgres.sh stop "$SLUICE_TEST_PGDATA"' EXIT
+fi
+export SLUICE_TEST_POSTGRES_URL SLUICE_TEST_PGDATA SLUICE_TEST_PGBIN
+psql "$SLUICE_TEST_POSTGRES_URL" -qAtc "SELECT 1" >/dev/null || { echo "error: PostgreSQL did not start" >&2; exit 1; }
 
 swift build --build-tests
 swift test --skip-build "$@"

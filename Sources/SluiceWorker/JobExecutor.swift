@@ -46,7 +46,7 @@ public struct WorkerOptions: Sendable {
 /// data transaction, and records failures as retryable or final.
 public struct JobExecutor: Sendable {
     let driver: any QueueDriver
-    let databasePath: String
+    let target: any JobTarget
     let config: SluiceConfig
     let fetcher: SourceFetcher
     let options: WorkerOptions
@@ -54,11 +54,11 @@ public struct JobExecutor: Sendable {
     let random: @Sendable () -> Double
     let logger: Logger
 
-    public init(driver: any QueueDriver, databasePath: String, config: SluiceConfig, policy: SourcePolicy, options: WorkerOptions,
+    public init(driver: any QueueDriver, target: any JobTarget, config: SluiceConfig, policy: SourcePolicy, options: WorkerOptions,
                 now: @escaping @Sendable () -> Date = { Date() }, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
                 logger: Logger = Logger(label: "sluice.worker")) {
         self.driver = driver
-        self.databasePath = databasePath
+        self.target = target
         self.config = config
         self.fetcher = SourceFetcher(policy: policy, driver: driver)
         self.options = options
@@ -195,16 +195,12 @@ public struct JobExecutor: Sendable {
         request.format = job.spec.format
         request.maxRejects = job.spec.atomic ? 0 : job.spec.maxRejects
         do {
-            let target = try SQLiteTarget(path: databasePath)
-            let plan = try LoadPlanner.plan(request, config: config, target: target)
-            let fence = SQLiteStagedLoad.Fence(jobId: job.id, token: job.leaseToken, entity: job.entity, sha256: input.local.sha256, now: now)
-            let databasePath = self.databasePath
-            let stagePath = (input.dir as NSString).appendingPathComponent("stage.db")
-            try createDirectory(input.dir)
+            let plan = try LoadPlanner.plan(request, config: config, target: try target.catalog())
+            let target = self.target, now = self.now, sha = input.local.sha256, dir = input.dir
+            try createDirectory(dir)
             let runner = LoadRunner(plan: plan, sink: { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
-                try SQLiteStagedLoad(databasePath: databasePath, stagePath: stagePath, table: e.table, schema: e.schema, mode: m,
-                                     evolve: e.evolve, fence: fence)
-            }, stateDir: input.dir)
+                try target.sink(entity: e, mode: m, job: job, sha256: sha, scratchDir: dir, now: now)
+            }, stateDir: dir)
             runner.loadId = "job-\(job.id)"
             let tap = ProgressTap(lease)
             runner.observer = tap

@@ -16,9 +16,14 @@ public final class WorkerService: Service, Sendable {
     let stopping = Atomic<Bool>(false)
     let now: @Sendable () -> Date
     let logger: Logger
+    /// Runs until cancelled, calling its argument whenever new work may be waiting
+    /// (PostgreSQL's LISTEN/NOTIFY); polling remains the fallback.
+    let wakeSource: (@Sendable (@escaping @Sendable () -> Void) async -> Void)?
 
     public init(driver: any QueueDriver, executor: JobExecutor, options: WorkerOptions, wake: WakeSignal = WakeSignal(),
-                now: @escaping @Sendable () -> Date = { Date() }, logger: Logger = Logger(label: "sluice.worker")) {
+                now: @escaping @Sendable () -> Date = { Date() }, logger: Logger = Logger(label: "sluice.worker"),
+                wakeSource: (@Sendable (@escaping @Sendable () -> Void) async -> Void)? = nil) {
+        self.wakeSource = wakeSource
         self.driver = driver
         self.executor = executor
         self.options = options
@@ -32,6 +37,11 @@ public final class WorkerService: Service, Sendable {
         try await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.rescueLoop() }
+                if let wakeSource {
+                    let wake = self.wake
+                    group.addTask { await wakeSource { wake.poke() } }
+                }
+                defer { if wakeSource != nil { group.cancelAll() } }
                 while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
                     let free = options.concurrency - running.load(ordering: .relaxed)
                     var claimed = 0

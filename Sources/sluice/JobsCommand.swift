@@ -4,6 +4,7 @@ import SluiceConfig
 import SluiceCore
 import SluiceQueue
 import SluiceSQLite
+import SluiceWorker
 
 struct JobsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,11 +13,10 @@ struct JobsCommand: AsyncParsableCommand {
         subcommands: [List.self, Show.self, Cancel.self, Retry.self]
     )
 
-    static func driver(_ shared: SharedOptions) async throws -> SQLiteQueueDriver {
+    /// Runs `body` with the control plane named by the configuration (SQLite or PostgreSQL).
+    static func withDriver<T: Sendable>(_ shared: SharedOptions, _ body: @Sendable (any QueueDriver) async throws -> T) async throws -> T {
         let config = try shared.loadConfig()
-        let d = try SQLiteQueueDriver(path: config.database)
-        try await d.migrate()
-        return d
+        return try await Runtime.with(config) { try await body($0.driver) }
     }
 
     static func line(_ j: Job) -> String {
@@ -65,7 +65,8 @@ struct JobsCommand: AsyncParsableCommand {
                 guard let s = JobState(rawValue: state) else { throw ValidationError("unknown state '\(state)'") }
                 p.state = s
             }
-            for j in try await JobsCommand.driver(shared).listJobs(p) { print(JobsCommand.line(j)) }
+            let p2 = p
+            for j in try await JobsCommand.withDriver(shared, { try await $0.listJobs(p2) }) { print(JobsCommand.line(j)) }
         }
     }
 
@@ -74,7 +75,8 @@ struct JobsCommand: AsyncParsableCommand {
         @Argument var id: Int64
         @OptionGroup var shared: SharedOptions
         func run() async throws {
-            guard let j = try await JobsCommand.driver(shared).job(id: id) else { throw fail("no job \(id)") }
+            let id = self.id
+            guard let j = try await JobsCommand.withDriver(shared, { try await $0.job(id: id) }) else { throw fail("no job \(id)") }
             print(JobsCommand.detail(j))
         }
     }
@@ -84,8 +86,8 @@ struct JobsCommand: AsyncParsableCommand {
         @Argument var id: Int64
         @OptionGroup var shared: SharedOptions
         func run() async throws {
-            let d = try await JobsCommand.driver(shared)
-            guard let j = try await d.cancelJob(JobCancelParams(id: id, now: Date())) else {
+            let id = self.id
+            guard let j = try await JobsCommand.withDriver(shared, { try await $0.cancelJob(JobCancelParams(id: id, now: Date())) }) else {
                 throw fail("job \(id) does not exist or is already finished")
             }
             print(JobsCommand.line(j))
@@ -97,8 +99,8 @@ struct JobsCommand: AsyncParsableCommand {
         @Argument var id: Int64
         @OptionGroup var shared: SharedOptions
         func run() async throws {
-            let d = try await JobsCommand.driver(shared)
-            guard let j = try await d.retryJob(JobRetryParams(id: id, now: Date())) else {
+            let id = self.id
+            guard let j = try await JobsCommand.withDriver(shared, { try await $0.retryJob(JobRetryParams(id: id, now: Date())) }) else {
                 throw fail("job \(id) does not exist or is not in error or cancelled")
             }
             print(JobsCommand.line(j))

@@ -9,24 +9,41 @@ import SluiceCore
 import SluiceHTTP
 import SluiceQueue
 import SluiceSQLite
+import SluicePostgres
 import SluiceWorker
 
-/// What `serve` and `worker` both build: the control plane, the source policy, an executor.
+/// What `serve` and `worker` both build: the control plane and target (SQLite file or
+/// PostgreSQL URL), the source policy, workers.
 struct Runtime {
     let config: SluiceConfig
-    let driver: SQLiteQueueDriver
+    let driver: any QueueDriver
+    let target: any JobTarget
+    let pool: PostgresPool?
     let policy: SourcePolicy
     let logger: Logger
 
-    init(config: SluiceConfig) async throws {
-        self.config = config
+    /// Runs `body` with the runtime; a PostgreSQL pool runs for exactly that long.
+    static func with<T: Sendable>(_ config: SluiceConfig, _ body: @Sendable (Runtime) async throws -> T) async throws -> T {
         var logger = Logger(label: "sluice")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        self.logger = logger
-        driver = try SQLiteQueueDriver(path: config.database)
-        try await driver.migrate()
-        policy = SourcePolicy(uploadDir: config.uploadDir, fileRoots: config.server.fileRoots,
-                              httpAllowlist: config.server.httpAllowlist, allowLinkLocal: config.server.allowLinkLocal)
+        let policy = SourcePolicy(uploadDir: config.uploadDir, fileRoots: config.server.fileRoots,
+                                  httpAllowlist: config.server.httpAllowlist, allowLinkLocal: config.server.allowLinkLocal)
+        guard PostgresPool.isURL(config.database) else {
+            let driver = try SQLiteQueueDriver(path: config.database)
+            try await driver.migrate()
+            return try await body(Runtime(config: config, driver: driver, target: SQLiteJobTarget(databasePath: config.database),
+                                          pool: nil, policy: policy, logger: logger))
+        }
+        let pool = try PostgresPool(url: config.database, maxConnections: max(8, config.worker.concurrency * 2 + 4), logger: logger)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { await pool.run(); return nil }
+            defer { group.cancelAll() }
+            let driver = PostgresQueueDriver(db: pool)
+            try await driver.migrate()
+            logger.info("control plane on \(pool.displayURL)")
+            return try await body(Runtime(config: config, driver: driver, target: PostgresJobTarget(pool: pool), pool: pool,
+                                          policy: policy, logger: logger))
+        }
     }
 
     func worker(concurrency: Int?, id: String?, wake: WakeSignal) -> WorkerService {
@@ -35,8 +52,10 @@ struct Runtime {
         if let id { options.id = id }
         var log = logger
         log[metadataKey: "worker"] = "\(options.id)"
-        let executor = JobExecutor(driver: driver, databasePath: config.database, config: config, policy: policy, options: options, logger: log)
-        return WorkerService(driver: driver, executor: executor, options: options, wake: wake, logger: log)
+        let executor = JobExecutor(driver: driver, target: target, config: config, policy: policy, options: options, logger: log)
+        var wakeSource: (@Sendable (@escaping @Sendable () -> Void) async -> Void)? = nil
+        if let pg = driver as? PostgresQueueDriver { wakeSource = { poke in await pg.listen(poke) } }
+        return WorkerService(driver: driver, executor: executor, options: options, wake: wake, logger: log, wakeSource: wakeSource)
     }
 
     static func bootstrapLogging() {
@@ -90,26 +109,30 @@ struct ServeCommand: AsyncParsableCommand {
         } else if tokens.isEmpty {
             throw fail("no API tokens: set server.tokens in sluice.yml or SLUICE_API_TOKENS, or use --no-auth on 127.0.0.1")
         }
-        let runtime: Runtime
-        do { runtime = try await Runtime(config: config) } catch { throw fail("\(error)") }
-        let wake = WakeSignal()
-        var services: [any Service] = []
-        if !noWorkers { services.append(runtime.worker(concurrency: concurrency, id: nil, wake: wake)) }
-        let deps = APIDependencies(config: config, driver: runtime.driver, policy: runtime.policy, wake: wake, tokens: tokens)
-        let logger = runtime.logger
-        let app = Application(
-            router: SluiceAPI.router(deps),
-            server: SluiceAPI.server,
-            configuration: .init(address: .hostname(host, port: port), serverName: "sluice"),
-            services: services,
-            onServerRunning: { channel in
-                let bound = channel.localAddress?.port ?? port
-                // One line on stdout that scripts (and tests) can wait for.
-                FileHandle.standardOutput.write(Data("sluice listening on http://\(host):\(bound)\n".utf8))
-            },
-            logger: logger
-        )
-        try await app.runService()
+        let noWorkers = self.noWorkers, concurrency = self.concurrency, tokens2 = tokens
+        do {
+            try await Runtime.with(config) { runtime in
+                let wake = WakeSignal()
+                var services: [any Service] = []
+                if !noWorkers { services.append(runtime.worker(concurrency: concurrency, id: nil, wake: wake)) }
+                let deps = APIDependencies(config: config, driver: runtime.driver, policy: runtime.policy, wake: wake, tokens: tokens2)
+                let app = Application(
+                    router: SluiceAPI.router(deps),
+                    server: SluiceAPI.server,
+                    configuration: .init(address: .hostname(host, port: port), serverName: "sluice"),
+                    services: services,
+                    onServerRunning: { channel in
+                        let bound = channel.localAddress?.port ?? port
+                        // One line on stdout that scripts (and tests) can wait for.
+                        FileHandle.standardOutput.write(Data("sluice listening on http://\(host):\(bound)\n".utf8))
+                    },
+                    logger: runtime.logger
+                )
+                try await app.runService()
+            }
+        } catch let e as SluiceError {
+            throw fail(e.description)
+        }
     }
 }
 
@@ -135,15 +158,20 @@ struct WorkerCommand: AsyncParsableCommand {
         Runtime.bootstrapLogging()
         let config: SluiceConfig
         do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
-        let runtime: Runtime
-        do { runtime = try await Runtime(config: config) } catch { throw fail("\(error)") }
-        let worker = runtime.worker(concurrency: concurrency, id: id, wake: WakeSignal())
-        if once {
-            let n = await worker.runOnce()
-            print("ran \(n) job\(n == 1 ? "" : "s")")
-            return
+        let concurrency = self.concurrency, id = self.id, once = self.once
+        do {
+            try await Runtime.with(config) { runtime in
+                let worker = runtime.worker(concurrency: concurrency, id: id, wake: WakeSignal())
+                if once {
+                    let n = await worker.runOnce()
+                    print("ran \(n) job\(n == 1 ? "" : "s")")
+                    return
+                }
+                let group = ServiceGroup(configuration: .init(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: runtime.logger))
+                try await group.run()
+            }
+        } catch let e as SluiceError {
+            throw fail(e.description)
         }
-        let group = ServiceGroup(configuration: .init(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: runtime.logger))
-        try await group.run()
     }
 }
