@@ -2,9 +2,15 @@
 # Starts a throwaway PostgreSQL 15 cluster on 127.0.0.1 (a free port, a temporary data
 # folder, trust auth for user `sluice`), installing postgresql-15 from apt if it is absent.
 # Prints shell `export` lines for SLUICE_TEST_POSTGRES_URL, SLUICE_TEST_PGDATA, SLUICE_TEST_PGBIN
-# and SLUICE_TEST_PGUSER. `scripts/postgres.sh stop DATADIR` stops it and removes the folder.
+# `scripts/postgres.sh restart DATADIR` restarts it (fault tests); `scripts/postgres.sh stop
+# DATADIR` stops it and removes the folder.
 # Never touches other clusters on the machine.
 set -euo pipefail
+# The server started below must not inherit our caller's descriptors (a pipe it held open
+# would keep the caller waiting for EOF, or for our exit, forever).
+for fd in $(ls /proc/$$/fd); do
+  if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
 PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 
@@ -12,6 +18,12 @@ run_as_pg() {
   # initdb and postgres refuse to run as root; use the postgres OS user then.
   if [ "$(id -u)" = 0 ]; then su postgres -s /bin/bash -c "$*"; else bash -c "$*"; fi
 }
+
+if [ "${1:-}" = restart ]; then
+  data="$2"
+  run_as_pg "'$PGBIN/pg_ctl' -D '$data' -m fast -w -l '$(dirname "$data")/postgres.log' restart" >/dev/null
+  exit 0
+fi
 
 if [ "${1:-}" = stop ]; then
   data="$2"

@@ -14,9 +14,10 @@ final class ServerProcess: @unchecked Sendable {
     let token = "test-token-123"
     var logPath: String { cli.dir + "/serve.log" }
 
-    init(yaml: String = "", noWorkers: Bool = false) throws {
+    init(yaml: String = "", database: String? = nil, noWorkers: Bool = false) throws {
         cli = try CLI()
         cli.write("sluice.yml", """
+            \(database.map { "database: \($0)" } ?? "")
             server:
               tokens: [\(token)]
               bulk_upload_entity: registros

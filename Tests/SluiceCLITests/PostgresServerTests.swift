@@ -1,0 +1,116 @@
+import Testing
+import Foundation
+
+/// A PostgreSQL database for one test: a fresh database on the shared test cluster, or a
+/// private cluster (for tests that restart the server).
+struct TestPostgres {
+    let url: String
+    var privateData: String?
+
+    /// Runs a command and returns its output. The output goes through a file, not a pipe:
+    /// a server the command starts would inherit the pipe and never let it reach EOF.
+    static func run(_ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = args
+        let outPath = NSTemporaryDirectory() + "sluice-run-" + UUID().uuidString
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: outPath) }
+        p.standardOutput = FileHandle(forWritingAtPath: outPath)
+        try p.run()
+        p.waitUntilExit()
+        let text = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        guard p.terminationStatus == 0 else { throw CLIError.failed(args.joined(separator: " ")) }
+        return text
+    }
+
+    enum CLIError: Error { case failed(String), missing }
+
+    static var repoRoot: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
+    /// A fresh database on the cluster scripts/test.sh started.
+    static func fresh() throws -> TestPostgres {
+        guard let admin = ProcessInfo.processInfo.environment["SLUICE_TEST_POSTGRES_URL"], !admin.isEmpty else { throw CLIError.missing }
+        let name = "sluice_cli_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
+        _ = try run(["psql", admin, "-qc", "CREATE DATABASE \(name)"])
+        var c = URLComponents(string: admin)!
+        c.path = "/" + name
+        return TestPostgres(url: c.string!)
+    }
+
+    /// A cluster of its own (started by scripts/postgres.sh), for tests that restart it.
+    static func privateCluster() throws -> TestPostgres {
+        let text = try run([repoRoot + "/scripts/postgres.sh"])
+        var env: [String: String] = [:]
+        for line in text.split(separator: "\n") where line.hasPrefix("export ") {
+            let kv = line.dropFirst("export ".count).split(separator: "=", maxSplits: 1)
+            env[String(kv[0])] = String(kv[1])
+        }
+        return TestPostgres(url: env["SLUICE_TEST_POSTGRES_URL"]!, privateData: env["SLUICE_TEST_PGDATA"])
+    }
+
+    func stop() {
+        if let data = privateData { _ = try? TestPostgres.run([TestPostgres.repoRoot + "/scripts/postgres.sh", "stop", data]) }
+    }
+
+    func restart() throws {
+        guard let data = privateData else { return }
+        _ = try TestPostgres.run([TestPostgres.repoRoot + "/scripts/postgres.sh", "restart", data])
+    }
+
+    func query(_ sql: String) throws -> String { try TestPostgres.run(["psql", url, "-qAtc", sql]) }
+}
+
+@Suite(.serialized) struct PostgresServerTests {
+    @Test func threeWorkerProcessesShareTheQueueAndLoadEachRowOnce() async throws {
+        let pg = try TestPostgres.fresh()
+        let srv = try ServerProcess(database: pg.url, noWorkers: true)
+        for w in ["A", "B", "C"] { try srv.startWorker(w, concurrency: 2) }
+        var ids: [Int] = []
+        for k in 0..<100 {
+            var csv = "id,valor,referencia,category\n"
+            for i in 0..<1000 { csv += "\(k * 1000 + i),\(i).5,ref\(i),\(["A", "B", "C"][i % 3])\n" }
+            let path = srv.cli.write("batch_\(k).csv", csv)
+            let (s, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)"}"#)
+            #expect(s == 202)
+            ids.append(try #require(o["id"] as? Int))
+        }
+        var workers = Set<String>()
+        var inserted = 0
+        for id in ids {
+            let done = try await srv.wait(job: id) { ["complete", "error"].contains($0["state"] as? String ?? "") }
+            #expect(done["state"] as? String == "complete", "\(done)")
+            inserted += stats(done)["inserted"] ?? 0
+        }
+        #expect(inserted == 100_000)
+        #expect(try pg.query("SELECT count(*), count(DISTINCT id) FROM registros") == "100000|100000\n")
+        for line in try pg.query("SELECT DISTINCT split_part(error, ' ', 1) FROM sluice.jobs WHERE error IS NOT NULL").split(separator: "\n") {
+            Issue.record("a job recorded an error: \(line)")
+        }
+        // The work was shared: every worker process claimed some jobs (their logs say so).
+        for w in ["A", "B", "C"] {
+            let log = try String(contentsOfFile: srv.cli.dir + "/worker-\(w).log", encoding: .utf8)
+            if log.contains("job complete") { workers.insert(w) }
+        }
+        #expect(workers.count == 3, "workers that completed jobs: \(workers)")
+    }
+
+    @Test func postgresRestartedMidLoadIsRetriedToExactCounts() async throws {
+        let pg = try TestPostgres.privateCluster()
+        defer { pg.stop() }
+        let srv = try ServerProcess(database: pg.url)
+        let rows = 600_000
+        let path = srv.bigCSV("big.csv", rows: rows)
+        let (_, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)"}"#)
+        let id = try #require(o["id"] as? Int)
+        _ = try await srv.wait(job: id) { ($0["state"] as? String) == "processing" && (($0["progress"] as? [String: Int])?["rows"] ?? 0) > 0 }
+        try pg.restart()
+        let done = try await srv.wait(job: id) { ["complete", "error"].contains($0["state"] as? String ?? "") }
+        #expect(done["state"] as? String == "complete", "\(done)")
+        #expect((done["attempts"] as? Int ?? 0) >= 2)
+        #expect(stats(done) == ["read": rows, "inserted": rows, "updated": 0, "deleted": 0, "rejected": 0, "skipped": 0])
+        #expect(try pg.query("SELECT count(*), count(DISTINCT id) FROM registros") == "\(rows)|\(rows)\n")
+    }
+}
