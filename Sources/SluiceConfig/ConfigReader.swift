@@ -149,7 +149,7 @@ public enum ConfigReader {
     }
 
     static func readWorker(_ node: Node, _ r: NodeReader) throws(SluiceError) -> WorkerSettings {
-        let m = try r.mapping(node, "worker", allowed: ["concurrency", "lease_seconds", "max_attempts", "poll_seconds", "retry_base_seconds"])
+        let m = try r.mapping(node, "worker", allowed: ["concurrency", "lease_seconds", "max_attempts", "poll_seconds", "retry_base_seconds", "chunk_mb"])
         var w = WorkerSettings()
         func positive(_ key: String) throws(SluiceError) -> Double? {
             guard let n = m[key] else { return nil }
@@ -161,6 +161,7 @@ public enum ConfigReader {
         if let v = try positive("max_attempts") { w.maxAttempts = Int(v) }
         if let v = try positive("poll_seconds") { w.pollSeconds = v }
         if let v = try positive("retry_base_seconds") { w.retryBaseSeconds = v }
+        if let v = try positive("chunk_mb") { w.chunkMB = Int(v) }
         return w
     }
 

@@ -62,6 +62,9 @@ public struct WorkerSettings: Sendable {
     public var pollSeconds: Double = 1
     /// Wait before the second attempt (doubling after, with jitter). The default is 2 seconds.
     public var retryBaseSeconds: Double = 2
+    /// Split files larger than this many MiB into chunks that several workers load at once
+    /// (PostgreSQL targets; CSV and NDJSON). The default is off.
+    public var chunkMB: Int?
 
     public init() {}
 }

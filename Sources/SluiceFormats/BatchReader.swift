@@ -38,11 +38,18 @@ public struct ReadSpec: Sendable {
     public var opField: String?
     public var limits: ReadLimits
     public var fileName: String?
+    /// Line number of the first byte read (a chunk of a larger file starts past line 1).
+    public var firstLine: Int64
+    /// Field names when the bytes read do not start with the file's header (a chunk).
+    public var knownHeader: [String]?
 
-    public init(schema: TableSchema, opField: String? = nil, limits: ReadLimits = ReadLimits(), fileName: String? = nil) {
+    public init(schema: TableSchema, opField: String? = nil, limits: ReadLimits = ReadLimits(), fileName: String? = nil,
+                firstLine: Int64 = 1, knownHeader: [String]? = nil) {
         self.schema = schema
         self.opField = opField
         self.limits = limits
         self.fileName = fileName
+        self.firstLine = firstLine
+        self.knownHeader = knownHeader
     }
 }

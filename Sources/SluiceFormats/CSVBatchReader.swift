@@ -19,11 +19,14 @@ public final class CSVBatchReader: BatchReader {
     public var bytesConsumed: Int64 { decoder.bytesConsumed }
 
     public init(source: any ByteChunkReader, dialect: CSVDialect, spec: ReadSpec) throws(SluiceError) {
-        let decoder = CSVDecoder(source: source, dialect: dialect, maxRecordBytes: spec.limits.maxRecordBytes, fileName: spec.fileName)
+        let decoder = CSVDecoder(source: source, dialect: dialect, maxRecordBytes: spec.limits.maxRecordBytes, fileName: spec.fileName,
+                                 firstLine: spec.firstLine)
         self.spec = spec
         self.builder = BatchBuilder(schema: spec.schema, capacity: spec.limits.batchRows)
         let names: [String]
-        if dialect.header {
+        if let known = spec.knownHeader {
+            names = known
+        } else if dialect.header {
             names = try CSVBatchReader.readHeader(decoder, fileName: spec.fileName)
         } else {
             // The first record tells the width; it is data, so keep it for next().
@@ -36,7 +39,7 @@ public final class CSVBatchReader: BatchReader {
         self.decoder = decoder
         self.sourceFields = names
         self.expectedFields = names.count
-        self.mapping = try CSVBatchReader.map(schema: spec.schema, to: names, header: dialect.header, fileName: spec.fileName)
+        self.mapping = try CSVBatchReader.map(schema: spec.schema, to: names, header: dialect.header || spec.knownHeader != nil, fileName: spec.fileName)
         self.opIndex = spec.opField.flatMap { CSVBatchReader.find($0, in: names) }
         var used = Set(mapping)
         if let opIndex { used.insert(opIndex) }

@@ -43,7 +43,8 @@ public final class CSVDecoder {
     public private(set) var line: Int64 = 0
 
     public init(source: any ByteChunkReader, dialect: CSVDialect = CSVDialect(), maxRecordBytes: Int = 16 << 20,
-                readChunk: Int = 1 << 20, fileName: String? = nil) {
+                readChunk: Int = 1 << 20, fileName: String? = nil, firstLine: Int64 = 1) {
+        self.nextLine = firstLine
         self.source = source
         self.dialect = dialect
         self.fileName = fileName

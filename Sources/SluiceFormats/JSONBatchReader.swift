@@ -18,7 +18,8 @@ public final class JSONBatchReader: BatchReader {
     public var bytesConsumed: Int64 { framer.bytesConsumed }
 
     public init(source: any ByteChunkReader, layout: JSONFramer.Layout = .detect, spec: ReadSpec) {
-        self.framer = JSONFramer(source: source, layout: layout, maxRecordBytes: spec.limits.maxRecordBytes, fileName: spec.fileName)
+        self.framer = JSONFramer(source: source, layout: layout, maxRecordBytes: spec.limits.maxRecordBytes, fileName: spec.fileName,
+                                 firstLine: spec.firstLine)
         self.spec = spec
         self.builder = BatchBuilder(schema: spec.schema, capacity: spec.limits.batchRows)
         self.paths = spec.schema.columns.map { $0.sourceField.split(separator: ".", omittingEmptySubsequences: false) }

@@ -33,7 +33,8 @@ public final class JSONFramer {
     var recordEnd = 0
 
     public init(source: any ByteChunkReader, layout: Layout = .detect, maxRecordBytes: Int = 16 << 20,
-                readChunk: Int = 1 << 20, fileName: String? = nil) {
+                readChunk: Int = 1 << 20, fileName: String? = nil, firstLine: Int64 = 1) {
+        self.nextLine = firstLine
         self.source = source
         self.layout = layout
         self.maxRecordBytes = maxRecordBytes

@@ -55,6 +55,7 @@ struct BulkController: Sendable {
         var maxRejects: Int64?
         var force = false
         var priority = 0
+        var chunkBytes: Int64?
 
         init(_ get: (String) -> String?) throws {
             if let f = get("format") {
@@ -76,6 +77,10 @@ struct BulkController: Sendable {
             if let f = get("force") {
                 guard let v = Bool(f.lowercased()) else { throw APIError(.badRequest, "force must be true or false") }
                 force = v
+            }
+            if let c = get("chunk_mb") {
+                guard let v = Int64(c), v >= 1, v <= 1 << 20 else { throw APIError(.badRequest, "chunk_mb must be a positive number of MiB") }
+                chunkBytes = v << 20
             }
             if let p = get("priority") {
                 guard let v = Int(p), abs(v) <= 1000 else { throw APIError(.badRequest, "priority must be an integer in -1000...1000") }
@@ -112,15 +117,41 @@ struct BulkController: Sendable {
         guard let obj = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] else {
             throw APIError(.badRequest, "the body must be a JSON object")
         }
-        let known: Set<String> = ["url", "format", "mode", "atomic", "max_rejects", "force", "priority"]
+        let known: Set<String> = ["url", "format", "mode", "atomic", "max_rejects", "force", "priority", "chunk_mb"]
         if let unknown = obj.keys.first(where: { !known.contains($0) }) { throw APIError(.badRequest, "unknown field '\(SourceLocation.excerpt(unknown))'") }
-        guard let url = obj["url"] as? String, !url.isEmpty else { throw APIError(.badRequest, "url is required") }
+        /// The typed request; a field of the wrong type is a 400 naming it.
+        struct Body: Decodable {
+            var url: String
+            var format: String?
+            var mode: String?
+            var atomic: Bool?
+            var max_rejects: Int64?
+            var force: Bool?
+            var priority: Int?
+            var chunk_mb: Int64?
+        }
+        let typed: Body
+        do {
+            typed = try JSONDecoder().decode(Body.self, from: Data(body.readableBytesView))
+        } catch DecodingError.keyNotFound(let key, _) {
+            throw APIError(.badRequest, "\(key.stringValue) is required")
+        } catch DecodingError.typeMismatch(_, let ctx) {
+            throw APIError(.badRequest, "\(ctx.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type")
+        } catch {
+            throw APIError(.badRequest, "the body must be a JSON object")
+        }
+        let url = typed.url
+        guard !url.isEmpty else { throw APIError(.badRequest, "url is required") }
         let opts = try Options { key in
-            switch obj[key] {
-            case let s as String: return s
-            case let b as Bool: return String(b)
-            case let n as NSNumber: return n.stringValue
-            default: return nil
+            switch key {
+            case "format": typed.format
+            case "mode": typed.mode
+            case "atomic": typed.atomic.map { String($0) }
+            case "max_rejects": typed.max_rejects.map { String($0) }
+            case "force": typed.force.map { String($0) }
+            case "priority": typed.priority.map { String($0) }
+            case "chunk_mb": typed.chunk_mb.map { String($0) }
+            default: nil
             }
         }
         let ref: SourceRef
@@ -132,7 +163,8 @@ struct BulkController: Sendable {
         if case .upload(let id) = ref, try await deps.driver.upload(id: id) == nil {
             throw APIError(.badRequest, "upload '\(id)' does not exist")
         }
-        let spec = JobSpec(source: url, format: opts.format, mode: opts.mode, atomic: opts.atomic, maxRejects: opts.maxRejects, force: opts.force)
+        let spec = JobSpec(source: url, format: opts.format, mode: opts.mode, atomic: opts.atomic, maxRejects: opts.maxRejects, force: opts.force,
+                           chunkBytes: opts.chunkBytes)
         let (job, replay) = try await enqueue(entity, spec, priority: opts.priority, idempotencyKey: req.headers[.idempotencyKey])
         return try accepted(job, replay: replay)
     }
@@ -161,7 +193,8 @@ struct BulkController: Sendable {
         let opts = try Options { key in query[Substring(key)].map(String.init) ?? fields[key] }
         try await deps.driver.insertUpload(upload)
         let spec = JobSpec(source: "upload:\(upload.id)", format: opts.format ?? format ?? upload.originalName.flatMap(SourceFormat.detect(fromName:)),
-                           mode: opts.mode, atomic: opts.atomic, maxRejects: opts.maxRejects, force: opts.force, fileName: upload.originalName)
+                           mode: opts.mode, atomic: opts.atomic, maxRejects: opts.maxRejects, force: opts.force, fileName: upload.originalName,
+                           chunkBytes: opts.chunkBytes)
         let (job, replay) = try await enqueue(entity, spec, priority: opts.priority, idempotencyKey: req.headers[.idempotencyKey])
         return try accepted(job, replay: replay)
     }

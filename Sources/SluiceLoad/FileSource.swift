@@ -19,6 +19,8 @@ public struct FileChunkReader: ByteChunkReader {
     let handle: FileHandleBox
     let path: String
     let progress: LoadProgress?
+    /// Bytes left to read when reading a range (nil: to the end of the file).
+    var remaining: Int64?
 
     /// Owns the file descriptor so it is closed exactly once.
     final class FileHandleBox {
@@ -27,7 +29,8 @@ public struct FileChunkReader: ByteChunkReader {
         deinit { close(fd) }
     }
 
-    public init(path: String, progress: LoadProgress? = nil) throws(SluiceError) {
+    /// Reads `path`, or only `range` of it (byte offsets) when given.
+    public init(path: String, progress: LoadProgress? = nil, range: Range<Int64>? = nil) throws(SluiceError) {
         let fd = open(path, O_RDONLY)
         if fd < 0 {
             throw SluiceError(errno == ENOENT ? .notFound : .io, "cannot open: \(String(cString: strerror(errno)))", at: SourceLocation(file: path))
@@ -40,13 +43,22 @@ public struct FileChunkReader: ByteChunkReader {
         handle = FileHandleBox(fd: fd)
         self.path = path
         self.progress = progress
+        if let range {
+            guard lseek(fd, off_t(range.lowerBound), SEEK_SET) == off_t(range.lowerBound) else {
+                throw SluiceError(.io, "cannot seek to byte \(range.lowerBound)", at: SourceLocation(file: path))
+            }
+            remaining = range.upperBound - range.lowerBound
+        }
     }
 
     public mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws(SluiceError) -> Int {
+        let want = remaining.map { Int(min(Int64(buffer.count), $0)) } ?? buffer.count
+        if want == 0 { return 0 }
         while true {
-            let n = Foundation.read(handle.fd, buffer.baseAddress, buffer.count)
+            let n = Foundation.read(handle.fd, buffer.baseAddress, want)
             if n >= 0 {
                 progress?.add(bytes: Int64(n))
+                if let r = remaining { remaining = r - Int64(n) }
                 return n
             }
             if errno == EINTR { continue }
@@ -88,15 +100,15 @@ public struct InputFile: Sendable {
         return InputFile(path: path, size: size ?? 0, gzip: gz, format: format!)
     }
 
-    /// A fresh byte stream of the (decompressed) content.
-    public func open(progress: LoadProgress? = nil) throws(SluiceError) -> any ByteChunkReader {
-        let raw = try FileChunkReader(path: path, progress: progress)
+    /// A fresh byte stream of the (decompressed) content, or of one byte range of it.
+    public func open(progress: LoadProgress? = nil, range: Range<Int64>? = nil) throws(SluiceError) -> any ByteChunkReader {
+        let raw = try FileChunkReader(path: path, progress: progress, range: range)
         return gzip ? try GzipChunkReader(raw) : raw
     }
 
-    /// A batch reader of this file for `spec`.
-    public func reader(spec: ReadSpec, dialect: CSVDialect, progress: LoadProgress? = nil) throws(SluiceError) -> any BatchReader {
-        let source = try open(progress: progress)
+    /// A batch reader of this file (or of `range` of it) for `spec`.
+    public func reader(spec: ReadSpec, dialect: CSVDialect, progress: LoadProgress? = nil, range: Range<Int64>? = nil) throws(SluiceError) -> any BatchReader {
+        let source = try open(progress: progress, range: range)
         switch format {
         case .csv: return try CSVBatchReader(source: source, dialect: dialect, spec: spec)
         case .ndjson: return JSONBatchReader(source: source, layout: .lines, spec: spec)

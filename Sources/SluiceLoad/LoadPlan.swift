@@ -19,6 +19,10 @@ public struct LoadRequest: Sendable {
     public var limits = ReadLimits()
     /// Rows sampled to infer a schema.
     public var sampleRows = SchemaSampler.defaultRows
+    /// Use exactly this schema (a chunk of a larger load uses its parent's).
+    public var schema: TableSchema?
+    /// Read only this part of the (single) file.
+    public var chunk: FileChunk?
 
     public init(files: [String], entity: String) {
         self.files = files
@@ -56,6 +60,11 @@ public enum LoadPlanner {
 
         var inferred = false
         var columns = entity.schema.columns
+        if let given = request.schema {
+            entity.schema = given
+            try entity.validate(mode: mode)
+            return LoadPlan(entity: entity, mode: mode, files: files, inferred: false, request: request)
+        }
         if columns.isEmpty {
             inferred = true
             let first = files[0]

@@ -173,9 +173,10 @@ public final class LoadRunner {
     func loadFile(_ file: InputFile, index: Int, sink: (any LoadSink)?, dir: String, report: inout LoadReport,
                   started: ContinuousClock.Instant, clock: ContinuousClock) throws(SluiceError) -> FileRejects {
         let progress = LoadProgress()
+        let chunk = plan.request.chunk
         let spec = ReadSpec(schema: plan.entity.schema, opField: plan.mode == .merge ? plan.entity.opColumn : nil,
-                            limits: plan.request.limits, fileName: file.path)
-        let reader = try file.reader(spec: spec, dialect: plan.entity.csv, progress: progress)
+                            limits: plan.request.limits, fileName: file.path, firstLine: chunk?.firstLine ?? 1, knownHeader: chunk?.header)
+        let reader = try file.reader(spec: spec, dialect: plan.entity.csv, progress: progress, range: chunk.map { $0.start..<$0.end })
         let base = (file.path as NSString).lastPathComponent
         let rejects = RejectsWriter(path: (dir as NSString).appendingPathComponent("\(index + 1)-\(base).rejects.csv"), header: reader.rejectFields)
         var out = FileReport(path: file.path, bytes: 0, read: 0, rejected: 0, rejectsFile: nil)

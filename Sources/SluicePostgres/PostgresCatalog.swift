@@ -1,5 +1,5 @@
 public import SluiceCore
-import PostgresNIO
+public import PostgresNIO
 import NIOCore
 
 extension PostgresPool {
@@ -29,7 +29,7 @@ extension PostgresPool {
 
     /// Runs a statement and returns how many rows it affected (INSERT, UPDATE, DELETE, MERGE...).
     @discardableResult
-    func exec(_ sql: String, _ binds: [PGValue] = [], on conn: PostgresConnection) async throws -> Int64 {
+    public func exec(_ sql: String, _ binds: [PGValue] = [], on conn: PostgresConnection) async throws -> Int64 {
         let result = try await conn.query(Self.query(sql, binds), logger: logger).get()
         if let n = result.metadata.rows { return Int64(n) }
         // MERGE's tag ("MERGE 42") is not parsed by postgres-nio.

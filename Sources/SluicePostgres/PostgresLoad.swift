@@ -42,16 +42,45 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
     var outcome: Result<SinkCounts, SluiceError>?
     var open = true
     static let stage = "sluice_stage"
+    /// What this load does with its rows.
+    public enum Role: Sendable {
+        /// COPY into a temporary stage, then apply it to the table.
+        case load
+        /// Apply a chunked job's shared stage, already filled by its chunks (no COPY), and drop it.
+        case applyShared(SharedStage)
+        /// COPY one chunk into a shared stage (replacing that chunk's rows from an earlier
+        /// attempt); the table is not touched.
+        case fillChunk(SharedStage, lines: Range<Int64>)
+    }
+
+    /// The stage a chunked job's workers fill together (an unlogged table in schema `sluice`).
+    public struct SharedStage: Sendable, Hashable {
+        public var name: String
+        public init(jobId: Int64) { name = "stage_\(jobId)" }
+        public var quoted: String { "\"sluice\"." + SQLIdentifier.quoteValidated(name) }
+    }
+
+    let role: Role
+    /// The stage as SQL: the temporary stage, or a chunked job's shared stage.
+    let stageRef: String
+    var sharedStage: String? { if case .applyShared(let s) = role { s.quoted } else { nil } }
     /// Memory PostgreSQL may use per sort or hash in a load's transaction (server side).
     static let workMemMB = 256
     static let maintenanceWorkMemMB = 512
     static let final = "sluice_final"
+    var finalRef: String { SQLIdentifier.quoteValidated(Self.final) }
 
     /// - Parameter stallTimeout: how long a COPY write may make no progress before the
     ///   connection is presumed dead. The default is 60 seconds.
+    /// - Parameter role: load (the default), fill one chunk of a shared stage, or apply one.
     public init(db: PostgresPool, table: String, schema: TableSchema, mode: WriteMode, evolve: Bool = false,
-                fence: PostgresFence? = nil, stallTimeout: Duration = .seconds(60)) throws(SluiceError) {
+                fence: PostgresFence? = nil, stallTimeout: Duration = .seconds(60), role: Role = .load) throws(SluiceError) {
         self.stallTimeout = stallTimeout
+        self.role = role
+        switch role {
+        case .load: stageRef = SQLIdentifier.quoteValidated(Self.stage)
+        case .applyShared(let s), .fillChunk(let s, _): stageRef = s.quoted
+        }
         try schema.validate()
         if mode == .merge && schema.primaryKey.isEmpty { throw SluiceError(.invalidSchema, "merge into '\(table)' needs a primary key") }
         self.db = db
@@ -81,14 +110,30 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
                     // hash joins (MERGE) and the primary-key build stay in memory.
                     try await db.exec("SET LOCAL work_mem = '\(Self.workMemMB)MB'", on: conn)
                     try await db.exec("SET LOCAL maintenance_work_mem = '\(Self.maintenanceWorkMemMB)MB'", on: conn)
-                    let state = try await prepareTarget(conn)
-                    try await db.exec(PostgresSQL.createStage(Self.stage, schema), on: conn)
+                    var state = TargetState(empty: false, created: false)
+                    var copyInto: String? = nil
+                    switch role {
+                    case .load:
+                        state = try await prepareTarget(conn)
+                        try await db.exec(PostgresSQL.createStage(Self.stage, schema), on: conn)
+                        copyInto = Self.stage
+                    case .applyShared:
+                        state = try await prepareTarget(conn)
+                    case .fillChunk(let stage, let lines):
+                        // COPY names one unqualified table: find the shared stage by search path.
+                        try await db.exec("SET LOCAL search_path TO sluice", on: conn)
+                        try await db.exec("DELETE FROM \(stage.quoted) WHERE \(PostgresSQL.lineColumn) >= $1 AND \(PostgresSQL.lineColumn) < $2",
+                                          [.int(lines.lowerBound), .int(lines.upperBound)], on: conn)
+                        copyInto = stage.name
+                    }
                     ready.signal()
                     signalled = true
                     let feed = self.feed
                     let stall = stallTimeout
-                    try await conn.copyFrom(table: Self.stage, columns: PostgresSQL.stageColumns(schema), logger: db.logger) { writer in
-                        while let buffer = await feed.next() { try await Self.write(buffer, to: writer, stallTimeout: stall) }
+                    if let copyInto {
+                        try await conn.copyFrom(table: copyInto, columns: PostgresSQL.stageColumns(schema), logger: db.logger) { writer in
+                            while let buffer = await feed.next() { try await Self.write(buffer, to: writer, stallTimeout: stall) }
+                        }
                     }
                     var commandIterator = commands.makeAsyncIterator()
                     guard case .commit(let context)? = await commandIterator.next() else {
@@ -96,12 +141,14 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
                         outcome = .failure(SluiceError(.aborted, "the load was rolled back"))
                         return
                     }
-                    let counts = try await apply(conn, state, context)
+                    var counts = SinkCounts()
+                    if case .fillChunk = role {} else { counts = try await apply(conn, state, context) }
                     if let budget = context.rejectBudget, Int64(counts.rejects.count) > budget {
                         try await db.exec("ROLLBACK", on: conn)
                         outcome = .failure(SluiceError(.tooManyRejects, "\(counts.rejects.count) more rows refused by PostgreSQL exceed the reject budget; nothing was written"))
                         return
                     }
+                    if let sharedStage { try await db.exec("DROP TABLE IF EXISTS \(sharedStage)", on: conn) }
                     if let fence, try await !fence.complete(conn, counts, context) {
                         try await db.exec("ROLLBACK", on: conn)
                         outcome = .failure(SluiceError(.aborted, "the job's lease was lost; nothing was written"))
@@ -230,14 +277,14 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
         if mode == .append && !schema.primaryKey.isEmpty {
             counts.rejects = try await rejectAppendConflicts(conn)
         }
-        let final = Self.final
-        try await db.exec("DROP TABLE IF EXISTS \(SQLIdentifier.quoteValidated(final))", on: conn)
+        let final = finalRef
+        try await db.exec("DROP TABLE IF EXISTS \(final)", on: conn)
         if schema.primaryKey.isEmpty {
-            try await db.exec(PostgresSQL.createFinalWithoutKey(final, Self.stage), on: conn)
+            try await db.exec(PostgresSQL.createFinalWithoutKey(finalRef, stageRef), on: conn)
         } else {
-            try await db.exec(PostgresSQL.createFinal(final, Self.stage, table, schema), on: conn)
+            try await db.exec(PostgresSQL.createFinal(finalRef, stageRef, table, schema), on: conn)
         }
-        let bounds = try await conn.query(PostgresPool.query("SELECT min(\(PostgresSQL.lineColumn)), max(\(PostgresSQL.lineColumn)) FROM \(SQLIdentifier.quoteValidated(final))"), logger: db.logger).get().rows
+        let bounds = try await conn.query(PostgresPool.query("SELECT min(\(PostgresSQL.lineColumn)), max(\(PostgresSQL.lineColumn)) FROM \(final)"), logger: db.logger).get().rows
         guard let (lo, hi) = try bounds.first?.decode((Int64?, Int64?).self), let lo, let hi else { return counts }
         let useMerge = mode == .merge && !state.empty
         let statement = useMerge ? PostgresSQL.mergeRange(table, final, schema) : PostgresSQL.insertRange(table, final, schema)
@@ -274,10 +321,10 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
     /// Append with a key: a key already in the table, or repeated later in the load, is a
     /// rejected row (removed from the stage).
     func rejectAppendConflicts(_ conn: PostgresConnection) async throws -> [SinkReject] {
-        let rows = try await conn.query(PostgresPool.query(PostgresSQL.appendConflicts(table, Self.stage, schema)), logger: db.logger).get().rows
+        let rows = try await conn.query(PostgresPool.query(PostgresSQL.appendConflicts(table, stageRef, schema)), logger: db.logger).get().rows
         let lines = try rows.map { try $0.decode(Int64.self) }
         if lines.isEmpty { return [] }
-        try await db.exec("DELETE FROM \(SQLIdentifier.quoteValidated(Self.stage)) WHERE \(PostgresSQL.lineColumn) = ANY($1)", [.ints(lines)], on: conn)
+        try await db.exec("DELETE FROM \(stageRef) WHERE \(PostgresSQL.lineColumn) = ANY($1)", [.ints(lines)], on: conn)
         return lines.map { SinkReject(line: $0, reason: "duplicate key (\(schema.primaryKey.joined(separator: ", ")))", values: []) }
     }
 
@@ -286,22 +333,22 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
         switch mode {
         case .append where !schema.primaryKey.isEmpty:
             counts.rejects = try await rejectAppendConflicts(conn)
-            counts.inserted = try await db.exec(PostgresSQL.insertLastRows(table, Self.stage, schema), on: conn)
+            counts.inserted = try await db.exec(PostgresSQL.insertLastRows(table, stageRef, schema), on: conn)
         case .append, .replace:
-            counts.inserted = try await db.exec(PostgresSQL.insertLastRows(table, Self.stage, schema), on: conn)
+            counts.inserted = try await db.exec(PostgresSQL.insertLastRows(table, stageRef, schema), on: conn)
         case .merge where state.empty:
-            counts.inserted = try await db.exec(PostgresSQL.insertLastRows(table, Self.stage, schema), on: conn)
+            counts.inserted = try await db.exec(PostgresSQL.insertLastRows(table, stageRef, schema), on: conn)
         case .merge:
             // Other writers wait (readers do not) so that what is counted is what MERGE does.
             try await db.exec("LOCK TABLE \(table.quoted) IN SHARE ROW EXCLUSIVE MODE", on: conn)
             // The deduplicated rows come out sorted by key: joining them to the primary key in
             // order (merge join) applies the changes in index order, faster than hashing.
             try await db.exec("SET LOCAL enable_hashjoin = off", on: conn)
-            try await db.exec(PostgresSQL.createFinal(Self.final, Self.stage, table, schema), on: conn)
-            try await db.exec("ANALYZE \(SQLIdentifier.quoteValidated(Self.final))", on: conn)
-            let row = try await conn.query(PostgresPool.query(PostgresSQL.countFinal(Self.final)), logger: db.logger).get().rows
+            try await db.exec(PostgresSQL.createFinal(finalRef, stageRef, table, schema), on: conn)
+            try await db.exec("ANALYZE \(finalRef)", on: conn)
+            let row = try await conn.query(PostgresPool.query(PostgresSQL.countFinal(finalRef)), logger: db.logger).get().rows
             guard let (ins, upd, del) = try row.first?.decode((Int64, Int64, Int64).self) else { throw SluiceError(.database, "merge count returned nothing") }
-            let merged = try await db.exec(PostgresSQL.merge(table, Self.final, schema), on: conn)
+            let merged = try await db.exec(PostgresSQL.merge(table, finalRef, schema), on: conn)
             guard merged == ins + upd + del else {
                 throw SluiceError(.database, "MERGE changed \(merged) rows, counted \(ins + upd + del)")
             }

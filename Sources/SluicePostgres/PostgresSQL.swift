@@ -90,11 +90,20 @@ public enum PostgresSQL {
         schema.columns.indices.map(stageColumn) + [lineColumn, opColumn]
     }
 
-    /// A temporary, unlogged-by-nature stage dropped at commit.
+    static func stageDefinitions(_ schema: TableSchema) -> String {
+        (schema.columns.enumerated().map { "\(stageColumn($0.offset)) \(typeName($0.element.type))" }
+            + ["\(lineColumn) bigint NOT NULL", "\(opColumn) smallint NOT NULL"]).joined(separator: ", ")
+    }
+
+    /// A temporary, unlogged-by-nature stage dropped at commit (one connection's load).
     public static func createStage(_ stage: String, _ schema: TableSchema) -> String {
-        let defs = schema.columns.enumerated().map { "\(stageColumn($0.offset)) \(typeName($0.element.type))" }
-            + ["\(lineColumn) bigint NOT NULL", "\(opColumn) smallint NOT NULL"]
-        return "CREATE TEMP TABLE \(q(stage)) (\(defs.joined(separator: ", "))) ON COMMIT DROP"
+        "CREATE TEMP TABLE \(q(stage)) (\(stageDefinitions(schema))) ON COMMIT DROP"
+    }
+
+    /// The shared stage of a chunked job: unlogged (scratch, never replicated), filled by
+    /// several workers' COPYs, merged once. `stage` is a quoted reference.
+    public static func createSharedStage(_ stage: String, _ schema: TableSchema) -> String {
+        "CREATE UNLOGGED TABLE IF NOT EXISTS \(stage) (\(stageDefinitions(schema)))"
     }
 
     static func keyCols(_ schema: TableSchema, prefix: String) -> String {
@@ -102,8 +111,9 @@ public enum PostgresSQL {
     }
 
     /// The last row per key, in key order (DISTINCT ON keeps the first of each key group).
+    /// Stage and final table arguments of the builders below are quoted SQL references.
     public static func lastRowPerKey(_ stage: String, _ schema: TableSchema) -> String {
-        "SELECT DISTINCT ON (\(keyCols(schema, prefix: ""))) * FROM \(q(stage)) ORDER BY \(keyCols(schema, prefix: "")), \(lineColumn) DESC"
+        "SELECT DISTINCT ON (\(keyCols(schema, prefix: ""))) * FROM \(stage) ORDER BY \(keyCols(schema, prefix: "")), \(lineColumn) DESC"
     }
 
     static func targetCols(_ schema: TableSchema) -> String { schema.columns.map { q($0.name) }.joined(separator: ", ") }
@@ -119,7 +129,7 @@ public enum PostgresSQL {
     /// Empty target (or replace): insert the last row per key that is not a delete.
     public static func insertLastRows(_ table: QualifiedName, _ stage: String, _ schema: TableSchema) -> String {
         if schema.primaryKey.isEmpty {
-            return "INSERT INTO \(table.quoted) (\(targetCols(schema))) SELECT \(stageSelect(schema, prefix: "")) FROM \(q(stage)) WHERE \(opColumn) = 0 ORDER BY \(lineColumn)"
+            return "INSERT INTO \(table.quoted) (\(targetCols(schema))) SELECT \(stageSelect(schema, prefix: "")) FROM \(stage) WHERE \(opColumn) = 0 ORDER BY \(lineColumn)"
         }
         return "INSERT INTO \(table.quoted) (\(targetCols(schema))) SELECT \(stageSelect(schema, prefix: "f.")) FROM (\(lastRowPerKey(stage, schema))) f WHERE f.\(opColumn) = 0"
     }
@@ -130,7 +140,7 @@ public enum PostgresSQL {
     /// in the table (run under a lock that keeps other writers out, so the mark stays true).
     public static func createFinal(_ final: String, _ stage: String, _ table: QualifiedName, _ schema: TableSchema) -> String {
         let firstKey = q(schema.columns[schema.keyIndices[0]].name)
-        return "CREATE TEMP TABLE \(q(final)) ON COMMIT DROP AS SELECT f.*, t.\(firstKey) IS NOT NULL AS \(existedColumn) "
+        return "CREATE TEMP TABLE \(final) ON COMMIT DROP AS SELECT f.*, t.\(firstKey) IS NOT NULL AS \(existedColumn) "
             + "FROM (\(lastRowPerKey(stage, schema))) f LEFT JOIN \(table.quoted) t ON \(keyJoin(schema, stageAlias: "f", tableAlias: "t"))"
     }
 
@@ -140,7 +150,7 @@ public enum PostgresSQL {
         SELECT count(*) FILTER (WHERE \(opColumn) = 0 AND NOT \(existedColumn)),
                count(*) FILTER (WHERE \(opColumn) = 0 AND \(existedColumn)),
                count(*) FILTER (WHERE \(opColumn) = 1 AND \(existedColumn))
-        FROM \(q(final))
+        FROM \(final)
         """
     }
 
@@ -148,7 +158,7 @@ public enum PostgresSQL {
     public static func merge(_ table: QualifiedName, _ final: String, _ schema: TableSchema, source: String? = nil) -> String {
         let keys = Set(schema.keyIndices)
         let others = schema.columns.indices.filter { !keys.contains($0) }
-        var s = "MERGE INTO \(table.quoted) t USING \(source ?? q(final)) f ON \(keyJoin(schema, stageAlias: "f", tableAlias: "t"))\n"
+        var s = "MERGE INTO \(table.quoted) t USING \(source ?? final) f ON \(keyJoin(schema, stageAlias: "f", tableAlias: "t"))\n"
         s += "WHEN MATCHED AND f.\(opColumn) = 1 THEN DELETE\n"
         if !others.isEmpty {
             s += "WHEN MATCHED THEN UPDATE SET \(others.map { "\(q(schema.columns[$0].name)) = f.\(stageColumn($0))" }.joined(separator: ", "))\n"
@@ -161,7 +171,7 @@ public enum PostgresSQL {
 
     /// The final set for pinning when there is no key: every row is its own "key".
     public static func createFinalWithoutKey(_ final: String, _ stage: String) -> String {
-        "CREATE TEMP TABLE \(q(final)) ON COMMIT DROP AS SELECT *, false AS \(existedColumn) FROM \(q(stage))"
+        "CREATE TEMP TABLE \(final) ON COMMIT DROP AS SELECT *, false AS \(existedColumn) FROM \(stage)"
     }
 
     static func range(_ alias: String) -> String { "\(alias)\(lineColumn) >= $1 AND \(alias)\(lineColumn) < $2" }
@@ -172,32 +182,32 @@ public enum PostgresSQL {
         SELECT count(*), count(*) FILTER (WHERE \(opColumn) = 0 AND NOT \(existedColumn)),
                count(*) FILTER (WHERE \(opColumn) = 0 AND \(existedColumn)),
                count(*) FILTER (WHERE \(opColumn) = 1 AND \(existedColumn))
-        FROM \(q(final)) WHERE \(range(""))
+        FROM \(final) WHERE \(range(""))
         """
     }
 
     /// MERGE restricted to final rows with lines in [$1, $2).
     public static func mergeRange(_ table: QualifiedName, _ final: String, _ schema: TableSchema) -> String {
-        merge(table, final, schema, source: "(SELECT * FROM \(q(final)) WHERE \(range("")))")
+        merge(table, final, schema, source: "(SELECT * FROM \(final) WHERE \(range("")))")
     }
 
     /// INSERT of the upsert rows of final with lines in [$1, $2).
     public static func insertRange(_ table: QualifiedName, _ final: String, _ schema: TableSchema) -> String {
-        "INSERT INTO \(table.quoted) (\(targetCols(schema))) SELECT \(stageSelect(schema, prefix: "")) FROM \(q(final)) WHERE \(opColumn) = 0 AND \(range(""))"
+        "INSERT INTO \(table.quoted) (\(targetCols(schema))) SELECT \(stageSelect(schema, prefix: "")) FROM \(final) WHERE \(opColumn) = 0 AND \(range(""))"
     }
 
     /// The text of one final row's values, for its reject.
     public static func rowText(_ final: String, _ schema: TableSchema) -> String {
-        "SELECT \(schema.columns.indices.map { stageColumn($0) + "::text" }.joined(separator: ", ")) FROM \(q(final)) WHERE \(lineColumn) = $1"
+        "SELECT \(schema.columns.indices.map { stageColumn($0) + "::text" }.joined(separator: ", ")) FROM \(final) WHERE \(lineColumn) = $1"
     }
 
     /// Append with a key: rows whose key is already in the table, or repeated earlier in the load.
     public static func appendConflicts(_ table: QualifiedName, _ stage: String, _ schema: TableSchema) -> String {
         let keySelect = keyCols(schema, prefix: "s.")
         return """
-            SELECT s.\(lineColumn) FROM \(q(stage)) s
+            SELECT s.\(lineColumn) FROM \(stage) s
             WHERE EXISTS (SELECT 1 FROM \(table.quoted) t WHERE \(keyJoin(schema, stageAlias: "s", tableAlias: "t")))
-               OR s.\(lineColumn) > (SELECT min(s2.\(lineColumn)) FROM \(q(stage)) s2 WHERE (\(keyCols(schema, prefix: "s2."))) = (\(keySelect)))
+               OR s.\(lineColumn) > (SELECT min(s2.\(lineColumn)) FROM \(stage) s2 WHERE (\(keyCols(schema, prefix: "s2."))) = (\(keySelect)))
             ORDER BY s.\(lineColumn)
             """
     }

@@ -35,9 +35,16 @@ public struct JobSpec: Sendable, Codable, Hashable {
     public var force: Bool
     /// The file's original name, for display only (never used as a path).
     public var fileName: String?
+    /// Split files larger than this into chunks loaded by several workers at once (PostgreSQL).
+    public var chunkBytes: Int64?
+    /// For a chunk job: the job it is part of, its byte range, and the schema it loads with.
+    public var parent: Int64?
+    public var chunk: FileChunk?
+    public var schema: TableSchema?
 
     public init(source: String, format: SourceFormat? = nil, mode: WriteMode? = nil, atomic: Bool = false,
-                maxRejects: Int64? = nil, force: Bool = false, fileName: String? = nil) {
+                maxRejects: Int64? = nil, force: Bool = false, fileName: String? = nil, chunkBytes: Int64? = nil) {
+        self.chunkBytes = chunkBytes
         self.source = source
         self.format = format
         self.mode = mode
@@ -48,8 +55,8 @@ public struct JobSpec: Sendable, Codable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case source, format, mode, atomic, force
-        case maxRejects = "max_rejects", fileName = "file_name"
+        case source, format, mode, atomic, force, parent, chunk, schema
+        case maxRejects = "max_rejects", fileName = "file_name", chunkBytes = "chunk_bytes"
     }
 }
 

@@ -16,6 +16,8 @@ public struct WorkerOptions: Sendable {
     public var pollInterval: Duration
     public var retry: RetryPolicy
     public var workDir: String
+    /// Split files larger than this into chunks for several workers (jobs may say otherwise).
+    public var chunkBytes: Int64?
 
     public init(id: String = WorkerOptions.defaultID(), concurrency: Int = 2, leaseDuration: Duration = .seconds(30),
                 pollInterval: Duration = .seconds(1), retry: RetryPolicy = RetryPolicy(), workDir: String) {
@@ -38,6 +40,7 @@ public struct WorkerOptions: Sendable {
                   pollInterval: .milliseconds(Int64(settings.pollSeconds * 1000)),
                   retry: RetryPolicy(maxAttempts: settings.maxAttempts, base: .milliseconds(Int64(settings.retryBaseSeconds * 1000))),
                   workDir: workDir)
+        chunkBytes = settings.chunkMB.map { Int64($0) << 20 }
     }
 }
 
@@ -168,7 +171,7 @@ public struct JobExecutor: Sendable {
             return .failed(error)
         }
         defer { if local.temporary { try? FileManager.default.removeItem(atPath: local.path) } }  // scratch download
-        if !job.spec.force {
+        if job.spec.parent == nil && !job.spec.force {
             do {
                 if let prior = try await driver.loadedFile(entity: job.entity, sha256: local.sha256), prior != job.id {
                     return .duplicate(of: prior, sha256: local.sha256)
@@ -178,7 +181,140 @@ public struct JobExecutor: Sendable {
             }
         }
         let input = LoadInput(job: job, local: local, dir: dir)
+        if job.spec.parent == nil, let chunkBytes = job.spec.chunkBytes ?? options.chunkBytes, target.supportsChunks, !local.temporary {
+            switch await runOnThread({ self.splitPlan(input, chunkBytes: chunkBytes) }) {
+            case .failure(let e): return .failed(e)
+            case .success(let split?): return await coordinate(input, lease, plan: split.plan, chunks: split.chunks)
+            case .success(nil): break  // too small, or not splittable: one worker loads it
+            }
+        }
         return await runOnThread { self.load(input, lease) }
+    }
+
+    // MARK: Chunked loads
+
+    struct Split: Sendable {
+        var plan: LoadPlan
+        var chunks: [FileChunk]
+    }
+
+    /// The parent's plan (its schema is what every chunk loads with) and its chunks, or nil
+    /// when the file is not worth or not safe to split.
+    func splitPlan(_ input: LoadInput, chunkBytes: Int64) -> Result<Split?, SluiceError> {
+        Result { () throws(SluiceError) -> Split? in
+            let plan = try LoadPlanner.plan(request(for: input.job, file: input.local.path), config: config, target: try target.catalog())
+            guard let chunks = try ChunkPlanner.split(plan.files[0], dialect: plan.entity.csv, chunkBytes: chunkBytes) else { return nil }
+            return Split(plan: plan, chunks: chunks)
+        }
+    }
+
+    /// A parent job: creates the shared stage and one chunk job per range (idempotently, so
+    /// a rescued coordinator picks up where the last one stopped), waits while workers fill
+    /// the stage, then applies it once — last row per key across all chunks — and completes.
+    func coordinate(_ input: LoadInput, _ lease: Lease, plan: LoadPlan, chunks: [FileChunk]) async -> Outcome {
+        let job = input.job
+        do {
+            try await target.prepareSharedStage(parent: job.id, schema: plan.entity.schema)
+            var ids: [Int64] = []
+            for (k, c) in chunks.enumerated() {
+                var spec = job.spec
+                spec.chunkBytes = nil
+                spec.parent = job.id
+                spec.chunk = c
+                spec.schema = plan.entity.schema
+                spec.mode = plan.mode
+                spec.format = plan.files[0].format
+                let r = try await driver.insertJob(JobInsertParams(entity: job.entity, spec: spec, priority: job.priority + 1,
+                                                                   maxAttempts: job.maxAttempts, idempotencyKey: "job-\(job.id)-chunk-\(k)", now: now()))
+                ids.append(r.job.id)
+            }
+            var stats = LoadStats()
+            var rejects: [String] = []
+            while true {
+                if !lease.held {
+                    for id in ids { _ = try? await driver.cancelJob(JobCancelParams(id: id, now: now())) }  // best effort
+                    return .failed(SluiceError(.aborted, "the parent job was cancelled or lost its lease"))
+                }
+                var done = 0, rows: Int64 = 0, bytes: Int64 = 0
+                stats = LoadStats()
+                rejects = []
+                for (k, id) in ids.enumerated() {
+                    guard let c = try await driver.job(id: id) else { throw SluiceError(.notFound, "chunk \(k) of job \(job.id) vanished") }
+                    switch c.state {
+                    case .complete:
+                        done += 1
+                        if let s = c.result?.stats {
+                            stats.read += s.read
+                            stats.rejected += s.rejected
+                            stats.bytes += s.bytes
+                        }
+                        if let r = c.result?.rejectsPath { rejects.append(r) }
+                        rows += c.result?.stats.read ?? 0
+                    case .error, .cancelled:
+                        for other in ids where other != id { _ = try? await driver.cancelJob(JobCancelParams(id: other, now: now())) }  // best effort
+                        await target.dropSharedStage(parent: job.id)
+                        return .failed(SluiceError(.invalidInput, "chunk \(k + 1) of \(ids.count) failed: \(c.error ?? c.state.rawValue)"))
+                    case .queued, .processing:
+                        rows += c.progress.rows
+                        bytes += c.progress.bytes
+                    }
+                }
+                lease.rows.store(rows, ordering: .relaxed)
+                lease.bytes.store(stats.bytes + bytes, ordering: .relaxed)
+                if done == ids.count { break }
+                // Help rather than wait: run a ready job here (chunks outrank other jobs), so a
+                // single worker slot can never deadlock on its own chunks.
+                if let next = try await driver.claimJobs(JobClaimParams(worker: options.id, limit: 1, leaseDuration: options.leaseDuration, now: now())).first {
+                    await execute(next)
+                } else {
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+            }
+            if let max = job.spec.atomic ? 0 : job.spec.maxRejects, stats.rejected > max {
+                await target.dropSharedStage(parent: job.id)
+                return .failed(SluiceError(.tooManyRejects, "more than \(max) rows rejected across the chunks; nothing was written"))
+            }
+            let combined = try combineRejects(rejects, into: (input.dir as NSString).appendingPathComponent("rejects.csv"))
+            let target = self.target, now = self.now, sha = input.local.sha256
+            let context = CommitContext(stats: stats, rejectsFiles: combined.map { [$0] } ?? [],
+                                        rejectBudget: (job.spec.atomic ? 0 : job.spec.maxRejects).map { $0 - stats.rejected })
+            return await runOnThread { () -> Outcome in
+                do throws(SluiceError) {
+                    let sink = try target.applySink(entity: plan.entity, mode: plan.mode, job: job, sha256: sha, now: now)
+                    _ = try sink.commit(context)
+                    return .loaded
+                } catch {
+                    return .failed(error)
+                }
+            }
+        } catch let e as SluiceError {
+            return .failed(e)
+        } catch {
+            return .failed(SluiceError(.unavailable, "\(error)"))
+        }
+    }
+
+    /// The chunks' rejects files as one (header once), for the parent's rejects URL.
+    func combineRejects(_ paths: [String], into out: String) throws(SluiceError) -> String? {
+        if paths.isEmpty { return nil }
+        var text = ""
+        for (i, p) in paths.enumerated() {
+            guard let content = try? String(contentsOfFile: p, encoding: .utf8) else { continue }
+            text += i == 0 ? content : String(content.drop { $0 != "\n" }.dropFirst())
+        }
+        try createDirectory((out as NSString).deletingLastPathComponent)
+        guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8)) else { throw SluiceError(.io, "cannot write \(out)") }
+        return out
+    }
+
+    func request(for job: Job, file: String) -> LoadRequest {
+        var request = LoadRequest(files: [file], entity: job.entity)
+        request.mode = job.spec.mode
+        request.format = job.spec.format
+        request.maxRejects = job.spec.atomic ? 0 : job.spec.maxRejects
+        request.schema = job.spec.schema
+        request.chunk = job.spec.chunk
+        return request
     }
 
     struct LoadInput: Sendable {
@@ -190,16 +326,16 @@ public struct JobExecutor: Sendable {
     /// The blocking part: plan and load (decoding and SQLite work run on threads).
     func load(_ input: LoadInput, _ lease: Lease) -> Outcome {
         let job = input.job
-        var request = LoadRequest(files: [input.local.path], entity: job.entity)
-        request.mode = job.spec.mode
-        request.format = job.spec.format
-        request.maxRejects = job.spec.atomic ? 0 : job.spec.maxRejects
+        let request = request(for: job, file: input.local.path)
         do {
             let plan = try LoadPlanner.plan(request, config: config, target: try target.catalog())
             let target = self.target, now = self.now, sha = input.local.sha256, dir = input.dir
             try createDirectory(dir)
             let runner = LoadRunner(plan: plan, sink: { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
-                try target.sink(entity: e, mode: m, job: job, sha256: sha, scratchDir: dir, now: now)
+                if let parent = job.spec.parent, let chunk = job.spec.chunk {
+                    return try target.chunkSink(job: job, parent: parent, schema: e.schema, chunk: chunk, now: now)
+                }
+                return try target.sink(entity: e, mode: m, job: job, sha256: sha, scratchDir: dir, now: now)
             }, stateDir: dir)
             runner.loadId = "job-\(job.id)"
             let tap = ProgressTap(lease)

@@ -13,6 +13,34 @@ public protocol JobTarget: Sendable {
     /// The sink for one attempt of `job`.
     func sink(entity: Entity, mode: WriteMode, job: Job, sha256: String?, scratchDir: String,
               now: @escaping @Sendable () -> Date) throws(SluiceError) -> any LoadSink
+    /// Whether one file can be loaded in chunks by several workers (a shared stage).
+    var supportsChunks: Bool { get }
+    /// Creates the shared stage of chunked job `parent` (if missing).
+    func prepareSharedStage(parent: Int64, schema: TableSchema) async throws(SluiceError)
+    /// Removes the shared stage of chunked job `parent`.
+    func dropSharedStage(parent: Int64) async
+    /// The sink of a chunk job: fills its part of the parent's stage, completes the chunk job.
+    func chunkSink(job: Job, parent: Int64, schema: TableSchema, chunk: FileChunk,
+                   now: @escaping @Sendable () -> Date) throws(SluiceError) -> any LoadSink
+    /// The sink that applies a filled shared stage to the table and completes the parent.
+    func applySink(entity: Entity, mode: WriteMode, job: Job, sha256: String?,
+                   now: @escaping @Sendable () -> Date) throws(SluiceError) -> any LoadSink
+}
+
+extension JobTarget {
+    public var supportsChunks: Bool { false }
+    public func prepareSharedStage(parent: Int64, schema: TableSchema) async throws(SluiceError) {
+        throw SluiceError(.unsupported, "this target does not load files in chunks")
+    }
+    public func dropSharedStage(parent: Int64) async {}
+    public func chunkSink(job: Job, parent: Int64, schema: TableSchema, chunk: FileChunk,
+                          now: @escaping @Sendable () -> Date) throws(SluiceError) -> any LoadSink {
+        throw SluiceError(.unsupported, "this target does not load files in chunks")
+    }
+    public func applySink(entity: Entity, mode: WriteMode, job: Job, sha256: String?,
+                          now: @escaping @Sendable () -> Date) throws(SluiceError) -> any LoadSink {
+        throw SluiceError(.unsupported, "this target does not load files in chunks")
+    }
 }
 
 /// The embedded default: the SQLite file that also holds the control plane.
@@ -37,10 +65,10 @@ public struct PostgresJobTarget: JobTarget {
 
     public func catalog() throws(SluiceError) -> any TableCatalog { PostgresCatalog(database: pool) }
 
-    public func sink(entity: Entity, mode: WriteMode, job: Job, sha256: String?, scratchDir: String,
-                     now: @escaping @Sendable () -> Date) throws(SluiceError) -> any LoadSink {
+    /// Completes `job` in the load's transaction, with the load's exact figures.
+    func fence(_ job: Job, sha256: String?, ledger: Bool, now: @escaping @Sendable () -> Date) -> PostgresFence {
         let pool = self.pool
-        let fence = PostgresFence { conn, counts, context in
+        return PostgresFence { conn, counts, context in
             var stats = context.stats
             stats.inserted = counts.inserted
             stats.updated = counts.updated
@@ -49,8 +77,45 @@ public struct PostgresJobTarget: JobTarget {
             stats.skipped = stats.read - stats.rejected - counts.inserted - counts.updated - counts.deleted
             let result = JobResult(stats: stats, rejectsPath: context.rejectsFiles.first, sha256: sha256)
             return try await PostgresQueueDriver.complete(conn, db: pool, id: job.id, token: job.leaseToken, result: result,
-                                                          entity: job.entity, now: now())
+                                                          entity: ledger ? job.entity : nil, now: now())
         }
-        return try PostgresLoad(db: pool, table: entity.table, schema: entity.schema, mode: mode, evolve: entity.evolve, fence: fence)
+    }
+
+    public func sink(entity: Entity, mode: WriteMode, job: Job, sha256: String?, scratchDir: String,
+                     now: @escaping @Sendable () -> Date) throws(SluiceError) -> any LoadSink {
+        try PostgresLoad(db: pool, table: entity.table, schema: entity.schema, mode: mode, evolve: entity.evolve,
+                         fence: fence(job, sha256: sha256, ledger: true, now: now))
+    }
+
+    public var supportsChunks: Bool { true }
+
+    public func prepareSharedStage(parent: Int64, schema: TableSchema) async throws(SluiceError) {
+        let pool = self.pool
+        let sql = PostgresSQL.createSharedStage(PostgresLoad.SharedStage(jobId: parent).quoted, schema)
+        do {
+            try await pool.client.withConnection { conn in _ = try await pool.exec(sql, on: conn) }
+        } catch {
+            throw PostgresPool.error(error, "creating the shared stage of job \(parent)")
+        }
+    }
+
+    public func dropSharedStage(parent: Int64) async {
+        let pool = self.pool
+        let sql = "DROP TABLE IF EXISTS \(PostgresLoad.SharedStage(jobId: parent).quoted)"
+        // Best effort: a stage left behind is scratch space, dropped again by a later attempt.
+        _ = try? await pool.client.withConnection { conn in try await pool.exec(sql, on: conn) }
+    }
+
+    public func chunkSink(job: Job, parent: Int64, schema: TableSchema, chunk: FileChunk,
+                          now: @escaping @Sendable () -> Date) throws(SluiceError) -> any LoadSink {
+        try PostgresLoad(db: pool, table: job.entity, schema: schema, mode: .append,
+                         fence: fence(job, sha256: nil, ledger: false, now: now),
+                         role: .fillChunk(PostgresLoad.SharedStage(jobId: parent), lines: chunk.firstLine..<chunk.endLine))
+    }
+
+    public func applySink(entity: Entity, mode: WriteMode, job: Job, sha256: String?,
+                          now: @escaping @Sendable () -> Date) throws(SluiceError) -> any LoadSink {
+        try PostgresLoad(db: pool, table: entity.table, schema: entity.schema, mode: mode, evolve: entity.evolve,
+                         fence: fence(job, sha256: sha256, ledger: true, now: now), role: .applyShared(PostgresLoad.SharedStage(jobId: job.id)))
     }
 }

@@ -97,6 +97,45 @@ struct TestPostgres {
         #expect(workers.count == 3, "workers that completed jobs: \(workers)")
     }
 
+    @Test func oneFileLoadedInChunksByTwoWorkersOneOfThemKilled() async throws {
+        let pg = try TestPostgres.fresh()
+        let srv = try ServerProcess(database: pg.url, noWorkers: true)
+        // 300,000 lines: ids 0..<250,000 with "a", then ids 0..<50,000 again with "b" (later chunks win).
+        var csv = "id,valor,referencia,category\n"
+        csv.reserveCapacity(300_000 * 30)
+        for i in 0..<250_000 { csv += "\(i),1.5,a,A\n" }
+        for i in 0..<50_000 { csv += "\(i),2.5,b,B\n" }
+        let path = srv.cli.write("big.csv", csv)
+        let a = try srv.startWorker("A", concurrency: 1)
+        try srv.startWorker("B", concurrency: 1)
+        let (s, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)", "chunk_mb": 1}"#)
+        #expect(s == 202)
+        let id = try #require(o["id"] as? Int)
+        // Kill worker A while it holds a chunk.
+        let deadline = Date().addingTimeInterval(60)
+        var killed = false
+        while Date() < deadline && !killed {
+            let (_, page) = try await srv.json("GET", "/jobs?state=processing")
+            for j in page["jobs"] as? [[String: Any]] ?? [] where (j["id"] as? Int) != id {
+                let held = try pg.query("SELECT worker FROM sluice.jobs WHERE id = \(j["id"] as? Int ?? 0)")
+                if held.hasPrefix("A") && (j["progress"] as? [String: Int])?["rows"] ?? 0 > 0 {
+                    kill(a.processIdentifier, SIGKILL)
+                    killed = true
+                    break
+                }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(killed, "worker A never held a chunk mid-way")
+        let done = try await srv.wait(job: id) { ["complete", "error"].contains($0["state"] as? String ?? "") }
+        #expect(done["state"] as? String == "complete", "\(done)")
+        #expect(stats(done) == ["read": 300_000, "inserted": 250_000, "updated": 0, "deleted": 0, "rejected": 0, "skipped": 50_000])
+        #expect(try pg.query("SELECT count(*), count(DISTINCT id), sum((referencia = 'b')::int) FROM registros") == "250000|250000|50000\n")
+        #expect(try pg.query("SELECT count(*) FROM sluice.jobs WHERE spec LIKE '%\"parent\":\(id)%' AND state = 'complete'").trimmingCharacters(in: .whitespacesAndNewlines) != "0")
+        // The shared stage is gone.
+        #expect(try pg.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'sluice' AND tablename LIKE 'stage_%'") == "0\n")
+    }
+
     @Test func postgresRestartedMidLoadIsRetriedToExactCounts() async throws {
         let pg = try TestPostgres.privateCluster()
         defer { pg.stop() }
