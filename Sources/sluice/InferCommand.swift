@@ -29,6 +29,7 @@ struct InferCommand: ParsableCommand {
     @OptionGroup var csv: CSVOptions
 
     func run() throws {
+        Runtime.bootstrapLogging()
         do {
             let input = try InputFile.inspect(path: file, format: format)
             let dialect = try csv.apply(to: CSVDialect())

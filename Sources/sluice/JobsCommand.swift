@@ -15,6 +15,7 @@ struct JobsCommand: AsyncParsableCommand {
 
     /// Runs `body` with the control plane named by the configuration (SQLite or PostgreSQL).
     static func withDriver<T: Sendable>(_ shared: SharedOptions, _ body: @Sendable (any QueueDriver) async throws -> T) async throws -> T {
+        Runtime.bootstrapLogging()
         let config = try shared.loadConfig()
         return try await Runtime.with(config) { try await body($0.driver) }
     }

@@ -64,6 +64,7 @@ struct LoadCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        Runtime.bootstrapLogging()
         let config: SluiceConfig
         do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
         var request = LoadRequest(files: files, entity: into)

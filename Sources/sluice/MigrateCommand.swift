@@ -1,0 +1,24 @@
+import ArgumentParser
+import SluiceConfig
+
+struct MigrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate",
+        abstract: "Create or upgrade the control-plane schema (also done on every start).",
+        discussion: "Safe to run while other processes start: migrations run under a lock, each once."
+    )
+
+    @OptionGroup var shared: SharedOptions
+
+    func run() async throws {
+        Runtime.bootstrapLogging()
+        let config: SluiceConfig
+        do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
+        do {
+            try await Runtime.with(config) { _ in }  // migrates on the way in
+            print("control plane is up to date")
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+}
