@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks. `bench/run.sh [load|http|all] [args...]`:
+# Benchmarks. `bench/run.sh [load|pg|http|all] [args...]`:
 #   load  the foundation benchmark (sluice load vs the sqlite3 shell); args go to bench.py
+#   pg    the PostgreSQL benchmark (vs psql \copy + MERGE, pgloader; chunked loads by 1/2/4 workers)
 #   http  the bulk-API benchmark (uploads, jobs, status under wrk vs seed 000's FastAPI receiver)
 # Builds Sluice in release mode and installs the peers it compares with, if missing.
 set -euo pipefail
@@ -11,6 +12,8 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 need=()
 command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v wrk >/dev/null || need+=(wrk)
+command -v pgloader >/dev/null || need+=(pgloader)
+command -v psql >/dev/null || need+=(postgresql-client-15)
 if [ ${#need[@]} -gt 0 ]; then $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${need[@]}" >/dev/null; fi
 if [ "$which" = http ] || [ "$which" = all ]; then
   python3 -c "import fastapi, uvicorn, multipart, aiohttp" 2>/dev/null || python3 -m pip install -q fastapi uvicorn python-multipart aiohttp
@@ -19,6 +22,7 @@ swift build -c release --product sluice
 case "$which" in
   load) exec python3 bench/bench.py "$@" ;;
   http) exec python3 bench/http_bench.py "$@" ;;
-  all) python3 bench/bench.py && exec python3 bench/http_bench.py ;;
-  *) echo "usage: bench/run.sh [load|http|all] [args...]" >&2; exit 2 ;;
+  pg) exec python3 bench/pg_bench.py "$@" ;;
+  all) python3 bench/bench.py && python3 bench/pg_bench.py && exec python3 bench/http_bench.py ;;
+  *) echo "usage: bench/run.sh [load|pg|http|all] [args...]" >&2; exit 2 ;;
 esac

@@ -17,9 +17,10 @@ public struct PostgresFence: Sendable {
 /// - an empty target (or replace) gets the last row per key by one `INSERT ... SELECT
 ///   DISTINCT ON` — no MERGE needed — and a table created by this load gets its primary key
 ///   built once, after the rows are in;
-/// - a non-empty target gets the last row per key materialised in key order, counted
-///   against the table under a lock that keeps other writers out (readers are not blocked),
-///   and applied by one `MERGE` whose row count must equal the counted total;
+/// - a non-empty target gets one `MERGE` from the stage deduplicated on the fly (in key
+///   order, merge-joined to the primary key), under a lock that keeps other writers out
+///   (readers are not blocked); inserted, updated and deleted come from PostgreSQL's own
+///   per-transaction tuple counters and must add up to MERGE's row count;
 /// - append checks keys against the table and the load itself and rejects repeats.
 /// The job's completion (when fenced) commits in the same transaction.
 public final class PostgresLoad: LoadSink, @unchecked Sendable {
@@ -328,6 +329,13 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
         return lines.map { SinkReject(line: $0, reason: "duplicate key (\(schema.primaryKey.joined(separator: ", ")))", values: []) }
     }
 
+    /// This transaction's (inserted, updated, deleted) tuple counts for the target so far.
+    func counters(_ conn: PostgresConnection) async throws -> (Int64, Int64, Int64) {
+        let rows = try await conn.query(PostgresPool.query(PostgresSQL.transactionCounters(table), [.text(table.quoted)]), logger: db.logger).get().rows
+        guard let c = try rows.first?.decode((Int64, Int64, Int64).self) else { throw SluiceError(.database, "cannot read the table's counters") }
+        return c
+    }
+
     func applyAll(_ conn: PostgresConnection, _ state: TargetState) async throws -> SinkCounts {
         var counts = SinkCounts()
         switch mode {
@@ -339,22 +347,23 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
         case .merge where state.empty:
             counts.inserted = try await db.exec(PostgresSQL.insertLastRows(table, stageRef, schema), on: conn)
         case .merge:
-            // Other writers wait (readers do not) so that what is counted is what MERGE does.
+            // Other writers wait (readers do not): MERGE is not an atomic upsert, and a
+            // concurrent insert of the same key would make it fail.
             try await db.exec("LOCK TABLE \(table.quoted) IN SHARE ROW EXCLUSIVE MODE", on: conn)
             // The deduplicated rows come out sorted by key: joining them to the primary key in
             // order (merge join) applies the changes in index order, faster than hashing.
             try await db.exec("SET LOCAL enable_hashjoin = off", on: conn)
-            try await db.exec(PostgresSQL.createFinal(finalRef, stageRef, table, schema), on: conn)
-            try await db.exec("ANALYZE \(finalRef)", on: conn)
-            let row = try await conn.query(PostgresPool.query(PostgresSQL.countFinal(finalRef)), logger: db.logger).get().rows
-            guard let (ins, upd, del) = try row.first?.decode((Int64, Int64, Int64).self) else { throw SluiceError(.database, "merge count returned nothing") }
-            let merged = try await db.exec(PostgresSQL.merge(table, finalRef, schema), on: conn)
-            guard merged == ins + upd + del else {
-                throw SluiceError(.database, "MERGE changed \(merged) rows, counted \(ins + upd + del)")
+            // Exact counts from PostgreSQL's own per-transaction tuple counters, read around
+            // the MERGE: no extra pass over the data, and checked against MERGE's row count.
+            let before = try await counters(conn)
+            let merged = try await db.exec(PostgresSQL.mergeFromStage(table, stageRef, schema), on: conn)
+            let after = try await counters(conn)
+            counts.inserted = after.0 - before.0
+            counts.updated = after.1 - before.1
+            counts.deleted = after.2 - before.2
+            guard merged == counts.inserted + counts.updated + counts.deleted else {
+                throw SluiceError(.database, "MERGE changed \(merged) rows but the table's counters moved by \(counts.inserted + counts.updated + counts.deleted) (a trigger writing to the same table?)")
             }
-            counts.inserted = ins
-            counts.updated = upd
-            counts.deleted = del
         }
         if state.created && !schema.primaryKey.isEmpty {
             try await db.exec(PostgresSQL.addPrimaryKey(table, schema), on: conn)

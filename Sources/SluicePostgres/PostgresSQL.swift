@@ -154,6 +154,20 @@ public enum PostgresSQL {
         """
     }
 
+    /// MERGE straight from the stage, deduplicated on the fly (the sort's output is in key
+    /// order, ready for a merge join with the primary key).
+    public static func mergeFromStage(_ table: QualifiedName, _ stage: String, _ schema: TableSchema) -> String {
+        merge(table, "", schema, source: "(\(lastRowPerKey(stage, schema)))")
+    }
+
+    /// This transaction's inserted, updated and deleted tuple counts for a table so far.
+    public static func transactionCounters(_ table: QualifiedName) -> String {
+        """
+        SELECT pg_stat_get_xact_tuples_inserted(r), pg_stat_get_xact_tuples_updated(r), pg_stat_get_xact_tuples_deleted(r)
+        FROM (SELECT to_regclass($1::text)::oid AS r) x
+        """
+    }
+
     /// One MERGE: delete by op, update the rest of the matched keys, insert new ones.
     public static func merge(_ table: QualifiedName, _ final: String, _ schema: TableSchema, source: String? = nil) -> String {
         let keys = Set(schema.keyIndices)
