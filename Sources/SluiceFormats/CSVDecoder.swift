@@ -8,6 +8,9 @@ public import SluiceCore
 /// is reported (and skipped) rather than buffered; a quote left open at the end of the
 /// file is a file-level error naming the line where it opened.
 public final class CSVDecoder {
+    /// The message of an unterminated quoted field (chunked loads recognise it to fall back).
+    public static let unterminatedMessage = "a quoted field opened on this line is never closed"
+
     /// One field of the current record: a byte range in the window.
     struct Field {
         var start: Int
@@ -169,7 +172,7 @@ public final class CSVDecoder {
             case .empty:
                 return .end
             case .unterminated:
-                throw SluiceError(.unterminatedQuote, "a quoted field opened on this line is never closed",
+                throw SluiceError(.unterminatedQuote, CSVDecoder.unterminatedMessage,
                                   at: SourceLocation(file: fileName, line: nextLine))
             case .incomplete:
                 if window.available >= maxRecordBytes {
@@ -237,7 +240,7 @@ public final class CSVDecoder {
             window.discardAll()
             if !(try fillWindow()) {
                 if inQuote && !quoteSeen {
-                    throw SluiceError(.unterminatedQuote, "a quoted field opened on this line is never closed",
+                    throw SluiceError(.unterminatedQuote, CSVDecoder.unterminatedMessage,
                                       at: SourceLocation(file: fileName, line: line))
                 }
                 nextLine += Int64(1 + newlines)

@@ -79,7 +79,7 @@ struct BulkController: Sendable {
                 force = v
             }
             if let c = get("chunk_mb") {
-                guard let v = Int64(c), v >= 1, v <= 1 << 20 else { throw APIError(.badRequest, "chunk_mb must be a positive number of MiB") }
+                guard let v = Int64(c), v >= 0, v <= 1 << 20 else { throw APIError(.badRequest, "chunk_mb must be a number of MiB (0: never split)") }
                 chunkBytes = v << 20
             }
             if let p = get("priority") {

@@ -43,6 +43,7 @@ public enum ChunkPlanner {
         var chunkStart = dataStart
         var chunkLine = firstDataLine
         var nextCut = dataStart + chunkBytes
+        var endsWithNewline = false
         while true {
             let n = try reader.read(into: buf)
             if n == 0 { break }
@@ -61,8 +62,9 @@ public enum ChunkPlanner {
                 i = at + 1
             }
             offset += Int64(n)
+            endsWithNewline = buf[n - 1] == 0x0A
         }
-        chunks.append(FileChunk(start: chunkStart, end: file.size, firstLine: chunkLine, endLine: line + 1, header: header))
+        chunks.append(FileChunk(start: chunkStart, end: file.size, firstLine: chunkLine, endLine: endsWithNewline ? line : line + 1, header: header))
         return chunks.count > 1 ? chunks : nil
     }
 }

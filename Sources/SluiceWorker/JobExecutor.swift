@@ -184,7 +184,9 @@ public struct JobExecutor: Sendable {
         if job.spec.parent == nil, let chunkBytes = job.spec.chunkBytes ?? options.chunkBytes, target.supportsChunks, !local.temporary {
             switch await runOnThread({ self.splitPlan(input, chunkBytes: chunkBytes) }) {
             case .failure(let e): return .failed(e)
-            case .success(let split?): return await coordinate(input, lease, plan: split.plan, chunks: split.chunks)
+            case .success(let split?):
+                if let outcome = await coordinate(input, lease, plan: split.plan, chunks: split.chunks) { return outcome }
+                logger.warning("job \(job.id): a record spans lines, so its chunks were dropped; loading the file whole")
             case .success(nil): break  // too small, or not splittable: one worker loads it
             }
         }
@@ -211,7 +213,8 @@ public struct JobExecutor: Sendable {
     /// A parent job: creates the shared stage and one chunk job per range (idempotently, so
     /// a rescued coordinator picks up where the last one stopped), waits while workers fill
     /// the stage, then applies it once — last row per key across all chunks — and completes.
-    func coordinate(_ input: LoadInput, _ lease: Lease, plan: LoadPlan, chunks: [FileChunk]) async -> Outcome {
+    /// Nil when the file turns out not to split at lines; the caller loads it whole.
+    func coordinate(_ input: LoadInput, _ lease: Lease, plan: LoadPlan, chunks: [FileChunk]) async -> Outcome? {
         let job = input.job
         do {
             try await target.prepareSharedStage(parent: job.id, schema: plan.entity.schema)
@@ -253,7 +256,11 @@ public struct JobExecutor: Sendable {
                     case .error, .cancelled:
                         for other in ids where other != id { _ = try? await driver.cancelJob(JobCancelParams(id: other, now: now())) }  // best effort
                         await target.dropSharedStage(parent: job.id)
-                        return .failed(SluiceError(.invalidInput, "chunk \(k + 1) of \(ids.count) failed: \(c.error ?? c.state.rawValue)"))
+                        let why = c.error ?? c.state.rawValue
+                        // A quoted field spanning lines past the sampled first MiB: lines are not
+                        // records in this file, so load it whole instead.
+                        if why.contains(CSVDecoder.unterminatedMessage) { return nil }
+                        return .failed(SluiceError(.invalidInput, "chunk \(k + 1) of \(ids.count) failed: \(why)"))
                     case .queued, .processing:
                         rows += c.progress.rows
                         bytes += c.progress.bytes

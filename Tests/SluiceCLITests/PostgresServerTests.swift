@@ -136,6 +136,26 @@ struct TestPostgres {
         #expect(try pg.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'sluice' AND tablename LIKE 'stage_%'") == "0\n")
     }
 
+    @Test func quotedNewlinePastTheSampleFallsBackToAWholeLoad() async throws {
+        let pg = try TestPostgres.fresh()
+        let srv = try ServerProcess(database: pg.url)
+        // Plain lines up to just under 1 MiB, then a field of 200 lines straddling the cut.
+        var csv = "id,valor,referencia,category\n"
+        var id = 0
+        while csv.utf8.count < (1 << 20) - 500 { csv += "\(id),1.5,a,A\n"; id += 1 }
+        csv += "\(id),2.5,\"" + (0..<200).map { "line \($0)" }.joined(separator: "\n") + "\",B\n"
+        id += 1
+        for _ in 0..<60_000 { csv += "\(id),1.5,a,A\n"; id += 1 }
+        let path = srv.cli.write("multi.csv", csv)
+        let (_, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)", "chunk_mb": 1}"#)
+        let job = try #require(o["id"] as? Int)
+        let done = try await srv.wait(job: job) { ["complete", "error"].contains($0["state"] as? String ?? "") }
+        #expect(done["state"] as? String == "complete", "\(done)")
+        #expect(stats(done) == ["read": id, "inserted": id, "updated": 0, "deleted": 0, "rejected": 0, "skipped": 0])
+        #expect(try pg.query("SELECT count(*), sum((referencia LIKE 'line 0%line 199')::int) FROM registros") == "\(id)|1\n")
+        #expect(try pg.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'sluice' AND tablename LIKE 'stage_%'") == "0\n")
+    }
+
     @Test func postgresRestartedMidLoadIsRetriedToExactCounts() async throws {
         let pg = try TestPostgres.privateCluster()
         defer { pg.stop() }
