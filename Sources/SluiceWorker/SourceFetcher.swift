@@ -109,7 +109,7 @@ public struct SourceFetcher: Sendable {
             }
             var hasher = SHA256()
             var size: Int64 = 0
-            for try await var buffer in response.body {
+            for try await buffer in response.body {
                 size += Int64(buffer.readableBytes)
                 if size > maxDownloadBytes { throw SluiceError(.refused, "GET \(shown) is larger than \(maxDownloadBytes) bytes") }
                 buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }

@@ -34,7 +34,7 @@ public final class WorkerService: Service, Sendable {
 
     public func run() async throws {
         logger.info("worker started", metadata: ["worker": "\(options.id)", "concurrency": "\(options.concurrency)"])
-        try await withGracefulShutdownHandler {
+        await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.rescueLoop() }
                 if let wakeSource {
