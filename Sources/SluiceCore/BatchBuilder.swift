@@ -112,6 +112,8 @@ public struct BatchBuilder: Sendable {
             }
         case .timestamptz:
             if let t = Coercion.parseTimestamp(raw) { batch.columns[c].append(int: t.utcMicros) } else { bad(c, raw) }
+        case .time:
+            if let t = Coercion.parseTime(raw) { batch.columns[c].append(int: t) } else { bad(c, raw) }
         case .uuid:
             if Coercion.parseUUID(raw, into: &batch.columns[c].data) {
                 batch.columns[c].offsets.append(batch.columns[c].data.count)

@@ -358,6 +358,18 @@ public enum Coercion {
 
     /// ISO 8601 / SQL timestamps: `2024-05-01T10:20:30.123456Z`, `2024-05-01 10:20`,
     /// a bare date (midnight). Fractions beyond microseconds are rounded half up.
+    /// `HH:MM[:SS[.ffffff]]` → microseconds since midnight (fractions past 6 digits round).
+    public static func parseTime(_ raw: UnsafeRawBufferPointer) -> Int64? {
+        let b = trimmed(raw)
+        // Reuse the timestamp grammar on a fixed date prefix.
+        var text: [UInt8] = Array("1970-01-01T".utf8)
+        text.append(contentsOf: b)
+        return text.withUnsafeBytes { t -> Int64? in
+            guard let p = parseTimestamp(t), p.offsetSeconds == nil, p.wallMicros < 86_400_000_000 else { return nil }
+            return p.wallMicros
+        }
+    }
+
     public static func parseTimestamp(_ raw: UnsafeRawBufferPointer) -> ParsedTimestamp? {
         let b = trimmed(raw)
         guard let (days, afterDate) = parseDatePrefix(b) else { return nil }

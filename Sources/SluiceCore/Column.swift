@@ -5,7 +5,7 @@
 /// slots hold a zero value so that indices line up.
 public struct Column: Sendable {
     public let type: ColumnType
-    /// int64, bool (0/1), date (days), timestamp/timestamptz (microseconds).
+    /// int64, bool (0/1), date (days), timestamp/timestamptz/time (microseconds).
     public var ints: [Int64] = []
     public var doubles: [Double] = []
     public var decimals: [ExactDecimal] = []
@@ -70,6 +70,37 @@ public struct Column: Sendable {
         validity.append(true)
     }
 
+    /// Appends value `i` of `other` (same storage kind), NULL included.
+    @inlinable public mutating func append(from other: Column, at i: Int) {
+        guard other.validity[i] else { appendNull(); return }
+        switch type.storage {
+        case .int64: ints.append(other.ints[i])
+        case .float64: doubles.append(other.doubles[i])
+        case .decimal: decimals.append(other.decimals[i])
+        case .bytes:
+            data.append(contentsOf: other.data[other.offsets[i]..<other.offsets[i + 1]])
+            offsets.append(data.count)
+        }
+        validity.append(true)
+    }
+
+    /// Appends values `range` of `other` (same storage kind) in one copy per array.
+    public mutating func append(from other: Column, range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        validity.append(contentsOf: other.validity[range])
+        switch type.storage {
+        case .int64: ints.append(contentsOf: other.ints[range])
+        case .float64: doubles.append(contentsOf: other.doubles[range])
+        case .decimal: decimals.append(contentsOf: other.decimals[range])
+        case .bytes:
+            let start = other.offsets[range.lowerBound], end = other.offsets[range.upperBound]
+            let shift = data.count - start
+            data.append(contentsOf: other.data[start..<end])
+            offsets.reserveCapacity(offsets.count + range.count)
+            for k in (range.lowerBound + 1)...range.upperBound { offsets.append(other.offsets[k] + shift) }
+        }
+    }
+
     /// Removes the last value (used when a row is rejected after some columns were set).
     public mutating func removeLast() {
         validity.removeLast()
@@ -112,6 +143,7 @@ public struct Column: Sendable {
         case .date: return .date(days: ints[i])
         case .timestamp: return .timestamp(micros: ints[i])
         case .timestamptz: return .timestamptz(micros: ints[i])
+        case .time: return .time(micros: ints[i])
         case .float64: return .float64(doubles[i])
         case .decimal: return .decimal(decimals[i])
         case .text: return .text(String(decoding: bytes(at: i), as: UTF8.self))

@@ -16,6 +16,8 @@ public enum ColumnType: Sendable, Hashable {
     case timestamp
     /// Instant in time, stored as microseconds since the Unix epoch (UTC).
     case timestamptz
+    /// Time of day without zone, stored as microseconds since midnight.
+    case time
     case uuid
     /// A JSON document (nested objects and arrays are kept as one value).
     case json
@@ -36,6 +38,7 @@ public enum ColumnType: Sendable, Hashable {
         case .date: "date"
         case .timestamp: "timestamp"
         case .timestamptz: "timestamptz"
+        case .time: "time"
         case .uuid: "uuid"
         case .json: "json"
         case .bytes: "bytes"
@@ -68,6 +71,7 @@ public enum ColumnType: Sendable, Hashable {
         case "date": self = .date
         case "timestamp", "datetime", "timestampwithouttimezone": self = .timestamp
         case "timestamptz", "timestampwithtimezone": self = .timestamptz
+        case "time", "timewithouttimezone": self = .time
         case "uuid": self = .uuid
         case "json", "jsonb": self = .json
         case "bytes", "binary", "bytea", "blob": self = .bytes
@@ -78,7 +82,7 @@ public enum ColumnType: Sendable, Hashable {
     /// How values of this type are held in a ``Column``.
     public var storage: ColumnStorageKind {
         switch self {
-        case .int64, .bool, .date, .timestamp, .timestamptz: .int64
+        case .int64, .bool, .date, .timestamp, .timestamptz, .time: .int64
         case .float64: .float64
         case .decimal: .decimal
         case .text, .json, .bytes, .uuid: .bytes
@@ -88,7 +92,7 @@ public enum ColumnType: Sendable, Hashable {
 
 /// The physical array a ``Column`` uses for a ``ColumnType``.
 public enum ColumnStorageKind: Sendable {
-    /// `Int64` per value: integers, booleans (0/1), dates (days), timestamps (microseconds).
+    /// `Int64` per value: integers, booleans (0/1), dates (days), timestamps and times (microseconds).
     case int64
     case float64
     case decimal

@@ -60,9 +60,12 @@ public indirect enum JSONValue: Sendable, Hashable {
         }
     }
 
-    static func writeString(_ s: String, into out: inout [UInt8]) {
+    static func writeString(_ s: String, into out: inout [UInt8]) { writeString(bytes: s.utf8, into: &out) }
+
+    /// Appends UTF-8 `bytes` as a quoted, escaped JSON string.
+    public static func writeString<C: Collection>(bytes: C, into out: inout [UInt8]) where C.Element == UInt8 {
         out.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
+        for b in bytes {
             switch b {
             case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
             case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])

@@ -105,3 +105,17 @@ extension SluiceError: CustomStringConvertible {
         return text
     }
 }
+
+extension Array where Element == UInt8 {
+    /// `withUnsafeBytes` for bodies that throw ``SluiceError`` (the standard one rethrows untyped).
+    @inlinable public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws(SluiceError) -> R) throws(SluiceError) -> R {
+        let r: Result<R, SluiceError> = withUnsafeBytes { b in Result { () throws(SluiceError) -> R in try body(b) } }
+        return try r.get()
+    }
+
+    /// `withUnsafeMutableBytes` for bodies that throw ``SluiceError``.
+    @inlinable public mutating func withMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws(SluiceError) -> R) throws(SluiceError) -> R {
+        let r: Result<R, SluiceError> = withUnsafeMutableBytes { b in Result { () throws(SluiceError) -> R in try body(b) } }
+        return try r.get()
+    }
+}

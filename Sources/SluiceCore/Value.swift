@@ -10,6 +10,8 @@ public enum Value: Sendable, Hashable {
     case date(days: Int64)
     case timestamp(micros: Int64)
     case timestamptz(micros: Int64)
+    /// Microseconds since midnight.
+    case time(micros: Int64)
     /// 16 bytes.
     case uuid([UInt8])
     case json(String)

@@ -27,15 +27,20 @@ public enum ValueText {
         if rem < 0 { rem += 86_400_000_000; days -= 1 }
         date(days: days, into: &out)
         out.append(UInt8(ascii: " "))
-        let secs = Int(rem / 1_000_000)
+        time(micros: rem, into: &out)
+        if utc { out.append(UInt8(ascii: "Z")) }
+    }
+
+    /// `HH:MM:SS.ffffff` for microseconds since midnight (0 ..< 86,400,000,000).
+    public static func time(micros: Int64, into out: inout [UInt8]) {
+        let secs = Int(micros / 1_000_000)
         pad(secs / 3600, 2, into: &out)
         out.append(UInt8(ascii: ":"))
         pad(secs / 60 % 60, 2, into: &out)
         out.append(UInt8(ascii: ":"))
         pad(secs % 60, 2, into: &out)
         out.append(UInt8(ascii: "."))
-        pad(Int(rem % 1_000_000), 6, into: &out)
-        if utc { out.append(UInt8(ascii: "Z")) }
+        pad(Int(micros % 1_000_000), 6, into: &out)
     }
 
     static let hexDigits = Array("0123456789abcdef".utf8)
@@ -67,6 +72,32 @@ public enum ValueText {
         return v.description
     }
 
+    /// Appends value `i` of `column` as a JSON value: numbers and booleans as such (NaN and
+    /// infinities as strings), JSON as itself, bytes as base64, everything else as a string.
+    public static func json(_ column: Column, _ i: Int, into out: inout [UInt8]) {
+        if column.isNull(i) { out.append(contentsOf: "null".utf8); return }
+        switch column.type {
+        case .int64: out.append(contentsOf: String(column.ints[i]).utf8)
+        case .bool: out.append(contentsOf: (column.ints[i] != 0 ? "true" : "false").utf8)
+        case .float64:
+            let v = column.doubles[i]
+            if v.isFinite { out.append(contentsOf: double(v).utf8) } else { JSONValue.writeString(bytes: double(v).utf8, into: &out) }
+        case .decimal: out.append(contentsOf: column.decimals[i].text.utf8)
+        case .json: out.append(contentsOf: column.bytes(at: i))
+        case .text: JSONValue.writeString(bytes: column.bytes(at: i), into: &out)
+        case .bytes: JSONValue.writeString(bytes: Base64.encode(column.bytes(at: i)).utf8, into: &out)
+        case .date, .timestamp, .timestamptz, .time, .uuid:
+            var text: [UInt8] = []
+            switch column.type {
+            case .date: date(days: column.ints[i], into: &text)
+            case .timestamp, .timestamptz: timestamp(micros: column.ints[i], utc: column.type == .timestamptz, into: &text)
+            case .time: time(micros: column.ints[i], into: &text)
+            default: uuid(column.bytes(at: i), into: &text)
+            }
+            JSONValue.writeString(bytes: text, into: &out)
+        }
+    }
+
     /// Value `i` of `column` as text, or nil for NULL.
     public static func render(_ column: Column, _ i: Int) -> String? {
         if column.isNull(i) { return nil }
@@ -79,6 +110,7 @@ public enum ValueText {
         case .date: date(days: column.ints[i], into: &out)
         case .timestamp: timestamp(micros: column.ints[i], utc: false, into: &out)
         case .timestamptz: timestamp(micros: column.ints[i], utc: true, into: &out)
+        case .time: time(micros: column.ints[i], into: &out)
         case .text, .json: return String(decoding: column.bytes(at: i), as: UTF8.self)
         case .uuid: uuid(column.bytes(at: i), into: &out)
         case .bytes: hexBytes(column.bytes(at: i), into: &out)

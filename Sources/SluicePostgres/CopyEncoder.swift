@@ -45,6 +45,10 @@ public struct CopyEncoder: Sendable {
                     scratch.removeAll(keepingCapacity: true)
                     ValueText.timestamp(micros: col.ints[r], utc: types[c] == .timestamptz, into: &scratch)
                     out.writeBytes(scratch)
+                case .time:
+                    scratch.removeAll(keepingCapacity: true)
+                    ValueText.time(micros: col.ints[r], into: &scratch)
+                    out.writeBytes(scratch)
                 case .uuid:
                     scratch.removeAll(keepingCapacity: true)
                     ValueText.uuid(col.bytes(at: r), into: &scratch)

@@ -42,6 +42,7 @@ public enum PostgresSQL {
         case .date: "date"
         case .timestamp: "timestamp"
         case .timestamptz: "timestamptz"
+        case .time: "time"
         case .uuid: "uuid"
         case .json: "jsonb"
         case .bytes: "bytea"
@@ -59,6 +60,7 @@ public enum PostgresSQL {
         case "date": return .date
         case "timestamp without time zone": return .timestamp
         case "timestamp with time zone": return .timestamptz
+        case "time without time zone": return .time
         case "uuid": return .uuid
         case "jsonb", "json": return .json
         case "bytea": return .bytes

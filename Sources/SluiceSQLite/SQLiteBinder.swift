@@ -6,7 +6,7 @@ import SluiceCore
 /// timestamps, UUIDs, decimals) are rendered into per-column scratch space.
 struct SQLiteBinder {
     enum Kind {
-        case int, double, text, blob, decimal, date, timestamp, timestamptz, uuid
+        case int, double, text, blob, decimal, date, timestamp, timestamptz, time, uuid
         init(_ t: ColumnType) {
             switch t {
             case .int64, .bool: self = .int
@@ -17,6 +17,7 @@ struct SQLiteBinder {
             case .date: self = .date
             case .timestamp: self = .timestamp
             case .timestamptz: self = .timestamptz
+            case .time: self = .time
             case .uuid: self = .uuid
             }
         }
@@ -93,6 +94,10 @@ struct SQLiteBinder {
         case .timestamp, .timestamptz:
             scratchText[c].removeAll(keepingCapacity: true)
             ValueText.timestamp(micros: p.ints![r], utc: p.kind == .timestamptz, into: &scratchText[c])
+            bindScratch(st, index, c)
+        case .time:
+            scratchText[c].removeAll(keepingCapacity: true)
+            ValueText.time(micros: p.ints![r], into: &scratchText[c])
             bindScratch(st, index, c)
         case .uuid:
             let start = p.offsets![r]

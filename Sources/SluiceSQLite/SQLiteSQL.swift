@@ -8,7 +8,7 @@ public enum SQLiteSQL {
         switch t {
         case .int64, .bool: "INTEGER"
         case .float64: "REAL"
-        case .decimal, .text, .date, .timestamp, .timestamptz, .uuid, .json: "TEXT"
+        case .decimal, .text, .date, .timestamp, .timestamptz, .time, .uuid, .json: "TEXT"
         case .bytes: "BLOB"
         }
     }

@@ -1,0 +1,164 @@
+public import SluiceCore
+
+/// Snappy's raw block format (no framing), written from the format description: a varint
+/// length, then literals and back-references. Used by Parquet pages and Avro blocks.
+public enum Snappy {
+    /// The uncompressed length a block declares (its varint preamble), and where data starts.
+    public static func declaredLength(_ src: UnsafeRawBufferPointer) throws(SluiceError) -> (length: Int, start: Int) {
+        var v: UInt64 = 0, shift: UInt64 = 0, i = 0
+        while true {
+            guard i < src.count, i < 5 else { throw SluiceError(.malformedFile, "snappy: bad length preamble") }
+            let b = src[i]
+            v |= UInt64(b & 0x7F) << shift
+            i += 1
+            if b & 0x80 == 0 { break }
+            shift += 7
+        }
+        guard v <= UInt64(UInt32.max) else { throw SluiceError(.malformedFile, "snappy: length \(v) is too large") }
+        return (Int(v), i)
+    }
+
+    /// Decompresses a block into `dst`, which must be exactly the declared length long.
+    /// Every offset and length is checked against the buffers; bad input throws.
+    public static func decompress(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer) throws(SluiceError) {
+        let (length, start) = try declaredLength(src)
+        guard length == dst.count else { throw SluiceError(.malformedFile, "snappy: block holds \(length) bytes, expected \(dst.count)") }
+        guard length > 0 else { return }
+        let s = src.baseAddress!, d = dst.baseAddress!
+        let n = src.count
+        var ip = start, op = 0
+        while ip < n {
+            let tag = Int(s.load(fromByteOffset: ip, as: UInt8.self))
+            ip += 1
+            switch tag & 3 {
+            case 0:
+                var len = tag >> 2
+                if len >= 60 {
+                    let extra = len - 59
+                    guard ip + extra <= n else { throw SluiceError(.malformedFile, "snappy: truncated literal length") }
+                    len = 0
+                    for k in 0..<extra { len |= Int(s.load(fromByteOffset: ip + k, as: UInt8.self)) << (8 * k) }
+                    ip += extra
+                }
+                len += 1
+                guard len <= n - ip, len <= length - op else { throw SluiceError(.malformedFile, "snappy: literal runs past the end") }
+                (d + op).copyMemory(from: s + ip, byteCount: len)
+                ip += len
+                op += len
+            default:
+                var len: Int, offset: Int
+                switch tag & 3 {
+                case 1:
+                    guard ip < n else { throw SluiceError(.malformedFile, "snappy: truncated copy") }
+                    len = 4 + ((tag >> 2) & 7)
+                    offset = ((tag >> 5) << 8) | Int(s.load(fromByteOffset: ip, as: UInt8.self))
+                    ip += 1
+                case 2:
+                    guard ip + 2 <= n else { throw SluiceError(.malformedFile, "snappy: truncated copy") }
+                    len = (tag >> 2) + 1
+                    offset = Int(s.load(fromByteOffset: ip, as: UInt8.self)) | Int(s.load(fromByteOffset: ip + 1, as: UInt8.self)) << 8
+                    ip += 2
+                default:
+                    guard ip + 4 <= n else { throw SluiceError(.malformedFile, "snappy: truncated copy") }
+                    len = (tag >> 2) + 1
+                    offset = 0
+                    for k in 0..<4 { offset |= Int(s.load(fromByteOffset: ip + k, as: UInt8.self)) << (8 * k) }
+                    ip += 4
+                }
+                guard offset > 0, offset <= op, len <= length - op else { throw SluiceError(.malformedFile, "snappy: copy out of range") }
+                if offset >= len {
+                    (d + op).copyMemory(from: d + op - offset, byteCount: len)
+                } else {
+                    for k in 0..<len { d.storeBytes(of: d.load(fromByteOffset: op - offset + k, as: UInt8.self), toByteOffset: op + k, as: UInt8.self) }
+                }
+                op += len
+            }
+        }
+        guard op == length else { throw SluiceError(.malformedFile, "snappy: block ends after \(op) of \(length) bytes") }
+    }
+
+    /// Decompresses a whole block whose length is only known from its preamble, refusing
+    /// more than `limit` bytes.
+    public static func decompress(_ src: UnsafeRawBufferPointer, limit: Int) throws(SluiceError) -> [UInt8] {
+        let (length, _) = try declaredLength(src)
+        guard length <= limit else { throw SluiceError(.malformedFile, "snappy: block claims \(length) bytes, more than \(limit) allowed") }
+        var out = [UInt8](repeating: 0, count: length)
+        try out.withMutableBytes { (d) throws(SluiceError) in try decompress(src, into: d) }
+        return out
+    }
+
+    /// Largest compressed size of `n` bytes.
+    public static func maxCompressedLength(_ n: Int) -> Int { 32 + n + n / 6 }
+
+    /// Compresses `src` (greedy matching over 64 KiB blocks with a hash of 4-byte sequences),
+    /// appending the block to `out`.
+    public static func compress(_ src: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        var v = UInt64(src.count)
+        while v >= 0x80 { out.append(UInt8(v & 0x7F) | 0x80); v >>= 7 }
+        out.append(UInt8(v))
+        guard src.count > 0 else { return }
+        let s = src.baseAddress!
+        var table = [Int32](repeating: -1, count: 1 << 14)
+        var blockStart = 0
+        while blockStart < src.count {
+            let blockEnd = min(src.count, blockStart + 65_536)
+            for k in table.indices { table[k] = -1 }
+            var literalStart = blockStart
+            var i = blockStart
+            while i + 4 <= blockEnd {
+                let word = s.loadUnaligned(fromByteOffset: i, as: UInt32.self)
+                let h = Int((word &* 0x1E35_A7BD) >> 18)
+                let candidate = Int(table[h])
+                table[h] = Int32(i - blockStart)
+                if candidate >= 0, s.loadUnaligned(fromByteOffset: blockStart + candidate, as: UInt32.self) == word {
+                    let from = blockStart + candidate
+                    var len = 4
+                    while i + len < blockEnd && s.load(fromByteOffset: from + len, as: UInt8.self) == s.load(fromByteOffset: i + len, as: UInt8.self) { len += 1 }
+                    emitLiteral(s, literalStart, i, &out)
+                    emitCopy(offset: i - from, length: len, &out)
+                    i += len
+                    literalStart = i
+                } else {
+                    i += 1
+                }
+            }
+            emitLiteral(s, literalStart, blockEnd, &out)
+            blockStart = blockEnd
+        }
+    }
+
+    static func emitLiteral(_ s: UnsafeRawPointer, _ from: Int, _ to: Int, _ out: inout [UInt8]) {
+        let len = to - from
+        guard len > 0 else { return }
+        let n = len - 1
+        if n < 60 {
+            out.append(UInt8(n << 2))
+        } else if n < 1 << 8 {
+            out.append(60 << 2); out.append(UInt8(n))
+        } else if n < 1 << 16 {
+            out.append(61 << 2); out.append(UInt8(n & 0xFF)); out.append(UInt8(n >> 8))
+        } else {
+            out.append(62 << 2); out.append(UInt8(n & 0xFF)); out.append(UInt8((n >> 8) & 0xFF)); out.append(UInt8(n >> 16))
+        }
+        out.append(contentsOf: UnsafeRawBufferPointer(start: s + from, count: len))
+    }
+
+    static func emitCopy(offset: Int, length: Int, _ out: inout [UInt8]) {
+        var len = length
+        // Long matches go out as 64-byte copies; keep at least 4 for the last piece.
+        while len >= 68 { copy2(offset, 64, &out); len -= 64 }
+        if len > 64 { copy2(offset, 60, &out); len -= 60 }
+        if len < 12 && offset < 2048 {
+            out.append(UInt8(1 | ((len - 4) << 2) | ((offset >> 8) << 5)))
+            out.append(UInt8(offset & 0xFF))
+        } else {
+            copy2(offset, len, &out)
+        }
+    }
+
+    static func copy2(_ offset: Int, _ len: Int, _ out: inout [UInt8]) {
+        out.append(UInt8(2 | ((len - 1) << 2)))
+        out.append(UInt8(offset & 0xFF))
+        out.append(UInt8(offset >> 8))
+    }
+}
