@@ -100,7 +100,7 @@ public enum ConfigReader {
         var format: SourceFormat? = nil
         if let f = m["format"] {
             let s = try r.string(f, path + ".format")
-            guard let parsed = SourceFormat(rawValue: s) else { throw r.error(f, "\(path).format: unknown format '\(s)' (csv, ndjson or json)") }
+            guard let parsed = SourceFormat(rawValue: s) else { throw r.error(f, "\(path).format: unknown format '\(s)' (csv, ndjson, json, parquet or avro)") }
             format = parsed
         }
         var csv = CSVDialect()

@@ -147,6 +147,28 @@ public struct BatchBuilder: Sendable {
         s.withUTF8 { setText(c, UnsafeRawBufferPointer($0)) }
     }
 
+    /// Sets column `c` from value `i` of a column already typed (a Parquet or Avro column):
+    /// copied as is when the types match, otherwise converted through its text.
+    public mutating func setValue(_ c: Int, from column: Column, at i: Int) {
+        if ignored(c) { batch.columns[c].appendNull(); return }
+        if column.isNull(i) { setNull(c); return }
+        let type = schema.columns[c].type
+        if column.type == type && type != .json {
+            if type == .text {
+                let valid = column.withBytes(at: i) { Coercion.isValidUTF8($0) }
+                guard valid else { column.withBytes(at: i) { bad(c, $0, "invalid UTF-8") }; return }
+            }
+            batch.columns[c].append(from: column, at: i)
+            return
+        }
+        switch (column.type, type) {
+        case (.text, _), (.json, _), (.bytes, .text), (.bytes, .json):
+            column.withBytes(at: i) { setText(c, $0) }
+        default:
+            setText(c, ValueText.render(column, i) ?? "")
+        }
+    }
+
     /// Coerces a JSON value into column `c`: scalars through their text, objects and arrays
     /// kept as JSON text (for json and text columns only).
     public mutating func setJSON(_ c: Int, _ v: JSONValue) {

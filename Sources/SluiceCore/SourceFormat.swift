@@ -45,17 +45,36 @@ public struct CSVDialect: Sendable, Hashable, Codable {
     }
 }
 
-/// A file format a reader understands. Stable names: `csv`, `ndjson`, `json`.
+/// A file format a reader understands. Stable names: `csv`, `ndjson`, `json`, `parquet`, `avro`.
 public enum SourceFormat: String, Sendable, Hashable, Codable, CaseIterable {
     case csv
     /// One JSON value per line (also `.jsonl`).
     case ndjson
     /// A JSON array of records, or a sequence of JSON values.
     case json
+    /// Apache Parquet: columnar, typed, read by row group.
+    case parquet
+    /// Apache Avro object container file: typed records in compressed blocks.
+    case avro
 
-    /// The format implied by a file name (`.csv`, `.csv.gz`, `.jsonl`, `.ndjson`, `.json`, `.tsv`).
+    /// Whether the format is binary and self-describing (typed by its own schema, read by
+    /// seeking rather than as a text stream).
+    public var isBinary: Bool { self == .parquet || self == .avro }
+
+    /// The format that a file's first bytes announce by a magic number (`PAR1`, `Obj` 1).
+    public static func detect(magic head: some Collection<UInt8>) -> SourceFormat? {
+        let h = Array(head.prefix(4))
+        if h == Array("PAR1".utf8) { return .parquet }
+        if h == [0x4F, 0x62, 0x6A, 0x01] { return .avro }
+        return nil
+    }
+
+    /// The format implied by a file name (`.csv`, `.csv.gz`, `.jsonl`, `.ndjson`, `.json`, `.tsv`,
+    /// `.parquet`, `.avro`).
     public static func detect(fromName name: String) -> SourceFormat? {
         var n = name.lowercased()
+        if n.hasSuffix(".parquet") || n.hasSuffix(".parq") || n.hasSuffix(".pq") { return .parquet }
+        if n.hasSuffix(".avro") { return .avro }
         if n.hasSuffix(".gz") { n.removeLast(3) }
         if n.hasSuffix(".csv") || n.hasSuffix(".tsv") || n.hasSuffix(".txt") { return .csv }
         if n.hasSuffix(".ndjson") || n.hasSuffix(".jsonl") { return .ndjson }

@@ -15,6 +15,8 @@ public enum SchemaSampler {
         case .csv: return try inferCSV(source: source, dialect: dialect, rows: rows, exclude: exclude, limits: limits, fileName: fileName)
         case .ndjson, .json:
             return try inferJSON(source: source, layout: format == .ndjson ? .lines : .detect, rows: rows, exclude: exclude, limits: limits, fileName: fileName)
+        case .parquet, .avro:
+            throw SluiceError(.unsupported, "\(format.rawValue) files carry their own schema; read it from the file", at: SourceLocation(file: fileName))
         }
     }
 

@@ -43,6 +43,8 @@ struct BulkController: Sendable {
         case "text/csv", "application/csv", "text/tab-separated-values": return .csv
         case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines", "application/x-jsonlines": return .ndjson
         case "application/json": return .json
+        case "application/vnd.apache.parquet", "application/x-parquet", "application/parquet": return .parquet
+        case "avro/binary", "application/avro", "application/vnd.apache.avro+binary", "application/x-avro": return .avro
         default: return nil
         }
     }
@@ -59,7 +61,7 @@ struct BulkController: Sendable {
 
         init(_ get: (String) -> String?) throws {
             if let f = get("format") {
-                guard let v = SourceFormat(rawValue: f) else { throw APIError(.badRequest, "format must be csv, ndjson or json") }
+                guard let v = SourceFormat(rawValue: f) else { throw APIError(.badRequest, "format must be csv, ndjson, json, parquet or avro") }
                 format = v
             }
             if let m = get("mode") {

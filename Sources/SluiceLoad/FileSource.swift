@@ -67,6 +67,49 @@ public struct FileChunkReader: ByteChunkReader {
     }
 }
 
+/// A local file read at offsets with `pread(2)` (Parquet footers and column chunks),
+/// counting bytes for progress.
+public final class FileRandomAccess: RandomAccessSource {
+    let fd: Int32
+    let path: String
+    let progress: LoadProgress?
+    public let size: Int64
+
+    public init(path: String, progress: LoadProgress? = nil) throws(SluiceError) {
+        let fd = open(path, O_RDONLY)
+        if fd < 0 {
+            throw SluiceError(errno == ENOENT ? .notFound : .io, "cannot open: \(String(cString: strerror(errno)))", at: SourceLocation(file: path))
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw SluiceError(.io, "is not a regular file", at: SourceLocation(file: path))
+        }
+        self.fd = fd
+        self.path = path
+        self.progress = progress
+        self.size = Int64(st.st_size)
+    }
+
+    deinit { close(fd) }
+
+    public func read(at offset: Int64, count: Int) throws(SluiceError) -> [UInt8] {
+        guard offset >= 0, count >= 0, count <= size - offset else {
+            throw SluiceError(.malformedFile, "a read of \(count) bytes at \(offset) runs past the end of the \(size)-byte file", at: SourceLocation(file: path))
+        }
+        var out = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
+            if n > 0 { done += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            throw SluiceError(.io, n == 0 ? "the file shrank while being read" : "read failed: \(String(cString: strerror(errno)))", at: SourceLocation(file: path))
+        }
+        progress?.add(bytes: Int64(count))
+        return out
+    }
+}
+
 /// One input file: where it is, how big, whether it is gzip, and its format.
 public struct InputFile: Sendable {
     public var path: String
@@ -74,8 +117,8 @@ public struct InputFile: Sendable {
     public var gzip: Bool
     public var format: SourceFormat
 
-    /// Looks at the name and the first bytes: gzip by its magic number, the format by the
-    /// extension or, failing that, by whether the content starts with `{` or `[`.
+    /// Looks at the name and the first bytes: gzip by its magic number, Parquet and Avro by
+    /// theirs, else the format by the extension or by whether the content starts with `{` or `[`.
     public static func inspect(path: String, format explicit: SourceFormat?) throws(SluiceError) -> InputFile {
         var reader = try FileChunkReader(path: path)
         let probe = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
@@ -84,7 +127,7 @@ public struct InputFile: Sendable {
         let head = Array(probe[0..<n])
         let gz = looksGzipped(head)
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? nil
-        var format = explicit ?? SourceFormat.detect(fromName: path)
+        var format = explicit ?? SourceFormat.detect(magic: head) ?? SourceFormat.detect(fromName: path)
         if format == nil {
             var content = head
             if gz {
@@ -97,6 +140,10 @@ public struct InputFile: Sendable {
             let first = content.first { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 && $0 != 0xEF && $0 != 0xBB && $0 != 0xBF }
             format = (first == UInt8(ascii: "{") || first == UInt8(ascii: "[")) ? .json : .csv
         }
+        if format!.isBinary && gz {
+            throw SluiceError(.unsupported, "a gzip-compressed \(format!.rawValue) file cannot be read; \(format!.rawValue) compresses its own data, so load it uncompressed",
+                              at: SourceLocation(file: path))
+        }
         return InputFile(path: path, size: size ?? 0, gzip: gz, format: format!)
     }
 
@@ -108,11 +155,32 @@ public struct InputFile: Sendable {
 
     /// A batch reader of this file (or of `range` of it) for `spec`.
     public func reader(spec: ReadSpec, dialect: CSVDialect, progress: LoadProgress? = nil, range: Range<Int64>? = nil) throws(SluiceError) -> any BatchReader {
-        let source = try open(progress: progress, range: range)
+        if format.isBinary && range != nil {
+            throw SluiceError(.unsupported, "a \(format.rawValue) file cannot be read in byte ranges", at: SourceLocation(file: path))
+        }
         switch format {
-        case .csv: return try CSVBatchReader(source: source, dialect: dialect, spec: spec)
-        case .ndjson: return JSONBatchReader(source: source, layout: .lines, spec: spec)
-        case .json: return JSONBatchReader(source: source, layout: .detect, spec: spec)
+        case .csv: return try CSVBatchReader(source: try open(progress: progress, range: range), dialect: dialect, spec: spec)
+        case .ndjson: return JSONBatchReader(source: try open(progress: progress, range: range), layout: .lines, spec: spec)
+        case .json: return JSONBatchReader(source: try open(progress: progress, range: range), layout: .detect, spec: spec)
+        case .parquet:
+            return try ParquetBatchReader(file: try ParquetFile(source: try FileRandomAccess(path: path, progress: progress), fileName: path), spec: spec)
+        case .avro:
+            return try AvroBatchReader(source: try open(progress: progress), spec: spec)
+        }
+    }
+
+    /// The columns of this file: from its own schema for Parquet and Avro, else inferred
+    /// from a sample of `rows` records. `exclude` names fields that are not columns.
+    public func inferColumns(dialect: CSVDialect, rows: Int, exclude: Set<String>, limits: ReadLimits) throws(SluiceError) -> [ColumnSchema] {
+        switch format {
+        case .parquet:
+            let file = try ParquetFile(source: try FileRandomAccess(path: path), fileName: path)
+            return file.schema.columns.filter { !exclude.contains($0.name) }
+        case .avro:
+            let file = try AvroReader(source: try open(), fileName: path)
+            return file.columns.filter { !exclude.contains($0.name) }
+        default:
+            return try SchemaSampler.infer(source: try open(), format: format, dialect: dialect, rows: rows, exclude: exclude, limits: limits, fileName: path)
         }
     }
 }

@@ -70,8 +70,7 @@ public enum LoadPlanner {
             let first = files[0]
             var exclude: Set<String> = []
             if mode == .merge { exclude.insert(entity.opColumn) }
-            let sampled = try SchemaSampler.infer(source: try first.open(), format: first.format, dialect: entity.csv,
-                                                  rows: request.sampleRows, exclude: exclude, limits: request.limits, fileName: first.path)
+            let sampled = try first.inferColumns(dialect: entity.csv, rows: request.sampleRows, exclude: exclude, limits: request.limits)
             if sampled.isEmpty { throw SluiceError(.invalidSchema, "found no columns to load", at: SourceLocation(file: first.path)) }
             columns = sampled
             if let existing, mode != .replace {

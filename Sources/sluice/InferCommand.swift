@@ -11,7 +11,7 @@ struct InferCommand: ParsableCommand {
         abstract: "Print the entity inferred from a file, as YAML to paste into sluice.yml."
     )
 
-    @Argument(help: "A CSV, NDJSON or JSON file (.gz accepted).")
+    @Argument(help: "A CSV, NDJSON, JSON, Parquet or Avro file (.gz accepted for text formats).")
     var file: String
 
     @Option(help: "Entity name (default: the file name without extensions).")
@@ -20,7 +20,7 @@ struct InferCommand: ParsableCommand {
     @Option(help: "Primary key column(s), comma-separated.")
     var key: String?
 
-    @Option(help: "Input format: csv, ndjson or json (default: from the file name or content).")
+    @Option(help: "Input format: csv, ndjson, json, parquet or avro (default: from the file name or content).")
     var format: SourceFormat?
 
     @Option(help: "Rows to sample.")
@@ -33,7 +33,7 @@ struct InferCommand: ParsableCommand {
         do {
             let input = try InputFile.inspect(path: file, format: format)
             let dialect = try csv.apply(to: CSVDialect())
-            let columns = try SchemaSampler.infer(source: try input.open(), format: input.format, dialect: dialect, rows: rows, fileName: file)
+            let columns = try input.inferColumns(dialect: dialect, rows: rows, exclude: [], limits: ReadLimits())
             var base = (file as NSString).lastPathComponent
             while let dot = base.lastIndex(of: "."), dot != base.startIndex { base = String(base[..<dot]) }
             let keys = key.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? []

@@ -18,7 +18,7 @@ struct LoadCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "Files to load (CSV, NDJSON or JSON; .gz accepted).")
+    @Argument(help: "Files to load (CSV, NDJSON, JSON, Parquet or Avro; .gz accepted for text formats).")
     var files: [String]
 
     @Option(name: .long, help: "Entity (declared in sluice.yml, or the table name to create).")
@@ -27,7 +27,7 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Write mode: append, replace or merge (default: the entity's, else merge when there is a key).")
     var mode: WriteMode?
 
-    @Option(help: "Input format: csv, ndjson or json (default: from the file name or content).")
+    @Option(help: "Input format: csv, ndjson, json, parquet or avro (default: from the file name or content).")
     var format: SourceFormat?
 
     @Option(help: "Primary key column(s), comma-separated, when not declared.")

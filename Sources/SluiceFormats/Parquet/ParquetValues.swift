@@ -208,6 +208,7 @@ struct ParquetValueDecoder {
             guard let v = Self.bigEndianInt128(b) else { throw Self.fail("decimal of \(b.count) bytes does not fit 128 bits") }
             col.append(decimal: ExactDecimal(significand: v, scale: Int16(s)))
         case .decimalBinaryAsText(let s):
+            guard b.count <= 128 else { throw Self.fail("decimal of \(b.count) bytes is longer than 128") }
             col.append(bytes: Array(Self.decimalText(b, scale: s).utf8))
         default:
             throw Self.fail("binary values for a \(mapping.type) column")

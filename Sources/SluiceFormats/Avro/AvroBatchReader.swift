@@ -1,0 +1,112 @@
+public import SluiceCore
+
+/// Reads an Avro object container file into batches of a target schema. Each column's
+/// source field is a top-level field of the file's record (nested values arrive as JSON);
+/// fields no column reads are skipped. A row's line is its ordinal in the file.
+public final class AvroBatchReader: BatchReader {
+    let file: AvroReader
+    let spec: ReadSpec
+    let fields: [AvroSchema.Field]
+    /// Per file field: the natural column it fills, or nil to skip it.
+    let fieldColumn: [Int?]
+    let plans: [AvroPlan]
+    let columnSource: [Int?]
+    let opSource: Int?
+    let naturalTypes: [ColumnType]
+    var converter: TypedBatchConverter
+    public let sourceFields: [String]
+    public let unusedFields: [String]
+
+    var block: [UInt8] = []
+    var blockLeft = 0
+    var blockPos = 0
+    var nextLine: Int64 = 1
+    var scratch: [UInt8] = []
+
+    public var bytesConsumed: Int64 { file.bytesConsumed }
+
+    public convenience init(source: any ByteChunkReader, spec: ReadSpec) throws(SluiceError) {
+        try self.init(file: try AvroReader(source: source, fileName: spec.fileName), spec: spec)
+    }
+
+    public init(file: AvroReader, spec: ReadSpec) throws(SluiceError) {
+        self.file = file
+        self.spec = spec
+        guard case .record(_, let fields) = file.schema.kind else {
+            throw SluiceError(.unsupported, "the Avro file holds \(file.schema.columnType) values, not records", at: SourceLocation(file: spec.fileName))
+        }
+        self.fields = fields
+        sourceFields = fields.map(\.name)
+        var natural: [Int] = []  // field index per natural column
+        func bind(_ name: String) -> Int? {
+            guard let f = fields.firstIndex(where: { $0.name == name }) else { return nil }
+            if let i = natural.firstIndex(of: f) { return i }
+            natural.append(f)
+            return natural.count - 1
+        }
+        columnSource = spec.schema.columns.map { bind($0.sourceField) }
+        opSource = spec.opField.flatMap { bind($0) }
+        fieldColumn = fields.indices.map { natural.firstIndex(of: $0) }
+        plans = fields.map { AvroPlan($0.type) }
+        naturalTypes = natural.map { fields[$0].type.columnType }
+        let used = Set(natural)
+        unusedFields = fields.indices.filter { !used.contains($0) }.map { fields[$0].name }
+        converter = TypedBatchConverter(schema: spec.schema, capacity: spec.limits.batchRows)
+    }
+
+    public var rejectFields: [String] { spec.schema.columns.map(\.sourceField) + (spec.opField.map { [$0] } ?? []) }
+
+    public func sourceRecord(columnValues: [String?]) -> [String?] { columnValues + (spec.opField == nil ? [] : [nil]) }
+
+    public func next() throws(SluiceError) -> DecodedBatch? {
+        var natural = naturalTypes.map { Column(type: $0, capacity: spec.limits.batchRows) }
+        var n = 0
+        let first = nextLine
+        while n < spec.limits.batchRows {
+            if blockLeft == 0 {
+                if !block.isEmpty && blockPos != block.count {
+                    throw SluiceError(.malformedFile, "an Avro block has \(block.count - blockPos) bytes after its last object", at: SourceLocation(file: spec.fileName))
+                }
+                guard let b = try file.nextBlock() else { break }
+                block = b.data
+                blockLeft = b.count
+                blockPos = 0
+                continue
+            }
+            let take = min(blockLeft, spec.limits.batchRows - n)
+            try decode(rows: take, line: first + Int64(n), into: &natural)
+            blockLeft -= take
+            n += take
+        }
+        if n == 0 { return nil }
+        nextLine += Int64(n)
+        let trusted = naturalTypes.map { $0 == .json }
+        let ops = opSource.map { ParquetBatchReader.text(natural[$0]) }
+        return converter.convert(columnSource.map { $0.map { natural[$0] } }, trusted: columnSource.map { $0.map { trusted[$0] } ?? false },
+                                 ops: ops, count: n, firstLine: first, opField: spec.opField)
+    }
+
+    func decode(rows: Int, line: Int64, into natural: inout [Column]) throws(SluiceError) {
+        let fileName = spec.fileName
+        try block.withBytes { (b) throws(SluiceError) in
+            var c = AvroCursor(b)
+            c.pos = blockPos
+            var row = 0
+            do throws(SluiceError) {
+                while row < rows {
+                    for f in fields.indices {
+                        if let col = fieldColumn[f] {
+                            try AvroValues.read(plans[f], &c, into: &natural[col], scratch: &scratch)
+                        } else {
+                            try AvroValues.skip(fields[f].type, &c, depth: 0)
+                        }
+                    }
+                    row += 1
+                }
+            } catch {
+                throw SluiceError(error.code, "record \(line + Int64(row)): \(error.message)", at: SourceLocation(file: fileName))
+            }
+            blockPos = c.pos
+        }
+    }
+}
