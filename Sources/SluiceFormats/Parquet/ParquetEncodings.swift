@@ -192,8 +192,14 @@ public enum ParquetEncoding {
         while i < n {
             var run = 1
             while i + run < n && values[i + run] == values[i] { run += 1 }
-            // Only use RLE at a group boundary of the pending packed stretch.
-            if run >= 8 && (packedStart < 0 || (i - packedStart) % 8 == 0) {
+            if run >= 8 {
+                // RLE only starts at a group boundary of the pending packed stretch: pack
+                // the run's first values up to the boundary, and RLE the rest if still long.
+                if packedStart >= 0 && (i - packedStart) % 8 != 0 {
+                    let pad = 8 - (i - packedStart) % 8
+                    i += run - pad >= 8 ? pad : run
+                    continue
+                }
                 flushPacked(upTo: i)
                 writeVarint(UInt64(run << 1), &out)
                 var v = UInt32(bitPattern: values[i])
@@ -201,7 +207,7 @@ public enum ParquetEncoding {
                 i += run
             } else {
                 if packedStart < 0 { packedStart = i }
-                i += 1
+                i += run
             }
         }
         flushPacked(upTo: n)

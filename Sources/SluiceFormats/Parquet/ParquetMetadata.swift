@@ -99,6 +99,9 @@ public enum Parquet {
         public var rowGroups: [RowGroup] = []
         public var keyValues: [KeyValue] = []
         public var createdBy: String?
+        /// Whether to declare every column's statistics in its type's defined order (the
+        /// footer's `column_orders`), so readers trust min and max.
+        public var typeDefinedOrder = false
         public init() {}
     }
 
@@ -422,9 +425,9 @@ extension Parquet {
 
 extension Parquet {
     static func write(_ w: inout ThriftWriter, statistics s: Statistics) {
+        if let n = s.nullCount { w.field(3, i64: n) }
         if let v = s.maxValue { w.field(5, binary: v) }
         if let v = s.minValue { w.field(6, binary: v) }
-        if let n = s.nullCount { w.field(3, i64: n) }
     }
 
     static func write(_ w: inout ThriftWriter, logicalType l: LogicalType) {
@@ -497,6 +500,10 @@ extension Parquet {
                 }
             }
             if let c = m.createdBy { w.field(6, string: c) }
+            if m.typeDefinedOrder {
+                let leaves = m.schema.dropFirst().filter { $0.type != nil }.count
+                w.field(7, structList: Array(repeating: 0, count: leaves)) { w, _ in w.field(1, struct: { _ in }) }
+            }
         }
         return w.bytes
     }

@@ -1,0 +1,90 @@
+public import SluiceCore
+
+/// Where a writer's bytes go: a file, a buffer, an upload. Writers hand over large
+/// chunks, so an implementation need not buffer.
+public protocol ByteSink: AnyObject {
+    func write(_ bytes: UnsafeRawBufferPointer) throws(SluiceError)
+}
+
+extension ByteSink {
+    public func write(_ bytes: [UInt8]) throws(SluiceError) {
+        try bytes.withBytes { (b) throws(SluiceError) in try write(b) }
+    }
+}
+
+/// Collects written bytes in memory (tests, small outputs).
+public final class MemorySink: ByteSink {
+    public private(set) var bytes: [UInt8] = []
+    public init() {}
+    public func write(_ b: UnsafeRawBufferPointer) throws(SluiceError) { bytes.append(contentsOf: b) }
+}
+
+/// Writes batches of one schema in some file format. ``finish()`` completes the file
+/// (a footer, a last block); a file not finished is not valid.
+public protocol BatchWriter: AnyObject {
+    /// Rows written so far.
+    var rowsWritten: Int64 { get }
+    func write(_ batch: RecordBatch) throws(SluiceError)
+    func finish() throws(SluiceError)
+}
+
+/// Writes batches as CSV with a header line, each value in its canonical text form.
+public final class CSVBatchWriter: BatchWriter {
+    let sink: any ByteSink
+    var writer: CSVWriter
+    public private(set) var rowsWritten: Int64 = 0
+
+    public init(sink: any ByteSink, schema: TableSchema, dialect: CSVDialect = CSVDialect()) throws(SluiceError) {
+        self.sink = sink
+        writer = CSVWriter(dialect: dialect)
+        if dialect.header { writer.writeRecord(schema.columns.map(\.name)) }
+    }
+
+    public func write(_ batch: RecordBatch) throws(SluiceError) {
+        for i in 0..<batch.count { writer.writeRow(batch, i) }
+        rowsWritten += Int64(batch.count)
+        try sink.write(writer.output)
+        writer.reset()
+    }
+
+    public func finish() throws(SluiceError) {
+        try sink.write(writer.output)
+        writer.reset()
+    }
+}
+
+/// Writes batches as NDJSON: one object per row, keys in column order, values as
+/// ``ValueText/json(_:_:into:)`` renders them.
+public final class NDJSONBatchWriter: BatchWriter {
+    let sink: any ByteSink
+    let keys: [[UInt8]]
+    var out: [UInt8] = []
+    public private(set) var rowsWritten: Int64 = 0
+
+    public init(sink: any ByteSink, schema: TableSchema) {
+        self.sink = sink
+        keys = schema.columns.map { c in
+            var k: [UInt8] = []
+            JSONValue.writeString(bytes: c.name.utf8, into: &k)
+            k.append(UInt8(ascii: ":"))
+            return k
+        }
+    }
+
+    public func write(_ batch: RecordBatch) throws(SluiceError) {
+        for i in 0..<batch.count {
+            out.append(UInt8(ascii: "{"))
+            for (c, col) in batch.columns.enumerated() {
+                if c > 0 { out.append(UInt8(ascii: ",")) }
+                out += keys[c]
+                ValueText.json(col, i, into: &out)
+            }
+            out.append(contentsOf: "}\n".utf8)
+        }
+        rowsWritten += Int64(batch.count)
+        try sink.write(out)
+        out.removeAll(keepingCapacity: true)
+    }
+
+    public func finish() throws(SluiceError) {}
+}

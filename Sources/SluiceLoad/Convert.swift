@@ -1,0 +1,123 @@
+public import SluiceCore
+public import SluiceFormats
+import Foundation
+
+/// Writes to a temporary file beside `path` and renames it into place on ``commit()``,
+/// so a reader never sees half a file and a failed write leaves nothing behind.
+public final class FileSink: ByteSink {
+    let fd: Int32
+    public let path: String
+    let temp: String
+    var done = false
+
+    public init(path: String) throws(SluiceError) {
+        self.path = path
+        temp = path + ".sluice-partial-\(getpid())"
+        fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw SluiceError(.io, "cannot create: \(String(cString: strerror(errno)))", at: SourceLocation(file: path)) }
+    }
+
+    deinit {
+        if !done {
+            close(fd)
+            unlink(temp)
+        }
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(SluiceError) {
+        var at = 0
+        while at < bytes.count {
+            let n = Foundation.write(fd, bytes.baseAddress! + at, bytes.count - at)
+            if n > 0 { at += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            throw SluiceError(.io, "write failed: \(String(cString: strerror(errno)))", at: SourceLocation(file: path))
+        }
+    }
+
+    /// Flushes to disk and moves the file into place.
+    public func commit() throws(SluiceError) {
+        guard !done else { return }
+        done = true
+        let ok = fsync(fd) == 0
+        close(fd)
+        guard ok, rename(temp, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temp)
+            throw SluiceError(.io, "cannot finish the file: \(reason)", at: SourceLocation(file: path))
+        }
+    }
+}
+
+/// Output formats and their options for ``Converter``.
+public struct ConvertOptions: Sendable {
+    public var format: SourceFormat?
+    public var parquet = ParquetWriteOptions()
+    public var avroCodec: AvroReader.Codec = .deflate
+    public var csv = CSVDialect()
+    public var limits = ReadLimits()
+    public init() {}
+}
+
+/// What a conversion did, with the time spent reading and writing apart.
+public struct ConvertReport: Sendable, Codable {
+    public var input: String
+    public var output: String
+    public var format: String
+    public var rows: Int64 = 0
+    public var rejected: Int64 = 0
+    public var firstRejects: [String] = []
+    public var readSeconds = 0.0
+    public var writeSeconds = 0.0
+    public var bytesWritten: Int64 = 0
+    public var columns: [String] = []
+
+    enum CodingKeys: String, CodingKey {
+        case input, output, format, rows, rejected, columns
+        case firstRejects = "first_rejects", readSeconds = "read_seconds", writeSeconds = "write_seconds", bytesWritten = "bytes_written"
+    }
+}
+
+/// Converts a file from any readable format to CSV, NDJSON, Parquet or Avro, with the
+/// schema the input carries or that inference gives it.
+public enum Converter {
+    public static func writer(_ format: SourceFormat, sink: any ByteSink, schema: TableSchema, options: ConvertOptions) throws(SluiceError) -> any BatchWriter {
+        switch format {
+        case .parquet: return try ParquetWriter(sink: sink, schema: schema, options: options.parquet)
+        case .avro: return try AvroWriter(sink: sink, schema: schema, codec: options.avroCodec)
+        case .csv: return try CSVBatchWriter(sink: sink, schema: schema, dialect: options.csv)
+        case .ndjson: return NDJSONBatchWriter(sink: sink, schema: schema)
+        case .json: throw SluiceError(.unsupported, "write JSON as ndjson (one object per line)")
+        }
+    }
+
+    public static func run(input: String, inputFormat: SourceFormat?, output: String, options: ConvertOptions) throws(SluiceError) -> ConvertReport {
+        guard let format = options.format ?? SourceFormat.detect(fromName: output) else {
+            throw SluiceError(.invalidArgument, "cannot tell the output format from the name; give --to csv, ndjson, parquet or avro", at: SourceLocation(file: output))
+        }
+        let file = try InputFile.inspect(path: input, format: inputFormat)
+        let columns = try file.inferColumns(dialect: options.csv, rows: SchemaSampler.defaultRows, exclude: [], limits: options.limits)
+        let schema = TableSchema(columns: columns)
+        let reader = try file.reader(spec: ReadSpec(schema: schema, limits: options.limits, fileName: input), dialect: options.csv)
+        let sink = try FileSink(path: output)
+        let writer = try Self.writer(format, sink: sink, schema: schema, options: options)
+        var report = ConvertReport(input: input, output: output, format: format.rawValue, columns: columns.map(\.name))
+        let clock = ContinuousClock()
+        while true {
+            let t0 = clock.now
+            guard let decoded = try reader.next() else { report.readSeconds += (clock.now - t0).seconds; break }
+            let t1 = clock.now
+            report.readSeconds += (t1 - t0).seconds
+            report.rejected += Int64(decoded.rejects.count)
+            for r in decoded.rejects.prefix(max(0, 5 - report.firstRejects.count)) { report.firstRejects.append("line \(r.line): \(r.message)") }
+            try writer.write(decoded.batch)
+            report.writeSeconds += (clock.now - t1).seconds
+        }
+        let t2 = clock.now
+        try writer.finish()
+        try sink.commit()
+        report.writeSeconds += (clock.now - t2).seconds
+        report.rows = writer.rowsWritten
+        report.bytesWritten = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int64) ?? 0
+        return report
+    }
+}

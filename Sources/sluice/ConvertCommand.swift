@@ -1,0 +1,83 @@
+import ArgumentParser
+import SluiceCore
+import SluiceFormats
+import SluiceLoad
+import Foundation
+
+struct ConvertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Convert a file between CSV, NDJSON, JSON, Parquet and Avro.",
+        discussion: """
+            The columns and types are the input's own (Parquet, Avro) or inferred (CSV, JSON). \
+            The output appears only when complete. Rows that do not fit the inferred types are \
+            counted and left out.
+            """
+    )
+
+    @Argument(help: "Input file.")
+    var input: String
+
+    @Argument(help: "Output file (format from its extension unless --to is given).")
+    var output: String
+
+    @Option(help: "Input format (default: from the file's name or content).")
+    var format: SourceFormat?
+
+    @Option(help: "Output format: csv, ndjson, parquet or avro.")
+    var to: SourceFormat?
+
+    @Option(help: "Compression: Parquet none|snappy|gzip|zstd (default snappy); Avro null|deflate|snappy|zstandard (default deflate).")
+    var compression: String?
+
+    @Option(help: "Parquet rows per row group.")
+    var rowGroupRows: Int = ParquetWriteOptions().rowGroupRows
+
+    @Flag(inversion: .prefixedNo, help: "Parquet dictionary encoding of text columns.")
+    var dictionary = true
+
+    @Flag(help: "Print the summary as JSON.")
+    var json = false
+
+    @OptionGroup var csv: CSVOptions
+
+    func validate() throws {
+        if rowGroupRows < 1 { throw ValidationError("--row-group-rows must be at least 1") }
+    }
+
+    func run() throws {
+        Runtime.bootstrapLogging()
+        var options = ConvertOptions()
+        options.format = to
+        options.parquet.rowGroupRows = rowGroupRows
+        options.parquet.dictionary = dictionary
+        if let c = compression?.lowercased() {
+            let outFormat = to ?? SourceFormat.detect(fromName: output)
+            if outFormat == .avro {
+                guard let codec = AvroReader.Codec(rawValue: c) else { throw ValidationError("Avro compression is null, deflate, snappy or zstandard") }
+                options.avroCodec = codec
+            } else {
+                let codecs: [String: Parquet.Codec] = ["none": .uncompressed, "uncompressed": .uncompressed, "snappy": .snappy, "gzip": .gzip, "zstd": .zstd]
+                guard let codec = codecs[c] else { throw ValidationError("Parquet compression is none, snappy, gzip or zstd") }
+                options.parquet.compression = codec
+            }
+        }
+        do {
+            options.csv = try csv.apply(to: CSVDialect())
+            let report = try Converter.run(input: input, inputFormat: format, output: output, options: options)
+            if json {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                print(String(decoding: try enc.encode(report), as: UTF8.self))
+            } else {
+                print("wrote \(report.rows) rows to \(output) (\(report.format), \(report.bytesWritten) bytes) in \(String(format: "%.2f", report.readSeconds + report.writeSeconds)) s")
+                if report.rejected > 0 {
+                    print("left out \(report.rejected) rows that do not fit the inferred types:")
+                    for r in report.firstRejects { print("  \(r)") }
+                }
+            }
+        } catch let e as SluiceError {
+            throw fail(e.description)
+        }
+    }
+}
