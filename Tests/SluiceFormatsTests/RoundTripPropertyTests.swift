@@ -8,7 +8,7 @@ import SluiceTesting
 /// (split into random chunks), gives back exactly the same typed values.
 @Suite struct RoundTripPropertyTests {
     static let types: [ColumnType] = [.int64, .float64, .decimal(precision: 20, scale: 4), .bool, .text, .date, .timestamp,
-                                      .timestamptz, .uuid, .json, .bytes]
+                                      .timestamptz, .time, .uuid, .json, .bytes]
     static let tricky = ["", " ", "a,b", "\"", "\"\"", "line\nbreak", "cr\r", "crlf\r\n", "ção", "日本", "😀", "NULL", "\\N", ",", " lead", "trail "]
 
     static func randomValue(_ t: ColumnType, _ rng: inout SplitMix) -> Value {
@@ -24,6 +24,7 @@ import SluiceTesting
         case .date: return .date(days: Int64(rng.next() % 2_900_000) - 700_000)
         case .timestamp: return .timestamp(micros: Int64(rng.next() % 250_000_000_000_000_000) - 60_000_000_000_000_000)
         case .timestamptz: return .timestamptz(micros: Int64(rng.next() % 250_000_000_000_000_000) - 60_000_000_000_000_000)
+        case .time: return .time(micros: Int64(rng.next() % 86_400_000_000))
         case .uuid: return .uuid((0..<16).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
         case .bytes: return .bytes((0..<Int(rng.next() % 12)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
         case .json:
@@ -76,7 +77,7 @@ extension Column {
     mutating func appendValue(_ v: Value) {
         switch v {
         case .null: appendNull()
-        case .int64(let x), .date(let x), .timestamp(let x), .timestamptz(let x): append(int: x)
+        case .int64(let x), .date(let x), .timestamp(let x), .timestamptz(let x), .time(let x): append(int: x)
         case .bool(let b): append(int: b ? 1 : 0)
         case .float64(let d): append(double: d)
         case .decimal(let d): append(decimal: d)

@@ -13,6 +13,8 @@ public final class AvroBatchReader: BatchReader {
     let columnSource: [Int?]
     let opSource: Int?
     let naturalTypes: [ColumnType]
+    /// Per natural column: JSON Sluice renders itself (valid by construction).
+    let naturalTrusted: [Bool]
     var converter: TypedBatchConverter
     public let sourceFields: [String]
     public let unusedFields: [String]
@@ -49,6 +51,13 @@ public final class AvroBatchReader: BatchReader {
         fieldColumn = fields.indices.map { natural.firstIndex(of: $0) }
         plans = fields.map { AvroPlan($0.type) }
         naturalTypes = natural.map { fields[$0].type.columnType }
+        let plans = self.plans
+        naturalTrusted = natural.map { f in
+            switch plans[f] {
+            case .json, .nullable(_, .json): true
+            default: false
+            }
+        }
         let used = Set(natural)
         unusedFields = fields.indices.filter { !used.contains($0) }.map { fields[$0].name }
         converter = TypedBatchConverter(schema: spec.schema, capacity: spec.limits.batchRows)
@@ -80,7 +89,7 @@ public final class AvroBatchReader: BatchReader {
         }
         if n == 0 { return nil }
         nextLine += Int64(n)
-        let trusted = naturalTypes.map { $0 == .json }
+        let trusted = naturalTrusted
         let ops = opSource.map { ParquetBatchReader.text(natural[$0]) }
         return converter.convert(columnSource.map { $0.map { natural[$0] } }, trusted: columnSource.map { $0.map { trusted[$0] } ?? false },
                                  ops: ops, count: n, firstLine: first, opField: spec.opField)

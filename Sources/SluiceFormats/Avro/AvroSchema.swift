@@ -25,6 +25,8 @@ public final class AvroSchema: @unchecked Sendable {
     /// Logical types Sluice maps to its own types; others read as their underlying type.
     public enum Logical: Equatable {
         case decimal(precision: Int, scale: Int)
+        /// A string holding JSON (`"sqlType": "json"`, as Sluice writes json columns).
+        case json
         case uuid, date, timeMillis, timeMicros, timestampMillis, timestampMicros, localTimestampMillis, localTimestampMicros
     }
 
@@ -51,6 +53,7 @@ public final class AvroSchema: @unchecked Sendable {
         switch logical {
         case .decimal(let p, let s)?: return p <= ColumnType.maxDecimalPrecision ? .decimal(precision: p, scale: s) : .text
         case .uuid?: return .uuid
+        case .json?: return .json
         case .date?: return .date
         case .timeMillis?, .timeMicros?: return .time
         case .timestampMillis?, .timestampMicros?: return .timestamptz
@@ -219,6 +222,7 @@ struct AvroSchemaParser {
             case ("decimal", .bytes):
                 if let p = int(v, "precision"), p >= 1, let s = Optional(int(v, "scale") ?? 0), s >= 0, s <= p { logical = .decimal(precision: p, scale: s) }
             case ("uuid", .string): logical = .uuid
+            case (nil, .string) where string(v, "sqlType") == "json": logical = .json
             case ("date", .int): logical = .date
             case ("time-millis", .int): logical = .timeMillis
             case ("time-micros", .long): logical = .timeMicros

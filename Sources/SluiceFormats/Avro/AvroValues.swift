@@ -24,6 +24,7 @@ indirect enum AvroPlan {
         case (.decimal(_, let sc)?, .bytes): self = text ? .decimalBytesText(scale: sc) : .decimalBytes(scale: sc)
         case (.decimal(_, let sc)?, .fixed(_, let n)): self = text ? .decimalFixedText(size: n, scale: sc) : .decimalFixed(size: n, scale: sc)
         case (.uuid?, .string): self = .uuidString
+        case (.json?, .string): self = .text
         case (.uuid?, .fixed): self = .uuidFixed
         case (.timeMillis?, _): self = .millisToMicros(int: true)
         case (.timestampMillis?, _), (.localTimestampMillis?, _): self = .millisToMicros(int: false)

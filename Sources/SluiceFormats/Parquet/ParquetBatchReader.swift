@@ -55,6 +55,7 @@ public final class ParquetBatchReader: BatchReader {
             guard group < file.rowGroupCount else { return false }
             rowsLeft = file.metadata.rowGroups[group].numRows
             readers = []
+            if rowsLeft == 0 { continue }  // writers leave empty groups with placeholder offsets
             var chunks: [Int: (bytes: [UInt8], meta: Parquet.ColumnMetaData)] = [:]
             for node in sources {
                 var set: [Int: ParquetColumnReader] = [:]
