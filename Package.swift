@@ -127,6 +127,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Fuzz driver for the Parquet and Avro readers (libFuzzer under -DFUZZING, else a seeded loop).
+        .executableTarget(name: "sluice-fuzz", dependencies: ["SluiceFormats"], swiftSettings: strict),
         // Helpers shared by the test targets (scratch folders, seeded randomness).
         .target(name: "SluiceTesting", dependencies: ["SluiceQueue"], swiftSettings: strict),
         .testTarget(
@@ -155,6 +157,6 @@ let package = Package(
             swiftSettings: strict
         ),
         // Runs the built `sluice` binary (the dependency makes SwiftPM build it first).
-        .testTarget(name: "SluiceCLITests", dependencies: ["sluice"], swiftSettings: strict),
+        .testTarget(name: "SluiceCLITests", dependencies: ["sluice", "SluiceTesting"], swiftSettings: strict),
     ]
 )

@@ -1,4 +1,4 @@
-public import SluiceCore
+import SluiceCore
 
 /// Turns columns decoded in a file's own types (Parquet, Avro) into a batch of the target
 /// schema. When every column already has its target type, holds no NULL a NOT NULL column

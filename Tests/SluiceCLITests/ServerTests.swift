@@ -144,6 +144,24 @@ func stats(_ o: [String: Any]) -> [String: Int] { o["stats"] as? [String: Int] ?
         #expect(list.status == 0 && list.out.contains("\(bad)\tregistros\tcomplete"))
     }
 
+    @Test func parquetAndAvroBodiesAreDetectedByTheirMagic() async throws {
+        let srv = try ServerProcess()
+        srv.cli.write("in.csv", "id,valor\n1,1.5\n2,2.5\n3,3.5\n")
+        #expect(try srv.cli.run(["convert", "in.csv", "in.parquet"]).status == 0)
+        #expect(try srv.cli.run(["convert", "in.csv", "in.avro"]).status == 0)
+        for (file, contentType) in [("in.parquet", "application/octet-stream"), ("in.avro", "avro/binary")] {
+            let body = try Data(contentsOf: URL(fileURLWithPath: srv.cli.dir + "/" + file))
+            let (rs, raw) = try await srv.request("POST", "/registros/_bulk", body: body, headers: ["Content-Type": contentType])
+            #expect(rs == 202)
+            var o = try JSONSerialization.jsonObject(with: raw) as? [String: Any] ?? [:]
+            let id = try #require(o["id"] as? Int)
+            o = try await srv.wait(job: id) { ($0["state"] as? String) == "complete" || ($0["state"] as? String) == "failed" }
+            #expect(o["state"] as? String == "complete", "\(file): \(o)")
+            #expect(stats(o)["read"] == 3, "\(file): \(o)")
+        }
+        #expect(try srv.cli.sqlite("SELECT id, valor FROM registros ORDER BY id") == "1|1.5\n2|2.5\n3|3.5\n")
+    }
+
     @Test func seed000ClientPostsMultipartFile() async throws {
         let srv = try ServerProcess()
         srv.cli.write("batch_0.csv", "id,valor,referencia,category\n10,1.5,abc,A\n11,2.5,def,B\n")

@@ -325,7 +325,48 @@ def dump(path, out):
         json.dump(doc, f, allow_nan=False)
 
 
+def corpus(out):
+    """Small seed files for the fuzzers (committed under Tests/SluiceFormatsTests/Fixtures/corpus)."""
+    rng = random.Random(3)
+    os.makedirs(os.path.join(out, "parquet"), exist_ok=True)
+    os.makedirs(os.path.join(out, "avro"), exist_ok=True)
+    types, _ = types_table(12, rng)
+    nested, _ = nested_table(12, rng)
+    flat = types.select(["i32", "i64", "u64", "f64", "b", "s", "bin", "fsb", "d9", "d38", "date", "t_us", "ts_us_utc", "dict_s"])
+    for name, t, kw in [
+        ("flat_snappy_dict", flat, dict(compression="snappy")),
+        ("flat_plain_v2", flat, dict(use_dictionary=False, data_page_version="2.0", compression="none")),
+        ("flat_gzip", flat.select(["i64", "s", "d38"]), dict(compression="gzip", row_group_size=5)),
+        ("flat_zstd", flat.select(["f64", "b", "date"]), dict(compression="zstd")),
+        ("delta", flat.select(["i32", "i64", "s", "bin", "f64"]), dict(use_dictionary=False, compression="none", data_page_version="2.0",
+                                                                       column_encoding={"i32": "DELTA_BINARY_PACKED", "i64": "DELTA_BINARY_PACKED", "s": "DELTA_BYTE_ARRAY",
+                                                                                        "bin": "DELTA_LENGTH_BYTE_ARRAY", "f64": "BYTE_STREAM_SPLIT"})),
+        ("nested", nested, dict(compression="none")),
+        ("nested_v2_snappy", nested, dict(data_page_version="2.0")),
+        ("int96", types.select(["ts_ms"]), dict(use_deprecated_int96_timestamps=True, compression="none")),
+    ]:
+        pq.write_table(t, os.path.join(out, "parquet", name + ".parquet"), store_schema=False, **kw)
+    schema = {"type": "record", "name": "R", "fields": [
+        {"name": "id", "type": "long"}, {"name": "s", "type": ["null", "string"]}, {"name": "f", "type": "double"},
+        {"name": "e", "type": {"type": "enum", "name": "E", "symbols": ["A", "B"]}},
+        {"name": "dec", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},
+        {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+        {"name": "arr", "type": {"type": "array", "items": "int"}}, {"name": "m", "type": {"type": "map", "values": "string"}},
+        {"name": "u", "type": ["null", "int", "string"]}, {"name": "fx", "type": {"type": "fixed", "name": "F", "size": 3}},
+        {"name": "node", "type": {"type": "record", "name": "N", "fields": [{"name": "v", "type": "int"}, {"name": "next", "type": ["null", "N"]}]}},
+    ]}
+    rows = [{"id": i, "s": None if i % 3 == 0 else "s%d" % i, "f": i / 3, "e": "AB"[i % 2], "dec": decimal.Decimal(i).scaleb(-2),
+             "ts": datetime.datetime(2020, 1, 1, tzinfo=UTC), "arr": list(range(i % 3)), "m": {"k": "v"} if i % 2 else {},
+             "u": [None, i, "x"][i % 3], "fx": b"abc", "node": {"v": i, "next": {"v": 0, "next": None} if i % 2 else None}} for i in range(10)]
+    for codec in ["null", "deflate", "snappy"]:
+        with open(os.path.join(out, "avro", "records_%s.avro" % codec), "wb") as f:
+            fastavro.writer(f, fastavro.parse_schema(schema), rows, codec=codec, sync_interval=200)
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--corpus":
+        corpus(sys.argv[2])
+        return
     if len(sys.argv) == 4 and sys.argv[1] == "--dump":
         dump(sys.argv[2], sys.argv[3])
         return

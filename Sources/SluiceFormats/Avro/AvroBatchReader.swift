@@ -68,6 +68,14 @@ public final class AvroBatchReader: BatchReader {
     public func sourceRecord(columnValues: [String?]) -> [String?] { columnValues + (spec.opField == nil ? [] : [nil]) }
 
     public func next() throws(SluiceError) -> DecodedBatch? {
+        do throws(SluiceError) {
+            return try nextBatch()
+        } catch {
+            throw spec.fileName.map { error.inFile($0) } ?? error
+        }
+    }
+
+    func nextBatch() throws(SluiceError) -> DecodedBatch? {
         var natural = naturalTypes.map { Column(type: $0, capacity: spec.limits.batchRows) }
         var n = 0
         let first = nextLine

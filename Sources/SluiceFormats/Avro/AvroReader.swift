@@ -133,13 +133,15 @@ public final class AvroReader {
         self.source = src
         metadata = meta
         guard let schemaText = meta["avro.schema"] else { throw SluiceError(.malformedFile, "Avro header has no avro.schema", at: at) }
-        schema = try AvroSchema.parse(schemaText, fileName: fileName)
         let codecName = meta["avro.codec"].map { String(decoding: $0, as: UTF8.self) } ?? "null"
         guard let c = Codec(rawValue: codecName.isEmpty ? "null" : codecName) else {
             throw SluiceError(.unsupported, "Avro codec '\(SourceLocation.excerpt(codecName))' is not supported (null, deflate, snappy, zstandard)", at: at)
         }
         codec = c
+        schema = try AvroSchema.parse(schemaText, fileName: fileName)  // last: once set, deinit releases it
     }
+
+    deinit { schema.releaseGraph() }
 
     /// The file's top-level record fields as columns.
     public var columns: [ColumnSchema] { schema.columns }

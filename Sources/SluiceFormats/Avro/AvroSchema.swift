@@ -33,6 +33,16 @@ public final class AvroSchema: @unchecked Sendable {
     /// Set once while parsing (a record's fields are filled after it is named, for recursion).
     public internal(set) var kind: Kind
     public let logical: Logical?
+    /// On the root: every named node, so that ``releaseGraph()`` can break the reference
+    /// cycles a recursive schema makes.
+    var named: [AvroSchema] = []
+
+    /// Breaks the cycles of a recursive schema so its nodes can be freed; the schema is
+    /// unusable afterwards. ``AvroReader`` calls it when it goes away.
+    public func releaseGraph() {
+        for n in named { n.kind = .null }
+        named = []
+    }
 
     public init(_ kind: Kind, logical: Logical? = nil) {
         self.kind = kind
@@ -86,7 +96,15 @@ public final class AvroSchema: @unchecked Sendable {
         case .failure(let e): throw SluiceError(.malformedFile, "Avro schema is not valid JSON: \(e.description)", at: SourceLocation(file: fileName))
         }
         var parser = AvroSchemaParser(fileName: fileName)
-        return try parser.parse(json, namespace: nil, depth: 0)
+        let root: AvroSchema
+        do throws(SluiceError) {
+            root = try parser.parse(json, namespace: nil, depth: 0)
+        } catch {
+            for n in parser.named.values { n.kind = .null }
+            throw error
+        }
+        root.named = Array(parser.named.values)
+        return root
     }
 }
 

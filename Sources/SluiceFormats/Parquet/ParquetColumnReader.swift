@@ -1,4 +1,4 @@
-public import SluiceCore
+import SluiceCore
 
 /// Reads one column chunk page by page: decompresses each page, decodes its repetition and
 /// definition levels and its values (into a dense column of the mapped type), and hands out

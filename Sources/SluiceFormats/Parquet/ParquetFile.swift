@@ -9,7 +9,15 @@ public final class ParquetFile {
     public let fileName: String?
     let dataEnd: Int64
 
-    public init(source: any RandomAccessSource, fileName: String? = nil) throws(SluiceError) {
+    public convenience init(source: any RandomAccessSource, fileName: String? = nil) throws(SluiceError) {
+        do throws(SluiceError) {
+            try self.init(checking: source, fileName: fileName)
+        } catch {
+            throw fileName.map { error.inFile($0) } ?? error
+        }
+    }
+
+    private init(checking source: any RandomAccessSource, fileName: String?) throws(SluiceError) {
         self.source = source
         self.fileName = fileName
         let size = source.size

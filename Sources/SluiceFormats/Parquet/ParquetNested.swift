@@ -1,4 +1,4 @@
-public import SluiceCore
+import SluiceCore
 
 /// Rebuilds nested values (structs, LIST, MAP, repeated fields) from the repetition and
 /// definition levels of their leaf columns, as JSON text: structs become objects, lists

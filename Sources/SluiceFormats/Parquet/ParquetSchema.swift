@@ -55,6 +55,9 @@ public struct ParquetSchema: Sendable {
                 }
                 var kids: [Node] = []
                 for _ in 0..<children {
+                    guard next < elements.count else {
+                        throw SluiceError(.malformedFile, "Parquet schema element '\(e.name)' claims more children than the schema holds", at: SourceLocation(file: fileName))
+                    }
                     let c = elements[next]
                     next += 1
                     let r = c.repetition ?? .required

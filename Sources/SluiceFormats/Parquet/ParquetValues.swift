@@ -1,4 +1,4 @@
-public import SluiceCore
+import SluiceCore
 
 /// Decodes one page's non-null values (any of Parquet's value encodings) straight into a
 /// dense ``Column`` of the mapped Sluice type: ints widened, units scaled to microseconds,
@@ -164,7 +164,10 @@ struct ParquetValueDecoder {
         case .int96:
             let nanos = Int64(UInt64(littleEndian: p.loadUnaligned(as: UInt64.self)) & 0x7FFF_FFFF_FFFF_FFFF)
             let julian = Int64(UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
-            col.append(int: (julian - 2_440_588) * 86_400_000_000 + nanos / 1000)
+            let (day, o1) = (julian - 2_440_588).multipliedReportingOverflow(by: 86_400_000_000)
+            let (t, o2) = day.addingReportingOverflow(nanos / 1000)
+            guard !o1 && !o2 else { throw Self.fail("INT96 timestamp (day \(julian)) is out of range") }
+            col.append(int: t)
         case .fixedLenByteArray:
             try appendBinary(UnsafeRawBufferPointer(start: p, count: mapping.fixedLength), into: &col)
         case .boolean, .byteArray:
@@ -176,20 +179,41 @@ struct ParquetValueDecoder {
     @inline(__always)
     func appendInteger(_ v: Int64, into col: inout Column) throws(SluiceError) {
         switch mapping.kind {
-        case .int32, .int64, .date32, .timeMicros64, .timestampMicros: col.append(int: v)
+        case .int32, .int64, .date32, .timestampMicros: col.append(int: v)
         case .uint32: col.append(int: Int64(UInt32(truncatingIfNeeded: v)))
         case .uint64AsDecimal: col.append(decimal: ExactDecimal(significand: Int128(UInt64(bitPattern: v)), scale: 0))
-        case .timeMillis32: col.append(int: v * 1000)
-        case .timeNanos64: col.append(int: v / 1000)
+        case .timeMillis32: col.append(int: try Self.timeOfDay(v * 1000))
+        case .timeMicros64: col.append(int: try Self.timeOfDay(v))
+        case .timeNanos64: col.append(int: try Self.timeOfDay(v / 1000))
         case .timestampMillis:
             let (m, o) = v.multipliedReportingOverflow(by: 1000)
             guard !o else { throw Self.fail("timestamp \(v) ms is out of range") }
             col.append(int: m)
         case .timestampNanos:
             col.append(int: v >= 0 ? v / 1000 : (v - 999) / 1000)  // floor to microseconds
-        case .decimalInt32(let s), .decimalInt64(let s): col.append(decimal: ExactDecimal(significand: Int128(v), scale: Int16(s)))
+        case .decimalInt32(let s), .decimalInt64(let s): col.append(decimal: try decimal(Int128(v), scale: s))
         default: throw Self.fail("integer values for a \(mapping.type) column")
         }
+    }
+
+    /// A time of day in microseconds, checked to lie within one day.
+    static func timeOfDay(_ micros: Int64) throws(SluiceError) -> Int64 {
+        guard micros >= 0 && micros <= 86_400_000_000 else { throw fail("time of day \(micros) µs is outside 00:00–24:00") }
+        return micros
+    }
+
+    /// A decimal value, checked against the column's precision.
+    func decimal(_ v: Int128, scale: Int) throws(SluiceError) -> ExactDecimal {
+        if case .decimal(let p, _) = mapping.type, v.magnitude > Self.maxMagnitude(precision: p) {
+            throw Self.fail("decimal value \(v) has more than \(p) digits")
+        }
+        return ExactDecimal(significand: v, scale: Int16(scale))
+    }
+
+    static func maxMagnitude(precision p: Int) -> UInt128 {
+        var m: UInt128 = 1
+        for _ in 0..<min(p, 38) { m *= 10 }
+        return m - 1
     }
 
     /// One variable-length (or fixed-length) binary value, by the column's logical type.
@@ -206,7 +230,7 @@ struct ParquetValueDecoder {
             col.append(double: Self.halfToDouble(UInt16(b[0]) | UInt16(b[1]) << 8))
         case .decimalBinary(let s):
             guard let v = Self.bigEndianInt128(b) else { throw Self.fail("decimal of \(b.count) bytes does not fit 128 bits") }
-            col.append(decimal: ExactDecimal(significand: v, scale: Int16(s)))
+            col.append(decimal: try decimal(v, scale: s))
         case .decimalBinaryAsText(let s):
             guard b.count <= 128 else { throw Self.fail("decimal of \(b.count) bytes is longer than 128") }
             col.append(bytes: Array(Self.decimalText(b, scale: s).utf8))
