@@ -18,16 +18,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Python peers: aiohttp is seed 000's HTTP client (the tests post with it as that client does).
-if ! python3 -c "import aiohttp" 2>/dev/null; then
-  echo "installing: aiohttp (pip)"
-  python3 -m pip install -q aiohttp 2>&1 | grep -v "WARNING: Running pip as" || true
+# Python peers: aiohttp is seed 000's HTTP client (the tests post with it as that client does);
+# pyarrow and fastavro are the format oracles (cramjam and backports.zstd give fastavro its
+# snappy and zstandard codecs).
+pymods=(aiohttp pyarrow fastavro cramjam backports.zstd)
+pips=()
+for m in "${pymods[@]}"; do python3 -c "import $m" 2>/dev/null || pips+=("$m"); done
+if [ ${#pips[@]} -gt 0 ]; then
+  echo "installing: ${pips[*]} (pip)"
+  python3 -m pip install -q "${pips[@]}" 2>&1 | grep -v "WARNING: Running pip as" || true
 fi
 
 for tool in sqlite3 gzip curl python3; do
   command -v "$tool" >/dev/null || { echo "error: $tool is required by the tests and could not be installed" >&2; exit 1; }
 done
-python3 -c "import aiohttp" || { echo "error: python3 module aiohttp is required by the tests" >&2; exit 1; }
+for m in "${pymods[@]}"; do
+  python3 -c "import $m" || { echo "error: python3 module $m is required by the tests" >&2; exit 1; }
+done
 
 # A throwaway PostgreSQL 15 cluster on 127.0.0.1 for the PostgreSQL tests (stopped on exit).
 if [ -z "${SLUICE_TEST_POSTGRES_URL:-}" ]; then

@@ -73,9 +73,9 @@ public enum SourceFormat: String, Sendable, Hashable, Codable, CaseIterable {
     /// `.parquet`, `.avro`).
     public static func detect(fromName name: String) -> SourceFormat? {
         var n = name.lowercased()
+        if n.hasSuffix(".gz") { n.removeLast(3) }
         if n.hasSuffix(".parquet") || n.hasSuffix(".parq") || n.hasSuffix(".pq") { return .parquet }
         if n.hasSuffix(".avro") { return .avro }
-        if n.hasSuffix(".gz") { n.removeLast(3) }
         if n.hasSuffix(".csv") || n.hasSuffix(".tsv") || n.hasSuffix(".txt") { return .csv }
         if n.hasSuffix(".ndjson") || n.hasSuffix(".jsonl") { return .ndjson }
         if n.hasSuffix(".json") { return .json }

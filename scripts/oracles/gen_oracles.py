@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 UTC = datetime.timezone.utc
+decimal.getcontext().prec = 100  # the default 28 digits would round the 38- and 50-digit values
 
 
 def canon(v):
