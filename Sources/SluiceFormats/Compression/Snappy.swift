@@ -90,21 +90,38 @@ public enum Snappy {
     /// Largest compressed size of `n` bytes.
     public static func maxCompressedLength(_ n: Int) -> Int { 32 + n + n / 6 }
 
-    /// Compresses `src` (greedy matching over 64 KiB blocks with a hash of 4-byte sequences),
-    /// appending the block to `out`.
+    /// Compresses `src` (greedy matching over 64 KiB blocks with a hash of 4-byte sequences,
+    /// looking less often while nothing matches, as the reference encoder does), appending
+    /// the block to `out`.
     public static func compress(_ src: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: maxCompressedLength(src.count) + 8))
+        let written = out.withUnsafeMutableBufferPointer { o in
+            compress(src, to: o.baseAddress! + start)
+        }
+        out.removeSubrange((start + written)...)
+    }
+
+    /// Compresses into `dst`, which has room for ``maxCompressedLength(_:)`` bytes. Returns
+    /// the bytes written.
+    /// (Not named `into:`: an `&array` argument would silently convert to this pointer.)
+    static func compress(_ src: UnsafeRawBufferPointer, to dst: UnsafeMutablePointer<UInt8>) -> Int {
+        var o = 0
         var v = UInt64(src.count)
-        while v >= 0x80 { out.append(UInt8(v & 0x7F) | 0x80); v >>= 7 }
-        out.append(UInt8(v))
-        guard src.count > 0 else { return }
+        while v >= 0x80 { dst[o] = UInt8(v & 0x7F) | 0x80; o += 1; v >>= 7 }
+        dst[o] = UInt8(v)
+        o += 1
+        guard src.count > 0 else { return o }
         let s = src.baseAddress!
-        var table = [Int32](repeating: -1, count: 1 << 14)
+        let table = UnsafeMutablePointer<Int32>.allocate(capacity: 1 << 14)
+        defer { table.deallocate() }
         var blockStart = 0
         while blockStart < src.count {
             let blockEnd = min(src.count, blockStart + 65_536)
-            for k in table.indices { table[k] = -1 }
+            table.initialize(repeating: -1, count: 1 << 14)
             var literalStart = blockStart
             var i = blockStart
+            var skip = 32
             while i + 4 <= blockEnd {
                 let word = s.loadUnaligned(fromByteOffset: i, as: UInt32.self)
                 let h = Int((word &* 0x1E35_A7BD) >> 18)
@@ -113,52 +130,66 @@ public enum Snappy {
                 if candidate >= 0, s.loadUnaligned(fromByteOffset: blockStart + candidate, as: UInt32.self) == word {
                     let from = blockStart + candidate
                     var len = 4
-                    while i + len < blockEnd && s.load(fromByteOffset: from + len, as: UInt8.self) == s.load(fromByteOffset: i + len, as: UInt8.self) { len += 1 }
-                    emitLiteral(s, literalStart, i, &out)
-                    emitCopy(offset: i - from, length: len, &out)
+                    while i + len + 8 <= blockEnd {
+                        let x = s.loadUnaligned(fromByteOffset: from + len, as: UInt64.self) ^ s.loadUnaligned(fromByteOffset: i + len, as: UInt64.self)
+                        if x != 0 { len += x.trailingZeroBitCount >> 3; break }
+                        len += 8
+                    }
+                    if i + len + 8 > blockEnd {
+                        while i + len < blockEnd && s.load(fromByteOffset: from + len, as: UInt8.self) == s.load(fromByteOffset: i + len, as: UInt8.self) { len += 1 }
+                    }
+                    o = emitLiteral(s, literalStart, i, dst, o)
+                    o = emitCopy(offset: i - from, length: len, dst, o)
                     i += len
                     literalStart = i
+                    skip = 32
                 } else {
-                    i += 1
+                    i += skip >> 5
+                    skip += 1
                 }
             }
-            emitLiteral(s, literalStart, blockEnd, &out)
+            o = emitLiteral(s, literalStart, blockEnd, dst, o)
             blockStart = blockEnd
         }
+        return o
     }
 
-    static func emitLiteral(_ s: UnsafeRawPointer, _ from: Int, _ to: Int, _ out: inout [UInt8]) {
+    static func emitLiteral(_ s: UnsafeRawPointer, _ from: Int, _ to: Int, _ d: UnsafeMutablePointer<UInt8>, _ o: Int) -> Int {
         let len = to - from
-        guard len > 0 else { return }
+        guard len > 0 else { return o }
+        var o = o
         let n = len - 1
         if n < 60 {
-            out.append(UInt8(n << 2))
+            d[o] = UInt8(n << 2); o += 1
         } else if n < 1 << 8 {
-            out.append(60 << 2); out.append(UInt8(n))
+            d[o] = 60 << 2; d[o + 1] = UInt8(n); o += 2
         } else if n < 1 << 16 {
-            out.append(61 << 2); out.append(UInt8(n & 0xFF)); out.append(UInt8(n >> 8))
+            d[o] = 61 << 2; d[o + 1] = UInt8(n & 0xFF); d[o + 2] = UInt8(n >> 8); o += 3
         } else {
-            out.append(62 << 2); out.append(UInt8(n & 0xFF)); out.append(UInt8((n >> 8) & 0xFF)); out.append(UInt8(n >> 16))
+            d[o] = 62 << 2; d[o + 1] = UInt8(n & 0xFF); d[o + 2] = UInt8((n >> 8) & 0xFF); d[o + 3] = UInt8(n >> 16); o += 4
         }
-        out.append(contentsOf: UnsafeRawBufferPointer(start: s + from, count: len))
+        (d + o).update(from: (s + from).assumingMemoryBound(to: UInt8.self), count: len)
+        return o + len
     }
 
-    static func emitCopy(offset: Int, length: Int, _ out: inout [UInt8]) {
+    static func emitCopy(offset: Int, length: Int, _ d: UnsafeMutablePointer<UInt8>, _ o: Int) -> Int {
         var len = length
+        var o = o
         // Long matches go out as 64-byte copies; keep at least 4 for the last piece.
-        while len >= 68 { copy2(offset, 64, &out); len -= 64 }
-        if len > 64 { copy2(offset, 60, &out); len -= 60 }
+        while len >= 68 { o = copy2(offset, 64, d, o); len -= 64 }
+        if len > 64 { o = copy2(offset, 60, d, o); len -= 60 }
         if len < 12 && offset < 2048 {
-            out.append(UInt8(1 | ((len - 4) << 2) | ((offset >> 8) << 5)))
-            out.append(UInt8(offset & 0xFF))
-        } else {
-            copy2(offset, len, &out)
+            d[o] = UInt8(1 | ((len - 4) << 2) | ((offset >> 8) << 5))
+            d[o + 1] = UInt8(offset & 0xFF)
+            return o + 2
         }
+        return copy2(offset, len, d, o)
     }
 
-    static func copy2(_ offset: Int, _ len: Int, _ out: inout [UInt8]) {
-        out.append(UInt8(2 | ((len - 1) << 2)))
-        out.append(UInt8(offset & 0xFF))
-        out.append(UInt8(offset >> 8))
+    static func copy2(_ offset: Int, _ len: Int, _ d: UnsafeMutablePointer<UInt8>, _ o: Int) -> Int {
+        d[o] = UInt8(2 | ((len - 1) << 2))
+        d[o + 1] = UInt8(offset & 0xFF)
+        d[o + 2] = UInt8(offset >> 8)
+        return o + 3
     }
 }

@@ -199,73 +199,124 @@ struct ParquetColumnWriter {
         if dictionaryOn { dictionary = ByteDictionary() }
     }
 
+    /// Appends rows `range` of `col`, a run of up to 4,096 rows at a time, cutting a page
+    /// when it reaches the page size (or the dictionary its limit).
     mutating func append(_ col: Column, _ range: Range<Int>) throws(SluiceError) {
-        for i in range {
-            if col.isNull(i) {
-                guard column.nullable else { throw SluiceError(.invalidArgument, "NULL in NOT NULL column '\(column.name)'") }
-                defs.append(0)
-                nullCount += 1
-            } else {
-                if column.nullable { defs.append(1) }
-                appendValue(col, i)
-            }
-            pageEntries += 1
+        var i = range.lowerBound
+        while i < range.upperBound {
+            let end = min(range.upperBound, i + 4096)
+            try appendRun(col, i..<end)
+            i = end
             if values.count + indices.count * 2 >= options.pageBytes || (dictionaryFull && dictionaryOn) { try flushPage() }
         }
     }
 
-    mutating func appendValue(_ col: Column, _ i: Int) {
+    mutating func appendRun(_ col: Column, _ run: Range<Int>) throws(SluiceError) {
+        var nulls = 0
+        for k in run where !col.validity[k] { nulls += 1 }
+        if nulls > 0 && !column.nullable { throw SluiceError(.invalidArgument, "NULL in NOT NULL column '\(column.name)'") }
+        if column.nullable {
+            defs.reserveCapacity(defs.count + run.count)
+            for k in run { defs.append(col.validity[k] ? 1 : 0) }
+        }
+        nullCount += Int64(nulls)
+        pageEntries += run.count
+        let present = run.count - nulls
         switch column.type {
         case .int64, .date, .timestamp, .timestamptz, .time:
-            let v = col.ints[i]
-            minInt = min(minInt, v)
-            maxInt = max(maxInt, v)
-            if case .int32 = physical { appendLE(UInt32(truncatingIfNeeded: v)) } else { appendLE(UInt64(bitPattern: v)) }
+            appendInts(col, run, present, width: intWidth) { col.ints[$0] }
+        case .decimal(_, _?) where !decimalWide:
+            appendInts(col, run, present, width: intWidth) { Int64(truncatingIfNeeded: col.decimals[$0].significand) }
         case .bool:
-            if col.ints[i] != 0 { bitBuffer |= 1 << UInt8(bitCount) }
-            bitCount += 1
-            if bitCount == 8 { values.append(bitBuffer); bitBuffer = 0; bitCount = 0 }
-            let v = col.ints[i]
-            minInt = min(minInt, v)
-            maxInt = max(maxInt, v)
-        case .float64:
-            let v = col.doubles[i]
-            if !v.isNaN {
-                sawDouble = true
-                minDouble = min(minDouble, v)
-                maxDouble = max(maxDouble, v)
+            for k in run where col.validity[k] {
+                let v = col.ints[k]
+                if v != 0 { bitBuffer |= 1 << UInt8(bitCount) }
+                bitCount += 1
+                if bitCount == 8 { values.append(bitBuffer); bitBuffer = 0; bitCount = 0 }
+                minInt = min(minInt, v)
+                maxInt = max(maxInt, v)
             }
-            appendLE(v.bitPattern)
+        case .float64:
+            let base = values.count
+            values.append(contentsOf: repeatElement(0, count: present * 8))
+            values.withUnsafeMutableBytes { out in
+                var o = base
+                for k in run where col.validity[k] {
+                    let v = col.doubles[k]
+                    if !v.isNaN {
+                        sawDouble = true
+                        minDouble = min(minDouble, v)
+                        maxDouble = max(maxDouble, v)
+                    }
+                    out.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: o, as: UInt64.self)
+                    o += 8
+                }
+            }
         case .decimal(_, nil):
-            let text = Array(col.decimals[i].text.utf8)
-            text.withUnsafeBytes { updateByteStats($0) }
-            appendLE(UInt32(text.count))
-            values += text
+            for k in run where col.validity[k] {
+                let text = Array(col.decimals[k].text.utf8)
+                text.withUnsafeBytes { updateByteStats($0) }
+                appendLE(UInt32(text.count))
+                values += text
+            }
         case .decimal:
-            let d = col.decimals[i].significand
-            if decimalWide {
+            for k in run where col.validity[k] {
+                let d = col.decimals[k].significand
                 minWide = min(minWide, d)
                 maxWide = max(maxWide, d)
                 Self.bigEndian(d, into: &values)
-            } else {
-                let v = Int64(truncatingIfNeeded: d)
-                minInt = min(minInt, v)
-                maxInt = max(maxInt, v)
-                if case .int32 = physical { appendLE(UInt32(truncatingIfNeeded: v)) } else { appendLE(UInt64(bitPattern: v)) }
             }
         case .text, .json, .bytes, .uuid:
-            let start = col.offsets[i], end = col.offsets[i + 1]
-            col.data.withUnsafeBytes { d in
-                let v = UnsafeRawBufferPointer(rebasing: d[start..<end])
-                updateByteStats(v)
+            appendBytes(col, run)
+        }
+    }
+
+    var intWidth: Int { if case .int32 = physical { 4 } else { 8 } }
+
+    /// Integer-stored values, `width` bytes each, with their min and max.
+    mutating func appendInts(_ col: Column, _ run: Range<Int>, _ present: Int, width: Int, _ value: (Int) -> Int64) {
+        let base = values.count
+        values.append(contentsOf: repeatElement(0, count: present * width))
+        var lo = minInt, hi = maxInt
+        values.withUnsafeMutableBytes { out in
+            var o = base
+            for k in run where col.validity[k] {
+                let v = value(k)
+                lo = min(lo, v)
+                hi = max(hi, v)
+                if width == 4 {
+                    out.storeBytes(of: UInt32(truncatingIfNeeded: v).littleEndian, toByteOffset: o, as: UInt32.self)
+                } else {
+                    out.storeBytes(of: UInt64(bitPattern: v).littleEndian, toByteOffset: o, as: UInt64.self)
+                }
+                o += width
+            }
+        }
+        minInt = lo
+        maxInt = hi
+    }
+
+    /// Byte-string values: dictionary indices while the dictionary is on, else PLAIN; the
+    /// run's min and max are found in place and merged into the chunk's once.
+    mutating func appendBytes(_ col: Column, _ run: Range<Int>) {
+        var runMin: Range<Int>?, runMax: Range<Int>?
+        col.data.withUnsafeBytes { d in
+            func slice(_ r: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: d[r]) }
+            for k in run where col.validity[k] {
+                let r = col.offsets[k]..<col.offsets[k + 1]
+                let v = slice(r)
+                if let m = runMin { if Self.less(v, slice(m)) { runMin = r } } else { runMin = r }
+                if let m = runMax { if Self.less(slice(m), v) { runMax = r } } else { runMax = r }
                 if dictionaryOn, dictionary != nil {
                     indices.append(dictionary!.index(of: v))
                     if dictionary!.byteSize > options.dictionaryLimitBytes { dictionaryFull = true }
-                    return
+                    continue
                 }
                 if case .byteArray = physical { appendLE(UInt32(v.count)) }
                 values.append(contentsOf: v)
             }
+            if let m = runMin { updateByteStats(slice(m)) }
+            if let m = runMax { updateByteStats(slice(m)) }
         }
     }
 
