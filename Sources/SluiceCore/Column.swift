@@ -101,6 +101,47 @@ public struct Column: Sendable {
         }
     }
 
+    /// Appends the values of `other` at `indices` (a dictionary lookup), each index already
+    /// checked to be in range, one pass per array.
+    public mutating func append(from other: Column, gathering indices: UnsafeBufferPointer<Int32>) {
+        let n = indices.count
+        guard n > 0 else { return }
+        other.validity.withUnsafeBufferPointer { v in
+            validity.reserveCapacity(validity.count + n)
+            for i in indices { validity.append(v[Int(i)]) }
+        }
+        switch type.storage {
+        case .int64:
+            ints.reserveCapacity(ints.count + n)
+            other.ints.withUnsafeBufferPointer { src in for i in indices { ints.append(src[Int(i)]) } }
+        case .float64:
+            doubles.reserveCapacity(doubles.count + n)
+            other.doubles.withUnsafeBufferPointer { src in for i in indices { doubles.append(src[Int(i)]) } }
+        case .decimal:
+            decimals.reserveCapacity(decimals.count + n)
+            for i in indices { decimals.append(other.decimals[Int(i)]) }
+        case .bytes:
+            other.offsets.withUnsafeBufferPointer { off in
+                var total = 0
+                for i in indices { total += off[Int(i) + 1] - off[Int(i)] }
+                let base = data.count
+                data.append(contentsOf: repeatElement(0, count: total))
+                offsets.reserveCapacity(offsets.count + n)
+                other.data.withUnsafeBytes { src in
+                    data.withUnsafeMutableBytes { dst in
+                        var at = base
+                        for i in indices {
+                            let s = off[Int(i)], len = off[Int(i) + 1] - s
+                            if len > 0 { (dst.baseAddress! + at).copyMemory(from: src.baseAddress! + s, byteCount: len) }
+                            at += len
+                            offsets.append(at)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Removes the last value (used when a row is rejected after some columns were set).
     public mutating func removeLast() {
         validity.removeLast()

@@ -72,14 +72,16 @@ public final class NDJSONBatchWriter: BatchWriter {
     }
 
     public func write(_ batch: RecordBatch) throws(SluiceError) {
-        for i in 0..<batch.count {
-            out.append(UInt8(ascii: "{"))
-            for (c, col) in batch.columns.enumerated() {
-                if c > 0 { out.append(UInt8(ascii: ",")) }
-                out += keys[c]
-                ValueText.json(col, i, into: &out)
+        batch.columns.withUnsafeBufferPointer { cols in
+            for i in 0..<batch.count {
+                out.append(UInt8(ascii: "{"))
+                for c in cols.indices {
+                    if c > 0 { out.append(UInt8(ascii: ",")) }
+                    out += keys[c]
+                    ValueText.json(cols[c], i, into: &out)
+                }
+                out.append(contentsOf: "}\n".utf8)
             }
-            out.append(contentsOf: "}\n".utf8)
         }
         rowsWritten += Int64(batch.count)
         try sink.write(out)

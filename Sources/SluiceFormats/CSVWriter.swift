@@ -48,9 +48,11 @@ public struct CSVWriter: Sendable {
 
     /// Row `row` of `batch`, each value in its canonical text form.
     public mutating func writeRow(_ batch: RecordBatch, _ row: Int) {
-        for (i, col) in batch.columns.enumerated() {
-            if i > 0 { output.append(dialect.delimiter) }
-            writeField(ValueText.render(col, row)?.utf8)
+        batch.columns.withUnsafeBufferPointer { cols in
+            for i in cols.indices {
+                if i > 0 { output.append(dialect.delimiter) }
+                writeField(ValueText.render(cols[i], row)?.utf8)
+            }
         }
         output.append(0x0A)
     }

@@ -97,7 +97,7 @@ public final class FileRandomAccess: RandomAccessSource {
         guard offset >= 0, count >= 0, count <= size - offset else {
             throw SluiceError(.malformedFile, "a read of \(count) bytes at \(offset) runs past the end of the \(size)-byte file", at: SourceLocation(file: path))
         }
-        var out = [UInt8](repeating: 0, count: count)
+        var out = [UInt8](unsafeUninitializedCapacity: count) { _, n in n = count }  // filled below, or it throws
         var done = 0
         while done < count {
             let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }

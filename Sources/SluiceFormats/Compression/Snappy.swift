@@ -42,7 +42,13 @@ public enum Snappy {
                 }
                 len += 1
                 guard len <= n - ip, len <= length - op else { throw SluiceError(.malformedFile, "snappy: literal runs past the end") }
-                (d + op).copyMemory(from: s + ip, byteCount: len)
+                if len <= 16 && ip + 16 <= n && op + 16 <= length {
+                    // Short literal: two 8-byte moves beat a memcpy call (both buffers have room).
+                    (d + op).storeBytes(of: s.loadUnaligned(fromByteOffset: ip, as: UInt64.self), as: UInt64.self)
+                    (d + op + 8).storeBytes(of: s.loadUnaligned(fromByteOffset: ip + 8, as: UInt64.self), as: UInt64.self)
+                } else {
+                    (d + op).copyMemory(from: s + ip, byteCount: len)
+                }
                 ip += len
                 op += len
             default:
@@ -66,7 +72,14 @@ public enum Snappy {
                     ip += 4
                 }
                 guard offset > 0, offset <= op, len <= length - op else { throw SluiceError(.malformedFile, "snappy: copy out of range") }
-                if offset >= len {
+                if offset >= 8 && op + len + 8 <= length {
+                    // 8 bytes at a time: with offset >= 8 each read is of bytes already written.
+                    var k = 0
+                    while k < len {
+                        (d + op + k).storeBytes(of: (d + op - offset + k).loadUnaligned(as: UInt64.self), as: UInt64.self)
+                        k += 8
+                    }
+                } else if offset >= len {
                     (d + op).copyMemory(from: d + op - offset, byteCount: len)
                 } else {
                     for k in 0..<len { d.storeBytes(of: d.load(fromByteOffset: op - offset + k, as: UInt8.self), toByteOffset: op + k, as: UInt8.self) }

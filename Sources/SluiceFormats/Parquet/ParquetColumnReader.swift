@@ -23,7 +23,8 @@ final class ParquetColumnReader {
     var entryCount = 0
     var entry = 0
     var valueIndex = 0
-    var buffer: [UInt8] = []
+    /// Decompressed page bytes, reused from page to page.
+    var scratch = UnsafeMutableRawBufferPointer(start: nil, count: 0)
 
     init(bytes: [UInt8], meta: Parquet.ColumnMetaData, leaf: ParquetSchema.Leaf, fileName: String?) {
         self.bytes = bytes
@@ -35,6 +36,8 @@ final class ParquetColumnReader {
         self.values = ParquetValueDecoder(mapping: leaf.mapping)
         self.page = Column(type: leaf.mapping.type)
     }
+
+    deinit { scratch.deallocate() }
 
     func fail(_ m: String) -> SluiceError {
         SluiceError(.malformedFile, "column '\(name)': \(m)", at: SourceLocation(file: fileName))
@@ -53,27 +56,31 @@ final class ParquetColumnReader {
         return min(1 << 30, compressed.multipliedReportingOverflow(by: ratio).partialValue + 64)
     }
 
-    func decompress(_ src: UnsafeRawBufferPointer, size: Int, compressed: Bool = true) throws(SluiceError) -> [UInt8] {
-        if !compressed || codec == .uncompressed { return Array(src) }
+    /// A page's bytes: `src` itself when stored uncompressed, else decompressed into the
+    /// reader's scratch buffer, which is reused (valid until the next call).
+    func pageBytes(_ src: UnsafeRawBufferPointer, size: Int, compressed: Bool = true) throws(SluiceError) -> UnsafeRawBufferPointer {
+        if !compressed || codec == .uncompressed { return src }
         guard size >= 0, size <= maxUncompressed(src.count) else { throw fail("a page claims \(size) uncompressed bytes from \(src.count)") }
-        var out = [UInt8](repeating: 0, count: size)
+        if scratch.count < size {
+            scratch.deallocate()
+            scratch = .allocate(byteCount: max(size, min(scratch.count * 2, maxUncompressed(src.count))), alignment: 16)
+        }
+        let d = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<size])
         do throws(SluiceError) {
-            try out.withMutableBytes { (d) throws(SluiceError) in
-                switch codec {
-                case .snappy: try Snappy.decompress(src, into: d)
-                case .gzip: try Zlib.inflate(src, into: d, framing: .gzipOrZlib)
-                case .zstd: try Zstd.decompress(src, into: d)
-                case .lz4Raw: guard try LZ4.decompressBlock(src, into: d) == size else { throw SluiceError(.malformedFile, "lz4 block size mismatch") }
-                case .lz4: try LZ4.decompressHadoop(src, into: d)
-                case .brotli: try Brotli.decompress(src, into: d)
-                case .lzo: throw SluiceError(.unsupported, "LZO compression is not supported")
-                case .uncompressed: break
-                }
+            switch codec {
+            case .snappy: try Snappy.decompress(src, into: d)
+            case .gzip: try Zlib.inflate(src, into: d, framing: .gzipOrZlib)
+            case .zstd: try Zstd.decompress(src, into: d)
+            case .lz4Raw: guard try LZ4.decompressBlock(src, into: d) == size else { throw SluiceError(.malformedFile, "lz4 block size mismatch") }
+            case .lz4: try LZ4.decompressHadoop(src, into: d)
+            case .brotli: try Brotli.decompress(src, into: d)
+            case .lzo: throw SluiceError(.unsupported, "LZO compression is not supported")
+            case .uncompressed: break
             }
         } catch {
             throw SluiceError(error.code, "column '\(name)': \(error.message)", at: SourceLocation(file: fileName))
         }
-        return out
+        return UnsafeRawBufferPointer(d)
     }
 
     /// Levels of one page: v1 pages prefix RLE levels with their byte length.
@@ -113,19 +120,19 @@ final class ParquetColumnReader {
             case .dictionaryPage?:
                 guard let d = header.dictionaryPage else { throw fail("dictionary page without its header") }
                 guard d.numValues >= 0 else { throw fail("dictionary of \(d.numValues) values") }
-                let raw = try bytes.withBytes { (b) throws(SluiceError) in try decompress(UnsafeRawBufferPointer(rebasing: b[body]), size: Int(header.uncompressedSize)) }
-                guard Int(d.numValues) <= raw.count * 8 + 1 else { throw fail("dictionary claims \(d.numValues) values in \(raw.count) bytes") }
-                var dict = Column(type: leaf.mapping.type, capacity: Int(d.numValues))
-                try raw.withBytes { (b) throws(SluiceError) in
-                    try values.decode(Parquet.Encoding.plain.rawValue, b, count: Int(d.numValues), dictionary: nil, into: &dict)
+                dictionary = try bytes.withBytes { (b) throws(SluiceError) in
+                    let raw = try pageBytes(UnsafeRawBufferPointer(rebasing: b[body]), size: Int(header.uncompressedSize))
+                    guard Int(d.numValues) <= raw.count * 8 + 1 else { throw fail("dictionary claims \(d.numValues) values in \(raw.count) bytes") }
+                    var dict = Column(type: leaf.mapping.type, capacity: Int(d.numValues))
+                    try values.decode(Parquet.Encoding.plain.rawValue, raw, count: Int(d.numValues), dictionary: nil, into: &dict)
+                    return dict
                 }
-                dictionary = dict
             case .dataPage?:
                 guard let d = header.dataPage else { throw fail("data page without its header") }
                 let n = Int(d.numValues)
                 guard n >= 0, Int64(n) <= totalValues - valuesSeen else { throw fail("a page holds \(d.numValues) values, more than the chunk has left") }
-                buffer = try bytes.withBytes { (b) throws(SluiceError) in try decompress(UnsafeRawBufferPointer(rebasing: b[body]), size: Int(header.uncompressedSize)) }
-                try buffer.withBytes { (b) throws(SluiceError) in
+                try bytes.withBytes { (chunk) throws(SluiceError) in
+                    let b = try pageBytes(UnsafeRawBufferPointer(rebasing: chunk[body]), size: Int(header.uncompressedSize))
                     var at = try levels(b, max: leaf.maxRep, count: n, encoding: d.repetitionLevelEncoding, v1: true, into: &reps)
                     at += try levels(UnsafeRawBufferPointer(rebasing: b[at...]), max: leaf.maxDef, count: n, encoding: d.definitionLevelEncoding, v1: true, into: &defs)
                     try loadValues(UnsafeRawBufferPointer(rebasing: b[at...]), entries: n, encoding: d.encoding)
@@ -141,10 +148,10 @@ final class ParquetColumnReader {
                     let page = UnsafeRawBufferPointer(rebasing: b[body])
                     _ = try levels(UnsafeRawBufferPointer(rebasing: page[0..<rl]), max: leaf.maxRep, count: n, encoding: 3, v1: false, into: &reps)
                     _ = try levels(UnsafeRawBufferPointer(rebasing: page[rl..<(rl + dl)]), max: leaf.maxDef, count: n, encoding: 3, v1: false, into: &defs)
-                    buffer = try decompress(UnsafeRawBufferPointer(rebasing: page[(rl + dl)...]), size: Int(header.uncompressedSize) - rl - dl,
-                                            compressed: d.isCompressed)
+                    let values = try pageBytes(UnsafeRawBufferPointer(rebasing: page[(rl + dl)...]), size: Int(header.uncompressedSize) - rl - dl,
+                                               compressed: d.isCompressed)
+                    try loadValues(values, entries: n, encoding: d.encoding)
                 }
-                try buffer.withBytes { (b) throws(SluiceError) in try loadValues(b, entries: n, encoding: d.encoding) }
                 return true
             default:
                 continue  // index pages and unknown page types are skipped

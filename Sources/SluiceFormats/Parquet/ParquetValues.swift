@@ -35,12 +35,14 @@ struct ParquetValueDecoder {
             guard bytes.count >= 1 else { throw Self.fail("missing index bit width") }
             let width = Int(bytes[0])
             try ParquetEncoding.decodeHybrid(UnsafeRawBufferPointer(rebasing: bytes[1...]), bitWidth: width, count: count, into: &indices)
-            let n = dict.count
-            col.validity.reserveCapacity(col.count + count)
-            for i in indices {
-                guard i >= 0 && Int(i) < n else { throw Self.fail("dictionary index \(i) is out of range (\(n) entries)") }
-                col.append(from: dict, at: Int(i))
+            let n = UInt32(dict.count)
+            var bad = false
+            for i in indices where UInt32(bitPattern: i) >= n { bad = true }
+            if bad {
+                let i = indices.first { UInt32(bitPattern: $0) >= n }!
+                throw Self.fail("dictionary index \(i) is out of range (\(n) entries)")
             }
+            indices.withUnsafeBufferPointer { col.append(from: dict, gathering: $0) }
         case .rle? where mapping.physical == .boolean:
             guard bytes.count >= 4 else { throw Self.fail("truncated boolean RLE data") }
             let len = Int(bytes.loadUnaligned(as: UInt32.self).littleEndian)

@@ -80,7 +80,7 @@ public final class ParquetWriter: BatchWriter {
         var group = Parquet.RowGroup()
         group.numRows = Int64(groupRows)
         for c in columns.indices {
-            let (bytes, meta0) = try columns[c].finishChunk()
+            let (parts, meta0) = try columns[c].finishChunk()
             var meta = meta0
             let start = offset
             if meta.dictionaryPageOffset != nil {
@@ -89,7 +89,7 @@ public final class ParquetWriter: BatchWriter {
             } else {
                 meta.dataPageOffset = start
             }
-            try emit(bytes)
+            for part in parts { try emit(part) }
             var chunk = Parquet.ColumnChunk()
             chunk.fileOffset = start
             chunk.meta = meta
@@ -430,9 +430,9 @@ struct ParquetColumnWriter {
         if dictionaryFull { dictionaryOn = false }
     }
 
-    /// The row group's column chunk (dictionary page first) and its metadata, with offsets
+    /// The row group's column chunk in parts (dictionary page, data pages) and its metadata, with offsets
     /// relative to the chunk's start; resets for the next row group.
-    mutating func finishChunk() throws(SluiceError) -> ([UInt8], Parquet.ColumnMetaData) {
+    mutating func finishChunk() throws(SluiceError) -> ([[UInt8]], Parquet.ColumnMetaData) {
         try flushPage()
         var meta = Parquet.ColumnMetaData()
         meta.type = element.type!
@@ -460,12 +460,12 @@ struct ParquetColumnWriter {
         }
         if usedPlain || !chunkUsedDictionary { encodings.append(Parquet.Encoding.plain.rawValue) }
         meta.encodings = encodings
-        out += pages
-        meta.totalCompressedSize = Int64(out.count)
+        meta.totalCompressedSize = Int64(out.count + pages.count)
         meta.totalUncompressedSize = Int64(uncompressedTotal)
         meta.statistics = statistics()
+        let parts = [out, pages]
         reset()
-        return (out, meta)
+        return (parts, meta)
     }
 
     var chunkUsedDictionary: Bool { (dictionary?.count ?? 0) > 0 }
