@@ -23,6 +23,11 @@ final class ParquetColumnReader {
     var entryCount = 0
     var entry = 0
     var valueIndex = 0
+    /// Where ``readFlat(_:into:)`` wants a whole page decoded, with room for `directRoom`
+    /// rows; `directRows` says how many went there.
+    var direct: UnsafeMutablePointer<Column>?
+    var directRoom = 0
+    var directRows = 0
     /// Decompressed page bytes, reused from page to page.
     var scratch = UnsafeMutableRawBufferPointer(start: nil, count: 0)
 
@@ -168,16 +173,25 @@ final class ParquetColumnReader {
             for d in defs where d == m { present += 1 }
         }
         page.removeAll()
+        entryCount = n
+        entry = 0
+        valueIndex = 0
+        valuesSeen += Int64(n)
         do throws(SluiceError) {
+            if let dest = direct, leaf.maxRep == 0, present == n, n <= directRoom {
+                // The whole page goes to the caller's column with no NULL: decode it there.
+                let before = dest.pointee.count
+                try values.decode(encoding, b, count: n, dictionary: dictionary, into: &dest.pointee)
+                guard dest.pointee.count == before + n else { throw fail("page decoded \(dest.pointee.count - before) values, expected \(n)") }
+                entry = n
+                directRows = n
+                return
+            }
             try values.decode(encoding, b, count: present, dictionary: dictionary, into: &page)
         } catch {
             throw SluiceError(error.code, "column '\(name)': \(error.message)", at: SourceLocation(file: fileName))
         }
         guard page.count == present else { throw fail("page decoded \(page.count) values, expected \(present)") }
-        entryCount = n
-        entry = 0
-        valueIndex = 0
-        valuesSeen += Int64(n)
     }
 
     // MARK: Flat columns
@@ -188,7 +202,15 @@ final class ParquetColumnReader {
         let maxDef = Int32(leaf.maxDef)
         while need > 0 {
             if entry == entryCount {
-                guard try nextPage() else { throw fail("the column ends \(need) rows early") }
+                directRows = 0
+                directRoom = need
+                let more = try withUnsafeMutablePointer(to: &col) { (p) throws(SluiceError) -> Bool in
+                    direct = p
+                    defer { direct = nil }
+                    return try nextPage()
+                }
+                guard more else { throw fail("the column ends \(need) rows early") }
+                need -= directRows
                 continue
             }
             let k = min(need, entryCount - entry)
