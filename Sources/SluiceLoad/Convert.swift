@@ -68,12 +68,15 @@ public struct ConvertReport: Sendable, Codable {
     public var firstRejects: [String] = []
     public var readSeconds = 0.0
     public var writeSeconds = 0.0
+    /// Time to flush the output to disk and move it into place (not in ``writeSeconds``).
+    public var syncSeconds = 0.0
     public var bytesWritten: Int64 = 0
     public var columns: [String] = []
 
     enum CodingKeys: String, CodingKey {
         case input, output, format, rows, rejected, columns
-        case firstRejects = "first_rejects", readSeconds = "read_seconds", writeSeconds = "write_seconds", bytesWritten = "bytes_written"
+        case firstRejects = "first_rejects", readSeconds = "read_seconds", writeSeconds = "write_seconds", syncSeconds = "sync_seconds"
+        case bytesWritten = "bytes_written"
     }
 }
 
@@ -114,8 +117,10 @@ public enum Converter {
         }
         let t2 = clock.now
         try writer.finish()
+        let t3 = clock.now
+        report.writeSeconds += (t3 - t2).seconds
         try sink.commit()
-        report.writeSeconds += (clock.now - t2).seconds
+        report.syncSeconds = (clock.now - t3).seconds
         report.rows = writer.rowsWritten
         report.bytesWritten = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int64) ?? 0
         return report

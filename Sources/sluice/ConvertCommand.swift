@@ -70,7 +70,7 @@ struct ConvertCommand: ParsableCommand {
                 enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
                 print(String(decoding: try enc.encode(report), as: UTF8.self))
             } else {
-                print("wrote \(report.rows) rows to \(output) (\(report.format), \(report.bytesWritten) bytes) in \(String(format: "%.2f", report.readSeconds + report.writeSeconds)) s")
+                print("wrote \(report.rows) rows to \(output) (\(report.format), \(report.bytesWritten) bytes) in \(String(format: "%.2f", report.readSeconds + report.writeSeconds + report.syncSeconds)) s")
                 if report.rejected > 0 {
                     print("left out \(report.rejected) rows that do not fit the inferred types:")
                     for r in report.firstRejects { print("  \(r)") }

@@ -1,5 +1,8 @@
 import ArgumentParser
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -58,8 +61,20 @@ struct Runtime {
         return WorkerService(driver: driver, executor: executor, options: options, wake: wake, logger: log, wakeSource: wakeSource)
     }
 
+    /// Process-wide set-up every command runs first: logging to stderr, and an allocator
+    /// that keeps large buffers (pages, batches) instead of mapping and faulting in fresh
+    /// memory for each one.
     static func bootstrapLogging() {
         LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
+        #if canImport(Glibc)
+        // mallopt is not in Glibc's Swift module; M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3.
+        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+        if let f = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {
+            let mallopt = unsafeBitCast(f, to: Mallopt.self)
+            _ = mallopt(-3, 64 << 20)
+            _ = mallopt(-1, 128 << 20)
+        }
+        #endif
     }
 }
 

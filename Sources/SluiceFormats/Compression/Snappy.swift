@@ -126,39 +126,43 @@ public enum Snappy {
         o += 1
         guard src.count > 0 else { return o }
         let s = src.baseAddress!
-        let table = UnsafeMutablePointer<Int32>.allocate(capacity: 1 << 14)
+        // Offsets within the 64 KiB block fit 16 bits: a 32 KiB table stays in L1. An entry
+        // of 0 needs no "empty" mark, as every candidate is checked against the input.
+        let table = UnsafeMutablePointer<UInt16>.allocate(capacity: 1 << 14)
         defer { table.deallocate() }
         var blockStart = 0
         while blockStart < src.count {
             let blockEnd = min(src.count, blockStart + 65_536)
-            table.initialize(repeating: -1, count: 1 << 14)
+            table.initialize(repeating: 0, count: 1 << 14)
+            let b = s + blockStart
+            let limit = blockEnd - blockStart
             var literalStart = blockStart
-            var i = blockStart
+            var i = 0  // within the block
             var skip = 32
-            while i + 4 <= blockEnd {
-                let word = s.loadUnaligned(fromByteOffset: i, as: UInt32.self)
-                let h = Int((word &* 0x1E35_A7BD) >> 18)
+            while i &+ 4 <= limit {
+                let word = b.loadUnaligned(fromByteOffset: i, as: UInt32.self)
+                let h = Int(truncatingIfNeeded: (word &* 0x1E35_A7BD) >> 18)
                 let candidate = Int(table[h])
-                table[h] = Int32(i - blockStart)
-                if candidate >= 0, s.loadUnaligned(fromByteOffset: blockStart + candidate, as: UInt32.self) == word {
-                    let from = blockStart + candidate
+                table[h] = UInt16(truncatingIfNeeded: i)
+                if candidate < i, b.loadUnaligned(fromByteOffset: candidate, as: UInt32.self) == word {
                     var len = 4
-                    while i + len + 8 <= blockEnd {
-                        let x = s.loadUnaligned(fromByteOffset: from + len, as: UInt64.self) ^ s.loadUnaligned(fromByteOffset: i + len, as: UInt64.self)
-                        if x != 0 { len += x.trailingZeroBitCount >> 3; break }
-                        len += 8
+                    while i &+ len &+ 8 <= limit {
+                        let x = b.loadUnaligned(fromByteOffset: candidate &+ len, as: UInt64.self) ^ b.loadUnaligned(fromByteOffset: i &+ len, as: UInt64.self)
+                        if x != 0 { len &+= x.trailingZeroBitCount >> 3; break }
+                        len &+= 8
                     }
-                    if i + len + 8 > blockEnd {
-                        while i + len < blockEnd && s.load(fromByteOffset: from + len, as: UInt8.self) == s.load(fromByteOffset: i + len, as: UInt8.self) { len += 1 }
+                    if i &+ len &+ 8 > limit {
+                        while i &+ len < limit && b.load(fromByteOffset: candidate &+ len, as: UInt8.self) == b.load(fromByteOffset: i &+ len, as: UInt8.self) { len &+= 1 }
                     }
-                    o = emitLiteral(s, literalStart, i, dst, o)
-                    o = emitCopy(offset: i - from, length: len, dst, o)
-                    i += len
-                    literalStart = i
+                    o = emitLiteral(s, literalStart, blockStart + i, dst, o)
+                    o = emitCopy(offset: i - candidate, length: len, dst, o)
+                    i &+= len
+                    literalStart = blockStart + i
                     skip = 32
                 } else {
-                    i += skip >> 5
-                    skip += 1
+                    let step = skip >> 5  // the reference encoder's pace: faster the longer nothing matches
+                    skip &+= step
+                    i &+= step
                 }
             }
             o = emitLiteral(s, literalStart, blockEnd, dst, o)

@@ -131,7 +131,10 @@ struct ParquetColumnWriter {
     let decimalWide: Bool
 
     // The row group's finished pages (headers included), and its counters.
-    var pages: [UInt8] = []
+    var pages: [[UInt8]] = []
+    var pagesBytes = 0
+    /// A page's bytes before compression, reused from page to page.
+    var raw: [UInt8] = []
     var uncompressedTotal = 0
     var chunkValues = 0
     var usedPlain = false
@@ -376,21 +379,22 @@ struct ParquetColumnWriter {
         return out
     }
 
-    mutating func emitPage(_ header: Parquet.PageHeader, _ raw: [UInt8], into out: inout [UInt8]) throws(SluiceError) {
+    /// The page (header and compressed body) for `raw`.
+    mutating func encodePage(_ header: Parquet.PageHeader, _ raw: [UInt8]) throws(SluiceError) -> [UInt8] {
         guard raw.count <= Int(Int32.max) else { throw SluiceError(.invalidArgument, "a Parquet page over 2 GiB") }
         let body = try compress(raw)
         var h = header
         h.uncompressedSize = Int32(raw.count)
         h.compressedSize = Int32(body.count)
-        let hb = Parquet.encode(h)
-        out += hb
+        var out = Parquet.encode(h)
+        uncompressedTotal += out.count + raw.count
         out += body
-        uncompressedTotal += hb.count + raw.count
+        return out
     }
 
     mutating func flushPage() throws(SluiceError) {
         guard pageEntries > 0 else { return }
-        var raw: [UInt8] = []
+        raw.removeAll(keepingCapacity: true)
         if column.nullable {
             var levels: [UInt8] = []
             defs.withUnsafeBufferPointer { ParquetEncoding.encodeHybrid($0, bitWidth: 1, into: &levels) }
@@ -418,10 +422,9 @@ struct ParquetColumnWriter {
         d.definitionLevelEncoding = Parquet.Encoding.rle.rawValue
         d.repetitionLevelEncoding = Parquet.Encoding.rle.rawValue
         h.dataPage = d
-        var out = pages
-        pages = []
-        try emitPage(h, raw, into: &out)
-        pages = out
+        let page = try encodePage(h, raw)
+        pages.append(page)
+        pagesBytes += page.count
         chunkValues += pageEntries
         pageEntries = 0
         defs.removeAll(keepingCapacity: true)
@@ -453,17 +456,17 @@ struct ParquetColumnWriter {
             var h = Parquet.PageHeader()
             h.type = Parquet.PageType.dictionaryPage.rawValue
             h.dictionaryPage = Parquet.DictionaryPageHeader(numValues: Int32(dict.count), encoding: Parquet.Encoding.plain.rawValue)
-            try emitPage(h, raw, into: &out)
+            out = try encodePage(h, raw)
             meta.dictionaryPageOffset = 0
             meta.dataPageOffset = Int64(out.count)
             encodings.append(Parquet.Encoding.rleDictionary.rawValue)
         }
         if usedPlain || !chunkUsedDictionary { encodings.append(Parquet.Encoding.plain.rawValue) }
         meta.encodings = encodings
-        meta.totalCompressedSize = Int64(out.count + pages.count)
+        meta.totalCompressedSize = Int64(out.count + pagesBytes)
         meta.totalUncompressedSize = Int64(uncompressedTotal)
         meta.statistics = statistics()
-        let parts = [out, pages]
+        let parts = [out] + pages
         reset()
         return (parts, meta)
     }
@@ -524,6 +527,7 @@ struct ParquetColumnWriter {
 
     mutating func reset() {
         pages = []
+        pagesBytes = 0
         uncompressedTotal = 0
         chunkValues = 0
         usedPlain = false
