@@ -81,3 +81,15 @@ struct TypedBatchConverter {
         return true
     }
 }
+
+/// A reader of a self-describing file (Parquet, Avro): its rejects hold the row's values as
+/// read, one field per column, then the op field.
+protocol TypedFileReader: BatchReader {
+    var spec: ReadSpec { get }
+}
+
+extension TypedFileReader {
+    public var rejectFields: [String] { spec.schema.columns.map(\.sourceField) + (spec.opField.map { [$0] } ?? []) }
+
+    public func sourceRecord(columnValues: [String?]) -> [String?] { columnValues + (spec.opField == nil ? [] : [nil]) }
+}

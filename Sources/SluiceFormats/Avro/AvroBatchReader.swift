@@ -3,7 +3,7 @@ public import SluiceCore
 /// Reads an Avro object container file into batches of a target schema. Each column's
 /// source field is a top-level field of the file's record (nested values arrive as JSON);
 /// fields no column reads are skipped. A row's line is its ordinal in the file.
-public final class AvroBatchReader: BatchReader {
+public final class AvroBatchReader: TypedFileReader {
     let file: AvroReader
     let spec: ReadSpec
     let fields: [AvroSchema.Field]
@@ -62,10 +62,6 @@ public final class AvroBatchReader: BatchReader {
         unusedFields = fields.indices.filter { !used.contains($0) }.map { fields[$0].name }
         converter = TypedBatchConverter(schema: spec.schema, capacity: spec.limits.batchRows)
     }
-
-    public var rejectFields: [String] { spec.schema.columns.map(\.sourceField) + (spec.opField.map { [$0] } ?? []) }
-
-    public func sourceRecord(columnValues: [String?]) -> [String?] { columnValues + (spec.opField == nil ? [] : [nil]) }
 
     public func next() throws(SluiceError) -> DecodedBatch? {
         do throws(SluiceError) {

@@ -117,30 +117,18 @@ enum AvroValues {
             out.append(UInt8(ascii: "}"))
         case .array(let items):
             out.append(UInt8(ascii: "["))
-            var first = true
-            while true {
-                let n = try c.blockCount()
-                if n == 0 { break }
-                for _ in 0..<n {
-                    if !first { out.append(UInt8(ascii: ",")) }
-                    first = false
-                    try writeJSON(items, &c, into: &out, depth: depth + 1)
-                }
+            try eachItem(&c) { (c, first) throws(SluiceError) in
+                if !first { out.append(UInt8(ascii: ",")) }
+                try writeJSON(items, &c, into: &out, depth: depth + 1)
             }
             out.append(UInt8(ascii: "]"))
         case .map(let values):
             out.append(UInt8(ascii: "{"))
-            var first = true
-            while true {
-                let n = try c.blockCount()
-                if n == 0 { break }
-                for _ in 0..<n {
-                    if !first { out.append(UInt8(ascii: ",")) }
-                    first = false
-                    JSONValue.writeString(bytes: try c.bytes(), into: &out)
-                    out.append(UInt8(ascii: ":"))
-                    try writeJSON(values, &c, into: &out, depth: depth + 1)
-                }
+            try eachItem(&c) { (c, first) throws(SluiceError) in
+                if !first { out.append(UInt8(ascii: ",")) }
+                JSONValue.writeString(bytes: try c.bytes(), into: &out)
+                out.append(UInt8(ascii: ":"))
+                try writeJSON(values, &c, into: &out, depth: depth + 1)
             }
             out.append(UInt8(ascii: "}"))
         case .union(let branches):
@@ -158,6 +146,19 @@ enum AvroValues {
         }
     }
 
+    /// Calls `body` for each item of an array or map, block by block; `first` is true once.
+    static func eachItem(_ c: inout AvroCursor, _ body: (inout AvroCursor, Bool) throws(SluiceError) -> Void) throws(SluiceError) {
+        var first = true
+        while true {
+            let n = try c.blockCount()
+            if n == 0 { return }
+            for _ in 0..<n {
+                try body(&c, first)
+                first = false
+            }
+        }
+    }
+
     /// Moves past one value without decoding it (a field no column reads).
     static func skip(_ s: AvroSchema, _ c: inout AvroCursor, depth: Int) throws(SluiceError) {
         guard depth < maxDepth else { throw fail("values nest deeper than \(maxDepth) levels") }
@@ -171,19 +172,11 @@ enum AvroValues {
         case .fixed(_, let n): _ = try c.take(n)
         case .record(_, let fields): for f in fields { try skip(f.type, &c, depth: depth + 1) }
         case .array(let items):
-            while true {
-                let n = try c.blockCount()
-                if n == 0 { break }
-                for _ in 0..<n { try skip(items, &c, depth: depth + 1) }
-            }
+            try eachItem(&c) { (c, _) throws(SluiceError) in try skip(items, &c, depth: depth + 1) }
         case .map(let values):
-            while true {
-                let n = try c.blockCount()
-                if n == 0 { break }
-                for _ in 0..<n {
-                    _ = try c.bytes()
-                    try skip(values, &c, depth: depth + 1)
-                }
+            try eachItem(&c) { (c, _) throws(SluiceError) in
+                _ = try c.bytes()
+                try skip(values, &c, depth: depth + 1)
             }
         case .union(let branches):
             let b = try c.long()

@@ -3,7 +3,7 @@ public import SluiceCore
 /// Reads a Parquet file into batches of a target schema, one row group at a time and only
 /// the columns the schema names. Each column's source field is a top-level field or a
 /// dotted path through structs; nested fields arrive as JSON. A row's line is its ordinal.
-public final class ParquetBatchReader: BatchReader {
+public final class ParquetBatchReader: TypedFileReader {
     let file: ParquetFile
     let spec: ReadSpec
     /// Distinct source nodes read (target columns and the op field share them).
@@ -43,10 +43,6 @@ public final class ParquetBatchReader: BatchReader {
             throw SluiceError(.unsupported, "field '\(node.path.joined(separator: "."))' is inside a repeated group", at: SourceLocation(file: spec.fileName))
         }
     }
-
-    public var rejectFields: [String] { spec.schema.columns.map(\.sourceField) + (spec.opField.map { [$0] } ?? []) }
-
-    public func sourceRecord(columnValues: [String?]) -> [String?] { columnValues + (spec.opField == nil ? [] : [nil]) }
 
     /// Opens the next row group with rows, creating the readers of the needed leaves.
     func nextGroup() throws(SluiceError) -> Bool {
