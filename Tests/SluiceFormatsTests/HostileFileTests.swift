@@ -230,7 +230,7 @@ struct HostileFileTests {
     @Test("Avro truncated at every length fails or reads fewer rows, never crashes")
     func avroTruncated() throws {
         for (name, bytes) in corpus("avro") {
-            let total = try avroRows(bytes).get()
+            guard case .success(let total) = avroRows(bytes) else { continue }  // a regression input, bad on purpose
             for cut in 0..<bytes.count {
                 switch avroRows(Array(bytes[0..<cut])) {
                 case .success(let n): #expect(n < total, "\(name) cut at \(cut) read \(n) of \(total) rows")

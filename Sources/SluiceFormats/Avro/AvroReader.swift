@@ -114,7 +114,11 @@ public final class AvroReader {
             while true {
                 var n = try Self.streamLong(window, &src)
                 if n == 0 { break }
-                if n < 0 { n = -n; _ = try Self.streamLong(window, &src) }
+                if n < 0 {
+                    guard n != Int64.min else { throw SluiceError(.malformedFile, "header metadata block count out of range") }
+                    n = -n
+                    _ = try Self.streamLong(window, &src)
+                }
                 guard n <= 10_000 else { throw SluiceError(.malformedFile, "header metadata claims \(n) entries") }
                 for _ in 0..<n {
                     let key = try Self.streamBytes(window, &src, limit: 1 << 20)
