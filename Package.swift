@@ -97,6 +97,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Export: table rows to HTTP receivers in batches, with a delivery ledger, retries and rate limits.
+        .target(
+            name: "SluiceExport",
+            dependencies: [
+                "SluiceCore", "SluiceFormats", "SluiceSQLite",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
         // HTTP API (Hummingbird): routes and controllers, request → validated job. No business logic.
         .target(
             name: "SluiceHTTP",
@@ -118,7 +130,7 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceLoad", "SluiceConfig", "SluiceQueue", "SluiceWorker", "SluiceHTTP", "SluicePostgres",
+                "SluiceLoad", "SluiceConfig", "SluiceQueue", "SluiceWorker", "SluiceHTTP", "SluicePostgres", "SluiceExport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -144,6 +156,7 @@ let package = Package(
         ),
         .testTarget(name: "SluiceSQLiteTests", dependencies: ["SluiceSQLite", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceLoadTests", dependencies: ["SluiceLoad", "SluiceTesting"], swiftSettings: strict),
+        .testTarget(name: "SluiceExportTests", dependencies: ["SluiceExport", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceQueueTests", dependencies: ["SluiceQueue", "SluiceSQLite", "SluiceWorker", "SluiceTesting"], swiftSettings: strict),
         .testTarget(
             name: "SluicePostgresTests",

@@ -20,10 +20,10 @@ fi
 
 # Python peers: aiohttp is seed 000's HTTP client (the tests post with it as that client does);
 # pyarrow and fastavro are the format oracles (cramjam and backports.zstd give fastavro its
-# snappy and zstandard codecs).
-pymods=(aiohttp pyarrow fastavro cramjam backports.zstd)
+# snappy and zstandard codecs); fastapi + uvicorn (+ python-multipart) run the export receivers.
+pymods=(aiohttp pyarrow fastavro cramjam backports.zstd fastapi uvicorn multipart)
 pips=()
-for m in "${pymods[@]}"; do python3 -c "import $m" 2>/dev/null || pips+=("$m"); done
+for m in "${pymods[@]}"; do python3 -c "import $m" 2>/dev/null || pips+=("$([ "$m" = multipart ] && echo python-multipart || echo "$m")"); done
 if [ ${#pips[@]} -gt 0 ]; then
   echo "installing: ${pips[*]} (pip)"
   python3 -m pip install -q "${pips[@]}" 2>&1 | grep -v "WARNING: Running pip as" || true

@@ -1,6 +1,7 @@
 public import ArgumentParser
 import SluiceConfig
 import SluiceCore
+import SluiceExport
 import Foundation
 
 /// Options every command shares: where the configuration and the database are.
@@ -63,6 +64,7 @@ struct CSVOptions: ParsableArguments {
 
 extension SourceFormat: ExpressibleByArgument {}
 extension WriteMode: ExpressibleByArgument {}
+extension ExportFormat: ExpressibleByArgument {}
 
 /// Prints one clear error line and exits non-zero.
 func fail(_ message: String) -> ExitCode {

@@ -1,0 +1,346 @@
+public import SluiceCore
+public import SluiceFormats
+import SluiceSQLite
+import Foundation
+import Crypto
+import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
+
+/// Encoding of the files an export sends.
+public enum ExportFormat: String, Sendable, CaseIterable, Codable {
+    case csv, ndjson, parquet
+    var contentType: String {
+        switch self {
+        case .csv: "text/csv"
+        case .ndjson: "application/x-ndjson"
+        case .parquet: "application/vnd.apache.parquet"
+        }
+    }
+}
+
+/// What to export where, and how politely.
+public struct ExportSpec: Sendable {
+    public var database: String
+    public var table: String
+    public var key: String
+    /// The receiver's URL; also the ledger's name for the destination.
+    public var url: String
+    public var format: ExportFormat = .csv
+    public var batchSize = 10_000
+    public var concurrency = 8
+    /// Multipart field for the file; nil sends the file as the raw body.
+    public var fieldName: String? = "file"
+    public var formFields: [(String, String)] = []
+    public var headers: [(String, String)] = []
+    public var gzip = false
+    public var requestsPerSecond: Double?
+    public var rowsPerSecond: Double?
+    public var timeoutSeconds = 60.0
+    public var policy = DeliveryPolicy()
+    /// Folder for spooled batch files (kept until delivered).
+    public var spoolDir: String
+
+    public init(database: String, table: String, key: String, url: String, spoolDir: String) {
+        self.database = database
+        self.table = table
+        self.key = key
+        self.url = url
+        self.spoolDir = spoolDir
+    }
+}
+
+/// What an export run did.
+public struct ExportReport: Sendable, Codable {
+    public var planned = 0
+    public var plannedRows = 0
+    public var delivered = 0
+    public var deliveredRows = 0
+    public var dead = 0
+    public var attempts = 0
+    public var seconds = 0.0
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case planned, delivered, dead, attempts, seconds
+        case plannedRows = "planned_rows", deliveredRows = "delivered_rows"
+    }
+}
+
+/// Plans batches of rows not yet sent (spooling each file and recording it in the ledger
+/// before anything is sent), then delivers every planned batch with bounded concurrency,
+/// retries and a rate limit; a batch is marked delivered only after a 2xx.
+public final class Exporter: @unchecked Sendable {
+    let spec: ExportSpec
+    public let ledger: ExportLedger
+    let lock = NSLock()
+    var limiter: RateLimiter?
+    var rowLimiter: RateLimiter?
+    public var onProgress: (@Sendable (ExportReport) -> Void)?
+
+    public init(spec: ExportSpec) throws(SluiceError) {
+        try SQLIdentifier.validate(spec.table)
+        try SQLIdentifier.validate(spec.key)
+        guard let u = URL(string: spec.url), let scheme = u.scheme?.lowercased(), scheme == "http" || scheme == "https", u.host != nil else {
+            throw SluiceError(.invalidArgument, "the destination must be an http(s) URL, not '\(spec.url)'")
+        }
+        guard spec.batchSize > 0, spec.concurrency > 0 else { throw SluiceError(.invalidArgument, "batch size and concurrency must be positive") }
+        self.spec = spec
+        ledger = try ExportLedger(path: spec.database)
+        let now = Self.seconds()
+        limiter = spec.requestsPerSecond.map { RateLimiter(rate: $0, now: now) }
+        rowLimiter = spec.rowsPerSecond.map { RateLimiter(rate: $0, burst: Double(spec.batchSize), now: now) }
+    }
+
+    static func seconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    // MARK: Planning
+
+    /// Cuts the rows no batch carries yet into batches, in key order, by keyset pages. Each
+    /// batch's file is written and fsynced before the batch and its keys are recorded.
+    public func plan() throws(SluiceError) -> (batches: Int, rows: Int) {
+        let target = try SQLiteTarget(path: spec.database)
+        guard let schema = try target.schema(of: spec.table) else {
+            throw SluiceError(.notFound, "table '\(spec.table)' does not exist in \(spec.database)")
+        }
+        guard let keyIndex = schema.index(of: spec.key) else { throw SluiceError(.invalidSchema, "table '\(spec.table)' has no column '\(spec.key)'") }
+        do {
+            try FileManager.default.createDirectory(atPath: spec.spoolDir, withIntermediateDirectories: true)
+        } catch {
+            throw SluiceError(.io, "cannot create '\(spec.spoolDir)': \(error.localizedDescription)")
+        }
+        let t = SQLIdentifier.quoteValidated(spec.table), k = SQLIdentifier.quoteValidated(spec.key)
+        let cols = schema.columns.map { SQLIdentifier.quoteValidated($0.name) }.joined(separator: ", ")
+        let db = ledger.connection
+        // `+` strips the column's affinity, so the ledger's untyped key column can use its index.
+        let notSent = "NOT EXISTS (SELECT 1 FROM \(ExportLedger.rows) r WHERE r.destination = ?1 AND r.key = +\(t).\(k))"
+        let first = try db.prepare("SELECT \(cols) FROM \(t) WHERE \(notSent) AND \(k) IS NOT NULL ORDER BY \(k) LIMIT ?2")
+        let next = try db.prepare("SELECT \(cols) FROM \(t) WHERE \(notSent) AND \(k) > ?3 ORDER BY \(k) LIMIT ?2")
+        var last: SQLiteValue? = nil
+        var batches = 0, rows = 0
+        var number = try ledger.nextBatchNumber(spec.url)
+        while true {
+            let st = last == nil ? first : next
+            st.bind(1, .text(spec.url))
+            st.bind(2, .integer(Int64(spec.batchSize)))
+            if let last { st.bind(3, last) }
+            var builder = BatchBuilder(schema: TableSchema(columns: schema.columns.map { var c = $0; c.nullable = true; return c }), capacity: spec.batchSize)
+            var keys: [SQLiteValue] = []
+            var line: Int64 = 0
+            while try st.step() {
+                line += 1
+                builder.beginRow(line: line)
+                for c in 0..<schema.columns.count { Self.set(&builder, c, st.value(c)) }
+                if let r = builder.endRow() {
+                    throw SluiceError(.invalidSchema, "row with \(spec.key) = \(Self.text(st.value(keyIndex))) does not read back as its column type: \(r.message)")
+                }
+                keys.append(st.value(keyIndex))
+            }
+            guard let lastKey = keys.last else { break }
+            let batch = builder.take()
+            let bytes = try encode(batch, schema: schema)
+            let sha = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+            let file = (spec.spoolDir as NSString).appendingPathComponent("batch-\(number).\(spec.format.rawValue)\(spec.gzip ? ".gz" : "")")
+            try Self.writeDurably(bytes, to: file)
+            try ledger.insert(ExportBatch(destination: spec.url, batch: number, rows: keys.count, firstKey: Self.text(keys[0]), lastKey: Self.text(lastKey),
+                                          sha256: sha, file: file, state: .planned, attempts: 0), keys: keys)
+            batches += 1
+            rows += keys.count
+            number += 1
+            last = lastKey
+            if keys.count < spec.batchSize { break }
+        }
+        return (batches, rows)
+    }
+
+    static func text(_ v: SQLiteValue) -> String {
+        switch v {
+        case .null: "NULL"
+        case .integer(let i): String(i)
+        case .real(let d): ValueText.double(d)
+        case .text(let s): s
+        case .blob(let b): "\\x" + b.map { String(format: "%02x", $0) }.joined()
+        }
+    }
+
+    static func set(_ b: inout BatchBuilder, _ c: Int, _ v: SQLiteValue) {
+        switch v {
+        case .null: b.setNull(c)
+        case .integer(let i): b.setText(c, String(i))
+        case .real(let d): b.setText(c, ValueText.double(d))
+        case .text(let s): b.setText(c, s)
+        case .blob(let bytes): b.setText(c, "\\x" + bytes.map { String(format: "%02x", $0) }.joined())
+        }
+    }
+
+    func encode(_ batch: RecordBatch, schema: TableSchema) throws(SluiceError) -> [UInt8] {
+        let sink = MemorySink()
+        let nullable = TableSchema(columns: schema.columns.map { var c = $0; c.nullable = true; return c })
+        let writer: any BatchWriter
+        switch spec.format {
+        case .csv: writer = try CSVBatchWriter(sink: sink, schema: nullable)
+        case .ndjson: writer = NDJSONBatchWriter(sink: sink, schema: nullable)
+        case .parquet: writer = try ParquetWriter(sink: sink, schema: nullable)
+        }
+        try writer.write(batch)
+        try writer.finish()
+        guard spec.gzip else { return sink.bytes }
+        var out: [UInt8] = []
+        try sink.bytes.withBytes { (b) throws(SluiceError) in try Zlib.deflate(b, framing: .gzipOrZlib, into: &out) }
+        return out
+    }
+
+    static func writeDurably(_ bytes: [UInt8], to path: String) throws(SluiceError) {
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw SluiceError(.io, "cannot create: \(String(cString: strerror(errno)))", at: SourceLocation(file: tmp)) }
+        var ok = bytes.withUnsafeBytes { b in
+            var at = 0
+            while at < b.count {
+                let n = write(fd, b.baseAddress! + at, b.count - at)
+                if n <= 0 { if errno == EINTR { continue }; return false }
+                at += n
+            }
+            return true
+        }
+        ok = ok && fsync(fd) == 0
+        close(fd)
+        guard ok, rename(tmp, path) == 0 else { throw SluiceError(.io, "cannot write: \(String(cString: strerror(errno)))", at: SourceLocation(file: path)) }
+    }
+
+    // MARK: Delivery
+
+    static let client: HTTPClient = {
+        var config = HTTPClient.Configuration()
+        config.timeout = .init(connect: .seconds(10), read: .seconds(300))
+        config.connectionPool.retryConnectionEstablishment = false
+        config.redirectConfiguration = .disallow
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+    }()
+
+    /// Delivers every planned batch of this destination; returns the run's figures.
+    public func deliver() async throws(SluiceError) -> ExportReport {
+        let pending = try ledger.batches(spec.url, state: .planned)
+        var report = ExportReport()
+        let start = Self.seconds()
+        let results: [(ExportBatch, BatchState, Int)]
+        do {
+            results = try await withThrowingTaskGroup(of: (ExportBatch, BatchState, Int).self) { group in
+                var out: [(ExportBatch, BatchState, Int)] = []
+                var iterator = pending.makeIterator()
+                for _ in 0..<min(spec.concurrency, pending.count) {
+                    if let b = iterator.next() { group.addTask { try await self.send(b) } }
+                }
+                while let r = try await group.next() {
+                    out.append(r)
+                    report.attempts += r.2
+                    if r.1 == .delivered { report.delivered += 1; report.deliveredRows += r.0.rows } else if r.1 == .dead { report.dead += 1 }
+                    onProgress?(report)
+                    if let b = iterator.next() { group.addTask { try await self.send(b) } }
+                }
+                return out
+            }
+        } catch let e as SluiceError {
+            throw e
+        } catch {
+            throw SluiceError(.io, "\(error)")
+        }
+        _ = results
+        report.seconds = Self.seconds() - start
+        return report
+    }
+
+    /// Waits as long as the rate limits ask before the next request of `rows` rows.
+    func pace(rows: Int) async {
+        let now = Self.seconds()
+        let wait = lock.withLock { () -> Double in
+            var w = 0.0
+            if limiter != nil { w = max(w, limiter!.take(1, now: now)) }
+            if rowLimiter != nil { w = max(w, rowLimiter!.take(Double(rows), now: now)) }
+            return w
+        }
+        if wait > 0 { try? await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
+    }
+
+    /// Sends one batch until it is delivered or dead-lettered. Returns its end state and attempts.
+    func send(_ batch: ExportBatch) async throws(SluiceError) -> (ExportBatch, BatchState, Int) {
+        guard let data = FileManager.default.contents(atPath: batch.file) else {
+            throw SluiceError(.io, "the spooled file of batch \(batch.batch) is missing", at: SourceLocation(file: batch.file))
+        }
+        let body = buildBody(Array(data), batch: batch)
+        var attempt = 0
+        while true {
+            attempt += 1
+            await pace(rows: batch.rows)
+            let t0 = Self.seconds()
+            let result: AttemptResult
+            var excerpt: String? = nil
+            do {
+                var request = HTTPClientRequest(url: spec.url)
+                request.method = .POST
+                request.headers.add(name: "Content-Type", value: body.contentType)
+                request.headers.add(name: "Idempotency-Key", value: batch.idempotencyKey)
+                request.headers.add(name: "User-Agent", value: "sluice/0.1.0")
+                for (k, v) in spec.headers { request.headers.add(name: k, value: v) }
+                request.body = .bytes(ByteBuffer(bytes: body.bytes))
+                let response = try await Self.client.execute(request, timeout: .milliseconds(Int64(spec.timeoutSeconds * 1000)))
+                var collected = try await response.body.collect(upTo: 1 << 20)
+                excerpt = collected.readString(length: min(collected.readableBytes, 512))
+                result = .answered(status: Int(response.status.code), retryAfter: response.headers.first(name: "Retry-After"))
+            } catch {
+                result = .transportError("\(error)")
+            }
+            let latency = Int((Self.seconds() - t0) * 1000)
+            let decision = spec.policy.decide(result, attempt: attempt, random: Double.random(in: 0..<1), now: Date())
+            var status: Int? = nil
+            var errorText: String? = nil
+            switch result {
+            case .answered(let s, _): status = s
+            case .transportError(let e): errorText = String(e.prefix(500))
+            }
+            switch decision {
+            case .delivered:
+                try ledger.recordLocked(lock, batch, state: .delivered, status: status, error: nil, response: excerpt, latencyMs: latency)
+                try? FileManager.default.removeItem(atPath: batch.file)
+                return (batch, .delivered, attempt)
+            case .deadLetter(let reason):
+                try ledger.recordLocked(lock, batch, state: .dead, status: status, error: errorText ?? reason, response: excerpt, latencyMs: latency)
+                return (batch, .dead, attempt)
+            case .retry(let after):
+                try ledger.recordLocked(lock, batch, state: .planned, status: status, error: errorText, response: excerpt, latencyMs: latency)
+                try? await Task.sleep(nanoseconds: UInt64(after * 1e9))
+            }
+        }
+    }
+
+    struct Body {
+        var bytes: [UInt8]
+        var contentType: String
+    }
+
+    /// The request body: the file as a multipart field (with the extra form fields), or raw.
+    func buildBody(_ file: [UInt8], batch: ExportBatch) -> Body {
+        let name = "batch-\(batch.batch).\(spec.format.rawValue)\(spec.gzip ? ".gz" : "")"
+        let fileType = spec.gzip ? "application/gzip" : spec.format.contentType
+        guard let field = spec.fieldName else { return Body(bytes: file, contentType: fileType) }
+        let boundary = "sluice-" + batch.sha256.prefix(32)
+        var out: [UInt8] = []
+        for (k, v) in spec.formFields {
+            out += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(k)\"\r\n\r\n\(v)\r\n".utf8)
+        }
+        out += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(field)\"; filename=\"\(name)\"\r\nContent-Type: \(fileType)\r\n\r\n".utf8)
+        out += file
+        out += Array("\r\n--\(boundary)--\r\n".utf8)
+        return Body(bytes: out, contentType: "multipart/form-data; boundary=\(boundary)")
+    }
+}
+
+extension ExportLedger {
+    /// ``record(_:state:status:error:response:latencyMs:)`` from concurrent senders (one connection).
+    func recordLocked(_ lock: NSLock, _ b: ExportBatch, state: BatchState, status: Int?, error: String?, response: String?, latencyMs: Int) throws(SluiceError) {
+        lock.lock()
+        defer { lock.unlock() }
+        try record(b, state: state, status: status, error: error, response: response, latencyMs: latencyMs)
+    }
+}

@@ -1,0 +1,176 @@
+import ArgumentParser
+import Foundation
+import SluiceConfig
+import SluiceCore
+import SluiceExport
+import Crypto
+
+
+struct ExportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Deliver table rows to an HTTP receiver in batches, each row once.",
+        discussion: """
+            Rows no batch has carried yet are cut into batches in key order; each batch's file is \
+            written to .sluice/exports/ and recorded in the delivery ledger (in the database) before \
+            it is sent, so a re-run after a crash sends the same bytes with the same Idempotency-Key. \
+            A batch counts as delivered only after a 2xx. 5xx, 408, 429, timeouts and connection \
+            errors are retried with backoff (honouring Retry-After); other answers, or running out \
+            of attempts, dead-letter the batch: see `sluice export status`, resend with `sluice export retry`.
+            """,
+        subcommands: [Run.self, Status.self, Retry.self],
+        defaultSubcommand: Run.self
+    )
+
+    /// The SQLite database the export reads (PostgreSQL sources come later).
+    static func database(_ shared: SharedOptions) throws -> String {
+        let config = try shared.loadConfig()
+        if config.database.hasPrefix("postgres://") || config.database.hasPrefix("postgresql://") {
+            throw fail("export reads from the embedded SQLite database for now; PostgreSQL sources are not supported yet")
+        }
+        return config.database
+    }
+
+    static func spoolDir(for url: String) -> String {
+        let digest = SHA256.hash(data: Data(url.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+        return ".sluice/exports/\(digest)"
+    }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "run", abstract: "Plan the rows not yet sent, then deliver every planned batch.")
+
+        @Option(help: "Table to export.") var from: String
+        @Option(help: "Key column (unique, stable): rows are batched and remembered by it.") var key: String
+        @Option(help: "Receiver URL (http or https).") var to: String
+        @Option(help: "Rows per batch.") var batchSize: Int = 10_000
+        @Option(help: "File format: csv, ndjson or parquet.") var format: ExportFormat = .csv
+        @Option(help: "Requests in flight at once.") var concurrency: Int = 8
+        @Option(help: "Multipart field name for the file.") var field: String = "file"
+        @Flag(help: "Send the file as the raw request body instead of multipart.") var rawBody = false
+        @Option(help: "Extra multipart form field, name=value (repeatable).") var form: [String] = []
+        @Option(help: "Extra request header, 'Name: value' (repeatable).") var header: [String] = []
+        @Option(help: "Environment variable holding a bearer token for the receiver.") var tokenEnv: String?
+        @Flag(help: "Gzip each file.") var gzip = false
+        @Option(help: "At most this many requests per second.") var rate: Double?
+        @Option(help: "At most this many rows per second.") var rowsPerSecond: Double?
+        @Option(help: "Attempts per batch before it is dead-lettered.") var maxAttempts: Int = 8
+        @Option(help: "Seconds before a request times out.") var timeout: Double = 60
+        @Option(help: "First retry delay in seconds (doubles each time, with jitter).") var retryBase: Double = 0.5
+        @Flag(help: "Only plan (spool and record) batches; send nothing.") var planOnly = false
+        @Flag(help: "Print the summary as JSON.") var json = false
+        @OptionGroup var shared: SharedOptions
+
+        func validate() throws {
+            if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+            if concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
+            if maxAttempts < 1 { throw ValidationError("--max-attempts must be at least 1") }
+        }
+
+        func run() async throws {
+            Runtime.bootstrapLogging()
+            var spec = ExportSpec(database: try ExportCommand.database(shared), table: from, key: key, url: to, spoolDir: ExportCommand.spoolDir(for: to))
+            spec.format = format
+            spec.batchSize = batchSize
+            spec.concurrency = concurrency
+            spec.fieldName = rawBody ? nil : field
+            spec.gzip = gzip
+            spec.requestsPerSecond = rate
+            spec.rowsPerSecond = rowsPerSecond
+            spec.timeoutSeconds = timeout
+            spec.policy = DeliveryPolicy(maxAttempts: maxAttempts, baseDelay: retryBase, maxDelay: 60)
+            for f in form {
+                guard let eq = f.firstIndex(of: "=") else { throw ValidationError("--form takes name=value") }
+                spec.formFields.append((String(f[..<eq]), String(f[f.index(after: eq)...])))
+            }
+            for h in header {
+                guard let colon = h.firstIndex(of: ":") else { throw ValidationError("--header takes 'Name: value'") }
+                spec.headers.append((String(h[..<colon]).trimmingCharacters(in: .whitespaces), String(h[h.index(after: colon)...]).trimmingCharacters(in: .whitespaces)))
+            }
+            if let tokenEnv {
+                guard let t = ProcessInfo.processInfo.environment[tokenEnv], !t.isEmpty else { throw fail("$\(tokenEnv) is not set") }
+                spec.headers.append(("Authorization", "Bearer \(t)"))
+            }
+            do {
+                let exporter = try Exporter(spec: spec)
+                let planned = try exporter.plan()
+                var report = ExportReport()
+                if !planOnly {
+                    let tty = isatty(STDERR_FILENO) == 1 && !json
+                    if tty {
+                        exporter.onProgress = { r in
+                            FileHandle.standardError.write(Data("\r\u{1B}[K  delivered \(r.delivered) batches (\(r.deliveredRows) rows), dead \(r.dead), attempts \(r.attempts)".utf8))
+                        }
+                    }
+                    report = try await exporter.deliver()
+                    if tty { FileHandle.standardError.write(Data("\n".utf8)) }
+                }
+                report.planned = planned.batches
+                report.plannedRows = planned.rows
+                let pending = try exporter.ledger.batches(to).filter { $0.state != .delivered }
+                if json {
+                    let enc = JSONEncoder()
+                    enc.outputFormatting = [.sortedKeys]
+                    print(String(decoding: try enc.encode(report), as: UTF8.self))
+                } else {
+                    print("planned \(planned.batches) new batches (\(planned.rows) rows); delivered \(report.delivered) (\(report.deliveredRows) rows) in \(String(format: "%.2f", report.seconds)) s, \(report.attempts) attempts")
+                    if !pending.isEmpty {
+                        let dead = pending.filter { $0.state == .dead }.count
+                        print("not delivered: \(pending.count) batches (\(dead) dead-lettered); see `sluice export status --to \(to)`")
+                    }
+                }
+                if pending.contains(where: { $0.state == .dead }) { throw ExitCode(3) }
+            } catch let e as SluiceError {
+                throw fail(e.description)
+            }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Batches per receiver: delivered, pending, dead-lettered, with what the receiver said.")
+        @Option(help: "Only this receiver URL.") var to: String?
+        @Flag(help: "Every batch as JSON.") var json = false
+        @OptionGroup var shared: SharedOptions
+
+        func run() async throws {
+            Runtime.bootstrapLogging()
+            do {
+                let ledger = try ExportLedger(path: try ExportCommand.database(shared))
+                let batches = try ledger.batches(to)
+                if json {
+                    let enc = JSONEncoder()
+                    enc.outputFormatting = [.sortedKeys]
+                    print(String(decoding: try enc.encode(batches), as: UTF8.self))
+                    return
+                }
+                for dest in Array(Set(batches.map(\.destination))).sorted() {
+                    let mine = batches.filter { $0.destination == dest }
+                    func count(_ s: BatchState) -> (Int, Int) { let b = mine.filter { $0.state == s }; return (b.count, b.reduce(0) { $0 + $1.rows }) }
+                    let (d, dr) = count(.delivered), (p, pr) = count(.planned), (x, xr) = count(.dead)
+                    print("\(dest): delivered \(d) batches (\(dr) rows), pending \(p) (\(pr) rows), dead \(x) (\(xr) rows)")
+                    for b in mine where b.state != .delivered {
+                        let said = [b.lastStatus.map { "HTTP \($0)" }, b.lastError, b.response.map { "\"\($0.prefix(120))\"" }].compactMap { $0 }.joined(separator: ", ")
+                        print("  batch \(b.batch)\t\(b.state.rawValue)\t\(b.rows) rows, keys \(b.firstKey)…\(b.lastKey)\t\(b.attempts) attempts\t\(said)")
+                    }
+                }
+            } catch let e as SluiceError {
+                throw fail(e.description)
+            }
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Put dead-lettered batches back in the plan (the next `sluice export` sends them).")
+        @Option(help: "Only this receiver URL.") var to: String?
+        @OptionGroup var shared: SharedOptions
+
+        func run() async throws {
+            Runtime.bootstrapLogging()
+            do {
+                let n = try ExportLedger(path: try ExportCommand.database(shared)).retryDead(to)
+                print("\(n) batches back in the plan")
+            } catch let e as SluiceError {
+                throw fail(e.description)
+            }
+        }
+    }
+}

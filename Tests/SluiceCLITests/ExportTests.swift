@@ -1,0 +1,166 @@
+import Testing
+import Foundation
+import SluiceTesting
+
+/// A Python receiver process (scripts/receivers/bulk_receiver.py), optionally behind the
+/// connection-resetting proxy, storing what it accepts in `dir`.
+final class Receiver: @unchecked Sendable {
+    let dir: String
+    var processes: [Process] = []
+    var port = 0
+
+    init(dir: String, args: [String] = [], resetRate: Double? = nil, port fixed: Int? = nil) throws {
+        self.dir = dir
+        let receiverPort = fixed ?? Int.random(in: 20_000..<40_000)
+        processes.append(try Self.python(["scripts/receivers/bulk_receiver.py", "--port", String(receiverPort), "--dir", dir] + args))
+        port = receiverPort
+        if let resetRate {
+            let proxyPort = Int.random(in: 40_000..<60_000)
+            processes.append(try Self.python(["scripts/receivers/reset_proxy.py", String(proxyPort), String(receiverPort), String(resetRate)]))
+            port = proxyPort
+        }
+        try waitUntilUp(receiverPort)
+        if resetRate != nil { Thread.sleep(forTimeInterval: 0.3) }
+    }
+
+    static func python(_ args: [String]) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3"] + args
+        p.currentDirectoryURL = URL(fileURLWithPath: Oracle.repoRoot)
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    func waitUntilUp(_ port: Int) throws {
+        for _ in 0..<100 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:\(port)/healthz"]
+            try p.run()
+            p.waitUntilExit()
+            if p.terminationStatus == 0 { return }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        throw Oracle.Failure(description: "the receiver did not start (fastapi, uvicorn and python-multipart must be installed)")
+    }
+
+    var url: String { "http://127.0.0.1:\(port)/bulk_upload" }
+
+    func stop() {
+        for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }  // uvicorn may linger on SIGTERM
+    }
+
+    /// How many times each id arrived, over every stored file (CSV with the id first).
+    func idCounts() throws -> [Int: Int] {
+        var counts: [Int: Int] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir) where name.hasSuffix(".csv") {
+            let text = try String(contentsOfFile: dir + "/" + name, encoding: .utf8)
+            for line in text.split(separator: "\n").dropFirst() {
+                if let id = Int(line.prefix { $0 != "," }) { counts[id, default: 0] += 1 }
+            }
+        }
+        return counts
+    }
+}
+
+@Suite(.serialized) struct ExportTests {
+    /// A table `t` of `n` rows (ids 1...n) loaded into the CLI's SQLite database.
+    func table(_ cli: CLI, rows n: ClosedRange<Int>, file: String = "t.csv") throws {
+        var csv = "id,name,amount\n"
+        for i in n { csv += "\(i),name \(i),\(Double(i) / 4)\n" }
+        cli.write(file, csv)
+        let r = try cli.run(["load", file, "--into", "t", "--key", "id"])
+        #expect(r.status == 0, "\(r.err)")
+    }
+
+    @Test func everyRowArrivesOnceAndReRunsSendOnlyWhatIsNew() throws {
+        let cli = try CLI()
+        try table(cli, rows: 1...25_000)
+        let rx = try Receiver(dir: cli.dir + "/rx")
+        defer { rx.stop() }
+        let r = try cli.run(["export", "--from", "t", "--key", "id", "--to", rx.url, "--batch-size", "1000", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let report = try cli.json(r.out)
+        #expect(report["planned"] as? Int == 25 && report["delivered"] as? Int == 25 && report["delivered_rows"] as? Int == 25_000)
+        var counts = try rx.idCounts()
+        #expect(counts.count == 25_000 && counts.values.allSatisfy { $0 == 1 })
+        // Nothing new: nothing sent.
+        let again = try cli.run(["export", "--from", "t", "--key", "id", "--to", rx.url, "--json"])
+        #expect(try cli.json(again.out)["planned"] as? Int == 0)
+        // New rows only.
+        try table(cli, rows: 25_001...25_500, file: "more.csv")
+        let more = try cli.run(["export", "--from", "t", "--key", "id", "--to", rx.url, "--batch-size", "1000", "--json"])
+        #expect(try cli.json(more.out)["delivered_rows"] as? Int == 500)
+        counts = try rx.idCounts()
+        #expect(counts.count == 25_500 && counts.values.allSatisfy { $0 == 1 })
+        let status = try cli.run(["export", "status"])
+        #expect(status.out.contains("delivered 26 batches (25500 rows), pending 0 (0 rows), dead 0"), "\(status.out)")
+    }
+
+    @Test func aFlakyReceiverGetsEveryRowOnce() throws {
+        let cli = try CLI()
+        try table(cli, rows: 1...20_000)
+        let rx = try Receiver(dir: cli.dir + "/rx", args: ["--fail-rate", "0.25", "--throttle-rate", "0.1", "--slow-rate", "0.05", "--slow-seconds", "3"],
+                              resetRate: 0.15)
+        defer { rx.stop() }
+        let r = try cli.run(["export", "--from", "t", "--key", "id", "--to", rx.url, "--batch-size", "500", "--timeout", "1",
+                             "--retry-base", "0.05", "--max-attempts", "30", "--concurrency", "4", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let report = try cli.json(r.out)
+        #expect(report["delivered"] as? Int == 40)
+        #expect((report["attempts"] as? Int ?? 0) > 40, "the receiver was not flaky enough: \(report)")
+        let counts = try rx.idCounts()
+        #expect(counts.count == 20_000 && counts.values.allSatisfy { $0 == 1 })
+    }
+
+    @Test func refusedBatchesAreDeadLetteredListedAndResent() throws {
+        let cli = try CLI()
+        try table(cli, rows: 1...5_000)
+        let dir = cli.dir + "/rx"
+        let port = Int.random(in: 20_000..<40_000)
+        var rx = try Receiver(dir: dir, args: ["--refuse-every", "2"], port: port)
+        let r = try cli.run(["export", "--from", "t", "--key", "id", "--to", rx.url, "--batch-size", "1000"])
+        #expect(r.status == 3)
+        #expect(r.out.contains("not delivered: 2 batches (2 dead-lettered)"), "\(r.out)")
+        let status = try cli.run(["export", "status", "--to", rx.url])
+        #expect(status.out.contains("dead 2 (2000 rows)") && status.out.contains("HTTP 422") && status.out.contains("refused on purpose"), "\(status.out)")
+        #expect(try rx.idCounts().count == 3_000)
+        // The receiver is fixed; the dead batches go again, with the same bytes and keys.
+        rx.stop()
+        rx = try Receiver(dir: dir, port: port)
+        defer { rx.stop() }
+        let retry = try cli.run(["export", "retry"])
+        #expect(retry.out.contains("2 batches back in the plan"))
+        let again = try cli.run(["export", "--from", "t", "--key", "id", "--to", rx.url, "--json"])
+        #expect(again.status == 0, "\(again.err)")
+        #expect(try cli.json(again.out)["delivered_rows"] as? Int == 2_000)
+        let counts = try rx.idCounts()
+        #expect(counts.count == 5_000 && counts.values.allSatisfy { $0 == 1 })
+    }
+
+    @Test func killedMidRunThenReRunLosesNothingAndSendsNothingTwice() throws {
+        let cli = try CLI()
+        try table(cli, rows: 1...30_000)
+        let rx = try Receiver(dir: cli.dir + "/rx", args: ["--delay", "0.15"])
+        defer { rx.stop() }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLI.binary)
+        p.arguments = ["export", "--from", "t", "--key", "id", "--to", rx.url, "--batch-size", "500", "--concurrency", "2"]
+        p.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        Thread.sleep(forTimeInterval: 1.5)
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let partial = try rx.idCounts().count
+        #expect(partial > 0 && partial < 30_000, "killed after \(partial) rows")
+        let r = try cli.run(["export", "--from", "t", "--key", "id", "--to", rx.url, "--batch-size", "500", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let counts = try rx.idCounts()
+        #expect(counts.count == 30_000 && counts.values.allSatisfy { $0 == 1 })
+    }
+}
