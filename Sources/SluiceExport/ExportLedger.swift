@@ -39,7 +39,8 @@ public struct ExportBatch: Sendable, Codable, Equatable {
 public final class ExportLedger: @unchecked Sendable {
     let db: SQLiteConnection
     static let batches = "sluice_export_batches"
-    static let rows = "sluice_export_rows"
+    static let rows = "sluice_export_keys"
+    static let destinations = "sluice_export_destinations"
 
     public init(path: String) throws(SluiceError) {
         db = try SQLiteConnection(path: path)
@@ -50,15 +51,25 @@ public final class ExportLedger: @unchecked Sendable {
               sha256 TEXT NOT NULL, file TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
               last_status INTEGER, last_error TEXT, response TEXT, latency_ms INTEGER, planned_at TEXT, delivered_at TEXT,
               PRIMARY KEY (destination, batch));
+            CREATE TABLE IF NOT EXISTS \(Self.destinations) (id INTEGER PRIMARY KEY, url TEXT NOT NULL UNIQUE);
             CREATE TABLE IF NOT EXISTS \(Self.rows) (
-              destination TEXT NOT NULL, key NOT NULL, batch INTEGER NOT NULL, PRIMARY KEY (destination, key)) WITHOUT ROWID;
+              dest INTEGER NOT NULL, key NOT NULL, batch INTEGER NOT NULL, PRIMARY KEY (dest, key)) WITHOUT ROWID;
             """)
     }
 
     var connection: SQLiteConnection { db }
 
+    /// The small number the key ledger uses for a destination URL (keeps its index compact).
+    func destinationID(_ url: String) throws(SluiceError) -> Int64 {
+        _ = try db.query("INSERT OR IGNORE INTO \(Self.destinations) (url) VALUES (?1)", [.text(url)])
+        guard let id = try db.query("SELECT id FROM \(Self.destinations) WHERE url = ?1", [.text(url)]).first?.first?.int else {
+            throw SluiceError(.io, "cannot record destination '\(url)'")
+        }
+        return id
+    }
+
     /// Records a planned batch and the keys it carries, atomically.
-    func insert(_ b: ExportBatch, keys: [SQLiteValue]) throws(SluiceError) {
+    func insert(_ b: ExportBatch, destinationID: Int64, keys: [SQLiteValue]) throws(SluiceError) {
         try db.execute("BEGIN IMMEDIATE")
         do throws(SluiceError) {
             _ = try db.query("""
@@ -66,9 +77,9 @@ public final class ExportLedger: @unchecked Sendable {
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'planned', ?8)
                 """, [.text(b.destination), .integer(b.batch), .integer(Int64(b.rows)), .text(b.firstKey), .text(b.lastKey),
                       .text(b.sha256), .text(b.file), .text(ISO8601DateFormatter().string(from: Date()))])
-            let ins = try db.prepare("INSERT INTO \(Self.rows) (destination, key, batch) VALUES (?1, ?2, ?3)")
+            let ins = try db.prepare("INSERT INTO \(Self.rows) (dest, key, batch) VALUES (?1, ?2, ?3)")
             for k in keys {
-                ins.bind(1, .text(b.destination))
+                ins.bind(1, .integer(destinationID))
                 ins.bind(2, k)
                 ins.bind(3, .integer(b.batch))
                 _ = try ins.step()

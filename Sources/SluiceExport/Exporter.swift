@@ -114,15 +114,16 @@ public final class Exporter: @unchecked Sendable {
         let cols = schema.columns.map { SQLIdentifier.quoteValidated($0.name) }.joined(separator: ", ")
         let db = ledger.connection
         // `+` strips the column's affinity, so the ledger's untyped key column can use its index.
-        let notSent = "NOT EXISTS (SELECT 1 FROM \(ExportLedger.rows) r WHERE r.destination = ?1 AND r.key = +\(t).\(k))"
+        let notSent = "NOT EXISTS (SELECT 1 FROM \(ExportLedger.rows) r WHERE r.dest = ?1 AND r.key = +\(t).\(k))"
         let first = try db.prepare("SELECT \(cols) FROM \(t) WHERE \(notSent) AND \(k) IS NOT NULL ORDER BY \(k) LIMIT ?2")
         let next = try db.prepare("SELECT \(cols) FROM \(t) WHERE \(notSent) AND \(k) > ?3 ORDER BY \(k) LIMIT ?2")
         var last: SQLiteValue? = nil
         var batches = 0, rows = 0
         var number = try ledger.nextBatchNumber(spec.url)
+        let destinationID = try ledger.destinationID(spec.url)
         while true {
             let st = last == nil ? first : next
-            st.bind(1, .text(spec.url))
+            st.bind(1, .integer(destinationID))
             st.bind(2, .integer(Int64(spec.batchSize)))
             if let last { st.bind(3, last) }
             var builder = BatchBuilder(schema: TableSchema(columns: schema.columns.map { var c = $0; c.nullable = true; return c }), capacity: spec.batchSize)
@@ -144,7 +145,7 @@ public final class Exporter: @unchecked Sendable {
             let file = (spec.spoolDir as NSString).appendingPathComponent("batch-\(number).\(spec.format.rawValue)\(spec.gzip ? ".gz" : "")")
             try Self.writeDurably(bytes, to: file)
             try ledger.insert(ExportBatch(destination: spec.url, batch: number, rows: keys.count, firstKey: Self.text(keys[0]), lastKey: Self.text(lastKey),
-                                          sha256: sha, file: file, state: .planned, attempts: 0), keys: keys)
+                                          sha256: sha, file: file, state: .planned, attempts: 0), destinationID: destinationID, keys: keys)
             batches += 1
             rows += keys.count
             number += 1
