@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Benchmarks. `bench/run.sh [load|pg|http|formats|all] [args...]`:
+# Benchmarks. `bench/run.sh [load|pg|http|formats|export|all] [args...]`:
 #   load  the foundation benchmark (sluice load vs the sqlite3 shell); args go to bench.py
 #   pg    the PostgreSQL benchmark (vs psql \copy + MERGE, pgloader; chunked loads by 1/2/4 workers)
 #   http  the bulk-API benchmark (uploads, jobs, status under wrk vs seed 000's FastAPI receiver)
 #   formats  Parquet and Avro read/write vs pyarrow and fastavro
+#   export   sluice export vs seed 000's pandas+aiohttp exporter and the receiver's own ceiling
 # Builds Sluice in release mode and installs the peers it compares with, if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,9 @@ if [ ${#need[@]} -gt 0 ]; then $SUDO apt-get update -qq && $SUDO apt-get install
 if [ "$which" = formats ] || [ "$which" = all ]; then
   python3 -c "import pyarrow, fastavro, numpy" 2>/dev/null || python3 -m pip install -q pyarrow fastavro numpy
 fi
+if [ "$which" = export ] || [ "$which" = all ]; then
+  python3 -c "import fastapi, uvicorn, multipart, aiohttp, pandas" 2>/dev/null || python3 -m pip install -q fastapi uvicorn python-multipart aiohttp pandas
+fi
 if [ "$which" = http ] || [ "$which" = all ]; then
   python3 -c "import fastapi, uvicorn, multipart, aiohttp" 2>/dev/null || python3 -m pip install -q fastapi uvicorn python-multipart aiohttp
 fi
@@ -28,6 +32,7 @@ case "$which" in
   http) exec python3 bench/http_bench.py "$@" ;;
   pg) exec python3 bench/pg_bench.py "$@" ;;
   formats) exec python3 bench/formats_bench.py "$@" ;;
-  all) python3 bench/bench.py && python3 bench/pg_bench.py && python3 bench/formats_bench.py && exec python3 bench/http_bench.py ;;
-  *) echo "usage: bench/run.sh [load|pg|http|formats|all] [args...]" >&2; exit 2 ;;
+  export) exec python3 bench/export_bench.py "$@" ;;
+  all) python3 bench/bench.py && python3 bench/pg_bench.py && python3 bench/formats_bench.py && python3 bench/export_bench.py && exec python3 bench/http_bench.py ;;
+  *) echo "usage: bench/run.sh [load|pg|http|formats|export|all] [args...]" >&2; exit 2 ;;
 esac
