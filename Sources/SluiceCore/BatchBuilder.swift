@@ -147,6 +147,31 @@ public struct BatchBuilder: Sendable {
         s.withUTF8 { setText(c, UnsafeRawBufferPointer($0)) }
     }
 
+    /// Sets column `c` from an integer (a database value): stored as is in int64, bool (0/1)
+    /// and float64 columns, else through its text.
+    public mutating func setInt(_ c: Int, _ v: Int64) {
+        if ignored(c) { batch.columns[c].appendNull(); return }
+        switch schema.columns[c].type {
+        case .int64: batch.columns[c].append(int: v)
+        case .bool where v == 0 || v == 1: batch.columns[c].append(int: v)
+        case .float64: batch.columns[c].append(double: Double(v))
+        default: setText(c, String(v))
+        }
+    }
+
+    /// Sets column `c` from a double (a database value): stored as is in float64 columns,
+    /// else through its shortest text.
+    public mutating func setDouble(_ c: Int, _ v: Double) {
+        if ignored(c) { batch.columns[c].appendNull(); return }
+        if schema.columns[c].type == .float64 { batch.columns[c].append(double: v) } else { setText(c, ValueText.double(v)) }
+    }
+
+    /// Sets a bytes column from raw bytes (a database blob); other columns read them as text.
+    public mutating func setBytes(_ c: Int, _ raw: UnsafeRawBufferPointer) {
+        if ignored(c) { batch.columns[c].appendNull(); return }
+        if schema.columns[c].type == .bytes { batch.columns[c].append(bytes: raw) } else { setText(c, raw) }
+    }
+
     /// Sets column `c` from value `i` of a column already typed (a Parquet or Avro column):
     /// copied as is when the types match, otherwise converted through its text.
     public mutating func setValue(_ c: Int, from column: Column, at i: Int) {

@@ -132,7 +132,15 @@ public final class Exporter: @unchecked Sendable {
             while try st.step() {
                 line += 1
                 builder.beginRow(line: line)
-                for c in 0..<schema.columns.count { Self.set(&builder, c, st.value(c)) }
+                for c in 0..<schema.columns.count {
+                    switch st.kind(c) {
+                    case .null: builder.setNull(c)
+                    case .integer: builder.setInt(c, st.int64(c))
+                    case .real: builder.setDouble(c, st.double(c))
+                    case .text: builder.setText(c, st.bytes(c))
+                    case .blob: builder.setBytes(c, st.bytes(c))
+                    }
+                }
                 if let r = builder.endRow() {
                     throw SluiceError(.invalidSchema, "row with \(spec.key) = \(Self.text(st.value(keyIndex))) does not read back as its column type: \(r.message)")
                 }
@@ -162,16 +170,6 @@ public final class Exporter: @unchecked Sendable {
         case .real(let d): ValueText.double(d)
         case .text(let s): s
         case .blob(let b): "\\x" + b.map { String(format: "%02x", $0) }.joined()
-        }
-    }
-
-    static func set(_ b: inout BatchBuilder, _ c: Int, _ v: SQLiteValue) {
-        switch v {
-        case .null: b.setNull(c)
-        case .integer(let i): b.setText(c, String(i))
-        case .real(let d): b.setText(c, ValueText.double(d))
-        case .text(let s): b.setText(c, s)
-        case .blob(let bytes): b.setText(c, "\\x" + bytes.map { String(format: "%02x", $0) }.joined())
         }
     }
 

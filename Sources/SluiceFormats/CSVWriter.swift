@@ -51,9 +51,29 @@ public struct CSVWriter: Sendable {
         batch.columns.withUnsafeBufferPointer { cols in
             for i in cols.indices {
                 if i > 0 { output.append(dialect.delimiter) }
-                writeField(ValueText.render(cols[i], row)?.utf8)
+                let col = cols[i]
+                if col.isNull(row) { output.append(contentsOf: dialect.nullToken.utf8); continue }
+                switch col.type {
+                case .int64:
+                    appendInteger(col.ints[row])
+                case .text, .json:
+                    // Straight from the column's bytes: no String on the way.
+                    let (start, end) = (col.offsets[row], col.offsets[row + 1])
+                    col.data.withUnsafeBytes { d in writeField(UnsafeRawBufferPointer(rebasing: d[start..<end])) }
+                default:
+                    writeField(ValueText.render(col, row)?.utf8)
+                }
             }
         }
         output.append(0x0A)
+    }
+
+    mutating func appendInteger(_ v: Int64) {
+        if v == 0 { output.append(UInt8(ascii: "0")); return }
+        var digits: (UInt64, Int) = (v.magnitude, 0)
+        var tmp = [UInt8](repeating: 0, count: 20)
+        while digits.0 > 0 { tmp[digits.1] = UInt8(48 + digits.0 % 10); digits.0 /= 10; digits.1 += 1 }
+        if v < 0 { output.append(UInt8(ascii: "-")) }
+        for k in stride(from: digits.1 - 1, through: 0, by: -1) { output.append(tmp[k]) }
     }
 }

@@ -142,6 +142,30 @@ public final class SQLiteStatement {
         }
     }
 
+    /// The storage class of column `col` of the current row.
+    public enum Kind: Sendable { case null, integer, real, text, blob }
+
+    public func kind(_ col: Int) -> Kind {
+        switch sqlite_nio_sqlite3_column_type(stmt, Int32(col)) {
+        case SQLITE_INTEGER: .integer
+        case SQLITE_FLOAT: .real
+        case SQLITE_TEXT: .text
+        case SQLITE_BLOB: .blob
+        default: .null
+        }
+    }
+
+    public func int64(_ col: Int) -> Int64 { sqlite_nio_sqlite3_column_int64(stmt, Int32(col)) }
+    public func double(_ col: Int) -> Double { sqlite_nio_sqlite3_column_double(stmt, Int32(col)) }
+
+    /// The bytes of a text or blob column, without copying; valid until the next step.
+    public func bytes(_ col: Int) -> UnsafeRawBufferPointer {
+        let c = Int32(col)
+        let p = sqlite_nio_sqlite3_column_blob(stmt, c)
+        let n = Int(sqlite_nio_sqlite3_column_bytes(stmt, c))
+        return UnsafeRawBufferPointer(start: n > 0 ? p : nil, count: p == nil ? 0 : n)
+    }
+
     public func value(_ col: Int) -> SQLiteValue {
         let c = Int32(col)
         switch sqlite_nio_sqlite3_column_type(stmt, c) {
