@@ -74,6 +74,8 @@ public struct ExportReport: Sendable, Codable {
 public final class Exporter: @unchecked Sendable {
     let spec: ExportSpec
     public let ledger: ExportLedger
+    /// A second connection for recording deliveries while planning goes on.
+    let outcomes: ExportLedger
     let lock = NSLock()
     var limiter: RateLimiter?
     var rowLimiter: RateLimiter?
@@ -88,6 +90,7 @@ public final class Exporter: @unchecked Sendable {
         guard spec.batchSize > 0, spec.concurrency > 0 else { throw SluiceError(.invalidArgument, "batch size and concurrency must be positive") }
         self.spec = spec
         ledger = try ExportLedger(path: spec.database)
+        outcomes = try ExportLedger(path: spec.database)
         let now = Self.seconds()
         limiter = spec.requestsPerSecond.map { RateLimiter(rate: $0, now: now) }
         rowLimiter = spec.rowsPerSecond.map { RateLimiter(rate: $0, burst: Double(spec.batchSize), now: now) }
@@ -99,7 +102,7 @@ public final class Exporter: @unchecked Sendable {
 
     /// Cuts the rows no batch carries yet into batches, in key order, by keyset pages. Each
     /// batch's file is written and fsynced before the batch and its keys are recorded.
-    public func plan() throws(SluiceError) -> (batches: Int, rows: Int) {
+    public func plan(onBatch: ((ExportBatch) -> Void)? = nil) throws(SluiceError) -> (batches: Int, rows: Int) {
         let target = try SQLiteTarget(path: spec.database)
         guard let schema = try target.schema(of: spec.table) else {
             throw SluiceError(.notFound, "table '\(spec.table)' does not exist in \(spec.database)")
@@ -152,8 +155,10 @@ public final class Exporter: @unchecked Sendable {
             let sha = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
             let file = (spec.spoolDir as NSString).appendingPathComponent("batch-\(number).\(spec.format.rawValue)\(spec.gzip ? ".gz" : "")")
             try Self.writeDurably(bytes, to: file)
-            try ledger.insert(ExportBatch(destination: spec.url, batch: number, rows: keys.count, firstKey: Self.text(keys[0]), lastKey: Self.text(lastKey),
-                                          sha256: sha, file: file, state: .planned, attempts: 0), destinationID: destinationID, keys: keys)
+            let planned = ExportBatch(destination: spec.url, batch: number, rows: keys.count, firstKey: Self.text(keys[0]), lastKey: Self.text(lastKey),
+                                      sha256: sha, file: file, state: .planned, attempts: 0)
+            try ledger.insert(planned, destinationID: destinationID, keys: keys)
+            onBatch?(planned)
             batches += 1
             rows += keys.count
             number += 1
@@ -221,31 +226,64 @@ public final class Exporter: @unchecked Sendable {
     /// Delivers every planned batch of this destination; returns the run's figures.
     public func deliver() async throws(SluiceError) -> ExportReport {
         let pending = try ledger.batches(spec.url, state: .planned)
+        let (stream, feed) = AsyncStream<ExportBatch>.makeStream()
+        for b in pending { feed.yield(b) }
+        feed.finish()
+        return try await deliver(stream)
+    }
+
+    /// Plans and delivers at once: batches left from earlier runs go first, and each new
+    /// batch is sent as soon as it is spooled and recorded, while the next is being planned.
+    public func run() async throws(SluiceError) -> ExportReport {
+        let pending = try ledger.batches(spec.url, state: .planned)
+        let (stream, feed) = AsyncStream<ExportBatch>.makeStream()
+        for b in pending { feed.yield(b) }
+        // Planning blocks on SQLite and fsync: it gets a thread of its own, not the task pool.
+        let planning = Task { [self] () -> Result<(batches: Int, rows: Int), SluiceError> in
+            await withCheckedContinuation { cont in
+                let t = Thread {
+                    defer { feed.finish() }
+                    do throws(SluiceError) {
+                        cont.resume(returning: .success(try self.plan { feed.yield($0) }))
+                    } catch {
+                        cont.resume(returning: .failure(error))
+                    }
+                }
+                t.stackSize = 4 << 20
+                t.start()
+            }
+        }
+        var report = try await deliver(stream)
+        let planned = try await planning.value.get()
+        report.planned = planned.batches
+        report.plannedRows = planned.rows
+        return report
+    }
+
+    func deliver(_ stream: AsyncStream<ExportBatch>) async throws(SluiceError) -> ExportReport {
         var report = ExportReport()
         let start = Self.seconds()
-        let results: [(ExportBatch, BatchState, Int)]
         do {
-            results = try await withThrowingTaskGroup(of: (ExportBatch, BatchState, Int).self) { group in
-                var out: [(ExportBatch, BatchState, Int)] = []
-                var iterator = pending.makeIterator()
-                for _ in 0..<min(spec.concurrency, pending.count) {
-                    if let b = iterator.next() { group.addTask { try await self.send(b) } }
-                }
-                while let r = try await group.next() {
-                    out.append(r)
+            try await withThrowingTaskGroup(of: (ExportBatch, BatchState, Int).self) { group in
+                var inFlight = 0
+                func collect(_ r: (ExportBatch, BatchState, Int)) {
+                    inFlight -= 1
                     report.attempts += r.2
                     if r.1 == .delivered { report.delivered += 1; report.deliveredRows += r.0.rows } else if r.1 == .dead { report.dead += 1 }
                     onProgress?(report)
-                    if let b = iterator.next() { group.addTask { try await self.send(b) } }
                 }
-                return out
+                for await b in stream {
+                    if inFlight == spec.concurrency, let r = try await group.next() { collect(r) }
+                    inFlight += 1
+                    group.addTask { try await self.send(b) }
+                }
+                while let r = try await group.next() { collect(r) }
             }
         } catch let e as SluiceError {
             throw e
         } catch {
             throw SluiceError(.io, "\(error)")
         }
-        _ = results
         report.seconds = Self.seconds() - start
         return report
     }
@@ -300,14 +338,14 @@ public final class Exporter: @unchecked Sendable {
             }
             switch decision {
             case .delivered:
-                try ledger.recordLocked(lock, batch, state: .delivered, status: status, error: nil, response: excerpt, latencyMs: latency)
+                try outcomes.recordLocked(lock, batch, state: .delivered, status: status, error: nil, response: excerpt, latencyMs: latency)
                 try? FileManager.default.removeItem(atPath: batch.file)
                 return (batch, .delivered, attempt)
             case .deadLetter(let reason):
-                try ledger.recordLocked(lock, batch, state: .dead, status: status, error: errorText ?? reason, response: excerpt, latencyMs: latency)
+                try outcomes.recordLocked(lock, batch, state: .dead, status: status, error: errorText ?? reason, response: excerpt, latencyMs: latency)
                 return (batch, .dead, attempt)
             case .retry(let after):
-                try ledger.recordLocked(lock, batch, state: .planned, status: status, error: errorText, response: excerpt, latencyMs: latency)
+                try outcomes.recordLocked(lock, batch, state: .planned, status: status, error: errorText, response: excerpt, latencyMs: latency)
                 try? await Task.sleep(nanoseconds: UInt64(after * 1e9))
             }
         }

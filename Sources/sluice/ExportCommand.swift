@@ -92,27 +92,28 @@ struct ExportCommand: AsyncParsableCommand {
             }
             do {
                 let exporter = try Exporter(spec: spec)
-                let planned = try exporter.plan()
                 var report = ExportReport()
-                if !planOnly {
+                if planOnly {
+                    let planned = try exporter.plan()
+                    report.planned = planned.batches
+                    report.plannedRows = planned.rows
+                } else {
                     let tty = isatty(STDERR_FILENO) == 1 && !json
                     if tty {
                         exporter.onProgress = { r in
                             FileHandle.standardError.write(Data("\r\u{1B}[K  delivered \(r.delivered) batches (\(r.deliveredRows) rows), dead \(r.dead), attempts \(r.attempts)".utf8))
                         }
                     }
-                    report = try await exporter.deliver()
+                    report = try await exporter.run()
                     if tty { FileHandle.standardError.write(Data("\n".utf8)) }
                 }
-                report.planned = planned.batches
-                report.plannedRows = planned.rows
                 let pending = try exporter.ledger.batches(to).filter { $0.state != .delivered }
                 if json {
                     let enc = JSONEncoder()
                     enc.outputFormatting = [.sortedKeys]
                     print(String(decoding: try enc.encode(report), as: UTF8.self))
                 } else {
-                    print("planned \(planned.batches) new batches (\(planned.rows) rows); delivered \(report.delivered) (\(report.deliveredRows) rows) in \(String(format: "%.2f", report.seconds)) s, \(report.attempts) attempts")
+                    print("planned \(report.planned) new batches (\(report.plannedRows) rows); delivered \(report.delivered) (\(report.deliveredRows) rows) in \(String(format: "%.2f", report.seconds)) s, \(report.attempts) attempts")
                     if !pending.isEmpty {
                         let dead = pending.filter { $0.state == .dead }.count
                         print("not delivered: \(pending.count) batches (\(dead) dead-lettered); see `sluice export status --to \(to)`")
