@@ -113,7 +113,7 @@ let package = Package(
         .target(
             name: "SluiceHTTP",
             dependencies: [
-                "SluiceCore", "SluiceConfig", "SluiceQueue", "SluiceWorker",
+                "SluiceCore", "SluiceConfig", "SluiceQueue", "SluiceWorker", "SluiceExport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -4,6 +4,7 @@ public import SluiceQueue
 public import SluiceWorker
 import SluiceCore
 public import Foundation
+import SluiceExport
 import HTTPTypes
 public import HummingbirdCore
 
@@ -30,13 +31,29 @@ public struct APIDependencies: Sendable {
     }
 }
 
+/// One export destination's figures, as `GET /exports` shows them.
+struct ExportDestinationView: Encodable {
+    var url: String
+    var delivered: Int
+    var deliveredRows: Int
+    var pending: Int
+    var pendingRows: Int
+    var dead: Int
+    var deadRows: Int
+    var undelivered: [ExportBatch]
+    enum CodingKeys: String, CodingKey {
+        case url, delivered, pending, dead, undelivered
+        case deliveredRows = "delivered_rows", pendingRows = "pending_rows", deadRows = "dead_rows"
+    }
+}
+
 /// The bulk-ingest HTTP API. Routes only turn requests into validated jobs and answers;
 /// loading is the workers' business.
 public enum SluiceAPI {
     /// Every route as `METHOD /path` in OpenAPI form; a test checks it against `openapi.yaml`.
     public static let routes: [String] = [
         "GET /healthz", "GET /readyz", "GET /openapi.yaml",
-        "POST /uploads", "POST /bulk_upload", "GET /jobs",
+        "POST /uploads", "POST /bulk_upload", "GET /jobs", "GET /exports",
         "PUT /{entity}/_bulk", "POST /{entity}/_bulk", "GET /{entity}/_bulk/status/{id}",
         "GET /{entity}/_bulk/{id}/rejects", "DELETE /{entity}/_bulk/{id}",
     ]
@@ -69,12 +86,36 @@ public enum SluiceAPI {
         api.post("/uploads") { req, ctx in try await bulk.upload(req, ctx) }
         api.post("/bulk_upload") { req, ctx in try await bulk.bulkUpload(req, ctx) }
         api.get("/jobs") { req, ctx in try await bulk.list(req, ctx) }
+        api.get("/exports") { req, _ in try await exportStatus(deps, to: req.uri.queryParameters["to"].map(String.init)) }
         api.put("/:entity/_bulk") { req, ctx in try await bulk.submitURL(req, ctx) }
         api.post("/:entity/_bulk") { req, ctx in try await bulk.submitBody(req, ctx) }
         api.get("/:entity/_bulk/status/:id") { req, ctx in try await bulk.status(req, ctx) }
         api.get("/:entity/_bulk/:id/rejects") { req, ctx in try await bulk.rejects(req, ctx) }
         api.delete("/:entity/_bulk/:id") { req, ctx in try await bulk.cancel(req, ctx) }
         return router
+    }
+
+    /// `GET /exports[?to=URL]`: per receiver, delivered / pending / dead-lettered batches and
+    /// rows, and every batch not yet delivered with what the receiver last said.
+    static func exportStatus(_ deps: APIDependencies, to: String?) async throws -> Response {
+        let database = deps.config.database
+        guard !database.hasPrefix("postgres://"), !database.hasPrefix("postgresql://") else {
+            throw APIError(.notFound, "exports run on the embedded SQLite database only, for now")
+        }
+        let batches = try await Task.detached { () throws -> [ExportBatch] in
+            try ExportLedger(path: database).batches(to)
+        }.value
+        var out: [ExportDestinationView] = []
+        for url in Array(Set(batches.map(\.destination))).sorted() {
+            let mine = batches.filter { $0.destination == url }
+            func count(_ s: BatchState) -> (Int, Int) { let b = mine.filter { $0.state == s }; return (b.count, b.reduce(0) { $0 + $1.rows }) }
+            let (d, dr) = count(.delivered), (p, pr) = count(.planned), (x, xr) = count(.dead)
+            out.append(ExportDestinationView(url: url, delivered: d, deliveredRows: dr, pending: p, pendingRows: pr, dead: x, deadRows: xr,
+                                             undelivered: mine.filter { $0.state != .delivered }))
+        }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try enc.encode(["destinations": out]))))
     }
 
     /// The HTTP/1 server setup with the `Expect: 100-continue` answer in its pipeline.

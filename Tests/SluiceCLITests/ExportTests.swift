@@ -141,6 +141,22 @@ final class Receiver: @unchecked Sendable {
         #expect(counts.count == 5_000 && counts.values.allSatisfy { $0 == 1 })
     }
 
+    @Test func theServerShowsTheLedger() async throws {
+        let srv = try ServerProcess()  // stopped when it goes away
+        try table(srv.cli, rows: 1...2_000)
+        let rx = try Receiver(dir: srv.cli.dir + "/rx", args: ["--refuse-every", "2"])
+        defer { rx.stop() }
+        let r = try srv.cli.run(["export", "--from", "t", "--key", "id", "--to", rx.url, "--batch-size", "1000"])
+        #expect(r.status == 3, "\(r.err)")
+        let (s, o) = try await srv.json("GET", "/exports")
+        #expect(s == 200)
+        let dests = try #require(o["destinations"] as? [[String: Any]])
+        #expect(dests.count == 1 && dests[0]["url"] as? String == rx.url)
+        #expect(dests[0]["delivered"] as? Int == 1 && dests[0]["dead"] as? Int == 1 && dests[0]["dead_rows"] as? Int == 1_000)
+        let dead = try #require((dests[0]["undelivered"] as? [[String: Any]])?.first)
+        #expect(dead["last_status"] as? Int == 422 && (dead["response"] as? String ?? "").contains("refused on purpose"))
+    }
+
     @Test func killedMidRunThenReRunLosesNothingAndSendsNothingTwice() throws {
         let cli = try CLI()
         try table(cli, rows: 1...30_000)
