@@ -54,7 +54,7 @@ public enum ConfigReader {
         config.path = fileName
         guard let root else { return config }
         let r = NodeReader(file: fileName)
-        let top = try r.mapping(root, "the top level", allowed: ["database", "state_dir", "entities", "server", "worker"])
+        let top = try r.mapping(root, "the top level", allowed: ["database", "state_dir", "entities", "server", "worker", "exports"])
         if let s = top["server"] { config.server = try readServer(s, r) }
         if let w = top["worker"] { config.worker = try readWorker(w, r) }
         if let db = top["database"] { config.database = try r.string(db, "database") }
@@ -66,7 +66,54 @@ public enum ConfigReader {
                 config.entities[name] = try readEntity(name: name, v, r)
             }
         }
+        if let ex = top["exports"] {
+            guard case .mapping(let m) = ex else { throw r.error(ex, "exports must be a mapping of name to export") }
+            for (k, v) in m {
+                let name = try r.string(k, "export name")
+                config.exports[name] = try readExport(name: name, v, r)
+            }
+        }
         return config
+    }
+
+    static func readExport(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> ExportSettings {
+        let p = "exports.\(name)"
+        let m = try r.mapping(node, p, allowed: ["from", "key", "to", "batch_size", "format", "concurrency", "field", "raw_body", "form",
+                                                 "headers", "token_env", "gzip", "rate", "rows_per_second", "max_attempts", "timeout"])
+        var e = ExportSettings()
+        func positive(_ key: String) throws(SluiceError) -> Double? {
+            guard let n = m[key] else { return nil }
+            guard let v = n.float, v > 0 else { throw r.error(n, "\(p).\(key) must be a positive number") }
+            return v
+        }
+        func texts(_ key: String) throws(SluiceError) -> [String: String] {
+            guard let n = m[key] else { return [:] }
+            guard case .mapping(let mm) = n else { throw r.error(n, "\(p).\(key) must be a mapping of name to value") }
+            var out: [String: String] = [:]
+            for (k, v) in mm { out[try r.string(k, "\(p).\(key)")] = try r.string(v, "\(p).\(key)") }
+            return out
+        }
+        if let n = m["from"] { e.from = try r.string(n, "\(p).from") }
+        if let n = m["key"] { e.key = try r.string(n, "\(p).key") }
+        if let n = m["to"] { e.to = try r.string(n, "\(p).to") }
+        if let n = m["format"] {
+            let f = try r.string(n, "\(p).format")
+            guard ["csv", "ndjson", "parquet"].contains(f) else { throw r.error(n, "\(p).format: unknown format '\(f)' (csv, ndjson or parquet)") }
+            e.format = f
+        }
+        if let n = m["field"] { e.field = try r.string(n, "\(p).field") }
+        if let n = m["raw_body"] { e.rawBody = try r.bool(n, "\(p).raw_body") }
+        if let n = m["gzip"] { e.gzip = try r.bool(n, "\(p).gzip") }
+        if let n = m["token_env"] { e.tokenEnv = try r.string(n, "\(p).token_env") }
+        e.form = try texts("form")
+        e.headers = try texts("headers")
+        e.batchSize = try positive("batch_size").map { Int($0) }
+        e.concurrency = try positive("concurrency").map { Int($0) }
+        e.rate = try positive("rate")
+        e.rowsPerSecond = try positive("rows_per_second")
+        e.maxAttempts = try positive("max_attempts").map { Int($0) }
+        e.timeout = try positive("timeout")
+        return e
     }
 
     static func describe(_ e: YamlError) -> String {

@@ -12,6 +12,8 @@ public struct SluiceConfig: Sendable {
     public var entities: [String: Entity] = [:]
     public var server = ServerSettings()
     public var worker = WorkerSettings()
+    /// Declared exports (`exports:`) by name, run with `sluice export NAME`.
+    public var exports: [String: ExportSettings] = [:]
     /// The file this came from, if any (for messages).
     public var path: String?
 
@@ -66,5 +68,27 @@ public struct WorkerSettings: Sendable {
     /// (PostgreSQL targets; CSV and NDJSON). The default is off.
     public var chunkMB: Int?
 
+    public init() {}
+}
+
+/// One `exports:` entry: a table delivered to an HTTP receiver. Unset fields take the
+/// command line's value, then the defaults of `sluice export`.
+public struct ExportSettings: Sendable, Equatable {
+    public var from: String?
+    public var key: String?
+    public var to: String?
+    public var batchSize: Int?
+    public var format: String?
+    public var concurrency: Int?
+    public var field: String?
+    public var rawBody: Bool?
+    public var form: [String: String] = [:]
+    public var headers: [String: String] = [:]
+    public var tokenEnv: String?
+    public var gzip: Bool?
+    public var rate: Double?
+    public var rowsPerSecond: Double?
+    public var maxAttempts: Int?
+    public var timeout: Double?
     public init() {}
 }

@@ -39,13 +39,14 @@ struct ExportCommand: AsyncParsableCommand {
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "run", abstract: "Plan the rows not yet sent, then deliver every planned batch.")
 
-        @Option(help: "Table to export.") var from: String
-        @Option(help: "Key column (unique, stable): rows are batched and remembered by it.") var key: String
-        @Option(help: "Receiver URL (http or https).") var to: String
-        @Option(help: "Rows per batch.") var batchSize: Int = 10_000
-        @Option(help: "File format: csv, ndjson or parquet.") var format: ExportFormat = .csv
-        @Option(help: "Requests in flight at once.") var concurrency: Int = 8
-        @Option(help: "Multipart field name for the file.") var field: String = "file"
+        @Argument(help: "An export declared under `exports:` in sluice.yml (options below override it).") var name: String?
+        @Option(help: "Table to export.") var from: String?
+        @Option(help: "Key column (unique, stable): rows are batched and remembered by it.") var key: String?
+        @Option(help: "Receiver URL (http or https).") var to: String?
+        @Option(help: "Rows per batch (default 10000).") var batchSize: Int?
+        @Option(help: "File format: csv, ndjson or parquet (default csv).") var format: ExportFormat?
+        @Option(help: "Requests in flight at once (default 8).") var concurrency: Int?
+        @Option(help: "Multipart field name for the file (default file).") var field: String?
         @Flag(help: "Send the file as the raw request body instead of multipart.") var rawBody = false
         @Option(help: "Extra multipart form field, name=value (repeatable).") var form: [String] = []
         @Option(help: "Extra request header, 'Name: value' (repeatable).") var header: [String] = []
@@ -53,31 +54,44 @@ struct ExportCommand: AsyncParsableCommand {
         @Flag(help: "Gzip each file.") var gzip = false
         @Option(help: "At most this many requests per second.") var rate: Double?
         @Option(help: "At most this many rows per second.") var rowsPerSecond: Double?
-        @Option(help: "Attempts per batch before it is dead-lettered.") var maxAttempts: Int = 8
-        @Option(help: "Seconds before a request times out.") var timeout: Double = 60
+        @Option(help: "Attempts per batch before it is dead-lettered (default 8).") var maxAttempts: Int?
+        @Option(help: "Seconds before a request times out (default 60).") var timeout: Double?
         @Option(help: "First retry delay in seconds (doubles each time, with jitter).") var retryBase: Double = 0.5
         @Flag(help: "Only plan (spool and record) batches; send nothing.") var planOnly = false
         @Flag(help: "Print the summary as JSON.") var json = false
         @OptionGroup var shared: SharedOptions
 
         func validate() throws {
-            if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
-            if concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
-            if maxAttempts < 1 { throw ValidationError("--max-attempts must be at least 1") }
+            if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1") }
+            if let c = concurrency, c < 1 { throw ValidationError("--concurrency must be at least 1") }
+            if let m = maxAttempts, m < 1 { throw ValidationError("--max-attempts must be at least 1") }
         }
 
         func run() async throws {
             Runtime.bootstrapLogging()
-            var spec = ExportSpec(database: try ExportCommand.database(shared), table: from, key: key, url: to, spoolDir: ExportCommand.spoolDir(for: to))
-            spec.format = format
-            spec.batchSize = batchSize
-            spec.concurrency = concurrency
-            spec.fieldName = rawBody ? nil : field
-            spec.gzip = gzip
-            spec.requestsPerSecond = rate
-            spec.rowsPerSecond = rowsPerSecond
-            spec.timeoutSeconds = timeout
-            spec.policy = DeliveryPolicy(maxAttempts: maxAttempts, baseDelay: retryBase, maxDelay: 60)
+            let config = try shared.loadConfig()
+            var declared = ExportSettings()
+            if let name {
+                guard let d = config.exports[name] else {
+                    throw fail("no export '\(name)' in \(config.path ?? "sluice.yml") (declared: \(config.exports.keys.sorted().joined(separator: ", ")))")
+                }
+                declared = d
+            }
+            guard let table = from ?? declared.from, let keyColumn = key ?? declared.key, let url = to ?? declared.to else {
+                throw ValidationError("give --from, --key and --to, or the name of an export declared in sluice.yml")
+            }
+            var spec = ExportSpec(database: try ExportCommand.database(shared), table: table, key: keyColumn, url: url, spoolDir: ExportCommand.spoolDir(for: url))
+            spec.format = format ?? declared.format.flatMap(ExportFormat.init(rawValue:)) ?? .csv
+            spec.batchSize = batchSize ?? declared.batchSize ?? 10_000
+            spec.concurrency = concurrency ?? declared.concurrency ?? 8
+            spec.fieldName = rawBody || declared.rawBody == true ? nil : (field ?? declared.field ?? "file")
+            spec.gzip = gzip || declared.gzip == true
+            spec.requestsPerSecond = rate ?? declared.rate
+            spec.rowsPerSecond = rowsPerSecond ?? declared.rowsPerSecond
+            spec.timeoutSeconds = timeout ?? declared.timeout ?? 60
+            spec.policy = DeliveryPolicy(maxAttempts: maxAttempts ?? declared.maxAttempts ?? 8, baseDelay: retryBase, maxDelay: 60)
+            spec.formFields = declared.form.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            spec.headers = declared.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             for f in form {
                 guard let eq = f.firstIndex(of: "=") else { throw ValidationError("--form takes name=value") }
                 spec.formFields.append((String(f[..<eq]), String(f[f.index(after: eq)...])))
@@ -86,7 +100,7 @@ struct ExportCommand: AsyncParsableCommand {
                 guard let colon = h.firstIndex(of: ":") else { throw ValidationError("--header takes 'Name: value'") }
                 spec.headers.append((String(h[..<colon]).trimmingCharacters(in: .whitespaces), String(h[h.index(after: colon)...]).trimmingCharacters(in: .whitespaces)))
             }
-            if let tokenEnv {
+            if let tokenEnv = tokenEnv ?? declared.tokenEnv {
                 guard let t = ProcessInfo.processInfo.environment[tokenEnv], !t.isEmpty else { throw fail("$\(tokenEnv) is not set") }
                 spec.headers.append(("Authorization", "Bearer \(t)"))
             }
@@ -107,7 +121,7 @@ struct ExportCommand: AsyncParsableCommand {
                     report = try await exporter.run()
                     if tty { FileHandle.standardError.write(Data("\n".utf8)) }
                 }
-                let pending = try exporter.ledger.batches(to).filter { $0.state != .delivered }
+                let pending = try exporter.ledger.batches(url).filter { $0.state != .delivered }
                 if json {
                     let enc = JSONEncoder()
                     enc.outputFormatting = [.sortedKeys]
@@ -116,7 +130,7 @@ struct ExportCommand: AsyncParsableCommand {
                     print("planned \(report.planned) new batches (\(report.plannedRows) rows); delivered \(report.delivered) (\(report.deliveredRows) rows) in \(String(format: "%.2f", report.seconds)) s, \(report.attempts) attempts")
                     if !pending.isEmpty {
                         let dead = pending.filter { $0.state == .dead }.count
-                        print("not delivered: \(pending.count) batches (\(dead) dead-lettered); see `sluice export status --to \(to)`")
+                        print("not delivered: \(pending.count) batches (\(dead) dead-lettered); see `sluice export status --to \(url)`")
                     }
                 }
                 if pending.contains(where: { $0.state == .dead }) { throw ExitCode(3) }

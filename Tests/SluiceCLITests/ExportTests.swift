@@ -157,6 +157,35 @@ final class Receiver: @unchecked Sendable {
         #expect(dead["last_status"] as? Int == 422 && (dead["response"] as? String ?? "").contains("refused on purpose"))
     }
 
+    @Test func exportsDeclaredInSluiceYml() throws {
+        let cli = try CLI()
+        try table(cli, rows: 1...3_000)
+        let rx = try Receiver(dir: cli.dir + "/rx")
+        defer { rx.stop() }
+        cli.write("sluice.yml", """
+            exports:
+              to_rx:
+                from: t
+                key: id
+                to: \(rx.url)
+                batch_size: 700
+                format: csv
+                concurrency: 2
+                form: {source: sluice}
+                headers: {X-Batch-Origin: tests}
+            """)
+        let r = try cli.run(["export", "to_rx", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(try cli.json(r.out)["planned"] as? Int == 5)
+        let counts = try rx.idCounts()
+        #expect(counts.count == 3_000 && counts.values.allSatisfy { $0 == 1 })
+        let missing = try cli.run(["export", "nope"])
+        #expect(missing.status == 1 && missing.err.contains("no export 'nope'") && missing.err.contains("to_rx"))
+        cli.write("sluice.yml", "exports:\n  x:\n    from: t\n    batchsize: 3\n")
+        let bad = try cli.run(["export", "x"])
+        #expect(bad.status == 1 && bad.err.contains("sluice.yml:4") && bad.err.contains("unknown key 'batchsize'"), "\(bad.err)")
+    }
+
     @Test func killedMidRunThenReRunLosesNothingAndSendsNothingTwice() throws {
         let cli = try CLI()
         try table(cli, rows: 1...30_000)
