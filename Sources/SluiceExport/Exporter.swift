@@ -113,6 +113,7 @@ public final class Exporter: @unchecked Sendable {
         } catch {
             throw SluiceError(.io, "cannot create '\(spec.spoolDir)': \(error.localizedDescription)")
         }
+        try sweepSpool()
         let t = SQLIdentifier.quoteValidated(spec.table), k = SQLIdentifier.quoteValidated(spec.key)
         let cols = schema.columns.map { SQLIdentifier.quoteValidated($0.name) }.joined(separator: ", ")
         let db = ledger.connection
@@ -166,6 +167,16 @@ public final class Exporter: @unchecked Sendable {
             if keys.count < spec.batchSize { break }
         }
         return (batches, rows)
+    }
+
+    /// Removes spooled files no undelivered batch refers to: left by a crash between writing a
+    /// batch's file and recording it (the rows are simply planned again).
+    func sweepSpool() throws(SluiceError) {
+        let keep = Set(try ledger.batches(spec.url).filter { $0.state != .delivered }.map(\.file))  // planned and dead-lettered
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: spec.spoolDir)) ?? [] where name.hasPrefix("batch-") {
+            let path = (spec.spoolDir as NSString).appendingPathComponent(name)
+            if !keep.contains(path) { try? FileManager.default.removeItem(atPath: path) }
+        }
     }
 
     static func text(_ v: SQLiteValue) -> String {

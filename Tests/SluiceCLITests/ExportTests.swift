@@ -203,9 +203,13 @@ final class Receiver: @unchecked Sendable {
         p.waitUntilExit()
         let partial = try rx.idCounts().count
         #expect(partial > 0 && partial < 30_000, "killed after \(partial) rows")
+        // A file spooled but never recorded (a crash between the two) is swept on the next run.
+        let spool = try #require(try FileManager.default.contentsOfDirectory(atPath: cli.dir + "/.sluice/exports").first)
+        let orphan = cli.write(".sluice/exports/\(spool)/batch-99999.csv", "id\n1\n")
         let r = try cli.run(["export", "--from", "t", "--key", "id", "--to", rx.url, "--batch-size", "500", "--json"])
         #expect(r.status == 0, "\(r.err)")
         let counts = try rx.idCounts()
         #expect(counts.count == 30_000 && counts.values.allSatisfy { $0 == 1 })
+        #expect(!FileManager.default.fileExists(atPath: orphan))
     }
 }
