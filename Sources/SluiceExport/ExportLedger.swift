@@ -137,3 +137,31 @@ public final class ExportLedger: @unchecked Sendable {
         return Int(db.changes)
     }
 }
+
+/// One destination's batches by state, as `sluice export status` and `GET /exports` show them.
+public struct DestinationSummary: Sendable, Encodable {
+    public var url: String
+    public var delivered = 0, deliveredRows = 0, pending = 0, pendingRows = 0, dead = 0, deadRows = 0
+    /// Batches not delivered yet (planned or dead-lettered), with what the receiver said.
+    public var undelivered: [ExportBatch] = []
+
+    enum CodingKeys: String, CodingKey {
+        case url, delivered, pending, dead, undelivered
+        case deliveredRows = "delivered_rows", pendingRows = "pending_rows", deadRows = "dead_rows"
+    }
+
+    /// Summaries of `batches`, one per destination, in URL order.
+    public static func of(_ batches: [ExportBatch]) -> [DestinationSummary] {
+        var out: [String: DestinationSummary] = [:]
+        for b in batches {
+            var d = out[b.destination] ?? DestinationSummary(url: b.destination)
+            switch b.state {
+            case .delivered: d.delivered += 1; d.deliveredRows += b.rows
+            case .planned: d.pending += 1; d.pendingRows += b.rows; d.undelivered.append(b)
+            case .dead: d.dead += 1; d.deadRows += b.rows; d.undelivered.append(b)
+            }
+            out[b.destination] = d
+        }
+        return out.values.sorted { $0.url < $1.url }
+    }
+}

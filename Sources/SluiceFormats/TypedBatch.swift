@@ -86,9 +86,19 @@ struct TypedBatchConverter {
 /// read, one field per column, then the op field.
 protocol TypedFileReader: BatchReader {
     var spec: ReadSpec { get }
+    /// The next batch; errors need not name the file (``next()`` adds it).
+    func nextBatch() throws(SluiceError) -> DecodedBatch?
 }
 
 extension TypedFileReader {
+    public func next() throws(SluiceError) -> DecodedBatch? {
+        do throws(SluiceError) {
+            return try nextBatch()
+        } catch {
+            throw spec.fileName.map { error.inFile($0) } ?? error
+        }
+    }
+
     public var rejectFields: [String] { spec.schema.columns.map(\.sourceField) + (spec.opField.map { [$0] } ?? []) }
 
     public func sourceRecord(columnValues: [String?]) -> [String?] { columnValues + (spec.opField == nil ? [] : [nil]) }

@@ -31,22 +31,6 @@ public struct APIDependencies: Sendable {
     }
 }
 
-/// One export destination's figures, as `GET /exports` shows them.
-struct ExportDestinationView: Encodable {
-    var url: String
-    var delivered: Int
-    var deliveredRows: Int
-    var pending: Int
-    var pendingRows: Int
-    var dead: Int
-    var deadRows: Int
-    var undelivered: [ExportBatch]
-    enum CodingKeys: String, CodingKey {
-        case url, delivered, pending, dead, undelivered
-        case deliveredRows = "delivered_rows", pendingRows = "pending_rows", deadRows = "dead_rows"
-    }
-}
-
 /// The bulk-ingest HTTP API. Routes only turn requests into validated jobs and answers;
 /// loading is the workers' business.
 public enum SluiceAPI {
@@ -105,14 +89,7 @@ public enum SluiceAPI {
         let batches = try await Task.detached { () throws -> [ExportBatch] in
             try ExportLedger(path: database).batches(to)
         }.value
-        var out: [ExportDestinationView] = []
-        for url in Array(Set(batches.map(\.destination))).sorted() {
-            let mine = batches.filter { $0.destination == url }
-            func count(_ s: BatchState) -> (Int, Int) { let b = mine.filter { $0.state == s }; return (b.count, b.reduce(0) { $0 + $1.rows }) }
-            let (d, dr) = count(.delivered), (p, pr) = count(.planned), (x, xr) = count(.dead)
-            out.append(ExportDestinationView(url: url, delivered: d, deliveredRows: dr, pending: p, pendingRows: pr, dead: x, deadRows: xr,
-                                             undelivered: mine.filter { $0.state != .delivered }))
-        }
+        let out = DestinationSummary.of(batches)
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try enc.encode(["destinations": out]))))

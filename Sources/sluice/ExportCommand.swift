@@ -157,12 +157,9 @@ struct ExportCommand: AsyncParsableCommand {
                     print(String(decoding: try enc.encode(batches), as: UTF8.self))
                     return
                 }
-                for dest in Array(Set(batches.map(\.destination))).sorted() {
-                    let mine = batches.filter { $0.destination == dest }
-                    func count(_ s: BatchState) -> (Int, Int) { let b = mine.filter { $0.state == s }; return (b.count, b.reduce(0) { $0 + $1.rows }) }
-                    let (d, dr) = count(.delivered), (p, pr) = count(.planned), (x, xr) = count(.dead)
-                    print("\(dest): delivered \(d) batches (\(dr) rows), pending \(p) (\(pr) rows), dead \(x) (\(xr) rows)")
-                    for b in mine where b.state != .delivered {
+                for d in DestinationSummary.of(batches) {
+                    print("\(d.url): delivered \(d.delivered) batches (\(d.deliveredRows) rows), pending \(d.pending) (\(d.pendingRows) rows), dead \(d.dead) (\(d.deadRows) rows)")
+                    for b in d.undelivered {
                         let said = [b.lastStatus.map { "HTTP \($0)" }, b.lastError, b.response.map { "\"\($0.prefix(120))\"" }].compactMap { $0 }.joined(separator: ", ")
                         print("  batch \(b.batch)\t\(b.state.rawValue)\t\(b.rows) rows, keys \(b.firstKey)…\(b.lastKey)\t\(b.attempts) attempts\t\(said)")
                     }

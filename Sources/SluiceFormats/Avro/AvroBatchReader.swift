@@ -63,14 +63,6 @@ public final class AvroBatchReader: TypedFileReader {
         converter = TypedBatchConverter(schema: spec.schema, capacity: spec.limits.batchRows)
     }
 
-    public func next() throws(SluiceError) -> DecodedBatch? {
-        do throws(SluiceError) {
-            return try nextBatch()
-        } catch {
-            throw spec.fileName.map { error.inFile($0) } ?? error
-        }
-    }
-
     func nextBatch() throws(SluiceError) -> DecodedBatch? {
         var natural = naturalTypes.map { Column(type: $0, capacity: spec.limits.batchRows) }
         var n = 0

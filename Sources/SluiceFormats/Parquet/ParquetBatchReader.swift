@@ -70,14 +70,6 @@ public final class ParquetBatchReader: TypedFileReader {
         return true
     }
 
-    public func next() throws(SluiceError) -> DecodedBatch? {
-        do throws(SluiceError) {
-            return try nextBatch()
-        } catch {
-            throw spec.fileName.map { error.inFile($0) } ?? error
-        }
-    }
-
     func nextBatch() throws(SluiceError) -> DecodedBatch? {
         guard try nextGroup() else { return nil }
         let n = Int(min(Int64(spec.limits.batchRows), rowsLeft))
