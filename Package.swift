@@ -101,7 +101,8 @@ let package = Package(
         .target(
             name: "SluiceExport",
             dependencies: [
-                "SluiceCore", "SluiceFormats", "SluiceSQLite",
+                "SluiceCore", "SluiceFormats", "SluiceSQLite", "SluicePostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -78,7 +78,7 @@ public enum ConfigReader {
 
     static func readExport(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> ExportSettings {
         let p = "exports.\(name)"
-        let m = try r.mapping(node, p, allowed: ["from", "key", "to", "batch_size", "format", "concurrency", "field", "raw_body", "form",
+        let m = try r.mapping(node, p, allowed: ["from", "query", "where", "resend_changed", "key", "to", "batch_size", "format", "concurrency", "field", "raw_body", "form",
                                                  "headers", "token_env", "gzip", "rate", "rows_per_second", "max_attempts", "timeout"])
         var e = ExportSettings()
         func positive(_ key: String) throws(SluiceError) -> Double? {
@@ -94,6 +94,10 @@ public enum ConfigReader {
             return out
         }
         if let n = m["from"] { e.from = try r.string(n, "\(p).from") }
+        if let n = m["query"] { e.query = try r.string(n, "\(p).query") }
+        if e.from != nil && e.query != nil, let n = m["query"] { throw r.error(n, "\(p): give `from` (a table) or `query`, not both") }
+        if let n = m["where"] { e.filter = try r.string(n, "\(p).where") }
+        if let n = m["resend_changed"] { e.resendChanged = try r.bool(n, "\(p).resend_changed") }
         if let n = m["key"] { e.key = try r.string(n, "\(p).key") }
         if let n = m["to"] { e.to = try r.string(n, "\(p).to") }
         if let n = m["format"] {

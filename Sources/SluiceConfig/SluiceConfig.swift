@@ -75,6 +75,11 @@ public struct WorkerSettings: Sendable {
 /// command line's value, then the defaults of `sluice export`.
 public struct ExportSettings: Sendable, Equatable {
     public var from: String?
+    /// A read-only query to export instead of a table.
+    public var query: String?
+    /// A SQL boolean expression rows must satisfy (`where:`).
+    public var filter: String?
+    public var resendChanged: Bool?
     public var key: String?
     public var to: String?
     public var batchSize: Int?

@@ -1,5 +1,5 @@
 public import SluiceCore
-public import SluiceFormats
+import SluiceFormats
 import SluiceSQLite
 import Foundation
 import Crypto
@@ -21,9 +21,7 @@ public enum ExportFormat: String, Sendable, CaseIterable, Codable {
 
 /// What to export where, and how politely.
 public struct ExportSpec: Sendable {
-    public var database: String
-    public var table: String
-    public var key: String
+    public var source: ExportSource
     /// The receiver's URL; also the ledger's name for the destination.
     public var url: String
     public var format: ExportFormat = .csv
@@ -38,13 +36,13 @@ public struct ExportSpec: Sendable {
     public var rowsPerSecond: Double?
     public var timeoutSeconds = 60.0
     public var policy = DeliveryPolicy()
+    /// Also plan rows whose values changed since they were planned (never done silently).
+    public var resendChanged = false
     /// Folder for spooled batch files (kept until delivered).
     public var spoolDir: String
 
-    public init(database: String, table: String, key: String, url: String, spoolDir: String) {
-        self.database = database
-        self.table = table
-        self.key = key
+    public init(source: ExportSource, url: String, spoolDir: String) {
+        self.source = source
         self.url = url
         self.spoolDir = spoolDir
     }
@@ -73,24 +71,23 @@ public struct ExportReport: Sendable, Codable {
 /// retries and a rate limit; a batch is marked delivered only after a 2xx.
 public final class Exporter: @unchecked Sendable {
     let spec: ExportSpec
-    public let ledger: ExportLedger
-    /// A second connection for recording deliveries while planning goes on.
-    let outcomes: ExportLedger
+    public let store: any ExportStore
     let lock = NSLock()
     var limiter: RateLimiter?
     var rowLimiter: RateLimiter?
+    /// Called after each batch is delivered or dead-lettered, with the figures so far
+    /// (`planned` counts batches planned by this run up to now).
     public var onProgress: (@Sendable (ExportReport) -> Void)?
+    var plannedSoFar = (batches: 0, rows: 0)
 
-    public init(spec: ExportSpec) throws(SluiceError) {
-        try SQLIdentifier.validate(spec.table)
-        try SQLIdentifier.validate(spec.key)
+    public init(spec: ExportSpec, store: any ExportStore) throws(SluiceError) {
+        try spec.source.validate()
         guard let u = URL(string: spec.url), let scheme = u.scheme?.lowercased(), scheme == "http" || scheme == "https", u.host != nil else {
             throw SluiceError(.invalidArgument, "the destination must be an http(s) URL, not '\(spec.url)'")
         }
         guard spec.batchSize > 0, spec.concurrency > 0 else { throw SluiceError(.invalidArgument, "batch size and concurrency must be positive") }
         self.spec = spec
-        ledger = try ExportLedger(path: spec.database)
-        outcomes = try ExportLedger(path: spec.database)
+        self.store = store
         let now = Self.seconds()
         limiter = spec.requestsPerSecond.map { RateLimiter(rate: $0, now: now) }
         rowLimiter = spec.rowsPerSecond.map { RateLimiter(rate: $0, burst: Double(spec.batchSize), now: now) }
@@ -100,83 +97,66 @@ public final class Exporter: @unchecked Sendable {
 
     // MARK: Planning
 
-    /// Cuts the rows no batch carries yet into batches, in key order, by keyset pages. Each
-    /// batch's file is written and fsynced before the batch and its keys are recorded.
-    public func plan(onBatch: ((ExportBatch) -> Void)? = nil) throws(SluiceError) -> (batches: Int, rows: Int) {
-        let target = try SQLiteTarget(path: spec.database)
-        guard let schema = try target.schema(of: spec.table) else {
-            throw SluiceError(.notFound, "table '\(spec.table)' does not exist in \(spec.database)")
-        }
-        guard let keyIndex = schema.index(of: spec.key) else { throw SluiceError(.invalidSchema, "table '\(spec.table)' has no column '\(spec.key)'") }
+    /// Plans without sending: returns the new batches and rows.
+    public func plan() async throws(SluiceError) -> (batches: Int, rows: Int) {
+        try await prepareSpool()
+        return try await onPlanningThread(nil)
+    }
+
+    /// Creates the spool folder and removes spooled files no undelivered batch refers to:
+    /// left by a crash between writing a batch's file and recording it (its rows are simply
+    /// planned again).
+    func prepareSpool() async throws(SluiceError) {
         do {
             try FileManager.default.createDirectory(atPath: spec.spoolDir, withIntermediateDirectories: true)
         } catch {
             throw SluiceError(.io, "cannot create '\(spec.spoolDir)': \(error.localizedDescription)")
         }
-        try sweepSpool()
-        let t = SQLIdentifier.quoteValidated(spec.table), k = SQLIdentifier.quoteValidated(spec.key)
-        let cols = schema.columns.map { SQLIdentifier.quoteValidated($0.name) }.joined(separator: ", ")
-        let db = ledger.connection
-        // `+` strips the column's affinity, so the ledger's untyped key column can use its index.
-        let notSent = "NOT EXISTS (SELECT 1 FROM \(ExportLedger.rows) r WHERE r.dest = ?1 AND r.key = +\(t).\(k))"
-        let first = try db.prepare("SELECT \(cols) FROM \(t) WHERE \(notSent) AND \(k) IS NOT NULL ORDER BY \(k) LIMIT ?2")
-        let next = try db.prepare("SELECT \(cols) FROM \(t) WHERE \(notSent) AND \(k) > ?3 ORDER BY \(k) LIMIT ?2")
-        var last: SQLiteValue? = nil
-        var batches = 0, rows = 0
-        var number = try ledger.nextBatchNumber(spec.url)
-        let destinationID = try ledger.destinationID(spec.url)
-        while true {
-            let st = last == nil ? first : next
-            st.bind(1, .integer(destinationID))
-            st.bind(2, .integer(Int64(spec.batchSize)))
-            if let last { st.bind(3, last) }
-            var builder = BatchBuilder(schema: TableSchema(columns: schema.columns.map { var c = $0; c.nullable = true; return c }), capacity: spec.batchSize)
-            var keys: [SQLiteValue] = []
-            var line: Int64 = 0
-            while try st.step() {
-                line += 1
-                builder.beginRow(line: line)
-                for c in 0..<schema.columns.count {
-                    switch st.kind(c) {
-                    case .null: builder.setNull(c)
-                    case .integer: builder.setInt(c, st.int64(c))
-                    case .real: builder.setDouble(c, st.double(c))
-                    case .text: builder.setText(c, st.bytes(c))
-                    case .blob: builder.setBytes(c, st.bytes(c))
-                    }
-                }
-                if let r = builder.endRow() {
-                    throw SluiceError(.invalidSchema, "row with \(spec.key) = \(Self.text(st.value(keyIndex))) does not read back as its column type: \(r.message)")
-                }
-                keys.append(st.value(keyIndex))
-            }
-            guard let lastKey = keys.last else { break }
-            let batch = builder.take()
-            let bytes = try encode(batch, schema: schema)
-            let sha = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
-            let file = (spec.spoolDir as NSString).appendingPathComponent("batch-\(number).\(spec.format.rawValue)\(spec.gzip ? ".gz" : "")")
-            try Self.writeDurably(bytes, to: file)
-            let planned = ExportBatch(destination: spec.url, batch: number, rows: keys.count, firstKey: Self.text(keys[0]), lastKey: Self.text(lastKey),
-                                      sha256: sha, file: file, state: .planned, attempts: 0)
-            try ledger.insert(planned, destinationID: destinationID, keys: keys)
-            onBatch?(planned)
-            batches += 1
-            rows += keys.count
-            number += 1
-            last = lastKey
-            if keys.count < spec.batchSize { break }
-        }
-        return (batches, rows)
-    }
-
-    /// Removes spooled files no undelivered batch refers to: left by a crash between writing a
-    /// batch's file and recording it (the rows are simply planned again).
-    func sweepSpool() throws(SluiceError) {
-        let keep = Set(try ledger.batches(spec.url).filter { $0.state != .delivered }.map(\.file))  // planned and dead-lettered
+        let keep = Set(try await store.batches(spec.url).filter { $0.state != .delivered }.map(\.file))  // planned and dead-lettered
         for name in (try? FileManager.default.contentsOfDirectory(atPath: spec.spoolDir)) ?? [] where name.hasPrefix("batch-") {
             let path = (spec.spoolDir as NSString).appendingPathComponent(name)
             if !keep.contains(path) { try? FileManager.default.removeItem(atPath: path) }
         }
+    }
+
+    /// Runs ``planSync(onBatch:)`` on a thread of its own: it blocks on the database and fsync.
+    func onPlanningThread(_ onBatch: (@Sendable (ExportBatch) -> Void)?) async throws(SluiceError) -> (batches: Int, rows: Int) {
+        let result = await withCheckedContinuation { (cont: CheckedContinuation<Result<(batches: Int, rows: Int), SluiceError>, Never>) in
+            let t = Thread {
+                do throws(SluiceError) {
+                    cont.resume(returning: .success(try self.planSync(onBatch: onBatch)))
+                } catch {
+                    cont.resume(returning: .failure(error))
+                }
+            }
+            t.stackSize = 4 << 20
+            t.start()
+        }
+        return try result.get()
+    }
+
+    /// Cuts the rows no batch carries yet into batches, in key order. Each batch's file is
+    /// written and fsynced before the batch and its keys are recorded.
+    func planSync(onBatch: ((ExportBatch) -> Void)?) throws(SluiceError) -> (batches: Int, rows: Int) {
+        var batches = 0, rows = 0
+        var number = try store.nextBatchNumber(spec.url)
+        let destinationID = try store.destinationID(spec.url)
+        let scan = try store.scan(spec.source, destinationID: destinationID, resendChanged: spec.resendChanged, pageSize: spec.batchSize)
+        defer { scan.close() }
+        while let page = try scan.next() {
+            let bytes = try encode(page.batch, schema: scan.schema)
+            let sha = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+            let file = (spec.spoolDir as NSString).appendingPathComponent("batch-\(number).\(spec.format.rawValue)\(spec.gzip ? ".gz" : "")")
+            try Self.writeDurably(bytes, to: file)
+            let planned = ExportBatch(destination: spec.url, batch: number, rows: page.keys.count, firstKey: Self.text(page.keys[0]),
+                                      lastKey: Self.text(page.keys[page.keys.count - 1]), sha256: sha, file: file, state: .planned, attempts: 0)
+            try store.insert(planned, destinationID: destinationID, keys: page.keys, hashes: page.hashes)
+            onBatch?(planned)
+            batches += 1
+            rows += page.keys.count
+            number += 1
+        }
+        return (batches, rows)
     }
 
     static func text(_ v: SQLiteValue) -> String {
@@ -236,7 +216,7 @@ public final class Exporter: @unchecked Sendable {
 
     /// Delivers every planned batch of this destination; returns the run's figures.
     public func deliver() async throws(SluiceError) -> ExportReport {
-        let pending = try ledger.batches(spec.url, state: .planned)
+        let pending = try await store.batches(spec.url, state: .planned)
         let (stream, feed) = AsyncStream<ExportBatch>.makeStream()
         for b in pending { feed.yield(b) }
         feed.finish()
@@ -246,22 +226,19 @@ public final class Exporter: @unchecked Sendable {
     /// Plans and delivers at once: batches left from earlier runs go first, and each new
     /// batch is sent as soon as it is spooled and recorded, while the next is being planned.
     public func run() async throws(SluiceError) -> ExportReport {
-        let pending = try ledger.batches(spec.url, state: .planned)
+        try await prepareSpool()
+        let pending = try await store.batches(spec.url, state: .planned)
         let (stream, feed) = AsyncStream<ExportBatch>.makeStream()
         for b in pending { feed.yield(b) }
-        // Planning blocks on SQLite and fsync: it gets a thread of its own, not the task pool.
         let planning = Task { [self] () -> Result<(batches: Int, rows: Int), SluiceError> in
-            await withCheckedContinuation { cont in
-                let t = Thread {
-                    defer { feed.finish() }
-                    do throws(SluiceError) {
-                        cont.resume(returning: .success(try self.plan { feed.yield($0) }))
-                    } catch {
-                        cont.resume(returning: .failure(error))
-                    }
-                }
-                t.stackSize = 4 << 20
-                t.start()
+            defer { feed.finish() }
+            do throws(SluiceError) {
+                return .success(try await onPlanningThread { [self] b in
+                    lock.withLock { plannedSoFar.batches += 1; plannedSoFar.rows += b.rows }
+                    feed.yield(b)
+                })
+            } catch {
+                return .failure(error)
             }
         }
         var report = try await deliver(stream)
@@ -281,6 +258,8 @@ public final class Exporter: @unchecked Sendable {
                     inFlight -= 1
                     report.attempts += r.2
                     if r.1 == .delivered { report.delivered += 1; report.deliveredRows += r.0.rows } else if r.1 == .dead { report.dead += 1 }
+                    (report.planned, report.plannedRows) = lock.withLock { plannedSoFar }
+                    report.seconds = Self.seconds() - start
                     onProgress?(report)
                 }
                 for await b in stream {
@@ -349,14 +328,14 @@ public final class Exporter: @unchecked Sendable {
             }
             switch decision {
             case .delivered:
-                try outcomes.recordLocked(lock, batch, state: .delivered, status: status, error: nil, response: excerpt, latencyMs: latency)
+                try await store.record(batch, state: .delivered, status: status, error: nil, response: excerpt, latencyMs: latency)
                 try? FileManager.default.removeItem(atPath: batch.file)
                 return (batch, .delivered, attempt)
             case .deadLetter(let reason):
-                try outcomes.recordLocked(lock, batch, state: .dead, status: status, error: errorText ?? reason, response: excerpt, latencyMs: latency)
+                try await store.record(batch, state: .dead, status: status, error: errorText ?? reason, response: excerpt, latencyMs: latency)
                 return (batch, .dead, attempt)
             case .retry(let after):
-                try outcomes.recordLocked(lock, batch, state: .planned, status: status, error: errorText, response: excerpt, latencyMs: latency)
+                try await store.record(batch, state: .planned, status: status, error: errorText, response: excerpt, latencyMs: latency)
                 try? await Task.sleep(nanoseconds: UInt64(after * 1e9))
             }
         }
@@ -381,14 +360,5 @@ public final class Exporter: @unchecked Sendable {
         out += file
         out += Array("\r\n--\(boundary)--\r\n".utf8)
         return Body(bytes: out, contentType: "multipart/form-data; boundary=\(boundary)")
-    }
-}
-
-extension ExportLedger {
-    /// ``record(_:state:status:error:response:latencyMs:)`` from concurrent senders (one connection).
-    func recordLocked(_ lock: NSLock, _ b: ExportBatch, state: BatchState, status: Int?, error: String?, response: String?, latencyMs: Int) throws(SluiceError) {
-        lock.lock()
-        defer { lock.unlock() }
-        try record(b, state: state, status: status, error: error, response: response, latencyMs: latencyMs)
     }
 }

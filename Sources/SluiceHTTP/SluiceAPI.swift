@@ -4,7 +4,7 @@ public import SluiceQueue
 public import SluiceWorker
 import SluiceCore
 public import Foundation
-import SluiceExport
+public import SluiceExport
 import HTTPTypes
 public import HummingbirdCore
 
@@ -19,6 +19,8 @@ public struct APIDependencies: Sendable {
     /// Accepted bearer tokens; empty means no authentication (loopback only, see `sluice serve`).
     public var tokens: [String]
     public var now: @Sendable () -> Date
+    /// The export ledger `GET /exports` reads (the SQLite database's own when nil).
+    public var exports: (any ExportStore)?
 
     public init(config: SluiceConfig, driver: any QueueDriver, policy: SourcePolicy, wake: WakeSignal?, tokens: [String],
                 now: @escaping @Sendable () -> Date = { Date() }) {
@@ -82,13 +84,15 @@ public enum SluiceAPI {
     /// `GET /exports[?to=URL]`: per receiver, delivered / pending / dead-lettered batches and
     /// rows, and every batch not yet delivered with what the receiver last said.
     static func exportStatus(_ deps: APIDependencies, to: String?) async throws -> Response {
-        let database = deps.config.database
-        guard !database.hasPrefix("postgres://"), !database.hasPrefix("postgresql://") else {
-            throw APIError(.notFound, "exports run on the embedded SQLite database only, for now")
+        let store: any ExportStore
+        if let s = deps.exports {
+            store = s
+        } else {
+            let database = deps.config.database
+            guard !database.hasPrefix("postgres://"), !database.hasPrefix("postgresql://") else { throw APIError(.notFound, "no export ledger is open") }
+            store = try await Task.detached { () throws -> any ExportStore in try SQLiteExportStore(path: database) }.value
         }
-        let batches = try await Task.detached { () throws -> [ExportBatch] in
-            try ExportLedger(path: database).batches(to)
-        }.value
+        let batches = try await store.batches(to)
         let out = DestinationSummary.of(batches)
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]

@@ -4,7 +4,7 @@ import NIOCore
 
 extension PostgresPool {
     /// Columns (logical types, nullability) and primary key of `table`, or nil if missing.
-    func schema(of table: QualifiedName, on conn: PostgresConnection) async throws -> TableSchema? {
+    public func schema(of table: QualifiedName, on conn: PostgresConnection) async throws -> TableSchema? {
         let cols = try await conn.query(Self.query("""
             SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
             FROM pg_attribute a

@@ -103,7 +103,7 @@ public enum PGValue: Sendable {
 
 /// Runs async work from a plain thread (never a cooperative one) and waits for it. The
 /// loader's threads use it to talk to postgres-nio.
-func blockingAwait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+public func blockingAwait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
     let done = DispatchSemaphore(value: 0)
     let box = ResultBox<T>()
     Task {

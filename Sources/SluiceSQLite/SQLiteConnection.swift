@@ -46,6 +46,23 @@ public final class SQLiteConnection: @unchecked Sendable {
         return SQLiteStatement(stmt: stmt, connection: self)
     }
 
+    /// Prepares exactly one statement: text after it (a second statement) is refused.
+    public func prepareOne(_ sql: String) throws(SluiceError) -> SQLiteStatement {
+        var stmt: OpaquePointer?
+        var tail: UnsafePointer<CChar>?
+        let rest: String? = sql.withCString { base in
+            let rc = sqlite_nio_sqlite3_prepare_v3(db, base, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, &tail)
+            guard rc == SQLITE_OK else { return nil }
+            return tail.map { String(cString: $0) } ?? ""
+        }
+        guard let rest, let stmt else { throw error(sqlite_nio_sqlite3_errcode(db), "SQLite cannot prepare a statement") }
+        let statement = SQLiteStatement(stmt: stmt, connection: self)
+        guard rest.allSatisfy({ $0.isWhitespace || $0 == ";" }) else {
+            throw SluiceError(.invalidArgument, "one SQL statement expected; found more after it: '\(SourceLocation.excerpt(rest))'")
+        }
+        return statement
+    }
+
     /// Rows changed by the last INSERT, UPDATE or DELETE.
     public var changes: Int64 { sqlite_nio_sqlite3_changes64(db) }
 
@@ -85,6 +102,9 @@ public final class SQLiteStatement {
     deinit { sqlite_nio_sqlite3_finalize(stmt) }
 
     public var columnCount: Int { Int(sqlite_nio_sqlite3_column_count(stmt)) }
+
+    /// Whether the statement cannot write to the database.
+    public var isReadOnly: Bool { sqlite_nio_sqlite3_stmt_readonly(stmt) != 0 }
 
     /// Steps once; true when a row is available. Resets automatically on done.
     @discardableResult

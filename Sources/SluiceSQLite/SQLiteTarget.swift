@@ -56,7 +56,7 @@ public final class SQLiteTarget: TableCatalog {
     }
 
     /// SQLite's type-affinity rules, after trying the name as one of ours (`date`, `uuid`...).
-    static func logicalType(declared: String) -> ColumnType {
+    public static func logicalType(declared: String) -> ColumnType {
         if let t = ColumnType(parsing: declared) { return t }
         let d = declared.uppercased()
         if d.contains("INT") { return .int64 }

@@ -3,6 +3,7 @@ import Foundation
 import SluiceConfig
 import SluiceCore
 import SluiceExport
+import SluicePostgres
 import Crypto
 
 
@@ -22,13 +23,19 @@ struct ExportCommand: AsyncParsableCommand {
         defaultSubcommand: Run.self
     )
 
-    /// The SQLite database the export reads (PostgreSQL sources come later).
-    static func database(_ shared: SharedOptions) throws -> String {
+    /// Runs `body` with the export store of the configured database (SQLite or PostgreSQL).
+    static func withStore<T: Sendable>(_ shared: SharedOptions, _ body: @Sendable (any ExportStore) async throws -> T) async throws -> T {
         let config = try shared.loadConfig()
-        if config.database.hasPrefix("postgres://") || config.database.hasPrefix("postgresql://") {
-            throw fail("export reads from the embedded SQLite database for now; PostgreSQL sources are not supported yet")
+        do {
+            if PostgresPool.isURL(config.database) {
+                return try await PostgresPool.with(url: config.database, maxConnections: 12) { pool in
+                    try await body(try await PostgresExportStore(pool: pool))
+                }
+            }
+            return try await body(try SQLiteExportStore(path: config.database))
+        } catch let e as SluiceError {
+            throw fail(e.description)
         }
-        return config.database
     }
 
     static func spoolDir(for url: String) -> String {
@@ -41,7 +48,10 @@ struct ExportCommand: AsyncParsableCommand {
 
         @Argument(help: "An export declared under `exports:` in sluice.yml (options below override it).") var name: String?
         @Option(help: "Table to export.") var from: String?
+        @Option(help: "A read-only query to export instead of a table (its columns must include the key).") var query: String?
+        @Option(name: .customLong("where"), help: "Only rows matching this SQL condition.") var filter: String?
         @Option(help: "Key column (unique, stable): rows are batched and remembered by it.") var key: String?
+        @Flag(help: "Also send rows whose values changed since they were sent (by a hash of each row).") var resendChanged = false
         @Option(help: "Receiver URL (http or https).") var to: String?
         @Option(help: "Rows per batch (default 10000).") var batchSize: Int?
         @Option(help: "File format: csv, ndjson or parquet (default csv).") var format: ExportFormat?
@@ -77,10 +87,14 @@ struct ExportCommand: AsyncParsableCommand {
                 }
                 declared = d
             }
-            guard let table = from ?? declared.from, let keyColumn = key ?? declared.key, let url = to ?? declared.to else {
-                throw ValidationError("give --from, --key and --to, or the name of an export declared in sluice.yml")
+            let table = from ?? (query == nil ? declared.from : nil), sql = query ?? (from == nil ? declared.query : nil)
+            guard table != nil || sql != nil, let keyColumn = key ?? declared.key, let url = to ?? declared.to else {
+                throw ValidationError("give --from (or --query), --key and --to, or the name of an export declared in sluice.yml")
             }
-            var spec = ExportSpec(database: try ExportCommand.database(shared), table: table, key: keyColumn, url: url, spoolDir: ExportCommand.spoolDir(for: url))
+            if table != nil && sql != nil { throw ValidationError("give --from or --query, not both") }
+            let source = ExportSource(table: table, query: sql, filter: filter ?? declared.filter, key: keyColumn)
+            var spec = ExportSpec(source: source, url: url, spoolDir: ExportCommand.spoolDir(for: url))
+            spec.resendChanged = resendChanged || declared.resendChanged == true
             spec.format = format ?? declared.format.flatMap(ExportFormat.init(rawValue:)) ?? .csv
             spec.batchSize = batchSize ?? declared.batchSize ?? 10_000
             spec.concurrency = concurrency ?? declared.concurrency ?? 8
@@ -104,24 +118,21 @@ struct ExportCommand: AsyncParsableCommand {
                 guard let t = ProcessInfo.processInfo.environment[tokenEnv], !t.isEmpty else { throw fail("$\(tokenEnv) is not set") }
                 spec.headers.append(("Authorization", "Bearer \(t)"))
             }
-            do {
-                let exporter = try Exporter(spec: spec)
+            let (planOnly, json, finalSpec) = (planOnly, json, spec)
+            try await ExportCommand.withStore(shared) { store in
+                let exporter = try Exporter(spec: finalSpec, store: store)
                 var report = ExportReport()
                 if planOnly {
-                    let planned = try exporter.plan()
+                    let planned = try await exporter.plan()
                     report.planned = planned.batches
                     report.plannedRows = planned.rows
                 } else {
                     let tty = isatty(STDERR_FILENO) == 1 && !json
-                    if tty {
-                        exporter.onProgress = { r in
-                            FileHandle.standardError.write(Data("\r\u{1B}[K  delivered \(r.delivered) batches (\(r.deliveredRows) rows), dead \(r.dead), attempts \(r.attempts)".utf8))
-                        }
-                    }
+                    if tty { exporter.onProgress = ProgressLine.export }
                     report = try await exporter.run()
                     if tty { FileHandle.standardError.write(Data("\n".utf8)) }
                 }
-                let pending = try exporter.ledger.batches(url).filter { $0.state != .delivered }
+                let pending = try await store.batches(url).filter { $0.state != .delivered }
                 if json {
                     let enc = JSONEncoder()
                     enc.outputFormatting = [.sortedKeys]
@@ -134,8 +145,6 @@ struct ExportCommand: AsyncParsableCommand {
                     }
                 }
                 if pending.contains(where: { $0.state == .dead }) { throw ExitCode(3) }
-            } catch let e as SluiceError {
-                throw fail(e.description)
             }
         }
     }
@@ -148,9 +157,9 @@ struct ExportCommand: AsyncParsableCommand {
 
         func run() async throws {
             Runtime.bootstrapLogging()
-            do {
-                let ledger = try ExportLedger(path: try ExportCommand.database(shared))
-                let batches = try ledger.batches(to)
+            let (to, json) = (to, json)
+            try await ExportCommand.withStore(shared) { store in
+                let batches = try await store.batches(to)
                 if json {
                     let enc = JSONEncoder()
                     enc.outputFormatting = [.sortedKeys]
@@ -164,8 +173,6 @@ struct ExportCommand: AsyncParsableCommand {
                         print("  batch \(b.batch)\t\(b.state.rawValue)\t\(b.rows) rows, keys \(b.firstKey)…\(b.lastKey)\t\(b.attempts) attempts\t\(said)")
                     }
                 }
-            } catch let e as SluiceError {
-                throw fail(e.description)
             }
         }
     }
@@ -177,11 +184,9 @@ struct ExportCommand: AsyncParsableCommand {
 
         func run() async throws {
             Runtime.bootstrapLogging()
-            do {
-                let n = try ExportLedger(path: try ExportCommand.database(shared)).retryDead(to)
-                print("\(n) batches back in the plan")
-            } catch let e as SluiceError {
-                throw fail(e.description)
+            let to = to
+            try await ExportCommand.withStore(shared) { store in
+                print("\(try await store.retryDead(to)) batches back in the plan")
             }
         }
     }

@@ -1,6 +1,7 @@
 import SluiceLoad
 import SluiceCore
 import Foundation
+import SluiceExport
 
 /// Progress on stderr: a live bar on a terminal (rows, MB/s, ETA), periodic log lines
 /// otherwise, nothing with `--quiet`.
@@ -94,5 +95,20 @@ enum Summary {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? String(decoding: enc.encode(r), as: UTF8.self)) ?? "{}"
+    }
+}
+
+/// One live line on a terminal for `sluice export`: batches delivered of those known so far.
+enum ProgressLine {
+    static let export: @Sendable (ExportReport) -> Void = { r in
+        let width = 24
+        let known = max(r.planned, r.delivered + r.dead)
+        let fraction = known > 0 ? Double(r.delivered + r.dead) / Double(known) : 0
+        let filled = Int(fraction * Double(width))
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        let rate = r.seconds > 0 ? Double(r.deliveredRows) / r.seconds : 0
+        let line = String(format: "\r\u{1B}[K[%@] %d/%d batches  %@ rows  %@ rows/s  dead %d  attempts %d", bar, r.delivered, known,
+                          ProgressDisplay.group(Int64(r.deliveredRows)), ProgressDisplay.group(Int64(rate)), r.dead, r.attempts)
+        FileHandle.standardError.write(Data(line.utf8))
     }
 }

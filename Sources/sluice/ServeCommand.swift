@@ -13,6 +13,7 @@ import SluiceHTTP
 import SluiceQueue
 import SluiceSQLite
 import SluicePostgres
+import SluiceExport
 import SluiceWorker
 
 /// What `serve` and `worker` both build: the control plane and target (SQLite file or
@@ -47,6 +48,12 @@ struct Runtime {
             return try await body(Runtime(config: config, driver: driver, target: PostgresJobTarget(pool: pool), pool: pool,
                                           policy: policy, logger: logger))
         }
+    }
+
+    /// The export ledger in the runtime's database.
+    func exportStore() async throws -> any ExportStore {
+        if let pool { return try await PostgresExportStore(pool: pool) }
+        return try SQLiteExportStore(path: config.database)
     }
 
     func worker(concurrency: Int?, id: String?, wake: WakeSignal) -> WorkerService {
@@ -130,7 +137,8 @@ struct ServeCommand: AsyncParsableCommand {
                 let wake = WakeSignal()
                 var services: [any Service] = []
                 if !noWorkers { services.append(runtime.worker(concurrency: concurrency, id: nil, wake: wake)) }
-                let deps = APIDependencies(config: config, driver: runtime.driver, policy: runtime.policy, wake: wake, tokens: tokens2)
+                var deps = APIDependencies(config: config, driver: runtime.driver, policy: runtime.policy, wake: wake, tokens: tokens2)
+                deps.exports = try await runtime.exportStore()
                 let app = Application(
                     router: SluiceAPI.router(deps),
                     server: SluiceAPI.server,

@@ -151,7 +151,8 @@ final class Receiver: @unchecked Sendable {
         let (s, o) = try await srv.json("GET", "/exports")
         #expect(s == 200)
         let dests = try #require(o["destinations"] as? [[String: Any]])
-        #expect(dests.count == 1 && dests[0]["url"] as? String == rx.url)
+        try #require(dests.count == 1)
+        #expect(dests[0]["url"] as? String == rx.url)
         #expect(dests[0]["delivered"] as? Int == 1 && dests[0]["dead"] as? Int == 1 && dests[0]["dead_rows"] as? Int == 1_000)
         let dead = try #require((dests[0]["undelivered"] as? [[String: Any]])?.first)
         #expect(dead["last_status"] as? Int == 422 && (dead["response"] as? String ?? "").contains("refused on purpose"))
@@ -211,5 +212,94 @@ final class Receiver: @unchecked Sendable {
         let counts = try rx.idCounts()
         #expect(counts.count == 30_000 && counts.values.allSatisfy { $0 == 1 })
         #expect(!FileManager.default.fileExists(atPath: orphan))
+    }
+
+    @Test func filtersQueriesAndChangedRowsOnlyOnRequest() throws {
+        let cli = try CLI()
+        try table(cli, rows: 1...1_000)
+        let rx = try Receiver(dir: cli.dir + "/rx")
+        defer { rx.stop() }
+        let base = ["export", "--from", "t", "--key", "id", "--to", rx.url, "--batch-size", "300", "--json"]
+        let even = try cli.run(base + ["--where", "id % 2 = 0"])
+        #expect(even.status == 0, "\(even.err)")
+        #expect(try cli.json(even.out)["planned_rows"] as? Int == 500)
+        #expect(try rx.idCounts().keys.allSatisfy { $0 % 2 == 0 })
+        let rest = try cli.run(base)
+        #expect(try cli.json(rest.out)["planned_rows"] as? Int == 500)
+        // Rows changed after delivery are not re-sent unless asked.
+        _ = try cli.sqlite("UPDATE t SET name = 'renamed' WHERE id <= 10")
+        #expect(try cli.json(try cli.run(base).out)["planned_rows"] as? Int == 0)
+        let changed = try cli.run(base + ["--resend-changed"])
+        #expect(changed.status == 0, "\(changed.err)")
+        #expect(try cli.json(changed.out)["planned_rows"] as? Int == 10)
+        #expect(try cli.json(try cli.run(base + ["--resend-changed"]).out)["planned_rows"] as? Int == 0)
+        let counts = try rx.idCounts()
+        #expect(counts.count == 1_000 && counts.allSatisfy { $0.value == ($0.key <= 10 ? 2 : 1) })
+
+        // A read-only query instead of a table.
+        let rx2 = try Receiver(dir: cli.dir + "/rx2")
+        defer { rx2.stop() }
+        let q = try cli.run(["export", "--query", "SELECT id, upper(name) AS name FROM t WHERE amount > 200", "--key", "id", "--to", rx2.url, "--json"])
+        #expect(q.status == 0, "\(q.err)")
+        #expect(try cli.json(q.out)["planned_rows"] as? Int == 200)
+        let files = try FileManager.default.contentsOfDirectory(atPath: rx2.dir).filter { $0.hasSuffix(".csv") }
+        let text = try files.map { try String(contentsOfFile: rx2.dir + "/" + $0, encoding: .utf8) }.joined()
+        #expect(text.hasPrefix("id,name\n") && text.contains("900,NAME 900\n"), "\(text.prefix(80))")
+        let twoStatements = try cli.run(["export", "--query", "SELECT id FROM t; DROP TABLE t", "--key", "id", "--to", rx2.url])
+        #expect(twoStatements.status != 0 && twoStatements.err.contains("one SQL statement"), "\(twoStatements.err)")
+        #expect(try cli.sqlite("SELECT count(*) FROM t").trimmingCharacters(in: .whitespacesAndNewlines) == "1000")
+    }
+
+    @Test func exportsFromPostgreSQLKilledAndReRunSendEachRowOnce() throws {
+        let pg = try TestPostgres.fresh()
+        _ = try pg.query("""
+            CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, price numeric(10,2), at timestamptz, tags jsonb, flag boolean, payload bytea, day date);
+            INSERT INTO items SELECT i, 'item ' || i, i / 2.0, timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second',
+              jsonb_build_object('n', i), i % 3 = 0, decode(lpad(to_hex(i), 8, '0'), 'hex'), date '2024-01-01' + (i % 365)
+            FROM generate_series(1, 20000) i
+            """)
+        let cli = try CLI()
+        cli.write("sluice.yml", "database: \(pg.url)\n")
+        let rx = try Receiver(dir: cli.dir + "/rx", args: ["--delay", "0.1"])
+        defer { rx.stop() }
+        let args = ["export", "--from", "items", "--key", "id", "--to", rx.url, "--batch-size", "500", "--concurrency", "2"]
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLI.binary)
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        Thread.sleep(forTimeInterval: 2)
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let partial = try rx.idCounts().count
+        #expect(partial > 0 && partial < 20_000, "killed after \(partial) rows")
+        let r = try cli.run(args + ["--json"])
+        #expect(r.status == 0, "\(r.err)")
+        var counts = try rx.idCounts()
+        #expect(counts.count == 20_000 && counts.values.allSatisfy { $0 == 1 })
+        let files = try FileManager.default.contentsOfDirectory(atPath: rx.dir).filter { $0.hasSuffix(".csv") }
+        let text = try files.map { try String(contentsOfFile: rx.dir + "/" + $0, encoding: .utf8) }.joined()
+        #expect(text.hasPrefix("id,name,price,at,tags,flag,payload,day\n"))
+        #expect(text.contains("\n3,item 3,1.50,2024-01-01 00:00:03.000000Z,\"{\"\"n\"\":3}\",true,\\x00000003,2024-01-04\n"), "\(text.prefix(300))")
+
+        // Changed rows only on request; a query with a filter; the ledger lives in PostgreSQL.
+        _ = try pg.query("UPDATE items SET price = price + 1 WHERE id <= 5")
+        #expect(try cli.json(try cli.run(args + ["--json"]).out)["planned_rows"] as? Int == 0)
+        #expect(try cli.json(try cli.run(args + ["--json", "--resend-changed"]).out)["planned_rows"] as? Int == 5)
+        counts = try rx.idCounts()
+        #expect(counts.filter { $0.value == 2 }.map(\.key).sorted() == [1, 2, 3, 4, 5])
+        let rx2 = try Receiver(dir: cli.dir + "/rx2")
+        defer { rx2.stop() }
+        let q = try cli.run(["export", "--query", "SELECT id, name FROM items WHERE flag", "--where", "id <= 3000", "--key", "id", "--to", rx2.url, "--json"])
+        #expect(q.status == 0, "\(q.err)")
+        #expect(try cli.json(q.out)["planned_rows"] as? Int == 1_000)
+        let refused = try cli.run(["export", "--query", "DELETE FROM items RETURNING id", "--key", "id", "--to", rx2.url])
+        #expect(refused.status != 0, "\(refused.out)")
+        #expect(try pg.query("SELECT count(*) FROM items").trimmingCharacters(in: .whitespacesAndNewlines) == "20000")
+        #expect(try pg.query("SELECT count(*) FROM sluice_export_keys").trimmingCharacters(in: .whitespacesAndNewlines) == "21000")
+        let status = try cli.run(["export", "status", "--to", rx.url])
+        #expect(status.out.contains("delivered 41 batches (20005 rows), pending 0"), "\(status.out)")
     }
 }

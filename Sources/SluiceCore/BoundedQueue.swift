@@ -2,17 +2,17 @@ import Foundation
 
 /// A blocking first-in-first-out queue with a fixed capacity: the reading thread waits
 /// when the writing side falls behind, so at most `capacity` batches are in memory.
-final class BoundedQueue<Element>: @unchecked Sendable {
+public final class BoundedQueue<Element>: @unchecked Sendable {
     private var items: [Element] = []
     private let capacity: Int
     private let condition = NSCondition()
     private var closed = false
 
-    init(capacity: Int) { self.capacity = capacity }
+    public init(capacity: Int) { self.capacity = capacity }
 
     /// Adds an element, waiting for room. Returns false if the queue was closed.
     @discardableResult
-    func push(_ e: Element) -> Bool {
+    public func push(_ e: Element) -> Bool {
         condition.lock()
         defer { condition.unlock() }
         while items.count >= capacity && !closed { condition.wait() }
@@ -23,7 +23,7 @@ final class BoundedQueue<Element>: @unchecked Sendable {
     }
 
     /// Takes the oldest element, waiting for one; nil once closed and empty.
-    func pop() -> Element? {
+    public func pop() -> Element? {
         condition.lock()
         defer { condition.unlock() }
         while items.isEmpty && !closed { condition.wait() }
@@ -34,7 +34,7 @@ final class BoundedQueue<Element>: @unchecked Sendable {
     }
 
     /// Wakes both sides; pushes fail from now on, pops drain what is left.
-    func close() {
+    public func close() {
         condition.lock()
         closed = true
         condition.broadcast()
@@ -42,7 +42,7 @@ final class BoundedQueue<Element>: @unchecked Sendable {
     }
 
     /// Closes and drops pending elements (when the consumer gives up).
-    func cancel() {
+    public func cancel() {
         condition.lock()
         closed = true
         items.removeAll()

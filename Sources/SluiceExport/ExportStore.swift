@@ -1,0 +1,99 @@
+public import SluiceCore
+public import SluiceSQLite
+import Foundation
+
+/// What an export reads: a table or a read-only query, an optional filter (a SQL boolean
+/// expression over its columns), and the key column that orders and identifies its rows.
+public struct ExportSource: Sendable, Equatable {
+    public var table: String?
+    public var query: String?
+    public var filter: String?
+    public var key: String
+
+    public init(table: String? = nil, query: String? = nil, filter: String? = nil, key: String) {
+        self.table = table
+        self.query = query
+        self.filter = filter
+        self.key = key
+    }
+
+    /// Checks the shape (one of table or query) and the identifiers.
+    func validate() throws(SluiceError) {
+        guard (table == nil) != (query == nil) else { throw SluiceError(.invalidArgument, "an export reads either a table or a query (not both, not neither)") }
+        if let table { try SQLIdentifier.validate(table) }
+        try SQLIdentifier.validate(key)
+        if let query, query.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw SluiceError(.invalidArgument, "the export query is empty") }
+        if let filter, filter.contains(";") { throw SluiceError(.invalidArgument, "the export filter is one SQL expression (no ';')") }
+    }
+
+    /// For messages: the table, or "the query".
+    var label: String { table ?? "the export query" }
+}
+
+/// Up to one batch of rows still to send: the rows, their keys (as the ledger stores them)
+/// and a hash of each row's values (so `--resend-changed` can tell which rows changed).
+public struct ExportPage {
+    public var batch: RecordBatch
+    public var keys: [SQLiteValue]
+    public var hashes: [Int64]
+}
+
+/// Rows still to send, read a page at a time in key order.
+public protocol ExportScan: AnyObject {
+    var schema: TableSchema { get }
+    /// The next page (at most the scan's page size); nil when every row has been read.
+    func next() throws(SluiceError) -> ExportPage?
+    func close()
+}
+
+/// The database side of an export: the rows it reads and the delivery ledger kept beside
+/// them, so "not yet sent" is an anti-join in one database. Planning calls the synchronous
+/// methods from a thread of its own; delivery and status call the async ones.
+public protocol ExportStore: AnyObject, Sendable {
+    /// The small number the key ledger uses for a destination URL.
+    func destinationID(_ url: String) throws(SluiceError) -> Int64
+    func nextBatchNumber(_ url: String) throws(SluiceError) -> Int64
+    /// Rows of `source` no batch for `destinationID` carries yet; with `resendChanged`, also
+    /// rows whose values changed since the batch that carried them was planned.
+    func scan(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pageSize: Int) throws(SluiceError) -> any ExportScan
+    /// Records a planned batch and the keys (and row hashes) it carries, atomically.
+    func insert(_ b: ExportBatch, destinationID: Int64, keys: [SQLiteValue], hashes: [Int64]) throws(SluiceError)
+
+    func batches(_ destination: String?, state: BatchState?) async throws(SluiceError) -> [ExportBatch]
+    /// Records one attempt's outcome and the batch's new state.
+    func record(_ b: ExportBatch, state: BatchState, status: Int?, error: String?, response: String?, latencyMs: Int) async throws(SluiceError)
+    /// Puts dead-lettered batches back in the plan with fresh attempts. Returns how many.
+    func retryDead(_ destination: String?) async throws(SluiceError) -> Int
+}
+
+extension ExportStore {
+    public func batches(_ destination: String?) async throws(SluiceError) -> [ExportBatch] {
+        try await batches(destination, state: nil)
+    }
+}
+
+/// FNV-1a over a row's cells, each preceded by a tag (null, or the value's kind) so that
+/// different rows cannot run together into the same bytes.
+struct RowHasher {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    @inline(__always) mutating func byte(_ b: UInt8) {
+        h = (h ^ UInt64(b)) &* 0x100_0000_01b3
+    }
+
+    mutating func null() { byte(0) }
+
+    mutating func int(_ v: Int64) {
+        byte(1)
+        var x = UInt64(bitPattern: v)
+        for _ in 0..<8 { byte(UInt8(truncatingIfNeeded: x)); x >>= 8 }
+    }
+
+    mutating func bytes(_ tag: UInt8, _ p: UnsafeRawBufferPointer) {
+        byte(tag)
+        int(Int64(p.count))
+        for b in p { byte(b) }
+    }
+
+    var value: Int64 { Int64(bitPattern: h) }
+}

@@ -1,0 +1,340 @@
+public import SluiceCore
+public import SluicePostgres
+public import SluiceSQLite
+import PostgresNIO
+import NIOCore
+import Foundation
+
+/// The export ledger and row source in PostgreSQL. Keys are kept as their text form; rows
+/// are streamed from one read-only, repeatable-read transaction.
+public final class PostgresExportStore: ExportStore, @unchecked Sendable {
+    let pool: PostgresPool
+    static let batches = "sluice_export_batches"
+    static let rows = "sluice_export_keys"
+    static let destinations = "sluice_export_destinations"
+    static let view = "sluice_export_source"
+
+    /// Opens the store on a running pool, creating the ledger tables if they are missing.
+    public init(pool: PostgresPool) async throws(SluiceError) {
+        self.pool = pool
+        try await run("cannot create the export ledger") { conn in
+            for sql in [
+                "BEGIN",
+                "SELECT pg_advisory_xact_lock(7316520007)",  // concurrent CREATE IF NOT EXISTS can collide
+                """
+                CREATE TABLE IF NOT EXISTS \(Self.batches) (
+                  destination text NOT NULL, batch bigint NOT NULL, rows integer NOT NULL, first_key text, last_key text,
+                  sha256 text NOT NULL, file text NOT NULL, state text NOT NULL, attempts integer NOT NULL DEFAULT 0,
+                  last_status integer, last_error text, response text, latency_ms integer, planned_at timestamptz, delivered_at timestamptz,
+                  PRIMARY KEY (destination, batch))
+                """,
+                "CREATE TABLE IF NOT EXISTS \(Self.destinations) (id bigserial PRIMARY KEY, url text NOT NULL UNIQUE)",
+                "CREATE TABLE IF NOT EXISTS \(Self.rows) (dest bigint NOT NULL, key text NOT NULL, batch bigint NOT NULL, hash bigint, PRIMARY KEY (dest, key))",
+                "COMMIT",
+            ] {
+                try await pool.exec(sql, on: conn)
+            }
+        }
+    }
+
+    /// Runs `body` on a pooled connection, mapping errors to ours.
+    func run<T: Sendable>(_ context: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(SluiceError) -> T {
+        do {
+            return try await pool.client.withConnection { try await body($0) }
+        } catch {
+            throw PostgresPool.error(error, context)
+        }
+    }
+
+    /// ``run(_:_:)`` from the planning thread.
+    func blocking<T: Sendable>(_ context: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) throws(SluiceError) -> T {
+        let pool = pool
+        do {
+            return try blockingAwait { try await pool.client.withConnection { try await body($0) } }
+        } catch {
+            throw PostgresPool.error(error, context)
+        }
+    }
+
+    public func destinationID(_ url: String) throws(SluiceError) -> Int64 {
+        let pool = pool
+        return try blocking("cannot record destination '\(url)'") { conn in
+            try await pool.exec("INSERT INTO \(Self.destinations) (url) VALUES ($1) ON CONFLICT (url) DO NOTHING", [.text(url)], on: conn)
+            let rows = try await conn.query(PostgresPool.query("SELECT id FROM \(Self.destinations) WHERE url = $1", [.text(url)]), logger: pool.logger).get().rows
+            guard let id = try rows.first?.decode(Int64.self) else { throw SluiceError(.io, "no id for '\(url)'") }
+            return id
+        }
+    }
+
+    public func nextBatchNumber(_ destination: String) throws(SluiceError) -> Int64 {
+        let pool = pool
+        return try blocking("cannot read the export ledger") { conn in
+            let rows = try await conn.query(PostgresPool.query("SELECT coalesce(max(batch), 0) + 1 FROM \(Self.batches) WHERE destination = $1", [.text(destination)]),
+                                            logger: pool.logger).get().rows
+            return try rows.first?.decode(Int64.self) ?? 1
+        }
+    }
+
+    public func scan(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pageSize: Int) throws(SluiceError) -> any ExportScan {
+        try source.validate()
+        let scan = PostgresExportScan(pageSize: pageSize)
+        let pool = pool
+        scan.producer = Task {
+            do {
+                try await pool.client.withConnection { conn in
+                    try await Self.stream(source, destinationID: destinationID, resendChanged: resendChanged, pool: pool, conn: conn, into: scan)
+                }
+                scan.channel.finish(nil)
+            } catch {
+                scan.channel.finish(PostgresPool.error(error, "cannot read \(source.label)"))
+            }
+        }
+        try scan.awaitSchema()
+        return scan
+    }
+
+    /// Reads the source in one read-only transaction and hands pages to the planning thread.
+    static func stream(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pool: PostgresPool, conn: PostgresConnection,
+                       into scan: PostgresExportScan) async throws {
+        let name: QualifiedName
+        if let table = source.table {
+            name = try QualifiedName(table)
+        } else {
+            // A view cannot hold data-modifying statements, and PostgreSQL takes one statement here.
+            try await pool.exec("DROP VIEW IF EXISTS pg_temp.\(view)", on: conn)
+            try await pool.exec("CREATE TEMP VIEW \(view) AS \(source.query ?? "")", on: conn)
+            name = try QualifiedName("pg_temp.\(view)")
+        }
+        let relation = name.quoted
+        guard let schema = try await pool.schema(of: name, on: conn) else { throw SluiceError(.notFound, "table '\(source.label)' does not exist") }
+        guard let keyIndex = schema.index(of: source.key) else { throw SluiceError(.invalidSchema, "\(source.label) has no column '\(source.key)'") }
+        let nullable = TableSchema(columns: schema.columns.map { var c = $0; c.nullable = true; return c })
+        guard scan.channel.put(.schema(nullable)) else { return }
+        let k = "s." + SQLIdentifier.quoteValidated(source.key)
+        let cols = schema.columns.map { "s.\(SQLIdentifier.quoteValidated($0.name))::text" }.joined(separator: ", ")
+        let match = "r.dest = $1 AND r.key = \(k)::text"
+        var sql = resendChanged
+            ? "SELECT \(cols), r.hash FROM \(relation) s LEFT JOIN \(Self.rows) r ON \(match) WHERE \(k) IS NOT NULL"
+            : "SELECT \(cols) FROM \(relation) s WHERE \(k) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \(Self.rows) r WHERE \(match))"
+        if let filter = source.filter { sql += " AND (\(filter))" }
+        sql += " ORDER BY \(k)"
+        try await pool.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", on: conn)
+        do {
+            // Text forms our coercion reads back exactly, whatever the session's settings.
+            for set in ["SET LOCAL TIME ZONE 'UTC'", "SET LOCAL DateStyle = 'ISO, YMD'", "SET LOCAL bytea_output = 'hex'",
+                        "SET LOCAL extra_float_digits = 1", "SET LOCAL IntervalStyle = 'iso_8601'"] {
+                try await pool.exec(set, on: conn)
+            }
+            let rows = try await conn.query(PostgresPool.query(sql, [.int(destinationID)]), logger: pool.logger)
+            let n = schema.columns.count
+            var builder = BatchBuilder(schema: nullable, capacity: scan.pageSize)
+            var keys: [SQLiteValue] = [], hashes: [Int64] = []
+            for try await row in rows {
+                var h = RowHasher()
+                var cells: [ByteBuffer?] = []
+                cells.reserveCapacity(n + 1)
+                for cell in row { cells.append(cell.bytes) }
+                for c in 0..<n {
+                    if let b = cells[c] { b.withUnsafeReadableBytes { h.bytes(2, $0) } } else { h.null() }
+                }
+                if resendChanged, var stored = cells[n], stored.readableBytes == 8, stored.readInteger(as: Int64.self) == h.value { continue }
+                builder.beginRow(line: Int64(keys.count + 1))
+                for c in 0..<n {
+                    if let b = cells[c] { b.withUnsafeReadableBytes { builder.setText(c, $0) } } else { builder.setNull(c) }
+                }
+                let key = cells[keyIndex].map { String(buffer: $0) } ?? ""
+                if let r = builder.endRow() {
+                    throw SluiceError(.invalidSchema, "row with \(source.key) = \(key) does not read back as its column type: \(r.message)")
+                }
+                keys.append(.text(key))
+                hashes.append(h.value)
+                if keys.count == scan.pageSize {
+                    guard await scan.channel.send(.page(ExportPage(batch: builder.take(), keys: keys, hashes: hashes))) else { break }
+                    keys.removeAll(keepingCapacity: true)
+                    hashes.removeAll(keepingCapacity: true)
+                }
+            }
+            if !keys.isEmpty { _ = await scan.channel.send(.page(ExportPage(batch: builder.take(), keys: keys, hashes: hashes))) }
+            try await pool.exec("COMMIT", on: conn)
+        } catch {
+            _ = try? await pool.exec("ROLLBACK", on: conn)
+            throw error
+        }
+    }
+
+    public func insert(_ b: ExportBatch, destinationID: Int64, keys: [SQLiteValue], hashes: [Int64]) throws(SluiceError) {
+        let pool = pool
+        let texts = keys.map { Exporter.text($0) }
+        try blocking("cannot record batch \(b.batch)") { conn in
+            try await pool.exec("BEGIN", on: conn)
+            do {
+                try await pool.exec("""
+                    INSERT INTO \(Self.batches) (destination, batch, rows, first_key, last_key, sha256, file, state, planned_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, 'planned', now())
+                    """, [.text(b.destination), .int(b.batch), .int(Int64(b.rows)), .text(b.firstKey), .text(b.lastKey), .text(b.sha256), .text(b.file)], on: conn)
+                // A key planned again (its row changed, `--resend-changed`) moves to the new batch.
+                try await pool.exec("""
+                    INSERT INTO \(Self.rows) (dest, key, batch, hash) SELECT $1, u.k, $3, u.h FROM unnest($2::text[], $4::bigint[]) AS u(k, h)
+                    ON CONFLICT (dest, key) DO UPDATE SET batch = excluded.batch, hash = excluded.hash
+                    """, [.int(destinationID), .texts(texts), .int(b.batch), .ints(hashes)], on: conn)
+                try await pool.exec("COMMIT", on: conn)
+            } catch {
+                _ = try? await pool.exec("ROLLBACK", on: conn)
+                throw error
+            }
+        }
+    }
+
+    public func batches(_ destination: String?, state: BatchState?) async throws(SluiceError) -> [ExportBatch] {
+        var sql = """
+            SELECT destination, batch, rows, first_key, last_key, sha256, file, state, attempts, last_status, last_error, response, latency_ms
+            FROM \(Self.batches) WHERE true
+            """
+        var binds: [PGValue] = []
+        if let destination { binds.append(.text(destination)); sql += " AND destination = $\(binds.count)" }
+        if let state { binds.append(.text(state.rawValue)); sql += " AND state = $\(binds.count)" }
+        sql += " ORDER BY destination, batch"
+        let pool = pool, query = PostgresPool.query(sql, binds)
+        return try await run("cannot read the export ledger") { conn in
+            var out: [ExportBatch] = []
+            for try await r in try await conn.query(query, logger: pool.logger) {
+                let (dest, batch, rows, first, last, sha, file, st, attempts) = try r.decode((String, Int64, Int32, String?, String?, String, String, String, Int32).self)
+                let (_, _, _, _, _, _, _, _, _, status, error, response, latency) = try r.decode(
+                    (String, Int64, Int32, String?, String?, String, String, String, Int32, Int32?, String?, String?, Int32?).self)
+                out.append(ExportBatch(destination: dest, batch: batch, rows: Int(rows), firstKey: first ?? "", lastKey: last ?? "", sha256: sha, file: file,
+                                       state: BatchState(rawValue: st) ?? .planned, attempts: Int(attempts), lastStatus: status.map(Int.init),
+                                       lastError: error, response: response, latencyMs: latency.map(Int.init)))
+            }
+            return out
+        }
+    }
+
+    public func record(_ b: ExportBatch, state: BatchState, status: Int?, error: String?, response: String?, latencyMs: Int) async throws(SluiceError) {
+        let pool = pool
+        let binds: [PGValue] = [.text(b.destination), .int(b.batch), .text(state.rawValue), status.map { .int(Int64($0)) } ?? .null,
+                                error.map { .text($0) } ?? .null, response.map { .text($0) } ?? .null, .int(Int64(latencyMs))]
+        _ = try await run("cannot record batch \(b.batch)") { conn in
+            try await pool.exec("""
+                UPDATE \(Self.batches) SET state = $3, attempts = attempts + 1, last_status = $4::integer, last_error = $5, response = $6,
+                  latency_ms = $7::integer, delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END
+                WHERE destination = $1 AND batch = $2
+                """, binds, on: conn)
+        }
+    }
+
+    public func retryDead(_ destination: String?) async throws(SluiceError) -> Int {
+        let pool = pool
+        var sql = "UPDATE \(Self.batches) SET state = 'planned', attempts = 0 WHERE state = 'dead'"
+        var binds: [PGValue] = []
+        if let destination { binds.append(.text(destination)); sql += " AND destination = $1" }
+        let (s, b) = (sql, binds)
+        return Int(try await run("cannot update the export ledger") { conn in try await pool.exec(s, b, on: conn) })
+    }
+}
+
+/// The planning thread's end of a PostgreSQL scan: pages arrive from the reading task
+/// through a channel that holds at most two, so memory stays flat.
+final class PostgresExportScan: ExportScan, @unchecked Sendable {
+    let pageSize: Int
+    let channel = PageChannel(capacity: 2)
+    var producer: Task<Void, Never>?
+    private(set) var schema = TableSchema(columns: [])
+
+    init(pageSize: Int) { self.pageSize = pageSize }
+
+    func awaitSchema() throws(SluiceError) {
+        switch try channel.take() {
+        case .schema(let s)?: schema = s
+        default: throw SluiceError(.io, "the export source ended before its columns were known")
+        }
+    }
+
+    func next() throws(SluiceError) -> ExportPage? {
+        switch try channel.take() {
+        case .page(let p)?: p
+        default: nil
+        }
+    }
+
+    func close() {
+        channel.cancel()
+    }
+}
+
+/// A bounded hand-off from an async producer (which awaits room) to a plain thread (which blocks).
+final class PageChannel: @unchecked Sendable {
+    enum Item { case schema(TableSchema), page(ExportPage) }
+    private var items: [Item] = []
+    private var ended = false
+    private var failure: SluiceError?
+    private var cancelled = false
+    private var waiting: CheckedContinuation<Void, Never>?
+    private let capacity: Int
+    private let condition = NSCondition()
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// Adds an item without waiting (the schema). False once the consumer has gone.
+    func put(_ item: Item) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        if cancelled { return false }
+        items.append(item)
+        condition.broadcast()
+        return true
+    }
+
+    /// Adds an item, awaiting room. False once the consumer has gone.
+    func send(_ item: Item) async -> Bool {
+        while true {
+            let full: Bool = condition.withLock { !cancelled && items.count >= capacity }
+            if !full { break }
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                condition.lock()
+                if cancelled || items.count < capacity {
+                    condition.unlock()
+                    c.resume()
+                } else {
+                    waiting = c
+                    condition.unlock()
+                }
+            }
+        }
+        return put(item)
+    }
+
+    func finish(_ error: SluiceError?) {
+        condition.lock()
+        ended = true
+        failure = error
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The next item, waiting for one; nil at the end; throws what ended the producer.
+    func take() throws(SluiceError) -> Item? {
+        condition.lock()
+        while items.isEmpty && !ended { condition.wait() }
+        if items.isEmpty {
+            condition.unlock()
+            if let failure { throw failure }
+            return nil
+        }
+        let item = items.removeFirst()
+        let c = waiting
+        waiting = nil
+        condition.unlock()
+        c?.resume()
+        return item
+    }
+
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        items.removeAll()
+        let c = waiting
+        waiting = nil
+        condition.unlock()
+        c?.resume()
+    }
+}

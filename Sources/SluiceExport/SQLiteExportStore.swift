@@ -1,0 +1,243 @@
+public import SluiceCore
+public import SluiceSQLite
+import Foundation
+
+/// The export ledger and row source in the embedded SQLite database. Planning uses one
+/// connection; deliveries are recorded on a second, so planning never waits for them.
+public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
+    let path: String
+    let db: SQLiteConnection
+    let recorder: SQLiteConnection
+    let lock = NSLock()
+    static let batches = "sluice_export_batches"
+    static let rows = "sluice_export_keys"
+    static let destinations = "sluice_export_destinations"
+    static let view = "sluice_export_source"
+
+    public init(path: String) throws(SluiceError) {
+        self.path = path
+        db = try SQLiteConnection(path: path)
+        try db.execute("PRAGMA busy_timeout = 10000")
+        try db.execute("""
+            CREATE TABLE IF NOT EXISTS \(Self.batches) (
+              destination TEXT NOT NULL, batch INTEGER NOT NULL, rows INTEGER NOT NULL, first_key TEXT, last_key TEXT,
+              sha256 TEXT NOT NULL, file TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+              last_status INTEGER, last_error TEXT, response TEXT, latency_ms INTEGER, planned_at TEXT, delivered_at TEXT,
+              PRIMARY KEY (destination, batch));
+            CREATE TABLE IF NOT EXISTS \(Self.destinations) (id INTEGER PRIMARY KEY, url TEXT NOT NULL UNIQUE);
+            CREATE TABLE IF NOT EXISTS \(Self.rows) (
+              dest INTEGER NOT NULL, key NOT NULL, batch INTEGER NOT NULL, hash INTEGER, PRIMARY KEY (dest, key)) WITHOUT ROWID;
+            """)
+        recorder = try SQLiteConnection(path: path)
+        try recorder.execute("PRAGMA busy_timeout = 10000")
+    }
+
+    /// Runs `body` holding the recorder connection (deliveries record from several tasks).
+    func locked<T>(_ body: () throws(SluiceError) -> T) throws(SluiceError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    public func destinationID(_ url: String) throws(SluiceError) -> Int64 {
+        _ = try db.query("INSERT OR IGNORE INTO \(Self.destinations) (url) VALUES (?1)", [.text(url)])
+        guard let id = try db.query("SELECT id FROM \(Self.destinations) WHERE url = ?1", [.text(url)]).first?.first?.int else {
+            throw SluiceError(.io, "cannot record destination '\(url)'")
+        }
+        return id
+    }
+
+    public func nextBatchNumber(_ destination: String) throws(SluiceError) -> Int64 {
+        (try db.query("SELECT coalesce(max(batch), 0) + 1 FROM \(Self.batches) WHERE destination = ?1", [.text(destination)]).first?.first?.int) ?? 1
+    }
+
+    public func scan(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pageSize: Int) throws(SluiceError) -> any ExportScan {
+        try source.validate()
+        let relation: String
+        let schema: TableSchema
+        if let table = source.table {
+            guard let s = try SQLiteTarget(path: path).schema(of: table) else {
+                throw SluiceError(.notFound, "table '\(table)' does not exist in \(path)")
+            }
+            relation = SQLIdentifier.quoteValidated(table)
+            schema = s
+        } else {
+            try db.execute("DROP VIEW IF EXISTS temp.\(Self.view)")
+            let create = try db.prepareOne("CREATE TEMP VIEW \(Self.view) AS \(source.query ?? "")")
+            _ = try create.step()
+            let columns = try db.query("PRAGMA temp.table_info(\(Self.view))").map { r in
+                ColumnSchema(name: r[1].string ?? "", type: SQLiteTarget.logicalType(declared: r[2].string ?? ""), nullable: true)
+            }
+            relation = "temp.\(Self.view)"
+            schema = TableSchema(columns: columns)
+        }
+        guard let keyIndex = schema.index(of: source.key) else { throw SluiceError(.invalidSchema, "\(source.label) has no column '\(source.key)'") }
+        let t = "s", k = "s." + SQLIdentifier.quoteValidated(source.key)
+        let cols = schema.columns.map { "s." + SQLIdentifier.quoteValidated($0.name) }.joined(separator: ", ")
+        let filter = source.filter.map { " AND (\($0))" } ?? ""
+        // `+` strips the column's affinity, so the ledger's untyped key column can use its index.
+        let match = "r.dest = ?1 AND r.key = +\(k)"
+        let select = resendChanged
+            ? "SELECT \(cols), r.hash FROM \(relation) \(t) LEFT JOIN \(Self.rows) r ON \(match) WHERE 1 = 1"
+            : "SELECT \(cols) FROM \(relation) \(t) WHERE NOT EXISTS (SELECT 1 FROM \(Self.rows) r WHERE \(match))"
+        let first = try db.prepareOne("\(select)\(filter) AND \(k) IS NOT NULL ORDER BY \(k) LIMIT ?2")
+        let next = try db.prepareOne("\(select)\(filter) AND \(k) > ?3 ORDER BY \(k) LIMIT ?2")
+        guard first.isReadOnly, next.isReadOnly else { throw SluiceError(.invalidArgument, "the export's filter must not write to the database") }
+        return SQLiteExportScan(schema: schema, keyIndex: keyIndex, destinationID: destinationID, first: first, next: next, resendChanged: resendChanged, limit: pageSize)
+    }
+
+    public func insert(_ b: ExportBatch, destinationID: Int64, keys: [SQLiteValue], hashes: [Int64]) throws(SluiceError) {
+        try db.execute("BEGIN IMMEDIATE")
+        do throws(SluiceError) {
+            _ = try db.query("""
+                INSERT INTO \(Self.batches) (destination, batch, rows, first_key, last_key, sha256, file, state, planned_at)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'planned', ?8)
+                """, [.text(b.destination), .integer(b.batch), .integer(Int64(b.rows)), .text(b.firstKey), .text(b.lastKey),
+                      .text(b.sha256), .text(b.file), .text(ISO8601DateFormatter().string(from: Date()))])
+            // 100 keys per statement: one step instead of a hundred. A key planned again (its row
+            // changed, `--resend-changed`) moves to the new batch.
+            let per = 100
+            let insert = "INSERT OR REPLACE INTO \(Self.rows) (dest, key, batch, hash) VALUES "
+            let many = try db.prepare(insert + (0..<per).map { "(?1, ?\(2 * $0 + 3), ?2, ?\(2 * $0 + 4))" }.joined(separator: ", "))
+            let one = try db.prepare(insert + "(?1, ?3, ?2, ?4)")
+            var at = 0
+            while at < keys.count {
+                let st = keys.count - at >= per ? many : one
+                let n = st === many ? per : 1
+                st.bind(1, .integer(destinationID))
+                st.bind(2, .integer(b.batch))
+                for j in 0..<n {
+                    st.bind(3 + 2 * j, keys[at + j])
+                    st.bind(4 + 2 * j, .integer(hashes[at + j]))
+                }
+                _ = try st.step()
+                at += n
+            }
+            try db.execute("COMMIT")
+        } catch {
+            try? db.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    public func batches(_ destination: String?, state: BatchState?) async throws(SluiceError) -> [ExportBatch] {
+        try locked { () throws(SluiceError) in try Self.batches(recorder, destination, state: state) }
+    }
+
+    static func batches(_ db: SQLiteConnection, _ destination: String?, state: BatchState?) throws(SluiceError) -> [ExportBatch] {
+        var sql = "SELECT destination, batch, rows, first_key, last_key, sha256, file, state, attempts, last_status, last_error, response, latency_ms FROM \(Self.batches) WHERE 1 = 1"
+        var binds: [SQLiteValue] = []
+        if let destination { binds.append(.text(destination)); sql += " AND destination = ?\(binds.count)" }
+        if let state { binds.append(.text(state.rawValue)); sql += " AND state = ?\(binds.count)" }
+        sql += " ORDER BY destination, batch"
+        return try db.query(sql, binds).map { r in
+            ExportBatch(destination: r[0].string ?? "", batch: r[1].int ?? 0, rows: Int(r[2].int ?? 0), firstKey: r[3].string ?? "",
+                        lastKey: r[4].string ?? "", sha256: r[5].string ?? "", file: r[6].string ?? "",
+                        state: BatchState(rawValue: r[7].string ?? "") ?? .planned, attempts: Int(r[8].int ?? 0),
+                        lastStatus: r[9].int.map(Int.init), lastError: r[10].string, response: r[11].string, latencyMs: r[12].int.map(Int.init))
+        }
+    }
+
+    public func record(_ b: ExportBatch, state: BatchState, status: Int?, error: String?, response: String?, latencyMs: Int) async throws(SluiceError) {
+        try locked { () throws(SluiceError) in
+            _ = try recorder.query("""
+                UPDATE \(Self.batches) SET state = ?3, attempts = attempts + 1, last_status = ?4, last_error = ?5, response = ?6,
+                  latency_ms = ?7, delivered_at = CASE WHEN ?3 = 'delivered' THEN ?8 ELSE delivered_at END
+                WHERE destination = ?1 AND batch = ?2
+                """, [.text(b.destination), .integer(b.batch), .text(state.rawValue), status.map { .integer(Int64($0)) } ?? .null,
+                      error.map { .text($0) } ?? .null, response.map { .text($0) } ?? .null, .integer(Int64(latencyMs)),
+                      .text(ISO8601DateFormatter().string(from: Date()))])
+        }
+    }
+
+    public func retryDead(_ destination: String?) async throws(SluiceError) -> Int {
+        try locked { () throws(SluiceError) in
+            var binds: [SQLiteValue] = []
+            var sql = "UPDATE \(Self.batches) SET state = 'planned', attempts = 0 WHERE state = 'dead'"
+            if let destination { binds.append(.text(destination)); sql += " AND destination = ?1" }
+            _ = try recorder.query(sql, binds)
+            return Int(recorder.changes)
+        }
+    }
+}
+
+/// Keyset pages over the source (`key > last`), each its own short statement, so the
+/// planner can record batches on the same connection between pages.
+final class SQLiteExportScan: ExportScan {
+    let schema: TableSchema
+    let keyIndex: Int
+    let destinationID: Int64
+    let first: SQLiteStatement
+    let nextPage: SQLiteStatement
+    let resendChanged: Bool
+    var last: SQLiteValue?
+    var exhausted = false
+
+    let limit: Int
+
+    init(schema: TableSchema, keyIndex: Int, destinationID: Int64, first: SQLiteStatement, next: SQLiteStatement, resendChanged: Bool, limit: Int) {
+        self.limit = limit
+        self.schema = schema
+        self.keyIndex = keyIndex
+        self.destinationID = destinationID
+        self.first = first
+        nextPage = next
+        self.resendChanged = resendChanged
+    }
+
+    func next() throws(SluiceError) -> ExportPage? {
+        let n = schema.columns.count
+        var builder = BatchBuilder(schema: TableSchema(columns: schema.columns.map { var c = $0; c.nullable = true; return c }), capacity: limit)
+        var keys: [SQLiteValue] = []
+        var hashes: [Int64] = []
+        while keys.count < limit && !exhausted {
+            let st = last == nil ? first : nextPage
+            st.reset()
+            st.bind(1, .integer(destinationID))
+            st.bind(2, .integer(Int64(limit)))
+            if let last { st.bind(3, last) }
+            var seen = 0
+            while keys.count < limit, try st.step() {
+                seen += 1
+                last = st.value(keyIndex)
+                var h = RowHasher()
+                for c in 0..<n {
+                    switch st.kind(c) {
+                    case .null: h.null()
+                    case .integer: h.int(st.int64(c))
+                    case .real: h.int(Int64(bitPattern: st.double(c).bitPattern))
+                    case .text: h.bytes(2, st.bytes(c))
+                    case .blob: h.bytes(3, st.bytes(c))
+                    }
+                }
+                if resendChanged, st.kind(n) == .integer, st.int64(n) == h.value { continue }  // sent, unchanged
+                builder.beginRow(line: Int64(keys.count + 1))
+                for c in 0..<n {
+                    switch st.kind(c) {
+                    case .null: builder.setNull(c)
+                    case .integer: builder.setInt(c, st.int64(c))
+                    case .real: builder.setDouble(c, st.double(c))
+                    case .text: builder.setText(c, st.bytes(c))
+                    case .blob: builder.setBytes(c, st.bytes(c))
+                    }
+                }
+                if let r = builder.endRow() {
+                    throw SluiceError(.invalidSchema, "row with \(schema.columns[keyIndex].name) = \(Exporter.text(st.value(keyIndex))) does not read back as its column type: \(r.message)")
+                }
+                keys.append(st.value(keyIndex))
+                hashes.append(h.value)
+            }
+            if keys.count < limit && seen < limit { exhausted = true }
+        }
+        resetStatements()
+        return keys.isEmpty ? nil : ExportPage(batch: builder.take(), keys: keys, hashes: hashes)
+    }
+
+    /// Ends the statements' reads (so the connection can write between pages).
+    func resetStatements() {
+        first.reset()
+        nextPage.reset()
+    }
+
+    func close() { resetStatements() }
+}
