@@ -59,6 +59,10 @@ public protocol ExportStore: AnyObject, Sendable {
     /// Records a planned batch and the keys (and row hashes) it carries, atomically.
     func insert(_ b: ExportBatch, destinationID: Int64, keys: [SQLiteValue], hashes: [Int64]) throws(SluiceError)
 
+    /// Runs `body` as the only exporter of `url` (across processes): two runs at once would
+    /// plan the same rows twice. Fails at once, with `.refused`, if another run holds it.
+    func exclusive<T: Sendable>(_ url: String, _ body: @Sendable () async throws(SluiceError) -> T) async throws(SluiceError) -> T
+
     func batches(_ destination: String?, state: BatchState?) async throws(SluiceError) -> [ExportBatch]
     /// Records one attempt's outcome and the batch's new state.
     func record(_ b: ExportBatch, state: BatchState, status: Int?, error: String?, response: String?, latencyMs: Int) async throws(SluiceError)

@@ -99,8 +99,10 @@ public final class Exporter: @unchecked Sendable {
 
     /// Plans without sending: returns the new batches and rows.
     public func plan() async throws(SluiceError) -> (batches: Int, rows: Int) {
-        try await prepareSpool()
-        return try await onPlanningThread(nil)
+        try await store.exclusive(spec.url) { () throws(SluiceError) in
+            try await prepareSpool()
+            return try await onPlanningThread(nil)
+        }
     }
 
     /// Creates the spool folder and removes spooled files no undelivered batch refers to:
@@ -216,6 +218,10 @@ public final class Exporter: @unchecked Sendable {
 
     /// Delivers every planned batch of this destination; returns the run's figures.
     public func deliver() async throws(SluiceError) -> ExportReport {
+        try await store.exclusive(spec.url) { () throws(SluiceError) in try await deliverPending() }
+    }
+
+    func deliverPending() async throws(SluiceError) -> ExportReport {
         let pending = try await store.batches(spec.url, state: .planned)
         let (stream, feed) = AsyncStream<ExportBatch>.makeStream()
         for b in pending { feed.yield(b) }
@@ -226,6 +232,10 @@ public final class Exporter: @unchecked Sendable {
     /// Plans and delivers at once: batches left from earlier runs go first, and each new
     /// batch is sent as soon as it is spooled and recorded, while the next is being planned.
     public func run() async throws(SluiceError) -> ExportReport {
+        try await store.exclusive(spec.url) { () throws(SluiceError) in try await runAlone() }
+    }
+
+    func runAlone() async throws(SluiceError) -> ExportReport {
         try await prepareSpool()
         let pending = try await store.batches(spec.url, state: .planned)
         let (stream, feed) = AsyncStream<ExportBatch>.makeStream()

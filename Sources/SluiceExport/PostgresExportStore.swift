@@ -4,6 +4,7 @@ public import SluiceSQLite
 import PostgresNIO
 import NIOCore
 import Foundation
+import Crypto
 
 /// The export ledger and row source in PostgreSQL. Keys are kept as their text form; rows
 /// are streamed from one read-only, repeatable-read transaction.
@@ -113,8 +114,13 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
         let k = "s." + SQLIdentifier.quoteValidated(source.key)
         let cols = schema.columns.map { "s.\(SQLIdentifier.quoteValidated($0.name))::text" }.joined(separator: ", ")
         let match = "r.dest = $1 AND r.key = \(k)::text"
+        // Nothing sent to this destination yet (and no other run planning: see `exclusive`).
+        let firstRun = try await conn.query(PostgresPool.query("SELECT 1 FROM \(Self.rows) WHERE dest = $1 LIMIT 1", [.int(destinationID)]),
+                                            logger: pool.logger).get().rows.isEmpty
+        let resendChanged = resendChanged && !firstRun
         var sql = resendChanged
             ? "SELECT \(cols), r.hash FROM \(relation) s LEFT JOIN \(Self.rows) r ON \(match) WHERE \(k) IS NOT NULL"
+            : firstRun ? "SELECT \(cols) FROM \(relation) s WHERE \(k) IS NOT NULL AND $1::bigint IS NOT NULL"
             : "SELECT \(cols) FROM \(relation) s WHERE \(k) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \(Self.rows) r WHERE \(match))"
         if let filter = source.filter { sql += " AND (\(filter))" }
         sql += " ORDER BY \(k)"
@@ -183,6 +189,28 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
                 throw error
             }
         }
+    }
+
+    /// A session advisory lock, held on a connection of its own for the whole run.
+    public func exclusive<T: Sendable>(_ url: String, _ body: @Sendable () async throws(SluiceError) -> T) async throws(SluiceError) -> T {
+        let pool = pool
+        let key = SHA256.hash(data: Data(("sluice-export " + url).utf8)).prefix(8).reduce(Int64(0)) { $0 << 8 | Int64($1) }
+        let outcome: Result<T, SluiceError>
+        do {
+            outcome = try await pool.client.withConnection { conn in
+                let rows = try await conn.query(PostgresPool.query("SELECT pg_try_advisory_lock($1)", [.int(key)]), logger: pool.logger).get().rows
+                guard try rows.first?.decode(Bool.self) == true else {
+                    return .failure(SluiceError(.refused, "another `sluice export` to \(url) is running"))
+                }
+                let result: Result<T, SluiceError>
+                do throws(SluiceError) { result = .success(try await body()) } catch { result = .failure(error) }
+                _ = try? await pool.exec("SELECT pg_advisory_unlock($1)", [.int(key)], on: conn)
+                return result
+            }
+        } catch {
+            throw PostgresPool.error(error, "cannot lock the export to \(url)")
+        }
+        return try outcome.get()
     }
 
     public func batches(_ destination: String?, state: BatchState?) async throws(SluiceError) -> [ExportBatch] {

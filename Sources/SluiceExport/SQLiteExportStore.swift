@@ -1,6 +1,7 @@
 public import SluiceCore
 public import SluiceSQLite
 import Foundation
+import Crypto
 
 /// The export ledger and row source in the embedded SQLite database. Planning uses one
 /// connection; deliveries are recorded on a second, so planning never waits for them.
@@ -77,13 +78,17 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
         let filter = source.filter.map { " AND (\($0))" } ?? ""
         // `+` strips the column's affinity, so the ledger's untyped key column can use its index.
         let match = "r.dest = ?1 AND r.key = +\(k)"
-        let select = resendChanged
+        // Nothing sent to this destination yet (and no other run planning: see `exclusive`):
+        // every row qualifies, and the anti-join would only cost a lookup per row.
+        let firstRun = try db.query("SELECT 1 FROM \(Self.rows) WHERE dest = ?1 LIMIT 1", [.integer(destinationID)]).isEmpty
+        let select = resendChanged && !firstRun
             ? "SELECT \(cols), r.hash FROM \(relation) \(t) LEFT JOIN \(Self.rows) r ON \(match) WHERE 1 = 1"
+            : firstRun ? "SELECT \(cols) FROM \(relation) \(t) WHERE ?1 = ?1"
             : "SELECT \(cols) FROM \(relation) \(t) WHERE NOT EXISTS (SELECT 1 FROM \(Self.rows) r WHERE \(match))"
         let first = try db.prepareOne("\(select)\(filter) AND \(k) IS NOT NULL ORDER BY \(k) LIMIT ?2")
         let next = try db.prepareOne("\(select)\(filter) AND \(k) > ?3 ORDER BY \(k) LIMIT ?2")
         guard first.isReadOnly, next.isReadOnly else { throw SluiceError(.invalidArgument, "the export's filter must not write to the database") }
-        return SQLiteExportScan(schema: schema, keyIndex: keyIndex, destinationID: destinationID, first: first, next: next, resendChanged: resendChanged, limit: pageSize)
+        return SQLiteExportScan(schema: schema, keyIndex: keyIndex, destinationID: destinationID, first: first, next: next, resendChanged: resendChanged && !firstRun, limit: pageSize)
     }
 
     public func insert(_ b: ExportBatch, destinationID: Int64, keys: [SQLiteValue], hashes: [Int64]) throws(SluiceError) {
@@ -97,9 +102,10 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
             // 100 keys per statement: one step instead of a hundred. A key planned again (its row
             // changed, `--resend-changed`) moves to the new batch.
             let per = 100
-            let insert = "INSERT OR REPLACE INTO \(Self.rows) (dest, key, batch, hash) VALUES "
-            let many = try db.prepare(insert + (0..<per).map { "(?1, ?\(2 * $0 + 3), ?2, ?\(2 * $0 + 4))" }.joined(separator: ", "))
-            let one = try db.prepare(insert + "(?1, ?3, ?2, ?4)")
+            let insert = "INSERT INTO \(Self.rows) (dest, key, batch, hash) VALUES "
+            let upsert = " ON CONFLICT (dest, key) DO UPDATE SET batch = excluded.batch, hash = excluded.hash"
+            let many = try db.prepare(insert + (0..<per).map { "(?1, ?\(2 * $0 + 3), ?2, ?\(2 * $0 + 4))" }.joined(separator: ", ") + upsert)
+            let one = try db.prepare(insert + "(?1, ?3, ?2, ?4)" + upsert)
             var at = 0
             while at < keys.count {
                 let st = keys.count - at >= per ? many : one
@@ -118,6 +124,19 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
             try? db.execute("ROLLBACK")
             throw error
         }
+    }
+
+    /// An advisory `flock` on a file beside the database, one per destination.
+    public func exclusive<T: Sendable>(_ url: String, _ body: @Sendable () async throws(SluiceError) -> T) async throws(SluiceError) -> T {
+        let digest = SHA256.hash(data: Data(url.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+        let lockPath = "\(path)-export-\(digest).lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT, 0o644)
+        guard fd >= 0 else { throw SluiceError(.io, "cannot open: \(String(cString: strerror(errno)))", at: SourceLocation(file: lockPath)) }
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            throw SluiceError(.refused, "another `sluice export` to \(url) is running (lock \(lockPath))")
+        }
+        return try await body()
     }
 
     public func batches(_ destination: String?, state: BatchState?) async throws(SluiceError) -> [ExportBatch] {

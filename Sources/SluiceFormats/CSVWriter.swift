@@ -5,6 +5,7 @@ public import SluiceCore
 public struct CSVWriter: Sendable {
     public let dialect: CSVDialect
     public private(set) var output: [UInt8] = []
+    var scratch: [UInt8] = []
 
     public init(dialect: CSVDialect = CSVDialect()) {
         self.dialect = dialect
@@ -51,29 +52,50 @@ public struct CSVWriter: Sendable {
         batch.columns.withUnsafeBufferPointer { cols in
             for i in cols.indices {
                 if i > 0 { output.append(dialect.delimiter) }
-                let col = cols[i]
-                if col.isNull(row) { output.append(contentsOf: dialect.nullToken.utf8); continue }
-                switch col.type {
+                // Through the pointer: copying a Column would retain each of its buffers.
+                let col = cols.baseAddress! + i
+                if col.pointee.isNull(row) { output.append(contentsOf: dialect.nullToken.utf8); continue }
+                switch col.pointee.type {
                 case .int64:
-                    appendInteger(col.ints[row])
+                    appendInteger(col.pointee.ints[row])
+                case .float64:
+                    let v = col.pointee.doubles[row]
+                    if v == v.rounded(), abs(v) < 1e15 { appendInteger(Int64(v)) } else { writeField(ValueText.double(v).utf8) }
                 case .text, .json:
                     // Straight from the column's bytes: no String on the way.
-                    let (start, end) = (col.offsets[row], col.offsets[row + 1])
-                    col.data.withUnsafeBytes { d in writeField(UnsafeRawBufferPointer(rebasing: d[start..<end])) }
+                    let (start, end) = (col.pointee.offsets[row], col.pointee.offsets[row + 1])
+                    col.pointee.data.withUnsafeBytes { d in writeField(UnsafeRawBufferPointer(rebasing: d[start..<end])) }
+                case .date, .timestamp, .timestamptz, .time:
+                    scratch.removeAll(keepingCapacity: true)
+                    let v = col.pointee.ints[row]
+                    switch col.pointee.type {
+                    case .date: ValueText.date(days: v, into: &scratch)
+                    case .time: ValueText.time(micros: v, into: &scratch)
+                    default: ValueText.timestamp(micros: v, utc: col.pointee.type == .timestamptz, into: &scratch)
+                    }
+                    writeField(scratch)
                 default:
-                    writeField(ValueText.render(col, row)?.utf8)
+                    writeField(ValueText.render(col.pointee, row)?.utf8)
                 }
             }
         }
         output.append(0x0A)
     }
 
+    /// Appends the decimal digits of `v` (no allocation).
     mutating func appendInteger(_ v: Int64) {
-        if v == 0 { output.append(UInt8(ascii: "0")); return }
-        var digits: (UInt64, Int) = (v.magnitude, 0)
-        var tmp = [UInt8](repeating: 0, count: 20)
-        while digits.0 > 0 { tmp[digits.1] = UInt8(48 + digits.0 % 10); digits.0 /= 10; digits.1 += 1 }
         if v < 0 { output.append(UInt8(ascii: "-")) }
-        for k in stride(from: digits.1 - 1, through: 0, by: -1) { output.append(tmp[k]) }
+        var m = v.magnitude
+        var digits = 1
+        var p: UInt64 = 10
+        while digits < 20 && m >= p { digits += 1; p = p &* 10 }
+        let start = output.count
+        output.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: digits))
+        var at = start + digits - 1
+        repeat {
+            output[at] = UInt8(48 + m % 10)
+            m /= 10
+            at -= 1
+        } while m > 0
     }
 }

@@ -200,6 +200,9 @@ final class Receiver: @unchecked Sendable {
         p.standardError = FileHandle.nullDevice
         try p.run()
         Thread.sleep(forTimeInterval: 1.5)
+        // A second export to the same receiver while the first runs is refused, not run twice.
+        let second = try cli.run(["export", "--from", "t", "--key", "id", "--to", rx.url])
+        #expect(second.status != 0 && second.err.contains("another `sluice export`"), "\(second.err)")
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
         let partial = try rx.idCounts().count
