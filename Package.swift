@@ -69,6 +69,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Object storage: local folders, HTTP(S), S3-compatible buckets (our own SigV4 signer).
+        .target(
+            name: "SluiceStorage",
+            dependencies: [
+                "SluiceCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         // sluice.yml: entities and options, read with Yams.
         .target(
             name: "SluiceConfig",
@@ -158,6 +170,7 @@ let package = Package(
         .testTarget(name: "SluiceSQLiteTests", dependencies: ["SluiceSQLite", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceLoadTests", dependencies: ["SluiceLoad", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceExportTests", dependencies: ["SluiceExport", "SluiceTesting"], swiftSettings: strict),
+        .testTarget(name: "SluiceStorageTests", dependencies: ["SluiceStorage", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceQueueTests", dependencies: ["SluiceQueue", "SluiceSQLite", "SluiceWorker", "SluiceTesting"], swiftSettings: strict),
         .testTarget(
             name: "SluicePostgresTests",

@@ -20,10 +20,12 @@ fi
 
 # Python peers: aiohttp is seed 000's HTTP client (the tests post with it as that client does);
 # pyarrow and fastavro are the format oracles (cramjam and backports.zstd give fastavro its
-# snappy and zstandard codecs); fastapi + uvicorn (+ python-multipart) run the export receivers.
-pymods=(aiohttp pyarrow fastavro cramjam backports.zstd fastapi uvicorn multipart)
+# snappy and zstandard codecs); fastapi + uvicorn (+ python-multipart) run the export receivers;
+# moto's server mode is the S3-compatible server, boto3 the client that checks what Sluice wrote.
+pymods=(aiohttp pyarrow fastavro cramjam backports.zstd fastapi uvicorn multipart moto.server boto3)
 pips=()
-for m in "${pymods[@]}"; do python3 -c "import $m" 2>/dev/null || pips+=("$([ "$m" = multipart ] && echo python-multipart || echo "$m")"); done
+pipname() { case "$1" in multipart) echo python-multipart ;; moto.server) echo "moto[server]" ;; *) echo "$1" ;; esac; }
+for m in "${pymods[@]}"; do python3 -c "import $m" 2>/dev/null || pips+=("$(pipname "$m")"); done
 if [ ${#pips[@]} -gt 0 ]; then
   echo "installing: ${pips[*]} (pip)"
   python3 -m pip install -q "${pips[@]}" 2>&1 | grep -v "WARNING: Running pip as" || true
@@ -36,13 +38,25 @@ for m in "${pymods[@]}"; do
   python3 -c "import $m" || { echo "error: python3 module $m is required by the tests" >&2; exit 1; }
 done
 
+# Peers this script starts are stopped when it exits.
+cleanup=()
+trap 'for c in "${cleanup[@]}"; do eval "$c" || true; done' EXIT
+
 # A throwaway PostgreSQL 15 cluster on 127.0.0.1 for the PostgreSQL tests (stopped on exit).
 if [ -z "${SLUICE_TEST_POSTGRES_URL:-}" ]; then
   eval "$(scripts/postgres.sh)"
-  trap 'scripts/postgres.sh stop "$SLUICE_TEST_PGDATA"' EXIT
+  cleanup+=("scripts/postgres.sh stop '$SLUICE_TEST_PGDATA'")
 fi
 export SLUICE_TEST_POSTGRES_URL SLUICE_TEST_PGDATA SLUICE_TEST_PGBIN
 psql "$SLUICE_TEST_POSTGRES_URL" -qAtc "SELECT 1" >/dev/null || { echo "error: PostgreSQL did not start" >&2; exit 1; }
+
+# An S3-compatible server (moto) on 127.0.0.1 for the object-storage tests (stopped on exit).
+if [ -z "${SLUICE_TEST_S3_ENDPOINT:-}" ]; then
+  eval "$(scripts/s3server.sh)"
+  cleanup+=("scripts/s3server.sh stop $SLUICE_TEST_S3_PID")
+fi
+export SLUICE_TEST_S3_ENDPOINT
+curl -sf -o /dev/null "$SLUICE_TEST_S3_ENDPOINT/moto-api/" || { echo "error: the S3 server did not start" >&2; exit 1; }
 
 swift build --build-tests
 swift test --skip-build "$@"

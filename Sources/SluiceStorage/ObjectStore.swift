@@ -1,0 +1,117 @@
+public import SluiceCore
+public import Foundation
+
+/// One object (or file): its key relative to the store, size, entity tag and modification time.
+public struct ObjectInfo: Sendable, Equatable, Codable {
+    public var key: String
+    public var size: Int64
+    /// S3's ETag without quotes; for files, size and modification time in nanoseconds.
+    public var etag: String
+    public var lastModified: Date
+
+    public init(key: String, size: Int64, etag: String, lastModified: Date) {
+        self.key = key
+        self.size = size
+        self.etag = etag
+        self.lastModified = lastModified
+    }
+}
+
+/// A page of a listing: objects in key order, and where the next page starts.
+public struct ObjectPage: Sendable {
+    public var objects: [ObjectInfo]
+    public var continuation: String?
+}
+
+/// Where files live: a local folder, an HTTP(S) server, an S3-compatible bucket. Keys are
+/// `/`-separated paths relative to the store's root. Everything streams.
+public protocol ObjectStore: Sendable {
+    /// For messages: `s3://bucket`, `/data/in`, `https://host`.
+    var displayName: String { get }
+    /// One page of the objects whose key starts with `prefix`, after `continuation`.
+    func list(prefix: String, continuation: String?, limit: Int) async throws(SluiceError) -> ObjectPage
+    /// The object's metadata, or nil if it does not exist.
+    func head(_ key: String) async throws(SluiceError) -> ObjectInfo?
+    /// Bytes `range` (all when nil) of an object; fails if its etag is no longer `ifMatch`.
+    func get(_ key: String, range: Range<Int64>?, ifMatch: String?) async throws(SluiceError) -> [UInt8]
+    /// Streams an object into a local file (fsynced); fails with `.aborted` if the object
+    /// changed (`ifMatch`) or changes while it is read. Returns what was read and its SHA-256.
+    func download(_ key: String, to path: String, ifMatch: String?) async throws(SluiceError) -> (info: ObjectInfo, sha256: String)
+    /// Writes an object from bytes. Returns its etag.
+    @discardableResult
+    func put(_ key: String, bytes: [UInt8], contentType: String?) async throws(SluiceError) -> String
+    /// Writes an object from a local file, in parts when large. Returns its etag.
+    @discardableResult
+    func upload(_ key: String, from path: String, contentType: String?) async throws(SluiceError) -> String
+    /// Copies an object inside the store, failing with `.aborted` if its etag is no longer `ifMatch`.
+    func copy(from: String, to: String, ifMatch: String?) async throws(SluiceError)
+    func delete(_ key: String) async throws(SluiceError)
+}
+
+extension ObjectStore {
+    /// Every object under `prefix`, page by page.
+    public func listAll(prefix: String, limit: Int = 1000) async throws(SluiceError) -> [ObjectInfo] {
+        var out: [ObjectInfo] = []
+        var token: String? = nil
+        repeat {
+            let page = try await list(prefix: prefix, continuation: token, limit: limit)
+            out += page.objects
+            token = page.continuation
+        } while token != nil
+        return out
+    }
+}
+
+/// A location a user names: `s3://bucket/prefix`, `https://host/path`, or a local folder/file.
+public struct StorageLocation: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable { case s3(bucket: String), http(base: String), local(root: String) }
+    public var kind: Kind
+    /// The key (for a file) or prefix (for a folder) inside the store.
+    public var key: String
+
+    public init(_ text: String) throws(SluiceError) {
+        if text.hasPrefix("s3://") {
+            let rest = text.dropFirst(5)
+            let bucket = String(rest.prefix { $0 != "/" })
+            guard S3ObjectStore.isValidBucket(bucket) else { throw SluiceError(.invalidArgument, "'\(bucket)' is not a valid S3 bucket name (in \(text))") }
+            kind = .s3(bucket: bucket)
+            key = String(rest.dropFirst(bucket.count).drop { $0 == "/" })
+        } else if text.hasPrefix("http://") || text.hasPrefix("https://") {
+            guard let u = URL(string: text), let host = u.host, let scheme = u.scheme else { throw SluiceError(.invalidArgument, "'\(text)' is not a URL") }
+            kind = .http(base: "\(scheme)://\(host)\(u.port.map { ":\($0)" } ?? "")")
+            key = String(u.path.drop { $0 == "/" }) + (u.query.map { "?" + $0 } ?? "")
+        } else {
+            let path = text.hasPrefix("file://") ? String(text.dropFirst(7)) : text
+            let full = ((path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path) as NSString).standardizingPath
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: full, isDirectory: &isDir), isDir.boolValue {
+                kind = .local(root: full)
+                key = ""
+            } else {
+                kind = .local(root: (full as NSString).deletingLastPathComponent)
+                key = (full as NSString).lastPathComponent
+            }
+        }
+    }
+
+    /// The store this location is in.
+    public func store(config: S3Config = .fromEnvironment()) throws(SluiceError) -> any ObjectStore {
+        switch kind {
+        case .s3(let bucket): return try S3ObjectStore(bucket: bucket, config: config)
+        case .http(let base): return HTTPObjectStore(base: base)
+        case .local(let root): return LocalObjectStore(root: root)
+        }
+    }
+}
+
+/// Where a download goes and how it fails.
+enum Download {
+    static func open(_ path: String) throws(SluiceError) -> FileHandle {
+        let dir = (path as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
+            throw SluiceError(.io, "cannot create", at: SourceLocation(file: path))
+        }
+        return h
+    }
+}
