@@ -170,7 +170,7 @@ let package = Package(
         .testTarget(name: "SluiceSQLiteTests", dependencies: ["SluiceSQLite", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceLoadTests", dependencies: ["SluiceLoad", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceExportTests", dependencies: ["SluiceExport", "SluiceTesting"], swiftSettings: strict),
-        .testTarget(name: "SluiceStorageTests", dependencies: ["SluiceStorage", "SluiceTesting"], swiftSettings: strict),
+        .testTarget(name: "SluiceStorageTests", dependencies: ["SluiceStorage", "SluiceCore", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceQueueTests", dependencies: ["SluiceQueue", "SluiceSQLite", "SluiceWorker", "SluiceTesting"], swiftSettings: strict),
         .testTarget(
             name: "SluicePostgresTests",

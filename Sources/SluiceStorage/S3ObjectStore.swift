@@ -340,9 +340,19 @@ public struct S3ObjectStore: ObjectStore {
     public func copy(from: String, to: String, ifMatch: String?) async throws(SluiceError) {
         var headers = [("x-amz-copy-source", "/\(bucket)/" + SigV4Signer.encode(from, keepSlash: true))]
         if let ifMatch { headers.append(("x-amz-copy-source-if-match", "\"\(ifMatch)\"")) }
+        let multipart = ifMatch?.contains("-") == true
+        if let ifMatch, multipart, let now = try await head(from), now.etag != ifMatch {
+            throw SluiceError(.aborted, "CopyObject \(displayName)/\(from): changed since it was listed (etag \(ifMatch), now \(now.etag))")
+        }
         let h = headers
         let a = try await send("CopyObject") { request(.PUT, key: to, headers: h) }
         guard a.status == 200, MiniXML(a.body).first("Error/Code") == nil else { throw fail("CopyObject", a, key: from) }
+        // Some S3-compatible servers ignore the copy precondition; a single-part object's copy
+        // carries the source's etag, so check it ourselves.
+        if let ifMatch, !multipart, let copied = MiniXML(a.body).first("ETag").map(Self.unquote), copied != ifMatch {
+            try? await delete(to)
+            throw SluiceError(.aborted, "CopyObject \(displayName)/\(from): changed since it was listed (etag \(ifMatch), now \(copied))")
+        }
     }
 
     public func delete(_ key: String) async throws(SluiceError) {
