@@ -54,7 +54,13 @@ public enum ConfigReader {
         config.path = fileName
         guard let root else { return config }
         let r = NodeReader(file: fileName)
-        let top = try r.mapping(root, "the top level", allowed: ["database", "state_dir", "entities", "server", "worker", "exports"])
+        let top = try r.mapping(root, "the top level", allowed: ["database", "state_dir", "entities", "server", "worker", "exports", "s3"])
+        if let n = top["s3"] {
+            let m = try r.mapping(n, "s3", allowed: ["endpoint", "region", "path_style"])
+            if let v = m["endpoint"] { config.s3.endpoint = try r.string(v, "s3.endpoint") }
+            if let v = m["region"] { config.s3.region = try r.string(v, "s3.region") }
+            if let v = m["path_style"] { config.s3.pathStyle = try r.bool(v, "s3.path_style") }
+        }
         if let s = top["server"] { config.server = try readServer(s, r) }
         if let w = top["worker"] { config.worker = try readWorker(w, r) }
         if let db = top["database"] { config.database = try r.string(db, "database") }
@@ -179,7 +185,7 @@ public enum ConfigReader {
 
     static func readServer(_ node: Node, _ r: NodeReader) throws(SluiceError) -> ServerSettings {
         let m = try r.mapping(node, "server", allowed: ["host", "port", "tokens", "uploads", "max_body_mb", "file_roots",
-                                                         "http_allowlist", "allow_link_local", "bulk_upload_entity"])
+                                                         "http_allowlist", "allow_link_local", "bulk_upload_entity", "s3_buckets"])
         var s = ServerSettings()
         if let n = m["host"] { s.host = try r.string(n, "server.host") }
         if let n = m["port"] {
@@ -196,6 +202,7 @@ public enum ConfigReader {
         if let n = m["http_allowlist"] { s.httpAllowlist = try r.strings(n, "server.http_allowlist") }
         if let n = m["allow_link_local"] { s.allowLinkLocal = try r.bool(n, "server.allow_link_local") }
         if let n = m["bulk_upload_entity"] { s.bulkUploadEntity = try r.string(n, "server.bulk_upload_entity") }
+        if let n = m["s3_buckets"] { s.s3Buckets = try r.strings(n, "server.s3_buckets") }
         return s
     }
 

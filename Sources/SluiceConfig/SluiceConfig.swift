@@ -14,6 +14,8 @@ public struct SluiceConfig: Sendable {
     public var worker = WorkerSettings()
     /// Declared exports (`exports:`) by name, run with `sluice export NAME`.
     public var exports: [String: ExportSettings] = [:]
+    /// How to reach S3 (`s3:`); credentials come from the standard AWS variables or files.
+    public var s3 = S3Settings()
     /// The file this came from, if any (for messages).
     public var path: String?
 
@@ -47,7 +49,18 @@ public struct ServerSettings: Sendable {
     public var allowLinkLocal = false
     /// The entity `POST /bulk_upload` loads into; without one it only stores the file.
     public var bulkUploadEntity: String?
+    /// Buckets `s3://` URLs in requests may name. The default is none (S3 sources refused).
+    public var s3Buckets: [String] = []
 
+    public init() {}
+}
+
+/// The `s3:` section: an S3-compatible endpoint and region, over the AWS environment.
+public struct S3Settings: Sendable, Equatable {
+    /// `http://127.0.0.1:9000` for MinIO and the like; unset means AWS.
+    public var endpoint: String?
+    public var region: String?
+    public var pathStyle: Bool?
     public init() {}
 }
 

@@ -82,6 +82,23 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
             )
             """,
         ]),
+        (2, [
+            """
+            CREATE TABLE IF NOT EXISTS sluice.watched_files (
+            watch text NOT NULL,
+            key text NOT NULL,
+            etag text NOT NULL,
+            size bigint NOT NULL,
+            last_modified timestamptz NOT NULL,
+            state text NOT NULL,
+            first_seen timestamptz NOT NULL,
+            job_id bigint,
+            error text,
+            PRIMARY KEY (watch, key, etag)
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS watched_files_mtime ON sluice.watched_files (watch, state, last_modified)",
+        ]),
     ]
 
     /// Applies missing migrations under a transaction-scoped advisory lock, so processes
@@ -323,6 +340,40 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
             guard let row = try await self.rows(conn, "SELECT id, path, size, sha256, original_name, created_at FROM sluice.uploads WHERE id = $1", [.text(id)]).first else { return nil }
             let (uid, path, size, sha, name, created) = try row.decode((String, String, Int64, String, String?, Date).self)
             return Upload(id: uid, path: path, size: size, sha256: sha, originalName: name, createdAt: created)
+        }
+    }
+
+    public func watchedFiles(watch: String, keys: [String]?) async throws(SluiceError) -> [WatchedFile] {
+        try await run("reading the file ledger") { conn in
+            var sql = "SELECT watch, key, etag, size, last_modified, state, first_seen, job_id, error FROM sluice.watched_files WHERE watch = $1"
+            var binds: [PGValue] = [.text(watch)]
+            if let keys {
+                sql += " AND key = ANY($2::text[])"
+                binds.append(.texts(keys))
+            }
+            return try await self.rows(conn, sql + " ORDER BY key, first_seen", binds).map { r in
+                let (w, k, e, size, modified, state, first, job, error) = try r.decode((String, String, String, Int64, Date, String, Date, Int64?, String?).self)
+                return WatchedFile(watch: w, key: k, etag: e, size: size, lastModified: modified, state: WatchedFileState(rawValue: state) ?? .seen,
+                                   firstSeen: first, jobID: job, error: error)
+            }
+        }
+    }
+
+    public func recordWatchedFile(_ f: WatchedFile) async throws(SluiceError) {
+        _ = try await run("recording a watched file") { conn in
+            try await self.db.exec("""
+                INSERT INTO sluice.watched_files (watch, key, etag, size, last_modified, state, first_seen, job_id, error)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                ON CONFLICT (watch, key, etag) DO UPDATE SET size = excluded.size, last_modified = excluded.last_modified,
+                  state = excluded.state, job_id = excluded.job_id, error = excluded.error
+                """, [.text(f.watch), .text(f.key), .text(f.etag), .int(f.size), .date(f.lastModified), .text(f.state.rawValue),
+                      .date(f.firstSeen), f.jobID.map { .int($0) } ?? .null, f.error.map { .text($0) } ?? .null], on: conn)
+        }
+    }
+
+    public func watermark(watch: String) async throws(SluiceError) -> Date? {
+        try await run("reading a watermark") { conn in
+            try await self.rows(conn, "SELECT max(last_modified) FROM sluice.watched_files WHERE watch = $1 AND state = 'queued'", [.text(watch)]).first?.decode(Date?.self)
         }
     }
 

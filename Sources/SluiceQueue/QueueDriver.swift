@@ -42,6 +42,13 @@ public protocol QueueDriver: Sendable {
     func loadedFile(entity: String, sha256: String) async throws(SluiceError) -> Int64?
     /// Whether the control plane answers (for readiness).
     func ping() async throws(SluiceError)
+
+    /// Every recorded version of these keys of a watch (all of the watch's files when nil).
+    func watchedFiles(watch: String, keys: [String]?) async throws(SluiceError) -> [WatchedFile]
+    /// Inserts or updates one version (watch, key, etag) of a watched object.
+    func recordWatchedFile(_ f: WatchedFile) async throws(SluiceError)
+    /// The newest modification time among a watch's queued files (its watermark).
+    func watermark(watch: String) async throws(SluiceError) -> Date?
 }
 
 public struct JobInsertParams: Sendable {

@@ -1,6 +1,6 @@
 public import SluiceCore
 public import SluiceQueue
-import Foundation
+public import Foundation
 
 /// The embedded control plane: jobs, uploads and the loaded-files ledger in the same
 /// SQLite file as the target tables, so that a load's data and its job's completion
@@ -70,6 +70,21 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
               loaded_at REAL NOT NULL,
               PRIMARY KEY (entity, sha256)
             ) STRICT;
+            """),
+        (2, """
+            CREATE TABLE IF NOT EXISTS sluice_watched_files (
+              watch TEXT NOT NULL,
+              key TEXT NOT NULL,
+              etag TEXT NOT NULL,
+              size INTEGER NOT NULL,
+              last_modified REAL NOT NULL,
+              state TEXT NOT NULL,
+              first_seen REAL NOT NULL,
+              job_id INTEGER,
+              error TEXT,
+              PRIMARY KEY (watch, key, etag)
+            ) STRICT;
+            CREATE INDEX IF NOT EXISTS sluice_watched_files_mtime ON sluice_watched_files (watch, state, last_modified);
             """),
     ]
 
@@ -322,6 +337,42 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
             guard let r = try c.query("SELECT id, path, size, sha256, original_name, created_at FROM sluice_uploads WHERE id = ?1", [.text(id)]).first,
                   let uid = r[0].string, let path = r[1].string, let size = r[2].int, let sha = r[3].string else { return nil }
             return Upload(id: uid, path: path, size: size, sha256: sha, originalName: r[4].string, createdAt: Self.date(r[5]) ?? Date())
+        }
+    }
+
+    public func watchedFiles(watch: String, keys: [String]?) async throws(SluiceError) -> [WatchedFile] {
+        try await run { c throws(SluiceError) in
+            var sql = "SELECT watch, key, etag, size, last_modified, state, first_seen, job_id, error FROM sluice_watched_files WHERE watch = ?1"
+            var binds: [SQLiteValue] = [.text(watch)]
+            if let keys {
+                let json = String(decoding: (try? JSONEncoder().encode(keys)) ?? Data("[]".utf8), as: UTF8.self)
+                sql += " AND key IN (SELECT value FROM json_each(?2))"
+                binds.append(.text(json))
+            }
+            return try c.query(sql + " ORDER BY key, first_seen", binds).map { r in
+                WatchedFile(watch: r[0].string ?? "", key: r[1].string ?? "", etag: r[2].string ?? "", size: r[3].int ?? 0,
+                            lastModified: Self.date(r[4]) ?? Date(timeIntervalSince1970: 0),
+                            state: WatchedFileState(rawValue: r[5].string ?? "") ?? .seen, firstSeen: Self.date(r[6]) ?? Date(timeIntervalSince1970: 0),
+                            jobID: r[7].int, error: r[8].string)
+            }
+        }
+    }
+
+    public func recordWatchedFile(_ f: WatchedFile) async throws(SluiceError) {
+        try await run { c throws(SluiceError) in
+            _ = try c.query("""
+                INSERT INTO sluice_watched_files (watch, key, etag, size, last_modified, state, first_seen, job_id, error)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                ON CONFLICT (watch, key, etag) DO UPDATE SET size = excluded.size, last_modified = excluded.last_modified,
+                  state = excluded.state, job_id = excluded.job_id, error = excluded.error
+                """, [.text(f.watch), .text(f.key), .text(f.etag), .integer(f.size), Self.t(f.lastModified), .text(f.state.rawValue),
+                      Self.t(f.firstSeen), f.jobID.map { .integer($0) } ?? .null, f.error.map { .text($0) } ?? .null])
+        }
+    }
+
+    public func watermark(watch: String) async throws(SluiceError) -> Date? {
+        try await run { c throws(SluiceError) in
+            Self.date(try c.query("SELECT max(last_modified) FROM sluice_watched_files WHERE watch = ?1 AND state = 'queued'", [.text(watch)]).first?.first ?? .null)
         }
     }
 

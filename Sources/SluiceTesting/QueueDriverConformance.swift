@@ -22,6 +22,7 @@ public enum QueueDriverConformance {
         try await cancelAndRetry(make)
         try await listingWithKeysetPagination(make)
         try await uploadsAndLoadedFiles(make)
+        try await fileLedger(make)
     }
 
     static func insertAndIdempotency(_ make: Make) async throws {
@@ -190,5 +191,25 @@ public enum QueueDriverConformance {
         #expect(try await d.upload(id: "nope") == nil)
         #expect(try await d.loadedFile(entity: "e", sha256: "ff") == nil)
         try await d.ping()
+    }
+
+    static func fileLedger(_ make: Make) async throws {
+        let d = try await make()
+        #expect(try await d.watermark(watch: "w") == nil)
+        var a = WatchedFile(watch: "w", key: "in/a.json", etag: "e1", size: 10, lastModified: at(5), state: .seen, firstSeen: at(6))
+        try await d.recordWatchedFile(a)
+        a.state = .queued
+        a.jobID = 7
+        try await d.recordWatchedFile(a)  // same version: updated, not duplicated
+        let a2 = WatchedFile(watch: "w", key: "in/a.json", etag: "e2", size: 12, lastModified: at(9), state: .ignored, firstSeen: at(10))
+        try await d.recordWatchedFile(a2)
+        let b = WatchedFile(watch: "w", key: "in/b.json", etag: "e3", size: 1, lastModified: at(20), state: .failed, firstSeen: at(21), error: "bad")
+        try await d.recordWatchedFile(b)
+        try await d.recordWatchedFile(WatchedFile(watch: "other", key: "in/a.json", etag: "e1", size: 1, lastModified: at(99), state: .queued, firstSeen: at(99)))
+        #expect(try await d.watchedFiles(watch: "w", keys: ["in/a.json"]) == [a, a2])
+        #expect(try await d.watchedFiles(watch: "w", keys: ["in/b.json", "nope"]) == [b])
+        #expect(try await d.watchedFiles(watch: "w", keys: nil).count == 3)
+        #expect(try await d.watchedFiles(watch: "w", keys: []).isEmpty)
+        #expect(try await d.watermark(watch: "w") == at(5))  // queued files only
     }
 }

@@ -1,3 +1,4 @@
+import SluiceStorage
 import SluiceCore
 public import SluiceQueue
 public import SluiceConfig
@@ -63,7 +64,9 @@ public struct JobExecutor: Sendable {
         self.driver = driver
         self.target = target
         self.config = config
-        self.fetcher = SourceFetcher(policy: policy, driver: driver)
+        var fetcher = SourceFetcher(policy: policy, driver: driver)
+        fetcher.s3 = S3Config.from(config.s3)
+        self.fetcher = fetcher
         self.options = options
         self.now = now
         self.random = random

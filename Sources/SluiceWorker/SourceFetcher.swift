@@ -1,6 +1,8 @@
 public import SluiceCore
 public import SluiceQueue
-import Foundation
+public import SluiceStorage
+public import SluiceConfig
+public import Foundation
 import Crypto
 import AsyncHTTPClient
 import NIOCore
@@ -23,6 +25,8 @@ public struct SourceFetcher: Sendable {
     public let driver: any QueueDriver
     /// Largest download, in bytes.
     public var maxDownloadBytes: Int64 = 8 << 30
+    /// How `s3://` sources are reached (endpoint, region, credentials).
+    public var s3: S3Config = .fromEnvironment()
 
     public init(policy: SourcePolicy, driver: any QueueDriver) {
         self.policy = policy
@@ -44,6 +48,14 @@ public struct SourceFetcher: Sendable {
             return LocalSource(path: real, sha256: sha, size: size, temporary: false)
         case .http(let url):
             return try await download(url, into: dir)
+        case .s3(let bucket, let key):
+            let store = try S3ObjectStore(bucket: bucket, config: s3)
+            guard let head = try await store.head(key) else { throw SluiceError(.notFound, "s3://\(bucket)/\(key) does not exist") }
+            if head.size > maxDownloadBytes { throw SluiceError(.refused, "s3://\(bucket)/\(key) is larger than \(maxDownloadBytes) bytes") }
+            // Named like the object, so its extension still tells the format.
+            let path = (dir as NSString).appendingPathComponent((key as NSString).lastPathComponent)
+            let (info, sha) = try await store.download(key, to: path, ifMatch: head.etag)
+            return LocalSource(path: path, sha256: sha, size: info.size, temporary: true)
         }
     }
 
@@ -122,5 +134,16 @@ public struct SourceFetcher: Sendable {
         } catch {
             throw SluiceError(.unavailable, "GET \(shown) failed: \(error)")
         }
+    }
+}
+
+extension S3Config {
+    /// The AWS environment with `sluice.yml`'s `s3:` settings over it.
+    public static func from(_ settings: S3Settings, environment: [String: String] = ProcessInfo.processInfo.environment) -> S3Config {
+        var c = S3Config.fromEnvironment(environment)
+        if let e = settings.endpoint { c.endpoint = e }
+        if let r = settings.region { c.region = r }
+        if let p = settings.pathStyle { c.pathStyle = p }
+        return c
     }
 }

@@ -9,6 +9,8 @@ public enum SourceRef: Sendable, Equatable {
     case file(path: String)
     /// A file fetched over HTTP(S) from an allowed host.
     case http(URL)
+    /// An object in an allowed S3 bucket (`s3://bucket/key`).
+    case s3(bucket: String, key: String)
 }
 
 /// Which sources a job may name. Checked when a job is submitted (no I/O) and again when
@@ -20,6 +22,8 @@ public struct SourcePolicy: Sendable {
     public var httpAllowlist: [String]
     /// Allow link-local and cloud-metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254).
     public var allowLinkLocal: Bool
+    /// Buckets `s3://` sources may name (the server's credentials could read others).
+    public var s3Buckets: [String] = []
 
     public init(uploadDir: String, fileRoots: [String] = [], httpAllowlist: [String] = [], allowLinkLocal: Bool = false) {
         self.uploadDir = uploadDir
@@ -44,8 +48,18 @@ public struct SourcePolicy: Sendable {
             guard Self.isUploadID(id) else { throw Self.refuse("'\(SourceLocation.excerpt(source))' is not an upload id") }
             return .upload(id: id)
         }
+        if source.hasPrefix("s3://") {
+            let rest = source.dropFirst(5)
+            let bucket = String(rest.prefix { $0 != "/" })
+            let key = String(rest.dropFirst(bucket.count).drop { $0 == "/" })
+            guard !key.isEmpty, !key.hasSuffix("/") else { throw Self.refuse("an s3:// source names one object (s3://bucket/key)") }
+            guard s3Buckets.contains(bucket) else {
+                throw Self.refuse(s3Buckets.isEmpty ? "S3 sources are not allowed (no server.s3_buckets configured)" : "bucket '\(bucket)' is not allowed")
+            }
+            return .s3(bucket: bucket, key: key)
+        }
         guard let url = URL(string: source), let scheme = url.scheme?.lowercased() else {
-            throw Self.refuse("source is not a URL; use upload:<id>, file:///path, http(s)://host/path")
+            throw Self.refuse("source is not a URL; use upload:<id>, file:///path, http(s)://host/path, s3://bucket/key")
         }
         switch scheme {
         case "file":
@@ -70,8 +84,6 @@ public struct SourcePolicy: Sendable {
                 throw Self.refuse("address \(host) is link-local or a metadata service")
             }
             return .http(url)
-        case "s3":
-            throw SluiceError(.unsupported, "s3:// sources are not supported yet")
         default:
             throw Self.refuse("unsupported URL scheme '\(scheme)'")
         }

@@ -18,7 +18,7 @@ struct LoadCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "Files to load (CSV, NDJSON, JSON, Parquet or Avro; .gz accepted for text formats).")
+    @Argument(help: "Files to load (CSV, NDJSON, JSON, Parquet or Avro; .gz accepted for text formats): paths, s3://bucket/key (or s3://bucket/prefix/ for every object under it), or http(s) URLs.")
     var files: [String]
 
     @Option(name: .long, help: "Entity (declared in sluice.yml, or the table name to create).")
@@ -67,7 +67,14 @@ struct LoadCommand: AsyncParsableCommand {
         Runtime.bootstrapLogging()
         let config: SluiceConfig
         do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
-        var request = LoadRequest(files: files, entity: into)
+        let fetched: RemoteFiles
+        do {
+            fetched = try await RemoteFiles.fetch(files, config: config) { line in if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
+        } catch {
+            throw fail(error.description)
+        }
+        defer { fetched.cleanUp() }
+        var request = LoadRequest(files: fetched.paths, entity: into)
         request.mode = mode
         request.format = format
         request.key = key.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }

@@ -30,8 +30,9 @@ struct Runtime {
     static func with<T: Sendable>(_ config: SluiceConfig, _ body: @Sendable (Runtime) async throws -> T) async throws -> T {
         var logger = Logger(label: "sluice")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        let policy = SourcePolicy(uploadDir: config.uploadDir, fileRoots: config.server.fileRoots,
+        var policy = SourcePolicy(uploadDir: config.uploadDir, fileRoots: config.server.fileRoots,
                                   httpAllowlist: config.server.httpAllowlist, allowLinkLocal: config.server.allowLinkLocal)
+        policy.s3Buckets = config.server.s3Buckets
         guard PostgresPool.isURL(config.database) else {
             let driver = try SQLiteQueueDriver(path: config.database)
             try await driver.migrate()

@@ -99,7 +99,7 @@ import SluiceTesting
             try await g.waitForAll()
         }
         let c = try SQLiteConnection(path: path)
-        #expect(try c.query("SELECT count(*) FROM sluice_schema_version") == [[.integer(1)]])
+        #expect(try c.query("SELECT count(*) FROM sluice_schema_version") == [[.integer(Int64(SQLiteQueueDriver.migrations.count))]])
     }
 }
 
