@@ -81,6 +81,17 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // `sluice watch`: polls a folder or bucket, records each object version in the file
+        // ledger and queues its load exactly once (planning is pure; the watcher does the I/O).
+        .target(
+            name: "SluiceWatch",
+            dependencies: [
+                "SluiceCore", "SluiceQueue", "SluiceStorage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
         // sluice.yml: entities and options, read with Yams.
         .target(
             name: "SluiceConfig",
@@ -143,7 +154,7 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceLoad", "SluiceConfig", "SluiceQueue", "SluiceWorker", "SluiceHTTP", "SluicePostgres", "SluiceExport", "SluiceStorage",
+                "SluiceLoad", "SluiceConfig", "SluiceQueue", "SluiceWorker", "SluiceHTTP", "SluicePostgres", "SluiceExport", "SluiceStorage", "SluiceWatch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -171,6 +182,11 @@ let package = Package(
         .testTarget(name: "SluiceLoadTests", dependencies: ["SluiceLoad", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceExportTests", dependencies: ["SluiceExport", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceStorageTests", dependencies: ["SluiceStorage", "SluiceCore", "SluiceTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "SluiceWatchTests",
+            dependencies: ["SluiceWatch", "SluiceStorage", "SluiceQueue", "SluiceCore", "SluiceSQLite", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .testTarget(name: "SluiceQueueTests", dependencies: ["SluiceQueue", "SluiceSQLite", "SluiceWorker", "SluiceTesting"], swiftSettings: strict),
         .testTarget(
             name: "SluicePostgresTests",

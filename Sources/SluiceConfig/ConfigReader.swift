@@ -54,7 +54,14 @@ public enum ConfigReader {
         config.path = fileName
         guard let root else { return config }
         let r = NodeReader(file: fileName)
-        let top = try r.mapping(root, "the top level", allowed: ["database", "state_dir", "entities", "server", "worker", "exports", "s3"])
+        let top = try r.mapping(root, "the top level", allowed: ["database", "state_dir", "entities", "server", "worker", "exports", "s3", "watches"])
+        if let ws = top["watches"] {
+            guard case .mapping(let m) = ws else { throw r.error(ws, "watches must be a mapping of name to watch") }
+            for (k, v) in m {
+                let name = try r.string(k, "watch name")
+                config.watches[name] = try readWatch(name: name, v, r)
+            }
+        }
         if let n = top["s3"] {
             let m = try r.mapping(n, "s3", allowed: ["endpoint", "region", "path_style"])
             if let v = m["endpoint"] { config.s3.endpoint = try r.string(v, "s3.endpoint") }
@@ -124,6 +131,44 @@ public enum ConfigReader {
         e.maxAttempts = try positive("max_attempts").map { Int($0) }
         e.timeout = try positive("timeout")
         return e
+    }
+
+    static func readWatch(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> WatchSettings {
+        let p = "watches.\(name)"
+        let m = try r.mapping(node, p, allowed: ["source", "into", "glob", "interval", "min_age", "on_change", "max_files", "max_bytes",
+                                                 "watermark", "raw", "format", "mode"])
+        var w = WatchSettings()
+        func number(_ key: String, allowZero: Bool = false) throws(SluiceError) -> Double? {
+            guard let n = m[key] else { return nil }
+            guard let v = n.float, allowZero ? v >= 0 : v > 0 else { throw r.error(n, "\(p).\(key) must be a \(allowZero ? "non-negative" : "positive") number") }
+            return v
+        }
+        if let n = m["source"] { w.source = try r.string(n, "\(p).source") }
+        if let n = m["into"] { w.into = try r.string(n, "\(p).into") }
+        if let n = m["glob"] { w.glob = try r.string(n, "\(p).glob") }
+        if let n = m["raw"] { w.raw = try r.string(n, "\(p).raw") }
+        if let n = m["on_change"] {
+            let v = try r.string(n, "\(p).on_change")
+            guard ["reprocess", "ignore"].contains(v) else { throw r.error(n, "\(p).on_change: '\(v)' is not reprocess or ignore") }
+            w.onChange = v
+        }
+        if let n = m["watermark"] { w.watermark = try r.bool(n, "\(p).watermark") }
+        if let n = m["format"] {
+            let v = try r.string(n, "\(p).format")
+            guard let f = SourceFormat(rawValue: v) else { throw r.error(n, "\(p).format: unknown format '\(v)'") }
+            w.format = f
+        }
+        if let n = m["mode"] {
+            let v = try r.string(n, "\(p).mode")
+            guard let mode = WriteMode(rawValue: v) else { throw r.error(n, "\(p).mode: unknown write mode '\(v)'") }
+            w.mode = mode
+        }
+        w.interval = try number("interval")
+        w.minAge = try number("min_age", allowZero: true)
+        w.maxFiles = try number("max_files").map { Int($0) }
+        w.maxBytes = try number("max_bytes").map { Int64($0) }
+        guard w.source != nil, w.into != nil else { throw r.error(node, "\(p) needs a source and an entity (into)") }
+        return w
     }
 
     static func describe(_ e: YamlError) -> String {

@@ -16,6 +16,8 @@ public struct SluiceConfig: Sendable {
     public var exports: [String: ExportSettings] = [:]
     /// How to reach S3 (`s3:`); credentials come from the standard AWS variables or files.
     public var s3 = S3Settings()
+    /// Declared watches (`watches:`) by name, run by `sluice serve` and `sluice watch NAME`.
+    public var watches: [String: WatchSettings] = [:]
     /// The file this came from, if any (for messages).
     public var path: String?
 
@@ -52,6 +54,24 @@ public struct ServerSettings: Sendable {
     /// Buckets `s3://` URLs in requests may name. The default is none (S3 sources refused).
     public var s3Buckets: [String] = []
 
+    public init() {}
+}
+
+/// One `watches:` entry: a folder or S3 prefix whose new files load into an entity.
+public struct WatchSettings: Sendable, Equatable {
+    public var source: String?
+    public var into: String?
+    public var glob: String?
+    public var interval: Double?
+    public var minAge: Double?
+    /// `reprocess` or `ignore`.
+    public var onChange: String?
+    public var maxFiles: Int?
+    public var maxBytes: Int64?
+    public var watermark: Bool?
+    public var raw: String?
+    public var format: SourceFormat?
+    public var mode: WriteMode?
     public init() {}
 }
 

@@ -15,6 +15,8 @@ import SluiceSQLite
 import SluicePostgres
 import SluiceExport
 import SluiceWorker
+import SluiceWatch
+import SluiceStorage
 
 /// What `serve` and `worker` both build: the control plane and target (SQLite file or
 /// PostgreSQL URL), the source policy, workers.
@@ -138,6 +140,13 @@ struct ServeCommand: AsyncParsableCommand {
                 let wake = WakeSignal()
                 var services: [any Service] = []
                 if !noWorkers { services.append(runtime.worker(concurrency: concurrency, id: nil, wake: wake)) }
+                // Declared watches poll in this process; their jobs go to the workers like any other.
+                if !config.watches.isEmpty { try FileManager.default.createDirectory(atPath: config.uploadDir, withIntermediateDirectories: true) }
+                for name in config.watches.keys.sorted() {
+                    let spec = try WatchCommand.spec(name: name, source: nil, into: nil, config: config)
+                    services.append(WatchService(watcher: try Watcher(spec: spec, driver: runtime.driver, uploadDir: config.uploadDir,
+                                                                      s3: S3Config.from(config.s3), logger: runtime.logger)))
+                }
                 var deps = APIDependencies(config: config, driver: runtime.driver, policy: runtime.policy, wake: wake, tokens: tokens2)
                 deps.exports = try await runtime.exportStore()
                 let app = Application(

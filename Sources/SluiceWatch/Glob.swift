@@ -1,0 +1,70 @@
+/// Shell-style patterns over object keys: `*` and `?` stay inside one `/`-separated
+/// segment, `**` crosses segments, `[abc]` / `[a-z]` / `[!x]` match one character.
+public struct Glob: Sendable, Equatable {
+    public let pattern: String
+    let chars: [Character]
+
+    public init(_ pattern: String) {
+        self.pattern = pattern
+        chars = Array(pattern)
+    }
+
+    public func matches(_ key: String) -> Bool { Self.match(chars[...], Array(key)[...]) }
+
+    /// The literal part before the first wildcard: a listing prefix.
+    public var prefix: String { String(chars.prefix { !"*?[".contains($0) }) }
+
+    static func match(_ p: ArraySlice<Character>, _ s: ArraySlice<Character>) -> Bool {
+        var p = p, s = s
+        while let c = p.first {
+            switch c {
+            case "*":
+                if p.dropFirst().first == "*" {
+                    var rest = p.dropFirst(2)
+                    if rest.first == "/" { rest = rest.dropFirst() }  // `a/**/b` also matches `a/b`
+                    var t = s
+                    while true {
+                        if match(rest, t) { return true }
+                        guard !t.isEmpty else { return false }
+                        t = t.dropFirst()
+                    }
+                }
+                let rest = p.dropFirst()
+                var t = s
+                while true {
+                    if match(rest, t) { return true }
+                    guard let first = t.first, first != "/" else { return false }
+                    t = t.dropFirst()
+                }
+            case "?":
+                guard let first = s.first, first != "/" else { return false }
+                p = p.dropFirst()
+                s = s.dropFirst()
+            case "[":
+                guard let first = s.first, let close = p.dropFirst(2).firstIndex(of: "]") else { return false }
+                var set = p[(p.startIndex + 1)..<close]
+                let negate = set.first == "!" || set.first == "^"
+                if negate { set = set.dropFirst() }
+                var hit = false
+                var i = set.startIndex
+                while i < set.endIndex {
+                    if i + 2 < set.endIndex, set[i + 1] == "-" {
+                        if set[i] <= first && first <= set[i + 2] { hit = true }
+                        i += 3
+                    } else {
+                        if set[i] == first { hit = true }
+                        i += 1
+                    }
+                }
+                guard hit != negate, first != "/" else { return false }
+                p = p[(close + 1)...]
+                s = s.dropFirst()
+            default:
+                guard s.first == c else { return false }
+                p = p.dropFirst()
+                s = s.dropFirst()
+            }
+        }
+        return s.isEmpty
+    }
+}

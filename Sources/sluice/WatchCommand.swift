@@ -1,0 +1,208 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+import SluiceConfig
+import SluiceCore
+import SluiceQueue
+import SluiceStorage
+import SluiceWatch
+import SluiceWorker
+
+struct WatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch",
+        abstract: "Watch a folder or S3 prefix and load each new file once.",
+        discussion: """
+            Each poll lists the location, matches the glob, and records every object version \
+            (key + etag) in the file ledger. A version is loaded once it is stable: seen with the \
+            same size and etag by an earlier poll, or older than --min-age. It is fetched (its \
+            etag checked, so an object overwritten meanwhile is noticed), copied to the raw layer \
+            and queued as a job under an idempotency key of the watch, key and etag: restarts, \
+            crashes and several watchers never load a version twice.
+            """,
+        subcommands: [Run.self, Status.self],
+        defaultSubcommand: Run.self
+    )
+
+    /// The spec from a declared watch and/or the command line.
+    static func spec(name: String?, source: String?, into: String?, config: SluiceConfig) throws -> WatchSpec {
+        var declared = WatchSettings()
+        var watchName = name
+        if let n = name ?? source, let d = config.watches[n] {
+            declared = d
+            watchName = n
+        }
+        guard let src = (declared.source != nil && source == watchName ? nil : source) ?? declared.source,
+              let entity = into ?? declared.into else {
+            throw ValidationError("give a SOURCE (s3://bucket/prefix/ or a folder) and --into ENTITY, or the name of a watch declared in sluice.yml")
+        }
+        var spec = WatchSpec(name: watchName ?? Self.defaultName(src, entity), source: src, entity: entity)
+        spec.rules.glob = declared.glob.map(Glob.init)
+        spec.rules.minAge = declared.minAge
+        spec.rules.onChange = declared.onChange.flatMap(ChangePolicy.init(rawValue:)) ?? .reprocess
+        spec.rules.maxFiles = declared.maxFiles
+        spec.rules.maxBytes = declared.maxBytes
+        spec.rules.watermark = declared.watermark ?? false
+        spec.interval = declared.interval ?? 5
+        spec.raw = declared.raw
+        spec.format = declared.format
+        spec.mode = declared.mode
+        spec.maxAttempts = config.worker.maxAttempts
+        return spec
+    }
+
+    /// `in-orders` for `s3://landing/in/` into `orders`: stable across runs of the same command.
+    static func defaultName(_ source: String, _ entity: String) -> String {
+        let tail = source.split(separator: "/").last.map(String.init) ?? "root"
+        return "\(tail)-\(entity)"
+    }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "run", abstract: "Poll until stopped (or once), loading new files.")
+
+        @Argument(help: "s3://bucket/prefix/, a folder, or the name of a watch declared in sluice.yml.") var source: String?
+        @Option(help: "Entity the files load into.") var into: String?
+        @Option(help: "Name of this watch in the file ledger (default: from the source and entity).") var name: String?
+        @Option(help: "Only keys matching this pattern (`input/*.json`; `**` crosses folders).") var glob: String?
+        @Option(help: "Seconds between polls (default 5).") var interval: Double?
+        @Option(help: "Load objects this many seconds old at once (default: wait for a second poll to see them unchanged).") var minAge: Double?
+        @Option(help: "A loaded object that changes: reprocess (default) or ignore.") var onChange: String?
+        @Option(help: "At most this many files per poll.") var maxFiles: Int?
+        @Option(help: "At most this many bytes per poll (at least one file).") var maxBytes: Int64?
+        @Flag(help: "Only objects newer than the newest one already loaded.") var watermark = false
+        @Option(help: "Copy each file unchanged here first (s3://bucket/raw/ or a folder), under NAME/yyyy/mm/dd/.") var raw: String?
+        @Option(help: "Input format (default: from the file name or content).") var format: SourceFormat?
+        @Option(help: "Write mode (default: the entity's).") var mode: WriteMode?
+        @Flag(help: "Poll once, load what it queued, print a summary and exit.") var once = false
+        @Flag(help: "Only queue jobs; leave loading to `sluice worker` / `sluice serve`.") var noWorkers = false
+        @Option(help: "Jobs the in-process worker runs at once (default: worker.concurrency).") var concurrency: Int?
+        @Flag(help: "Print the --once summary as JSON.") var json = false
+        @OptionGroup var shared: SharedOptions
+
+        func run() async throws {
+            Runtime.bootstrapLogging()
+            let config: SluiceConfig
+            do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
+            var spec = try WatchCommand.spec(name: name, source: source, into: into, config: config)
+            if let name { spec.name = name }
+            if let glob { spec.rules.glob = Glob(glob) }
+            if let interval {
+                guard interval > 0 else { throw ValidationError("--interval must be positive") }
+                spec.interval = interval
+            }
+            if let minAge { spec.rules.minAge = minAge }
+            if let onChange {
+                guard let p = ChangePolicy(rawValue: onChange) else { throw ValidationError("--on-change is reprocess or ignore") }
+                spec.rules.onChange = p
+            }
+            if let maxFiles { spec.rules.maxFiles = maxFiles }
+            if let maxBytes { spec.rules.maxBytes = maxBytes }
+            if watermark { spec.rules.watermark = true }
+            if let raw { spec.raw = raw }
+            if let format { spec.format = format }
+            if let mode { spec.mode = mode }
+            let (finalSpec, once, noWorkers, concurrency, json) = (spec, once, noWorkers, concurrency, json)
+            do {
+                try await Runtime.with(config) { runtime in
+                    try FileManager.default.createDirectory(atPath: config.uploadDir, withIntermediateDirectories: true)
+                    let watcher = try Watcher(spec: finalSpec, driver: runtime.driver, uploadDir: config.uploadDir, s3: S3Config.from(config.s3), logger: runtime.logger)
+                    let worker = runtime.worker(concurrency: concurrency, id: nil, wake: WakeSignal())
+                    if once {
+                        let report = try await watcher.poll()
+                        if !noWorkers { _ = await worker.runOnce() }
+                        var loaded = 0, failed = 0
+                        for id in report.jobs {
+                            switch try await runtime.driver.job(id: id)?.state {
+                            case .complete?: loaded += 1
+                            case .error?, .cancelled?: failed += 1
+                            default: break
+                            }
+                        }
+                        if json {
+                            let enc = JSONEncoder()
+                            enc.outputFormatting = [.sortedKeys]
+                            print(String(decoding: try enc.encode(OnceSummary(poll: report, loaded: loaded, failedJobs: failed)), as: UTF8.self))
+                        } else {
+                            print("listed \(report.listed); new \(report.seen) (loaded once stable); queued \(report.queued); loaded \(loaded); "
+                                  + "failed \(report.failed + failed); ignored \(report.ignored); deferred \(report.deferred); retry \(report.retry)")
+                        }
+                        if report.failed + failed > 0 { throw ExitCode(3) }
+                        return
+                    }
+                    var services: [any Service] = [WatchService(watcher: watcher)]
+                    if !noWorkers { services.append(worker) }
+                    let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: runtime.logger))
+                    try await group.run()
+                }
+            } catch let e as SluiceError {
+                throw fail(e.description)
+            }
+        }
+    }
+
+    struct OnceSummary: Encodable {
+        var poll: WatchPollReport
+        var loaded: Int
+        var failedJobs: Int
+        enum CodingKeys: String, CodingKey { case poll, loaded, failedJobs = "failed_jobs" }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The file ledger of a watch: each object version, its state and its job.")
+        @Argument(help: "The watch's name.") var name: String
+        @Flag(help: "Print as JSON.") var json = false
+        @OptionGroup var shared: SharedOptions
+
+        func run() async throws {
+            Runtime.bootstrapLogging()
+            let config: SluiceConfig
+            do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
+            let (name, json) = (name, json)
+            do {
+                try await Runtime.with(config) { runtime in
+                    let files = try await runtime.driver.watchedFiles(watch: name, keys: nil)
+                    var rows: [(WatchedFile, String)] = []
+                    for f in files {
+                        var state = f.state.rawValue
+                        if let id = f.jobID, let job = try await runtime.driver.job(id: id) {
+                            state = job.state == .complete ? "loaded" : "\(f.state.rawValue) (job \(id) \(job.state.rawValue)\(job.error.map { ": \($0)" } ?? ""))"
+                        }
+                        rows.append((f, state))
+                    }
+                    if json {
+                        let enc = JSONEncoder()
+                        enc.outputFormatting = [.sortedKeys]
+                        enc.dateEncodingStrategy = .iso8601
+                        print(String(decoding: try enc.encode(files), as: UTF8.self))
+                        return
+                    }
+                    for (f, state) in rows {
+                        print("\(f.key)\t\(f.etag.prefix(12))\t\(f.size) bytes\t\(state)\(f.error.map { "\t\($0)" } ?? "")")
+                    }
+                    print("\(files.count) versions: " + WatchedFileState.allCases.map { s in "\(files.filter { $0.state == s }.count) \(s.rawValue)" }.joined(separator: ", "))
+                }
+            } catch let e as SluiceError {
+                throw fail(e.description)
+            }
+        }
+    }
+}
+
+/// A watcher as a service: polls until a graceful shutdown.
+final class WatchService: Service, Sendable {
+    let watcher: Watcher
+    let stopping = Atomic<Bool>(false)
+
+    init(watcher: Watcher) { self.watcher = watcher }
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await watcher.run(isStopping: { self.stopping.load(ordering: .relaxed) })
+        } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
+        }
+    }
+}

@@ -1,0 +1,233 @@
+import Testing
+import Foundation
+import SluiceTesting
+
+/// An S3-compatible server for one test: the shared one from scripts/test.sh, or a private
+/// moto started here (for tests that stop and restart it).
+final class S3Server: @unchecked Sendable {
+    let endpoint: String
+    var process: Process?
+    let port: Int
+
+    /// The server scripts/test.sh started.
+    static func shared() throws -> S3Server {
+        guard let e = ProcessInfo.processInfo.environment["SLUICE_TEST_S3_ENDPOINT"], !e.isEmpty, let port = URL(string: e)?.port else {
+            throw Oracle.Failure(description: "SLUICE_TEST_S3_ENDPOINT is not set: run the tests with scripts/test.sh (it starts the S3 server)")
+        }
+        return S3Server(endpoint: e, port: port)
+    }
+
+    init(endpoint: String, port: Int) {
+        self.endpoint = endpoint
+        self.port = port
+    }
+
+    /// A moto server of our own on a free port.
+    static func privateServer() throws -> S3Server {
+        let port = Int.random(in: 45_000..<55_000)
+        let s = S3Server(endpoint: "http://127.0.0.1:\(port)", port: port)
+        try s.start()
+        return s
+    }
+
+    func start() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        process = p
+        for _ in 0..<100 {
+            if (try? boto3("pass")) != nil { return }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        throw Oracle.Failure(description: "moto did not start on \(port)")
+    }
+
+    func stop() {
+        if let p = process, p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        process = nil
+    }
+
+    var env: [String: String] {
+        ["AWS_ENDPOINT_URL_S3": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"]
+    }
+
+    /// Runs a boto3 snippet with `s3` a client of this server; returns stdout.
+    @discardableResult
+    func boto3(_ code: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", """
+            import boto3, json
+            s3 = boto3.client("s3", endpoint_url="\(endpoint)", aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+            \(code)
+            """]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw Oracle.Failure(description: "boto3 failed: \(code)") }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+@Suite(.serialized) struct WatchTests {
+    func count(_ cli: CLI, _ sql: String) throws -> Int {
+        Int(try cli.sqlite(sql).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+
+    @Test func aFolderIsWatchedOnceStableRawCopiesKeptChangesReprocessed() throws {
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        cli.write("in/a.csv", "id,name\n1,a\n2,b\n")
+        cli.write("in/b.csv", "id,name\n3,c\n")
+        cli.write("in/notes.txt", "not data")
+        cli.write("sluice.yml", "entities:\n  people:\n    primary_key: [id]\n")
+        let args = ["watch", "in", "--into", "people", "--glob", "*.csv", "--raw", "raw", "--once", "--json"]
+        // First poll: seen, not loaded (a file could still be growing).
+        var r = try cli.run(args)
+        #expect(r.status == 0, "\(r.err)")
+        #expect(try cli.json(r.out)["loaded"] as? Int == 0)
+        // Second poll: unchanged, so stable: loaded, and copied to raw/ first.
+        r = try cli.run(args)
+        #expect(try cli.json(r.out)["loaded"] as? Int == 2, "\(r.out) \(r.err)")
+        #expect(try count(cli, "SELECT count(*) FROM people") == 3)
+        let day = ISO8601DateFormatter.string(from: Date(), timeZone: TimeZone(identifier: "UTC")!, formatOptions: [.withFullDate]).split(separator: "-").joined(separator: "/")
+        #expect(try String(contentsOfFile: cli.dir + "/raw/in-people/\(day)/a.csv", encoding: .utf8) == "id,name\n1,a\n2,b\n")
+        // Nothing new: nothing loaded again.
+        r = try cli.run(args)
+        #expect(try cli.json(r.out)["loaded"] as? Int == 0)
+        // A changed file is reprocessed (after it is stable).
+        cli.write("in/b.csv", "id,name\n3,C\n4,d\n")
+        _ = try cli.run(args)
+        r = try cli.run(args)
+        #expect(try cli.json(r.out)["loaded"] as? Int == 1, "\(r.out)")
+        #expect(try cli.sqlite("SELECT name FROM people WHERE id = 3").trimmingCharacters(in: .whitespacesAndNewlines) == "C")
+        #expect(try count(cli, "SELECT count(*) FROM people") == 4)
+        // Under `ignore`, a changed file is recorded and left alone.
+        cli.write("in/a.csv", "id,name\n1,zzz\n")
+        _ = try cli.run(args + ["--on-change", "ignore"])
+        _ = try cli.run(args + ["--on-change", "ignore"])
+        #expect(try cli.sqlite("SELECT name FROM people WHERE id = 1").trimmingCharacters(in: .whitespacesAndNewlines) == "a")
+        let status = try cli.run(["watch", "status", "in-people"])
+        #expect(status.out.contains("a.csv") && status.out.contains("loaded") && status.out.contains("1 ignored"), "\(status.out)")
+    }
+
+    @Test func anS3PrefixIsWatchedWithRawCopiesInTheBucket() throws {
+        let s3 = try S3Server.shared()
+        let bucket = "watch-" + UUID().uuidString.lowercased().prefix(8)
+        try s3.boto3("""
+            s3.create_bucket(Bucket="\(bucket)")
+            for i in range(5):
+                s3.put_object(Bucket="\(bucket)", Key=f"input/o{i}.json", Body=json.dumps([{"id": i * 10 + j, "v": f"x{j}"} for j in range(10)]).encode())
+            s3.put_object(Bucket="\(bucket)", Key="input/bad.json", Body=b'[{"id": 999, "v": ')
+            s3.put_object(Bucket="\(bucket)", Key="elsewhere/o9.json", Body=b'[{"id": 5000, "v": "no"}]')
+            """)
+        let cli = try CLI()
+        cli.write("sluice.yml", "entities:\n  items:\n    primary_key: [id]\n    mode: append\nworker:\n  max_attempts: 1\n")
+        let args = ["watch", "s3://\(bucket)/input/", "--into", "items", "--glob", "input/*.json", "--min-age", "0",
+                    "--raw", "s3://\(bucket)/raw/", "--name", "orders", "--once", "--json"]
+        let r = try cli.run(args, env: s3.env)
+        #expect(r.status == 3, "a malformed file fails its job: \(r.out) \(r.err)")
+        let summary = try cli.json(r.out)
+        #expect(summary["loaded"] as? Int == 5 && summary["failed_jobs"] as? Int == 1, "\(r.out)")
+        #expect(try count(cli, "SELECT count(*) FROM items") == 50)
+        #expect(try count(cli, "SELECT count(DISTINCT id) FROM items") == 50)
+        // The raw layer holds each file as it came (checked with boto3), the bad one too.
+        let raw = try s3.boto3("print(sorted(o['Key'].split('/')[-1] for o in s3.list_objects_v2(Bucket='\(bucket)', Prefix='raw/orders/')['Contents']))")
+        #expect(raw == "['bad.json', 'o0.json', 'o1.json', 'o2.json', 'o3.json', 'o4.json']", "\(raw)")
+        // The bad file stays where it was, and its failure is on record with the reason.
+        #expect(try s3.boto3("print(s3.head_object(Bucket='\(bucket)', Key='input/bad.json')['ContentLength'])") == "18")
+        let status = try cli.run(["watch", "status", "orders"])
+        #expect(status.out.contains("input/bad.json") && status.out.contains("error"), "\(status.out)")
+        // Polling again loads nothing twice (append mode would show it).
+        let again = try cli.run(args, env: s3.env)
+        #expect(try cli.json(again.out)["poll"].flatMap { ($0 as? [String: Any])?["queued"] as? Int } == 0, "\(again.out)")
+        #expect(try count(cli, "SELECT count(*) FROM items") == 50)
+    }
+
+    @Test func aWatcherKilledMidRunLosesNothingAndLoadsNothingTwice() throws {
+        let s3 = try S3Server.shared()
+        let bucket = "kill-" + UUID().uuidString.lowercased().prefix(8)
+        try s3.boto3("""
+            s3.create_bucket(Bucket="\(bucket)")
+            for i in range(60):
+                s3.put_object(Bucket="\(bucket)", Key=f"in/f{i:03}.csv", Body=("id,v\\n" + "".join(f"{i * 100 + j},{j}\\n" for j in range(100))).encode())
+            """)
+        let cli = try CLI()
+        // Append mode: a file loaded twice would show as extra rows.
+        cli.write("sluice.yml", "entities:\n  rows:\n    mode: append\nworker:\n  lease_seconds: 2\n  poll_seconds: 0.1\n")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLI.binary)
+        p.arguments = ["watch", "s3://\(bucket)/in/", "--into", "rows", "--min-age", "0", "--interval", "0.2", "--name", "k"]
+        p.environment = ProcessInfo.processInfo.environment.merging(s3.env) { $1 }
+        p.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        var loadedBefore = 0
+        for _ in 0..<100 {
+            Thread.sleep(forTimeInterval: 0.1)
+            loadedBefore = (try? count(cli, "SELECT count(*) FROM rows")) ?? 0
+            if loadedBefore >= 1_000 { break }
+        }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        #expect(loadedBefore > 0 && loadedBefore < 6_000, "killed after \(loadedBefore) rows")
+        // Restarted: jobs left mid-flight are rescued once their lease expires; new files are picked up.
+        Thread.sleep(forTimeInterval: 2.2)
+        for _ in 0..<3 {
+            let r = try cli.run(["watch", "s3://\(bucket)/in/", "--into", "rows", "--min-age", "0", "--name", "k", "--once"], env: s3.env)
+            #expect(r.status == 0, "\(r.err)")
+        }
+        #expect(try count(cli, "SELECT count(*) FROM rows") == 6_000)
+        #expect(try count(cli, "SELECT count(DISTINCT id) FROM rows") == 6_000)
+    }
+
+    @Test func theS3ServerGoingAwayIsRiddenOutAndNothingIsSkipped() throws {
+        let s3 = try S3Server.privateServer()
+        defer { s3.stop() }
+        try s3.boto3("""
+            s3.create_bucket(Bucket="flaky")
+            for i in range(3):
+                s3.put_object(Bucket="flaky", Key=f"in/a{i}.csv", Body=f"id\\n{i}\\n".encode())
+            """)
+        let cli = try CLI()
+        cli.write("sluice.yml", "entities:\n  t:\n    primary_key: [id]\nworker:\n  poll_seconds: 0.1\n")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLI.binary)
+        p.arguments = ["watch", "s3://flaky/in/", "--into", "t", "--min-age", "0", "--interval", "0.2", "--name", "f"]
+        p.environment = ProcessInfo.processInfo.environment.merging(s3.env) { $1 }
+        p.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
+        p.standardOutput = FileHandle.nullDevice
+        let log = cli.dir + "/watch.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        p.standardError = FileHandle(forWritingAtPath: log)
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
+        func waitFor(_ n: Int) -> Bool {
+            for _ in 0..<150 {
+                if (try? count(cli, "SELECT count(*) FROM t")) == n { return true }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            return false
+        }
+        #expect(waitFor(3))
+        s3.stop()
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(p.isRunning, "the watcher keeps running while S3 is away")
+        try s3.start()  // moto starts empty: the bucket comes back with new files
+        try s3.boto3("""
+            s3.create_bucket(Bucket="flaky")
+            for i in range(3, 8):
+                s3.put_object(Bucket="flaky", Key=f"in/a{i}.csv", Body=f"id\\n{i}\\n".encode())
+            """)
+        #expect(waitFor(8), "files landed after the outage are loaded")
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(text.contains("backing off"), "\(text.suffix(500))")
+    }
+}
