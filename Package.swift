@@ -86,7 +86,7 @@ let package = Package(
         .target(
             name: "SluiceWatch",
             dependencies: [
-                "SluiceCore", "SluiceQueue", "SluiceStorage",
+                "SluiceCore", "SluiceQueue", "SluiceStorage", "SluiceLoad",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

@@ -54,7 +54,7 @@ public enum ConfigReader {
         config.path = fileName
         guard let root else { return config }
         let r = NodeReader(file: fileName)
-        let top = try r.mapping(root, "the top level", allowed: ["database", "state_dir", "entities", "server", "worker", "exports", "s3", "watches"])
+        let top = try r.mapping(root, "the top level", allowed: ["database", "state_dir", "entities", "server", "worker", "exports", "s3", "watches", "mappings"])
         if let ws = top["watches"] {
             guard case .mapping(let m) = ws else { throw r.error(ws, "watches must be a mapping of name to watch") }
             for (k, v) in m {
@@ -77,6 +77,13 @@ public enum ConfigReader {
             for (k, v) in m {
                 let name = try r.string(k, "entity name")
                 config.entities[name] = try readEntity(name: name, v, r)
+            }
+        }
+        if let ms = top["mappings"] {
+            guard case .mapping(let m) = ms else { throw r.error(ms, "mappings must be a mapping of name to targets") }
+            for (k, v) in m {
+                let name = try r.string(k, "mapping name")
+                config.mappings[name] = try readMapping(name: name, v, r, entities: config.entities)
             }
         }
         if let ex = top["exports"] {
@@ -131,6 +138,36 @@ public enum ConfigReader {
         e.maxAttempts = try positive("max_attempts").map { Int($0) }
         e.timeout = try positive("timeout")
         return e
+    }
+
+    /// `NAME: {ENTITY: {explode: path, columns: {column: path, ...}}, ...}`, in the file's order.
+    static func readMapping(name: String, _ node: Node, _ r: NodeReader, entities: [String: Entity]) throws(SluiceError) -> JSONMapping {
+        let p = "mappings.\(name)"
+        guard case .mapping(let targets) = node, !targets.isEmpty else { throw r.error(node, "\(p) must map entity names to their columns") }
+        var out: [JSONMapping.Target] = []
+        for (k, v) in targets {
+            let entity = try r.string(k, p)
+            let tp = "\(p).\(entity)"
+            guard entities[entity] != nil else {
+                throw r.error(k, "\(tp): entity '\(entity)' is not declared under entities: (declare it with its primary_key)")
+            }
+            let m = try r.mapping(v, tp, allowed: ["explode", "columns"])
+            guard let cols = m["columns"], case .mapping(let cm) = cols, !cm.isEmpty else {
+                throw r.error(v, "\(tp).columns must map column names to field paths")
+            }
+            var columns: [(name: String, source: JSONMapping.Source)] = []
+            for (ck, cv) in cm {
+                let column = try r.string(ck, "\(tp).columns")
+                do {
+                    columns.append((column, try JSONMapping.source(try r.string(cv, "\(tp).columns.\(column)"))))
+                } catch {
+                    throw r.error(cv, "\(tp).columns.\(column): \(error.message)")
+                }
+            }
+            let explode = try m["explode"].map { (n) throws(SluiceError) in try r.string(n, "\(tp).explode").split(separator: ".").map(String.init) }
+            out.append(JSONMapping.Target(entity: entity, explode: explode, columns: columns))
+        }
+        return JSONMapping(name: name, targets: out)
     }
 
     static func readWatch(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> WatchSettings {

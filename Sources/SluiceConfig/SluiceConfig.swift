@@ -16,6 +16,9 @@ public struct SluiceConfig: Sendable {
     public var exports: [String: ExportSettings] = [:]
     /// How to reach S3 (`s3:`); credentials come from the standard AWS variables or files.
     public var s3 = S3Settings()
+    /// Declared splits of nested JSON into several entities (`mappings:`), by name; a watch
+    /// or `sluice load` whose `into` names a mapping loads each of its entities.
+    public var mappings: [String: JSONMapping] = [:]
     /// Declared watches (`watches:`) by name, run by `sluice serve` and `sluice watch NAME`.
     public var watches: [String: WatchSettings] = [:]
     /// The file this came from, if any (for messages).

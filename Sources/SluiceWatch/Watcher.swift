@@ -4,6 +4,7 @@ public import SluiceStorage
 public import Foundation
 public import Logging
 import Crypto
+import SluiceLoad
 
 /// One watch: a source location, the entity its files load into, and its rules.
 public struct WatchSpec: Sendable, Equatable {
@@ -24,6 +25,8 @@ public struct WatchSpec: Sendable, Equatable {
     public var concurrency = 4
     /// Attempts each load job gets.
     public var maxAttempts = 3
+    /// When set, each file is split by this mapping and each part loads into its own entity.
+    public var mapping: JSONMapping?
 
     public init(name: String, source: String, entity: String) {
         self.name = name
@@ -174,17 +177,44 @@ public final class Watcher: Sendable {
                 let key = rawKey(o.key, at: now)
                 if sameStore { try await rawStore.copy(from: o.key, to: key, ifMatch: o.etag) } else { try await rawStore.upload(key, from: path, contentType: nil) }
             }
-            try await driver.insertUpload(Upload(id: id, path: path, size: info.size, sha256: sha, originalName: name, createdAt: now))
             let digest = SHA256.hash(data: Data("\(spec.name)\n\(o.key)\n\(o.etag)".utf8)).prefix(20).map { String(format: "%02x", $0) }.joined()
-            let jobSpec = JobSpec(source: "upload:\(id)", format: spec.format, mode: spec.mode, fileName: name)
-            let inserted = try await driver.insertJob(JobInsertParams(entity: spec.entity, spec: jobSpec, maxAttempts: spec.maxAttempts, idempotencyKey: "watch-\(digest)", now: now))
-            if inserted.existing { try? FileManager.default.removeItem(atPath: path) }  // another watcher got there first
+            // One load per entity: the file itself, or each part of it under a mapping.
+            var loads: [(entity: String, path: String, size: Int64, sha: String, format: SourceFormat?, key: String)] = []
+            if let mapping = spec.mapping {
+                let parts = try MappingSplitter.split(file: path, mapping: mapping, sourceName: o.key, outDir: path + ".parts")
+                try? FileManager.default.removeItem(atPath: path)
+                for (i, part) in parts.enumerated() where part.rows > 0 {
+                    let (partSha, size) = try Self.sha256(ofFile: part.path)
+                    loads.append((part.entity, part.path, size, partSha, .ndjson, "watch-\(digest)-\(i)"))
+                }
+            } else {
+                loads.append((spec.entity, path, info.size, sha, spec.format, "watch-\(digest)"))
+            }
+            var first: JobInsertResult? = nil
+            for (i, l) in loads.enumerated() {
+                let uploadID = i == 0 ? id : "\(id)-\(i)"
+                try await driver.insertUpload(Upload(id: uploadID, path: l.path, size: l.size, sha256: l.sha, originalName: name, createdAt: now))
+                let jobSpec = JobSpec(source: "upload:\(uploadID)", format: l.format, mode: spec.mode, fileName: name)
+                let inserted = try await driver.insertJob(JobInsertParams(entity: l.entity, spec: jobSpec, maxAttempts: spec.maxAttempts, idempotencyKey: l.key, now: now))
+                if inserted.existing { try? FileManager.default.removeItem(atPath: l.path) }  // another watcher got there first
+                if first == nil { first = inserted }
+            }
+            guard let inserted = first else {
+                try await record(o, .ignored, firstSeen: firstSeen, error: "no rows for any entity of mapping \(spec.mapping?.name ?? "")")
+                return .failed
+            }
             try await record(o, .queued, firstSeen: firstSeen, job: inserted.job.id)
             logger.info("queued", metadata: ["watch": "\(spec.name)", "key": "\(o.key)", "job": "\(inserted.job.id)"])
             return .queued(inserted.job.id, existing: inserted.existing)
         } catch {
             try? FileManager.default.removeItem(atPath: path)
+            try? FileManager.default.removeItem(atPath: path + ".parts")
             switch error.code {
+            case .malformedFile, .invalidInput, .recordTooLong:
+                // The file cannot be split: on record with its reason, left where it is.
+                logger.warning("malformed file", metadata: ["watch": "\(spec.name)", "key": "\(o.key)", "error": "\(error)"])
+                try? await record(o, .failed, firstSeen: firstSeen, error: error.description)
+                return .failed
             case .aborted, .notFound:
                 // Overwritten or deleted while we read it: this version is done with; a new
                 // version shows up in the next listing.
@@ -196,6 +226,22 @@ public final class Watcher: Sendable {
                 return .retry
             }
         }
+    }
+
+    static func sha256(ofFile path: String) throws(SluiceError) -> (String, Int64) {
+        guard let h = FileHandle(forReadingAtPath: path) else { throw SluiceError(.notFound, "cannot open", at: SourceLocation(file: path)) }
+        defer { try? h.close() }  // read-only
+        var hasher = SHA256()
+        var size: Int64 = 0
+        do {
+            while let chunk = try h.read(upToCount: 1 << 20), !chunk.isEmpty {
+                hasher.update(data: chunk)
+                size += Int64(chunk.count)
+            }
+        } catch {
+            throw SluiceError(.io, "read failed: \(error.localizedDescription)", at: SourceLocation(file: path))
+        }
+        return (hasher.finalize().map { String(format: "%02x", $0) }.joined(), size)
     }
 
     /// Polls every `interval` seconds until cancelled; a failing listing (the store is down)

@@ -74,7 +74,33 @@ struct LoadCommand: AsyncParsableCommand {
             throw fail(error.description)
         }
         defer { fetched.cleanUp() }
-        var request = LoadRequest(files: fetched.paths, entity: into)
+        // Into a mapping: each file is split into one NDJSON part per entity, then each entity
+        // is loaded from its parts (one transaction per entity).
+        if let mapping = config.mappings[into] {
+            let dir = (config.stateDir as NSString).appendingPathComponent("splits/\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            var parts: [String: [String]] = [:]
+            do {
+                for (i, file) in fetched.paths.enumerated() {
+                    let name = files.count == fetched.paths.count ? files[i] : (file as NSString).lastPathComponent
+                    for part in try MappingSplitter.split(file: file, mapping: mapping, sourceName: name, outDir: "\(dir)/\(i)") {
+                        parts[part.entity, default: []].append(part.path)
+                    }
+                }
+            } catch {
+                throw fail(error.description + "; nothing was loaded")
+            }
+            for target in mapping.targets {
+                if !quiet { FileHandle.standardError.write(Data("\(into) → \(target.entity)\n".utf8)) }
+                try await loadOne(config: config, entity: target.entity, files: parts[target.entity] ?? [], format: .ndjson)
+            }
+            return
+        }
+        try await loadOne(config: config, entity: into, files: fetched.paths, format: format)
+    }
+
+    func loadOne(config: SluiceConfig, entity into: String, files: [String], format: SourceFormat?) async throws {
+        var request = LoadRequest(files: files, entity: into)
         request.mode = mode
         request.format = format
         request.key = key.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }

@@ -51,6 +51,7 @@ struct WatchCommand: AsyncParsableCommand {
         spec.format = declared.format
         spec.mode = declared.mode
         spec.maxAttempts = config.worker.maxAttempts
+        spec.mapping = config.mappings[entity]
         return spec
     }
 

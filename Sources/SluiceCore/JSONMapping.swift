@@ -1,0 +1,84 @@
+/// A declared split of nested JSON records into rows of several entities (`mappings:` in
+/// sluice.yml): per target, the field paths that fill its columns and, optionally, an
+/// array to explode into one row per element. Pure: records in, rows out.
+public struct JSONMapping: Sendable, Equatable {
+    /// Where a column's value comes from.
+    public enum Source: Sendable, Equatable {
+        /// A dotted path in the current element (the record itself without `explode`).
+        case element([String])
+        /// A dotted path from the record's root (`$.order_id`), e.g. the parent key.
+        case root([String])
+        /// Lineage: the file (or object key) the record came from.
+        case sourceName
+        /// Lineage: the record's number in its file (1-based; the line, for NDJSON).
+        case line
+    }
+
+    public struct Target: Sendable, Equatable {
+        public var entity: String
+        /// Path of an array in the record; each element makes a row. Nil: one row per record.
+        public var explode: [String]?
+        public var columns: [(name: String, source: Source)]
+
+        public init(entity: String, explode: [String]? = nil, columns: [(name: String, source: Source)]) {
+            self.entity = entity
+            self.explode = explode
+            self.columns = columns
+        }
+
+        public static func == (a: Target, b: Target) -> Bool {
+            a.entity == b.entity && a.explode == b.explode && a.columns.map(\.name) == b.columns.map(\.name)
+                && a.columns.map(\.source) == b.columns.map(\.source)
+        }
+    }
+
+    public var name: String
+    public var targets: [Target]
+
+    public init(name: String, targets: [Target]) {
+        self.name = name
+        self.targets = targets
+    }
+
+    /// `a.b.c` → `.element([a, b, c])`; `$.a` → root; `$source` and `$line` → lineage.
+    public static func source(_ text: String) throws(SluiceError) -> Source {
+        switch text {
+        case "$source": return .sourceName
+        case "$line": return .line
+        default:
+            let root = text.hasPrefix("$.")
+            let path = (root ? String(text.dropFirst(2)) : text).split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            guard !path.isEmpty, path.allSatisfy({ !$0.isEmpty }) else { throw SluiceError(.invalidConfig, "'\(text)' is not a field path (a.b.c, $.a.b, $source or $line)") }
+            return root ? .root(path) : .element(path)
+        }
+    }
+
+    /// The rows `record` makes for each target (in target order). A missing path is null;
+    /// an `explode` path that is missing, null or not an array makes no rows.
+    public func rows(_ record: JSONValue, line: Int64, sourceName: String) -> [[JSONValue]] {
+        targets.map { t in
+            var elements: [JSONValue]
+            if let path = t.explode {
+                guard case .array(let items)? = record.value(at: path.map { Substring($0) }) else { return [] }
+                elements = items
+            } else {
+                elements = [record]
+            }
+            return elements.map { element in
+                var members: [JSONMember] = []
+                members.reserveCapacity(t.columns.count)
+                for c in t.columns {
+                    let v: JSONValue
+                    switch c.source {
+                    case .element(let p): v = element.value(at: p.map { Substring($0) }) ?? .null
+                    case .root(let p): v = record.value(at: p.map { Substring($0) }) ?? .null
+                    case .sourceName: v = .string(sourceName)
+                    case .line: v = .number(String(line))
+                    }
+                    members.append(JSONMember(key: c.name, value: v))
+                }
+                return .object(members)
+            }
+        }
+    }
+}
