@@ -167,7 +167,8 @@ public struct S3ObjectStore: ObjectStore {
         case 401, 403: .refused
         default: .io
         }
-        let text = a.status == 412 ? "changed since it was listed (precondition failed)" : Self.describe(a)
+        var text = a.status == 412 ? "changed since it was listed (precondition failed)" : Self.describe(a)
+        if a.status == 401 || a.status == 403 { text += " (access denied: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or ~/.aws/credentials, and the region)" }
         return SluiceError(code, "\(what) \(displayName)/\(key ?? ""): \(text)")
     }
 

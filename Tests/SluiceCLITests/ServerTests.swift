@@ -14,7 +14,10 @@ final class ServerProcess: @unchecked Sendable {
     let token = "test-token-123"
     var logPath: String { cli.dir + "/serve.log" }
 
-    init(yaml: String = "", database: String? = nil, noWorkers: Bool = false) throws {
+    var env: [String: String] = [:]
+
+    init(yaml: String = "", server: String = "", database: String? = nil, noWorkers: Bool = false, env: [String: String] = [:]) throws {
+        self.env = env
         cli = try CLI()
         cli.write("sluice.yml", """
             \(database.map { "database: \($0)" } ?? "")
@@ -22,6 +25,7 @@ final class ServerProcess: @unchecked Sendable {
               tokens: [\(token)]
               bulk_upload_entity: registros
               file_roots: [.]
+              \(server)
             worker:
               lease_seconds: 2
               poll_seconds: 0.2
@@ -38,6 +42,7 @@ final class ServerProcess: @unchecked Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: CLI.binary)
         p.arguments = ["serve", "--port", "0"] + (noWorkers ? ["--no-workers"] : [])
+        if !env.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
         p.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
         let out = Pipe()
         p.standardOutput = out

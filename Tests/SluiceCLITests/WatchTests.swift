@@ -230,4 +230,24 @@ final class S3Server: @unchecked Sendable {
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(text.contains("backing off"), "\(text.suffix(500))")
     }
+
+    @Test func theBulkAPITakesS3URLsForAllowedBucketsOnly() async throws {
+        let s3 = try S3Server.shared()
+        let bucket = "api-" + UUID().uuidString.lowercased().prefix(8)
+        try s3.boto3("""
+            s3.create_bucket(Bucket="\(bucket)")
+            s3.put_object(Bucket="\(bucket)", Key="drops/day 1.csv", Body=b"id,valor,referencia,category\\n1,2.5,a,x\\n2,3.5,b,y\\n")
+            """)
+        // The endpoint from sluice.yml, the credentials from the standard AWS variables.
+        let srv = try ServerProcess(yaml: "s3:\n  endpoint: \(s3.endpoint)\n", server: "s3_buckets: [\(bucket)]",
+                                    env: ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"])
+        let (s, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "s3://\#(bucket)/drops/day 1.csv"}"#)
+        #expect(s == 202, "\(o)")
+        let id = try #require(o["id"] as? Int)
+        let done = try await srv.wait(job: id) { ["complete", "error"].contains($0["state"] as? String ?? "") }
+        #expect(done["state"] as? String == "complete", "\(done)")
+        #expect(try srv.cli.sqlite("SELECT count(*) FROM registros") == "2\n")
+        let (refused, why) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "s3://other-bucket/x.csv"}"#)
+        #expect(refused == 400 && "\(why)".contains("not allowed"), "\(why)")
+    }
 }
