@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Benchmarks. `bench/run.sh [load|pg|http|formats|export|all] [args...]`:
+# Benchmarks. `bench/run.sh [load|pg|http|formats|export|watch|all] [args...]`:
 #   load  the foundation benchmark (sluice load vs the sqlite3 shell); args go to bench.py
 #   pg    the PostgreSQL benchmark (vs psql \copy + MERGE, pgloader; chunked loads by 1/2/4 workers)
 #   http  the bulk-API benchmark (uploads, jobs, status under wrk vs seed 000's FastAPI receiver)
 #   formats  Parquet and Avro read/write vs pyarrow and fastavro
 #   export   sluice export vs seed 000's pandas+aiohttp exporter and the receiver's own ceiling
+#   watch    sluice watch of 1,000 marketplace files in an S3 server vs a boto3 download loop
 # Builds Sluice in release mode and installs the peers it compares with, if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,9 @@ fi
 if [ "$which" = export ] || [ "$which" = all ]; then
   python3 -c "import fastapi, uvicorn, multipart, aiohttp, pandas" 2>/dev/null || python3 -m pip install -q fastapi uvicorn python-multipart aiohttp pandas
 fi
+if [ "$which" = watch ] || [ "$which" = all ]; then
+  python3 -c "import moto.server, boto3" 2>/dev/null || python3 -m pip install -q "moto[server]" boto3
+fi
 if [ "$which" = http ] || [ "$which" = all ]; then
   python3 -c "import fastapi, uvicorn, multipart, aiohttp" 2>/dev/null || python3 -m pip install -q fastapi uvicorn python-multipart aiohttp
 fi
@@ -33,6 +37,7 @@ case "$which" in
   pg) exec python3 bench/pg_bench.py "$@" ;;
   formats) exec python3 bench/formats_bench.py "$@" ;;
   export) exec python3 bench/export_bench.py "$@" ;;
-  all) python3 bench/bench.py && python3 bench/pg_bench.py && python3 bench/formats_bench.py && python3 bench/export_bench.py && exec python3 bench/http_bench.py ;;
-  *) echo "usage: bench/run.sh [load|pg|http|formats|export|all] [args...]" >&2; exit 2 ;;
+  watch) exec python3 bench/watch_bench.py "$@" ;;
+  all) python3 bench/bench.py && python3 bench/pg_bench.py && python3 bench/formats_bench.py && python3 bench/export_bench.py && python3 bench/watch_bench.py && exec python3 bench/http_bench.py ;;
+  *) echo "usage: bench/run.sh [load|pg|http|formats|export|watch|all] [args...]" >&2; exit 2 ;;
 esac

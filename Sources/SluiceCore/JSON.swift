@@ -28,6 +28,23 @@ public indirect enum JSONValue: Sendable, Hashable {
         return cur
     }
 
+    /// ``value(at:)`` for a path of whole keys (no substring conversions on the way).
+    public func value(path: [String]) -> JSONValue? {
+        var cur = self
+        for seg in path {
+            switch cur {
+            case .object(let members):
+                guard let m = members.last(where: { $0.key == seg }) else { return nil }
+                cur = m.value
+            case .array(let items):
+                guard let i = Int(seg), i >= 0, i < items.count else { return nil }
+                cur = items[i]
+            default: return nil
+            }
+        }
+        return cur
+    }
+
     /// Compact JSON text.
     public var text: String {
         var out: [UInt8] = []

@@ -59,7 +59,7 @@ public struct JSONMapping: Sendable, Equatable {
         targets.map { t in
             var elements: [JSONValue]
             if let path = t.explode {
-                guard case .array(let items)? = record.value(at: path.map { Substring($0) }) else { return [] }
+                guard case .array(let items)? = record.value(path: path) else { return [] }
                 elements = items
             } else {
                 elements = [record]
@@ -70,8 +70,8 @@ public struct JSONMapping: Sendable, Equatable {
                 for c in t.columns {
                     let v: JSONValue
                     switch c.source {
-                    case .element(let p): v = element.value(at: p.map { Substring($0) }) ?? .null
-                    case .root(let p): v = record.value(at: p.map { Substring($0) }) ?? .null
+                    case .element(let p): v = element.value(path: p) ?? .null
+                    case .root(let p): v = record.value(path: p) ?? .null
                     case .sourceName: v = .string(sourceName)
                     case .line: v = .number(String(line))
                     }

@@ -38,6 +38,24 @@ public struct CSVWriter: Sendable {
         output.append(dialect.quote)
     }
 
+    public mutating func appendDelimiter() { output.append(dialect.delimiter) }
+    public mutating func endRecord() { output.append(0x0A) }
+
+    /// A JSON value as one field: null → NULL, strings as text, numbers and booleans as
+    /// written, arrays and objects as their JSON text.
+    public mutating func writeJSONField(_ v: JSONValue, scratch: inout [UInt8]) {
+        switch v {
+        case .null: output.append(contentsOf: dialect.nullToken.utf8)
+        case .string(let s): writeField(s.utf8)
+        case .number(let n): writeField(n.utf8)
+        case .bool(let b): output.append(contentsOf: (b ? "true" : "false").utf8)
+        case .array, .object:
+            scratch.removeAll(keepingCapacity: true)
+            v.write(into: &scratch)
+            writeField(scratch)
+        }
+    }
+
     /// One record: fields separated by the delimiter, ended by LF.
     public mutating func writeRecord(_ fields: [String?]) {
         for (i, f) in fields.enumerated() {

@@ -27,6 +27,8 @@ public struct WatchSpec: Sendable, Equatable {
     public var maxAttempts = 3
     /// When set, each file is split by this mapping and each part loads into its own entity.
     public var mapping: JSONMapping?
+    /// Mapping entities that read CSV in a dialect of their own (their parts are NDJSON).
+    public var ndjsonEntities: Set<String> = []
 
     public init(name: String, source: String, entity: String) {
         self.name = name
@@ -181,11 +183,11 @@ public final class Watcher: Sendable {
             // One load per entity: the file itself, or each part of it under a mapping.
             var loads: [(entity: String, path: String, size: Int64, sha: String, format: SourceFormat?, key: String)] = []
             if let mapping = spec.mapping {
-                let parts = try MappingSplitter.split(file: path, mapping: mapping, sourceName: o.key, outDir: path + ".parts")
+                let parts = try MappingSplitter.split(file: path, mapping: mapping, sourceName: o.key, outDir: path + ".parts", ndjsonFor: spec.ndjsonEntities)
                 try? FileManager.default.removeItem(atPath: path)
                 for (i, part) in parts.enumerated() where part.rows > 0 {
                     let (partSha, size) = try Self.sha256(ofFile: part.path)
-                    loads.append((part.entity, part.path, size, partSha, .ndjson, "watch-\(digest)-\(i)"))
+                    loads.append((part.entity, part.path, size, partSha, part.format, "watch-\(digest)-\(i)"))
                 }
             } else {
                 loads.append((spec.entity, path, info.size, sha, spec.format, "watch-\(digest)"))

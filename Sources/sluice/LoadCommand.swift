@@ -79,12 +79,13 @@ struct LoadCommand: AsyncParsableCommand {
         if let mapping = config.mappings[into] {
             let dir = (config.stateDir as NSString).appendingPathComponent("splits/\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            var parts: [String: [String]] = [:]
+            var parts: [String: (files: [String], format: SourceFormat)] = [:]
+            let ndjson = Set(config.entities.values.filter { $0.csv != CSVDialect() }.map(\.name))
             do {
                 for (i, file) in fetched.paths.enumerated() {
                     let name = files.count == fetched.paths.count ? files[i] : (file as NSString).lastPathComponent
-                    for part in try MappingSplitter.split(file: file, mapping: mapping, sourceName: name, outDir: "\(dir)/\(i)") {
-                        parts[part.entity, default: []].append(part.path)
+                    for part in try MappingSplitter.split(file: file, mapping: mapping, sourceName: name, outDir: "\(dir)/\(i)", ndjsonFor: ndjson) {
+                        parts[part.entity, default: ([], part.format)].files.append(part.path)
                     }
                 }
             } catch {
@@ -92,7 +93,8 @@ struct LoadCommand: AsyncParsableCommand {
             }
             for target in mapping.targets {
                 if !quiet { FileHandle.standardError.write(Data("\(into) → \(target.entity)\n".utf8)) }
-                try await loadOne(config: config, entity: target.entity, files: parts[target.entity] ?? [], format: .ndjson)
+                let p = parts[target.entity] ?? ([], .csv)
+                try await loadOne(config: config, entity: target.entity, files: p.files, format: p.format)
             }
             return
         }

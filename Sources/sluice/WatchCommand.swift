@@ -52,6 +52,7 @@ struct WatchCommand: AsyncParsableCommand {
         spec.mode = declared.mode
         spec.maxAttempts = config.worker.maxAttempts
         spec.mapping = config.mappings[entity]
+        spec.ndjsonEntities = Set(config.entities.values.filter { $0.csv != CSVDialect() }.map(\.name))
         return spec
     }
 
