@@ -94,6 +94,7 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
             first_seen timestamptz NOT NULL,
             job_id bigint,
             error text,
+            batch text,
             PRIMARY KEY (watch, key, etag)
             )
             """,
@@ -345,16 +346,16 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
 
     public func watchedFiles(watch: String, keys: [String]?) async throws(SluiceError) -> [WatchedFile] {
         try await run("reading the file ledger") { conn in
-            var sql = "SELECT watch, key, etag, size, last_modified, state, first_seen, job_id, error FROM sluice.watched_files WHERE watch = $1"
+            var sql = "SELECT watch, key, etag, size, last_modified, state, first_seen, job_id, error, batch FROM sluice.watched_files WHERE watch = $1"
             var binds: [PGValue] = [.text(watch)]
             if let keys {
                 sql += " AND key = ANY($2::text[])"
                 binds.append(.texts(keys))
             }
             return try await self.rows(conn, sql + " ORDER BY key, first_seen", binds).map { r in
-                let (w, k, e, size, modified, state, first, job, error) = try r.decode((String, String, String, Int64, Date, String, Date, Int64?, String?).self)
+                let (w, k, e, size, modified, state, first, job, error, batch) = try r.decode((String, String, String, Int64, Date, String, Date, Int64?, String?, String?).self)
                 return WatchedFile(watch: w, key: k, etag: e, size: size, lastModified: modified, state: WatchedFileState(rawValue: state) ?? .seen,
-                                   firstSeen: first, jobID: job, error: error)
+                                   firstSeen: first, jobID: job, error: error, batch: batch)
             }
         }
     }
@@ -362,12 +363,12 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     public func recordWatchedFile(_ f: WatchedFile) async throws(SluiceError) {
         _ = try await run("recording a watched file") { conn in
             try await self.db.exec("""
-                INSERT INTO sluice.watched_files (watch, key, etag, size, last_modified, state, first_seen, job_id, error)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                INSERT INTO sluice.watched_files (watch, key, etag, size, last_modified, state, first_seen, job_id, error, batch)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                 ON CONFLICT (watch, key, etag) DO UPDATE SET size = excluded.size, last_modified = excluded.last_modified,
-                  state = excluded.state, job_id = excluded.job_id, error = excluded.error
+                  state = excluded.state, job_id = excluded.job_id, error = excluded.error, batch = excluded.batch
                 """, [.text(f.watch), .text(f.key), .text(f.etag), .int(f.size), .date(f.lastModified), .text(f.state.rawValue),
-                      .date(f.firstSeen), f.jobID.map { .int($0) } ?? .null, f.error.map { .text($0) } ?? .null], on: conn)
+                      .date(f.firstSeen), f.jobID.map { .int($0) } ?? .null, f.error.map { .text($0) } ?? .null, f.batch.map { .text($0) } ?? .null], on: conn)
         }
     }
 

@@ -18,9 +18,13 @@ public struct WatchedFile: Sendable, Equatable, Codable {
     public var firstSeen: Date
     public var jobID: Int64?
     public var error: String?
+    /// The batch this version is loaded with (several files, one job per entity): written
+    /// before the jobs, so a restart rebuilds exactly the same batch and idempotency keys.
+    public var batch: String?
 
     public init(watch: String, key: String, etag: String, size: Int64, lastModified: Date, state: WatchedFileState, firstSeen: Date,
-                jobID: Int64? = nil, error: String? = nil) {
+                jobID: Int64? = nil, error: String? = nil, batch: String? = nil) {
+        self.batch = batch
         self.watch = watch
         self.key = key
         self.etag = etag
@@ -33,7 +37,7 @@ public struct WatchedFile: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case watch, key, etag, size, state, error
+        case watch, key, etag, size, state, error, batch
         case lastModified = "last_modified", firstSeen = "first_seen", jobID = "job_id"
     }
 }

@@ -82,6 +82,7 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
               first_seen REAL NOT NULL,
               job_id INTEGER,
               error TEXT,
+              batch TEXT,
               PRIMARY KEY (watch, key, etag)
             ) STRICT;
             CREATE INDEX IF NOT EXISTS sluice_watched_files_mtime ON sluice_watched_files (watch, state, last_modified);
@@ -342,7 +343,7 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
 
     public func watchedFiles(watch: String, keys: [String]?) async throws(SluiceError) -> [WatchedFile] {
         try await run { c throws(SluiceError) in
-            var sql = "SELECT watch, key, etag, size, last_modified, state, first_seen, job_id, error FROM sluice_watched_files WHERE watch = ?1"
+            var sql = "SELECT watch, key, etag, size, last_modified, state, first_seen, job_id, error, batch FROM sluice_watched_files WHERE watch = ?1"
             var binds: [SQLiteValue] = [.text(watch)]
             if let keys {
                 let json = String(decoding: (try? JSONEncoder().encode(keys)) ?? Data("[]".utf8), as: UTF8.self)
@@ -353,7 +354,7 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
                 WatchedFile(watch: r[0].string ?? "", key: r[1].string ?? "", etag: r[2].string ?? "", size: r[3].int ?? 0,
                             lastModified: Self.date(r[4]) ?? Date(timeIntervalSince1970: 0),
                             state: WatchedFileState(rawValue: r[5].string ?? "") ?? .seen, firstSeen: Self.date(r[6]) ?? Date(timeIntervalSince1970: 0),
-                            jobID: r[7].int, error: r[8].string)
+                            jobID: r[7].int, error: r[8].string, batch: r[9].string)
             }
         }
     }
@@ -361,12 +362,12 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
     public func recordWatchedFile(_ f: WatchedFile) async throws(SluiceError) {
         try await run { c throws(SluiceError) in
             _ = try c.query("""
-                INSERT INTO sluice_watched_files (watch, key, etag, size, last_modified, state, first_seen, job_id, error)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                INSERT INTO sluice_watched_files (watch, key, etag, size, last_modified, state, first_seen, job_id, error, batch)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                 ON CONFLICT (watch, key, etag) DO UPDATE SET size = excluded.size, last_modified = excluded.last_modified,
-                  state = excluded.state, job_id = excluded.job_id, error = excluded.error
+                  state = excluded.state, job_id = excluded.job_id, error = excluded.error, batch = excluded.batch
                 """, [.text(f.watch), .text(f.key), .text(f.etag), .integer(f.size), Self.t(f.lastModified), .text(f.state.rawValue),
-                      Self.t(f.firstSeen), f.jobID.map { .integer($0) } ?? .null, f.error.map { .text($0) } ?? .null])
+                      Self.t(f.firstSeen), f.jobID.map { .integer($0) } ?? .null, f.error.map { .text($0) } ?? .null, f.batch.map { .text($0) } ?? .null])
         }
     }
 

@@ -105,7 +105,10 @@ public struct StorageLocation: Sendable, Equatable {
 }
 
 /// Where a download goes and how it fails.
-enum Download {
+public enum Download {
+    /// Creates (or truncates) a file for writing, and its folder.
+    public static func openFile(_ path: String) throws(SluiceError) -> FileHandle { try open(path) }
+
     static func open(_ path: String) throws(SluiceError) -> FileHandle {
         let dir = (path as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

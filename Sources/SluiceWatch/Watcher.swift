@@ -29,6 +29,10 @@ public struct WatchSpec: Sendable, Equatable {
     public var mapping: JSONMapping?
     /// Mapping entities that read CSV in a dialect of their own (their parts are NDJSON).
     public var ndjsonEntities: Set<String> = []
+    /// Under a mapping, files are loaded in batches of up to this many files and bytes:
+    /// one job per entity for the whole batch.
+    public var batchFiles = 64
+    public var batchBytes: Int64 = 64 << 20
 
     public init(name: String, source: String, entity: String) {
         self.name = name
@@ -131,40 +135,81 @@ public final class Watcher: Sendable {
             try await record(o, .ignored, firstSeen: start, error: why)
             report.ignored += 1
         }
-        // Fetch a few at once; each outcome is recorded on its own.
+        // Units of work: each file alone, or (under a mapping) batches of files. Versions a
+        // poll assigned to a batch but did not finish go in that same batch again.
+        var units: [(key: String?, members: [ObjectInfo])] = []
+        if spec.mapping != nil {
+            var known: [String: WatchedFile] = [:]
+            for f in ledger { known[f.key + "\n" + f.etag] = f }
+            var resumed: [String: [ObjectInfo]] = [:]
+            for o in listing {
+                if let f = known[o.key + "\n" + o.etag], f.state == .seen, let b = f.batch { resumed[b, default: []].append(o) }
+            }
+            for (b, members) in resumed.sorted(by: { $0.key < $1.key }) { units.append((b, members.sorted { $0.key < $1.key })) }
+            let taken = Set(resumed.values.flatMap { $0.map { $0.key + "\n" + $0.etag } })
+            var current: [ObjectInfo] = []
+            var bytes: Int64 = 0
+            func close() async throws(SluiceError) {
+                guard !current.isEmpty else { return }
+                let members = current.sorted { $0.key < $1.key }
+                let key = Self.digest(spec.name + "\n" + members.map { $0.key + "\n" + $0.etag }.joined(separator: "\n"))
+                // Written ahead of any job, so a restart rebuilds exactly this batch.
+                for o in members { try await record(o, .seen, firstSeen: known[o.key + "\n" + o.etag]?.firstSeen ?? start, batch: key) }
+                units.append((key, members))
+                current = []
+                bytes = 0
+            }
+            for o in plan.process where !taken.contains(o.key + "\n" + o.etag) {
+                if current.count >= spec.batchFiles || (!current.isEmpty && bytes + o.size > spec.batchBytes) { try await close() }
+                current.append(o)
+                bytes += o.size
+            }
+            try await close()
+        } else {
+            units = plan.process.map { (nil, [$0]) }
+        }
+        // A few units at once; each member's outcome is recorded on its own.
         var outcomes: [Outcome] = []
         var next = 0
-        await withTaskGroup(of: Outcome.self) { group in
+        await withTaskGroup(of: [Outcome].self) { group in
             func add() {
-                let o = plan.process[next]
+                let unit = units[next]
                 next += 1
-                group.addTask { await self.ingest(o, firstSeen: start, now: now()) }
+                group.addTask {
+                    if let key = unit.key { return await self.ingestBatch(key, unit.members, firstSeen: start, now: now()) }
+                    return [await self.ingest(unit.members[0], firstSeen: start, now: now())]
+                }
             }
-            while next < plan.process.count && next < spec.concurrency { add() }
+            while next < units.count && next < spec.concurrency { add() }
             while let r = await group.next() {
-                outcomes.append(r)
-                if next < plan.process.count { add() }
+                outcomes += r
+                if next < units.count { add() }
             }
         }
+        var jobs = Set<Int64>()
         for r in outcomes {
             switch r {
             case .queued(let id, let existing):
                 report.queued += 1
                 if existing { report.duplicates += 1 }
-                report.jobs.append(id)
+                jobs.insert(id)
             case .failed: report.failed += 1
             case .retry: report.retry += 1
             }
         }
-        report.jobs.sort()
+        report.jobs = jobs.sorted()
         return report
+    }
+
+    static func digest(_ text: String) -> String {
+        SHA256.hash(data: Data(text.utf8)).prefix(20).map { String(format: "%02x", $0) }.joined()
     }
 
     enum Outcome: Sendable { case queued(Int64, existing: Bool), failed, retry }
 
-    func record(_ o: ObjectInfo, _ state: WatchedFileState, firstSeen: Date, job: Int64? = nil, error: String? = nil) async throws(SluiceError) {
+    func record(_ o: ObjectInfo, _ state: WatchedFileState, firstSeen: Date, job: Int64? = nil, error: String? = nil, batch: String? = nil) async throws(SluiceError) {
         try await driver.recordWatchedFile(WatchedFile(watch: spec.name, key: o.key, etag: o.etag, size: o.size, lastModified: o.lastModified,
-                                                       state: state, firstSeen: firstSeen, jobID: job, error: error))
+                                                       state: state, firstSeen: firstSeen, jobID: job, error: error, batch: batch))
     }
 
     /// Fetches one object, copies it to the raw layer and queues its load.
@@ -179,44 +224,17 @@ public final class Watcher: Sendable {
                 let key = rawKey(o.key, at: now)
                 if sameStore { try await rawStore.copy(from: o.key, to: key, ifMatch: o.etag) } else { try await rawStore.upload(key, from: path, contentType: nil) }
             }
-            let digest = SHA256.hash(data: Data("\(spec.name)\n\(o.key)\n\(o.etag)".utf8)).prefix(20).map { String(format: "%02x", $0) }.joined()
-            // One load per entity: the file itself, or each part of it under a mapping.
-            var loads: [(entity: String, path: String, size: Int64, sha: String, format: SourceFormat?, key: String)] = []
-            if let mapping = spec.mapping {
-                let parts = try MappingSplitter.split(file: path, mapping: mapping, sourceName: o.key, outDir: path + ".parts", ndjsonFor: spec.ndjsonEntities)
-                try? FileManager.default.removeItem(atPath: path)
-                for (i, part) in parts.enumerated() where part.rows > 0 {
-                    let (partSha, size) = try Self.sha256(ofFile: part.path)
-                    loads.append((part.entity, part.path, size, partSha, part.format, "watch-\(digest)-\(i)"))
-                }
-            } else {
-                loads.append((spec.entity, path, info.size, sha, spec.format, "watch-\(digest)"))
-            }
-            var first: JobInsertResult? = nil
-            for (i, l) in loads.enumerated() {
-                let uploadID = i == 0 ? id : "\(id)-\(i)"
-                try await driver.insertUpload(Upload(id: uploadID, path: l.path, size: l.size, sha256: l.sha, originalName: name, createdAt: now))
-                let jobSpec = JobSpec(source: "upload:\(uploadID)", format: l.format, mode: spec.mode, fileName: name)
-                let inserted = try await driver.insertJob(JobInsertParams(entity: l.entity, spec: jobSpec, maxAttempts: spec.maxAttempts, idempotencyKey: l.key, now: now))
-                if inserted.existing { try? FileManager.default.removeItem(atPath: l.path) }  // another watcher got there first
-                if first == nil { first = inserted }
-            }
-            guard let inserted = first else {
-                try await record(o, .ignored, firstSeen: firstSeen, error: "no rows for any entity of mapping \(spec.mapping?.name ?? "")")
-                return .failed
-            }
+            let jobSpec = JobSpec(source: "upload:\(id)", format: spec.format, mode: spec.mode, fileName: name)
+            try await driver.insertUpload(Upload(id: id, path: path, size: info.size, sha256: sha, originalName: name, createdAt: now))
+            let inserted = try await driver.insertJob(JobInsertParams(entity: spec.entity, spec: jobSpec, maxAttempts: spec.maxAttempts,
+                                                                      idempotencyKey: "watch-\(Self.digest("\(spec.name)\n\(o.key)\n\(o.etag)"))", now: now))
+            if inserted.existing { try? FileManager.default.removeItem(atPath: path) }  // another watcher got there first
             try await record(o, .queued, firstSeen: firstSeen, job: inserted.job.id)
             logger.info("queued", metadata: ["watch": "\(spec.name)", "key": "\(o.key)", "job": "\(inserted.job.id)"])
             return .queued(inserted.job.id, existing: inserted.existing)
         } catch {
             try? FileManager.default.removeItem(atPath: path)
-            try? FileManager.default.removeItem(atPath: path + ".parts")
             switch error.code {
-            case .malformedFile, .invalidInput, .recordTooLong:
-                // The file cannot be split: on record with its reason, left where it is.
-                logger.warning("malformed file", metadata: ["watch": "\(spec.name)", "key": "\(o.key)", "error": "\(error)"])
-                try? await record(o, .failed, firstSeen: firstSeen, error: error.description)
-                return .failed
             case .aborted, .notFound:
                 // Overwritten or deleted while we read it: this version is done with; a new
                 // version shows up in the next listing.
@@ -227,6 +245,105 @@ public final class Watcher: Sendable {
                 logger.warning("fetch failed; retried next poll", metadata: ["watch": "\(spec.name)", "key": "\(o.key)", "error": "\(error)"])
                 return .retry
             }
+        }
+    }
+
+    /// Fetches a batch of files (each with its etag checked), copies each to the raw layer,
+    /// splits each by the mapping, and queues one job per entity for the whole batch under
+    /// idempotency keys made of the batch key. A file that cannot be read for good (changed,
+    /// gone, malformed) is recorded as failed and left out; a transient failure leaves the
+    /// whole batch for the next poll.
+    func ingestBatch(_ key: String, _ members: [ObjectInfo], firstSeen: Date, now: Date) async -> [Outcome] {
+        guard let mapping = spec.mapping else { return members.map { _ in .failed } }
+        let id = UUID().uuidString.lowercased()
+        let dir = (uploadDir as NSString).appendingPathComponent(id)
+        var good: [(ObjectInfo, [MappingSplitter.Part])] = []
+        var outcomes: [Outcome] = []
+        for (i, o) in members.enumerated() {
+            let name = (o.key as NSString).lastPathComponent
+            let path = (dir as NSString).appendingPathComponent("\(i)-" + String(name.map { $0.isLetter || $0.isNumber || ".-_".contains($0) ? $0 : "_" }.prefix(100)))
+            do throws(SluiceError) {
+                _ = try await store.download(o.key, to: path, ifMatch: o.etag)
+                if let rawStore {
+                    let rk = rawKey(o.key, at: now)
+                    if sameStore { try await rawStore.copy(from: o.key, to: rk, ifMatch: o.etag) } else { try await rawStore.upload(rk, from: path, contentType: nil) }
+                }
+                let parts = try MappingSplitter.split(file: path, mapping: mapping, sourceName: o.key, outDir: path + ".parts", ndjsonFor: spec.ndjsonEntities)
+                try? FileManager.default.removeItem(atPath: path)
+                good.append((o, parts))
+            } catch {
+                switch error.code {
+                case .malformedFile, .invalidInput, .recordTooLong, .aborted, .notFound:
+                    // Cannot be loaded as it is: on record with its reason, left where it is.
+                    logger.warning("not loaded", metadata: ["watch": "\(spec.name)", "key": "\(o.key)", "error": "\(error)"])
+                    try? await record(o, .failed, firstSeen: firstSeen, error: error.description, batch: key)
+                    outcomes.append(.failed)
+                default:
+                    logger.warning("fetch failed; batch retried next poll", metadata: ["watch": "\(spec.name)", "key": "\(o.key)", "error": "\(error)"])
+                    try? FileManager.default.removeItem(atPath: dir)
+                    return members.map { _ in .retry }
+                }
+            }
+        }
+        do throws(SluiceError) {
+            var first: JobInsertResult? = nil
+            for (t, target) in mapping.targets.enumerated() {
+                let parts = good.map { $0.1[t] }
+                let rows = parts.reduce(0) { $0 + $1.rows }
+                guard rows > 0, let format = parts.first?.format else { continue }
+                let path = (dir as NSString).appendingPathComponent("\(t)-\(target.entity).\(format == .csv ? "csv" : "ndjson")")
+                try Self.concatenate(parts.map(\.path), into: path, skipHeaders: format == .csv)
+                let (sha, size) = try Self.sha256(ofFile: path)
+                let uploadID = "\(id)-\(t)"
+                try await driver.insertUpload(Upload(id: uploadID, path: path, size: size, sha256: sha, originalName: "\(spec.name)-batch.\(target.entity)", createdAt: now))
+                let jobSpec = JobSpec(source: "upload:\(uploadID)", format: format, mode: spec.mode, fileName: "\(good.count) files")
+                let inserted = try await driver.insertJob(JobInsertParams(entity: target.entity, spec: jobSpec, maxAttempts: spec.maxAttempts,
+                                                                          idempotencyKey: "watch-\(key)-\(t)", now: now))
+                if inserted.existing { try? FileManager.default.removeItem(atPath: path) }  // another watcher got there first
+                if first == nil { first = inserted }
+            }
+            for (o, parts) in good {
+                for p in parts { try? FileManager.default.removeItem(atPath: (p.path as NSString).deletingLastPathComponent) }
+                if let first {
+                    try await record(o, .queued, firstSeen: firstSeen, job: first.job.id, batch: key)
+                    outcomes.append(.queued(first.job.id, existing: first.existing))
+                } else {
+                    try await record(o, .ignored, firstSeen: firstSeen, error: "no rows for any entity of mapping \(mapping.name)", batch: key)
+                    outcomes.append(.failed)
+                }
+            }
+            logger.info("queued", metadata: ["watch": "\(spec.name)", "files": "\(good.count)", "batch": "\(key.prefix(12))"])
+            return outcomes
+        } catch {
+            logger.warning("queueing failed; batch retried next poll", metadata: ["watch": "\(spec.name)", "error": "\(error)"])
+            try? FileManager.default.removeItem(atPath: dir)
+            return outcomes + good.map { _ in .retry }
+        }
+    }
+
+    /// Joins part files into one (keeping only the first CSV header), fsynced.
+    static func concatenate(_ paths: [String], into target: String, skipHeaders: Bool) throws(SluiceError) {
+        let out = try Download.openFile(target)
+        defer { try? out.close() }  // synchronized explicitly below
+        do {
+            for (i, p) in paths.enumerated() {
+                guard let h = FileHandle(forReadingAtPath: p) else { throw SluiceError(.io, "cannot open", at: SourceLocation(file: p)) }
+                defer { try? h.close() }  // read-only
+                var skip = skipHeaders && i > 0
+                while let chunk = try h.read(upToCount: 1 << 20), !chunk.isEmpty {
+                    var data = chunk
+                    if skip, let nl = data.firstIndex(of: 0x0A) {
+                        data = data[data.index(after: nl)...]
+                        skip = false
+                    }
+                    try out.write(contentsOf: data)
+                }
+            }
+            try out.synchronize()
+        } catch let e as SluiceError {
+            throw e
+        } catch {
+            throw SluiceError(.io, "write failed: \(error.localizedDescription)", at: SourceLocation(file: target))
         }
     }
 
