@@ -77,10 +77,21 @@ public final class Watcher: Sendable {
         self.driver = driver
         self.uploadDir = uploadDir
         self.logger = logger
+        // A watched folder that does not exist yet is created: files will land in it.
+        if !spec.source.hasPrefix("s3://") && !spec.source.hasPrefix("http://") && !spec.source.hasPrefix("https://") {
+            let path = spec.source.hasPrefix("file://") ? String(spec.source.dropFirst(7)) : spec.source
+            if !FileManager.default.fileExists(atPath: path) {
+                do {
+                    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+                } catch {
+                    throw SluiceError(.io, "cannot create the watched folder '\(path)': \(error.localizedDescription)")
+                }
+            }
+        }
         let location = try StorageLocation(spec.source)
         var prefix = location.key
         if case .local = location.kind, !prefix.isEmpty {
-            throw SluiceError(.invalidArgument, "a watched folder must be a folder, not the file \(spec.source)")
+            throw SluiceError(.invalidArgument, "a watched location must be a folder or an S3 prefix; \(spec.source) is a file or does not exist")
         }
         if case .http = location.kind { throw SluiceError(.unsupported, "HTTP locations cannot be listed; watch a folder or an S3 prefix") }
         if !prefix.isEmpty && !prefix.hasSuffix("/") { prefix += "/" }
@@ -89,10 +100,15 @@ public final class Watcher: Sendable {
         self.prefix = prefix
         store = try location.store(config: s3)
         if let raw = spec.raw {
-            if raw.hasPrefix("s3://") || raw.hasPrefix("/") || raw.hasPrefix(".") {
-                try? FileManager.default.createDirectory(atPath: raw, withIntermediateDirectories: true)
+            // A raw folder is created up front, so the location reads as a folder.
+            if !raw.hasPrefix("s3://") {
+                do {
+                    try FileManager.default.createDirectory(atPath: raw, withIntermediateDirectories: true)
+                } catch {
+                    throw SluiceError(.io, "cannot create the raw folder '\(raw)': \(error.localizedDescription)")
+                }
             }
-            let r = try StorageLocation(raw.hasPrefix("s3://") ? raw : (raw.hasSuffix("/") ? raw : raw + "/"))
+            let r = try StorageLocation(raw)
             rawStore = try r.store(config: s3)
             rawPrefix = r.key.isEmpty || r.key.hasSuffix("/") ? r.key : r.key + "/"
             sameStore = r.kind == location.kind

@@ -250,4 +250,27 @@ final class S3Server: @unchecked Sendable {
         let (refused, why) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "s3://other-bucket/x.csv"}"#)
         #expect(refused == 400 && "\(why)".contains("not allowed"), "\(why)")
     }
+
+    @Test func serveRunsTheDeclaredWatches() async throws {
+        // The watched folder does not exist yet: the watcher creates it and waits for files.
+        let srv = try ServerProcess(yaml: """
+            watches:
+              drop:
+                source: drop
+                glob: "*.csv"
+                into: registros
+                min_age: 0
+                interval: 0.2
+            """)
+        srv.cli.write("drop/a.csv", "id,valor,referencia,category\n1,2.5,a,x\n2,3.5,b,y\n")
+        var n = ""
+        for _ in 0..<100 {
+            n = (try? srv.cli.sqlite("SELECT count(*) FROM registros")) ?? ""
+            if n == "2\n" { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(n == "2\n")
+        let status = try srv.cli.run(["watch", "status", "drop"])
+        #expect(status.out.contains("a.csv") && status.out.contains("loaded"), "\(status.out)")
+    }
 }
