@@ -20,7 +20,8 @@ public enum MappingSplitter {
                              maxRecordBytes: Int = ReadLimits().maxRecordBytes) throws(SluiceError) -> [Part] {
         var reader: any ByteChunkReader = try FileChunkReader(path: file)
         if file.hasSuffix(".gz") { reader = try GzipChunkReader(reader) }
-        let framer = JSONFramer(source: reader, maxRecordBytes: maxRecordBytes, fileName: file)
+        // Errors name the file as the user knows it (`sourceName`), not a scratch copy.
+        let framer = JSONFramer(source: reader, maxRecordBytes: maxRecordBytes, fileName: sourceName)
         do {
             try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         } catch {
@@ -68,16 +69,16 @@ public enum MappingSplitter {
                     Part(entity: mapping.targets[$0].entity, path: outputs[$0].path, rows: outputs[$0].rows, format: csv[$0] == nil ? .ndjson : .csv)
                 }
             case .tooLong(let bytes):
-                throw SluiceError(.recordTooLong, "a record is longer than \(maxRecordBytes) bytes (\(bytes) read)", at: SourceLocation(file: file, line: framer.line))
+                throw SluiceError(.recordTooLong, "a record is longer than \(maxRecordBytes) bytes (\(bytes) read)", at: SourceLocation(file: sourceName, line: framer.line))
             case .record:
                 let record: JSONValue
                 do {
                     record = try JSONParser.parse(framer.record)
                 } catch {
-                    throw SluiceError(.malformedFile, error.description, at: SourceLocation(file: file, line: framer.line))
+                    throw SluiceError(.malformedFile, error.description, at: SourceLocation(file: sourceName, line: framer.line))
                 }
                 guard case .object = record else {
-                    throw SluiceError(.invalidInput, "a record is not a JSON object", at: SourceLocation(file: file, line: framer.line))
+                    throw SluiceError(.invalidInput, "a record is not a JSON object", at: SourceLocation(file: sourceName, line: framer.line))
                 }
                 number += 1
                 for (i, rows) in mapping.rows(record, line: number, sourceName: sourceName).enumerated() {

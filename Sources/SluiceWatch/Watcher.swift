@@ -328,7 +328,7 @@ public final class Watcher: Sendable {
                     outcomes.append(.failed)
                 }
             }
-            logger.info("queued", metadata: ["watch": "\(spec.name)", "files": "\(good.count)", "batch": "\(key.prefix(12))"])
+            if !good.isEmpty { logger.info("queued", metadata: ["watch": "\(spec.name)", "files": "\(good.count)", "batch": "\(key.prefix(12))"]) }
             return outcomes
         } catch {
             logger.warning("queueing failed; batch retried next poll", metadata: ["watch": "\(spec.name)", "error": "\(error)"])
