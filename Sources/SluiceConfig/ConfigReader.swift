@@ -54,7 +54,7 @@ public enum ConfigReader {
         config.path = fileName
         guard let root else { return config }
         let r = NodeReader(file: fileName)
-        let top = try r.mapping(root, "the top level", allowed: ["database", "state_dir", "entities", "server", "worker", "exports", "s3", "watches", "mappings"])
+        let top = try r.mapping(root, "the top level", allowed: ["database", "state_dir", "entities", "server", "worker", "exports", "s3", "watches", "mappings", "pipelines"])
         if let ws = top["watches"] {
             guard case .mapping(let m) = ws else { throw r.error(ws, "watches must be a mapping of name to watch") }
             for (k, v) in m {
@@ -84,6 +84,13 @@ public enum ConfigReader {
             for (k, v) in m {
                 let name = try r.string(k, "mapping name")
                 config.mappings[name] = try readMapping(name: name, v, r, entities: config.entities)
+            }
+        }
+        if let ps = top["pipelines"] {
+            guard case .mapping(let m) = ps else { throw r.error(ps, "pipelines must be a mapping of name to pipeline") }
+            for (k, v) in m {
+                let name = try r.string(k, "pipeline name")
+                config.pipelines[name] = try readPipeline(name: name, v, r)
             }
         }
         if let ex = top["exports"] {
@@ -168,6 +175,65 @@ public enum ConfigReader {
             out.append(JSONMapping.Target(entity: entity, explode: explode, columns: columns))
         }
         return JSONMapping(name: name, targets: out)
+    }
+
+    /// `NAME: {source, glob, into, mode, steps: [{select|rename|cast|filter|derive|dedupe: ...}]}`;
+    /// every expression is parsed and the steps are checked in order, each error at its line.
+    static func readPipeline(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> Pipeline {
+        let p = "pipelines.\(name)"
+        let m = try r.mapping(node, p, allowed: ["source", "glob", "into", "mode", "steps"])
+        guard let src = m["source"], let into = m["into"] else { throw r.error(node, "\(p) needs a source and an entity (into)") }
+        var mode: WriteMode? = nil
+        if let n = m["mode"] {
+            let v = try r.string(n, "\(p).mode")
+            guard let parsed = WriteMode(rawValue: v) else { throw r.error(n, "\(p).mode: unknown mode '\(v)' (append, replace or merge)") }
+            mode = parsed
+        }
+        var steps: [PipelineStep] = []
+        var stepNodes: [Node] = []
+        if let n = m["steps"] {
+            guard case .sequence(let items) = n else { throw r.error(n, "\(p).steps must be a list of steps") }
+            for (i, item) in items.enumerated() {
+                let sp = "\(p).steps[\(i)]"
+                guard case .mapping(let one) = item, one.count == 1, let (kn, v) = one.first else {
+                    throw r.error(item, "\(sp) must be one of select, rename, cast, filter, derive, dedupe with its argument")
+                }
+                let kind = try r.string(kn, sp)
+                func names() throws(SluiceError) -> [String] { try r.strings(v, "\(sp).\(kind)") }
+                func pairs() throws(SluiceError) -> [(Node, String, Node)] {
+                    guard case .mapping(let pm) = v, !pm.isEmpty else { throw r.error(v, "\(sp).\(kind) must map field names to values") }
+                    var out: [(Node, String, Node)] = []
+                    for (a, b) in pm { out.append((a, try r.string(a, "\(sp).\(kind)"), b)) }
+                    return out
+                }
+                func expression(_ n: Node, _ what: String) throws(SluiceError) -> Expr {
+                    let text = try r.string(n, what)
+                    do { return try ExprParser.parse(text) } catch { throw r.error(n, "\(what): \(error.description) in '\(text)'") }
+                }
+                switch kind {
+                case "select": steps.append(.select(try names()))
+                case "dedupe": steps.append(.dedupe(try names()))
+                case "rename": steps.append(.rename(try pairs().map { (_, a, b) throws(SluiceError) in Pair(a, try r.string(b, "\(sp).rename.\(a)")) }))
+                case "cast":
+                    steps.append(.cast(try pairs().map { (_, a, b) throws(SluiceError) in
+                        let t = try r.string(b, "\(sp).cast.\(a)")
+                        guard let c = CastType(rawValue: t) else { throw r.error(b, "\(sp).cast.\(a): unknown type '\(t)' (int, float, text or bool)") }
+                        return Pair(a, c)
+                    }))
+                case "filter": steps.append(.filter(try expression(v, "\(sp).filter")))
+                case "derive": steps.append(.derive(try pairs().map { (_, a, b) throws(SluiceError) in Pair(a, try expression(b, "\(sp).derive.\(a)")) }))
+                default: throw r.error(kn, "\(sp): unknown step '\(kind)' (select, rename, cast, filter, derive, dedupe)")
+                }
+                stepNodes.append(v)
+            }
+        }
+        do {
+            _ = try Pipeline.check(steps)
+        } catch {
+            throw r.error(stepNodes[error.step], "\(p).steps[\(error.step)] (\(steps[error.step].kind)): \(error.message)")
+        }
+        return Pipeline(name: name, source: try r.string(src, "\(p).source"), glob: try m["glob"].map { (n) throws(SluiceError) in try r.string(n, "\(p).glob") },
+                        steps: steps, into: try r.string(into, "\(p).into"), mode: mode)
     }
 
     static func readWatch(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> WatchSettings {

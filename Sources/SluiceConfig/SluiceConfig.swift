@@ -19,6 +19,8 @@ public struct SluiceConfig: Sendable {
     /// Declared splits of nested JSON into several entities (`mappings:`), by name; a watch
     /// or `sluice load` whose `into` names a mapping loads each of its entities.
     public var mappings: [String: JSONMapping] = [:]
+    /// Declared pipelines (`pipelines:`) by name, run with `sluice run NAME`.
+    public var pipelines: [String: Pipeline] = [:]
     /// Declared watches (`watches:`) by name, run by `sluice serve` and `sluice watch NAME`.
     public var watches: [String: WatchSettings] = [:]
     /// The file this came from, if any (for messages).

@@ -1,5 +1,6 @@
 /// Shell-style patterns over object keys: `*` and `?` stay inside one `/`-separated
-/// segment, `**` crosses segments, `[abc]` / `[a-z]` / `[!x]` match one character.
+/// segment, `**` crosses segments, `[abc]` / `[a-z]` / `[!x]` match one character, and
+/// `{csv,json}` matches any one of its alternatives.
 public struct Glob: Sendable, Equatable {
     public let pattern: String
     let chars: [Character]
@@ -12,7 +13,7 @@ public struct Glob: Sendable, Equatable {
     public func matches(_ key: String) -> Bool { Self.match(chars[...], Array(key)[...]) }
 
     /// The literal part before the first wildcard: a listing prefix.
-    public var prefix: String { String(chars.prefix { !"*?[".contains($0) }) }
+    public var prefix: String { String(chars.prefix { !"*?[{".contains($0) }) }
 
     static func match(_ p: ArraySlice<Character>, _ s: ArraySlice<Character>) -> Bool {
         var p = p, s = s
@@ -36,6 +37,13 @@ public struct Glob: Sendable, Equatable {
                     guard let first = t.first, first != "/" else { return false }
                     t = t.dropFirst()
                 }
+            case "{":
+                guard let close = p.firstIndex(of: "}") else { return s.first == c && match(p.dropFirst(), s.dropFirst()) }
+                let rest = p[(close + 1)...]
+                for alt in p[(p.startIndex + 1)..<close].split(separator: ",", omittingEmptySubsequences: false) {
+                    if match(ArraySlice(Array(alt) + Array(rest)), s) { return true }
+                }
+                return false
             case "?":
                 guard let first = s.first, first != "/" else { return false }
                 p = p.dropFirst()

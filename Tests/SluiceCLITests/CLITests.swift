@@ -139,3 +139,54 @@ struct CLI {
         #expect(try cli.sqlite("SELECT id, customer FROM orders ORDER BY id") == "1|{\"city\":\"Recife\"}\n2|\n")
     }
 }
+
+@Suite struct PipelineCLITests {
+    @Test func aPipelineRunsItsStepsAndLoadsTheRows() throws {
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        cli.write("in/s1.csv", "id,cust,amount,qty,status,region\n1,a, 10.5,2,ok, south \n2,b,-3,1,ok,north\n3,c,abc,1,ok,east\n1,a,99,9,ok,south\n4,d,7,3,cancelled,west\n5,e,8,,ok,north\n")
+        cli.write("in/s2.json", #"{"id": 6, "cust": "f", "amount": 12.25, "qty": 4, "status": "ok", "region": "east"}"# + "\n")
+        cli.write("in/skip.txt", "not matched")
+        cli.write("sluice.yml", """
+            entities:
+              sales:
+                primary_key: [id]
+            pipelines:
+              clean_sales:
+                source: in
+                glob: "*.{csv,json}"
+                steps:
+                  - cast: {id: int, amount: float, qty: int}
+                  - filter: amount > 0 and status != 'cancelled'
+                  - derive:
+                      total: amount * coalesce(qty, 1)
+                      region: upper(trim(region))
+                  - rename: {cust: customer}
+                  - dedupe: [id]
+                  - select: [id, customer, total, region]
+                into: sales
+            """)
+        let v = try cli.run(["pipelines", "validate"])
+        #expect(v.status == 0 && v.out.contains("fields: id, customer, total, region"), "\(v.out)\(v.err)")
+        let r = try cli.run(["run", "clean_sales"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.err.contains("7 rows read, 3 dropped by the steps, 1 rejected, 3 to load") && r.err.contains("s1.csv line 4: amount: 'abc' is not a float"), "\(r.err)")
+        #expect(try cli.sqlite("SELECT id, customer, total, region FROM sales ORDER BY id") == "1|a|21|SOUTH\n5|e|8|NORTH\n6|f|49|EAST\n")
+    }
+
+    @Test func mistakesAreRefusedWithTheirLine() throws {
+        let cli = try CLI()
+        for (steps, line, needle) in [
+            ("      - select: [amount, region]\n      - filter: upper(region) > 5", 5, "cannot compare text with int"),
+            ("      - cast: {amount: float}\n      - select: [amount]\n      - filter: region = 'x'", 6, "no field 'region'"),
+            ("      - filter: amount > (1", 4, "expected ')'"),
+            ("      - derive: {x: nope(1)}", 4, "unknown function nope"),
+            ("      - cast: {a: money}", 4, "unknown type 'money'"),
+            ("      - explode: a", 4, "unknown step 'explode'"),
+        ] {
+            cli.write("sluice.yml", "pipelines:\n  p:\n    source: in\n    steps:\n\(steps)\n    into: t\n")
+            let r = try cli.run(["pipelines", "validate"])
+            #expect(r.status != 0 && r.err.contains("sluice.yml:\(line + 1)") && r.err.contains(needle), "\(steps): \(r.err)")
+        }
+    }
+}

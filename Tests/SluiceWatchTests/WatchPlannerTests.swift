@@ -20,6 +20,7 @@ struct WatchPlannerTests {
         #expect(Glob("in/file-?.csv").matches("in/file-1.csv") && !Glob("in/file-?.csv").matches("in/file-10.csv"))
         #expect(Glob("[a-c]*.csv").matches("b1.csv") && !Glob("[!a-c]*.csv").matches("b1.csv"))
         #expect(Glob("input/*.json").prefix == "input/")
+        #expect(Glob("*.{csv,json}").matches("a.json") && Glob("*.{csv,json}").matches("b.csv") && !Glob("*.{csv,json}").matches("c.txt"))
     }
 
     @Test func newObjectsWaitForASecondPollUnlessOldEnough() {

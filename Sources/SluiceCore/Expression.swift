@@ -1,0 +1,535 @@
+/// The small expression language of pipeline steps (`filter`, `derive`): literals, fields,
+/// arithmetic, comparisons, `and`/`or`/`not`, `is [not] null`, `in (...)`, `||` and a few
+/// string and null functions. Parsed and type-checked when the config loads; evaluated per
+/// row with SQL's null rules (null in, null out; a null condition is false). Never `eval`.
+public indirect enum Expr: Sendable, Equatable {
+    case literal(EValue)
+    case field(String)
+    case unary(String, Expr)
+    case binary(String, Expr, Expr)
+    case isNull(Expr, negated: Bool)
+    case inList(Expr, [Expr])
+    case call(String, [Expr])
+}
+
+/// A value while evaluating: null, bool, integer, float or text.
+public enum EValue: Sendable, Equatable, Hashable {
+    case null, bool(Bool), int(Int64), double(Double), text(String)
+
+    var number: Double? {
+        switch self {
+        case .int(let i): Double(i)
+        case .double(let d): d
+        case .text(let s): Double(EValue.trim(s))
+        case .bool, .null: nil
+        }
+    }
+
+    var integer: Int64? {
+        switch self {
+        case .int(let i): i
+        case .double(let d) where d == d.rounded() && abs(d) < 9e18: Int64(d)
+        case .text(let s): Int64(EValue.trim(s)) ?? Double(EValue.trim(s)).flatMap { $0 == $0.rounded() && abs($0) < 9e18 ? Int64($0) : nil }
+        default: nil
+        }
+    }
+
+    /// `s` without leading and trailing spaces, tabs and line ends.
+    static func trim(_ s: String) -> String {
+        let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        return String(s.drop(while: blank).reversed().drop(while: blank).reversed())
+    }
+
+    /// Every occurrence of `a` in `s` replaced by `b` (`s` unchanged when `a` is empty).
+    static func replace(_ s: String, _ a: String, _ b: String) -> String {
+        guard !a.isEmpty else { return s }
+        var out = "", rest = Substring(s)
+        while let r = rest.firstRange(of: a) {
+            out += rest[..<r.lowerBound] + b
+            rest = rest[r.upperBound...]
+        }
+        return out + rest
+    }
+
+    /// Text form (numbers as written, booleans as true/false).
+    public var text: String? {
+        switch self {
+        case .null: nil
+        case .bool(let b): b ? "true" : "false"
+        case .int(let i): String(i)
+        case .double(let d): ValueText.double(d)
+        case .text(let s): s
+        }
+    }
+}
+
+/// Static types for checking: `any` is a field whose type is not known yet (it is coerced
+/// at run time).
+public enum EType: String, Sendable, Equatable {
+    case any, bool, int, float, text, null
+
+    var isNumeric: Bool { self == .int || self == .float || self == .any }
+    var isText: Bool { self == .text || self == .any }
+    var isBool: Bool { self == .bool || self == .any }
+}
+
+/// A parse or type error, with its place in the expression.
+public struct ExprError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public var offset: Int
+    public var description: String { "\(message) (at character \(offset + 1))" }
+}
+
+public enum ExprParser {
+    enum Token: Equatable {
+        case number(String), string(String), ident(String), op(String), lparen, rparen, comma, end
+    }
+
+    static func tokens(_ text: String) throws(ExprError) -> [(Token, Int)] {
+        let c = Array(text.unicodeScalars)
+        var out: [(Token, Int)] = []
+        var i = 0
+        func isIdentStart(_ u: Unicode.Scalar) -> Bool { u == "_" || u.properties.isAlphabetic }
+        func isIdent(_ u: Unicode.Scalar) -> Bool { isIdentStart(u) || ("0"..."9").contains(u) || u == "." }
+        while i < c.count {
+            let u = c[i]
+            if u == " " || u == "\t" || u == "\n" || u == "\r" { i += 1; continue }
+            let start = i
+            if ("0"..."9").contains(u) {
+                while i < c.count, ("0"..."9").contains(c[i]) || c[i] == "." || c[i] == "e" || c[i] == "E"
+                        || ((c[i] == "+" || c[i] == "-") && (c[i - 1] == "e" || c[i - 1] == "E")) { i += 1 }
+                out.append((.number(String(String.UnicodeScalarView(c[start..<i]))), start))
+            } else if u == "'" || u == "\"" {
+                var s = String.UnicodeScalarView()
+                i += 1
+                while true {
+                    guard i < c.count else { throw ExprError(message: "unterminated string", offset: start) }
+                    if c[i] == u {
+                        if i + 1 < c.count && c[i + 1] == u { s.append(u); i += 2; continue }  // doubled quote
+                        i += 1
+                        break
+                    }
+                    s.append(c[i])
+                    i += 1
+                }
+                out.append((.string(String(s)), start))
+            } else if u == "`" {
+                i += 1
+                while i < c.count && c[i] != "`" { i += 1 }
+                guard i < c.count else { throw ExprError(message: "unterminated `name`", offset: start) }
+                out.append((.ident(String(String.UnicodeScalarView(c[(start + 1)..<i]))), start))
+                i += 1
+            } else if isIdentStart(u) {
+                while i < c.count && isIdent(c[i]) { i += 1 }
+                out.append((.ident(String(String.UnicodeScalarView(c[start..<i]))), start))
+            } else if u == "(" { out.append((.lparen, i)); i += 1
+            } else if u == ")" { out.append((.rparen, i)); i += 1
+            } else if u == "," { out.append((.comma, i)); i += 1
+            } else {
+                let two = i + 1 < c.count ? String(String.UnicodeScalarView([u, c[i + 1]])) : ""
+                if ["<=", ">=", "!=", "<>", "==", "||"].contains(two) {
+                    out.append((.op(two == "<>" ? "!=" : two == "==" ? "=" : two), i))
+                    i += 2
+                } else if "+-*/%<>=".unicodeScalars.contains(u) {
+                    out.append((.op(String(u)), i))
+                    i += 1
+                } else {
+                    throw ExprError(message: "unexpected character '\(u)'", offset: i)
+                }
+            }
+        }
+        out.append((.end, c.count))
+        return out
+    }
+
+    /// Parses one expression.
+    public static func parse(_ text: String) throws(ExprError) -> Expr {
+        var p = Parser(tokens: try tokens(text))
+        let e = try p.or()
+        guard case .end = p.peek else { throw ExprError(message: "unexpected \(p.describe(p.peek)) after the expression", offset: p.offset) }
+        return e
+    }
+
+    struct Parser {
+        var tokens: [(Token, Int)]
+        var at = 0
+        var peek: Token { tokens[at].0 }
+        var offset: Int { tokens[at].1 }
+
+        mutating func next() -> Token { defer { at += 1 }; return tokens[at].0 }
+
+        func describe(_ t: Token) -> String {
+            switch t {
+            case .number(let n): "number \(n)"
+            case .string(let s): "text '\(s)'"
+            case .ident(let s): "'\(s)'"
+            case .op(let o): "'\(o)'"
+            case .lparen: "'('"
+            case .rparen: "')'"
+            case .comma: "','"
+            case .end: "the end"
+            }
+        }
+
+        func isKeyword(_ t: Token, _ k: String) -> Bool {
+            if case .ident(let s) = t { return s.lowercased() == k }
+            return false
+        }
+
+        mutating func or() throws(ExprError) -> Expr {
+            var e = try and()
+            while isKeyword(peek, "or") { at += 1; e = .binary("or", e, try and()) }
+            return e
+        }
+
+        mutating func and() throws(ExprError) -> Expr {
+            var e = try not()
+            while isKeyword(peek, "and") { at += 1; e = .binary("and", e, try not()) }
+            return e
+        }
+
+        mutating func not() throws(ExprError) -> Expr {
+            if isKeyword(peek, "not") { at += 1; return .unary("not", try not()) }
+            return try comparison()
+        }
+
+        mutating func comparison() throws(ExprError) -> Expr {
+            let left = try additive()
+            if case .op(let o) = peek, ["=", "!=", "<", "<=", ">", ">="].contains(o) {
+                at += 1
+                return .binary(o, left, try additive())
+            }
+            if isKeyword(peek, "is") {
+                at += 1
+                var negated = false
+                if isKeyword(peek, "not") { at += 1; negated = true }
+                guard isKeyword(peek, "null") else { throw ExprError(message: "expected null after 'is'", offset: offset) }
+                at += 1
+                return .isNull(left, negated: negated)
+            }
+            var negatedIn = false
+            if isKeyword(peek, "not"), at + 1 < tokens.count, isKeyword(tokens[at + 1].0, "in") { at += 1; negatedIn = true }
+            if isKeyword(peek, "in") {
+                at += 1
+                guard case .lparen = next() else { throw ExprError(message: "expected '(' after 'in'", offset: tokens[at - 1].1) }
+                var items: [Expr] = [try or()]
+                while case .comma = peek { at += 1; items.append(try or()) }
+                guard case .rparen = next() else { throw ExprError(message: "expected ')' to close the list", offset: tokens[at - 1].1) }
+                let e = Expr.inList(left, items)
+                return negatedIn ? .unary("not", e) : e
+            }
+            return left
+        }
+
+        mutating func additive() throws(ExprError) -> Expr {
+            var e = try multiplicative()
+            while case .op(let o) = peek, ["+", "-", "||"].contains(o) { at += 1; e = .binary(o, e, try multiplicative()) }
+            return e
+        }
+
+        mutating func multiplicative() throws(ExprError) -> Expr {
+            var e = try unary()
+            while case .op(let o) = peek, ["*", "/", "%"].contains(o) { at += 1; e = .binary(o, e, try unary()) }
+            return e
+        }
+
+        mutating func unary() throws(ExprError) -> Expr {
+            if case .op("-") = peek { at += 1; return .unary("-", try unary()) }
+            return try primary()
+        }
+
+        mutating func primary() throws(ExprError) -> Expr {
+            let start = offset
+            switch next() {
+            case .number(let n):
+                if let i = Int64(n) { return .literal(.int(i)) }
+                guard let d = Double(n) else { throw ExprError(message: "'\(n)' is not a number", offset: start) }
+                return .literal(.double(d))
+            case .string(let s): return .literal(.text(s))
+            case .lparen:
+                let e = try or()
+                guard case .rparen = next() else { throw ExprError(message: "expected ')'", offset: tokens[at - 1].1) }
+                return e
+            case .ident(let name):
+                switch name.lowercased() {
+                case "true": return .literal(.bool(true))
+                case "false": return .literal(.bool(false))
+                case "null": return .literal(.null)
+                default: break
+                }
+                guard case .lparen = peek else { return .field(name) }
+                at += 1
+                var args: [Expr] = []
+                if case .rparen = peek { at += 1; return .call(name.lowercased(), args) }
+                args.append(try or())
+                while case .comma = peek { at += 1; args.append(try or()) }
+                guard case .rparen = next() else { throw ExprError(message: "expected ')' after the arguments of \(name)", offset: tokens[at - 1].1) }
+                return .call(name.lowercased(), args)
+            case let t:
+                throw ExprError(message: "expected a value, found \(describe(t))", offset: start)
+            }
+        }
+    }
+}
+
+/// Why an expression does not type-check.
+public struct ExprTypeError: Error, Sendable, Equatable, ExpressibleByStringInterpolation {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public init(stringLiteral value: String) { message = value }
+    public init(stringInterpolation: DefaultStringInterpolation) { message = String(stringInterpolation: stringInterpolation) }
+}
+
+/// Type checking against the fields known at that point of a pipeline (nil: any field).
+public enum ExprChecker {
+    /// Functions: name → (argument count range, check of argument types, result type).
+    static func function(_ name: String, _ args: [EType]) -> Result<EType, ExprTypeError> {
+        func need(_ n: ClosedRange<Int>) -> String? { n.contains(args.count) ? nil : "\(name) takes \(n.lowerBound == n.upperBound ? "\(n.lowerBound)" : "\(n.lowerBound) to \(n.upperBound)") argument\(n.upperBound == 1 ? "" : "s"), not \(args.count)" }
+        func texts(_ idx: [Int]) -> String? { idx.first { args[$0] != .null && !args[$0].isText }.map { "argument \($0 + 1) of \(name) must be text, not \(args[$0].rawValue)" } }
+        func numbers(_ idx: [Int]) -> String? { idx.first { args[$0] != .null && !args[$0].isNumeric }.map { "argument \($0 + 1) of \(name) must be a number, not \(args[$0].rawValue)" } }
+        switch name {
+        case "lower", "upper", "trim":
+            if let e = need(1...1) ?? texts([0]) { return .failure(ExprTypeError(e)) }
+            return .success(.text)
+        case "length":
+            if let e = need(1...1) ?? texts([0]) { return .failure(ExprTypeError(e)) }
+            return .success(.int)
+        case "substr":
+            if let e = need(2...3) ?? texts([0]) ?? numbers(Array(1..<args.count)) { return .failure(ExprTypeError(e)) }
+            return .success(.text)
+        case "replace":
+            if let e = need(3...3) ?? texts([0, 1, 2]) { return .failure(ExprTypeError(e)) }
+            return .success(.text)
+        case "starts_with", "ends_with", "contains":
+            if let e = need(2...2) ?? texts([0, 1]) { return .failure(ExprTypeError(e)) }
+            return .success(.bool)
+        case "concat":
+            if args.isEmpty { return .failure("concat takes at least 1 argument") }
+            return .success(.text)
+        case "coalesce":
+            if args.isEmpty { return .failure("coalesce takes at least 1 argument") }
+            let known = args.filter { $0 != .null && $0 != .any }
+            if let first = known.first, !known.allSatisfy({ $0 == first || ($0.isNumeric && first.isNumeric) }) {
+                return .failure("the arguments of coalesce must share a type (\(known.map(\.rawValue).joined(separator: ", ")))")
+            }
+            return .success(known.first ?? .any)
+        case "abs":
+            if let e = need(1...1) ?? numbers([0]) { return .failure(ExprTypeError(e)) }
+            return .success(args[0] == .int ? .int : args[0] == .any ? .any : .float)
+        case "round":
+            if let e = need(1...2) ?? numbers(Array(0..<args.count)) { return .failure(ExprTypeError(e)) }
+            return .success(args.count == 1 ? .int : .float)
+        case "if":
+            if let e = need(3...3) { return .failure(ExprTypeError(e)) }
+            if !args[0].isBool && args[0] != .null { return .failure("the condition of if must be true or false, not \(args[0].rawValue)") }
+            return .success(args[1] == .null || args[1] == .any ? args[2] : args[1])
+        default:
+            return .failure("unknown function \(name) (lower, upper, trim, length, substr, replace, starts_with, ends_with, contains, concat, coalesce, abs, round, if)")
+        }
+    }
+
+    /// The type of `e`, or why it is wrong. `fields` maps known field names to their types;
+    /// nil means the fields are not known (any name is accepted as `any`).
+    public static func type(_ e: Expr, fields: [String: EType]?) -> Result<EType, ExprTypeError> {
+        type(e, known: fields ?? [:], open: fields == nil)
+    }
+
+    /// The type of `e` where `known` fields have types and, when `open`, any other name is
+    /// a field of unknown type (`any`).
+    public static func type(_ e: Expr, known fields: [String: EType], open: Bool) -> Result<EType, ExprTypeError> {
+        switch e {
+        case .literal(let v):
+            switch v {
+            case .null: return .success(.null)
+            case .bool: return .success(.bool)
+            case .int: return .success(.int)
+            case .double: return .success(.float)
+            case .text: return .success(.text)
+            }
+        case .field(let name):
+            if let t = fields[name] { return .success(t) }
+            guard !open else { return .success(.any) }
+            guard let t = fields[name] else {
+                return .failure("no field '\(name)' here (fields: \(fields.keys.sorted().joined(separator: ", ")))")
+            }
+            return .success(t)
+        case .unary(let op, let x):
+            return type(x, known: fields, open: open).flatMap { t in
+                if op == "not" { return t.isBool || t == .null ? .success(.bool) : .failure("not needs true or false, not \(t.rawValue)") }
+                return t.isNumeric || t == .null ? .success(t == .null ? .null : t) : .failure("- needs a number, not \(t.rawValue)")
+            }
+        case .isNull(let x, _):
+            return type(x, known: fields, open: open).map { _ in .bool }
+        case .inList(let x, let items):
+            return type(x, known: fields, open: open).flatMap { t in
+                for item in items {
+                    switch type(item, known: fields, open: open) {
+                    case .failure(let m): return .failure(m)
+                    case .success(let u): if let m = comparable(t, u) { return .failure(ExprTypeError(m)) }
+                    }
+                }
+                return .success(.bool)
+            }
+        case .binary(let op, let l, let r):
+            let lt: EType, rt: EType
+            switch (type(l, known: fields, open: open), type(r, known: fields, open: open)) {
+            case (.failure(let m), _), (_, .failure(let m)): return .failure(m)
+            case (.success(let a), .success(let b)): (lt, rt) = (a, b)
+            }
+            switch op {
+            case "and", "or":
+                guard (lt.isBool || lt == .null) && (rt.isBool || rt == .null) else { return .failure("\(op) needs true or false on both sides, not \(lt.rawValue) and \(rt.rawValue)") }
+                return .success(.bool)
+            case "=", "!=", "<", "<=", ">", ">=":
+                if let m = comparable(lt, rt) { return .failure(ExprTypeError(m)) }
+                return .success(.bool)
+            case "||":
+                return .success(.text)
+            default:  // + - * / %
+                guard (lt.isNumeric || lt == .null) && (rt.isNumeric || rt == .null) else {
+                    return .failure("\(op) needs numbers, not \(lt.rawValue) and \(rt.rawValue)\(lt == .text || rt == .text ? " (cast the field first, or use || to join text)" : "")")
+                }
+                if lt == .any || rt == .any { return .success(.any) }
+                return .success(op == "/" || lt == .float || rt == .float ? .float : .int)
+            }
+        case .call(let name, let args):
+            var types: [EType] = []
+            for a in args {
+                switch type(a, known: fields, open: open) {
+                case .failure(let m): return .failure(m)
+                case .success(let t): types.append(t)
+                }
+            }
+            return function(name, types)
+        }
+    }
+
+    static func comparable(_ a: EType, _ b: EType) -> String? {
+        if a == .any || b == .any || a == .null || b == .null || a == b { return nil }
+        if a.isNumeric && b.isNumeric { return nil }
+        return "cannot compare \(a.rawValue) with \(b.rawValue) (cast the field first)"
+    }
+}
+
+/// Evaluates an expression over one row.
+public enum ExprEvaluator {
+    public static func eval(_ e: Expr, _ row: [String: EValue]) -> EValue {
+        switch e {
+        case .literal(let v): return v
+        case .field(let name): return row[name] ?? .null
+        case .unary(let op, let x):
+            let v = eval(x, row)
+            if op == "not" { if case .bool(let b) = v { return .bool(!b) }; return .null }
+            switch v {
+            case .int(let i): return .int(-i)
+            default: return v.number.map { .double(-$0) } ?? .null
+            }
+        case .isNull(let x, let negated):
+            let isNull = eval(x, row) == .null
+            return .bool(negated ? !isNull : isNull)
+        case .inList(let x, let items):
+            let v = eval(x, row)
+            if v == .null { return .null }
+            return .bool(items.contains { compare(v, eval($0, row)) == 0 })
+        case .binary(let op, let l, let r):
+            if op == "and" || op == "or" {
+                let a = eval(l, row), b = eval(r, row)
+                let isAnd = op == "and"
+                if case .bool(let x) = a, x != isAnd { return .bool(x) }  // false and …, true or …
+                if case .bool(let y) = b, y != isAnd { return .bool(y) }
+                if a == .null || b == .null { return .null }
+                return .bool(isAnd)
+            }
+            let a = eval(l, row), b = eval(r, row)
+            if a == .null || b == .null { return .null }
+            switch op {
+            case "||": return .text((a.text ?? "") + (b.text ?? ""))
+            case "=": return compare(a, b).map { .bool($0 == 0) } ?? .null
+            case "!=": return compare(a, b).map { .bool($0 != 0) } ?? .null
+            case "<": return compare(a, b).map { .bool($0 < 0) } ?? .null
+            case "<=": return compare(a, b).map { .bool($0 <= 0) } ?? .null
+            case ">": return compare(a, b).map { .bool($0 > 0) } ?? .null
+            case ">=": return compare(a, b).map { .bool($0 >= 0) } ?? .null
+            default: return arithmetic(op, a, b)
+            }
+        case .call(let name, let args):
+            return call(name, args.map { eval($0, row) })
+        }
+    }
+
+    /// Is a condition met (null counts as not met).
+    public static func isTrue(_ e: Expr, _ row: [String: EValue]) -> Bool { eval(e, row) == .bool(true) }
+
+    static func compare(_ a: EValue, _ b: EValue) -> Int? {
+        switch (a, b) {
+        case (.text(let x), .text(let y)): return x < y ? -1 : x == y ? 0 : 1
+        case (.bool(let x), .bool(let y)): return x == y ? 0 : (!x ? -1 : 1)
+        default:
+            guard let x = a.number, let y = b.number else { return nil }
+            return x < y ? -1 : x == y ? 0 : 1
+        }
+    }
+
+    static func arithmetic(_ op: String, _ a: EValue, _ b: EValue) -> EValue {
+        if op != "/", let x = a.integer, let y = b.integer, case .int = a, case .int = b {
+            switch op {
+            case "+": let (r, o) = x.addingReportingOverflow(y); return o ? .double(Double(x) + Double(y)) : .int(r)
+            case "-": let (r, o) = x.subtractingReportingOverflow(y); return o ? .double(Double(x) - Double(y)) : .int(r)
+            case "*": let (r, o) = x.multipliedReportingOverflow(by: y); return o ? .double(Double(x) * Double(y)) : .int(r)
+            case "%": return y == 0 ? .null : .int(x % y)
+            default: break
+            }
+        }
+        guard let x = a.number, let y = b.number else { return .null }
+        switch op {
+        case "+": return .double(x + y)
+        case "-": return .double(x - y)
+        case "*": return .double(x * y)
+        case "/": return y == 0 ? .null : .double(x / y)
+        case "%": return y == 0 ? .null : .double(x.truncatingRemainder(dividingBy: y))
+        default: return .null
+        }
+    }
+
+    static func call(_ name: String, _ a: [EValue]) -> EValue {
+        switch name {
+        case "coalesce": return a.first { $0 != .null } ?? .null
+        case "concat": return .text(a.compactMap(\.text).joined())
+        case "if": return a[0] == .bool(true) ? a[1] : a[2]
+        default: break
+        }
+        if a.contains(.null) { return .null }
+        switch name {
+        case "lower": return .text(a[0].text!.lowercased())
+        case "upper": return .text(a[0].text!.uppercased())
+        case "trim": return .text(EValue.trim(a[0].text!))
+        case "length": return .int(Int64(a[0].text!.count))
+        case "substr":
+            let s = Array(a[0].text!)
+            guard let from = a[1].integer else { return .null }
+            let start = max(0, Int(from) - 1)  // 1-based, as in SQL
+            let count = a.count > 2 ? (a[2].integer.map { max(0, Int($0)) } ?? 0) : s.count
+            guard start < s.count else { return .text("") }
+            return .text(String(s[start..<min(s.count, start + count)]))
+        case "replace": return .text(EValue.replace(a[0].text!, a[1].text!, a[2].text!))
+        case "starts_with": return .bool(a[0].text!.hasPrefix(a[1].text!))
+        case "ends_with": return .bool(a[0].text!.hasSuffix(a[1].text!))
+        case "contains": return .bool(a[0].text!.contains(a[1].text!))
+        case "abs":
+            if case .int(let i) = a[0], i != .min { return .int(abs(i)) }
+            return a[0].number.map { .double(abs($0)) } ?? .null
+        case "round":
+            guard let x = a[0].number else { return .null }
+            if a.count == 1 { return .int(Int64(x.rounded())) }
+            let p = pow10(Int(a[1].integer ?? 0))
+            return .double((x * p).rounded() / p)
+        default: return .null
+        }
+    }
+
+    static func pow10(_ n: Int) -> Double {
+        var r = 1.0
+        for _ in 0..<min(max(n, 0), 15) { r *= 10 }
+        return r
+    }
+}

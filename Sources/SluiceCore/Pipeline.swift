@@ -1,0 +1,220 @@
+/// A declared pipeline (`pipelines:` in sluice.yml): where rows come from, the steps they go
+/// through, and the entity they load into. Checked as a whole when the config loads.
+public struct Pipeline: Sendable, Equatable {
+    public var name: String
+    /// A folder, a file, or `s3://bucket/prefix/`.
+    public var source: String
+    public var glob: String?
+    public var steps: [PipelineStep]
+    /// The entity (or mapping) the rows load into.
+    public var into: String
+    public var mode: WriteMode?
+
+    public init(name: String, source: String, glob: String? = nil, steps: [PipelineStep], into: String, mode: WriteMode? = nil) {
+        self.name = name
+        self.source = source
+        self.glob = glob
+        self.steps = steps
+        self.into = into
+        self.mode = mode
+    }
+}
+
+/// A type a `cast` step converts a field to.
+public enum CastType: String, Sendable, CaseIterable {
+    case int, float, text, bool
+
+    var exprType: EType {
+        switch self {
+        case .int: .int
+        case .float: .float
+        case .text: .text
+        case .bool: .bool
+        }
+    }
+}
+
+/// One step of a pipeline, applied to each row in order.
+public enum PipelineStep: Sendable, Equatable {
+    /// Keep these fields, in this order.
+    case select([String])
+    case rename([Pair<String>])
+    /// Convert fields; a value that does not convert rejects the row, with the reason.
+    case cast([Pair<CastType>])
+    /// Keep rows where the condition is true (false and null drop the row).
+    case filter(Expr)
+    /// Add or replace fields computed from the row.
+    case derive([Pair<Expr>])
+    /// Keep the first row of each key (these fields), drop the later ones.
+    case dedupe([String])
+
+    public var kind: String {
+        switch self {
+        case .select: "select"
+        case .rename: "rename"
+        case .cast: "cast"
+        case .filter: "filter"
+        case .derive: "derive"
+        case .dedupe: "dedupe"
+        }
+    }
+}
+
+/// A name and what goes with it, in declaration order.
+public struct Pair<T: Sendable & Equatable>: Sendable, Equatable {
+    public var name: String
+    public var value: T
+    public init(_ name: String, _ value: T) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// Where a step check failed: the step's index (0-based) and why.
+public struct StepError: Error, Sendable, Equatable {
+    public var step: Int
+    public var message: String
+}
+
+extension Pipeline {
+    /// Follows the fields through the steps: which exist (once a `select` names them all)
+    /// and their types (after `cast` and `derive`); every expression must type-check there,
+    /// every condition must be true/false. Returns the output fields when they are known.
+    public static func check(_ steps: [PipelineStep]) throws(StepError) -> [String]? {
+        var types: [String: EType] = [:]
+        var order: [String]? = nil  // the full field list, once known
+        /// Known fields with their types (`any` until cast or derived).
+        func visible() -> [String: EType] {
+            guard let order else { return types }
+            var out: [String: EType] = [:]
+            for n in order { out[n] = types[n] ?? .any }
+            return out
+        }
+        func need(_ name: String, _ i: Int) throws(StepError) {
+            if let order, !order.contains(name) {
+                throw StepError(step: i, message: "no field '\(name)' here (fields: \(order.joined(separator: ", ")))")
+            }
+        }
+        for (i, step) in steps.enumerated() {
+            switch step {
+            case .select(let names):
+                for n in names { try need(n, i) }
+                types = types.filter { names.contains($0.key) }
+                order = names
+            case .rename(let pairs):
+                for p in pairs {
+                    try need(p.name, i)
+                    if let t = types.removeValue(forKey: p.name) { types[p.value] = t }
+                    order = order?.map { $0 == p.name ? p.value : $0 }
+                }
+            case .cast(let pairs):
+                for p in pairs {
+                    try need(p.name, i)
+                    types[p.name] = p.value.exprType
+                }
+            case .filter(let e):
+                switch ExprChecker.type(e, known: visible(), open: order == nil) {
+                case .failure(let m): throw StepError(step: i, message: m.message)
+                case .success(let t):
+                    if !(t == .bool || t == .any || t == .null) { throw StepError(step: i, message: "a filter must be true or false, not \(t.rawValue)") }
+                }
+            case .derive(let pairs):
+                for p in pairs {
+                    switch ExprChecker.type(p.value, known: visible(), open: order == nil) {
+                    case .failure(let m): throw StepError(step: i, message: "\(p.name): \(m.message)")
+                    case .success(let t):
+                        types[p.name] = t == .null ? .any : t
+                        if let o = order, !o.contains(p.name) { order = o + [p.name] }
+                    }
+                }
+            case .dedupe(let names):
+                for n in names { try need(n, i) }
+            }
+        }
+        return order
+    }
+}
+
+/// One row as it flows through the steps: ordered field names and their values.
+public struct PipelineRow: Sendable, Equatable {
+    public var fields: [String]
+    public var values: [String: EValue]
+
+    public init(fields: [String], values: [String: EValue]) {
+        self.fields = fields
+        self.values = values
+    }
+}
+
+/// Applies a pipeline's steps to rows, one at a time (`dedupe` remembers the keys it saw).
+public struct RowTransformer: Sendable {
+    public enum Outcome: Sendable, Equatable {
+        case keep(PipelineRow)
+        /// Filtered out or a duplicate: not an error.
+        case drop
+        /// A value that does not convert: the row is rejected with why.
+        case reject(String)
+    }
+
+    let steps: [PipelineStep]
+    var seen: [Int: Set<[EValue]>] = [:]
+
+    public init(steps: [PipelineStep]) { self.steps = steps }
+
+    public mutating func apply(_ input: PipelineRow) -> Outcome {
+        var row = input
+        for (i, step) in steps.enumerated() {
+            switch step {
+            case .select(let names):
+                row.values = row.values.filter { names.contains($0.key) }
+                row.fields = names
+            case .rename(let pairs):
+                for p in pairs {
+                    if let v = row.values.removeValue(forKey: p.name) { row.values[p.value] = v }
+                    row.fields = row.fields.map { $0 == p.name ? p.value : $0 }
+                }
+            case .cast(let pairs):
+                for p in pairs {
+                    let v = row.values[p.name] ?? .null
+                    guard let c = Self.cast(v, to: p.value) else {
+                        return .reject("\(p.name): '\(v.text ?? "")' is not \(p.value == .int ? "an" : "a") \(p.value.rawValue)")
+                    }
+                    row.values[p.name] = c
+                }
+            case .filter(let e):
+                if !ExprEvaluator.isTrue(e, row.values) { return .drop }
+            case .derive(let pairs):
+                for p in pairs {
+                    row.values[p.name] = ExprEvaluator.eval(p.value, row.values)
+                    if !row.fields.contains(p.name) { row.fields.append(p.name) }
+                }
+            case .dedupe(let names):
+                let key = names.map { row.values[$0] ?? .null }
+                if !seen[i, default: []].insert(key).inserted { return .drop }
+            }
+        }
+        return .keep(row)
+    }
+
+    /// nil when the value does not convert (null stays null).
+    static func cast(_ v: EValue, to t: CastType) -> EValue? {
+        if v == .null { return .null }
+        switch t {
+        case .text: return .text(v.text ?? "")
+        case .int: return v.integer.map(EValue.int)
+        case .float: return v.number.map(EValue.double)
+        case .bool:
+            switch v {
+            case .bool: return v
+            case .int(let i) where i == 0 || i == 1: return .bool(i == 1)
+            case .text(let s):
+                switch EValue.trim(s).lowercased() {
+                case "true", "t", "yes", "y", "1": return .bool(true)
+                case "false", "f", "no", "n", "0": return .bool(false)
+                default: return nil
+                }
+            default: return nil
+            }
+        }
+    }
+}

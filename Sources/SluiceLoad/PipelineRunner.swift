@@ -1,0 +1,138 @@
+public import SluiceCore
+import SluiceFormats
+import Foundation
+
+/// Runs a pipeline's steps over files, streaming: each CSV or JSON file is read a row at a
+/// time, transformed, and written to a CSV part the loader then loads (CSV because it
+/// loads fastest). CSV fields arrive as text (cast them), JSON fields with their JSON types.
+public struct PipelineRunner {
+    /// What one file gave.
+    public struct FileResult: Sendable, Equatable {
+        public var read = 0
+        public var kept = 0
+        public var dropped = 0
+        public var rejected = 0
+        /// The first rejects, with their record number and reason.
+        public var rejects: [String] = []
+        public init() {}
+    }
+
+    var transformer: RowTransformer
+    /// The part's columns: the pipeline's output fields when known, else the first row's.
+    public private(set) var header: [String]?
+
+    public init(pipeline: Pipeline) throws(SluiceError) {
+        transformer = RowTransformer(steps: pipeline.steps)
+        do {
+            header = try Pipeline.check(pipeline.steps)
+        } catch {
+            throw SluiceError(.invalidConfig, "pipeline \(pipeline.name), step \(error.step + 1): \(error.message)")
+        }
+    }
+
+    /// Reads `file` (named `displayName` in messages), writes the kept rows to `out` as CSV.
+    public mutating func run(file: String, displayName: String, out: String) throws(SluiceError) -> FileResult {
+        var reader: any ByteChunkReader = try FileChunkReader(path: file)
+        if file.hasSuffix(".gz") { reader = try GzipChunkReader(reader) }
+        let format = SourceFormat.detect(fromName: file.hasSuffix(".gz") ? String(file.dropLast(3)) : file) ?? .csv
+        guard FileManager.default.createFile(atPath: out, contents: nil), let handle = FileHandle(forWritingAtPath: out) else {
+            throw SluiceError(.io, "cannot create", at: SourceLocation(file: out))
+        }
+        defer { try? handle.close() }  // synchronized explicitly below
+        var writer = CSVWriter()
+        var result = FileResult()
+        var wroteHeader = false
+        func emit(_ row: PipelineRow, _ place: String) throws(SluiceError) {
+            result.read += 1
+            switch transformer.apply(row) {
+            case .drop: result.dropped += 1
+            case .reject(let why):
+                result.rejected += 1
+                if result.rejects.count < 100 { result.rejects.append("\(displayName) \(place): \(why)") }
+            case .keep(let r):
+                if header == nil { header = r.fields }
+                if !wroteHeader {
+                    writer.writeRecord(header!)
+                    wroteHeader = true
+                }
+                for (i, f) in header!.enumerated() {
+                    if i > 0 { writer.appendDelimiter() }
+                    switch r.values[f] ?? .null {
+                    case .null: break
+                    case .text(let s): writer.writeField(s.utf8)
+                    case let v: writer.writeField(v.text!.utf8)
+                    }
+                }
+                writer.endRecord()
+                result.kept += 1
+                if writer.output.count >= 1 << 20 {
+                    do { try handle.write(contentsOf: Data(writer.output)) } catch { throw SluiceError(.io, "write failed", at: SourceLocation(file: out)) }
+                    writer.reset()
+                }
+            }
+        }
+        switch format {
+        case .csv:
+            let csv = CSVDecoder(source: reader, fileName: displayName)
+            var names: [String]? = nil
+            while true {
+                switch try csv.next() {
+                case .end: break
+                case .tooLong: throw SluiceError(.recordTooLong, "a record is too long", at: SourceLocation(file: displayName, line: csv.line))
+                case .record:
+                    let fields = csv.fieldStrings()
+                    guard let header = names else { names = fields.map { $0 ?? "" }; continue }
+                    var values: [String: EValue] = [:]
+                    for (i, n) in header.enumerated() { values[n] = i < fields.count ? fields[i].map(EValue.text) ?? .null : .null }
+                    try emit(PipelineRow(fields: header, values: values), "line \(csv.line)")
+                    continue
+                }
+                break
+            }
+        case .ndjson, .json:
+            let framer = JSONFramer(source: reader, fileName: displayName)
+            var number: Int64 = 0
+            while true {
+                switch try framer.next() {
+                case .end: break
+                case .tooLong: throw SluiceError(.recordTooLong, "a record is too long", at: SourceLocation(file: displayName, line: framer.line))
+                case .record:
+                    number += 1
+                    let value: JSONValue
+                    do { value = try JSONParser.parse(framer.record) } catch {
+                        throw SluiceError(.malformedFile, error.description, at: SourceLocation(file: displayName, line: framer.line))
+                    }
+                    guard case .object(let members) = value else {
+                        throw SluiceError(.invalidInput, "a record is not a JSON object", at: SourceLocation(file: displayName, line: framer.line))
+                    }
+                    var values: [String: EValue] = [:]
+                    for m in members { values[m.key] = Self.value(m.value) }
+                    try emit(PipelineRow(fields: members.map(\.key), values: values), "record \(number)")
+                    continue
+                }
+                break
+            }
+        default:
+            throw SluiceError(.unsupported, "pipelines read CSV and JSON files, not \(format.rawValue)", at: SourceLocation(file: displayName))
+        }
+        if !wroteHeader, let header { writer.writeRecord(header) }
+        do {
+            try handle.write(contentsOf: Data(writer.output))
+            try handle.synchronize()
+        } catch {
+            throw SluiceError(.io, "write failed: \(error.localizedDescription)", at: SourceLocation(file: out))
+        }
+        return result
+    }
+
+    /// A JSON value as an expression value: nested arrays and objects as their JSON text.
+    static func value(_ v: JSONValue) -> EValue {
+        switch v {
+        case .null: .null
+        case .bool(let b): .bool(b)
+        case .number(let n): Int64(n).map(EValue.int) ?? Double(n).map(EValue.double) ?? .text(n)
+        case .string(let s): .text(s)
+        case .array, .object: .text(v.text)
+        }
+    }
+}
