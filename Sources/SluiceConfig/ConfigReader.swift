@@ -222,7 +222,8 @@ public enum ConfigReader {
                     }))
                 case "filter": steps.append(.filter(try expression(v, "\(sp).filter")))
                 case "derive": steps.append(.derive(try pairs().map { (_, a, b) throws(SluiceError) in Pair(a, try expression(b, "\(sp).derive.\(a)")) }))
-                default: throw r.error(kn, "\(sp): unknown step '\(kind)' (select, rename, cast, filter, derive, dedupe)")
+                case "enrich": steps.append(.enrich(try readEnrich(v, "\(sp).enrich", r)))
+                default: throw r.error(kn, "\(sp): unknown step '\(kind)' (select, rename, cast, filter, derive, dedupe, enrich)")
                 }
                 stepNodes.append(v)
             }
@@ -234,6 +235,45 @@ public enum ConfigReader {
         }
         return Pipeline(name: name, source: try r.string(src, "\(p).source"), glob: try m["glob"].map { (n) throws(SluiceError) in try r.string(n, "\(p).glob") },
                         steps: steps, into: try r.string(into, "\(p).into"), mode: mode)
+    }
+
+    static func readEnrich(_ node: Node, _ p: String, _ r: NodeReader) throws(SluiceError) -> EnrichSpec {
+        let m = try r.mapping(node, p, allowed: ["url", "adapter", "key", "fields", "cache_ttl", "concurrency", "rate", "max_attempts",
+                                                 "timeout", "on_error", "name"])
+        guard let urlNode = m["url"] else { throw r.error(node, "\(p) needs a url (with {field} placeholders)") }
+        let url = try r.string(urlNode, "\(p).url")
+        guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw r.error(urlNode, "\(p).url must be an http(s) URL") }
+        var fields: [Pair<String>] = []
+        if let a = m["adapter"] {
+            let name = try r.string(a, "\(p).adapter")
+            guard name == "nominatim" else { throw r.error(a, "\(p).adapter: unknown adapter '\(name)' (nominatim)") }
+            fields = EnrichSpec.nominatimFields
+        }
+        if let f = m["fields"] {
+            guard case .mapping(let fm) = f else { throw r.error(f, "\(p).fields must map new fields to JSON paths in the answer") }
+            fields = []
+            for (k, v) in fm { fields.append(Pair(try r.string(k, "\(p).fields"), try r.string(v, "\(p).fields"))) }
+        }
+        guard !fields.isEmpty else { throw r.error(node, "\(p) needs fields (or adapter: nominatim)") }
+        let key = try m["key"].map { (n) throws(SluiceError) in try r.strings(n, "\(p).key") } ?? EnrichSpec.templateFields(url)
+        let host = URLComponents(string: url)?.host ?? "api"
+        var spec = EnrichSpec(url: url, key: key, fields: fields, name: try m["name"].map { (n) throws(SluiceError) in try r.string(n, "\(p).name") } ?? host)
+        func number(_ k: String) throws(SluiceError) -> Double? {
+            guard let n = m[k] else { return nil }
+            guard let v = n.float, v > 0 else { throw r.error(n, "\(p).\(k) must be a positive number") }
+            return v
+        }
+        if let v = try number("cache_ttl") { spec.cacheTTL = v }
+        if let v = try number("concurrency") { spec.concurrency = Int(v) }
+        spec.rate = try number("rate")
+        if let v = try number("max_attempts") { spec.maxAttempts = Int(v) }
+        if let v = try number("timeout") { spec.timeout = v }
+        if let n = m["on_error"] {
+            let v = try r.string(n, "\(p).on_error")
+            guard let e = EnrichSpec.OnError(rawValue: v) else { throw r.error(n, "\(p).on_error: '\(v)' is not reject, null or fail") }
+            spec.onError = e
+        }
+        return spec
     }
 
     static func readWatch(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> WatchSettings {

@@ -47,6 +47,8 @@ public enum PipelineStep: Sendable, Equatable {
     case derive([Pair<Expr>])
     /// Keep the first row of each key (these fields), drop the later ones.
     case dedupe([String])
+    /// Look each row (or each distinct key) up in an HTTP API and add fields from its answer.
+    case enrich(EnrichSpec)
 
     public var kind: String {
         switch self {
@@ -56,8 +58,59 @@ public enum PipelineStep: Sendable, Equatable {
         case .filter: "filter"
         case .derive: "derive"
         case .dedupe: "dedupe"
+        case .enrich: "enrich"
         }
     }
+}
+
+/// What an `enrich` step asks of an HTTP API, and how politely.
+public struct EnrichSpec: Sendable, Equatable {
+    /// `http://host/reverse?lat={lat}&lon={lon}`: `{field}` is replaced by the row's value, URL-encoded.
+    public var url: String
+    /// The fields the answer depends on (the cache key): the template's fields unless given.
+    public var key: [String]
+    /// New fields and the dotted JSON path in the answer each comes from.
+    public var fields: [Pair<String>]
+    /// How long an answer is reused from the cache, in seconds.
+    public var cacheTTL: Double = 86_400
+    /// Requests in flight at once (per process).
+    public var concurrency = 8
+    /// Requests per second for all workers together (shared through the control plane).
+    public var rate: Double?
+    public var maxAttempts = 5
+    public var timeout: Double = 10
+    public var onError: OnError = .reject
+    /// The cache and rate limit's name (the step's URL host and path unless given).
+    public var name: String
+
+    /// What happens to a row whose lookup failed for good.
+    public enum OnError: String, Sendable, CaseIterable { case reject, null, fail }
+
+    public init(url: String, key: [String], fields: [Pair<String>], name: String) {
+        self.url = url
+        self.key = key
+        self.fields = fields
+        self.name = name
+    }
+
+    /// The `{field}` names in a URL template, in order.
+    public static func templateFields(_ url: String) -> [String] {
+        var out: [String] = []
+        var rest = Substring(url)
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            let name = String(rest[rest.index(after: open)..<close])
+            if !name.isEmpty && !out.contains(name) { out.append(name) }
+            rest = rest[rest.index(after: close)...]
+        }
+        return out
+    }
+
+    /// Nominatim's reverse geocoding (`/reverse?format=jsonv2&lat=..&lon=..`): the fields it
+    /// fills by default.
+    public static let nominatimFields: [Pair<String>] = [
+        Pair("address", "display_name"), Pair("road", "address.road"), Pair("city", "address.city"),
+        Pair("state", "address.state"), Pair("postcode", "address.postcode"), Pair("country", "address.country"),
+    ]
 }
 
 /// A name and what goes with it, in declaration order.
@@ -129,6 +182,12 @@ extension Pipeline {
                 }
             case .dedupe(let names):
                 for n in names { try need(n, i) }
+            case .enrich(let spec):
+                for n in EnrichSpec.templateFields(spec.url) + spec.key { try need(n, i) }
+                for p in spec.fields {
+                    types[p.name] = .any
+                    if let o = order, !o.contains(p.name) { order = o + [p.name] }
+                }
             }
         }
         return order
@@ -191,6 +250,8 @@ public struct RowTransformer: Sendable {
             case .dedupe(let names):
                 let key = names.map { row.values[$0] ?? .null }
                 if !seen[i, default: []].insert(key).inserted { return .drop }
+            case .enrich:
+                break  // done by the pipeline runner between segments (it needs I/O)
             }
         }
         return .keep(row)

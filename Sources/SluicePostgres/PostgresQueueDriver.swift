@@ -100,6 +100,18 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
             """,
             "CREATE INDEX IF NOT EXISTS watched_files_mtime ON sluice.watched_files (watch, state, last_modified)",
         ]),
+        (3, [
+            """
+            CREATE TABLE IF NOT EXISTS sluice.enrich_cache (
+            namespace text NOT NULL,
+            key text NOT NULL,
+            value text NOT NULL,
+            expires_at timestamptz NOT NULL,
+            PRIMARY KEY (namespace, key)
+            )
+            """,
+            "CREATE TABLE IF NOT EXISTS sluice.rate_limits (name text PRIMARY KEY, tokens double precision NOT NULL, updated_at timestamptz NOT NULL)",
+        ]),
     ]
 
     /// Applies missing migrations under a transaction-scoped advisory lock, so processes
@@ -375,6 +387,44 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     public func watermark(watch: String) async throws(SluiceError) -> Date? {
         try await run("reading a watermark") { conn in
             try await self.rows(conn, "SELECT max(last_modified) FROM sluice.watched_files WHERE watch = $1 AND state = 'queued'", [.text(watch)]).first?.decode(Date?.self)
+        }
+    }
+
+    public func cachedAnswers(namespace: String, keys: [String], now: Date) async throws(SluiceError) -> [String: String] {
+        try await run("reading the enrich cache") { conn in
+            var out: [String: String] = [:]
+            for r in try await self.rows(conn, "SELECT key, value FROM sluice.enrich_cache WHERE namespace = $1 AND key = ANY($2::text[]) AND expires_at > $3",
+                                         [.text(namespace), .texts(keys), .date(now)]) {
+                let (k, v) = try r.decode((String, String).self)
+                out[k] = v
+            }
+            return out
+        }
+    }
+
+    public func cacheAnswers(namespace: String, entries: [String: String], expiresAt: Date) async throws(SluiceError) {
+        let keys = Array(entries.keys), values = keys.map { entries[$0]! }
+        _ = try await run("writing the enrich cache") { conn in
+            try await self.db.exec("""
+                INSERT INTO sluice.enrich_cache (namespace, key, value, expires_at) SELECT $1, k, v, $4 FROM unnest($2::text[], $3::text[]) AS u(k, v)
+                ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+                """, [.text(namespace), .texts(keys), .texts(values), .date(expiresAt)], on: conn)
+        }
+    }
+
+    public func takeToken(bucket: String, rate: Double, burst: Double, now: Date) async throws(SluiceError) -> Double {
+        try await run("taking a rate-limit token") { conn in
+            try await self.db.exec("INSERT INTO sluice.rate_limits (name, tokens, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+                                   [.text(bucket), .double(burst), .date(now)], on: conn)
+            // One statement, row-locked: refill by the time since the last take, then take one if there is one.
+            let rows = try await self.rows(conn, """
+                WITH cur AS (SELECT least($3, tokens + greatest(0, extract(epoch FROM ($4::timestamptz - updated_at))) * $2) AS t
+                             FROM sluice.rate_limits WHERE name = $1 FOR UPDATE)
+                UPDATE sluice.rate_limits r SET tokens = cur.t - CASE WHEN cur.t >= 1 THEN 1 ELSE 0 END, updated_at = $4
+                FROM cur WHERE r.name = $1 RETURNING cur.t::double precision
+                """, [.text(bucket), .double(rate), .double(burst), .date(now)])
+            let had = try rows.first?.decode(Double.self) ?? 1
+            return had >= 1 ? 0 : (1 - had) / rate
         }
     }
 

@@ -49,6 +49,14 @@ public protocol QueueDriver: Sendable {
     func recordWatchedFile(_ f: WatchedFile) async throws(SluiceError)
     /// The newest modification time among a watch's queued files (its watermark).
     func watermark(watch: String) async throws(SluiceError) -> Date?
+
+    /// Cached answers (an `enrich` step's) still fresh at `now`, by key.
+    func cachedAnswers(namespace: String, keys: [String], now: Date) async throws(SluiceError) -> [String: String]
+    /// Stores answers until `expiresAt` (replacing older ones).
+    func cacheAnswers(namespace: String, entries: [String: String], expiresAt: Date) async throws(SluiceError)
+    /// A token bucket shared by every process on this control plane: takes one token and
+    /// returns 0, or returns how many seconds until one is available (taking nothing).
+    func takeToken(bucket: String, rate: Double, burst: Double, now: Date) async throws(SluiceError) -> Double
 }
 
 public struct JobInsertParams: Sendable {

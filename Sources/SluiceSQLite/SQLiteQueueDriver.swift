@@ -87,6 +87,20 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
             ) STRICT;
             CREATE INDEX IF NOT EXISTS sluice_watched_files_mtime ON sluice_watched_files (watch, state, last_modified);
             """),
+        (3, """
+            CREATE TABLE IF NOT EXISTS sluice_enrich_cache (
+              namespace TEXT NOT NULL,
+              key TEXT NOT NULL,
+              value TEXT NOT NULL,
+              expires_at REAL NOT NULL,
+              PRIMARY KEY (namespace, key)
+            ) STRICT, WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS sluice_rate_limits (
+              name TEXT PRIMARY KEY,
+              tokens REAL NOT NULL,
+              updated_at REAL NOT NULL
+            ) STRICT;
+            """),
     ]
 
     public func migrate() async throws(SluiceError) {
@@ -374,6 +388,59 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
     public func watermark(watch: String) async throws(SluiceError) -> Date? {
         try await run { c throws(SluiceError) in
             Self.date(try c.query("SELECT max(last_modified) FROM sluice_watched_files WHERE watch = ?1 AND state = 'queued'", [.text(watch)]).first?.first ?? .null)
+        }
+    }
+
+    public func cachedAnswers(namespace: String, keys: [String], now: Date) async throws(SluiceError) -> [String: String] {
+        try await run { c throws(SluiceError) in
+            let json = String(decoding: (try? JSONEncoder().encode(keys)) ?? Data("[]".utf8), as: UTF8.self)
+            var out: [String: String] = [:]
+            for r in try c.query("SELECT key, value FROM sluice_enrich_cache WHERE namespace = ?1 AND expires_at > ?3 AND key IN (SELECT value FROM json_each(?2))",
+                                 [.text(namespace), .text(json), Self.t(now)]) {
+                if let k = r[0].string, let v = r[1].string { out[k] = v }
+            }
+            return out
+        }
+    }
+
+    public func cacheAnswers(namespace: String, entries: [String: String], expiresAt: Date) async throws(SluiceError) {
+        try await run { c throws(SluiceError) in
+            try c.execute("BEGIN IMMEDIATE")
+            do throws(SluiceError) {
+                let st = try c.prepare("INSERT INTO sluice_enrich_cache (namespace, key, value, expires_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at")
+                for (k, v) in entries {
+                    st.bind(1, .text(namespace))
+                    st.bind(2, .text(k))
+                    st.bind(3, .text(v))
+                    st.bind(4, Self.t(expiresAt))
+                    _ = try st.step()
+                }
+                try c.execute("COMMIT")
+            } catch {
+                try? c.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    public func takeToken(bucket: String, rate: Double, burst: Double, now: Date) async throws(SluiceError) -> Double {
+        try await run { c throws(SluiceError) in
+            try c.execute("BEGIN IMMEDIATE")
+            do throws(SluiceError) {
+                let t = now.timeIntervalSince1970
+                let row = try c.query("SELECT tokens, updated_at FROM sluice_rate_limits WHERE name = ?1", [.text(bucket)]).first
+                var tokens = burst
+                if let row, case .real(let have) = row[0], case .real(let at) = row[1] { tokens = min(burst, have + max(0, t - at) * rate) }
+                let wait = tokens >= 1 ? 0 : (1 - tokens) / rate
+                if tokens >= 1 { tokens -= 1 }
+                _ = try c.query("INSERT INTO sluice_rate_limits (name, tokens, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+                                [.text(bucket), .real(tokens), .real(t)])
+                try c.execute("COMMIT")
+                return wait
+            } catch {
+                try? c.execute("ROLLBACK")
+                throw error
+            }
         }
     }
 

@@ -23,6 +23,7 @@ public enum QueueDriverConformance {
         try await listingWithKeysetPagination(make)
         try await uploadsAndLoadedFiles(make)
         try await fileLedger(make)
+        try await enrichCacheAndSharedRateLimit(make)
     }
 
     static func insertAndIdempotency(_ make: Make) async throws {
@@ -211,5 +212,22 @@ public enum QueueDriverConformance {
         #expect(try await d.watchedFiles(watch: "w", keys: nil).count == 3)
         #expect(try await d.watchedFiles(watch: "w", keys: []).isEmpty)
         #expect(try await d.watermark(watch: "w") == at(5))  // queued files only
+    }
+
+    static func enrichCacheAndSharedRateLimit(_ make: Make) async throws {
+        let d = try await make()
+        try await d.cacheAnswers(namespace: "geo", entries: ["1,2": "{\"a\":1}", "3,4": "{}"], expiresAt: at(100))
+        try await d.cacheAnswers(namespace: "other", entries: ["1,2": "x"], expiresAt: at(100))
+        #expect(try await d.cachedAnswers(namespace: "geo", keys: ["1,2", "9,9"], now: at(50)) == ["1,2": "{\"a\":1}"])
+        #expect(try await d.cachedAnswers(namespace: "geo", keys: ["1,2", "3,4"], now: at(100)).isEmpty)  // expired
+        try await d.cacheAnswers(namespace: "geo", entries: ["1,2": "new"], expiresAt: at(200))
+        #expect(try await d.cachedAnswers(namespace: "geo", keys: ["1,2"], now: at(150)) == ["1,2": "new"])
+        // 2 tokens/s, burst 2: two at once, then a wait of half a second, then refilled.
+        #expect(try await d.takeToken(bucket: "b", rate: 2, burst: 2, now: at(0)) == 0)
+        #expect(try await d.takeToken(bucket: "b", rate: 2, burst: 2, now: at(0)) == 0)
+        let wait = try await d.takeToken(bucket: "b", rate: 2, burst: 2, now: at(0))
+        #expect(abs(wait - 0.5) < 1e-6, "\(wait)")
+        #expect(try await d.takeToken(bucket: "b", rate: 2, burst: 2, now: at(0.5)) == 0)
+        #expect(try await d.takeToken(bucket: "b", rate: 2, burst: 2, now: at(0.5)) > 0)
     }
 }
