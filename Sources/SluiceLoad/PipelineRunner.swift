@@ -17,12 +17,32 @@ public struct PipelineRunner {
         public init() {}
     }
 
-    var transformer: RowTransformer
+    /// The steps between `enrich` steps (the first runs as rows are read).
+    var segments: [RowTransformer] = []
+    /// `enrich` step k runs, on batches, between segments k and k+1.
+    let enrichSteps: [EnrichSpec]
+    /// Per `enrich` step: keys looked up, answers from the cache, fetched, failed.
+    public private(set) var figures: [Enricher.Figures]
     /// The part's columns: the pipeline's output fields when known, else the first row's.
     public private(set) var header: [String]?
+    /// Rows handed to `enrich` at once.
+    public var batchRows = 2_000
 
     public init(pipeline: Pipeline) throws(SluiceError) {
-        transformer = RowTransformer(steps: pipeline.steps)
+        var current: [PipelineStep] = []
+        var enrich: [EnrichSpec] = []
+        for step in pipeline.steps {
+            if case .enrich(let spec) = step {
+                segments.append(RowTransformer(steps: current))
+                enrich.append(spec)
+                current = []
+            } else {
+                current.append(step)
+            }
+        }
+        segments.append(RowTransformer(steps: current))
+        enrichSteps = enrich
+        figures = enrich.map { _ in Enricher.Figures() }
         do {
             header = try Pipeline.check(pipeline.steps)
         } catch {
@@ -31,7 +51,9 @@ public struct PipelineRunner {
     }
 
     /// Reads `file` (named `displayName` in messages), writes the kept rows to `out` as CSV.
-    public mutating func run(file: String, displayName: String, out: String) throws(SluiceError) -> FileResult {
+    /// `env` serves the `enrich` steps (HTTP, shared cache and rate limit).
+    public mutating func run(file: String, displayName: String, out: String, env: (any EnrichEnvironment)? = nil) async throws(SluiceError) -> FileResult {
+        if !enrichSteps.isEmpty && env == nil { throw SluiceError(.invalidConfig, "an enrich step needs the control plane") }
         var reader: any ByteChunkReader = try FileChunkReader(path: file)
         if file.hasSuffix(".gz") { reader = try GzipChunkReader(reader) }
         let format = SourceFormat.detect(fromName: file.hasSuffix(".gz") ? String(file.dropLast(3)) : file) ?? .csv
@@ -42,32 +64,65 @@ public struct PipelineRunner {
         var writer = CSVWriter()
         var result = FileResult()
         var wroteHeader = false
-        func emit(_ row: PipelineRow, _ place: String) throws(SluiceError) {
-            result.read += 1
-            switch transformer.apply(row) {
-            case .drop: result.dropped += 1
-            case .reject(let why):
-                result.rejected += 1
-                if result.rejects.count < 100 { result.rejects.append("\(displayName) \(place): \(why)") }
-            case .keep(let r):
-                if header == nil { header = r.fields }
-                if !wroteHeader {
-                    writer.writeRecord(header!)
-                    wroteHeader = true
+        func write(_ r: PipelineRow) throws(SluiceError) {
+            if header == nil { header = r.fields }
+            if !wroteHeader {
+                writer.writeRecord(header!)
+                wroteHeader = true
+            }
+            for (i, f) in header!.enumerated() {
+                if i > 0 { writer.appendDelimiter() }
+                switch r.values[f] ?? .null {
+                case .null: break
+                case .text(let s): writer.writeField(s.utf8)
+                case let v: writer.writeField(v.text!.utf8)
                 }
-                for (i, f) in header!.enumerated() {
-                    if i > 0 { writer.appendDelimiter() }
-                    switch r.values[f] ?? .null {
-                    case .null: break
-                    case .text(let s): writer.writeField(s.utf8)
-                    case let v: writer.writeField(v.text!.utf8)
+            }
+            writer.endRecord()
+            result.kept += 1
+            if writer.output.count >= 1 << 20 {
+                do { try handle.write(contentsOf: Data(writer.output)) } catch { throw SluiceError(.io, "write failed", at: SourceLocation(file: out)) }
+                writer.reset()
+            }
+        }
+        func reject(_ why: String, _ place: String) {
+            result.rejected += 1
+            if result.rejects.count < 100 { result.rejects.append("\(displayName) \(place): \(why)") }
+        }
+        /// Runs the rows waiting for `enrich` through the rest of the steps.
+        var waiting: [(row: PipelineRow, place: String)] = []
+        func flush() async throws(SluiceError) {
+            var batch = waiting
+            waiting = []
+            for (k, spec) in enrichSteps.enumerated() where !batch.isEmpty {
+                let (kept, rejects) = try await Enricher(spec: spec, env: env!).enrich(batch.map(\.row), figures: &figures[k])
+                let rejected = Dictionary(rejects, uniquingKeysWith: { a, _ in a })
+                var next: [(row: PipelineRow, place: String)] = []
+                var keptAt = 0
+                for (i, item) in batch.enumerated() {
+                    if let why = rejected[i] { reject(why, item.place); continue }
+                    switch segments[k + 1].apply(kept[keptAt]) {
+                    case .keep(let r): next.append((r, item.place))
+                    case .drop: result.dropped += 1
+                    case .reject(let why): reject(why, item.place)
                     }
+                    keptAt += 1
                 }
-                writer.endRecord()
-                result.kept += 1
-                if writer.output.count >= 1 << 20 {
-                    do { try handle.write(contentsOf: Data(writer.output)) } catch { throw SluiceError(.io, "write failed", at: SourceLocation(file: out)) }
-                    writer.reset()
+                batch = next
+            }
+            for item in batch { try write(item.row) }
+        }
+        func emit(_ row: PipelineRow, _ place: String) async throws(SluiceError) {
+            result.read += 1
+            switch segments[0].apply(row) {
+            case .drop: result.dropped += 1
+            case .reject(let why): reject(why, place)
+            case .keep(let r):
+                if enrichSteps.isEmpty {
+                    try write(r)
+                } else {
+                    waiting.append((r, place))
+                    if waiting.count >= batchRows { try await flush() }
                 }
             }
         }
@@ -84,7 +139,7 @@ public struct PipelineRunner {
                     guard let header = names else { names = fields.map { $0 ?? "" }; continue }
                     var values: [String: EValue] = [:]
                     for (i, n) in header.enumerated() { values[n] = i < fields.count ? fields[i].map(EValue.text) ?? .null : .null }
-                    try emit(PipelineRow(fields: header, values: values), "line \(csv.line)")
+                    try await emit(PipelineRow(fields: header, values: values), "line \(csv.line)")
                     continue
                 }
                 break
@@ -107,7 +162,7 @@ public struct PipelineRunner {
                     }
                     var values: [String: EValue] = [:]
                     for m in members { values[m.key] = Self.value(m.value) }
-                    try emit(PipelineRow(fields: members.map(\.key), values: values), "record \(number)")
+                    try await emit(PipelineRow(fields: members.map(\.key), values: values), "record \(number)")
                     continue
                 }
                 break
@@ -115,6 +170,7 @@ public struct PipelineRunner {
         default:
             throw SluiceError(.unsupported, "pipelines read CSV and JSON files, not \(format.rawValue)", at: SourceLocation(file: displayName))
         }
+        try await flush()
         if !wroteHeader, let header { writer.writeRecord(header) }
         do {
             try handle.write(contentsOf: Data(writer.output))

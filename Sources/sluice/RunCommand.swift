@@ -36,15 +36,24 @@ struct RunCommand: AsyncParsableCommand {
         let log: (String) -> Void = { line in if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
         var parts: [String] = []
         var total = PipelineRunner.FileResult()
+        var figures: [Enricher.Figures] = []
         do {
             try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
             let files = try await Self.sourceFiles(pipeline, config: config, scratch: scratch)
             if files.isEmpty { log("no files in \(pipeline.source)\(pipeline.glob.map { " matching \($0)" } ?? "")") }
-            var runner = try PipelineRunner(pipeline: pipeline)
-            for (i, f) in files.enumerated() {
-                let out = "\(scratch)/part-\(i).csv"
-                let r = try runner.run(file: f.path, displayName: f.name, out: out)
-                log("\(f.name): read \(r.read), kept \(r.kept), dropped \(r.dropped), rejected \(r.rejected)")
+            let outcome = try await Runtime.with(config) { runtime in
+                var runner = try PipelineRunner(pipeline: pipeline)
+                let env = QueueEnrichEnvironment(driver: runtime.driver)
+                var results: [(String, PipelineRunner.FileResult, String)] = []
+                for (i, f) in files.enumerated() {
+                    let out = "\(scratch)/part-\(i).csv"
+                    results.append((f.name, try await runner.run(file: f.path, displayName: f.name, out: out, env: env), out))
+                }
+                return (results, runner.figures)
+            }
+            figures = outcome.1
+            for (name, r, out) in outcome.0 {
+                log("\(name): read \(r.read), kept \(r.kept), dropped \(r.dropped), rejected \(r.rejected)")
                 for line in r.rejects.prefix(5) { log("  rejected: \(line)") }
                 total.read += r.read
                 total.kept += r.kept
@@ -54,6 +63,9 @@ struct RunCommand: AsyncParsableCommand {
             }
         } catch let e as SluiceError {
             throw fail(e.description + "; nothing was loaded")
+        }
+        for f in figures {
+            log("enrich: \(f.keys) distinct keys, \(f.cached) from the cache, \(f.fetched) fetched (\(f.attempts) requests), \(f.failed) failed")
         }
         log("\(pipeline.name): \(total.read) rows read, \(total.dropped) dropped by the steps, \(total.rejected) rejected, \(total.kept) to load into \(pipeline.into)")
         guard !parts.isEmpty else { return }

@@ -190,3 +190,121 @@ struct CLI {
         }
     }
 }
+
+/// scripts/receivers/geocoder.py: a Nominatim-like reverse geocoder that counts calls.
+final class Geocoder: @unchecked Sendable {
+    let process: Process
+    let port = Int.random(in: 30_000..<45_000)
+
+    init(_ args: [String] = []) throws {
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "scripts/receivers/geocoder.py", "--port", String(port)] + args
+        process.currentDirectoryURL = URL(fileURLWithPath: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<100 where (try? stats()) == nil { Thread.sleep(forTimeInterval: 0.05) }
+    }
+
+    func stats() throws -> (calls: Int, maxPerSecond: Int) {
+        let data = try Data(contentsOf: URL(string: "http://127.0.0.1:\(port)/stats")!)
+        let o = try JSONSerialization.jsonObject(with: data) as? [String: Int] ?? [:]
+        return (o["calls"] ?? -1, o["max_per_second"] ?? -1)
+    }
+
+    func stop() { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+}
+
+@Suite(.serialized) struct EnrichCLITests {
+    static func points(_ n: Int, distinct: Int, seed: Int, bad: Bool) -> String {
+        var rng = SplitMixRNG(seed: UInt64(seed))
+        let pts = (0..<distinct).map { _ in (Double(rng.next() % 300_000) / 10_000 - 30, Double(rng.next() % 250_000) / 10_000 - 60) }
+        var csv = "id,lat,lon\n"
+        for i in 0..<n { csv += "\(seed * 100_000 + i),\(pts[i % distinct].0),\(pts[i % distinct].1)\n" }
+        if bad { csv += "\(seed * 100_000 + n),999,1\n" }
+        return csv
+    }
+
+    static func yml(port: Int, rate: Int, source: String = "in") -> String {
+        """
+        entities:
+          places:
+            primary_key: [id]
+        pipelines:
+          geo:
+            source: \(source)
+            steps:
+              - cast: {id: int, lat: float, lon: float}
+              - enrich:
+                  url: "http://127.0.0.1:\(port)/reverse?format=jsonv2&lat={lat}&lon={lon}"
+                  adapter: nominatim
+                  concurrency: 8
+                  rate: \(rate)
+                  max_attempts: 8
+              - select: [id, lat, lon, address, city]
+            into: places
+        """
+    }
+
+    @Test func enrichRetriesCachesAndRejectsWithReasons() throws {
+        let geo = try Geocoder(["--fail-rate", "0.2", "--throttle-rate", "0.1", "--slow-rate", "0.02", "--slow-seconds", "0.5"])
+        defer { geo.stop() }
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        cli.write("in/points.csv", Self.points(400, distinct: 200, seed: 1, bad: true))  // half the rows repeat a key
+        cli.write("sluice.yml", Self.yml(port: geo.port, rate: 500))
+        let r = try cli.run(["run", "geo"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.err.contains("201 distinct keys, 0 from the cache, 200 fetched") && r.err.contains("line 402: enrich 127.0.0.1: HTTP 400"), "\(r.err)")
+        #expect(try cli.sqlite("SELECT count(*), count(address), count(city) FROM places") == "400|400|400\n")
+        let first = try geo.stats().calls
+        #expect(first >= 201, "each distinct key at least once: \(first)")
+        // Again: every answer comes from the cache; only the refused key is asked again.
+        let again = try cli.run(["run", "geo"])
+        #expect(again.err.contains("200 from the cache, 0 fetched"), "\(again.err)")
+        let more = try geo.stats().calls - first
+        #expect(more >= 1 && more <= 8, "the refused key only (with its retries): \(more)")
+    }
+
+    @Test func twoProcessesShareOneRateLimit() throws {
+        let geo = try Geocoder()
+        defer { geo.stop() }
+        let cli = try CLI()
+        for (i, dir) in ["a", "b"].enumerated() {
+            try FileManager.default.createDirectory(atPath: cli.dir + "/\(dir)", withIntermediateDirectories: true)
+            cli.write("\(dir)/points.csv", Self.points(60, distinct: 60, seed: 10 + i, bad: false))
+            cli.write("\(dir).yml", Self.yml(port: geo.port, rate: 20, source: dir))
+        }
+        // Two workers on one control plane, each alone allowed 20 requests/s: together too.
+        let runs = ["a", "b"].map { name -> Process in
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: CLI.binary)
+            p.arguments = ["run", "geo", "--config", "\(name).yml", "--quiet"]
+            p.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try? p.run()
+            return p
+        }
+        for p in runs { p.waitUntilExit() }
+        #expect(runs.allSatisfy { $0.terminationStatus == 0 })
+        let s = try geo.stats()
+        #expect(s.calls == 120)
+        #expect(s.maxPerSecond <= 24, "at most 20/s plus a burst of 2 (and clock slack): \(s.maxPerSecond)")
+        #expect(try cli.sqlite("SELECT count(*), count(address) FROM places") == "120|120\n")
+    }
+}
+
+/// SplitMix64, for reproducible test data.
+struct SplitMixRNG {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

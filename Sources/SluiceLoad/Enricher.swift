@@ -1,0 +1,173 @@
+public import SluiceCore
+public import Foundation
+
+/// An HTTP answer, or why there was none.
+public enum EnrichAnswer: Sendable {
+    case answered(status: Int, body: [UInt8], retryAfter: String?)
+    case failed(String)
+}
+
+/// What an `enrich` step needs from outside: HTTP GETs, and the cache and rate limit that
+/// every worker shares (the control plane).
+public protocol EnrichEnvironment: Sendable {
+    func get(_ url: String, timeout: Double) async -> EnrichAnswer
+    func cached(namespace: String, keys: [String], now: Date) async throws(SluiceError) -> [String: String]
+    func cache(namespace: String, entries: [String: String], expiresAt: Date) async throws(SluiceError)
+    func takeToken(bucket: String, rate: Double, burst: Double, now: Date) async throws(SluiceError) -> Double
+}
+
+/// Carries out one `enrich` step over a batch of rows: one lookup per distinct key, answers
+/// from the shared cache when fresh, the rest fetched with bounded concurrency under the
+/// shared rate limit, retried with backoff on 429 (honouring Retry-After), 408, 5xx and
+/// connection errors.
+public struct Enricher: Sendable {
+    public let spec: EnrichSpec
+    let env: any EnrichEnvironment
+
+    /// Lookups made over the network (not from the cache), for reports.
+    public struct Figures: Sendable, Equatable {
+        public var keys = 0
+        public var cached = 0
+        public var fetched = 0
+        public var failed = 0
+        public var attempts = 0
+    }
+
+    public init(spec: EnrichSpec, env: any EnrichEnvironment) {
+        self.spec = spec
+        self.env = env
+    }
+
+    /// The rows with their new fields; rows whose lookup failed follow `on_error` (rejected
+    /// with the reason, or kept with null fields; `fail` throws).
+    public func enrich(_ rows: [PipelineRow], figures: inout Figures) async throws(SluiceError) -> (kept: [PipelineRow], rejects: [(Int, String)]) {
+        var keyOf: [String?] = []
+        var distinct: [String: String] = [:]  // key → URL
+        for row in rows {
+            guard let url = Self.url(spec.url, row.values) else { keyOf.append(nil); continue }
+            let key = spec.key.map { row.values[$0]?.text ?? "" }.joined(separator: "\u{1F}")
+            keyOf.append(key)
+            distinct[key] = url
+        }
+        figures.keys += distinct.count
+        var answers = try await env.cached(namespace: spec.name, keys: Array(distinct.keys), now: Date())
+        figures.cached += answers.count
+        let missing = distinct.filter { answers[$0.key] == nil }
+        var failures: [String: String] = [:]
+        var fresh: [String: String] = [:]
+        await withTaskGroup(of: (String, Result<String, SluiceError>, Int).self) { group in
+            var pending = missing.makeIterator()
+            var running = 0
+            func add() -> Bool {
+                guard let (key, url) = pending.next() else { return false }
+                running += 1
+                group.addTask { let (r, n) = await self.fetch(url); return (key, r, n) }
+                return true
+            }
+            while running < max(1, spec.concurrency), add() {}
+            while let (key, result, attempts) = await group.next() {
+                running -= 1
+                figures.attempts += attempts
+                switch result {
+                case .success(let body): fresh[key] = body
+                case .failure(let e): failures[key] = e.message
+                }
+                _ = add()
+            }
+        }
+        figures.fetched += fresh.count
+        figures.failed += failures.count
+        if !fresh.isEmpty {
+            try await env.cache(namespace: spec.name, entries: fresh, expiresAt: Date().addingTimeInterval(spec.cacheTTL))
+            answers.merge(fresh) { $1 }
+        }
+        var kept: [PipelineRow] = []
+        var rejects: [(Int, String)] = []
+        var parsed: [String: JSONValue] = [:]
+        for (i, var row) in rows.enumerated() {
+            var value: JSONValue? = nil
+            var why: String? = nil
+            if let key = keyOf[i] {
+                if let cached = parsed[key] {
+                    value = cached
+                } else if let body = answers[key] {
+                    do {
+                        let v = try JSONParser.parse(body)
+                        parsed[key] = v
+                        value = v
+                    } catch {
+                        why = "the answer is not JSON: \(error.description)"
+                    }
+                } else {
+                    why = failures[key] ?? "no answer"
+                }
+            } else {
+                why = "a field of the URL template is null"
+            }
+            if value == nil {
+                switch spec.onError {
+                case .fail: throw SluiceError(.unavailable, "enrich \(spec.name): \(why ?? "no answer")")
+                case .reject:
+                    rejects.append((i, "enrich \(spec.name): \(why ?? "no answer")"))
+                    continue
+                case .null: break
+                }
+            }
+            for f in spec.fields {
+                let v = value?.value(path: f.value.split(separator: ".").map(String.init))
+                row.values[f.name] = v.map(PipelineRunner.value) ?? .null
+                if !row.fields.contains(f.name) { row.fields.append(f.name) }
+            }
+            kept.append(row)
+        }
+        return (kept, rejects)
+    }
+
+    /// The template with each `{field}` replaced by the row's value, URL-encoded; nil if one is null.
+    static func url(_ template: String, _ values: [String: EValue]) -> String? {
+        var out = ""
+        var rest = Substring(template)
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            out += rest[..<open]
+            let name = String(rest[rest.index(after: open)..<close])
+            guard let text = values[name]?.text else { return nil }
+            out += text.addingPercentEncoding(withAllowedCharacters: .urlUnreservedSet) ?? text
+            rest = rest[rest.index(after: close)...]
+        }
+        return out + rest
+    }
+
+    /// One lookup: rate-limited, retried. Returns the body or why it failed, and the attempts.
+    func fetch(_ url: String) async -> (Result<String, SluiceError>, Int) {
+        var attempt = 0
+        while true {
+            attempt += 1
+            if let rate = spec.rate {
+                while true {
+                    let wait = (try? await env.takeToken(bucket: "enrich:" + spec.name, rate: rate, burst: max(1, rate / 10), now: Date())) ?? 0.05
+                    if wait <= 0 { break }
+                    try? await Task.sleep(nanoseconds: UInt64(min(wait, 1) * 1e9))
+                }
+            }
+            var retryAfter: Double? = nil
+            let why: String
+            switch await env.get(url, timeout: spec.timeout) {
+            case .answered(let status, let body, let after):
+                if (200..<300).contains(status) { return (.success(String(decoding: body, as: UTF8.self)), attempt) }
+                why = "HTTP \(status)"
+                guard status == 429 || status == 408 || status >= 500 else { return (.failure(SluiceError(.refused, why)), attempt) }
+                retryAfter = after.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+            case .failed(let e):
+                why = e
+            }
+            if attempt >= spec.maxAttempts { return (.failure(SluiceError(.unavailable, "\(why) after \(attempt) attempts")), attempt) }
+            let backoff = retryAfter ?? min(10, 0.1 * pow(2, Double(attempt - 1))) * Double.random(in: 0.5...1)
+            try? await Task.sleep(nanoseconds: UInt64(backoff * 1e9))
+        }
+    }
+}
+
+extension CharacterSet {
+    /// RFC 3986 unreserved characters: letters, digits, `-._~`.
+    static let urlUnreservedSet = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+}
