@@ -95,7 +95,7 @@ let package = Package(
         // sluice.yml: entities and options, read with Yams.
         .target(
             name: "SluiceConfig",
-            dependencies: ["SluiceCore", "SluiceFormats", .product(name: "Yams", package: "Yams")],
+            dependencies: ["SluiceCore", "SluiceFormats", "SluiceQueue", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
         // Wires sources, decoders and sinks into a load with stats, rejects and progress.

@@ -1,5 +1,6 @@
 public import SluiceCore
 import Yams
+import SluiceQueue
 import Foundation
 
 /// Reads `sluice.yml`. Every mistake is reported with the file, line and column of the
@@ -88,9 +89,24 @@ public enum ConfigReader {
         }
         if let ps = top["pipelines"] {
             guard case .mapping(let m) = ps else { throw r.error(ps, "pipelines must be a mapping of name to pipeline") }
+            var afterNodes: [String: Node] = [:]
             for (k, v) in m {
                 let name = try r.string(k, "pipeline name")
                 config.pipelines[name] = try readPipeline(name: name, v, r)
+                if case .mapping(let pm) = v, let a = pm.first(where: { $0.key.string == "after" })?.value { afterNodes[name] = a }
+            }
+            // `after:` must name pipelines and must not loop.
+            let graph = config.pipelines.mapValues(\.after)
+            for (name, deps) in graph.sorted(by: { $0.key < $1.key }) {
+                for d in deps where graph[d] == nil {
+                    throw r.error(afterNodes[name] ?? ps, "pipelines.\(name).after: '\(d)' is not a pipeline")
+                }
+            }
+            do {
+                _ = try PipelineDAG.order(graph)
+            } catch {
+                let first = graph.keys.sorted().first { error.message.contains($0) }
+                throw r.error(first.flatMap { afterNodes[$0] } ?? ps, error.message)
             }
         }
         if let ex = top["exports"] {
@@ -181,7 +197,7 @@ public enum ConfigReader {
     /// every expression is parsed and the steps are checked in order, each error at its line.
     static func readPipeline(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> Pipeline {
         let p = "pipelines.\(name)"
-        let m = try r.mapping(node, p, allowed: ["source", "glob", "into", "mode", "steps"])
+        let m = try r.mapping(node, p, allowed: ["source", "glob", "into", "mode", "steps", "schedule", "timezone", "after"])
         guard let src = m["source"], let into = m["into"] else { throw r.error(node, "\(p) needs a source and an entity (into)") }
         var mode: WriteMode? = nil
         if let n = m["mode"] {
@@ -233,8 +249,22 @@ public enum ConfigReader {
         } catch {
             throw r.error(stepNodes[error.step], "\(p).steps[\(error.step)] (\(steps[error.step].kind)): \(error.message)")
         }
-        return Pipeline(name: name, source: try r.string(src, "\(p).source"), glob: try m["glob"].map { (n) throws(SluiceError) in try r.string(n, "\(p).glob") },
-                        steps: steps, into: try r.string(into, "\(p).into"), mode: mode)
+        var pipeline = Pipeline(name: name, source: try r.string(src, "\(p).source"), glob: try m["glob"].map { (n) throws(SluiceError) in try r.string(n, "\(p).glob") },
+                                steps: steps, into: try r.string(into, "\(p).into"), mode: mode)
+        var zone = TimeZone(identifier: "UTC")!
+        if let n = m["timezone"] {
+            let z = try r.string(n, "\(p).timezone")
+            guard let tz = TimeZone(identifier: z) else { throw r.error(n, "\(p).timezone: unknown time zone '\(z)' (e.g. America/Sao_Paulo)") }
+            zone = tz
+            pipeline.timeZone = z
+        }
+        if let n = m["schedule"] {
+            let text = try r.string(n, "\(p).schedule")
+            do { _ = try CronSchedule(text, timeZone: zone) } catch { throw r.error(n, "\(p).schedule: \(error.message)") }
+            pipeline.schedule = text
+        }
+        if let n = m["after"] { pipeline.after = try r.strings(n, "\(p).after") }
+        return pipeline
     }
 
     static func readEnrich(_ node: Node, _ p: String, _ r: NodeReader) throws(SluiceError) -> EnrichSpec {

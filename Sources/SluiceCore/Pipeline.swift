@@ -9,6 +9,11 @@ public struct Pipeline: Sendable, Equatable {
     /// The entity (or mapping) the rows load into.
     public var into: String
     public var mode: WriteMode?
+    /// Cron expression (`schedule:`) and its time zone (`timezone:`, default UTC).
+    public var schedule: String?
+    public var timeZone: String?
+    /// Pipelines this one runs after (each must succeed first).
+    public var after: [String] = []
 
     public init(name: String, source: String, glob: String? = nil, steps: [PipelineStep], into: String, mode: WriteMode? = nil) {
         self.name = name

@@ -112,6 +112,23 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
             """,
             "CREATE TABLE IF NOT EXISTS sluice.rate_limits (name text PRIMARY KEY, tokens double precision NOT NULL, updated_at timestamptz NOT NULL)",
         ]),
+        (4, [
+            """
+            CREATE TABLE IF NOT EXISTS sluice.runs (
+            id bigserial PRIMARY KEY,
+            pipeline text NOT NULL,
+            state text NOT NULL,
+            scheduled_for timestamptz,
+            window_from timestamptz,
+            window_to timestamptz,
+            started_at timestamptz NOT NULL,
+            finished_at timestamptz,
+            counts text,
+            error text
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS runs_pipeline ON sluice.runs (pipeline, id)",
+        ]),
     ]
 
     /// Applies missing migrations under a transaction-scoped advisory lock, so processes
@@ -425,6 +442,40 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
                 """, [.text(bucket), .double(rate), .double(burst), .date(now)])
             let had = try rows.first?.decode(Double.self) ?? 1
             return had >= 1 ? 0 : (1 - had) / rate
+        }
+    }
+
+    public func startRun(pipeline: String, scheduledFor: Date?, windowFrom: Date?, windowTo: Date?, now: Date) async throws(SluiceError) -> Int64 {
+        try await run("recording a run") { conn in
+            try await self.rows(conn, "INSERT INTO sluice.runs (pipeline, state, scheduled_for, window_from, window_to, started_at) VALUES ($1, 'running', $2, $3, $4, $5) RETURNING id",
+                                [.text(pipeline), scheduledFor.map { .date($0) } ?? .null, windowFrom.map { .date($0) } ?? .null,
+                                 windowTo.map { .date($0) } ?? .null, .date(now)]).first?.decode(Int64.self) ?? 0
+        }
+    }
+
+    public func finishRun(id: Int64, state: PipelineRun.State, counts: String?, error: String?, now: Date) async throws(SluiceError) {
+        _ = try await run("recording a run") { conn in
+            try await self.db.exec("UPDATE sluice.runs SET state = $2, counts = $3, error = $4, finished_at = $5 WHERE id = $1",
+                                   [.int(id), .text(state.rawValue), counts.map { .text($0) } ?? .null, error.map { .text($0) } ?? .null, .date(now)], on: conn)
+        }
+    }
+
+    public func runs(pipeline: String?, limit: Int) async throws(SluiceError) -> [PipelineRun] {
+        try await run("reading runs") { conn in
+            var sql = "SELECT id, pipeline, state, scheduled_for, window_from, window_to, started_at, finished_at, counts, error FROM sluice.runs"
+            var binds: [PGValue] = [.int(Int64(limit))]
+            if let pipeline { sql += " WHERE pipeline = $2"; binds.append(.text(pipeline)) }
+            return try await self.rows(conn, sql + " ORDER BY id DESC LIMIT $1", binds).map { r in
+                let (id, p, st, sched, from, to, started, finished, counts, error) = try r.decode((Int64, String, String, Date?, Date?, Date?, Date, Date?, String?, String?).self)
+                return PipelineRun(id: id, pipeline: p, state: PipelineRun.State(rawValue: st) ?? .failed, scheduledFor: sched, windowFrom: from, windowTo: to,
+                                   startedAt: started, finishedAt: finished, counts: counts, error: error)
+            }
+        }
+    }
+
+    public func lastScheduledSuccess(pipeline: String) async throws(SluiceError) -> Date? {
+        try await run("reading runs") { conn in
+            try await self.rows(conn, "SELECT max(scheduled_for) FROM sluice.runs WHERE pipeline = $1 AND state = 'succeeded'", [.text(pipeline)]).first?.decode(Date?.self)
         }
     }
 

@@ -57,6 +57,14 @@ public protocol QueueDriver: Sendable {
     /// A token bucket shared by every process on this control plane: takes one token and
     /// returns 0, or returns how many seconds until one is available (taking nothing).
     func takeToken(bucket: String, rate: Double, burst: Double, now: Date) async throws(SluiceError) -> Double
+
+    /// Records a pipeline run as started; returns its id.
+    func startRun(pipeline: String, scheduledFor: Date?, windowFrom: Date?, windowTo: Date?, now: Date) async throws(SluiceError) -> Int64
+    func finishRun(id: Int64, state: PipelineRun.State, counts: String?, error: String?, now: Date) async throws(SluiceError)
+    /// Runs, newest first (of one pipeline when given).
+    func runs(pipeline: String?, limit: Int) async throws(SluiceError) -> [PipelineRun]
+    /// The firing time of a pipeline's latest successful scheduled run.
+    func lastScheduledSuccess(pipeline: String) async throws(SluiceError) -> Date?
 }
 
 public struct JobInsertParams: Sendable {

@@ -101,6 +101,21 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
               updated_at REAL NOT NULL
             ) STRICT;
             """),
+        (4, """
+            CREATE TABLE IF NOT EXISTS sluice_runs (
+              id INTEGER PRIMARY KEY AUTOINCREMENT,
+              pipeline TEXT NOT NULL,
+              state TEXT NOT NULL,
+              scheduled_for REAL,
+              window_from REAL,
+              window_to REAL,
+              started_at REAL NOT NULL,
+              finished_at REAL,
+              counts TEXT,
+              error TEXT
+            ) STRICT;
+            CREATE INDEX IF NOT EXISTS sluice_runs_pipeline ON sluice_runs (pipeline, id);
+            """),
     ]
 
     public func migrate() async throws(SluiceError) {
@@ -441,6 +456,40 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
                 try? c.execute("ROLLBACK")
                 throw error
             }
+        }
+    }
+
+    public func startRun(pipeline: String, scheduledFor: Date?, windowFrom: Date?, windowTo: Date?, now: Date) async throws(SluiceError) -> Int64 {
+        try await run { c throws(SluiceError) in
+            _ = try c.query("INSERT INTO sluice_runs (pipeline, state, scheduled_for, window_from, window_to, started_at) VALUES (?1, 'running', ?2, ?3, ?4, ?5)",
+                            [.text(pipeline), scheduledFor.map(Self.t) ?? .null, windowFrom.map(Self.t) ?? .null, windowTo.map(Self.t) ?? .null, Self.t(now)])
+            return try c.query("SELECT last_insert_rowid()").first?.first?.int ?? 0
+        }
+    }
+
+    public func finishRun(id: Int64, state: PipelineRun.State, counts: String?, error: String?, now: Date) async throws(SluiceError) {
+        try await run { c throws(SluiceError) in
+            _ = try c.query("UPDATE sluice_runs SET state = ?2, counts = ?3, error = ?4, finished_at = ?5 WHERE id = ?1",
+                            [.integer(id), .text(state.rawValue), counts.map { .text($0) } ?? .null, error.map { .text($0) } ?? .null, Self.t(now)])
+        }
+    }
+
+    public func runs(pipeline: String?, limit: Int) async throws(SluiceError) -> [PipelineRun] {
+        try await run { c throws(SluiceError) in
+            var sql = "SELECT id, pipeline, state, scheduled_for, window_from, window_to, started_at, finished_at, counts, error FROM sluice_runs"
+            var binds: [SQLiteValue] = [.integer(Int64(limit))]
+            if let pipeline { sql += " WHERE pipeline = ?2"; binds.append(.text(pipeline)) }
+            return try c.query(sql + " ORDER BY id DESC LIMIT ?1", binds).map { r in
+                PipelineRun(id: r[0].int ?? 0, pipeline: r[1].string ?? "", state: PipelineRun.State(rawValue: r[2].string ?? "") ?? .failed,
+                            scheduledFor: Self.date(r[3]), windowFrom: Self.date(r[4]), windowTo: Self.date(r[5]),
+                            startedAt: Self.date(r[6]) ?? Date(timeIntervalSince1970: 0), finishedAt: Self.date(r[7]), counts: r[8].string, error: r[9].string)
+            }
+        }
+    }
+
+    public func lastScheduledSuccess(pipeline: String) async throws(SluiceError) -> Date? {
+        try await run { c throws(SluiceError) in
+            Self.date(try c.query("SELECT max(scheduled_for) FROM sluice_runs WHERE pipeline = ?1 AND state = 'succeeded'", [.text(pipeline)]).first?.first ?? .null)
         }
     }
 

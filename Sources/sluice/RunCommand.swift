@@ -6,6 +6,7 @@ import SluiceLoad
 import SluiceStorage
 import SluiceWatch
 import SluiceWorker
+import SluiceQueue
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,65 +21,47 @@ struct RunCommand: AsyncParsableCommand {
     )
 
     @Argument(help: "The pipeline's name.") var name: String
+    @Option(help: "Backfill: only source files modified at or after this time (ISO 8601, or YYYY-MM-DD).") var from: String?
+    @Option(help: "Backfill: only source files modified before this time.") var to: String?
+    @Flag(help: "Do not run the pipelines declared `after:` this one.") var noDownstream = false
     @Flag(help: "Print the load summary as JSON.") var json = false
     @Flag(help: "No progress output.") var quiet = false
     @OptionGroup var shared: SharedOptions
+
+    static func date(_ text: String) throws -> Date {
+        let f = ISO8601DateFormatter()
+        if let d = f.date(from: text) { return d }
+        f.formatOptions = [.withFullDate]
+        if let d = f.date(from: text) { return d }
+        throw ValidationError("'\(text)' is not a date (2026-11-01 or 2026-11-01T06:00:00Z)")
+    }
 
     func run() async throws {
         Runtime.bootstrapLogging()
         let config: SluiceConfig
         do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
-        guard let pipeline = config.pipelines[name] else {
+        guard config.pipelines[name] != nil else {
             throw fail("no pipeline '\(name)' in \(config.path ?? "sluice.yml") (declared: \(config.pipelines.keys.sorted().joined(separator: ", ")))")
         }
-        let scratch = (config.stateDir as NSString).appendingPathComponent("runs/\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let log: (String) -> Void = { line in if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
-        var parts: [String] = []
-        var total = PipelineRunner.FileResult()
-        var figures: [Enricher.Figures] = []
+        let window = (try from.map(Self.date), try to.map(Self.date))
+        let options = PipelineExecution.Options(json: json, quiet: quiet)
+        let (name, noDownstream) = (name, noDownstream)
         do {
-            try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-            let files = try await Self.sourceFiles(pipeline, config: config, scratch: scratch)
-            if files.isEmpty { log("no files in \(pipeline.source)\(pipeline.glob.map { " matching \($0)" } ?? "")") }
-            let outcome = try await Runtime.with(config) { runtime in
-                var runner = try PipelineRunner(pipeline: pipeline)
-                let env = QueueEnrichEnvironment(driver: runtime.driver)
-                var results: [(String, PipelineRunner.FileResult, String)] = []
-                for (i, f) in files.enumerated() {
-                    let out = "\(scratch)/part-\(i).csv"
-                    results.append((f.name, try await runner.run(file: f.path, displayName: f.name, out: out, env: env), out))
+            try await Runtime.with(config) { runtime in
+                let exec = PipelineExecution(config: config, runtime: runtime, options: options)
+                let downstream = noDownstream ? [] : try PipelineDAG.downstream(of: name, config.pipelines.mapValues(\.after))
+                guard try await exec.run(name, scheduledFor: nil, window: window) else { throw ExitCode(1) }
+                for d in downstream {
+                    guard try await exec.run(d, scheduledFor: nil, window: window) else { throw ExitCode(1) }
                 }
-                return (results, runner.figures)
-            }
-            figures = outcome.1
-            for (name, r, out) in outcome.0 {
-                log("\(name): read \(r.read), kept \(r.kept), dropped \(r.dropped), rejected \(r.rejected)")
-                for line in r.rejects.prefix(5) { log("  rejected: \(line)") }
-                total.read += r.read
-                total.kept += r.kept
-                total.dropped += r.dropped
-                total.rejected += r.rejected
-                if r.kept > 0 { parts.append(out) }
             }
         } catch let e as SluiceError {
-            throw fail(e.description + "; nothing was loaded")
+            throw fail(e.description)
         }
-        for f in figures {
-            log("enrich: \(f.keys) distinct keys, \(f.cached) from the cache, \(f.fetched) fetched (\(f.attempts) requests), \(f.failed) failed")
-        }
-        log("\(pipeline.name): \(total.read) rows read, \(total.dropped) dropped by the steps, \(total.rejected) rejected, \(total.kept) to load into \(pipeline.into)")
-        guard !parts.isEmpty else { return }
-        var args = parts + ["--into", pipeline.into]
-        if let mode = pipeline.mode { args += ["--mode", mode.rawValue] }
-        if json { args.append("--json") }
-        if quiet { args.append("--quiet") }
-        let load = try LoadCommand.parse(args)
-        try await load.loadOne(config: config, entity: pipeline.into, files: parts, format: .csv)
     }
 
     /// The source's files as local paths (objects fetched into `scratch`), with display names.
-    static func sourceFiles(_ p: Pipeline, config: SluiceConfig, scratch: String) async throws(SluiceError) -> [(path: String, name: String)] {
+    static func sourceFiles(_ p: Pipeline, config: SluiceConfig, scratch: String, window: (Date?, Date?) = (nil, nil)) async throws(SluiceError) -> [(path: String, name: String)] {
         let glob = p.glob.map(Glob.init)
         if !p.source.hasPrefix("s3://"), !p.source.hasPrefix("http"), !FileManager.default.fileExists(atPath: p.source) {
             throw SluiceError(.notFound, "the source \(p.source) does not exist")
@@ -95,6 +78,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let objects = try await store.listAll(prefix: glob.map { $0.prefix.hasPrefix(location.key) ? $0.prefix : location.key } ?? location.key)
             .filter { !$0.key.hasSuffix("/") && (glob?.matches($0.key) ?? true) }
+            .filter { o in window.0.map { o.lastModified >= $0 } ?? true && window.1.map { o.lastModified < $0 } ?? true }
             .sorted { $0.key < $1.key }
         var out: [(path: String, name: String)] = []
         for (i, o) in objects.enumerated() {
@@ -135,6 +119,156 @@ struct PipelinesCommand: AsyncParsableCommand {
                 }
             }
             print("\(config.pipelines.count) pipeline\(config.pipelines.count == 1 ? "" : "s") ok")
+        }
+    }
+}
+
+/// Runs pipelines: reads the source (files in the run's window), applies the steps, loads
+/// the rows, and records the run (state, window, counts) in the control plane.
+struct PipelineExecution {
+    struct Options {
+        var json = false
+        var quiet = false
+    }
+
+    let config: SluiceConfig
+    let runtime: Runtime
+    let options: Options
+
+    func log(_ line: String) { if !options.quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
+
+    /// One run of `name`; true when it succeeded. Failures are recorded, not thrown.
+    func run(_ name: String, scheduledFor: Date?, window: (Date?, Date?)) async throws -> Bool {
+        guard let pipeline = config.pipelines[name] else { throw SluiceError(.notFound, "no pipeline '\(name)'") }
+        let driver = runtime.driver
+        let id = try await driver.startRun(pipeline: name, scheduledFor: scheduledFor, windowFrom: window.0, windowTo: window.1, now: Date())
+        do {
+            let counts = try await execute(pipeline, window: window)
+            try await driver.finishRun(id: id, state: .succeeded, counts: counts, error: nil, now: Date())
+            return true
+        } catch {
+            let message = (error as? SluiceError)?.description ?? "\(error)"
+            log("\(name): failed: \(message)")
+            try await driver.finishRun(id: id, state: .failed, counts: nil, error: message, now: Date())
+            return false
+        }
+    }
+
+    /// Returns the run's counts as JSON.
+    func execute(_ pipeline: Pipeline, window: (Date?, Date?)) async throws -> String {
+        let scratch = (config.stateDir as NSString).appendingPathComponent("runs/\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let files = try await RunCommand.sourceFiles(pipeline, config: config, scratch: scratch, window: window)
+        if files.isEmpty { log("\(pipeline.name): no files in \(pipeline.source)\(pipeline.glob.map { " matching \($0)" } ?? "")") }
+        var runner = try PipelineRunner(pipeline: pipeline)
+        let env = QueueEnrichEnvironment(driver: runtime.driver)
+        var parts: [String] = []
+        var total = PipelineRunner.FileResult()
+        for (i, f) in files.enumerated() {
+            let out = "\(scratch)/part-\(i).csv"
+            let r = try await runner.run(file: f.path, displayName: f.name, out: out, env: env)
+            log("\(f.name): read \(r.read), kept \(r.kept), dropped \(r.dropped), rejected \(r.rejected)")
+            for line in r.rejects.prefix(5) { log("  rejected: \(line)") }
+            total.read += r.read
+            total.kept += r.kept
+            total.dropped += r.dropped
+            total.rejected += r.rejected
+            if r.kept > 0 { parts.append(out) }
+        }
+        for f in runner.figures {
+            log("enrich: \(f.keys) distinct keys, \(f.cached) from the cache, \(f.fetched) fetched (\(f.attempts) requests), \(f.failed) failed")
+        }
+        log("\(pipeline.name): \(total.read) rows read, \(total.dropped) dropped by the steps, \(total.rejected) rejected, \(total.kept) to load into \(pipeline.into)")
+        let counts = "{\"files\":\(files.count),\"read\":\(total.read),\"dropped\":\(total.dropped),\"rejected\":\(total.rejected),\"loaded\":\(total.kept)}"
+        guard !parts.isEmpty else { return counts }
+        var args = parts + ["--into", pipeline.into]
+        if let mode = pipeline.mode { args += ["--mode", mode.rawValue] }
+        if options.json { args.append("--json") }
+        if options.quiet { args.append("--quiet") }
+        let load = try LoadCommand.parse(args)
+        try await load.loadOne(config: config, entity: pipeline.into, files: parts, format: .csv)
+        return counts
+    }
+
+    /// Runs every scheduled pipeline that is due at `now` — once, covering every firing
+    /// missed since its last successful scheduled run — then the pipelines `after:` it.
+    func tick(now: Date) async throws -> [String] {
+        var ran: [String] = []
+        let graph = config.pipelines.mapValues(\.after)
+        for name in try PipelineDAG.order(graph) {
+            guard let p = config.pipelines[name], let text = p.schedule else { continue }
+            let cron = try CronSchedule(text, timeZone: p.timeZone.flatMap(TimeZone.init(identifier:)) ?? TimeZone(identifier: "UTC")!)
+            let last = try await runtime.driver.lastScheduledSuccess(pipeline: name)
+            guard let due = SchedulePlanner.due(cron, lastScheduled: last, first: now.addingTimeInterval(-400 * 86_400), now: now) else { continue }
+            if due.missed > 0 { log("\(name): \(due.missed) missed firing\(due.missed == 1 ? "" : "s") caught up in this run") }
+            // The window: files since the last successful run (all of them on a first run).
+            let ok = try await run(name, scheduledFor: due.scheduledFor, window: (last, nil))
+            ran.append(name)
+            guard ok else { continue }
+            for d in try PipelineDAG.downstream(of: name, graph) where config.pipelines[d]?.schedule == nil {
+                _ = try await run(d, scheduledFor: due.scheduledFor, window: (last, nil))
+                ran.append(d)
+            }
+        }
+        return ran
+    }
+}
+
+struct RunsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "runs", abstract: "Pipeline runs, newest first: state, window, counts, error.")
+    @Argument(help: "Only this pipeline.") var pipeline: String?
+    @Option(help: "How many.") var limit = 20
+    @Flag(help: "Print as JSON.") var json = false
+    @OptionGroup var shared: SharedOptions
+
+    func run() async throws {
+        Runtime.bootstrapLogging()
+        let config: SluiceConfig
+        do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
+        let (pipeline, limit, json) = (pipeline, limit, json)
+        try await Runtime.with(config) { runtime in
+            let runs = try await runtime.driver.runs(pipeline: pipeline, limit: limit)
+            if json {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.sortedKeys]
+                enc.dateEncodingStrategy = .iso8601
+                print(String(decoding: try enc.encode(runs), as: UTF8.self))
+                return
+            }
+            let f = ISO8601DateFormatter()
+            for r in runs {
+                let window = r.windowFrom.map { f.string(from: $0) } ?? "…"
+                print("\(r.id)\t\(r.pipeline)\t\(r.state.rawValue)\t\(f.string(from: r.startedAt))\tfor \(r.scheduledFor.map { f.string(from: $0) } ?? "by hand")\twindow \(window)–\(r.windowTo.map { f.string(from: $0) } ?? "…")\t\(r.counts ?? r.error ?? "")")
+            }
+        }
+    }
+}
+
+struct ScheduleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "schedule",
+        abstract: "Run the scheduled pipelines that are due (for cron; `sluice serve` does this every 30 s).",
+        subcommands: [Tick.self],
+        defaultSubcommand: Tick.self
+    )
+
+    struct Tick: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run what is due now, once each, catching up missed firings in one run.")
+        @Option(help: "Act as if it were this time (ISO 8601): for tests and replays.") var now: String?
+        @Flag(help: "No progress output.") var quiet = false
+        @OptionGroup var shared: SharedOptions
+
+        func run() async throws {
+            Runtime.bootstrapLogging()
+            let config: SluiceConfig
+            do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
+            let at = try now.map(RunCommand.date) ?? Date()
+            let quiet = quiet
+            try await Runtime.with(config) { runtime in
+                let ran = try await PipelineExecution(config: config, runtime: runtime, options: .init(quiet: quiet)).tick(now: at)
+                print(ran.isEmpty ? "nothing due" : "ran \(ran.joined(separator: ", "))")
+            }
         }
     }
 }

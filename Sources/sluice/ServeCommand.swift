@@ -1,4 +1,5 @@
 import ArgumentParser
+import Synchronization
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -140,6 +141,10 @@ struct ServeCommand: AsyncParsableCommand {
                 let wake = WakeSignal()
                 var services: [any Service] = []
                 if !noWorkers { services.append(runtime.worker(concurrency: concurrency, id: nil, wake: wake)) }
+                // Scheduled pipelines are checked every 30 s (each due one runs once, catching up).
+                if config.pipelines.values.contains(where: { $0.schedule != nil }) {
+                    services.append(SchedulerService(execution: PipelineExecution(config: config, runtime: runtime, options: .init(quiet: false))))
+                }
                 // Declared watches poll in this process; their jobs go to the workers like any other.
                 if !config.watches.isEmpty { try FileManager.default.createDirectory(atPath: config.uploadDir, withIntermediateDirectories: true) }
                 for name in config.watches.keys.sorted() {
@@ -205,6 +210,25 @@ struct WorkerCommand: AsyncParsableCommand {
             }
         } catch let e as SluiceError {
             throw fail(e.description)
+        }
+    }
+}
+
+/// Runs `sluice schedule tick` every 30 seconds until a graceful shutdown.
+final class SchedulerService: Service, @unchecked Sendable {
+    let execution: PipelineExecution
+    let stopping = Atomic<Bool>(false)
+
+    init(execution: PipelineExecution) { self.execution = execution }
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            while !self.stopping.load(ordering: .relaxed) && !Task.isCancelled {
+                do { _ = try await self.execution.tick(now: Date()) } catch { self.execution.log("schedule: \(error)") }
+                for _ in 0..<300 where !self.stopping.load(ordering: .relaxed) { try? await Task.sleep(nanoseconds: 100_000_000) }
+            }
+        } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
         }
     }
 }

@@ -8,6 +8,6 @@ struct SluiceCommand: AsyncParsableCommand {
         commandName: "sluice",
         abstract: "Load files into tables with upsert/delete semantics and exact counts; serve a bulk-ingest API with durable jobs.",
         version: "0.1.0",
-        subcommands: [LoadCommand.self, InferCommand.self, ConvertCommand.self, ExportCommand.self, WatchCommand.self, RunCommand.self, PipelinesCommand.self, ServeCommand.self, WorkerCommand.self, JobsCommand.self, MigrateCommand.self]
+        subcommands: [LoadCommand.self, InferCommand.self, ConvertCommand.self, ExportCommand.self, WatchCommand.self, RunCommand.self, RunsCommand.self, ScheduleCommand.self, PipelinesCommand.self, ServeCommand.self, WorkerCommand.self, JobsCommand.self, MigrateCommand.self]
     )
 }
