@@ -61,7 +61,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     /// The source's files as local paths (objects fetched into `scratch`), with display names.
-    static func sourceFiles(_ p: Pipeline, config: SluiceConfig, scratch: String, window: (Date?, Date?) = (nil, nil)) async throws(SluiceError) -> [(path: String, name: String)] {
+    static func sourceFiles(_ p: Pipeline, config: SluiceConfig, scratch: String, window: (Date?, Date?) = (nil, nil)) async throws(SluiceError) -> [(path: String, name: String, modified: Date?)] {
         let glob = p.glob.map(Glob.init)
         if !p.source.hasPrefix("s3://"), !p.source.hasPrefix("http"), !FileManager.default.fileExists(atPath: p.source) {
             throw SluiceError(.notFound, "the source \(p.source) does not exist")
@@ -69,25 +69,25 @@ struct RunCommand: AsyncParsableCommand {
         let location = try StorageLocation(p.source)
         let store = try location.store(config: S3Config.from(config.s3))
         if case .local(let root) = location.kind, !location.key.isEmpty {
-            return [((root as NSString).appendingPathComponent(location.key), p.source)]  // one file
+            return [((root as NSString).appendingPathComponent(location.key), p.source, nil)]  // one file
         }
         if case .http = location.kind {
             let path = "\(scratch)/in-0-\((location.key as NSString).lastPathComponent)"
             _ = try await store.download(location.key, to: path, ifMatch: nil)
-            return [(path, p.source)]
+            return [(path, p.source, nil)]
         }
         let objects = try await store.listAll(prefix: glob.map { $0.prefix.hasPrefix(location.key) ? $0.prefix : location.key } ?? location.key)
             .filter { !$0.key.hasSuffix("/") && (glob?.matches($0.key) ?? true) }
             .filter { o in window.0.map { o.lastModified >= $0 } ?? true && window.1.map { o.lastModified < $0 } ?? true }
             .sorted { $0.key < $1.key }
-        var out: [(path: String, name: String)] = []
+        var out: [(path: String, name: String, modified: Date?)] = []
         for (i, o) in objects.enumerated() {
             if case .local(let root) = location.kind {
-                out.append(((root as NSString).appendingPathComponent(o.key), o.key))
+                out.append(((root as NSString).appendingPathComponent(o.key), o.key, o.lastModified))
             } else {
                 let path = "\(scratch)/in-\(i)-\((o.key as NSString).lastPathComponent)"
                 _ = try await store.download(o.key, to: path, ifMatch: o.etag)
-                out.append((path, "\(store.displayName)/\(o.key)"))
+                out.append((path, "\(store.displayName)/\(o.key)", o.lastModified))
             }
         }
         return out
@@ -180,7 +180,10 @@ struct PipelineExecution {
             log("enrich: \(f.keys) distinct keys, \(f.cached) from the cache, \(f.fetched) fetched (\(f.attempts) requests), \(f.failed) failed")
         }
         log("\(pipeline.name): \(total.read) rows read, \(total.dropped) dropped by the steps, \(total.rejected) rejected, \(total.kept) to load into \(pipeline.into)")
-        let counts = "{\"files\":\(files.count),\"read\":\(total.read),\"dropped\":\(total.dropped),\"rejected\":\(total.rejected),\"loaded\":\(total.kept)}"
+        // The watermark: the newest modification time read (scheduled runs read only newer files).
+        let newest = files.compactMap(\.modified).max() ?? window.0
+        let mark = newest.map { ",\"watermark\":\($0.timeIntervalSince1970)" } ?? ""
+        let counts = "{\"files\":\(files.count),\"read\":\(total.read),\"dropped\":\(total.dropped),\"rejected\":\(total.rejected),\"loaded\":\(total.kept)\(mark)}"
         guard !parts.isEmpty else { return counts }
         var args = parts + ["--into", pipeline.into]
         if let mode = pipeline.mode { args += ["--mode", mode.rawValue] }
@@ -189,6 +192,20 @@ struct PipelineExecution {
         let load = try LoadCommand.parse(args)
         try await load.loadOne(config: config, entity: pipeline.into, files: parts, format: .csv)
         return counts
+    }
+
+    /// The newest file modification time the pipeline's last successful run read.
+    func watermark(_ name: String) async throws -> Date? {
+        for r in try await runtime.driver.runs(pipeline: name, limit: 100) where r.state == .succeeded {
+            guard let text = r.counts, let o = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { continue }
+            return (o["watermark"] as? Double).map { Date(timeIntervalSince1970: $0) }
+        }
+        return nil
+    }
+
+    /// A scheduled run's window: files modified after the pipeline's watermark (all on a first run).
+    func scheduledWindow(_ name: String) async throws -> (Date?, Date?) {
+        (try await watermark(name)?.addingTimeInterval(1e-6), nil)
     }
 
     /// Runs every scheduled pipeline that is due at `now` — once, covering every firing
@@ -202,12 +219,12 @@ struct PipelineExecution {
             let last = try await runtime.driver.lastScheduledSuccess(pipeline: name)
             guard let due = SchedulePlanner.due(cron, lastScheduled: last, first: now.addingTimeInterval(-400 * 86_400), now: now) else { continue }
             if due.missed > 0 { log("\(name): \(due.missed) missed firing\(due.missed == 1 ? "" : "s") caught up in this run") }
-            // The window: files since the last successful run (all of them on a first run).
-            let ok = try await run(name, scheduledFor: due.scheduledFor, window: (last, nil))
+            // The window: files newer than those the last successful run read (all on a first run).
+            let ok = try await run(name, scheduledFor: due.scheduledFor, window: try await scheduledWindow(name))
             ran.append(name)
             guard ok else { continue }
             for d in try PipelineDAG.downstream(of: name, graph) where config.pipelines[d]?.schedule == nil {
-                _ = try await run(d, scheduledFor: due.scheduledFor, window: (last, nil))
+                _ = try await run(d, scheduledFor: due.scheduledFor, window: try await scheduledWindow(d))
                 ran.append(d)
             }
         }

@@ -354,7 +354,7 @@ struct SplitMixRNG {
         let runs = try cli.run(["runs", "daily", "--json"])
         let list = try JSONSerialization.jsonObject(with: Data(runs.out.utf8)) as? [[String: Any]] ?? []
         #expect(list.count == 2 && list.allSatisfy { $0["state"] as? String == "succeeded" })
-        #expect(list.first?["scheduled_for"] as? String == "2026-11-04T06:00:00Z" && list.first?["window_from"] as? String == "2026-11-01T06:00:00Z")
+        #expect(list.first?["scheduled_for"] as? String == "2026-11-04T06:00:00Z" && list.first?["window_from"] as? String == "2026-10-31T12:00:00Z")
         // A backfill of one day's window, without the downstream pipeline.
         let b = try cli.run(["run", "daily", "--from", "2026-11-02", "--to", "2026-11-03", "--no-downstream"])
         #expect(b.status == 0, "\(b.err)")
