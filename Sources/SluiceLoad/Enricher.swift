@@ -144,7 +144,8 @@ public struct Enricher: Sendable {
             attempt += 1
             if let rate = spec.rate {
                 while true {
-                    let wait = (try? await env.takeToken(bucket: "enrich:" + spec.name, rate: rate, burst: max(1, rate / 10), now: Date())) ?? 0.05
+                    // A burst of one: never more than `rate` requests in any second, across every worker.
+                    let wait = (try? await env.takeToken(bucket: "enrich:" + spec.name, rate: rate, burst: 1, now: Date())) ?? 0.05
                     if wait <= 0 { break }
                     try? await Task.sleep(nanoseconds: UInt64(min(wait, 1) * 1e9))
                 }
