@@ -13,7 +13,35 @@ public protocol EnrichEnvironment: Sendable {
     func get(_ url: String, timeout: Double) async -> EnrichAnswer
     func cached(namespace: String, keys: [String], now: Date) async throws(SluiceError) -> [String: String]
     func cache(namespace: String, entries: [String: String], expiresAt: Date) async throws(SluiceError)
-    func takeToken(bucket: String, rate: Double, burst: Double, now: Date) async throws(SluiceError) -> Double
+    func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date) async throws(SluiceError) -> (granted: Int, wait: Double)
+}
+
+/// Tokens of the shared rate limit, taken from the control plane a block at a time (one
+/// round trip per block, not per request). The block is the bucket's burst: about a
+/// twentieth of a second of the rate, at most the concurrency, at least one — so no second
+/// ever sees more than `rate` plus one block, across every worker.
+actor TokenReservoir {
+    let env: any EnrichEnvironment
+    let bucket: String
+    let rate: Double
+    let block: Int
+    var have = 0
+
+    init(env: any EnrichEnvironment, bucket: String, rate: Double, concurrency: Int) {
+        self.env = env
+        self.bucket = bucket
+        self.rate = rate
+        block = max(1, min(concurrency, Int(rate / 20)))
+    }
+
+    func take() async {
+        while have == 0 {
+            let (granted, wait) = (try? await env.takeTokens(bucket: bucket, rate: rate, burst: Double(block), count: block, now: Date())) ?? (0, 0.05)
+            have += granted
+            if granted == 0 { try? await Task.sleep(nanoseconds: UInt64(min(max(wait, 0.001), 1) * 1e9)) }
+        }
+        have -= 1
+    }
 }
 
 /// Carries out one `enrich` step over a batch of rows: one lookup per distinct key, answers
@@ -55,13 +83,14 @@ public struct Enricher: Sendable {
         let missing = distinct.filter { answers[$0.key] == nil }
         var failures: [String: String] = [:]
         var fresh: [String: String] = [:]
+        let tokens = spec.rate.map { TokenReservoir(env: env, bucket: "enrich:" + spec.name, rate: $0, concurrency: spec.concurrency) }
         await withTaskGroup(of: (String, Result<String, SluiceError>, Int).self) { group in
             var pending = missing.makeIterator()
             var running = 0
             func add() -> Bool {
                 guard let (key, url) = pending.next() else { return false }
                 running += 1
-                group.addTask { let (r, n) = await self.fetch(url); return (key, r, n) }
+                group.addTask { let (r, n) = await self.fetch(url, tokens: tokens); return (key, r, n) }
                 return true
             }
             while running < max(1, spec.concurrency), add() {}
@@ -138,18 +167,11 @@ public struct Enricher: Sendable {
     }
 
     /// One lookup: rate-limited, retried. Returns the body or why it failed, and the attempts.
-    func fetch(_ url: String) async -> (Result<String, SluiceError>, Int) {
+    func fetch(_ url: String, tokens: TokenReservoir?) async -> (Result<String, SluiceError>, Int) {
         var attempt = 0
         while true {
             attempt += 1
-            if let rate = spec.rate {
-                while true {
-                    // A burst of one: never more than `rate` requests in any second, across every worker.
-                    let wait = (try? await env.takeToken(bucket: "enrich:" + spec.name, rate: rate, burst: 1, now: Date())) ?? 0.05
-                    if wait <= 0 { break }
-                    try? await Task.sleep(nanoseconds: UInt64(min(wait, 1) * 1e9))
-                }
-            }
+            await tokens?.take()
             var retryAfter: Double? = nil
             let why: String
             switch await env.get(url, timeout: spec.timeout) {

@@ -429,19 +429,20 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
         }
     }
 
-    public func takeToken(bucket: String, rate: Double, burst: Double, now: Date) async throws(SluiceError) -> Double {
+    public func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date) async throws(SluiceError) -> (granted: Int, wait: Double) {
         try await run("taking a rate-limit token") { conn in
             try await self.db.exec("INSERT INTO sluice.rate_limits (name, tokens, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
                                    [.text(bucket), .double(burst), .date(now)], on: conn)
-            // One statement, row-locked: refill by the time since the last take, then take one if there is one.
+            // One statement, row-locked: refill by the time since the last take, then take what there is.
             let rows = try await self.rows(conn, """
                 WITH cur AS (SELECT least($3, tokens + greatest(0, extract(epoch FROM ($4::timestamptz - updated_at))) * $2) AS t
                              FROM sluice.rate_limits WHERE name = $1 FOR UPDATE)
-                UPDATE sluice.rate_limits r SET tokens = cur.t - CASE WHEN cur.t >= 1 THEN 1 ELSE 0 END, updated_at = $4
+                UPDATE sluice.rate_limits r SET tokens = cur.t - least($5, floor(cur.t)), updated_at = $4
                 FROM cur WHERE r.name = $1 RETURNING cur.t::double precision
-                """, [.text(bucket), .double(rate), .double(burst), .date(now)])
+                """, [.text(bucket), .double(rate), .double(burst), .date(now), .double(Double(count))])
             let had = try rows.first?.decode(Double.self) ?? 1
-            return had >= 1 ? 0 : (1 - had) / rate
+            let granted = min(count, Int(had.rounded(.down)))
+            return (granted, granted > 0 ? 0 : (1 - had) / rate)
         }
     }
 

@@ -54,9 +54,9 @@ public protocol QueueDriver: Sendable {
     func cachedAnswers(namespace: String, keys: [String], now: Date) async throws(SluiceError) -> [String: String]
     /// Stores answers until `expiresAt` (replacing older ones).
     func cacheAnswers(namespace: String, entries: [String: String], expiresAt: Date) async throws(SluiceError)
-    /// A token bucket shared by every process on this control plane: takes one token and
-    /// returns 0, or returns how many seconds until one is available (taking nothing).
-    func takeToken(bucket: String, rate: Double, burst: Double, now: Date) async throws(SluiceError) -> Double
+    /// A token bucket shared by every process on this control plane: takes up to `count`
+    /// whole tokens; when none is there, returns how many seconds until one is.
+    func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date) async throws(SluiceError) -> (granted: Int, wait: Double)
 
     /// Records a pipeline run as started; returns its id.
     func startRun(pipeline: String, scheduledFor: Date?, windowFrom: Date?, windowTo: Date?, now: Date) async throws(SluiceError) -> Int64

@@ -1,4 +1,5 @@
 import VaporCSQLite
+import Foundation
 public import SluiceCore
 
 /// A thin, synchronous wrapper over one sqlite3 connection (the C library bundled by
@@ -37,6 +38,19 @@ public final class SQLiteConnection: @unchecked Sendable {
     public func execute(_ sql: String) throws(SluiceError) {
         let rc = sqlite_nio_sqlite3_exec(db, sql, nil, nil, nil)
         guard rc == SQLITE_OK else { throw error(rc, "SQLite") }
+    }
+
+    /// ``execute(_:)``, waiting while another process holds the lock in a way the busy
+    /// handler does not cover (switching a new database to WAL as another opens it).
+    public func executeWhenFree(_ sql: String) throws(SluiceError) {
+        var attempt = 0
+        while true {
+            let rc = sqlite_nio_sqlite3_exec(db, sql, nil, nil, nil)
+            if rc == SQLITE_OK { return }
+            guard (rc & 0xFF) == SQLITE_BUSY || (rc & 0xFF) == SQLITE_LOCKED, attempt < 500 else { throw error(rc, "SQLite") }
+            attempt += 1
+            Thread.sleep(forTimeInterval: 0.01)
+        }
     }
 
     public func prepare(_ sql: String) throws(SluiceError) -> SQLiteStatement {

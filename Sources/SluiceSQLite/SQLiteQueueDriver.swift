@@ -14,7 +14,7 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
     public init(path: String) throws(SluiceError) {
         self.path = path
         connection = try SQLiteConnection(path: path)
-        try connection.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+        try connection.executeWhenFree("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
     }
 
     /// Runs `body` on the driver's queue.
@@ -438,7 +438,7 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         }
     }
 
-    public func takeToken(bucket: String, rate: Double, burst: Double, now: Date) async throws(SluiceError) -> Double {
+    public func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date) async throws(SluiceError) -> (granted: Int, wait: Double) {
         try await run { c throws(SluiceError) in
             try c.execute("BEGIN IMMEDIATE")
             do throws(SluiceError) {
@@ -446,12 +446,13 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
                 let row = try c.query("SELECT tokens, updated_at FROM sluice_rate_limits WHERE name = ?1", [.text(bucket)]).first
                 var tokens = burst
                 if let row, case .real(let have) = row[0], case .real(let at) = row[1] { tokens = min(burst, have + max(0, t - at) * rate) }
-                let wait = tokens >= 1 ? 0 : (1 - tokens) / rate
-                if tokens >= 1 { tokens -= 1 }
+                let granted = min(count, Int(tokens.rounded(.down)))
+                let wait = granted > 0 ? 0 : (1 - tokens) / rate
+                tokens -= Double(granted)
                 _ = try c.query("INSERT INTO sluice_rate_limits (name, tokens, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
                                 [.text(bucket), .real(tokens), .real(t)])
                 try c.execute("COMMIT")
-                return wait
+                return (granted, wait)
             } catch {
                 try? c.execute("ROLLBACK")
                 throw error

@@ -10,7 +10,7 @@ public final class SQLiteTarget: TableCatalog {
     /// Opens (creating if needed) the database at `path`.
     public init(path: String, cacheMiB: Int = 32) throws(SluiceError) {
         connection = try SQLiteConnection(path: path)
-        try connection.execute("""
+        try connection.executeWhenFree("""
             PRAGMA journal_mode = WAL;
             PRAGMA synchronous = NORMAL;
             PRAGMA cache_size = -\(cacheMiB * 1024);

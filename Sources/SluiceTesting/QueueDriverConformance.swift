@@ -223,11 +223,15 @@ public enum QueueDriverConformance {
         try await d.cacheAnswers(namespace: "geo", entries: ["1,2": "new"], expiresAt: at(200))
         #expect(try await d.cachedAnswers(namespace: "geo", keys: ["1,2"], now: at(150)) == ["1,2": "new"])
         // 2 tokens/s, burst 2: two at once, then a wait of half a second, then refilled.
-        #expect(try await d.takeToken(bucket: "b", rate: 2, burst: 2, now: at(0)) == 0)
-        #expect(try await d.takeToken(bucket: "b", rate: 2, burst: 2, now: at(0)) == 0)
-        let wait = try await d.takeToken(bucket: "b", rate: 2, burst: 2, now: at(0))
-        #expect(abs(wait - 0.5) < 1e-6, "\(wait)")
-        #expect(try await d.takeToken(bucket: "b", rate: 2, burst: 2, now: at(0.5)) == 0)
-        #expect(try await d.takeToken(bucket: "b", rate: 2, burst: 2, now: at(0.5)) > 0)
+        #expect(try await d.takeTokens(bucket: "b", rate: 2, burst: 2, count: 1, now: at(0)) == (1, 0))
+        #expect(try await d.takeTokens(bucket: "b", rate: 2, burst: 2, count: 1, now: at(0)) == (1, 0))
+        let (none, wait) = try await d.takeTokens(bucket: "b", rate: 2, burst: 2, count: 1, now: at(0))
+        #expect(none == 0 && abs(wait - 0.5) < 1e-6, "\(wait)")
+        #expect(try await d.takeTokens(bucket: "b", rate: 2, burst: 2, count: 1, now: at(0.5)).granted == 1)
+        #expect(try await d.takeTokens(bucket: "b", rate: 2, burst: 2, count: 1, now: at(0.5)).wait > 0)
+        // Several at once, never more than the bucket holds.
+        #expect(try await d.takeTokens(bucket: "c", rate: 10, burst: 8, count: 5, now: at(0)).granted == 5)
+        #expect(try await d.takeTokens(bucket: "c", rate: 10, burst: 8, count: 5, now: at(0)).granted == 3)
+        #expect(try await d.takeTokens(bucket: "c", rate: 10, burst: 8, count: 5, now: at(0.25)).granted == 2)
     }
 }

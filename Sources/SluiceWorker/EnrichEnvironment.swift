@@ -48,7 +48,7 @@ public struct QueueEnrichEnvironment: EnrichEnvironment {
         try await driver.cacheAnswers(namespace: namespace, entries: entries, expiresAt: expiresAt)
     }
 
-    public func takeToken(bucket: String, rate: Double, burst: Double, now: Date) async throws(SluiceError) -> Double {
-        try await driver.takeToken(bucket: bucket, rate: rate, burst: burst, now: now)
+    public func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date) async throws(SluiceError) -> (granted: Int, wait: Double) {
+        try await driver.takeTokens(bucket: bucket, rate: rate, burst: burst, count: count, now: now)
     }
 }

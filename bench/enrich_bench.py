@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Enrich benchmark (issue 8): coordinates through parse -> reverse geocode (the local
+geocoder, scripts/receivers/geocoder.py) -> merge into a table, side by side in the same run:
+
+  python     seed 004's services in one process: a reader thread, a queue, N requests-based
+             geocoding threads with a dict cache, a loader doing SQLite upserts
+  sluice x1  `sluice run geo` (enrich step, cache in the control plane, bounded concurrency)
+  sluice x4  four `sluice run` processes on four folders at once, sharing one control plane
+             (cache and rate limit)
+  geocoder   its own capacity alone: wrk against /reverse
+
+--rows coordinates (half of them repeating a point), medians of --runs runs. Each Sluice run
+starts from an empty database (an empty cache); every run checks the table holds every row.
+"""
+import argparse, json, os, queue, random, shutil, sqlite3, statistics, subprocess, sys, threading, time
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SLUICE = os.path.join(ROOT, ".build", "release", "sluice")
+PORT = 28090
+URL = "http://127.0.0.1:%d/reverse?format=jsonv2&lat=%s&lon=%s"
+
+
+def make_files(out, rows, parts):
+    rng = random.Random(8)
+    points = [(round(rng.uniform(-33.7, 5.2), 5), round(rng.uniform(-73.9, -34.8), 5)) for _ in range(rows // 2)]
+    for p in range(parts):
+        os.makedirs(os.path.join(out, "in%d" % p), exist_ok=True)
+    n = 0
+    files = [open(os.path.join(out, "in%d" % p, "points.csv"), "w") for p in range(parts)]
+    for f in files:
+        f.write("id,lat,lon\n")
+    for i in range(rows):
+        lat, lon = points[i // 2] if i % 2 == 0 else points[rng.randrange(len(points))]
+        files[i % parts].write("%d,%s,%s\n" % (i, lat, lon))
+    for f in files:
+        f.close()
+
+
+def yml(source, rate):
+    return """
+entities:
+  places:
+    primary_key: [id]
+pipelines:
+  geo:
+    source: %s
+    steps:
+      - cast: {id: int, lat: float, lon: float}
+      - enrich:
+          url: "http://127.0.0.1:%d/reverse?format=jsonv2&lat={lat}&lon={lon}"
+          adapter: nominatim
+          concurrency: 16
+          rate: %d
+      - select: [id, lat, lon, address, city]
+    into: places
+""" % (source, PORT, rate)
+
+
+def python_rendition(out, rows, threads):
+    """Seed 004 in one process: extractor -> queue -> transformer threads (requests + dict cache) -> loader."""
+    db = os.path.join(out, "python.db")
+    if os.path.exists(db):
+        os.remove(db)
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE places (id INTEGER PRIMARY KEY, lat REAL, lon REAL, address TEXT, city TEXT)")
+    todo, done = queue.Queue(maxsize=10000), queue.Queue(maxsize=10000)
+    cache, lock = {}, threading.Lock()
+
+    def extractor():
+        for p in sorted(os.listdir(out)):
+            if p.startswith("in"):
+                with open(os.path.join(out, p, "points.csv")) as f:
+                    next(f)
+                    for line in f:
+                        i, lat, lon = line.strip().split(",")
+                        todo.put((int(i), lat, lon))
+        for _ in range(threads):
+            todo.put(None)
+
+    def transformer():
+        s = requests.Session()
+        while True:
+            item = todo.get()
+            if item is None:
+                done.put(None)
+                return
+            i, lat, lon = item
+            key = (lat, lon)
+            with lock:
+                hit = cache.get(key)
+            if hit is None:
+                for attempt in range(5):
+                    r = s.get(URL % (PORT, lat, lon), timeout=10)
+                    if r.status_code == 200:
+                        hit = r.json()
+                        break
+                    time.sleep(0.1 * 2 ** attempt)
+                with lock:
+                    cache[key] = hit
+            done.put((i, float(lat), float(lon), hit["display_name"], hit["address"]["city"]))
+
+    ts = [threading.Thread(target=extractor)] + [threading.Thread(target=transformer) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    finished, batch = 0, []
+    while finished < threads:
+        item = done.get()
+        if item is None:
+            finished += 1
+            continue
+        batch.append(item)
+        if len(batch) >= 1000:
+            con.executemany("INSERT INTO places VALUES (?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET address = excluded.address, city = excluded.city", batch)
+            con.commit()
+            batch = []
+    con.executemany("INSERT INTO places VALUES (?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET address = excluded.address, city = excluded.city", batch)
+    con.commit()
+    for t in ts:
+        t.join()
+    n = con.execute("SELECT count(*) FROM places").fetchone()[0]
+    assert n == rows, "python loaded %d of %d" % (n, rows)
+
+
+def sluice(out, rows, workers, rate):
+    d = os.path.join(out, "sluice%d" % workers)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    parts = sorted(p for p in os.listdir(out) if p.startswith("in"))
+    groups = [parts[i::workers] for i in range(workers)]
+    procs = []
+    for w, g in enumerate(groups):
+        src = os.path.join(d, "src%d" % w)
+        os.makedirs(src)
+        for p in g:
+            os.link(os.path.join(out, p, "points.csv"), os.path.join(src, p + ".csv"))  # hard links: symlinks out of a folder are refused
+        with open(os.path.join(d, "w%d.yml" % w), "w") as f:
+            f.write(yml(src, rate))
+        procs.append(subprocess.Popen([SLUICE, "run", "geo", "--config", "w%d.yml" % w, "--database", "sluice.db", "--quiet"], cwd=d,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    for p in procs:
+        assert p.wait() == 0, "sluice run failed (see %s)" % d
+    n = sqlite3.connect(os.path.join(d, "sluice.db")).execute("SELECT count(*), count(city) FROM places").fetchone()
+    assert n == (rows, rows), "sluice loaded %s of %d" % (n, rows)
+
+
+def stats():
+    return requests.get("http://127.0.0.1:%d/stats" % PORT).json()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=16, help="geocoding threads in the python rendition")
+    ap.add_argument("--rate", type=int, default=100_000, help="sluice's shared rate limit (requests/s)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "enrich"))
+    a = ap.parse_args()
+    shutil.rmtree(a.out, ignore_errors=True)
+    os.makedirs(a.out)
+    make_files(a.out, a.rows, 8)
+    times = {"python": [], "sluice1": [], "sluice4": []}
+    peaks = {"sluice1": [], "sluice4": []}
+    calls = {}
+    for run in range(a.runs):
+        for name in ("python", "sluice1", "sluice4"):
+            g = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "receivers", "geocoder.py"), "--port", str(PORT)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(100):
+                try:
+                    stats()
+                    break
+                except requests.ConnectionError:
+                    time.sleep(0.05)
+            t0 = time.perf_counter()
+            if name == "python":
+                python_rendition(a.out, a.rows, a.threads)
+            else:
+                sluice(a.out, a.rows, 1 if name == "sluice1" else 4, a.rate)
+            times[name].append(time.perf_counter() - t0)
+            s = stats()
+            calls[name] = s["calls"]
+            if name != "python":
+                peaks[name].append(s["max_per_second"])
+            g.kill()
+            g.wait()
+        print("run %d: python %.2f s, sluice x1 %.2f s, sluice x4 %.2f s" % (run + 1, times["python"][-1], times["sluice1"][-1], times["sluice4"][-1]), flush=True)
+    # The geocoder alone.
+    g = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "receivers", "geocoder.py"), "--port", str(PORT)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    out = subprocess.run(["wrk", "-t2", "-c16", "-d5s", URL % (PORT, "-10.5", "-40.25")], capture_output=True, text=True).stdout
+    g.kill()
+    capacity = float(next(l for l in out.splitlines() if l.startswith("Requests/sec")).split()[1])
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print()
+    print("%-40s %9s %11s %10s %9s" % ("", "seconds", "rows/s", "requests", "req/s"))
+    for k, label in (("python", "python rendition of seed 004 (%d threads)" % a.threads), ("sluice1", "sluice, 1 worker"), ("sluice4", "sluice, 4 workers (shared cache + limit)")):
+        print("%-40s %9.2f %11.0f %10d %9.0f" % (label, med[k], a.rows / med[k], calls[k], calls[k] / med[k]))
+    print("%-40s %9s %11s %10s %9.0f" % ("geocoder alone (wrk, 16 connections)", "", "", "", capacity))
+    print()
+    print("sluice x1 / python: %.2fx, sluice x4 / python: %.2fx (target >= 5x)" % (med["python"] / med["sluice1"], med["python"] / med["sluice4"]))
+    print("sluice x4 request rate / geocoder capacity: %.2f (target >= 0.9)" % ((calls["sluice4"] / med["sluice4"]) / capacity))
+    print("peak requests in any second: x1 %s, x4 %s (rate limit %d)" % (max(peaks["sluice1"]), max(peaks["sluice4"]), a.rate))
+    print("medians of %d runs, %d rows, half repeating a point" % (a.runs, a.rows))
+
+
+if __name__ == "__main__":
+    main()
