@@ -17,6 +17,8 @@ public struct QueueEnrichEnvironment: EnrichEnvironment {
         c.timeout = .init(connect: .seconds(10), read: .seconds(60))
         c.connectionPool.retryConnectionEstablishment = false
         c.redirectConfiguration = .follow(max: 3, allowCycles: false)
+        // Enough connections for an enrich step's concurrency (the default is 8 per host).
+        c.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
     }()
 
