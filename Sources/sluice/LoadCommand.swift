@@ -64,9 +64,7 @@ struct LoadCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        Runtime.bootstrapLogging()
-        let config: SluiceConfig
-        do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
+        let config = try shared.start()
         let fetched: RemoteFiles
         do {
             fetched = try await RemoteFiles.fetch(files, config: config) { line in if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) } }

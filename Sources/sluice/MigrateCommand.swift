@@ -11,9 +11,7 @@ struct MigrateCommand: AsyncParsableCommand {
     @OptionGroup var shared: SharedOptions
 
     func run() async throws {
-        Runtime.bootstrapLogging()
-        let config: SluiceConfig
-        do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
+        let config = try shared.start()
         do {
             try await Runtime.with(config) { _ in }  // migrates on the way in
             print("control plane is up to date")

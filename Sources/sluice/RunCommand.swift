@@ -37,9 +37,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        Runtime.bootstrapLogging()
-        let config: SluiceConfig
-        do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
+        let config = try shared.start()
         guard config.pipelines[name] != nil else {
             throw fail("no pipeline '\(name)' in \(config.path ?? "sluice.yml") (declared: \(config.pipelines.keys.sorted().joined(separator: ", ")))")
         }
@@ -240,9 +238,7 @@ struct RunsCommand: AsyncParsableCommand {
     @OptionGroup var shared: SharedOptions
 
     func run() async throws {
-        Runtime.bootstrapLogging()
-        let config: SluiceConfig
-        do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
+        let config = try shared.start()
         let (pipeline, limit, json) = (pipeline, limit, json)
         try await Runtime.with(config) { runtime in
             let runs = try await runtime.driver.runs(pipeline: pipeline, limit: limit)
@@ -277,9 +273,7 @@ struct ScheduleCommand: AsyncParsableCommand {
         @OptionGroup var shared: SharedOptions
 
         func run() async throws {
-            Runtime.bootstrapLogging()
-            let config: SluiceConfig
-            do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
+            let config = try shared.start()
             let at = try now.map(RunCommand.date) ?? Date()
             let quiet = quiet
             try await Runtime.with(config) { runtime in

@@ -118,9 +118,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var shared: SharedOptions
 
     func run() async throws {
-        Runtime.bootstrapLogging()
-        let config: SluiceConfig
-        do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
+        let config = try shared.start()
         let host = self.host ?? config.server.host
         let port = self.port ?? config.server.port
         var tokens = config.server.tokens
@@ -193,9 +191,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var shared: SharedOptions
 
     func run() async throws {
-        Runtime.bootstrapLogging()
-        let config: SluiceConfig
-        do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
+        let config = try shared.start()
         let concurrency = self.concurrency, id = self.id, once = self.once
         do {
             try await Runtime.with(config) { runtime in

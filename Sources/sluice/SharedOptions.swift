@@ -12,6 +12,13 @@ struct SharedOptions: ParsableArguments {
     @Option(name: .long, help: "SQLite file or postgres:// URL (default: $SLUICE_DATABASE_URL or $SLUICE_DATABASE, else the config's, else ./sluice.db).")
     var database: String?
 
+    /// What every command does first: logging to stderr, then the configuration (a mistake
+    /// in it ends the command with its message).
+    func start() throws -> SluiceConfig {
+        Runtime.bootstrapLogging()
+        do { return try loadConfig() } catch { throw fail("\(error)") }
+    }
+
     /// The configuration in effect: the named file, or ./sluice.yml, or defaults.
     func loadConfig() throws -> SluiceConfig {
         let env = ProcessInfo.processInfo.environment

@@ -85,9 +85,7 @@ struct WatchCommand: AsyncParsableCommand {
         @OptionGroup var shared: SharedOptions
 
         func run() async throws {
-            Runtime.bootstrapLogging()
-            let config: SluiceConfig
-            do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
+            let config = try shared.start()
             var spec = try WatchCommand.spec(name: name, source: source, into: into, config: config)
             if let name { spec.name = name }
             if let glob { spec.rules.glob = Glob(glob) }
@@ -159,9 +157,7 @@ struct WatchCommand: AsyncParsableCommand {
         @OptionGroup var shared: SharedOptions
 
         func run() async throws {
-            Runtime.bootstrapLogging()
-            let config: SluiceConfig
-            do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
+            let config = try shared.start()
             let (name, json) = (name, json)
             do {
                 try await Runtime.with(config) { runtime in
