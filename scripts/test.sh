@@ -58,5 +58,12 @@ fi
 export SLUICE_TEST_S3_ENDPOINT
 curl -sf -o /dev/null "$SLUICE_TEST_S3_ENDPOINT/moto-api/" || { echo "error: the S3 server did not start" >&2; exit 1; }
 
+# vsftpd on 127.0.0.1 with a local user, for the FTP source tests (stopped on exit).
+if [ -z "${SLUICE_TEST_FTP_URL:-}" ]; then
+  eval "$(scripts/ftpserver.sh)"
+  cleanup+=("scripts/ftpserver.sh stop $SLUICE_TEST_FTP_PID")
+fi
+export SLUICE_TEST_FTP_URL SLUICE_TEST_FTP_ROOT
+
 swift build --build-tests
 swift test --skip-build "$@"

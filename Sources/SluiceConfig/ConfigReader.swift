@@ -197,7 +197,7 @@ public enum ConfigReader {
     /// every expression is parsed and the steps are checked in order, each error at its line.
     static func readPipeline(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> Pipeline {
         let p = "pipelines.\(name)"
-        let m = try r.mapping(node, p, allowed: ["source", "glob", "into", "mode", "steps", "schedule", "timezone", "after"])
+        let m = try r.mapping(node, p, allowed: ["source", "glob", "into", "mode", "steps", "schedule", "timezone", "after", "after_load"])
         guard let src = m["source"], let into = m["into"] else { throw r.error(node, "\(p) needs a source and an entity (into)") }
         var mode: WriteMode? = nil
         if let n = m["mode"] {
@@ -264,6 +264,19 @@ public enum ConfigReader {
             pipeline.schedule = text
         }
         if let n = m["after"] { pipeline.after = try r.strings(n, "\(p).after") }
+        if let n = m["after_load"] {
+            switch n {
+            case .scalar:
+                let v = try r.string(n, "\(p).after_load")
+                guard v == "delete" || v == "keep" else { throw r.error(n, "\(p).after_load: '\(v)' is not keep, delete or {move_to: folder}") }
+                pipeline.afterLoad = v == "delete" ? .delete : .keep
+            default:
+                let mm = try r.mapping(n, "\(p).after_load", allowed: ["move_to"])
+                guard let to = mm["move_to"] else { throw r.error(n, "\(p).after_load needs move_to: folder") }
+                let folder = try r.string(to, "\(p).after_load.move_to")
+                pipeline.afterLoad = .move(folder.hasSuffix("/") ? folder : folder + "/")
+            }
+        }
         return pipeline
     }
 

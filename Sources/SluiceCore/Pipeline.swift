@@ -14,6 +14,11 @@ public struct Pipeline: Sendable, Equatable {
     public var timeZone: String?
     /// Pipelines this one runs after (each must succeed first).
     public var after: [String] = []
+    /// What happens to the source files once their rows are loaded (`after_load:`).
+    public var afterLoad: AfterLoad = .keep
+
+    /// Seed 004's extractor removed what it had processed: `delete`, or `move_to: folder`.
+    public enum AfterLoad: Sendable, Equatable { case keep, delete, move(String) }
 
     public init(name: String, source: String, glob: String? = nil, steps: [PipelineStep], into: String, mode: WriteMode? = nil) {
         self.name = name

@@ -64,7 +64,16 @@ extension ObjectStore {
 
 /// A location a user names: `s3://bucket/prefix`, `https://host/path`, or a local folder/file.
 public struct StorageLocation: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable { case s3(bucket: String), http(base: String), local(root: String) }
+    public enum Kind: Sendable, Equatable {
+        case s3(bucket: String), http(base: String), local(root: String), ftp(server: String)
+        /// Remote stores whose prefixes can be listed.
+        public var isListable: Bool {
+            switch self {
+            case .s3, .ftp: true
+            case .http, .local: false
+            }
+        }
+    }
     public var kind: Kind
     /// The key (for a file) or prefix (for a folder) inside the store.
     public var key: String
@@ -76,6 +85,12 @@ public struct StorageLocation: Sendable, Equatable {
             guard S3ObjectStore.isValidBucket(bucket) else { throw SluiceError(.invalidArgument, "'\(bucket)' is not a valid S3 bucket name (in \(text))") }
             kind = .s3(bucket: bucket)
             key = String(rest.dropFirst(bucket.count).drop { $0 == "/" })
+        } else if text.hasPrefix("ftp://") {
+            guard let u = URLComponents(string: text), let host = u.host else { throw SluiceError(.invalidArgument, "'\(text)' is not an FTP URL") }
+            var server = u
+            server.path = ""
+            kind = .ftp(server: server.string ?? "ftp://\(host)")
+            key = String(u.path.drop { $0 == "/" })
         } else if text.hasPrefix("http://") || text.hasPrefix("https://") {
             guard let u = URL(string: text), let host = u.host, let scheme = u.scheme else { throw SluiceError(.invalidArgument, "'\(text)' is not a URL") }
             kind = .http(base: "\(scheme)://\(host)\(u.port.map { ":\($0)" } ?? "")")
@@ -100,6 +115,7 @@ public struct StorageLocation: Sendable, Equatable {
         case .s3(let bucket): return try S3ObjectStore(bucket: bucket, config: config)
         case .http(let base): return HTTPObjectStore(base: base)
         case .local(let root): return LocalObjectStore(root: root)
+        case .ftp(let server): return try FTPObjectStore(url: server + "/")
         }
     }
 }

@@ -78,7 +78,7 @@ public final class Watcher: Sendable {
         self.uploadDir = uploadDir
         self.logger = logger
         // A watched folder that does not exist yet is created: files will land in it.
-        if !spec.source.hasPrefix("s3://") && !spec.source.hasPrefix("http://") && !spec.source.hasPrefix("https://") {
+        if !["s3://", "http://", "https://", "ftp://"].contains(where: spec.source.hasPrefix) {
             let path = spec.source.hasPrefix("file://") ? String(spec.source.dropFirst(7)) : spec.source
             if !FileManager.default.fileExists(atPath: path) {
                 do {

@@ -13,7 +13,7 @@ struct RemoteFiles {
     var scratch: String?
 
     static func isRemote(_ arg: String) -> Bool {
-        arg.hasPrefix("s3://") || arg.hasPrefix("http://") || arg.hasPrefix("https://")
+        arg.hasPrefix("s3://") || arg.hasPrefix("http://") || arg.hasPrefix("https://") || arg.hasPrefix("ftp://")
     }
 
     static func fetch(_ args: [String], config: SluiceConfig, log: (String) -> Void) async throws(SluiceError) -> RemoteFiles {
@@ -31,7 +31,7 @@ struct RemoteFiles {
             let store = try location.store(config: s3)
             // A prefix (ending in `/`) stands for every object under it, in key order.
             let keys: [ObjectInfo]
-            if case .s3 = location.kind, location.key.isEmpty || location.key.hasSuffix("/") {
+            if location.kind.isListable, location.key.isEmpty || location.key.hasSuffix("/") {
                 keys = try await store.listAll(prefix: location.key).filter { !$0.key.hasSuffix("/") }
                 if keys.isEmpty { throw SluiceError(.notFound, "no objects under \(arg)") }
             } else {

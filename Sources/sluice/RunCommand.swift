@@ -59,33 +59,33 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     /// The source's files as local paths (objects fetched into `scratch`), with display names.
-    static func sourceFiles(_ p: Pipeline, config: SluiceConfig, scratch: String, window: (Date?, Date?) = (nil, nil)) async throws(SluiceError) -> [(path: String, name: String, modified: Date?)] {
+    static func sourceFiles(_ p: Pipeline, config: SluiceConfig, scratch: String, window: (Date?, Date?) = (nil, nil)) async throws(SluiceError) -> [(path: String, name: String, modified: Date?, key: String?)] {
         let glob = p.glob.map(Glob.init)
-        if !p.source.hasPrefix("s3://"), !p.source.hasPrefix("http"), !FileManager.default.fileExists(atPath: p.source) {
+        if !p.source.hasPrefix("s3://"), !p.source.hasPrefix("http"), !p.source.hasPrefix("ftp://"), !FileManager.default.fileExists(atPath: p.source) {
             throw SluiceError(.notFound, "the source \(p.source) does not exist")
         }
         let location = try StorageLocation(p.source)
         let store = try location.store(config: S3Config.from(config.s3))
         if case .local(let root) = location.kind, !location.key.isEmpty {
-            return [((root as NSString).appendingPathComponent(location.key), p.source, nil)]  // one file
+            return [((root as NSString).appendingPathComponent(location.key), p.source, nil, nil)]  // one file
         }
         if case .http = location.kind {
             let path = "\(scratch)/in-0-\((location.key as NSString).lastPathComponent)"
             _ = try await store.download(location.key, to: path, ifMatch: nil)
-            return [(path, p.source, nil)]
+            return [(path, p.source, nil, nil)]
         }
         let objects = try await store.listAll(prefix: glob.map { $0.prefix.hasPrefix(location.key) ? $0.prefix : location.key } ?? location.key)
             .filter { !$0.key.hasSuffix("/") && (glob?.matches($0.key) ?? true) }
             .filter { o in window.0.map { o.lastModified >= $0 } ?? true && window.1.map { o.lastModified < $0 } ?? true }
             .sorted { $0.key < $1.key }
-        var out: [(path: String, name: String, modified: Date?)] = []
+        var out: [(path: String, name: String, modified: Date?, key: String?)] = []
         for (i, o) in objects.enumerated() {
             if case .local(let root) = location.kind {
-                out.append(((root as NSString).appendingPathComponent(o.key), o.key, o.lastModified))
+                out.append(((root as NSString).appendingPathComponent(o.key), o.key, o.lastModified, o.key))
             } else {
                 let path = "\(scratch)/in-\(i)-\((o.key as NSString).lastPathComponent)"
                 _ = try await store.download(o.key, to: path, ifMatch: o.etag)
-                out.append((path, "\(store.displayName)/\(o.key)", o.lastModified))
+                out.append((path, "\(store.displayName)/\(o.key)", o.lastModified, o.key))
             }
         }
         return out
@@ -182,13 +182,32 @@ struct PipelineExecution {
         let newest = files.compactMap(\.modified).max() ?? window.0
         let mark = newest.map { ",\"watermark\":\($0.timeIntervalSince1970)" } ?? ""
         let counts = "{\"files\":\(files.count),\"read\":\(total.read),\"dropped\":\(total.dropped),\"rejected\":\(total.rejected),\"loaded\":\(total.kept)\(mark)}"
-        guard !parts.isEmpty else { return counts }
-        var args = parts + ["--into", pipeline.into]
-        if let mode = pipeline.mode { args += ["--mode", mode.rawValue] }
-        if options.json { args.append("--json") }
-        if options.quiet { args.append("--quiet") }
-        let load = try LoadCommand.parse(args)
-        try await load.loadOne(config: config, entity: pipeline.into, files: parts, format: .csv)
+        if !parts.isEmpty {
+            var args = parts + ["--into", pipeline.into]
+            if let mode = pipeline.mode { args += ["--mode", mode.rawValue] }
+            if options.json { args.append("--json") }
+            if options.quiet { args.append("--quiet") }
+            let load = try LoadCommand.parse(args)
+            try await load.loadOne(config: config, entity: pipeline.into, files: parts, format: .csv)
+        }
+        // Loaded (the load committed): the source files may go.
+        if pipeline.afterLoad != .keep {
+            let store = try StorageLocation(pipeline.source).store(config: S3Config.from(config.s3))
+            for f in files {
+                guard let key = f.key else { continue }
+                switch pipeline.afterLoad {
+                case .keep: break
+                case .delete: try await store.delete(key)
+                case .move(let folder):
+                    let target = folder + (key as NSString).lastPathComponent
+                    if let ftp = store as? FTPObjectStore { try await ftp.move(key, to: target) } else {
+                        try await store.copy(from: key, to: target, ifMatch: nil)
+                        try await store.delete(key)
+                    }
+                }
+            }
+            log("\(pipeline.name): \(files.count) source file\(files.count == 1 ? "" : "s") \(pipeline.afterLoad == .delete ? "deleted" : "moved")")
+        }
         return counts
     }
 

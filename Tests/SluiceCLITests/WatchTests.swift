@@ -274,3 +274,68 @@ final class S3Server: @unchecked Sendable {
         #expect(status.out.contains("a.csv") && status.out.contains("loaded"), "\(status.out)")
     }
 }
+
+/// The FTP source against vsftpd (scripts/ftpserver.sh, started by scripts/test.sh).
+@Suite(.serialized) struct FTPTests {
+    static func server() throws -> (url: String, root: String) {
+        let env = ProcessInfo.processInfo.environment
+        guard let url = env["SLUICE_TEST_FTP_URL"], let root = env["SLUICE_TEST_FTP_ROOT"] else {
+            throw Oracle.Failure(description: "SLUICE_TEST_FTP_URL is not set: run the tests with scripts/test.sh (it starts vsftpd)")
+        }
+        return (url, root)
+    }
+
+    /// Writes a file into the FTP user's folder (owned by that user, so FTP can move it).
+    static func put(_ root: String, _ path: String, _ text: String) throws {
+        let full = root + "/" + path
+        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try text.write(toFile: full, atomically: false, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["chown", "-R", "sluiceftp", root + "/" + path.prefix { $0 != "/" }]
+        try p.run()
+        p.waitUntilExit()
+    }
+
+    @Test func anFTPFolderIsWatchedOnceAndAPipelineMovesWhatItLoaded() throws {
+        let (url, root) = try Self.server()
+        let folder = "t" + UUID().uuidString.lowercased().prefix(8)
+        // Declared: two first loads into an undeclared entity at once would race to create its table.
+        try Self.put(root, "\(folder)/in/p1.csv", "id,lat,lon\n1,-10.5,-40.25\n2,-11.5,-41.5\n")
+        try Self.put(root, "\(folder)/in/p2.csv", "id,lat,lon\n3,-12.5,-42.5\n")
+        let cli = try CLI()
+        cli.write("sluice.yml", "entities:\n  pts:\n    primary_key: [id]\n")
+        let args = ["watch", "\(url)/\(folder)/in/", "--into", "pts", "--glob", "\(folder)/in/*.csv", "--min-age", "0", "--raw", "raw", "--name", "ftp", "--once"]
+        var r = try cli.run(args)
+        #expect(r.status == 0 && r.out.contains("loaded 2"), "\(r.out)\(r.err)")
+        r = try cli.run(args)  // the seen-file ledger: nothing twice
+        #expect(r.out.contains("queued 0"), "\(r.out)")
+        #expect(try cli.sqlite("SELECT count(*) FROM pts") == "3\n")
+        #expect(FileManager.default.fileExists(atPath: cli.dir + "/raw/ftp"))
+        // A changed file (new size) is a new version.
+        try Self.put(root, "\(folder)/in/p2.csv", "id,lat,lon\n3,-12.5,-42.5\n4,-13.5,-43.5\n")
+        r = try cli.run(args)
+        #expect(r.out.contains("loaded 1"), "\(r.out)")
+        // A pipeline from the same server, moving each file to done/ once its rows are in.
+        cli.write("sluice.yml", """
+            entities:
+              pts:
+                primary_key: [id]
+            pipelines:
+              from_ftp:
+                source: \(url)/\(folder)/in/
+                glob: "\(folder)/in/*.csv"
+                steps:
+                  - cast: {id: int, lat: float, lon: float}
+                  - filter: lat < -10.6
+                after_load: {move_to: \(folder)/done/}
+                into: south
+            """)
+        r = try cli.run(["run", "from_ftp"])
+        #expect(r.status == 0 && r.err.contains("2 source files moved"), "\(r.err)")
+        #expect(try cli.sqlite("SELECT group_concat(id) FROM (SELECT id FROM south ORDER BY id)") == "2,3,4\n")
+        #expect(FileManager.default.fileExists(atPath: "\(root)/\(folder)/done/p1.csv") && !FileManager.default.fileExists(atPath: "\(root)/\(folder)/in/p1.csv"))
+        r = try cli.run(["run", "from_ftp"])
+        #expect(r.err.contains("no files"), "\(r.err)")
+    }
+}
