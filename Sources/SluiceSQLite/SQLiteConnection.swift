@@ -30,6 +30,10 @@ public final class SQLiteConnection: @unchecked Sendable {
 
     func error(_ rc: Int32, _ context: String) -> SluiceError {
         let primary = rc & 0xFF
+        // A value of the wrong type for a STRICT column will not fit on a retry either.
+        if sqlite_nio_sqlite3_extended_errcode(db) == 3091 /* SQLITE_CONSTRAINT_DATATYPE */ {
+            return SluiceError(.invalidSchema, "\(context): \(lastError) (the column's type does not fit this value: declare it in sluice.yml)")
+        }
         let code: SluiceError.Code = primary == SQLITE_CONSTRAINT ? .constraint : .database
         return SluiceError(code, "\(context): \(lastError)")
     }
