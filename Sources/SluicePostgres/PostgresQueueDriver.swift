@@ -395,7 +395,8 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
                 INSERT INTO sluice.watched_files (watch, key, etag, size, last_modified, state, first_seen, job_id, error, batch)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                 ON CONFLICT (watch, key, etag) DO UPDATE SET size = excluded.size, last_modified = excluded.last_modified,
-                  state = excluded.state, job_id = excluded.job_id, error = excluded.error, batch = excluded.batch
+                  state = excluded.state, job_id = excluded.job_id, error = excluded.error,
+                  batch = coalesce(sluice.watched_files.batch, excluded.batch)
                 """, [.text(f.watch), .text(f.key), .text(f.etag), .int(f.size), .date(f.lastModified), .text(f.state.rawValue),
                       .date(f.firstSeen), f.jobID.map { .int($0) } ?? .null, f.error.map { .text($0) } ?? .null, f.batch.map { .text($0) } ?? .null], on: conn)
         }

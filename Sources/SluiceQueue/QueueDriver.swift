@@ -45,7 +45,8 @@ public protocol QueueDriver: Sendable {
 
     /// Every recorded version of these keys of a watch (all of the watch's files when nil).
     func watchedFiles(watch: String, keys: [String]?) async throws(SluiceError) -> [WatchedFile]
-    /// Inserts or updates one version (watch, key, etag) of a watched object.
+    /// Inserts or updates one version (watch, key, etag) of a watched object. Its batch,
+    /// once set, stays: the first watcher to claim a version for a batch keeps it.
     func recordWatchedFile(_ f: WatchedFile) async throws(SluiceError)
     /// The newest modification time among a watch's queued files (its watermark).
     func watermark(watch: String) async throws(SluiceError) -> Date?

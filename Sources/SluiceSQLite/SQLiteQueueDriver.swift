@@ -394,7 +394,8 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
                 INSERT INTO sluice_watched_files (watch, key, etag, size, last_modified, state, first_seen, job_id, error, batch)
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                 ON CONFLICT (watch, key, etag) DO UPDATE SET size = excluded.size, last_modified = excluded.last_modified,
-                  state = excluded.state, job_id = excluded.job_id, error = excluded.error, batch = excluded.batch
+                  state = excluded.state, job_id = excluded.job_id, error = excluded.error,
+                  batch = coalesce(sluice_watched_files.batch, excluded.batch)
                 """, [.text(f.watch), .text(f.key), .text(f.etag), .integer(f.size), Self.t(f.lastModified), .text(f.state.rawValue),
                       Self.t(f.firstSeen), f.jobID.map { .integer($0) } ?? .null, f.error.map { .text($0) } ?? .null, f.batch.map { .text($0) } ?? .null])
         }

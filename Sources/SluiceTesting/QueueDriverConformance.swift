@@ -212,6 +212,12 @@ public enum QueueDriverConformance {
         #expect(try await d.watchedFiles(watch: "w", keys: nil).count == 3)
         #expect(try await d.watchedFiles(watch: "w", keys: []).isEmpty)
         #expect(try await d.watermark(watch: "w") == at(5))  // queued files only
+        // A version's batch, once claimed, stays.
+        var c = WatchedFile(watch: "w", key: "in/c.json", etag: "e9", size: 1, lastModified: at(1), state: .seen, firstSeen: at(1), batch: "first")
+        try await d.recordWatchedFile(c)
+        c.batch = "second"
+        try await d.recordWatchedFile(c)
+        #expect(try await d.watchedFiles(watch: "w", keys: ["in/c.json"]).first?.batch == "first")
     }
 
     static func enrichCacheAndSharedRateLimit(_ make: Make) async throws {

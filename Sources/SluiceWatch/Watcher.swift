@@ -169,9 +169,13 @@ public final class Watcher: Sendable {
                 guard !current.isEmpty else { return }
                 let members = current.sorted { $0.key < $1.key }
                 let key = Self.digest(spec.name + "\n" + members.map { $0.key + "\n" + $0.etag }.joined(separator: "\n"))
-                // Written ahead of any job, so a restart rebuilds exactly this batch.
+                // Written ahead of any job, so a restart rebuilds exactly this batch. A version
+                // another watcher claimed for its own batch first stays in that batch.
                 for o in members { try await record(o, .seen, firstSeen: known[o.key + "\n" + o.etag]?.firstSeen ?? start, batch: key) }
-                units.append((key, members))
+                let mine = Set(try await driver.watchedFiles(watch: spec.name, keys: members.map(\.key))
+                    .filter { $0.batch == key }.map { $0.key + "\n" + $0.etag })
+                let claimed = members.filter { mine.contains($0.key + "\n" + $0.etag) }
+                if !claimed.isEmpty { units.append((key, claimed)) }
                 current = []
                 bytes = 0
             }
