@@ -6,13 +6,14 @@ cd "$(dirname "$0")/.."
 
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 
-# Debian packages: the sqlite3 shell (to read what Sluice wrote), gzip, curl (HTTP tests).
+# Debian packages: the sqlite3 shell (to read what Sluice wrote), gzip, curl (HTTP tests), vsftpd.
 missing=()
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 command -v gzip >/dev/null || missing+=(gzip)
 command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3 python3-pip)
 command -v psql >/dev/null || missing+=(postgresql-client-15)
+[ -x /usr/sbin/vsftpd ] || missing+=(vsftpd)   # the FTP server of the FTP source tests
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
