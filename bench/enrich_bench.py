@@ -38,7 +38,7 @@ def make_files(out, rows, parts):
         f.close()
 
 
-def yml(source, rate):
+def yml(source, rate, concurrency=16):
     return """
 entities:
   places:
@@ -51,11 +51,11 @@ pipelines:
       - enrich:
           url: "http://127.0.0.1:%d/reverse?format=jsonv2&lat={lat}&lon={lon}"
           adapter: nominatim
-          concurrency: 16
+          concurrency: %d
           rate: %d
       - select: [id, lat, lon, address, city]
     into: places
-""" % (source, PORT, rate)
+""" % (source, PORT, concurrency, rate)
 
 
 def python_rendition(out, rows, threads):
@@ -123,7 +123,7 @@ def python_rendition(out, rows, threads):
     assert n == rows, "python loaded %d of %d" % (n, rows)
 
 
-def sluice(out, rows, workers, rate):
+def sluice(out, rows, workers, rate, concurrency):
     d = os.path.join(out, "sluice%d" % workers)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
@@ -136,7 +136,7 @@ def sluice(out, rows, workers, rate):
         for p in g:
             os.link(os.path.join(out, p, "points.csv"), os.path.join(src, p + ".csv"))  # hard links: symlinks out of a folder are refused
         with open(os.path.join(d, "w%d.yml" % w), "w") as f:
-            f.write(yml(src, rate))
+            f.write(yml(src, rate, concurrency))
         procs.append(subprocess.Popen([SLUICE, "run", "geo", "--config", "w%d.yml" % w, "--database", "sluice.db", "--quiet"], cwd=d,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     for p in procs:
@@ -155,6 +155,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=16, help="geocoding threads in the python rendition")
     ap.add_argument("--rate", type=int, default=100_000, help="sluice's shared rate limit (requests/s)")
+    ap.add_argument("--concurrency", type=int, default=16, help="requests in flight per sluice worker")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "enrich"))
     a = ap.parse_args()
     shutil.rmtree(a.out, ignore_errors=True)
@@ -177,7 +178,7 @@ def main():
             if name == "python":
                 python_rendition(a.out, a.rows, a.threads)
             else:
-                sluice(a.out, a.rows, 1 if name == "sluice1" else 4, a.rate)
+                sluice(a.out, a.rows, 1 if name == "sluice1" else 4, a.rate, a.concurrency)
             times[name].append(time.perf_counter() - t0)
             s = stats()
             calls[name] = s["calls"]
