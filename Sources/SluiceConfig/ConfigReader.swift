@@ -239,7 +239,9 @@ public enum ConfigReader {
                 case "filter": steps.append(.filter(try expression(v, "\(sp).filter")))
                 case "derive": steps.append(.derive(try pairs().map { (_, a, b) throws(SluiceError) in Pair(a, try expression(b, "\(sp).derive.\(a)")) }))
                 case "enrich": steps.append(.enrich(try readEnrich(v, "\(sp).enrich", r)))
-                default: throw r.error(kn, "\(sp): unknown step '\(kind)' (select, rename, cast, filter, derive, dedupe, enrich)")
+                case "explode": steps.append(.explode(try r.string(v, "\(sp).explode")))
+                case "flatten": steps.append(.flatten(try r.string(v, "\(sp).flatten")))
+                default: throw r.error(kn, "\(sp): unknown step '\(kind)' (select, rename, cast, filter, derive, dedupe, enrich, explode, flatten)")
                 }
                 stepNodes.append(v)
             }

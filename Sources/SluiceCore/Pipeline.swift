@@ -59,6 +59,11 @@ public enum PipelineStep: Sendable, Equatable {
     case dedupe([String])
     /// Look each row (or each distinct key) up in an HTTP API and add fields from its answer.
     case enrich(EnrichSpec)
+    /// One row per element of a JSON array field (objects spread as `field_key`); a null or
+    /// missing field makes no row.
+    case explode(String)
+    /// A JSON object field spread into `field_key` fields (nested objects too).
+    case flatten(String)
 
     public var kind: String {
         switch self {
@@ -69,6 +74,8 @@ public enum PipelineStep: Sendable, Equatable {
         case .derive: "derive"
         case .dedupe: "dedupe"
         case .enrich: "enrich"
+        case .explode: "explode"
+        case .flatten: "flatten"
         }
     }
 }
@@ -192,6 +199,10 @@ extension Pipeline {
                 }
             case .dedupe(let names):
                 for n in names { try need(n, i) }
+            case .explode(let f), .flatten(let f):
+                try need(f, i)
+                types[f] = nil
+                order = nil  // the new fields depend on the data
             case .enrich(let spec):
                 for n in EnrichSpec.templateFields(spec.url) + spec.key { try need(n, i) }
                 for p in spec.fields {
@@ -230,10 +241,19 @@ public struct RowTransformer: Sendable {
 
     public init(steps: [PipelineStep]) { self.steps = steps }
 
+    /// The outcome of one row that no `explode` step multiplies.
     public mutating func apply(_ input: PipelineRow) -> Outcome {
+        let all = run(input)
+        return all.count == 1 ? all[0] : all.isEmpty ? .drop : all.first { if case .keep = $0 { return true }; return false } ?? all[0]
+    }
+
+    /// The outcomes of every row `input` becomes (an `explode` makes several, or none).
+    public mutating func run(_ input: PipelineRow) -> [Outcome] { run(input, from: 0) }
+
+    mutating func run(_ input: PipelineRow, from first: Int) -> [Outcome] {
         var row = input
-        for (i, step) in steps.enumerated() {
-            switch step {
+        for i in first..<steps.count {
+            switch steps[i] {
             case .select(let names):
                 row.values = row.values.filter { names.contains($0.key) }
                 row.fields = names
@@ -246,12 +266,12 @@ public struct RowTransformer: Sendable {
                 for p in pairs {
                     let v = row.values[p.name] ?? .null
                     guard let c = Self.cast(v, to: p.value) else {
-                        return .reject("\(p.name): '\(v.text ?? "")' is not \(p.value == .int ? "an" : "a") \(p.value.rawValue)")
+                        return [.reject("\(p.name): '\(v.text ?? "")' is not \(p.value == .int ? "an" : "a") \(p.value.rawValue)")]
                     }
                     row.values[p.name] = c
                 }
             case .filter(let e):
-                if !ExprEvaluator.isTrue(e, row.values) { return .drop }
+                if !ExprEvaluator.isTrue(e, row.values) { return [.drop] }
             case .derive(let pairs):
                 for p in pairs {
                     row.values[p.name] = ExprEvaluator.eval(p.value, row.values)
@@ -259,12 +279,67 @@ public struct RowTransformer: Sendable {
                 }
             case .dedupe(let names):
                 let key = names.map { row.values[$0] ?? .null }
-                if !seen[i, default: []].insert(key).inserted { return .drop }
+                if !seen[i, default: []].insert(key).inserted { return [.drop] }
+            case .flatten(let f):
+                guard case .object(let members)? = Self.json(row.values[f]) else { continue }
+                var spread: [(String, EValue)] = []
+                Self.spread(members, prefix: f, into: &spread)
+                row.values[f] = nil
+                let at = row.fields.firstIndex(of: f) ?? row.fields.count
+                row.fields.removeAll { $0 == f }
+                row.fields.insert(contentsOf: spread.map(\.0).filter { !row.fields.contains($0) }, at: min(at, row.fields.count))
+                for (k, v) in spread { row.values[k] = v }
+            case .explode(let f):
+                let value = row.values[f] ?? .null
+                guard value != .null else { return [.drop] }
+                guard case .array(let items)? = Self.json(value) else { continue }
+                var out: [Outcome] = []
+                for item in items {
+                    var r = row
+                    if case .object(let members) = item {
+                        var spread: [(String, EValue)] = []
+                        Self.spread(members, prefix: f, into: &spread)
+                        r.values[f] = nil
+                        r.fields.removeAll { $0 == f }
+                        for (k, v) in spread {
+                            r.values[k] = v
+                            if !r.fields.contains(k) { r.fields.append(k) }
+                        }
+                    } else {
+                        r.values[f] = Self.value(item)
+                    }
+                    out += run(r, from: i + 1)
+                }
+                return out
             case .enrich:
                 break  // done by the pipeline runner between segments (it needs I/O)
             }
         }
-        return .keep(row)
+        return [.keep(row)]
+    }
+
+    /// A field's value as JSON (JSON text in a text field is parsed).
+    static func json(_ v: EValue?) -> JSONValue? {
+        guard case .text(let s)? = v, let first = s.first(where: { !$0.isWhitespace }), first == "{" || first == "[" else { return nil }
+        return try? JSONParser.parse(s)
+    }
+
+    /// A JSON value as an expression value: nested arrays and objects as their JSON text.
+    public static func value(_ v: JSONValue) -> EValue {
+        switch v {
+        case .null: .null
+        case .bool(let b): .bool(b)
+        case .number(let n): Int64(n).map(EValue.int) ?? Double(n).map(EValue.double) ?? .text(n)
+        case .string(let s): .text(s)
+        case .array, .object: .text(v.text)
+        }
+    }
+
+    static func spread(_ members: [JSONMember], prefix: String, into out: inout [(String, EValue)]) {
+        for m in members {
+            let name = prefix + "_" + m.key
+            if case .object(let inner) = m.value { spread(inner, prefix: name, into: &out) } else { out.append((name, value(m.value))) }
+        }
     }
 
     /// nil when the value does not convert (null stays null).

@@ -101,10 +101,12 @@ public struct PipelineRunner {
                 var keptAt = 0
                 for (i, item) in batch.enumerated() {
                     if let why = rejected[i] { reject(why, item.place); continue }
-                    switch segments[k + 1].apply(kept[keptAt]) {
-                    case .keep(let r): next.append((r, item.place))
-                    case .drop: result.dropped += 1
-                    case .reject(let why): reject(why, item.place)
+                    for outcome in segments[k + 1].run(kept[keptAt]) {
+                        switch outcome {
+                        case .keep(let r): next.append((r, item.place))
+                        case .drop: result.dropped += 1
+                        case .reject(let why): reject(why, item.place)
+                        }
                     }
                     keptAt += 1
                 }
@@ -114,15 +116,17 @@ public struct PipelineRunner {
         }
         func emit(_ row: PipelineRow, _ place: String) async throws(SluiceError) {
             result.read += 1
-            switch segments[0].apply(row) {
-            case .drop: result.dropped += 1
-            case .reject(let why): reject(why, place)
-            case .keep(let r):
-                if enrichSteps.isEmpty {
-                    try write(r)
-                } else {
-                    waiting.append((r, place))
-                    if waiting.count >= batchRows { try await flush() }
+            for outcome in segments[0].run(row) {
+                switch outcome {
+                case .drop: result.dropped += 1
+                case .reject(let why): reject(why, place)
+                case .keep(let r):
+                    if enrichSteps.isEmpty {
+                        try write(r)
+                    } else {
+                        waiting.append((r, place))
+                        if waiting.count >= batchRows { try await flush() }
+                    }
                 }
             }
         }
@@ -182,13 +186,5 @@ public struct PipelineRunner {
     }
 
     /// A JSON value as an expression value: nested arrays and objects as their JSON text.
-    static func value(_ v: JSONValue) -> EValue {
-        switch v {
-        case .null: .null
-        case .bool(let b): .bool(b)
-        case .number(let n): Int64(n).map(EValue.int) ?? Double(n).map(EValue.double) ?? .text(n)
-        case .string(let s): .text(s)
-        case .array, .object: .text(v.text)
-        }
-    }
+    static func value(_ v: JSONValue) -> EValue { RowTransformer.value(v) }
 }

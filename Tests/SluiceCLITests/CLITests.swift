@@ -183,7 +183,7 @@ struct CLI {
             ("      - filter: amount > (1", 4, "expected ')'"),
             ("      - derive: {x: nope(1)}", 4, "unknown function nope"),
             ("      - cast: {a: money}", 4, "unknown type 'money'"),
-            ("      - explode: a", 4, "unknown step 'explode'"),
+            ("      - pivot: a", 4, "unknown step 'pivot'"),
         ] {
             cli.write("sluice.yml", "pipelines:\n  p:\n    source: in\n    steps:\n\(steps)\n    into: t\n")
             let r = try cli.run(["pipelines", "validate"])

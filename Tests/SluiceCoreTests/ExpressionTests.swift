@@ -96,4 +96,24 @@ struct ExpressionTests {
         #expect(t.apply(row("a", "9", .null)) == .drop)  // a duplicate customer
         #expect(t.apply(row("d", "3", .null)) == .keep(PipelineRow(fields: ["customer", "total"], values: ["customer": .text("d"), "total": .double(3)])))
     }
+
+    @Test func explodeAndFlattenNestedJSON() throws {
+        let steps: [PipelineStep] = [.flatten("customer"), .explode("items"), .filter(try ExprParser.parse("items_qty > 1"))]
+        #expect(try Pipeline.check(steps) == nil)  // the fields now depend on the data
+        var t = RowTransformer(steps: steps)
+        let order = PipelineRow(fields: ["id", "customer", "items"], values: [
+            "id": .int(7),
+            "customer": .text(#"{"name": "Ana", "address": {"city": "Recife"}}"#),
+            "items": .text(#"[{"sku": "A", "qty": 2}, {"sku": "B", "qty": 1}, {"sku": "C", "qty": 5}]"#),
+        ])
+        let out = t.run(order)
+        let kept = out.compactMap { o -> PipelineRow? in if case .keep(let r) = o { return r }; return nil }
+        #expect(kept.map { $0.values["items_sku"] } == [.text("A"), .text("C")] && out.count == 3)
+        #expect(kept[0].values["customer_name"] == .text("Ana") && kept[0].values["customer_address_city"] == .text("Recife"))
+        #expect(kept[0].fields == ["id", "customer_name", "customer_address_city", "items_sku", "items_qty"])
+        // Nothing to explode: no row. Scalars explode into the field itself.
+        #expect(t.run(PipelineRow(fields: ["id", "items"], values: ["id": .int(1), "items": .null])) == [.drop])
+        var tags = RowTransformer(steps: [.explode("tags")])
+        #expect(tags.run(PipelineRow(fields: ["tags"], values: ["tags": .text(#"["x", "y"]"#)])).count == 2)
+    }
 }
