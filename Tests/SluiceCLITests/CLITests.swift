@@ -296,3 +296,70 @@ final class Geocoder: @unchecked Sendable {
         #expect(try cli.sqlite("SELECT count(*), count(address) FROM places") == "120|120\n")
     }
 }
+
+@Suite struct ScheduleCLITests {
+    func touch(_ path: String, _ iso: String) throws {
+        try FileManager.default.setAttributes([.modificationDate: ISO8601DateFormatter().date(from: iso)!], ofItemAtPath: path)
+    }
+
+    @Test func aDailyScheduleFiresCatchesUpOnceAndBackfills() throws {
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        cli.write("sluice.yml", """
+            pipelines:
+              daily:
+                source: in
+                glob: "*.csv"
+                schedule: "0 6 * * *"
+                steps:
+                  - cast: {id: int, amount: float}
+                  - filter: amount > 0
+                into: sales
+                mode: append
+              totals:
+                source: in
+                glob: "*.csv"
+                after: [daily]
+                steps:
+                  - select: [id]
+                into: seen
+                mode: append
+            """)
+        let d1 = cli.write("in/d1.csv", "id,amount\n1,10\n2,-1\n")
+        try touch(d1, "2026-10-31T12:00:00Z")
+        // First firing: everything there is, then the pipeline after it.
+        var t = try cli.run(["schedule", "tick", "--now", "2026-11-01T07:00:00Z"])
+        #expect(t.status == 0 && t.out.contains("ran daily, totals"), "\(t.out)\(t.err)")
+        #expect(try cli.sqlite("SELECT count(*) FROM sales") == "1\n")
+        t = try cli.run(["schedule", "tick", "--now", "2026-11-01T08:00:00Z"])
+        #expect(t.out.contains("nothing due"))
+        // Three days down: one run catches up, reading only files newer than the last run.
+        try touch(cli.write("in/d2.csv", "id,amount\n3,5\n"), "2026-11-02T12:00:00Z")
+        try touch(cli.write("in/d3.csv", "id,amount\n4,6\n5,7\n"), "2026-11-03T12:00:00Z")
+        t = try cli.run(["schedule", "tick", "--now", "2026-11-04T07:00:00Z"])
+        #expect(t.out.contains("ran daily, totals") && t.err.contains("2 missed firings caught up in this run"), "\(t.out)\(t.err)")
+        #expect(try cli.sqlite("SELECT group_concat(id) FROM (SELECT id FROM sales ORDER BY id)") == "1,3,4,5\n")  // each once (append mode)
+        let runs = try cli.run(["runs", "daily", "--json"])
+        let list = try JSONSerialization.jsonObject(with: Data(runs.out.utf8)) as? [[String: Any]] ?? []
+        #expect(list.count == 2 && list.allSatisfy { $0["state"] as? String == "succeeded" })
+        #expect(list.first?["scheduled_for"] as? String == "2026-11-04T06:00:00Z" && list.first?["window_from"] as? String == "2026-10-31T12:00:00Z")
+        // A backfill of one day's window, without the downstream pipeline.
+        let b = try cli.run(["run", "daily", "--from", "2026-11-02", "--to", "2026-11-03", "--no-downstream"])
+        #expect(b.status == 0, "\(b.err)")
+        #expect(try cli.sqlite("SELECT count(*) FROM sales WHERE id = 3") == "2\n" && cli.sqlite("SELECT count(*) FROM sales") == "5\n")
+        #expect(try cli.sqlite("SELECT count(*) FROM seen") == "5\n")  // totals ran after each scheduled run, over the same window: d1, then d2 + d3
+    }
+
+    @Test func cyclesAndUnknownDependenciesAreRefusedWithTheirLine() throws {
+        let cli = try CLI()
+        cli.write("sluice.yml", "pipelines:\n  a:\n    source: in\n    after: [b]\n    into: t\n  b:\n    source: in\n    after: [a]\n    into: t\n")
+        var r = try cli.run(["pipelines", "validate"])
+        #expect(r.status != 0 && r.err.contains("cycle") && r.err.contains("sluice.yml:4"), "\(r.err)")
+        cli.write("sluice.yml", "pipelines:\n  a:\n    source: in\n    after: [nope]\n    into: t\n")
+        r = try cli.run(["pipelines", "validate"])
+        #expect(r.status != 0 && r.err.contains("'nope' is not a pipeline") && r.err.contains("sluice.yml:4"), "\(r.err)")
+        cli.write("sluice.yml", "pipelines:\n  a:\n    source: in\n    schedule: \"0 25 * * *\"\n    into: t\n")
+        r = try cli.run(["pipelines", "validate"])
+        #expect(r.status != 0 && r.err.contains("sluice.yml:4") && r.err.contains("hour"), "\(r.err)")
+    }
+}
