@@ -14,7 +14,7 @@ import SluiceWorker
 struct WatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch",
-        abstract: "Watch a folder or S3 prefix and load each new file once.",
+        abstract: "Watch a folder, S3 prefix or FTP folder and load each new file once.",
         discussion: """
             Each poll lists the location, matches the glob, and records every object version \
             (key + etag) in the file ledger. A version is loaded once it is stable: seen with the \
@@ -65,7 +65,7 @@ struct WatchCommand: AsyncParsableCommand {
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "run", abstract: "Poll until stopped (or once), loading new files.")
 
-        @Argument(help: "s3://bucket/prefix/, a folder, or the name of a watch declared in sluice.yml.") var source: String?
+        @Argument(help: "s3://bucket/prefix/, ftp://user:password@host/folder/, a folder, or the name of a watch declared in sluice.yml.") var source: String?
         @Option(help: "Entity the files load into.") var into: String?
         @Option(help: "Name of this watch in the file ledger (default: from the source and entity).") var name: String?
         @Option(help: "Only keys matching this pattern (`input/*.json`; `**` crosses folders).") var glob: String?
