@@ -241,11 +241,8 @@ public struct RowTransformer: Sendable {
 
     public init(steps: [PipelineStep]) { self.steps = steps }
 
-    /// The outcome of one row that no `explode` step multiplies.
-    public mutating func apply(_ input: PipelineRow) -> Outcome {
-        let all = run(input)
-        return all.count == 1 ? all[0] : all.isEmpty ? .drop : all.first { if case .keep = $0 { return true }; return false } ?? all[0]
-    }
+    /// The outcome of one row through steps that make exactly one row of it (no `explode`).
+    public mutating func apply(_ input: PipelineRow) -> Outcome { run(input).first ?? .drop }
 
     /// The outcomes of every row `input` becomes (an `explode` makes several, or none).
     public mutating func run(_ input: PipelineRow) -> [Outcome] { run(input, from: 0) }

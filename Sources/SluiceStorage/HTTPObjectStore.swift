@@ -66,7 +66,7 @@ public struct HTTPObjectStore: ObjectStore {
     public func download(_ key: String, to target: String, ifMatch: String?) async throws(SluiceError) -> (info: ObjectInfo, sha256: String) {
         let r = try await execute(.GET, key, headers: ifMatch.map { [("If-Match", "\"\($0)\"")] } ?? [])
         try Self.check(r, "GET \(url(key))")
-        let out = try Download.open(target)
+        let out = try Download.openFile(target)
         defer { try? out.close() }  // synchronized explicitly below
         var hasher = SHA256()
         var size: Int64 = 0

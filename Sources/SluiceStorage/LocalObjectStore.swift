@@ -79,7 +79,7 @@ public struct LocalObjectStore: ObjectStore {
         let before = try changed(key, p, ifMatch: ifMatch)
         guard let h = FileHandle(forReadingAtPath: p) else { throw SluiceError(.notFound, "cannot open", at: SourceLocation(file: p)) }
         defer { try? h.close() }
-        let out = try Download.open(target)
+        let out = try Download.openFile(target)
         defer { try? out.close() }  // synchronized explicitly below
         var hasher = SHA256()
         do {
@@ -98,7 +98,7 @@ public struct LocalObjectStore: ObjectStore {
     func writeDurably(_ p: String, _ write: (FileHandle) throws -> Void) throws(SluiceError) -> String {
         let tmp = p + ".sluice-tmp"
         do {
-            let h = try Download.open(tmp)
+            let h = try Download.openFile(tmp)
             try write(h)
             try h.synchronize()
             try h.close()

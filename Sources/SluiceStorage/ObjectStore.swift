@@ -1,5 +1,6 @@
 public import SluiceCore
 public import Foundation
+import Crypto
 
 /// One object (or file): its key relative to the store, size, entity tag and modification time.
 public struct ObjectInfo: Sendable, Equatable, Codable {
@@ -120,17 +121,35 @@ public struct StorageLocation: Sendable, Equatable {
     }
 }
 
-/// Where a download goes and how it fails.
+/// Where downloads go, and what is known of a file once it is local.
 public enum Download {
     /// Creates (or truncates) a file for writing, and its folder.
-    public static func openFile(_ path: String) throws(SluiceError) -> FileHandle { try open(path) }
-
-    static func open(_ path: String) throws(SluiceError) -> FileHandle {
+    public static func openFile(_ path: String) throws(SluiceError) -> FileHandle {
         let dir = (path as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
             throw SluiceError(.io, "cannot create", at: SourceLocation(file: path))
         }
         return h
+    }
+
+    /// SHA-256 (hex) and size of a local file, read in 1 MiB chunks.
+    public static func sha256(ofFile path: String) throws(SluiceError) -> (String, Int64) {
+        guard let h = FileHandle(forReadingAtPath: path) else {
+            throw SluiceError(.notFound, "cannot open", at: SourceLocation(file: path))
+        }
+        defer { try? h.close() }  // read-only handle: nothing to lose on close
+        var hasher = SHA256()
+        var size: Int64 = 0
+        while true {
+            let chunk: Data
+            do { chunk = try h.read(upToCount: 1 << 20) ?? Data() } catch {
+                throw SluiceError(.io, "read failed: \(error.localizedDescription)", at: SourceLocation(file: path))
+            }
+            if chunk.isEmpty { break }
+            hasher.update(data: chunk)
+            size += Int64(chunk.count)
+        }
+        return (SigV4Signer.hex(hasher.finalize()), size)
     }
 }

@@ -259,7 +259,7 @@ public struct S3ObjectStore: ObjectStore {
     func downloadOnce(_ key: String, to target: String, ifMatch: String?) async throws(SluiceError) -> (info: ObjectInfo, sha256: String) {
         var headers: [(String, String)] = []
         if let ifMatch { headers.append(("if-match", "\"\(ifMatch)\"")) }
-        let out = try Download.open(target)
+        let out = try Download.openFile(target)
         defer { try? out.close() }  // synchronized explicitly below
         do {
             let response = try await Self.client.execute(request(.GET, key: key, headers: headers), timeout: .seconds(3600))

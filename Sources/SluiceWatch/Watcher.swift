@@ -232,6 +232,17 @@ public final class Watcher: Sendable {
                                                        state: state, firstSeen: firstSeen, jobID: job, error: error, batch: batch))
     }
 
+    /// Downloads one object version (its etag checked) and keeps it unchanged in the raw
+    /// layer: a server-side copy in the same store, else an upload of the downloaded file.
+    func fetch(_ o: ObjectInfo, to path: String, now: Date) async throws(SluiceError) -> (info: ObjectInfo, sha256: String) {
+        let got = try await store.download(o.key, to: path, ifMatch: o.etag)
+        if let rawStore {
+            let key = rawKey(o.key, at: now)
+            if sameStore { try await rawStore.copy(from: o.key, to: key, ifMatch: o.etag) } else { try await rawStore.upload(key, from: path, contentType: nil) }
+        }
+        return got
+    }
+
     /// Fetches one object, copies it to the raw layer and queues its load.
     func ingest(_ o: ObjectInfo, firstSeen: Date, now: Date) async -> Outcome {
         let name = (o.key as NSString).lastPathComponent
@@ -239,11 +250,7 @@ public final class Watcher: Sendable {
         let safe = String(name.map { $0.isLetter || $0.isNumber || ".-_".contains($0) ? $0 : "_" }.prefix(100))
         let path = (uploadDir as NSString).appendingPathComponent("\(id)-\(safe)")
         do throws(SluiceError) {
-            let (info, sha) = try await store.download(o.key, to: path, ifMatch: o.etag)
-            if let rawStore {
-                let key = rawKey(o.key, at: now)
-                if sameStore { try await rawStore.copy(from: o.key, to: key, ifMatch: o.etag) } else { try await rawStore.upload(key, from: path, contentType: nil) }
-            }
+            let (info, sha) = try await fetch(o, to: path, now: now)
             let jobSpec = JobSpec(source: "upload:\(id)", format: spec.format, mode: spec.mode, fileName: name)
             try await driver.insertUpload(Upload(id: id, path: path, size: info.size, sha256: sha, originalName: name, createdAt: now))
             let inserted = try await driver.insertJob(JobInsertParams(entity: spec.entity, spec: jobSpec, maxAttempts: spec.maxAttempts,
@@ -283,11 +290,7 @@ public final class Watcher: Sendable {
             let name = (o.key as NSString).lastPathComponent
             let path = (dir as NSString).appendingPathComponent("\(i)-" + String(name.map { $0.isLetter || $0.isNumber || ".-_".contains($0) ? $0 : "_" }.prefix(100)))
             do throws(SluiceError) {
-                _ = try await store.download(o.key, to: path, ifMatch: o.etag)
-                if let rawStore {
-                    let rk = rawKey(o.key, at: now)
-                    if sameStore { try await rawStore.copy(from: o.key, to: rk, ifMatch: o.etag) } else { try await rawStore.upload(rk, from: path, contentType: nil) }
-                }
+                _ = try await fetch(o, to: path, now: now)
                 let parts = try MappingSplitter.split(file: path, mapping: mapping, sourceName: o.key, outDir: path + ".parts", ndjsonFor: spec.ndjsonEntities)
                 try? FileManager.default.removeItem(atPath: path)
                 good.append((o, parts))
@@ -313,7 +316,7 @@ public final class Watcher: Sendable {
                 guard rows > 0, let format = parts.first?.format else { continue }
                 let path = (dir as NSString).appendingPathComponent("\(t)-\(target.entity).\(format == .csv ? "csv" : "ndjson")")
                 try Self.concatenate(parts.map(\.path), into: path, skipHeaders: format == .csv)
-                let (sha, size) = try Self.sha256(ofFile: path)
+                let (sha, size) = try Download.sha256(ofFile: path)
                 let uploadID = "\(id)-\(t)"
                 try await driver.insertUpload(Upload(id: uploadID, path: path, size: size, sha256: sha, originalName: "\(spec.name)-batch.\(target.entity)", createdAt: now))
                 let jobSpec = JobSpec(source: "upload:\(uploadID)", format: format, mode: spec.mode, fileName: "\(good.count) files")
@@ -365,22 +368,6 @@ public final class Watcher: Sendable {
         } catch {
             throw SluiceError(.io, "write failed: \(error.localizedDescription)", at: SourceLocation(file: target))
         }
-    }
-
-    static func sha256(ofFile path: String) throws(SluiceError) -> (String, Int64) {
-        guard let h = FileHandle(forReadingAtPath: path) else { throw SluiceError(.notFound, "cannot open", at: SourceLocation(file: path)) }
-        defer { try? h.close() }  // read-only
-        var hasher = SHA256()
-        var size: Int64 = 0
-        do {
-            while let chunk = try h.read(upToCount: 1 << 20), !chunk.isEmpty {
-                hasher.update(data: chunk)
-                size += Int64(chunk.count)
-            }
-        } catch {
-            throw SluiceError(.io, "read failed: \(error.localizedDescription)", at: SourceLocation(file: path))
-        }
-        return (hasher.finalize().map { String(format: "%02x", $0) }.joined(), size)
     }
 
     /// Polls every `interval` seconds until cancelled; a failing listing (the store is down)

@@ -61,22 +61,7 @@ public struct SourceFetcher: Sendable {
 
     /// SHA-256 and size of a file, read in 1 MiB chunks.
     public static func sha256(ofFile path: String) throws(SluiceError) -> (String, Int64) {
-        guard let h = FileHandle(forReadingAtPath: path) else {
-            throw SluiceError(.notFound, "cannot open", at: SourceLocation(file: path))
-        }
-        defer { try? h.close() }  // read-only handle: nothing to lose on close
-        var hasher = SHA256()
-        var size: Int64 = 0
-        while true {
-            let chunk: Data
-            do { chunk = try h.read(upToCount: 1 << 20) ?? Data() } catch {
-                throw SluiceError(.io, "read failed: \(error.localizedDescription)", at: SourceLocation(file: path))
-            }
-            if chunk.isEmpty { break }
-            hasher.update(data: chunk)
-            size += Int64(chunk.count)
-        }
-        return (hex(hasher.finalize()), size)
+        try Download.sha256(ofFile: path)
     }
 
     /// The download client: a refused or timed-out connection fails the attempt at once
