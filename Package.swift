@@ -111,7 +111,7 @@ let package = Package(
         .target(
             name: "SluiceWorker",
             dependencies: [
-                "SluiceCore", "SluiceFormats", "SluiceSQLite", "SluiceConfig", "SluiceStorage", "SluiceLoad", "SluiceQueue", "SluicePostgres",
+                "SluiceCore", "SluiceFormats", "SluiceSQLite", "SluiceConfig", "SluiceStorage", "SluiceLoad", "SluiceQueue", "SluicePostgres", "SluiceWatch",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

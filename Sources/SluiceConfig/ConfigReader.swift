@@ -197,7 +197,8 @@ public enum ConfigReader {
     /// every expression is parsed and the steps are checked in order, each error at its line.
     static func readPipeline(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> Pipeline {
         let p = "pipelines.\(name)"
-        let m = try r.mapping(node, p, allowed: ["source", "glob", "into", "mode", "steps", "schedule", "timezone", "after", "after_load"])
+        let m = try r.mapping(node, p, allowed: ["source", "glob", "into", "mode", "steps", "schedule", "timezone", "after", "after_load",
+                                                 "staged", "batch_rows", "retries"])
         guard let src = m["source"], let into = m["into"] else { throw r.error(node, "\(p) needs a source and an entity (into)") }
         var mode: WriteMode? = nil
         if let n = m["mode"] {
@@ -207,6 +208,7 @@ public enum ConfigReader {
         }
         var steps: [PipelineStep] = []
         var stepNodes: [Node] = []
+        var sql: [String] = []
         if let n = m["steps"] {
             guard case .sequence(let items) = n else { throw r.error(n, "\(p).steps must be a list of steps") }
             for (i, item) in items.enumerated() {
@@ -215,6 +217,11 @@ public enum ConfigReader {
                     throw r.error(item, "\(sp) must be one of select, rename, cast, filter, derive, dedupe with its argument")
                 }
                 let kind = try r.string(kn, sp)
+                if kind == "sql" {
+                    sql.append(try r.string(v, "\(sp).sql"))
+                    continue
+                }
+                if !sql.isEmpty { throw r.error(kn, "\(sp): a \(kind) step cannot follow a sql step (sql runs in the database after the rows are loaded)") }
                 func names() throws(SluiceError) -> [String] { try r.strings(v, "\(sp).\(kind)") }
                 func pairs() throws(SluiceError) -> [(Node, String, Node)] {
                     guard case .mapping(let pm) = v, !pm.isEmpty else { throw r.error(v, "\(sp).\(kind) must map field names to values") }
@@ -241,7 +248,7 @@ public enum ConfigReader {
                 case "enrich": steps.append(.enrich(try readEnrich(v, "\(sp).enrich", r)))
                 case "explode": steps.append(.explode(try r.string(v, "\(sp).explode")))
                 case "flatten": steps.append(.flatten(try r.string(v, "\(sp).flatten")))
-                default: throw r.error(kn, "\(sp): unknown step '\(kind)' (select, rename, cast, filter, derive, dedupe, enrich, explode, flatten)")
+                default: throw r.error(kn, "\(sp): unknown step '\(kind)' (select, rename, cast, filter, derive, dedupe, enrich, explode, flatten, sql)")
                 }
                 stepNodes.append(v)
             }
@@ -266,6 +273,13 @@ public enum ConfigReader {
             pipeline.schedule = text
         }
         if let n = m["after"] { pipeline.after = try r.strings(n, "\(p).after") }
+        pipeline.sql = sql
+        if let n = m["staged"] { pipeline.staged = try r.bool(n, "\(p).staged") }
+        for (key, apply) in [("batch_rows", { (v: Int) in pipeline.batchRows = v }), ("retries", { (v: Int) in pipeline.maxAttempts = v })] {
+            guard let n = m[key] else { continue }
+            guard let v = n.float, v >= 1, v == v.rounded(), v < 1e7 else { throw r.error(n, "\(p).\(key) must be a positive whole number") }
+            apply(Int(v))
+        }
         if let n = m["after_load"] {
             switch n {
             case .scalar:
@@ -440,7 +454,7 @@ public enum ConfigReader {
     }
 
     static func readWorker(_ node: Node, _ r: NodeReader) throws(SluiceError) -> WorkerSettings {
-        let m = try r.mapping(node, "worker", allowed: ["concurrency", "lease_seconds", "max_attempts", "poll_seconds", "retry_base_seconds", "chunk_mb"])
+        let m = try r.mapping(node, "worker", allowed: ["concurrency", "lease_seconds", "max_attempts", "poll_seconds", "retry_base_seconds", "chunk_mb", "max_backlog"])
         var w = WorkerSettings()
         func positive(_ key: String) throws(SluiceError) -> Double? {
             guard let n = m[key] else { return nil }
@@ -453,6 +467,7 @@ public enum ConfigReader {
         if let v = try positive("poll_seconds") { w.pollSeconds = v }
         if let v = try positive("retry_base_seconds") { w.retryBaseSeconds = v }
         if let v = try positive("chunk_mb") { w.chunkMB = Int(v) }
+        if let v = try positive("max_backlog") { w.maxBacklog = Int(v) }
         return w
     }
 

@@ -105,6 +105,9 @@ public struct WorkerSettings: Sendable {
     /// Split files larger than this many MiB into chunks that several workers load at once
     /// (PostgreSQL targets; CSV and NDJSON). The default is off.
     public var chunkMB: Int?
+    /// Back-pressure for pipelines run over the queue: a stage stops taking work while the
+    /// next stage has more than this many batches waiting. The default is 32.
+    public var maxBacklog = 32
 
     public init() {}
 }

@@ -16,6 +16,17 @@ public struct Pipeline: Sendable, Equatable {
     public var after: [String] = []
     /// What happens to the source files once their rows are loaded (`after_load:`).
     public var afterLoad: AfterLoad = .keep
+    /// Run over the queue (`staged: true`): each file, enrich step and load is a job of its
+    /// own stage, handed on in batches through the control plane, so stages scale and
+    /// retry on their own (`sluice worker --stage enrich`).
+    public var staged = false
+    /// Rows per batch between stages (and per `enrich` call). The default is 2,000.
+    public var batchRows = 2_000
+    /// Attempts per stage job before it lands in `error` (`retries:`). The default is 5.
+    public var maxAttempts = 5
+    /// `sql` steps: statements run in the target database after the rows are written, in
+    /// the load's own transaction (ELT).
+    public var sql: [String] = []
 
     /// Seed 004's extractor removed what it had processed: `delete`, or `move_to: folder`.
     public enum AfterLoad: Sendable, Equatable { case keep, delete, move(String) }

@@ -5,8 +5,10 @@ import Foundation
 /// Runs a pipeline's steps over files, streaming: each CSV or JSON file is read a row at a
 /// time, transformed, and written to a CSV part the loader then loads (CSV because it
 /// loads fastest). CSV fields arrive as text (cast them), JSON fields with their JSON types.
+/// Pipelines run over the queue use the same pieces one stage at a time (`extract`,
+/// `afterEnrich`, `writePart`).
 public struct PipelineRunner {
-    /// What one file gave.
+    /// What one file (or one batch) gave.
     public struct FileResult: Sendable, Equatable {
         public var read = 0
         public var kept = 0
@@ -15,6 +17,11 @@ public struct PipelineRunner {
         /// The first rejects, with their record number and reason.
         public var rejects: [String] = []
         public init() {}
+
+        mutating func reject(_ why: String, _ place: String) {
+            rejected += 1
+            if rejects.count < 100 { rejects.append("\(place): \(why)") }
+        }
     }
 
     /// The steps between `enrich` steps (the first runs as rows are read).
@@ -27,6 +34,8 @@ public struct PipelineRunner {
     public private(set) var header: [String]?
     /// Rows handed to `enrich` at once.
     public var batchRows = 2_000
+
+    public var enrichCount: Int { enrichSteps.count }
 
     public init(pipeline: Pipeline) throws(SluiceError) {
         var current: [PipelineStep] = []
@@ -54,106 +63,123 @@ public struct PipelineRunner {
     /// `env` serves the `enrich` steps (HTTP, shared cache and rate limit).
     public mutating func run(file: String, displayName: String, out: String, env: (any EnrichEnvironment)? = nil) async throws(SluiceError) -> FileResult {
         if !enrichSteps.isEmpty && env == nil { throw SluiceError(.invalidConfig, "an enrich step needs the control plane") }
-        var reader: any ByteChunkReader = try FileChunkReader(path: file)
-        if file.hasSuffix(".gz") { reader = try GzipChunkReader(reader) }
-        let format = SourceFormat.detect(fromName: file.hasSuffix(".gz") ? String(file.dropLast(3)) : file) ?? .csv
-        guard FileManager.default.createFile(atPath: out, contents: nil), let handle = FileHandle(forWritingAtPath: out) else {
-            throw SluiceError(.io, "cannot create", at: SourceLocation(file: out))
-        }
-        defer { try? handle.close() }  // synchronized explicitly below
-        var writer = CSVWriter()
+        var part = try CSVPart(path: out, header: header)
         var result = FileResult()
-        var wroteHeader = false
-        func write(_ r: PipelineRow) throws(SluiceError) {
-            if header == nil { header = r.fields }
-            if !wroteHeader {
-                writer.writeRecord(header!)
-                wroteHeader = true
-            }
-            for (i, f) in header!.enumerated() {
-                if i > 0 { writer.appendDelimiter() }
-                switch r.values[f] ?? .null {
-                case .null: break
-                case .text(let s): writer.writeField(s.utf8)
-                case let v: writer.writeField(v.text!.utf8)
-                }
-            }
-            writer.endRecord()
-            result.kept += 1
-            if writer.output.count >= 1 << 20 {
-                do { try handle.write(contentsOf: Data(writer.output)) } catch { throw SluiceError(.io, "write failed", at: SourceLocation(file: out)) }
-                writer.reset()
-            }
-        }
-        func reject(_ why: String, _ place: String) {
-            result.rejected += 1
-            if result.rejects.count < 100 { result.rejects.append("\(displayName) \(place): \(why)") }
-        }
-        /// Runs the rows waiting for `enrich` through the rest of the steps.
-        var waiting: [(row: PipelineRow, place: String)] = []
+        var waiting: [StageBatch.Item] = []
         func flush() async throws(SluiceError) {
             var batch = waiting
             waiting = []
-            for (k, spec) in enrichSteps.enumerated() where !batch.isEmpty {
-                let (kept, rejects) = try await Enricher(spec: spec, env: env!).enrich(batch.map(\.row), figures: &figures[k])
-                let rejected = Dictionary(rejects, uniquingKeysWith: { a, _ in a })
-                var next: [(row: PipelineRow, place: String)] = []
-                var keptAt = 0
-                for (i, item) in batch.enumerated() {
-                    if let why = rejected[i] { reject(why, item.place); continue }
-                    for outcome in segments[k + 1].run(kept[keptAt]) {
-                        switch outcome {
-                        case .keep(let r): next.append((r, item.place))
-                        case .drop: result.dropped += 1
-                        case .reject(let why): reject(why, item.place)
-                        }
-                    }
-                    keptAt += 1
-                }
-                batch = next
+            for k in enrichSteps.indices where !batch.isEmpty {
+                batch = try await afterEnrich(step: k, batch, env: env!, result: &result)
             }
-            for item in batch { try write(item.row) }
+            for item in batch { try part.write(item.row) }
+            result.kept += batch.count
         }
-        func emit(_ row: PipelineRow, _ place: String) async throws(SluiceError) {
+        try await Self.readRows(file: file, displayName: displayName) { (row, place) throws(SluiceError) in
             result.read += 1
             for outcome in segments[0].run(row) {
                 switch outcome {
                 case .drop: result.dropped += 1
-                case .reject(let why): reject(why, place)
+                case .reject(let why): result.reject(why, "\(displayName) \(place)")
                 case .keep(let r):
                     if enrichSteps.isEmpty {
-                        try write(r)
+                        try part.write(r)
+                        result.kept += 1
                     } else {
-                        waiting.append((r, place))
+                        waiting.append((r, "\(displayName) \(place)"))
                         if waiting.count >= batchRows { try await flush() }
                     }
                 }
             }
         }
+        try await flush()
+        header = try part.finish()
+        return result
+    }
+
+    /// The extract stage: reads `file`, runs the steps before the first `enrich`, and hands
+    /// the kept rows on in batches of `batchRows` (the last may be short, none when empty).
+    public mutating func extract(file: String, displayName: String,
+                                 emit: ([StageBatch.Item]) async throws(SluiceError) -> Void) async throws(SluiceError) -> FileResult {
+        var result = FileResult()
+        var batch: [StageBatch.Item] = []
+        try await Self.readRows(file: file, displayName: displayName) { (row, place) throws(SluiceError) in
+            result.read += 1
+            for outcome in segments[0].run(row) {
+                switch outcome {
+                case .drop: result.dropped += 1
+                case .reject(let why): result.reject(why, "\(displayName) \(place)")
+                case .keep(let r):
+                    batch.append((r, "\(displayName) \(place)"))
+                    result.kept += 1
+                    if batch.count >= batchRows {
+                        try await emit(batch)
+                        batch = []
+                    }
+                }
+            }
+        }
+        if !batch.isEmpty { try await emit(batch) }
+        return result
+    }
+
+    /// `enrich` step `k` over a batch, then the steps up to the next `enrich` (or the end).
+    /// Rejected and dropped rows are counted in `result`.
+    public mutating func afterEnrich(step k: Int, _ batch: [StageBatch.Item], env: any EnrichEnvironment,
+                                     result: inout FileResult) async throws(SluiceError) -> [StageBatch.Item] {
+        let (kept, rejects) = try await Enricher(spec: enrichSteps[k], env: env).enrich(batch.map(\.row), figures: &figures[k])
+        let rejected = Dictionary(rejects, uniquingKeysWith: { a, _ in a })
+        var next: [StageBatch.Item] = []
+        var keptAt = 0
+        for (i, item) in batch.enumerated() {
+            if let why = rejected[i] { result.reject(why, item.place); continue }
+            for outcome in segments[k + 1].run(kept[keptAt]) {
+                switch outcome {
+                case .keep(let r): next.append((r, item.place))
+                case .drop: result.dropped += 1
+                case .reject(let why): result.reject(why, item.place)
+                }
+            }
+            keptAt += 1
+        }
+        return next
+    }
+
+    /// Writes rows as a CSV part with the pipeline's output fields (the load stage's input).
+    public func writePart(_ items: [StageBatch.Item], to path: String) throws(SluiceError) {
+        var part = try CSVPart(path: path, header: header)
+        for item in items { try part.write(item.row) }
+        _ = try part.finish()
+    }
+
+    /// Calls `body` with each record of a CSV or JSON file as a row, and where it is.
+    static func readRows(file: String, displayName: String,
+                         _ body: (PipelineRow, String) async throws(SluiceError) -> Void) async throws(SluiceError) {
+        var reader: any ByteChunkReader = try FileChunkReader(path: file)
+        if file.hasSuffix(".gz") { reader = try GzipChunkReader(reader) }
+        let format = SourceFormat.detect(fromName: file.hasSuffix(".gz") ? String(file.dropLast(3)) : file) ?? .csv
         switch format {
         case .csv:
             let csv = CSVDecoder(source: reader, fileName: displayName)
             var names: [String]? = nil
             while true {
                 switch try csv.next() {
-                case .end: break
+                case .end: return
                 case .tooLong: throw SluiceError(.recordTooLong, "a record is too long", at: SourceLocation(file: displayName, line: csv.line))
                 case .record:
                     let fields = csv.fieldStrings()
                     guard let header = names else { names = fields.map { $0 ?? "" }; continue }
                     var values: [String: EValue] = [:]
                     for (i, n) in header.enumerated() { values[n] = i < fields.count ? fields[i].map(EValue.text) ?? .null : .null }
-                    try await emit(PipelineRow(fields: header, values: values), "line \(csv.line)")
-                    continue
+                    try await body(PipelineRow(fields: header, values: values), "line \(csv.line)")
                 }
-                break
             }
         case .ndjson, .json:
             let framer = JSONFramer(source: reader, fileName: displayName)
             var number: Int64 = 0
             while true {
                 switch try framer.next() {
-                case .end: break
+                case .end: return
                 case .tooLong: throw SluiceError(.recordTooLong, "a record is too long", at: SourceLocation(file: displayName, line: framer.line))
                 case .record:
                     number += 1
@@ -166,25 +192,65 @@ public struct PipelineRunner {
                     }
                     var values: [String: EValue] = [:]
                     for m in members { values[m.key] = Self.value(m.value) }
-                    try await emit(PipelineRow(fields: members.map(\.key), values: values), "record \(number)")
-                    continue
+                    try await body(PipelineRow(fields: members.map(\.key), values: values), "record \(number)")
                 }
-                break
             }
         default:
             throw SluiceError(.unsupported, "pipelines read CSV and JSON files, not \(format.rawValue)", at: SourceLocation(file: displayName))
         }
-        try await flush()
-        if !wroteHeader, let header { writer.writeRecord(header) }
-        do {
-            try handle.write(contentsOf: Data(writer.output))
-            try handle.synchronize()
-        } catch {
-            throw SluiceError(.io, "write failed: \(error.localizedDescription)", at: SourceLocation(file: out))
-        }
-        return result
     }
 
     /// A JSON value as an expression value: nested arrays and objects as their JSON text.
     static func value(_ v: JSONValue) -> EValue { RowTransformer.value(v) }
+}
+
+/// A CSV file of pipeline rows, written a MiB at a time; the header is the given fields or,
+/// when unknown, the first row's.
+struct CSVPart {
+    let path: String
+    let handle: FileHandle
+    var header: [String]?
+    var writer = CSVWriter()
+    var wroteHeader = false
+
+    init(path: String, header: [String]?) throws(SluiceError) {
+        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+            throw SluiceError(.io, "cannot create", at: SourceLocation(file: path))
+        }
+        self.path = path
+        self.handle = handle
+        self.header = header
+    }
+
+    mutating func write(_ r: PipelineRow) throws(SluiceError) {
+        if header == nil { header = r.fields }
+        if !wroteHeader {
+            writer.writeRecord(header!)
+            wroteHeader = true
+        }
+        for (i, f) in header!.enumerated() {
+            if i > 0 { writer.appendDelimiter() }
+            switch r.values[f] ?? .null {
+            case .null: break
+            case .text(let s): writer.writeField(s.utf8)
+            case let v: writer.writeField(v.text!.utf8)
+            }
+        }
+        writer.endRecord()
+        if writer.output.count >= 1 << 20 { try flush() }
+    }
+
+    mutating func flush() throws(SluiceError) {
+        do { try handle.write(contentsOf: Data(writer.output)) } catch { throw SluiceError(.io, "write failed: \(error.localizedDescription)", at: SourceLocation(file: path)) }
+        writer.reset()
+    }
+
+    /// Writes what is left (a header alone when no row came), syncs and closes; returns the header.
+    mutating func finish() throws(SluiceError) -> [String]? {
+        defer { try? handle.close() }
+        if !wroteHeader, let header { writer.writeRecord(header) }
+        try flush()
+        do { try handle.synchronize() } catch { throw SluiceError(.io, "sync failed: \(error.localizedDescription)", at: SourceLocation(file: path)) }
+        return header
+    }
 }

@@ -129,6 +129,14 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
             """,
             "CREATE INDEX IF NOT EXISTS runs_pipeline ON sluice.runs (pipeline, id)",
         ]),
+        (5, [
+            "ALTER TABLE sluice.jobs ADD COLUMN IF NOT EXISTS stage text",
+            "ALTER TABLE sluice.jobs ADD COLUMN IF NOT EXISTS run_id bigint",
+            "CREATE INDEX IF NOT EXISTS jobs_stage ON sluice.jobs (stage) WHERE state = 'queued' AND stage IS NOT NULL",
+            "CREATE INDEX IF NOT EXISTS jobs_run ON sluice.jobs (run_id, stage, state) WHERE run_id IS NOT NULL",
+            "CREATE TABLE IF NOT EXISTS sluice.stage_batches (key text PRIMARY KEY, run_id bigint NOT NULL, payload text NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS stage_batches_run ON sluice.stage_batches (run_id)",
+        ]),
     ]
 
     /// Applies missing migrations under a transaction-scoped advisory lock, so processes
@@ -193,24 +201,27 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     // MARK: Queries
 
     public func insertJob(_ p: JobInsertParams) async throws(SluiceError) -> JobInsertResult {
-        try await run("inserting a job") { conn in
-            let inserted = try await self.rows(conn, """
-                INSERT INTO sluice.jobs (entity, state, spec, priority, max_attempts, run_after, idempotency_key, created_at)
-                VALUES ($1, 'queued', $2, $3, $4, $5, $6, $5)
-                ON CONFLICT (idempotency_key) DO NOTHING
-                RETURNING \(Self.columns)
-                """, [.text(p.entity), .text(Self.json(p.spec)), .int(Int64(p.priority)), .int(Int64(p.maxAttempts)), .date(p.now),
-                      p.idempotencyKey.map { .text($0) } ?? .null])
-            if let row = inserted.first {
-                try await self.notify(conn)
-                return JobInsertResult(job: try Self.job(row), existing: false)
-            }
-            guard let key = p.idempotencyKey,
-                  let row = try await self.rows(conn, "SELECT \(Self.columns) FROM sluice.jobs WHERE idempotency_key = $1", [.text(key)]).first else {
-                throw SluiceError(.database, "job insert returned nothing")
-            }
-            return JobInsertResult(job: try Self.job(row), existing: true)
+        try await run("inserting a job") { conn in try await self.insertJob(conn, p) }
+    }
+
+    func insertJob(_ conn: PostgresConnection, _ p: JobInsertParams) async throws -> JobInsertResult {
+        let inserted = try await rows(conn, """
+            INSERT INTO sluice.jobs (entity, state, spec, priority, max_attempts, run_after, idempotency_key, created_at, stage, run_id)
+            VALUES ($1, 'queued', $2, $3, $4, $5, $6, $5, $7, $8)
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING \(Self.columns)
+            """, [.text(p.entity), .text(Self.json(p.spec)), .int(Int64(p.priority)), .int(Int64(p.maxAttempts)), .date(p.now),
+                  p.idempotencyKey.map { .text($0) } ?? .null, p.spec.stage.map { .text($0.kind.rawValue) } ?? .null,
+                  p.spec.stage.map { .int($0.run) } ?? .null])
+        if let row = inserted.first {
+            try await notify(conn)
+            return JobInsertResult(job: try Self.job(row), existing: false)
         }
+        guard let key = p.idempotencyKey,
+              let row = try await rows(conn, "SELECT \(Self.columns) FROM sluice.jobs WHERE idempotency_key = $1", [.text(key)]).first else {
+            throw SluiceError(.database, "job insert returned nothing")
+        }
+        return JobInsertResult(job: try Self.job(row), existing: true)
     }
 
     public func job(id: Int64) async throws(SluiceError) -> Job? {
@@ -229,10 +240,10 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
         try await run("listing jobs") { conn in
             try await self.rows(conn, """
                 SELECT \(Self.columns) FROM sluice.jobs
-                WHERE id > $1 AND ($2::text IS NULL OR state = $2) AND ($3::text IS NULL OR entity = $3)
+                WHERE id > $1 AND ($2::text IS NULL OR state = $2) AND ($3::text IS NULL OR entity = $3) AND ($5::bigint IS NULL OR run_id = $5)
                 ORDER BY id LIMIT $4
                 """, [.int(p.after ?? 0), p.state.map { .text($0.rawValue) } ?? .null, p.entity.map { .text($0) } ?? .null,
-                      .int(Int64(max(1, min(p.limit, 1000))))]).map(Self.job)
+                      .int(Int64(max(1, min(p.limit, 1000)))), p.run.map { .int($0) } ?? .null]).map(Self.job)
         }
     }
 
@@ -243,11 +254,12 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
                 UPDATE sluice.jobs j
                 SET state = 'processing', lease_token = j.lease_token + 1, attempts = j.attempts + 1, worker = $1,
                     lease_expires_at = $2, started_at = coalesce(j.started_at, $3)
-                FROM (SELECT id FROM sluice.jobs WHERE state = 'queued' AND run_after <= $3
+                FROM (SELECT id FROM sluice.jobs WHERE state = 'queued' AND run_after <= $3 AND ($5::text[] IS NULL OR stage = ANY($5) OR ($6 AND stage IS NULL))
                       ORDER BY priority DESC, id LIMIT $4 FOR UPDATE SKIP LOCKED) c
                 WHERE j.id = c.id
                 RETURNING \(Self.columns.split(separator: ",").map { "j." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
-                """, [.text(p.worker), .date(Self.after(p.now, p.leaseDuration)), .date(p.now), .int(Int64(p.limit))])
+                """, [.text(p.worker), .date(Self.after(p.now, p.leaseDuration)), .date(p.now), .int(Int64(p.limit)),
+                      p.stages.map { .texts($0.map(\.rawValue)) } ?? .null, .bool(p.plainJobs)])
                 .map(Self.job).sorted { ($0.priority, -$0.id) > ($1.priority, -$1.id) }
         }
     }
@@ -444,6 +456,60 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
             let had = try rows.first?.decode(Double.self) ?? 1
             let granted = min(count, Int(had.rounded(.down)))
             return (granted, granted > 0 ? 0 : (1 - had) / rate)
+        }
+    }
+
+    // MARK: Stage hand-offs
+
+    public func handOff(_ p: StageHandOffParams) async throws(SluiceError) -> Bool {
+        let db = self.db
+        return try await run("handing a batch to the next stage") { conn in
+            try await db.exec("BEGIN", on: conn)
+            do {
+                try await db.exec("INSERT INTO sluice.stage_batches (key, run_id, payload) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+                                  [.text(p.key), .int(p.job.spec.stage?.run ?? 0), .text(p.payload)], on: conn)
+                var job = p.job
+                job.idempotencyKey = p.key
+                let inserted = try await !self.insertJob(conn, job).existing
+                try await db.exec("COMMIT", on: conn)
+                return inserted
+            } catch {
+                _ = try? await db.exec("ROLLBACK", on: conn)  // the first error is what matters
+                throw error
+            }
+        }
+    }
+
+    public func stageBatch(key: String) async throws(SluiceError) -> String? {
+        try await run("reading a stage batch") { conn in
+            try await self.rows(conn, "SELECT payload FROM sluice.stage_batches WHERE key = $1", [.text(key)]).first?.decode(String.self)
+        }
+    }
+
+    public func stageBacklog() async throws(SluiceError) -> [StageKind: Int] {
+        try await run("reading the stage backlog") { conn in
+            var out: [StageKind: Int] = [:]
+            for r in try await self.rows(conn, "SELECT stage, count(*) FROM sluice.jobs WHERE stage IS NOT NULL AND state = 'queued' GROUP BY stage", []) {
+                let (k, n) = try r.decode((String, Int64).self)
+                if let kind = StageKind(rawValue: k) { out[kind] = Int(n) }
+            }
+            return out
+        }
+    }
+
+    public func runJobCounts(run id: Int64) async throws(SluiceError) -> [StageJobCount] {
+        try await run("reading a run's jobs") { conn in
+            try await self.rows(conn, "SELECT stage, state, count(*) FROM sluice.jobs WHERE run_id = $1 GROUP BY stage, state", [.int(id)]).compactMap { r in
+                let (k, s, n) = try r.decode((String, String, Int64).self)
+                guard let kind = StageKind(rawValue: k), let state = JobState(rawValue: s) else { return nil }
+                return StageJobCount(stage: kind, state: state, count: Int(n))
+            }
+        }
+    }
+
+    public func deleteStageBatches(run id: Int64) async throws(SluiceError) {
+        _ = try await run("dropping a run's batches") { conn in
+            try await self.db.exec("DELETE FROM sluice.stage_batches WHERE run_id = $1", [.int(id)], on: conn)
         }
     }
 

@@ -41,6 +41,8 @@ public struct JobSpec: Sendable, Codable, Hashable {
     public var parent: Int64?
     public var chunk: FileChunk?
     public var schema: TableSchema?
+    /// For a job of a pipeline run over the queue: which stage of which run, on what input.
+    public var stage: StageSpec?
 
     public init(source: String, format: SourceFormat? = nil, mode: WriteMode? = nil, atomic: Bool = false,
                 maxRejects: Int64? = nil, force: Bool = false, fileName: String? = nil, chunkBytes: Int64? = nil) {
@@ -55,8 +57,45 @@ public struct JobSpec: Sendable, Codable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case source, format, mode, atomic, force, parent, chunk, schema
+        case source, format, mode, atomic, force, parent, chunk, schema, stage
         case maxRejects = "max_rejects", fileName = "file_name", chunkBytes = "chunk_bytes"
+    }
+}
+
+/// The stages of a pipeline run over the queue. Each is claimed by the workers that serve
+/// it (`sluice worker --stage enrich`); every stage boundary is a batch in the control plane.
+public enum StageKind: String, Sendable, Codable, CaseIterable {
+    /// Reads one source file, runs the steps before the first `enrich`, cuts batches.
+    case extract
+    /// Runs one `enrich` step (and the steps up to the next one) over one batch.
+    case enrich
+    /// Loads one batch into the pipeline's entity, completing the job in the data transaction.
+    case load
+}
+
+/// What a stage job works on. Its input batch is named by `input` (a key of the control
+/// plane's batch table) or, for `extract`, by the source object's `key`.
+public struct StageSpec: Sendable, Codable, Hashable {
+    public var pipeline: String
+    public var run: Int64
+    public var kind: StageKind
+    /// For `enrich`: which enrich step (0 = the pipeline's first).
+    public var step: Int
+    /// For `extract`: the object's key in the pipeline's source (nil: the source is one file).
+    public var key: String?
+    /// For `extract`: the object's etag when listed (a changed object is refused, not half-read).
+    public var etag: String?
+    /// For `enrich` and `load`: the batch this job consumes.
+    public var input: String?
+
+    public init(pipeline: String, run: Int64, kind: StageKind, step: Int = 0, key: String? = nil, etag: String? = nil, input: String? = nil) {
+        self.pipeline = pipeline
+        self.run = run
+        self.kind = kind
+        self.step = step
+        self.key = key
+        self.etag = etag
+        self.input = input
     }
 }
 
@@ -78,16 +117,19 @@ public struct JobResult: Sendable, Codable, Hashable {
     /// Set when the file had already been loaded (same SHA-256) and was not loaded again.
     public var duplicateOf: Int64?
     public var sha256: String?
+    /// A stage job's first rejected rows, each with where it came from and why.
+    public var rejects: [String]?
 
-    public init(stats: LoadStats, rejectsPath: String? = nil, duplicateOf: Int64? = nil, sha256: String? = nil) {
+    public init(stats: LoadStats, rejectsPath: String? = nil, duplicateOf: Int64? = nil, sha256: String? = nil, rejects: [String]? = nil) {
         self.stats = stats
         self.rejectsPath = rejectsPath
         self.duplicateOf = duplicateOf
         self.sha256 = sha256
+        self.rejects = rejects
     }
 
     enum CodingKeys: String, CodingKey {
-        case stats, sha256
+        case stats, sha256, rejects
         case rejectsPath = "rejects_path", duplicateOf = "duplicate_of"
     }
 }

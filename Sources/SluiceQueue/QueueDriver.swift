@@ -66,6 +66,42 @@ public protocol QueueDriver: Sendable {
     func runs(pipeline: String?, limit: Int) async throws(SluiceError) -> [PipelineRun]
     /// The firing time of a pipeline's latest successful scheduled run.
     func lastScheduledSuccess(pipeline: String) async throws(SluiceError) -> Date?
+
+    /// One stage hand-off, atomically: stores the batch under `key` and queues the job that
+    /// consumes it (idempotency key `key`). False when that batch was handed off before
+    /// (a retried stage job re-cuts the same batches; each is queued once).
+    func handOff(_ p: StageHandOffParams) async throws(SluiceError) -> Bool
+    /// A handed-off batch's rows.
+    func stageBatch(key: String) async throws(SluiceError) -> String?
+    /// Queued jobs per stage (for back-pressure).
+    func stageBacklog() async throws(SluiceError) -> [StageKind: Int]
+    /// A run's stage jobs counted by stage and state.
+    func runJobCounts(run: Int64) async throws(SluiceError) -> [StageJobCount]
+    /// Drops a finished run's batches.
+    func deleteStageBatches(run: Int64) async throws(SluiceError)
+}
+
+public struct StageHandOffParams: Sendable {
+    public var key: String
+    public var payload: String
+    public var job: JobInsertParams
+    public init(key: String, payload: String, job: JobInsertParams) {
+        self.key = key
+        self.payload = payload
+        self.job = job
+    }
+}
+
+/// How many of a run's jobs of one stage are in one state.
+public struct StageJobCount: Sendable, Hashable {
+    public var stage: StageKind
+    public var state: JobState
+    public var count: Int
+    public init(stage: StageKind, state: JobState, count: Int) {
+        self.stage = stage
+        self.state = state
+        self.count = count
+    }
 }
 
 public struct JobInsertParams: Sendable {
@@ -100,9 +136,12 @@ public struct JobListParams: Sendable {
     public var entity: String?
     public var after: Int64?
     public var limit: Int
-    public init(state: JobState? = nil, entity: String? = nil, after: Int64? = nil, limit: Int = 100) {
+    /// Only the stage jobs of this pipeline run.
+    public var run: Int64?
+    public init(state: JobState? = nil, entity: String? = nil, after: Int64? = nil, limit: Int = 100, run: Int64? = nil) {
         self.state = state
         self.entity = entity
+        self.run = run
         self.after = after
         self.limit = limit
     }
@@ -113,7 +152,13 @@ public struct JobClaimParams: Sendable {
     public var limit: Int
     public var leaseDuration: Duration
     public var now: Date
-    public init(worker: String, limit: Int, leaseDuration: Duration, now: Date) {
+    /// Only jobs of these pipeline stages; nil claims any job (stage or not).
+    public var stages: [StageKind]?
+    /// With `stages`: jobs that are no pipeline stage (file loads) may be claimed too.
+    public var plainJobs: Bool
+    public init(worker: String, limit: Int, leaseDuration: Duration, now: Date, stages: [StageKind]? = nil, plainJobs: Bool = false) {
+        self.stages = stages
+        self.plainJobs = plainJobs
         self.worker = worker
         self.limit = limit
         self.leaseDuration = leaseDuration

@@ -116,6 +116,18 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
             ) STRICT;
             CREATE INDEX IF NOT EXISTS sluice_runs_pipeline ON sluice_runs (pipeline, id);
             """),
+        (5, """
+            ALTER TABLE sluice_jobs ADD COLUMN stage TEXT;
+            ALTER TABLE sluice_jobs ADD COLUMN run_id INTEGER;
+            CREATE INDEX IF NOT EXISTS sluice_jobs_stage ON sluice_jobs (stage, state) WHERE stage IS NOT NULL;
+            CREATE INDEX IF NOT EXISTS sluice_jobs_run ON sluice_jobs (run_id, stage, state) WHERE run_id IS NOT NULL;
+            CREATE TABLE IF NOT EXISTS sluice_stage_batches (
+              key TEXT PRIMARY KEY,
+              run_id INTEGER NOT NULL,
+              payload TEXT NOT NULL
+            ) STRICT;
+            CREATE INDEX IF NOT EXISTS sluice_stage_batches_run ON sluice_stage_batches (run_id);
+            """),
     ]
 
     public func migrate() async throws(SluiceError) {
@@ -181,26 +193,29 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
     // MARK: Queries
 
     public func insertJob(_ p: JobInsertParams) async throws(SluiceError) -> JobInsertResult {
-        try await run { c throws(SluiceError) in
-            if let key = p.idempotencyKey,
-               let row = try c.query("SELECT \(Self.columns) FROM sluice_jobs WHERE idempotency_key = ?1", [.text(key)]).first {
-                return JobInsertResult(job: try Self.job(row), existing: true)
-            }
-            let rows = try c.query("""
-                INSERT INTO sluice_jobs (entity, state, spec, priority, max_attempts, run_after, idempotency_key, created_at)
-                VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?5)
-                ON CONFLICT (idempotency_key) DO NOTHING
-                RETURNING \(Self.columns)
-                """, [.text(p.entity), .text(Self.json(p.spec)), .integer(Int64(p.priority)), .integer(Int64(p.maxAttempts)),
-                      Self.t(p.now), p.idempotencyKey.map { .text($0) } ?? .null])
-            if let row = rows.first { return JobInsertResult(job: try Self.job(row), existing: false) }
-            // Another process inserted the same key between the lookup and the insert.
-            guard let key = p.idempotencyKey,
-                  let row = try c.query("SELECT \(Self.columns) FROM sluice_jobs WHERE idempotency_key = ?1", [.text(key)]).first else {
-                throw SluiceError(.database, "job insert returned nothing")
-            }
+        try await run { c throws(SluiceError) in try Self.insertJob(c, p) }
+    }
+
+    static func insertJob(_ c: SQLiteConnection, _ p: JobInsertParams) throws(SluiceError) -> JobInsertResult {
+        if let key = p.idempotencyKey,
+           let row = try c.query("SELECT \(Self.columns) FROM sluice_jobs WHERE idempotency_key = ?1", [.text(key)]).first {
             return JobInsertResult(job: try Self.job(row), existing: true)
         }
+        let rows = try c.query("""
+            INSERT INTO sluice_jobs (entity, state, spec, priority, max_attempts, run_after, idempotency_key, created_at, stage, run_id)
+            VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?5, ?7, ?8)
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING \(Self.columns)
+            """, [.text(p.entity), .text(Self.json(p.spec)), .integer(Int64(p.priority)), .integer(Int64(p.maxAttempts)),
+                  Self.t(p.now), p.idempotencyKey.map { .text($0) } ?? .null,
+                  p.spec.stage.map { .text($0.kind.rawValue) } ?? .null, p.spec.stage.map { .integer($0.run) } ?? .null])
+        if let row = rows.first { return JobInsertResult(job: try Self.job(row), existing: false) }
+        // Another process inserted the same key between the lookup and the insert.
+        guard let key = p.idempotencyKey,
+              let row = try c.query("SELECT \(Self.columns) FROM sluice_jobs WHERE idempotency_key = ?1", [.text(key)]).first else {
+            throw SluiceError(.database, "job insert returned nothing")
+        }
+        return JobInsertResult(job: try Self.job(row), existing: true)
     }
 
     public func job(id: Int64) async throws(SluiceError) -> Job? {
@@ -220,10 +235,10 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         try await run { c throws(SluiceError) in
             let rows = try c.query("""
                 SELECT \(Self.columns) FROM sluice_jobs
-                WHERE id > ?1 AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR entity = ?3)
+                WHERE id > ?1 AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR entity = ?3) AND (?5 IS NULL OR run_id = ?5)
                 ORDER BY id LIMIT ?4
                 """, [.integer(p.after ?? 0), p.state.map { .text($0.rawValue) } ?? .null, p.entity.map { .text($0) } ?? .null,
-                      .integer(Int64(max(1, min(p.limit, 1000))))])
+                      .integer(Int64(max(1, min(p.limit, 1000)))), p.run.map { .integer($0) } ?? .null])
             return try rows.map { (r) throws(SluiceError) in try Self.job(r) }
         }
     }
@@ -236,10 +251,11 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
                 SET state = 'processing', lease_token = lease_token + 1, attempts = attempts + 1, worker = ?1,
                     lease_expires_at = ?2, started_at = coalesce(started_at, ?3)
                 WHERE id IN (SELECT id FROM sluice_jobs WHERE state = 'queued' AND run_after <= ?3
+                               AND (?5 IS NULL OR stage IN (SELECT value FROM json_each(?5)) OR (?6 AND stage IS NULL))
                              ORDER BY priority DESC, id LIMIT ?4)
                 RETURNING \(Self.columns)
                 """, [.text(p.worker), .real(p.now.timeIntervalSince1970 + Self.seconds(p.leaseDuration)), Self.t(p.now),
-                      .integer(Int64(p.limit))])
+                      .integer(Int64(p.limit)), p.stages.map { .text(Self.json($0.map(\.rawValue))) } ?? .null, .integer(p.plainJobs ? 1 : 0)])
             return try rows.map { (r) throws(SluiceError) in try Self.job(r) }.sorted { ($0.priority, -$0.id) > ($1.priority, -$1.id) }
         }
     }
@@ -459,6 +475,55 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
                 throw error
             }
         }
+    }
+
+    // MARK: Stage hand-offs
+
+    public func handOff(_ p: StageHandOffParams) async throws(SluiceError) -> Bool {
+        try await run { c throws(SluiceError) in
+            try c.execute("BEGIN IMMEDIATE")
+            do throws(SluiceError) {
+                _ = try c.query("INSERT INTO sluice_stage_batches (key, run_id, payload) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO NOTHING",
+                                [.text(p.key), .integer(p.job.spec.stage?.run ?? 0), .text(p.payload)])
+                var job = p.job
+                job.idempotencyKey = p.key
+                let inserted = try !Self.insertJob(c, job).existing
+                try c.execute("COMMIT")
+                return inserted
+            } catch {
+                try? c.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    public func stageBatch(key: String) async throws(SluiceError) -> String? {
+        try await run { c throws(SluiceError) in
+            try c.query("SELECT payload FROM sluice_stage_batches WHERE key = ?1", [.text(key)]).first?.first?.string
+        }
+    }
+
+    public func stageBacklog() async throws(SluiceError) -> [StageKind: Int] {
+        try await run { c throws(SluiceError) in
+            var out: [StageKind: Int] = [:]
+            for r in try c.query("SELECT stage, count(*) FROM sluice_jobs WHERE stage IS NOT NULL AND state = 'queued' GROUP BY stage") {
+                if let k = r[0].string.flatMap(StageKind.init(rawValue:)) { out[k] = Int(r[1].int ?? 0) }
+            }
+            return out
+        }
+    }
+
+    public func runJobCounts(run id: Int64) async throws(SluiceError) -> [StageJobCount] {
+        try await run { c throws(SluiceError) in
+            try c.query("SELECT stage, state, count(*) FROM sluice_jobs WHERE run_id = ?1 GROUP BY stage, state", [.integer(id)]).compactMap { r in
+                guard let k = r[0].string.flatMap(StageKind.init(rawValue:)), let s = r[1].string.flatMap(JobState.init(rawValue:)) else { return nil }
+                return StageJobCount(stage: k, state: s, count: Int(r[2].int ?? 0))
+            }
+        }
+    }
+
+    public func deleteStageBatches(run id: Int64) async throws(SluiceError) {
+        try await run { c throws(SluiceError) in _ = try c.query("DELETE FROM sluice_stage_batches WHERE run_id = ?1", [.integer(id)]) }
     }
 
     public func startRun(pipeline: String, scheduledFor: Date?, windowFrom: Date?, windowTo: Date?, now: Date) async throws(SluiceError) -> Int64 {

@@ -19,6 +19,10 @@ public struct WorkerOptions: Sendable {
     public var workDir: String
     /// Split files larger than this into chunks for several workers (jobs may say otherwise).
     public var chunkBytes: Int64?
+    /// Only jobs of these pipeline stages (`--stage`); nil runs every job.
+    public var stages: [StageKind]?
+    /// A stage takes no work while the next one has more than this many batches queued.
+    public var maxBacklog = 32
 
     public init(id: String = WorkerOptions.defaultID(), concurrency: Int = 2, leaseDuration: Duration = .seconds(30),
                 pollInterval: Duration = .seconds(1), retry: RetryPolicy = RetryPolicy(), workDir: String) {
@@ -42,6 +46,7 @@ public struct WorkerOptions: Sendable {
                   retry: RetryPolicy(maxAttempts: settings.maxAttempts, base: .milliseconds(Int64(settings.retryBaseSeconds * 1000))),
                   workDir: workDir)
         chunkBytes = settings.chunkMB.map { Int64($0) << 20 }
+        maxBacklog = settings.maxBacklog
     }
 }
 
@@ -86,6 +91,8 @@ public struct JobExecutor: Sendable {
     /// The outcome of one attempt.
     enum Outcome {
         case loaded
+        /// A job whose work wrote no table rows (a stage that handed its batches on).
+        case completed(JobResult)
         case duplicate(of: Int64, sha256: String)
         case failed(SluiceError, JobResult? = nil)
     }
@@ -114,6 +121,10 @@ public struct JobExecutor: Sendable {
         switch outcome {
         case .loaded:
             log.info("job complete", metadata: ["job": "\(job.id)", "entity": "\(job.entity)"])
+        case .completed(let result):
+            if (try? await driver.completeJob(JobCompleteParams(id: job.id, token: job.leaseToken, result: result, now: now()))) != true {
+                log.notice("stage job finished after losing its lease; its hand-offs stand, another attempt finds them done", metadata: ["job": "\(job.id)"])
+            }
         case .duplicate(let prior, let sha):
             let result = JobResult(stats: LoadStats(), duplicateOf: prior, sha256: sha)
             _ = try? await driver.completeJob(JobCompleteParams(id: job.id, token: job.leaseToken, result: result, now: now()))
@@ -167,6 +178,7 @@ public struct JobExecutor: Sendable {
     }
 
     func attempt(_ job: Job, _ lease: Lease, dir: String) async -> Outcome {
+        if let stage = job.spec.stage { return await stageAttempt(job, stage, lease, dir: dir) }
         let local: LocalSource
         do {
             local = try await fetcher.fetch(job.spec.source, into: dir)
@@ -339,7 +351,8 @@ public struct JobExecutor: Sendable {
         let request = request(for: job, file: input.local.path)
         do {
             let plan = try LoadPlanner.plan(request, config: config, target: try target.catalog())
-            let target = self.target, now = self.now, sha = input.local.sha256, dir = input.dir
+            // A stage batch is not a file to remember: its job's idempotency key already is.
+            let target = self.target, now = self.now, sha = job.spec.stage == nil ? input.local.sha256 : nil, dir = input.dir
             try createDirectory(dir)
             let runner = LoadRunner(plan: plan, sink: { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
                 if let parent = job.spec.parent, let chunk = job.spec.chunk {

@@ -1,4 +1,5 @@
 public import SluiceQueue
+import SluiceCore
 public import ServiceLifecycle
 public import Foundation
 public import Logging
@@ -47,7 +48,7 @@ public final class WorkerService: Service, Sendable {
                     var claimed = 0
                     if free > 0 {
                         do {
-                            let jobs = try await driver.claimJobs(JobClaimParams(worker: options.id, limit: free, leaseDuration: options.leaseDuration, now: now()))
+                            let jobs = try await driver.claimJobs(try await claimParams(limit: free))
                             claimed = jobs.count
                             for job in jobs {
                                 running.add(1, ordering: .relaxed)
@@ -70,6 +71,20 @@ public final class WorkerService: Service, Sendable {
             self.wake.poke()
         }
         logger.info("worker stopped", metadata: ["worker": "\(options.id)"])
+    }
+
+    /// What to claim: this worker's stages, less those whose next stage has more than
+    /// `maxBacklog` batches waiting (back-pressure), and plain jobs unless `--stage` limits it.
+    func claimParams(limit: Int) async throws(SluiceError) -> JobClaimParams {
+        var p = JobClaimParams(worker: options.id, limit: limit, leaseDuration: options.leaseDuration, now: now())
+        let backlog = try await driver.stageBacklog()
+        var stages = options.stages ?? StageKind.allCases
+        if backlog[.load, default: 0] > options.maxBacklog { stages.removeAll { $0 != .load } }
+        if backlog[.enrich, default: 0] > options.maxBacklog { stages.removeAll { $0 == .extract } }
+        if options.stages == nil && stages.count == StageKind.allCases.count { return p }  // anything
+        p.stages = stages
+        p.plainJobs = options.stages == nil
+        return p
     }
 
     /// Returns expired leases to the queue every `pollInterval × 5` (at most 5 s).
@@ -99,8 +114,8 @@ public final class WorkerService: Service, Sendable {
         await runRescue()
         var total = 0
         while true {
-            let jobs = (try? await driver.claimJobs(JobClaimParams(worker: options.id, limit: options.concurrency,
-                                                                    leaseDuration: options.leaseDuration, now: now()))) ?? []
+            var jobs: [Job] = []
+            if let p = try? await claimParams(limit: options.concurrency) { jobs = (try? await driver.claimJobs(p)) ?? [] }
             if jobs.isEmpty { return total }
             await withDiscardingTaskGroup { group in
                 for job in jobs { group.addTask { await self.executor.execute(job) } }

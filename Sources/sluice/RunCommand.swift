@@ -24,6 +24,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Backfill: only source files modified at or after this time (ISO 8601, or YYYY-MM-DD).") var from: String?
     @Option(help: "Backfill: only source files modified before this time.") var to: String?
     @Flag(help: "Do not run the pipelines declared `after:` this one.") var noDownstream = false
+    @Option(help: "Staged pipelines: stage jobs this process runs at once while it waits (default: worker.concurrency; 0 leaves them to `sluice worker`s).") var workers: Int?
     @Flag(help: "Print the load summary as JSON.") var json = false
     @Flag(help: "No progress output.") var quiet = false
     @OptionGroup var shared: SharedOptions
@@ -42,7 +43,7 @@ struct RunCommand: AsyncParsableCommand {
             throw fail("no pipeline '\(name)' in \(config.path ?? "sluice.yml") (declared: \(config.pipelines.keys.sorted().joined(separator: ", ")))")
         }
         let window = (try from.map(Self.date), try to.map(Self.date))
-        let options = PipelineExecution.Options(json: json, quiet: quiet)
+        let options = PipelineExecution.Options(json: json, quiet: quiet, workers: workers)
         let (name, noDownstream) = (name, noDownstream)
         do {
             try await Runtime.with(config) { runtime in
@@ -59,34 +60,12 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     /// The source's files as local paths (objects fetched into `scratch`), with display names.
-    static func sourceFiles(_ p: Pipeline, config: SluiceConfig, scratch: String, window: (Date?, Date?) = (nil, nil)) async throws(SluiceError) -> [(path: String, name: String, modified: Date?, key: String?)] {
-        let glob = p.glob.map(Glob.init)
-        if !p.source.hasPrefix("s3://"), !p.source.hasPrefix("http"), !p.source.hasPrefix("ftp://"), !FileManager.default.fileExists(atPath: p.source) {
-            throw SluiceError(.notFound, "the source \(p.source) does not exist")
-        }
-        let location = try StorageLocation(p.source)
-        let store = try location.store(config: S3Config.from(config.s3))
-        if case .local(let root) = location.kind, !location.key.isEmpty {
-            return [((root as NSString).appendingPathComponent(location.key), p.source, nil, nil)]  // one file
-        }
-        if case .http = location.kind {
-            let path = "\(scratch)/in-0-\((location.key as NSString).lastPathComponent)"
-            _ = try await store.download(location.key, to: path, ifMatch: nil)
-            return [(path, p.source, nil, nil)]
-        }
-        let objects = try await store.listAll(prefix: glob.map { $0.prefix.hasPrefix(location.key) ? $0.prefix : location.key } ?? location.key)
-            .filter { !$0.key.hasSuffix("/") && (glob?.matches($0.key) ?? true) }
-            .filter { o in window.0.map { o.lastModified >= $0 } ?? true && window.1.map { o.lastModified < $0 } ?? true }
-            .sorted { $0.key < $1.key }
-        var out: [(path: String, name: String, modified: Date?, key: String?)] = []
-        for (i, o) in objects.enumerated() {
-            if case .local(let root) = location.kind {
-                out.append(((root as NSString).appendingPathComponent(o.key), o.key, o.lastModified, o.key))
-            } else {
-                let path = "\(scratch)/in-\(i)-\((o.key as NSString).lastPathComponent)"
-                _ = try await store.download(o.key, to: path, ifMatch: o.etag)
-                out.append((path, "\(store.displayName)/\(o.key)", o.lastModified, o.key))
-            }
+    static func sourceFiles(_ p: Pipeline, config: SluiceConfig, scratch: String, window: (Date?, Date?) = (nil, nil)) async throws(SluiceError) -> [(path: String, name: String, file: PipelineSource.File)] {
+        let source = try PipelineSource(p, s3: config.s3)
+        var out: [(path: String, name: String, file: PipelineSource.File)] = []
+        for (i, f) in try await source.list(window: window).enumerated() {
+            let local = try await source.fetch(f, into: scratch, n: i)
+            out.append((local.path, local.name, f))
         }
         return out
     }
@@ -127,6 +106,8 @@ struct PipelineExecution {
     struct Options {
         var json = false
         var quiet = false
+        /// In-process worker slots for staged pipelines (nil: the worker setting; 0: none).
+        var workers: Int? = nil
     }
 
     let config: SluiceConfig
@@ -141,7 +122,7 @@ struct PipelineExecution {
         let driver = runtime.driver
         let id = try await driver.startRun(pipeline: name, scheduledFor: scheduledFor, windowFrom: window.0, windowTo: window.1, now: Date())
         do {
-            let counts = try await execute(pipeline, window: window)
+            let counts = pipeline.staged ? try await executeStaged(pipeline, window: window, run: id) : try await execute(pipeline, window: window)
             try await driver.finishRun(id: id, state: .succeeded, counts: counts, error: nil, now: Date())
             return true
         } catch {
@@ -178,10 +159,7 @@ struct PipelineExecution {
             log("enrich: \(f.keys) distinct keys, \(f.cached) from the cache, \(f.fetched) fetched (\(f.attempts) requests), \(f.failed) failed")
         }
         log("\(pipeline.name): \(total.read) rows read, \(total.dropped) dropped by the steps, \(total.rejected) rejected, \(total.kept) to load into \(pipeline.into)")
-        // The watermark: the newest modification time read (scheduled runs read only newer files).
-        let newest = files.compactMap(\.modified).max() ?? window.0
-        let mark = newest.map { ",\"watermark\":\($0.timeIntervalSince1970)" } ?? ""
-        let counts = "{\"files\":\(files.count),\"read\":\(total.read),\"dropped\":\(total.dropped),\"rejected\":\(total.rejected),\"loaded\":\(total.kept)\(mark)}"
+        let counts = Self.counts(files: files.map(\.file), window: window, total.read, total.dropped, total.rejected, total.kept)
         if !parts.isEmpty {
             var args = parts + ["--into", pipeline.into]
             if let mode = pipeline.mode { args += ["--mode", mode.rawValue] }
@@ -190,25 +168,91 @@ struct PipelineExecution {
             let load = try LoadCommand.parse(args)
             try await load.loadOne(config: config, entity: pipeline.into, files: parts, format: .csv)
         }
-        // Loaded (the load committed): the source files may go.
-        if pipeline.afterLoad != .keep {
-            let store = try StorageLocation(pipeline.source).store(config: S3Config.from(config.s3))
-            for f in files {
-                guard let key = f.key else { continue }
-                switch pipeline.afterLoad {
-                case .keep: break
-                case .delete: try await store.delete(key)
-                case .move(let folder):
-                    let target = folder + (key as NSString).lastPathComponent
-                    if let ftp = store as? FTPObjectStore { try await ftp.move(key, to: target) } else {
-                        try await store.copy(from: key, to: target, ifMatch: nil)
-                        try await store.delete(key)
-                    }
-                }
-            }
-            log("\(pipeline.name): \(files.count) source file\(files.count == 1 ? "" : "s") \(pipeline.afterLoad == .delete ? "deleted" : "moved")")
-        }
+        try await afterLoad(pipeline, files.map(\.file))
         return counts
+    }
+
+    /// A run's counts as JSON, with its watermark: the newest modification time read
+    /// (scheduled runs read only newer files).
+    static func counts(files: [PipelineSource.File], window: (Date?, Date?), _ read: Int, _ dropped: Int, _ rejected: Int, _ loaded: Int) -> String {
+        let newest = files.compactMap(\.modified).max() ?? window.0
+        let mark = newest.map { ",\"watermark\":\($0.timeIntervalSince1970)" } ?? ""
+        return "{\"files\":\(files.count),\"read\":\(read),\"dropped\":\(dropped),\"rejected\":\(rejected),\"loaded\":\(loaded)\(mark)}"
+    }
+
+    /// Loaded (the load committed): the source files may go.
+    func afterLoad(_ pipeline: Pipeline, _ files: [PipelineSource.File]) async throws {
+        guard pipeline.afterLoad != .keep else { return }
+        try await PipelineSource(pipeline, s3: config.s3).afterLoad(files)
+        log("\(pipeline.name): \(files.count) source file\(files.count == 1 ? "" : "s") \(pipeline.afterLoad == .delete ? "deleted" : "moved")")
+    }
+
+    /// A run over the queue: one extract job per source file; the stages hand batches on
+    /// through the control plane and are run by any worker serving them (this process too,
+    /// unless `--workers 0`). Waits until every job of the run is final.
+    func executeStaged(_ pipeline: Pipeline, window: (Date?, Date?), run: Int64) async throws -> String {
+        guard config.entity(pipeline.into) != nil else {
+            throw SluiceError(.invalidConfig, "pipeline \(pipeline.name) is staged, so it loads into a declared entity: add entities.\(pipeline.into) (batches loaded at once must agree on the columns)")
+        }
+        let driver = runtime.driver
+        let files = try await PipelineSource(pipeline, s3: config.s3).list(window: window)
+        for (i, f) in files.enumerated() {
+            var spec = JobSpec(source: pipeline.source, mode: pipeline.mode, fileName: f.key ?? pipeline.source)
+            spec.stage = StageSpec(pipeline: pipeline.name, run: run, kind: .extract, key: f.key, etag: f.etag)
+            _ = try await driver.insertJob(JobInsertParams(entity: pipeline.into, spec: spec, maxAttempts: pipeline.maxAttempts,
+                                                           idempotencyKey: "run-\(run)/extract-\(i)", now: Date()))
+        }
+        log("\(pipeline.name): run \(run): \(files.count) file\(files.count == 1 ? "" : "s") queued for its stages")
+        let slots = options.workers ?? config.worker.concurrency
+        let worker: Task<Void, Never>? = slots <= 0 ? nil : {
+            var quiet = runtime
+            quiet.logger.logLevel = max(quiet.logger.logLevel, .notice)  // the progress lines say what each job did
+            let service = quiet.worker(concurrency: slots, id: nil, wake: WakeSignal(), stages: StageKind.allCases)
+            return Task { try? await service.run() }
+        }()
+        defer { worker?.cancel() }
+        var lastLine = Date.distantPast
+        while true {
+            let counts = try await driver.runJobCounts(run: run)
+            let active = counts.filter { !$0.state.isFinal }.reduce(0) { $0 + $1.count }
+            if Date().timeIntervalSince(lastLine) >= 5 || active == 0 {
+                lastLine = Date()
+                let line = StageKind.allCases.map { k in
+                    let c = counts.filter { $0.stage == k }
+                    let done = c.filter { $0.state == .complete }.reduce(0) { $0 + $1.count }
+                    return "\(k.rawValue) \(done)/\(c.reduce(0) { $0 + $1.count })"
+                }.joined(separator: ", ")
+                log("\(pipeline.name): run \(run): \(line) jobs done")
+            }
+            if active == 0 { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        // Sum what each stage did; list what failed.
+        var read = 0, dropped = 0, rejected = 0, loaded = 0
+        var failures: [String] = []
+        var after: Int64 = 0
+        while true {
+            let jobs = try await driver.listJobs(JobListParams(after: after, limit: 1000, run: run))
+            guard let last = jobs.last else { break }
+            after = last.id
+            for j in jobs {
+                guard let stage = j.spec.stage else { continue }
+                if j.state != .complete { failures.append("\(stage.kind.rawValue) job \(j.id) (\(j.spec.fileName ?? "")): \(j.error ?? j.state.rawValue)"); continue }
+                let s = j.result?.stats ?? LoadStats()
+                if stage.kind == .extract { read += Int(s.read) }
+                if stage.kind == .load { loaded += Int(s.inserted + s.updated) }
+                dropped += Int(s.skipped)
+                rejected += Int(s.rejected)
+                for r in (j.result?.rejects ?? []).prefix(5) where rejected <= 20 { log("  rejected: \(r)") }
+            }
+        }
+        try await driver.deleteStageBatches(run: run)
+        log("\(pipeline.name): \(read) rows read, \(dropped) dropped by the steps, \(rejected) rejected, \(loaded) written into \(pipeline.into)")
+        if !failures.isEmpty {
+            throw SluiceError(.aborted, "\(failures.count) stage job\(failures.count == 1 ? "" : "s") failed (the other batches are loaded; `sluice jobs retry ID` re-runs one): \(failures.prefix(3).joined(separator: "; "))")
+        }
+        try await afterLoad(pipeline, files)
+        return Self.counts(files: files, window: window, read, dropped, rejected, loaded)
     }
 
     /// The newest file modification time the pipeline's last successful run read.

@@ -27,7 +27,7 @@ struct Runtime {
     let target: any JobTarget
     let pool: PostgresPool?
     let policy: SourcePolicy
-    let logger: Logger
+    var logger: Logger
 
     /// Runs `body` with the runtime; a PostgreSQL pool runs for exactly that long.
     static func with<T: Sendable>(_ config: SluiceConfig, _ body: @Sendable (Runtime) async throws -> T) async throws -> T {
@@ -60,8 +60,9 @@ struct Runtime {
         return try SQLiteExportStore(path: config.database)
     }
 
-    func worker(concurrency: Int?, id: String?, wake: WakeSignal) -> WorkerService {
+    func worker(concurrency: Int?, id: String?, wake: WakeSignal, stages: [StageKind]? = nil) -> WorkerService {
         var options = WorkerOptions(settings: config.worker, workDir: config.workDir)
+        options.stages = stages
         if let concurrency { options.concurrency = max(1, concurrency) }
         if let id { options.id = id }
         var log = logger
@@ -176,11 +177,19 @@ struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Run workers against the control plane (no API).",
-        discussion: "Any number of worker processes can share one control plane; SIGTERM lets running jobs finish."
+        discussion: """
+            Any number of worker processes can share one control plane; SIGTERM lets running jobs finish. \
+            With --stage, a worker runs only that stage of pipelines declared `staged: true` \
+            (extract, enrich or load; repeat the option for several), so each stage scales on its own: \
+            `sluice worker --stage enrich --concurrency 16` on one host, `--stage load` on another.
+            """
     )
 
     @Option(help: "Jobs run at once (default: worker.concurrency).")
     var concurrency: Int?
+
+    @Option(help: "Only this pipeline stage: extract, enrich or load (repeatable). Default: every job.")
+    var stage: [String] = []
 
     @Option(help: "Worker name shown on the jobs it holds (default: host:pid).")
     var id: String?
@@ -193,9 +202,17 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         let config = try shared.start()
         let concurrency = self.concurrency, id = self.id, once = self.once
+        var stages: [StageKind]? = nil
+        if !stage.isEmpty {
+            stages = try stage.map { name in
+                guard let k = StageKind(rawValue: name) else { throw ValidationError("--stage: '\(name)' is not a stage (extract, enrich, load)") }
+                return k
+            }
+        }
+        let only = stages
         do {
             try await Runtime.with(config) { runtime in
-                let worker = runtime.worker(concurrency: concurrency, id: id, wake: WakeSignal())
+                let worker = runtime.worker(concurrency: concurrency, id: id, wake: WakeSignal(), stages: only)
                 if once {
                     let n = await worker.runOnce()
                     print("ran \(n) job\(n == 1 ? "" : "s")")
