@@ -7,6 +7,7 @@ import SluiceStorage
 import SluiceWatch
 import SluiceWorker
 import SluiceQueue
+import Logging
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
