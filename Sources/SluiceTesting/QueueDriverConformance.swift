@@ -24,6 +24,52 @@ public enum QueueDriverConformance {
         try await uploadsAndLoadedFiles(make)
         try await fileLedger(make)
         try await enrichCacheAndSharedRateLimit(make)
+        try await stageHandOffs(make)
+    }
+
+    static func stage(_ kind: StageKind, run: Int64 = 7, input: String? = nil) -> JobSpec {
+        var s = JobSpec(source: "batch:x", force: true)
+        s.stage = StageSpec(pipeline: "p", run: run, kind: kind, input: input)
+        return s
+    }
+
+    /// Batches handed between pipeline stages: stored with their consumer's job in one
+    /// step, once per key; claims filtered by stage; backlog and per-run counts.
+    static func stageHandOffs(_ make: Make) async throws {
+        let d = try await make()
+        let plain = try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), now: at(0))).job
+        let extract = try await d.insertJob(JobInsertParams(entity: "e", spec: stage(.extract), idempotencyKey: "run-7/extract-0", now: at(0))).job
+        let other = try await d.insertJob(JobInsertParams(entity: "e", spec: stage(.extract, run: 8), now: at(0))).job
+        func hand(_ key: String, _ payload: String, _ kind: StageKind) async throws -> Bool {
+            try await d.handOff(StageHandOffParams(key: key, payload: payload,
+                                                   job: JobInsertParams(entity: "e", spec: stage(kind, input: key), priority: 100, now: at(1))))
+        }
+        #expect(try await hand("run-7/job-2/batch-0", "rows 0", .enrich))
+        #expect(try await hand("run-7/job-2/batch-1", "rows 1", .enrich))
+        // A retried extract re-cuts batch 0: neither its rows nor its job change.
+        #expect(try await !hand("run-7/job-2/batch-0", "rows 0 again", .enrich))
+        #expect(try await d.stageBatch(key: "run-7/job-2/batch-0") == "rows 0")
+        #expect(try await d.stageBatch(key: "missing") == nil)
+        let consumer = try #require(try await d.job(idempotencyKey: "run-7/job-2/batch-0"))
+        #expect(consumer.spec.stage?.kind == .enrich && consumer.spec.stage?.input == "run-7/job-2/batch-0" && consumer.priority == 100)
+        #expect(try await d.stageBacklog() == [.extract: 2, .enrich: 2])
+        #expect(try await d.listJobs(JobListParams(run: 7)).count == 3)
+
+        // A worker serving one stage claims only it; plain jobs go to workers that take them.
+        let enrich = try await d.claimJobs(JobClaimParams(worker: "w", limit: 5, leaseDuration: .seconds(30), now: at(2), stages: [.enrich]))
+        #expect(enrich.count == 2 && enrich.allSatisfy { $0.spec.stage?.kind == .enrich })
+        let loads = try await d.claimJobs(JobClaimParams(worker: "w", limit: 5, leaseDuration: .seconds(30), now: at(2), stages: [.load]))
+        #expect(loads.isEmpty)
+        let mixed = try await d.claimJobs(JobClaimParams(worker: "w", limit: 5, leaseDuration: .seconds(30), now: at(2), stages: [.load], plainJobs: true))
+        #expect(mixed.map(\.id) == [plain.id])
+        #expect(try await d.stageBacklog() == [.extract: 2])
+        for j in enrich { #expect(try await d.completeJob(JobCompleteParams(id: j.id, token: j.leaseToken, result: JobResult(stats: LoadStats()), now: at(3)))) }
+        let counts = Set(try await d.runJobCounts(run: 7))
+        #expect(counts == [StageJobCount(stage: .extract, state: .queued, count: 1), StageJobCount(stage: .enrich, state: .complete, count: 2)])
+        #expect(try await d.runJobCounts(run: 8) == [StageJobCount(stage: .extract, state: .queued, count: 1)])
+        _ = (extract, other)
+        try await d.deleteStageBatches(run: 7)
+        #expect(try await d.stageBatch(key: "run-7/job-2/batch-1") == nil)
     }
 
     static func insertAndIdempotency(_ make: Make) async throws {

@@ -1,0 +1,145 @@
+import Testing
+import Foundation
+import SluiceTesting
+
+/// Pipelines declared `staged: true`: each stage a job of its own, batches handed on through
+/// the control plane, stage workers scaled and killed on their own.
+@Suite(.serialized) struct StagedPipelineTests {
+    static func yml(port: Int, rate: Int, batch: Int = 100, backlog: Int = 32) -> String {
+        """
+        entities:
+          places:
+            primary_key: [id]
+            columns: {id: int64, lat: float64, lon: float64, address: text, city: text}
+        worker:
+          lease_seconds: 2
+          poll_seconds: 0.2
+          retry_base_seconds: 0.2
+          max_backlog: \(backlog)
+        pipelines:
+          geo:
+            source: in
+            staged: true
+            batch_rows: \(batch)
+            steps:
+              - cast: {id: int, lat: float, lon: float}
+              - enrich:
+                  url: "http://127.0.0.1:\(port)/reverse?format=jsonv2&lat={lat}&lon={lon}"
+                  adapter: nominatim
+                  concurrency: 4
+                  rate: \(rate)
+                  max_attempts: 8
+              - derive: {city: upper(city)}
+              - select: [id, lat, lon, address, city]
+            into: places
+        """
+    }
+
+    func start(_ cli: CLI, _ args: [String]) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLI.binary)
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle(forWritingAtPath: cli.write("\(args.joined(separator: "_").replacingOccurrences(of: "-", with: "")).log", ""))
+        try p.run()
+        return p
+    }
+
+    func wait(_ what: String, timeout: Double = 60, _ done: () throws -> Bool) throws {
+        let end = Date().addingTimeInterval(timeout)
+        while try !done() {
+            guard Date() < end else { Issue.record("timed out waiting for \(what)"); return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
+    /// Seed 004's `scale transformer=2`: the run only queues work; an extract+load worker and
+    /// two enrich workers share it under one rate limit; one enrich worker is SIGKILLed while
+    /// it holds a batch. Every row lands once, enriched; every batch went through each stage
+    /// exactly once.
+    @Test func stageWorkersShareARunAndAKilledOneLosesNothing() throws {
+        let geo = try Geocoder(["--slow-rate", "0.05", "--slow-seconds", "0.3"])
+        defer { geo.stop() }
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        for f in 0..<3 { cli.write("in/points-\(f).csv", EnrichCLITests.points(300, distinct: 200, seed: 20 + f, bad: false)) }
+        cli.write("sluice.yml", Self.yml(port: geo.port, rate: 300))
+        #expect(try cli.run(["migrate"]).status == 0)
+
+        let run = try start(cli, ["run", "geo", "--workers", "0"])
+        let io = try start(cli, ["worker", "--stage", "extract", "--stage", "load", "--id", "io"])
+        let a = try start(cli, ["worker", "--stage", "enrich", "--concurrency", "2", "--id", "enrich-a"])
+        let b = try start(cli, ["worker", "--stage", "enrich", "--concurrency", "2", "--id", "enrich-b"])
+        defer { for p in [run, io, a, b] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        try wait("enrich-a to hold a batch") { try cli.sqlite("SELECT count(*) FROM sluice_jobs WHERE worker = 'enrich-a' AND state = 'processing'") != "0\n" }
+        kill(a.processIdentifier, SIGKILL)
+        a.waitUntilExit()
+        run.waitUntilExit()
+        #expect(run.terminationStatus == 0, "\((try? String(contentsOfFile: cli.dir + "/run_geo_workers_0.log", encoding: .utf8)) ?? "")")
+
+        #expect(try cli.sqlite("SELECT count(*), count(DISTINCT id), count(address), count(*) FILTER (WHERE city = upper(city)) FROM places") == "900|900|900|900\n")
+        // 3 batches per file; each handed to enrich once and to load once, all complete.
+        #expect(try cli.sqlite("SELECT stage, count(*), count(*) FILTER (WHERE state = 'complete') FROM sluice_jobs GROUP BY stage ORDER BY stage")
+                == "enrich|9|9\nextract|3|3\nload|9|9\n")
+        // The killed worker's batch was taken over after its lease ran out.
+        #expect(try cli.sqlite("SELECT count(*) FROM sluice_jobs WHERE stage = 'enrich' AND attempts > 1") != "0\n")
+        #expect(try cli.sqlite("SELECT count(*) FROM sluice_stage_batches") == "0\n", "a finished run's batches are dropped")
+        let runs = try cli.run(["runs", "geo", "--json"])
+        #expect(runs.out.contains("\"state\":\"succeeded\"") && runs.out.contains("\\\"loaded\\\":900"), "\(runs.out)")
+        let s = try geo.stats()
+        #expect(s.maxPerSecond <= 330, "one rate limit for both enrich workers: \(s.maxPerSecond)")
+    }
+
+    /// A stage stops pulling work when the next one's backlog passes `max_backlog`, and the
+    /// queued batches wait, durable, for a worker of the next stage.
+    @Test func backPressureHoldsTheExtractStage() throws {
+        let geo = try Geocoder()
+        defer { geo.stop() }
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        for f in 0..<8 { cli.write("in/points-\(f).csv", EnrichCLITests.points(50, distinct: 50, seed: 40 + f, bad: false)) }
+        cli.write("sluice.yml", Self.yml(port: geo.port, rate: 1000, backlog: 2))
+        let run = try start(cli, ["run", "geo", "--workers", "0"])
+        defer { if run.isRunning { kill(run.processIdentifier, SIGKILL) } }
+        try wait("the run to queue its files") { (try? cli.sqlite("SELECT count(*) FROM sluice_jobs WHERE stage = 'extract'")) == "8\n" }
+        let extract = try cli.run(["worker", "--stage", "extract", "--concurrency", "1", "--once"])
+        #expect(extract.status == 0, "\(extract.err)")
+        #expect(try cli.sqlite("SELECT stage, state, count(*) FROM sluice_jobs GROUP BY stage, state ORDER BY stage, state")
+                == "enrich|queued|3\nextract|complete|3\nextract|queued|5\n", "three batches waiting (more than 2) stop the extractor")
+        #expect(try geo.stats().calls == 0)
+        let rest = try cli.run(["worker", "--once"])
+        #expect(rest.status == 0, "\(rest.err)")
+        run.waitUntilExit()
+        #expect(run.terminationStatus == 0)
+        #expect(try cli.sqlite("SELECT count(*), count(address) FROM places") == "400|400\n")
+    }
+
+    /// Staged runs load only into declared entities, and a `sql` step runs in the load's
+    /// transaction; mistakes in either are refused with their line.
+    @Test func stagedConfigMistakesAreRefused() throws {
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        cli.write("in/a.csv", "id\n1\n")
+        cli.write("sluice.yml", """
+            pipelines:
+              p:
+                source: in
+                staged: true
+                into: undeclared
+            """)
+        let r = try cli.run(["run", "p"])
+        #expect(r.status != 0 && r.err.contains("add entities.undeclared"), "\(r.err)")
+        cli.write("bad.yml", """
+            pipelines:
+              p:
+                source: in
+                steps:
+                  - sql: "UPDATE t SET x = 1"
+                  - select: [id]
+                into: t
+            """)
+        let bad = try cli.run(["pipelines", "validate", "--config", "bad.yml"])
+        #expect(bad.status != 0 && bad.err.contains("bad.yml:6:") && bad.err.contains("cannot follow a sql step"), "\(bad.err)")
+    }
+}
