@@ -34,10 +34,19 @@ public struct CommitContext: Sendable {
     public var rejectsFiles: [String]
     /// How many more rejects the load may have before it must roll back (nil: no limit).
     public var rejectBudget: Int64?
-    public init(stats: LoadStats, rejectsFiles: [String], rejectBudget: Int64? = nil) {
+    /// A pipeline's `sql` steps: run after the rows are written, before the commit, in the
+    /// same transaction (a failing statement rolls the whole load back).
+    public var afterSQL: [String]
+    public init(stats: LoadStats, rejectsFiles: [String], rejectBudget: Int64? = nil, afterSQL: [String] = []) {
         self.stats = stats
         self.rejectsFiles = rejectsFiles
         self.rejectBudget = rejectBudget
+        self.afterSQL = afterSQL
+    }
+
+    /// Why a `sql` step failed, naming it.
+    public static func sqlStepFailed(_ index: Int, _ sql: String, _ why: String) -> SluiceError {
+        SluiceError(.invalidInput, "sql step \(index + 1) (\(sql.prefix(80))) failed: \(why); nothing was written")
     }
 }
 

@@ -23,6 +23,8 @@ public struct LoadRequest: Sendable {
     public var schema: TableSchema?
     /// Read only this part of the (single) file.
     public var chunk: FileChunk?
+    /// Statements run in the load's transaction after the rows are written (`sql` steps).
+    public var afterSQL: [String] = []
 
     public init(files: [String], entity: String) {
         self.files = files

@@ -121,7 +121,8 @@ public final class LoadRunner {
             if let sink {
                 observer?.loadPhase("committing")
                 let budget = plan.request.maxRejects.map { $0 - report.stats.rejected }
-                let counts = try sink.commit(CommitContext(stats: report.stats, rejectsFiles: report.files.compactMap(\.rejectsFile), rejectBudget: budget))
+                let counts = try sink.commit(CommitContext(stats: report.stats, rejectsFiles: report.files.compactMap(\.rejectsFile), rejectBudget: budget,
+                                                                afterSQL: plan.request.afterSQL))
                 // Rows the target refused while applying the load go to their file's rejects.
                 for r in counts.rejects {
                     let index = Int(r.line >> Self.fileShift)

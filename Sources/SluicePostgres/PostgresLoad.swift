@@ -150,6 +150,11 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
                         return
                     }
                     if let sharedStage { try await db.exec("DROP TABLE IF EXISTS \(sharedStage)", on: conn) }
+                    for (i, sql) in context.afterSQL.enumerated() {
+                        do { try await db.exec(sql, on: conn) } catch {
+                            throw CommitContext.sqlStepFailed(i, sql, PostgresPool.error(error, "running a sql step").message)
+                        }
+                    }
                     if let fence, try await !fence.complete(conn, counts, context) {
                         try await db.exec("ROLLBACK", on: conn)
                         outcome = .failure(SluiceError(.aborted, "the job's lease was lost; nothing was written"))

@@ -221,3 +221,12 @@ public final class SQLiteStatement {
         }
     }
 }
+
+extension SQLiteConnection {
+    /// Runs a pipeline's `sql` steps inside the caller's open transaction.
+    static func runSteps(_ steps: [String], on conn: SQLiteConnection) throws(SluiceError) {
+        for (i, sql) in steps.enumerated() {
+            do { try conn.execute(sql) } catch { throw CommitContext.sqlStepFailed(i, sql, error.message) }
+        }
+    }
+}

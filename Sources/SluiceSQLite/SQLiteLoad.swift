@@ -177,6 +177,7 @@ public final class SQLiteLoad: LoadSink {
                 try conn.execute("DROP TABLE temp.\(SQLIdentifier.quoteValidated(stage))")
             }
             insert = nil; update = nil; delete = nil; stageUpsert = nil
+            try SQLiteConnection.runSteps(context.afterSQL, on: conn)
             try conn.execute("COMMIT")
             open = false
         } catch {

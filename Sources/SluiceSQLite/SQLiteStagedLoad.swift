@@ -164,6 +164,7 @@ public final class SQLiteStagedLoad: LoadSink {
                 try main.execute(SQLiteSQL.insertFromStage(table, stage, schema, db: "stage"))
                 counts.inserted = main.changes
             }
+            try SQLiteConnection.runSteps(context.afterSQL, on: main)
             var stats = context.stats
             stats.inserted = counts.inserted
             stats.updated = counts.updated

@@ -336,6 +336,7 @@ public struct JobExecutor: Sendable {
         request.maxRejects = job.spec.atomic ? 0 : job.spec.maxRejects
         request.schema = job.spec.schema
         request.chunk = job.spec.chunk
+        if let stage = job.spec.stage { request.afterSQL = config.pipelines[stage.pipeline]?.sql ?? [] }
         return request
     }
 

@@ -99,8 +99,9 @@ struct LoadCommand: AsyncParsableCommand {
         try await loadOne(config: config, entity: into, files: fetched.paths, format: format)
     }
 
-    func loadOne(config: SluiceConfig, entity into: String, files: [String], format: SourceFormat?) async throws {
+    func loadOne(config: SluiceConfig, entity into: String, files: [String], format: SourceFormat?, afterSQL: [String] = []) async throws {
         var request = LoadRequest(files: files, entity: into)
+        request.afterSQL = afterSQL
         request.mode = mode
         request.format = format
         request.key = key.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }

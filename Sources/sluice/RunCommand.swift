@@ -167,7 +167,7 @@ struct PipelineExecution {
             if options.json { args.append("--json") }
             if options.quiet { args.append("--quiet") }
             let load = try LoadCommand.parse(args)
-            try await load.loadOne(config: config, entity: pipeline.into, files: parts, format: .csv)
+            try await load.loadOne(config: config, entity: pipeline.into, files: parts, format: .csv, afterSQL: pipeline.sql)
         }
         try await afterLoad(pipeline, files.map(\.file))
         return counts

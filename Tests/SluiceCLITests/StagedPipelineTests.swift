@@ -142,4 +142,37 @@ import SluiceTesting
         let bad = try cli.run(["pipelines", "validate", "--config", "bad.yml"])
         #expect(bad.status != 0 && bad.err.contains("bad.yml:6:") && bad.err.contains("cannot follow a sql step"), "\(bad.err)")
     }
+
+    /// `sql` steps (ELT) run in the load's own transaction: their effect and the rows commit
+    /// together, and a failing statement leaves the table as it was — inline and staged.
+    @Test(arguments: [false, true]) func sqlStepsRunInTheLoadTransaction(staged: Bool) throws {
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        cli.write("in/sales.csv", "id,day,amount\n1,2026-11-01,10\n2,2026-11-01,5\n3,2026-11-02,7\n")
+        func yml(_ sql: String) -> String {
+            """
+            entities:
+              sales:
+                primary_key: [id]
+                columns: {id: int64, day: text, amount: int64}
+            pipelines:
+              sales:
+                source: in
+                staged: \(staged)
+                steps:
+                  - cast: {id: int, amount: int}
+                  - sql: "\(sql)"
+                into: sales
+            """
+        }
+        _ = try cli.sqlite("CREATE TABLE daily (day TEXT PRIMARY KEY, total INTEGER)")
+        cli.write("sluice.yml", yml("UPDATE nonexistent SET x = 1"))
+        let bad = try cli.run(["run", "sales"])
+        #expect(bad.status != 0 && bad.err.contains("sql step 1") && bad.err.contains("nonexistent"), "\(bad.err)")
+        #expect(try cli.sqlite("SELECT count(*) FROM sqlite_master WHERE name = 'sales'") == "0\n", "the new table rolled back with the failed statement")
+        cli.write("sluice.yml", yml("INSERT INTO daily SELECT day, sum(amount) FROM sales GROUP BY day ON CONFLICT (day) DO UPDATE SET total = excluded.total"))
+        let ok = try cli.run(["run", "sales"])
+        #expect(ok.status == 0, "\(ok.err)")
+        #expect(try cli.sqlite("SELECT day, total FROM daily ORDER BY day") == "2026-11-01|15\n2026-11-02|7\n")
+    }
 }
