@@ -7,6 +7,9 @@ geocoder, scripts/receivers/geocoder.py) -> merge into a table, side by side in 
   sluice x1  `sluice run geo` (enrich step, cache in the control plane, bounded concurrency)
   sluice x4  four `sluice run` processes on four folders at once, sharing one control plane
              (cache and rate limit)
+  staged xN  one `staged: true` run over the queue: `sluice run --workers 0` queues the files,
+             one `sluice worker --stage extract --stage load` and N `sluice worker --stage
+             enrich` processes share the batches (seed 004's `scale transformer=N`)
   geocoder   its own capacity alone: wrk against /reverse
 
 --rows coordinates (half of them repeating a point), medians of --runs runs. Each Sluice run
@@ -38,14 +41,19 @@ def make_files(out, rows, parts):
         f.close()
 
 
-def yml(source, rate, concurrency=16):
+def yml(source, rate, concurrency=16, staged=False):
     return """
 entities:
   places:
     primary_key: [id]
+    columns: {id: int64, lat: float64, lon: float64, address: text, city: text}
+worker:
+  poll_seconds: 0.1
 pipelines:
   geo:
     source: %s
+    staged: %s
+    batch_rows: 2000
     steps:
       - cast: {id: int, lat: float, lon: float}
       - enrich:
@@ -55,7 +63,7 @@ pipelines:
           rate: %d
       - select: [id, lat, lon, address, city]
     into: places
-""" % (source, PORT, concurrency, rate)
+""" % (source, "true" if staged else "false", PORT, concurrency, rate)
 
 
 def python_rendition(out, rows, threads):
@@ -145,6 +153,29 @@ def sluice(out, rows, workers, rate, concurrency):
     assert n == (rows, rows), "sluice loaded %s of %d" % (n, rows)
 
 
+def sluice_staged(out, rows, workers, rate, concurrency):
+    d = os.path.join(out, "staged%d" % workers)
+    shutil.rmtree(d, ignore_errors=True)
+    src = os.path.join(d, "src")
+    os.makedirs(src)
+    for p in sorted(p for p in os.listdir(out) if p.startswith("in")):
+        os.link(os.path.join(out, p, "points.csv"), os.path.join(src, p + ".csv"))
+    with open(os.path.join(d, "sluice.yml"), "w") as f:
+        f.write(yml(src, rate, concurrency, staged=True))
+    quiet = dict(cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([SLUICE, "migrate"], check=True, **quiet)
+    run = subprocess.Popen([SLUICE, "run", "geo", "--workers", "0", "--quiet"], **quiet)
+    procs = [subprocess.Popen([SLUICE, "worker", "--stage", "extract", "--stage", "load", "--concurrency", "2"], **quiet)]
+    procs += [subprocess.Popen([SLUICE, "worker", "--stage", "enrich", "--concurrency", "2"], **quiet) for _ in range(workers)]
+    code = run.wait()
+    for p in procs:
+        p.terminate()
+        p.wait()
+    assert code == 0, "sluice run (staged) failed (see %s)" % d
+    n = sqlite3.connect(os.path.join(d, "sluice.db")).execute("SELECT count(*), count(city) FROM places").fetchone()
+    assert n == (rows, rows), "sluice loaded %s of %d" % (n, rows)
+
+
 def stats():
     return requests.get("http://127.0.0.1:%d/stats" % PORT).json()
 
@@ -161,11 +192,12 @@ def main():
     shutil.rmtree(a.out, ignore_errors=True)
     os.makedirs(a.out)
     make_files(a.out, a.rows, 8)
-    times = {"python": [], "sluice1": [], "sluice4": []}
-    peaks = {"sluice1": [], "sluice4": []}
+    names = ("python", "sluice1", "sluice4", "staged1", "staged4")
+    times = {k: [] for k in names}
+    peaks = {k: [] for k in names[1:]}
     calls = {}
     for run in range(a.runs):
-        for name in ("python", "sluice1", "sluice4"):
+        for name in names:
             g = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "receivers", "geocoder.py"), "--port", str(PORT)],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for _ in range(100):
@@ -177,6 +209,8 @@ def main():
             t0 = time.perf_counter()
             if name == "python":
                 python_rendition(a.out, a.rows, a.threads)
+            elif name.startswith("staged"):
+                sluice_staged(a.out, a.rows, int(name[-1]), a.rate, a.concurrency)
             else:
                 sluice(a.out, a.rows, 1 if name == "sluice1" else 4, a.rate, a.concurrency)
             times[name].append(time.perf_counter() - t0)
@@ -186,7 +220,7 @@ def main():
                 peaks[name].append(s["max_per_second"])
             g.kill()
             g.wait()
-        print("run %d: python %.2f s, sluice x1 %.2f s, sluice x4 %.2f s" % (run + 1, times["python"][-1], times["sluice1"][-1], times["sluice4"][-1]), flush=True)
+        print("run %d: " % (run + 1) + ", ".join("%s %.2f s" % (k, times[k][-1]) for k in names), flush=True)
     # The geocoder alone.
     g = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "receivers", "geocoder.py"), "--port", str(PORT)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -197,13 +231,14 @@ def main():
     med = {k: statistics.median(v) for k, v in times.items()}
     print()
     print("%-40s %9s %11s %10s %9s" % ("", "seconds", "rows/s", "requests", "req/s"))
-    for k, label in (("python", "python rendition of seed 004 (%d threads)" % a.threads), ("sluice1", "sluice, 1 worker"), ("sluice4", "sluice, 4 workers (shared cache + limit)")):
+    for k, label in (("python", "python rendition of seed 004 (%d threads)" % a.threads), ("sluice1", "sluice run, 1 process"),
+                     ("sluice4", "sluice run, 4 processes (4 folders)"), ("staged1", "staged, 1 enrich worker"), ("staged4", "staged, 4 enrich workers")):
         print("%-40s %9.2f %11.0f %10d %9.0f" % (label, med[k], a.rows / med[k], calls[k], calls[k] / med[k]))
     print("%-40s %9s %11s %10s %9.0f" % ("geocoder alone (wrk, 16 connections)", "", "", "", capacity))
     print()
-    print("sluice x1 / python: %.2fx, sluice x4 / python: %.2fx (target >= 5x)" % (med["python"] / med["sluice1"], med["python"] / med["sluice4"]))
-    print("sluice x4 request rate / geocoder capacity: %.2f (target >= 0.9)" % ((calls["sluice4"] / med["sluice4"]) / capacity))
-    print("peak requests in any second: x1 %s, x4 %s (rate limit %d)" % (max(peaks["sluice1"]), max(peaks["sluice4"]), a.rate))
+    print("vs python: " + ", ".join("%s %.2fx" % (k, med["python"] / med[k]) for k in names[1:]) + " (target >= 5x)")
+    print("request rate / geocoder capacity: " + ", ".join("%s %.2f" % (k, (calls[k] / med[k]) / capacity) for k in ("sluice4", "staged4")) + " (target >= 0.9)")
+    print("peak requests in any second: " + ", ".join("%s %s" % (k, max(peaks[k])) for k in names[1:]) + " (rate limit %d)" % a.rate)
     print("medians of %d runs, %d rows, half repeating a point" % (a.runs, a.rows))
 
 
