@@ -116,6 +116,14 @@ public enum ConfigReader {
                 config.exports[name] = try readExport(name: name, v, r)
             }
         }
+        // A pipeline's `export:` must name a declared export.
+        if case .mapping(let pm)? = top["pipelines"] {
+            for (k, v) in pm {
+                guard case .mapping(let fields) = v, let n = fields.first(where: { $0.key.string == "export" })?.value,
+                      let name = n.string, config.exports[name] == nil else { continue }
+                throw r.error(n, "pipelines.\(k.string ?? "?").export: '\(name)' is not declared under exports: (declared: \(config.exports.keys.sorted().joined(separator: ", ")))")
+            }
+        }
         return config
     }
 
@@ -198,7 +206,7 @@ public enum ConfigReader {
     static func readPipeline(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> Pipeline {
         let p = "pipelines.\(name)"
         let m = try r.mapping(node, p, allowed: ["source", "glob", "into", "mode", "steps", "schedule", "timezone", "after", "after_load",
-                                                 "staged", "batch_rows", "retries"])
+                                                 "staged", "batch_rows", "retries", "where", "export"])
         guard let src = m["source"], let into = m["into"] else { throw r.error(node, "\(p) needs a source and an entity (into)") }
         var mode: WriteMode? = nil
         if let n = m["mode"] {
@@ -274,6 +282,16 @@ public enum ConfigReader {
         }
         if let n = m["after"] { pipeline.after = try r.strings(n, "\(p).after") }
         pipeline.sql = sql
+        if let n = m["where"] {
+            guard pipeline.sourceTable != nil else { throw r.error(n, "\(p).where filters a table source (source: table:NAME)") }
+            let text = try r.string(n, "\(p).where")
+            guard !text.contains(";") else { throw r.error(n, "\(p).where is one SQL condition (no ';')") }
+            pipeline.sourceFilter = text
+        }
+        if let table = pipeline.sourceTable {
+            do { try SQLIdentifier.validate(table) } catch { throw r.error(src, "\(p).source: \((error as? SluiceError)?.message ?? "\(error)")") }
+        }
+        if let n = m["export"] { pipeline.export = try r.string(n, "\(p).export") }
         if let n = m["staged"] { pipeline.staged = try r.bool(n, "\(p).staged") }
         for (key, apply) in [("batch_rows", { (v: Int) in pipeline.batchRows = v }), ("retries", { (v: Int) in pipeline.maxAttempts = v })] {
             guard let n = m[key] else { continue }

@@ -27,6 +27,14 @@ public struct Pipeline: Sendable, Equatable {
     /// `sql` steps: statements run in the target database after the rows are written, in
     /// the load's own transaction (ELT).
     public var sql: [String] = []
+    /// For a `table:NAME` source: only rows matching this SQL condition (`where:`).
+    public var sourceFilter: String?
+    /// An export declared under `exports:` that delivers the entity's new rows after each
+    /// successful load (`export:`): the pipeline's sink is then an HTTP API.
+    public var export: String?
+
+    /// The table a `table:NAME` source reads (in the target database), if that is the source.
+    public var sourceTable: String? { source.hasPrefix("table:") ? String(source.dropFirst(6)) : nil }
 
     /// Seed 004's extractor removed what it had processed: `delete`, or `move_to: folder`.
     public enum AfterLoad: Sendable, Equatable { case keep, delete, move(String) }

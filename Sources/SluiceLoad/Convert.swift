@@ -2,51 +2,6 @@ public import SluiceCore
 public import SluiceFormats
 import Foundation
 
-/// Writes to a temporary file beside `path` and renames it into place on ``commit()``,
-/// so a reader never sees half a file and a failed write leaves nothing behind.
-public final class FileSink: ByteSink {
-    let fd: Int32
-    public let path: String
-    let temp: String
-    var done = false
-
-    public init(path: String) throws(SluiceError) {
-        self.path = path
-        temp = path + ".sluice-partial-\(getpid())"
-        fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw SluiceError(.io, "cannot create: \(String(cString: strerror(errno)))", at: SourceLocation(file: path)) }
-    }
-
-    deinit {
-        if !done {
-            close(fd)
-            unlink(temp)
-        }
-    }
-
-    public func write(_ bytes: UnsafeRawBufferPointer) throws(SluiceError) {
-        var at = 0
-        while at < bytes.count {
-            let n = Foundation.write(fd, bytes.baseAddress! + at, bytes.count - at)
-            if n > 0 { at += n; continue }
-            if n < 0 && errno == EINTR { continue }
-            throw SluiceError(.io, "write failed: \(String(cString: strerror(errno)))", at: SourceLocation(file: path))
-        }
-    }
-
-    /// Flushes to disk and moves the file into place.
-    public func commit() throws(SluiceError) {
-        guard !done else { return }
-        done = true
-        let ok = fsync(fd) == 0
-        close(fd)
-        guard ok, rename(temp, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temp)
-            throw SluiceError(.io, "cannot finish the file: \(reason)", at: SourceLocation(file: path))
-        }
-    }
-}
 
 /// Output formats and their options for ``Converter``.
 public struct ConvertOptions: Sendable {

@@ -12,6 +12,11 @@ public struct PipelineSource: Sendable {
         public var key: String?
         public var etag: String?
         public var modified: Date?
+        public init(key: String? = nil, etag: String? = nil, modified: Date? = nil) {
+            self.key = key
+            self.etag = etag
+            self.modified = modified
+        }
     }
 
     public let pipeline: Pipeline

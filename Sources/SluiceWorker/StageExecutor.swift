@@ -68,7 +68,13 @@ extension JobExecutor {
 
     func extract(_ job: Job, _ stage: StageSpec, _ pipeline: Pipeline, _ runner: inout PipelineRunner, _ lease: Lease, dir: String) async throws(SluiceError) -> JobResult {
         let source = try PipelineSource(pipeline, s3: config.s3)
-        let file = try await source.fetch(PipelineSource.File(key: stage.key, etag: stage.etag), into: dir)
+        let file: (path: String, name: String, temporary: Bool)
+        do {
+            file = try await source.fetch(PipelineSource.File(key: stage.key, etag: stage.etag), into: dir)
+        } catch where error.code == .aborted {
+            // Not a lost lease: the object was replaced after the run listed it.
+            throw SluiceError(.invalidInput, "\(error.message); the next run reads the new version", at: error.location)
+        }
         defer { if file.temporary { try? FileManager.default.removeItem(atPath: file.path) } }
         var k = 0
         let enrichSteps = runner.enrichCount

@@ -80,6 +80,23 @@ struct ExportCommand: AsyncParsableCommand {
         func run() async throws {
             Runtime.bootstrapLogging()
             let config = try shared.loadConfig()
+            let spec = try spec(config)
+            let (planOnly, json) = (planOnly, json)
+            try await ExportCommand.withStore(shared) { store in
+                let report = try await ExportCommand.deliver(spec, store: store, planOnly: planOnly, progress: isatty(STDERR_FILENO) == 1 && !json)
+                if json {
+                    let enc = JSONEncoder()
+                    enc.outputFormatting = [.sortedKeys]
+                    print(String(decoding: try enc.encode(report.report), as: UTF8.self))
+                } else {
+                    print(report.summary)
+                }
+                if report.dead > 0 { throw ExitCode(3) }
+            }
+        }
+
+        /// The export these options (over the one declared in `config`) describe.
+        func spec(_ config: SluiceConfig) throws -> ExportSpec {
             var declared = ExportSettings()
             if let name {
                 guard let d = config.exports[name] else {
@@ -118,35 +135,37 @@ struct ExportCommand: AsyncParsableCommand {
                 guard let t = ProcessInfo.processInfo.environment[tokenEnv], !t.isEmpty else { throw fail("$\(tokenEnv) is not set") }
                 spec.headers.append(("Authorization", "Bearer \(t)"))
             }
-            let (planOnly, json, finalSpec) = (planOnly, json, spec)
-            try await ExportCommand.withStore(shared) { store in
-                let exporter = try Exporter(spec: finalSpec, store: store)
-                var report = ExportReport()
-                if planOnly {
-                    let planned = try await exporter.plan()
-                    report.planned = planned.batches
-                    report.plannedRows = planned.rows
-                } else {
-                    let tty = isatty(STDERR_FILENO) == 1 && !json
-                    if tty { exporter.onProgress = ProgressLine.export }
-                    report = try await exporter.run()
-                    if tty { FileHandle.standardError.write(Data("\n".utf8)) }
-                }
-                let pending = try await store.batches(url).filter { $0.state != .delivered }
-                if json {
-                    let enc = JSONEncoder()
-                    enc.outputFormatting = [.sortedKeys]
-                    print(String(decoding: try enc.encode(report), as: UTF8.self))
-                } else {
-                    print("planned \(report.planned) new batches (\(report.plannedRows) rows); delivered \(report.delivered) (\(report.deliveredRows) rows) in \(String(format: "%.2f", report.seconds)) s, \(report.attempts) attempts")
-                    if !pending.isEmpty {
-                        let dead = pending.filter { $0.state == .dead }.count
-                        print("not delivered: \(pending.count) batches (\(dead) dead-lettered); see `sluice export status --to \(url)`")
-                    }
-                }
-                if pending.contains(where: { $0.state == .dead }) { throw ExitCode(3) }
-            }
+            return spec
         }
+    }
+
+    /// What one delivery did, and a line or two saying so.
+    struct Delivery {
+        var report: ExportReport
+        var dead: Int
+        var summary: String
+    }
+
+    /// Plans the rows not yet sent, then delivers every planned batch (or only plans).
+    static func deliver(_ spec: ExportSpec, store: any ExportStore, planOnly: Bool, progress: Bool) async throws -> Delivery {
+        let exporter = try Exporter(spec: spec, store: store)
+        var report = ExportReport()
+        if planOnly {
+            let planned = try await exporter.plan()
+            report.planned = planned.batches
+            report.plannedRows = planned.rows
+        } else {
+            if progress { exporter.onProgress = ProgressLine.export }
+            report = try await exporter.run()
+            if progress { FileHandle.standardError.write(Data("\n".utf8)) }
+        }
+        let pending = try await store.batches(spec.url).filter { $0.state != .delivered }
+        let dead = pending.filter { $0.state == .dead }.count
+        var summary = "planned \(report.planned) new batches (\(report.plannedRows) rows); delivered \(report.delivered) (\(report.deliveredRows) rows) in \(String(format: "%.2f", report.seconds)) s, \(report.attempts) attempts"
+        if !pending.isEmpty {
+            summary += "\nnot delivered: \(pending.count) batches (\(dead) dead-lettered); see `sluice export status --to \(spec.url)`"
+        }
+        return Delivery(report: report, dead: dead, summary: summary)
     }
 
     struct Status: AsyncParsableCommand {

@@ -7,6 +7,7 @@ import SluiceStorage
 import SluiceWatch
 import SluiceWorker
 import SluiceQueue
+import SluiceExport
 import Logging
 
 struct RunCommand: AsyncParsableCommand {
@@ -139,7 +140,8 @@ struct PipelineExecution {
         let scratch = (config.stateDir as NSString).appendingPathComponent("runs/\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-        let files = try await RunCommand.sourceFiles(pipeline, config: config, scratch: scratch, window: window)
+        let files = pipeline.sourceTable != nil ? [try await tableSource(pipeline, scratch: scratch)]
+            : try await RunCommand.sourceFiles(pipeline, config: config, scratch: scratch, window: window)
         if files.isEmpty { log("\(pipeline.name): no files in \(pipeline.source)\(pipeline.glob.map { " matching \($0)" } ?? "")") }
         var runner = try PipelineRunner(pipeline: pipeline)
         let env = QueueEnrichEnvironment(driver: runtime.driver)
@@ -170,7 +172,32 @@ struct PipelineExecution {
             try await load.loadOne(config: config, entity: pipeline.into, files: parts, format: .csv, afterSQL: pipeline.sql)
         }
         try await afterLoad(pipeline, files.map(\.file))
+        try await export(pipeline)
         return counts
+    }
+
+    /// A `table:NAME` source: the table's rows (matching `where:`), in key order, as one NDJSON file.
+    func tableSource(_ pipeline: Pipeline, scratch: String) async throws -> (path: String, name: String, file: PipelineSource.File) {
+        let table = pipeline.sourceTable!
+        guard let key = config.entity(table)?.schema.primaryKey.first else {
+            throw SluiceError(.invalidConfig, "pipeline \(pipeline.name) reads table \(table): declare entities.\(table) with a primary_key (rows are read in key order)")
+        }
+        let store = try await runtime.exportStore()
+        let source = ExportSource(table: config.entity(table)!.table, filter: pipeline.sourceFilter, key: key)
+        let path = "\(scratch)/table-\(table).ndjson"
+        let n = try await runOnThread { Result { () throws(SluiceError) in try TableDump.write(source, store: store, to: path) } }.get()
+        log("\(pipeline.name): \(n) rows read from table \(table)\(pipeline.sourceFilter.map { " where \($0)" } ?? "")")
+        return (path, "table \(table)", PipelineSource.File())
+    }
+
+    /// The pipeline's `export:` sink: delivers the entity's rows not yet sent; dead-lettered
+    /// batches fail the run (they stay listed by `sluice export status`).
+    func export(_ pipeline: Pipeline) async throws {
+        guard let name = pipeline.export else { return }
+        let spec = try ExportCommand.Run.parse([name]).spec(config)
+        let delivery = try await ExportCommand.deliver(spec, store: try await runtime.exportStore(), planOnly: false, progress: false)
+        log("\(pipeline.name) → export \(name): \(delivery.summary)")
+        if delivery.dead > 0 { throw SluiceError(.aborted, "export \(name): \(delivery.dead) batches dead-lettered (`sluice export retry`)") }
     }
 
     /// A run's counts as JSON, with its watermark: the newest modification time read
@@ -192,6 +219,9 @@ struct PipelineExecution {
     /// through the control plane and are run by any worker serving them (this process too,
     /// unless `--workers 0`). Waits until every job of the run is final.
     func executeStaged(_ pipeline: Pipeline, window: (Date?, Date?), run: Int64) async throws -> String {
+        guard pipeline.sourceTable == nil else {
+            throw SluiceError(.invalidConfig, "pipeline \(pipeline.name) reads a table, which runs inline: remove staged: true")
+        }
         guard config.entity(pipeline.into) != nil else {
             throw SluiceError(.invalidConfig, "pipeline \(pipeline.name) is staged, so it loads into a declared entity: add entities.\(pipeline.into) (batches loaded at once must agree on the columns)")
         }
@@ -253,6 +283,7 @@ struct PipelineExecution {
             throw SluiceError(.aborted, "\(failures.count) stage job\(failures.count == 1 ? "" : "s") failed (the other batches are loaded; `sluice jobs retry ID` re-runs one): \(failures.prefix(3).joined(separator: "; "))")
         }
         try await afterLoad(pipeline, files)
+        try await export(pipeline)
         return Self.counts(files: files, window: window, read, dropped, rejected, loaded)
     }
 

@@ -176,3 +176,60 @@ import SluiceTesting
         #expect(try cli.sqlite("SELECT day, total FROM daily ORDER BY day") == "2026-11-01|15\n2026-11-02|7\n")
     }
 }
+
+/// A pipeline whose source is a table in the target database and whose sink is an HTTP API
+/// (an export): seed 000's job, transformed on the way, each row delivered once.
+@Suite(.serialized) struct TableSourceExportSinkTests {
+    @Test func aTableSourceFeedsAnExportSink() throws {
+        let cli = try CLI()
+        let receiver = try Receiver(dir: cli.dir + "/received")
+        defer { receiver.stop() }
+        var csv = "id,status,amount\n"
+        for i in 1...500 { csv += "\(i),\(i % 5 == 0 ? "open" : "paid"),\(Double(i) / 4)\n" }
+        cli.write("orders.csv", csv)
+        cli.write("sluice.yml", """
+            entities:
+              orders:
+                primary_key: [id]
+              paid:
+                primary_key: [id]
+                columns: {id: int64, cents: int64}
+            exports:
+              paid_out:
+                from: paid
+                key: id
+                to: \(receiver.url)
+                batch_size: 100
+            pipelines:
+              collect:
+                source: table:orders
+                where: status = 'paid'
+                steps:
+                  - cast: {id: int, amount: float}
+                  - derive: {cents: round(amount * 100)}
+                  - select: [id, cents]
+                into: paid
+                export: paid_out
+            """)
+        #expect(try cli.run(["load", "orders.csv", "--into", "orders"]).status == 0)
+        let r = try cli.run(["run", "collect"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.err.contains("400 rows read from table orders where status = 'paid'") && r.err.contains("delivered 4 (400 rows)"), "\(r.err)")
+        #expect(try cli.sqlite("SELECT count(*), sum(cents) FROM paid") == "400|\((1...500).filter { $0 % 5 != 0 }.reduce(0) { $0 + $1 * 25 })\n")
+        // Again: the rows are merged once more, and nothing is sent twice.
+        let again = try cli.run(["run", "collect"])
+        #expect(again.status == 0 && again.err.contains("planned 0 new batches"), "\(again.err)")
+        let counts = try receiver.idCounts()
+        #expect(counts.count == 400 && counts.values.allSatisfy { $0 == 1 })
+        // A pipeline naming an undeclared export is refused with its line.
+        cli.write("bad.yml", """
+            pipelines:
+              p:
+                source: table:orders
+                into: paid
+                export: nowhere
+            """)
+        let bad = try cli.run(["pipelines", "validate", "--config", "bad.yml"])
+        #expect(bad.status != 0 && bad.err.contains("bad.yml:5:") && bad.err.contains("'nowhere' is not declared"), "\(bad.err)")
+    }
+}
