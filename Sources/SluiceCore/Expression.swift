@@ -36,8 +36,11 @@ public enum EValue: Sendable, Equatable, Hashable {
 
     /// `s` without leading and trailing spaces, tabs and line ends.
     static func trim(_ s: String) -> String {
-        let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
-        return String(s.drop(while: blank).reversed().drop(while: blank).reversed())
+        let u = s.utf8
+        func blank(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
+        guard let first = u.first, let last = u.last, blank(first) || blank(last) else { return s }  // the usual case: nothing to trim
+        guard let start = u.firstIndex(where: { !blank($0) }), let end = u.lastIndex(where: { !blank($0) }) else { return "" }
+        return String(Substring(u[start...end]))
     }
 
     /// Every occurrence of `a` in `s` replaced by `b` (`s` unchanged when `a` is empty).

@@ -78,7 +78,10 @@ public struct Enricher: Sendable {
             distinct[key] = url
         }
         figures.keys += distinct.count
-        var answers = try await env.cached(namespace: spec.name, keys: Array(distinct.keys), now: Date())
+        // The cache holds each answer reduced to the picked fields, so it is keyed by them too:
+        // picking other fields starts afresh instead of reading answers that lack them.
+        let namespace = spec.name + ":" + spec.fields.map(\.value).joined(separator: ",")
+        var answers = try await env.cached(namespace: namespace, keys: Array(distinct.keys), now: Date())
         figures.cached += answers.count
         let missing = distinct.filter { answers[$0.key] == nil }
         var failures: [String: String] = [:]
@@ -104,28 +107,36 @@ public struct Enricher: Sendable {
                 _ = add()
             }
         }
-        figures.fetched += fresh.count
+        var picked: [String: String] = [:]
+        for (key, body) in fresh {
+            do {
+                let v = try JSONParser.parse(body)
+                picked[key] = JSONValue.array(spec.fields.map { v.value(path: $0.value.split(separator: ".").map(String.init)) ?? .null }).text
+            } catch {
+                failures[key] = "the answer is not JSON: \(error.description)"
+            }
+        }
+        figures.fetched += picked.count
         figures.failed += failures.count
-        if !fresh.isEmpty {
-            try await env.cache(namespace: spec.name, entries: fresh, expiresAt: Date().addingTimeInterval(spec.cacheTTL))
-            answers.merge(fresh) { $1 }
+        if !picked.isEmpty {
+            try await env.cache(namespace: namespace, entries: picked, expiresAt: Date().addingTimeInterval(spec.cacheTTL))
+            answers.merge(picked) { $1 }
         }
         var kept: [PipelineRow] = []
         var rejects: [(Int, String)] = []
-        var parsed: [String: JSONValue] = [:]
+        var parsed: [String: [JSONValue]] = [:]
         for (i, var row) in rows.enumerated() {
-            var value: JSONValue? = nil
+            var value: [JSONValue]? = nil
             var why: String? = nil
             if let key = keyOf[i] {
                 if let cached = parsed[key] {
                     value = cached
-                } else if let body = answers[key] {
-                    do {
-                        let v = try JSONParser.parse(body)
+                } else if let text = answers[key] {
+                    if case .array(let v)? = try? JSONParser.parse(text), v.count == spec.fields.count {
                         parsed[key] = v
                         value = v
-                    } catch {
-                        why = "the answer is not JSON: \(error.description)"
+                    } else {
+                        why = "the cached answer is unreadable"
                     }
                 } else {
                     why = failures[key] ?? "no answer"
@@ -142,9 +153,8 @@ public struct Enricher: Sendable {
                 case .null: break
                 }
             }
-            for f in spec.fields {
-                let v = value?.value(path: f.value.split(separator: ".").map(String.init))
-                row.values[f.name] = v.map(PipelineRunner.value) ?? .null
+            for (k, f) in spec.fields.enumerated() {
+                row.values[f.name] = value.map { PipelineRunner.value($0[k]) } ?? .null
                 if !row.fields.contains(f.name) { row.fields.append(f.name) }
             }
             kept.append(row)
