@@ -186,7 +186,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=16, help="geocoding threads in the python rendition")
     ap.add_argument("--rate", type=int, default=100_000, help="sluice's shared rate limit (requests/s)")
-    ap.add_argument("--concurrency", type=int, default=16, help="requests in flight per sluice worker")
+    ap.add_argument("--concurrency", type=int, default=32, help="requests in flight per sluice worker")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "enrich"))
     a = ap.parse_args()
     shutil.rmtree(a.out, ignore_errors=True)

@@ -22,6 +22,15 @@ public struct PipelineRunner {
             rejected += 1
             if rejects.count < 100 { rejects.append("\(place): \(why)") }
         }
+
+        /// As a stage job's result: rows in, dropped (as skipped), rejected and the first rejects.
+        public func jobStats() -> (stats: LoadStats, rejects: [String]?) {
+            var stats = LoadStats()
+            stats.read = Int64(read)
+            stats.skipped = Int64(dropped)
+            stats.rejected = Int64(rejected)
+            return (stats, rejects.isEmpty ? nil : Array(rejects.prefix(20)))
+        }
     }
 
     /// The steps between `enrich` steps (the first runs as rows are read).
@@ -64,36 +73,21 @@ public struct PipelineRunner {
     public mutating func run(file: String, displayName: String, out: String, env: (any EnrichEnvironment)? = nil) async throws(SluiceError) -> FileResult {
         if !enrichSteps.isEmpty && env == nil { throw SluiceError(.invalidConfig, "an enrich step needs the control plane") }
         var part = try CSVPart(path: out, header: header)
-        var result = FileResult()
-        var waiting: [StageBatch.Item] = []
-        func flush() async throws(SluiceError) {
-            var batch = waiting
-            waiting = []
-            for k in enrichSteps.indices where !batch.isEmpty {
-                batch = try await afterEnrich(step: k, batch, env: env!, result: &result)
-            }
-            for item in batch { try part.write(item.row) }
-            result.kept += batch.count
+        var later = FileResult()  // what the steps after the first enrich dropped and rejected
+        var kept = 0
+        var first = segments[0]
+        defer { segments[0] = first }
+        var result = try await Self.cut(file: file, displayName: displayName, steps: &first, batchRows: batchRows) { (batch) throws(SluiceError) in
+            var rows = batch
+            for k in enrichSteps.indices where !rows.isEmpty { rows = try await afterEnrich(step: k, rows, env: env!, result: &later) }
+            for item in rows { try part.write(item.row) }
+            kept += rows.count
         }
-        try await Self.readRows(file: file, displayName: displayName) { (row, place) throws(SluiceError) in
-            result.read += 1
-            for outcome in segments[0].run(row) {
-                switch outcome {
-                case .drop: result.dropped += 1
-                case .reject(let why): result.reject(why, "\(displayName) \(place)")
-                case .keep(let r):
-                    if enrichSteps.isEmpty {
-                        try part.write(r)
-                        result.kept += 1
-                    } else {
-                        waiting.append((r, "\(displayName) \(place)"))
-                        if waiting.count >= batchRows { try await flush() }
-                    }
-                }
-            }
-        }
-        try await flush()
         header = try part.finish()
+        result.kept = kept
+        result.dropped += later.dropped
+        result.rejected += later.rejected
+        result.rejects += later.rejects.prefix(max(0, 100 - result.rejects.count))
         return result
     }
 
@@ -101,11 +95,17 @@ public struct PipelineRunner {
     /// the kept rows on in batches of `batchRows` (the last may be short, none when empty).
     public mutating func extract(file: String, displayName: String,
                                  emit: ([StageBatch.Item]) async throws(SluiceError) -> Void) async throws(SluiceError) -> FileResult {
+        try await Self.cut(file: file, displayName: displayName, steps: &segments[0], batchRows: batchRows, emit: emit)
+    }
+
+    /// Reads a file through `steps`, handing the kept rows to `emit` in batches of `batchRows`.
+    static func cut(file: String, displayName: String, steps: inout RowTransformer, batchRows: Int,
+                    emit: ([StageBatch.Item]) async throws(SluiceError) -> Void) async throws(SluiceError) -> FileResult {
         var result = FileResult()
         var batch: [StageBatch.Item] = []
-        try await Self.readRows(file: file, displayName: displayName) { (row, place) throws(SluiceError) in
+        try await readRows(file: file, displayName: displayName) { (row, place) throws(SluiceError) in
             result.read += 1
-            for outcome in segments[0].run(row) {
+            for outcome in steps.run(row) {
                 switch outcome {
                 case .drop: result.dropped += 1
                 case .reject(let why): result.reject(why, "\(displayName) \(place)")

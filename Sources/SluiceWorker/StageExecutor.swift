@@ -84,11 +84,8 @@ extension JobExecutor {
             k += 1
             lease.rows.add(Int64(batch.count), ordering: .relaxed)
         }
-        var stats = LoadStats()
-        stats.read = Int64(r.read)
-        stats.skipped = Int64(r.dropped)
-        stats.rejected = Int64(r.rejected)
-        return JobResult(stats: stats, rejects: r.rejects.isEmpty ? nil : Array(r.rejects.prefix(20)))
+        let (stats, rejects) = r.jobStats()
+        return JobResult(stats: stats, rejects: rejects)
     }
 
     func enrich(_ job: Job, _ stage: StageSpec, _ pipeline: Pipeline, _ runner: inout PipelineRunner, _ lease: Lease) async throws(SluiceError) -> JobResult {
@@ -100,10 +97,8 @@ extension JobExecutor {
             try await handOff(out, key: "\(key)/enrich-\(stage.step)", from: job, stage: stage, pipeline: pipeline, enrichSteps: runner.enrichCount)
         }
         lease.rows.store(Int64(items.count), ordering: .relaxed)
-        var stats = LoadStats()
-        stats.read = Int64(items.count)
-        stats.skipped = Int64(r.dropped)
-        stats.rejected = Int64(r.rejected)
-        return JobResult(stats: stats, rejects: r.rejects.isEmpty ? nil : Array(r.rejects.prefix(20)))
+        r.read = items.count
+        let (stats, rejects) = r.jobStats()
+        return JobResult(stats: stats, rejects: rejects)
     }
 }
