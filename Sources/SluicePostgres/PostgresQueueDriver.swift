@@ -134,8 +134,8 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
             "ALTER TABLE sluice.jobs ADD COLUMN IF NOT EXISTS run_id bigint",
             "CREATE INDEX IF NOT EXISTS jobs_stage ON sluice.jobs (stage) WHERE state = 'queued' AND stage IS NOT NULL",
             "CREATE INDEX IF NOT EXISTS jobs_run ON sluice.jobs (run_id, stage, state) WHERE run_id IS NOT NULL",
-            "CREATE TABLE IF NOT EXISTS sluice.stage_batches (key text PRIMARY KEY, run_id bigint NOT NULL, payload text NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS stage_batches_run ON sluice.stage_batches (run_id)",
+            "CREATE TABLE IF NOT EXISTS sluice.handoff_batches (key text PRIMARY KEY, run_id bigint NOT NULL, payload text NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS handoff_batches_run ON sluice.handoff_batches (run_id)",
         ]),
     ]
 
@@ -466,7 +466,7 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
         return try await run("handing a batch to the next stage") { conn in
             try await db.exec("BEGIN", on: conn)
             do {
-                try await db.exec("INSERT INTO sluice.stage_batches (key, run_id, payload) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+                try await db.exec("INSERT INTO sluice.handoff_batches (key, run_id, payload) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
                                   [.text(p.key), .int(p.job.spec.stage?.run ?? 0), .text(p.payload)], on: conn)
                 var job = p.job
                 job.idempotencyKey = p.key
@@ -482,7 +482,7 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
 
     public func stageBatch(key: String) async throws(SluiceError) -> String? {
         try await run("reading a stage batch") { conn in
-            try await self.rows(conn, "SELECT payload FROM sluice.stage_batches WHERE key = $1", [.text(key)]).first?.decode(String.self)
+            try await self.rows(conn, "SELECT payload FROM sluice.handoff_batches WHERE key = $1", [.text(key)]).first?.decode(String.self)
         }
     }
 
@@ -509,7 +509,7 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
 
     public func deleteStageBatches(run id: Int64) async throws(SluiceError) {
         _ = try await run("dropping a run's batches") { conn in
-            try await self.db.exec("DELETE FROM sluice.stage_batches WHERE run_id = $1", [.int(id)], on: conn)
+            try await self.db.exec("DELETE FROM sluice.handoff_batches WHERE run_id = $1", [.int(id)], on: conn)
         }
     }
 

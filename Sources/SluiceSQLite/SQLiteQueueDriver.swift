@@ -121,12 +121,12 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
             ALTER TABLE sluice_jobs ADD COLUMN run_id INTEGER;
             CREATE INDEX IF NOT EXISTS sluice_jobs_stage ON sluice_jobs (stage, state) WHERE stage IS NOT NULL;
             CREATE INDEX IF NOT EXISTS sluice_jobs_run ON sluice_jobs (run_id, stage, state) WHERE run_id IS NOT NULL;
-            CREATE TABLE IF NOT EXISTS sluice_stage_batches (
+            CREATE TABLE IF NOT EXISTS sluice_handoff_batches (
               key TEXT PRIMARY KEY,
               run_id INTEGER NOT NULL,
               payload TEXT NOT NULL
             ) STRICT;
-            CREATE INDEX IF NOT EXISTS sluice_stage_batches_run ON sluice_stage_batches (run_id);
+            CREATE INDEX IF NOT EXISTS sluice_handoff_batches_run ON sluice_handoff_batches (run_id);
             """),
     ]
 
@@ -483,7 +483,7 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         try await run { c throws(SluiceError) in
             try c.execute("BEGIN IMMEDIATE")
             do throws(SluiceError) {
-                _ = try c.query("INSERT INTO sluice_stage_batches (key, run_id, payload) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO NOTHING",
+                _ = try c.query("INSERT INTO sluice_handoff_batches (key, run_id, payload) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO NOTHING",
                                 [.text(p.key), .integer(p.job.spec.stage?.run ?? 0), .text(p.payload)])
                 var job = p.job
                 job.idempotencyKey = p.key
@@ -499,7 +499,7 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
 
     public func stageBatch(key: String) async throws(SluiceError) -> String? {
         try await run { c throws(SluiceError) in
-            try c.query("SELECT payload FROM sluice_stage_batches WHERE key = ?1", [.text(key)]).first?.first?.string
+            try c.query("SELECT payload FROM sluice_handoff_batches WHERE key = ?1", [.text(key)]).first?.first?.string
         }
     }
 
@@ -523,7 +523,7 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
     }
 
     public func deleteStageBatches(run id: Int64) async throws(SluiceError) {
-        try await run { c throws(SluiceError) in _ = try c.query("DELETE FROM sluice_stage_batches WHERE run_id = ?1", [.integer(id)]) }
+        try await run { c throws(SluiceError) in _ = try c.query("DELETE FROM sluice_handoff_batches WHERE run_id = ?1", [.integer(id)]) }
     }
 
     public func startRun(pipeline: String, scheduledFor: Date?, windowFrom: Date?, windowTo: Date?, now: Date) async throws(SluiceError) -> Int64 {

@@ -84,7 +84,7 @@ import SluiceTesting
                 == "enrich|9|9\nextract|3|3\nload|9|9\n")
         // The killed worker's batch was taken over after its lease ran out.
         #expect(try cli.sqlite("SELECT count(*) FROM sluice_jobs WHERE stage = 'enrich' AND attempts > 1") != "0\n")
-        #expect(try cli.sqlite("SELECT count(*) FROM sluice_stage_batches") == "0\n", "a finished run's batches are dropped")
+        #expect(try cli.sqlite("SELECT count(*) FROM sluice_handoff_batches") == "0\n", "a finished run's batches are dropped")
         let runs = try cli.run(["runs", "geo", "--json"])
         #expect(runs.out.contains("\"state\":\"succeeded\"") && runs.out.contains("\\\"loaded\\\":900"), "\(runs.out)")
         let s = try geo.stats()
