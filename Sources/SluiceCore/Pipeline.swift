@@ -33,6 +33,9 @@ public struct Pipeline: Sendable, Equatable {
     /// successful load (`export:`): the pipeline's sink is then an HTTP API.
     public var export: String?
 
+    /// `source: upload`: the pipeline reads files posted to `POST /pipelines/{name}/runs`.
+    public static let uploadSource = "upload"
+
     /// The table a `table:NAME` source reads (in the target database), if that is the source.
     public var sourceTable: String? { source.hasPrefix("table:") ? String(source.dropFirst(6)) : nil }
 

@@ -217,6 +217,44 @@ struct BulkController: Sendable {
         return try json(UploadView(uploadID: upload.id, size: upload.size, sha256: upload.sha256, fileName: upload.originalName), status: .created)
     }
 
+    /// `POST /pipelines/{name}/runs` (raw or multipart): the file runs through the declared
+    /// pipeline in the background → 202 with the run's id; `GET` the same path for its state.
+    func runPipeline(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let name = try pipelineName(ctx)
+        guard let start = deps.runPipeline else { throw APIError(.notFound, "this server does not run pipelines") }
+        try checkSize(req)
+        let upload: Upload
+        if let boundary = multipartBoundary(req.headers[.contentType]) {
+            guard let u = try await store.storeMultipart(req.body, boundary: boundary).upload else {
+                throw APIError(.badRequest, "the multipart body has no file part")
+            }
+            upload = u
+        } else {
+            upload = try await store.storeRaw(req.body, originalName: req.uri.queryParameters["filename"].map(String.init))
+        }
+        try await deps.driver.insertUpload(upload)
+        let run = try await start(name, upload.path, upload.originalName ?? "upload \(upload.id)")
+        let url = "/pipelines/\(name)/runs"
+        return try json(["run_id": "\(run)", "upload_id": upload.id, "status_url": url], status: .accepted, headers: [.location: url])
+    }
+
+    /// `GET /pipelines/{name}/runs`: the pipeline's latest runs, newest first.
+    func pipelineRuns(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let name = try pipelineName(ctx)
+        let runs = try await deps.driver.runs(pipeline: name, limit: 50)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        enc.dateEncodingStrategy = .iso8601
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try enc.encode(["runs": runs]))))
+    }
+
+    func pipelineName(_ ctx: BasicRequestContext) throws -> String {
+        guard let name = ctx.parameters.get("name"), deps.config.pipelines[name] != nil else {
+            throw APIError(.notFound, "no such pipeline (declared: \(deps.config.pipelines.keys.sorted().joined(separator: ", ")))")
+        }
+        return name
+    }
+
     /// `POST /bulk_upload`, as seed 000's receiver: a multipart `file` field, answered with
     /// 200 (its client counts only 200 as success); enqueues a load when configured.
     func bulkUpload(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {

@@ -21,6 +21,9 @@ public struct APIDependencies: Sendable {
     public var now: @Sendable () -> Date
     /// The export ledger `GET /exports` reads (the SQLite database's own when nil).
     public var exports: (any ExportStore)?
+    /// Starts a run of a declared pipeline over one uploaded file, in the background; returns
+    /// the run's id (`POST /pipelines/{name}/runs`). Nil: the route answers 404.
+    public var runPipeline: (@Sendable (_ pipeline: String, _ path: String, _ displayName: String) async throws -> Int64)?
 
     public init(config: SluiceConfig, driver: any QueueDriver, policy: SourcePolicy, wake: WakeSignal?, tokens: [String],
                 now: @escaping @Sendable () -> Date = { Date() }) {
@@ -42,6 +45,7 @@ public enum SluiceAPI {
         "POST /uploads", "POST /bulk_upload", "GET /jobs", "GET /exports",
         "PUT /{entity}/_bulk", "POST /{entity}/_bulk", "GET /{entity}/_bulk/status/{id}",
         "GET /{entity}/_bulk/{id}/rejects", "DELETE /{entity}/_bulk/{id}",
+        "POST /pipelines/{name}/runs", "GET /pipelines/{name}/runs",
     ]
 
     /// The OpenAPI description served at `/openapi.yaml`.
@@ -73,6 +77,8 @@ public enum SluiceAPI {
         api.post("/bulk_upload") { req, ctx in try await bulk.bulkUpload(req, ctx) }
         api.get("/jobs") { req, ctx in try await bulk.list(req, ctx) }
         api.get("/exports") { req, _ in try await exportStatus(deps, to: req.uri.queryParameters["to"].map(String.init)) }
+        api.post("/pipelines/:name/runs") { req, ctx in try await bulk.runPipeline(req, ctx) }
+        api.get("/pipelines/:name/runs") { req, ctx in try await bulk.pipelineRuns(req, ctx) }
         api.put("/:entity/_bulk") { req, ctx in try await bulk.submitURL(req, ctx) }
         api.post("/:entity/_bulk") { req, ctx in try await bulk.submitBody(req, ctx) }
         api.get("/:entity/_bulk/status/:id") { req, ctx in try await bulk.status(req, ctx) }

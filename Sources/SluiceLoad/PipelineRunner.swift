@@ -155,9 +155,11 @@ public struct PipelineRunner {
     /// Calls `body` with each record of a CSV or JSON file as a row, and where it is.
     static func readRows(file: String, displayName: String,
                          _ body: (PipelineRow, String) async throws(SluiceError) -> Void) async throws(SluiceError) {
+        // The name tells the format (an upload's path is a generated name; its display name is the client's).
+        let named = [displayName, file].first { SourceFormat.detect(fromName: $0.hasSuffix(".gz") ? String($0.dropLast(3)) : $0) != nil } ?? file
         var reader: any ByteChunkReader = try FileChunkReader(path: file)
-        if file.hasSuffix(".gz") { reader = try GzipChunkReader(reader) }
-        let format = SourceFormat.detect(fromName: file.hasSuffix(".gz") ? String(file.dropLast(3)) : file) ?? .csv
+        if named.hasSuffix(".gz") { reader = try GzipChunkReader(reader) }
+        let format = SourceFormat.detect(fromName: named.hasSuffix(".gz") ? String(named.dropLast(3)) : named) ?? .csv
         switch format {
         case .csv:
             let csv = CSVDecoder(source: reader, fileName: displayName)

@@ -118,13 +118,36 @@ struct PipelineExecution {
 
     func log(_ line: String) { if !options.quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
 
+    /// A file handed over through the API (`POST /pipelines/{name}/runs`): the run reads it
+    /// instead of the pipeline's source.
+    struct Upload: Sendable {
+        var path: String
+        var name: String
+    }
+
     /// One run of `name`; true when it succeeded. Failures are recorded, not thrown.
-    func run(_ name: String, scheduledFor: Date?, window: (Date?, Date?)) async throws -> Bool {
+    func run(_ name: String, scheduledFor: Date?, window: (Date?, Date?), upload: Upload? = nil) async throws -> Bool {
         guard let pipeline = config.pipelines[name] else { throw SluiceError(.notFound, "no pipeline '\(name)'") }
-        let driver = runtime.driver
-        let id = try await driver.startRun(pipeline: name, scheduledFor: scheduledFor, windowFrom: window.0, windowTo: window.1, now: Date())
+        let id = try await runtime.driver.startRun(pipeline: name, scheduledFor: scheduledFor, windowFrom: window.0, windowTo: window.1, now: Date())
+        return try await finish(pipeline, run: id, window: window, upload: upload)
+    }
+
+    /// Records a run of `name` over an uploaded file and carries it out in the background;
+    /// returns the run's id at once.
+    func start(_ name: String, upload: Upload) async throws -> Int64 {
+        guard let pipeline = config.pipelines[name] else { throw SluiceError(.notFound, "no pipeline '\(name)'") }
+        let id = try await runtime.driver.startRun(pipeline: name, scheduledFor: nil, windowFrom: nil, windowTo: nil, now: Date())
+        Task { _ = try? await finish(pipeline, run: id, window: (nil, nil), upload: upload) }
+        return id
+    }
+
+    /// Carries out run `id` and records how it ended; true when it succeeded.
+    func finish(_ pipeline: Pipeline, run id: Int64, window: (Date?, Date?), upload: Upload?) async throws -> Bool {
+        let (driver, name) = (runtime.driver, pipeline.name)
         do {
-            let counts = pipeline.staged ? try await executeStaged(pipeline, window: window, run: id) : try await execute(pipeline, window: window)
+            // An uploaded file is one file: it runs inline even in a staged pipeline.
+            let counts = pipeline.staged && upload == nil ? try await executeStaged(pipeline, window: window, run: id)
+                : try await execute(pipeline, window: window, upload: upload)
             try await driver.finishRun(id: id, state: .succeeded, counts: counts, error: nil, now: Date())
             return true
         } catch {
@@ -136,12 +159,20 @@ struct PipelineExecution {
     }
 
     /// Returns the run's counts as JSON.
-    func execute(_ pipeline: Pipeline, window: (Date?, Date?)) async throws -> String {
+    func execute(_ pipeline: Pipeline, window: (Date?, Date?), upload: Upload? = nil) async throws -> String {
         let scratch = (config.stateDir as NSString).appendingPathComponent("runs/\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-        let files = pipeline.sourceTable != nil ? [try await tableSource(pipeline, scratch: scratch)]
-            : try await RunCommand.sourceFiles(pipeline, config: config, scratch: scratch, window: window)
+        let files: [(path: String, name: String, file: PipelineSource.File)]
+        if let upload {
+            files = [(upload.path, upload.name, PipelineSource.File())]
+        } else if pipeline.source == Pipeline.uploadSource {
+            throw SluiceError(.invalidArgument, "pipeline \(pipeline.name) reads files posted to POST /pipelines/\(pipeline.name)/runs on `sluice serve`")
+        } else if pipeline.sourceTable != nil {
+            files = [try await tableSource(pipeline, scratch: scratch)]
+        } else {
+            files = try await RunCommand.sourceFiles(pipeline, config: config, scratch: scratch, window: window)
+        }
         if files.isEmpty { log("\(pipeline.name): no files in \(pipeline.source)\(pipeline.glob.map { " matching \($0)" } ?? "")") }
         var runner = try PipelineRunner(pipeline: pipeline)
         let env = QueueEnrichEnvironment(driver: runtime.driver)
@@ -171,7 +202,7 @@ struct PipelineExecution {
             let load = try LoadCommand.parse(args)
             try await load.loadOne(config: config, entity: pipeline.into, files: parts, format: .csv, afterSQL: pipeline.sql)
         }
-        try await afterLoad(pipeline, files.map(\.file))
+        if upload == nil { try await afterLoad(pipeline, files.map(\.file)) }
         try await export(pipeline)
         return counts
     }
@@ -219,8 +250,8 @@ struct PipelineExecution {
     /// through the control plane and are run by any worker serving them (this process too,
     /// unless `--workers 0`). Waits until every job of the run is final.
     func executeStaged(_ pipeline: Pipeline, window: (Date?, Date?), run: Int64) async throws -> String {
-        guard pipeline.sourceTable == nil else {
-            throw SluiceError(.invalidConfig, "pipeline \(pipeline.name) reads a table, which runs inline: remove staged: true")
+        guard pipeline.sourceTable == nil, pipeline.source != Pipeline.uploadSource else {
+            throw SluiceError(.invalidConfig, "pipeline \(pipeline.name) reads a table or uploads, which run inline: remove staged: true")
         }
         guard config.entity(pipeline.into) != nil else {
             throw SluiceError(.invalidConfig, "pipeline \(pipeline.name) is staged, so it loads into a declared entity: add entities.\(pipeline.into) (batches loaded at once must agree on the columns)")

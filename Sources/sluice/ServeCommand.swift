@@ -153,6 +153,10 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 var deps = APIDependencies(config: config, driver: runtime.driver, policy: runtime.policy, wake: wake, tokens: tokens2)
                 deps.exports = try await runtime.exportStore()
+                let execution = PipelineExecution(config: config, runtime: runtime, options: .init(quiet: false))
+                deps.runPipeline = { name, path, display in
+                    try await execution.start(name, upload: .init(path: path, name: display))
+                }
                 let app = Application(
                     router: SluiceAPI.router(deps),
                     server: SluiceAPI.server,

@@ -262,3 +262,37 @@ func stats(_ o: [String: Any]) -> [String: Int] { o["stats"] as? [String: Int] ?
         #expect((Double(parts.last ?? "9") ?? 9) < 4, "curl waited for its 5 s expect timeout: \(text)")
     }
 }
+
+/// `source: upload`: a file posted to the server runs through a declared pipeline.
+@Suite struct PipelineUploadTests {
+    @Test func aPostedFileRunsThroughItsPipeline() async throws {
+        let server = try ServerProcess(yaml: """
+            pipelines:
+              intake:
+                source: upload
+                steps:
+                  - cast: {id: int, valor: float}
+                  - filter: valor > 1
+                  - derive: {dobro: valor * 2}
+                into: registros
+            """)
+        let body = Data("{\"id\": 1, \"valor\": 0.5}\n{\"id\": 2, \"valor\": 2.5}\n{\"id\": 3, \"valor\": \"x\"}\n".utf8)
+        let (status, data) = try await server.request("POST", "/pipelines/intake/runs?filename=regs.ndjson", body: body)
+        #expect(status == 202, "\(String(decoding: data, as: UTF8.self))")
+        let (missing, _) = try await server.request("POST", "/pipelines/nope/runs", body: body)
+        #expect(missing == 404)
+        var run: [String: Any] = [:]
+        for _ in 0..<200 {
+            let (_, o) = try await server.json("GET", "/pipelines/intake/runs")
+            run = (o["runs"] as? [[String: Any]])?.first ?? [:]
+            if run["state"] as? String != "running" { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(run["state"] as? String == "succeeded", "\(run)")
+        #expect((run["counts"] as? String)?.contains("\"read\":3,\"dropped\":1,\"rejected\":1,\"loaded\":1") == true, "\(run)")
+        #expect(try server.cli.sqlite("SELECT id, dobro = 5 FROM registros") == "2|1\n")
+        // `sluice run` cannot read an upload source by itself, and says where files go.
+        let r = try server.cli.run(["run", "intake"])
+        #expect(r.status != 0 && r.err.contains("POST /pipelines/intake/runs"), "\(r.err)")
+    }
+}

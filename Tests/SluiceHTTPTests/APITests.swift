@@ -80,7 +80,7 @@ func multipart(_ parts: [(name: String, filename: String?, content: String)], bo
         try await h.app.test(.live) { client in
             for route in SluiceAPI.routes {
                 let parts = route.split(separator: " ")
-                let path = String(parts[1]).replacingOccurrences(of: "{entity}", with: "registros").replacingOccurrences(of: "{id}", with: "999")
+                let path = String(parts[1]).replacingOccurrences(of: "{entity}", with: "registros").replacingOccurrences(of: "{id}", with: "999").replacingOccurrences(of: "{name}", with: "nope")
                 let method = HTTPRequest.Method(String(parts[0]))!
                 try await client.execute(uri: path, method: method, headers: APIHarness.auth) { r in
                     // A route that exists never answers "no such route" (a bare 404 without our JSON error).
