@@ -203,17 +203,7 @@ struct BulkController: Sendable {
 
     /// `POST /uploads` (raw or multipart) → `{"upload_id", "size", "sha256"}`.
     func upload(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
-        try checkSize(req)
-        let upload: Upload
-        if let boundary = multipartBoundary(req.headers[.contentType]) {
-            guard let u = try await store.storeMultipart(req.body, boundary: boundary).upload else {
-                throw APIError(.badRequest, "the multipart body has no file part")
-            }
-            upload = u
-        } else {
-            upload = try await store.storeRaw(req.body, originalName: req.uri.queryParameters["filename"].map(String.init))
-        }
-        try await deps.driver.insertUpload(upload)
+        let upload = try await storeFile(req)
         return try json(UploadView(uploadID: upload.id, size: upload.size, sha256: upload.sha256, fileName: upload.originalName), status: .created)
     }
 
@@ -222,17 +212,7 @@ struct BulkController: Sendable {
     func runPipeline(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
         let name = try pipelineName(ctx)
         guard let start = deps.runPipeline else { throw APIError(.notFound, "this server does not run pipelines") }
-        try checkSize(req)
-        let upload: Upload
-        if let boundary = multipartBoundary(req.headers[.contentType]) {
-            guard let u = try await store.storeMultipart(req.body, boundary: boundary).upload else {
-                throw APIError(.badRequest, "the multipart body has no file part")
-            }
-            upload = u
-        } else {
-            upload = try await store.storeRaw(req.body, originalName: req.uri.queryParameters["filename"].map(String.init))
-        }
-        try await deps.driver.insertUpload(upload)
+        let upload = try await storeFile(req)
         let run = try await start(name, upload.path, upload.originalName ?? "upload \(upload.id)")
         let url = "/pipelines/\(name)/runs"
         return try json(["run_id": "\(run)", "upload_id": upload.id, "status_url": url], status: .accepted, headers: [.location: url])
@@ -253,6 +233,23 @@ struct BulkController: Sendable {
             throw APIError(.notFound, "no such pipeline (declared: \(deps.config.pipelines.keys.sorted().joined(separator: ", ")))")
         }
         return name
+    }
+
+    /// Stores a request's file (raw body, named by `?filename=`, or the file part of a
+    /// multipart body) and records the upload.
+    func storeFile(_ req: Request) async throws -> Upload {
+        try checkSize(req)
+        let upload: Upload
+        if let boundary = multipartBoundary(req.headers[.contentType]) {
+            guard let u = try await store.storeMultipart(req.body, boundary: boundary).upload else {
+                throw APIError(.badRequest, "the multipart body has no file part")
+            }
+            upload = u
+        } else {
+            upload = try await store.storeRaw(req.body, originalName: req.uri.queryParameters["filename"].map(String.init))
+        }
+        try await deps.driver.insertUpload(upload)
+        return upload
     }
 
     /// `POST /bulk_upload`, as seed 000's receiver: a multipart `file` field, answered with
