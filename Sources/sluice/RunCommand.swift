@@ -15,10 +15,13 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run a pipeline declared in sluice.yml once: read its source, apply its steps, load the rows.",
         discussion: """
-            Each file of the source (a folder, a file, or s3://bucket/prefix/, matched by the \
-            pipeline's glob) is read a row at a time and sent through the steps (select, rename, \
-            cast, filter, derive, dedupe); the rows kept are loaded into the pipeline's entity in \
-            one transaction. Rows whose values do not cast are rejected and listed, not loaded.
+            Each file of the source (a folder, a file, s3://bucket/prefix/, ftp://…, an http(s) URL \
+            or table:NAME, matched by the pipeline's glob) is read a row at a time and sent through \
+            the steps; the rows kept are loaded into the pipeline's entity in one transaction (with \
+            its sql steps), then delivered by its export, if any. Rows whose values do not cast are \
+            rejected and listed, not loaded. A pipeline declared `staged: true` runs over the queue \
+            instead: its extract, enrich and load stages are jobs any `sluice worker --stage …` \
+            takes; this command queues the files and waits for the run to finish.
             """
     )
 
