@@ -91,6 +91,34 @@ import SluiceTesting
         #expect(s.maxPerSecond <= 330, "one rate limit for both enrich workers: \(s.maxPerSecond)")
     }
 
+    /// The same stages on PostgreSQL: the control plane and the table in one database, a
+    /// load stage's job completed in its data transaction, a killed enrich worker's batch
+    /// taken over, each row once.
+    @Test func stagesRunOnPostgreSQL() throws {
+        let pg = try TestPostgres.fresh()
+        let geo = try Geocoder(["--slow-rate", "0.05", "--slow-seconds", "0.3"])
+        defer { geo.stop() }
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        for f in 0..<2 { cli.write("in/points-\(f).csv", EnrichCLITests.points(300, distinct: 200, seed: 60 + f, bad: false)) }
+        cli.write("sluice.yml", "database: \(pg.url)\n" + Self.yml(port: geo.port, rate: 300))
+        #expect(try cli.run(["migrate"]).status == 0)
+        let run = try start(cli, ["run", "geo", "--workers", "0"])
+        let io = try start(cli, ["worker", "--stage", "extract", "--stage", "load", "--id", "io"])
+        let a = try start(cli, ["worker", "--stage", "enrich", "--id", "enrich-a"])
+        let b = try start(cli, ["worker", "--stage", "enrich", "--id", "enrich-b"])
+        defer { for p in [run, io, a, b] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        try wait("enrich-a to hold a batch") { try pg.query("SELECT count(*) FROM sluice.jobs WHERE worker = 'enrich-a' AND state = 'processing'") != "0\n" }
+        kill(a.processIdentifier, SIGKILL)
+        a.waitUntilExit()
+        run.waitUntilExit()
+        #expect(run.terminationStatus == 0, "\((try? String(contentsOfFile: cli.dir + "/run_geo_workers_0.log", encoding: .utf8)) ?? "")")
+        #expect(try pg.query("SELECT count(*), count(DISTINCT id), count(address) FROM places") == "600|600|600\n")
+        #expect(try pg.query("SELECT stage, count(*), count(*) FILTER (WHERE state = 'complete') FROM sluice.jobs GROUP BY stage ORDER BY stage")
+                == "enrich|6|6\nextract|2|2\nload|6|6\n")
+        #expect(try pg.query("SELECT count(*) FROM sluice.handoff_batches") == "0\n")
+    }
+
     /// A stage stops pulling work when the next one's backlog passes `max_backlog`, and the
     /// queued batches wait, durable, for a worker of the next stage.
     @Test func backPressureHoldsTheExtractStage() throws {
