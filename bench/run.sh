@@ -6,7 +6,7 @@
 #   formats  Parquet and Avro read/write vs pyarrow and fastavro
 #   export   sluice export vs seed 000's pandas+aiohttp exporter and the receiver's own ceiling
 #   watch    sluice watch of 1,000 marketplace files in an S3 server vs a boto3 download loop
-#   enrich   a pipeline's enrich step (1 and 4 workers) vs a Python rendition of seed 004, and the geocoder alone
+#   enrich   a pipeline's enrich step (inline; staged with 1 and 4 enrich workers) vs a Python rendition of seed 004, and the geocoder alone
 # Builds Sluice in release mode and installs the peers it compares with, if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
