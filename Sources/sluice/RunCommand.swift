@@ -30,6 +30,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Backfill: only source files modified before this time.") var to: String?
     @Flag(help: "Do not run the pipelines declared `after:` this one.") var noDownstream = false
     @Option(help: "Staged pipelines: stage jobs this process runs at once while it waits (default: worker.concurrency; 0 leaves them to `sluice worker`s).") var workers: Int?
+    @Option(help: "Staged pipelines: take over run ID, still `running` because the process that started it died (its queued work is kept, nothing is queued twice).") var resume: Int64?
     @Flag(help: "Print the load summary as JSON.") var json = false
     @Flag(help: "No progress output.") var quiet = false
     @OptionGroup var shared: SharedOptions
@@ -49,10 +50,14 @@ struct RunCommand: AsyncParsableCommand {
         }
         let window = (try from.map(Self.date), try to.map(Self.date))
         let options = PipelineExecution.Options(json: json, quiet: quiet, workers: workers)
-        let (name, noDownstream) = (name, noDownstream)
+        let (name, noDownstream, resume) = (name, noDownstream, resume)
         do {
             try await Runtime.with(config) { runtime in
                 let exec = PipelineExecution(config: config, runtime: runtime, options: options)
+                if let resume {
+                    guard try await exec.resume(name, run: resume) else { throw ExitCode(1) }
+                    return
+                }
                 let downstream = noDownstream ? [] : try PipelineDAG.downstream(of: name, config.pipelines.mapValues(\.after))
                 guard try await exec.run(name, scheduledFor: nil, window: window) else { throw ExitCode(1) }
                 for d in downstream {
@@ -142,6 +147,19 @@ struct PipelineExecution {
         let id = try await runtime.driver.startRun(pipeline: name, scheduledFor: nil, windowFrom: nil, windowTo: nil, now: Date())
         Task { _ = try? await finish(pipeline, run: id, window: (nil, nil), upload: upload) }
         return id
+    }
+
+    /// Takes over a staged run whose coordinator died: queues what it had not queued yet
+    /// (the same idempotency keys), waits for its jobs and records how it ended.
+    func resume(_ name: String, run id: Int64) async throws -> Bool {
+        guard let pipeline = config.pipelines[name], pipeline.staged else {
+            throw SluiceError(.invalidArgument, "--resume takes over runs of staged pipelines; '\(name)' is not one")
+        }
+        guard let run = try await runtime.driver.runs(pipeline: name, limit: 1000).first(where: { $0.id == id }) else {
+            throw SluiceError(.notFound, "pipeline \(name) has no run \(id) (see `sluice runs \(name)`)")
+        }
+        guard run.state == .running else { throw SluiceError(.refused, "run \(id) already ended (\(run.state.rawValue))") }
+        return try await finish(pipeline, run: id, window: (run.windowFrom, run.windowTo), upload: nil)
     }
 
     /// Carries out run `id` and records how it ended; true when it succeeded.
@@ -265,7 +283,7 @@ struct PipelineExecution {
             var spec = JobSpec(source: pipeline.source, mode: pipeline.mode, fileName: f.key ?? pipeline.source)
             spec.stage = StageSpec(pipeline: pipeline.name, run: run, kind: .extract, key: f.key, etag: f.etag)
             _ = try await driver.insertJob(JobInsertParams(entity: pipeline.into, spec: spec, maxAttempts: pipeline.maxAttempts,
-                                                           idempotencyKey: "run-\(run)/extract-\(i)", now: Date()))
+                                                           idempotencyKey: "run-\(run)/extract-\(f.key ?? String(i))", now: Date()))
         }
         log("\(pipeline.name): run \(run): \(files.count) file\(files.count == 1 ? "" : "s") queued for its stages")
         let slots = options.workers ?? config.worker.concurrency

@@ -119,6 +119,29 @@ import SluiceTesting
         #expect(try pg.query("SELECT count(*) FROM sluice.handoff_batches") == "0\n")
     }
 
+    /// The process that started a staged run is SIGKILLed; `--resume` takes the run over:
+    /// nothing is queued twice, every row lands once, the run ends `succeeded`.
+    @Test func aKilledCoordinatorsRunIsResumed() throws {
+        let geo = try Geocoder()
+        defer { geo.stop() }
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        for f in 0..<3 { cli.write("in/points-\(f).csv", EnrichCLITests.points(120, distinct: 120, seed: 80 + f, bad: false)) }
+        cli.write("sluice.yml", Self.yml(port: geo.port, rate: 1000))
+        let run = try start(cli, ["run", "geo", "--workers", "0"])
+        try wait("the run to queue its files") { (try? cli.sqlite("SELECT count(*) FROM sluice_jobs WHERE stage = 'extract'")) == "3\n" }
+        kill(run.processIdentifier, SIGKILL)
+        run.waitUntilExit()
+        #expect(try cli.sqlite("SELECT id, state FROM sluice_runs") == "1|running\n")
+        let resumed = try cli.run(["run", "geo", "--resume", "1"])
+        #expect(resumed.status == 0, "\(resumed.err)")
+        #expect(try cli.sqlite("SELECT stage, count(*) FROM sluice_jobs GROUP BY stage ORDER BY stage") == "enrich|6\nextract|3\nload|6\n")
+        #expect(try cli.sqlite("SELECT count(*), count(address) FROM places") == "360|360\n")
+        #expect(try cli.sqlite("SELECT state FROM sluice_runs WHERE id = 1") == "succeeded\n")
+        let again = try cli.run(["run", "geo", "--resume", "1"])
+        #expect(again.status != 0 && again.err.contains("already ended"), "\(again.err)")
+    }
+
     /// A stage stops pulling work when the next one's backlog passes `max_backlog`, and the
     /// queued batches wait, durable, for a worker of the next stage.
     @Test func backPressureHoldsTheExtractStage() throws {
