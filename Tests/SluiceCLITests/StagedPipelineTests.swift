@@ -54,6 +54,21 @@ import SluiceTesting
         }
     }
 
+    /// `sluice run --workers 0` with an extract+load worker and two enrich workers; enrich-a is
+    /// SIGKILLed once `holding` (its processing jobs, counted) is not 0. Waits for the run.
+    func runKillingAnEnrichWorker(_ cli: CLI, holding: () throws -> String) throws {
+        let run = try start(cli, ["run", "geo", "--workers", "0"])
+        let io = try start(cli, ["worker", "--stage", "extract", "--stage", "load", "--id", "io"])
+        let a = try start(cli, ["worker", "--stage", "enrich", "--concurrency", "2", "--id", "enrich-a"])
+        let b = try start(cli, ["worker", "--stage", "enrich", "--concurrency", "2", "--id", "enrich-b"])
+        defer { for p in [run, io, a, b] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        try wait("enrich-a to hold a batch") { try holding() != "0\n" }
+        kill(a.processIdentifier, SIGKILL)
+        a.waitUntilExit()
+        run.waitUntilExit()
+        #expect(run.terminationStatus == 0, "\((try? String(contentsOfFile: cli.dir + "/run_geo_workers_0.log", encoding: .utf8)) ?? "")")
+    }
+
     /// Seed 004's `scale transformer=2`: the run only queues work; an extract+load worker and
     /// two enrich workers share it under one rate limit; one enrich worker is SIGKILLed while
     /// it holds a batch. Every row lands once, enriched; every batch went through each stage
@@ -67,16 +82,7 @@ import SluiceTesting
         cli.write("sluice.yml", Self.yml(port: geo.port, rate: 300))
         #expect(try cli.run(["migrate"]).status == 0)
 
-        let run = try start(cli, ["run", "geo", "--workers", "0"])
-        let io = try start(cli, ["worker", "--stage", "extract", "--stage", "load", "--id", "io"])
-        let a = try start(cli, ["worker", "--stage", "enrich", "--concurrency", "2", "--id", "enrich-a"])
-        let b = try start(cli, ["worker", "--stage", "enrich", "--concurrency", "2", "--id", "enrich-b"])
-        defer { for p in [run, io, a, b] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        try wait("enrich-a to hold a batch") { try cli.sqlite("SELECT count(*) FROM sluice_jobs WHERE worker = 'enrich-a' AND state = 'processing'") != "0\n" }
-        kill(a.processIdentifier, SIGKILL)
-        a.waitUntilExit()
-        run.waitUntilExit()
-        #expect(run.terminationStatus == 0, "\((try? String(contentsOfFile: cli.dir + "/run_geo_workers_0.log", encoding: .utf8)) ?? "")")
+        try runKillingAnEnrichWorker(cli) { try cli.sqlite("SELECT count(*) FROM sluice_jobs WHERE worker = 'enrich-a' AND state = 'processing'") }
 
         #expect(try cli.sqlite("SELECT count(*), count(DISTINCT id), count(address), count(*) FILTER (WHERE city = upper(city)) FROM places") == "900|900|900|900\n")
         // 3 batches per file; each handed to enrich once and to load once, all complete.
@@ -103,16 +109,7 @@ import SluiceTesting
         for f in 0..<2 { cli.write("in/points-\(f).csv", EnrichCLITests.points(300, distinct: 200, seed: 60 + f, bad: false)) }
         cli.write("sluice.yml", "database: \(pg.url)\n" + Self.yml(port: geo.port, rate: 300))
         #expect(try cli.run(["migrate"]).status == 0)
-        let run = try start(cli, ["run", "geo", "--workers", "0"])
-        let io = try start(cli, ["worker", "--stage", "extract", "--stage", "load", "--id", "io"])
-        let a = try start(cli, ["worker", "--stage", "enrich", "--id", "enrich-a"])
-        let b = try start(cli, ["worker", "--stage", "enrich", "--id", "enrich-b"])
-        defer { for p in [run, io, a, b] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        try wait("enrich-a to hold a batch") { try pg.query("SELECT count(*) FROM sluice.jobs WHERE worker = 'enrich-a' AND state = 'processing'") != "0\n" }
-        kill(a.processIdentifier, SIGKILL)
-        a.waitUntilExit()
-        run.waitUntilExit()
-        #expect(run.terminationStatus == 0, "\((try? String(contentsOfFile: cli.dir + "/run_geo_workers_0.log", encoding: .utf8)) ?? "")")
+        try runKillingAnEnrichWorker(cli) { try pg.query("SELECT count(*) FROM sluice.jobs WHERE worker = 'enrich-a' AND state = 'processing'") }
         #expect(try pg.query("SELECT count(*), count(DISTINCT id), count(address) FROM places") == "600|600|600\n")
         #expect(try pg.query("SELECT stage, count(*), count(*) FILTER (WHERE state = 'complete') FROM sluice.jobs GROUP BY stage ORDER BY stage")
                 == "enrich|6|6\nextract|2|2\nload|6|6\n")
