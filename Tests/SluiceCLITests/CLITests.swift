@@ -194,18 +194,28 @@ struct CLI {
 
 /// scripts/receivers/geocoder.py: a Nominatim-like reverse geocoder that counts calls.
 final class Geocoder: @unchecked Sendable {
-    let process: Process
-    let port = Int.random(in: 30_000..<45_000)
+    private(set) var process = Process()
+    private(set) var port = 0
 
+    /// Starts on a random port; on a busy machine the start may be slow, and a port already
+    /// taken (the geocoder exits) is replaced by another.
     init(_ args: [String] = []) throws {
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "scripts/receivers/geocoder.py", "--port", String(port)] + args
-        process.currentDirectoryURL = URL(fileURLWithPath: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path)
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        for _ in 0..<100 where (try? stats()) == nil { Thread.sleep(forTimeInterval: 0.05) }
+        for _ in 0..<3 {
+            port = Int.random(in: 30_000..<45_000)
+            process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", "scripts/receivers/geocoder.py", "--port", String(port)] + args
+            process.currentDirectoryURL = URL(fileURLWithPath: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path)
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            for _ in 0..<600 where process.isRunning {
+                if (try? stats()) != nil { return }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            stop()
+        }
+        throw Oracle.Failure(description: "the geocoder did not start")
     }
 
     func stats() throws -> (calls: Int, maxPerSecond: Int) {

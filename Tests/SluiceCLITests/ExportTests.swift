@@ -11,16 +11,22 @@ final class Receiver: @unchecked Sendable {
 
     init(dir: String, args: [String] = [], resetRate: Double? = nil, port fixed: Int? = nil) throws {
         self.dir = dir
-        let receiverPort = fixed ?? Int.random(in: 20_000..<40_000)
-        processes.append(try Self.python(["scripts/receivers/bulk_receiver.py", "--port", String(receiverPort), "--dir", dir] + args))
+        // A port already taken makes the receiver exit: take another (unless the test fixed it).
+        var receiverPort = 0
+        for attempt in 0..<3 {
+            receiverPort = fixed ?? Int.random(in: 20_000..<40_000)
+            let receiver = try Self.python(["scripts/receivers/bulk_receiver.py", "--port", String(receiverPort), "--dir", dir] + args)
+            if try waitUntilUp(receiverPort, receiver) { processes.append(receiver); break }
+            if receiver.isRunning { kill(receiver.processIdentifier, SIGKILL) }
+            if attempt == 2 || fixed != nil { throw Oracle.Failure(description: "the receiver did not start (fastapi, uvicorn and python-multipart must be installed)") }
+        }
         port = receiverPort
         if let resetRate {
             let proxyPort = Int.random(in: 40_000..<60_000)
             processes.append(try Self.python(["scripts/receivers/reset_proxy.py", String(proxyPort), String(receiverPort), String(resetRate)]))
             port = proxyPort
+            Thread.sleep(forTimeInterval: 0.3)
         }
-        try waitUntilUp(receiverPort)
-        if resetRate != nil { Thread.sleep(forTimeInterval: 0.3) }
     }
 
     static func python(_ args: [String]) throws -> Process {
@@ -34,17 +40,18 @@ final class Receiver: @unchecked Sendable {
         return p
     }
 
-    func waitUntilUp(_ port: Int) throws {
-        for _ in 0..<100 {
+    /// Whether the receiver answers within 30 s (false at once if it exited).
+    func waitUntilUp(_ port: Int, _ receiver: Process) throws -> Bool {
+        for _ in 0..<300 where receiver.isRunning {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             p.arguments = ["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:\(port)/healthz"]
             try p.run()
             p.waitUntilExit()
-            if p.terminationStatus == 0 { return }
+            if p.terminationStatus == 0 { return true }
             Thread.sleep(forTimeInterval: 0.1)
         }
-        throw Oracle.Failure(description: "the receiver did not start (fastapi, uvicorn and python-multipart must be installed)")
+        return false
     }
 
     var url: String { "http://127.0.0.1:\(port)/bulk_upload" }
