@@ -23,6 +23,8 @@ public struct WorkerOptions: Sendable {
     public var stages: [StageKind]?
     /// A stage takes no work while the next one has more than this many batches queued.
     public var maxBacklog = 32
+    /// Whether any declared pipeline is staged: without one there is no stage backlog to read.
+    public var stagedPipelines = true
 
     public init(id: String = WorkerOptions.defaultID(), concurrency: Int = 2, leaseDuration: Duration = .seconds(30),
                 pollInterval: Duration = .seconds(1), retry: RetryPolicy = RetryPolicy(), workDir: String) {

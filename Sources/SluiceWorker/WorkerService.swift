@@ -77,6 +77,7 @@ public final class WorkerService: Service, Sendable {
     /// `maxBacklog` batches waiting (back-pressure), and plain jobs unless `--stage` limits it.
     func claimParams(limit: Int) async throws(SluiceError) -> JobClaimParams {
         var p = JobClaimParams(worker: options.id, limit: limit, leaseDuration: options.leaseDuration, now: now())
+        if options.stages == nil && !options.stagedPipelines { return p }  // no stage jobs: nothing to hold back
         let backlog = try await driver.stageBacklog()
         var stages = options.stages ?? StageKind.allCases
         if backlog[.load, default: 0] > options.maxBacklog { stages.removeAll { $0 != .load } }

@@ -63,6 +63,7 @@ struct Runtime {
     func worker(concurrency: Int?, id: String?, wake: WakeSignal, stages: [StageKind]? = nil) -> WorkerService {
         var options = WorkerOptions(settings: config.worker, workDir: config.workDir)
         options.stages = stages
+        options.stagedPipelines = config.pipelines.values.contains(where: \.staged)
         if let concurrency { options.concurrency = max(1, concurrency) }
         if let id { options.id = id }
         var log = logger
