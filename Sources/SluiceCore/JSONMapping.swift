@@ -82,3 +82,37 @@ public struct JSONMapping: Sendable, Equatable {
         }
     }
 }
+
+extension JSONMapping {
+    /// The mapping's paths ready for a ``JSONTape`` (keys as bytes), made once per file.
+    public struct Compiled: Sendable {
+        public enum Column: Sendable {
+            case element([JSONPathStep])
+            case root([JSONPathStep])
+            case sourceName
+            case line
+        }
+
+        public struct Target: Sendable {
+            public var explode: [JSONPathStep]?
+            public var columns: [Column]
+        }
+
+        public var targets: [Target]
+
+    }
+
+    public func compiled() -> Compiled {
+        func steps(_ p: [String]) -> [JSONPathStep] { p.map(JSONPathStep.init) }
+        return Compiled(targets: targets.map { t in
+            Compiled.Target(explode: t.explode.map(steps), columns: t.columns.map { c in
+                switch c.source {
+                case .element(let p): .element(steps(p))
+                case .root(let p): .root(steps(p))
+                case .sourceName: .sourceName
+                case .line: .line
+                }
+            })
+        })
+    }
+}

@@ -14,6 +14,9 @@ public struct CSVWriter: Sendable {
     /// Bytes written so far; call ``reset()`` after flushing them.
     public mutating func reset() { output.removeAll(keepingCapacity: true) }
 
+    /// Drops the bytes written after the first `count` (to take back rows not yet flushed).
+    public mutating func truncate(to count: Int) { output.removeSubrange(count...) }
+
     func needsQuotes<C: Collection>(_ v: C) -> Bool where C.Element == UInt8 {
         if v.isEmpty { return true }  // "" is text; an empty unquoted field is NULL
         if v.elementsEqual(dialect.nullToken.utf8) { return true }
@@ -52,6 +55,25 @@ public struct CSVWriter: Sendable {
         case .array, .object:
             scratch.removeAll(keepingCapacity: true)
             v.write(into: &scratch)
+            writeField(scratch)
+        }
+    }
+
+    /// A value of a ``JSONTape`` as one field, written as ``writeJSONField(_:scratch:)``
+    /// writes the same value (nil: a missing value, NULL).
+    public mutating func writeJSONToken(_ tape: JSONTape, _ t: Int?, scratch: inout [UInt8]) {
+        guard let t else {
+            output.append(contentsOf: dialect.nullToken.utf8)
+            return
+        }
+        switch tape.kind(t) {
+        case .null: output.append(contentsOf: dialect.nullToken.utf8)
+        case .bool: output.append(contentsOf: tape.raw(t))
+        case .number: writeField(tape.raw(t))
+        case .string: tape.text(t, scratch: &scratch) { writeField($0) }
+        case .array, .object:
+            scratch.removeAll(keepingCapacity: true)
+            tape.writeCompact(t, into: &scratch)
             writeField(scratch)
         }
     }

@@ -2,12 +2,14 @@ public import SluiceCore
 import SluiceFormats
 import Foundation
 
-/// Splits a JSON file (array, NDJSON or a sequence of objects; `.gz` too) by a
-/// ``JSONMapping`` into one file per target entity, streaming: one record in memory at a
-/// time. Parts are CSV (RFC 4180 with a header, NULL unquoted-empty, nested values as JSON
+/// Splits JSON files (array, NDJSON or a sequence of objects; `.gz` too) by a
+/// ``JSONMapping`` into one part file per target entity, streaming: one record in memory at
+/// a time, read into a reused ``JSONTape`` (no value is built). Several files can go into
+/// the same parts (a watch batch); a file that fails leaves the parts as they were before
+/// it. Parts are CSV (RFC 4180 with a header, NULL unquoted-empty, nested values as JSON
 /// text), which loads several times faster than NDJSON; NDJSON for an entity that declares
-/// its own CSV dialect. Any malformed record fails the whole file, naming its line.
-public enum MappingSplitter {
+/// its own CSV dialect. Any malformed record fails its whole file, naming its line.
+public final class MappingSplitter {
     public struct Part: Sendable, Equatable {
         public var entity: String
         public var path: String
@@ -15,20 +17,41 @@ public enum MappingSplitter {
         public var format: SourceFormat
     }
 
+    /// One part being written: bytes flushed so far, then the pending ones.
+    struct Output {
+        var path: String
+        var handle: FileHandle
+        var csv: CSVWriter?
+        var ndjson: [UInt8] = []
+        var written = 0
+        var rows = 0
+        var pending: Int { csv?.output.count ?? ndjson.count }
+    }
+
+    /// Everything the per-record work touches, in one struct: its methods reach the parts,
+    /// the tape and the scratch buffer without the per-access checks a class's properties take.
+    struct State {
+        let mapping: JSONMapping
+        let compiled: JSONMapping.Compiled
+        var outputs: [Output] = []
+        var tape = JSONTape()
+        var scratch: [UInt8] = []
+    }
+
+    let maxRecordBytes: Int
+    var state: State
+    var closed = false
+
     /// `ndjsonFor`: entities whose parts must be NDJSON (they read CSV in another dialect).
-    public static func split(file: String, mapping: JSONMapping, sourceName: String, outDir: String, ndjsonFor: Set<String> = [],
-                             maxRecordBytes: Int = ReadLimits().maxRecordBytes) throws(SluiceError) -> [Part] {
-        var reader: any ByteChunkReader = try FileChunkReader(path: file)
-        if file.hasSuffix(".gz") { reader = try GzipChunkReader(reader) }
-        // Errors name the file as the user knows it (`sourceName`), not a scratch copy.
-        let framer = JSONFramer(source: reader, maxRecordBytes: maxRecordBytes, fileName: sourceName)
+    public init(mapping: JSONMapping, outDir: String, ndjsonFor: Set<String> = [],
+                maxRecordBytes: Int = ReadLimits().maxRecordBytes) throws(SluiceError) {
+        self.maxRecordBytes = maxRecordBytes
+        var outputs: [Output] = []
         do {
             try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         } catch {
             throw SluiceError(.io, "cannot create '\(outDir)': \(error.localizedDescription)")
         }
-        var outputs: [(path: String, handle: FileHandle, buffer: [UInt8], rows: Int)] = []
-        var csv: [CSVWriter?] = []
         for (i, t) in mapping.targets.enumerated() {
             let asCSV = !ndjsonFor.contains(t.entity)
             let path = (outDir as NSString).appendingPathComponent("\(i)-\(t.entity).\(asCSV ? "csv" : "ndjson")")
@@ -40,65 +63,169 @@ public enum MappingSplitter {
                 writer = CSVWriter()
                 writer!.writeRecord(t.columns.map(\.name))
             }
-            csv.append(writer)
-            outputs.append((path, h, [], 0))
+            outputs.append(Output(path: path, handle: h, csv: writer))
         }
-        defer { for o in outputs { try? o.handle.close() } }  // synchronized explicitly before returning
-        func flush(_ i: Int) throws(SluiceError) {
-            if csv[i] != nil {
-                outputs[i].buffer += csv[i]!.output
-                csv[i]!.reset()
-            }
-            do { try outputs[i].handle.write(contentsOf: Data(outputs[i].buffer)) } catch {
-                throw SluiceError(.io, "write failed: \(error.localizedDescription)", at: SourceLocation(file: outputs[i].path))
-            }
-            outputs[i].buffer.removeAll(keepingCapacity: true)
+        state = State(mapping: mapping, compiled: mapping.compiled(), outputs: outputs)
+    }
+
+    deinit {
+        for o in state.outputs { try? o.handle.close() }  // synchronized in finish(); else the parts are scratch
+    }
+
+    /// Splits one file into the parts by one mapping; returns the parts (fsynced).
+    public static func split(file: String, mapping: JSONMapping, sourceName: String, outDir: String, ndjsonFor: Set<String> = [],
+                             maxRecordBytes: Int = ReadLimits().maxRecordBytes) throws(SluiceError) -> [Part] {
+        let splitter = try MappingSplitter(mapping: mapping, outDir: outDir, ndjsonFor: ndjsonFor, maxRecordBytes: maxRecordBytes)
+        try splitter.add(file: file, sourceName: sourceName)
+        return try splitter.finish()
+    }
+
+    /// Adds one file's rows to the parts. On any error the parts are cut back to where they
+    /// were before this file, so the other files of a batch still load. `sourceName` is the
+    /// file as the user knows it (errors and `$source` name it, not a scratch copy).
+    public func add(file: String, sourceName: String) throws(SluiceError) {
+        guard !closed else { throw SluiceError(.aborted, "the parts are already finished") }
+        let marks = state.outputs.map { (bytes: $0.written + $0.pending, rows: $0.rows) }
+        do {
+            var reader: any ByteChunkReader = try FileChunkReader(path: file)
+            if file.hasSuffix(".gz") { reader = try GzipChunkReader(reader) }
+            let framer = JSONFramer(source: reader, maxRecordBytes: maxRecordBytes, fileName: sourceName)
+            try state.addRecords(framer, maxRecordBytes: maxRecordBytes, sourceName: sourceName)
+        } catch {
+            try state.cut(to: marks)
+            throw error
         }
+    }
+
+    /// Flushes and fsyncs the parts; returns them in target order.
+    public func finish() throws(SluiceError) -> [Part] {
+        for i in state.outputs.indices {
+            try state.flush(i)
+            do { try state.outputs[i].handle.synchronize() } catch {
+                throw SluiceError(.io, "sync failed: \(error.localizedDescription)", at: SourceLocation(file: state.outputs[i].path))
+            }
+        }
+        closed = true
+        return state.mapping.targets.indices.map {
+            Part(entity: state.mapping.targets[$0].entity, path: state.outputs[$0].path, rows: state.outputs[$0].rows,
+                 format: state.outputs[$0].csv == nil ? .ndjson : .csv)
+        }
+    }
+}
+
+extension MappingSplitter.State {
+    mutating func addRecords(_ framer: JSONFramer, maxRecordBytes: Int, sourceName: String) throws(SluiceError) {
+        let source = Array(sourceName.utf8)
         var number: Int64 = 0
-        var scratch: [UInt8] = []
         while true {
             switch try framer.next() {
             case .end:
-                for i in outputs.indices {
-                    try flush(i)
-                    do { try outputs[i].handle.synchronize() } catch {
-                        throw SluiceError(.io, "sync failed: \(error.localizedDescription)", at: SourceLocation(file: outputs[i].path))
-                    }
-                }
-                return mapping.targets.indices.map {
-                    Part(entity: mapping.targets[$0].entity, path: outputs[$0].path, rows: outputs[$0].rows, format: csv[$0] == nil ? .ndjson : .csv)
-                }
+                return
             case .tooLong(let bytes):
                 throw SluiceError(.recordTooLong, "a record is longer than \(maxRecordBytes) bytes (\(bytes) read)", at: SourceLocation(file: sourceName, line: framer.line))
             case .record:
-                let record: JSONValue
                 do {
-                    record = try JSONParser.parse(framer.record)
+                    try tape.parse(framer.record)
                 } catch {
                     throw SluiceError(.malformedFile, error.description, at: SourceLocation(file: sourceName, line: framer.line))
                 }
-                guard case .object = record else {
+                guard tape.kind(0) == .object else {
                     throw SluiceError(.invalidInput, "a record is not a JSON object", at: SourceLocation(file: sourceName, line: framer.line))
                 }
                 number += 1
-                for (i, rows) in mapping.rows(record, line: number, sourceName: sourceName).enumerated() {
-                    for row in rows {
-                        if csv[i] != nil {
-                            guard case .object(let members) = row else { continue }
-                            for (c, m) in members.enumerated() {
-                                if c > 0 { csv[i]!.appendDelimiter() }
-                                csv[i]!.writeJSONField(m.value, scratch: &scratch)
-                            }
-                            csv[i]!.endRecord()
-                        } else {
-                            row.write(into: &outputs[i].buffer)
-                            outputs[i].buffer.append(0x0A)
-                        }
-                        outputs[i].rows += 1
+                let line = Array(String(number).utf8)
+                for i in compiled.targets.indices {
+                    guard let path = compiled.targets[i].explode else {
+                        write(i, 0, source: source, line: line)
+                        continue
                     }
-                    if outputs[i].buffer.count + (csv[i]?.output.count ?? 0) >= 1 << 20 { try flush(i) }
+                    // One row per element of the exploded array; none when it is missing or not an array.
+                    guard let a = tape.find(path, from: 0), tape.kind(a) == .array else { continue }
+                    var e = a + 1
+                    let end = tape.tokens[a].next
+                    while e < end {
+                        write(i, e, source: source, line: line)
+                        e = tape.tokens[e].next
+                    }
+                }
+                for i in outputs.indices where outputs[i].pending >= 1 << 20 { try flush(i) }
+            }
+        }
+    }
+
+    /// One row of target `i` made from `element` (a token of the current record).
+    mutating func write(_ i: Int, _ element: Int, source: [UInt8], line: [UInt8]) {
+        let columns = compiled.targets[i].columns
+        if outputs[i].csv != nil {
+            for (c, column) in columns.enumerated() {
+                if c > 0 { outputs[i].csv!.appendDelimiter() }
+                switch column {
+                case .element(let p): outputs[i].csv!.writeJSONToken(tape, tape.find(p, from: element), scratch: &scratch)
+                case .root(let p): outputs[i].csv!.writeJSONToken(tape, tape.find(p, from: 0), scratch: &scratch)
+                case .sourceName: outputs[i].csv!.writeField(source)
+                case .line: outputs[i].csv!.writeField(line)
                 }
             }
+            outputs[i].csv!.endRecord()
+        } else {
+            outputs[i].ndjson.append(UInt8(ascii: "{"))
+            for (c, column) in columns.enumerated() {
+                if c > 0 { outputs[i].ndjson.append(UInt8(ascii: ",")) }
+                JSONValue.writeString(bytes: mapping.targets[i].columns[c].name.utf8, into: &outputs[i].ndjson)
+                outputs[i].ndjson.append(UInt8(ascii: ":"))
+                let token: Int?
+                switch column {
+                case .element(let p): token = tape.find(p, from: element)
+                case .root(let p): token = tape.find(p, from: 0)
+                case .sourceName:
+                    JSONValue.writeString(bytes: source, into: &outputs[i].ndjson)
+                    continue
+                case .line:
+                    outputs[i].ndjson.append(contentsOf: line)
+                    continue
+                }
+                if let token { tape.writeCompact(token, into: &outputs[i].ndjson) } else { outputs[i].ndjson.append(contentsOf: "null".utf8) }
+            }
+            outputs[i].ndjson.append(contentsOf: "}\n".utf8)
+        }
+        outputs[i].rows += 1
+    }
+
+    mutating func flush(_ i: Int) throws(SluiceError) {
+        do {
+            if outputs[i].csv != nil {
+                try outputs[i].csv!.output.withUnsafeBytes { try outputs[i].handle.write(contentsOf: $0) }
+                outputs[i].written += outputs[i].csv!.output.count
+                outputs[i].csv!.reset()
+            } else {
+                try outputs[i].ndjson.withUnsafeBytes { try outputs[i].handle.write(contentsOf: $0) }
+                outputs[i].written += outputs[i].ndjson.count
+                outputs[i].ndjson.removeAll(keepingCapacity: true)
+            }
+        } catch {
+            throw SluiceError(.io, "write failed: \(error.localizedDescription)", at: SourceLocation(file: outputs[i].path))
+        }
+    }
+
+    /// Cuts every part back to `marks` (bytes, rows): pending bytes are dropped, and bytes
+    /// already flushed past the mark are truncated away.
+    mutating func cut(to marks: [(bytes: Int, rows: Int)]) throws(SluiceError) {
+        for i in outputs.indices {
+            let mark = marks[i].bytes
+            outputs[i].rows = marks[i].rows
+            if mark >= outputs[i].written {
+                let keep = mark - outputs[i].written
+                if outputs[i].csv != nil { outputs[i].csv!.truncate(to: keep) } else { outputs[i].ndjson.removeSubrange(keep...) }
+                continue
+            }
+            if outputs[i].csv != nil { outputs[i].csv!.reset() } else { outputs[i].ndjson.removeAll(keepingCapacity: true) }
+            do {
+                try outputs[i].handle.truncate(atOffset: UInt64(mark))
+                try outputs[i].handle.seekToEnd()
+            } catch {
+                throw SluiceError(.io, "cannot truncate: \(error.localizedDescription)", at: SourceLocation(file: outputs[i].path))
+            }
+            outputs[i].written = mark
         }
     }
 }

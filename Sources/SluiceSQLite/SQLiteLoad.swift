@@ -164,16 +164,7 @@ public final class SQLiteLoad: LoadSink {
             case .append, .direct:
                 counts.inserted = netInserted
             case .staged:
-                if let sql = SQLiteSQL.mergeUpdate(table, stage, schema) {
-                    try conn.execute(sql)
-                    counts.updated = conn.changes
-                } else {
-                    counts.updated = try conn.query(SQLiteSQL.mergeCountExisting(table, stage, schema)).first?.first?.int ?? 0
-                }
-                try conn.execute(SQLiteSQL.mergeInsert(table, stage, schema))
-                counts.inserted = conn.changes
-                try conn.execute(SQLiteSQL.mergeDelete(table, stage, schema))
-                counts.deleted = conn.changes
+                counts = try conn.merge(stage, into: table, schema, db: "temp")
                 try conn.execute("DROP TABLE temp.\(SQLIdentifier.quoteValidated(stage))")
             }
             insert = nil; update = nil; delete = nil; stageUpsert = nil

@@ -43,6 +43,8 @@ public final class SQLiteStagedLoad: LoadSink {
     var binder: SQLiteBinder
     let keyIndices: [Int]
     static let stageName = "rows"
+    static let cacheKiB = 64 * 1024
+    static let mmapBytes = 1 << 30
     var open = true
     /// The result recorded with the completion (available after a successful commit).
     public private(set) var result: JobResult?
@@ -65,7 +67,7 @@ public final class SQLiteStagedLoad: LoadSink {
         self.binder = SQLiteBinder(types: schema.columns.map(\.type))
         try? FileManager.default.removeItem(atPath: stagePath)  // a leftover from a killed attempt
         stageDB = try SQLiteConnection(path: stagePath)
-        try stageDB.execute("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -32768;")
+        try stageDB.execute("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -\(Self.cacheKiB);")
         try stageDB.execute(SQLiteSQL.createStage(Self.stageName, schema, db: "main"))
         upsert = try stageDB.prepare(SQLiteSQL.upsertStage(Self.stageName, schema, db: "main", keepFirst: mode == .append))
         // Fail fast on a table that cannot take this load (checked again under the lock).
@@ -134,9 +136,14 @@ public final class SQLiteStagedLoad: LoadSink {
         guard open else { throw SluiceError(.aborted, "the load is already finished") }
         try stageDB.execute("COMMIT")
         let main = try SQLiteConnection(path: databasePath)
+        // A fresh connection starts with a 2 MB cache: the merge's key lookups would re-read
+        // the table's index pages from the OS, one syscall and copy each. Mapped reads and a
+        // cache the size of the worker's own keep it to the index's first touch.
+        try main.execute("PRAGMA cache_size = -\(Self.cacheKiB); PRAGMA mmap_size = \(Self.mmapBytes);")
         let attach = try main.prepare("ATTACH DATABASE ?1 AS stage")
         attach.bind(1, .text(stagePath))
         try attach.step()
+        try main.execute("PRAGMA stage.cache_size = -\(Self.cacheKiB); PRAGMA stage.mmap_size = \(Self.mmapBytes);")
         defer {
             // Detaching can only fail if a statement is still open; none is at this point.
             try? main.execute("DETACH DATABASE stage")
@@ -150,16 +157,7 @@ public final class SQLiteStagedLoad: LoadSink {
             let stage = Self.stageName
             switch mode {
             case .merge:
-                if let sql = SQLiteSQL.mergeUpdate(table, stage, schema, db: "stage") {
-                    try main.execute(sql)
-                    counts.updated = main.changes
-                } else {
-                    counts.updated = try main.query(SQLiteSQL.mergeCountExisting(table, stage, schema, db: "stage")).first?.first?.int ?? 0
-                }
-                try main.execute(SQLiteSQL.mergeInsert(table, stage, schema, db: "stage"))
-                counts.inserted = main.changes
-                try main.execute(SQLiteSQL.mergeDelete(table, stage, schema, db: "stage"))
-                counts.deleted = main.changes
+                counts = try main.merge(stage, into: table, schema, db: "stage")
             case .append, .replace:
                 try main.execute(SQLiteSQL.insertFromStage(table, stage, schema, db: "stage"))
                 counts.inserted = main.changes

@@ -284,49 +284,56 @@ public final class Watcher: Sendable {
         guard let mapping = spec.mapping else { return members.map { _ in .failed } }
         let id = UUID().uuidString.lowercased()
         let dir = (uploadDir as NSString).appendingPathComponent(id)
-        var good: [(ObjectInfo, [MappingSplitter.Part])] = []
+        var good: [ObjectInfo] = []
         var outcomes: [Outcome] = []
-        for (i, o) in members.enumerated() {
-            let name = (o.key as NSString).lastPathComponent
-            let path = (dir as NSString).appendingPathComponent("\(i)-" + String(name.map { $0.isLetter || $0.isNumber || ".-_".contains($0) ? $0 : "_" }.prefix(100)))
-            do throws(SluiceError) {
-                _ = try await fetch(o, to: path, now: now)
-                let parts = try MappingSplitter.split(file: path, mapping: mapping, sourceName: o.key, outDir: path + ".parts", ndjsonFor: spec.ndjsonEntities)
-                try? FileManager.default.removeItem(atPath: path)
-                good.append((o, parts))
-            } catch {
-                switch error.code {
-                case .malformedFile, .invalidInput, .recordTooLong, .aborted, .notFound:
-                    // Cannot be loaded as it is: on record with its reason, left where it is.
-                    logger.warning("not loaded", metadata: ["watch": "\(spec.name)", "key": "\(o.key)", "error": "\(error)"])
-                    try? await record(o, .failed, firstSeen: firstSeen, error: error.description, batch: key)
-                    outcomes.append(.failed)
-                default:
-                    logger.warning("fetch failed; batch retried next poll", metadata: ["watch": "\(spec.name)", "key": "\(o.key)", "error": "\(error)"])
-                    try? FileManager.default.removeItem(atPath: dir)
-                    return members.map { _ in .retry }
+        let parts: [MappingSplitter.Part]
+        do throws(SluiceError) {
+            // Every file of the batch goes into the same part files, one per entity.
+            let splitter = try MappingSplitter(mapping: mapping, outDir: dir, ndjsonFor: spec.ndjsonEntities)
+            for (i, o) in members.enumerated() {
+                let name = (o.key as NSString).lastPathComponent
+                let path = (dir as NSString).appendingPathComponent("in-\(i)-" + String(name.map { $0.isLetter || $0.isNumber || ".-_".contains($0) ? $0 : "_" }.prefix(100)))
+                defer { try? FileManager.default.removeItem(atPath: path) }
+                do throws(SluiceError) {
+                    _ = try await fetch(o, to: path, now: now)
+                    try splitter.add(file: path, sourceName: o.key)
+                    good.append(o)
+                } catch {
+                    switch error.code {
+                    case .malformedFile, .invalidInput, .recordTooLong, .aborted, .notFound:
+                        // Cannot be loaded as it is: on record with its reason, left where it is.
+                        logger.warning("not loaded", metadata: ["watch": "\(spec.name)", "key": "\(o.key)", "error": "\(error)"])
+                        try? await record(o, .failed, firstSeen: firstSeen, error: error.description, batch: key)
+                        outcomes.append(.failed)
+                    default:
+                        throw error
+                    }
                 }
             }
+            parts = try splitter.finish()
+        } catch {
+            logger.warning("fetch failed; batch retried next poll", metadata: ["watch": "\(spec.name)", "error": "\(error)"])
+            try? FileManager.default.removeItem(atPath: dir)
+            return members.map { _ in .retry }
         }
         do throws(SluiceError) {
             var first: JobInsertResult? = nil
             for (t, target) in mapping.targets.enumerated() {
-                let parts = good.map { $0.1[t] }
-                let rows = parts.reduce(0) { $0 + $1.rows }
-                guard rows > 0, let format = parts.first?.format else { continue }
-                let path = (dir as NSString).appendingPathComponent("\(t)-\(target.entity).\(format == .csv ? "csv" : "ndjson")")
-                try Self.concatenate(parts.map(\.path), into: path, skipHeaders: format == .csv)
-                let (sha, size) = try Download.sha256(ofFile: path)
+                let part = parts[t]
+                guard part.rows > 0 else {
+                    try? FileManager.default.removeItem(atPath: part.path)
+                    continue
+                }
+                let (sha, size) = try Download.sha256(ofFile: part.path)
                 let uploadID = "\(id)-\(t)"
-                try await driver.insertUpload(Upload(id: uploadID, path: path, size: size, sha256: sha, originalName: "\(spec.name)-batch.\(target.entity)", createdAt: now))
-                let jobSpec = JobSpec(source: "upload:\(uploadID)", format: format, mode: spec.mode, fileName: "\(good.count) files")
+                try await driver.insertUpload(Upload(id: uploadID, path: part.path, size: size, sha256: sha, originalName: "\(spec.name)-batch.\(target.entity)", createdAt: now))
+                let jobSpec = JobSpec(source: "upload:\(uploadID)", format: part.format, mode: spec.mode, fileName: "\(good.count) files")
                 let inserted = try await driver.insertJob(JobInsertParams(entity: target.entity, spec: jobSpec, maxAttempts: spec.maxAttempts,
                                                                           idempotencyKey: "watch-\(key)-\(t)", now: now))
-                if inserted.existing { try? FileManager.default.removeItem(atPath: path) }  // another watcher got there first
+                if inserted.existing { try? FileManager.default.removeItem(atPath: part.path) }  // another watcher got there first
                 if first == nil { first = inserted }
             }
-            for (o, parts) in good {
-                for p in parts { try? FileManager.default.removeItem(atPath: (p.path as NSString).deletingLastPathComponent) }
+            for o in good {
                 if let first {
                     try await record(o, .queued, firstSeen: firstSeen, job: first.job.id, batch: key)
                     outcomes.append(.queued(first.job.id, existing: first.existing))
@@ -341,32 +348,6 @@ public final class Watcher: Sendable {
             logger.warning("queueing failed; batch retried next poll", metadata: ["watch": "\(spec.name)", "error": "\(error)"])
             try? FileManager.default.removeItem(atPath: dir)
             return outcomes + good.map { _ in .retry }
-        }
-    }
-
-    /// Joins part files into one (keeping only the first CSV header), fsynced.
-    static func concatenate(_ paths: [String], into target: String, skipHeaders: Bool) throws(SluiceError) {
-        let out = try Download.openFile(target)
-        defer { try? out.close() }  // synchronized explicitly below
-        do {
-            for (i, p) in paths.enumerated() {
-                guard let h = FileHandle(forReadingAtPath: p) else { throw SluiceError(.io, "cannot open", at: SourceLocation(file: p)) }
-                defer { try? h.close() }  // read-only
-                var skip = skipHeaders && i > 0
-                while let chunk = try h.read(upToCount: 1 << 20), !chunk.isEmpty {
-                    var data = chunk
-                    if skip, let nl = data.firstIndex(of: 0x0A) {
-                        data = data[data.index(after: nl)...]
-                        skip = false
-                    }
-                    try out.write(contentsOf: data)
-                }
-            }
-            try out.synchronize()
-        } catch let e as SluiceError {
-            throw e
-        } catch {
-            throw SluiceError(.io, "write failed: \(error.localizedDescription)", at: SourceLocation(file: target))
         }
     }
 

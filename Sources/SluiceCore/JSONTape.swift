@@ -1,0 +1,343 @@
+/// A JSON record read into a flat list of tokens over its own bytes: nothing is built per
+/// value, so picking a few fields out of each record of a big file allocates nothing (the
+/// token array is reused). As strict as ``JSONParser`` (RFC 8259, UTF-8 checked, nesting
+/// limit); a value written back with ``writeCompact(_:into:)`` equals `JSONValue.write`.
+public struct JSONTape {
+    public enum Kind: UInt8, Sendable { case null, bool, number, string, array, object }
+
+    /// One value (or object key). Strings span the bytes between their quotes; containers
+    /// span from the bracket to past the closing one. `next` is the token after the value
+    /// and everything inside it, so a value is skipped in one step.
+    public struct Token: Sendable {
+        public var kind: Kind
+        /// A string with backslash escapes (its bytes are not its text).
+        public var escaped: Bool
+        public var start: Int
+        public var end: Int
+        public var next: Int
+    }
+
+    public private(set) var tokens: [Token] = []
+    /// The bytes the tokens point into: valid only while the caller's buffer is.
+    public private(set) var bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+    var i = 0
+    var depth = 0
+
+    public init() {}
+
+    /// Reads exactly one JSON value (surrounding whitespace allowed); the root is token 0.
+    public mutating func parse(_ buffer: UnsafeRawBufferPointer) throws(JSONParseError) {
+        tokens.removeAll(keepingCapacity: true)
+        bytes = buffer
+        i = 0
+        depth = 0
+        skipSpace()
+        try value()
+        skipSpace()
+        if i != bytes.count { throw fail("unexpected text after the value") }
+    }
+
+    @inline(__always) public func kind(_ t: Int) -> Kind { tokens[t].kind }
+
+    /// A scalar's bytes: a string's (still escaped, if ``Token/escaped``), a number's or a literal's.
+    @inline(__always) public func raw(_ t: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: bytes[tokens[t].start..<tokens[t].end])
+    }
+
+    /// A string token's text as UTF-8: its bytes when it has no escapes, else decoded into `scratch`.
+    public func text<R>(_ t: Int, scratch: inout [UInt8], _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        guard tokens[t].escaped else { return body(raw(t)) }
+        scratch.removeAll(keepingCapacity: true)
+        Self.unescape(raw(t), into: &scratch)
+        return scratch.withUnsafeBytes(body)
+    }
+
+    /// The elements of an array token (token indices).
+    public func elements(_ t: Int) -> [Int] {
+        var out: [Int] = []
+        var c = t + 1
+        while c < tokens[t].next {
+            out.append(c)
+            c = tokens[c].next
+        }
+        return out
+    }
+
+    /// Follows `path` from token `t` (object keys, or indices into arrays; the last of
+    /// repeated keys wins, as in ``JSONValue``). Nil when a step is missing.
+    public func find(_ path: [JSONPathStep], from t: Int) -> Int? {
+        var cur = t
+        var scratch: [UInt8] = []
+        for step in path {
+            switch tokens[cur].kind {
+            case .object:
+                var found: Int? = nil
+                var k = cur + 1
+                while k < tokens[cur].next {
+                    let v = k + 1
+                    let match = tokens[k].escaped ? text(k, scratch: &scratch) { Self.equal($0, step.key) } : Self.equal(raw(k), step.key)
+                    if match { found = v }
+                    k = tokens[v].next
+                }
+                guard let found else { return nil }
+                cur = found
+            case .array:
+                guard let index = step.index, index >= 0 else { return nil }
+                var c = cur + 1
+                var n = 0
+                while c < tokens[cur].next && n < index {
+                    c = tokens[c].next
+                    n += 1
+                }
+                guard c < tokens[cur].next else { return nil }
+                cur = c
+            default: return nil
+            }
+        }
+        return cur
+    }
+
+    @inline(__always) static func equal(_ a: UnsafeRawBufferPointer, _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        return b.withUnsafeBufferPointer { b in
+            for k in 0..<a.count where a[k] != b[k] { return false }
+            return true
+        }
+    }
+
+    /// Appends token `t` as compact JSON text, exactly as `JSONValue.write` would.
+    public func writeCompact(_ t: Int, into out: inout [UInt8]) {
+        var scratch: [UInt8] = []
+        write(t, into: &out, scratch: &scratch)
+    }
+
+    func write(_ t: Int, into out: inout [UInt8], scratch: inout [UInt8]) {
+        let tok = tokens[t]
+        switch tok.kind {
+        case .null, .bool, .number: out.append(contentsOf: raw(t))
+        case .string:
+            if tok.escaped {
+                text(t, scratch: &scratch) { JSONValue.writeString(bytes: $0, into: &out) }
+            } else {
+                // Unescaped bytes hold no quote, backslash or control character: already JSON.
+                out.append(UInt8(ascii: "\""))
+                out.append(contentsOf: raw(t))
+                out.append(UInt8(ascii: "\""))
+            }
+        case .array, .object:
+            let isObject = tok.kind == .object
+            out.append(UInt8(ascii: isObject ? "{" : "["))
+            var c = t + 1
+            var first = true
+            while c < tok.next {
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                if isObject {
+                    write(c, into: &out, scratch: &scratch)
+                    out.append(UInt8(ascii: ":"))
+                    c += 1
+                }
+                write(c, into: &out, scratch: &scratch)
+                c = tokens[c].next
+            }
+            out.append(UInt8(ascii: isObject ? "}" : "]"))
+        }
+    }
+
+    // MARK: Scanning
+
+    func fail(_ reason: String) -> JSONParseError { JSONParseError(offset: i, reason: reason) }
+
+    @inline(__always) mutating func skipSpace() {
+        while i < bytes.count {
+            switch bytes[i] {
+            case 0x20, 0x0A, 0x0D, 0x09: i += 1
+            default: return
+            }
+        }
+    }
+
+    @inline(__always) mutating func push(_ kind: Kind, _ start: Int, _ end: Int, escaped: Bool = false) {
+        tokens.append(Token(kind: kind, escaped: escaped, start: start, end: end, next: tokens.count + 1))
+    }
+
+    mutating func value() throws(JSONParseError) {
+        guard i < bytes.count else { throw fail("unexpected end of input") }
+        switch bytes[i] {
+        case UInt8(ascii: "{"): try container(object: true)
+        case UInt8(ascii: "["): try container(object: false)
+        case UInt8(ascii: "\""): try string()
+        case UInt8(ascii: "t"): try literal("true", .bool)
+        case UInt8(ascii: "f"): try literal("false", .bool)
+        case UInt8(ascii: "n"): try literal("null", .null)
+        case UInt8(ascii: "-"), 48...57: try number()
+        default: throw fail("unexpected character '\(Unicode.Scalar(bytes[i]))'")
+        }
+    }
+
+    mutating func literal(_ word: StaticString, _ kind: Kind) throws(JSONParseError) {
+        let n = word.utf8CodeUnitCount
+        guard i + n <= bytes.count else { throw fail("unexpected end of input") }
+        let p = word.utf8Start
+        for k in 0..<n where bytes[i + k] != p[k] { throw fail("invalid literal") }
+        push(kind, i, i + n)
+        i += n
+    }
+
+    mutating func number() throws(JSONParseError) {
+        let start = i
+        let b = bytes
+        if b[i] == UInt8(ascii: "-") { i += 1 }
+        guard i < b.count, b[i] &- 48 <= 9 else { throw fail("invalid number") }
+        if b[i] == 48 { i += 1 } else { while i < b.count, b[i] &- 48 <= 9 { i += 1 } }
+        if i < b.count, b[i] == UInt8(ascii: ".") {
+            i += 1
+            guard i < b.count, b[i] &- 48 <= 9 else { throw fail("invalid number") }
+            while i < b.count, b[i] &- 48 <= 9 { i += 1 }
+        }
+        if i < b.count, b[i] | 0x20 == UInt8(ascii: "e") {
+            i += 1
+            if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
+            guard i < b.count, b[i] &- 48 <= 9 else { throw fail("invalid number") }
+            while i < b.count, b[i] &- 48 <= 9 { i += 1 }
+        }
+        push(.number, start, i)
+    }
+
+    /// A string token; escapes are checked here (so decoding later cannot fail) and the
+    /// bytes must be UTF-8, as ``JSONParser`` requires.
+    mutating func string() throws(JSONParseError) {
+        i += 1
+        let start = i
+        let b = bytes
+        var escaped = false
+        var ascii = true
+        while i < b.count {
+            let c = b[i]
+            if c == UInt8(ascii: "\"") {
+                if !ascii && !Coercion.isValidUTF8(UnsafeRawBufferPointer(rebasing: b[start..<i])) {
+                    throw JSONParseError(offset: start, reason: "invalid UTF-8 in string")
+                }
+                push(.string, start, i, escaped: escaped)
+                i += 1
+                return
+            }
+            if c < 0x20 { throw fail("control character in string") }
+            if c >= 0x80 { ascii = false }
+            if c == UInt8(ascii: "\\") {
+                escaped = true
+                i += 1
+                guard i < b.count else { break }
+                switch b[i] {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                     UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    i += 1
+                case UInt8(ascii: "u"):
+                    i += 1
+                    let scalar = try hex4()
+                    if scalar >= 0xD800 && scalar < 0xDC00 {
+                        guard i + 1 < b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") else { throw fail("unpaired surrogate") }
+                        i += 2
+                        let low = try hex4()
+                        guard low >= 0xDC00 && low < 0xE000 else { throw fail("unpaired surrogate") }
+                    } else if scalar >= 0xDC00 && scalar < 0xE000 {
+                        throw fail("unpaired surrogate")
+                    }
+                default: throw fail("invalid escape")
+                }
+                continue
+            }
+            i += 1
+        }
+        throw fail("unterminated string")
+    }
+
+    mutating func hex4() throws(JSONParseError) -> UInt32 {
+        guard i + 4 <= bytes.count else { throw fail("invalid \\u escape") }
+        var v: UInt32 = 0
+        for k in 0..<4 {
+            guard let h = Coercion.hexValue(bytes[i + k]) else { throw fail("invalid \\u escape") }
+            v = v << 4 | UInt32(h)
+        }
+        i += 4
+        return v
+    }
+
+    mutating func container(object: Bool) throws(JSONParseError) {
+        depth += 1
+        if depth > JSONParser.maxDepth { throw fail("nesting deeper than \(JSONParser.maxDepth)") }
+        defer { depth -= 1 }
+        let at = tokens.count
+        push(object ? .object : .array, i, i)
+        let close = UInt8(ascii: object ? "}" : "]")
+        i += 1
+        skipSpace()
+        if i < bytes.count, bytes[i] == close {
+            i += 1
+        } else {
+            while true {
+                skipSpace()
+                if object {
+                    guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+                    try string()
+                    skipSpace()
+                    guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+                    i += 1
+                    skipSpace()
+                }
+                try value()
+                skipSpace()
+                guard i < bytes.count else { throw fail("unexpected end of input") }
+                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+                if bytes[i] == close { i += 1; break }
+                throw fail(object ? "expected ',' or '}'" : "expected ',' or ']'")
+            }
+        }
+        tokens[at].end = i
+        tokens[at].next = tokens.count
+    }
+
+    /// Decodes the escapes of a string already checked by the scanner.
+    static func unescape(_ b: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        var i = 0
+        func hex(_ at: Int) -> UInt32 {
+            var v: UInt32 = 0
+            for k in 0..<4 { v = v << 4 | UInt32(Coercion.hexValue(b[at + k]) ?? 0) }
+            return v
+        }
+        while i < b.count {
+            let c = b[i]
+            if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
+            let e = b[i + 1]
+            i += 2
+            switch e {
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "u"):
+                var scalar = hex(i)
+                i += 4
+                if scalar >= 0xD800 && scalar < 0xDC00 {
+                    let low = hex(i + 2)
+                    i += 6
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                }
+                if let u = Unicode.Scalar(scalar) { out.append(contentsOf: UTF8.encode(u)!) }
+            default: out.append(e)  // " \ /
+            }
+        }
+    }
+}
+
+/// One step of a field path for ``JSONTape/find(_:from:)``: an object key, which also
+/// indexes arrays when it is a number.
+public struct JSONPathStep: Sendable, Equatable {
+    public var key: [UInt8]
+    public var index: Int?
+    public init(_ segment: String) {
+        key = Array(segment.utf8)
+        index = Int(segment)
+    }
+}

@@ -1,0 +1,103 @@
+import Testing
+import Foundation
+@testable import SluiceCore
+@testable import SluiceFormats
+@testable import SluiceLoad
+import SluiceTesting
+
+@Suite struct MappingSplitterTests {
+    static let mapping = JSONMapping(name: "m", targets: [
+        .init(entity: "orders", columns: [("id", .element(["id"])), ("note", .element(["note"])), ("meta", .element(["meta"])),
+                                          ("ok", .element(["ok"])), ("src", .sourceName), ("line", .line)]),
+        .init(entity: "items", explode: ["items"], columns: [("order", .root(["id"])), ("sku", .element(["sku"])), ("qty", .element(["qty"])),
+                                                              ("first_tag", .element(["tags", "0"]))]),
+    ])
+
+    /// The parts as the tree parser and ``JSONMapping/rows(_:line:sourceName:)`` make them:
+    /// the oracle the streaming splitter must match byte for byte.
+    func oracle(_ records: [String], source: String) throws -> [String] {
+        var writers = Self.mapping.targets.map { t in var w = CSVWriter(); w.writeRecord(t.columns.map(\.name)); return w }
+        var scratch: [UInt8] = []
+        for (n, text) in records.enumerated() {
+            for (i, rows) in Self.mapping.rows(try JSONParser.parse(text), line: Int64(n + 1), sourceName: source).enumerated() {
+                for case .object(let members) in rows {
+                    for (c, m) in members.enumerated() {
+                        if c > 0 { writers[i].appendDelimiter() }
+                        writers[i].writeJSONField(m.value, scratch: &scratch)
+                    }
+                    writers[i].endRecord()
+                }
+            }
+        }
+        return writers.map { String(decoding: $0.output, as: UTF8.self) }
+    }
+
+    static let records = [
+        #"{"id": "P1", "note": "needs, \"quotes\"\nand a break", "meta": {"a": [1, "x"], "b": null}, "ok": true, "items": [{"sku": "A", "qty": 2, "tags": ["new", "x"]}, {"sku": "B\u00e9"}]}"#,
+        #"{"id": 2, "note": "", "meta": null, "ok": false, "items": []}"#,
+        #"{"id": "P\u0033", "note": null, "items": {"not": "an array"}}"#,
+        #"{"id": "P4", "items": [{"sku": "C", "qty": 1.50, "tags": []}, 7, {"qty": -3}]}"#,
+    ]
+
+    @Test func partsMatchTheTreeMapping() throws {
+        let dir = TempDir()
+        let file = dir.write("in.json", Self.records.joined(separator: "\n") + "\n")
+        let parts = try MappingSplitter.split(file: file, mapping: Self.mapping, sourceName: "input/in.json", outDir: dir.file("parts"))
+        let expected = try oracle(Self.records, source: "input/in.json")
+        #expect(parts.map(\.rows) == [4, 5])
+        for (p, e) in zip(parts, expected) { #expect(try String(contentsOfFile: p.path, encoding: .utf8) == e) }
+    }
+
+    /// A file that fails midway (after more than a flush's worth of rows) leaves the parts
+    /// exactly as if it had never been added; the batch's other files are all there.
+    @Test func aFailedFileIsCutOutOfTheBatch() throws {
+        let dir = TempDir()
+        let good1 = dir.write("a.json", "[" + Self.records[0] + "," + Self.records[1] + "]")
+        let many = (0..<30_000).map { #"{"id": "BAD-\#($0)", "note": "padding padding padding padding", "items": [{"sku": "S\#($0)"}]}"# }
+        let bad = dir.write("bad.json", many.joined(separator: "\n") + "\n{\"id\": ")
+        let good2 = dir.write("c.json", Self.records[3])
+        let splitter = try MappingSplitter(mapping: Self.mapping, outDir: dir.file("batch"))
+        try splitter.add(file: good1, sourceName: "a.json")
+        #expect(throws: SluiceError.self) { try splitter.add(file: bad, sourceName: "bad.json") }
+        try splitter.add(file: good2, sourceName: "c.json")
+        let parts = try splitter.finish()
+        let a = try oracle([Self.records[0], Self.records[1]], source: "a.json")
+        let c = try oracle([Self.records[3]], source: "c.json")
+        for i in 0..<2 {
+            let body = c[i].split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)[1]
+            #expect(try String(contentsOfFile: parts[i].path, encoding: .utf8) == a[i] + body)
+        }
+        #expect(parts.map(\.rows) == [3, 5])
+        do {
+            try splitter.add(file: good2, sourceName: "c.json")
+            Issue.record("a finished splitter took another file")
+        } catch {
+            #expect(error.code == .aborted)
+        }
+    }
+
+    @Test func malformedRecordsNameTheirFileAndLine() throws {
+        let dir = TempDir()
+        let file = dir.write("x.json", "{\"id\": 1}\n{\"id\": 2,}\n")
+        do {
+            _ = try MappingSplitter.split(file: file, mapping: Self.mapping, sourceName: "input/x.json", outDir: dir.file("p"))
+            Issue.record("a malformed file split")
+        } catch {
+            #expect(error.description.contains("input/x.json") && error.description.contains("2"), "\(error)")
+        }
+        let notObject = dir.write("y.json", "[1]")
+        #expect(throws: SluiceError.self) { try MappingSplitter.split(file: notObject, mapping: Self.mapping, sourceName: "y.json", outDir: dir.file("q")) }
+    }
+
+    @Test func ndjsonPartsCarryTheSameValues() throws {
+        let dir = TempDir()
+        let file = dir.write("in.json", Self.records.joined(separator: "\n"))
+        let parts = try MappingSplitter.split(file: file, mapping: Self.mapping, sourceName: "in.json", outDir: dir.file("p"), ndjsonFor: ["items"])
+        #expect(parts[1].format == .ndjson)
+        var expected: [String] = []
+        for (n, text) in Self.records.enumerated() {
+            expected += Self.mapping.rows(try JSONParser.parse(text), line: Int64(n + 1), sourceName: "in.json")[1].map(\.text)
+        }
+        #expect(try String(contentsOfFile: parts[1].path, encoding: .utf8) == expected.map { $0 + "\n" }.joined())
+    }
+}
