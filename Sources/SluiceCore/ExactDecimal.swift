@@ -23,16 +23,38 @@ public struct ExactDecimal: Sendable, Hashable {
 
     /// Canonical text: `-12.50`, `0.001`, `42`. The scale is kept (`12.50` stays `12.50`).
     public var text: String {
-        var digits = String(significand.magnitude)
-        let neg = significand < 0
-        if scale > 0 {
+        var out: [UInt8] = []
+        write(into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends ``text``'s bytes to `out`, building no String (a loader renders one per
+    /// decimal value); 64-bit arithmetic when the significand fits.
+    public func write(into out: inout [UInt8]) {
+        if significand < 0 { out.append(UInt8(ascii: "-")) }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 40) { buf in
+            var n = 0  // digits, least significant first
+            let m = significand.magnitude
+            if m <= UInt128(UInt64.max) {
+                var v = UInt64(m)
+                repeat { buf[n] = UInt8(v % 10) + 48; v /= 10; n += 1 } while v > 0
+            } else {
+                var v = m
+                repeat { buf[n] = UInt8(v % 10) + 48; v /= 10; n += 1 } while v > 0
+            }
             let sc = Int(scale)
-            if digits.count <= sc { digits = String(repeating: "0", count: sc - digits.count + 1) + digits }
-            digits.insert(".", at: digits.index(digits.endIndex, offsetBy: -sc))
-        } else if scale < 0 {
-            digits += String(repeating: "0", count: Int(-scale))
+            if sc > 0 && n <= sc {
+                out.append(contentsOf: [UInt8(ascii: "0"), UInt8(ascii: ".")])
+                out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: sc - n))
+                for k in stride(from: n - 1, through: 0, by: -1) { out.append(buf[k]) }
+                return
+            }
+            for k in stride(from: n - 1, through: 0, by: -1) {
+                out.append(buf[k])
+                if sc > 0 && k == sc { out.append(UInt8(ascii: ".")) }
+            }
+            if sc < 0 { out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: -sc)) }
         }
-        return neg ? "-" + digits : digits
     }
 
     /// Returns this value rescaled to `target` digits after the point, or nil when that

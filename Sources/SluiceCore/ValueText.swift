@@ -82,7 +82,7 @@ public enum ValueText {
         case .float64:
             let v = column.doubles[i]
             if v.isFinite { out.append(contentsOf: double(v).utf8) } else { JSONValue.writeString(bytes: double(v).utf8, into: &out) }
-        case .decimal: out.append(contentsOf: column.decimals[i].text.utf8)
+        case .decimal: column.decimals[i].write(into: &out)
         case .json: out.append(contentsOf: column.bytes(at: i))
         case .text: JSONValue.writeString(bytes: column.bytes(at: i), into: &out)
         case .bytes: JSONValue.writeString(bytes: Base64.encode(column.bytes(at: i)).utf8, into: &out)

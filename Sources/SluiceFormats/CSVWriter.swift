@@ -41,6 +41,10 @@ public struct CSVWriter: Sendable {
         output.append(dialect.quote)
     }
 
+    /// ``writeField(_:)`` for bytes held by a caller in another module (a generic call from
+    /// there would not be specialized).
+    public mutating func writeField(bytes v: UnsafeRawBufferPointer) { writeField(v) }
+
     public mutating func appendDelimiter() { output.append(dialect.delimiter) }
     public mutating func endRecord() { output.append(0x0A) }
 

@@ -162,8 +162,8 @@ extension MappingSplitter.State {
                 switch column {
                 case .element(let p): outputs[i].csv!.writeJSONToken(tape, tape.find(p, from: element), scratch: &scratch)
                 case .root(let p): outputs[i].csv!.writeJSONToken(tape, tape.find(p, from: 0), scratch: &scratch)
-                case .sourceName: outputs[i].csv!.writeField(source)
-                case .line: outputs[i].csv!.writeField(line)
+                case .sourceName: source.withUnsafeBytes { outputs[i].csv!.writeField(bytes: $0) }
+                case .line: line.withUnsafeBytes { outputs[i].csv!.writeField(bytes: $0) }
                 }
             }
             outputs[i].csv!.endRecord()

@@ -36,7 +36,9 @@ public struct CopyEncoder: Sendable {
                 case .float64:
                     out.writeString(ValueText.double(col.doubles[r]))
                 case .decimal:
-                    out.writeString(col.decimals[r].text)
+                    scratch.removeAll(keepingCapacity: true)
+                    col.decimals[r].write(into: &scratch)
+                    out.writeBytes(scratch)
                 case .date:
                     scratch.removeAll(keepingCapacity: true)
                     ValueText.date(days: col.ints[r], into: &scratch)

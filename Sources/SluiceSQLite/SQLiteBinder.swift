@@ -85,7 +85,7 @@ struct SQLiteBinder {
             if p.kind == .text { st.bind(index, staticText: bytes) } else { st.bind(index, staticBlob: bytes) }
         case .decimal:
             scratchText[c].removeAll(keepingCapacity: true)
-            scratchText[c].append(contentsOf: decimals[r].text.utf8)
+            decimals[r].write(into: &scratchText[c])
             bindScratch(st, index, c)
         case .date:
             scratchText[c].removeAll(keepingCapacity: true)

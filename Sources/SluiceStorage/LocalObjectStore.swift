@@ -125,6 +125,22 @@ public struct LocalObjectStore: ObjectStore {
         }
     }
 
+    /// Gives a local file that is already durable (a fetched download) a second name at
+    /// `key` without copying its bytes: a hard link, replacing any object there. False when
+    /// the file system will not link (another device, no links): the caller copies instead.
+    public func adopt(_ key: String, file: String) throws(SluiceError) -> Bool {
+        let p = try path(key)
+        let tmp = p + ".sluice-tmp"
+        unlink(tmp)  // a leftover from a killed attempt
+        try? FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        guard link(file, tmp) == 0 else { return false }
+        guard rename(tmp, p) == 0 else {
+            unlink(tmp)
+            throw SluiceError(.io, "rename failed: \(String(cString: strerror(errno)))", at: SourceLocation(file: p))
+        }
+        return true
+    }
+
     public func copy(from: String, to: String, ifMatch: String?) async throws(SluiceError) {
         let src = try path(from)
         let before = try changed(from, src, ifMatch: ifMatch)
