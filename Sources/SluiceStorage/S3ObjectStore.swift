@@ -186,7 +186,30 @@ public struct S3ObjectStore: ObjectStore {
     nonisolated(unsafe) static let isoPlain = ISO8601DateFormatter()
 
     static func date(_ s: String) -> Date {
-        isoFractional.date(from: s) ?? isoPlain.date(from: s) ?? DateFormatter.http.date(from: s) ?? Date(timeIntervalSince1970: 0)
+        httpDate(s) ?? isoFractional.date(from: s) ?? isoPlain.date(from: s) ?? DateFormatter.http.date(from: s) ?? Date(timeIntervalSince1970: 0)
+    }
+
+    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].map { Array($0.utf8) }
+
+    /// `Wed, 21 Oct 2015 07:28:00 GMT` (the IMF-fixdate every S3 response carries) read
+    /// directly: the formatters cost more than the rest of a small object's fetch. Nil for
+    /// any other shape (the formatters take those).
+    static func httpDate(_ s: String) -> Date? {
+        let b = Array(s.utf8)
+        guard b.count == 29, b[3] == UInt8(ascii: ","), b[25...] == Array(" GMT".utf8)[...] else { return nil }
+        func num(_ at: Int, _ n: Int) -> Int? {
+            var v = 0
+            for k in at..<(at + n) {
+                guard b[k] &- 48 <= 9 else { return nil }
+                v = v * 10 + Int(b[k] - 48)
+            }
+            return v
+        }
+        guard let day = num(5, 2), let year = num(12, 4), let hour = num(17, 2), let minute = num(20, 2), let second = num(23, 2),
+              let month = months.firstIndex(where: { $0[...] == b[8..<11] }),
+              (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
+        let days = Coercion.daysFromCivil(year: year, month: month + 1, day: day)
+        return Date(timeIntervalSince1970: Double(days * 86_400 + Int64(hour * 3600 + minute * 60 + second)))
     }
 
     /// Creates the bucket (tests, examples); an existing bucket of ours is fine.
@@ -280,7 +303,7 @@ public struct S3ObjectStore: ObjectStore {
             for try await buffer in response.body {
                 size += Int64(buffer.readableBytes)
                 buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-                try out.write(contentsOf: Data(buffer.readableBytesView))
+                try buffer.withUnsafeReadableBytes { try out.write(contentsOf: $0) }
             }
             try out.synchronize()
             guard size == info.size else {

@@ -88,4 +88,17 @@ struct SigV4Tests {
         #expect(virtual.host == "my-bucket.s3.sa-east-1.amazonaws.com" && virtual.path("k") == "/k")
         #expect(throws: (any Error).self) { try S3ObjectStore(bucket: "Bad_Bucket", config: aws) }
     }
+
+    /// The fast reader of S3's `Last-Modified` agrees with the HTTP-date formatter, and
+    /// leaves other shapes to the formatters.
+    @Test func httpDatesReadAsTheFormatterReadsThem() {
+        for text in ["Wed, 21 Oct 2015 07:28:00 GMT", "Tue, 01 Dec 2026 10:36:54 GMT", "Sat, 29 Feb 2020 23:59:59 GMT", "Thu, 01 Jan 1970 00:00:00 GMT"] {
+            #expect(S3ObjectStore.httpDate(text) == DateFormatter.http.date(from: text), "\(text)")
+            #expect(S3ObjectStore.date(text) == DateFormatter.http.date(from: text))
+        }
+        for other in ["2026-12-01T10:36:54.000Z", "Wed, 21 Foo 2015 07:28:00 GMT", "Wed, 21 Oct 2015 7:28:00 GMT", ""] {
+            #expect(S3ObjectStore.httpDate(other) == nil, "\(other)")
+        }
+        #expect(S3ObjectStore.date("2026-12-01T10:36:54.000Z") == Date(timeIntervalSince1970: 1_796_121_414))
+    }
 }
