@@ -60,6 +60,15 @@ final class Receiver: @unchecked Sendable {
         for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }  // uvicorn may linger on SIGTERM
     }
 
+    /// Waits (up to a minute) until at least `n` rows have arrived.
+    func waitForRows(atLeast n: Int) throws {
+        let deadline = Date().addingTimeInterval(60)
+        while try idCounts().count < n {
+            guard Date() < deadline else { throw Oracle.Failure(description: "the receiver got fewer than \(n) rows in a minute") }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+    }
+
     /// How many times each id arrived, over every stored file (CSV with the id first).
     func idCounts() throws -> [Int: Int] {
         var counts: [Int: Int] = [:]
@@ -206,7 +215,7 @@ final class Receiver: @unchecked Sendable {
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
-        Thread.sleep(forTimeInterval: 1.5)
+        try rx.waitForRows(atLeast: 1)
         // A second export to the same receiver while the first runs is refused, not run twice.
         let second = try cli.run(["export", "--from", "t", "--key", "id", "--to", rx.url])
         #expect(second.status != 0 && second.err.contains("another `sluice export`"), "\(second.err)")
@@ -280,7 +289,9 @@ final class Receiver: @unchecked Sendable {
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
-        Thread.sleep(forTimeInterval: 2)
+        // Killed once some batches are in (not after a fixed delay: a loaded machine may not
+        // have delivered any by then), well before the 40 batches at 0.1 s each are all sent.
+        try rx.waitForRows(atLeast: 1)
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
         let partial = try rx.idCounts().count
