@@ -96,10 +96,30 @@ extension JSONMapping {
         public struct Target: Sendable {
             public var explode: [JSONPathStep]?
             public var columns: [Column]
+            /// The `.element` columns' paths, then the `.root` ones', each set read in one pass.
+            public var elementPaths: JSONPathSet
+            public var rootPaths: JSONPathSet
+            /// Per column: its answer in `elementPaths` or `rootPaths` (-1 for lineage).
+            public var answer: [Int]
+
+            init(explode: [JSONPathStep]?, columns: [Column]) {
+                self.explode = explode
+                self.columns = columns
+                var element: [[JSONPathStep]] = []
+                var root: [[JSONPathStep]] = []
+                answer = columns.map { c in
+                    switch c {
+                    case .element(let p): element.append(p); return element.count - 1
+                    case .root(let p): root.append(p); return root.count - 1
+                    case .sourceName, .line: return -1
+                    }
+                }
+                elementPaths = JSONPathSet(element)
+                rootPaths = JSONPathSet(root)
+            }
         }
 
         public var targets: [Target]
-
     }
 
     public func compiled() -> Compiled {

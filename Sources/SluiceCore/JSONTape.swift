@@ -341,3 +341,153 @@ public struct JSONPathStep: Sendable, Equatable {
         index = Int(segment)
     }
 }
+
+/// Several paths looked up in one pass over a value's members, not one pass per path, with
+/// the answers ``JSONTape/find(_:from:)`` gives: the last of repeated keys wins (a repeated
+/// key also forgets what the earlier one's subtree answered). Paths share their prefixes.
+public struct JSONPathSet: Sendable {
+    /// One step of the trie; its children, answers and subtree answers are ranges of the
+    /// flat lists below (plain integers: walking it retains nothing).
+    struct Node: Sendable {
+        var keyStart = 0, keyCount = 0
+        var index = -1
+        var childStart = 0, childCount = 0
+        var slotStart = 0, slotCount = 0
+        var subtreeStart = 0, subtreeCount = 0
+    }
+
+    var nodes: [Node] = []
+    var keyBytes: [UInt8] = []
+    var childList: [Int] = []
+    var slotList: [Int] = []
+    var subtreeList: [Int] = []
+    /// How many paths (answers) there are.
+    public let count: Int
+
+    /// Answer `i` is `paths[i]`.
+    public init(_ paths: [[JSONPathStep]]) {
+        count = paths.count
+        // Build as a tree of nested arrays first, then lay it out flat.
+        final class Build {
+            var step: JSONPathStep?
+            var children: [Build] = []
+            var slots: [Int] = []
+            init(_ step: JSONPathStep?) { self.step = step }
+        }
+        let root = Build(nil)
+        for (slot, path) in paths.enumerated() {
+            var node = root
+            for step in path {
+                if let c = node.children.first(where: { $0.step == step }) {
+                    node = c
+                } else {
+                    let c = Build(step)
+                    node.children.append(c)
+                    node = c
+                }
+            }
+            node.slots.append(slot)
+        }
+        var order: [Build] = [root]
+        var at = 0
+        while at < order.count {
+            order += order[at].children
+            at += 1
+        }
+        let position = Dictionary(uniqueKeysWithValues: order.enumerated().map { (ObjectIdentifier($1), $0) })
+        func subtree(_ b: Build) -> [Int] { b.slots + b.children.flatMap(subtree) }
+        for b in order {
+            var n = Node()
+            if let step = b.step {
+                n.keyStart = keyBytes.count
+                n.keyCount = step.key.count
+                keyBytes += step.key
+                n.index = step.index ?? -1
+            }
+            n.childStart = childList.count
+            n.childCount = b.children.count
+            childList += b.children.map { position[ObjectIdentifier($0)]! }
+            n.slotStart = slotList.count
+            n.slotCount = b.slots.count
+            slotList += b.slots
+            let sub = subtree(b)
+            n.subtreeStart = subtreeList.count
+            n.subtreeCount = sub.count
+            subtreeList += sub
+            nodes.append(n)
+        }
+    }
+
+    /// Sets `answers` (``count`` entries) to the token each path reaches from token `t`, or -1.
+    public func resolve(_ tape: JSONTape, from t: Int, into answers: inout [Int], scratch: inout [UInt8]) {
+        if answers.count != count { answers = Array(repeating: -1, count: count) }
+        for i in 0..<count { answers[i] = -1 }
+        guard count > 0 else { return }
+        for s in nodes[0].slotStart..<(nodes[0].slotStart + nodes[0].slotCount) { answers[slotList[s]] = t }  // empty paths
+        visit(0, t, tape, &answers, &scratch)
+    }
+
+    func visit(_ n: Int, _ t: Int, _ tape: JSONTape, _ answers: inout [Int], _ scratch: inout [UInt8]) {
+        let node = nodes[n]
+        switch tape.kind(t) {
+        case .object:
+            var k = t + 1
+            let end = tape.tokens[t].next
+            while k < end {
+                let v = k + 1
+                let matched: Int?
+                if tape.tokens[k].escaped {
+                    scratch.removeAll(keepingCapacity: true)
+                    JSONTape.unescape(tape.raw(k), into: &scratch)
+                    matched = scratch.withUnsafeBytes { child(of: node, key: $0) }
+                } else {
+                    matched = child(of: node, key: tape.raw(k))
+                }
+                if let matched { take(matched, v, tape, &answers, &scratch) }
+                k = tape.tokens[v].next
+            }
+        case .array:
+            for e in node.childStart..<(node.childStart + node.childCount) {
+                let c = childList[e]
+                let index = nodes[c].index
+                guard index >= 0 else { continue }
+                var el = t + 1
+                var i = 0
+                let end = tape.tokens[t].next
+                while el < end && i < index {
+                    el = tape.tokens[el].next
+                    i += 1
+                }
+                if el < end { take(c, el, tape, &answers, &scratch) }
+            }
+        default:
+            return
+        }
+    }
+
+    /// Node `c` matched value `v`: what it answered before is forgotten, then it answers again.
+    @inline(__always)
+    func take(_ c: Int, _ v: Int, _ tape: JSONTape, _ answers: inout [Int], _ scratch: inout [UInt8]) {
+        let child = nodes[c]
+        for s in child.subtreeStart..<(child.subtreeStart + child.subtreeCount) { answers[subtreeList[s]] = -1 }
+        for s in child.slotStart..<(child.slotStart + child.slotCount) { answers[slotList[s]] = v }
+        if child.childCount > 0 { visit(c, v, tape, &answers, &scratch) }
+    }
+
+    /// The child of `node` whose step is `key` (children have distinct keys).
+    @inline(__always)
+    func child(of node: Node, key: UnsafeRawBufferPointer) -> Int? {
+        for e in node.childStart..<(node.childStart + node.childCount) {
+            let c = childList[e]
+            let n = nodes[c]
+            guard n.keyCount == key.count else { continue }
+            var same = true
+            for i in 0..<key.count where keyBytes[n.keyStart + i] != key[i] {
+                same = false
+                break
+            }
+            if same { return c }
+        }
+        return nil
+    }
+}

@@ -36,6 +36,10 @@ public final class MappingSplitter {
         var outputs: [Output] = []
         var tape = JSONTape()
         var scratch: [UInt8] = []
+        /// The tokens the current target's paths reach (-1: missing), from the record's root
+        /// and from the current element.
+        var rootAnswers: [Int] = []
+        var elementAnswers: [Int] = []
     }
 
     let maxRecordBytes: Int
@@ -135,6 +139,7 @@ extension MappingSplitter.State {
                 number += 1
                 let line = Array(String(number).utf8)
                 for i in compiled.targets.indices {
+                    compiled.targets[i].rootPaths.resolve(tape, from: 0, into: &rootAnswers, scratch: &scratch)
                     guard let path = compiled.targets[i].explode else {
                         write(i, 0, source: source, line: line)
                         continue
@@ -155,13 +160,14 @@ extension MappingSplitter.State {
 
     /// One row of target `i` made from `element` (a token of the current record).
     mutating func write(_ i: Int, _ element: Int, source: [UInt8], line: [UInt8]) {
-        let columns = compiled.targets[i].columns
+        let target = compiled.targets[i]
+        target.elementPaths.resolve(tape, from: element, into: &elementAnswers, scratch: &scratch)
         if outputs[i].csv != nil {
-            for (c, column) in columns.enumerated() {
+            for c in target.columns.indices {
                 if c > 0 { outputs[i].csv!.appendDelimiter() }
-                switch column {
-                case .element(let p): outputs[i].csv!.writeJSONToken(tape, tape.find(p, from: element), scratch: &scratch)
-                case .root(let p): outputs[i].csv!.writeJSONToken(tape, tape.find(p, from: 0), scratch: &scratch)
+                switch target.columns[c] {
+                case .element: outputs[i].csv!.writeJSONToken(tape, token(elementAnswers[target.answer[c]]), scratch: &scratch)
+                case .root: outputs[i].csv!.writeJSONToken(tape, token(rootAnswers[target.answer[c]]), scratch: &scratch)
                 case .sourceName: source.withUnsafeBytes { outputs[i].csv!.writeField(bytes: $0) }
                 case .line: line.withUnsafeBytes { outputs[i].csv!.writeField(bytes: $0) }
                 }
@@ -169,14 +175,14 @@ extension MappingSplitter.State {
             outputs[i].csv!.endRecord()
         } else {
             outputs[i].ndjson.append(UInt8(ascii: "{"))
-            for (c, column) in columns.enumerated() {
+            for c in target.columns.indices {
                 if c > 0 { outputs[i].ndjson.append(UInt8(ascii: ",")) }
                 JSONValue.writeString(bytes: mapping.targets[i].columns[c].name.utf8, into: &outputs[i].ndjson)
                 outputs[i].ndjson.append(UInt8(ascii: ":"))
-                let token: Int?
-                switch column {
-                case .element(let p): token = tape.find(p, from: element)
-                case .root(let p): token = tape.find(p, from: 0)
+                let t: Int?
+                switch target.columns[c] {
+                case .element: t = token(elementAnswers[target.answer[c]])
+                case .root: t = token(rootAnswers[target.answer[c]])
                 case .sourceName:
                     JSONValue.writeString(bytes: source, into: &outputs[i].ndjson)
                     continue
@@ -184,12 +190,14 @@ extension MappingSplitter.State {
                     outputs[i].ndjson.append(contentsOf: line)
                     continue
                 }
-                if let token { tape.writeCompact(token, into: &outputs[i].ndjson) } else { outputs[i].ndjson.append(contentsOf: "null".utf8) }
+                if let t { tape.writeCompact(t, into: &outputs[i].ndjson) } else { outputs[i].ndjson.append(contentsOf: "null".utf8) }
             }
             outputs[i].ndjson.append(contentsOf: "}\n".utf8)
         }
         outputs[i].rows += 1
     }
+
+    @inline(__always) func token(_ answer: Int) -> Int? { answer < 0 ? nil : answer }
 
     mutating func flush(_ i: Int) throws(SluiceError) {
         do {
