@@ -101,6 +101,10 @@ extension JSONMapping {
             public var rootPaths: JSONPathSet
             /// Per column: its answer in `elementPaths` or `rootPaths` (-1 for lineage).
             public var answer: [Int]
+            /// Per column, where its value comes from (plain bytes, read per row without copies).
+            public var kinds: [Kind]
+
+            public enum Kind: UInt8, Sendable { case element, root, sourceName, line }
 
             init(explode: [JSONPathStep]?, columns: [Column]) {
                 self.explode = explode
@@ -116,6 +120,14 @@ extension JSONMapping {
                 }
                 elementPaths = JSONPathSet(element)
                 rootPaths = JSONPathSet(root)
+                kinds = columns.map { c in
+                    switch c {
+                    case .element: .element
+                    case .root: .root
+                    case .sourceName: .sourceName
+                    case .line: .line
+                    }
+                }
             }
         }
 

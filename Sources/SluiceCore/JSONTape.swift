@@ -344,21 +344,30 @@ public struct JSONPathStep: Sendable, Equatable {
 
 /// Several paths looked up in one pass over a value's members, not one pass per path, with
 /// the answers ``JSONTape/find(_:from:)`` gives: the last of repeated keys wins (a repeated
-/// key also forgets what the earlier one's subtree answered). Paths share their prefixes.
+/// key also forgets what the earlier one's subtree answered). Paths share their prefixes; a
+/// member's key finds its step through a table by key length, so a pass costs about one
+/// comparison per member whatever the number of paths.
 public struct JSONPathSet: Sendable {
-    /// One step of the trie; its children, answers and subtree answers are ranges of the
-    /// flat lists below (plain integers: walking it retains nothing).
+    /// One step of the trie. Its children are the edges `edgeStart..<edgeStart+edgeCount`
+    /// (sorted by key length); answers and subtree answers are ranges of flat lists.
     struct Node: Sendable {
-        var keyStart = 0, keyCount = 0
         var index = -1
-        var childStart = 0, childCount = 0
+        var edgeStart = 0, edgeCount = 0
+        /// Row of `byLength` for this node (-1: no object children).
+        var lengthRow = -1
         var slotStart = 0, slotCount = 0
         var subtreeStart = 0, subtreeCount = 0
     }
 
+    static let lengths = 64
+
     var nodes: [Node] = []
+    var edgeNode: [Int] = []
+    var edgeKeyStart: [Int] = []
+    var edgeKeyLength: [Int] = []
     var keyBytes: [UInt8] = []
-    var childList: [Int] = []
+    /// Per node with children, `lengths` entries: the first edge whose key has that length (-1: none).
+    var byLength: [Int] = []
     var slotList: [Int] = []
     var subtreeList: [Int] = []
     /// How many paths (answers) there are.
@@ -391,6 +400,7 @@ public struct JSONPathSet: Sendable {
         var order: [Build] = [root]
         var at = 0
         while at < order.count {
+            order[at].children.sort { ($0.step?.key.count ?? 0) < ($1.step?.key.count ?? 0) }
             order += order[at].children
             at += 1
         }
@@ -398,15 +408,21 @@ public struct JSONPathSet: Sendable {
         func subtree(_ b: Build) -> [Int] { b.slots + b.children.flatMap(subtree) }
         for b in order {
             var n = Node()
-            if let step = b.step {
-                n.keyStart = keyBytes.count
-                n.keyCount = step.key.count
-                keyBytes += step.key
-                n.index = step.index ?? -1
+            n.index = b.step?.index ?? -1
+            n.edgeStart = edgeNode.count
+            n.edgeCount = b.children.count
+            if !b.children.isEmpty {
+                n.lengthRow = byLength.count
+                byLength += Array(repeating: -1, count: Self.lengths)
             }
-            n.childStart = childList.count
-            n.childCount = b.children.count
-            childList += b.children.map { position[ObjectIdentifier($0)]! }
+            for (k, c) in b.children.enumerated() {
+                let key = c.step?.key ?? []
+                edgeNode.append(position[ObjectIdentifier(c)]!)
+                edgeKeyStart.append(keyBytes.count)
+                edgeKeyLength.append(key.count)
+                keyBytes += key
+                if key.count < Self.lengths && byLength[n.lengthRow + key.count] < 0 { byLength[n.lengthRow + key.count] = n.edgeStart + k }
+            }
             n.slotStart = slotList.count
             n.slotCount = b.slots.count
             slotList += b.slots
@@ -429,6 +445,7 @@ public struct JSONPathSet: Sendable {
 
     func visit(_ n: Int, _ t: Int, _ tape: JSONTape, _ answers: inout [Int], _ scratch: inout [UInt8]) {
         let node = nodes[n]
+        guard node.edgeCount > 0 else { return }
         switch tape.kind(t) {
         case .object:
             var k = t + 1
@@ -447,8 +464,8 @@ public struct JSONPathSet: Sendable {
                 k = tape.tokens[v].next
             }
         case .array:
-            for e in node.childStart..<(node.childStart + node.childCount) {
-                let c = childList[e]
+            for e in node.edgeStart..<(node.edgeStart + node.edgeCount) {
+                let c = edgeNode[e]
                 let index = nodes[c].index
                 guard index >= 0 else { continue }
                 var el = t + 1
@@ -469,24 +486,37 @@ public struct JSONPathSet: Sendable {
     @inline(__always)
     func take(_ c: Int, _ v: Int, _ tape: JSONTape, _ answers: inout [Int], _ scratch: inout [UInt8]) {
         let child = nodes[c]
-        for s in child.subtreeStart..<(child.subtreeStart + child.subtreeCount) { answers[subtreeList[s]] = -1 }
+        if child.subtreeCount > child.slotCount {
+            for s in child.subtreeStart..<(child.subtreeStart + child.subtreeCount) { answers[subtreeList[s]] = -1 }
+        }
         for s in child.slotStart..<(child.slotStart + child.slotCount) { answers[slotList[s]] = v }
-        if child.childCount > 0 { visit(c, v, tape, &answers, &scratch) }
+        if child.edgeCount > 0 { visit(c, v, tape, &answers, &scratch) }
     }
 
     /// The child of `node` whose step is `key` (children have distinct keys).
     @inline(__always)
     func child(of node: Node, key: UnsafeRawBufferPointer) -> Int? {
-        for e in node.childStart..<(node.childStart + node.childCount) {
-            let c = childList[e]
-            let n = nodes[c]
-            guard n.keyCount == key.count else { continue }
-            var same = true
-            for i in 0..<key.count where keyBytes[n.keyStart + i] != key[i] {
-                same = false
-                break
+        let end = node.edgeStart + node.edgeCount
+        var e: Int
+        if key.count < Self.lengths {
+            e = byLength[node.lengthRow + key.count]
+            if e < 0 { return nil }
+        } else {
+            e = node.edgeStart
+        }
+        while e < end {
+            let length = edgeKeyLength[e]
+            if length > key.count { return nil }  // sorted by length: no longer one matches
+            if length == key.count {
+                let start = edgeKeyStart[e]
+                var same = true
+                for i in 0..<length where keyBytes[start + i] != key[i] {
+                    same = false
+                    break
+                }
+                if same { return edgeNode[e] }
             }
-            if same { return c }
+            e += 1
         }
         return nil
     }

@@ -160,14 +160,14 @@ extension MappingSplitter.State {
 
     /// One row of target `i` made from `element` (a token of the current record).
     mutating func write(_ i: Int, _ element: Int, source: [UInt8], line: [UInt8]) {
-        let target = compiled.targets[i]
-        target.elementPaths.resolve(tape, from: element, into: &elementAnswers, scratch: &scratch)
+        compiled.targets[i].elementPaths.resolve(tape, from: element, into: &elementAnswers, scratch: &scratch)
+        let columns = compiled.targets[i].kinds.count
         if outputs[i].csv != nil {
-            for c in target.columns.indices {
+            for c in 0..<columns {
                 if c > 0 { outputs[i].csv!.appendDelimiter() }
-                switch target.columns[c] {
-                case .element: outputs[i].csv!.writeJSONToken(tape, token(elementAnswers[target.answer[c]]), scratch: &scratch)
-                case .root: outputs[i].csv!.writeJSONToken(tape, token(rootAnswers[target.answer[c]]), scratch: &scratch)
+                switch compiled.targets[i].kinds[c] {
+                case .element: outputs[i].csv!.writeJSONToken(tape, token(elementAnswers[compiled.targets[i].answer[c]]), scratch: &scratch)
+                case .root: outputs[i].csv!.writeJSONToken(tape, token(rootAnswers[compiled.targets[i].answer[c]]), scratch: &scratch)
                 case .sourceName: source.withUnsafeBytes { outputs[i].csv!.writeField(bytes: $0) }
                 case .line: line.withUnsafeBytes { outputs[i].csv!.writeField(bytes: $0) }
                 }
@@ -175,14 +175,14 @@ extension MappingSplitter.State {
             outputs[i].csv!.endRecord()
         } else {
             outputs[i].ndjson.append(UInt8(ascii: "{"))
-            for c in target.columns.indices {
+            for c in 0..<columns {
                 if c > 0 { outputs[i].ndjson.append(UInt8(ascii: ",")) }
                 JSONValue.writeString(bytes: mapping.targets[i].columns[c].name.utf8, into: &outputs[i].ndjson)
                 outputs[i].ndjson.append(UInt8(ascii: ":"))
                 let t: Int?
-                switch target.columns[c] {
-                case .element: t = token(elementAnswers[target.answer[c]])
-                case .root: t = token(rootAnswers[target.answer[c]])
+                switch compiled.targets[i].kinds[c] {
+                case .element: t = token(elementAnswers[compiled.targets[i].answer[c]])
+                case .root: t = token(rootAnswers[compiled.targets[i].answer[c]])
                 case .sourceName:
                     JSONValue.writeString(bytes: source, into: &outputs[i].ndjson)
                     continue

@@ -80,20 +80,21 @@ import SluiceTesting
     /// each path alone, on documents full of repeated keys, arrays and escaped keys.
     @Test func pathSetsAnswerAsFindDoes() throws {
         var rng = SplitMix(seed: 7)
-        let keys = ["a", "b", "0", "1", #"a"#]  // the last is "a" escaped
+        let long = String(repeating: "k", count: 70)  // past the table by key length
+        let keys = ["a", "b", "0", "1", #"\u0061"#, long, long + "x"]  // the fifth is "a" escaped
         func value(_ depth: Int) -> String {
             switch rng.next() % (depth > 3 ? 2 : 4) {
             case 0: return String(rng.next() % 100)
             case 1: return "\"s\(rng.next() % 10)\""
             case 2: return "[" + (0..<Int(rng.next() % 4)).map { _ in value(depth + 1) }.joined(separator: ",") + "]"
-            default: return "{" + (0..<Int(rng.next() % 5)).map { _ in "\"\(keys[Int(rng.next() % 5)])\":" + value(depth + 1) }.joined(separator: ",") + "}"
+            default: return "{" + (0..<Int(rng.next() % 5)).map { _ in "\"\(keys[Int(rng.next() % 7)])\":" + value(depth + 1) }.joined(separator: ",") + "}"
             }
         }
-        let steps = ["a", "b", "0", "1"]
+        let steps = ["a", "b", "0", "1", long]
         for _ in 0..<400 {
-            let paths = (0..<Int(1 + rng.next() % 6)).map { _ in (0..<Int(1 + rng.next() % 3)).map { _ in JSONPathStep(steps[Int(rng.next() % 4)]) } }
+            let paths = (0..<Int(1 + rng.next() % 6)).map { _ in (0..<Int(1 + rng.next() % 3)).map { _ in JSONPathStep(steps[Int(rng.next() % 5)]) } }
             let set = JSONPathSet(paths)
-            var text = "{" + (0..<Int(rng.next() % 6)).map { _ in "\"\(keys[Int(rng.next() % 5)])\":" + value(1) }.joined(separator: ",") + "}"
+            var text = "{" + (0..<Int(rng.next() % 6)).map { _ in "\"\(keys[Int(rng.next() % 7)])\":" + value(1) }.joined(separator: ",") + "}"
             try text.withUTF8 { buf in
                 var tape = JSONTape()
                 try tape.parse(UnsafeRawBufferPointer(buf))
