@@ -7,8 +7,12 @@ public struct CSVWriter: Sendable {
     public private(set) var output: [UInt8] = []
     var scratch: [UInt8] = []
 
+    /// The dialect's NULL token as bytes (compared with every field written).
+    let nullBytes: [UInt8]
+
     public init(dialect: CSVDialect = CSVDialect()) {
         self.dialect = dialect
+        nullBytes = Array(dialect.nullToken.utf8)
     }
 
     /// Bytes written so far; call ``reset()`` after flushing them.
@@ -19,14 +23,14 @@ public struct CSVWriter: Sendable {
 
     func needsQuotes<C: Collection>(_ v: C) -> Bool where C.Element == UInt8 {
         if v.isEmpty { return true }  // "" is text; an empty unquoted field is NULL
-        if v.elementsEqual(dialect.nullToken.utf8) { return true }
+        if !nullBytes.isEmpty && v.elementsEqual(nullBytes) { return true }
         for b in v where b == dialect.delimiter || b == dialect.quote || b == 0x0A || b == 0x0D { return true }
         return false
     }
 
     public mutating func writeField<C: Collection>(_ v: C?) where C.Element == UInt8 {
         guard let v else {
-            output.append(contentsOf: dialect.nullToken.utf8)
+            output.append(contentsOf: nullBytes)
             return
         }
         if !needsQuotes(v) {
@@ -52,7 +56,7 @@ public struct CSVWriter: Sendable {
     /// written, arrays and objects as their JSON text.
     public mutating func writeJSONField(_ v: JSONValue, scratch: inout [UInt8]) {
         switch v {
-        case .null: output.append(contentsOf: dialect.nullToken.utf8)
+        case .null: output.append(contentsOf: nullBytes)
         case .string(let s): writeField(s.utf8)
         case .number(let n): writeField(n.utf8)
         case .bool(let b): output.append(contentsOf: (b ? "true" : "false").utf8)
@@ -67,11 +71,11 @@ public struct CSVWriter: Sendable {
     /// writes the same value (nil: a missing value, NULL).
     public mutating func writeJSONToken(_ tape: JSONTape, _ t: Int?, scratch: inout [UInt8]) {
         guard let t else {
-            output.append(contentsOf: dialect.nullToken.utf8)
+            output.append(contentsOf: nullBytes)
             return
         }
         switch tape.kind(t) {
-        case .null: output.append(contentsOf: dialect.nullToken.utf8)
+        case .null: output.append(contentsOf: nullBytes)
         case .bool: output.append(contentsOf: tape.raw(t))
         case .number: writeField(tape.raw(t))
         case .string: tape.text(t, scratch: &scratch) { writeField($0) }
@@ -98,7 +102,7 @@ public struct CSVWriter: Sendable {
                 if i > 0 { output.append(dialect.delimiter) }
                 // Through the pointer: copying a Column would retain each of its buffers.
                 let col = cols.baseAddress! + i
-                if col.pointee.isNull(row) { output.append(contentsOf: dialect.nullToken.utf8); continue }
+                if col.pointee.isNull(row) { output.append(contentsOf: nullBytes); continue }
                 switch col.pointee.type {
                 case .int64:
                     appendInteger(col.pointee.ints[row])
