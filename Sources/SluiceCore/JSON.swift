@@ -148,14 +148,7 @@ public struct JSONParser {
         }
     }
 
-    @inline(__always) mutating func skipSpace() {
-        while i < b.count {
-            switch b[i] {
-            case 0x20, 0x0A, 0x0D, 0x09: i += 1
-            default: return
-            }
-        }
-    }
+    @inline(__always) mutating func skipSpace() { JSONLex.skipSpace(b, &i) }
 
     func fail(_ reason: String) -> JSONParseError { JSONParseError(offset: i, reason: reason) }
 
@@ -173,30 +166,11 @@ public struct JSONParser {
         }
     }
 
-    mutating func literal(_ word: StaticString) throws(JSONParseError) {
-        let n = word.utf8CodeUnitCount
-        guard i + n <= b.count else { throw fail("unexpected end of input") }
-        let p = word.utf8Start
-        for k in 0..<n where b[i + k] != p[k] { throw fail("invalid literal") }
-        i += n
-    }
+    mutating func literal(_ word: StaticString) throws(JSONParseError) { try JSONLex.literal(word, b, &i) }
 
     mutating func parseNumber() throws(JSONParseError) -> String {
         let start = i
-        if b[i] == UInt8(ascii: "-") { i += 1 }
-        guard i < b.count, b[i] &- 48 <= 9 else { throw fail("invalid number") }
-        if b[i] == 48 { i += 1 } else { while i < b.count, b[i] &- 48 <= 9 { i += 1 } }
-        if i < b.count, b[i] == UInt8(ascii: ".") {
-            i += 1
-            guard i < b.count, b[i] &- 48 <= 9 else { throw fail("invalid number") }
-            while i < b.count, b[i] &- 48 <= 9 { i += 1 }
-        }
-        if i < b.count, b[i] | 0x20 == UInt8(ascii: "e") {
-            i += 1
-            if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
-            guard i < b.count, b[i] &- 48 <= 9 else { throw fail("invalid number") }
-            while i < b.count, b[i] &- 48 <= 9 { i += 1 }
-        }
+        try JSONLex.number(b, &i)
         return String(decoding: UnsafeRawBufferPointer(rebasing: b[start..<i]), as: UTF8.self)
     }
 
@@ -256,16 +230,7 @@ public struct JSONParser {
         throw fail("unterminated string")
     }
 
-    mutating func hex4() throws(JSONParseError) -> UInt32 {
-        guard i + 4 <= b.count else { throw fail("invalid \\u escape") }
-        var v: UInt32 = 0
-        for k in 0..<4 {
-            guard let h = Coercion.hexValue(b[i + k]) else { throw fail("invalid \\u escape") }
-            v = v << 4 | UInt32(h)
-        }
-        i += 4
-        return v
-    }
+    mutating func hex4() throws(JSONParseError) -> UInt32 { try JSONLex.hex4(b, &i) }
 
     mutating func parseArray() throws(JSONParseError) -> JSONValue {
         depth += 1
@@ -309,5 +274,56 @@ public struct JSONParser {
             if b[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
             throw fail("expected ',' or '}'")
         }
+    }
+}
+
+/// The lexical pieces both JSON readers share (``JSONParser`` builds values, ``JSONTape``
+/// records tokens): each reads at `i` and moves it past what it read.
+enum JSONLex {
+    @inline(__always) static func skipSpace(_ b: UnsafeRawBufferPointer, _ i: inout Int) {
+        while i < b.count {
+            switch b[i] {
+            case 0x20, 0x0A, 0x0D, 0x09: i += 1
+            default: return
+            }
+        }
+    }
+
+    static func literal(_ word: StaticString, _ b: UnsafeRawBufferPointer, _ i: inout Int) throws(JSONParseError) {
+        let n = word.utf8CodeUnitCount
+        guard i + n <= b.count else { throw JSONParseError(offset: i, reason: "unexpected end of input") }
+        let p = word.utf8Start
+        for k in 0..<n where b[i + k] != p[k] { throw JSONParseError(offset: i, reason: "invalid literal") }
+        i += n
+    }
+
+    /// An RFC 8259 number (no leading zeros, digits after the point and the exponent).
+    static func number(_ b: UnsafeRawBufferPointer, _ i: inout Int) throws(JSONParseError) {
+        if b[i] == UInt8(ascii: "-") { i += 1 }
+        guard i < b.count, b[i] &- 48 <= 9 else { throw JSONParseError(offset: i, reason: "invalid number") }
+        if b[i] == 48 { i += 1 } else { while i < b.count, b[i] &- 48 <= 9 { i += 1 } }
+        if i < b.count, b[i] == UInt8(ascii: ".") {
+            i += 1
+            guard i < b.count, b[i] &- 48 <= 9 else { throw JSONParseError(offset: i, reason: "invalid number") }
+            while i < b.count, b[i] &- 48 <= 9 { i += 1 }
+        }
+        if i < b.count, b[i] | 0x20 == UInt8(ascii: "e") {
+            i += 1
+            if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
+            guard i < b.count, b[i] &- 48 <= 9 else { throw JSONParseError(offset: i, reason: "invalid number") }
+            while i < b.count, b[i] &- 48 <= 9 { i += 1 }
+        }
+    }
+
+    /// The four hex digits of a `\u` escape.
+    static func hex4(_ b: UnsafeRawBufferPointer, _ i: inout Int) throws(JSONParseError) -> UInt32 {
+        guard i + 4 <= b.count else { throw JSONParseError(offset: i, reason: "invalid \\u escape") }
+        var v: UInt32 = 0
+        for k in 0..<4 {
+            guard let h = Coercion.hexValue(b[i + k]) else { throw JSONParseError(offset: i, reason: "invalid \\u escape") }
+            v = v << 4 | UInt32(h)
+        }
+        i += 4
+        return v
     }
 }

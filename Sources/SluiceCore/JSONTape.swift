@@ -148,14 +148,7 @@ public struct JSONTape {
 
     func fail(_ reason: String) -> JSONParseError { JSONParseError(offset: i, reason: reason) }
 
-    @inline(__always) mutating func skipSpace() {
-        while i < bytes.count {
-            switch bytes[i] {
-            case 0x20, 0x0A, 0x0D, 0x09: i += 1
-            default: return
-            }
-        }
-    }
+    @inline(__always) mutating func skipSpace() { JSONLex.skipSpace(bytes, &i) }
 
     @inline(__always) mutating func push(_ kind: Kind, _ start: Int, _ end: Int, escaped: Bool = false) {
         tokens.append(Token(kind: kind, escaped: escaped, start: start, end: end, next: tokens.count + 1))
@@ -176,31 +169,14 @@ public struct JSONTape {
     }
 
     mutating func literal(_ word: StaticString, _ kind: Kind) throws(JSONParseError) {
-        let n = word.utf8CodeUnitCount
-        guard i + n <= bytes.count else { throw fail("unexpected end of input") }
-        let p = word.utf8Start
-        for k in 0..<n where bytes[i + k] != p[k] { throw fail("invalid literal") }
-        push(kind, i, i + n)
-        i += n
+        let start = i
+        try JSONLex.literal(word, bytes, &i)
+        push(kind, start, i)
     }
 
     mutating func number() throws(JSONParseError) {
         let start = i
-        let b = bytes
-        if b[i] == UInt8(ascii: "-") { i += 1 }
-        guard i < b.count, b[i] &- 48 <= 9 else { throw fail("invalid number") }
-        if b[i] == 48 { i += 1 } else { while i < b.count, b[i] &- 48 <= 9 { i += 1 } }
-        if i < b.count, b[i] == UInt8(ascii: ".") {
-            i += 1
-            guard i < b.count, b[i] &- 48 <= 9 else { throw fail("invalid number") }
-            while i < b.count, b[i] &- 48 <= 9 { i += 1 }
-        }
-        if i < b.count, b[i] | 0x20 == UInt8(ascii: "e") {
-            i += 1
-            if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
-            guard i < b.count, b[i] &- 48 <= 9 else { throw fail("invalid number") }
-            while i < b.count, b[i] &- 48 <= 9 { i += 1 }
-        }
+        try JSONLex.number(bytes, &i)
         push(.number, start, i)
     }
 
@@ -252,16 +228,7 @@ public struct JSONTape {
         throw fail("unterminated string")
     }
 
-    mutating func hex4() throws(JSONParseError) -> UInt32 {
-        guard i + 4 <= bytes.count else { throw fail("invalid \\u escape") }
-        var v: UInt32 = 0
-        for k in 0..<4 {
-            guard let h = Coercion.hexValue(bytes[i + k]) else { throw fail("invalid \\u escape") }
-            v = v << 4 | UInt32(h)
-        }
-        i += 4
-        return v
-    }
+    mutating func hex4() throws(JSONParseError) -> UInt32 { try JSONLex.hex4(bytes, &i) }
 
     mutating func container(object: Bool) throws(JSONParseError) {
         depth += 1

@@ -349,6 +349,7 @@ public final class Watcher: Sendable {
                 }
             }
             if !good.isEmpty { logger.info("queued", metadata: ["watch": "\(spec.name)", "files": "\(good.count)", "batch": "\(key.prefix(12))"]) }
+            if first == nil { try? FileManager.default.removeItem(atPath: dir) }  // no part became an upload
             return outcomes
         } catch {
             logger.warning("queueing failed; batch retried next poll", metadata: ["watch": "\(spec.name)", "error": "\(error)"])
