@@ -204,33 +204,19 @@ public struct JSONParser {
             guard i < b.count else { break }
             let e = b[i]
             i += 1
-            switch e {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "u"):
-                var scalar = try hex4()
-                if scalar >= 0xD800 && scalar < 0xDC00 {
-                    guard i + 1 < b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") else { throw fail("unpaired surrogate") }
-                    i += 2
-                    let low = try hex4()
-                    guard low >= 0xDC00 && low < 0xE000 else { throw fail("unpaired surrogate") }
-                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                } else if scalar >= 0xDC00 && scalar < 0xE000 {
-                    throw fail("unpaired surrogate")
-                }
+            if let byte = JSONLex.simpleEscape(e) {
+                out.append(byte)
+            } else if e == UInt8(ascii: "u") {
+                let scalar = try JSONLex.unicodeEscape(b, &i)
                 guard let u = Unicode.Scalar(scalar) else { throw fail("invalid escape") }
                 out.append(contentsOf: UTF8.encode(u)!)
-            default: throw fail("invalid escape")
+            } else {
+                throw fail("invalid escape")
             }
         }
         throw fail("unterminated string")
     }
 
-    mutating func hex4() throws(JSONParseError) -> UInt32 { try JSONLex.hex4(b, &i) }
 
     mutating func parseArray() throws(JSONParseError) -> JSONValue {
         depth += 1
@@ -313,6 +299,36 @@ enum JSONLex {
             guard i < b.count, b[i] &- 48 <= 9 else { throw JSONParseError(offset: i, reason: "invalid number") }
             while i < b.count, b[i] &- 48 <= 9 { i += 1 }
         }
+    }
+
+    /// The byte a one-letter escape stands for (`n` → LF, `"` → `"`); nil for any other letter.
+    @inline(__always) static func simpleEscape(_ e: UInt8) -> UInt8? {
+        switch e {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): e
+        case UInt8(ascii: "b"): 0x08
+        case UInt8(ascii: "f"): 0x0C
+        case UInt8(ascii: "n"): 0x0A
+        case UInt8(ascii: "r"): 0x0D
+        case UInt8(ascii: "t"): 0x09
+        default: nil
+        }
+    }
+
+    /// The scalar of a `\u` escape whose digits start at `i`, with the low half of a
+    /// surrogate pair read too; a lone half is refused.
+    static func unicodeEscape(_ b: UnsafeRawBufferPointer, _ i: inout Int) throws(JSONParseError) -> UInt32 {
+        let scalar = try hex4(b, &i)
+        if scalar >= 0xD800 && scalar < 0xDC00 {
+            guard i + 1 < b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") else {
+                throw JSONParseError(offset: i, reason: "unpaired surrogate")
+            }
+            i += 2
+            let low = try hex4(b, &i)
+            guard low >= 0xDC00 && low < 0xE000 else { throw JSONParseError(offset: i, reason: "unpaired surrogate") }
+            return 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+        }
+        if scalar >= 0xDC00 && scalar < 0xE000 { throw JSONParseError(offset: i, reason: "unpaired surrogate") }
+        return scalar
     }
 
     /// The four hex digits of a `\u` escape.

@@ -204,22 +204,13 @@ public struct JSONTape {
                 escaped = true
                 i += 1
                 guard i < b.count else { break }
-                switch b[i] {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
-                     UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                if JSONLex.simpleEscape(b[i]) != nil {
                     i += 1
-                case UInt8(ascii: "u"):
+                } else if b[i] == UInt8(ascii: "u") {
                     i += 1
-                    let scalar = try hex4()
-                    if scalar >= 0xD800 && scalar < 0xDC00 {
-                        guard i + 1 < b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") else { throw fail("unpaired surrogate") }
-                        i += 2
-                        let low = try hex4()
-                        guard low >= 0xDC00 && low < 0xE000 else { throw fail("unpaired surrogate") }
-                    } else if scalar >= 0xDC00 && scalar < 0xE000 {
-                        throw fail("unpaired surrogate")
-                    }
-                default: throw fail("invalid escape")
+                    _ = try JSONLex.unicodeEscape(b, &i)
+                } else {
+                    throw fail("invalid escape")
                 }
                 continue
             }
@@ -227,8 +218,6 @@ public struct JSONTape {
         }
         throw fail("unterminated string")
     }
-
-    mutating func hex4() throws(JSONParseError) -> UInt32 { try JSONLex.hex4(bytes, &i) }
 
     mutating func container(object: Bool) throws(JSONParseError) {
         depth += 1
@@ -267,32 +256,15 @@ public struct JSONTape {
     /// Decodes the escapes of a string already checked by the scanner.
     static func unescape(_ b: UnsafeRawBufferPointer, into out: inout [UInt8]) {
         var i = 0
-        func hex(_ at: Int) -> UInt32 {
-            var v: UInt32 = 0
-            for k in 0..<4 { v = v << 4 | UInt32(Coercion.hexValue(b[at + k]) ?? 0) }
-            return v
-        }
         while i < b.count {
             let c = b[i]
             if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
             let e = b[i + 1]
             i += 2
-            switch e {
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "u"):
-                var scalar = hex(i)
-                i += 4
-                if scalar >= 0xD800 && scalar < 0xDC00 {
-                    let low = hex(i + 2)
-                    i += 6
-                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                }
-                if let u = Unicode.Scalar(scalar) { out.append(contentsOf: UTF8.encode(u)!) }
-            default: out.append(e)  // " \ /
+            if let byte = JSONLex.simpleEscape(e) {
+                out.append(byte)
+            } else if let scalar = try? JSONLex.unicodeEscape(b, &i), let u = Unicode.Scalar(scalar) {
+                out.append(contentsOf: UTF8.encode(u)!)
             }
         }
     }
