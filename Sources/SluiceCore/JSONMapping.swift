@@ -86,65 +86,50 @@ public struct JSONMapping: Sendable, Equatable {
 extension JSONMapping {
     /// The mapping's paths ready for a ``JSONTape`` (keys as bytes), made once per file.
     public struct Compiled: Sendable {
-        public enum Column: Sendable {
-            case element([JSONPathStep])
-            case root([JSONPathStep])
-            case sourceName
-            case line
-        }
-
         public struct Target: Sendable {
             public var explode: [JSONPathStep]?
-            public var columns: [Column]
             /// The `.element` columns' paths, then the `.root` ones', each set read in one pass.
             public var elementPaths: JSONPathSet
             public var rootPaths: JSONPathSet
-            /// Per column: its answer in `elementPaths` or `rootPaths` (-1 for lineage).
-            public var answer: [Int]
             /// Per column, where its value comes from (plain bytes, read per row without copies).
             public var kinds: [Kind]
+            /// Per column: its answer in `elementPaths` or `rootPaths` (-1 for lineage).
+            public var answer: [Int]
 
             public enum Kind: UInt8, Sendable { case element, root, sourceName, line }
 
-            init(explode: [JSONPathStep]?, columns: [Column]) {
-                self.explode = explode
-                self.columns = columns
+            init(_ t: JSONMapping.Target) {
+                func steps(_ p: [String]) -> [JSONPathStep] { p.map(JSONPathStep.init) }
+                explode = t.explode.map(steps)
                 var element: [[JSONPathStep]] = []
                 var root: [[JSONPathStep]] = []
-                answer = columns.map { c in
-                    switch c {
-                    case .element(let p): element.append(p); return element.count - 1
-                    case .root(let p): root.append(p); return root.count - 1
-                    case .sourceName, .line: return -1
+                kinds = []
+                answer = []
+                for c in t.columns {
+                    switch c.source {
+                    case .element(let p):
+                        element.append(steps(p))
+                        kinds.append(.element)
+                        answer.append(element.count - 1)
+                    case .root(let p):
+                        root.append(steps(p))
+                        kinds.append(.root)
+                        answer.append(root.count - 1)
+                    case .sourceName:
+                        kinds.append(.sourceName)
+                        answer.append(-1)
+                    case .line:
+                        kinds.append(.line)
+                        answer.append(-1)
                     }
                 }
                 elementPaths = JSONPathSet(element)
                 rootPaths = JSONPathSet(root)
-                kinds = columns.map { c in
-                    switch c {
-                    case .element: .element
-                    case .root: .root
-                    case .sourceName: .sourceName
-                    case .line: .line
-                    }
-                }
             }
         }
 
         public var targets: [Target]
     }
 
-    public func compiled() -> Compiled {
-        func steps(_ p: [String]) -> [JSONPathStep] { p.map(JSONPathStep.init) }
-        return Compiled(targets: targets.map { t in
-            Compiled.Target(explode: t.explode.map(steps), columns: t.columns.map { c in
-                switch c.source {
-                case .element(let p): .element(steps(p))
-                case .root(let p): .root(steps(p))
-                case .sourceName: .sourceName
-                case .line: .line
-                }
-            })
-        })
-    }
+    public func compiled() -> Compiled { Compiled(targets: targets.map(Compiled.Target.init)) }
 }

@@ -52,17 +52,6 @@ public struct JSONTape {
         return scratch.withUnsafeBytes(body)
     }
 
-    /// The elements of an array token (token indices).
-    public func elements(_ t: Int) -> [Int] {
-        var out: [Int] = []
-        var c = t + 1
-        while c < tokens[t].next {
-            out.append(c)
-            c = tokens[c].next
-        }
-        return out
-    }
-
     /// Follows `path` from token `t` (object keys, or indices into arrays; the last of
     /// repeated keys wins, as in ``JSONValue``). Nil when a step is missing.
     public func find(_ path: [JSONPathStep], from t: Int) -> Int? {

@@ -112,8 +112,9 @@ public enum SQLiteSQL {
     }
 
     /// Writes the staged upsert rows in key order, one pass: new keys are inserted, existing
-    /// ones updated (`changes()` counts both). One key lookup per row; an UPDATE … FROM
-    /// followed by an INSERT … WHERE NOT EXISTS took three and ran 2.5× slower.
+    /// ones updated (`changes()` counts both). One key lookup per row; the UPDATE … FROM plus
+    /// INSERT … WHERE NOT EXISTS it replaces took two passes (2.4–2.7 s against 1.05 s for
+    /// 1.5M rows in 16 batches into a growing table).
     public static func mergeUpsert(_ table: String, _ stage: String, _ schema: TableSchema, db: String = "temp") -> String {
         let names = schema.columns.map(\.name)
         let others = names.filter { !schema.primaryKey.contains($0) }

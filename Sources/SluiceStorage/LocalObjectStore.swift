@@ -125,20 +125,21 @@ public struct LocalObjectStore: ObjectStore {
         }
     }
 
-    /// Gives a local file that is already durable (a fetched download) a second name at
-    /// `key` without copying its bytes: a hard link, replacing any object there. False when
-    /// the file system will not link (another device, no links): the caller copies instead.
-    public func adopt(_ key: String, file: String) throws(SluiceError) -> Bool {
+    /// Gives the file a second name at `key` without copying its bytes (a hard link,
+    /// replacing any object there); copies when the file system will not link (another
+    /// device, no links).
+    @discardableResult
+    public func adopt(_ key: String, file: String) async throws(SluiceError) -> String {
         let p = try path(key)
         let tmp = p + ".sluice-tmp"
         unlink(tmp)  // a leftover from a killed attempt
         try? FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        guard link(file, tmp) == 0 else { return false }
+        guard link(file, tmp) == 0 else { return try await upload(key, from: file, contentType: nil) }
         guard rename(tmp, p) == 0 else {
             unlink(tmp)
             throw SluiceError(.io, "rename failed: \(String(cString: strerror(errno)))", at: SourceLocation(file: p))
         }
-        return true
+        return Self.info(key: key, path: p)?.etag ?? ""
     }
 
     public func copy(from: String, to: String, ifMatch: String?) async throws(SluiceError) {

@@ -44,12 +44,22 @@ public protocol ObjectStore: Sendable {
     /// Writes an object from a local file, in parts when large. Returns its etag.
     @discardableResult
     func upload(_ key: String, from path: String, contentType: String?) async throws(SluiceError) -> String
+    /// Writes an object from a local file the caller will never change again (a fetched,
+    /// fsynced download): a store may keep the file itself instead of a copy. Returns its etag.
+    @discardableResult
+    func adopt(_ key: String, file path: String) async throws(SluiceError) -> String
     /// Copies an object inside the store, failing with `.aborted` if its etag is no longer `ifMatch`.
     func copy(from: String, to: String, ifMatch: String?) async throws(SluiceError)
     func delete(_ key: String) async throws(SluiceError)
 }
 
 extension ObjectStore {
+    /// Most stores copy: ``upload(_:from:contentType:)``.
+    @discardableResult
+    public func adopt(_ key: String, file path: String) async throws(SluiceError) -> String {
+        try await upload(key, from: path, contentType: nil)
+    }
+
     /// Every object under `prefix`, page by page.
     public func listAll(prefix: String, limit: Int = 1000) async throws(SluiceError) -> [ObjectInfo] {
         var out: [ObjectInfo] = []

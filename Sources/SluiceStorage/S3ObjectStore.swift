@@ -192,11 +192,11 @@ public struct S3ObjectStore: ObjectStore {
     static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].map { Array($0.utf8) }
 
     /// `Wed, 21 Oct 2015 07:28:00 GMT` (the IMF-fixdate every S3 response carries) read
-    /// directly: the formatters cost more than the rest of a small object's fetch. Nil for
-    /// any other shape (the formatters take those).
+    /// directly: the formatters were a sixth of a fetch's CPU in the watch bench. Nil for any
+    /// other shape (the formatters take those).
     static func httpDate(_ s: String) -> Date? {
         let b = Array(s.utf8)
-        guard b.count == 29, b[3] == UInt8(ascii: ","), b[25...] == Array(" GMT".utf8)[...] else { return nil }
+        guard b.count == 29, b[3] == UInt8(ascii: ","), s.hasSuffix(" GMT") else { return nil }
         func num(_ at: Int, _ n: Int) -> Int? {
             var v = 0
             for k in at..<(at + n) {

@@ -238,13 +238,8 @@ public final class Watcher: Sendable {
         let got = try await store.download(o.key, to: path, ifMatch: o.etag)
         if let rawStore {
             let key = rawKey(o.key, at: now)
-            if sameStore {
-                try await rawStore.copy(from: o.key, to: key, ifMatch: o.etag)
-            } else if let local = rawStore as? LocalObjectStore, try local.adopt(key, file: path) {
-                // The fetched file is already fsynced and is never written again: linked, not copied.
-            } else {
-                _ = try await rawStore.upload(key, from: path, contentType: nil)
-            }
+            // The fetched file is fsynced and never written again: a local raw layer links it.
+            if sameStore { try await rawStore.copy(from: o.key, to: key, ifMatch: o.etag) } else { try await rawStore.adopt(key, file: path) }
         }
         return got
     }

@@ -144,6 +144,12 @@ import SluiceTesting
         await #expect(throws: SluiceError.self) { _ = try await store.head("../escape") }
         try await store.delete("in/a.json")
         #expect(try await store.head("in/a.json") == nil)
+        // Adopting a finished local file links it (same inode, nothing copied), replacing any object there.
+        let fetched = dir.write("fetched.json", "payload")
+        try await store.adopt("raw/2026/b.json", file: fetched)
+        #expect(try String(contentsOfFile: dir.file("raw/2026/b.json"), encoding: .utf8) == "payload")
+        let inode = { (p: String) in try FileManager.default.attributesOfItem(atPath: p)[.systemFileNumber] as? Int }
+        #expect(try inode(fetched) != nil && inode(fetched) == inode(dir.file("raw/2026/b.json")))
     }
 
     @Test func locationsAreParsed() throws {
