@@ -234,15 +234,18 @@ extension SQLiteConnection {
 extension SQLiteConnection {
     /// Applies a keyed stage (last row per key, op 0 = upsert, 1 = delete) to `table` inside
     /// the caller's open transaction; returns what it did. `db` names the stage's schema.
-    func merge(_ stage: String, into table: String, _ schema: TableSchema, db: String) throws(SluiceError) -> SinkCounts {
+    /// `deletes`: whether any row was staged with op delete (else the delete pass is skipped).
+    func merge(_ stage: String, into table: String, _ schema: TableSchema, db: String, deletes: Bool = true) throws(SluiceError) -> SinkCounts {
         var counts = SinkCounts()
         counts.updated = try query(SQLiteSQL.mergeCountExisting(table, stage, schema, db: db)).first?.first?.int ?? 0
         try execute(SQLiteSQL.mergeUpsert(table, stage, schema, db: db))
         // A table of key columns only takes existing keys as they are (DO NOTHING: not counted).
         let keyOnly = schema.columns.allSatisfy { schema.primaryKey.contains($0.name) }
         counts.inserted = keyOnly ? changes : changes - counts.updated
-        try execute(SQLiteSQL.mergeDelete(table, stage, schema, db: db))
-        counts.deleted = changes
+        if deletes {
+            try execute(SQLiteSQL.mergeDelete(table, stage, schema, db: db))
+            counts.deleted = changes
+        }
         return counts
     }
 }

@@ -117,11 +117,24 @@ public enum SQLiteSQL {
     /// 1.5M rows in 16 batches into a growing table).
     public static func mergeUpsert(_ table: String, _ stage: String, _ schema: TableSchema, db: String = "temp") -> String {
         let names = schema.columns.map(\.name)
-        let others = names.filter { !schema.primaryKey.contains($0) }
-        let action = others.isEmpty ? "NOTHING" : "UPDATE SET " + others.map { "\(q($0)) = excluded.\(q($0))" }.joined(separator: ", ")
         return "INSERT INTO main.\(q(table)) (\(list(names))) SELECT \(list(names, prefix: "s.")) FROM \(db).\(q(stage)) AS s "
-            + "WHERE s.\(q(opColumn)) = 0 ORDER BY \(list(schema.primaryKey, prefix: "s.")) "
-            + "ON CONFLICT (\(list(schema.primaryKey))) DO \(action)"
+            + "WHERE s.\(q(opColumn)) = 0 ORDER BY \(list(schema.primaryKey, prefix: "s.")) " + onConflict(schema)
+    }
+
+    /// One row of a merge, parameters the columns in order: a new key is inserted, an
+    /// existing one updated (`changes()` is 1 either way, but 0 for an existing key of a
+    /// table of key columns only).
+    public static func upsertRow(_ table: String, _ schema: TableSchema) -> String {
+        let names = schema.columns.map(\.name)
+        return "INSERT INTO main.\(q(table)) (\(list(names))) VALUES (\(placeholders(names.count))) " + onConflict(schema)
+    }
+
+    /// A merge's conflict clause: update the other columns, or keep the row of a table of
+    /// key columns only.
+    static func onConflict(_ schema: TableSchema) -> String {
+        let others = schema.columns.map(\.name).filter { !schema.primaryKey.contains($0) }
+        let action = others.isEmpty ? "NOTHING" : "UPDATE SET " + others.map { "\(q($0)) = excluded.\(q($0))" }.joined(separator: ", ")
+        return "ON CONFLICT (\(list(schema.primaryKey))) DO \(action)"
     }
 
     /// Deletes keys staged with op = delete; `changes()` is the deleted count.

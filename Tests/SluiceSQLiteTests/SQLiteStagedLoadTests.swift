@@ -1,0 +1,154 @@
+import Testing
+import Foundation
+@testable import SluiceCore
+@testable import SluiceSQLite
+import SluiceQueue
+import SluiceTesting
+
+/// The worker's staged merge, held in memory and through the stage file, against an oracle
+/// of "last row per key" applied to the table as it was.
+@Suite struct SQLiteStagedLoadTests {
+    /// A claimed job whose lease fences the commit.
+    static func claimed(_ driver: SQLiteQueueDriver) async throws -> Job {
+        let now = Date()
+        _ = try await driver.insertJob(JobInsertParams(entity: "t", spec: JobSpec(source: "upload:x"), now: now))
+        return try #require(try await driver.claimJobs(JobClaimParams(worker: "w", limit: 1, leaseDuration: .seconds(60), now: now)).first)
+    }
+
+    /// Loads `batches` by merge into `table`; `inMemory` false moves the rows to the stage file at once.
+    static func merge(_ path: String, _ dir: TempDir, _ table: String, _ schema: TableSchema, _ batches: [RecordBatch],
+                      inMemory: Bool) async throws -> SinkCounts {
+        let driver = try SQLiteQueueDriver(path: path)
+        try await driver.migrate()
+        let job = try await claimed(driver)
+        let load = try SQLiteStagedLoad(databasePath: path, stagePath: dir.file("stage-\(job.id).db"), table: table, schema: schema, mode: .merge,
+                                        fence: .init(jobId: job.id, token: job.leaseToken, entity: "t", sha256: nil, now: { Date() }))
+        if !inMemory { load.memoryBudget = 0 }
+        for b in batches { #expect(try load.write(b).isEmpty) }
+        #expect((load.stage == nil) == inMemory)
+        var stats = LoadStats()
+        stats.read = Int64(batches.reduce(0) { $0 + $1.count })
+        return try load.commit(CommitContext(stats: stats, rejectsFiles: []))
+    }
+
+    /// Random rows with repeated keys and deletes, in several batches.
+    static func batches(_ schema: TableSchema, seed: UInt64, rows: Int, keys: Int, deletes: Bool) -> [RecordBatch] {
+        var rng = SplitMix(seed: seed)
+        var out: [RecordBatch] = []
+        var line: Int64 = 2
+        for _ in 0..<3 {
+            var b = BatchBuilder(schema: schema, capacity: rows)
+            for _ in 0..<rows {
+                let k = Int(rng.next() % UInt64(keys))
+                let op: RowOp = deletes && rng.next() % 5 == 0 ? .delete : .upsert
+                b.beginRow(line: line, op: op)
+                line += 1
+                for (c, col) in schema.columns.enumerated() {
+                    switch col.name {
+                    case "k": b.setText(c, col.type == .int64 ? String(k * 7 - 40) : "key-\(k)\(k % 3 == 0 ? "\u{0}z" : "")")
+                    case "k2": b.setText(c, String(k % 4))
+                    case "d": b.setText(c, "\(k % 9).\(k % 10)")
+                    default: if rng.next() % 6 == 0 { b.setNull(c) } else { b.setText(c, "v\(rng.next() % 1000)") }
+                    }
+                }
+                #expect(b.endRow() == nil)
+            }
+            out.append(b.take())
+        }
+        return out
+    }
+
+    static func contents(_ path: String, _ table: String, _ schema: TableSchema) throws -> [[SQLiteValue]] {
+        let names = schema.columns.map { "\"\($0.name)\"" }.joined(separator: ", ")
+        return try SQLiteConnection(path: path).query("SELECT \(names) FROM \"\(table)\" ORDER BY \(schema.primaryKey.map { "\"\($0)\"" }.joined(separator: ", "))")
+    }
+
+    /// Every table shape the counts are found differently for: rowid tables (text key,
+    /// composite key with a decimal, key columns only), the key as the rowid (INTEGER
+    /// PRIMARY KEY), and a WITHOUT ROWID table made by the user.
+    @Test(arguments: ["text", "int", "composite", "keyonly", "withoutrowid"])
+    func memoryAndStageMergesAgree(_ shape: String) async throws {
+        let keyType: ColumnType = shape == "int" ? .int64 : .text
+        var columns = [ColumnSchema(name: "k", type: keyType, nullable: false)]
+        var key = ["k"]
+        if shape == "composite" {
+            columns += [ColumnSchema(name: "k2", type: .int64, nullable: false), ColumnSchema(name: "d", type: .decimal(precision: 6, scale: 1), nullable: false)]
+            key += ["k2", "d"]
+        }
+        if shape != "keyonly" { columns += [ColumnSchema(name: "a", type: .text), ColumnSchema(name: "b", type: .text)] }
+        let schema = TableSchema(columns: columns, primaryKey: key).normalized()
+        var counts: [SinkCounts] = []
+        var tables: [[[SQLiteValue]]] = []
+        for inMemory in [true, false] {
+            let dir = TempDir()
+            let path = dir.file("t.db")
+            if shape == "withoutrowid" {
+                try SQLiteConnection(path: path).execute("CREATE TABLE t (k TEXT NOT NULL PRIMARY KEY, a TEXT, b TEXT) STRICT, WITHOUT ROWID")
+            }
+            // A first load fills the table (new keys only), then a second one updates, inserts and deletes.
+            let first = try await Self.merge(path, dir, "t", schema, Self.batches(schema, seed: 1, rows: 300, keys: 150, deletes: false), inMemory: inMemory)
+            let filled = try Self.contents(path, "t", schema).count
+            #expect(first.updated == 0 && first.deleted == 0 && first.inserted == Int64(filled))
+            counts.append(try await Self.merge(path, dir, "t", schema, Self.batches(schema, seed: 2, rows: 400, keys: 300, deletes: true), inMemory: inMemory))
+            tables.append(try Self.contents(path, "t", schema))
+        }
+        #expect(counts[0] == counts[1], "\(shape): in memory \(counts[0]), staged \(counts[1])")
+        #expect(tables[0] == tables[1])
+
+        // The oracle: the second load's last row per key, applied to the first load's result.
+        var state: [String: [SQLiteValue]] = [:]
+        func keyOf(_ row: [SQLiteValue]) -> String { schema.keyIndices.map { "\(row[$0])" }.joined(separator: "|") }
+        func apply(_ batches: [RecordBatch]) -> (inserted: Int64, updated: Int64, deleted: Int64) {
+            var last: [String: ([SQLiteValue], RowOp)] = [:]
+            for b in batches {
+                for r in 0..<b.count {
+                    let row = b.columns.map { col -> SQLiteValue in
+                        guard col.validity[r] else { return .null }
+                        switch col.type {
+                        case .int64: return .integer(col.ints[r])
+                        default: return .text(ValueText.render(col, r) ?? "")
+                        }
+                    }
+                    last[keyOf(row)] = (row, b.ops[r])
+                }
+            }
+            var n: (Int64, Int64, Int64) = (0, 0, 0)
+            for (k, (row, op)) in last {
+                switch (op, state[k] != nil) {
+                case (.upsert, false): n.0 += 1; state[k] = row
+                case (.upsert, true): n.1 += 1; state[k] = row
+                case (.delete, true): n.2 += 1; state[k] = nil
+                case (.delete, false): break
+                }
+            }
+            return n
+        }
+        _ = apply(Self.batches(schema, seed: 1, rows: 300, keys: 150, deletes: false))
+        let expected = apply(Self.batches(schema, seed: 2, rows: 400, keys: 300, deletes: true))
+        #expect(counts[0].inserted == expected.inserted && counts[0].updated == expected.updated && counts[0].deleted == expected.deleted,
+                "\(shape): \(counts[0]) vs oracle \(expected)")
+        #expect(expected.inserted > 0 && expected.updated > 0 && expected.deleted > 0)
+        let oracleRows = state.values.sorted { keyOf($0) < keyOf($1) }
+        #expect(Set(tables[0].map { keyOf($0) }) == Set(oracleRows.map { keyOf($0) }))
+        let byKey = Dictionary(uniqueKeysWithValues: tables[0].map { (keyOf($0), $0) })
+        for row in oracleRows { #expect(byKey[keyOf(row)] == row) }
+    }
+
+    @Test func keysEncodeInTheDatabasesOrderAndKeepTheLastRowOfEach() {
+        let schema = TableSchema(columns: [ColumnSchema(name: "i", type: .int64, nullable: false),
+                                           ColumnSchema(name: "t", type: .text, nullable: false)], primaryKey: ["i", "t"])
+        var b = BatchBuilder(schema: schema, capacity: 8)
+        let rows: [(String, String)] = [("5", "b"), ("-3", "a"), ("5", "a\u{0}"), ("5", "b"), ("-3", "a"), ("9000000000", ""), ("5", "a"), ("-3", "a")]
+        for (i, (n, t)) in rows.enumerated() {
+            b.beginRow(line: Int64(i))
+            b.setText(0, n)
+            b.setText(1, t)
+            #expect(b.endRow() == nil)
+        }
+        var keys = KeyedRows(keyColumns: [0, 1])
+        keys.append(b.take(), rows: 0..<rows.count)
+        // -3 a (last at 7), 5 a (6), 5 a\0 (2), 5 b (last at 3), 9000000000 "" (5).
+        #expect(keys.lastPerKey() == [7, 6, 2, 3, 5])
+        #expect(!KeyedRows.supports([.int64, .float64]) && KeyedRows.supports([.text, .decimal(precision: 5, scale: 2), .uuid]))
+    }
+}
