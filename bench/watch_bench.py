@@ -53,6 +53,13 @@ def settled(db, files):
         return False
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds a live process has used so far (Linux /proc)."""
+    with open("/proc/%s/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def workdir(out, name):
     d = os.path.join(out, name)
     shutil.rmtree(d, ignore_errors=True)
@@ -94,14 +101,17 @@ def main():
         size = sum(o["Size"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="landing", Prefix="input/") for o in page.get("Contents", []))
         print("%d files, %.1f MB, rows expected %s" % (len(keys), size / 1e6, expected), flush=True)
 
-        floor, sluice_t = [], []
+        floor, sluice_t, cpu = [], [], []
         for run in range(a.runs):
             t0 = time.perf_counter()
+            s3_cpu = cpu_seconds(pid)
             for k in keys:
                 s3.get_object(Bucket="landing", Key=k)["Body"].read()
             floor.append(time.perf_counter() - t0)
+            floor_s3_cpu = cpu_seconds(pid) - s3_cpu
 
             d = workdir(a.out, "run%d" % run)
+            s3_cpu = cpu_seconds(pid)
             t0 = time.perf_counter()
             p = watcher(d, endpoint, "landing", 0.5, ["--concurrency", str(a.concurrency)])
             db = os.path.join(d, "sluice.db")
@@ -112,12 +122,14 @@ def main():
                     raise SystemExit("the watcher exited: see %s/watch.log" % d)
                 time.sleep(0.05)
             sluice_t.append(time.perf_counter() - t0)
+            cpu.append((cpu_seconds(p.pid), cpu_seconds(pid) - s3_cpu, floor_s3_cpu))
             got = counts(db)
             if got != expected:
                 raise SystemExit("rows %s, expected %s: see %s/watch.log" % (got, expected, d))
             p.terminate()
             p.wait()
-            print("run %d: download floor %.2f s, sluice watch %.2f s" % (run + 1, floor[-1], sluice_t[-1]), flush=True)
+            print("run %d: download floor %.2f s, sluice watch %.2f s (CPU: sluice %.1f s, S3 server %.1f s; for the floor's loop %.1f s)"
+                  % (run + 1, floor[-1], sluice_t[-1], *cpu[-1]), flush=True)
 
         # Latency: one file at a time into a fresh prefix, the watcher polling every --interval.
         s3.create_bucket(Bucket="latency")
@@ -163,6 +175,8 @@ def main():
     print("end-to-end / download floor: %.2fx (target <= 2x)" % (s / f))
     print("landing-to-visible latency, poll every %.1f s: p50 %.2f s, p99 %.2f s (target p99 < %.1f s); %d files"
           % (a.interval, p50, p99, 2 * a.interval, len(lat)))
+    print("CPU seconds (medians): sluice %.1f, S3 server serving it %.1f (serving the floor's loop %.1f); 2 cores"
+          % tuple(statistics.median(c[i] for c in cpu) for i in range(3)))
     print("medians of %d runs; %d files, %d rows into orders/products/sellers/shipments" % (a.runs, len(keys), total_rows))
 
 

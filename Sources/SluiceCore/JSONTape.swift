@@ -274,8 +274,9 @@ public struct JSONPathStep: Sendable, Equatable {
 /// the answers ``JSONTape/find(_:from:)`` gives: the last of repeated keys wins (a repeated
 /// key also forgets what the earlier one's subtree answered). Paths share their prefixes; a
 /// member's key finds its step through a table by key length, so a pass costs about one
-/// comparison per member whatever the number of paths.
-public struct JSONPathSet: Sendable {
+/// comparison per member whatever the number of paths. A class: the splitter reads it per
+/// row, and copying a struct of nine arrays took a retain and a release of each.
+public final class JSONPathSet: Sendable {
     /// One step of the trie. Its children are the edges `edgeStart..<edgeStart+edgeCount`
     /// (sorted by key length); answers and subtree answers are ranges of flat lists.
     struct Node: Sendable {
@@ -289,15 +290,15 @@ public struct JSONPathSet: Sendable {
 
     static let lengths = 64
 
-    var nodes: [Node] = []
-    var edgeNode: [Int] = []
-    var edgeKeyStart: [Int] = []
-    var edgeKeyLength: [Int] = []
-    var keyBytes: [UInt8] = []
+    let nodes: [Node]
+    let edgeNode: [Int]
+    let edgeKeyStart: [Int]
+    let edgeKeyLength: [Int]
+    let keyBytes: [UInt8]
     /// Per node with children, `lengths` entries: the first edge whose key has that length (-1: none).
-    var byLength: [Int] = []
-    var slotList: [Int] = []
-    var subtreeList: [Int] = []
+    let byLength: [Int]
+    let slotList: [Int]
+    let subtreeList: [Int]
     /// How many paths (answers) there are.
     public let count: Int
 
@@ -334,6 +335,8 @@ public struct JSONPathSet: Sendable {
         }
         let position = Dictionary(uniqueKeysWithValues: order.enumerated().map { (ObjectIdentifier($1), $0) })
         func subtree(_ b: Build) -> [Int] { b.slots + b.children.flatMap(subtree) }
+        var nodes: [Node] = [], edgeNode: [Int] = [], edgeKeyStart: [Int] = [], edgeKeyLength: [Int] = [], keyBytes: [UInt8] = []
+        var byLength: [Int] = [], slotList: [Int] = [], subtreeList: [Int] = []
         for b in order {
             var n = Node()
             n.index = b.step?.index ?? -1
@@ -360,6 +363,8 @@ public struct JSONPathSet: Sendable {
             subtreeList += sub
             nodes.append(n)
         }
+        (self.nodes, self.edgeNode, self.edgeKeyStart, self.edgeKeyLength, self.keyBytes) = (nodes, edgeNode, edgeKeyStart, edgeKeyLength, keyBytes)
+        (self.byLength, self.slotList, self.subtreeList) = (byLength, slotList, subtreeList)
     }
 
     /// Sets `answers` (``count`` entries) to the token each path reaches from token `t`, or -1.

@@ -24,36 +24,51 @@ public struct KeyedRows: Sendable {
     /// Appends the keys of rows `rows` of `batch`.
     public mutating func append(_ batch: RecordBatch, rows: Range<Int>) {
         ends.reserveCapacity(ends.count + rows.count)
-        for r in rows {
-            for c in keyColumns {
-                let col = batch.columns[c]
-                guard col.validity[r] else {
-                    bytes.append(0)
-                    continue
-                }
-                bytes.append(1)
-                switch col.type.storage {
-                case .int64:
-                    let v = UInt64(bitPattern: col.ints[r]) ^ (1 << 63)
-                    for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(shift))) }
-                case .float64:  // grouped by bits only: see supports(_:)
-                    let v = col.doubles[r].bitPattern
-                    for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(shift))) }
-                case .decimal:
-                    col.decimals[r].write(into: &bytes)  // digits, sign and point: never a 00
-                    bytes.append(0)
-                    bytes.append(0)
-                case .bytes:
-                    col.withBytes(at: r) { appendEscaped($0) }
-                }
-            }
+        if keyColumns.count == 1 {
+            Self.encode(batch.columns[keyColumns[0]], rows, into: &bytes, ends: &ends)
+            return
+        }
+        // Column by column (one pass each, the column read once), then row by row.
+        let parts = keyColumns.map { c in
+            var b: [UInt8] = [], e: [Int] = []
+            Self.encode(batch.columns[c], rows, into: &b, ends: &e)
+            return (bytes: b, ends: e)
+        }
+        for i in 0..<rows.count {
+            for p in parts { bytes.append(contentsOf: p.bytes[(i == 0 ? 0 : p.ends[i - 1])..<p.ends[i]]) }
             ends.append(bytes.count)
+        }
+    }
+
+    /// Encodes one column's values of `rows`, appending each one's end to `ends`.
+    static func encode(_ col: Column, _ rows: Range<Int>, into bytes: inout [UInt8], ends: inout [Int]) {
+        for r in rows {
+            defer { ends.append(bytes.count) }
+            guard col.validity[r] else {
+                bytes.append(0)
+                continue
+            }
+            bytes.append(1)
+            switch col.type.storage {
+            case .int64:
+                let v = UInt64(bitPattern: col.ints[r]) ^ (1 << 63)
+                for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(shift))) }
+            case .float64:  // grouped by bits only: see supports(_:)
+                let v = col.doubles[r].bitPattern
+                for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(shift))) }
+            case .decimal:
+                col.decimals[r].write(into: &bytes)  // digits, sign and point: never a 00
+                bytes.append(0)
+                bytes.append(0)
+            case .bytes:
+                col.withBytes(at: r) { appendEscaped($0, to: &bytes) }
+            }
         }
     }
 
     /// Variable-length values end with 00 00, and a 00 inside one is written 00 FF: no key
     /// is a prefix of another, and byte order stays the values' order.
-    mutating func appendEscaped(_ v: UnsafeRawBufferPointer) {
+    static func appendEscaped(_ v: UnsafeRawBufferPointer, to bytes: inout [UInt8]) {
         if memchr(v.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, 0, v.count) == nil {
             bytes.append(contentsOf: v)
         } else {

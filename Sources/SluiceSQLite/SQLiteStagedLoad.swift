@@ -207,6 +207,8 @@ public final class SQLiteStagedLoad: LoadSink {
             if stage != nil { try? main.execute("DETACH DATABASE stage") }
             cleanup()
         }
+        // Sorted before taking the write lock: other writers need not wait for it.
+        let order = memory?.keys.lastPerKey() ?? []
         try main.execute("BEGIN IMMEDIATE")
         do throws(SluiceError) {
             let target = try SQLiteTarget.catalogReader(main)
@@ -215,7 +217,7 @@ public final class SQLiteStagedLoad: LoadSink {
             let staged = Self.stageName
             switch mode {
             case .merge where memory != nil:
-                counts = try applyMemory(on: main)
+                counts = try applyMemory(order, on: main)
             case .merge:
                 counts = try main.merge(staged, into: table, schema, db: "stage", deletes: deletes)
             case .append, .replace:
@@ -262,9 +264,9 @@ public final class SQLiteStagedLoad: LoadSink {
     /// rowid (every row inserted here gets one above the table's highest before it), or,
     /// where the rowid says nothing (a WITHOUT ROWID table, an INTEGER PRIMARY KEY), by
     /// looking each key up before writing it.
-    func applyMemory(on main: SQLiteConnection) throws(SluiceError) -> SinkCounts {
-        guard let memory, let rows = memory.rows else { return SinkCounts() }
-        let order = memory.keys.lastPerKey()
+    /// `order`: the rows to write (``KeyedRows/lastPerKey()``).
+    func applyMemory(_ order: [Int], on main: SQLiteConnection) throws(SluiceError) -> SinkCounts {
+        guard let rows = memory?.rows else { return SinkCounts() }
         let floor = try Self.rowidFloor(main, table)
         let upsert = try main.prepare(SQLiteSQL.upsertRow(table, schema))
         let delete = deletes ? try main.prepare(SQLiteSQL.deleteByKey(table, schema)) : nil

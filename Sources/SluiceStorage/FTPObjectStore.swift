@@ -88,13 +88,13 @@ public struct FTPObjectStore: ObjectStore {
         return Array(bytes[Int(min(range.lowerBound, Int64(bytes.count)))..<Int(min(range.upperBound, Int64(bytes.count)))])
     }
 
-    public func download(_ key: String, to target: String, ifMatch: String?) async throws(SluiceError) -> (info: ObjectInfo, sha256: String) {
+    public func download(_ key: String, to target: String, ifMatch: String?, hashing: Bool) async throws(SluiceError) -> (info: ObjectInfo, sha256: String?) {
         guard let before = try await head(key) else { throw SluiceError(.notFound, "\(displayName)/\(key) does not exist") }
         if let ifMatch, before.etag != ifMatch {
             throw SluiceError(.aborted, "\(displayName)/\(key) changed since it was listed (\(ifMatch), now \(before.etag))")
         }
         let p = path(key)
-        let sha = try await blocking { (s) throws(SluiceError) -> String in try s.retrieve(p, to: target) }
+        let sha = try await blocking { (s) throws(SluiceError) -> String? in try s.retrieve(p, to: target, hashing: hashing) }
         guard let after = try await head(key), after.etag == before.etag else {
             throw SluiceError(.aborted, "\(displayName)/\(key) changed while it was read")
         }
@@ -281,20 +281,20 @@ final class FTPSession {
         return cal.date(from: c)
     }
 
-    func retrieve(_ path: String, to target: String) throws(SluiceError) -> String {
+    func retrieve(_ path: String, to target: String, hashing: Bool) throws(SluiceError) -> String? {
         let out = try Download.openFile(target)
         defer { try? out.close() }  // synchronized explicitly below
         let data = try passive()
         defer { Glibc.close(data) }
         _ = try command("RETR \(path)", expect: [125, 150])
-        var hasher = SHA256()
+        var hasher = hashing ? SHA256() : nil
         try readAll(data) { (b) throws(SluiceError) in
-            hasher.update(bufferPointer: b)
+            hasher?.update(bufferPointer: b)
             do { try out.write(contentsOf: Data(b)) } catch { throw SluiceError(.io, "write failed", at: SourceLocation(file: target)) }
         }
         _ = try reply(expect: [226, 250])
         do { try out.synchronize() } catch { throw SluiceError(.io, "sync failed", at: SourceLocation(file: target)) }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hasher.map { SigV4Signer.hex($0.finalize()) }
     }
 
     func store(_ path: String, from source: String) throws(SluiceError) {

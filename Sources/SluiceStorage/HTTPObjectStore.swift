@@ -63,17 +63,17 @@ public struct HTTPObjectStore: ObjectStore {
         }
     }
 
-    public func download(_ key: String, to target: String, ifMatch: String?) async throws(SluiceError) -> (info: ObjectInfo, sha256: String) {
+    public func download(_ key: String, to target: String, ifMatch: String?, hashing: Bool) async throws(SluiceError) -> (info: ObjectInfo, sha256: String?) {
         let r = try await execute(.GET, key, headers: ifMatch.map { [("If-Match", "\"\($0)\"")] } ?? [])
         try Self.check(r, "GET \(url(key))")
         let out = try Download.openFile(target)
         defer { try? out.close() }  // synchronized explicitly below
-        var hasher = SHA256()
+        var hasher = hashing ? SHA256() : nil
         var size: Int64 = 0
         do {
             for try await buffer in r.body {
                 size += Int64(buffer.readableBytes)
-                buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+                buffer.withUnsafeReadableBytes { hasher?.update(bufferPointer: $0) }
                 try out.write(contentsOf: Data(buffer.readableBytesView))
             }
             try out.synchronize()
@@ -82,7 +82,7 @@ public struct HTTPObjectStore: ObjectStore {
         }
         var info = S3ObjectStore.info(key, r.headers, size: size)
         info.size = size
-        return (info, SigV4Signer.hex(hasher.finalize()))
+        return (info, hasher.map { SigV4Signer.hex($0.finalize()) })
     }
 
     public func put(_ key: String, bytes: [UInt8], contentType: String?) async throws(SluiceError) -> String { throw unsupported("writing") }

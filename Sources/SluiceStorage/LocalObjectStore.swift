@@ -74,17 +74,17 @@ public struct LocalObjectStore: ObjectStore {
         }
     }
 
-    public func download(_ key: String, to target: String, ifMatch: String?) async throws(SluiceError) -> (info: ObjectInfo, sha256: String) {
+    public func download(_ key: String, to target: String, ifMatch: String?, hashing: Bool) async throws(SluiceError) -> (info: ObjectInfo, sha256: String?) {
         let p = try path(key)
         let before = try changed(key, p, ifMatch: ifMatch)
         guard let h = FileHandle(forReadingAtPath: p) else { throw SluiceError(.notFound, "cannot open", at: SourceLocation(file: p)) }
         defer { try? h.close() }
         let out = try Download.openFile(target)
         defer { try? out.close() }  // synchronized explicitly below
-        var hasher = SHA256()
+        var hasher = hashing ? SHA256() : nil
         do {
             while let chunk = try h.read(upToCount: 1 << 20), !chunk.isEmpty {
-                hasher.update(data: chunk)
+                hasher?.update(data: chunk)
                 try out.write(contentsOf: chunk)
             }
             try out.synchronize()
@@ -92,7 +92,7 @@ public struct LocalObjectStore: ObjectStore {
             throw SluiceError(.io, "copy failed: \(error.localizedDescription)", at: SourceLocation(file: p))
         }
         _ = try changed(key, p, ifMatch: before.etag)  // rewritten while we read it
-        return (before, SigV4Signer.hex(hasher.finalize()))
+        return (before, hasher.map { SigV4Signer.hex($0.finalize()) })
     }
 
     func writeDurably(_ p: String, _ write: (FileHandle) throws -> Void) throws(SluiceError) -> String {

@@ -36,8 +36,9 @@ public protocol ObjectStore: Sendable {
     /// Bytes `range` (all when nil) of an object; fails if its etag is no longer `ifMatch`.
     func get(_ key: String, range: Range<Int64>?, ifMatch: String?) async throws(SluiceError) -> [UInt8]
     /// Streams an object into a local file (fsynced); fails with `.aborted` if the object
-    /// changed (`ifMatch`) or changes while it is read. Returns what was read and its SHA-256.
-    func download(_ key: String, to path: String, ifMatch: String?) async throws(SluiceError) -> (info: ObjectInfo, sha256: String)
+    /// changed (`ifMatch`) or changes while it is read. Returns what was read and, when
+    /// `hashing`, its SHA-256 (a watch batch has no use for it: 3% of a run's CPU).
+    func download(_ key: String, to path: String, ifMatch: String?, hashing: Bool) async throws(SluiceError) -> (info: ObjectInfo, sha256: String?)
     /// Writes an object from bytes. Returns its etag.
     @discardableResult
     func put(_ key: String, bytes: [UInt8], contentType: String?) async throws(SluiceError) -> String
@@ -51,6 +52,14 @@ public protocol ObjectStore: Sendable {
     /// Copies an object inside the store, failing with `.aborted` if its etag is no longer `ifMatch`.
     func copy(from: String, to: String, ifMatch: String?) async throws(SluiceError)
     func delete(_ key: String) async throws(SluiceError)
+}
+
+extension ObjectStore {
+    /// Downloads an object and returns its SHA-256 (see ``download(_:to:ifMatch:hashing:)``).
+    public func download(_ key: String, to path: String, ifMatch: String?) async throws(SluiceError) -> (info: ObjectInfo, sha256: String) {
+        let got = try await download(key, to: path, ifMatch: ifMatch, hashing: true)
+        return (got.info, got.sha256 ?? "")
+    }
 }
 
 extension ObjectStore {

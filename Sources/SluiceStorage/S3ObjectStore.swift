@@ -267,19 +267,19 @@ public struct S3ObjectStore: ObjectStore {
         return a.body
     }
 
-    public func download(_ key: String, to target: String, ifMatch: String?) async throws(SluiceError) -> (info: ObjectInfo, sha256: String) {
+    public func download(_ key: String, to target: String, ifMatch: String?, hashing: Bool) async throws(SluiceError) -> (info: ObjectInfo, sha256: String?) {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                return try await downloadOnce(key, to: target, ifMatch: ifMatch)
+                return try await downloadOnce(key, to: target, ifMatch: ifMatch, hashing: hashing)
             } catch where error.code == .unavailable && attempt < 4 {
                 try? await Task.sleep(nanoseconds: UInt64(0.2 * pow(2, Double(attempt - 1)) * 1e9))
             }
         }
     }
 
-    func downloadOnce(_ key: String, to target: String, ifMatch: String?) async throws(SluiceError) -> (info: ObjectInfo, sha256: String) {
+    func downloadOnce(_ key: String, to target: String, ifMatch: String?, hashing: Bool) async throws(SluiceError) -> (info: ObjectInfo, sha256: String?) {
         var headers: [(String, String)] = []
         if let ifMatch { headers.append(("if-match", "\"\(ifMatch)\"")) }
         let out = try Download.openFile(target)
@@ -298,18 +298,18 @@ public struct S3ObjectStore: ObjectStore {
             if let ifMatch, info.etag != ifMatch {
                 throw SluiceError(.aborted, "GetObject \(displayName)/\(key): changed since it was listed (etag \(ifMatch), now \(info.etag))")
             }
-            var hasher = SHA256()
+            var hasher = hashing ? SHA256() : nil
             var size: Int64 = 0
             for try await buffer in response.body {
                 size += Int64(buffer.readableBytes)
-                buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+                buffer.withUnsafeReadableBytes { hasher?.update(bufferPointer: $0) }
                 try buffer.withUnsafeReadableBytes { try out.write(contentsOf: $0) }
             }
             try out.synchronize()
             guard size == info.size else {
                 throw SluiceError(.unavailable, "GetObject \(displayName)/\(key): got \(size) of \(info.size) bytes")
             }
-            return (info, SigV4Signer.hex(hasher.finalize()))
+            return (info, hasher.map { SigV4Signer.hex($0.finalize()) })
         } catch let e as SluiceError {
             throw e
         } catch {

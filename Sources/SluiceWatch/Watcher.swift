@@ -234,8 +234,8 @@ public final class Watcher: Sendable {
 
     /// Downloads one object version (its etag checked) and keeps it unchanged in the raw
     /// layer: a server-side copy in the same store, else an upload of the downloaded file.
-    func fetch(_ o: ObjectInfo, to path: String, now: Date) async throws(SluiceError) -> (info: ObjectInfo, sha256: String) {
-        let got = try await store.download(o.key, to: path, ifMatch: o.etag)
+    func fetch(_ o: ObjectInfo, to path: String, now: Date, hashing: Bool = true) async throws(SluiceError) -> (info: ObjectInfo, sha256: String?) {
+        let got = try await store.download(o.key, to: path, ifMatch: o.etag, hashing: hashing)
         if let rawStore {
             let key = rawKey(o.key, at: now)
             // The fetched file is fsynced and never written again: a local raw layer links it.
@@ -251,7 +251,8 @@ public final class Watcher: Sendable {
         let safe = String(name.map { $0.isLetter || $0.isNumber || ".-_".contains($0) ? $0 : "_" }.prefix(100))
         let path = (uploadDir as NSString).appendingPathComponent("\(id)-\(safe)")
         do throws(SluiceError) {
-            let (info, sha) = try await fetch(o, to: path, now: now)
+            let (info, hash) = try await fetch(o, to: path, now: now)
+            let sha = hash ?? ""
             let jobSpec = JobSpec(source: "upload:\(id)", format: spec.format, mode: spec.mode, fileName: name)
             try await driver.insertUpload(Upload(id: id, path: path, size: info.size, sha256: sha, originalName: name, createdAt: now))
             let inserted = try await driver.insertJob(JobInsertParams(entity: spec.entity, spec: jobSpec, maxAttempts: spec.maxAttempts,
@@ -296,7 +297,7 @@ public final class Watcher: Sendable {
                 let path = (dir as NSString).appendingPathComponent("in-\(i)-" + String(name.map { $0.isLetter || $0.isNumber || ".-_".contains($0) ? $0 : "_" }.prefix(100)))
                 defer { try? FileManager.default.removeItem(atPath: path) }
                 do throws(SluiceError) {
-                    _ = try await fetch(o, to: path, now: now)
+                    _ = try await fetch(o, to: path, now: now, hashing: false)  // the parts are hashed, not the inputs
                     try splitter.add(file: path, sourceName: o.key)
                     good.append(o)
                 } catch {
