@@ -401,17 +401,29 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
         }
     }
 
-    public func recordWatchedFile(_ f: WatchedFile) async throws(SluiceError) {
-        _ = try await run("recording a watched file") { conn in
-            try await self.db.exec("""
-                INSERT INTO sluice.watched_files (watch, key, etag, size, last_modified, state, first_seen, job_id, error, batch)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                ON CONFLICT (watch, key, etag) DO UPDATE SET size = excluded.size, last_modified = excluded.last_modified,
-                  state = excluded.state, job_id = excluded.job_id, error = excluded.error,
-                  batch = coalesce(sluice.watched_files.batch, excluded.batch)
-                """, [.text(f.watch), .text(f.key), .text(f.etag), .int(f.size), .date(f.lastModified), .text(f.state.rawValue),
-                      .date(f.firstSeen), f.jobID.map { .int($0) } ?? .null, f.error.map { .text($0) } ?? .null, f.batch.map { .text($0) } ?? .null], on: conn)
+    public func recordWatchedFiles(_ files: [WatchedFile]) async throws(SluiceError) {
+        if files.isEmpty { return }
+        _ = try await run("recording watched files") { conn in
+            try await self.db.exec("BEGIN", on: conn)
+            do {
+                for f in files { try await self.recordWatchedFile(f, on: conn) }
+                try await self.db.exec("COMMIT", on: conn)
+            } catch {
+                _ = try? await self.db.exec("ROLLBACK", on: conn)  // the insert's error is what matters
+                throw error
+            }
         }
+    }
+
+    func recordWatchedFile(_ f: WatchedFile, on conn: PostgresConnection) async throws {
+        try await self.db.exec("""
+            INSERT INTO sluice.watched_files (watch, key, etag, size, last_modified, state, first_seen, job_id, error, batch)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            ON CONFLICT (watch, key, etag) DO UPDATE SET size = excluded.size, last_modified = excluded.last_modified,
+              state = excluded.state, job_id = excluded.job_id, error = excluded.error,
+              batch = coalesce(sluice.watched_files.batch, excluded.batch)
+            """, [.text(f.watch), .text(f.key), .text(f.etag), .int(f.size), .date(f.lastModified), .text(f.state.rawValue),
+                  .date(f.firstSeen), f.jobID.map { .int($0) } ?? .null, f.error.map { .text($0) } ?? .null, f.batch.map { .text($0) } ?? .null], on: conn)
     }
 
     public func watermark(watch: String) async throws(SluiceError) -> Date? {

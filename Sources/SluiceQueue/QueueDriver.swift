@@ -45,9 +45,10 @@ public protocol QueueDriver: Sendable {
 
     /// Every recorded version of these keys of a watch (all of the watch's files when nil).
     func watchedFiles(watch: String, keys: [String]?) async throws(SluiceError) -> [WatchedFile]
-    /// Inserts or updates one version (watch, key, etag) of a watched object. Its batch,
-    /// once set, stays: the first watcher to claim a version for a batch keeps it.
-    func recordWatchedFile(_ f: WatchedFile) async throws(SluiceError)
+    /// Inserts or updates versions (watch, key, etag) of watched objects, all in one
+    /// transaction. A version's batch, once set, stays: the first watcher to claim a version
+    /// for a batch keeps it.
+    func recordWatchedFiles(_ files: [WatchedFile]) async throws(SluiceError)
     /// The newest modification time among a watch's queued files (its watermark).
     func watermark(watch: String) async throws(SluiceError) -> Date?
 
@@ -258,4 +259,9 @@ public struct JobRescueParams: Sendable {
         self.now = now
         self.batchSize = batchSize
     }
+}
+
+extension QueueDriver {
+    /// Records one version of a watched object (see ``recordWatchedFiles(_:)``).
+    public func recordWatchedFile(_ f: WatchedFile) async throws(SluiceError) { try await recordWatchedFiles([f]) }
 }

@@ -404,16 +404,30 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         }
     }
 
-    public func recordWatchedFile(_ f: WatchedFile) async throws(SluiceError) {
+    public func recordWatchedFiles(_ files: [WatchedFile]) async throws(SluiceError) {
+        if files.isEmpty { return }
         try await run { c throws(SluiceError) in
-            _ = try c.query("""
+            let st = try c.prepare("""
                 INSERT INTO sluice_watched_files (watch, key, etag, size, last_modified, state, first_seen, job_id, error, batch)
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                 ON CONFLICT (watch, key, etag) DO UPDATE SET size = excluded.size, last_modified = excluded.last_modified,
                   state = excluded.state, job_id = excluded.job_id, error = excluded.error,
                   batch = coalesce(sluice_watched_files.batch, excluded.batch)
-                """, [.text(f.watch), .text(f.key), .text(f.etag), .integer(f.size), Self.t(f.lastModified), .text(f.state.rawValue),
-                      Self.t(f.firstSeen), f.jobID.map { .integer($0) } ?? .null, f.error.map { .text($0) } ?? .null, f.batch.map { .text($0) } ?? .null])
+                """)
+            try c.execute("BEGIN IMMEDIATE")
+            do throws(SluiceError) {
+                for f in files {
+                    let values: [SQLiteValue] = [.text(f.watch), .text(f.key), .text(f.etag), .integer(f.size), Self.t(f.lastModified), .text(f.state.rawValue),
+                                                 Self.t(f.firstSeen), f.jobID.map { .integer($0) } ?? .null, f.error.map { .text($0) } ?? .null,
+                                                 f.batch.map { .text($0) } ?? .null]
+                    for (i, v) in values.enumerated() { st.bind(i + 1, v) }
+                    try st.step()
+                }
+                try c.execute("COMMIT")
+            } catch {
+                try? c.execute("ROLLBACK")  // the insert's error is what matters
+                throw error
+            }
         }
     }
 

@@ -263,6 +263,15 @@ public enum QueueDriverConformance {
         c.batch = "second"
         try await d.recordWatchedFile(c)
         #expect(try await d.watchedFiles(watch: "w", keys: ["in/c.json"]).first?.batch == "first")
+        // Several versions in one call (one transaction); a claimed batch stays there too.
+        let many = (0..<50).map { WatchedFile(watch: "m", key: "in/\($0).json", etag: "e", size: Int64($0), lastModified: at(Double($0)),
+                                             state: .seen, firstSeen: at(1), batch: "b1") }
+        try await d.recordWatchedFiles(many)
+        try await d.recordWatchedFiles(many.map { var f = $0; f.state = .queued; f.jobID = 3; f.batch = "b2"; return f })
+        let back = try await d.watchedFiles(watch: "m", keys: nil)
+        #expect(back.count == 50 && back.allSatisfy { $0.state == .queued && $0.jobID == 3 && $0.batch == "b1" })
+        #expect(try await d.watermark(watch: "m") == at(49))
+        try await d.recordWatchedFiles([])
     }
 
     static func enrichCacheAndSharedRateLimit(_ make: Make) async throws {
