@@ -34,13 +34,14 @@ struct SQLiteBinder {
     }
 
     let kinds: [Kind]
-    /// 64 bytes of scratch per column for rendered text values.
+    /// 64 bytes of scratch per column and row of a statement for rendered text values.
     let scratch: UnsafeMutableRawBufferPointer
     var scratchText: [[UInt8]]
 
-    init(types: [ColumnType]) {
+    /// `rows`: how many rows one statement binds at once (each needs its own scratch).
+    init(types: [ColumnType], rows: Int = 1) {
         kinds = types.map(Kind.init)
-        scratch = .allocate(byteCount: 64 * max(1, types.count), alignment: 8)
+        scratch = .allocate(byteCount: 64 * max(1, types.count * rows), alignment: 8)
         scratchText = Array(repeating: [], count: types.count)
     }
 
@@ -72,9 +73,11 @@ struct SQLiteBinder {
         }
     }
 
-    /// Binds row `r` of column `c` (described by `p`) to parameter `index`.
+    /// Binds row `r` of column `c` (described by `p`) to parameter `index`; rendered text
+    /// goes to scratch slot `slot` (one per column and statement row; default `c`).
     @inline(__always)
-    mutating func bind(_ st: SQLiteStatement, _ index: Int32, _ p: ColumnPointers, column c: Int, row r: Int, decimals: [ExactDecimal]) {
+    mutating func bind(_ st: SQLiteStatement, _ index: Int32, _ p: ColumnPointers, column c: Int, row r: Int, decimals: [ExactDecimal], slot: Int? = nil) {
+        let slot = slot ?? c
         if !p.validity[r] { st.bindNull(index); return }
         switch p.kind {
         case .int: st.bind(index, int: p.ints![r])
@@ -86,31 +89,31 @@ struct SQLiteBinder {
         case .decimal:
             scratchText[c].removeAll(keepingCapacity: true)
             decimals[r].write(into: &scratchText[c])
-            bindScratch(st, index, c)
+            bindScratch(st, index, c, slot: slot)
         case .date:
             scratchText[c].removeAll(keepingCapacity: true)
             ValueText.date(days: p.ints![r], into: &scratchText[c])
-            bindScratch(st, index, c)
+            bindScratch(st, index, c, slot: slot)
         case .timestamp, .timestamptz:
             scratchText[c].removeAll(keepingCapacity: true)
             ValueText.timestamp(micros: p.ints![r], utc: p.kind == .timestamptz, into: &scratchText[c])
-            bindScratch(st, index, c)
+            bindScratch(st, index, c, slot: slot)
         case .time:
             scratchText[c].removeAll(keepingCapacity: true)
             ValueText.time(micros: p.ints![r], into: &scratchText[c])
-            bindScratch(st, index, c)
+            bindScratch(st, index, c, slot: slot)
         case .uuid:
             let start = p.offsets![r]
             scratchText[c].removeAll(keepingCapacity: true)
             ValueText.uuid(UnsafeRawBufferPointer(start: p.data! + start, count: 16), into: &scratchText[c])
-            bindScratch(st, index, c)
+            bindScratch(st, index, c, slot: slot)
         }
     }
 
     /// Copies the rendered text into this column's stable scratch slot and binds it there.
     @inline(__always)
-    func bindScratch(_ st: SQLiteStatement, _ index: Int32, _ c: Int) {
-        let slot = UnsafeMutableRawBufferPointer(rebasing: scratch[(c * 64)..<(c * 64 + 64)])
+    func bindScratch(_ st: SQLiteStatement, _ index: Int32, _ c: Int, slot s: Int) {
+        let slot = UnsafeMutableRawBufferPointer(rebasing: scratch[(s * 64)..<(s * 64 + 64)])
         let n = min(64, scratchText[c].count)
         scratchText[c].withUnsafeBytes { slot.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: n) }
         st.bind(index, staticText: UnsafeRawBufferPointer(rebasing: slot[0..<n]))

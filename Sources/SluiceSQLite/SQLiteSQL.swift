@@ -121,12 +121,14 @@ public enum SQLiteSQL {
             + "WHERE s.\(q(opColumn)) = 0 ORDER BY \(list(schema.primaryKey, prefix: "s.")) " + onConflict(schema)
     }
 
-    /// One row of a merge, parameters the columns in order: a new key is inserted, an
-    /// existing one updated (`changes()` is 1 either way, but 0 for an existing key of a
-    /// table of key columns only).
-    public static func upsertRow(_ table: String, _ schema: TableSchema) -> String {
+    /// `rows` rows of a merge (distinct keys), parameters the columns of each row in
+    /// order: a new key is inserted, an existing one updated (a table of key columns only
+    /// keeps it as it is).
+    public static func upsertRows(_ table: String, _ schema: TableSchema, rows: Int) -> String {
         let names = schema.columns.map(\.name)
-        return "INSERT INTO main.\(q(table)) (\(list(names))) VALUES (\(placeholders(names.count))) " + onConflict(schema)
+        let n = names.count
+        let values = (0..<rows).map { r in "(" + (1...n).map { "?\(r * n + $0)" }.joined(separator: ", ") + ")" }.joined(separator: ", ")
+        return "INSERT INTO main.\(q(table)) (\(list(names))) VALUES \(values) " + onConflict(schema)
     }
 
     /// A merge's conflict clause: update the other columns, or keep the row of a table of
