@@ -8,7 +8,9 @@ import Foundation
 /// the same parts (a watch batch); a file that fails leaves the parts as they were before
 /// it. Parts are CSV (RFC 4180 with a header, NULL unquoted-empty, nested values as JSON
 /// text), which loads several times faster than NDJSON; NDJSON for an entity that declares
-/// its own CSV dialect. Any malformed record fails its whole file, naming its line.
+/// its own CSV dialect; or Avro records of nullable strings (the same text as the CSV
+/// fields, without quoting on the way out or parsing on the way in) for the entities asked.
+/// Any malformed record fails its whole file, naming its line.
 public final class MappingSplitter {
     public struct Part: Sendable, Equatable {
         public var entity: String
@@ -22,10 +24,12 @@ public final class MappingSplitter {
         var path: String
         var handle: FileHandle
         var csv: CSVWriter?
+        var avro: AvroTextWriter?
         var ndjson: [UInt8] = []
         var written = 0
         var rows = 0
-        var pending: Int { csv?.output.count ?? ndjson.count }
+        var pending: Int { csv?.output.count ?? avro?.pending.count ?? ndjson.count }
+        var format: SourceFormat { csv != nil ? .csv : avro != nil ? .avro : .ndjson }
     }
 
     /// Everything the per-record work touches, in one struct: its methods reach the parts,
@@ -47,7 +51,8 @@ public final class MappingSplitter {
     var closed = false
 
     /// `ndjsonFor`: entities whose parts must be NDJSON (they read CSV in another dialect).
-    public init(mapping: JSONMapping, outDir: String, ndjsonFor: Set<String> = [],
+    /// `avroFor`: entities whose parts are Avro (when their column names are Avro names).
+    public init(mapping: JSONMapping, outDir: String, ndjsonFor: Set<String> = [], avroFor: Set<String> = [],
                 maxRecordBytes: Int = ReadLimits().maxRecordBytes) throws(SluiceError) {
         self.maxRecordBytes = maxRecordBytes
         var outputs: [Output] = []
@@ -57,17 +62,19 @@ public final class MappingSplitter {
             throw SluiceError(.io, "cannot create '\(outDir)': \(error.localizedDescription)")
         }
         for (i, t) in mapping.targets.enumerated() {
-            let asCSV = !ndjsonFor.contains(t.entity)
-            let path = (outDir as NSString).appendingPathComponent("\(i)-\(t.entity).\(asCSV ? "csv" : "ndjson")")
-            guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
+            let avro = avroFor.contains(t.entity) ? AvroTextWriter(fieldNames: t.columns.map(\.name)) : nil
+            let asCSV = avro == nil && !ndjsonFor.contains(t.entity)
+            let path = (outDir as NSString).appendingPathComponent("\(i)-\(t.entity).\(avro != nil ? "avro" : asCSV ? "csv" : "ndjson")")
+            guard FileManager.default.createFile(atPath: path, contents: avro.map { Data($0.header) }), let h = FileHandle(forWritingAtPath: path) else {
                 throw SluiceError(.io, "cannot create", at: SourceLocation(file: path))
             }
+            do { try h.seekToEnd() } catch { throw SluiceError(.io, "cannot write: \(error.localizedDescription)", at: SourceLocation(file: path)) }
             var writer: CSVWriter? = nil
             if asCSV {
                 writer = CSVWriter()
                 writer!.writeRecord(t.columns.map(\.name))
             }
-            outputs.append(Output(path: path, handle: h, csv: writer))
+            outputs.append(Output(path: path, handle: h, csv: writer, avro: avro, written: avro?.header.count ?? 0))
         }
         state = State(mapping: mapping, compiled: mapping.compiled(), outputs: outputs)
     }
@@ -78,8 +85,8 @@ public final class MappingSplitter {
 
     /// Splits one file into the parts by one mapping; returns the parts (fsynced).
     public static func split(file: String, mapping: JSONMapping, sourceName: String, outDir: String, ndjsonFor: Set<String> = [],
-                             maxRecordBytes: Int = ReadLimits().maxRecordBytes) throws(SluiceError) -> [Part] {
-        let splitter = try MappingSplitter(mapping: mapping, outDir: outDir, ndjsonFor: ndjsonFor, maxRecordBytes: maxRecordBytes)
+                             avroFor: Set<String> = [], maxRecordBytes: Int = ReadLimits().maxRecordBytes) throws(SluiceError) -> [Part] {
+        let splitter = try MappingSplitter(mapping: mapping, outDir: outDir, ndjsonFor: ndjsonFor, avroFor: avroFor, maxRecordBytes: maxRecordBytes)
         try splitter.add(file: file, sourceName: sourceName)
         return try splitter.finish()
     }
@@ -89,6 +96,8 @@ public final class MappingSplitter {
     /// file as the user knows it (errors and `$source` name it, not a scratch copy).
     public func add(file: String, sourceName: String) throws(SluiceError) {
         guard !closed else { throw SluiceError(.aborted, "the parts are already finished") }
+        // Avro parts can only be cut between blocks: each file starts a new one.
+        for i in state.outputs.indices where state.outputs[i].avro != nil { try state.flush(i) }
         let marks = state.outputs.map { (bytes: $0.written + $0.pending, rows: $0.rows) }
         do {
             var reader: any ByteChunkReader = try FileChunkReader(path: file)
@@ -112,7 +121,7 @@ public final class MappingSplitter {
         closed = true
         return state.mapping.targets.indices.map {
             Part(entity: state.mapping.targets[$0].entity, path: state.outputs[$0].path, rows: state.outputs[$0].rows,
-                 format: state.outputs[$0].csv == nil ? .ndjson : .csv)
+                 format: state.outputs[$0].format)
         }
     }
 }
@@ -173,6 +182,16 @@ extension MappingSplitter.State {
                 }
             }
             outputs[i].csv!.endRecord()
+        } else if outputs[i].avro != nil {
+            for c in 0..<columns {
+                switch compiled.targets[i].kinds[c] {
+                case .element: appendAvro(i, token(elementAnswers[compiled.targets[i].answer[c]]))
+                case .root: appendAvro(i, token(rootAnswers[compiled.targets[i].answer[c]]))
+                case .sourceName: source.withUnsafeBytes { outputs[i].avro!.append($0) }
+                case .line: line.withUnsafeBytes { outputs[i].avro!.append($0) }
+                }
+            }
+            outputs[i].avro!.endRecord()
         } else {
             outputs[i].ndjson.append(UInt8(ascii: "{"))
             for c in 0..<columns {
@@ -199,12 +218,35 @@ extension MappingSplitter.State {
 
     @inline(__always) func token(_ answer: Int) -> Int? { answer < 0 ? nil : answer }
 
+    /// A value as the text ``CSVWriter/writeJSONToken(_:_:scratch:)`` writes for it: null
+    /// and missing as NULL, strings unescaped, numbers and booleans as written, arrays and
+    /// objects as compact JSON.
+    mutating func appendAvro(_ i: Int, _ t: Int?) {
+        guard let t else {
+            outputs[i].avro!.appendNull()
+            return
+        }
+        switch tape.kind(t) {
+        case .null: outputs[i].avro!.appendNull()
+        case .bool, .number: outputs[i].avro!.append(tape.raw(t))
+        case .string: tape.text(t, scratch: &scratch) { outputs[i].avro!.append($0) }
+        case .array, .object:
+            scratch.removeAll(keepingCapacity: true)
+            tape.writeCompact(t, into: &scratch)
+            scratch.withUnsafeBytes { outputs[i].avro!.append($0) }
+        }
+    }
+
     mutating func flush(_ i: Int) throws(SluiceError) {
         do {
             if outputs[i].csv != nil {
                 try outputs[i].csv!.output.withUnsafeBytes { try outputs[i].handle.write(contentsOf: $0) }
                 outputs[i].written += outputs[i].csv!.output.count
                 outputs[i].csv!.reset()
+            } else if outputs[i].avro != nil {
+                let block = outputs[i].avro!.flush()
+                try block.withUnsafeBytes { try outputs[i].handle.write(contentsOf: $0) }
+                outputs[i].written += block.count
             } else {
                 try outputs[i].ndjson.withUnsafeBytes { try outputs[i].handle.write(contentsOf: $0) }
                 outputs[i].written += outputs[i].ndjson.count
@@ -223,10 +265,18 @@ extension MappingSplitter.State {
             outputs[i].rows = marks[i].rows
             if mark >= outputs[i].written {
                 let keep = mark - outputs[i].written
-                if outputs[i].csv != nil { outputs[i].csv!.truncate(to: keep) } else { outputs[i].ndjson.removeSubrange(keep...) }
+                if outputs[i].csv != nil {
+                    outputs[i].csv!.truncate(to: keep)
+                } else if outputs[i].avro != nil {
+                    outputs[i].avro!.dropPending()  // marks are taken between blocks: nothing was pending
+                } else {
+                    outputs[i].ndjson.removeSubrange(keep...)
+                }
                 continue
             }
-            if outputs[i].csv != nil { outputs[i].csv!.reset() } else { outputs[i].ndjson.removeAll(keepingCapacity: true) }
+            outputs[i].csv?.reset()
+            outputs[i].avro?.dropPending()
+            outputs[i].ndjson.removeAll(keepingCapacity: true)
             do {
                 try outputs[i].handle.truncate(atOffset: UInt64(mark))
                 try outputs[i].handle.seekToEnd()

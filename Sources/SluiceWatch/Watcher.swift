@@ -29,6 +29,8 @@ public struct WatchSpec: Sendable, Equatable {
     public var mapping: JSONMapping?
     /// Mapping entities that read CSV in a dialect of their own (their parts are NDJSON).
     public var ndjsonEntities: Set<String> = []
+    /// Mapping entities whose parts are Avro (declared columns, each one a mapping column).
+    public var avroEntities: Set<String> = []
     /// Under a mapping, files are loaded in batches of up to this many files and bytes:
     /// one job per entity for the whole batch.
     public var batchFiles = 64
@@ -292,7 +294,7 @@ public final class Watcher: Sendable {
         let parts: [MappingSplitter.Part]
         do throws(SluiceError) {
             // Every file of the batch goes into the same part files, one per entity.
-            let splitter = try MappingSplitter(mapping: mapping, outDir: dir, ndjsonFor: spec.ndjsonEntities)
+            let splitter = try MappingSplitter(mapping: mapping, outDir: dir, ndjsonFor: spec.ndjsonEntities, avroFor: spec.avroEntities)
             for (i, o) in members.enumerated() {
                 let name = (o.key as NSString).lastPathComponent
                 let path = (dir as NSString).appendingPathComponent("in-\(i)-" + String(name.map { $0.isLetter || $0.isNumber || ".-_".contains($0) ? $0 : "_" }.prefix(100)))

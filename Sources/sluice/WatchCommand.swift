@@ -53,7 +53,22 @@ struct WatchCommand: AsyncParsableCommand {
         spec.maxAttempts = config.worker.maxAttempts
         spec.mapping = config.mappings[entity]
         spec.ndjsonEntities = Set(config.entities.values.filter { $0.csv != CSVDialect() }.map(\.name))
+        spec.avroEntities = Self.avroEntities(spec.mapping, config: config)
         return spec
+    }
+
+    /// The mapping's entities whose parts can be Avro: declared columns, each read from a
+    /// mapping column of exactly its name (Avro binds fields by exact name; an undeclared
+    /// entity infers its types from CSV text, and a near match is CSV's to resolve).
+    static func avroEntities(_ mapping: JSONMapping?, config: SluiceConfig) -> Set<String> {
+        guard let mapping else { return [] }
+        var out: Set<String> = []
+        for t in mapping.targets {
+            guard let e = config.entity(t.entity), !e.schema.columns.isEmpty else { continue }
+            let names = Set(t.columns.map(\.name))
+            if e.schema.columns.allSatisfy({ names.contains($0.sourceField) }) { out.insert(t.entity) }
+        }
+        return out
     }
 
     /// `in-orders` for `s3://landing/in/` into `orders`: stable across runs of the same command.

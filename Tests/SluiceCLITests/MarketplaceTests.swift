@@ -76,6 +76,19 @@ import SluiceTesting
         #expect(try counts(cli) == expected, "\(r.out)")
         let raw = try s3.boto3("print(len(s3.list_objects_v2(Bucket='\(bucket)', Prefix='raw/marketplace/')['Contents']))")
         #expect(raw == "6")
+        // The watcher's parts are Avro, `sluice load`'s are CSV: the same files give the same
+        // rows, value for value (all but the lineage key, which names the object or the path).
+        let local = try self.cli()
+        _ = try Self.generate(["--files", "6", "--max-orders", "60", "--out", local.dir + "/in"])
+        let files = try FileManager.default.contentsOfDirectory(atPath: local.dir + "/in").sorted().map { "in/" + $0 }
+        let loaded = try local.run(["load"] + files + ["--into", "marketplace"])
+        #expect(loaded.status == 0, "\(loaded.err)")
+        for (table, columns) in [("orders", "txt_detl_idt_pedi_pgto, dat_hor_tran, stat_pedi, vlr_totl_pedi, idt_clie, idt_venr, raw_line"),
+                                 ("products", "*"), ("sellers", "*"), ("shipments", "*")] {
+            let query = "SELECT \(columns) FROM \(table) ORDER BY 1, 2"
+            let (watched, viaLoad) = (try cli.sqlite(query), try local.sqlite(query))
+            #expect(watched == viaLoad && !watched.isEmpty, "\(table) differs")
+        }
         // More files later: only those are loaded.
         let more = try Self.generate(["--files", "2", "--first", "6", "--max-orders", "60", "--bucket", bucket, "--endpoint", s3.endpoint, "--seed", "3"], env: s3.env)
         _ = try cli.run(["watch", "s3://\(bucket)/", "--glob", "input/*.json", "--into", "marketplace", "--name", "marketplace",

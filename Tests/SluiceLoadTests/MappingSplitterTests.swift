@@ -89,6 +89,66 @@ import SluiceTesting
         #expect(throws: SluiceError.self) { try MappingSplitter.split(file: notObject, mapping: Self.mapping, sourceName: "y.json", outDir: dir.file("q")) }
     }
 
+    /// A row's fields as the CSV parts hold them (nil: NULL), from the tree mapping.
+    static func fields(_ records: [String], target: Int, source: String) throws -> [[String?]] {
+        var out: [[String?]] = []
+        for (n, text) in records.enumerated() {
+            for case .object(let members) in Self.mapping.rows(try JSONParser.parse(text), line: Int64(n + 1), sourceName: source)[target] {
+                out.append(members.map { m -> String? in
+                    switch m.value {
+                    case .null: nil
+                    case .string(let s): s
+                    case .number(let n): n
+                    case .bool(let b): b ? "true" : "false"
+                    case .array, .object: m.value.text
+                    }
+                })
+            }
+        }
+        return out
+    }
+
+    /// How fastavro reads an Avro part: its field names and rows.
+    static func fastavro(_ path: String) throws -> (columns: [String], rows: [[String?]]) {
+        let doc = try JSONSerialization.jsonObject(with: try Oracle.dump(path)) as? [String: Any] ?? [:]
+        let rows = (doc["rows"] as? [[Any]] ?? []).map { $0.map { $0 as? String } }
+        return (doc["columns"] as? [String] ?? [], rows)
+    }
+
+    @Test func avroPartsHoldTheCSVFieldsAsFastavroReadsThem() throws {
+        let dir = TempDir()
+        let file = dir.write("in.json", Self.records.joined(separator: "\n"))
+        let parts = try MappingSplitter.split(file: file, mapping: Self.mapping, sourceName: "in/x.json", outDir: dir.file("p"), avroFor: ["orders", "items"])
+        #expect(parts.map(\.format) == [.avro, .avro] && parts.map(\.rows) == [4, 5])
+        for (t, part) in parts.enumerated() {
+            let read = try Self.fastavro(part.path)
+            #expect(read.columns == Self.mapping.targets[t].columns.map(\.name))
+            #expect(read.rows == (try Self.fields(Self.records, target: t, source: "in/x.json")))
+        }
+        // A name Avro cannot carry keeps that entity's part in CSV.
+        let odd = JSONMapping(name: "m", targets: [.init(entity: "e", columns: [("has space", .element(["id"]))])])
+        #expect(try MappingSplitter.split(file: file, mapping: odd, sourceName: "x", outDir: dir.file("q"), avroFor: ["e"]).map(\.format) == [.csv])
+    }
+
+    /// The same cut as ``aFailedFileIsCutOutOfTheBatch()`` with Avro parts: whole blocks go.
+    @Test func aFailedFileIsCutOutOfAvroParts() throws {
+        let dir = TempDir()
+        let good1 = dir.write("a.json", "[" + Self.records[0] + "," + Self.records[1] + "]")
+        let many = (0..<30_000).map { #"{"id": "BAD-\#($0)", "note": "padding padding padding padding", "items": [{"sku": "S\#($0)"}]}"# }
+        let bad = dir.write("bad.json", many.joined(separator: "\n") + "\n{\"id\": ")
+        let good2 = dir.write("c.json", Self.records[3])
+        let splitter = try MappingSplitter(mapping: Self.mapping, outDir: dir.file("batch"), avroFor: ["orders", "items"])
+        try splitter.add(file: good1, sourceName: "a.json")
+        #expect(throws: SluiceError.self) { try splitter.add(file: bad, sourceName: "bad.json") }
+        try splitter.add(file: good2, sourceName: "c.json")
+        let parts = try splitter.finish()
+        #expect(parts.map(\.rows) == [3, 5])
+        for (t, part) in parts.enumerated() {
+            let expected = try Self.fields([Self.records[0], Self.records[1]], target: t, source: "a.json") + Self.fields([Self.records[3]], target: t, source: "c.json")
+            #expect(try Self.fastavro(part.path).rows == expected)
+        }
+    }
+
     @Test func ndjsonPartsCarryTheSameValues() throws {
         let dir = TempDir()
         let file = dir.write("in.json", Self.records.joined(separator: "\n"))

@@ -25,18 +25,38 @@ public final class AvroWriter: BatchWriter {
         self.schema = schema
         self.codec = codec
         self.blockBytes = max(1, blockBytes)
-        var g = SystemRandomNumberGenerator()
-        sync = (0..<16).map { _ in UInt8.random(in: 0...255, using: &g) }
+        sync = Self.newSync()
         schemaJSON = Self.schemaJSON(schema, recordName: recordName)
+        try sink.write(Self.header(schemaJSON: schemaJSON, codec: codec, sync: sync))
+    }
+
+    /// 16 random bytes that end every block.
+    static func newSync() -> [UInt8] {
+        var g = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in UInt8.random(in: 0...255, using: &g) }
+    }
+
+    /// A container file's header: magic, the schema and codec, the sync marker.
+    static func header(schemaJSON: String, codec: AvroReader.Codec, sync: [UInt8]) -> [UInt8] {
         var header: [UInt8] = [0x4F, 0x62, 0x6A, 0x01]
-        Self.long(2, into: &header)
+        long(2, into: &header)
         for (k, v) in [("avro.schema", Array(schemaJSON.utf8)), ("avro.codec", Array(codec.rawValue.utf8))] {
-            Self.bytes(Array(k.utf8), into: &header)
-            Self.bytes(v, into: &header)
+            bytes(Array(k.utf8), into: &header)
+            bytes(v, into: &header)
         }
-        Self.long(0, into: &header)
-        header += sync
-        try sink.write(header)
+        long(0, into: &header)
+        return header + sync
+    }
+
+    /// A block: its record count, its size, the records, the sync marker.
+    static func block(count: Int, body: [UInt8], sync: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(body.count + 36)
+        long(Int64(count), into: &out)
+        long(Int64(body.count), into: &out)
+        out += body
+        out += sync
+        return out
     }
 
     static func validName(_ s: String) -> Bool {
@@ -148,12 +168,7 @@ public final class AvroWriter: BatchWriter {
             case .zstandard: try Zstd.compress(b, into: &body)
             }
         }
-        var out: [UInt8] = []
-        Self.long(Int64(blockCount), into: &out)
-        Self.long(Int64(body.count), into: &out)
-        out += body
-        out += sync
-        try sink.write(out)
+        try sink.write(Self.block(count: blockCount, body: body, sync: sync))
         block.removeAll(keepingCapacity: true)
         blockCount = 0
     }
