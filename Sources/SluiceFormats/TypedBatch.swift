@@ -34,16 +34,22 @@ struct TypedBatchConverter {
             return DecodedBatch(batch: batch, rejects: [])
         }
         var rejects: [RowReject] = []
-        for i in 0..<n {
-            let line = firstLine + Int64(i)
-            builder.beginRow(line: line, op: rowOps[i])
-            if let bad = badOps[i] { builder.fail(column: opField, "unknown op '\(SourceLocation.excerpt(bad))' (use I, U or D)") }
-            for c in columns.indices {
-                if let col = columns[c] { builder.setValue(c, from: col, at: i) } else { builder.setNull(c) }
-            }
-            if var r = builder.endRow() {
-                r.fields = columns.map { $0.flatMap { ValueText.render($0, i) } } + (ops.map { [ValueText.render($0, i)] } ?? [])
-                rejects.append(r)
+        // Read in place, not bound per value: `if let col = columns[c]` copied a column (a
+        // retain and release of each of its arrays) for every value.
+        let present = columns.map { $0 != nil }
+        let source = columns.map { $0 ?? Column(type: .text) }
+        source.withUnsafeBufferPointer { source in
+            for i in 0..<n {
+                let line = firstLine + Int64(i)
+                builder.beginRow(line: line, op: rowOps[i])
+                if let bad = badOps[i] { builder.fail(column: opField, "unknown op '\(SourceLocation.excerpt(bad))' (use I, U or D)") }
+                for c in source.indices {
+                    if present[c] { builder.setValue(c, from: source[c], at: i) } else { builder.setNull(c) }
+                }
+                if var r = builder.endRow() {
+                    r.fields = columns.map { $0.flatMap { ValueText.render($0, i) } } + (ops.map { [ValueText.render($0, i)] } ?? [])
+                    rejects.append(r)
+                }
             }
         }
         return DecodedBatch(batch: builder.take(), rejects: rejects)

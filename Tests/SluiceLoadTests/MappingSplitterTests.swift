@@ -149,6 +149,45 @@ import SluiceTesting
         }
     }
 
+    /// An Avro part of strings reads into a typed schema exactly as the same fields in CSV:
+    /// the same values, ops, and rejects with their reasons and fields.
+    @Test func avroTextPartsReadLikeTheSameCSV() throws {
+        let dir = TempDir()
+        let names = ["id", "amount", "day", "doc", "note", "op"]
+        let rows: [[String?]] = [
+            ["1", "10.50", "2026-11-30", #"{"a":1}"#, "plain", nil],
+            ["2", "x", "2026-11-30", nil, "", "U"],       // a bad decimal: rejected
+            ["3", "1.25", nil, "[1,2]", "a, \"quoted\"\nline", "D"],
+            ["4", "2", "2026-02-30", "{", "é", "?"],      // bad date, bad JSON, bad op
+            [nil, "3", "2026-01-01", "null", nil, "i"],    // NULL key: rejected
+        ]
+        var avro = try #require(AvroTextWriter(fieldNames: names))
+        var csv = CSVWriter()
+        csv.writeRecord(names)
+        for r in rows {
+            for v in r { if let v { v.utf8CString.dropLast().withUnsafeBytes { avro.append($0) } } else { avro.appendNull() } }
+            avro.endRecord()
+            csv.writeRecord(r)
+        }
+        let avroPath = dir.file("p.avro"), csvPath = dir.file("p.csv")
+        FileManager.default.createFile(atPath: avroPath, contents: Data(avro.header + avro.flush()))
+        FileManager.default.createFile(atPath: csvPath, contents: Data(csv.output))
+        let schema = TableSchema(columns: [ColumnSchema(name: "id", type: .int64), ColumnSchema(name: "amount", type: .decimal(precision: 8, scale: 2)),
+                                           ColumnSchema(name: "day", type: .date), ColumnSchema(name: "doc", type: .json), ColumnSchema(name: "note", type: .text)],
+                                 primaryKey: ["id"]).normalized()
+        func read(_ path: String, _ format: SourceFormat) throws -> DecodedBatch {
+            let reader = try InputFile.inspect(path: path, format: format).reader(spec: ReadSpec(schema: schema, opField: "op", fileName: path), dialect: CSVDialect())
+            return try #require(try reader.next())
+        }
+        let (a, c) = (try read(avroPath, .avro), try read(csvPath, .csv))
+        #expect(a.batch.count == 2 && a.batch.count == c.batch.count)
+        #expect((0..<a.batch.count).map { a.batch.row($0) } == (0..<c.batch.count).map { c.batch.row($0) })
+        #expect(a.batch.ops == c.batch.ops && a.batch.lines.map { $0 + 1 } == c.batch.lines)
+        #expect(a.rejects.map(\.line) == [2, 4, 5])  // record ordinals (CSV's are physical lines: row 3 spans two)
+        #expect(a.rejects.map(\.message) == c.rejects.map(\.message))
+        #expect(a.rejects.map(\.fields) == c.rejects.map(\.fields))
+    }
+
     @Test func ndjsonPartsCarryTheSameValues() throws {
         let dir = TempDir()
         let file = dir.write("in.json", Self.records.joined(separator: "\n"))

@@ -16,6 +16,15 @@ public final class AvroBatchReader: TypedFileReader {
     /// Per natural column: JSON Sluice renders itself (valid by construction).
     let naturalTrusted: [Bool]
     var converter: TypedBatchConverter
+    /// When every field is a (nullable) string: per field its null branch (-1: not a union),
+    /// read straight into the target's builder like CSV fields, with no column in between.
+    let textNullBranch: [Int64]?
+    /// Per target column, the file field it reads (nil: NULL).
+    let columnField: [Int?]
+    let opField: Int?
+    var builder: BatchBuilder
+    var fieldStart: [Int]
+    var fieldLength: [Int]
     public let sourceFields: [String]
     public let unusedFields: [String]
 
@@ -61,10 +70,24 @@ public final class AvroBatchReader: TypedFileReader {
         let used = Set(natural)
         unusedFields = fields.indices.filter { !used.contains($0) }.map { fields[$0].name }
         converter = TypedBatchConverter(schema: spec.schema, capacity: spec.limits.batchRows)
+        let branches = self.plans.map { p -> Int64? in
+            switch p {
+            case .text: -1
+            case .nullable(let ni, .text): ni
+            default: nil
+            }
+        }
+        textNullBranch = branches.allSatisfy { $0 != nil } ? branches.map { $0 ?? -1 } : nil
+        columnField = columnSource.map { $0.map { natural[$0] } }
+        opField = opSource.map { natural[$0] }
+        builder = BatchBuilder(schema: spec.schema, capacity: textNullBranch == nil ? 0 : spec.limits.batchRows)
+        fieldStart = Array(repeating: -1, count: fields.count)
+        fieldLength = Array(repeating: 0, count: fields.count)
     }
 
     func nextBatch() throws(SluiceError) -> DecodedBatch? {
-        var natural = naturalTypes.map { Column(type: $0, capacity: spec.limits.batchRows) }
+        var natural = textNullBranch != nil ? [] : naturalTypes.map { Column(type: $0, capacity: spec.limits.batchRows) }
+        var rejects: [RowReject] = []
         var n = 0
         let first = nextLine
         while n < spec.limits.batchRows {
@@ -79,16 +102,72 @@ public final class AvroBatchReader: TypedFileReader {
                 continue
             }
             let take = min(blockLeft, spec.limits.batchRows - n)
-            try decode(rows: take, line: first + Int64(n), into: &natural)
+            if let branches = textNullBranch {
+                try decodeText(rows: take, line: first + Int64(n), nullBranch: branches, rejects: &rejects)
+            } else {
+                try decode(rows: take, line: first + Int64(n), into: &natural)
+            }
             blockLeft -= take
             n += take
         }
         if n == 0 { return nil }
         nextLine += Int64(n)
+        if textNullBranch != nil { return DecodedBatch(batch: builder.take(), rejects: rejects) }
         let trusted = naturalTrusted
         let ops = opSource.map { ParquetBatchReader.text(natural[$0]) }
         return converter.convert(columnSource.map { $0.map { natural[$0] } }, trusted: columnSource.map { $0.map { trusted[$0] } ?? false },
                                  ops: ops, count: n, firstLine: first, opField: spec.opField)
+    }
+
+    /// Records of strings, each field found in place and coerced from its text as a CSV
+    /// field would be: the same values, rejects and messages as the general path.
+    func decodeText(rows: Int, line: Int64, nullBranch: [Int64], rejects: inout [RowReject]) throws(SluiceError) {
+        let fileName = spec.fileName, opName = spec.opField
+        try block.withBytes { (b) throws(SluiceError) in
+            var c = AvroCursor(b)
+            c.pos = blockPos
+            var row = 0
+            func text(_ f: Int) -> UnsafeRawBufferPointer? {
+                fieldStart[f] < 0 ? nil : UnsafeRawBufferPointer(rebasing: b[fieldStart[f]..<(fieldStart[f] + fieldLength[f])])
+            }
+            do throws(SluiceError) {
+                while row < rows {
+                    for f in nullBranch.indices {
+                        if nullBranch[f] >= 0 {
+                            let branch = try c.long()
+                            if branch == nullBranch[f] {
+                                fieldStart[f] = -1
+                                continue
+                            }
+                            guard branch == 1 - nullBranch[f] else { throw SluiceError(.malformedFile, "union branch \(branch) of 2") }
+                        }
+                        let n = try c.length()
+                        fieldStart[f] = c.pos
+                        fieldLength[f] = n
+                        c.pos += n
+                    }
+                    var op = RowOp.upsert
+                    var badOp: String? = nil
+                    if let of = opField, let raw = text(of) {
+                        if let o = RowOp.parse(raw) { op = o } else { badOp = String(decoding: raw, as: UTF8.self) }
+                    }
+                    builder.beginRow(line: line + Int64(row), op: op)
+                    if let badOp { builder.fail(column: opName, "unknown op '\(SourceLocation.excerpt(badOp))' (use I, U or D)") }
+                    for (col, f) in columnField.enumerated() {
+                        if let f, let raw = text(f) { builder.setText(col, raw) } else { builder.setNull(col) }
+                    }
+                    if var r = builder.endRow() {
+                        r.fields = columnField.map { $0.flatMap(text).map { String(decoding: $0, as: UTF8.self) } }
+                            + (opField.map { [text($0).map { String(decoding: $0, as: UTF8.self) }] } ?? [])
+                        rejects.append(r)
+                    }
+                    row += 1
+                }
+            } catch {
+                throw SluiceError(error.code, "record \(line + Int64(row)): \(error.message)", at: SourceLocation(file: fileName))
+            }
+            blockPos = c.pos
+        }
     }
 
     func decode(rows: Int, line: Int64, into natural: inout [Column]) throws(SluiceError) {
