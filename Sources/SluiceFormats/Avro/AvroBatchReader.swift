@@ -122,13 +122,21 @@ public final class AvroBatchReader: TypedFileReader {
     /// Records of strings, each field found in place and coerced from its text as a CSV
     /// field would be: the same values, rejects and messages as the general path.
     func decodeText(rows: Int, line: Int64, nullBranch: [Int64], rejects: inout [RowReject]) throws(SluiceError) {
-        let fileName = spec.fileName, opName = spec.opField
+        // The reader's state goes in as inout (one exclusive access for the whole block, not
+        // a checked access per field).
+        try Self.decodeText(block, at: &blockPos, rows: rows, line: line, nullBranch: nullBranch, columnField: columnField, opField: opField,
+                            spec: spec, builder: &builder, starts: &fieldStart, lengths: &fieldLength, rejects: &rejects)
+    }
+
+    static func decodeText(_ block: [UInt8], at blockPos: inout Int, rows: Int, line: Int64, nullBranch: [Int64], columnField: [Int?], opField: Int?,
+                           spec: ReadSpec, builder: inout BatchBuilder, starts: inout [Int], lengths: inout [Int],
+                           rejects: inout [RowReject]) throws(SluiceError) {
         try block.withBytes { (b) throws(SluiceError) in
             var c = AvroCursor(b)
             c.pos = blockPos
             var row = 0
             func text(_ f: Int) -> UnsafeRawBufferPointer? {
-                fieldStart[f] < 0 ? nil : UnsafeRawBufferPointer(rebasing: b[fieldStart[f]..<(fieldStart[f] + fieldLength[f])])
+                starts[f] < 0 ? nil : UnsafeRawBufferPointer(rebasing: b[starts[f]..<(starts[f] + lengths[f])])
             }
             do throws(SluiceError) {
                 while row < rows {
@@ -136,14 +144,14 @@ public final class AvroBatchReader: TypedFileReader {
                         if nullBranch[f] >= 0 {
                             let branch = try c.long()
                             if branch == nullBranch[f] {
-                                fieldStart[f] = -1
+                                starts[f] = -1
                                 continue
                             }
                             guard branch == 1 - nullBranch[f] else { throw SluiceError(.malformedFile, "union branch \(branch) of 2") }
                         }
                         let n = try c.length()
-                        fieldStart[f] = c.pos
-                        fieldLength[f] = n
+                        starts[f] = c.pos
+                        lengths[f] = n
                         c.pos += n
                     }
                     var op = RowOp.upsert
@@ -152,7 +160,7 @@ public final class AvroBatchReader: TypedFileReader {
                         if let o = RowOp.parse(raw) { op = o } else { badOp = String(decoding: raw, as: UTF8.self) }
                     }
                     builder.beginRow(line: line + Int64(row), op: op)
-                    if let badOp { builder.fail(column: opName, "unknown op '\(SourceLocation.excerpt(badOp))' (use I, U or D)") }
+                    if let badOp { builder.fail(column: spec.opField, "unknown op '\(SourceLocation.excerpt(badOp))' (use I, U or D)") }
                     for (col, f) in columnField.enumerated() {
                         if let f, let raw = text(f) { builder.setText(col, raw) } else { builder.setNull(col) }
                     }
@@ -164,7 +172,7 @@ public final class AvroBatchReader: TypedFileReader {
                     row += 1
                 }
             } catch {
-                throw SluiceError(error.code, "record \(line + Int64(row)): \(error.message)", at: SourceLocation(file: fileName))
+                throw SluiceError(error.code, "record \(line + Int64(row)): \(error.message)", at: SourceLocation(file: spec.fileName))
             }
             blockPos = c.pos
         }
