@@ -278,12 +278,16 @@ public final class SQLiteStagedLoad: LoadSink {
         let probe = floor == nil ? try main.prepare(SQLiteSQL.keyExists(table, schema)) : nil
         var binder = SQLiteBinder(types: schema.columns.map(\.type), rows: perStatement)
         defer { binder.deallocate() }
+        // Key lookups and deletes render into scratch of their own: a lookup made while a
+        // statement's rows are being bound must not overwrite what an earlier row rendered.
+        var keyBinder = self.binder
+        defer { self.binder = keyBinder }
         let keyIndices = self.keyIndices, table = self.table, schema = self.schema
         let upserts = order.filter { rows.ops[$0] == .upsert }
         let (existing, deleted) = try SQLiteBinder.withPointers(rows, kinds: binder.kinds) { cols -> Result<(Int64, Int64), SluiceError> in
             var existing: Int64 = 0, deleted: Int64 = 0
             func bindKey(_ st: SQLiteStatement, _ r: Int) {
-                for (p, c) in keyIndices.enumerated() { binder.bind(st, Int32(p + 1), cols[c], column: c, row: r, decimals: rows.columns[c].decimals) }
+                for (p, c) in keyIndices.enumerated() { keyBinder.bind(st, Int32(p + 1), cols[c], column: c, row: r, decimals: rows.columns[c].decimals) }
             }
             do throws(SluiceError) {
                 var at = 0

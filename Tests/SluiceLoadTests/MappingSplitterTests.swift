@@ -48,14 +48,19 @@ import SluiceTesting
         for (p, e) in zip(parts, expected) { #expect(try String(contentsOfFile: p.path, encoding: .utf8) == e) }
     }
 
+    /// Two good files around one that fails after more than a flush's worth of rows.
+    static func cutFixture(_ dir: TempDir) -> (good1: String, bad: String, good2: String) {
+        let many = (0..<30_000).map { #"{"id": "BAD-\#($0)", "note": "padding padding padding padding", "items": [{"sku": "S\#($0)"}]}"# }
+        return (dir.write("a.json", "[" + records[0] + "," + records[1] + "]"),
+                dir.write("bad.json", many.joined(separator: "\n") + "\n{\"id\": "),
+                dir.write("c.json", records[3]))
+    }
+
     /// A file that fails midway (after more than a flush's worth of rows) leaves the parts
     /// exactly as if it had never been added; the batch's other files are all there.
     @Test func aFailedFileIsCutOutOfTheBatch() throws {
         let dir = TempDir()
-        let good1 = dir.write("a.json", "[" + Self.records[0] + "," + Self.records[1] + "]")
-        let many = (0..<30_000).map { #"{"id": "BAD-\#($0)", "note": "padding padding padding padding", "items": [{"sku": "S\#($0)"}]}"# }
-        let bad = dir.write("bad.json", many.joined(separator: "\n") + "\n{\"id\": ")
-        let good2 = dir.write("c.json", Self.records[3])
+        let (good1, bad, good2) = Self.cutFixture(dir)
         let splitter = try MappingSplitter(mapping: Self.mapping, outDir: dir.file("batch"))
         try splitter.add(file: good1, sourceName: "a.json")
         #expect(throws: SluiceError.self) { try splitter.add(file: bad, sourceName: "bad.json") }
@@ -133,10 +138,7 @@ import SluiceTesting
     /// The same cut as ``aFailedFileIsCutOutOfTheBatch()`` with Avro parts: whole blocks go.
     @Test func aFailedFileIsCutOutOfAvroParts() throws {
         let dir = TempDir()
-        let good1 = dir.write("a.json", "[" + Self.records[0] + "," + Self.records[1] + "]")
-        let many = (0..<30_000).map { #"{"id": "BAD-\#($0)", "note": "padding padding padding padding", "items": [{"sku": "S\#($0)"}]}"# }
-        let bad = dir.write("bad.json", many.joined(separator: "\n") + "\n{\"id\": ")
-        let good2 = dir.write("c.json", Self.records[3])
+        let (good1, bad, good2) = Self.cutFixture(dir)
         let splitter = try MappingSplitter(mapping: Self.mapping, outDir: dir.file("batch"), avroFor: ["orders", "items"])
         try splitter.add(file: good1, sourceName: "a.json")
         #expect(throws: SluiceError.self) { try splitter.add(file: bad, sourceName: "bad.json") }

@@ -65,13 +65,14 @@ import SluiceTesting
 
     /// Every table shape the counts are found differently for: rowid tables (text key,
     /// composite key with a decimal, key columns only), the key as the rowid (INTEGER
-    /// PRIMARY KEY), and a WITHOUT ROWID table made by the user.
-    @Test(arguments: ["text", "int", "composite", "keyonly", "withoutrowid"])
+    /// PRIMARY KEY), and WITHOUT ROWID tables made by the user (keys looked up one by one,
+    /// a decimal key rendered for both the lookup and the write).
+    @Test(arguments: ["text", "int", "composite", "keyonly", "withoutrowid", "composite-withoutrowid"])
     func memoryAndStageMergesAgree(_ shape: String) async throws {
         let keyType: ColumnType = shape == "int" ? .int64 : .text
         var columns = [ColumnSchema(name: "k", type: keyType, nullable: false)]
         var key = ["k"]
-        if shape == "composite" {
+        if shape.hasPrefix("composite") {
             columns += [ColumnSchema(name: "k2", type: .int64, nullable: false), ColumnSchema(name: "d", type: .decimal(precision: 6, scale: 1), nullable: false)]
             key += ["k2", "d"]
         }
@@ -84,6 +85,10 @@ import SluiceTesting
             let path = dir.file("t.db")
             if shape == "withoutrowid" {
                 try SQLiteConnection(path: path).execute("CREATE TABLE t (k TEXT NOT NULL PRIMARY KEY, a TEXT, b TEXT) STRICT, WITHOUT ROWID")
+            }
+            if shape == "composite-withoutrowid" {
+                let create = "CREATE TABLE t (k TEXT NOT NULL, k2 INTEGER NOT NULL, d TEXT NOT NULL, a TEXT, b TEXT, PRIMARY KEY (k, k2, d)) STRICT, WITHOUT ROWID"
+                try SQLiteConnection(path: path).execute(create)
             }
             // A first load fills the table (new keys only), then a second one updates, inserts and deletes.
             let first = try await Self.merge(path, dir, "t", schema, Self.batches(schema, seed: 1, rows: 300, keys: 150, deletes: false), inMemory: inMemory)
