@@ -145,7 +145,8 @@ public final class Watcher: Sendable {
         var report = WatchPollReport()
         report.listed = listing.count
         report.deferred = plan.deferred
-        // One transaction each, not one per file: a thousand new files took half a second.
+        // One transaction each, not one per file: with a thousand new files the one-row
+        // transactions held the first fetch back by about 0.16 s (0.52 s to 0.36 s).
         try await driver.recordWatchedFiles(plan.firstSeen.map { watched($0, .seen, firstSeen: start) })
         report.seen = plan.firstSeen.count
         try await driver.recordWatchedFiles(plan.ignore.map { watched($0.0, .ignored, firstSeen: start, error: $0.1) })
