@@ -43,6 +43,9 @@ public struct JobSpec: Sendable, Codable, Hashable {
     public var schema: TableSchema?
     /// For a job of a pipeline run over the queue: which stage of which run, on what input.
     public var stage: StageSpec?
+    /// The uploaded file is a copy kept nowhere else by intent (a watcher's fetch or split
+    /// parts; the original stays in its source and raw layer): removed once loaded.
+    public var removeSource: Bool?
 
     public init(source: String, format: SourceFormat? = nil, mode: WriteMode? = nil, atomic: Bool = false,
                 maxRejects: Int64? = nil, force: Bool = false, fileName: String? = nil, chunkBytes: Int64? = nil) {
@@ -58,7 +61,7 @@ public struct JobSpec: Sendable, Codable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case source, format, mode, atomic, force, parent, chunk, schema, stage
-        case maxRejects = "max_rejects", fileName = "file_name", chunkBytes = "chunk_bytes"
+        case maxRejects = "max_rejects", fileName = "file_name", chunkBytes = "chunk_bytes", removeSource = "remove_source"
     }
 }
 

@@ -257,7 +257,8 @@ public final class Watcher: Sendable {
         do throws(SluiceError) {
             let (info, hash) = try await fetch(o, to: path, now: now)
             let sha = hash ?? ""
-            let jobSpec = JobSpec(source: "upload:\(id)", format: spec.format, mode: spec.mode, fileName: name)
+            var jobSpec = JobSpec(source: "upload:\(id)", format: spec.format, mode: spec.mode, fileName: name)
+            jobSpec.removeSource = true  // the object stays in its source (and the raw layer)
             try await driver.insertUpload(Upload(id: id, path: path, size: info.size, sha256: sha, originalName: name, createdAt: now))
             let inserted = try await driver.insertJob(JobInsertParams(entity: spec.entity, spec: jobSpec, maxAttempts: spec.maxAttempts,
                                                                       idempotencyKey: "watch-\(Self.digest("\(spec.name)\n\(o.key)\n\(o.etag)"))", now: now))
@@ -333,7 +334,8 @@ public final class Watcher: Sendable {
                 let (sha, size) = try Download.sha256(ofFile: part.path)
                 let uploadID = "\(id)-\(t)"
                 try await driver.insertUpload(Upload(id: uploadID, path: part.path, size: size, sha256: sha, originalName: "\(spec.name)-batch.\(target.entity)", createdAt: now))
-                let jobSpec = JobSpec(source: "upload:\(uploadID)", format: part.format, mode: spec.mode, fileName: "\(good.count) files")
+                var jobSpec = JobSpec(source: "upload:\(uploadID)", format: part.format, mode: spec.mode, fileName: "\(good.count) files")
+                jobSpec.removeSource = true  // derived from the batch's objects, which stay
                 let inserted = try await driver.insertJob(JobInsertParams(entity: target.entity, spec: jobSpec, maxAttempts: spec.maxAttempts,
                                                                           idempotencyKey: "watch-\(key)-\(t)", now: now))
                 if inserted.existing { try? FileManager.default.removeItem(atPath: part.path) }  // another watcher got there first

@@ -123,13 +123,16 @@ public struct JobExecutor: Sendable {
         switch outcome {
         case .loaded:
             log.info("job complete", metadata: ["job": "\(job.id)", "entity": "\(job.entity)"])
+            await fetcher.removeScratchUpload(of: job)
         case .completed(let result):
             if (try? await driver.completeJob(JobCompleteParams(id: job.id, token: job.leaseToken, result: result, now: now()))) != true {
                 log.notice("stage job finished after losing its lease; its hand-offs stand, another attempt finds them done", metadata: ["job": "\(job.id)"])
             }
         case .duplicate(let prior, let sha):
             let result = JobResult(stats: LoadStats(), duplicateOf: prior, sha256: sha)
-            _ = try? await driver.completeJob(JobCompleteParams(id: job.id, token: job.leaseToken, result: result, now: now()))
+            if (try? await driver.completeJob(JobCompleteParams(id: job.id, token: job.leaseToken, result: result, now: now()))) == true {
+                await fetcher.removeScratchUpload(of: job)
+            }
         case .failed(let error, let result):
             if !lease.held || error.code == .aborted {
                 // Cancelled, or rescued by another worker: the job is not ours to record.

@@ -33,6 +33,22 @@ public struct SourceFetcher: Sendable {
         self.driver = driver
     }
 
+    /// Removes the uploaded file of a finished job that asked for it (``JobSpec/removeSource``),
+    /// and its folder when that is a batch folder left empty. Best effort: what stays is disk
+    /// space, not state.
+    func removeScratchUpload(of job: Job) async {
+        guard job.spec.removeSource == true, job.spec.parent == nil, case .upload(let id)? = try? policy.validate(job.spec.source),
+              let u = try? await driver.upload(id: id) else { return }
+        let root = (policy.uploadDir as NSString).standardizingPath
+        let path = (u.path as NSString).standardizingPath
+        guard path.hasPrefix(root + "/"), !u.path.contains("/../") else { return }
+        try? FileManager.default.removeItem(atPath: path)
+        let folder = (path as NSString).deletingLastPathComponent
+        if folder != root, (try? FileManager.default.contentsOfDirectory(atPath: folder))?.isEmpty == true {
+            try? FileManager.default.removeItem(atPath: folder)
+        }
+    }
+
     public func fetch(_ source: String, into dir: String) async throws(SluiceError) -> LocalSource {
         switch try policy.validate(source) {
         case .upload(let id):

@@ -2,6 +2,17 @@ import Testing
 import Foundation
 import SluiceTesting
 
+/// The files (not folders) under `folder`, recursively; none when it does not exist.
+func filesUnder(_ folder: String) throws -> [String] {
+    guard let e = FileManager.default.enumerator(atPath: folder) else { return [] }
+    var out: [String] = []
+    while let p = e.nextObject() as? String {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: folder + "/" + p, isDirectory: &isDir), !isDir.boolValue { out.append(p) }
+    }
+    return out
+}
+
 /// Runs the real `sluice` binary (built next to this test bundle) in a scratch folder.
 struct CLI {
     let dir: String

@@ -76,6 +76,8 @@ import SluiceTesting
         #expect(try counts(cli) == expected, "\(r.out)")
         let raw = try s3.boto3("print(len(s3.list_objects_v2(Bucket='\(bucket)', Prefix='raw/marketplace/')['Contents']))")
         #expect(raw == "6")
+        // The batch's parts went once loaded: the objects stay in the bucket and its raw layer.
+        #expect(try filesUnder(cli.dir + "/.sluice/uploads").isEmpty)
         // The watcher's parts are Avro, `sluice load`'s are CSV: the same files give the same
         // rows, value for value (all but the lineage key, which names the object or the path).
         let local = try self.cli()

@@ -96,6 +96,7 @@ final class S3Server: @unchecked Sendable {
         r = try cli.run(args)
         #expect(try cli.json(r.out)["loaded"] as? Int == 2, "\(r.out) \(r.err)")
         #expect(try count(cli, "SELECT count(*) FROM people") == 3)
+        #expect(try filesUnder(cli.dir + "/.sluice/uploads").isEmpty)  // fetched copies go once loaded
         let day = ISO8601DateFormatter.string(from: Date(), timeZone: TimeZone(identifier: "UTC")!, formatOptions: [.withFullDate]).split(separator: "-").joined(separator: "/")
         #expect(try String(contentsOfFile: cli.dir + "/raw/in-people/\(day)/a.csv", encoding: .utf8) == "id,name\n1,a\n2,b\n")
         // Nothing new: nothing loaded again.
