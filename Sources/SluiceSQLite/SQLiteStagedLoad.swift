@@ -48,9 +48,25 @@ public final class SQLiteStagedLoad: LoadSink {
     var stage: Stage?
     /// A merge's rows while they fit in memory, in the order they came, with their keys.
     struct MemoryRows {
-        var rows: RecordBatch?
+        var rows: RecordBatch
         var keys: KeyedRows
-        var bytes = 0
+
+        init(_ schema: TableSchema) {
+            rows = RecordBatch(fields: schema.fields)
+            keys = KeyedRows(keyColumns: schema.keyIndices)
+        }
+
+        mutating func add(_ batch: RecordBatch) {
+            keys.append(batch, rows: 0..<batch.count)
+            for c in batch.columns.indices { rows.columns[c].append(from: batch.columns[c], range: 0..<batch.count) }
+            rows.lines += batch.lines
+            rows.ops += batch.ops
+        }
+
+        /// About what the rows and keys take (values, offsets, validity, lines and ops).
+        var bytes: Int {
+            keys.byteCount + rows.count * 9 + rows.columns.reduce(0) { $0 + $1.data.count + $1.count * 9 + $1.decimals.count * 16 }
+        }
     }
     var memory: MemoryRows?
     /// Bytes of rows a merge keeps in memory before it moves them to the stage file.
@@ -87,7 +103,7 @@ public final class SQLiteStagedLoad: LoadSink {
         self.binder = SQLiteBinder(types: schema.columns.map(\.type))
         try? FileManager.default.removeItem(atPath: stagePath)  // a leftover from a killed attempt
         if mode == .merge && KeyedRows.supports(keyIndices.map { schema.columns[$0].type }) {
-            memory = MemoryRows(keys: KeyedRows(keyColumns: keyIndices))
+            memory = MemoryRows(schema)
         } else {
             stage = try Self.openStage(stagePath, schema, mode: mode)
         }
@@ -125,24 +141,16 @@ public final class SQLiteStagedLoad: LoadSink {
         guard open else { throw SluiceError(.aborted, "the load is already finished") }
         if batch.isEmpty { return [] }
         if batch.ops.contains(.delete) { deletes = true }
-        guard memory != nil else { return try stageBatch(batch) }
-        memory!.keys.append(batch, rows: 0..<batch.count)
-        if memory!.rows == nil {
-            memory!.rows = batch
-        } else {
-            for c in batch.columns.indices { memory!.rows!.columns[c].append(from: batch.columns[c], range: 0..<batch.count) }
-            memory!.rows!.lines += batch.lines
-            memory!.rows!.ops += batch.ops
+        guard var held = memory else { return try stageBatch(batch) }
+        memory = nil  // held alone while it grows (no copy of its buffers)
+        held.add(batch)
+        guard held.bytes > memoryBudget else {
+            memory = held
+            return []
         }
-        memory!.bytes = memory!.keys.byteCount + memory!.rows!.count * 9
-            + memory!.rows!.columns.reduce(0) { $0 + $1.data.count + $1.count * 9 + $1.decimals.count * 16 }
-        if memory!.bytes > memoryBudget {
-            // Too big to hold: the rows so far go to the stage file, and so do the next ones.
-            let rows = memory!.rows!
-            memory = nil
-            stage = try Self.openStage(stagePath, schema, mode: mode)
-            _ = try stageBatch(rows)
-        }
+        // Too big to hold: the rows so far go to the stage file, and so do the next ones.
+        stage = try Self.openStage(stagePath, schema, mode: mode)
+        _ = try stageBatch(held.rows)
         return []
     }
 
@@ -267,10 +275,10 @@ public final class SQLiteStagedLoad: LoadSink {
     /// looking each key up before writing it.
     /// `order`: the rows to write (``KeyedRows/lastPerKey()``).
     func applyMemory(_ order: [Int], on main: SQLiteConnection) throws(SluiceError) -> SinkCounts {
-        guard let rows = memory?.rows else { return SinkCounts() }
+        guard let rows = memory?.rows, !rows.isEmpty else { return SinkCounts() }
         let floor = try Self.rowidFloor(main, table)
-        // Several rows per statement: one statement per row spent about a tenth of the
-        // merge starting and ending statements.
+        // Several rows per statement: with one statement per row, ending statements
+        // (sqlite3VdbeHalt) alone took 0.81 of the merge's 5.19 percent of a watch run's samples.
         let width = schema.columns.count
         let perStatement = max(1, min(Self.rowsPerStatement, 32_000 / max(1, width)))
         let upsertFull = try main.prepare(SQLiteSQL.upsertRows(table, schema, rows: perStatement))

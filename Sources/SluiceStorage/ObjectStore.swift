@@ -37,7 +37,7 @@ public protocol ObjectStore: Sendable {
     func get(_ key: String, range: Range<Int64>?, ifMatch: String?) async throws(SluiceError) -> [UInt8]
     /// Streams an object into a local file (fsynced); fails with `.aborted` if the object
     /// changed (`ifMatch`) or changes while it is read. Returns what was read and, when
-    /// `hashing`, its SHA-256 (a watch batch has no use for it: 3% of a run's CPU).
+    /// `hashing`, its SHA-256 (a watch batch has no use for it: 1.3% of a watch run's CPU).
     func download(_ key: String, to path: String, ifMatch: String?, hashing: Bool) async throws(SluiceError) -> (info: ObjectInfo, sha256: String?)
     /// Writes an object from bytes. Returns its etag.
     @discardableResult

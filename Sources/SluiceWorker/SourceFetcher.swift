@@ -38,25 +38,26 @@ public struct SourceFetcher: Sendable {
     /// space, not state.
     func removeScratchUpload(of job: Job) async {
         guard job.spec.removeSource == true, job.spec.parent == nil, case .upload(let id)? = try? policy.validate(job.spec.source),
-              let u = try? await driver.upload(id: id) else { return }
-        let root = (policy.uploadDir as NSString).standardizingPath
-        let path = (u.path as NSString).standardizingPath
-        guard path.hasPrefix(root + "/"), !u.path.contains("/../") else { return }
+              let u = try? await driver.upload(id: id), let path = inUploadFolder(u) else { return }
         try? FileManager.default.removeItem(atPath: path)
         let folder = (path as NSString).deletingLastPathComponent
-        if folder != root, (try? FileManager.default.contentsOfDirectory(atPath: folder))?.isEmpty == true {
+        if folder != (policy.uploadDir as NSString).standardizingPath, (try? FileManager.default.contentsOfDirectory(atPath: folder))?.isEmpty == true {
             try? FileManager.default.removeItem(atPath: folder)
         }
+    }
+
+    /// The upload's path when it lies inside the upload folder (nil: a record pointing elsewhere).
+    func inUploadFolder(_ u: Upload) -> String? {
+        let root = (policy.uploadDir as NSString).standardizingPath
+        let path = (u.path as NSString).standardizingPath
+        return path.hasPrefix(root + "/") && !u.path.contains("/../") ? path : nil
     }
 
     public func fetch(_ source: String, into dir: String) async throws(SluiceError) -> LocalSource {
         switch try policy.validate(source) {
         case .upload(let id):
             guard let u = try await driver.upload(id: id) else { throw SluiceError(.notFound, "upload '\(id)' does not exist") }
-            let root = (policy.uploadDir as NSString).standardizingPath
-            guard (u.path as NSString).standardizingPath.hasPrefix(root + "/"), !u.path.contains("/../") else {
-                throw SluiceError(.refused, "upload '\(id)' is not in the upload folder")
-            }
+            guard inUploadFolder(u) != nil else { throw SluiceError(.refused, "upload '\(id)' is not in the upload folder") }
             return LocalSource(path: u.path, sha256: u.sha256, size: u.size, temporary: false)
         case .file(let path):
             let real = try policy.checkRealPath(path)

@@ -69,7 +69,6 @@ public final class AvroBatchReader: TypedFileReader {
         }
         let used = Set(natural)
         unusedFields = fields.indices.filter { !used.contains($0) }.map { fields[$0].name }
-        converter = TypedBatchConverter(schema: spec.schema, capacity: spec.limits.batchRows)
         let branches = self.plans.map { p -> Int64? in
             switch p {
             case .text: -1
@@ -80,6 +79,8 @@ public final class AvroBatchReader: TypedFileReader {
         textNullBranch = branches.allSatisfy { $0 != nil } ? branches.map { $0 ?? -1 } : nil
         columnField = columnSource.map { $0.map { natural[$0] } }
         opField = opSource.map { natural[$0] }
+        // Only the path this file takes reserves a batch's room.
+        converter = TypedBatchConverter(schema: spec.schema, capacity: textNullBranch == nil ? spec.limits.batchRows : 0)
         builder = BatchBuilder(schema: spec.schema, capacity: textNullBranch == nil ? 0 : spec.limits.batchRows)
         fieldStart = Array(repeating: -1, count: fields.count)
         fieldLength = Array(repeating: 0, count: fields.count)
