@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Fuzz the Parquet and Avro readers for a bounded time.
-#   scripts/fuzz.sh [seconds-per-reader=300] [parquet|avro|both]
+# Fuzz the Parquet and Avro readers and the pipeline steps (expressions over extreme values)
+# for a bounded time.
+#   scripts/fuzz.sh [seconds-per-target=300] [parquet|avro|steps|all]
 # Uses libFuzzer (swiftc -sanitize=fuzzer, with the address sanitizer) in its own build
-# folder; inputs it finds worth keeping go to .build/fuzz-corpus/<reader>, crashes and
+# folder; inputs it finds worth keeping go to .build/fuzz-corpus/<target>, crashes and
 # timeouts to .build/fuzz-artifacts/. The committed seed corpus is
-# Tests/SluiceFormatsTests/Fixtures/corpus/<reader>. Set SEEDED=1 to run the plain
+# Tests/SluiceFormatsTests/Fixtures/corpus/<target>. Set SEEDED=1 to run the plain
 # seeded random-mutation loop instead (no sanitizer build needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-300}"
-which="${2:-both}"
-targets=(parquet avro)
-[ "$which" = both ] || targets=("$which")
+which="${2:-all}"
+targets=(parquet avro steps)
+[ "$which" = all ] || targets=("$which")
 seeds=Tests/SluiceFormatsTests/Fixtures/corpus
 
 if [ "${SEEDED:-0}" = 1 ]; then

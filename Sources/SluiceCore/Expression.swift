@@ -12,6 +12,19 @@ public indirect enum Expr: Sendable, Equatable {
     case call(String, [Expr])
 }
 
+extension Expr {
+    /// How many levels the tree has (a literal or a field is 1).
+    public var depth: Int {
+        switch self {
+        case .literal, .field: 1
+        case .unary(_, let x), .isNull(let x, _): 1 + x.depth
+        case .binary(_, let l, let r): 1 + max(l.depth, r.depth)
+        case .inList(let x, let items): 1 + max(x.depth, items.map(\.depth).max() ?? 0)
+        case .call(_, let args): 1 + (args.map(\.depth).max() ?? 0)
+        }
+    }
+}
+
 /// A value while evaluating: null, bool, integer, float or text.
 public enum EValue: Sendable, Equatable, Hashable {
     case null, bool(Bool), int(Int64), double(Double), text(String)
@@ -145,17 +158,31 @@ public enum ExprParser {
         return out
     }
 
+    /// Limits that keep parsing and evaluation to a small, fixed stack: tokens in one
+    /// expression, and how deeply its parts may nest.
+    static let maxTokens = 4_096, maxDepth = 128
+
     /// Parses one expression.
     public static func parse(_ text: String) throws(ExprError) -> Expr {
-        var p = Parser(tokens: try tokens(text))
+        let tokens = try tokens(text)
+        guard tokens.count <= maxTokens else { throw ExprError(message: "the expression is longer than \(maxTokens) tokens", offset: 0) }
+        var p = Parser(tokens: tokens)
         let e = try p.or()
         guard case .end = p.peek else { throw ExprError(message: "unexpected \(p.describe(p.peek)) after the expression", offset: p.offset) }
+        guard e.depth <= maxDepth else { throw ExprError(message: "the expression nests deeper than \(maxDepth) levels", offset: 0) }
         return e
     }
 
     struct Parser {
         var tokens: [(Token, Int)]
         var at = 0
+        /// Open parentheses, unary operators and calls around the current token.
+        var nesting = 0
+
+        mutating func nest() throws(ExprError) {
+            nesting += 1
+            if nesting > ExprParser.maxDepth { throw ExprError(message: "the expression nests deeper than \(ExprParser.maxDepth) levels", offset: offset) }
+        }
         var peek: Token { tokens[at].0 }
         var offset: Int { tokens[at].1 }
 
@@ -192,7 +219,12 @@ public enum ExprParser {
         }
 
         mutating func not() throws(ExprError) -> Expr {
-            if isKeyword(peek, "not") { at += 1; return .unary("not", try not()) }
+            if isKeyword(peek, "not") {
+                at += 1
+                try nest()
+                defer { nesting -= 1 }
+                return .unary("not", try not())
+            }
             return try comparison()
         }
 
@@ -237,12 +269,19 @@ public enum ExprParser {
         }
 
         mutating func unary() throws(ExprError) -> Expr {
-            if case .op("-") = peek { at += 1; return .unary("-", try unary()) }
+            if case .op("-") = peek {
+                at += 1
+                try nest()
+                defer { nesting -= 1 }
+                return .unary("-", try unary())
+            }
             return try primary()
         }
 
         mutating func primary() throws(ExprError) -> Expr {
             let start = offset
+            try nest()
+            defer { nesting -= 1 }
             switch next() {
             case .number(let n):
                 if let i = Int64(n) { return .literal(.int(i)) }
@@ -414,36 +453,52 @@ public enum ExprChecker {
     }
 }
 
-/// Evaluates an expression over one row.
+/// Why a value could not be computed (an integer that overflows int64, a float that does not
+/// convert): the row is rejected with this reason. Division by zero is not an error (null, as in SQL).
+public struct ExprFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+
+    static func overflow(_ what: String) -> ExprFailure { ExprFailure("\(what) does not fit in int64") }
+}
+
+/// Evaluates an expression over one row. Every operation is checked: a result that does not
+/// fit throws ``ExprFailure`` (the caller rejects the row), it never traps.
 public enum ExprEvaluator {
-    public static func eval(_ e: Expr, _ row: [String: EValue]) -> EValue {
+    public static func eval(_ e: Expr, _ row: [String: EValue]) throws(ExprFailure) -> EValue {
         switch e {
         case .literal(let v): return v
         case .field(let name): return row[name] ?? .null
         case .unary(let op, let x):
-            let v = eval(x, row)
+            let v = try eval(x, row)
             if op == "not" { if case .bool(let b) = v { return .bool(!b) }; return .null }
             switch v {
-            case .int(let i): return .int(-i)
+            case .int(let i):
+                let (r, o) = Int64(0).subtractingReportingOverflow(i)
+                if o { throw .overflow("-(\(i))") }
+                return .int(r)
             default: return v.number.map { .double(-$0) } ?? .null
             }
         case .isNull(let x, let negated):
-            let isNull = eval(x, row) == .null
+            let isNull = try eval(x, row) == .null
             return .bool(negated ? !isNull : isNull)
         case .inList(let x, let items):
-            let v = eval(x, row)
+            let v = try eval(x, row)
             if v == .null { return .null }
-            return .bool(items.contains { compare(v, eval($0, row)) == 0 })
+            for item in items where compare(v, try eval(item, row)) == 0 { return .bool(true) }
+            return .bool(false)
         case .binary(let op, let l, let r):
+            let a = try eval(l, row)
             if op == "and" || op == "or" {
-                let a = eval(l, row), b = eval(r, row)
                 let isAnd = op == "and"
                 if case .bool(let x) = a, x != isAnd { return .bool(x) }  // false and …, true or …
+                let b = try eval(r, row)
                 if case .bool(let y) = b, y != isAnd { return .bool(y) }
                 if a == .null || b == .null { return .null }
                 return .bool(isAnd)
             }
-            let a = eval(l, row), b = eval(r, row)
+            let b = try eval(r, row)
             if a == .null || b == .null { return .null }
             switch op {
             case "||": return .text((a.text ?? "") + (b.text ?? ""))
@@ -453,15 +508,18 @@ public enum ExprEvaluator {
             case "<=": return compare(a, b).map { .bool($0 <= 0) } ?? .null
             case ">": return compare(a, b).map { .bool($0 > 0) } ?? .null
             case ">=": return compare(a, b).map { .bool($0 >= 0) } ?? .null
-            default: return arithmetic(op, a, b)
+            default: return try arithmetic(op, a, b)
             }
         case .call(let name, let args):
-            return call(name, args.map { eval($0, row) })
+            var values: [EValue] = []
+            values.reserveCapacity(args.count)
+            for a in args { values.append(try eval(a, row)) }
+            return try call(name, values)
         }
     }
 
     /// Is a condition met (null counts as not met).
-    public static func isTrue(_ e: Expr, _ row: [String: EValue]) -> Bool { eval(e, row) == .bool(true) }
+    public static func isTrue(_ e: Expr, _ row: [String: EValue]) throws(ExprFailure) -> Bool { try eval(e, row) == .bool(true) }
 
     static func compare(_ a: EValue, _ b: EValue) -> Int? {
         switch (a, b) {
@@ -473,15 +531,22 @@ public enum ExprEvaluator {
         }
     }
 
-    static func arithmetic(_ op: String, _ a: EValue, _ b: EValue) -> EValue {
-        if op != "/", let x = a.integer, let y = b.integer, case .int = a, case .int = b {
+    /// `+ - * / %`: integers stay integers (an overflow is an error, as in PostgreSQL), `/` and
+    /// anything with a float is float; a zero divisor gives null.
+    static func arithmetic(_ op: String, _ a: EValue, _ b: EValue) throws(ExprFailure) -> EValue {
+        if op != "/", case .int(let x) = a, case .int(let y) = b {
+            let r: (partialValue: Int64, overflow: Bool)
             switch op {
-            case "+": let (r, o) = x.addingReportingOverflow(y); return o ? .double(Double(x) + Double(y)) : .int(r)
-            case "-": let (r, o) = x.subtractingReportingOverflow(y); return o ? .double(Double(x) - Double(y)) : .int(r)
-            case "*": let (r, o) = x.multipliedReportingOverflow(by: y); return o ? .double(Double(x) * Double(y)) : .int(r)
-            case "%": return y == 0 ? .null : .int(x % y)
-            default: break
+            case "+": r = x.addingReportingOverflow(y)
+            case "-": r = x.subtractingReportingOverflow(y)
+            case "*": r = x.multipliedReportingOverflow(by: y)
+            case "%":
+                if y == 0 { return .null }
+                r = y == -1 ? (0, false) : x.remainderReportingOverflow(dividingBy: y)  // Int64.min % -1 is 0
+            default: return .null
             }
+            if r.overflow { throw .overflow("\(x) \(op) \(y)") }
+            return .int(r.partialValue)
         }
         guard let x = a.number, let y = b.number else { return .null }
         switch op {
@@ -494,43 +559,54 @@ public enum ExprEvaluator {
         }
     }
 
-    static func call(_ name: String, _ a: [EValue]) -> EValue {
+    static func call(_ name: String, _ a: [EValue]) throws(ExprFailure) -> EValue {
+        // The checker fixed the argument counts; a call that slipped past it is null, not a trap.
         switch name {
         case "coalesce": return a.first { $0 != .null } ?? .null
         case "concat": return .text(a.compactMap(\.text).joined())
-        case "if": return a[0] == .bool(true) ? a[1] : a[2]
+        case "if": return a.count == 3 ? (a[0] == .bool(true) ? a[1] : a[2]) : .null
         default: break
         }
         if a.contains(.null) { return .null }
+        func text(_ i: Int) -> String { i < a.count ? a[i].text ?? "" : "" }
+        guard let first = a.first else { return .null }
         switch name {
-        case "lower": return .text(a[0].text!.lowercased())
-        case "upper": return .text(a[0].text!.uppercased())
-        case "trim": return .text(EValue.trim(a[0].text!))
-        case "length": return .int(Int64(a[0].text!.count))
+        case "lower": return .text(text(0).lowercased())
+        case "upper": return .text(text(0).uppercased())
+        case "trim": return .text(EValue.trim(text(0)))
+        case "length": return .int(Int64(text(0).count))
         case "substr":
-            let s = Array(a[0].text!)
-            guard let from = a[1].integer else { return .null }
-            let start = max(0, Int(from) - 1)  // 1-based, as in SQL
-            let count = a.count > 2 ? (a[2].integer.map { max(0, Int($0)) } ?? 0) : s.count
+            guard a.count >= 2, let from = a[1].integer else { return .null }
+            let s = Array(text(0))
+            // 1-based, as in SQL; clamped so that extreme arguments cannot overflow.
+            let start = from <= 1 ? 0 : Int(min(from - 1, Int64(s.count)))
+            let count = a.count > 2 ? Int(max(0, min(a[2].integer ?? 0, Int64(s.count)))) : s.count
             guard start < s.count else { return .text("") }
             return .text(String(s[start..<min(s.count, start + count)]))
-        case "replace": return .text(EValue.replace(a[0].text!, a[1].text!, a[2].text!))
-        case "starts_with": return .bool(a[0].text!.hasPrefix(a[1].text!))
-        case "ends_with": return .bool(a[0].text!.hasSuffix(a[1].text!))
-        case "contains": return .bool(a[0].text!.contains(a[1].text!))
+        case "replace": return .text(EValue.replace(text(0), text(1), text(2)))
+        case "starts_with": return .bool(text(0).hasPrefix(text(1)))
+        case "ends_with": return .bool(text(0).hasSuffix(text(1)))
+        case "contains": return .bool(text(0).contains(text(1)))
         case "abs":
-            if case .int(let i) = a[0], i != .min { return .int(abs(i)) }
-            return a[0].number.map { .double(abs($0)) } ?? .null
+            if case .int(let i) = first {
+                guard i != .min else { throw .overflow("abs(\(i))") }
+                return .int(abs(i))
+            }
+            return first.number.map { .double(abs($0)) } ?? .null
         case "round":
-            guard let x = a[0].number else { return .null }
-            if a.count == 1 { return .int(Int64(x.rounded())) }
-            let p = pow10(Int(a[1].integer ?? 0))
+            guard let x = first.number else { return .null }
+            if a.count == 1 {
+                guard let i = Int64(exactly: x.rounded()) else { throw .overflow("round(\(ValueText.double(x)))") }
+                return .int(i)
+            }
+            let p = pow10(a[1].integer ?? 0)
             return .double((x * p).rounded() / p)
         default: return .null
         }
     }
 
-    static func pow10(_ n: Int) -> Double {
+    /// 10^n for n in 0...15 (clamped).
+    static func pow10(_ n: Int64) -> Double {
         var r = 1.0
         for _ in 0..<min(max(n, 0), 15) { r *= 10 }
         return r

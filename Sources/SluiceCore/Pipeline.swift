@@ -290,10 +290,18 @@ public struct RowTransformer: Sendable {
                     row.values[p.name] = c
                 }
             case .filter(let e):
-                if !ExprEvaluator.isTrue(e, row.values) { return [.drop] }
+                do {
+                    if try !ExprEvaluator.isTrue(e, row.values) { return [.drop] }
+                } catch {
+                    return [.reject("filter: \(error.message)")]
+                }
             case .derive(let pairs):
                 for p in pairs {
-                    row.values[p.name] = ExprEvaluator.eval(p.value, row.values)
+                    do {
+                        row.values[p.name] = try ExprEvaluator.eval(p.value, row.values)
+                    } catch {
+                        return [.reject("\(p.name): \(error.message)")]
+                    }
                     if !row.fields.contains(p.name) { row.fields.append(p.name) }
                 }
             case .dedupe(let names):

@@ -45,11 +45,14 @@ public struct TableSchema: Sendable, Hashable, Codable {
     /// Checks names, duplicates and the key. Pure; used before any I/O.
     public func validate() throws(SluiceError) {
         if columns.isEmpty { throw SluiceError(.invalidSchema, "a table needs at least one column") }
-        var seen = Set<String>()
+        // SQLite compares column names without case, so `flag` and `Flag` are one column there;
+        // both backends refuse them alike rather than load into one and fail in the other.
+        var seen: [String: String] = [:]
         for c in columns {
             try SQLIdentifier.validate(c.name)
-            if !seen.insert(c.name).inserted {
-                throw SluiceError(.invalidSchema, "column '\(c.name)' is declared twice")
+            if let earlier = seen.updateValue(c.name, forKey: c.name.lowercased()) {
+                if earlier == c.name { throw SluiceError(.invalidSchema, "column '\(c.name)' is declared twice") }
+                throw SluiceError(.invalidSchema, "columns '\(earlier)' and '\(c.name)' differ only in case, and a table cannot hold both; rename one in the file, or declare the columns in sluice.yml with `from:`")
             }
         }
         var keySeen = Set<String>()

@@ -3,7 +3,20 @@ public import SluiceCore
 /// Entry points for fuzzing the binary readers: open the bytes and read every row of
 /// every column, with the schema the file declares. Hostile input must end in a thrown
 /// ``SluiceError`` (returned here), never a crash, a hang, or an outsized allocation.
+/// `steps` fuzzes the expression language and pipeline steps (``StepFuzzTarget``).
 public enum FuzzTargets {
+    /// The targets by name, as `sluice-fuzz` and `scripts/fuzz.sh` call them.
+    public static let names = ["parquet", "avro", "steps"]
+
+    /// Runs the target called `name` over one input.
+    public static func run(_ name: String, _ bytes: [UInt8]) {
+        switch name {
+        case "avro": avro(bytes)
+        case "steps": StepFuzzTarget.run(bytes)
+        default: parquet(bytes)
+        }
+    }
+
     /// Reads a Parquet file completely; the error, if it failed.
     @discardableResult
     public static func parquet(_ bytes: [UInt8], batchRows: Int = 1000) -> SluiceError? {

@@ -1,10 +1,10 @@
 import SluiceFormats
 import Foundation
 
-// Two ways to fuzz the Parquet and Avro readers:
+// Two ways to fuzz the Parquet and Avro readers and the pipeline steps:
 // - built with `-sanitize=fuzzer -DFUZZING` (scripts/fuzz.sh), libFuzzer drives
-//   LLVMFuzzerTestOneInput; SLUICE_FUZZ_TARGET picks the reader (parquet or avro);
-// - built normally, `sluice-fuzz parquet|avro CORPUS_DIR [seconds] [seed]` runs a seeded
+//   LLVMFuzzerTestOneInput; SLUICE_FUZZ_TARGET picks the target (parquet, avro or steps);
+// - built normally, `sluice-fuzz parquet|avro|steps CORPUS_DIR [seconds] [seed]` runs a seeded
 //   random-mutation loop over the corpus (the same harness the test suite runs briefly).
 
 #if FUZZING
@@ -20,7 +20,7 @@ struct FuzzMain {
         var argv = CommandLine.unsafeArgv
         let rc = LLVMFuzzerRunDriver(&argc, &argv) { data, size in
             let bytes = size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size))
-            if ProcessInfo.processInfo.environment["SLUICE_FUZZ_TARGET"] == "avro" { FuzzTargets.avro(bytes) } else { FuzzTargets.parquet(bytes) }
+            FuzzTargets.run(ProcessInfo.processInfo.environment["SLUICE_FUZZ_TARGET"] ?? "parquet", bytes)
             return 0
         }
         exit(rc)
@@ -31,8 +31,8 @@ struct FuzzMain {
 struct FuzzMain {
     static func main() {
         let args = CommandLine.arguments
-        guard args.count >= 3, args[1] == "parquet" || args[1] == "avro" else {
-            FileHandle.standardError.write(Data("usage: sluice-fuzz parquet|avro CORPUS_DIR [seconds] [seed]\n".utf8))
+        guard args.count >= 3, FuzzTargets.names.contains(args[1]) else {
+            FileHandle.standardError.write(Data("usage: sluice-fuzz \(FuzzTargets.names.joined(separator: "|")) CORPUS_DIR [seconds] [seed]\n".utf8))
             exit(2)
         }
         let seconds = args.count > 3 ? Double(args[3]) ?? 10 : 10
@@ -41,13 +41,13 @@ struct FuzzMain {
             FileManager.default.contents(atPath: args[2] + "/" + $0).map { Array($0) }
         }
         guard !files.isEmpty else { FileHandle.standardError.write(Data("empty corpus\n".utf8)); exit(2) }
-        let read: ([UInt8]) -> Void = args[1] == "avro" ? { FuzzTargets.avro($0) } : { FuzzTargets.parquet($0) }
+        let target = args[1]
         let last = NSTemporaryDirectory() + "sluice-fuzz-last-input"
         var stats = Mutator.Stats()
         Mutator.run(corpus: files, seed: seed, seconds: seconds, stats: &stats) { input in
             // Saved first, so a crash leaves the input that caused it behind.
             _ = FileManager.default.createFile(atPath: last, contents: Data(input))
-            read(input)
+            FuzzTargets.run(target, input)
         }
         print("\(args[1]): \(stats.runs) inputs in \(String(format: "%.1f", seconds)) s from seed \(seed); slowest \(String(format: "%.3f", stats.slowest)) s")
     }

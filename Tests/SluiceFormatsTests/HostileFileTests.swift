@@ -258,6 +258,24 @@ struct HostileFileTests {
     }
 }
 
+/// The expression language and the pipeline steps over extreme values: a short seeded pass in
+/// the suite, libFuzzer with ASan for long in `scripts/fuzz.sh 1800 steps`.
+@Suite struct StepFuzzTests {
+    @Test func mutatedStepsAndRowsNeverTrap() throws {
+        let seconds = ProcessInfo.processInfo.environment["SLUICE_FUZZ_SECONDS"].flatMap(Double.init) ?? 4
+        let files = corpus("steps").map(\.bytes)
+        var stats = Mutator.Stats()
+        var outcomes = (kept: 0, dropped: 0, rejected: 0)
+        Mutator.run(corpus: files, seed: 20261206, seconds: seconds, stats: &stats) { input in
+            let c = StepFuzzTarget.run(input)
+            outcomes = (outcomes.kept + c.kept, outcomes.dropped + c.dropped, outcomes.rejected + c.rejected)
+        }
+        #expect(stats.runs > 1000)
+        // The generator reaches every outcome, rejects (values that do not fit) included.
+        #expect(outcomes.kept > 0 && outcomes.dropped > 0 && outcomes.rejected > 0, "\(outcomes)")
+    }
+}
+
 extension Result {
     var failure: Failure? { if case .failure(let e) = self { e } else { nil } }
 }
