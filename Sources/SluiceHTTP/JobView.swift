@@ -31,6 +31,8 @@ struct JobView: Encodable {
     var stats: Stats?
     var attempts: Int
     var maxAttempts: Int
+    /// Times the job was taken back from a worker that died (not counted as attempts).
+    var rescues: Int
     var timings: Timings
     var error: String?
     var rejectsURL: String?
@@ -40,7 +42,7 @@ struct JobView: Encodable {
     var mode: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, entity, state, progress, stats, attempts, timings, error, source, mode, sha256
+        case id, entity, state, progress, stats, attempts, rescues, timings, error, source, mode, sha256
         case statusURL = "status_url", maxAttempts = "max_attempts", rejectsURL = "rejects_url", duplicateOf = "duplicate_of"
     }
 
@@ -56,6 +58,7 @@ struct JobView: Encodable {
         }
         attempts = j.attempts
         maxAttempts = j.maxAttempts
+        rescues = j.rescues
         let started = j.startedAt
         timings = Timings(createdAt: j.createdAt, startedAt: started, finishedAt: j.finishedAt,
                           queuedSeconds: started.map { $0.timeIntervalSince(j.createdAt) },

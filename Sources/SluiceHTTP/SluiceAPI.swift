@@ -105,6 +105,9 @@ public enum SluiceAPI {
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try enc.encode(["destinations": out]))))
     }
 
+    /// Removes uploads left half-written by a server that died mid-upload (run at start).
+    public static func sweepPartialUploads(in dir: String) -> (files: Int, bytes: Int64) { UploadStore.sweepPartials(dir: dir) }
+
     /// The HTTP/1 server setup with the `Expect: 100-continue` answer in its pipeline.
     public static var server: HTTPServerBuilder {
         .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()]))

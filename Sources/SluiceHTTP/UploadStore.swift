@@ -29,12 +29,46 @@ struct UploadStore: Sendable {
         return s.isEmpty || s == "." || s == ".." ? nil : s
     }
 
+    /// The suffix of a file still being written: `<id>.<writer pid>.partial`. Renamed to its id
+    /// once complete and synced, so a reader never sees half a file and a dead writer's
+    /// leftovers are recognisable.
+    static let partialSuffix = ".partial"
+
+    /// Removes partial uploads whose writing process is gone (a server killed mid-upload);
+    /// returns how many files and bytes were removed. Files of live writers are left alone.
+    static func sweepPartials(dir: String) -> (files: Int, bytes: Int64) {
+        var removed = (files: 0, bytes: Int64(0))
+        let fm = FileManager.default
+        for shard in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where shard.count == 2 {
+            let folder = (dir as NSString).appendingPathComponent(shard)
+            for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] where name.hasSuffix(partialSuffix) {
+                let parts = name.dropLast(partialSuffix.count).split(separator: ".")
+                guard parts.count == 2, let pid = Int32(parts[1]) else { continue }
+                if pid > 0, kill(pid, 0) == 0 || errno == EPERM { continue }  // its writer still runs
+                let path = (folder as NSString).appendingPathComponent(name)
+                let size = ((try? fm.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
+                if unlink(path) == 0 { removed.files += 1; removed.bytes += size }
+            }
+        }
+        return removed
+    }
+
+    /// fsyncs the folder holding `path`, so a rename into it survives a crash.
+    static func syncFolder(of path: String) -> Bool {
+        let fd = open((path as NSString).deletingLastPathComponent, O_RDONLY)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return fsync(fd) == 0
+    }
+
     /// A file being written: its descriptor, hash and size. Opening and the final flush
     /// run on NIO's blocking-I/O pool so they never stall the (small) cooperative pool;
-    /// writes go to the page cache and stay inline.
+    /// writes go to the page cache and stay inline. It is written under a partial name and
+    /// renamed to `path` when finished.
     final class Sink: @unchecked Sendable {
         let id: String
         let path: String
+        let partialPath: String
         let fd: Int32
         var hasher = SHA256()
         var size: Int64 = 0
@@ -44,6 +78,7 @@ struct UploadStore: Sendable {
         private init(id: String, path: String, fd: Int32, limit: Int64) {
             self.id = id
             self.path = path
+            self.partialPath = Sink.partial(path)
             self.fd = fd
             self.limit = limit
         }
@@ -54,13 +89,16 @@ struct UploadStore: Sendable {
             // serialises on the folder's lock, and huge folders are slow to scan.
             let shard = (dir as NSString).appendingPathComponent(String(id.prefix(2)))
             let path = (shard as NSString).appendingPathComponent(id)
+            let partial = partial(path)
             let fd: Int32 = try await NIOThreadPool.singleton.runIfActive {
                 try? FileManager.default.createDirectory(atPath: shard, withIntermediateDirectories: true)
-                return open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+                return open(partial, O_WRONLY | O_CREAT | O_EXCL, 0o600)
             }
             if fd < 0 { throw APIError(.internalServerError, "cannot create an upload file") }
             return Sink(id: id, path: path, fd: fd, limit: limit)
         }
+
+        static func partial(_ path: String) -> String { path + "." + String(getpid()) + UploadStore.partialSuffix }
 
         func write(_ bytes: UnsafeRawBufferPointer) throws(APIError) {
             size += Int64(bytes.count)
@@ -79,9 +117,11 @@ struct UploadStore: Sendable {
 
         func finish(originalName: String?, now: Date) async throws -> Upload {
             closed = true
-            let fd = self.fd
+            let (fd, partial, path) = (self.fd, partialPath, self.path)
             // Durable before we answer: the client may delete its copy once it has our reply.
-            let ok: Bool = try await NIOThreadPool.singleton.runIfActive { fdatasync(fd) == 0 && close(fd) == 0 }
+            let ok: Bool = try await NIOThreadPool.singleton.runIfActive {
+                fdatasync(fd) == 0 && close(fd) == 0 && rename(partial, path) == 0 && UploadStore.syncFolder(of: path)
+            }
             if !ok { throw APIError(.internalServerError, "cannot save the upload") }
             let sha = hasher.finalize().map { String(format: "%02x", $0) }.joined()
             return Upload(id: id, path: path, size: size, sha256: sha, originalName: UploadStore.displayName(originalName), createdAt: now)
@@ -90,6 +130,7 @@ struct UploadStore: Sendable {
         /// Removes a partial (or unused) file.
         func discard() {
             if !closed { close(fd); closed = true }
+            unlink(partialPath)
             unlink(path)
         }
     }

@@ -133,7 +133,7 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
                     let stall = stallTimeout
                     if let copyInto {
                         try await conn.copyFrom(table: copyInto, columns: PostgresSQL.stageColumns(schema), logger: db.logger) { writer in
-                            while let buffer = await feed.next() { try await Self.write(buffer, to: writer, stallTimeout: stall) }
+                            while let buffer = await feed.next() { try await Self.write(buffer, to: writer, on: conn, stallTimeout: stall) }
                         }
                     }
                     var commandIterator = commands.makeAsyncIterator()
@@ -181,29 +181,39 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
         finished.signal()
     }
 
-    /// Writes one COPY buffer, or fails if it makes no progress for `stallTimeout`.
+    /// Writes one COPY buffer, or fails if it makes no progress for `stallTimeout`, or at
+    /// once (within a second) when the connection's socket has closed.
     ///
     /// postgres-nio 1.33.2 drops a write's pending backpressure promise when an error (such
     /// as the backend being terminated) arrives while the channel is not writable, so that
     /// write would never return. The watchdog turns that into a transient failure; the
-    /// abandoned write goes with the dead connection.
-    static func write(_ buffer: ByteBuffer, to writer: PostgresCopyFromWriter, stallTimeout: Duration) async throws {
+    /// abandoned write goes with the dead connection. A restarted server closes the socket,
+    /// so that case is told in a second rather than after the whole stall timeout.
+    static func write(_ buffer: ByteBuffer, to writer: PostgresCopyFromWriter, on conn: PostgresConnection, stallTimeout: Duration) async throws {
         let once = OnceFlag()
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
-            let write = Task {
+            let watchdog = Task {
+                let clock = ContinuousClock()
+                let deadline = clock.now + stallTimeout
+                while clock.now < deadline {
+                    do { try await Task.sleep(for: min(.seconds(1), deadline - clock.now)) } catch { return }  // the write finished
+                    if conn.isClosed {
+                        if once.claim() { cont.resume(throwing: SluiceError(.unavailable, "the connection to PostgreSQL closed during COPY (the server restarted or went away)")) }
+                        return
+                    }
+                }
+                if once.claim() {
+                    cont.resume(throwing: SluiceError(.unavailable, "PostgreSQL stopped accepting COPY data for \(stallTimeout); the connection is presumed dead"))
+                }
+            }
+            Task {
                 do {
                     try await writer.write(buffer)
                     if once.claim() { cont.resume() }
                 } catch {
                     if once.claim() { cont.resume(throwing: error) }
                 }
-            }
-            Task {
-                try? await Task.sleep(for: stallTimeout)
-                if once.claim() {
-                    cont.resume(throwing: SluiceError(.unavailable, "PostgreSQL stopped accepting COPY data for \(stallTimeout); the connection is presumed dead"))
-                    write.cancel()
-                }
+                watchdog.cancel()
             }
         }
     }

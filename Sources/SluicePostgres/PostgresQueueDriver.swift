@@ -137,6 +137,7 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
             "CREATE TABLE IF NOT EXISTS sluice.handoff_batches (key text PRIMARY KEY, run_id bigint NOT NULL, payload text NOT NULL)",
             "CREATE INDEX IF NOT EXISTS handoff_batches_run ON sluice.handoff_batches (run_id)",
         ]),
+        (6, ["ALTER TABLE sluice.jobs ADD COLUMN IF NOT EXISTS rescues integer NOT NULL DEFAULT 0"]),
     ]
 
     /// Applies missing migrations under a transaction-scoped advisory lock, so processes
@@ -164,7 +165,7 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
 
     // MARK: Rows
 
-    static let columns = "id, entity, state, spec, priority, attempts, max_attempts, lease_token, worker, lease_expires_at, run_after, idempotency_key, created_at, started_at, finished_at, progress_bytes, progress_rows, result, error"
+    static let columns = "id, entity, state, spec, priority, attempts, max_attempts, lease_token, worker, lease_expires_at, run_after, idempotency_key, created_at, started_at, finished_at, progress_bytes, progress_rows, result, error, rescues"
 
     static func job(_ row: PostgresRow) throws -> Job {
         let r = row.makeRandomAccess()
@@ -181,7 +182,7 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
                    createdAt: try r["created_at"].decode(Date.self), startedAt: try r["started_at"].decode(Date?.self),
                    finishedAt: try r["finished_at"].decode(Date?.self),
                    progress: JobProgress(bytes: try r["progress_bytes"].decode(Int64.self), rows: try r["progress_rows"].decode(Int64.self)),
-                   result: result, error: try r["error"].decode(String?.self))
+                   result: result, error: try r["error"].decode(String?.self), rescues: try r["rescues"].decode(Int.self))
     }
 
     static func json<T: Encodable>(_ v: T) -> String {
@@ -333,7 +334,7 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     public func retryJob(_ p: JobRetryParams) async throws(SluiceError) -> Job? {
         try await run("retrying a job") { conn in
             let job = try await self.rows(conn, """
-                UPDATE sluice.jobs SET state = 'queued', attempts = 0, run_after = $1, error = NULL, result = NULL, finished_at = NULL,
+                UPDATE sluice.jobs SET state = 'queued', attempts = 0, rescues = 0, run_after = $1, error = NULL, result = NULL, finished_at = NULL,
                     progress_bytes = 0, progress_rows = 0
                 WHERE id = $2 AND state IN ('error', 'cancelled')
                 RETURNING \(Self.columns)
@@ -352,16 +353,17 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
             let ids: [Int64] = try await run("rescuing expired leases") { conn in
                 try await self.rows(conn, """
                     UPDATE sluice.jobs j
-                    SET state = CASE WHEN j.attempts < j.max_attempts THEN 'queued' ELSE 'error' END,
+                    SET state = CASE WHEN j.rescues + 1 < $4 THEN 'queued' ELSE 'error' END,
+                        attempts = greatest(j.attempts - 1, 0), rescues = j.rescues + 1,
                         lease_token = j.lease_token + 1, run_after = $1,
-                        error = 'lease expired: worker ' || coalesce(j.worker, '?') || ' stopped heartbeating',
-                        finished_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE $1 END,
+                        error = 'lease expired: worker ' || coalesce(j.worker, '?') || ' stopped heartbeating (rescue ' || (j.rescues + 1) || ' of ' || $4::int || ')',
+                        finished_at = CASE WHEN j.rescues + 1 < $4 THEN NULL ELSE $1 END,
                         worker = NULL, lease_expires_at = NULL
                     FROM (SELECT id FROM sluice.jobs WHERE state = 'processing' AND lease_expires_at < $1 AND id > $2
                           ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) c
                     WHERE j.id = c.id
                     RETURNING j.id
-                    """, [.date(p.now), .int(after), .int(Int64(p.batchSize))]).map { try $0.decode(Int64.self) }
+                    """, [.date(p.now), .int(after), .int(Int64(p.batchSize)), .int(Int64(p.maxRescues))]).map { try $0.decode(Int64.self) }
             }
             total += ids.count
             if !ids.isEmpty { try await run("notifying workers") { try await self.notify($0) } }

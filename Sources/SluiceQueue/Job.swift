@@ -146,6 +146,9 @@ public struct Job: Sendable, Hashable {
     public var priority: Int
     public var attempts: Int
     public var maxAttempts: Int
+    /// Times the job was taken back from a worker that stopped heartbeating (counted apart
+    /// from attempts, against ``JobLifecycle/defaultMaxRescues`` or the rescuer's limit).
+    public var rescues: Int
     /// Incremented by every claim, rescue and cancel; a worker may commit only while the
     /// job still carries the token it claimed with.
     public var leaseToken: Int64
@@ -163,7 +166,8 @@ public struct Job: Sendable, Hashable {
     public init(id: Int64, entity: String, state: JobState, spec: JobSpec, priority: Int = 0, attempts: Int = 0,
                 maxAttempts: Int = 3, leaseToken: Int64 = 0, worker: String? = nil, leaseExpiresAt: Date? = nil,
                 runAfter: Date, idempotencyKey: String? = nil, createdAt: Date, startedAt: Date? = nil,
-                finishedAt: Date? = nil, progress: JobProgress = JobProgress(), result: JobResult? = nil, error: String? = nil) {
+                finishedAt: Date? = nil, progress: JobProgress = JobProgress(), result: JobResult? = nil, error: String? = nil,
+                rescues: Int = 0) {
         self.id = id
         self.entity = entity
         self.state = state
@@ -171,6 +175,7 @@ public struct Job: Sendable, Hashable {
         self.priority = priority
         self.attempts = attempts
         self.maxAttempts = maxAttempts
+        self.rescues = rescues
         self.leaseToken = leaseToken
         self.worker = worker
         self.leaseExpiresAt = leaseExpiresAt

@@ -6,7 +6,8 @@
 /// queued ──claim──► processing ──complete──► complete
 ///   ▲  │                 │ ├──fail(transient, attempts left)──► queued (run after backoff)
 ///   │  │                 │ ├──fail(terminal or attempts spent)─► error
-///   │  │                 │ └──lease expired──► queued, or error when attempts are spent
+///   │  │                 │ └──lease expired──► queued (the attempt refunded, one rescue counted),
+///   │  │                 │                     or error when rescues are spent
 ///   │  └─cancel─► cancelled ◄──cancel── processing
 ///   └────retry (operator)──── error, cancelled
 /// ```
@@ -31,18 +32,22 @@ public enum JobLifecycle {
         public var releaseLease: Bool
         /// Schedule the next attempt after a backoff.
         public var backoff: Bool
-        /// Give the job a fresh set of attempts (operator retry).
+        /// Give the job a fresh set of attempts and rescues (operator retry).
         public var resetAttempts: Bool
+        /// The worker holding the job died (its lease expired): the attempt it was making is
+        /// given back and one rescue is counted instead, against its own limit.
+        public var countRescue: Bool
         public var finished: Bool
 
         init(_ state: JobState, newToken: Bool = false, countAttempt: Bool = false, releaseLease: Bool = false,
-             backoff: Bool = false, resetAttempts: Bool = false) {
+             backoff: Bool = false, resetAttempts: Bool = false, countRescue: Bool = false) {
             self.state = state
             self.newToken = newToken
             self.countAttempt = countAttempt
             self.releaseLease = releaseLease
             self.backoff = backoff
             self.resetAttempts = resetAttempts
+            self.countRescue = countRescue
             self.finished = state.isFinal
         }
     }
@@ -54,8 +59,14 @@ public enum JobLifecycle {
         public var description: String { "a \(from.rawValue) job cannot take '\(event)'" }
     }
 
-    /// The transition for `event` on a job in `state` that has used `attempts` of `maxAttempts`.
-    public static func transition(from state: JobState, on event: Event, attempts: Int, maxAttempts: Int) -> Result<Effect, Refused> {
+    /// How many times a job is taken back from dead workers before it lands in `error`. Larger
+    /// than the attempts a job's own errors get: a crash is usually the host's fault, not the job's.
+    public static let defaultMaxRescues = 10
+
+    /// The transition for `event` on a job in `state` that has used `attempts` of `maxAttempts`
+    /// and been rescued `rescues` times of `maxRescues`.
+    public static func transition(from state: JobState, on event: Event, attempts: Int, maxAttempts: Int,
+                                  rescues: Int = 0, maxRescues: Int = defaultMaxRescues) -> Result<Effect, Refused> {
         let refused = Result<Effect, Refused>.failure(Refused(from: state, event: event))
         switch (state, event) {
         case (.queued, .claim):
@@ -68,8 +79,8 @@ public enum JobLifecycle {
             if transient && attempts < maxAttempts { return .success(Effect(.queued, releaseLease: true, backoff: true)) }
             return .success(Effect(.error, releaseLease: true))
         case (.processing, .leaseExpired):
-            if attempts < maxAttempts { return .success(Effect(.queued, newToken: true, releaseLease: true)) }
-            return .success(Effect(.error, newToken: true, releaseLease: true))
+            if rescues + 1 < maxRescues { return .success(Effect(.queued, newToken: true, releaseLease: true, countRescue: true)) }
+            return .success(Effect(.error, newToken: true, releaseLease: true, countRescue: true))
         case (.error, .retry), (.cancelled, .retry):
             return .success(Effect(.queued, releaseLease: true, resetAttempts: true))
         case (.queued, .complete), (.queued, .fail), (.queued, .leaseExpired), (.queued, .retry),

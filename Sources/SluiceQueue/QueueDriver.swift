@@ -34,7 +34,8 @@ public protocol QueueDriver: Sendable {
     /// Requeues a job in error or cancelled with a fresh set of attempts.
     func retryJob(_ p: JobRetryParams) async throws(SluiceError) -> Job?
     /// Returns processing jobs whose lease expired to the queue (or to error when their
-    /// attempts are spent), in bounded batches. Returns how many were rescued.
+    /// rescues are spent); the attempt that died is given back and a rescue counted instead,
+    /// in bounded batches. Returns how many were rescued.
     func rescueExpired(_ p: JobRescueParams) async throws(SluiceError) -> Int
     func insertUpload(_ u: Upload) async throws(SluiceError)
     func upload(id: String) async throws(SluiceError) -> Upload?
@@ -255,9 +256,12 @@ public struct JobRescueParams: Sendable {
     public var now: Date
     /// Jobs per statement. The default is 100.
     public var batchSize: Int
-    public init(now: Date, batchSize: Int = 100) {
+    /// Rescues after which a job lands in `error`. The default is ``JobLifecycle/defaultMaxRescues``.
+    public var maxRescues: Int
+    public init(now: Date, batchSize: Int = 100, maxRescues: Int = JobLifecycle.defaultMaxRescues) {
         self.now = now
         self.batchSize = batchSize
+        self.maxRescues = maxRescues
     }
 }
 

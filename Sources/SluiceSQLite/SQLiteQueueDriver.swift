@@ -128,6 +128,7 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
             ) STRICT;
             CREATE INDEX IF NOT EXISTS sluice_handoff_batches_run ON sluice_handoff_batches (run_id);
             """),
+        (6, "ALTER TABLE sluice_jobs ADD COLUMN rescues INTEGER NOT NULL DEFAULT 0;"),
     ]
 
     public func migrate() async throws(SluiceError) {
@@ -154,7 +155,7 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
 
     // MARK: Rows
 
-    static let columns = "id, entity, state, spec, priority, attempts, max_attempts, lease_token, worker, lease_expires_at, run_after, idempotency_key, created_at, started_at, finished_at, progress_bytes, progress_rows, result, error"
+    static let columns = "id, entity, state, spec, priority, attempts, max_attempts, lease_token, worker, lease_expires_at, run_after, idempotency_key, created_at, started_at, finished_at, progress_bytes, progress_rows, result, error, rescues"
 
     static func date(_ v: SQLiteValue) -> Date? {
         switch v {
@@ -178,7 +179,8 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
                    maxAttempts: Int(r[6].int ?? 0), leaseToken: r[7].int ?? 0, worker: r[8].string, leaseExpiresAt: date(r[9]),
                    runAfter: date(r[10]) ?? Date(timeIntervalSince1970: 0), idempotencyKey: r[11].string,
                    createdAt: date(r[12]) ?? Date(timeIntervalSince1970: 0), startedAt: date(r[13]), finishedAt: date(r[14]),
-                   progress: JobProgress(bytes: r[15].int ?? 0, rows: r[16].int ?? 0), result: result, error: r[18].string)
+                   progress: JobProgress(bytes: r[15].int ?? 0, rows: r[16].int ?? 0), result: result, error: r[18].string,
+                   rescues: Int(r[19].int ?? 0))
     }
 
     static func json<T: Encodable>(_ v: T) -> String {
@@ -337,7 +339,7 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
     public func retryJob(_ p: JobRetryParams) async throws(SluiceError) -> Job? {
         try await run { c throws(SluiceError) in
             let rows = try c.query("""
-                UPDATE sluice_jobs SET state = 'queued', attempts = 0, run_after = ?1, error = NULL, result = NULL, finished_at = NULL,
+                UPDATE sluice_jobs SET state = 'queued', attempts = 0, rescues = 0, run_after = ?1, error = NULL, result = NULL, finished_at = NULL,
                     progress_bytes = 0, progress_rows = 0
                 WHERE id = ?2 AND state IN ('error', 'cancelled')
                 RETURNING \(Self.columns)
@@ -355,15 +357,16 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
             let ids: [Int64] = try await run { c throws(SluiceError) in
                 try c.query("""
                     UPDATE sluice_jobs
-                    SET state = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'error' END,
+                    SET state = CASE WHEN rescues + 1 < ?4 THEN 'queued' ELSE 'error' END,
+                        attempts = max(attempts - 1, 0), rescues = rescues + 1,
                         lease_token = lease_token + 1, run_after = ?1,
-                        error = 'lease expired: worker ' || coalesce(worker, '?') || ' stopped heartbeating',
-                        finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE ?1 END,
+                        error = 'lease expired: worker ' || coalesce(worker, '?') || ' stopped heartbeating (rescue ' || (rescues + 1) || ' of ' || ?4 || ')',
+                        finished_at = CASE WHEN rescues + 1 < ?4 THEN NULL ELSE ?1 END,
                         worker = NULL, lease_expires_at = NULL
                     WHERE id IN (SELECT id FROM sluice_jobs WHERE state = 'processing' AND lease_expires_at < ?1 AND id > ?2
                                  ORDER BY id LIMIT ?3)
                     RETURNING id
-                    """, [Self.t(p.now), .integer(after), .integer(Int64(p.batchSize))]).compactMap { $0.first?.int }
+                    """, [Self.t(p.now), .integer(after), .integer(Int64(p.batchSize)), .integer(Int64(p.maxRescues))]).compactMap { $0.first?.int }
             }
             total += ids.count
             guard ids.count == p.batchSize, let last = ids.max() else { return total }

@@ -181,13 +181,22 @@ public enum QueueDriverConformance {
         // The old holder is fenced off: no heartbeat, no completion.
         #expect(try await d.heartbeat(JobHeartbeatParams(id: victim.id, token: victim.leaseToken, leaseDuration: .seconds(10), now: at(12))) == .lost)
         #expect(try await d.completeJob(JobCompleteParams(id: victim.id, token: victim.leaseToken, result: JobResult(stats: LoadStats()), now: at(12))) == false)
+        // A dead worker's attempt is given back and counted as a rescue instead.
+        #expect(after.filter { $0.state == .queued }.allSatisfy { $0.attempts == 0 && $0.rescues == 1 })
         let again = try await d.claimJobs(JobClaimParams(worker: "alive", limit: 10, leaseDuration: .seconds(10), now: at(12)))
-        #expect(again.count == 4 && again.allSatisfy { $0.attempts == 2 && $0.leaseToken == 3 })
-        // Attempts spent: the next expiry lands in error with its reason.
-        #expect(try await d.rescueExpired(JobRescueParams(now: at(30), batchSize: 100)) == 5)
+        #expect(again.count == 4 && again.allSatisfy { $0.attempts == 1 && $0.leaseToken == 3 })
+        // Crashes never spend a healthy job's attempts (max_attempts is 2 here) ...
+        #expect(try await d.rescueExpired(JobRescueParams(now: at(30), batchSize: 100, maxRescues: 3)) == 5)
+        let third = try await d.claimJobs(JobClaimParams(worker: "alive", limit: 10, leaseDuration: .seconds(10), now: at(31)))
+        #expect(third.count == 5 && third.allSatisfy { $0.attempts == 1 })
+        // ... but rescues have a limit of their own: the third lands in error with its reason.
+        #expect(try await d.rescueExpired(JobRescueParams(now: at(50), batchSize: 100, maxRescues: 3)) == 5)
         let final = try await d.listJobs(JobListParams(state: .error))
-        #expect(final.count == 4)
-        #expect(final.allSatisfy { $0.error?.contains("lease expired") == true && $0.finishedAt == at(30) })
+        #expect(final.count == 4 && final.allSatisfy { $0.rescues == 3 && $0.attempts == 0 })
+        #expect(final.allSatisfy { $0.error?.contains("stopped heartbeating (rescue 3 of 3)") == true && $0.finishedAt == at(50) })
+        #expect(try await d.listJobs(JobListParams(state: .queued)).map(\.rescues) == [2])  // the one that heartbeated died once
+        // An operator retry gives fresh attempts and rescues.
+        #expect(try await d.retryJob(JobRetryParams(id: final[0].id, now: at(51)))?.rescues == 0)
     }
 
     static func cancelAndRetry(_ make: Make) async throws {

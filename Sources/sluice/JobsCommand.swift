@@ -27,13 +27,14 @@ struct JobsCommand: AsyncParsableCommand {
             return "read \(s.read), ins \(s.inserted), upd \(s.updated), del \(s.deleted), rej \(s.rejected)"
         } ?? (j.state == .processing ? "\(j.progress.rows) rows so far" : "")
         let err = j.error.map { " — \($0)" } ?? ""
-        return "\(j.id)\t\(j.entity)\t\(j.state.rawValue)\tattempt \(j.attempts)/\(j.maxAttempts)\t\(stats)\(err)"
+        return "\(j.id)\t\(j.entity)\t\(j.state.rawValue)\tattempt \(j.attempts)/\(j.maxAttempts)\(j.rescues > 0 ? ", rescued \(j.rescues)" : "")\t\(stats)\(err)"
     }
 
     static func detail(_ j: Job) -> String {
         var lines = ["job \(j.id): \(j.entity), \(j.state.rawValue)",
                      "  source    \(j.spec.source)\(j.spec.fileName.map { " (\($0))" } ?? "")",
                      "  attempts  \(j.attempts) of \(j.maxAttempts)\(j.worker.map { ", held by \($0)" } ?? "")",
+                     "  rescues   \(j.rescues) (taken back from workers that died; not counted as attempts)",
                      "  created   \(j.createdAt)"]
         if let s = j.startedAt { lines.append("  started   \(s)") }
         if let f = j.finishedAt { lines.append("  finished  \(f)") }

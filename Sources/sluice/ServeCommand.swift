@@ -138,6 +138,8 @@ struct ServeCommand: AsyncParsableCommand {
         let noWorkers = self.noWorkers, concurrency = self.concurrency, tokens2 = tokens
         do {
             try await Runtime.with(config) { runtime in
+                let swept = SluiceAPI.sweepPartialUploads(in: config.uploadDir)
+                if swept.files > 0 { runtime.logger.notice("removed \(swept.files) partial uploads (\(swept.bytes) bytes) left by a server that stopped mid-upload") }
                 let wake = WakeSignal()
                 var services: [any Service] = []
                 if !noWorkers { services.append(runtime.worker(concurrency: concurrency, id: nil, wake: wake)) }

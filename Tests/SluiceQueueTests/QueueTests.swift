@@ -12,7 +12,7 @@ import SluiceTesting
         try? JobLifecycle.transition(from: s, on: e, attempts: attempts, maxAttempts: max).get()
     }
 
-    @Test func allowedTransitions() {
+    @Test func allowedTransitions() throws {
         #expect(step(.queued, .claim)?.state == .processing)
         #expect(step(.queued, .claim)?.newToken == true && step(.queued, .claim)?.countAttempt == true)
         #expect(step(.processing, .complete)?.state == .complete)
@@ -20,8 +20,10 @@ import SluiceTesting
         #expect(step(.processing, .fail(transient: true), attempts: 1)?.backoff == true)
         #expect(step(.processing, .fail(transient: true), attempts: 3)?.state == .error)
         #expect(step(.processing, .fail(transient: false), attempts: 1)?.state == .error)
-        #expect(step(.processing, .leaseExpired, attempts: 2)?.state == .queued)
-        #expect(step(.processing, .leaseExpired, attempts: 3)?.state == .error)
+        #expect(step(.processing, .leaseExpired, attempts: 3)?.state == .queued)  // crashes do not spend attempts
+        #expect(step(.processing, .leaseExpired)?.countRescue == true)
+        #expect(try JobLifecycle.transition(from: .processing, on: .leaseExpired, attempts: 1, maxAttempts: 3, rescues: 8, maxRescues: 10).get().state == .queued)
+        #expect(try JobLifecycle.transition(from: .processing, on: .leaseExpired, attempts: 1, maxAttempts: 3, rescues: 9, maxRescues: 10).get().state == .error)
         #expect(step(.processing, .leaseExpired)?.newToken == true)
         #expect(step(.queued, .cancel)?.state == .cancelled)
         #expect(step(.processing, .cancel)?.newToken == true)
