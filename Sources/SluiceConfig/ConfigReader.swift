@@ -134,7 +134,7 @@ public enum ConfigReader {
         var e = ExportSettings()
         func positive(_ key: String) throws(SluiceError) -> Double? {
             guard let n = m[key] else { return nil }
-            guard let v = n.float, v > 0 else { throw r.error(n, "\(p).\(key) must be a positive number") }
+            guard let v = n.float, v > 0, v <= NodeReader.largest else { throw r.error(n, "\(p).\(key) must be a positive number (at most 1e9)") }
             return v
         }
         func texts(_ key: String) throws(SluiceError) -> [String: String] {
@@ -337,7 +337,7 @@ public enum ConfigReader {
         var spec = EnrichSpec(url: url, key: key, fields: fields, name: try m["name"].map { (n) throws(SluiceError) in try r.string(n, "\(p).name") } ?? host)
         func number(_ k: String) throws(SluiceError) -> Double? {
             guard let n = m[k] else { return nil }
-            guard let v = n.float, v > 0 else { throw r.error(n, "\(p).\(k) must be a positive number") }
+            guard let v = n.float, v > 0, v <= NodeReader.largest else { throw r.error(n, "\(p).\(k) must be a positive number (at most 1e9)") }
             return v
         }
         if let v = try number("cache_ttl") { spec.cacheTTL = v }
@@ -360,7 +360,7 @@ public enum ConfigReader {
         var w = WatchSettings()
         func number(_ key: String, allowZero: Bool = false) throws(SluiceError) -> Double? {
             guard let n = m[key] else { return nil }
-            guard let v = n.float, allowZero ? v >= 0 : v > 0 else { throw r.error(n, "\(p).\(key) must be a \(allowZero ? "non-negative" : "positive") number") }
+            guard let v = n.float, allowZero ? v >= 0 : v > 0, v <= NodeReader.largest else { throw r.error(n, "\(p).\(key) must be a \(allowZero ? "non-negative" : "positive") number (at most 1e9)") }
             return v
         }
         if let n = m["source"] { w.source = try r.string(n, "\(p).source") }
@@ -450,7 +450,7 @@ public enum ConfigReader {
 
     static func readServer(_ node: Node, _ r: NodeReader) throws(SluiceError) -> ServerSettings {
         let m = try r.mapping(node, "server", allowed: ["host", "port", "tokens", "uploads", "max_body_mb", "file_roots",
-                                                         "http_allowlist", "allow_link_local", "bulk_upload_entity", "s3_buckets"])
+                                                         "http_allowlist", "allow_link_local", "bulk_upload_entity", "s3_buckets", "max_connections"])
         var s = ServerSettings()
         if let n = m["host"] { s.host = try r.string(n, "server.host") }
         if let n = m["port"] {
@@ -460,7 +460,7 @@ public enum ConfigReader {
         if let n = m["tokens"] { s.tokens = try r.strings(n, "server.tokens") }
         if let n = m["uploads"] { s.uploadDir = try r.string(n, "server.uploads") }
         if let n = m["max_body_mb"] {
-            guard let mb = n.int, mb > 0 else { throw r.error(n, "server.max_body_mb must be a positive number") }
+            guard let mb = n.int, mb > 0, mb <= 1 << 30 else { throw r.error(n, "server.max_body_mb must be a positive number (at most 2^30)") }
             s.maxBodyBytes = Int64(mb) << 20
         }
         if let n = m["file_roots"] { s.fileRoots = try r.strings(n, "server.file_roots") }
@@ -468,6 +468,10 @@ public enum ConfigReader {
         if let n = m["allow_link_local"] { s.allowLinkLocal = try r.bool(n, "server.allow_link_local") }
         if let n = m["bulk_upload_entity"] { s.bulkUploadEntity = try r.string(n, "server.bulk_upload_entity") }
         if let n = m["s3_buckets"] { s.s3Buckets = try r.strings(n, "server.s3_buckets") }
+        if let n = m["max_connections"] {
+            guard let c = n.int, c >= 32, c <= 1 << 20 else { throw r.error(n, "server.max_connections must be a number from 32 to 1048576") }
+            s.maxConnections = c
+        }
         return s
     }
 
@@ -476,7 +480,7 @@ public enum ConfigReader {
         var w = WorkerSettings()
         func positive(_ key: String) throws(SluiceError) -> Double? {
             guard let n = m[key] else { return nil }
-            guard let v = n.float, v > 0 else { throw r.error(n, "worker.\(key) must be a positive number") }
+            guard let v = n.float, v > 0, v <= NodeReader.largest else { throw r.error(n, "worker.\(key) must be a positive number (at most 1e9)") }
             return v
         }
         if let v = try positive("concurrency") { w.concurrency = Int(v) }
@@ -547,6 +551,10 @@ public enum ConfigReader {
 
 /// Small typed accessors over Yams nodes that fail with the node's position.
 struct NodeReader {
+    /// The largest number a setting takes: counts, bytes and seconds past it would overflow
+    /// the conversions they go through (seconds to nanoseconds in UInt64, Double to Int).
+    static let largest = 1e9
+
     let file: String
 
     func error(_ node: Node, _ message: String) -> SluiceError {

@@ -58,6 +58,9 @@ public struct ServerSettings: Sendable {
     public var bulkUploadEntity: String?
     /// Buckets `s3://` URLs in requests may name. The default is none (S3 sources refused).
     public var s3Buckets: [String] = []
+    /// Open connections at most (`max_connections`). The default is the process's file
+    /// descriptor limit less 128, raised to its hard limit at start.
+    public var maxConnections: Int?
 
     public init() {}
 }

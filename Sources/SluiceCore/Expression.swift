@@ -510,6 +510,12 @@ public enum ExprEvaluator {
             case ">=": return compare(a, b).map { .bool($0 >= 0) } ?? .null
             default: return try arithmetic(op, a, b)
             }
+        case .call("if", let args) where args.count == 3:
+            // Only the branch taken is evaluated (as SQL's CASE): `if(x > 0, 1 / x, 0)` never fails on x = 0.
+            return try eval(args[try eval(args[0], row) == .bool(true) ? 1 : 2], row)
+        case .call("coalesce", let args):
+            for a in args { let v = try eval(a, row); if v != .null { return v } }
+            return .null
         case .call(let name, let args):
             var values: [EValue] = []
             values.reserveCapacity(args.count)

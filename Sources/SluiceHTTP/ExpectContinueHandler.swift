@@ -11,10 +11,17 @@ final class ExpectContinueHandler: ChannelDuplexHandler, RemovableChannelHandler
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
+    /// A body declared larger than this gets no `100 Continue`: the route's 413 answers it
+    /// before the client sends the body.
+    let maxBodyBytes: Int64
+
+    init(maxBodyBytes: Int64 = .max) { self.maxBodyBytes = maxBodyBytes }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .head(var head) = unwrapInboundIn(data), head.headerFields[.expect]?.lowercased() == "100-continue" {
             head.headerFields[.expect] = nil
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
+            let declared = head.headerFields[.contentLength].flatMap { Int64($0) } ?? 0
+            if declared <= maxBodyBytes { context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil) }
             context.fireChannelRead(wrapInboundOut(.head(head)))
             return
         }

@@ -108,8 +108,12 @@ public enum SluiceAPI {
     /// Removes uploads left half-written by a server that died mid-upload (run at start).
     public static func sweepPartialUploads(in dir: String) -> (files: Int, bytes: Int64) { UploadStore.sweepPartials(dir: dir) }
 
-    /// The HTTP/1 server setup with the `Expect: 100-continue` answer in its pipeline.
-    public static var server: HTTPServerBuilder {
-        .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()]))
+    /// The HTTP/1 server setup: the `Expect: 100-continue` answer (refused when the declared
+    /// body is over `maxBodyBytes`) and the connection guard (timeouts, body rate, the cap
+    /// with a reserve for health checks, draining after an early answer).
+    public static func server(limits: ConnectionLimits = ConnectionLimits(), maxBodyBytes: Int64 = .max) -> HTTPServerBuilder {
+        let registry = ConnectionRegistry(limits: limits)
+        return .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler(maxBodyBytes: maxBodyBytes),
+                                                                       ConnectionGuardHandler(registry: registry)]))
     }
 }

@@ -34,8 +34,28 @@ public final class SQLiteConnection: @unchecked Sendable {
         if sqlite_nio_sqlite3_extended_errcode(db) == 3091 /* SQLITE_CONSTRAINT_DATATYPE */ {
             return SluiceError(.invalidSchema, "\(context): \(lastError) (the column's type does not fit this value: declare it in sluice.yml)")
         }
+        // A full disk shows as SQLITE_FULL, or as an I/O error whose system error is ENOSPC.
+        if primary == SQLITE_FULL || (primary == SQLITE_IOERR && sqlite_nio_sqlite3_system_errno(db) == ENOSPC) {
+            let folder = (path as NSString).deletingLastPathComponent
+            return SluiceError(.io, "\(context): the disk is full writing '\(path)' (\(Self.freeSpace(folder.isEmpty ? "." : folder)) free in \(folder.isEmpty ? "." : folder)); free some space and run again")
+        }
         let code: SluiceError.Code = primary == SQLITE_CONSTRAINT ? .constraint : .database
         return SluiceError(code, "\(context): \(lastError)")
+    }
+
+    /// Free space of the file system holding `folder`, for messages (`"1.5 MiB"`).
+    static func freeSpace(_ folder: String) -> String {
+        var st = statvfs()
+        guard statvfs(folder, &st) == 0 else { return "unknown space" }
+        let bytes = Double(st.f_bavail) * Double(st.f_frsize)
+        let gib = 1_073_741_824.0, mib = 1_048_576.0
+        return bytes >= gib ? String(format: "%.1f GiB", bytes / gib) : String(format: "%.1f MiB", bytes / mib)
+    }
+
+    /// After a failed write, gives the write-ahead log's space back to the disk (a failed load
+    /// may have spilled much of its transaction there). Best effort: a busy reader keeps it.
+    public func shrinkLog() {
+        _ = sqlite_nio_sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nil, nil, nil)
     }
 
     /// Runs one or more statements that take no parameters and return no rows.

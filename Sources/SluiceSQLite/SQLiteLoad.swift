@@ -185,5 +185,6 @@ public final class SQLiteLoad: LoadSink {
         // Nothing useful can be done if ROLLBACK itself fails: the connection is closing
         // or the transaction is already gone, and either way nothing was committed.
         try? target.connection.execute("ROLLBACK")
+        target.connection.shrinkLog()
     }
 }

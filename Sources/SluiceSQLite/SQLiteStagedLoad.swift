@@ -249,6 +249,7 @@ public final class SQLiteStagedLoad: LoadSink {
             return counts
         } catch {
             try? main.execute("ROLLBACK")  // the error being thrown is what matters
+            main.shrinkLog()
             open = false
             throw error
         }

@@ -137,6 +137,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let noWorkers = self.noWorkers, concurrency = self.concurrency, tokens2 = tokens
         do {
+            var guardLimits = ConnectionLimits.forDescriptorLimit(raiseDescriptorLimit())
+            if let cap = config.server.maxConnections { guardLimits.maxConnections = min(guardLimits.maxConnections, cap) }
+            let limits = guardLimits
             try await Runtime.with(config) { runtime in
                 let swept = SluiceAPI.sweepPartialUploads(in: config.uploadDir)
                 if swept.files > 0 { runtime.logger.notice("removed \(swept.files) partial uploads (\(swept.bytes) bytes) left by a server that stopped mid-upload") }
@@ -162,8 +165,10 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 let app = Application(
                     router: SluiceAPI.router(deps),
-                    server: SluiceAPI.server,
-                    configuration: .init(address: .hostname(host, port: port), serverName: "sluice"),
+                    server: SluiceAPI.server(limits: limits, maxBodyBytes: config.server.maxBodyBytes),
+                    // A long accept queue: under a connection flood, a full queue drops SYNs and the
+                    // client retries only after a second.
+                    configuration: .init(address: .hostname(host, port: port), serverName: "sluice", backlog: 4_096),
                     services: services,
                     onServerRunning: { channel in
                         let bound = channel.localAddress?.port ?? port

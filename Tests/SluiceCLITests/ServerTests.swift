@@ -15,9 +15,13 @@ final class ServerProcess: @unchecked Sendable {
     var logPath: String { cli.dir + "/serve.log" }
 
     var env: [String: String] = [:]
+    /// Started under `ulimit -n` of this many descriptors (soft and hard), when set.
+    let fileLimit: Int?
 
-    init(yaml: String = "", server: String = "", database: String? = nil, noWorkers: Bool = false, env: [String: String] = [:]) throws {
+    init(yaml: String = "", server: String = "", database: String? = nil, noWorkers: Bool = false, env: [String: String] = [:],
+         fileLimit: Int? = nil) throws {
         self.env = env
+        self.fileLimit = fileLimit
         cli = try CLI()
         cli.write("sluice.yml", """
             \(database.map { "database: \($0)" } ?? "")
@@ -42,6 +46,10 @@ final class ServerProcess: @unchecked Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: CLI.binary)
         p.arguments = ["serve", "--port", "0"] + (noWorkers ? ["--no-workers"] : [])
+        if let fileLimit {
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", "ulimit -n \(fileLimit) && exec \"$0\" \"$@\"", CLI.binary] + p.arguments!
+        }
         if !env.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
         p.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
         let out = Pipe()

@@ -73,6 +73,8 @@ struct ExpressionTests {
         #expect(try eval("substr('abc', 2, x)", min) == .text(""))
         #expect(try eval("substr('abc', nan)", min) == .null)
         #expect(try eval("false and -x > 0", min) == .bool(false))  // not evaluated, as in SQL
+        #expect(try eval("if(x < 0, 0, -x)", min) == .int(0))  // only the branch taken
+        #expect(try eval("coalesce(m, -x)", min) == .int(.max))
     }
 
     @Test func deepExpressionsAreRefusedWhenParsed() throws {

@@ -34,7 +34,7 @@ struct APIHarness {
     var app: some ApplicationProtocol {
         let policy = SourcePolicy(uploadDir: config.uploadDir, fileRoots: config.server.fileRoots, httpAllowlist: config.server.httpAllowlist)
         let deps = APIDependencies(config: config, driver: driver, policy: policy, wake: nil, tokens: [Self.token])
-        return Application(router: SluiceAPI.router(deps), server: SluiceAPI.server)
+        return Application(router: SluiceAPI.router(deps), server: SluiceAPI.server())
     }
 
     static let auth: HTTPFields = [.authorization: "Bearer \(token)"]
