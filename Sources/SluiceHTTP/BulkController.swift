@@ -85,7 +85,7 @@ struct BulkController: Sendable {
                 chunkBytes = v << 20
             }
             if let p = get("priority") {
-                guard let v = Int(p), abs(v) <= 1000 else { throw APIError(.badRequest, "priority must be an integer in -1000...1000") }
+                guard let v = Int(p), (-1000...1000).contains(v) else { throw APIError(.badRequest, "priority must be an integer in -1000...1000") }
                 priority = v
             }
         }

@@ -205,6 +205,12 @@ func multipart(_ parts: [(name: String, filename: String?, content: String)], bo
             let second = try #require(object(r)["id"] as? Int)
             let j2 = try #require(try await h.driver.job(id: Int64(second)))
             #expect(j2.spec.atomic && j2.spec.maxRejects == 5 && j2.priority == 3)
+            // Extreme numbers are refused, never trapped on (abs(Int.min) used to crash the server).
+            for extreme in ["-9223372036854775808", "9223372036854775807"] {
+                r = try await client.execute(uri: "/registros/_bulk?priority=\(extreme)", method: .post,
+                                             headers: APIHarness.headers([(.contentType, "text/csv")]), body: body(csv))
+                #expect(r.status == .badRequest)
+            }
             // List with keyset pagination.
             r = try await client.execute(uri: "/jobs?limit=1", method: .get, headers: APIHarness.auth)
             let page = object(r)
