@@ -304,14 +304,28 @@ final class FTPSession {
         var closed = false
         defer { if !closed { Glibc.close(data) } }
         _ = try command("STOR \(path)", expect: [125, 150])
-        while let chunk = try? input.read(upToCount: 1 << 16), !chunk.isEmpty {
-            let bytes = [UInt8](chunk)
-            var at = 0
-            while at < bytes.count {
-                let n = bytes[at...].withUnsafeBytes { Glibc.send(data, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                guard n > 0 else { throw SluiceError(.unavailable, "FTP: the data connection failed") }
-                at += n
+        do throws(SluiceError) {
+            while true {
+                let chunk: Data?
+                do { chunk = try input.read(upToCount: 1 << 16) } catch {
+                    throw SluiceError(.io, "read failed: \(error.localizedDescription)", at: SourceLocation(file: source))
+                }
+                guard let chunk, !chunk.isEmpty else { break }
+                let bytes = [UInt8](chunk)
+                var at = 0
+                while at < bytes.count {
+                    let n = bytes[at...].withUnsafeBytes { Glibc.send(data, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    guard n > 0 else { throw SluiceError(.unavailable, "FTP: the data connection failed") }
+                    at += n
+                }
             }
+        } catch {
+            // The server cannot tell a cut transfer from a whole one: remove what it stored.
+            Glibc.close(data)
+            closed = true
+            _ = try? reply(expect: [226, 250, 426, 451])
+            try? delete(path)
+            throw error
         }
         Glibc.close(data)
         closed = true

@@ -89,17 +89,27 @@ struct LoadCommand: AsyncParsableCommand {
             } catch {
                 throw fail(error.description + "; nothing was loaded")
             }
-            for target in mapping.targets {
-                if !quiet { FileHandle.standardError.write(Data("\(into) → \(target.entity)\n".utf8)) }
-                let p = parts[target.entity] ?? ([], .csv)
-                try await loadOne(config: config, entity: target.entity, files: p.files, format: p.format)
+            do {
+                for target in mapping.targets {
+                    if !quiet { FileHandle.standardError.write(Data("\(into) → \(target.entity)\n".utf8)) }
+                    let p = parts[target.entity] ?? ([], .csv)
+                    try await loadOne(config: config, entity: target.entity, files: p.files, format: p.format)
+                }
+            } catch {
+                throw fail(error.description)
             }
             return
         }
-        try await loadOne(config: config, entity: into, files: fetched.paths, format: format)
+        do {
+            try await loadOne(config: config, entity: into, files: fetched.paths, format: format)
+        } catch {
+            throw fail(error.description)
+        }
     }
 
-    func loadOne(config: SluiceConfig, entity into: String, files: [String], format: SourceFormat?, afterSQL: [String] = []) async throws {
+    /// Loads `files` into one entity and prints the summary; a failure is thrown with its
+    /// whole message (not printed), so a pipeline run can record it.
+    func loadOne(config: SluiceConfig, entity into: String, files: [String], format: SourceFormat?, afterSQL: [String] = []) async throws(SluiceError) {
         var request = LoadRequest(files: files, entity: into)
         request.afterSQL = afterSQL
         request.mode = mode
@@ -109,7 +119,11 @@ struct LoadCommand: AsyncParsableCommand {
         request.maxRejects = maxRejects
         request.dryRun = dryRun
         request.limits = ReadLimits(maxRecordBytes: maxRecordBytes, batchRows: batchRows)
-        if csv.isSet { request.csv = try csv.apply(to: config.entity(into)?.csv ?? CSVDialect()) }
+        if csv.isSet {
+            do { request.csv = try csv.apply(to: config.entity(into)?.csv ?? CSVDialect()) } catch {
+                throw error as? SluiceError ?? SluiceError(.invalidArgument, "\(error)")
+            }
+        }
 
         let display = ProgressDisplay(enabled: !quiet)
         do {
@@ -143,15 +157,13 @@ struct LoadCommand: AsyncParsableCommand {
             if json { print(Summary.json(e.report)) }
             var msg = e.error.description
             if let rf = e.report.files.compactMap(\.rejectsFile).first { msg += " (rejected rows: \(rf))" }
-            throw fail(msg + "; the table was not changed")
+            throw SluiceError(e.error.code, msg + "; the table was not changed")
         } catch let e as SluiceError {
             display.finish()
-            throw fail(e.description)
-        } catch let e as ExitCode {
             throw e
         } catch {
             display.finish()
-            throw fail("\(error)")
+            throw SluiceError(.database, "\(error)")
         }
     }
 }
