@@ -38,9 +38,10 @@ struct ExportCommand: AsyncParsableCommand {
         }
     }
 
-    static func spoolDir(for url: String) -> String {
+    /// The spool folder of one receiver, under the configured state folder.
+    static func spoolDir(for url: String, stateDir: String) -> String {
         let digest = SHA256.hash(data: Data(url.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
-        return ".sluice/exports/\(digest)"
+        return (stateDir as NSString).appendingPathComponent("exports/\(digest)")
     }
 
     struct Run: AsyncParsableCommand {
@@ -110,7 +111,7 @@ struct ExportCommand: AsyncParsableCommand {
             }
             if table != nil && sql != nil { throw ValidationError("give --from or --query, not both") }
             let source = ExportSource(table: table, query: sql, filter: filter ?? declared.filter, key: keyColumn)
-            var spec = ExportSpec(source: source, url: url, spoolDir: ExportCommand.spoolDir(for: url))
+            var spec = ExportSpec(source: source, url: url, spoolDir: ExportCommand.spoolDir(for: url, stateDir: config.stateDir))
             spec.resendChanged = resendChanged || declared.resendChanged == true
             spec.format = format ?? declared.format.flatMap(ExportFormat.init(rawValue:)) ?? .csv
             spec.batchSize = batchSize ?? declared.batchSize ?? 10_000

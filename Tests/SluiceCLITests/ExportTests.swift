@@ -180,6 +180,7 @@ final class Receiver: @unchecked Sendable {
         let rx = try Receiver(dir: cli.dir + "/rx")
         defer { rx.stop() }
         cli.write("sluice.yml", """
+            state_dir: state
             exports:
               to_rx:
                 from: t
@@ -196,6 +197,9 @@ final class Receiver: @unchecked Sendable {
         #expect(try cli.json(r.out)["planned"] as? Int == 5)
         let counts = try rx.idCounts()
         #expect(counts.count == 3_000 && counts.values.allSatisfy { $0 == 1 })
+        // The spool lives under state_dir (it used to ignore it and write to .sluice).
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cli.dir + "/state/exports").count == 1)
+        #expect(!FileManager.default.fileExists(atPath: cli.dir + "/.sluice/exports"))
         let missing = try cli.run(["export", "nope"])
         #expect(missing.status == 1 && missing.err.contains("no export 'nope'") && missing.err.contains("to_rx"))
         cli.write("sluice.yml", "exports:\n  x:\n    from: t\n    batchsize: 3\n")

@@ -284,6 +284,12 @@ func stats(_ o: [String: Any]) -> [String: Int] { o["stats"] as? [String: Int] ?
                   - filter: valor > 1
                   - derive: {dobro: valor * 2}
                 into: registros
+              widen:
+                source: upload
+                steps:
+                  - cast: {id: int, valor: float}
+                  - derive: {dobro: valor * 2, extra: 1}
+                into: registros
             """)
         let body = Data("{\"id\": 1, \"valor\": 0.5}\n{\"id\": 2, \"valor\": 2.5}\n{\"id\": 3, \"valor\": \"x\"}\n".utf8)
         let (status, data) = try await server.request("POST", "/pipelines/intake/runs?filename=regs.ndjson", body: body)
@@ -300,6 +306,18 @@ func stats(_ o: [String: Any]) -> [String: Int] { o["stats"] as? [String: Int] ?
         #expect(run["state"] as? String == "succeeded", "\(run)")
         #expect((run["counts"] as? String)?.contains("\"read\":3,\"dropped\":1,\"rejected\":1,\"loaded\":1") == true, "\(run)")
         #expect(try server.cli.sqlite("SELECT id, dobro = 5 FROM registros") == "2|1\n")
+        // A run whose load fails records the load's message (it used to record "ExitCode(rawValue: 1)").
+        let (broken, _) = try await server.request("POST", "/pipelines/widen/runs?filename=w.ndjson", body: Data("{\"id\": 9, \"valor\": 3}\n".utf8))
+        #expect(broken == 202)
+        var failed: [String: Any] = [:]
+        for _ in 0..<200 {
+            let (_, o) = try await server.json("GET", "/pipelines/widen/runs")
+            failed = (o["runs"] as? [[String: Any]])?.first ?? [:]
+            if failed["state"] as? String != "running" { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(failed["state"] as? String == "failed", "\(failed)")
+        #expect((failed["error"] as? String)?.contains("has no column 'extra'") == true, "\(failed)")
         // `sluice run` cannot read an upload source by itself, and says where files go.
         let r = try server.cli.run(["run", "intake"])
         #expect(r.status != 0 && r.err.contains("POST /pipelines/intake/runs"), "\(r.err)")
