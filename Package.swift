@@ -36,7 +36,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
-        // Pure core: types, batches, schemas, coercion, inference, merge planning. No I/O.
+        // Pure core: types, batches, schemas, coercion, inference, merge planning, expressions and
+        // pipeline steps, cron schedules and the pipeline DAG, key globs. No I/O.
         .target(name: "SluiceCore", swiftSettings: strict),
         // Streaming decoders and encoders (CSV, JSON, gzip). Bytes in, batches out; no I/O.
         .target(
@@ -69,7 +70,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // Object storage: local folders, HTTP(S), S3-compatible buckets (our own SigV4 signer).
+        // Object storage: local folders, HTTP(S), S3-compatible buckets (our own SigV4 signer), FTP,
+        // and the policy that says which sources a request may name.
         .target(
             name: "SluiceStorage",
             dependencies: [
@@ -95,13 +97,13 @@ let package = Package(
         // sluice.yml: entities and options, read with Yams.
         .target(
             name: "SluiceConfig",
-            dependencies: ["SluiceCore", "SluiceFormats", "SluiceQueue", .product(name: "Yams", package: "Yams")],
+            dependencies: ["SluiceCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
         // Wires sources, decoders and sinks into a load with stats, rejects and progress.
         .target(
             name: "SluiceLoad",
-            dependencies: ["SluiceCore", "SluiceFormats", "SluiceSQLite", "SluiceConfig", "SluicePostgres"],
+            dependencies: ["SluiceCore", "SluiceFormats", "SluiceSQLite", "SluiceConfig"],
             swiftSettings: strict
         ),
         // The durable job queue: job model, lifecycle state machine, retry policy, driver protocol
@@ -111,7 +113,7 @@ let package = Package(
         .target(
             name: "SluiceWorker",
             dependencies: [
-                "SluiceCore", "SluiceFormats", "SluiceSQLite", "SluiceConfig", "SluiceStorage", "SluiceLoad", "SluiceQueue", "SluicePostgres", "SluiceWatch",
+                "SluiceCore", "SluiceFormats", "SluiceSQLite", "SluiceConfig", "SluiceStorage", "SluiceLoad", "SluiceQueue", "SluicePostgres",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -137,7 +139,7 @@ let package = Package(
         .target(
             name: "SluiceHTTP",
             dependencies: [
-                "SluiceCore", "SluiceConfig", "SluiceQueue", "SluiceWorker", "SluiceExport",
+                "SluiceCore", "SluiceConfig", "SluiceQueue", "SluiceStorage", "SluiceExport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -180,22 +182,22 @@ let package = Package(
         ),
         .testTarget(name: "SluiceSQLiteTests", dependencies: ["SluiceSQLite", "SluiceQueue", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceLoadTests", dependencies: ["SluiceLoad", "SluiceTesting"], swiftSettings: strict),
-        .testTarget(name: "SluiceExportTests", dependencies: ["SluiceExport", "SluiceTesting"], swiftSettings: strict),
+        .testTarget(name: "SluiceExportTests", dependencies: ["SluiceExport"], swiftSettings: strict),
         .testTarget(name: "SluiceStorageTests", dependencies: ["SluiceStorage", "SluiceCore", "SluiceTesting"], swiftSettings: strict),
         .testTarget(
             name: "SluiceWatchTests",
             dependencies: ["SluiceWatch", "SluiceStorage", "SluiceQueue", "SluiceCore", "SluiceSQLite", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
-        .testTarget(name: "SluiceQueueTests", dependencies: ["SluiceQueue", "SluiceSQLite", "SluiceWorker", "SluiceTesting"], swiftSettings: strict),
+        .testTarget(name: "SluiceQueueTests", dependencies: ["SluiceQueue", "SluiceSQLite", "SluiceWorker", "SluiceStorage", "SluiceTesting"], swiftSettings: strict),
         .testTarget(
             name: "SluicePostgresTests",
-            dependencies: ["SluicePostgres", "SluiceWorker", "SluiceLoad", "SluiceTesting", .product(name: "PostgresNIO", package: "postgres-nio")],
+            dependencies: ["SluicePostgres", "SluiceLoad", "SluiceTesting", .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "SluiceHTTPTests",
-            dependencies: ["SluiceHTTP", "SluiceTesting", .product(name: "HummingbirdTesting", package: "hummingbird"),
+            dependencies: ["SluiceHTTP", "SluiceStorage", "SluiceTesting", .product(name: "HummingbirdTesting", package: "hummingbird"),
                            .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),

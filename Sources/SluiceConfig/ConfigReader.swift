@@ -1,6 +1,5 @@
 public import SluiceCore
 import Yams
-import SluiceQueue
 import Foundation
 
 /// Reads `sluice.yml`. Every mistake is reported with the file, line and column of the

@@ -2,7 +2,7 @@ import Hummingbird
 import SluiceConfig
 import SluiceCore
 import SluiceQueue
-import SluiceWorker
+import SluiceStorage
 import Foundation
 import HTTPTypes
 

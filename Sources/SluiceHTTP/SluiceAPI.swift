@@ -1,7 +1,7 @@
 public import Hummingbird
 public import SluiceConfig
 public import SluiceQueue
-public import SluiceWorker
+public import SluiceStorage
 import SluiceCore
 public import Foundation
 public import SluiceExport

@@ -1,6 +1,7 @@
 public import Foundation
 public import SluiceQueue
 public import SluiceStorage
+public import SluiceCore
 
 /// What a watch does when an object it already loaded shows up with a new etag.
 public enum ChangePolicy: String, Sendable, CaseIterable {

@@ -1,4 +1,4 @@
-import SluiceStorage
+public import SluiceStorage
 import SluiceCore
 public import SluiceQueue
 public import SluiceConfig

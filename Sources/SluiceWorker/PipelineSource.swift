@@ -2,7 +2,6 @@ public import SluiceCore
 public import SluiceConfig
 public import SluiceStorage
 public import Foundation
-import SluiceWatch
 
 /// A pipeline's source files: listed (matching its glob, inside a modification-time window)
 /// and fetched one at a time — read in place when local, downloaded when remote.
@@ -37,7 +36,7 @@ public struct PipelineSource: Sendable {
     public func list(window: (Date?, Date?) = (nil, nil)) async throws(SluiceError) -> [File] {
         if case .local = location.kind, !location.key.isEmpty { return [File()] }  // one file
         if case .http = location.kind { return [File()] }
-        let glob = pipeline.glob.map(Glob.init)
+        let glob = pipeline.glob.map { Glob($0) }
         return try await store.listAll(prefix: glob.map { $0.prefix.hasPrefix(location.key) ? $0.prefix : location.key } ?? location.key)
             .filter { !$0.key.hasSuffix("/") && (glob?.matches($0.key) ?? true) }
             .filter { o in window.0.map { o.lastModified >= $0 } ?? true && window.1.map { o.lastModified < $0 } ?? true }

@@ -9,8 +9,8 @@ import SluiceConfig
 import SluiceCore
 import SluiceQueue
 import SluiceSQLite
-import SluiceWorker
 import SluiceTesting
+import SluiceStorage
 
 /// The API over a scratch folder, with one declared entity and a file root.
 struct APIHarness {

@@ -6,6 +6,7 @@ import Foundation
 import SluiceConfig
 import SluiceCore
 import SluiceTesting
+import SluiceStorage
 
 /// A worker over a scratch folder: database, uploads, work dir and a clock tests can move.
 struct WorkerHarness {

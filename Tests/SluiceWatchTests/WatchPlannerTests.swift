@@ -3,6 +3,7 @@ import Foundation
 import SluiceQueue
 import SluiceStorage
 @testable import SluiceWatch
+import SluiceCore
 
 struct WatchPlannerTests {
     static let t0 = Date(timeIntervalSince1970: 1_800_000_000)

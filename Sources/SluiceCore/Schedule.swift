@@ -1,4 +1,3 @@
-public import SluiceCore
 public import Foundation
 
 /// A five-field cron expression (`minute hour day-of-month month day-of-week`) in a time

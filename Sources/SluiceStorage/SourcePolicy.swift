@@ -101,7 +101,7 @@ public struct SourcePolicy: Sendable {
     }
 
     /// At fetch time: the real path of a file source (symlinks resolved) must still be under a root.
-    func checkRealPath(_ path: String) throws(SluiceError) -> String {
+    package func checkRealPath(_ path: String) throws(SluiceError) -> String {
         guard let real = realpath(path, nil) else {
             throw SluiceError(.notFound, "cannot open: \(String(cString: strerror(errno)))", at: SourceLocation(file: path))
         }
@@ -112,7 +112,7 @@ public struct SourcePolicy: Sendable {
     }
 
     /// At fetch time: every address the host resolves to must be allowed.
-    func checkResolved(host: String) throws(SluiceError) {
+    package func checkResolved(host: String) throws(SluiceError) {
         if allowLinkLocal { return }
         for ip in IPAddress.resolve(host) where ip.isLinkLocalOrMetadata {
             throw Self.refuse("host '\(host)' resolves to a link-local or metadata address")
