@@ -74,3 +74,37 @@ public struct TableSchema: Sendable, Hashable, Codable {
         return s
     }
 }
+
+/// What a load does to its target table before the rows go in: one rule for every backend,
+/// so that SQLite and PostgreSQL (and any next one) agree on when a table is rebuilt.
+public enum TablePreparation: Sendable, Equatable {
+    /// No table yet: create it from the load's schema.
+    case create
+    /// Replace into a table of another shape (columns, their types, or the key): drop it and
+    /// create the load's, in the load's transaction.
+    case rebuild
+    /// Replace into a table of the same shape: empty it, in the load's transaction.
+    case empty
+    /// Keep the table, first adding these columns (`schema_changes: evolve`).
+    case keep(adding: [ColumnSchema])
+
+    /// The preparation of `table` (now `existing`, nil when absent) for a load of `load` in
+    /// `mode`; or why the table cannot take the load.
+    public static func decide(table: String, existing: TableSchema?, load: TableSchema, mode: WriteMode,
+                              evolve: Bool) throws(SluiceError) -> TablePreparation {
+        guard let existing else { return .create }
+        if mode == .replace {
+            let sameShape = existing.columns.map(\.name) == load.columns.map(\.name)
+                && existing.columns.map(\.type) == load.columns.map(\.type) && existing.primaryKey == load.primaryKey
+            return sameShape ? .empty : .rebuild
+        }
+        let missing = load.columns.filter { existing.column(named: $0.name) == nil }
+        if !missing.isEmpty && !evolve {
+            throw SluiceError(.invalidSchema, "table '\(table)' has no column \(missing.map { "'\($0.name)'" }.joined(separator: ", ")); set schema_changes: evolve on the entity, or use --mode replace")
+        }
+        if mode == .merge && existing.primaryKey != load.primaryKey {
+            throw SluiceError(.invalidSchema, "table '\(table)' has primary key (\(existing.primaryKey.joined(separator: ", "))), the load uses (\(load.primaryKey.joined(separator: ", ")))")
+        }
+        return .keep(adding: missing)
+    }
+}

@@ -226,33 +226,23 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
     }
 
     func prepareTarget(_ conn: PostgresConnection) async throws -> TargetState {
-        guard let existing = try await db.schema(of: table, on: conn) else {
+        switch try TablePreparation.decide(table: "\(table)", existing: try await db.schema(of: table, on: conn), load: schema, mode: mode, evolve: evolve) {
+        case .create:
             if let s = table.schema { try await db.exec("CREATE SCHEMA IF NOT EXISTS \(SQLIdentifier.quoteValidated(s))", on: conn) }
             try await db.exec(PostgresSQL.createTable(table, schema, primaryKey: false), on: conn)
             return TargetState(empty: true, created: true)
-        }
-        var missing = schema.columns.filter { existing.column(named: $0.name) == nil }
-        if mode == .replace && (!missing.isEmpty || existing.primaryKey != schema.primaryKey) {
+        case .rebuild:
             // Replace takes the load's schema; the swap is part of the load's transaction.
             try await db.exec("DROP TABLE \(table.quoted)", on: conn)
             try await db.exec(PostgresSQL.createTable(table, schema, primaryKey: false), on: conn)
             return TargetState(empty: true, created: true)
-        }
-        if !missing.isEmpty {
-            guard evolve else {
-                throw SluiceError(.invalidSchema, "table '\(table)' has no column \(missing.map { "'\($0.name)'" }.joined(separator: ", ")); declare schema_changes: evolve on the entity to add new columns")
-            }
-            for c in missing {
-                try await db.exec("ALTER TABLE \(table.quoted) ADD COLUMN \(SQLIdentifier.quoteValidated(c.name)) \(PostgresSQL.typeName(c.type))", on: conn)
-            }
-            missing = []
-        }
-        if mode == .merge && existing.primaryKey != schema.primaryKey {
-            throw SluiceError(.invalidSchema, "table '\(table)' has primary key (\(existing.primaryKey.joined(separator: ", "))), the load uses (\(schema.primaryKey.joined(separator: ", ")))")
-        }
-        if mode == .replace {
+        case .empty:
             try await db.exec("TRUNCATE \(table.quoted)", on: conn)
             return TargetState(empty: true, created: false)
+        case .keep(let adding):
+            for c in adding {
+                try await db.exec("ALTER TABLE \(table.quoted) ADD COLUMN \(SQLIdentifier.quoteValidated(c.name)) \(PostgresSQL.typeName(c.type))", on: conn)
+            }
         }
         let rows = try await conn.query(PostgresPool.query("SELECT EXISTS (SELECT 1 FROM \(table.quoted))"), logger: db.logger).get().rows
         let hasRows = try rows.first?.decode(Bool.self) ?? false

@@ -110,9 +110,7 @@ public final class SQLiteStagedLoad: LoadSink {
         // Fail fast on a table that cannot take this load (checked again under the lock).
         let reader = try SQLiteConnection(path: databasePath, readOnly: true)
         let target = try SQLiteTarget.catalogReader(reader)
-        if let existing = try target.schema(of: table), mode != .replace, !evolve {
-            try SQLiteTarget.check(existing: existing, against: schema, table: table, mode: mode)
-        }
+        _ = try TablePreparation.decide(table: table, existing: try target.schema(of: table), load: schema, mode: mode, evolve: evolve)
         let tableExists = try target.tableExists(table)
         if mode == .append && !schema.primaryKey.isEmpty && tableExists {
             mainReader = reader

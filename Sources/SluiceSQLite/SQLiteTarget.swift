@@ -78,41 +78,21 @@ public final class SQLiteTarget: TableCatalog {
     /// fits the load, and (replace) empties or rebuilds it. Records the schema.
     func prepareTable(_ table: String, _ schema: TableSchema, mode: WriteMode, evolve: Bool = false) throws(SluiceError) {
         let conn = connection
-        if let existing = try self.schema(of: table) {
-            let sameShape = existing.columns.map(\.name) == schema.columns.map(\.name)
-                && existing.columns.map(\.type) == schema.columns.map(\.type) && existing.primaryKey == schema.primaryKey
-            if mode == .replace && !sameShape {
-                // Replace takes the load's schema; the swap is part of the load's transaction.
-                try conn.execute("DROP TABLE \(SQLIdentifier.quoteValidated(table))")
-                try conn.execute(SQLiteSQL.createTable(table, schema, ifNotExists: false))
-            } else {
-                if evolve {
-                    for c in schema.columns where existing.column(named: c.name) == nil {
-                        try conn.execute("ALTER TABLE \(SQLIdentifier.quoteValidated(table)) ADD COLUMN \(SQLIdentifier.quoteValidated(c.name)) \(SQLiteSQL.storageType(c.type))")
-                    }
-                } else {
-                    try Self.check(existing: existing, against: schema, table: table, mode: mode)
-                }
-                if mode == .merge && existing.primaryKey != schema.primaryKey {
-                    throw SluiceError(.invalidSchema, "table '\(table)' has primary key (\(existing.primaryKey.joined(separator: ", "))), the load uses (\(schema.primaryKey.joined(separator: ", ")))")
-                }
-                if mode == .replace { try conn.execute("DELETE FROM \(SQLIdentifier.quoteValidated(table))") }
-            }
-        } else {
+        let quoted = SQLIdentifier.quoteValidated(table)
+        switch try TablePreparation.decide(table: table, existing: try self.schema(of: table), load: schema, mode: mode, evolve: evolve) {
+        case .create:
             try conn.execute(SQLiteSQL.createTable(table, schema, ifNotExists: false))
+        case .rebuild:
+            try conn.execute("DROP TABLE \(quoted)")
+            try conn.execute(SQLiteSQL.createTable(table, schema, ifNotExists: false))
+        case .empty:
+            try conn.execute("DELETE FROM \(quoted)")
+        case .keep(let adding):
+            for c in adding {
+                try conn.execute("ALTER TABLE \(quoted) ADD COLUMN \(SQLIdentifier.quoteValidated(c.name)) \(SQLiteSQL.storageType(c.type))")
+            }
         }
         try recordSchema(table, schema)
-    }
-
-    /// An existing table must have every column the load writes, and (merge) the same key.
-    static func check(existing: TableSchema, against schema: TableSchema, table: String, mode: WriteMode) throws(SluiceError) {
-        let missing = schema.columns.map(\.name).filter { existing.column(named: $0) == nil }
-        if !missing.isEmpty {
-            throw SluiceError(.invalidSchema, "table '\(table)' has no column \(missing.map { "'\($0)'" }.joined(separator: ", ")); set schema_changes: evolve on the entity, or use --mode replace")
-        }
-        if mode == .merge && existing.primaryKey != schema.primaryKey {
-            throw SluiceError(.invalidSchema, "table '\(table)' has primary key (\(existing.primaryKey.joined(separator: ", "))), the load uses (\(schema.primaryKey.joined(separator: ", ")))")
-        }
     }
 
     /// Starts a load into `table` (created from `schema` when missing) in one transaction.

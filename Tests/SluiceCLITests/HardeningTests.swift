@@ -180,3 +180,28 @@ extension TestPostgres {
         return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
     }
 }
+
+/// Both backends prepare a table by the same rule (`TablePreparation`): a replace whose
+/// column types changed rebuilds the table (PostgreSQL used to keep the old types and fail).
+@Suite struct TablePreparationCLITests {
+    @Test func replaceWithChangedTypesRebuildsOnBothBackends() throws {
+        let cli = try CLI()
+        var targets = [cli.dir + "/sluice.db"]
+        if let pg = try? TestPostgres.fresh() { targets.append(pg.url) } else { #expect(ProcessInfo.processInfo.environment["CI"] != "true", "no PostgreSQL") }
+        for database in targets {
+            let first = try cli.run(["load", cli.write("v1.csv", "id,v\n1,5\n2,6\n"), "--into", "t", "--key", "id", "--database", database])
+            #expect(first.status == 0, "\(database): \(first.err)")
+            let same = try cli.run(["load", cli.write("v2.csv", "id,v\n3,7\n"), "--into", "t", "--key", "id", "--mode", "replace", "--database", database, "--json"])
+            let sameCounts = try cli.json(same.out)["stats"] as? [String: Any] ?? [:]
+            #expect(same.status == 0 && sameCounts["inserted"] as? Int == 1, "\(database): \(same.err)")
+            let changed = try cli.run(["load", cli.write("v3.csv", "id,v\n4,abc\n"), "--into", "t", "--key", "id", "--mode", "replace", "--database", database, "--json"])
+            #expect(changed.status == 0, "\(database): \(changed.err)")
+            let changedCounts = try cli.json(changed.out)["stats"] as? [String: Any] ?? [:]
+            #expect(changedCounts["rejected"] as? Int == 0, "\(database): \(changed.out)")
+            // A merge of a column the table lacks is still refused, with the same words on both.
+            let extra = try cli.run(["load", cli.write("v4.csv", "id,v,w\n5,x,1\n"), "--into", "t", "--key", "id", "--database", database])
+            #expect(extra.status == 1 && extra.err.contains("table 't' has no column 'w'; set schema_changes: evolve on the entity"), "\(database): \(extra.err)")
+        }
+        #expect(try cli.sqlite("SELECT id, v, typeof(v) FROM t") == "4|abc|text\n")
+    }
+}
