@@ -39,6 +39,19 @@ public struct LoadStats: Sendable, Hashable, Codable {
 
     public init() {}
 
+    /// These counts once a sink applied the load: its inserted, updated and deleted keys, and
+    /// every other row read that was not rejected as skipped (the one place this is computed).
+    /// `refused`: rows the target refused at commit, not yet counted as rejected.
+    public func settled(by counts: SinkCounts, refused: Int64 = 0) -> LoadStats {
+        var s = self
+        s.rejected += refused
+        s.inserted = counts.inserted
+        s.updated = counts.updated
+        s.deleted = counts.deleted
+        s.skipped = s.read - s.rejected - counts.inserted - counts.updated - counts.deleted
+        return s
+    }
+
     public static func + (a: LoadStats, b: LoadStats) -> LoadStats {
         var r = LoadStats()
         r.read = a.read + b.read

@@ -137,10 +137,7 @@ public final class LoadRunner {
                     try w.writer.close()
                     if w.writer.count > 0 { report.files[i].rejectsFile = w.writer.path }
                 }
-                report.stats.inserted = counts.inserted
-                report.stats.updated = counts.updated
-                report.stats.deleted = counts.deleted
-                report.stats.skipped = report.stats.read - report.stats.rejected - counts.inserted - counts.updated - counts.deleted
+                report.stats = report.stats.settled(by: counts)
             }
         } catch {
             sink?.rollback()

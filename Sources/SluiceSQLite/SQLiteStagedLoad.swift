@@ -232,11 +232,7 @@ public final class SQLiteStagedLoad: LoadSink {
                 counts.inserted = main.changes
             }
             try SQLiteConnection.runSteps(context.afterSQL, on: main)
-            var stats = context.stats
-            stats.inserted = counts.inserted
-            stats.updated = counts.updated
-            stats.deleted = counts.deleted
-            stats.skipped = stats.read - stats.rejected - counts.inserted - counts.updated - counts.deleted
+            let stats = context.stats.settled(by: counts)
             let result = JobResult(stats: stats, rejectsPath: context.rejectsFiles.first, sha256: fence.sha256)
             guard try SQLiteQueueDriver.complete(main, id: fence.jobId, token: fence.token, result: result, entity: fence.entity, now: fence.now()) else {
                 throw SluiceError(.aborted, "job \(fence.jobId) is no longer held with lease token \(fence.token); nothing was written")

@@ -114,14 +114,16 @@ struct ExportCommand: AsyncParsableCommand {
             var spec = ExportSpec(source: source, url: url, spoolDir: ExportCommand.spoolDir(for: url, stateDir: config.stateDir))
             spec.resendChanged = resendChanged || declared.resendChanged == true
             spec.format = format ?? declared.format.flatMap(ExportFormat.init(rawValue:)) ?? .csv
-            spec.batchSize = batchSize ?? declared.batchSize ?? 10_000
-            spec.concurrency = concurrency ?? declared.concurrency ?? 8
+            // Each default lives once, in ExportSpec and DeliveryPolicy.
+            spec.batchSize = batchSize ?? declared.batchSize ?? spec.batchSize
+            spec.concurrency = concurrency ?? declared.concurrency ?? spec.concurrency
             spec.fieldName = rawBody || declared.rawBody == true ? nil : (field ?? declared.field ?? "file")
             spec.gzip = gzip || declared.gzip == true
             spec.requestsPerSecond = rate ?? declared.rate
             spec.rowsPerSecond = rowsPerSecond ?? declared.rowsPerSecond
-            spec.timeoutSeconds = timeout ?? declared.timeout ?? 60
-            spec.policy = DeliveryPolicy(maxAttempts: maxAttempts ?? declared.maxAttempts ?? 8, baseDelay: retryBase, maxDelay: 60)
+            spec.timeoutSeconds = timeout ?? declared.timeout ?? spec.timeoutSeconds
+            spec.policy.maxAttempts = maxAttempts ?? declared.maxAttempts ?? spec.policy.maxAttempts
+            spec.policy.baseDelay = retryBase
             spec.formFields = declared.form.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             spec.headers = declared.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             for f in form {

@@ -46,7 +46,7 @@ struct WatchCommand: AsyncParsableCommand {
         spec.rules.maxFiles = declared.maxFiles
         spec.rules.maxBytes = declared.maxBytes
         spec.rules.watermark = declared.watermark ?? false
-        spec.interval = declared.interval ?? 5
+        spec.interval = declared.interval ?? spec.interval
         spec.raw = declared.raw
         spec.format = declared.format
         spec.mode = declared.mode
