@@ -135,6 +135,16 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The composition root: the backend a configuration names, resolved once (SQLite file or
+        // PostgreSQL URL), and the runtime built on it (control plane, job target, workers).
+        .target(
+            name: "SluiceRuntime",
+            dependencies: [
+                "SluiceCore", "SluiceConfig", "SluiceQueue", "SluiceStorage", "SluiceWorker", "SluiceExport", "SluiceSQLite", "SluicePostgres",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // HTTP API (Hummingbird): routes and controllers, request → validated job. No business logic.
         .target(
             name: "SluiceHTTP",
@@ -156,7 +166,7 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceLoad", "SluiceConfig", "SluiceQueue", "SluiceWorker", "SluiceHTTP", "SluicePostgres", "SluiceExport", "SluiceStorage", "SluiceWatch",
+                "SluiceLoad", "SluiceConfig", "SluiceQueue", "SluiceWorker", "SluiceHTTP", "SluicePostgres", "SluiceExport", "SluiceStorage", "SluiceWatch", "SluiceRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -19,7 +19,7 @@ public struct APIDependencies: Sendable {
     /// Accepted bearer tokens; empty means no authentication (loopback only, see `sluice serve`).
     public var tokens: [String]
     public var now: @Sendable () -> Date
-    /// The export ledger `GET /exports` reads (the SQLite database's own when nil).
+    /// The export ledger `GET /exports` reads (the backend's; the route answers 404 without one).
     public var exports: (any ExportStore)?
     /// Starts a run of a declared pipeline over one uploaded file, in the background; returns
     /// the run's id (`POST /pipelines/{name}/runs`). Nil: the route answers 404.
@@ -90,14 +90,7 @@ public enum SluiceAPI {
     /// `GET /exports[?to=URL]`: per receiver, delivered / pending / dead-lettered batches and
     /// rows, and every batch not yet delivered with what the receiver last said.
     static func exportStatus(_ deps: APIDependencies, to: String?) async throws -> Response {
-        let store: any ExportStore
-        if let s = deps.exports {
-            store = s
-        } else {
-            let database = deps.config.database
-            guard !database.hasPrefix("postgres://"), !database.hasPrefix("postgresql://") else { throw APIError(.notFound, "no export ledger is open") }
-            store = try await Task.detached { () throws -> any ExportStore in try SQLiteExportStore(path: database) }.value
-        }
+        guard let store = deps.exports else { throw APIError(.notFound, "no export ledger is open") }
         let batches = try await store.batches(to)
         let out = DestinationSummary.of(batches)
         let enc = JSONEncoder()

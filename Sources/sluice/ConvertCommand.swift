@@ -3,6 +3,7 @@ import SluiceCore
 import SluiceFormats
 import SluiceLoad
 import Foundation
+import SluiceRuntime
 
 struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SluiceRuntime
 import SluiceConfig
 import SluiceCore
 import SluiceExport
@@ -27,12 +28,9 @@ struct ExportCommand: AsyncParsableCommand {
     static func withStore<T: Sendable>(_ shared: SharedOptions, _ body: @Sendable (any ExportStore) async throws -> T) async throws -> T {
         let config = try shared.loadConfig()
         do {
-            if PostgresPool.isURL(config.database) {
-                return try await PostgresPool.with(url: config.database, maxConnections: 12) { pool in
-                    try await body(try await PostgresExportStore(pool: pool))
-                }
+            return try await Backend.with(database: config.database, maxConnections: 12) { backend in
+                try await body(try await backend.exportStore())
             }
-            return try await body(try SQLiteExportStore(path: config.database))
         } catch let e as SluiceError {
             throw fail(e.description)
         }

@@ -4,6 +4,7 @@ import SluiceCore
 import SluiceFormats
 import SluiceLoad
 import Foundation
+import SluiceRuntime
 
 struct InferCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -5,6 +5,7 @@ import SluiceLoad
 import SluiceSQLite
 import SluicePostgres
 import Foundation
+import SluiceRuntime
 
 struct LoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -127,28 +128,28 @@ struct LoadCommand: AsyncParsableCommand {
 
         let display = ProgressDisplay(enabled: !quiet)
         do {
-            let report: LoadReport
-            if PostgresPool.isURL(config.database) {
-                let request = request, config = config, display = UncheckedSendable(display)
-                report = try await PostgresPool.with(url: config.database, maxConnections: 4) { db in
-                    try await runOnThread { () -> Result<LoadReport, any Error> in
+            let (request, config, shown, dryRun) = (request, config, UncheckedSendable(display), dryRun)
+            let report = try await Backend.with(database: config.database, maxConnections: 4) { backend in
+                switch backend {
+                case .postgres(let db):
+                    return try await runOnThread { () -> Result<LoadReport, any Error> in
                         Result {
                             let catalog = PostgresCatalog(database: db)
                             let plan = try LoadPlanner.plan(request, config: config, target: catalog)
                             let runner = LoadRunner(plan: plan, sink: request.dryRun ? nil : { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
                                 try PostgresLoad(db: db, table: e.table, schema: e.schema, mode: m, evolve: e.evolve)
                             }, stateDir: config.stateDir)
-                            runner.observer = display.value
+                            runner.observer = shown.value
                             return try runner.run()
                         }
                     }.get()
+                case .sqlite(let path):
+                    let target = dryRun ? nil : try SQLiteTarget(path: path)
+                    let plan = try LoadPlanner.plan(request, config: config, target: target ?? (try? SQLiteTarget(path: path)))
+                    let runner = LoadRunner(plan: plan, target: target, stateDir: config.stateDir)
+                    runner.observer = shown.value
+                    return try runner.run()
                 }
-            } else {
-                let target = dryRun ? nil : try SQLiteTarget(path: config.database)
-                let plan = try LoadPlanner.plan(request, config: config, target: target ?? (try? SQLiteTarget(path: config.database)))
-                let runner = LoadRunner(plan: plan, target: target, stateDir: config.stateDir)
-                runner.observer = display
-                report = try runner.run()
             }
             display.finish()
             print(json ? Summary.json(report) : Summary.text(report))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SluiceRuntime
 import SluiceConfig
 
 struct MigrateCommand: AsyncParsableCommand {

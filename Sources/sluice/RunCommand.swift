@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SluiceRuntime
 import SluiceConfig
 import SluiceCore
 import SluiceLoad

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Synchronization
 import Foundation
+import SluiceRuntime
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,78 +19,6 @@ import SluiceExport
 import SluiceWorker
 import SluiceWatch
 import SluiceStorage
-
-/// What `serve` and `worker` both build: the control plane and target (SQLite file or
-/// PostgreSQL URL), the source policy, workers.
-struct Runtime {
-    let config: SluiceConfig
-    let driver: any QueueDriver
-    let target: any JobTarget
-    let pool: PostgresPool?
-    let policy: SourcePolicy
-    var logger: Logger
-
-    /// Runs `body` with the runtime; a PostgreSQL pool runs for exactly that long.
-    static func with<T: Sendable>(_ config: SluiceConfig, _ body: @Sendable (Runtime) async throws -> T) async throws -> T {
-        var logger = Logger(label: "sluice")
-        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        var policy = SourcePolicy(uploadDir: config.uploadDir, fileRoots: config.server.fileRoots,
-                                  httpAllowlist: config.server.httpAllowlist, allowLinkLocal: config.server.allowLinkLocal)
-        policy.s3Buckets = config.server.s3Buckets
-        guard PostgresPool.isURL(config.database) else {
-            let driver = try SQLiteQueueDriver(path: config.database)
-            try await driver.migrate()
-            return try await body(Runtime(config: config, driver: driver, target: SQLiteJobTarget(databasePath: config.database),
-                                          pool: nil, policy: policy, logger: logger))
-        }
-        let pool = try PostgresPool(url: config.database, maxConnections: max(8, config.worker.concurrency * 2 + 4), logger: logger)
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { await pool.run(); return nil }
-            defer { group.cancelAll() }
-            let driver = PostgresQueueDriver(db: pool)
-            try await driver.migrate()
-            logger.info("control plane on \(pool.displayURL)")
-            return try await body(Runtime(config: config, driver: driver, target: PostgresJobTarget(pool: pool), pool: pool,
-                                          policy: policy, logger: logger))
-        }
-    }
-
-    /// The export ledger in the runtime's database.
-    func exportStore() async throws -> any ExportStore {
-        if let pool { return try await PostgresExportStore(pool: pool) }
-        return try SQLiteExportStore(path: config.database)
-    }
-
-    func worker(concurrency: Int?, id: String?, wake: WakeSignal, stages: [StageKind]? = nil) -> WorkerService {
-        var options = WorkerOptions(settings: config.worker, workDir: config.workDir)
-        options.stages = stages
-        options.stagedPipelines = config.pipelines.values.contains(where: \.staged)
-        if let concurrency { options.concurrency = max(1, concurrency) }
-        if let id { options.id = id }
-        var log = logger
-        log[metadataKey: "worker"] = "\(options.id)"
-        let executor = JobExecutor(driver: driver, target: target, config: config, policy: policy, options: options, logger: log)
-        var wakeSource: (@Sendable (@escaping @Sendable () -> Void) async -> Void)? = nil
-        if let pg = driver as? PostgresQueueDriver { wakeSource = { poke in await pg.listen(poke) } }
-        return WorkerService(driver: driver, executor: executor, options: options, wake: wake, logger: log, wakeSource: wakeSource)
-    }
-
-    /// Process-wide set-up every command runs first: logging to stderr, and an allocator
-    /// that keeps large buffers (pages, batches) instead of mapping and faulting in fresh
-    /// memory for each one.
-    static func bootstrapLogging() {
-        LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
-        #if canImport(Glibc)
-        // mallopt is not in Glibc's Swift module; M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3.
-        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-        if let f = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {
-            let mallopt = unsafeBitCast(f, to: Mallopt.self)
-            _ = mallopt(-3, 64 << 20)
-            _ = mallopt(-1, 128 << 20)
-        }
-        #endif
-    }
-}
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,6 +3,7 @@ import SluiceConfig
 import SluiceCore
 import SluiceExport
 import Foundation
+import SluiceRuntime
 
 /// Options every command shares: where the configuration and the database are.
 struct SharedOptions: ParsableArguments {

@@ -1,0 +1,82 @@
+public import SluiceConfig
+public import SluiceQueue
+public import SluiceStorage
+public import SluiceWorker
+public import SluiceExport
+public import Logging
+import SluiceSQLite
+import SluicePostgres
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The composition root of `serve`, `worker`, `run` and `jobs`: the control plane and job
+/// target of the configured backend, the source policy, and workers built from them.
+public struct Runtime: Sendable {
+    public let config: SluiceConfig
+    public let driver: any QueueDriver
+    public let target: any JobTarget
+    public let backend: Backend
+    public let policy: SourcePolicy
+    public var logger: Logger
+
+    /// Runs `body` with the runtime (the control plane migrated); a PostgreSQL pool runs for
+    /// exactly that long.
+    public static func with<T: Sendable>(_ config: SluiceConfig, _ body: @Sendable (Runtime) async throws -> T) async throws -> T {
+        var logger = Logger(label: "sluice")
+        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        var policy = SourcePolicy(uploadDir: config.uploadDir, fileRoots: config.server.fileRoots,
+                                  httpAllowlist: config.server.httpAllowlist, allowLinkLocal: config.server.allowLinkLocal)
+        policy.s3Buckets = config.server.s3Buckets
+        let (p, l) = (policy, logger)
+        return try await Backend.with(database: config.database, maxConnections: max(8, config.worker.concurrency * 2 + 4), logger: logger) { backend in
+            let driver: any QueueDriver, target: any JobTarget
+            switch backend {
+            case .sqlite(let path):
+                driver = try SQLiteQueueDriver(path: path)
+                target = SQLiteJobTarget(databasePath: path)
+            case .postgres(let pool):
+                driver = PostgresQueueDriver(db: pool)
+                target = PostgresJobTarget(pool: pool)
+                l.info("control plane on \(pool.displayURL)")
+            }
+            try await driver.migrate()
+            return try await body(Runtime(config: config, driver: driver, target: target, backend: backend, policy: p, logger: l))
+        }
+    }
+
+    /// The export ledger in the runtime's database.
+    public func exportStore() async throws -> any ExportStore { try await backend.exportStore() }
+
+    public func worker(concurrency: Int?, id: String?, wake: WakeSignal, stages: [StageKind]? = nil) -> WorkerService {
+        var options = WorkerOptions(settings: config.worker, workDir: config.workDir)
+        options.stages = stages
+        options.stagedPipelines = config.pipelines.values.contains(where: \.staged)
+        if let concurrency { options.concurrency = max(1, concurrency) }
+        if let id { options.id = id }
+        var log = logger
+        log[metadataKey: "worker"] = "\(options.id)"
+        let executor = JobExecutor(driver: driver, target: target, config: config, policy: policy, options: options, logger: log)
+        var wakeSource: (@Sendable (@escaping @Sendable () -> Void) async -> Void)? = nil
+        if let pg = driver as? PostgresQueueDriver { wakeSource = { poke in await pg.listen(poke) } }
+        return WorkerService(driver: driver, executor: executor, options: options, wake: wake, logger: log, wakeSource: wakeSource)
+    }
+
+    /// Process-wide set-up every command runs first: logging to stderr, and an allocator
+    /// that keeps large buffers (pages, batches) instead of mapping and faulting in fresh
+    /// memory for each one.
+    public static func bootstrapLogging() {
+        LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
+        #if canImport(Glibc)
+        // mallopt is not in Glibc's Swift module; M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3.
+        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+        if let f = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {
+            let mallopt = unsafeBitCast(f, to: Mallopt.self)
+            _ = mallopt(-3, 64 << 20)
+            _ = mallopt(-1, 128 << 20)
+        }
+        #endif
+    }
+}
+
