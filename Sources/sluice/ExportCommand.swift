@@ -36,11 +36,6 @@ struct ExportCommand: AsyncParsableCommand {
         }
     }
 
-    /// The spool folder of one receiver, under the configured state folder.
-    static func spoolDir(for url: String, stateDir: String) -> String {
-        let digest = SHA256.hash(data: Data(url.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
-        return (stateDir as NSString).appendingPathComponent("exports/\(digest)")
-    }
 
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "run", abstract: "Plan the rows not yet sent, then deliver every planned batch.")
@@ -96,34 +91,36 @@ struct ExportCommand: AsyncParsableCommand {
 
         /// The export these options (over the one declared in `config`) describe.
         func spec(_ config: SluiceConfig) throws -> ExportSpec {
-            var declared = ExportSettings()
+            var d = ExportSettings()
             if let name {
-                guard let d = config.exports[name] else {
+                guard let declared = config.exports[name] else {
                     throw fail("no export '\(name)' in \(config.path ?? "sluice.yml") (declared: \(config.exports.keys.sorted().joined(separator: ", ")))")
                 }
-                declared = d
+                d = declared
             }
-            let table = from ?? (query == nil ? declared.from : nil), sql = query ?? (from == nil ? declared.query : nil)
-            guard table != nil || sql != nil, let keyColumn = key ?? declared.key, let url = to ?? declared.to else {
-                throw ValidationError("give --from (or --query), --key and --to, or the name of an export declared in sluice.yml")
+            // The command line wins over the declaration; --from and --query replace each other.
+            (d.from, d.query) = (from ?? (query == nil ? d.from : nil), query ?? (from == nil ? d.query : nil))
+            d.filter = filter ?? d.filter
+            d.key = key ?? d.key
+            d.to = to ?? d.to
+            if resendChanged { d.resendChanged = true }
+            d.format = format?.rawValue ?? d.format
+            d.batchSize = batchSize ?? d.batchSize
+            d.concurrency = concurrency ?? d.concurrency
+            d.field = field ?? d.field
+            if rawBody { d.rawBody = true }
+            if gzip { d.gzip = true }
+            d.rate = rate ?? d.rate
+            d.rowsPerSecond = rowsPerSecond ?? d.rowsPerSecond
+            d.timeout = timeout ?? d.timeout
+            d.maxAttempts = maxAttempts ?? d.maxAttempts
+            d.tokenEnv = tokenEnv ?? d.tokenEnv
+            var spec: ExportSpec
+            do { spec = try ExportSpec.from(d, config: config) } catch {
+                if error.code == .invalidArgument { throw ValidationError(error.message) }
+                throw fail(error.message)
             }
-            if table != nil && sql != nil { throw ValidationError("give --from or --query, not both") }
-            let source = ExportSource(table: table, query: sql, filter: filter ?? declared.filter, key: keyColumn)
-            var spec = ExportSpec(source: source, url: url, spoolDir: ExportCommand.spoolDir(for: url, stateDir: config.stateDir))
-            spec.resendChanged = resendChanged || declared.resendChanged == true
-            spec.format = format ?? declared.format.flatMap(ExportFormat.init(rawValue:)) ?? .csv
-            // Each default lives once, in ExportSpec and DeliveryPolicy.
-            spec.batchSize = batchSize ?? declared.batchSize ?? spec.batchSize
-            spec.concurrency = concurrency ?? declared.concurrency ?? spec.concurrency
-            spec.fieldName = rawBody || declared.rawBody == true ? nil : (field ?? declared.field ?? "file")
-            spec.gzip = gzip || declared.gzip == true
-            spec.requestsPerSecond = rate ?? declared.rate
-            spec.rowsPerSecond = rowsPerSecond ?? declared.rowsPerSecond
-            spec.timeoutSeconds = timeout ?? declared.timeout ?? spec.timeoutSeconds
-            spec.policy.maxAttempts = maxAttempts ?? declared.maxAttempts ?? spec.policy.maxAttempts
             spec.policy.baseDelay = retryBase
-            spec.formFields = declared.form.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-            spec.headers = declared.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             for f in form {
                 guard let eq = f.firstIndex(of: "=") else { throw ValidationError("--form takes name=value") }
                 spec.formFields.append((String(f[..<eq]), String(f[f.index(after: eq)...])))
@@ -131,10 +128,6 @@ struct ExportCommand: AsyncParsableCommand {
             for h in header {
                 guard let colon = h.firstIndex(of: ":") else { throw ValidationError("--header takes 'Name: value'") }
                 spec.headers.append((String(h[..<colon]).trimmingCharacters(in: .whitespaces), String(h[h.index(after: colon)...]).trimmingCharacters(in: .whitespaces)))
-            }
-            if let tokenEnv = tokenEnv ?? declared.tokenEnv {
-                guard let t = ProcessInfo.processInfo.environment[tokenEnv], !t.isEmpty else { throw fail("$\(tokenEnv) is not set") }
-                spec.headers.append(("Authorization", "Bearer \(t)"))
             }
             return spec
         }

@@ -125,32 +125,17 @@ struct LoadCommand: AsyncParsableCommand {
                 throw error as? SluiceError ?? SluiceError(.invalidArgument, "\(error)")
             }
         }
+        try await Self.load(request, config: config, json: json, quiet: quiet)
+    }
 
+    /// Runs a load through the ``Loader`` and prints its summary (text or JSON); a failure is
+    /// thrown as one message naming its rejects file and saying the table was not changed.
+    static func load(_ request: LoadRequest, config: SluiceConfig, json: Bool, quiet: Bool) async throws(SluiceError) {
         let display = ProgressDisplay(enabled: !quiet)
         do {
-            let (request, config, shown, dryRun) = (request, config, UncheckedSendable(display), dryRun)
-            let report = try await Backend.with(database: config.database, maxConnections: 4) { backend in
-                switch backend {
-                case .postgres(let db):
-                    return try await runOnThread { () -> Result<LoadReport, any Error> in
-                        Result {
-                            let catalog = PostgresCatalog(database: db)
-                            let plan = try LoadPlanner.plan(request, config: config, target: catalog)
-                            let runner = LoadRunner(plan: plan, sink: request.dryRun ? nil : { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
-                                try PostgresLoad(db: db, table: e.table, schema: e.schema, mode: m, evolve: e.evolve)
-                            }, stateDir: config.stateDir)
-                            runner.observer = shown.value
-                            return try runner.run()
-                        }
-                    }.get()
-                case .sqlite(let path):
-                    let target = dryRun ? nil : try SQLiteTarget(path: path)
-                    let plan = try LoadPlanner.plan(request, config: config, target: target ?? (try? SQLiteTarget(path: path)))
-                    let runner = LoadRunner(plan: plan, target: target, stateDir: config.stateDir)
-                    runner.observer = shown.value
-                    return try runner.run()
-                }
-            }
+            let observer = UncheckedSendableObserver(display)  // the runner holds it weakly
+            let report = try await Loader.load(request, config: config, observer: observer)
+            withExtendedLifetime(observer) {}
             display.finish()
             print(json ? Summary.json(report) : Summary.text(report))
         } catch let e as LoadFailure {
@@ -167,6 +152,16 @@ struct LoadCommand: AsyncParsableCommand {
             throw SluiceError(.database, "\(error)")
         }
     }
+}
+
+/// The progress display, used by the one load thread that reports to it.
+final class UncheckedSendableObserver: LoadObserver, @unchecked Sendable {
+    let display: ProgressDisplay
+    init(_ display: ProgressDisplay) { self.display = display }
+    func loadProgress(file: InputFile, index: Int, of count: Int, bytes: Int64, rows: Int64, elapsed: Double) {
+        display.loadProgress(file: file, index: index, of: count, bytes: bytes, rows: rows, elapsed: elapsed)
+    }
+    func loadPhase(_ phase: String) { display.loadPhase(phase) }
 }
 
 /// Carries a value the compiler cannot prove sendable to the one thread that uses it.

@@ -217,12 +217,11 @@ struct PipelineExecution {
         log("\(pipeline.name): \(total.read) rows read, \(total.dropped) dropped by the steps, \(total.rejected) rejected, \(total.kept) to load into \(pipeline.into)")
         let counts = Self.counts(files: files.map(\.file), window: window, total.read, total.dropped, total.rejected, total.kept)
         if !parts.isEmpty {
-            var args = parts + ["--into", pipeline.into]
-            if let mode = pipeline.mode { args += ["--mode", mode.rawValue] }
-            if options.json { args.append("--json") }
-            if options.quiet { args.append("--quiet") }
-            let load = try LoadCommand.parse(args)
-            try await load.loadOne(config: config, entity: pipeline.into, files: parts, format: .csv, afterSQL: pipeline.sql)
+            var request = LoadRequest(files: parts, entity: pipeline.into)
+            request.mode = pipeline.mode
+            request.format = .csv
+            request.afterSQL = pipeline.sql
+            try await LoadCommand.load(request, config: config, json: options.json, quiet: options.quiet)
         }
         if upload == nil { try await afterLoad(pipeline, files.map(\.file)) }
         try await export(pipeline)
@@ -247,7 +246,7 @@ struct PipelineExecution {
     /// batches fail the run (they stay listed by `sluice export status`).
     func export(_ pipeline: Pipeline) async throws {
         guard let name = pipeline.export else { return }
-        let spec = try ExportCommand.Run.parse([name]).spec(config)
+        let spec = try ExportSpec.declared(name, config: config)
         let delivery = try await ExportCommand.deliver(spec, store: try await runtime.exportStore(), planOnly: false, progress: false)
         log("\(pipeline.name) → export \(name): \(delivery.summary)")
         if delivery.dead > 0 { throw SluiceError(.aborted, "export \(name): \(delivery.dead) batches dead-lettered (`sluice export retry`)") }

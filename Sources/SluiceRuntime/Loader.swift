@@ -1,0 +1,34 @@
+public import SluiceConfig
+public import SluiceLoad
+import SluiceCore
+import SluiceSQLite
+import SluicePostgres
+
+/// Loads files into the configured backend: the one way `sluice load` and pipeline runs write
+/// rows into a table (plan, read, sink, commit). Throws ``LoadFailure`` (with the partial
+/// report) when the load ran and rolled back, ``SluiceError`` when it could not start.
+public enum Loader {
+    public static func load(_ request: LoadRequest, config: SluiceConfig, observer: (any LoadObserver & Sendable)? = nil) async throws -> LoadReport {
+        try await Backend.with(database: config.database, maxConnections: 4) { backend in
+            switch backend {
+            case .postgres(let db):
+                return try await runOnThread { () -> Result<LoadReport, any Error> in
+                    Result {
+                        let plan = try LoadPlanner.plan(request, config: config, target: PostgresCatalog(database: db))
+                        let runner = LoadRunner(plan: plan, sink: request.dryRun ? nil : { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
+                            try PostgresLoad(db: db, table: e.table, schema: e.schema, mode: m, evolve: e.evolve)
+                        }, stateDir: config.stateDir)
+                        runner.observer = observer
+                        return try runner.run()
+                    }
+                }.get()
+            case .sqlite(let path):
+                let target = request.dryRun ? nil : try SQLiteTarget(path: path)
+                let plan = try LoadPlanner.plan(request, config: config, target: target ?? (try? SQLiteTarget(path: path)))
+                let runner = LoadRunner(plan: plan, target: target, stateDir: config.stateDir)
+                runner.observer = observer
+                return try runner.run()
+            }
+        }
+    }
+}
