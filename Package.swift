@@ -103,7 +103,7 @@ let package = Package(
         // Wires sources, decoders and sinks into a load with stats, rejects and progress.
         .target(
             name: "SluiceLoad",
-            dependencies: ["SluiceCore", "SluiceFormats", "SluiceSQLite", "SluiceConfig"],
+            dependencies: ["SluiceCore", "SluiceFormats", "SluiceConfig"],
             swiftSettings: strict
         ),
         // The durable job queue: job model, lifecycle state machine, retry policy, driver protocol
@@ -191,7 +191,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SluiceSQLiteTests", dependencies: ["SluiceSQLite", "SluiceQueue", "SluiceTesting"], swiftSettings: strict),
-        .testTarget(name: "SluiceLoadTests", dependencies: ["SluiceLoad", "SluiceTesting"], swiftSettings: strict),
+        .testTarget(name: "SluiceLoadTests", dependencies: ["SluiceLoad", "SluiceSQLite", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceExportTests", dependencies: ["SluiceExport"], swiftSettings: strict),
         .testTarget(name: "SluiceStorageTests", dependencies: ["SluiceStorage", "SluiceCore", "SluiceTesting"], swiftSettings: strict),
         .testTarget(

@@ -1,6 +1,5 @@
 public import SluiceCore
 import SluiceFormats
-public import SluiceSQLite
 import Foundation
 
 /// Per-file figures of a load.
@@ -79,17 +78,6 @@ public final class LoadRunner {
         self.plan = plan
         self.makeSink = sink
         self.stateDir = stateDir
-    }
-
-    /// A load into a SQLite target in one transaction (nil target: a dry run).
-    public convenience init(plan: LoadPlan, target: SQLiteTarget?, stateDir: String) {
-        guard let target else {
-            self.init(plan: plan, sink: nil, stateDir: stateDir)
-            return
-        }
-        self.init(plan: plan, sink: { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
-            try target.beginLoad(table: e.table, schema: e.schema, mode: m, evolve: e.evolve)
-        }, stateDir: stateDir)
     }
 
     static func makeLoadId(entity: String) -> String {

@@ -25,7 +25,13 @@ public enum Loader {
             case .sqlite(let path):
                 let target = request.dryRun ? nil : try SQLiteTarget(path: path)
                 let plan = try LoadPlanner.plan(request, config: config, target: target ?? (try? SQLiteTarget(path: path)))
-                let runner = LoadRunner(plan: plan, target: target, stateDir: config.stateDir)
+                var sink: LoadRunner.SinkFactory?
+                if let target {
+                    sink = { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
+                        try target.beginLoad(table: e.table, schema: e.schema, mode: m, evolve: e.evolve)
+                    }
+                }
+                let runner = LoadRunner(plan: plan, sink: sink, stateDir: config.stateDir)
                 runner.observer = observer
                 return try runner.run()
             }

@@ -13,7 +13,9 @@ func load(_ dir: TempDir, _ files: [String], into entity: String, config: Sluice
     configure(&request)
     let target = try SQLiteTarget(path: dir.file("sluice.db"))
     let plan = try LoadPlanner.plan(request, config: config, target: target)
-    return try LoadRunner(plan: plan, target: target, stateDir: dir.file(".sluice")).run()
+    return try LoadRunner(plan: plan, sink: { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
+        try target.beginLoad(table: e.table, schema: e.schema, mode: m, evolve: e.evolve)
+    }, stateDir: dir.file(".sluice")).run()
 }
 
 @Suite struct LoadRunnerTests {
@@ -100,7 +102,7 @@ func load(_ dir: TempDir, _ files: [String], into entity: String, config: Sluice
         var request = LoadRequest(files: [f], entity: "t")
         request.dryRun = true
         let plan = try LoadPlanner.plan(request, config: SluiceConfig(), target: nil)
-        let r = try LoadRunner(plan: plan, target: nil, stateDir: dir.file(".sluice")).run()
+        let r = try LoadRunner(plan: plan, sink: nil, stateDir: dir.file(".sluice")).run()
         #expect(r.dryRun && r.stats.read == 2 && r.stats.inserted == 0)
         #expect(!FileManager.default.fileExists(atPath: dir.file("sluice.db")))
     }
