@@ -113,8 +113,7 @@ let package = Package(
         .target(
             name: "SluiceWorker",
             dependencies: [
-                "SluiceCore", "SluiceFormats", "SluiceSQLite", "SluiceConfig", "SluiceStorage", "SluiceLoad", "SluiceQueue", "SluicePostgres",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
+                "SluiceCore", "SluiceFormats", "SluiceConfig", "SluiceStorage", "SluiceLoad", "SluiceQueue",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -4,7 +4,6 @@ public import SluiceQueue
 public import SluiceConfig
 import SluiceFormats
 import SluiceLoad
-import SluiceSQLite
 public import Foundation
 public import Logging
 import Synchronization
