@@ -54,6 +54,7 @@ let package = Package(
             dependencies: [
                 "SluiceCore", "SluiceQueue",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
@@ -64,6 +65,7 @@ let package = Package(
                 "SluiceCore", "SluiceQueue",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -125,8 +127,7 @@ let package = Package(
         .target(
             name: "SluiceExport",
             dependencies: [
-                "SluiceCore", "SluiceFormats", "SluiceSQLite", "SluicePostgres",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
+                "SluiceCore", "SluiceFormats", "SluiceQueue",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -206,7 +207,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceHTTPTests",
-            dependencies: ["SluiceHTTP", "SluiceStorage", "SluiceTesting", .product(name: "HummingbirdTesting", package: "hummingbird"),
+            dependencies: ["SluiceHTTP", "SluiceStorage", "SluiceSQLite", "SluiceTesting", .product(name: "HummingbirdTesting", package: "hummingbird"),
                            .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),

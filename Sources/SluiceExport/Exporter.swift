@@ -1,6 +1,6 @@
 public import SluiceCore
 import SluiceFormats
-import SluiceSQLite
+public import SluiceQueue
 import Foundation
 import Crypto
 import AsyncHTTPClient
@@ -150,8 +150,8 @@ public final class Exporter: @unchecked Sendable {
             let sha = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
             let file = (spec.spoolDir as NSString).appendingPathComponent("batch-\(number).\(spec.format.rawValue)\(spec.gzip ? ".gz" : "")")
             try Self.writeDurably(bytes, to: file)
-            let planned = ExportBatch(destination: spec.url, batch: number, rows: page.keys.count, firstKey: Self.text(page.keys[0]),
-                                      lastKey: Self.text(page.keys[page.keys.count - 1]), sha256: sha, file: file, state: .planned, attempts: 0)
+            let planned = ExportBatch(destination: spec.url, batch: number, rows: page.keys.count, firstKey: page.keys[0].text,
+                                      lastKey: page.keys[page.keys.count - 1].text, sha256: sha, file: file, state: .planned, attempts: 0)
             try store.insert(planned, destinationID: destinationID, keys: page.keys, hashes: page.hashes)
             onBatch?(planned)
             batches += 1
@@ -161,15 +161,6 @@ public final class Exporter: @unchecked Sendable {
         return (batches, rows)
     }
 
-    static func text(_ v: SQLiteValue) -> String {
-        switch v {
-        case .null: "NULL"
-        case .integer(let i): String(i)
-        case .real(let d): ValueText.double(d)
-        case .text(let s): s
-        case .blob(let b): "\\x" + b.map { String(format: "%02x", $0) }.joined()
-        }
-    }
 
     func encode(_ batch: RecordBatch, schema: TableSchema) throws(SluiceError) -> [UInt8] {
         let sink = MemorySink()

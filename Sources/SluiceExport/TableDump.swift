@@ -1,5 +1,6 @@
 public import SluiceCore
 import SluiceFormats
+public import SluiceQueue
 
 /// A pipeline's `table:` source: the rows of a table in the target database (those matching
 /// a filter), written in key order a page at a time to an NDJSON file the steps then read.

@@ -4,6 +4,7 @@ import SluiceRuntime
 import SluiceConfig
 import SluiceCore
 import SluiceExport
+import SluiceQueue
 import SluicePostgres
 import Crypto
 

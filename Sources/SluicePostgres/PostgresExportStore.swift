@@ -1,6 +1,5 @@
 public import SluiceCore
-public import SluicePostgres
-public import SluiceSQLite
+public import SluiceQueue
 import PostgresNIO
 import NIOCore
 import Foundation
@@ -134,7 +133,7 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
             let rows = try await conn.query(PostgresPool.query(sql, [.int(destinationID)]), logger: pool.logger)
             let n = schema.columns.count
             var builder = BatchBuilder(schema: nullable, capacity: scan.pageSize)
-            var keys: [SQLiteValue] = [], hashes: [Int64] = []
+            var keys: [LedgerKey] = [], hashes: [Int64] = []
             for try await row in rows {
                 var h = RowHasher()
                 var cells: [ByteBuffer?] = []
@@ -168,9 +167,9 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
         }
     }
 
-    public func insert(_ b: ExportBatch, destinationID: Int64, keys: [SQLiteValue], hashes: [Int64]) throws(SluiceError) {
+    public func insert(_ b: ExportBatch, destinationID: Int64, keys: [LedgerKey], hashes: [Int64]) throws(SluiceError) {
         let pool = pool
-        let texts = keys.map { Exporter.text($0) }
+        let texts = keys.map(\.text)
         try blocking("cannot record batch \(b.batch)") { conn in
             try await pool.exec("BEGIN", on: conn)
             do {

@@ -1,6 +1,21 @@
 public import SluiceCore
-public import SluiceSQLite
 import Foundation
+
+/// A row's key as the delivery ledger stores it (the key column's value).
+public enum LedgerKey: Sendable, Hashable {
+    case null, int(Int64), real(Double), text(String), blob([UInt8])
+
+    /// The key as text, for batch records and messages.
+    public var text: String {
+        switch self {
+        case .null: "NULL"
+        case .int(let i): String(i)
+        case .real(let d): ValueText.double(d)
+        case .text(let s): s
+        case .blob(let b): "\\x" + b.map { String(format: "%02x", $0) }.joined()
+        }
+    }
+}
 
 /// What an export reads: a table or a read-only query, an optional filter (a SQL boolean
 /// expression over its columns), and the key column that orders and identifies its rows.
@@ -18,7 +33,7 @@ public struct ExportSource: Sendable, Equatable {
     }
 
     /// Checks the shape (one of table or query) and the identifiers.
-    func validate() throws(SluiceError) {
+    public func validate() throws(SluiceError) {
         guard (table == nil) != (query == nil) else { throw SluiceError(.invalidArgument, "an export reads either a table or a query (not both, not neither)") }
         if let table { try SQLIdentifier.validate(table) }
         try SQLIdentifier.validate(key)
@@ -27,14 +42,19 @@ public struct ExportSource: Sendable, Equatable {
     }
 
     /// For messages: the table, or "the query".
-    var label: String { table ?? "the export query" }
+    public var label: String { table ?? "the export query" }
 }
 
 /// Up to one batch of rows still to send: the rows, their keys (as the ledger stores them)
 /// and a hash of each row's values (so `--resend-changed` can tell which rows changed).
 public struct ExportPage {
     public var batch: RecordBatch
-    public var keys: [SQLiteValue]
+    public var keys: [LedgerKey]
+    public init(batch: RecordBatch, keys: [LedgerKey], hashes: [Int64]) {
+        self.batch = batch
+        self.keys = keys
+        self.hashes = hashes
+    }
     public var hashes: [Int64]
 }
 
@@ -57,7 +77,7 @@ public protocol ExportStore: AnyObject, Sendable {
     /// rows whose values changed since the batch that carried them was planned.
     func scan(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pageSize: Int) throws(SluiceError) -> any ExportScan
     /// Records a planned batch and the keys (and row hashes) it carries, atomically.
-    func insert(_ b: ExportBatch, destinationID: Int64, keys: [SQLiteValue], hashes: [Int64]) throws(SluiceError)
+    func insert(_ b: ExportBatch, destinationID: Int64, keys: [LedgerKey], hashes: [Int64]) throws(SluiceError)
 
     /// Runs `body` as the only exporter of `url` (across processes): two runs at once would
     /// plan the same rows twice. Fails at once, with `.refused`, if another run holds it.
@@ -78,26 +98,28 @@ extension ExportStore {
 
 /// FNV-1a over a row's cells, each preceded by a tag (null, or the value's kind) so that
 /// different rows cannot run together into the same bytes.
-struct RowHasher {
+public struct RowHasher {
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    public init() {}
 
     @inline(__always) mutating func byte(_ b: UInt8) {
         h = (h ^ UInt64(b)) &* 0x100_0000_01b3
     }
 
-    mutating func null() { byte(0) }
+    public mutating func null() { byte(0) }
 
-    mutating func int(_ v: Int64) {
+    public mutating func int(_ v: Int64) {
         byte(1)
         var x = UInt64(bitPattern: v)
         for _ in 0..<8 { byte(UInt8(truncatingIfNeeded: x)); x >>= 8 }
     }
 
-    mutating func bytes(_ tag: UInt8, _ p: UnsafeRawBufferPointer) {
+    public mutating func bytes(_ tag: UInt8, _ p: UnsafeRawBufferPointer) {
         byte(tag)
         int(Int64(p.count))
         for b in p { byte(b) }
     }
 
-    var value: Int64 { Int64(bitPattern: h) }
+    public var value: Int64 { Int64(bitPattern: h) }
 }

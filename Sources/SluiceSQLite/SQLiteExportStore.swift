@@ -1,5 +1,5 @@
 public import SluiceCore
-public import SluiceSQLite
+public import SluiceQueue
 import Foundation
 import Crypto
 
@@ -91,7 +91,7 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
         return SQLiteExportScan(schema: schema, keyIndex: keyIndex, destinationID: destinationID, first: first, next: next, resendChanged: resendChanged && !firstRun, limit: pageSize)
     }
 
-    public func insert(_ b: ExportBatch, destinationID: Int64, keys: [SQLiteValue], hashes: [Int64]) throws(SluiceError) {
+    public func insert(_ b: ExportBatch, destinationID: Int64, keys: [LedgerKey], hashes: [Int64]) throws(SluiceError) {
         try db.execute("BEGIN IMMEDIATE")
         do throws(SluiceError) {
             _ = try db.query("""
@@ -113,7 +113,7 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
                 st.bind(1, .integer(destinationID))
                 st.bind(2, .integer(b.batch))
                 for j in 0..<n {
-                    st.bind(3 + 2 * j, keys[at + j])
+                    st.bind(3 + 2 * j, SQLiteValue(keys[at + j]))
                     st.bind(4 + 2 * j, .integer(hashes[at + j]))
                 }
                 _ = try st.step()
@@ -207,7 +207,7 @@ final class SQLiteExportScan: ExportScan {
     func next() throws(SluiceError) -> ExportPage? {
         let n = schema.columns.count
         var builder = BatchBuilder(schema: TableSchema(columns: schema.columns.map { var c = $0; c.nullable = true; return c }), capacity: limit)
-        var keys: [SQLiteValue] = []
+        var keys: [LedgerKey] = []
         var hashes: [Int64] = []
         while keys.count < limit && !exhausted {
             let st = last == nil ? first : nextPage
@@ -241,9 +241,9 @@ final class SQLiteExportScan: ExportScan {
                     }
                 }
                 if let r = builder.endRow() {
-                    throw SluiceError(.invalidSchema, "row with \(schema.columns[keyIndex].name) = \(Exporter.text(st.value(keyIndex))) does not read back as its column type: \(r.message)")
+                    throw SluiceError(.invalidSchema, "row with \(schema.columns[keyIndex].name) = \(LedgerKey(st.value(keyIndex)).text) does not read back as its column type: \(r.message)")
                 }
-                keys.append(st.value(keyIndex))
+                keys.append(LedgerKey(st.value(keyIndex)))
                 hashes.append(h.value)
             }
             if keys.count < limit && seen < limit { exhausted = true }
@@ -259,4 +259,30 @@ final class SQLiteExportScan: ExportScan {
     }
 
     func close() { resetStatements() }
+}
+
+extension LedgerKey {
+    /// A key as SQLite returned it.
+    init(_ v: SQLiteValue) {
+        switch v {
+        case .null: self = .null
+        case .integer(let i): self = .int(i)
+        case .real(let d): self = .real(d)
+        case .text(let s): self = .text(s)
+        case .blob(let b): self = .blob(b)
+        }
+    }
+}
+
+extension SQLiteValue {
+    /// A ledger key bound back as the value SQLite gave.
+    init(_ k: LedgerKey) {
+        switch k {
+        case .null: self = .null
+        case .int(let i): self = .integer(i)
+        case .real(let d): self = .real(d)
+        case .text(let s): self = .text(s)
+        case .blob(let b): self = .blob(b)
+        }
+    }
 }

@@ -24,6 +24,24 @@ public struct ExportBatch: Sendable, Codable, Equatable {
     public var response: String?
     public var latencyMs: Int?
 
+    public init(destination: String, batch: Int64, rows: Int, firstKey: String, lastKey: String, sha256: String, file: String,
+                state: BatchState, attempts: Int, lastStatus: Int? = nil, lastError: String? = nil, response: String? = nil,
+                latencyMs: Int? = nil) {
+        self.destination = destination
+        self.batch = batch
+        self.rows = rows
+        self.firstKey = firstKey
+        self.lastKey = lastKey
+        self.sha256 = sha256
+        self.file = file
+        self.state = state
+        self.attempts = attempts
+        self.lastStatus = lastStatus
+        self.lastError = lastError
+        self.response = response
+        self.latencyMs = latencyMs
+    }
+
     /// The idempotency key: the same for every attempt and every re-run of this batch.
     public var idempotencyKey: String { "sluice-\(batch)-\(sha256.prefix(24))" }
 
