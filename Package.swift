@@ -166,7 +166,7 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceLoad", "SluiceConfig", "SluiceQueue", "SluiceWorker", "SluiceHTTP", "SluicePostgres", "SluiceExport", "SluiceStorage", "SluiceWatch", "SluiceRuntime",
+                "SluiceLoad", "SluiceConfig", "SluiceQueue", "SluiceWorker", "SluiceHTTP", "SluiceExport", "SluiceStorage", "SluiceWatch", "SluiceRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

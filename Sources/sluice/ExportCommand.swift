@@ -5,7 +5,6 @@ import SluiceConfig
 import SluiceCore
 import SluiceExport
 import SluiceQueue
-import SluicePostgres
 import Crypto
 
 

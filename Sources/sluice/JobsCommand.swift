@@ -4,7 +4,6 @@ import SluiceRuntime
 import SluiceConfig
 import SluiceCore
 import SluiceQueue
-import SluiceSQLite
 import SluiceWorker
 
 struct JobsCommand: AsyncParsableCommand {

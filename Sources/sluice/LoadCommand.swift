@@ -2,8 +2,6 @@ import ArgumentParser
 import SluiceConfig
 import SluiceCore
 import SluiceLoad
-import SluiceSQLite
-import SluicePostgres
 import Foundation
 import SluiceRuntime
 

@@ -13,8 +13,6 @@ import SluiceConfig
 import SluiceCore
 import SluiceHTTP
 import SluiceQueue
-import SluiceSQLite
-import SluicePostgres
 import SluiceExport
 import SluiceWorker
 import SluiceWatch
