@@ -142,6 +142,7 @@ let package = Package(
             dependencies: [
                 "SluiceCore", "SluiceConfig", "SluiceQueue", "SluiceStorage", "SluiceLoad", "SluiceWorker", "SluiceExport", "SluiceSQLite", "SluicePostgres",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),

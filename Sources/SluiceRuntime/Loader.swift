@@ -1,6 +1,6 @@
 public import SluiceConfig
 public import SluiceLoad
-import SluiceCore
+public import SluiceCore
 import SluiceSQLite
 import SluicePostgres
 
@@ -8,6 +8,21 @@ import SluicePostgres
 /// rows into a table (plan, read, sink, commit). Throws ``LoadFailure`` (with the partial
 /// report) when the load ran and rolled back, ``SluiceError`` when it could not start.
 public enum Loader {
+    /// A failed load as one error: a rolled-back load names its rejects file and says the
+    /// table was not changed.
+    public static func failure(_ error: any Error) -> SluiceError {
+        switch error {
+        case let e as LoadFailure:
+            var message = e.error.description
+            if let rf = e.report.files.compactMap(\.rejectsFile).first { message += " (rejected rows: \(rf))" }
+            return SluiceError(e.error.code, message + "; the table was not changed")
+        case let e as SluiceError:
+            return e
+        default:
+            return SluiceError(.database, "\(error)")
+        }
+    }
+
     public static func load(_ request: LoadRequest, config: SluiceConfig, observer: (any LoadObserver & Sendable)? = nil) async throws -> LoadReport {
         try await Backend.with(database: config.database, maxConnections: 4) { backend in
             switch backend {

@@ -77,7 +77,7 @@ struct ExportCommand: AsyncParsableCommand {
             let spec = try spec(config)
             let (planOnly, json) = (planOnly, json)
             try await ExportCommand.withStore(shared) { store in
-                let report = try await ExportCommand.deliver(spec, store: store, planOnly: planOnly, progress: isatty(STDERR_FILENO) == 1 && !json)
+                let report = try await ExportDelivery.run(spec, store: store, planOnly: planOnly, progress: isatty(STDERR_FILENO) == 1 && !json ? ProgressLine.export : nil)
                 if json {
                     let enc = JSONEncoder()
                     enc.outputFormatting = [.sortedKeys]
@@ -134,34 +134,6 @@ struct ExportCommand: AsyncParsableCommand {
     }
 
     /// What one delivery did, and a line or two saying so.
-    struct Delivery {
-        var report: ExportReport
-        var dead: Int
-        var summary: String
-    }
-
-    /// Plans the rows not yet sent, then delivers every planned batch (or only plans).
-    static func deliver(_ spec: ExportSpec, store: any ExportStore, planOnly: Bool, progress: Bool) async throws -> Delivery {
-        let exporter = try Exporter(spec: spec, store: store)
-        var report = ExportReport()
-        if planOnly {
-            let planned = try await exporter.plan()
-            report.planned = planned.batches
-            report.plannedRows = planned.rows
-        } else {
-            if progress { exporter.onProgress = ProgressLine.export }
-            report = try await exporter.run()
-            if progress { FileHandle.standardError.write(Data("\n".utf8)) }
-        }
-        let pending = try await store.batches(spec.url).filter { $0.state != .delivered }
-        let dead = pending.filter { $0.state == .dead }.count
-        var summary = "planned \(report.planned) new batches (\(report.plannedRows) rows); delivered \(report.delivered) (\(report.deliveredRows) rows) in \(String(format: "%.2f", report.seconds)) s, \(report.attempts) attempts"
-        if !pending.isEmpty {
-            summary += "\nnot delivered: \(pending.count) batches (\(dead) dead-lettered); see `sluice export status --to \(spec.url)`"
-        }
-        return Delivery(report: report, dead: dead, summary: summary)
-    }
-
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Batches per receiver: delivered, pending, dead-lettered, with what the receiver said.")
         @Option(help: "Only this receiver URL.") var to: String?

@@ -129,31 +129,20 @@ struct LoadCommand: AsyncParsableCommand {
     /// Runs a load through the ``Loader`` and prints its summary (text or JSON); a failure is
     /// thrown as one message naming its rejects file and saying the table was not changed.
     static func load(_ request: LoadRequest, config: SluiceConfig, json: Bool, quiet: Bool) async throws(SluiceError) {
-        let display = ProgressDisplay(enabled: !quiet)
+        let shell = PipelineReporter.shell(quiet: quiet, json: json)
+        let observer = shell.loadObserver()  // the runner holds it weakly: kept here until the end
         do {
-            let observer = UncheckedSendableObserver(display)  // the runner holds it weakly
             let report = try await Loader.load(request, config: config, observer: observer)
-            withExtendedLifetime(observer) {}
-            display.finish()
-            print(json ? Summary.json(report) : Summary.text(report))
-        } catch let e as LoadFailure {
-            display.finish()
-            if json { print(Summary.json(e.report)) }
-            var msg = e.error.description
-            if let rf = e.report.files.compactMap(\.rejectsFile).first { msg += " (rejected rows: \(rf))" }
-            throw SluiceError(e.error.code, msg + "; the table was not changed")
-        } catch let e as SluiceError {
-            display.finish()
-            throw e
+            shell.loadFinished(observer, .loaded(report))
         } catch {
-            display.finish()
-            throw SluiceError(.database, "\(error)")
+            shell.loadFinished(observer, .failed((error as? LoadFailure)?.report))
+            throw Loader.failure(error)
         }
     }
 }
 
 /// The progress display, used by the one load thread that reports to it.
-final class UncheckedSendableObserver: LoadObserver, @unchecked Sendable {
+final class DisplayObserver: LoadObserver, @unchecked Sendable {
     let display: ProgressDisplay
     init(_ display: ProgressDisplay) { self.display = display }
     func loadProgress(file: InputFile, index: Int, of count: Int, bytes: Int64, rows: Int64, elapsed: Double) {
@@ -162,8 +151,20 @@ final class UncheckedSendableObserver: LoadObserver, @unchecked Sendable {
     func loadPhase(_ phase: String) { display.loadPhase(phase) }
 }
 
-/// Carries a value the compiler cannot prove sendable to the one thread that uses it.
-struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ v: T) { value = v }
+extension PipelineReporter {
+    /// The shell's reporter: lines and the progress display on stderr (none when `quiet`),
+    /// each load's summary on stdout (JSON with `json`, also for a load rolled back).
+    static func shell(quiet: Bool, json: Bool) -> PipelineReporter {
+        PipelineReporter(
+            log: { line in if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) } },
+            loadObserver: { DisplayObserver(ProgressDisplay(enabled: !quiet)) },
+            loadFinished: { observer, outcome in
+                (observer as? DisplayObserver)?.display.finish()
+                switch outcome {
+                case .loaded(let report): print(json ? Summary.json(report) : Summary.text(report))
+                case .failed(let report?) where json: print(Summary.json(report))
+                case .failed: break
+                }
+            })
+    }
 }

@@ -50,11 +50,11 @@ struct RunCommand: AsyncParsableCommand {
             throw fail("no pipeline '\(name)' in \(config.path ?? "sluice.yml") (declared: \(config.pipelines.keys.sorted().joined(separator: ", ")))")
         }
         let window = (try from.map(Self.date), try to.map(Self.date))
-        let options = PipelineExecution.Options(json: json, quiet: quiet, workers: workers)
-        let (name, noDownstream, resume) = (name, noDownstream, resume)
+        let options = PipelineExecution.Options(workers: workers)
+        let (name, noDownstream, resume, reporter) = (name, noDownstream, resume, PipelineReporter.shell(quiet: quiet, json: json))
         do {
             try await Runtime.with(config) { runtime in
-                let exec = PipelineExecution(config: config, runtime: runtime, options: options)
+                let exec = PipelineExecution(config: config, runtime: runtime, options: options, reporter: reporter)
                 if let resume {
                     guard try await exec.resume(name, run: resume) else { throw ExitCode(1) }
                     return
@@ -68,17 +68,6 @@ struct RunCommand: AsyncParsableCommand {
         } catch let e as SluiceError {
             throw fail(e.description)
         }
-    }
-
-    /// The source's files as local paths (objects fetched into `scratch`), with display names.
-    static func sourceFiles(_ p: Pipeline, config: SluiceConfig, scratch: String, window: (Date?, Date?) = (nil, nil)) async throws(SluiceError) -> [(path: String, name: String, file: PipelineSource.File)] {
-        let source = try PipelineSource(p, s3: config.s3)
-        var out: [(path: String, name: String, file: PipelineSource.File)] = []
-        for (i, f) in try await source.list(window: window).enumerated() {
-            let local = try await source.fetch(f, into: scratch, n: i)
-            out.append((local.path, local.name, f))
-        }
-        return out
     }
 }
 
@@ -108,272 +97,6 @@ struct PipelinesCommand: AsyncParsableCommand {
             }
             print("\(config.pipelines.count) pipeline\(config.pipelines.count == 1 ? "" : "s") ok")
         }
-    }
-}
-
-/// Runs pipelines: reads the source (files in the run's window), applies the steps, loads
-/// the rows, and records the run (state, window, counts) in the control plane.
-struct PipelineExecution {
-    struct Options {
-        var json = false
-        var quiet = false
-        /// In-process worker slots for staged pipelines (nil: the worker setting; 0: none).
-        var workers: Int? = nil
-    }
-
-    let config: SluiceConfig
-    let runtime: Runtime
-    let options: Options
-
-    func log(_ line: String) { if !options.quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
-
-    /// A file handed over through the API (`POST /pipelines/{name}/runs`): the run reads it
-    /// instead of the pipeline's source.
-    struct Upload: Sendable {
-        var path: String
-        var name: String
-    }
-
-    /// One run of `name`; true when it succeeded. Failures are recorded, not thrown.
-    func run(_ name: String, scheduledFor: Date?, window: (Date?, Date?), upload: Upload? = nil) async throws -> Bool {
-        guard let pipeline = config.pipelines[name] else { throw SluiceError(.notFound, "no pipeline '\(name)'") }
-        let id = try await runtime.driver.startRun(pipeline: name, scheduledFor: scheduledFor, windowFrom: window.0, windowTo: window.1, now: Date())
-        return try await finish(pipeline, run: id, window: window, upload: upload)
-    }
-
-    /// Records a run of `name` over an uploaded file and carries it out in the background;
-    /// returns the run's id at once.
-    func start(_ name: String, upload: Upload) async throws -> Int64 {
-        guard let pipeline = config.pipelines[name] else { throw SluiceError(.notFound, "no pipeline '\(name)'") }
-        let id = try await runtime.driver.startRun(pipeline: name, scheduledFor: nil, windowFrom: nil, windowTo: nil, now: Date())
-        Task { _ = try? await finish(pipeline, run: id, window: (nil, nil), upload: upload) }
-        return id
-    }
-
-    /// Takes over a staged run whose coordinator died: queues what it had not queued yet
-    /// (the same idempotency keys), waits for its jobs and records how it ended.
-    func resume(_ name: String, run id: Int64) async throws -> Bool {
-        guard let pipeline = config.pipelines[name], pipeline.staged else {
-            throw SluiceError(.invalidArgument, "--resume takes over runs of staged pipelines; '\(name)' is not one")
-        }
-        guard let run = try await runtime.driver.runs(pipeline: name, limit: 1000).first(where: { $0.id == id }) else {
-            throw SluiceError(.notFound, "pipeline \(name) has no run \(id) (see `sluice runs \(name)`)")
-        }
-        guard run.state == .running else { throw SluiceError(.refused, "run \(id) already ended (\(run.state.rawValue))") }
-        return try await finish(pipeline, run: id, window: (run.windowFrom, run.windowTo), upload: nil)
-    }
-
-    /// Carries out run `id` and records how it ended; true when it succeeded.
-    func finish(_ pipeline: Pipeline, run id: Int64, window: (Date?, Date?), upload: Upload?) async throws -> Bool {
-        let (driver, name) = (runtime.driver, pipeline.name)
-        do {
-            // An uploaded file is one file: it runs inline even in a staged pipeline.
-            let counts = pipeline.staged && upload == nil ? try await executeStaged(pipeline, window: window, run: id)
-                : try await execute(pipeline, window: window, upload: upload)
-            try await driver.finishRun(id: id, state: .succeeded, counts: counts, error: nil, now: Date())
-            return true
-        } catch {
-            let message = (error as? SluiceError)?.description ?? "\(error)"
-            log("\(name): failed: \(message)")
-            try await driver.finishRun(id: id, state: .failed, counts: nil, error: message, now: Date())
-            return false
-        }
-    }
-
-    /// Returns the run's counts as JSON.
-    func execute(_ pipeline: Pipeline, window: (Date?, Date?), upload: Upload? = nil) async throws -> String {
-        let scratch = (config.stateDir as NSString).appendingPathComponent("runs/\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-        let files: [(path: String, name: String, file: PipelineSource.File)]
-        if let upload {
-            files = [(upload.path, upload.name, PipelineSource.File())]
-        } else if pipeline.source == Pipeline.uploadSource {
-            throw SluiceError(.invalidArgument, "pipeline \(pipeline.name) reads files posted to POST /pipelines/\(pipeline.name)/runs on `sluice serve`")
-        } else if pipeline.sourceTable != nil {
-            files = [try await tableSource(pipeline, scratch: scratch)]
-        } else {
-            files = try await RunCommand.sourceFiles(pipeline, config: config, scratch: scratch, window: window)
-        }
-        if files.isEmpty { log("\(pipeline.name): no files in \(pipeline.source)\(pipeline.glob.map { " matching \($0)" } ?? "")") }
-        var runner = try PipelineRunner(pipeline: pipeline)
-        let env = QueueEnrichEnvironment(driver: runtime.driver)
-        var parts: [String] = []
-        var total = PipelineRunner.FileResult()
-        for (i, f) in files.enumerated() {
-            let out = "\(scratch)/part-\(i).csv"
-            let r = try await runner.run(file: f.path, displayName: f.name, out: out, env: env)
-            log("\(f.name): read \(r.read), kept \(r.kept), dropped \(r.dropped), rejected \(r.rejected)")
-            for line in r.rejects.prefix(5) { log("  rejected: \(line)") }
-            total.read += r.read
-            total.kept += r.kept
-            total.dropped += r.dropped
-            total.rejected += r.rejected
-            if r.kept > 0 { parts.append(out) }
-        }
-        for f in runner.figures {
-            log("enrich: \(f.keys) distinct keys, \(f.cached) from the cache, \(f.fetched) fetched (\(f.attempts) requests), \(f.failed) failed")
-        }
-        log("\(pipeline.name): \(total.read) rows read, \(total.dropped) dropped by the steps, \(total.rejected) rejected, \(total.kept) to load into \(pipeline.into)")
-        let counts = Self.counts(files: files.map(\.file), window: window, total.read, total.dropped, total.rejected, total.kept)
-        if !parts.isEmpty {
-            var request = LoadRequest(files: parts, entity: pipeline.into)
-            request.mode = pipeline.mode
-            request.format = .csv
-            request.afterSQL = pipeline.sql
-            try await LoadCommand.load(request, config: config, json: options.json, quiet: options.quiet)
-        }
-        if upload == nil { try await afterLoad(pipeline, files.map(\.file)) }
-        try await export(pipeline)
-        return counts
-    }
-
-    /// A `table:NAME` source: the table's rows (matching `where:`), in key order, as one NDJSON file.
-    func tableSource(_ pipeline: Pipeline, scratch: String) async throws -> (path: String, name: String, file: PipelineSource.File) {
-        let table = pipeline.sourceTable!
-        guard let key = config.entity(table)?.schema.primaryKey.first else {
-            throw SluiceError(.invalidConfig, "pipeline \(pipeline.name) reads table \(table): declare entities.\(table) with a primary_key (rows are read in key order)")
-        }
-        let store = try await runtime.exportStore()
-        let source = ExportSource(table: config.entity(table)!.table, filter: pipeline.sourceFilter, key: key)
-        let path = "\(scratch)/table-\(table).ndjson"
-        let n = try await runOnThread { Result { () throws(SluiceError) in try TableDump.write(source, store: store, to: path) } }.get()
-        log("\(pipeline.name): \(n) rows read from table \(table)\(pipeline.sourceFilter.map { " where \($0)" } ?? "")")
-        return (path, "table \(table)", PipelineSource.File())
-    }
-
-    /// The pipeline's `export:` sink: delivers the entity's rows not yet sent; dead-lettered
-    /// batches fail the run (they stay listed by `sluice export status`).
-    func export(_ pipeline: Pipeline) async throws {
-        guard let name = pipeline.export else { return }
-        let spec = try ExportSpec.declared(name, config: config)
-        let delivery = try await ExportCommand.deliver(spec, store: try await runtime.exportStore(), planOnly: false, progress: false)
-        log("\(pipeline.name) → export \(name): \(delivery.summary)")
-        if delivery.dead > 0 { throw SluiceError(.aborted, "export \(name): \(delivery.dead) batches dead-lettered (`sluice export retry`)") }
-    }
-
-    /// A run's counts as JSON, with its watermark: the newest modification time read
-    /// (scheduled runs read only newer files).
-    static func counts(files: [PipelineSource.File], window: (Date?, Date?), _ read: Int, _ dropped: Int, _ rejected: Int, _ loaded: Int) -> String {
-        let newest = files.compactMap(\.modified).max() ?? window.0
-        let mark = newest.map { ",\"watermark\":\($0.timeIntervalSince1970)" } ?? ""
-        return "{\"files\":\(files.count),\"read\":\(read),\"dropped\":\(dropped),\"rejected\":\(rejected),\"loaded\":\(loaded)\(mark)}"
-    }
-
-    /// Loaded (the load committed): the source files may go.
-    func afterLoad(_ pipeline: Pipeline, _ files: [PipelineSource.File]) async throws {
-        guard pipeline.afterLoad != .keep else { return }
-        try await PipelineSource(pipeline, s3: config.s3).afterLoad(files)
-        log("\(pipeline.name): \(files.count) source file\(files.count == 1 ? "" : "s") \(pipeline.afterLoad == .delete ? "deleted" : "moved")")
-    }
-
-    /// A run over the queue: one extract job per source file; the stages hand batches on
-    /// through the control plane and are run by any worker serving them (this process too,
-    /// unless `--workers 0`). Waits until every job of the run is final.
-    func executeStaged(_ pipeline: Pipeline, window: (Date?, Date?), run: Int64) async throws -> String {
-        guard pipeline.sourceTable == nil, pipeline.source != Pipeline.uploadSource else {
-            throw SluiceError(.invalidConfig, "pipeline \(pipeline.name) reads a table or uploads, which run inline: remove staged: true")
-        }
-        guard config.entity(pipeline.into) != nil else {
-            throw SluiceError(.invalidConfig, "pipeline \(pipeline.name) is staged, so it loads into a declared entity: add entities.\(pipeline.into) (batches loaded at once must agree on the columns)")
-        }
-        let driver = runtime.driver
-        let files = try await PipelineSource(pipeline, s3: config.s3).list(window: window)
-        for (i, f) in files.enumerated() {
-            var spec = JobSpec(source: pipeline.source, mode: pipeline.mode, fileName: f.key ?? pipeline.source)
-            spec.stage = StageSpec(pipeline: pipeline.name, run: run, kind: .extract, key: f.key, etag: f.etag)
-            _ = try await driver.insertJob(JobInsertParams(entity: pipeline.into, spec: spec, maxAttempts: pipeline.maxAttempts,
-                                                           idempotencyKey: "run-\(run)/extract-\(f.key ?? String(i))", now: Date()))
-        }
-        log("\(pipeline.name): run \(run): \(files.count) file\(files.count == 1 ? "" : "s") queued for its stages")
-        let slots = options.workers ?? config.worker.concurrency
-        let worker: Task<Void, Never>? = slots <= 0 ? nil : {
-            var quiet = runtime
-            quiet.logger.logLevel = max(quiet.logger.logLevel, .notice)  // the progress lines say what each job did
-            let service = quiet.worker(concurrency: slots, id: nil, wake: WakeSignal(), stages: StageKind.allCases)
-            return Task { try? await service.run() }
-        }()
-        defer { worker?.cancel() }
-        var lastLine = Date.distantPast
-        while true {
-            let counts = try await driver.runJobCounts(run: run)
-            let active = counts.filter { !$0.state.isFinal }.reduce(0) { $0 + $1.count }
-            if Date().timeIntervalSince(lastLine) >= 5 || active == 0 {
-                lastLine = Date()
-                let line = StageKind.allCases.map { k in
-                    let c = counts.filter { $0.stage == k }
-                    let done = c.filter { $0.state == .complete }.reduce(0) { $0 + $1.count }
-                    return "\(k.rawValue) \(done)/\(c.reduce(0) { $0 + $1.count })"
-                }.joined(separator: ", ")
-                log("\(pipeline.name): run \(run): \(line) jobs done")
-            }
-            if active == 0 { break }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        // Sum what each stage did; list what failed.
-        var read = 0, dropped = 0, rejected = 0, loaded = 0
-        var failures: [String] = []
-        var after: Int64 = 0
-        while true {
-            let jobs = try await driver.listJobs(JobListParams(after: after, limit: 1000, run: run))
-            guard let last = jobs.last else { break }
-            after = last.id
-            for j in jobs {
-                guard let stage = j.spec.stage else { continue }
-                if j.state != .complete { failures.append("\(stage.kind.rawValue) job \(j.id) (\(j.spec.fileName ?? "")): \(j.error ?? j.state.rawValue)"); continue }
-                let s = j.result?.stats ?? LoadStats()
-                if stage.kind == .extract { read += Int(s.read) }
-                if stage.kind == .load { loaded += Int(s.inserted + s.updated) }
-                dropped += Int(s.skipped)
-                rejected += Int(s.rejected)
-                for r in (j.result?.rejects ?? []).prefix(5) where rejected <= 20 { log("  rejected: \(r)") }
-            }
-        }
-        try await driver.deleteStageBatches(run: run)
-        log("\(pipeline.name): \(read) rows read, \(dropped) dropped by the steps, \(rejected) rejected, \(loaded) written into \(pipeline.into)")
-        if !failures.isEmpty {
-            throw SluiceError(.aborted, "\(failures.count) stage job\(failures.count == 1 ? "" : "s") failed (the other batches are loaded; `sluice jobs retry ID` re-runs one): \(failures.prefix(3).joined(separator: "; "))")
-        }
-        try await afterLoad(pipeline, files)
-        try await export(pipeline)
-        return Self.counts(files: files, window: window, read, dropped, rejected, loaded)
-    }
-
-    /// The newest file modification time the pipeline's last successful run read.
-    func watermark(_ name: String) async throws -> Date? {
-        for r in try await runtime.driver.runs(pipeline: name, limit: 100) where r.state == .succeeded {
-            guard let text = r.counts, let o = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { continue }
-            return (o["watermark"] as? Double).map { Date(timeIntervalSince1970: $0) }
-        }
-        return nil
-    }
-
-    /// A scheduled run's window: files modified after the pipeline's watermark (all on a first run).
-    func scheduledWindow(_ name: String) async throws -> (Date?, Date?) {
-        (try await watermark(name)?.addingTimeInterval(1e-6), nil)
-    }
-
-    /// Runs every scheduled pipeline that is due at `now` — once, covering every firing
-    /// missed since its last successful scheduled run — then the pipelines `after:` it.
-    func tick(now: Date) async throws -> [String] {
-        var ran: [String] = []
-        let graph = config.pipelines.mapValues(\.after)
-        for name in try PipelineDAG.order(graph) {
-            guard let p = config.pipelines[name], let text = p.schedule else { continue }
-            let cron = try CronSchedule(text, timeZone: p.timeZone.flatMap(TimeZone.init(identifier:)) ?? TimeZone(identifier: "UTC")!)
-            let last = try await runtime.driver.lastScheduledSuccess(pipeline: name)
-            guard let due = SchedulePlanner.due(cron, lastScheduled: last, first: now.addingTimeInterval(-400 * 86_400), now: now) else { continue }
-            if due.missed > 0 { log("\(name): \(due.missed) missed firing\(due.missed == 1 ? "" : "s") caught up in this run") }
-            // The window: files newer than those the last successful run read (all on a first run).
-            let ok = try await run(name, scheduledFor: due.scheduledFor, window: try await scheduledWindow(name))
-            ran.append(name)
-            guard ok else { continue }
-            for d in try PipelineDAG.downstream(of: name, graph) where config.pipelines[d]?.schedule == nil {
-                _ = try await run(d, scheduledFor: due.scheduledFor, window: try await scheduledWindow(d))
-                ran.append(d)
-            }
-        }
-        return ran
     }
 }
 
@@ -424,7 +147,7 @@ struct ScheduleCommand: AsyncParsableCommand {
             let at = try now.map(RunCommand.date) ?? Date()
             let quiet = quiet
             try await Runtime.with(config) { runtime in
-                let ran = try await PipelineExecution(config: config, runtime: runtime, options: .init(quiet: quiet)).tick(now: at)
+                let ran = try await PipelineExecution(config: config, runtime: runtime, reporter: .shell(quiet: quiet, json: false)).tick(now: at)
                 print(ran.isEmpty ? "nothing due" : "ran \(ran.joined(separator: ", "))")
             }
         }

@@ -75,7 +75,7 @@ struct ServeCommand: AsyncParsableCommand {
                 if !noWorkers { services.append(runtime.worker(concurrency: concurrency, id: nil, wake: wake)) }
                 // Scheduled pipelines are checked every 30 s (each due one runs once, catching up).
                 if config.pipelines.values.contains(where: { $0.schedule != nil }) {
-                    services.append(SchedulerService(execution: PipelineExecution(config: config, runtime: runtime, options: .init(quiet: false))))
+                    services.append(SchedulerService(execution: PipelineExecution(config: config, runtime: runtime, reporter: .shell(quiet: false, json: false))))
                 }
                 // Declared watches poll in this process; their jobs go to the workers like any other.
                 if !config.watches.isEmpty { try FileManager.default.createDirectory(atPath: config.uploadDir, withIntermediateDirectories: true) }
@@ -86,7 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 var deps = APIDependencies(config: config, driver: runtime.driver, policy: runtime.policy, wake: wake, tokens: tokens2)
                 deps.exports = try await runtime.exportStore()
-                let execution = PipelineExecution(config: config, runtime: runtime, options: .init(quiet: false))
+                let execution = PipelineExecution(config: config, runtime: runtime, reporter: .shell(quiet: false, json: false))
                 deps.runPipeline = { name, path, display in
                     try await execution.start(name, upload: .init(path: path, name: display))
                 }
@@ -167,20 +167,3 @@ struct WorkerCommand: AsyncParsableCommand {
 }
 
 /// Runs `sluice schedule tick` every 30 seconds until a graceful shutdown.
-final class SchedulerService: Service, @unchecked Sendable {
-    let execution: PipelineExecution
-    let stopping = Atomic<Bool>(false)
-
-    init(execution: PipelineExecution) { self.execution = execution }
-
-    func run() async throws {
-        await withGracefulShutdownHandler {
-            while !self.stopping.load(ordering: .relaxed) && !Task.isCancelled {
-                do { _ = try await self.execution.tick(now: Date()) } catch { self.execution.log("schedule: \(error)") }
-                for _ in 0..<300 where !self.stopping.load(ordering: .relaxed) { try? await Task.sleep(nanoseconds: 100_000_000) }
-            }
-        } onGracefulShutdown: {
-            self.stopping.store(true, ordering: .relaxed)
-        }
-    }
-}

@@ -44,13 +44,7 @@ import Foundation
         let (status, data) = try await server.request("POST", "/pipelines/extremes/runs?filename=x.csv",
                                                       body: Data("id,x\n1,5\n2,2000\n3,-9223372036854775808\n".utf8))
         #expect(status == 202, "\(String(decoding: data, as: UTF8.self))")
-        var run: [String: Any] = [:]
-        for _ in 0..<200 {
-            let (_, o) = try await server.json("GET", "/pipelines/extremes/runs")
-            run = (o["runs"] as? [[String: Any]])?.first ?? [:]
-            if run["state"] as? String != "running" { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        let run = try await server.latestRun("extremes")
         #expect(run["state"] as? String == "succeeded", "\(run)")
         #expect((run["counts"] as? String)?.contains("\"rejected\":2") == true, "\(run)")
         let (health, _) = try await server.request("GET", "/healthz", auth: false)

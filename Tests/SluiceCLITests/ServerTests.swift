@@ -123,6 +123,18 @@ final class ServerProcess: @unchecked Sendable {
         throw ServerError.timeout("job \(id) never reached the expected state")
     }
 
+    /// The newest run of `pipeline` once it is no longer running (or after 10 s).
+    func latestRun(_ pipeline: String) async throws -> [String: Any] {
+        var run: [String: Any] = [:]
+        for _ in 0..<200 {
+            let (_, o) = try await json("GET", "/pipelines/\(pipeline)/runs")
+            run = (o["runs"] as? [[String: Any]])?.first ?? [:]
+            if run["state"] as? String != "running" { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return run
+    }
+
     /// A CSV of `rows` rows with ids 1...rows.
     func bigCSV(_ name: String, rows: Int) -> String {
         var s = "id,valor,referencia,category\n"
@@ -296,26 +308,14 @@ func stats(_ o: [String: Any]) -> [String: Int] { o["stats"] as? [String: Int] ?
         #expect(status == 202, "\(String(decoding: data, as: UTF8.self))")
         let (missing, _) = try await server.request("POST", "/pipelines/nope/runs", body: body)
         #expect(missing == 404)
-        var run: [String: Any] = [:]
-        for _ in 0..<200 {
-            let (_, o) = try await server.json("GET", "/pipelines/intake/runs")
-            run = (o["runs"] as? [[String: Any]])?.first ?? [:]
-            if run["state"] as? String != "running" { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        let run = try await server.latestRun("intake")
         #expect(run["state"] as? String == "succeeded", "\(run)")
         #expect((run["counts"] as? String)?.contains("\"read\":3,\"dropped\":1,\"rejected\":1,\"loaded\":1") == true, "\(run)")
         #expect(try server.cli.sqlite("SELECT id, dobro = 5 FROM registros") == "2|1\n")
         // A run whose load fails records the load's message (it used to record "ExitCode(rawValue: 1)").
         let (broken, _) = try await server.request("POST", "/pipelines/widen/runs?filename=w.ndjson", body: Data("{\"id\": 9, \"valor\": 3}\n".utf8))
         #expect(broken == 202)
-        var failed: [String: Any] = [:]
-        for _ in 0..<200 {
-            let (_, o) = try await server.json("GET", "/pipelines/widen/runs")
-            failed = (o["runs"] as? [[String: Any]])?.first ?? [:]
-            if failed["state"] as? String != "running" { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        let failed = try await server.latestRun("widen")
         #expect(failed["state"] as? String == "failed", "\(failed)")
         #expect((failed["error"] as? String)?.contains("has no column 'extra'") == true, "\(failed)")
         // `sluice run` cannot read an upload source by itself, and says where files go.
