@@ -140,7 +140,7 @@ let package = Package(
         .target(
             name: "SluiceRuntime",
             dependencies: [
-                "SluiceCore", "SluiceConfig", "SluiceQueue", "SluiceStorage", "SluiceLoad", "SluiceWorker", "SluiceExport", "SluiceSQLite", "SluicePostgres",
+                "SluiceCore", "SluiceConfig", "SluiceQueue", "SluiceStorage", "SluiceLoad", "SluiceWorker", "SluiceExport", "SluiceWatch", "SluiceSQLite", "SluicePostgres",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

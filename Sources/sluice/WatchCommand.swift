@@ -28,54 +28,12 @@ struct WatchCommand: AsyncParsableCommand {
         defaultSubcommand: Run.self
     )
 
-    /// The spec from a declared watch and/or the command line.
+    /// The spec from a declared watch and/or the command line (usage mistakes as such).
     static func spec(name: String?, source: String?, into: String?, config: SluiceConfig) throws -> WatchSpec {
-        var declared = WatchSettings()
-        var watchName = name
-        if let n = name ?? source, let d = config.watches[n] {
-            declared = d
-            watchName = n
+        do { return try WatchSpec.from(config: config, name: name, source: source, into: into) } catch {
+            if error.code == .invalidArgument { throw ValidationError(error.message) }
+            throw error
         }
-        guard let src = (declared.source != nil && source == watchName ? nil : source) ?? declared.source,
-              let entity = into ?? declared.into else {
-            throw ValidationError("give a SOURCE (s3://bucket/prefix/ or a folder) and --into ENTITY, or the name of a watch declared in sluice.yml")
-        }
-        var spec = WatchSpec(name: watchName ?? Self.defaultName(src, entity), source: src, entity: entity)
-        spec.rules.glob = declared.glob.map(Glob.init)
-        spec.rules.minAge = declared.minAge
-        spec.rules.onChange = declared.onChange.flatMap(ChangePolicy.init(rawValue:)) ?? .reprocess
-        spec.rules.maxFiles = declared.maxFiles
-        spec.rules.maxBytes = declared.maxBytes
-        spec.rules.watermark = declared.watermark ?? false
-        spec.interval = declared.interval ?? spec.interval
-        spec.raw = declared.raw
-        spec.format = declared.format
-        spec.mode = declared.mode
-        spec.maxAttempts = config.worker.maxAttempts
-        spec.mapping = config.mappings[entity]
-        spec.ndjsonEntities = Set(config.entities.values.filter { $0.csv != CSVDialect() }.map(\.name))
-        spec.avroEntities = Self.avroEntities(spec.mapping, config: config)
-        return spec
-    }
-
-    /// The mapping's entities whose parts can be Avro: declared columns, each read from a
-    /// mapping column of exactly its name (Avro binds fields by exact name; an undeclared
-    /// entity infers its types from CSV text, and a near match is CSV's to resolve).
-    static func avroEntities(_ mapping: JSONMapping?, config: SluiceConfig) -> Set<String> {
-        guard let mapping else { return [] }
-        var out: Set<String> = []
-        for t in mapping.targets {
-            guard let e = config.entity(t.entity), !e.schema.columns.isEmpty else { continue }
-            let names = Set(t.columns.map(\.name))
-            if e.schema.columns.allSatisfy({ names.contains($0.sourceField) }) { out.insert(t.entity) }
-        }
-        return out
-    }
-
-    /// `in-orders` for `s3://landing/in/` into `orders`: stable across runs of the same command.
-    static func defaultName(_ source: String, _ entity: String) -> String {
-        let tail = source.split(separator: "/").last.map(String.init) ?? "root"
-        return "\(tail)-\(entity)"
     }
 
     struct Run: AsyncParsableCommand {
@@ -206,17 +164,3 @@ struct WatchCommand: AsyncParsableCommand {
 }
 
 /// A watcher as a service: polls until a graceful shutdown.
-final class WatchService: Service, Sendable {
-    let watcher: Watcher
-    let stopping = Atomic<Bool>(false)
-
-    init(watcher: Watcher) { self.watcher = watcher }
-
-    func run() async throws {
-        await withGracefulShutdownHandler {
-            await watcher.run(isStopping: { self.stopping.load(ordering: .relaxed) })
-        } onGracefulShutdown: {
-            self.stopping.store(true, ordering: .relaxed)
-        }
-    }
-}
