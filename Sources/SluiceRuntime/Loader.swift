@@ -23,6 +23,20 @@ public enum Loader {
         }
     }
 
+    /// A load shown through `reporter` (its progress, then its summary or the report of the
+    /// rollback); a failure is thrown as one message (``failure(_:)``).
+    public static func load(_ request: LoadRequest, config: SluiceConfig, reporter: PipelineReporter) async throws(SluiceError) -> LoadReport {
+        let observer = reporter.loadObserver()  // the runner holds it weakly: kept here until the end
+        do {
+            let report = try await load(request, config: config, observer: observer)
+            reporter.loadFinished(observer, .loaded(report))
+            return report
+        } catch {
+            reporter.loadFinished(observer, .failed((error as? LoadFailure)?.report))
+            throw failure(error)
+        }
+    }
+
     public static func load(_ request: LoadRequest, config: SluiceConfig, observer: (any LoadObserver & Sendable)? = nil) async throws -> LoadReport {
         try await Backend.with(database: config.database, maxConnections: 4) { backend in
             switch backend {

@@ -151,14 +151,7 @@ public struct PipelineExecution: Sendable {
             request.mode = pipeline.mode
             request.format = .csv
             request.afterSQL = pipeline.sql
-            let observer = reporter.loadObserver()
-            do {
-                let report = try await Loader.load(request, config: config, observer: observer)
-                reporter.loadFinished(observer, .loaded(report))
-            } catch {
-                reporter.loadFinished(observer, .failed((error as? LoadFailure)?.report))
-                throw Loader.failure(error)
-            }
+            _ = try await Loader.load(request, config: config, reporter: reporter)
         }
         if upload == nil { try await afterLoad(pipeline, files.map(\.file)) }
         try await export(pipeline)

@@ -129,15 +129,7 @@ struct LoadCommand: AsyncParsableCommand {
     /// Runs a load through the ``Loader`` and prints its summary (text or JSON); a failure is
     /// thrown as one message naming its rejects file and saying the table was not changed.
     static func load(_ request: LoadRequest, config: SluiceConfig, json: Bool, quiet: Bool) async throws(SluiceError) {
-        let shell = PipelineReporter.shell(quiet: quiet, json: json)
-        let observer = shell.loadObserver()  // the runner holds it weakly: kept here until the end
-        do {
-            let report = try await Loader.load(request, config: config, observer: observer)
-            shell.loadFinished(observer, .loaded(report))
-        } catch {
-            shell.loadFinished(observer, .failed((error as? LoadFailure)?.report))
-            throw Loader.failure(error)
-        }
+        _ = try await Loader.load(request, config: config, reporter: .shell(quiet: quiet, json: json))
     }
 }
 
