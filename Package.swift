@@ -150,7 +150,7 @@ let package = Package(
         .target(
             name: "SluiceHTTP",
             dependencies: [
-                "SluiceCore", "SluiceConfig", "SluiceQueue", "SluiceStorage", "SluiceExport",
+                "SluiceCore", "SluiceConfig", "SluiceQueue", "SluiceStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -315,7 +315,7 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
                 h[.contentLength] = "0"
                 _ = policy.answerStarted()
                 context.write(wrapOutboundOut(.head(HTTPResponse(status: .serviceUnavailable, headerFields: h))), promise: nil)
-                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in self.close(context) }
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in self.close(context) }
                 return
             }
             context.fireChannelRead(data)

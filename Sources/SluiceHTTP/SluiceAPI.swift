@@ -4,7 +4,6 @@ public import SluiceQueue
 public import SluiceStorage
 import SluiceCore
 public import Foundation
-public import SluiceExport
 import HTTPTypes
 public import HummingbirdCore
 

@@ -1,6 +1,5 @@
 public import SluicePostgres
 import SluiceCore
-public import SluiceExport
 public import SluiceQueue
 public import Logging
 import SluiceSQLite

@@ -1,6 +1,6 @@
 public import SluiceConfig
 public import SluiceExport
-public import SluiceQueue
+import SluiceQueue
 public import SluiceCore
 import Crypto
 public import Foundation

@@ -2,9 +2,9 @@ public import SluiceConfig
 public import SluiceQueue
 public import SluiceStorage
 public import SluiceWorker
-public import SluiceExport
 public import Logging
 import SluiceSQLite
+import SluiceCore
 import SluicePostgres
 import Foundation
 #if canImport(Glibc)
