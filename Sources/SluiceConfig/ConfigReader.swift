@@ -133,8 +133,7 @@ public enum ConfigReader {
         var e = ExportSettings()
         func positive(_ key: String) throws(SluiceError) -> Double? {
             guard let n = m[key] else { return nil }
-            guard let v = n.float, v > 0, v <= NodeReader.largest else { throw r.error(n, "\(p).\(key) must be a positive number (at most 1e9)") }
-            return v
+            return try r.number(n, "\(p).\(key)")
         }
         func texts(_ key: String) throws(SluiceError) -> [String: String] {
             guard let n = m[key] else { return [:] }
@@ -336,8 +335,7 @@ public enum ConfigReader {
         var spec = EnrichSpec(url: url, key: key, fields: fields, name: try m["name"].map { (n) throws(SluiceError) in try r.string(n, "\(p).name") } ?? host)
         func number(_ k: String) throws(SluiceError) -> Double? {
             guard let n = m[k] else { return nil }
-            guard let v = n.float, v > 0, v <= NodeReader.largest else { throw r.error(n, "\(p).\(k) must be a positive number (at most 1e9)") }
-            return v
+            return try r.number(n, "\(p).\(k)")
         }
         if let v = try number("cache_ttl") { spec.cacheTTL = v }
         if let v = try number("concurrency") { spec.concurrency = Int(v) }
@@ -359,8 +357,7 @@ public enum ConfigReader {
         var w = WatchSettings()
         func number(_ key: String, allowZero: Bool = false) throws(SluiceError) -> Double? {
             guard let n = m[key] else { return nil }
-            guard let v = n.float, allowZero ? v >= 0 : v > 0, v <= NodeReader.largest else { throw r.error(n, "\(p).\(key) must be a \(allowZero ? "non-negative" : "positive") number (at most 1e9)") }
-            return v
+            return try r.number(n, "\(p).\(key)", allowZero: allowZero)
         }
         if let n = m["source"] { w.source = try r.string(n, "\(p).source") }
         if let n = m["into"] { w.into = try r.string(n, "\(p).into") }
@@ -479,8 +476,7 @@ public enum ConfigReader {
         var w = WorkerSettings()
         func positive(_ key: String) throws(SluiceError) -> Double? {
             guard let n = m[key] else { return nil }
-            guard let v = n.float, v > 0, v <= NodeReader.largest else { throw r.error(n, "worker.\(key) must be a positive number (at most 1e9)") }
-            return v
+            return try r.number(n, "worker.\(key)")
         }
         if let v = try positive("concurrency") { w.concurrency = Int(v) }
         if let v = try positive("lease_seconds") { w.leaseSeconds = v }
@@ -555,6 +551,14 @@ struct NodeReader {
     static let largest = 1e9
 
     let file: String
+
+    /// A positive (or, with `allowZero`, non-negative) number of at most ``largest``.
+    func number(_ node: Node, _ what: String, allowZero: Bool = false) throws(SluiceError) -> Double {
+        guard let v = node.float, allowZero ? v >= 0 : v > 0, v <= Self.largest else {
+            throw error(node, "\(what) must be a \(allowZero ? "non-negative" : "positive") number (at most 1e9)")
+        }
+        return v
+    }
 
     func error(_ node: Node, _ message: String) -> SluiceError {
         let line = node.mark.map { Int64($0.line) }

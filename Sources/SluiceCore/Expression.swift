@@ -566,13 +566,9 @@ public enum ExprEvaluator {
     }
 
     static func call(_ name: String, _ a: [EValue]) throws(ExprFailure) -> EValue {
-        // The checker fixed the argument counts; a call that slipped past it is null, not a trap.
-        switch name {
-        case "coalesce": return a.first { $0 != .null } ?? .null
-        case "concat": return .text(a.compactMap(\.text).joined())
-        case "if": return a.count == 3 ? (a[0] == .bool(true) ? a[1] : a[2]) : .null
-        default: break
-        }
+        // `if` and `coalesce` are evaluated lazily in `eval`. The checker fixed the argument
+        // counts; a call that slipped past it is null, not a trap.
+        if name == "concat" { return .text(a.compactMap(\.text).joined()) }
         if a.contains(.null) { return .null }
         func text(_ i: Int) -> String { i < a.count ? a[i].text ?? "" : "" }
         guard let first = a.first else { return .null }

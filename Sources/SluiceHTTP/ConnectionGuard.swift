@@ -92,7 +92,7 @@ struct ConnectionPolicy {
         }
     }
 
-    mutating func headArrived(at now: UInt64) {
+    mutating func headArrived() {
         phase = .readingBody
         earlyAnswer = false
         windowBytes = 0
@@ -100,7 +100,7 @@ struct ConnectionPolicy {
     }
 
     /// The request's end arrived; true when the connection should close now (a drain finished).
-    mutating func requestEnded(at now: UInt64) -> Bool {
+    mutating func requestEnded() -> Bool {
         if case .draining = phase { return true }
         phase = .answering
         return false
@@ -113,41 +113,37 @@ struct ConnectionPolicy {
         return earlyAnswer
     }
 
-    /// The answer's end went out; true when the connection should close now.
-    mutating func answerEnded(at now: UInt64) -> Bool {
-        if earlyAnswer {
-            phase = .draining(since: now, bytes: 0)
-            return false
-        }
-        phase = .idle(since: now, fresh: false)
-        return false
+    /// The answer's end went out: drain the rest of an early answer's body, else wait for the
+    /// next request.
+    mutating func answerEnded(at now: UInt64) {
+        phase = earlyAnswer ? .draining(since: now, bytes: 0) : .idle(since: now, fresh: false)
     }
 
-    /// Why the connection must close at `now`, if it must.
-    mutating func tick(at now: UInt64) -> String? {
+    /// Whether the connection must close at `now`: no request head in time (a fresh connection
+    /// or a head begun), idle too long, a body too slow, or an early answer's drain done.
+    mutating func tick(at now: UInt64) -> Bool {
         switch phase {
         case .idle(let since, let fresh):
-            let limit = fresh ? limits.headerTimeout : limits.idleTimeout
-            if now &- since >= Self.nanos(limit) { return fresh ? "no request within \(limit)" : "idle for \(limit)" }
+            return now &- since >= Self.nanos(fresh ? limits.headerTimeout : limits.idleTimeout)
         case .readingHead(let since):
-            if now &- since >= Self.nanos(limits.headerTimeout) { return "request head not complete within \(limits.headerTimeout)" }
+            return now &- since >= Self.nanos(limits.headerTimeout)
         case .readingBody:
             var wait = windowWait
             if let asked = readAskedAt { wait += now &- asked }
             let window = Self.nanos(limits.bodyRateWindow)
             if wait >= window {
                 let rate = Double(windowBytes) / (Double(wait) / 1e9)
-                if rate < Double(limits.minBodyBytesPerSecond) { return "body slower than \(limits.minBodyBytesPerSecond) bytes/s" }
+                if rate < Double(limits.minBodyBytesPerSecond) { return true }
                 windowBytes = 0
                 windowWait = 0
                 if readAskedAt != nil { readAskedAt = now }
             }
+            return false
         case .answering:
-            break
+            return false
         case .draining(let since, let bytes):
-            if bytes > limits.drainBytes || now &- since >= Self.nanos(limits.drainTimeout) { return "drained the body of an early answer" }
+            return bytes > limits.drainBytes || now &- since >= Self.nanos(limits.drainTimeout)
         }
-        return nil
     }
 
     /// Nothing is in progress: the connection may be closed to make room for another.
@@ -175,8 +171,6 @@ final class ConnectionRegistry: Sendable {
     private let state = Mutex<(next: Int, open: [Int: Entry])>((0, [:]))
 
     init(limits: ConnectionLimits) { self.limits = limits }
-
-    var count: Int { state.withLock { $0.open.count } }
 
     /// Registers a new connection; evicts the stalest idle one when the normal share is full.
     func admit(now: UInt64, close: @escaping @Sendable () -> Void) -> (id: Int, admission: Admission) {
@@ -262,22 +256,23 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
         }
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    /// Stops the checks and gives the connection's slot back (idempotent).
+    func release() {
         timer?.cancel()
         timer = nil
         if let id { registry.remove(id) }
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) { release() }
+
     func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
-        if let id { registry.remove(id) }
+        release()
         context.fireChannelInactive()
     }
 
     func tick(_ context: ChannelHandlerContext) {
         guard !closing else { return }
-        if policy.tick(at: Self.now()) != nil { close(context) }
+        if policy.tick(at: Self.now()) { close(context) }
     }
 
     func close(_ context: ChannelHandlerContext) {
@@ -300,11 +295,10 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
-        let now = Self.now()
         switch part {
         case .head(let head):
             if case .draining = policy.phase { return }  // a pipelined request after an early answer: dropped
-            policy.headArrived(at: now)
+            policy.headArrived()
             publishState()
             if admission == .healthOnly && !(head.method == .get && ["/healthz", "/readyz"].contains(head.path ?? "")) {
                 // The reserve is for health checks: anything else is told to come back.
@@ -325,7 +319,7 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
             context.fireChannelRead(data)
         case .end:
             if swallowing { return }
-            if policy.requestEnded(at: now) {
+            if policy.requestEnded() {
                 close(context)
                 return
             }
@@ -352,7 +346,7 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
             context.write(data, promise: promise)
         case .end:
             let wasEarly = policy.earlyAnswer
-            _ = policy.answerEnded(at: Self.now())
+            policy.answerEnded(at: Self.now())
             publishState()
             context.write(data, promise: promise)
             if wasEarly { context.read() }  // start draining

@@ -10,10 +10,15 @@ extension ExportSpec {
     /// `export:` sink and `sluice export NAME` deliver).
     public static func declared(_ name: String, config: SluiceConfig,
                                 environment: [String: String] = ProcessInfo.processInfo.environment) throws(SluiceError) -> ExportSpec {
+        try from(try settings(name, config: config), config: config, environment: environment)
+    }
+
+    /// The settings declared as `name` under `exports:`, or an error listing the declared ones.
+    public static func settings(_ name: String, config: SluiceConfig) throws(SluiceError) -> ExportSettings {
         guard let settings = config.exports[name] else {
             throw SluiceError(.invalidConfig, "no export '\(name)' in \(config.path ?? "sluice.yml") (declared: \(config.exports.keys.sorted().joined(separator: ", ")))")
         }
-        return try from(settings, config: config, environment: environment)
+        return settings
     }
 
     /// A spec from settings (declared ones, or command-line options laid over them); each

@@ -36,8 +36,8 @@ public final class SQLiteConnection: @unchecked Sendable {
         }
         // A full disk shows as SQLITE_FULL, or as an I/O error whose system error is ENOSPC.
         if primary == SQLITE_FULL || (primary == SQLITE_IOERR && sqlite_nio_sqlite3_system_errno(db) == ENOSPC) {
-            let folder = (path as NSString).deletingLastPathComponent
-            return SluiceError(.io, "\(context): the disk is full writing '\(path)' (\(Self.freeSpace(folder.isEmpty ? "." : folder)) free in \(folder.isEmpty ? "." : folder)); free some space and run again")
+            let parent = (path as NSString).deletingLastPathComponent, folder = parent.isEmpty ? "." : parent
+            return SluiceError(.io, "\(context): the disk is full writing '\(path)' (\(Self.freeSpace(folder)) free in \(folder)); free some space and run again")
         }
         let code: SluiceError.Code = primary == SQLITE_CONSTRAINT ? .constraint : .database
         return SluiceError(code, "\(context): \(lastError)")

@@ -93,10 +93,7 @@ struct ExportCommand: AsyncParsableCommand {
         func spec(_ config: SluiceConfig) throws -> ExportSpec {
             var d = ExportSettings()
             if let name {
-                guard let declared = config.exports[name] else {
-                    throw fail("no export '\(name)' in \(config.path ?? "sluice.yml") (declared: \(config.exports.keys.sorted().joined(separator: ", ")))")
-                }
-                d = declared
+                do { d = try ExportSpec.settings(name, config: config) } catch { throw fail(error.message) }
             }
             // The command line wins over the declaration; --from and --query replace each other.
             (d.from, d.query) = (from ?? (query == nil ? d.from : nil), query ?? (from == nil ? d.query : nil))

@@ -72,10 +72,11 @@ struct ServeCommand: AsyncParsableCommand {
                 if swept.files > 0 { runtime.logger.notice("removed \(swept.files) partial uploads (\(swept.bytes) bytes) left by a server that stopped mid-upload") }
                 let wake = WakeSignal()
                 var services: [any Service] = []
+                let execution = PipelineExecution(config: config, runtime: runtime, reporter: .shell(quiet: false, json: false))
                 if !noWorkers { services.append(runtime.worker(concurrency: concurrency, id: nil, wake: wake)) }
                 // Scheduled pipelines are checked every 30 s (each due one runs once, catching up).
                 if config.pipelines.values.contains(where: { $0.schedule != nil }) {
-                    services.append(SchedulerService(execution: PipelineExecution(config: config, runtime: runtime, reporter: .shell(quiet: false, json: false))))
+                    services.append(SchedulerService(execution: execution))
                 }
                 // Declared watches poll in this process; their jobs go to the workers like any other.
                 if !config.watches.isEmpty { try FileManager.default.createDirectory(atPath: config.uploadDir, withIntermediateDirectories: true) }
@@ -86,7 +87,6 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 var deps = APIDependencies(config: config, driver: runtime.driver, policy: runtime.policy, wake: wake, tokens: tokens2)
                 deps.exports = try await runtime.exportStore()
-                let execution = PipelineExecution(config: config, runtime: runtime, reporter: .shell(quiet: false, json: false))
                 deps.runPipeline = { name, path, display in
                     try await execution.start(name, upload: .init(path: path, name: display))
                 }

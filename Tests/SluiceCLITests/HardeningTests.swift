@@ -111,7 +111,7 @@ import Foundation
 
     /// A body over the limit: every common client reads the 413, including those that send the
     /// whole body before reading (urllib, aiohttp), for bodies within the drain bound and past it.
-    @Test func everyClientReadsTheEarly413() throws {
+    @Test func everyClientReadsTheEarly413() async throws {
         let server = try ServerProcess(server: "max_body_mb: 1")
         for size in [5_000_000, 100_000_000] {
             let result = try Self.python(["scripts/receivers/early_413.py", String(server.port), server.token, String(size)])
@@ -121,7 +121,7 @@ import Foundation
                 #expect((o[client]?[1] as? Double ?? 99) < 10, "\(client), \(size) bytes: \(o[client] ?? [])")
             }
         }
-        let (health, _) = try TestPostgres.curlStatus("http://127.0.0.1:\(server.port)/healthz")
+        let (health, _) = try await server.request("GET", "/healthz", auth: false)
         #expect(health == 200)
     }
 
@@ -163,15 +163,6 @@ import Foundation
     /// Runs a Python helper from the repository; its stdout.
     static func python(_ args: [String]) throws -> String {
         try TestPostgres.run(["python3"] + args.enumerated().map { $0.offset == 0 ? TestPostgres.repoRoot + "/" + $0.element : $0.element })
-    }
-}
-
-extension TestPostgres {
-    /// The status curl got for a GET, and its body.
-    static func curlStatus(_ url: String) throws -> (Int, String) {
-        let text = try run(["curl", "-s", "-w", "\n%{http_code}", url])
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
     }
 }
 
