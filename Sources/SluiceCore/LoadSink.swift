@@ -44,6 +44,12 @@ public struct CommitContext: Sendable {
         self.afterSQL = afterSQL
     }
 
+    /// The load's figures once the sink applied it with `counts` (rows it refused at commit
+    /// count as rejected): the one place a load's final figures are computed.
+    public func settled(_ counts: SinkCounts) -> LoadStats {
+        stats.settled(by: counts, refused: Int64(counts.rejects.count))
+    }
+
     /// Why a `sql` step failed, naming it.
     public static func sqlStepFailed(_ index: Int, _ sql: String, _ why: String) -> SluiceError {
         SluiceError(.invalidInput, "sql step \(index + 1) (\(sql.prefix(80))) failed: \(why); nothing was written")

@@ -109,8 +109,9 @@ public final class LoadRunner {
             if let sink {
                 observer?.loadPhase("committing")
                 let budget = plan.request.maxRejects.map { $0 - report.stats.rejected }
-                let counts = try sink.commit(CommitContext(stats: report.stats, rejectsFiles: report.files.compactMap(\.rejectsFile), rejectBudget: budget,
-                                                                afterSQL: plan.request.afterSQL))
+                let context = CommitContext(stats: report.stats, rejectsFiles: report.files.compactMap(\.rejectsFile), rejectBudget: budget,
+                                            afterSQL: plan.request.afterSQL)
+                let counts = try sink.commit(context)
                 // Rows the target refused while applying the load go to their file's rejects.
                 for r in counts.rejects {
                     let index = Int(r.line >> Self.fileShift)
@@ -119,13 +120,12 @@ public final class LoadRunner {
                     try w.writer.write(RowReject(line: r.line & Self.lineMask, reason: r.reason,
                                                  fields: r.values.isEmpty ? [] : w.reader.sourceRecord(columnValues: r.values)))
                     report.files[index].rejected += 1
-                    report.stats.rejected += 1
                 }
                 for (i, w) in writers.enumerated() {
                     try w.writer.close()
                     if w.writer.count > 0 { report.files[i].rejectsFile = w.writer.path }
                 }
-                report.stats = report.stats.settled(by: counts)
+                report.stats = context.settled(counts)
             }
         } catch {
             sink?.rollback()

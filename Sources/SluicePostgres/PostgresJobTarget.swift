@@ -14,7 +14,7 @@ public struct PostgresJobTarget: JobTarget {
     func fence(_ job: Job, sha256: String?, ledger: Bool, now: @escaping @Sendable () -> Date) -> PostgresFence {
         let pool = self.pool
         return PostgresFence { conn, counts, context in
-            let stats = context.stats.settled(by: counts, refused: Int64(counts.rejects.count))
+            let stats = context.settled(counts)
             let result = JobResult(stats: stats, rejectsPath: context.rejectsFiles.first, sha256: sha256)
             return try await PostgresQueueDriver.complete(conn, db: pool, id: job.id, token: job.leaseToken, result: result,
                                                           entity: ledger ? job.entity : nil, now: now())

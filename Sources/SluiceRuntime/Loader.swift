@@ -3,6 +3,7 @@ public import SluiceLoad
 public import SluiceCore
 import SluiceSQLite
 import SluicePostgres
+import Foundation
 
 /// Loads files into the configured backend: the one way `sluice load` and pipeline runs write
 /// rows into a table (plan, read, sink, commit). Throws ``LoadFailure`` (with the partial
@@ -56,8 +57,11 @@ public enum Loader {
                 let plan = try LoadPlanner.plan(request, config: config, target: target ?? (try? SQLiteTarget(path: path)))
                 var sink: LoadRunner.SinkFactory?
                 if let target {
+                    let scratch = config.workDir
                     sink = { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
-                        try target.beginLoad(table: e.table, schema: e.schema, mode: m, evolve: e.evolve)
+                        try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)  // else the stage's open names the folder
+                        let stage = (scratch as NSString).appendingPathComponent("load-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).stage.db")
+                        return try target.beginLoad(table: e.table, schema: e.schema, mode: m, evolve: e.evolve, stagePath: stage)
                     }
                 }
                 let runner = LoadRunner(plan: plan, sink: sink, stateDir: config.stateDir)

@@ -124,6 +124,16 @@ public enum SQLiteValue: Sendable, Hashable {
 
     public var int: Int64? { if case .integer(let v) = self { v } else { nil } }
     public var string: String? { if case .text(let v) = self { v } else { nil } }
+    /// The value as text for a rejects file (nil for NULL, hex for a blob).
+    public var rendered: String? {
+        switch self {
+        case .null: nil
+        case .integer(let v): String(v)
+        case .real(let v): String(v)
+        case .text(let v): v
+        case .blob(let b): b.map { String(format: "%02x", $0) }.joined()
+        }
+    }
 }
 
 /// A prepared statement. Values bound from batch buffers use SQLITE_STATIC: the caller
@@ -248,24 +258,5 @@ extension SQLiteConnection {
         for (i, sql) in steps.enumerated() {
             do { try conn.execute(sql) } catch { throw CommitContext.sqlStepFailed(i, sql, error.message) }
         }
-    }
-}
-
-extension SQLiteConnection {
-    /// Applies a keyed stage (last row per key, op 0 = upsert, 1 = delete) to `table` inside
-    /// the caller's open transaction; returns what it did. `db` names the stage's schema.
-    /// `deletes`: whether any row was staged with op delete (else the delete pass is skipped).
-    func merge(_ stage: String, into table: String, _ schema: TableSchema, db: String, deletes: Bool = true) throws(SluiceError) -> SinkCounts {
-        var counts = SinkCounts()
-        counts.updated = try query(SQLiteSQL.mergeCountExisting(table, stage, schema, db: db)).first?.first?.int ?? 0
-        try execute(SQLiteSQL.mergeUpsert(table, stage, schema, db: db))
-        // A table of key columns only takes existing keys as they are (DO NOTHING: not counted).
-        let keyOnly = schema.columns.allSatisfy { schema.primaryKey.contains($0.name) }
-        counts.inserted = keyOnly ? changes : changes - counts.updated
-        if deletes {
-            try execute(SQLiteSQL.mergeDelete(table, stage, schema, db: db))
-            counts.deleted = changes
-        }
-        return counts
     }
 }

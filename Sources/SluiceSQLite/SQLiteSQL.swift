@@ -91,9 +91,18 @@ public enum SQLiteSQL {
 
     /// Copies the stage's upsert rows into the table in key (or line) order; for append and replace.
     public static func insertFromStage(_ table: String, _ stage: String, _ schema: TableSchema, db: String) -> String {
-        let names = schema.columns.map(\.name)
-        let order = schema.primaryKey.isEmpty ? q(lineColumn) : list(schema.primaryKey)
-        return "INSERT INTO main.\(q(table)) (\(list(names))) SELECT \(list(names)) FROM \(db).\(q(stage)) WHERE \(q(opColumn)) = 0 ORDER BY \(order)"
+        let names = list(schema.columns.map(\.name))
+        return "INSERT INTO main.\(q(table)) (\(names)) SELECT \(names) FROM \(db).\(q(stage)) WHERE \(q(opColumn)) = 0 ORDER BY \(stageOrder(schema))"
+    }
+
+    /// Key order, or line order for a stage without a key.
+    static func stageOrder(_ schema: TableSchema) -> String {
+        schema.primaryKey.isEmpty ? q(lineColumn) : list(schema.primaryKey)
+    }
+
+    /// The stage's upsert rows with their line, in the order ``insertFromStage(_:_:_:db:)`` copies them.
+    static func selectStage(_ stage: String, _ schema: TableSchema, db: String) -> String {
+        "SELECT \(list(schema.columns.map(\.name) + [lineColumn])) FROM \(db).\(q(stage)) WHERE \(q(opColumn)) = 0 ORDER BY \(stageOrder(schema))"
     }
 
     /// Whether a key exists in the table (parameters: the key columns).

@@ -1,15 +1,19 @@
 import VaporCSQLite
 public import SluiceCore
+import Foundation
 
 /// The embedded default target and store: one SQLite file (`./sluice.db` unless
 /// configured), opened in WAL mode so readers keep working while a load runs.
 public final class SQLiteTarget: TableCatalog {
     public let connection: SQLiteConnection
+    /// The database file (nil for a view over a connection opened elsewhere).
+    public let path: String?
     static let metaTable = "_sluice_tables"
 
     /// Opens (creating if needed) the database at `path`.
     public init(path: String, cacheMiB: Int = 32) throws(SluiceError) {
         connection = try SQLiteConnection(path: path)
+        self.path = path
         try connection.executeWhenFree("""
             PRAGMA journal_mode = WAL;
             PRAGMA synchronous = NORMAL;
@@ -22,6 +26,7 @@ public final class SQLiteTarget: TableCatalog {
     /// Wraps a connection that is already set up (used inside a worker's commit).
     init(existing c: SQLiteConnection) {
         connection = c
+        path = nil
     }
 
     public func tableExists(_ table: String) throws(SluiceError) -> Bool {
@@ -95,20 +100,13 @@ public final class SQLiteTarget: TableCatalog {
         try recordSchema(table, schema)
     }
 
-    /// Starts a load into `table` (created from `schema` when missing) in one transaction.
-    public func beginLoad(table: String, schema: TableSchema, mode: WriteMode, evolve: Bool = false) throws(SluiceError) -> SQLiteLoad {
-        try SQLIdentifier.validate(table)
-        try schema.validate()
-        if mode == .merge && schema.primaryKey.isEmpty {
-            throw SluiceError(.invalidSchema, "merge into '\(table)' needs a primary key")
-        }
-        try connection.execute("BEGIN IMMEDIATE")
-        do {
-            return try SQLiteLoad(target: self, table: table, schema: schema, mode: mode, evolve: evolve)
-        } catch {
-            try? connection.execute("ROLLBACK")  // the error being thrown matters more
-            throw error
-        }
+    /// Starts a load into `table` (created from `schema` when missing); rows that do not fit
+    /// in memory are staged at `stagePath` (by default a file in the system's temporary folder).
+    public func beginLoad(table: String, schema: TableSchema, mode: WriteMode, evolve: Bool = false,
+                          stagePath: String? = nil) throws(SluiceError) -> SQLiteSink {
+        guard let path else { throw SluiceError(.unsupported, "a load needs the database's path") }
+        let stage = stagePath ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("sluice-stage-\(UInt64.random(in: 0...UInt64.max)).db")
+        return try SQLiteSink(databasePath: path, stagePath: stage, table: table, schema: schema, mode: mode, evolve: evolve)
     }
 }
 

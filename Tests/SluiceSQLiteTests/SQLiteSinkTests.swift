@@ -5,9 +5,9 @@ import Foundation
 import SluiceQueue
 import SluiceTesting
 
-/// The worker's staged merge, held in memory and through the stage file, against an oracle
-/// of "last row per key" applied to the table as it was.
-@Suite struct SQLiteStagedLoadTests {
+/// The one SQLite sink: its merge held in memory and through the stage file against an oracle
+/// of "last row per key" applied to the table as it was, and rows a user's table refuses.
+@Suite struct SQLiteSinkTests {
     /// A claimed job whose lease fences the commit.
     static func claimed(_ driver: SQLiteQueueDriver) async throws -> Job {
         let now = Date()
@@ -21,8 +21,8 @@ import SluiceTesting
         let driver = try SQLiteQueueDriver(path: path)
         try await driver.migrate()
         let job = try await claimed(driver)
-        let load = try SQLiteStagedLoad(databasePath: path, stagePath: dir.file("stage-\(job.id).db"), table: table, schema: schema, mode: .merge,
-                                        fence: .init(jobId: job.id, token: job.leaseToken, entity: "t", sha256: nil, now: { Date() }))
+        let load = try #require(try SQLiteJobTarget(databasePath: path).sink(entity: Entity(name: table, schema: schema), mode: .merge, job: job, sha256: nil,
+                                                                             scratchDir: dir.path, now: { Date() }) as? SQLiteSink)
         if !inMemory { load.memoryBudget = 0 }
         for b in batches { #expect(try load.write(b).isEmpty) }
         #expect((load.stage == nil) == inMemory)
@@ -156,5 +156,28 @@ import SluiceTesting
         // -3 a (last at 7), 5 a (6), 5 a\0 (2), 5 b (last at 3), 9000000000 "" (5).
         #expect(keys.lastPerKey() == [7, 6, 2, 3, 5])
         #expect(!KeyedRows.supports([.int64, .float64]) && KeyedRows.supports([.text, .decimal(precision: 5, scale: 2), .uuid]))
+    }
+
+    /// A table made by someone else may refuse rows (CHECK, NOT NULL): those rows are rejected
+    /// with the reason, the others load, whichever way the rows were held.
+    @Test(arguments: [WriteMode.append, .merge, .replace], [true, false])
+    func rowsTheTableRefusesAreRejectedAndTheRestLoad(_ mode: WriteMode, _ inMemory: Bool) throws {
+        let dir = TempDir()
+        let path = dir.file("t.db")
+        try SQLiteConnection(path: path).execute("CREATE TABLE scores (id TEXT PRIMARY KEY, name TEXT NOT NULL, score INTEGER CHECK (score >= 0))")
+        let t = try SQLiteTarget(path: path)
+        let schema = try #require(try t.schema(of: "scores"))
+        let load = try t.beginLoad(table: "scores", schema: schema, mode: mode, stagePath: dir.file("stage.db"))
+        if !inMemory { load.memoryBudget = 0 }
+        #expect(try load.write(batch(schema, [["a", "x", "5"], ["b", "y", "-7"], ["c", "z", "1"]])).isEmpty)
+        var stats = LoadStats()
+        stats.read = 3
+        let context = CommitContext(stats: stats, rejectsFiles: [])
+        let counts = try load.commit(context)
+        #expect(counts.inserted == 2 && counts.rejects.map(\.line) == [3], "\(mode) \(inMemory): \(counts)")
+        #expect(counts.rejects.first?.reason.contains("CHECK constraint failed") == true)
+        #expect(counts.rejects.first?.values == ["b", "y", "-7"])
+        #expect(context.settled(counts).rejected == 1 && context.settled(counts).skipped == 0)
+        #expect(try rows(t, "SELECT id FROM scores ORDER BY id") == [[.text("a")], [.text("c")]])
     }
 }

@@ -1,45 +1,30 @@
 import VaporCSQLite
 public import SluiceCore
-public import SluiceQueue
 public import Foundation
 
-/// A worker's load into the embedded database, in two phases so that the database's
-/// single write lock is held only briefly (API submissions and other workers' heartbeats
-/// keep flowing while a big file loads):
+/// The one way rows reach a SQLite table (the CLI, workers, watches and pipelines): a load in
+/// two phases, so that the database's single write lock is held only briefly (API submissions
+/// and other workers' heartbeats keep flowing while a big file loads):
 ///
-/// 1. Rows go to a private stage file next to the job (no lock on the main database).
-///    A keyed stage keeps the last row per key. In append mode a repeated key, or a key
-///    already in the table, is rejected here, row by row. A merge keeps its rows in memory
-///    instead, up to ``memoryBudget`` bytes (then they move to the stage file): at commit
-///    they are sorted by key, the last row per key is kept, and each is written to the
-///    table directly. That skips writing and reading a stage B-tree, which was over half of
-///    a staged merge's SQLite time.
-/// 2. ``commit(_:)`` attaches the stage and, in one `BEGIN IMMEDIATE` transaction, applies
-///    it to the table and marks the job complete — only if the job still carries the
-///    lease token this worker claimed it with. A stale worker's commit changes nothing.
-public final class SQLiteStagedLoad: LoadSink {
-    /// The job whose lease guards the commit.
-    public struct Fence: Sendable {
-        public var jobId: Int64
-        public var token: Int64
-        public var entity: String
-        public var sha256: String?
-        public var now: @Sendable () -> Date
-        public init(jobId: Int64, token: Int64, entity: String, sha256: String?, now: @escaping @Sendable () -> Date) {
-            self.jobId = jobId
-            self.token = token
-            self.entity = entity
-            self.sha256 = sha256
-            self.now = now
-        }
-    }
+/// 1. Rows are held in memory while they fit in ``memoryBudget`` bytes; past that they go to
+///    a private stage file (no lock on the main database). Which of the two is chosen by size
+///    alone. A keyed stage keeps the last row per key; in append mode a repeated key, or a key
+///    already in the table, is rejected here, row by row.
+/// 2. ``commit(_:)`` takes the write lock (`BEGIN IMMEDIATE`), prepares the table by
+///    ``TablePreparation``, applies the rows (a merge writes the last row per key in key
+///    order; append and replace insert), runs the pipeline's `sql` steps and the owner's
+///    commit hook (a worker completes its job there, fenced by its lease), and commits.
+///    A row the table itself refuses (a constraint) is rejected with the reason.
+public final class SQLiteSink: LoadSink {
+    /// Work the sink's owner adds to the load's transaction, with the load's settled figures.
+    public typealias CommitHook = (SQLiteConnection, LoadStats, CommitContext) throws(SluiceError) -> Void
 
     let databasePath: String
     let stagePath: String
     let table: String
     let schema: TableSchema
     let mode: WriteMode
-    let fence: Fence
+    let onCommit: CommitHook?
     /// The stage file and its insert, opened when rows are first staged.
     struct Stage {
         let db: SQLiteConnection
@@ -82,13 +67,12 @@ public final class SQLiteStagedLoad: LoadSink {
     static let mmapBytes = 1 << 30
     static let rowsPerStatement = 64
     var open = true
-    /// The result recorded with the completion (available after a successful commit).
-    public private(set) var result: JobResult?
-
     let evolve: Bool
 
+    /// A load into `table` of the database at `databasePath`; `stagePath` is scratch space
+    /// for rows that do not fit in memory (replaced if present, removed at the end).
     public init(databasePath: String, stagePath: String, table: String, schema: TableSchema, mode: WriteMode, evolve: Bool = false,
-                fence: Fence) throws(SluiceError) {
+                onCommit: CommitHook? = nil) throws(SluiceError) {
         self.evolve = evolve
         try SQLIdentifier.validate(table)
         try schema.validate()
@@ -98,7 +82,7 @@ public final class SQLiteStagedLoad: LoadSink {
         self.table = table
         self.schema = schema
         self.mode = mode
-        self.fence = fence
+        self.onCommit = onCommit
         self.keyIndices = schema.keyIndices
         self.binder = SQLiteBinder(types: schema.columns.map(\.type))
         try? FileManager.default.removeItem(atPath: stagePath)  // a leftover from a killed attempt
@@ -226,19 +210,13 @@ public final class SQLiteStagedLoad: LoadSink {
             case .merge where memory != nil:
                 counts = try applyMemory(order, on: main)
             case .merge:
-                counts = try main.merge(staged, into: table, schema, db: "stage", deletes: deletes)
+                counts = try mergeStage(on: main)
             case .append, .replace:
-                try main.execute(SQLiteSQL.insertFromStage(table, staged, schema, db: "stage"))
-                counts.inserted = main.changes
+                counts = try insertStage(on: main)
             }
             try SQLiteConnection.runSteps(context.afterSQL, on: main)
-            let stats = context.stats.settled(by: counts)
-            let result = JobResult(stats: stats, rejectsPath: context.rejectsFiles.first, sha256: fence.sha256)
-            guard try SQLiteQueueDriver.complete(main, id: fence.jobId, token: fence.token, result: result, entity: fence.entity, now: fence.now()) else {
-                throw SluiceError(.aborted, "job \(fence.jobId) is no longer held with lease token \(fence.token); nothing was written")
-            }
+            try onCommit?(main, context.settled(counts), context)
             try main.execute("COMMIT")
-            self.result = result
             open = false
             return counts
         } catch {
@@ -262,6 +240,88 @@ public final class SQLiteStagedLoad: LoadSink {
         try? stage.db.execute("ROLLBACK")
         try? FileManager.default.removeItem(atPath: stagePath)
     }
+
+    /// Append and replace: copies the stage's rows into the table in one statement; when the
+    /// table refuses one (a CHECK, NOT NULL or foreign-key constraint of a table someone else
+    /// made), copies them one at a time instead and rejects only the refused rows.
+    func insertStage(on main: SQLiteConnection) throws(SluiceError) -> SinkCounts {
+        let all = try main.prepare(SQLiteSQL.insertFromStage(table, Self.stageName, schema, db: "stage"))
+        let rc = all.run()
+        if rc == SQLITE_DONE { return SinkCounts(inserted: main.changes) }
+        guard rc & 0xFF == SQLITE_CONSTRAINT else { throw main.error(rc, "SQLite insert into \(table)") }
+        var counts = SinkCounts()
+        let width = schema.columns.count
+        let rows = try main.prepare(SQLiteSQL.selectStage(Self.stageName, schema, db: "stage"))
+        let insert = try main.prepare(SQLiteSQL.insert(table, schema))
+        while try rows.step() {
+            let values = (0..<width).map { rows.value($0) }
+            for (c, v) in values.enumerated() { insert.bind(c + 1, v) }
+            let rc = insert.run()
+            if rc == SQLITE_DONE {
+                counts.inserted += 1
+            } else if rc & 0xFF == SQLITE_CONSTRAINT {
+                counts.rejects.append(SinkReject(line: rows.int64(width), reason: refusal(rc, main), values: values.map(\.rendered)))
+            } else {
+                throw main.error(rc, "SQLite insert into \(table)")
+            }
+        }
+        return counts
+    }
+
+    /// A merge of rows that did not fit in memory: applies the keyed stage (last row per key)
+    /// with one UPDATE-or-INSERT statement and one DELETE, whose change counts are the
+    /// figures; when the table refuses a row, upserts them one at a time instead.
+    func mergeStage(on main: SQLiteConnection) throws(SluiceError) -> SinkCounts {
+        let stage = Self.stageName
+        var counts = SinkCounts()
+        let existing = try main.query(SQLiteSQL.mergeCountExisting(table, stage, schema, db: "stage")).first?.first?.int ?? 0
+        let upsert = try main.prepare(SQLiteSQL.mergeUpsert(table, stage, schema, db: "stage"))
+        let rc = upsert.run()
+        if rc == SQLITE_DONE {
+            // A table of key columns only takes existing keys as they are (DO NOTHING: not counted).
+            let keyOnly = schema.columns.allSatisfy { schema.primaryKey.contains($0.name) }
+            counts.updated = existing
+            counts.inserted = keyOnly ? main.changes : main.changes - existing
+        } else {
+            guard rc & 0xFF == SQLITE_CONSTRAINT else { throw main.error(rc, "SQLite merge into \(table)") }
+            let width = schema.columns.count
+            let rows = try main.prepare(SQLiteSQL.selectStage(stage, schema, db: "stage"))
+            let one = try main.prepare(SQLiteSQL.upsertRows(table, schema, rows: 1))
+            let probe = try main.prepare(SQLiteSQL.keyExists(table, schema))
+            while try rows.step() {
+                let values = (0..<width).map { rows.value($0) }
+                for (p, c) in keyIndices.enumerated() { probe.bind(p + 1, values[c]) }
+                let existed = try probe.step()
+                if existed { probe.reset() }
+                for (c, v) in values.enumerated() { one.bind(c + 1, v) }
+                let rc = one.run()
+                if rc == SQLITE_DONE {
+                    if existed { counts.updated += 1 } else { counts.inserted += 1 }
+                } else if rc & 0xFF == SQLITE_CONSTRAINT {
+                    counts.rejects.append(SinkReject(line: rows.int64(width), reason: refusal(rc, main), values: values.map(\.rendered)))
+                } else {
+                    throw main.error(rc, "SQLite merge into \(table)")
+                }
+            }
+        }
+        if deletes {
+            try main.execute(SQLiteSQL.mergeDelete(table, stage, schema, db: "stage"))
+            counts.deleted = main.changes
+        }
+        return counts
+    }
+
+    /// Why the table refused a row, from SQLite's constraint error.
+    func refusal(_ rc: Int32, _ conn: SQLiteConnection) -> String {
+        if rc == Self.constraintPrimaryKey || rc == Self.constraintUnique {
+            return "duplicate key (\(schema.primaryKey.joined(separator: ", "))): \(conn.lastError)"
+        }
+        return "rejected by the table: \(conn.lastError)"
+    }
+
+    // Extended result codes (function-like macros in sqlite3.h, so not imported).
+    static let constraintPrimaryKey: Int32 = SQLITE_CONSTRAINT | (6 << 8)
+    static let constraintUnique: Int32 = SQLITE_CONSTRAINT | (8 << 8)
 
     /// Writes the in-memory rows of a merge, inside the caller's transaction: the last row
     /// per key, in key order, upserts first and then deletes. New keys are counted by
@@ -287,32 +347,50 @@ public final class SQLiteStagedLoad: LoadSink {
         defer { self.binder = keyBinder }
         let keyIndices = self.keyIndices, table = self.table, schema = self.schema
         let upserts = order.filter { rows.ops[$0] == .upsert }
+        var refused: [SinkReject] = []
         let (existing, deleted) = try SQLiteBinder.withPointers(rows, kinds: binder.kinds) { cols -> Result<(Int64, Int64), SluiceError> in
             var existing: Int64 = 0, deleted: Int64 = 0
             func bindKey(_ st: SQLiteStatement, _ r: Int) {
                 for (p, c) in keyIndices.enumerated() { keyBinder.bind(st, Int32(p + 1), cols[c], column: c, row: r, decimals: rows.columns[c].decimals) }
             }
+            func bindRow(_ st: SQLiteStatement, _ r: Int, at j: Int) {
+                for c in cols.indices {
+                    binder.bind(st, Int32(j * width + c + 1), cols[c], column: c, row: r, decimals: rows.columns[c].decimals, slot: j * width + c)
+                }
+            }
             do throws(SluiceError) {
                 var at = 0
+                var existed: [Bool] = []
                 while at < upserts.count {
                     let n = min(perStatement, upserts.count - at)
                     let st = n == perStatement ? upsertFull : try main.prepare(SQLiteSQL.upsertRows(table, schema, rows: n))
+                    existed.removeAll(keepingCapacity: true)
                     for j in 0..<n {
                         let r = upserts[at + j]
                         if let probe {
                             bindKey(probe, r)
-                            if try probe.step() {
-                                existing += 1
-                                probe.reset()
-                            }
+                            let found = try probe.step()
+                            if found { existing += 1; probe.reset() }
+                            existed.append(found)
                         }
-                        for c in cols.indices {
-                            binder.bind(st, Int32(j * width + c + 1), cols[c], column: c, row: r, decimals: rows.columns[c].decimals, slot: j * width + c)
-                        }
+                        bindRow(st, r, at: j)
                     }
                     let rc = st.run()
-                    guard rc == SQLITE_DONE else {
-                        throw main.error(rc, "SQLite merge into \(table) (one of the rows from lines \(upserts[at..<(at + n)].map { rows.lines[$0] }.min() ?? 0) to \(upserts[at..<(at + n)].map { rows.lines[$0] }.max() ?? 0))")
+                    if rc != SQLITE_DONE {
+                        guard rc & 0xFF == SQLITE_CONSTRAINT else {
+                            throw main.error(rc, "SQLite merge into \(table) (one of the rows from lines \(upserts[at..<(at + n)].map { rows.lines[$0] }.min() ?? 0) to \(upserts[at..<(at + n)].map { rows.lines[$0] }.max() ?? 0))")
+                        }
+                        // The table refused one of these rows: write them one at a time, rejecting only those it refuses.
+                        let one = try main.prepare(SQLiteSQL.upsertRows(table, schema, rows: 1))
+                        for j in 0..<n {
+                            let r = upserts[at + j]
+                            bindRow(one, r, at: 0)
+                            let rc = one.run()
+                            guard rc != SQLITE_DONE else { continue }
+                            guard rc & 0xFF == SQLITE_CONSTRAINT else { throw main.error(rc, "SQLite merge into \(table) (line \(rows.lines[r]))") }
+                            refused.append(reject(rows, r, refusal(rc, main)))
+                            if probe != nil && existed[j] { existing -= 1 }
+                        }
                     }
                     at += n
                 }
@@ -329,8 +407,8 @@ public final class SQLiteStagedLoad: LoadSink {
             }
             return .success((existing, deleted))
         }
-        let upserted = Int64(upserts.count)
-        var counts = SinkCounts(deleted: deleted)
+        let upserted = Int64(upserts.count - refused.count)
+        var counts = SinkCounts(deleted: deleted, rejects: refused)
         if let floor {
             counts.inserted = try main.query("SELECT count(*) FROM main.\(SQLIdentifier.quoteValidated(table)) WHERE rowid > ?1", [.integer(floor)]).first?.first?.int ?? 0
         } else {
