@@ -1,35 +1,27 @@
-public import SluicePostgres
-import SluiceCore
+import SluicePostgres
+public import SluiceCore
 public import SluiceQueue
 public import Logging
 import SluiceSQLite
 
-/// The database a configuration names, resolved once: an embedded SQLite file or a PostgreSQL
-/// server. Every command reaches its control plane, targets and export ledger through this,
-/// so that the choice is made here and nowhere else.
-public enum Backend: Sendable {
-    case sqlite(path: String)
-    case postgres(PostgresPool)
-
+/// The backends Sluice knows, by the form of the database setting: the one place that tells
+/// them apart. A new backend adds one line here (see ARCHITECTURE.md).
+public enum Backends {
     /// Runs `body` with the backend of `database` (a `postgres://` URL, else a SQLite path);
-    /// a PostgreSQL pool of `maxConnections` runs for exactly that long.
+    /// a server's connection pool of `maxConnections` runs for exactly that long.
     public static func with<T: Sendable>(database: String, maxConnections: Int, logger: Logger? = nil,
-                                         _ body: @Sendable (Backend) async throws -> T) async throws -> T {
-        guard PostgresPool.isURL(database) else { return try await body(.sqlite(path: database)) }
-        let db = try logger.map { l throws(SluiceError) in try PostgresPool(url: database, maxConnections: maxConnections, logger: l) }
-            ?? PostgresPool(url: database, maxConnections: maxConnections)
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { await db.run(); return nil }
-            defer { group.cancelAll() }
-            return try await body(.postgres(db))
+                                         _ body: @Sendable (any Backend) async throws -> T) async throws -> T {
+        if PostgresPool.isURL(database) {
+            return try await PostgresBackend.with(url: database, maxConnections: maxConnections, logger: logger) { try await body($0) }
         }
+        return try await body(SQLiteBackend(path: database))
     }
 
-    /// The export ledger in this database.
-    public func exportStore() async throws -> any ExportStore {
-        switch self {
-        case .sqlite(let path): try SQLiteExportStore(path: path)
-        case .postgres(let pool): try await PostgresExportStore(pool: pool)
+    /// The export ledger of `backend`, or why it cannot hold one.
+    public static func exportStore(_ backend: any Backend) async throws -> any ExportStore {
+        guard let store = try await backend.exportStore() else {
+            throw SluiceError(.invalidConfig, "\(backend.displayName) holds tables only: keep the export ledger on SQLite or PostgreSQL")
         }
+        return store
     }
 }

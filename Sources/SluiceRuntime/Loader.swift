@@ -1,8 +1,7 @@
 public import SluiceConfig
 public import SluiceLoad
 public import SluiceCore
-import SluiceSQLite
-import SluicePostgres
+import SluiceQueue
 import Foundation
 
 /// Loads files into the configured backend: the one way `sluice load` and pipeline runs write
@@ -39,35 +38,21 @@ public enum Loader {
     }
 
     public static func load(_ request: LoadRequest, config: SluiceConfig, observer: (any LoadObserver & Sendable)? = nil) async throws -> LoadReport {
-        try await Backend.with(database: config.database, maxConnections: 4) { backend in
-            switch backend {
-            case .postgres(let db):
-                return try await runOnThread { () -> Result<LoadReport, any Error> in
-                    Result {
-                        let plan = try LoadPlanner.plan(request, config: config, target: PostgresCatalog(database: db))
-                        let runner = LoadRunner(plan: plan, sink: request.dryRun ? nil : { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
-                            try PostgresLoad(db: db, table: e.table, schema: e.schema, mode: m, evolve: e.evolve)
-                        }, stateDir: config.stateDir)
-                        runner.observer = observer
-                        return try runner.run()
-                    }
-                }.get()
-            case .sqlite(let path):
-                let target = request.dryRun ? nil : try SQLiteTarget(path: path)
-                let plan = try LoadPlanner.plan(request, config: config, target: target ?? (try? SQLiteTarget(path: path)))
-                var sink: LoadRunner.SinkFactory?
-                if let target {
+        try await Backends.with(database: config.database, maxConnections: 4) { backend in
+            let target = backend.target
+            // Planning, decoding and the sink's writes block: they run on a thread of their own.
+            return try await runOnThread { () -> Result<LoadReport, any Error> in
+                Result {
+                    let plan = try LoadPlanner.plan(request, config: config, target: try target.catalog())
                     let scratch = config.workDir
-                    sink = { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
-                        try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)  // else the stage's open names the folder
-                        let stage = (scratch as NSString).appendingPathComponent("load-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).stage.db")
-                        return try target.beginLoad(table: e.table, schema: e.schema, mode: m, evolve: e.evolve, stagePath: stage)
-                    }
+                    let runner = LoadRunner(plan: plan, sink: request.dryRun ? nil : { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
+                        try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)  // else the sink names the folder
+                        return try target.sink(entity: e, mode: m, scratchDir: scratch, completing: nil)
+                    }, stateDir: config.stateDir)
+                    runner.observer = observer
+                    return try runner.run()
                 }
-                let runner = LoadRunner(plan: plan, sink: sink, stateDir: config.stateDir)
-                runner.observer = observer
-                return try runner.run()
-            }
+            }.get()
         }
     }
 }

@@ -3,9 +3,7 @@ public import SluiceQueue
 public import SluiceStorage
 public import SluiceWorker
 public import Logging
-import SluiceSQLite
 import SluiceCore
-import SluicePostgres
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -16,8 +14,8 @@ import Glibc
 public struct Runtime: Sendable {
     public let config: SluiceConfig
     public let driver: any QueueDriver
-    public let target: any JobTarget
-    public let backend: Backend
+    public let target: any DataTarget
+    public let backend: any Backend
     public let policy: SourcePolicy
     public var logger: Logger
 
@@ -30,24 +28,18 @@ public struct Runtime: Sendable {
                                   httpAllowlist: config.server.httpAllowlist, allowLinkLocal: config.server.allowLinkLocal)
         policy.s3Buckets = config.server.s3Buckets
         let (p, l) = (policy, logger)
-        return try await Backend.with(database: config.database, maxConnections: max(8, config.worker.concurrency * 2 + 4), logger: logger) { backend in
-            let driver: any QueueDriver, target: any JobTarget
-            switch backend {
-            case .sqlite(let path):
-                driver = try SQLiteQueueDriver(path: path)
-                target = SQLiteJobTarget(databasePath: path)
-            case .postgres(let pool):
-                driver = PostgresQueueDriver(db: pool)
-                target = PostgresJobTarget(pool: pool)
-                l.info("control plane on \(pool.displayURL)")
+        return try await Backends.with(database: config.database, maxConnections: max(8, config.worker.concurrency * 2 + 4), logger: logger) { backend in
+            guard let driver = try backend.controlPlane() else {
+                throw SluiceError(.invalidConfig, "\(backend.displayName) holds tables only: keep the control plane on SQLite or PostgreSQL")
             }
+            l.info("control plane on \(backend.displayName)")
             try await driver.migrate()
-            return try await body(Runtime(config: config, driver: driver, target: target, backend: backend, policy: p, logger: l))
+            return try await body(Runtime(config: config, driver: driver, target: backend.target, backend: backend, policy: p, logger: l))
         }
     }
 
     /// The export ledger in the runtime's database.
-    public func exportStore() async throws -> any ExportStore { try await backend.exportStore() }
+    public func exportStore() async throws -> any ExportStore { try await Backends.exportStore(backend) }
 
     public func worker(concurrency: Int?, id: String?, wake: WakeSignal, stages: [StageKind]? = nil) -> WorkerService {
         var options = WorkerOptions(settings: config.worker, workDir: config.workDir)
@@ -58,9 +50,7 @@ public struct Runtime: Sendable {
         var log = logger
         log[metadataKey: "worker"] = "\(options.id)"
         let executor = JobExecutor(driver: driver, target: target, config: config, policy: policy, options: options, logger: log)
-        var wakeSource: (@Sendable (@escaping @Sendable () -> Void) async -> Void)? = nil
-        if let pg = driver as? PostgresQueueDriver { wakeSource = { poke in await pg.listen(poke) } }
-        return WorkerService(driver: driver, executor: executor, options: options, wake: wake, logger: log, wakeSource: wakeSource)
+        return WorkerService(driver: driver, executor: executor, options: options, wake: wake, logger: log, wakeSource: backend.wakeSource)
     }
 
     /// Process-wide set-up every command runs first: logging to stderr, and an allocator

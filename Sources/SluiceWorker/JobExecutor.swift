@@ -56,7 +56,7 @@ public struct WorkerOptions: Sendable {
 /// data transaction, and records failures as retryable or final.
 public struct JobExecutor: Sendable {
     let driver: any QueueDriver
-    let target: any JobTarget
+    let target: any DataTarget
     let config: SluiceConfig
     let fetcher: SourceFetcher
     let options: WorkerOptions
@@ -64,7 +64,7 @@ public struct JobExecutor: Sendable {
     let random: @Sendable () -> Double
     let logger: Logger
 
-    public init(driver: any QueueDriver, target: any JobTarget, config: SluiceConfig, policy: SourcePolicy, options: WorkerOptions,
+    public init(driver: any QueueDriver, target: any DataTarget, config: SluiceConfig, policy: SourcePolicy, options: WorkerOptions,
                 now: @escaping @Sendable () -> Date = { Date() }, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
                 logger: Logger = Logger(label: "sluice.worker")) {
         self.driver = driver
@@ -306,7 +306,7 @@ public struct JobExecutor: Sendable {
                                         rejectBudget: (job.spec.atomic ? 0 : job.spec.maxRejects).map { $0 - stats.rejected })
             return await runOnThread { () -> Outcome in
                 do throws(SluiceError) {
-                    let sink = try target.applySink(entity: plan.entity, mode: plan.mode, job: job, sha256: sha, now: now)
+                    let sink = try target.applySink(entity: plan.entity, mode: plan.mode, completing: JobCompletion(job: job, sha256: sha, now: now))
                     _ = try sink.commit(context)
                     return .loaded
                 } catch {
@@ -363,7 +363,7 @@ public struct JobExecutor: Sendable {
                 if let parent = job.spec.parent, let chunk = job.spec.chunk {
                     return try target.chunkSink(job: job, parent: parent, schema: e.schema, chunk: chunk, now: now)
                 }
-                return try target.sink(entity: e, mode: m, job: job, sha256: sha, scratchDir: dir, now: now)
+                return try target.sink(entity: e, mode: m, scratchDir: dir, completing: JobCompletion(job: job, sha256: sha, now: now))
             }, stateDir: dir)
             runner.loadId = "job-\(job.id)"
             let tap = ProgressTap(lease)

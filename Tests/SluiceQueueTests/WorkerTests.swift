@@ -26,7 +26,7 @@ struct WorkerHarness {
 
     func executor(leaseSeconds: Double = 30) -> JobExecutor {
         let clock = self.clock
-        return JobExecutor(driver: driver, target: SQLiteJobTarget(databasePath: config.database), config: config,
+        return JobExecutor(driver: driver, target: SQLiteDataTarget(databasePath: config.database), config: config,
                            policy: SourcePolicy(uploadDir: config.uploadDir, fileRoots: [dir.path]),
                            options: WorkerOptions(id: "test", leaseDuration: .milliseconds(Int64(leaseSeconds * 1000)), workDir: config.workDir),
                            now: { clock.now }, random: { 0.5 })
@@ -131,7 +131,7 @@ final class TestClock: @unchecked Sendable {
         // An HTTP source that is down is transient: retried after a backoff, then error.
         var cfg = h.config
         cfg.server.httpAllowlist = ["127.0.0.1"]
-        let exec = JobExecutor(driver: h.driver, target: SQLiteJobTarget(databasePath: cfg.database), config: cfg,
+        let exec = JobExecutor(driver: h.driver, target: SQLiteDataTarget(databasePath: cfg.database), config: cfg,
                                policy: SourcePolicy(uploadDir: cfg.uploadDir, httpAllowlist: ["127.0.0.1"]),
                                options: WorkerOptions(id: "t", retry: RetryPolicy(maxAttempts: 2, base: .seconds(10)), workDir: cfg.workDir),
                                now: { h.clock.now }, random: { 0.5 })

@@ -21,8 +21,8 @@ import SluiceTesting
         let driver = try SQLiteQueueDriver(path: path)
         try await driver.migrate()
         let job = try await claimed(driver)
-        let load = try #require(try SQLiteJobTarget(databasePath: path).sink(entity: Entity(name: table, schema: schema), mode: .merge, job: job, sha256: nil,
-                                                                             scratchDir: dir.path, now: { Date() }) as? SQLiteSink)
+        let load = try #require(try SQLiteDataTarget(databasePath: path).sink(entity: Entity(name: table, schema: schema), mode: .merge, scratchDir: dir.path,
+                                                                              completing: JobCompletion(job: job, sha256: nil, now: { Date() })) as? SQLiteSink)
         if !inMemory { load.memoryBudget = 0 }
         for b in batches { #expect(try load.write(b).isEmpty) }
         #expect((load.stage == nil) == inMemory)

@@ -1,0 +1,38 @@
+public import SluiceCore
+public import SluiceQueue
+public import Foundation
+
+/// The embedded default: one SQLite file holds the tables, the control plane and the export ledger.
+public struct SQLiteBackend: Backend {
+    public let path: String
+    public init(path: String) { self.path = path }
+
+    public var target: any DataTarget { SQLiteDataTarget(databasePath: path) }
+    public func controlPlane() throws(SluiceError) -> (any QueueDriver)? { try SQLiteQueueDriver(path: path) }
+    public func exportStore() async throws -> (any ExportStore)? { try SQLiteExportStore(path: path) }
+    public var wakeSource: (@Sendable (@escaping @Sendable () -> Void) async -> Void)? { nil }
+    public var displayName: String { path }
+}
+
+/// The tables of the embedded database.
+public struct SQLiteDataTarget: DataTarget {
+    public let databasePath: String
+    public init(databasePath: String) { self.databasePath = databasePath }
+
+    public func catalog() throws(SluiceError) -> any TableCatalog { try SQLiteTarget(path: databasePath) }
+
+    public func sink(entity: Entity, mode: WriteMode, scratchDir: String, completing: JobCompletion?) throws(SluiceError) -> any LoadSink {
+        // Kept apart per load: two loads of one process may share the scratch folder.
+        let stage = (scratchDir as NSString).appendingPathComponent(completing.map { "stage-\($0.job.id).db" }
+            ?? "load-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).stage.db")
+        var hook: SQLiteSink.CommitHook? = nil
+        if let done = completing {
+            hook = { (conn: SQLiteConnection, stats: LoadStats, context: CommitContext) throws(SluiceError) -> Void in
+                guard try SQLiteQueueDriver.complete(conn, id: done.job.id, token: done.job.leaseToken, result: done.result(stats, context),
+                                                     entity: done.job.entity, now: done.now()) else { throw done.leaseLost }
+            }
+        }
+        return try SQLiteSink(databasePath: databasePath, stagePath: stage, table: entity.table, schema: entity.schema, mode: mode,
+                              evolve: entity.evolve, onCommit: hook)
+    }
+}
