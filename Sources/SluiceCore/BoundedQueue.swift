@@ -1,52 +1,155 @@
 import Foundation
+import Synchronization
 
-/// A blocking first-in-first-out queue with a fixed capacity: the reading thread waits
-/// when the writing side falls behind, so at most `capacity` batches are in memory.
-public final class BoundedQueue<Element>: @unchecked Sendable {
+/// A bounded FIFO between a producer and a consumer, each either a plain thread (which
+/// blocks: `push`, `pop`) or a task (which suspends: `send`, `next`). A decoder thread feeds
+/// a load this way, and a load feeds PostgreSQL's COPY, with memory bounded by `capacity`.
+/// Sendable by its lock: every field is read and written under `condition`.
+public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     private var items: [Element] = []
     private let capacity: Int
     private let condition = NSCondition()
     private var closed = false
+    /// Tasks waiting for an element, and tasks waiting for room (with what they bring).
+    private var consumers: [CheckedContinuation<Element?, Never>] = []
+    private var producers: [(Element, CheckedContinuation<Bool, Never>)] = []
 
-    public init(capacity: Int) { self.capacity = capacity }
+    public init(capacity: Int) { self.capacity = max(1, capacity) }
 
-    /// Adds an element, waiting for room. Returns false if the queue was closed.
+    /// Adds an element, blocking the thread while full. Returns false if the queue was closed.
     @discardableResult
     public func push(_ e: Element) -> Bool {
         condition.lock()
-        defer { condition.unlock() }
         while items.count >= capacity && !closed { condition.wait() }
-        if closed { return false }
+        return admit(e)
+    }
+
+    /// Adds an element, suspending while full. Returns false if the queue was closed.
+    @discardableResult
+    public func send(_ e: Element) async -> Bool {
+        await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+            condition.lock()
+            if items.count >= capacity && !closed {
+                producers.append((e, c))
+                condition.unlock()
+            } else {
+                c.resume(returning: admit(e))
+            }
+        }
+    }
+
+    /// Under the lock (released here): hands `e` to a waiting consumer or queues it.
+    private func admit(_ e: Element) -> Bool {
+        if closed { condition.unlock(); return false }
+        if !consumers.isEmpty {
+            let c = consumers.removeFirst()
+            condition.unlock()
+            c.resume(returning: e)
+            return true
+        }
         items.append(e)
         condition.broadcast()
+        condition.unlock()
         return true
     }
 
-    /// Takes the oldest element, waiting for one; nil once closed and empty.
+    /// Takes the oldest element, blocking the thread until one comes; nil once closed and empty.
     public func pop() -> Element? {
         condition.lock()
-        defer { condition.unlock() }
         while items.isEmpty && !closed { condition.wait() }
-        if items.isEmpty { return nil }
+        return take()
+    }
+
+    /// Takes the oldest element, suspending until one comes; nil once closed and empty.
+    public func next() async -> Element? {
+        await withCheckedContinuation { (c: CheckedContinuation<Element?, Never>) in
+            condition.lock()
+            if items.isEmpty && !closed {
+                consumers.append(c)
+                condition.unlock()
+            } else {
+                c.resume(returning: take())
+            }
+        }
+    }
+
+    /// Under the lock (released here): the oldest element, letting a waiting producer in.
+    private func take() -> Element? {
+        guard !items.isEmpty else { condition.unlock(); return nil }
         let e = items.removeFirst()
+        var resumed: CheckedContinuation<Bool, Never>? = nil
+        if !producers.isEmpty {
+            let (waiting, c) = producers.removeFirst()
+            items.append(waiting)
+            resumed = c
+        }
         condition.broadcast()
+        condition.unlock()
+        resumed?.resume(returning: true)
         return e
     }
 
     /// Wakes both sides; pushes fail from now on, pops drain what is left.
-    public func close() {
-        condition.lock()
-        closed = true
-        condition.broadcast()
-        condition.unlock()
-    }
+    public func close() { finish(dropping: false) }
 
     /// Closes and drops pending elements (when the consumer gives up).
-    public func cancel() {
+    public func cancel() { finish(dropping: true) }
+
+    private func finish(dropping: Bool) {
         condition.lock()
         closed = true
-        items.removeAll()
+        if dropping { items.removeAll() }
+        let waitingConsumers = consumers, waitingProducers = producers
+        consumers = []
+        producers = []
         condition.broadcast()
         condition.unlock()
+        for c in waitingConsumers { c.resume(returning: nil) }
+        for (_, c) in waitingProducers { c.resume(returning: false) }
+    }
+}
+
+/// Runs blocking work (SQLite, files) on a serial queue of its own, off Swift's cooperative
+/// threads, in the order it was asked for; the caller suspends until it is done.
+public struct BlockingLane: Sendable {
+    let queue: DispatchQueue
+    public init(_ label: String) { queue = DispatchQueue(label: label) }
+
+    public func run<T: Sendable>(_ body: @escaping @Sendable () throws(SluiceError) -> T) async throws(SluiceError) -> T {
+        let result: Result<T, SluiceError> = await withCheckedContinuation { cont in
+            queue.async { cont.resume(returning: Result { () throws(SluiceError) in try body() }) }
+        }
+        return try result.get()
+    }
+}
+
+/// A value set once (later sets are ignored) and awaited by any number of tasks.
+public final class OneShot<T: Sendable>: Sendable {
+    struct State {
+        var value: T?
+        var waiters: [CheckedContinuation<T, Never>] = []
+    }
+    let state = Mutex(State())
+    public init() {}
+
+    public func set(_ v: T) {
+        let waiters = state.withLock { s -> [CheckedContinuation<T, Never>] in
+            guard s.value == nil else { return [] }
+            s.value = v
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume(returning: v) }
+    }
+
+    public func value() async -> T {
+        await withCheckedContinuation { c in
+            let v = state.withLock { s -> T? in
+                if let v = s.value { return v }
+                s.waiters.append(c)
+                return nil
+            }
+            if let v { c.resume(returning: v) }
+        }
     }
 }

@@ -62,14 +62,16 @@ public protocol TableCatalog {
     func schema(of table: String) throws(SluiceError) -> TableSchema?
 }
 
-/// One load into one table, inside one transaction: batches go in, and either
-/// ``commit()`` makes all of them visible at once, or ``rollback()`` leaves the table as
-/// it was. Implemented once per target database.
-public protocol LoadSink: AnyObject {
+/// One load into one table, inside one transaction it owns: batches go in, and either
+/// ``commit(_:)`` makes all of them visible at once (running its owner's commit hook in the
+/// same transaction), or ``rollback()`` leaves the table as it was. Implemented once per
+/// target database; a sink whose driver blocks runs that work off the cooperative threads.
+/// Used by one task at a time.
+public protocol LoadSink: AnyObject, Sendable {
     /// Writes a batch; returns the rows the target refused.
-    func write(_ batch: RecordBatch) throws(SluiceError) -> [SinkReject]
+    func write(_ batch: RecordBatch) async throws(SluiceError) -> [SinkReject]
     /// Applies and commits the load; returns its exact effect.
-    func commit(_ context: CommitContext) throws(SluiceError) -> SinkCounts
+    func commit(_ context: CommitContext) async throws(SluiceError) -> SinkCounts
     /// Abandons the load. Safe to call more than once and after a failed commit.
-    func rollback()
+    func rollback() async
 }

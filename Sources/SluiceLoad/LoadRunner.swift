@@ -58,11 +58,11 @@ public protocol LoadObserver: AnyObject {
 }
 
 /// Runs a ``LoadPlan``: for each file a reader thread decodes batches into a small
-/// bounded queue while this thread writes them to the sink, so decoding and writing
+/// bounded queue while this task writes them to the sink, so decoding and writing
 /// overlap and memory stays bounded. Everything commits in one transaction at the end.
 public final class LoadRunner {
     /// Opens the sink a load writes to, for its entity and mode.
-    public typealias SinkFactory = (Entity, WriteMode) throws(SluiceError) -> any LoadSink
+    public typealias SinkFactory = (Entity, WriteMode) async throws(SluiceError) -> any LoadSink
 
     let plan: LoadPlan
     let makeSink: SinkFactory?
@@ -89,7 +89,7 @@ public final class LoadRunner {
         return "\(f.string(from: Date()))-\(safe)-\(String(UInt16.random(in: 0...UInt16.max), radix: 16))"
     }
 
-    public func run() throws(LoadFailure) -> LoadReport {
+    public func run() async throws(LoadFailure) -> LoadReport {
         let clock = ContinuousClock()
         let started = clock.now
         let entity = plan.entity
@@ -101,17 +101,17 @@ public final class LoadRunner {
         defer { for w in writers { try? w.writer.close() } }  // closed explicitly on success
         do throws(SluiceError) {
             if !report.dryRun, let makeSink {
-                sink = try makeSink(entity, plan.mode)
+                sink = try await makeSink(entity, plan.mode)
             }
             for (i, file) in plan.files.enumerated() {
-                writers.append(try loadFile(file, index: i, sink: sink, dir: dir, report: &report, started: started, clock: clock))
+                writers.append(try await loadFile(file, index: i, sink: sink, dir: dir, report: &report, started: started, clock: clock))
             }
             if let sink {
                 observer?.loadPhase("committing")
                 let budget = plan.request.maxRejects.map { $0 - report.stats.rejected }
                 let context = CommitContext(stats: report.stats, rejectsFiles: report.files.compactMap(\.rejectsFile), rejectBudget: budget,
                                             afterSQL: plan.request.afterSQL)
-                let counts = try sink.commit(context)
+                let counts = try await sink.commit(context)
                 // Rows the target refused while applying the load go to their file's rejects.
                 for r in counts.rejects {
                     let index = Int(r.line >> Self.fileShift)
@@ -128,7 +128,7 @@ public final class LoadRunner {
                 report.stats = context.settled(counts)
             }
         } catch {
-            sink?.rollback()
+            await sink?.rollback()
             report.seconds = (clock.now - started).seconds
             report.error = error.description
             report.stats.inserted = 0
@@ -157,7 +157,7 @@ public final class LoadRunner {
     /// Decodes one file on a reader thread and writes its batches here. The file's figures
     /// land in `report` even when it fails (so a failed load still names its rejects).
     func loadFile(_ file: InputFile, index: Int, sink: (any LoadSink)?, dir: String, report: inout LoadReport,
-                  started: ContinuousClock.Instant, clock: ContinuousClock) throws(SluiceError) -> FileRejects {
+                  started: ContinuousClock.Instant, clock: ContinuousClock) async throws(SluiceError) -> FileRejects {
         let progress = LoadProgress()
         let chunk = plan.request.chunk
         let spec = ReadSpec(schema: plan.entity.schema, opField: plan.mode == .merge ? plan.entity.opColumn : nil,
@@ -168,10 +168,10 @@ public final class LoadRunner {
         var out = FileReport(path: file.path, bytes: 0, read: 0, rejected: 0, rejectsFile: nil)
 
         let queue = BoundedQueue<Result<DecodedBatch, SluiceError>>(capacity: 3)
-        let done = DispatchSemaphore(value: 0)
+        let finished = OneShot<Bool>()
         let box = UncheckedBox(reader)
         let thread = Thread {
-            defer { queue.close(); done.signal() }
+            defer { queue.close(); finished.set(true) }
             while true {
                 do throws(SluiceError) {
                     guard let b = try box.value.next() else { return }
@@ -184,46 +184,51 @@ public final class LoadRunner {
         }
         thread.stackSize = 4 << 20
         thread.start()
-        defer {
-            queue.cancel()
-            done.wait()
-            try? rejects.flush()  // a failure here is reported when the file is closed
-            out.bytes = progress.bytes
-            if rejects.count > 0 { out.rejectsFile = rejects.path }
-            report.files.append(out)
-            for u in reader.unusedFields where !report.unusedFields.contains(u) { report.unusedFields.append(u) }
-        }
 
-        while let item = queue.pop() {
-            if let shouldContinue, !shouldContinue() {
-                throw SluiceError(.aborted, "the load was stopped", at: SourceLocation(file: file.path))
-            }
-            let decoded = try item.get()
-            out.read += Int64(decoded.rowsRead)
-            report.stats.read += Int64(decoded.rowsRead)
-            for r in decoded.rejects { try rejects.write(r) }
-            var rejected = Int64(decoded.rejects.count)
-            if let sink {
-                var batch = decoded.batch
-                if index > 0 {
-                    let tag = Int64(index) << Self.fileShift
-                    for i in batch.lines.indices { batch.lines[i] |= tag }
+        var failure: SluiceError? = nil
+        do throws(SluiceError) {
+            while let item = await queue.next() {
+                if let shouldContinue, !shouldContinue() {
+                    throw SluiceError(.aborted, "the load was stopped", at: SourceLocation(file: file.path))
                 }
-                for s in try sink.write(batch) {
-                    try rejects.write(RowReject(line: s.line & Self.lineMask, reason: s.reason, fields: reader.sourceRecord(columnValues: s.values)))
-                    rejected += 1
+                let decoded = try item.get()
+                out.read += Int64(decoded.rowsRead)
+                report.stats.read += Int64(decoded.rowsRead)
+                for r in decoded.rejects { try rejects.write(r) }
+                var rejected = Int64(decoded.rejects.count)
+                if let sink {
+                    var batch = decoded.batch
+                    if index > 0 {
+                        let tag = Int64(index) << Self.fileShift
+                        for i in batch.lines.indices { batch.lines[i] |= tag }
+                    }
+                    for s in try await sink.write(batch) {
+                        try rejects.write(RowReject(line: s.line & Self.lineMask, reason: s.reason, fields: reader.sourceRecord(columnValues: s.values)))
+                        rejected += 1
+                    }
                 }
+                out.rejected += rejected
+                report.stats.rejected += rejected
+                if let max = plan.request.maxRejects, report.stats.rejected > max {
+                    try rejects.flush()
+                    throw SluiceError(.tooManyRejects, "more than \(max) rows rejected (see \(rejects.path)); nothing was written",
+                                      at: SourceLocation(file: file.path))
+                }
+                observer?.loadProgress(file: file, index: index, of: plan.files.count, bytes: progress.bytes,
+                                       rows: report.stats.read, elapsed: (clock.now - started).seconds)
             }
-            out.rejected += rejected
-            report.stats.rejected += rejected
-            if let max = plan.request.maxRejects, report.stats.rejected > max {
-                try rejects.flush()
-                throw SluiceError(.tooManyRejects, "more than \(max) rows rejected (see \(rejects.path)); nothing was written",
-                                  at: SourceLocation(file: file.path))
-            }
-            observer?.loadProgress(file: file, index: index, of: plan.files.count, bytes: progress.bytes,
-                                   rows: report.stats.read, elapsed: (clock.now - started).seconds)
+        } catch {
+            failure = error
         }
+        // The reader thread stops at its next batch; its figures are final once it has.
+        queue.cancel()
+        _ = await finished.value()
+        try? rejects.flush()  // a failure here is reported when the file is closed
+        out.bytes = progress.bytes
+        if rejects.count > 0 { out.rejectsFile = rejects.path }
+        report.files.append(out)
+        for u in reader.unusedFields where !report.unusedFields.contains(u) { report.unusedFields.append(u) }
+        if let failure { throw failure }
         try rejects.flush()
         report.stats.bytes += progress.bytes
         return FileRejects(writer: rejects, reader: reader)

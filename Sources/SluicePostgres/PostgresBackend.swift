@@ -50,8 +50,8 @@ public struct PostgresDataTarget: DataTarget {
         }
     }
 
-    public func sink(entity: Entity, mode: WriteMode, scratchDir: String, completing: JobCompletion?) throws(SluiceError) -> any LoadSink {
-        try PostgresLoad(db: pool, table: entity.table, schema: entity.schema, mode: mode, evolve: entity.evolve,
+    public func sink(entity: Entity, mode: WriteMode, scratchDir: String, completing: JobCompletion?) async throws(SluiceError) -> any LoadSink {
+        try await PostgresLoad.open(db: pool, table: entity.table, schema: entity.schema, mode: mode, evolve: entity.evolve,
                          fence: completing.map { fence($0, ledger: true) })
     }
 
@@ -75,14 +75,14 @@ public struct PostgresDataTarget: DataTarget {
     }
 
     public func chunkSink(job: Job, parent: Int64, schema: TableSchema, chunk: FileChunk,
-                          now: @escaping @Sendable () -> Date) throws(SluiceError) -> any LoadSink {
-        try PostgresLoad(db: pool, table: job.entity, schema: schema, mode: .append,
+                          now: @escaping @Sendable () -> Date) async throws(SluiceError) -> any LoadSink {
+        try await PostgresLoad.open(db: pool, table: job.entity, schema: schema, mode: .append,
                          fence: fence(JobCompletion(job: job, sha256: nil, now: now), ledger: false),
                          role: .fillChunk(PostgresLoad.SharedStage(jobId: parent), lines: chunk.firstLine..<chunk.endLine))
     }
 
-    public func applySink(entity: Entity, mode: WriteMode, completing: JobCompletion) throws(SluiceError) -> any LoadSink {
-        try PostgresLoad(db: pool, table: entity.table, schema: entity.schema, mode: mode, evolve: entity.evolve,
+    public func applySink(entity: Entity, mode: WriteMode, completing: JobCompletion) async throws(SluiceError) -> any LoadSink {
+        try await PostgresLoad.open(db: pool, table: entity.table, schema: entity.schema, mode: mode, evolve: entity.evolve,
                          fence: fence(completing, ledger: true), role: .applyShared(PostgresLoad.SharedStage(jobId: completing.job.id)))
     }
 }

@@ -34,13 +34,15 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
     let fence: PostgresFence?
     let stallTimeout: Duration
     var encoder: CopyEncoder
-    let feed = CopyFeed(capacity: 4)
+    /// Encoded COPY buffers, from ``write(_:)`` to the session's COPY.
+    let feed = BoundedQueue<ByteBuffer>(capacity: 4)
     let commands: AsyncStream<Command>
     let commandSink: AsyncStream<Command>.Continuation
-    let ready = DispatchSemaphore(value: 0)
-    let finished = DispatchSemaphore(value: 0)
-    var setupError: SluiceError?
-    var outcome: Result<SinkCounts, SluiceError>?
+    /// Set when the session is ready for rows (nil) or could not start (why).
+    let ready = OneShot<SluiceError?>()
+    /// Set when the session ended: the load's counts, or why it failed or rolled back.
+    let finished = OneShot<Result<SinkCounts, SluiceError>>()
+    /// Whether rows may still come (touched only by the one task using the sink).
     var open = true
     static let stage = "sluice_stage"
     /// What this load does with its rows.
@@ -74,8 +76,17 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
     /// - Parameter stallTimeout: how long a COPY write may make no progress before the
     ///   connection is presumed dead. The default is 60 seconds.
     /// - Parameter role: load (the default), fill one chunk of a shared stage, or apply one.
-    public init(db: PostgresPool, table: String, schema: TableSchema, mode: WriteMode, evolve: Bool = false,
-                fence: PostgresFence? = nil, stallTimeout: Duration = .seconds(60), role: Role = .load) throws(SluiceError) {
+    public static func open(db: PostgresPool, table: String, schema: TableSchema, mode: WriteMode, evolve: Bool = false,
+                            fence: PostgresFence? = nil, stallTimeout: Duration = .seconds(60), role: Role = .load) async throws(SluiceError) -> PostgresLoad {
+        let load = try PostgresLoad(db: db, table: table, schema: schema, mode: mode, evolve: evolve, fence: fence, stallTimeout: stallTimeout, role: role)
+        // The session holds one connection from here to the commit or rollback, which await it.
+        Task { await load.session() }
+        if let e = await load.ready.value() { throw e }
+        return load
+    }
+
+    init(db: PostgresPool, table: String, schema: TableSchema, mode: WriteMode, evolve: Bool,
+         fence: PostgresFence?, stallTimeout: Duration, role: Role) throws(SluiceError) {
         self.stallTimeout = stallTimeout
         self.role = role
         switch role {
@@ -92,17 +103,12 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
         self.fence = fence
         self.encoder = CopyEncoder(schema: schema)
         (commands, commandSink) = AsyncStream.makeStream(of: Command.self)
-        Task { await self.session() }
-        ready.wait()
-        if let setupError {
-            finished.wait()
-            throw setupError
-        }
     }
 
     /// The connection's whole life: setup, COPY, then commit or rollback.
     func session() async {
         var signalled = false
+        var outcome: Result<SinkCounts, SluiceError> = .failure(SluiceError(.aborted, "the load was rolled back"))
         do {
             try await db.client.withConnection { conn in
                 try await db.exec("BEGIN", on: conn)
@@ -127,7 +133,7 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
                                           [.int(lines.lowerBound), .int(lines.upperBound)], on: conn)
                         copyInto = stage.name
                     }
-                    ready.signal()
+                    ready.set(nil)
                     signalled = true
                     let feed = self.feed
                     let stall = stallTimeout
@@ -139,7 +145,6 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
                     var commandIterator = commands.makeAsyncIterator()
                     guard case .commit(let context)? = await commandIterator.next() else {
                         try await db.exec("ROLLBACK", on: conn)
-                        outcome = .failure(SluiceError(.aborted, "the load was rolled back"))
                         return
                     }
                     var counts = SinkCounts()
@@ -173,12 +178,12 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
             }
         } catch {
             let e = PostgresPool.error(error, "PostgreSQL load into \(table)")
-            if !signalled { setupError = e }
+            if !signalled { ready.set(e) }
             outcome = .failure(e)
         }
         feed.close()
-        if !signalled { ready.signal() }
-        finished.signal()
+        ready.set(nil)  // no-op when already set
+        finished.set(outcome)
     }
 
     /// Writes one COPY buffer, or fails if it makes no progress for `stallTimeout`, or at
@@ -376,45 +381,42 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
         return counts
     }
 
-    public func write(_ batch: RecordBatch) throws(SluiceError) -> [SinkReject] {
+    public func write(_ batch: RecordBatch) async throws(SluiceError) -> [SinkReject] {
         guard open else { throw SluiceError(.aborted, "the load is already finished") }
         if batch.isEmpty { return [] }
         var buffer = ByteBufferAllocator().buffer(capacity: batch.count * 64)
         let rejects = encoder.encode(batch, into: &buffer)
-        if buffer.readableBytes > 0 && !feed.send(buffer) {
+        if buffer.readableBytes > 0, await !feed.send(buffer) {
             // The COPY stopped: the session failed; report why.
-            finished.wait()
             open = false
-            if case .failure(let e)? = outcome { throw e }
+            if case .failure(let e) = await finished.value() { throw e }
             throw SluiceError(.database, "the COPY stream closed unexpectedly")
         }
         return rejects
     }
 
-    public func commit(_ context: CommitContext) throws(SluiceError) -> SinkCounts {
+    public func commit(_ context: CommitContext) async throws(SluiceError) -> SinkCounts {
         guard open else { throw SluiceError(.aborted, "the load is already finished") }
-        open = false
-        feed.close()
-        commandSink.yield(.commit(context))
-        commandSink.finish()
-        finished.wait()
-        switch outcome {
-        case .success(let c)?: return c
-        case .failure(let e)?: throw e
-        case nil: throw SluiceError(.database, "the load ended without an outcome")
-        }
+        return try await end(.commit(context)).get()
     }
 
-    public func rollback() {
+    public func rollback() async {
         guard open else { return }
+        _ = await end(.rollback)
+    }
+
+    /// Ends the COPY, tells the session how to finish, and waits for it.
+    func end(_ command: Command) async -> Result<SinkCounts, SluiceError> {
         open = false
         feed.close()
-        commandSink.yield(.rollback)
+        commandSink.yield(command)
         commandSink.finish()
-        finished.wait()
+        return await finished.value()
     }
 
     deinit {
+        // A sink dropped without commit or rollback: the session ends its COPY and rolls back.
+        feed.close()
         commandSink.finish()
     }
 }

@@ -48,7 +48,7 @@ public protocol DataTarget: Sendable {
     func catalog() throws(SluiceError) -> any TableCatalog
     /// The sink of one load, with `scratchDir` for rows that do not fit in memory; with
     /// `completing`, its commit also completes that job.
-    func sink(entity: Entity, mode: WriteMode, scratchDir: String, completing: JobCompletion?) throws(SluiceError) -> any LoadSink
+    func sink(entity: Entity, mode: WriteMode, scratchDir: String, completing: JobCompletion?) async throws(SluiceError) -> any LoadSink
     /// Whether one file can be loaded in chunks by several workers (a shared stage).
     var supportsChunks: Bool { get }
     /// Creates the shared stage of chunked job `parent` (if missing).
@@ -57,9 +57,9 @@ public protocol DataTarget: Sendable {
     func dropSharedStage(parent: Int64) async
     /// The sink of a chunk job: fills its part of the parent's stage, completes the chunk job.
     func chunkSink(job: Job, parent: Int64, schema: TableSchema, chunk: FileChunk,
-                   now: @escaping @Sendable () -> Date) throws(SluiceError) -> any LoadSink
+                   now: @escaping @Sendable () -> Date) async throws(SluiceError) -> any LoadSink
     /// The sink that applies a filled shared stage to the table and completes the parent.
-    func applySink(entity: Entity, mode: WriteMode, completing: JobCompletion) throws(SluiceError) -> any LoadSink
+    func applySink(entity: Entity, mode: WriteMode, completing: JobCompletion) async throws(SluiceError) -> any LoadSink
 }
 
 extension DataTarget {
@@ -69,10 +69,10 @@ extension DataTarget {
     }
     public func dropSharedStage(parent: Int64) async {}
     public func chunkSink(job: Job, parent: Int64, schema: TableSchema, chunk: FileChunk,
-                          now: @escaping @Sendable () -> Date) throws(SluiceError) -> any LoadSink {
+                          now: @escaping @Sendable () -> Date) async throws(SluiceError) -> any LoadSink {
         throw SluiceError(.unsupported, "this target does not load files in chunks")
     }
-    public func applySink(entity: Entity, mode: WriteMode, completing: JobCompletion) throws(SluiceError) -> any LoadSink {
+    public func applySink(entity: Entity, mode: WriteMode, completing: JobCompletion) async throws(SluiceError) -> any LoadSink {
         throw SluiceError(.unsupported, "this target does not load files in chunks")
     }
 }

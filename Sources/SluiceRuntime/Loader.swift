@@ -40,19 +40,17 @@ public enum Loader {
     public static func load(_ request: LoadRequest, config: SluiceConfig, observer: (any LoadObserver & Sendable)? = nil) async throws -> LoadReport {
         try await Backends.with(database: config.database, maxConnections: 4) { backend in
             let target = backend.target
-            // Planning, decoding and the sink's writes block: they run on a thread of their own.
-            return try await runOnThread { () -> Result<LoadReport, any Error> in
-                Result {
-                    let plan = try LoadPlanner.plan(request, config: config, target: try target.catalog())
-                    let scratch = config.workDir
-                    let runner = LoadRunner(plan: plan, sink: request.dryRun ? nil : { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
-                        try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)  // else the sink names the folder
-                        return try target.sink(entity: e, mode: m, scratchDir: scratch, completing: nil)
-                    }, stateDir: config.stateDir)
-                    runner.observer = observer
-                    return try runner.run()
-                }
+            // Planning reads files and the catalog (blocking): on a thread of its own.
+            let plan = try await runOnThread { () -> Result<LoadPlan, any Error> in
+                Result { try LoadPlanner.plan(request, config: config, target: try target.catalog()) }
             }.get()
+            let scratch = config.workDir
+            let runner = LoadRunner(plan: plan, sink: request.dryRun ? nil : { (e: Entity, m: WriteMode) async throws(SluiceError) -> any LoadSink in
+                try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)  // else the sink names the folder
+                return try await target.sink(entity: e, mode: m, scratchDir: scratch, completing: nil)
+            }, stateDir: config.stateDir)
+            runner.observer = observer
+            return try await runner.run()
         }
     }
 }

@@ -21,7 +21,7 @@ public struct SQLiteDataTarget: DataTarget {
 
     public func catalog() throws(SluiceError) -> any TableCatalog { try SQLiteTarget(path: databasePath) }
 
-    public func sink(entity: Entity, mode: WriteMode, scratchDir: String, completing: JobCompletion?) throws(SluiceError) -> any LoadSink {
+    public func sink(entity: Entity, mode: WriteMode, scratchDir: String, completing: JobCompletion?) async throws(SluiceError) -> any LoadSink {
         // Kept apart per load: two loads of one process may share the scratch folder.
         let stage = (scratchDir as NSString).appendingPathComponent(completing.map { "stage-\($0.job.id).db" }
             ?? "load-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).stage.db")
@@ -32,7 +32,7 @@ public struct SQLiteDataTarget: DataTarget {
                                                      entity: done.job.entity, now: done.now()) else { throw done.leaseLost }
             }
         }
-        return try SQLiteSink(databasePath: databasePath, stagePath: stage, table: entity.table, schema: entity.schema, mode: mode,
-                              evolve: entity.evolve, onCommit: hook)
+        return try await SQLiteSink.open(databasePath: databasePath, stagePath: stage, table: entity.table, schema: entity.schema, mode: mode,
+                                         evolve: entity.evolve, onCommit: hook)
     }
 }

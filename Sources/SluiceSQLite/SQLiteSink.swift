@@ -15,9 +15,11 @@ public import Foundation
 ///    order; append and replace insert), runs the pipeline's `sql` steps and the owner's
 ///    commit hook (a worker completes its job there, fenced by its lease), and commits.
 ///    A row the table itself refuses (a constraint) is rejected with the reason.
-public final class SQLiteSink: LoadSink {
+/// Its SQLite work runs on its own ``BlockingLane``, one call at a time (so it is Sendable by
+/// that lane: no field is touched anywhere else once the sink is handed out).
+public final class SQLiteSink: LoadSink, @unchecked Sendable {
     /// Work the sink's owner adds to the load's transaction, with the load's settled figures.
-    public typealias CommitHook = (SQLiteConnection, LoadStats, CommitContext) throws(SluiceError) -> Void
+    public typealias CommitHook = @Sendable (SQLiteConnection, LoadStats, CommitContext) throws(SluiceError) -> Void
 
     let databasePath: String
     let stagePath: String
@@ -71,8 +73,21 @@ public final class SQLiteSink: LoadSink {
 
     /// A load into `table` of the database at `databasePath`; `stagePath` is scratch space
     /// for rows that do not fit in memory (replaced if present, removed at the end).
-    public init(databasePath: String, stagePath: String, table: String, schema: TableSchema, mode: WriteMode, evolve: Bool = false,
-                onCommit: CommitHook? = nil) throws(SluiceError) {
+    let lane: BlockingLane
+
+    /// Opens the sink on `lane` (where its blocking work runs) and checks that the table can take the load.
+    public static func open(databasePath: String, stagePath: String, table: String, schema: TableSchema, mode: WriteMode,
+                            evolve: Bool = false, onCommit: CommitHook? = nil) async throws(SluiceError) -> SQLiteSink {
+        let lane = BlockingLane("sluice.sqlite.sink")
+        return try await lane.run { () throws(SluiceError) in
+            try SQLiteSink(databasePath: databasePath, stagePath: stagePath, table: table, schema: schema, mode: mode, evolve: evolve,
+                           onCommit: onCommit, lane: lane)
+        }
+    }
+
+    init(databasePath: String, stagePath: String, table: String, schema: TableSchema, mode: WriteMode, evolve: Bool,
+         onCommit: CommitHook?, lane: BlockingLane) throws(SluiceError) {
+        self.lane = lane
         self.evolve = evolve
         try SQLIdentifier.validate(table)
         try schema.validate()
@@ -116,10 +131,22 @@ public final class SQLiteSink: LoadSink {
 
     deinit {
         binder.deallocate()
-        rollback()
+        rollbackNow()
     }
 
-    public func write(_ batch: RecordBatch) throws(SluiceError) -> [SinkReject] {
+    public func write(_ batch: RecordBatch) async throws(SluiceError) -> [SinkReject] {
+        try await lane.run { () throws(SluiceError) in try self.writeNow(batch) }
+    }
+
+    public func commit(_ context: CommitContext) async throws(SluiceError) -> SinkCounts {
+        try await lane.run { () throws(SluiceError) in try self.commitNow(context) }
+    }
+
+    public func rollback() async {
+        _ = try? await lane.run { () throws(SluiceError) in self.rollbackNow() }
+    }
+
+    func writeNow(_ batch: RecordBatch) throws(SluiceError) -> [SinkReject] {
         guard open else { throw SluiceError(.aborted, "the load is already finished") }
         if batch.isEmpty { return [] }
         if batch.ops.contains(.delete) { deletes = true }
@@ -179,7 +206,7 @@ public final class SQLiteSink: LoadSink {
         SinkReject(line: batch.lines[r], reason: reason, values: batch.columns.map { ValueText.render($0, r) })
     }
 
-    public func commit(_ context: CommitContext) throws(SluiceError) -> SinkCounts {
+    func commitNow(_ context: CommitContext) throws(SluiceError) -> SinkCounts {
         guard open else { throw SluiceError(.aborted, "the load is already finished") }
         if let stage { try stage.db.execute("COMMIT") }
         let main = try SQLiteConnection(path: databasePath)
@@ -227,7 +254,7 @@ public final class SQLiteSink: LoadSink {
         }
     }
 
-    public func rollback() {
+    func rollbackNow() {
         guard open else { return }
         open = false
         cleanup()

@@ -103,10 +103,10 @@ public final class SQLiteTarget: TableCatalog {
     /// Starts a load into `table` (created from `schema` when missing); rows that do not fit
     /// in memory are staged at `stagePath` (by default a file in the system's temporary folder).
     public func beginLoad(table: String, schema: TableSchema, mode: WriteMode, evolve: Bool = false,
-                          stagePath: String? = nil) throws(SluiceError) -> SQLiteSink {
+                          stagePath: String? = nil) async throws(SluiceError) -> SQLiteSink {
         guard let path else { throw SluiceError(.unsupported, "a load needs the database's path") }
         let stage = stagePath ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("sluice-stage-\(UInt64.random(in: 0...UInt64.max)).db")
-        return try SQLiteSink(databasePath: path, stagePath: stage, table: table, schema: schema, mode: mode, evolve: evolve)
+        return try await SQLiteSink.open(databasePath: path, stagePath: stage, table: table, schema: schema, mode: mode, evolve: evolve)
     }
 }
 

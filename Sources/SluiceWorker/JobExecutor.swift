@@ -209,7 +209,7 @@ public struct JobExecutor: Sendable {
             case .success(nil): break  // too small, or not splittable: one worker loads it
             }
         }
-        return await runOnThread { self.load(input, lease) }
+        return await load(input, lease)
     }
 
     // MARK: Chunked loads
@@ -304,14 +304,12 @@ public struct JobExecutor: Sendable {
             let target = self.target, now = self.now, sha = input.local.sha256
             let context = CommitContext(stats: stats, rejectsFiles: combined.map { [$0] } ?? [],
                                         rejectBudget: (job.spec.atomic ? 0 : job.spec.maxRejects).map { $0 - stats.rejected })
-            return await runOnThread { () -> Outcome in
-                do throws(SluiceError) {
-                    let sink = try target.applySink(entity: plan.entity, mode: plan.mode, completing: JobCompletion(job: job, sha256: sha, now: now))
-                    _ = try sink.commit(context)
-                    return .loaded
-                } catch {
-                    return .failed(error)
-                }
+            do throws(SluiceError) {
+                let sink = try await target.applySink(entity: plan.entity, mode: plan.mode, completing: JobCompletion(job: job, sha256: sha, now: now))
+                _ = try await sink.commit(context)
+                return .loaded
+            } catch {
+                return .failed(error)
             }
         } catch let e as SluiceError {
             return .failed(e)
@@ -350,26 +348,31 @@ public struct JobExecutor: Sendable {
         var dir: String
     }
 
-    /// The blocking part: plan and load (decoding and SQLite work run on threads).
-    func load(_ input: LoadInput, _ lease: Lease) -> Outcome {
+    /// Plans the load on a thread (it reads the file and the catalog), then runs it: decoding
+    /// on the runner's threads, writing through the target's sink, which completes the job.
+    func load(_ input: LoadInput, _ lease: Lease) async -> Outcome {
         let job = input.job
         let request = request(for: job, file: input.local.path)
         do {
-            let plan = try LoadPlanner.plan(request, config: config, target: try target.catalog())
+            let config = self.config, target = self.target
+            let plan = try await runOnThread { () -> Result<LoadPlan, SluiceError> in
+                Result { () throws(SluiceError) in try LoadPlanner.plan(request, config: config, target: try target.catalog()) }
+            }.get()
             // A stage batch is not a file to remember: its job's idempotency key already is.
-            let target = self.target, now = self.now, sha = job.spec.stage == nil ? input.local.sha256 : nil, dir = input.dir
+            let now = self.now, sha = job.spec.stage == nil ? input.local.sha256 : nil, dir = input.dir
             try createDirectory(dir)
-            let runner = LoadRunner(plan: plan, sink: { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
+            let runner = LoadRunner(plan: plan, sink: { (e: Entity, m: WriteMode) async throws(SluiceError) -> any LoadSink in
                 if let parent = job.spec.parent, let chunk = job.spec.chunk {
-                    return try target.chunkSink(job: job, parent: parent, schema: e.schema, chunk: chunk, now: now)
+                    return try await target.chunkSink(job: job, parent: parent, schema: e.schema, chunk: chunk, now: now)
                 }
-                return try target.sink(entity: e, mode: m, scratchDir: dir, completing: JobCompletion(job: job, sha256: sha, now: now))
+                return try await target.sink(entity: e, mode: m, scratchDir: dir, completing: JobCompletion(job: job, sha256: sha, now: now))
             }, stateDir: dir)
             runner.loadId = "job-\(job.id)"
             let tap = ProgressTap(lease)
             runner.observer = tap
             runner.shouldContinue = { lease.held }
-            _ = try withExtendedLifetime(tap) { () throws(LoadFailure) in try runner.run() }
+            _ = try await runner.run()
+            withExtendedLifetime(tap) {}  // the runner holds its observer weakly
             return .loaded
         } catch let e as LoadFailure {
             guard lease.held else { return .failed(SluiceError(.aborted, "the lease was lost")) }

@@ -40,7 +40,7 @@ extension JobExecutor {
                 j.spec.format = .csv
                 j.spec.force = true
                 let input = LoadInput(job: j, local: LocalSource(path: path, sha256: "", size: 0, temporary: true), dir: dir)
-                return await runOnThread { self.load(input, lease) }
+                return await load(input, lease)
             }
         } catch {
             return .failed(error)

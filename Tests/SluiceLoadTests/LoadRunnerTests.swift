@@ -8,25 +8,25 @@ import SluiceTesting
 
 
 func load(_ dir: TempDir, _ files: [String], into entity: String, config: SluiceConfig = SluiceConfig(),
-          configure: (inout LoadRequest) -> Void = { _ in }) throws -> LoadReport {
+          configure: (inout LoadRequest) -> Void = { _ in }) async throws -> LoadReport {
     var request = LoadRequest(files: files, entity: entity)
     configure(&request)
     let target = try SQLiteTarget(path: dir.file("sluice.db"))
     let plan = try LoadPlanner.plan(request, config: config, target: target)
-    return try LoadRunner(plan: plan, sink: { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
-        try target.beginLoad(table: e.table, schema: e.schema, mode: m, evolve: e.evolve)
+    return try await LoadRunner(plan: plan, sink: { (e: Entity, m: WriteMode) throws(SluiceError) -> any LoadSink in
+        try await target.beginLoad(table: e.table, schema: e.schema, mode: m, evolve: e.evolve)
     }, stateDir: dir.file(".sluice")).run()
 }
 
 @Suite struct LoadRunnerTests {
-    @Test func inferredLoadThenChangesWithExactCounts() throws {
+    @Test func inferredLoadThenChangesWithExactCounts() async throws {
         let dir = TempDir()
         let base = dir.write("base.csv", "id,valor,day\n1,1.5,2024-01-01\n2,2.5,2024-01-02\n3,3.5,2024-01-03\n")
-        let r1 = try load(dir, [base], into: "things") { $0.key = ["id"] }
+        let r1 = try await load(dir, [base], into: "things") { $0.key = ["id"] }
         #expect(r1.inferred && r1.mode == .merge)
         #expect(r1.stats.read == 3 && r1.stats.inserted == 3 && r1.stats.skipped == 0)
         let changes = dir.write("changes.csv", "id,valor,day,op\n1,9,2024-02-01,U\n2,,,D\n4,4,2024-01-04,I\n4,44,2024-01-04,U\n5,,,D\n6,x,2024-01-06,I\n")
-        let r2 = try load(dir, [changes], into: "things")  // key and mode come from the existing table
+        let r2 = try await load(dir, [changes], into: "things")  // key and mode come from the existing table
         #expect(r2.mode == .merge)
         #expect(r2.stats.read == 6)
         #expect(r2.stats.inserted == 1 && r2.stats.updated == 1 && r2.stats.deleted == 1)
@@ -38,30 +38,30 @@ func load(_ dir: TempDir, _ files: [String], into entity: String, config: Sluice
         #expect(FileManager.default.fileExists(atPath: summary))
     }
 
-    @Test func maxRejectsRollsBackEverything() throws {
+    @Test func maxRejectsRollsBackEverything() async throws {
         let dir = TempDir()
         let a = dir.write("a.csv", "id,n\n1,1\n2,2\n")
-        _ = try load(dir, [a], into: "t") { $0.key = ["id"] }
+        _ = try await load(dir, [a], into: "t") { $0.key = ["id"] }
         let b = dir.write("b.csv", "id,n\n3,3\n4,bad\n5,bad\n")
-        let e = #expect(throws: LoadFailure.self) { try load(dir, [b], into: "t") { $0.maxRejects = 1 } }
+        let e = await #expect(throws: LoadFailure.self) { try await load(dir, [b], into: "t") { $0.maxRejects = 1 } }
         #expect(e?.error.code == .tooManyRejects)
         #expect(e?.report.error != nil)
         let t = try SQLiteTarget(path: dir.file("sluice.db"))
         #expect(try t.connection.query("SELECT count(*) FROM t") == [[.integer(2)]])
     }
 
-    @Test func fileErrorRollsBackEarlierFiles() throws {
+    @Test func fileErrorRollsBackEarlierFiles() async throws {
         let dir = TempDir()
         let good = dir.write("good.csv", "id,n\n1,1\n")
         let broken = dir.write("broken.csv", "id,n\n2,\"open\n3,3\n")
-        let e = #expect(throws: LoadFailure.self) { try load(dir, [good, broken], into: "t") { $0.key = ["id"] } }
+        let e = await #expect(throws: LoadFailure.self) { try await load(dir, [good, broken], into: "t") { $0.key = ["id"] } }
         #expect(e?.error.code == .unterminatedQuote)
         #expect(e?.error.location?.file == broken && e?.error.location?.line == 2)
         let t = try SQLiteTarget(path: dir.file("sluice.db"))
         #expect(try t.tableExists("t") == false)  // even the table's creation was rolled back
     }
 
-    @Test func declaredEntityWithJSONPathsAndGzip() throws {
+    @Test func declaredEntityWithJSONPathsAndGzip() async throws {
         let dir = TempDir()
         let cfg = try ConfigReader.parse("""
             entities:
@@ -78,7 +78,7 @@ func load(_ dir: TempDir, _ files: [String], into entity: String, config: Sluice
             {"id": 1, "customer": {"address": {"city": "Recife"}}, "total": 10.5, "items": [{"sku": "a"}], "note": "x"}
             {"id": 2, "total": 10.555}
             """)
-        let r = try load(dir, [path], into: "orders", config: cfg)
+        let r = try await load(dir, [path], into: "orders", config: cfg)
         #expect(r.stats.inserted == 1 && r.stats.rejected == 1)
         #expect(r.unusedFields == ["note"])
         let t = try SQLiteTarget(path: dir.file("sluice.db"))
@@ -87,33 +87,33 @@ func load(_ dir: TempDir, _ files: [String], into entity: String, config: Sluice
         #expect(rj.contains("\"{\"\"id\"\": 2, \"\"total\"\": 10.555}\",2,column 'total': value '10.555' has more than 2 decimal places"))
     }
 
-    @Test func sinkRejectsAreWrittenInSourceOrder() throws {
+    @Test func sinkRejectsAreWrittenInSourceOrder() async throws {
         let dir = TempDir()
         let f = dir.write("dups.csv", "name,id\na,1\nb,1\n")
-        let r = try load(dir, [f], into: "t") { $0.key = ["id"]; $0.mode = .append }
+        let r = try await load(dir, [f], into: "t") { $0.key = ["id"]; $0.mode = .append }
         #expect(r.stats.inserted == 1 && r.stats.rejected == 1)
         let rj = try String(contentsOfFile: try #require(r.files[0].rejectsFile), encoding: .utf8)
         #expect(rj.hasPrefix("name,id,_line,_error\nb,1,3,duplicate key (id)"))
     }
 
-    @Test func dryRunWritesNothing() throws {
+    @Test func dryRunWritesNothing() async throws {
         let dir = TempDir()
         let f = dir.write("a.csv", "id\n1\n2\n")
         var request = LoadRequest(files: [f], entity: "t")
         request.dryRun = true
         let plan = try LoadPlanner.plan(request, config: SluiceConfig(), target: nil)
-        let r = try LoadRunner(plan: plan, sink: nil, stateDir: dir.file(".sluice")).run()
+        let r = try await LoadRunner(plan: plan, sink: nil, stateDir: dir.file(".sluice")).run()
         #expect(r.dryRun && r.stats.read == 2 && r.stats.inserted == 0)
         #expect(!FileManager.default.fileExists(atPath: dir.file("sluice.db")))
     }
 
-    @Test func existingTableRefusesUnknownColumns() throws {
+    @Test func existingTableRefusesUnknownColumns() async throws {
         let dir = TempDir()
-        _ = try load(dir, [dir.write("a.csv", "id,n\n1,1\n")], into: "t") { $0.key = ["id"] }
-        let e = #expect(throws: SluiceError.self) { try load(dir, [dir.write("b.csv", "id,n,extra\n1,1,x\n")], into: "t") }
+        _ = try await load(dir, [dir.write("a.csv", "id,n\n1,1\n")], into: "t") { $0.key = ["id"] }
+        let e = await #expect(throws: SluiceError.self) { try await load(dir, [dir.write("b.csv", "id,n,extra\n1,1,x\n")], into: "t") }
         #expect(e?.description.contains("has no column 'extra'") == true)
         // replace rebuilds the table from the new file's columns
-        let r = try load(dir, [dir.file("b.csv")], into: "t") { $0.mode = .replace }
+        let r = try await load(dir, [dir.file("b.csv")], into: "t") { $0.mode = .replace }
         #expect(r.stats.inserted == 1)
     }
 }
@@ -129,7 +129,7 @@ func load(_ dir: TempDir, _ files: [String], into entity: String, config: Sluice
         #expect(typo?.description.contains("unknown key 'primay_key'") == true)
     }
 
-    @Test func shortColumnFormAndCSVDialect() throws {
+    @Test func shortColumnFormAndCSVDialect() async throws {
         let c = try ConfigReader.parse("""
             database: data/x.db
             entities:
@@ -145,7 +145,7 @@ func load(_ dir: TempDir, _ files: [String], into entity: String, config: Sluice
         #expect(e.schema.columns == [ColumnSchema(name: "id", type: .int64), ColumnSchema(name: "name", type: .text, source: "2")])
     }
 
-    @Test func inferredYAMLReadsBack() throws {
+    @Test func inferredYAMLReadsBack() async throws {
         let e = Entity(name: "my things", schema: TableSchema(columns: [
             ColumnSchema(name: "id", type: .int64, nullable: false), ColumnSchema(name: "true", type: .decimal(precision: 10, scale: 2)),
             ColumnSchema(name: "c", type: .text, source: "a.b"),

@@ -50,7 +50,3 @@ enum PG {
     }
 }
 
-/// Blocking work (the load sink) on its own thread, away from the cooperative pool.
-func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await runOnThread { Result { try body() } }.get()
-}

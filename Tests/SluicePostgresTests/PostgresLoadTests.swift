@@ -21,20 +21,20 @@ let people = TableSchema(columns: [
     ColumnSchema(name: "score", type: .float64),
 ], primaryKey: ["id"])
 
-/// Opens a load, writes the batches and commits, all on a plain thread.
+/// Opens a load, writes the batches and commits.
 func load(_ db: PostgresPool, _ table: String, _ schema: TableSchema, _ mode: WriteMode, _ batches: [RecordBatch],
           evolve: Bool = false, budget: Int64? = nil) async throws -> (SinkCounts, [SinkReject]) {
-    try await onThread {
-        let l = try PostgresLoad(db: db, table: table, schema: schema, mode: mode, evolve: evolve)
+    do {
+        let l = try await PostgresLoad.open(db: db, table: table, schema: schema, mode: mode, evolve: evolve)
         var rejects: [SinkReject] = []
         var read: Int64 = 0
         for b in batches {
-            rejects += try l.write(b)
+            rejects += try await l.write(b)
             read += Int64(b.count)
         }
         var stats = LoadStats()
         stats.read = read
-        let counts = try l.commit(CommitContext(stats: stats, rejectsFiles: [], rejectBudget: budget))
+        let counts = try await l.commit(CommitContext(stats: stats, rejectsFiles: [], rejectBudget: budget))
         return (counts, rejects + counts.rejects)
     }
 }
@@ -149,10 +149,10 @@ func load(_ db: PostgresPool, _ table: String, _ schema: TableSchema, _ mode: Wr
     @Test func rollbackAndAKilledConnectionLeaveTheTableAsBefore() async throws {
         try await PG.withDatabase { db, url in
             _ = try await load(db, "people", people, .merge, [batch(people, [["1", "a", "1"]])])
-            try await onThread {
-                let l = try PostgresLoad(db: db, table: "people", schema: people, mode: .merge)
-                _ = try l.write(batch(people, [["2", "b", nil], ["1", nil, nil]], ops: [.upsert, .delete]))
-                l.rollback()
+            do {
+                let l = try await PostgresLoad.open(db: db, table: "people", schema: people, mode: .merge)
+                _ = try await l.write(batch(people, [["2", "b", nil], ["1", nil, nil]], ops: [.upsert, .delete]))
+                await l.rollback()
             }
             #expect(try await PG.rows(db, "SELECT id::text, name FROM people") == [["1", "a"]])
             // Cut the load's connection while COPY is streaming: nothing partial may remain.
@@ -160,22 +160,20 @@ func load(_ db: PostgresPool, _ table: String, _ schema: TableSchema, _ mode: Wr
             let admin = try PostgresPool(url: url, maxConnections: 1)
             let adminTask = Task { await admin.run() }
             defer { adminTask.cancel() }
-            let outcome: String = try await onThread {
-                let l = try PostgresLoad(db: db, table: "people", schema: people, mode: .merge, stallTimeout: .seconds(3))
-                _ = try l.write(big)
-                _ = try blockingAwait {
-                    try await admin.client.withConnection { conn in
-                        try await admin.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'COPY \"sluice_stage\"%' AND pid <> pg_backend_pid()", on: conn)
-                    }
+            let outcome: String = try await {
+                let l = try await PostgresLoad.open(db: db, table: "people", schema: people, mode: .merge, stallTimeout: .seconds(3))
+                _ = try await l.write(big)
+                _ = try await admin.client.withConnection { conn in
+                    try await admin.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'COPY \"sluice_stage\"%' AND pid <> pg_backend_pid()", on: conn)
                 }
                 do {
-                    for _ in 0..<20 { _ = try l.write(big) }
-                    _ = try l.commit(CommitContext(stats: LoadStats(), rejectsFiles: []))
+                    for _ in 0..<20 { _ = try await l.write(big) }
+                    _ = try await l.commit(CommitContext(stats: LoadStats(), rejectsFiles: []))
                     return "committed"
                 } catch {
                     return "\(error)"
                 }
-            }
+            }()
             #expect(outcome != "committed")
             #expect(try await PG.rows(db, "SELECT count(*)::text FROM people") == [["1"]])
         }

@@ -21,14 +21,15 @@ import SluiceTesting
         let driver = try SQLiteQueueDriver(path: path)
         try await driver.migrate()
         let job = try await claimed(driver)
-        let load = try #require(try SQLiteDataTarget(databasePath: path).sink(entity: Entity(name: table, schema: schema), mode: .merge, scratchDir: dir.path,
-                                                                              completing: JobCompletion(job: job, sha256: nil, now: { Date() })) as? SQLiteSink)
+        let sink = try await SQLiteDataTarget(databasePath: path).sink(entity: Entity(name: table, schema: schema), mode: .merge, scratchDir: dir.path,
+                                                                       completing: JobCompletion(job: job, sha256: nil, now: { Date() }))
+        let load = try #require(sink as? SQLiteSink)
         if !inMemory { load.memoryBudget = 0 }
-        for b in batches { #expect(try load.write(b).isEmpty) }
+        for b in batches { #expect(try await load.write(b).isEmpty) }
         #expect((load.stage == nil) == inMemory)
         var stats = LoadStats()
         stats.read = Int64(batches.reduce(0) { $0 + $1.count })
-        return try load.commit(CommitContext(stats: stats, rejectsFiles: []))
+        return try await load.commit(CommitContext(stats: stats, rejectsFiles: []))
     }
 
     /// Random rows with repeated keys and deletes, in several batches.
@@ -161,19 +162,19 @@ import SluiceTesting
     /// A table made by someone else may refuse rows (CHECK, NOT NULL): those rows are rejected
     /// with the reason, the others load, whichever way the rows were held.
     @Test(arguments: [WriteMode.append, .merge, .replace], [true, false])
-    func rowsTheTableRefusesAreRejectedAndTheRestLoad(_ mode: WriteMode, _ inMemory: Bool) throws {
+    func rowsTheTableRefusesAreRejectedAndTheRestLoad(_ mode: WriteMode, _ inMemory: Bool) async throws {
         let dir = TempDir()
         let path = dir.file("t.db")
         try SQLiteConnection(path: path).execute("CREATE TABLE scores (id TEXT PRIMARY KEY, name TEXT NOT NULL, score INTEGER CHECK (score >= 0))")
         let t = try SQLiteTarget(path: path)
         let schema = try #require(try t.schema(of: "scores"))
-        let load = try t.beginLoad(table: "scores", schema: schema, mode: mode, stagePath: dir.file("stage.db"))
+        let load = try await t.beginLoad(table: "scores", schema: schema, mode: mode, stagePath: dir.file("stage.db"))
         if !inMemory { load.memoryBudget = 0 }
-        #expect(try load.write(batch(schema, [["a", "x", "5"], ["b", "y", "-7"], ["c", "z", "1"]])).isEmpty)
+        #expect(try await load.write(batch(schema, [["a", "x", "5"], ["b", "y", "-7"], ["c", "z", "1"]])).isEmpty)
         var stats = LoadStats()
         stats.read = 3
         let context = CommitContext(stats: stats, rejectsFiles: [])
-        let counts = try load.commit(context)
+        let counts = try await load.commit(context)
         #expect(counts.inserted == 2 && counts.rejects.map(\.line) == [3], "\(mode) \(inMemory): \(counts)")
         #expect(counts.rejects.first?.reason.contains("CHECK constraint failed") == true)
         #expect(counts.rejects.first?.values == ["b", "y", "-7"])
