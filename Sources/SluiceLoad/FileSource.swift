@@ -116,6 +116,21 @@ public struct InputFile: Sendable {
     public var size: Int64
     public var gzip: Bool
     public var format: SourceFormat
+    /// Rows handed over by a pipeline instead of a file's content.
+    public var feed: RowFeed?
+
+    public init(path: String, size: Int64, gzip: Bool, format: SourceFormat) {
+        self.path = path
+        self.size = size
+        self.gzip = gzip
+        self.format = format
+    }
+
+    /// The rows of `feed` as one input (named after it in messages).
+    public init(feed: RowFeed) {
+        self.init(path: feed.name, size: 0, gzip: false, format: .csv)
+        self.feed = feed
+    }
 
     /// Looks at the name and the first bytes: gzip by its magic number, Parquet and Avro by
     /// theirs, else the format by the extension or by whether the content starts with `{` or `[`.
@@ -155,6 +170,7 @@ public struct InputFile: Sendable {
 
     /// A batch reader of this file (or of `range` of it) for `spec`.
     public func reader(spec: ReadSpec, dialect: CSVDialect, progress: LoadProgress? = nil, range: Range<Int64>? = nil) throws(SluiceError) -> any BatchReader {
+        if let feed { return try RowBatchReader(feed: feed, spec: spec) }
         if format.isBinary && range != nil {
             throw SluiceError(.unsupported, "a \(format.rawValue) file cannot be read in byte ranges", at: SourceLocation(file: path))
         }
@@ -172,6 +188,9 @@ public struct InputFile: Sendable {
     /// The columns of this file: from its own schema for Parquet and Avro, else inferred
     /// from a sample of `rows` records. `exclude` names fields that are not columns.
     public func inferColumns(dialect: CSVDialect, rows: Int, exclude: Set<String>, limits: ReadLimits) throws(SluiceError) -> [ColumnSchema] {
+        if let feed {
+            return try SchemaSampler.infer(source: MemoryChunkReader(feed.sampleCSV()), format: .csv, rows: rows, exclude: exclude, limits: limits, fileName: path)
+        }
         switch format {
         case .parquet:
             let file = try ParquetFile(source: try FileRandomAccess(path: path), fileName: path)

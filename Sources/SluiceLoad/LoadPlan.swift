@@ -25,10 +25,19 @@ public struct LoadRequest: Sendable {
     public var chunk: FileChunk?
     /// Statements run in the load's transaction after the rows are written (`sql` steps).
     public var afterSQL: [String] = []
+    /// Rows a pipeline is producing, loaded instead of files.
+    public var feed: RowFeed?
 
     public init(files: [String], entity: String) {
         self.files = files
         self.entity = entity
+    }
+
+    /// A load of the rows `feed` produces.
+    public init(feed: RowFeed, entity: String) {
+        self.files = []
+        self.entity = entity
+        self.feed = feed
     }
 }
 
@@ -47,13 +56,14 @@ public struct LoadPlan: Sendable {
 /// target's catalog.
 public enum LoadPlanner {
     public static func plan(_ request: LoadRequest, config: SluiceConfig, target: (any TableCatalog)?) throws(SluiceError) -> LoadPlan {
-        if request.files.isEmpty { throw SluiceError(.invalidArgument, "no input files") }
+        if request.files.isEmpty && request.feed == nil { throw SluiceError(.invalidArgument, "no input files") }
         let declared = config.entity(request.entity)
         var entity = declared ?? Entity(name: request.entity, schema: TableSchema(columns: []))
         if let t = request.table { entity.table = t }
         if let d = request.csv { entity.csv = d }
         try SQLIdentifier.validate(entity.table)
-        let files = try request.files.map { (path) throws(SluiceError) in try InputFile.inspect(path: path, format: request.format ?? entity.format) }
+        var files = request.feed.map { [InputFile(feed: $0)] } ?? []
+        for path in request.files { files.append(try InputFile.inspect(path: path, format: request.format ?? entity.format)) }
         let existing = try target?.schema(of: entity.table)
 
         var key = request.key ?? entity.schema.primaryKey

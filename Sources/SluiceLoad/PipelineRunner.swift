@@ -3,10 +3,10 @@ import SluiceFormats
 import Foundation
 
 /// Runs a pipeline's steps over files, streaming: each CSV or JSON file is read a row at a
-/// time, transformed, and written to a CSV part the loader then loads (CSV because it
-/// loads fastest). CSV fields arrive as text (cast them), JSON fields with their JSON types.
+/// time, transformed, and the kept rows are handed on in batches (to a ``RowFeed`` the
+/// load reads). CSV fields arrive as text (cast them), JSON fields with their JSON types.
 /// Pipelines run over the queue use the same pieces one stage at a time (`extract`,
-/// `afterEnrich`, `writePart`).
+/// `afterEnrich`).
 public struct PipelineRunner {
     /// What one file (or one batch) gave.
     public struct FileResult: Sendable, Equatable {
@@ -39,8 +39,8 @@ public struct PipelineRunner {
     let enrichSteps: [EnrichSpec]
     /// Per `enrich` step: keys looked up, answers from the cache, fetched, failed.
     public private(set) var figures: [Enricher.Figures]
-    /// The part's columns: the pipeline's output fields when known, else the first row's.
-    public private(set) var header: [String]?
+    /// The rows' fields: the pipeline's output fields when known (else each row's own).
+    public let header: [String]?
     /// Rows handed to `enrich` at once.
     public var batchRows = 2_000
 
@@ -68,11 +68,14 @@ public struct PipelineRunner {
         }
     }
 
-    /// Reads `file` (named `displayName` in messages), writes the kept rows to `out` as CSV.
-    /// `env` serves the `enrich` steps (HTTP, shared cache and rate limit).
-    public mutating func run(file: String, displayName: String, out: String, env: (any EnrichEnvironment)? = nil) async throws(SluiceError) -> FileResult {
+    /// A feed for this pipeline's output rows, named `name` in messages.
+    public func feed(name: String) -> RowFeed { RowFeed(name: name, fields: header) }
+
+    /// Reads `file` (named `displayName` in messages) through every step and hands the kept
+    /// rows to `feed`. `env` serves the `enrich` steps (HTTP, shared cache and rate limit).
+    /// Throws when the feed's load stopped reading.
+    public mutating func run(file: String, displayName: String, into feed: RowFeed, env: (any EnrichEnvironment)? = nil) async throws(SluiceError) -> FileResult {
         if !enrichSteps.isEmpty && env == nil { throw SluiceError(.invalidConfig, "an enrich step needs the control plane") }
-        var part = try CSVPart(path: out, header: header)
         var later = FileResult()  // what the steps after the first enrich dropped and rejected
         var kept = 0
         var first = segments[0]
@@ -80,10 +83,9 @@ public struct PipelineRunner {
         var result = try await Self.cut(file: file, displayName: displayName, steps: &first, batchRows: batchRows) { (batch) throws(SluiceError) in
             var rows = batch
             for k in enrichSteps.indices where !rows.isEmpty { rows = try await afterEnrich(step: k, rows, env: env!, result: &later) }
-            for item in rows { try part.write(item.row) }
+            guard await feed.send(rows.map(\.row)) else { throw SluiceError(.aborted, "the load stopped taking rows", at: SourceLocation(file: displayName)) }
             kept += rows.count
         }
-        header = try part.finish()
         result.kept = kept
         result.dropped += later.dropped
         result.rejected += later.rejected
@@ -145,13 +147,6 @@ public struct PipelineRunner {
         return next
     }
 
-    /// Writes rows as a CSV part with the pipeline's output fields (the load stage's input).
-    public func writePart(_ items: [StageBatch.Item], to path: String) throws(SluiceError) {
-        var part = try CSVPart(path: path, header: header)
-        for item in items { try part.write(item.row) }
-        _ = try part.finish()
-    }
-
     /// Calls `body` with each record of a CSV or JSON file as a row, and where it is.
     static func readRows(file: String, displayName: String,
                          _ body: (PipelineRow, String) async throws(SluiceError) -> Void) async throws(SluiceError) {
@@ -204,55 +199,4 @@ public struct PipelineRunner {
 
     /// A JSON value as an expression value: nested arrays and objects as their JSON text.
     static func value(_ v: JSONValue) -> EValue { RowTransformer.value(v) }
-}
-
-/// A CSV file of pipeline rows, written a MiB at a time; the header is the given fields or,
-/// when unknown, the first row's.
-struct CSVPart {
-    let path: String
-    let handle: FileHandle
-    var header: [String]?
-    var writer = CSVWriter()
-    var wroteHeader = false
-
-    init(path: String, header: [String]?) throws(SluiceError) {
-        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
-            throw SluiceError(.io, "cannot create", at: SourceLocation(file: path))
-        }
-        self.path = path
-        self.handle = handle
-        self.header = header
-    }
-
-    mutating func write(_ r: PipelineRow) throws(SluiceError) {
-        if header == nil { header = r.fields }
-        if !wroteHeader {
-            writer.writeRecord(header!)
-            wroteHeader = true
-        }
-        for (i, f) in header!.enumerated() {
-            if i > 0 { writer.appendDelimiter() }
-            switch r.values[f] ?? .null {
-            case .null: break
-            case .text(let s): writer.writeField(s.utf8)
-            case let v: writer.writeField(v.text!.utf8)
-            }
-        }
-        writer.endRecord()
-        if writer.output.count >= 1 << 20 { try flush() }
-    }
-
-    mutating func flush() throws(SluiceError) {
-        do { try handle.write(contentsOf: Data(writer.output)) } catch { throw SluiceError(.io, "write failed: \(error.localizedDescription)", at: SourceLocation(file: path)) }
-        writer.reset()
-    }
-
-    /// Writes what is left (a header alone when no row came), syncs and closes; returns the header.
-    mutating func finish() throws(SluiceError) -> [String]? {
-        defer { try? handle.close() }
-        if !wroteHeader, let header { writer.writeRecord(header) }
-        try flush()
-        do { try handle.synchronize() } catch { throw SluiceError(.io, "sync failed: \(error.localizedDescription)", at: SourceLocation(file: path)) }
-        return header
-    }
 }

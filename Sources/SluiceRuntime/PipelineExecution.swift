@@ -128,31 +128,41 @@ public struct PipelineExecution: Sendable {
         if files.isEmpty { log("\(pipeline.name): no files in \(pipeline.source)\(pipeline.glob.map { " matching \($0)" } ?? "")") }
         var runner = try PipelineRunner(pipeline: pipeline)
         let env = QueueEnrichEnvironment(driver: runtime.driver)
-        var parts: [String] = []
-        var total = PipelineRunner.FileResult()
-        for (i, f) in files.enumerated() {
-            let out = "\(scratch)/part-\(i).csv"
-            let r = try await runner.run(file: f.path, displayName: f.name, out: out, env: env)
-            log("\(f.name): read \(r.read), kept \(r.kept), dropped \(r.dropped), rejected \(r.rejected)")
-            for line in r.rejects.prefix(5) { log("  rejected: \(line)") }
-            total.read += r.read
-            total.kept += r.kept
-            total.dropped += r.dropped
-            total.rejected += r.rejected
-            if r.kept > 0 { parts.append(out) }
+        // The steps' rows stream into the load as they are made: one transaction for the run.
+        let feed = runner.feed(name: "pipeline \(pipeline.name)")
+        var request = LoadRequest(feed: feed, entity: pipeline.into)
+        request.mode = pipeline.mode
+        request.afterSQL = pipeline.sql
+        let (config, reporter, load) = (self.config, self.reporter, request)
+        let total = try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                defer { feed.stop() }
+                if try await feed.waitForRows() { _ = try await Loader.load(load, config: config, reporter: reporter) }
+            }
+            var total = PipelineRunner.FileResult()
+            do {
+                for f in files {
+                    let r = try await runner.run(file: f.path, displayName: f.name, into: feed, env: env)
+                    log("\(f.name): read \(r.read), kept \(r.kept), dropped \(r.dropped), rejected \(r.rejected)")
+                    for line in r.rejects.prefix(5) { log("  rejected: \(line)") }
+                    total.read += r.read
+                    total.kept += r.kept
+                    total.dropped += r.dropped
+                    total.rejected += r.rejected
+                }
+                feed.finish()
+            } catch {
+                // The load fails with this error (a load that failed first keeps its own).
+                await feed.fail(error as? SluiceError ?? SluiceError(.io, "\(error)"))
+            }
+            try await group.waitForAll()
+            return total
         }
         for f in runner.figures {
             log("enrich: \(f.keys) distinct keys, \(f.cached) from the cache, \(f.fetched) fetched (\(f.attempts) requests), \(f.failed) failed")
         }
         log("\(pipeline.name): \(total.read) rows read, \(total.dropped) dropped by the steps, \(total.rejected) rejected, \(total.kept) to load into \(pipeline.into)")
         let counts = Self.counts(files: files.map(\.file), window: window, total.read, total.dropped, total.rejected, total.kept)
-        if !parts.isEmpty {
-            var request = LoadRequest(files: parts, entity: pipeline.into)
-            request.mode = pipeline.mode
-            request.format = .csv
-            request.afterSQL = pipeline.sql
-            _ = try await Loader.load(request, config: config, reporter: reporter)
-        }
         if upload == nil { try await afterLoad(pipeline, files.map(\.file)) }
         try await export(pipeline)
         return counts

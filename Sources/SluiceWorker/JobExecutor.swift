@@ -331,8 +331,8 @@ public struct JobExecutor: Sendable {
         return out
     }
 
-    func request(for job: Job, file: String) -> LoadRequest {
-        var request = LoadRequest(files: [file], entity: job.entity)
+    func request(for job: Job, file: String, feed: RowFeed? = nil) -> LoadRequest {
+        var request = feed.map { LoadRequest(feed: $0, entity: job.entity) } ?? LoadRequest(files: [file], entity: job.entity)
         request.mode = job.spec.mode
         request.format = job.spec.format
         request.maxRejects = job.spec.atomic ? 0 : job.spec.maxRejects
@@ -346,13 +346,15 @@ public struct JobExecutor: Sendable {
         var job: Job
         var local: LocalSource
         var dir: String
+        /// A stage's rows, loaded instead of the file.
+        var feed: RowFeed? = nil
     }
 
     /// Plans the load on a thread (it reads the file and the catalog), then runs it: decoding
     /// on the runner's threads, writing through the target's sink, which completes the job.
     func load(_ input: LoadInput, _ lease: Lease) async -> Outcome {
         let job = input.job
-        let request = request(for: job, file: input.local.path)
+        let request = request(for: job, file: input.local.path, feed: input.feed)
         do {
             let config = self.config, target = self.target
             let plan = try await runOnThread { () -> Result<LoadPlan, SluiceError> in

@@ -34,12 +34,10 @@ extension JobExecutor {
             case .enrich: return .completed(try await enrich(job, stage, pipeline, &runner, lease))
             case .load:
                 let items = try await input(stage)
-                let path = (dir as NSString).appendingPathComponent("batch.csv")
-                try runner.writePart(items, to: path)
                 var j = job
-                j.spec.format = .csv
                 j.spec.force = true
-                let input = LoadInput(job: j, local: LocalSource(path: path, sha256: "", size: 0, temporary: true), dir: dir)
+                let feed = RowFeed.complete(name: "batch \(stage.input ?? "") of pipeline \(stage.pipeline)", fields: runner.header, rows: items.map(\.row))
+                let input = LoadInput(job: j, local: LocalSource(path: feed.name, sha256: "", size: 0, temporary: true), dir: dir, feed: feed)
                 return await load(input, lease)
             }
         } catch {
