@@ -25,6 +25,8 @@ struct JobView: Encodable {
 
     var id: Int64
     var entity: String
+    /// What the job does (``JobKind/name``).
+    var kind: String
     var state: String
     var statusURL: String
     var progress: Progress
@@ -42,13 +44,14 @@ struct JobView: Encodable {
     var mode: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, entity, state, progress, stats, attempts, rescues, timings, error, source, mode, sha256
+        case id, entity, kind, state, progress, stats, attempts, rescues, timings, error, source, mode, sha256
         case statusURL = "status_url", maxAttempts = "max_attempts", rejectsURL = "rejects_url", duplicateOf = "duplicate_of"
     }
 
     init(_ j: Job, now: Date) {
         id = j.id
         entity = j.entity
+        kind = j.spec.kind.name
         state = j.state.rawValue
         statusURL = "/\(j.entity)/_bulk/status/\(j.id)"
         progress = Progress(bytes: j.progress.bytes, rows: j.progress.rows)

@@ -65,6 +65,34 @@ public struct JobSpec: Sendable, Codable, Hashable {
     }
 }
 
+/// What a job does, read from its spec in this one place: workers dispatch on it, the API
+/// shows it.
+public enum JobKind: Sendable, Equatable {
+    /// Loads a whole file into the job's entity (a large one may be split into chunk jobs).
+    case load
+    /// Loads one byte range of its parent job's file into the parent's shared stage.
+    case chunk(parent: Int64, FileChunk)
+    /// One stage of a pipeline run over the queue.
+    case stage(StageSpec)
+
+    /// The kind's name in the API (`load`, `chunk`, `extract`, `enrich`, `load_batch`).
+    public var name: String {
+        switch self {
+        case .load: "load"
+        case .chunk: "chunk"
+        case .stage(let s): s.kind == .load ? "load_batch" : s.kind.rawValue
+        }
+    }
+}
+
+extension JobSpec {
+    public var kind: JobKind {
+        if let stage { return .stage(stage) }
+        if let parent, let chunk { return .chunk(parent: parent, chunk) }
+        return .load
+    }
+}
+
 /// The stages of a pipeline run over the queue. Each is claimed by the workers that serve
 /// it (`sluice worker --stage enrich`); every stage boundary is a batch in the control plane.
 public enum StageKind: String, Sendable, Codable, CaseIterable {
@@ -122,6 +150,9 @@ public struct JobResult: Sendable, Codable, Hashable {
     public var sha256: String?
     /// A stage job's first rejected rows, each with where it came from and why.
     public var rejects: [String]?
+    /// A failed attempt's ``SluiceError/Code`` (its description), for decisions that must
+    /// not read the message.
+    public var errorCode: String?
 
     public init(stats: LoadStats, rejectsPath: String? = nil, duplicateOf: Int64? = nil, sha256: String? = nil, rejects: [String]? = nil) {
         self.stats = stats
@@ -133,7 +164,7 @@ public struct JobResult: Sendable, Codable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case stats, sha256, rejects
-        case rejectsPath = "rejects_path", duplicateOf = "duplicate_of"
+        case rejectsPath = "rejects_path", duplicateOf = "duplicate_of", errorCode = "error_code"
     }
 }
 

@@ -1,13 +1,20 @@
 public import SluiceCore
 public import Foundation
 
-/// The control plane's job queue, behind one protocol with a driver per database
-/// (SQLite embedded, PostgreSQL in production). One method per query, each taking a
-/// params struct; time is always passed in (`now`), never read inside a driver, so
-/// tests control it. Every driver runs the same conformance suite.
-public protocol QueueDriver: Sendable {
+/// The control plane, one small protocol per concern, each with a driver per database
+/// (SQLite embedded, PostgreSQL in production, in memory for tests) and its own
+/// conformance suite. One method per query; time is always passed in (`now`), never read
+/// inside a driver, so tests control it.
+public protocol QueueDriver: JobStore, UploadStore, FileLedger, EnrichStore, RunStore, HandOffStore {
     /// Creates or upgrades the control-plane schema. Safe when several processes start at once.
     func migrate() async throws(SluiceError)
+    /// Whether the control plane answers (for readiness).
+    func ping() async throws(SluiceError)
+}
+
+/// Jobs: the durable queue with leases, fencing tokens, retries and rescues, and the
+/// ledger of files each entity already loaded.
+public protocol JobStore: Sendable {
     /// Inserts a job, or returns the existing one with the same idempotency key.
     func insertJob(_ p: JobInsertParams) async throws(SluiceError) -> JobInsertResult
     func job(id: Int64) async throws(SluiceError) -> Job?
@@ -37,13 +44,18 @@ public protocol QueueDriver: Sendable {
     /// rescues are spent); the attempt that died is given back and a rescue counted instead,
     /// in bounded batches. Returns how many were rescued.
     func rescueExpired(_ p: JobRescueParams) async throws(SluiceError) -> Int
-    func insertUpload(_ u: Upload) async throws(SluiceError)
-    func upload(id: String) async throws(SluiceError) -> Upload?
     /// The job that already loaded a file with this SHA-256 into `entity`, if any.
     func loadedFile(entity: String, sha256: String) async throws(SluiceError) -> Int64?
-    /// Whether the control plane answers (for readiness).
-    func ping() async throws(SluiceError)
+}
 
+/// Files posted to the bulk API, kept until their job is done.
+public protocol UploadStore: Sendable {
+    func insertUpload(_ u: Upload) async throws(SluiceError)
+    func upload(id: String) async throws(SluiceError) -> Upload?
+}
+
+/// The watch ledger: every version of every watched object and what became of it.
+public protocol FileLedger: Sendable {
     /// Every recorded version of these keys of a watch (all of the watch's files when nil).
     func watchedFiles(watch: String, keys: [String]?) async throws(SluiceError) -> [WatchedFile]
     /// Inserts or updates versions (watch, key, etag) of watched objects, all in one
@@ -52,7 +64,10 @@ public protocol QueueDriver: Sendable {
     func recordWatchedFiles(_ files: [WatchedFile]) async throws(SluiceError)
     /// The newest modification time among a watch's queued files (its watermark).
     func watermark(watch: String) async throws(SluiceError) -> Date?
+}
 
+/// What `enrich` steps share across processes: the answer cache and the rate limiter.
+public protocol EnrichStore: Sendable {
     /// Cached answers (an `enrich` step's) still fresh at `now`, by key.
     func cachedAnswers(namespace: String, keys: [String], now: Date) async throws(SluiceError) -> [String: String]
     /// Stores answers until `expiresAt` (replacing older ones).
@@ -60,7 +75,10 @@ public protocol QueueDriver: Sendable {
     /// A token bucket shared by every process on this control plane: takes up to `count`
     /// whole tokens; when none is there, returns how many seconds until one is.
     func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date) async throws(SluiceError) -> (granted: Int, wait: Double)
+}
 
+/// Pipeline runs: started, finished, listed; the schedule's last success.
+public protocol RunStore: Sendable {
     /// Records a pipeline run as started; returns its id.
     func startRun(pipeline: String, scheduledFor: Date?, windowFrom: Date?, windowTo: Date?, now: Date) async throws(SluiceError) -> Int64
     func finishRun(id: Int64, state: PipelineRun.State, counts: String?, error: String?, now: Date) async throws(SluiceError)
@@ -68,7 +86,10 @@ public protocol QueueDriver: Sendable {
     func runs(pipeline: String?, limit: Int) async throws(SluiceError) -> [PipelineRun]
     /// The firing time of a pipeline's latest successful scheduled run.
     func lastScheduledSuccess(pipeline: String) async throws(SluiceError) -> Date?
+}
 
+/// Batches handed between the stages of a staged pipeline, each queued with its consumer.
+public protocol HandOffStore: Sendable {
     /// One stage hand-off, atomically: stores the batch under `key` and queues the job that
     /// consumes it (idempotency key `key`). False when that batch was handed off before
     /// (a retried stage job re-cuts the same batches; each is queued once).
@@ -265,7 +286,7 @@ public struct JobRescueParams: Sendable {
     }
 }
 
-extension QueueDriver {
+extension FileLedger {
     /// Records one version of a watched object (see ``recordWatchedFiles(_:)``).
     public func recordWatchedFile(_ f: WatchedFile) async throws(SluiceError) { try await recordWatchedFiles([f]) }
 }

@@ -1,6 +1,6 @@
 public import SluiceCore
 public import SluiceQueue
-public import Foundation
+import Foundation
 
 /// The embedded default: one SQLite file holds the tables, the control plane and the export ledger.
 public struct SQLiteBackend: Backend {

@@ -3,14 +3,33 @@ public import SluiceQueue
 import SluiceCore
 import Foundation
 
-/// The checks every ``QueueDriver`` must pass (SQLite now, PostgreSQL later), as River's
-/// `riverdrivertest` does for its drivers. Each check gets a fresh, migrated driver.
+/// The checks every control-plane driver must pass (SQLite, PostgreSQL, in memory), one
+/// suite per concern, as River's `riverdrivertest` does for its drivers. Each check gets a
+/// fresh, migrated driver.
 public enum QueueDriverConformance {
     public typealias Make = @Sendable () async throws -> any QueueDriver
 
     static let t0 = Date(timeIntervalSince1970: 1_800_000_000)
     static func at(_ s: Double) -> Date { t0.addingTimeInterval(s) }
     static func spec(_ s: String = "upload:x") -> JobSpec { JobSpec(source: s) }
+
+    /// Every suite, and the readiness ping.
+    public static func run(_ make: Make) async throws {
+        try await JobStoreConformance.run { try await make() }
+        try await UploadStoreConformance.run { try await make() }
+        try await FileLedgerConformance.run { try await make() }
+        try await EnrichStoreConformance.run { try await make() }
+        try await RunStoreConformance.run { try await make() }
+        try await HandOffStoreConformance.run { try await make() }
+        try await make().ping()
+    }
+}
+
+/// Jobs: idempotent inserts, claims by priority that never share a job, leases and fencing tokens, failures with backoff, rescues, cancel and retry, keyset listing.
+public enum JobStoreConformance {
+    public typealias Make = @Sendable () async throws -> any JobStore
+    static func at(_ s: Double) -> Date { QueueDriverConformance.at(s) }
+    static func spec(_ s: String = "upload:x") -> JobSpec { QueueDriverConformance.spec(s) }
 
     public static func run(_ make: Make) async throws {
         try await insertAndIdempotency(make)
@@ -21,54 +40,6 @@ public enum QueueDriverConformance {
         try await rescueOfExpiredLeases(make)
         try await cancelAndRetry(make)
         try await listingWithKeysetPagination(make)
-        try await uploadsAndLoadedFiles(make)
-        try await fileLedger(make)
-        try await enrichCacheAndSharedRateLimit(make)
-        try await stageHandOffs(make)
-    }
-
-    static func stage(_ kind: StageKind, run: Int64 = 7, input: String? = nil) -> JobSpec {
-        var s = JobSpec(source: "batch:x", force: true)
-        s.stage = StageSpec(pipeline: "p", run: run, kind: kind, input: input)
-        return s
-    }
-
-    /// Batches handed between pipeline stages: stored with their consumer's job in one
-    /// step, once per key; claims filtered by stage; backlog and per-run counts.
-    static func stageHandOffs(_ make: Make) async throws {
-        let d = try await make()
-        let plain = try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), now: at(0))).job
-        _ = try await d.insertJob(JobInsertParams(entity: "e", spec: stage(.extract), idempotencyKey: "run-7/extract-0", now: at(0)))
-        _ = try await d.insertJob(JobInsertParams(entity: "e", spec: stage(.extract, run: 8), now: at(0)))
-        func hand(_ key: String, _ payload: String, _ kind: StageKind) async throws -> Bool {
-            try await d.handOff(StageHandOffParams(key: key, payload: payload,
-                                                   job: JobInsertParams(entity: "e", spec: stage(kind, input: key), priority: 100, now: at(1))))
-        }
-        #expect(try await hand("run-7/job-2/batch-0", "rows 0", .enrich))
-        #expect(try await hand("run-7/job-2/batch-1", "rows 1", .enrich))
-        // A retried extract re-cuts batch 0: neither its rows nor its job change.
-        #expect(try await !hand("run-7/job-2/batch-0", "rows 0 again", .enrich))
-        #expect(try await d.stageBatch(key: "run-7/job-2/batch-0") == "rows 0")
-        #expect(try await d.stageBatch(key: "missing") == nil)
-        let consumer = try #require(try await d.job(idempotencyKey: "run-7/job-2/batch-0"))
-        #expect(consumer.spec.stage?.kind == .enrich && consumer.spec.stage?.input == "run-7/job-2/batch-0" && consumer.priority == 100)
-        #expect(try await d.stageBacklog() == [.extract: 2, .enrich: 2])
-        #expect(try await d.listJobs(JobListParams(run: 7)).count == 3)
-
-        // A worker serving one stage claims only it; plain jobs go to workers that take them.
-        let enrich = try await d.claimJobs(JobClaimParams(worker: "w", limit: 5, leaseDuration: .seconds(30), now: at(2), stages: [.enrich]))
-        #expect(enrich.count == 2 && enrich.allSatisfy { $0.spec.stage?.kind == .enrich })
-        let loads = try await d.claimJobs(JobClaimParams(worker: "w", limit: 5, leaseDuration: .seconds(30), now: at(2), stages: [.load]))
-        #expect(loads.isEmpty)
-        let mixed = try await d.claimJobs(JobClaimParams(worker: "w", limit: 5, leaseDuration: .seconds(30), now: at(2), stages: [.load], plainJobs: true))
-        #expect(mixed.map(\.id) == [plain.id])
-        #expect(try await d.stageBacklog() == [.extract: 2])
-        for j in enrich { #expect(try await d.completeJob(JobCompleteParams(id: j.id, token: j.leaseToken, result: JobResult(stats: LoadStats()), now: at(3)))) }
-        let counts = Set(try await d.runJobCounts(run: 7))
-        #expect(counts == [StageJobCount(stage: .extract, state: .queued, count: 1), StageJobCount(stage: .enrich, state: .complete, count: 2)])
-        #expect(try await d.runJobCounts(run: 8) == [StageJobCount(stage: .extract, state: .queued, count: 1)])
-        try await d.deleteStageBatches(run: 7)
-        #expect(try await d.stageBatch(key: "run-7/job-2/batch-1") == nil)
     }
 
     static func insertAndIdempotency(_ make: Make) async throws {
@@ -237,6 +208,17 @@ public enum QueueDriverConformance {
         #expect(try await d.listJobs(JobListParams(state: .processing)).count == 2)
         #expect(try await d.listJobs(JobListParams(state: .queued, entity: "b")).count == 2)
     }
+}
+
+/// Uploads, and the loaded-files ledger a fresh control plane starts without.
+public enum UploadStoreConformance {
+    public typealias Make = @Sendable () async throws -> any UploadStore & JobStore
+    static func at(_ s: Double) -> Date { QueueDriverConformance.at(s) }
+    static func spec(_ s: String = "upload:x") -> JobSpec { QueueDriverConformance.spec(s) }
+
+    public static func run(_ make: Make) async throws {
+        try await uploadsAndLoadedFiles(make)
+    }
 
     static func uploadsAndLoadedFiles(_ make: Make) async throws {
         let d = try await make()
@@ -245,7 +227,17 @@ public enum QueueDriverConformance {
         #expect(try await d.upload(id: "u1") == u)
         #expect(try await d.upload(id: "nope") == nil)
         #expect(try await d.loadedFile(entity: "e", sha256: "ff") == nil)
-        try await d.ping()
+    }
+}
+
+/// The watch ledger: versions recorded once, batches that stay claimed, the watermark.
+public enum FileLedgerConformance {
+    public typealias Make = @Sendable () async throws -> any FileLedger
+    static func at(_ s: Double) -> Date { QueueDriverConformance.at(s) }
+    static func spec(_ s: String = "upload:x") -> JobSpec { QueueDriverConformance.spec(s) }
+
+    public static func run(_ make: Make) async throws {
+        try await fileLedger(make)
     }
 
     static func fileLedger(_ make: Make) async throws {
@@ -282,6 +274,17 @@ public enum QueueDriverConformance {
         #expect(try await d.watermark(watch: "m") == at(49))
         try await d.recordWatchedFiles([])
     }
+}
+
+/// The enrich cache (fresh answers only, per namespace) and the shared token bucket.
+public enum EnrichStoreConformance {
+    public typealias Make = @Sendable () async throws -> any EnrichStore
+    static func at(_ s: Double) -> Date { QueueDriverConformance.at(s) }
+    static func spec(_ s: String = "upload:x") -> JobSpec { QueueDriverConformance.spec(s) }
+
+    public static func run(_ make: Make) async throws {
+        try await enrichCacheAndSharedRateLimit(make)
+    }
 
     static func enrichCacheAndSharedRateLimit(_ make: Make) async throws {
         let d = try await make()
@@ -302,5 +305,85 @@ public enum QueueDriverConformance {
         #expect(try await d.takeTokens(bucket: "c", rate: 10, burst: 8, count: 5, now: at(0)).granted == 5)
         #expect(try await d.takeTokens(bucket: "c", rate: 10, burst: 8, count: 5, now: at(0)).granted == 3)
         #expect(try await d.takeTokens(bucket: "c", rate: 10, burst: 8, count: 5, now: at(0.25)).granted == 2)
+    }
+}
+
+/// Stage hand-offs: each batch stored with its consumer job once, claims by stage, backlog and per-run counts.
+public enum HandOffStoreConformance {
+    public typealias Make = @Sendable () async throws -> any HandOffStore & JobStore
+    static func at(_ s: Double) -> Date { QueueDriverConformance.at(s) }
+    static func spec(_ s: String = "upload:x") -> JobSpec { QueueDriverConformance.spec(s) }
+
+    public static func run(_ make: Make) async throws {
+        try await stageHandOffs(make)
+    }
+
+    static func stage(_ kind: StageKind, run: Int64 = 7, input: String? = nil) -> JobSpec {
+        var s = JobSpec(source: "batch:x", force: true)
+        s.stage = StageSpec(pipeline: "p", run: run, kind: kind, input: input)
+        return s
+    }
+
+    static func stageHandOffs(_ make: Make) async throws {
+        let d = try await make()
+        let plain = try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), now: at(0))).job
+        _ = try await d.insertJob(JobInsertParams(entity: "e", spec: stage(.extract), idempotencyKey: "run-7/extract-0", now: at(0)))
+        _ = try await d.insertJob(JobInsertParams(entity: "e", spec: stage(.extract, run: 8), now: at(0)))
+        func hand(_ key: String, _ payload: String, _ kind: StageKind) async throws -> Bool {
+            try await d.handOff(StageHandOffParams(key: key, payload: payload,
+                                                   job: JobInsertParams(entity: "e", spec: stage(kind, input: key), priority: 100, now: at(1))))
+        }
+        #expect(try await hand("run-7/job-2/batch-0", "rows 0", .enrich))
+        #expect(try await hand("run-7/job-2/batch-1", "rows 1", .enrich))
+        // A retried extract re-cuts batch 0: neither its rows nor its job change.
+        #expect(try await !hand("run-7/job-2/batch-0", "rows 0 again", .enrich))
+        #expect(try await d.stageBatch(key: "run-7/job-2/batch-0") == "rows 0")
+        #expect(try await d.stageBatch(key: "missing") == nil)
+        let consumer = try #require(try await d.job(idempotencyKey: "run-7/job-2/batch-0"))
+        #expect(consumer.spec.stage?.kind == .enrich && consumer.spec.stage?.input == "run-7/job-2/batch-0" && consumer.priority == 100)
+        #expect(try await d.stageBacklog() == [.extract: 2, .enrich: 2])
+        #expect(try await d.listJobs(JobListParams(run: 7)).count == 3)
+
+        // A worker serving one stage claims only it; plain jobs go to workers that take them.
+        let enrich = try await d.claimJobs(JobClaimParams(worker: "w", limit: 5, leaseDuration: .seconds(30), now: at(2), stages: [.enrich]))
+        #expect(enrich.count == 2 && enrich.allSatisfy { $0.spec.stage?.kind == .enrich })
+        let loads = try await d.claimJobs(JobClaimParams(worker: "w", limit: 5, leaseDuration: .seconds(30), now: at(2), stages: [.load]))
+        #expect(loads.isEmpty)
+        let mixed = try await d.claimJobs(JobClaimParams(worker: "w", limit: 5, leaseDuration: .seconds(30), now: at(2), stages: [.load], plainJobs: true))
+        #expect(mixed.map(\.id) == [plain.id])
+        #expect(try await d.stageBacklog() == [.extract: 2])
+        for j in enrich { #expect(try await d.completeJob(JobCompleteParams(id: j.id, token: j.leaseToken, result: JobResult(stats: LoadStats()), now: at(3)))) }
+        let counts = Set(try await d.runJobCounts(run: 7))
+        #expect(counts == [StageJobCount(stage: .extract, state: .queued, count: 1), StageJobCount(stage: .enrich, state: .complete, count: 2)])
+        #expect(try await d.runJobCounts(run: 8) == [StageJobCount(stage: .extract, state: .queued, count: 1)])
+        try await d.deleteStageBatches(run: 7)
+        #expect(try await d.stageBatch(key: "run-7/job-2/batch-1") == nil)
+    }
+}
+
+/// Pipeline runs: started, finished with counts or an error, listed newest first, and the
+/// last successful scheduled firing.
+public enum RunStoreConformance {
+    public typealias Make = @Sendable () async throws -> any RunStore
+    static func at(_ s: Double) -> Date { QueueDriverConformance.at(s) }
+
+    public static func run(_ make: Make) async throws {
+        let d = try await make()
+        #expect(try await d.runs(pipeline: nil, limit: 10).isEmpty)
+        #expect(try await d.lastScheduledSuccess(pipeline: "p") == nil)
+        let a = try await d.startRun(pipeline: "p", scheduledFor: at(60), windowFrom: at(0), windowTo: at(60), now: at(61))
+        let b = try await d.startRun(pipeline: "p", scheduledFor: at(120), windowFrom: at(60), windowTo: at(120), now: at(121))
+        let c = try await d.startRun(pipeline: "q", scheduledFor: nil, windowFrom: nil, windowTo: nil, now: at(130))
+        #expect(a != b && b != c)
+        try await d.finishRun(id: a, state: .succeeded, counts: "{\"read\":3}", error: nil, now: at(62))
+        try await d.finishRun(id: b, state: .failed, counts: nil, error: "boom", now: at(122))
+        let runs = try await d.runs(pipeline: "p", limit: 10)
+        #expect(runs.map(\.id) == [b, a])
+        #expect(runs[0].state == .failed && runs[0].error == "boom" && runs[0].finishedAt == at(122))
+        #expect(runs[1].state == .succeeded && runs[1].counts == "{\"read\":3}" && runs[1].windowFrom == at(0) && runs[1].startedAt == at(61))
+        #expect(try await d.runs(pipeline: nil, limit: 2).map(\.id) == [c, b])
+        #expect(try await d.runs(pipeline: "q", limit: 10).first?.state == .running)
+        // Only successes count for the schedule: the failed 120 s firing is run again.
+        #expect(try await d.lastScheduledSuccess(pipeline: "p") == at(60))
     }
 }

@@ -70,11 +70,11 @@ public final class Watcher: Sendable {
     let rawStore: (any ObjectStore)?
     let rawPrefix: String
     let sameStore: Bool
-    let driver: any QueueDriver
+    let driver: any JobStore & UploadStore & FileLedger
     let uploadDir: String
     let logger: Logger
 
-    public init(spec: WatchSpec, driver: any QueueDriver, uploadDir: String, s3: S3Config, logger: Logger) throws(SluiceError) {
+    public init(spec: WatchSpec, driver: any JobStore & UploadStore & FileLedger, uploadDir: String, s3: S3Config, logger: Logger) throws(SluiceError) {
         self.spec = spec
         self.driver = driver
         self.uploadDir = uploadDir

@@ -8,9 +8,9 @@ import NIOHTTP1
 
 /// `enrich` steps served by the control plane (cache, shared rate limit) and HTTP.
 public struct QueueEnrichEnvironment: EnrichEnvironment {
-    let driver: any QueueDriver
+    let driver: any EnrichStore
 
-    public init(driver: any QueueDriver) { self.driver = driver }
+    public init(driver: any EnrichStore) { self.driver = driver }
 
     static let client: HTTPClient = {
         var c = HTTPClient.Configuration()

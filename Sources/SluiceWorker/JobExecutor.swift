@@ -182,7 +182,8 @@ public struct JobExecutor: Sendable {
     }
 
     func attempt(_ job: Job, _ lease: Lease, dir: String) async -> Outcome {
-        if let stage = job.spec.stage { return await stageAttempt(job, stage, lease, dir: dir) }
+        let kind = job.spec.kind
+        if case .stage(let stage) = kind { return await stageAttempt(job, stage, lease, dir: dir) }
         let local: LocalSource
         do {
             local = try await fetcher.fetch(job.spec.source, into: dir)
@@ -190,7 +191,7 @@ public struct JobExecutor: Sendable {
             return .failed(error)
         }
         defer { if local.temporary { try? FileManager.default.removeItem(atPath: local.path) } }  // scratch download
-        if job.spec.parent == nil && !job.spec.force {
+        if kind == .load && !job.spec.force {
             do {
                 if let prior = try await driver.loadedFile(entity: job.entity, sha256: local.sha256), prior != job.id {
                     return .duplicate(of: prior, sha256: local.sha256)
@@ -200,7 +201,7 @@ public struct JobExecutor: Sendable {
             }
         }
         let input = LoadInput(job: job, local: local, dir: dir)
-        if job.spec.parent == nil, let chunkBytes = job.spec.chunkBytes ?? options.chunkBytes, target.supportsChunks, !local.temporary {
+        if kind == .load, let chunkBytes = job.spec.chunkBytes ?? options.chunkBytes, target.supportsChunks, !local.temporary {
             switch await runOnThread({ self.splitPlan(input, chunkBytes: chunkBytes) }) {
             case .failure(let e): return .failed(e)
             case .success(let split?):
@@ -278,7 +279,7 @@ public struct JobExecutor: Sendable {
                         let why = c.error ?? c.state.rawValue
                         // A quoted field spanning lines past the sampled first MiB: lines are not
                         // records in this file, so load it whole instead.
-                        if why.contains(CSVDecoder.unterminatedMessage) { return nil }
+                        if c.result?.errorCode == SluiceError.Code.unterminatedQuote.description { return nil }
                         return .failed(SluiceError(.invalidInput, "chunk \(k + 1) of \(ids.count) failed: \(why)"))
                     case .queued, .processing:
                         rows += c.progress.rows
@@ -364,7 +365,7 @@ public struct JobExecutor: Sendable {
             let now = self.now, sha = job.spec.stage == nil ? input.local.sha256 : nil, dir = input.dir
             try createDirectory(dir)
             let runner = LoadRunner(plan: plan, sink: { (e: Entity, m: WriteMode) async throws(SluiceError) -> any LoadSink in
-                if let parent = job.spec.parent, let chunk = job.spec.chunk {
+                if case .chunk(let parent, let chunk) = job.spec.kind {
                     return try await target.chunkSink(job: job, parent: parent, schema: e.schema, chunk: chunk, now: now)
                 }
                 return try await target.sink(entity: e, mode: m, scratchDir: dir, completing: JobCompletion(job: job, sha256: sha, now: now))
@@ -378,7 +379,8 @@ public struct JobExecutor: Sendable {
             return .loaded
         } catch let e as LoadFailure {
             guard lease.held else { return .failed(SluiceError(.aborted, "the lease was lost")) }
-            let partial = JobResult(stats: e.report.stats, rejectsPath: e.report.files.compactMap(\.rejectsFile).first, sha256: input.local.sha256)
+            var partial = JobResult(stats: e.report.stats, rejectsPath: e.report.files.compactMap(\.rejectsFile).first, sha256: input.local.sha256)
+            partial.errorCode = e.error.code.description
             return .failed(e.error, partial)
         } catch let e as SluiceError {
             return .failed(e)

@@ -22,13 +22,13 @@ public struct LocalSource: Sendable {
 /// is computed on the way (and taken from the upload record for uploads).
 public struct SourceFetcher: Sendable {
     public let policy: SourcePolicy
-    public let driver: any QueueDriver
+    public let driver: any UploadStore
     /// Largest download, in bytes.
     public var maxDownloadBytes: Int64 = 8 << 30
     /// How `s3://` sources are reached (endpoint, region, credentials).
     public var s3: S3Config = .fromEnvironment()
 
-    public init(policy: SourcePolicy, driver: any QueueDriver) {
+    public init(policy: SourcePolicy, driver: any UploadStore) {
         self.policy = policy
         self.driver = driver
     }

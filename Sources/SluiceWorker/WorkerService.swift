@@ -9,7 +9,7 @@ import Synchronization
 /// each in a child task, and rescues expired leases (of any worker) every few seconds.
 /// On graceful shutdown it stops claiming and lets running jobs finish.
 public final class WorkerService: Service, Sendable {
-    let driver: any QueueDriver
+    let driver: any JobStore & HandOffStore
     let executor: JobExecutor
     let options: WorkerOptions
     public let wake: WakeSignal
@@ -21,7 +21,7 @@ public final class WorkerService: Service, Sendable {
     /// (PostgreSQL's LISTEN/NOTIFY); polling remains the fallback.
     let wakeSource: (@Sendable (@escaping @Sendable () -> Void) async -> Void)?
 
-    public init(driver: any QueueDriver, executor: JobExecutor, options: WorkerOptions, wake: WakeSignal = WakeSignal(),
+    public init(driver: any JobStore & HandOffStore, executor: JobExecutor, options: WorkerOptions, wake: WakeSignal = WakeSignal(),
                 now: @escaping @Sendable () -> Date = { Date() }, logger: Logger = Logger(label: "sluice.worker"),
                 wakeSource: (@Sendable (@escaping @Sendable () -> Void) async -> Void)? = nil) {
         self.wakeSource = wakeSource

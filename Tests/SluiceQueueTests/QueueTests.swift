@@ -55,6 +55,13 @@ import SluiceTesting
     }
 }
 
+/// The reference driver: the lifecycle's transitions applied in memory, held to the same suites.
+@Suite struct MemoryControlPlaneTests {
+    @Test func conformance() async throws {
+        try await QueueDriverConformance.run { MemoryControlPlane() }
+    }
+}
+
 @Suite struct SQLiteQueueDriverTests {
     @Test func conformance() async throws {
         let dir = TempDir()
