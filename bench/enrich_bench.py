@@ -20,7 +20,7 @@ import argparse, json, os, queue, random, shutil, sqlite3, statistics, subproces
 import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SLUICE = os.path.join(ROOT, ".build", "release", "sluice")
+SLUICE = os.environ.get("SLUICE_BIN") or os.path.join(ROOT, ".build", "release", "sluice")
 PORT = 28090
 URL = "http://127.0.0.1:%d/reverse?format=jsonv2&lat=%s&lon=%s"
 

@@ -14,7 +14,7 @@ Medians over --runs runs (a fresh database and bucket each).
 import argparse, json, os, shutil, sqlite3, statistics, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SLUICE = os.path.join(ROOT, ".build", "release", "sluice")
+SLUICE = os.environ.get("SLUICE_BIN") or os.path.join(ROOT, ".build", "release", "sluice")
 EXAMPLE = os.path.join(ROOT, "examples", "marketplace")
 
 

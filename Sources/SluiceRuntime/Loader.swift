@@ -2,6 +2,8 @@ public import SluiceConfig
 public import SluiceLoad
 public import SluiceCore
 import SluiceQueue
+import SluiceStorage
+import SluiceWorker
 import Foundation
 
 /// Loads files into the configured backend: the one way `sluice load` and pipeline runs write
@@ -34,6 +36,19 @@ public enum Loader {
         } catch {
             reporter.loadFinished(observer, .failed((error as? LoadFailure)?.report))
             throw failure(error)
+        }
+    }
+
+    /// `sluice load`'s arguments made local (``Source/localize(_:scratch:s3:log:)``): the
+    /// paths, and the scratch folder the caller removes afterwards (nil: nothing was fetched).
+    public static func localize(_ args: [String], config: SluiceConfig, log: (String) -> Void) async throws(SluiceError) -> (paths: [String], scratch: String?) {
+        guard args.contains(where: Source.isRemote) else { return (args, nil) }
+        let scratch = (config.stateDir as NSString).appendingPathComponent("downloads/\(UUID().uuidString)")
+        do {
+            return (try await Source.localize(args, scratch: scratch, s3: S3Config.from(config.s3), log: log), scratch)
+        } catch {
+            try? FileManager.default.removeItem(atPath: scratch)
+            throw error
         }
     }
 

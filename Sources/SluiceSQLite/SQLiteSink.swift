@@ -6,15 +6,17 @@ public import Foundation
 /// two phases, so that the database's single write lock is held only briefly (API submissions
 /// and other workers' heartbeats keep flowing while a big file loads):
 ///
-/// 1. Rows are held in memory while they fit in ``memoryBudget`` bytes; past that they go to
-///    a private stage file (no lock on the main database). Which of the two is chosen by size
-///    alone. A keyed stage keeps the last row per key; in append mode a repeated key, or a key
-///    already in the table, is rejected here, row by row.
+/// 1. A merge's rows are held in memory while they fit in ``memoryBudget`` bytes; past that
+///    (and for append and replace) they go to a private stage file, with no lock on the main
+///    database: which of the two is chosen by size alone, whoever loads. A keyed stage keeps
+///    the last row per key; in append mode a repeated key, or a key already in the table, is
+///    rejected here, row by row.
 /// 2. ``commit(_:)`` takes the write lock (`BEGIN IMMEDIATE`), prepares the table by
 ///    ``TablePreparation``, applies the rows (a merge writes the last row per key in key
 ///    order; append and replace insert), runs the pipeline's `sql` steps and the owner's
 ///    commit hook (a worker completes its job there, fenced by its lease), and commits.
 ///    A row the table itself refuses (a constraint) is rejected with the reason.
+///
 /// Its SQLite work runs on its own ``BlockingLane``, one call at a time (so it is Sendable by
 /// that lane: no field is touched anywhere else once the sink is handed out).
 public final class SQLiteSink: LoadSink, @unchecked Sendable {
@@ -71,11 +73,11 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
     var open = true
     let evolve: Bool
 
-    /// A load into `table` of the database at `databasePath`; `stagePath` is scratch space
-    /// for rows that do not fit in memory (replaced if present, removed at the end).
     let lane: BlockingLane
 
-    /// Opens the sink on `lane` (where its blocking work runs) and checks that the table can take the load.
+    /// A load into `table` of the database at `databasePath`, checked to fit the table, with
+    /// its own lane for the blocking work; `stagePath` is scratch space for rows that do not
+    /// fit in memory (replaced if present, removed at the end).
     public static func open(databasePath: String, stagePath: String, table: String, schema: TableSchema, mode: WriteMode,
                             evolve: Bool = false, onCommit: CommitHook? = nil) async throws(SluiceError) -> SQLiteSink {
         let lane = BlockingLane("sluice.sqlite.sink")

@@ -80,11 +80,13 @@ public final class SQLiteTarget: TableCatalog {
     }
 
     /// Inside a write transaction: creates the table if missing, checks an existing one
-    /// fits the load, and (replace) empties or rebuilds it. Records the schema.
+    /// fits the load, and (replace) empties or rebuilds it. Records the table's schema: the
+    /// load's for a table it made, else the table's own with any columns it added.
     func prepareTable(_ table: String, _ schema: TableSchema, mode: WriteMode, evolve: Bool = false) throws(SluiceError) {
         let conn = connection
         let quoted = SQLIdentifier.quoteValidated(table)
-        switch try TablePreparation.decide(table: table, existing: try self.schema(of: table), load: schema, mode: mode, evolve: evolve) {
+        let existing = try self.schema(of: table)
+        switch try TablePreparation.decide(table: table, existing: existing, load: schema, mode: mode, evolve: evolve) {
         case .create:
             try conn.execute(SQLiteSQL.createTable(table, schema, ifNotExists: false))
         case .rebuild:
@@ -95,6 +97,10 @@ public final class SQLiteTarget: TableCatalog {
         case .keep(let adding):
             for c in adding {
                 try conn.execute("ALTER TABLE \(quoted) ADD COLUMN \(SQLIdentifier.quoteValidated(c.name)) \(SQLiteSQL.storageType(c.type))")
+            }
+            if let existing {
+                try recordSchema(table, TableSchema(columns: existing.columns + adding, primaryKey: existing.primaryKey))
+                return
             }
         }
         try recordSchema(table, schema)

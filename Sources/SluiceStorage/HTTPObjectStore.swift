@@ -10,8 +10,13 @@ import NIOHTTP1
 public struct HTTPObjectStore: ObjectStore {
     public let base: String
     public var displayName: String { base }
+    /// The largest body a download accepts (nil: no limit); a larger one is cut off and refused.
+    public let maxBytes: Int64?
 
-    public init(base: String) { self.base = base }
+    public init(base: String, maxBytes: Int64? = nil) {
+        self.base = base
+        self.maxBytes = maxBytes
+    }
 
     func url(_ key: String) -> String { base + "/" + key }
 
@@ -73,10 +78,13 @@ public struct HTTPObjectStore: ObjectStore {
         do {
             for try await buffer in r.body {
                 size += Int64(buffer.readableBytes)
+                if let maxBytes, size > maxBytes { throw SluiceError(.refused, "GET \(url(key)) is larger than \(maxBytes) bytes") }
                 buffer.withUnsafeReadableBytes { hasher?.update(bufferPointer: $0) }
                 try out.write(contentsOf: Data(buffer.readableBytesView))
             }
             try out.synchronize()
+        } catch let e as SluiceError {
+            throw e
         } catch {
             throw SluiceError(.unavailable, "GET \(url(key)): \(error)")
         }

@@ -3,15 +3,15 @@ public import SluiceQueue
 import SluiceCore
 import Foundation
 
+/// The suites' clock: `at(s)` is `s` seconds after a fixed instant.
+fileprivate func at(_ s: Double) -> Date { Date(timeIntervalSince1970: 1_800_000_000 + s) }
+fileprivate func spec(_ s: String = "upload:x") -> JobSpec { JobSpec(source: s) }
+
 /// The checks every control-plane driver must pass (SQLite, PostgreSQL, in memory), one
 /// suite per concern, as River's `riverdrivertest` does for its drivers. Each check gets a
 /// fresh, migrated driver.
 public enum QueueDriverConformance {
     public typealias Make = @Sendable () async throws -> any QueueDriver
-
-    static let t0 = Date(timeIntervalSince1970: 1_800_000_000)
-    static func at(_ s: Double) -> Date { t0.addingTimeInterval(s) }
-    static func spec(_ s: String = "upload:x") -> JobSpec { JobSpec(source: s) }
 
     /// Every suite, and the readiness ping.
     public static func run(_ make: Make) async throws {
@@ -28,8 +28,6 @@ public enum QueueDriverConformance {
 /// Jobs: idempotent inserts, claims by priority that never share a job, leases and fencing tokens, failures with backoff, rescues, cancel and retry, keyset listing.
 public enum JobStoreConformance {
     public typealias Make = @Sendable () async throws -> any JobStore
-    static func at(_ s: Double) -> Date { QueueDriverConformance.at(s) }
-    static func spec(_ s: String = "upload:x") -> JobSpec { QueueDriverConformance.spec(s) }
 
     public static func run(_ make: Make) async throws {
         try await insertAndIdempotency(make)
@@ -213,8 +211,6 @@ public enum JobStoreConformance {
 /// Uploads, and the loaded-files ledger a fresh control plane starts without.
 public enum UploadStoreConformance {
     public typealias Make = @Sendable () async throws -> any UploadStore & JobStore
-    static func at(_ s: Double) -> Date { QueueDriverConformance.at(s) }
-    static func spec(_ s: String = "upload:x") -> JobSpec { QueueDriverConformance.spec(s) }
 
     public static func run(_ make: Make) async throws {
         try await uploadsAndLoadedFiles(make)
@@ -233,8 +229,6 @@ public enum UploadStoreConformance {
 /// The watch ledger: versions recorded once, batches that stay claimed, the watermark.
 public enum FileLedgerConformance {
     public typealias Make = @Sendable () async throws -> any FileLedger
-    static func at(_ s: Double) -> Date { QueueDriverConformance.at(s) }
-    static func spec(_ s: String = "upload:x") -> JobSpec { QueueDriverConformance.spec(s) }
 
     public static func run(_ make: Make) async throws {
         try await fileLedger(make)
@@ -279,8 +273,6 @@ public enum FileLedgerConformance {
 /// The enrich cache (fresh answers only, per namespace) and the shared token bucket.
 public enum EnrichStoreConformance {
     public typealias Make = @Sendable () async throws -> any EnrichStore
-    static func at(_ s: Double) -> Date { QueueDriverConformance.at(s) }
-    static func spec(_ s: String = "upload:x") -> JobSpec { QueueDriverConformance.spec(s) }
 
     public static func run(_ make: Make) async throws {
         try await enrichCacheAndSharedRateLimit(make)
@@ -311,8 +303,6 @@ public enum EnrichStoreConformance {
 /// Stage hand-offs: each batch stored with its consumer job once, claims by stage, backlog and per-run counts.
 public enum HandOffStoreConformance {
     public typealias Make = @Sendable () async throws -> any HandOffStore & JobStore
-    static func at(_ s: Double) -> Date { QueueDriverConformance.at(s) }
-    static func spec(_ s: String = "upload:x") -> JobSpec { QueueDriverConformance.spec(s) }
 
     public static func run(_ make: Make) async throws {
         try await stageHandOffs(make)
@@ -365,7 +355,6 @@ public enum HandOffStoreConformance {
 /// last successful scheduled firing.
 public enum RunStoreConformance {
     public typealias Make = @Sendable () async throws -> any RunStore
-    static func at(_ s: Double) -> Date { QueueDriverConformance.at(s) }
 
     public static func run(_ make: Make) async throws {
         let d = try await make()

@@ -19,48 +19,30 @@ public struct PipelineSource: Sendable {
     }
 
     public let pipeline: Pipeline
-    let location: StorageLocation
-    let store: any ObjectStore
+    let source: Source
+    var store: any ObjectStore { source.store }
 
     public init(_ pipeline: Pipeline, s3: S3Settings) throws(SluiceError) {
         let p = pipeline.source
-        if !p.hasPrefix("s3://"), !p.hasPrefix("http"), !p.hasPrefix("ftp://"), !FileManager.default.fileExists(atPath: p) {
+        if !Source.isRemote(p), !FileManager.default.fileExists(atPath: p) {
             throw SluiceError(.notFound, "the source \(p) does not exist")
         }
         self.pipeline = pipeline
-        location = try StorageLocation(p)
-        store = try location.store(config: S3Config.from(s3))
+        source = try Source(p, s3: S3Config.from(s3))
     }
 
     /// The files to read, in key order: those matching the glob and modified in `[from, to)`.
     public func list(window: (Date?, Date?) = (nil, nil)) async throws(SluiceError) -> [File] {
-        if case .local = location.kind, !location.key.isEmpty { return [File()] }  // one file
-        if case .http = location.kind { return [File()] }
-        let glob = pipeline.glob.map { Glob($0) }
-        return try await store.listAll(prefix: glob.map { $0.prefix.hasPrefix(location.key) ? $0.prefix : location.key } ?? location.key)
-            .filter { !$0.key.hasSuffix("/") && (glob?.matches($0.key) ?? true) }
-            .filter { o in window.0.map { o.lastModified >= $0 } ?? true && window.1.map { o.lastModified < $0 } ?? true }
-            .sorted { $0.key < $1.key }
+        guard source.isCollection || source.location.kind.isListable else { return [File()] }  // one file or URL
+        return try await source.objects(glob: pipeline.glob.map { Glob($0) }, window: window, asPrefix: true)
             .map { File(key: $0.key, etag: $0.etag, modified: $0.lastModified) }
     }
 
     /// Makes `file` local: the path to read, its name for messages, and whether the path is
-    /// a download in `dir` (named `n-…` after `n`, keeping the object's extension).
+    /// a download in `dir` (named `in-n-…` after `n`, keeping the object's extension).
     public func fetch(_ file: File, into dir: String, n: Int = 0) async throws(SluiceError) -> (path: String, name: String, temporary: Bool) {
-        switch location.kind {
-        case .local(let root):
-            let key = file.key ?? location.key
-            return ((root as NSString).appendingPathComponent(key), file.key ?? pipeline.source, false)
-        case .http:
-            let path = "\(dir)/in-\(n)-\((location.key as NSString).lastPathComponent)"
-            _ = try await store.download(location.key, to: path, ifMatch: nil)
-            return (path, pipeline.source, true)
-        case .s3, .ftp:
-            let key = file.key ?? location.key
-            let path = "\(dir)/in-\(n)-\((key as NSString).lastPathComponent)"
-            _ = try await store.download(key, to: path, ifMatch: file.etag)
-            return (path, "\(store.displayName)/\(key)", true)
-        }
+        let local = try await source.fetch(file.key, etag: file.etag, into: dir, prefix: "in-\(n)-")
+        return (local.path, local.name, local.temporary)
     }
 
     /// After a run loaded every file: deletes them or moves them to a folder (`after_load:`).

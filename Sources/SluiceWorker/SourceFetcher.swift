@@ -3,10 +3,6 @@ public import SluiceQueue
 public import SluiceStorage
 public import SluiceConfig
 public import Foundation
-import Crypto
-import AsyncHTTPClient
-import NIOCore
-import NIOHTTP1
 
 /// A source made local: a file path and its SHA-256.
 public struct LocalSource: Sendable {
@@ -18,8 +14,9 @@ public struct LocalSource: Sendable {
 }
 
 /// Turns a job's source into a local file: uploads are already on disk, files under a
-/// root are read in place, HTTP(S) sources are streamed to the job's folder. The SHA-256
-/// is computed on the way (and taken from the upload record for uploads).
+/// root are read in place, HTTP(S) and S3 sources are fetched into the job's folder through
+/// ``Source`` (after the policy allowed them). The SHA-256 is computed on the way (and taken
+/// from the upload record for uploads).
 public struct SourceFetcher: Sendable {
     public let policy: SourcePolicy
     public let driver: any UploadStore
@@ -64,78 +61,29 @@ public struct SourceFetcher: Sendable {
             let (sha, size) = try Self.sha256(ofFile: real)
             return LocalSource(path: real, sha256: sha, size: size, temporary: false)
         case .http(let url):
-            return try await download(url, into: dir)
+            try policy.checkResolved(host: url.host ?? "")
+            return try await download(Source(url.absoluteString, s3: s3, maxBytes: maxDownloadBytes), into: dir)
         case .s3(let bucket, let key):
-            let store = try S3ObjectStore(bucket: bucket, config: s3)
-            guard let head = try await store.head(key) else { throw SluiceError(.notFound, "s3://\(bucket)/\(key) does not exist") }
-            if head.size > maxDownloadBytes { throw SluiceError(.refused, "s3://\(bucket)/\(key) is larger than \(maxDownloadBytes) bytes") }
-            // Named like the object, so its extension still tells the format.
-            let path = (dir as NSString).appendingPathComponent((key as NSString).lastPathComponent)
-            let (info, sha) = try await store.download(key, to: path, ifMatch: head.etag)
-            return LocalSource(path: path, sha256: sha, size: info.size, temporary: true)
+            return try await download(Source("s3://\(bucket)/\(key)", s3: s3, maxBytes: maxDownloadBytes), into: dir)
         }
+    }
+
+    /// Downloads the one object `source` names into `dir`, hashing it on the way, checked
+    /// against the version its HEAD saw (S3) and the size limit.
+    func download(_ source: Source, into dir: String) async throws(SluiceError) -> LocalSource {
+        var etag: String? = nil
+        if case .s3 = source.location.kind {
+            guard let head = try await source.store.head(source.location.key) else { throw SluiceError(.notFound, "\(source.text) does not exist") }
+            if head.size > maxDownloadBytes { throw SluiceError(.refused, "\(source.text) is larger than \(maxDownloadBytes) bytes") }
+            etag = head.etag
+        }
+        let file = try await source.fetch(etag: etag, into: dir, hashing: true)
+        return LocalSource(path: file.path, sha256: file.sha256 ?? "", size: file.size, temporary: true)
     }
 
     /// SHA-256 and size of a file, read in 1 MiB chunks.
     public static func sha256(ofFile path: String) throws(SluiceError) -> (String, Int64) {
         try Download.sha256(ofFile: path)
-    }
-
-    /// The download client: a refused or timed-out connection fails the attempt at once
-    /// (the job's own retry policy backs off and tries again), reads time out after 2 minutes
-    /// of silence. Lives as long as the process, like `HTTPClient.shared`.
-    static let client: HTTPClient = {
-        var config = HTTPClient.Configuration()
-        config.timeout = .init(connect: .seconds(10), read: .seconds(120))
-        config.connectionPool.retryConnectionEstablishment = false
-        config.redirectConfiguration = .disallow  // a redirect could leave the allowlist
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
-    }()
-
-    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-        digest.map { String(format: "%02x", $0) }.joined()
-    }
-
-    func download(_ url: URL, into dir: String) async throws(SluiceError) -> LocalSource {
-        let host = url.host ?? ""
-        try policy.checkResolved(host: host)
-        do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        } catch {
-            throw SluiceError(.io, "cannot create '\(dir)': \(error.localizedDescription)")
-        }
-        let path = (dir as NSString).appendingPathComponent("download")
-        guard FileManager.default.createFile(atPath: path, contents: nil), let out = FileHandle(forWritingAtPath: path) else {
-            throw SluiceError(.io, "cannot create '\(path)'")
-        }
-        defer { try? out.close() }  // written data is synced by the explicit close below
-        let shown = "\(url.scheme ?? "http")://\(host)\(url.path)"
-        do {
-            var request = HTTPClientRequest(url: url.absoluteString)
-            request.method = .GET
-            let response = try await Self.client.execute(request, timeout: .seconds(3600))
-            switch response.status.code {
-            case 200..<300: break
-            case 408, 429, 500..<600:
-                throw SluiceError(.unavailable, "GET \(shown) answered \(response.status.code)")
-            default:
-                throw SluiceError(.refused, "GET \(shown) answered \(response.status.code)")
-            }
-            var hasher = SHA256()
-            var size: Int64 = 0
-            for try await buffer in response.body {
-                size += Int64(buffer.readableBytes)
-                if size > maxDownloadBytes { throw SluiceError(.refused, "GET \(shown) is larger than \(maxDownloadBytes) bytes") }
-                buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-                try out.write(contentsOf: Data(buffer.readableBytesView))
-            }
-            try out.synchronize()
-            return LocalSource(path: path, sha256: Self.hex(hasher.finalize()), size: size, temporary: true)
-        } catch let e as SluiceError {
-            throw e
-        } catch {
-            throw SluiceError(.unavailable, "GET \(shown) failed: \(error)")
-        }
     }
 }
 

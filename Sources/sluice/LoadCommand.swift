@@ -64,13 +64,13 @@ struct LoadCommand: AsyncParsableCommand {
 
     func run() async throws {
         let config = try shared.start()
-        let fetched: RemoteFiles
+        let fetched: (paths: [String], scratch: String?)
         do {
-            fetched = try await RemoteFiles.fetch(files, config: config) { line in if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
+            fetched = try await Loader.localize(files, config: config) { line in if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
         } catch {
             throw fail(error.description)
         }
-        defer { fetched.cleanUp() }
+        defer { if let s = fetched.scratch { try? FileManager.default.removeItem(atPath: s) } }
         // Into a mapping: each file is split into one NDJSON part per entity, then each entity
         // is loaded from its parts (one transaction per entity).
         if let mapping = config.mappings[into] {

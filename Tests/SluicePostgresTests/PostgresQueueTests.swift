@@ -80,3 +80,22 @@ import SluiceTesting
         }
     }
 }
+
+/// The production backend against the suite every data target passes.
+@Suite struct PostgresDataTargetTests {
+    @Test func conformance() async throws {
+        let dir = TempDir()
+        try await DataTargetConformance.run {
+            let url = try await PG.freshDatabase()
+            // The pool runs for the rest of the test process; each check has its own database.
+            let db = try PostgresPool(url: url, maxConnections: 10)
+            Task { await db.run() }
+            let driver = PostgresQueueDriver(db: db)
+            try await driver.migrate()
+            return DataTargetConformance.Harness(target: PostgresDataTarget(pool: db), driver: driver, scratch: dir.path) { table, columns in
+                let names = columns.map { SQLIdentifier.quoteValidated($0) + "::text" }.joined(separator: ", ")
+                return try await PG.rows(db, "SELECT \(names) FROM \(SQLIdentifier.quoteValidated(table)) ORDER BY 1")
+            }
+        }
+    }
+}

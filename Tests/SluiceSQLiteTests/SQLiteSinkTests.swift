@@ -182,3 +182,19 @@ import SluiceTesting
         #expect(try rows(t, "SELECT id FROM scores ORDER BY id") == [[.text("a")], [.text("c")]])
     }
 }
+
+/// The embedded backend against the suite every data target passes.
+@Suite struct SQLiteDataTargetTests {
+    @Test func conformance() async throws {
+        let dir = TempDir()
+        try await DataTargetConformance.run {
+            let path = dir.file("t-\(UUID().uuidString).db")
+            let driver = try SQLiteQueueDriver(path: path)
+            try await driver.migrate()
+            return DataTargetConformance.Harness(target: SQLiteDataTarget(databasePath: path), driver: driver, scratch: dir.path) { table, columns in
+                let names = columns.map { SQLIdentifier.quoteValidated($0) }.joined(separator: ", ")
+                return try SQLiteConnection(path: path).query("SELECT \(names) FROM \(SQLIdentifier.quoteValidated(table)) ORDER BY 1").map { $0.map(\.rendered) }
+            }
+        }
+    }
+}
