@@ -167,7 +167,8 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceLoad", "SluiceConfig", "SluiceQueue", "SluiceWorker", "SluiceHTTP", "SluiceExport", "SluiceStorage", "SluiceWatch", "SluiceRuntime",
+                "SluiceCore", "SluiceFormats", "SluiceLoad", "SluiceConfig", "SluiceQueue", "SluiceWorker", "SluiceHTTP", "SluiceExport", "SluiceStorage",
+                "SluiceWatch", "SluiceRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -179,7 +180,7 @@ let package = Package(
         // Fuzz driver for the Parquet and Avro readers (libFuzzer under -DFUZZING, else a seeded loop).
         .executableTarget(name: "sluice-fuzz", dependencies: ["SluiceFormats"], swiftSettings: strict),
         // Helpers shared by the test targets (scratch folders, seeded randomness).
-        .target(name: "SluiceTesting", dependencies: ["SluiceQueue"], swiftSettings: strict),
+        .target(name: "SluiceTesting", dependencies: ["SluiceCore", "SluiceQueue"], swiftSettings: strict),
         .testTarget(
             name: "SluiceCoreTests",
             dependencies: ["SluiceCore", "SluiceTesting", .product(name: "PropertyBased", package: "swift-property-based")],
@@ -187,12 +188,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceFormatsTests",
-            dependencies: ["SluiceFormats", "SluiceTesting", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: ["SluiceCore", "SluiceFormats", "SluiceTesting", .product(name: "PropertyBased", package: "swift-property-based")],
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
-        .testTarget(name: "SluiceSQLiteTests", dependencies: ["SluiceSQLite", "SluiceQueue", "SluiceTesting"], swiftSettings: strict),
-        .testTarget(name: "SluiceLoadTests", dependencies: ["SluiceLoad", "SluiceSQLite", "SluiceTesting"], swiftSettings: strict),
+        .testTarget(name: "SluiceSQLiteTests", dependencies: ["SluiceCore", "SluiceSQLite", "SluiceQueue", "SluiceTesting"], swiftSettings: strict),
+        .testTarget(name: "SluiceLoadTests", dependencies: ["SluiceCore", "SluiceFormats", "SluiceConfig", "SluiceLoad", "SluiceSQLite", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceExportTests", dependencies: ["SluiceExport"], swiftSettings: strict),
         .testTarget(name: "SluiceStorageTests", dependencies: ["SluiceStorage", "SluiceCore", "SluiceTesting"], swiftSettings: strict),
         .testTarget(
@@ -200,15 +201,15 @@ let package = Package(
             dependencies: ["SluiceWatch", "SluiceStorage", "SluiceQueue", "SluiceCore", "SluiceSQLite", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
-        .testTarget(name: "SluiceQueueTests", dependencies: ["SluiceQueue", "SluiceSQLite", "SluiceWorker", "SluiceStorage", "SluiceTesting"], swiftSettings: strict),
+        .testTarget(name: "SluiceQueueTests", dependencies: ["SluiceCore", "SluiceConfig", "SluiceQueue", "SluiceSQLite", "SluiceWorker", "SluiceStorage", "SluiceTesting"], swiftSettings: strict),
         .testTarget(
             name: "SluicePostgresTests",
-            dependencies: ["SluicePostgres", "SluiceLoad", "SluiceTesting", .product(name: "PostgresNIO", package: "postgres-nio")],
+            dependencies: ["SluiceCore", "SluiceQueue", "SluicePostgres", "SluiceLoad", "SluiceTesting", .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "SluiceHTTPTests",
-            dependencies: ["SluiceHTTP", "SluiceStorage", "SluiceSQLite", "SluiceTesting", .product(name: "HummingbirdTesting", package: "hummingbird"),
+            dependencies: ["SluiceCore", "SluiceConfig", "SluiceQueue", "SluiceHTTP", "SluiceStorage", "SluiceSQLite", "SluiceTesting", .product(name: "HummingbirdTesting", package: "hummingbird"),
                            .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),

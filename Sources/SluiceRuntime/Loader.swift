@@ -52,6 +52,32 @@ public enum Loader {
         }
     }
 
+    /// Files split by a mapping into one part per target entity (the caller loads each entity
+    /// from its parts, then removes them).
+    public struct MappedParts: Sendable {
+        public var parts: [String: (files: [String], format: SourceFormat)]
+        let dir: String
+        public func remove() { try? FileManager.default.removeItem(atPath: dir) }
+    }
+
+    /// Splits `files` (named `names` in messages) by `mapping` into parts under the state
+    /// folder: CSV, or NDJSON for entities that read CSV in a dialect of their own.
+    public static func split(_ files: [String], names: [String], by mapping: JSONMapping, config: SluiceConfig) throws(SluiceError) -> MappedParts {
+        var out = MappedParts(parts: [:], dir: (config.stateDir as NSString).appendingPathComponent("splits/\(UUID().uuidString)"))
+        let ndjson = Set(config.entities.values.filter { $0.csv != CSVDialect() }.map(\.name))
+        do {
+            for (i, file) in files.enumerated() {
+                for part in try MappingSplitter.split(file: file, mapping: mapping, sourceName: names[i], outDir: "\(out.dir)/\(i)", ndjsonFor: ndjson) {
+                    out.parts[part.entity, default: ([], part.format)].files.append(part.path)
+                }
+            }
+        } catch {
+            out.remove()
+            throw error
+        }
+        return out
+    }
+
     public static func load(_ request: LoadRequest, config: SluiceConfig, observer: (any LoadObserver & Sendable)? = nil) async throws -> LoadReport {
         try await Backends.with(database: config.database, maxConnections: 4) { backend in
             let target = backend.target

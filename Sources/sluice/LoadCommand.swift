@@ -74,24 +74,18 @@ struct LoadCommand: AsyncParsableCommand {
         // Into a mapping: each file is split into one NDJSON part per entity, then each entity
         // is loaded from its parts (one transaction per entity).
         if let mapping = config.mappings[into] {
-            let dir = (config.stateDir as NSString).appendingPathComponent("splits/\(UUID().uuidString)")
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            var parts: [String: (files: [String], format: SourceFormat)] = [:]
-            let ndjson = Set(config.entities.values.filter { $0.csv != CSVDialect() }.map(\.name))
+            let names = files.count == fetched.paths.count ? files : fetched.paths.map { ($0 as NSString).lastPathComponent }
+            let split: Loader.MappedParts
             do {
-                for (i, file) in fetched.paths.enumerated() {
-                    let name = files.count == fetched.paths.count ? files[i] : (file as NSString).lastPathComponent
-                    for part in try MappingSplitter.split(file: file, mapping: mapping, sourceName: name, outDir: "\(dir)/\(i)", ndjsonFor: ndjson) {
-                        parts[part.entity, default: ([], part.format)].files.append(part.path)
-                    }
-                }
+                split = try Loader.split(fetched.paths, names: names, by: mapping, config: config)
             } catch {
                 throw fail(error.description + "; nothing was loaded")
             }
+            defer { split.remove() }
             do {
                 for target in mapping.targets {
                     if !quiet { FileHandle.standardError.write(Data("\(into) → \(target.entity)\n".utf8)) }
-                    let p = parts[target.entity] ?? ([], .csv)
+                    let p = split.parts[target.entity] ?? ([], .csv)
                     try await loadOne(config: config, entity: target.entity, files: p.files, format: p.format)
                 }
             } catch {
