@@ -3,6 +3,18 @@ public import SluiceQueue
 public import SluiceCore
 import Foundation
 
+/// A batch of text rows (`nil` = NULL) numbered from `firstLine`: a load's lines only grow,
+/// across its batches too (the last row per key is the one with the highest line).
+public func batch(_ schema: TableSchema, _ rows: [[String?]], ops: [RowOp]? = nil, firstLine: Int64 = 2) -> RecordBatch {
+    var b = BatchBuilder(schema: schema, capacity: rows.count)
+    for (i, row) in rows.enumerated() {
+        b.beginRow(line: firstLine + Int64(i), op: ops?[i] ?? .upsert)
+        for (c, v) in row.enumerated() { if let v { b.setText(c, v) } else { b.setNull(c) } }
+        if let r = b.endRow() { Issue.record("test row rejected: \(r.message)") }
+    }
+    return b.take()
+}
+
 /// The checks every backend's ``DataTarget`` must pass (SQLite, PostgreSQL, and any backend
 /// added later): the same loads give the same rows and the same exact counts everywhere,
 /// a rollback leaves the table as it was, replace takes the load's types, and a worker's
@@ -40,17 +52,6 @@ public enum DataTargetConformance {
         ColumnSchema(name: "name", type: .text),
     ], primaryKey: ["id"])
 
-    /// Rows numbered from `firstLine`: a load's lines only grow, across its batches too
-    /// (the last row per key is the one with the highest line).
-    static func batch(_ schema: TableSchema, _ rows: [[String?]], ops: [RowOp]? = nil, firstLine: Int64 = 2) -> RecordBatch {
-        var b = BatchBuilder(schema: schema, capacity: rows.count)
-        for (i, row) in rows.enumerated() {
-            b.beginRow(line: firstLine + Int64(i), op: ops?[i] ?? .upsert)
-            for (c, v) in row.enumerated() { if let v { b.setText(c, v) } else { b.setNull(c) } }
-            if let r = b.endRow() { Issue.record("test row rejected: \(r.message)") }
-        }
-        return b.take()
-    }
 
     /// Loads `batches` in one transaction; returns the counts and every refused line.
     static func load(_ h: Harness, _ schema: TableSchema, _ mode: WriteMode, _ batches: [RecordBatch], evolve: Bool = false,

@@ -30,6 +30,13 @@ enum PG {
         return c.string!
     }
 
+    /// A pool on a fresh database, running for the rest of the test process.
+    static func freshPool() async throws -> PostgresPool {
+        let db = try PostgresPool(url: try await freshDatabase(), maxConnections: 10)
+        Task { await db.run() }
+        return db
+    }
+
     /// Runs `body` with a fresh database whose pool runs meanwhile.
     static func withDatabase<T: Sendable>(_ body: @Sendable (PostgresPool, String) async throws -> T) async throws -> T {
         let url = try await freshDatabase()

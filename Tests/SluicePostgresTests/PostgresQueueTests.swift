@@ -8,11 +8,7 @@ import SluiceTesting
 @Suite struct PostgresQueueTests {
     @Test func conformance() async throws {
         try await QueueDriverConformance.run {
-            let url = try await PG.freshDatabase()
-            // The pool runs for the rest of the test process; each check has its own database.
-            let db = try PostgresPool(url: url, maxConnections: 10)
-            Task { await db.run() }
-            let d = PostgresQueueDriver(db: db)
+            let d = PostgresQueueDriver(db: try await PG.freshPool())  // each check has its own database
             try await d.migrate()
             return d
         }
@@ -86,10 +82,7 @@ import SluiceTesting
     @Test func conformance() async throws {
         let dir = TempDir()
         try await DataTargetConformance.run {
-            let url = try await PG.freshDatabase()
-            // The pool runs for the rest of the test process; each check has its own database.
-            let db = try PostgresPool(url: url, maxConnections: 10)
-            Task { await db.run() }
+            let db = try await PG.freshPool()  // each check has its own database
             let driver = PostgresQueueDriver(db: db)
             try await driver.migrate()
             return DataTargetConformance.Harness(target: PostgresDataTarget(pool: db), driver: driver, scratch: dir.path) { table, columns in

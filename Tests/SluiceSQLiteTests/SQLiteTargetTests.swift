@@ -5,17 +5,6 @@ import Foundation
 import SluiceTesting
 
 
-/// Builds a batch from text rows (`nil` = NULL); a trailing "D" op per row when `ops` is given.
-func batch(_ schema: TableSchema, _ rows: [[String?]], ops: [RowOp]? = nil, firstLine: Int64 = 2) -> RecordBatch {
-    var b = BatchBuilder(schema: schema, capacity: rows.count)
-    for (i, row) in rows.enumerated() {
-        b.beginRow(line: firstLine + Int64(i), op: ops?[i] ?? .upsert)
-        for (c, v) in row.enumerated() { if let v { b.setText(c, v) } else { b.setNull(c) } }
-        if let r = b.endRow() { Issue.record("test row rejected: \(r.message)") }
-    }
-    return b.take()
-}
-
 let people = TableSchema(columns: [
     ColumnSchema(name: "id", type: .int64, nullable: false),
     ColumnSchema(name: "name", type: .text),
