@@ -23,6 +23,7 @@ public struct SQLiteDataTarget: DataTarget {
 
     public func sink(entity: Entity, mode: WriteMode, scratchDir: String, completing: JobCompletion?) async throws(SluiceError) -> any LoadSink {
         // Kept apart per load: two loads of one process may share the scratch folder.
+        if completing == nil { Self.sweepStages(in: scratchDir) }
         let stage = (scratchDir as NSString).appendingPathComponent(completing.map { "stage-\($0.job.id).db" }
             ?? "load-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).stage.db")
         var hook: SQLiteSink.CommitHook? = nil
@@ -34,5 +35,14 @@ public struct SQLiteDataTarget: DataTarget {
         }
         return try await SQLiteSink.open(databasePath: databasePath, stagePath: stage, table: entity.table, schema: entity.schema, mode: mode,
                                          evolve: entity.evolve, onCommit: hook)
+    }
+
+    /// Removes the stage files of loads whose process is gone (killed mid-load).
+    static func sweepStages(in dir: String) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix("load-") && name.hasSuffix(".stage.db") {
+            guard let pid = Int32(name.dropFirst(5).prefix { $0 != "-" }), pid > 0, pid != getpid() else { continue }
+            if kill(pid, 0) == 0 || errno == EPERM { continue }  // its load still runs
+            unlink((dir as NSString).appendingPathComponent(name))
+        }
     }
 }

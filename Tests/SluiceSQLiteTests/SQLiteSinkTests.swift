@@ -183,6 +183,27 @@ import SluiceTesting
     }
 }
 
+/// A `sluice load` killed mid-way leaves its stage file; the next load removes it, and never
+/// one of a load still running.
+@Suite struct SQLiteStageSweepTests {
+    @Test func stageFilesOfDeadLoadsAreSwept() async throws {
+        let dir = TempDir()
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        let dead = dir.write("load-\(gone.processIdentifier)-1.stage.db", "x")
+        let mine = dir.write("load-\(getpid())-2.stage.db", "x")
+        let path = dir.file("t.db")
+        _ = try SQLiteTarget(path: path)
+        let sink = try await SQLiteDataTarget(databasePath: path).sink(entity: Entity(name: "people", schema: people), mode: .merge,
+                                                                       scratchDir: dir.path, completing: nil)
+        await sink.rollback()
+        #expect(!FileManager.default.fileExists(atPath: dead))
+        #expect(FileManager.default.fileExists(atPath: mine))
+    }
+}
+
 /// The embedded backend against the suite every data target passes.
 @Suite struct SQLiteDataTargetTests {
     @Test func conformance() async throws {
