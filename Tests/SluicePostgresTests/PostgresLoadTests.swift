@@ -154,7 +154,7 @@ func load(_ db: PostgresPool, _ table: String, _ schema: TableSchema, _ mode: Wr
                 let l = try await PostgresLoad.open(db: db, table: "people", schema: people, mode: .merge, stallTimeout: .seconds(3))
                 _ = try await l.write(big)
                 _ = try await admin.client.withConnection { conn in
-                    try await admin.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'COPY \"sluice_stage\"%' AND pid <> pg_backend_pid()", on: conn)
+                    try await admin.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY \"sluice_stage\"%' AND pid <> pg_backend_pid()", on: conn)
                 }
                 do {
                     for _ in 0..<20 { _ = try await l.write(big) }
