@@ -88,8 +88,9 @@ public struct Source: Sendable {
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0
             return LocalFile(path: path, name: name, temporary: false, size: size, sha256: nil)
         }
+        // Named like the object, so its extension still tells the format (never `.` or `..`).
         let base = (key as NSString).lastPathComponent
-        let path = (dir as NSString).appendingPathComponent(prefix + (base.isEmpty ? "download" : base))
+        let path = (dir as NSString).appendingPathComponent(prefix + (["", ".", ".."].contains(base) ? "download" : base))
         let (info, sha) = try await store.download(key, to: path, ifMatch: etag.flatMap { $0.isEmpty ? nil : $0 }, hashing: hashing)
         if let maxBytes, info.size > maxBytes {
             try? FileManager.default.removeItem(atPath: path)
