@@ -112,9 +112,10 @@ public struct StorageLocation: Sendable, Equatable {
             kind = .ftp(server: server.string ?? "ftp://\(host)")
             key = String(u.path.drop { $0 == "/" })
         } else if text.hasPrefix("http://") || text.hasPrefix("https://") {
-            guard let u = URL(string: text), let host = u.host, let scheme = u.scheme else { throw SluiceError(.invalidArgument, "'\(text)' is not a URL") }
+            guard let u = URLComponents(string: text), let host = u.host, let scheme = u.scheme else { throw SluiceError(.invalidArgument, "'\(text)' is not a URL") }
             kind = .http(base: "\(scheme)://\(host)\(u.port.map { ":\($0)" } ?? "")")
-            key = String(u.path.drop { $0 == "/" }) + (u.query.map { "?" + $0 } ?? "")
+            // Kept as written (percent-encoded): the key is requested as it came.
+            key = String(u.percentEncodedPath.drop { $0 == "/" }) + (u.percentEncodedQuery.map { "?" + $0 } ?? "")
         } else {
             let path = text.hasPrefix("file://") ? String(text.dropFirst(7)) : text
             let full = ((path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path) as NSString).standardizingPath

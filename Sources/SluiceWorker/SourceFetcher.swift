@@ -58,7 +58,7 @@ public struct SourceFetcher: Sendable {
             return LocalSource(path: u.path, sha256: u.sha256, size: u.size, temporary: false)
         case .file(let path):
             let real = try policy.checkRealPath(path)
-            let (sha, size) = try Self.sha256(ofFile: real)
+            let (sha, size) = try Download.sha256(ofFile: real)
             return LocalSource(path: real, sha256: sha, size: size, temporary: false)
         case .http(let url):
             try policy.checkResolved(host: url.host ?? "")
@@ -79,11 +79,6 @@ public struct SourceFetcher: Sendable {
         }
         let file = try await source.fetch(etag: etag, into: dir, hashing: true)
         return LocalSource(path: file.path, sha256: file.sha256 ?? "", size: file.size, temporary: true)
-    }
-
-    /// SHA-256 and size of a file, read in 1 MiB chunks.
-    public static func sha256(ofFile path: String) throws(SluiceError) -> (String, Int64) {
-        try Download.sha256(ofFile: path)
     }
 }
 

@@ -220,7 +220,7 @@ func stats(_ o: [String: Any]) -> [String: Int] { o["stats"] as? [String: Int] ?
 
     @Test func killedWorkersJobIsFinishedOnceByAnother() async throws {
         let srv = try ServerProcess(noWorkers: true)
-        let rows = 1_200_000
+        let rows = 3_000_000  // progress is published once a second: the kill must land while rows are still being read
         let path = srv.bigCSV("big.csv", rows: rows)
         let a = try srv.startWorker("A")
         let (s, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)"}"#)
