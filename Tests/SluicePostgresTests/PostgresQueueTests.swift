@@ -63,7 +63,12 @@ import SluiceTesting
             let (pokes, poke) = AsyncStream.makeStream(of: Void.self)
             let listener = Task { await d.listen { poke.yield() } }
             defer { listener.cancel() }
-            try await Task.sleep(for: .milliseconds(300))  // let LISTEN take effect
+            // Measure from the moment LISTEN is in effect (a loaded machine may take a while to get there).
+            for _ in 0..<100 {
+                let listening = try await PG.rows(db, "SELECT count(*)::text FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'")
+                if listening.first?.first == "1" { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
             let clock = ContinuousClock()
             let start = clock.now
             _ = try await d.insertJob(JobInsertParams(entity: "e", spec: JobSpec(source: "upload:x"), now: Date()))
