@@ -55,6 +55,22 @@ public struct LoadPlan: Sendable {
 /// Resolves requests into plans. Pure except for reading the files' first bytes and the
 /// target's catalog.
 public enum LoadPlanner {
+    /// Plans against a target whose catalog is asynchronous: the table's schema is read
+    /// first (`lookup`), then the files are inspected on a thread of their own.
+    public static func plan(_ request: LoadRequest, config: SluiceConfig,
+                            lookup: (String) async throws(SluiceError) -> TableSchema?) async throws(SluiceError) -> LoadPlan {
+        let table = try table(for: request, config: config)
+        let known = KnownTable(name: table, schema: try await lookup(table))
+        return try await runOnThread { Result { () throws(SluiceError) in try plan(request, config: config, target: known) } }.get()
+    }
+
+    /// The table a request loads into (the entity's, or the one asked for), validated.
+    public static func table(for request: LoadRequest, config: SluiceConfig) throws(SluiceError) -> String {
+        let table = request.table ?? config.entity(request.entity)?.table ?? request.entity
+        try SQLIdentifier.validate(table)
+        return table
+    }
+
     public static func plan(_ request: LoadRequest, config: SluiceConfig, target: (any TableCatalog)?) throws(SluiceError) -> LoadPlan {
         if request.files.isEmpty && request.feed == nil { throw SluiceError(.invalidArgument, "no input files") }
         let declared = config.entity(request.entity)
@@ -112,4 +128,11 @@ public enum LoadPlanner {
         }
         return LoadPlan(entity: entity, mode: mode, files: files, inferred: inferred, request: request)
     }
+}
+
+/// A catalog that already holds the one table a plan asks about (read before planning).
+struct KnownTable: TableCatalog, Sendable {
+    let name: String
+    let schema: TableSchema?
+    func schema(of table: String) throws(SluiceError) -> TableSchema? { table == name ? schema : nil }
 }

@@ -37,7 +37,15 @@ public struct PostgresDataTarget: DataTarget {
     public let pool: PostgresPool
     public init(pool: PostgresPool) { self.pool = pool }
 
-    public func catalog() throws(SluiceError) -> any TableCatalog { PostgresCatalog(database: pool) }
+    public func schema(of table: String) async throws(SluiceError) -> TableSchema? {
+        let name = try QualifiedName(table)
+        let pool = self.pool
+        do {
+            return try await pool.client.withConnection { try await pool.schema(of: name, on: $0) }
+        } catch {
+            throw PostgresPool.error(error, "cannot read the schema of '\(table)'")
+        }
+    }
 
     /// Completes the job in the load's transaction, with the load's exact figures; `ledger`:
     /// whether the file's digest is remembered against the entity (not for a chunk).

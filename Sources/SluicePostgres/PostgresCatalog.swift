@@ -36,19 +36,3 @@ extension PostgresPool {
         return Int64(result.metadata.command.split(separator: " ").last.flatMap { Int64($0) } ?? 0)
     }
 }
-
-/// A ``TableCatalog`` over PostgreSQL, for plain threads (the load planner).
-public struct PostgresCatalog: TableCatalog {
-    public let database: PostgresPool
-    public init(database: PostgresPool) { self.database = database }
-
-    public func schema(of table: String) throws(SluiceError) -> TableSchema? {
-        let name = try QualifiedName(table)
-        let db = database
-        do {
-            return try blockingAwait { try await db.client.withConnection { try await db.schema(of: name, on: $0) } }
-        } catch {
-            throw PostgresPool.error(error, "cannot read the schema of '\(table)'")
-        }
-    }
-}

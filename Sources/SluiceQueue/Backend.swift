@@ -44,8 +44,8 @@ public struct JobCompletion: Sendable {
 /// Where loads write: it reads table schemas and opens sinks; a worker's sinks also complete
 /// its job in the load's transaction.
 public protocol DataTarget: Sendable {
-    /// Table schemas, for planning (called on a plain thread).
-    func catalog() throws(SluiceError) -> any TableCatalog
+    /// The table's columns and primary key, or nil when it does not exist (for planning).
+    func schema(of table: String) async throws(SluiceError) -> TableSchema?
     /// The sink of one load, with `scratchDir` for rows that do not fit in memory; with
     /// `completing`, its commit also completes that job.
     func sink(entity: Entity, mode: WriteMode, scratchDir: String, completing: JobCompletion?) async throws(SluiceError) -> any LoadSink

@@ -81,10 +81,7 @@ public enum Loader {
     public static func load(_ request: LoadRequest, config: SluiceConfig, observer: (any LoadObserver & Sendable)? = nil) async throws -> LoadReport {
         try await Backends.with(database: config.database, maxConnections: 4) { backend in
             let target = backend.target
-            // Planning reads files and the catalog (blocking): on a thread of its own.
-            let plan = try await runOnThread { () -> Result<LoadPlan, any Error> in
-                Result { try LoadPlanner.plan(request, config: config, target: try target.catalog()) }
-            }.get()
+            let plan = try await LoadPlanner.plan(request, config: config) { (table) throws(SluiceError) in try await target.schema(of: table) }
             let scratch = config.workDir
             let runner = LoadRunner(plan: plan, sink: request.dryRun ? nil : { (e: Entity, m: WriteMode) async throws(SluiceError) -> any LoadSink in
                 try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)  // else the sink names the folder

@@ -19,7 +19,10 @@ public struct SQLiteDataTarget: DataTarget {
     public let databasePath: String
     public init(databasePath: String) { self.databasePath = databasePath }
 
-    public func catalog() throws(SluiceError) -> any TableCatalog { try SQLiteTarget(path: databasePath) }
+    public func schema(of table: String) async throws(SluiceError) -> TableSchema? {
+        let path = databasePath
+        return try await BlockingLane("sluice.sqlite.catalog").run { () throws(SluiceError) in try SQLiteTarget(path: path).schema(of: table) }
+    }
 
     public func sink(entity: Entity, mode: WriteMode, scratchDir: String, completing: JobCompletion?) async throws(SluiceError) -> any LoadSink {
         // Kept apart per load: two loads of one process may share the scratch folder.

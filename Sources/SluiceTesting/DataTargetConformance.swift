@@ -110,10 +110,10 @@ public enum DataTargetConformance {
                                 primaryKey: ["id"])
         _ = try await load(h, asText, .merge, [batch(asText, [["1", "ten"]])])
         _ = try await load(h, asInt, .merge, [batch(asInt, [["2", "2"]])])
-        #expect(try await h.target.catalog().schema(of: "people")?.columns.map(\.type) == [.int64, .text])
+        #expect(try await h.target.schema(of: "people")?.columns.map(\.type) == [.int64, .text])
         let (counts, _) = try await load(h, asInt, .replace, [batch(asInt, [["2", "20"], ["3", "30"]])])
         #expect(counts.inserted == 2)
-        #expect(try await h.target.catalog().schema(of: "people")?.columns.map(\.type) == [.int64, .int64])
+        #expect(try await h.target.schema(of: "people")?.columns.map(\.type) == [.int64, .int64])
         #expect(try await h.rows("people", ["id", "score"]) == [["2", "20"], ["3", "30"]])
     }
 

@@ -202,7 +202,7 @@ public struct JobExecutor: Sendable {
         }
         let input = LoadInput(job: job, local: local, dir: dir)
         if kind == .load, let chunkBytes = job.spec.chunkBytes ?? options.chunkBytes, target.supportsChunks, !local.temporary {
-            switch await runOnThread({ self.splitPlan(input, chunkBytes: chunkBytes) }) {
+            switch await splitPlan(input, chunkBytes: chunkBytes) {
             case .failure(let e): return .failed(e)
             case .success(let split?):
                 if let outcome = await coordinate(input, lease, plan: split.plan, chunks: split.chunks) { return outcome }
@@ -222,11 +222,20 @@ public struct JobExecutor: Sendable {
 
     /// The parent's plan (its schema is what every chunk loads with) and its chunks, or nil
     /// when the file is not worth or not safe to split.
-    func splitPlan(_ input: LoadInput, chunkBytes: Int64) -> Result<Split?, SluiceError> {
-        Result { () throws(SluiceError) -> Split? in
-            let plan = try LoadPlanner.plan(request(for: input.job, file: input.local.path), config: config, target: try target.catalog())
-            guard let chunks = try ChunkPlanner.split(plan.files[0], dialect: plan.entity.csv, chunkBytes: chunkBytes) else { return nil }
-            return Split(plan: plan, chunks: chunks)
+    func splitPlan(_ input: LoadInput, chunkBytes: Int64) async -> Result<Split?, SluiceError> {
+        let target = self.target
+        do throws(SluiceError) {
+            let plan = try await LoadPlanner.plan(request(for: input.job, file: input.local.path), config: config) { (table) throws(SluiceError) in
+                try await target.schema(of: table)
+            }
+            // Finding line starts reads the file: on a thread of its own.
+            return await runOnThread {
+                Result { () throws(SluiceError) -> Split? in
+                    try ChunkPlanner.split(plan.files[0], dialect: plan.entity.csv, chunkBytes: chunkBytes).map { Split(plan: plan, chunks: $0) }
+                }
+            }
+        } catch {
+            return .failure(error)
         }
     }
 
@@ -357,10 +366,8 @@ public struct JobExecutor: Sendable {
         let job = input.job
         let request = request(for: job, file: input.local.path, feed: input.feed)
         do {
-            let config = self.config, target = self.target
-            let plan = try await runOnThread { () -> Result<LoadPlan, SluiceError> in
-                Result { () throws(SluiceError) in try LoadPlanner.plan(request, config: config, target: try target.catalog()) }
-            }.get()
+            let target = self.target
+            let plan = try await LoadPlanner.plan(request, config: config) { (table) throws(SluiceError) in try await target.schema(of: table) }
             // A stage batch is not a file to remember: its job's idempotency key already is.
             let now = self.now, sha = job.spec.stage == nil ? input.local.sha256 : nil, dir = input.dir
             try createDirectory(dir)
