@@ -1,5 +1,5 @@
 import SluicePostgres
-public import SluiceCore
+import SluiceCore
 public import SluiceQueue
 public import Logging
 import SluiceSQLite

@@ -1,6 +1,6 @@
 import VaporCSQLite
 public import SluiceCore
-public import Foundation
+import Foundation
 
 /// The one way rows reach a SQLite table (the CLI, workers, watches and pipelines): a load in
 /// two phases, so that the database's single write lock is held only briefly (API submissions
@@ -234,7 +234,6 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
             let target = try SQLiteTarget.catalogReader(main)
             try target.prepareTable(table, schema, mode: mode, evolve: evolve)
             var counts = SinkCounts()
-            let staged = Self.stageName
             switch mode {
             case .merge where memory != nil:
                 counts = try applyMemory(order, on: main)
@@ -278,20 +277,32 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
         let rc = all.run()
         if rc == SQLITE_DONE { return SinkCounts(inserted: main.changes) }
         guard rc & 0xFF == SQLITE_CONSTRAINT else { throw main.error(rc, "SQLite insert into \(table)") }
+        return try stageOneByOne(on: main, write: try main.prepare(SQLiteSQL.insert(table, schema)), probe: nil)
+    }
+
+    /// The slow path of a bulk statement the table refused: writes the stage's upsert rows one
+    /// at a time with `write`, rejecting each row the table refuses. `probe` (a key lookup)
+    /// tells updated rows from inserted ones; without it every written row is new.
+    func stageOneByOne(on main: SQLiteConnection, write: SQLiteStatement, probe: SQLiteStatement?) throws(SluiceError) -> SinkCounts {
         var counts = SinkCounts()
         let width = schema.columns.count
         let rows = try main.prepare(SQLiteSQL.selectStage(Self.stageName, schema, db: "stage"))
-        let insert = try main.prepare(SQLiteSQL.insert(table, schema))
         while try rows.step() {
             let values = (0..<width).map { rows.value($0) }
-            for (c, v) in values.enumerated() { insert.bind(c + 1, v) }
-            let rc = insert.run()
+            var existed = false
+            if let probe {
+                for (p, c) in keyIndices.enumerated() { probe.bind(p + 1, values[c]) }
+                existed = try probe.step()
+                if existed { probe.reset() }
+            }
+            for (c, v) in values.enumerated() { write.bind(c + 1, v) }
+            let rc = write.run()
             if rc == SQLITE_DONE {
-                counts.inserted += 1
+                if existed { counts.updated += 1 } else { counts.inserted += 1 }
             } else if rc & 0xFF == SQLITE_CONSTRAINT {
                 counts.rejects.append(SinkReject(line: rows.int64(width), reason: refusal(rc, main), values: values.map(\.rendered)))
             } else {
-                throw main.error(rc, "SQLite insert into \(table)")
+                throw main.error(rc, "SQLite write into \(table)")
             }
         }
         return counts
@@ -313,25 +324,8 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
             counts.inserted = keyOnly ? main.changes : main.changes - existing
         } else {
             guard rc & 0xFF == SQLITE_CONSTRAINT else { throw main.error(rc, "SQLite merge into \(table)") }
-            let width = schema.columns.count
-            let rows = try main.prepare(SQLiteSQL.selectStage(stage, schema, db: "stage"))
-            let one = try main.prepare(SQLiteSQL.upsertRows(table, schema, rows: 1))
-            let probe = try main.prepare(SQLiteSQL.keyExists(table, schema))
-            while try rows.step() {
-                let values = (0..<width).map { rows.value($0) }
-                for (p, c) in keyIndices.enumerated() { probe.bind(p + 1, values[c]) }
-                let existed = try probe.step()
-                if existed { probe.reset() }
-                for (c, v) in values.enumerated() { one.bind(c + 1, v) }
-                let rc = one.run()
-                if rc == SQLITE_DONE {
-                    if existed { counts.updated += 1 } else { counts.inserted += 1 }
-                } else if rc & 0xFF == SQLITE_CONSTRAINT {
-                    counts.rejects.append(SinkReject(line: rows.int64(width), reason: refusal(rc, main), values: values.map(\.rendered)))
-                } else {
-                    throw main.error(rc, "SQLite merge into \(table)")
-                }
-            }
+            counts = try stageOneByOne(on: main, write: try main.prepare(SQLiteSQL.upsertRows(table, schema, rows: 1)),
+                                       probe: try main.prepare(SQLiteSQL.keyExists(table, schema)))
         }
         if deletes {
             try main.execute(SQLiteSQL.mergeDelete(table, stage, schema, db: "stage"))

@@ -130,11 +130,11 @@ public struct StorageLocation: Sendable, Equatable {
         }
     }
 
-    /// The store this location is in.
-    public func store(config: S3Config = .fromEnvironment()) throws(SluiceError) -> any ObjectStore {
+    /// The store this location is in; `maxBytes` caps what an HTTP download may stream.
+    public func store(config: S3Config = .fromEnvironment(), maxBytes: Int64? = nil) throws(SluiceError) -> any ObjectStore {
         switch kind {
         case .s3(let bucket): return try S3ObjectStore(bucket: bucket, config: config)
-        case .http(let base): return HTTPObjectStore(base: base)
+        case .http(let base): return HTTPObjectStore(base: base, maxBytes: maxBytes)
         case .local(let root): return LocalObjectStore(root: root)
         case .ftp(let server): return try FTPObjectStore(url: server + "/")
         }

@@ -10,20 +10,15 @@ public struct Source: Sendable {
     public let text: String
     public let location: StorageLocation
     public let store: any ObjectStore
+    /// The largest object a fetch accepts (nil: no limit).
+    let maxBytes: Int64?
 
-    /// `maxBytes`: the largest object a fetch accepts (nil: no limit).
     public init(_ text: String, s3: S3Config, maxBytes: Int64? = nil) throws(SluiceError) {
         self.text = text
         location = try StorageLocation(text)
-        if case .http(let base) = location.kind {
-            store = HTTPObjectStore(base: base, maxBytes: maxBytes)
-        } else {
-            store = try location.store(config: s3)
-        }
+        store = try location.store(config: s3, maxBytes: maxBytes)
         self.maxBytes = maxBytes
     }
-
-    let maxBytes: Int64?
 
     /// Whether `text` names a remote store rather than a local path.
     public static func isRemote(_ text: String) -> Bool {

@@ -360,8 +360,9 @@ public struct JobExecutor: Sendable {
         var feed: RowFeed? = nil
     }
 
-    /// Plans the load on a thread (it reads the file and the catalog), then runs it: decoding
-    /// on the runner's threads, writing through the target's sink, which completes the job.
+    /// Plans the load (the table's schema from the target, the file inspected on a thread),
+    /// then runs it: decoding on the runner's threads, writing through the target's sink,
+    /// which completes the job.
     func load(_ input: LoadInput, _ lease: Lease) async -> Outcome {
         let job = input.job
         let request = request(for: job, file: input.local.path, feed: input.feed)
@@ -379,10 +380,10 @@ public struct JobExecutor: Sendable {
             }, stateDir: dir)
             runner.loadId = "job-\(job.id)"
             let tap = ProgressTap(lease)
+            defer { withExtendedLifetime(tap) {} }  // the runner holds its observer weakly
             runner.observer = tap
             runner.shouldContinue = { lease.held }
             _ = try await runner.run()
-            withExtendedLifetime(tap) {}  // the runner holds its observer weakly
             return .loaded
         } catch let e as LoadFailure {
             guard lease.held else { return .failed(SluiceError(.aborted, "the lease was lost")) }

@@ -1,6 +1,6 @@
 public import SluiceCore
 public import SluiceConfig
-public import SluiceStorage
+import SluiceStorage
 public import Foundation
 
 /// A pipeline's source files: listed (matching its glob, inside a modification-time window)
