@@ -72,6 +72,20 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // MySQL / MariaDB as a target: our own client over swift-nio (handshake, TLS, auth,
+        // text protocol, LOAD DATA LOCAL INFILE), and the sink (stage → INSERT … ON DUPLICATE KEY).
+        .target(
+            name: "SluiceMySQL",
+            dependencies: [
+                "SluiceCore", "SluiceQueue",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         // Object storage: local folders, HTTP(S), S3-compatible buckets (our own SigV4 signer), FTP,
         // and the policy that says which sources a request may name.
         .target(
@@ -207,6 +221,7 @@ let package = Package(
             dependencies: ["SluiceCore", "SluiceQueue", "SluicePostgres", "SluiceLoad", "SluiceTesting", .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: strict
         ),
+        .testTarget(name: "SluiceMySQLTests", dependencies: ["SluiceCore", "SluiceQueue", "SluiceMySQL", "SluiceSQLite", "SluiceTesting"], swiftSettings: strict),
         .testTarget(
             name: "SluiceHTTPTests",
             dependencies: ["SluiceCore", "SluiceConfig", "SluiceQueue", "SluiceHTTP", "SluiceStorage", "SluiceSQLite", "SluiceTesting", .product(name: "HummingbirdTesting", package: "hummingbird"),

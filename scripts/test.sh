@@ -14,6 +14,8 @@ command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3 python3-pip)
 command -v psql >/dev/null || missing+=(postgresql-client-15)
 [ -x /usr/sbin/vsftpd ] || missing+=(vsftpd)   # the FTP server of the FTP source tests
+[ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server mariadb-client)   # the MySQL target's server
+command -v openssl >/dev/null || missing+=(openssl)   # the MariaDB test server's certificate
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -58,6 +60,13 @@ if [ -z "${SLUICE_TEST_S3_ENDPOINT:-}" ]; then
 fi
 export SLUICE_TEST_S3_ENDPOINT
 curl -sf -o /dev/null "$SLUICE_TEST_S3_ENDPOINT/moto-api/" || { echo "error: the S3 server did not start" >&2; exit 1; }
+
+# A throwaway MariaDB 10.11 server on 127.0.0.1 for the MySQL target tests (stopped on exit).
+if [ -z "${SLUICE_TEST_MYSQL_URL:-}" ]; then
+  eval "$(scripts/mariadb.sh)"
+  cleanup+=("scripts/mariadb.sh stop '$SLUICE_TEST_MYSQL_DIR'")
+fi
+export SLUICE_TEST_MYSQL_URL SLUICE_TEST_MYSQL_DIR
 
 # vsftpd on 127.0.0.1 with a local user, for the FTP source tests (stopped on exit).
 if [ -z "${SLUICE_TEST_FTP_URL:-}" ]; then
