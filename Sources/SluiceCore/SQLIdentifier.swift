@@ -1,3 +1,4 @@
+import Foundation
 /// The one audited place where names from configuration, files or requests become SQL text.
 ///
 /// Every table and column name is validated here and emitted as a double-quoted identifier
@@ -33,3 +34,42 @@ public enum SQLIdentifier {
         return out
     }
 }
+
+extension SQLIdentifier {
+    /// Quotes a validated name MySQL's way, with backticks.
+    public static func backquoteValidated(_ name: String) -> String {
+        "`" + name.replacingOccurrences(of: "`", with: "``") + "`"
+    }
+}
+
+/// A possibly schema-qualified table name (`registros`, `sales.orders`), validated part by part.
+public struct QualifiedName: Sendable, Hashable, CustomStringConvertible {
+    public var schema: String?
+    public var name: String
+
+    public init(_ text: String) throws(SluiceError) {
+        let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        if parts.count == 2 {
+            try SQLIdentifier.validate(parts[0])
+            try SQLIdentifier.validate(parts[1])
+            schema = parts[0]
+            name = parts[1]
+        } else {
+            try SQLIdentifier.validate(text)
+            name = text
+        }
+    }
+
+    /// `"schema"."name"` or `"name"` (standard SQL quoting: PostgreSQL, SQLite).
+    public var quoted: String {
+        (schema.map { SQLIdentifier.quoteValidated($0) + "." } ?? "") + SQLIdentifier.quoteValidated(name)
+    }
+
+    /// `` `schema`.`name` `` or `` `name` `` (MySQL's quoting).
+    public var backquoted: String {
+        (schema.map { SQLIdentifier.backquoteValidated($0) + "." } ?? "") + SQLIdentifier.backquoteValidated(name)
+    }
+
+    public var description: String { schema.map { "\($0).\(name)" } ?? name }
+}
+

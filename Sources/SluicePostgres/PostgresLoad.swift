@@ -33,7 +33,8 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
     let evolve: Bool
     let fence: PostgresFence?
     let stallTimeout: Duration
-    var encoder: CopyEncoder
+    var encoder: BulkTextEncoder
+    var encoded: [UInt8] = []
     /// Encoded COPY buffers, from ``write(_:)`` to the session's COPY.
     let feed = BoundedQueue<ByteBuffer>(capacity: 4)
     let commands: AsyncStream<Command>
@@ -101,7 +102,7 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
         self.mode = mode
         self.evolve = evolve
         self.fence = fence
-        self.encoder = CopyEncoder(schema: schema)
+        self.encoder = BulkTextEncoder(schema: schema, dialect: .postgresCopy)
         (commands, commandSink) = AsyncStream.makeStream(of: Command.self)
     }
 
@@ -384,9 +385,9 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
     public func write(_ batch: RecordBatch) async throws(SluiceError) -> [SinkReject] {
         guard open else { throw SluiceError(.aborted, "the load is already finished") }
         if batch.isEmpty { return [] }
-        var buffer = ByteBufferAllocator().buffer(capacity: batch.count * 64)
-        let rejects = encoder.encode(batch, into: &buffer)
-        if buffer.readableBytes > 0, await !feed.send(buffer) {
+        encoded.removeAll(keepingCapacity: true)
+        let rejects = encoder.encode(batch, into: &encoded)
+        if !encoded.isEmpty, await !feed.send(ByteBuffer(bytes: encoded)) {
             // The COPY stopped: the session failed; report why.
             open = false
             if case .failure(let e) = await finished.value() { throw e }

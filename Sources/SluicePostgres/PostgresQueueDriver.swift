@@ -301,7 +301,7 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     public func completeJob(_ p: JobCompleteParams) async throws(SluiceError) -> Bool {
         let db = self.db
         return try await run("completing a job") { conn in
-            try await Self.complete(conn, db: db, id: p.id, token: p.token, result: p.result, entity: nil, now: p.now)
+            try await Self.complete(conn, db: db, id: p.id, token: p.token, result: p.result, entity: p.entity, now: p.now)
         }
     }
 

@@ -1,31 +1,5 @@
 public import SluiceCore
 
-/// A possibly schema-qualified table name (`registros`, `sales.orders`), validated part by part.
-public struct QualifiedName: Sendable, Hashable, CustomStringConvertible {
-    public var schema: String?
-    public var name: String
-
-    public init(_ text: String) throws(SluiceError) {
-        let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-        if parts.count == 2 {
-            try SQLIdentifier.validate(parts[0])
-            try SQLIdentifier.validate(parts[1])
-            schema = parts[0]
-            name = parts[1]
-        } else {
-            try SQLIdentifier.validate(text)
-            name = text
-        }
-    }
-
-    /// `"schema"."name"` or `"name"`.
-    public var quoted: String {
-        (schema.map { SQLIdentifier.quoteValidated($0) + "." } ?? "") + SQLIdentifier.quoteValidated(name)
-    }
-
-    public var description: String { schema.map { "\($0).\(name)" } ?? name }
-}
-
 /// SQL text for the PostgreSQL target, built by pure functions from validated schemas.
 /// User-given names only ever pass through ``SQLIdentifier``; the staging table uses
 /// generated column names (`c1`, `c2`, ...), because postgres-nio splices COPY's table and

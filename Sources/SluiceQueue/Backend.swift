@@ -24,10 +24,14 @@ public struct JobCompletion: Sendable {
     /// The file's digest, remembered against the job's entity (nil: not a file to remember).
     public var sha256: String?
     public var now: @Sendable () -> Date
+    /// The key of the receipt a target that holds tables only writes in the load's
+    /// transaction (``ReceiptFencedTarget`` names the control plane in it).
+    public var receipt: String
     public init(job: Job, sha256: String?, now: @escaping @Sendable () -> Date) {
         self.job = job
         self.sha256 = sha256
         self.now = now
+        receipt = "job-\(job.id)"
     }
 
     /// The result recorded with the completion.
@@ -75,4 +79,83 @@ extension DataTarget {
     public func applySink(entity: Entity, mode: WriteMode, completing: JobCompletion) async throws(SluiceError) -> any LoadSink {
         throw SluiceError(.unsupported, "this target does not load files in chunks")
     }
+}
+
+/// A target that holds tables only (no control plane): its sinks given a ``JobCompletion``
+/// write a receipt of the job's result in the load's transaction instead of completing it.
+public protocol ReceiptTarget: DataTarget {
+    /// The result a committed load recorded under receipt `id`, if any.
+    func receipt(_ id: String) async throws(SluiceError) -> JobResult?
+}
+
+/// Joins a ``ReceiptTarget`` to a control plane in another database. A worker's load commits
+/// its rows and the job's receipt together; the job then completes in the control plane. A
+/// worker that dies between the two leaves the receipt, so the retried job completes from it
+/// without loading again, and two attempts can never both commit rows (the receipt is unique).
+public struct ReceiptFencedTarget: DataTarget {
+    public let target: any ReceiptTarget
+    public let driver: any QueueDriver
+    /// Names the control plane in receipt keys: two control planes may share one target.
+    public let plane: String
+
+    public init(target: any ReceiptTarget, driver: any QueueDriver, plane: String) {
+        self.target = target
+        self.driver = driver
+        self.plane = plane
+    }
+
+    public func schema(of table: String) async throws(SluiceError) -> TableSchema? { try await target.schema(of: table) }
+
+    public func sink(entity: Entity, mode: WriteMode, scratchDir: String, completing: JobCompletion?) async throws(SluiceError) -> any LoadSink {
+        guard var done = completing else { return try await target.sink(entity: entity, mode: mode, scratchDir: scratchDir, completing: nil) }
+        done.receipt = "\(plane)/job-\(done.job.id)"
+        if let prior = try await target.receipt(done.receipt) { return ReceiptSink(inner: nil, done: done, driver: driver, prior: prior) }
+        let inner = try await target.sink(entity: entity, mode: mode, scratchDir: scratchDir, completing: done)
+        return ReceiptSink(inner: inner, done: done, driver: driver, prior: nil)
+    }
+}
+
+/// The sink of ``ReceiptFencedTarget``: checks the lease, commits the load (rows and
+/// receipt), then completes the job; with a receipt from an earlier attempt, only completes.
+final class ReceiptSink: LoadSink {
+    let inner: (any LoadSink)?
+    let done: JobCompletion
+    let driver: any QueueDriver
+    let prior: JobResult?
+
+    init(inner: (any LoadSink)?, done: JobCompletion, driver: any QueueDriver, prior: JobResult?) {
+        self.inner = inner
+        self.done = done
+        self.driver = driver
+        self.prior = prior
+    }
+
+    func write(_ batch: RecordBatch) async throws(SluiceError) -> [SinkReject] {
+        try await inner?.write(batch) ?? []  // an earlier attempt's rows are in already
+    }
+
+    func commit(_ context: CommitContext) async throws(SluiceError) -> SinkCounts {
+        let job = done.job
+        guard let inner else {
+            let result = prior ?? JobResult(stats: LoadStats())
+            try await complete(result)
+            return SinkCounts(inserted: result.stats.inserted, updated: result.stats.updated, deleted: result.stats.deleted)
+        }
+        // A worker that lost its lease writes nothing (a stale worker racing past this check
+        // is stopped by the receipt the new holder's commit, or its own, writes first).
+        guard let current = try await driver.job(id: job.id), current.state == .processing, current.leaseToken == job.leaseToken else {
+            await inner.rollback()
+            throw done.leaseLost
+        }
+        let counts = try await inner.commit(context)
+        try await complete(done.result(context.settled(counts), context))
+        return counts
+    }
+
+    func complete(_ result: JobResult) async throws(SluiceError) {
+        let p = JobCompleteParams(id: done.job.id, token: done.job.leaseToken, result: result, now: done.now(), entity: done.job.entity)
+        guard try await driver.completeJob(p) else { throw done.leaseLost }
+    }
+
+    func rollback() async { await inner?.rollback() }
 }

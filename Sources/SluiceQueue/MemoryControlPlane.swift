@@ -122,7 +122,7 @@ public final class MemoryControlPlane: QueueDriver {
     }
 
     public func completeJob(_ p: JobCompleteParams) async throws(SluiceError) -> Bool {
-        state.withLock { s in Self.complete(&s, id: p.id, token: p.token, result: p.result, entity: nil, now: p.now) }
+        state.withLock { s in Self.complete(&s, id: p.id, token: p.token, result: p.result, entity: p.entity, now: p.now) }
     }
 
     /// The guarded completion; with `entity`, the file's digest joins the loaded-files ledger.

@@ -227,11 +227,14 @@ public struct JobCompleteParams: Sendable {
     public var token: Int64
     public var result: JobResult
     public var now: Date
-    public init(id: Int64, token: Int64, result: JobResult, now: Date) {
+    /// With an entity, the result's file digest joins that entity's loaded-files ledger.
+    public var entity: String?
+    public init(id: Int64, token: Int64, result: JobResult, now: Date, entity: String? = nil) {
         self.id = id
         self.token = token
         self.result = result
         self.now = now
+        self.entity = entity
     }
 }
 

@@ -306,7 +306,7 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
     }
 
     public func completeJob(_ p: JobCompleteParams) async throws(SluiceError) -> Bool {
-        try await run { c throws(SluiceError) in try Self.complete(c, id: p.id, token: p.token, result: p.result, entity: nil, now: p.now) }
+        try await run { c throws(SluiceError) in try Self.complete(c, id: p.id, token: p.token, result: p.result, entity: p.entity, now: p.now) }
     }
 
     public func failJob(_ p: JobFailParams) async throws(SluiceError) -> Job? {

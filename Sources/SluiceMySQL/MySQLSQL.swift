@@ -1,0 +1,168 @@
+public import SluiceCore
+import Foundation
+
+/// SQL text for the MySQL target, built by pure functions from validated schemas. Names pass
+/// through ``SQLIdentifier`` (backquoted); the only values spliced in are ours (line numbers,
+/// digests) or hex literals, so no text from a file or request is ever parsed as SQL.
+public enum MySQLSQL {
+    /// A string as a hex literal in the connection's character set: safe whatever it holds.
+    public static func literal(_ s: String) -> String {
+        s.isEmpty ? "''" : "_utf8mb4 X'" + s.utf8.map { String(format: "%02X", $0) }.joined() + "'"
+    }
+
+    /// The column type a table created by Sluice gets; `key` columns must fit an index.
+    public static func typeName(_ t: ColumnType, key: Bool = false) -> String {
+        switch t {
+        case .int64: "BIGINT"
+        case .float64: "DOUBLE"
+        case .decimal(let p, let s):
+            s.map { "DECIMAL(\(min(p, 65)),\(min($0, 30)))" } ?? (p >= ColumnType.maxDecimalPrecision ? "DECIMAL(65,30)" : "DECIMAL(\(min(p, 65)),0)")
+        case .bool: "BOOLEAN"
+        case .text: key ? "VARCHAR(255)" : "LONGTEXT"
+        case .date: "DATE"
+        case .timestamp, .timestamptz: "DATETIME(6)"
+        case .time: "TIME(6)"
+        case .uuid: "CHAR(36) CHARACTER SET ascii COLLATE ascii_bin"
+        case .json: "JSON"
+        case .bytes: key ? "VARBINARY(255)" : "LONGBLOB"
+        }
+    }
+
+    /// The stage's type for a column: wide enough that `LOAD DATA` (which, with LOCAL, turns
+    /// conversion errors into warnings) never clips a value; the conversion to the table's
+    /// own type happens in `INSERT ... SELECT` under strict mode, where it fails loudly.
+    static func stageType(_ t: ColumnType, collation: String?) -> String {
+        switch t {
+        case .int64: "BIGINT"
+        case .float64: "DOUBLE"
+        case .bool: "TINYINT"
+        case .date: "DATE"
+        case .timestamp, .timestamptz: "DATETIME(6)"
+        case .time: "TIME(6)"
+        case .uuid: "CHAR(36) CHARACTER SET ascii COLLATE ascii_bin"
+        case .bytes: "LONGBLOB"
+        case .decimal, .text, .json: "LONGTEXT CHARACTER SET utf8mb4 COLLATE \(collation ?? "utf8mb4_bin")"
+        }
+    }
+
+    public static let stage = "sluice_stage"
+    public static let final = "sluice_final"
+    public static let receipts = "sluice_load_receipts"
+
+    static func stageColumn(_ i: Int) -> String { "c\(i + 1)" }
+    static let line = "sluice_line"
+    static let op = "sluice_op"
+
+    /// `CREATE TABLE` for the load's schema (the key as the primary key), InnoDB, utf8mb4.
+    static func createTable(_ table: QualifiedName, _ schema: TableSchema) -> String {
+        var defs = schema.columns.map { c in
+            SQLIdentifier.backquoteValidated(c.name) + " " + typeName(c.type, key: schema.primaryKey.contains(c.name)) + (c.nullable && !schema.primaryKey.contains(c.name) ? "" : " NOT NULL")
+        }
+        if !schema.primaryKey.isEmpty { defs.append("PRIMARY KEY (\(schema.primaryKey.map(SQLIdentifier.backquoteValidated).joined(separator: ", ")))") }
+        return "CREATE TABLE \(table.backquoted) (\(defs.joined(separator: ", "))) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+    }
+
+    static func addColumn(_ table: QualifiedName, _ c: ColumnSchema) -> String {
+        "ALTER TABLE \(table.backquoted) ADD COLUMN \(SQLIdentifier.backquoteValidated(c.name)) \(typeName(c.type))"
+    }
+
+    /// The temporary stage: the schema's columns (generated names), the source line and the op.
+    static func createStage(_ name: String, _ schema: TableSchema, collations: [String: String]) -> String {
+        let cols = schema.columns.enumerated().map { i, c in "\(stageColumn(i)) \(stageType(c.type, collation: collations[c.name]))" }
+        return "CREATE TEMPORARY TABLE \(name) (\((cols + ["\(line) BIGINT NOT NULL", "\(op) TINYINT NOT NULL"]).joined(separator: ", "))) ENGINE=InnoDB"
+    }
+
+    /// The streaming `LOAD DATA` into the stage, in ``BulkTextEncoder``'s MySQL dialect.
+    static func loadStage(_ schema: TableSchema) -> String {
+        var targets: [String] = []
+        var sets: [String] = []
+        for (i, c) in schema.columns.enumerated() {
+            if c.type == .bytes {
+                targets.append("@b\(i + 1)")
+                sets.append("\(stageColumn(i)) = UNHEX(SUBSTRING(@b\(i + 1), 3))")  // after `\x`
+            } else {
+                targets.append(stageColumn(i))
+            }
+        }
+        targets += [line, op]
+        return "LOAD DATA LOCAL INFILE 'sluice.tsv' INTO TABLE \(stage) CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
+            + "LINES TERMINATED BY '\\n' (\(targets.joined(separator: ", ")))" + (sets.isEmpty ? "" : " SET " + sets.joined(separator: ", "))
+    }
+
+    static func keyColumns(_ schema: TableSchema) -> [String] {
+        schema.primaryKey.compactMap { k in schema.columns.firstIndex { $0.name == k }.map(stageColumn) }
+    }
+
+    /// The rows the load applies: the last row per key (every row without a key), one table
+    /// with an index on the key for the joins that follow.
+    static func createFinal(_ schema: TableSchema) -> String {
+        let keys = keyColumns(schema)
+        let all = (schema.columns.indices.map(stageColumn) + [line, op]).joined(separator: ", ")
+        guard !keys.isEmpty else { return "CREATE TEMPORARY TABLE \(final) ENGINE=InnoDB SELECT \(all) FROM \(stage) WHERE \(op) = 0" }
+        return "CREATE TEMPORARY TABLE \(final) ENGINE=InnoDB SELECT \(all) FROM (SELECT \(all), ROW_NUMBER() OVER (PARTITION BY \(keys.joined(separator: ", ")) ORDER BY \(line) DESC) AS sluice_rn FROM \(stage)) AS s WHERE sluice_rn = 1"
+    }
+
+    static func keyJoin(_ schema: TableSchema, _ a: String, _ b: String) -> String {
+        schema.primaryKey.map { k in
+            let i = schema.columns.firstIndex { $0.name == k }!
+            return "\(b).\(SQLIdentifier.backquoteValidated(k)) = \(a).\(stageColumn(i))"
+        }.joined(separator: " AND ")
+    }
+
+    static func range(_ r: Range<Int64>?, _ alias: String) -> String {
+        r.map { " AND \(alias).\(line) >= \($0.lowerBound) AND \(alias).\(line) < \($0.upperBound)" } ?? ""
+    }
+
+    /// (rows, inserts, updates, deletes) the final rows make against the table as it is;
+    /// the rows of the table that match are locked until the commit.
+    static func countEffects(_ table: QualifiedName, _ schema: TableSchema, _ lines: Range<Int64>? = nil) -> String {
+        let first = SQLIdentifier.backquoteValidated(schema.primaryKey[0])
+        return "SELECT COUNT(*), COALESCE(SUM(f.\(op) = 0 AND t.\(first) IS NULL), 0), COALESCE(SUM(f.\(op) = 0 AND t.\(first) IS NOT NULL), 0), "
+            + "COALESCE(SUM(f.\(op) = 1 AND t.\(first) IS NOT NULL), 0) FROM \(final) f LEFT JOIN \(table.backquoted) t ON \(keyJoin(schema, "f", "t")) "
+            + "WHERE 1 = 1\(range(lines, "f")) FOR UPDATE"
+    }
+
+    static func columnList(_ schema: TableSchema) -> String {
+        schema.columns.map { SQLIdentifier.backquoteValidated($0.name) }.joined(separator: ", ")
+    }
+
+    /// Inserts the final upserts (in `lines`); with `upsert`, a key already there is updated.
+    static func insertFinal(_ table: QualifiedName, _ schema: TableSchema, upsert: Bool, _ lines: Range<Int64>? = nil) -> String {
+        let values = schema.columns.indices.map { "f." + stageColumn($0) }.joined(separator: ", ")
+        var sql = "INSERT INTO \(table.backquoted) (\(columnList(schema))) SELECT \(values) FROM \(final) f WHERE f.\(op) = 0\(range(lines, "f"))"
+        let updates = schema.columns.filter { !schema.primaryKey.contains($0.name) }.map {
+            "\(SQLIdentifier.backquoteValidated($0.name)) = VALUES(\(SQLIdentifier.backquoteValidated($0.name)))"
+        }
+        if upsert && !schema.primaryKey.isEmpty {
+            // A table of key columns only has nothing to update: set the key to itself.
+            let k = SQLIdentifier.backquoteValidated(schema.primaryKey[0])
+            sql += " ON DUPLICATE KEY UPDATE " + (updates.isEmpty ? "\(k) = \(k)" : updates.joined(separator: ", "))
+        }
+        return sql
+    }
+
+    static func deleteFinal(_ table: QualifiedName, _ schema: TableSchema, _ lines: Range<Int64>? = nil) -> String {
+        "DELETE t FROM \(table.backquoted) t JOIN \(final) f ON \(keyJoin(schema, "f", "t")) WHERE f.\(op) = 1\(range(lines, "f"))"
+    }
+
+    /// Append with a key: lines whose key is in the table already, or earlier in the load.
+    static func appendConflicts(_ table: QualifiedName, _ schema: TableSchema) -> String {
+        let keys = keyColumns(schema)
+        let first = SQLIdentifier.backquoteValidated(schema.primaryKey[0])
+        return "SELECT s.\(line) FROM (SELECT \(keys.joined(separator: ", ")), \(line), ROW_NUMBER() OVER (PARTITION BY \(keys.joined(separator: ", ")) ORDER BY \(line)) AS sluice_rn "
+            + "FROM \(stage) WHERE \(op) = 0) s LEFT JOIN \(table.backquoted) t ON \(keyJoin(schema, "s", "t")) WHERE s.sluice_rn > 1 OR t.\(first) IS NOT NULL ORDER BY s.\(line)"
+    }
+
+    /// One final row as text, for a reject's values.
+    static func rowText(_ schema: TableSchema, line l: Int64) -> String {
+        "SELECT \(schema.columns.indices.map { "CAST(\(stageColumn($0)) AS CHAR)" }.joined(separator: ", ")) FROM \(final) WHERE \(line) = \(l)"
+    }
+
+    static func createReceipts(_ name: String) -> String {
+        "CREATE TABLE IF NOT EXISTS \(name) (id VARCHAR(191) CHARACTER SET ascii NOT NULL PRIMARY KEY, result LONGTEXT NOT NULL, created_at DATETIME(6) NOT NULL) ENGINE=InnoDB"
+    }
+
+    static func insertReceipt(_ name: String, id: String, result: String) -> String {
+        "INSERT INTO \(name) (id, result, created_at) VALUES (\(literal(id)), \(literal(result)), UTC_TIMESTAMP(6))"
+    }
+}
