@@ -155,6 +155,7 @@ let package = Package(
             name: "SluiceRuntime",
             dependencies: [
                 "SluiceCore", "SluiceConfig", "SluiceQueue", "SluiceStorage", "SluiceLoad", "SluiceWorker", "SluiceExport", "SluiceWatch", "SluiceSQLite", "SluicePostgres",
+                "SluiceMySQL",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

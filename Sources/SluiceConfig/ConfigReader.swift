@@ -35,7 +35,10 @@ public enum ConfigReader {
             func rel(_ p: String) -> String { p.hasPrefix("/") ? p : (dir as NSString).appendingPathComponent(p) }
             config.server.uploadDir = config.server.uploadDir.map(rel)
             config.server.fileRoots = config.server.fileRoots.map(rel)
-            if !config.database.hasPrefix("/") && !config.database.contains("://") { config.database = (dir as NSString).appendingPathComponent(config.database) }
+            func relDB(_ p: String) -> String { p.hasPrefix("/") || p.contains("://") ? p : (dir as NSString).appendingPathComponent(p) }
+            config.database = relDB(config.database)
+            config.control = config.control.map(relDB)
+            config.target = config.target.map(relDB)
             if !config.stateDir.hasPrefix("/") { config.stateDir = (dir as NSString).appendingPathComponent(config.stateDir) }
         }
         return config
@@ -54,7 +57,7 @@ public enum ConfigReader {
         config.path = fileName
         guard let root else { return config }
         let r = NodeReader(file: fileName)
-        let top = try r.mapping(root, "the top level", allowed: ["database", "state_dir", "entities", "server", "worker", "exports", "s3", "watches", "mappings", "pipelines"])
+        let top = try r.mapping(root, "the top level", allowed: ["database", "control", "target", "state_dir", "entities", "server", "worker", "exports", "s3", "watches", "mappings", "pipelines"])
         if let ws = top["watches"] {
             guard case .mapping(let m) = ws else { throw r.error(ws, "watches must be a mapping of name to watch") }
             for (k, v) in m {
@@ -71,6 +74,8 @@ public enum ConfigReader {
         if let s = top["server"] { config.server = try readServer(s, r) }
         if let w = top["worker"] { config.worker = try readWorker(w, r) }
         if let db = top["database"] { config.database = try r.string(db, "database") }
+        if let db = top["control"] { config.control = try r.string(db, "control") }
+        if let db = top["target"] { config.target = try r.string(db, "target") }
         if let sd = top["state_dir"] { config.stateDir = try r.string(sd, "state_dir") }
         if let ents = top["entities"] {
             guard case .mapping(let m) = ents else { throw r.error(ents, "entities must be a mapping of name to entity") }

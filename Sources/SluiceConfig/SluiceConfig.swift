@@ -4,8 +4,17 @@ import Foundation
 /// Everything `sluice.yml` declares. Read in one place (``ConfigReader``); validated
 /// before any I/O.
 public struct SluiceConfig: Sendable {
-    /// Where tables live: a SQLite file path (the default is `./sluice.db`).
+    /// The database of both the control plane and the tables, unless `control` or `target`
+    /// says otherwise: a SQLite file path (the default is `./sluice.db`) or a `postgres://` URL.
     public var database: String = "sluice.db"
+    /// Where jobs, ledgers and runs live when not in `database` (SQLite or PostgreSQL).
+    public var control: String?
+    /// Where tables are loaded when not in `database` (also `mysql://`, which holds tables only).
+    public var target: String?
+    /// The control plane's database in effect.
+    public var controlDatabase: String { control ?? database }
+    /// The tables' database in effect.
+    public var targetDatabase: String { target ?? database }
     /// Folder for load summaries and rejects files. The default is `.sluice`.
     public var stateDir: String = ".sluice"
     /// Declared entities by name.

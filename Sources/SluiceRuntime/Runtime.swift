@@ -28,11 +28,11 @@ public struct Runtime: Sendable {
                                   httpAllowlist: config.server.httpAllowlist, allowLinkLocal: config.server.allowLinkLocal)
         policy.s3Buckets = config.server.s3Buckets
         let (p, l) = (policy, logger)
-        return try await Backends.with(database: config.database, maxConnections: max(8, config.worker.concurrency * 2 + 4), logger: logger) { backend in
+        return try await Backends.with(control: config.controlDatabase, target: config.targetDatabase, maxConnections: max(8, config.worker.concurrency * 2 + 4), logger: logger) { backend in
             guard let driver = try backend.controlPlane() else {
                 throw SluiceError(.invalidConfig, "\(backend.displayName) holds tables only: keep the control plane on SQLite or PostgreSQL")
             }
-            l.info("control plane on \(backend.displayName)")
+            l.info("using \(backend.displayName)")
             try await driver.migrate()
             return try await body(Runtime(config: config, driver: driver, target: backend.target, backend: backend, policy: p, logger: l))
         }

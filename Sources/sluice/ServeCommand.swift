@@ -86,7 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
                                                                       s3: S3Config.from(config.s3), logger: runtime.logger)))
                 }
                 var deps = APIDependencies(config: config, driver: runtime.driver, policy: runtime.policy, wake: wake, tokens: tokens2)
-                deps.exports = try await runtime.exportStore()
+                deps.exports = try await runtime.backend.exportStore()  // nil: the tables are in MySQL
                 deps.runPipeline = { name, path, display in
                     try await execution.start(name, upload: .init(path: path, name: display))
                 }

@@ -13,6 +13,12 @@ struct SharedOptions: ParsableArguments {
     @Option(name: .long, help: "SQLite file or postgres:// URL (default: $SLUICE_DATABASE_URL or $SLUICE_DATABASE, else the config's, else ./sluice.db).")
     var database: String?
 
+    @Option(name: .long, help: "Where tables are loaded, if not in --database: a SQLite file, postgres:// or mysql:// URL (default: $SLUICE_TARGET_URL, else the config's `target`).")
+    var target: String?
+
+    @Option(name: .long, help: "Where jobs and ledgers live, if not in --database: a SQLite file or postgres:// URL (default: $SLUICE_CONTROL_URL, else the config's `control`).")
+    var control: String?
+
     /// What every command does first: logging to stderr, then the configuration (a mistake
     /// in it ends the command with its message).
     func start() throws -> SluiceConfig {
@@ -32,6 +38,8 @@ struct SharedOptions: ParsableArguments {
             cfg = SluiceConfig()
         }
         if let db = database ?? env["SLUICE_DATABASE_URL"] ?? env["SLUICE_DATABASE"] { cfg.database = db }
+        if let t = target ?? env["SLUICE_TARGET_URL"] { cfg.target = t }
+        if let c = control ?? env["SLUICE_CONTROL_URL"] { cfg.control = c }
         return cfg
     }
 }

@@ -1,0 +1,87 @@
+import Testing
+import Foundation
+
+/// A fresh database on the MariaDB server scripts/test.sh started, read with the `mariadb` client.
+struct TestMySQL {
+    let url: String
+    let args: [String]
+
+    static func fresh() throws -> TestMySQL {
+        guard let admin = ProcessInfo.processInfo.environment["SLUICE_TEST_MYSQL_URL"], !admin.isEmpty else { throw TestPostgres.CLIError.missing }
+        var c = URLComponents(string: admin)!
+        let name = "sluice_cli_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
+        let args = ["mariadb", "--no-defaults", "-h", c.host!, "-P", String(c.port!), "-u", c.user!, "-p\(c.password!)", "-N", "-B"]
+        _ = try TestPostgres.run(args + ["-e", "CREATE DATABASE \(name) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"])
+        c.path = "/" + name
+        return TestMySQL(url: c.string!, args: args + [name])
+    }
+
+    func query(_ sql: String) throws -> String { try TestPostgres.run(args + ["-e", sql]) }
+}
+
+@Suite(.serialized) struct MySQLTargetCLITests {
+    @Test func loadIntoMySQLWithExactCountsAndRejects() throws {
+        let my = try TestMySQL.fresh()
+        let cli = try CLI()
+        cli.write("base.csv", "id,valor,referencia,category\n1,10.5,abc,A\n2,20.25,\"d,e\",B\n3,30,x,C\n")
+        let r1 = try cli.run(["load", "base.csv", "--into", "registros", "--key", "id", "--target", my.url])
+        #expect(r1.status == 0, "\(r1.err)")
+        #expect(r1.out.contains("inserted  3"), "\(r1.out)")
+        cli.write("changes.csv", "id,valor,referencia,category,op\n1,11,abc,A,U\n2,,,,D\n4,40,y,D,I\n4,41,y,D,U\n9,,,,D\n5,oops,z,E,I\n")
+        let r2 = try cli.run(["load", "changes.csv", "--into", "registros", "--json"], env: ["SLUICE_TARGET_URL": my.url])
+        #expect(r2.status == 0, "\(r2.err)")
+        let stats = try #require(try cli.json(r2.out)["stats"] as? [String: Int])
+        #expect(stats["read"] == 6 && stats["inserted"] == 1 && stats["updated"] == 1 && stats["deleted"] == 1, "\(stats)")
+        #expect(stats["rejected"] == 1 && stats["skipped"] == 2, "\(stats)")
+        #expect(try my.query("SELECT id, valor, referencia FROM registros ORDER BY id") == "1\t11\tabc\n3\t30\tx\n4\t41\ty\n")
+        // Nothing of Sluice's own is left in the user's database.
+        #expect(try my.query("SHOW TABLES") == "registros\n")
+    }
+
+    /// The bulk API and workers with the control plane on SQLite and the tables on MariaDB:
+    /// a job completes with the MySQL load's figures, and the same file again is a duplicate.
+    @Test func bulkJobsLoadIntoMySQLWithTheControlPlaneOnSQLite() async throws {
+        let my = try TestMySQL.fresh()
+        let srv = try ServerProcess(yaml: "target: \(my.url)")
+        var csv = "id,valor,referencia,category\n"
+        for i in 0..<20_000 { csv += "\(i),\(i).5,ref\(i),\(["A", "B"][i % 2])\n" }
+        let path = srv.cli.write("batch.csv", csv)
+        let (s, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)"}"#)
+        #expect(s == 202)
+        let id = try #require(o["id"] as? Int)
+        let done = try await srv.wait(job: id) { ["complete", "error"].contains($0["state"] as? String ?? "") }
+        #expect(done["state"] as? String == "complete", "\(done)")
+        #expect(stats(done)["inserted"] == 20_000, "\(done)")
+        #expect(try my.query("SELECT COUNT(*), COUNT(DISTINCT id) FROM registros") == "20000\t20000\n")
+        #expect(try my.query("SELECT COUNT(*) FROM sluice_load_receipts") == "1\n")
+        let (_, again) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)"}"#)
+        let second = try await srv.wait(job: try #require(again["id"] as? Int)) { ["complete", "error"].contains($0["state"] as? String ?? "") }
+        #expect(second["duplicate_of"] as? Int == id, "\(second)")
+        #expect(try my.query("SELECT COUNT(*) FROM registros") == "20000\n")
+    }
+
+    /// A worker killed while it loads into MySQL: another worker retries the job, and the
+    /// table holds each row once.
+    @Test func aKilledWorkerLeavesExactRowsInMySQL() async throws {
+        let my = try TestMySQL.fresh()
+        let srv = try ServerProcess(yaml: "target: \(my.url)", noWorkers: true)
+        var csv = "id,valor,referencia,category\n"
+        csv.reserveCapacity(600_000 * 28)
+        for i in 0..<600_000 { csv += "\(i),\(i % 1000).5,ref\(i % 977),\(["A", "B", "C"][i % 3])\n" }
+        let path = srv.cli.write("big.csv", csv)
+        let a = try srv.startWorker("A")
+        let (_, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)"}"#)
+        let id = try #require(o["id"] as? Int)
+        // Kill A once rows are flowing (progress published), before it finishes.
+        let mid = try await srv.wait(job: id) {
+            (($0["state"] as? String) == "processing" && (($0["progress"] as? [String: Int])?["rows"] ?? 0) > 0) || ($0["state"] as? String) == "complete"
+        }
+        #expect(mid["state"] as? String == "processing", "the load finished before the kill; make the file bigger")
+        kill(a.processIdentifier, SIGKILL)
+        try srv.startWorker("B")
+        let done = try await srv.wait(job: id) { ["complete", "error"].contains($0["state"] as? String ?? "") }
+        #expect(done["state"] as? String == "complete", "\(done)")
+        #expect(try my.query("SELECT COUNT(*), COUNT(DISTINCT id) FROM registros") == "600000\t600000\n")
+        #expect(stats(done)["inserted"] == 600_000, "\(done)")
+    }
+}
