@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Benchmarks. `bench/run.sh [load|pg|http|formats|export|watch|enrich|all] [args...]`:
+# Benchmarks. `bench/run.sh [load|pg|http|formats|export|watch|enrich|mysql|all] [args...]`:
 #   load  the foundation benchmark (sluice load vs the sqlite3 shell); args go to bench.py
 #   pg    the PostgreSQL benchmark (vs psql \copy + MERGE, pgloader; chunked loads by 1/2/4 workers)
 #   http  the bulk-API benchmark (uploads, jobs, status under wrk vs seed 000's FastAPI receiver)
 #   formats  Parquet and Avro read/write vs pyarrow and fastavro
 #   export   sluice export vs seed 000's pandas+aiohttp exporter and the receiver's own ceiling
 #   watch    sluice watch of 1,000 marketplace files in an S3 server vs a boto3 download loop
+#   mysql    sluice load into MariaDB vs the server's LOAD DATA + upsert recipe and pandas + PyMySQL
 #   enrich   a pipeline's enrich step (inline; staged with 1 and 4 enrich workers) vs a Python rendition of seed 004, and the geocoder alone
 # Builds Sluice in release mode and installs the peers it compares with, if missing.
 set -euo pipefail
@@ -28,6 +29,10 @@ fi
 if [ "$which" = watch ] || [ "$which" = all ]; then
   python3 -c "import moto.server, boto3" 2>/dev/null || python3 -m pip install -q "moto[server]" boto3
 fi
+if [ "$which" = mysql ] || [ "$which" = all ]; then
+  [ -x /usr/sbin/mariadbd ] || $SUDO apt-get install -y -qq mariadb-server mariadb-client >/dev/null
+  python3 -c "import pymysql, pandas" 2>/dev/null || python3 -m pip install -q pymysql pandas
+fi
 if [ "$which" = http ] || [ "$which" = all ]; then
   python3 -c "import fastapi, uvicorn, multipart, aiohttp" 2>/dev/null || python3 -m pip install -q fastapi uvicorn python-multipart aiohttp
 fi
@@ -40,6 +45,7 @@ case "$which" in
   export) exec python3 bench/export_bench.py "$@" ;;
   watch) exec python3 bench/watch_bench.py "$@" ;;
   enrich) exec python3 bench/enrich_bench.py "$@" ;;
-  all) python3 bench/bench.py && python3 bench/pg_bench.py && python3 bench/formats_bench.py && python3 bench/export_bench.py && python3 bench/watch_bench.py && python3 bench/enrich_bench.py && exec python3 bench/http_bench.py ;;
-  *) echo "usage: bench/run.sh [load|pg|http|formats|export|watch|enrich|all] [args...]" >&2; exit 2 ;;
+  mysql) exec python3 bench/mysql_bench.py "$@" ;;
+  all) python3 bench/bench.py && python3 bench/pg_bench.py && python3 bench/formats_bench.py && python3 bench/export_bench.py && python3 bench/watch_bench.py && python3 bench/enrich_bench.py && python3 bench/mysql_bench.py && exec python3 bench/http_bench.py ;;
+  *) echo "usage: bench/run.sh [load|pg|http|formats|export|watch|enrich|mysql|all] [args...]" >&2; exit 2 ;;
 esac

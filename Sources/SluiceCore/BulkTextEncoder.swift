@@ -9,6 +9,10 @@ public struct BulkTextEncoder: Sendable {
     let types: [ColumnType]
     let names: [String]
     var scratch: [UInt8] = []
+    /// Leave delete rows out (a sink that loads straight into a table applies them itself).
+    public var skipDeletes = false
+    /// Most characters a text value may have, by column (a key of a table Sluice made).
+    public var textLimits: [Int: Int] = [:]
 
     public init(schema: TableSchema, dialect: Dialect) {
         types = schema.columns.map(\.type)
@@ -24,6 +28,7 @@ public struct BulkTextEncoder: Sendable {
         let pg = dialect == .postgresCopy
         var rejects: [SinkReject] = []
         for r in 0..<batch.count {
+            if skipDeletes && batch.ops[r] == .delete { continue }
             let rowStart = out.count
             var refused: String? = nil
             for c in 0..<types.count {
@@ -63,7 +68,9 @@ public struct BulkTextEncoder: Sendable {
                     ValueText.hexBytes(col.bytes(at: r), into: &out)
                 case .text, .json:
                     let bytes = col.bytes(at: r)
-                    if pg && bytes.contains(0) {
+                    if let limit = textLimits[c], bytes.count > limit, String(decoding: bytes, as: UTF8.self).count > limit {
+                        refused = "column '\(names[c])': longer than \(limit) characters, the most its key column holds"
+                    } else if pg && bytes.contains(0) {
                         refused = "column '\(names[c])': PostgreSQL cannot store a NUL byte in text"
                     } else if pg && types[c] == .json, bytes.count >= 6, containsEscapedNUL(bytes) {
                         refused = "column '\(names[c])': PostgreSQL jsonb cannot store \\u0000"

@@ -5,9 +5,11 @@ import Foundation
 
 /// One load into one MySQL table on one connection. MySQL commits implicitly around DDL, so
 /// the table is created (or widened, `evolve`) before the load's transaction; then:
-/// - `LOAD DATA LOCAL INFILE` streams encoded batches into a temporary stage of wide types;
-/// - the last row per key goes to a second temporary table (`final`);
-/// - merge counts inserts, updates and deletes by joining `final` to the table (locking the
+/// - `LOAD DATA LOCAL INFILE` streams encoded batches into a temporary stage of wide types,
+///   keyed by the table's key for merge and replace so `REPLACE` keeps the last row per key;
+///   into a table this load made (a first load, or replace's new table) rows stream straight
+///   in with `REPLACE`, the deletes kept aside by key and applied at the end;
+/// - merge counts inserts, updates and deletes by joining the stage to the table (locking the
 ///   rows it meets), then applies `INSERT ... ON DUPLICATE KEY UPDATE` and `DELETE ... JOIN`;
 ///   append rejects keys already there or repeated; replace fills a new table and swaps it in
 ///   with one `RENAME TABLE` after the commit, so readers see the old rows or the new;
@@ -31,6 +33,12 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
     let ready = OneShot<SluiceError?>()
     let finished = OneShot<Result<SinkCounts, SluiceError>>()
     var open = true
+    /// Merge and replace stage by key (last row wins while loading); append must see repeats.
+    var keyed: Bool { mode != .append && !schema.primaryKey.isEmpty }
+    /// Rows go straight into a table this load made (set before the first write).
+    var direct = false
+    /// Direct loads: keys whose last row so far is a delete, with their SQL literals.
+    var deletes: [String: [String]] = [:]
 
     public static func open(pool: MySQLPool, table: String, schema: TableSchema, mode: WriteMode, evolve: Bool = false,
                             receipt: (id: String, done: JobCompletion)? = nil) async throws(SluiceError) -> MySQLLoad {
@@ -60,6 +68,8 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
         var empty: Bool
         /// Replace: the new table swapped in after the commit.
         var swap: Bool
+        /// Made by this load (so its types are Sluice's own).
+        var created = false
         var collations: [String: String]
     }
 
@@ -71,12 +81,21 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
             try await pool.withConnection { c in
                 let p = try await prepare(c)
                 plan = p
-                try await c.query(MySQLSQL.createStage(MySQLSQL.stage, schema, collations: p.collations))
+                // Straight in when the table is new and its keys can be deleted by value.
+                let keyTypes = schema.primaryKey.compactMap { schema.column(named: $0)?.type }
+                direct = p.created && keyed && keyTypes.allSatisfy { $0 == .int64 || $0 == .text || $0 == .uuid }
+                if direct {
+                    encoder.skipDeletes = true
+                    for (i, c) in schema.columns.enumerated() where c.type == .text && schema.primaryKey.contains(c.name) { encoder.textLimits[i] = 255 }
+                } else {
+                    try await c.query(MySQLSQL.createStage(schema, keyed: keyed, collations: p.collations))
+                }
                 try await c.query("START TRANSACTION")
                 ready.set(nil)
                 signalled = true
                 let feed = self.feed
-                let staged = try await c.loadLocal(MySQLSQL.loadStage(schema)) { await feed.next() }
+                let statement = direct ? MySQLSQL.loadTable(p.into, schema) : MySQLSQL.loadStage(schema, keyed: keyed)
+                let staged = try await c.loadLocal(statement) { await feed.next() }
                 if staged.warnings > 0 {
                     // LOCAL turns conversion errors into warnings; the encoder should leave none.
                     let w = try await c.query("SHOW WARNINGS LIMIT 3").rows.compactMap { $0.last ?? nil }
@@ -87,7 +106,7 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
                     try await rollback(c, p)
                     return
                 }
-                let counts = try await apply(c, p)
+                let counts = direct ? try await applyDeletes(c, p, loaded: staged) : try await apply(c, p)
                 if let budget = context.rejectBudget, Int64(counts.rejects.count) > budget {
                     try await rollback(c, p)
                     outcome = .failure(SluiceError(.tooManyRejects, "\(counts.rejects.count) more rows refused by MySQL exceed the reject budget; nothing was written"))
@@ -109,7 +128,7 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
                         try await c.query("COMMIT")
                     }
                 }
-                try await c.query("DROP TEMPORARY TABLE IF EXISTS \(MySQLSQL.stage), \(MySQLSQL.final)")
+                try await c.query("DROP TEMPORARY TABLE IF EXISTS \(MySQLSQL.stage)")
                 outcome = .success(counts)
             }
         } catch {
@@ -127,7 +146,7 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
 
     func rollback(_ c: MySQLConnection, _ p: Plan) async throws {
         try await c.query("ROLLBACK")
-        try await c.query("DROP TEMPORARY TABLE IF EXISTS \(MySQLSQL.stage), \(MySQLSQL.final)")
+        try await c.query("DROP TEMPORARY TABLE IF EXISTS \(MySQLSQL.stage)")
         if p.swap { try await c.query("DROP TABLE IF EXISTS \(p.into.backquoted)") }
     }
 
@@ -152,12 +171,12 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
             let fresh = try QualifiedName((table.schema.map { $0 + "." } ?? "") + "sluice_replace_\(c.handshake.connectionID)")
             try await c.query("DROP TABLE IF EXISTS \(fresh.backquoted)")
             try await c.query(MySQLSQL.createTable(fresh, schema))
-            return Plan(into: fresh, empty: true, swap: true, collations: [:])
+            return Plan(into: fresh, empty: true, swap: true, created: true, collations: [:])
         }
         switch try TablePreparation.decide(table: "\(table)", existing: existing?.schema, load: schema, mode: mode, evolve: evolve) {
         case .create:
             try await c.query(MySQLSQL.createTable(table, schema))
-            return Plan(into: table, empty: true, swap: false, collations: [:])
+            return Plan(into: table, empty: true, swap: false, created: true, collations: [:])
         case .keep(let adding):
             for col in adding { try await c.query(MySQLSQL.addColumn(table, col)) }
         case .rebuild, .empty:
@@ -203,6 +222,45 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
         }
     }
 
+    // MARK: Applying the rows
+
+    /// A direct load: the rows are in; deletes the keys whose last row was a delete. The
+    /// table was empty, so the keys it holds now are the inserts.
+    func applyDeletes(_ c: MySQLConnection, _ p: Plan, loaded: MySQLProtocol.OK) async throws -> SinkCounts {
+        guard let records = Self.infoCount("Records", loaded.info), let replaced = Self.infoCount("Deleted", loaded.info) else {
+            throw SluiceError(.database, "MySQL's LOAD DATA answer has no counts: '\(loaded.info)'")
+        }
+        var removed: Int64 = 0
+        let keys = Array(deletes.values)
+        var at = 0
+        while at < keys.count {
+            let part = Array(keys[at..<min(keys.count, at + 500)])
+            removed += Int64(clamping: try await c.query(MySQLSQL.deleteKeys(p.into, schema, part)).ok.affectedRows)
+            at += part.count
+        }
+        return SinkCounts(inserted: records - replaced - removed)
+    }
+
+    /// A figure from an OK packet's info (`Records: 3  Deleted: 0  Skipped: 0  Warnings: 0`).
+    static func infoCount(_ name: String, _ info: String) -> Int64? {
+        guard let r = info.range(of: name + ": ") else { return nil }
+        return Int64(info[r.upperBound...].prefix { $0.isNumber })
+    }
+
+    /// Direct loads keep the keys whose last row is a delete (a later upsert takes it back).
+    func trackDeletes(_ batch: RecordBatch) {
+        let keyIndexes = schema.primaryKey.compactMap { k in schema.columns.firstIndex { $0.name == k } }
+        for r in 0..<batch.count where batch.ops[r] == .delete || !deletes.isEmpty {
+            var literals: [String] = []
+            for k in keyIndexes {
+                let text = ValueText.render(batch.columns[k], r) ?? ""
+                literals.append(schema.columns[k].type == .int64 ? text : MySQLSQL.literal(text))
+            }
+            let id = literals.joined(separator: ",")
+            if batch.ops[r] == .delete { deletes[id] = literals } else { deletes[id] = nil }
+        }
+    }
+
     // MARK: Applying the stage
 
     static func isDataError(_ e: any Error) -> Bool {
@@ -217,7 +275,6 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
         if mode == .append && !schema.primaryKey.isEmpty {
             rejects = try await rejectAppendConflicts(c, p)
         }
-        try await c.query(MySQLSQL.createFinal(schema))
         try await c.query("SAVEPOINT sluice_apply")
         do {
             var counts = try await applyRange(c, p, nil)
@@ -232,7 +289,7 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
         }
     }
 
-    /// Applies the final rows in `lines` (all when nil); returns their exact effect.
+    /// Applies the staged rows in `lines` (all when nil); returns their exact effect.
     func applyRange(_ c: MySQLConnection, _ p: Plan, _ lines: Range<Int64>?) async throws -> SinkCounts {
         var counts = SinkCounts()
         let upsert = mode == .merge && !p.empty
@@ -243,13 +300,13 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
             }
             counts = SinkCounts(inserted: ins, updated: upd, deleted: del)
         }
-        let ok = try await c.query(MySQLSQL.insertFinal(p.into, schema, upsert: upsert, lines)).ok
+        let ok = try await c.query(MySQLSQL.insertStaged(p.into, schema, upsert: upsert, lines)).ok
         if upsert {
             // ROW_COUNT counts an insert as 1, a changed row as 2 and an unchanged one as 0.
             guard ok.affectedRows >= UInt64(counts.inserted), ok.affectedRows <= UInt64(counts.inserted + 2 * counts.updated) else {
                 throw SluiceError(.database, "MySQL changed \(ok.affectedRows) rows where \(counts.inserted) inserts and \(counts.updated) updates were counted (another writer?)")
             }
-            let deleted = try await c.query(MySQLSQL.deleteFinal(p.into, schema, lines)).ok.affectedRows
+            let deleted = try await c.query(MySQLSQL.deleteStaged(p.into, schema, lines)).ok.affectedRows
             guard deleted == UInt64(counts.deleted) else {
                 throw SluiceError(.database, "MySQL deleted \(deleted) rows where \(counts.deleted) were counted (another writer?)")
             }
@@ -259,15 +316,15 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
         return counts
     }
 
-    /// The slow path: bisects the final rows by line ranges, each range under a savepoint,
+    /// The slow path: bisects the staged rows by line ranges, each range under a savepoint,
     /// until every refused row is alone and rejected with the server's message.
     func applyPinning(_ c: MySQLConnection, _ p: Plan) async throws -> SinkCounts {
         var counts = SinkCounts()
-        let bounds = try await c.query("SELECT MIN(\(MySQLSQL.line)), MAX(\(MySQLSQL.line)), COUNT(*) FROM \(MySQLSQL.final)").rows
+        let bounds = try await c.query("SELECT MIN(\(MySQLSQL.line)), MAX(\(MySQLSQL.line)), COUNT(*) FROM \(MySQLSQL.stage)").rows
         guard let b = bounds.first, b.count == 3, let lo = b[0].flatMap({ Int64($0) }), let hi = b[1].flatMap({ Int64($0) }) else { return counts }
         var work: [Range<Int64>] = [lo..<(hi + 1)]
         while let r = work.popLast() {
-            let n = try await c.query("SELECT COUNT(*) FROM \(MySQLSQL.final) WHERE \(MySQLSQL.line) >= \(r.lowerBound) AND \(MySQLSQL.line) < \(r.upperBound)").rows
+            let n = try await c.query("SELECT COUNT(*) FROM \(MySQLSQL.stage) WHERE \(MySQLSQL.line) >= \(r.lowerBound) AND \(MySQLSQL.line) < \(r.upperBound)").rows
             guard let rows = n.first?.first.flatMap({ $0.flatMap { Int64($0) } }), rows > 0 else { continue }
             try await c.query("SAVEPOINT sluice_range")
             do {
@@ -279,7 +336,7 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
             } catch let e where Self.isDataError(e) {
                 try await c.query("ROLLBACK TO SAVEPOINT sluice_range")
                 if rows == 1 {
-                    let line = try await c.query("SELECT \(MySQLSQL.line) FROM \(MySQLSQL.final) WHERE \(MySQLSQL.line) >= \(r.lowerBound) AND \(MySQLSQL.line) < \(r.upperBound)").rows
+                    let line = try await c.query("SELECT \(MySQLSQL.line) FROM \(MySQLSQL.stage) WHERE \(MySQLSQL.line) >= \(r.lowerBound) AND \(MySQLSQL.line) < \(r.upperBound)").rows
                     let l = line.first?.first.flatMap { $0.flatMap { Int64($0) } } ?? r.lowerBound
                     let values = try await c.query(MySQLSQL.rowText(schema, line: l)).rows.first ?? []
                     let message = (e as? MySQLProtocol.ServerError).map { "MySQL refused the row: \($0.message)" } ?? "\(e)"
@@ -314,6 +371,7 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
         if batch.isEmpty { return [] }
         encoded.removeAll(keepingCapacity: true)
         let rejects = encoder.encode(batch, into: &encoded)
+        if direct { trackDeletes(batch) }
         if !encoded.isEmpty, await !feed.send(ByteBuffer(bytes: encoded)) {
             open = false
             if case .failure(let e) = await finished.value() { throw e }

@@ -31,8 +31,17 @@ public enum MySQLSQL {
     /// The stage's type for a column: wide enough that `LOAD DATA` (which, with LOCAL, turns
     /// conversion errors into warnings) never clips a value; the conversion to the table's
     /// own type happens in `INSERT ... SELECT` under strict mode, where it fails loudly.
-    static func stageType(_ t: ColumnType, collation: String?) -> String {
-        switch t {
+    /// Key columns of a keyed stage must fit an index: text up to 768 characters (a longer
+    /// key is clipped, which the load's warning check turns into an error).
+    static func stageType(_ t: ColumnType, collation: String?, key: Bool = false) -> String {
+        if key {
+            switch t {
+            case .text, .json, .decimal: return "VARCHAR(768) CHARACTER SET utf8mb4 COLLATE \(collation ?? "utf8mb4_bin")"
+            case .bytes: return "VARBINARY(3072)"
+            default: break
+            }
+        }
+        return switch t {
         case .int64: "BIGINT"
         case .float64: "DOUBLE"
         case .bool: "TINYINT"
@@ -46,7 +55,6 @@ public enum MySQLSQL {
     }
 
     public static let stage = "sluice_stage"
-    public static let final = "sluice_final"
     public static let receipts = "sluice_load_receipts"
 
     static func stageColumn(_ i: Int) -> String { "c\(i + 1)" }
@@ -66,40 +74,54 @@ public enum MySQLSQL {
         "ALTER TABLE \(table.backquoted) ADD COLUMN \(SQLIdentifier.backquoteValidated(c.name)) \(typeName(c.type))"
     }
 
-    /// The temporary stage: the schema's columns (generated names), the source line and the op.
-    static func createStage(_ name: String, _ schema: TableSchema, collations: [String: String]) -> String {
-        let cols = schema.columns.enumerated().map { i, c in "\(stageColumn(i)) \(stageType(c.type, collation: collations[c.name]))" }
-        return "CREATE TEMPORARY TABLE \(name) (\((cols + ["\(line) BIGINT NOT NULL", "\(op) TINYINT NOT NULL"]).joined(separator: ", "))) ENGINE=InnoDB"
+    /// The temporary stage: the schema's columns (generated names), the source line and the
+    /// op. A `keyed` stage has the key as its primary key, and `LOAD DATA ... REPLACE` keeps
+    /// the last row per key as it loads: no sort afterwards.
+    static func createStage(_ schema: TableSchema, keyed: Bool, collations: [String: String]) -> String {
+        var cols = schema.columns.enumerated().map { i, c in
+            "\(stageColumn(i)) \(stageType(c.type, collation: collations[c.name], key: keyed && schema.primaryKey.contains(c.name)))"
+        }
+        cols += ["\(line) BIGINT NOT NULL", "\(op) TINYINT NOT NULL"]
+        if keyed { cols.append("PRIMARY KEY (\(keyColumns(schema).joined(separator: ", ")))") }
+        return "CREATE TEMPORARY TABLE \(stage) (\(cols.joined(separator: ", "))) ENGINE=InnoDB"
     }
 
     /// The streaming `LOAD DATA` into the stage, in ``BulkTextEncoder``'s MySQL dialect.
-    static func loadStage(_ schema: TableSchema) -> String {
+    static func loadStage(_ schema: TableSchema, keyed: Bool) -> String {
+        load(into: stage, schema.columns.indices.map(stageColumn), schema, replace: keyed, extra: [line, op])
+    }
+
+    /// The streaming `LOAD DATA` straight into a table Sluice made in this load (the line
+    /// and op go to variables and are dropped).
+    static func loadTable(_ table: QualifiedName, _ schema: TableSchema) -> String {
+        load(into: table.backquoted, schema.columns.map { SQLIdentifier.backquoteValidated($0.name) }, schema, replace: true, extra: ["@sluice_line", "@sluice_op"])
+    }
+
+    static func load(into: String, _ names: [String], _ schema: TableSchema, replace: Bool, extra: [String]) -> String {
         var targets: [String] = []
         var sets: [String] = []
         for (i, c) in schema.columns.enumerated() {
             if c.type == .bytes {
                 targets.append("@b\(i + 1)")
-                sets.append("\(stageColumn(i)) = UNHEX(SUBSTRING(@b\(i + 1), 3))")  // after `\x`
+                sets.append("\(names[i]) = UNHEX(SUBSTRING(@b\(i + 1), 3))")  // after `\x`
             } else {
-                targets.append(stageColumn(i))
+                targets.append(names[i])
             }
         }
-        targets += [line, op]
-        return "LOAD DATA LOCAL INFILE 'sluice.tsv' INTO TABLE \(stage) CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
+        targets += extra
+        return "LOAD DATA LOCAL INFILE 'sluice.tsv' \(replace ? "REPLACE " : "")INTO TABLE \(into) CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
             + "LINES TERMINATED BY '\\n' (\(targets.joined(separator: ", ")))" + (sets.isEmpty ? "" : " SET " + sets.joined(separator: ", "))
+    }
+
+    /// `DELETE` of the rows with these keys (each key's values as SQL literals).
+    static func deleteKeys(_ table: QualifiedName, _ schema: TableSchema, _ keys: [[String]]) -> String {
+        let cols = schema.primaryKey.map(SQLIdentifier.backquoteValidated).joined(separator: ", ")
+        let tuples = keys.map { "(" + $0.joined(separator: ", ") + ")" }.joined(separator: ", ")
+        return "DELETE FROM \(table.backquoted) WHERE (\(cols)) IN (\(tuples))"
     }
 
     static func keyColumns(_ schema: TableSchema) -> [String] {
         schema.primaryKey.compactMap { k in schema.columns.firstIndex { $0.name == k }.map(stageColumn) }
-    }
-
-    /// The rows the load applies: the last row per key (every row without a key), one table
-    /// with an index on the key for the joins that follow.
-    static func createFinal(_ schema: TableSchema) -> String {
-        let keys = keyColumns(schema)
-        let all = (schema.columns.indices.map(stageColumn) + [line, op]).joined(separator: ", ")
-        guard !keys.isEmpty else { return "CREATE TEMPORARY TABLE \(final) ENGINE=InnoDB SELECT \(all) FROM \(stage) WHERE \(op) = 0" }
-        return "CREATE TEMPORARY TABLE \(final) ENGINE=InnoDB SELECT \(all) FROM (SELECT \(all), ROW_NUMBER() OVER (PARTITION BY \(keys.joined(separator: ", ")) ORDER BY \(line) DESC) AS sluice_rn FROM \(stage)) AS s WHERE sluice_rn = 1"
     }
 
     static func keyJoin(_ schema: TableSchema, _ a: String, _ b: String) -> String {
@@ -113,12 +135,12 @@ public enum MySQLSQL {
         r.map { " AND \(alias).\(line) >= \($0.lowerBound) AND \(alias).\(line) < \($0.upperBound)" } ?? ""
     }
 
-    /// (rows, inserts, updates, deletes) the final rows make against the table as it is;
+    /// (rows, inserts, updates, deletes) the staged rows make against the table as it is;
     /// the rows of the table that match are locked until the commit.
     static func countEffects(_ table: QualifiedName, _ schema: TableSchema, _ lines: Range<Int64>? = nil) -> String {
         let first = SQLIdentifier.backquoteValidated(schema.primaryKey[0])
         return "SELECT COUNT(*), COALESCE(SUM(f.\(op) = 0 AND t.\(first) IS NULL), 0), COALESCE(SUM(f.\(op) = 0 AND t.\(first) IS NOT NULL), 0), "
-            + "COALESCE(SUM(f.\(op) = 1 AND t.\(first) IS NOT NULL), 0) FROM \(final) f LEFT JOIN \(table.backquoted) t ON \(keyJoin(schema, "f", "t")) "
+            + "COALESCE(SUM(f.\(op) = 1 AND t.\(first) IS NOT NULL), 0) FROM \(stage) f LEFT JOIN \(table.backquoted) t ON \(keyJoin(schema, "f", "t")) "
             + "WHERE 1 = 1\(range(lines, "f")) FOR UPDATE"
     }
 
@@ -126,10 +148,10 @@ public enum MySQLSQL {
         schema.columns.map { SQLIdentifier.backquoteValidated($0.name) }.joined(separator: ", ")
     }
 
-    /// Inserts the final upserts (in `lines`); with `upsert`, a key already there is updated.
-    static func insertFinal(_ table: QualifiedName, _ schema: TableSchema, upsert: Bool, _ lines: Range<Int64>? = nil) -> String {
+    /// Inserts the staged upserts (in `lines`); with `upsert`, a key already there is updated.
+    static func insertStaged(_ table: QualifiedName, _ schema: TableSchema, upsert: Bool, _ lines: Range<Int64>? = nil) -> String {
         let values = schema.columns.indices.map { "f." + stageColumn($0) }.joined(separator: ", ")
-        var sql = "INSERT INTO \(table.backquoted) (\(columnList(schema))) SELECT \(values) FROM \(final) f WHERE f.\(op) = 0\(range(lines, "f"))"
+        var sql = "INSERT INTO \(table.backquoted) (\(columnList(schema))) SELECT \(values) FROM \(stage) f WHERE f.\(op) = 0\(range(lines, "f"))"
         let updates = schema.columns.filter { !schema.primaryKey.contains($0.name) }.map {
             "\(SQLIdentifier.backquoteValidated($0.name)) = VALUES(\(SQLIdentifier.backquoteValidated($0.name)))"
         }
@@ -141,8 +163,8 @@ public enum MySQLSQL {
         return sql
     }
 
-    static func deleteFinal(_ table: QualifiedName, _ schema: TableSchema, _ lines: Range<Int64>? = nil) -> String {
-        "DELETE t FROM \(table.backquoted) t JOIN \(final) f ON \(keyJoin(schema, "f", "t")) WHERE f.\(op) = 1\(range(lines, "f"))"
+    static func deleteStaged(_ table: QualifiedName, _ schema: TableSchema, _ lines: Range<Int64>? = nil) -> String {
+        "DELETE t FROM \(table.backquoted) t JOIN \(stage) f ON \(keyJoin(schema, "f", "t")) WHERE f.\(op) = 1\(range(lines, "f"))"
     }
 
     /// Append with a key: lines whose key is in the table already, or earlier in the load.
@@ -153,9 +175,9 @@ public enum MySQLSQL {
             + "FROM \(stage) WHERE \(op) = 0) s LEFT JOIN \(table.backquoted) t ON \(keyJoin(schema, "s", "t")) WHERE s.sluice_rn > 1 OR t.\(first) IS NOT NULL ORDER BY s.\(line)"
     }
 
-    /// One final row as text, for a reject's values.
+    /// One staged row as text, for a reject's values.
     static func rowText(_ schema: TableSchema, line l: Int64) -> String {
-        "SELECT \(schema.columns.indices.map { "CAST(\(stageColumn($0)) AS CHAR)" }.joined(separator: ", ")) FROM \(final) WHERE \(line) = \(l)"
+        "SELECT \(schema.columns.indices.map { "CAST(\(stageColumn($0)) AS CHAR)" }.joined(separator: ", ")) FROM \(stage) WHERE \(line) = \(l)"
     }
 
     static func createReceipts(_ name: String) -> String {

@@ -99,6 +99,22 @@ struct MySQLSinkTests {
         pool.shutdown()
     }
 
+    /// A first load streams straight into the table it creates; deletes are applied by key
+    /// at the end, a later upsert of the same key taking its row back.
+    @Test func aFirstLoadStreamsStraightInAndAppliesItsDeletes() async throws {
+        let pool = try await MY.freshPool()
+        let target = MySQLDataTarget(pool: pool)
+        let schema = TableSchema(columns: [ColumnSchema(name: "k", type: .text, nullable: false), ColumnSchema(name: "v", type: .int64)], primaryKey: ["k"])
+        let long = String(repeating: "é", count: 256)
+        let rows: [[String?]] = [["a", "1"], ["b", "1"], ["a", nil], ["c", nil], ["b", nil], ["b", "2"], ["d", "1"], ["d", "2"], [long, "9"], ["it's", "3"]]
+        let ops: [RowOp] = [.upsert, .upsert, .delete, .delete, .delete, .upsert, .upsert, .upsert, .upsert, .upsert]
+        let (counts, refused) = try await Self.load(target, "fresh", schema, .merge, rows, ops: ops)
+        #expect(counts.inserted == 3, "\(counts)")
+        #expect(refused.map(\.line) == [10] && refused.first?.reason.contains("255 characters") == true, "\(refused)")
+        #expect(try await MY.rows(pool, "SELECT k, v FROM fresh ORDER BY k") == [["b", "2"], ["d", "2"], ["it's", "3"]])
+        pool.shutdown()
+    }
+
     @Test func replaceSwapsTablesAndLeavesNoScratchBehind() async throws {
         let pool = try await MY.freshPool()
         let target = MySQLDataTarget(pool: pool)
@@ -182,7 +198,7 @@ struct MySQLSinkTests {
                 _ = try await sink.write(batch(schema, (0..<1000).map { [String(line + $0), "row"] }, firstLine: line))
                 line += 1000
                 if round == 5 {
-                    let ids = try await MY.rows(pool, "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOAD DATA%'").compactMap { $0.first ?? nil }
+                    let ids = try await MY.rows(pool, "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOAD DATA%' AND DB = DATABASE()").compactMap { $0.first ?? nil }
                     #expect(!ids.isEmpty)
                     for id in ids { try await pool.withConnection { c in try await c.query("KILL CONNECTION \(id)") } }
                 }
