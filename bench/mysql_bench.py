@@ -7,7 +7,7 @@ default durability, the same files as the foundation benchmark, medians of sever
            UPDATE, DELETE ... JOIN for the deletes
   sluice   sluice load --target mysql://... (LOAD DATA LOCAL stream -> stage -> counted apply)
   pandas   seed 004's language: pandas.read_csv + PyMySQL executemany of INSERT ... ON
-           DUPLICATE KEY UPDATE in 10,000-row batches, then the deletes
+           DUPLICATE KEY UPDATE in 10,000-row batches, then the deletes (a process of its own)
 Every Sluice table is checked against the generator's digest of the exact expected table.
 """
 import argparse, hashlib, json, os, statistics, subprocess, sys, time
@@ -71,9 +71,11 @@ COMMIT;
 """ % (csv, cols)
 
 
-def pandas_load(server, db, csv):
+def pandas_load(url, csv):
+    """Seed 004's way, as its own process: `mysql_bench.py --pandas-load URL CSV`."""
     import pandas, pymysql
-    conn = pymysql.connect(host=server.host, port=server.port, user=server.user, password=server.pw, database=db, autocommit=False)
+    u = urlparse(url)
+    conn = pymysql.connect(host=u.hostname, port=u.port, user=u.username, password=u.password, database=u.path.lstrip("/"), autocommit=False)
     cur = conn.cursor()
     df = pandas.read_csv(csv, dtype={"referencia": str, "category": str})
     if "op" in df.columns:
@@ -100,7 +102,10 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--pandas-runs", type=int, default=1, help="pandas is slow: fewer runs of it")
     ap.add_argument("--sluice", default=os.environ.get("SLUICE_BIN") or os.path.join(ROOT, ".build/release/sluice"))
+    ap.add_argument("--pandas-load", nargs=2, metavar=("URL", "CSV"), help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.pandas_load:
+        return pandas_load(*a.pandas_load)
     data = os.path.join(OUT, "rows-%d" % a.rows)
     if not os.path.exists(os.path.join(data, "expected.json")):
         subprocess.check_call([sys.executable, os.path.join(ROOT, "bench/gen.py"), "--rows", str(a.rows), "--out", data])
@@ -132,10 +137,11 @@ def main():
                 assert st[k] == expected["changes"][k], (k, st[k], expected["changes"][k])
             assert server.digest("bench_sluice") == expected["changes_digest"], "sluice merged table differs"
             if run < a.pandas_runs:
-                server.fresh("bench_pandas")
+                purl = server.fresh("bench_pandas")
                 server.sql("bench_pandas", DDL)
                 for key, csv in [("pd_base", base), ("pd_chg", changes)]:
-                    t0 = time.perf_counter(); pandas_load(server, "bench_pandas", csv); R[key].append(time.perf_counter() - t0)
+                    secs, _, _ = run_rss([sys.executable, os.path.abspath(__file__), "--pandas-load", purl, csv])
+                    R[key].append(secs)
                 assert server.sql("bench_pandas", "SELECT COUNT(*) FROM registros").strip() == str(expected["changes"]["rows_after"])
             print("run %d/%d: recipe %.2f/%.2f s, sluice %.2f/%.2f s" % (run + 1, a.runs, R["re_base"][-1], R["re_chg"][-1], R["sl_base"][-1], R["sl_chg"][-1]), flush=True)
     finally:

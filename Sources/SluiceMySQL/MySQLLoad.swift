@@ -9,8 +9,8 @@ import Foundation
 ///   keyed by the table's key for merge and replace so `REPLACE` keeps the last row per key;
 ///   into a table this load made (a first load, or replace's new table) rows stream straight
 ///   in with `REPLACE`, the deletes kept aside by key and applied at the end;
-/// - merge counts inserts, updates and deletes by joining the stage to the table (locking the
-///   rows it meets), then applies `INSERT ... ON DUPLICATE KEY UPDATE` and `DELETE ... JOIN`;
+/// - merge applies `INSERT ... ON DUPLICATE KEY UPDATE` and `DELETE ... JOIN`, and reads its
+///   exact counts from the statements' own answers (affected rows, records, duplicates);
 ///   append rejects keys already there or repeated; replace fills a new table and swaps it in
 ///   with one `RENAME TABLE` after the commit, so readers see the old rows or the new;
 /// - rows the server refuses (strict mode: out of range, too long, a constraint) are pinned
@@ -291,29 +291,20 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
 
     /// Applies the staged rows in `lines` (all when nil); returns their exact effect.
     func applyRange(_ c: MySQLConnection, _ p: Plan, _ lines: Range<Int64>?) async throws -> SinkCounts {
-        var counts = SinkCounts()
         let upsert = mode == .merge && !p.empty
-        if upsert {
-            let r = try await c.query(MySQLSQL.countEffects(p.into, schema, lines)).rows
-            guard let f = r.first, f.count == 4, let ins = f[1].flatMap({ Int64($0) }), let upd = f[2].flatMap({ Int64($0) }), let del = f[3].flatMap({ Int64($0) }) else {
-                throw SluiceError(.database, "cannot read the merge's counts")
-            }
-            counts = SinkCounts(inserted: ins, updated: upd, deleted: del)
-        }
         let ok = try await c.query(MySQLSQL.insertStaged(p.into, schema, upsert: upsert, lines)).ok
-        if upsert {
-            // ROW_COUNT counts an insert as 1, a changed row as 2 and an unchanged one as 0.
-            guard ok.affectedRows >= UInt64(counts.inserted), ok.affectedRows <= UInt64(counts.inserted + 2 * counts.updated) else {
-                throw SluiceError(.database, "MySQL changed \(ok.affectedRows) rows where \(counts.inserted) inserts and \(counts.updated) updates were counted (another writer?)")
-            }
-            let deleted = try await c.query(MySQLSQL.deleteStaged(p.into, schema, lines)).ok.affectedRows
-            guard deleted == UInt64(counts.deleted) else {
-                throw SluiceError(.database, "MySQL deleted \(deleted) rows where \(counts.deleted) were counted (another writer?)")
-            }
-        } else {
-            counts.inserted = Int64(clamping: ok.affectedRows)
+        guard upsert else { return SinkCounts(inserted: Int64(clamping: ok.affectedRows)) }
+        // Exact counts from the statement itself: of R rows, an insert adds 1 to the affected
+        // rows, a changed row 2 (and is a "duplicate"), an unchanged row 0 (and is not).
+        guard let records = Self.infoCount("Records", ok.info), let changed = Self.infoCount("Duplicates", ok.info) else {
+            throw SluiceError(.database, "MySQL's INSERT answer has no counts: '\(ok.info)'")
         }
-        return counts
+        let inserted = Int64(clamping: ok.affectedRows) - 2 * changed
+        guard inserted >= 0, inserted <= records else {
+            throw SluiceError(.database, "MySQL's INSERT counts do not add up (\(ok.affectedRows) affected, '\(ok.info)')")
+        }
+        let deleted = try await c.query(MySQLSQL.deleteStaged(p.into, schema, lines)).ok.affectedRows
+        return SinkCounts(inserted: inserted, updated: records - inserted, deleted: Int64(clamping: deleted))
     }
 
     /// The slow path: bisects the staged rows by line ranges, each range under a savepoint,

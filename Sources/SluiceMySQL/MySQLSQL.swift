@@ -135,15 +135,6 @@ public enum MySQLSQL {
         r.map { " AND \(alias).\(line) >= \($0.lowerBound) AND \(alias).\(line) < \($0.upperBound)" } ?? ""
     }
 
-    /// (rows, inserts, updates, deletes) the staged rows make against the table as it is;
-    /// the rows of the table that match are locked until the commit.
-    static func countEffects(_ table: QualifiedName, _ schema: TableSchema, _ lines: Range<Int64>? = nil) -> String {
-        let first = SQLIdentifier.backquoteValidated(schema.primaryKey[0])
-        return "SELECT COUNT(*), COALESCE(SUM(f.\(op) = 0 AND t.\(first) IS NULL), 0), COALESCE(SUM(f.\(op) = 0 AND t.\(first) IS NOT NULL), 0), "
-            + "COALESCE(SUM(f.\(op) = 1 AND t.\(first) IS NOT NULL), 0) FROM \(stage) f LEFT JOIN \(table.backquoted) t ON \(keyJoin(schema, "f", "t")) "
-            + "WHERE 1 = 1\(range(lines, "f")) FOR UPDATE"
-    }
-
     static func columnList(_ schema: TableSchema) -> String {
         schema.columns.map { SQLIdentifier.backquoteValidated($0.name) }.joined(separator: ", ")
     }
