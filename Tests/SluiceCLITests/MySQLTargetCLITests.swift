@@ -84,4 +84,23 @@ struct TestMySQL {
         #expect(try my.query("SELECT COUNT(*), COUNT(DISTINCT id) FROM registros") == "600000\t600000\n")
         #expect(stats(done)["inserted"] == 600_000, "\(done)")
     }
+
+    /// Seed 004's pipeline (enrich through a geocoder) loading into MariaDB, its warehouse;
+    /// the control plane (runs, the enrich cache) stays in the default SQLite file.
+    @Test func anEnrichPipelineLoadsIntoMySQL() throws {
+        let my = try TestMySQL.fresh()
+        let geo = try Geocoder()
+        defer { geo.stop() }
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        cli.write("in/points.csv", EnrichCLITests.points(300, distinct: 120, seed: 4, bad: false))
+        cli.write("sluice.yml", "target: \(my.url)\n" + EnrichCLITests.yml(port: geo.port, rate: 500))
+        let r = try cli.run(["run", "geo"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(try my.query("SELECT COUNT(*), COUNT(address), COUNT(city) FROM places") == "300\t300\t300\n")
+        let again = try cli.run(["run", "geo"])
+        #expect(again.status == 0 && again.err.contains("120 from the cache, 0 fetched"), "\(again.err)")
+        #expect(try my.query("SELECT COUNT(*) FROM places") == "300\n")
+        #expect(try cli.sqlite("SELECT count(*) FROM sluice_runs") != "0\n")
+    }
 }

@@ -117,3 +117,69 @@ struct MySQLTLSTests {
         conn.close()
     }
 }
+
+/// scripts/receivers/fake_mysql.py: what MariaDB cannot show (MySQL 8's caching_sha2_password,
+/// checked by Python's `cryptography`), a server without TLS, a hostile server.
+final class FakeMySQL: @unchecked Sendable {
+    let process = Process()
+    let port = Int.random(in: 30_000..<45_000)
+
+    init(mode: String) throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", root.path + "/scripts/receivers/fake_mysql.py", "--port", String(port), "--mode", mode]
+        // Never the test runner's own output: a server outliving the test would hold it open.
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        _ = out.fileHandleForReading.availableData  // "ready"
+    }
+
+    func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    func url(password: String = "s3cret-pw", tls: String = "prefer") -> String { "mysql://app:\(password)@127.0.0.1:\(port)/db?tls=\(tls)" }
+}
+
+@Suite("MySQL authentication against a scripted server")
+struct MySQLAuthTests {
+    @Test func cachingSha2FastPath() async throws {
+        let server = try FakeMySQL(mode: "sha2-fast")
+        defer { server.stop() }
+        let conn = try await MySQLConnection.connect(try MySQLConfig(url: server.url()))
+        #expect(conn.handshake.plugin == "caching_sha2_password")
+        conn.close()
+        await #expect(throws: SluiceError.self) { _ = try await MySQLConnection.connect(try MySQLConfig(url: server.url(password: "wrong"))) }
+    }
+
+    /// Full authentication without TLS: the password sealed with the server's RSA key (OAEP),
+    /// which the server opens and checks.
+    @Test func cachingSha2FullAuthenticationWithTheServersKey() async throws {
+        let server = try FakeMySQL(mode: "sha2-full")
+        defer { server.stop() }
+        let conn = try await MySQLConnection.connect(try MySQLConfig(url: server.url()))
+        conn.close()
+    }
+
+    @Test func tlsRequiredButNotOfferedIsRefusedBeforeThePasswordLeaves() async throws {
+        let server = try FakeMySQL(mode: "no-tls")
+        defer { server.stop() }
+        do throws(SluiceError) {
+            _ = try await MySQLConnection.connect(try MySQLConfig(url: server.url(tls: "require")))
+            Issue.record("connected without TLS")
+        } catch {
+            #expect(error.code == .refused && error.message.contains("does not offer TLS"), "\(error)")
+        }
+    }
+
+    @Test func aHostileServerGetsAnErrorNotACrash() async throws {
+        let server = try FakeMySQL(mode: "garbage")
+        defer { server.stop() }
+        for _ in 0..<5 {
+            await #expect(throws: SluiceError.self) { _ = try await MySQLConnection.connect(try MySQLConfig(url: server.url())) }
+        }
+    }
+}
