@@ -2,6 +2,7 @@
 # Starts a throwaway MariaDB 10.11 server on 127.0.0.1 (a free port, a temporary datadir,
 # a user `sluice` with password `sluice-pw`), installing mariadb-server from apt if it is
 # absent. Prints shell `export` lines for SLUICE_TEST_MYSQL_URL and SLUICE_TEST_MYSQL_DIR.
+# Generous timeouts: under the whole test suite a client's task may wait seconds for a thread.
 # `scripts/mariadb.sh restart DIR` restarts it on the same port (fault tests);
 # `scripts/mariadb.sh stop DIR` stops it and removes the folder. Never touches other servers.
 set -euo pipefail
@@ -17,7 +18,8 @@ start() {
     --socket="$root/mysqld.sock" --pid-file="$root/mysqld.pid" --log-error="$root/error.log" \
     --local-infile=1 --max-connections=200 --innodb-buffer-pool-size=512M --innodb-log-file-size=512M \
     --innodb-flush-log-at-trx-commit=1 --character-set-server=utf8mb4 --collation-server=utf8mb4_bin \
-    --skip-name-resolve --ssl-cert="$root/cert.pem" --ssl-key="$root/key.pem" </dev/null >/dev/null 2>&1 &
+    --skip-name-resolve --connect-timeout=120 --net-read-timeout=600 --net-write-timeout=600 --max-connect-errors=1000000 \
+    --ssl-cert="$root/cert.pem" --ssl-key="$root/key.pem" </dev/null >/dev/null 2>&1 &
   for _ in $(seq 1 300); do
     mariadb --no-defaults -uroot --socket="$root/mysqld.sock" -e "SELECT 1" >/dev/null 2>&1 && return 0
     sleep 0.1
