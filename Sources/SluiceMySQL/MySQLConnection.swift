@@ -325,6 +325,11 @@ public final class MySQLConnection: @unchecked Sendable {
         } catch {
             failure = error  // the server still needs the end of the data before it answers
         }
+        if broken {
+            // The server hung up mid-stream: it may have said why first (max_allowed_packet).
+            if let last = try? await readPacket(), last.first == 0xFF { throw try MySQLProtocol.serverError(last) }
+            throw failure ?? fail("closed during LOAD DATA")
+        }
         try await writePacket([])
         let answer = try await readPacket()
         if answer.first == 0xFF { throw try MySQLProtocol.serverError(answer) }
@@ -344,7 +349,9 @@ public final class MySQLConnection: @unchecked Sendable {
             // Deadlocks, lock waits, too many connections, a server shutting down: worth a retry.
             let transient: Set<UInt16> = [1040, 1053, 1205, 1213, 1927]
             let code: SluiceError.Code = transient.contains(e.code) ? .unavailable : e.sqlState.hasPrefix("23") ? .constraint : .database
-            return SluiceError(code, "\(doing): MySQL: \(e)")
+            // 1153: a row (or statement) larger than the server's max_allowed_packet.
+            let hint = e.code == 1153 ? "; a row is larger than the server's max_allowed_packet: raise it (SET GLOBAL max_allowed_packet)" : ""
+            return SluiceError(code, "\(doing): MySQL: \(e)\(hint)")
         }
         return SluiceError(.unavailable, "\(doing): \(error)")
     }

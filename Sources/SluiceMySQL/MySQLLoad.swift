@@ -136,6 +136,7 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
             // rolls back its transaction and drops its temporary tables.
             let e = MySQLConnection.error(error, "MySQL load into \(table)")
             if let p = plan, p.swap { await dropQuietly(p.into) }
+            if let p = plan, p.created, !p.swap { await dropIfEmpty(p.into) }
             if !signalled { ready.set(e) }
             outcome = .failure(e)
         }
@@ -148,10 +149,21 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
         try await c.query("ROLLBACK")
         try await c.query("DROP TEMPORARY TABLE IF EXISTS \(MySQLSQL.stage)")
         if p.swap { try await c.query("DROP TABLE IF EXISTS \(p.into.backquoted)") }
+        if p.created && !p.swap { await dropIfEmpty(p.into) }
     }
 
     func dropQuietly(_ t: QualifiedName) async {
         _ = try? await pool.withConnection { c in try await c.query("DROP TABLE IF EXISTS \(t.backquoted)") }
+    }
+
+    /// A table this load created (DDL commits at once in MySQL), dropped again when the load
+    /// fails, unless rows from elsewhere have arrived in it meanwhile.
+    func dropIfEmpty(_ t: QualifiedName) async {
+        _ = try? await pool.withConnection { c in
+            if try await c.query("SELECT EXISTS (SELECT 1 FROM \(t.backquoted))").rows.first?.first == "0" {
+                try await c.query("DROP TABLE IF EXISTS \(t.backquoted)")
+            }
+        }
     }
 
     /// DDL before the transaction: create or widen the table, or make replace's new table.

@@ -17,6 +17,20 @@ struct TestMySQL {
     }
 
     func query(_ sql: String) throws -> String { try TestPostgres.run(args + ["-e", sql]) }
+
+    /// A server of its own (scripts/mariadb.sh), for tests that restart it or change its settings.
+    static func privateServer() throws -> (TestMySQL, dir: String) {
+        var env: [String: String] = [:]
+        for line in try TestPostgres.run([TestPostgres.repoRoot + "/scripts/mariadb.sh"]).split(separator: "\n") where line.hasPrefix("export ") {
+            let kv = line.dropFirst("export ".count).split(separator: "=", maxSplits: 1)
+            env[String(kv[0])] = String(kv[1])
+        }
+        let c = URLComponents(string: env["SLUICE_TEST_MYSQL_URL"]!)!
+        let args = ["mariadb", "--no-defaults", "-h", c.host!, "-P", String(c.port!), "-u", c.user!, "-p\(c.password!)", "-N", "-B", "sluice"]
+        return (TestMySQL(url: env["SLUICE_TEST_MYSQL_URL"]!, args: args), env["SLUICE_TEST_MYSQL_DIR"]!)
+    }
+
+    static func server(_ command: String, _ dir: String) { _ = try? TestPostgres.run([TestPostgres.repoRoot + "/scripts/mariadb.sh", command, dir]) }
 }
 
 @Suite(.serialized) struct MySQLTargetCLITests {
@@ -102,5 +116,40 @@ struct TestMySQL {
         #expect(again.status == 0 && again.err.contains("120 from the cache, 0 fetched"), "\(again.err)")
         #expect(try my.query("SELECT COUNT(*) FROM places") == "300\n")
         #expect(try cli.sqlite("SELECT count(*) FROM sluice_runs") != "0\n")
+    }
+
+    /// The server restarts while a job streams rows into it: the dead connection fails the
+    /// attempt as transient, the retry loads every row exactly once.
+    @Test func mysqlRestartedMidLoadIsRetriedToExactCounts() async throws {
+        let (my, dir) = try TestMySQL.privateServer()
+        defer { TestMySQL.server("stop", dir) }
+        // Retries every 0.2 s (doubling) must outlast a restart of a few seconds.
+        let srv = try ServerProcess(yaml: "target: \(my.url)", worker: "max_attempts: 10")
+        let rows = 600_000
+        let path = srv.bigCSV("big.csv", rows: rows)
+        let (_, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)"}"#)
+        let id = try #require(o["id"] as? Int)
+        let mid = try await srv.wait(job: id) {
+            (($0["state"] as? String) == "processing" && (($0["progress"] as? [String: Int])?["rows"] ?? 0) > 0) || ($0["state"] as? String) == "complete"
+        }
+        #expect(mid["state"] as? String == "processing", "the load finished before the restart; make the file bigger")
+        TestMySQL.server("restart", dir)
+        let done = try await srv.wait(job: id) { ["complete", "error"].contains($0["state"] as? String ?? "") }
+        #expect(done["state"] as? String == "complete", "\(done)")
+        #expect((done["attempts"] as? Int ?? 0) >= 2, "\(done)")
+        #expect(stats(done) == ["read": rows, "inserted": rows, "updated": 0, "deleted": 0, "rejected": 0, "skipped": 0])
+        #expect(try my.query("SELECT COUNT(*), COUNT(DISTINCT id) FROM registros") == "\(rows)\t\(rows)\n")
+    }
+
+    /// A row larger than the server's max_allowed_packet: a clear error, and no table left.
+    @Test func aRowOverMaxAllowedPacketIsAClearError() throws {
+        let (my, dir) = try TestMySQL.privateServer()
+        defer { TestMySQL.server("stop", dir) }
+        _ = try my.query("SET GLOBAL max_allowed_packet = 1048576")
+        let cli = try CLI()
+        cli.write("big.csv", "id,big\n1,small\n2,\(String(repeating: "x", count: 3_000_000))\n3,small\n")
+        let r = try cli.run(["load", "big.csv", "--into", "bigt", "--key", "id", "--target", my.url])
+        #expect(r.status != 0 && r.err.contains("max_allowed_packet"), "\(r.err)")
+        #expect(try my.query("SHOW TABLES") == "")
     }
 }

@@ -18,7 +18,7 @@ final class ServerProcess: @unchecked Sendable {
     /// Started under `ulimit -n` of this many descriptors (soft and hard), when set.
     let fileLimit: Int?
 
-    init(yaml: String = "", server: String = "", database: String? = nil, noWorkers: Bool = false, env: [String: String] = [:],
+    init(yaml: String = "", server: String = "", worker: String = "", database: String? = nil, noWorkers: Bool = false, env: [String: String] = [:],
          fileLimit: Int? = nil) throws {
         self.env = env
         self.fileLimit = fileLimit
@@ -34,6 +34,7 @@ final class ServerProcess: @unchecked Sendable {
               lease_seconds: 2
               poll_seconds: 0.2
               retry_base_seconds: 0.2
+              \(worker)
             entities:
               registros:
                 primary_key: [id]
