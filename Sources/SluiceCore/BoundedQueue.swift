@@ -153,3 +153,87 @@ public final class OneShot<T: Sendable>: Sendable {
         }
     }
 }
+
+/// The plumbing of a sink whose database work runs in one session task (PostgreSQL's COPY,
+/// MySQL's LOAD DATA): encoded buffers reach the session through a bounded queue, the commit
+/// or rollback as one command, and the session's outcome comes back.
+public final class SinkSession<Buffer: Sendable>: Sendable {
+    public enum Command: Sendable { case commit(CommitContext), rollback }
+    /// Buffers for the session's bulk stream (`next()` until closed).
+    public let feed = BoundedQueue<Buffer>(capacity: 4)
+    let commands: AsyncStream<Command>
+    let commandSink: AsyncStream<Command>.Continuation
+    /// Set when the session is ready for rows (nil) or could not start (why).
+    public let ready = OneShot<SluiceError?>()
+    /// Set when the session ended: the load's counts, or why it failed or rolled back.
+    public let finished = OneShot<Result<SinkCounts, SluiceError>>()
+
+    /// Whether rows may still come (false once committed, rolled back or failed).
+    let open = Atomic<Bool>(true)
+
+    public init() { (commands, commandSink) = AsyncStream.makeStream(of: Command.self) }
+
+    /// For the session: the owner's command once the rows are in (nil: the sink was dropped).
+    public func command() async -> Command? {
+        var it = commands.makeAsyncIterator()
+        return await it.next()
+    }
+
+    /// For the sink: ends the stream, tells the session how to finish, and waits for it.
+    public func end(_ command: Command) async -> Result<SinkCounts, SluiceError> {
+        open.store(false, ordering: .relaxed)
+        feed.close()
+        commandSink.yield(command)
+        commandSink.finish()
+        return await finished.value()
+    }
+
+    /// For the session, when it ends: no more rows are taken; `outcome` is the load's.
+    public func finish(_ outcome: Result<SinkCounts, SluiceError>) {
+        feed.close()
+        ready.set(nil)  // no-op when already set
+        finished.set(outcome)
+    }
+
+    /// A sink dropped without commit or rollback: the session ends its stream and rolls back.
+    public func abandon() {
+        feed.close()
+        commandSink.finish()
+    }
+}
+
+/// A sink built on a ``SinkSession``: it encodes batches into buffers; writing, committing
+/// and rolling back are the same for every such sink.
+public protocol SessionSink: LoadSink {
+    associatedtype Buffer: Sendable
+    var io: SinkSession<Buffer> { get }
+    /// The bulk stream's name, for messages (`COPY`, `LOAD DATA`).
+    var streamName: String { get }
+    /// One batch as a buffer for the session (nil: nothing to send), and the rows refused.
+    func encode(_ batch: RecordBatch) -> (Buffer?, [SinkReject])
+}
+
+extension SessionSink {
+    public func write(_ batch: RecordBatch) async throws(SluiceError) -> [SinkReject] {
+        guard io.open.load(ordering: .relaxed) else { throw SluiceError(.aborted, "the load is already finished") }
+        if batch.isEmpty { return [] }
+        let (buffer, rejects) = encode(batch)
+        if let buffer {
+            if await io.feed.send(buffer) { return rejects }
+            io.open.store(false, ordering: .relaxed)
+            if case .failure(let e) = await io.finished.value() { throw e }
+            throw SluiceError(.database, "the \(streamName) stream closed unexpectedly")
+        }
+        return rejects
+    }
+
+    public func commit(_ context: CommitContext) async throws(SluiceError) -> SinkCounts {
+        guard io.open.load(ordering: .relaxed) else { throw SluiceError(.aborted, "the load is already finished") }
+        return try await io.end(.commit(context)).get()
+    }
+
+    public func rollback() async {
+        guard io.open.load(ordering: .relaxed) else { return }
+        _ = await io.end(.rollback)
+    }
+}

@@ -1,6 +1,6 @@
 public import SluiceCore
 public import SluiceQueue
-import NIOCore
+public import NIOCore
 import Foundation
 
 /// One load into one MySQL table on one connection. MySQL commits implicitly around DDL, so
@@ -16,9 +16,7 @@ import Foundation
 /// - rows the server refuses (strict mode: out of range, too long, a constraint) are pinned
 ///   by bisecting line ranges under savepoints and rejected with the server's message;
 /// - with a receipt, the job's result is recorded in the same transaction.
-public final class MySQLLoad: LoadSink, @unchecked Sendable {
-    enum Command { case commit(CommitContext), rollback }
-
+public final class MySQLLoad: SessionSink, @unchecked Sendable {
     let pool: MySQLPool
     let table: QualifiedName
     let schema: TableSchema
@@ -27,12 +25,8 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
     let receipt: (id: String, done: JobCompletion)?
     var encoder: BulkTextEncoder
     var encoded: [UInt8] = []
-    let feed = BoundedQueue<ByteBuffer>(capacity: 4)
-    let commands: AsyncStream<Command>
-    let commandSink: AsyncStream<Command>.Continuation
-    let ready = OneShot<SluiceError?>()
-    let finished = OneShot<Result<SinkCounts, SluiceError>>()
-    var open = true
+    /// Encoded LOAD DATA buffers to the session, its commit or rollback, and its outcome.
+    public let io = SinkSession<ByteBuffer>()
     /// Merge and replace stage by key (last row wins while loading); append must see repeats.
     var keyed: Bool { mode != .append && !schema.primaryKey.isEmpty }
     /// Rows go straight into a table this load made (set before the first write).
@@ -44,7 +38,7 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
                             receipt: (id: String, done: JobCompletion)? = nil) async throws(SluiceError) -> MySQLLoad {
         let load = try MySQLLoad(pool: pool, table: table, schema: schema, mode: mode, evolve: evolve, receipt: receipt)
         Task { await load.session() }
-        if let e = await load.ready.value() { throw e }
+        if let e = await load.io.ready.value() { throw e }
         return load
     }
 
@@ -59,7 +53,6 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
         self.evolve = evolve
         self.receipt = receipt
         encoder = BulkTextEncoder(schema: schema, dialect: .mysqlLoadData)
-        (commands, commandSink) = AsyncStream.makeStream(of: Command.self)
     }
 
     /// Where the rows go and what the table looked like.
@@ -91,9 +84,9 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
                     try await c.query(MySQLSQL.createStage(schema, keyed: keyed, collations: p.collations))
                 }
                 try await c.query("START TRANSACTION")
-                ready.set(nil)
+                io.ready.set(nil)
                 signalled = true
-                let feed = self.feed
+                let feed = io.feed
                 let statement = direct ? MySQLSQL.loadTable(p.into, schema) : MySQLSQL.loadStage(schema, keyed: keyed)
                 let staged = try await c.loadLocal(statement) { await feed.next() }
                 if staged.warnings > 0 {
@@ -101,8 +94,7 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
                     let w = try await c.query("SHOW WARNINGS LIMIT 3").rows.compactMap { $0.last ?? nil }
                     throw SluiceError(.database, "MySQL altered \(staged.warnings) values while staging them: \(w.joined(separator: "; "))")
                 }
-                var commands = self.commands.makeAsyncIterator()
-                guard case .commit(let context)? = await commands.next() else {
+                guard case .commit(let context)? = await io.command() else {
                     try await rollback(c, p)
                     return
                 }
@@ -137,12 +129,10 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
             let e = MySQLConnection.error(error, "MySQL load into \(table)")
             if let p = plan, p.swap { await dropQuietly(p.into) }
             if let p = plan, p.created, !p.swap { await dropIfEmpty(p.into) }
-            if !signalled { ready.set(e) }
+            if !signalled { io.ready.set(e) }
             outcome = .failure(e)
         }
-        feed.close()
-        ready.set(nil)
-        finished.set(outcome)
+        io.finish(outcome)
     }
 
     func rollback(_ c: MySQLConnection, _ p: Plan) async throws {
@@ -369,40 +359,14 @@ public final class MySQLLoad: LoadSink, @unchecked Sendable {
 
     // MARK: LoadSink
 
-    public func write(_ batch: RecordBatch) async throws(SluiceError) -> [SinkReject] {
-        guard open else { throw SluiceError(.aborted, "the load is already finished") }
-        if batch.isEmpty { return [] }
+    public var streamName: String { "LOAD DATA" }
+
+    public func encode(_ batch: RecordBatch) -> (ByteBuffer?, [SinkReject]) {
         encoded.removeAll(keepingCapacity: true)
         let rejects = encoder.encode(batch, into: &encoded)
         if direct { trackDeletes(batch) }
-        if !encoded.isEmpty, await !feed.send(ByteBuffer(bytes: encoded)) {
-            open = false
-            if case .failure(let e) = await finished.value() { throw e }
-            throw SluiceError(.database, "the LOAD DATA stream closed unexpectedly")
-        }
-        return rejects
+        return (encoded.isEmpty ? nil : ByteBuffer(bytes: encoded), rejects)
     }
 
-    public func commit(_ context: CommitContext) async throws(SluiceError) -> SinkCounts {
-        guard open else { throw SluiceError(.aborted, "the load is already finished") }
-        return try await end(.commit(context)).get()
-    }
-
-    public func rollback() async {
-        guard open else { return }
-        _ = await end(.rollback)
-    }
-
-    func end(_ command: Command) async -> Result<SinkCounts, SluiceError> {
-        open = false
-        feed.close()
-        commandSink.yield(command)
-        commandSink.finish()
-        return await finished.value()
-    }
-
-    deinit {
-        feed.close()
-        commandSink.finish()
-    }
+    deinit { io.abandon() }
 }

@@ -23,9 +23,7 @@ public struct PostgresFence: Sendable {
 ///   per-transaction tuple counters and must add up to MERGE's row count;
 /// - append checks keys against the table and the load itself and rejects repeats.
 /// The job's completion (when fenced) commits in the same transaction.
-public final class PostgresLoad: LoadSink, @unchecked Sendable {
-    enum Command { case commit(CommitContext), rollback }
-
+public final class PostgresLoad: SessionSink, @unchecked Sendable {
     let db: PostgresPool
     let table: QualifiedName
     let schema: TableSchema
@@ -35,16 +33,8 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
     let stallTimeout: Duration
     var encoder: BulkTextEncoder
     var encoded: [UInt8] = []
-    /// Encoded COPY buffers, from ``write(_:)`` to the session's COPY.
-    let feed = BoundedQueue<ByteBuffer>(capacity: 4)
-    let commands: AsyncStream<Command>
-    let commandSink: AsyncStream<Command>.Continuation
-    /// Set when the session is ready for rows (nil) or could not start (why).
-    let ready = OneShot<SluiceError?>()
-    /// Set when the session ended: the load's counts, or why it failed or rolled back.
-    let finished = OneShot<Result<SinkCounts, SluiceError>>()
-    /// Whether rows may still come (touched only by the one task using the sink).
-    var open = true
+    /// Encoded COPY buffers to the session, its commit or rollback, and its outcome.
+    public let io = SinkSession<ByteBuffer>()
     static let stage = "sluice_stage"
     /// What this load does with its rows.
     public enum Role: Sendable {
@@ -82,7 +72,7 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
         let load = try PostgresLoad(db: db, table: table, schema: schema, mode: mode, evolve: evolve, fence: fence, stallTimeout: stallTimeout, role: role)
         // The session holds one connection from here to the commit or rollback, which await it.
         Task { await load.session() }
-        if let e = await load.ready.value() { throw e }
+        if let e = await load.io.ready.value() { throw e }
         return load
     }
 
@@ -103,7 +93,6 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
         self.evolve = evolve
         self.fence = fence
         self.encoder = BulkTextEncoder(schema: schema, dialect: .postgresCopy)
-        (commands, commandSink) = AsyncStream.makeStream(of: Command.self)
     }
 
     /// The connection's whole life: setup, COPY, then commit or rollback.
@@ -134,17 +123,16 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
                                           [.int(lines.lowerBound), .int(lines.upperBound)], on: conn)
                         copyInto = stage.name
                     }
-                    ready.set(nil)
+                    io.ready.set(nil)
                     signalled = true
-                    let feed = self.feed
+                    let feed = io.feed
                     let stall = stallTimeout
                     if let copyInto {
                         try await conn.copyFrom(table: copyInto, columns: PostgresSQL.stageColumns(schema), logger: db.logger) { writer in
                             while let buffer = await feed.next() { try await Self.write(buffer, to: writer, on: conn, stallTimeout: stall) }
                         }
                     }
-                    var commandIterator = commands.makeAsyncIterator()
-                    guard case .commit(let context)? = await commandIterator.next() else {
+                    guard case .commit(let context)? = await io.command() else {
                         try await db.exec("ROLLBACK", on: conn)
                         return
                     }
@@ -172,19 +160,17 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
                     // Release the producer first, then drop the connection rather than send
                     // ROLLBACK on it: after a failed COPY its protocol state cannot be trusted,
                     // and the server rolls back a transaction whose connection is gone.
-                    feed.close()
+                    io.feed.close()
                     try? await conn.close()  // the error being thrown is what matters
                     throw error
                 }
             }
         } catch {
             let e = PostgresPool.error(error, "PostgreSQL load into \(table)")
-            if !signalled { ready.set(e) }
+            if !signalled { io.ready.set(e) }
             outcome = .failure(e)
         }
-        feed.close()
-        ready.set(nil)  // no-op when already set
-        finished.set(outcome)
+        io.finish(outcome)
     }
 
     /// Writes one COPY buffer, or fails if it makes no progress for `stallTimeout`, or at
@@ -382,44 +368,15 @@ public final class PostgresLoad: LoadSink, @unchecked Sendable {
         return counts
     }
 
-    public func write(_ batch: RecordBatch) async throws(SluiceError) -> [SinkReject] {
-        guard open else { throw SluiceError(.aborted, "the load is already finished") }
-        if batch.isEmpty { return [] }
+    public var streamName: String { "COPY" }
+
+    public func encode(_ batch: RecordBatch) -> (ByteBuffer?, [SinkReject]) {
         encoded.removeAll(keepingCapacity: true)
         let rejects = encoder.encode(batch, into: &encoded)
-        if !encoded.isEmpty, await !feed.send(ByteBuffer(bytes: encoded)) {
-            // The COPY stopped: the session failed; report why.
-            open = false
-            if case .failure(let e) = await finished.value() { throw e }
-            throw SluiceError(.database, "the COPY stream closed unexpectedly")
-        }
-        return rejects
+        return (encoded.isEmpty ? nil : ByteBuffer(bytes: encoded), rejects)
     }
 
-    public func commit(_ context: CommitContext) async throws(SluiceError) -> SinkCounts {
-        guard open else { throw SluiceError(.aborted, "the load is already finished") }
-        return try await end(.commit(context)).get()
-    }
-
-    public func rollback() async {
-        guard open else { return }
-        _ = await end(.rollback)
-    }
-
-    /// Ends the COPY, tells the session how to finish, and waits for it.
-    func end(_ command: Command) async -> Result<SinkCounts, SluiceError> {
-        open = false
-        feed.close()
-        commandSink.yield(command)
-        commandSink.finish()
-        return await finished.value()
-    }
-
-    deinit {
-        // A sink dropped without commit or rollback: the session ends its COPY and rolls back.
-        feed.close()
-        commandSink.finish()
-    }
+    deinit { io.abandon() }
 }
 
 /// A flag that exactly one caller can claim.
