@@ -116,6 +116,24 @@ import SluiceTesting
         #expect(try pg.query("SELECT count(*) FROM sluice.handoff_batches") == "0\n")
     }
 
+    /// The same stages loading into MariaDB, the control plane in SQLite: each load-stage job
+    /// commits its rows with a receipt, then completes; a killed enrich worker loses nothing.
+    @Test func stagesLoadIntoMySQL() throws {
+        let my = try TestMySQL.fresh()
+        let geo = try Geocoder(["--slow-rate", "0.05", "--slow-seconds", "0.3"])
+        defer { geo.stop() }
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        for f in 0..<2 { cli.write("in/points-\(f).csv", EnrichCLITests.points(300, distinct: 200, seed: 70 + f, bad: false)) }
+        cli.write("sluice.yml", "target: \(my.url)\n" + Self.yml(port: geo.port, rate: 300))
+        #expect(try cli.run(["migrate"]).status == 0)
+        try runKillingAnEnrichWorker(cli) { try cli.sqlite("SELECT count(*) FROM sluice_jobs WHERE worker = 'enrich-a' AND state = 'processing'") }
+        #expect(try my.query("SELECT COUNT(*), COUNT(DISTINCT id), COUNT(address) FROM places") == "600\t600\t600\n")
+        #expect(try cli.sqlite("SELECT stage, count(*), count(*) FILTER (WHERE state = 'complete') FROM sluice_jobs GROUP BY stage ORDER BY stage")
+                == "enrich|6|6\nextract|2|2\nload|6|6\n")
+        #expect(try my.query("SELECT COUNT(*) FROM sluice_load_receipts") == "6\n")
+    }
+
     /// The process that started a staged run is SIGKILLed; `--resume` takes the run over:
     /// nothing is queued twice, every row lands once, the run ends `succeeded`.
     @Test func aKilledCoordinatorsRunIsResumed() throws {
