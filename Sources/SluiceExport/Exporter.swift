@@ -79,6 +79,8 @@ public final class Exporter: @unchecked Sendable {
     /// (`planned` counts batches planned by this run up to now).
     public var onProgress: (@Sendable (ExportReport) -> Void)?
     var plannedSoFar = (batches: 0, rows: 0)
+    /// Encoding and fsyncing spooled batches run here.
+    let spool = BlockingLane("sluice.export.spool")
 
     public init(spec: ExportSpec, store: any ExportStore) throws(SluiceError) {
         try spec.source.validate()
@@ -101,7 +103,7 @@ public final class Exporter: @unchecked Sendable {
     public func plan() async throws(SluiceError) -> (batches: Int, rows: Int) {
         try await store.exclusive(spec.url) { () throws(SluiceError) in
             try await prepareSpool()
-            return try await onPlanningThread(nil)
+            return try await planBatches(nil)
         }
     }
 
@@ -121,38 +123,26 @@ public final class Exporter: @unchecked Sendable {
         }
     }
 
-    /// Runs ``planSync(onBatch:)`` on a thread of its own: it blocks on the database and fsync.
-    func onPlanningThread(_ onBatch: (@Sendable (ExportBatch) -> Void)?) async throws(SluiceError) -> (batches: Int, rows: Int) {
-        let result = await withCheckedContinuation { (cont: CheckedContinuation<Result<(batches: Int, rows: Int), SluiceError>, Never>) in
-            let t = Thread {
-                do throws(SluiceError) {
-                    cont.resume(returning: .success(try self.planSync(onBatch: onBatch)))
-                } catch {
-                    cont.resume(returning: .failure(error))
-                }
-            }
-            t.stackSize = 4 << 20
-            t.start()
-        }
-        return try result.get()
-    }
-
     /// Cuts the rows no batch carries yet into batches, in key order. Each batch's file is
-    /// written and fsynced before the batch and its keys are recorded.
-    func planSync(onBatch: ((ExportBatch) -> Void)?) throws(SluiceError) -> (batches: Int, rows: Int) {
+    /// encoded, written and fsynced (on the spool's lane, off the cooperative threads) before
+    /// the batch and its keys are recorded.
+    func planBatches(_ onBatch: (@Sendable (ExportBatch) -> Void)?) async throws(SluiceError) -> (batches: Int, rows: Int) {
         var batches = 0, rows = 0
-        var number = try store.nextBatchNumber(spec.url)
-        let destinationID = try store.destinationID(spec.url)
-        let scan = try store.scan(spec.source, destinationID: destinationID, resendChanged: spec.resendChanged, pageSize: spec.batchSize)
+        var number = try await store.nextBatchNumber(spec.url)
+        let destinationID = try await store.destinationID(spec.url)
+        let scan = try await store.scan(spec.source, destinationID: destinationID, resendChanged: spec.resendChanged, pageSize: spec.batchSize)
         defer { scan.close() }
-        while let page = try scan.next() {
-            let bytes = try encode(page.batch, schema: scan.schema)
-            let sha = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        let schema = scan.schema
+        while let page = try await scan.next() {
             let file = (spec.spoolDir as NSString).appendingPathComponent("batch-\(number).\(spec.format.rawValue)\(spec.gzip ? ".gz" : "")")
-            try Self.writeDurably(bytes, to: file)
+            let sha = try await spool.run { [self] () throws(SluiceError) -> String in
+                let bytes = try encode(page.batch, schema: schema)
+                try Self.writeDurably(bytes, to: file)
+                return SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+            }
             let planned = ExportBatch(destination: spec.url, batch: number, rows: page.keys.count, firstKey: page.keys[0].text,
                                       lastKey: page.keys[page.keys.count - 1].text, sha256: sha, file: file, state: .planned, attempts: 0)
-            try store.insert(planned, destinationID: destinationID, keys: page.keys, hashes: page.hashes)
+            try await store.insert(planned, destinationID: destinationID, keys: page.keys, hashes: page.hashes)
             onBatch?(planned)
             batches += 1
             rows += page.keys.count
@@ -160,7 +150,6 @@ public final class Exporter: @unchecked Sendable {
         }
         return (batches, rows)
     }
-
 
     func encode(_ batch: RecordBatch, schema: TableSchema) throws(SluiceError) -> [UInt8] {
         let sink = MemorySink()
@@ -234,7 +223,7 @@ public final class Exporter: @unchecked Sendable {
         let planning = Task { [self] () -> Result<(batches: Int, rows: Int), SluiceError> in
             defer { feed.finish() }
             do throws(SluiceError) {
-                return .success(try await onPlanningThread { [self] b in
+                return .success(try await planBatches { [self] b in
                     lock.withLock { plannedSoFar.batches += 1; plannedSoFar.rows += b.rows }
                     feed.yield(b)
                 })

@@ -10,13 +10,13 @@ public enum TableDump {
     static let destination = "sluice:pipeline-table-source"
 
     /// Writes the rows to `path`; returns how many.
-    public static func write(_ source: ExportSource, store: any ExportStore, to path: String) throws(SluiceError) -> Int64 {
+    public static func write(_ source: ExportSource, store: any ExportStore, to path: String) async throws(SluiceError) -> Int64 {
         try source.validate()
-        let scan = try store.scan(source, destinationID: try store.destinationID(destination), resendChanged: false, pageSize: 10_000)
+        let scan = try await store.scan(source, destinationID: try await store.destinationID(destination), resendChanged: false, pageSize: 10_000)
         defer { scan.close() }
         let sink = try FileSink(path: path)
         let writer = NDJSONBatchWriter(sink: sink, schema: scan.schema)
-        while let page = try scan.next() { try writer.write(page.batch) }
+        while let page = try await scan.next() { try writer.write(page.batch) }
         try writer.finish()
         try sink.commit()
         return writer.rowsWritten

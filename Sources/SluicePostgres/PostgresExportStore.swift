@@ -46,19 +46,9 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
         }
     }
 
-    /// ``run(_:_:)`` from the planning thread.
-    func blocking<T: Sendable>(_ context: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) throws(SluiceError) -> T {
+    public func destinationID(_ url: String) async throws(SluiceError) -> Int64 {
         let pool = pool
-        do {
-            return try blockingAwait { try await pool.client.withConnection { try await body($0) } }
-        } catch {
-            throw PostgresPool.error(error, context)
-        }
-    }
-
-    public func destinationID(_ url: String) throws(SluiceError) -> Int64 {
-        let pool = pool
-        return try blocking("cannot record destination '\(url)'") { conn in
+        return try await run("cannot record destination '\(url)'") { conn in
             try await pool.exec("INSERT INTO \(Self.destinations) (url) VALUES ($1) ON CONFLICT (url) DO NOTHING", [.text(url)], on: conn)
             let rows = try await conn.query(PostgresPool.query("SELECT id FROM \(Self.destinations) WHERE url = $1", [.text(url)]), logger: pool.logger).get().rows
             guard let id = try rows.first?.decode(Int64.self) else { throw SluiceError(.io, "no id for '\(url)'") }
@@ -66,16 +56,16 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
         }
     }
 
-    public func nextBatchNumber(_ destination: String) throws(SluiceError) -> Int64 {
+    public func nextBatchNumber(_ destination: String) async throws(SluiceError) -> Int64 {
         let pool = pool
-        return try blocking("cannot read the export ledger") { conn in
+        return try await run("cannot read the export ledger") { conn in
             let rows = try await conn.query(PostgresPool.query("SELECT coalesce(max(batch), 0) + 1 FROM \(Self.batches) WHERE destination = $1", [.text(destination)]),
                                             logger: pool.logger).get().rows
             return try rows.first?.decode(Int64.self) ?? 1
         }
     }
 
-    public func scan(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pageSize: Int) throws(SluiceError) -> any ExportScan {
+    public func scan(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pageSize: Int) async throws(SluiceError) -> any ExportScan {
         try source.validate()
         let scan = PostgresExportScan(pageSize: pageSize)
         let pool = pool
@@ -84,16 +74,17 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
                 try await pool.client.withConnection { conn in
                     try await Self.stream(source, destinationID: destinationID, resendChanged: resendChanged, pool: pool, conn: conn, into: scan)
                 }
-                scan.channel.finish(nil)
+                scan.channel.close()
             } catch {
-                scan.channel.finish(PostgresPool.error(error, "cannot read \(source.label)"))
+                _ = await scan.channel.send(.failure(PostgresPool.error(error, "cannot read \(source.label)")))
+                scan.channel.close()
             }
         }
-        try scan.awaitSchema()
+        try await scan.awaitSchema()
         return scan
     }
 
-    /// Reads the source in one read-only transaction and hands pages to the planning thread.
+    /// Reads the source in one read-only transaction and hands pages to the planner.
     static func stream(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pool: PostgresPool, conn: PostgresConnection,
                        into scan: PostgresExportScan) async throws {
         let name: QualifiedName
@@ -109,7 +100,7 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
         guard let schema = try await pool.schema(of: name, on: conn) else { throw SluiceError(.notFound, "table '\(source.label)' does not exist") }
         guard let keyIndex = schema.index(of: source.key) else { throw SluiceError(.invalidSchema, "\(source.label) has no column '\(source.key)'") }
         let nullable = TableSchema(columns: schema.columns.map { var c = $0; c.nullable = true; return c })
-        guard scan.channel.put(.schema(nullable)) else { return }
+        guard await scan.channel.send(.schema(nullable)) else { return }
         let k = "s." + SQLIdentifier.quoteValidated(source.key)
         let cols = schema.columns.map { "s.\(SQLIdentifier.quoteValidated($0.name))::text" }.joined(separator: ", ")
         let match = "r.dest = $1 AND r.key = \(k)::text"
@@ -167,10 +158,10 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
         }
     }
 
-    public func insert(_ b: ExportBatch, destinationID: Int64, keys: [LedgerKey], hashes: [Int64]) throws(SluiceError) {
+    public func insert(_ b: ExportBatch, destinationID: Int64, keys: [LedgerKey], hashes: [Int64]) async throws(SluiceError) {
         let pool = pool
         let texts = keys.map(\.text)
-        try blocking("cannot record batch \(b.batch)") { conn in
+        try await run("cannot record batch \(b.batch)") { conn in
             try await pool.exec("BEGIN", on: conn)
             do {
                 try await pool.exec("""
@@ -262,106 +253,32 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
 /// The planning thread's end of a PostgreSQL scan: pages arrive from the reading task
 /// through a channel that holds at most two, so memory stays flat.
 final class PostgresExportScan: ExportScan, @unchecked Sendable {
+    enum Item: Sendable { case schema(TableSchema), page(ExportPage), failure(SluiceError) }
     let pageSize: Int
-    let channel = PageChannel(capacity: 2)
+    /// From the reading task to the planner: the columns, then pages (or why reading failed).
+    let channel = BoundedQueue<Item>(capacity: 2)
     var producer: Task<Void, Never>?
     private(set) var schema = TableSchema(columns: [])
 
     init(pageSize: Int) { self.pageSize = pageSize }
 
-    func awaitSchema() throws(SluiceError) {
-        switch try channel.take() {
+    func awaitSchema() async throws(SluiceError) {
+        switch await channel.next() {
         case .schema(let s)?: schema = s
+        case .failure(let e)?: throw e
         default: throw SluiceError(.io, "the export source ended before its columns were known")
         }
     }
 
-    func next() throws(SluiceError) -> ExportPage? {
-        switch try channel.take() {
-        case .page(let p)?: p
-        default: nil
+    func next() async throws(SluiceError) -> ExportPage? {
+        switch await channel.next() {
+        case .page(let p)?: return p
+        case .failure(let e)?: throw e
+        default: return nil
         }
     }
 
     func close() {
         channel.cancel()
-    }
-}
-
-/// A bounded hand-off from an async producer (which awaits room) to a plain thread (which blocks).
-final class PageChannel: @unchecked Sendable {
-    enum Item { case schema(TableSchema), page(ExportPage) }
-    private var items: [Item] = []
-    private var ended = false
-    private var failure: SluiceError?
-    private var cancelled = false
-    private var waiting: CheckedContinuation<Void, Never>?
-    private let capacity: Int
-    private let condition = NSCondition()
-
-    init(capacity: Int) { self.capacity = capacity }
-
-    /// Adds an item without waiting (the schema). False once the consumer has gone.
-    func put(_ item: Item) -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        if cancelled { return false }
-        items.append(item)
-        condition.broadcast()
-        return true
-    }
-
-    /// Adds an item, awaiting room. False once the consumer has gone.
-    func send(_ item: Item) async -> Bool {
-        while true {
-            let full: Bool = condition.withLock { !cancelled && items.count >= capacity }
-            if !full { break }
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                condition.lock()
-                if cancelled || items.count < capacity {
-                    condition.unlock()
-                    c.resume()
-                } else {
-                    waiting = c
-                    condition.unlock()
-                }
-            }
-        }
-        return put(item)
-    }
-
-    func finish(_ error: SluiceError?) {
-        condition.lock()
-        ended = true
-        failure = error
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// The next item, waiting for one; nil at the end; throws what ended the producer.
-    func take() throws(SluiceError) -> Item? {
-        condition.lock()
-        while items.isEmpty && !ended { condition.wait() }
-        if items.isEmpty {
-            condition.unlock()
-            if let failure { throw failure }
-            return nil
-        }
-        let item = items.removeFirst()
-        let c = waiting
-        waiting = nil
-        condition.unlock()
-        c?.resume()
-        return item
-    }
-
-    func cancel() {
-        condition.lock()
-        cancelled = true
-        items.removeAll()
-        let c = waiting
-        waiting = nil
-        condition.unlock()
-        c?.resume()
     }
 }

@@ -101,19 +101,3 @@ public enum PGValue: Sendable {
     case texts([String])
 }
 
-/// Runs async work from a plain thread (never a cooperative one) and waits for it. The
-/// loader's threads use it to talk to postgres-nio.
-public func blockingAwait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-    let done = DispatchSemaphore(value: 0)
-    let box = ResultBox<T>()
-    Task {
-        do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
-        done.signal()
-    }
-    done.wait()
-    return try box.result!.get()
-}
-
-final class ResultBox<T>: @unchecked Sendable {
-    var result: Result<T, any Error>?
-}

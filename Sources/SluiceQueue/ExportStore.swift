@@ -47,7 +47,7 @@ public struct ExportSource: Sendable, Equatable {
 
 /// Up to one batch of rows still to send: the rows, their keys (as the ledger stores them)
 /// and a hash of each row's values (so `--resend-changed` can tell which rows changed).
-public struct ExportPage {
+public struct ExportPage: Sendable {
     public var batch: RecordBatch
     public var keys: [LedgerKey]
     public init(batch: RecordBatch, keys: [LedgerKey], hashes: [Int64]) {
@@ -62,22 +62,21 @@ public struct ExportPage {
 public protocol ExportScan: AnyObject {
     var schema: TableSchema { get }
     /// The next page (at most the scan's page size); nil when every row has been read.
-    func next() throws(SluiceError) -> ExportPage?
+    func next() async throws(SluiceError) -> ExportPage?
     func close()
 }
 
 /// The database side of an export: the rows it reads and the delivery ledger kept beside
-/// them, so "not yet sent" is an anti-join in one database. Planning calls the synchronous
-/// methods from a thread of its own; delivery and status call the async ones.
+/// them, so "not yet sent" is an anti-join in one database.
 public protocol ExportStore: AnyObject, Sendable {
     /// The small number the key ledger uses for a destination URL.
-    func destinationID(_ url: String) throws(SluiceError) -> Int64
-    func nextBatchNumber(_ url: String) throws(SluiceError) -> Int64
+    func destinationID(_ url: String) async throws(SluiceError) -> Int64
+    func nextBatchNumber(_ url: String) async throws(SluiceError) -> Int64
     /// Rows of `source` no batch for `destinationID` carries yet; with `resendChanged`, also
     /// rows whose values changed since the batch that carried them was planned.
-    func scan(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pageSize: Int) throws(SluiceError) -> any ExportScan
+    func scan(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pageSize: Int) async throws(SluiceError) -> any ExportScan
     /// Records a planned batch and the keys (and row hashes) it carries, atomically.
-    func insert(_ b: ExportBatch, destinationID: Int64, keys: [LedgerKey], hashes: [Int64]) throws(SluiceError)
+    func insert(_ b: ExportBatch, destinationID: Int64, keys: [LedgerKey], hashes: [Int64]) async throws(SluiceError)
 
     /// Runs `body` as the only exporter of `url` (across processes): two runs at once would
     /// plan the same rows twice. Fails at once, with `.refused`, if another run holds it.

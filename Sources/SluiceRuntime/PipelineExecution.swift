@@ -177,7 +177,7 @@ public struct PipelineExecution: Sendable {
         let store = try await runtime.exportStore()
         let source = ExportSource(table: config.entity(table)!.table, filter: pipeline.sourceFilter, key: key)
         let path = "\(scratch)/table-\(table).ndjson"
-        let n = try await runOnThread { Result { () throws(SluiceError) in try TableDump.write(source, store: store, to: path) } }.get()
+        let n = try await TableDump.write(source, store: store, to: path)
         log("\(pipeline.name): \(n) rows read from table \(table)\(pipeline.sourceFilter.map { " where \($0)" } ?? "")")
         return (path, "table \(table)", PipelineSource.File())
     }

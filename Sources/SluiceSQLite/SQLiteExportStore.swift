@@ -10,6 +10,8 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
     let db: SQLiteConnection
     let recorder: SQLiteConnection
     let lock = NSLock()
+    /// Planning's SQLite work runs here, off the cooperative threads.
+    let lane = BlockingLane("sluice.export")
     static let batches = "sluice_export_batches"
     static let rows = "sluice_export_keys"
     static let destinations = "sluice_export_destinations"
@@ -40,7 +42,23 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
         return try body()
     }
 
-    public func destinationID(_ url: String) throws(SluiceError) -> Int64 {
+    public func destinationID(_ url: String) async throws(SluiceError) -> Int64 {
+        try await lane.run { [self] () throws(SluiceError) in try destinationIDNow(url) }
+    }
+
+    public func nextBatchNumber(_ destination: String) async throws(SluiceError) -> Int64 {
+        try await lane.run { [self] () throws(SluiceError) in try nextBatchNumberNow(destination) }
+    }
+
+    public func scan(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pageSize: Int) async throws(SluiceError) -> any ExportScan {
+        try await lane.run { [self] () throws(SluiceError) in try scanNow(source, destinationID: destinationID, resendChanged: resendChanged, pageSize: pageSize) }
+    }
+
+    public func insert(_ b: ExportBatch, destinationID: Int64, keys: [LedgerKey], hashes: [Int64]) async throws(SluiceError) {
+        try await lane.run { [self] () throws(SluiceError) in try insertNow(b, destinationID: destinationID, keys: keys, hashes: hashes) }
+    }
+
+    func destinationIDNow(_ url: String) throws(SluiceError) -> Int64 {
         _ = try db.query("INSERT OR IGNORE INTO \(Self.destinations) (url) VALUES (?1)", [.text(url)])
         guard let id = try db.query("SELECT id FROM \(Self.destinations) WHERE url = ?1", [.text(url)]).first?.first?.int else {
             throw SluiceError(.io, "cannot record destination '\(url)'")
@@ -48,11 +66,11 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
         return id
     }
 
-    public func nextBatchNumber(_ destination: String) throws(SluiceError) -> Int64 {
+    func nextBatchNumberNow(_ destination: String) throws(SluiceError) -> Int64 {
         (try db.query("SELECT coalesce(max(batch), 0) + 1 FROM \(Self.batches) WHERE destination = ?1", [.text(destination)]).first?.first?.int) ?? 1
     }
 
-    public func scan(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pageSize: Int) throws(SluiceError) -> any ExportScan {
+    func scanNow(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pageSize: Int) throws(SluiceError) -> SQLiteExportScan {
         try source.validate()
         let relation: String
         let schema: TableSchema
@@ -88,10 +106,12 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
         let first = try db.prepareOne("\(select)\(filter) AND \(k) IS NOT NULL ORDER BY \(k) LIMIT ?2")
         let next = try db.prepareOne("\(select)\(filter) AND \(k) > ?3 ORDER BY \(k) LIMIT ?2")
         guard first.isReadOnly, next.isReadOnly else { throw SluiceError(.invalidArgument, "the export's filter must not write to the database") }
-        return SQLiteExportScan(schema: schema, keyIndex: keyIndex, destinationID: destinationID, first: first, next: next, resendChanged: resendChanged && !firstRun, limit: pageSize)
+        let scan = SQLiteExportScan(schema: schema, keyIndex: keyIndex, destinationID: destinationID, first: first, next: next, resendChanged: resendChanged && !firstRun, limit: pageSize)
+        scan.lane = lane
+        return scan
     }
 
-    public func insert(_ b: ExportBatch, destinationID: Int64, keys: [LedgerKey], hashes: [Int64]) throws(SluiceError) {
+    func insertNow(_ b: ExportBatch, destinationID: Int64, keys: [LedgerKey], hashes: [Int64]) throws(SluiceError) {
         try db.execute("BEGIN IMMEDIATE")
         do throws(SluiceError) {
             _ = try db.query("""
@@ -182,7 +202,9 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
 
 /// Keyset pages over the source (`key > last`), each its own short statement, so the
 /// planner can record batches on the same connection between pages.
-final class SQLiteExportScan: ExportScan {
+/// Pages of the source in key order; each page is read on the store's lane.
+final class SQLiteExportScan: ExportScan, @unchecked Sendable {
+    var lane: BlockingLane?
     let schema: TableSchema
     let keyIndex: Int
     let destinationID: Int64
@@ -204,7 +226,12 @@ final class SQLiteExportScan: ExportScan {
         self.resendChanged = resendChanged
     }
 
-    func next() throws(SluiceError) -> ExportPage? {
+    func next() async throws(SluiceError) -> ExportPage? {
+        guard let lane else { return try nextNow() }
+        return try await lane.run { [self] () throws(SluiceError) in try nextNow() }
+    }
+
+    func nextNow() throws(SluiceError) -> ExportPage? {
         let n = schema.columns.count
         var builder = BatchBuilder(schema: TableSchema(columns: schema.columns.map { var c = $0; c.nullable = true; return c }), capacity: limit)
         var keys: [LedgerKey] = []
