@@ -125,7 +125,9 @@ struct TestMySQL {
         defer { TestMySQL.server("stop", dir) }
         // Retries every 0.2 s (doubling) must outlast a restart of a few seconds.
         let srv = try ServerProcess(yaml: "target: \(my.url)", worker: "max_attempts: 10")
-        let rows = 600_000
+        // Big enough that the restart lands while rows still stream in (a first load goes
+        // straight into its table at about half a million rows a second here).
+        let rows = 2_000_000
         let path = srv.bigCSV("big.csv", rows: rows)
         let (_, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)"}"#)
         let id = try #require(o["id"] as? Int)
