@@ -25,13 +25,22 @@ public struct JobCompletion: Sendable {
     public var sha256: String?
     public var now: @Sendable () -> Date
     /// The key of the receipt a target that holds tables only writes in the load's
-    /// transaction (``ReceiptFencedTarget`` names the control plane in it).
+    /// transaction: the same for every attempt at the job, different for any other job.
     public var receipt: String
     public init(job: Job, sha256: String?, now: @escaping @Sendable () -> Date) {
         self.job = job
         self.sha256 = sha256
         self.now = now
-        receipt = "job-\(job.id)"
+        receipt = Self.receiptKey(job)
+    }
+
+    /// The job's id and what it was created as: stable across attempts, and two control
+    /// planes sharing one target cannot collide on a job id alone.
+    public static func receiptKey(_ job: Job) -> String {
+        let origin = "\(job.entity)\u{0}\(job.spec.source)\u{0}\(job.createdAt.timeIntervalSince1970)"
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in origin.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return "job-\(job.id)-" + String(h, radix: 16)
     }
 
     /// The result recorded with the completion.
@@ -95,20 +104,16 @@ public protocol ReceiptTarget: DataTarget {
 public struct ReceiptFencedTarget: DataTarget {
     public let target: any ReceiptTarget
     public let driver: any QueueDriver
-    /// Names the control plane in receipt keys: two control planes may share one target.
-    public let plane: String
 
-    public init(target: any ReceiptTarget, driver: any QueueDriver, plane: String) {
+    public init(target: any ReceiptTarget, driver: any QueueDriver) {
         self.target = target
         self.driver = driver
-        self.plane = plane
     }
 
     public func schema(of table: String) async throws(SluiceError) -> TableSchema? { try await target.schema(of: table) }
 
     public func sink(entity: Entity, mode: WriteMode, scratchDir: String, completing: JobCompletion?) async throws(SluiceError) -> any LoadSink {
-        guard var done = completing else { return try await target.sink(entity: entity, mode: mode, scratchDir: scratchDir, completing: nil) }
-        done.receipt = "\(plane)/job-\(done.job.id)"
+        guard let done = completing else { return try await target.sink(entity: entity, mode: mode, scratchDir: scratchDir, completing: nil) }
         if let prior = try await target.receipt(done.receipt) { return ReceiptSink(inner: nil, done: done, driver: driver, prior: prior) }
         let inner = try await target.sink(entity: entity, mode: mode, scratchDir: scratchDir, completing: done)
         return ReceiptSink(inner: inner, done: done, driver: driver, prior: nil)

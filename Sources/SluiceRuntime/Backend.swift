@@ -49,23 +49,21 @@ struct SplitBackend: Backend {
     let control: any Backend
     let tables: any Backend
     let driver: any QueueDriver
+    let target: any DataTarget
 
     init(control: any Backend, tables: any Backend) throws(SluiceError) {
         guard let driver = try control.controlPlane() else {
             throw SluiceError(.invalidConfig, "\(control.displayName) holds tables only: keep the control plane on SQLite or PostgreSQL")
         }
-        guard tables.target is any ReceiptTarget else {
+        guard let receipts = tables.target as? any ReceiptTarget else {
             throw SluiceError(.invalidConfig, "\(tables.displayName) keeps its own control plane: set `database:` to it alone, or use it as `control:` too")
         }
         self.control = control
         self.tables = tables
         self.driver = driver
+        target = ReceiptFencedTarget(target: receipts, driver: driver)
     }
 
-    var target: any DataTarget {
-        // Checked in init.
-        ReceiptFencedTarget(target: tables.target as! any ReceiptTarget, driver: driver, plane: control.displayName)
-    }
     func controlPlane() throws(SluiceError) -> (any QueueDriver)? { driver }
     func exportStore() async throws -> (any ExportStore)? { try await tables.exportStore() }
     var wakeSource: (@Sendable (@escaping @Sendable () -> Void) async -> Void)? { control.wakeSource }

@@ -11,7 +11,7 @@ func mysqlHarness(_ dir: TempDir) async throws -> DataTargetConformance.Harness 
     let pool = try await MY.freshPool()
     let driver = try SQLiteQueueDriver(path: dir.file("control-\(UUID().uuidString).db"))
     try await driver.migrate()
-    let target = ReceiptFencedTarget(target: MySQLDataTarget(pool: pool), driver: driver, plane: "test")
+    let target = ReceiptFencedTarget(target: MySQLDataTarget(pool: pool), driver: driver)
     return DataTargetConformance.Harness(target: target, driver: driver, scratch: dir.path) { table, columns in
         let names = columns.map { "CAST(\(SQLIdentifier.backquoteValidated($0)) AS CHAR)" }.joined(separator: ", ")
         return try await MY.rows(pool, "SELECT \(names) FROM \(SQLIdentifier.backquoteValidated(table)) ORDER BY 1")
@@ -159,14 +159,13 @@ struct MySQLSinkTests {
         let driver = try SQLiteQueueDriver(path: dir.file("control.db"))
         try await driver.migrate()
         let inner = MySQLDataTarget(pool: pool)
-        let fenced = ReceiptFencedTarget(target: inner, driver: driver, plane: "p")
+        let fenced = ReceiptFencedTarget(target: inner, driver: driver)
         let schema = TableSchema(columns: [ColumnSchema(name: "id", type: .int64, nullable: false)], primaryKey: [])
         let now = Date()
         _ = try await driver.insertJob(JobInsertParams(entity: "events", spec: JobSpec(source: "upload:x"), now: now))
         let first = try #require(try await driver.claimJobs(JobClaimParams(worker: "a", limit: 1, leaseDuration: .seconds(1), now: now)).first)
         // The first attempt commits rows and receipt, then "dies" before the completion.
-        var done = JobCompletion(job: first, sha256: "s1", now: { now })
-        done.receipt = "p/job-\(first.id)"
+        let done = JobCompletion(job: first, sha256: "s1", now: { now })
         let (c1, _) = try await Self.load(inner, "events", schema, .append, [["1"], ["2"], ["3"]], completing: done)
         #expect(c1.inserted == 3)
         // Its lease runs out; another worker claims the job and runs it again.
