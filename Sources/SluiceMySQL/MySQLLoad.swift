@@ -188,12 +188,14 @@ public final class MySQLLoad: SessionSink, @unchecked Sendable {
         return Plan(into: table, empty: any.first?.first == "0", swap: false, collations: existing?.collations ?? [:])
     }
 
-    /// Drops new tables of replaces whose connection is gone (a process died mid-load).
+    /// Drops the new and old tables of replaces whose connection is gone (a process died
+    /// mid-load, or between the swap and dropping the old table).
     func sweepReplaceTables(_ c: MySQLConnection) async throws {
         let db = table.schema.map(MySQLSQL.literal) ?? "DATABASE()"
         let rows = try await c.query("""
-            SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = \(db) AND TABLE_NAME LIKE 'sluice\\_replace\\_%'
-            AND CAST(SUBSTRING(TABLE_NAME, 16) AS UNSIGNED) NOT IN (SELECT ID FROM information_schema.PROCESSLIST)
+            SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = \(db) AND (
+              (TABLE_NAME LIKE 'sluice\\_replace\\_%' AND CAST(SUBSTRING(TABLE_NAME, 16) AS UNSIGNED) NOT IN (SELECT ID FROM information_schema.PROCESSLIST))
+              OR (TABLE_NAME LIKE 'sluice\\_old\\_%' AND CAST(SUBSTRING(TABLE_NAME, 12) AS UNSIGNED) NOT IN (SELECT ID FROM information_schema.PROCESSLIST)))
             """).rows
         for r in rows {
             guard let n = r.first ?? nil, let t = try? QualifiedName((table.schema.map { $0 + "." } ?? "") + n) else { continue }
