@@ -300,9 +300,12 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
             } catch let e where Self.isDataError(e) {
                 try await db.exec("ROLLBACK TO SAVEPOINT sluice_range", on: conn)
                 if n == 1 {
-                    let row = try await conn.query(PostgresPool.query(PostgresSQL.rowText(final, schema), [.int(a)]), logger: db.logger).get().rows
-                    let values = try row.first.map { r in try r.makeRandomAccess().map { try $0.decode(String?.self) } } ?? []
-                    counts.rejects.append(SinkReject(line: a, reason: Self.reason(e), values: values))
+                    // The range's one row need not start it: lines Sluice itself rejected
+                    // never reached the stage.
+                    let row = try await conn.query(PostgresPool.query(PostgresSQL.rowText(final, schema), [.int(a), .int(b)]), logger: db.logger).get().rows
+                    let cells = try row.first.map { r in try r.makeRandomAccess().map { try $0.decode(String?.self) } } ?? []
+                    let line = cells.first.flatMap { $0.flatMap { Int64($0) } } ?? a
+                    counts.rejects.append(SinkReject(line: line, reason: Self.reason(e), values: Array(cells.dropFirst())))
                 } else {
                     let mid = a + (b - a) / 2
                     work.append((mid, b))

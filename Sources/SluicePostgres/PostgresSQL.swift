@@ -187,8 +187,10 @@ public enum PostgresSQL {
     }
 
     /// The text of one final row's values, for its reject.
+    /// The one row in lines [$1, $2): its line, then its values as text.
     public static func rowText(_ final: String, _ schema: TableSchema) -> String {
-        "SELECT \(schema.columns.indices.map { stageColumn($0) + "::text" }.joined(separator: ", ")) FROM \(final) WHERE \(lineColumn) = $1"
+        "SELECT \(lineColumn)::text, \(schema.columns.indices.map { stageColumn($0) + "::text" }.joined(separator: ", ")) FROM \(final) "
+            + "WHERE \(lineColumn) >= $1 AND \(lineColumn) < $2"
     }
 
     /// Append with a key: rows whose key is already in the table, or repeated earlier in the load.

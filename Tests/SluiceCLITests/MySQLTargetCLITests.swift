@@ -154,3 +154,36 @@ struct TestMySQL {
         #expect(try my.query("SHOW TABLES") == "")
     }
 }
+
+/// Issue 19's repro: a row Sluice rejects itself, then the file's last row refused by the
+/// database: each reject keeps its own line and fields (the second once had blank fields
+/// and the first one's line on PostgreSQL).
+@Suite struct ServerRejectLineTests {
+    static let file = "id,codigo,q\n1,A,1\n2,B,1\n4,D,x\n5,A,1\n"
+
+    func check(_ cli: CLI, _ out: (status: Int32, out: String, err: String), server: String) throws {
+        #expect(out.status == 0, "\(out.err)")
+        let files = try #require(try cli.json(out.out)["files"] as? [[String: Any]])
+        let path = try #require(files.first?["rejects_file"] as? String)
+        let lines = try String(contentsOfFile: cli.dir + "/" + path, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(lines.count == 3, "\(lines)")
+        #expect(lines.contains("4,D,x,4,column 'q': invalid int64 value 'x'"), "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("5,A,1,5,") && $0.contains("\(server) refused the row") }, "\(lines)")
+    }
+
+    @Test func onPostgreSQL() throws {
+        let pg = try TestPostgres.fresh()
+        _ = try pg.query("CREATE TABLE u2 (id int PRIMARY KEY, codigo text NOT NULL UNIQUE, q int CHECK (q > 0))")
+        let cli = try CLI()
+        cli.write("u2.csv", Self.file)
+        try check(cli, try cli.run(["load", "u2.csv", "--into", "u2", "--json", "--database", pg.url]), server: "PostgreSQL")
+    }
+
+    @Test func onMySQL() throws {
+        let my = try TestMySQL.fresh()
+        _ = try my.query("CREATE TABLE u2 (id INT PRIMARY KEY, codigo VARCHAR(10) NOT NULL UNIQUE, q INT CHECK (q > 0))")
+        let cli = try CLI()
+        cli.write("u2.csv", Self.file)
+        try check(cli, try cli.run(["load", "u2.csv", "--into", "u2", "--json", "--target", my.url]), server: "MySQL")
+    }
+}
