@@ -46,4 +46,29 @@ public struct RecordBatch: Sendable {
         lines.removeAll(keepingCapacity: true)
         ops.removeAll(keepingCapacity: true)
     }
+
+    /// The batch without the rows `drop` holds (sorted or not), in order.
+    public func removing(rows drop: Set<Int>) -> RecordBatch {
+        var out = RecordBatch(fields: fields, capacity: count - drop.count)
+        for r in 0..<count where !drop.contains(r) {
+            for c in columns.indices { out.columns[c].append(from: columns[c], at: r) }
+            out.lines.append(lines[r])
+            out.ops.append(ops[r])
+        }
+        return out
+    }
+
+    /// Rows holding NaN in a float column, each with why: a value some targets cannot store
+    /// (SQLite turns it into NULL unnoticed; MySQL refuses it).
+    public func nanRows() -> [SinkReject] {
+        var out: [SinkReject] = []
+        for (c, f) in fields.enumerated() where f.type == .float64 {
+            let col = columns[c]
+            for r in 0..<count where col.validity[r] && col.doubles[r].isNaN {
+                out.append(SinkReject(line: lines[r], reason: "column '\(f.name)': NaN is not a number this target can store",
+                                      values: columns.map { ValueText.render($0, r) }))
+            }
+        }
+        return out
+    }
 }

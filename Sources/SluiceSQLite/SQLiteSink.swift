@@ -65,6 +65,8 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
     let mainReader: SQLiteConnection?
     let exists: SQLiteStatement?
     var binder: SQLiteBinder
+    /// Whether any column is a float (only those can hold NaN).
+    let floatColumns: Bool
     let keyIndices: [Int]
     static let stageName = "rows"
     static let cacheKiB = 64 * 1024
@@ -102,6 +104,7 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
         self.onCommit = onCommit
         self.keyIndices = schema.keyIndices
         self.binder = SQLiteBinder(types: schema.columns.map(\.type))
+        floatColumns = schema.columns.contains { $0.type == .float64 }
         try? FileManager.default.removeItem(atPath: stagePath)  // a leftover from a killed attempt
         if mode == .merge && KeyedRows.supports(keyIndices.map { schema.columns[$0].type }) {
             memory = MemoryRows(schema)
@@ -151,6 +154,12 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
     func writeNow(_ batch: RecordBatch) throws(SluiceError) -> [SinkReject] {
         guard open else { throw SluiceError(.aborted, "the load is already finished") }
         if batch.isEmpty { return [] }
+        // SQLite stores NaN as NULL without a word: such a row is a reject, with its reason.
+        if floatColumns, case let nan = batch.nanRows(), !nan.isEmpty {
+            let lines = Set(nan.map(\.line))
+            let kept = batch.removing(rows: Set((0..<batch.count).filter { lines.contains(batch.lines[$0]) }))
+            return try writeNow(kept) + nan
+        }
         if batch.ops.contains(.delete) { deletes = true }
         guard var held = memory else { return try stageBatch(batch) }
         memory = nil  // held alone while it grows (no copy of its buffers)

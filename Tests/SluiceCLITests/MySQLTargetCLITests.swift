@@ -187,3 +187,21 @@ struct TestMySQL {
         try check(cli, try cli.run(["load", "u2.csv", "--into", "u2", "--json", "--target", my.url]), server: "MySQL")
     }
 }
+
+/// Issue 19: NaN in a float column became NULL in SQLite, unnoticed and uncounted; it is a
+/// reject with its reason (MySQL refuses it the same way; PostgreSQL stores NaN).
+@Suite struct NaNRejectTests {
+    @Test func onSQLite() throws {
+        let cli = try CLI()
+        cli.write("sluice.yml", "entities:\n  t:\n    primary_key: [id]\n    columns: {id: int64, v: float64}\n")
+        cli.write("n.csv", "id,v\n1,1.5\n2,NaN\n3,2\n")
+        let r = try cli.run(["load", "n.csv", "--into", "t", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let stats = try #require(try cli.json(r.out)["stats"] as? [String: Int])
+        #expect(stats["inserted"] == 2 && stats["rejected"] == 1, "\(stats)")
+        #expect(try cli.sqlite("SELECT id, v FROM t ORDER BY id") == "1|1.5\n3|2.0\n")
+        let files = try #require(try cli.json(r.out)["files"] as? [[String: Any]])
+        let text = try String(contentsOfFile: cli.dir + "/" + (files.first?["rejects_file"] as? String ?? ""), encoding: .utf8)
+        #expect(text.contains("2,NaN,3,column 'v': NaN"), "\(text)")
+    }
+}
