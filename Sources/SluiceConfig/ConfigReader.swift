@@ -540,7 +540,10 @@ public enum ConfigReader {
             }
             return b
         }
-        if let b = try byte("delimiter") { d.delimiter = b }
+        if let b = try byte("delimiter") {
+            d.delimiter = b
+            d.sniffDelimiter = false
+        }
         if let b = try byte("quote") { d.quote = b }
         if let n = m["null"] { d.nullToken = try r.string(n, path + ".null") }
         if let n = m["header"] { d.header = try r.bool(n, path + ".header") }

@@ -7,6 +7,9 @@ public struct CSVDialect: Sendable, Hashable, Codable {
     public var nullToken: String = ""
     /// Whether the first record names the columns. The default is true.
     public var header: Bool = true
+    /// Whether the delimiter may be taken from the file (nobody declared one): `.tsv`/`.tab`
+    /// mean tab, else the first lines are sniffed. Not part of the dialect's identity.
+    public var sniffDelimiter: Bool = true
 
     public init(delimiter: UInt8 = UInt8(ascii: ","), quote: UInt8 = UInt8(ascii: "\""), nullToken: String = "", header: Bool = true) {
         self.delimiter = delimiter
@@ -15,7 +18,47 @@ public struct CSVDialect: Sendable, Hashable, Codable {
         self.header = header
     }
 
-    enum CodingKeys: String, CodingKey { case delimiter, quote, null, header }
+    public static func == (a: CSVDialect, b: CSVDialect) -> Bool {
+        a.delimiter == b.delimiter && a.quote == b.quote && a.nullToken == b.nullToken && a.header == b.header
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(delimiter)
+        h.combine(quote)
+        h.combine(nullToken)
+        h.combine(header)
+    }
+
+    /// The delimiters a file is sniffed for, most common first.
+    public static let candidates: [UInt8] = [UInt8(ascii: ","), UInt8(ascii: ";"), 0x09, UInt8(ascii: "|")]
+
+    /// The delimiter a file's name or first bytes show: tab for `.tsv`/`.tab`; else the
+    /// candidate found the same number of times (at least once) on every complete line of
+    /// `head`, outside quotes (the first such in ``candidates`` order); nil when none is.
+    public static func sniff(head: some Collection<UInt8>, fileName: String, quote: UInt8 = UInt8(ascii: "\"")) -> UInt8? {
+        var n = fileName.lowercased()
+        if n.hasSuffix(".gz") { n.removeLast(3) }
+        if n.hasSuffix(".tsv") || n.hasSuffix(".tab") { return 0x09 }
+        var counts: [[Int]] = []  // per complete line, per candidate
+        var current = [Int](repeating: 0, count: candidates.count)
+        var quoted = false
+        for b in head {
+            if b == quote { quoted.toggle(); continue }
+            if quoted { continue }
+            if b == 0x0A {
+                if current.contains(where: { $0 > 0 }) || !counts.isEmpty { counts.append(current) }
+                current = [Int](repeating: 0, count: candidates.count)
+                if counts.count == 20 { break }
+            } else if let i = candidates.firstIndex(of: b) {
+                current[i] += 1
+            }
+        }
+        guard let first = counts.first else { return nil }
+        for i in candidates.indices where first[i] > 0 && counts.allSatisfy({ $0[i] == first[i] }) { return candidates[i] }
+        return nil
+    }
+
+    enum CodingKeys: String, CodingKey { case delimiter, quote, null, header, sniff }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -31,6 +74,7 @@ public struct CSVDialect: Sendable, Hashable, Codable {
         quote = try byte(.quote, UInt8(ascii: "\""))
         nullToken = try c.decodeIfPresent(String.self, forKey: .null) ?? ""
         header = try c.decodeIfPresent(Bool.self, forKey: .header) ?? true
+        sniffDelimiter = try c.decodeIfPresent(Bool.self, forKey: .sniff) ?? !c.contains(.delimiter)
         if delimiter == quote {
             throw DecodingError.dataCorruptedError(forKey: .quote, in: c, debugDescription: "the quote and the delimiter must differ")
         }
@@ -42,6 +86,7 @@ public struct CSVDialect: Sendable, Hashable, Codable {
         try c.encode(String(UnicodeScalar(quote)), forKey: .quote)
         try c.encode(nullToken, forKey: .null)
         try c.encode(header, forKey: .header)
+        try c.encode(sniffDelimiter, forKey: .sniff)
     }
 }
 
@@ -69,14 +114,14 @@ public enum SourceFormat: String, Sendable, Hashable, Codable, CaseIterable {
         return nil
     }
 
-    /// The format implied by a file name (`.csv`, `.csv.gz`, `.jsonl`, `.ndjson`, `.json`, `.tsv`,
+    /// The format implied by a file name (`.csv`, `.csv.gz`, `.jsonl`, `.ndjson`, `.json`, `.tsv`, `.tab`,
     /// `.parquet`, `.avro`).
     public static func detect(fromName name: String) -> SourceFormat? {
         var n = name.lowercased()
         if n.hasSuffix(".gz") { n.removeLast(3) }
         if n.hasSuffix(".parquet") || n.hasSuffix(".parq") || n.hasSuffix(".pq") { return .parquet }
         if n.hasSuffix(".avro") { return .avro }
-        if n.hasSuffix(".csv") || n.hasSuffix(".tsv") || n.hasSuffix(".txt") { return .csv }
+        if n.hasSuffix(".csv") || n.hasSuffix(".tsv") || n.hasSuffix(".tab") || n.hasSuffix(".txt") { return .csv }
         if n.hasSuffix(".ndjson") || n.hasSuffix(".jsonl") { return .ndjson }
         if n.hasSuffix(".json") { return .json }
         return nil

@@ -118,6 +118,8 @@ public struct InputFile: Sendable {
     public var format: SourceFormat
     /// Rows handed over by a pipeline instead of a file's content.
     public var feed: RowFeed?
+    /// The delimiter the name or first bytes of a CSV file show (``CSVDialect/sniff``).
+    public var sniffedDelimiter: UInt8?
 
     public init(path: String, size: Int64, gzip: Bool, format: SourceFormat) {
         self.path = path
@@ -143,15 +145,15 @@ public struct InputFile: Sendable {
         let gz = looksGzipped(head)
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? nil
         var format = explicit ?? SourceFormat.detect(magic: head) ?? SourceFormat.detect(fromName: path)
+        var content = head
+        if gz && (format == nil || format == .csv) {
+            var g = try GzipChunkReader(try FileChunkReader(path: path))
+            let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
+            defer { buf.deallocate() }
+            let m = (try? g.read(into: buf)) ?? 0
+            content = Array(buf[0..<m])
+        }
         if format == nil {
-            var content = head
-            if gz {
-                var g = try GzipChunkReader(try FileChunkReader(path: path))
-                let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
-                defer { buf.deallocate() }
-                let m = (try? g.read(into: buf)) ?? 0
-                content = Array(buf[0..<m])
-            }
             let first = content.first { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 && $0 != 0xEF && $0 != 0xBB && $0 != 0xBF }
             format = (first == UInt8(ascii: "{") || first == UInt8(ascii: "[")) ? .json : .csv
         }
@@ -159,7 +161,9 @@ public struct InputFile: Sendable {
             throw SluiceError(.unsupported, "a gzip-compressed \(format!.rawValue) file cannot be read; \(format!.rawValue) compresses its own data, so load it uncompressed",
                               at: SourceLocation(file: path))
         }
-        return InputFile(path: path, size: size ?? 0, gzip: gz, format: format!)
+        var file = InputFile(path: path, size: size ?? 0, gzip: gz, format: format!)
+        if format == .csv { file.sniffedDelimiter = CSVDialect.sniff(head: content, fileName: path) }
+        return file
     }
 
     /// A fresh byte stream of the (decompressed) content, or of one byte range of it.

@@ -80,6 +80,9 @@ public enum LoadPlanner {
         try SQLIdentifier.validate(entity.table)
         var files = request.feed.map { [InputFile(feed: $0)] } ?? []
         for path in request.files { files.append(try InputFile.inspect(path: path, format: request.format ?? entity.format)) }
+        // Nobody declared a delimiter: the first file's name or lines say which (`;` from
+        // Excel in Brazil, tabs in `.tsv`).
+        if entity.csv.sniffDelimiter, let d = files.first?.sniffedDelimiter, d != entity.csv.quote { entity.csv.delimiter = d }
         let existing = try target?.schema(of: entity.table)
 
         var key = request.key ?? entity.schema.primaryKey
@@ -100,6 +103,11 @@ public enum LoadPlanner {
             if mode == .merge { exclude.insert(entity.opColumn) }
             let sampled = try first.inferColumns(dialect: entity.csv, rows: request.sampleRows, exclude: exclude, limits: request.limits)
             if sampled.isEmpty { throw SluiceError(.invalidSchema, "found no columns to load", at: SourceLocation(file: first.path)) }
+            if sampled.count == 1, first.format == .csv, let other = CSVDialect.candidates.first(where: { $0 != entity.csv.delimiter && sampled[0].name.utf8.contains($0) }) {
+                let shown = other == 0x09 ? "tab" : String(UnicodeScalar(other))
+                throw SluiceError(.invalidSchema, "the header '\(sampled[0].name.prefix(60))' reads as one column; it looks separated by '\(shown)': pass --delimiter '\(shown)' (or csv: {delimiter: ...} on the entity)",
+                                  at: SourceLocation(file: first.path))
+            }
             columns = sampled
             if let existing, mode != .replace {
                 // The table's own types win; a file column the table lacks is added when the

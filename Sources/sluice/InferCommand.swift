@@ -33,7 +33,12 @@ struct InferCommand: ParsableCommand {
         Runtime.bootstrapLogging()
         do {
             let input = try InputFile.inspect(path: file, format: format)
-            let dialect = try csv.apply(to: CSVDialect())
+            var dialect = try csv.apply(to: CSVDialect())
+            // As a load would: a delimiter nobody gave comes from the file, and the YAML says it.
+            if dialect.sniffDelimiter, let d = input.sniffedDelimiter, d != dialect.quote {
+                dialect.delimiter = d
+                dialect.sniffDelimiter = false
+            }
             let columns = try input.inferColumns(dialect: dialect, rows: rows, exclude: [], limits: ReadLimits())
             var base = (file as NSString).lastPathComponent
             while let dot = base.lastIndex(of: "."), dot != base.startIndex { base = String(base[..<dot]) }

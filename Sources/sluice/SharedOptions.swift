@@ -69,7 +69,10 @@ struct CSVOptions: ParsableArguments {
             }
             return b
         }
-        if let s = delimiter { d.delimiter = try byte(s, "delimiter") }
+        if let s = delimiter {
+            d.delimiter = try byte(s, "delimiter")
+            d.sniffDelimiter = false
+        }
         if let s = quote { d.quote = try byte(s, "quote") }
         if let s = nullToken { d.nullToken = s }
         if noHeader { d.header = false }

@@ -205,3 +205,22 @@ struct TestMySQL {
         #expect(text.contains("2,NaN,3,column 'v': NaN"), "\(text)")
     }
 }
+
+/// Issue 19: files as they come — `;` from Excel, `.tsv`, and a hint when a declared
+/// delimiter reads the header as one column.
+@Suite struct CSVDelimiterCLITests {
+    @Test func semicolonsAndTabsAreFoundAndADeclaredMismatchIsExplained() throws {
+        let cli = try CLI()
+        cli.write("s.csv", "id;nome;valor\n1;Ana;10\n2;João;20\n")
+        let r = try cli.run(["load", "s.csv", "--into", "s", "--key", "id"])
+        #expect(r.status == 0 && r.out.contains("inserted  2"), "\(r.err)")
+        #expect(try cli.sqlite("SELECT id, nome, valor FROM s ORDER BY id") == "1|Ana|10\n2|João|20\n")
+        cli.write("t.tsv", "id\tnome\n1\tAna\n")
+        #expect(try cli.run(["load", "t.tsv", "--into", "t"]).status == 0)
+        #expect(try cli.sqlite("SELECT id, nome FROM t") == "1|Ana\n")
+        let wrong = try cli.run(["load", "s.csv", "--into", "s2", "--delimiter", ","])
+        #expect(wrong.status != 0 && wrong.err.contains("--delimiter ';'"), "\(wrong.err)")
+        let yaml = try cli.run(["infer", "s.csv"])
+        #expect(yaml.out.contains("csv: {delimiter: \";\"") && yaml.out.contains("{name: valor, type: int64}"), "\(yaml.out)")
+    }
+}
