@@ -529,7 +529,7 @@ public enum ConfigReader {
     }
 
     static func readCSV(_ node: Node, _ path: String, _ r: NodeReader) throws(SluiceError) -> CSVDialect {
-        let m = try r.mapping(node, path, allowed: ["delimiter", "quote", "null", "header"])
+        let m = try r.mapping(node, path, allowed: ["delimiter", "quote", "null", "header", "encoding"])
         var d = CSVDialect()
         func byte(_ key: String) throws(SluiceError) -> UInt8? {
             guard let n = m[key] else { return nil }
@@ -547,6 +547,10 @@ public enum ConfigReader {
         if let b = try byte("quote") { d.quote = b }
         if let n = m["null"] { d.nullToken = try r.string(n, path + ".null") }
         if let n = m["header"] { d.header = try r.bool(n, path + ".header") }
+        if let n = m["encoding"] {
+            d.encoding = try CSVDialect.encoding(named: try r.string(n, path + ".encoding")) { (why) in r.error(n, "\(path).encoding: \(why)") }
+            d.sniffEncoding = false
+        }
         if d.delimiter == d.quote { throw r.error(node, "\(path): the quote and the delimiter must differ") }
         return d
     }

@@ -30,7 +30,8 @@ public enum EntityYAML {
         if let format { lines.append("    format: \(format.rawValue)") }
         if format == .csv && e.csv != CSVDialect() {
             let d = e.csv
-            lines.append("    csv: {delimiter: \(scalar(String(UnicodeScalar(d.delimiter)))), quote: \(scalar(String(UnicodeScalar(d.quote)))), null: \(scalar(d.nullToken)), header: \(d.header)}")
+            let encoding = d.encoding.map { ", encoding: \($0.rawValue)" } ?? ""
+            lines.append("    csv: {delimiter: \(scalar(String(UnicodeScalar(d.delimiter)))), quote: \(scalar(String(UnicodeScalar(d.quote)))), null: \(scalar(d.nullToken)), header: \(d.header)\(encoding)}")
         }
         lines.append("    columns:")
         for c in e.schema.columns {

@@ -10,6 +10,11 @@ public struct CSVDialect: Sendable, Hashable, Codable {
     /// Whether the delimiter may be taken from the file (nobody declared one): `.tsv`/`.tab`
     /// mean tab, else the first lines are sniffed. Not part of the dialect's identity.
     public var sniffDelimiter: Bool = true
+    /// A single-byte encoding the file is in (nil: UTF-8, unless nobody declared one and the
+    /// file's first bytes are not UTF-8, which then read as Windows-1252).
+    public var encoding: SingleByteEncoding?
+    /// Whether the encoding may be taken from the file (nobody declared one).
+    public var sniffEncoding: Bool = true
 
     public init(delimiter: UInt8 = UInt8(ascii: ","), quote: UInt8 = UInt8(ascii: "\""), nullToken: String = "", header: Bool = true) {
         self.delimiter = delimiter
@@ -19,7 +24,7 @@ public struct CSVDialect: Sendable, Hashable, Codable {
     }
 
     public static func == (a: CSVDialect, b: CSVDialect) -> Bool {
-        a.delimiter == b.delimiter && a.quote == b.quote && a.nullToken == b.nullToken && a.header == b.header
+        a.delimiter == b.delimiter && a.quote == b.quote && a.nullToken == b.nullToken && a.header == b.header && a.encoding == b.encoding
     }
 
     public func hash(into h: inout Hasher) {
@@ -27,6 +32,17 @@ public struct CSVDialect: Sendable, Hashable, Codable {
         h.combine(quote)
         h.combine(nullToken)
         h.combine(header)
+        h.combine(encoding)
+    }
+
+    /// The encoding a setting names (`utf-8` is nil), or `error(why)`.
+    public static func encoding(named name: String, _ error: (String) -> SluiceError) throws(SluiceError) -> SingleByteEncoding? {
+        switch String(name.lowercased().map { $0 == "_" ? "-" : $0 }) {
+        case "utf-8", "utf8": return nil
+        case "latin-1", "latin1", "iso-8859-1": return .latin1
+        case "windows-1252", "cp1252": return .windows1252
+        default: throw error("unknown encoding '\(name)' (utf-8, latin-1, windows-1252)")
+        }
     }
 
     /// The delimiters a file is sniffed for, most common first.
@@ -58,7 +74,7 @@ public struct CSVDialect: Sendable, Hashable, Codable {
         return nil
     }
 
-    enum CodingKeys: String, CodingKey { case delimiter, quote, null, header, sniff }
+    enum CodingKeys: String, CodingKey { case delimiter, quote, null, header, sniff, encoding, sniffEncoding = "sniff_encoding" }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -75,6 +91,8 @@ public struct CSVDialect: Sendable, Hashable, Codable {
         nullToken = try c.decodeIfPresent(String.self, forKey: .null) ?? ""
         header = try c.decodeIfPresent(Bool.self, forKey: .header) ?? true
         sniffDelimiter = try c.decodeIfPresent(Bool.self, forKey: .sniff) ?? !c.contains(.delimiter)
+        encoding = try c.decodeIfPresent(SingleByteEncoding.self, forKey: .encoding)
+        sniffEncoding = try c.decodeIfPresent(Bool.self, forKey: .sniffEncoding) ?? !c.contains(.encoding)
         if delimiter == quote {
             throw DecodingError.dataCorruptedError(forKey: .quote, in: c, debugDescription: "the quote and the delimiter must differ")
         }
@@ -87,6 +105,8 @@ public struct CSVDialect: Sendable, Hashable, Codable {
         try c.encode(nullToken, forKey: .null)
         try c.encode(header, forKey: .header)
         try c.encode(sniffDelimiter, forKey: .sniff)
+        try c.encodeIfPresent(encoding, forKey: .encoding)
+        try c.encode(sniffEncoding, forKey: .sniffEncoding)
     }
 }
 
@@ -139,5 +159,41 @@ public struct ReadLimits: Sendable, Hashable {
     public init(maxRecordBytes: Int = 16 << 20, batchRows: Int = 16_384) {
         self.maxRecordBytes = maxRecordBytes
         self.batchRows = batchRows
+    }
+}
+
+/// A single-byte text encoding a CSV file may come in (`csv: {encoding: ...}`).
+public enum SingleByteEncoding: String, Sendable, Hashable, Codable, CaseIterable {
+    /// ISO-8859-1: each byte is the code point of the same number.
+    case latin1 = "latin-1"
+    /// Windows-1252 (what Excel writes on Western systems): Latin-1 with printable characters
+    /// in 0x80–0x9F (`€`, `‚`, `“`, `”`, `–`, …).
+    case windows1252 = "windows-1252"
+
+    /// Code points of Windows-1252's 0x80–0x9F (the five unassigned bytes keep Latin-1's).
+    static let cp1252High: [UInt32] = [
+        0x20AC, 0x81, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x8D, 0x017D, 0x8F,
+        0x90, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D, 0x017E, 0x0178,
+    ]
+
+    /// The code point byte `b` stands for.
+    @inline(__always) public func scalar(_ b: UInt8) -> UInt32 {
+        self == .windows1252 && b >= 0x80 && b < 0xA0 ? Self.cp1252High[Int(b - 0x80)] : UInt32(b)
+    }
+
+    /// Whether `bytes` (a file's first bytes) are not UTF-8: an invalid sequence before the
+    /// last four bytes, which may be a character cut by the end of the sample.
+    public static func notUTF8(_ bytes: some Collection<UInt8>) -> Bool {
+        let b = Array(bytes)
+        var i = 0
+        while i < b.count {
+            let c = b[i]
+            let n = c < 0x80 ? 1 : c >> 5 == 0b110 ? 2 : c >> 4 == 0b1110 ? 3 : c >> 3 == 0b11110 ? 4 : 0
+            if n == 0 { return true }
+            if i + n > b.count { return b.count - i > 4 }
+            for k in 1..<n where b[i + k] >> 6 != 0b10 { return true }
+            i += n
+        }
+        return false
     }
 }

@@ -120,6 +120,8 @@ public struct InputFile: Sendable {
     public var feed: RowFeed?
     /// The delimiter the name or first bytes of a CSV file show (``CSVDialect/sniff``).
     public var sniffedDelimiter: UInt8?
+    /// Windows-1252 when a CSV file's first bytes are not UTF-8 (Excel on Western systems).
+    public var sniffedEncoding: SingleByteEncoding?
 
     public init(path: String, size: Int64, gzip: Bool, format: SourceFormat) {
         self.path = path
@@ -162,14 +164,19 @@ public struct InputFile: Sendable {
                               at: SourceLocation(file: path))
         }
         var file = InputFile(path: path, size: size ?? 0, gzip: gz, format: format!)
-        if format == .csv { file.sniffedDelimiter = CSVDialect.sniff(head: content, fileName: path) }
+        if format == .csv {
+            file.sniffedDelimiter = CSVDialect.sniff(head: content, fileName: path)
+            if SingleByteEncoding.notUTF8(content) { file.sniffedEncoding = .windows1252 }
+        }
         return file
     }
 
-    /// A fresh byte stream of the (decompressed) content, or of one byte range of it.
-    public func open(progress: LoadProgress? = nil, range: Range<Int64>? = nil) throws(SluiceError) -> any ByteChunkReader {
+    /// A fresh byte stream of the (decompressed) content, or of one byte range of it, as
+    /// UTF-8 when the text is in a single-byte `encoding`.
+    public func open(progress: LoadProgress? = nil, range: Range<Int64>? = nil, encoding: SingleByteEncoding? = nil) throws(SluiceError) -> any ByteChunkReader {
         let raw = try FileChunkReader(path: path, progress: progress, range: range)
-        return gzip ? try GzipChunkReader(raw) : raw
+        let bytes: any ByteChunkReader = gzip ? try GzipChunkReader(raw) : raw
+        return encoding.map { TranscodingChunkReader(bytes, encoding: $0) } ?? bytes
     }
 
     /// A batch reader of this file (or of `range` of it) for `spec`.
@@ -179,7 +186,7 @@ public struct InputFile: Sendable {
             throw SluiceError(.unsupported, "a \(format.rawValue) file cannot be read in byte ranges", at: SourceLocation(file: path))
         }
         switch format {
-        case .csv: return try CSVBatchReader(source: try open(progress: progress, range: range), dialect: dialect, spec: spec)
+        case .csv: return try CSVBatchReader(source: try open(progress: progress, range: range, encoding: dialect.encoding), dialect: dialect, spec: spec)
         case .ndjson: return JSONBatchReader(source: try open(progress: progress, range: range), layout: .lines, spec: spec)
         case .json: return JSONBatchReader(source: try open(progress: progress, range: range), layout: .detect, spec: spec)
         case .parquet:
@@ -203,7 +210,8 @@ public struct InputFile: Sendable {
             let file = try AvroReader(source: try open(), fileName: path)
             return file.columns.filter { !exclude.contains($0.name) }
         default:
-            return try SchemaSampler.infer(source: try open(), format: format, dialect: dialect, rows: rows, exclude: exclude, limits: limits, fileName: path)
+            return try SchemaSampler.infer(source: try open(encoding: format == .csv ? dialect.encoding : nil), format: format, dialect: dialect, rows: rows,
+                                           exclude: exclude, limits: limits, fileName: path)
         }
     }
 }

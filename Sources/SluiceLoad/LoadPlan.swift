@@ -83,6 +83,7 @@ public enum LoadPlanner {
         // Nobody declared a delimiter: the first file's name or lines say which (`;` from
         // Excel in Brazil, tabs in `.tsv`).
         if entity.csv.sniffDelimiter, let d = files.first?.sniffedDelimiter, d != entity.csv.quote { entity.csv.delimiter = d }
+        if entity.csv.sniffEncoding, entity.csv.encoding == nil, let e = files.first?.sniffedEncoding { entity.csv.encoding = e }
         let existing = try target?.schema(of: entity.table)
 
         var key = request.key ?? entity.schema.primaryKey

@@ -39,6 +39,10 @@ struct InferCommand: ParsableCommand {
                 dialect.delimiter = d
                 dialect.sniffDelimiter = false
             }
+            if dialect.sniffEncoding, dialect.encoding == nil, let e = input.sniffedEncoding {
+                dialect.encoding = e
+                dialect.sniffEncoding = false
+            }
             let columns = try input.inferColumns(dialect: dialect, rows: rows, exclude: [], limits: ReadLimits())
             var base = (file as NSString).lastPathComponent
             while let dot = base.lastIndex(of: "."), dot != base.startIndex { base = String(base[..<dot]) }

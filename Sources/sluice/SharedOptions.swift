@@ -49,6 +49,9 @@ struct CSVOptions: ParsableArguments {
     @Option(help: "CSV field delimiter (one character; 'tab' for tab).")
     var delimiter: String?
 
+    @Option(help: "CSV text encoding: utf-8, latin-1 or windows-1252 (default: utf-8, or windows-1252 when the file's first bytes are not UTF-8).")
+    var encoding: String?
+
     @Option(help: "CSV quote character.")
     var quote: String?
 
@@ -58,7 +61,7 @@ struct CSVOptions: ParsableArguments {
     @Flag(help: "The CSV file has no header line; columns are matched by position.")
     var noHeader = false
 
-    var isSet: Bool { delimiter != nil || quote != nil || nullToken != nil || noHeader }
+    var isSet: Bool { delimiter != nil || quote != nil || nullToken != nil || noHeader || encoding != nil }
 
     func apply(to base: CSVDialect) throws -> CSVDialect {
         var d = base
@@ -72,6 +75,10 @@ struct CSVOptions: ParsableArguments {
         if let s = delimiter {
             d.delimiter = try byte(s, "delimiter")
             d.sniffDelimiter = false
+        }
+        if let e = encoding {
+            do { d.encoding = try CSVDialect.encoding(named: e) { SluiceError(.invalidArgument, $0) } } catch { throw ValidationError(error.message) }
+            d.sniffEncoding = false
         }
         if let s = quote { d.quote = try byte(s, "quote") }
         if let s = nullToken { d.nullToken = s }

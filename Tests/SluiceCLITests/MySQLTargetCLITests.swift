@@ -224,3 +224,24 @@ struct TestMySQL {
         #expect(yaml.out.contains("csv: {delimiter: \";\"") && yaml.out.contains("{name: valor, type: int64}"), "\(yaml.out)")
     }
 }
+
+/// Issue 19: a Windows-1252 file from Excel loads with its accents (it was "invalid UTF-8" on
+/// every accented row), found on its own or declared.
+@Suite struct CSVEncodingCLITests {
+    @Test func windows1252IsFoundAndLatin1CanBeDeclared() throws {
+        let cli = try CLI()
+        let cp = "id;nome;obs\n1;João;Açaí € “bom”\n2;Sé;–\n".data(using: .windowsCP1252)!
+        FileManager.default.createFile(atPath: cli.dir + "/cp.csv", contents: cp)
+        let r = try cli.run(["load", "cp.csv", "--into", "cp", "--key", "id"])
+        #expect(r.status == 0 && r.out.contains("inserted  2") && r.out.contains("rejected  0"), "\(r.out) \(r.err)")
+        #expect(try cli.sqlite("SELECT nome, obs FROM cp ORDER BY id") == "João|Açaí € “bom”\nSé|–\n")
+        let yaml = try cli.run(["infer", "cp.csv"])
+        #expect(yaml.out.contains("encoding: windows-1252"), "\(yaml.out)")
+        FileManager.default.createFile(atPath: cli.dir + "/l1.csv", contents: "id,nome\n1,Ação\n".data(using: .isoLatin1)!)
+        cli.write("sluice.yml", "entities:\n  l1:\n    csv: {encoding: latin-1}\n")
+        #expect(try cli.run(["load", "l1.csv", "--into", "l1"]).status == 0)
+        #expect(try cli.sqlite("SELECT nome FROM l1") == "Ação\n")
+        let bad = try cli.run(["load", "l1.csv", "--into", "l2", "--encoding", "ebcdic"])
+        #expect(bad.status != 0 && bad.err.contains("unknown encoding 'ebcdic'"), "\(bad.err)")
+    }
+}
