@@ -76,6 +76,8 @@ public final class MySQLConnection: @unchecked Sendable {
     var buffer = ByteBuffer()
     var sequence: UInt8 = 0
     public private(set) var broken = false
+    /// The largest packet accepted from the server (continuations joined).
+    static let maxPacket = 256 << 20
     public private(set) var handshake: MySQLProtocol.Handshake
     var capabilities: MySQLProtocol.Capabilities = []
     let display: String
@@ -222,6 +224,8 @@ public final class MySQLConnection: @unchecked Sendable {
             payload += buffer.readBytes(length: length) ?? []
             if buffer.readableBytes == 0 { buffer.clear() }
             if length < MySQLProtocol.maxPayload { return payload }
+            // Continuations without end: a server this client never asks for that much.
+            if payload.count > Self.maxPacket { throw fail("sent a packet over \(Self.maxPacket >> 20) MiB") }
         }
     }
 

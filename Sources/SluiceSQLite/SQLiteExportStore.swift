@@ -201,8 +201,8 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
 }
 
 /// Keyset pages over the source (`key > last`), each its own short statement, so the
-/// planner can record batches on the same connection between pages.
-/// Pages of the source in key order; each page is read on the store's lane.
+/// planner can record batches on the same connection between pages; each page is read on
+/// the store's lane.
 final class SQLiteExportScan: ExportScan, @unchecked Sendable {
     var lane: BlockingLane?
     let schema: TableSchema
