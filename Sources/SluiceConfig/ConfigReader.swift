@@ -529,7 +529,7 @@ public enum ConfigReader {
     }
 
     static func readCSV(_ node: Node, _ path: String, _ r: NodeReader) throws(SluiceError) -> CSVDialect {
-        let m = try r.mapping(node, path, allowed: ["delimiter", "quote", "null", "header", "encoding"])
+        let m = try r.mapping(node, path, allowed: ["delimiter", "quote", "null", "header", "encoding", "decimal", "thousands"])
         var d = CSVDialect()
         func byte(_ key: String) throws(SluiceError) -> UInt8? {
             guard let n = m[key] else { return nil }
@@ -545,6 +545,9 @@ public enum ConfigReader {
             d.sniffDelimiter = false
         }
         if let b = try byte("quote") { d.quote = b }
+        if let b = try byte("decimal") { d.decimal = b }
+        if let b = try byte("thousands") { d.thousands = b }
+        if d.thousands == d.decimal { throw r.error(node, "\(path): the decimal and thousands separators must differ") }
         if let n = m["null"] { d.nullToken = try r.string(n, path + ".null") }
         if let n = m["header"] { d.header = try r.bool(n, path + ".header") }
         if let n = m["encoding"] {

@@ -30,7 +30,9 @@ public enum EntityYAML {
         if let format { lines.append("    format: \(format.rawValue)") }
         if format == .csv && e.csv != CSVDialect() {
             let d = e.csv
-            let encoding = d.encoding.map { ", encoding: \($0.rawValue)" } ?? ""
+            var encoding = d.encoding.map { ", encoding: \($0.rawValue)" } ?? ""
+            if d.decimal != UInt8(ascii: ".") { encoding += ", decimal: \(scalar(String(UnicodeScalar(d.decimal))))" }
+            if let t = d.thousands { encoding += ", thousands: \(scalar(String(UnicodeScalar(t))))" }
             lines.append("    csv: {delimiter: \(scalar(String(UnicodeScalar(d.delimiter)))), quote: \(scalar(String(UnicodeScalar(d.quote)))), null: \(scalar(d.nullToken)), header: \(d.header)\(encoding)}")
         }
         lines.append("    columns:")

@@ -24,6 +24,9 @@ public struct BatchBuilder: Sendable {
     var op: RowOp = .upsert
     var failure: (column: String?, reason: String)?
     var scratch: [UInt8] = []
+    /// Set for text whose numbers use another decimal or a thousands separator.
+    public var numbers: CSVDialect?
+    var numberText: [UInt8] = []
 
     public init(schema: TableSchema, capacity: Int) {
         self.schema = schema
@@ -74,6 +77,17 @@ public struct BatchBuilder: Sendable {
     /// Coerces the text `raw` into column `c`.
     public mutating func setText(_ c: Int, _ raw: UnsafeRawBufferPointer) {
         if ignored(c) { batch.columns[c].appendNull(); return }
+        if let numbers, schema.columns[c].type.isNumber {
+            guard numbers.normalizeNumber(raw, into: &numberText) else { return bad(c, raw) }
+            let text = numberText
+            text.withUnsafeBytes { coerce(c, $0) }
+            return
+        }
+        coerce(c, raw)
+    }
+
+    /// Coerces plain text (numbers with `.` decimals) into column `c`.
+    mutating func coerce(_ c: Int, _ raw: UnsafeRawBufferPointer) {
         switch schema.columns[c].type {
         case .int64:
             if let v = Coercion.parseInt64(raw) { batch.columns[c].append(int: v) } else { bad(c, raw) }

@@ -118,3 +118,13 @@ extension ColumnType: Codable {
         try c.encode(name)
     }
 }
+
+extension ColumnType {
+    /// Whether values are numbers (read with a dialect's decimal and thousands separators).
+    public var isNumber: Bool {
+        switch self {
+        case .int64, .float64, .decimal: true
+        default: false
+        }
+    }
+}

@@ -15,6 +15,39 @@ public struct CSVDialect: Sendable, Hashable, Codable {
     public var encoding: SingleByteEncoding?
     /// Whether the encoding may be taken from the file (nobody declared one).
     public var sniffEncoding: Bool = true
+    /// The decimal separator of numbers (`,` in Brazil's exports). The default is `.`.
+    public var decimal: UInt8 = UInt8(ascii: ".")
+    /// A thousands separator numbers may carry (`.` in `1.234,56`), or none.
+    public var thousands: UInt8?
+
+    /// Whether numbers need ``normalizeNumber(_:into:)`` before they parse.
+    public var localNumbers: Bool { decimal != UInt8(ascii: ".") || thousands != nil }
+
+    /// `raw` as the plain number text the parsers read (`1.234,56` → `1234.56` with decimal
+    /// `,` and thousands `.`); false when it holds a `.` the dialect does not use, or a
+    /// thousands separator out of place (groups of three digits: `12.5` is not `125`).
+    public func normalizeNumber(_ raw: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
+        out.removeAll(keepingCapacity: true)
+        var group = 0  // digits since the last thousands separator (or the start)
+        var grouped = false, inFraction = false
+        for b in raw {
+            if b == decimal && !inFraction {
+                if grouped && group != 3 { return false }
+                inFraction = true
+                out.append(UInt8(ascii: "."))
+            } else if let t = thousands, b == t, !inFraction {
+                if group == 0 || group > 3 || (grouped && group != 3) { return false }
+                grouped = true
+                group = 0
+            } else if b == UInt8(ascii: ".") {
+                return false
+            } else {
+                if b &- 48 <= 9 { group += 1 }
+                out.append(b)
+            }
+        }
+        return !grouped || inFraction || group == 3
+    }
 
     public init(delimiter: UInt8 = UInt8(ascii: ","), quote: UInt8 = UInt8(ascii: "\""), nullToken: String = "", header: Bool = true) {
         self.delimiter = delimiter
@@ -25,6 +58,7 @@ public struct CSVDialect: Sendable, Hashable, Codable {
 
     public static func == (a: CSVDialect, b: CSVDialect) -> Bool {
         a.delimiter == b.delimiter && a.quote == b.quote && a.nullToken == b.nullToken && a.header == b.header && a.encoding == b.encoding
+            && a.decimal == b.decimal && a.thousands == b.thousands
     }
 
     public func hash(into h: inout Hasher) {
@@ -33,6 +67,8 @@ public struct CSVDialect: Sendable, Hashable, Codable {
         h.combine(nullToken)
         h.combine(header)
         h.combine(encoding)
+        h.combine(decimal)
+        h.combine(thousands)
     }
 
     /// The encoding a setting names (`utf-8` is nil), or `error(why)`.
@@ -74,7 +110,7 @@ public struct CSVDialect: Sendable, Hashable, Codable {
         return nil
     }
 
-    enum CodingKeys: String, CodingKey { case delimiter, quote, null, header, sniff, encoding, sniffEncoding = "sniff_encoding" }
+    enum CodingKeys: String, CodingKey { case delimiter, quote, null, header, sniff, encoding, sniffEncoding = "sniff_encoding", decimal, thousands }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -93,6 +129,8 @@ public struct CSVDialect: Sendable, Hashable, Codable {
         sniffDelimiter = try c.decodeIfPresent(Bool.self, forKey: .sniff) ?? !c.contains(.delimiter)
         encoding = try c.decodeIfPresent(SingleByteEncoding.self, forKey: .encoding)
         sniffEncoding = try c.decodeIfPresent(Bool.self, forKey: .sniffEncoding) ?? !c.contains(.encoding)
+        decimal = try byte(.decimal, UInt8(ascii: "."))
+        thousands = c.contains(.thousands) ? try byte(.thousands, 0) : nil
         if delimiter == quote {
             throw DecodingError.dataCorruptedError(forKey: .quote, in: c, debugDescription: "the quote and the delimiter must differ")
         }
@@ -107,6 +145,8 @@ public struct CSVDialect: Sendable, Hashable, Codable {
         try c.encode(sniffDelimiter, forKey: .sniff)
         try c.encodeIfPresent(encoding, forKey: .encoding)
         try c.encode(sniffEncoding, forKey: .sniffEncoding)
+        try c.encode(String(UnicodeScalar(decimal)), forKey: .decimal)
+        try c.encodeIfPresent(thousands.map { String(UnicodeScalar($0)) }, forKey: .thousands)
     }
 }
 

@@ -23,6 +23,7 @@ public final class CSVBatchReader: BatchReader {
                                  firstLine: spec.firstLine)
         self.spec = spec
         self.builder = BatchBuilder(schema: spec.schema, capacity: spec.limits.batchRows)
+        if dialect.localNumbers { builder.numbers = dialect }
         let names: [String]
         if let known = spec.knownHeader {
             names = known

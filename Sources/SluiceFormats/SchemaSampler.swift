@@ -32,6 +32,7 @@ public enum SchemaSampler {
             names = []
         }
         observers = Array(repeating: TypeObserver(), count: names.count)
+        var number: [UInt8] = []
         decoder.skipBlankLines = names.count != 1
         while seen < rows {
             let event = try decoder.next()
@@ -42,7 +43,19 @@ public enum SchemaSampler {
             }
             guard decoder.fieldCount == names.count else { continue }
             for i in 0..<names.count {
-                if decoder.isNull(i) { observers[i].observeNull() } else { decoder.withField(i) { observers[i].observe(text: $0) } }
+                if decoder.isNull(i) {
+                    observers[i].observeNull()
+                } else if dialect.localNumbers {
+                    // `1.234,56` is observed as `1234.56` when it reads as a number that way.
+                    decoder.withField(i) { raw in
+                        guard dialect.normalizeNumber(raw, into: &number) else { return observers[i].observe(text: raw) }
+                        number.withUnsafeBytes { n in
+                            if Coercion.parseDouble(Coercion.trimmed(n)) != nil { observers[i].observe(text: n) } else { observers[i].observe(text: raw) }
+                        }
+                    }
+                } else {
+                    decoder.withField(i) { observers[i].observe(text: $0) }
+                }
             }
             seen += 1
         }

@@ -52,6 +52,12 @@ struct CSVOptions: ParsableArguments {
     @Option(help: "CSV text encoding: utf-8, latin-1 or windows-1252 (default: utf-8, or windows-1252 when the file's first bytes are not UTF-8).")
     var encoding: String?
 
+    @Option(help: "Decimal separator of numbers in CSV (e.g. ',' for 1,5).")
+    var decimal: String?
+
+    @Option(help: "Thousands separator numbers in CSV may carry (e.g. '.' for 1.234,56).")
+    var thousands: String?
+
     @Option(help: "CSV quote character.")
     var quote: String?
 
@@ -61,7 +67,7 @@ struct CSVOptions: ParsableArguments {
     @Flag(help: "The CSV file has no header line; columns are matched by position.")
     var noHeader = false
 
-    var isSet: Bool { delimiter != nil || quote != nil || nullToken != nil || noHeader || encoding != nil }
+    var isSet: Bool { delimiter != nil || quote != nil || nullToken != nil || noHeader || encoding != nil || decimal != nil || thousands != nil }
 
     func apply(to base: CSVDialect) throws -> CSVDialect {
         var d = base
@@ -76,6 +82,9 @@ struct CSVOptions: ParsableArguments {
             d.delimiter = try byte(s, "delimiter")
             d.sniffDelimiter = false
         }
+        if let s = decimal { d.decimal = try byte(s, "decimal") }
+        if let s = thousands { d.thousands = try byte(s, "thousands") }
+        if d.thousands == d.decimal { throw ValidationError("the decimal and thousands separators must differ") }
         if let e = encoding {
             do { d.encoding = try CSVDialect.encoding(named: e) { SluiceError(.invalidArgument, $0) } } catch { throw ValidationError(error.message) }
             d.sniffEncoding = false

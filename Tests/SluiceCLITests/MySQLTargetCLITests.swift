@@ -245,3 +245,21 @@ struct TestMySQL {
         #expect(bad.status != 0 && bad.err.contains("unknown encoding 'ebcdic'"), "\(bad.err)")
     }
 }
+
+/// Issue 19: decimal commas and thousands dots, declared on the entity or on the command line.
+@Suite struct CSVNumberCLITests {
+    @Test func brazilianNumbersLoadAsNumbers() throws {
+        let cli = try CLI()
+        cli.write("br.csv", "id;nome;valor;qtd\n1;Ana;1.234,56;1.000\n2;Bia;10,5;2\n3;Caio;12.5;1\n")
+        let r = try cli.run(["load", "br.csv", "--into", "br", "--key", "id", "--decimal", ",", "--thousands", ".", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let stats = try #require(try cli.json(r.out)["stats"] as? [String: Int])
+        #expect(stats["inserted"] == 2 && stats["rejected"] == 1, "\(stats)")  // 12.5 is not a number in this dialect
+        #expect(try cli.sqlite("SELECT id, valor, qtd, typeof(valor) FROM br ORDER BY id") == "1|1234.56|1000|real\n2|10.5|2|real\n")
+        cli.write("sluice.yml", "entities:\n  br2:\n    csv: {delimiter: \";\", decimal: \",\", thousands: \".\"}\n")
+        #expect(try cli.run(["load", "br.csv", "--into", "br2", "--key", "id"]).status == 0)
+        #expect(try cli.sqlite("SELECT sum(valor) FROM br2") == "1245.06\n")
+        let yaml = try cli.run(["infer", "br.csv", "--decimal", ",", "--thousands", "."])
+        #expect(yaml.out.contains("decimal: \",\"") && yaml.out.contains("{name: valor, type: float64}"), "\(yaml.out)")
+    }
+}
