@@ -403,7 +403,7 @@ public enum ConfigReader {
 
     static func readEntity(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> Entity {
         let path = "entities.\(name)"
-        let m = try r.mapping(node, path, allowed: ["table", "primary_key", "mode", "op_column", "format", "csv", "columns", "schema_changes"])
+        let m = try r.mapping(node, path, allowed: ["table", "primary_key", "mode", "op_column", "format", "csv", "columns", "schema_changes", "nan"])
         var columns: [ColumnSchema] = []
         if let cols = m["columns"] { columns = try readColumns(cols, path + ".columns", r) }
         var key: [String] = []
@@ -438,8 +438,15 @@ public enum ConfigReader {
             default: throw r.error(sc, "\(path).schema_changes must be evolve or freeze")
             }
         }
-        let entity = Entity(name: name, table: table, schema: TableSchema(columns: columns, primaryKey: key).normalized(),
+        var entity = Entity(name: name, table: table, schema: TableSchema(columns: columns, primaryKey: key).normalized(),
                             mode: mode, opColumn: opColumn, format: format, csv: csv, evolve: evolve)
+        if let n = m["nan"] {
+            switch try r.string(n, path + ".nan") {
+            case "null": entity.nanAsNull = true
+            case "reject": entity.nanAsNull = false
+            default: throw r.error(n, "\(path).nan must be null or reject")
+            }
+        }
         do {
             try SQLIdentifier.validate(table)
             if !columns.isEmpty { try entity.schema.validate() }

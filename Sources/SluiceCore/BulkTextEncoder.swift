@@ -13,6 +13,8 @@ public struct BulkTextEncoder: Sendable {
     public var skipDeletes = false
     /// Most characters a text value may have, by column (a key of a table Sluice made).
     public var textLimits: [Int: Int] = [:]
+    /// Write NaN as NULL (`nan: null`) rather than as NaN (PostgreSQL) or a reject (MySQL).
+    public var nanAsNull = false
 
     public init(schema: TableSchema, dialect: Dialect) {
         types = schema.columns.map(\.type)
@@ -34,7 +36,7 @@ public struct BulkTextEncoder: Sendable {
             for c in 0..<types.count {
                 if c > 0 { out.append(UInt8(ascii: "\t")) }
                 let col = batch.columns[c]
-                if col.isNull(r) {
+                if col.isNull(r) || (nanAsNull && types[c] == .float64 && col.doubles[r].isNaN) {
                     out.append(UInt8(ascii: "\\"))
                     out.append(UInt8(ascii: "N"))
                     continue

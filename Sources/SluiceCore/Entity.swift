@@ -13,6 +13,9 @@ public struct Entity: Sendable, Hashable {
     /// A file with columns the table lacks: add them (`evolve`) or refuse the load (`freeze`,
     /// the default).
     public var evolve: Bool
+    /// NaN in a float column: NULL (`nan: null`) instead of a rejected row (the default,
+    /// since SQLite and MySQL cannot store NaN).
+    public var nanAsNull = false
 
     public init(name: String, table: String? = nil, schema: TableSchema, mode: WriteMode? = nil,
                 opColumn: String = "op", format: SourceFormat? = nil, csv: CSVDialect = CSVDialect(), evolve: Bool = false) {

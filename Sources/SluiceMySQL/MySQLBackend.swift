@@ -40,8 +40,10 @@ public struct MySQLDataTarget: ReceiptTarget {
     }
 
     public func sink(entity: Entity, mode: WriteMode, scratchDir: String, completing: JobCompletion?) async throws(SluiceError) -> any LoadSink {
-        try await MySQLLoad.open(pool: pool, table: entity.table, schema: entity.schema, mode: mode, evolve: entity.evolve,
-                                 receipt: completing.map { ($0.receipt, $0) })
+        let load = try await MySQLLoad.open(pool: pool, table: entity.table, schema: entity.schema, mode: mode, evolve: entity.evolve,
+                                            receipt: completing.map { ($0.receipt, $0) })
+        load.encoder.nanAsNull = entity.nanAsNull  // set before any write
+        return load
     }
 
     public func receipt(_ id: String) async throws(SluiceError) -> JobResult? {

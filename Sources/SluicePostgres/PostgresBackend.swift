@@ -59,8 +59,10 @@ public struct PostgresDataTarget: DataTarget {
     }
 
     public func sink(entity: Entity, mode: WriteMode, scratchDir: String, completing: JobCompletion?) async throws(SluiceError) -> any LoadSink {
-        try await PostgresLoad.open(db: pool, table: entity.table, schema: entity.schema, mode: mode, evolve: entity.evolve,
-                         fence: completing.map { fence($0, ledger: true) })
+        let load = try await PostgresLoad.open(db: pool, table: entity.table, schema: entity.schema, mode: mode, evolve: entity.evolve,
+                                               fence: completing.map { fence($0, ledger: true) })
+        load.encoder.nanAsNull = entity.nanAsNull  // set before any write
+        return load
     }
 
     public var supportsChunks: Bool { true }

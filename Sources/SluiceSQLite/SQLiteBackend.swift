@@ -36,8 +36,10 @@ public struct SQLiteDataTarget: DataTarget {
                                                      entity: done.job.entity, now: done.now()) else { throw done.leaseLost }
             }
         }
-        return try await SQLiteSink.open(databasePath: databasePath, stagePath: stage, table: entity.table, schema: entity.schema, mode: mode,
-                                         evolve: entity.evolve, onCommit: hook)
+        let sink = try await SQLiteSink.open(databasePath: databasePath, stagePath: stage, table: entity.table, schema: entity.schema, mode: mode,
+                                             evolve: entity.evolve, onCommit: hook)
+        sink.rejectNaN = !entity.nanAsNull  // set before any write
+        return sink
     }
 
     /// Removes the stage files of loads whose process is gone (killed mid-load).

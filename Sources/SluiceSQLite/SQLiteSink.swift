@@ -67,6 +67,8 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
     var binder: SQLiteBinder
     /// Whether any column is a float (only those can hold NaN).
     let floatColumns: Bool
+    /// NaN rows are rejects (else SQLite stores NULL, as `nan: null` asks).
+    var rejectNaN = true
     let keyIndices: [Int]
     static let stageName = "rows"
     static let cacheKiB = 64 * 1024
@@ -155,7 +157,7 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
         guard open else { throw SluiceError(.aborted, "the load is already finished") }
         if batch.isEmpty { return [] }
         // SQLite stores NaN as NULL without a word: such a row is a reject, with its reason.
-        if floatColumns, case let nan = batch.nanRows(), !nan.isEmpty {
+        if floatColumns && rejectNaN, case let nan = batch.nanRows(), !nan.isEmpty {
             let lines = Set(nan.map(\.line))
             let kept = batch.removing(rows: Set((0..<batch.count).filter { lines.contains(batch.lines[$0]) }))
             return try writeNow(kept) + nan

@@ -263,3 +263,28 @@ struct TestMySQL {
         #expect(yaml.out.contains("decimal: \",\"") && yaml.out.contains("{name: valor, type: float64}"), "\(yaml.out)")
     }
 }
+
+/// Issue 19: `nan: null` on the entity loads NaN as NULL instead of rejecting the row, on
+/// every target.
+@Suite struct NaNAsNullCLITests {
+    static let yml = "entities:\n  t:\n    primary_key: [id]\n    columns: {id: int64, v: float64}\n    nan: null\n"
+    static let csv = "id,v\n1,1.5\n2,NaN\n"
+
+    @Test func onSQLiteAndPostgreSQLAndMySQL() throws {
+        let cli = try CLI()
+        cli.write("sluice.yml", Self.yml)
+        cli.write("n.csv", Self.csv)
+        let r = try cli.run(["load", "n.csv", "--into", "t", "--json"])
+        #expect((try cli.json(r.out)["stats"] as? [String: Int])?["inserted"] == 2, "\(r.out) \(r.err)")
+        #expect(try cli.sqlite("SELECT id, v IS NULL FROM t ORDER BY id") == "1|0\n2|1\n")
+        let pg = try TestPostgres.fresh()
+        #expect(try cli.run(["load", "n.csv", "--into", "t", "--database", pg.url]).status == 0)
+        #expect(try pg.query("SELECT id, v IS NULL FROM t ORDER BY id") == "1|f\n2|t\n")
+        let my = try TestMySQL.fresh()
+        #expect(try cli.run(["load", "n.csv", "--into", "t", "--target", my.url]).status == 0)
+        #expect(try my.query("SELECT id, v IS NULL FROM t ORDER BY id") == "1\t0\n2\t1\n")
+        cli.write("sluice.yml", Self.yml.replacingOccurrences(of: "nan: null", with: "nan: maybe"))
+        let bad = try cli.run(["load", "n.csv", "--into", "t"])
+        #expect(bad.status != 0 && bad.err.contains("nan must be null or reject"), "\(bad.err)")
+    }
+}
