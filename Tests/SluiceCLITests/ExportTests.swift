@@ -22,10 +22,19 @@ final class Receiver: @unchecked Sendable {
         }
         port = receiverPort
         if let resetRate {
-            let proxyPort = Int.random(in: 40_000..<60_000)
-            processes.append(try Self.python(["scripts/receivers/reset_proxy.py", String(proxyPort), String(receiverPort), String(resetRate)]))
-            port = proxyPort
-            Thread.sleep(forTimeInterval: 0.3)
+            // The same for the proxy: a port another test's server holds makes it exit. It is up
+            // once the receiver's /healthz answers through it (a reset connection is retried).
+            for attempt in 0..<3 {
+                let proxyPort = Int.random(in: 40_000..<60_000)
+                let proxy = try Self.python(["scripts/receivers/reset_proxy.py", String(proxyPort), String(receiverPort), String(resetRate)])
+                if try waitUntilUp(proxyPort, proxy) {
+                    processes.append(proxy)
+                    port = proxyPort
+                    break
+                }
+                if proxy.isRunning { kill(proxy.processIdentifier, SIGKILL) }
+                if attempt == 2 { throw Oracle.Failure(description: "the reset proxy did not start") }
+            }
         }
     }
 
