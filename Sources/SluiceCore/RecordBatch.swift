@@ -60,15 +60,17 @@ public struct RecordBatch: Sendable {
 
     /// Rows holding NaN in a float column, each with why: a value some targets cannot store
     /// (SQLite turns it into NULL unnoticed; MySQL refuses it).
-    public func nanRows() -> [SinkReject] {
+    public func nanRows() -> (rows: Set<Int>, rejects: [SinkReject]) {
         let floats = fields.indices.filter { fields[$0].type == .float64 }
-        var out: [SinkReject] = []
+        var rows = Set<Int>()
+        var rejects: [SinkReject] = []
         for r in 0..<count {
             // One reject per row, naming its first NaN column.
             guard let c = floats.first(where: { columns[$0].validity[r] && columns[$0].doubles[r].isNaN }) else { continue }
-            out.append(SinkReject(line: lines[r], reason: "column '\(fields[c].name)': NaN is not a number this target can store",
-                                  values: columns.map { ValueText.render($0, r) }))
+            rows.insert(r)
+            rejects.append(SinkReject(line: lines[r], reason: "column '\(fields[c].name)': NaN is not a number this target can store",
+                                      values: columns.map { ValueText.render($0, r) }))
         }
-        return out
+        return (rows, rejects)
     }
 }

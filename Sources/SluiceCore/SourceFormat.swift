@@ -221,19 +221,15 @@ public enum SingleByteEncoding: String, Sendable, Hashable, Codable, CaseIterabl
         self == .windows1252 && b >= 0x80 && b < 0xA0 ? Self.cp1252High[Int(b - 0x80)] : UInt32(b)
     }
 
-    /// Whether `bytes` (a file's first bytes) are not UTF-8: an invalid sequence before the
-    /// last four bytes, which may be a character cut by the end of the sample.
+    /// Whether `bytes` (a file's first bytes) are not UTF-8 (``Coercion/isValidUTF8(_:)``),
+    /// leaving out a last character the end of the sample may have cut.
     public static func notUTF8(_ bytes: some Collection<UInt8>) -> Bool {
-        let b = Array(bytes)
-        var i = 0
-        while i < b.count {
-            let c = b[i]
-            let n = c < 0x80 ? 1 : c >> 5 == 0b110 ? 2 : c >> 4 == 0b1110 ? 3 : c >> 3 == 0b11110 ? 4 : 0
-            if n == 0 { return true }
-            if i + n > b.count { return b.count - i > 4 }
-            for k in 1..<n where b[i + k] >> 6 != 0b10 { return true }
-            i += n
+        var b = Array(bytes)
+        // Drop an unfinished trailing sequence: its lead byte and up to three continuations.
+        if let lead = b.indices.suffix(4).last(where: { b[$0] & 0xC0 != 0x80 }), b[lead] >= 0xC0 {
+            let need = b[lead] >= 0xF0 ? 4 : b[lead] >= 0xE0 ? 3 : 2
+            if b.count - lead < need { b.removeSubrange(lead...) }
         }
-        return false
+        return !b.withUnsafeBytes { Coercion.isValidUTF8($0) }
     }
 }

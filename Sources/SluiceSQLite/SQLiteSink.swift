@@ -157,10 +157,8 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
         guard open else { throw SluiceError(.aborted, "the load is already finished") }
         if batch.isEmpty { return [] }
         // SQLite stores NaN as NULL without a word: such a row is a reject, with its reason.
-        if floatColumns && rejectNaN, case let nan = batch.nanRows(), !nan.isEmpty {
-            let lines = Set(nan.map(\.line))
-            let kept = batch.removing(rows: Set((0..<batch.count).filter { lines.contains(batch.lines[$0]) }))
-            return try writeNow(kept) + nan
+        if floatColumns && rejectNaN, case let nan = batch.nanRows(), !nan.rows.isEmpty {
+            return try writeNow(batch.removing(rows: nan.rows)) + nan.rejects
         }
         if batch.ops.contains(.delete) { deletes = true }
         guard var held = memory else { return try stageBatch(batch) }

@@ -52,8 +52,8 @@ def err(code, state, msg):
 def serve(c):
     try:
         scramble = os.urandom(20).replace(b"\x00", b"\x01")
+        # 0xF7FF leaves out CLIENT_SSL (1 << 11): no mode offers TLS.
         caps = 0xF7FF | (1 << 19) | (1 << 21) | (1 << 24) | (1 << 15) | (1 << 9)
-        if a.mode == "no-tls": caps &= ~(1 << 11)
         plugin = b"caching_sha2_password"
         hs = (b"\x0a" + b"8.0.36-fake\x00" + struct.pack("<I", 7) + scramble[:8] + b"\x00" + struct.pack("<H", caps & 0xFFFF)
               + bytes([45]) + struct.pack("<H", 2) + struct.pack("<H", caps >> 16) + bytes([21]) + b"\x00" * 10 + scramble[8:] + b"\x00" + plugin + b"\x00")
