@@ -57,7 +57,7 @@ public enum ConfigReader {
         config.path = fileName
         guard let root else { return config }
         let r = NodeReader(file: fileName)
-        let top = try r.mapping(root, "the top level", allowed: ["database", "control", "target", "state_dir", "entities", "server", "worker", "exports", "s3", "watches", "mappings", "pipelines"])
+        let top = try r.mapping(root, "the top level", allowed: ["database", "control", "target", "target_schema", "state_dir", "entities", "server", "worker", "exports", "s3", "watches", "mappings", "pipelines"])
         if let ws = top["watches"] {
             guard case .mapping(let m) = ws else { throw r.error(ws, "watches must be a mapping of name to watch") }
             for (k, v) in m {
@@ -76,6 +76,7 @@ public enum ConfigReader {
         if let db = top["database"] { config.database = try r.string(db, "database") }
         if let db = top["control"] { config.control = try r.string(db, "control") }
         if let db = top["target"] { config.target = try r.string(db, "target") }
+        if let s = top["target_schema"] { config.targetSchema = try r.string(s, "target_schema") }
         if let sd = top["state_dir"] { config.stateDir = try r.string(sd, "state_dir") }
         if let ents = top["entities"] {
             guard case .mapping(let m) = ents else { throw r.error(ents, "entities must be a mapping of name to entity") }

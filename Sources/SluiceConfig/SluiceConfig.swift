@@ -13,6 +13,9 @@ public struct SluiceConfig: Sendable {
     public var target: String?
     /// The control plane's database in effect.
     public var controlDatabase: String { control ?? database }
+    /// The PostgreSQL schema of tables named without one (`target_schema`). The default is
+    /// `public`; never the session's `search_path`, so never Sluice's own schema.
+    public var targetSchema: String?
     /// The tables' database in effect.
     public var targetDatabase: String { target ?? database }
     /// Folder for load summaries and rejects files. The default is `.sluice`.

@@ -71,5 +71,31 @@ public struct QualifiedName: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { schema.map { "\($0).\(name)" } ?? name }
+
+    /// The schema of Sluice's own tables on PostgreSQL (jobs, ledgers, runs).
+    public static let controlSchema = "sluice"
+
+    /// This name in `schema` when it names none (a target's tables always go to a known
+    /// schema, never wherever a session's `search_path` points).
+    public func inSchema(_ defaultSchema: String) -> QualifiedName {
+        var q = self
+        if q.schema == nil { q.schema = defaultSchema }
+        return q
+    }
+
+    /// Whether this names one of Sluice's own tables (schema `sluice`, or `sluice_...` in
+    /// SQLite and MySQL): those are never a load's target.
+    public var isSluiceOwn: Bool {
+        schema?.lowercased() == Self.controlSchema || name.lowercased().hasPrefix("sluice_")
+    }
+
+    /// A load's target table, refused when it is one of Sluice's own.
+    public static func target(_ text: String) throws(SluiceError) -> QualifiedName {
+        let q = try QualifiedName(text)
+        if q.isSluiceOwn {
+            throw SluiceError(.invalidArgument, "'\(text)' is one of Sluice's own tables (schema sluice, or named sluice_...); load into another table")
+        }
+        return q
+    }
 }
 

@@ -7,6 +7,9 @@ public struct ColumnSchema: Sendable, Hashable, Codable {
     /// Source field: a CSV header name, a 1-based CSV position when there is no header,
     /// or a dotted JSON path (`customer.address.city`). Nil means the same as `name`.
     public var source: String?
+    /// The column's type as the database spells it (`text[]`, `numeric`), when read from a
+    /// table's catalog: a sink converts values whose logical type does not say it all.
+    public var nativeType: String? = nil
 
     public init(name: String, type: ColumnType, nullable: Bool = true, source: String? = nil) {
         self.name = name
@@ -28,6 +31,11 @@ public struct ColumnSchema: Sendable, Hashable, Codable {
 public struct TableSchema: Sendable, Hashable, Codable {
     public var columns: [ColumnSchema]
     public var primaryKey: [String]
+    /// The table's UNIQUE constraints and indexes besides its primary key (read from a
+    /// catalog): a load may merge on one of them (`--key email`).
+    public var uniqueKeys: [[String]] = []
+
+    enum CodingKeys: String, CodingKey { case columns, primaryKey }
 
     public init(columns: [ColumnSchema], primaryKey: [String] = []) {
         self.columns = columns
@@ -67,6 +75,13 @@ public struct TableSchema: Sendable, Hashable, Codable {
         }
     }
 
+    /// Whether rows can be matched to this table by `key`: its primary key or one of its
+    /// unique keys, in any column order.
+    public func accepts(key: [String]) -> Bool {
+        let k = Set(key)
+        return !key.isEmpty && (k == Set(primaryKey) || uniqueKeys.contains { Set($0) == k })
+    }
+
     /// The same schema with key columns marked NOT NULL.
     public func normalized() -> TableSchema {
         var s = self
@@ -92,6 +107,7 @@ public enum TablePreparation: Sendable, Equatable {
     /// `mode`; or why the table cannot take the load.
     public static func decide(table: String, existing: TableSchema?, load: TableSchema, mode: WriteMode,
                               evolve: Bool) throws(SluiceError) -> TablePreparation {
+        _ = try QualifiedName.target(table)
         guard let existing else { return .create }
         if mode == .replace {
             let sameShape = existing.columns.map(\.name) == load.columns.map(\.name)
@@ -102,8 +118,9 @@ public enum TablePreparation: Sendable, Equatable {
         if !missing.isEmpty && !evolve {
             throw SluiceError(.invalidSchema, "table '\(table)' has no column \(missing.map { "'\($0.name)'" }.joined(separator: ", ")); set schema_changes: evolve on the entity, or use --mode replace")
         }
-        if mode == .merge && existing.primaryKey != load.primaryKey {
-            throw SluiceError(.invalidSchema, "table '\(table)' has primary key (\(existing.primaryKey.joined(separator: ", "))), the load uses (\(load.primaryKey.joined(separator: ", ")))")
+        if mode == .merge && !existing.accepts(key: load.primaryKey) {
+            let unique = existing.uniqueKeys.isEmpty ? "" : " or a UNIQUE key: " + existing.uniqueKeys.map { "(\($0.joined(separator: ", ")))" }.joined(separator: ", ")
+            throw SluiceError(.invalidSchema, "table '\(table)' has primary key (\(existing.primaryKey.joined(separator: ", ")))\(unique); the load uses (\(load.primaryKey.joined(separator: ", "))): merge on one of those")
         }
         return .keep(adding: missing)
     }

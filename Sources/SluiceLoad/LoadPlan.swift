@@ -77,7 +77,7 @@ public enum LoadPlanner {
         var entity = declared ?? Entity(name: request.entity, schema: TableSchema(columns: []))
         if let t = request.table { entity.table = t }
         if let d = request.csv { entity.csv = d }
-        try SQLIdentifier.validate(entity.table)
+        _ = try QualifiedName.target(entity.table)
         var files = request.feed.map { [InputFile(feed: $0)] } ?? []
         for path in request.files { files.append(try InputFile.inspect(path: path, format: request.format ?? entity.format)) }
         // Nobody declared a delimiter: the first file's name or lines say which (`;` from
@@ -87,8 +87,10 @@ public enum LoadPlanner {
         let existing = try target?.schema(of: entity.table)
 
         var key = request.key ?? entity.schema.primaryKey
-        if key.isEmpty, let existing { key = existing.primaryKey }
-        let mode = request.mode ?? entity.mode ?? (key.isEmpty ? .append : .merge)
+        let keyFromTable = key.isEmpty && existing != nil
+        if keyFromTable, let existing { key = existing.primaryKey }
+        let askedMode = request.mode ?? entity.mode
+        var mode = askedMode ?? (key.isEmpty ? .append : .merge)
 
         var inferred = false
         var columns = entity.schema.columns
@@ -128,6 +130,17 @@ public enum LoadPlanner {
                                       at: SourceLocation(file: first.path))
                 }
             }
+        }
+        if keyFromTable, let existing, !key.allSatisfy({ k in columns.contains { $0.name == k } }) {
+            // The table's key is not in the file: the database fills it (identity, serial,
+            // default). Appending works; matching rows needs a natural key.
+            if askedMode == .merge {
+                let unique = existing.uniqueKeys.filter { u in u.allSatisfy { k in columns.contains { $0.name == k } } }
+                let hint = unique.isEmpty ? "" : " or merge on a UNIQUE key with --key \(unique[0].joined(separator: ","))"
+                throw SluiceError(.invalidSchema, "table '\(entity.table)' has primary key (\(key.joined(separator: ", "))), which the file lacks (the database fills it): load with --mode append\(hint)")
+            }
+            key = []
+            if askedMode == nil { mode = .append }
         }
         entity.schema = TableSchema(columns: columns, primaryKey: key).normalized()
         do throws(SluiceError) {

@@ -8,23 +8,32 @@ import PostgresNIO
 /// LISTEN/NOTIFY) and the export ledger.
 public struct PostgresBackend: Backend {
     public let pool: PostgresPool
-    public init(pool: PostgresPool) { self.pool = pool }
+    /// The schema of tables named without one (`target_schema`).
+    public let tableSchema: String
+    public init(pool: PostgresPool, tableSchema: String? = nil) {
+        self.pool = pool
+        self.tableSchema = tableSchema ?? PostgresDataTarget.defaultSchema
+    }
 
     /// Runs `body` with the backend at `url`; its pool of `maxConnections` runs for exactly that long.
-    public static func with<T: Sendable>(url: String, maxConnections: Int, logger: Logger?,
+    public static func with<T: Sendable>(url: String, maxConnections: Int, logger: Logger?, tableSchema: String? = nil,
                                          _ body: @Sendable (PostgresBackend) async throws -> T) async throws -> T {
+        if let s = tableSchema {
+            try SQLIdentifier.validate(s)
+            if s.lowercased() == QualifiedName.controlSchema { throw SluiceError(.invalidConfig, "target_schema cannot be '\(s)': it holds Sluice's own tables") }
+        }
         let pool = try logger.map { l throws(SluiceError) in try PostgresPool(url: url, maxConnections: maxConnections, logger: l) }
             ?? PostgresPool(url: url, maxConnections: maxConnections)
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { await pool.run(); return nil }
             defer { group.cancelAll() }
-            return try await body(PostgresBackend(pool: pool))
+            return try await body(PostgresBackend(pool: pool, tableSchema: tableSchema))
         }
     }
 
-    public var target: any DataTarget { PostgresDataTarget(pool: pool) }
+    public var target: any DataTarget { PostgresDataTarget(pool: pool, tableSchema: tableSchema) }
     public func controlPlane() throws(SluiceError) -> (any QueueDriver)? { PostgresQueueDriver(db: pool) }
-    public func exportStore() async throws -> (any ExportStore)? { try await PostgresExportStore(pool: pool) }
+    public func exportStore() async throws -> (any ExportStore)? { try await PostgresExportStore(pool: pool, tableSchema: tableSchema) }
     public var wakeSource: (@Sendable (@escaping @Sendable () -> Void) async -> Void)? {
         let driver = PostgresQueueDriver(db: pool)
         return { poke in await driver.listen(poke) }
@@ -35,10 +44,17 @@ public struct PostgresBackend: Backend {
 /// The tables of a PostgreSQL database.
 public struct PostgresDataTarget: DataTarget {
     public let pool: PostgresPool
-    public init(pool: PostgresPool) { self.pool = pool }
+    /// The schema of tables named without one.
+    public let tableSchema: String
+    /// Where tables named without a schema go unless `target_schema` says otherwise.
+    public static let defaultSchema = "public"
+    public init(pool: PostgresPool, tableSchema: String = Self.defaultSchema) {
+        self.pool = pool
+        self.tableSchema = tableSchema
+    }
 
     public func schema(of table: String) async throws(SluiceError) -> TableSchema? {
-        let name = try QualifiedName(table)
+        let name = try QualifiedName.target(table).inSchema(tableSchema)
         let pool = self.pool
         do {
             return try await pool.client.withConnection { try await pool.schema(of: name, on: $0) }
@@ -59,7 +75,7 @@ public struct PostgresDataTarget: DataTarget {
     }
 
     public func sink(entity: Entity, mode: WriteMode, scratchDir: String, completing: JobCompletion?) async throws(SluiceError) -> any LoadSink {
-        let load = try await PostgresLoad.open(db: pool, table: entity.table, schema: entity.schema, mode: mode, evolve: entity.evolve,
+        let load = try await PostgresLoad.open(db: pool, table: entity.table, defaultSchema: tableSchema, schema: entity.schema, mode: mode, evolve: entity.evolve,
                                                fence: completing.map { fence($0, ledger: true) })
         load.encoder.nanAsNull = entity.nanAsNull  // set before any write
         return load
@@ -86,13 +102,13 @@ public struct PostgresDataTarget: DataTarget {
 
     public func chunkSink(job: Job, parent: Int64, schema: TableSchema, chunk: FileChunk,
                           now: @escaping @Sendable () -> Date) async throws(SluiceError) -> any LoadSink {
-        try await PostgresLoad.open(db: pool, table: job.entity, schema: schema, mode: .append,
+        try await PostgresLoad.open(db: pool, table: job.entity, defaultSchema: tableSchema, schema: schema, mode: .append,
                          fence: fence(JobCompletion(job: job, sha256: nil, now: now), ledger: false),
                          role: .fillChunk(PostgresLoad.SharedStage(jobId: parent), lines: chunk.firstLine..<chunk.endLine))
     }
 
     public func applySink(entity: Entity, mode: WriteMode, completing: JobCompletion) async throws(SluiceError) -> any LoadSink {
-        try await PostgresLoad.open(db: pool, table: entity.table, schema: entity.schema, mode: mode, evolve: entity.evolve,
+        try await PostgresLoad.open(db: pool, table: entity.table, defaultSchema: tableSchema, schema: entity.schema, mode: mode, evolve: entity.evolve,
                          fence: fence(completing, ledger: true), role: .applyShared(PostgresLoad.SharedStage(jobId: completing.job.id)))
     }
 }

@@ -9,14 +9,17 @@ import Crypto
 /// are streamed from one read-only, repeatable-read transaction.
 public final class PostgresExportStore: ExportStore, @unchecked Sendable {
     let pool: PostgresPool
+    /// The schema of source tables named without one.
+    let tableSchema: String
     static let batches = "sluice_export_batches"
     static let rows = "sluice_export_keys"
     static let destinations = "sluice_export_destinations"
     static let view = "sluice_export_source"
 
     /// Opens the store on a running pool, creating the ledger tables if they are missing.
-    public init(pool: PostgresPool) async throws(SluiceError) {
+    public init(pool: PostgresPool, tableSchema: String = PostgresDataTarget.defaultSchema) async throws(SluiceError) {
         self.pool = pool
+        self.tableSchema = tableSchema
         try await run("cannot create the export ledger") { conn in
             for sql in [
                 "BEGIN",
@@ -68,11 +71,11 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
     public func scan(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pageSize: Int) async throws(SluiceError) -> any ExportScan {
         try source.validate()
         let scan = PostgresExportScan(pageSize: pageSize)
-        let pool = pool
+        let pool = pool, tableSchema = tableSchema
         scan.producer = Task {
             do {
                 try await pool.client.withConnection { conn in
-                    try await Self.stream(source, destinationID: destinationID, resendChanged: resendChanged, pool: pool, conn: conn, into: scan)
+                    try await Self.stream(source, destinationID: destinationID, resendChanged: resendChanged, pool: pool, tableSchema: tableSchema, conn: conn, into: scan)
                 }
                 scan.channel.close()
             } catch {
@@ -85,11 +88,11 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
     }
 
     /// Reads the source in one read-only transaction and hands pages to the planner.
-    static func stream(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pool: PostgresPool, conn: PostgresConnection,
+    static func stream(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pool: PostgresPool, tableSchema: String, conn: PostgresConnection,
                        into scan: PostgresExportScan) async throws {
         let name: QualifiedName
         if let table = source.table {
-            name = try QualifiedName(table)
+            name = try QualifiedName(table).inSchema(tableSchema)
         } else {
             // A view cannot hold data-modifying statements, and PostgreSQL takes one statement here.
             try await pool.exec("DROP VIEW IF EXISTS pg_temp.\(view)", on: conn)

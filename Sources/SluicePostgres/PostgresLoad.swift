@@ -26,7 +26,8 @@ public struct PostgresFence: Sendable {
 public final class PostgresLoad: SessionSink, @unchecked Sendable {
     let db: PostgresPool
     let table: QualifiedName
-    let schema: TableSchema
+    /// The load's columns; an existing table's array columns add their native types.
+    var schema: TableSchema
     let mode: WriteMode
     let evolve: Bool
     let fence: PostgresFence?
@@ -67,16 +68,19 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
     /// - Parameter stallTimeout: how long a COPY write may make no progress before the
     ///   connection is presumed dead. The default is 60 seconds.
     /// - Parameter role: load (the default), fill one chunk of a shared stage, or apply one.
-    public static func open(db: PostgresPool, table: String, schema: TableSchema, mode: WriteMode, evolve: Bool = false,
-                            fence: PostgresFence? = nil, stallTimeout: Duration = .seconds(60), role: Role = .load) async throws(SluiceError) -> PostgresLoad {
-        let load = try PostgresLoad(db: db, table: table, schema: schema, mode: mode, evolve: evolve, fence: fence, stallTimeout: stallTimeout, role: role)
+    /// - Parameter defaultSchema: where an unqualified `table` is (never the session's search path).
+    public static func open(db: PostgresPool, table: String, defaultSchema: String = PostgresDataTarget.defaultSchema, schema: TableSchema,
+                            mode: WriteMode, evolve: Bool = false, fence: PostgresFence? = nil, stallTimeout: Duration = .seconds(60),
+                            role: Role = .load) async throws(SluiceError) -> PostgresLoad {
+        let load = try PostgresLoad(db: db, table: try QualifiedName.target(table).inSchema(defaultSchema), schema: schema, mode: mode,
+                                    evolve: evolve, fence: fence, stallTimeout: stallTimeout, role: role)
         // The session holds one connection from here to the commit or rollback, which await it.
         Task { await load.session() }
         if let e = await load.io.ready.value() { throw e }
         return load
     }
 
-    init(db: PostgresPool, table: String, schema: TableSchema, mode: WriteMode, evolve: Bool,
+    init(db: PostgresPool, table: QualifiedName, schema: TableSchema, mode: WriteMode, evolve: Bool,
          fence: PostgresFence?, stallTimeout: Duration, role: Role) throws(SluiceError) {
         self.stallTimeout = stallTimeout
         self.role = role
@@ -87,7 +91,7 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
         try schema.validate()
         if mode == .merge && schema.primaryKey.isEmpty { throw SluiceError(.invalidSchema, "merge into '\(table)' needs a primary key") }
         self.db = db
-        self.table = try QualifiedName(table)
+        self.table = table
         self.schema = schema
         self.mode = mode
         self.evolve = evolve
@@ -218,9 +222,17 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
     }
 
     func prepareTarget(_ conn: PostgresConnection) async throws -> TargetState {
-        switch try TablePreparation.decide(table: "\(table)", existing: try await db.schema(of: table, on: conn), load: schema, mode: mode, evolve: evolve) {
+        let existing = try await db.schema(of: table, on: conn)
+        if let existing, mode != .replace {
+            for i in schema.columns.indices {
+                if let native = existing.column(named: schema.columns[i].name)?.nativeType, native.hasSuffix("[]") { schema.columns[i].nativeType = native }
+            }
+        }
+        switch try TablePreparation.decide(table: "\(table)", existing: existing, load: schema, mode: mode, evolve: evolve) {
         case .create:
-            if let s = table.schema { try await db.exec("CREATE SCHEMA IF NOT EXISTS \(SQLIdentifier.quoteValidated(s))", on: conn) }
+            if let s = table.schema, try await !db.schemaExists(s, on: conn) {
+                try await db.exec("CREATE SCHEMA IF NOT EXISTS \(SQLIdentifier.quoteValidated(s))", on: conn)
+            }
             try await db.exec(PostgresSQL.createTable(table, schema, primaryKey: false), on: conn)
             return TargetState(empty: true, created: true)
         case .rebuild:

@@ -95,7 +95,23 @@ public enum PostgresSQL {
     static func targetCols(_ schema: TableSchema) -> String { schema.columns.map { q($0.name) }.joined(separator: ", ") }
 
     static func stageSelect(_ schema: TableSchema, prefix: String) -> String {
-        schema.columns.indices.map { prefix + stageColumn($0) }.joined(separator: ", ")
+        schema.columns.indices.map { value(schema, $0, prefix: prefix) }.joined(separator: ", ")
+    }
+
+    /// Stage column `i` as the table's column takes it. An array column (`text[]`, `int[]`,
+    /// `jsonb[]`, read from the catalog) is staged as text and takes a JSON array or an
+    /// array literal (`{a,b}`); a value that is neither fails its row alone (pinning).
+    static func value(_ schema: TableSchema, _ i: Int, prefix: String) -> String {
+        let v = prefix + stageColumn(i)
+        guard let native = schema.columns[i].nativeType, native.hasSuffix("[]"),
+              native.utf8.allSatisfy({ isTypeNameByte($0) }) else { return v }
+        let elements = native.hasPrefix("json") ? "jsonb_array_elements(\(v)::jsonb)" : "jsonb_array_elements_text(\(v)::jsonb)"
+        return "(CASE WHEN left(ltrim(\(v)), 1) = '[' THEN ARRAY(SELECT \(elements))::\(native) ELSE \(v)::\(native) END)"
+    }
+
+    /// Bytes of a type name as `format_type` spells a built-in one (`character varying(20)[]`).
+    static func isTypeNameByte(_ b: UInt8) -> Bool {
+        (b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) || b == 0x20 || b == 0x5F || b == 0x28 || b == 0x29 || b == 0x2C || b == 0x5B || b == 0x5D
     }
 
     static func keyJoin(_ schema: TableSchema, stageAlias s: String, tableAlias t: String) -> String {
@@ -151,7 +167,7 @@ public enum PostgresSQL {
         var s = "MERGE INTO \(table.quoted) t USING \(source ?? final) f ON \(keyJoin(schema, stageAlias: "f", tableAlias: "t"))\n"
         s += "WHEN MATCHED AND f.\(opColumn) = 1 THEN DELETE\n"
         if !others.isEmpty {
-            s += "WHEN MATCHED THEN UPDATE SET \(others.map { "\(q(schema.columns[$0].name)) = f.\(stageColumn($0))" }.joined(separator: ", "))\n"
+            s += "WHEN MATCHED THEN UPDATE SET \(others.map { "\(q(schema.columns[$0].name)) = \(value(schema, $0, prefix: "f."))" }.joined(separator: ", "))\n"
         }
         s += "WHEN NOT MATCHED AND f.\(opColumn) = 0 THEN INSERT (\(targetCols(schema))) VALUES (\(stageSelect(schema, prefix: "f.")))"
         return s

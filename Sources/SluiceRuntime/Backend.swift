@@ -11,10 +11,11 @@ import SluiceSQLite
 public enum Backends {
     /// Runs `body` with the backend of `database` (a `postgres://` or `mysql://` URL, else a
     /// SQLite path); a server's connection pool of `maxConnections` runs for exactly that long.
-    public static func with<T: Sendable>(database: String, maxConnections: Int, logger: Logger? = nil,
+    /// `tableSchema`: where PostgreSQL tables named without a schema are (`target_schema`).
+    public static func with<T: Sendable>(database: String, maxConnections: Int, logger: Logger? = nil, tableSchema: String? = nil,
                                          _ body: @Sendable (any Backend) async throws -> T) async throws -> T {
         if PostgresPool.isURL(database) {
-            return try await PostgresBackend.with(url: database, maxConnections: maxConnections, logger: logger) { try await body($0) }
+            return try await PostgresBackend.with(url: database, maxConnections: maxConnections, logger: logger, tableSchema: tableSchema) { try await body($0) }
         }
         if MySQLBackend.isURL(database) {
             return try await MySQLBackend.with(url: database, maxConnections: maxConnections) { try await body($0) }
@@ -24,11 +25,11 @@ public enum Backends {
 
     /// Runs `body` with the control plane of `control` and the tables of `target`: one
     /// backend when they are the same database, else the two joined (``SplitBackend``).
-    public static func with<T: Sendable>(control: String, target: String, maxConnections: Int, logger: Logger? = nil,
+    public static func with<T: Sendable>(control: String, target: String, maxConnections: Int, logger: Logger? = nil, tableSchema: String? = nil,
                                          _ body: @Sendable (any Backend) async throws -> T) async throws -> T {
-        if control == target { return try await with(database: control, maxConnections: maxConnections, logger: logger, body) }
+        if control == target { return try await with(database: control, maxConnections: maxConnections, logger: logger, tableSchema: tableSchema, body) }
         return try await with(database: control, maxConnections: maxConnections, logger: logger) { c in
-            try await with(database: target, maxConnections: maxConnections, logger: logger) { t in
+            try await with(database: target, maxConnections: maxConnections, logger: logger, tableSchema: tableSchema) { t in
                 try await body(try SplitBackend(control: c, tables: t))
             }
         }

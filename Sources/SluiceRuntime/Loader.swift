@@ -79,7 +79,7 @@ public enum Loader {
     }
 
     public static func load(_ request: LoadRequest, config: SluiceConfig, observer: (any LoadObserver & Sendable)? = nil) async throws -> LoadReport {
-        try await Backends.with(database: config.targetDatabase, maxConnections: 4) { backend in
+        try await Backends.with(database: config.targetDatabase, maxConnections: 4, tableSchema: config.targetSchema) { backend in
             let target = backend.target
             let plan = try await LoadPlanner.plan(request, config: config) { (table) throws(SluiceError) in try await target.schema(of: table) }
             let scratch = config.workDir

@@ -28,7 +28,7 @@ public struct Runtime: Sendable {
                                   httpAllowlist: config.server.httpAllowlist, allowLinkLocal: config.server.allowLinkLocal)
         policy.s3Buckets = config.server.s3Buckets
         let (p, l) = (policy, logger)
-        return try await Backends.with(control: config.controlDatabase, target: config.targetDatabase, maxConnections: max(8, config.worker.concurrency * 2 + 4), logger: logger) { backend in
+        return try await Backends.with(control: config.controlDatabase, target: config.targetDatabase, maxConnections: max(8, config.worker.concurrency * 2 + 4), logger: logger, tableSchema: config.targetSchema) { backend in
             guard let driver = try backend.controlPlane() else {
                 throw SluiceError(.invalidConfig, "\(backend.displayName) holds tables only: keep the control plane on SQLite or PostgreSQL")
             }

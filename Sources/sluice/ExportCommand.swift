@@ -28,7 +28,7 @@ struct ExportCommand: AsyncParsableCommand {
     static func withStore<T: Sendable>(_ shared: SharedOptions, _ body: @Sendable (any ExportStore) async throws -> T) async throws -> T {
         let config = try shared.loadConfig()
         do {
-            return try await Backends.with(control: config.controlDatabase, target: config.targetDatabase, maxConnections: 12) { backend in
+            return try await Backends.with(control: config.controlDatabase, target: config.targetDatabase, maxConnections: 12, tableSchema: config.targetSchema) { backend in
                 try await body(try await Backends.exportStore(backend))
             }
         } catch let e as SluiceError {

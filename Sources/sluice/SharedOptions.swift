@@ -40,6 +40,7 @@ struct SharedOptions: ParsableArguments {
         if let db = database ?? env["SLUICE_DATABASE_URL"] ?? env["SLUICE_DATABASE"] { cfg.database = db }
         if let t = target ?? env["SLUICE_TARGET_URL"] { cfg.target = t }
         if let c = control ?? env["SLUICE_CONTROL_URL"] { cfg.control = c }
+        if let s = env["SLUICE_TARGET_SCHEMA"] { cfg.targetSchema = s }
         return cfg
     }
 }
