@@ -16,7 +16,9 @@ struct BulkController: Sendable {
     /// The entity named in the path; only entities declared in the configuration exist.
     func entity(_ ctx: BasicRequestContext) throws -> String {
         let name = ctx.parameters.get("entity") ?? ""
-        guard deps.config.entity(name) != nil else { throw APIError(.notFound, "unknown entity '\(SourceLocation.excerpt(name))'") }
+        guard deps.config.entity(name) != nil else {
+            throw APIError(.notFound, "unknown entity '\(SourceLocation.excerpt(name))'\(Suggestion.hint(for: name, in: deps.config.entities.keys))")
+        }
         return name
     }
 

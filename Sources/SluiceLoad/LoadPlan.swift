@@ -27,6 +27,9 @@ public struct LoadRequest: Sendable {
     public var afterSQL: [String] = []
     /// Rows a pipeline is producing, loaded instead of files.
     public var feed: RowFeed?
+    /// Whether an entity that is neither declared nor an existing table may be created when
+    /// `sluice.yml` declares others. False catches a misspelt `--into`.
+    public var create = true
 
     public init(files: [String], entity: String) {
         self.files = files
@@ -85,6 +88,10 @@ public enum LoadPlanner {
         if entity.csv.sniffDelimiter, let d = files.first?.sniffedDelimiter, d != entity.csv.quote { entity.csv.delimiter = d }
         if entity.csv.sniffEncoding, entity.csv.encoding == nil, let e = files.first?.sniffedEncoding { entity.csv.encoding = e }
         let existing = try target?.schema(of: entity.table)
+        if declared == nil, existing == nil, !request.create, !config.entities.isEmpty, request.schema == nil, request.table == nil {
+            let known = Array(config.entities.keys) + Array(config.mappings.keys)
+            throw SluiceError(.notFound, "'\(request.entity)' is neither an entity of \(config.path ?? "sluice.yml") nor an existing table\(Suggestion.hint(for: request.entity, in: known)) (declared: \(known.sorted().joined(separator: ", "))); pass --create to make a new table")
+        }
 
         var key = request.key ?? entity.schema.primaryKey
         let keyFromTable = key.isEmpty && existing != nil

@@ -16,7 +16,7 @@ extension ExportSpec {
     /// The settings declared as `name` under `exports:`, or an error listing the declared ones.
     public static func settings(_ name: String, config: SluiceConfig) throws(SluiceError) -> ExportSettings {
         guard let settings = config.exports[name] else {
-            throw SluiceError(.invalidConfig, "no export '\(name)' in \(config.path ?? "sluice.yml") (declared: \(config.exports.keys.sorted().joined(separator: ", ")))")
+            throw SluiceError(.invalidConfig, "no export '\(name)' in \(config.path ?? "sluice.yml")\(Suggestion.hint(for: name, in: config.exports.keys)) (declared: \(config.exports.keys.sorted().joined(separator: ", ")))")
         }
         return settings
     }

@@ -88,6 +88,7 @@ public enum Loader {
                 return try await target.sink(entity: e, mode: m, scratchDir: scratch, completing: nil)
             }, stateDir: config.stateDir)
             runner.observer = observer
+            runner.shouldContinue = { !Interrupt.requested }
             return try await runner.run()
         }
     }

@@ -47,6 +47,9 @@ struct LoadCommand: AsyncParsableCommand {
     @Flag(help: "Read and check the files; write nothing.")
     var dryRun = false
 
+    @Flag(help: "Create the table when --into names neither a declared entity nor an existing table (otherwise an error, to catch a misspelt name).")
+    var create = false
+
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
@@ -64,6 +67,20 @@ struct LoadCommand: AsyncParsableCommand {
 
     func run() async throws {
         let config = try shared.start()
+        Interrupt.install()
+        do {
+            try await loadAll(config)
+        } catch {
+            guard Interrupt.requested else { throw error }
+            let what = config.mappings[into] != nil ? "the entity being loaded was rolled back (those before it are committed)"
+                : "rolled back, \(table ?? config.entity(into)?.table ?? into) unchanged"
+            FileHandle.standardError.write(Data("interrupted: \(what)\n".utf8))
+            throw ExitCode(130)
+        }
+        if Interrupt.requested { FileHandle.standardError.write(Data("interrupted after the commit: the load above is complete\n".utf8)) }
+    }
+
+    func loadAll(_ config: SluiceConfig) async throws {
         let fetched: (paths: [String], scratch: String?)
         do {
             fetched = try await Loader.localize(files, config: config) { line in if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
@@ -111,6 +128,7 @@ struct LoadCommand: AsyncParsableCommand {
         request.table = table
         request.maxRejects = maxRejects
         request.dryRun = dryRun
+        request.create = create
         request.limits = ReadLimits(maxRecordBytes: maxRecordBytes, batchRows: batchRows)
         if csv.isSet {
             do { request.csv = try csv.apply(to: config.entity(into)?.csv ?? CSVDialect()) } catch {

@@ -47,7 +47,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let config = try shared.start()
         guard config.pipelines[name] != nil else {
-            throw fail("no pipeline '\(name)' in \(config.path ?? "sluice.yml") (declared: \(config.pipelines.keys.sorted().joined(separator: ", ")))")
+            throw fail("no pipeline '\(name)' in \(config.path ?? "sluice.yml")\(Suggestion.hint(for: name, in: config.pipelines.keys)) (declared: \(config.pipelines.keys.sorted().joined(separator: ", ")))")
         }
         let window = (try from.map(Self.date), try to.map(Self.date))
         let options = PipelineExecution.Options(workers: workers)

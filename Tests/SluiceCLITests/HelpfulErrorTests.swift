@@ -1,0 +1,68 @@
+import Testing
+import Foundation
+
+/// Mistakes a new user makes, answered with what to do (issue 19, "errors that help").
+@Suite(.serialized) struct HelpfulErrorTests {
+    static let yaml = """
+        entities:
+          registros:
+            primary_key: [id]
+            columns: {id: int64, valor: float64}
+        pipelines:
+          nightly:
+            source: in
+            into: registros
+        """
+
+    /// A misspelt `--into` next to declared entities used to create a new append table and
+    /// turn delete rows into data, with exit 0.
+    @Test func aMisspeltEntityIsAnErrorWithASuggestion() throws {
+        let cli = try CLI()
+        cli.write("sluice.yml", Self.yaml)
+        cli.write("r.csv", "id,valor,op\n1,2,\n1,,D\n")
+        let r1 = try cli.run(["load", "r.csv", "--into", "registro"])
+        #expect(r1.status == 1 && r1.err.contains("did you mean 'registros'?") && r1.err.contains("--create"), "\(r1.err)")
+        #expect(try cli.sqlite("SELECT name FROM sqlite_master WHERE name = 'registro'") == "")
+        let r2 = try cli.run(["load", "r.csv", "--into", "registro", "--create"])
+        #expect(r2.status == 0, "\(r2.err)")
+        // An existing table is a target even when undeclared.
+        let r3 = try cli.run(["load", "r.csv", "--into", "registro"])
+        #expect(r3.status == 0, "\(r3.err)")
+        let r4 = try cli.run(["lod", "r.csv"])
+        #expect(r4.status == 64 && r4.err.contains("did you mean 'load'?"), "\(r4.err)")
+        let r5 = try cli.run(["run", "nigthly"])
+        #expect(r5.status == 1 && r5.err.contains("did you mean 'nightly'?"), "\(r5.err)")
+    }
+
+    /// Ctrl-C during a load rolls it back and says so, with exit 130.
+    @Test func ctrlCRollsBackAndSaysTheTableIsUnchanged() throws {
+        let cli = try CLI()
+        cli.write("small.csv", "id,name\n1,a\n")
+        #expect(try cli.run(["load", "small.csv", "--into", "t", "--key", "id"]).status == 0)
+        var csv = "id,name\n"
+        csv.reserveCapacity(30_000_000)
+        for i in 0..<2_000_000 { csv += "\(i),name\(i)\n" }
+        cli.write("big.csv", csv)
+        try FileManager.default.removeItem(atPath: cli.dir + "/.sluice")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLI.binary)
+        p.arguments = ["load", "big.csv", "--into", "t"]
+        p.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
+        let errPath = cli.dir + "/stderr.txt"
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        p.standardError = FileHandle(forWritingAtPath: errPath)
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        // Once the sink has made its scratch folder the load is under way (the handler is installed).
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, p.isRunning, !FileManager.default.fileExists(atPath: cli.dir + "/.sluice/work") {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        let err = try String(contentsOfFile: errPath, encoding: .utf8)
+        #expect(p.terminationStatus == 130 && err.contains("interrupted: rolled back, t unchanged"), "\(p.terminationStatus) \(err)")
+        #expect(try cli.sqlite("SELECT count(*), max(name) FROM t") == "1|a\n")
+    }
+}
