@@ -24,6 +24,7 @@ public struct PostgresBackend: Backend {
         }
         let pool = try logger.map { l throws(SluiceError) in try PostgresPool(url: url, maxConnections: maxConnections, logger: l) }
             ?? PostgresPool(url: url, maxConnections: maxConnections)
+        try await pool.probe()
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { await pool.run(); return nil }
             defer { group.cancelAll() }

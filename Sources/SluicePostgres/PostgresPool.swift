@@ -12,6 +12,10 @@ public final class PostgresPool: Sendable {
     public let logger: Logger
     /// The URL without its password, for messages.
     public let displayURL: String
+    /// One connection's settings, for ``probe(within:)``.
+    let single: PostgresConnection.Configuration
+    /// `host:port`, for messages.
+    let address: String
 
     /// Whether a configured `database` names PostgreSQL rather than a SQLite file.
     public static func isURL(_ s: String) -> Bool { s.hasPrefix("postgres://") || s.hasPrefix("postgresql://") }
@@ -23,19 +27,34 @@ public final class PostgresPool: Sendable {
         let database = c.path.hasPrefix("/") ? String(c.path.dropFirst()) : c.path
         let sslmode = c.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
         let tls: PostgresClient.Configuration.TLS
-        switch sslmode {
-        case "disable": tls = .disable
-        case "prefer", "allow": tls = .prefer(.makeClientConfiguration())
-        case "require":
-            var t = TLSConfiguration.makeClientConfiguration()
-            t.certificateVerification = .none  // libpq's "require": encrypted, not verified
-            tls = .require(t)
-        case "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
-        default: throw SluiceError(.invalidConfig, "unknown sslmode '\(sslmode)' (disable, prefer, require, verify-full)")
+        let singleTLS: PostgresConnection.Configuration.TLS
+        do {
+            switch sslmode {
+            case "disable":
+                tls = .disable
+                singleTLS = .disable
+            case "prefer", "allow":
+                tls = .prefer(.makeClientConfiguration())
+                singleTLS = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            case "require":
+                var t = TLSConfiguration.makeClientConfiguration()
+                t.certificateVerification = .none  // libpq's "require": encrypted, not verified
+                tls = .require(t)
+                singleTLS = .require(try NIOSSLContext(configuration: t))
+            case "verify-ca", "verify-full":
+                tls = .require(.makeClientConfiguration())
+                singleTLS = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            default: throw SluiceError(.invalidConfig, "unknown sslmode '\(sslmode)' (disable, prefer, require, verify-full)")
+            }
+        } catch let e as SluiceError { throw e } catch {
+            throw SluiceError(.invalidConfig, "cannot set up TLS for PostgreSQL: \(error)")
         }
-        var config = PostgresClient.Configuration(host: host, port: c.port ?? 5432, username: user,
-                                                  password: c.password?.removingPercentEncoding ?? c.password,
+        let password = c.password?.removingPercentEncoding ?? c.password
+        var config = PostgresClient.Configuration(host: host, port: c.port ?? 5432, username: user, password: password,
                                                   database: database.isEmpty ? nil : database, tls: tls)
+        single = PostgresConnection.Configuration(host: host, port: c.port ?? 5432, username: user, password: password,
+                                                  database: database.isEmpty ? nil : database, tls: singleTLS)
+        address = "\(host):\(c.port ?? 5432)"
         config.options.maximumConnections = maxConnections
         config.options.connectTimeout = .seconds(10)
         client = PostgresClient(configuration: config, backgroundLogger: logger)
@@ -47,6 +66,33 @@ public final class PostgresPool: Sendable {
 
     /// Runs the pool until cancelled (PostgresClient is a service).
     public func run() async { await client.run() }
+
+    /// Opens and closes one connection, or says in one line why it cannot within `limit`
+    /// (the pool would retry for a minute, logging each attempt, before giving up).
+    public func probe(within limit: Duration = .seconds(5)) async throws(SluiceError) {
+        var config = single
+        config.options.connectTimeout = .seconds(Int64(limit.components.seconds))
+        let logger = Logger(label: "sluice.postgres.probe")  // quiet: the error below says it all
+        do {
+            let conn = try await PostgresConnection.connect(configuration: config, id: 0, logger: logger)
+            try? await conn.close()
+        } catch {
+            throw SluiceError(.unavailable, "cannot connect to PostgreSQL at \(address): \(Self.reason(error))")
+        }
+    }
+
+    /// Why a connection failed, as a person would say it.
+    static func reason(_ error: any Error) -> String {
+        if let p = error as? PSQLError, let message = p.serverInfo?[.message] { return message }
+        let text = String(reflecting: error)
+        if text.contains("Connection refused") { return "connection refused — is it running?" }
+        if text.contains("imed out") || text.contains("imeout") { return "no answer (timed out) — is the host reachable?" }
+        if text.contains("UnknownHost") || text.contains("DNS") { return "the host name does not resolve" }
+        if let p = error as? PSQLError {
+            return p.underlying.map { String(describing: $0) } ?? "\(p.code) (is it a PostgreSQL server?)"
+        }
+        return String(describing: error)
+    }
 
     /// Runs `body` with a database whose pool runs for exactly that long.
     public static func with<T: Sendable>(url: String, maxConnections: Int = 20, _ body: @Sendable (PostgresPool) async throws -> T) async throws -> T {

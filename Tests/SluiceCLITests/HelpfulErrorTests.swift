@@ -34,6 +34,25 @@ import Foundation
         #expect(r5.status == 1 && r5.err.contains("did you mean 'nightly'?"), "\(r5.err)")
     }
 
+    /// PostgreSQL down or refusing the login: one line within seconds, not a minute of
+    /// connection-pool retries and a `circuitBreakerTripped`.
+    @Test func anUnreachableDatabaseIsOneLineWithinSeconds() throws {
+        let cli = try CLI()
+        cli.write("r.csv", "id\n1\n")
+        let started = Date()
+        let r1 = try cli.run(["load", "r.csv", "--into", "t", "--database", "postgres://sluice@127.0.0.1:1/db"])
+        #expect(r1.status == 1 && r1.err == "error: cannot connect to PostgreSQL at 127.0.0.1:1: connection refused — is it running?\n", "\(r1.err)")
+        #expect(Date().timeIntervalSince(started) < 5)
+        guard let admin = ProcessInfo.processInfo.environment["SLUICE_TEST_POSTGRES_URL"] else {
+            #expect(ProcessInfo.processInfo.environment["CI"] != "true", "no PostgreSQL")
+            return
+        }
+        var c = URLComponents(string: admin)!
+        c.user = "nobody"
+        let r2 = try cli.run(["export", "--from", "t", "--key", "id", "--to", "http://127.0.0.1:1/", "--database", c.string!])
+        #expect(r2.status == 1 && r2.err.contains("role \"nobody\" does not exist") && r2.err.split(separator: "\n").count == 1, "\(r2.err)")
+    }
+
     /// Ctrl-C during a load rolls it back and says so, with exit 130.
     @Test func ctrlCRollsBackAndSaysTheTableIsUnchanged() throws {
         let cli = try CLI()
