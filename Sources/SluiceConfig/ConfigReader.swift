@@ -209,7 +209,7 @@ public enum ConfigReader {
     /// every expression is parsed and the steps are checked in order, each error at its line.
     static func readPipeline(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> Pipeline {
         let p = "pipelines.\(name)"
-        let m = try r.mapping(node, p, allowed: ["source", "glob", "into", "mode", "steps", "schedule", "timezone", "after", "after_load",
+        let m = try r.mapping(node, p, allowed: ["source", "glob", "into", "mode", "steps", "schedule", "timezone", "start_date", "after", "after_load",
                                                  "staged", "batch_rows", "retries", "where", "export"])
         guard let src = m["source"], let into = m["into"] else { throw r.error(node, "\(p) needs a source and an entity (into)") }
         var mode: WriteMode? = nil
@@ -272,6 +272,9 @@ public enum ConfigReader {
         }
         var pipeline = Pipeline(name: name, source: try r.string(src, "\(p).source"), glob: try m["glob"].map { (n) throws(SluiceError) in try r.string(n, "\(p).glob") },
                                 steps: steps, into: try r.string(into, "\(p).into"), mode: mode)
+        if pipeline.glob == nil, let (folder, glob) = Glob.split(location: pipeline.source) {
+            (pipeline.source, pipeline.glob) = (folder, glob)  // `s3://bucket/in/*.csv`: the folder and a pattern in it
+        }
         var zone = TimeZone(identifier: "UTC")!
         if let n = m["timezone"] {
             let z = try r.string(n, "\(p).timezone")
@@ -283,6 +286,15 @@ public enum ConfigReader {
             let text = try r.string(n, "\(p).schedule")
             do { _ = try CronSchedule(text, timeZone: zone) } catch { throw r.error(n, "\(p).schedule: \(error.message)") }
             pipeline.schedule = text
+        }
+        if let n = m["start_date"] {
+            let text = try r.string(n, "\(p).start_date")
+            let f = ISO8601DateFormatter()
+            f.timeZone = zone
+            var date = f.date(from: text)
+            if date == nil { f.formatOptions = [.withFullDate]; date = f.date(from: text) }
+            guard let date else { throw r.error(n, "\(p).start_date: '\(text)' is not a date (2026-11-01 or 2026-11-01T06:00:00Z)") }
+            pipeline.startDate = date
         }
         if let n = m["after"] { pipeline.after = try r.strings(n, "\(p).after") }
         pipeline.sql = sql
@@ -368,6 +380,7 @@ public enum ConfigReader {
         if let n = m["source"] { w.source = try r.string(n, "\(p).source") }
         if let n = m["into"] { w.into = try r.string(n, "\(p).into") }
         if let n = m["glob"] { w.glob = try r.string(n, "\(p).glob") }
+        if w.glob == nil, let source = w.source, let (folder, glob) = Glob.split(location: source) { (w.source, w.glob) = (folder, glob) }
         if let n = m["raw"] { w.raw = try r.string(n, "\(p).raw") }
         if let n = m["on_change"] {
             let v = try r.string(n, "\(p).on_change")

@@ -15,6 +15,27 @@ public struct Glob: Sendable, Equatable {
     /// The literal part before the first wildcard: a listing prefix.
     public var prefix: String { String(chars.prefix { !"*?[{".contains($0) }) }
 
+    /// Whether `key` matches, the pattern being relative to the folder `base` (`*.csv` under
+    /// `ftp://host/in/` matches `in/a.csv`); a pattern that spells the folder out
+    /// (`in/*.csv`) matches too.
+    public func matches(_ key: String, under base: String) -> Bool {
+        if !base.isEmpty, key.hasPrefix(base), matches(String(key.dropFirst(base.count))) { return true }
+        return matches(key)
+    }
+
+    /// Where a listing of `base` for this pattern can start.
+    public func listingPrefix(under base: String) -> String {
+        prefix.hasPrefix(base) ? prefix : base + prefix
+    }
+
+    /// A location with a pattern in it (`s3://bucket/input/*.json`) as the folder to list
+    /// (`s3://bucket/input/`) and the pattern relative to it (`*.json`); nil when it has none.
+    public static func split(location text: String) -> (folder: String, glob: String)? {
+        guard let wild = text.firstIndex(where: { "*?[{".contains($0) }) else { return nil }
+        guard let slash = text[..<wild].lastIndex(of: "/") else { return ("", text) }
+        return (String(text[...slash]), String(text[text.index(after: slash)...]))
+    }
+
     static func match(_ p: ArraySlice<Character>, _ s: ArraySlice<Character>) -> Bool {
         var p = p, s = s
         while let c = p.first {

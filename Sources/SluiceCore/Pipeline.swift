@@ -1,3 +1,5 @@
+public import Foundation
+
 /// A declared pipeline (`pipelines:` in sluice.yml): where rows come from, the steps they go
 /// through, and the entity they load into. Checked as a whole when the config loads.
 public struct Pipeline: Sendable, Equatable {
@@ -12,6 +14,9 @@ public struct Pipeline: Sendable, Equatable {
     /// Cron expression (`schedule:`) and its time zone (`timezone:`, default UTC).
     public var schedule: String?
     public var timeZone: String?
+    /// When a scheduled pipeline's first run may be due: its firings from here on are caught
+    /// up. Nil: a pipeline that never ran starts at its latest firing (Airflow's catchup off).
+    public var startDate: Date?
     /// Pipelines this one runs after (each must succeed first).
     public var after: [String] = []
     /// What happens to the source files once their rows are loaded (`after_load:`).

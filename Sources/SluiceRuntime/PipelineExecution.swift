@@ -36,8 +36,23 @@ public struct PipelineExecution: Sendable {
     public struct Options: Sendable {
         /// In-process worker slots for staged pipelines (nil: the worker setting; 0: none).
         public var workers: Int?
-        public init(workers: Int? = nil) { self.workers = workers }
+        /// A run whose source matched no file fails (``RunOutcome/empty``) instead of succeeding.
+        public var failIfEmpty = false
+        public init(workers: Int? = nil, failIfEmpty: Bool = false) {
+            self.workers = workers
+            self.failIfEmpty = failIfEmpty
+        }
     }
+
+    /// How a run ended.
+    public enum RunOutcome: Sendable, Equatable {
+        case succeeded, failed
+        /// No file matched and ``Options/failIfEmpty`` was set (recorded as failed).
+        case empty
+    }
+
+    /// The source matched no file, under ``Options/failIfEmpty``.
+    struct NothingMatched: Error, CustomStringConvertible { var description: String }
 
     public let config: SluiceConfig
     public let runtime: Runtime
@@ -64,8 +79,8 @@ public struct PipelineExecution: Sendable {
         }
     }
 
-    /// One run of `name`; true when it succeeded. Failures are recorded, not thrown.
-    public func run(_ name: String, scheduledFor: Date?, window: (Date?, Date?), upload: Upload? = nil) async throws -> Bool {
+    /// One run of `name`. Failures are recorded, not thrown.
+    public func run(_ name: String, scheduledFor: Date?, window: (Date?, Date?), upload: Upload? = nil) async throws -> RunOutcome {
         guard let pipeline = config.pipelines[name] else { throw SluiceError(.notFound, "no pipeline '\(name)'") }
         let id = try await runtime.driver.startRun(pipeline: name, scheduledFor: scheduledFor, windowFrom: window.0, windowTo: window.1, now: Date())
         return try await finish(pipeline, run: id, window: window, upload: upload)
@@ -82,7 +97,7 @@ public struct PipelineExecution: Sendable {
 
     /// Takes over a staged run whose coordinator died: queues what it had not queued yet
     /// (the same idempotency keys), waits for its jobs and records how it ended.
-    public func resume(_ name: String, run id: Int64) async throws -> Bool {
+    public func resume(_ name: String, run id: Int64) async throws -> RunOutcome {
         guard let pipeline = config.pipelines[name], pipeline.staged else {
             throw SluiceError(.invalidArgument, "--resume takes over runs of staged pipelines; '\(name)' is not one")
         }
@@ -93,20 +108,20 @@ public struct PipelineExecution: Sendable {
         return try await finish(pipeline, run: id, window: (run.windowFrom, run.windowTo), upload: nil)
     }
 
-    /// Carries out run `id` and records how it ended; true when it succeeded.
-    func finish(_ pipeline: Pipeline, run id: Int64, window: (Date?, Date?), upload: Upload?) async throws -> Bool {
+    /// Carries out run `id` and records how it ended.
+    func finish(_ pipeline: Pipeline, run id: Int64, window: (Date?, Date?), upload: Upload?) async throws -> RunOutcome {
         let (driver, name) = (runtime.driver, pipeline.name)
         do {
             // An uploaded file is one file: it runs inline even in a staged pipeline.
             let counts = pipeline.staged && upload == nil ? try await executeStaged(pipeline, window: window, run: id)
                 : try await execute(pipeline, window: window, upload: upload)
             try await driver.finishRun(id: id, state: .succeeded, counts: counts, error: nil, now: Date())
-            return true
+            return .succeeded
         } catch {
             let message = (error as? SluiceError)?.description ?? "\(error)"
             log("\(name): failed: \(message)")
             try await driver.finishRun(id: id, state: .failed, counts: nil, error: message, now: Date())
-            return false
+            return error is NothingMatched ? .empty : .failed
         }
     }
 
@@ -125,7 +140,11 @@ public struct PipelineExecution: Sendable {
         } else {
             files = try await Self.sourceFiles(pipeline, config: config, scratch: scratch, window: window)
         }
-        if files.isEmpty { log("\(pipeline.name): no files in \(pipeline.source)\(pipeline.glob.map { " matching \($0)" } ?? "")") }
+        if files.isEmpty {
+            let what = "no file in \(pipeline.source)\(pipeline.glob.map { " matched \($0)" } ?? "")"
+            if options.failIfEmpty { throw NothingMatched(description: what + " (--fail-if-empty)") }
+            log("\(pipeline.name): \(what)")
+        }
         var runner = try PipelineRunner(pipeline: pipeline)
         let env = QueueEnrichEnvironment(driver: runtime.driver)
         // The steps' rows stream into the load as they are made: one transaction for the run.
@@ -302,10 +321,13 @@ public struct PipelineExecution: Sendable {
             guard let p = config.pipelines[name], let text = p.schedule else { continue }
             let cron = try CronSchedule(text, timeZone: p.timeZone.flatMap(TimeZone.init(identifier:)) ?? TimeZone(identifier: "UTC")!)
             let last = try await runtime.driver.lastScheduledSuccess(pipeline: name)
-            guard let due = SchedulePlanner.due(cron, lastScheduled: last, first: now.addingTimeInterval(-400 * 86_400), now: now) else { continue }
-            if due.missed > 0 { log("\(name): \(due.missed) missed firing\(due.missed == 1 ? "" : "s") caught up in this run") }
+            // A pipeline that never ran starts at its latest firing, or catches up from its start_date.
+            guard let due = SchedulePlanner.due(cron, lastScheduled: last, first: p.startDate ?? now.addingTimeInterval(-400 * 86_400), now: now) else { continue }
+            if due.missed > 0, last != nil || p.startDate != nil {
+                log("\(name): \(due.missed) missed firing\(due.missed == 1 ? "" : "s") caught up in this run")
+            }
             // The window: files newer than those the last successful run read (all on a first run).
-            let ok = try await run(name, scheduledFor: due.scheduledFor, window: try await scheduledWindow(name))
+            let ok = try await run(name, scheduledFor: due.scheduledFor, window: try await scheduledWindow(name)) == .succeeded
             ran.append(name)
             guard ok else { continue }
             for d in try PipelineDAG.downstream(of: name, graph) where config.pipelines[d]?.schedule == nil {

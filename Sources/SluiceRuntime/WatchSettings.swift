@@ -21,6 +21,10 @@ extension WatchSpec {
         }
         var spec = WatchSpec(name: watchName ?? Self.defaultName(src, entity), source: src, entity: entity)
         spec.rules.glob = declared.glob.map(Glob.init)
+        if spec.rules.glob == nil, let (folder, glob) = Glob.split(location: src) {
+            spec.source = folder  // `s3://bucket/input/*.json`: the prefix, and a pattern in it
+            spec.rules.glob = Glob(glob)
+        }
         spec.rules.minAge = declared.minAge
         spec.rules.onChange = declared.onChange.flatMap(ChangePolicy.init(rawValue:)) ?? .reprocess
         spec.rules.maxFiles = declared.maxFiles

@@ -43,9 +43,10 @@ public struct Source: Sendable {
             guard let head = try await store.head(location.key) else { throw SluiceError(.notFound, "\(text) does not exist") }
             return [head]
         }
-        let prefix = glob.map { $0.prefix.hasPrefix(location.key) ? $0.prefix : location.key } ?? location.key
+        let base = location.key.isEmpty || location.key.hasSuffix("/") ? location.key : location.key + "/"
+        let prefix = glob.map { $0.listingPrefix(under: base) } ?? location.key
         return try await store.listAll(prefix: prefix)
-            .filter { !$0.key.hasSuffix("/") && (glob?.matches($0.key) ?? true) }
+            .filter { !$0.key.hasSuffix("/") && (glob?.matches($0.key, under: base) ?? true) }
             .filter { o in window.0.map { o.lastModified >= $0 } ?? true && window.1.map { o.lastModified < $0 } ?? true }
             .sorted { $0.key < $1.key }
     }

@@ -23,6 +23,11 @@ public struct WatchRules: Sendable, Equatable {
     public var maxBytes: Int64?
     /// Only objects newer than the newest one already queued.
     public var watermark = false
+    /// The watched folder or prefix: the glob is relative to it.
+    public var base = ""
+    /// An object is whole once listed (S3: a PUT is atomic), so a new one is taken on the
+    /// poll that first sees it; folders and FTP wait to see it unchanged.
+    public var completeWhenListed = false
 
     public init() {}
 }
@@ -33,6 +38,8 @@ public struct WatchPlan: Sendable, Equatable {
     public var firstSeen: [ObjectInfo] = []
     /// Stable versions to fetch and load now, oldest first.
     public var process: [ObjectInfo] = []
+    /// Listed objects that match the glob, whatever became of them.
+    public var matched = 0
     /// Versions to record as ignored, with why.
     public var ignore: [(ObjectInfo, String)] = []
     /// Stable versions left for the next poll by the per-poll limits.
@@ -55,7 +62,8 @@ public enum WatchPlanner {
         var ready: [ObjectInfo] = []
         for o in listing {
             if o.key.hasSuffix("/") { continue }  // folder markers
-            if let glob = rules.glob, !glob.matches(o.key) { continue }
+            if let glob = rules.glob, !glob.matches(o.key, under: rules.base) { continue }
+            plan.matched += 1
             let versions = byKey[o.key] ?? []
             if let known = versions.first(where: { $0.etag == o.etag }) {
                 guard known.state == .seen else { continue }  // queued, ignored or failed: done with
@@ -72,7 +80,9 @@ public enum WatchPlanner {
                 plan.ignore.append((o, "changed after it was loaded (on_change: ignore)"))
                 continue
             }
-            if let minAge = rules.minAge, pollStart.timeIntervalSince(o.lastModified) >= minAge {
+            if rules.completeWhenListed && rules.minAge == nil {
+                ready.append(o)
+            } else if let minAge = rules.minAge, pollStart.timeIntervalSince(o.lastModified) >= minAge {
                 ready.append(o)
             } else {
                 plan.firstSeen.append(o)

@@ -46,6 +46,8 @@ public struct WatchSpec: Sendable, Equatable {
 /// What one poll did.
 public struct WatchPollReport: Sendable, Codable, Equatable {
     public var listed = 0
+    /// Listed objects matching the glob (0: the pass found nothing to watch).
+    public var matched = 0
     public var seen = 0
     public var queued = 0
     public var duplicates = 0
@@ -65,6 +67,8 @@ public struct WatchPollReport: Sendable, Codable, Equatable {
 /// restarts and crashes between steps never load a version twice.
 public final class Watcher: Sendable {
     public let spec: WatchSpec
+    /// The spec's rules with what the location adds (its folder, whether listing means whole).
+    let rules: WatchRules
     let store: any ObjectStore
     let prefix: String
     let rawStore: (any ObjectStore)?
@@ -97,8 +101,12 @@ public final class Watcher: Sendable {
         }
         if case .http = location.kind { throw SluiceError(.unsupported, "HTTP locations cannot be listed; watch a folder or an S3 prefix") }
         if !prefix.isEmpty && !prefix.hasSuffix("/") { prefix += "/" }
+        var rules = spec.rules
+        rules.base = prefix
+        if case .s3 = location.kind { rules.completeWhenListed = true }
+        self.rules = rules
         // The glob's literal start narrows the listing.
-        if let g = spec.rules.glob, g.prefix.hasPrefix(prefix) { prefix = g.prefix }
+        if let g = spec.rules.glob { prefix = g.listingPrefix(under: prefix) }
         self.prefix = prefix
         store = try location.store(config: s3)
         if let raw = spec.raw {
@@ -141,9 +149,10 @@ public final class Watcher: Sendable {
             at += 1000
         }
         let watermark = spec.rules.watermark ? try await driver.watermark(watch: spec.name) : nil
-        let plan = WatchPlanner.plan(listing: listing, ledger: ledger, rules: spec.rules, watermark: watermark, pollStart: start)
+        let plan = WatchPlanner.plan(listing: listing, ledger: ledger, rules: rules, watermark: watermark, pollStart: start)
         var report = WatchPollReport()
         report.listed = listing.count
+        report.matched = plan.matched
         report.deferred = plan.deferred
         // One transaction each, not one per file: with a thousand new files the one-row
         // transactions held the first fetch back by about 0.16 s (0.52 s to 0.36 s).

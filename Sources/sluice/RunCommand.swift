@@ -32,6 +32,7 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Do not run the pipelines declared `after:` this one.") var noDownstream = false
     @Option(help: "Staged pipelines: stage jobs this process runs at once while it waits (default: worker.concurrency; 0 leaves them to `sluice worker`s).") var workers: Int?
     @Option(help: "Staged pipelines: take over run ID, still `running` because the process that started it died (its queued work is kept, nothing is queued twice).") var resume: Int64?
+    @Flag(help: "Exit 4 (the run recorded as failed) when the source matches no file.") var failIfEmpty = false
     @Flag(help: "Print the load summary as JSON.") var json = false
     @Flag(help: "No progress output.") var quiet = false
     @OptionGroup var shared: SharedOptions
@@ -50,20 +51,25 @@ struct RunCommand: AsyncParsableCommand {
             throw fail("no pipeline '\(name)' in \(config.path ?? "sluice.yml")\(Suggestion.hint(for: name, in: config.pipelines.keys)) (declared: \(config.pipelines.keys.sorted().joined(separator: ", ")))")
         }
         let window = (try from.map(Self.date), try to.map(Self.date))
-        let options = PipelineExecution.Options(workers: workers)
+        let options = PipelineExecution.Options(workers: workers, failIfEmpty: failIfEmpty)
         let (name, noDownstream, resume, reporter) = (name, noDownstream, resume, PipelineReporter.shell(quiet: quiet, json: json))
         do {
             try await Runtime.with(config) { runtime in
                 let exec = PipelineExecution(config: config, runtime: runtime, options: options, reporter: reporter)
+                func check(_ outcome: PipelineExecution.RunOutcome) throws {
+                    switch outcome {
+                    case .succeeded: return
+                    case .failed: throw ExitCode(1)
+                    case .empty: throw ExitCode(4)
+                    }
+                }
                 if let resume {
-                    guard try await exec.resume(name, run: resume) else { throw ExitCode(1) }
+                    try check(try await exec.resume(name, run: resume))
                     return
                 }
                 let downstream = noDownstream ? [] : try PipelineDAG.downstream(of: name, config.pipelines.mapValues(\.after))
-                guard try await exec.run(name, scheduledFor: nil, window: window) else { throw ExitCode(1) }
-                for d in downstream {
-                    guard try await exec.run(d, scheduledFor: nil, window: window) else { throw ExitCode(1) }
-                }
+                try check(try await exec.run(name, scheduledFor: nil, window: window))
+                for d in downstream { try check(try await exec.run(d, scheduledFor: nil, window: window)) }
             }
         } catch let e as SluiceError {
             throw fail(e.description)

@@ -42,7 +42,7 @@ struct WatchCommand: AsyncParsableCommand {
         @Argument(help: "s3://bucket/prefix/, ftp://user:password@host/folder/, a folder, or the name of a watch declared in sluice.yml.") var source: String?
         @Option(help: "Entity the files load into.") var into: String?
         @Option(help: "Name of this watch in the file ledger (default: from the source and entity).") var name: String?
-        @Option(help: "Only keys matching this pattern (`input/*.json`; `**` crosses folders).") var glob: String?
+        @Option(help: "Only files matching this pattern, relative to the watched folder (`*.json`; `**` crosses folders).") var glob: String?
         @Option(help: "Seconds between polls (default 5).") var interval: Double?
         @Option(help: "Load objects this many seconds old at once (default: wait for a second poll to see them unchanged).") var minAge: Double?
         @Option(help: "A loaded object that changes: reprocess (default) or ignore.") var onChange: String?
@@ -56,6 +56,7 @@ struct WatchCommand: AsyncParsableCommand {
         @Flag(help: "Only queue jobs; leave loading to `sluice worker` / `sluice serve`.") var noWorkers = false
         @Option(help: "Jobs the in-process worker runs at once (default: worker.concurrency).") var concurrency: Int?
         @Flag(help: "Print the --once summary as JSON.") var json = false
+        @Flag(help: "With --once: exit 4 when no file in the location matches.") var failIfEmpty = false
         @OptionGroup var shared: SharedOptions
 
         func run() async throws {
@@ -78,7 +79,7 @@ struct WatchCommand: AsyncParsableCommand {
             if let raw { spec.raw = raw }
             if let format { spec.format = format }
             if let mode { spec.mode = mode }
-            let (finalSpec, once, noWorkers, concurrency, json) = (spec, once, noWorkers, concurrency, json)
+            let (finalSpec, once, noWorkers, concurrency, json, failIfEmpty) = (spec, once, noWorkers, concurrency, json, failIfEmpty)
             do {
                 try await Runtime.with(config) { runtime in
                     try FileManager.default.createDirectory(atPath: config.uploadDir, withIntermediateDirectories: true)
@@ -103,7 +104,12 @@ struct WatchCommand: AsyncParsableCommand {
                             print("listed \(report.listed); new \(report.seen) (loaded once stable); queued \(report.queued); loaded \(loaded); "
                                   + "failed \(report.failed + failed); ignored \(report.ignored); deferred \(report.deferred); retry \(report.retry)")
                         }
-                        if report.failed + failed > 0 { throw ExitCode(3) }
+                        // Files left to retry (a failed fetch or raw-layer copy) are not done either.
+                        if report.failed + failed + report.retry > 0 { throw ExitCode(3) }
+                        if report.matched == 0 {
+                            FileHandle.standardError.write(Data("no file in \(finalSpec.source) matched\(finalSpec.rules.glob.map { " \($0.pattern)" } ?? "")\n".utf8))
+                            if failIfEmpty { throw ExitCode(4) }
+                        }
                         return
                     }
                     var services: [any Service] = [WatchService(watcher: watcher)]

@@ -351,6 +351,7 @@ final class Geocoder: @unchecked Sendable {
         // First firing: everything there is, then the pipeline after it.
         var t = try cli.run(["schedule", "tick", "--now", "2026-11-01T07:00:00Z"])
         #expect(t.status == 0 && t.out.contains("ran daily, totals"), "\(t.out)\(t.err)")
+        #expect(!t.err.contains("missed"), "a pipeline that never ran starts at its latest firing: \(t.err)")
         #expect(try cli.sqlite("SELECT count(*) FROM sales") == "1\n")
         t = try cli.run(["schedule", "tick", "--now", "2026-11-01T08:00:00Z"])
         #expect(t.out.contains("nothing due"))

@@ -97,7 +97,7 @@ final class Receiver: @unchecked Sendable {
         var csv = "id,name,amount\n"
         for i in n { csv += "\(i),name \(i),\(Double(i) / 4)\n" }
         cli.write(file, csv)
-        let r = try cli.run(["load", file, "--into", "t", "--key", "id"])
+        let r = try cli.run(["load", file, "--into", "t", "--key", "id", "--create"])
         #expect(r.status == 0, "\(r.err)")
     }
 

@@ -151,6 +151,24 @@ final class S3Server: @unchecked Sendable {
         #expect(try count(cli, "SELECT count(*) FROM items") == 50)
     }
 
+    /// S3 objects are whole once listed: loaded on the first poll, with the pattern written
+    /// in the location itself.
+    @Test func anS3PatternIsLoadedOnTheFirstPoll() throws {
+        let s3 = try S3Server.shared()
+        let bucket = "first-" + UUID().uuidString.lowercased().prefix(8)
+        try s3.boto3("""
+            s3.create_bucket(Bucket="\(bucket)")
+            s3.put_object(Bucket="\(bucket)", Key="input/a.json", Body=b'[{"id": 1}, {"id": 2}]')
+            s3.put_object(Bucket="\(bucket)", Key="input/b.csv", Body=b'id,x\\n3,y\\n')
+            s3.put_object(Bucket="\(bucket)", Key="input/deeper/c.json", Body=b'[{"id": 4}]')
+            """)
+        let cli = try CLI()
+        let r = try cli.run(["watch", "s3://\(bucket)/input/*.json", "--into", "items", "--once", "--json"], env: s3.env)
+        #expect(r.status == 0, "\(r.out) \(r.err)")
+        #expect(try cli.json(r.out)["loaded"] as? Int == 1, "\(r.out)")
+        #expect(try cli.sqlite("SELECT group_concat(id) FROM (SELECT id FROM items ORDER BY id)") == "1,2\n")
+    }
+
     @Test func aWatcherKilledMidRunLosesNothingAndLoadsNothingTwice() throws {
         let s3 = try S3Server.shared()
         let bucket = "kill-" + UUID().uuidString.lowercased().prefix(8)
@@ -325,7 +343,7 @@ final class S3Server: @unchecked Sendable {
             pipelines:
               from_ftp:
                 source: \(url)/\(folder)/in/
-                glob: "\(folder)/in/*.csv"
+                glob: "*.csv"
                 steps:
                   - cast: {id: int, lat: float, lon: float}
                   - filter: lat < -10.6
@@ -337,6 +355,13 @@ final class S3Server: @unchecked Sendable {
         #expect(try cli.sqlite("SELECT group_concat(id) FROM (SELECT id FROM south ORDER BY id)") == "2,3,4\n")
         #expect(FileManager.default.fileExists(atPath: "\(root)/\(folder)/done/p1.csv") && !FileManager.default.fileExists(atPath: "\(root)/\(folder)/in/p1.csv"))
         r = try cli.run(["run", "from_ftp"])
-        #expect(r.err.contains("no files"), "\(r.err)")
+        #expect(r.status == 0 && r.err.contains("no file in \(url)/\(folder)/in/ matched *.csv"), "\(r.err)")
+        r = try cli.run(["run", "from_ftp", "--fail-if-empty"])
+        #expect(r.status == 4 && r.err.contains("--fail-if-empty"), "\(r.err)")
+        // The glob is relative to the watched folder too, and a pass that matched nothing says so.
+        r = try cli.run(["watch", "\(url)/\(folder)/done/", "--into", "pts", "--glob", "*.csv", "--min-age", "0", "--name", "done", "--once"])
+        #expect(r.status == 0 && r.out.contains("loaded 2"), "\(r.out)\(r.err)")
+        r = try cli.run(["watch", "\(url)/\(folder)/done/", "--into", "pts", "--glob", "*.tsv", "--name", "none", "--once", "--fail-if-empty"])
+        #expect(r.status == 4 && r.err.contains("no file in \(url)/\(folder)/done/ matched *.tsv"), "\(r.out)\(r.err)")
     }
 }
