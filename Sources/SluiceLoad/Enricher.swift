@@ -18,25 +18,35 @@ public protocol EnrichEnvironment: Sendable {
 
 /// Tokens of the shared rate limit, taken from the control plane a block at a time (one
 /// round trip per block, not per request). The block is the bucket's burst: about a
-/// twentieth of a second of the rate, at most the concurrency, at least one — so no second
-/// ever sees more than `rate` plus one block, across every worker.
-actor TokenReservoir {
+/// twentieth of a second of the rate, at most the concurrency, at least one.
+///
+/// A bucket of `block` tokens refilled at `r` per second grants fewer than `block + r` in
+/// any second; refilling at `rate - block + 0.5` keeps every sliding second at or under
+/// `rate` across all workers (half a token of slack for the time between a grant and its
+/// request), at an average a block under the rate.
+public actor TokenReservoir {
     let env: any EnrichEnvironment
     let bucket: String
-    let rate: Double
+    let refill: Double
     let block: Int
     var have = 0
 
     init(env: any EnrichEnvironment, bucket: String, rate: Double, concurrency: Int) {
         self.env = env
         self.bucket = bucket
-        self.rate = rate
-        block = max(1, min(concurrency, Int(rate / 20)))
+        block = Self.block(rate: rate, concurrency: concurrency)
+        refill = Self.refill(rate: rate, block: block)
     }
+
+    /// Tokens taken per round trip.
+    public static func block(rate: Double, concurrency: Int) -> Int { max(1, min(concurrency, Int(rate / 20))) }
+
+    /// The bucket's refill rate that holds every sliding second to `rate` (see above).
+    public static func refill(rate: Double, block: Int) -> Double { max(rate - Double(block) + 0.5, rate / 2) }
 
     func take() async {
         while have == 0 {
-            let (granted, wait) = (try? await env.takeTokens(bucket: bucket, rate: rate, burst: Double(block), count: block, now: Date())) ?? (0, 0.05)
+            let (granted, wait) = (try? await env.takeTokens(bucket: bucket, rate: refill, burst: Double(block), count: block, now: Date())) ?? (0, 0.05)
             have += granted
             if granted == 0 { try? await Task.sleep(nanoseconds: UInt64(min(max(wait, 0.001), 1) * 1e9)) }
         }
