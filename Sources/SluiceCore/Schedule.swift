@@ -122,6 +122,92 @@ public struct PipelineRun: Sendable, Equatable, Codable {
         case id, pipeline, state, counts, error
         case scheduledFor = "scheduled_for", windowFrom = "window_from", windowTo = "window_to", startedAt = "started_at", finishedAt = "finished_at"
     }
+
+    /// The counts go out as a JSON object (`runs --json`, the API), not as a string of JSON.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(pipeline, forKey: .pipeline)
+        try c.encode(state, forKey: .state)
+        try c.encodeIfPresent(scheduledFor, forKey: .scheduledFor)
+        try c.encodeIfPresent(windowFrom, forKey: .windowFrom)
+        try c.encodeIfPresent(windowTo, forKey: .windowTo)
+        try c.encode(startedAt, forKey: .startedAt)
+        try c.encodeIfPresent(finishedAt, forKey: .finishedAt)
+        if let counts, let object = try? JSONSerialization.jsonObject(with: Data(counts.utf8)) {
+            try c.encode(FoundationJSON(object), forKey: .counts)
+        } else {
+            try c.encodeIfPresent(counts, forKey: .counts)
+        }
+        try c.encodeIfPresent(error, forKey: .error)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(Int64.self, forKey: .id)
+        pipeline = try c.decode(String.self, forKey: .pipeline)
+        state = try c.decode(State.self, forKey: .state)
+        scheduledFor = try c.decodeIfPresent(Date.self, forKey: .scheduledFor)
+        windowFrom = try c.decodeIfPresent(Date.self, forKey: .windowFrom)
+        windowTo = try c.decodeIfPresent(Date.self, forKey: .windowTo)
+        startedAt = try c.decode(Date.self, forKey: .startedAt)
+        finishedAt = try c.decodeIfPresent(Date.self, forKey: .finishedAt)
+        if let text = try? c.decodeIfPresent(String.self, forKey: .counts) {
+            counts = text
+        } else if let object = try c.decodeIfPresent(FoundationJSON.self, forKey: .counts) {
+            counts = String(decoding: try JSONSerialization.data(withJSONObject: object.value, options: [.sortedKeys]), as: UTF8.self)
+        }
+        error = try c.decodeIfPresent(String.self, forKey: .error)
+    }
+}
+
+/// A value JSONSerialization reads, encoded and decoded through Codable.
+struct FoundationJSON: Codable, @unchecked Sendable {
+    let value: Any
+    init(_ value: Any) { self.value = value }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch value {
+        case let d as [String: Any]:
+            var k = encoder.container(keyedBy: Key.self)
+            for (name, v) in d { try k.encode(FoundationJSON(v), forKey: Key(stringValue: name)) }
+        case let a as [Any]:
+            var u = encoder.unkeyedContainer()
+            for v in a { try u.encode(FoundationJSON(v)) }
+        case let s as String: try c.encode(s)
+        case let b as Bool where "\(type(of: value))".contains("Bool"): try c.encode(b)
+        case let n as NSNumber:
+            if let i = Int64(exactly: n.doubleValue), !"\(n)".contains(".") { try c.encode(i) } else { try c.encode(n.doubleValue) }
+        default: try c.encodeNil()
+        }
+    }
+
+    init(from decoder: any Decoder) throws {
+        if let k = try? decoder.container(keyedBy: Key.self) {
+            var d: [String: Any] = [:]
+            for key in k.allKeys { d[key.stringValue] = try k.decode(FoundationJSON.self, forKey: key).value }
+            value = d
+        } else if var u = try? decoder.unkeyedContainer() {
+            var a: [Any] = []
+            while !u.isAtEnd { a.append(try u.decode(FoundationJSON.self).value) }
+            value = a
+        } else {
+            let c = try decoder.singleValueContainer()
+            if c.decodeNil() { value = NSNull() }
+            else if let b = try? c.decode(Bool.self) { value = b }
+            else if let i = try? c.decode(Int64.self) { value = i }
+            else if let x = try? c.decode(Double.self) { value = x }
+            else { value = try c.decode(String.self) }
+        }
+    }
+
+    struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
 }
 
 /// Decides whether a scheduled pipeline is due. Pure: the clock is passed in.

@@ -10,6 +10,7 @@ import SluiceWorker
 import SluiceQueue
 import SluiceExport
 import Logging
+import Synchronization
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,7 +34,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Staged pipelines: stage jobs this process runs at once while it waits (default: worker.concurrency; 0 leaves them to `sluice worker`s).") var workers: Int?
     @Option(help: "Staged pipelines: take over run ID, still `running` because the process that started it died (its queued work is kept, nothing is queued twice).") var resume: Int64?
     @Flag(help: "Exit 4 (the run recorded as failed) when the source matches no file.") var failIfEmpty = false
-    @Flag(help: "Print the load summary as JSON.") var json = false
+    @Flag(help: "Print each run as JSON: its state, the pipeline's counts, and the load's summary under \"load\".") var json = false
     @Flag(help: "No progress output.") var quiet = false
     @OptionGroup var shared: SharedOptions
 
@@ -52,11 +53,32 @@ struct RunCommand: AsyncParsableCommand {
         }
         let window = (try from.map(Self.date), try to.map(Self.date))
         let options = PipelineExecution.Options(workers: workers, failIfEmpty: failIfEmpty)
-        let (name, noDownstream, resume, reporter) = (name, noDownstream, resume, PipelineReporter.shell(quiet: quiet, json: json))
+        // --json: one object per run (its state and the pipeline's counts, with the load's
+        // summary under "load"), printed once the run is recorded.
+        let lastLoad = Mutex<String?>(nil)
+        let quiet = quiet
+        let reporter = !json ? PipelineReporter.shell(quiet: quiet, json: false) : PipelineReporter(
+            log: { line in if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) } },
+            loadFinished: { _, outcome in
+                switch outcome {
+                case .loaded(let r), .failed(let r?): lastLoad.withLock { $0 = Summary.json(r) }
+                case .failed(nil): break
+                }
+            })
+        let (name, noDownstream, resume, json) = (name, noDownstream, resume, json)
         do {
             try await Runtime.with(config) { runtime in
                 let exec = PipelineExecution(config: config, runtime: runtime, options: options, reporter: reporter)
-                func check(_ outcome: PipelineExecution.RunOutcome) throws {
+                func check(_ outcome: PipelineExecution.RunOutcome, _ pipeline: String) async throws {
+                    if json, let run = try await runtime.driver.runs(pipeline: pipeline, limit: 1).first {
+                        let enc = JSONEncoder()
+                        enc.dateEncodingStrategy = .iso8601
+                        var object = try JSONSerialization.jsonObject(with: try enc.encode(run)) as? [String: Any] ?? [:]
+                        if let load = lastLoad.withLock({ l in defer { l = nil }; return l }) {
+                            object["load"] = try JSONSerialization.jsonObject(with: Data(load.utf8))
+                        }
+                        print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
+                    }
                     switch outcome {
                     case .succeeded: return
                     case .failed: throw ExitCode(1)
@@ -64,12 +86,12 @@ struct RunCommand: AsyncParsableCommand {
                     }
                 }
                 if let resume {
-                    try check(try await exec.resume(name, run: resume))
+                    try await check(try await exec.resume(name, run: resume), name)
                     return
                 }
                 let downstream = noDownstream ? [] : try PipelineDAG.downstream(of: name, config.pipelines.mapValues(\.after))
-                try check(try await exec.run(name, scheduledFor: nil, window: window))
-                for d in downstream { try check(try await exec.run(d, scheduledFor: nil, window: window)) }
+                try await check(try await exec.run(name, scheduledFor: nil, window: window), name)
+                for d in downstream { try await check(try await exec.run(d, scheduledFor: nil, window: window), d) }
             }
         } catch let e as SluiceError {
             throw fail(e.description)

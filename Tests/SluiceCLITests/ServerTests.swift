@@ -315,7 +315,8 @@ func stats(_ o: [String: Any]) -> [String: Int] { o["stats"] as? [String: Int] ?
         #expect(missing == 404)
         let run = try await server.latestRun("intake")
         #expect(run["state"] as? String == "succeeded", "\(run)")
-        #expect((run["counts"] as? String)?.contains("\"read\":3,\"dropped\":1,\"rejected\":1,\"loaded\":1") == true, "\(run)")
+        let counts = try #require(run["counts"] as? [String: Any], "counts are an object: \(run)")
+        #expect(counts["read"] as? Int == 3 && counts["dropped"] as? Int == 1 && counts["rejected"] as? Int == 1 && counts["loaded"] as? Int == 1, "\(run)")
         #expect(try server.cli.sqlite("SELECT id, dobro = 5 FROM registros") == "2|1\n")
         // A run whose load fails records the load's message (it used to record "ExitCode(rawValue: 1)").
         let (broken, _) = try await server.request("POST", "/pipelines/widen/runs?filename=w.ndjson", body: Data("{\"id\": 9, \"valor\": 3}\n".utf8))
