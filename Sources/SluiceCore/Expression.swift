@@ -392,7 +392,7 @@ public enum ExprChecker {
             if let t = fields[name] { return .success(t) }
             guard !open else { return .success(.any) }
             guard let t = fields[name] else {
-                return .failure("no field '\(name)' here (fields: \(fields.keys.sorted().joined(separator: ", ")))")
+                return .failure("no field '\(name)' here\(Suggestion.hint(for: name, in: fields.keys)) (fields: \(fields.keys.sorted().joined(separator: ", ")))")
             }
             return .success(t)
         case .unary(let op, let x):

@@ -177,9 +177,11 @@ extension Pipeline {
     /// Follows the fields through the steps: which exist (once a `select` names them all)
     /// and their types (after `cast` and `derive`); every expression must type-check there,
     /// every condition must be true/false. Returns the output fields when they are known.
-    public static func check(_ steps: [PipelineStep]) throws(StepError) -> [String]? {
+    /// `fields`: the source's fields when known (a CSV header), so that a step naming a
+    /// field the rows will not have is an error rather than a run that drops every row.
+    public static func check(_ steps: [PipelineStep], fields: [String]? = nil) throws(StepError) -> [String]? {
         var types: [String: EType] = [:]
-        var order: [String]? = nil  // the full field list, once known
+        var order: [String]? = fields  // the full field list, once known
         /// Known fields with their types (`any` until cast or derived).
         func visible() -> [String: EType] {
             guard let order else { return types }
@@ -189,7 +191,7 @@ extension Pipeline {
         }
         func need(_ name: String, _ i: Int) throws(StepError) {
             if let order, !order.contains(name) {
-                throw StepError(step: i, message: "no field '\(name)' here (fields: \(order.joined(separator: ", ")))")
+                throw StepError(step: i, message: "no field '\(name)' here\(Suggestion.hint(for: name, in: order)) (fields: \(order.joined(separator: ", ")))")
             }
         }
         for (i, step) in steps.enumerated() {

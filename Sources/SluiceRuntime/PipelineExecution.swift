@@ -140,6 +140,7 @@ public struct PipelineExecution: Sendable {
         } else {
             files = try await Self.sourceFiles(pipeline, config: config, scratch: scratch, window: window)
         }
+        if let first = files.first, upload == nil { try Self.checkFields(pipeline, firstFile: first.path) }
         if files.isEmpty {
             let what = "no file in \(pipeline.source)\(pipeline.glob.map { " matched \($0)" } ?? "")"
             if options.failIfEmpty { throw NothingMatched(description: what + " (--fail-if-empty)") }
@@ -336,6 +337,25 @@ public struct PipelineExecution: Sendable {
             }
         }
         return ran
+    }
+
+    /// The fields of a CSV file's header, as a pipeline reads them; nil for other formats
+    /// (JSON records need not share their fields) or an unreadable file.
+    public static func csvFields(_ path: String) -> [String]? {
+        guard let file = try? InputFile.inspect(path: path, format: nil), file.format == .csv,
+              let columns = try? file.inferColumns(dialect: CSVDialect(), rows: 1, exclude: [], limits: ReadLimits()) else { return nil }
+        return columns.map(\.sourceField)
+    }
+
+    /// Checks the steps against the first file's fields (a CSV header): a step naming a field
+    /// the rows lack fails the run at once instead of dropping or rejecting every row.
+    static func checkFields(_ pipeline: Pipeline, firstFile path: String) throws(SluiceError) {
+        guard let fields = csvFields(path) else { return }
+        do {
+            _ = try Pipeline.check(pipeline.steps, fields: fields)
+        } catch {
+            throw SluiceError(.invalidConfig, "pipeline \(pipeline.name), step \(error.step + 1) (\(pipeline.steps[error.step].kind)): \(error.message)")
+        }
     }
 
     /// The source's files as local paths (objects fetched into `scratch`), with display names.

@@ -113,16 +113,31 @@ struct PipelinesCommand: AsyncParsableCommand {
         func run() async throws {
             let config: SluiceConfig
             do { config = try shared.loadConfig() } catch { throw fail("\(error)") }
+            var failed = false
             for name in config.pipelines.keys.sorted() {
                 let p = config.pipelines[name]!
+                // A local source's first CSV file tells the fields the steps may name.
                 var fields = ""
-                if let out = try? Pipeline.check(p.steps) { fields = "; fields: \(out.joined(separator: ", "))" }
+                var source: [String]? = nil
+                if p.sourceTable == nil, p.source != Pipeline.uploadSource, !Source.isRemote(p.source),
+                   let s = try? Source(p.source, s3: S3Config()), let first = try? await s.objects(glob: p.glob.map { Glob($0) }, asPrefix: true).first,
+                   case .local(let root) = s.location.kind {
+                    source = PipelineExecution.csvFields(s.isCollection ? (root as NSString).appendingPathComponent(first.key) : root)
+                }
+                do {
+                    if let out = try Pipeline.check(p.steps, fields: source) { fields = "; fields: \(out.joined(separator: ", "))" }
+                } catch {
+                    FileHandle.standardError.write(Data("error: \(name), step \(error.step + 1) (\(p.steps[error.step].kind)): \(error.message)\n".utf8))
+                    failed = true
+                    continue
+                }
                 if config.entity(p.into) == nil && config.mappings[p.into] == nil {
                     print("\(name): \(p.source) → \(p.into) (not declared: its columns will be inferred)\(fields)")
                 } else {
                     print("\(name): \(p.source) → \(p.into), \(p.steps.count) steps\(fields)")
                 }
             }
+            if failed { throw ExitCode(1) }
             print("\(config.pipelines.count) pipeline\(config.pipelines.count == 1 ? "" : "s") ok")
         }
     }

@@ -34,6 +34,33 @@ import Foundation
         #expect(r5.status == 1 && r5.err.contains("did you mean 'nightly'?"), "\(r5.err)")
     }
 
+    /// `filter: qtty > 0` on a file without `qtty` used to validate, then drop every row with
+    /// exit 0: the source's header is checked against the fields each step names.
+    @Test func aStepNamingAFieldTheFileLacksIsAnError() throws {
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        cli.write("in/a.csv", "id,qty\n1,5\n2,0\n")
+        cli.write("sluice.yml", """
+            pipelines:
+              p:
+                source: in
+                glob: "*.csv"
+                steps:
+                  - cast: {id: int, qty: int}
+                  - filter: qtty > 0
+                into: out
+            """)
+        let v = try cli.run(["pipelines", "validate"])
+        #expect(v.status == 1 && v.err.contains("p, step 2 (filter): no field 'qtty' here; did you mean 'qty'?"), "\(v.err)")
+        let r = try cli.run(["run", "p"])
+        #expect(r.status == 1 && r.err.contains("did you mean 'qty'?"), "\(r.err)")
+        #expect(try cli.sqlite("SELECT count(*) FROM sqlite_master WHERE name = 'out'") == "0\n")
+        cli.write("sluice.yml", try String(contentsOfFile: cli.dir + "/sluice.yml", encoding: .utf8).replacingOccurrences(of: "qtty", with: "qty"))
+        #expect(try cli.run(["pipelines", "validate"]).status == 0)
+        #expect(try cli.run(["run", "p"]).status == 0)
+        #expect(try cli.sqlite("SELECT id FROM out") == "1\n")
+    }
+
     /// PostgreSQL down or refusing the login: one line within seconds, not a minute of
     /// connection-pool retries and a `circuitBreakerTripped`.
     @Test func anUnreachableDatabaseIsOneLineWithinSeconds() throws {
