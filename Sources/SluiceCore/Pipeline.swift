@@ -292,7 +292,7 @@ public struct RowTransformer: Sendable {
                 for p in pairs {
                     let v = row.values[p.name] ?? .null
                     guard let c = Self.cast(v, to: p.value) else {
-                        return [.reject("\(p.name): '\(v.text ?? "")' is not \(p.value == .int ? "an" : "a") \(p.value.rawValue)")]
+                        return [.reject("cast: \(p.name): '\(v.text ?? "")' is not \(p.value == .int ? "an" : "a") \(p.value.rawValue)")]
                     }
                     row.values[p.name] = c
                 }
@@ -307,7 +307,7 @@ public struct RowTransformer: Sendable {
                     do {
                         row.values[p.name] = try ExprEvaluator.eval(p.value, row.values)
                     } catch {
-                        return [.reject("\(p.name): \(error.message)")]
+                        return [.reject("derive: \(p.name): \(error.message)")]
                     }
                     if !row.fields.contains(p.name) { row.fields.append(p.name) }
                 }

@@ -1,6 +1,7 @@
 public import SluiceCore
 import SluiceFormats
 import Foundation
+import Synchronization
 
 /// Runs a pipeline's steps over files, streaming: each CSV or JSON file is read a row at a
 /// time, transformed, and the kept rows are handed on in batches (to a ``RowFeed`` the
@@ -43,6 +44,8 @@ public struct PipelineRunner {
     public let header: [String]?
     /// Rows handed to `enrich` at once.
     public var batchRows = 2_000
+    /// Where every row a step rejects is written (the counts keep only the first hundred).
+    public var rejectLog: StepRejectLog?
 
     public var enrichCount: Int { enrichSteps.count }
 
@@ -80,7 +83,7 @@ public struct PipelineRunner {
         var kept = 0
         var first = segments[0]
         defer { segments[0] = first }
-        var result = try await Self.cut(file: file, displayName: displayName, steps: &first, batchRows: batchRows) { (batch) throws(SluiceError) in
+        var result = try await Self.cut(file: file, displayName: displayName, steps: &first, batchRows: batchRows, log: rejectLog) { (batch) throws(SluiceError) in
             var rows = batch
             for k in enrichSteps.indices where !rows.isEmpty { rows = try await afterEnrich(step: k, rows, env: env!, result: &later) }
             guard await feed.send(rows.map(\.row)) else { throw SluiceError(.aborted, "the load stopped taking rows", at: SourceLocation(file: displayName)) }
@@ -97,11 +100,11 @@ public struct PipelineRunner {
     /// the kept rows on in batches of `batchRows` (the last may be short, none when empty).
     public mutating func extract(file: String, displayName: String,
                                  emit: ([StageBatch.Item]) async throws(SluiceError) -> Void) async throws(SluiceError) -> FileResult {
-        try await Self.cut(file: file, displayName: displayName, steps: &segments[0], batchRows: batchRows, emit: emit)
+        try await Self.cut(file: file, displayName: displayName, steps: &segments[0], batchRows: batchRows, log: rejectLog, emit: emit)
     }
 
     /// Reads a file through `steps`, handing the kept rows to `emit` in batches of `batchRows`.
-    static func cut(file: String, displayName: String, steps: inout RowTransformer, batchRows: Int,
+    static func cut(file: String, displayName: String, steps: inout RowTransformer, batchRows: Int, log: StepRejectLog?,
                     emit: ([StageBatch.Item]) async throws(SluiceError) -> Void) async throws(SluiceError) -> FileResult {
         var result = FileResult()
         var batch: [StageBatch.Item] = []
@@ -110,7 +113,9 @@ public struct PipelineRunner {
             for outcome in steps.run(row) {
                 switch outcome {
                 case .drop: result.dropped += 1
-                case .reject(let why): result.reject(why, "\(displayName) \(place)")
+                case .reject(let why):
+                    result.reject(why, "\(displayName) \(place)")
+                    try log?.write(source: "\(displayName) \(place)", reason: why)
                 case .keep(let r):
                     batch.append((r, "\(displayName) \(place)"))
                     result.kept += 1
@@ -134,12 +139,18 @@ public struct PipelineRunner {
         var next: [StageBatch.Item] = []
         var keptAt = 0
         for (i, item) in batch.enumerated() {
-            if let why = rejected[i] { result.reject(why, item.place); continue }
+            if let why = rejected[i] {
+                result.reject(why, item.place)
+                try rejectLog?.write(source: item.place, reason: why)
+                continue
+            }
             for outcome in segments[k + 1].run(kept[keptAt]) {
                 switch outcome {
                 case .keep(let r): next.append((r, item.place))
                 case .drop: result.dropped += 1
-                case .reject(let why): result.reject(why, item.place)
+                case .reject(let why):
+                    result.reject(why, item.place)
+                    try rejectLog?.write(source: item.place, reason: why)
                 }
             }
             keptAt += 1
@@ -199,4 +210,25 @@ public struct PipelineRunner {
 
     /// A JSON value as an expression value: nested arrays and objects as their JSON text.
     static func value(_ v: JSONValue) -> EValue { RowTransformer.value(v) }
+}
+
+/// A pipeline run's rejects file: every row a step refused, where it came from (file and
+/// line or record) and why (the step and the reason). Created on the first reject.
+public final class StepRejectLog: Sendable {
+    let writer: Mutex<RejectsWriter>
+    public let path: String
+
+    public init(path: String) {
+        self.path = path
+        writer = Mutex(RejectsWriter(path: path, header: ["_source"], withLine: false))
+    }
+
+    func write(source: String, reason: String) throws(SluiceError) {
+        try writer.withLock { (w) throws(SluiceError) in try w.write(RowReject(line: 0, reason: reason, fields: [source])) }
+    }
+
+    /// Rows written so far.
+    public var count: Int64 { writer.withLock { $0.count } }
+
+    public func close() throws(SluiceError) { try writer.withLock { (w) throws(SluiceError) in try w.close() } }
 }

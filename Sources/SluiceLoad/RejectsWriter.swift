@@ -10,17 +10,20 @@ final class RejectsWriter {
     private var handle: FileHandle?
     private var csv = CSVWriter()
     private(set) var count: Int64 = 0
+    /// Whether a `_line` column follows the fields (false: the fields say where the row was).
+    let withLine: Bool
 
-    init(path: String, header: [String]) {
+    init(path: String, header: [String], withLine: Bool = true) {
         self.path = path
         self.header = header
+        self.withLine = withLine
     }
 
     func write(_ r: RowReject) throws(SluiceError) {
         if handle == nil { try openFile() }
         var fields = r.fields
         if fields.count < header.count { fields += Array(repeating: nil, count: header.count - fields.count) }
-        csv.writeRecord(fields + [String(r.line), r.message])
+        csv.writeRecord(fields + (withLine ? [String(r.line)] : []) + [r.message])
         count += 1
         if csv.output.count >= 64 << 10 { try flush() }
     }
@@ -36,7 +39,7 @@ final class RejectsWriter {
             throw SluiceError(.io, "cannot create rejects file '\(path)'")
         }
         handle = h
-        csv.writeRecord(header + ["_line", "_error"])
+        csv.writeRecord(header + (withLine ? ["_line"] : []) + ["_error"])
     }
 
     func flush() throws(SluiceError) {

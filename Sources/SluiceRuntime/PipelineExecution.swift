@@ -114,7 +114,7 @@ public struct PipelineExecution: Sendable {
         do {
             // An uploaded file is one file: it runs inline even in a staged pipeline.
             let counts = pipeline.staged && upload == nil ? try await executeStaged(pipeline, window: window, run: id)
-                : try await execute(pipeline, window: window, upload: upload)
+                : try await execute(pipeline, window: window, upload: upload, run: id)
             try await driver.finishRun(id: id, state: .succeeded, counts: counts, error: nil, now: Date())
             return .succeeded
         } catch {
@@ -126,7 +126,7 @@ public struct PipelineExecution: Sendable {
     }
 
     /// Returns the run's counts as JSON.
-    func execute(_ pipeline: Pipeline, window: (Date?, Date?), upload: Upload? = nil) async throws -> String {
+    func execute(_ pipeline: Pipeline, window: (Date?, Date?), upload: Upload? = nil, run: Int64) async throws -> String {
         let scratch = (config.stateDir as NSString).appendingPathComponent("runs/\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
@@ -147,6 +147,9 @@ public struct PipelineExecution: Sendable {
             log("\(pipeline.name): \(what)")
         }
         var runner = try PipelineRunner(pipeline: pipeline)
+        let rejects = StepRejectLog(path: Self.rejectsPath(pipeline.name, run: run, stateDir: config.stateDir))
+        runner.rejectLog = rejects
+        defer { try? rejects.close() }  // closed (and checked) below on success
         let env = QueueEnrichEnvironment(driver: runtime.driver)
         // The steps' rows stream into the load as they are made: one transaction for the run.
         let feed = runner.feed(name: "pipeline \(pipeline.name)")
@@ -181,8 +184,10 @@ public struct PipelineExecution: Sendable {
         for f in runner.figures {
             log("enrich: \(f.keys) distinct keys, \(f.cached) from the cache, \(f.fetched) fetched (\(f.attempts) requests), \(f.failed) failed")
         }
-        log("\(pipeline.name): \(total.read) rows read, \(total.dropped) dropped by the steps, \(total.rejected) rejected, \(total.kept) to load into \(pipeline.into)")
-        let counts = Self.counts(files: files.map(\.file), window: window, total.read, total.dropped, total.rejected, total.kept)
+        try rejects.close()
+        let rejectsFile = rejects.count > 0 ? rejects.path : nil
+        log("\(pipeline.name): \(total.read) rows read, \(total.dropped) dropped by the steps, \(total.rejected) rejected\(rejectsFile.map { " (\($0))" } ?? ""), \(total.kept) to load into \(pipeline.into)")
+        let counts = Self.counts(files: files.map(\.file), window: window, total.read, total.dropped, total.rejected, total.kept, rejectsFile: rejectsFile)
         if upload == nil { try await afterLoad(pipeline, files.map(\.file)) }
         try await export(pipeline)
         return counts
@@ -214,10 +219,20 @@ public struct PipelineExecution: Sendable {
 
     /// A run's counts as JSON, with its watermark: the newest modification time read
     /// (scheduled runs read only newer files).
-    static func counts(files: [PipelineSource.File], window: (Date?, Date?), _ read: Int, _ dropped: Int, _ rejected: Int, _ loaded: Int) -> String {
+    /// Where run `run` of `pipeline` writes the rows its steps rejected.
+    public static func rejectsPath(_ pipeline: String, run: Int64, stateDir: String) -> String {
+        let safe = String(pipeline.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" ? $0 : "_" }.prefix(40))
+        return (stateDir as NSString).appendingPathComponent("runs/\(safe)-\(run)/rejects.csv")
+    }
+
+    static func counts(files: [PipelineSource.File], window: (Date?, Date?), _ read: Int, _ dropped: Int, _ rejected: Int, _ loaded: Int,
+                       rejectsFile: String? = nil) -> String {
         let newest = files.compactMap(\.modified).max() ?? window.0
         let mark = newest.map { ",\"watermark\":\($0.timeIntervalSince1970)" } ?? ""
-        return "{\"files\":\(files.count),\"read\":\(read),\"dropped\":\(dropped),\"rejected\":\(rejected),\"loaded\":\(loaded)\(mark)}"
+        let enc = JSONEncoder()
+        enc.outputFormatting = .withoutEscapingSlashes
+        let file = rejectsFile.flatMap { try? enc.encode($0) }.map { ",\"rejects_file\":" + String(decoding: $0, as: UTF8.self) } ?? ""
+        return "{\"files\":\(files.count),\"read\":\(read),\"dropped\":\(dropped),\"rejected\":\(rejected),\"loaded\":\(loaded)\(mark)\(file)}"
     }
 
     /// Loaded (the load committed): the source files may go.

@@ -182,7 +182,8 @@ struct CLI {
         #expect(v.status == 0 && v.out.contains("fields: id, customer, total, region"), "\(v.out)\(v.err)")
         let r = try cli.run(["run", "clean_sales"])
         #expect(r.status == 0, "\(r.err)")
-        #expect(r.err.contains("7 rows read, 3 dropped by the steps, 1 rejected, 3 to load") && r.err.contains("s1.csv line 4: amount: 'abc' is not a float"), "\(r.err)")
+        #expect(r.err.contains("7 rows read, 3 dropped by the steps, 1 rejected (.sluice/runs/clean_sales-1/rejects.csv), 3 to load")
+                && r.err.contains("s1.csv line 4: cast: amount: 'abc' is not a float"), "\(r.err)")
         #expect(try cli.sqlite("SELECT id, customer, total, region FROM sales ORDER BY id") == "1|a|21|SOUTH\n5|e|8|NORTH\n6|f|49|EAST\n")
     }
 

@@ -28,8 +28,8 @@ import Foundation
             """)
         let r = try cli.run(["run", "extremes"])
         #expect(r.status == 0, "\(r.err)")
-        #expect(r.err.contains("a.csv line 3: y: round(2e+23) does not fit in int64"), "\(r.err)")
-        #expect(r.err.contains("a.csv line 4: z: -(-9223372036854775808) does not fit in int64"), "\(r.err)")
+        #expect(r.err.contains("a.csv line 3: derive: y: round(2e+23) does not fit in int64"), "\(r.err)")
+        #expect(r.err.contains("a.csv line 4: derive: z: -(-9223372036854775808) does not fit in int64"), "\(r.err)")
         #expect(try cli.sqlite("SELECT id, y, z FROM out ORDER BY id") == "1|5|-5\n4|7|-7\n")
     }
 

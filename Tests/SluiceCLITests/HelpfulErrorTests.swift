@@ -61,6 +61,32 @@ import Foundation
         #expect(try cli.sqlite("SELECT id FROM out") == "1\n")
     }
 
+    /// Rows a step refuses are all in the run's rejects file, with the step and the reason,
+    /// and the run's counts (run --json, runs --json) name the file.
+    @Test func stepRejectsGoToTheRunsRejectsFile() throws {
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        var csv = "id,x\n"
+        for i in 1...300 { csv += i % 2 == 0 ? "\(i),bad\(i)\n" : "\(i),\(i)\n" }
+        cli.write("in/a.csv", csv)
+        cli.write("sluice.yml", """
+            pipelines:
+              p:
+                source: in
+                steps:
+                  - cast: {id: int, x: int}
+                into: out
+            """)
+        let r = try cli.run(["run", "p", "--json", "--quiet"])
+        #expect(r.status == 0, "\(r.err)")
+        let counts = try #require(try cli.json(r.out)["counts"] as? [String: Any], "\(r.out)")
+        #expect(counts["read"] as? Int == 300 && counts["rejected"] as? Int == 150 && counts["loaded"] as? Int == 150, "\(counts)")
+        let file = try #require(counts["rejects_file"] as? String)
+        let lines = try String(contentsOfFile: cli.dir + "/" + file, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 151 && lines[0] == "_source,_error", "\(lines.prefix(3))")
+        #expect(lines[1] == "a.csv line 3,cast: x: 'bad2' is not an int" && lines[150] == "a.csv line 301,cast: x: 'bad300' is not an int", "\(lines[1])")
+    }
+
     /// PostgreSQL down or refusing the login: one line within seconds, not a minute of
     /// connection-pool retries and a `circuitBreakerTripped`.
     @Test func anUnreachableDatabaseIsOneLineWithinSeconds() throws {
