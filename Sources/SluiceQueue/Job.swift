@@ -241,3 +241,12 @@ public struct Upload: Sendable, Hashable, Codable {
         self.createdAt = createdAt
     }
 }
+
+/// Errors the control plane's drivers share.
+public enum QueueErrors {
+    /// Another job loaded the same bytes into `entity` while this load ran: the load rolls
+    /// back, and its retry (transient) completes as that job's duplicate.
+    public static func loadedMeanwhile(entity: String) -> SluiceError {
+        SluiceError(.unavailable, "another job loaded the same file into \(entity) meanwhile; this load was rolled back and its retry completes as a duplicate")
+    }
+}

@@ -38,9 +38,12 @@ public struct PipelineExecution: Sendable {
         public var workers: Int?
         /// A run whose source matched no file fails (``RunOutcome/empty``) instead of succeeding.
         public var failIfEmpty = false
-        public init(workers: Int? = nil, failIfEmpty: Bool = false) {
+        /// Read every file again, even those an earlier run loaded (the file ledger is skipped).
+        public var reprocess = false
+        public init(workers: Int? = nil, failIfEmpty: Bool = false, reprocess: Bool = false) {
             self.workers = workers
             self.failIfEmpty = failIfEmpty
+            self.reprocess = reprocess
         }
     }
 
@@ -131,6 +134,8 @@ public struct PipelineExecution: Sendable {
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         let files: [(path: String, name: String, file: PipelineSource.File)]
+        var loaded: [WatchedFile] = []  // ledger entries of this run's files, written once it succeeded
+        var matched = 1  // files the source matched, loaded before or not
         if let upload {
             files = [(upload.path, upload.name, PipelineSource.File())]
         } else if pipeline.source == Pipeline.uploadSource {
@@ -138,10 +143,13 @@ public struct PipelineExecution: Sendable {
         } else if pipeline.sourceTable != nil {
             files = [try await tableSource(pipeline, scratch: scratch)]
         } else {
-            files = try await Self.sourceFiles(pipeline, config: config, scratch: scratch, window: window)
+            // A backfill window asks for its files again; otherwise each file version (and each
+            // content) is read once.
+            let ledger = options.reprocess || window.0 != nil || window.1 != nil ? nil : FileLedger(pipeline: pipeline.name, driver: runtime.driver)
+            (files, loaded, matched) = try await sourceFiles(pipeline, scratch: scratch, window: window, ledger: ledger)
         }
         if let first = files.first, upload == nil { try Self.checkFields(pipeline, firstFile: first.path) }
-        if files.isEmpty {
+        if matched == 0 {
             let what = "no file in \(pipeline.source)\(pipeline.glob.map { " matched \($0)" } ?? "")"
             if options.failIfEmpty { throw NothingMatched(description: what + " (--fail-if-empty)") }
             log("\(pipeline.name): \(what)")
@@ -188,6 +196,7 @@ public struct PipelineExecution: Sendable {
         let rejectsFile = rejects.count > 0 ? rejects.path : nil
         log("\(pipeline.name): \(total.read) rows read, \(total.dropped) dropped by the steps, \(total.rejected) rejected\(rejectsFile.map { " (\($0))" } ?? ""), \(total.kept) to load into \(pipeline.into)")
         let counts = Self.counts(files: files.map(\.file), window: window, total.read, total.dropped, total.rejected, total.kept, rejectsFile: rejectsFile)
+        try await runtime.driver.recordWatchedFiles(loaded)
         if upload == nil { try await afterLoad(pipeline, files.map(\.file)) }
         try await export(pipeline)
         return counts
@@ -373,14 +382,77 @@ public struct PipelineExecution: Sendable {
         }
     }
 
-    /// The source's files as local paths (objects fetched into `scratch`), with display names.
-    public static func sourceFiles(_ p: Pipeline, config: SluiceConfig, scratch: String, window: (Date?, Date?) = (nil, nil)) async throws(SluiceError) -> [(path: String, name: String, file: PipelineSource.File)] {
-        let source = try PipelineSource(p, s3: config.s3)
-        var out: [(path: String, name: String, file: PipelineSource.File)] = []
-        for (i, f) in try await source.list(window: window).enumerated() {
-            let local = try await source.fetch(f, into: scratch, n: i)
-            out.append((local.path, local.name, f))
+    /// A pipeline's seen-file record, in the control plane's file ledger (as watch
+    /// `pipeline:NAME`): each file version it loaded (`key`, etag) and each content (SHA-256).
+    struct FileLedger {
+        let name: String
+        let driver: any QueueDriver
+        init(pipeline: String, driver: any QueueDriver) {
+            name = "pipeline:" + pipeline
+            self.driver = driver
         }
-        return out
+        static func version(_ key: String, _ etag: String) -> String { "v:\(key)\n\(etag)" }
+        static func content(_ sha: String) -> String { "sha256:" + sha }
+        /// Which of `keys` an earlier run loaded.
+        func loaded(_ keys: [String]) async throws(SluiceError) -> Set<String> {
+            var out = Set<String>()
+            var at = 0
+            while at < keys.count {
+                let part = Array(keys[at..<min(at + 1000, keys.count)])
+                for f in try await driver.watchedFiles(watch: name, keys: part) where f.state == .queued { out.insert(f.key) }
+                at += 1000
+            }
+            return out
+        }
+        func entry(_ key: String, sha: String, size: Int64, modified: Date?) -> WatchedFile {
+            WatchedFile(watch: name, key: key, etag: sha, size: size, lastModified: modified ?? Date(), state: .queued, firstSeen: Date())
+        }
+    }
+
+    /// The source's files as local paths (objects fetched into `scratch`), with display names;
+    /// with a `ledger`, only versions and contents no earlier run loaded, and the ledger
+    /// entries to record once this run succeeds.
+    func sourceFiles(_ p: Pipeline, scratch: String, window: (Date?, Date?), ledger: FileLedger?) async throws(SluiceError)
+        -> (files: [(path: String, name: String, file: PipelineSource.File)], entries: [WatchedFile], matched: Int) {
+        let source = try PipelineSource(p, s3: config.s3)
+        var listed = try await source.list(window: window)
+        guard let ledger else {
+            var out: [(path: String, name: String, file: PipelineSource.File)] = []
+            for (i, f) in listed.enumerated() {
+                let local = try await source.fetch(f, into: scratch, n: i)
+                out.append((local.path, local.name, f))
+            }
+            return (out, [], listed.count)
+        }
+        func version(_ f: PipelineSource.File) -> String { FileLedger.version(f.key ?? p.source, f.etag ?? "") }
+        let known = try await ledger.loaded(listed.map(version))
+        let before = listed.count
+        listed.removeAll { known.contains(version($0)) }
+        var out: [(path: String, name: String, file: PipelineSource.File)] = []
+        var entries: [WatchedFile] = []
+        var contents = Set<String>()
+        var same = 0
+        for (i, f) in listed.enumerated() {
+            let local = try await source.fetch(f, into: scratch, n: i, hashing: true)
+            let sha = local.sha256 ?? ""
+            let size = Int64((try? FileManager.default.attributesOfItem(atPath: local.path)[.size] as? NSNumber)??.int64Value ?? 0)
+            let v = ledger.entry(version(f), sha: sha, size: size, modified: f.modified)
+            // The same bytes under another name or a new modification time: loaded already.
+            var duplicate = !contents.insert(sha).inserted
+            if !duplicate { duplicate = try await !ledger.loaded([FileLedger.content(sha)]).isEmpty }
+            if duplicate {
+                same += 1
+                entries.append(v)
+                if local.temporary { try? FileManager.default.removeItem(atPath: local.path) }
+                continue
+            }
+            out.append((local.path, local.name, f))
+            entries += [v, ledger.entry(FileLedger.content(sha), sha: sha, size: size, modified: f.modified)]
+        }
+        let skipped = before - listed.count + same
+        if skipped > 0 {
+            log("\(p.name): \(skipped) file\(skipped == 1 ? "" : "s") skipped: loaded by an earlier run\(same > 0 ? " (\(same) with the same content as a loaded file)" : "") — --reprocess reads them again")
+        }
+        return (out, entries, before)
     }
 }

@@ -40,9 +40,10 @@ public struct PipelineSource: Sendable {
 
     /// Makes `file` local: the path to read, its name for messages, and whether the path is
     /// a download in `dir` (named `in-n-…` after `n`, keeping the object's extension).
-    public func fetch(_ file: File, into dir: String, n: Int = 0) async throws(SluiceError) -> (path: String, name: String, temporary: Bool) {
-        let local = try await source.fetch(file.key, etag: file.etag, into: dir, prefix: "in-\(n)-")
-        return (local.path, local.name, local.temporary)
+    /// `hashing`: also the SHA-256 of its content (nil otherwise).
+    public func fetch(_ file: File, into dir: String, n: Int = 0, hashing: Bool = false) async throws(SluiceError) -> (path: String, name: String, temporary: Bool, sha256: String?) {
+        let local = try await source.fetch(file.key, etag: file.etag, into: dir, prefix: "in-\(n)-", hashing: hashing)
+        return (local.path, local.name, local.temporary, local.sha256)
     }
 
     /// After a run loaded every file: deletes them or moves them to a folder (`after_load:`).

@@ -34,6 +34,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Staged pipelines: stage jobs this process runs at once while it waits (default: worker.concurrency; 0 leaves them to `sluice worker`s).") var workers: Int?
     @Option(help: "Staged pipelines: take over run ID, still `running` because the process that started it died (its queued work is kept, nothing is queued twice).") var resume: Int64?
     @Flag(help: "Exit 4 (the run recorded as failed) when the source matches no file.") var failIfEmpty = false
+    @Flag(help: "Read every file again, also those an earlier run loaded (each file version, and each content, is otherwise read once).") var reprocess = false
     @Flag(help: "Print each run as JSON: its state, the pipeline's counts, and the load's summary under \"load\".") var json = false
     @Flag(help: "No progress output.") var quiet = false
     @OptionGroup var shared: SharedOptions
@@ -52,7 +53,7 @@ struct RunCommand: AsyncParsableCommand {
             throw fail("no pipeline '\(name)' in \(config.path ?? "sluice.yml")\(Suggestion.hint(for: name, in: config.pipelines.keys)) (declared: \(config.pipelines.keys.sorted().joined(separator: ", ")))")
         }
         let window = (try from.map(Self.date), try to.map(Self.date))
-        let options = PipelineExecution.Options(workers: workers, failIfEmpty: failIfEmpty)
+        let options = PipelineExecution.Options(workers: workers, failIfEmpty: failIfEmpty, reprocess: reprocess)
         // --json: one object per run (its state and the pipeline's counts, with the load's
         // summary under "load"), printed once the run is recorded.
         let lastLoad = Mutex<String?>(nil)

@@ -88,21 +88,23 @@ struct WatchCommand: AsyncParsableCommand {
                     if once {
                         let report = try await watcher.poll()
                         if !noWorkers { _ = await worker.runOnce() }
-                        var loaded = 0, failed = 0
+                        var loaded = 0, failed = 0, same = 0, pending = 0
                         for id in report.jobs {
-                            switch try await runtime.driver.job(id: id)?.state {
+                            let job = try await runtime.driver.job(id: id)
+                            switch job?.state {
+                            case .complete? where job?.result?.duplicateOf != nil: same += 1  // the same bytes were loaded before
                             case .complete?: loaded += 1
                             case .error?, .cancelled?: failed += 1
-                            default: break
+                            default: pending += 1  // retried later (by the next pass, a worker or serve)
                             }
                         }
                         if json {
                             let enc = JSONEncoder()
                             enc.outputFormatting = [.sortedKeys]
-                            print(String(decoding: try enc.encode(OnceSummary(poll: report, loaded: loaded, failedJobs: failed)), as: UTF8.self))
+                            print(String(decoding: try enc.encode(OnceSummary(poll: report, loaded: loaded, failedJobs: failed, sameContent: same, pending: pending)), as: UTF8.self))
                         } else {
-                            print("listed \(report.listed); new \(report.seen) (loaded once stable); queued \(report.queued); loaded \(loaded); "
-                                  + "failed \(report.failed + failed); ignored \(report.ignored); deferred \(report.deferred); retry \(report.retry)")
+                            print("listed \(report.listed); new \(report.seen) (loaded once stable); queued \(report.queued); loaded \(loaded); same content as a loaded file \(same); "
+                                  + "pending \(pending); failed \(report.failed + failed); ignored \(report.ignored); deferred \(report.deferred); retry \(report.retry)")
                         }
                         // Files left to retry (a failed fetch or raw-layer copy) are not done either.
                         if report.failed + failed + report.retry > 0 { throw ExitCode(3) }
@@ -127,7 +129,11 @@ struct WatchCommand: AsyncParsableCommand {
         var poll: WatchPollReport
         var loaded: Int
         var failedJobs: Int
-        enum CodingKeys: String, CodingKey { case poll, loaded, failedJobs = "failed_jobs" }
+        /// Jobs whose file had the bytes of one loaded before (nothing loaded again).
+        var sameContent: Int
+        /// Jobs not finished when the pass ended (a retry waits for its turn).
+        var pending: Int
+        enum CodingKeys: String, CodingKey { case poll, loaded, pending, failedJobs = "failed_jobs", sameContent = "same_content" }
     }
 
     struct Status: AsyncParsableCommand {

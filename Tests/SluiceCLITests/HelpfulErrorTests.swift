@@ -87,6 +87,46 @@ import Foundation
         #expect(lines[1] == "a.csv line 3,cast: x: 'bad2' is not an int" && lines[150] == "a.csv line 301,cast: x: 'bad300' is not an int", "\(lines[1])")
     }
 
+    /// `sluice run` keeps a file ledger per pipeline (seed 004's extractor kept one in Redis):
+    /// a second run loads nothing twice, a touched or copied file with the same bytes is
+    /// the same file, and --reprocess reads everything again.
+    @Test func aSecondRunReadsOnlyNewFiles() throws {
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        cli.write("in/a.csv", "id,x\n1,5\n2,6\n")
+        cli.write("sluice.yml", "pipelines:\n  p:\n    source: in\n    into: out\n")
+        #expect(try cli.run(["run", "p"]).status == 0)
+        let again = try cli.run(["run", "p"])
+        #expect(again.status == 0 && again.err.contains("1 file skipped: loaded by an earlier run") && !again.err.contains("no file in"), "\(again.err)")
+        // A new modification time and a copy under another name: the same bytes, loaded once.
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: 1_600_000_000)], ofItemAtPath: cli.dir + "/in/a.csv")
+        try FileManager.default.copyItem(atPath: cli.dir + "/in/a.csv", toPath: cli.dir + "/in/b.csv")
+        cli.write("in/c.csv", "id,x\n3,7\n")
+        let third = try cli.run(["run", "p"])
+        #expect(third.status == 0 && third.err.contains("2 files skipped") && third.err.contains("2 with the same content"), "\(third.err)")
+        #expect(try cli.sqlite("SELECT group_concat(id) FROM (SELECT id FROM out ORDER BY id)") == "1,2,3\n")  // append: twice would show
+        #expect(try cli.run(["run", "p", "--reprocess"]).status == 0)
+        #expect(try cli.sqlite("SELECT count(*) FROM out") == "8\n")
+    }
+
+    /// Two files with the same bytes in one watch pass (loaded at once by two jobs) go in once.
+    @Test func theSameBytesTwiceInOnePassLoadOnce() throws {
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        for name in ["a", "b", "c", "d"] { cli.write("in/\(name).csv", "id,x\n1,5\n2,6\n") }
+        cli.write("sluice.yml", "worker:\n  concurrency: 4\n")
+        var r = try cli.run(["watch", "in", "--into", "w", "--min-age", "0", "--once", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(try cli.sqlite("SELECT count(*) FROM w") == "2\n")
+        // Whatever raced is retried and completes as a duplicate.
+        for _ in 0..<20 where try cli.sqlite("SELECT count(*) FROM sluice_jobs WHERE state != 'complete'") != "0\n" {
+            Thread.sleep(forTimeInterval: 0.5)
+            r = try cli.run(["watch", "in", "--into", "w", "--min-age", "0", "--once", "--json"])
+        }
+        #expect(try cli.sqlite("SELECT count(*) FROM sluice_jobs WHERE state = 'complete' AND result LIKE '%duplicate_of%'") == "3\n")
+        #expect(try cli.sqlite("SELECT count(*) FROM w") == "2\n")
+    }
+
     /// PostgreSQL down or refusing the login: one line within seconds, not a minute of
     /// connection-pool retries and a `circuitBreakerTripped`.
     @Test func anUnreachableDatabaseIsOneLineWithinSeconds() throws {
