@@ -71,7 +71,7 @@ public struct PostgresDataTarget: DataTarget {
         return PostgresFence { conn, counts, context in
             try await PostgresQueueDriver.complete(conn, db: pool, id: done.job.id, token: done.job.leaseToken,
                                                    result: done.result(context.settled(counts), context),
-                                                   entity: ledger ? done.job.entity : nil, now: done.now(), inLoad: true)
+                                                   entity: ledger ? done.job.entity : nil, now: done.now(), refuseDuplicate: !done.job.spec.force)
         }
     }
 

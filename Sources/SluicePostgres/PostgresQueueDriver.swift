@@ -283,9 +283,9 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     }
 
     /// The guarded completion, also run inside a load's own transaction (``PostgresFence``).
-    /// `inLoad`: see the SQLite driver's (the same bytes loaded meanwhile throw).
+    /// `refuseDuplicate`: see the SQLite driver's (the same bytes loaded meanwhile throw).
     public static func complete(_ conn: PostgresConnection, db: PostgresPool, id: Int64, token: Int64, result: JobResult,
-                                entity: String?, now: Date, inLoad: Bool = false) async throws -> Bool {
+                                entity: String?, now: Date, refuseDuplicate: Bool = false) async throws -> Bool {
         let n = try await db.exec("""
             UPDATE sluice.jobs SET state = 'complete', result = $1, finished_at = $2, worker = NULL, lease_expires_at = NULL, error = NULL,
                 progress_rows = $5, progress_bytes = $6
@@ -295,7 +295,7 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
         if let entity, let sha = result.sha256, result.duplicateOf == nil {
             let added = try await db.exec("INSERT INTO sluice.loaded_files (entity, sha256, job_id, loaded_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                                           [.text(entity), .text(sha), .int(id), .date(now)], on: conn)
-            if inLoad && added == 0 { throw QueueErrors.loadedMeanwhile(entity: entity) }
+            if refuseDuplicate && added == 0 { throw QueueErrors.loadedMeanwhile(entity: entity) }
         }
         return true
     }

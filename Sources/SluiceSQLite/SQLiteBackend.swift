@@ -33,7 +33,7 @@ public struct SQLiteDataTarget: DataTarget {
         if let done = completing {
             hook = { (conn: SQLiteConnection, stats: LoadStats, context: CommitContext) throws(SluiceError) -> Void in
                 guard try SQLiteQueueDriver.complete(conn, id: done.job.id, token: done.job.leaseToken, result: done.result(stats, context),
-                                                     entity: done.job.entity, now: done.now(), inLoad: true) else { throw done.leaseLost }
+                                                     entity: done.job.entity, now: done.now(), refuseDuplicate: !done.job.spec.force) else { throw done.leaseLost }
             }
         }
         let sink = try await SQLiteSink.open(databasePath: databasePath, stagePath: stage, table: entity.table, schema: entity.schema, mode: mode,

@@ -284,11 +284,11 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
 
     /// The guarded completion, shared with the in-transaction path of loads: returns
     /// whether the job was still held with `token` (and is now complete).
-    /// `inLoad`: run inside the load's transaction, where a file another job loaded into the
-    /// entity meanwhile (the same bytes) throws, so that the load rolls back and its retry
-    /// completes as a duplicate.
+    /// `refuseDuplicate` (inside a load's transaction, not forced): a file another job loaded
+    /// into the entity meanwhile (the same bytes) throws, so that the load rolls back and its
+    /// retry completes as a duplicate.
     static func complete(_ c: SQLiteConnection, id: Int64, token: Int64, result: JobResult, entity: String?, now: Date,
-                         inLoad: Bool = false) throws(SluiceError) -> Bool {
+                         refuseDuplicate: Bool = false) throws(SluiceError) -> Bool {
         let st = try c.prepare("""
             UPDATE sluice_jobs SET state = 'complete', result = ?1, finished_at = ?2, worker = NULL, lease_expires_at = NULL, error = NULL,
                 progress_rows = ?5, progress_bytes = ?6
@@ -305,7 +305,7 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         if let entity, let sha = result.sha256, result.duplicateOf == nil {
             _ = try c.query("INSERT INTO sluice_loaded_files (entity, sha256, job_id, loaded_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
                             [.text(entity), .text(sha), .integer(id), t(now)])
-            if inLoad && c.changes == 0 { throw QueueErrors.loadedMeanwhile(entity: entity) }
+            if refuseDuplicate && c.changes == 0 { throw QueueErrors.loadedMeanwhile(entity: entity) }
         }
         return true
     }

@@ -283,8 +283,9 @@ final class Geocoder: @unchecked Sendable {
         #expect(try cli.sqlite("SELECT count(*), count(address), count(city) FROM places") == "400|400|400\n")
         let first = try geo.stats().calls
         #expect(first >= 201, "each distinct key at least once: \(first)")
-        // Again: every answer comes from the cache; only the refused key is asked again.
-        let again = try cli.run(["run", "geo"])
+        // Again (the same file, so --reprocess): every answer comes from the cache; only the
+        // refused key is asked again.
+        let again = try cli.run(["run", "geo", "--reprocess"])
         #expect(again.err.contains("200 from the cache, 0 fetched"), "\(again.err)")
         let more = try geo.stats().calls - first
         #expect(more >= 1 && more <= 8, "the refused key only (with its retries): \(more)")

@@ -111,7 +111,7 @@ struct TestMySQL {
         let r = try cli.run(["run", "geo"])
         #expect(r.status == 0, "\(r.err)")
         #expect(try my.query("SELECT COUNT(*), COUNT(address), COUNT(city) FROM places") == "300\t300\t300\n")
-        let again = try cli.run(["run", "geo"])
+        let again = try cli.run(["run", "geo", "--reprocess"])
         #expect(again.status == 0 && again.err.contains("120 from the cache, 0 fetched"), "\(again.err)")
         #expect(try my.query("SELECT COUNT(*) FROM places") == "300\n")
         #expect(try cli.sqlite("SELECT count(*) FROM sluice_runs") != "0\n")

@@ -358,9 +358,10 @@ final class S3Server: @unchecked Sendable {
         #expect(r.status == 0 && r.err.contains("no file in \(url)/\(folder)/in/ matched *.csv"), "\(r.err)")
         r = try cli.run(["run", "from_ftp", "--fail-if-empty"])
         #expect(r.status == 4 && r.err.contains("--fail-if-empty"), "\(r.err)")
-        // The glob is relative to the watched folder too, and a pass that matched nothing says so.
+        // The glob is relative to the watched folder too (the moved files are found, and being
+        // the bytes pts already loaded, load nothing twice); a pass that matched nothing says so.
         r = try cli.run(["watch", "\(url)/\(folder)/done/", "--into", "pts", "--glob", "*.csv", "--min-age", "0", "--name", "done", "--once"])
-        #expect(r.status == 0 && r.out.contains("loaded 2"), "\(r.out)\(r.err)")
+        #expect(r.status == 0 && r.out.contains("queued 2; loaded 0; same content as a loaded file 2"), "\(r.out)\(r.err)")
         r = try cli.run(["watch", "\(url)/\(folder)/done/", "--into", "pts", "--glob", "*.tsv", "--name", "none", "--once", "--fail-if-empty"])
         #expect(r.status == 4 && r.err.contains("no file in \(url)/\(folder)/done/ matched *.tsv"), "\(r.out)\(r.err)")
     }
