@@ -550,7 +550,7 @@ public enum ConfigReader {
     }
 
     static func readCSV(_ node: Node, _ path: String, _ r: NodeReader) throws(SluiceError) -> CSVDialect {
-        let m = try r.mapping(node, path, allowed: ["delimiter", "quote", "null", "header", "encoding", "decimal", "thousands"])
+        let m = try r.mapping(node, path, allowed: ["delimiter", "quote", "null", "header", "encoding", "decimal", "thousands", "date_format", "timestamp_format"])
         var d = CSVDialect()
         func byte(_ key: String) throws(SluiceError) -> UInt8? {
             guard let n = m[key] else { return nil }
@@ -569,6 +569,13 @@ public enum ConfigReader {
         if let b = try byte("decimal") { d.decimal = b }
         if let b = try byte("thousands") { d.thousands = b }
         if d.thousands == d.decimal { throw r.error(node, "\(path): the decimal and thousands separators must differ") }
+        for (key, timestamp) in [("date_format", false), ("timestamp_format", true)] {
+            guard let n = m[key] else { continue }
+            let f: DateFormat
+            do { f = try DateFormat(try r.string(n, "\(path).\(key)")) } catch { throw r.error(n, "\(path).\(key): \(error.message)") }
+            if timestamp { d.timestampFormat = f } else { d.dateFormat = f }
+            d.sniffDates = false
+        }
         if let n = m["null"] { d.nullToken = try r.string(n, path + ".null") }
         if let n = m["header"] { d.header = try r.bool(n, path + ".header") }
         if let n = m["encoding"] {

@@ -33,6 +33,8 @@ public enum EntityYAML {
             var encoding = d.encoding.map { ", encoding: \($0.rawValue)" } ?? ""
             if d.decimal != UInt8(ascii: ".") { encoding += ", decimal: \(scalar(String(UnicodeScalar(d.decimal))))" }
             if let t = d.thousands { encoding += ", thousands: \(scalar(String(UnicodeScalar(t))))" }
+            if let f = d.dateFormat { encoding += ", date_format: \(scalar(f.pattern))" }
+            if let f = d.timestampFormat { encoding += ", timestamp_format: \(scalar(f.pattern))" }
             lines.append("    csv: {delimiter: \(scalar(String(UnicodeScalar(d.delimiter)))), quote: \(scalar(String(UnicodeScalar(d.quote)))), null: \(scalar(d.nullToken)), header: \(d.header)\(encoding)}")
         }
         lines.append("    columns:")

@@ -26,6 +26,8 @@ public struct BatchBuilder: Sendable {
     var scratch: [UInt8] = []
     /// Set for text whose numbers use another decimal or a thousands separator.
     public var numbers: CSVDialect?
+    /// Set for text whose dates or timestamps are written another way (`%d/%m/%Y`).
+    public var dates: CSVDialect?
     var numberText: [UInt8] = []
 
     public init(schema: TableSchema, capacity: Int) {
@@ -83,7 +85,13 @@ public struct BatchBuilder: Sendable {
             text.withUnsafeBytes { coerce(c, $0) }
             return
         }
-        coerce(c, raw)
+        if let dates, schema.columns[c].type.isDateOrTime,
+           dates.normalizeDate(raw, timestamp: schema.columns[c].type != .date, into: &numberText) {
+            let text = numberText
+            text.withUnsafeBytes { coerce(c, $0) }
+            return
+        }
+        coerce(c, raw)  // ISO 8601 reads whatever the dialect's formats
     }
 
     /// Coerces plain text (numbers with `.` decimals) into column `c`.

@@ -121,6 +121,9 @@ extension ColumnType: Codable {
 
 extension ColumnType {
     /// Whether values are numbers (read with a dialect's decimal and thousands separators).
+    /// Dates and timestamps (with or without a zone): what a dialect's date formats read.
+    public var isDateOrTime: Bool { self == .date || self == .timestamp || self == .timestamptz }
+
     public var isNumber: Bool {
         switch self {
         case .int64, .float64, .decimal: true

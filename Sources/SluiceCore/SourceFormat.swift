@@ -19,6 +19,24 @@ public struct CSVDialect: Sendable, Hashable, Codable {
     public var decimal: UInt8 = UInt8(ascii: ".")
     /// A thousands separator numbers may carry (`.` in `1.234,56`), or none.
     public var thousands: UInt8?
+    /// How dates are written when not ISO 8601 (`%d/%m/%Y`); ISO dates still read.
+    public var dateFormat: DateFormat?
+    /// How timestamps are written when not ISO 8601 (`%d/%m/%Y %H:%M:%S`); values written
+    /// as a date alone (midnight) and ISO timestamps still read.
+    public var timestampFormat: DateFormat?
+    /// Whether the date or timestamp format may be taken from the file (nobody declared one).
+    public var sniffDates: Bool = true
+
+    /// Whether date and timestamp text needs ``normalizeDate(_:timestamp:into:)``.
+    public var localDates: Bool { dateFormat != nil || timestampFormat != nil }
+
+    /// `raw` as ISO 8601 text by the dialect's formats (a timestamp column tries the
+    /// timestamp format, then the date format); false when no format matches.
+    public func normalizeDate(_ raw: UnsafeRawBufferPointer, timestamp: Bool, into out: inout [UInt8]) -> Bool {
+        if timestamp, let t = timestampFormat, t.normalize(raw, into: &out) { return true }
+        if let d = dateFormat, d.normalize(raw, into: &out) { return true }
+        return false
+    }
 
     /// Whether numbers need ``normalizeNumber(_:into:)`` before they parse.
     public var localNumbers: Bool { decimal != UInt8(ascii: ".") || thousands != nil }
@@ -58,7 +76,7 @@ public struct CSVDialect: Sendable, Hashable, Codable {
 
     public static func == (a: CSVDialect, b: CSVDialect) -> Bool {
         a.delimiter == b.delimiter && a.quote == b.quote && a.nullToken == b.nullToken && a.header == b.header && a.encoding == b.encoding
-            && a.decimal == b.decimal && a.thousands == b.thousands
+            && a.decimal == b.decimal && a.thousands == b.thousands && a.dateFormat == b.dateFormat && a.timestampFormat == b.timestampFormat
     }
 
     public func hash(into h: inout Hasher) {
@@ -69,6 +87,8 @@ public struct CSVDialect: Sendable, Hashable, Codable {
         h.combine(encoding)
         h.combine(decimal)
         h.combine(thousands)
+        h.combine(dateFormat)
+        h.combine(timestampFormat)
     }
 
     /// The encoding a setting names (`utf-8` is nil), or `error(why)`.
@@ -110,7 +130,10 @@ public struct CSVDialect: Sendable, Hashable, Codable {
         return nil
     }
 
-    enum CodingKeys: String, CodingKey { case delimiter, quote, null, header, sniff, encoding, sniffEncoding = "sniff_encoding", decimal, thousands }
+    enum CodingKeys: String, CodingKey {
+        case delimiter, quote, null, header, sniff, encoding, sniffEncoding = "sniff_encoding", decimal, thousands
+        case dateFormat = "date_format", timestampFormat = "timestamp_format", sniffDates = "sniff_dates"
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -131,6 +154,15 @@ public struct CSVDialect: Sendable, Hashable, Codable {
         sniffEncoding = try c.decodeIfPresent(Bool.self, forKey: .sniffEncoding) ?? !c.contains(.encoding)
         decimal = try byte(.decimal, UInt8(ascii: "."))
         thousands = c.contains(.thousands) ? try byte(.thousands, 0) : nil
+        func format(_ key: CodingKeys) throws -> DateFormat? {
+            guard let p = try c.decodeIfPresent(String.self, forKey: key) else { return nil }
+            do { return try DateFormat(p) } catch {
+                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: error.message)
+            }
+        }
+        dateFormat = try format(.dateFormat)
+        timestampFormat = try format(.timestampFormat)
+        sniffDates = try c.decodeIfPresent(Bool.self, forKey: .sniffDates) ?? !(c.contains(.dateFormat) || c.contains(.timestampFormat))
         if delimiter == quote {
             throw DecodingError.dataCorruptedError(forKey: .quote, in: c, debugDescription: "the quote and the delimiter must differ")
         }
@@ -147,6 +179,9 @@ public struct CSVDialect: Sendable, Hashable, Codable {
         try c.encode(sniffEncoding, forKey: .sniffEncoding)
         try c.encode(String(UnicodeScalar(decimal)), forKey: .decimal)
         try c.encodeIfPresent(thousands.map { String(UnicodeScalar($0)) }, forKey: .thousands)
+        try c.encodeIfPresent(dateFormat?.pattern, forKey: .dateFormat)
+        try c.encodeIfPresent(timestampFormat?.pattern, forKey: .timestampFormat)
+        try c.encode(sniffDates, forKey: .sniffDates)
     }
 }
 

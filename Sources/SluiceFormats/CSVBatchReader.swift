@@ -24,6 +24,7 @@ public final class CSVBatchReader: BatchReader {
         self.spec = spec
         self.builder = BatchBuilder(schema: spec.schema, capacity: spec.limits.batchRows)
         if dialect.localNumbers { builder.numbers = dialect }
+        if dialect.localDates { builder.dates = dialect }
         let names: [String]
         if let known = spec.knownHeader {
             names = known

@@ -20,6 +20,34 @@ public enum SchemaSampler {
         }
     }
 
+    /// What a CSV sample's `N/N/YYYY` values show (see ``SlashDateSniffer``): day-first when
+    /// proven, and the columns that stay ambiguous (no day over 12 in the sample).
+    public struct DateSniff: Sendable, Equatable {
+        public var dayFirst: Bool
+        public var ambiguous: [String]
+    }
+
+    /// Reads up to `rows` CSV records for dates written `dd/mm/yyyy` (never guessed).
+    public static func sniffDates(source: any ByteChunkReader, dialect: CSVDialect, rows: Int, limits: ReadLimits,
+                                  fileName: String?) throws(SluiceError) -> DateSniff {
+        let decoder = CSVDecoder(source: source, dialect: dialect, maxRecordBytes: limits.maxRecordBytes, fileName: fileName)
+        var names = dialect.header ? try CSVBatchReader.readHeader(decoder, fileName: fileName) : []
+        var sniffer = SlashDateSniffer(columns: names.count)
+        var seen = 0
+        while seen < rows {
+            let event = try decoder.next()
+            guard event == .record else { if event == .end { break } else { continue } }
+            if names.isEmpty {
+                names = (1...decoder.fieldCount).map { "column_\($0)" }
+                sniffer = SlashDateSniffer(columns: names.count)
+            }
+            guard decoder.fieldCount == names.count else { continue }
+            for i in 0..<names.count where !decoder.isNull(i) { decoder.withField(i) { sniffer.observe(i, $0) } }
+            seen += 1
+        }
+        return DateSniff(dayFirst: sniffer.dayFirst, ambiguous: sniffer.ambiguousColumns.map { names[$0] })
+    }
+
     static func inferCSV(source: any ByteChunkReader, dialect: CSVDialect, rows: Int, exclude: Set<String>,
                          limits: ReadLimits, fileName: String?) throws(SluiceError) -> [ColumnSchema] {
         let decoder = CSVDecoder(source: source, dialect: dialect, maxRecordBytes: limits.maxRecordBytes, fileName: fileName)
@@ -45,6 +73,18 @@ public enum SchemaSampler {
             for i in 0..<names.count {
                 if decoder.isNull(i) {
                     observers[i].observeNull()
+                } else if dialect.localDates {
+                    // `25/12/2024` is observed as `2024-12-25` when the dialect's formats read it.
+                    decoder.withField(i) { raw in
+                        if dialect.normalizeDate(raw, timestamp: true, into: &number) {
+                            number.withUnsafeBytes { observers[i].observe(text: $0) }
+                        } else if dialect.localNumbers, dialect.normalizeNumber(raw, into: &number),
+                                  number.withUnsafeBytes({ Coercion.parseDouble(Coercion.trimmed($0)) != nil }) {
+                            number.withUnsafeBytes { observers[i].observe(text: $0) }
+                        } else {
+                            observers[i].observe(text: raw)
+                        }
+                    }
                 } else if dialect.localNumbers {
                     // `1.234,56` is observed as `1234.56` when it reads as a number that way.
                     decoder.withField(i) { raw in

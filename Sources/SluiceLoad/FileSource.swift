@@ -196,6 +196,12 @@ public struct InputFile: Sendable {
         }
     }
 
+    /// What a CSV file's first `rows` records show of `dd/mm/yyyy` dates (nil for others).
+    public func sniffDates(dialect: CSVDialect, rows: Int, limits: ReadLimits) throws(SluiceError) -> SchemaSampler.DateSniff? {
+        guard feed == nil, format == .csv else { return nil }
+        return try SchemaSampler.sniffDates(source: try open(encoding: dialect.encoding), dialect: dialect, rows: rows, limits: limits, fileName: path)
+    }
+
     /// The columns of this file: from its own schema for Parquet and Avro, else inferred
     /// from a sample of `rows` records. `exclude` names fields that are not columns.
     public func inferColumns(dialect: CSVDialect, rows: Int, exclude: Set<String>, limits: ReadLimits) throws(SluiceError) -> [ColumnSchema] {

@@ -87,6 +87,12 @@ public enum LoadPlanner {
         // Excel in Brazil, tabs in `.tsv`).
         if entity.csv.sniffDelimiter, let d = files.first?.sniffedDelimiter, d != entity.csv.quote { entity.csv.delimiter = d }
         if entity.csv.sniffEncoding, entity.csv.encoding == nil, let e = files.first?.sniffedEncoding { entity.csv.encoding = e }
+        // Dates written day first (`25/12/2024`), when a day over 12 proves it; never guessed.
+        if entity.csv.sniffDates, !entity.csv.localDates,
+           let sniff = try files.first?.sniffDates(dialect: entity.csv, rows: request.sampleRows, limits: request.limits), sniff.dayFirst {
+            entity.csv.dateFormat = .dayFirst
+            entity.csv.timestampFormat = .dayFirstTime
+        }
         let existing = try target?.schema(of: entity.table)
         if declared == nil, existing == nil, !request.create, !config.entities.isEmpty, request.schema == nil, request.table == nil {
             let known = Array(config.entities.keys) + Array(config.mappings.keys)

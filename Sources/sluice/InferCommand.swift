@@ -43,6 +43,15 @@ struct InferCommand: ParsableCommand {
                 dialect.encoding = e
                 dialect.sniffEncoding = false
             }
+            if dialect.sniffDates, !dialect.localDates, let sniff = try input.sniffDates(dialect: dialect, rows: rows, limits: ReadLimits()) {
+                if sniff.dayFirst {
+                    dialect.dateFormat = .dayFirst
+                    dialect.timestampFormat = .dayFirstTime
+                } else if !sniff.ambiguous.isEmpty {
+                    // Never guessed: 01/02/2024 is January or February.
+                    FileHandle.standardError.write(Data("note: \(sniff.ambiguous.joined(separator: ", ")) hold dates like 01/02/2024 with no day over 12; they stay text unless you declare csv: {date_format: \"%d/%m/%Y\"} (or %m/%d/%Y)\n".utf8))
+                }
+            }
             let columns = try input.inferColumns(dialect: dialect, rows: rows, exclude: [], limits: ReadLimits())
             var base = (file as NSString).lastPathComponent
             while let dot = base.lastIndex(of: "."), dot != base.startIndex { base = String(base[..<dot]) }

@@ -59,6 +59,12 @@ struct CSVOptions: ParsableArguments {
     @Option(help: "Thousands separator numbers in CSV may carry (e.g. '.' for 1.234,56).")
     var thousands: String?
 
+    @Option(help: "How CSV dates are written when not ISO 8601 (e.g. '%d/%m/%Y'; default: ISO, or day first when a day over 12 shows it).")
+    var dateFormat: String?
+
+    @Option(help: "How CSV timestamps are written when not ISO 8601 (e.g. '%d/%m/%Y %H:%M:%S').")
+    var timestampFormat: String?
+
     @Option(help: "CSV quote character.")
     var quote: String?
 
@@ -68,7 +74,10 @@ struct CSVOptions: ParsableArguments {
     @Flag(help: "The CSV file has no header line; columns are matched by position.")
     var noHeader = false
 
-    var isSet: Bool { delimiter != nil || quote != nil || nullToken != nil || noHeader || encoding != nil || decimal != nil || thousands != nil }
+    var isSet: Bool {
+        delimiter != nil || quote != nil || nullToken != nil || noHeader || encoding != nil || decimal != nil || thousands != nil
+            || dateFormat != nil || timestampFormat != nil
+    }
 
     func apply(to base: CSVDialect) throws -> CSVDialect {
         var d = base
@@ -90,6 +99,10 @@ struct CSVOptions: ParsableArguments {
             do { d.encoding = try CSVDialect.encoding(named: e) { SluiceError(.invalidArgument, $0) } } catch { throw ValidationError(error.message) }
             d.sniffEncoding = false
         }
+        do {
+            if let f = dateFormat { d.dateFormat = try DateFormat(f); d.sniffDates = false }
+            if let f = timestampFormat { d.timestampFormat = try DateFormat(f); d.sniffDates = false }
+        } catch { throw ValidationError(error.message) }
         if let s = quote { d.quote = try byte(s, "quote") }
         if let s = nullToken { d.nullToken = s }
         if noHeader { d.header = false }

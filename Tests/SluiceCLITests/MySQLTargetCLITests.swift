@@ -264,6 +264,31 @@ struct TestMySQL {
     }
 }
 
+/// Issue 19: dates as Brazilian systems write them — found when a day over 12 proves it,
+/// declared otherwise, never guessed — into SQLite and PostgreSQL.
+@Suite struct CSVDateCLITests {
+    @Test func dayFirstDatesAreFoundOrDeclaredAndNeverGuessed() throws {
+        let cli = try CLI()
+        cli.write("br.csv", "id;data;quando\n1;25/12/2024;25/12/2024 10:30\n2;01/02/2024;01/02/2024 08:00:05\n3;;\n")
+        let r = try cli.run(["load", "br.csv", "--into", "br", "--key", "id"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(try cli.sqlite("SELECT id, data, quando FROM br ORDER BY id") == "1|2024-12-25|2024-12-25 10:30:00.000000\n2|2024-02-01|2024-02-01 08:00:05.000000\n3||\n")
+        let yaml = try cli.run(["infer", "br.csv"])
+        #expect(yaml.out.contains("date_format: \"%d/%m/%Y\"") && yaml.out.contains("{name: data, type: date}"), "\(yaml.out)")
+        // 01/02/2024 alone is January or February: text, and infer says why.
+        cli.write("amb.csv", "id,d\n1,01/02/2024\n2,03/04/2024\n")
+        let amb = try cli.run(["infer", "amb.csv"])
+        #expect(amb.out.contains("{name: d, type: text}") && amb.err.contains("no day over 12"), "\(amb.out)\(amb.err)")
+        #expect(try cli.run(["load", "amb.csv", "--into", "amb", "--date-format", "%m/%d/%Y"]).status == 0)
+        #expect(try cli.sqlite("SELECT d FROM amb ORDER BY id") == "2024-01-02\n2024-03-04\n")
+        // Declared in sluice.yml, into PostgreSQL.
+        let pg = try TestPostgres.fresh()
+        cli.write("sluice.yml", "entities:\n  amb:\n    csv: {date_format: \"%d/%m/%Y\"}\n    columns: {id: int64, d: date}\n")
+        #expect(try cli.run(["load", "amb.csv", "--into", "amb", "--database", pg.url]).status == 0)
+        #expect(try pg.query("SELECT d FROM amb ORDER BY id") == "2024-02-01\n2024-04-03\n")
+    }
+}
+
 /// Issue 19: `nan: null` on the entity loads NaN as NULL instead of rejecting the row, on
 /// every target.
 @Suite struct NaNAsNullCLITests {

@@ -71,3 +71,55 @@ import SluiceCore
         #expect(ValueText.render(batch.columns[0], 0) == "1234.56" && batch.columns[1].ints[0] == 1000 && ValueText.render(batch.columns[2], 0) == "1.234,56")
     }
 }
+
+/// Issue 19: dates written day first, by a declared format or proven by the sample.
+@Suite struct DateFormatTests {
+    func iso(_ f: DateFormat, _ s: String) -> String? {
+        var out: [UInt8] = []
+        let ok = Array(s.utf8).withUnsafeBytes { f.normalize($0, into: &out) }
+        return ok ? String(decoding: out, as: UTF8.self) : nil
+    }
+
+    @Test func formatsRewriteToISO() throws {
+        let dmy = try DateFormat("%d/%m/%Y")
+        #expect(iso(dmy, "25/12/2024") == "2024-12-25" && iso(dmy, " 1/2/2024 ") == "2024-02-01")
+        #expect(iso(dmy, "2024-12-25") == nil && iso(dmy, "25/12/24") == nil && iso(dmy, "25/12/2024x") == nil)
+        let ts = try DateFormat("%d/%m/%Y %H:%M:%S")
+        #expect(iso(ts, "25/12/2024 10:30") == "2024-12-25 10:30:00")  // seconds are optional
+        #expect(iso(ts, "25/12/2024 7:05:09") == "2024-12-25 07:05:09")
+        #expect(iso(try DateFormat("%Y%m%d %H%M%S.%f"), "20241225 103000.25") == "2024-12-25 10:30:00.25")
+        #expect(throws: SluiceError.self) { try DateFormat("%d/%m") }
+        #expect(throws: SluiceError.self) { try DateFormat("%d/%b/%Y") }
+    }
+
+    @Test func dayFirstIsProvenNeverGuessed() {
+        func sniff(_ values: [String]) -> (Bool, [Int]) {
+            var s = SlashDateSniffer(columns: 1)
+            for v in values { Array(v.utf8).withUnsafeBytes { s.observe(0, $0) } }
+            return (s.dayFirst, s.ambiguousColumns)
+        }
+        #expect(sniff(["01/02/2024", "25/12/2024"]) == (true, []))
+        #expect(sniff(["01/02/2024", "03/04/2024"]) == (false, [0]))  // January or February: never guessed
+        #expect(sniff(["12/25/2024", "01/02/2024"]) == (false, []))  // month first
+        #expect(sniff(["25/12/2024", "hello"]) == (false, []))
+        #expect(sniff(["25/12/2024 10:00", "02/01/2024 08:00:01"]) == (true, []))
+    }
+
+    @Test func theBuilderReadsDeclaredFormatsAndISO() throws {
+        var d = CSVDialect()
+        d.dateFormat = try DateFormat("%d/%m/%Y")
+        d.timestampFormat = try DateFormat("%d/%m/%Y %H:%M:%S")
+        let schema = TableSchema(columns: [ColumnSchema(name: "d", type: .date), ColumnSchema(name: "t", type: .timestamp)])
+        var b = BatchBuilder(schema: schema, capacity: 3)
+        b.dates = d
+        for (line, (x, y)) in [("25/12/2024", "25/12/2024 10:30"), ("2024-12-26", "26/12/2024"), ("31/02/2024", "x")].enumerated() {
+            b.beginRow(line: Int64(line + 2), op: .upsert)
+            b.setText(0, x); b.setText(1, y)
+            let reject = b.endRow()
+            #expect((reject == nil) == (line < 2), "\(line): \(String(describing: reject))")
+        }
+        let batch = b.take()
+        #expect(batch.count == 2)
+        #expect(batch.columns[0].ints == [20082, 20083] && batch.columns[1].ints[0] == 20082 * 86_400_000_000 + 37_800_000_000)
+    }
+}
