@@ -417,7 +417,7 @@ public enum ConfigReader {
 
     static func readEntity(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> Entity {
         let path = "entities.\(name)"
-        let m = try r.mapping(node, path, allowed: ["table", "primary_key", "mode", "op_column", "format", "csv", "columns", "schema_changes", "nan"])
+        let m = try r.mapping(node, path, allowed: ["table", "primary_key", "mode", "op_column", "format", "csv", "columns", "schema_changes", "nan", "timezone"])
         var columns: [ColumnSchema] = []
         if let cols = m["columns"] { columns = try readColumns(cols, path + ".columns", r) }
         var key: [String] = []
@@ -454,6 +454,11 @@ public enum ConfigReader {
         }
         var entity = Entity(name: name, table: table, schema: TableSchema(columns: columns, primaryKey: key).normalized(),
                             mode: mode, opColumn: opColumn, format: format, csv: csv, evolve: evolve)
+        if let n = m["timezone"] {
+            let z = try r.string(n, path + ".timezone")
+            guard NaiveTimeZone(z) != nil else { throw r.error(n, "\(path).timezone: unknown time zone '\(z)' (e.g. America/Sao_Paulo, UTC)") }
+            entity.timeZone = z
+        }
         if let n = m["nan"] {
             switch try r.string(n, path + ".nan") {
             case "null": entity.nanAsNull = true

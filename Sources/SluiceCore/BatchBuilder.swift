@@ -28,6 +28,9 @@ public struct BatchBuilder: Sendable {
     public var numbers: CSVDialect?
     /// Set for text whose dates or timestamps are written another way (`%d/%m/%Y`).
     public var dates: CSVDialect?
+    /// The zone of timestamps written without an offset going into timestamptz columns
+    /// (nil: UTC).
+    public var naiveZone: NaiveTimeZone?
     var numberText: [UInt8] = []
 
     public init(schema: TableSchema, capacity: Int) {
@@ -133,7 +136,11 @@ public struct BatchBuilder: Sendable {
                 bad(c, raw)
             }
         case .timestamptz:
-            if let t = Coercion.parseTimestamp(raw) { batch.columns[c].append(int: t.utcMicros) } else { bad(c, raw) }
+            if let t = Coercion.parseTimestamp(raw) {
+                if t.offsetSeconds == nil, let z = naiveZone { batch.columns[c].append(int: z.utc(wallMicros: t.wallMicros)) } else { batch.columns[c].append(int: t.utcMicros) }
+            } else {
+                bad(c, raw)
+            }
         case .time:
             if let t = Coercion.parseTime(raw) { batch.columns[c].append(int: t) } else { bad(c, raw) }
         case .uuid:

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A date or timestamp layout as strftime spells it — `%d/%m/%Y`, `%d/%m/%Y %H:%M:%S` —
 /// for text files that do not write ISO 8601. Day, month, hour, minute and second take one
 /// or two digits, `%Y` four, `%f` a fraction of a second; anything else is literal.
@@ -128,5 +130,31 @@ public struct SlashDateSniffer: Sendable {
     /// Columns whose values all looked like slash dates with no day over 12: ambiguous.
     public var ambiguousColumns: [Int] {
         all.indices.filter { all[$0] && seen[$0] && !firstOver12[$0] && !secondOver12[$0] }
+    }
+}
+
+/// The zone a naive timestamp (written without an offset) is in when it goes into a
+/// timestamptz column: the entity's `timezone:`, else the database session's (as `psql
+/// \copy` reads it), else UTC.
+public struct NaiveTimeZone: Sendable, Equatable {
+    public let identifier: String
+    let zone: TimeZone
+
+    /// Nil for a name Foundation does not know.
+    public init?(_ identifier: String) {
+        guard let z = TimeZone(identifier: identifier) else { return nil }
+        self.identifier = identifier
+        zone = z
+    }
+
+    public static func == (a: NaiveTimeZone, b: NaiveTimeZone) -> Bool { a.identifier == b.identifier }
+
+    /// UTC microseconds of the wall-clock time `micros` in this zone (a time skipped by a
+    /// daylight-saving jump takes the offset from before it).
+    public func utc(wallMicros: Int64) -> Int64 {
+        let wallSeconds = Double(wallMicros / 1_000_000)
+        let first = zone.secondsFromGMT(for: Date(timeIntervalSince1970: wallSeconds))
+        let second = zone.secondsFromGMT(for: Date(timeIntervalSince1970: wallSeconds - Double(first)))
+        return wallMicros - Int64(second) * 1_000_000
     }
 }

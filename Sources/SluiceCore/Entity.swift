@@ -16,6 +16,9 @@ public struct Entity: Sendable, Hashable {
     /// NaN in a float column: NULL (`nan: null`) instead of a rejected row (the default,
     /// since SQLite and MySQL cannot store NaN).
     public var nanAsNull = false
+    /// The zone of timestamps written without an offset, for timestamptz columns
+    /// (`timezone: America/Sao_Paulo`). Nil: the database session's, else UTC.
+    public var timeZone: String?
 
     public init(name: String, table: String? = nil, schema: TableSchema, mode: WriteMode? = nil,
                 opColumn: String = "op", format: SourceFormat? = nil, csv: CSVDialect = CSVDialect(), evolve: Bool = false) {

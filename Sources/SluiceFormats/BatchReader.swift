@@ -42,6 +42,8 @@ public struct ReadSpec: Sendable {
     public var firstLine: Int64
     /// Field names when the bytes read do not start with the file's header (a chunk).
     public var knownHeader: [String]?
+    /// The zone of naive timestamps going into timestamptz columns (nil: UTC).
+    public var naiveZone: NaiveTimeZone?
 
     public init(schema: TableSchema, opField: String? = nil, limits: ReadLimits = ReadLimits(), fileName: String? = nil,
                 firstLine: Int64 = 1, knownHeader: [String]? = nil) {

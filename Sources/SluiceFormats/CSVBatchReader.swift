@@ -25,6 +25,7 @@ public final class CSVBatchReader: BatchReader {
         self.builder = BatchBuilder(schema: spec.schema, capacity: spec.limits.batchRows)
         if dialect.localNumbers { builder.numbers = dialect }
         if dialect.localDates { builder.dates = dialect }
+        builder.naiveZone = spec.naiveZone
         let names: [String]
         if let known = spec.knownHeader {
             names = known

@@ -22,6 +22,7 @@ public final class JSONBatchReader: BatchReader {
                                  firstLine: spec.firstLine)
         self.spec = spec
         self.builder = BatchBuilder(schema: spec.schema, capacity: spec.limits.batchRows)
+        builder.naiveZone = spec.naiveZone
         self.paths = spec.schema.columns.map { $0.sourceField.split(separator: ".", omittingEmptySubsequences: false) }
         self.opPath = spec.opField.map { $0.split(separator: ".", omittingEmptySubsequences: false) }
         self.sourceFields = spec.schema.columns.map(\.sourceField)

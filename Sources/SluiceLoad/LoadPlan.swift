@@ -27,6 +27,9 @@ public struct LoadRequest: Sendable {
     public var afterSQL: [String] = []
     /// Rows a pipeline is producing, loaded instead of files.
     public var feed: RowFeed?
+    /// The target database session's time zone (PostgreSQL's `TimeZone`), for naive
+    /// timestamps into timestamptz columns when the entity names none.
+    public var sessionTimeZone: String?
     /// Whether an entity that is neither declared nor an existing table may be created when
     /// `sluice.yml` declares others. False catches a misspelt `--into`.
     public var create = true
@@ -53,6 +56,10 @@ public struct LoadPlan: Sendable {
     /// True when the columns were inferred from the first file rather than declared.
     public var inferred: Bool
     public var request: LoadRequest
+    /// The zone of naive timestamps for timestamptz columns (nil: UTC).
+    public var naiveZone: NaiveTimeZone? {
+        (entity.timeZone ?? request.sessionTimeZone).flatMap(NaiveTimeZone.init)
+    }
 }
 
 /// Resolves requests into plans. Pure except for reading the files' first bytes and the

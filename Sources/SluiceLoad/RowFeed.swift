@@ -137,6 +137,7 @@ final class RowBatchReader: BatchReader {
         pending = rows
         line = spec.firstLine - 1
         builder = BatchBuilder(schema: spec.schema, capacity: spec.limits.batchRows)
+        builder.naiveZone = spec.naiveZone
         let lower = Dictionary(fields.map { ($0.lowercased(), $0) }, uniquingKeysWith: { a, _ in a })
         func find(_ f: String) -> String? { fields.contains(f) ? f : lower[f.lowercased()] }
         var missing: [String] = []

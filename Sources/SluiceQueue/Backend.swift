@@ -73,10 +73,14 @@ public protocol DataTarget: Sendable {
                    now: @escaping @Sendable () -> Date) async throws(SluiceError) -> any LoadSink
     /// The sink that applies a filled shared stage to the table and completes the parent.
     func applySink(entity: Entity, mode: WriteMode, completing: JobCompletion) async throws(SluiceError) -> any LoadSink
+    /// The zone a database session reads naive timestamps in (PostgreSQL's `TimeZone`), so
+    /// that Sluice reads them as `psql \copy` would; nil: UTC.
+    func sessionTimeZone() async -> String?
 }
 
 extension DataTarget {
     public var supportsChunks: Bool { false }
+    public func sessionTimeZone() async -> String? { nil }
     public func prepareSharedStage(parent: Int64, schema: TableSchema) async throws(SluiceError) {
         throw SluiceError(.unsupported, "this target does not load files in chunks")
     }
@@ -111,6 +115,7 @@ public struct ReceiptFencedTarget: DataTarget {
     }
 
     public func schema(of table: String) async throws(SluiceError) -> TableSchema? { try await target.schema(of: table) }
+    public func sessionTimeZone() async -> String? { await target.sessionTimeZone() }
 
     public func sink(entity: Entity, mode: WriteMode, scratchDir: String, completing: JobCompletion?) async throws(SluiceError) -> any LoadSink {
         guard let done = completing else { return try await target.sink(entity: entity, mode: mode, scratchDir: scratchDir, completing: nil) }

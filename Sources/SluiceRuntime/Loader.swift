@@ -81,6 +81,8 @@ public enum Loader {
     public static func load(_ request: LoadRequest, config: SluiceConfig, observer: (any LoadObserver & Sendable)? = nil) async throws -> LoadReport {
         try await Backends.with(database: config.targetDatabase, maxConnections: 4, tableSchema: config.targetSchema) { backend in
             let target = backend.target
+            var request = request
+            if request.sessionTimeZone == nil { request.sessionTimeZone = await target.sessionTimeZone() }
             let plan = try await LoadPlanner.plan(request, config: config) { (table) throws(SluiceError) in try await target.schema(of: table) }
             let scratch = config.workDir
             let runner = LoadRunner(plan: plan, sink: request.dryRun ? nil : { (e: Entity, m: WriteMode) async throws(SluiceError) -> any LoadSink in

@@ -365,9 +365,10 @@ public struct JobExecutor: Sendable {
     /// which completes the job.
     func load(_ input: LoadInput, _ lease: Lease) async -> Outcome {
         let job = input.job
-        let request = request(for: job, file: input.local.path, feed: input.feed)
+        var request = request(for: job, file: input.local.path, feed: input.feed)
         do {
             let target = self.target
+            request.sessionTimeZone = await target.sessionTimeZone()
             let plan = try await LoadPlanner.plan(request, config: config) { (table) throws(SluiceError) in try await target.schema(of: table) }
             // A stage batch is not a file to remember: its job's idempotency key already is.
             let now = self.now, sha = job.spec.stage == nil ? input.local.sha256 : nil, dir = input.dir

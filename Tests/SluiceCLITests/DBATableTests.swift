@@ -55,6 +55,34 @@ import Foundation
         #expect(text.contains("c@x") && text.contains("invalid input syntax for type integer"), "\(text)")
     }
 
+    /// Naive timestamps into timestamptz are read in the database session's zone, as
+    /// `psql \copy` reads them (they used to be taken as UTC: 3 h off under São Paulo);
+    /// `timezone:` on the entity overrides, and SQLite (no session zone) uses it or UTC.
+    @Test func naiveTimestampsFollowTheSessionZoneLikePsql() throws {
+        let pg = try TestPostgres.fresh()
+        let db = String(pg.url.split(separator: "/").last!)
+        _ = try pg.query("ALTER DATABASE \(db) SET timezone TO 'America/Sao_Paulo'")
+        _ = try pg.query("CREATE TABLE ev (id int PRIMARY KEY, at timestamptz); CREATE TABLE ev_psql (id int PRIMARY KEY, at timestamptz)")
+        let cli = try CLI()
+        let file = cli.write("ev.csv", "id,at\n1,2024-01-02 10:00:00\n2,2024-07-02T10:00:00-01:00\n3,2024-03-10 02:30:00\n")
+        _ = try TestPostgres.run(["psql", pg.url, "-qc", "\\copy ev_psql FROM '\(file)' CSV HEADER"])
+        let r = try cli.run(["load", "ev.csv", "--into", "ev", "--database", pg.url])
+        #expect(r.status == 0, "\(r.err)")
+        let utc = "SET timezone TO 'UTC'; SELECT id, at FROM "
+        #expect(try pg.query(utc + "ev ORDER BY id") == pg.query(utc + "ev_psql ORDER BY id"))
+        #expect(try pg.query(utc + "ev WHERE id = 1") == "1|2024-01-02 13:00:00+00\n")
+        // The entity's zone wins; on SQLite too.
+        cli.write("sluice.yml", "entities:\n  ev:\n    timezone: UTC\n    primary_key: [id]\n    columns: {id: int64, at: timestamptz}\n")
+        #expect(try cli.run(["load", "ev.csv", "--into", "ev", "--database", pg.url]).status == 0)
+        #expect(try pg.query(utc + "ev WHERE id = 1") == "1|2024-01-02 10:00:00+00\n")
+        cli.write("sluice.yml", "entities:\n  ev:\n    timezone: America/Sao_Paulo\n    primary_key: [id]\n    columns: {id: int64, at: timestamptz}\n")
+        #expect(try cli.run(["load", "ev.csv", "--into", "ev"]).status == 0)
+        #expect(try cli.sqlite("SELECT at FROM ev ORDER BY id") == "2024-01-02 13:00:00.000000Z\n2024-07-02 11:00:00.000000Z\n2024-03-10 05:30:00.000000Z\n")
+        cli.write("sluice.yml", "entities:\n  ev:\n    timezone: Mars/Olympus\n")
+        let bad = try cli.run(["load", "ev.csv", "--into", "ev"])
+        #expect(bad.status != 0 && bad.err.contains("unknown time zone 'Mars/Olympus'"), "\(bad.err)")
+    }
+
     /// Connected as user `sluice`, PostgreSQL's default search path finds Sluice's own schema
     /// first: `--into jobs` must still load `public.jobs`, and Sluice's tables are never a target.
     @Test func userTablesNeverLandInSluicesSchema() throws {
