@@ -121,6 +121,8 @@ extension ColumnType: Codable {
 
 extension ColumnType {
     /// Whether values are numbers (read with a dialect's decimal and thousands separators).
+    public var isDecimal: Bool { if case .decimal = self { true } else { false } }
+
     /// Dates and timestamps (with or without a zone): what a dialect's date formats read.
     public var isDateOrTime: Bool { self == .date || self == .timestamp || self == .timestamptz }
 

@@ -61,9 +61,13 @@ public final class NDJSONBatchWriter: BatchWriter {
     let keys: [[UInt8]]
     var out: [UInt8] = []
     public private(set) var rowsWritten: Int64 = 0
+    /// Decimals as JSON strings (`"12345678901234567890.12"`), which JSON readers keep exact;
+    /// as numbers they become doubles in most readers.
+    let decimalsAsStrings: Bool
 
-    public init(sink: any ByteSink, schema: TableSchema) {
+    public init(sink: any ByteSink, schema: TableSchema, decimalsAsStrings: Bool = false) {
         self.sink = sink
+        self.decimalsAsStrings = decimalsAsStrings
         keys = schema.columns.map { c in
             var k: [UInt8] = []
             JSONValue.writeString(bytes: c.name.utf8, into: &k)
@@ -79,7 +83,13 @@ public final class NDJSONBatchWriter: BatchWriter {
                 for c in cols.indices {
                     if c > 0 { out.append(UInt8(ascii: ",")) }
                     out += keys[c]
-                    ValueText.json(cols[c], i, into: &out)
+                    if decimalsAsStrings, cols[c].type.isDecimal, !cols[c].isNull(i) {
+                        out.append(UInt8(ascii: "\""))
+                        cols[c].decimals[i].write(into: &out)
+                        out.append(UInt8(ascii: "\""))
+                    } else {
+                        ValueText.json(cols[c], i, into: &out)
+                    }
                 }
                 out.append(contentsOf: "}\n".utf8)
             }

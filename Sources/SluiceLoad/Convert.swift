@@ -10,6 +10,8 @@ public struct ConvertOptions: Sendable {
     public var avroCodec: AvroReader.Codec = .deflate
     public var csv = CSVDialect()
     public var limits = ReadLimits()
+    /// NDJSON output: decimals as bare numbers rather than strings (the default keeps them exact).
+    public var jsonDecimalsAsNumbers = false
     public init() {}
 }
 
@@ -43,7 +45,7 @@ public enum Converter {
         case .parquet: return try ParquetWriter(sink: sink, schema: schema, options: options.parquet)
         case .avro: return try AvroWriter(sink: sink, schema: schema, codec: options.avroCodec)
         case .csv: return try CSVBatchWriter(sink: sink, schema: schema, dialect: options.csv)
-        case .ndjson: return NDJSONBatchWriter(sink: sink, schema: schema)
+        case .ndjson: return NDJSONBatchWriter(sink: sink, schema: schema, decimalsAsStrings: !options.jsonDecimalsAsNumbers)
         case .json: throw SluiceError(.unsupported, "write JSON as ndjson (one object per line)")
         }
     }

@@ -37,6 +37,9 @@ struct ConvertCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Parquet dictionary encoding of text columns.")
     var dictionary = true
 
+    @Flag(help: "NDJSON output: write decimals as bare numbers (default: as strings, which every JSON reader keeps exact).")
+    var jsonDecimalsAsNumbers = false
+
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
@@ -52,6 +55,7 @@ struct ConvertCommand: ParsableCommand {
         options.format = to
         options.parquet.rowGroupRows = rowGroupRows
         options.parquet.dictionary = dictionary
+        options.jsonDecimalsAsNumbers = jsonDecimalsAsNumbers
         if let c = compression?.lowercased() {
             let outFormat = to ?? SourceFormat.detect(fromName: output)
             if outFormat == .avro {

@@ -60,6 +60,17 @@ import SluiceTesting
         #expect(c.status == 0, "\(c.err)")
         let csv = try String(contentsOfFile: cli.dir + "/out.csv", encoding: .utf8)
         #expect(csv.hasPrefix("id,v\n0,\n1,0.5\n") && csv.split(separator: "\n").count == 5001)
+        // NDJSON any JSON reader takes whole: 38-digit decimals as strings (numbers on request),
+        // NaN and infinities as strings.
+        for (flags, asText) in [([String](), true), (["--json-decimals-as-numbers"], false)] {
+            #expect(try cli.run(["convert", dir + "/types_zstd_dict_v2.parquet", "types.ndjson"] + flags).status == 0)
+            let lines = try String(contentsOfFile: cli.dir + "/types.ndjson", encoding: .utf8).split(separator: "\n")
+            let rows = try lines.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+            #expect(rows.count == 700)
+            let d38 = rows.compactMap { $0["d38"] }.filter { !($0 is NSNull) }
+            #expect(!d38.isEmpty && d38.allSatisfy { ($0 is String) == asText }, "\(d38.prefix(2))")
+            #expect(rows.contains { $0["f64"] as? String == "NaN" })
+        }
     }
 }
 
