@@ -2,8 +2,9 @@
 # Starts a throwaway PostgreSQL 15 cluster on 127.0.0.1 (a free port, a temporary data
 # folder, trust auth for user `sluice`), installing postgresql-15 from apt if it is absent.
 # Prints shell `export` lines for SLUICE_TEST_POSTGRES_URL, SLUICE_TEST_PGDATA, SLUICE_TEST_PGBIN
-# `scripts/postgres.sh restart DATADIR` restarts it (fault tests); `scripts/postgres.sh stop
-# DATADIR` stops it and removes the folder.
+# `scripts/postgres.sh restart DATADIR` restarts it (fault tests); `pause DATADIR` stops it and
+# keeps its data (restart starts it again); `scripts/postgres.sh stop DATADIR` stops it and
+# removes the folder.
 # Never touches other clusters on the machine.
 set -euo pipefail
 # The server started below must not inherit our caller's descriptors (a pipe it held open
@@ -22,6 +23,13 @@ run_as_pg() {
 if [ "${1:-}" = restart ]; then
   data="$2"
   run_as_pg "'$PGBIN/pg_ctl' -D '$data' -m fast -w -l '$(dirname "$data")/postgres.log' restart" >/dev/null
+  exit 0
+fi
+
+if [ "${1:-}" = pause ]; then
+  # Stopped, data kept: `restart DATADIR` starts it again (tests of a database that is away).
+  data="$2"
+  run_as_pg "'$PGBIN/pg_ctl' -D '$data' -m fast -w stop" >/dev/null 2>&1 || true
   exit 0
 fi
 

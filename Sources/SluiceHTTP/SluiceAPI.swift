@@ -63,7 +63,7 @@ public enum SluiceAPI {
                 try await deps.driver.ping()
                 return try json(["status": "ready"])
             } catch {
-                throw APIError(.serviceUnavailable, "the control plane does not answer")
+                throw APIError(.serviceUnavailable, "the control plane does not answer: \((error as? SluiceError)?.message ?? "\(error)")")
             }
         }
         let spec = openAPIText
@@ -103,9 +103,29 @@ public enum SluiceAPI {
     /// The HTTP/1 server setup: the `Expect: 100-continue` answer (refused when the declared
     /// body is over `maxBodyBytes`) and the connection guard (timeouts, body rate, the cap
     /// with a reserve for health checks, draining after an early answer).
+    /// What `sluice serve` answers while its database cannot be reached: alive (`/healthz`),
+    /// not ready (`/readyz`, with `reason()`), and every other route 503 with the same reason.
+    public static func waitingRouter(reason: @escaping @Sendable () -> String) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.get("/healthz") { _, _ in try json(["status": "ok"]) }
+        router.get("/readyz") { _, _ -> Response in throw APIError(.serviceUnavailable, "waiting for the database: \(reason())") }
+        router.addMiddleware { WaitingMiddleware(reason: reason) }
+        return router
+    }
+
     public static func server(limits: ConnectionLimits = ConnectionLimits(), maxBodyBytes: Int64 = .max) -> HTTPServerBuilder {
         let registry = ConnectionRegistry(limits: limits)
         return .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler(maxBodyBytes: maxBodyBytes),
                                                                        ConnectionGuardHandler(registry: registry)]))
+    }
+}
+
+/// Answers 503 for every route but the health checks while the database is away.
+struct WaitingMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    let reason: @Sendable () -> String
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if ["/healthz", "/readyz"].contains(request.uri.path) { return try await next(request, context) }
+        throw APIError(.serviceUnavailable, "not ready: waiting for the database: \(reason())")
     }
 }

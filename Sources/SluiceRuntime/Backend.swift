@@ -35,6 +35,19 @@ public enum Backends {
         }
     }
 
+    /// Why the PostgreSQL databases among `databases` cannot be reached (one line each), or
+    /// nil when they can (SQLite files and MySQL are opened when used).
+    public static func unreachable(_ databases: [String]) async -> String? {
+        for db in Set(databases) where PostgresPool.isURL(db) {
+            do {
+                try await PostgresPool(url: db, maxConnections: 1).probe()
+            } catch {
+                return error.message
+            }
+        }
+        return nil
+    }
+
     /// The export ledger of `backend`, or why it cannot hold one.
     public static func exportStore(_ backend: any Backend) async throws -> any ExportStore {
         guard let store = try await backend.exportStore() else {

@@ -46,10 +46,35 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var shared: SharedOptions
 
+    /// Serves `/healthz` (ok) and `/readyz` (503, `reason`) on `host:port` until every
+    /// database answers, checking every 2 s; returns the port it had (to bind again).
+    static func waitForDatabase(config: SluiceConfig, host: String, port: Int, reason: String) async throws -> Int {
+        let why = Mutex(reason)
+        let bound = Mutex(port)
+        FileHandle.standardError.write(Data("waiting for the database: \(reason)\n".utf8))
+        let app = Application(router: SluiceAPI.waitingRouter { why.withLock { $0 } },
+                              configuration: .init(address: .hostname(host, port: port), serverName: "sluice"),
+                              onServerRunning: { channel in
+                                  let p = channel.localAddress?.port ?? port
+                                  bound.withLock { $0 = p }
+                                  FileHandle.standardOutput.write(Data("sluice listening on http://\(host):\(p) (not ready: waiting for the database)\n".utf8))
+                              })
+        let server = Task { try await app.runService() }
+        while true {
+            try await Task.sleep(for: .seconds(2))
+            guard let still = await Backends.unreachable([config.controlDatabase, config.targetDatabase]) else { break }
+            why.withLock { $0 = still }
+        }
+        server.cancel()
+        _ = await server.result
+        FileHandle.standardError.write(Data("the database answers: starting\n".utf8))
+        return bound.withLock { $0 }
+    }
+
     func run() async throws {
         let config = try shared.start()
         let host = self.host ?? config.server.host
-        let port = self.port ?? config.server.port
+        let configuredPort = self.port ?? config.server.port
         var tokens = config.server.tokens
         if let env = ProcessInfo.processInfo.environment["SLUICE_API_TOKENS"] {
             tokens += env.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -63,6 +88,13 @@ struct ServeCommand: AsyncParsableCommand {
             throw fail("no API tokens: set server.tokens in sluice.yml or SLUICE_API_TOKENS, or use --no-auth on 127.0.0.1")
         }
         let noWorkers = self.noWorkers, concurrency = self.concurrency, tokens2 = tokens
+        // A database that is away at start: listen anyway (healthy, not ready, saying why)
+        // until it answers, then start for real on the same port.
+        var waitedOn: Int? = nil
+        if let why = await Backends.unreachable([config.controlDatabase, config.targetDatabase]) {
+            waitedOn = try await Self.waitForDatabase(config: config, host: host, port: configuredPort, reason: why)
+        }
+        let port = waitedOn ?? configuredPort
         do {
             var guardLimits = ConnectionLimits.forDescriptorLimit(raiseDescriptorLimit())
             if let cap = config.server.maxConnections { guardLimits.maxConnections = min(guardLimits.maxConnections, cap) }

@@ -64,6 +64,30 @@ struct TestPostgres {
 }
 
 @Suite(.serialized) struct PostgresServerTests {
+    /// PostgreSQL away when `sluice serve` starts: it listens anyway, healthy but not ready
+    /// (saying why), and starts for real on the same port once the database answers.
+    @Test func serveWaitsForPostgreSQLAndStartsWhenItAnswers() async throws {
+        let pg = try TestPostgres.privateCluster()
+        defer { pg.stop() }
+        _ = try TestPostgres.run([TestPostgres.repoRoot + "/scripts/postgres.sh", "pause", pg.privateData!])
+        let srv = try ServerProcess(database: pg.url)
+        let (health, _) = try await srv.request("GET", "/healthz", auth: false)
+        let (ready, why) = try await srv.request("GET", "/readyz", auth: false)
+        #expect(health == 200 && ready == 503, "\(health) \(ready)")
+        #expect(String(decoding: why, as: UTF8.self).contains("connection refused — is it running?"), "\(String(decoding: why, as: UTF8.self))")
+        let (jobs, _) = try await srv.request("GET", "/jobs")
+        #expect(jobs == 503)
+        try pg.restart()
+        var status = 0
+        for _ in 0..<60 where status != 200 {
+            try await Task.sleep(for: .milliseconds(500))
+            status = (try? await srv.request("GET", "/readyz", auth: false).0) ?? 0
+        }
+        #expect(status == 200, "ready once PostgreSQL answers")
+        let (after, _) = try await srv.request("GET", "/jobs")
+        #expect(after == 200)
+    }
+
     @Test func threeWorkerProcessesShareTheQueueAndLoadEachRowOnce() async throws {
         let pg = try TestPostgres.fresh()
         let srv = try ServerProcess(database: pg.url, noWorkers: true)
