@@ -97,7 +97,7 @@ public struct CSVDialect: Sendable, Hashable, Codable {
         case "utf-8", "utf8": return nil
         case "latin-1", "latin1", "iso-8859-1": return .latin1
         case "windows-1252", "cp1252": return .windows1252
-        default: throw error("unknown encoding '\(name)' (utf-8, latin-1, windows-1252)")
+        default: throw error("unknown encoding '\(name)' (utf-8, latin-1, windows-1252; UTF-16 files are recognised by their byte-order mark)")
         }
     }
 

@@ -10,7 +10,7 @@ import Foundation
 /// first megabyte has a quoted newline is not split (nil).
 public enum ChunkPlanner {
     public static func split(_ file: InputFile, dialect: CSVDialect, chunkBytes: Int64) throws(SluiceError) -> [FileChunk]? {
-        guard !file.gzip, file.format == .csv || file.format == .ndjson, chunkBytes > 0, file.size > chunkBytes else { return nil }
+        guard !file.gzip, file.utf16BigEndian == nil, file.format == .csv || file.format == .ndjson, chunkBytes > 0, file.size > chunkBytes else { return nil }
         var header: [String]? = nil
         var dataStart: Int64 = 0
         var firstDataLine: Int64 = 1

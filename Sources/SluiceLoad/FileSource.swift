@@ -122,6 +122,9 @@ public struct InputFile: Sendable {
     public var sniffedDelimiter: UInt8?
     /// Windows-1252 when a CSV file's first bytes are not UTF-8 (Excel on Western systems).
     public var sniffedEncoding: SingleByteEncoding?
+    /// UTF-16 text (by its byte-order mark): big endian or not; read as UTF-8 whatever the
+    /// dialect says.
+    public var utf16BigEndian: Bool?
 
     public init(path: String, size: Int64, gzip: Bool, format: SourceFormat) {
         self.path = path
@@ -148,6 +151,16 @@ public struct InputFile: Sendable {
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? nil
         var format = explicit ?? SourceFormat.detect(magic: head) ?? SourceFormat.detect(fromName: path)
         var content = head
+        let utf16 = gz ? nil : UTF16ChunkReader.byteOrderMark(head)
+        if let be = utf16 {
+            // Judge the text as it will be read: its first bytes as UTF-8.
+            var t = UTF16ChunkReader(MemoryChunkReader(Array(head.dropFirst(2).prefix(head.count - 2 - (head.count % 2)))), bigEndian: be)
+            let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 1)
+            defer { buf.deallocate() }
+            var out: [UInt8] = []
+            while let m = try? t.read(into: buf), m > 0 { out += buf[0..<m] }
+            content = out
+        }
         if gz && (format == nil || format == .csv) {
             var g = try GzipChunkReader(try FileChunkReader(path: path))
             let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
@@ -164,9 +177,10 @@ public struct InputFile: Sendable {
                               at: SourceLocation(file: path))
         }
         var file = InputFile(path: path, size: size ?? 0, gzip: gz, format: format!)
+        file.utf16BigEndian = format!.isBinary ? nil : utf16
         if format == .csv {
             file.sniffedDelimiter = CSVDialect.sniff(head: content, fileName: path)
-            if SingleByteEncoding.notUTF8(content) { file.sniffedEncoding = .windows1252 }
+            if utf16 == nil, SingleByteEncoding.notUTF8(content) { file.sniffedEncoding = .windows1252 }
         }
         return file
     }
@@ -174,6 +188,10 @@ public struct InputFile: Sendable {
     /// A fresh byte stream of the (decompressed) content, or of one byte range of it, as
     /// UTF-8 when the text is in a single-byte `encoding`.
     public func open(progress: LoadProgress? = nil, range: Range<Int64>? = nil, encoding: SingleByteEncoding? = nil) throws(SluiceError) -> any ByteChunkReader {
+        if utf16BigEndian != nil {
+            guard range == nil else { throw SluiceError(.unsupported, "a UTF-16 file is read whole, not in chunks", at: SourceLocation(file: path)) }
+            return try UTF16ChunkReader.utf8(try FileChunkReader(path: path, progress: progress)) { () throws(SluiceError) in try FileChunkReader(path: path, progress: progress) }
+        }
         let raw = try FileChunkReader(path: path, progress: progress, range: range)
         let bytes: any ByteChunkReader = gzip ? try GzipChunkReader(raw) : raw
         return encoding.map { TranscodingChunkReader(bytes, encoding: $0) } ?? bytes

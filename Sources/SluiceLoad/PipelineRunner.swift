@@ -163,8 +163,12 @@ public struct PipelineRunner {
                          _ body: (PipelineRow, String) async throws(SluiceError) -> Void) async throws(SluiceError) {
         // The name tells the format (an upload's path is a generated name; its display name is the client's).
         let named = [displayName, file].first { SourceFormat.detect(fromName: $0.hasSuffix(".gz") ? String($0.dropLast(3)) : $0) != nil } ?? file
-        var reader: any ByteChunkReader = try FileChunkReader(path: file)
-        if named.hasSuffix(".gz") { reader = try GzipChunkReader(reader) }
+        var reader: any ByteChunkReader
+        if named.hasSuffix(".gz") {
+            reader = try GzipChunkReader(try FileChunkReader(path: file))
+        } else {
+            reader = try UTF16ChunkReader.utf8(try FileChunkReader(path: file)) { () throws(SluiceError) in try FileChunkReader(path: file) }
+        }
         let format = SourceFormat.detect(fromName: named.hasSuffix(".gz") ? String(named.dropLast(3)) : named) ?? .csv
         switch format {
         case .csv:

@@ -264,6 +264,29 @@ struct TestMySQL {
     }
 }
 
+/// Issue 19: Excel's "Unicode text" (UTF-16LE with a byte-order mark, tab-separated) and a
+/// UTF-16BE JSON file load as their text, surrogate pairs included.
+@Suite struct UTF16CLITests {
+    @Test func utf16FilesAreReadByTheirByteOrderMark() throws {
+        let cli = try CLI()
+        let text = "id\tnome\tcidade\n1\tJoão\tSão Paulo 🌎\n2\tAçaí\tBelém\n"
+        FileManager.default.createFile(atPath: cli.dir + "/excel.txt", contents: Data([0xFF, 0xFE]) + text.data(using: .utf16LittleEndian)!)
+        let r = try cli.run(["load", "excel.txt", "--into", "pessoas", "--format", "csv", "--key", "id"])
+        #expect(r.status == 0 && r.out.contains("inserted  2"), "\(r.out)\(r.err)")
+        #expect(try cli.sqlite("SELECT nome, cidade FROM pessoas ORDER BY id") == "João|São Paulo 🌎\nAçaí|Belém\n")
+        let json = #"[{"id": 1, "s": "ünïcödé 🎉"}]"#
+        FileManager.default.createFile(atPath: cli.dir + "/be.json", contents: Data([0xFE, 0xFF]) + json.data(using: .utf16BigEndian)!)
+        #expect(try cli.run(["load", "be.json", "--into", "j"]).status == 0)
+        #expect(try cli.sqlite("SELECT s FROM j") == "ünïcödé 🎉\n")
+        // A lone surrogate is not text: that row is rejected, the others load.
+        var bytes: [UInt8] = [0xFF, 0xFE] + Array("id,s\n1,a\n2,".data(using: .utf16LittleEndian)!) + [0x00, 0xD8] + Array("\n3,c\n".data(using: .utf16LittleEndian)!)
+        FileManager.default.createFile(atPath: cli.dir + "/bad.csv", contents: Data(bytes))
+        bytes = []
+        let b = try cli.run(["load", "bad.csv", "--into", "bad", "--json"])
+        #expect((try cli.json(b.out)["stats"] as? [String: Int]).map { $0["inserted"] == 2 && $0["rejected"] == 1 } == true, "\(b.out)\(b.err)")
+    }
+}
+
 /// Issue 19: dates as Brazilian systems write them — found when a day over 12 proves it,
 /// declared otherwise, never guessed — into SQLite and PostgreSQL.
 @Suite struct CSVDateCLITests {
