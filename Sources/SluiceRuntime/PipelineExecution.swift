@@ -1,7 +1,7 @@
 public import SluiceConfig
-public import SluiceCore
+import SluiceCore
 public import SluiceLoad
-public import SluiceWorker
+import SluiceWorker
 import SluiceQueue
 import SluiceExport
 import SluiceStorage
