@@ -37,11 +37,15 @@ public struct CommitContext: Sendable {
     /// A pipeline's `sql` steps: run after the rows are written, before the commit, in the
     /// same transaction (a failing statement rolls the whole load back).
     public var afterSQL: [String]
-    public init(stats: LoadStats, rejectsFiles: [String], rejectBudget: Int64? = nil, afterSQL: [String] = []) {
+    /// A dry run: apply everything, count, then roll back instead of committing (the counts
+    /// are exactly what the load would do).
+    public var rehearsal: Bool
+    public init(stats: LoadStats, rejectsFiles: [String], rejectBudget: Int64? = nil, afterSQL: [String] = [], rehearsal: Bool = false) {
         self.stats = stats
         self.rejectsFiles = rejectsFiles
         self.rejectBudget = rejectBudget
         self.afterSQL = afterSQL
+        self.rehearsal = rehearsal
     }
 
     /// The load's figures once the sink applied it with `counts` (rows it refused at commit

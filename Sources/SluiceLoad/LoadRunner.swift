@@ -24,6 +24,8 @@ public struct LoadReport: Sendable, Codable {
     public var table: String
     public var mode: WriteMode
     public var dryRun: Bool
+    /// A dry run whose counts are exact: the load was applied and rolled back.
+    public var rehearsed = false
     /// Whether the columns were inferred from the file.
     public var inferred: Bool
     public var files: [FileReport] = []
@@ -37,7 +39,7 @@ public struct LoadReport: Sendable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case loadId = "load_id", entity, table, mode
-        case dryRun = "dry_run", inferred, files, stats, seconds
+        case dryRun = "dry_run", rehearsed, inferred, files, stats, seconds
         case unusedFields = "unused_fields", summaryPath = "summary", error
     }
 }
@@ -94,13 +96,13 @@ public final class LoadRunner {
         let started = clock.now
         let entity = plan.entity
         var report = LoadReport(loadId: loadId ?? Self.makeLoadId(entity: entity.name), entity: entity.name, table: entity.table,
-                                mode: plan.mode, dryRun: plan.request.dryRun || makeSink == nil, inferred: plan.inferred)
+                                mode: plan.mode, dryRun: plan.request.dryRun, inferred: plan.inferred)
         let dir = (stateDir as NSString).appendingPathComponent("loads/\(report.loadId)")
         var sink: (any LoadSink)? = nil
         var writers: [FileRejects] = []
         defer { for w in writers { try? w.writer.close() } }  // closed explicitly on success
         do throws(SluiceError) {
-            if !report.dryRun, let makeSink {
+            if let makeSink {
                 sink = try await makeSink(entity, plan.mode)
             }
             for (i, file) in plan.files.enumerated() {
@@ -110,7 +112,7 @@ public final class LoadRunner {
                 observer?.loadPhase("committing")
                 let budget = plan.request.maxRejects.map { $0 - report.stats.rejected }
                 let context = CommitContext(stats: report.stats, rejectsFiles: report.files.compactMap(\.rejectsFile), rejectBudget: budget,
-                                            afterSQL: plan.request.afterSQL)
+                                            afterSQL: plan.request.afterSQL, rehearsal: plan.request.dryRun)
                 let counts = try await sink.commit(context)
                 // Rows the target refused while applying the load go to their file's rejects.
                 for r in counts.rejects {
@@ -126,6 +128,7 @@ public final class LoadRunner {
                     if w.writer.count > 0 { report.files[i].rejectsFile = w.writer.path }
                 }
                 report.stats = context.settled(counts)
+                report.rehearsed = plan.request.dryRun
             }
         } catch {
             await sink?.rollback()

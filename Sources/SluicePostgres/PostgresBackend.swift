@@ -83,6 +83,7 @@ public struct PostgresDataTarget: DataTarget {
     }
 
     public var supportsChunks: Bool { true }
+    public var supportsRehearsal: Bool { true }
 
     public func sessionTimeZone() async -> String? {
         let pool = self.pool

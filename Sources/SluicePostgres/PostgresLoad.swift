@@ -153,6 +153,11 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
                             throw CommitContext.sqlStepFailed(i, sql, PostgresPool.error(error, "running a sql step").message)
                         }
                     }
+                    if context.rehearsal {
+                        try await db.exec("ROLLBACK", on: conn)
+                        outcome = .success(counts)
+                        return
+                    }
                     if let fence, try await !fence.complete(conn, counts, context) {
                         try await db.exec("ROLLBACK", on: conn)
                         outcome = .failure(SluiceError(.aborted, "the job's lease was lost; nothing was written"))

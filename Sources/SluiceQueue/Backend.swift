@@ -76,11 +76,15 @@ public protocol DataTarget: Sendable {
     /// The zone a database session reads naive timestamps in (PostgreSQL's `TimeZone`), so
     /// that Sluice reads them as `psql \copy` would; nil: UTC.
     func sessionTimeZone() async -> String?
+    /// Whether a sink can apply a load and roll it back (a dry run's exact counts): every
+    /// statement of its load, the table's creation included, is transactional.
+    var supportsRehearsal: Bool { get }
 }
 
 extension DataTarget {
     public var supportsChunks: Bool { false }
     public func sessionTimeZone() async -> String? { nil }
+    public var supportsRehearsal: Bool { false }
     public func prepareSharedStage(parent: Int64, schema: TableSchema) async throws(SluiceError) {
         throw SluiceError(.unsupported, "this target does not load files in chunks")
     }
@@ -116,6 +120,7 @@ public struct ReceiptFencedTarget: DataTarget {
 
     public func schema(of table: String) async throws(SluiceError) -> TableSchema? { try await target.schema(of: table) }
     public func sessionTimeZone() async -> String? { await target.sessionTimeZone() }
+    public var supportsRehearsal: Bool { target.supportsRehearsal }
 
     public func sink(entity: Entity, mode: WriteMode, scratchDir: String, completing: JobCompletion?) async throws(SluiceError) -> any LoadSink {
         guard let done = completing else { return try await target.sink(entity: entity, mode: mode, scratchDir: scratchDir, completing: nil) }

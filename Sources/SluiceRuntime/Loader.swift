@@ -85,7 +85,8 @@ public enum Loader {
             if request.sessionTimeZone == nil { request.sessionTimeZone = await target.sessionTimeZone() }
             let plan = try await LoadPlanner.plan(request, config: config) { (table) throws(SluiceError) in try await target.schema(of: table) }
             let scratch = config.workDir
-            let runner = LoadRunner(plan: plan, sink: request.dryRun ? nil : { (e: Entity, m: WriteMode) async throws(SluiceError) -> any LoadSink in
+            // A dry run rehearses (applies, counts, rolls back) where the target can.
+            let runner = LoadRunner(plan: plan, sink: request.dryRun && !target.supportsRehearsal ? nil : { (e: Entity, m: WriteMode) async throws(SluiceError) -> any LoadSink in
                 try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)  // else the sink names the folder
                 return try await target.sink(entity: e, mode: m, scratchDir: scratch, completing: nil)
             }, stateDir: config.stateDir)

@@ -18,6 +18,7 @@ public struct SQLiteBackend: Backend {
 public struct SQLiteDataTarget: DataTarget {
     public let databasePath: String
     public init(databasePath: String) { self.databasePath = databasePath }
+    public var supportsRehearsal: Bool { true }
 
     public func schema(of table: String) async throws(SluiceError) -> TableSchema? {
         let path = databasePath

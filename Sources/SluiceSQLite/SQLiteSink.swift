@@ -252,6 +252,11 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
                 counts = try insertStage(on: main)
             }
             try SQLiteConnection.runSteps(context.afterSQL, on: main)
+            if context.rehearsal {
+                try main.execute("ROLLBACK")
+                open = false
+                return counts
+            }
             try onCommit?(main, context.settled(counts), context)
             try main.execute("COMMIT")
             open = false

@@ -44,7 +44,7 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Rows per batch.")
     var batchRows: Int = ReadLimits().batchRows
 
-    @Flag(help: "Read and check the files; write nothing.")
+    @Flag(help: "Apply the load and roll it back: exact would-be counts, nothing written (SQLite, PostgreSQL; MySQL: read and check only).")
     var dryRun = false
 
     @Flag(help: "Create the table when --into names neither a declared entity nor an existing table (otherwise an error, to catch a misspelt name).")

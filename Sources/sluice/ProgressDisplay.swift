@@ -76,9 +76,11 @@ enum Summary {
     static func text(_ r: LoadReport) -> String {
         let s = r.stats
         var lines: [String] = []
-        lines.append("\(r.dryRun ? "checked" : "loaded") \(r.files.count) file\(r.files.count == 1 ? "" : "s") into \(r.table) (\(r.mode.rawValue)\(r.inferred ? ", columns inferred" : "")) in \(String(format: "%.2f", r.seconds)) s")
+        let verb = r.rehearsed ? "dry run: would load" : r.dryRun ? "checked" : "loaded"
+        lines.append("\(verb) \(r.files.count) file\(r.files.count == 1 ? "" : "s") into \(r.table) (\(r.mode.rawValue)\(r.inferred ? ", columns inferred" : "")) in \(String(format: "%.2f", r.seconds)) s")
+        if r.rehearsed { lines.append("  (applied and rolled back: the counts are exact, nothing was written)") }
         lines.append("  read      \(ProgressDisplay.group(s.read))")
-        if !r.dryRun {
+        if !r.dryRun || r.rehearsed {
             lines.append("  inserted  \(ProgressDisplay.group(s.inserted))")
             lines.append("  updated   \(ProgressDisplay.group(s.updated))")
             lines.append("  deleted   \(ProgressDisplay.group(s.deleted))")

@@ -146,6 +146,39 @@ import Foundation
         #expect(r2.status == 1 && r2.err.contains("role \"nobody\" does not exist") && r2.err.split(separator: "\n").count == 1, "\(r2.err)")
     }
 
+    /// `--dry-run` applies the load and rolls it back: the counts are exactly those of the real
+    /// load (a row PostgreSQL refuses included), and nothing is written, not even a new table.
+    @Test func aDryRunGivesTheExactCountsAndWritesNothing() throws {
+        var targets: [(String, (String) throws -> String, rows: String)] = []
+        let cli = try CLI()
+        targets.append(("sluice.db", { try cli.sqlite($0) }, "4\n"))
+        if let pg = try? TestPostgres.fresh() {
+            _ = try pg.query("CREATE TABLE t (id bigint PRIMARY KEY, v text CHECK (v <> 'x'))")
+            targets.append((pg.url, { try pg.query($0) }, "3\n"))  // the CHECK refuses 5,x
+        } else {
+            #expect(ProcessInfo.processInfo.environment["CI"] != "true", "no PostgreSQL")
+        }
+        cli.write("base.csv", "id,v\n1,a\n2,b\n3,c\n")
+        cli.write("ch.csv", "id,v,op\n1,A,\n2,,D\n4,d,\n4,e,\n9,,D\n5,x,\n")
+        for (db, query, rows) in targets {
+            #expect(try cli.run(["load", "base.csv", "--into", "t", "--key", "id", "--database", db]).status == 0)
+            let dry = try cli.run(["load", "ch.csv", "--into", "t", "--dry-run", "--json", "--database", db])
+            #expect(dry.status == 0, "\(dry.err)")
+            #expect(try query("SELECT count(*) FROM t WHERE v = upper(v)") == "0\n", "nothing written: \(db)")
+            let real = try cli.run(["load", "ch.csv", "--into", "t", "--json", "--database", db])
+            let (d, r) = (try cli.json(dry.out), try cli.json(real.out))
+            #expect(d["rehearsed"] as? Bool == true && d["dry_run"] as? Bool == true)
+            #expect((d["stats"] as? [String: Int]) == (r["stats"] as? [String: Int]) && (r["stats"] as? [String: Int])?["inserted"] ?? 0 > 0, "\(d) \(r)")
+            #expect(try query("SELECT count(*) FROM t") == rows, "\(db)")
+            let fresh = try cli.run(["load", "base.csv", "--into", "fresh_t", "--key", "id", "--dry-run", "--database", db])
+            #expect(fresh.status == 0 && fresh.out.contains("would load") && fresh.out.contains("inserted  3"), "\(fresh.out)")
+            #expect(try query("SELECT count(*) FROM t WHERE v = upper(v)") == "1\n", "\(db)")  // A
+            #expect(try cli.run(["load", "base.csv", "--into", "fresh_t", "--key", "id", "--dry-run", "--database", db]).status == 0)
+            #expect(try query("SELECT count(*) FROM information_schema.tables WHERE table_name = 'fresh_t'").hasPrefix("0") || db == "sluice.db")
+        }
+        #expect(try cli.sqlite("SELECT count(*) FROM sqlite_master WHERE name = 'fresh_t'") == "0\n")
+    }
+
     /// Ctrl-C during a load rolls it back and says so, with exit 130.
     @Test func ctrlCRollsBackAndSaysTheTableIsUnchanged() throws {
         let cli = try CLI()
