@@ -13,6 +13,10 @@ struct ConvertCommand: ParsableCommand {
             The columns and types are the input's own (Parquet, Avro) or inferred (CSV, JSON). \
             The output appears only when complete. Rows that do not fit the inferred types are \
             counted and left out.
+            
+            Examples:
+              sluice convert orders.csv orders.parquet --compression zstd
+              sluice convert events.parquet events.ndjson
             """
     )
 

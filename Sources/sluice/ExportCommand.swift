@@ -19,6 +19,11 @@ struct ExportCommand: AsyncParsableCommand {
             A batch counts as delivered only after a 2xx. 5xx, 408, 429, timeouts and connection \
             errors are retried with backoff (honouring Retry-After); other answers, or running out \
             of attempts, dead-letter the batch: see `sluice export status`, resend with `sluice export retry`.
+            
+            Examples:
+              sluice export --from registros --key id --to https://api.example.com/batch --batch-size 10000
+              sluice export nightly            # declared under exports:
+              sluice export status
             """,
         subcommands: [Run.self, Status.self, Retry.self],
         defaultSubcommand: Run.self

@@ -9,7 +9,8 @@ import SluiceRuntime
 struct InferCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "infer",
-        abstract: "Print the entity inferred from a file, as YAML to paste into sluice.yml."
+        abstract: "Print the entity inferred from a file, as YAML to paste into sluice.yml.",
+        discussion: "Examples:\n  sluice infer vendas.csv --name vendas --key id >> sluice.yml\n  sluice infer orders.parquet"
     )
 
     @Argument(help: "A CSV, NDJSON, JSON, Parquet or Avro file (.gz accepted for text formats).")

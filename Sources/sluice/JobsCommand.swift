@@ -10,6 +10,7 @@ struct JobsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobs",
         abstract: "Inspect and steer jobs in the control plane.",
+        discussion: "Examples:\n  sluice jobs list --state error\n  sluice jobs show 42\n  sluice jobs retry 42",
         subcommands: [List.self, Show.self, Cancel.self, Retry.self]
     )
 

@@ -14,6 +14,12 @@ struct LoadCommand: AsyncParsableCommand {
             and the table is created. In merge mode a row whose op field (default `op`) is D \
             deletes its key, and when a key appears twice the last row wins. Rejected rows \
             go to a CSV beside the load's summary under .sluice/loads/.
+            
+            Examples:
+              sluice load registros.csv --into registros
+              sluice load vendas.csv --into vendas --key id --delimiter ';' --decimal , --thousands . --date-format '%d/%m/%Y'
+              sluice load s3://landing/day1/ --into orders --dry-run
+              sluice load people.csv --into people --key email --database postgres://u@db/warehouse
             """
     )
 

@@ -6,7 +6,7 @@ struct MigrateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "migrate",
         abstract: "Create or upgrade the control-plane schema (also done on every start).",
-        discussion: "Safe to run while other processes start: migrations run under a lock, each once."
+        discussion: "Safe to run while other processes start: migrations run under a lock, each once.\n\nExamples:\n  sluice migrate --database postgres://u@db/warehouse"
     )
 
     @OptionGroup var shared: SharedOptions

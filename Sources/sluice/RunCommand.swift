@@ -24,6 +24,11 @@ struct RunCommand: AsyncParsableCommand {
             rejected and listed, not loaded. A pipeline declared `staged: true` runs over the queue \
             instead: its extract, enrich and load stages are jobs any `sluice worker --stage …` \
             takes; this command queues the files and waits for the run to finish.
+            
+            Examples:
+              sluice run geo
+              sluice run geo --from 2026-11-01 --to 2026-11-02 --no-downstream
+              sluice run geo --reprocess --json
             """
     )
 
@@ -104,6 +109,7 @@ struct PipelinesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pipelines",
         abstract: "Check the pipelines declared in sluice.yml.",
+        discussion: "Examples:\n  sluice pipelines validate",
         subcommands: [Validate.self]
     )
 
@@ -145,7 +151,8 @@ struct PipelinesCommand: AsyncParsableCommand {
 }
 
 struct RunsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "runs", abstract: "Pipeline runs, newest first: state, window, counts, error.")
+    static let configuration = CommandConfiguration(commandName: "runs", abstract: "Pipeline runs, newest first: state, window, counts, error.",
+        discussion: "Examples:\n  sluice runs geo --limit 5 --json")
     @Argument(help: "Only this pipeline.") var pipeline: String?
     @Option(help: "How many.") var limit = 20
     @Flag(help: "Print as JSON.") var json = false
@@ -176,6 +183,7 @@ struct ScheduleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "schedule",
         abstract: "Run the scheduled pipelines that are due (for cron; `sluice serve` does this every 30 s).",
+        discussion: "Examples:\n  sluice schedule tick\n  sluice schedule tick --now 2026-12-01T06:00:00Z",
         subcommands: [Tick.self],
         defaultSubcommand: Tick.self
     )

@@ -26,6 +26,10 @@ struct ServeCommand: AsyncParsableCommand {
             API tokens come from server.tokens in sluice.yml and $SLUICE_API_TOKENS (comma-separated). \
             --no-auth is accepted only on a loopback address. SIGTERM or SIGINT stop accepting work \
             and let running jobs finish.
+            
+            Examples:
+              SLUICE_API_TOKENS=secret sluice serve --host 0.0.0.0 --port 8080
+              sluice serve --no-auth --no-workers
             """
     )
 
@@ -153,6 +157,10 @@ struct WorkerCommand: AsyncParsableCommand {
             With --stage, a worker runs only that stage of pipelines declared `staged: true` \
             (extract, enrich or load; repeat the option for several), so each stage scales on its own: \
             `sluice worker --stage enrich --concurrency 16` on one host, `--stage load` on another.
+            
+            Examples:
+              sluice worker --concurrency 4
+              sluice worker --stage enrich
             """
     )
 

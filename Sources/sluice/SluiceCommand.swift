@@ -1,5 +1,6 @@
 import ArgumentParser
 import SluiceCore
+import SluiceConfig
 import Foundation
 
 /// The `sluice` command. The root must be `@main` in a file not named `main.swift`
@@ -26,6 +27,11 @@ struct SluiceCommand: AsyncParsableCommand {
     /// "did you mean" rather than ArgumentParser's "unexpected arguments".
     static func main() async {
         let args = Array(CommandLine.arguments.dropFirst())
+        if [["help"], ["--help"], ["-h"]].contains(args) {
+            print(helpMessage())
+            print(declaredNames())
+            return
+        }
         if let first = args.first, !first.hasPrefix("-") {
             let names = configuration.subcommands.compactMap { $0.configuration.commandName } + ["help"]
             if !names.contains(first), let guess = Suggestion.closest(to: first, in: names) {
@@ -34,5 +40,21 @@ struct SluiceCommand: AsyncParsableCommand {
             }
         }
         await main(nil)
+    }
+
+    /// What `sluice.yml` (or `$SLUICE_CONFIG`) declares, for `sluice help`.
+    static func declaredNames() -> String {
+        guard let options = try? SharedOptions.parse([]), let config = try? options.loadConfig() else {
+            return "\nNothing declared: no sluice.yml here (or it does not read; `sluice pipelines validate` says why)."
+        }
+        var lines = ["", "DECLARED IN \(config.path ?? "sluice.yml"):"]
+        let declared: [(String, [String])] = [("entities", Array(config.entities.keys)), ("mappings", Array(config.mappings.keys)),
+                                              ("pipelines", Array(config.pipelines.keys)), ("watches", Array(config.watches.keys)),
+                                              ("exports", Array(config.exports.keys))]
+        for (what, names) in declared where !names.isEmpty {
+            lines.append("  \(what): \(names.sorted().joined(separator: ", "))")
+        }
+        if lines.count == 2 { lines.append("  nothing yet (see README: Entities, Pipelines, Watches, Exports)") }
+        return lines.joined(separator: "\n")
     }
 }

@@ -23,6 +23,11 @@ struct WatchCommand: AsyncParsableCommand {
             etag checked, so an object overwritten meanwhile is noticed), copied to the raw layer \
             and queued as a job under an idempotency key of the watch, key and etag: restarts, \
             crashes and several watchers never load a version twice.
+            
+            Examples:
+              sluice watch 's3://landing/input/*.json' --into orders --once
+              sluice watch ftp://user:pw@ftp.example.com/drop/ --glob '*.csv' --into points
+              sluice watch status orders
             """,
         subcommands: [Run.self, Status.self],
         defaultSubcommand: Run.self

@@ -32,6 +32,13 @@ import Foundation
         #expect(r4.status == 64 && r4.err.contains("did you mean 'load'?"), "\(r4.err)")
         let r5 = try cli.run(["run", "nigthly"])
         #expect(r5.status == 1 && r5.err.contains("did you mean 'nightly'?"), "\(r5.err)")
+        // `sluice help` lists what sluice.yml declares; each command's help has examples.
+        let help = try cli.run(["help"])
+        #expect(help.status == 0 && help.out.contains("entities: registros") && help.out.contains("pipelines: nightly"), "\(help.out)")
+        for command in ["load", "infer", "convert", "export", "watch", "run", "runs", "schedule", "pipelines", "serve", "worker", "jobs", "migrate"] {
+            let h = try cli.run([command, "--help"])
+            #expect(h.out.contains("Examples:\n  sluice \(command)") || h.out.contains("Examples:\n  SLUICE_API_TOKENS"), "\(command)")
+        }
     }
 
     /// `filter: qtty > 0` on a file without `qtty` used to validate, then drop every row with
