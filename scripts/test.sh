@@ -16,6 +16,7 @@ command -v psql >/dev/null || missing+=(postgresql-client-15)
 [ -x /usr/sbin/vsftpd ] || missing+=(vsftpd)   # the FTP server of the FTP source tests
 [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server mariadb-client)   # the MySQL target's server
 command -v openssl >/dev/null || missing+=(openssl)   # the MariaDB test server's certificate
+command -v java >/dev/null || missing+=(openjdk-17-jre-headless)   # Spark, a Parquet reader the tests open Sluice's files with
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -24,8 +25,9 @@ fi
 # Python peers: aiohttp is seed 000's HTTP client (the tests post with it as that client does);
 # pyarrow and fastavro are the format oracles (cramjam and backports.zstd give fastavro its
 # snappy and zstandard codecs); fastapi + uvicorn (+ python-multipart) run the export receivers;
-# moto's server mode is the S3-compatible server, boto3 the client that checks what Sluice wrote.
-pymods=(aiohttp pyarrow fastavro cramjam backports.zstd fastapi uvicorn multipart moto.server boto3)
+# moto's server mode is the S3-compatible server, boto3 the client that checks what Sluice wrote;
+# duckdb, polars, pandas and pyspark are the other readers Sluice's Parquet files must open in.
+pymods=(aiohttp pyarrow fastavro cramjam backports.zstd fastapi uvicorn multipart moto.server boto3 duckdb polars pandas pyspark)
 pips=()
 pipname() { case "$1" in multipart) echo python-multipart ;; moto.server) echo "moto[server]" ;; *) echo "$1" ;; esac; }
 for m in "${pymods[@]}"; do python3 -c "import $m" 2>/dev/null || pips+=("$(pipname "$m")"); done

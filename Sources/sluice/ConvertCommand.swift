@@ -41,6 +41,9 @@ struct ConvertCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Parquet dictionary encoding of text columns.")
     var dictionary = true
 
+    @Option(help: "Parquet logical types: wide (default: uuid as text and time as microseconds, which pyarrow, DuckDB, polars, pandas and Spark all open; also 'spark') or exact (UUID and TIME types).")
+    var compat: String?
+
     @Flag(help: "NDJSON output: write decimals as bare numbers (default: as strings, which every JSON reader keeps exact).")
     var jsonDecimalsAsNumbers = false
 
@@ -60,6 +63,10 @@ struct ConvertCommand: ParsableCommand {
         options.parquet.rowGroupRows = rowGroupRows
         options.parquet.dictionary = dictionary
         options.jsonDecimalsAsNumbers = jsonDecimalsAsNumbers
+        if let compat {
+            guard let c = ParquetCompat(setting: compat) else { throw ValidationError("--compat is wide (or spark) or exact") }
+            options.parquet.compat = c
+        }
         if let c = compression?.lowercased() {
             let outFormat = to ?? SourceFormat.detect(fromName: output)
             if outFormat == .avro {

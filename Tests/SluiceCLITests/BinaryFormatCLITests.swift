@@ -74,6 +74,35 @@ import SluiceTesting
     }
 }
 
+/// Issue 19: the Parquet files Sluice writes open in every reader its users pick — pyarrow,
+/// DuckDB, polars, pandas and Spark (which refuses the UUID and TIME logical types, so the
+/// default writes uuid as text and time as microseconds; `--compat exact` keeps them).
+@Suite struct ParquetReadersCLITests {
+    @Test func sluiceParquetOpensInFiveReaders() throws {
+        let cli = try CLI()
+        let dir = try Oracle.fixtures.get()
+        cli.write("u.csv", "id,u,amount\n1,0f8fad5b-d9cb-469f-a165-70867728950e,12.50\n2,,3\n")
+        for (input, output, flags) in [(dir + "/types_zstd_dict_v2.parquet", "types.parquet", [String]()), ("u.csv", "u.parquet", []),
+                                       (dir + "/types_zstd_dict_v2.parquet", "exact.parquet", ["--compat", "exact"])] {
+            let r = try cli.run(["convert", input, output] + flags)
+            #expect(r.status == 0, "\(r.err)")
+        }
+        let out = try TestPostgres.run(["python3", TestPostgres.repoRoot + "/scripts/oracles/readers.py",
+                                        cli.dir + "/types.parquet", cli.dir + "/u.parquet", cli.dir + "/exact.parquet"])
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: [String: [String: Any]]])
+        for reader in ["pyarrow", "duckdb", "polars", "pandas", "spark"] {
+            let types = result[cli.dir + "/types.parquet"]?[reader]
+            #expect(types?["rows"] as? Int == 700, "\(reader): \(String(describing: types))")
+            let u = result[cli.dir + "/u.parquet"]?[reader]
+            let first = u?["first"] as? [String: String?]
+            #expect(first?["u"] == "0f8fad5b-d9cb-469f-a165-70867728950e" && first?["id"] == "1", "\(reader): \(String(describing: u))")
+        }
+        // The exact types are what Spark refuses (the reason for the default).
+        let spark = result[cli.dir + "/exact.parquet"]?["spark"]?["error"] as? String
+        #expect(spark?.contains("UUID") == true || spark?.contains("TIME") == true, "\(String(describing: spark))")
+    }
+}
+
 @Suite(.serialized) struct BinaryFormatPostgresTests {
     @Test func pyarrowAndFastavroFilesLoadIntoPostgresWithTheirTypes() throws {
         let pg = try TestPostgres.fresh()

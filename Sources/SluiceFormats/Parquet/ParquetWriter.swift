@@ -14,7 +14,59 @@ public struct ParquetWriteOptions: Sendable {
     /// Dictionary-encode text, json and bytes columns.
     public var dictionary = true
     public var dictionaryLimitBytes = 1 << 20
+    /// Which logical types the file uses; the default is what every common reader opens.
+    public var compat = ParquetCompat.wide
     public init() {}
+}
+
+/// The logical types a Parquet file is written with.
+public enum ParquetCompat: String, Sendable, CaseIterable {
+    /// What pyarrow, DuckDB, polars, pandas and Spark all open: `uuid` as its text, `time` as
+    /// microseconds since midnight (INT64): Spark refuses the UUID and TIME logical types.
+    case wide
+    /// Every logical type as Sluice knows it (UUID, TIME(MICROS)): for readers that take them.
+    case exact
+
+    /// A setting's name: `wide` (also `spark`) or `exact`.
+    public init?(setting: String) {
+        switch setting.lowercased() {
+        case "wide", "spark": self = .wide
+        case "exact": self = .exact
+        default: return nil
+        }
+    }
+
+    /// The columns as written: under `wide`, uuid becomes text and time int64.
+    public func written(_ schema: TableSchema) -> TableSchema {
+        guard self == .wide else { return schema }
+        var s = schema
+        for i in s.columns.indices {
+            if s.columns[i].type == .uuid { s.columns[i].type = .text }
+            if s.columns[i].type == .time { s.columns[i].type = .int64 }
+        }
+        return s
+    }
+
+    /// `column` as its written type (`type`): a uuid's text, a time's microseconds.
+    static func convert(_ column: Column, to type: ColumnType) -> Column {
+        if column.type == type { return column }
+        var out = Column(type: type, capacity: column.validity.count)
+        switch (column.type, type) {
+        case (.time, .int64):
+            out.ints = column.ints
+            out.validity = column.validity
+        case (.uuid, .text):
+            var text: [UInt8] = []
+            for i in column.validity.indices {
+                if column.isNull(i) { out.appendNull(); continue }
+                text.removeAll(keepingCapacity: true)
+                ValueText.uuid(column.bytes(at: i), into: &text)
+                text.withUnsafeBytes { out.append(bytes: $0) }
+            }
+        default: return column
+        }
+        return out
+    }
 }
 
 /// Writes batches as one Parquet file: a column chunk per column per row group, data pages
@@ -23,6 +75,8 @@ public struct ParquetWriteOptions: Sendable {
 public final class ParquetWriter: BatchWriter {
     let sink: any ByteSink
     let schema: TableSchema
+    /// The columns as written (``ParquetCompat/written(_:)``).
+    let written: TableSchema
     let options: ParquetWriteOptions
     let elements: [Parquet.SchemaElement]
     var columns: [ParquetColumnWriter]
@@ -40,12 +94,13 @@ public final class ParquetWriter: BatchWriter {
         self.sink = sink
         self.schema = schema
         self.options = options
+        written = options.compat.written(schema)
         var root = Parquet.SchemaElement()
         root.name = "schema"
-        root.numChildren = Int32(schema.columns.count)
-        let leaves = schema.columns.map { ParquetColumnWriter.element(for: $0) }
+        root.numChildren = Int32(written.columns.count)
+        let leaves = written.columns.map { ParquetColumnWriter.element(for: $0) }
         elements = [root] + leaves
-        columns = zip(schema.columns, leaves).map { ParquetColumnWriter(column: $0, element: $1, options: options) }
+        columns = zip(written.columns, leaves).map { ParquetColumnWriter(column: $0, element: $1, options: options) }
         try emit(Parquet.magic)
     }
 
@@ -62,11 +117,12 @@ public final class ParquetWriter: BatchWriter {
         for (c, col) in batch.columns.enumerated() where col.type != schema.columns[c].type {
             throw SluiceError(.invalidArgument, "column '\(schema.columns[c].name)' is \(schema.columns[c].type) but the batch holds \(col.type)")
         }
+        let values = batch.columns.indices.map { ParquetCompat.convert(batch.columns[$0], to: written.columns[$0].type) }
         var start = 0
         while start < batch.count {
             let n = min(batch.count - start, options.rowGroupRows - groupRows)
             for c in columns.indices {
-                try columns[c].append(batch.columns[c], start..<(start + n))
+                try columns[c].append(values[c], start..<(start + n))
             }
             groupRows += n
             rowsWritten += Int64(n)
