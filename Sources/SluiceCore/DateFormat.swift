@@ -35,9 +35,15 @@ public struct DateFormat: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { pattern }
 
+    init(pattern: String, tokens: [Token]) {
+        self.pattern = pattern
+        self.tokens = tokens
+    }
+
     /// `dd/mm/yyyy` and `dd/mm/yyyy HH:MM[:SS]`, as sniffed from a file.
-    public static let dayFirst = try! DateFormat("%d/%m/%Y")
-    public static let dayFirstTime = try! DateFormat("%d/%m/%Y %H:%M:%S")
+    public static let dayFirst = DateFormat(pattern: "%d/%m/%Y", tokens: [.day, .literal(0x2F), .month, .literal(0x2F), .year])
+    public static let dayFirstTime = DateFormat(pattern: "%d/%m/%Y %H:%M:%S", tokens: [.day, .literal(0x2F), .month, .literal(0x2F), .year,
+                                                                                  .literal(0x20), .hour, .literal(0x3A), .minute, .literal(0x3A), .second])
 
     /// `raw` (trimmed) rewritten as ISO 8601 — `YYYY-MM-DD`, then ` HH:MM:SS[.f]` when the
     /// format has a time — for the standard parsers to check; false when it does not match.
@@ -118,8 +124,8 @@ public struct SlashDateSniffer: Sendable {
         if m > 12 { secondOver12[column] = true }
     }
 
-    /// `.dayFirst` when some column proves it and none proves month-first; nil otherwise
-    /// (no such column, ambiguous values, or columns that disagree).
+    /// Whether some column proves day-first and none proves month-first (false for no such
+    /// column, ambiguous values, or columns that disagree).
     public var dayFirst: Bool {
         let slashColumns = all.indices.filter { all[$0] && seen[$0] }
         let day = slashColumns.contains { firstOver12[$0] }

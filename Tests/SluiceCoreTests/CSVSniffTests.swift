@@ -123,3 +123,10 @@ import SluiceCore
         #expect(batch.columns[0].ints == [20082, 20083] && batch.columns[1].ints[0] == 20082 * 86_400_000_000 + 37_800_000_000)
     }
 }
+
+extension DateFormatTests {
+    @Test func theSniffedFormatsEqualTheirPatterns() throws {
+        #expect(DateFormat.dayFirst == (try DateFormat("%d/%m/%Y")))
+        #expect(DateFormat.dayFirstTime == (try DateFormat("%d/%m/%Y %H:%M:%S")))
+    }
+}
