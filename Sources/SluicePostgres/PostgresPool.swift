@@ -12,8 +12,9 @@ public final class PostgresPool: Sendable {
     public let logger: Logger
     /// The URL without its password, for messages.
     public let displayURL: String
-    /// One connection's settings, for ``probe(within:)``.
+    /// One connection's settings but TLS, for ``probe(within:)``, and its TLS.
     let single: PostgresConnection.Configuration
+    let singleTLS: (mode: String, config: TLSConfiguration)
     /// `host:port`, for messages.
     let address: String
 
@@ -27,33 +28,22 @@ public final class PostgresPool: Sendable {
         let database = c.path.hasPrefix("/") ? String(c.path.dropFirst()) : c.path
         let sslmode = c.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
         let tls: PostgresClient.Configuration.TLS
-        let singleTLS: PostgresConnection.Configuration.TLS
-        do {
-            switch sslmode {
-            case "disable":
-                tls = .disable
-                singleTLS = .disable
-            case "prefer", "allow":
-                tls = .prefer(.makeClientConfiguration())
-                singleTLS = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
-            case "require":
-                var t = TLSConfiguration.makeClientConfiguration()
-                t.certificateVerification = .none  // libpq's "require": encrypted, not verified
-                tls = .require(t)
-                singleTLS = .require(try NIOSSLContext(configuration: t))
-            case "verify-ca", "verify-full":
-                tls = .require(.makeClientConfiguration())
-                singleTLS = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
-            default: throw SluiceError(.invalidConfig, "unknown sslmode '\(sslmode)' (disable, prefer, require, verify-full)")
-            }
-        } catch let e as SluiceError { throw e } catch {
-            throw SluiceError(.invalidConfig, "cannot set up TLS for PostgreSQL: \(error)")
+        var tlsConfig = TLSConfiguration.makeClientConfiguration()
+        switch sslmode {
+        case "disable": tls = .disable
+        case "prefer", "allow": tls = .prefer(tlsConfig)
+        case "require":
+            tlsConfig.certificateVerification = .none  // libpq's "require": encrypted, not verified
+            tls = .require(tlsConfig)
+        case "verify-ca", "verify-full": tls = .require(tlsConfig)
+        default: throw SluiceError(.invalidConfig, "unknown sslmode '\(sslmode)' (disable, prefer, require, verify-full)")
         }
+        singleTLS = (sslmode, tlsConfig)
         let password = c.password?.removingPercentEncoding ?? c.password
         var config = PostgresClient.Configuration(host: host, port: c.port ?? 5432, username: user, password: password,
                                                   database: database.isEmpty ? nil : database, tls: tls)
         single = PostgresConnection.Configuration(host: host, port: c.port ?? 5432, username: user, password: password,
-                                                  database: database.isEmpty ? nil : database, tls: singleTLS)
+                                                  database: database.isEmpty ? nil : database, tls: .disable)
         address = "\(host):\(c.port ?? 5432)"
         config.options.maximumConnections = maxConnections
         config.options.connectTimeout = .seconds(10)
@@ -73,6 +63,15 @@ public final class PostgresPool: Sendable {
         var config = single
         config.options.connectTimeout = .seconds(Int64(limit.components.seconds))
         let logger = Logger(label: "sluice.postgres.probe")  // quiet: the error below says it all
+        do {
+            switch singleTLS.mode {
+            case "disable": config.tls = .disable
+            case "prefer", "allow": config.tls = .prefer(try NIOSSLContext(configuration: singleTLS.config))
+            default: config.tls = .require(try NIOSSLContext(configuration: singleTLS.config))
+            }
+        } catch {
+            throw SluiceError(.invalidConfig, "cannot set up TLS for PostgreSQL: \(error)")
+        }
         do {
             let conn = try await PostgresConnection.connect(configuration: config, id: 0, logger: logger)
             try? await conn.close()
