@@ -21,10 +21,13 @@ public final class ParquetBatchReader: TypedFileReader {
     /// Per source, this row group's column readers keyed by leaf.
     var readers: [[Int: ParquetColumnReader]] = []
     var scratch: [UInt8] = []
+    /// Spark wrote the dates in its hybrid Julian/Gregorian calendar (``LegacyCalendar``).
+    let legacyDates: Bool
 
     public init(file: ParquetFile, spec: ReadSpec) throws(SluiceError) {
         self.file = file
         self.spec = spec
+        legacyDates = LegacyCalendar.applies(file.metadata.keyValues)
         var sources: [ParquetSchema.Node] = []
         func bind(_ field: String) -> Int? {
             guard let node = file.schema.node(named: field) else { return nil }
@@ -79,6 +82,7 @@ public final class ParquetBatchReader: TypedFileReader {
             if let leaf = node.leafIndex, node.maxRep == 0 {
                 var col = Column(type: file.schema.leaves[leaf].mapping.type, capacity: n)
                 try readers[s][leaf]!.readFlat(n, into: &col)
+                if legacyDates { LegacyCalendar.rebase(&col, kind: file.schema.leaves[leaf].mapping.kind) }
                 natural.append(col)
                 trusted.append(false)
             } else {
