@@ -21,6 +21,15 @@ import SluiceCore
                                                          "2000-02-29 06:00:00", "NULL"], "\(times)")
     }
 
+    @Test func sparkLegacyInt96TimestampsAreRebasedToo() throws {
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: fixture("spark_legacy_int96.parquet"))))
+        let file = try ParquetFile(source: MemoryRandomAccess(bytes), fileName: "spark_legacy_int96.parquet")
+        let reader = try ParquetBatchReader(file: file, spec: ReadSpec(schema: TableSchema(columns: file.schema.columns)))
+        let batch = try #require(try reader.next()).batch
+        let times = (0..<batch.count).map { String((ValueText.render(batch.columns[1], $0) ?? "NULL").prefix(19)) }
+        #expect(times == ["1000-01-01 12:30:15", "2000-02-29 06:00:00"], "\(times)")
+    }
+
     @Test func theRebaseKeepsYearMonthDayAndLeavesGregorianDaysAlone() {
         #expect(LegacyCalendar.rebase(days: -354_280) == Coercion.daysFromCivil(year: 1000, month: 1, day: 1))
         #expect(LegacyCalendar.rebase(days: -141_428) == Coercion.daysFromCivil(year: 1582, month: 10, day: 4))

@@ -19,3 +19,11 @@ schema = StructType([StructField("id", IntegerType()), StructField("d", DateType
 spark.createDataFrame(rows, schema).coalesce(1).write.mode("overwrite").parquet("/tmp/sluice-spark-legacy")
 f = glob.glob("/tmp/sluice-spark-legacy/*.parquet")[0]
 shutil.copy(f, "Tests/SluiceFormatsTests/Fixtures/spark_legacy_dates.parquet")
+
+# INT96 timestamps (Spark's default output type) in the hybrid calendar too.
+spark.conf.set("spark.sql.parquet.int96RebaseModeInWrite", "LEGACY")
+spark.conf.set("spark.sql.parquet.outputTimestampType", "INT96")
+rows = [(1, datetime.datetime(1000, 1, 1, 12, 30, 15)), (2, datetime.datetime(2000, 2, 29, 6, 0, 0))]
+schema = StructType([StructField("id", IntegerType()), StructField("ts", TimestampType())])
+spark.createDataFrame(rows, schema).coalesce(1).write.mode("overwrite").parquet("/tmp/sluice-spark-int96")
+shutil.copy(glob.glob("/tmp/sluice-spark-int96/*.parquet")[0], "Tests/SluiceFormatsTests/Fixtures/spark_legacy_int96.parquet")

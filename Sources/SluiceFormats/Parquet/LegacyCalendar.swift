@@ -8,9 +8,11 @@ enum LegacyCalendar {
     /// 1582-10-15, the first Gregorian day, in days since 1970-01-01 (both calendars agree from it).
     static let cutoverDays: Int64 = -141_427
 
-    /// Whether `metadata` marks the file's dates and TIMESTAMP_MILLIS/MICROS values as hybrid.
-    static func applies(_ metadata: [Parquet.KeyValue]) -> Bool {
-        if metadata.contains(where: { $0.key == "org.apache.spark.legacyDateTime" }) { return true }
+    /// Whether `metadata` marks the file's dates and TIMESTAMP_MILLIS/MICROS values (or, with
+    /// `int96`, its INT96 timestamps) as hybrid.
+    static func applies(_ metadata: [Parquet.KeyValue], int96: Bool = false) -> Bool {
+        let key = int96 ? "org.apache.spark.legacyINT96" : "org.apache.spark.legacyDateTime"
+        if metadata.contains(where: { $0.key == key }) { return true }
         guard let version = metadata.first(where: { $0.key == "org.apache.spark.version" })?.value else { return false }
         return version.hasPrefix("1.") || version.hasPrefix("2.")
     }
@@ -37,12 +39,13 @@ enum LegacyCalendar {
         return rebase(days: days) * day + (micros - days * day)
     }
 
-    /// Rebases a decoded column of `kind` in place (dates and millisecond/microsecond timestamps).
-    static func rebase(_ col: inout Column, kind: ParquetValueMapping.Kind) {
+    /// Rebases a decoded column of `kind` in place: dates and millisecond/microsecond
+    /// timestamps under `dates`, INT96 timestamps under `int96`.
+    static func rebase(_ col: inout Column, kind: ParquetValueMapping.Kind, dates: Bool, int96: Bool) {
         switch kind {
-        case .date32:
+        case .date32 where dates:
             for i in col.ints.indices where col.ints[i] < cutoverDays && col.validity[i] { col.ints[i] = rebase(days: col.ints[i]) }
-        case .timestampMicros, .timestampMillis:
+        case .timestampMicros where dates, .timestampMillis where dates, .int96Timestamp where int96:
             for i in col.ints.indices where col.ints[i] < cutoverDays * 86_400_000_000 && col.validity[i] { col.ints[i] = rebase(micros: col.ints[i]) }
         default: break
         }

@@ -21,13 +21,16 @@ public final class ParquetBatchReader: TypedFileReader {
     /// Per source, this row group's column readers keyed by leaf.
     var readers: [[Int: ParquetColumnReader]] = []
     var scratch: [UInt8] = []
-    /// Spark wrote the dates in its hybrid Julian/Gregorian calendar (``LegacyCalendar``).
+    /// Spark wrote the dates (or its INT96 timestamps) in its hybrid Julian/Gregorian calendar
+    /// (``LegacyCalendar``).
     let legacyDates: Bool
+    let legacyInt96: Bool
 
     public init(file: ParquetFile, spec: ReadSpec) throws(SluiceError) {
         self.file = file
         self.spec = spec
         legacyDates = LegacyCalendar.applies(file.metadata.keyValues)
+        legacyInt96 = LegacyCalendar.applies(file.metadata.keyValues, int96: true)
         var sources: [ParquetSchema.Node] = []
         func bind(_ field: String) -> Int? {
             guard let node = file.schema.node(named: field) else { return nil }
@@ -82,7 +85,9 @@ public final class ParquetBatchReader: TypedFileReader {
             if let leaf = node.leafIndex, node.maxRep == 0 {
                 var col = Column(type: file.schema.leaves[leaf].mapping.type, capacity: n)
                 try readers[s][leaf]!.readFlat(n, into: &col)
-                if legacyDates { LegacyCalendar.rebase(&col, kind: file.schema.leaves[leaf].mapping.kind) }
+                if legacyDates || legacyInt96 {
+                    LegacyCalendar.rebase(&col, kind: file.schema.leaves[leaf].mapping.kind, dates: legacyDates, int96: legacyInt96)
+                }
                 natural.append(col)
                 trusted.append(false)
             } else {
