@@ -1,0 +1,393 @@
+/// Regular expressions that run in time linear in the text on any input (a Pike VM over a
+/// compiled NFA, as RE2 and Rust's `regex` do): no backtracking, so `(a+)+$` on a long line
+/// cannot blow up. The syntax is the common subset: literals, `.`, classes (`[a-z]`, `[^,]`,
+/// `\d \w \s` and their negations), anchors `^ $`, groups `( )`, `(?: )`, named captures
+/// `(?<name> )`, alternation `|`, and greedy or lazy `* + ? {m} {m,} {m,n}`.
+public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
+    public let pattern: String
+    /// Capture names in group order (unnamed groups capture nothing).
+    public let names: [String]
+    let program: [Inst]
+    let slots: Int
+
+    /// The largest compiled program: bounded repetitions (`{1000}`) expand, so they are capped.
+    static let maxInstructions = 20_000
+
+    public static func == (a: LinearRegex, b: LinearRegex) -> Bool { a.pattern == b.pattern }
+    public var description: String { pattern }
+
+    enum Inst: Sendable {
+        case scalar(Unicode.Scalar)
+        case any
+        case set(CharSet)
+        case split(Int, Int)
+        case jump(Int)
+        case save(Int)
+        case lineStart, lineEnd
+        case match
+    }
+
+    /// A character class: ranges of scalars, possibly negated.
+    struct CharSet: Sendable {
+        var ranges: [ClosedRange<UInt32>]
+        var negated: Bool
+        func contains(_ s: Unicode.Scalar) -> Bool {
+            let v = s.value
+            var hit = false
+            for r in ranges where r.contains(v) { hit = true; break }
+            return hit != negated
+        }
+        static let digit = CharSet(ranges: [0x30...0x39], negated: false)
+        static let word = CharSet(ranges: [0x30...0x39, 0x41...0x5A, 0x5F...0x5F, 0x61...0x7A], negated: false)
+        static let space = CharSet(ranges: [0x09...0x0D, 0x20...0x20, 0xA0...0xA0], negated: false)
+    }
+
+    indirect enum Node {
+        case empty
+        case scalar(Unicode.Scalar)
+        case any
+        case set(CharSet)
+        case concat([Node])
+        case alternate([Node])
+        case repeated(Node, min: Int, max: Int?, greedy: Bool)
+        case group(Node, capture: Int?)
+        case lineStart, lineEnd
+    }
+
+    public init(_ pattern: String) throws(SluiceError) {
+        var parser = Parser(scalars: Array(pattern.unicodeScalars), pattern: pattern)
+        let node = try parser.parseAlternation()
+        if parser.at < parser.scalars.count { throw parser.fail("unbalanced ')'") }
+        var program: [Inst] = [.save(0)]
+        try Self.compile(node, into: &program, pattern: pattern)
+        program.append(.save(1))
+        program.append(.match)
+        self.pattern = pattern
+        self.names = parser.names
+        self.program = program
+        slots = 2 * (parser.names.count + 1)
+    }
+
+    /// The named captures of the leftmost match in `text` (a group that did not take part is
+    /// absent), or nil when there is no match.
+    public func match(_ text: String) -> [String: String]? {
+        let scalars = Array(text.unicodeScalars)
+        guard let caps = run(scalars) else { return nil }
+        var out: [String: String] = [:]
+        for (i, name) in names.enumerated() {
+            let a = caps[2 * (i + 1)], b = caps[2 * (i + 1) + 1]
+            if a >= 0, b >= a { out[name] = String(String.UnicodeScalarView(scalars[a..<b])) }
+        }
+        return out
+    }
+
+    /// Whether the pattern matches somewhere in `text`.
+    public func matches(_ text: String) -> Bool { run(Array(text.unicodeScalars)) != nil }
+
+    // MARK: The Pike VM
+
+    struct Thread {
+        var pc: Int
+        var caps: [Int]
+    }
+
+    /// Leftmost-first match (the priority a backtracking engine would give), in O(text × program).
+    func run(_ text: [Unicode.Scalar]) -> [Int]? {
+        var current: [Thread] = []
+        var next: [Thread] = []
+        var seen = [Int](repeating: -1, count: program.count)
+        var matched: [Int]? = nil
+        var generation = 0
+        func add(_ list: inout [Thread], _ pc: Int, _ caps: [Int], _ at: Int) {
+            if seen[pc] == generation { return }
+            seen[pc] = generation
+            switch program[pc] {
+            case .jump(let t): add(&list, t, caps, at)
+            case .split(let a, let b):
+                add(&list, a, caps, at)
+                add(&list, b, caps, at)
+            case .save(let slot):
+                var c = caps
+                c[slot] = at
+                add(&list, pc + 1, c, at)
+            case .lineStart:
+                if at == 0 || text[at - 1] == "\n" { add(&list, pc + 1, caps, at) }
+            case .lineEnd:
+                if at == text.count || text[at] == "\n" { add(&list, pc + 1, caps, at) }
+            default:
+                list.append(Thread(pc: pc, caps: caps))
+            }
+        }
+        let empty = [Int](repeating: -1, count: slots)
+        var at = 0
+        add(&current, 0, empty, 0)
+        while true {
+            generation += 1  // the list of the next position
+            for t in current {
+                switch program[t.pc] {
+                case .match:
+                    matched = t.caps
+                case .scalar(let s):
+                    if at < text.count, text[at] == s { add(&next, t.pc + 1, t.caps, at + 1) }
+                    continue
+                case .any:
+                    if at < text.count, text[at] != "\n" { add(&next, t.pc + 1, t.caps, at + 1) }
+                    continue
+                case .set(let set):
+                    if at < text.count, set.contains(text[at]) { add(&next, t.pc + 1, t.caps, at + 1) }
+                    continue
+                default:
+                    continue
+                }
+                break  // a match cuts off the threads of lower priority
+            }
+            if at == text.count { break }
+            at += 1
+            swap(&current, &next)
+            next.removeAll(keepingCapacity: true)
+            // A new start, of the lowest priority, only while nothing has matched (leftmost).
+            if matched == nil { add(&current, 0, empty, at) } else if current.isEmpty { break }
+        }
+        return matched
+    }
+
+    // MARK: Compiling
+
+    static func compile(_ node: Node, into p: inout [Inst], pattern: String) throws(SluiceError) {
+        if p.count > maxInstructions {
+            throw SluiceError(.invalidConfig, "pattern '\(pattern)' is too large once its repetitions are expanded")
+        }
+        switch node {
+        case .empty: break
+        case .scalar(let s): p.append(.scalar(s))
+        case .any: p.append(.any)
+        case .set(let s): p.append(.set(s))
+        case .lineStart: p.append(.lineStart)
+        case .lineEnd: p.append(.lineEnd)
+        case .concat(let parts): for n in parts { try compile(n, into: &p, pattern: pattern) }
+        case .group(let inner, let capture):
+            if let c = capture { p.append(.save(2 * c)) }
+            try compile(inner, into: &p, pattern: pattern)
+            if let c = capture { p.append(.save(2 * c + 1)) }
+        case .alternate(let options):
+            // split L1, next; L1: a; jump end; next: split L2, ... ; last: z
+            var jumps: [Int] = []
+            for (i, option) in options.enumerated() {
+                if i < options.count - 1 {
+                    let split = p.count
+                    p.append(.split(split + 1, -1))
+                    try compile(option, into: &p, pattern: pattern)
+                    jumps.append(p.count)
+                    p.append(.jump(-1))
+                    p[split] = .split(split + 1, p.count)
+                } else {
+                    try compile(option, into: &p, pattern: pattern)
+                }
+            }
+            for j in jumps { p[j] = .jump(p.count) }
+        case .repeated(let inner, let min, let max, let greedy):
+            for _ in 0..<min { try compile(inner, into: &p, pattern: pattern) }
+            if let max {
+                // Each optional copy may be skipped: split body, end.
+                var splits: [Int] = []
+                for _ in min..<max {
+                    splits.append(p.count)
+                    p.append(.split(-1, -1))
+                    try compile(inner, into: &p, pattern: pattern)
+                }
+                for s in splits { p[s] = greedy ? .split(s + 1, p.count) : .split(p.count, s + 1) }
+            } else {
+                // L: split body, end; body; jump L
+                let loop = p.count
+                p.append(.split(-1, -1))
+                try compile(inner, into: &p, pattern: pattern)
+                p.append(.jump(loop))
+                p[loop] = greedy ? .split(loop + 1, p.count) : .split(p.count, loop + 1)
+            }
+        }
+    }
+
+    // MARK: Parsing
+
+    struct Parser {
+        let scalars: [Unicode.Scalar]
+        let pattern: String
+        var at = 0
+        var names: [String] = []
+
+        func fail(_ why: String) -> SluiceError {
+            SluiceError(.invalidConfig, "pattern '\(pattern)': \(why) (at character \(at + 1))")
+        }
+
+        var peek: Unicode.Scalar? { at < scalars.count ? scalars[at] : nil }
+
+        mutating func parseAlternation() throws(SluiceError) -> Node {
+            var options = [try parseConcat()]
+            while peek == "|" {
+                at += 1
+                options.append(try parseConcat())
+            }
+            return options.count == 1 ? options[0] : .alternate(options)
+        }
+
+        mutating func parseConcat() throws(SluiceError) -> Node {
+            var parts: [Node] = []
+            while let c = peek, c != "|", c != ")" {
+                var atom = try parseAtom()
+                atom = try parseQuantifiers(atom)
+                parts.append(atom)
+            }
+            return parts.isEmpty ? .empty : parts.count == 1 ? parts[0] : .concat(parts)
+        }
+
+        mutating func parseQuantifiers(_ atom: Node) throws(SluiceError) -> Node {
+            var node = atom
+            while let c = peek {
+                var min = 0, max: Int? = nil
+                switch c {
+                case "*": at += 1
+                case "+": at += 1; min = 1
+                case "?": at += 1; max = 1
+                case "{":
+                    guard let (lo, hi) = try parseBraces() else { return node }
+                    (min, max) = (lo, hi)
+                default: return node
+                }
+                if case .lineStart = node { throw fail("nothing to repeat") }
+                var greedy = true
+                if peek == "?" { at += 1; greedy = false }
+                node = .repeated(node, min: min, max: max, greedy: greedy)
+            }
+            return node
+        }
+
+        /// `{m}`, `{m,}`, `{m,n}`; nil (and nothing consumed) when the brace is a literal.
+        mutating func parseBraces() throws(SluiceError) -> (Int, Int?)? {
+            let start = at
+            at += 1
+            func number() -> Int? {
+                var v = 0, n = 0
+                while let c = peek, let d = c.properties.numericType != nil ? Int(String(c)) : nil, n < 6 { v = v * 10 + d; n += 1; at += 1 }
+                return n > 0 ? v : nil
+            }
+            guard let lo = number() else { at = start; return nil }
+            var hi: Int? = lo
+            if peek == "," {
+                at += 1
+                hi = number()
+            }
+            guard peek == "}" else { at = start; return nil }
+            at += 1
+            if let h = hi, h < lo { throw fail("{\(lo),\(h)} counts down") }
+            if lo > 1000 || (hi ?? 0) > 1000 { throw fail("repetition counts above 1000") }
+            return (lo, hi)
+        }
+
+        mutating func parseAtom() throws(SluiceError) -> Node {
+            guard let c = peek else { throw fail("unexpected end") }
+            at += 1
+            switch c {
+            case ".": return .any
+            case "^": return .lineStart
+            case "$": return .lineEnd
+            case "(":
+                var capture: Int? = nil
+                if peek == "?" {
+                    at += 1
+                    if peek == ":" {
+                        at += 1
+                    } else if peek == "<" || peek == "P" {
+                        if peek == "P" { at += 1 }
+                        guard peek == "<" else { throw fail("expected (?<name>") }
+                        at += 1
+                        var name = ""
+                        while let n = peek, n != ">" {
+                            guard n == "_" || n.properties.isAlphabetic || ("0"..."9").contains(n) else { throw fail("a capture name is letters, digits and _") }
+                            name.unicodeScalars.append(n)
+                            at += 1
+                        }
+                        guard peek == ">", !name.isEmpty else { throw fail("unterminated capture name") }
+                        at += 1
+                        if names.contains(name) { throw fail("capture '\(name)' is named twice") }
+                        names.append(name)
+                        capture = names.count
+                    } else {
+                        throw fail("only (?: ) and (?<name> ) groups are supported")
+                    }
+                } else {
+                    // An unnamed group groups; it captures nothing the step can name.
+                }
+                let inner = try parseAlternation()
+                guard peek == ")" else { throw fail("missing ')'") }
+                at += 1
+                return .group(inner, capture: capture)
+            case ")": throw fail("unbalanced ')'")
+            case "*", "+", "?": throw fail("nothing to repeat")
+            case "[": return .set(try parseClass())
+            case "\\": return try parseEscape(inClass: false).node
+            default: return .scalar(c)
+            }
+        }
+
+        /// An escape after `\`: a class (`\d`) or a literal scalar.
+        mutating func parseEscape(inClass: Bool) throws(SluiceError) -> (node: Node, scalar: Unicode.Scalar?) {
+            guard let c = peek else { throw fail("pattern ends with '\\'") }
+            at += 1
+            switch c {
+            case "d": return (.set(.digit), nil)
+            case "D": return (.set(CharSet(ranges: CharSet.digit.ranges, negated: true)), nil)
+            case "w": return (.set(.word), nil)
+            case "W": return (.set(CharSet(ranges: CharSet.word.ranges, negated: true)), nil)
+            case "s": return (.set(.space), nil)
+            case "S": return (.set(CharSet(ranges: CharSet.space.ranges, negated: true)), nil)
+            case "t": return (.scalar("\t"), "\t")
+            case "n": return (.scalar("\n"), "\n")
+            case "r": return (.scalar("\r"), "\r")
+            default:
+                if c.properties.isAlphabetic || ("0"..."9").contains(c) { throw fail("unknown escape '\\\(c)'") }
+                return (.scalar(c), c)  // an escaped punctuation mark is itself
+            }
+        }
+
+        mutating func parseClass() throws(SluiceError) -> CharSet {
+            var set = CharSet(ranges: [], negated: false)
+            if peek == "^" { set.negated = true; at += 1 }
+            var first = true
+            while let c = peek, c != "]" || first {
+                first = false
+                at += 1
+                var lo: Unicode.Scalar
+                if c == "\\" {
+                    let e = try parseEscape(inClass: true)
+                    guard let s = e.scalar else {
+                        if case .set(let inner) = e.node {
+                            // \d, \w, \s inside a class add their ranges (negated ones are refused).
+                            guard !inner.negated else { throw fail("\\D, \\W and \\S cannot be inside [ ]") }
+                            set.ranges += inner.ranges
+                        }
+                        continue
+                    }
+                    lo = s
+                } else {
+                    lo = c
+                }
+                if peek == "-", at + 1 < scalars.count, scalars[at + 1] != "]" {
+                    at += 1
+                    guard var hi = peek else { throw fail("unterminated range") }
+                    at += 1
+                    if hi == "\\" {
+                        guard let s = try parseEscape(inClass: true).scalar else { throw fail("a class cannot end a range") }
+                        hi = s
+                    }
+                    guard lo.value <= hi.value else { throw fail("range \(lo)-\(hi) is backwards") }
+                    set.ranges.append(lo.value...hi.value)
+                } else {
+                    set.ranges.append(lo.value...lo.value)
+                }
+            }
+            guard peek == "]" else { throw fail("missing ']'") }
+            at += 1
+            return set
+        }
+    }
+}
