@@ -209,7 +209,7 @@ public enum ConfigReader {
     /// every expression is parsed and the steps are checked in order, each error at its line.
     static func readPipeline(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> Pipeline {
         let p = "pipelines.\(name)"
-        let m = try r.mapping(node, p, allowed: ["source", "glob", "into", "mode", "steps", "schedule", "timezone", "start_date", "after", "after_load",
+        let m = try r.mapping(node, p, allowed: ["source", "glob", "into", "mode", "steps", "schedule", "timezone", "start_date", "record", "after", "after_load",
                                                  "staged", "batch_rows", "retries", "where", "export"])
         guard let src = m["source"], let into = m["into"] else { throw r.error(node, "\(p) needs a source and an entity (into)") }
         var mode: WriteMode? = nil
@@ -260,7 +260,21 @@ public enum ConfigReader {
                 case "enrich": steps.append(.enrich(try readEnrich(v, "\(sp).enrich", r)))
                 case "explode": steps.append(.explode(try r.string(v, "\(sp).explode")))
                 case "flatten": steps.append(.flatten(try r.string(v, "\(sp).flatten")))
-                default: throw r.error(kn, "\(sp): unknown step '\(kind)' (select, rename, cast, filter, derive, dedupe, enrich, explode, flatten, sql)")
+                case "parse":
+                    // parse: {line: 'pattern'} or {line: ['pattern', 'pattern']}
+                    guard case .mapping(let pm) = v, pm.count == 1, let (fn, pn) = pm.first else {
+                        throw r.error(v, "\(sp).parse maps one field to a pattern or a list of patterns")
+                    }
+                    let field = try r.string(fn, "\(sp).parse")
+                    let texts: [String]
+                    if case .sequence = pn { texts = try r.strings(pn, "\(sp).parse.\(field)") } else { texts = [try r.string(pn, "\(sp).parse.\(field)")] }
+                    var patterns: [LinearRegex] = []
+                    for t in texts {
+                        do { patterns.append(try LinearRegex(t)) } catch { throw r.error(pn, "\(sp).parse.\(field): \(error.message)") }
+                    }
+                    guard !patterns.isEmpty else { throw r.error(pn, "\(sp).parse.\(field) needs a pattern") }
+                    steps.append(.parse(field: field, patterns: patterns))
+                default: throw r.error(kn, "\(sp): unknown step '\(kind)' (select, rename, cast, filter, derive, dedupe, enrich, explode, flatten, parse, sql)")
                 }
                 stepNodes.append(v)
             }
@@ -287,6 +301,7 @@ public enum ConfigReader {
             do { _ = try CronSchedule(text, timeZone: zone) } catch { throw r.error(n, "\(p).schedule: \(error.message)") }
             pipeline.schedule = text
         }
+        if let n = m["record"] { pipeline.textRecords = try readRecords(n, "\(p).record", r) }
         if let n = m["start_date"] {
             let text = try r.string(n, "\(p).start_date")
             let f = ISO8601DateFormatter()
@@ -417,7 +432,7 @@ public enum ConfigReader {
 
     static func readEntity(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> Entity {
         let path = "entities.\(name)"
-        let m = try r.mapping(node, path, allowed: ["table", "primary_key", "mode", "op_column", "format", "csv", "columns", "schema_changes", "nan", "timezone"])
+        let m = try r.mapping(node, path, allowed: ["table", "primary_key", "mode", "op_column", "format", "csv", "columns", "schema_changes", "nan", "timezone", "record"])
         var columns: [ColumnSchema] = []
         if let cols = m["columns"] { columns = try readColumns(cols, path + ".columns", r) }
         var key: [String] = []
@@ -454,6 +469,7 @@ public enum ConfigReader {
         }
         var entity = Entity(name: name, table: table, schema: TableSchema(columns: columns, primaryKey: key).normalized(),
                             mode: mode, opColumn: opColumn, format: format, csv: csv, evolve: evolve)
+        if let n = m["record"] { entity.textRecords = try readRecords(n, path + ".record", r) }
         if let n = m["timezone"] {
             let z = try r.string(n, path + ".timezone")
             guard NaiveTimeZone(z) != nil else { throw r.error(n, "\(path).timezone: unknown time zone '\(z)' (e.g. America/Sao_Paulo, UTC)") }
@@ -552,6 +568,27 @@ public enum ConfigReader {
         let nullable = try m["nullable"].map { (n) throws(SluiceError) in try r.bool(n, p + ".nullable") } ?? true
         let from = try m["from"].map { (n) throws(SluiceError) in try r.string(n, p + ".from") }
         return ColumnSchema(name: name, type: try r.type(t, p + ".type"), nullable: nullable, source: from)
+    }
+
+    /// `record:` — `line`, `blank_line`, `{lines: 3}` or `{starts_with: "Latitude:"}`.
+    static func readRecords(_ node: Node, _ path: String, _ r: NodeReader) throws(SluiceError) -> TextRecords {
+        if case .mapping = node {
+            let m = try r.mapping(node, path, allowed: ["lines", "starts_with"])
+            guard m.count == 1 else { throw r.error(node, "\(path) is one of lines: N or starts_with: TEXT") }
+            if let n = m["lines"] {
+                let v = try r.number(n, path + ".lines")
+                guard v >= 1, v <= 10_000, v == v.rounded() else { throw r.error(n, "\(path).lines must be a whole number from 1 to 10000") }
+                return .lines(Int(v))
+            }
+            let s = try r.string(m["starts_with"]!, path + ".starts_with")
+            guard !s.isEmpty else { throw r.error(node, "\(path).starts_with cannot be empty") }
+            return .startsWith(s)
+        }
+        switch try r.string(node, path) {
+        case "line": return .line
+        case "blank_line": return .blankLine
+        default: throw r.error(node, "\(path) is line, blank_line, {lines: N} or {starts_with: TEXT}")
+        }
     }
 
     static func readCSV(_ node: Node, _ path: String, _ r: NodeReader) throws(SluiceError) -> CSVDialect {

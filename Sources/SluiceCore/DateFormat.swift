@@ -164,3 +164,50 @@ public struct NaiveTimeZone: Sendable, Equatable {
         return wallMicros - Int64(second) * 1_000_000
     }
 }
+
+/// Coordinates written in degrees, minutes and seconds: `30°02′59″S`, `51°12'05"W`,
+/// `30° 2' 59.5" N`, `-30°02′59″`, or plain decimal degrees.
+public enum Degrees {
+    /// Signed decimal degrees (south and west negative), or nil when the text is not one.
+    public static func parse(_ text: String) -> Double? {
+        var s = Substring(text.trimmingCharacters(in: .whitespaces))
+        var sign = 1.0
+        if let last = s.last, "NSEWnsew".contains(last) {
+            if "SWsw".contains(last) { sign = -sign }
+            s = s.dropLast()
+        }
+        if let first = s.first, "NSEWnsew".contains(first) {
+            if "SWsw".contains(first) { sign = -sign }
+            s = s.dropFirst()
+        }
+        s = Substring(s.trimmingCharacters(in: .whitespaces))
+        if s.first == "-" { sign = -sign; s = s.dropFirst() } else if s.first == "+" { s = s.dropFirst() }
+        // Split at the degree, minute and second marks (any of their common spellings).
+        var parts: [Double] = []
+        var current = ""
+        var marks = 0
+        for c in s {
+            if c.isNumber || c == "." || c == "," {
+                current.append(c == "," ? "." : c)
+            } else if "°º˚d".contains(c) || "′'’m".contains(c) || "″\"”s".contains(c) || c == " " {
+                if !current.isEmpty {
+                    guard let v = Double(current) else { return nil }
+                    parts.append(v)
+                    current = ""
+                    if c != " " { marks += 1 }
+                }
+            } else {
+                return nil
+            }
+        }
+        if !current.isEmpty {
+            guard let v = Double(current) else { return nil }
+            parts.append(v)
+        }
+        guard !parts.isEmpty, parts.count <= 3 else { return nil }
+        if parts.count > 1 && marks == 0 { return nil }  // "30 2 59" without marks is not taken
+        let deg = parts[0], min = parts.count > 1 ? parts[1] : 0, sec = parts.count > 2 ? parts[2] : 0
+        guard min < 60, sec < 60, deg <= 180 else { return nil }
+        return sign * (deg + min / 60 + sec / 3600)
+    }
+}

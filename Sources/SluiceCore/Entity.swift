@@ -19,6 +19,8 @@ public struct Entity: Sendable, Hashable {
     /// The zone of timestamps written without an offset, for timestamptz columns
     /// (`timezone: America/Sao_Paulo`). Nil: the database session's, else UTC.
     public var timeZone: String?
+    /// How a text file's lines make records (`record:`, with `format: text`).
+    public var textRecords = TextRecords.line
 
     public init(name: String, table: String? = nil, schema: TableSchema, mode: WriteMode? = nil,
                 opColumn: String = "op", format: SourceFormat? = nil, csv: CSVDialect = CSVDialect(), evolve: Bool = false) {

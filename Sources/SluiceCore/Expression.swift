@@ -361,12 +361,21 @@ public enum ExprChecker {
         case "round":
             if let e = need(1...2) ?? numbers(Array(0..<args.count)) { return .failure(ExprTypeError(e)) }
             return .success(args.count == 1 ? .int : .float)
+        case "to_number":
+            if let e = need(1...2) ?? texts(Array(0..<args.count)) { return .failure(ExprTypeError(e)) }
+            return .success(.float)
+        case "dms_to_degrees":
+            if let e = need(1...1) ?? texts([0]) { return .failure(ExprTypeError(e)) }
+            return .success(.float)
+        case "to_date":
+            if let e = need(2...2) ?? texts([0, 1]) { return .failure(ExprTypeError(e)) }
+            return .success(.text)
         case "if":
             if let e = need(3...3) { return .failure(ExprTypeError(e)) }
             if !args[0].isBool && args[0] != .null { return .failure("the condition of if must be true or false, not \(args[0].rawValue)") }
             return .success(args[1] == .null || args[1] == .any ? args[2] : args[1])
         default:
-            return .failure("unknown function \(name) (lower, upper, trim, length, substr, replace, starts_with, ends_with, contains, concat, coalesce, abs, round, if)")
+            return .failure("unknown function \(name) (lower, upper, trim, length, substr, replace, starts_with, ends_with, contains, concat, coalesce, abs, round, if, to_number, dms_to_degrees, to_date)")
         }
     }
 
@@ -586,6 +595,30 @@ public enum ExprEvaluator {
             guard start < s.count else { return .text("") }
             return .text(String(s[start..<min(s.count, start + count)]))
         case "replace": return .text(EValue.replace(text(0), text(1), text(2)))
+        case "to_number":
+            // `2,2959` with decimal ','; `1.234,5` with thousands '.' is not taken apart here.
+            var d = CSVDialect()
+            if a.count > 1 {
+                guard let sep = text(1).utf8.first, text(1).utf8.count == 1 else { throw ExprFailure("to_number: the decimal separator is one character, not '\(text(1))'") }
+                d.decimal = sep
+            }
+            var out: [UInt8] = []
+            let raw = Array(EValue.trim(text(0)).utf8)
+            let ok = raw.withUnsafeBytes { d.normalizeNumber($0, into: &out) }
+            guard ok, let v = Double(String(decoding: out, as: UTF8.self)), v.isFinite else { throw ExprFailure("to_number: '\(SourceLocation.excerpt(text(0)))' is not a number") }
+            return .double(v)
+        case "dms_to_degrees":
+            guard let v = Degrees.parse(text(0)) else { throw ExprFailure("dms_to_degrees: '\(SourceLocation.excerpt(text(0)))' is not degrees, minutes and seconds (30°02′59″S)") }
+            return .double(v)
+        case "to_date":
+            let f: DateFormat
+            do { f = try DateFormat(text(1)) } catch { throw ExprFailure("to_date: \(error.message)") }
+            var out: [UInt8] = []
+            let raw = Array(text(0).utf8)
+            guard raw.withUnsafeBytes({ f.normalize($0, into: &out) }), out.withUnsafeBytes({ Coercion.parseTimestamp($0) }) != nil else {
+                throw ExprFailure("to_date: '\(SourceLocation.excerpt(text(0)))' is not a date written \(text(1))")
+            }
+            return .text(String(decoding: out, as: UTF8.self))
         case "starts_with": return .bool(text(0).hasPrefix(text(1)))
         case "ends_with": return .bool(text(0).hasSuffix(text(1)))
         case "contains": return .bool(text(0).contains(text(1)))

@@ -14,6 +14,8 @@ public struct Pipeline: Sendable, Equatable {
     /// Cron expression (`schedule:`) and its time zone (`timezone:`, default UTC).
     public var schedule: String?
     public var timeZone: String?
+    /// `record:`: the source's files are text, read as these records (a `line` field each).
+    public var textRecords: TextRecords?
     /// When a scheduled pipeline's first run may be due: its firings from here on are caught
     /// up. Nil: a pipeline that never ran starts at its latest firing (Airflow's catchup off).
     public var startDate: Date?
@@ -91,6 +93,9 @@ public enum PipelineStep: Sendable, Equatable {
     case explode(String)
     /// A JSON object field spread into `field_key` fields (nested objects too).
     case flatten(String)
+    /// Patterns tried in order on a text field; the first that matches adds its named
+    /// captures as fields. No match rejects the row with the reason.
+    case parse(field: String, patterns: [LinearRegex])
 
     public var kind: String {
         switch self {
@@ -103,6 +108,7 @@ public enum PipelineStep: Sendable, Equatable {
         case .enrich: "enrich"
         case .explode: "explode"
         case .flatten: "flatten"
+        case .parse: "parse"
         }
     }
 }
@@ -228,6 +234,12 @@ extension Pipeline {
                 }
             case .dedupe(let names):
                 for n in names { try need(n, i) }
+            case .parse(let f, let patterns):
+                try need(f, i)
+                for name in patterns.flatMap(\.names) {
+                    types[name] = .any
+                    if let o = order, !o.contains(name) { order = o + [name] }
+                }
             case .explode(let f), .flatten(let f):
                 try need(f, i)
                 types[f] = nil
@@ -314,6 +326,16 @@ public struct RowTransformer: Sendable {
             case .dedupe(let names):
                 let key = names.map { row.values[$0] ?? .null }
                 if !seen[i, default: []].insert(key).inserted { return [.drop] }
+            case .parse(let f, let patterns):
+                let text = row.values[f]?.text ?? ""
+                guard let caps = patterns.lazy.compactMap({ $0.match(text) }).first else {
+                    return [.reject("parse: no pattern matches \(f) '\(SourceLocation.excerpt(text))'")]
+                }
+                // Every name any pattern captures is a field; those this one did not set are null.
+                for name in patterns.flatMap(\.names) {
+                    row.values[name] = caps[name].map(EValue.text) ?? .null
+                    if !row.fields.contains(name) { row.fields.append(name) }
+                }
             case .flatten(let f):
                 guard case .object(let members)? = Self.json(row.values[f]) else { continue }
                 var spread: [(String, EValue)] = []

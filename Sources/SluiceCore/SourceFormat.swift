@@ -196,6 +196,9 @@ public enum SourceFormat: String, Sendable, Hashable, Codable, CaseIterable {
     case parquet
     /// Apache Avro object container file: typed records in compressed blocks.
     case avro
+    /// Text whose records are lines (or groups of lines, ``TextRecords``): one `line` column,
+    /// for a pipeline's `parse` step to take apart (`.log`, and `.txt` that is not delimited).
+    case text
 
     /// Whether the format is binary and self-describing (typed by its own schema, read by
     /// seeking rather than as a text stream).
@@ -217,6 +220,7 @@ public enum SourceFormat: String, Sendable, Hashable, Codable, CaseIterable {
         if n.hasSuffix(".parquet") || n.hasSuffix(".parq") || n.hasSuffix(".pq") { return .parquet }
         if n.hasSuffix(".avro") { return .avro }
         if n.hasSuffix(".csv") || n.hasSuffix(".tsv") || n.hasSuffix(".tab") || n.hasSuffix(".txt") { return .csv }
+        if n.hasSuffix(".log") { return .text }
         if n.hasSuffix(".ndjson") || n.hasSuffix(".jsonl") { return .ndjson }
         if n.hasSuffix(".json") { return .json }
         return nil
@@ -267,4 +271,14 @@ public enum SingleByteEncoding: String, Sendable, Hashable, Codable, CaseIterabl
         }
         return !b.withUnsafeBytes { Coercion.isValidUTF8($0) }
     }
+}
+
+/// How a text file's lines make records (`record:` beside `format: text`): each line, every
+/// `lines` lines, runs of lines separated by blank lines, or from each line that starts with
+/// a marker to the next.
+public enum TextRecords: Sendable, Hashable {
+    case line
+    case lines(Int)
+    case blankLine
+    case startsWith(String)
 }

@@ -44,6 +44,8 @@ public struct ReadSpec: Sendable {
     public var knownHeader: [String]?
     /// The zone of naive timestamps going into timestamptz columns (nil: UTC).
     public var naiveZone: NaiveTimeZone?
+    /// How a text file's lines make records (`format: text`).
+    public var textRecords = TextRecords.line
 
     public init(schema: TableSchema, opField: String? = nil, limits: ReadLimits = ReadLimits(), fileName: String? = nil,
                 firstLine: Int64 = 1, knownHeader: [String]? = nil) {

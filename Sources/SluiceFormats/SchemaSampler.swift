@@ -17,6 +17,8 @@ public enum SchemaSampler {
             return try inferJSON(source: source, layout: format == .ndjson ? .lines : .detect, rows: rows, exclude: exclude, limits: limits, fileName: fileName)
         case .parquet, .avro:
             throw SluiceError(.unsupported, "\(format.rawValue) files carry their own schema; read it from the file", at: SourceLocation(file: fileName))
+        case .text:
+            return exclude.contains("line") ? [] : [ColumnSchema(name: "line", type: .text)]  // one column: the record
         }
     }
 

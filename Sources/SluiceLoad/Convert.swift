@@ -47,6 +47,7 @@ public enum Converter {
         case .csv: return try CSVBatchWriter(sink: sink, schema: schema, dialect: options.csv)
         case .ndjson: return NDJSONBatchWriter(sink: sink, schema: schema, decimalsAsStrings: !options.jsonDecimalsAsNumbers)
         case .json: throw SluiceError(.unsupported, "write JSON as ndjson (one object per line)")
+        case .text: throw SluiceError(.unsupported, "text is read, not written; convert to csv or ndjson")
         }
     }
 

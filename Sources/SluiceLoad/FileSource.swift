@@ -176,6 +176,9 @@ public struct InputFile: Sendable {
             throw SluiceError(.unsupported, "a gzip-compressed \(format!.rawValue) file cannot be read; \(format!.rawValue) compresses its own data, so load it uncompressed",
                               at: SourceLocation(file: path))
         }
+        // A `.txt` whose first lines show no delimiter is text records (a report, seed 004's
+        // coordinates); Excel's tab-separated `.txt` stays CSV.
+        if explicit == nil, format == .csv, path.lowercased().hasSuffix(".txt"), CSVDialect.sniff(head: content, fileName: path) == nil { format = .text }
         var file = InputFile(path: path, size: size ?? 0, gzip: gz, format: format!)
         file.utf16BigEndian = format!.isBinary ? nil : utf16
         if format == .csv {
@@ -211,6 +214,9 @@ public struct InputFile: Sendable {
             return try ParquetBatchReader(file: try ParquetFile(source: try FileRandomAccess(path: path, progress: progress), fileName: path), spec: spec)
         case .avro:
             return try AvroBatchReader(source: try open(progress: progress), spec: spec)
+        case .text:
+            guard range == nil else { throw SluiceError(.unsupported, "a text file's records are read whole, not in chunks", at: SourceLocation(file: path)) }
+            return TextBatchReader(source: try open(progress: progress), records: spec.textRecords, spec: spec)
         }
     }
 

@@ -166,6 +166,7 @@ public final class LoadRunner {
         var spec = ReadSpec(schema: plan.entity.schema, opField: plan.mode == .merge ? plan.entity.opColumn : nil,
                             limits: plan.request.limits, fileName: file.path, firstLine: chunk?.firstLine ?? 1, knownHeader: chunk?.header)
         spec.naiveZone = plan.naiveZone
+        spec.textRecords = plan.entity.textRecords
         let reader = try file.reader(spec: spec, dialect: plan.entity.csv, progress: progress, range: chunk.map { $0.start..<$0.end })
         let base = (file.path as NSString).lastPathComponent
         let rejects = RejectsWriter(path: (dir as NSString).appendingPathComponent("\(index + 1)-\(base).rejects.csv"), header: reader.rejectFields)

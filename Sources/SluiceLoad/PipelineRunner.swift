@@ -46,6 +46,8 @@ public struct PipelineRunner {
     public var batchRows = 2_000
     /// Where every row a step rejects is written (the counts keep only the first hundred).
     public var rejectLog: StepRejectLog?
+    /// The pipeline's `record:`: its files are text, each record one `line` row.
+    let textRecords: TextRecords?
 
     public var enrichCount: Int { enrichSteps.count }
 
@@ -63,6 +65,7 @@ public struct PipelineRunner {
         }
         segments.append(RowTransformer(steps: current))
         enrichSteps = enrich
+        textRecords = pipeline.textRecords
         figures = enrich.map { _ in Enricher.Figures() }
         do {
             header = try Pipeline.check(pipeline.steps)
@@ -83,7 +86,7 @@ public struct PipelineRunner {
         var kept = 0
         var first = segments[0]
         defer { segments[0] = first }
-        var result = try await Self.cut(file: file, displayName: displayName, steps: &first, batchRows: batchRows, log: rejectLog) { (batch) throws(SluiceError) in
+        var result = try await Self.cut(file: file, displayName: displayName, steps: &first, batchRows: batchRows, log: rejectLog, records: textRecords) { (batch) throws(SluiceError) in
             var rows = batch
             for k in enrichSteps.indices where !rows.isEmpty { rows = try await afterEnrich(step: k, rows, env: env!, result: &later) }
             guard await feed.send(rows.map(\.row)) else { throw SluiceError(.aborted, "the load stopped taking rows", at: SourceLocation(file: displayName)) }
@@ -100,15 +103,15 @@ public struct PipelineRunner {
     /// the kept rows on in batches of `batchRows` (the last may be short, none when empty).
     public mutating func extract(file: String, displayName: String,
                                  emit: ([StageBatch.Item]) async throws(SluiceError) -> Void) async throws(SluiceError) -> FileResult {
-        try await Self.cut(file: file, displayName: displayName, steps: &segments[0], batchRows: batchRows, log: rejectLog, emit: emit)
+        try await Self.cut(file: file, displayName: displayName, steps: &segments[0], batchRows: batchRows, log: rejectLog, records: textRecords, emit: emit)
     }
 
     /// Reads a file through `steps`, handing the kept rows to `emit` in batches of `batchRows`.
-    static func cut(file: String, displayName: String, steps: inout RowTransformer, batchRows: Int, log: StepRejectLog?,
+    static func cut(file: String, displayName: String, steps: inout RowTransformer, batchRows: Int, log: StepRejectLog?, records: TextRecords?,
                     emit: ([StageBatch.Item]) async throws(SluiceError) -> Void) async throws(SluiceError) -> FileResult {
         var result = FileResult()
         var batch: [StageBatch.Item] = []
-        try await readRows(file: file, displayName: displayName) { (row, place) throws(SluiceError) in
+        try await readRows(file: file, displayName: displayName, records: records) { (row, place) throws(SluiceError) in
             result.read += 1
             for outcome in steps.run(row) {
                 switch outcome {
@@ -159,7 +162,19 @@ public struct PipelineRunner {
     }
 
     /// Calls `body` with each record of a CSV or JSON file as a row, and where it is.
-    static func readRows(file: String, displayName: String,
+    /// A `.txt` file whose first lines show no delimiter (a report, seed 004's coordinates)
+    /// is text, not CSV; Excel's tab-separated `.txt` stays CSV.
+    static func undelimitedText(_ file: String, named: String) -> Bool {
+        guard named.lowercased().hasSuffix(".txt"), var r = try? FileChunkReader(path: file) else { return false }
+        let head = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 1)
+        defer { head.deallocate() }
+        let n = (try? r.read(into: head)) ?? 0
+        return CSVDialect.sniff(head: head[0..<n], fileName: named) == nil
+    }
+
+    /// Calls `body` with each record of a CSV, JSON or text file as a row, and where it is;
+    /// `records` (a pipeline's `record:`) reads the file as text records.
+    static func readRows(file: String, displayName: String, records: TextRecords? = nil,
                          _ body: (PipelineRow, String) async throws(SluiceError) -> Void) async throws(SluiceError) {
         // The name tells the format (an upload's path is a generated name; its display name is the client's).
         let named = [displayName, file].first { SourceFormat.detect(fromName: $0.hasSuffix(".gz") ? String($0.dropLast(3)) : $0) != nil } ?? file
@@ -169,8 +184,15 @@ public struct PipelineRunner {
         } else {
             reader = try UTF16ChunkReader.utf8(try FileChunkReader(path: file)) { () throws(SluiceError) in try FileChunkReader(path: file) }
         }
-        let format = SourceFormat.detect(fromName: named.hasSuffix(".gz") ? String(named.dropLast(3)) : named) ?? .csv
+        var format = SourceFormat.detect(fromName: named.hasSuffix(".gz") ? String(named.dropLast(3)) : named) ?? .csv
+        if records != nil || (format == .csv && Self.undelimitedText(file, named: named)) { format = .text }
         switch format {
+        case .text:
+            var text = TextRecordReader(source: reader, records: records ?? .line, fileName: displayName)
+            defer { text.close() }
+            while let (bytes, line) = try text.next() {
+                try await body(PipelineRow(fields: ["line"], values: ["line": .text(String(decoding: bytes, as: UTF8.self))]), "line \(line)")
+            }
         case .csv:
             let csv = CSVDecoder(source: reader, fileName: displayName)
             var names: [String]? = nil

@@ -366,7 +366,9 @@ public struct PipelineExecution: Sendable {
     /// The fields of a CSV file's header, as a pipeline reads them; nil for other formats
     /// (JSON records need not share their fields) or an unreadable file.
     public static func csvFields(_ path: String) -> [String]? {
-        guard let file = try? InputFile.inspect(path: path, format: nil), file.format == .csv,
+        guard let file = try? InputFile.inspect(path: path, format: nil) else { return nil }
+        if file.format == .text { return ["line"] }
+        guard file.format == .csv,
               let columns = try? file.inferColumns(dialect: CSVDialect(), rows: 1, exclude: [], limits: ReadLimits()) else { return nil }
         return columns.map(\.sourceField)
     }

@@ -45,3 +45,27 @@ import SluiceCore
         }
     }
 }
+
+/// Issue 24: the typed helpers that turn seed 004's text into numbers.
+@Suite struct TextHelperTests {
+    func eval(_ text: String) throws -> EValue { try ExprEvaluator.eval(try ExprParser.parse(text), [:]) }
+
+    @Test func degreesInTheirSpellings() throws {
+        #expect(abs(Degrees.parse("30°02′59″S")! - -30.049722) < 1e-6)
+        #expect(abs(Degrees.parse("51°12'05\"W")! - -51.201389) < 1e-6)
+        #expect(abs(Degrees.parse("N 30° 2' 59.5\"")! - 30.049861) < 1e-6)
+        #expect(Degrees.parse("-30°02′59″") == Degrees.parse("30°02′59″S"))
+        #expect(Degrees.parse("12,5") == 12.5)
+        for bad in ["", "abc", "30°61′00″N", "30 2 59", "200°", "1°2′3″4″"] { #expect(Degrees.parse(bad) == nil, "\(bad)") }
+    }
+
+    @Test func numbersDatesAndRejects() throws {
+        #expect(try eval("to_number('2,2959', ',')") == .double(2.2959))
+        #expect(try eval("to_number('-30.5')") == .double(-30.5))
+        #expect(try eval("to_date('25/12/2024', '%d/%m/%Y')") == .text("2024-12-25"))
+        #expect(throws: ExprFailure.self) { try eval("to_number('2,2959')") }
+        #expect(throws: ExprFailure.self) { try eval("dms_to_degrees('north')") }
+        #expect(throws: ExprFailure.self) { try eval("to_date('31/02/2024', '%d/%m/%Y')") }
+        #expect(try eval("to_number(null)") == .null)
+    }
+}
