@@ -282,3 +282,33 @@ public enum TextRecords: Sendable, Hashable {
     case blankLine
     case startsWith(String)
 }
+
+extension TextRecords {
+    /// The grouping a file's first lines suggest: blank lines between groups; or a first
+    /// word (`Latitude:`) that opens every k-th line and no other; else one record a line.
+    public static func guess(_ lines: [String]) -> TextRecords {
+        let blank = { (l: String) in l.allSatisfy { $0 == " " || $0 == "\t" } }
+        let filled = lines.filter { !blank($0) }
+        if lines.contains(where: blank), lines.first.map({ !blank($0) }) == true {
+            // Several groups of several lines each, separated by blank lines.
+            let groups = lines.split(whereSeparator: blank)
+            if groups.count > 1 && groups.contains(where: { $0.count > 1 }) { return .blankLine }
+        }
+        guard let first = filled.first, let marker = first.split(separator: " ").first.map(String.init), !marker.isEmpty else { return .line }
+        let opens = filled.indices.filter { filled[$0].hasPrefix(marker + " ") || filled[$0] == marker }
+        guard opens.count > 1 else { return .line }
+        let k = opens[1] - opens[0]
+        if k > 1, opens.enumerated().allSatisfy({ $0.element == $0.offset * k }) { return .startsWith(marker) }
+        return .line
+    }
+
+    /// As `sluice.yml` spells it.
+    public var yaml: String {
+        switch self {
+        case .line: "line"
+        case .blankLine: "blank_line"
+        case .lines(let n): "{lines: \(n)}"
+        case .startsWith(let s): "{starts_with: \"\(String(s.flatMap { $0 == "\\" || $0 == "\"" ? ["\\", $0] : [$0] }))\"}"
+        }
+    }
+}

@@ -26,6 +26,9 @@ public struct TextRecordReader {
     /// Frees the read buffer (the reader is not usable afterwards).
     public func close() { chunk.deallocate() }
 
+    /// The next line as it is, blank or not (for a look at the file's shape).
+    public mutating func nextRaw() throws(SluiceError) -> ([UInt8], Int64)? { try nextLine() }
+
     /// The next line without its end, or nil at the end of the text.
     mutating func nextLine() throws(SluiceError) -> ([UInt8], Int64)? {
         if let p = pending { pending = nil; return p }

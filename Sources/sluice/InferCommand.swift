@@ -30,10 +30,35 @@ struct InferCommand: ParsableCommand {
 
     @OptionGroup var csv: CSVOptions
 
+    /// A text file: the record grouping its first lines suggest, and its first records.
+    static func textEntity(_ input: InputFile, name: String?) throws(SluiceError) -> String {
+        var lines: [String] = []
+        var reader = TextRecordReader(source: try input.open(), records: .line, fileName: input.path)
+        defer { reader.close() }
+        while lines.count < 40, let (bytes, _) = try reader.nextRaw() { lines.append(String(decoding: bytes, as: UTF8.self)) }
+        let records = TextRecords.guess(lines)
+        var base = (input.path as NSString).lastPathComponent
+        while let dot = base.lastIndex(of: "."), dot != base.startIndex { base = String(base[..<dot]) }
+        var out = "entities:\n  \(name ?? base):\n    format: text\n    record: \(records.yaml)\n    columns:\n      - {name: line, type: text}\n"
+        out += "# the first records (a parse step in a pipeline takes them apart):\n"
+        var grouped = TextRecordReader(source: try input.open(), records: records, fileName: input.path)
+        defer { grouped.close() }
+        var shown = 0
+        while shown < 3, let (bytes, line) = try grouped.next() {
+            out += "#   line \(line):\n" + String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map { "#     \($0)\n" }.joined()
+            shown += 1
+        }
+        return out
+    }
+
     func run() throws {
         Runtime.bootstrapLogging()
         do {
             let input = try InputFile.inspect(path: file, format: format)
+            if input.format == .text {
+                print(try Self.textEntity(input, name: name), terminator: "")
+                return
+            }
             var dialect = try csv.apply(to: CSVDialect())
             // As a load would: a delimiter nobody gave comes from the file, and the YAML says it.
             if dialect.sniffDelimiter, let d = input.sniffedDelimiter, d != dialect.quote {

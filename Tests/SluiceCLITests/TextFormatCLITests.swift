@@ -30,6 +30,10 @@ import Foundation
                   - select: [lat, lon, distance_km, bearing]
                 into: points
             """#)
+        // infer shows the grouping it would use, and the first records.
+        let inferred = try cli.run(["infer", "in/data_points.txt"])
+        #expect(inferred.out.contains("format: text") && inferred.out.contains("record: {starts_with: \"Latitude:\"}")
+                && inferred.out.contains("#   line 4:\n#     Latitude: 30°04′03″S"), "\(inferred.out)\(inferred.err)")
         let v = try cli.run(["pipelines", "validate"])
         #expect(v.status == 0 && v.out.contains("fields: lat, lon, distance_km, bearing"), "\(v.out)\(v.err)")
         let r = try cli.run(["run", "points", "--json", "--quiet"])

@@ -34,4 +34,11 @@ import SluiceCore
         #expect(try r.next()?.line == 1)
         #expect(throws: SluiceError.self) { _ = try r.next() }
     }
+
+    @Test func theGroupingIsGuessedFromTheFirstLines() {
+        #expect(TextRecords.guess(["Latitude: 1", "Longitude: 2", "Distance: 3", "Latitude: 4", "Longitude: 5", "Distance: 6"]) == .startsWith("Latitude:"))
+        #expect(TextRecords.guess(["a b", "c d", "", "e f", "g h"]) == .blankLine)
+        #expect(TextRecords.guess(["2024 start", "2024 stop", "2025 x"]) == .line)
+        #expect(TextRecords.guess(["one"]) == .line)
+    }
 }

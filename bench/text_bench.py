@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Text records through a parse step (issue 24): seed 004's data_points.txt shape, 1M records
+of three lines, read by `sluice run` (record: starts_with, one parse step whose patterns the
+records try in order, the to_number/dms helpers, loaded into SQLite) against a Python `re`
+rendition of the seed's extractor writing the same rows with sqlite3. Medians of --runs.
+
+  python3 bench/text_bench.py [--records 1000000] [--runs 3]
+"""
+import argparse, os, random, re, shutil, sqlite3, statistics, subprocess, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SLUICE = os.path.join(ROOT, ".build/release/sluice")
+
+
+def dms(v, pos, neg):
+    h = pos if v >= 0 else neg
+    v = abs(v)
+    d = int(v); m = int((v - d) * 60); s = int(round(((v - d) * 60 - m) * 60)) % 60
+    return f"{d}°{m:02d}′{s:02d}″{h}"
+
+
+def generate(path, n):
+    rng = random.Random(4)
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(n):
+            lat = rng.uniform(-33, -29); lon = rng.uniform(-53, -49)
+            f.write(f"Latitude: {dms(lat, 'N', 'S')}   {lat:.8f}\n")
+            f.write(f"Longitude: {dms(lon, 'E', 'W')}   {lon:.8f}\n")
+            f.write(f"Distance: {rng.uniform(0, 10):.4f} km Bearing: {rng.uniform(0, 360):.3f}°\n".replace(".", ",", 1).replace("Bearing: ", "Bearing: ").replace(".", ","))
+
+
+YAML = r"""
+pipelines:
+  points:
+    source: in
+    glob: "*.txt"
+    record: {starts_with: "Latitude:"}
+    steps:
+      - parse:
+          line:
+            - '^Latitude: (?<lat_dms>\S+) +(?<lat>-?\d+\.\d+)\nLongitude: (?<lon_dms>\S+) +(?<lon>-?\d+\.\d+)\nDistance: (?<km>[\d,]+) km Bearing: (?<bearing>[\d,]+)°'
+      - derive:
+          lat: to_number(lat)
+          lon: to_number(lon)
+          distance_km: to_number(km, ',')
+          bearing: to_number(bearing, ',')
+      - select: [lat, lon, distance_km, bearing]
+    into: points
+"""
+
+PATTERN = re.compile(r"^Latitude: (?P<lat_dms>\S+) +(?P<lat>-?\d+\.\d+)\nLongitude: (?P<lon_dms>\S+) +(?P<lon>-?\d+\.\d+)\nDistance: (?P<km>[\d,]+) km Bearing: (?P<bearing>[\d,]+)°")
+
+
+def python_extractor(path, db):
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE points (lat REAL, lon REAL, distance_km REAL, bearing REAL)")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        record = []
+        def flush():
+            if record:
+                m = PATTERN.match("\n".join(record))
+                if m:
+                    rows.append((float(m["lat"]), float(m["lon"]), float(m["km"].replace(",", ".")), float(m["bearing"].replace(",", "."))))
+        for line in f:
+            line = line.rstrip("\r\n")
+            if line.startswith("Latitude:"):
+                flush(); record = []
+            record.append(line)
+        flush()
+    con.executemany("INSERT INTO points VALUES (?, ?, ?, ?)", rows)
+    con.commit()
+    return len(rows)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="sluice-text-bench-")
+    os.makedirs(os.path.join(work, "in"))
+    data = os.path.join(work, "in", "data_points.txt")
+    generate(data, a.records)
+    size = os.path.getsize(data)
+    with open(os.path.join(work, "sluice.yml"), "w") as f:
+        f.write(YAML)
+    s_times, p_times = [], []
+    for i in range(a.runs):
+        for name in ("sluice.db", ".sluice"):
+            p = os.path.join(work, name)
+            shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else (os.path.exists(p) and os.remove(p))
+        t = time.perf_counter()
+        subprocess.run([SLUICE, "run", "points", "--quiet", "--reprocess"], cwd=work, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        s_times.append(time.perf_counter() - t)
+        n = sqlite3.connect(os.path.join(work, "sluice.db")).execute("SELECT count(*) FROM points").fetchone()[0]
+        assert n == a.records, n
+        db = os.path.join(work, f"py{i}.db")
+        t = time.perf_counter()
+        assert python_extractor(data, db) == a.records
+        p_times.append(time.perf_counter() - t)
+        print(f"run {i + 1}/{a.runs} done", flush=True)
+    s, p = statistics.median(s_times), statistics.median(p_times)
+    print(f"\ntext records: {a.records:,} records ({a.records * 3:,} lines, {size / 1e6:.1f} MB), median of {a.runs}")
+    print(f"sluice run (parse + helpers + load)   {s:7.2f} s  {size / 1e6 / s:6.1f} MB/s")
+    print(f"python re extractor + sqlite3         {p:7.2f} s  {size / 1e6 / p:6.1f} MB/s")
+    print(f"sluice / python = {s / p:.2f}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
