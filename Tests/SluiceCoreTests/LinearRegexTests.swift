@@ -1,6 +1,6 @@
 import Testing
 import Foundation
-import SluiceCore
+@testable import SluiceCore
 
 /// Issue 24: the `parse` step's regular expressions, linear in the text on any input.
 @Suite struct LinearRegexTests {
@@ -67,5 +67,18 @@ import SluiceCore
         #expect(throws: ExprFailure.self) { try eval("dms_to_degrees('north')") }
         #expect(throws: ExprFailure.self) { try eval("to_date('31/02/2024', '%d/%m/%Y')") }
         #expect(try eval("to_number(null)") == .null)
+    }
+}
+
+extension LinearRegexTests {
+    /// Both engines (bit state for short texts, the Pike VM for long ones) give the same captures.
+    @Test func bothEnginesAgree() throws {
+        let cases: [(String, String)] = [("(?<x>a|ab)(?<y>c|bcd)", "abcd"), ("(?<x>a+?)(?<y>a*)", "aaaa"), ("^(?<w>\\w+) (?<n>\\d{2,3})$", "xy 123"),
+                                         ("(?<a>[^,]*),(?<b>.*)", "1,2,3"), ("x(?<o>y)?z", "--xz"), ("(?<q>(a|b)*)c", "ababab")]
+        for (p, t) in cases {
+            let r = try LinearRegex(p)
+            let text = Array(t.unicodeScalars)
+            #expect(r.backtrack(text) == r.pike(text), "\(p) on \(t)")
+        }
     }
 }
