@@ -71,18 +71,56 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
     /// The named captures of the leftmost match in `text` (a group that did not take part is
     /// absent), or nil when there is no match.
     public func match(_ text: String) -> [String: String]? {
-        let scalars = Array(text.unicodeScalars)
-        guard let caps = run(scalars) else { return nil }
-        var out: [String: String] = [:]
-        for (i, name) in names.enumerated() {
-            let a = caps[2 * (i + 1)], b = caps[2 * (i + 1) + 1]
-            if a >= 0, b >= a { out[name] = String(String.UnicodeScalarView(scalars[a..<b])) }
+        var text = text
+        return text.withUTF8 { bytes -> [String: String]? in
+            guard let caps = run(bytes) else { return nil }
+            var out: [String: String] = [:]
+            for (i, name) in names.enumerated() {
+                let a = caps[2 * (i + 1)], b = caps[2 * (i + 1) + 1]
+                if a >= 0, b >= a { out[name] = String(decoding: UnsafeBufferPointer(rebasing: bytes[a..<b]), as: UTF8.self) }
+            }
+            return out
         }
-        return out
     }
 
     /// Whether the pattern matches somewhere in `text`.
-    public func matches(_ text: String) -> Bool { run(Array(text.unicodeScalars)) != nil }
+    public func matches(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { run($0) != nil }
+    }
+
+    /// The scalar at byte `i` of valid UTF-8 and its length.
+    @inline(__always) static func scalar(_ t: UnsafeBufferPointer<UInt8>, _ i: Int) -> (Unicode.Scalar, Int) {
+        let b0 = UInt32(t[i])
+        if b0 < 0x80 { return (Unicode.Scalar(UInt8(b0)), 1) }
+        if b0 < 0xE0, i + 1 < t.count { return (Unicode.Scalar((b0 & 0x1F) << 6 | UInt32(t[i + 1]) & 0x3F) ?? "\u{FFFD}", 2) }
+        if b0 < 0xF0, i + 2 < t.count {
+            return (Unicode.Scalar((b0 & 0x0F) << 12 | (UInt32(t[i + 1]) & 0x3F) << 6 | UInt32(t[i + 2]) & 0x3F) ?? "\u{FFFD}", 3)
+        }
+        if i + 3 < t.count {
+            let v = (b0 & 0x07) << 18 | (UInt32(t[i + 1]) & 0x3F) << 12 | (UInt32(t[i + 2]) & 0x3F) << 6 | UInt32(t[i + 3]) & 0x3F
+            return (Unicode.Scalar(v) ?? "\u{FFFD}", 4)
+        }
+        return ("\u{FFFD}", 1)
+    }
+
+    /// Whether instruction `inst` takes the scalar at byte `at`; the bytes it spans.
+    @inline(__always) static func step(_ inst: Inst, _ t: UnsafeBufferPointer<UInt8>, _ at: Int) -> Int? {
+        guard at < t.count else { return nil }
+        switch inst {
+        case .scalar(let s):
+            if s.value < 0x80 { return t[at] == UInt8(s.value) ? 1 : nil }
+            let (c, n) = scalar(t, at)
+            return c == s ? n : nil
+        case .any:
+            if t[at] == 0x0A { return nil }
+            return scalar(t, at).1
+        case .set(let set):
+            let (c, n) = scalar(t, at)
+            return set.contains(c) ? n : nil
+        default: return nil
+        }
+    }
 
     // MARK: The Pike VM
 
@@ -95,20 +133,22 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
     static let bitStateLimit = 1 << 22
 
     /// Leftmost-first match (the priority a backtracking engine would give), in O(text × program).
-    func run(_ text: [Unicode.Scalar]) -> [Int]? {
+    func run(_ text: UnsafeBufferPointer<UInt8>) -> [Int]? {
         program.count * (text.count + 1) <= Self.bitStateLimit ? backtrack(text) : pike(text)
     }
 
     /// Depth-first search in priority order that visits each (instruction, position) state
     /// at most once (RE2's "bit state"): linear like the Pike VM, and much faster on the short
     /// texts records are, with no thread lists to copy.
-    func backtrack(_ text: [Unicode.Scalar]) -> [Int]? {
+    func backtrack(_ text: UnsafeBufferPointer<UInt8>) -> [Int]? {
         let width = text.count + 1
         var visited = [UInt64](repeating: 0, count: (program.count * width + 63) / 64)
         var caps = [Int](repeating: -1, count: slots)
         enum Job { case state(Int, Int), restore(Int, Int) }
         var stack: [Job] = []
-        for start in 0...text.count {
+        var start = 0
+        while start <= text.count {
+            defer { start += start < text.count ? Self.scalar(text, start).1 : 1 }
             stack.append(.state(0, start))
             while let job = stack.popLast() {
                 guard case .state(var pc, var at) = job else {
@@ -120,15 +160,9 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
                     if visited[bit >> 6] & (1 << UInt64(bit & 63)) != 0 { break thread }
                     visited[bit >> 6] |= 1 << UInt64(bit & 63)
                     switch program[pc] {
-                    case .scalar(let s):
-                        guard at < text.count, text[at] == s else { break thread }
-                        pc += 1; at += 1
-                    case .any:
-                        guard at < text.count, text[at] != "\n" else { break thread }
-                        pc += 1; at += 1
-                    case .set(let set):
-                        guard at < text.count, set.contains(text[at]) else { break thread }
-                        pc += 1; at += 1
+                    case .scalar, .any, .set:
+                        guard let n = Self.step(program[pc], text, at) else { break thread }
+                        pc += 1; at += n
                     case .split(let a, let b):
                         stack.append(.state(b, at))
                         pc = a
@@ -138,10 +172,10 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
                         caps[slot] = at
                         pc += 1
                     case .lineStart:
-                        guard at == 0 || text[at - 1] == "\n" else { break thread }
+                        guard at == 0 || text[at - 1] == 0x0A else { break thread }
                         pc += 1
                     case .lineEnd:
-                        guard at == text.count || text[at] == "\n" else { break thread }
+                        guard at == text.count || text[at] == 0x0A else { break thread }
                         pc += 1
                     case .match:
                         return caps
@@ -153,7 +187,7 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The Pike VM: every thread advanced in lockstep, one position at a time (long texts).
-    func pike(_ text: [Unicode.Scalar]) -> [Int]? {
+    func pike(_ text: UnsafeBufferPointer<UInt8>) -> [Int]? {
         var current: [Thread] = []
         var next: [Thread] = []
         var seen = [Int](repeating: -1, count: program.count)
@@ -172,9 +206,9 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
                 c[slot] = at
                 add(&list, pc + 1, c, at)
             case .lineStart:
-                if at == 0 || text[at - 1] == "\n" { add(&list, pc + 1, caps, at) }
+                if at == 0 || text[at - 1] == 0x0A { add(&list, pc + 1, caps, at) }
             case .lineEnd:
-                if at == text.count || text[at] == "\n" { add(&list, pc + 1, caps, at) }
+                if at == text.count || text[at] == 0x0A { add(&list, pc + 1, caps, at) }
             default:
                 list.append(Thread(pc: pc, caps: caps))
             }
@@ -184,18 +218,13 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
         add(&current, 0, empty, 0)
         while true {
             generation += 1  // the list of the next position
+            var width = at < text.count ? Self.scalar(text, at).1 : 1
             for t in current {
                 switch program[t.pc] {
                 case .match:
                     matched = t.caps
-                case .scalar(let s):
-                    if at < text.count, text[at] == s { add(&next, t.pc + 1, t.caps, at + 1) }
-                    continue
-                case .any:
-                    if at < text.count, text[at] != "\n" { add(&next, t.pc + 1, t.caps, at + 1) }
-                    continue
-                case .set(let set):
-                    if at < text.count, set.contains(text[at]) { add(&next, t.pc + 1, t.caps, at + 1) }
+                case .scalar, .any, .set:
+                    if let n = Self.step(program[t.pc], text, at) { width = n; add(&next, t.pc + 1, t.caps, at + n) }
                     continue
                 default:
                     continue
@@ -203,7 +232,7 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
                 break  // a match cuts off the threads of lower priority
             }
             if at == text.count { break }
-            at += 1
+            at += width  // every thread took the same scalar
             swap(&current, &next)
             next.removeAll(keepingCapacity: true)
             // A new start, of the lowest priority, only while nothing has matched (leftmost).
