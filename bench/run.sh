@@ -7,6 +7,7 @@
 #   export   sluice export vs seed 000's pandas+aiohttp exporter and the receiver's own ceiling
 #   watch    sluice watch of 1,000 marketplace files in an S3 server vs a boto3 download loop
 #   mysql    sluice load into MariaDB vs the server's LOAD DATA + upsert recipe and pandas + PyMySQL
+#   text     seed 004's three-line text records through record: and a parse step vs a Python re extractor
 #   enrich   a pipeline's enrich step (inline; staged with 1 and 4 enrich workers) vs a Python rendition of seed 004, and the geocoder alone
 # Builds Sluice in release mode and installs the peers it compares with, if missing.
 set -euo pipefail
@@ -46,6 +47,7 @@ case "$which" in
   watch) exec python3 bench/watch_bench.py "$@" ;;
   enrich) exec python3 bench/enrich_bench.py "$@" ;;
   mysql) exec python3 bench/mysql_bench.py "$@" ;;
-  all) python3 bench/bench.py && python3 bench/pg_bench.py && python3 bench/formats_bench.py && python3 bench/export_bench.py && python3 bench/watch_bench.py && python3 bench/enrich_bench.py && python3 bench/mysql_bench.py && exec python3 bench/http_bench.py ;;
-  *) echo "usage: bench/run.sh [load|pg|http|formats|export|watch|enrich|mysql|all] [args...]" >&2; exit 2 ;;
+  text) exec python3 bench/text_bench.py "$@" ;;
+  all) python3 bench/bench.py && python3 bench/pg_bench.py && python3 bench/formats_bench.py && python3 bench/export_bench.py && python3 bench/watch_bench.py && python3 bench/enrich_bench.py && python3 bench/mysql_bench.py && python3 bench/text_bench.py && exec python3 bench/http_bench.py ;;
+  *) echo "usage: bench/run.sh [load|pg|http|formats|export|watch|enrich|mysql|text|all] [args...]" >&2; exit 2 ;;
 esac

@@ -193,24 +193,30 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
         var seen = [Int](repeating: -1, count: program.count)
         var matched: [Int]? = nil
         var generation = 0
+        // The epsilon closure of `pc`, depth-first in priority order with a stack of its own
+        // (a long chain of splits must not exhaust the thread's stack).
+        var work: [(Int, [Int])] = []
         func add(_ list: inout [Thread], _ pc: Int, _ caps: [Int], _ at: Int) {
-            if seen[pc] == generation { return }
-            seen[pc] = generation
-            switch program[pc] {
-            case .jump(let t): add(&list, t, caps, at)
-            case .split(let a, let b):
-                add(&list, a, caps, at)
-                add(&list, b, caps, at)
-            case .save(let slot):
-                var c = caps
-                c[slot] = at
-                add(&list, pc + 1, c, at)
-            case .lineStart:
-                if at == 0 || text[at - 1] == 0x0A { add(&list, pc + 1, caps, at) }
-            case .lineEnd:
-                if at == text.count || text[at] == 0x0A { add(&list, pc + 1, caps, at) }
-            default:
-                list.append(Thread(pc: pc, caps: caps))
+            work.append((pc, caps))
+            while let (pc, caps) = work.popLast() {
+                if seen[pc] == generation { continue }
+                seen[pc] = generation
+                switch program[pc] {
+                case .jump(let t): work.append((t, caps))
+                case .split(let a, let b):
+                    work.append((b, caps))
+                    work.append((a, caps))
+                case .save(let slot):
+                    var c = caps
+                    c[slot] = at
+                    work.append((pc + 1, c))
+                case .lineStart:
+                    if at == 0 || text[at - 1] == 0x0A { work.append((pc + 1, caps)) }
+                case .lineEnd:
+                    if at == text.count || text[at] == 0x0A { work.append((pc + 1, caps)) }
+                default:
+                    list.append(Thread(pc: pc, caps: caps))
+                }
             }
         }
         let empty = [Int](repeating: -1, count: slots)
