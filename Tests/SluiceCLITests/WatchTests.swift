@@ -316,6 +316,34 @@ final class S3Server: @unchecked Sendable {
         p.waitUntilExit()
     }
 
+    /// Issue 24: the geo example as seed 004 ran it — `.txt` drops of three-line records on an
+    /// FTP server, parsed, geocoded and loaded by stages (examples/geo-etl/text.yml).
+    @Test func theGeoExampleRunsFromTextFilesOnFTP() throws {
+        let (url, root) = try Self.server()
+        let geo = try Geocoder()
+        defer { geo.stop() }
+        let folder = "g" + UUID().uuidString.lowercased().prefix(8)
+        let cli = try CLI()
+        let example = TestPostgres.repoRoot + "/examples/geo-etl"
+        _ = try TestPostgres.run(["python3", example + "/generate.py", "--files", "2", "--rows", "60", "--text", "--out", cli.dir + "/gen"])
+        for name in ["points-0000.txt", "points-0001.txt"] {
+            try Self.put(root, "\(folder)/drops/\(name)", try String(contentsOfFile: cli.dir + "/gen/" + name, encoding: .utf8))
+        }
+        let yml = try String(contentsOfFile: example + "/text.yml", encoding: .utf8)
+            .replacingOccurrences(of: "ftp://sluiceftp:sluiceftp@127.0.0.1:2121/drops/", with: "\(url)/\(folder)/drops/")
+            .replacingOccurrences(of: "127.0.0.1:8090", with: "127.0.0.1:\(geo.port)")
+        cli.write("sluice.yml", yml)
+        #expect(try cli.run(["pipelines", "validate"]).status == 0)
+        let r = try cli.run(["run", "geo_txt", "--json", "--quiet"])
+        #expect(r.status == 0, "\(r.out)\(r.err)")
+        let counts = try #require(try cli.json(r.out)["counts"] as? [String: Any], "\(r.out)")
+        #expect(counts["read"] as? Int == 120 && counts["rejected"] as? Int == 0, "\(counts)")
+        // Points repeat (half of the rows), so the table holds each point once, all geocoded.
+        let (points, geocoded) = (try cli.sqlite("SELECT count(*) FROM places_txt"), try cli.sqlite("SELECT count(*) FROM places_txt WHERE city IS NOT NULL AND lat < 6"))
+        #expect(points == geocoded && points != "0\n", "\(points) \(geocoded)")
+        #expect(try cli.sqlite("SELECT count(*) FROM places_txt WHERE distance_km BETWEEN 0 AND 10 AND bearing BETWEEN 0 AND 360") == points)
+    }
+
     @Test func anFTPFolderIsWatchedOnceAndAPipelineMovesWhatItLoaded() throws {
         let (url, root) = try Self.server()
         let folder = "t" + UUID().uuidString.lowercased().prefix(8)
