@@ -143,6 +143,10 @@ public enum LoadPlanner {
                         return nil
                     }
                     e.source = c.source
+                    // An unbounded `numeric` takes more than 38 digits, which exact decimals
+                    // cannot hold: its values travel as text and the database checks them
+                    // (not for a key, and not when the file writes numbers its own way).
+                    if e.nativeType == "numeric", !key.contains(e.name), !entity.csv.localNumbers { e.type = .text }
                     return e
                 }
                 if !extra.isEmpty {

@@ -230,7 +230,8 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
         let existing = try await db.schema(of: table, on: conn)
         if let existing, mode != .replace {
             for i in schema.columns.indices {
-                if let native = existing.column(named: schema.columns[i].name)?.nativeType, native.hasSuffix("[]") { schema.columns[i].nativeType = native }
+                guard let native = existing.column(named: schema.columns[i].name)?.nativeType else { continue }
+                if native.hasSuffix("[]") || (native == "numeric" && schema.columns[i].type == .text) { schema.columns[i].nativeType = native }
             }
         }
         switch try TablePreparation.decide(table: "\(table)", existing: existing, load: schema, mode: mode, evolve: evolve) {

@@ -100,9 +100,12 @@ public enum PostgresSQL {
 
     /// Stage column `i` as the table's column takes it. An array column (`text[]`, `int[]`,
     /// `jsonb[]`, read from the catalog) is staged as text and takes a JSON array or an
-    /// array literal (`{a,b}`); a value that is neither fails its row alone (pinning).
+    /// array literal (`{a,b}`); a value that is neither fails its row alone (pinning). An
+    /// unbounded `numeric` staged as text is cast.
     static func value(_ schema: TableSchema, _ i: Int, prefix: String) -> String {
         let v = prefix + stageColumn(i)
+        // An unbounded numeric staged as text: PostgreSQL checks each value (pinning rejects a bad one).
+        if schema.columns[i].nativeType == "numeric", schema.columns[i].type == .text { return "\(v)::numeric" }
         guard let native = schema.columns[i].nativeType, native.hasSuffix("[]"),
               native.utf8.allSatisfy({ isTypeNameByte($0) }) else { return v }
         let elements = native.hasPrefix("json") ? "jsonb_array_elements(\(v)::jsonb)" : "jsonb_array_elements_text(\(v)::jsonb)"

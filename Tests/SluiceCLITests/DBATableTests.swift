@@ -55,6 +55,22 @@ import Foundation
         #expect(text.contains("c@x") && text.contains("invalid input syntax for type integer"), "\(text)")
     }
 
+    /// `numeric` without a precision takes what PostgreSQL takes (here 43 digits), which used
+    /// to be rejected past 38; a value PostgreSQL refuses is rejected alone, with its message.
+    @Test func anUnboundedNumericFollowsTheColumnsOwnLimits() throws {
+        let pg = try TestPostgres.fresh()
+        _ = try pg.query("CREATE TABLE big (id int PRIMARY KEY, v numeric, w numeric(10,2))")
+        let cli = try CLI()
+        cli.write("b.csv", "id,v,w\n1,123456789012345678901234567890123456789012.5,1.25\n2,7,3\n3,abc,4\n4,1e3,5\n")
+        let r = try cli.run(["load", "b.csv", "--into", "big", "--json", "--database", pg.url])
+        #expect(r.status == 0, "\(r.err)")
+        let stats = try #require(try cli.json(r.out)["stats"] as? [String: Int])
+        #expect(stats["inserted"] == 3 && stats["rejected"] == 1, "\(stats)")
+        #expect(try pg.query("SELECT id, v, w FROM big ORDER BY id") == "1|123456789012345678901234567890123456789012.5|1.25\n2|7|3.00\n4|1000|5.00\n")
+        let rejects = try #require(FileManager.default.subpathsOfDirectory(atPath: cli.dir + "/.sluice/loads").first { $0.hasSuffix("rejects.csv") })
+        #expect(try String(contentsOfFile: cli.dir + "/.sluice/loads/" + rejects, encoding: .utf8).contains("invalid input syntax for type numeric: \"\"abc\"\""))
+    }
+
     /// Naive timestamps into timestamptz are read in the database session's zone, as
     /// `psql \copy` reads them (they used to be taken as UTC: 3 h off under São Paulo);
     /// `timezone:` on the entity overrides, and SQLite (no session zone) uses it or UTC.
