@@ -26,7 +26,7 @@ public struct PostgresBackend: Backend {
             ?? PostgresPool(url: url, maxConnections: maxConnections)
         try await pool.probe()
         return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { await pool.run(); return nil }
+            await pool.start(in: &group)
             defer { group.cancelAll() }
             return try await body(PostgresBackend(pool: pool, tableSchema: tableSchema))
         }

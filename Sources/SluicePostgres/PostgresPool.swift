@@ -57,6 +57,19 @@ public final class PostgresPool: Sendable {
     /// Runs the pool until cancelled (PostgresClient is a service).
     public func run() async { await client.run() }
 
+    /// Starts ``run()`` as a child of `group` and returns once it is under way, so the first
+    /// lease does not find the pool not yet running (postgres-nio warns about that).
+    func start<T: Sendable>(in group: inout ThrowingTaskGroup<T?, any Error>) async {
+        let (started, signal) = AsyncStream<Void>.makeStream()
+        group.addTask {
+            signal.finish()
+            await self.run()
+            return nil
+        }
+        for await _ in started {}
+        await Task.yield()
+    }
+
     /// Opens and closes one connection, or says in one line why it cannot within `limit`
     /// (the pool would retry for a minute, logging each attempt, before giving up).
     public func probe(within limit: Duration = .seconds(5)) async throws(SluiceError) {
@@ -97,7 +110,7 @@ public final class PostgresPool: Sendable {
     public static func with<T: Sendable>(url: String, maxConnections: Int = 20, _ body: @Sendable (PostgresPool) async throws -> T) async throws -> T {
         let db = try PostgresPool(url: url, maxConnections: maxConnections)
         return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { await db.run(); return nil }
+            await db.start(in: &group)
             defer { group.cancelAll() }
             return try await body(db)
         }
