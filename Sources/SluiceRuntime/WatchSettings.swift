@@ -21,8 +21,10 @@ extension WatchSpec {
         }
         var spec = WatchSpec(name: watchName ?? Self.defaultName(src, entity), source: src, entity: entity)
         spec.rules.glob = declared.glob.map(Glob.init)
-        if spec.rules.glob == nil, let (folder, glob) = Glob.split(location: src) {
-            spec.source = folder  // `s3://bucket/input/*.json`: the prefix, and a pattern in it
+        if let (folder, glob) = Glob.split(location: src) {
+            // `s3://bucket/input/*.json`: the prefix, and a pattern in it (which wins over a
+            // declared watch's glob: it is the location as the user wrote it now).
+            spec.source = folder
             spec.rules.glob = Glob(glob)
         }
         spec.rules.minAge = declared.minAge

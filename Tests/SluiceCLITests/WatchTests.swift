@@ -163,7 +163,9 @@ final class S3Server: @unchecked Sendable {
             s3.put_object(Bucket="\(bucket)", Key="input/deeper/c.json", Body=b'[{"id": 4}]')
             """)
         let cli = try CLI()
-        let r = try cli.run(["watch", "s3://\(bucket)/input/*.json", "--into", "items", "--once", "--json"], env: s3.env)
+        // The pattern in the location wins over the glob of a declared watch of that name.
+        cli.write("sluice.yml", "watches:\n  items:\n    source: landing/\n    glob: \"other/*.csv\"\n    into: items\n")
+        let r = try cli.run(["watch", "s3://\(bucket)/input/*.json", "--name", "items", "--into", "items", "--once", "--json"], env: s3.env)
         #expect(r.status == 0, "\(r.out) \(r.err)")
         #expect(try cli.json(r.out)["loaded"] as? Int == 1, "\(r.out)")
         #expect(try cli.sqlite("SELECT group_concat(id) FROM (SELECT id FROM items ORDER BY id)") == "1,2\n")

@@ -69,6 +69,10 @@ def main():
     if a.bucket:
         import boto3
         s3 = boto3.client("s3", endpoint_url=a.endpoint)
+        # A fresh server has no bucket yet: the walkthrough makes it.
+        existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+        if a.bucket not in existing:
+            s3.create_bucket(Bucket=a.bucket)
     elif a.out:
         os.makedirs(a.out, exist_ok=True)
     counts = {"orders": 0, "products": 0, "sellers": set(), "shipments": 0}
