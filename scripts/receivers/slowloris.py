@@ -98,6 +98,7 @@ for i in range(count):
     open_one(kinds[i % len(kinds)])
 
 worst = {"health": 0.0, "upload": 0.0}
+times = {"health": [], "upload": []}
 failed = {"health": 0, "upload": 0}
 checks = {"health": 0, "upload": 0}
 end = time.monotonic() + seconds
@@ -139,6 +140,7 @@ while time.monotonic() < end:
             d, ok = timed(fn)
             checks[name] += 1
             worst[name] = max(worst[name], d)
+            times[name].append(d)
             if not ok:
                 failed[name] += 1
             if name == "health":
@@ -148,7 +150,12 @@ while time.monotonic() < end:
 
 for s in list(state):
     s.close()
+def p95(xs):
+    return round(sorted(xs)[int(0.95 * (len(xs) - 1))], 3) if xs else 0.0
+
+
 print(json.dumps({"worst_health": round(worst["health"], 3), "worst_upload": round(worst["upload"], 3),
+                  "p95_health": p95(times["health"]), "p95_upload": p95(times["upload"]),
                   "failed_health": failed["health"], "failed_upload": failed["upload"],
                   "health_checks": checks["health"], "uploads": checks["upload"],
                   "opened": opened, "closed_by_server": closed_by_server}))
