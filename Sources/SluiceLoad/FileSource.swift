@@ -176,9 +176,7 @@ public struct InputFile: Sendable {
             throw SluiceError(.unsupported, "a gzip-compressed \(format!.rawValue) file cannot be read; \(format!.rawValue) compresses its own data, so load it uncompressed",
                               at: SourceLocation(file: path))
         }
-        // A `.txt` whose first lines show no delimiter is text records (a report, seed 004's
-        // coordinates); Excel's tab-separated `.txt` stays CSV.
-        if explicit == nil, format == .csv, path.lowercased().hasSuffix(".txt"), CSVDialect.sniff(head: content, fileName: path) == nil { format = .text }
+        if explicit == nil, format == .csv, Self.isTextRecords(head: content, name: path) { format = .text }
         var file = InputFile(path: path, size: size ?? 0, gzip: gz, format: format!)
         file.utf16BigEndian = format!.isBinary ? nil : utf16
         if format == .csv {
@@ -186,6 +184,13 @@ public struct InputFile: Sendable {
             if utf16 == nil, SingleByteEncoding.notUTF8(content) { file.sniffedEncoding = .windows1252 }
         }
         return file
+    }
+
+    /// Whether a file named `name` (by its name a CSV) is text records: a `.txt` whose first
+    /// lines show no delimiter (a report, seed 004's coordinates). Excel's tab-separated
+    /// `.txt` stays CSV. The one rule for loads and pipelines.
+    static func isTextRecords(head: some Collection<UInt8>, name: String) -> Bool {
+        name.lowercased().hasSuffix(".txt") && CSVDialect.sniff(head: head, fileName: name) == nil
     }
 
     /// A fresh byte stream of the (decompressed) content, or of one byte range of it, as

@@ -95,7 +95,8 @@ public enum LoadPlanner {
         if entity.csv.sniffDelimiter, let d = files.first?.sniffedDelimiter, d != entity.csv.quote { entity.csv.delimiter = d }
         if entity.csv.sniffEncoding, entity.csv.encoding == nil, let e = files.first?.sniffedEncoding { entity.csv.encoding = e }
         // Dates written day first (`25/12/2024`), when a day over 12 proves it; never guessed.
-        if entity.csv.sniffDates, !entity.csv.localDates,
+        // (Not for declared columns none of which is a date: nothing would read the format.)
+        if entity.csv.sniffDates, !entity.csv.localDates, entity.schema.columns.isEmpty || entity.schema.columns.contains(where: \.type.isDateOrTime),
            let sniff = try files.first?.sniffDates(dialect: entity.csv, rows: request.sampleRows, limits: request.limits), sniff.dayFirst {
             entity.csv.dateFormat = .dayFirst
             entity.csv.timestampFormat = .dayFirstTime

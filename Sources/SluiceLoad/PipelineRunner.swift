@@ -162,14 +162,13 @@ public struct PipelineRunner {
     }
 
     /// Calls `body` with each record of a CSV or JSON file as a row, and where it is.
-    /// A `.txt` file whose first lines show no delimiter (a report, seed 004's coordinates)
-    /// is text, not CSV; Excel's tab-separated `.txt` stays CSV.
+    /// Whether `file` (named `named`) is text records by ``InputFile/isTextRecords(head:name:)``.
     static func undelimitedText(_ file: String, named: String) -> Bool {
         guard named.lowercased().hasSuffix(".txt"), var r = try? FileChunkReader(path: file) else { return false }
-        let head = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 1)
+        let head = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
         defer { head.deallocate() }
         let n = (try? r.read(into: head)) ?? 0
-        return CSVDialect.sniff(head: head[0..<n], fileName: named) == nil
+        return InputFile.isTextRecords(head: head[0..<n], name: named)
     }
 
     /// Calls `body` with each record of a CSV, JSON or text file as a row, and where it is;

@@ -85,12 +85,7 @@ public struct PostgresDataTarget: DataTarget {
     public var supportsChunks: Bool { true }
     public var supportsRehearsal: Bool { true }
 
-    public func sessionTimeZone() async -> String? {
-        let pool = self.pool
-        return try? await pool.client.withConnection { conn in
-            try await conn.query("SHOW TimeZone", logger: pool.logger).get().rows.first?.decode(String.self)
-        }
-    }
+    public func sessionTimeZone() async -> String? { await pool.sessionTimeZone() }
 
     public func prepareSharedStage(parent: Int64, schema: TableSchema) async throws(SluiceError) {
         let pool = self.pool

@@ -3,6 +3,7 @@ public import PostgresNIO
 public import Logging
 import NIOSSL
 public import Foundation
+import Synchronization
 
 /// A PostgreSQL database reached by URL (`postgres://user:pass@host:5432/db?sslmode=require`),
 /// through postgres-nio's connection pool. The pool must be running (``run()`` or
@@ -52,6 +53,19 @@ public final class PostgresPool: Sendable {
         var shown = c
         if shown.password != nil { shown.password = "***" }
         displayURL = shown.string ?? "postgres://"
+    }
+
+    /// The sessions' `TimeZone`, asked once per pool (every load of a worker would ask again).
+    let timeZone = Mutex<String??>(nil)
+
+    /// The zone the database's sessions read naive timestamps in; nil when it cannot be asked.
+    public func sessionTimeZone() async -> String? {
+        if let known = timeZone.withLock({ $0 }) { return known }
+        let zone = try? await client.withConnection { conn in
+            try await conn.query("SHOW TimeZone", logger: self.logger).get().rows.first?.decode(String.self)
+        }
+        if let zone { timeZone.withLock { $0 = .some(zone) } }
+        return zone
     }
 
     /// Runs the pool until cancelled (PostgresClient is a service).

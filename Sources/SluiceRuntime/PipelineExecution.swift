@@ -437,8 +437,7 @@ public struct PipelineExecution: Sendable {
         for (i, f) in listed.enumerated() {
             let local = try await source.fetch(f, into: scratch, n: i, hashing: true)
             let sha = local.sha256 ?? ""
-            let size = Int64((try? FileManager.default.attributesOfItem(atPath: local.path)[.size] as? NSNumber)??.int64Value ?? 0)
-            let v = ledger.entry(version(f), sha: sha, size: size, modified: f.modified)
+            let v = ledger.entry(version(f), sha: sha, size: local.size, modified: f.modified)
             // The same bytes under another name or a new modification time: loaded already.
             var duplicate = !contents.insert(sha).inserted
             if !duplicate { duplicate = try await !ledger.loaded([FileLedger.content(sha)]).isEmpty }
@@ -449,7 +448,7 @@ public struct PipelineExecution: Sendable {
                 continue
             }
             out.append((local.path, local.name, f))
-            entries += [v, ledger.entry(FileLedger.content(sha), sha: sha, size: size, modified: f.modified)]
+            entries += [v, ledger.entry(FileLedger.content(sha), sha: sha, size: local.size, modified: f.modified)]
         }
         let skipped = before - listed.count + same
         if skipped > 0 {

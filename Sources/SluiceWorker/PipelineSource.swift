@@ -1,6 +1,6 @@
 public import SluiceCore
 public import SluiceConfig
-import SluiceStorage
+public import SluiceStorage
 public import Foundation
 
 /// A pipeline's source files: listed (matching its glob, inside a modification-time window)
@@ -41,9 +41,8 @@ public struct PipelineSource: Sendable {
     /// Makes `file` local: the path to read, its name for messages, and whether the path is
     /// a download in `dir` (named `in-n-…` after `n`, keeping the object's extension).
     /// `hashing`: also the SHA-256 of its content (nil otherwise).
-    public func fetch(_ file: File, into dir: String, n: Int = 0, hashing: Bool = false) async throws(SluiceError) -> (path: String, name: String, temporary: Bool, sha256: String?) {
-        let local = try await source.fetch(file.key, etag: file.etag, into: dir, prefix: "in-\(n)-", hashing: hashing)
-        return (local.path, local.name, local.temporary, local.sha256)
+    public func fetch(_ file: File, into dir: String, n: Int = 0, hashing: Bool = false) async throws(SluiceError) -> Source.LocalFile {
+        try await source.fetch(file.key, etag: file.etag, into: dir, prefix: "in-\(n)-", hashing: hashing)
     }
 
     /// After a run loaded every file: deletes them or moves them to a folder (`after_load:`).

@@ -2,6 +2,7 @@ import SluiceCore
 import SluiceQueue
 import SluiceConfig
 import SluiceLoad
+import SluiceStorage
 import Foundation
 import Synchronization
 
@@ -66,7 +67,7 @@ extension JobExecutor {
 
     func extract(_ job: Job, _ stage: StageSpec, _ pipeline: Pipeline, _ runner: inout PipelineRunner, _ lease: Lease, dir: String) async throws(SluiceError) -> JobResult {
         let source = try PipelineSource(pipeline, s3: config.s3)
-        let file: (path: String, name: String, temporary: Bool, sha256: String?)
+        let file: Source.LocalFile
         do {
             file = try await source.fetch(PipelineSource.File(key: stage.key, etag: stage.etag), into: dir)
         } catch where error.code == .aborted {
