@@ -57,7 +57,7 @@ public enum ConfigReader {
         config.path = fileName
         guard let root else { return config }
         let r = NodeReader(file: fileName)
-        let top = try r.mapping(root, "the top level", allowed: ["database", "control", "target", "target_schema", "state_dir", "entities", "server", "worker", "exports", "s3", "watches", "mappings", "pipelines"])
+        let top = try r.mapping(root, "the top level", allowed: ["database", "control", "target", "target_schema", "state_dir", "entities", "server", "worker", "exports", "s3", "watches", "mappings", "pipelines", "parquet"])
         if let ws = top["watches"] {
             guard case .mapping(let m) = ws else { throw r.error(ws, "watches must be a mapping of name to watch") }
             for (k, v) in m {
@@ -70,6 +70,22 @@ public enum ConfigReader {
             if let v = m["endpoint"] { config.s3.endpoint = try r.string(v, "s3.endpoint") }
             if let v = m["region"] { config.s3.region = try r.string(v, "s3.region") }
             if let v = m["path_style"] { config.s3.pathStyle = try r.bool(v, "s3.path_style") }
+        }
+        if let n = top["parquet"] {
+            let m = try r.mapping(n, "parquet", allowed: ["compat", "compression", "row_group_rows"])
+            if let v = m["compat"] {
+                let c = try r.string(v, "parquet.compat").lowercased()
+                guard ParquetSettings.compats.contains(c) else { throw r.error(v, "parquet.compat is wide (or spark) or exact, not '\(c)'") }
+                config.parquet.compat = c
+            }
+            if let v = m["compression"] {
+                let c = try r.string(v, "parquet.compression").lowercased()
+                guard ParquetSettings.compressions.contains(c) else { throw r.error(v, "parquet.compression is none, snappy, gzip or zstd, not '\(c)'") }
+                config.parquet.compression = c
+            }
+            if let v = m["row_group_rows"] {
+                config.parquet.rowGroupRows = max(1, Int(try r.number(v, "parquet.row_group_rows")))
+            }
         }
         if let s = top["server"] { config.server = try readServer(s, r) }
         if let w = top["worker"] { config.worker = try readWorker(w, r) }

@@ -28,6 +28,8 @@ public struct SluiceConfig: Sendable {
     public var exports: [String: ExportSettings] = [:]
     /// How to reach S3 (`s3:`); credentials come from the standard AWS variables or files.
     public var s3 = S3Settings()
+    /// How Sluice writes Parquet (`parquet:`): `sluice convert` and exports in Parquet.
+    public var parquet = ParquetSettings()
     /// Declared splits of nested JSON into several entities (`mappings:`), by name; a watch
     /// or `sluice load` whose `into` names a mapping loads each of its entities.
     public var mappings: [String: JSONMapping] = [:]
@@ -101,6 +103,19 @@ public struct S3Settings: Sendable, Equatable {
     public var endpoint: String?
     public var region: String?
     public var pathStyle: Bool?
+    public init() {}
+}
+
+/// The `parquet:` section: settings every Parquet file Sluice writes takes, unless the
+/// command line says otherwise. Checked when read; unset keeps the writer's defaults.
+public struct ParquetSettings: Sendable, Equatable {
+    /// `wide` (also `spark`) or `exact`.
+    public var compat: String?
+    /// `none`, `snappy`, `gzip` or `zstd`.
+    public var compression: String?
+    public var rowGroupRows: Int?
+    public static let compats = ["wide", "spark", "exact"]
+    public static let compressions = ["none", "uncompressed", "snappy", "gzip", "zstd"]
     public init() {}
 }
 

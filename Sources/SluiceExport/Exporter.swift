@@ -1,5 +1,5 @@
 public import SluiceCore
-import SluiceFormats
+public import SluiceFormats
 public import SluiceQueue
 import Foundation
 import Crypto
@@ -25,6 +25,8 @@ public struct ExportSpec: Sendable {
     /// The receiver's URL; also the ledger's name for the destination.
     public var url: String
     public var format: ExportFormat = .csv
+    /// How Parquet batches are written (`parquet:` in sluice.yml).
+    public var parquet = ParquetWriteOptions()
     public var batchSize = 10_000
     public var concurrency = 8
     /// Multipart field for the file; nil sends the file as the raw body.
@@ -158,7 +160,7 @@ public final class Exporter: @unchecked Sendable {
         switch spec.format {
         case .csv: writer = try CSVBatchWriter(sink: sink, schema: nullable)
         case .ndjson: writer = NDJSONBatchWriter(sink: sink, schema: nullable)
-        case .parquet: writer = try ParquetWriter(sink: sink, schema: nullable)
+        case .parquet: writer = try ParquetWriter(sink: sink, schema: nullable, options: spec.parquet)
         }
         try writer.write(batch)
         try writer.finish()

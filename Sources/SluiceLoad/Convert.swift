@@ -1,5 +1,6 @@
 public import SluiceCore
 public import SluiceFormats
+public import SluiceConfig
 import Foundation
 
 
@@ -82,5 +83,16 @@ public enum Converter {
         report.rows = writer.rowsWritten
         report.bytesWritten = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int64) ?? 0
         return report
+    }
+}
+
+extension ParquetWriteOptions {
+    /// These options with the `parquet:` section of `sluice.yml` laid over them.
+    public func applying(_ settings: ParquetSettings) -> ParquetWriteOptions {
+        var o = self
+        if let c = settings.compat.flatMap(ParquetCompat.init(setting:)) { o.compat = c }
+        if let c = settings.compression.flatMap(Parquet.Codec.init(setting:)) { o.compression = c }
+        if let n = settings.rowGroupRows { o.rowGroupRows = n }
+        return o
     }
 }

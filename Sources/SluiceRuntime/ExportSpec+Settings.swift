@@ -1,6 +1,7 @@
 public import SluiceConfig
 public import SluiceExport
 import SluiceQueue
+import SluiceLoad
 public import SluiceCore
 import Crypto
 public import Foundation
@@ -36,6 +37,7 @@ extension ExportSpec {
             guard let format = ExportFormat(rawValue: f) else { throw SluiceError(.invalidConfig, "unknown export format '\(f)' (csv, ndjson or parquet)") }
             spec.format = format
         }
+        spec.parquet = spec.parquet.applying(config.parquet)
         spec.batchSize = d.batchSize ?? spec.batchSize
         spec.concurrency = d.concurrency ?? spec.concurrency
         spec.fieldName = d.rawBody == true ? nil : (d.field ?? spec.fieldName)

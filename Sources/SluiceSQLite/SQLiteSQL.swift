@@ -3,11 +3,15 @@ public import SluiceCore
 /// SQL text for the SQLite target, built by pure functions from validated schemas.
 /// Identifiers go through ``SQLIdentifier``; values are always bound, never spliced.
 public enum SQLiteSQL {
-    /// The storage class a logical type uses in a STRICT table.
+    /// The storage class a logical type uses in a STRICT table. A decimal of at most 15
+    /// digits with a fixed scale is REAL (every such value is one double and prints back
+    /// exactly), so the sqlite3 shell sorts and sums it as a number; wider decimals, and
+    /// bare `numeric` whose values keep their own scale, stay exact TEXT.
     public static func storageType(_ t: ColumnType) -> String {
         switch t {
         case .int64, .bool: "INTEGER"
         case .float64: "REAL"
+        case .decimal(let p, let s?) where p <= 15 && s <= p: "REAL"
         case .decimal, .text, .date, .timestamp, .timestamptz, .time, .uuid, .json: "TEXT"
         case .bytes: "BLOB"
         }

@@ -4,6 +4,7 @@ import SluiceFormats
 import SluiceLoad
 import Foundation
 import SluiceRuntime
+import SluiceConfig
 
 struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,8 +36,8 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "Compression: Parquet none|snappy|gzip|zstd (default snappy); Avro null|deflate|snappy|zstandard (default deflate).")
     var compression: String?
 
-    @Option(help: "Parquet rows per row group.")
-    var rowGroupRows: Int = ParquetWriteOptions().rowGroupRows
+    @Option(help: "Parquet rows per row group (default: the config's parquet.row_group_rows, else 1,048,576).")
+    var rowGroupRows: Int?
 
     @Flag(inversion: .prefixedNo, help: "Parquet dictionary encoding of text columns.")
     var dictionary = true
@@ -53,14 +54,17 @@ struct ConvertCommand: ParsableCommand {
     @OptionGroup var csv: CSVOptions
 
     func validate() throws {
-        if rowGroupRows < 1 { throw ValidationError("--row-group-rows must be at least 1") }
+        if let r = rowGroupRows, r < 1 { throw ValidationError("--row-group-rows must be at least 1") }
     }
 
     func run() throws {
         Runtime.bootstrapLogging()
+        let config: SluiceConfig
+        do { config = try SharedOptions.parse([]).loadConfig() } catch { throw fail("\(error)") }
         var options = ConvertOptions()
         options.format = to
-        options.parquet.rowGroupRows = rowGroupRows
+        options.parquet = options.parquet.applying(config.parquet)
+        if let rowGroupRows { options.parquet.rowGroupRows = rowGroupRows }
         options.parquet.dictionary = dictionary
         options.jsonDecimalsAsNumbers = jsonDecimalsAsNumbers
         if let compat {
@@ -73,8 +77,7 @@ struct ConvertCommand: ParsableCommand {
                 guard let codec = AvroReader.Codec(rawValue: c) else { throw ValidationError("Avro compression is null, deflate, snappy or zstandard") }
                 options.avroCodec = codec
             } else {
-                let codecs: [String: Parquet.Codec] = ["none": .uncompressed, "uncompressed": .uncompressed, "snappy": .snappy, "gzip": .gzip, "zstd": .zstd]
-                guard let codec = codecs[c] else { throw ValidationError("Parquet compression is none, snappy, gzip or zstd") }
+                guard let codec = Parquet.Codec(setting: c) else { throw ValidationError("Parquet compression is none, snappy, gzip or zstd") }
                 options.parquet.compression = codec
             }
         }

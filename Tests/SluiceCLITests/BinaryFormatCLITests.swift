@@ -103,6 +103,29 @@ import SluiceTesting
     }
 }
 
+extension ParquetReadersCLITests {
+    /// `parquet:` in sluice.yml sets how every Parquet file is written (the command line still
+    /// wins); pyarrow reads the settings back from the file's metadata.
+    @Test func theParquetSectionSetsCompatCompressionAndRowGroups() throws {
+        let cli = try CLI()
+        cli.write("u.csv", "id,u\n1,0f8fad5b-d9cb-469f-a165-70867728950e\n2,7c9e6679-7425-40de-944b-e07fc1f90ae7\n3,\n")
+        cli.write("sluice.yml", "parquet:\n  compat: exact\n  compression: zstd\n  row_group_rows: 2\n")
+        #expect(try cli.run(["convert", "u.csv", "a.parquet"]).status == 0)
+        #expect(try cli.run(["convert", "u.csv", "b.parquet", "--compat", "spark", "--compression", "gzip", "--row-group-rows", "5"]).status == 0)
+        let script = """
+            import pyarrow.parquet as pq, sys
+            for f in sys.argv[1:]:
+                m = pq.ParquetFile(f).metadata
+                print(m.num_row_groups, m.row_group(0).column(1).compression, m.schema.column(1).logical_type.type)
+            """
+        let out = try TestPostgres.run(["python3", "-c", script, cli.dir + "/a.parquet", cli.dir + "/b.parquet"])
+        #expect(out == "2 ZSTD UUID\n1 GZIP STRING\n", "\(out)")
+        cli.write("sluice.yml", "parquet:\n  compat: spork\n")
+        let bad = try cli.run(["convert", "u.csv", "c.parquet"])
+        #expect(bad.status == 1 && bad.err.contains("sluice.yml:2") && bad.err.contains("parquet.compat is wide (or spark) or exact, not 'spork'"), "\(bad.err)")
+    }
+}
+
 @Suite(.serialized) struct BinaryFormatPostgresTests {
     @Test func pyarrowAndFastavroFilesLoadIntoPostgresWithTheirTypes() throws {
         let pg = try TestPostgres.fresh()

@@ -216,6 +216,43 @@ final class Receiver: @unchecked Sendable {
         #expect(bad.status == 1 && bad.err.contains("sluice.yml:4") && bad.err.contains("unknown key 'batchsize'"), "\(bad.err)")
     }
 
+    /// Issue 19: SQLite keeps `decimal(p ≤ 15, s)` as REAL, so the sqlite3 shell sorts it as a
+    /// number and `printf('%.2f', sum(x))` is the exact total; wider decimals stay exact TEXT. Sluice
+    /// reads both back at the declared scale.
+    @Test func sqliteDecimalsSortAndSumAsNumbersAndReadBackAtTheirScale() throws {
+        let cli = try CLI()
+        cli.write("sluice.yml", """
+            entities:
+              sales:
+                primary_key: [id]
+                columns: {id: int64, amount: "decimal(12,2)", rate: "decimal(10,8)", big: "decimal(30,4)"}
+            """)
+        var csv = "id,amount,rate,big\n"
+        var cents = 0
+        for i in 1...5_000 {
+            let c = (i * 7_919) % 1_000_000 + 1      // 0.01 to 10,000.00
+            cents += c
+            csv += "\(i),\(c / 100).\(String(format: "%02d", c % 100)),0.0000000\(i % 10),12345678901234567890.\(String(format: "%04d", i))\n"
+        }
+        let r = try cli.run(["load", cli.write("sales.csv", csv), "--into", "sales"])
+        #expect(r.status == 0 && r.out.contains("inserted  5,000"), "\(r.err)")
+        #expect(try cli.sqlite("SELECT typeof(amount), typeof(rate), typeof(big) FROM sales LIMIT 1") == "real|real|text\n")
+        #expect(try cli.sqlite("SELECT printf('%.2f', sum(amount)) FROM sales") == "\(cents / 100).\(String(format: "%02d", cents % 100))\n")
+        #expect(try cli.sqlite("SELECT amount FROM sales WHERE id IN (1, 2, 127) ORDER BY amount") == "57.14\n79.2\n158.39\n")
+        #expect(try cli.sqlite("SELECT big FROM sales WHERE id = 7") == "12345678901234567890.0007\n")
+
+        let rx = try Receiver(dir: cli.dir + "/rx")
+        defer { rx.stop() }
+        let e = try cli.run(["export", "--from", "sales", "--key", "id", "--to", rx.url, "--format", "csv", "--json"])
+        #expect(e.status == 0, "\(e.err)")
+        var lines: [String] = []
+        for name in try FileManager.default.contentsOfDirectory(atPath: rx.dir) where name.hasSuffix(".csv") {
+            lines += try String(contentsOfFile: rx.dir + "/" + name, encoding: .utf8).split(separator: "\n").map(String.init)
+        }
+        #expect(lines.contains("1,79.20,0.00000001,12345678901234567890.0001"), "\(lines.prefix(3))")
+        #expect(lines.contains("10,791.91,0.00000000,12345678901234567890.0010"), "\(lines.prefix(3))")
+    }
+
     @Test func killedMidRunThenReRunLosesNothingAndSendsNothingTwice() throws {
         let cli = try CLI()
         try table(cli, rows: 1...30_000)

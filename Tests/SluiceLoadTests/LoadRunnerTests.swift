@@ -82,7 +82,7 @@ func load(_ dir: TempDir, _ files: [String], into entity: String, config: Sluice
         #expect(r.stats.inserted == 1 && r.stats.rejected == 1)
         #expect(r.unusedFields == ["note"])
         let t = try SQLiteTarget(path: dir.file("sluice.db"))
-        #expect(try t.connection.query("SELECT id, city, total, items FROM orders") == [[.integer(1), .text("Recife"), .text("10.50"), .text("[{\"sku\":\"a\"}]")]])
+        #expect(try t.connection.query("SELECT id, city, total, items FROM orders") == [[.integer(1), .text("Recife"), .real(10.5), .text("[{\"sku\":\"a\"}]")]])
         let rj = try String(contentsOfFile: try #require(r.files[0].rejectsFile), encoding: .utf8)
         #expect(rj.contains("\"{\"\"id\"\": 2, \"\"total\"\": 10.555}\",2,column 'total': value '10.555' has more than 2 decimal places"))
     }

@@ -113,6 +113,8 @@ import SluiceTesting
                         guard col.validity[r] else { return .null }
                         switch col.type {
                         case .int64: return .integer(col.ints[r])
+                        // Sluice stores decimal(6,1) as REAL; the user's WITHOUT ROWID table has it as TEXT.
+                        case .decimal where shape == "composite": return .real(Double(ValueText.render(col, r) ?? "") ?? .nan)
                         default: return .text(ValueText.render(col, r) ?? "")
                         }
                     }

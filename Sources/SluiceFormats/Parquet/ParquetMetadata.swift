@@ -35,6 +35,17 @@ public enum Parquet {
 
     public enum Codec: Int32, Sendable {
         case uncompressed = 0, snappy = 1, gzip = 2, lzo = 3, brotli = 4, lz4 = 5, zstd = 6, lz4Raw = 7
+
+        /// A codec Sluice writes, by its setting name: none (uncompressed), snappy, gzip or zstd.
+        public init?(setting: String) {
+            switch setting.lowercased() {
+            case "none", "uncompressed": self = .uncompressed
+            case "snappy": self = .snappy
+            case "gzip": self = .gzip
+            case "zstd": self = .zstd
+            default: return nil
+            }
+        }
     }
 
     public enum PageType: Int32, Sendable { case dataPage = 0, indexPage = 1, dictionaryPage = 2, dataPageV2 = 3 }
