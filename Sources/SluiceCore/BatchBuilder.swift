@@ -192,7 +192,19 @@ public struct BatchBuilder: Sendable {
     /// else through its shortest text.
     public mutating func setDouble(_ c: Int, _ v: Double) {
         if ignored(c) { batch.columns[c].appendNull(); return }
-        if schema.columns[c].type == .float64 { batch.columns[c].append(double: v) } else { setText(c, ValueText.double(v)) }
+        switch schema.columns[c].type {
+        case .float64: batch.columns[c].append(double: v)
+        case .decimal(let p, let s?) where p <= 15 && s >= 0 && s <= p && v.isFinite:
+            // A decimal SQLite keeps as REAL: rounded to its scale, so a double one bit off
+            // (written by another tool) still reads as the value meant.
+            let scaled = (v * ExactDecimal.pow10Double(s)).rounded()
+            if abs(scaled) < ExactDecimal.pow10Double(p) {
+                batch.columns[c].append(decimal: ExactDecimal(significand: Int128(Int64(scaled)), scale: Int16(s)))
+                return
+            }
+            setText(c, ValueText.double(v))
+        default: setText(c, ValueText.double(v))
+        }
     }
 
     /// Sets a bytes column from raw bytes (a database blob); other columns read them as text.

@@ -11,6 +11,13 @@ public struct ExactDecimal: Sendable, Hashable {
         self.scale = scale
     }
 
+    /// 10^s as a double, exact for 0 ≤ s ≤ 22.
+    public static func pow10Double(_ s: Int) -> Double {
+        var v = 1.0
+        for _ in 0..<min(max(s, 0), 22) { v *= 10 }
+        return v
+    }
+
     static let maxSignificand: Int128 = 99_999_999_999_999_999_999_999_999_999_999_999_999
 
     /// Number of decimal digits in the significand (at least 1).

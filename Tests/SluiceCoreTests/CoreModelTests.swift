@@ -30,6 +30,20 @@ import Testing
         for c in batch.columns { #expect(c.count == 1) }
     }
 
+    /// A decimal read back from SQLite's REAL storage is the value at its scale, even from a
+    /// double one bit off; one too wide for the column is still rejected.
+    @Test func decimalsFromDoublesRoundToTheirScale() {
+        var b = BatchBuilder(schema: schema, capacity: 4)
+        for (line, v) in [(1, 79.2), (2, 79.20000000000001), (3, -0.07), (4, 1e12)] as [(Int64, Double)] {
+            b.beginRow(line: line)
+            b.setText(0, String(line)); b.setDouble(1, v); b.setNull(2); b.setNull(3)
+            if line < 4 { #expect(b.endRow() == nil) } else { #expect(b.endRow()?.column == "price") }
+        }
+        let batch = b.take()
+        #expect((0..<3).map { batch.row($0)[1] } == [.decimal(ExactDecimal(significand: 7920, scale: 2)), .decimal(ExactDecimal(significand: 7920, scale: 2)),
+                                                      .decimal(ExactDecimal(significand: -7, scale: 2))])
+    }
+
     @Test func deleteRowsOnlyNeedTheirKey() {
         var b = BatchBuilder(schema: schema, capacity: 2)
         b.beginRow(line: 1, op: .delete)
