@@ -256,4 +256,63 @@ public final class StepRejectLog: Sendable {
     public var count: Int64 { writer.withLock { $0.count } }
 
     public func close() throws(SluiceError) { try writer.withLock { (w) throws(SluiceError) in try w.close() } }
+
+    /// Where run `run` of `pipeline` gathers the rows its steps rejected.
+    public static func runFile(_ pipeline: String, run: Int64, stateDir: String) -> String {
+        let safe = String(pipeline.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" ? $0 : "_" }.prefix(40))
+        return (stateDir as NSString).appendingPathComponent("runs/\(safe)-\(run)/rejects.csv")
+    }
+
+    /// Where one stage job of a run writes its part (rewritten whole when the job is retried,
+    /// so a batch's rejects are kept once).
+    public static func jobPart(_ pipeline: String, run: Int64, job: Int64, stateDir: String) -> String {
+        ((runFile(pipeline, run: run, stateDir: stateDir) as NSString).deletingLastPathComponent as NSString)
+            .appendingPathComponent("parts/job-\(job).csv")
+    }
+
+    /// Appends the stage jobs' parts, in order, to the run's file (one header) and removes
+    /// them. Returns the run's file, or nil when nothing was rejected. A part on another
+    /// host's disk is named in the file instead of lost silently.
+    public static func merge(_ parts: [String], into file: String) throws(SluiceError) -> String? {
+        guard !parts.isEmpty else { return nil }
+        func record(_ fields: [String]) -> Data {
+            var w = CSVWriter()
+            w.writeRecord(fields)
+            return Data(w.output)
+        }
+        let temporary = file + ".partial"
+        do {
+            try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            guard FileManager.default.createFile(atPath: temporary, contents: record(["_source", "_error"])),
+                  let out = FileHandle(forWritingAtPath: temporary) else { throw SluiceError(.io, "cannot create '\(temporary)'") }
+            defer { try? out.close() }
+            try out.seekToEnd()
+            for part in parts {
+                guard let input = FileHandle(forReadingAtPath: part) else {
+                    try out.write(contentsOf: record([part, "this stage job's rejects file is not on this host"]))
+                    continue
+                }
+                defer { try? input.close() }
+                // Each part starts with the same header line: copy the rows after it.
+                var header = true
+                while let chunk = try input.read(upToCount: 1 << 20), !chunk.isEmpty {
+                    var rows = chunk[...]
+                    if header, let nl = rows.firstIndex(of: UInt8(ascii: "\n")) {
+                        rows = rows[(nl + 1)...]
+                        header = false
+                    } else if header { continue }
+                    try out.write(contentsOf: rows)
+                }
+            }
+            try out.synchronize()
+            guard rename(temporary, file) == 0 else { throw SluiceError(.io, "cannot rename '\(temporary)' to '\(file)'") }
+        } catch let e as SluiceError {
+            throw e
+        } catch {
+            throw SluiceError(.io, "cannot write rejects file '\(file)': \(error.localizedDescription)")
+        }
+        for part in parts { try? FileManager.default.removeItem(atPath: part) }
+        try? FileManager.default.removeItem(atPath: (parts[0] as NSString).deletingLastPathComponent)
+        return file
+    }
 }

@@ -155,7 +155,7 @@ public struct PipelineExecution: Sendable {
             log("\(pipeline.name): \(what)")
         }
         var runner = try PipelineRunner(pipeline: pipeline)
-        let rejects = StepRejectLog(path: Self.rejectsPath(pipeline.name, run: run, stateDir: config.stateDir))
+        let rejects = StepRejectLog(path: StepRejectLog.runFile(pipeline.name, run: run, stateDir: config.stateDir))
         runner.rejectLog = rejects
         defer { try? rejects.close() }  // closed (and checked) below on success
         let env = QueueEnrichEnvironment(driver: runtime.driver)
@@ -228,11 +228,6 @@ public struct PipelineExecution: Sendable {
 
     /// A run's counts as JSON, with its watermark: the newest modification time read
     /// (scheduled runs read only newer files).
-    /// Where run `run` of `pipeline` writes the rows its steps rejected.
-    public static func rejectsPath(_ pipeline: String, run: Int64, stateDir: String) -> String {
-        let safe = String(pipeline.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" ? $0 : "_" }.prefix(40))
-        return (stateDir as NSString).appendingPathComponent("runs/\(safe)-\(run)/rejects.csv")
-    }
 
     static func counts(files: [PipelineSource.File], window: (Date?, Date?), _ read: Int, _ dropped: Int, _ rejected: Int, _ loaded: Int,
                        rejectsFile: String? = nil) -> String {
@@ -294,9 +289,10 @@ public struct PipelineExecution: Sendable {
             if active == 0 { break }
             try await Task.sleep(for: .milliseconds(200))
         }
-        // Sum what each stage did; list what failed.
+        // Sum what each stage did; list what failed; gather the stages' rejected rows.
         var read = 0, dropped = 0, rejected = 0, loaded = 0
         var failures: [String] = []
+        var parts: [String] = []
         var after: Int64 = 0
         while true {
             let jobs = try await driver.listJobs(JobListParams(after: after, limit: 1000, run: run))
@@ -310,17 +306,19 @@ public struct PipelineExecution: Sendable {
                 if stage.kind == .load { loaded += Int(s.inserted + s.updated) }
                 dropped += Int(s.skipped)
                 rejected += Int(s.rejected)
+                if stage.kind != .load, let part = j.result?.rejectsPath { parts.append(part) }
                 for r in (j.result?.rejects ?? []).prefix(5) where rejected <= 20 { log("  rejected: \(r)") }
             }
         }
         try await driver.deleteStageBatches(run: run)
-        log("\(pipeline.name): \(read) rows read, \(dropped) dropped by the steps, \(rejected) rejected, \(loaded) written into \(pipeline.into)")
+        let rejectsFile = try StepRejectLog.merge(parts, into: StepRejectLog.runFile(pipeline.name, run: run, stateDir: config.stateDir))
+        log("\(pipeline.name): \(read) rows read, \(dropped) dropped by the steps, \(rejected) rejected\(rejectsFile.map { " (\($0))" } ?? ""), \(loaded) written into \(pipeline.into)")
         if !failures.isEmpty {
             throw SluiceError(.aborted, "\(failures.count) stage job\(failures.count == 1 ? "" : "s") failed (the other batches are loaded; `sluice jobs retry ID` re-runs one): \(failures.prefix(3).joined(separator: "; "))")
         }
         try await afterLoad(pipeline, files)
         try await export(pipeline)
-        return Self.counts(files: files, window: window, read, dropped, rejected, loaded)
+        return Self.counts(files: files, window: window, read, dropped, rejected, loaded, rejectsFile: rejectsFile)
     }
 
     /// The newest file modification time the pipeline's last successful run read.

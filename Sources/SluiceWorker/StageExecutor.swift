@@ -30,9 +30,19 @@ extension JobExecutor {
             var runner = try PipelineRunner(pipeline: pipeline)
             runner.batchRows = pipeline.batchRows
             try createDirectory(dir)
+            // Rows the steps reject: this job's part of the run's rejects file (a retry rewrites it).
+            let rejects = StepRejectLog(path: StepRejectLog.jobPart(pipeline.name, run: stage.run, job: job.id, stateDir: config.stateDir))
+            runner.rejectLog = rejects
+            defer { try? rejects.close() }
+            func done(_ r: JobResult) throws(SluiceError) -> Outcome {
+                try rejects.close()
+                var r = r
+                if rejects.count > 0 { r.rejectsPath = rejects.path }
+                return .completed(r)
+            }
             switch stage.kind {
-            case .extract: return .completed(try await extract(job, stage, pipeline, &runner, lease, dir: dir))
-            case .enrich: return .completed(try await enrich(job, stage, pipeline, &runner, lease))
+            case .extract: return try done(try await extract(job, stage, pipeline, &runner, lease, dir: dir))
+            case .enrich: return try done(try await enrich(job, stage, pipeline, &runner, lease))
             case .load:
                 let items = try await input(stage)
                 var j = job

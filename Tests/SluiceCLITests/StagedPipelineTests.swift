@@ -97,6 +97,28 @@ import SluiceTesting
         #expect(s.maxPerSecond <= 330, "one rate limit for both enrich workers: \(s.maxPerSecond)")
     }
 
+    /// Rows the steps reject in any stage (a cast in extract, the geocoder's refusal in enrich)
+    /// land in the run's one rejects file and its counts, as in an inline run.
+    @Test func stageRejectsGoToTheRunsRejectsFile() throws {
+        let geo = try Geocoder()
+        defer { geo.stop() }
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        for f in 0..<2 { cli.write("in/points-\(f).csv", EnrichCLITests.points(150, distinct: 100, seed: 30 + f, bad: true) + "\(f)9,x,1\n") }
+        cli.write("sluice.yml", Self.yml(port: geo.port, rate: 1000))
+        let r = try cli.run(["run", "geo", "--json", "--quiet"])
+        #expect(r.status == 0, "\(r.err)")
+        let counts = try #require(try cli.json(r.out)["counts"] as? [String: Any], "\(r.out)")
+        #expect(counts["read"] as? Int == 304 && counts["rejected"] as? Int == 4 && counts["loaded"] as? Int == 300, "\(counts)")
+        let file = try #require(counts["rejects_file"] as? String, "\(counts)")
+        let lines = try String(contentsOfFile: cli.dir + "/" + file, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 5 && lines[0] == "_source,_error", "\(lines)")
+        #expect(lines.contains("points-0.csv line 153,cast: lat: 'x' is not a float") && lines.contains("points-1.csv line 153,cast: lat: 'x' is not a float"), "\(lines)")
+        #expect(lines.filter { $0.contains("line 152,enrich 127.0.0.1: HTTP 400") }.count == 2, "\(lines)")
+        // The jobs' own parts are merged away.
+        #expect(try filesUnder(cli.dir + "/.sluice/runs").filter { $0.hasSuffix(".csv") } == [file.replacingOccurrences(of: ".sluice/runs/", with: "")])
+    }
+
     /// The same stages on PostgreSQL: the control plane and the table in one database, a
     /// load stage's job completed in its data transaction, a killed enrich worker's batch
     /// taken over, each row once.
