@@ -6,6 +6,7 @@ import SluiceCore
 public import Foundation
 import HTTPTypes
 public import HummingbirdCore
+public import Logging
 
 /// What the API needs: configuration, the queue, the source policy, and a way to wake
 /// in-process workers when a job is submitted.
@@ -23,6 +24,10 @@ public struct APIDependencies: Sendable {
     /// Starts a run of a declared pipeline over one uploaded file, in the background; returns
     /// the run's id (`POST /pipelines/{name}/runs`). Nil: the route answers 404.
     public var runPipeline: (@Sendable (_ pipeline: String, _ path: String, _ displayName: String) async throws -> Int64)?
+    /// `GET /metrics` (behind the same tokens as the API); nil: not served.
+    public var metrics: MetricsEndpoint?
+    /// Where the access log goes (one line per request); nil: no access log.
+    public var accessLog: Logger?
 
     public init(config: SluiceConfig, driver: any QueueDriver, policy: SourcePolicy, wake: WakeSignal?, tokens: [String],
                 now: @escaping @Sendable () -> Date = { Date() }) {
@@ -44,7 +49,7 @@ public enum SluiceAPI {
         "POST /uploads", "POST /bulk_upload", "GET /jobs", "GET /exports",
         "PUT /{entity}/_bulk", "POST /{entity}/_bulk", "GET /{entity}/_bulk/status/{id}",
         "GET /{entity}/_bulk/{id}/rejects", "DELETE /{entity}/_bulk/{id}",
-        "POST /pipelines/{name}/runs", "GET /pipelines/{name}/runs",
+        "POST /pipelines/{name}/runs", "GET /pipelines/{name}/runs", "GET /metrics",
     ]
 
     /// The OpenAPI description served at `/openapi.yaml`.
@@ -56,6 +61,7 @@ public enum SluiceAPI {
 
     public static func router(_ deps: APIDependencies) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        if let log = deps.accessLog { router.add(middleware: AccessLog<BasicRequestContext>(logger: log)) }
         let bulk = BulkController(deps: deps)
         router.get("/healthz") { _, _ in try json(["status": "ok"]) }
         router.get("/readyz") { _, _ in
@@ -72,6 +78,7 @@ public enum SluiceAPI {
         }
         let api = router.group()
         if !deps.tokens.isEmpty { api.add(middleware: BearerAuth<BasicRequestContext>(tokens: deps.tokens)) }
+        deps.metrics?.add(to: api)
         api.post("/uploads") { req, ctx in try await bulk.upload(req, ctx) }
         api.post("/bulk_upload") { req, ctx in try await bulk.bulkUpload(req, ctx) }
         api.get("/jobs") { req, ctx in try await bulk.list(req, ctx) }

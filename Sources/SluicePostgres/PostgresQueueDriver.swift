@@ -513,6 +513,16 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
         }
     }
 
+    public func jobCounts() async throws(SluiceError) -> [JobCount] {
+        try await run("counting jobs") { conn in
+            try await self.rows(conn, "SELECT state, coalesce(stage, 'load'), entity, count(*) FROM sluice.jobs GROUP BY 1, 2, 3", []).compactMap { r in
+                let (s, k, e, n) = try r.decode((String, String, String, Int64).self)
+                guard let state = JobState(rawValue: s) else { return nil }
+                return JobCount(state: state, kind: k, entity: e, count: Int(n))
+            }
+        }
+    }
+
     public func runJobCounts(run id: Int64) async throws(SluiceError) -> [StageJobCount] {
         try await run("reading a run's jobs") { conn in
             try await self.rows(conn, "SELECT stage, state, count(*) FROM sluice.jobs WHERE run_id = $1 GROUP BY stage, state", [.int(id)]).compactMap { r in

@@ -307,6 +307,19 @@ public final class MemoryControlPlane: QueueDriver {
         }
     }
 
+    public func jobCounts() async throws(SluiceError) -> [JobCount] {
+        state.withLock { s in
+            var counts: [JobCount] = []
+            for j in s.jobs.values {
+                let kind = j.spec.stage?.kind.rawValue ?? "load"
+                if let i = counts.firstIndex(where: { $0.state == j.state && $0.kind == kind && $0.entity == j.entity }) { counts[i].count += 1 } else {
+                    counts.append(JobCount(state: j.state, kind: kind, entity: j.entity, count: 1))
+                }
+            }
+            return counts
+        }
+    }
+
     public func runJobCounts(run: Int64) async throws(SluiceError) -> [StageJobCount] {
         state.withLock { s in
             var counts: [StageJobCount] = []

@@ -102,6 +102,22 @@ public protocol HandOffStore: Sendable {
     func runJobCounts(run: Int64) async throws(SluiceError) -> [StageJobCount]
     /// Drops a finished run's batches.
     func deleteStageBatches(run: Int64) async throws(SluiceError)
+    /// Every job counted by state, kind and entity (what `/metrics` reports).
+    func jobCounts() async throws(SluiceError) -> [JobCount]
+}
+
+/// How many jobs are in one state, of one kind (a stage's name, else `load`), for one entity.
+public struct JobCount: Sendable, Hashable {
+    public var state: JobState
+    public var kind: String
+    public var entity: String
+    public var count: Int
+    public init(state: JobState, kind: String, entity: String, count: Int) {
+        self.state = state
+        self.kind = kind
+        self.entity = entity
+        self.count = count
+    }
 }
 
 public struct StageHandOffParams: Sendable {

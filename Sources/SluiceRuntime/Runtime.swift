@@ -56,8 +56,15 @@ public struct Runtime: Sendable {
     /// Process-wide set-up every command runs first: logging to stderr, and an allocator
     /// that keeps large buffers (pages, batches) instead of mapping and faulting in fresh
     /// memory for each one.
-    public static func bootstrapLogging() {
-        LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
+    /// `format`: `text` or `json` (default `$SLUICE_LOG_FORMAT`, else text).
+    public static func bootstrapLogging(format: LineLogHandler.Format? = nil) {
+        let chosen = format ?? ProcessInfo.processInfo.environment["SLUICE_LOG_FORMAT"].flatMap { LineLogHandler.Format(rawValue: $0.lowercased()) } ?? .text
+        let level = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = LineLogHandler(label: label, format: chosen)
+            h.logLevel = level
+            return h
+        }
         #if canImport(Glibc)
         // mallopt is not in Glibc's Swift module; M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3.
         typealias Mallopt = @convention(c) (Int32, Int32) -> Int32

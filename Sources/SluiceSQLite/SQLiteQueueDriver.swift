@@ -535,6 +535,15 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         }
     }
 
+    public func jobCounts() async throws(SluiceError) -> [JobCount] {
+        try await run { c throws(SluiceError) in
+            try c.query("SELECT state, coalesce(stage, 'load'), entity, count(*) FROM sluice_jobs GROUP BY 1, 2, 3").compactMap { r in
+                guard let s = r[0].string.flatMap(JobState.init(rawValue:)) else { return nil }
+                return JobCount(state: s, kind: r[1].string ?? "load", entity: r[2].string ?? "", count: Int(r[3].int ?? 0))
+            }
+        }
+    }
+
     public func runJobCounts(run id: Int64) async throws(SluiceError) -> [StageJobCount] {
         try await run { c throws(SluiceError) in
             try c.query("SELECT stage, state, count(*) FROM sluice_jobs WHERE run_id = ?1 GROUP BY stage, state", [.integer(id)]).compactMap { r in

@@ -346,6 +346,10 @@ public enum HandOffStoreConformance {
         let counts = Set(try await d.runJobCounts(run: 7))
         #expect(counts == [StageJobCount(stage: .extract, state: .queued, count: 1), StageJobCount(stage: .enrich, state: .complete, count: 2)])
         #expect(try await d.runJobCounts(run: 8) == [StageJobCount(stage: .extract, state: .queued, count: 1)])
+        // Every job by state, kind and entity (the metrics' gauge).
+        let all = try await d.jobCounts()
+        #expect(all.contains(JobCount(state: .complete, kind: "enrich", entity: enrich[0].entity, count: 2)), "\(all)")
+        #expect(all.contains { $0.state == .processing && $0.kind == "load" && $0.entity == plain.entity }, "\(all)")
         try await d.deleteStageBatches(run: 7)
         #expect(try await d.stageBatch(key: "run-7/job-2/batch-1") == nil)
     }

@@ -7,6 +7,7 @@ import SluiceLoad
 public import Foundation
 public import Logging
 import Synchronization
+import Metrics
 
 /// How a worker runs jobs: lease timing, retries, where scratch files go.
 public struct WorkerOptions: Sendable {
@@ -91,7 +92,7 @@ public struct JobExecutor: Sendable {
 
     /// The outcome of one attempt.
     enum Outcome {
-        case loaded
+        case loaded(LoadStats)
         /// A job whose work wrote no table rows (a stage that handed its batches on).
         case completed(JobResult)
         case duplicate(of: Int64, sha256: String)
@@ -99,6 +100,10 @@ public struct JobExecutor: Sendable {
     }
 
     public func execute(_ job: Job) async {
+        let started = ContinuousClock.now
+        let kind = job.spec.stage?.kind.rawValue ?? "load"
+        Metrics.Timer(label: "sluice_job_queue_wait_seconds", dimensions: [("kind", kind)])
+            .recordSeconds(max(0, now().timeIntervalSince(max(job.createdAt, job.runAfter))))
         let lease = Lease()
         let dir = (options.workDir as NSString).appendingPathComponent("jobs/\(job.id)/attempt-\(job.attempts)")
         let outcome: Outcome = await withTaskGroup(of: Outcome?.self) { group in
@@ -115,17 +120,40 @@ public struct JobExecutor: Sendable {
             return result
         }
         await record(job, outcome, lease: lease)
+        let name: String
+        switch outcome {
+        case .loaded, .completed: name = "complete"
+        case .duplicate: name = "duplicate"
+        case .failed(let e, _): name = e.code == .aborted ? "stopped" : "failed"
+        }
+        Metrics.Timer(label: "sluice_job_duration_seconds", dimensions: [("kind", kind), ("outcome", name)]).record(duration: ContinuousClock.now - started)
+    }
+
+    /// Rows a finished job read and wrote, by entity and what became of them (a pipeline's
+    /// rows are read once, by its extract stage).
+    static func count(_ s: LoadStats, _ job: Job) {
+        let entity = job.entity
+        let read = job.spec.stage.map { $0.kind == .extract } ?? true ? s.read : 0
+        for (outcome, n) in [("read", read), ("inserted", s.inserted), ("updated", s.updated), ("deleted", s.deleted),
+                             ("skipped", s.skipped), ("rejected", s.rejected)] where n > 0 {
+            Counter(label: "sluice_rows_total", dimensions: [("entity", entity), ("outcome", outcome)]).increment(by: n)
+        }
+        if s.bytes > 0 { Counter(label: "sluice_bytes_loaded_total", dimensions: [("entity", entity)]).increment(by: s.bytes) }
     }
 
     func record(_ job: Job, _ outcome: Outcome, lease: Lease) async {
         let log = logger
         switch outcome {
-        case .loaded:
-            log.info("job complete", metadata: ["job": "\(job.id)", "entity": "\(job.entity)"])
+        case .loaded(let s):
+            log.info("job complete", metadata: ["job": "\(job.id)", "entity": "\(job.entity)", "read": "\(s.read)", "inserted": "\(s.inserted)",
+                                                "updated": "\(s.updated)", "deleted": "\(s.deleted)", "skipped": "\(s.skipped)", "rejected": "\(s.rejected)"])
+            Self.count(s, job)
             await fetcher.removeScratchUpload(of: job)
         case .completed(let result):
             if (try? await driver.completeJob(JobCompleteParams(id: job.id, token: job.leaseToken, result: result, now: now()))) != true {
                 log.notice("stage job finished after losing its lease; its hand-offs stand, another attempt finds them done", metadata: ["job": "\(job.id)"])
+            } else {
+                Self.count(result.stats, job)
             }
         case .duplicate(let prior, let sha):
             let result = JobResult(stats: LoadStats(), duplicateOf: prior, sha256: sha)
@@ -316,8 +344,10 @@ public struct JobExecutor: Sendable {
                                         rejectBudget: (job.spec.atomic ? 0 : job.spec.maxRejects).map { $0 - stats.rejected })
             do throws(SluiceError) {
                 let sink = try await target.applySink(entity: plan.entity, mode: plan.mode, completing: JobCompletion(job: job, sha256: sha, now: now))
-                _ = try await sink.commit(context)
-                return .loaded
+                let counts = try await sink.commit(context)
+                var done = stats
+                (done.inserted, done.updated, done.deleted) = (counts.inserted, counts.updated, counts.deleted)
+                return .loaded(done)
             } catch {
                 return .failed(error)
             }
@@ -384,8 +414,7 @@ public struct JobExecutor: Sendable {
             defer { withExtendedLifetime(tap) {} }  // the runner holds its observer weakly
             runner.observer = tap
             runner.shouldContinue = { lease.held }
-            _ = try await runner.run()
-            return .loaded
+            return .loaded(try await runner.run().stats)
         } catch let e as LoadFailure {
             guard lease.held else { return .failed(SluiceError(.aborted, "the lease was lost")) }
             var partial = JobResult(stats: e.report.stats, rejectsPath: e.report.files.compactMap(\.rejectsFile).first, sha256: input.local.sha256)

@@ -104,6 +104,10 @@ struct ServeCommand: AsyncParsableCommand {
             if let cap = config.server.maxConnections { guardLimits.maxConnections = min(guardLimits.maxConnections, cap) }
             let limits = guardLimits
             try await Runtime.with(config) { runtime in
+                runtime.logger.info("starting", metadata: [
+                    "database": "\(runtime.backend.displayName)", "config": "\(config.path ?? "none")", "state_dir": "\(config.stateDir)",
+                    "address": "\(host):\(port)", "workers": "\(noWorkers ? 0 : concurrency ?? config.worker.concurrency)",
+                ])
                 let swept = SluiceAPI.sweepPartialUploads(in: config.uploadDir)
                 if swept.files > 0 { runtime.logger.notice("removed \(swept.files) partial uploads (\(swept.bytes) bytes) left by a server that stopped mid-upload") }
                 let wake = WakeSignal()
@@ -123,6 +127,8 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 var deps = APIDependencies(config: config, driver: runtime.driver, policy: runtime.policy, wake: wake, tokens: tokens2)
                 deps.exports = try await runtime.backend.exportStore()  // nil: the tables are in MySQL
+                deps.metrics = MetricsEndpoint(driver: runtime.driver)
+                deps.accessLog = runtime.logger
                 deps.runPipeline = { name, path, display in
                     try await execution.start(name, upload: .init(path: path, name: display))
                 }
@@ -176,6 +182,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Flag(help: "Run the jobs that are ready, then exit.")
     var once = false
 
+    @Option(help: "Serve Prometheus metrics (and /healthz) on this port, on 127.0.0.1 unless --metrics-host says otherwise.")
+    var metricsPort: Int?
+
+    @Option(help: "Address the metrics server binds (default 127.0.0.1).")
+    var metricsHost = "127.0.0.1"
+
     @OptionGroup var shared: SharedOptions
 
     func run() async throws {
@@ -188,7 +200,7 @@ struct WorkerCommand: AsyncParsableCommand {
                 return k
             }
         }
-        let only = stages
+        let only = stages, metricsAt = metricsPort.map { (metricsHost, $0) }
         do {
             try await Runtime.with(config) { runtime in
                 let worker = runtime.worker(concurrency: concurrency, id: id, wake: WakeSignal(), stages: only)
@@ -197,13 +209,20 @@ struct WorkerCommand: AsyncParsableCommand {
                     print("ran \(n) job\(n == 1 ? "" : "s")")
                     return
                 }
-                let group = ServiceGroup(configuration: .init(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: runtime.logger))
+                let group = ServiceGroup(configuration: .init(services: [worker] + metricsServer(metricsAt, runtime),
+                                                              gracefulShutdownSignals: [.sigterm, .sigint], logger: runtime.logger))
                 try await group.run()
             }
         } catch let e as SluiceError {
             throw fail(e.description)
         }
     }
+}
+
+/// The metrics server of a process without the API (`--metrics-port`), as a service.
+func metricsServer(_ at: (host: String, port: Int)?, _ runtime: Runtime) -> [any Service] {
+    guard let at else { return [] }
+    return [MetricsEndpoint(driver: runtime.driver).application(host: at.host, port: at.port, logger: runtime.logger)]
 }
 
 /// Runs `sluice schedule tick` every 30 seconds until a graceful shutdown.

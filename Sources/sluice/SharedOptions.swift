@@ -19,10 +19,13 @@ struct SharedOptions: ParsableArguments {
     @Option(name: .long, help: "Where jobs and ledgers live, if not in --database: a SQLite file or postgres:// URL (default: $SLUICE_CONTROL_URL, else the config's `control`).")
     var control: String?
 
+    @Option(name: .long, help: "Log lines as text (key=value, values quoted) or json (one object per line). Default: $SLUICE_LOG_FORMAT, else text.")
+    var logFormat: LineLogHandler.Format?
+
     /// What every command does first: logging to stderr, then the configuration (a mistake
     /// in it ends the command with its message).
     func start() throws -> SluiceConfig {
-        Runtime.bootstrapLogging()
+        Runtime.bootstrapLogging(format: logFormat)
         do { return try loadConfig() } catch { throw fail("\(error)") }
     }
 
@@ -120,3 +123,5 @@ func fail(_ message: String) -> ExitCode {
     FileHandle.standardError.write(Data("error: \(message)\n".utf8))
     return ExitCode(1)
 }
+
+extension LineLogHandler.Format: ExpressibleByArgument {}

@@ -62,6 +62,8 @@ struct WatchCommand: AsyncParsableCommand {
         @Option(help: "Jobs the in-process worker runs at once (default: worker.concurrency).") var concurrency: Int?
         @Flag(help: "Print the --once summary as JSON.") var json = false
         @Flag(help: "With --once: exit 4 when no file in the location matches.") var failIfEmpty = false
+        @Option(help: "Serve Prometheus metrics (and /healthz) on this port, on 127.0.0.1 unless --metrics-host says otherwise.") var metricsPort: Int?
+        @Option(help: "Address the metrics server binds (default 127.0.0.1).") var metricsHost = "127.0.0.1"
         @OptionGroup var shared: SharedOptions
 
         func run() async throws {
@@ -85,6 +87,7 @@ struct WatchCommand: AsyncParsableCommand {
             if let format { spec.format = format }
             if let mode { spec.mode = mode }
             let (finalSpec, once, noWorkers, concurrency, json, failIfEmpty) = (spec, once, noWorkers, concurrency, json, failIfEmpty)
+            let metricsAt = metricsPort.map { (metricsHost, $0) }
             do {
                 try await Runtime.with(config) { runtime in
                     try FileManager.default.createDirectory(atPath: config.uploadDir, withIntermediateDirectories: true)
@@ -119,7 +122,7 @@ struct WatchCommand: AsyncParsableCommand {
                         }
                         return
                     }
-                    var services: [any Service] = [WatchService(watcher: watcher)]
+                    var services: [any Service] = [WatchService(watcher: watcher)] + metricsServer(metricsAt, runtime)
                     if !noWorkers { services.append(worker) }
                     let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: runtime.logger))
                     try await group.run()

@@ -33,7 +33,8 @@ struct APIHarness {
 
     var app: some ApplicationProtocol {
         let policy = SourcePolicy(uploadDir: config.uploadDir, fileRoots: config.server.fileRoots, httpAllowlist: config.server.httpAllowlist)
-        let deps = APIDependencies(config: config, driver: driver, policy: policy, wake: nil, tokens: [Self.token])
+        var deps = APIDependencies(config: config, driver: driver, policy: policy, wake: nil, tokens: [Self.token])
+        deps.metrics = MetricsEndpoint(driver: driver)
         return Application(router: SluiceAPI.router(deps), server: SluiceAPI.server())
     }
 

@@ -1,0 +1,118 @@
+public import Hummingbird
+import HTTPTypes
+public import Logging
+import Metrics
+public import Prometheus
+public import SluiceQueue
+import Foundation
+import Synchronization
+
+/// `GET /metrics` in Prometheus' text format: what this process recorded through swift-metrics
+/// (jobs run, rows, HTTP requests, exports, enrich, watches), plus what is read at each scrape:
+/// jobs by state, kind and entity from the control plane, and the process's memory.
+public final class MetricsEndpoint: Sendable {
+    /// The process's one registry, installed as swift-metrics' backend on first use.
+    public static let registry: PrometheusCollectorRegistry = {
+        let r = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: r))
+        return r
+    }()
+
+    let driver: (any QueueDriver)?
+    /// Job gauges already made, so a state that empties reads 0 instead of vanishing.
+    let jobGauges = Mutex<[JobKey: Prometheus.Gauge]>([:])
+    let started = Date()
+
+    struct JobKey: Hashable {
+        var state: String, kind: String, entity: String
+    }
+
+    /// Installs the registry (if not yet) and reads job counts from `driver` at each scrape.
+    public init(driver: (any QueueDriver)?) {
+        _ = Self.registry
+        self.driver = driver
+    }
+
+    /// The text a scrape returns.
+    public func scrape() async -> [UInt8] {
+        let r = Self.registry
+        if let driver, let counts = try? await driver.jobCounts() {
+            jobGauges.withLock { gauges in
+                var now: [JobKey: Int] = [:]
+                for c in counts { now[JobKey(state: c.state.rawValue, kind: c.kind, entity: c.entity), default: 0] += c.count }
+                for key in Set(gauges.keys).union(now.keys) {
+                    let g = gauges[key] ?? r.makeGauge(name: "sluice_jobs", labels: [("state", key.state), ("kind", key.kind), ("entity", key.entity)],
+                                                       help: "Jobs in the control plane by state, kind and entity")
+                    gauges[key] = g
+                    g.set(Double(now[key] ?? 0))
+                }
+            }
+        }
+        r.makeGauge(name: "process_resident_memory_bytes", help: "Resident memory of this process").set(Double(Self.residentBytes()))
+        r.makeGauge(name: "process_start_time_seconds", help: "When this process started (Unix time)").set(started.timeIntervalSince1970)
+        var out: [UInt8] = []
+        r.emit(into: &out)
+        return out
+    }
+
+    /// The routes: `/metrics` (and nothing else) on `router`.
+    public func add<Context: RequestContext>(to router: some RouterMethods<Context>) {
+        router.get("/metrics") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: await self.scrape())))
+        }
+    }
+
+    /// Resident set size from /proc (0 where there is none).
+    static func residentBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// A server of its own for processes without the API (`sluice worker`, `sluice watch`):
+    /// `/metrics` and `/healthz` on `host:port`.
+    public func application(host: String, port: Int, logger: Logger) -> some ApplicationProtocol {
+        let router = Router(context: BasicRequestContext.self)
+        router.get("/healthz") { _, _ in try json(["status": "ok"]) }
+        add(to: router)
+        return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "sluice"), logger: logger)
+    }
+}
+
+/// One log line and the HTTP metrics per request: method, route (the matched pattern, so
+/// ids do not multiply the series), status, response bytes, duration, and the job a
+/// submission created.
+public struct AccessLog<Context: RequestContext>: RouterMiddleware {
+    let logger: Logger
+
+    public init(logger: Logger) { self.logger = logger }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        do {
+            let response = try await next(request, context)
+            record(request, context, status: response.status.code, bytes: response.body.contentLength, headers: response.headers, start)
+            return response
+        } catch {
+            let status = (error as? any HTTPResponseError)?.status.code ?? 500
+            record(request, context, status: status, bytes: nil, headers: [:], start)
+            throw error
+        }
+    }
+
+    func record(_ request: Request, _ context: Context, status: Int, bytes: Int?, headers: HTTPFields, _ start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        let route = context.endpointPath ?? "unmatched"
+        let method = request.method.rawValue
+        Counter(label: "sluice_http_requests_total", dimensions: [("method", method), ("route", route), ("status", String(status))]).increment()
+        Metrics.Timer(label: "sluice_http_request_duration_seconds", dimensions: [("method", method), ("route", route)]).record(duration: elapsed)
+        if request.uri.path == "/metrics" || request.uri.path == "/healthz" { return }  // scrapes and probes would drown the log
+        var meta: Logger.Metadata = ["method": "\(method)", "path": "\(request.uri.path)", "status": "\(status)",
+                                     "ms": "\(Int((Double(elapsed.components.attoseconds) / 1e15).rounded()) + Int(elapsed.components.seconds) * 1000)"]
+        if let bytes { meta["bytes"] = "\(bytes)" }
+        if let location = headers[.location], location.contains("/status/") { meta["job"] = "\(location.split(separator: "/").last ?? "")" }
+        logger.info("request", metadata: meta)
+    }
+}

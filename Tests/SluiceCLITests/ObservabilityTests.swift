@@ -1,0 +1,87 @@
+import Testing
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Issue 18: what an operator sees of a running server — Prometheus metrics that move as jobs
+/// run, JSON log lines with an access log and each job's counts, metrics of a worker process.
+@Suite(.serialized) struct ObservabilityTests {
+    /// The value of the series whose line starts with `series` (name and labels), or nil.
+    static func value(_ text: String, _ series: String) -> Double? {
+        for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
+            return Double(line.dropFirst(series.count + 1).split(separator: " ")[0])
+        }
+        return nil
+    }
+
+    func scrape(_ srv: ServerProcess) async throws -> String {
+        let (status, data) = try await srv.request("GET", "/metrics")
+        #expect(status == 200)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    @Test func metricsMoveAsJobsRunAndLogsAreJSON() async throws {
+        let srv = try ServerProcess(env: ["SLUICE_LOG_FORMAT": "json"])
+        let (anonymous, _) = try await srv.request("GET", "/metrics", auth: false)
+        #expect(anonymous == 401, "metrics sit behind the API's tokens")
+        let before = try await scrape(srv)
+        #expect(Self.value(before, #"sluice_rows_total{entity="registros",outcome="inserted"}"#) == nil)
+        #expect((Self.value(before, "process_resident_memory_bytes") ?? 0) > 1_000_000, "\(before)")
+
+        for (n, body) in ["id,valor\n1,1.5\n2,2.5\n3,3.5\n", "id,valor\n3,9\n4,4.5\nx,1\n"].enumerated() {
+            let (s, o) = try await srv.json("POST", "/registros/_bulk", body: body, headers: ["Content-Type": "text/csv"])
+            #expect(s == 202, "\(o)")
+            let id = try #require(o["id"] as? Int)
+            _ = try await srv.wait(job: id) { ($0["state"] as? String) == "complete" }
+            let text = try await scrape(srv)
+            #expect(Self.value(text, #"sluice_rows_total{entity="registros",outcome="inserted"}"#) == (n == 0 ? 3 : 4), "\(text)")
+            #expect(Self.value(text, #"sluice_jobs{state="complete",kind="load",entity="registros"}"#) == Double(n + 1), "\(text)")
+        }
+        let text = try await scrape(srv)
+        #expect(Self.value(text, #"sluice_rows_total{entity="registros",outcome="updated"}"#) == 1)
+        #expect(Self.value(text, #"sluice_rows_total{entity="registros",outcome="rejected"}"#) == 1)
+        #expect(Self.value(text, #"sluice_http_requests_total{method="POST",route="/{entity}/_bulk",status="202"}"#) == 2, "\(text)")
+        #expect(Self.value(text, #"sluice_http_requests_total{method="GET",route="/metrics",status="401"}"#) == 1, "\(text)")
+        #expect(Self.value(text, #"sluice_job_duration_seconds_count{kind="load",outcome="complete"}"#) == 2, "\(text)")
+        #expect(Self.value(text, #"sluice_job_queue_wait_seconds_count{kind="load"}"#) == 2, "\(text)")
+
+        // Every stderr line is one JSON object; the access log names the job a submission made,
+        // and "job complete" carries the job's counts.
+        let lines = try String(contentsOfFile: srv.logPath, encoding: .utf8).split(separator: "\n")
+        let objects = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+        #expect(objects.count == lines.count && !lines.isEmpty, "\(lines.prefix(3))")
+        #expect(objects.contains { $0["message"] == "request" && $0["method"] == "POST" && $0["status"] == "202" && $0["job"] != nil && $0["ms"] != nil }, "\(objects)")
+        #expect(objects.contains { $0["message"] == "job complete" && $0["inserted"] == "1" && $0["updated"] == "1" && $0["rejected"] == "1" }, "\(objects)")
+        #expect(objects.contains { $0["message"] == "starting" && $0["state_dir"] == ".sluice" && $0["database"] != nil }, "\(objects)")
+    }
+
+    /// `sluice worker --metrics-port` serves the same registry (with the control plane's job
+    /// gauges) without the API.
+    @Test func aWorkerServesItsOwnMetrics() async throws {
+        let srv = try ServerProcess(noWorkers: true)
+        let (s, o) = try await srv.json("POST", "/registros/_bulk", body: "id,valor\n1,1.5\n", headers: ["Content-Type": "text/csv"])
+        #expect(s == 202, "\(o)")
+        let port = Int.random(in: 20_000..<40_000)
+        let worker = Process()
+        worker.executableURL = URL(fileURLWithPath: CLI.binary)
+        worker.arguments = ["worker", "--metrics-port", String(port), "--log-format", "text"]
+        worker.currentDirectoryURL = URL(fileURLWithPath: srv.cli.dir)
+        worker.standardOutput = FileHandle.nullDevice
+        worker.standardError = FileHandle(forWritingAtPath: srv.cli.write("worker.log", ""))
+        try worker.run()
+        defer { if worker.isRunning { worker.terminate(); worker.waitUntilExit() } }
+        var text = ""
+        for _ in 0..<200 {
+            if let (data, _) = try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/metrics")!) {
+                text = String(decoding: data, as: UTF8.self)
+                if Self.value(text, #"sluice_rows_total{entity="registros",outcome="inserted"}"#) == 1 { break }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(Self.value(text, #"sluice_rows_total{entity="registros",outcome="inserted"}"#) == 1, "\(text)")
+        #expect(Self.value(text, #"sluice_jobs{state="complete",kind="load",entity="registros"}"#) == 1, "\(text)")
+        let log = try String(contentsOfFile: srv.cli.dir + "/worker.log", encoding: .utf8)
+        #expect(log.contains("info sluice: job complete") && log.contains(" entity=registros") && log.contains(" inserted=1"), "\(log)")
+    }
+}
