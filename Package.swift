@@ -122,7 +122,7 @@ let package = Package(
         // Wires sources, decoders and sinks into a load with stats, rejects and progress.
         .target(
             name: "SluiceLoad",
-            dependencies: ["SluiceCore", "SluiceFormats", "SluiceConfig"],
+            dependencies: ["SluiceCore", "SluiceFormats", "SluiceConfig", .product(name: "Metrics", package: "swift-metrics")],
             swiftSettings: strict
         ),
         // The durable job queue: job model, lifecycle state machine, retry policy, driver protocol

@@ -6,6 +6,7 @@ import Crypto
 import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
+import Metrics
 
 /// Encoding of the files an export sends.
 public enum ExportFormat: String, Sendable, CaseIterable, Codable {
@@ -312,6 +313,15 @@ public final class Exporter: @unchecked Sendable {
             }
             let latency = Int((Self.seconds() - t0) * 1000)
             let decision = spec.policy.decide(result, attempt: attempt, random: Double.random(in: 0..<1), now: Date())
+            let receiver = URL(string: spec.url).map { "\($0.host ?? "")\($0.port.map { ":\($0)" } ?? "")" } ?? "unknown"
+            Metrics.Timer(label: "sluice_export_request_duration_seconds", dimensions: [("receiver", receiver)]).recordMilliseconds(latency)
+            let outcome: String
+            switch decision {
+            case .delivered: outcome = "delivered"
+            case .deadLetter: outcome = "dead"
+            case .retry: outcome = "retried"
+            }
+            Counter(label: "sluice_export_attempts_total", dimensions: [("receiver", receiver), ("outcome", outcome)]).increment()
             var status: Int? = nil
             var errorText: String? = nil
             switch result {

@@ -1,5 +1,6 @@
 public import SluiceCore
 public import Foundation
+import Metrics
 
 /// An HTTP answer, or why there was none.
 public enum EnrichAnswer: Sendable {
@@ -93,6 +94,7 @@ public struct Enricher: Sendable {
         let namespace = spec.name + ":" + spec.fields.map(\.value).joined(separator: ",")
         var answers = try await env.cached(namespace: namespace, keys: Array(distinct.keys), now: Date())
         figures.cached += answers.count
+        if !answers.isEmpty { Counter(label: "sluice_enrich_cache_hits_total", dimensions: [("step", spec.name)]).increment(by: answers.count) }
         let missing = distinct.filter { answers[$0.key] == nil }
         var failures: [String: String] = [:]
         var fresh: [String: String] = [:]
@@ -128,6 +130,9 @@ public struct Enricher: Sendable {
         }
         figures.fetched += picked.count
         figures.failed += failures.count
+        for (outcome, n) in [("fetched", picked.count), ("failed", failures.count)] where n > 0 {
+            Counter(label: "sluice_enrich_requests_total", dimensions: [("step", spec.name), ("outcome", outcome)]).increment(by: n)
+        }
         if !picked.isEmpty {
             try await env.cache(namespace: namespace, entries: picked, expiresAt: Date().addingTimeInterval(spec.cacheTTL))
             answers.merge(picked) { $1 }

@@ -5,6 +5,7 @@ public import Foundation
 public import Logging
 import Crypto
 import SluiceLoad
+import Metrics
 
 /// One watch: a source location, the entity its files load into, and its rules.
 public struct WatchSpec: Sendable, Equatable {
@@ -227,6 +228,10 @@ public final class Watcher: Sendable {
             }
         }
         report.jobs = jobs.sorted()
+        Counter(label: "sluice_watch_polls_total", dimensions: [("watch", spec.name)]).increment()
+        for (state, n) in [("queued", report.queued - report.duplicates), ("duplicate", report.duplicates), ("failed", report.failed), ("retry", report.retry)] where n > 0 {
+            Counter(label: "sluice_watch_files_total", dimensions: [("watch", spec.name), ("state", state)]).increment(by: n)
+        }
         return report
     }
 

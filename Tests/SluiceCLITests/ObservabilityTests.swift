@@ -56,6 +56,34 @@ import FoundationNetworking
         #expect(objects.contains { $0["message"] == "starting" && $0["state_dir"] == ".sluice" && $0["database"] != nil }, "\(objects)")
     }
 
+    /// A watch's polls and files, as `sluice watch --metrics-port` serves them.
+    @Test func aWatchCountsItsPollsAndFiles() async throws {
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        cli.write("in/a.csv", "id,v\n1,x\n")
+        cli.write("in/b.csv", "id,v\n2,y\n")
+        let port = Int.random(in: 20_000..<40_000)
+        let watch = Process()
+        watch.executableURL = URL(fileURLWithPath: CLI.binary)
+        watch.arguments = ["watch", "in", "--into", "t", "--min-age", "0", "--interval", "0.2", "--name", "drops", "--metrics-port", String(port)]
+        watch.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
+        watch.standardOutput = FileHandle.nullDevice
+        watch.standardError = FileHandle.nullDevice
+        try watch.run()
+        defer { if watch.isRunning { watch.terminate(); watch.waitUntilExit() } }
+        var text = ""
+        for _ in 0..<200 {
+            if let (data, _) = try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/metrics")!) {
+                text = String(decoding: data, as: UTF8.self)
+                if Self.value(text, #"sluice_rows_total{entity="t",outcome="inserted"}"#) == 2 && (Self.value(text, #"sluice_watch_polls_total{watch="drops"}"#) ?? 0) >= 3 { break }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(Self.value(text, #"sluice_watch_files_total{watch="drops",state="queued"}"#) == 2, "\(text)")
+        #expect((Self.value(text, #"sluice_watch_polls_total{watch="drops"}"#) ?? 0) >= 3, "\(text)")
+        #expect(Self.value(text, #"sluice_rows_total{entity="t",outcome="inserted"}"#) == 2, "\(text)")
+    }
+
     /// `sluice worker --metrics-port` serves the same registry (with the control plane's job
     /// gauges) without the API.
     @Test func aWorkerServesItsOwnMetrics() async throws {
