@@ -130,8 +130,9 @@ public struct JobExecutor: Sendable {
     }
 
     /// Rows a finished job read and wrote, by entity and what became of them (a pipeline's
-    /// rows are read once, by its extract stage).
+    /// rows are read once, by its extract stage; a chunked file's by its parent job).
     static func count(_ s: LoadStats, _ job: Job) {
+        if case .chunk = job.spec.kind { return }
         let entity = job.entity
         let read = job.spec.stage.map { $0.kind == .extract } ?? true ? s.read : 0
         for (outcome, n) in [("read", read), ("inserted", s.inserted), ("updated", s.updated), ("deleted", s.deleted),
