@@ -57,7 +57,7 @@ public enum ConfigReader {
         config.path = fileName
         guard let root else { return config }
         let r = NodeReader(file: fileName)
-        let top = try r.mapping(root, "the top level", allowed: ["database", "control", "target", "target_schema", "state_dir", "entities", "server", "worker", "exports", "s3", "watches", "mappings", "pipelines", "parquet"])
+        let top = try r.mapping(root, "the top level", allowed: ["database", "control", "target", "target_schema", "state_dir", "entities", "server", "worker", "exports", "s3", "watches", "mappings", "pipelines", "parquet", "retention"])
         if let ws = top["watches"] {
             guard case .mapping(let m) = ws else { throw r.error(ws, "watches must be a mapping of name to watch") }
             for (k, v) in m {
@@ -70,6 +70,14 @@ public enum ConfigReader {
             if let v = m["endpoint"] { config.s3.endpoint = try r.string(v, "s3.endpoint") }
             if let v = m["region"] { config.s3.region = try r.string(v, "s3.region") }
             if let v = m["path_style"] { config.s3.pathStyle = try r.bool(v, "s3.path_style") }
+        }
+        if let n = top["retention"] {
+            let m = try r.mapping(n, "retention", allowed: ["uploads_days", "work_days", "runs_days", "loads_days"])
+            func days(_ key: String) throws(SluiceError) -> Double? { try m[key].map { (v) throws(SluiceError) in try r.number(v, "retention.\(key)", allowZero: true) } }
+            if let d = try days("uploads_days") { config.retention.uploadsDays = d }
+            if let d = try days("work_days") { config.retention.workDays = d }
+            if let d = try days("runs_days") { config.retention.runsDays = d }
+            if let d = try days("loads_days") { config.retention.loadsDays = d }
         }
         if let n = top["parquet"] {
             let m = try r.mapping(n, "parquet", allowed: ["compat", "compression", "row_group_rows"])

@@ -30,6 +30,8 @@ public struct SluiceConfig: Sendable {
     public var s3 = S3Settings()
     /// How Sluice writes Parquet (`parquet:`): `sluice convert` and exports in Parquet.
     public var parquet = ParquetSettings()
+    /// How long files and records are kept (`retention:`), applied by `sluice gc` and hourly by `sluice serve`.
+    public var retention = RetentionSettings()
     /// Declared splits of nested JSON into several entities (`mappings:`), by name; a watch
     /// or `sluice load` whose `into` names a mapping loads each of its entities.
     public var mappings: [String: JSONMapping] = [:]
@@ -116,6 +118,19 @@ public struct ParquetSettings: Sendable, Equatable {
     public var rowGroupRows: Int?
     public static let compats = ["wide", "spark", "exact"]
     public static let compressions = ["none", "uncompressed", "snappy", "gzip", "zstd"]
+    public init() {}
+}
+
+/// The `retention:` section, in days (fractions allowed; 0 removes at the next pass).
+public struct RetentionSettings: Sendable, Equatable {
+    /// An upload's file after its last job completed (duplicates go at once). The default is 7.
+    public var uploadsDays: Double = 7
+    /// A finished job's work folder (scratch and rejects files). The default is 7.
+    public var workDays: Double = 7
+    /// Pipeline run records and their rejects folders. The default is 90.
+    public var runsDays: Double = 90
+    /// `sluice load` summaries and rejects files under `<state_dir>/loads`. The default is 30.
+    public var loadsDays: Double = 30
     public init() {}
 }
 

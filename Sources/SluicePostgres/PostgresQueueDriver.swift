@@ -389,6 +389,22 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
         }
     }
 
+    public func uploads(after: String?, limit: Int) async throws(SluiceError) -> [Upload] {
+        try await run("reading uploads") { conn in
+            try await self.rows(conn, "SELECT id, path, size, sha256, original_name, created_at FROM sluice.uploads WHERE id > $1 ORDER BY id LIMIT $2",
+                                [.text(after ?? ""), .int(Int64(limit))]).map { row in
+                let (uid, path, size, sha, name, created) = try row.decode((String, String, Int64, String, String?, Date).self)
+                return Upload(id: uid, path: path, size: size, sha256: sha, originalName: name, createdAt: created)
+            }
+        }
+    }
+
+    public func deleteUploads(ids: [String]) async throws(SluiceError) {
+        _ = try await run("forgetting uploads") { conn in
+            try await self.db.exec("DELETE FROM sluice.uploads WHERE id = ANY($1)", [.texts(ids)], on: conn)
+        }
+    }
+
     public func watchedFiles(watch: String, keys: [String]?) async throws(SluiceError) -> [WatchedFile] {
         try await run("reading the file ledger") { conn in
             var sql = "SELECT watch, key, etag, size, last_modified, state, first_seen, job_id, error, batch FROM sluice.watched_files WHERE watch = $1"
@@ -564,6 +580,12 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
                 return PipelineRun(id: id, pipeline: p, state: PipelineRun.State(rawValue: st) ?? .failed, scheduledFor: sched, windowFrom: from, windowTo: to,
                                    startedAt: started, finishedAt: finished, counts: counts, error: error)
             }
+        }
+    }
+
+    public func deleteRuns(ids: [Int64]) async throws(SluiceError) {
+        _ = try await run("forgetting runs") { conn in
+            try await self.db.exec("DELETE FROM sluice.runs WHERE id = ANY($1)", [.ints(ids)], on: conn)
         }
     }
 

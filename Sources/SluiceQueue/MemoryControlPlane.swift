@@ -199,6 +199,14 @@ public final class MemoryControlPlane: QueueDriver {
 
     public func upload(id: String) async throws(SluiceError) -> Upload? { state.withLock { $0.uploads[id] } }
 
+    public func uploads(after: String?, limit: Int) async throws(SluiceError) -> [Upload] {
+        state.withLock { s in Array(s.uploads.values.filter { after == nil || $0.id > after! }.sorted { $0.id < $1.id }.prefix(max(0, limit))) }
+    }
+
+    public func deleteUploads(ids: [String]) async throws(SluiceError) {
+        state.withLock { s in for id in ids { s.uploads[id] = nil } }
+    }
+
     // MARK: File ledger
 
     public func watchedFiles(watch: String, keys: [String]?) async throws(SluiceError) -> [WatchedFile] {
@@ -284,6 +292,10 @@ public final class MemoryControlPlane: QueueDriver {
 
     public func lastScheduledSuccess(pipeline: String) async throws(SluiceError) -> Date? {
         state.withLock { s in s.runs.values.filter { $0.pipeline == pipeline && $0.state == .succeeded }.compactMap(\.scheduledFor).max() }
+    }
+
+    public func deleteRuns(ids: [Int64]) async throws(SluiceError) {
+        state.withLock { s in for id in ids { s.runs[id] = nil } }
     }
 
     // MARK: Stage hand-offs

@@ -46,12 +46,18 @@ public protocol JobStore: Sendable {
     func rescueExpired(_ p: JobRescueParams) async throws(SluiceError) -> Int
     /// The job that already loaded a file with this SHA-256 into `entity`, if any.
     func loadedFile(entity: String, sha256: String) async throws(SluiceError) -> Int64?
+    /// Every job counted by state, kind and entity (what `/metrics` reports).
+    func jobCounts() async throws(SluiceError) -> [JobCount]
 }
 
 /// Files posted to the bulk API, kept until their job is done.
 public protocol UploadStore: Sendable {
     func insertUpload(_ u: Upload) async throws(SluiceError)
     func upload(id: String) async throws(SluiceError) -> Upload?
+    /// Uploads in id order, after `after` (for clean-up).
+    func uploads(after: String?, limit: Int) async throws(SluiceError) -> [Upload]
+    /// Forgets uploads (their files are the caller's to remove).
+    func deleteUploads(ids: [String]) async throws(SluiceError)
 }
 
 /// The watch ledger: every version of every watched object and what became of it.
@@ -86,6 +92,8 @@ public protocol RunStore: Sendable {
     func runs(pipeline: String?, limit: Int) async throws(SluiceError) -> [PipelineRun]
     /// The firing time of a pipeline's latest successful scheduled run.
     func lastScheduledSuccess(pipeline: String) async throws(SluiceError) -> Date?
+    /// Forgets runs (clean-up).
+    func deleteRuns(ids: [Int64]) async throws(SluiceError)
 }
 
 /// Batches handed between the stages of a staged pipeline, each queued with its consumer.
@@ -102,8 +110,6 @@ public protocol HandOffStore: Sendable {
     func runJobCounts(run: Int64) async throws(SluiceError) -> [StageJobCount]
     /// Drops a finished run's batches.
     func deleteStageBatches(run: Int64) async throws(SluiceError)
-    /// Every job counted by state, kind and entity (what `/metrics` reports).
-    func jobCounts() async throws(SluiceError) -> [JobCount]
 }
 
 /// How many jobs are in one state, of one kind (a stage's name, else `load`), for one entity.

@@ -394,6 +394,22 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         }
     }
 
+    public func uploads(after: String?, limit: Int) async throws(SluiceError) -> [Upload] {
+        try await run { c throws(SluiceError) in
+            try c.query("SELECT id, path, size, sha256, original_name, created_at FROM sluice_uploads WHERE id > ?1 ORDER BY id LIMIT ?2",
+                        [.text(after ?? ""), .integer(Int64(limit))]).compactMap { r in
+                guard let uid = r[0].string, let path = r[1].string, let size = r[2].int, let sha = r[3].string else { return nil }
+                return Upload(id: uid, path: path, size: size, sha256: sha, originalName: r[4].string, createdAt: Self.date(r[5]) ?? Date())
+            }
+        }
+    }
+
+    public func deleteUploads(ids: [String]) async throws(SluiceError) {
+        try await run { c throws(SluiceError) in
+            for id in ids { _ = try c.query("DELETE FROM sluice_uploads WHERE id = ?1", [.text(id)]) }
+        }
+    }
+
     public func watchedFiles(watch: String, keys: [String]?) async throws(SluiceError) -> [WatchedFile] {
         try await run { c throws(SluiceError) in
             var sql = "SELECT watch, key, etag, size, last_modified, state, first_seen, job_id, error, batch FROM sluice_watched_files WHERE watch = ?1"
@@ -582,6 +598,12 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
                             scheduledFor: Self.date(r[3]), windowFrom: Self.date(r[4]), windowTo: Self.date(r[5]),
                             startedAt: Self.date(r[6]) ?? Date(timeIntervalSince1970: 0), finishedAt: Self.date(r[7]), counts: r[8].string, error: r[9].string)
             }
+        }
+    }
+
+    public func deleteRuns(ids: [Int64]) async throws(SluiceError) {
+        try await run { c throws(SluiceError) in
+            for id in ids { _ = try c.query("DELETE FROM sluice_runs WHERE id = ?1", [.integer(id)]) }
         }
     }
 

@@ -223,6 +223,13 @@ public enum UploadStoreConformance {
         #expect(try await d.upload(id: "u1") == u)
         #expect(try await d.upload(id: "nope") == nil)
         #expect(try await d.loadedFile(entity: "e", sha256: "ff") == nil)
+        // Listed in id order, a page at a time; forgotten on request.
+        try await d.insertUpload(Upload(id: "u0", path: "/tmp/u0", size: 1, sha256: "aa", originalName: nil, createdAt: at(1)))
+        try await d.insertUpload(Upload(id: "u2", path: "/tmp/u2", size: 2, sha256: "bb", originalName: nil, createdAt: at(2)))
+        #expect(try await d.uploads(after: nil, limit: 2).map(\.id) == ["u0", "u1"])
+        #expect(try await d.uploads(after: "u1", limit: 2) == [Upload(id: "u2", path: "/tmp/u2", size: 2, sha256: "bb", originalName: nil, createdAt: at(2))])
+        try await d.deleteUploads(ids: ["u0", "u2"])
+        #expect(try await d.uploads(after: nil, limit: 10).map(\.id) == ["u1"])
     }
 }
 
@@ -378,5 +385,7 @@ public enum RunStoreConformance {
         #expect(try await d.runs(pipeline: "q", limit: 10).first?.state == .running)
         // Only successes count for the schedule: the failed 120 s firing is run again.
         #expect(try await d.lastScheduledSuccess(pipeline: "p") == at(60))
+        try await d.deleteRuns(ids: [b, c])
+        #expect(try await d.runs(pipeline: nil, limit: 10).map(\.id) == [a])
     }
 }

@@ -1,0 +1,68 @@
+import Testing
+import Foundation
+
+/// Issue 18: `sluice gc` (and serve's hourly pass) frees what `retention:` keeps no longer,
+/// and never what an unfinished job, a retry or the scheduler still needs.
+@Suite(.serialized) struct RetentionTests {
+    func gc(_ cli: CLI, _ args: [String] = []) throws -> [String: Any] {
+        let r = try cli.run(["gc", "--json"] + args)
+        #expect(r.status == 0, "\(r.err)")
+        return try cli.json(r.out)
+    }
+
+    @Test func uploadsGoWhenTheirJobsAreDoneAndDuplicatesAtOnce() async throws {
+        let srv = try ServerProcess()
+        let csv = "id,valor\n1,1.5\n2,2.5\n"
+        var ids: [Int] = []
+        for (body, query) in [(csv, ""), (csv, ""), ("id,valor\n3,x\n", "?max_rejects=0")] {
+            let (s, o) = try await srv.json("POST", "/registros/_bulk\(query)", body: body, headers: ["Content-Type": "text/csv"])
+            #expect(s == 202, "\(o)")
+            let id = try #require(o["id"] as? Int)
+            ids.append(id)
+            _ = try await srv.wait(job: id) { ["complete", "error"].contains($0["state"] as? String ?? "") }
+        }
+        let (_, dup) = try await srv.json("GET", "/registros/_bulk/status/\(ids[1])")
+        #expect(dup["duplicate_of"] as? Int == ids[0], "\(dup)")
+        let uploads = srv.cli.dir + "/.sluice/uploads"
+        #expect(try filesUnder(uploads).count == 3)
+
+        // Dry: said, not done. Then the duplicate's file goes at once; the others stay (7 days).
+        let dry = try gc(srv.cli, ["--dry-run"])
+        #expect(dry["uploads"] as? Int == 1 && dry["dry_run"] as? Bool == true, "\(dry)")
+        #expect(try filesUnder(uploads).count == 3)
+        let first = try gc(srv.cli)
+        #expect(first["uploads"] as? Int == 1 && (first["upload_bytes"] as? Int ?? 0) == csv.utf8.count, "\(first)")
+        #expect(try filesUnder(uploads).count == 2)
+
+        // Kept for no days: the loaded upload goes, the failed job's stays for its retry.
+        let yml = try String(contentsOfFile: srv.cli.dir + "/sluice.yml", encoding: .utf8)
+        srv.cli.write("sluice.yml", yml + "\nretention: {uploads_days: 0, work_days: 0}\n")
+        let second = try gc(srv.cli)
+        #expect(second["uploads"] as? Int == 1 && (second["work_folders"] as? Int ?? 0) >= 2, "\(second)")
+        #expect(try filesUnder(uploads).count == 1)
+        let (_, failed) = try await srv.json("GET", "/registros/_bulk/status/\(ids[2])")
+        #expect(failed["state"] as? String == "error", "\(failed)")
+        #expect(try gc(srv.cli)["uploads"] as? Int == 0, "nothing left to free")
+    }
+
+    @Test func oldRunsGoButEachPipelinesLatestSuccessStays() throws {
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        cli.write("in/a.csv", "id,x\n1,5\n2,bad\n")
+        cli.write("sluice.yml", """
+            pipelines:
+              p:
+                source: in
+                steps:
+                  - cast: {id: int, x: int}
+                into: out
+            retention: {runs_days: 0}
+            """)
+        for _ in 0..<3 { #expect(try cli.run(["run", "p", "--reprocess", "--quiet"]).status == 0) }
+        #expect(try filesUnder(cli.dir + "/.sluice/runs").count == 3, "each run's rejects file")
+        let r = try gc(cli)
+        #expect(r["runs"] as? Int == 2, "\(r)")
+        #expect(try cli.sqlite("SELECT id FROM sluice_runs") == "3\n")
+        #expect(try filesUnder(cli.dir + "/.sluice/runs") == ["p-3/rejects.csv"])
+    }
+}
