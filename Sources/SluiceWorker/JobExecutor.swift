@@ -420,12 +420,26 @@ public struct JobExecutor: Sendable {
             guard lease.held else { return .failed(SluiceError(.aborted, "the lease was lost")) }
             var partial = JobResult(stats: e.report.stats, rejectsPath: e.report.files.compactMap(\.rejectsFile).first, sha256: input.local.sha256)
             partial.errorCode = e.error.code.description
-            return .failed(e.error, partial)
+            return .failed(clientFacing(e.error, input), partial)
         } catch let e as SluiceError {
-            return .failed(e)
+            return .failed(clientFacing(e, input))
         } catch {
             return .failed(SluiceError(.io, "\(error)"))
         }
+    }
+
+    /// `e` as the job's submitter should read it: the file by the name it was sent with (not
+    /// where the server keeps it), the rejected rows by their URL (not a worker's folder).
+    func clientFacing(_ e: SluiceError, _ input: LoadInput) -> SluiceError {
+        let job = input.job
+        let name = job.spec.fileName ?? job.spec.source
+        var out = e
+        if out.location?.file == input.local.path { out.location?.file = name }
+        out.message = out.message.replacingOccurrences(of: input.local.path, with: name)
+        if let see = out.message.range(of: "(see " + input.dir), let end = out.message[see.upperBound...].firstIndex(of: ")") {
+            out.message.replaceSubrange(see.lowerBound...end, with: "(the rows: GET /\(job.entity)/_bulk/\(job.id)/rejects)")
+        }
+        return out
     }
 
     func createDirectory(_ dir: String) throws(SluiceError) {

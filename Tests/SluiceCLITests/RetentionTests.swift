@@ -14,7 +14,7 @@ import Foundation
         let srv = try ServerProcess()
         let csv = "id,valor\n1,1.5\n2,2.5\n"
         var ids: [Int] = []
-        for (body, query) in [(csv, ""), (csv, ""), ("id,valor\n3,x\n", "?max_rejects=0")] {
+        for (body, query) in [(csv, ""), (csv, ""), ("id,valor\n3,x\n", "?max_rejects=0&filename=vendas.csv")] {
             let (s, o) = try await srv.json("POST", "/registros/_bulk\(query)", body: body, headers: ["Content-Type": "text/csv"])
             #expect(s == 202, "\(o)")
             let id = try #require(o["id"] as? Int)
@@ -42,6 +42,9 @@ import Foundation
         #expect(try filesUnder(uploads).count == 1)
         let (_, failed) = try await srv.json("GET", "/registros/_bulk/status/\(ids[2])")
         #expect(failed["state"] as? String == "error", "\(failed)")
+        // Its error names the file as it was sent and the rejects by their URL, not server paths.
+        let error = failed["error"] as? String ?? ""
+        #expect(error.hasPrefix("vendas.csv: more than 0 rows rejected (the rows: GET /registros/_bulk/\(ids[2])/rejects)") && !error.contains(".sluice"), "\(error)")
         #expect(try gc(srv.cli)["uploads"] as? Int == 0, "nothing left to free")
     }
 
