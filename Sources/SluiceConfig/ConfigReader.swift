@@ -1,6 +1,6 @@
 public import SluiceCore
 import Yams
-import Foundation
+public import Foundation
 
 /// Reads `sluice.yml`. Every mistake is reported with the file, line and column of the
 /// offending node, and unknown keys are errors (a typo must not be silently ignored).
@@ -44,7 +44,9 @@ public enum ConfigReader {
         return config
     }
 
-    public static func parse(_ text: String, fileName: String = "sluice.yml") throws(SluiceError) -> SluiceConfig {
+    public static func parse(_ text: String, fileName: String = "sluice.yml",
+                             environment: [String: String] = ProcessInfo.processInfo.environment) throws(SluiceError) -> SluiceConfig {
+        let text = try EnvInterpolation.expand(text, environment: environment, fileName: fileName)
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)

@@ -44,6 +44,16 @@ struct SharedOptions: ParsableArguments {
         if let t = target ?? env["SLUICE_TARGET_URL"] { cfg.target = t }
         if let c = control ?? env["SLUICE_CONTROL_URL"] { cfg.control = c }
         if let s = env["SLUICE_TARGET_SCHEMA"] { cfg.targetSchema = s }
+        if let s = env["SLUICE_STATE_DIR"], !s.isEmpty { cfg.stateDir = s }
+        if let h = env["SLUICE_HOST"], !h.isEmpty { cfg.server.host = h }
+        if let p = env["SLUICE_PORT"] {
+            guard let n = Int(p), (0...65_535).contains(n) else { throw SluiceError(.invalidConfig, "SLUICE_PORT must be a port number, not '\(p)'") }
+            cfg.server.port = n
+        }
+        if let w = env["SLUICE_WORKERS"] {
+            guard let n = Int(w), (1...1_024).contains(n) else { throw SluiceError(.invalidConfig, "SLUICE_WORKERS must be 1 to 1024, not '\(w)'") }
+            cfg.worker.concurrency = n
+        }
         return cfg
     }
 }

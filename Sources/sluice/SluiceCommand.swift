@@ -19,8 +19,8 @@ struct SluiceCommand: AsyncParsableCommand {
               64   usage error: an unknown command or option, or a bad value
               130  interrupted (Ctrl-C): the load in progress was rolled back
             """,
-        version: "0.1.0",
-        subcommands: [LoadCommand.self, InferCommand.self, ConvertCommand.self, ExportCommand.self, WatchCommand.self, RunCommand.self, RunsCommand.self, ScheduleCommand.self, PipelinesCommand.self, ServeCommand.self, WorkerCommand.self, JobsCommand.self, MigrateCommand.self, GCCommand.self]
+        version: BuildInfo.line,
+        subcommands: [LoadCommand.self, InferCommand.self, ConvertCommand.self, ExportCommand.self, WatchCommand.self, RunCommand.self, RunsCommand.self, ScheduleCommand.self, PipelinesCommand.self, ServeCommand.self, WorkerCommand.self, JobsCommand.self, MigrateCommand.self, GCCommand.self, VersionCommand.self]
     )
 
     /// Parses and runs; a first word that is close to a command's name is answered with

@@ -69,3 +69,14 @@ import Foundation
         #expect(try filesUnder(cli.dir + "/.sluice/runs") == ["p-3/rejects.csv"])
     }
 }
+
+/// Issue 18: the install path. Docker cannot run here, so the deployment files are checked by
+/// linters (hadolint, the Compose file schema, systemd-analyze), and `sluice version` answers.
+@Suite struct InstallFilesTests {
+    @Test func deploymentFilesPassTheirLinters() throws {
+        let out = try TestPostgres.run([TestPostgres.repoRoot + "/scripts/check-deploy.sh"])
+        #expect(out.contains("hadolint clean") && out.contains("valid against the Compose file schema") && out.contains("verify clean"), "\(out)")
+        let v = try CLI().run(["version"])
+        #expect(v.status == 0 && v.out.hasPrefix("sluice 0.1.0 (commit "), "\(v.out)")
+    }
+}
