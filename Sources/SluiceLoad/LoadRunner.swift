@@ -31,6 +31,8 @@ public struct LoadReport: Sendable, Codable {
     public var files: [FileReport] = []
     public var stats = LoadStats()
     public var seconds: Double = 0
+    /// Of `seconds`, the time the target took to apply and commit (the rest read and staged rows).
+    public var commitSeconds: Double = 0
     /// Source fields that no column reads.
     public var unusedFields: [String] = []
     public var summaryPath: String?
@@ -113,7 +115,9 @@ public final class LoadRunner {
                 let budget = plan.request.maxRejects.map { $0 - report.stats.rejected }
                 let context = CommitContext(stats: report.stats, rejectsFiles: report.files.compactMap(\.rejectsFile), rejectBudget: budget,
                                             afterSQL: plan.request.afterSQL, rehearsal: plan.request.dryRun)
+                let committing = clock.now
                 let counts = try await sink.commit(context)
+                report.commitSeconds = (clock.now - committing).seconds
                 // Rows the target refused while applying the load go to their file's rejects.
                 for r in counts.rejects {
                     let index = Int(r.line >> Self.fileShift)

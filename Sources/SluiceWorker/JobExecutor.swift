@@ -214,11 +214,13 @@ public struct JobExecutor: Sendable {
         let kind = job.spec.kind
         if case .stage(let stage) = kind { return await stageAttempt(job, stage, lease, dir: dir) }
         let local: LocalSource
+        let fetching = ContinuousClock.now
         do {
             local = try await fetcher.fetch(job.spec.source, into: dir)
         } catch {
             return .failed(error)
         }
+        Metrics.Timer(label: "sluice_load_phase_seconds", dimensions: [("phase", "fetch")]).record(duration: ContinuousClock.now - fetching)
         defer { if local.temporary { try? FileManager.default.removeItem(atPath: local.path) } }  // scratch download
         if kind == .load && !job.spec.force {
             do {
@@ -415,7 +417,10 @@ public struct JobExecutor: Sendable {
             defer { withExtendedLifetime(tap) {} }  // the runner holds its observer weakly
             runner.observer = tap
             runner.shouldContinue = { lease.held }
-            return .loaded(try await runner.run().stats)
+            let report = try await runner.run()
+            Metrics.Timer(label: "sluice_load_phase_seconds", dimensions: [("phase", "read_and_stage")]).recordSeconds(max(0, report.seconds - report.commitSeconds))
+            Metrics.Timer(label: "sluice_load_phase_seconds", dimensions: [("phase", "apply_and_commit")]).recordSeconds(report.commitSeconds)
+            return .loaded(report.stats)
         } catch let e as LoadFailure {
             guard lease.held else { return .failed(SluiceError(.aborted, "the lease was lost")) }
             var partial = JobResult(stats: e.report.stats, rejectsPath: e.report.files.compactMap(\.rejectsFile).first, sha256: input.local.sha256)

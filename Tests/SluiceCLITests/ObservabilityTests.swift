@@ -45,6 +45,9 @@ import FoundationNetworking
         #expect(Self.value(text, #"sluice_http_requests_total{method="GET",route="/metrics",status="401"}"#) == 1, "\(text)")
         #expect(Self.value(text, #"sluice_job_duration_seconds_count{kind="load",outcome="complete"}"#) == 2, "\(text)")
         #expect(Self.value(text, #"sluice_job_queue_wait_seconds_count{kind="load"}"#) == 2, "\(text)")
+        for phase in ["fetch", "read_and_stage", "apply_and_commit"] {
+            #expect(Self.value(text, #"sluice_load_phase_seconds_count{phase=""# + phase + #""}"#) == 2, "\(phase): \(text)")
+        }
 
         // Every stderr line is one JSON object; the access log names the job a submission made,
         // and "job complete" carries the job's counts.
