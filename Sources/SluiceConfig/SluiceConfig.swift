@@ -127,6 +127,9 @@ public struct RetentionSettings: Sendable, Equatable {
     public var uploadsDays: Double = 7
     /// A finished job's work folder (scratch and rejects files). The default is 7.
     public var workDays: Double = 7
+    /// A finished job's row (its status, counts and error; also what tells a re-sent file
+    /// with the same bytes from a new one). The default is 90.
+    public var jobsDays: Double = 90
     /// Pipeline run records and their rejects folders. The default is 90.
     public var runsDays: Double = 90
     /// `sluice load` summaries and rejects files under `<state_dir>/loads`. The default is 30.

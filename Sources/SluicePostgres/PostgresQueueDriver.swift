@@ -529,6 +529,12 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
         }
     }
 
+    public func deleteJobs(finishedBefore before: Date) async throws(SluiceError) -> Int {
+        try await run("forgetting finished jobs") { conn in
+            Int(try await self.db.exec("DELETE FROM sluice.jobs WHERE state IN ('complete', 'cancelled', 'error') AND finished_at < $1", [.date(before)], on: conn))
+        }
+    }
+
     public func jobCounts() async throws(SluiceError) -> [JobCount] {
         try await run("counting jobs") { conn in
             try await self.rows(conn, "SELECT state, coalesce(stage, 'load'), entity, count(*) FROM sluice.jobs GROUP BY 1, 2, 3", []).compactMap { r in

@@ -319,6 +319,17 @@ public final class MemoryControlPlane: QueueDriver {
         }
     }
 
+    public func deleteJobs(finishedBefore before: Date) async throws(SluiceError) -> Int {
+        state.withLock { s in
+            let gone = s.jobs.values.filter { $0.state.isFinal && ($0.finishedAt ?? .distantFuture) < before }
+            for j in gone {
+                s.jobs[j.id] = nil
+                if let key = j.idempotencyKey { s.byKey[key] = nil }
+            }
+            return gone.count
+        }
+    }
+
     public func jobCounts() async throws(SluiceError) -> [JobCount] {
         state.withLock { s in
             var counts: [JobCount] = []

@@ -48,6 +48,9 @@ public protocol JobStore: Sendable {
     func loadedFile(entity: String, sha256: String) async throws(SluiceError) -> Int64?
     /// Every job counted by state, kind and entity (what `/metrics` reports).
     func jobCounts() async throws(SluiceError) -> [JobCount]
+    /// Forgets complete, cancelled and failed jobs that ended before `before` (clean-up);
+    /// returns how many.
+    func deleteJobs(finishedBefore before: Date) async throws(SluiceError) -> Int
 }
 
 /// Files posted to the bulk API, kept until their job is done.

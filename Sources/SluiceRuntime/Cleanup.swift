@@ -9,6 +9,7 @@ public import ServiceLifecycle
 /// What a clean-up pass removed (or, dry, would remove).
 public struct CleanupReport: Sendable, Codable, Equatable {
     public var dryRun = false
+    public var jobs = 0
     public var uploads = 0
     public var uploadBytes: Int64 = 0
     public var workFolders = 0
@@ -18,13 +19,13 @@ public struct CleanupReport: Sendable, Codable, Equatable {
     public var loadBytes: Int64 = 0
 
     enum CodingKeys: String, CodingKey {
-        case dryRun = "dry_run", uploads, uploadBytes = "upload_bytes", workFolders = "work_folders", workBytes = "work_bytes"
+        case dryRun = "dry_run", jobs, uploads, uploadBytes = "upload_bytes", workFolders = "work_folders", workBytes = "work_bytes"
         case runs, loadFiles = "load_files", loadBytes = "load_bytes"
     }
 
     public var summary: String {
         func mb(_ b: Int64) -> String { String(format: "%.1f MB", Double(b) / 1_000_000) }
-        return "\(dryRun ? "would remove" : "removed") \(uploads) upload\(uploads == 1 ? "" : "s") (\(mb(uploadBytes))), "
+        return "\(dryRun ? "would remove" : "removed") \(jobs) finished job\(jobs == 1 ? "" : "s"), \(uploads) upload\(uploads == 1 ? "" : "s") (\(mb(uploadBytes))), "
             + "\(workFolders) job folder\(workFolders == 1 ? "" : "s") (\(mb(workBytes))), \(runs) run record\(runs == 1 ? "" : "s"), "
             + "\(loadFiles) load file\(loadFiles == 1 ? "" : "s") (\(mb(loadBytes)))"
     }
@@ -40,7 +41,12 @@ public enum Cleanup {
         var report = CleanupReport(dryRun: dryRun)
         let fm = FileManager.default
 
-        // Every job, a page at a time: how each upload is used, and when each job ended.
+        // Finished jobs past their time go first: their uploads and folders then count as unused.
+        let jobsCutoff = now.addingTimeInterval(-keep.jobsDays * 86_400)
+        func expired(_ j: Job) -> Bool { j.state.isFinal && (j.finishedAt ?? .distantFuture) < jobsCutoff }
+        if !dryRun { report.jobs = try await driver.deleteJobs(finishedBefore: jobsCutoff) }
+
+        // Every job left, a page at a time: how each upload is used, and when each job ended.
         var use: [String: RetentionPlanner.UploadUse] = [:]
         var ended: [Int64: Date?] = [:]
         var after: Int64? = nil
@@ -48,8 +54,10 @@ public enum Cleanup {
             let page = try await driver.listJobs(JobListParams(after: after, limit: 1000))
             guard let last = page.last else { break }
             after = last.id
-            RetentionPlanner.gather(page, into: &use)
-            for j in page { ended[j.id] = j.state.isFinal ? (j.finishedAt ?? j.createdAt) : nil }
+            let kept = dryRun ? page.filter { !expired($0) } : page
+            report.jobs += page.count - kept.count
+            RetentionPlanner.gather(kept, into: &use)
+            for j in kept { ended[j.id] = j.state.isFinal ? (j.finishedAt ?? j.createdAt) : nil }
         }
 
         var from: String? = nil
@@ -136,7 +144,7 @@ public struct CleanupService: Service {
                 wait = .seconds(3600)
                 do {
                     let r = try await Cleanup.run(runtime, dryRun: false)
-                    if r.uploads + r.workFolders + r.runs + r.loadFiles > 0 { runtime.logger.info("clean-up: \(r.summary)") }
+                    if r.jobs + r.uploads + r.workFolders + r.runs + r.loadFiles > 0 { runtime.logger.info("clean-up: \(r.summary)") }
                 } catch {
                     runtime.logger.warning("clean-up failed: \(error)")
                 }

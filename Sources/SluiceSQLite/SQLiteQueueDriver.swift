@@ -551,6 +551,13 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         }
     }
 
+    public func deleteJobs(finishedBefore before: Date) async throws(SluiceError) -> Int {
+        try await run { c throws(SluiceError) in
+            _ = try c.query("DELETE FROM sluice_jobs WHERE state IN ('complete', 'cancelled', 'error') AND finished_at < ?1", [Self.t(before)])
+            return Int(c.changes)
+        }
+    }
+
     public func jobCounts() async throws(SluiceError) -> [JobCount] {
         try await run { c throws(SluiceError) in
             try c.query("SELECT state, coalesce(stage, 'load'), entity, count(*) FROM sluice_jobs GROUP BY 1, 2, 3").compactMap { r in

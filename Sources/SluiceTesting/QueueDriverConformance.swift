@@ -38,6 +38,23 @@ public enum JobStoreConformance {
         try await rescueOfExpiredLeases(make)
         try await cancelAndRetry(make)
         try await listingWithKeysetPagination(make)
+        try await finishedJobsAreForgottenOnRequest(make)
+    }
+
+    /// Clean-up forgets jobs that ended before a time, never an unfinished one; their
+    /// idempotency keys are free again.
+    static func finishedJobsAreForgottenOnRequest(_ make: Make) async throws {
+        let d = try await make()
+        let done = try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), idempotencyKey: "old", now: at(0))).job
+        let waiting = try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), now: at(0))).job
+        let claimed = try await d.claimJobs(JobClaimParams(worker: "w", limit: 1, leaseDuration: .seconds(30), now: at(1)))
+        #expect(claimed.map(\.id) == [done.id])
+        #expect(try await d.completeJob(JobCompleteParams(id: done.id, token: claimed[0].leaseToken, result: JobResult(stats: LoadStats()), now: at(2))))
+        #expect(try await d.deleteJobs(finishedBefore: at(2)) == 0, "ended at, not before")
+        #expect(try await d.deleteJobs(finishedBefore: at(100)) == 1)
+        #expect(try await d.job(id: done.id) == nil)
+        #expect(try await d.job(id: waiting.id) != nil)
+        #expect(try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), idempotencyKey: "old", now: at(101))).existing == false)
     }
 
     static func insertAndIdempotency(_ make: Make) async throws {

@@ -11,7 +11,7 @@ struct GCCommand: AsyncParsableCommand {
         discussion: """
             An upload's file goes `retention.uploads_days` (default 7) after its last job completed, \
             and at once when its job found the same bytes already loaded; a queued, running or failed \
-            job keeps its file (a retry reads it again). Finished jobs' work folders go after `work_days` \
+            job keeps its file (a retry reads it again). Finished jobs' rows go after `jobs_days` (90), their work folders after `work_days` \
             (7), pipeline run records after `runs_days` (90; each pipeline's latest success is kept, the \
             schedule reads it), `sluice load` summaries after `loads_days` (30). `sluice serve` runs the \
             same pass every hour.

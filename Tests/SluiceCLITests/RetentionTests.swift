@@ -46,6 +46,15 @@ import Foundation
         let error = failed["error"] as? String ?? ""
         #expect(error.hasPrefix("vendas.csv: more than 0 rows rejected (the rows: GET /registros/_bulk/\(ids[2])/rejects)") && !error.contains(".sluice"), "\(error)")
         #expect(try gc(srv.cli)["uploads"] as? Int == 0, "nothing left to free")
+        // Job rows kept for no days: all three go, and with them what kept the last upload.
+        srv.cli.write("sluice.yml", yml + "\nretention: {uploads_days: 0, work_days: 0, jobs_days: 0}\n")
+        let dryJobs = try gc(srv.cli, ["--dry-run"])
+        #expect(dryJobs["jobs"] as? Int == 3 && dryJobs["uploads"] as? Int == 1, "\(dryJobs)")
+        let third = try gc(srv.cli)
+        #expect(third["jobs"] as? Int == 3 && third["uploads"] as? Int == 1, "\(third)")
+        #expect(try filesUnder(uploads).isEmpty)
+        let (gone, _) = try await srv.request("GET", "/registros/_bulk/status/\(ids[0])")
+        #expect(gone == 404)
     }
 
     @Test func oldRunsGoButEachPipelinesLatestSuccessStays() throws {
