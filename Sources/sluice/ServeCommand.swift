@@ -128,7 +128,8 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 var deps = APIDependencies(config: config, driver: runtime.driver, policy: runtime.policy, wake: wake, tokens: tokens2)
                 deps.exports = try await runtime.backend.exportStore()  // nil: the tables are in MySQL
-                deps.metrics = MetricsEndpoint(driver: runtime.driver)
+                // SLUICE_METRICS=off: no /metrics and no Prometheus backend (every recording a no-op).
+                if ProcessInfo.processInfo.environment["SLUICE_METRICS"]?.lowercased() != "off" { deps.metrics = MetricsEndpoint(driver: runtime.driver) }
                 deps.accessLog = runtime.logger
                 deps.runPipeline = { name, path, display in
                     try await execution.start(name, upload: .init(path: path, name: display))
