@@ -285,7 +285,9 @@ public enum TextRecords: Sendable, Hashable {
 
 extension TextRecords {
     /// The grouping a file's first lines suggest: blank lines between groups; or a first
-    /// word (`Latitude:`) that opens every k-th line and no other; else one record a line.
+    /// word (`Latitude:`) that opens every k-th line and no other; or lines whose shapes
+    /// (letters, digits, punctuation) repeat every k lines, at least three times over; else
+    /// one record a line.
     public static func guess(_ lines: [String]) -> TextRecords {
         let blank = { (l: String) in l.allSatisfy { $0 == " " || $0 == "\t" } }
         let filled = lines.filter { !blank($0) }
@@ -294,12 +296,35 @@ extension TextRecords {
             let groups = lines.split(whereSeparator: blank)
             if groups.count > 1 && groups.contains(where: { $0.count > 1 }) { return .blankLine }
         }
-        guard let first = filled.first, let marker = first.split(separator: " ").first.map(String.init), !marker.isEmpty else { return .line }
-        let opens = filled.indices.filter { filled[$0].hasPrefix(marker + " ") || filled[$0] == marker }
-        guard opens.count > 1 else { return .line }
-        let k = opens[1] - opens[0]
-        if k > 1, opens.enumerated().allSatisfy({ $0.element == $0.offset * k }) { return .startsWith(marker) }
-        return .line
+        if let first = filled.first, let marker = first.split(separator: " ").first.map(String.init), !marker.isEmpty {
+            let opens = filled.indices.filter { filled[$0].hasPrefix(marker + " ") || filled[$0] == marker }
+            if opens.count > 1 {
+                let k = opens[1] - opens[0]
+                if k > 1, opens.enumerated().allSatisfy({ $0.element == $0.offset * k }) { return .startsWith(marker) }
+            }
+        }
+        return filled.count == lines.count ? period(of: lines.map(shape)).map { .lines($0) } ?? .line : .line
+    }
+
+    /// A line's shape: each run of letters `a`, of digits `9`, of blanks one space, other
+    /// characters as they are (`John Smith` and `Ana Lima` are both `a a`).
+    static func shape(_ line: String) -> String {
+        var out = ""
+        for c in line {
+            let s: Character = c.isLetter ? "a" : c.isNumber ? "9" : c.isWhitespace ? " " : c
+            if out.last != s || !(s == "a" || s == "9" || s == " ") { out.append(s) }
+        }
+        return out
+    }
+
+    /// The smallest k in 2...8 with which the shapes repeat (at least three whole periods,
+    /// not all one shape), if any.
+    static func period(of shapes: [String]) -> Int? {
+        guard Set(shapes).count > 1 else { return nil }
+        for k in 2...8 where shapes.count >= 3 * k {
+            if shapes.indices.allSatisfy({ shapes[$0] == shapes[$0 % k] }) && Set(shapes.prefix(k)).count > 1 { return k }
+        }
+        return nil
     }
 
     /// As `sluice.yml` spells it.

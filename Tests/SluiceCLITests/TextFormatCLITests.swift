@@ -34,6 +34,10 @@ import Foundation
         let inferred = try cli.run(["infer", "in/data_points.txt"])
         #expect(inferred.out.contains("format: text") && inferred.out.contains("record: {starts_with: \"Latitude:\"}")
                 && inferred.out.contains("#   line 4:\n#     Latitude: 30°04′03″S"), "\(inferred.out)\(inferred.err)")
+        // Records without a marker word, in lines of a repeating shape: a fixed count.
+        cli.write("people.txt", "Ana Lima\n42\nana@x.br\nBo Silva\n7\nbo@y.com\nCaio Reis\n100\ncaio@z.org\n")
+        let counted = try cli.run(["infer", "people.txt"])
+        #expect(counted.out.contains("record: {lines: 3}") && counted.out.contains("#   line 7:\n#     Caio Reis\n#     100"), "\(counted.out)")
         let v = try cli.run(["pipelines", "validate"])
         #expect(v.status == 0 && v.out.contains("fields: lat, lon, distance_km, bearing"), "\(v.out)\(v.err)")
         let r = try cli.run(["run", "points", "--json", "--quiet"])

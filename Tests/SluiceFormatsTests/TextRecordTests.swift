@@ -39,6 +39,11 @@ import SluiceCore
         #expect(TextRecords.guess(["Latitude: 1", "Longitude: 2", "Distance: 3", "Latitude: 4", "Longitude: 5", "Distance: 6"]) == .startsWith("Latitude:"))
         #expect(TextRecords.guess(["a b", "c d", "", "e f", "g h"]) == .blankLine)
         #expect(TextRecords.guess(["2024 start", "2024 stop", "2025 x"]) == .line)
+        // No marker, but the lines' shapes repeat every 3 lines: {lines: 3}.
+        let people = ["Ana Lima", "42", "ana@x.br", "Bo Silva", "7", "bo@y.com", "Caio Reis", "100", "caio@z.org"]
+        #expect(TextRecords.guess(people) == .lines(3))
+        #expect(TextRecords.guess(Array(people.prefix(6))) == .line, "two periods are not enough")
+        #expect(TextRecords.guess(["GET /a 200", "GET /b 404", "POST /c 201"]) == .line, "one shape: a line each")
         #expect(TextRecords.guess(["one"]) == .line)
     }
 }
