@@ -63,6 +63,7 @@ public enum SluiceAPI {
         let router = Router(context: BasicRequestContext.self)
         if let log = deps.accessLog { router.add(middleware: AccessLog<BasicRequestContext>(logger: log)) }
         let bulk = BulkController(deps: deps)
+        Console(deps: deps).add(to: router)
         router.get("/healthz") { _, _ in try json(["status": "ok"]) }
         router.get("/readyz") { _, _ in
             do {

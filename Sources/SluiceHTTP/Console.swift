@@ -1,0 +1,230 @@
+import Hummingbird
+import HTTPTypes
+import Crypto
+import SluiceCore
+import SluiceQueue
+import Foundation
+
+/// The operator's console at `/`: server-rendered pages (no JavaScript needed) over the same
+/// control plane as the API — the overview (jobs by state and entity, recent failures, runs,
+/// receivers), the jobs list with keyset pages, and a job's page with cancel and retry.
+/// Signing in takes an API token and keeps it in an HttpOnly, SameSite=Strict cookie; every
+/// form that changes something carries a CSRF token derived from it; every value is escaped.
+struct Console: Sendable {
+    let deps: APIDependencies
+    static let cookie = "sluice_session"
+
+    // MARK: Sign-in
+
+    /// The token the request carries (cookie or bearer header) when it is a configured one;
+    /// "" when the server runs without tokens; nil when it must sign in.
+    func session(_ request: Request) -> String? {
+        if deps.tokens.isEmpty { return "" }
+        let auth = BearerAuth<BasicRequestContext>(tokens: deps.tokens)
+        if let h = request.headers[.authorization], h.lowercased().hasPrefix("bearer "), auth.accepts(String(h.dropFirst(7))) { return String(h.dropFirst(7)) }
+        if let c = BearerAuth<BasicRequestContext>.sessionCookie(request), auth.accepts(c) { return c }
+        return nil
+    }
+
+    /// The CSRF token of a session: an HMAC of a fixed purpose under the session's token.
+    static func csrf(_ session: String) -> String {
+        HMAC<SHA256>.authenticationCode(for: Data("sluice console csrf".utf8), using: SymmetricKey(data: Data(session.utf8)))
+            .map { String(format: "%02x", $0) }.joined()
+    }
+
+    func loginPage(_ message: String? = nil, status: HTTPResponse.Status = .ok) -> Response {
+        page("Sign in", status: status, """
+            <h1>Sign in</h1>
+            \(message.map { "<p class=\"error\">\(h($0))</p>" } ?? "")
+            <form method="post" action="/login">
+              <label>API token <input type="password" name="token" autocomplete="current-password" required></label>
+              <button type="submit">Sign in</button>
+            </form>
+            """)
+    }
+
+    func login(_ request: Request) async throws -> Response {
+        let form = try await Self.form(request)
+        let token = form["token"] ?? ""
+        guard BearerAuth<BasicRequestContext>(tokens: deps.tokens).accepts(token) else {
+            return loginPage("That token is not one of this server's.", status: .unauthorized)
+        }
+        let value = token.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        return Response(status: .seeOther, headers: [.location: "/", .setCookie: "\(Self.cookie)=\(value); Path=/; HttpOnly; SameSite=Strict"])
+    }
+
+    // MARK: Pages
+
+    func overview(_ session: String) async throws -> Response {
+        let counts = try await deps.driver.jobCounts()
+        let states = JobState.allCases
+        var byEntity: [String: [JobState: Int]] = [:]
+        for c in counts { byEntity["\(c.entity) (\(c.kind))", default: [:]][c.state, default: 0] += c.count }
+        var body = "<h1>Overview</h1>\n<h2>Jobs</h2>\n"
+        body += table(["entity (kind)"] + states.map(\.rawValue), byEntity.keys.sorted().map { key in
+            [h(key)] + states.map { s in
+                let n = byEntity[key]?[s] ?? 0
+                return n == 0 ? "0" : "<a href=\"/ui/jobs?state=\(s.rawValue)&entity=\(u(String(key.prefix { $0 != " " })))\">\(n)</a>"
+            }
+        })
+        let failures = try await deps.driver.listJobs(JobListParams(state: .error, limit: 10))
+        body += "<h2>Recent failures</h2>\n" + (failures.isEmpty ? "<p>None.</p>" : table(["job", "entity", "file", "error"], failures.reversed().map { j in
+            ["<a href=\"/ui/jobs/\(j.id)\">\(j.id)</a>", h(j.entity), h(j.spec.fileName ?? j.spec.source), h(j.error ?? "")]
+        }))
+        let runs = try await deps.driver.runs(pipeline: nil, limit: 10)
+        body += "<h2>Pipeline runs</h2>\n" + (runs.isEmpty ? "<p>None yet.</p>" : table(["run", "pipeline", "state", "started", "counts", "error"], runs.map { r in
+            [String(r.id), h(r.pipeline), h(r.state.rawValue), h(Self.time(r.startedAt)), h(r.counts ?? ""), h(r.error ?? "")]
+        }))
+        if let store = deps.exports {
+            let receivers = DestinationSummary.of(try await store.batches(nil))
+            body += "<h2>Exports</h2>\n" + (receivers.isEmpty ? "<p>None yet.</p>" : table(["receiver", "delivered", "pending", "dead", "last answer"], receivers.map { d in
+                [h(d.url), "\(d.delivered) (\(d.deliveredRows) rows)", "\(d.pending) (\(d.pendingRows) rows)", "\(d.dead) (\(d.deadRows) rows)",
+                 h(d.undelivered.last.map { "\($0.lastStatus.map(String.init) ?? "-") \($0.lastError ?? "")" } ?? "")]
+            }))
+        }
+        return page("Overview", body)
+    }
+
+    func jobs(_ request: Request) async throws -> Response {
+        let q = request.uri.queryParameters
+        let state = q["state"].flatMap { JobState(rawValue: String($0)) }
+        let entity = q["entity"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        let after = q["after"].flatMap { Int64(String($0)) }
+        let page = try await deps.driver.listJobs(JobListParams(state: state, entity: entity, after: after, limit: 50))
+        var body = "<h1>Jobs</h1>\n<form method=\"get\" action=\"/ui/jobs\"><label>state <select name=\"state\"><option value=\"\">any</option>"
+        for s in JobState.allCases { body += "<option\(s == state ? " selected" : "")>\(s.rawValue)</option>" }
+        body += "</select></label> <label>entity <input name=\"entity\" value=\"\(h(entity ?? ""))\"></label> <button>Filter</button></form>\n"
+        body += table(["job", "entity", "kind", "state", "file", "attempts", "created", "rows"], page.map { j in
+            ["<a href=\"/ui/jobs/\(j.id)\">\(j.id)</a>", h(j.entity), h(j.spec.stage?.kind.rawValue ?? "load"), h(j.state.rawValue),
+             h(j.spec.fileName ?? j.spec.source), "\(j.attempts)/\(j.maxAttempts)", h(Self.time(j.createdAt)), "\(j.result?.stats.read ?? j.progress.rows)"]
+        })
+        if page.count == 50, let last = page.last {
+            body += "<p><a href=\"/ui/jobs?state=\(state?.rawValue ?? "")&entity=\(u(entity ?? ""))&after=\(last.id)\">Next page</a></p>"
+        }
+        return self.page("Jobs", body)
+    }
+
+    func job(_ id: Int64, session: String) async throws -> Response {
+        guard let j = try await deps.driver.job(id: id) else { return page("Not found", status: .notFound, "<h1>No job \(id)</h1>") }
+        let s = j.result?.stats
+        var body = "<h1>Job \(j.id)</h1>\n" + table(["", ""], [
+            ["entity", h(j.entity)], ["state", h(j.state.rawValue)], ["file", h(j.spec.fileName ?? j.spec.source)],
+            ["attempts", "\(j.attempts) of \(j.maxAttempts)\(j.rescues > 0 ? ", \(j.rescues) rescued" : "")"],
+            ["created", h(Self.time(j.createdAt))], ["started", h(j.startedAt.map(Self.time) ?? "-")], ["finished", h(j.finishedAt.map(Self.time) ?? "-")],
+            ["rows", s.map { "read \($0.read), inserted \($0.inserted), updated \($0.updated), deleted \($0.deleted), skipped \($0.skipped), rejected \($0.rejected)" } ?? "\(j.progress.rows) so far"],
+            ["error", h(j.error ?? "")],
+        ])
+        if j.result?.rejectsPath != nil {
+            body += "<p><a href=\"/\(u(j.entity))/_bulk/\(j.id)/rejects\">Rejected rows (CSV)</a></p>\n"
+        }
+        let csrf = Self.csrf(session)
+        if !j.state.isFinal {
+            body += "<form method=\"post\" action=\"/ui/jobs/\(j.id)/cancel\"><input type=\"hidden\" name=\"csrf\" value=\"\(csrf)\"><button>Cancel</button></form>\n"
+        }
+        if j.state == .error || j.state == .cancelled {
+            body += "<form method=\"post\" action=\"/ui/jobs/\(j.id)/retry\"><input type=\"hidden\" name=\"csrf\" value=\"\(csrf)\"><button>Retry</button></form>\n"
+        }
+        return page("Job \(j.id)", body)
+    }
+
+    /// POST /ui/jobs/{id}/cancel|retry: needs the session's CSRF token; back to the job's page.
+    func act(_ request: Request, id: Int64, action: String, session: String) async throws -> Response {
+        let form = try await Self.form(request)
+        guard let given = form["csrf"], BearerAuth<BasicRequestContext>.constantTimeEqual(Array(given.utf8), Array(Self.csrf(session).utf8)) else {
+            return page("Refused", status: .forbidden, "<h1>Refused</h1><p>The form's CSRF token is missing or wrong: reload the job's page.</p>")
+        }
+        let done = action == "cancel" ? try await deps.driver.cancelJob(JobCancelParams(id: id, now: deps.now()))
+                                      : try await deps.driver.retryJob(JobRetryParams(id: id, now: deps.now()))
+        if done != nil, action == "retry" { deps.wake?.poke() }
+        guard done != nil else { return page("Conflict", status: .conflict, "<h1>Job \(id) cannot be \(action == "cancel" ? "cancelled" : "retried") now</h1><p><a href=\"/ui/jobs/\(id)\">Back</a></p>") }
+        return Response(status: .seeOther, headers: [.location: "/ui/jobs/\(id)"])
+    }
+
+    // MARK: Rendering
+
+    /// `s` safe inside HTML text and double-quoted attributes.
+    static func escape(_ s: String) -> String {
+        var out = ""
+        out.reserveCapacity(s.utf8.count)
+        for c in s.unicodeScalars {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
+    }
+
+    func h(_ s: String) -> String { Self.escape(s) }
+    func u(_ s: String) -> String { s.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "" }
+
+    static func time(_ d: Date) -> String {
+        ISO8601DateFormatter.string(from: d, timeZone: TimeZone(identifier: "UTC")!, formatOptions: [.withInternetDateTime])
+    }
+
+    /// A table whose cells are already HTML.
+    func table(_ head: [String], _ rows: [[String]]) -> String {
+        "<table>\n<tr>" + head.map { "<th>\(h($0))</th>" }.joined() + "</tr>\n"
+            + rows.map { "<tr>" + $0.map { "<td>\($0)</td>" }.joined() + "</tr>\n" }.joined() + "</table>\n"
+    }
+
+    func page(_ title: String, status: HTTPResponse.Status = .ok, _ body: String) -> Response {
+        let html = """
+            <!doctype html>
+            <html lang="en"><head><meta charset="utf-8"><title>\(h(title)) · Sluice</title>
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <style>body{font:14px system-ui,sans-serif;margin:1.5em;max-width:72em}table{border-collapse:collapse;margin:.5em 0}
+            td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}th{background:#f3f3f3}
+            nav a{margin-right:1em}.error{color:#a00}</style></head>
+            <body><nav><a href="/">Overview</a><a href="/ui/jobs">Jobs</a><a href="/ui/jobs?state=error">Failed</a><a href="/metrics">Metrics</a></nav>
+            \(body)
+            </body></html>
+            """
+        // The pages load nothing from elsewhere and run no script.
+        return Response(status: status, headers: [.contentType: "text/html; charset=utf-8", .contentSecurityPolicy: "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+                                                   .init("X-Frame-Options")!: "DENY", .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    /// A urlencoded form body (at most 64 KiB).
+    static func form(_ request: Request) async throws -> [String: String] {
+        let buffer = try await request.body.collect(upTo: 64 << 10)
+        var out: [String: String] = [:]
+        for pair in String(buffer: buffer).split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
+            if kv.count == 2 { out[kv[0]] = kv[1] }
+        }
+        return out
+    }
+
+    // MARK: Routes
+
+    func add(to router: Router<BasicRequestContext>) {
+        router.get("/login") { _, _ in self.loginPage() }
+        router.post("/login") { req, _ in try await self.login(req) }
+        router.get("/") { req, _ in
+            guard let s = self.session(req) else { return Response(status: .seeOther, headers: [.location: "/login"]) }
+            return try await self.overview(s)
+        }
+        router.get("/ui/jobs") { req, _ in
+            guard self.session(req) != nil else { return Response(status: .seeOther, headers: [.location: "/login"]) }
+            return try await self.jobs(req)
+        }
+        router.get("/ui/jobs/:id") { req, ctx in
+            guard let s = self.session(req) else { return Response(status: .seeOther, headers: [.location: "/login"]) }
+            guard let id = ctx.parameters.get("id").flatMap(Int64.init) else { return self.page("Not found", status: .notFound, "<h1>Not found</h1>") }
+            return try await self.job(id, session: s)
+        }
+        for action in ["cancel", "retry"] {
+            router.post("/ui/jobs/:id/\(action)") { req, ctx in
+                guard let s = self.session(req) else { return Response(status: .seeOther, headers: [.location: "/login"]) }
+                guard let id = ctx.parameters.get("id").flatMap(Int64.init) else { return self.page("Not found", status: .notFound, "<h1>Not found</h1>") }
+                return try await self.act(req, id: id, action: action, session: s)
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import Testing
+import Foundation
+
+/// Issue 18: the console at `/` over a live server with real jobs — sign-in with a token into
+/// an HttpOnly, SameSite=Strict cookie, pages that escape what files and errors say, and
+/// cancel and retry that need the session's CSRF token. Driven with curl, as a browser would
+/// send the forms (no JavaScript involved).
+@Suite(.serialized) struct ConsoleTests {
+    /// Runs curl; returns the status line's code, the headers and the body.
+    func curl(_ args: [String]) throws -> (status: Int, headers: String, body: String) {
+        let out = try TestPostgres.run(["curl", "-s", "-i"] + args)
+        let parts = out.components(separatedBy: "\r\n\r\n")
+        let head = parts.first ?? ""
+        let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
+        return (status, head, parts.dropFirst().joined(separator: "\r\n\r\n"))
+    }
+
+    @Test func signInSeeJobsEscapedAndCancelOrRetryWithTheCSRFToken() async throws {
+        let srv = try ServerProcess(noWorkers: true)
+        let base = "http://127.0.0.1:\(srv.port)"
+        let anonymous = try curl([base + "/"])
+        #expect(anonymous.status == 303 && anonymous.headers.lowercased().contains("location: /login"), "\(anonymous.headers)")
+        #expect(try curl([base + "/ui/jobs/1"]).status == 303)
+        let wrong = try curl(["-X", "POST", "--data-urlencode", "token=nope", base + "/login"])
+        #expect(wrong.status == 401 && wrong.body.contains("not one of this server"), "\(wrong.body)")
+        let login = try curl(["-X", "POST", "--data-urlencode", "token=\(srv.token)", base + "/login"])
+        #expect(login.status == 303 && login.headers.contains("sluice_session=") && login.headers.contains("HttpOnly") && login.headers.contains("SameSite=Strict"), "\(login.headers)")
+        let cookie = "sluice_session=\(srv.token)"
+
+        // A job that fails (its file's name is markup), then one left queued (no workers).
+        let (s1, bad) = try await srv.json("POST", "/registros/_bulk?max_rejects=0&filename=%3Ci%3Ex%22.csv", body: "id,valor\n1,2.5\n2,3.5,9\n", headers: ["Content-Type": "text/csv"])
+        #expect(s1 == 202, "\(bad)")
+        let failed = try #require(bad["id"] as? Int)
+        let w = try srv.cli.run(["worker", "--once"])
+        #expect(w.status == 0, "\(w.err)")
+        let (_, good) = try await srv.json("POST", "/registros/_bulk", body: "id,valor\n2,2.5\n", headers: ["Content-Type": "text/csv"])
+        let queued = try #require(good["id"] as? Int)
+
+        let overview = try curl(["-H", "Cookie: \(cookie)", base + "/"])
+        #expect(overview.status == 200 && overview.headers.contains("Content-Security-Policy"), "\(overview.headers)")
+        #expect(overview.body.contains("Recent failures") && overview.body.contains("&lt;i&gt;x&quot;.csv") && !overview.body.contains("<i>x"), "\(overview.body)")
+        #expect(overview.body.contains("<a href=\"/ui/jobs/\(failed)\">\(failed)</a>"))
+
+        let page = try curl(["-H", "Cookie: \(cookie)", base + "/ui/jobs/\(queued)"])
+        #expect(page.status == 200 && page.body.contains("action=\"/ui/jobs/\(queued)/cancel\""), "\(page.body)")
+        let csrf = try #require(page.body.range(of: "name=\"csrf\" value=\"").map { String(page.body[$0.upperBound...].prefix(64)) })
+        let forged = try curl(["-H", "Cookie: \(cookie)", "-X", "POST", "--data-urlencode", "csrf=0000", base + "/ui/jobs/\(queued)/cancel"])
+        #expect(forged.status == 403)
+        let cancel = try curl(["-H", "Cookie: \(cookie)", "-X", "POST", "--data-urlencode", "csrf=\(csrf)", base + "/ui/jobs/\(queued)/cancel"])
+        #expect(cancel.status == 303, "\(cancel.headers)\(cancel.body)")
+        #expect(try await srv.json("GET", "/registros/_bulk/status/\(queued)").1["state"] as? String == "cancelled")
+        let retry = try curl(["-H", "Cookie: \(cookie)", "-X", "POST", "--data-urlencode", "csrf=\(csrf)", base + "/ui/jobs/\(failed)/retry"])
+        #expect(retry.status == 303)
+        #expect(try await srv.json("GET", "/registros/_bulk/status/\(failed)").1["state"] as? String == "queued")
+
+        let list = try curl(["-H", "Cookie: \(cookie)", base + "/ui/jobs?state=cancelled"])
+        #expect(list.body.contains("<a href=\"/ui/jobs/\(queued)\">\(queued)</a>") && !list.body.contains("/ui/jobs/\(failed)\""), "\(list.body)")
+        // The session reads the API's GETs (the metrics link), never its changes.
+        #expect(try curl(["-H", "Cookie: \(cookie)", base + "/metrics"]).status == 200)
+        #expect(try curl(["-H", "Cookie: \(cookie)", "-X", "DELETE", base + "/registros/_bulk/\(failed)"]).status == 401)
+    }
+}
