@@ -17,6 +17,8 @@ command -v psql >/dev/null || missing+=(postgresql-client-15)
 [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server mariadb-client)   # the MySQL target's server
 command -v openssl >/dev/null || missing+=(openssl)   # the MariaDB test server's certificate
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)   # Spark, a Parquet reader the tests open Sluice's files with
+command -v chromium >/dev/null || missing+=(chromium)   # the console's pages, rendered headless
+command -v systemd-analyze >/dev/null || missing+=(systemd)   # scripts/check-deploy.sh checks the unit file
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -3,6 +3,7 @@ import HTTPTypes
 import Crypto
 import SluiceCore
 import SluiceQueue
+import SluiceConfig
 import Foundation
 
 /// The operator's console at `/`: server-rendered pages (no JavaScript needed) over the same
@@ -127,12 +128,85 @@ struct Console: Sendable {
         return page("Job \(j.id)", body)
     }
 
+    /// Declared pipelines: source, target, schedule and its next firing, `after:`, recent runs.
+    func pipelines() async throws -> Response {
+        var body = "<h1>Pipelines</h1>\n"
+        let now = deps.now()
+        let declared = deps.config.pipelines.values.sorted { $0.name < $1.name }
+        if declared.isEmpty { body += "<p>None declared in sluice.yml.</p>" }
+        body += table(["pipeline", "source", "into", "schedule", "next firing", "after", "staged"], declared.map { p in
+            let next = p.schedule.flatMap { try? CronSchedule($0, timeZone: p.timeZone.flatMap(TimeZone.init(identifier:)) ?? TimeZone(identifier: "UTC")!) }?.next(after: now)
+            return [h(p.name), h(p.source + (p.glob.map { " (\($0))" } ?? "")), h(p.into), h(p.schedule.map { "\($0) \(p.timeZone ?? "UTC")" } ?? "by hand"),
+                    h(next.map(Self.time) ?? "-"), h(p.after.joined(separator: ", ")), p.staged ? "yes" : "no"]
+        })
+        let runs = try await deps.driver.runs(pipeline: nil, limit: 50)
+        body += "<h2>Recent runs</h2>\n" + (runs.isEmpty ? "<p>None yet.</p>" : table(["run", "pipeline", "state", "for firing", "started", "finished", "counts", "error"], runs.map { r in
+            [String(r.id), h(r.pipeline), h(r.state.rawValue), h(r.scheduledFor.map(Self.time) ?? "by hand"), h(Self.time(r.startedAt)),
+             h(r.finishedAt.map(Self.time) ?? "-"), h(r.counts ?? ""), h(r.error ?? "")]
+        }))
+        return page("Pipelines", body)
+    }
+
+    /// Declared watches: every file version in the ledger, its state and job.
+    func watches() async throws -> Response {
+        var body = "<h1>Watches</h1>\n"
+        let names = deps.config.watches.keys.sorted()
+        if names.isEmpty { body += "<p>None declared in sluice.yml.</p>" }
+        for name in names {
+            let w = deps.config.watches[name]
+            let files = try await deps.driver.watchedFiles(watch: name, keys: nil)
+            body += "<h2>\(h(name))</h2>\n<p>\(h(w?.source ?? "")) → \(h(w?.into ?? ""))</p>\n"
+            body += files.isEmpty ? "<p>No file seen yet.</p>" : table(["file", "size", "modified", "state", "job", "error"], files.suffix(200).reversed().map { f in
+                [h(f.key), "\(f.size)", h(Self.time(f.lastModified)), h(f.state.rawValue), f.jobID.map { "<a href=\"/ui/jobs/\($0)\">\($0)</a>" } ?? "-", h(f.error ?? "")]
+            })
+        }
+        return page("Watches", body)
+    }
+
+    /// Export receivers: batches delivered, pending and dead, what each undelivered batch
+    /// got back, and a button that sends the dead letters again on the next run.
+    func exports(session: String) async throws -> Response {
+        var body = "<h1>Exports</h1>\n"
+        guard let store = deps.exports else { return page("Exports", body + "<p>No export ledger in this database.</p>") }
+        let receivers = DestinationSummary.of(try await store.batches(nil))
+        if receivers.isEmpty { body += "<p>Nothing exported yet.</p>" }
+        for d in receivers {
+            body += "<h2>\(h(d.url))</h2>\n<p>delivered \(d.delivered) batches (\(d.deliveredRows) rows), pending \(d.pending) (\(d.pendingRows)), dead \(d.dead) (\(d.deadRows))</p>\n"
+            if !d.undelivered.isEmpty {
+                body += table(["batch", "state", "rows", "keys", "attempts", "status", "error", "answer"], d.undelivered.map { b in
+                    ["\(b.batch)", h(b.state.rawValue), "\(b.rows)", h("\(b.firstKey) … \(b.lastKey)"), "\(b.attempts)", b.lastStatus.map(String.init) ?? "-",
+                     h(b.lastError ?? ""), h(b.response ?? "")]
+                })
+            }
+            if d.dead > 0 {
+                body += "<form method=\"post\" action=\"/ui/exports/retry\"><input type=\"hidden\" name=\"csrf\" value=\"\(Self.csrf(session))\">"
+                    + "<input type=\"hidden\" name=\"to\" value=\"\(h(d.url))\"><button>Retry dead letters</button></form>\n"
+            }
+        }
+        return page("Exports", body)
+    }
+
+    /// POST /ui/exports/retry: the receiver's dead letters go back to pending.
+    func retryDead(_ request: Request, session: String) async throws -> Response {
+        let form = try await Self.form(request)
+        guard checked(form, session) else { return refused() }
+        guard let store = deps.exports, let to = form["to"] else { return page("Not found", status: .notFound, "<h1>No such receiver</h1>") }
+        let n = try await store.retryDead(to)
+        return page("Exports", "<h1>Exports</h1><p>\(n) dead-lettered batch\(n == 1 ? "" : "es") of \(h(to)) will be sent again by the next export run.</p><p><a href=\"/ui/exports\">Back</a></p>")
+    }
+
+    func checked(_ form: [String: String], _ session: String) -> Bool {
+        guard let given = form["csrf"] else { return false }
+        return BearerAuth<BasicRequestContext>.constantTimeEqual(Array(given.utf8), Array(Self.csrf(session).utf8))
+    }
+
+    func refused() -> Response {
+        page("Refused", status: .forbidden, "<h1>Refused</h1><p>The form's CSRF token is missing or wrong: reload the page.</p>")
+    }
+
     /// POST /ui/jobs/{id}/cancel|retry: needs the session's CSRF token; back to the job's page.
     func act(_ request: Request, id: Int64, action: String, session: String) async throws -> Response {
-        let form = try await Self.form(request)
-        guard let given = form["csrf"], BearerAuth<BasicRequestContext>.constantTimeEqual(Array(given.utf8), Array(Self.csrf(session).utf8)) else {
-            return page("Refused", status: .forbidden, "<h1>Refused</h1><p>The form's CSRF token is missing or wrong: reload the job's page.</p>")
-        }
+        guard checked(try await Self.form(request), session) else { return refused() }
         let done = action == "cancel" ? try await deps.driver.cancelJob(JobCancelParams(id: id, now: deps.now()))
                                       : try await deps.driver.retryJob(JobRetryParams(id: id, now: deps.now()))
         if done != nil, action == "retry" { deps.wake?.poke() }
@@ -180,7 +254,7 @@ struct Console: Sendable {
             <style>body{font:14px system-ui,sans-serif;margin:1.5em;max-width:72em}table{border-collapse:collapse;margin:.5em 0}
             td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}th{background:#f3f3f3}
             nav a{margin-right:1em}.error{color:#a00}</style></head>
-            <body><nav><a href="/">Overview</a><a href="/ui/jobs">Jobs</a><a href="/ui/jobs?state=error">Failed</a><a href="/metrics">Metrics</a></nav>
+            <body><nav><a href="/">Overview</a><a href="/ui/jobs">Jobs</a><a href="/ui/jobs?state=error">Failed</a><a href="/ui/pipelines">Pipelines</a><a href="/ui/watches">Watches</a><a href="/ui/exports">Exports</a><a href="/metrics">Metrics</a></nav>
             \(body)
             </body></html>
             """
@@ -218,6 +292,22 @@ struct Console: Sendable {
             guard let s = self.session(req) else { return Response(status: .seeOther, headers: [.location: "/login"]) }
             guard let id = ctx.parameters.get("id").flatMap(Int64.init) else { return self.page("Not found", status: .notFound, "<h1>Not found</h1>") }
             return try await self.job(id, session: s)
+        }
+        router.get("/ui/pipelines") { req, _ in
+            guard self.session(req) != nil else { return Response(status: .seeOther, headers: [.location: "/login"]) }
+            return try await self.pipelines()
+        }
+        router.get("/ui/watches") { req, _ in
+            guard self.session(req) != nil else { return Response(status: .seeOther, headers: [.location: "/login"]) }
+            return try await self.watches()
+        }
+        router.get("/ui/exports") { req, _ in
+            guard let s = self.session(req) else { return Response(status: .seeOther, headers: [.location: "/login"]) }
+            return try await self.exports(session: s)
+        }
+        router.post("/ui/exports/retry") { req, _ in
+            guard let s = self.session(req) else { return Response(status: .seeOther, headers: [.location: "/login"]) }
+            return try await self.retryDead(req, session: s)
         }
         for action in ["cancel", "retry"] {
             router.post("/ui/jobs/:id/\(action)") { req, ctx in

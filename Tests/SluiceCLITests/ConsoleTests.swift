@@ -59,4 +59,69 @@ import Foundation
         #expect(try curl(["-H", "Cookie: \(cookie)", base + "/metrics"]).status == 200)
         #expect(try curl(["-H", "Cookie: \(cookie)", "-X", "DELETE", base + "/registros/_bulk/\(failed)"]).status == 401)
     }
+
+    /// Every page in headless Chromium over a live server (no sign-in on a loopback
+    /// `--no-auth` server), with a dead-lettered export to retry; screenshots are saved under
+    /// the test's folder (`shots/`; `docs/console/` holds a set for the README).
+    @Test func thePagesRenderInHeadlessChromium() async throws {
+        let cli = try CLI()
+        try ExportTests().table(cli, rows: 1...3_000)
+        let rx = try Receiver(dir: cli.dir + "/rx", args: ["--refuse-every", "2"])
+        defer { rx.stop() }
+        #expect(try cli.run(["export", "--from", "t", "--key", "id", "--to", rx.url, "--batch-size", "1000"]).status == 3)
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        cli.write("sluice.yml", """
+            entities:
+              t:
+                primary_key: [id]
+            pipelines:
+              nightly:
+                source: in
+                schedule: "0 6 * * *"
+                timezone: America/Sao_Paulo
+                into: t
+            watches:
+              drops:
+                source: in
+                into: t
+            """)
+        let serve = Process()
+        serve.executableURL = URL(fileURLWithPath: CLI.binary)
+        serve.arguments = ["serve", "--port", "0", "--no-auth", "--no-workers"]
+        serve.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
+        let out = Pipe()
+        serve.standardOutput = out
+        serve.standardError = FileHandle(forWritingAtPath: cli.write("serve.log", ""))
+        try serve.run()
+        defer { serve.terminate(); serve.waitUntilExit() }
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let d = out.fileHandleForReading.availableData
+            if d.isEmpty { break }
+            line.append(d)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        let port = try #require(text.range(of: "127.0.0.1:").flatMap { Int(text[$0.upperBound...].prefix { $0.isNumber }) }, "\(text)")
+        let base = "http://127.0.0.1:\(port)"
+        try FileManager.default.createDirectory(atPath: cli.dir + "/shots", withIntermediateDirectories: true)
+        func chromium(_ args: [String]) throws -> String {
+            try TestPostgres.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"] + args)
+        }
+        for (path, name, expected) in [("/", "overview", "Recent failures"), ("/ui/jobs", "jobs", "<h1>Jobs</h1>"),
+                                       ("/ui/pipelines", "pipelines", "0 6 * * * America/Sao_Paulo"), ("/ui/watches", "watches", "<h2>drops</h2>"),
+                                       ("/ui/exports", "exports", "Retry dead letters")] {
+            let dom = try chromium(["--dump-dom", base + path])
+            #expect(dom.contains(expected), "\(path): \(dom)")
+            _ = try chromium(["--window-size=1280,800", "--screenshot=\(cli.dir)/shots/\(name).png", base + path])
+            let size = (try? FileManager.default.attributesOfItem(atPath: "\(cli.dir)/shots/\(name).png")[.size] as? Int) ?? 0
+            #expect(size > 5_000, "\(name).png")
+        }
+        #expect(try chromium(["--dump-dom", base + "/ui/exports"]).contains("dead 1 (1000)"))
+        // The button's form, as the browser posts it: the dead letter goes back to pending.
+        let form = try curl([base + "/ui/exports"]).body
+        let csrf = try #require(form.range(of: "name=\"csrf\" value=\"").map { String(form[$0.upperBound...].prefix(64)) })
+        let posted = try curl(["-X", "POST", "--data-urlencode", "csrf=\(csrf)", "--data-urlencode", "to=\(rx.url)", base + "/ui/exports/retry"])
+        #expect(posted.status == 200 && posted.body.contains("1 dead-lettered batch of"), "\(posted.body)")
+        #expect(try chromium(["--dump-dom", base + "/ui/exports"]).contains("dead 0 (0)"))
+    }
 }
