@@ -68,8 +68,10 @@ struct Console: Sendable {
                 return n == 0 ? "0" : "<a href=\"/ui/jobs?state=\(s.rawValue)&entity=\(u(String(key.prefix { $0 != " " })))\">\(n)</a>"
             }
         })
-        let failures = try await deps.driver.listJobs(JobListParams(state: .error, limit: 10))
-        body += "<h2>Recent failures</h2>\n" + (failures.isEmpty ? "<p>None.</p>" : table(["job", "entity", "file", "error"], failures.reversed().map { j in
+        var newest = JobListParams(state: .error, limit: 10)
+        newest.newestFirst = true
+        let failures = try await deps.driver.listJobs(newest)
+        body += "<h2>Recent failures</h2>\n" + (failures.isEmpty ? "<p>None.</p>" : table(["job", "entity", "file", "error"], failures.map { j in
             ["<a href=\"/ui/jobs/\(j.id)\">\(j.id)</a>", h(j.entity), h(j.spec.fileName ?? j.spec.source), h(j.error ?? "")]
         }))
         let runs = try await deps.driver.runs(pipeline: nil, limit: 10)
@@ -91,8 +93,10 @@ struct Console: Sendable {
         let state = q["state"].flatMap { JobState(rawValue: String($0)) }
         let entity = q["entity"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
         let after = q["after"].flatMap { Int64(String($0)) }
-        let page = try await deps.driver.listJobs(JobListParams(state: state, entity: entity, after: after, limit: 50))
-        var body = "<h1>Jobs</h1>\n<form method=\"get\" action=\"/ui/jobs\"><label>state <select name=\"state\"><option value=\"\">any</option>"
+        var params = JobListParams(state: state, entity: entity, after: after, limit: 50)
+        params.newestFirst = true
+        let page = try await deps.driver.listJobs(params)
+        var body = "<h1>Jobs</h1>\n<p>Newest first.</p>\n<form method=\"get\" action=\"/ui/jobs\"><label>state <select name=\"state\"><option value=\"\">any</option>"
         for s in JobState.allCases { body += "<option\(s == state ? " selected" : "")>\(s.rawValue)</option>" }
         body += "</select></label> <label>entity <input name=\"entity\" value=\"\(h(entity ?? ""))\"></label> <button>Filter</button></form>\n"
         body += table(["job", "entity", "kind", "state", "file", "attempts", "created", "rows"], page.map { j in

@@ -241,9 +241,9 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
         try await run("listing jobs") { conn in
             try await self.rows(conn, """
                 SELECT \(Self.columns) FROM sluice.jobs
-                WHERE id > $1 AND ($2::text IS NULL OR state = $2) AND ($3::text IS NULL OR entity = $3) AND ($5::bigint IS NULL OR run_id = $5)
-                ORDER BY id LIMIT $4
-                """, [.int(p.after ?? 0), p.state.map { .text($0.rawValue) } ?? .null, p.entity.map { .text($0) } ?? .null,
+                WHERE id \(p.keyset.comparison) $1 AND ($2::text IS NULL OR state = $2) AND ($3::text IS NULL OR entity = $3) AND ($5::bigint IS NULL OR run_id = $5)
+                ORDER BY id \(p.keyset.order) LIMIT $4
+                """, [.int(p.keyset.bound), p.state.map { .text($0.rawValue) } ?? .null, p.entity.map { .text($0) } ?? .null,
                       .int(Int64(max(1, min(p.limit, 1000)))), p.run.map { .int($0) } ?? .null]).map(Self.job)
         }
     }

@@ -79,9 +79,9 @@ public final class MemoryControlPlane: QueueDriver {
     public func listJobs(_ p: JobListParams) async throws(SluiceError) -> [Job] {
         state.withLock { s in
             Array(s.jobs.values.filter { j in
-                j.id > (p.after ?? 0) && (p.state == nil || j.state == p.state) && (p.entity == nil || j.entity == p.entity)
-                    && (p.run == nil || j.spec.stage?.run == p.run)
-            }.sorted { $0.id < $1.id }.prefix(max(1, min(p.limit, 1000))))
+                (p.newestFirst ? j.id < p.keyset.bound : j.id > p.keyset.bound) && (p.state == nil || j.state == p.state)
+                    && (p.entity == nil || j.entity == p.entity) && (p.run == nil || j.spec.stage?.run == p.run)
+            }.sorted { p.newestFirst ? $0.id > $1.id : $0.id < $1.id }.prefix(max(1, min(p.limit, 1000))))
         }
     }
 

@@ -186,6 +186,12 @@ public struct JobListParams: Sendable {
     public var limit: Int
     /// Only the stage jobs of this pipeline run.
     public var run: Int64?
+    /// Newest first: `after` is then the last id of the previous page, and ids go down.
+    public var newestFirst = false
+    /// The keyset bound and order as SQL: `id > after ORDER BY id`, or `id < after ORDER BY id DESC`.
+    public var keyset: (bound: Int64, comparison: String, order: String) {
+        newestFirst ? (after ?? Int64.max, "<", "DESC") : (after ?? 0, ">", "ASC")
+    }
     public init(state: JobState? = nil, entity: String? = nil, after: Int64? = nil, limit: Int = 100, run: Int64? = nil) {
         self.state = state
         self.entity = entity

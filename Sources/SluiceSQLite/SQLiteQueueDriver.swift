@@ -237,9 +237,9 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         try await run { c throws(SluiceError) in
             let rows = try c.query("""
                 SELECT \(Self.columns) FROM sluice_jobs
-                WHERE id > ?1 AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR entity = ?3) AND (?5 IS NULL OR run_id = ?5)
-                ORDER BY id LIMIT ?4
-                """, [.integer(p.after ?? 0), p.state.map { .text($0.rawValue) } ?? .null, p.entity.map { .text($0) } ?? .null,
+                WHERE id \(p.keyset.comparison) ?1 AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR entity = ?3) AND (?5 IS NULL OR run_id = ?5)
+                ORDER BY id \(p.keyset.order) LIMIT ?4
+                """, [.integer(p.keyset.bound), p.state.map { .text($0.rawValue) } ?? .null, p.entity.map { .text($0) } ?? .null,
                       .integer(Int64(max(1, min(p.limit, 1000)))), p.run.map { .integer($0) } ?? .null])
             return try rows.map { (r) throws(SluiceError) in try Self.job(r) }
         }

@@ -218,6 +218,18 @@ public enum JobStoreConformance {
             after = page.last?.id
         }
         #expect(seen.count == 7 && seen == seen.sorted())
+        // Newest first, the same keyset the other way.
+        var down: [Int64] = []
+        after = nil
+        while true {
+            var p = JobListParams(after: after, limit: 3)
+            p.newestFirst = true
+            let page = try await d.listJobs(p)
+            if page.isEmpty { break }
+            down += page.map(\.id)
+            after = page.last?.id
+        }
+        #expect(down == seen.reversed())
         #expect(try await d.listJobs(JobListParams(entity: "a")).count == 4)
         _ = try await d.claimJobs(JobClaimParams(worker: "w", limit: 2, leaseDuration: .seconds(10), now: at(1)))
         #expect(try await d.listJobs(JobListParams(state: .processing)).count == 2)
