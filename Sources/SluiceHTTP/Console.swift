@@ -85,7 +85,7 @@ struct Console: Sendable {
                  h(d.undelivered.last.map { "\($0.lastStatus.map(String.init) ?? "-") \($0.lastError ?? "")" } ?? "")]
             }))
         }
-        return page("Overview", body)
+        return page("Overview", refresh: 10, body)
     }
 
     func jobs(_ request: Request) async throws -> Response {
@@ -133,15 +133,19 @@ struct Console: Sendable {
     }
 
     /// Declared pipelines: source, target, schedule and its next firing, `after:`, recent runs.
-    func pipelines() async throws -> Response {
+    func pipelines(session: String) async throws -> Response {
         var body = "<h1>Pipelines</h1>\n"
         let now = deps.now()
         let declared = deps.config.pipelines.values.sorted { $0.name < $1.name }
         if declared.isEmpty { body += "<p>None declared in sluice.yml.</p>" }
-        body += table(["pipeline", "source", "into", "schedule", "next firing", "after", "staged"], declared.map { p in
+        let csrf = Self.csrf(session)
+        body += table(["pipeline", "source", "into", "schedule", "next firing", "after", "staged", ""], declared.map { p in
             let next = p.schedule.flatMap { try? CronSchedule($0, timeZone: p.timeZone.flatMap(TimeZone.init(identifier:)) ?? TimeZone(identifier: "UTC")!) }?.next(after: now)
+            // A pipeline fed by uploads runs when a file is posted; the others can run now.
+            let button = deps.runNow == nil || p.source == Pipeline.uploadSource ? "" :
+                "<form method=\"post\" action=\"/ui/pipelines/\(u(p.name))/run\"><input type=\"hidden\" name=\"csrf\" value=\"\(csrf)\"><button>Run now</button></form>"
             return [h(p.name), h(p.source + (p.glob.map { " (\($0))" } ?? "")), h(p.into), h(p.schedule.map { "\($0) \(p.timeZone ?? "UTC")" } ?? "by hand"),
-                    h(next.map(Self.time) ?? "-"), h(p.after.joined(separator: ", ")), p.staged ? "yes" : "no"]
+                    h(next.map(Self.time) ?? "-"), h(p.after.joined(separator: ", ")), p.staged ? "yes" : "no", button]
         })
         let runs = try await deps.driver.runs(pipeline: nil, limit: 50)
         body += "<h2>Recent runs</h2>\n" + (runs.isEmpty ? "<p>None yet.</p>" : table(["run", "pipeline", "state", "for firing", "started", "finished", "counts", "error"], runs.map { r in
@@ -149,6 +153,14 @@ struct Console: Sendable {
              h(r.finishedAt.map(Self.time) ?? "-"), h(r.counts ?? ""), h(r.error ?? "")]
         }))
         return page("Pipelines", body)
+    }
+
+    /// POST /ui/pipelines/{name}/run: starts a run (each source file once, as `sluice run`).
+    func runNow(_ request: Request, name: String, session: String) async throws -> Response {
+        guard checked(try await Self.form(request), session) else { return refused() }
+        guard let start = deps.runNow, deps.config.pipelines[name] != nil else { return page("Not found", status: .notFound, "<h1>No pipeline \(h(name))</h1>") }
+        _ = try await start(name)
+        return Response(status: .seeOther, headers: [.location: "/ui/pipelines"])
     }
 
     /// Declared watches: every file version in the ledger, its state and job.
@@ -250,10 +262,11 @@ struct Console: Sendable {
             + rows.map { "<tr>" + $0.map { "<td>\($0)</td>" }.joined() + "</tr>\n" }.joined() + "</table>\n"
     }
 
-    func page(_ title: String, status: HTTPResponse.Status = .ok, _ body: String) -> Response {
+    /// `refresh`: seconds after which the browser reloads the page (live figures without script).
+    func page(_ title: String, status: HTTPResponse.Status = .ok, refresh: Int? = nil, _ body: String) -> Response {
         let html = """
             <!doctype html>
-            <html lang="en"><head><meta charset="utf-8"><title>\(h(title)) · Sluice</title>
+            <html lang="en"><head><meta charset="utf-8"><title>\(h(title)) · Sluice</title>\(refresh.map { "<meta http-equiv=\"refresh\" content=\"\($0)\">" } ?? "")
             <meta name="viewport" content="width=device-width, initial-scale=1">
             <style>body{font:14px system-ui,sans-serif;margin:1.5em;max-width:72em}table{border-collapse:collapse;margin:.5em 0}
             td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}th{background:#f3f3f3}
@@ -298,8 +311,12 @@ struct Console: Sendable {
             return try await self.job(id, session: s)
         }
         router.get("/ui/pipelines") { req, _ in
-            guard self.session(req) != nil else { return Response(status: .seeOther, headers: [.location: "/login"]) }
-            return try await self.pipelines()
+            guard let s = self.session(req) else { return Response(status: .seeOther, headers: [.location: "/login"]) }
+            return try await self.pipelines(session: s)
+        }
+        router.post("/ui/pipelines/:name/run") { req, ctx in
+            guard let s = self.session(req) else { return Response(status: .seeOther, headers: [.location: "/login"]) }
+            return try await self.runNow(req, name: ctx.parameters.get("name") ?? "", session: s)
         }
         router.get("/ui/watches") { req, _ in
             guard self.session(req) != nil else { return Response(status: .seeOther, headers: [.location: "/login"]) }

@@ -91,7 +91,7 @@ public struct PipelineExecution: Sendable {
 
     /// Records a run of `name` over an uploaded file and carries it out in the background;
     /// returns the run's id at once.
-    public func start(_ name: String, upload: Upload) async throws -> Int64 {
+    public func start(_ name: String, upload: Upload? = nil) async throws -> Int64 {
         guard let pipeline = config.pipelines[name] else { throw SluiceError(.notFound, "no pipeline '\(name)'") }
         let id = try await runtime.driver.startRun(pipeline: name, scheduledFor: nil, windowFrom: nil, windowTo: nil, now: Date())
         Task { _ = try? await finish(pipeline, run: id, window: (nil, nil), upload: upload) }

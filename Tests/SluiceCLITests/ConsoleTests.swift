@@ -123,5 +123,17 @@ import Foundation
         let posted = try curl(["-X", "POST", "--data-urlencode", "csrf=\(csrf)", "--data-urlencode", "to=\(rx.url)", base + "/ui/exports/retry"])
         #expect(posted.status == 200 && posted.body.contains("1 dead-lettered batch of"), "\(posted.body)")
         #expect(try chromium(["--dump-dom", base + "/ui/exports"]).contains("dead 0 (0)"))
+        // "Run now" starts the pipeline over its own source; its run shows on the page.
+        cli.write("in/a.csv", "id,name,amount\n900001,late,1\n")
+        let ran = try curl(["-X", "POST", "--data-urlencode", "csrf=\(csrf)", base + "/ui/pipelines/nightly/run"])
+        #expect(ran.status == 303, "\(ran.body)")
+        var pipelines = ""
+        for _ in 0..<100 {
+            pipelines = try curl([base + "/ui/pipelines"]).body
+            if pipelines.contains("<td>succeeded</td>") { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(pipelines.contains("<td>nightly</td><td>succeeded</td><td>by hand</td>") && pipelines.contains("&quot;loaded&quot;:1"), "\(pipelines)")
+        #expect(try cli.sqlite("SELECT name FROM t WHERE id = 900001") == "late\n")
     }
 }
