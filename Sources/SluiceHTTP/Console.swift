@@ -142,8 +142,9 @@ struct Console: Sendable {
         body += table(["pipeline", "source", "into", "schedule", "next firing", "after", "staged", ""], declared.map { p in
             let next = p.schedule.flatMap { try? CronSchedule($0, timeZone: p.timeZone.flatMap(TimeZone.init(identifier:)) ?? TimeZone(identifier: "UTC")!) }?.next(after: now)
             // A pipeline fed by uploads runs when a file is posted; the others can run now.
-            let button = deps.runNow == nil || p.source == Pipeline.uploadSource ? "" :
-                "<form method=\"post\" action=\"/ui/pipelines/\(u(p.name))/run\"><input type=\"hidden\" name=\"csrf\" value=\"\(csrf)\"><button>Run now</button></form>"
+            let action = "<form method=\"post\" action=\"/ui/pipelines/\(u(p.name))/run\"><input type=\"hidden\" name=\"csrf\" value=\"\(csrf)\">"
+            let button = deps.runNow == nil || p.source == Pipeline.uploadSource ? "" : action + "<button>Run now</button></form>"
+                + action + "<label>files modified from <input type=\"date\" name=\"from\" required></label> <label>to <input type=\"date\" name=\"to\" required></label> <button>Backfill</button></form>"
             return [h(p.name), h(p.source + (p.glob.map { " (\($0))" } ?? "")), h(p.into), h(p.schedule.map { "\($0) \(p.timeZone ?? "UTC")" } ?? "by hand"),
                     h(next.map(Self.time) ?? "-"), h(p.after.joined(separator: ", ")), p.staged ? "yes" : "no", button]
         })
@@ -157,9 +158,19 @@ struct Console: Sendable {
 
     /// POST /ui/pipelines/{name}/run: starts a run (each source file once, as `sluice run`).
     func runNow(_ request: Request, name: String, session: String) async throws -> Response {
-        guard checked(try await Self.form(request), session) else { return refused() }
+        let form = try await Self.form(request)
+        guard checked(form, session) else { return refused() }
         guard let start = deps.runNow, deps.config.pipelines[name] != nil else { return page("Not found", status: .notFound, "<h1>No pipeline \(h(name))</h1>") }
-        _ = try await start(name)
+        // A backfill's days, as `sluice run --from --to` takes them (UTC midnights).
+        var window: [Date?] = []
+        for key in ["from", "to"] {
+            guard let text = form[key], !text.isEmpty else { window.append(nil); continue }
+            let f = ISO8601DateFormatter()
+            f.formatOptions = [.withFullDate]
+            guard let day = f.date(from: text) else { return page("Bad date", status: .badRequest, "<h1>\(h(text)) is not a date (YYYY-MM-DD)</h1>") }
+            window.append(day)
+        }
+        _ = try await start(name, window[0], window[1])
         return Response(status: .seeOther, headers: [.location: "/ui/pipelines"])
     }
 

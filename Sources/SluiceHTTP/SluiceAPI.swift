@@ -25,8 +25,9 @@ public struct APIDependencies: Sendable {
     /// the run's id (`POST /pipelines/{name}/runs`). Nil: the route answers 404.
     public var runPipeline: (@Sendable (_ pipeline: String, _ path: String, _ displayName: String) async throws -> Int64)?
     /// Starts a run of a declared pipeline over its own source, in the background (the
-    /// console's "Run now"); returns the run's id. Nil: no button.
-    public var runNow: (@Sendable (_ pipeline: String) async throws -> Int64)?
+    /// console's "Run now", and its backfill: only files modified in `from..<to`); returns
+    /// the run's id. Nil: no button.
+    public var runNow: (@Sendable (_ pipeline: String, _ from: Date?, _ to: Date?) async throws -> Int64)?
     /// `GET /metrics` (behind the same tokens as the API); nil: not served.
     public var metrics: MetricsEndpoint?
     /// Where the access log goes (one line per request); nil: no access log.

@@ -91,10 +91,10 @@ public struct PipelineExecution: Sendable {
 
     /// Records a run of `name` over an uploaded file and carries it out in the background;
     /// returns the run's id at once.
-    public func start(_ name: String, upload: Upload? = nil) async throws -> Int64 {
+    public func start(_ name: String, upload: Upload? = nil, window: (Date?, Date?) = (nil, nil)) async throws -> Int64 {
         guard let pipeline = config.pipelines[name] else { throw SluiceError(.notFound, "no pipeline '\(name)'") }
-        let id = try await runtime.driver.startRun(pipeline: name, scheduledFor: nil, windowFrom: nil, windowTo: nil, now: Date())
-        Task { _ = try? await finish(pipeline, run: id, window: (nil, nil), upload: upload) }
+        let id = try await runtime.driver.startRun(pipeline: name, scheduledFor: nil, windowFrom: window.0, windowTo: window.1, now: Date())
+        Task { _ = try? await finish(pipeline, run: id, window: window, upload: upload) }
         return id
     }
 

@@ -134,7 +134,7 @@ struct ServeCommand: AsyncParsableCommand {
                 deps.runPipeline = { name, path, display in
                     try await execution.start(name, upload: .init(path: path, name: display))
                 }
-                deps.runNow = { name in try await execution.start(name) }
+                deps.runNow = { name, from, to in try await execution.start(name, window: (from, to)) }
                 let app = Application(
                     router: SluiceAPI.router(deps),
                     server: SluiceAPI.server(limits: limits, maxBodyBytes: config.server.maxBodyBytes),

@@ -135,5 +135,17 @@ import Foundation
         }
         #expect(pipelines.contains("<td>nightly</td><td>succeeded</td><td>by hand</td>") && pipelines.contains("&quot;loaded&quot;:1"), "\(pipelines)")
         #expect(try cli.sqlite("SELECT name FROM t WHERE id = 900001") == "late\n")
+        // A backfill over days before the file was written reads nothing.
+        let back = try curl(["-X", "POST", "--data-urlencode", "csrf=\(csrf)", "--data-urlencode", "from=2020-01-01", "--data-urlencode", "to=2020-01-02",
+                             base + "/ui/pipelines/nightly/run"])
+        #expect(back.status == 303, "\(back.body)")
+        for _ in 0..<100 {
+            pipelines = try curl([base + "/ui/pipelines"]).body
+            if pipelines.components(separatedBy: "<td>succeeded</td><td>by hand</td>").count == 3 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(pipelines.components(separatedBy: "<td>succeeded</td><td>by hand</td>").count == 3 && pipelines.contains("&quot;files&quot;:0"), "\(pipelines)")
+        let badDay = try curl(["-X", "POST", "--data-urlencode", "csrf=\(csrf)", "--data-urlencode", "from=yesterday", base + "/ui/pipelines/nightly/run"])
+        #expect(badDay.status == 400)
     }
 }
