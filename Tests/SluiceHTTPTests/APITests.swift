@@ -35,7 +35,14 @@ struct APIHarness {
         let policy = SourcePolicy(uploadDir: config.uploadDir, fileRoots: config.server.fileRoots, httpAllowlist: config.server.httpAllowlist)
         var deps = APIDependencies(config: config, driver: driver, policy: policy, wake: nil, tokens: [Self.token])
         deps.metrics = MetricsEndpoint(driver: driver)
-        return Application(router: SluiceAPI.router(deps), server: SluiceAPI.server())
+        // These tests check the routes, not the connection guard (tested over a real server):
+        // under a loaded suite a test client may take longer than 10 s to send its headers, or
+        // a minute between two requests on one connection.
+        var limits = ConnectionLimits()
+        limits.headerTimeout = .seconds(300)
+        limits.bodyRateWindow = .seconds(300)
+        limits.idleTimeout = .seconds(300)
+        return Application(router: SluiceAPI.router(deps), server: SluiceAPI.server(limits: limits))
     }
 
     static let auth: HTTPFields = [.authorization: "Bearer \(token)"]
