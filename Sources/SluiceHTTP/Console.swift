@@ -13,7 +13,14 @@ import Foundation
 /// form that changes something carries a CSRF token derived from it; every value is escaped.
 struct Console: Sendable {
     let deps: APIDependencies
+    /// The configured tokens, hashed once.
+    let auth: BearerAuth<BasicRequestContext>
     static let cookie = "sluice_session"
+
+    init(deps: APIDependencies) {
+        self.deps = deps
+        auth = BearerAuth(tokens: deps.tokens)
+    }
 
     // MARK: Sign-in
 
@@ -21,7 +28,6 @@ struct Console: Sendable {
     /// "" when the server runs without tokens; nil when it must sign in.
     func session(_ request: Request) -> String? {
         if deps.tokens.isEmpty { return "" }
-        let auth = BearerAuth<BasicRequestContext>(tokens: deps.tokens)
         if let h = request.headers[.authorization], h.lowercased().hasPrefix("bearer "), auth.accepts(String(h.dropFirst(7))) { return String(h.dropFirst(7)) }
         if let c = BearerAuth<BasicRequestContext>.sessionCookie(request), auth.accepts(c) { return c }
         return nil
@@ -47,7 +53,7 @@ struct Console: Sendable {
     func login(_ request: Request) async throws -> Response {
         let form = try await Self.form(request)
         let token = form["token"] ?? ""
-        guard BearerAuth<BasicRequestContext>(tokens: deps.tokens).accepts(token) else {
+        guard auth.accepts(token) else {
             return loginPage("That token is not one of this server's.", status: .unauthorized)
         }
         let value = token.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""

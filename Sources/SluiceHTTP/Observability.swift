@@ -110,7 +110,7 @@ public struct AccessLog<Context: RequestContext>: RouterMiddleware {
         Metrics.Timer(label: "sluice_http_request_duration_seconds", dimensions: [("method", method), ("route", route)]).record(duration: elapsed)
         if request.uri.path == "/metrics" || request.uri.path == "/healthz" { return }  // scrapes and probes would drown the log
         var meta: Logger.Metadata = ["method": "\(method)", "path": "\(request.uri.path)", "status": "\(status)",
-                                     "ms": "\(Int((Double(elapsed.components.attoseconds) / 1e15).rounded()) + Int(elapsed.components.seconds) * 1000)"]
+                                     "ms": "\(Int((Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15).rounded()))"]
         if let bytes { meta["bytes"] = "\(bytes)" }
         if let location = headers[.location], location.contains("/status/") { meta["job"] = "\(location.split(separator: "/").last ?? "")" }
         logger.info("request", metadata: meta)

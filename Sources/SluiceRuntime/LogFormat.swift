@@ -1,4 +1,5 @@
 public import Logging
+import SluiceCore
 import Foundation
 
 /// One line per log record on stderr: `text` (time, level, message, then `key=value` with
@@ -51,20 +52,10 @@ public struct LineLogHandler: LogHandler {
         return plain ? v : jsonString(v)
     }
 
-    /// A JSON string literal (control characters escaped).
+    /// A JSON string literal (the core's writer: quotes, backslashes and control characters escaped).
     static func jsonString(_ v: String) -> String {
-        var out = "\""
-        for u in v.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 || u.value == 0x7f { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
+        var out: [UInt8] = []
+        JSONValue.writeString(bytes: v.utf8, into: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 }

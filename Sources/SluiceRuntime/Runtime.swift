@@ -23,7 +23,7 @@ public struct Runtime: Sendable {
     /// exactly that long.
     public static func with<T: Sendable>(_ config: SluiceConfig, _ body: @Sendable (Runtime) async throws -> T) async throws -> T {
         var logger = Logger(label: "sluice")
-        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        logger.logLevel = logLevel
         var policy = SourcePolicy(uploadDir: config.uploadDir, fileRoots: config.server.fileRoots,
                                   httpAllowlist: config.server.httpAllowlist, allowLinkLocal: config.server.allowLinkLocal)
         policy.s3Buckets = config.server.s3Buckets
@@ -56,10 +56,13 @@ public struct Runtime: Sendable {
     /// Process-wide set-up every command runs first: logging to stderr, and an allocator
     /// that keeps large buffers (pages, batches) instead of mapping and faulting in fresh
     /// memory for each one.
+    /// The level `LOG_LEVEL` asks for (default info).
+    static var logLevel: Logger.Level { ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info }
+
     /// `format`: `text` or `json` (default `$SLUICE_LOG_FORMAT`, else text).
     public static func bootstrapLogging(format: LineLogHandler.Format? = nil) {
         let chosen = format ?? ProcessInfo.processInfo.environment["SLUICE_LOG_FORMAT"].flatMap { LineLogHandler.Format(rawValue: $0.lowercased()) } ?? .text
-        let level = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        let level = logLevel
         LoggingSystem.bootstrap { label in
             var h = LineLogHandler(label: label, format: chosen)
             h.logLevel = level

@@ -15,6 +15,20 @@ import FoundationNetworking
         return nil
     }
 
+    /// Scrapes `/metrics` on `port` (a worker's or watch's own server) every 100 ms until
+    /// `done` holds or 20 s pass; returns the last text.
+    static func scrape(port: Int, until done: (String) -> Bool) async throws -> String {
+        var text = ""
+        for _ in 0..<200 {
+            if let (data, _) = try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/metrics")!) {
+                text = String(decoding: data, as: UTF8.self)
+                if done(text) { break }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return text
+    }
+
     func scrape(_ srv: ServerProcess) async throws -> String {
         let (status, data) = try await srv.request("GET", "/metrics")
         #expect(status == 200)
@@ -74,13 +88,8 @@ import FoundationNetworking
         watch.standardError = FileHandle.nullDevice
         try watch.run()
         defer { if watch.isRunning { watch.terminate(); watch.waitUntilExit() } }
-        var text = ""
-        for _ in 0..<200 {
-            if let (data, _) = try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/metrics")!) {
-                text = String(decoding: data, as: UTF8.self)
-                if Self.value(text, #"sluice_rows_total{entity="t",outcome="inserted"}"#) == 2 && (Self.value(text, #"sluice_watch_polls_total{watch="drops"}"#) ?? 0) >= 3 { break }
-            }
-            try await Task.sleep(for: .milliseconds(100))
+        let text = try await Self.scrape(port: port) {
+            Self.value($0, #"sluice_rows_total{entity="t",outcome="inserted"}"#) == 2 && (Self.value($0, #"sluice_watch_polls_total{watch="drops"}"#) ?? 0) >= 3
         }
         #expect(Self.value(text, #"sluice_watch_files_total{watch="drops",state="queued"}"#) == 2, "\(text)")
         #expect((Self.value(text, #"sluice_watch_polls_total{watch="drops"}"#) ?? 0) >= 3, "\(text)")
@@ -102,14 +111,7 @@ import FoundationNetworking
         worker.standardError = FileHandle(forWritingAtPath: srv.cli.write("worker.log", ""))
         try worker.run()
         defer { if worker.isRunning { worker.terminate(); worker.waitUntilExit() } }
-        var text = ""
-        for _ in 0..<200 {
-            if let (data, _) = try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/metrics")!) {
-                text = String(decoding: data, as: UTF8.self)
-                if Self.value(text, #"sluice_rows_total{entity="registros",outcome="inserted"}"#) == 1 { break }
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        let text = try await Self.scrape(port: port) { Self.value($0, #"sluice_rows_total{entity="registros",outcome="inserted"}"#) == 1 }
         #expect(Self.value(text, #"sluice_rows_total{entity="registros",outcome="inserted"}"#) == 1, "\(text)")
         #expect(Self.value(text, #"sluice_jobs{state="complete",kind="load",entity="registros"}"#) == 1, "\(text)")
         let log = try String(contentsOfFile: srv.cli.dir + "/worker.log", encoding: .utf8)
