@@ -26,7 +26,11 @@ PY
 
 if command -v systemd-analyze >/dev/null; then
   unit=$(mktemp -d)/sluice.service
-  bin=$(ls dist/sluice .build/release/sluice .build/debug/sluice 2>/dev/null | head -1)
+  bin=""
+  for b in dist/sluice .build/release/sluice .build/debug/sluice; do
+    if [ -x "$b" ]; then bin=$b; break; fi
+  done
+  if [ -z "$bin" ]; then echo "no sluice binary built: deploy/sluice.service not checked" >&2; exit 1; fi
   sed "s|/usr/local/bin/sluice|$(readlink -f "$bin")|; s|^User=sluice|User=root|; s|^Group=sluice|Group=root|" deploy/sluice.service > "$unit"
   # It exits 0 on unknown keys and only prints them: any output is a failure.
   said=$(systemd-analyze verify "$unit" 2>&1 || echo "systemd-analyze failed")

@@ -16,11 +16,18 @@ struct TestPostgres {
         let outPath = NSTemporaryDirectory() + "sluice-run-" + UUID().uuidString
         FileManager.default.createFile(atPath: outPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: outPath) }
+        let errPath = outPath + ".err"
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: errPath) }
         p.standardOutput = FileHandle(forWritingAtPath: outPath)
+        p.standardError = FileHandle(forWritingAtPath: errPath)
         try p.run()
         p.waitUntilExit()
         let text = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-        guard p.terminationStatus == 0 else { throw CLIError.failed(args.joined(separator: " ")) }
+        guard p.terminationStatus == 0 else {
+            let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+            throw CLIError.failed(args.joined(separator: " ") + " exited \(p.terminationStatus): " + String((text + err).suffix(2000)))
+        }
         return text
     }
 
