@@ -199,10 +199,12 @@ public enum SourceFormat: String, Sendable, Hashable, Codable, CaseIterable {
     /// Text whose records are lines (or groups of lines, ``TextRecords``): one `line` column,
     /// for a pipeline's `parse` step to take apart (`.log`, and `.txt` that is not delimited).
     case text
+    /// A Delta Lake table: a folder of Parquet files and the `_delta_log/` naming them.
+    case delta
 
     /// Whether the format is binary and self-describing (typed by its own schema, read by
     /// seeking rather than as a text stream).
-    public var isBinary: Bool { self == .parquet || self == .avro }
+    public var isBinary: Bool { self == .parquet || self == .avro || self == .delta }
 
     /// The format that a file's first bytes announce by a magic number (`PAR1`, `Obj` 1).
     public static func detect(magic head: some Collection<UInt8>) -> SourceFormat? {

@@ -15,7 +15,7 @@ public enum SchemaSampler {
         case .csv: return try inferCSV(source: source, dialect: dialect, rows: rows, exclude: exclude, limits: limits, fileName: fileName)
         case .ndjson, .json:
             return try inferJSON(source: source, layout: format == .ndjson ? .lines : .detect, rows: rows, exclude: exclude, limits: limits, fileName: fileName)
-        case .parquet, .avro:
+        case .parquet, .avro, .delta:
             throw SluiceError(.unsupported, "\(format.rawValue) files carry their own schema; read it from the file", at: SourceLocation(file: fileName))
         case .text:
             return exclude.contains("line") ? [] : [ColumnSchema(name: "line", type: .text)]  // one column: the record

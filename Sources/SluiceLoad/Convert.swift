@@ -49,6 +49,7 @@ public enum Converter {
         case .ndjson: return NDJSONBatchWriter(sink: sink, schema: schema, decimalsAsStrings: !options.jsonDecimalsAsNumbers)
         case .json: throw SluiceError(.unsupported, "write JSON as ndjson (one object per line)")
         case .text: throw SluiceError(.unsupported, "text is read, not written; convert to csv or ndjson")
+        case .delta: throw SluiceError(.unsupported, "Sluice reads Delta tables but does not write them yet; convert to parquet")
         }
     }
 

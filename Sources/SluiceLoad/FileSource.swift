@@ -125,6 +125,8 @@ public struct InputFile: Sendable {
     /// UTF-16 text (by its byte-order mark): big endian or not; read as UTF-8 whatever the
     /// dialect says.
     public var utf16BigEndian: Bool?
+    /// The table and version read, for a Delta table.
+    public var delta: DeltaInput?
 
     public init(path: String, size: Int64, gzip: Bool, format: SourceFormat) {
         self.path = path
@@ -142,6 +144,9 @@ public struct InputFile: Sendable {
     /// Looks at the name and the first bytes: gzip by its magic number, Parquet and Avro by
     /// theirs, else the format by the extension or by whether the content starts with `{` or `[`.
     public static func inspect(path: String, format explicit: SourceFormat?) throws(SluiceError) -> InputFile {
+        if explicit == nil || explicit == .delta, let table = try DeltaLocation.open(explicit == .delta && !path.hasPrefix("delta:") ? "delta:" + path : path) {
+            return InputFile(delta: table)
+        }
         var reader = try FileChunkReader(path: path)
         let probe = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
         defer { probe.deallocate() }
@@ -208,6 +213,7 @@ public struct InputFile: Sendable {
     /// A batch reader of this file (or of `range` of it) for `spec`.
     public func reader(spec: ReadSpec, dialect: CSVDialect, progress: LoadProgress? = nil, range: Range<Int64>? = nil) throws(SluiceError) -> any BatchReader {
         if let feed { return try RowBatchReader(feed: feed, spec: spec) }
+        if let delta { return try DeltaBatchReader(storage: delta.storage, snapshot: delta.snapshot, spec: spec) }
         if format.isBinary && range != nil {
             throw SluiceError(.unsupported, "a \(format.rawValue) file cannot be read in byte ranges", at: SourceLocation(file: path))
         }
@@ -222,6 +228,8 @@ public struct InputFile: Sendable {
         case .text:
             guard range == nil else { throw SluiceError(.unsupported, "a text file's records are read whole, not in chunks", at: SourceLocation(file: path)) }
             return TextBatchReader(source: try open(progress: progress), records: spec.textRecords, spec: spec)
+        case .delta:
+            throw SluiceError(.invalidArgument, "is not a Delta table (no _delta_log folder)", at: SourceLocation(file: path))
         }
     }
 
@@ -237,6 +245,7 @@ public struct InputFile: Sendable {
         if let feed {
             return try SchemaSampler.infer(source: MemoryChunkReader(feed.sampleCSV()), format: .csv, rows: rows, exclude: exclude, limits: limits, fileName: path)
         }
+        if let delta { return try delta.snapshot.columns().filter { !exclude.contains($0.name) } }
         switch format {
         case .parquet:
             let file = try ParquetFile(source: try FileRandomAccess(path: path), fileName: path)

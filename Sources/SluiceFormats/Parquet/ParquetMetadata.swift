@@ -60,6 +60,8 @@ public enum Parquet {
         public var scale: Int32?
         public var precision: Int32?
         public var logicalType: LogicalType?
+        /// The writer's id for the field (Iceberg, Delta's column mapping by id).
+        public var fieldId: Int32?
         public init() {}
     }
 
@@ -247,6 +249,7 @@ extension Parquet {
             case 6: e.convertedType = try enumValue(&r, t, "converted_type")
             case 7: try r.expect(t, .i32, "scale"); e.scale = try r.i32()
             case 8: try r.expect(t, .i32, "precision"); e.precision = try r.i32()
+            case 9: try r.expect(t, .i32, "field_id"); e.fieldId = try r.i32()
             case 10: try r.expect(t, .structure, "logicalType"); e.logicalType = try logicalType(&r)
             default: return false
             }

@@ -1,0 +1,253 @@
+public import SluiceCore
+
+/// Where a Delta table's files are: a local folder or an object-store prefix. Paths are
+/// relative to the table's root.
+public protocol DeltaStorage: Sendable {
+    /// The table's location as the user wrote it (for messages).
+    var root: String { get }
+    /// Names of the files directly inside `_delta_log/`.
+    func listLog() throws(SluiceError) -> [String]
+    /// A whole (small) file: a log entry, `_last_checkpoint`.
+    func read(_ path: String) throws(SluiceError) -> [UInt8]
+    /// A file read at offsets: data files, checkpoints, deletion vectors.
+    func open(_ path: String) throws(SluiceError) -> any RandomAccessSource
+}
+
+/// Which version of a table to read: the latest, a version number (`@v12`), or the
+/// version that was current at a time (`@2024-05-01T00:00:00Z`, milliseconds).
+public enum DeltaVersionSelector: Sendable, Hashable {
+    case latest
+    case version(Int64)
+    case asOf(milliseconds: Int64)
+}
+
+/// One version of a table: its protocol, schema, partition columns and live files.
+public struct DeltaSnapshot: Sendable {
+    public enum ColumnMapping: String, Sendable { case none, name, id }
+
+    public let root: String
+    public let version: Int64
+    public let protocolAction: DeltaProtocol
+    public let metadata: DeltaMetadata
+    public let schema: DeltaSchema
+    public let files: [DeltaFileAction]
+    public let columnMapping: ColumnMapping
+
+    /// The table's columns, logical names and types.
+    public func columns() throws(SluiceError) -> [ColumnSchema] { try schema.columns() }
+
+    /// The name a partition value is keyed by in the log (physical under column mapping).
+    public func partitionKey(_ column: String) -> String {
+        guard columnMapping != .none, let f = schema.field(named: column), let p = f.physicalName else { return column }
+        return p
+    }
+}
+
+/// Reads a table's log: lists it, picks the checkpoint and commits a version needs,
+/// replays them and checks the protocol.
+public enum DeltaLog {
+    static let logDir = "_delta_log/"
+
+    /// What the listing of `_delta_log/` holds.
+    struct Listing {
+        var commits: Set<Int64> = []
+        /// Complete checkpoints by version: the files to read (several parts, or one).
+        var checkpoints: [Int64: [String]] = [:]
+
+        init(names: [String]) {
+            var parts: [Int64: [Int: [Int: String]]] = [:]  // version → part count → part → name
+            for name in names {
+                let pieces = name.split(separator: ".", omittingEmptySubsequences: false)
+                guard pieces.count >= 2, pieces[0].utf8.count == 20, let v = Int64(pieces[0]), v >= 0 else { continue }
+                if pieces.count == 2, pieces[1] == "json" {
+                    commits.insert(v)
+                } else if pieces.count == 3, pieces[1] == "checkpoint", pieces[2] == "parquet" {
+                    checkpoints[v] = [name]
+                } else if pieces.count == 5, pieces[1] == "checkpoint", pieces[4] == "parquet",
+                          pieces[2].utf8.count == 10, pieces[3].utf8.count == 10, let o = Int(pieces[2]), let p = Int(pieces[3]), p > 1, o >= 1, o <= p {
+                    parts[v, default: [:]][p, default: [:]][o] = name
+                }
+            }
+            // A multi-part checkpoint counts only with all its parts (a writer may have died).
+            for (v, byCount) in parts where checkpoints[v] == nil {
+                if let (p, names) = byCount.first(where: { $0.value.count == $0.key }) {
+                    checkpoints[v] = (1...p).compactMap { names[$0] }
+                }
+            }
+        }
+
+        var latest: Int64? { [commits.max(), checkpoints.keys.max()].compactMap { $0 }.max() }
+    }
+
+    /// The snapshot `selector` names.
+    public static func snapshot(_ storage: some DeltaStorage, at selector: DeltaVersionSelector = .latest) throws(SluiceError) -> DeltaSnapshot {
+        let names = try storage.listLog()
+        let listing = Listing(names: names)
+        guard let latest = listing.latest else {
+            throw SluiceError(.notFound, "\(storage.root) has no Delta log (no commits in _delta_log/)")
+        }
+        let version: Int64
+        switch selector {
+        case .latest: version = latest
+        case .version(let v):
+            guard v <= latest else { throw SluiceError(.notFound, "\(storage.root) has no version \(v): its latest is \(latest)") }
+            version = v
+        case .asOf(let ms):
+            version = try self.version(asOf: ms, storage, listing)
+        }
+        let checkpoint = listing.checkpoints.keys.filter { $0 <= version }.max()
+        let first = checkpoint.map { $0 + 1 } ?? 0
+        if first <= version, let gap = (first...version).first(where: { !listing.commits.contains($0) }) {
+            let oldest = listing.checkpoints.keys.min() ?? listing.commits.min() ?? 0
+            throw SluiceError(.notFound, gap < oldest
+                ? "\(storage.root): version \(version) is no longer in the log (its oldest readable version is \(oldest); older history was cleaned up)"
+                : "\(storage.root): the log lacks version \(gap) (\(logDir)\(fileName(gap)) is missing), so version \(version) cannot be read")
+        }
+        var builder = DeltaSnapshotBuilder()
+        if let checkpoint, let files = listing.checkpoints[checkpoint] {
+            for f in files {
+                do throws(SluiceError) {
+                    try builder.applyCheckpoint(try checkpointActions(storage, logDir + f))
+                } catch {
+                    throw error.inFile(storage.root + "/" + logDir + f)
+                }
+            }
+        }
+        if first <= version {
+            for v in first...version {
+                try builder.applyCommit(version: v, commitActions(storage, version: v))
+            }
+        }
+        guard let p = builder.protocolAction, let m = builder.metadata else {
+            throw SluiceError(.malformedFile, "\(storage.root): the log up to version \(version) has no \(builder.protocolAction == nil ? "protocol" : "metaData") action")
+        }
+        do throws(SluiceError) {
+            try p.checkReadable()
+        } catch {
+            throw SluiceError(error.code, "\(storage.root) (version \(version)): \(error.message)")
+        }
+        guard m.provider == "parquet" else { throw SluiceError(.unsupported, "\(storage.root) stores its data as '\(m.provider)'; Sluice reads Delta tables of Parquet files") }
+        let schema = try DeltaSchema(parsing: m.schemaString)
+        var mapping = DeltaSnapshot.ColumnMapping.none
+        if p.columnMapping, let mode = m.configuration["delta.columnMapping.mode"] {
+            guard let known = DeltaSnapshot.ColumnMapping(rawValue: mode) else {
+                throw SluiceError(.unsupported, "\(storage.root): column mapping mode '\(mode)' is unknown")
+            }
+            mapping = known
+        }
+        for c in m.partitionColumns where schema.field(named: c) == nil {
+            throw SluiceError(.malformedFile, "\(storage.root): partition column '\(c)' is not in the table schema")
+        }
+        return DeltaSnapshot(root: storage.root, version: version, protocolAction: p, metadata: m, schema: schema, files: builder.liveFiles, columnMapping: mapping)
+    }
+
+    /// The latest version committed at or before `ms` (by each commit's `commitInfo`).
+    static func version(asOf ms: Int64, _ storage: some DeltaStorage, _ listing: Listing) throws(SluiceError) -> Int64 {
+        var found: Int64?
+        for v in listing.commits.sorted() {
+            guard let t = try commitTimestamp(storage, version: v) else { continue }
+            if t <= ms { found = v } else { break }
+        }
+        guard let found else {
+            throw SluiceError(.notFound, "\(storage.root) has no version committed at or before that time (its log starts at version \(listing.commits.min() ?? 0))")
+        }
+        return found
+    }
+
+    static func commitTimestamp(_ storage: some DeltaStorage, version: Int64) throws(SluiceError) -> Int64? {
+        for case .commitInfo(let t) in try commitActions(storage, version: version) { return t }
+        return nil
+    }
+
+    /// `00000000000000000012.json`.
+    public static func fileName(_ version: Int64) -> String {
+        let digits = String(version)
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".json"
+    }
+
+    /// The actions of one commit, each line parsed; errors name the file and line.
+    public static func commitActions(_ storage: some DeltaStorage, version: Int64) throws(SluiceError) -> [DeltaAction] {
+        let name = logDir + fileName(version)
+        return try parseCommit(try storage.read(name), fileName: storage.root + "/" + name)
+    }
+
+    /// Parses a commit file's bytes: one JSON action per line (blank lines allowed).
+    public static func parseCommit(_ bytes: [UInt8], fileName: String) throws(SluiceError) -> [DeltaAction] {
+        var out: [DeltaAction] = []
+        var line: Int64 = 0
+        var start = 0
+        while start < bytes.count {
+            line += 1
+            let end = bytes[start...].firstIndex(of: 0x0A) ?? bytes.count
+            defer { start = end + 1 }
+            let slice = bytes[start..<end]
+            if slice.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { continue }
+            let at = SourceLocation(file: fileName, line: line)
+            let json: JSONValue
+            do {
+                json = try slice.withUnsafeBytes { (b) throws(JSONParseError) -> JSONValue in try JSONParser.parse(b) }
+            } catch {
+                throw SluiceError(.malformedFile, "a log entry is not valid JSON (\(error)); the commit is corrupt or was cut short", at: at)
+            }
+            do throws(SluiceError) {
+                if let a = try DeltaAction.parse(json) { out.append(a) }
+            } catch {
+                throw SluiceError(.malformedFile, error.message, at: at)
+            }
+        }
+        return out
+    }
+
+    /// The actions of a Parquet checkpoint (one action per row, in its own column).
+    static func checkpointActions(_ storage: some DeltaStorage, _ path: String) throws(SluiceError) -> [DeltaAction] {
+        let file = try ParquetFile(source: try storage.open(path), fileName: storage.root + "/" + path)
+        let names = ["protocol", "metaData", "add", "remove", "sidecar"].filter { n in file.schema.root.children.contains { $0.name == n } }
+        let spec = ReadSpec(schema: TableSchema(columns: names.map { ColumnSchema(name: $0, type: .json) }), fileName: storage.root + "/" + path)
+        let reader = try ParquetBatchReader(file: file, spec: spec)
+        var out: [DeltaAction] = []
+        while let decoded = try reader.next() {
+            if let bad = decoded.rejects.first { throw SluiceError(.malformedFile, "checkpoint row \(bad.line) cannot be read: \(bad.reason)") }
+            let b = decoded.batch
+            for row in 0..<b.count {
+                for (c, name) in names.enumerated() where !b.columns[c].isNull(row) {
+                    let json: JSONValue
+                    do {
+                        json = try b.columns[c].withBytes(at: row) { (p) throws(JSONParseError) -> JSONValue in try JSONParser.parse(p) }
+                    } catch {
+                        throw SluiceError(.malformedFile, "checkpoint row \(row + 1): \(error)")
+                    }
+                    if let a = try DeltaAction.parse(.object([JSONMember(key: name, value: json)])) { out.append(a) }
+                }
+            }
+        }
+        return out
+    }
+
+    /// A data file's path as a path under the table root: URI-decoded, and refused when it
+    /// is absolute or climbs out of the root.
+    public static func relativePath(_ raw: String) throws(SluiceError) -> String {
+        guard let decoded = percentDecoded(raw) else { throw SluiceError(.malformedFile, "a file path in the log is not valid URI text: '\(SourceLocation.excerpt(raw))'") }
+        if decoded.hasPrefix("/") || decoded.contains("://") || decoded.hasPrefix("file:") || decoded.split(separator: "/").contains("..") {
+            throw SluiceError(.refused, "the log names a file outside the table's folder: '\(SourceLocation.excerpt(decoded))'")
+        }
+        return decoded
+    }
+
+    static func percentDecoded(_ s: String) -> String? {
+        guard s.utf8.contains(UInt8(ascii: "%")) else { return s }
+        var out: [UInt8] = []
+        let b = Array(s.utf8)
+        var i = 0
+        while i < b.count {
+            if b[i] == UInt8(ascii: "%") {
+                guard i + 2 < b.count, let v = UInt8(String(decoding: b[(i + 1)...(i + 2)], as: UTF8.self), radix: 16) else { return nil }
+                out.append(v)
+                i += 3
+            } else {
+                out.append(b[i])
+                i += 1
+            }
+        }
+        return String(validating: out, as: UTF8.self)
+    }
+}
