@@ -10,6 +10,9 @@ public final class DeltaBatchReader: BatchReader {
     let spec: ReadSpec
     /// Per target column: the partition column it reads, if it is one.
     let partitionOf: [String?]
+    /// Per JSON column under column mapping: how the file's nested (physical) names become
+    /// the table's.
+    let renames: [Int: NestedNames]
     public let sourceFields: [String]
     public let unusedFields: [String]
 
@@ -30,6 +33,13 @@ public final class DeltaBatchReader: BatchReader {
         self.spec = spec
         let partitions = Set(snapshot.metadata.partitionColumns)
         partitionOf = spec.schema.columns.map { partitions.contains($0.sourceField) ? $0.sourceField : nil }
+        var renames: [Int: NestedNames] = [:]
+        if snapshot.columnMapping != .none {
+            for (c, col) in spec.schema.columns.enumerated() where col.type == .json {
+                if let f = snapshot.schema.field(named: col.sourceField), let r = NestedNames(f.type), r.renames { renames[c] = r }
+            }
+        }
+        self.renames = renames
         sourceFields = snapshot.schema.fields.map(\.name)
         let used = Set(spec.schema.columns.map { Self.top($0.sourceField, in: snapshot.schema) })
         unusedFields = sourceFields.filter { !used.contains($0) }
@@ -188,6 +198,9 @@ public final class DeltaBatchReader: BatchReader {
             }
             batch.columns[c] = col
         }
+        for (c, r) in renames where c < batch.columns.count {
+            batch.columns[c] = try r.apply(batch.columns[c])
+        }
         for i in batch.lines.indices { batch.lines[i] += base }
         for i in rejects.indices {
             rejects[i].line += base
@@ -205,5 +218,69 @@ public final class DeltaBatchReader: BatchReader {
             if deleted[mid] < pos { lo = mid + 1 } else { hi = mid }
         }
         return lo < deleted.count && deleted[lo] == pos
+    }
+}
+
+/// The logical names of a nested Delta type's fields by their physical names (column
+/// mapping renames struct fields inside the files too).
+indirect enum NestedNames: Sendable {
+    case object([String: (logical: String, inner: NestedNames?)])
+    case array(NestedNames)
+    case mapValues(NestedNames)
+
+    init?(_ t: DeltaSchema.FieldType) {
+        switch t {
+        case .structure(let fields):
+            var m: [String: (logical: String, inner: NestedNames?)] = [:]
+            for f in fields { m[f.physicalName ?? f.name] = (f.name, NestedNames(f.type)) }
+            self = .object(m)
+        case .array(let e):
+            guard let inner = NestedNames(e) else { return nil }
+            self = .array(inner)
+        case .map(_, let v):
+            guard let inner = NestedNames(v) else { return nil }
+            self = .mapValues(inner)
+        default: return nil
+        }
+    }
+
+    /// Whether any name changes (else the values are left as they are).
+    var renames: Bool {
+        switch self {
+        case .object(let m): return m.contains { $0.key != $0.value.logical || $0.value.inner?.renames == true }
+        case .array(let i), .mapValues(let i): return i.renames
+        }
+    }
+
+    func apply(_ v: JSONValue) -> JSONValue {
+        switch (self, v) {
+        case (.object(let m), .object(let members)):
+            return .object(members.map { mem in
+                guard let r = m[mem.key] else { return mem }
+                return JSONMember(key: r.logical, value: r.inner.map { $0.apply(mem.value) } ?? mem.value)
+            })
+        case (.array(let inner), .array(let items)): return .array(items.map { inner.apply($0) })
+        case (.mapValues(let inner), .object(let members)): return .object(members.map { JSONMember(key: $0.key, value: inner.apply($0.value)) })
+        default: return v
+        }
+    }
+
+    /// A JSON column with every value renamed.
+    func apply(_ col: Column) throws(SluiceError) -> Column {
+        var out = Column(type: col.type, capacity: col.count)
+        var bytes: [UInt8] = []
+        for i in 0..<col.count {
+            if col.isNull(i) { out.appendNull(); continue }
+            let v: JSONValue
+            do {
+                v = try col.withBytes(at: i) { (b) throws(JSONParseError) -> JSONValue in try JSONParser.parse(b) }
+            } catch {
+                throw SluiceError(.malformedFile, "a nested value is not valid JSON: \(error)")
+            }
+            bytes.removeAll(keepingCapacity: true)
+            apply(v).write(into: &bytes)
+            out.append(bytes: bytes)
+        }
+        return out
     }
 }
