@@ -177,6 +177,9 @@ public struct PipelineRunner {
                          _ body: (PipelineRow, String) async throws(SluiceError) -> Void) async throws(SluiceError) {
         // The name tells the format (an upload's path is a generated name; its display name is the client's).
         let named = [displayName, file].first { SourceFormat.detect(fromName: $0.hasSuffix(".gz") ? String($0.dropLast(3)) : $0) != nil } ?? file
+        if file.hasPrefix("delta:") || DeltaLocation.isTable(file) || SourceFormat.detect(fromName: named)?.isBinary == true {
+            return try await readTyped(file: file, displayName: displayName, body)
+        }
         var reader: any ByteChunkReader
         if named.hasSuffix(".gz") {
             reader = try GzipChunkReader(try FileChunkReader(path: file))
@@ -230,6 +233,36 @@ public struct PipelineRunner {
             }
         default:
             throw SluiceError(.unsupported, "pipelines read CSV and JSON files, not \(format.rawValue)", at: SourceLocation(file: displayName))
+        }
+    }
+
+    /// Rows of a file typed by its own schema (Parquet, Avro, a Delta table): numbers and
+    /// booleans keep their types, other values go to the steps as text.
+    static func readTyped(file: String, displayName: String, _ body: (PipelineRow, String) async throws(SluiceError) -> Void) async throws(SluiceError) {
+        let input = try InputFile.inspect(path: file, format: nil)
+        let columns = try input.inferColumns(dialect: CSVDialect(), rows: 0, exclude: [], limits: ReadLimits())
+        // Nothing is refused here: the steps and the load judge the values.
+        let schema = TableSchema(columns: columns.map { ColumnSchema(name: $0.name, type: $0.type, nullable: true) })
+        let reader = try input.reader(spec: ReadSpec(schema: schema, fileName: displayName), dialect: CSVDialect())
+        let names = schema.columns.map(\.name)
+        while let decoded = try reader.next() {
+            if let bad = decoded.rejects.first { throw SluiceError(.invalidInput, bad.message, at: SourceLocation(file: displayName, line: bad.line)) }
+            let b = decoded.batch
+            for i in 0..<b.count {
+                var values: [String: EValue] = [:]
+                for (c, n) in names.enumerated() { values[n] = evalue(b.columns[c], i) }
+                try await body(PipelineRow(fields: names, values: values), "row \(b.lines[i])")
+            }
+        }
+    }
+
+    static func evalue(_ col: Column, _ i: Int) -> EValue {
+        if col.isNull(i) { return .null }
+        switch col.type {
+        case .int64: return .int(col.ints[i])
+        case .float64: return .double(col.doubles[i])
+        case .bool: return .bool(col.ints[i] != 0)
+        default: return ValueText.render(col, i).map(EValue.text) ?? .null
         }
     }
 

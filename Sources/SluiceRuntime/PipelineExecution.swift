@@ -142,6 +142,9 @@ public struct PipelineExecution: Sendable {
             throw SluiceError(.invalidArgument, "pipeline \(pipeline.name) reads files posted to POST /pipelines/\(pipeline.name)/runs on `sluice serve`")
         } else if pipeline.sourceTable != nil {
             files = [try await tableSource(pipeline, scratch: scratch)]
+        } else if let (root, _) = try DeltaLocation.parse(pipeline.source) {
+            // A Delta table is one input: the snapshot the source names, read whole.
+            files = [(pipeline.source, (root as NSString).lastPathComponent, PipelineSource.File())]
         } else {
             // A backfill window asks for its files again; otherwise each file version (and each
             // content) is read once.

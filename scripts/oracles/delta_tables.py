@@ -58,8 +58,11 @@ def add_dv_commit(path, version, dvs):
     lines = [json.dumps({"commitInfo": {"timestamp": 1_800_000_000_000 + version, "operation": "DELETE"}})]
     files_blob = bytearray(b"\x01")
     dv_uuid = uuid.uuid4()
+    added = []
     for add, deleted, how in dvs:
-        bitmap = struct.pack("<I", 1681511377) + BitMap64(deleted).serialize()
+        bm = BitMap64(deleted)
+        bm.run_optimize()
+        bitmap = struct.pack("<I", 1681511377) + bm.serialize()
         if how == "inline":
             desc = {"storageType": "i", "pathOrInlineDv": z85(bitmap), "sizeInBytes": len(bitmap), "cardinality": len(deleted)}
         else:
@@ -67,15 +70,18 @@ def add_dv_commit(path, version, dvs):
             files_blob += struct.pack(">I", len(bitmap)) + bitmap + struct.pack(">I", zlib.crc32(bitmap) & 0xFFFFFFFF)
             desc = {"storageType": "u", "pathOrInlineDv": "ab" + z85(dv_uuid.bytes), "offset": offset, "sizeInBytes": len(bitmap), "cardinality": len(deleted)}
         stats = json.loads(add["stats"]) if add.get("stats") else {}
-        lines.append(json.dumps({"remove": {"path": add["path"], "dataChange": True, "deletionTimestamp": 1, "partitionValues": add["partitionValues"], "size": add["size"]}}))
+        lines.append(json.dumps({"remove": {"path": add["path"], "dataChange": True, "deletionTimestamp": 1, "partitionValues": add["partitionValues"], "size": add["size"],
+                                            "deletionVector": add.get("deletionVector")}}))
         new = dict(add, deletionVector=desc, dataChange=True, stats=json.dumps(dict(stats, tightBounds=False)))
         lines.append(json.dumps({"add": new}))
+        added.append(new)
     if len(files_blob) > 1:
         os.makedirs(os.path.join(path, "ab"), exist_ok=True)
         with open(os.path.join(path, "ab", f"deletion_vector_{dv_uuid}.bin"), "wb") as f:
             f.write(files_blob)
     with open(os.path.join(path, "_delta_log", f"{version:020d}.json"), "x") as f:
         f.write("\n".join(lines) + "\n")
+    return added
 
 
 def adds(path, version):
@@ -142,13 +148,17 @@ def make(root):
     DeltaTable(f).delete("id >= 50")
     tables["cdf"] = [0, 1, 2]
 
-    # Deletion vectors, inline and in a file, on a table whose protocol lists them.
+    # Deletion vectors, inline and in a file, on a table whose protocol lists them: an array
+    # container, a bitmap container (4,500 rows of one 65,536-row block) and run containers.
     d = os.path.join(root, "dv")
-    write_deltalake(d, rows(400), configuration={"delta.enableDeletionVectors": "true"})
-    write_deltalake(d, rows(300, 400), mode="append")
-    first, second = adds(d, 0)[0], adds(d, 1)[0]
-    add_dv_commit(d, 2, [(first, [0, 3, 4, 7, 200, 399], "inline"), (second, list(range(10, 290, 3)), "file")])
-    tables["dv"] = [0, 1, 2]
+    write_deltalake(d, rows(9000), configuration={"delta.enableDeletionVectors": "true"})
+    write_deltalake(d, rows(300, 9000), mode="append")
+    write_deltalake(d, rows(300, 9300), mode="append")
+    big, small, runs = adds(d, 0)[0], adds(d, 1)[0], adds(d, 2)[0]
+    small3 = add_dv_commit(d, 3, [(small, [0, 3, 4, 7, 200, 299], "inline"), (big, list(range(0, 9000, 2)), "file"), (runs, list(range(50, 250)), "file")])[0]
+    # The same file's deletion vector replaced: remove with the old one, add with the new.
+    add_dv_commit(d, 4, [(small3, [0, 3, 4, 7, 200, 299] + list(range(10, 290, 3)), "file")])
+    tables["dv"] = [0, 2, 3, 4]
 
     # Partitioned by a timestamp and an integer (typed partition values).
     t = os.path.join(root, "tspart")
