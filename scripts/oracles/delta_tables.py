@@ -2,6 +2,7 @@
 delta-rs reads from each version: the oracle for Sluice's Delta reader.
 
   delta_tables.py make DIR      writes the tables under DIR and prints {table: [versions]}
+  delta_tables.py query TABLE SQL   prints the first value SQL gives over table `t`
   delta_tables.py compare DIR   compares DIR/out/<table>@v<N>.ndjson (Sluice's reads) with
                                 delta-rs's read of that version, cell by cell
 
@@ -236,7 +237,17 @@ def compare(root):
     os._exit(1 if bad else 0)  # os._exit: delta-rs's runtime can abort at interpreter exit
 
 
+def count(path, sql="select count(*) from t"):
+    """Prints the first value of `sql` over the table at `path` (delta-rs's query engine)."""
+    r = pa.table(QueryBuilder().register("t", DeltaTable(path)).execute(sql).read_all())
+    print(r.column(0)[0].as_py())
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "query":
+        count(sys.argv[2], sys.argv[3])
+        sys.stdout.flush()
+        os._exit(0)
     {"make": make, "compare": compare}[sys.argv[1]](sys.argv[2])
     sys.stdout.flush()
     os._exit(0)
