@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks. `bench/run.sh [load|pg|http|formats|export|watch|enrich|mysql|all] [args...]`:
+# Benchmarks. `bench/run.sh [load|pg|http|formats|export|watch|enrich|mysql|text|delta|all] [args...]`:
 #   load  the foundation benchmark (sluice load vs the sqlite3 shell); args go to bench.py
 #   pg    the PostgreSQL benchmark (vs psql \copy + MERGE, pgloader; chunked loads by 1/2/4 workers)
 #   http  the bulk-API benchmark (uploads, jobs, status under wrk vs seed 000's FastAPI receiver)
@@ -8,6 +8,7 @@
 #   watch    sluice watch of 1,000 marketplace files in an S3 server vs a boto3 download loop
 #   mysql    sluice load into MariaDB vs the server's LOAD DATA + upsert recipe and pandas + PyMySQL
 #   text     seed 004's three-line text records through record: and a parse step vs a Python re extractor
+#   delta    sluice load of a 1M-row Delta table into SQLite vs deltalake → pyarrow → sqlite3, and vs the same Parquet files without the log
 #   enrich   a pipeline's enrich step (inline; staged with 1 and 4 enrich workers) vs a Python rendition of seed 004, and the geocoder alone
 # Builds Sluice in release mode and installs the peers it compares with, if missing.
 set -euo pipefail
@@ -34,6 +35,9 @@ if [ "$which" = mysql ] || [ "$which" = all ]; then
   [ -x /usr/sbin/mariadbd ] || $SUDO apt-get install -y -qq mariadb-server mariadb-client >/dev/null
   python3 -c "import pymysql, pandas" 2>/dev/null || python3 -m pip install -q pymysql pandas
 fi
+if [ "$which" = delta ] || [ "$which" = all ]; then
+  python3 -c "import deltalake, pyarrow" 2>/dev/null || python3 -m pip install -q deltalake pyarrow
+fi
 if [ "$which" = http ] || [ "$which" = all ]; then
   python3 -c "import fastapi, uvicorn, multipart, aiohttp" 2>/dev/null || python3 -m pip install -q fastapi uvicorn python-multipart aiohttp
 fi
@@ -48,6 +52,7 @@ case "$which" in
   enrich) exec python3 bench/enrich_bench.py "$@" ;;
   mysql) exec python3 bench/mysql_bench.py "$@" ;;
   text) exec python3 bench/text_bench.py "$@" ;;
-  all) python3 bench/bench.py && python3 bench/pg_bench.py && python3 bench/formats_bench.py && python3 bench/export_bench.py && python3 bench/watch_bench.py && python3 bench/enrich_bench.py && python3 bench/mysql_bench.py && python3 bench/text_bench.py && exec python3 bench/http_bench.py ;;
-  *) echo "usage: bench/run.sh [load|pg|http|formats|export|watch|enrich|mysql|text|all] [args...]" >&2; exit 2 ;;
+  delta) exec python3 bench/delta_bench.py "$@" ;;
+  all) python3 bench/bench.py && python3 bench/pg_bench.py && python3 bench/formats_bench.py && python3 bench/export_bench.py && python3 bench/watch_bench.py && python3 bench/enrich_bench.py && python3 bench/mysql_bench.py && python3 bench/text_bench.py && python3 bench/delta_bench.py && exec python3 bench/http_bench.py ;;
+  *) echo "usage: bench/run.sh [load|pg|http|formats|export|watch|enrich|mysql|text|delta|all] [args...]" >&2; exit 2 ;;
 esac
