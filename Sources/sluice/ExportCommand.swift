@@ -46,7 +46,7 @@ struct ExportCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "run", abstract: "Plan the rows not yet sent, then deliver every planned batch.")
 
         @Argument(help: "An export declared under `exports:` in sluice.yml (options below override it).") var name: String?
-        @Option(help: "Table to export.") var from: String?
+        @Option(help: "Table to export, or a Delta table (delta:PATH, a version with @v12).") var from: String?
         @Option(help: "A read-only query to export instead of a table (its columns must include the key).") var query: String?
         @Option(name: .customLong("where"), help: "Only rows matching this SQL condition.") var filter: String?
         @Option(help: "Key column (unique, stable): rows are batched and remembered by it.") var key: String?
@@ -79,8 +79,15 @@ struct ExportCommand: AsyncParsableCommand {
         func run() async throws {
             Runtime.bootstrapLogging()
             let config = try shared.loadConfig()
-            let spec = try spec(config)
-            let (planOnly, json) = (planOnly, json)
+            var described = try spec(config)
+            do {
+                if let rows = try await DeltaExportSource.prepare(&described, config: config), !json {
+                    FileHandle.standardError.write(Data("\(from ?? name ?? "the Delta table"): \(rows) rows of the snapshot mirrored into \(described.source.table ?? "")\n".utf8))
+                }
+            } catch let e as SluiceError {
+                throw fail(e.description)
+            }
+            let (planOnly, json, spec) = (planOnly, json, described)
             try await ExportCommand.withStore(shared) { store in
                 let report = try await ExportDelivery.run(spec, store: store, planOnly: planOnly, progress: isatty(STDERR_FILENO) == 1 && !json ? ProgressLine.export : nil)
                 if json {

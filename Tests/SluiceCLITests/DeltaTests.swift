@@ -109,4 +109,27 @@ import Foundation
         commit(shape, 25, [#"{"add":{"partitionValues":{},"size":1}}"#])
         try fails(shape, ["00000000000000000025.json:1", "add has no string 'path'"])
     }
+
+    /// Seed 000 from its lake: registros_gold as a Delta table exported to the receiver,
+    /// rows appended by delta-rs, exported again: only the new rows go, each once.
+    @Test func seed000ExportFromADeltaTableSendsEachRowOnce() throws {
+        let cli = try CLI()
+        let gold = cli.dir + "/registros_gold"
+        _ = try TestPostgres.run(["python3", Self.oracle, "gold", gold, "12000", "1"])
+        let rx = try Receiver(dir: cli.dir + "/rx")
+        defer { rx.stop() }
+        let r = try cli.run(["export", "--from", "delta:registros_gold", "--key", "id", "--to", rx.url, "--batch-size", "5000", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(try cli.json(r.out)["delivered_rows"] as? Int == 12000)
+        _ = try TestPostgres.run(["python3", Self.oracle, "gold", gold, "3000", "12001"])
+        let again = try cli.run(["export", "--from", "delta:registros_gold", "--key", "id", "--to", rx.url, "--batch-size", "5000", "--json"])
+        #expect(again.status == 0, "\(again.err)")
+        #expect(try cli.json(again.out)["delivered_rows"] as? Int == 3000)
+        let counts = try rx.idCounts()
+        #expect(counts.count == 15000 && counts.values.allSatisfy { $0 == 1 })
+        // An older version exports nothing new.
+        let old = try cli.run(["export", "--from", "delta:registros_gold@v0", "--key", "id", "--to", rx.url, "--json"])
+        let planned = try cli.json(old.out)["planned"] as? Int
+        #expect(old.status == 0 && planned == 0, "\(old.out)\(old.err)")
+    }
 }

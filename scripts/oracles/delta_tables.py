@@ -2,6 +2,7 @@
 delta-rs reads from each version: the oracle for Sluice's Delta reader.
 
   delta_tables.py make DIR      writes the tables under DIR and prints {table: [versions]}
+  delta_tables.py gold TABLE N START   appends seed 000's registros_gold rows START..START+N
   delta_tables.py query TABLE SQL   prints the first value SQL gives over table `t`
   delta_tables.py compare DIR   compares DIR/out/<table>@v<N>.ndjson (Sluice's reads) with
                                 delta-rs's read of that version, cell by cell
@@ -243,7 +244,17 @@ def count(path, sql="select count(*) from t"):
     print(r.column(0)[0].as_py())
 
 
+def gold(path, n, start):
+    """Appends seed 000's registros_gold rows (id, valor, referencia, category) start..start+n."""
+    ids = range(start, start + n)
+    write_deltalake(path, pa.table({"id": pa.array(ids, pa.int64()), "valor": pa.array([i * 1.25 for i in ids]),
+                                    "referencia": pa.array([f"ref-{i}" for i in ids]), "category": pa.array(["ABC"[i % 3] for i in ids])}), mode="append")
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "gold":
+        gold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        os._exit(0)
     if sys.argv[1] == "query":
         count(sys.argv[2], sys.argv[3])
         sys.stdout.flush()
