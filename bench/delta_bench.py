@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Reading a Delta table into SQLite (issue 17): seed 000's registros_gold (1M rows: id, valor,
+"""Delta tables (issue 17). Reading into SQLite: seed 000's registros_gold (1M rows: id, valor,
 referencia, category) written by delta-rs as a 10-file table, loaded by `sluice load
 delta:PATH --key id` against the Python path a user of the seed would write (deltalake →
 pyarrow → sqlite3, same table and key), and against Sluice loading the same ten Parquet files
-without the log (what the log costs). Medians of --runs, each a fresh database.
+without the log (what the log costs). Exporting the same table to seed 000's receiver (10,000-row
+CSV batches) by `sluice export --from delta:PATH` against exporting the same rows from a SQLite
+table (the mirror load is part of the Delta figure). Medians of --runs, each a fresh database
+and ledger.
 
   python3 bench/delta_bench.py [--rows 1000000] [--files 10] [--runs 3]
 """
-import argparse, os, shutil, sqlite3, statistics, subprocess, tempfile, time
+import argparse, glob, os, shutil, sqlite3, statistics, subprocess, sys, tempfile, time
 
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
@@ -48,6 +51,37 @@ def sluice(args, work):
     return sqlite3.connect(os.path.join(work, "sluice.db")).execute("SELECT count(*) FROM registros").fetchone()[0]
 
 
+def receiver(port, folder):
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "receivers", "bulk_receiver.py"), "--port", str(port), "--dir", folder],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if subprocess.run(["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:%d/healthz" % port]).returncode == 0:
+            return p
+        time.sleep(0.1)
+    raise SystemExit("receiver did not start")
+
+
+def received(folder):
+    ids = set()
+    n = 0
+    for f in glob.glob(os.path.join(folder, "*.csv")):
+        with open(f) as fh:
+            next(fh)
+            for line in fh:
+                ids.add(int(line.split(",", 1)[0]))
+                n += 1
+    return n, len(ids)
+
+
+def export(source, work, url):
+    r = subprocess.run([SLUICE, "export", "--from", source, "--key", "id", "--to", url, "--batch-size", "10000", "--json"],
+                       cwd=work, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"sluice export exited {r.returncode}: {r.stdout}{r.stderr}")
+
+
 def timed(fn):
     t = time.perf_counter()
     n = fn()
@@ -85,6 +119,34 @@ def main():
             print(f"{k:28s} median {med[k]:6.2f} s  runs {' '.join(f'{x:.2f}' for x in v)}")
         print(f"Sluice vs the Python path: {med['deltalake+pyarrow+sqlite3'] / med['sluice delta']:.2f}x faster (target >= 1.5x)")
         print(f"the log's cost: delta / plain Parquet = {med['sluice delta'] / med['sluice parquet (no log)']:.3f} (target < 1.05)")
+
+        # Export: from the Delta table vs from the same rows in a SQLite table.
+        base = os.path.join(tmp, "base")
+        os.makedirs(base)
+        sluice(["delta:" + table], base)
+        port, folder = 27_100, os.path.join(tmp, "received")
+        url = "http://127.0.0.1:%d/bulk_upload" % port
+        ex = {"export from SQLite table": [], "export from delta:": []}
+        for run in range(a.runs):
+            for k, name in enumerate(ex):
+                work = os.path.join(tmp, f"x-{run}-{k}")
+                os.makedirs(work)
+                if k == 0:
+                    shutil.copy(os.path.join(base, "sluice.db"), os.path.join(work, "sluice.db"))
+                rx = receiver(port, folder)
+                try:
+                    t = time.perf_counter()
+                    export("registros" if k == 0 else "delta:" + table, work, url)
+                    ex[name].append(time.perf_counter() - t)
+                finally:
+                    rx.kill()
+                    rx.wait()
+                assert received(folder) == (a.rows, a.rows), received(folder)
+                shutil.rmtree(work)
+        emed = {k: statistics.median(v) for k, v in ex.items()}
+        for k, v in ex.items():
+            print(f"{k:28s} median {emed[k]:6.2f} s  runs {' '.join(f'{x:.2f}' for x in v)}")
+        print(f"export from Delta / from SQLite: {emed['export from delta:'] / emed['export from SQLite table']:.2f} (target <= 1.2)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     os._exit(0)  # delta-rs's runtime can abort at interpreter exit
