@@ -159,7 +159,7 @@ let package = Package(
         .target(
             name: "SluiceRuntime",
             dependencies: [
-                "SluiceCore", "SluiceConfig", "SluiceQueue", "SluiceStorage", "SluiceLoad", "SluiceWorker", "SluiceExport", "SluiceWatch", "SluiceSQLite", "SluicePostgres",
+                "SluiceCore", "SluiceFormats", "SluiceConfig", "SluiceQueue", "SluiceStorage", "SluiceLoad", "SluiceWorker", "SluiceExport", "SluiceWatch", "SluiceSQLite", "SluicePostgres",
                 "SluiceMySQL",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -66,10 +66,16 @@ public enum DeltaLocation {
 
     static func selectorText(_ s: String, explicit: Bool) throws(SluiceError) -> DeltaVersionSelector? {
         if s.hasPrefix("v"), let v = Int64(s.dropFirst()), v >= 0 { return .version(v) }
+        // `v5..` or `v5..v9`: the rows added after version 5 (through version 9).
+        if s.hasPrefix("v"), let dots = s.range(of: ".."), let a = Int64(s[s.index(after: s.startIndex)..<dots.lowerBound]), a >= 0 {
+            let rest = s[dots.upperBound...]
+            if rest.isEmpty { return .changes(after: a, through: nil) }
+            if rest.hasPrefix("v"), let b = Int64(rest.dropFirst()), b >= a { return .changes(after: a, through: b) }
+        }
         var copy = s
         let parsed = copy.withUTF8 { Coercion.parseTimestamp(UnsafeRawBufferPointer($0)) }
         if let parsed { return .asOf(milliseconds: parsed.utcMicros / 1000) }
-        if explicit { throw SluiceError(.invalidArgument, "'@\(s)' names no version: write @v12 for version 12, or @2024-05-01T00:00:00Z for the version current then") }
+        if explicit { throw SluiceError(.invalidArgument, "'@\(s)' names no version: write @v12 for version 12, @2024-05-01T00:00:00Z for the version current then, or @v12.. for the rows added since version 12") }
         return nil
     }
 

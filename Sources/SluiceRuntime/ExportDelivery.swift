@@ -2,6 +2,7 @@ public import SluiceExport
 public import SluiceConfig
 import SluiceLoad
 import SluiceCore
+import SluiceFormats
 public import SluiceQueue
 import Foundation
 
@@ -40,29 +41,80 @@ public enum ExportDelivery {
 }
 
 /// An export whose source is a Delta table (`--from delta:PATH`): the snapshot is first
-/// mirrored into a table of the target database (replaced whole, keyed by the export's key),
-/// so the delivery ledger works as for any table and each row still goes once.
+/// mirrored into a table of the target database, keyed by the export's key, so the delivery
+/// ledger works as for any table and each row still goes once. The mirror remembers the
+/// version it holds (in the state folder): an unchanged table is not read again, appends are
+/// merged in alone, anything else (deletes, rewrites, a re-created table) reloads it whole.
 public enum DeltaExportSource {
     /// The mirror table of the table at `root`: `delta_<name>_<hash>` (a table of the user's
     /// database, visible to them; `sluice_` names are reserved for the control plane).
     public static func mirrorTable(_ root: String) -> String {
         let name = String((root as NSString).lastPathComponent.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "_" }.prefix(30))
-        var h: UInt32 = 2_166_136_261
-        for b in URL(fileURLWithPath: root).standardizedFileURL.path.utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }
-        return "delta_\(name)_\(String(h, radix: 16))"
+        return "delta_\(name)_\(fnv(URL(fileURLWithPath: root).standardizedFileURL.path))"
     }
 
-    /// Mirrors the Delta source of `spec`, if it has one, and points the export at the mirror.
-    /// Returns the rows mirrored (nil: the source is not a Delta table).
-    public static func prepare(_ spec: inout ExportSpec, config: SluiceConfig) async throws -> Int64? {
-        guard let from = spec.source.table, let (root, _) = try DeltaLocation.parse(from) else { return nil }
+    static func fnv(_ s: String) -> String {
+        var h: UInt32 = 2_166_136_261
+        for b in s.utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }
+        return String(h, radix: 16)
+    }
+
+    /// What the mirror holds: `<table id>@v<version>`, kept per mirror and database.
+    static func stateFile(_ mirror: String, config: SluiceConfig) -> String {
+        (config.stateDir as NSString).appendingPathComponent("delta/\(mirror)-\(fnv(config.targetDatabase)).version")
+    }
+
+    /// How a run refreshed the mirror.
+    public enum Refresh: Sendable {
+        case unchanged(version: Int64)
+        case appended(rows: Int64, after: Int64, version: Int64)
+        case reloaded(rows: Int64, version: Int64)
+
+        public var line: String {
+            switch self {
+            case .unchanged(let v): "still at version \(v): the mirror is up to date"
+            case .appended(let n, let a, let v): "\(n) rows added in \(a + 1 == v ? "version \(v)" : "versions \(a + 1)–\(v)") merged into the mirror"
+            case .reloaded(let n, let v): "\(n) rows of version \(v) loaded into the mirror"
+            }
+        }
+    }
+
+    /// Refreshes the mirror of the Delta source of `spec`, if it has one, and points the export
+    /// at it. Nil: the source is not a Delta table.
+    public static func prepare(_ spec: inout ExportSpec, config: SluiceConfig) async throws -> Refresh? {
+        guard let from = spec.source.table, let (root, selector) = try DeltaLocation.parse(from) else { return nil }
         let mirror = mirrorTable(root)
-        var request = LoadRequest(files: [from], entity: mirror)
-        request.mode = .replace
-        request.key = spec.source.key.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let now = try DeltaLog.snapshot(LocalDeltaStorage(root: root), at: selector)
+        let tag = "\(now.metadata.id)@v\(now.version)"
+        let state = stateFile(mirror, config: config)
+        let exists = try await Backends.with(database: config.targetDatabase, maxConnections: 1, tableSchema: config.targetSchema) { b in
+            try await b.target.schema(of: mirror) != nil
+        }
+        spec.source.table = mirror
+        let held = exists ? (try? String(contentsOfFile: state, encoding: .utf8)).map { $0.split(separator: "@v").map(String.init) } : nil
+        let refresh: Refresh
+        if let held, held.count == 2, held[0] == now.metadata.id, let last = Int64(held[1]), last <= now.version {
+            if last == now.version { return .unchanged(version: last) }
+            if (try? DeltaLog.snapshot(LocalDeltaStorage(root: root), at: .changes(after: last, through: now.version))) != nil {
+                let n = try await load("delta:\(root)@v\(last)..v\(now.version)", into: mirror, mode: .merge, key: spec.source.key, config: config)
+                refresh = .appended(rows: n, after: last, version: now.version)
+            } else {
+                refresh = .reloaded(rows: try await load("delta:\(root)@v\(now.version)", into: mirror, mode: .replace, key: spec.source.key, config: config), version: now.version)
+            }
+        } else {
+            refresh = .reloaded(rows: try await load("delta:\(root)@v\(now.version)", into: mirror, mode: .replace, key: spec.source.key, config: config), version: now.version)
+        }
+        try? FileManager.default.createDirectory(atPath: (state as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try? Data(tag.utf8).write(to: URL(fileURLWithPath: state), options: .atomic)
+        return refresh
+    }
+
+    static func load(_ source: String, into mirror: String, mode: WriteMode, key: String, config: SluiceConfig) async throws -> Int64 {
+        var request = LoadRequest(files: [source], entity: mirror)
+        request.mode = mode
+        request.key = key.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         request.table = mirror
         let report = try await Loader.load(request, config: config)
-        spec.source.table = mirror
-        return report.stats.inserted
+        return report.stats.inserted + report.stats.updated
     }
 }

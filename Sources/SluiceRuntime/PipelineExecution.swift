@@ -1,5 +1,6 @@
 public import SluiceConfig
 import SluiceCore
+import SluiceFormats
 public import SluiceLoad
 import SluiceWorker
 import SluiceQueue
@@ -142,9 +143,8 @@ public struct PipelineExecution: Sendable {
             throw SluiceError(.invalidArgument, "pipeline \(pipeline.name) reads files posted to POST /pipelines/\(pipeline.name)/runs on `sluice serve`")
         } else if pipeline.sourceTable != nil {
             files = [try await tableSource(pipeline, scratch: scratch)]
-        } else if let (root, _) = try DeltaLocation.parse(pipeline.source) {
-            // A Delta table is one input: the snapshot the source names, read whole.
-            files = [(pipeline.source, (root as NSString).lastPathComponent, PipelineSource.File())]
+        } else if let (root, selector) = try DeltaLocation.parse(pipeline.source) {
+            (files, loaded) = try await deltaSource(pipeline, root: root, selector: selector, whole: options.reprocess)
         } else {
             // A backfill window asks for its files again; otherwise each file version (and each
             // content) is read once.
@@ -410,6 +410,42 @@ public struct PipelineExecution: Sendable {
         func entry(_ key: String, sha: String, size: Int64, modified: Date?) -> WatchedFile {
             WatchedFile(watch: name, key: key, etag: sha, size: size, lastModified: modified ?? Date(), state: .queued, firstSeen: Date())
         }
+    }
+
+    /// A Delta table as the run's one input: the rows added since the version the last run
+    /// read (recorded in the file ledger as `<table id>@v<N>`), or the whole snapshot the
+    /// first time, after `--reprocess`, or when the table was re-created. A version in between
+    /// that removed or rewrote rows fails the run, saying to read it whole.
+    func deltaSource(_ p: Pipeline, root: String, selector: DeltaVersionSelector, whole: Bool) async throws(SluiceError)
+        -> (files: [(path: String, name: String, file: PipelineSource.File)], entries: [WatchedFile]) {
+        let storage = LocalDeltaStorage(root: root)
+        let now = try DeltaLog.snapshot(storage, at: selector)
+        let key = "delta:" + URL(fileURLWithPath: root).standardizedFileURL.path
+        let name = (root as NSString).lastPathComponent
+        let tag = "\(now.metadata.id)@v\(now.version)"
+        var path = "delta:\(root)@v\(now.version)"
+        let ledger = FileLedger(pipeline: p.name, driver: runtime.driver)
+        if !whole {
+            let last = try await runtime.driver.watchedFiles(watch: ledger.name, keys: [key]).filter { $0.state == .queued }
+                .compactMap { f -> Int64? in
+                    let parts = f.etag.split(separator: "@v")
+                    return parts.count == 2 && parts[0] == now.metadata.id ? Int64(parts[1]) : nil
+                }.max()
+            if let last {
+                guard last < now.version else {
+                    log("\(p.name): \(name) is still at version \(now.version), read by an earlier run — --reprocess reads it again")
+                    return ([], [])
+                }
+                path = "delta:\(root)@v\(last)..v\(now.version)"
+                do throws(SluiceError) {
+                    _ = try DeltaLog.snapshot(storage, at: .changes(after: last, through: now.version))
+                } catch {
+                    throw SluiceError(error.code, error.message.replacingOccurrences(of: "(without @v\(last)..)", with: "with --reprocess"), at: error.location)
+                }
+                log("\(p.name): \(name) \(last + 1 == now.version ? "version \(now.version)" : "versions \(last + 1)–\(now.version)"): the rows added since the last run")
+            }
+        }
+        return ([(path, name, PipelineSource.File())], [ledger.entry(key, sha: tag, size: now.files.reduce(0) { $0 + $1.size }, modified: nil)])
     }
 
     /// The source's files as local paths (objects fetched into `scratch`), with display names;

@@ -81,8 +81,8 @@ struct ExportCommand: AsyncParsableCommand {
             let config = try shared.loadConfig()
             var described = try spec(config)
             do {
-                if let rows = try await DeltaExportSource.prepare(&described, config: config), !json {
-                    FileHandle.standardError.write(Data("\(from ?? name ?? "the Delta table"): \(rows) rows of the snapshot mirrored into \(described.source.table ?? "")\n".utf8))
+                if let refresh = try await DeltaExportSource.prepare(&described, config: config), !json {
+                    FileHandle.standardError.write(Data("\(from ?? name ?? "the Delta table") (\(described.source.table ?? "")): \(refresh.line)\n".utf8))
                 }
             } catch let e as SluiceError {
                 throw fail(e.description)

@@ -48,6 +48,12 @@ import Foundation
         #expect(try cli.sqlite("SELECT count(*), sum(id) FROM v1") == "500|124750\n")
         let bad = try cli.run(["load", "delta:lake/part@v99", "--into", "x"])
         #expect(bad.status != 0 && bad.err.contains("has no version 99: its latest is 5"), "\(bad.err)")
+        // The rows added after a version: appends only.
+        let added = try cli.run(["convert", "delta:lake/many@v10..v15", "added.csv", "--json"])
+        let addedRows = try cli.json(added.out)["rows"] as? Int
+        #expect(added.status == 0 && addedRows == 50, "\(added.out)\(added.err)")
+        let rewritten = try cli.run(["convert", "delta:lake/part@v1..", "x.csv"])
+        #expect(rewritten.status != 0 && rewritten.err.contains("version 2 removed or rewrote rows") && rewritten.err.contains("read the whole table instead"), "\(rewritten.err)")
         let when = try cli.run(["load", "delta:lake/dv@2000-01-01T00:00:00Z", "--into", "x"])
         #expect(when.status != 0 && when.err.contains("no version committed at or before that time"), "\(when.err)")
     }
@@ -122,14 +128,45 @@ import Foundation
         #expect(r.status == 0, "\(r.err)")
         #expect(try cli.json(r.out)["delivered_rows"] as? Int == 12000)
         _ = try TestPostgres.run(["python3", Self.oracle, "gold", gold, "3000", "12001"])
-        let again = try cli.run(["export", "--from", "delta:registros_gold", "--key", "id", "--to", rx.url, "--batch-size", "5000", "--json"])
-        #expect(again.status == 0, "\(again.err)")
-        #expect(try cli.json(again.out)["delivered_rows"] as? Int == 3000)
+        let again = try cli.run(["export", "--from", "delta:registros_gold", "--key", "id", "--to", rx.url, "--batch-size", "5000"])
+        #expect(again.status == 0 && again.out.contains("delivered 1 (3000 rows)"), "\(again.out)\(again.err)")
+        #expect(again.err.contains("3000 rows added in version 1 merged into the mirror"), "\(again.err)")
+        let same = try cli.run(["export", "--from", "delta:registros_gold", "--key", "id", "--to", rx.url])
+        #expect(same.status == 0 && same.err.contains("still at version 1: the mirror is up to date") && same.out.contains("planned 0 new batches"), "\(same.err)")
         let counts = try rx.idCounts()
         #expect(counts.count == 15000 && counts.values.allSatisfy { $0 == 1 })
         // An older version exports nothing new.
         let old = try cli.run(["export", "--from", "delta:registros_gold@v0", "--key", "id", "--to", rx.url, "--json"])
         let planned = try cli.json(old.out)["planned"] as? Int
         #expect(old.status == 0 && planned == 0, "\(old.out)\(old.err)")
+    }
+
+    /// A pipeline over a Delta table reads, each run, only the rows added since the version
+    /// the last run read; a version that deleted rows stops it until --reprocess.
+    @Test func pipelineReadsOnlyWhatWasAddedSinceItsLastRun() throws {
+        let cli = try CLI()
+        let gold = cli.dir + "/gold"
+        _ = try TestPostgres.run(["python3", Self.oracle, "gold", gold, "1000", "1"])
+        cli.write("sluice.yml", """
+            pipelines:
+              g:
+                source: delta:gold
+                steps:
+                  - derive: {double: "valor * 2"}
+                into: out
+            """)
+        #expect(try cli.run(["run", "g", "--quiet"]).status == 0)
+        _ = try TestPostgres.run(["python3", Self.oracle, "gold", gold, "500", "1001"])
+        let second = try cli.run(["run", "g"])
+        #expect(second.status == 0 && second.err.contains("gold version 1: the rows added since the last run"), "\(second.err)")
+        let third = try cli.run(["run", "g"])
+        #expect(third.status == 0 && third.err.contains("still at version 1"), "\(third.err)")
+        #expect(try cli.sqlite("SELECT count(*), count(DISTINCT id), sum(double) FROM out") == "1500|1500|2814375.0\n")
+        _ = try TestPostgres.run(["python3", "-c", "import os; from deltalake import DeltaTable; DeltaTable('\(gold)').delete('id <= 10'); os._exit(0)"])
+        let refused = try cli.run(["run", "g"])
+        #expect(refused.status != 0 && refused.err.contains("version 2 removed or rewrote rows") && refused.err.contains("--reprocess"), "\(refused.err)")
+        #expect(try cli.run(["run", "g", "--reprocess", "--quiet"]).status == 0)
+        #expect(try cli.sqlite("SELECT count(*) FROM out") == "2990\n")
+        #expect(try cli.run(["run", "g"]).err.contains("still at version 2"))
     }
 }

@@ -19,6 +19,10 @@ public enum DeltaVersionSelector: Sendable, Hashable {
     case latest
     case version(Int64)
     case asOf(milliseconds: Int64)
+    /// The rows added after version `after` up to `through` (nil: the latest): `@v5..` or
+    /// `@v5..v9`. Only appends can be read this way; a version that removed or rewrote rows
+    /// is refused (read the whole table instead).
+    case changes(after: Int64, through: Int64?)
 }
 
 /// One version of a table: its protocol, schema, partition columns and live files.
@@ -32,6 +36,9 @@ public struct DeltaSnapshot: Sendable {
     public let schema: DeltaSchema
     public let files: [DeltaFileAction]
     public let columnMapping: ColumnMapping
+    /// For a `changes` read: the version the changes start after (the files are then only
+    /// those added since).
+    public var changesAfter: Int64?
 
     /// The table's columns, logical names and types.
     public func columns() throws(SluiceError) -> [ColumnSchema] { try schema.columns() }
@@ -89,11 +96,18 @@ public enum DeltaLog {
         let version: Int64
         switch selector {
         case .latest: version = latest
-        case .version(let v):
+        case .version(let v), .changes(_, let v?):
             guard v <= latest else { throw SluiceError(.notFound, "\(storage.root) has no version \(v): its latest is \(latest)") }
             version = v
+        case .changes(_, nil): version = latest
         case .asOf(let ms):
             version = try self.version(asOf: ms, storage, listing)
+        }
+        if case .changes(let after, _) = selector {
+            guard after <= version else { throw SluiceError(.invalidArgument, "\(storage.root): changes after version \(after) up to version \(version) name no versions") }
+            for v in (after + 1)..<(version + 1) where !listing.commits.contains(v) {
+                throw SluiceError(.notFound, "\(storage.root): the log no longer holds version \(v) (its history was cleaned up), so the changes since version \(after) cannot be read; read the whole table instead (without @v\(after)..)")
+            }
         }
         let checkpoint = listing.checkpoints.keys.filter { $0 <= version }.max()
         let first = checkpoint.map { $0 + 1 } ?? 0
@@ -138,7 +152,37 @@ public enum DeltaLog {
         for c in m.partitionColumns where schema.field(named: c) == nil {
             throw SluiceError(.malformedFile, "\(storage.root): partition column '\(c)' is not in the table schema")
         }
-        return DeltaSnapshot(root: storage.root, version: version, protocolAction: p, metadata: m, schema: schema, files: builder.liveFiles, columnMapping: mapping)
+        var files = builder.liveFiles
+        var changesAfter: Int64?
+        if case .changes(let after, _) = selector {
+            files = try appended(storage, after: after, through: version, live: files, metadata: m)
+            changesAfter = after
+        }
+        var snapshot = DeltaSnapshot(root: storage.root, version: version, protocolAction: p, metadata: m, schema: schema, files: files, columnMapping: mapping)
+        snapshot.changesAfter = changesAfter
+        return snapshot
+    }
+
+    /// The live files added in versions `after`+1 through `through`, when those versions only
+    /// appended: a version that removed data (a delete, an update, an overwrite, a deletion
+    /// vector) or changed the schema is refused, naming it. Compaction (`dataChange: false`)
+    /// moves rows without changing them and is skipped.
+    static func appended(_ storage: some DeltaStorage, after: Int64, through: Int64, live: [DeltaFileAction], metadata: DeltaMetadata) throws(SluiceError) -> [DeltaFileAction] {
+        guard after < through else { return [] }
+        var added = Set<String>()
+        for v in (after + 1)...through {
+            for a in try commitActions(storage, version: v) {
+                switch a {
+                case .add(let f) where f.dataChange: added.insert(f.key)
+                case .remove(let f) where f.dataChange:
+                    throw SluiceError(.unsupported, "\(storage.root): version \(v) removed or rewrote rows (\(f.path)), so the changes since version \(after) are not only new rows; read the whole table instead (without @v\(after)..)")
+                case .metadata(let m) where m.schemaString != metadata.schemaString || m.partitionColumns != metadata.partitionColumns:
+                    throw SluiceError(.unsupported, "\(storage.root): version \(v) changed the table's schema; read the whole table instead (without @v\(after)..)")
+                default: break
+                }
+            }
+        }
+        return live.filter { added.contains($0.key) }
     }
 
     /// The latest version committed at or before `ms` (by each commit's `commitInfo`).
