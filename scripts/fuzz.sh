@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Fuzz the Parquet and Avro readers and the pipeline steps (expressions over extreme values)
+# Fuzz the Parquet and Avro readers, the Delta log and deletion vectors, and the pipeline steps (expressions over extreme values)
 # for a bounded time.
-#   scripts/fuzz.sh [seconds-per-target=300] [parquet|avro|steps|all]
+#   scripts/fuzz.sh [seconds-per-target=300] [parquet|avro|steps|delta|all]
 # Uses libFuzzer (swiftc -sanitize=fuzzer, with the address sanitizer) in its own build
 # folder; inputs it finds worth keeping go to .build/fuzz-corpus/<target>, crashes and
 # timeouts to .build/fuzz-artifacts/. The committed seed corpus is
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-300}"
 which="${2:-all}"
-targets=(parquet avro steps)
+targets=(parquet avro steps delta)
 [ "$which" = all ] || targets=("$which")
 seeds=Tests/SluiceFormatsTests/Fixtures/corpus
 

@@ -3,8 +3,8 @@ import Foundation
 
 // Two ways to fuzz the Parquet and Avro readers and the pipeline steps:
 // - built with `-sanitize=fuzzer -DFUZZING` (scripts/fuzz.sh), libFuzzer drives
-//   LLVMFuzzerTestOneInput; SLUICE_FUZZ_TARGET picks the target (parquet, avro or steps);
-// - built normally, `sluice-fuzz parquet|avro|steps CORPUS_DIR [seconds] [seed]` runs a seeded
+//   LLVMFuzzerTestOneInput; SLUICE_FUZZ_TARGET picks the target (parquet, avro, steps or delta);
+// - built normally, `sluice-fuzz parquet|avro|steps|delta CORPUS_DIR [seconds] [seed]` runs a seeded
 //   random-mutation loop over the corpus (the same harness the test suite runs briefly).
 
 #if FUZZING

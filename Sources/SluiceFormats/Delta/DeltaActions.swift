@@ -112,9 +112,14 @@ public enum DeltaAction: Sendable, Hashable {
     static func file(_ v: JSONValue, _ action: String) throws(SluiceError) -> DeltaFileAction {
         var dv: DeletionVectorDescriptor?
         if let d = v["deletionVector"], d != .null {
+            let size = try int(d, "sizeInBytes", in: "deletionVector")
+            let offset = d["offset"].flatMap(number)
+            let cardinality = d["cardinality"].flatMap(number) ?? 0
+            guard size >= 0, size <= Int(Int32.max), (offset ?? 0) >= 0, cardinality >= 0 else {
+                throw SluiceError(.malformedFile, "deletionVector has a negative or outsized size, offset or cardinality")
+            }
             dv = DeletionVectorDescriptor(storageType: try string(d, "storageType", in: "deletionVector"), pathOrInlineDv: try string(d, "pathOrInlineDv", in: "deletionVector"),
-                                          offset: d["offset"].flatMap(number), sizeInBytes: Int(try int(d, "sizeInBytes", in: "deletionVector")),
-                                          cardinality: d["cardinality"].flatMap(number) ?? 0)
+                                          offset: offset, sizeInBytes: size, cardinality: cardinality)
         }
         return DeltaFileAction(path: try string(v, "path", in: action), partitionValues: try stringMap(v["partitionValues"], "partitionValues"),
                                size: v["size"].flatMap(number) ?? 0, modificationTime: v["modificationTime"].flatMap(number) ?? 0,
