@@ -3,6 +3,8 @@ public import SluiceConfig
 import SluiceLoad
 import SluiceCore
 import SluiceFormats
+import SluiceStorage
+import SluiceWorker
 public import SluiceQueue
 import Foundation
 
@@ -82,8 +84,17 @@ public enum DeltaExportSource {
     /// Refreshes the mirror of the Delta source of `spec`, if it has one, and points the export
     /// at it. Nil: the source is not a Delta table.
     public static func prepare(_ spec: inout ExportSpec, config: SluiceConfig) async throws -> Refresh? {
-        guard let from = spec.source.table, let (root, selector) = try DeltaLocation.parse(from) else { return nil }
-        let mirror = mirrorTable(root)
+        guard let from = spec.source.table, let (named, _) = try DeltaLocation.parse(from) else { return nil }
+        let mirror = mirrorTable(named)
+        // A table in an object store: its snapshot is fetched first, then read as a local one.
+        var scratch: String?
+        defer { if let scratch { try? FileManager.default.removeItem(atPath: scratch) } }
+        var text = from
+        if DeltaRemote.isRemote(from) {
+            scratch = (config.stateDir as NSString).appendingPathComponent("downloads/\(UUID().uuidString)")
+            text = try await DeltaRemote.localize(from, scratch: scratch!, s3: S3Config.from(config.s3))
+        }
+        guard let (root, selector) = try DeltaLocation.parse(text) else { return nil }
         let now = try DeltaLog.snapshot(LocalDeltaStorage(root: root), at: selector)
         let tag = "\(now.metadata.id)@v\(now.version)"
         let state = stateFile(mirror, config: config)

@@ -42,10 +42,23 @@ public enum Loader {
     /// `sluice load`'s arguments made local (``Source/localize(_:scratch:s3:log:)``): the
     /// paths, and the scratch folder the caller removes afterwards (nil: nothing was fetched).
     public static func localize(_ args: [String], config: SluiceConfig, log: (String) -> Void) async throws(SluiceError) -> (paths: [String], scratch: String?) {
-        guard args.contains(where: Source.isRemote) else { return (args, nil) }
+        guard args.contains(where: { Source.isRemote($0) || DeltaRemote.isRemote($0) }) else { return (args, nil) }
         let scratch = (config.stateDir as NSString).appendingPathComponent("downloads/\(UUID().uuidString)")
         do {
-            return (try await Source.localize(args, scratch: scratch, s3: S3Config.from(config.s3), log: log), scratch)
+            // Delta tables in a store: their snapshot's files, read as a local table.
+            var rest: [String] = []
+            var tables: [Int: String] = [:]
+            for (i, a) in args.enumerated() {
+                if DeltaRemote.isRemote(a) {
+                    log("fetching the Delta table \(a.dropFirst("delta:".count))")
+                    tables[i] = try await DeltaRemote.localize(a, scratch: scratch + "/delta-\(i)", s3: S3Config.from(config.s3))
+                } else {
+                    rest.append(a)
+                }
+            }
+            var fetched = rest.contains(where: Source.isRemote) ? try await Source.localize(rest, scratch: scratch, s3: S3Config.from(config.s3), log: log) : rest
+            for (i, t) in tables.sorted(by: { $0.key < $1.key }) { fetched.insert(t, at: min(i, fetched.count)) }
+            return (fetched, scratch)
         } catch {
             try? FileManager.default.removeItem(atPath: scratch)
             throw error

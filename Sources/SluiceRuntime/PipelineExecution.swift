@@ -144,7 +144,7 @@ public struct PipelineExecution: Sendable {
         } else if pipeline.sourceTable != nil {
             files = [try await tableSource(pipeline, scratch: scratch)]
         } else if let (root, selector) = try DeltaLocation.parse(pipeline.source) {
-            (files, loaded) = try await deltaSource(pipeline, root: root, selector: selector, whole: options.reprocess)
+            (files, loaded) = try await deltaSource(pipeline, root: root, selector: selector, whole: options.reprocess, scratch: scratch)
         } else {
             // A backfill window asks for its files again; otherwise each file version (and each
             // content) is read once.
@@ -416,12 +416,19 @@ public struct PipelineExecution: Sendable {
     /// read (recorded in the file ledger as `<table id>@v<N>`), or the whole snapshot the
     /// first time, after `--reprocess`, or when the table was re-created. A version in between
     /// that removed or rewrote rows fails the run, saying to read it whole.
-    func deltaSource(_ p: Pipeline, root: String, selector: DeltaVersionSelector, whole: Bool) async throws(SluiceError)
+    func deltaSource(_ p: Pipeline, root named: String, selector asked: DeltaVersionSelector, whole: Bool, scratch: String) async throws(SluiceError)
         -> (files: [(path: String, name: String, file: PipelineSource.File)], entries: [WatchedFile]) {
+        var (root, selector) = (named, asked)
+        if DeltaRemote.isRemote("delta:" + named) {
+            // In an object store: the snapshot's files fetched, then read as a local table.
+            let local = try await DeltaRemote.localize(p.source, scratch: scratch + "/delta", s3: S3Config.from(config.s3))
+            guard let parsed = try DeltaLocation.parse(local) else { throw SluiceError(.io, "\(named): the fetched table cannot be read") }
+            (root, selector) = parsed
+        }
         let storage = LocalDeltaStorage(root: root)
         let now = try DeltaLog.snapshot(storage, at: selector)
-        let key = "delta:" + URL(fileURLWithPath: root).standardizedFileURL.path
-        let name = (root as NSString).lastPathComponent
+        let key = "delta:" + (Source.isRemote(named) ? named : URL(fileURLWithPath: named).standardizedFileURL.path)
+        let name = (named as NSString).lastPathComponent
         let tag = "\(now.metadata.id)@v\(now.version)"
         var path = "delta:\(root)@v\(now.version)"
         let ledger = FileLedger(pipeline: p.name, driver: runtime.driver)

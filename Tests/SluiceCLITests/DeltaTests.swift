@@ -169,4 +169,37 @@ import Foundation
         #expect(try cli.sqlite("SELECT count(*) FROM out") == "2990\n")
         #expect(try cli.run(["run", "g"]).err.contains("still at version 2"))
     }
+
+    /// A table in an S3 bucket (moto): the snapshot's files are fetched and read as a local
+    /// table; a load, an older version and an export read what delta-rs reads.
+    @Test func aTableInAnS3BucketLoadsAndExports() throws {
+        let s3 = try S3Server.shared()
+        let (cli, _) = try Self.tables()
+        let bucket = "lake-" + UUID().uuidString.prefix(8).lowercased()
+        try s3.boto3("""
+            import os
+            s3.create_bucket(Bucket="\(bucket)")
+            root = "\(cli.dir)/lake/part"
+            for d, _, names in os.walk(root):
+                for n in names:
+                    p = os.path.join(d, n)
+                    s3.upload_file(p, "\(bucket)", "tables/part/" + os.path.relpath(p, root))
+            """)
+        let r = try cli.run(["load", "delta:s3://\(bucket)/tables/part", "--into", "remote", "--key", "id"], env: s3.env)
+        #expect(r.status == 0, "\(r.err)")
+        let sql = "select count(*) || '|' || sum(id) from t"
+        let want = try TestPostgres.run(["python3", Self.oracle, "query", cli.dir + "/lake/part", sql])
+        #expect(try cli.sqlite("SELECT count(*) || '|' || sum(id) FROM remote") == want)
+        let v1 = try cli.run(["load", "delta:s3://\(bucket)/tables/part/@v1", "--into", "remote_v1", "--key", "id"], env: s3.env)
+        #expect(v1.status == 0, "\(v1.err)")
+        #expect(try cli.sqlite("SELECT count(*), sum(id) FROM remote_v1") == "500|124750\n")
+        #expect(try filesUnder(cli.dir + "/.sluice/downloads").isEmpty, "downloads are removed after the load")
+        let missing = try cli.run(["load", "delta:s3://\(bucket)/tables/none", "--into", "x"], env: s3.env)
+        #expect(missing.status != 0 && missing.err.contains("has no _delta_log/"), "\(missing.err)")
+        let rx = try Receiver(dir: cli.dir + "/rx")
+        defer { rx.stop() }
+        let e = try cli.run(["export", "--from", "delta:s3://\(bucket)/tables/part", "--key", "id", "--to", rx.url, "--json"], env: s3.env)
+        #expect(e.status == 0, "\(e.err)")
+        #expect(try rx.idCounts().count == Int(want.split(separator: "|")[0]))
+    }
 }
