@@ -30,9 +30,11 @@ public struct ConvertReport: Sendable, Codable {
     public var syncSeconds = 0.0
     public var bytesWritten: Int64 = 0
     public var columns: [String] = []
+    /// The version committed, writing a Delta table.
+    public var version: Int64?
 
     enum CodingKeys: String, CodingKey {
-        case input, output, format, rows, rejected, columns
+        case input, output, format, rows, rejected, columns, version
         case firstRejects = "first_rejects", readSeconds = "read_seconds", writeSeconds = "write_seconds", syncSeconds = "sync_seconds"
         case bytesWritten = "bytes_written"
     }
@@ -57,13 +59,42 @@ public enum Converter {
         guard let format = options.format ?? SourceFormat.detect(fromName: output) else {
             throw SluiceError(.invalidArgument, "cannot tell the output format from the name; give --to csv, ndjson, parquet or avro", at: SourceLocation(file: output))
         }
-        let file = try InputFile.inspect(path: input, format: inputFormat)
-        let columns = try file.inferColumns(dialect: options.csv, rows: SchemaSampler.defaultRows, exclude: [], limits: options.limits)
-        let schema = TableSchema(columns: columns)
-        let reader = try file.reader(spec: ReadSpec(schema: schema, limits: options.limits, fileName: input), dialect: options.csv)
+        let (file, schema) = try open(input, inputFormat: inputFormat, options: options)
         let sink = try FileSink(path: output)
         let writer = try Self.writer(format, sink: sink, schema: schema, options: options)
-        var report = ConvertReport(input: input, output: output, format: format.rawValue, columns: columns.map(\.name))
+        var report = ConvertReport(input: input, output: output, format: format.rawValue, columns: schema.columns.map(\.name))
+        try copy(file, schema: schema, into: writer, options: options, report: &report)
+        let t3 = ContinuousClock.now
+        try sink.commit()
+        report.syncSeconds = (ContinuousClock.now - t3).seconds
+        report.bytesWritten = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int64) ?? 0
+        return report
+    }
+
+    /// Writes a file's rows into a Delta table at `table` (a folder; created when new) as one
+    /// commit: appended, or replacing what the table held.
+    public static func runDelta(input: String, inputFormat: SourceFormat?, table: String, mode: DeltaTableWriter.Mode, partitionBy: [String],
+                                options: ConvertOptions, engine: String) throws(SluiceError) -> ConvertReport {
+        let (file, schema) = try open(input, inputFormat: inputFormat, options: options)
+        let stored = TableSchema(columns: schema.columns.map { var c = $0; c.type = DeltaCommit.storedType(c.type); return c })
+        let writer = try DeltaTableWriter(root: table, schema: stored, mode: mode, partitionBy: partitionBy, options: options.parquet, engine: engine)
+        var report = ConvertReport(input: input, output: table, format: SourceFormat.delta.rawValue, columns: stored.columns.map(\.name))
+        try copy(file, schema: stored, into: writer, options: options, report: &report)
+        report.version = writer.committedVersion
+        report.bytesWritten = writer.written.reduce(0) { $0 + $1.size }
+        return report
+    }
+
+    /// The input and the schema its rows are read with (its own, or inferred).
+    static func open(_ input: String, inputFormat: SourceFormat?, options: ConvertOptions) throws(SluiceError) -> (InputFile, TableSchema) {
+        let file = try InputFile.inspect(path: input, format: inputFormat)
+        let columns = try file.inferColumns(dialect: options.csv, rows: SchemaSampler.defaultRows, exclude: [], limits: options.limits)
+        return (file, TableSchema(columns: columns))
+    }
+
+    /// Reads every row of `file` into `writer` and finishes it, timing both sides.
+    static func copy(_ file: InputFile, schema: TableSchema, into writer: any BatchWriter, options: ConvertOptions, report: inout ConvertReport) throws(SluiceError) {
+        let reader = try file.reader(spec: ReadSpec(schema: schema, limits: options.limits, fileName: report.input), dialect: options.csv)
         let clock = ContinuousClock()
         while true {
             let t0 = clock.now
@@ -77,13 +108,8 @@ public enum Converter {
         }
         let t2 = clock.now
         try writer.finish()
-        let t3 = clock.now
-        report.writeSeconds += (t3 - t2).seconds
-        try sink.commit()
-        report.syncSeconds = (clock.now - t3).seconds
+        report.writeSeconds += (clock.now - t2).seconds
         report.rows = writer.rowsWritten
-        report.bytesWritten = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int64) ?? 0
-        return report
     }
 }
 

@@ -18,6 +18,7 @@ struct ConvertCommand: ParsableCommand {
             Examples:
               sluice convert orders.csv orders.parquet --compression zstd
               sluice convert events.parquet events.ndjson
+              sluice convert events.csv delta:lake/events --partition-by day      # a Delta table (append; --mode overwrite)
             """
     )
 
@@ -51,6 +52,12 @@ struct ConvertCommand: ParsableCommand {
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
+    @Option(help: "Writing a Delta table (delta:PATH): append (default) or overwrite.")
+    var mode: String?
+
+    @Option(help: "Writing a new Delta table: its partition columns, comma-separated.")
+    var partitionBy: String?
+
     @OptionGroup var csv: CSVOptions
 
     func validate() throws {
@@ -83,13 +90,22 @@ struct ConvertCommand: ParsableCommand {
         }
         do {
             options.csv = try csv.apply(to: CSVDialect())
-            let report = try Converter.run(input: input, inputFormat: format, output: output, options: options)
+            let report: ConvertReport
+            if output.hasPrefix("delta:") {
+                guard let m = DeltaTableWriter.Mode(rawValue: mode ?? "append") else { throw ValidationError("--mode is append or overwrite") }
+                let parts = partitionBy.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
+                report = try Converter.runDelta(input: input, inputFormat: format, table: String(output.dropFirst("delta:".count)), mode: m,
+                                                partitionBy: parts, options: options, engine: "sluice/\(BuildInfo.version)")
+            } else {
+                guard mode == nil, partitionBy == nil else { throw ValidationError("--mode and --partition-by are for a Delta table output (delta:PATH)") }
+                report = try Converter.run(input: input, inputFormat: format, output: output, options: options)
+            }
             if json {
                 let enc = JSONEncoder()
                 enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
                 print(String(decoding: try enc.encode(report), as: UTF8.self))
             } else {
-                print("wrote \(report.rows) rows to \(output) (\(report.format), \(report.bytesWritten) bytes) in \(String(format: "%.2f", report.readSeconds + report.writeSeconds + report.syncSeconds)) s")
+                print("wrote \(report.rows) rows to \(output)\(report.version.map { " version \($0)" } ?? "") (\(report.format), \(report.bytesWritten) bytes) in \(String(format: "%.2f", report.readSeconds + report.writeSeconds + report.syncSeconds)) s")
                 if report.rejected > 0 {
                     print("left out \(report.rejected) rows that do not fit the inferred types:")
                     for r in report.firstRejects { print("  \(r)") }

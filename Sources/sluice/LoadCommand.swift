@@ -26,8 +26,11 @@ struct LoadCommand: AsyncParsableCommand {
     @Argument(help: "Files to load (CSV, NDJSON, JSON, Parquet or Avro; .gz accepted for text formats): paths, s3://bucket/key (or s3://bucket/prefix/ for every object under it), or http(s) URLs.")
     var files: [String]
 
-    @Option(name: .long, help: "Entity (declared in sluice.yml, or the table name to create).")
+    @Option(name: .long, help: "Entity (declared in sluice.yml, or the table name to create), or a Delta table: delta:PATH.")
     var into: String
+
+    @Option(help: "Loading into a new Delta table: its partition columns, comma-separated.")
+    var partitionBy: String?
 
     @Option(help: "Write mode: append, replace or merge (default: the entity's, else merge when there is a key).")
     var mode: WriteMode?
@@ -94,6 +97,7 @@ struct LoadCommand: AsyncParsableCommand {
             throw fail(error.description)
         }
         defer { if let s = fetched.scratch { try? FileManager.default.removeItem(atPath: s) } }
+        if into.hasPrefix("delta:") { return try loadIntoDelta(fetched.paths) }
         // Into a mapping: each file is split into one NDJSON part per entity, then each entity
         // is loaded from its parts (one transaction per entity).
         if let mapping = config.mappings[into] {
@@ -120,6 +124,32 @@ struct LoadCommand: AsyncParsableCommand {
             try await loadOne(config: config, entity: into, files: fetched.paths, format: format)
         } catch {
             throw fail(error.description)
+        }
+    }
+
+    /// Writes the files' rows into a Delta table, one commit per file (replace overwrites the
+    /// table with the first file, the others append).
+    func loadIntoDelta(_ paths: [String]) throws {
+        guard mode != .merge else { throw fail("merging into a Delta table by key is not written yet: load with --mode append or --mode replace (which overwrites the table)") }
+        let table = String(into.dropFirst("delta:".count))
+        let parts = partitionBy.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
+        var options = ConvertOptions()
+        options.limits = ReadLimits(maxRecordBytes: maxRecordBytes, batchRows: batchRows)
+        if csv.isSet { options.csv = try csv.apply(to: CSVDialect()) }
+        for (i, path) in paths.enumerated() {
+            let m: DeltaTableWriter.Mode = mode == .replace && i == 0 ? .overwrite : .append
+            do {
+                let r = try Converter.runDelta(input: path, inputFormat: format, table: table, mode: m, partitionBy: parts, options: options, engine: "sluice/\(BuildInfo.version)")
+                if json {
+                    let enc = JSONEncoder()
+                    enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                    print(String(decoding: try enc.encode(r), as: UTF8.self))
+                } else if !quiet {
+                    print("\(path) → \(into) version \(r.version ?? 0): \(m == .overwrite ? "replaced the table with" : "appended") \(r.rows) rows\(r.rejected > 0 ? ", left out \(r.rejected) that do not fit" : "")")
+                }
+            } catch let e as SluiceError {
+                throw fail(e.description)
+            }
         }
     }
 

@@ -203,3 +203,82 @@ import Foundation
         #expect(try rx.idCounts().count == Int(want.split(separator: "|")[0]))
     }
 }
+
+/// Issue 17: tables Sluice writes are read by delta-rs as Sluice reads them, keep a valid
+/// history other writers can extend, and concurrent writers never lose or double a commit.
+@Suite(.serialized) struct DeltaWriteTests {
+    @Test func tablesSluiceWritesReadInDeltaRsAndTakeItsWrites() throws {
+        let (cli, _) = try DeltaReadTests.tables()
+        #expect(try cli.run(["convert", "delta:lake/part", "lake/src.parquet"]).status == 0)
+        let created = try cli.run(["convert", "lake/src.parquet", "delta:lake/mine", "--partition-by", "cat,day", "--json"])
+        #expect(created.status == 0, "\(created.err)")
+        #expect(try cli.json(created.out)["version"] as? Int == 0)
+        let appended = try cli.run(["load", "lake/src.parquet", "--into", "delta:lake/mine"])
+        #expect(appended.status == 0 && appended.out.contains("version 1: appended 365 rows"), "\(appended.out)\(appended.err)")
+        let replaced = try cli.run(["load", "lake/src.parquet", "--into", "delta:lake/mine", "--mode", "replace"])
+        #expect(replaced.status == 0 && replaced.out.contains("version 2: replaced the table with 365 rows"), "\(replaced.out)\(replaced.err)")
+        #expect(FileManager.default.fileExists(atPath: cli.dir + "/lake/mine/cat=__HIVE_DEFAULT_PARTITION__"))
+        let merge = try cli.run(["load", "lake/src.parquet", "--into", "delta:lake/mine", "--mode", "merge"])
+        #expect(merge.status != 0 && merge.err.contains("not written yet"))
+        // Each version as delta-rs's query engine reads it, cell by cell against Sluice's read.
+        try? FileManager.default.removeItem(atPath: cli.dir + "/lake/out")
+        try FileManager.default.createDirectory(atPath: cli.dir + "/lake/out", withIntermediateDirectories: true)
+        for v in 0...2 {
+            #expect(try cli.run(["convert", "delta:lake/mine@v\(v)", "lake/out/mine@v\(v).ndjson"]).status == 0)
+        }
+        let verdict = try TestPostgres.run(["python3", DeltaReadTests.oracle, "compare", cli.dir + "/lake"])
+        #expect(verdict.contains("compared 3 versions, 0 differ"), "\(verdict)")
+        // delta-rs: the history, the totals, and a write of its own on top that Sluice reads.
+        let mine = cli.dir + "/lake/mine"
+        let history = try TestPostgres.run(["python3", "-c", "import os; from deltalake import DeltaTable; print(len(DeltaTable('\(mine)').history())); os._exit(0)"])
+        #expect(history.trimmingCharacters(in: .whitespacesAndNewlines) == "3")
+        let sums = "select count(*) || '|' || sum(id) || '|' || sum(valor) || '|' || count(cat) from t"
+        #expect(try TestPostgres.run(["python3", DeltaReadTests.oracle, "query", mine, sums]) == TestPostgres.run(["python3", DeltaReadTests.oracle, "query", cli.dir + "/lake/part", sums]))
+        _ = try TestPostgres.run(["python3", DeltaReadTests.oracle, "gold", cli.dir + "/lake/gold", "10", "1"])
+        _ = try TestPostgres.run(["python3", "-c", """
+            import os
+            from deltalake import DeltaTable, write_deltalake
+            t = DeltaTable('\(mine)').to_pyarrow_table()
+            write_deltalake('\(mine)', t.slice(0, 7), mode='append')
+            os._exit(0)
+            """])
+        let after = try cli.run(["convert", "delta:lake/mine", "after.csv", "--json"])
+        #expect(try cli.json(after.out)["rows"] as? Int == 372)
+        // A table with other columns: appending is refused, overwriting replaces the schema.
+        let other = try cli.run(["load", "lake/gold", "--into", "delta:lake/mine"])
+        #expect(other.status != 0 && other.err.contains("append rows of the same columns, or overwrite"), "\(other.err)")
+    }
+
+    @Test func concurrentWritersNeverLoseACommitAndAKilledWriterLeavesTheTableValid() throws {
+        let cli = try CLI()
+        cli.write("rows.csv", "id,name\n" + (1...100).map { "\($0),n\($0)\n" }.joined())
+        #expect(try cli.run(["convert", "rows.csv", "delta:race"]).status == 0)
+        // Two writers, five appends each, at once.
+        var procs: [Process] = []
+        for _ in 0..<2 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", "for i in 1 2 3 4 5; do '\(CLI.binary)' convert rows.csv delta:race >/dev/null || exit 1; done"]
+            p.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
+            try p.run()
+            procs.append(p)
+        }
+        for p in procs { p.waitUntilExit(); #expect(p.terminationStatus == 0) }
+        let log = try FileManager.default.contentsOfDirectory(atPath: cli.dir + "/race/_delta_log").filter { $0.hasSuffix(".json") }.sorted()
+        #expect(log == (0...10).map { DeltaLog(version: $0) })
+        // A writer killed after writing its Parquet file, before committing: a file no commit
+        // names and a half-made commit file; readers see the 11 commits only.
+        try FileManager.default.copyItem(atPath: cli.dir + "/race/" + (try FileManager.default.contentsOfDirectory(atPath: cli.dir + "/race").first { $0.hasSuffix(".parquet") })!,
+                                         toPath: cli.dir + "/race/part-00001-orphan-c000.snappy.parquet")
+        cli.write("race/_delta_log/.sluice-commit-orphan.json.tmp", "{\"add\":{\"path\":\"part-00001-orphan")
+        let r = try cli.run(["convert", "delta:race", "all.csv", "--json"])
+        #expect(try cli.json(r.out)["rows"] as? Int == 1100)
+        let count = try TestPostgres.run(["python3", DeltaReadTests.oracle, "query", cli.dir + "/race", "select count(*) || '|' || count(distinct id) from t"])
+        #expect(count == "1100|100\n")
+    }
+}
+
+func DeltaLog(version: Int) -> String {
+    let d = String(version)
+    return String(repeating: "0", count: 20 - d.count) + d + ".json"
+}

@@ -34,6 +34,14 @@ public struct DeltaMetadata: Sendable, Hashable {
     public var partitionColumns: [String]
     public var configuration: [String: String]
     public var provider: String
+
+    public init(id: String, schemaString: String, partitionColumns: [String], configuration: [String: String], provider: String) {
+        self.id = id
+        self.schemaString = schemaString
+        self.partitionColumns = partitionColumns
+        self.configuration = configuration
+        self.provider = provider
+    }
 }
 
 /// Where the rows a file lost to deletes are listed (the protocol's DeletionVectorDescriptor).
@@ -60,6 +68,17 @@ public struct DeltaFileAction: Sendable, Hashable {
     /// The `stats` JSON text, when written.
     public var stats: String?
     public var deletionVector: DeletionVectorDescriptor?
+
+    public init(path: String, partitionValues: [String: String?], size: Int64, modificationTime: Int64, dataChange: Bool, stats: String?,
+                deletionVector: DeletionVectorDescriptor?) {
+        self.path = path
+        self.partitionValues = partitionValues
+        self.size = size
+        self.modificationTime = modificationTime
+        self.dataChange = dataChange
+        self.stats = stats
+        self.deletionVector = deletionVector
+    }
 
     /// The key of a logical file in log replay: its path and its deletion vector.
     public var key: String { path + "\u{0}" + (deletionVector?.uniqueId ?? "") }
