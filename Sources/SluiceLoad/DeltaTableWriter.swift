@@ -9,7 +9,7 @@ import Foundation
 /// to other appends commits as the next version, anything else fails and leaves the table
 /// as the other writer made it. Files of a write that never commits are invisible to readers.
 public final class DeltaTableWriter: BatchWriter {
-    public enum Mode: String, Sendable { case append, overwrite }
+    public enum Mode: String, Sendable { case append, overwrite, merge }
 
     let root: String
     let mode: Mode
@@ -39,6 +39,8 @@ public final class DeltaTableWriter: BatchWriter {
     public private(set) var rowsWritten: Int64 = 0
     /// The version committed, once ``finish()`` returns.
     public private(set) var committedVersion: Int64?
+    /// Files a merge rewrote: removed in the same commit.
+    var replacing: [DeltaFileAction] = []
 
     /// - Parameter partitionBy: the partition columns of a new table (an existing table keeps its own).
     public init(root: String, schema: TableSchema, mode: Mode, partitionBy: [String], options: ParquetWriteOptions, engine: String) throws(SluiceError) {
@@ -53,11 +55,11 @@ public final class DeltaTableWriter: BatchWriter {
                 throw SluiceError(.invalidArgument, "\(root) is partitioned by (\(base.metadata.partitionColumns.joined(separator: ", "))), not (\(partitionBy.joined(separator: ", ")))")
             }
             partitionColumns = base.metadata.partitionColumns
-            if mode == .append {
+            if mode != .overwrite {
                 let have = try base.columns().map { "\($0.name) \($0.type.name)" }
                 let bring = columns.map { "\($0.name) \($0.type.name)" }
                 guard Set(have) == Set(bring) else {
-                    throw SluiceError(.invalidSchema, "\(root) has columns (\(have.joined(separator: ", "))); the rows have (\(bring.joined(separator: ", "))): append rows of the same columns, or overwrite")
+                    throw SluiceError(.invalidSchema, "\(root) has columns (\(have.joined(separator: ", "))); the rows have (\(bring.joined(separator: ", "))): \(mode == .append ? "append" : "merge") rows of the same columns, or overwrite")
                 }
             }
         } else {
@@ -176,7 +178,7 @@ public final class DeltaTableWriter: BatchWriter {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let metadata: DeltaMetadata?
         let proto: DeltaProtocol?
-        if let base, mode == .append {
+        if let base, mode != .overwrite {
             (metadata, proto) = (nil, nil)
         } else {
             let id = base?.metadata.id ?? UUID().uuidString.lowercased()
@@ -185,8 +187,9 @@ public final class DeltaTableWriter: BatchWriter {
             let wanted = DeltaCommit.protocolFor(columns)
             proto = base.map { b in b.protocolAction.minReaderVersion >= wanted.minReaderVersion ? nil : wanted } ?? wanted
         }
-        let removes = mode == .overwrite ? (base?.files ?? []) : []
-        let body = DeltaCommit.lines(timestamp: now, operation: "WRITE", mode: mode == .append ? "Append" : "Overwrite", partitionBy: partitionColumns,
+        let removes = mode == .overwrite ? (base?.files ?? []) : replacing
+        let body = DeltaCommit.lines(timestamp: now, operation: mode == .merge ? "MERGE" : "WRITE", mode: mode == .append ? "Append" : mode == .merge ? "Merge" : "Overwrite",
+                                     partitionBy: partitionColumns,
                                      protocolAction: proto, metadata: metadata, adds: written, removes: removes, engine: engine)
         let temp = log + "/.sluice-commit-\(writeID).json.tmp"
         guard FileManager.default.createFile(atPath: temp, contents: Data(body)) else { throw SluiceError(.io, "cannot write the commit", at: SourceLocation(file: temp)) }
@@ -210,7 +213,7 @@ public final class DeltaTableWriter: BatchWriter {
                 }
             }
             guard mode == .append, base != nil, blind else {
-                throw SluiceError(.aborted, "\(root): another writer committed version \(version) while this one wrote (\(blind ? "this write replaces the table" : "it changed the table's data or schema")); nothing was committed — run it again")
+                throw SluiceError(.aborted, "\(root): another writer committed version \(version) while this one wrote (\(blind ? "this write \(mode == .merge ? "rewrote files it may have read" : "replaces the table")" : "it changed the table's data or schema")); nothing was committed — run it again")
             }
             version += 1
         }

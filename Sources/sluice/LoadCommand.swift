@@ -130,13 +130,29 @@ struct LoadCommand: AsyncParsableCommand {
     /// Writes the files' rows into a Delta table, one commit per file (replace overwrites the
     /// table with the first file, the others append).
     func loadIntoDelta(_ paths: [String]) throws {
-        guard mode != .merge else { throw fail("merging into a Delta table by key is not written yet: load with --mode append or --mode replace (which overwrites the table)") }
         let table = String(into.dropFirst("delta:".count))
+        let keys = key.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
         let parts = partitionBy.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
         var options = ConvertOptions()
         options.limits = ReadLimits(maxRecordBytes: maxRecordBytes, batchRows: batchRows)
         if csv.isSet { options.csv = try csv.apply(to: CSVDialect()) }
         for (i, path) in paths.enumerated() {
+            if mode == .merge || (mode == nil && !keys.isEmpty) {
+                do {
+                    let r = try DeltaMerge.run(input: path, inputFormat: format, table: table, key: keys, partitionBy: parts, options: options, engine: "sluice/\(BuildInfo.version)")
+                    if json {
+                        let enc = JSONEncoder()
+                        enc.outputFormatting = [.sortedKeys]
+                        print(String(decoding: try enc.encode(r), as: UTF8.self))
+                    } else if !quiet {
+                        let s = r.stats
+                        print("\(path) → \(into) version \(r.version ?? 0): merged by \(keys.joined(separator: ", ")): inserted \(s.inserted), updated \(s.updated), deleted \(s.deleted), skipped \(s.skipped), rejected \(s.rejected); \(r.filesRewritten) of \(r.filesInTable) files rewritten (\(r.filesScanned) read for keys)")
+                    }
+                } catch let e as SluiceError {
+                    throw fail(e.description)
+                }
+                continue
+            }
             let m: DeltaTableWriter.Mode = mode == .replace && i == 0 ? .overwrite : .append
             do {
                 let r = try Converter.runDelta(input: path, inputFormat: format, table: table, mode: m, partitionBy: parts, options: options, engine: "sluice/\(BuildInfo.version)")

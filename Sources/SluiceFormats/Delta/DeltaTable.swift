@@ -43,6 +43,13 @@ public struct DeltaSnapshot: Sendable {
     /// The table's columns, logical names and types.
     public func columns() throws(SluiceError) -> [ColumnSchema] { try schema.columns() }
 
+    /// The same snapshot reading only `files` (a merge reads the files its keys may touch).
+    public func restricted(to files: [DeltaFileAction]) -> DeltaSnapshot {
+        var s = DeltaSnapshot(root: root, version: version, protocolAction: protocolAction, metadata: metadata, schema: schema, files: files, columnMapping: columnMapping)
+        s.changesAfter = changesAfter
+        return s
+    }
+
     /// The name a partition value is keyed by in the log (physical under column mapping).
     public func partitionKey(_ column: String) -> String {
         guard columnMapping != .none, let f = schema.field(named: column), let p = f.physicalName else { return column }
