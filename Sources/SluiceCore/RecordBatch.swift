@@ -49,12 +49,13 @@ public struct RecordBatch: Sendable {
 
     /// The batch without the rows `drop` holds (sorted or not), in order.
     public func removing(rows drop: Set<Int>) -> RecordBatch {
-        var out = RecordBatch(fields: fields, capacity: count - drop.count)
-        for r in 0..<count where !drop.contains(r) {
-            for c in columns.indices { out.columns[c].append(from: columns[c], at: r) }
-            out.lines.append(lines[r])
-            out.ops.append(ops[r])
+        let keep = (0..<count).compactMap { drop.contains($0) ? nil : Int32($0) }
+        var out = RecordBatch(fields: fields, capacity: keep.count)
+        keep.withUnsafeBufferPointer { idx in
+            for c in columns.indices { out.columns[c].append(from: columns[c], gathering: idx) }
         }
+        out.lines = keep.map { lines[Int($0)] }
+        out.ops = keep.map { ops[Int($0)] }
         return out
     }
 

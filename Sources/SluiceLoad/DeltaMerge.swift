@@ -4,9 +4,9 @@ import Foundation
 
 /// Merges a file's rows into a Delta table by key, copy-on-write: the last row per key wins
 /// (an `op` field of `D` deletes), the table's files that hold any of those keys (found by
-/// their key statistics, then by reading their keys) are rewritten without them, and the
-/// new rows are added — the removes and adds in one commit. The changes are held in memory;
-/// the table's files are streamed.
+/// their key statistics, then by reading them) are rewritten without them, and the new rows
+/// are added — the removes and adds in one commit. The changes are held in memory, and so is
+/// one file of the table at a time.
 public enum DeltaMerge {
     public struct Report: Sendable, Codable {
         public var stats = LoadStats()
@@ -39,44 +39,43 @@ public enum DeltaMerge {
         spec.opField = opField
         let reader = try file.reader(spec: spec, dialect: options.csv)
         var batches: [RecordBatch] = []
-        var last: [String: (batch: Int, row: Int)] = [:]
+        var last: [MergeKey: (batch: Int, row: Int)] = [:]
         while let decoded = try reader.next() {
             report.stats.read += Int64(decoded.rowsRead)
             report.stats.rejected += Int64(decoded.rejects.count)
             let b = decoded.batch
             for i in 0..<b.count {
-                guard let k = keyText(b, i, keyIndex) else { report.stats.rejected += 1; continue }
+                guard let k = MergeKey(b, i, keyIndex) else { report.stats.rejected += 1; continue }
                 if last.updateValue((batches.count, i), forKey: k) != nil { report.stats.skipped += 1 }
             }
             batches.append(b)
         }
 
         let writer = try DeltaTableWriter(root: table, schema: TableSchema(columns: columns), mode: .merge, partitionBy: partitionBy, options: options.parquet, engine: engine)
-        var found = Set<String>()
+        var found = Set<MergeKey>()
         if let base {
             report.filesInTable = base.files.count
-            // Files whose key range can hold a changed key, then those that do hold one.
+            // Files whose key range can hold a changed key; each read once, and rewritten
+            // without those keys when it does hold one (its rows are held meanwhile).
             let candidates = base.files.filter { mayHold($0, key: key, keys: last.keys, type: columns[keyIndex[0]].type) }
             report.filesScanned = candidates.count
-            let keySpec = ReadSpec(schema: TableSchema(columns: keyIndex.map { var c = columns[$0]; c.nullable = true; return c }), limits: options.limits, fileName: table)
+            let spec = ReadSpec(schema: schema, limits: options.limits, fileName: table)
             for f in candidates {
+                var held: [(RecordBatch, Set<Int>)] = []
                 var holds = false
-                let keys = try DeltaBatchReader(storage: storage, snapshot: base.restricted(to: [f]), spec: keySpec)
-                while let d = try keys.next() {
-                    for i in 0..<d.batch.count {
-                        if let k = keyText(d.batch, i, Array(keyIndex.indices)), last[k] != nil { found.insert(k); holds = true }
-                    }
-                }
-                guard holds else { continue }
-                // Rewritten: its rows but those the changes replace or delete.
-                report.filesRewritten += 1
-                writer.replacing.append(f)
-                let rows = try DeltaBatchReader(storage: storage, snapshot: base.restricted(to: [f]), spec: ReadSpec(schema: schema, limits: options.limits, fileName: table))
+                let rows = try DeltaBatchReader(storage: storage, snapshot: base.restricted(to: [f]), spec: spec)
                 while let d = try rows.next() {
                     var drop = Set<Int>()
-                    for i in 0..<d.batch.count where keyText(d.batch, i, keyIndex).map({ last[$0] != nil }) ?? false { drop.insert(i) }
-                    try writer.write(drop.isEmpty ? d.batch : d.batch.removing(rows: drop))
+                    for i in 0..<d.batch.count {
+                        if let k = MergeKey(d.batch, i, keyIndex), last[k] != nil { found.insert(k); drop.insert(i) }
+                    }
+                    holds = holds || !drop.isEmpty
+                    held.append((d.batch, drop))
                 }
+                guard holds else { continue }
+                report.filesRewritten += 1
+                writer.replacing.append(f)
+                for (b, drop) in held { try writer.write(drop.isEmpty ? b : b.removing(rows: drop)) }
             }
         }
         // The new rows: each key's last, unless it deletes.
@@ -99,27 +98,39 @@ public enum DeltaMerge {
         return report
     }
 
-    /// A row's key as text (nil when a key column is NULL).
-    static func keyText(_ b: RecordBatch, _ i: Int, _ index: [Int]) -> String? {
-        var parts: [String] = []
-        for c in index {
-            guard let t = ValueText.render(b.columns[c], i) else { return nil }
-            parts.append(t)
+    /// A row's key: an integer as it is, anything else (or several columns) as text.
+    enum MergeKey: Hashable {
+        case int(Int64)
+        case text(String)
+
+        /// Nil when a key column is NULL.
+        init?(_ b: RecordBatch, _ i: Int, _ index: [Int]) {
+            if index.count == 1, b.columns[index[0]].type == .int64 {
+                let c = b.columns[index[0]]
+                if c.isNull(i) { return nil }
+                self = .int(c.ints[i])
+                return
+            }
+            var parts: [String] = []
+            for c in index {
+                guard let t = ValueText.render(b.columns[c], i) else { return nil }
+                parts.append(t)
+            }
+            self = .text(parts.joined(separator: "\u{1}"))
         }
-        return parts.joined(separator: "\u{1}")
     }
 
     /// Whether a file's key statistics allow it to hold one of `keys` (a single integer or
     /// text key with both bounds written; otherwise it may).
-    static func mayHold(_ f: DeltaFileAction, key: [String], keys: Dictionary<String, (batch: Int, row: Int)>.Keys, type: ColumnType) -> Bool {
+    static func mayHold(_ f: DeltaFileAction, key: [String], keys: Dictionary<MergeKey, (batch: Int, row: Int)>.Keys, type: ColumnType) -> Bool {
         guard key.count == 1, let stats = f.stats, let json = try? JSONParser.parse(stats),
               let lo = json["minValues"]?[key[0]], let hi = json["maxValues"]?[key[0]] else { return true }
         switch (type, lo, hi) {
         case (.int64, .number(let a), .number(let b)):
             guard let a = Int64(a), let b = Int64(b) else { return true }
-            return keys.contains { Int64($0).map { $0 >= a && $0 <= b } ?? true }
+            return keys.contains { if case .int(let k) = $0 { k >= a && k <= b } else { true } }
         case (.text, .string(let a), .string(let b)):
-            return keys.contains { $0 >= a && $0 <= b }
+            return keys.contains { if case .text(let k) = $0 { k >= a && k <= b } else { true } }
         default:
             return true
         }
