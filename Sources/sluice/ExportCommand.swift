@@ -80,9 +80,10 @@ struct ExportCommand: AsyncParsableCommand {
             Runtime.bootstrapLogging()
             let config = try shared.loadConfig()
             var described = try spec(config)
+            let source = described.source.table ?? ""
             do {
                 if let refresh = try await DeltaExportSource.prepare(&described, config: config), !json {
-                    FileHandle.standardError.write(Data("\(from ?? name ?? "the Delta table") (\(described.source.table ?? "")): \(refresh.line)\n".utf8))
+                    FileHandle.standardError.write(Data("\(source) (\(described.source.table ?? "")): \(refresh.line)\n".utf8))
                 }
             } catch let e as SluiceError {
                 throw fail(e.description)
