@@ -162,7 +162,7 @@ public enum ConfigReader {
     static func readExport(name: String, _ node: Node, _ r: NodeReader) throws(SluiceError) -> ExportSettings {
         let p = "exports.\(name)"
         let m = try r.mapping(node, p, allowed: ["from", "query", "where", "resend_changed", "key", "to", "batch_size", "format", "concurrency", "field", "raw_body", "form",
-                                                 "headers", "token_env", "gzip", "rate", "rows_per_second", "max_attempts", "timeout"])
+                                                 "headers", "token_env", "gzip", "rate", "rows_per_second", "max_attempts", "timeout", "ledger"])
         var e = ExportSettings()
         func positive(_ key: String) throws(SluiceError) -> Double? {
             guard let n = m[key] else { return nil }
@@ -191,6 +191,11 @@ public enum ConfigReader {
         if let n = m["raw_body"] { e.rawBody = try r.bool(n, "\(p).raw_body") }
         if let n = m["gzip"] { e.gzip = try r.bool(n, "\(p).gzip") }
         if let n = m["token_env"] { e.tokenEnv = try r.string(n, "\(p).token_env") }
+        if let n = m["ledger"] {
+            let l = try r.string(n, "\(p).ledger")
+            guard l.hasPrefix("delta:") else { throw r.error(n, "\(p).ledger: a Delta table, delta:PATH (the database keeps the ledger otherwise)") }
+            e.ledger = l
+        }
         e.form = try texts("form")
         e.headers = try texts("headers")
         e.batchSize = try positive("batch_size").map { Int($0) }

@@ -184,5 +184,8 @@ public struct ExportSettings: Sendable, Equatable {
     public var rowsPerSecond: Double?
     public var maxAttempts: Int?
     public var timeout: Double?
+    /// A Delta table the delivered keys are appended to (`ledger: delta:PATH`), beside the
+    /// database's own ledger.
+    public var ledger: String?
     public init() {}
 }

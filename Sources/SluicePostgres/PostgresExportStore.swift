@@ -230,6 +230,23 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
         }
     }
 
+    public func deliveredKeys(_ url: String, after batch: Int64) async throws(SluiceError) -> [(batch: Int64, key: String)] {
+        let pool = pool, query = PostgresPool.query("""
+            SELECT r.batch, r.key FROM \(Self.rows) r
+            JOIN \(Self.destinations) d ON d.id = r.dest AND d.url = $1
+            JOIN \(Self.batches) b ON b.destination = $1 AND b.batch = r.batch AND b.state = 'delivered'
+            WHERE r.batch > $2 ORDER BY r.batch, r.key
+            """, [.text(url), .int(batch)])
+        return try await run("cannot read the export ledger") { conn in
+            var out: [(batch: Int64, key: String)] = []
+            for try await r in try await conn.query(query, logger: pool.logger) {
+                let (b, k) = try r.decode((Int64, String).self)
+                out.append((b, k))
+            }
+            return out
+        }
+    }
+
     public func record(_ b: ExportBatch, state: BatchState, status: Int?, error: String?, response: String?, latencyMs: Int) async throws(SluiceError) {
         let pool = pool
         let binds: [PGValue] = [.text(b.destination), .int(b.batch), .text(state.rawValue), status.map { .int(Int64($0)) } ?? .null,

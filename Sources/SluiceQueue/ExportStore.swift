@@ -87,6 +87,9 @@ public protocol ExportStore: AnyObject, Sendable {
     func record(_ b: ExportBatch, state: BatchState, status: Int?, error: String?, response: String?, latencyMs: Int) async throws(SluiceError)
     /// Puts dead-lettered batches back in the plan with fresh attempts. Returns how many.
     func retryDead(_ destination: String?) async throws(SluiceError) -> Int
+    /// The keys (as text) of `url`'s delivered batches numbered after `batch`, in batch and
+    /// key order: what a published copy of the ledger has not recorded yet.
+    func deliveredKeys(_ url: String, after batch: Int64) async throws(SluiceError) -> [(batch: Int64, key: String)]
 }
 
 extension ExportStore {

@@ -1,7 +1,7 @@
 public import SluiceExport
 public import SluiceConfig
 import SluiceLoad
-import SluiceCore
+public import SluiceCore
 import SluiceFormats
 import SluiceStorage
 import SluiceWorker
@@ -127,5 +127,75 @@ public enum DeltaExportSource {
         request.table = mirror
         let report = try await Loader.load(request, config: config)
         return report.stats.inserted + report.stats.updated
+    }
+}
+
+/// Seed 000's ledger as a Delta table (`ledger: delta:PATH` on an export): after a run, the
+/// keys of the batches the receiver acknowledged are appended to the table, one row per key
+/// with its batch, the receiver and the time — so a Spark or polars user sees exactly which
+/// rows went out. The database's ledger still decides what is sent; the table is its published
+/// copy, partitioned by receiver, and each run appends the delivered batches numbered after the
+/// last one it holds, so a run that died before publishing is caught up by the next.
+public enum DeltaLedger {
+    /// Appends what the table lacks; returns the keys appended.
+    public static func publish(_ table: String, url: String, key: String, store: any ExportStore, engine: String) async throws(SluiceError) -> Int {
+        guard let (root, _) = try DeltaLocation.parse(table.hasPrefix("delta:") ? table : "delta:" + table) else { return 0 }
+        if Source.isRemote(root) { throw SluiceError(.unsupported, "\(root): a ledger table is written to a local folder; Sluice does not write Delta tables in object stores yet") }
+        let storage = LocalDeltaStorage(root: root)
+        let existing = DeltaLocation.isTable(root) ? try DeltaLog.snapshot(storage) : nil
+        var last: Int64 = 0
+        if let existing { last = try lastBatch(existing, storage: storage, url: url) }
+        let keys = try await store.deliveredKeys(url, after: last)
+        guard !keys.isEmpty else { return 0 }
+        let keyName = key.contains(",") ? "key" : key
+        let keyType: ColumnType
+        if let existing, let c = try existing.columns().first(where: { $0.name == keyName }) {
+            keyType = c.type
+        } else {
+            keyType = keys.allSatisfy { Int64($0.key) != nil } ? .int64 : .text
+        }
+        let schema = TableSchema(columns: [ColumnSchema(name: keyName, type: keyType), ColumnSchema(name: "batch", type: .int64),
+                                           ColumnSchema(name: "destination", type: .text), ColumnSchema(name: "sent_at", type: .timestamptz)])
+        var b = BatchBuilder(schema: schema, capacity: keys.count)
+        var stamp: [UInt8] = []
+        ValueText.timestamp(micros: Int64(Date().timeIntervalSince1970 * 1_000_000), utc: true, into: &stamp)
+        let now = String(decoding: stamp, as: UTF8.self)
+        for (i, k) in keys.enumerated() {
+            b.beginRow(line: Int64(i + 1))
+            b.setText(0, k.key)
+            b.setInt(1, k.batch)
+            b.setText(2, url)
+            b.setText(3, now)
+            if let r = b.endRow() { throw SluiceError(.invalidInput, "key '\(k.key)' does not fit the ledger table's \(keyName) column: \(r.message)", at: SourceLocation(file: root)) }
+        }
+        let writer = try DeltaTableWriter(root: root, schema: schema, mode: .append, partitionBy: existing == nil ? ["destination"] : [], options: ParquetWriteOptions(), engine: engine)
+        try writer.write(b.take())
+        try writer.finish()
+        return keys.count
+    }
+
+    /// The highest batch the table holds for `url`: from the files' statistics where they
+    /// have them, else read.
+    static func lastBatch(_ s: DeltaSnapshot, storage: LocalDeltaStorage, url: String) throws(SluiceError) -> Int64 {
+        var best: Int64 = 0
+        var unread: [DeltaFileAction] = []
+        for f in s.files {
+            let dest = f.partitionValues[s.partitionKey("destination")] ?? nil
+            guard dest == nil || dest == url else { continue }
+            if dest == url, let stats = f.stats, case .number(let n)? = (try? JSONParser.parse(stats))?["maxValues"]?["batch"], let v = Int64(n) {
+                best = max(best, v)
+            } else {
+                unread.append(f)
+            }
+        }
+        guard !unread.isEmpty else { return best }
+        let spec = ReadSpec(schema: TableSchema(columns: [ColumnSchema(name: "batch", type: .int64), ColumnSchema(name: "destination", type: .text)]))
+        let reader = try DeltaBatchReader(storage: storage, snapshot: s.restricted(to: unread), spec: spec)
+        while let d = try reader.next() {
+            for i in 0..<d.batch.count where !d.batch.columns[0].isNull(i) && ValueText.render(d.batch.columns[1], i) == url {
+                best = max(best, d.batch.columns[0].ints[i])
+            }
+        }
+        return best
     }
 }

@@ -177,6 +177,17 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
         }
     }
 
+    public func deliveredKeys(_ url: String, after batch: Int64) async throws(SluiceError) -> [(batch: Int64, key: String)] {
+        try locked { () throws(SluiceError) in
+            try recorder.query("""
+                SELECT r.batch, CAST(r.key AS TEXT) FROM \(Self.rows) r
+                JOIN \(Self.destinations) d ON d.id = r.dest AND d.url = ?1
+                JOIN \(Self.batches) b ON b.destination = ?1 AND b.batch = r.batch AND b.state = 'delivered'
+                WHERE r.batch > ?2 ORDER BY r.batch, r.key
+                """, [.text(url), .integer(batch)]).map { ($0[0].int ?? 0, $0[1].string ?? "") }
+        }
+    }
+
     public func record(_ b: ExportBatch, state: BatchState, status: Int?, error: String?, response: String?, latencyMs: Int) async throws(SluiceError) {
         try locked { () throws(SluiceError) in
             _ = try recorder.query("""

@@ -67,6 +67,7 @@ struct ExportCommand: AsyncParsableCommand {
         @Option(help: "Seconds before a request times out (default 60).") var timeout: Double?
         @Option(help: "First retry delay in seconds (doubles each time, with jitter).") var retryBase: Double = 0.5
         @Flag(help: "Only plan (spool and record) batches; send nothing.") var planOnly = false
+        @Option(help: "A Delta table (delta:PATH) the delivered keys are appended to after the run, beside the database's ledger.") var ledger: String?
         @Flag(help: "Print the summary as JSON.") var json = false
         @OptionGroup var shared: SharedOptions
 
@@ -89,8 +90,19 @@ struct ExportCommand: AsyncParsableCommand {
                 throw fail(e.description)
             }
             let (planOnly, json, spec) = (planOnly, json, described)
+            var ledgerTable = ledger
+            if ledgerTable == nil, let name { ledgerTable = try? ExportSpec.settings(name, config: config).ledger }
+            if let l = ledgerTable, !l.hasPrefix("delta:") { throw ValidationError("--ledger takes a Delta table: delta:PATH") }
+            let table = ledgerTable
             try await ExportCommand.withStore(shared) { store in
                 let report = try await ExportDelivery.run(spec, store: store, planOnly: planOnly, progress: isatty(STDERR_FILENO) == 1 && !json ? ProgressLine.export : nil)
+                if let table {
+                    // Under the export's own lock: two runs never publish the same batches.
+                    let n = try await store.exclusive(spec.url) { () throws(SluiceError) in
+                        try await DeltaLedger.publish(table, url: spec.url, key: spec.source.key, store: store, engine: "sluice/\(BuildInfo.version)")
+                    }
+                    if !json { FileHandle.standardError.write(Data("ledger \(table): \(n) delivered keys appended\n".utf8)) }
+                }
                 if json {
                     let enc = JSONEncoder()
                     enc.outputFormatting = [.sortedKeys]

@@ -124,13 +124,21 @@ import Foundation
         _ = try TestPostgres.run(["python3", Self.oracle, "gold", gold, "12000", "1"])
         let rx = try Receiver(dir: cli.dir + "/rx")
         defer { rx.stop() }
-        let r = try cli.run(["export", "--from", "delta:registros_gold", "--key", "id", "--to", rx.url, "--batch-size", "5000", "--json"])
+        let r = try cli.run(["export", "--from", "delta:registros_gold", "--key", "id", "--to", rx.url, "--batch-size", "5000", "--json",
+                             "--ledger", "delta:registros_enviados"])
         #expect(r.status == 0, "\(r.err)")
         #expect(try cli.json(r.out)["delivered_rows"] as? Int == 12000)
+        // Seed 000's second table: the sent ids, as delta-rs reads them.
+        let sent = "select count(*) || '|' || count(distinct id) || '|' || max(batch) || '|' || min(destination) from t"
+        #expect(try TestPostgres.run(["python3", Self.oracle, "query", cli.dir + "/registros_enviados", sent]) == "12000|12000|3|\(rx.url)\n")
         _ = try TestPostgres.run(["python3", Self.oracle, "gold", gold, "3000", "12001"])
         let again = try cli.run(["export", "--from", "delta:registros_gold", "--key", "id", "--to", rx.url, "--batch-size", "5000"])
         #expect(again.status == 0 && again.out.contains("delivered 1 (3000 rows)"), "\(again.out)\(again.err)")
         #expect(again.err.contains("3000 rows added in version 1 merged into the mirror"), "\(again.err)")
+        // A run that did not publish (no --ledger) is caught up by the next that does.
+        let caught = try cli.run(["export", "--from", "delta:registros_gold", "--key", "id", "--to", rx.url, "--ledger", "delta:registros_enviados"])
+        #expect(caught.err.contains("ledger delta:registros_enviados: 3000 delivered keys appended"), "\(caught.err)")
+        #expect(try TestPostgres.run(["python3", Self.oracle, "query", cli.dir + "/registros_enviados", sent]) == "15000|15000|4|\(rx.url)\n")
         let same = try cli.run(["export", "--from", "delta:registros_gold", "--key", "id", "--to", rx.url])
         #expect(same.status == 0 && same.err.contains("still at version 1: the mirror is up to date") && same.out.contains("planned 0 new batches"), "\(same.err)")
         let counts = try rx.idCounts()
