@@ -149,6 +149,25 @@ import Foundation
         #expect(old.status == 0 && planned == 0, "\(old.out)\(old.err)")
     }
 
+    /// The same flow with the ledger and the mirror in PostgreSQL.
+    @Test func seed000OnPostgreSQLPublishesItsLedgerToo() throws {
+        let pg = try TestPostgres.fresh()
+        let cli = try CLI()
+        cli.write("sluice.yml", "database: \(pg.url)\n")
+        _ = try TestPostgres.run(["python3", Self.oracle, "gold", cli.dir + "/gold", "7000", "1"])
+        let rx = try Receiver(dir: cli.dir + "/rx")
+        defer { rx.stop() }
+        let args = ["export", "--from", "delta:gold", "--key", "id", "--to", rx.url, "--batch-size", "2000", "--ledger", "delta:sent"]
+        let r = try cli.run(args)
+        #expect(r.status == 0 && r.err.contains("7000 delivered keys appended"), "\(r.err)")
+        _ = try TestPostgres.run(["python3", Self.oracle, "gold", cli.dir + "/gold", "500", "7001"])
+        let again = try cli.run(args)
+        #expect(again.status == 0 && again.err.contains("500 rows added in version 1 merged into the mirror") && again.err.contains("500 delivered keys appended"), "\(again.err)")
+        #expect(try rx.idCounts().count == 7500)
+        let sent = try TestPostgres.run(["python3", Self.oracle, "query", cli.dir + "/sent", "select count(*) || '|' || count(distinct id) || '|' || max(batch) from t"])
+        #expect(sent == "7500|7500|5\n")
+    }
+
     /// A pipeline over a Delta table reads, each run, only the rows added since the version
     /// the last run read; a version that deleted rows stops it until --reprocess.
     @Test func pipelineReadsOnlyWhatWasAddedSinceItsLastRun() throws {
