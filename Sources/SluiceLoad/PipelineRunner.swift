@@ -245,13 +245,18 @@ public struct PipelineRunner {
         let schema = TableSchema(columns: columns.map { ColumnSchema(name: $0.name, type: $0.type, nullable: true) })
         let reader = try input.reader(spec: ReadSpec(schema: schema, fileName: displayName), dialect: CSVDialect())
         let names = schema.columns.map(\.name)
+        // A Delta change read with deletes: each row says whether it deletes (`op`: D), as a
+        // change file would, for a merging load to apply.
+        let ops = (reader as? DeltaBatchReader)?.snapshot.changes != nil && !names.contains("op")
+        let fields = ops ? names + ["op"] : names
         while let decoded = try reader.next() {
             if let bad = decoded.rejects.first { throw SluiceError(.invalidInput, bad.message, at: SourceLocation(file: displayName, line: bad.line)) }
             let b = decoded.batch
             for i in 0..<b.count {
                 var values: [String: EValue] = [:]
                 for (c, n) in names.enumerated() { values[n] = evalue(b.columns[c], i) }
-                try await body(PipelineRow(fields: names, values: values), "row \(b.lines[i])")
+                if ops { values["op"] = b.ops[i] == .delete ? .text("D") : .null }
+                try await body(PipelineRow(fields: fields, values: values), "row \(b.lines[i])")
             }
         }
     }

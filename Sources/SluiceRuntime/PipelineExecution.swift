@@ -412,10 +412,11 @@ public struct PipelineExecution: Sendable {
         }
     }
 
-    /// A Delta table as the run's one input: the rows added since the version the last run
-    /// read (recorded in the file ledger as `<table id>@v<N>`), or the whole snapshot the
-    /// first time, after `--reprocess`, or when the table was re-created. A version in between
-    /// that removed or rewrote rows fails the run, saying to read it whole.
+    /// A Delta table as the run's one input: the changes since the version the last run read
+    /// (recorded in the file ledger as `<table id>@v<N>`) — new rows, or with the change data
+    /// feed updates and deletes too (`op`: D) — or the whole snapshot the first time, after
+    /// `--reprocess`, or when the table was re-created. A version in between that removed or
+    /// rewrote rows of a table without the feed fails the run, saying to read it whole.
     func deltaSource(_ p: Pipeline, root named: String, selector asked: DeltaVersionSelector, whole: Bool, scratch: String) async throws(SluiceError)
         -> (files: [(path: String, name: String, file: PipelineSource.File)], entries: [WatchedFile]) {
         var (root, selector) = (named, asked)
@@ -449,7 +450,7 @@ public struct PipelineExecution: Sendable {
                 } catch {
                     throw SluiceError(error.code, error.message.replacingOccurrences(of: "(without @v\(last)..)", with: "with --reprocess"), at: error.location)
                 }
-                log("\(p.name): \(name) \(last + 1 == now.version ? "version \(now.version)" : "versions \(last + 1)–\(now.version)"): the rows added since the last run")
+                log("\(p.name): \(name) \(last + 1 == now.version ? "version \(now.version)" : "versions \(last + 1)–\(now.version)"): the changes since the last run")
             }
         }
         return ([(path, name, PipelineSource.File())], [ledger.entry(key, sha: tag, size: now.files.reduce(0) { $0 + $1.size }, modified: nil)])

@@ -16,6 +16,9 @@ public final class DeltaBatchReader: BatchReader {
     public let sourceFields: [String]
     public let unusedFields: [String]
 
+    /// The files to read: the snapshot's, or a change read's, each with what its rows mean.
+    let items: [(file: DeltaFileAction, kind: DeltaChange.Kind?)]
+    var kind: DeltaChange.Kind?
     var fileIndex = -1
     var current: ParquetBatchReader?
     var currentFile = ""
@@ -40,6 +43,7 @@ public final class DeltaBatchReader: BatchReader {
             }
         }
         self.renames = renames
+        items = snapshot.changes.map { $0.map { ($0.file, $0.kind) } } ?? snapshot.files.map { ($0, nil) }
         sourceFields = snapshot.schema.fields.map(\.name)
         let used = Set(spec.schema.columns.map { Self.top($0.sourceField, in: snapshot.schema) })
         unusedFields = sourceFields.filter { !used.contains($0) }
@@ -80,8 +84,9 @@ public final class DeltaBatchReader: BatchReader {
     /// Opens the next live file: its Parquet reader, deletion vector and partition constants.
     func openNext() throws(SluiceError) -> Bool {
         fileIndex += 1
-        guard fileIndex < snapshot.files.count else { return false }
-        let add = snapshot.files[fileIndex]
+        guard fileIndex < items.count else { return false }
+        let add = items[fileIndex].file
+        kind = items[fileIndex].kind
         let rel = try DeltaLog.relativePath(add.path)
         currentFile = snapshot.root + "/" + rel
         do throws(SluiceError) {
@@ -100,6 +105,7 @@ public final class DeltaBatchReader: BatchReader {
                 return col
             }
             if let op = spec.opField { inner.opField = try physicalPath(op, file: file) }
+            if kind == .changeData { inner.schema.columns.append(ColumnSchema(name: "_change_type", type: .text, nullable: true)) }
             current = try ParquetBatchReader(file: file, spec: inner)
             deleted = []
             if let d = add.deletionVector { deleted = try deletionVector(d) }
@@ -184,6 +190,25 @@ public final class DeltaBatchReader: BatchReader {
     func finish(_ decoded: DecodedBatch) throws(SluiceError) -> DecodedBatch {
         var batch = decoded.batch
         var rejects = decoded.rejects
+        switch kind {
+        case .removed?:
+            batch.ops = [RowOp](repeating: .delete, count: batch.count)
+        case .changeData?:
+            // The change type is the op; an update's before-image is not a row to write.
+            let types = batch.columns.removeLast()
+            batch.fields.removeLast()
+            var drop = Set<Int>()
+            for i in 0..<batch.count {
+                switch ValueText.render(types, i) {
+                case "delete": batch.ops[i] = .delete
+                case "update_preimage": drop.insert(i)
+                default: batch.ops[i] = .upsert
+                }
+            }
+            if !drop.isEmpty { batch = batch.removing(rows: drop) }
+            for i in rejects.indices where !rejects[i].fields.isEmpty { rejects[i].fields.removeLast() }
+        default: break
+        }
         if !deleted.isEmpty {
             var drop = Set<Int>()
             for (i, line) in batch.lines.enumerated() where isDeleted(line) { drop.insert(i) }

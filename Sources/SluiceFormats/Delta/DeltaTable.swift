@@ -19,9 +19,9 @@ public enum DeltaVersionSelector: Sendable, Hashable {
     case latest
     case version(Int64)
     case asOf(milliseconds: Int64)
-    /// The rows added after version `after` up to `through` (nil: the latest): `@v5..` or
-    /// `@v5..v9`. Only appends can be read this way; a version that removed or rewrote rows
-    /// is refused (read the whole table instead).
+    /// The changes after version `after` up to `through` (nil: the latest): `@v5..` or
+    /// `@v5..v9`. The rows appended; or, when versions removed or rewrote rows, the change data
+    /// feed's inserts, updates and deletes — refused for a table without it.
     case changes(after: Int64, through: Int64?)
 }
 
@@ -39,6 +39,9 @@ public struct DeltaSnapshot: Sendable {
     /// For a `changes` read: the version the changes start after (the files are then only
     /// those added since).
     public var changesAfter: Int64?
+    /// For a `changes` read of a table with the change data feed, where deletes and updates
+    /// happened: the files to read in order, each with what its rows mean.
+    public var changes: [DeltaChange]?
 
     /// The table's columns, logical names and types.
     public func columns() throws(SluiceError) -> [ColumnSchema] { try schema.columns() }
@@ -47,6 +50,7 @@ public struct DeltaSnapshot: Sendable {
     public func restricted(to files: [DeltaFileAction]) -> DeltaSnapshot {
         var s = DeltaSnapshot(root: root, version: version, protocolAction: protocolAction, metadata: metadata, schema: schema, files: files, columnMapping: columnMapping)
         s.changesAfter = changesAfter
+        s.changes = changes
         return s
     }
 
@@ -55,6 +59,15 @@ public struct DeltaSnapshot: Sendable {
         guard columnMapping != .none, let f = schema.field(named: column), let p = f.physicalName else { return column }
         return p
     }
+}
+
+/// One file of a change read: rows added (upserts), rows of a removed file (deletes), or a
+/// change data file whose `_change_type` column says, row by row.
+public struct DeltaChange: Sendable {
+    public enum Kind: Sendable { case added, removed, changeData }
+    public let file: DeltaFileAction
+    public let kind: Kind
+    public let version: Int64
 }
 
 /// Reads a table's log: lists it, picks the checkpoint and commits a version needs,
@@ -161,12 +174,20 @@ public enum DeltaLog {
         }
         var files = builder.liveFiles
         var changesAfter: Int64?
+        var changes: [DeltaChange]?
         if case .changes(let after, _) = selector {
-            files = try appended(storage, after: after, through: version, live: files, metadata: m)
             changesAfter = after
+            do {
+                files = try appended(storage, after: after, through: version, live: files, metadata: m)
+            } catch where error.code == .unsupported && m.configuration["delta.enableChangeDataFeed"] == "true" {
+                // Deletes or updates in between, recorded by the change data feed: read as changes.
+                changes = try changeFeed(storage, after: after, through: version, metadata: m)
+                files = []
+            }
         }
         var snapshot = DeltaSnapshot(root: storage.root, version: version, protocolAction: p, metadata: m, schema: schema, files: files, columnMapping: mapping)
         snapshot.changesAfter = changesAfter
+        snapshot.changes = changes
         return snapshot
     }
 
@@ -190,6 +211,34 @@ public enum DeltaLog {
             }
         }
         return live.filter { added.contains($0.key) }
+    }
+
+    /// The files that say what versions `after`+1 through `through` changed, as the protocol's
+    /// change data readers take them: a version's `cdc` files when it has some, else its added
+    /// files as inserts and its removed files as deletes (compaction is skipped). A version
+    /// that changed the schema, or that turned the change data feed off, is refused.
+    static func changeFeed(_ storage: some DeltaStorage, after: Int64, through: Int64, metadata: DeltaMetadata) throws(SluiceError) -> [DeltaChange] {
+        var out: [DeltaChange] = []
+        for v in (after + 1)...through {
+            let actions = try commitActions(storage, version: v)
+            var cdc: [DeltaChange] = [], removed: [DeltaChange] = [], added: [DeltaChange] = []
+            for a in actions {
+                switch a {
+                case .cdc(let f): cdc.append(DeltaChange(file: f, kind: .changeData, version: v))
+                case .add(let f) where f.dataChange: added.append(DeltaChange(file: f, kind: .added, version: v))
+                case .remove(let f) where f.dataChange: removed.append(DeltaChange(file: f, kind: .removed, version: v))
+                case .metadata(let m) where m.schemaString != metadata.schemaString || m.partitionColumns != metadata.partitionColumns
+                                         || m.configuration["delta.enableChangeDataFeed"] != "true":
+                    throw SluiceError(.unsupported, "\(storage.root): version \(v) changed the table's schema or its change data feed; read the whole table instead (without @v\(after)..)")
+                default: break
+                }
+            }
+            if let bad = (removed + added).first(where: { $0.file.deletionVector != nil }), cdc.isEmpty {
+                throw SluiceError(.unsupported, "\(storage.root): version \(v) changed deletion vectors (\(bad.file.path)) without change data files; read the whole table instead (without @v\(after)..)")
+            }
+            out += cdc.isEmpty ? removed + added : cdc
+        }
+        return out
     }
 
     /// The latest version committed at or before `ms` (by each commit's `commitInfo`).
