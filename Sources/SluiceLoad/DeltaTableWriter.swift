@@ -24,6 +24,8 @@ public final class DeltaTableWriter: BatchWriter {
     let base: DeltaSnapshot?
     let engine: String
     static let maxRowsPerFile: Int64 = 4_000_000
+    /// A checkpoint every this many commits (delta-rs's and Spark's default).
+    static let checkpointInterval: Int64 = 10
 
     struct OpenFile {
         var sink: FileSink
@@ -171,6 +173,21 @@ public final class DeltaTableWriter: BatchWriter {
         for a in written { try? FileManager.default.removeItem(atPath: root + "/" + ((try? DeltaLog.relativePath(a.path)) ?? a.path)) }
     }
 
+    /// Writes the checkpoint of `version` and points `_last_checkpoint` at it. The commit has
+    /// happened already: a checkpoint that cannot be written only leaves readers more to replay.
+    func checkpoint(_ version: Int64) {
+        let log = root + "/_delta_log/"
+        guard let s = try? DeltaLog.snapshot(LocalDeltaStorage(root: root), at: .version(version)),
+              let (bytes, actions) = try? DeltaCheckpoint.bytes(s) else { return }
+        let name = DeltaCheckpoint.fileName(version)
+        let temp = log + ".sluice-\(writeID)-" + name
+        guard FileManager.default.createFile(atPath: temp, contents: Data(bytes)), rename(temp, log + name) == 0 else { unlink(temp); return }
+        let last = log + ".sluice-\(writeID)-last"
+        if FileManager.default.createFile(atPath: last, contents: Data(DeltaCheckpoint.lastCheckpoint(version: version, actions: actions))) {
+            if rename(last, log + "_last_checkpoint") != 0 { unlink(last) }
+        }
+    }
+
     /// Commits the files as the next version, retrying past versions other appends took.
     func commit() throws(SluiceError) {
         let log = root + "/_delta_log"
@@ -201,6 +218,7 @@ public final class DeltaTableWriter: BatchWriter {
             let target = log + "/" + DeltaLog.fileName(version)
             if link(temp, target) == 0 {
                 committedVersion = version
+                if version > 0 && version % Self.checkpointInterval == 0 { checkpoint(version) }
                 return
             }
             guard errno == EEXIST else { throw SluiceError(.io, "cannot commit: \(String(cString: strerror(errno)))", at: SourceLocation(file: target)) }

@@ -17,7 +17,7 @@ import Foundation
 
     @Test func everyVersionOfTablesWrittenByDeltaRsReadsAsDeltaRsReadsIt() throws {
         let (cli, versions) = try Self.tables()
-        #expect(versions.count == 7 && versions.values.reduce(0) { $0 + $1.count } >= 26)
+        #expect(versions.count == 8 && versions.values.reduce(0) { $0 + $1.count } >= 28)
         try FileManager.default.createDirectory(atPath: cli.dir + "/lake/out", withIntermediateDirectories: true)
         for (table, vs) in versions {
             for v in vs {
@@ -317,6 +317,26 @@ import Foundation
         // A table with other columns: appending is refused, overwriting replaces the schema.
         let other = try cli.run(["load", "lake/gold", "--into", "delta:lake/mine"])
         #expect(other.status != 0 && other.err.contains("append rows of the same columns, or overwrite"), "\(other.err)")
+    }
+
+    /// 25 commits: checkpoints at 10 and 20 that delta-rs and polars read from, once the
+    /// commits before them are cleaned away.
+    @Test func checkpointsEveryTenCommitsAreReadByDeltaRsAndPolars() throws {
+        let cli = try CLI()
+        cli.write("rows.csv", "id,name,day\n" + (1...20).map { "\($0),n\($0),2024-01-0\($0 % 3 + 1)\n" }.joined())
+        for _ in 0..<25 { #expect(try cli.run(["convert", "rows.csv", "delta:t", "--partition-by", "day"]).status == 0) }
+        let log = cli.dir + "/t/_delta_log"
+        let names = try FileManager.default.contentsOfDirectory(atPath: log)
+        #expect(names.contains("00000000000000000010.checkpoint.parquet") && names.contains("00000000000000000020.checkpoint.parquet"))
+        // 21 commits of 3 files (one per day), the protocol and the metadata.
+        #expect(try String(contentsOfFile: log + "/_last_checkpoint", encoding: .utf8) == #"{"version":20,"size":65}"#)
+        for n in names where n.hasSuffix(".json") && Int(n.prefix(20))! <= 20 { try FileManager.default.removeItem(atPath: log + "/" + n) }
+        let rs = try TestPostgres.run(["python3", DeltaReadTests.oracle, "query", cli.dir + "/t", "select count(*) || '|' || count(distinct day) from t"])
+        #expect(rs == "500|3\n")
+        let polars = try TestPostgres.run(["python3", "-c", "import os, polars as pl; print(pl.read_delta('\(cli.dir)/t', version=22).height); os._exit(0)"])
+        #expect(polars.trimmingCharacters(in: .whitespacesAndNewlines) == "460")
+        let mine = try cli.run(["convert", "delta:t@v21", "x.csv", "--json"])
+        #expect(try cli.json(mine.out)["rows"] as? Int == 440)
     }
 
     /// Merge by key, copy-on-write: only the files whose key range holds a changed key are

@@ -162,6 +162,13 @@ def make(root):
     add_dv_commit(d, 4, [(small3, [0, 3, 4, 7, 200, 299] + list(range(10, 290, 3)), "file")])
     tables["dv"] = [0, 2, 3, 4]
 
+    # Written by polars (its write_delta), appended to once.
+    import polars as pl
+    pol = os.path.join(root, "polars")
+    pl.from_arrow(rows(80).select(["id", "small", "valor", "name", "flag", "ts", "cat", "day"])).write_delta(pol)
+    pl.from_arrow(rows(20, 80).select(["id", "small", "valor", "name", "flag", "ts", "cat", "day"])).write_delta(pol, mode="append")
+    tables["polars"] = [0, 1]
+
     # Partitioned by a timestamp and an integer (typed partition values).
     t = os.path.join(root, "tspart")
     tt = rows(40).select(["id", "small", "ts", "name"])
