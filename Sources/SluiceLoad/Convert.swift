@@ -74,10 +74,11 @@ public enum Converter {
     /// Writes a file's rows into a Delta table at `table` (a folder; created when new) as one
     /// commit: appended, or replacing what the table held.
     public static func runDelta(input: String, inputFormat: SourceFormat?, table: String, mode: DeltaTableWriter.Mode, partitionBy: [String],
-                                options: ConvertOptions, engine: String) throws(SluiceError) -> ConvertReport {
+                                options: ConvertOptions, engine: String, prepared: ((DeltaPrepared) -> Void)? = nil) throws(SluiceError) -> ConvertReport {
         let (file, schema) = try open(input, inputFormat: inputFormat, options: options)
         let stored = TableSchema(columns: schema.columns.map { var c = $0; c.type = DeltaCommit.storedType(c.type); return c })
         let writer = try DeltaTableWriter(root: table, schema: stored, mode: mode, partitionBy: partitionBy, options: options.parquet, engine: engine)
+        writer.onPrepared = prepared
         var report = ConvertReport(input: input, output: table, format: SourceFormat.delta.rawValue, columns: stored.columns.map(\.name))
         try copy(file, schema: stored, into: writer, options: options, report: &report)
         report.version = writer.committedVersion

@@ -15,10 +15,11 @@ public enum DeltaMerge {
         public var filesScanned = 0
         public var filesRewritten = 0
         public var filesInTable = 0
+        public init() {}
     }
 
     public static func run(input: String, inputFormat: SourceFormat?, table: String, key: [String], partitionBy: [String],
-                           options: ConvertOptions, engine: String) throws(SluiceError) -> Report {
+                           options: ConvertOptions, engine: String, prepared: ((DeltaPrepared) -> Void)? = nil) throws(SluiceError) -> Report {
         guard !key.isEmpty else { throw SluiceError(.invalidArgument, "merging into a Delta table needs the key: --key id") }
         let file = try InputFile.inspect(path: input, format: inputFormat)
         let storage = LocalDeltaStorage(root: table)
@@ -52,6 +53,7 @@ public enum DeltaMerge {
         }
 
         let writer = try DeltaTableWriter(root: table, schema: TableSchema(columns: columns), mode: .merge, partitionBy: partitionBy, options: options.parquet, engine: engine)
+        writer.onPrepared = prepared
         var found = Set<MergeKey>()
         if let base {
             report.filesInTable = base.files.count

@@ -2,6 +2,15 @@ public import SluiceCore
 public import SluiceFormats
 import Foundation
 
+/// A write ready to commit elsewhere (a table in an object store): the commit's body, the
+/// data files written (relative to the table), the version read, and whether it only appends.
+public struct DeltaPrepared: Sendable {
+    public let body: [UInt8]
+    public let files: [String]
+    public let base: Int64?
+    public let blindAppend: Bool
+}
+
 /// Writes rows into a Delta table in a local folder: Parquet files (a folder per partition,
 /// with per-file statistics), then one commit that adds them — and, overwriting, removes
 /// every file the table had. The commit file is created only if absent (a hard link of a
@@ -43,6 +52,8 @@ public final class DeltaTableWriter: BatchWriter {
     public private(set) var committedVersion: Int64?
     /// Files a merge rewrote: removed in the same commit.
     var replacing: [DeltaFileAction] = []
+    /// Set: ``finish()`` hands the write over instead of committing it (the caller commits).
+    public var onPrepared: ((DeltaPrepared) -> Void)?
 
     /// - Parameter partitionBy: the partition columns of a new table (an existing table keeps its own).
     public init(root: String, schema: TableSchema, mode: Mode, partitionBy: [String], options: ParquetWriteOptions, engine: String) throws(SluiceError) {
@@ -160,6 +171,12 @@ public final class DeltaTableWriter: BatchWriter {
     public func finish() throws(SluiceError) {
         do throws(SluiceError) {
             for key in open.keys.sorted() { try close(key) }
+            if let onPrepared {
+                var files: [String] = []
+                for a in written { files.append(try DeltaLog.relativePath(a.path)) }
+                onPrepared(DeltaPrepared(body: commitBody(), files: files, base: base?.version, blindAppend: mode == .append && base != nil))
+                return
+            }
             try commit()
         } catch {
             discard()
@@ -168,7 +185,7 @@ public final class DeltaTableWriter: BatchWriter {
     }
 
     /// Removes this write's data files (a commit that did not happen leaves nothing behind).
-    func discard() {
+    public func discard() {
         open = [:]  // their FileSinks remove the partial files
         for a in written { try? FileManager.default.removeItem(atPath: root + "/" + ((try? DeltaLog.relativePath(a.path)) ?? a.path)) }
     }
@@ -188,10 +205,8 @@ public final class DeltaTableWriter: BatchWriter {
         }
     }
 
-    /// Commits the files as the next version, retrying past versions other appends took.
-    func commit() throws(SluiceError) {
-        let log = root + "/_delta_log"
-        try? FileManager.default.createDirectory(atPath: log, withIntermediateDirectories: true)
+    /// The commit's JSON lines (the same whatever version it takes).
+    func commitBody() -> [UInt8] {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let metadata: DeltaMetadata?
         let proto: DeltaProtocol?
@@ -205,9 +220,15 @@ public final class DeltaTableWriter: BatchWriter {
             proto = base.map { b in b.protocolAction.minReaderVersion >= wanted.minReaderVersion ? nil : wanted } ?? wanted
         }
         let removes = mode == .overwrite ? (base?.files ?? []) : replacing
-        let body = DeltaCommit.lines(timestamp: now, operation: mode == .merge ? "MERGE" : "WRITE", mode: mode == .append ? "Append" : mode == .merge ? "Merge" : "Overwrite",
-                                     partitionBy: partitionColumns,
-                                     protocolAction: proto, metadata: metadata, adds: written, removes: removes, engine: engine)
+        return DeltaCommit.lines(timestamp: now, operation: mode == .merge ? "MERGE" : "WRITE", mode: mode == .append ? "Append" : mode == .merge ? "Merge" : "Overwrite",
+                                 partitionBy: partitionColumns, protocolAction: proto, metadata: metadata, adds: written, removes: removes, engine: engine)
+    }
+
+    /// Commits the files as the next version, retrying past versions other appends took.
+    func commit() throws(SluiceError) {
+        let log = root + "/_delta_log"
+        try? FileManager.default.createDirectory(atPath: log, withIntermediateDirectories: true)
+        let body = commitBody()
         let temp = log + "/.sluice-commit-\(writeID).json.tmp"
         guard FileManager.default.createFile(atPath: temp, contents: Data(body)) else { throw SluiceError(.io, "cannot write the commit", at: SourceLocation(file: temp)) }
         defer { unlink(temp) }
@@ -224,15 +245,7 @@ public final class DeltaTableWriter: BatchWriter {
             guard errno == EEXIST else { throw SluiceError(.io, "cannot commit: \(String(cString: strerror(errno)))", at: SourceLocation(file: target)) }
             // Another writer took this version: an append goes after other appends.
             let theirs = try DeltaLog.commitActions(LocalDeltaStorage(root: root), version: version)
-            let blind = theirs.allSatisfy { a in
-                switch a {
-                case .add, .commitInfo, .other, .cdc: return true
-                default: return false
-                }
-            }
-            guard mode == .append, base != nil, blind else {
-                throw SluiceError(.aborted, "\(root): another writer committed version \(version) while this one wrote (\(blind ? "this write \(mode == .merge ? "rewrote files it may have read" : "replaces the table")" : "it changed the table's data or schema")); nothing was committed — run it again")
-            }
+            try DeltaCommit.checkFollows(theirs, blindAppend: mode == .append && base != nil, table: root, version: version)
             version += 1
         }
     }

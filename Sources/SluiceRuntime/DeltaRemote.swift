@@ -1,16 +1,18 @@
-import SluiceCore
+public import SluiceCore
 import SluiceFormats
-import SluiceLoad
-import SluiceStorage
+public import SluiceLoad
+public import SluiceStorage
+public import SluiceConfig
+import SluiceWorker
 import Foundation
 
 /// A Delta table in an object store (`delta:s3://bucket/path/`), made local for one read:
 /// its log is fetched, the snapshot asked for is worked out, and only that snapshot's data
 /// files and deletion vectors are downloaded. The read then goes through the local reader,
 /// pinned to the version found, so a commit landing meanwhile changes nothing.
-enum DeltaRemote {
+public enum DeltaRemote {
     /// Whether `text` names a Delta table in a remote store.
-    static func isRemote(_ text: String) -> Bool {
+    public static func isRemote(_ text: String) -> Bool {
         text.hasPrefix("delta:") && Source.isRemote(String(text.dropFirst("delta:".count)))
     }
 
@@ -46,5 +48,80 @@ enum DeltaRemote {
         default: pinned = "@v\(snapshot.version)"
         }
         return "delta:" + local + pinned
+    }
+}
+
+extension DeltaRemote {
+    /// Writes into a Delta table in an S3 bucket (`delta:s3://bucket/path`): its log (and, for
+    /// a merge, the snapshot's files) is fetched into `scratch`, the write is prepared there by
+    /// `prepare` (given the local table), its data files are uploaded, then the commit is put
+    /// only if absent (`If-None-Match: *`) — after other writers' appends when it only appends.
+    /// Returns the version committed.
+    public static func write(_ text: String, scratch: String, s3: S3Config, fetchFiles: Bool,
+                             prepare: (String, @escaping (DeltaPrepared) -> Void) throws -> Void) async throws -> Int64 {
+        guard let (root, _) = try DeltaLocation.parse(text) else { throw SluiceError(.invalidArgument, "\(text) is not a Delta table") }
+        let location = try StorageLocation(root + "/")
+        guard case .s3 = location.kind, let store = try location.store(config: s3) as? S3ObjectStore else {
+            throw SluiceError(.unsupported, "\(root): Sluice writes Delta tables to a folder or an S3 bucket")
+        }
+        let prefix = location.key
+        let local = scratch + "/table"
+        try? FileManager.default.createDirectory(atPath: local, withIntermediateDirectories: true)
+        for o in try await store.listAll(prefix: prefix + "_delta_log/") {
+            let rel = String(o.key.dropFirst(prefix.count))
+            guard rel.split(separator: "/").count == 2 else { continue }
+            _ = try await store.download(o.key, to: local + "/" + rel, ifMatch: nil, hashing: false)
+        }
+        if fetchFiles, DeltaLocation.isTable(local) {
+            let s = try DeltaLog.snapshot(LocalDeltaStorage(root: local))
+            var needed = Set<String>()
+            for f in s.files {
+                needed.insert(try DeltaLog.relativePath(f.path))
+                if let d = f.deletionVector, d.storageType == "u" { needed.insert(try DeletionVector.relativePath(d)) }
+            }
+            for rel in needed.sorted() { _ = try await store.download(prefix + rel, to: local + "/" + rel, ifMatch: nil, hashing: false) }
+        }
+        nonisolated(unsafe) var prepared: DeltaPrepared?
+        try prepare(local) { prepared = $0 }
+        guard let p = prepared else { throw SluiceError(.io, "\(root): the write prepared no commit") }
+        for rel in p.files { _ = try await store.upload(prefix + rel, from: local + "/" + rel, contentType: nil) }
+        var version = (p.base ?? -1) + 1
+        do {
+            while !(try await store.putIfAbsent(prefix + "_delta_log/" + DeltaLog.fileName(version), bytes: p.body)) {
+                let theirs = try DeltaLog.parseCommit(try await store.get(prefix + "_delta_log/" + DeltaLog.fileName(version), range: nil, ifMatch: nil),
+                                                      fileName: root + "/_delta_log/" + DeltaLog.fileName(version))
+                try DeltaCommit.checkFollows(theirs, blindAppend: p.blindAppend, table: root, version: version)
+                version += 1
+            }
+        } catch {
+            for rel in p.files { try? await store.delete(prefix + rel) }
+            throw error
+        }
+        if version > 0 && version % 10 == 0 { await checkpoint(store, prefix: prefix, local: local, version: version, ours: p.body) }
+        return version
+    }
+
+    /// Puts the checkpoint of `version` and `_last_checkpoint`, best effort: the commit stands
+    /// either way, and readers replay more without it.
+    static func checkpoint(_ store: S3ObjectStore, prefix: String, local: String, version: Int64, ours: [UInt8]) async {
+        let log = local + "/_delta_log/"
+        for v in 0..<version where !FileManager.default.fileExists(atPath: log + DeltaLog.fileName(v)) {
+            guard (try? await store.download(prefix + "_delta_log/" + DeltaLog.fileName(v), to: log + DeltaLog.fileName(v), ifMatch: nil, hashing: false)) != nil else { return }
+        }
+        FileManager.default.createFile(atPath: log + DeltaLog.fileName(version), contents: Data(ours))
+        guard let s = try? DeltaLog.snapshot(LocalDeltaStorage(root: local), at: .version(version)), let (bytes, actions) = try? DeltaCheckpoint.bytes(s) else { return }
+        guard (try? await store.put(prefix + "_delta_log/" + DeltaCheckpoint.fileName(version), bytes: bytes, contentType: nil)) != nil else { return }
+        _ = try? await store.put(prefix + "_delta_log/_last_checkpoint", bytes: DeltaCheckpoint.lastCheckpoint(version: version, actions: actions), contentType: "application/json")
+    }
+}
+
+extension DeltaRemote {
+    /// ``write(_:scratch:s3:fetchFiles:prepare:)`` with the configured S3 settings and a scratch
+    /// folder under the state folder, removed afterwards.
+    public static func write(_ text: String, config: SluiceConfig, fetchFiles: Bool,
+                             prepare: (String, @escaping (DeltaPrepared) -> Void) throws -> Void) async throws -> Int64 {
+        let scratch = (config.stateDir as NSString).appendingPathComponent("downloads/\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        return try await write(text, scratch: scratch, s3: S3Config.from(config.s3), fetchFiles: fetchFiles, prepare: prepare)
     }
 }

@@ -324,6 +324,15 @@ public struct S3ObjectStore: ObjectStore {
         return Self.unquote(a.headers.first(name: "ETag") ?? "")
     }
 
+    /// Writes an object only if no object has its key (`If-None-Match: *`): false when one
+    /// does. A retried request that finds its own earlier write counts as written.
+    public func putIfAbsent(_ key: String, bytes: [UInt8]) async throws(SluiceError) -> Bool {
+        let a = try await send("PutObject") { request(.PUT, key: key, headers: [("if-none-match", "*")], body: bytes) }
+        if a.status == 200 { return true }
+        guard a.status == 412 || a.status == 409 else { throw fail("PutObject", a, key: key) }
+        return (try? await get(key, range: nil, ifMatch: nil)) == bytes
+    }
+
     public func upload(_ key: String, from source: String, contentType: String?) async throws(SluiceError) -> String {
         guard let input = FileHandle(forReadingAtPath: source) else { throw SluiceError(.notFound, "cannot open", at: SourceLocation(file: source)) }
         defer { try? input.close() }

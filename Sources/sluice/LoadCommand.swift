@@ -97,7 +97,7 @@ struct LoadCommand: AsyncParsableCommand {
             throw fail(error.description)
         }
         defer { if let s = fetched.scratch { try? FileManager.default.removeItem(atPath: s) } }
-        if into.hasPrefix("delta:") { return try loadIntoDelta(fetched.paths) }
+        if into.hasPrefix("delta:") { return try await loadIntoDelta(fetched.paths, config: config) }
         // Into a mapping: each file is split into one NDJSON part per entity, then each entity
         // is loaded from its parts (one transaction per entity).
         if let mapping = config.mappings[into] {
@@ -129,7 +129,7 @@ struct LoadCommand: AsyncParsableCommand {
 
     /// Writes the files' rows into a Delta table, one commit per file (replace overwrites the
     /// table with the first file, the others append).
-    func loadIntoDelta(_ paths: [String]) throws {
+    func loadIntoDelta(_ paths: [String], config: SluiceConfig) async throws {
         let table = String(into.dropFirst("delta:".count))
         let keys = key.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
         let parts = partitionBy.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
@@ -139,7 +139,15 @@ struct LoadCommand: AsyncParsableCommand {
         for (i, path) in paths.enumerated() {
             if mode == .merge || (mode == nil && !keys.isEmpty) {
                 do {
-                    let r = try DeltaMerge.run(input: path, inputFormat: format, table: table, key: keys, partitionBy: parts, options: options, engine: "sluice/\(BuildInfo.version)")
+                    var r = DeltaMerge.Report()
+                    let (fmt, engine) = (format, "sluice/\(BuildInfo.version)")
+                    if DeltaRemote.isRemote(into) {
+                        r.version = try await DeltaRemote.write(into, config: config, fetchFiles: true) { (local, prepared) in
+                            r = try DeltaMerge.run(input: path, inputFormat: fmt, table: local, key: keys, partitionBy: parts, options: options, engine: engine, prepared: prepared)
+                        }
+                    } else {
+                        r = try DeltaMerge.run(input: path, inputFormat: format, table: table, key: keys, partitionBy: parts, options: options, engine: engine)
+                    }
                     if json {
                         let enc = JSONEncoder()
                         enc.outputFormatting = [.sortedKeys]
@@ -155,7 +163,19 @@ struct LoadCommand: AsyncParsableCommand {
             }
             let m: DeltaTableWriter.Mode = mode == .replace && i == 0 ? .overwrite : .append
             do {
-                let r = try Converter.runDelta(input: path, inputFormat: format, table: table, mode: m, partitionBy: parts, options: options, engine: "sluice/\(BuildInfo.version)")
+                var r: ConvertReport
+                let (fmt, engine) = (format, "sluice/\(BuildInfo.version)")
+                if DeltaRemote.isRemote(into) {
+                    nonisolated(unsafe) var local: ConvertReport?
+                    let v = try await DeltaRemote.write(into, config: config, fetchFiles: false) { (root, prepared) in
+                        local = try Converter.runDelta(input: path, inputFormat: fmt, table: root, mode: m, partitionBy: parts, options: options, engine: engine, prepared: prepared)
+                    }
+                    r = local!
+                    r.version = v
+                    r.output = table
+                } else {
+                    r = try Converter.runDelta(input: path, inputFormat: format, table: table, mode: m, partitionBy: parts, options: options, engine: engine)
+                }
                 if json {
                     let enc = JSONEncoder()
                     enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -339,6 +339,53 @@ import Foundation
         #expect(try cli.json(mine.out)["rows"] as? Int == 440)
     }
 
+    /// Writing to a bucket (moto): appends, a merge and a checkpoint at version 10, commits put
+    /// only if absent so two writers at once both land; delta-rs reads the table from S3.
+    @Test func writesToAnS3BucketCommitOnlyIfAbsent() throws {
+        let s3 = try S3Server.shared()
+        let cli = try CLI()
+        let bucket = "lakew-" + UUID().uuidString.prefix(8).lowercased()
+        try s3.boto3("s3.create_bucket(Bucket='\(bucket)')")
+        cli.write("rows.csv", "id,name\n" + (1...100).map { "\($0),a\n" }.joined())
+        cli.write("changes.csv", "id,name,op\n5,changed,U\n6,,D\n500,new,I\n")
+        let table = "delta:s3://\(bucket)/t"
+        #expect(try cli.run(["load", "rows.csv", "--into", table, "--key", "id"], env: s3.env).status == 0)
+        // Two writers appending at once, four times each.
+        var procs: [Process] = []
+        for _ in 0..<2 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", "for i in 1 2 3 4; do '\(CLI.binary)' load rows.csv --into \(table) --mode append >/dev/null || exit 1; done"]
+            p.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
+            var env = ProcessInfo.processInfo.environment
+            for (k, v) in s3.env { env[k] = v }
+            p.environment = env
+            try p.run()
+            procs.append(p)
+        }
+        for p in procs { p.waitUntilExit(); #expect(p.terminationStatus == 0) }
+        let merged = try cli.run(["load", "changes.csv", "--into", table, "--key", "id"], env: s3.env)
+        #expect(merged.status == 0 && merged.out.contains("version 9: merged by id: inserted 1, updated 1, deleted 1"), "\(merged.out)\(merged.err)")
+        #expect(try cli.run(["load", "rows.csv", "--into", table, "--mode", "append"], env: s3.env).status == 0)
+        let keys = try s3.boto3("print(sorted(o['Key'] for o in s3.list_objects_v2(Bucket='\(bucket)', Prefix='t/_delta_log/')['Contents']))")
+        #expect(keys.contains("00000000000000000010.checkpoint.parquet") && keys.contains("_last_checkpoint") && !keys.contains("00000000000000000011.json"), "\(keys)")
+        let rs = try TestPostgres.run(["python3", "-c", """
+            import os, pyarrow as pa
+            from deltalake import DeltaTable, QueryBuilder
+            so = {'AWS_ENDPOINT_URL': '\(s3.endpoint)', 'AWS_ALLOW_HTTP': 'true', 'AWS_ACCESS_KEY_ID': 'testing', 'AWS_SECRET_ACCESS_KEY': 'testing', 'AWS_REGION': 'us-east-1'}
+            dt = DeltaTable('s3://\(bucket)/t', storage_options=so)
+            r = pa.table(QueryBuilder().register('t', dt).execute("select count(*) c, count(distinct id) d from t").read_all()).to_pylist()[0]
+            print(dt.version(), r['c'], r['d'])
+            os._exit(0)
+            """])
+        // 9 loads of 100 ids; the merge: id 5's nine rows become one, id 6's go, 500 comes;
+        // then 100 more (id 6 again): 900 - 8 - 9 + 1 + 100 rows of 101 ids.
+        #expect(rs.trimmingCharacters(in: .whitespacesAndNewlines) == "10 984 101", "\(rs)")
+        let back = try cli.run(["load", table, "--into", "back", "--mode", "append"], env: s3.env)
+        let backRows = try cli.sqlite("SELECT count(*) FROM back")
+        #expect(back.status == 0 && backRows == "984\n", "\(back.err)")
+    }
+
     /// Merge by key, copy-on-write: only the files whose key range holds a changed key are
     /// read and rewritten; delta-rs reads the result.
     @Test func mergeRewritesOnlyTheFilesThatHoldChangedKeys() throws {

@@ -136,6 +136,21 @@ public enum DeltaCommit {
         return out
     }
 
+    /// Whether a write may commit after `theirs`, the commit another writer took its version
+    /// with: only an append (`blindAppend`) after a commit that only added files. Throws,
+    /// saying what happened, otherwise.
+    public static func checkFollows(_ theirs: [DeltaAction], blindAppend: Bool, table: String, version: Int64) throws(SluiceError) {
+        let onlyAdds = theirs.allSatisfy { a in
+            switch a {
+            case .add, .commitInfo, .other, .cdc: return true
+            default: return false
+            }
+        }
+        guard blindAppend, onlyAdds else {
+            throw SluiceError(.aborted, "\(table): another writer committed version \(version) while this one wrote (\(onlyAdds ? "this write rewrites files it read" : "it changed the table's data or schema")); nothing was committed — run it again")
+        }
+    }
+
     static func partitionJSON(_ values: [String: String?]) -> JSONValue {
         .object(values.sorted { $0.key < $1.key }.map { JSONMember(key: $0.key, value: $0.value.map(JSONValue.string) ?? .null) })
     }
