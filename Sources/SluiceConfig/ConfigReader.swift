@@ -346,9 +346,14 @@ public enum ConfigReader {
         if let n = m["after"] { pipeline.after = try r.strings(n, "\(p).after") }
         pipeline.sql = sql
         if let n = m["where"] {
-            guard pipeline.sourceTable != nil else { throw r.error(n, "\(p).where filters a table source (source: table:NAME)") }
             let text = try r.string(n, "\(p).where")
-            guard !text.contains(";") else { throw r.error(n, "\(p).where is one SQL condition (no ';')") }
+            if pipeline.source.hasPrefix("delta:") {
+                // A Delta source: a condition of the steps' language, which also skips files.
+                do { _ = try ExprParser.parse(text) } catch { throw r.error(n, "\(p).where: \(error)") }
+            } else {
+                guard pipeline.sourceTable != nil else { throw r.error(n, "\(p).where filters a table source (source: table:NAME) or a Delta table (source: delta:PATH)") }
+                guard !text.contains(";") else { throw r.error(n, "\(p).where is one SQL condition (no ';')") }
+            }
             pipeline.sourceFilter = text
         }
         if let table = pipeline.sourceTable {

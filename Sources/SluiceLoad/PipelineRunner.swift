@@ -48,11 +48,18 @@ public struct PipelineRunner {
     public var rejectLog: StepRejectLog?
     /// The pipeline's `record:`: its files are text, each record one `line` row.
     let textRecords: TextRecords?
+    /// A Delta source's `where:`, for skipping files.
+    var skip: Expr?
 
     public var enrichCount: Int { enrichSteps.count }
 
     public init(pipeline: Pipeline) throws(SluiceError) {
         var current: [PipelineStep] = []
+        // A Delta source's `where:` filters its rows first, and skips the files it rules out.
+        if pipeline.source.hasPrefix("delta:"), let text = pipeline.sourceFilter {
+            do { skip = try ExprParser.parse(text) } catch { throw SluiceError(.invalidConfig, "pipeline \(pipeline.name), where: \(error)") }
+            current.append(.filter(skip!))
+        }
         var enrich: [EnrichSpec] = []
         for step in pipeline.steps {
             if case .enrich(let spec) = step {
@@ -68,7 +75,7 @@ public struct PipelineRunner {
         textRecords = pipeline.textRecords
         figures = enrich.map { _ in Enricher.Figures() }
         do {
-            header = try Pipeline.check(pipeline.steps)
+            header = try Pipeline.check((skip.map { [.filter($0)] } ?? []) + pipeline.steps)
         } catch {
             throw SluiceError(.invalidConfig, "pipeline \(pipeline.name), step \(error.step + 1): \(error.message)")
         }
@@ -86,7 +93,7 @@ public struct PipelineRunner {
         var kept = 0
         var first = segments[0]
         defer { segments[0] = first }
-        var result = try await Self.cut(file: file, displayName: displayName, steps: &first, batchRows: batchRows, log: rejectLog, records: textRecords) { (batch) throws(SluiceError) in
+        var result = try await Self.cut(file: file, displayName: displayName, steps: &first, batchRows: batchRows, log: rejectLog, records: textRecords, skip: skip) { (batch) throws(SluiceError) in
             var rows = batch
             for k in enrichSteps.indices where !rows.isEmpty { rows = try await afterEnrich(step: k, rows, env: env!, result: &later) }
             guard await feed.send(rows.map(\.row)) else { throw SluiceError(.aborted, "the load stopped taking rows", at: SourceLocation(file: displayName)) }
@@ -103,15 +110,15 @@ public struct PipelineRunner {
     /// the kept rows on in batches of `batchRows` (the last may be short, none when empty).
     public mutating func extract(file: String, displayName: String,
                                  emit: ([StageBatch.Item]) async throws(SluiceError) -> Void) async throws(SluiceError) -> FileResult {
-        try await Self.cut(file: file, displayName: displayName, steps: &segments[0], batchRows: batchRows, log: rejectLog, records: textRecords, emit: emit)
+        try await Self.cut(file: file, displayName: displayName, steps: &segments[0], batchRows: batchRows, log: rejectLog, records: textRecords, skip: skip, emit: emit)
     }
 
     /// Reads a file through `steps`, handing the kept rows to `emit` in batches of `batchRows`.
     static func cut(file: String, displayName: String, steps: inout RowTransformer, batchRows: Int, log: StepRejectLog?, records: TextRecords?,
-                    emit: ([StageBatch.Item]) async throws(SluiceError) -> Void) async throws(SluiceError) -> FileResult {
+                    skip: Expr? = nil, emit: ([StageBatch.Item]) async throws(SluiceError) -> Void) async throws(SluiceError) -> FileResult {
         var result = FileResult()
         var batch: [StageBatch.Item] = []
-        try await readRows(file: file, displayName: displayName, records: records) { (row, place) throws(SluiceError) in
+        try await readRows(file: file, displayName: displayName, records: records, skip: skip) { (row, place) throws(SluiceError) in
             result.read += 1
             for outcome in steps.run(row) {
                 switch outcome {
@@ -173,12 +180,12 @@ public struct PipelineRunner {
 
     /// Calls `body` with each record of a CSV, JSON or text file as a row, and where it is;
     /// `records` (a pipeline's `record:`) reads the file as text records.
-    static func readRows(file: String, displayName: String, records: TextRecords? = nil,
+    static func readRows(file: String, displayName: String, records: TextRecords? = nil, skip: Expr? = nil,
                          _ body: (PipelineRow, String) async throws(SluiceError) -> Void) async throws(SluiceError) {
         // The name tells the format (an upload's path is a generated name; its display name is the client's).
         let named = [displayName, file].first { SourceFormat.detect(fromName: $0.hasSuffix(".gz") ? String($0.dropLast(3)) : $0) != nil } ?? file
         if file.hasPrefix("delta:") || DeltaLocation.isTable(file) || SourceFormat.detect(fromName: named)?.isBinary == true {
-            return try await readTyped(file: file, displayName: displayName, body)
+            return try await readTyped(file: file, displayName: displayName, skip: skip, body)
         }
         var reader: any ByteChunkReader
         if named.hasSuffix(".gz") {
@@ -238,12 +245,13 @@ public struct PipelineRunner {
 
     /// Rows of a file typed by its own schema (Parquet, Avro, a Delta table): numbers and
     /// booleans keep their types, other values go to the steps as text.
-    static func readTyped(file: String, displayName: String, _ body: (PipelineRow, String) async throws(SluiceError) -> Void) async throws(SluiceError) {
+    static func readTyped(file: String, displayName: String, skip: Expr? = nil, _ body: (PipelineRow, String) async throws(SluiceError) -> Void) async throws(SluiceError) {
         let input = try InputFile.inspect(path: file, format: nil)
         let columns = try input.inferColumns(dialect: CSVDialect(), rows: 0, exclude: [], limits: ReadLimits())
         // Nothing is refused here: the steps and the load judge the values.
         let schema = TableSchema(columns: columns.map { ColumnSchema(name: $0.name, type: $0.type, nullable: true) })
         let reader = try input.reader(spec: ReadSpec(schema: schema, fileName: displayName), dialect: CSVDialect())
+        (reader as? DeltaBatchReader)?.skip = skip
         let names = schema.columns.map(\.name)
         // A Delta change read with deletes: each row says whether it deletes (`op`: D), as a
         // change file would, for a merging load to apply.

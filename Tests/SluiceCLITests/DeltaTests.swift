@@ -149,6 +149,34 @@ import Foundation
         #expect(old.status == 0 && planned == 0, "\(old.out)\(old.err)")
     }
 
+    /// `where:` on a Delta source filters its rows and skips the files whose statistics or
+    /// partition values rule it out.
+    @Test func whereSkipsFilesByStatisticsAndPartitions() throws {
+        let (cli, _) = try Self.tables()
+        let gold = cli.dir + "/gold"
+        for k in 0..<10 { _ = try TestPostgres.run(["python3", Self.oracle, "gold", gold, "100", String(k * 100 + 1)]) }
+        cli.write("sluice.yml", """
+            pipelines:
+              by_stats:
+                source: delta:gold
+                where: "id > 250 and id <= 420"
+                into: ranged
+              by_partition:
+                source: delta:lake/part
+                where: "cat = 'B' or valor < 10"
+                into: b_rows
+            """)
+        let r = try cli.run(["run", "by_stats"])
+        #expect(r.status == 0 && r.err.contains("read 300, kept 170"), "\(r.err)")  // 3 of 10 files read
+        #expect(try cli.sqlite("SELECT count(*), min(id), max(id) FROM ranged") == "170|251|420\n")
+        #expect(try cli.run(["run", "by_partition", "--quiet"]).status == 0)
+        let want = try TestPostgres.run(["python3", Self.oracle, "query", cli.dir + "/lake/part", "select count(*) from t where cat = 'B' or valor < 10"])
+        #expect(try cli.sqlite("SELECT count(*) FROM b_rows") == want)
+        cli.write("sluice.yml", "pipelines:\n  bad:\n    source: delta:gold\n    where: \"id >\"\n    into: x\n")
+        let bad = try cli.run(["run", "bad"])
+        #expect(bad.status != 0 && bad.err.contains("where"), "\(bad.err)")
+    }
+
     /// A table with the change data feed: the changes since a version, deletes and updates
     /// included, applied by a merging load and by a pipeline into a keyed table.
     @Test func theChangeDataFeedCarriesUpdatesAndDeletes() throws {

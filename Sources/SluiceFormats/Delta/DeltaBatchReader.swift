@@ -19,6 +19,11 @@ public final class DeltaBatchReader: BatchReader {
     /// The files to read: the snapshot's, or a change read's, each with what its rows mean.
     let items: [(file: DeltaFileAction, kind: DeltaChange.Kind?)]
     var kind: DeltaChange.Kind?
+    /// A condition the rows will be filtered by: files whose partition values or statistics
+    /// show no row can meet it are not read.
+    public var skip: Expr?
+    /// Files not read because of ``skip``.
+    public private(set) var filesSkipped = 0
     var fileIndex = -1
     var current: ParquetBatchReader?
     var currentFile = ""
@@ -84,6 +89,10 @@ public final class DeltaBatchReader: BatchReader {
     /// Opens the next live file: its Parquet reader, deletion vector and partition constants.
     func openNext() throws(SluiceError) -> Bool {
         fileIndex += 1
+        while fileIndex < items.count, let skip, items[fileIndex].kind == nil, !DeltaSkipping.mayMatch(skip, items[fileIndex].file, snapshot) {
+            filesSkipped += 1
+            fileIndex += 1
+        }
         guard fileIndex < items.count else { return false }
         let add = items[fileIndex].file
         kind = items[fileIndex].kind
