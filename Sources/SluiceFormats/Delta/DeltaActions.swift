@@ -236,6 +236,9 @@ public struct DeltaSnapshotBuilder: Sendable {
         }
     }
 
+    /// Whether the logical file with `key` is live.
+    func contains(_ key: String) -> Bool { files[key] != nil }
+
     mutating func put(_ f: DeltaFileAction) {
         if files.updateValue(f, forKey: f.key) == nil { order.append(f.key) }
     }

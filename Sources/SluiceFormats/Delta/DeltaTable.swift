@@ -146,6 +146,21 @@ public enum DeltaLog {
                     throw error.inFile(storage.root + "/" + logDir + f)
                 }
             }
+            // The checkpoint must hold what its own version's commit did, when that is kept.
+            if listing.commits.contains(checkpoint) {
+                for a in try commitActions(storage, version: checkpoint) {
+                    let (path, present, wanted): (String, Bool, Bool)
+                    switch a {
+                    case .add(let f): (path, present, wanted) = (f.path, builder.contains(f.key), true)
+                    case .remove(let f): (path, present, wanted) = (f.path, builder.contains(f.key), false)
+                    default: continue
+                    }
+                    if present != wanted {
+                        throw SluiceError(.malformedFile, "\(storage.root): the checkpoint of version \(checkpoint) disagrees with that version's commit (\(path) is \(wanted ? "added" : "removed") there but \(present ? "live" : "absent") in the checkpoint)",
+                                          at: SourceLocation(file: storage.root + "/" + logDir + files[0]))
+                    }
+                }
+            }
         }
         if first <= version {
             for v in first...version {
