@@ -14,7 +14,7 @@ taskset. Medians of --runs, each a fresh database, ledger or table copy.
 
   python3 bench/delta_bench.py [--rows 1000000] [--files 10] [--runs 3]
 """
-import argparse, glob, os, shutil, sqlite3, statistics, subprocess, sys, tempfile, time
+import argparse, os, shutil, sqlite3, statistics, subprocess, sys, tempfile, time
 
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401 (pa.compute)
@@ -22,7 +22,7 @@ import pyarrow.parquet  # noqa: F401 (pa.parquet)
 from deltalake import DeltaTable, write_deltalake
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from export_bench import receiver  # noqa: E402 (seed 000's receiver, started the same way)
+from export_bench import check, receiver  # noqa: E402 (seed 000's receiver, started and checked the same way)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLUICE = os.path.join(ROOT, ".build/release/sluice")
@@ -58,18 +58,6 @@ def sluice(args, work):
     if r.returncode != 0:
         raise SystemExit(r.stderr)
     return sqlite3.connect(os.path.join(work, "sluice.db")).execute("SELECT count(*) FROM registros").fetchone()[0]
-
-
-def received(folder):
-    ids = set()
-    n = 0
-    for f in glob.glob(os.path.join(folder, "*.csv")):
-        with open(f) as fh:
-            next(fh)
-            for line in fh:
-                ids.add(int(line.split(",", 1)[0]))
-                n += 1
-    return n, len(ids)
 
 
 def export(source, work, url):
@@ -172,7 +160,7 @@ def main():
                 finally:
                     rx.kill()
                     rx.wait()
-                assert received(folder) == (a.rows, a.rows), received(folder)
+                check(folder, a.rows)
                 shutil.rmtree(work)
         emed = medians(ex)
         print(f"export from Delta / from SQLite: {emed['export from delta:'] / emed['export from SQLite table']:.2f} (target <= 1.2)")

@@ -102,7 +102,9 @@ public final class DeltaTableWriter: BatchWriter {
         let p = s.protocolAction
         let supported: Set<String> = ["appendOnly", "invariants", "checkConstraints", "changeDataFeed", "timestampNtz", "deletionVectors", "vacuumProtocolCheck", "domainMetadata"]
         var missing: [String] = []
-        if p.minWriterVersion == 7 { missing = p.writerFeatures.filter { !supported.contains($0) } }
+        // variantType asks nothing of a writer whose table has no variant column.
+        let noVariant = !s.metadata.schemaString.contains("\"variant\"")
+        if p.minWriterVersion == 7 { missing = p.writerFeatures.filter { !supported.contains($0) && !($0 == "variantType" && noVariant) } }
         if p.minWriterVersion >= 5 && p.minWriterVersion < 7 { missing.append(p.minWriterVersion == 5 ? "columnMapping" : "identityColumns") }
         if p.minWriterVersion > 7 { missing.append("writer version \(p.minWriterVersion)") }
         if s.metadata.configuration.keys.contains(where: { $0.hasPrefix("delta.constraints.") }) { missing.append("checkConstraints (constraints are set)") }

@@ -316,6 +316,21 @@ import Foundation
 /// Issue 17: tables Sluice writes are read by delta-rs as Sluice reads them, keep a valid
 /// history other writers can extend, and concurrent writers never lose or double a commit.
 @Suite(.serialized) struct DeltaWriteTests {
+    /// Runs `n` copies of a shell script at once in `dir`; their exit statuses.
+    static func atOnce(_ n: Int, _ script: String, in dir: String, env: [String: String] = [:]) throws -> [Int32] {
+        var procs: [Process] = []
+        for _ in 0..<n {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", script]
+            p.currentDirectoryURL = URL(fileURLWithPath: dir)
+            p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+            try p.run()
+            procs.append(p)
+        }
+        return procs.map { $0.waitUntilExit(); return $0.terminationStatus }
+    }
+
     @Test func tablesSluiceWritesReadInDeltaRsAndTakeItsWrites() throws {
         let (cli, _) = try DeltaReadTests.tables()
         #expect(try cli.run(["convert", "delta:lake/part", "lake/src.parquet"]).status == 0)
@@ -390,19 +405,8 @@ import Foundation
         let table = "delta:s3://\(bucket)/t"
         #expect(try cli.run(["load", "rows.csv", "--into", table, "--key", "id"], env: s3.env).status == 0)
         // Two writers appending at once, four times each.
-        var procs: [Process] = []
-        for _ in 0..<2 {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/bin/sh")
-            p.arguments = ["-c", "for i in 1 2 3 4; do '\(CLI.binary)' load rows.csv --into \(table) --mode append >/dev/null || exit 1; done"]
-            p.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
-            var env = ProcessInfo.processInfo.environment
-            for (k, v) in s3.env { env[k] = v }
-            p.environment = env
-            try p.run()
-            procs.append(p)
-        }
-        for p in procs { p.waitUntilExit(); #expect(p.terminationStatus == 0) }
+        let statuses = try Self.atOnce(2, "for i in 1 2 3 4; do '\(CLI.binary)' load rows.csv --into \(table) --mode append >/dev/null || exit 1; done", in: cli.dir, env: s3.env)
+        #expect(statuses == [0, 0])
         let merged = try cli.run(["load", "changes.csv", "--into", table, "--key", "id"], env: s3.env)
         #expect(merged.status == 0 && merged.out.contains("version 9: merged by id: inserted 1, updated 1, deleted 1"), "\(merged.out)\(merged.err)")
         #expect(try cli.run(["load", "rows.csv", "--into", table, "--mode", "append"], env: s3.env).status == 0)
@@ -476,18 +480,10 @@ import Foundation
         cli.write("rows.csv", "id,name\n" + (1...100).map { "\($0),n\($0)\n" }.joined())
         #expect(try cli.run(["convert", "rows.csv", "delta:race"]).status == 0)
         // Two writers, five appends each, at once.
-        var procs: [Process] = []
-        for _ in 0..<2 {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/bin/sh")
-            p.arguments = ["-c", "for i in 1 2 3 4 5; do '\(CLI.binary)' convert rows.csv delta:race >/dev/null || exit 1; done"]
-            p.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
-            try p.run()
-            procs.append(p)
-        }
-        for p in procs { p.waitUntilExit(); #expect(p.terminationStatus == 0) }
+        let statuses = try Self.atOnce(2, "for i in 1 2 3 4 5; do '\(CLI.binary)' convert rows.csv delta:race >/dev/null || exit 1; done", in: cli.dir)
+        #expect(statuses == [0, 0])
         let log = try FileManager.default.contentsOfDirectory(atPath: cli.dir + "/race/_delta_log").filter { $0.hasSuffix(".json") }.sorted()
-        #expect(log == (0...10).map { DeltaLog(version: $0) })
+        #expect(log == (0...10).map { String(format: "%020d.json", $0) })
         // A writer killed after writing its Parquet file, before committing: a file no commit
         // names and a half-made commit file; readers see the 11 commits only.
         try FileManager.default.copyItem(atPath: cli.dir + "/race/" + (try FileManager.default.contentsOfDirectory(atPath: cli.dir + "/race").first { $0.hasSuffix(".parquet") })!,
@@ -498,9 +494,4 @@ import Foundation
         let count = try TestPostgres.run(["python3", DeltaReadTests.oracle, "query", cli.dir + "/race", "select count(*) || '|' || count(distinct id) from t"])
         #expect(count == "1100|100\n")
     }
-}
-
-func DeltaLog(version: Int) -> String {
-    let d = String(version)
-    return String(repeating: "0", count: 20 - d.count) + d + ".json"
 }
