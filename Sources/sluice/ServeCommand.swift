@@ -114,7 +114,8 @@ struct ServeCommand: AsyncParsableCommand {
                 var services: [any Service] = []
                 let execution = PipelineExecution(config: config, runtime: runtime, reporter: .shell(quiet: false, json: false))
                 if !noWorkers { services.append(runtime.worker(concurrency: concurrency, id: nil, wake: wake)) }
-                services.append(CleanupService(runtime: runtime))  // retention:, every hour
+                // retention:, every hour (SLUICE_CLEANUP=off leaves it to `sluice gc`, e.g. from cron)
+                if ProcessInfo.processInfo.environment["SLUICE_CLEANUP"]?.lowercased() != "off" { services.append(CleanupService(runtime: runtime)) }
                 // Scheduled pipelines are checked every 30 s (each due one runs once, catching up).
                 if config.pipelines.values.contains(where: { $0.schedule != nil }) {
                     services.append(SchedulerService(execution: execution))
