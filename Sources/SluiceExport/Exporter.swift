@@ -44,6 +44,10 @@ public struct ExportSpec: Sendable {
     /// Folder for spooled batch files (kept until delivered).
     public var spoolDir: String
 
+    /// Rows that live outside the database (a Delta table): the scan to plan from instead of
+    /// the store's own (given the store, the destination's id and the page size).
+    public var scanner: (@Sendable (any ExportStore, Int64, Int) async throws(SluiceError) -> any ExportScan)?
+
     public init(source: ExportSource, url: String, spoolDir: String) {
         self.source = source
         self.url = url
@@ -133,7 +137,12 @@ public final class Exporter: @unchecked Sendable {
         var batches = 0, rows = 0
         var number = try await store.nextBatchNumber(spec.url)
         let destinationID = try await store.destinationID(spec.url)
-        let scan = try await store.scan(spec.source, destinationID: destinationID, resendChanged: spec.resendChanged, pageSize: spec.batchSize)
+        let scan: any ExportScan
+        if let scanner = spec.scanner {
+            scan = try await scanner(store, destinationID, spec.batchSize)
+        } else {
+            scan = try await store.scan(spec.source, destinationID: destinationID, resendChanged: spec.resendChanged, pageSize: spec.batchSize)
+        }
         defer { scan.close() }
         let schema = scan.schema
         while let page = try await scan.next() {

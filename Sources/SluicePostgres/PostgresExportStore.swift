@@ -230,6 +230,15 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
         }
     }
 
+    public func sentKeys(_ destinationID: Int64, _ keys: [LedgerKey]) async throws(SluiceError) -> Set<String> {
+        let pool = pool, query = PostgresPool.query("SELECT key FROM \(Self.rows) WHERE dest = $1 AND key = ANY($2::text[])", [.int(destinationID), .texts(keys.map(\.text))])
+        return try await run("cannot read the export ledger") { conn in
+            var out = Set<String>()
+            for try await r in try await conn.query(query, logger: pool.logger) { out.insert(try r.decode(String.self)) }
+            return out
+        }
+    }
+
     public func deliveredKeys(_ url: String, after batch: Int64) async throws(SluiceError) -> [(batch: Int64, key: String)] {
         let pool = pool, query = PostgresPool.query("""
             SELECT r.batch, r.key FROM \(Self.rows) r

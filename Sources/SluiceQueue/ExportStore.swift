@@ -90,6 +90,9 @@ public protocol ExportStore: AnyObject, Sendable {
     /// The keys (as text) of `url`'s delivered batches numbered after `batch`, in batch and
     /// key order: what a published copy of the ledger has not recorded yet.
     func deliveredKeys(_ url: String, after batch: Int64) async throws(SluiceError) -> [(batch: Int64, key: String)]
+    /// Which of `keys` some batch for `destinationID` carries already (as ``LedgerKey/text``):
+    /// for a scan of rows that live outside the database (a Delta table).
+    func sentKeys(_ destinationID: Int64, _ keys: [LedgerKey]) async throws(SluiceError) -> Set<String>
 }
 
 extension ExportStore {

@@ -120,6 +120,69 @@ public enum DeltaExportSource {
         return refresh
     }
 
+    /// A Delta export read straight from the table: what it reads, and what to do after the run.
+    public struct Direct: Sendable {
+        public let line: String
+        /// After a run that planned its batches: remember the version sent, remove downloads.
+        public let finish: @Sendable (_ planned: Bool) -> Void
+    }
+
+    /// Points `spec` at its Delta table directly (no mirror): the rows the ledger lacks are
+    /// read from the snapshot — only the changes since the version the last run read, when it
+    /// can tell them. Nil when the export needs the mirror (a `where:`, `resend_changed`, a
+    /// composite key) or the source is not a Delta table.
+    public static func direct(_ spec: inout ExportSpec, config: SluiceConfig) async throws -> Direct? {
+        guard let from = spec.source.table, let (named, _) = try DeltaLocation.parse(from),
+              spec.source.filter == nil, !spec.resendChanged, !spec.source.key.contains(",") else { return nil }
+        var scratch: String?
+        var text = from
+        if DeltaRemote.isRemote(from) {
+            scratch = (config.stateDir as NSString).appendingPathComponent("downloads/\(UUID().uuidString)")
+            text = try await DeltaRemote.localize(from, scratch: scratch!, s3: S3Config.from(config.s3))
+        }
+        let cleanup = scratch
+        do {
+            guard let (root, selector) = try DeltaLocation.parse(text) else { return nil }
+            let storage = LocalDeltaStorage(root: root)
+            let now = try DeltaLog.snapshot(storage, at: selector)
+            let columns = try now.columns()
+            guard let keyIndex = columns.firstIndex(where: { $0.name == spec.source.key }) else {
+                throw SluiceError(.invalidArgument, "\(named) has no column '\(spec.source.key)' (columns: \(columns.map(\.name).joined(separator: ", ")))")
+            }
+            let state = (config.stateDir as NSString).appendingPathComponent("delta/export-\(fnv(URL(fileURLWithPath: named).standardizedFileURL.path + "\n" + spec.url + "\n" + config.targetDatabase)).version")
+            let held = (try? String(contentsOfFile: state, encoding: .utf8)).map { $0.split(separator: "@v").map(String.init) }
+            var read = now
+            var line = "version \(now.version): the rows no batch carried yet"
+            if let held, held.count == 2, held[0] == now.metadata.id, let last = Int64(held[1]), last <= now.version {
+                if last == now.version {
+                    read = now.restricted(to: [])
+                    line = "still at version \(now.version): nothing new to read"
+                } else if let changes = try? DeltaLog.snapshot(storage, at: .changes(after: last, through: now.version)) {
+                    read = changes
+                    line = "\(last + 1 == now.version ? "version \(now.version)" : "versions \(last + 1)–\(now.version)"): the changes since the last run"
+                }
+            }
+            let schema = TableSchema(columns: columns.map { ColumnSchema(name: $0.name, type: $0.type, nullable: true) })
+            let snapshot = read
+            spec.scanner = { store, destination, pageSize throws(SluiceError) in
+                let reader = try DeltaBatchReader(storage: storage, snapshot: snapshot, spec: ReadSpec(schema: schema, limits: ReadLimits(batchRows: pageSize)))
+                return DeltaExportScan(reader: reader, schema: schema, keyIndex: keyIndex, store: store, destinationID: destination, pageSize: pageSize)
+            }
+            spec.source.table = mirrorTable(named)  // a valid name for messages; the scanner reads the rows
+            let tag = "\(now.metadata.id)@v\(now.version)"
+            return Direct(line: line) { planned in
+                if planned {
+                    try? FileManager.default.createDirectory(atPath: (state as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                    try? Data(tag.utf8).write(to: URL(fileURLWithPath: state), options: .atomic)
+                }
+                if let cleanup { try? FileManager.default.removeItem(atPath: cleanup) }
+            }
+        } catch {
+            if let cleanup { try? FileManager.default.removeItem(atPath: cleanup) }
+            throw error
+        }
+    }
+
     static func load(_ source: String, into mirror: String, mode: WriteMode, key: String, config: SluiceConfig) async throws -> Int64 {
         var request = LoadRequest(files: [source], entity: mirror)
         request.mode = mode

@@ -177,6 +177,21 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
         }
     }
 
+    public func sentKeys(_ destinationID: Int64, _ keys: [LedgerKey]) async throws(SluiceError) -> Set<String> {
+        try await lane.run { [self] () throws(SluiceError) in
+            var out = Set<String>()
+            var at = 0
+            while at < keys.count {
+                let part = keys[at..<min(at + 500, keys.count)]
+                let marks = (0..<part.count).map { "?\($0 + 2)" }.joined(separator: ", ")
+                let values: [SQLiteValue] = [.integer(destinationID)] + part.map(\.sqlite)
+                for r in try db.query("SELECT key FROM \(Self.rows) WHERE dest = ?1 AND key IN (\(marks))", values) { out.insert(LedgerKey(r[0]).text) }
+                at += 500
+            }
+            return out
+        }
+    }
+
     public func deliveredKeys(_ url: String, after batch: Int64) async throws(SluiceError) -> [(batch: Int64, key: String)] {
         try locked { () throws(SluiceError) in
             try recorder.query("""
@@ -300,6 +315,17 @@ final class SQLiteExportScan: ExportScan, @unchecked Sendable {
 }
 
 extension LedgerKey {
+    /// The key as SQLite stores it.
+    var sqlite: SQLiteValue {
+        switch self {
+        case .null: .null
+        case .int(let i): .integer(i)
+        case .real(let d): .real(d)
+        case .text(let t): .text(t)
+        case .blob(let b): .blob(b)
+        }
+    }
+
     /// A key as SQLite returned it.
     init(_ v: SQLiteValue) {
         switch v {

@@ -82,20 +82,32 @@ struct ExportCommand: AsyncParsableCommand {
             let config = try shared.loadConfig()
             var described = try spec(config)
             let source = described.source.table ?? ""
+            var direct: DeltaExportSource.Direct?
             do {
-                if let refresh = try await DeltaExportSource.prepare(&described, config: config), !json {
+                // A Delta table is read straight, or through its mirror when the export needs SQL.
+                direct = try await DeltaExportSource.direct(&described, config: config)
+                if let direct, !json { FileHandle.standardError.write(Data("\(source): \(direct.line)\n".utf8)) }
+                if direct == nil, let refresh = try await DeltaExportSource.prepare(&described, config: config), !json {
                     FileHandle.standardError.write(Data("\(source) (\(described.source.table ?? "")): \(refresh.line)\n".utf8))
                 }
             } catch let e as SluiceError {
                 throw fail(e.description)
             }
+            let finish = direct?.finish
             let (planOnly, json, spec) = (planOnly, json, described)
             var ledgerTable = ledger
             if ledgerTable == nil, let name { ledgerTable = try? ExportSpec.settings(name, config: config).ledger }
             if let l = ledgerTable, !l.hasPrefix("delta:") { throw ValidationError("--ledger takes a Delta table: delta:PATH") }
             let table = ledgerTable
             try await ExportCommand.withStore(shared) { store in
-                let report = try await ExportDelivery.run(spec, store: store, planOnly: planOnly, progress: isatty(STDERR_FILENO) == 1 && !json ? ProgressLine.export : nil)
+                let report: ExportDelivery.Outcome
+                do {
+                    report = try await ExportDelivery.run(spec, store: store, planOnly: planOnly, progress: isatty(STDERR_FILENO) == 1 && !json ? ProgressLine.export : nil)
+                } catch {
+                    finish?(false)
+                    throw error
+                }
+                finish?(true)
                 if let table {
                     // Under the export's own lock: two runs never publish the same batches.
                     let n = try await store.exclusive(spec.url) { () throws(SluiceError) in

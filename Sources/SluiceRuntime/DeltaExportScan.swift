@@ -1,0 +1,101 @@
+import SluiceCore
+import SluiceFormats
+import SluiceQueue
+
+/// The rows of a Delta table still to send, read straight from the table (no copy in the
+/// database): each batch read is checked against the delivery ledger, and a key appears once
+/// per page. Rows a change read deletes are not sent (nothing is sent for a delete).
+final class DeltaExportScan: ExportScan, @unchecked Sendable {
+    let schema: TableSchema
+    let reader: DeltaBatchReader
+    let keyIndex: Int
+    let store: any ExportStore
+    let destinationID: Int64
+    let pageSize: Int
+    /// Rows read and not yet handed over, and whether they were checked since the last page.
+    var pending: RecordBatch?
+    var pendingChecked = false
+    var exhausted = false
+
+    init(reader: DeltaBatchReader, schema: TableSchema, keyIndex: Int, store: any ExportStore, destinationID: Int64, pageSize: Int) {
+        self.reader = reader
+        self.schema = schema
+        self.keyIndex = keyIndex
+        self.store = store
+        self.destinationID = destinationID
+        self.pageSize = pageSize
+    }
+
+    func next() async throws(SluiceError) -> ExportPage? {
+        var out = RecordBatch(fields: schema.fields, capacity: pageSize)
+        var keys: [LedgerKey] = []
+        var hashes: [Int64] = []
+        var inPage = Set<LedgerKey>()
+        // Pages planned since these rows were checked are in the ledger now: check again.
+        pendingChecked = false
+        while keys.count < pageSize {
+            if pending == nil || pending!.isEmpty {
+                guard !exhausted, let d = try reader.next() else { exhausted = true; break }
+                if let bad = d.rejects.first { throw SluiceError(.invalidInput, "a row of the table does not read as its column: \(bad.message)", at: SourceLocation(file: reader.snapshot.root, line: bad.line)) }
+                pending = d.batch
+                pendingChecked = false
+            }
+            if !pendingChecked {
+                pending = try await unsent(pending!)
+                pendingChecked = true
+                if pending!.isEmpty { continue }
+            }
+            let b = pending!
+            var taken = Set<Int>()
+            for i in 0..<b.count where keys.count < pageSize {
+                taken.insert(i)
+                let k = Self.key(b.columns[keyIndex], i)
+                guard inPage.insert(k).inserted else { continue }  // the same key twice: the first goes
+                for c in b.columns.indices { out.columns[c].append(from: b.columns[c], at: i) }
+                out.lines.append(b.lines[i])
+                out.ops.append(.upsert)
+                keys.append(k)
+                hashes.append(Self.hash(b, i))
+            }
+            pending = b.removing(rows: taken)
+        }
+        return keys.isEmpty ? nil : ExportPage(batch: out, keys: keys, hashes: hashes)
+    }
+
+    /// The rows of `b` the ledger does not carry yet, deletes and NULL keys left out.
+    func unsent(_ b: RecordBatch) async throws(SluiceError) -> RecordBatch {
+        var candidates: [Int] = []
+        var keys: [LedgerKey] = []
+        for i in 0..<b.count where b.ops[i] != .delete && !b.columns[keyIndex].isNull(i) {
+            candidates.append(i)
+            keys.append(Self.key(b.columns[keyIndex], i))
+        }
+        let sent = try await store.sentKeys(destinationID, keys)
+        var drop = Set(0..<b.count)
+        for (n, i) in candidates.enumerated() where !sent.contains(keys[n].text) { drop.remove(i) }
+        return drop.isEmpty ? b : b.removing(rows: drop)
+    }
+
+    /// A key as the ledger stores it: integers as integers, anything else as its text.
+    static func key(_ col: Column, _ i: Int) -> LedgerKey {
+        if col.isNull(i) { return .null }
+        if col.type == .int64 { return .int(col.ints[i]) }
+        return .text(ValueText.render(col, i) ?? "")
+    }
+
+    /// A row's hash, for `resend_changed` runs that compare it later.
+    static func hash(_ b: RecordBatch, _ i: Int) -> Int64 {
+        var h = RowHasher()
+        for col in b.columns {
+            if col.isNull(i) { h.null(); continue }
+            switch col.type {
+            case .int64, .bool, .date, .timestamp, .timestamptz, .time: h.int(col.ints[i])
+            case .float64: h.int(Int64(bitPattern: col.doubles[i].bitPattern))
+            default: (ValueText.render(col, i) ?? "").utf8.withContiguousStorageIfAvailable { h.bytes(2, UnsafeRawBufferPointer($0)) }
+            }
+        }
+        return h.value
+    }
+
+    func close() {}
+}
