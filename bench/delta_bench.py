@@ -5,7 +5,7 @@ delta:PATH --key id` against the Python path a user of the seed would write (del
 pyarrow → sqlite3, same table and key), and against Sluice loading the same ten Parquet files
 without the log (what the log costs). Exporting the same table to seed 000's receiver (10,000-row
 CSV batches) by `sluice export --from delta:PATH` against exporting the same rows from a SQLite
-table (the mirror load is part of the Delta figure). Writing the same 1M rows (from one Parquet
+table (the export reads the Delta table itself). Writing the same 1M rows (from one Parquet
 file) to a new Delta table by `sluice convert x.parquet delta:PATH` against pyarrow +
 `write_deltalake`, and merging 100,000 changed rows (half updates spread over every file, half
 new keys) into a 1M-row, 20-file table by `sluice load --into delta:PATH --key id` against

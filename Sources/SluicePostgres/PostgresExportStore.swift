@@ -230,6 +230,14 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
         }
     }
 
+    public func hasKeys(_ destinationID: Int64) async throws(SluiceError) -> Bool {
+        let pool = pool, query = PostgresPool.query("SELECT 1 FROM \(Self.rows) WHERE dest = $1 LIMIT 1", [.int(destinationID)])
+        return try await run("cannot read the export ledger") { conn in
+            for try await _ in try await conn.query(query, logger: pool.logger) { return true }
+            return false
+        }
+    }
+
     public func sentKeys(_ destinationID: Int64, _ keys: [LedgerKey]) async throws(SluiceError) -> Set<String> {
         let pool = pool, query = PostgresPool.query("SELECT key FROM \(Self.rows) WHERE dest = $1 AND key = ANY($2::text[])", [.int(destinationID), .texts(keys.map(\.text))])
         return try await run("cannot read the export ledger") { conn in

@@ -93,6 +93,8 @@ public protocol ExportStore: AnyObject, Sendable {
     /// Which of `keys` some batch for `destinationID` carries already (as ``LedgerKey/text``):
     /// for a scan of rows that live outside the database (a Delta table).
     func sentKeys(_ destinationID: Int64, _ keys: [LedgerKey]) async throws(SluiceError) -> Set<String>
+    /// Whether any batch for `destinationID` carries a key.
+    func hasKeys(_ destinationID: Int64) async throws(SluiceError) -> Bool
 }
 
 extension ExportStore {

@@ -16,6 +16,10 @@ final class DeltaExportScan: ExportScan, @unchecked Sendable {
     var pending: RecordBatch?
     var pendingChecked = false
     var exhausted = false
+    /// Whether the ledger was empty for this receiver when the scan began, and then the keys
+    /// handed over so far.
+    var ledgerEmpty: Bool?
+    var handed = Set<LedgerKey>()
 
     init(reader: DeltaBatchReader, schema: TableSchema, keyIndex: Int, store: any ExportStore, destinationID: Int64, pageSize: Int) {
         self.reader = reader
@@ -27,6 +31,7 @@ final class DeltaExportScan: ExportScan, @unchecked Sendable {
     }
 
     func next() async throws(SluiceError) -> ExportPage? {
+        if ledgerEmpty == nil { ledgerEmpty = !(try await store.hasKeys(destinationID)) }
         var out = RecordBatch(fields: schema.fields, capacity: pageSize)
         var keys: [LedgerKey] = []
         var hashes: [Int64] = []
@@ -46,23 +51,29 @@ final class DeltaExportScan: ExportScan, @unchecked Sendable {
                 if pending!.isEmpty { continue }
             }
             let b = pending!
-            var taken = Set<Int>()
+            var take: [Int32] = []
+            var used = 0
             for i in 0..<b.count where keys.count < pageSize {
-                taken.insert(i)
+                used = i + 1
                 let k = Self.key(b.columns[keyIndex], i)
                 guard inPage.insert(k).inserted else { continue }  // the same key twice: the first goes
-                for c in b.columns.indices { out.columns[c].append(from: b.columns[c], at: i) }
-                out.lines.append(b.lines[i])
-                out.ops.append(.upsert)
+                take.append(Int32(i))
                 keys.append(k)
                 hashes.append(Self.hash(b, i))
             }
-            pending = b.removing(rows: taken)
+            take.withUnsafeBufferPointer { idx in
+                for c in b.columns.indices { out.columns[c].append(from: b.columns[c], gathering: idx) }
+            }
+            out.lines += take.map { b.lines[Int($0)] }
+            out.ops += Array(repeating: .upsert, count: take.count)
+            pending = used == b.count ? nil : b.removing(rows: Set(0..<used))
         }
         return keys.isEmpty ? nil : ExportPage(batch: out, keys: keys, hashes: hashes)
     }
 
-    /// The rows of `b` the ledger does not carry yet, deletes and NULL keys left out.
+    /// The rows of `b` the ledger does not carry yet, deletes and NULL keys left out. When the
+    /// ledger held nothing for this receiver at the start, the keys this scan handed over are
+    /// remembered here instead of asked for (the first export of a table, read whole).
     func unsent(_ b: RecordBatch) async throws(SluiceError) -> RecordBatch {
         var candidates: [Int] = []
         var keys: [LedgerKey] = []
@@ -70,9 +81,13 @@ final class DeltaExportScan: ExportScan, @unchecked Sendable {
             candidates.append(i)
             keys.append(Self.key(b.columns[keyIndex], i))
         }
-        let sent = try await store.sentKeys(destinationID, keys)
         var drop = Set(0..<b.count)
-        for (n, i) in candidates.enumerated() where !sent.contains(keys[n].text) { drop.remove(i) }
+        if ledgerEmpty == true {
+            for (n, i) in candidates.enumerated() where handed.insert(keys[n]).inserted { drop.remove(i) }
+        } else {
+            let sent = try await store.sentKeys(destinationID, keys)
+            for (n, i) in candidates.enumerated() where !sent.contains(keys[n].text) { drop.remove(i) }
+        }
         return drop.isEmpty ? b : b.removing(rows: drop)
     }
 
@@ -91,7 +106,8 @@ final class DeltaExportScan: ExportScan, @unchecked Sendable {
             switch col.type {
             case .int64, .bool, .date, .timestamp, .timestamptz, .time: h.int(col.ints[i])
             case .float64: h.int(Int64(bitPattern: col.doubles[i].bitPattern))
-            default: (ValueText.render(col, i) ?? "").utf8.withContiguousStorageIfAvailable { h.bytes(2, UnsafeRawBufferPointer($0)) }
+            case .decimal: (ValueText.render(col, i) ?? "").utf8.withContiguousStorageIfAvailable { h.bytes(2, UnsafeRawBufferPointer($0)) }
+            default: col.withBytes(at: i) { h.bytes(2, $0) }
             }
         }
         return h.value

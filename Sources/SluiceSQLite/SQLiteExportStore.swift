@@ -177,6 +177,10 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
         }
     }
 
+    public func hasKeys(_ destinationID: Int64) async throws(SluiceError) -> Bool {
+        try await lane.run { [self] () throws(SluiceError) in !(try db.query("SELECT 1 FROM \(Self.rows) WHERE dest = ?1 LIMIT 1", [.integer(destinationID)]).isEmpty) }
+    }
+
     public func sentKeys(_ destinationID: Int64, _ keys: [LedgerKey]) async throws(SluiceError) -> Set<String> {
         try await lane.run { [self] () throws(SluiceError) in
             var out = Set<String>()

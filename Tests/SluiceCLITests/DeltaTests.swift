@@ -237,6 +237,26 @@ import Foundation
         #expect(try cli.sqlite("SELECT count(*), sum(v = 'changed'), max(id) FROM feed_copy") == "90|10|90\n")
     }
 
+    /// A table whose key repeats (two appends of the same ids): each key goes once, on the
+    /// first export (the ledger empty, keys remembered in the scan) and on later ones (asked of
+    /// the ledger page by page).
+    @Test func aRepeatedKeyIsSentOnce() throws {
+        let cli = try CLI()
+        let gold = cli.dir + "/dups"
+        for _ in 0..<2 { _ = try TestPostgres.run(["python3", Self.oracle, "gold", gold, "25000", "1"]) }
+        let rx = try Receiver(dir: cli.dir + "/rx")
+        defer { rx.stop() }
+        let r = try cli.run(["export", "--from", "delta:dups", "--key", "id", "--to", rx.url, "--batch-size", "7000", "--json"])
+        let first = try cli.json(r.out)["delivered_rows"] as? Int
+        #expect(r.status == 0 && first == 25000, "\(r.out)\(r.err)")
+        for _ in 0..<2 { _ = try TestPostgres.run(["python3", Self.oracle, "gold", gold, "1000", "24501"]) }
+        let again = try cli.run(["export", "--from", "delta:dups", "--key", "id", "--to", rx.url, "--batch-size", "300", "--json"])
+        let second = try cli.json(again.out)["delivered_rows"] as? Int
+        #expect(again.status == 0 && second == 500, "\(again.out)\(again.err)")
+        let counts = try rx.idCounts()
+        #expect(counts.count == 25500 && counts.values.allSatisfy { $0 == 1 })
+    }
+
     /// The same flow with the ledger and the mirror in PostgreSQL.
     @Test func seed000OnPostgreSQLPublishesItsLedgerToo() throws {
         let pg = try TestPostgres.fresh()
