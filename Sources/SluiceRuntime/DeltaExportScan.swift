@@ -19,7 +19,8 @@ final class DeltaExportScan: ExportScan, @unchecked Sendable {
     /// Whether the ledger was empty for this receiver when the scan began, and then the keys
     /// handed over so far.
     var ledgerEmpty: Bool?
-    var handed = Set<LedgerKey>()
+    var handedInts = Set<Int64>()
+    var handedOthers = Set<LedgerKey>()
 
     init(reader: DeltaBatchReader, schema: TableSchema, keyIndex: Int, store: any ExportStore, destinationID: Int64, pageSize: Int) {
         self.reader = reader
@@ -31,11 +32,19 @@ final class DeltaExportScan: ExportScan, @unchecked Sendable {
     }
 
     func next() async throws(SluiceError) -> ExportPage? {
-        if ledgerEmpty == nil { ledgerEmpty = !(try await store.hasKeys(destinationID)) }
+        if ledgerEmpty == nil {
+            ledgerEmpty = !(try await store.hasKeys(destinationID))
+            // Sized once from the files' row counts: growing a set of a million keys costs more
+            // than filling it.
+            let rows = reader.snapshot.files.reduce(0) { n, f in n + (f.stats.flatMap { try? JSONParser.parse($0) }?["numRecords"].flatMap { if case .number(let v) = $0 { Int(v) } else { nil } } ?? 0) }
+            if ledgerEmpty == true { handedInts.reserveCapacity(min(rows, 50_000_000)) }
+        }
         var out = RecordBatch(fields: schema.fields, capacity: pageSize)
         var keys: [LedgerKey] = []
         var hashes: [Int64] = []
-        var inPage = Set<LedgerKey>()
+        // With an empty ledger every key was checked against those handed over already.
+        let dedupe = ledgerEmpty == false
+        var inPage = Set<LedgerKey>(minimumCapacity: dedupe ? pageSize : 0)
         // Pages planned since these rows were checked are in the ledger now: check again.
         pendingChecked = false
         while keys.count < pageSize {
@@ -56,7 +65,7 @@ final class DeltaExportScan: ExportScan, @unchecked Sendable {
             for i in 0..<b.count where keys.count < pageSize {
                 used = i + 1
                 let k = Self.key(b.columns[keyIndex], i)
-                guard inPage.insert(k).inserted else { continue }  // the same key twice: the first goes
+                if dedupe, !inPage.insert(k).inserted { continue }  // the same key twice: the first goes
                 take.append(Int32(i))
                 keys.append(k)
                 hashes.append(Self.hash(b, i))
@@ -66,7 +75,7 @@ final class DeltaExportScan: ExportScan, @unchecked Sendable {
             }
             out.lines += take.map { b.lines[Int($0)] }
             out.ops += Array(repeating: .upsert, count: take.count)
-            pending = used == b.count ? nil : b.removing(rows: Set(0..<used))
+            pending = used == b.count ? nil : Self.keeping(b, (used..<b.count).map { Int32($0) })
         }
         return keys.isEmpty ? nil : ExportPage(batch: out, keys: keys, hashes: hashes)
     }
@@ -81,14 +90,31 @@ final class DeltaExportScan: ExportScan, @unchecked Sendable {
             candidates.append(i)
             keys.append(Self.key(b.columns[keyIndex], i))
         }
-        var drop = Set(0..<b.count)
+        var keep: [Int32] = []
+        keep.reserveCapacity(candidates.count)
         if ledgerEmpty == true {
-            for (n, i) in candidates.enumerated() where handed.insert(keys[n]).inserted { drop.remove(i) }
+            for (n, i) in candidates.enumerated() {
+                let fresh: Bool
+                if case .int(let v) = keys[n] { fresh = handedInts.insert(v).inserted } else { fresh = handedOthers.insert(keys[n]).inserted }
+                if fresh { keep.append(Int32(i)) }
+            }
         } else {
             let sent = try await store.sentKeys(destinationID, keys)
-            for (n, i) in candidates.enumerated() where !sent.contains(keys[n].text) { drop.remove(i) }
+            for (n, i) in candidates.enumerated() where !sent.contains(keys[n].text) { keep.append(Int32(i)) }
         }
-        return drop.isEmpty ? b : b.removing(rows: drop)
+        return Self.keeping(b, keep)
+    }
+
+    /// The rows of `b` at `rows` (ascending), gathered column by column.
+    static func keeping(_ b: RecordBatch, _ rows: [Int32]) -> RecordBatch {
+        if rows.count == b.count { return b }
+        var out = RecordBatch(fields: b.fields, capacity: rows.count)
+        rows.withUnsafeBufferPointer { idx in
+            for c in b.columns.indices { out.columns[c].append(from: b.columns[c], gathering: idx) }
+        }
+        out.lines = rows.map { b.lines[Int($0)] }
+        out.ops = rows.map { b.ops[Int($0)] }
+        return out
     }
 
     /// A key as the ledger stores it: integers as integers, anything else as its text.
