@@ -45,8 +45,9 @@ final class DeltaExportScan: ExportScan, @unchecked Sendable {
         // With an empty ledger every key was checked against those handed over already.
         let dedupe = ledgerEmpty == false
         var inPage = Set<LedgerKey>(minimumCapacity: dedupe ? pageSize : 0)
-        // Pages planned since these rows were checked are in the ledger now: check again.
-        pendingChecked = false
+        // Pages planned since these rows were checked are in the ledger now: ask it again. (With
+        // an empty ledger they were checked against the keys handed over, their own included.)
+        if !(ledgerEmpty ?? false) { pendingChecked = false }
         while keys.count < pageSize {
             if pending == nil || pending!.isEmpty {
                 guard !exhausted, let d = try reader.next() else { exhausted = true; break }

@@ -255,6 +255,14 @@ import Foundation
         #expect(again.status == 0 && second == 500, "\(again.out)\(again.err)")
         let counts = try rx.idCounts()
         #expect(counts.count == 25500 && counts.values.allSatisfy { $0 == 1 })
+        // Files whose sizes are no multiple of a batch: rows carried from page to page all go.
+        let odd = cli.dir + "/odd"
+        for k in 0..<4 { _ = try TestPostgres.run(["python3", Self.oracle, "gold", odd, "2500", String(k * 2500 + 1)]) }
+        let rx2 = try Receiver(dir: cli.dir + "/rx2")
+        defer { rx2.stop() }
+        let all = try cli.run(["export", "--from", "delta:odd", "--key", "id", "--to", rx2.url, "--batch-size", "1000"])
+        #expect(all.status == 0 && all.out.contains("(10000 rows)"), "\(all.out)\(all.err)")
+        #expect(try rx2.idCounts().count == 10000)
     }
 
     /// The same flow with the ledger and the mirror in PostgreSQL.
