@@ -116,8 +116,18 @@ final class ServerProcess: @unchecked Sendable {
     /// Polls a job until `done` holds (or 90 s pass).
     func wait(job id: Int, until done: ([String: Any]) -> Bool) async throws -> [String: Any] {
         let deadline = Date().addingTimeInterval(90)
+        var failures = 0
         while Date() < deadline {
-            let (_, o) = try await json("GET", "/registros/_bulk/status/\(id)")
+            // A poll the loaded machine drops (a reset connection) is asked again, a few times.
+            let o: [String: Any]
+            do {
+                o = try await json("GET", "/registros/_bulk/status/\(id)").1
+            } catch {
+                failures += 1
+                if failures > 5 { throw error }
+                try await Task.sleep(for: .milliseconds(200))
+                continue
+            }
             if done(o) { return o }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -233,8 +243,9 @@ func stats(_ o: [String: Any]) -> [String: Int] { o["stats"] as? [String: Int] ?
         let mid = try await srv.wait(job: id) {
             (($0["state"] as? String) == "processing" && (($0["progress"] as? [String: Int])?["rows"] ?? 0) > 0) || ($0["state"] as? String) == "complete"
         }
+        // Still processing: the kill lands while rows are read or while they are committed
+        // (on a loaded machine reading may be done already); either way the job is mid-way.
         try #require(mid["state"] as? String == "processing", "the load finished before the kill; make the file bigger")
-        #expect((mid["progress"] as? [String: Int])?["rows"] ?? 0 < rows, "the load finished before the kill; make the file bigger")
         kill(a.processIdentifier, SIGKILL)
         a.waitUntilExit()
         try srv.startWorker("B")
