@@ -21,6 +21,10 @@ final class DeltaExportScan: ExportScan, @unchecked Sendable {
     var ledgerEmpty: Bool?
     var handedInts = Set<Int64>()
     var handedOthers = Set<LedgerKey>()
+    /// Integer keys within the range the files' statistics give (up to 2^28 of them): one bit
+    /// each, instead of a set entry.
+    var handedBits: [UInt64] = []
+    var bitsBase: Int64 = 0
 
     init(reader: DeltaBatchReader, schema: TableSchema, keyIndex: Int, store: any ExportStore, destinationID: Int64, pageSize: Int) {
         self.reader = reader
@@ -36,8 +40,7 @@ final class DeltaExportScan: ExportScan, @unchecked Sendable {
             ledgerEmpty = !(try await store.hasKeys(destinationID))
             // Sized once from the files' row counts: growing a set of a million keys costs more
             // than filling it.
-            let rows = reader.snapshot.files.reduce(0) { n, f in n + (f.stats.flatMap { try? JSONParser.parse($0) }?["numRecords"].flatMap { if case .number(let v) = $0 { Int(v) } else { nil } } ?? 0) }
-            if ledgerEmpty == true { handedInts.reserveCapacity(min(rows, 50_000_000)) }
+            if ledgerEmpty == true { sizeHanded() }
         }
         var out = RecordBatch(fields: schema.fields, capacity: pageSize)
         var keys: [LedgerKey] = []
@@ -96,7 +99,18 @@ final class DeltaExportScan: ExportScan, @unchecked Sendable {
         if ledgerEmpty == true {
             for (n, i) in candidates.enumerated() {
                 let fresh: Bool
-                if case .int(let v) = keys[n] { fresh = handedInts.insert(v).inserted } else { fresh = handedOthers.insert(keys[n]).inserted }
+                if case .int(let v) = keys[n] {
+                    let at = v &- bitsBase
+                    if !handedBits.isEmpty, at >= 0, at < Int64(handedBits.count) * 64 {
+                        let (w, b) = (Int(at >> 6), UInt64(1) << UInt64(at & 63))
+                        fresh = handedBits[w] & b == 0
+                        handedBits[w] |= b
+                    } else {
+                        fresh = handedInts.insert(v).inserted
+                    }
+                } else {
+                    fresh = handedOthers.insert(keys[n]).inserted
+                }
                 if fresh { keep.append(Int32(i)) }
             }
         } else {
@@ -116,6 +130,31 @@ final class DeltaExportScan: ExportScan, @unchecked Sendable {
         out.lines = rows.map { b.lines[Int($0)] }
         out.ops = rows.map { b.ops[Int($0)] }
         return out
+    }
+
+    /// Sizes the keys handed over from the files' statistics: a bitmap over an integer key's
+    /// range when it is known and small enough, else a set reserved for the rows counted.
+    func sizeHanded() {
+        var rows = 0
+        var lo = Int64.max, hi = Int64.min, bounded = schema.columns[keyIndex].type == .int64
+        let name = reader.snapshot.schema.field(named: schema.columns[keyIndex].name).map { $0.physicalName ?? $0.name } ?? schema.columns[keyIndex].name
+        for f in reader.snapshot.files {
+            let stats = f.stats.flatMap { try? JSONParser.parse($0) }
+            if case .number(let n)? = stats?["numRecords"] { rows += Int(n) ?? 0 }
+            if case .number(let a)? = stats?["minValues"]?[name], case .number(let b)? = stats?["maxValues"]?[name], let a = Int64(a), let b = Int64(b) {
+                lo = min(lo, a)
+                hi = max(hi, b)
+            } else {
+                bounded = false
+            }
+        }
+        let (span, overflow) = hi.subtractingReportingOverflow(lo)  // bounds read from the files: never trap
+        if bounded, !reader.snapshot.files.isEmpty, hi >= lo, !overflow, span < 1 << 28 {
+            bitsBase = lo
+            handedBits = [UInt64](repeating: 0, count: Int(span >> 6) + 1)
+        } else {
+            handedInts.reserveCapacity(min(rows, 50_000_000))
+        }
     }
 
     /// A key as the ledger stores it: integers as integers, anything else as its text.

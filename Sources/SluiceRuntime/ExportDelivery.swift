@@ -163,9 +163,12 @@ public enum DeltaExportSource {
                 }
             }
             let schema = TableSchema(columns: columns.map { ColumnSchema(name: $0.name, type: $0.type, nullable: true) })
-            let snapshot = read
+            let (snapshot, whole) = (read, now)
             spec.scanner = { store, destination, pageSize throws(SluiceError) in
-                let reader = try DeltaBatchReader(storage: storage, snapshot: snapshot, spec: ReadSpec(schema: schema, limits: ReadLimits(batchRows: pageSize)))
+                // A ledger that holds nothing for the receiver (a new database) overrides the
+                // version remembered: the whole table is read.
+                let from = try await store.hasKeys(destination) ? snapshot : whole
+                let reader = try DeltaBatchReader(storage: storage, snapshot: from, spec: ReadSpec(schema: schema, limits: ReadLimits(batchRows: pageSize)))
                 return DeltaExportScan(reader: reader, schema: schema, keyIndex: keyIndex, store: store, destinationID: destination, pageSize: pageSize)
             }
             spec.source.table = mirrorTable(named)  // a valid name for messages; the scanner reads the rows
