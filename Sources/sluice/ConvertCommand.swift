@@ -59,6 +59,7 @@ struct ConvertCommand: ParsableCommand {
     var partitionBy: String?
 
     @OptionGroup var csv: CSVOptions
+    @OptionGroup var deltaVersion: DeltaVersionOptions
 
     func validate() throws {
         if let r = rowGroupRows, r < 1 { throw ValidationError("--row-group-rows must be at least 1") }
@@ -90,6 +91,7 @@ struct ConvertCommand: ParsableCommand {
         }
         do {
             options.csv = try csv.apply(to: CSVDialect())
+            let input = try deltaVersion.apply(to: self.input)
             let report: ConvertReport
             if output.hasPrefix("delta:") {
                 guard let m = DeltaTableWriter.Mode(rawValue: mode ?? "append") else { throw ValidationError("--mode is append or overwrite") }

@@ -68,6 +68,7 @@ struct ExportCommand: AsyncParsableCommand {
         @Option(help: "First retry delay in seconds (doubles each time, with jitter).") var retryBase: Double = 0.5
         @Flag(help: "Only plan (spool and record) batches; send nothing.") var planOnly = false
         @Option(help: "A Delta table (delta:PATH) the delivered keys are appended to after the run, beside the database's ledger.") var ledger: String?
+        @OptionGroup var deltaVersion: DeltaVersionOptions
         @Flag(help: "Print the summary as JSON.") var json = false
         @OptionGroup var shared: SharedOptions
 
@@ -134,6 +135,7 @@ struct ExportCommand: AsyncParsableCommand {
             }
             // The command line wins over the declaration; --from and --query replace each other.
             (d.from, d.query) = (from ?? (query == nil ? d.from : nil), query ?? (from == nil ? d.query : nil))
+            if let f = d.from { d.from = try deltaVersion.apply(to: f) }
             d.filter = filter ?? d.filter
             d.key = key ?? d.key
             d.to = to ?? d.to

@@ -29,6 +29,7 @@ struct InferCommand: ParsableCommand {
     var rows: Int = SchemaSampler.defaultRows
 
     @OptionGroup var csv: CSVOptions
+    @OptionGroup var deltaVersion: DeltaVersionOptions
 
     /// A text file: the record grouping its first lines suggest, and its first records.
     static func textEntity(_ input: InputFile, name: String?) throws(SluiceError) -> String {
@@ -54,7 +55,7 @@ struct InferCommand: ParsableCommand {
     func run() throws {
         Runtime.bootstrapLogging()
         do {
-            let input = try InputFile.inspect(path: file, format: format)
+            let input = try InputFile.inspect(path: try deltaVersion.apply(to: file), format: format)
             if input.format == .text {
                 print(try Self.textEntity(input, name: name), terminator: "")
                 return
@@ -79,7 +80,8 @@ struct InferCommand: ParsableCommand {
                 }
             }
             let columns = try input.inferColumns(dialect: dialect, rows: rows, exclude: [], limits: ReadLimits())
-            var base = (file as NSString).lastPathComponent
+            // A Delta table is named after its folder.
+            var base = ((input.format == .delta ? input.path : file) as NSString).lastPathComponent
             while let dot = base.lastIndex(of: "."), dot != base.startIndex { base = String(base[..<dot]) }
             let keys = key.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? []
             let entity = Entity(name: name ?? base, schema: TableSchema(columns: columns, primaryKey: keys).normalized(), csv: dialect)

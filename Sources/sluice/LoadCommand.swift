@@ -67,6 +67,7 @@ struct LoadCommand: AsyncParsableCommand {
 
     @OptionGroup var shared: SharedOptions
     @OptionGroup var csv: CSVOptions
+    @OptionGroup var deltaVersion: DeltaVersionOptions
 
     func validate() throws {
         if batchRows < 1 { throw ValidationError("--batch-rows must be at least 1") }
@@ -91,6 +92,7 @@ struct LoadCommand: AsyncParsableCommand {
 
     func loadAll(_ config: SluiceConfig) async throws {
         let fetched: (paths: [String], scratch: String?)
+        let files = try self.files.map { try deltaVersion.apply(to: $0) }
         do {
             fetched = try await Loader.localize(files, config: config) { line in if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
         } catch {

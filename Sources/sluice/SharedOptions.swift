@@ -4,6 +4,7 @@ import SluiceCore
 import SluiceExport
 import Foundation
 import SluiceRuntime
+import SluiceLoad
 
 /// Options every command shares: where the configuration and the database are.
 struct SharedOptions: ParsableArguments {
@@ -135,3 +136,27 @@ func fail(_ message: String) -> ExitCode {
 }
 
 extension LineLogHandler.Format: ExpressibleByArgument {}
+
+/// Time travel on a Delta table input, as flags (the same as `@v12` / `@TIMESTAMP` on its path).
+struct DeltaVersionOptions: ParsableArguments {
+    @Option(name: .customLong("version"), help: "A Delta table input: read this version (as PATH@v12).")
+    var version: Int64?
+
+    @Option(help: "A Delta table input: read the version current at this time, e.g. 2024-05-01T00:00:00Z (as PATH@TIME).")
+    var asOf: String?
+
+    func validate() throws {
+        if version != nil && asOf != nil { throw ValidationError("give --version or --as-of, not both") }
+        if let v = version, v < 0 { throw ValidationError("--version cannot be negative") }
+    }
+
+    /// `path` with the version asked for; an error when it is not a Delta table.
+    func apply(to path: String) throws -> String {
+        guard version != nil || asOf != nil else { return path }
+        guard path.hasPrefix("delta:") || DeltaLocation.isTable(path) else {
+            throw ValidationError("--version and --as-of read a Delta table (delta:PATH, or a folder with _delta_log/); '\(path)' is not one")
+        }
+        guard !path.dropFirst(6).contains("@") else { throw ValidationError("'\(path)' names its version already (@…): drop --version / --as-of") }
+        return (path.hasPrefix("delta:") ? path : "delta:" + path) + (version.map { "@v\($0)" } ?? "@" + (asOf ?? ""))
+    }
+}

@@ -17,7 +17,7 @@ import Foundation
 
     @Test func everyVersionOfTablesWrittenByDeltaRsReadsAsDeltaRsReadsIt() throws {
         let (cli, versions) = try Self.tables()
-        #expect(versions.count == 8 && versions.values.reduce(0) { $0 + $1.count } >= 28)
+        #expect(versions.count == 9 && versions.values.reduce(0) { $0 + $1.count } >= 31)
         try FileManager.default.createDirectory(atPath: cli.dir + "/lake/out", withIntermediateDirectories: true)
         for (table, vs) in versions {
             for v in vs {
@@ -46,6 +46,15 @@ import Foundation
         let v1 = try cli.run(["load", "delta:lake/part@v1", "--into", "v1", "--key", "id"])
         #expect(v1.status == 0, "\(v1.err)")
         #expect(try cli.sqlite("SELECT count(*), sum(id) FROM v1") == "500|124750\n")
+        // The same as flags.
+        let flagged = try cli.run(["load", "lake/part", "--version", "1", "--into", "v1_flag", "--key", "id"])
+        let flaggedRows = try cli.sqlite("SELECT count(*), sum(id) FROM v1_flag")
+        #expect(flagged.status == 0 && flaggedRows == "500|124750\n", "\(flagged.err)")
+        let early = try cli.run(["convert", "lake/part", "x.csv", "--as-of", "2000-01-01T00:00:00Z"])
+        #expect(early.status != 0 && early.err.contains("no version committed at or before that time"), "\(early.err)")
+        let notDelta = try cli.run(["load", "lake/src-none.csv", "--version", "1", "--into", "x"])
+        #expect(notDelta.status != 0 && notDelta.err.contains("is not one"), "\(notDelta.err)")
+        #expect(inf.out.contains("\n  part:\n"), "the entity is named after the table's folder: \(inf.out)")
         let bad = try cli.run(["load", "delta:lake/part@v99", "--into", "x"])
         #expect(bad.status != 0 && bad.err.contains("has no version 99: its latest is 5"), "\(bad.err)")
         // The rows added after a version: appends only.
