@@ -49,13 +49,18 @@ public struct RecordBatch: Sendable {
 
     /// The batch without the rows `drop` holds (sorted or not), in order.
     public func removing(rows drop: Set<Int>) -> RecordBatch {
-        let keep = (0..<count).compactMap { drop.contains($0) ? nil : Int32($0) }
-        var out = RecordBatch(fields: fields, capacity: keep.count)
-        keep.withUnsafeBufferPointer { idx in
+        keeping(rows: (0..<count).compactMap { drop.contains($0) ? nil : Int32($0) })
+    }
+
+    /// The rows at `rows` (in range, in the order given), gathered column by column.
+    public func keeping(rows: [Int32]) -> RecordBatch {
+        if rows.count == count, rows.elementsEqual(0..<Int32(count)) { return self }
+        var out = RecordBatch(fields: fields, capacity: rows.count)
+        rows.withUnsafeBufferPointer { idx in
             for c in columns.indices { out.columns[c].append(from: columns[c], gathering: idx) }
         }
-        out.lines = keep.map { lines[Int($0)] }
-        out.ops = keep.map { ops[Int($0)] }
+        out.lines = rows.map { lines[Int($0)] }
+        out.ops = rows.map { ops[Int($0)] }
         return out
     }
 

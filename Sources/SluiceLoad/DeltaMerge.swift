@@ -92,8 +92,7 @@ public enum DeltaMerge {
             }
         }
         for (b, rows) in keep.enumerated() where !rows.isEmpty {
-            let all = Set(0..<batches[b].count)
-            try writer.write(batches[b].removing(rows: all.subtracting(rows)))
+            try writer.write(batches[b].keeping(rows: rows.sorted().map { Int32($0) }))
         }
         try writer.finish()
         report.version = writer.committedVersion

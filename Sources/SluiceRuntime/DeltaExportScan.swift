@@ -79,7 +79,7 @@ final class DeltaExportScan: ExportScan, @unchecked Sendable {
             }
             out.lines += take.map { b.lines[Int($0)] }
             out.ops += Array(repeating: .upsert, count: take.count)
-            pending = used == b.count ? nil : Self.keeping(b, (used..<b.count).map { Int32($0) })
+            pending = used == b.count ? nil : b.keeping(rows: (used..<b.count).map { Int32($0) })
         }
         return keys.isEmpty ? nil : ExportPage(batch: out, keys: keys, hashes: hashes)
     }
@@ -117,19 +117,7 @@ final class DeltaExportScan: ExportScan, @unchecked Sendable {
             let sent = try await store.sentKeys(destinationID, keys)
             for (n, i) in candidates.enumerated() where !sent.contains(keys[n].text) { keep.append(Int32(i)) }
         }
-        return Self.keeping(b, keep)
-    }
-
-    /// The rows of `b` at `rows` (ascending), gathered column by column.
-    static func keeping(_ b: RecordBatch, _ rows: [Int32]) -> RecordBatch {
-        if rows.count == b.count { return b }
-        var out = RecordBatch(fields: b.fields, capacity: rows.count)
-        rows.withUnsafeBufferPointer { idx in
-            for c in b.columns.indices { out.columns[c].append(from: b.columns[c], gathering: idx) }
-        }
-        out.lines = rows.map { b.lines[Int($0)] }
-        out.ops = rows.map { b.ops[Int($0)] }
-        return out
+        return b.keeping(rows: keep)
     }
 
     /// Sizes the keys handed over from the files' statistics: a bitmap over an integer key's

@@ -25,29 +25,38 @@ public enum DeltaRemote {
         let prefix = location.key
         let name = String((root as NSString).lastPathComponent.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" ? $0 : "_" })
         let local = (scratch as NSString).appendingPathComponent(name.isEmpty ? "table" : name)
-        let log = try await store.listAll(prefix: prefix + "_delta_log/")
-        if log.isEmpty { throw SluiceError(.notFound, "\(root) is not a Delta table: it has no _delta_log/") }
-        for o in log {
-            let rel = String(o.key.dropFirst(prefix.count))
-            // Only the log's own files (not _sidecars/ or _staged_commits/).
-            guard rel.split(separator: "/").count == 2 else { continue }
-            _ = try await store.download(o.key, to: local + "/" + rel, ifMatch: nil, hashing: false)
-        }
+        guard try await fetchLog(store, prefix: prefix, into: local) > 0 else { throw SluiceError(.notFound, "\(root) is not a Delta table: it has no _delta_log/") }
         let snapshot = try DeltaLog.snapshot(LocalDeltaStorage(root: local), at: selector)
-        var needed = Set<String>()
-        for f in snapshot.files {
-            needed.insert(try DeltaLog.relativePath(f.path))
-            if let d = f.deletionVector, d.storageType == "u" { needed.insert(try DeletionVector.relativePath(d)) }
-        }
-        for rel in needed.sorted() {
-            _ = try await store.download(prefix + rel, to: local + "/" + rel, ifMatch: nil, hashing: false)
-        }
+        try await fetchData(of: snapshot, store, prefix: prefix, into: local)
         let pinned: String
         switch selector {
         case .changes(let after, _): pinned = "@v\(after)..v\(snapshot.version)"
         default: pinned = "@v\(snapshot.version)"
         }
         return "delta:" + local + pinned
+    }
+
+    /// Downloads the log's own files (not `_sidecars/` or `_staged_commits/`) under `local`;
+    /// returns how many.
+    static func fetchLog(_ store: any ObjectStore, prefix: String, into local: String) async throws(SluiceError) -> Int {
+        var n = 0
+        for o in try await store.listAll(prefix: prefix + "_delta_log/") {
+            let rel = String(o.key.dropFirst(prefix.count))
+            guard rel.split(separator: "/").count == 2 else { continue }
+            _ = try await store.download(o.key, to: local + "/" + rel, ifMatch: nil, hashing: false)
+            n += 1
+        }
+        return n
+    }
+
+    /// Downloads the data files and deletion-vector files `snapshot` reads.
+    static func fetchData(of snapshot: DeltaSnapshot, _ store: any ObjectStore, prefix: String, into local: String) async throws(SluiceError) {
+        var needed = Set<String>()
+        for f in snapshot.files {
+            needed.insert(try DeltaLog.relativePath(f.path))
+            if let d = f.deletionVector, d.storageType == "u" { needed.insert(try DeletionVector.relativePath(d)) }
+        }
+        for rel in needed.sorted() { _ = try await store.download(prefix + rel, to: local + "/" + rel, ifMatch: nil, hashing: false) }
     }
 }
 
@@ -67,19 +76,9 @@ extension DeltaRemote {
         let prefix = location.key
         let local = scratch + "/table"
         try? FileManager.default.createDirectory(atPath: local, withIntermediateDirectories: true)
-        for o in try await store.listAll(prefix: prefix + "_delta_log/") {
-            let rel = String(o.key.dropFirst(prefix.count))
-            guard rel.split(separator: "/").count == 2 else { continue }
-            _ = try await store.download(o.key, to: local + "/" + rel, ifMatch: nil, hashing: false)
-        }
+        _ = try await fetchLog(store, prefix: prefix, into: local)
         if fetchFiles, DeltaLocation.isTable(local) {
-            let s = try DeltaLog.snapshot(LocalDeltaStorage(root: local))
-            var needed = Set<String>()
-            for f in s.files {
-                needed.insert(try DeltaLog.relativePath(f.path))
-                if let d = f.deletionVector, d.storageType == "u" { needed.insert(try DeletionVector.relativePath(d)) }
-            }
-            for rel in needed.sorted() { _ = try await store.download(prefix + rel, to: local + "/" + rel, ifMatch: nil, hashing: false) }
+            try await fetchData(of: try DeltaLog.snapshot(LocalDeltaStorage(root: local)), store, prefix: prefix, into: local)
         }
         nonisolated(unsafe) var prepared: DeltaPrepared?
         try prepare(local) { prepared = $0 }

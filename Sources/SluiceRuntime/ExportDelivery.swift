@@ -96,15 +96,14 @@ public enum DeltaExportSource {
         }
         guard let (root, selector) = try DeltaLocation.parse(text) else { return nil }
         let now = try DeltaLog.snapshot(LocalDeltaStorage(root: root), at: selector)
-        let tag = "\(now.metadata.id)@v\(now.version)"
         let state = stateFile(mirror, config: config)
         let exists = try await Backends.with(database: config.targetDatabase, maxConnections: 1, tableSchema: config.targetSchema) { b in
             try await b.target.schema(of: mirror) != nil
         }
         spec.source.table = mirror
-        let held = exists ? (try? String(contentsOfFile: state, encoding: .utf8)).map { $0.split(separator: "@v").map(String.init) } : nil
+        let held = exists ? (try? String(contentsOfFile: state, encoding: .utf8)).flatMap(now.versionRead) : nil
         let refresh: Refresh
-        if let held, held.count == 2, held[0] == now.metadata.id, let last = Int64(held[1]), last <= now.version {
+        if let last = held, last <= now.version {
             if last == now.version { return .unchanged(version: last) }
             if (try? DeltaLog.snapshot(LocalDeltaStorage(root: root), at: .changes(after: last, through: now.version))) != nil {
                 let n = try await load("delta:\(root)@v\(last)..v\(now.version)", into: mirror, mode: .merge, key: spec.source.key, config: config)
@@ -116,7 +115,7 @@ public enum DeltaExportSource {
             refresh = .reloaded(rows: try await load("delta:\(root)@v\(now.version)", into: mirror, mode: .replace, key: spec.source.key, config: config), version: now.version)
         }
         try? FileManager.default.createDirectory(atPath: (state as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try? Data(tag.utf8).write(to: URL(fileURLWithPath: state), options: .atomic)
+        try? Data(now.readTag.utf8).write(to: URL(fileURLWithPath: state), options: .atomic)
         return refresh
     }
 
@@ -150,10 +149,10 @@ public enum DeltaExportSource {
                 throw SluiceError(.invalidArgument, "\(named) has no column '\(spec.source.key)' (columns: \(columns.map(\.name).joined(separator: ", ")))")
             }
             let state = (config.stateDir as NSString).appendingPathComponent("delta/export-\(fnv(URL(fileURLWithPath: named).standardizedFileURL.path + "\n" + spec.url + "\n" + config.targetDatabase)).version")
-            let held = (try? String(contentsOfFile: state, encoding: .utf8)).map { $0.split(separator: "@v").map(String.init) }
+            let held = (try? String(contentsOfFile: state, encoding: .utf8)).flatMap(now.versionRead)
             var read = now
             var line = "version \(now.version): the rows no batch carried yet"
-            if let held, held.count == 2, held[0] == now.metadata.id, let last = Int64(held[1]), last <= now.version {
+            if let last = held, last <= now.version {
                 if last == now.version {
                     read = now.restricted(to: [])
                     line = "still at version \(now.version): nothing new to read"
@@ -172,7 +171,7 @@ public enum DeltaExportSource {
                 return DeltaExportScan(reader: reader, schema: schema, keyIndex: keyIndex, store: store, destinationID: destination, pageSize: pageSize)
             }
             spec.source.table = mirrorTable(named)  // a valid name for messages; the scanner reads the rows
-            let tag = "\(now.metadata.id)@v\(now.version)"
+            let tag = now.readTag
             return Direct(line: line) { planned in
                 if planned {
                     try? FileManager.default.createDirectory(atPath: (state as NSString).deletingLastPathComponent, withIntermediateDirectories: true)

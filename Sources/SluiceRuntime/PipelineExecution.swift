@@ -430,15 +430,11 @@ public struct PipelineExecution: Sendable {
         let now = try DeltaLog.snapshot(storage, at: selector)
         let key = "delta:" + (Source.isRemote(named) ? named : URL(fileURLWithPath: named).standardizedFileURL.path)
         let name = (named as NSString).lastPathComponent
-        let tag = "\(now.metadata.id)@v\(now.version)"
         var path = "delta:\(root)@v\(now.version)"
         let ledger = FileLedger(pipeline: p.name, driver: runtime.driver)
         if !whole {
             let last = try await runtime.driver.watchedFiles(watch: ledger.name, keys: [key]).filter { $0.state == .queued }
-                .compactMap { f -> Int64? in
-                    let parts = f.etag.split(separator: "@v")
-                    return parts.count == 2 && parts[0] == now.metadata.id ? Int64(parts[1]) : nil
-                }.max()
+                .compactMap { now.versionRead($0.etag) }.max()
             if let last {
                 guard last < now.version else {
                     log("\(p.name): \(name) is still at version \(now.version), read by an earlier run — --reprocess reads it again")
@@ -453,7 +449,7 @@ public struct PipelineExecution: Sendable {
                 log("\(p.name): \(name) \(last + 1 == now.version ? "version \(now.version)" : "versions \(last + 1)–\(now.version)"): the changes since the last run")
             }
         }
-        return ([(path, name, PipelineSource.File())], [ledger.entry(key, sha: tag, size: now.files.reduce(0) { $0 + $1.size }, modified: nil)])
+        return ([(path, name, PipelineSource.File())], [ledger.entry(key, sha: now.readTag, size: now.files.reduce(0) { $0 + $1.size }, modified: nil)])
     }
 
     /// The source's files as local paths (objects fetched into `scratch`), with display names;

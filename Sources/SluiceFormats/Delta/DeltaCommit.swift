@@ -67,28 +67,20 @@ public enum DeltaCommit {
     }
 
     static func escape(_ s: String) -> String {
-        var out = ""
-        for u in s.utf8 {
-            let c = Character(UnicodeScalar(u))
-            if u < 0x20 || u >= 0x7F || "\"#%'*/:=?\\{[]^".contains(c) {
-                out += "%" + (u < 16 ? "0" : "") + String(u, radix: 16, uppercase: true)
-            } else {
-                out.append(c)
-            }
-        }
-        return out
+        percentEncoded(s) { u in u >= 0x20 && u < 0x7F && !"\"#%'*/:=?\\{[]^".utf8.contains(u) }
     }
 
     /// A path as the log's `add.path` has it: a URI, so characters outside the unreserved set
     /// are percent-encoded (readers decode it).
     public static func uriPath(_ path: String) -> String {
+        percentEncoded(path) { u in (u >= 0x30 && u <= 0x39) || (u >= 0x41 && u <= 0x5A) || (u >= 0x61 && u <= 0x7A) || "-._~/=".utf8.contains(u) }
+    }
+
+    /// `s` with every byte `keep` refuses written `%XX`.
+    static func percentEncoded(_ s: String, keep: (UInt8) -> Bool) -> String {
         var out = ""
-        for u in path.utf8 {
-            if (u >= 0x30 && u <= 0x39) || (u >= 0x41 && u <= 0x5A) || (u >= 0x61 && u <= 0x7A) || "-._~/=".utf8.contains(u) {
-                out.append(Character(UnicodeScalar(u)))
-            } else {
-                out += "%" + (u < 16 ? "0" : "") + String(u, radix: 16, uppercase: true)
-            }
+        for u in s.utf8 {
+            if keep(u) { out.append(Character(UnicodeScalar(u))) } else { out += "%" + (u < 16 ? "0" : "") + String(u, radix: 16, uppercase: true) }
         }
         return out
     }

@@ -46,6 +46,18 @@ public struct DeltaSnapshot: Sendable {
     /// The table's columns, logical names and types.
     public func columns() throws(SluiceError) -> [ColumnSchema] { try schema.columns() }
 
+    /// `<table id>@v<version>`: what a reader records as read, so that a later run can read
+    /// only what changed since.
+    public var readTag: String { "\(metadata.id)@v\(version)" }
+
+    /// The version a ``readTag`` recorded, when it is this table's (not a table re-created at
+    /// the same place).
+    public func versionRead(_ tag: String) -> Int64? {
+        let parts = tag.split(separator: "@v")
+        guard parts.count == 2, parts[0] == metadata.id else { return nil }
+        return Int64(parts[1])
+    }
+
     /// The same snapshot reading only `files` (a merge reads the files its keys may touch).
     public func restricted(to files: [DeltaFileAction]) -> DeltaSnapshot {
         var s = DeltaSnapshot(root: root, version: version, protocolAction: protocolAction, metadata: metadata, schema: schema, files: files, columnMapping: columnMapping)
