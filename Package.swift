@@ -89,13 +89,14 @@ let package = Package(
             swiftSettings: strict
         ),
         // Object storage: local folders, HTTP(S), S3-compatible buckets (our own SigV4 signer), FTP,
-        // and the policy that says which sources a request may name.
+        // Cloud Storage and Google Drive (our own JWT service-account auth), and the policy that says which sources a request may name.
         .target(
             name: "SluiceStorage",
             dependencies: [
                 "SluiceCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],

@@ -530,7 +530,7 @@ public enum ConfigReader {
 
     static func readServer(_ node: Node, _ r: NodeReader) throws(SluiceError) -> ServerSettings {
         let m = try r.mapping(node, "server", allowed: ["host", "port", "tokens", "uploads", "max_body_mb", "file_roots",
-                                                         "http_allowlist", "allow_link_local", "bulk_upload_entity", "s3_buckets", "max_connections"])
+                                                         "http_allowlist", "allow_link_local", "bulk_upload_entity", "s3_buckets", "gcs_buckets", "max_connections"])
         var s = ServerSettings()
         if let n = m["host"] { s.host = try r.string(n, "server.host") }
         if let n = m["port"] {
@@ -548,6 +548,7 @@ public enum ConfigReader {
         if let n = m["allow_link_local"] { s.allowLinkLocal = try r.bool(n, "server.allow_link_local") }
         if let n = m["bulk_upload_entity"] { s.bulkUploadEntity = try r.string(n, "server.bulk_upload_entity") }
         if let n = m["s3_buckets"] { s.s3Buckets = try r.strings(n, "server.s3_buckets") }
+        if let n = m["gcs_buckets"] { s.gcsBuckets = try r.strings(n, "server.gcs_buckets") }
         if let n = m["max_connections"] {
             guard let c = n.int, c >= 32, c <= 1 << 20 else { throw r.error(n, "server.max_connections must be a number from 32 to 1048576") }
             s.maxConnections = c

@@ -74,6 +74,8 @@ public struct ServerSettings: Sendable {
     public var bulkUploadEntity: String?
     /// Buckets `s3://` URLs in requests may name. The default is none (S3 sources refused).
     public var s3Buckets: [String] = []
+    /// Buckets `gs://` job sources may name.
+    public var gcsBuckets: [String] = []
     /// Open connections at most (`max_connections`). The default is ¾ × (the process's
     /// file-descriptor limit − 128), the soft limit first raised to the hard one.
     public var maxConnections: Int?

@@ -1,4 +1,5 @@
 public import Foundation
+import SluiceCore
 
 /// How one delivery attempt ended, as the exporter saw it.
 public enum AttemptResult: Sendable, Equatable {
@@ -50,16 +51,7 @@ public struct DeliveryPolicy: Sendable, Equatable {
     }
 
     /// Seconds to wait from a `Retry-After` value: delay-seconds or an HTTP date.
-    public static func retryAfter(_ value: String, now: Date) -> Double? {
-        let v = value.trimmingCharacters(in: .whitespaces)
-        if let s = Double(v), s >= 0, s.isFinite { return s }
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "GMT")
-        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        guard let d = f.date(from: v) else { return nil }
-        return max(0, d.timeIntervalSince(now))
-    }
+    public static func retryAfter(_ value: String, now: Date) -> Double? { RetryAfter.seconds(value, now: now) }
 }
 
 /// A token bucket: at most `rate` units per second on average, bursts up to `burst`.

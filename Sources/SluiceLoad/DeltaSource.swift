@@ -82,7 +82,7 @@ public enum DeltaLocation {
     /// Opens the table at `text` and reads the snapshot it names.
     public static func open(_ text: String) throws(SluiceError) -> DeltaInput? {
         guard let (root, selector) = try parse(text) else { return nil }
-        if ["s3://", "ftp://", "http://", "https://"].contains(where: root.hasPrefix) {
+        if ["s3://", "gs://", "gdrive://", "ftp://", "http://", "https://"].contains(where: root.hasPrefix) {
             throw SluiceError(.unsupported, "\(root): a table in an object store is read by sluice load, pipelines and exports (they fetch it first); convert and infer read local folders")
         }
         let storage = LocalDeltaStorage(root: root)

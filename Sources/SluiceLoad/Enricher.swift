@@ -26,17 +26,25 @@ public protocol EnrichEnvironment: Sendable {
 /// `rate` across all workers (half a token of slack for the time between a grant and its
 /// request), at an average a block under the rate.
 public actor TokenReservoir {
-    let env: any EnrichEnvironment
+    /// The control plane's `takeTokens(bucket:rate:burst:count:now:)`.
+    public typealias Take = @Sendable (String, Double, Double, Int, Date) async throws(SluiceError) -> (granted: Int, wait: Double)
+    let takeTokens: Take
     let bucket: String
     let refill: Double
     let block: Int
     var have = 0
 
-    init(env: any EnrichEnvironment, bucket: String, rate: Double, concurrency: Int) {
-        self.env = env
+    public init(bucket: String, rate: Double, concurrency: Int, take: @escaping Take) {
+        takeTokens = take
         self.bucket = bucket
         block = Self.block(rate: rate, concurrency: concurrency)
         refill = Self.refill(rate: rate, block: block)
+    }
+
+    init(env: any EnrichEnvironment, bucket: String, rate: Double, concurrency: Int) {
+        self.init(bucket: bucket, rate: rate, concurrency: concurrency) { b, r, burst, n, now throws(SluiceError) in
+            try await env.takeTokens(bucket: b, rate: r, burst: burst, count: n, now: now)
+        }
     }
 
     /// Tokens taken per round trip.
@@ -45,9 +53,10 @@ public actor TokenReservoir {
     /// The bucket's refill rate that holds every sliding second to `rate` (see above).
     public static func refill(rate: Double, block: Int) -> Double { max(rate - Double(block) + 0.5, rate / 2) }
 
-    func take() async {
+    /// Returns once a token is taken.
+    public func take() async {
         while have == 0 {
-            let (granted, wait) = (try? await env.takeTokens(bucket: bucket, rate: refill, burst: Double(block), count: block, now: Date())) ?? (0, 0.05)
+            let (granted, wait) = (try? await takeTokens(bucket, refill, Double(block), block, Date())) ?? (0, 0.05)
             have += granted
             if granted == 0 { try? await Task.sleep(nanoseconds: UInt64(min(max(wait, 0.001), 1) * 1e9)) }
         }

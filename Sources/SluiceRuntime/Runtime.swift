@@ -4,6 +4,7 @@ public import SluiceStorage
 public import SluiceWorker
 public import Logging
 import SluiceCore
+import SluiceLoad
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -27,6 +28,7 @@ public struct Runtime: Sendable {
         var policy = SourcePolicy(uploadDir: config.uploadDir, fileRoots: config.server.fileRoots,
                                   httpAllowlist: config.server.httpAllowlist, allowLinkLocal: config.server.allowLinkLocal)
         policy.s3Buckets = config.server.s3Buckets
+        policy.gcsBuckets = config.server.gcsBuckets
         let (p, l) = (policy, logger)
         return try await Backends.with(control: config.controlDatabase, target: config.targetDatabase, maxConnections: max(8, config.worker.concurrency * 2 + 4), logger: logger, tableSchema: config.targetSchema) { backend in
             guard let driver = try backend.controlPlane() else {
@@ -34,6 +36,13 @@ public struct Runtime: Sendable {
             }
             l.info("using \(backend.displayName)")
             try await driver.migrate()
+            if let rate = GoogleConfig.fromEnvironment().rate {
+                // Every process on this control plane shares one Google request budget.
+                let reservoir = TokenReservoir(bucket: "google", rate: rate, concurrency: 8) { b, r, burst, n, now throws(SluiceError) in
+                    try await driver.takeTokens(bucket: b, rate: r, burst: burst, count: n, now: now)
+                }
+                GoogleAPI.installGate(SharedGoogleGate(reservoir: reservoir))
+            }
             return try await body(Runtime(config: config, driver: driver, target: backend.target, backend: backend, policy: p, logger: l))
         }
     }
@@ -80,3 +89,10 @@ public struct Runtime: Sendable {
     }
 }
 
+
+/// Google's request budget taken from the control plane, so every worker and replica stays
+/// under one quota together.
+struct SharedGoogleGate: GoogleRequestGate {
+    let reservoir: TokenReservoir
+    func enter() async { await reservoir.take() }
+}

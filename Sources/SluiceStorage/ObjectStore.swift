@@ -31,6 +31,9 @@ public protocol ObjectStore: Sendable {
     var displayName: String { get }
     /// One page of the objects whose key starts with `prefix`, after `continuation`.
     func list(prefix: String, continuation: String?, limit: Int) async throws(SluiceError) -> ObjectPage
+    /// The same, where a store that filters by time on the server (Drive) may leave out
+    /// objects not newer than `newerThan`. Callers still filter: others list everything.
+    func list(prefix: String, continuation: String?, limit: Int, newerThan: Date?) async throws(SluiceError) -> ObjectPage
     /// The object's metadata, or nil if it does not exist.
     func head(_ key: String) async throws(SluiceError) -> ObjectInfo?
     /// Bytes `range` (all when nil) of an object; fails if its etag is no longer `ifMatch`.
@@ -69,12 +72,16 @@ extension ObjectStore {
         try await upload(key, from: path, contentType: nil)
     }
 
-    /// Every object under `prefix`, page by page.
-    public func listAll(prefix: String, limit: Int = 1000) async throws(SluiceError) -> [ObjectInfo] {
+    public func list(prefix: String, continuation: String?, limit: Int, newerThan: Date?) async throws(SluiceError) -> ObjectPage {
+        try await list(prefix: prefix, continuation: continuation, limit: limit)
+    }
+
+    /// Every object under `prefix`, page by page (newer than `newerThan` when the store can tell).
+    public func listAll(prefix: String, limit: Int = 1000, newerThan: Date? = nil) async throws(SluiceError) -> [ObjectInfo] {
         var out: [ObjectInfo] = []
         var token: String? = nil
         repeat {
-            let page = try await list(prefix: prefix, continuation: token, limit: limit)
+            let page = try await list(prefix: prefix, continuation: token, limit: limit, newerThan: newerThan)
             out += page.objects
             token = page.continuation
         } while token != nil
@@ -82,18 +89,31 @@ extension ObjectStore {
     }
 }
 
-/// A location a user names: `s3://bucket/prefix`, `https://host/path`, or a local folder/file.
+/// A location a user names: `s3://bucket/prefix`, `gs://bucket/prefix`, `gdrive://FOLDER_ID/`,
+/// `ftp://host/path`, `https://host/path`, or a local folder/file.
 public struct StorageLocation: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
-        case s3(bucket: String), http(base: String), local(root: String), ftp(server: String)
+        case s3(bucket: String), gcs(bucket: String), gdrive(folder: String, options: DriveOptions)
+        case http(base: String), local(root: String), ftp(server: String)
         /// Remote stores whose prefixes can be listed.
         public var isListable: Bool {
             switch self {
-            case .s3, .ftp: true
+            case .s3, .gcs, .gdrive, .ftp: true
             case .http, .local: false
             }
         }
+        /// Stores where an object appears whole (an upload is atomic), so a watch takes a new
+        /// one on the poll that first lists it; folders and FTP wait to see it unchanged.
+        public var isAtomic: Bool {
+            switch self {
+            case .s3, .gcs, .gdrive: true
+            case .http, .local, .ftp: false
+            }
+        }
     }
+
+    /// The schemes of remote stores.
+    public static let remoteSchemes = ["s3://", "gs://", "gdrive://", "ftp://", "http://", "https://"]
     public var kind: Kind
     /// The key (for a file) or prefix (for a folder) inside the store.
     public var key: String
@@ -105,6 +125,32 @@ public struct StorageLocation: Sendable, Equatable {
             guard S3ObjectStore.isValidBucket(bucket) else { throw SluiceError(.invalidArgument, "'\(bucket)' is not a valid S3 bucket name (in \(text))") }
             kind = .s3(bucket: bucket)
             key = String(rest.dropFirst(bucket.count).drop { $0 == "/" })
+        } else if text.hasPrefix("gs://") {
+            let rest = text.dropFirst(5)
+            let bucket = String(rest.prefix { $0 != "/" })
+            guard GCSObjectStore.isValidBucket(bucket) else { throw SluiceError(.invalidArgument, "'\(bucket)' is not a valid Cloud Storage bucket name (in \(text))") }
+            kind = .gcs(bucket: bucket)
+            key = String(rest.dropFirst(bucket.count).drop { $0 == "/" })
+        } else if text.hasPrefix("gdrive://") {
+            // gdrive://FOLDER_ID/[name or pattern][?by=modified&drive=SHARED_DRIVE_ID]
+            var rest = Substring(text.dropFirst(9))
+            var options = DriveOptions()
+            if let q = rest.firstIndex(of: "?") {
+                for pair in rest[rest.index(after: q)...].split(separator: "&") {
+                    let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                    switch (kv.first ?? "", kv.count == 2 ? kv[1] : "") {
+                    case ("by", "modified"), ("by", "modifiedTime"): options.byModified = true
+                    case ("by", "created"), ("by", "createdTime"): options.byModified = false
+                    case ("drive", let d) where !d.isEmpty: options.sharedDrive = d
+                    default: throw SluiceError(.invalidArgument, "'\(pair)' in \(text): a Drive location takes ?by=created|modified and ?drive=SHARED_DRIVE_ID")
+                    }
+                }
+                rest = rest[..<q]
+            }
+            let folder = String(rest.prefix { $0 != "/" })
+            guard DriveObjectStore.isValidID(folder) else { throw SluiceError(.invalidArgument, "'\(folder)' is not a Drive folder id (in \(text)): write gdrive://FOLDER_ID/") }
+            kind = .gdrive(folder: folder, options: options)
+            key = String(rest.dropFirst(folder.count).drop { $0 == "/" }).removingPercentEncoding ?? ""
         } else if text.hasPrefix("ftp://") {
             guard let u = URLComponents(string: text), let host = u.host else { throw SluiceError(.invalidArgument, "'\(text)' is not an FTP URL") }
             var server = u
@@ -131,9 +177,12 @@ public struct StorageLocation: Sendable, Equatable {
     }
 
     /// The store this location is in; `maxBytes` caps what an HTTP download may stream.
-    public func store(config: S3Config = .fromEnvironment(), maxBytes: Int64? = nil) throws(SluiceError) -> any ObjectStore {
+    /// Google's stores take their settings from the environment (``GoogleConfig/fromEnvironment(_:)``).
+    public func store(config: S3Config = .fromEnvironment(), google: GoogleConfig = .fromEnvironment(), maxBytes: Int64? = nil) throws(SluiceError) -> any ObjectStore {
         switch kind {
         case .s3(let bucket): return try S3ObjectStore(bucket: bucket, config: config)
+        case .gcs(let bucket): return try GCSObjectStore(bucket: bucket, config: google)
+        case .gdrive(let folder, let options): return try DriveObjectStore(folder: folder, options: options, config: google)
         case .http(let base): return HTTPObjectStore(base: base, maxBytes: maxBytes)
         case .local(let root): return LocalObjectStore(root: root)
         case .ftp(let server): return try FTPObjectStore(url: server + "/")

@@ -2,7 +2,7 @@ public import SluiceCore
 public import Foundation
 
 /// Files named the way users write them — a local path or folder, `file://…`, `http(s)://…`,
-/// `s3://bucket/key-or-prefix/`, `ftp://host/path` — listed and made local through one
+/// `s3://bucket/key-or-prefix/`, `gs://bucket/…`, `gdrive://FOLDER_ID/`, `ftp://host/path` — listed and made local through one
 /// ``ObjectStore``. `sluice load`'s remote arguments, a worker's job source and a pipeline's
 /// source all fetch through this; the watcher lists and fetches through the same stores.
 public struct Source: Sendable {
@@ -22,7 +22,7 @@ public struct Source: Sendable {
 
     /// Whether `text` names a remote store rather than a local path.
     public static func isRemote(_ text: String) -> Bool {
-        text.hasPrefix("s3://") || text.hasPrefix("http://") || text.hasPrefix("https://") || text.hasPrefix("ftp://")
+        StorageLocation.remoteSchemes.contains(where: text.hasPrefix)
     }
 
     /// Whether the source names many objects (a folder, or a prefix of a listable store)
@@ -31,7 +31,7 @@ public struct Source: Sendable {
         switch location.kind {
         case .http: false
         case .local: location.key.isEmpty
-        case .s3, .ftp: location.key.isEmpty || location.key.hasSuffix("/")
+        case .s3, .gcs, .gdrive, .ftp: location.key.isEmpty || location.key.hasSuffix("/")
         }
     }
 
@@ -45,7 +45,7 @@ public struct Source: Sendable {
         }
         let base = location.key.isEmpty || location.key.hasSuffix("/") ? location.key : location.key + "/"
         let prefix = glob.map { $0.listingPrefix(under: base) } ?? location.key
-        return try await store.listAll(prefix: prefix)
+        return try await store.listAll(prefix: prefix, newerThan: window.0.map { $0.addingTimeInterval(-0.001) })
             .filter { !$0.key.hasSuffix("/") && (glob?.matches($0.key, under: base) ?? true) }
             .filter { o in window.0.map { o.lastModified >= $0 } ?? true && window.1.map { o.lastModified < $0 } ?? true }
             .sorted { $0.key < $1.key }
@@ -73,7 +73,7 @@ public struct Source: Sendable {
         let name: String
         switch location.kind {
         case .local, .http: name = isCollection ? key : text
-        case .s3, .ftp: name = "\(store.displayName)/\(key)"
+        case .s3, .gcs, .gdrive, .ftp: name = "\(store.displayName)/\(key)"
         }
         if case .local(let root) = location.kind {
             let path = (root as NSString).appendingPathComponent(key)

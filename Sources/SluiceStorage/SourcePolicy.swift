@@ -11,6 +11,8 @@ public enum SourceRef: Sendable, Equatable {
     case http(URL)
     /// An object in an allowed S3 bucket (`s3://bucket/key`).
     case s3(bucket: String, key: String)
+    /// An object in an allowed Cloud Storage bucket (`gs://bucket/key`).
+    case gcs(bucket: String, key: String)
 }
 
 /// Which sources a job may name. Checked when a job is submitted (no I/O) and again when
@@ -24,6 +26,8 @@ public struct SourcePolicy: Sendable {
     public var allowLinkLocal: Bool
     /// Buckets `s3://` sources may name (the server's credentials could read others).
     public var s3Buckets: [String] = []
+    /// Buckets `gs://` sources may name.
+    public var gcsBuckets: [String] = []
 
     public init(uploadDir: String, fileRoots: [String] = [], httpAllowlist: [String] = [], allowLinkLocal: Bool = false) {
         self.uploadDir = uploadDir
@@ -48,18 +52,18 @@ public struct SourcePolicy: Sendable {
             guard Self.isUploadID(id) else { throw Self.refuse("'\(SourceLocation.excerpt(source))' is not an upload id") }
             return .upload(id: id)
         }
-        if source.hasPrefix("s3://") {
-            let rest = source.dropFirst(5)
+        for (scheme, allowed, setting) in [("s3", s3Buckets, "s3_buckets"), ("gs", gcsBuckets, "gcs_buckets")] where source.hasPrefix(scheme + "://") {
+            let rest = source.dropFirst(scheme.count + 3)
             let bucket = String(rest.prefix { $0 != "/" })
             let key = String(rest.dropFirst(bucket.count).drop { $0 == "/" })
-            guard !key.isEmpty, !key.hasSuffix("/") else { throw Self.refuse("an s3:// source names one object (s3://bucket/key)") }
-            guard s3Buckets.contains(bucket) else {
-                throw Self.refuse(s3Buckets.isEmpty ? "S3 sources are not allowed (no server.s3_buckets configured)" : "bucket '\(bucket)' is not allowed")
+            guard !key.isEmpty, !key.hasSuffix("/") else { throw Self.refuse("an \(scheme):// source names one object (\(scheme)://bucket/key)") }
+            guard allowed.contains(bucket) else {
+                throw Self.refuse(allowed.isEmpty ? "\(scheme == "s3" ? "S3" : "Cloud Storage") sources are not allowed (no server.\(setting) configured)" : "bucket '\(bucket)' is not allowed")
             }
-            return .s3(bucket: bucket, key: key)
+            return scheme == "s3" ? .s3(bucket: bucket, key: key) : .gcs(bucket: bucket, key: key)
         }
         guard let url = URL(string: source), let scheme = url.scheme?.lowercased() else {
-            throw Self.refuse("source is not a URL; use upload:<id>, file:///path, http(s)://host/path, s3://bucket/key")
+            throw Self.refuse("source is not a URL; use upload:<id>, file:///path, http(s)://host/path, s3://bucket/key, gs://bucket/key")
         }
         switch scheme {
         case "file":

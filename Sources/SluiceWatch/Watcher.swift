@@ -6,6 +6,7 @@ public import Logging
 import Crypto
 import SluiceLoad
 import Metrics
+import Synchronization
 
 /// One watch: a source location, the entity its files load into, and its rules.
 public struct WatchSpec: Sendable, Equatable {
@@ -78,6 +79,10 @@ public final class Watcher: Sendable {
     let driver: any JobStore & UploadStore & FileLedger
     let uploadDir: String
     let logger: Logger
+    /// Whether the next poll lists everything, not only what is newer than the watermark: the
+    /// first poll, and any poll after one that left a version to retry (that version may be
+    /// older than the watermark the others moved on, and must be listed again).
+    let listEverything = Mutex(true)
 
     public init(spec: WatchSpec, driver: any JobStore & UploadStore & FileLedger, uploadDir: String, s3: S3Config, logger: Logger) throws(SluiceError) {
         self.spec = spec
@@ -85,7 +90,7 @@ public final class Watcher: Sendable {
         self.uploadDir = uploadDir
         self.logger = logger
         // A watched folder that does not exist yet is created: files will land in it.
-        if !["s3://", "http://", "https://", "ftp://"].contains(where: spec.source.hasPrefix) {
+        if !Source.isRemote(spec.source) {
             let path = spec.source.hasPrefix("file://") ? String(spec.source.dropFirst(7)) : spec.source
             if !FileManager.default.fileExists(atPath: path) {
                 do {
@@ -104,7 +109,7 @@ public final class Watcher: Sendable {
         if !prefix.isEmpty && !prefix.hasSuffix("/") { prefix += "/" }
         var rules = spec.rules
         rules.base = prefix
-        if case .s3 = location.kind { rules.completeWhenListed = true }
+        if location.kind.isAtomic { rules.completeWhenListed = true }
         self.rules = rules
         // The glob's literal start narrows the listing.
         if let g = spec.rules.glob { prefix = g.listingPrefix(under: prefix) }
@@ -112,7 +117,7 @@ public final class Watcher: Sendable {
         store = try location.store(config: s3)
         if let raw = spec.raw {
             // A raw folder is created up front, so the location reads as a folder.
-            if !raw.hasPrefix("s3://") {
+            if !Source.isRemote(raw) {
                 do {
                     try FileManager.default.createDirectory(atPath: raw, withIntermediateDirectories: true)
                 } catch {
@@ -141,7 +146,10 @@ public final class Watcher: Sendable {
     /// One poll: list, decide, record, fetch and queue. Throws only when the listing fails.
     public func poll(now: @escaping @Sendable () -> Date = { Date() }) async throws(SluiceError) -> WatchPollReport {
         let start = now()
-        let listing = try await store.listAll(prefix: prefix)
+        let watermark = spec.rules.watermark ? try await driver.watermark(watch: spec.name) : nil
+        // Stores that filter by time on the server (Drive) list only what is new.
+        let everything = listEverything.withLock { v in defer { v = true }; return v }
+        let listing = try await store.listAll(prefix: prefix, newerThan: everything ? nil : watermark)
         var ledger: [WatchedFile] = []
         var at = 0
         while at < listing.count {
@@ -149,7 +157,6 @@ public final class Watcher: Sendable {
             ledger += try await driver.watchedFiles(watch: spec.name, keys: keys)
             at += 1000
         }
-        let watermark = spec.rules.watermark ? try await driver.watermark(watch: spec.name) : nil
         let plan = WatchPlanner.plan(listing: listing, ledger: ledger, rules: rules, watermark: watermark, pollStart: start)
         var report = WatchPollReport()
         report.listed = listing.count
@@ -228,6 +235,7 @@ public final class Watcher: Sendable {
             }
         }
         report.jobs = jobs.sorted()
+        if report.retry == 0 { listEverything.withLock { $0 = false } }
         Counter(label: "sluice_watch_polls_total", dimensions: [("watch", spec.name)]).increment()
         for (state, n) in [("queued", report.queued - report.duplicates), ("duplicate", report.duplicates), ("failed", report.failed), ("retry", report.retry)] where n > 0 {
             Counter(label: "sluice_watch_files_total", dimensions: [("watch", spec.name), ("state", state)]).increment(by: n)

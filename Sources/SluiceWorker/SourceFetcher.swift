@@ -65,14 +65,16 @@ public struct SourceFetcher: Sendable {
             return try await download(Source(url.absoluteString, s3: s3, maxBytes: maxDownloadBytes), into: dir)
         case .s3(let bucket, let key):
             return try await download(Source("s3://\(bucket)/\(key)", s3: s3, maxBytes: maxDownloadBytes), into: dir)
+        case .gcs(let bucket, let key):
+            return try await download(Source("gs://\(bucket)/\(key)", s3: s3, maxBytes: maxDownloadBytes), into: dir)
         }
     }
 
     /// Downloads the one object `source` names into `dir`, hashing it on the way, checked
-    /// against the version its HEAD saw (S3) and the size limit.
+    /// against the version its HEAD saw (buckets) and the size limit.
     func download(_ source: Source, into dir: String) async throws(SluiceError) -> LocalSource {
         var etag: String? = nil
-        if case .s3 = source.location.kind {
+        if source.location.kind.isAtomic {
             guard let head = try await source.store.head(source.location.key) else { throw SluiceError(.notFound, "\(source.text) does not exist") }
             if head.size > maxDownloadBytes { throw SluiceError(.refused, "\(source.text) is larger than \(maxDownloadBytes) bytes") }
             etag = head.etag

@@ -1,0 +1,262 @@
+public import SluiceCore
+public import Foundation
+import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// One HTTP exchange with Google, without retries.
+enum GoogleHTTP {
+    struct Answer {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: [UInt8]
+    }
+
+    static let client: HTTPClient = {
+        var c = HTTPClient.Configuration()
+        c.timeout = .init(connect: .seconds(10), read: .seconds(120))
+        c.connectionPool.retryConnectionEstablishment = false
+        c.redirectConfiguration = .disallow
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
+    }()
+
+    static func request(_ method: String, _ url: String, headers: [(String, String)], body: [UInt8]?) -> HTTPClientRequest {
+        var r = HTTPClientRequest(url: url)
+        r.method = HTTPMethod(rawValue: method)
+        for (k, v) in headers { r.headers.add(name: k, value: v) }
+        if let body { r.body = .bytes(ByteBuffer(bytes: body)) }
+        return r
+    }
+
+    /// One request; a failure to connect or read is `.unavailable`.
+    static func send(_ what: String, method: String, url: String, headers: [(String, String)] = [], body: [UInt8]? = nil) async throws(SluiceError) -> Answer {
+        do {
+            let response = try await client.execute(request(method, url, headers: headers, body: body), timeout: .seconds(300))
+            var bytes = try await response.body.collect(upTo: 64 << 20)
+            return Answer(status: Int(response.status.code), headers: response.headers, body: bytes.readBytes(length: bytes.readableBytes) ?? [])
+        } catch {
+            throw SluiceError(.unavailable, "\(what): \(error)")
+        }
+    }
+
+    /// `HTTP 403 rateLimitExceeded: Rate Limit Exceeded` from Google's JSON error document
+    /// (`{"error": {"code", "message", "errors": [{"reason"}]}}`), or the OAuth form
+    /// (`{"error": "invalid_grant", "error_description"}`).
+    static func describe(_ a: Answer) -> String {
+        var text = "HTTP \(a.status)"
+        guard let o = try? JSONSerialization.jsonObject(with: Data(a.body)) as? [String: Any] else {
+            let s = String(decoding: a.body.prefix(200), as: UTF8.self)
+            return s.isEmpty ? text : text + ": " + s
+        }
+        if let e = o["error"] as? [String: Any] {
+            if let r = reason(a) { text += " " + r }
+            if let m = e["message"] as? String { text += ": " + m }
+        } else if let e = o["error"] as? String {
+            text += " " + e + ((o["error_description"] as? String).map { ": " + $0 } ?? "")
+        }
+        return text
+    }
+
+    /// The first `errors[].reason` of a JSON error document.
+    static func reason(_ a: Answer) -> String? {
+        guard let o = try? JSONSerialization.jsonObject(with: Data(a.body)) as? [String: Any], let e = o["error"] as? [String: Any] else { return nil }
+        return ((e["errors"] as? [[String: Any]])?.first?["reason"] as? String) ?? (e["status"] as? String)
+    }
+
+    /// Whether Google asks us to slow down or try later: 429, 408, 5xx, and the 403s whose
+    /// reason is a rate limit (Drive answers those instead of 429).
+    static func isTransient(_ a: Answer) -> Bool {
+        if a.status == 429 || a.status == 408 || a.status >= 500 { return true }
+        return a.status == 403 && ["rateLimitExceeded", "userRateLimitExceeded"].contains(reason(a) ?? "")
+    }
+}
+
+/// Spaces requests to Google so several workers stay under one quota.
+public protocol GoogleRequestGate: Sendable {
+    /// Returns when one more request may go.
+    func enter() async
+}
+
+/// A token bucket in this process.
+actor LocalGoogleGate: GoogleRequestGate {
+    let rate: Double
+    var tokens: Double
+    var last = Date()
+
+    init(rate: Double) {
+        self.rate = rate
+        tokens = max(1, rate / 10)
+    }
+
+    func enter() async {
+        while true {
+            let now = Date()
+            tokens = min(max(1, rate / 10), tokens + now.timeIntervalSince(last) * rate)
+            last = now
+            if tokens >= 1 { tokens -= 1; return }
+            try? await Task.sleep(nanoseconds: UInt64((1 - tokens) / rate * 1e9))
+        }
+    }
+}
+
+/// Calls to one Google API: a bearer token from the shared source, the shared rate limit,
+/// retries with exponential backoff and jitter on transient answers (honouring
+/// `Retry-After`), and a fresh token when the API refuses the one it was given.
+public struct GoogleAPI: Sendable {
+    public let config: GoogleConfig
+    public let tokens: GoogleTokenSource
+    /// For messages: `gs://bucket`, `gdrive://folder`.
+    let name: String
+
+    public init(config: GoogleConfig, name: String) {
+        self.config = config
+        tokens = GoogleTokenSource.shared(config.credentials)
+        self.name = name
+    }
+
+    static let installed = Mutex<(any GoogleRequestGate)?>(nil)
+    static let local = Mutex<[Double: LocalGoogleGate]>([:])
+
+    /// Makes every Google request of this process pass `gate` (a server shares one limit
+    /// across its workers and replicas through the control plane).
+    public static func installGate(_ gate: (any GoogleRequestGate)?) { installed.withLock { $0 = gate } }
+
+    var gate: (any GoogleRequestGate)? {
+        if let g = Self.installed.withLock({ $0 }) { return g }
+        guard let rate = config.rate else { return nil }
+        return Self.local.withLock { all in
+            if let g = all[rate] { return g }
+            let g = LocalGoogleGate(rate: rate)
+            all[rate] = g
+            return g
+        }
+    }
+
+    /// How long to wait before attempt `attempt + 1`.
+    func backoff(_ attempt: Int, retryAfter: String?) -> Double {
+        if let r = retryAfter.flatMap({ RetryAfter.seconds($0, now: Date()) }) { return min(r, config.maxBackoff) }
+        return min(config.maxBackoff, 0.25 * pow(2, Double(attempt - 1))) * Double.random(in: 0.5...1)
+    }
+
+    /// Sends until the answer is not transient (or the attempts run out) and returns it.
+    func call(_ what: String, method: String = "GET", url: String, headers: [(String, String)] = [], body: [UInt8]? = nil) async throws(SluiceError) -> GoogleHTTP.Answer {
+        var attempt = 0
+        var refreshed = false
+        while true {
+            attempt += 1
+            await gate?.enter()
+            let token = try await tokens.token()
+            let h = headers + (token.map { [("Authorization", "Bearer " + $0)] } ?? [])
+            var retryAfter: String? = nil
+            let failure: SluiceError
+            do {
+                let a = try await GoogleHTTP.send("\(what) on \(name)", method: method, url: url, headers: h, body: body)
+                if a.status == 401 && token != nil && !refreshed {
+                    // An expired or revoked token: one fresh token, at once.
+                    await tokens.refused(token)
+                    refreshed = true
+                    attempt -= 1
+                    continue
+                }
+                guard GoogleHTTP.isTransient(a) else { return a }
+                retryAfter = a.headers.first(name: "Retry-After")
+                failure = SluiceError(.unavailable, "\(what) on \(name): \(GoogleHTTP.describe(a)) (\(attempt) attempts)")
+            } catch {
+                failure = error
+            }
+            if attempt >= config.attempts { throw failure }
+            try? await Task.sleep(nanoseconds: UInt64(backoff(attempt, retryAfter: retryAfter) * 1e9))
+        }
+    }
+
+    /// Streams a GET's body into `out` when it answers 200/206; any other answer is returned
+    /// with its (small) body and nothing written. Transient answers are retried first.
+    func download(_ what: String, url: String, headers: [(String, String)] = [],
+                  into out: FileHandle, onHeaders: (HTTPHeaders) throws(SluiceError) -> Void,
+                  chunk: (UnsafeRawBufferPointer) -> Void) async throws(SluiceError) -> GoogleHTTP.Answer {
+        var attempt = 0
+        var refreshed = false
+        while true {
+            attempt += 1
+            await gate?.enter()
+            let token = try await tokens.token()
+            let h = headers + (token.map { [("Authorization", "Bearer " + $0)] } ?? [])
+            var retryAfter: String? = nil
+            let failure: SluiceError
+            do {
+                let response = try await GoogleHTTP.client.execute(GoogleHTTP.request("GET", url, headers: h, body: nil), timeout: .seconds(3600))
+                let status = Int(response.status.code)
+                if status == 200 || status == 206 {
+                    try onHeaders(response.headers)
+                    var size: Int64 = 0
+                    for try await buffer in response.body {
+                        size += Int64(buffer.readableBytes)
+                        try buffer.withUnsafeReadableBytes { p in
+                            chunk(p)
+                            try out.write(contentsOf: p)
+                        }
+                    }
+                    try out.synchronize()
+                    return GoogleHTTP.Answer(status: status, headers: response.headers, body: [])
+                }
+                var bytes = try await response.body.collect(upTo: 1 << 20)
+                let a = GoogleHTTP.Answer(status: status, headers: response.headers, body: bytes.readBytes(length: bytes.readableBytes) ?? [])
+                if status == 401 && token != nil && !refreshed {
+                    await tokens.refused(token)
+                    refreshed = true
+                    attempt -= 1
+                    continue
+                }
+                guard GoogleHTTP.isTransient(a) else { return a }
+                retryAfter = a.headers.first(name: "Retry-After")
+                failure = SluiceError(.unavailable, "\(what) on \(name): \(GoogleHTTP.describe(a)) (\(attempt) attempts)")
+            } catch let e as SluiceError {
+                throw e
+            } catch {
+                // A body cut halfway leaves a partial file: start it again.
+                failure = SluiceError(.unavailable, "\(what) on \(name): \(error)")
+                do { try out.truncate(atOffset: 0); try out.seek(toOffset: 0) } catch { throw failure }
+            }
+            if attempt >= config.attempts { throw failure }
+            try? await Task.sleep(nanoseconds: UInt64(backoff(attempt, retryAfter: retryAfter) * 1e9))
+        }
+    }
+
+    /// The error for an answer that is not what `what` expected.
+    func fail(_ what: String, _ a: GoogleHTTP.Answer, object: String) -> SluiceError {
+        let code: SluiceError.Code = switch a.status {
+        case 404: .notFound
+        case 412: .aborted
+        case 401, 403: .refused
+        default: .io
+        }
+        var text = a.status == 412 ? "changed since it was listed (precondition failed)" : GoogleHTTP.describe(a)
+        if a.status == 401 || a.status == 403 {
+            text += " (access denied: check GOOGLE_APPLICATION_CREDENTIALS and that its account may read \(name))"
+        }
+        return SluiceError(code, "\(what) \(name)/\(object): \(text)")
+    }
+
+    /// RFC 3339 timestamps as Google writes them (`2024-05-01T10:00:00.123Z`).
+    static func date(_ s: String?) -> Date {
+        guard let s else { return Date(timeIntervalSince1970: 0) }
+        var copy = s
+        if let p = copy.withUTF8({ Coercion.parseTimestamp(UnsafeRawBufferPointer($0)) }) {
+            return Date(timeIntervalSince1970: Double(p.utcMicros) / 1e6)
+        }
+        return Date(timeIntervalSince1970: 0)
+    }
+
+    /// `2024-05-01T10:00:00.123Z`: milliseconds, rounded down.
+    static func rfc3339(_ d: Date) -> String {
+        let ms = Int64((d.timeIntervalSince1970 * 1000).rounded(.down))
+        let days = ms >= 0 ? ms / 86_400_000 : (ms - 86_399_999) / 86_400_000
+        let rest = ms - days * 86_400_000
+        let (y, m, dd) = Coercion.civilFromDays(days)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", y, m, dd, Int(rest / 3_600_000), Int(rest / 60_000 % 60), Int(rest / 1000 % 60), Int(rest % 1000))
+    }
+
+    /// A path segment or query value, percent-encoded (`/` too).
+    static func encode(_ s: String) -> String { SigV4Signer.encode(s, keepSlash: false) }
+}
