@@ -31,6 +31,11 @@ public struct Glob: Sendable, Equatable {
     /// A location with a pattern in it (`s3://bucket/input/*.json`) as the folder to list
     /// (`s3://bucket/input/`) and the pattern relative to it (`*.json`); nil when it has none.
     public static func split(location text: String) -> (folder: String, glob: String)? {
+        // A Drive location's options (`gdrive://ID/*.csv?by=modified`) stay with the folder.
+        if text.hasPrefix("gdrive://"), let q = text.firstIndex(of: "?") {
+            let options = text[q...]
+            return split(location: String(text[..<q])).map { ($0.folder + options, $0.glob) }
+        }
         guard let wild = text.firstIndex(where: { "*?[{".contains($0) }) else { return nil }
         guard let slash = text[..<wild].lastIndex(of: "/") else { return ("", text) }
         return (String(text[...slash]), String(text[text.index(after: slash)...]))

@@ -452,6 +452,12 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
         }
     }
 
+    public func oldestWaiting(watch: String) async throws(SluiceError) -> Date? {
+        try await run("reading a watch's waiting files") { conn in
+            try await self.rows(conn, "SELECT min(last_modified) FROM sluice.watched_files WHERE watch = $1 AND state = 'seen'", [.text(watch)]).first?.decode(Date?.self)
+        }
+    }
+
     public func cachedAnswers(namespace: String, keys: [String], now: Date) async throws(SluiceError) -> [String: String] {
         try await run("reading the enrich cache") { conn in
             var out: [String: String] = [:]

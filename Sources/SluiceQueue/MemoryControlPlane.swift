@@ -237,6 +237,10 @@ public final class MemoryControlPlane: QueueDriver {
         state.withLock { s in s.watched.values.filter { $0.watch == watch && $0.state == .queued }.map(\.lastModified).max() }
     }
 
+    public func oldestWaiting(watch: String) async throws(SluiceError) -> Date? {
+        state.withLock { s in s.watched.values.filter { $0.watch == watch && $0.state == .seen }.map(\.lastModified).min() }
+    }
+
     // MARK: Enrich cache and rate limits
 
     public func cachedAnswers(namespace: String, keys: [String], now: Date) async throws(SluiceError) -> [String: String] {

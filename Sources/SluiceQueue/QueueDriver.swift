@@ -73,6 +73,9 @@ public protocol FileLedger: Sendable {
     func recordWatchedFiles(_ files: [WatchedFile]) async throws(SluiceError)
     /// The newest modification time among a watch's queued files (its watermark).
     func watermark(watch: String) async throws(SluiceError) -> Date?
+    /// The oldest modification time among a watch's versions still waiting to be loaded
+    /// (`seen`): a listing filtered by time must reach back that far.
+    func oldestWaiting(watch: String) async throws(SluiceError) -> Date?
 }
 
 /// What `enrich` steps share across processes: the answer cache and the rate limiter.

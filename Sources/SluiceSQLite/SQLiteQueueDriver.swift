@@ -461,6 +461,12 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         }
     }
 
+    public func oldestWaiting(watch: String) async throws(SluiceError) -> Date? {
+        try await run { c throws(SluiceError) in
+            Self.date(try c.query("SELECT min(last_modified) FROM sluice_watched_files WHERE watch = ?1 AND state = 'seen'", [.text(watch)]).first?.first ?? .null)
+        }
+    }
+
     public func cachedAnswers(namespace: String, keys: [String], now: Date) async throws(SluiceError) -> [String: String] {
         try await run { c throws(SluiceError) in
             let json = String(decoding: (try? JSONEncoder().encode(keys)) ?? Data("[]".utf8), as: UTF8.self)

@@ -288,12 +288,14 @@ public enum FileLedgerConformance {
         #expect(try await d.watchedFiles(watch: "w", keys: nil).count == 3)
         #expect(try await d.watchedFiles(watch: "w", keys: []).isEmpty)
         #expect(try await d.watermark(watch: "w") == at(5))  // queued files only
+        #expect(try await d.oldestWaiting(watch: "w") == nil)  // none seen and not yet loaded
         // A version's batch, once claimed, stays.
         var c = WatchedFile(watch: "w", key: "in/c.json", etag: "e9", size: 1, lastModified: at(1), state: .seen, firstSeen: at(1), batch: "first")
         try await d.recordWatchedFile(c)
         c.batch = "second"
         try await d.recordWatchedFile(c)
         #expect(try await d.watchedFiles(watch: "w", keys: ["in/c.json"]).first?.batch == "first")
+        #expect(try await d.oldestWaiting(watch: "w") == at(1))
         // Several versions in one call (one transaction); a claimed batch stays there too.
         let many = (0..<50).map { WatchedFile(watch: "m", key: "in/\($0).json", etag: "e", size: Int64($0), lastModified: at(Double($0)),
                                              state: .seen, firstSeen: at(1), batch: "b1") }

@@ -6,7 +6,6 @@ public import Logging
 import Crypto
 import SluiceLoad
 import Metrics
-import Synchronization
 
 /// One watch: a source location, the entity its files load into, and its rules.
 public struct WatchSpec: Sendable, Equatable {
@@ -79,10 +78,6 @@ public final class Watcher: Sendable {
     let driver: any JobStore & UploadStore & FileLedger
     let uploadDir: String
     let logger: Logger
-    /// Whether the next poll lists everything, not only what is newer than the watermark: the
-    /// first poll, and any poll after one that left a version to retry (that version may be
-    /// older than the watermark the others moved on, and must be listed again).
-    let listEverything = Mutex(true)
 
     public init(spec: WatchSpec, driver: any JobStore & UploadStore & FileLedger, uploadDir: String, s3: S3Config, logger: Logger) throws(SluiceError) {
         self.spec = spec
@@ -147,9 +142,11 @@ public final class Watcher: Sendable {
     public func poll(now: @escaping @Sendable () -> Date = { Date() }) async throws(SluiceError) -> WatchPollReport {
         let start = now()
         let watermark = spec.rules.watermark ? try await driver.watermark(watch: spec.name) : nil
-        // Stores that filter by time on the server (Drive) list only what is new.
-        let everything = listEverything.withLock { v in defer { v = true }; return v }
-        let listing = try await store.listAll(prefix: prefix, newerThan: everything ? nil : watermark)
+        // Stores that filter by time on the server (Drive) list only what is new, and what
+        // still waits to be loaded (a fetch to retry may be older than the watermark).
+        var since = watermark
+        if let w = watermark, let waiting = try await driver.oldestWaiting(watch: spec.name) { since = min(w, waiting.addingTimeInterval(-0.001)) }
+        let listing = try await store.listAll(prefix: prefix, newerThan: since)
         var ledger: [WatchedFile] = []
         var at = 0
         while at < listing.count {
@@ -235,7 +232,6 @@ public final class Watcher: Sendable {
             }
         }
         report.jobs = jobs.sorted()
-        if report.retry == 0 { listEverything.withLock { $0 = false } }
         Counter(label: "sluice_watch_polls_total", dimensions: [("watch", spec.name)]).increment()
         for (state, n) in [("queued", report.queued - report.duplicates), ("duplicate", report.duplicates), ("failed", report.failed), ("retry", report.retry)] where n > 0 {
             Counter(label: "sluice_watch_files_total", dimensions: [("watch", spec.name), ("state", state)]).increment(by: n)

@@ -48,8 +48,16 @@ struct CLI {
         p.standardOutput = out
         p.standardError = err
         try p.run()
+        // Both pipes drained at once: a command that logs more than a pipe holds (64 KiB) to
+        // stderr would otherwise block while stdout is read, and never exit.
+        nonisolated(unsafe) var e = Data()
+        let drained = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            e = err.fileHandleForReading.readDataToEndOfFile()
+            drained.signal()
+        }
         let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
+        drained.wait()
         p.waitUntilExit()
         return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
     }

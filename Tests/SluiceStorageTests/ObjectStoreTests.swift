@@ -162,4 +162,40 @@ import SluiceTesting
         #expect(folder.kind == .local(root: dir.path) && folder.key == "")
         #expect(throws: SluiceError.self) { try StorageLocation("s3://UPPER/x") }
     }
+
+    @Test func googleLocationsAreParsed() throws {
+        let gs = try StorageLocation("gs://my_bucket.example/in/")
+        #expect(gs.kind == .gcs(bucket: "my_bucket.example") && gs.key == "in/" && gs.kind.isAtomic)
+        let drive = try StorageLocation("gdrive://1AbC-d_9/sales%20q1.csv?by=modified&drive=0Xyz")
+        var options = DriveOptions()
+        options.byModified = true
+        options.sharedDrive = "0Xyz"
+        #expect(drive.kind == .gdrive(folder: "1AbC-d_9", options: options) && drive.key == "sales q1.csv")
+        #expect(try StorageLocation("gdrive://F1/").kind == .gdrive(folder: "F1", options: DriveOptions()))
+        for bad in ["gs://UP/x", "gs://a/x", "gdrive://bad'id/", "gdrive://F/?by=size", "gdrive://F/?drive=a'b"] {
+            #expect(throws: SluiceError.self, "\(bad)") { _ = try StorageLocation(bad).store(google: GoogleConfig()) }
+        }
+        // A pattern in a Drive location leaves its options with the folder.
+        #expect(Glob.split(location: "gdrive://F1/sales-*.csv?by=modified")! == ("gdrive://F1/?by=modified", "sales-*.csv"))
+        #expect(Source.isRemote("gs://b/x") && Source.isRemote("gdrive://F/"))
+    }
+
+    @Test func gsSourcesInRequestsNeedAnAllowedBucket() throws {
+        var policy = SourcePolicy(uploadDir: "/tmp/u")
+        #expect(throws: SluiceError.self) { try policy.validate("gs://landing/a.csv") }
+        policy.gcsBuckets = ["landing"]
+        #expect(try policy.validate("gs://landing/in/a.csv") == .gcs(bucket: "landing", key: "in/a.csv"))
+        #expect(throws: SluiceError.self) { try policy.validate("gs://other/a.csv") }
+        #expect(throws: SluiceError.self) { try policy.validate("gs://landing/in/") }
+        #expect(throws: SluiceError.self) { try policy.validate("s3://landing/a.csv") }  // an S3 bucket is allowed on its own
+    }
+
+    @Test func googleSettingsComeFromTheEnvironment() {
+        let key = GoogleConfig.fromEnvironment(["GOOGLE_APPLICATION_CREDENTIALS": "/k.json", "STORAGE_EMULATOR_HOST": "localhost:9023/"])
+        #expect(key.credentials == .serviceAccount(path: "/k.json") && key.storageEndpoint == "http://localhost:9023")
+        #expect(GoogleConfig.fromEnvironment(["STORAGE_EMULATOR_HOST": "http://127.0.0.1:1"]).credentials == .anonymous)
+        let metadata = GoogleConfig.fromEnvironment(["GCE_METADATA_HOST": "10.0.0.1:80", "SLUICE_GOOGLE_RATE": "25"])
+        #expect(metadata.credentials == .metadata(host: "10.0.0.1:80") && metadata.rate == 25 && metadata.storageEndpoint == "https://storage.googleapis.com")
+        #expect(GoogleConfig.fromEnvironment(["SLUICE_GOOGLE_RATE": "-1"]).rate == nil)
+    }
 }

@@ -115,6 +115,19 @@ async def admin_storm(request: Request):
     return {"ok": True}
 
 
+@app.post("/_admin/reset_rate")
+def admin_reset_rate():
+    with lock:
+        starts.clear()
+    return {"ok": True}
+
+
+@app.get("/_admin/drive/ids")
+def admin_drive_ids(name: str):
+    with lock:
+        return {"id": next((f["id"] for f in files.values() if f["name"] == name), None)}
+
+
 @app.post("/_admin/expire")
 def admin_expire():
     with lock:
@@ -128,6 +141,23 @@ def admin_bucket(name: str):
     with lock:
         buckets.setdefault(name, {})
     return {"ok": True}
+
+
+@app.post("/_admin/gcs/{bucket}")
+async def admin_gcs_put(bucket: str, request: Request):
+    """Creates the bucket if needed and puts [{"name", "content"}] objects in it."""
+    b = await request.json()
+    with lock:
+        buckets.setdefault(bucket, {})
+    for item in b:
+        put_object(bucket, item["name"], item.get("content", "").encode(), item.get("contentType", "text/csv"))
+    return {"ok": True}
+
+
+@app.get("/_admin/gcs/{bucket}")
+def admin_gcs_list(bucket: str):
+    with lock:
+        return {n: o["data"].decode(errors="replace") for n, o in sorted(buckets.get(bucket, {}).items())}
 
 
 def new_file(b):
@@ -302,7 +332,7 @@ def gcs(request, method, parts, q, body):
     if len(parts) >= 3 and parts[1] == "o":
         name = unquote(parts[2])
         o = objs.get(name)
-        if len(parts) == 7 and parts[3] == "rewriteTo" and method == "POST":
+        if len(parts) == 8 and parts[3] == "rewriteTo" and parts[6] == "o" and method == "POST":
             if o is None:
                 return gerror(404, "notFound", "No such object: " + f"{bucket}/{name}")
             if "ifSourceGenerationMatch" in q and q["ifSourceGenerationMatch"][0] != str(o["generation"]):
@@ -310,7 +340,7 @@ def gcs(request, method, parts, q, body):
             dest_bucket = unquote(parts[5])
             if dest_bucket not in buckets:
                 return gerror(404, "notFound", "The destination bucket does not exist.")
-            c = put_object(dest_bucket, unquote(parts[6]), o["data"], o["contentType"])
+            c = put_object(dest_bucket, unquote(parts[7]), o["data"], o["contentType"])
             n = len(o["data"])
             return j(200, {"kind": "storage#rewriteResponse", "totalBytesRewritten": str(n), "objectSize": str(n), "done": True,
                            "resource": resource(dest_bucket, c)})

@@ -1,0 +1,231 @@
+import Testing
+import Foundation
+import SluiceTesting
+
+/// scripts/receivers/google_fake.py: Google's token endpoint, metadata server, Cloud Storage
+/// JSON API and Drive v3 on 127.0.0.1, verifying the RS256 JWT signed with a key made here.
+final class GoogleFake: @unchecked Sendable {
+    let dir: String
+    let keyFile: String
+    private(set) var process = Process()
+    private(set) var port = 0
+
+    init(_ args: [String] = []) throws {
+        dir = NSTemporaryDirectory() + "sluice-google-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        keyFile = dir + "/service-account.json"
+        let pem = dir + "/key.pem"
+        try Self.shell(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", pem])
+        for _ in 0..<3 {
+            port = Int.random(in: 45_000..<55_000)
+            let key: [String: Any] = ["type": "service_account", "project_id": "sluice-test", "private_key_id": "k1",
+                                      "private_key": try String(contentsOfFile: pem, encoding: .utf8),
+                                      "client_email": "loader@sluice-test.iam.gserviceaccount.com", "token_uri": "http://127.0.0.1:\(port)/token"]
+            try JSONSerialization.data(withJSONObject: key).write(to: URL(fileURLWithPath: keyFile))
+            process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", "scripts/receivers/google_fake.py", "--port", String(port), "--key-file", keyFile] + args
+            process.currentDirectoryURL = URL(fileURLWithPath: Oracle.repoRoot)
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try process.run()
+            for _ in 0..<600 where process.isRunning {
+                if (try? stats()) != nil { return }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            stop()
+        }
+        throw Oracle.Failure(description: "the Google fake did not start (fastapi, uvicorn and cryptography must be installed)")
+    }
+
+    @discardableResult
+    static func shell(_ args: [String], input: Data? = nil) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = args
+        let out = Pipe(), inp = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        if input != nil { p.standardInput = inp }
+        try p.run()
+        if let input { inp.fileHandleForWriting.write(input); try inp.fileHandleForWriting.close() }
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw Oracle.Failure(description: "\(args.joined(separator: " ")) failed") }
+        return String(decoding: o, as: UTF8.self)
+    }
+
+    /// A service-account key, the fake as Cloud Storage's and Drive's endpoint.
+    var env: [String: String] {
+        ["GOOGLE_APPLICATION_CREDENTIALS": keyFile, "STORAGE_EMULATOR_HOST": "http://127.0.0.1:\(port)", "SLUICE_GDRIVE_ENDPOINT": "http://127.0.0.1:\(port)"]
+    }
+
+    /// No key file: tokens from the metadata server.
+    var metadataEnv: [String: String] {
+        ["GOOGLE_APPLICATION_CREDENTIALS": "", "STORAGE_EMULATOR_HOST": "http://127.0.0.1:\(port)", "SLUICE_GDRIVE_ENDPOINT": "http://127.0.0.1:\(port)",
+         "GCE_METADATA_HOST": "127.0.0.1:\(port)"]
+    }
+
+    @discardableResult
+    func post(_ path: String, _ body: Any) throws -> [String: Any] {
+        let data = try JSONSerialization.data(withJSONObject: body)
+        let out = try Self.shell(["curl", "-sf", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@-",
+                                  "http://127.0.0.1:\(port)\(path)"], input: data)
+        return (try? JSONSerialization.jsonObject(with: Data(out.utf8))) as? [String: Any] ?? [:]
+    }
+
+    func get(_ path: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+    }
+
+    func stats() throws -> [String: Int] { try get("/_admin/stats").compactMapValues { $0 as? Int } }
+
+    /// Drive files: `(name, content, createdTime)` in `folder`.
+    func driveFiles(_ files: [(String, String, String)], folder: String, mime: String = "text/csv") throws {
+        try post("/_admin/drive/files", files.map { ["name": $0.0, "content": $0.1, "createdTime": $0.2, "parents": [folder], "mimeType": mime] })
+    }
+
+    func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
+}
+
+/// `gs://` and `gdrive://` wherever a source goes, against the fake: auth, paging, the
+/// watermark, exports of Sheets, token expiry and rate-limit storms.
+@Suite(.serialized) struct GoogleSourceTests {
+    func count(_ cli: CLI, _ sql: String) throws -> Int {
+        Int(try cli.sqlite(sql).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+
+    static func time(_ minutes: Int) -> String {
+        let d = Date(timeIntervalSince1970: 1_780_000_000 + Double(minutes) * 60)
+        return ISO8601DateFormatter.string(from: d, timeZone: TimeZone(identifier: "UTC")!, formatOptions: [.withInternetDateTime])
+    }
+
+    /// 300 objects over 4 pages, each loaded once, raw copies made by server-side rewrites;
+    /// one token per process, whatever the number of calls.
+    @Test func aBucketIsWatchedAcrossPagesEachObjectOnce() throws {
+        let google = try GoogleFake(["--max-page", "80"])
+        defer { google.stop() }
+        try google.post("/_admin/gcs/landing", (0..<300).map { ["name": "in/o\($0).csv", "content": "id,v\n\($0),x\($0)\n"] }
+                        + [["name": "other/z.csv", "content": "id,v\n9999,no\n"]])
+        let cli = try CLI()
+        cli.write("sluice.yml", "entities:\n  items:\n    primary_key: [id]\n    mode: append\n")
+        let args = ["watch", "gs://landing/in/", "--into", "items", "--raw", "gs://landing/raw/", "--name", "gcs", "--once", "--json"]
+        let r = try cli.run(args, env: google.env)
+        #expect(r.status == 0, "\(r.out) \(r.err)")
+        #expect(try cli.json(r.out)["loaded"] as? Int == 300, "\(r.out)")
+        #expect(try count(cli, "SELECT count(*) FROM items") == 300)
+        #expect(try count(cli, "SELECT count(DISTINCT id) FROM items") == 300)
+        let first = try google.stats()
+        #expect(first["list_pages"] == 4 && first["token_exchanges"] == 1, "\(first)")
+        let raw = try google.get("/_admin/gcs/landing").keys.filter { $0.hasPrefix("raw/gcs/") }
+        #expect(raw.count == 300 && raw.contains { $0.hasSuffix("/o7.csv") })
+        // Polling again loads nothing twice (append mode would show it).
+        let again = try cli.run(args, env: google.env)
+        #expect(try cli.json(again.out)["poll"].flatMap { ($0 as? [String: Any])?["queued"] as? Int } == 0, "\(again.out)")
+        #expect(try count(cli, "SELECT count(*) FROM items") == 300)
+        // `sluice load` takes one object or a prefix too.
+        let one = try cli.run(["load", "gs://landing/other/z.csv", "--into", "solo", "--create"], env: google.env)
+        #expect(one.status == 0, "\(one.err)")
+        #expect(try count(cli, "SELECT id FROM solo") == 9999)
+    }
+
+    /// Seed 003: files dropped in a Drive folder, listed by creation time after the watermark
+    /// (filtered by Drive itself), a Sheet exported as CSV, tokens from the metadata server.
+    @Test func aDriveFolderIsWatchedByCreationTimeAfterTheWatermark() throws {
+        let google = try GoogleFake(["--max-page", "80"])
+        defer { google.stop() }
+        try google.driveFiles((0..<299).map { ("sales-\($0).csv", "id,amount\n\($0),\($0).5\n", Self.time($0)) }, folder: "F0lder_1")
+        try google.driveFiles([("budget", "id,amount\n5000,1.25\n5001,2.5\n", Self.time(300))], folder: "F0lder_1", mime: "application/vnd.google-apps.spreadsheet")
+        try google.driveFiles([("notes", "not data", Self.time(301))], folder: "F0lder_1", mime: "application/vnd.google-apps.document")
+        try google.driveFiles([("elsewhere.csv", "id,amount\n7777,1\n", Self.time(302))], folder: "other")
+        let cli = try CLI()
+        cli.write("sluice.yml", "entities:\n  sales:\n    primary_key: [id]\n    mode: append\n")
+        let args = ["watch", "gdrive://F0lder_1/", "--into", "sales", "--watermark", "--name", "drive", "--once", "--json"]
+        let r = try cli.run(args, env: google.metadataEnv)
+        #expect(r.status == 0, "\(r.out) \(r.err)")
+        #expect(try cli.json(r.out)["loaded"] as? Int == 300, "\(r.out)")
+        #expect(try count(cli, "SELECT count(*) FROM sales") == 301)
+        #expect(try count(cli, "SELECT count(*) FROM sales WHERE id IN (5000, 5001, 7777)") == 2)
+        var s = try google.stats()
+        #expect(s["list_pages"] == 4, "300 files over pages of 80: \(s)")
+        // New files after the watermark load; a file created before it does not; Drive is
+        // asked only for what is newer (one short page).
+        try google.driveFiles([("late-1.csv", "id,amount\n6001,1\n", Self.time(400)), ("late-2.csv", "id,amount\n6002,1\n", Self.time(401)),
+                               ("backdated.csv", "id,amount\n6003,1\n", Self.time(-10))], folder: "F0lder_1")
+        let pagesBefore = s["list_pages"] ?? 0
+        let second = try cli.run(args, env: google.metadataEnv)
+        #expect(try cli.json(second.out)["loaded"] as? Int == 2, "\(second.out) \(second.err)")
+        #expect(try count(cli, "SELECT count(*) FROM sales WHERE id IN (6001, 6002)") == 2)
+        #expect(try count(cli, "SELECT count(*) FROM sales WHERE id = 6003") == 0)
+        s = try google.stats()
+        #expect((s["list_pages"] ?? 0) - pagesBefore == 1, "\(s)")
+        #expect(try count(cli, "SELECT count(*) FROM sales") == 303)
+        // By creation time, a file edited in place is not new; by modification time
+        // (`?by=modified`) its new revision loads once.
+        let ids = try google.get("/_admin/drive/ids?name=sales-6.csv")
+        try google.post("/_admin/drive/files/\(ids["id"] as? String ?? "")", ["content": "id,amount\n6,99.5\n"])
+        let third = try cli.run(args, env: google.metadataEnv)
+        #expect(try cli.json(third.out)["loaded"] as? Int == 0, "\(third.out)")
+        let byModified = ["watch", "gdrive://F0lder_1/?by=modified", "--into", "sales_mod", "--watermark", "--name", "drive-mod", "--once", "--json"]
+        cli.write("sluice.yml", "entities:\n  sales:\n    primary_key: [id]\n    mode: append\n  sales_mod:\n    primary_key: [id]\n    columns: {id: int64, amount: text}\n")
+        #expect(try cli.json(try cli.run(byModified, env: google.metadataEnv).out)["loaded"] as? Int == 303)
+        try google.post("/_admin/drive/files/\(ids["id"] as? String ?? "")", ["content": "id,amount\n6,77.5\n"])
+        let edited = try cli.run(byModified, env: google.metadataEnv)
+        #expect(try cli.json(edited.out)["loaded"] as? Int == 1, "\(edited.out) \(edited.err)")
+        let amount = try cli.sqlite("SELECT amount FROM sales_mod WHERE id = 6").trimmingCharacters(in: .whitespacesAndNewlines)
+        let some = try cli.sqlite("SELECT id, amount FROM sales_mod WHERE id < 10")
+        #expect(amount == "77.5", "\(amount) \(some)")
+    }
+
+    /// A token that stops working mid-listing is replaced at once; a storm of 429s and
+    /// rate-limit 403s is waited out as Retry-After asks, and nothing is loaded twice.
+    @Test func expiredTokensAndRateLimitStormsAreWaitedOut() throws {
+        let google = try GoogleFake(["--max-page", "40", "--expire-after", "3"])
+        defer { google.stop() }
+        try google.driveFiles((0..<120).map { ("f\($0).csv", "id\n\($0)\n", Self.time($0)) }, folder: "stormy")
+        let cli = try CLI()
+        cli.write("sluice.yml", "entities:\n  t:\n    primary_key: [id]\n    mode: append\n")
+        try google.post("/_admin/storm", ["count": 4, "status": 403, "retry_after": "1"])
+        let r = try cli.run(["watch", "gdrive://stormy/", "--into", "t", "--once", "--json"], env: google.env)
+        #expect(r.status == 0, "\(r.out) \(r.err)")
+        #expect(try count(cli, "SELECT count(*) FROM t") == 120)
+        #expect(try count(cli, "SELECT count(DISTINCT id) FROM t") == 120)
+        var s = try google.stats()
+        #expect(s["token_exchanges"] == 2 && s["unauthorized"] == 1, "one refresh after the tokens expired: \(s)")
+        #expect(s["throttled"] == 4 && s["early_retries"] == 0, "\(s)")
+        // 429s on Cloud Storage, with a budget of our own (SLUICE_GOOGLE_RATE) on top.
+        try google.post("/_admin/gcs/stormy", (0..<30).map { ["name": "in/\($0).csv", "content": "id\n\(1000 + $0)\n"] })
+        try google.post("/_admin/storm", ["count": 6, "status": 429, "retry_after": "1"])
+        try google.post("/_admin/reset_rate", [:] as [String: Int])
+        let g = try cli.run(["watch", "gs://stormy/in/", "--into", "t", "--name", "g", "--once", "--json"],
+                            env: google.env.merging(["SLUICE_GOOGLE_RATE": "40"]) { $1 })
+        #expect(g.status == 0, "\(g.out) \(g.err)")
+        #expect(try count(cli, "SELECT count(*) FROM t WHERE id >= 1000") == 30)
+        s = try google.stats()
+        #expect(s["throttled"] == 10 && s["early_retries"] == 0 && (s["max_per_second"] ?? 99) <= 45, "\(s)")
+    }
+
+    /// A key the token endpoint does not know is refused with Google's reason.
+    @Test func aWrongKeyIsRefusedWithGooglesReason() throws {
+        let google = try GoogleFake()
+        defer { google.stop() }
+        let other = try GoogleFake()
+        defer { other.stop() }
+        try google.post("/_admin/gcs/landing", [["name": "a.csv", "content": "id\n1\n"]])
+        let cli = try CLI()
+        // The other fake's key, but this fake's token endpoint: the signature does not verify.
+        var key = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: other.keyFile))) as? [String: Any] ?? [:]
+        key["token_uri"] = "http://127.0.0.1:\(google.port)/token"
+        let wrong = cli.write("wrong.json", String(decoding: try JSONSerialization.data(withJSONObject: key), as: UTF8.self))
+        let r = try cli.run(["load", "gs://landing/a.csv", "--into", "t"], env: google.env.merging(["GOOGLE_APPLICATION_CREDENTIALS": wrong]) { $1 })
+        #expect(r.status != 0 && r.err.contains("Invalid JWT Signature"), "\(r.err)")
+        let ok = try cli.run(["load", "gs://landing/a.csv", "--into", "t"], env: google.env)
+        #expect(ok.status == 0, "\(ok.err)")
+    }
+}
