@@ -26,12 +26,13 @@ fi
 
 # Python peers: aiohttp is seed 000's HTTP client (the tests post with it as that client does);
 # pyarrow and fastavro are the format oracles (cramjam and backports.zstd give fastavro its
-# snappy and zstandard codecs); fastapi + uvicorn (+ python-multipart) run the export receivers;
-# moto's server mode is the S3-compatible server, boto3 the client that checks what Sluice wrote;
-# duckdb, polars, pandas and pyspark are the other readers Sluice's Parquet files must open in;
+# snappy and zstandard codecs); fastapi + uvicorn (+ python-multipart) run the export receivers
+# and the fake of Google's APIs (cryptography verifies the JWTs Sluice signs); moto's server
+# mode is the S3-compatible server, boto3 the client that checks what Sluice wrote; duckdb,
+# polars, pandas and pyspark are the other readers Sluice's Parquet files must open in;
 # deltalake (delta-rs) writes and reads the Delta tables Sluice's reader and writer are checked
 # against, and pyroaring serializes the deletion vectors the oracle adds by hand.
-pymods=(aiohttp pyarrow fastavro cramjam backports.zstd fastapi uvicorn multipart moto.server boto3 duckdb polars pandas pyspark deltalake pyroaring)
+pymods=(aiohttp pyarrow fastavro cramjam backports.zstd fastapi uvicorn multipart cryptography moto.server boto3 duckdb polars pandas pyspark deltalake pyroaring)
 pips=()
 pipname() { case "$1" in multipart) echo python-multipart ;; moto.server) echo "moto[server]" ;; *) echo "$1" ;; esac; }
 for m in "${pymods[@]}"; do python3 -c "import $m" 2>/dev/null || pips+=("$(pipname "$m")"); done

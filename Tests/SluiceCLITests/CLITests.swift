@@ -38,10 +38,11 @@ struct CLI {
         return dir + "/" + name
     }
 
-    func run(_ args: [String], env: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+    /// Runs `sluice` with `args` (or, with `program`, the program `args[0]`) in the test's folder.
+    func run(_ args: [String], env: [String: String] = [:], program: Bool = false) throws -> (status: Int32, out: String, err: String) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
-        p.arguments = args
+        p.executableURL = URL(fileURLWithPath: program ? args[0] : Self.binary)
+        p.arguments = program ? Array(args.dropFirst()) : args
         if !env.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
         p.currentDirectoryURL = URL(fileURLWithPath: dir)
         let out = Pipe(), err = Pipe()

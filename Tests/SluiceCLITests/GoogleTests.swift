@@ -97,8 +97,8 @@ final class GoogleFake: @unchecked Sendable {
 /// `gs://` and `gdrive://` wherever a source goes, against the fake: auth, paging, the
 /// watermark, exports of Sheets, token expiry and rate-limit storms.
 @Suite(.serialized) struct GoogleSourceTests {
-    func count(_ cli: CLI, _ sql: String) throws -> Int {
-        Int(try cli.sqlite(sql).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    func count(_ cli: CLI, _ sql: String, db: String = "sluice.db") throws -> Int {
+        Int(try GoogleFake.shell(["sqlite3", cli.dir + "/" + db, sql]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
     }
 
     static func time(_ minutes: Int) -> String {
@@ -209,6 +209,50 @@ final class GoogleFake: @unchecked Sendable {
         #expect(try count(cli, "SELECT count(*) FROM t WHERE id >= 1000") == 30)
         s = try google.stats()
         #expect(s["throttled"] == 10 && s["early_retries"] == 0 && (s["max_per_second"] ?? 99) <= 45, "\(s)")
+    }
+
+    /// examples/daily-batch/drive.yml: seed 003's daily pipelines reading a Drive folder, one
+    /// run catching up the missed days with only the new files.
+    @Test func theDailyBatchExampleRunsFromADriveFolder() throws {
+        let google = try GoogleFake()
+        defer { google.stop() }
+        let cli = try CLI()
+        let example = Oracle.repoRoot + "/examples/daily-batch"
+        for f in ["drive.yml", "generate.py"] { try FileManager.default.copyItem(atPath: example + "/" + f, toPath: cli.dir + "/" + f) }
+        let env = google.env.merging(["DRIVE_FOLDER": "Sales0Inbox", "SLUICE_CONFIG": "drive.yml"]) { $1 }
+        func drop(_ day: String) throws {
+            let r = try cli.run(["/usr/bin/env", "python3", "generate.py", "--day", day, "--drive", "Sales0Inbox"], env: env, program: true)
+            #expect(r.status == 0, "\(r.err)")
+        }
+        try drop("2026-11-01")
+        var r = try cli.run(["schedule", "tick", "--now", "2026-11-01T09:30:00Z"], env: env)
+        #expect(r.status == 0 && r.out.contains("ran clean_sales, audit"), "\(r.out) \(r.err)")
+        #expect(try count(cli, "SELECT count(*) FROM sales", db: "daily-drive.db") == 983)
+        for day in ["2026-11-02", "2026-11-03", "2026-11-04"] { try drop(day) }
+        r = try cli.run(["schedule", "tick", "--now", "2026-11-04T09:30:00Z"], env: env)
+        #expect(r.err.contains("2 missed firings caught up in this run"), "\(r.err)")
+        #expect(try count(cli, "SELECT count(*) FROM sales", db: "daily-drive.db") == 3889)
+        #expect(try count(cli, "SELECT count(*) FROM sales_audit", db: "daily-drive.db") == 4004)
+    }
+
+    /// A raw layer in a bucket: files from 8 MiB up go through a resumable session, in chunks.
+    @Test func aLargeFileReachesTheRawLayerThroughAResumableUpload() throws {
+        let google = try GoogleFake()
+        defer { google.stop() }
+        try google.post("/_admin/gcs/raw-layer", [] as [[String: String]])
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        var csv = "id,text\n"
+        for i in 0..<120_000 { csv += "\(i),\(String(repeating: "x", count: 70))\n" }
+        cli.write("in/big.csv", csv)
+        let r = try cli.run(["watch", "in", "--into", "big", "--raw", "gs://raw-layer/raw/", "--name", "big", "--min-age", "0", "--once", "--json"], env: google.env)
+        #expect(r.status == 0 && (try? cli.json(r.out)["loaded"] as? Int) == 1, "\(r.out) \(r.err)")
+        let objects = try google.get("/_admin/gcs/raw-layer")
+        let big = objects.first { $0.key.hasSuffix("/big.csv") }?.value as? [String: Any]
+        #expect(big?["size"] as? Int == csv.utf8.count && csv.utf8.count > 8 << 20, "\(objects)")
+        let md5 = try GoogleFake.shell(["md5sum", cli.dir + "/in/big.csv"]).prefix(32)
+        #expect(big?["md5"] as? String == String(md5))
+        #expect(try google.stats()["calls"] ?? 0 >= 3, "a session and two chunks at least")
     }
 
     /// A key the token endpoint does not know is refused with Google's reason.

@@ -20,6 +20,11 @@ JSON API and the Drive v3 API, for tests and examples. It checks what the real s
     makes every token issued so far invalid after N API calls (once).
 
   google_fake.py --port 8093 --key-file sa.json [--max-page 80] [--token-ttl 3600] [--expire-after N]
+  google_fake.py --port 8093 --make-key sa.json        # writes a fresh key for clients to use
+
+Test set-up (not Google's API): POST /_admin/gcs/{bucket} [{"name", "content"}] puts objects,
+POST /_admin/drive/files [{"name", "content", "parents", "mimeType", "createdTime"}] adds Drive
+files, POST /_admin/drive/files/{id} {"content"} edits one.
 
 GET /_admin/stats: token exchanges, calls, throttled answers, retries sent before their
 Retry-After ran out, list pages served, the most calls started in any one second.
@@ -36,13 +41,24 @@ import uvicorn
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--port", type=int, required=True)
-ap.add_argument("--key-file", required=True)
+ap.add_argument("--key-file", help="the service-account key whose JWTs the token endpoint accepts")
+ap.add_argument("--make-key", help="write a fresh service-account key here (token_uri: this server) and accept it")
 ap.add_argument("--max-page", type=int, default=1000)
 ap.add_argument("--token-ttl", type=int, default=3600)
 ap.add_argument("--expire-after", type=int, default=0)
 ap.add_argument("--buckets", default="")
 args = ap.parse_args()
 
+if args.make_key:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    with open(args.make_key, "w") as f:
+        json.dump({"type": "service_account", "project_id": "sluice-example", "private_key_id": secrets.token_hex(8), "private_key": pem,
+                   "client_email": "sluice@sluice-example.iam.gserviceaccount.com", "token_uri": f"http://127.0.0.1:{args.port}/token"}, f)
+    args.key_file = args.make_key
+if not args.key_file:
+    ap.error("give --key-file or --make-key")
 KEY = json.load(open(args.key_file))
 PUBLIC = serialization.load_pem_private_key(KEY["private_key"].encode(), password=None).public_key()
 TOKEN_URI = f"http://127.0.0.1:{args.port}/token"
@@ -157,7 +173,8 @@ async def admin_gcs_put(bucket: str, request: Request):
 @app.get("/_admin/gcs/{bucket}")
 def admin_gcs_list(bucket: str):
     with lock:
-        return {n: o["data"].decode(errors="replace") for n, o in sorted(buckets.get(bucket, {}).items())}
+        return {n: {"size": len(o["data"]), "md5": hashlib.md5(o["data"]).hexdigest(), "generation": str(o["generation"])}
+                for n, o in sorted(buckets.get(bucket, {}).items())}
 
 
 def new_file(b):
