@@ -255,6 +255,23 @@ final class GoogleFake: @unchecked Sendable {
         #expect(try google.stats()["calls"] ?? 0 >= 3, "a session and two chunks at least")
     }
 
+    /// The bulk API takes `gs://` URLs in allowed buckets; the worker fetches the object at
+    /// the generation it saw.
+    @Test func theBulkAPITakesGsURLsForAllowedBucketsOnly() async throws {
+        let google = try GoogleFake()
+        defer { google.stop() }
+        try google.post("/_admin/gcs/drops", [["name": "in/day 1.csv", "content": "id,valor,referencia,category\n1,2.5,a,x\n2,3.5,b,y\n"]])
+        let srv = try ServerProcess(server: "gcs_buckets: [drops]", env: google.env)
+        let (s, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "gs://drops/in/day 1.csv"}"#)
+        #expect(s == 202, "\(o)")
+        let id = try #require(o["id"] as? Int)
+        let done = try await srv.wait(job: id) { ["complete", "error"].contains($0["state"] as? String ?? "") }
+        #expect(done["state"] as? String == "complete", "\(done)")
+        #expect(try srv.cli.sqlite("SELECT count(*) FROM registros") == "2\n")
+        let (refused, why) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "gs://elsewhere/x.csv"}"#)
+        #expect(refused == 400 && "\(why)".contains("not allowed"), "\(why)")
+    }
+
     /// A key the token endpoint does not know is refused with Google's reason.
     @Test func aWrongKeyIsRefusedWithGooglesReason() throws {
         let google = try GoogleFake()
