@@ -17,7 +17,7 @@ extension WatchSpec {
         guard let src = (declared.source != nil && source == watchName ? nil : source) ?? declared.source,
               let entity = into ?? declared.into else {
             let typo = (name ?? source).map { Suggestion.hint(for: $0, in: config.watches.keys) } ?? ""
-            throw SluiceError(.invalidArgument, "give a SOURCE (s3://bucket/prefix/ or a folder) and --into ENTITY, or the name of a watch declared in sluice.yml\(typo)")
+            throw SluiceError(.invalidArgument, "give a SOURCE (s3://bucket/prefix/, gs://…, gdrive://FOLDER_ID/ or a folder) and --into ENTITY, or the name of a watch declared in sluice.yml\(typo)")
         }
         var spec = WatchSpec(name: watchName ?? Self.defaultName(src, entity), source: src, entity: entity)
         spec.rules.glob = declared.glob.map(Glob.init)

@@ -23,7 +23,7 @@ struct LoadCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "Files to load (CSV, NDJSON, JSON, Parquet or Avro; .gz accepted for text formats): paths, s3://bucket/key (or s3://bucket/prefix/ for every object under it), or http(s) URLs.")
+    @Argument(help: "Files to load (CSV, NDJSON, JSON, Parquet or Avro; .gz accepted for text formats): paths, s3://bucket/key or gs://bucket/key (or a bucket prefix/ for every object under it), gdrive://FOLDER_ID/[name], or http(s) URLs.")
     var files: [String]
 
     @Option(name: .long, help: "Entity (declared in sluice.yml, or the table name to create), or a Delta table: delta:PATH.")

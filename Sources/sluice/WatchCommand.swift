@@ -44,7 +44,7 @@ struct WatchCommand: AsyncParsableCommand {
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "run", abstract: "Poll until stopped (or once), loading new files.")
 
-        @Argument(help: "s3://bucket/prefix/, ftp://user:password@host/folder/, a folder, or the name of a watch declared in sluice.yml.") var source: String?
+        @Argument(help: "s3://bucket/prefix/, gs://bucket/prefix/, gdrive://FOLDER_ID/, ftp://user:password@host/folder/, a folder, or the name of a watch declared in sluice.yml.") var source: String?
         @Option(help: "Entity the files load into.") var into: String?
         @Option(help: "Name of this watch in the file ledger (default: from the source and entity).") var name: String?
         @Option(help: "Only files matching this pattern, relative to the watched folder (`*.json`; `**` crosses folders).") var glob: String?
