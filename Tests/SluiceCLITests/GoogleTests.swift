@@ -272,6 +272,26 @@ final class GoogleFake: @unchecked Sendable {
         #expect(refused == 400 && "\(why)".contains("not allowed"), "\(why)")
     }
 
+    /// A Delta table in a bucket (written by delta-rs, uploaded as its files): its log is
+    /// fetched, replayed, and the live files read.
+    @Test func aDeltaTableInABucketIsRead() throws {
+        let google = try GoogleFake()
+        defer { google.stop() }
+        let cli = try CLI()
+        let items = try GoogleFake.shell(["python3", "-c", """
+            import base64, json, os, deltalake, pyarrow as pa
+            os.chdir('\(cli.dir)')
+            deltalake.write_deltalake('t', pa.table({'id': [1, 2, 3], 'v': ['a', 'b', 'c']}))
+            deltalake.write_deltalake('t', pa.table({'id': [3, 4], 'v': ['C', 'd']}), mode='overwrite')
+            print(json.dumps([{'name': 'lake/' + os.path.relpath(os.path.join(r, f), 't'), 'content_b64': base64.b64encode(open(os.path.join(r, f), 'rb').read()).decode()}
+                              for r, _, fs in os.walk('t') for f in fs]))
+            """])
+        try google.post("/_admin/gcs/landing", try JSONSerialization.jsonObject(with: Data(items.utf8)))
+        let r = try cli.run(["load", "delta:gs://landing/lake", "--into", "lake", "--key", "id"], env: google.env)
+        #expect(r.status == 0, "\(r.err)")
+        #expect(try cli.sqlite("SELECT id, v FROM lake ORDER BY id") == "3|C\n4|d\n")
+    }
+
     /// A key the token endpoint does not know is refused with Google's reason.
     @Test func aWrongKeyIsRefusedWithGooglesReason() throws {
         let google = try GoogleFake()

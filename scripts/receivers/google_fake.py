@@ -166,7 +166,7 @@ async def admin_gcs_put(bucket: str, request: Request):
     with lock:
         buckets.setdefault(bucket, {})
     for item in b:
-        put_object(bucket, item["name"], item.get("content", "").encode(), item.get("contentType", "text/csv"))
+        put_object(bucket, item["name"], base64.b64decode(item["content_b64"]) if "content_b64" in item else item.get("content", "").encode(), item.get("contentType", "text/csv"))
     return {"ok": True}
 
 
