@@ -139,19 +139,21 @@ public struct GoogleAPI: Sendable {
         return min(config.maxBackoff, 0.25 * pow(2, Double(attempt - 1))) * Double.random(in: 0.5...1)
     }
 
-    /// Sends until the answer is not transient (or the attempts run out) and returns it.
-    func call(_ what: String, method: String = "GET", url: String, headers: [(String, String)] = [], body: [UInt8]? = nil) async throws(SluiceError) -> GoogleHTTP.Answer {
+    /// Runs `exchange` (given the request's auth headers) until its answer is not transient
+    /// or the attempts run out: waits between attempts as `Retry-After` asks (else backoff
+    /// with jitter), and replaces a token the API refused once, at once. An `.unavailable`
+    /// error from `exchange` (no answer) is retried too; any other error ends it.
+    func retrying(_ what: String, _ exchange: (_ auth: [(String, String)]) async throws(SluiceError) -> GoogleHTTP.Answer) async throws(SluiceError) -> GoogleHTTP.Answer {
         var attempt = 0
         var refreshed = false
         while true {
             attempt += 1
             await gate?.enter()
             let token = try await tokens.token()
-            let h = headers + (token.map { [("Authorization", "Bearer " + $0)] } ?? [])
             var retryAfter: String? = nil
             let failure: SluiceError
-            do {
-                let a = try await GoogleHTTP.send("\(what) on \(name)", method: method, url: url, headers: h, body: body)
+            do throws(SluiceError) {
+                let a = try await exchange(token.map { [("Authorization", "Bearer " + $0)] } ?? [])
                 if a.status == 401 && token != nil && !refreshed {
                     // An expired or revoked token: one fresh token, at once.
                     await tokens.refused(token)
@@ -162,7 +164,7 @@ public struct GoogleAPI: Sendable {
                 guard GoogleHTTP.isTransient(a) else { return a }
                 retryAfter = a.headers.first(name: "Retry-After")
                 failure = SluiceError(.unavailable, "\(what) on \(name): \(GoogleHTTP.describe(a)) (\(attempt) attempts)")
-            } catch {
+            } catch where error.code == .unavailable {
                 failure = error
             }
             if attempt >= config.attempts { throw failure }
@@ -170,56 +172,43 @@ public struct GoogleAPI: Sendable {
         }
     }
 
-    /// Streams a GET's body into `out` when it answers 200/206; any other answer is returned
-    /// with its (small) body and nothing written. Transient answers are retried first.
+    /// One request, retried (see ``retrying(_:_:)``).
+    func call(_ what: String, method: String = "GET", url: String, headers: [(String, String)] = [], body: [UInt8]? = nil) async throws(SluiceError) -> GoogleHTTP.Answer {
+        try await retrying(what) { auth throws(SluiceError) in
+            try await GoogleHTTP.send("\(what) on \(name)", method: method, url: url, headers: headers + auth, body: body)
+        }
+    }
+
+    /// Streams a GET's body into `out` when it answers 200/206 (a body cut halfway is
+    /// fetched again from the start); any other answer is returned with its (small) body
+    /// and nothing written. Transient answers are retried first.
     func download(_ what: String, url: String, headers: [(String, String)] = [],
                   into out: FileHandle, onHeaders: (HTTPHeaders) throws(SluiceError) -> Void,
                   chunk: (UnsafeRawBufferPointer) -> Void) async throws(SluiceError) -> GoogleHTTP.Answer {
-        var attempt = 0
-        var refreshed = false
-        while true {
-            attempt += 1
-            await gate?.enter()
-            let token = try await tokens.token()
-            let h = headers + (token.map { [("Authorization", "Bearer " + $0)] } ?? [])
-            var retryAfter: String? = nil
-            let failure: SluiceError
+        try await retrying(what) { auth throws(SluiceError) in
             do {
-                let response = try await GoogleHTTP.client.execute(GoogleHTTP.request("GET", url, headers: h, body: nil), timeout: .seconds(3600))
+                let response = try await GoogleHTTP.client.execute(GoogleHTTP.request("GET", url, headers: headers + auth, body: nil), timeout: .seconds(3600))
                 let status = Int(response.status.code)
-                if status == 200 || status == 206 {
-                    try onHeaders(response.headers)
-                    var size: Int64 = 0
-                    for try await buffer in response.body {
-                        size += Int64(buffer.readableBytes)
-                        try buffer.withUnsafeReadableBytes { p in
-                            chunk(p)
-                            try out.write(contentsOf: p)
-                        }
+                guard status == 200 || status == 206 else {
+                    var bytes = try await response.body.collect(upTo: 1 << 20)
+                    return GoogleHTTP.Answer(status: status, headers: response.headers, body: bytes.readBytes(length: bytes.readableBytes) ?? [])
+                }
+                try onHeaders(response.headers)
+                for try await buffer in response.body {
+                    try buffer.withUnsafeReadableBytes { p in
+                        chunk(p)
+                        try out.write(contentsOf: p)
                     }
-                    try out.synchronize()
-                    return GoogleHTTP.Answer(status: status, headers: response.headers, body: [])
                 }
-                var bytes = try await response.body.collect(upTo: 1 << 20)
-                let a = GoogleHTTP.Answer(status: status, headers: response.headers, body: bytes.readBytes(length: bytes.readableBytes) ?? [])
-                if status == 401 && token != nil && !refreshed {
-                    await tokens.refused(token)
-                    refreshed = true
-                    attempt -= 1
-                    continue
-                }
-                guard GoogleHTTP.isTransient(a) else { return a }
-                retryAfter = a.headers.first(name: "Retry-After")
-                failure = SluiceError(.unavailable, "\(what) on \(name): \(GoogleHTTP.describe(a)) (\(attempt) attempts)")
+                try out.synchronize()
+                return GoogleHTTP.Answer(status: status, headers: response.headers, body: [])
             } catch let e as SluiceError {
                 throw e
             } catch {
-                // A body cut halfway leaves a partial file: start it again.
-                failure = SluiceError(.unavailable, "\(what) on \(name): \(error)")
-                do { try out.truncate(atOffset: 0); try out.seek(toOffset: 0) } catch { throw failure }
+                let failure = SluiceError(.unavailable, "\(what) on \(name): \(error)")
+                do { try out.truncate(atOffset: 0); try out.seek(toOffset: 0) } catch { throw SluiceError(.io, failure.message) }
+                throw failure
             }
-            if attempt >= config.attempts { throw failure }
-            try? await Task.sleep(nanoseconds: UInt64(backoff(attempt, retryAfter: retryAfter) * 1e9))
         }
     }
 
