@@ -214,17 +214,8 @@ public struct GoogleAPI: Sendable {
 
     /// The error for an answer that is not what `what` expected.
     func fail(_ what: String, _ a: GoogleHTTP.Answer, object: String) -> SluiceError {
-        let code: SluiceError.Code = switch a.status {
-        case 404: .notFound
-        case 412: .aborted
-        case 401, 403: .refused
-        default: .io
-        }
-        var text = a.status == 412 ? "changed since it was listed (precondition failed)" : GoogleHTTP.describe(a)
-        if a.status == 401 || a.status == 403 {
-            text += " (access denied: check GOOGLE_APPLICATION_CREDENTIALS and that its account may read \(name))"
-        }
-        return SluiceError(code, "\(what) \(name)/\(object): \(text)")
+        SluiceError(ObjectInfo.code(forStatus: a.status), "\(what) \(name)/\(object): "
+                    + ObjectInfo.explain(a.status, GoogleHTTP.describe(a), access: "check GOOGLE_APPLICATION_CREDENTIALS and that its account may read \(name)"))
     }
 
     /// RFC 3339 timestamps as Google writes them (`2024-05-01T10:00:00.123Z`).

@@ -18,6 +18,25 @@ public struct ObjectInfo: Sendable, Equatable, Codable {
     }
 }
 
+extension ObjectInfo {
+    /// What an object store's HTTP status means to callers: gone, changed (a failed
+    /// precondition), refused, or an I/O failure.
+    static func code(forStatus status: Int) -> SluiceError.Code {
+        switch status {
+        case 404: .notFound
+        case 412: .aborted
+        case 401, 403: .refused
+        default: .io
+        }
+    }
+
+    /// The text of such an answer: a failed precondition said plainly, a refusal with what to check.
+    static func explain(_ status: Int, _ described: String, access: String) -> String {
+        if status == 412 { return "changed since it was listed (precondition failed)" }
+        return status == 401 || status == 403 ? described + " (access denied: \(access))" : described
+    }
+}
+
 /// A page of a listing: objects in key order, and where the next page starts.
 public struct ObjectPage: Sendable {
     public var objects: [ObjectInfo]

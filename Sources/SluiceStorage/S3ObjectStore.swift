@@ -161,15 +161,8 @@ public struct S3ObjectStore: ObjectStore {
     }
 
     func fail(_ what: String, _ a: Answer, key: String? = nil) -> SluiceError {
-        let code: SluiceError.Code = switch a.status {
-        case 404: .notFound
-        case 412: .aborted
-        case 401, 403: .refused
-        default: .io
-        }
-        var text = a.status == 412 ? "changed since it was listed (precondition failed)" : Self.describe(a)
-        if a.status == 401 || a.status == 403 { text += " (access denied: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or ~/.aws/credentials, and the region)" }
-        return SluiceError(code, "\(what) \(displayName)/\(key ?? ""): \(text)")
+        SluiceError(ObjectInfo.code(forStatus: a.status), "\(what) \(displayName)/\(key ?? ""): "
+                    + ObjectInfo.explain(a.status, Self.describe(a), access: "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or ~/.aws/credentials, and the region"))
     }
 
     static func unquote(_ etag: String) -> String {
