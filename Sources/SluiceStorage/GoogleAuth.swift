@@ -127,6 +127,8 @@ public actor GoogleTokenSource {
     let credentials: GoogleConfig.Credentials
     let fetch: @Sendable (GoogleConfig.Credentials) async throws(SluiceError) -> GoogleToken?
     var current: GoogleToken?
+    /// The exchange under way: callers arriving meanwhile wait for it instead of starting their own.
+    var pending: Task<Result<GoogleToken?, SluiceError>, Never>?
     /// Token exchanges made (for tests and logs).
     public private(set) var exchanges = 0
 
@@ -151,8 +153,16 @@ public actor GoogleTokenSource {
     public func token(now: Date = Date()) async throws(SluiceError) -> String? {
         if case .anonymous = credentials { return nil }
         if let t = current, t.expires.timeIntervalSince(now) > 60 { return t.value }
-        let fresh = try await fetch(credentials)
-        exchanges += 1
+        let task: Task<Result<GoogleToken?, SluiceError>, Never>
+        if let pending { task = pending } else {
+            let (fetch, credentials) = (fetch, credentials)
+            task = Task { do throws(SluiceError) { return .success(try await fetch(credentials)) } catch { return .failure(error) } }
+            pending = task
+            exchanges += 1
+        }
+        let result = await task.value
+        if pending == task { pending = nil }
+        let fresh = try result.get()
         current = fresh
         return fresh?.value
     }
