@@ -85,12 +85,17 @@ struct TestMySQL {
         let a = try srv.startWorker("A")
         let (_, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)"}"#)
         let id = try #require(o["id"] as? Int)
-        // Kill A once rows are flowing (progress published), before it finishes.
-        let mid = try await srv.wait(job: id) {
-            (($0["state"] as? String) == "processing" && (($0["progress"] as? [String: Int])?["rows"] ?? 0) > 0) || ($0["state"] as? String) == "complete"
+        // Kill A once rows are flowing (progress published), before it finishes: read from the
+        // control plane with a query in a tight loop (the job's status, polled over HTTP on a
+        // loaded machine, could miss the whole window).
+        var mid = ""
+        for _ in 0..<6000 {
+            mid = (try? srv.cli.sqlite("SELECT state FROM sluice_jobs WHERE id = \(id) AND ((state = 'processing' AND progress_rows > 0) OR state IN ('complete', 'error'))")) ?? ""
+            if !mid.isEmpty { break }
+            try await Task.sleep(for: .milliseconds(10))
         }
-        #expect(mid["state"] as? String == "processing", "the load finished before the kill; make the file bigger")
         kill(a.processIdentifier, SIGKILL)
+        #expect(mid == "processing\n", "the load finished before the kill (\(mid)); make the file bigger")
         try srv.startWorker("B")
         let done = try await srv.wait(job: id) { ["complete", "error"].contains($0["state"] as? String ?? "") }
         #expect(done["state"] as? String == "complete", "\(done)")
