@@ -8,7 +8,8 @@ import Foundation
 
 /// The operator's console at `/`: server-rendered pages (no JavaScript needed) over the same
 /// control plane as the API — the overview (jobs by state and entity, recent failures, runs,
-/// receivers), the jobs list with keyset pages, and a job's page with cancel and retry.
+/// receivers), the jobs list with keyset pages, a job's page with cancel and retry, the
+/// pipelines with their DAG drawn, watches, exports and uploads.
 /// Signing in takes an API token and keeps it in an HttpOnly, SameSite=Strict cookie; every
 /// form that changes something carries a CSRF token derived from it; every value is escaped.
 struct Console: Sendable {
@@ -143,7 +144,9 @@ struct Console: Sendable {
         var body = "<h1>Pipelines</h1>\n"
         let now = deps.now()
         let declared = deps.config.pipelines.values.sorted { $0.name < $1.name }
-        if declared.isEmpty { body += "<p>None declared in sluice.yml.</p>" }
+        if declared.isEmpty { body += "<p>None declared in sluice.yml.</p>" } else {
+            body += Self.graph(declared.map { ($0.name, $0.after) })
+        }
         let csrf = Self.csrf(session)
         body += table(["pipeline", "source", "into", "schedule", "next firing", "after", "staged", ""], declared.map { p in
             let next = p.schedule.flatMap { try? CronSchedule($0, timeZone: p.timeZone.flatMap(TimeZone.init(identifier:)) ?? TimeZone(identifier: "UTC")!) }?.next(after: now)
@@ -160,6 +163,56 @@ struct Console: Sendable {
              h(r.finishedAt.map(Self.time) ?? "-"), h(r.counts ?? ""), h(r.error ?? "")]
         }))
         return page("Pipelines", body)
+    }
+
+    /// The pipelines drawn as a DAG in inline SVG: one column per depth (a pipeline sits one
+    /// column right of the deepest one it runs after), an arrow per `after:`. Names escaped.
+    static func graph(_ nodes: [(name: String, after: [String])]) -> String {
+        let known = Dictionary(nodes.map { ($0.name, $0.after) }, uniquingKeysWith: { a, _ in a })
+        var depth: [String: Int] = [:]
+        func level(_ name: String, _ seen: Set<String>) -> Int {
+            if let d = depth[name] { return d }
+            guard !seen.contains(name) else { return 0 }  // a cycle (validation refuses them): drawn flat
+            let d = (known[name] ?? []).filter { known[$0] != nil }.map { level($0, seen.union([name])) + 1 }.max() ?? 0
+            depth[name] = d
+            return d
+        }
+        let (w, hgt, gapX, gapY) = (170, 28, 60, 14)
+        var place: [String: (x: Int, y: Int)] = [:]
+        var columns: [Int: [String]] = [:]
+        for n in nodes.map(\.name).sorted() { columns[level(n, []), default: []].append(n) }
+        for (c, names) in columns { for (r, n) in names.enumerated() { place[n] = (10 + c * (w + gapX), 10 + r * (hgt + gapY)) } }
+        let width = 20 + (columns.keys.max() ?? 0) * (w + gapX) + w
+        let height = 20 + (columns.values.map(\.count).max() ?? 1) * (hgt + gapY) - gapY
+        var svg = "<svg role=\"img\" aria-label=\"pipeline graph\" width=\"\(width)\" height=\"\(height)\" xmlns=\"http://www.w3.org/2000/svg\">"
+            + "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"8\" markerHeight=\"8\" orient=\"auto\"><path d=\"M0,0L10,5L0,10z\" fill=\"#555\"/></marker></defs>"
+        for n in nodes {
+            guard let to = place[n.name] else { continue }
+            for dep in n.after {
+                guard let from = place[dep] else { continue }
+                svg += "<line class=\"edge\" data-from=\"\(escape(dep))\" data-to=\"\(escape(n.name))\" x1=\"\(from.x + w)\" y1=\"\(from.y + hgt / 2)\" x2=\"\(to.x)\" y2=\"\(to.y + hgt / 2)\" stroke=\"#555\" marker-end=\"url(#arrow)\"/>"
+            }
+        }
+        for (n, p) in place.sorted(by: { $0.key < $1.key }) {
+            let label = n.count > 24 ? String(n.prefix(23)) + "…" : n
+            svg += "<g class=\"node\"><title>\(escape(n))</title><rect x=\"\(p.x)\" y=\"\(p.y)\" width=\"\(w)\" height=\"\(hgt)\" rx=\"5\" fill=\"#eef3fb\" stroke=\"#6a8cc7\"/>"
+                + "<text x=\"\(p.x + 8)\" y=\"\(p.y + 18)\" font-size=\"13\">\(escape(label))</text></g>"
+        }
+        return svg + "</svg>\n"
+    }
+
+    /// Files posted to the bulk API, a page at a time (by id): size, checksum, and whether
+    /// the file is still kept (retention removes it once its job is done).
+    func uploads(_ request: Request) async throws -> Response {
+        let after = request.uri.queryParameters.get("after")
+        let page = try await deps.driver.uploads(after: after, limit: 100)
+        var body = "<h1>Uploads</h1>\n"
+        body += page.isEmpty ? "<p>None\(after == nil ? "" : " after this point").</p>" : table(["id", "file name", "size", "sha-256", "received", "file"], page.map { u in
+            [h(u.id), h(u.originalName ?? "-"), "\(u.size)", h(String(u.sha256.prefix(16))) + "…", h(Self.time(u.createdAt)),
+             FileManager.default.fileExists(atPath: u.path) ? "kept" : "removed"]
+        })
+        if page.count == 100, let last = page.last { body += "<p><a href=\"/ui/uploads?after=\(u(last.id))\">Next page</a></p>" }
+        return self.page("Uploads", body)
     }
 
     /// POST /ui/pipelines/{name}/run: starts a run (each source file once, as `sluice run`).
@@ -288,7 +341,7 @@ struct Console: Sendable {
             <style>body{font:14px system-ui,sans-serif;margin:1.5em;max-width:72em}table{border-collapse:collapse;margin:.5em 0}
             td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}th{background:#f3f3f3}
             nav a{margin-right:1em}.error{color:#a00}</style></head>
-            <body><nav><a href="/">Overview</a><a href="/ui/jobs">Jobs</a><a href="/ui/jobs?state=error">Failed</a><a href="/ui/pipelines">Pipelines</a><a href="/ui/watches">Watches</a><a href="/ui/exports">Exports</a><a href="/metrics">Metrics</a></nav>
+            <body><nav><a href="/">Overview</a><a href="/ui/jobs">Jobs</a><a href="/ui/jobs?state=error">Failed</a><a href="/ui/pipelines">Pipelines</a><a href="/ui/watches">Watches</a><a href="/ui/exports">Exports</a><a href="/ui/uploads">Uploads</a><a href="/metrics">Metrics</a></nav>
             \(body)
             </body></html>
             """
@@ -338,6 +391,10 @@ struct Console: Sendable {
         router.get("/ui/watches") { req, _ in
             guard self.session(req) != nil else { return Response(status: .seeOther, headers: [.location: "/login"]) }
             return try await self.watches()
+        }
+        router.get("/ui/uploads") { req, _ in
+            guard self.session(req) != nil else { return Response(status: .seeOther, headers: [.location: "/login"]) }
+            return try await self.uploads(req)
         }
         router.get("/ui/exports") { req, _ in
             guard let s = self.session(req) else { return Response(status: .seeOther, headers: [.location: "/login"]) }

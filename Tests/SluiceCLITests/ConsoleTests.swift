@@ -104,12 +104,16 @@ import Foundation
         let port = try #require(text.range(of: "127.0.0.1:").flatMap { Int(text[$0.upperBound...].prefix { $0.isNumber }) }, "\(text)")
         let base = "http://127.0.0.1:\(port)"
         try FileManager.default.createDirectory(atPath: cli.dir + "/shots", withIntermediateDirectories: true)
+        // An upload (its job waits: no workers) for the uploads page.
+        let upload = try curl(["-X", "POST", "-H", "Content-Type: text/csv", "--data-binary", "id,name,amount\n1,a,1\n", base + "/t/_bulk?filename=drop-one.csv"])
+        #expect(upload.status == 202, "\(upload.body)")
         func chromium(_ args: [String]) throws -> String {
             try TestPostgres.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"] + args)
         }
         for (path, name, expected) in [("/", "overview", "Recent failures"), ("/ui/jobs", "jobs", "<h1>Jobs</h1>"),
                                        ("/ui/pipelines", "pipelines", "0 6 * * * America/Sao_Paulo"), ("/ui/watches", "watches", "<h2>drops</h2>"),
-                                       ("/ui/exports", "exports", "Retry dead letters")] {
+                                       ("/ui/exports", "exports", "Retry dead letters"), ("/ui/uploads", "uploads", "<td>drop-one.csv</td>"),
+                                       ("/ui/pipelines", "pipelines", "<svg role=\"img\" aria-label=\"pipeline graph\"")] {
             let dom = try chromium(["--dump-dom", base + path])
             #expect(dom.contains(expected), "\(path): \(dom)")
             _ = try chromium(["--window-size=1280,800", "--screenshot=\(cli.dir)/shots/\(name).png", base + path])
@@ -118,6 +122,7 @@ import Foundation
         }
         #expect(try chromium(["--dump-dom", base + "/ui/exports"]).contains("dead 1 (1000)"))
         // The button's form, as the browser posts it: the dead letter goes back to pending.
+        #expect(try chromium(["--dump-dom", base + "/ui/uploads"]).contains("<td>kept</td>"))
         let form = try curl([base + "/ui/exports"]).body
         let csrf = try #require(form.range(of: "name=\"csrf\" value=\"").map { String(form[$0.upperBound...].prefix(64)) })
         let posted = try curl(["-X", "POST", "--data-urlencode", "csrf=\(csrf)", "--data-urlencode", "to=\(rx.url)", base + "/ui/exports/retry"])
