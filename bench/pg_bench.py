@@ -8,6 +8,9 @@ the same files as the foundation benchmark, medians of several runs:
   chunks    one 10,000,000-row file loaded through the job queue by 1, 2 and 4 worker
             processes, in chunks (submit -> complete)
 Every Sluice table is checked against the generator's digest of the exact expected table.
+
+  --metrics-overhead   only the chunked load by 2 workers, metrics on (workers serve
+                       --metrics-port) and off (SLUICE_METRICS=off), alternating; prints on/off
 """
 import argparse, hashlib, json, os, re, shutil, signal, socket, statistics, subprocess, sys, time, urllib.request
 
@@ -72,7 +75,10 @@ DROP TABLE stage;
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
-def chunked(sluice, admin, name, csv, rows, workers, chunk_mb, work):
+def chunked(sluice, admin, name, csv, rows, workers, chunk_mb, work, metrics=False):
+    """Submits `csv` in chunks and waits for the job. `metrics`: the workers record and serve
+    Prometheus metrics (`--metrics-port`) and so does `serve`; else `serve` runs with
+    SLUICE_METRICS=off and the workers without a port (every recording a no-op)."""
     url = fresh_db(admin, name)
     shutil.rmtree(work, ignore_errors=True); os.makedirs(work)
     with open(os.path.join(work, "sluice.yml"), "w") as f:
@@ -81,9 +87,11 @@ def chunked(sluice, admin, name, csv, rows, workers, chunk_mb, work):
                 % (url, os.path.dirname(csv)))
     port = free_port()
     log = open(os.path.join(work, "serve.log"), "w")
-    procs = [subprocess.Popen([sluice, "serve", "--no-workers", "--port", str(port)], cwd=work, stdout=subprocess.DEVNULL, stderr=log)]
+    env = dict(os.environ, SLUICE_METRICS="on" if metrics else "off")
+    procs = [subprocess.Popen([sluice, "serve", "--no-workers", "--port", str(port)], cwd=work, stdout=subprocess.DEVNULL, stderr=log, env=env)]
     for w in range(workers):
-        procs.append(subprocess.Popen([sluice, "worker", "--concurrency", "1", "--id", "w%d" % w], cwd=work,
+        extra = ["--metrics-port", str(free_port())] if metrics else []
+        procs.append(subprocess.Popen([sluice, "worker", "--concurrency", "1", "--id", "w%d" % w] + extra, cwd=work,
                                       stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "w%d.log" % w), "w")))
     for _ in range(100):
         try:
@@ -124,7 +132,11 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--chunk-mb", type=int, default=32)
     ap.add_argument("--sluice", default=os.path.join(ROOT, ".build/release/sluice"))
+    ap.add_argument("--metrics-overhead", action="store_true",
+                    help="only the chunked load by 2 workers, with metrics on and off alternately (same run), and the ratio")
     a = ap.parse_args()
+    if a.metrics_overhead:
+        return metrics_overhead(a)
     data = os.path.join(OUT, "rows-%d" % a.rows)
     if not os.path.exists(os.path.join(data, "expected.json")):
         subprocess.check_call([sys.executable, os.path.join(ROOT, "bench/gen.py"), "--rows", str(a.rows), "--out", data])
@@ -208,6 +220,32 @@ def main():
                                             secs, "{:,.0f}".format(a.big_rows / secs), secs / lim))
     print("peak RSS: sluice load %.0f MiB; chunked workers %s MiB" % (rss, ", ".join("%.0f" % C[n][1] for n in [1, 2, 4] if n in C)))
     print("checked: Sluice's counts equal the generator's; its tables match the expected digests")
+
+def metrics_overhead(a):
+    """Issue 18's overhead check: the same chunked load with metrics on and off, alternating."""
+    big = os.path.join(OUT, "rows-%d" % a.big_rows)
+    if not os.path.exists(os.path.join(big, "base.csv")):
+        subprocess.check_call([sys.executable, os.path.join(ROOT, "bench/gen.py"), "--rows", str(a.big_rows), "--out", big, "--base-only"])
+    env = {}
+    for line in sh([os.path.join(ROOT, "scripts/postgres.sh")]).splitlines():
+        k, v = line[len("export "):].split("=", 1); env[k] = v
+    admin = env["SLUICE_TEST_POSTGRES_URL"]
+    work = os.path.join(OUT, "pgwork"); os.makedirs(work, exist_ok=True)
+    T = {True: [], False: []}
+    try:
+        for run in range(a.runs):
+            for on in ([True, False] if run % 2 == 0 else [False, True]):
+                secs, _ = chunked(a.sluice, admin, "bench_metrics", os.path.join(big, "base.csv"), a.big_rows, 2, a.chunk_mb,
+                                  os.path.join(work, "metrics"), metrics=on)
+                T[on].append(secs)
+            print("run %d/%d: metrics on %.2f s, off %.2f s" % (run + 1, a.runs, T[True][-1], T[False][-1]), flush=True)
+    finally:
+        sh([os.path.join(ROOT, "scripts/postgres.sh"), "stop", env["SLUICE_TEST_PGDATA"]])
+    on, off = statistics.median(T[True]), statistics.median(T[False])
+    print()
+    print("%d rows via the API in %d MB chunks, 2 worker processes, median of %d runs" % (a.big_rows, a.chunk_mb, a.runs))
+    print("metrics off %.2f s, on %.2f s: on/off %.3f (target <= 1.03)" % (off, on, on / off))
+
 
 def _psql_script(url, script):
     t0 = time.perf_counter()
