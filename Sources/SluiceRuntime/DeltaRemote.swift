@@ -61,17 +61,17 @@ public enum DeltaRemote {
 }
 
 extension DeltaRemote {
-    /// Writes into a Delta table in an S3 bucket (`delta:s3://bucket/path`): its log (and, for
-    /// a merge, the snapshot's files) is fetched into `scratch`, the write is prepared there by
-    /// `prepare` (given the local table), its data files are uploaded, then the commit is put
-    /// only if absent (`If-None-Match: *`) — after other writers' appends when it only appends.
+    /// Writes into a Delta table in a bucket (`delta:s3://bucket/path`, `delta:gs://…`): its log
+    /// (and, for a merge, the snapshot's files) is fetched into `scratch`, the write is prepared
+    /// there by `prepare` (given the local table), its data files are uploaded, then the commit
+    /// is put only if absent — after other writers' appends when it only appends.
     /// Returns the version committed.
     public static func write(_ text: String, scratch: String, s3: S3Config, fetchFiles: Bool,
                              prepare: (String, @escaping (DeltaPrepared) -> Void) throws -> Void) async throws -> Int64 {
         guard let (root, _) = try DeltaLocation.parse(text) else { throw SluiceError(.invalidArgument, "\(text) is not a Delta table") }
         let location = try StorageLocation(root + "/")
-        guard case .s3 = location.kind, let store = try location.store(config: s3) as? S3ObjectStore else {
-            throw SluiceError(.unsupported, "\(root): Sluice writes Delta tables to a folder or an S3 bucket")
+        guard let store = try location.store(config: s3) as? any ExclusiveCreate else {
+            throw SluiceError(.unsupported, "\(root): Sluice writes Delta tables to a folder, an S3 bucket or a Cloud Storage bucket")
         }
         let prefix = location.key
         let local = scratch + "/table"
@@ -102,7 +102,7 @@ extension DeltaRemote {
 
     /// Puts the checkpoint of `version` and `_last_checkpoint`, best effort: the commit stands
     /// either way, and readers replay more without it.
-    static func checkpoint(_ store: S3ObjectStore, prefix: String, local: String, version: Int64, ours: [UInt8]) async {
+    static func checkpoint(_ store: any ObjectStore, prefix: String, local: String, version: Int64, ours: [UInt8]) async {
         let log = local + "/_delta_log/"
         for v in 0..<version where !FileManager.default.fileExists(atPath: log + DeltaLog.fileName(v)) {
             guard (try? await store.download(prefix + "_delta_log/" + DeltaLog.fileName(v), to: log + DeltaLog.fileName(v), ifMatch: nil, hashing: false)) != nil else { return }

@@ -6,7 +6,7 @@ import NIOHTTP1
 /// A Google Cloud Storage bucket through the JSON API: paged listings, ranged media
 /// downloads pinned to a generation (the object's version, our etag), simple and resumable
 /// uploads, server-side rewrites and deletes, with Google's auth, backoff and rate limit.
-public struct GCSObjectStore: ObjectStore {
+public struct GCSObjectStore: ExclusiveCreate {
     public let bucket: String
     let api: GoogleAPI
     public var displayName: String { "gs://\(bucket)" }
@@ -124,6 +124,15 @@ public struct GCSObjectStore: ObjectStore {
                                    headers: [("Content-Type", contentType ?? "application/octet-stream")], body: bytes)
         guard a.status == 200 else { throw api.fail("objects.insert", a, object: key) }
         return try decode(Resource.self, a, "objects.insert").generation ?? ""
+    }
+
+    /// `ifGenerationMatch=0`: only while no live object has the name.
+    public func putIfAbsent(_ key: String, bytes: [UInt8]) async throws(SluiceError) -> Bool {
+        let url = uploadBase + Self.query([("uploadType", "media"), ("name", key), ("ifGenerationMatch", "0")])
+        let a = try await api.call("objects.insert", method: "POST", url: url, headers: [("Content-Type", "application/octet-stream")], body: bytes)
+        if a.status == 200 { return true }
+        guard a.status == 412 else { throw api.fail("objects.insert", a, object: key) }
+        return (try? await get(key, range: nil, ifMatch: nil)) == bytes
     }
 
     /// Small files in one request; larger ones through a resumable session, chunk by chunk,

@@ -76,6 +76,14 @@ public protocol ObjectStore: Sendable {
     func delete(_ key: String) async throws(SluiceError)
 }
 
+/// A store that can create an object only if its key is free, atomically: what a Delta
+/// commit (one writer wins each version) needs.
+public protocol ExclusiveCreate: ObjectStore {
+    /// Writes an object only if no object has its key: false when one does. A retried
+    /// request that finds its own earlier write counts as written.
+    func putIfAbsent(_ key: String, bytes: [UInt8]) async throws(SluiceError) -> Bool
+}
+
 extension ObjectStore {
     /// Downloads an object and returns its SHA-256 (see ``download(_:to:ifMatch:hashing:)``).
     public func download(_ key: String, to path: String, ifMatch: String?) async throws(SluiceError) -> (info: ObjectInfo, sha256: String) {

@@ -59,7 +59,7 @@ public struct S3Config: Sendable, Equatable {
 /// An S3 bucket over HTTP, signed with SigV4: ListObjectsV2 with continuation tokens,
 /// ranged and conditional GET, HEAD, PUT, multipart upload, server-side copy, DELETE.
 /// Transient failures (5xx, 429, connection errors) are retried with backoff.
-public struct S3ObjectStore: ObjectStore {
+public struct S3ObjectStore: ExclusiveCreate {
     public let bucket: String
     public let config: S3Config
     let scheme: String
@@ -317,8 +317,7 @@ public struct S3ObjectStore: ObjectStore {
         return Self.unquote(a.headers.first(name: "ETag") ?? "")
     }
 
-    /// Writes an object only if no object has its key (`If-None-Match: *`): false when one
-    /// does. A retried request that finds its own earlier write counts as written.
+    /// `If-None-Match: *`.
     public func putIfAbsent(_ key: String, bytes: [UInt8]) async throws(SluiceError) -> Bool {
         let a = try await send("PutObject") { request(.PUT, key: key, headers: [("if-none-match", "*")], body: bytes) }
         if a.status == 200 { return true }

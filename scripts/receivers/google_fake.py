@@ -171,9 +171,10 @@ async def admin_gcs_put(bucket: str, request: Request):
 
 
 @app.get("/_admin/gcs/{bucket}")
-def admin_gcs_list(bucket: str):
+def admin_gcs_list(bucket: str, content: bool = False):
     with lock:
-        return {n: {"size": len(o["data"]), "md5": hashlib.md5(o["data"]).hexdigest(), "generation": str(o["generation"])}
+        return {n: dict({"size": len(o["data"]), "md5": hashlib.md5(o["data"]).hexdigest(), "generation": str(o["generation"])},
+                        **({"content_b64": base64.b64encode(o["data"]).decode()} if content else {}))
                 for n, o in sorted(buckets.get(bucket, {}).items())}
 
 
