@@ -13,13 +13,8 @@ enum GoogleHTTP {
         var body: [UInt8]
     }
 
-    static let client: HTTPClient = {
-        var c = HTTPClient.Configuration()
-        c.timeout = .init(connect: .seconds(10), read: .seconds(120))
-        c.connectionPool.retryConnectionEstablishment = false
-        c.redirectConfiguration = .disallow
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
-    }()
+    /// The object stores' one client (connection pool), with their timeouts and no redirects.
+    static var client: HTTPClient { S3ObjectStore.client }
 
     static func request(_ method: String, _ url: String, headers: [(String, String)], body: [UInt8]?) -> HTTPClientRequest {
         var r = HTTPClientRequest(url: url)
