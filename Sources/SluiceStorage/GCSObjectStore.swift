@@ -95,7 +95,9 @@ public struct GCSObjectStore: ExclusiveCreate {
             hasher = hashing ? SHA256() : nil
             size = 0
             info.etag = h.first(name: "x-goog-generation") ?? ifMatch ?? ""
-            info.size = Int64(h.first(name: "x-goog-stored-content-length") ?? h.first(name: "Content-Length") ?? "") ?? -1
+            // What is served (an object stored gzip-encoded is served decompressed, longer than
+            // stored); no length (chunked): not checked.
+            info.size = Int64(h.first(name: "Content-Length") ?? "") ?? -1
             info.lastModified = h.first(name: "Last-Modified").map(S3ObjectStore.date) ?? info.lastModified
             // The generation pinned by ifGenerationMatch; a server that ignored it is caught here.
             if let ifMatch, info.etag != ifMatch {

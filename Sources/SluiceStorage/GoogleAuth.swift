@@ -186,7 +186,11 @@ public actor GoogleTokenSource {
                                                headers: [("Content-Type", "application/x-www-form-urlencoded")], body: Array(form.utf8))
         case .metadata(let host):
             let url = "http://\(host)/computeMetadata/v1/instance/service-accounts/default/token"
-            answer = try await GoogleHTTP.send("metadata token from \(host)", method: "GET", url: url, headers: [("Metadata-Flavor", "Google")])
+            do {
+                answer = try await GoogleHTTP.send("metadata token from \(host)", method: "GET", url: url, headers: [("Metadata-Flavor", "Google")])
+            } catch {
+                throw SluiceError(error.code, error.message + " (no GOOGLE_APPLICATION_CREDENTIALS is set, and this machine's metadata server did not answer: set it to a service-account key file)")
+            }
         }
         guard answer.status == 200 else {
             throw SluiceError(.refused, "Google refused the credentials (\(credentials.describe)): \(GoogleHTTP.describe(answer))")

@@ -219,7 +219,8 @@ import SluiceTesting
         #expect(read.trimmingCharacters(in: .whitespacesAndNewlines) == "1 [{'id': 1, 'v': 'a'}, {'id': 2, 'v': 'B'}, {'id': 5, 'v': 'e'}]", "\(read)")
     }
 
-    /// A key the token endpoint does not know is refused with Google's reason.
+    /// A key the token endpoint does not know is refused with Google's reason; no credentials
+    /// at all is said as such.
     @Test func aWrongKeyIsRefusedWithGooglesReason() throws {
         let google = try GoogleFake()
         defer { google.stop() }
@@ -235,5 +236,8 @@ import SluiceTesting
         #expect(r.status != 0 && r.err.contains("Invalid JWT Signature"), "\(r.err)")
         let ok = try cli.run(["load", "gs://landing/a.csv", "--into", "t"], env: google.env)
         #expect(ok.status == 0, "\(ok.err)")
+        // No key file and no metadata server: said plainly, at once.
+        let none = try cli.run(["load", "gdrive://F1/a.csv", "--into", "t"], env: google.metadataEnv.merging(["GCE_METADATA_HOST": "127.0.0.1:1"]) { $1 })
+        #expect(none.status != 0 && none.err.contains("metadata server did not answer"), "\(none.err)")
     }
 }
