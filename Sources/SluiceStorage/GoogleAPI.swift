@@ -4,6 +4,7 @@ import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
 import Synchronization
+import Metrics
 
 /// One HTTP exchange with Google, without retries.
 enum GoogleHTTP {
@@ -128,6 +129,15 @@ public struct GoogleAPI: Sendable {
         }
     }
 
+    /// `storage` or `drive`, for metrics.
+    var apiLabel: String { name.hasPrefix("gdrive://") ? "drive" : "storage" }
+
+    /// `sluice_google_requests_total{api, outcome}`: answered (not transient), throttled (429 or
+    /// a rate-limit 403), unavailable (5xx, 408, no answer), token_refused (a 401 replaced).
+    func count(_ outcome: String) {
+        Counter(label: "sluice_google_requests_total", dimensions: [("api", apiLabel), ("outcome", outcome)]).increment()
+    }
+
     /// How long to wait before attempt `attempt + 1`.
     func backoff(_ attempt: Int, retryAfter: String?) -> Double {
         if let r = retryAfter.flatMap({ RetryAfter.seconds($0, now: Date()) }) { return min(r, config.maxBackoff) }
@@ -151,19 +161,24 @@ public struct GoogleAPI: Sendable {
                 let a = try await exchange(token.map { [("Authorization", "Bearer " + $0)] } ?? [])
                 if a.status == 401 && token != nil && !refreshed {
                     // An expired or revoked token: one fresh token, at once.
+                    count("token_refused")
                     await tokens.refused(token)
                     refreshed = true
                     attempt -= 1
                     continue
                 }
-                guard GoogleHTTP.isTransient(a) else { return a }
+                guard GoogleHTTP.isTransient(a) else { count("answered"); return a }
+                count(a.status == 429 || a.status == 403 ? "throttled" : "unavailable")
                 retryAfter = a.headers.first(name: "Retry-After")
                 failure = SluiceError(.unavailable, "\(what) on \(name): \(GoogleHTTP.describe(a)) (\(attempt) attempts)")
             } catch where error.code == .unavailable {
+                count("unavailable")
                 failure = error
             }
             if attempt >= config.attempts { throw failure }
-            try? await Task.sleep(nanoseconds: UInt64(backoff(attempt, retryAfter: retryAfter) * 1e9))
+            let wait = backoff(attempt, retryAfter: retryAfter)
+            FloatingPointCounter(label: "sluice_google_backoff_seconds_total", dimensions: [("api", apiLabel)]).increment(by: wait)
+            try? await Task.sleep(nanoseconds: UInt64(wait * 1e9))
         }
     }
 

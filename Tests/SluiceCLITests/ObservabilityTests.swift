@@ -1,5 +1,6 @@
 import Testing
 import Foundation
+import SluiceTesting
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -94,6 +95,29 @@ import FoundationNetworking
         #expect(Self.value(text, #"sluice_watch_files_total{watch="drops",state="queued"}"#) == 2, "\(text)")
         #expect((Self.value(text, #"sluice_watch_polls_total{watch="drops"}"#) ?? 0) >= 3, "\(text)")
         #expect(Self.value(text, #"sluice_rows_total{entity="t",outcome="inserted"}"#) == 2, "\(text)")
+    }
+
+    /// Google's answers as a watch sees them: throttled calls, the time spent backing off.
+    @Test func aWatchCountsGooglesThrottling() async throws {
+        let google = try GoogleFake()
+        defer { google.stop() }
+        try google.driveFiles([("a.csv", "id,v\n1,x\n", "2026-01-01T00:00:00Z")], folder: "Metered")
+        try google.post("/_admin/storm", ["count": 3, "status": 429, "retry_after": "1"])
+        let cli = try CLI()
+        let port = Int.random(in: 20_000..<40_000)
+        let watch = Process()
+        watch.executableURL = URL(fileURLWithPath: CLI.binary)
+        watch.arguments = ["watch", "gdrive://Metered/", "--into", "t", "--interval", "0.5", "--name", "drive", "--metrics-port", String(port)]
+        watch.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
+        watch.environment = ProcessInfo.processInfo.environment.merging(google.env) { $1 }
+        watch.standardOutput = FileHandle.nullDevice
+        watch.standardError = FileHandle.nullDevice
+        try watch.run()
+        defer { if watch.isRunning { watch.terminate(); watch.waitUntilExit() } }
+        let text = try await Self.scrape(port: port) { Self.value($0, #"sluice_rows_total{entity="t",outcome="inserted"}"#) == 1 }
+        #expect(Self.value(text, #"sluice_google_requests_total{api="drive",outcome="throttled"}"#) == 3, "\(text)")
+        #expect((Self.value(text, #"sluice_google_requests_total{api="drive",outcome="answered"}"#) ?? 0) >= 3, "\(text)")
+        #expect((Self.value(text, #"sluice_google_backoff_seconds_total{api="drive"}"#) ?? 0) >= 3, "\(text)")
     }
 
     /// `sluice worker --metrics-port` serves the same registry (with the control plane's job
