@@ -42,14 +42,20 @@ public final class GoogleFake: @unchecked Sendable {
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = args
         let out = Pipe(), inp = Pipe()
+        let errFile = NSTemporaryDirectory() + "sluice-shell-" + UUID().uuidString
+        FileManager.default.createFile(atPath: errFile, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: errFile) }
         p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
+        p.standardError = FileHandle(forWritingAtPath: errFile)
         if input != nil { p.standardInput = inp }
         try p.run()
         if let input { inp.fileHandleForWriting.write(input); try inp.fileHandleForWriting.close() }
         let o = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw Oracle.Failure(description: "\(args.joined(separator: " ")) failed") }
+        guard p.terminationStatus == 0 else {
+            let err = (try? String(contentsOfFile: errFile, encoding: .utf8)) ?? ""
+            throw Oracle.Failure(description: "\(args.joined(separator: " ")) failed: \(err.suffix(2000))")
+        }
         return String(decoding: o, as: UTF8.self)
     }
 
