@@ -89,7 +89,6 @@ public struct Runtime: Sendable {
     }
 }
 
-
 /// Google's request budget taken from the control plane, so every worker and replica stays
 /// under one quota together.
 struct SharedGoogleGate: GoogleRequestGate {

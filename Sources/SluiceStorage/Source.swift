@@ -2,8 +2,8 @@ public import SluiceCore
 public import Foundation
 
 /// Files named the way users write them — a local path or folder, `file://…`, `http(s)://…`,
-/// `s3://bucket/key-or-prefix/`, `gs://bucket/…`, `gdrive://FOLDER_ID/`, `ftp://host/path` — listed and made local through one
-/// ``ObjectStore``. `sluice load`'s remote arguments, a worker's job source and a pipeline's
+/// `s3://bucket/key-or-prefix/`, `gs://bucket/…`, `gdrive://FOLDER_ID/`, `ftp://host/path` —
+/// listed and made local through one ``ObjectStore``. `sluice load`'s remote arguments, a worker's job source and a pipeline's
 /// source all fetch through this; the watcher lists and fetches through the same stores.
 public struct Source: Sendable {
     /// As the user wrote it.
