@@ -10,6 +10,8 @@ public struct DriveOptions: Sendable, Equatable {
     public var byModified = false
     /// A shared drive's id (`?drive=ID`): listings search that drive.
     public var sharedDrive: String?
+    /// Sub-folders too (`?recursive=true`): a file's key is its path under the folder.
+    public var recursive = false
 
     public init() {}
 }
@@ -26,6 +28,7 @@ public struct DriveObjectStore: ObjectStore {
     public var displayName: String { "gdrive://\(folder)" }
 
     static let sheet = "application/vnd.google-apps.spreadsheet"
+    static let folderType = "application/vnd.google-apps.folder"
     static let fields = "id,name,mimeType,size,md5Checksum,createdTime,modifiedTime,trashed"
 
     public init(folder: String, options: DriveOptions = DriveOptions(), config: GoogleConfig) throws(SluiceError) {
@@ -72,11 +75,13 @@ public struct DriveObjectStore: ObjectStore {
 
     var filesURL: String { api.config.driveEndpoint + "/drive/v3/files" }
 
-    /// The listing query: files in the folder, not trashed, newer than `newerThan` by the chosen time.
-    func q(newerThan: Date?, name: String? = nil) -> String {
-        var q = "\(Self.literal(folder)) in parents and trashed = false"
+    /// The listing query: what is in `parent` (the folder by default), not trashed, newer than
+    /// `newerThan` by the chosen time; `folders`: only sub-folders (true) or no sub-folders (false).
+    func q(in parent: String? = nil, newerThan: Date?, name: String? = nil, folders: Bool? = nil) -> String {
+        var q = "\(Self.literal(parent ?? folder)) in parents and trashed = false"
         if let newerThan { q += " and \(options.byModified ? "modifiedTime" : "createdTime") > \(Self.literal(GoogleAPI.rfc3339(newerThan)))" }
         if let name { q += " and name = \(Self.literal(name))" }
+        if let folders { q += " and mimeType \(folders ? "=" : "!=") \(Self.literal(Self.folderType))" }
         return q
     }
 
@@ -111,18 +116,58 @@ public struct DriveObjectStore: ObjectStore {
     }
 
     /// Drive filters by time on the server: a watch with a watermark lists only new files.
+    /// Recursively, the whole tree comes in one answer: each folder's sub-folders (whatever
+    /// their age: an old folder gets new files), then its files newer than `newerThan`.
     public func list(prefix: String, continuation: String?, limit: Int, newerThan: Date?) async throws(SluiceError) -> ObjectPage {
+        if options.recursive {
+            var out: [ObjectInfo] = []
+            var queue = [(id: folder, path: "", depth: 0)]
+            while let (id, path, depth) = queue.popLast() {
+                for f in try await all(q(in: id, newerThan: nil, folders: true)) where depth < 32 {
+                    queue.append((f.id, path + f.name + "/", depth + 1))
+                }
+                for f in try await all(q(in: id, newerThan: newerThan, folders: false)) where f.isData && (path + f.key).hasPrefix(prefix) {
+                    var info = f.info(byModified: options.byModified)
+                    info.key = path + f.key
+                    out.append(info)
+                }
+            }
+            return ObjectPage(objects: out.sorted { $0.key < $1.key }, continuation: nil)
+        }
         let p = try await page(q(newerThan: newerThan), token: continuation, size: max(1, min(limit, 1000)))
         let objects = (p.files ?? []).filter { $0.isData && $0.key.hasPrefix(prefix) }.map { $0.info(byModified: options.byModified) }
         return ObjectPage(objects: objects, continuation: p.nextPageToken)
     }
 
-    /// The newest data file named `key` (a Sheet also by its name without `.csv`).
+    /// Every page of a query.
+    func all(_ q: String) async throws(SluiceError) -> [File] {
+        var out: [File] = []
+        var token: String? = nil
+        repeat {
+            let p = try await page(q, token: token, size: 1000)
+            out += p.files ?? []
+            token = p.nextPageToken
+        } while token != nil
+        return out
+    }
+
+    /// The newest data file named `key` (a Sheet also by its name without `.csv`); under
+    /// `?recursive=true`, a path through sub-folders.
     func find(_ key: String) async throws(SluiceError) -> File? {
-        var names = [key]
-        if key.lowercased().hasSuffix(".csv") { names.append(String(key.dropLast(4))) }
+        var parent = folder
+        var base = Substring(key)
+        if options.recursive {
+            let parts = key.split(separator: "/", omittingEmptySubsequences: false)
+            for dir in parts.dropLast() {
+                guard let sub = try await all(q(in: parent, newerThan: nil, name: String(dir), folders: true)).first else { return nil }
+                parent = sub.id
+            }
+            base = parts.last ?? ""
+        }
+        var names = [String(base)]
+        if base.lowercased().hasSuffix(".csv") { names.append(String(base.dropLast(4))) }
         for name in names {
-            let found = (try await page(q(newerThan: nil, name: name), token: nil, size: 100).files ?? []).filter { $0.isData && $0.key == key }
+            let found = (try await page(q(in: parent, newerThan: nil, name: name), token: nil, size: 100).files ?? []).filter { $0.isData && $0.key == base }
             if let f = found.max(by: { ($0.modifiedTime ?? "") < ($1.modifiedTime ?? "") }) { return f }
         }
         return nil
@@ -201,6 +246,7 @@ public struct DriveObjectStore: ObjectStore {
             throw SluiceError(.aborted, "\(displayName)/\(key): the sheet changed while it was exported")
         }
         var info = f.info(byModified: options.byModified)
+        info.key = key
         info.size = size
         return (info, sha.map { SigV4Signer.hex($0.finalize()) })
     }

@@ -169,7 +169,9 @@ public struct StorageLocation: Sendable, Equatable {
                     case ("by", "modified"), ("by", "modifiedTime"): options.byModified = true
                     case ("by", "created"), ("by", "createdTime"): options.byModified = false
                     case ("drive", let d) where !d.isEmpty: options.sharedDrive = d
-                    default: throw SluiceError(.invalidArgument, "'\(pair)' in \(text): a Drive location takes ?by=created|modified and ?drive=SHARED_DRIVE_ID")
+                    case ("recursive", "true"): options.recursive = true
+                    case ("recursive", "false"): options.recursive = false
+                    default: throw SluiceError(.invalidArgument, "'\(pair)' in \(text): a Drive location takes ?by=created|modified, ?drive=SHARED_DRIVE_ID and ?recursive=true")
                     }
                 }
                 rest = rest[..<q]

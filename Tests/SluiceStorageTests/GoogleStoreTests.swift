@@ -66,4 +66,30 @@ import SluiceTesting
         #expect(got.info.size == 2)
         #expect(try String(contentsOfFile: dir.path + "/t.csv", encoding: .utf8) == "t\n")
     }
+
+    /// `?recursive=true`: the tree under the folder, keyed by path; an old sub-folder's new
+    /// file passes the time filter; a path finds its file.
+    @Test func subFoldersAreWalkedWhenAsked() async throws {
+        let fake = try GoogleFake()
+        defer { fake.stop() }
+        let folder = "application/vnd.google-apps.folder"
+        try fake.post("/_admin/drive/files", [
+            ["id": "S1", "name": "2026-11", "mimeType": folder, "parents": ["R"], "createdTime": "2025-01-01T00:00:00Z"],
+            ["id": "S2", "name": "late", "mimeType": folder, "parents": ["S1"], "createdTime": "2025-01-01T00:00:00Z"],
+            ["name": "top.csv", "content": "a\n", "parents": ["R"], "createdTime": "2026-01-01T00:00:00Z"],
+            ["name": "d1.csv", "content": "b\n", "parents": ["S1"], "createdTime": "2026-01-02T00:00:00Z"],
+            ["name": "d2.csv", "content": "cc\n", "parents": ["S2"], "createdTime": "2026-03-01T00:00:00Z"],
+        ])
+        var options = DriveOptions()
+        options.recursive = true
+        let store = try DriveObjectStore(folder: "R", options: options, config: config(fake))
+        #expect(try await store.listAll(prefix: "").map(\.key) == ["2026-11/d1.csv", "2026-11/late/d2.csv", "top.csv"])
+        let since = try #require(GoogleAPI.date("2026-02-01T00:00:00Z") as Date?)
+        #expect(try await store.listAll(prefix: "", newerThan: since).map(\.key) == ["2026-11/late/d2.csv"])
+        #expect(try await store.head("2026-11/late/d2.csv")?.size == 3)
+        #expect(try await store.head("2026-11/none.csv") == nil)
+        #expect(try await store.get("2026-11/d1.csv", range: nil, ifMatch: nil) == Array("b\n".utf8))
+        #expect(try await DriveObjectStore(folder: "R", config: config(fake)).listAll(prefix: "").map(\.key) == ["top.csv"])
+        #expect(try StorageLocation("gdrive://R/?recursive=true").kind == .gdrive(folder: "R", options: options))
+    }
 }
