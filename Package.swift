@@ -218,7 +218,7 @@ let package = Package(
         ),
         .testTarget(name: "SluiceSQLiteTests", dependencies: ["SluiceCore", "SluiceSQLite", "SluiceQueue", "SluiceTesting"], swiftSettings: strict),
         .testTarget(name: "SluiceLoadTests", dependencies: ["SluiceCore", "SluiceFormats", "SluiceConfig", "SluiceLoad", "SluiceSQLite", "SluiceTesting"], swiftSettings: strict),
-        .testTarget(name: "SluiceExportTests", dependencies: ["SluiceExport"], swiftSettings: strict),
+        .testTarget(name: "SluiceExportTests", dependencies: ["SluiceExport", "SluiceCore"], swiftSettings: strict),
         .testTarget(name: "SluiceStorageTests", dependencies: ["SluiceStorage", "SluiceCore", "SluiceTesting"], swiftSettings: strict),
         .testTarget(
             name: "SluiceWatchTests",

@@ -55,6 +55,7 @@ public struct DriveObjectStore: ObjectStore {
         var md5Checksum: String?
         var createdTime: String?
         var modifiedTime: String?
+        var trashed: Bool?
 
         var isSheet: Bool { mimeType == DriveObjectStore.sheet }
         /// Binary files and Sheets; folders, shortcuts and other Google documents are not data.
@@ -90,21 +91,16 @@ public struct DriveObjectStore: ObjectStore {
                                           ("fields", "nextPageToken,incompleteSearch,files(\(Self.fields))"),
                                           ("orderBy", "name"), ("supportsAllDrives", "true"), ("includeItemsFromAllDrives", "true")]
         if let d = options.sharedDrive { items += [("corpora", "drive"), ("driveId", d)] }
-        return filesURL + GCSObjectStore.query(items)
+        return filesURL + GoogleAPI.query(items)
     }
 
-    func decode<T: Decodable>(_ type: T.Type, _ a: GoogleHTTP.Answer, _ what: String) throws(SluiceError) -> T {
-        do { return try JSONDecoder().decode(T.self, from: Data(a.body)) } catch {
-            throw SluiceError(.io, "\(what) on \(displayName): an answer Sluice cannot read (\(error))")
-        }
-    }
 
     struct Page: Decodable { var files: [File]?; var nextPageToken: String?; var incompleteSearch: Bool? }
 
     func page(_ q: String, token: String?, size: Int) async throws(SluiceError) -> Page {
         let a = try await api.call("files.list", url: listQuery(q, pageToken: token, pageSize: size))
         guard a.status == 200 else { throw api.fail("files.list", a, object: "") }
-        let p = try decode(Page.self, a, "files.list")
+        let p = try api.decode(Page.self, a, "files.list")
         if p.incompleteSearch == true {
             throw SluiceError(.unavailable, "files.list on \(displayName): Drive answered an incomplete search (try again, or name the shared drive with ?drive=ID)")
         }
@@ -175,13 +171,12 @@ public struct DriveObjectStore: ObjectStore {
 
     /// The file an etag names, as it is now (nil: deleted or trashed).
     func file(id: String) async throws(SluiceError) -> File? {
-        let url = filesURL + "/" + GoogleAPI.encode(id) + GCSObjectStore.query([("fields", Self.fields), ("supportsAllDrives", "true")])
+        let url = filesURL + "/" + GoogleAPI.encode(id) + GoogleAPI.query([("fields", Self.fields), ("supportsAllDrives", "true")])
         let a = try await api.call("files.get", url: url)
         if a.status == 404 { return nil }
         guard a.status == 200 else { throw api.fail("files.get", a, object: id) }
-        struct Trashable: Decodable { var trashed: Bool? }
-        if try decode(Trashable.self, a, "files.get").trashed == true { return nil }
-        return try decode(File.self, a, "files.get")
+        let f = try api.decode(File.self, a, "files.get")
+        return f.trashed == true ? nil : f
     }
 
     /// The file `key` names: the one listed with `etag` (refused if it changed since), else the newest of that name.
@@ -200,8 +195,8 @@ public struct DriveObjectStore: ObjectStore {
 
     /// Media for files, CSV export for Sheets.
     func contentURL(_ f: File) -> String {
-        f.isSheet ? filesURL + "/" + GoogleAPI.encode(f.id) + "/export" + GCSObjectStore.query([("mimeType", "text/csv")])
-                  : filesURL + "/" + GoogleAPI.encode(f.id) + GCSObjectStore.query([("alt", "media"), ("supportsAllDrives", "true")])
+        f.isSheet ? filesURL + "/" + GoogleAPI.encode(f.id) + "/export" + GoogleAPI.query([("mimeType", "text/csv")])
+                  : filesURL + "/" + GoogleAPI.encode(f.id) + GoogleAPI.query([("alt", "media"), ("supportsAllDrives", "true")])
     }
 
     public func head(_ key: String) async throws(SluiceError) -> ObjectInfo? {

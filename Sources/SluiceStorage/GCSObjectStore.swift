@@ -33,11 +33,6 @@ public struct GCSObjectStore: ExclusiveCreate {
     var base: String { api.config.storageEndpoint + "/storage/v1/b/" + GoogleAPI.encode(bucket) }
     func objectURL(_ key: String) -> String { base + "/o/" + GoogleAPI.encode(key) }
 
-    static func query(_ items: [(String, String?)]) -> String {
-        let q = items.compactMap { k, v in v.map { "\(k)=\(GoogleAPI.encode($0))" } }.joined(separator: "&")
-        return q.isEmpty ? "" : "?" + q
-    }
-
     /// An object resource (`name`, `size` and `generation` as strings, `updated`).
     struct Resource: Decodable {
         var name: String
@@ -50,19 +45,14 @@ public struct GCSObjectStore: ExclusiveCreate {
         }
     }
 
-    func decode<T: Decodable>(_ type: T.Type, _ a: GoogleHTTP.Answer, _ what: String) throws(SluiceError) -> T {
-        do { return try JSONDecoder().decode(T.self, from: Data(a.body)) } catch {
-            throw SluiceError(.io, "\(what) on \(displayName): an answer Sluice cannot read (\(error))")
-        }
-    }
 
     public func list(prefix: String, continuation: String?, limit: Int) async throws(SluiceError) -> ObjectPage {
-        let url = base + "/o" + Self.query([("prefix", prefix.isEmpty ? nil : prefix), ("maxResults", String(max(1, min(limit, 1000)))),
+        let url = base + "/o" + GoogleAPI.query([("prefix", prefix.isEmpty ? nil : prefix), ("maxResults", String(max(1, min(limit, 1000)))),
                                            ("pageToken", continuation)])
         let a = try await api.call("objects.list", url: url)
         guard a.status == 200 else { throw api.fail("objects.list", a, object: prefix) }
         struct Page: Decodable { var items: [Resource]?; var nextPageToken: String? }
-        let page = try decode(Page.self, a, "objects.list")
+        let page = try api.decode(Page.self, a, "objects.list")
         return ObjectPage(objects: (page.items ?? []).map(\.info), continuation: page.nextPageToken)
     }
 
@@ -70,12 +60,12 @@ public struct GCSObjectStore: ExclusiveCreate {
         let a = try await api.call("objects.get", url: objectURL(key))
         if a.status == 404 { return nil }
         guard a.status == 200 else { throw api.fail("objects.get", a, object: key) }
-        return try decode(Resource.self, a, "objects.get").info
+        return try api.decode(Resource.self, a, "objects.get").info
     }
 
     /// The media URL of `key`, only while its generation is still `ifMatch`.
     func mediaURL(_ key: String, ifMatch: String?) -> String {
-        objectURL(key) + Self.query([("alt", "media"), ("ifGenerationMatch", ifMatch)])
+        objectURL(key) + GoogleAPI.query([("alt", "media"), ("ifGenerationMatch", ifMatch)])
     }
 
     public func get(_ key: String, range: Range<Int64>?, ifMatch: String?) async throws(SluiceError) -> [UInt8] {
@@ -121,16 +111,16 @@ public struct GCSObjectStore: ExclusiveCreate {
     var uploadBase: String { api.config.storageEndpoint + "/upload/storage/v1/b/" + GoogleAPI.encode(bucket) + "/o" }
 
     public func put(_ key: String, bytes: [UInt8], contentType: String?) async throws(SluiceError) -> String {
-        let url = uploadBase + Self.query([("uploadType", "media"), ("name", key)])
+        let url = uploadBase + GoogleAPI.query([("uploadType", "media"), ("name", key)])
         let a = try await api.call("objects.insert", method: "POST", url: url,
                                    headers: [("Content-Type", contentType ?? "application/octet-stream")], body: bytes)
         guard a.status == 200 else { throw api.fail("objects.insert", a, object: key) }
-        return try decode(Resource.self, a, "objects.insert").generation ?? ""
+        return try api.decode(Resource.self, a, "objects.insert").generation ?? ""
     }
 
     /// `ifGenerationMatch=0`: only while no live object has the name.
     public func putIfAbsent(_ key: String, bytes: [UInt8]) async throws(SluiceError) -> Bool {
-        let url = uploadBase + Self.query([("uploadType", "media"), ("name", key), ("ifGenerationMatch", "0")])
+        let url = uploadBase + GoogleAPI.query([("uploadType", "media"), ("name", key), ("ifGenerationMatch", "0")])
         let a = try await api.call("objects.insert", method: "POST", url: url, headers: [("Content-Type", "application/octet-stream")], body: bytes)
         if a.status == 200 { return true }
         guard a.status == 412 else { throw api.fail("objects.insert", a, object: key) }
@@ -153,7 +143,7 @@ public struct GCSObjectStore: ExclusiveCreate {
             }
         }
         if total < resumableThreshold { return try await put(key, bytes: try read(at: 0, Int(total)), contentType: contentType) }
-        let start = uploadBase + Self.query([("uploadType", "resumable"), ("name", key)])
+        let start = uploadBase + GoogleAPI.query([("uploadType", "resumable"), ("name", key)])
         let opened = try await api.call("objects.insert (resumable)", method: "POST", url: start,
                                         headers: [("X-Upload-Content-Type", contentType ?? "application/octet-stream"),
                                                   ("X-Upload-Content-Length", String(total)), ("Content-Length", "0")], body: [])
@@ -164,7 +154,7 @@ public struct GCSObjectStore: ExclusiveCreate {
             let last = offset + Int64(chunk.count) == total
             let range = chunk.isEmpty ? "bytes */\(total)" : "bytes \(offset)-\(offset + Int64(chunk.count) - 1)/\(last ? String(total) : "*")"
             let a = try await api.call("resumable upload", method: "PUT", url: session, headers: [("Content-Range", range)], body: chunk)
-            if a.status == 200 || a.status == 201 { return try decode(Resource.self, a, "resumable upload").generation ?? "" }
+            if a.status == 200 || a.status == 201 { return try api.decode(Resource.self, a, "resumable upload").generation ?? "" }
             guard a.status == 308 else { throw api.fail("resumable upload", a, object: key) }
             // `Range: bytes=0-N`: what the server holds; no header: nothing yet.
             let held = a.headers.first(name: "Range").flatMap { $0.split(separator: "-").last.flatMap { Int64($0) } }.map { $0 + 1 } ?? 0
@@ -180,12 +170,12 @@ public struct GCSObjectStore: ExclusiveCreate {
         var token: String? = nil
         repeat {
             let url = objectURL(from) + "/rewriteTo/b/" + GoogleAPI.encode(bucket) + "/o/" + GoogleAPI.encode(to)
-                + Self.query([("ifSourceGenerationMatch", ifMatch), ("rewriteToken", token)])
+                + GoogleAPI.query([("ifSourceGenerationMatch", ifMatch), ("rewriteToken", token)])
             let a = try await api.call("objects.rewrite", method: "POST", url: url, headers: [("Content-Type", "application/json")], body: Array("{}".utf8))
             if a.status == 412 { throw SluiceError(.aborted, "objects.rewrite \(displayName)/\(from): changed since it was listed (generation \(ifMatch ?? "?"))") }
             guard a.status == 200 else { throw api.fail("objects.rewrite", a, object: from) }
             struct Rewrite: Decodable { var done: Bool; var rewriteToken: String? }
-            let r = try decode(Rewrite.self, a, "objects.rewrite")
+            let r = try api.decode(Rewrite.self, a, "objects.rewrite")
             token = r.done ? nil : r.rewriteToken
         } while token != nil
     }

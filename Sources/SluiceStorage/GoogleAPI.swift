@@ -46,7 +46,7 @@ enum GoogleHTTP {
             return s.isEmpty ? text : text + ": " + s
         }
         if let e = o["error"] as? [String: Any] {
-            if let r = reason(a) { text += " " + r }
+            if let r = reason(e) { text += " " + r }
             if let m = e["message"] as? String { text += ": " + m }
         } else if let e = o["error"] as? String {
             text += " " + e + ((o["error_description"] as? String).map { ": " + $0 } ?? "")
@@ -54,17 +54,18 @@ enum GoogleHTTP {
         return text
     }
 
-    /// The first `errors[].reason` of a JSON error document.
-    static func reason(_ a: Answer) -> String? {
-        guard let o = try? JSONSerialization.jsonObject(with: Data(a.body)) as? [String: Any], let e = o["error"] as? [String: Any] else { return nil }
-        return ((e["errors"] as? [[String: Any]])?.first?["reason"] as? String) ?? (e["status"] as? String)
+    /// The first `errors[].reason` of a JSON error document's `error` (else its `status`).
+    static func reason(_ error: [String: Any]) -> String? {
+        ((error["errors"] as? [[String: Any]])?.first?["reason"] as? String) ?? (error["status"] as? String)
     }
 
     /// Whether Google asks us to slow down or try later: 429, 408, 5xx, and the 403s whose
     /// reason is a rate limit (Drive answers those instead of 429).
     static func isTransient(_ a: Answer) -> Bool {
         if a.status == 429 || a.status == 408 || a.status >= 500 { return true }
-        return a.status == 403 && ["rateLimitExceeded", "userRateLimitExceeded"].contains(reason(a) ?? "")
+        guard a.status == 403, let o = try? JSONSerialization.jsonObject(with: Data(a.body)) as? [String: Any],
+              let e = o["error"] as? [String: Any] else { return false }
+        return ["rateLimitExceeded", "userRateLimitExceeded"].contains(reason(e) ?? "")
     }
 }
 
@@ -74,25 +75,16 @@ public protocol GoogleRequestGate: Sendable {
     func enter() async
 }
 
-/// A token bucket in this process.
+/// The core's token bucket, for the requests of this process.
 actor LocalGoogleGate: GoogleRequestGate {
-    let rate: Double
-    var tokens: Double
-    var last = Date()
+    var limiter: RateLimiter
 
-    init(rate: Double) {
-        self.rate = rate
-        tokens = max(1, rate / 10)
-    }
+    init(rate: Double) { limiter = RateLimiter(rate: rate, burst: max(1, rate / 10), now: Date().timeIntervalSince1970) }
 
     func enter() async {
-        while true {
-            let now = Date()
-            tokens = min(max(1, rate / 10), tokens + now.timeIntervalSince(last) * rate)
-            last = now
-            if tokens >= 1 { tokens -= 1; return }
-            try? await Task.sleep(nanoseconds: UInt64((1 - tokens) / rate * 1e9))
-        }
+        // The token is reserved now; waiting out the debt keeps the order of arrival.
+        let wait = limiter.take(now: Date().timeIntervalSince1970)
+        if wait > 0 { try? await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
     }
 }
 
@@ -238,13 +230,26 @@ public struct GoogleAPI: Sendable {
         return Date(timeIntervalSince1970: 0)
     }
 
-    /// `2024-05-01T10:00:00.123Z`: milliseconds, rounded down.
+    /// `2024-05-01T10:00:00.123000Z`: the core's timestamp text, to the millisecond (rounded
+    /// down, as Google keeps times), with RFC 3339's `T`.
     static func rfc3339(_ d: Date) -> String {
-        let ms = Int64((d.timeIntervalSince1970 * 1000).rounded(.down))
-        let days = ms >= 0 ? ms / 86_400_000 : (ms - 86_399_999) / 86_400_000
-        let rest = ms - days * 86_400_000
-        let (y, m, dd) = Coercion.civilFromDays(days)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", y, m, dd, Int(rest / 3_600_000), Int(rest / 60_000 % 60), Int(rest / 1000 % 60), Int(rest % 1000))
+        var out: [UInt8] = []
+        ValueText.timestamp(micros: Int64((d.timeIntervalSince1970 * 1000).rounded(.down)) * 1000, utc: true, into: &out)
+        out[10] = UInt8(ascii: "T")
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// A query string from the items that have a value (`?a=1&b=2`; empty when none).
+    static func query(_ items: [(String, String?)]) -> String {
+        let q = items.compactMap { k, v in v.map { "\(k)=\(encode($0))" } }.joined(separator: "&")
+        return q.isEmpty ? "" : "?" + q
+    }
+
+    /// A JSON answer decoded; one Sluice cannot read is an I/O error naming the call.
+    func decode<T: Decodable>(_ type: T.Type, _ a: GoogleHTTP.Answer, _ what: String) throws(SluiceError) -> T {
+        do { return try JSONDecoder().decode(T.self, from: Data(a.body)) } catch {
+            throw SluiceError(.io, "\(what) on \(name): an answer Sluice cannot read (\(error))")
+        }
     }
 
     /// A path segment or query value, percent-encoded (`/` too).

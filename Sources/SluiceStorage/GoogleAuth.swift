@@ -108,9 +108,9 @@ public enum GoogleJWT {
         }
     }
 
+    /// Base64url without padding (RFC 7515 §2).
     static func base64url(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        String(Base64.encode(bytes).compactMap { $0 == "=" ? nil : $0 == "+" ? "-" : $0 == "/" ? "_" : $0 })
     }
 }
 
@@ -125,17 +125,11 @@ public struct GoogleToken: Sendable, Equatable {
 /// every store shares it.
 public actor GoogleTokenSource {
     let credentials: GoogleConfig.Credentials
-    let fetch: @Sendable (GoogleConfig.Credentials) async throws(SluiceError) -> GoogleToken?
     var current: GoogleToken?
     /// The exchange under way: callers arriving meanwhile wait for it instead of starting their own.
     var pending: Task<Result<GoogleToken?, SluiceError>, Never>?
-    /// Token exchanges made (for tests and logs).
-    public private(set) var exchanges = 0
 
-    init(credentials: GoogleConfig.Credentials, fetch: @escaping @Sendable (GoogleConfig.Credentials) async throws(SluiceError) -> GoogleToken?) {
-        self.credentials = credentials
-        self.fetch = fetch
-    }
+    init(credentials: GoogleConfig.Credentials) { self.credentials = credentials }
 
     static let registry = Mutex<[GoogleConfig.Credentials: GoogleTokenSource]>([:])
 
@@ -143,7 +137,7 @@ public actor GoogleTokenSource {
     public static func shared(_ credentials: GoogleConfig.Credentials) -> GoogleTokenSource {
         registry.withLock { all in
             if let s = all[credentials] { return s }
-            let s = GoogleTokenSource(credentials: credentials, fetch: { c throws(SluiceError) in try await GoogleTokenSource.exchange(c) })
+            let s = GoogleTokenSource(credentials: credentials)
             all[credentials] = s
             return s
         }
@@ -155,10 +149,9 @@ public actor GoogleTokenSource {
         if let t = current, t.expires.timeIntervalSince(now) > 60 { return t.value }
         let task: Task<Result<GoogleToken?, SluiceError>, Never>
         if let pending { task = pending } else {
-            let (fetch, credentials) = (fetch, credentials)
-            task = Task { do throws(SluiceError) { return .success(try await fetch(credentials)) } catch { return .failure(error) } }
+            let credentials = credentials
+            task = Task { do throws(SluiceError) { return .success(try await Self.exchange(credentials)) } catch { return .failure(error) } }
             pending = task
-            exchanges += 1
         }
         let result = await task.value
         if pending == task { pending = nil }
@@ -181,7 +174,7 @@ public actor GoogleTokenSource {
         case .serviceAccount(let path):
             let key = try ServiceAccountKey.read(path)
             let jwt = try GoogleJWT.assertion(key: key, now: Date())
-            let form = "grant_type=" + formEncode("urn:ietf:params:oauth:grant-type:jwt-bearer") + "&assertion=" + formEncode(jwt)
+            let form = "grant_type=" + GoogleAPI.encode("urn:ietf:params:oauth:grant-type:jwt-bearer") + "&assertion=" + GoogleAPI.encode(jwt)
             answer = try await GoogleHTTP.send("token exchange at \(key.tokenURI)", method: "POST", url: key.tokenURI,
                                                headers: [("Content-Type", "application/x-www-form-urlencoded")], body: Array(form.utf8))
         case .metadata(let host):
@@ -200,12 +193,6 @@ public actor GoogleTokenSource {
             throw SluiceError(.unavailable, "the token answer of \(credentials.describe) has no access_token")
         }
         return GoogleToken(value: r.access_token, expires: Date().addingTimeInterval(r.expires_in ?? 3600))
-    }
-
-    static func formEncode(_ s: String) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        return s.addingPercentEncoding(withAllowedCharacters: allowed) ?? s
     }
 }
 

@@ -1,6 +1,7 @@
 import Testing
 import Foundation
 @testable import SluiceExport
+import SluiceCore
 
 @Suite struct DeliveryPolicyTests {
     let now = Date(timeIntervalSince1970: 1_800_000_000)
