@@ -136,7 +136,8 @@ import Foundation
         let until = Date().addingTimeInterval(60)  // a loaded machine: the run may take a while
         while Date() < until {
             pipelines = try curl([base + "/ui/pipelines"]).body
-            if pipelines.contains("<td>succeeded</td>") || pipelines.contains("<td>failed</td>") { break }
+            // The scheduled catch-up run may have succeeded already: wait for the one started by hand.
+            if pipelines.contains("<td>succeeded</td><td>by hand</td>") || pipelines.contains("<td>failed</td><td>by hand</td>") { break }
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(pipelines.contains("<td>nightly</td><td>succeeded</td><td>by hand</td>") && pipelines.contains("&quot;loaded&quot;:1"), "\(pipelines)")
