@@ -36,6 +36,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        // OTLP over HTTP only: the gRPC exporter would add grpc-swift to every build.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // Pure core: types, batches, schemas, coercion, inference, merge planning, expressions and
@@ -129,7 +132,11 @@ let package = Package(
         ),
         // The durable job queue: job model, lifecycle state machine, retry policy, driver protocol
         // and the conformance suite every driver runs. Pure except for the drivers themselves.
-        .target(name: "SluiceQueue", dependencies: ["SluiceCore"], swiftSettings: strict),
+        .target(
+            name: "SluiceQueue",
+            dependencies: ["SluiceCore", .product(name: "Instrumentation", package: "swift-distributed-tracing")],
+            swiftSettings: strict
+        ),
         // Workers: claim jobs, heartbeat leases, fetch sources, run loads, commit with fencing.
         .target(
             name: "SluiceWorker",
@@ -140,6 +147,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: strict
         ),
@@ -165,6 +173,8 @@ let package = Package(
                 "SluiceMySQL",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel"),
             ],
             swiftSettings: strict
         ),

@@ -31,10 +31,11 @@ fi
 # mode is the S3-compatible server, boto3 the client that checks what Sluice wrote; duckdb,
 # polars, pandas and pyspark are the other readers Sluice's Parquet files must open in;
 # deltalake (delta-rs) writes and reads the Delta tables Sluice's reader and writer are checked
-# against, and pyroaring serializes the deletion vectors the oracle adds by hand.
-pymods=(aiohttp pyarrow fastavro cramjam backports.zstd fastapi uvicorn multipart cryptography moto.server boto3 duckdb polars pandas pyspark deltalake pyroaring)
+# against, pyroaring serializes the deletion vectors the oracle adds by hand, and
+# opentelemetry-proto decodes the spans the OTLP receiver is sent.
+pymods=(aiohttp pyarrow fastavro cramjam backports.zstd fastapi uvicorn multipart cryptography moto.server boto3 duckdb polars pandas pyspark deltalake pyroaring opentelemetry.proto)
 pips=()
-pipname() { case "$1" in multipart) echo python-multipart ;; moto.server) echo "moto[server]" ;; *) echo "$1" ;; esac; }
+pipname() { case "$1" in multipart) echo python-multipart ;; moto.server) echo "moto[server]" ;; opentelemetry.proto) echo opentelemetry-proto ;; *) echo "$1" ;; esac; }
 for m in "${pymods[@]}"; do python3 -c "import $m" 2>/dev/null || pips+=("$(pipname "$m")"); done
 if [ ${#pips[@]} -gt 0 ]; then
   echo "installing: ${pips[*]} (pip)"

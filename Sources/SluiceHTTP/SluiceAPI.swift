@@ -32,6 +32,8 @@ public struct APIDependencies: Sendable {
     public var metrics: MetricsEndpoint?
     /// Where the access log goes (one line per request); nil: no access log.
     public var accessLog: Logger?
+    /// A span per request (continuing a `traceparent` the client sent); off, no tracing cost.
+    public var tracing = false
 
     public init(config: SluiceConfig, driver: any QueueDriver, policy: SourcePolicy, wake: WakeSignal?, tokens: [String],
                 now: @escaping @Sendable () -> Date = { Date() }) {
@@ -65,6 +67,7 @@ public enum SluiceAPI {
 
     public static func router(_ deps: APIDependencies) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        if deps.tracing { router.add(middleware: TracingMiddleware<BasicRequestContext>()) }
         if let log = deps.accessLog { router.add(middleware: AccessLog<BasicRequestContext>(logger: log)) }
         let bulk = BulkController(deps: deps)
         Console(deps: deps).add(to: router)

@@ -46,6 +46,8 @@ public struct JobSpec: Sendable, Codable, Hashable {
     /// The uploaded file is a copy kept nowhere else by intent (a watcher's fetch or split
     /// parts; the original stays in its source and raw layer): removed once loaded.
     public var removeSource: Bool?
+    /// The trace context of whoever queued the job (see ``TraceCarrier``).
+    public var trace: [String: String]?
 
     public init(source: String, format: SourceFormat? = nil, mode: WriteMode? = nil, atomic: Bool = false,
                 maxRejects: Int64? = nil, force: Bool = false, fileName: String? = nil, chunkBytes: Int64? = nil) {
@@ -60,7 +62,7 @@ public struct JobSpec: Sendable, Codable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case source, format, mode, atomic, force, parent, chunk, schema, stage
+        case source, format, mode, atomic, force, parent, chunk, schema, stage, trace
         case maxRejects = "max_rejects", fileName = "file_name", chunkBytes = "chunk_bytes", removeSource = "remove_source"
     }
 }

@@ -155,6 +155,8 @@ public struct StageJobCount: Sendable, Hashable {
     }
 }
 
+/// A job to queue. Made while a span is current, its spec carries that span's trace context
+/// (unless it has one already), so the job's own span continues the trace.
 public struct JobInsertParams: Sendable {
     public var entity: String
     public var spec: JobSpec
@@ -165,6 +167,7 @@ public struct JobInsertParams: Sendable {
     public init(entity: String, spec: JobSpec, priority: Int = 0, maxAttempts: Int = 3, idempotencyKey: String? = nil, now: Date) {
         self.entity = entity
         self.spec = spec
+        if spec.trace == nil { self.spec.trace = TraceCarrier.current() }
         self.priority = priority
         self.maxAttempts = maxAttempts
         self.idempotencyKey = idempotencyKey

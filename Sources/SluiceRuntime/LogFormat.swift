@@ -12,6 +12,8 @@ public struct LineLogHandler: LogHandler {
     public let format: Format
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
+    /// Metadata added to every record (the current trace and span ids).
+    public var metadataProvider: Logger.MetadataProvider?
 
     public init(label: String, format: Format) {
         self.label = label
@@ -25,6 +27,7 @@ public struct LineLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var all = metadata
+        if let provided = metadataProvider?.get(), !provided.isEmpty { all.merge(provided) { $1 } }
         if let extra = event.metadata { all.merge(extra) { $1 } }
         let line = Self.render(format, time: Date(), level: event.level, label: label, message: "\(event.message)", metadata: all)
         FileHandle.standardError.write(Data((line + "\n").utf8))

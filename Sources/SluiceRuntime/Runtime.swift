@@ -30,7 +30,7 @@ public struct Runtime: Sendable {
         policy.s3Buckets = config.server.s3Buckets
         policy.gcsBuckets = config.server.gcsBuckets
         let (p, l) = (policy, logger)
-        return try await Backends.with(control: config.controlDatabase, target: config.targetDatabase, maxConnections: max(8, config.worker.concurrency * 2 + 4), logger: logger, tableSchema: config.targetSchema) { backend in
+        return try await Telemetry.withTracing(logger: logger) { try await Backends.with(control: config.controlDatabase, target: config.targetDatabase, maxConnections: max(8, config.worker.concurrency * 2 + 4), logger: logger, tableSchema: config.targetSchema) { backend in
             guard let driver = try backend.controlPlane() else {
                 throw SluiceError(.invalidConfig, "\(backend.displayName) holds tables only: keep the control plane on SQLite or PostgreSQL")
             }
@@ -44,7 +44,7 @@ public struct Runtime: Sendable {
                 GoogleAPI.installGate(SharedGoogleGate(reservoir: reservoir))
             }
             return try await body(Runtime(config: config, driver: driver, target: backend.target, backend: backend, policy: p, logger: l))
-        }
+        } }
     }
 
     /// The export ledger in the runtime's database.
@@ -72,11 +72,12 @@ public struct Runtime: Sendable {
     public static func bootstrapLogging(format: LineLogHandler.Format? = nil) {
         let chosen = format ?? ProcessInfo.processInfo.environment["SLUICE_LOG_FORMAT"].flatMap { LineLogHandler.Format(rawValue: $0.lowercased()) } ?? .text
         let level = logLevel
-        LoggingSystem.bootstrap { label in
+        LoggingSystem.bootstrap({ label, provider in
             var h = LineLogHandler(label: label, format: chosen)
             h.logLevel = level
+            h.metadataProvider = provider
             return h
-        }
+        }, metadataProvider: Telemetry.logMetadata)
         #if canImport(Glibc)
         // mallopt is not in Glibc's Swift module; M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3.
         typealias Mallopt = @convention(c) (Int32, Int32) -> Int32

@@ -63,8 +63,11 @@ public enum JobStoreConformance {
         #expect(!a.existing && a.job.state == .queued && a.job.attempts == 0 && a.job.spec.source == "upload:1")
         let b = try await d.insertJob(JobInsertParams(entity: "e", spec: spec("upload:2"), idempotencyKey: "k1", now: at(1)))
         #expect(b.existing && b.job.id == a.job.id && b.job.spec.source == "upload:1")
-        let c = try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), now: at(2)))
+        var traced = spec()
+        traced.trace = ["traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"]
+        let c = try await d.insertJob(JobInsertParams(entity: "e", spec: traced, now: at(2)))
         #expect(!c.existing && c.job.id != a.job.id)
+        #expect(try await d.job(id: c.job.id)?.spec.trace == traced.trace, "a job keeps the trace it was queued in")
         #expect(try await d.listJobs(JobListParams()).count == 2)
         #expect(try await d.job(id: a.job.id)?.idempotencyKey == "k1")
         #expect(try await d.job(idempotencyKey: "k1")?.id == a.job.id)

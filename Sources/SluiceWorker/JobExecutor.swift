@@ -8,6 +8,7 @@ public import Foundation
 public import Logging
 import Synchronization
 import Metrics
+import Tracing
 
 /// How a worker runs jobs: lease timing, retries, where scratch files go.
 public struct WorkerOptions: Sendable {
@@ -99,9 +100,30 @@ public struct JobExecutor: Sendable {
         case failed(SluiceError, JobResult? = nil)
     }
 
+    /// Runs one attempt of `job` in a span (`job load`, `job enrich`, …) that continues the
+    /// trace of whoever queued it, with `fetch`, `plan`, `read_and_stage` and
+    /// `apply_and_commit` spans below it.
     public func execute(_ job: Job) async {
-        let started = ContinuousClock.now
         let kind = job.spec.stage?.kind.rawValue ?? "load"
+        await withSpan("job \(kind)", context: TraceCarrier.context(job.spec.trace), ofKind: .consumer) { span in
+            span.attributes["sluice.job.id"] = Int(job.id)
+            span.attributes["sluice.job.attempt"] = job.attempts
+            span.attributes["sluice.entity"] = job.entity
+            if case .chunk(let parent, _) = job.spec.kind { span.attributes["sluice.job.parent"] = Int(parent) }
+            let outcome = await execute(job, kind: kind)
+            switch outcome {
+            case .loaded(let s):
+                span.attributes["sluice.rows.read"] = Int(s.read)
+                span.attributes["sluice.rows.rejected"] = Int(s.rejected)
+            case .completed, .duplicate: break
+            case .failed(let e, _):
+                if e.code != .aborted { span.setStatus(SpanStatus(code: .error, message: e.description)) }
+            }
+        }
+    }
+
+    func execute(_ job: Job, kind: String) async -> Outcome {
+        let started = ContinuousClock.now
         Metrics.Timer(label: "sluice_job_queue_wait_seconds", dimensions: [("kind", kind)])
             .recordSeconds(max(0, now().timeIntervalSince(max(job.createdAt, job.runAfter))))
         let lease = Lease()
@@ -127,6 +149,7 @@ public struct JobExecutor: Sendable {
         case .failed(let e, _): name = e.code == .aborted ? "stopped" : "failed"
         }
         Metrics.Timer(label: "sluice_job_duration_seconds", dimensions: [("kind", kind), ("outcome", name)]).record(duration: ContinuousClock.now - started)
+        return outcome
     }
 
     /// Rows a finished job read and wrote, by entity and what became of them (a pipeline's
@@ -216,9 +239,15 @@ public struct JobExecutor: Sendable {
         let local: LocalSource
         let fetching = ContinuousClock.now
         do {
-            local = try await fetcher.fetch(job.spec.source, into: dir)
+            local = try await withSpan("fetch") { span in
+                let local = try await fetcher.fetch(job.spec.source, into: dir)
+                span.attributes["sluice.bytes"] = Int(local.size)
+                return local
+            }
+        } catch let e as SluiceError {
+            return .failed(e)
         } catch {
-            return .failed(error)
+            return .failed(SluiceError(.io, "\(error)"))
         }
         Metrics.Timer(label: "sluice_load_phase_seconds", dimensions: [("phase", "fetch")]).record(duration: ContinuousClock.now - fetching)
         defer { if local.temporary { try? FileManager.default.removeItem(atPath: local.path) } }  // scratch download
@@ -287,6 +316,7 @@ public struct JobExecutor: Sendable {
                 spec.schema = plan.entity.schema
                 spec.mode = plan.mode
                 spec.format = plan.files[0].format
+                spec.trace = nil  // the chunk's span goes under this job's
                 let r = try await driver.insertJob(JobInsertParams(entity: job.entity, spec: spec, priority: job.priority + 1,
                                                                    maxAttempts: job.maxAttempts, idempotencyKey: "job-\(job.id)-chunk-\(k)", now: now()))
                 ids.append(r.job.id)
@@ -402,7 +432,9 @@ public struct JobExecutor: Sendable {
         do {
             let target = self.target
             request.sessionTimeZone = await target.sessionTimeZone()
-            let plan = try await LoadPlanner.plan(request, config: config) { (table) throws(SluiceError) in try await target.schema(of: table) }
+            let plan = try await withSpan("plan") { _ in
+                try await LoadPlanner.plan(request, config: config) { (table) throws(SluiceError) in try await target.schema(of: table) }
+            }
             // A stage batch is not a file to remember: its job's idempotency key already is.
             let now = self.now, sha = job.spec.stage == nil ? input.local.sha256 : nil, dir = input.dir
             try createDirectory(dir)
@@ -413,11 +445,18 @@ public struct JobExecutor: Sendable {
                 return try await target.sink(entity: e, mode: m, scratchDir: dir, completing: JobCompletion(job: job, sha256: sha, now: now))
             }, stateDir: dir)
             runner.loadId = "job-\(job.id)"
-            let tap = ProgressTap(lease)
+            let tap = ProgressTap(lease, phases: PhaseSpans(first: "read_and_stage"))
             defer { withExtendedLifetime(tap) {} }  // the runner holds its observer weakly
             runner.observer = tap
             runner.shouldContinue = { lease.held }
-            let report = try await runner.run()
+            let report: LoadReport
+            do {
+                report = try await runner.run()
+                tap.phases.end()
+            } catch {
+                tap.phases.end(failing: error)
+                throw error
+            }
             Metrics.Timer(label: "sluice_load_phase_seconds", dimensions: [("phase", "read_and_stage")]).recordSeconds(max(0, report.seconds - report.commitSeconds))
             Metrics.Timer(label: "sluice_load_phase_seconds", dimensions: [("phase", "apply_and_commit")]).recordSeconds(report.commitSeconds)
             return .loaded(report.stats)
@@ -454,13 +493,50 @@ public struct JobExecutor: Sendable {
     }
 }
 
-/// Copies a load's progress into the lease's counters for the heartbeat loop to publish.
+/// Copies a load's progress into the lease's counters for the heartbeat loop to publish, and
+/// turns its phases into spans.
 final class ProgressTap: LoadObserver {
     let lease: JobExecutor.Lease
-    init(_ lease: JobExecutor.Lease) { self.lease = lease }
+    let phases: PhaseSpans
+    init(_ lease: JobExecutor.Lease, phases: PhaseSpans) {
+        self.lease = lease
+        self.phases = phases
+    }
     func loadProgress(file: InputFile, index: Int, of count: Int, bytes: Int64, rows: Int64, elapsed: Double) {
         lease.bytes.store(bytes, ordering: .relaxed)
         lease.rows.store(rows, ordering: .relaxed)
     }
-    func loadPhase(_ phase: String) {}
+    func loadPhase(_ phase: String) {
+        if phase == "committing" { phases.next("apply_and_commit") }
+    }
+}
+
+/// One span per phase of a load, one after the other, all children of the span current
+/// where it was made (the runner reports phases from its own threads).
+final class PhaseSpans: Sendable {
+    let parent: ServiceContext
+    let current: Mutex<(any Span)?>
+
+    init(first: String) {
+        let parent = ServiceContext.current ?? .topLevel
+        self.parent = parent
+        current = Mutex(startSpan(first, context: parent))
+    }
+
+    /// Ends the phase under way and starts `name`.
+    func next(_ name: String) {
+        current.withLock {
+            $0?.end()
+            $0 = startSpan(name, context: parent)
+        }
+    }
+
+    /// Ends the phase under way, marked failed when `error` is given.
+    func end(failing error: (any Error)? = nil) {
+        current.withLock {
+            if let error { $0?.recordError(error); $0?.setStatus(SpanStatus(code: .error)) }
+            $0?.end()
+            $0 = nil
+        }
+    }
 }

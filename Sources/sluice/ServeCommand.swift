@@ -132,6 +132,7 @@ struct ServeCommand: AsyncParsableCommand {
                 // SLUICE_METRICS=off: no /metrics and no Prometheus backend (every recording a no-op).
                 if ProcessInfo.processInfo.environment["SLUICE_METRICS"]?.lowercased() != "off" { deps.metrics = MetricsEndpoint(driver: runtime.driver) }
                 deps.accessLog = runtime.logger
+                deps.tracing = Telemetry.requested
                 deps.runPipeline = { name, path, display in
                     try await execution.start(name, upload: .init(path: path, name: display))
                 }

@@ -141,4 +141,68 @@ import FoundationNetworking
         let log = try String(contentsOfFile: srv.cli.dir + "/worker.log", encoding: .utf8)
         #expect(log.contains("info sluice: job complete") && log.contains(" entity=registros") && log.contains(" inserted=1"), "\(log)")
     }
+
+    /// Traces over OTLP/HTTP to a receiver that decodes them as a collector does: a client's
+    /// `traceparent` continues through the API's span, the job row and a worker in another
+    /// process, down to the load's phases; log lines name the trace and span.
+    @Test(arguments: ["http/protobuf", "http/json"])
+    func tracesFollowARequestIntoAnotherProcesssJob(_ wire: String) async throws {
+        let otlp = try OTLPReceiver()
+        let srv = try ServerProcess(noWorkers: true, env: otlp.env.merging(["SLUICE_LOG_FORMAT": "json", "OTEL_EXPORTER_OTLP_PROTOCOL": wire]) { $1 })
+        try srv.startWorker("w1")
+        let (clientTrace, clientSpan) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
+        let (s, o) = try await srv.json("POST", "/registros/_bulk", body: "id,valor\n1,1.5\n2,2.5\n",
+                                        headers: ["Content-Type": "text/csv", "traceparent": "00-\(clientTrace)-\(clientSpan)-01"])
+        #expect(s == 202, "\(o)")
+        let id = try #require(o["id"] as? Int)
+        _ = try await srv.wait(job: id) { ($0["state"] as? String) == "complete" }
+        // An atomic load with a bad row fails: its job span says so.
+        let (s2, o2) = try await srv.json("POST", "/registros/_bulk?atomic=true", body: "id,valor\nx,1\n", headers: ["Content-Type": "text/csv"])
+        #expect(s2 == 202, "\(o2)")
+        let failed = try #require(o2["id"] as? Int)
+        _ = try await srv.wait(job: failed) { ($0["state"] as? String) == "error" }
+
+        var spans: [OTLPReceiver.Span] = []
+        for _ in 0..<100 {
+            spans = try otlp.spans()
+            if spans.filter({ $0.name == "job load" }).count == 2 && spans.contains(where: { $0.name == "apply_and_commit" }) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let request = try #require(spans.first { $0.name == "/{entity}/_bulk" && $0.traceID == clientTrace }, "\(spans.map(\.name))")
+        #expect(request.parentSpanID == clientSpan && request.kind == "server" && request.service == "sluice")
+        #expect(request.attributes["http.response.status_code"] == .int(202))
+        let job = try #require(spans.first { $0.name == "job load" && $0.attributes["sluice.job.id"] == .int(id) })
+        #expect(job.traceID == clientTrace && job.parentSpanID == request.spanID && job.kind == "consumer", "\(job)")
+        #expect(job.attributes["sluice.rows.read"] == .int(2) && job.status != "error")
+        var previousEnd: UInt64 = 0
+        for phase in ["fetch", "plan", "read_and_stage", "apply_and_commit"] {
+            let span = try #require(spans.first { $0.name == phase && $0.parentSpanID == job.spanID }, "\(phase): \(spans.map(\.name))")
+            #expect(span.traceID == clientTrace && span.startNs >= previousEnd && span.endNs <= job.endNs, "\(phase)")
+            previousEnd = span.endNs
+        }
+        let bad = try #require(spans.first { $0.name == "job load" && $0.attributes["sluice.job.id"] == .int(failed) })
+        #expect(bad.status == "error" && bad.traceID != clientTrace)
+
+        // The worker's "job complete" line and the server's access line carry the ids.
+        let workerLog = try String(contentsOfFile: srv.cli.dir + "/worker-w1.log", encoding: .utf8)
+        let complete = try #require(workerLog.split(separator: "\n").first { $0.contains("\"job complete\"") && $0.contains("\"job\":\"\(id)\"") }, "\(workerLog)")
+        #expect(complete.contains("\"trace_id\":\"\(clientTrace)\"") && complete.contains("\"span_id\":\"\(job.spanID)\""), "\(complete)")
+        let serveLog = try String(contentsOfFile: srv.logPath, encoding: .utf8)
+        #expect(serveLog.split(separator: "\n").contains { $0.contains("\"trace_id\":\"\(clientTrace)\"") && $0.contains("\"status\":\"202\"") }, "\(serveLog)")
+    }
+
+    /// A collector that is down costs nothing but the spans: jobs load, and SIGTERM still
+    /// stops the server promptly (the last flush and the exporter's shutdown give up after 2 s each).
+    @Test func aCollectorThatIsDownDoesNotHoldUpLoadsOrShutdown() async throws {
+        let srv = try ServerProcess(env: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_BSP_SCHEDULE_DELAY": "100"])
+        let (s, o) = try await srv.json("POST", "/registros/_bulk", body: "id,valor\n1,1.5\n", headers: ["Content-Type": "text/csv"])
+        #expect(s == 202, "\(o)")
+        _ = try await srv.wait(job: try #require(o["id"] as? Int)) { ($0["state"] as? String) == "complete" }
+        let serve = try #require(srv.serve)
+        let asked = Date()
+        serve.terminate()
+        serve.waitUntilExit()
+        #expect(Date().timeIntervalSince(asked) < 7, "stopped after \(Date().timeIntervalSince(asked)) s")
+        #expect(serve.terminationStatus == 0)
+    }
 }

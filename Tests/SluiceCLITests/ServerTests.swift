@@ -80,6 +80,7 @@ final class ServerProcess: @unchecked Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: CLI.binary)
         p.arguments = ["worker", "--id", id, "--concurrency", String(concurrency)]
+        if !env.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
         p.currentDirectoryURL = URL(fileURLWithPath: cli.dir)
         p.standardOutput = FileHandle.nullDevice
         let log = cli.dir + "/worker-\(id).log"
