@@ -9,6 +9,9 @@
              complete, exact counts, 2,000,000 rows in the table).
   status     wrk on GET /registros/_bulk/status/{id}: paced at ~1,000 req/s (latency
              percentiles) and unpaced (max req/s); FastAPI's trivial in-memory GET beside it.
+
+  --observability-overhead   only "jobs" and unpaced "status", in turn with metrics and traces
+             off (SLUICE_METRICS=off) and on (metrics, and traces to an OTLP receiver)
 """
 import argparse, json, os, re, shutil, signal, socket, sqlite3, statistics, subprocess, sys, time, urllib.request
 
@@ -66,7 +69,7 @@ def curl_upload(url, files, token=None, repeat=3, conc=32):
     secs = time.perf_counter() - t0
     return secs, repeat * sum(os.path.getsize(p) for p in files), sorted(set(out.split()))
 
-def start_sluice(sluice, work, entity_for_bulk_upload, workers):
+def start_sluice(sluice, work, entity_for_bulk_upload, workers, env=None):
     # Never delete files right before a measurement: ext4 slows new-inode allocation for
     # seconds after mass deletions. Each run gets fresh folders; cleanup is at the end.
     os.makedirs(work)
@@ -77,7 +80,7 @@ def start_sluice(sluice, work, entity_for_bulk_upload, workers):
         f.write("worker:\n  concurrency: 2\n  poll_seconds: 0.2\n")
         f.write("entities:\n  registros:\n    primary_key: [id]\n    columns: {id: int64, valor: float64, referencia: text, category: text}\n")
     args = [sluice, "serve", "--port", str(port)] + ([] if workers else ["--no-workers"])
-    p = subprocess.Popen(args, cwd=work, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "serve.log"), "w"))
+    p = subprocess.Popen(args, cwd=work, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "serve.log"), "w"), env=env)
     wait_http("http://127.0.0.1:%d/healthz" % port)
     return p, port
 
@@ -112,13 +115,65 @@ def wrk(url, paced, token=None, seconds=10):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": rps, "p50": pct("50"), "p99": pct("99"), "errors": int(non2xx.group(1)) if non2xx else 0}
 
+def wait_jobs(port, a):
+    """Waits until every posted file's job has ended; checks all completed with exact counts."""
+    while True:
+        page = get_json("http://127.0.0.1:%d/jobs?limit=1000" % port)["jobs"]
+        states = [j["state"] for j in page]
+        if len(page) == a.files and all(s in ("complete", "error", "cancelled") for s in states): break
+        time.sleep(0.05)
+    assert states.count("complete") == a.files, states
+    assert sum(j["stats"]["inserted"] for j in page) == a.files * a.rows
+    return page
+
+def observability_overhead(a):
+    """Issue 18: jobs to completion and unpaced status requests, metrics and traces off vs on."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from pg_bench import otlp_receiver
+    _, files = gen_files(a.files, a.rows)
+    runs_dir = os.path.join(OUT, "runs")
+    shutil.rmtree(runs_dir, ignore_errors=True)
+    os.makedirs(runs_dir)
+    receiver, endpoint, spans = otlp_receiver(runs_dir)
+    off = dict(os.environ, SLUICE_METRICS="off"); off.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    on = dict(os.environ, SLUICE_METRICS="on", OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
+    J, S = {"off": [], "on": []}, {"off": [], "on": []}
+    try:
+        for run in range(a.runs):
+            for mode in (["off", "on"] if run % 2 == 0 else ["on", "off"]):
+                p, port = start_sluice(a.sluice, os.path.join(runs_dir, "%s-%d" % (mode, run)), False, True, env=on if mode == "on" else off)
+                t0 = time.perf_counter()
+                r = client("http://127.0.0.1:%d/registros/_bulk" % port, "raw", files, token=TOKEN)
+                assert r["statuses"] == [202], r["statuses"]
+                page = wait_jobs(port, a)
+                J[mode].append(time.perf_counter() - t0)
+                S[mode].append(wrk("http://127.0.0.1:%d/registros/_bulk/status/%d" % (port, page[0]["id"]), False, TOKEN)["rps"])
+                stop(p)
+            print("run %d/%d: jobs off %.2f s, on %.2f s; status off %.0f req/s, on %.0f req/s"
+                  % (run + 1, a.runs, J["off"][-1], J["on"][-1], S["off"][-1], S["on"][-1]), flush=True)
+    finally:
+        receiver.kill()
+    n = sum(1 for _ in open(spans))
+    assert n > 0, "no spans reached the receiver"
+    j = {k: statistics.median(v) for k, v in J.items()}
+    st = {k: statistics.median(v) for k, v in S.items()}
+    print()
+    print("%d files x %d rows through the API, median of %d runs; metrics and traces off vs on" % (a.files, a.rows, a.runs))
+    print("jobs to complete: off %.2f s, on %.2f s: on/off %.3f (target <= 1.03)" % (j["off"], j["on"], j["on"] / j["off"]))
+    print("status, unpaced:  off %.0f req/s, on %.0f req/s: off/on %.3f (target <= 1.03)" % (st["off"], st["on"], st["off"] / st["on"]))
+    print("the receiver decoded %d spans" % n)
+    shutil.rmtree(runs_dir, ignore_errors=True)
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=200)
     ap.add_argument("--rows", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sluice", default=os.path.join(ROOT, ".build/release/sluice"))
+    ap.add_argument("--observability-overhead", action="store_true")
     a = ap.parse_args()
+    if a.observability_overhead:
+        return observability_overhead(a)
     _, files = gen_files(a.files, a.rows)
     runs_dir = os.path.join(OUT, "runs")
     shutil.rmtree(runs_dir, ignore_errors=True)
@@ -147,14 +202,8 @@ def main():
         r = client("http://127.0.0.1:%d/registros/_bulk" % port, "raw", files, token=TOKEN)
         assert r["statuses"] == [202], r["statuses"]
         R["jobs_intake"].append(r["seconds"])
-        while True:
-            page = get_json("http://127.0.0.1:%d/jobs?limit=1000" % port)["jobs"]
-            states = [j["state"] for j in page]
-            if len(page) == a.files and all(s in ("complete", "error", "cancelled") for s in states): break
-            time.sleep(0.05)
+        page = wait_jobs(port, a)
         R["jobs_total"].append(time.perf_counter() - t0)
-        assert states.count("complete") == a.files, states
-        assert sum(j["stats"]["inserted"] for j in page) == a.files * a.rows
         W["sl_paced"].append(wrk("http://127.0.0.1:%d/registros/_bulk/status/%d" % (port, page[0]["id"]), True, TOKEN))
         W["sl_max"].append(wrk("http://127.0.0.1:%d/registros/_bulk/status/%d" % (port, page[0]["id"]), False, TOKEN))
         stop(p)

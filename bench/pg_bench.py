@@ -9,8 +9,9 @@ the same files as the foundation benchmark, medians of several runs:
             processes, in chunks (submit -> complete)
 Every Sluice table is checked against the generator's digest of the exact expected table.
 
-  --metrics-overhead   only the chunked load by 2 workers, metrics on (workers serve
-                       --metrics-port) and off (SLUICE_METRICS=off), alternating; prints on/off
+  --metrics-overhead   only the chunked load by 2 workers, in turn with everything off
+                       (SLUICE_METRICS=off), metrics on (workers serve --metrics-port), and
+                       metrics plus traces sent to an OTLP receiver; prints each against off
 """
 import argparse, hashlib, json, os, re, shutil, signal, socket, statistics, subprocess, sys, time, urllib.request
 
@@ -75,10 +76,11 @@ DROP TABLE stage;
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
-def chunked(sluice, admin, name, csv, rows, workers, chunk_mb, work, metrics=False):
+def chunked(sluice, admin, name, csv, rows, workers, chunk_mb, work, metrics=False, otlp=None):
     """Submits `csv` in chunks and waits for the job. `metrics`: the workers record and serve
-    Prometheus metrics (`--metrics-port`) and so does `serve`; else `serve` runs with
-    SLUICE_METRICS=off and the workers without a port (every recording a no-op)."""
+    Prometheus metrics (`--metrics-port`) and so does `serve`; else every process runs with
+    SLUICE_METRICS=off and the workers without a port (every recording a no-op). `otlp`: an
+    OTLP/HTTP endpoint every process sends its traces to."""
     url = fresh_db(admin, name)
     shutil.rmtree(work, ignore_errors=True); os.makedirs(work)
     with open(os.path.join(work, "sluice.yml"), "w") as f:
@@ -88,10 +90,12 @@ def chunked(sluice, admin, name, csv, rows, workers, chunk_mb, work, metrics=Fal
     port = free_port()
     log = open(os.path.join(work, "serve.log"), "w")
     env = dict(os.environ, SLUICE_METRICS="on" if metrics else "off")
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    if otlp: env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp
     procs = [subprocess.Popen([sluice, "serve", "--no-workers", "--port", str(port)], cwd=work, stdout=subprocess.DEVNULL, stderr=log, env=env)]
     for w in range(workers):
         extra = ["--metrics-port", str(free_port())] if metrics else []
-        procs.append(subprocess.Popen([sluice, "worker", "--concurrency", "1", "--id", "w%d" % w] + extra, cwd=work,
+        procs.append(subprocess.Popen([sluice, "worker", "--concurrency", "1", "--id", "w%d" % w] + extra, cwd=work, env=env,
                                       stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "w%d.log" % w), "w")))
     for _ in range(100):
         try:
@@ -221,8 +225,22 @@ def main():
     print("peak RSS: sluice load %.0f MiB; chunked workers %s MiB" % (rss, ", ".join("%.0f" % C[n][1] for n in [1, 2, 4] if n in C)))
     print("checked: Sluice's counts equal the generator's; its tables match the expected digests")
 
+def otlp_receiver(work):
+    """The tests' OTLP/HTTP receiver on a free port: (process, endpoint, spans file)."""
+    port, spans = free_port(), os.path.join(work, "spans.jsonl")
+    if os.path.exists(spans): os.remove(spans)
+    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts/receivers/otlp_receiver.py"), "--port", str(port), "--out", spans],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/spans" % port, timeout=1); break
+        except Exception:
+            time.sleep(0.1)
+    return p, "http://127.0.0.1:%d" % port, spans
+
 def metrics_overhead(a):
-    """Issue 18's overhead check: the same chunked load with metrics on and off, alternating."""
+    """Issue 18's overhead check: the same chunked load with everything off, with metrics, and
+    with metrics and traces, in rotating order."""
     big = os.path.join(OUT, "rows-%d" % a.big_rows)
     if not os.path.exists(os.path.join(big, "base.csv")):
         subprocess.check_call([sys.executable, os.path.join(ROOT, "bench/gen.py"), "--rows", str(a.big_rows), "--out", big, "--base-only"])
@@ -231,20 +249,28 @@ def metrics_overhead(a):
         k, v = line[len("export "):].split("=", 1); env[k] = v
     admin = env["SLUICE_TEST_POSTGRES_URL"]
     work = os.path.join(OUT, "pgwork"); os.makedirs(work, exist_ok=True)
-    T = {True: [], False: []}
+    receiver, endpoint, spans = otlp_receiver(work)
+    modes = {"off": (False, None), "metrics": (True, None), "metrics+traces": (True, endpoint)}
+    T = {m: [] for m in modes}
     try:
         for run in range(a.runs):
-            for on in ([True, False] if run % 2 == 0 else [False, True]):
+            order = list(modes)[run % 3:] + list(modes)[:run % 3]
+            for m in order:
                 secs, _ = chunked(a.sluice, admin, "bench_metrics", os.path.join(big, "base.csv"), a.big_rows, 2, a.chunk_mb,
-                                  os.path.join(work, "metrics"), metrics=on)
-                T[on].append(secs)
-            print("run %d/%d: metrics on %.2f s, off %.2f s" % (run + 1, a.runs, T[True][-1], T[False][-1]), flush=True)
+                                  os.path.join(work, "metrics"), metrics=modes[m][0], otlp=modes[m][1])
+                T[m].append(secs)
+            print("run %d/%d: %s" % (run + 1, a.runs, ", ".join("%s %.2f s" % (m, T[m][-1]) for m in modes)), flush=True)
     finally:
+        receiver.kill()
         sh([os.path.join(ROOT, "scripts/postgres.sh"), "stop", env["SLUICE_TEST_PGDATA"]])
-    on, off = statistics.median(T[True]), statistics.median(T[False])
+    n = sum(1 for _ in open(spans))
+    assert n > 0, "no spans reached the receiver"
+    med = {m: statistics.median(T[m]) for m in modes}
     print()
     print("%d rows via the API in %d MB chunks, 2 worker processes, median of %d runs" % (a.big_rows, a.chunk_mb, a.runs))
-    print("metrics off %.2f s, on %.2f s: on/off %.3f (target <= 1.03)" % (off, on, on / off))
+    for m in modes:
+        print("%-16s %.2f s  %s" % (m, med[m], "" if m == "off" else "/off %.3f (target <= 1.03)" % (med[m] / med["off"])))
+    print("the receiver decoded %d spans" % n)
 
 
 def _psql_script(url, script):

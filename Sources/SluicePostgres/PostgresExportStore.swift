@@ -11,32 +11,77 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
     let pool: PostgresPool
     /// The schema of source tables named without one.
     let tableSchema: String
-    static let batches = "sluice_export_batches"
-    static let rows = "sluice_export_keys"
-    static let destinations = "sluice_export_destinations"
+    /// The ledger's tables, qualified with the schema they live in.
+    let t: Ledger
+    /// A key as text that is an integer written the one canonical way (what a bigint prints).
+    static let canonicalInteger = "'^(0|-?[1-9][0-9]{0,17})$'"
     static let view = "sluice_export_source"
+
+    struct Ledger: Sendable {
+        let batches, destinations, rows, ranges: String
+        init(schema: String) {
+            let s = SQLIdentifier.quoteValidated(schema) + "."
+            batches = s + "sluice_export_batches"
+            destinations = s + "sluice_export_destinations"
+            rows = s + "sluice_export_keys"
+            /// Compacted keys: one row per run of consecutive integer keys of a delivered batch.
+            ranges = s + "sluice_export_ranges"
+        }
+    }
 
     /// Opens the store on a running pool, creating the ledger tables if they are missing.
     public init(pool: PostgresPool, tableSchema: String = PostgresDataTarget.defaultSchema) async throws(SluiceError) {
         self.pool = pool
         self.tableSchema = tableSchema
+        t = Ledger(schema: try await Self.ledgerSchema(pool: pool, fallback: tableSchema))
+        let t = t
         try await run("cannot create the export ledger") { conn in
             for sql in [
                 "BEGIN",
                 "SELECT pg_advisory_xact_lock(7316520007)",  // concurrent CREATE IF NOT EXISTS can collide
                 """
-                CREATE TABLE IF NOT EXISTS \(Self.batches) (
+                CREATE TABLE IF NOT EXISTS \(t.batches) (
                   destination text NOT NULL, batch bigint NOT NULL, rows integer NOT NULL, first_key text, last_key text,
                   sha256 text NOT NULL, file text NOT NULL, state text NOT NULL, attempts integer NOT NULL DEFAULT 0,
                   last_status integer, last_error text, response text, latency_ms integer, planned_at timestamptz, delivered_at timestamptz,
                   PRIMARY KEY (destination, batch))
                 """,
-                "CREATE TABLE IF NOT EXISTS \(Self.destinations) (id bigserial PRIMARY KEY, url text NOT NULL UNIQUE)",
-                "CREATE TABLE IF NOT EXISTS \(Self.rows) (dest bigint NOT NULL, key text NOT NULL, batch bigint NOT NULL, hash bigint, PRIMARY KEY (dest, key))",
+                "CREATE TABLE IF NOT EXISTS \(t.destinations) (id bigserial PRIMARY KEY, url text NOT NULL UNIQUE)",
+                "CREATE TABLE IF NOT EXISTS \(t.rows) (dest bigint NOT NULL, key text NOT NULL, batch bigint NOT NULL, hash bigint, PRIMARY KEY (dest, key))",
+                "CREATE TABLE IF NOT EXISTS \(t.ranges) (dest bigint NOT NULL, lo bigint NOT NULL, hi bigint NOT NULL, batch bigint NOT NULL, PRIMARY KEY (dest, lo))",
                 "COMMIT",
             ] {
                 try await pool.exec(sql, on: conn)
             }
+        }
+    }
+
+    /// Where the ledger lives: the schema already holding it, else `fallback` (the tables'
+    /// schema). Ledgers made before the tables were qualified landed in the first schema of
+    /// the search path (`"$user"` when a schema is named after the user, as the control
+    /// plane's `sluice` is for a user `sluice`); if two exist, the one with more batches wins.
+    static func ledgerSchema(pool: PostgresPool, fallback: String) async throws(SluiceError) -> String {
+        do {
+            return try await pool.client.withConnection { conn in
+                var found: [(schema: String, batches: Int64)] = []
+                let schemas = try await conn.query("""
+                    SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE c.relname = 'sluice_export_batches' AND c.relkind IN ('r', 'p') ORDER BY n.nspname
+                    """, logger: pool.logger).get().rows.map { try $0.decode(String.self) }
+                for schema in schemas {
+                    let n = try await conn.query(PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(Ledger(schema: schema).batches)"), logger: pool.logger)
+                        .get().rows.first?.decode(Int64.self) ?? 0
+                    found.append((schema, n))
+                }
+                guard let best = found.max(by: { $0.batches < $1.batches }) else { return fallback }
+                if found.count > 1 {
+                    pool.logger.warning("export ledgers in several schemas; using the one with the most batches",
+                                        metadata: ["schemas": "\(found.map { "\($0.schema) (\($0.batches))" }.joined(separator: ", "))", "using": "\(best.schema)"])
+                }
+                return best.schema
+            }
+        } catch {
+            throw PostgresPool.error(error, "cannot find the export ledger")
         }
     }
 
@@ -50,19 +95,19 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
     }
 
     public func destinationID(_ url: String) async throws(SluiceError) -> Int64 {
-        let pool = pool
+        let pool = pool, t = t
         return try await run("cannot record destination '\(url)'") { conn in
-            try await pool.exec("INSERT INTO \(Self.destinations) (url) VALUES ($1) ON CONFLICT (url) DO NOTHING", [.text(url)], on: conn)
-            let rows = try await conn.query(PostgresPool.query("SELECT id FROM \(Self.destinations) WHERE url = $1", [.text(url)]), logger: pool.logger).get().rows
+            try await pool.exec("INSERT INTO \(t.destinations) (url) VALUES ($1) ON CONFLICT (url) DO NOTHING", [.text(url)], on: conn)
+            let rows = try await conn.query(PostgresPool.query("SELECT id FROM \(t.destinations) WHERE url = $1", [.text(url)]), logger: pool.logger).get().rows
             guard let id = try rows.first?.decode(Int64.self) else { throw SluiceError(.io, "no id for '\(url)'") }
             return id
         }
     }
 
     public func nextBatchNumber(_ destination: String) async throws(SluiceError) -> Int64 {
-        let pool = pool
+        let pool = pool, t = t
         return try await run("cannot read the export ledger") { conn in
-            let rows = try await conn.query(PostgresPool.query("SELECT coalesce(max(batch), 0) + 1 FROM \(Self.batches) WHERE destination = $1", [.text(destination)]),
+            let rows = try await conn.query(PostgresPool.query("SELECT coalesce(max(batch), 0) + 1 FROM \(t.batches) WHERE destination = $1", [.text(destination)]),
                                             logger: pool.logger).get().rows
             return try rows.first?.decode(Int64.self) ?? 1
         }
@@ -71,11 +116,11 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
     public func scan(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pageSize: Int) async throws(SluiceError) -> any ExportScan {
         try source.validate()
         let scan = PostgresExportScan(pageSize: pageSize)
-        let pool = pool, tableSchema = tableSchema
+        let pool = pool, tableSchema = tableSchema, t = t
         scan.producer = Task {
             do {
                 try await pool.client.withConnection { conn in
-                    try await Self.stream(source, destinationID: destinationID, resendChanged: resendChanged, pool: pool, tableSchema: tableSchema, conn: conn, into: scan)
+                    try await Self.stream(source, destinationID: destinationID, resendChanged: resendChanged, pool: pool, tableSchema: tableSchema, t: t, conn: conn, into: scan)
                 }
                 scan.channel.close()
             } catch {
@@ -88,8 +133,8 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
     }
 
     /// Reads the source in one read-only transaction and hands pages to the planner.
-    static func stream(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pool: PostgresPool, tableSchema: String, conn: PostgresConnection,
-                       into scan: PostgresExportScan) async throws {
+    static func stream(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pool: PostgresPool, tableSchema: String, t: Ledger,
+                       conn: PostgresConnection, into scan: PostgresExportScan) async throws {
         let name: QualifiedName
         if let table = source.table {
             name = try QualifiedName(table).inSchema(tableSchema)
@@ -108,13 +153,24 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
         let cols = schema.columns.map { "s.\(SQLIdentifier.quoteValidated($0.name))::text" }.joined(separator: ", ")
         let match = "r.dest = $1 AND r.key = \(k)::text"
         // Nothing sent to this destination yet (and no other run planning: see `exclusive`).
-        let firstRun = try await conn.query(PostgresPool.query("SELECT 1 FROM \(Self.rows) WHERE dest = $1 LIMIT 1", [.int(destinationID)]),
-                                            logger: pool.logger).get().rows.isEmpty
+        func exists(_ table: String) async throws -> Bool {
+            !(try await conn.query(PostgresPool.query("SELECT 1 FROM \(table) WHERE dest = $1 LIMIT 1", [.int(destinationID)]), logger: pool.logger).get().rows.isEmpty)
+        }
+        let hasRanges = try await exists(t.ranges)
+        let hasKeys = try await exists(t.rows)
+        let firstRun = !hasRanges && !hasKeys
         let resendChanged = resendChanged && !firstRun
+        // A compacted key counts as sent (and unchanged: its hash is gone). The range that
+        // could hold a key is the last one starting at or before it; a key is compared as
+        // the ledger stored it (text), so only its canonical integer form can match.
+        let integral = schema.columns[keyIndex].type == .int64
+        let asInteger = integral ? "\(k)::bigint" : "(CASE WHEN \(k)::text ~ \(Self.canonicalInteger) THEN \(k)::text::bigint END)"
+        let outside = hasRanges
+            ? " AND NOT coalesce((SELECT g.hi >= \(asInteger) FROM \(t.ranges) g WHERE g.dest = $1 AND g.lo <= \(asInteger) ORDER BY g.lo DESC LIMIT 1), false)" : ""
         var sql = resendChanged
-            ? "SELECT \(cols), r.hash FROM \(relation) s LEFT JOIN \(Self.rows) r ON \(match) WHERE \(k) IS NOT NULL"
+            ? "SELECT \(cols), r.hash FROM \(relation) s LEFT JOIN \(t.rows) r ON \(match) WHERE \(k) IS NOT NULL\(outside)"
             : firstRun ? "SELECT \(cols) FROM \(relation) s WHERE \(k) IS NOT NULL AND $1::bigint IS NOT NULL"
-            : "SELECT \(cols) FROM \(relation) s WHERE \(k) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \(Self.rows) r WHERE \(match))"
+            : "SELECT \(cols) FROM \(relation) s WHERE \(k) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \(t.rows) r WHERE \(match))\(outside)"
         if let filter = source.filter { sql += " AND (\(filter))" }
         sql += " ORDER BY \(k)"
         try await pool.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", on: conn)
@@ -162,18 +218,18 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
     }
 
     public func insert(_ b: ExportBatch, destinationID: Int64, keys: [LedgerKey], hashes: [Int64]) async throws(SluiceError) {
-        let pool = pool
+        let pool = pool, t = t
         let texts = keys.map(\.text)
         try await run("cannot record batch \(b.batch)") { conn in
             try await pool.exec("BEGIN", on: conn)
             do {
                 try await pool.exec("""
-                    INSERT INTO \(Self.batches) (destination, batch, rows, first_key, last_key, sha256, file, state, planned_at)
+                    INSERT INTO \(t.batches) (destination, batch, rows, first_key, last_key, sha256, file, state, planned_at)
                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'planned', now())
                     """, [.text(b.destination), .int(b.batch), .int(Int64(b.rows)), .text(b.firstKey), .text(b.lastKey), .text(b.sha256), .text(b.file)], on: conn)
                 // A key planned again (its row changed, `--resend-changed`) moves to the new batch.
                 try await pool.exec("""
-                    INSERT INTO \(Self.rows) (dest, key, batch, hash) SELECT $1, u.k, $3, u.h FROM unnest($2::text[], $4::bigint[]) AS u(k, h)
+                    INSERT INTO \(t.rows) (dest, key, batch, hash) SELECT $1, u.k, $3, u.h FROM unnest($2::text[], $4::bigint[]) AS u(k, h)
                     ON CONFLICT (dest, key) DO UPDATE SET batch = excluded.batch, hash = excluded.hash
                     """, [.int(destinationID), .texts(texts), .int(b.batch), .ints(hashes)], on: conn)
                 try await pool.exec("COMMIT", on: conn)
@@ -209,7 +265,7 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
     public func batches(_ destination: String?, state: BatchState?) async throws(SluiceError) -> [ExportBatch] {
         var sql = """
             SELECT destination, batch, rows, first_key, last_key, sha256, file, state, attempts, last_status, last_error, response, latency_ms
-            FROM \(Self.batches) WHERE true
+            FROM \(t.batches) WHERE true
             """
         var binds: [PGValue] = []
         if let destination { binds.append(.text(destination)); sql += " AND destination = $\(binds.count)" }
@@ -231,7 +287,9 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
     }
 
     public func hasKeys(_ destinationID: Int64) async throws(SluiceError) -> Bool {
-        let pool = pool, query = PostgresPool.query("SELECT 1 FROM \(Self.rows) WHERE dest = $1 LIMIT 1", [.int(destinationID)])
+        let pool = pool, query = PostgresPool.query("""
+            SELECT 1 FROM \(t.rows) WHERE dest = $1 UNION ALL SELECT 1 FROM \(t.ranges) WHERE dest = $1 LIMIT 1
+            """, [.int(destinationID)])
         return try await run("cannot read the export ledger") { conn in
             for try await _ in try await conn.query(query, logger: pool.logger) { return true }
             return false
@@ -239,20 +297,62 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
     }
 
     public func sentKeys(_ destinationID: Int64, _ keys: [LedgerKey]) async throws(SluiceError) -> Set<String> {
-        let pool = pool, query = PostgresPool.query("SELECT key FROM \(Self.rows) WHERE dest = $1 AND key = ANY($2::text[])", [.int(destinationID), .texts(keys.map(\.text))])
+        let pool = pool, query = PostgresPool.query("SELECT key FROM \(t.rows) WHERE dest = $1 AND key = ANY($2::text[])", [.int(destinationID), .texts(keys.map(\.text))])
+        let rangesQuery = PostgresPool.query("SELECT lo, hi FROM \(t.ranges) WHERE dest = $1", [.int(destinationID)])
         return try await run("cannot read the export ledger") { conn in
-            var out = Set<String>()
+            var ranges: [ClosedRange<Int64>] = []
+            for try await r in try await conn.query(rangesQuery, logger: pool.logger) {
+                let (lo, hi) = try r.decode((Int64, Int64).self)
+                if lo <= hi { ranges.append(lo...hi) }
+            }
+            let compacted = LedgerRanges(ranges)
+            var out = Set(keys.filter(compacted.contains).map(\.text))
             for try await r in try await conn.query(query, logger: pool.logger) { out.insert(try r.decode(String.self)) }
             return out
         }
     }
 
+    public func compactKeys(skipping: Set<String>, dryRun: Bool) async throws(SluiceError) -> LedgerCompaction {
+        // Runs ("islands") of consecutive integer keys within each delivered batch: a key
+        // minus its rank in the batch is the same along a run. One statement records the
+        // ranges and deletes their keys (joined on destination and batch: one pass).
+        let runs = """
+            WITH k AS (
+              SELECT r.dest, r.batch, r.key::bigint AS key FROM \(t.rows) r JOIN \(t.destinations) d ON d.id = r.dest
+              JOIN \(t.batches) b ON b.destination = d.url AND b.batch = r.batch AND b.state = 'delivered'
+              WHERE r.key ~ \(Self.canonicalInteger) AND NOT d.url = ANY($1::text[])),
+            runs AS (
+              SELECT dest, batch, min(key) AS lo, max(key) AS hi, count(*) AS n
+              FROM (SELECT dest, batch, key, key - row_number() OVER (PARTITION BY dest, batch ORDER BY key) AS run FROM k) g
+              GROUP BY dest, batch, run HAVING count(*) > 1)
+            """
+        let sql = dryRun
+            ? runs + "SELECT coalesce(sum(n), 0)::bigint, count(*)::bigint FROM runs"
+            : runs + """
+                , added AS (INSERT INTO \(t.ranges) (dest, lo, hi, batch) SELECT dest, lo, hi, batch FROM runs RETURNING 1),
+                dropped AS (DELETE FROM \(t.rows) r USING runs x WHERE r.dest = x.dest AND r.batch = x.batch AND r.key ~ \(Self.canonicalInteger)
+                            AND r.key::bigint BETWEEN x.lo AND x.hi RETURNING 1)
+                SELECT (SELECT count(*) FROM dropped)::bigint, (SELECT count(*) FROM added)::bigint
+                """
+        let pool = pool, query = PostgresPool.query(sql, [.texts(skipping.sorted())])
+        return try await run("cannot compact the export ledger") { conn in
+            for try await r in try await conn.query(query, logger: pool.logger) {
+                let (keys, ranges) = try r.decode((Int64, Int64).self)
+                return LedgerCompaction(keys: Int(keys), ranges: Int(ranges))
+            }
+            return LedgerCompaction()
+        }
+    }
+
     public func deliveredKeys(_ url: String, after batch: Int64) async throws(SluiceError) -> [(batch: Int64, key: String)] {
         let pool = pool, query = PostgresPool.query("""
-            SELECT r.batch, r.key FROM \(Self.rows) r
-            JOIN \(Self.destinations) d ON d.id = r.dest AND d.url = $1
-            JOIN \(Self.batches) b ON b.destination = $1 AND b.batch = r.batch AND b.state = 'delivered'
+            SELECT r.batch, r.key FROM \(t.rows) r
+            JOIN \(t.destinations) d ON d.id = r.dest AND d.url = $1
+            JOIN \(t.batches) b ON b.destination = $1 AND b.batch = r.batch AND b.state = 'delivered'
             WHERE r.batch > $2 ORDER BY r.batch, r.key
+            """, [.text(url), .int(batch)])
+        let rangesQuery = PostgresPool.query("""
+            SELECT g.batch, g.lo, g.hi FROM \(t.ranges) g JOIN \(t.destinations) d ON d.id = g.dest AND d.url = $1 WHERE g.batch > $2
             """, [.text(url), .int(batch)])
         return try await run("cannot read the export ledger") { conn in
             var out: [(batch: Int64, key: String)] = []
@@ -260,17 +360,22 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
                 let (b, k) = try r.decode((Int64, String).self)
                 out.append((b, k))
             }
-            return out
+            var ranges: [(batch: Int64, range: ClosedRange<Int64>)] = []
+            for try await r in try await conn.query(rangesQuery, logger: pool.logger) {
+                let (b, lo, hi) = try r.decode((Int64, Int64, Int64).self)
+                if lo <= hi { ranges.append((b, lo...hi)) }
+            }
+            return LedgerRanges.merge(out, ranges: ranges)
         }
     }
 
     public func record(_ b: ExportBatch, state: BatchState, status: Int?, error: String?, response: String?, latencyMs: Int) async throws(SluiceError) {
-        let pool = pool
+        let pool = pool, t = t
         let binds: [PGValue] = [.text(b.destination), .int(b.batch), .text(state.rawValue), status.map { .int(Int64($0)) } ?? .null,
                                 error.map { .text($0) } ?? .null, response.map { .text($0) } ?? .null, .int(Int64(latencyMs))]
         _ = try await run("cannot record batch \(b.batch)") { conn in
             try await pool.exec("""
-                UPDATE \(Self.batches) SET state = $3, attempts = attempts + 1, last_status = $4::integer, last_error = $5, response = $6,
+                UPDATE \(t.batches) SET state = $3, attempts = attempts + 1, last_status = $4::integer, last_error = $5, response = $6,
                   latency_ms = $7::integer, delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END
                 WHERE destination = $1 AND batch = $2
                 """, binds, on: conn)
@@ -279,7 +384,7 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
 
     public func retryDead(_ destination: String?) async throws(SluiceError) -> Int {
         let pool = pool
-        var sql = "UPDATE \(Self.batches) SET state = 'planned', attempts = 0 WHERE state = 'dead'"
+        var sql = "UPDATE \(t.batches) SET state = 'planned', attempts = 0 WHERE state = 'dead'"
         var binds: [PGValue] = []
         if let destination { binds.append(.text(destination)); sql += " AND destination = $1" }
         let (s, b) = (sql, binds)

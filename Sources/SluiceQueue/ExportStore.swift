@@ -17,6 +17,42 @@ public enum LedgerKey: Sendable, Hashable {
     }
 }
 
+/// What a ledger compaction replaced: `keys` key rows by `ranges` range rows.
+public struct LedgerCompaction: Sendable, Equatable {
+    public var keys = 0
+    public var ranges = 0
+    public init(keys: Int = 0, ranges: Int = 0) {
+        self.keys = keys
+        self.ranges = ranges
+    }
+}
+
+/// A destination's compacted keys: sorted, disjoint `lo...hi` ranges, searched in memory
+/// (there is one per run of a delivered batch, so few).
+public struct LedgerRanges: Sendable {
+    public let ranges: [ClosedRange<Int64>]
+    public init(_ ranges: [ClosedRange<Int64>]) { self.ranges = ranges.sorted { $0.lowerBound < $1.lowerBound } }
+
+    public func contains(_ key: LedgerKey) -> Bool {
+        guard case .int(let k) = key else { return false }
+        var lo = 0, hi = ranges.count
+        while lo < hi {  // the first range starting after k
+            let mid = (lo + hi) / 2
+            if ranges[mid].lowerBound <= k { lo = mid + 1 } else { hi = mid }
+        }
+        return lo > 0 && ranges[lo - 1].contains(k)
+    }
+
+    /// `keys` as delivered-keys rows, merged with the ranges' keys of batches after `batch`.
+    public static func merge(_ keys: [(batch: Int64, key: String)], ranges: [(batch: Int64, range: ClosedRange<Int64>)]) -> [(batch: Int64, key: String)] {
+        guard !ranges.isEmpty else { return keys }
+        var out = keys
+        for r in ranges { for k in r.range { out.append((r.batch, String(k))) } }
+        out.sort { ($0.batch, Int64($0.key) ?? .max, $0.key) < ($1.batch, Int64($1.key) ?? .max, $1.key) }
+        return out
+    }
+}
+
 /// What an export reads: a table or a read-only query, an optional filter (a SQL boolean
 /// expression over its columns), and the key column that orders and identifies its rows.
 public struct ExportSource: Sendable, Equatable {
@@ -95,6 +131,10 @@ public protocol ExportStore: AnyObject, Sendable {
     func sentKeys(_ destinationID: Int64, _ keys: [LedgerKey]) async throws(SluiceError) -> Set<String>
     /// Whether any batch for `destinationID` carries a key.
     func hasKeys(_ destinationID: Int64) async throws(SluiceError) -> Bool
+    /// Replaces the keys of delivered batches that are runs of consecutive integers with one
+    /// range per run (`sluice gc`), except for `skipping` destinations (exports that resend
+    /// changed rows need each key's row hash). Dry: counts only.
+    func compactKeys(skipping: Set<String>, dryRun: Bool) async throws(SluiceError) -> LedgerCompaction
 }
 
 extension ExportStore {

@@ -17,17 +17,21 @@ public struct CleanupReport: Sendable, Codable, Equatable {
     public var runs = 0
     public var loadFiles = 0
     public var loadBytes: Int64 = 0
+    /// Export-ledger key rows replaced by range rows.
+    public var ledgerKeys = 0
+    public var ledgerRanges = 0
 
     enum CodingKeys: String, CodingKey {
         case dryRun = "dry_run", jobs, uploads, uploadBytes = "upload_bytes", workFolders = "work_folders", workBytes = "work_bytes"
-        case runs, loadFiles = "load_files", loadBytes = "load_bytes"
+        case runs, loadFiles = "load_files", loadBytes = "load_bytes", ledgerKeys = "ledger_keys", ledgerRanges = "ledger_ranges"
     }
 
     public var summary: String {
         func mb(_ b: Int64) -> String { String(format: "%.1f MB", Double(b) / 1_000_000) }
         return "\(dryRun ? "would remove" : "removed") \(jobs) finished job\(jobs == 1 ? "" : "s"), \(uploads) upload\(uploads == 1 ? "" : "s") (\(mb(uploadBytes))), "
             + "\(workFolders) job folder\(workFolders == 1 ? "" : "s") (\(mb(workBytes))), \(runs) run record\(runs == 1 ? "" : "s"), "
-            + "\(loadFiles) load file\(loadFiles == 1 ? "" : "s") (\(mb(loadBytes)))"
+            + "\(loadFiles) load file\(loadFiles == 1 ? "" : "s") (\(mb(loadBytes))); "
+            + "\(ledgerKeys) export-ledger key\(ledgerKeys == 1 ? "" : "s") \(dryRun ? "would be" : "were") kept as \(ledgerRanges) range\(ledgerRanges == 1 ? "" : "s")"
     }
 }
 
@@ -107,6 +111,15 @@ public enum Cleanup {
             report.loadFiles += 1
             report.loadBytes += Self.size(path)
             if !dryRun { try? fm.removeItem(atPath: path) }
+        }
+
+        // Export ledgers (none when the tables live in MySQL): runs of keys become ranges,
+        // except for exports that compare each row's hash to resend changed rows.
+        if keep.exportRanges, let store = try await runtime.backend.exportStore() {
+            let hashed = Set(config.exports.values.filter { $0.resendChanged == true }.compactMap(\.to))
+            let done = try await store.compactKeys(skipping: hashed, dryRun: dryRun)
+            report.ledgerKeys = done.keys
+            report.ledgerRanges = done.ranges
         }
         return report
     }

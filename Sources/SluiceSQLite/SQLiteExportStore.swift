@@ -15,6 +15,8 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
     static let batches = "sluice_export_batches"
     static let rows = "sluice_export_keys"
     static let destinations = "sluice_export_destinations"
+    /// Compacted keys: one row per run of consecutive integer keys of a delivered batch.
+    static let ranges = "sluice_export_ranges"
     static let view = "sluice_export_source"
 
     public init(path: String) throws(SluiceError) {
@@ -30,6 +32,8 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
             CREATE TABLE IF NOT EXISTS \(Self.destinations) (id INTEGER PRIMARY KEY, url TEXT NOT NULL UNIQUE);
             CREATE TABLE IF NOT EXISTS \(Self.rows) (
               dest INTEGER NOT NULL, key NOT NULL, batch INTEGER NOT NULL, hash INTEGER, PRIMARY KEY (dest, key)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS \(Self.ranges) (
+              dest INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, batch INTEGER NOT NULL, PRIMARY KEY (dest, lo)) WITHOUT ROWID;
             """)
         recorder = try SQLiteConnection(path: path)
         try recorder.execute("PRAGMA busy_timeout = 10000")
@@ -98,11 +102,17 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
         let match = "r.dest = ?1 AND r.key = +\(k)"
         // Nothing sent to this destination yet (and no other run planning: see `exclusive`):
         // every row qualifies, and the anti-join would only cost a lookup per row.
-        let firstRun = try db.query("SELECT 1 FROM \(Self.rows) WHERE dest = ?1 LIMIT 1", [.integer(destinationID)]).isEmpty
+        let hasRanges = !(try db.query("SELECT 1 FROM \(Self.ranges) WHERE dest = ?1 LIMIT 1", [.integer(destinationID)]).isEmpty)
+        let noKeys = try db.query("SELECT 1 FROM \(Self.rows) WHERE dest = ?1 LIMIT 1", [.integer(destinationID)]).isEmpty
+        let firstRun = !hasRanges && noKeys
+        // A compacted key counts as sent (and unchanged: its hash is gone). The range that
+        // could hold a key is the last one starting at or before it.
+        let outside = hasRanges
+            ? " AND NOT coalesce((SELECT g.hi >= \(k) FROM \(Self.ranges) g WHERE g.dest = ?1 AND g.lo <= \(k) ORDER BY g.lo DESC LIMIT 1), 0)" : ""
         let select = resendChanged && !firstRun
-            ? "SELECT \(cols), r.hash FROM \(relation) \(t) LEFT JOIN \(Self.rows) r ON \(match) WHERE 1 = 1"
+            ? "SELECT \(cols), r.hash FROM \(relation) \(t) LEFT JOIN \(Self.rows) r ON \(match) WHERE 1 = 1\(outside)"
             : firstRun ? "SELECT \(cols) FROM \(relation) \(t) WHERE ?1 = ?1"
-            : "SELECT \(cols) FROM \(relation) \(t) WHERE NOT EXISTS (SELECT 1 FROM \(Self.rows) r WHERE \(match))"
+            : "SELECT \(cols) FROM \(relation) \(t) WHERE NOT EXISTS (SELECT 1 FROM \(Self.rows) r WHERE \(match))\(outside)"
         let first = try db.prepareOne("\(select)\(filter) AND \(k) IS NOT NULL ORDER BY \(k) LIMIT ?2")
         let next = try db.prepareOne("\(select)\(filter) AND \(k) > ?3 ORDER BY \(k) LIMIT ?2")
         guard first.isReadOnly, next.isReadOnly else { throw SluiceError(.invalidArgument, "the export's filter must not write to the database") }
@@ -178,12 +188,19 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
     }
 
     public func hasKeys(_ destinationID: Int64) async throws(SluiceError) -> Bool {
-        try await lane.run { [self] () throws(SluiceError) in !(try db.query("SELECT 1 FROM \(Self.rows) WHERE dest = ?1 LIMIT 1", [.integer(destinationID)]).isEmpty) }
+        try await lane.run { [self] () throws(SluiceError) in
+            let any = try db.query("SELECT 1 FROM \(Self.rows) WHERE dest = ?1 UNION ALL SELECT 1 FROM \(Self.ranges) WHERE dest = ?1 LIMIT 1", [.integer(destinationID)])
+            return !any.isEmpty
+        }
     }
 
     public func sentKeys(_ destinationID: Int64, _ keys: [LedgerKey]) async throws(SluiceError) -> Set<String> {
         try await lane.run { [self] () throws(SluiceError) in
-            var out = Set<String>()
+            let ranges = LedgerRanges(try db.query("SELECT lo, hi FROM \(Self.ranges) WHERE dest = ?1", [.integer(destinationID)]).compactMap { r in
+                guard let lo = r[0].int, let hi = r[1].int, lo <= hi else { return nil }
+                return lo...hi
+            })
+            var out = Set(keys.filter(ranges.contains).map(\.text))
             var at = 0
             while at < keys.count {
                 let part = keys[at..<min(at + 500, keys.count)]
@@ -198,12 +215,57 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
 
     public func deliveredKeys(_ url: String, after batch: Int64) async throws(SluiceError) -> [(batch: Int64, key: String)] {
         try locked { () throws(SluiceError) in
-            try recorder.query("""
+            let keys: [(batch: Int64, key: String)] = try recorder.query("""
                 SELECT r.batch, CAST(r.key AS TEXT) FROM \(Self.rows) r
                 JOIN \(Self.destinations) d ON d.id = r.dest AND d.url = ?1
                 JOIN \(Self.batches) b ON b.destination = ?1 AND b.batch = r.batch AND b.state = 'delivered'
                 WHERE r.batch > ?2 ORDER BY r.batch, r.key
                 """, [.text(url), .integer(batch)]).map { ($0[0].int ?? 0, $0[1].string ?? "") }
+            let ranges = try recorder.query("""
+                SELECT g.batch, g.lo, g.hi FROM \(Self.ranges) g JOIN \(Self.destinations) d ON d.id = g.dest AND d.url = ?1 WHERE g.batch > ?2
+                """, [.text(url), .integer(batch)]).compactMap { r -> (batch: Int64, range: ClosedRange<Int64>)? in
+                guard let b = r[0].int, let lo = r[1].int, let hi = r[2].int, lo <= hi else { return nil }
+                return (b, lo...hi)
+            }
+            return LedgerRanges.merge(keys, ranges: ranges)
+        }
+    }
+
+    public func compactKeys(skipping: Set<String>, dryRun: Bool) async throws(SluiceError) -> LedgerCompaction {
+        try await lane.run { [self] () throws(SluiceError) in
+            // Runs ("islands") of consecutive integer keys within each delivered batch: a key
+            // minus its rank in the batch is the same along a run.
+            let runs = try db.query("""
+                WITH k AS (
+                  SELECT r.dest, d.url, r.batch, r.key, r.key - row_number() OVER (PARTITION BY r.dest, r.batch ORDER BY r.key) AS run
+                  FROM \(Self.rows) r JOIN \(Self.destinations) d ON d.id = r.dest
+                  JOIN \(Self.batches) b ON b.destination = d.url AND b.batch = r.batch AND b.state = 'delivered'
+                  WHERE typeof(r.key) = 'integer')
+                SELECT dest, url, batch, min(key), max(key), count(*) FROM k GROUP BY dest, url, batch, run HAVING count(*) > 1
+                """).filter { !skipping.contains($0[1].string ?? "") }
+            var done = LedgerCompaction()
+            for r in runs { done.keys += Int(r[5].int ?? 0); done.ranges += 1 }
+            guard !dryRun, !runs.isEmpty else { return done }
+            try db.execute("BEGIN IMMEDIATE")
+            do throws(SluiceError) {
+                let add = try db.prepare("INSERT INTO \(Self.ranges) (dest, lo, hi, batch) VALUES (?1, ?2, ?3, ?4)")
+                let drop = try db.prepare("DELETE FROM \(Self.rows) WHERE dest = ?1 AND key BETWEEN ?2 AND ?3 AND typeof(key) = 'integer'")
+                for r in runs {
+                    for st in [add, drop] {
+                        st.reset()
+                        st.bind(1, r[0])
+                        st.bind(2, r[3])
+                        st.bind(3, r[4])
+                        if st === add { st.bind(4, r[2]) }
+                        _ = try st.step()
+                    }
+                }
+                try db.execute("COMMIT")
+            } catch {
+                try? db.execute("ROLLBACK")
+                throw error
+            }
+            return done
         }
     }
 

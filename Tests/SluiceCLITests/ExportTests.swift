@@ -373,4 +373,84 @@ final class Receiver: @unchecked Sendable {
         let status = try cli.run(["export", "status", "--to", rx.url])
         #expect(status.out.contains("delivered 41 batches (20005 rows), pending 0"), "\(status.out)")
     }
+
+    /// `sluice gc` keeps runs of consecutive integer keys of delivered batches as ranges: the
+    /// ledger shrinks, and later runs still send only new rows, dead letters included once.
+    /// `run(sql)` reads the database; the table `t` holds ids 1...10,000 but 5,001...5,010.
+    func ledgerCompaction(_ cli: CLI, sql: @escaping (String) throws -> String, addRows: () throws -> Void) throws {
+        func count(_ q: String) throws -> Int { Int(try sql(q).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1 }
+        let port = Int.random(in: 20_000..<40_000)
+        var rx = try Receiver(dir: cli.dir + "/rx", args: ["--refuse-every", "3"], port: port)
+        let export = ["export", "--from", "t", "--key", "id", "--to", rx.url, "--batch-size", "1000", "--concurrency", "1", "--json"]
+        let first = try cli.json(try cli.run(export).out)
+        let delivered = try #require(first["delivered_rows"] as? Int)
+        #expect(delivered > 0 && delivered < 9_990, "\(first)")
+        // An export that resends changed rows needs each key's hash: its keys stay.
+        let rx2 = try Receiver(dir: cli.dir + "/rx2")
+        defer { rx2.stop() }
+        cli.write("sluice.yml", (try String(contentsOfFile: cli.dir + "/sluice.yml", encoding: .utf8)) + """
+
+            exports:
+              hashed:
+                from: t
+                key: id
+                to: \(rx2.url)
+                resend_changed: true
+            """)
+        #expect(try cli.run(["export", "hashed"]).status == 0)
+        #expect(try count("SELECT count(*) FROM sluice_export_keys") == 2 * 9_990, "every planned row's key")
+
+        let dry = try cli.json(try cli.run(["gc", "--dry-run", "--json"]).out)
+        #expect(dry["ledger_keys"] as? Int == delivered, "\(dry)")
+        #expect(try count("SELECT count(*) FROM sluice_export_keys") == 2 * 9_990)
+        let gc = try cli.run(["gc", "--json"])
+        let done = try cli.json(gc.out)
+        let ranges = try #require(done["ledger_ranges"] as? Int)
+        #expect(done["ledger_keys"] as? Int == delivered && ranges >= 1 && ranges <= 8, "\(done)")
+        #expect(try count("SELECT count(*) FROM sluice_export_keys") == 9_990 - delivered + 9_990, "the dead batches' keys and the hashed export's stay")
+        #expect(try count("SELECT count(*) FROM sluice_export_ranges") == ranges)
+        #expect(try count("SELECT count(*) FROM sluice_export_ranges WHERE lo <= 5000 AND hi >= 5011") == 0, "a gap splits a run")
+        #expect(try cli.run(["gc"]).out.contains("0 export-ledger keys were kept as 0 ranges"))
+
+        // The receiver is fixed; the dead letters go once, then only the rows added since.
+        rx.stop()
+        rx = try Receiver(dir: cli.dir + "/rx", port: port)
+        defer { rx.stop() }
+        _ = try cli.run(["export", "retry", "--to", rx.url])
+        #expect(try cli.json(try cli.run(export).out)["delivered_rows"] as? Int == 9_990 - delivered)
+        #expect(try cli.json(try cli.run(export).out)["planned_rows"] as? Int == 0)
+        try addRows()  // 5,001...5,010 and 10,001...10,500
+        #expect(try cli.json(try cli.run(export).out)["delivered_rows"] as? Int == 510)
+        let counts = try rx.idCounts()
+        #expect(counts.count == 10_500 && counts.values.allSatisfy { $0 == 1 })
+        _ = try cli.run(["gc"])
+        #expect(try count("SELECT count(*) FROM sluice_export_keys") == 9_990, "only the hashed export's keys are left")
+        // The changed-rows export still sees changes (its keys kept their hashes).
+        _ = try sql("UPDATE t SET name = 'changed' WHERE id = 7")
+        #expect(try cli.json(try cli.run(["export", "hashed", "--json"]).out)["planned_rows"] as? Int == 510 + 1)
+    }
+
+    @Test func aCompactedLedgerInSQLiteStillSendsEachRowOnce() throws {
+        let cli = try CLI()
+        try table(cli, rows: 1...10_000)
+        _ = try cli.sqlite("DELETE FROM t WHERE id BETWEEN 5001 AND 5010")
+        cli.write("sluice.yml", "database: sluice.db\n")
+        try ledgerCompaction(cli, sql: { try cli.sqlite($0) }) {
+            try table(cli, rows: 5_001...5_010, file: "gap.csv")
+            try table(cli, rows: 10_001...10_500, file: "more.csv")
+        }
+    }
+
+    @Test func aCompactedLedgerInPostgreSQLStillSendsEachRowOnce() throws {
+        let pg = try TestPostgres.fresh()
+        _ = try pg.query("""
+            CREATE TABLE t (id bigint PRIMARY KEY, name text NOT NULL);
+            INSERT INTO t SELECT i, 'name ' || i FROM generate_series(1, 10000) i WHERE i NOT BETWEEN 5001 AND 5010
+            """)
+        let cli = try CLI()
+        cli.write("sluice.yml", "database: \(pg.url)\n")
+        try ledgerCompaction(cli, sql: { try pg.query($0) }) {
+            _ = try pg.query("INSERT INTO t SELECT i, 'name ' || i FROM generate_series(5001, 5010) i UNION ALL SELECT i, 'name ' || i FROM generate_series(10001, 10500) i")
+        }
+    }
 }
