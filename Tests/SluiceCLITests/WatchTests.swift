@@ -31,16 +31,22 @@ final class S3Server: @unchecked Sendable {
     }
 
     func start() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        process = p
         for _ in 0..<100 {
-            if (try? boto3("s3.list_buckets()")) != nil { return }  // a real request: the server answers
-            Thread.sleep(forTimeInterval: 0.1)
+            // A restart on the same port can fail to bind while the old socket lingers:
+            // start again until one process stays up and answers.
+            if process?.isRunning != true {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                p.arguments = ["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)]
+                p.standardOutput = FileHandle.nullDevice
+                p.standardError = FileHandle.nullDevice
+                try p.run()
+                process = p
+            }
+            // A real request (ListBuckets) that fails at once while nothing listens (boto3
+            // would retry each refused connection for seconds).
+            if (try? GoogleFake.shell(["curl", "-sf", "-o", "/dev/null", "--max-time", "2", endpoint + "/"])) != nil { return }
+            Thread.sleep(forTimeInterval: 0.2)
         }
         throw Oracle.Failure(description: "moto did not start on \(port)")
     }
