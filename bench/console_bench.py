@@ -55,9 +55,9 @@ def main():
     ap.add_argument("--requests", type=int, default=30)
     ap.add_argument("--sluice", default=os.path.join(ROOT, ".build/release/sluice"))
     a = ap.parse_args()
-    env = {}
-    for line in subprocess.check_output([os.path.join(ROOT, "scripts/postgres.sh")]).decode().splitlines():
-        k, v = line[len("export "):].split("=", 1); env[k] = v
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from pg_bench import postgres_env
+    env = postgres_env()
     admin = env["SLUICE_TEST_POSTGRES_URL"]
     subprocess.run(["psql", admin, "-qX", "-c", "DROP DATABASE IF EXISTS bench_console"], check=True)
     subprocess.run(["psql", admin, "-qX", "-c", "CREATE DATABASE bench_console"], check=True)

@@ -25,9 +25,9 @@ def main():
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--sluice", default=os.path.join(ROOT, ".build/release/sluice"))
     a = ap.parse_args()
-    env = {}
-    for line in subprocess.check_output([os.path.join(ROOT, "scripts/postgres.sh")]).decode().splitlines():
-        k, v = line[len("export "):].split("=", 1); env[k] = v
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from pg_bench import postgres_env
+    env = postgres_env()
     admin = env["SLUICE_TEST_POSTGRES_URL"]
     pg = admin.rsplit("/", 1)[0] + "/bench_ledger"
     def psql(url, sql):
@@ -64,7 +64,7 @@ def main():
             if backend == "postgresql": psql(pg, "VACUUM ANALYZE")
             gc_secs, out = sluice(a, work, ["gc", "--json"])
             report = json.loads(out)
-            if backend == "postgresql": psql(pg, "VACUUM FULL sluice_export_keys; VACUUM FULL sluice_export_ranges")
+            if backend == "postgresql": psql(pg, "VACUUM FULL sluice_export_keys"); psql(pg, "VACUUM FULL sluice_export_ranges")
             else: subprocess.run(["sqlite3", db, "VACUUM"], check=True)
             after = size()
             add()
@@ -82,7 +82,7 @@ def main():
     print("%-11s %10s %10s %12s %12s %10s %8s %8s" % ("backend", "rows", "export s", "ledger MB", "after gc MB", "keys", "ranges", "gc s"))
     for b, n, s, before, after, keys, ranges, g in results:
         print("%-11s %10d %10.2f %12.1f %12.3f %10d %8d %8.2f" % (b, n, s, before / 1e6, after / 1e6, keys, ranges, g))
-    print("checked: every row delivered once; after gc the 1%% new rows were sent, and nothing else")
+    print("checked: every row delivered once; after gc the 1% new rows were sent, and nothing else")
 
 if __name__ == "__main__":
     main()

@@ -73,6 +73,13 @@ MERGE INTO registros t USING (SELECT DISTINCT ON (id) * FROM stage ORDER BY id, 
 DROP TABLE stage;
 """ % (cols, csv)
 
+def postgres_env():
+    """Starts the private PostgreSQL cluster (scripts/postgres.sh); returns its variables."""
+    env = {}
+    for line in sh([os.path.join(ROOT, "scripts/postgres.sh")]).splitlines():
+        k, v = line[len("export "):].split("=", 1); env[k] = v
+    return env
+
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
@@ -150,9 +157,7 @@ def main():
     base, changes = os.path.join(data, "base.csv"), os.path.join(data, "changes.csv")
     expected = json.load(open(os.path.join(data, "expected.json")))
 
-    env = {}
-    for line in sh([os.path.join(ROOT, "scripts/postgres.sh")]).splitlines():
-        k, v = line[len("export "):].split("=", 1); env[k] = v
+    env = postgres_env()
     admin = env["SLUICE_TEST_POSTGRES_URL"]
     work = os.path.join(OUT, "pgwork"); os.makedirs(work, exist_ok=True)
     R = {k: [] for k in ["limit_base", "limit_chg", "sl_base", "sl_chg", "pgloader"]}
@@ -244,9 +249,7 @@ def metrics_overhead(a):
     big = os.path.join(OUT, "rows-%d" % a.big_rows)
     if not os.path.exists(os.path.join(big, "base.csv")):
         subprocess.check_call([sys.executable, os.path.join(ROOT, "bench/gen.py"), "--rows", str(a.big_rows), "--out", big, "--base-only"])
-    env = {}
-    for line in sh([os.path.join(ROOT, "scripts/postgres.sh")]).splitlines():
-        k, v = line[len("export "):].split("=", 1); env[k] = v
+    env = postgres_env()
     admin = env["SLUICE_TEST_POSTGRES_URL"]
     work = os.path.join(OUT, "pgwork"); os.makedirs(work, exist_ok=True)
     receiver, endpoint, spans = otlp_receiver(work)

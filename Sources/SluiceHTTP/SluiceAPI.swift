@@ -67,7 +67,7 @@ public enum SluiceAPI {
 
     public static func router(_ deps: APIDependencies) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
-        if deps.tracing { router.add(middleware: TracingMiddleware<BasicRequestContext>()) }
+        if deps.tracing { router.add(middleware: RequestTracing<BasicRequestContext>()) }
         if let log = deps.accessLog { router.add(middleware: AccessLog<BasicRequestContext>(logger: log)) }
         let bulk = BulkController(deps: deps)
         Console(deps: deps).add(to: router)

@@ -24,8 +24,7 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
             batches = s + "sluice_export_batches"
             destinations = s + "sluice_export_destinations"
             rows = s + "sluice_export_keys"
-            /// Compacted keys: one row per run of consecutive integer keys of a delivered batch.
-            ranges = s + "sluice_export_ranges"
+            ranges = s + "sluice_export_ranges"  // compacted keys: a run of consecutive integers of a delivered batch
         }
     }
 

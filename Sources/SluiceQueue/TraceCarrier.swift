@@ -3,7 +3,7 @@ public import ServiceContextModule
 
 /// The W3C trace context (`traceparent`, `tracestate`) of the span current in this task, as
 /// the installed instrument writes it. A job carries it from where it was queued (a request,
-/// a watch's poll, the job that split or handed it on) to the worker that runs it, so the
+/// the job that split a file or handed a batch on) to the worker that runs it, so the
 /// worker's span continues the same trace. Empty when no tracing is installed.
 public enum TraceCarrier {
     /// The current context's headers, or nil when there is nothing to carry.

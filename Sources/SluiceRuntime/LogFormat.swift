@@ -35,7 +35,7 @@ public struct LineLogHandler: LogHandler {
 
     /// One record as a line (no newline), keys in sorted order.
     static func render(_ format: Format, time: Date, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata) -> String {
-        let stamp = ISO8601DateFormatter.string(from: time, timeZone: TimeZone(identifier: "UTC")!, formatOptions: [.withInternetDateTime, .withFractionalSeconds])
+        let stamp = Self.stamp(time)
         let pairs = metadata.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") }
         switch format {
         case .text:
@@ -47,6 +47,18 @@ public struct LineLogHandler: LogHandler {
             fields += pairs.filter { !["time", "level", "logger", "message"].contains($0.0) }
             return "{" + fields.map { "\(jsonString($0.0)):\(jsonString($0.1))" }.joined(separator: ",") + "}"
         }
+    }
+
+    /// `2026-12-06T20:08:45.958Z` (UTC, milliseconds), without a date formatter: one is
+    /// costly to make, and the access log writes a line per request.
+    static func stamp(_ time: Date) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(27)
+        ValueText.timestamp(micros: Int64((time.timeIntervalSince1970 * 1_000_000).rounded(.down)), utc: false, into: &out)
+        out[10] = UInt8(ascii: "T")
+        out.removeLast(3)  // microseconds to milliseconds
+        out.append(UInt8(ascii: "Z"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// `v` as is when it is one plain word, else in double quotes with `"` and `\` escaped.

@@ -55,8 +55,9 @@ public enum Telemetry {
 
     /// Log metadata naming the current span: `trace_id` and `span_id`.
     static let logMetadata = Logger.MetadataProvider {
-        var m = OTel.makeLoggingMetadataProvider().get()
-        m.removeValue(forKey: "trace_flags")
+        var m = spanIDs.get()
+        if !m.isEmpty { m.removeValue(forKey: "trace_flags") }
         return m
     }
+    static let spanIDs = OTel.makeLoggingMetadataProvider()
 }

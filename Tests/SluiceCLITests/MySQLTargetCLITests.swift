@@ -18,6 +18,17 @@ struct TestMySQL {
 
     func query(_ sql: String) throws -> String { try TestPostgres.run(args + ["-e", sql]) }
 
+    /// Waits up to a minute until the server shows a `LOAD DATA` running; false if it never did.
+    func waitForLoadData() async throws -> Bool {
+        for _ in 0..<3000 {
+            let n = (try? query("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOAD DATA%'"))?
+                .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last.flatMap { Int($0) } ?? 0
+            if n > 0 { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
     /// A server of its own (scripts/mariadb.sh), for tests that restart it or change its settings.
     static func privateServer() throws -> (TestMySQL, dir: String) {
         var env: [String: String] = [:]
@@ -88,13 +99,7 @@ struct TestMySQL {
         // Kill A while its LOAD DATA runs in MariaDB (seen in the server's process list, in a
         // tight loop: the job's progress, published each second, can miss a fast load, and
         // polling the SQLite control plane that often held up the worker's own writes).
-        var loading = false
-        for _ in 0..<3000 {
-            let n = (try? my.query("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOAD DATA%'"))?
-                .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last.flatMap { Int($0) } ?? 0
-            if n > 0 { loading = true; break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        let loading = try await my.waitForLoadData()
         kill(a.processIdentifier, SIGKILL)
         #expect(loading, "the load was never seen running; make the file bigger")
         try srv.startWorker("B")
@@ -138,13 +143,7 @@ struct TestMySQL {
         let id = try #require(o["id"] as? Int)
         // Restarted while the server shows the LOAD DATA running (progress is published once
         // a second, and a loaded machine's status polls can miss the whole load).
-        var loading = false
-        for _ in 0..<3000 {
-            let n = (try? my.query("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOAD DATA%'"))?
-                .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last.flatMap { Int($0) } ?? 0
-            if n > 0 { loading = true; break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        let loading = try await my.waitForLoadData()
         #expect(loading, "the load was never seen running; make the file bigger")
         TestMySQL.server("restart", dir)
         let done = try await srv.wait(job: id) { ["complete", "error"].contains($0["state"] as? String ?? "") }
