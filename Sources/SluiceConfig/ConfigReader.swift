@@ -531,7 +531,7 @@ public enum ConfigReader {
 
     static func readServer(_ node: Node, _ r: NodeReader) throws(SluiceError) -> ServerSettings {
         let m = try r.mapping(node, "server", allowed: ["host", "port", "tokens", "uploads", "max_body_mb", "file_roots",
-                                                         "http_allowlist", "allow_link_local", "bulk_upload_entity", "s3_buckets", "gcs_buckets", "max_connections"])
+                                                         "http_allowlist", "allow_link_local", "bulk_upload_entity", "s3_buckets", "gcs_buckets", "max_connections", "lease_seconds"])
         var s = ServerSettings()
         if let n = m["host"] { s.host = try r.string(n, "server.host") }
         if let n = m["port"] {
@@ -553,6 +553,11 @@ public enum ConfigReader {
         if let n = m["max_connections"] {
             guard let c = n.int, c >= 32, c <= 1 << 20 else { throw r.error(n, "server.max_connections must be a number from 32 to 1048576") }
             s.maxConnections = c
+        }
+        if let n = m["lease_seconds"] {
+            let v = try r.number(n, "server.lease_seconds")
+            guard v >= 1, v <= 3_600 else { throw r.error(n, "server.lease_seconds must be from 1 to 3600") }
+            s.leaseSeconds = v
         }
         return s
     }

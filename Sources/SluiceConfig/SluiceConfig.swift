@@ -79,6 +79,9 @@ public struct ServerSettings: Sendable {
     /// Open connections at most (`max_connections`). The default is ¾ × (the process's
     /// file-descriptor limit − 128), the soft limit first raised to the hard one.
     public var maxConnections: Int?
+    /// Seconds a replica holds the lease on the schedules or on a watch before another may
+    /// take over (`lease_seconds`). The default is 30.
+    public var leaseSeconds: Double = 30
 
     public init() {}
 }

@@ -138,6 +138,7 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
             "CREATE INDEX IF NOT EXISTS handoff_batches_run ON sluice.handoff_batches (run_id)",
         ]),
         (6, ["ALTER TABLE sluice.jobs ADD COLUMN IF NOT EXISTS rescues integer NOT NULL DEFAULT 0"]),
+        (7, ["CREATE TABLE IF NOT EXISTS sluice.leases (name text PRIMARY KEY, holder text NOT NULL, token bigint NOT NULL, expires_at timestamptz NOT NULL)"]),
     ]
 
     /// Applies missing migrations under a transaction-scoped advisory lock, so processes
@@ -598,6 +599,38 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     public func deleteRuns(ids: [Int64]) async throws(SluiceError) {
         _ = try await run("forgetting runs") { conn in
             try await self.db.exec("DELETE FROM sluice.runs WHERE id = ANY($1)", [.ints(ids)], on: conn)
+        }
+    }
+
+    // MARK: Leases (on the server's clock, clock_timestamp(), never a host's now)
+
+    public func acquireLease(name: String, holder: String, seconds: Double) async throws(SluiceError) -> Int64? {
+        try await run("taking a lease") { conn in
+            try await self.rows(conn, """
+                INSERT INTO sluice.leases AS l (name, holder, token, expires_at) VALUES ($1, $2, 1, clock_timestamp() + make_interval(secs => $3))
+                ON CONFLICT (name) DO UPDATE SET
+                  token = CASE WHEN l.holder = excluded.holder AND l.expires_at > clock_timestamp() THEN l.token ELSE l.token + 1 END,
+                  holder = excluded.holder, expires_at = excluded.expires_at
+                WHERE l.holder = excluded.holder OR l.expires_at <= clock_timestamp()
+                RETURNING token
+                """, [.text(name), .text(holder), .double(seconds)]).first?.decode(Int64.self)
+        }
+    }
+
+    public func releaseLease(name: String, holder: String) async throws(SluiceError) {
+        _ = try await run("releasing a lease") { conn in
+            try await self.db.exec("UPDATE sluice.leases SET expires_at = least(expires_at, clock_timestamp()) WHERE name = $1 AND holder = $2",
+                                   [.text(name), .text(holder)], on: conn)
+        }
+    }
+
+    public func leases() async throws(SluiceError) -> [LeaseRecord] {
+        try await run("reading leases") { conn in
+            try await self.rows(conn, "SELECT name, holder, token, extract(epoch FROM expires_at - clock_timestamp())::float8 FROM sluice.leases ORDER BY name", [])
+                .map { r in
+                    let (name, holder, token, remaining) = try r.decode((String, String, Int64, Double).self)
+                    return LeaseRecord(name: name, holder: holder, token: token, remaining: remaining)
+                }
         }
     }
 

@@ -25,6 +25,7 @@ public final class MemoryControlPlane: QueueDriver {
         var runs: [Int64: PipelineRun] = [:]
         var nextRun: Int64 = 1
         var batches: [String: (run: Int64, payload: String)] = [:]
+        var leases: [String: (holder: String, token: Int64, expires: Date)] = [:]
     }
 
     let state = Mutex(State())
@@ -264,6 +265,38 @@ public final class MemoryControlPlane: QueueDriver {
             let wait = granted > 0 ? 0 : (1 - tokens) / rate
             s.buckets[bucket] = (tokens - Double(granted), t)
             return (granted, wait)
+        }
+    }
+
+    // MARK: Leases (this process's clock is the database's)
+
+    public func acquireLease(name: String, holder: String, seconds: Double) async throws(SluiceError) -> Int64? {
+        state.withLock { s in
+            let now = Date()
+            let token: Int64
+            if let l = s.leases[name] {
+                let running = l.expires > now
+                if running && l.holder != holder { return nil }
+                token = running ? l.token : l.token + 1
+            } else {
+                token = 1
+            }
+            s.leases[name] = (holder, token, now.addingTimeInterval(seconds))
+            return token
+        }
+    }
+
+    public func releaseLease(name: String, holder: String) async throws(SluiceError) {
+        state.withLock { s in
+            if let l = s.leases[name], l.holder == holder { s.leases[name]?.expires = min(l.expires, Date()) }
+        }
+    }
+
+    public func leases() async throws(SluiceError) -> [LeaseRecord] {
+        state.withLock { s in
+            let now = Date()
+            return s.leases.sorted { $0.key < $1.key }.map { LeaseRecord(name: $0.key, holder: $0.value.holder, token: $0.value.token,
+                                                                          remaining: $0.value.expires.timeIntervalSince(now)) }
         }
     }
 

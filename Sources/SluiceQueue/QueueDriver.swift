@@ -5,7 +5,7 @@ public import Foundation
 /// (SQLite embedded, PostgreSQL in production, in memory for tests) and its own
 /// conformance suite. One method per query; time is always passed in (`now`), never read
 /// inside a driver, so tests control it.
-public protocol QueueDriver: JobStore, UploadStore, FileLedger, EnrichStore, RunStore, HandOffStore {
+public protocol QueueDriver: JobStore, UploadStore, FileLedger, EnrichStore, RunStore, HandOffStore, LeaseStore {
     /// Creates or upgrades the control-plane schema. Safe when several processes start at once.
     func migrate() async throws(SluiceError)
     /// Whether the control plane answers (for readiness).
@@ -100,6 +100,35 @@ public protocol RunStore: Sendable {
     func lastScheduledSuccess(pipeline: String) async throws(SluiceError) -> Date?
     /// Forgets runs (clean-up).
     func deleteRuns(ids: [Int64]) async throws(SluiceError)
+}
+
+/// Named leases that let one of several processes do a thing (fire the schedules, poll a
+/// watch). Unlike the rest of the control plane, judged on the database's clock: the hosts'
+/// clocks may disagree. The token grows with each new tenure (a fencing token).
+public protocol LeaseStore: Sendable {
+    /// Takes `name` for `holder` for `seconds` from the database's now, or extends `holder`'s
+    /// own running lease; nil while another holder's lease runs. Returns the tenure's token:
+    /// the same on an extension, larger for a new tenure.
+    func acquireLease(name: String, holder: String, seconds: Double) async throws(SluiceError) -> Int64?
+    /// Ends `holder`'s lease on `name` at once (a replica shutting down) so another takes over.
+    func releaseLease(name: String, holder: String) async throws(SluiceError)
+    /// Every lease, expired or not, by name.
+    func leases() async throws(SluiceError) -> [LeaseRecord]
+}
+
+/// A ``LeaseStore`` lease as it stands.
+public struct LeaseRecord: Sendable, Equatable {
+    public var name: String
+    public var holder: String
+    public var token: Int64
+    /// Seconds the lease still runs by the database's clock (≤ 0: expired or released).
+    public var remaining: Double
+    public init(name: String, holder: String, token: Int64, remaining: Double) {
+        self.name = name
+        self.holder = holder
+        self.token = token
+        self.remaining = remaining
+    }
 }
 
 /// Batches handed between the stages of a staged pipeline, each queued with its consumer.

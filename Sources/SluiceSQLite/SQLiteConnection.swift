@@ -124,6 +124,7 @@ public enum SQLiteValue: Sendable, Hashable {
 
     public var int: Int64? { if case .integer(let v) = self { v } else { nil } }
     public var string: String? { if case .text(let v) = self { v } else { nil } }
+    public var double: Double? { switch self { case .real(let v): v; case .integer(let v): Double(v); default: nil } }
     /// The value as text for a rejects file (nil for NULL, hex for a blob).
     public var rendered: String? {
         switch self {

@@ -131,6 +131,7 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         (6, "ALTER TABLE sluice_jobs ADD COLUMN rescues INTEGER NOT NULL DEFAULT 0;"),
         // The console's overview and the metrics' job gauges count jobs by these three.
         (7, "CREATE INDEX IF NOT EXISTS sluice_jobs_counts ON sluice_jobs (state, stage, entity);"),
+        (8, "CREATE TABLE IF NOT EXISTS sluice_leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, token INTEGER NOT NULL, expires_at REAL NOT NULL) STRICT;"),
     ]
 
     public func migrate() async throws(SluiceError) {
@@ -629,6 +630,38 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
     public func deleteRuns(ids: [Int64]) async throws(SluiceError) {
         try await run { c throws(SluiceError) in
             for id in ids { _ = try c.query("DELETE FROM sluice_runs WHERE id = ?1", [.integer(id)]) }
+        }
+    }
+
+    // MARK: Leases
+
+    /// The database's now in seconds since 1970 (the leases' clock).
+    static let clock = "((julianday('now') - 2440587.5) * 86400.0)"
+
+    public func acquireLease(name: String, holder: String, seconds: Double) async throws(SluiceError) -> Int64? {
+        try await run { c throws(SluiceError) in
+            try c.query("""
+                INSERT INTO sluice_leases (name, holder, token, expires_at) VALUES (?1, ?2, 1, \(Self.clock) + ?3)
+                ON CONFLICT (name) DO UPDATE SET
+                  token = CASE WHEN holder = excluded.holder AND expires_at > \(Self.clock) THEN token ELSE token + 1 END,
+                  holder = excluded.holder, expires_at = excluded.expires_at
+                WHERE holder = excluded.holder OR expires_at <= \(Self.clock)
+                RETURNING token
+                """, [.text(name), .text(holder), .real(seconds)]).first?.first?.int
+        }
+    }
+
+    public func releaseLease(name: String, holder: String) async throws(SluiceError) {
+        try await run { c throws(SluiceError) in
+            _ = try c.query("UPDATE sluice_leases SET expires_at = min(expires_at, \(Self.clock)) WHERE name = ?1 AND holder = ?2", [.text(name), .text(holder)])
+        }
+    }
+
+    public func leases() async throws(SluiceError) -> [LeaseRecord] {
+        try await run { c throws(SluiceError) in
+            try c.query("SELECT name, holder, token, expires_at - \(Self.clock) FROM sluice_leases ORDER BY name", []).map { r in
+                LeaseRecord(name: r[0].string ?? "", holder: r[1].string ?? "", token: r[2].int ?? 0, remaining: r[3].double ?? 0)
+            }
         }
     }
 

@@ -21,6 +21,7 @@ public enum QueueDriverConformance {
         try await EnrichStoreConformance.run { try await make() }
         try await RunStoreConformance.run { try await make() }
         try await HandOffStoreConformance.run { try await make() }
+        try await LeaseStoreConformance.run { try await make() }
         try await make().ping()
     }
 }
@@ -421,5 +422,38 @@ public enum RunStoreConformance {
         #expect(try await d.lastScheduledSuccess(pipeline: "p") == at(60))
         try await d.deleteRuns(ids: [b, c])
         #expect(try await d.runs(pipeline: nil, limit: 10).map(\.id) == [a])
+    }
+}
+
+/// Leases: one holder at a time, extended by their holder with the same token, taken over
+/// with a larger token once they run out (on the database's clock: real time, short leases)
+/// or are released, and exactly one winner among concurrent takers.
+public enum LeaseStoreConformance {
+    public typealias Make = @Sendable () async throws -> any LeaseStore
+
+    public static func run(_ make: Make) async throws {
+        let d = try await make()
+        #expect(try await d.leases().isEmpty)
+        let t1 = try #require(try await d.acquireLease(name: "schedule", holder: "a", seconds: 0.8))
+        #expect(try await d.acquireLease(name: "schedule", holder: "b", seconds: 30) == nil)
+        #expect(try await d.acquireLease(name: "schedule", holder: "a", seconds: 0.8) == t1)
+        #expect(try await d.acquireLease(name: "watch:in", holder: "b", seconds: 30) != nil)
+        try await Task.sleep(for: .milliseconds(1_200))
+        let t2 = try #require(try await d.acquireLease(name: "schedule", holder: "b", seconds: 30))
+        #expect(t2 > t1)
+        #expect(try await d.acquireLease(name: "schedule", holder: "a", seconds: 30) == nil)
+        try await d.releaseLease(name: "schedule", holder: "a")  // not a's: nothing changes
+        #expect(try await d.acquireLease(name: "schedule", holder: "a", seconds: 30) == nil)
+        try await d.releaseLease(name: "schedule", holder: "b")
+        let t3 = try #require(try await d.acquireLease(name: "schedule", holder: "a", seconds: 30))
+        #expect(t3 > t2)
+        let all = try await d.leases()
+        #expect(all.map(\.name) == ["schedule", "watch:in"])
+        #expect(all.first?.holder == "a" && all.first?.token == t3 && (all.first?.remaining ?? 0) > 25 && (all.first?.remaining ?? 99) <= 30)
+        let winners = try await withThrowingTaskGroup(of: Bool.self) { g in
+            for i in 0..<8 { g.addTask { try await d.acquireLease(name: "race", holder: "h\(i)", seconds: 30) != nil } }
+            return try await g.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(winners == 1)
     }
 }

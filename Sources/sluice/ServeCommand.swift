@@ -116,16 +116,23 @@ struct ServeCommand: AsyncParsableCommand {
                 if !noWorkers { services.append(runtime.worker(concurrency: concurrency, id: nil, wake: wake)) }
                 // retention:, every hour (SLUICE_CLEANUP=off leaves it to `sluice gc`, e.g. from cron)
                 if ProcessInfo.processInfo.environment["SLUICE_CLEANUP"]?.lowercased() != "off" { services.append(CleanupService(runtime: runtime)) }
-                // Scheduled pipelines are checked every 30 s (each due one runs once, catching up).
+                // Of several replicas, one fires the schedules and one polls each watch: whichever
+                // holds that lease in the control plane (another takes over when it dies).
+                let holder = LeasedService.holderName(), lease = config.server.leaseSeconds
+                func leased(_ s: any Service, _ name: String) -> any Service {
+                    LeasedService(s, lease: name, holder: holder, seconds: lease, store: runtime.driver, logger: runtime.logger)
+                }
+                // Scheduled pipelines are checked every 30 s, or every lease period when shorter
+                // (each due one runs once, catching up).
                 if config.pipelines.values.contains(where: { $0.schedule != nil }) {
-                    services.append(SchedulerService(execution: execution))
+                    services.append(leased(SchedulerService(execution: execution, every: min(30, lease)), "schedules"))
                 }
                 // Declared watches poll in this process; their jobs go to the workers like any other.
                 if !config.watches.isEmpty { try FileManager.default.createDirectory(atPath: config.uploadDir, withIntermediateDirectories: true) }
                 for name in config.watches.keys.sorted() {
                     let spec = try WatchCommand.spec(name: name, source: nil, into: nil, config: config)
-                    services.append(WatchService(watcher: try Watcher(spec: spec, driver: runtime.driver, uploadDir: config.uploadDir,
-                                                                      s3: S3Config.from(config.s3), logger: runtime.logger)))
+                    services.append(leased(WatchService(watcher: try Watcher(spec: spec, driver: runtime.driver, uploadDir: config.uploadDir,
+                                                                             s3: S3Config.from(config.s3), logger: runtime.logger)), "watch:\(name)"))
                 }
                 var deps = APIDependencies(config: config, driver: runtime.driver, policy: runtime.policy, wake: wake, tokens: tokens2)
                 deps.exports = try await runtime.backend.exportStore()  // nil: the tables are in MySQL

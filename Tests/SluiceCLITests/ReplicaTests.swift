@@ -1,0 +1,103 @@
+import Testing
+import Foundation
+
+/// Issue 21: several `sluice serve` replicas over one PostgreSQL control plane. Of the two,
+/// one fires the schedules and one polls the watch (each a lease in the control plane); when
+/// that replica is killed, the other takes over within a lease period and nothing fires or
+/// loads twice.
+@Suite struct ReplicaTests {
+    @Test func aKilledReplicasSchedulesAndWatchesAreTakenOverAndFireOnce() async throws {
+        let pg = try TestPostgres.fresh()
+        let shared = NSTemporaryDirectory() + "sluice-replicas-" + UUID().uuidString
+        for d in ["drops", "in"] { try FileManager.default.createDirectory(atPath: "\(shared)/\(d)", withIntermediateDirectories: true) }
+        defer { try? FileManager.default.removeItem(atPath: shared) }
+        let yaml = """
+            watches:
+              drops:
+                source: \(shared)/drops
+                into: registros
+                interval: 0.5
+            pipelines:
+              minutely:
+                source: \(shared)/in
+                schedule: "* * * * *"
+                into: registros
+            """
+        // Started together: both race for each lease, one wins each. A watched file's copy goes
+        // to the uploads folder, which the replicas share (a worker on either loads it).
+        let server = "lease_seconds: 3\n  uploads: \(shared)/uploads"
+        async let a = ServerProcess(yaml: yaml, server: server, database: pg.url)
+        async let b = ServerProcess(yaml: yaml, server: server, database: pg.url)
+        let replicas = try await [a, b]
+        func holders() throws -> [String: String] {
+            var out: [String: String] = [:]
+            for line in try pg.query("SELECT name, holder FROM sluice.leases WHERE expires_at > clock_timestamp()").split(separator: "\n") {
+                let f = line.split(separator: "|", maxSplits: 1)
+                if f.count == 2 { out[String(f[0])] = String(f[1]) }
+            }
+            return out
+        }
+        func pid(_ holder: String?) -> Int32? { holder.flatMap { Int32($0.split(separator: ":").dropFirst().first ?? "") } }
+        var held: [String: String] = [:]
+        for _ in 0..<100 where held.count < 2 {
+            held = try holders()
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(Set(held.keys) == ["schedules", "watch:drops"], "\(held)")
+        let pids = replicas.map { $0.serve!.processIdentifier }
+        #expect(held.values.allSatisfy { pids.contains(pid($0) ?? -1) }, "\(held) \(pids)")
+
+        func drop(_ name: String, ids: ClosedRange<Int>) {
+            var csv = "id,valor,referencia,category\n"
+            for i in ids { csv += "\(i),\(i).5,ref\(i),A\n" }
+            FileManager.default.createFile(atPath: "\(shared)/drops/\(name)", contents: Data(csv.utf8))
+        }
+        // The watch's rows (ids 1...n, each once); the schedule's row may have come or not yet.
+        func count(_ n: Int) throws -> String {
+            (try? pg.query("SELECT count(*) FILTER (WHERE id <= \(n)) || ' ' || count(DISTINCT id) FILTER (WHERE id <= \(n)) || ' ' || count(*) FILTER (WHERE id > \(n)) FROM registros"))?
+                .trimmingCharacters(in: .whitespacesAndNewlines) ?? "no table yet"
+        }
+        func waitForRows(_ n: Int) async throws {
+            for _ in 0..<300 where !(try count(n)).hasPrefix("\(n) \(n) ") { try await Task.sleep(for: .milliseconds(100)) }
+            let c = try count(n)
+            #expect(c.hasPrefix("\(n) \(n) ") && (c.hasSuffix(" 0") || c.hasSuffix(" 1")), "\(c)")
+        }
+        // A file for the schedule: whichever firing reads it, it loads once.
+        FileManager.default.createFile(atPath: "\(shared)/in/late.csv", contents: Data("id,valor,referencia,category\n9001,1.5,late,B\n".utf8))
+        drop("one.csv", ids: 1...100)
+        try await waitForRows(100)
+
+        // Kill the replica that polls the watch (it may hold the schedules too).
+        let victim = try #require(replicas.first { $0.serve!.processIdentifier == pid(held["watch:drops"]) })
+        let survivor = try #require(replicas.first { $0 !== victim })
+        let killedAt = Date()
+        kill(victim.serve!.processIdentifier, SIGKILL)
+        victim.serve!.waitUntilExit()
+        var now: [String: String] = [:]
+        for _ in 0..<150 {
+            now = try holders()
+            if now.count == 2 && now.values.allSatisfy({ pid($0) == survivor.serve!.processIdentifier }) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let handover = Date().timeIntervalSince(killedAt)
+        print("replicas: the schedules and the watch taken over \(String(format: "%.1f", handover)) s after the kill (lease 3 s)")
+        #expect(now.count == 2 && now.values.allSatisfy { pid($0) == survivor.serve!.processIdentifier }, "\(now)")
+        #expect(handover < 3 + 1.5 + 2, "taken over after \(handover) s (lease 3 s)")  // lease + a standby's ask + a loaded machine
+        drop("two.csv", ids: 101...250)
+        try await waitForRows(250)
+
+        // A firing after the kill runs on the survivor, once.
+        var fired = ""
+        for _ in 0..<1_000 {
+            fired = try pg.query("SELECT count(*) FROM sluice.runs WHERE state = 'succeeded' AND scheduled_for > to_timestamp(\(killedAt.timeIntervalSince1970))")
+            if fired != "0\n" { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(fired != "0\n", "no firing after the kill was run")
+        #expect(try count(250) == "250 250 1", "the scheduled pipeline's file loads once")
+        #expect(try pg.query("SELECT scheduled_for FROM sluice.runs GROUP BY scheduled_for HAVING count(*) > 1") == "", "a firing ran twice")
+        #expect(try pg.query("SELECT count(*) FROM sluice.jobs WHERE state <> 'complete'") == "0\n")
+        let log = try String(contentsOfFile: survivor.logPath, encoding: .utf8)
+        #expect(log.contains("holding the lease: running here"), "\(log.suffix(3000))")
+    }
+}
