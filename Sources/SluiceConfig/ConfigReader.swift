@@ -59,7 +59,7 @@ public enum ConfigReader {
         config.path = fileName
         guard let root else { return config }
         let r = NodeReader(file: fileName)
-        let top = try r.mapping(root, "the top level", allowed: ["database", "control", "target", "target_schema", "state_dir", "entities", "server", "worker", "exports", "s3", "watches", "mappings", "pipelines", "parquet", "retention"])
+        let top = try r.mapping(root, "the top level", allowed: ["database", "control", "target", "target_schema", "state_dir", "storage", "entities", "server", "worker", "exports", "s3", "watches", "mappings", "pipelines", "parquet", "retention"])
         if let ws = top["watches"] {
             guard case .mapping(let m) = ws else { throw r.error(ws, "watches must be a mapping of name to watch") }
             for (k, v) in m {
@@ -106,6 +106,7 @@ public enum ConfigReader {
         if let db = top["target"] { config.target = try r.string(db, "target") }
         if let s = top["target_schema"] { config.targetSchema = try r.string(s, "target_schema") }
         if let sd = top["state_dir"] { config.stateDir = try r.string(sd, "state_dir") }
+        if let st = top["storage"] { config.storage = try r.string(st, "storage") }
         if let ents = top["entities"] {
             guard case .mapping(let m) = ents else { throw r.error(ents, "entities must be a mapping of name to entity") }
             for (k, v) in m {

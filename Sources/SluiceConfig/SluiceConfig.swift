@@ -20,6 +20,10 @@ public struct SluiceConfig: Sendable {
     public var targetDatabase: String { target ?? database }
     /// Folder for load summaries and rejects files. The default is `.sluice`.
     public var stateDir: String = ".sluice"
+    /// An object store every process reaches (`storage: s3://bucket/prefix/`) holding the files
+    /// jobs need after a request was answered (uploads, watched files' copies), so that no job
+    /// depends on one host's disk. The default is none: the local upload folder.
+    public var storage: String?
     /// Declared entities by name.
     public var entities: [String: Entity] = [:]
     public var server = ServerSettings()

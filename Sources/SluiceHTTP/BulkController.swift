@@ -183,7 +183,7 @@ struct BulkController: Sendable {
         try checkSize(req)
         let query = req.uri.queryParameters
         var fields: [String: String] = [:]
-        let upload: Upload
+        var upload: Upload
         var format = Self.format(contentType: req.headers[.contentType])
         if let boundary = multipartBoundary(req.headers[.contentType]) {
             let r = try await store.storeMultipart(req.body, boundary: boundary)
@@ -195,7 +195,7 @@ struct BulkController: Sendable {
             upload = try await store.storeRaw(req.body, originalName: query["filename"].map(String.init))
         }
         let opts = try Options { key in query[Substring(key)].map(String.init) ?? fields[key] }
-        try await deps.driver.insertUpload(upload)
+        upload = try await record(upload)
         let spec = JobSpec(source: "upload:\(upload.id)", format: opts.format ?? format ?? upload.originalName.flatMap(SourceFormat.detect(fromName:)),
                            mode: opts.mode, atomic: opts.atomic, maxRejects: opts.maxRejects, force: opts.force, fileName: upload.originalName,
                            chunkBytes: opts.chunkBytes)
@@ -214,7 +214,7 @@ struct BulkController: Sendable {
     func runPipeline(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
         let name = try pipelineName(ctx)
         guard let start = deps.runPipeline else { throw APIError(.notFound, "this server does not run pipelines") }
-        let upload = try await storeFile(req)
+        let upload = try await storeFile(req, share: false)  // run here, now: no other host reads it
         let run = try await start(name, upload.path, upload.originalName ?? "upload \(upload.id)")
         let url = "/pipelines/\(name)/runs"
         return try json(["run_id": "\(run)", "upload_id": upload.id, "status_url": url], status: .accepted, headers: [.location: url])
@@ -239,7 +239,7 @@ struct BulkController: Sendable {
 
     /// Stores a request's file (raw body, named by `?filename=`, or the file part of a
     /// multipart body) and records the upload.
-    func storeFile(_ req: Request) async throws -> Upload {
+    func storeFile(_ req: Request, share: Bool = true) async throws -> Upload {
         try checkSize(req)
         let upload: Upload
         if let boundary = multipartBoundary(req.headers[.contentType]) {
@@ -249,6 +249,23 @@ struct BulkController: Sendable {
             upload = u
         } else {
             upload = try await store.storeRaw(req.body, originalName: req.uri.queryParameters["filename"].map(String.init))
+        }
+        return try await record(upload, share: share)
+    }
+
+    /// Records an upload. With a shared storage (`storage:`) its file goes there first and
+    /// leaves this host's disk, so a worker on any host can load it after the answer; a file
+    /// the storage did not take is neither kept nor recorded.
+    func record(_ upload: Upload, share: Bool = true) async throws -> Upload {
+        var upload = upload
+        if share, let storage = deps.policy.storage {
+            let local = upload.path
+            defer { unlink(local) }
+            do {
+                upload.path = try await storage.keep(local, folder: "uploads", name: (local as NSString).lastPathComponent)
+            } catch {
+                throw APIError(.serviceUnavailable, "the upload could not be kept in \(storage.url) (\(error)); send it again")
+            }
         }
         try await deps.driver.insertUpload(upload)
         return upload
@@ -262,8 +279,8 @@ struct BulkController: Sendable {
             throw APIError(.badRequest, "expected a multipart/form-data body with a 'file' field")
         }
         let r = try await store.storeMultipart(req.body, boundary: boundary)
-        guard let upload = r.upload else { throw APIError(.badRequest, "the multipart body has no 'file' field") }
-        try await deps.driver.insertUpload(upload)
+        guard let stored = r.upload else { throw APIError(.badRequest, "the multipart body has no 'file' field") }
+        let upload = try await record(stored)
         var view = UploadView(uploadID: upload.id, size: upload.size, sha256: upload.sha256, fileName: upload.originalName)
         if let entity = deps.config.server.bulkUploadEntity {
             let spec = JobSpec(source: "upload:\(upload.id)", format: upload.originalName.flatMap(SourceFormat.detect(fromName:)),

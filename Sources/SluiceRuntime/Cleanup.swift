@@ -2,6 +2,7 @@ public import SluiceQueue
 import SluiceCore
 import SluiceConfig
 import SluiceLoad
+import SluiceStorage
 public import Foundation
 public import Logging
 public import ServiceLifecycle
@@ -71,6 +72,12 @@ public enum Cleanup {
             from = last.id
             let gone = RetentionPlanner.uploads(page, use: use, now: now, days: keep.uploadsDays)
             for u in gone {
+                if let storage = runtime.policy.storage, storage.holds(u.path) {
+                    report.uploads += 1
+                    report.uploadBytes += u.size
+                    if !dryRun { try? await storage.remove(u.path) }
+                    continue
+                }
                 // Only files inside the upload folder are Sluice's to remove.
                 let root = (config.uploadDir as NSString).standardizingPath, path = (u.path as NSString).standardizingPath
                 guard path.hasPrefix(root + "/") else { continue }

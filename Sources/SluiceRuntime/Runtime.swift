@@ -29,6 +29,7 @@ public struct Runtime: Sendable {
                                   httpAllowlist: config.server.httpAllowlist, allowLinkLocal: config.server.allowLinkLocal)
         policy.s3Buckets = config.server.s3Buckets
         policy.gcsBuckets = config.server.gcsBuckets
+        policy.storage = try config.storage.map { (url) throws(SluiceError) in try SharedStorage(url, s3: S3Config.from(config.s3)) }
         let (p, l) = (policy, logger)
         return try await Telemetry.withTracing(logger: logger) { try await Backends.with(control: config.controlDatabase, target: config.targetDatabase, maxConnections: max(8, config.worker.concurrency * 2 + 4), logger: logger, tableSchema: config.targetSchema) { backend in
             guard let driver = try backend.controlPlane() else {

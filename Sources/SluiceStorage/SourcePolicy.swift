@@ -28,6 +28,8 @@ public struct SourcePolicy: Sendable {
     public var s3Buckets: [String] = []
     /// Buckets `gs://` sources may name.
     public var gcsBuckets: [String] = []
+    /// Where uploads are kept when processes run on several hosts (nil: the upload folder).
+    public var storage: SharedStorage?
 
     public init(uploadDir: String, fileRoots: [String] = [], httpAllowlist: [String] = [], allowLinkLocal: Bool = false) {
         self.uploadDir = uploadDir

@@ -77,12 +77,16 @@ public final class Watcher: Sendable {
     let sameStore: Bool
     let driver: any JobStore & UploadStore & FileLedger
     let uploadDir: String
+    /// Where the files a job reads go when processes run on several hosts (nil: `uploadDir`).
+    let storage: SharedStorage?
     let logger: Logger
 
-    public init(spec: WatchSpec, driver: any JobStore & UploadStore & FileLedger, uploadDir: String, s3: S3Config, logger: Logger) throws(SluiceError) {
+    public init(spec: WatchSpec, driver: any JobStore & UploadStore & FileLedger, uploadDir: String, storage: SharedStorage? = nil, s3: S3Config,
+                logger: Logger) throws(SluiceError) {
         self.spec = spec
         self.driver = driver
         self.uploadDir = uploadDir
+        self.storage = storage
         self.logger = logger
         // A watched folder that does not exist yet is created: files will land in it.
         if !Source.isRemote(spec.source) {
@@ -266,6 +270,20 @@ public final class Watcher: Sendable {
         return got
     }
 
+    /// Where a job will read the local file `path`: the file itself, or its copy in the shared
+    /// storage (the local file then goes).
+    func share(_ path: String) async throws(SluiceError) -> String {
+        guard let storage else { return path }
+        let url = try await storage.keep(path, folder: "uploads", name: (path as NSString).lastPathComponent)
+        try? FileManager.default.removeItem(atPath: path)
+        return url
+    }
+
+    /// Removes a file ``share(_:)`` returned that no job will read.
+    func discard(_ kept: String) async {
+        if let storage, storage.holds(kept) { try? await storage.remove(kept) } else { try? FileManager.default.removeItem(atPath: kept) }
+    }
+
     /// Fetches one object, copies it to the raw layer and queues its load.
     func ingest(_ o: ObjectInfo, firstSeen: Date, now: Date) async -> Outcome {
         let name = (o.key as NSString).lastPathComponent
@@ -277,10 +295,11 @@ public final class Watcher: Sendable {
             let sha = hash ?? ""
             var jobSpec = JobSpec(source: "upload:\(id)", format: spec.format, mode: spec.mode, fileName: name)
             jobSpec.removeSource = true  // the object stays in its source (and the raw layer)
-            try await driver.insertUpload(Upload(id: id, path: path, size: info.size, sha256: sha, originalName: name, createdAt: now))
+            let kept = try await share(path)
+            try await driver.insertUpload(Upload(id: id, path: kept, size: info.size, sha256: sha, originalName: name, createdAt: now))
             let inserted = try await driver.insertJob(JobInsertParams(entity: spec.entity, spec: jobSpec, maxAttempts: spec.maxAttempts,
                                                                       idempotencyKey: "watch-\(Self.digest("\(spec.name)\n\(o.key)\n\(o.etag)"))", now: now))
-            if inserted.existing { try? FileManager.default.removeItem(atPath: path) }  // another watcher got there first
+            if inserted.existing { await discard(kept) }  // another watcher got there first
             try await record(o, .queued, firstSeen: firstSeen, job: inserted.job.id)
             logger.info("queued", metadata: ["watch": "\(spec.name)", "key": "\(o.key)", "job": "\(inserted.job.id)"])
             return .queued(inserted.job.id, existing: inserted.existing)
@@ -351,12 +370,13 @@ public final class Watcher: Sendable {
                 }
                 let (sha, size) = try Download.sha256(ofFile: part.path)
                 let uploadID = "\(id)-\(t)"
-                try await driver.insertUpload(Upload(id: uploadID, path: part.path, size: size, sha256: sha, originalName: "\(spec.name)-batch.\(target.entity)", createdAt: now))
+                let kept = try await share(part.path)
+                try await driver.insertUpload(Upload(id: uploadID, path: kept, size: size, sha256: sha, originalName: "\(spec.name)-batch.\(target.entity)", createdAt: now))
                 var jobSpec = JobSpec(source: "upload:\(uploadID)", format: part.format, mode: spec.mode, fileName: "\(good.count) files")
                 jobSpec.removeSource = true  // derived from the batch's objects, which stay
                 let inserted = try await driver.insertJob(JobInsertParams(entity: target.entity, spec: jobSpec, maxAttempts: spec.maxAttempts,
                                                                           idempotencyKey: "watch-\(key)-\(t)", now: now))
-                if inserted.existing { try? FileManager.default.removeItem(atPath: part.path) }  // another watcher got there first
+                if inserted.existing { await discard(kept) }  // another watcher got there first
                 if first == nil { first = inserted }
             }
             if let first {

@@ -236,11 +236,12 @@ public struct JobExecutor: Sendable {
     func attempt(_ job: Job, _ lease: Lease, dir: String) async -> Outcome {
         let kind = job.spec.kind
         if case .stage(let stage) = kind { return await stageAttempt(job, stage, lease, dir: dir) }
+        var job = job
         let local: LocalSource
         let fetching = ContinuousClock.now
         do {
             local = try await withSpan("fetch") { span in
-                let local = try await fetcher.fetch(job.spec.source, into: dir)
+                let local = try await fetcher.fetch(job.spec.source, into: dir, range: job.spec.chunk.map { $0.start..<$0.end })
                 span.attributes["sluice.bytes"] = Int(local.size)
                 return local
             }
@@ -250,6 +251,12 @@ public struct JobExecutor: Sendable {
             return .failed(SluiceError(.io, "\(error)"))
         }
         Metrics.Timer(label: "sluice_load_phase_seconds", dimensions: [("phase", "fetch")]).record(duration: ContinuousClock.now - fetching)
+        if local.ranged, var chunk = job.spec.chunk {
+            // Only the chunk's bytes were fetched: its range now starts the file.
+            chunk.end -= chunk.start
+            chunk.start = 0
+            job.spec.chunk = chunk
+        }
         defer { if local.temporary { try? FileManager.default.removeItem(atPath: local.path) } }  // scratch download
         if kind == .load && !job.spec.force {
             do {
@@ -261,7 +268,7 @@ public struct JobExecutor: Sendable {
             }
         }
         let input = LoadInput(job: job, local: local, dir: dir)
-        if kind == .load, let chunkBytes = job.spec.chunkBytes ?? options.chunkBytes, target.supportsChunks, !local.temporary {
+        if kind == .load, let chunkBytes = job.spec.chunkBytes ?? options.chunkBytes, target.supportsChunks, !local.temporary || local.shared {
             switch await splitPlan(input, chunkBytes: chunkBytes) {
             case .failure(let e): return .failed(e)
             case .success(let split?):

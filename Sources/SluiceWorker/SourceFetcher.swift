@@ -11,6 +11,10 @@ public struct LocalSource: Sendable {
     public var size: Int64
     /// True when the file is a download the job owns (deleted after the job).
     public var temporary: Bool
+    /// A whole copy of an upload kept in the shared storage: chunk jobs fetch their bytes from there.
+    public var shared = false
+    /// The file holds only the bytes of the range asked for (a chunk's), not the whole source.
+    public var ranged = false
 }
 
 /// Turns a job's source into a local file: uploads are already on disk, files under a
@@ -35,7 +39,12 @@ public struct SourceFetcher: Sendable {
     /// space, not state.
     func removeScratchUpload(of job: Job) async {
         guard job.spec.removeSource == true, job.spec.parent == nil, case .upload(let id)? = try? policy.validate(job.spec.source),
-              let u = try? await driver.upload(id: id), let path = inUploadFolder(u) else { return }
+              let u = try? await driver.upload(id: id) else { return }
+        if let storage = policy.storage, storage.holds(u.path) {
+            try? await storage.remove(u.path)
+            return
+        }
+        guard let path = inUploadFolder(u) else { return }
         try? FileManager.default.removeItem(atPath: path)
         let folder = (path as NSString).deletingLastPathComponent
         if folder != (policy.uploadDir as NSString).standardizingPath, (try? FileManager.default.contentsOfDirectory(atPath: folder))?.isEmpty == true {
@@ -50,10 +59,25 @@ public struct SourceFetcher: Sendable {
         return path.hasPrefix(root + "/") && !u.path.contains("/../") ? path : nil
     }
 
-    public func fetch(_ source: String, into dir: String) async throws(SluiceError) -> LocalSource {
+    /// `range`: only those bytes are needed (a chunk job), where the source can serve them alone.
+    public func fetch(_ source: String, into dir: String, range: Range<Int64>? = nil) async throws(SluiceError) -> LocalSource {
         switch try policy.validate(source) {
         case .upload(let id):
             guard let u = try await driver.upload(id: id) else { throw SluiceError(.notFound, "upload '\(id)' does not exist") }
+            if let storage = policy.storage, storage.holds(u.path) {
+                // Kept in the shared storage: fetched (a chunk, only its bytes) and checked against its record.
+                if let range {
+                    let path = (dir as NSString).appendingPathComponent("chunk-" + (u.path as NSString).lastPathComponent)
+                    try await storage.fetch(u.path, range: range, to: path)
+                    return LocalSource(path: path, sha256: u.sha256, size: Int64(range.count), temporary: true, ranged: true)
+                }
+                let f = try await storage.fetch(u.path, into: dir, as: (u.path as NSString).lastPathComponent)
+                guard f.sha256 == u.sha256, f.size == u.size else {
+                    try? FileManager.default.removeItem(atPath: f.path)
+                    throw SluiceError(.io, "upload '\(id)' in \(u.path) is not what was uploaded (\(f.size) bytes, SHA-256 \(f.sha256 ?? "?"); expected \(u.size), \(u.sha256))")
+                }
+                return LocalSource(path: f.path, sha256: u.sha256, size: u.size, temporary: true, shared: true)
+            }
             guard inUploadFolder(u) != nil else { throw SluiceError(.refused, "upload '\(id)' is not in the upload folder") }
             return LocalSource(path: u.path, sha256: u.sha256, size: u.size, temporary: false)
         case .file(let path):

@@ -131,7 +131,7 @@ struct ServeCommand: AsyncParsableCommand {
                 if !config.watches.isEmpty { try FileManager.default.createDirectory(atPath: config.uploadDir, withIntermediateDirectories: true) }
                 for name in config.watches.keys.sorted() {
                     let spec = try WatchCommand.spec(name: name, source: nil, into: nil, config: config)
-                    services.append(leased(WatchService(watcher: try Watcher(spec: spec, driver: runtime.driver, uploadDir: config.uploadDir,
+                    services.append(leased(WatchService(watcher: try Watcher(spec: spec, driver: runtime.driver, uploadDir: config.uploadDir, storage: runtime.policy.storage,
                                                                              s3: S3Config.from(config.s3), logger: runtime.logger)), "watch:\(name)"))
                 }
                 var deps = APIDependencies(config: config, driver: runtime.driver, policy: runtime.policy, wake: wake, tokens: tokens2)

@@ -91,7 +91,8 @@ struct WatchCommand: AsyncParsableCommand {
             do {
                 try await Runtime.with(config) { runtime in
                     try FileManager.default.createDirectory(atPath: config.uploadDir, withIntermediateDirectories: true)
-                    let watcher = try Watcher(spec: finalSpec, driver: runtime.driver, uploadDir: config.uploadDir, s3: S3Config.from(config.s3), logger: runtime.logger)
+                    let watcher = try Watcher(spec: finalSpec, driver: runtime.driver, uploadDir: config.uploadDir, storage: runtime.policy.storage,
+                                              s3: S3Config.from(config.s3), logger: runtime.logger)
                     let worker = runtime.worker(concurrency: concurrency, id: nil, wake: WakeSignal())
                     if once {
                         let report = try await watcher.poll()

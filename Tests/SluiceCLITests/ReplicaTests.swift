@@ -101,3 +101,63 @@ import Foundation
         #expect(log.contains("holding the lease: running here"), "\(log.suffix(3000))")
     }
 }
+
+/// Issue 21: with `storage:` an upload leaves the API host's disk before the client hears 202,
+/// so the API host may die at once: a worker on another host (its own folder, nothing shared
+/// but PostgreSQL and the bucket) loads it, split into chunks that each fetch only their bytes.
+@Suite struct SharedStorageTests {
+    @Test func anUploadLoadsOnAnotherHostAfterTheAPIHostDied() async throws {
+        let pg = try TestPostgres.fresh()
+        let s3 = try S3Server.shared()
+        let bucket = "shared-" + UUID().uuidString.prefix(8).lowercased()
+        try s3.boto3("s3.create_bucket(Bucket='\(bucket)')")
+        let storage = "storage: s3://\(bucket)/sluice/"
+        let api = try ServerProcess(yaml: storage, database: pg.url, noWorkers: true, env: s3.env)
+        let rows = 60_000
+        let csv = api.bigCSV("big.csv", rows: rows)
+        let (status, body) = try await api.request("POST", "/registros/_bulk?chunk_mb=1&filename=big.csv",
+                                                   body: try Data(contentsOf: URL(fileURLWithPath: csv)), headers: ["Content-Type": "text/csv"])
+        #expect(status == 202, "\(String(decoding: body, as: UTF8.self))")
+        let job = try #require((try JSONSerialization.jsonObject(with: body) as? [String: Any])?["id"] as? Int)
+        let local = (FileManager.default.enumerator(atPath: api.cli.dir + "/.sluice/uploads")?.allObjects as? [String] ?? [])
+            .filter { !(((try? FileManager.default.attributesOfItem(atPath: api.cli.dir + "/.sluice/uploads/" + $0))?[.type] as? FileAttributeType) == .typeDirectory) }
+        #expect(local.isEmpty, "the upload stayed on the API host: \(local)")
+        let keys = try s3.boto3("print(json.dumps([o['Key'] for o in s3.list_objects_v2(Bucket='\(bucket)').get('Contents', [])]))")
+        #expect(keys.contains("sluice/uploads/"), "\(keys)")
+        kill(api.serve!.processIdentifier, SIGKILL)
+        api.serve!.waitUntilExit()
+
+        // Another host: its own folder and configuration; PostgreSQL and the bucket in common.
+        let host = try CLI()
+        host.write("sluice.yml", """
+            database: \(pg.url)
+            \(storage)
+            worker:
+              lease_seconds: 2
+              poll_seconds: 0.2
+            entities:
+              registros:
+                primary_key: [id]
+            """)
+        let worker = Process()
+        worker.executableURL = URL(fileURLWithPath: CLI.binary)
+        worker.arguments = ["worker", "--id", "other-host", "--concurrency", "2"]
+        worker.environment = ProcessInfo.processInfo.environment.merging(s3.env) { $1 }
+        worker.currentDirectoryURL = URL(fileURLWithPath: host.dir)
+        worker.standardOutput = FileHandle.nullDevice
+        worker.standardError = FileHandle(forWritingAtPath: host.write("worker.log", ""))
+        try worker.run()
+        defer { worker.terminate(); worker.waitUntilExit() }
+        var state = ""
+        for _ in 0..<600 where !["complete\n", "error\n", "cancelled\n"].contains(state) {
+            try await Task.sleep(for: .milliseconds(100))
+            state = try pg.query("SELECT state FROM sluice.jobs WHERE id = \(job)")
+        }
+        let log = (try? String(contentsOfFile: host.dir + "/worker.log", encoding: .utf8)) ?? ""
+        let error = try pg.query("SELECT error FROM sluice.jobs WHERE id = \(job)")
+        #expect(state == "complete\n", "\(error) \(log.suffix(2000))")
+        #expect(try pg.query("SELECT count(*), count(DISTINCT id) FROM registros") == "\(rows)|\(rows)\n")
+        let chunks = Int(try pg.query("SELECT count(*) FROM sluice.jobs WHERE spec LIKE '%\"parent\":\(job)%'").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        #expect(chunks >= 2, "the file was not split (\(chunks) chunk jobs)")
+    }
+}

@@ -1,0 +1,69 @@
+public import SluiceCore
+public import Foundation
+
+/// Where the files jobs need after a request has been answered are kept when Sluice runs on
+/// several hosts (`storage:` in sluice.yml, e.g. `s3://bucket/sluice/`): an upload is put
+/// there before the client hears 202, its record names the object, and a worker on any host
+/// fetches it. Without it, files stay in the local upload folder (one host, or a shared mount).
+public struct SharedStorage: Sendable {
+    /// The storage's URL, ending in `/`.
+    public let url: String
+    let source: Source
+
+    public init(_ url: String, s3: S3Config) throws(SluiceError) {
+        let root = url.hasSuffix("/") ? url : url + "/"
+        guard Source.isRemote(root), !root.hasPrefix("http://"), !root.hasPrefix("https://"), !root.hasPrefix("gdrive://") else {
+            throw SluiceError(.invalidConfig, "storage: '\(url)' is not an object store a process can write to (use s3://bucket/prefix/, gs://bucket/prefix/ or ftp://host/path/)")
+        }
+        self.url = root
+        source = try Source(root, s3: s3)
+    }
+
+    /// The store's key of `url`, when it lies inside this storage (never through `..`).
+    func key(_ url: String) -> String? {
+        guard url.hasPrefix(self.url) else { return nil }
+        let rest = url.dropFirst(self.url.count)
+        guard !rest.isEmpty, !rest.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else { return nil }
+        return source.location.key + rest
+    }
+
+    /// Whether `url` names an object of this storage.
+    public func holds(_ url: String) -> Bool { key(url) != nil }
+
+    /// Copies a finished local file in as `folder/name`; returns the object's URL.
+    public func keep(_ path: String, folder: String, name: String) async throws(SluiceError) -> String {
+        let url = self.url + folder + "/" + name
+        guard let key = key(url) else { throw SluiceError(.invalidArgument, "storage: '\(name)' is not a name a file can be kept under") }
+        try await source.store.upload(key, from: path, contentType: nil)
+        return url
+    }
+
+    /// The object `url` names, downloaded into `dir` (named like it) with its SHA-256.
+    public func fetch(_ url: String, into dir: String, as name: String) async throws(SluiceError) -> Source.LocalFile {
+        guard let key = key(url) else { throw SluiceError(.refused, "\(url) is not in the storage \(self.url)") }
+        let path = (dir as NSString).appendingPathComponent(name)
+        let (info, sha) = try await source.store.download(key, to: path, ifMatch: nil, hashing: true)
+        return Source.LocalFile(path: path, name: url, temporary: true, size: info.size, sha256: sha)
+    }
+
+    /// Bytes `range` of the object `url` names, written to `path` (a chunk of an upload).
+    public func fetch(_ url: String, range: Range<Int64>, to path: String) async throws(SluiceError) {
+        guard let key = key(url) else { throw SluiceError(.refused, "\(url) is not in the storage \(self.url)") }
+        let bytes = try await source.store.get(key, range: range, ifMatch: nil)
+        guard Int64(bytes.count) == range.count else {
+            throw SluiceError(.io, "\(url): asked for bytes \(range.lowerBound)..<\(range.upperBound), got \(bytes.count)")
+        }
+        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { throw SluiceError(.io, "cannot write \(path)") }
+    }
+
+    /// Removes the object `url` names (gone already is fine).
+    public func remove(_ url: String) async throws(SluiceError) {
+        guard let key = key(url) else { return }
+        do {
+            try await source.store.delete(key)
+        } catch where error.code == .notFound {
+            return
+        }
+    }
+}
