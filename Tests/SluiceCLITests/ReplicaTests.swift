@@ -11,7 +11,11 @@ import Foundation
         let shared = NSTemporaryDirectory() + "sluice-replicas-" + UUID().uuidString
         for d in ["drops", "in"] { try FileManager.default.createDirectory(atPath: "\(shared)/\(d)", withIntermediateDirectories: true) }
         defer { try? FileManager.default.removeItem(atPath: shared) }
+        let s3 = try S3Server.shared()
+        let bucket = "replicas-" + UUID().uuidString.prefix(8).lowercased()
+        try s3.boto3("s3.create_bucket(Bucket='\(bucket)')")
         let yaml = """
+            storage: s3://\(bucket)/sluice/
             watches:
               drops:
                 source: \(shared)/drops
@@ -24,10 +28,9 @@ import Foundation
                 into: registros
             """
         // Started together: both race for each lease, one wins each. A watched file's copy goes
-        // to the uploads folder, which the replicas share (a worker on either loads it).
-        let server = "lease_seconds: 3\n  uploads: \(shared)/uploads"
-        async let a = ServerProcess(yaml: yaml, server: server, database: pg.url)
-        async let b = ServerProcess(yaml: yaml, server: server, database: pg.url)
+        // to the storage, where a worker on either replica finds it.
+        async let a = ServerProcess(yaml: yaml, server: "lease_seconds: 3", database: pg.url, env: s3.env)
+        async let b = ServerProcess(yaml: yaml, server: "lease_seconds: 3", database: pg.url, env: s3.env)
         let replicas = try await [a, b]
         func holders() throws -> [String: String] {
             var out: [String: String] = [:]
