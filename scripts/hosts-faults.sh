@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Issue 21's first cross-host fault, on scripts/hosts.sh's namespaces: one file posted to the
-# API host is split into chunks loaded by N worker hosts over PostgreSQL; worker w1's link is
-# cut while it holds a chunk. Its lease expires, another host loads that chunk, the counts are
-# exact; when the link comes back, w1's late commit is refused by its fencing token.
+# Issue 21's cross-host faults, on scripts/hosts.sh's namespaces (each host with a folder of its
+# own; only PostgreSQL and the bucket are shared): one file is posted to the API host, which
+# keeps it in `storage:` and is killed right after its 202; N worker hosts load it in chunks;
+# worker w1's link is cut while it holds a chunk. Its lease expires, another host loads that
+# chunk, the counts are exact; when the link comes back, w1's late commit is refused by its
+# fencing token.
 #
 #   scripts/hosts-faults.sh [ROWS (default 2000000)] [WORKERS (default 3)]
 # Needs root and a release build (swift build -c release --product sluice). Exits non-zero
@@ -27,11 +29,16 @@ api() { $H run api curl -sf -H "Authorization: Bearer hosts" "$@"; }
 
 rm -rf "$WORK"; mkdir -p "$WORK"
 python3 bench/gen.py --rows "$ROWS" --out "$WORK/data" --base-only >/dev/null
-cat > "$WORK/sluice.yml" <<YML
+$H run api python3 -c "import boto3; boto3.client('s3', endpoint_url='$SLUICE_HOSTS_S3', aws_access_key_id='x', aws_secret_access_key='x', region_name='us-east-1').create_bucket(Bucket='hosts')"
+export AWS_ENDPOINT_URL_S3="$SLUICE_HOSTS_S3" AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1
+# Each host has a folder of its own (its disk); they share only PostgreSQL and the bucket.
+for h in api $(seq -f "w%g" 1 "$WORKERS"); do
+  mkdir -p "$WORK/$h"
+  cat > "$WORK/$h/sluice.yml" <<YML
 database: $DB
+storage: s3://hosts/sluice/
 server:
   tokens: [hosts]
-  file_roots: [$WORK/data]
 worker:
   lease_seconds: 4
   poll_seconds: 0.2
@@ -41,17 +48,23 @@ entities:
     primary_key: [id]
     columns: {id: int64, valor: float64, referencia: text, category: text}
 YML
+done
 
 cd "$WORK"
-$H run api "$SLUICE" serve --no-workers --host "$SLUICE_HOSTS_API" --port 8080 > serve.log 2>&1 &
+(cd "$WORK/api" && exec $H run api "$SLUICE" serve --no-workers --host "$SLUICE_HOSTS_API" --port 8080 > serve.log 2>&1) &
 for _ in $(seq 1 100); do api -o /dev/null "$API/healthz" 2>/dev/null && break; sleep 0.2; done
 for i in $(seq 1 "$WORKERS"); do
-  $H run "w$i" "$SLUICE" worker --id "w$i" --concurrency 1 > "w$i.log" 2>&1 &
+  (cd "$WORK/w$i" && exec $H run "w$i" "$SLUICE" worker --id "w$i" --concurrency 1 > "../w$i.log" 2>&1) &
 done
 started=$(date +%s.%N)
-job=$(api -X PUT -H "Content-Type: application/json" --data "{\"url\": \"file://$WORK/data/base.csv\", \"chunk_mb\": 8}" "$API/registros/_bulk")
+job=$(api -X POST -H "Content-Type: text/csv" --data-binary "@$WORK/data/base.csv" "$API/registros/_bulk?chunk_mb=8&filename=base.csv")
 id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$job")
-echo "job $id: $ROWS rows in 8 MB chunks over $WORKERS worker hosts"
+echo "job $id: $ROWS rows posted to the API host, in 8 MB chunks over $WORKERS worker hosts"
+# The API host dies right after its 202: the file is in the bucket, not on its disk.
+pkill -KILL -f "sluice serve --no-workers --host $SLUICE_HOSTS_API" || true
+left=$(find "$WORK/api" -type f -path '*uploads*' | wc -l)
+[ "$left" = 0 ] || { echo "FAIL: $left upload file(s) stayed on the API host's disk" >&2; exit 1; }
+echo "killed the API host after its 202"
 
 # Cut w1 while it holds a chunk.
 for _ in $(seq 1 600); do
@@ -65,16 +78,16 @@ $H cut w1
 echo "cut w1's link while it held chunk job $held"
 
 state=""
-for _ in $(seq 1 600); do
-  state=$(api "$API/registros/_bulk/status/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+for _ in $(seq 1 1200); do
+  state=$(sql "SELECT state FROM sluice.jobs WHERE id = $id")
   case "$state" in complete|error|cancelled) break ;; esac
   sleep 0.2
 done
 secs=$(python3 -c "import time; print('%.1f' % (time.time() - $started))")
-[ "$state" = complete ] || { echo "FAIL: job $id ended $state" >&2; tail -20 serve.log >&2; exit 1; }
+[ "$state" = complete ] || { echo "FAIL: job $id ended $state: $(sql "SELECT error FROM sluice.jobs WHERE id = $id")" >&2; tail -5 w*.log >&2; exit 1; }
 counts=$(sql "SELECT count(*) || ' ' || count(DISTINCT id) FROM public.registros")
 [ "$counts" = "$ROWS $ROWS" ] || { echo "FAIL: table holds $counts (rows, distinct ids), not $ROWS" >&2; exit 1; }
-rescued=$(sql "SELECT rescues || ' rescue(s), finished by ' || worker FROM sluice.jobs WHERE id = $held")
+rescued=$(sql "SELECT rescues || ' rescue(s), attempts ' || attempts FROM sluice.jobs WHERE id = $held")
 echo "complete in ${secs}s with w1 cut off: $counts rows/distinct ids; chunk $held: $rescued"
 
 # Back online: w1 learns it lost the chunk; nothing it does lands.

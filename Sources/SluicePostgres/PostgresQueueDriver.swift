@@ -13,6 +13,36 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
 
     public init(db: PostgresPool) { self.db = db }
 
+    /// This host's clock against the server's.
+    let clock = ServerClock()
+
+    /// Seconds to add to a time on this host's clock to have it on the server's (0 when they
+    /// agree within a second; the last reading when the server cannot be asked).
+    func skew() async -> Double {
+        if let known = clock.current() { return known }
+        let before = Date()
+        do {
+            let server = try await run("reading the server's clock") { conn in
+                try await self.rows(conn, "SELECT extract(epoch FROM clock_timestamp())::float8", []).first?.decode(Double.self)
+            }
+            guard let server else { return clock.last }
+            return clock.record(server: server, before: before, after: Date())
+        } catch {
+            return clock.last
+        }
+    }
+
+    /// `d`, a time on this host's clock, on the server's.
+    func onServer(_ d: Date) async -> Date { d.addingTimeInterval(await skew()) }
+
+    /// `p` with its times at `keys` on the server's clock.
+    func onServer<P>(_ p: P, _ keys: WritableKeyPath<P, Date>...) async -> P {
+        let skew = await skew()
+        var p = p
+        for k in keys { p[keyPath: k] = p[keyPath: k].addingTimeInterval(skew) }
+        return p
+    }
+
     func run<T: Sendable>(_ what: String, _ body: @Sendable (PostgresConnection) async throws -> T) async throws(SluiceError) -> T {
         do {
             return try await db.client.withConnection { try await body($0) }
@@ -203,7 +233,8 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     // MARK: Queries
 
     public func insertJob(_ p: JobInsertParams) async throws(SluiceError) -> JobInsertResult {
-        try await run("inserting a job") { conn in try await self.insertJob(conn, p) }
+        let p = await onServer(p, \.now)  // judged on the server's clock
+        return try await run("inserting a job") { conn in try await self.insertJob(conn, p) }
     }
 
     func insertJob(_ conn: PostgresConnection, _ p: JobInsertParams) async throws -> JobInsertResult {
@@ -250,6 +281,7 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     }
 
     public func claimJobs(_ p: JobClaimParams) async throws(SluiceError) -> [Job] {
+        let p = await onServer(p, \.now)  // judged on the server's clock
         if p.limit <= 0 { return [] }
         return try await run("claiming jobs") { conn in
             try await self.rows(conn, """
@@ -267,7 +299,8 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     }
 
     public func heartbeat(_ p: JobHeartbeatParams) async throws(SluiceError) -> LeaseStatus {
-        try await run("heartbeat") { conn in
+        let p = await onServer(p, \.now)  // judged on the server's clock
+        return try await run("heartbeat") { conn in
             let n = try await self.db.exec("UPDATE sluice.jobs SET lease_expires_at = $1 WHERE id = $2 AND lease_token = $3 AND state = 'processing'",
                                            [.date(Self.after(p.now, p.leaseDuration)), .int(p.id), .int(p.token)], on: conn)
             if n == 1 { return .held }
@@ -302,6 +335,7 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     }
 
     public func completeJob(_ p: JobCompleteParams) async throws(SluiceError) -> Bool {
+        let p = await onServer(p, \.now)  // judged on the server's clock
         let db = self.db
         return try await run("completing a job") { conn in
             try await Self.complete(conn, db: db, id: p.id, token: p.token, result: p.result, entity: p.entity, now: p.now)
@@ -309,7 +343,8 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     }
 
     public func failJob(_ p: JobFailParams) async throws(SluiceError) -> Job? {
-        try await run("recording a failure") { conn in
+        let p = await onServer(p, \.now, \.retryAt)  // judged on the server's clock
+        return try await run("recording a failure") { conn in
             let rows = try await self.rows(conn, """
                 UPDATE sluice.jobs
                 SET state = CASE WHEN $1 AND attempts < max_attempts THEN 'queued' ELSE 'error' END,
@@ -324,7 +359,8 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     }
 
     public func cancelJob(_ p: JobCancelParams) async throws(SluiceError) -> Job? {
-        try await run("cancelling a job") { conn in
+        let p = await onServer(p, \.now)  // judged on the server's clock
+        return try await run("cancelling a job") { conn in
             try await self.rows(conn, """
                 UPDATE sluice.jobs SET state = 'cancelled', lease_token = lease_token + 1, worker = NULL, lease_expires_at = NULL,
                     finished_at = $1
@@ -335,7 +371,8 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     }
 
     public func retryJob(_ p: JobRetryParams) async throws(SluiceError) -> Job? {
-        try await run("retrying a job") { conn in
+        let p = await onServer(p, \.now)  // judged on the server's clock
+        return try await run("retrying a job") { conn in
             let job = try await self.rows(conn, """
                 UPDATE sluice.jobs SET state = 'queued', attempts = 0, rescues = 0, run_after = $1, error = NULL, result = NULL, finished_at = NULL,
                     progress_bytes = 0, progress_rows = 0
@@ -348,6 +385,7 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     }
 
     public func rescueExpired(_ p: JobRescueParams) async throws(SluiceError) -> Int {
+        let p = await onServer(p, \.now)  // judged on the server's clock
         var total = 0
         var cursor: Int64 = 0
         // Keyset batches keep each statement short; SKIP LOCKED leaves rows another rescuer holds.
@@ -460,7 +498,8 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     }
 
     public func cachedAnswers(namespace: String, keys: [String], now: Date) async throws(SluiceError) -> [String: String] {
-        try await run("reading the enrich cache") { conn in
+        let now = await onServer(now)
+        return try await run("reading the enrich cache") { conn in
             var out: [String: String] = [:]
             for r in try await self.rows(conn, "SELECT key, value FROM sluice.enrich_cache WHERE namespace = $1 AND key = ANY($2::text[]) AND expires_at > $3",
                                          [.text(namespace), .texts(keys), .date(now)]) {
@@ -472,6 +511,7 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     }
 
     public func cacheAnswers(namespace: String, entries: [String: String], expiresAt: Date) async throws(SluiceError) {
+        let expiresAt = await onServer(expiresAt)
         let keys = Array(entries.keys), values = keys.map { entries[$0]! }
         _ = try await run("writing the enrich cache") { conn in
             try await self.db.exec("""
@@ -482,7 +522,8 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     }
 
     public func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date) async throws(SluiceError) -> (granted: Int, wait: Double) {
-        try await run("taking a rate-limit token") { conn in
+        let now = await onServer(now)
+        return try await run("taking a rate-limit token") { conn in
             try await self.db.exec("INSERT INTO sluice.rate_limits (name, tokens, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
                                    [.text(bucket), .double(burst), .date(now)], on: conn)
             // One statement, row-locked: refill by the time since the last take, then take what there is.

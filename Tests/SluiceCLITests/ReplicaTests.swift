@@ -164,3 +164,46 @@ import Foundation
         #expect(chunks >= 2, "the file was not split (\(chunks) chunk jobs)")
     }
 }
+
+/// Issue 21: leases are judged on PostgreSQL's clock, never a host's. A worker whose clock
+/// runs two minutes ahead (faketime) shares the queue with one whose clock is right: it must
+/// not take the other's jobs as expired (nor would the other's leases look endless to it).
+@Suite struct ClockSkewTests {
+    @Test func aWorkerWhoseClockIsAheadDoesNotRescueLiveJobs() async throws {
+        let pg = try TestPostgres.fresh()
+        let srv = try ServerProcess(database: pg.url, noWorkers: true)
+        try srv.startWorker("right")
+        let ahead = Process()
+        ahead.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        ahead.arguments = ["faketime", "-f", "+120s", CLI.binary, "worker", "--id", "ahead"]
+        ahead.currentDirectoryURL = URL(fileURLWithPath: srv.cli.dir)
+        ahead.standardOutput = FileHandle.nullDevice
+        ahead.standardError = FileHandle(forWritingAtPath: srv.cli.write("worker-ahead.log", ""))
+        try ahead.run()
+        defer {
+            // faketime does not pass SIGTERM on to the worker it runs: stop the worker itself.
+            _ = try? TestPostgres.run(["pkill", "-TERM", "-P", String(ahead.processIdentifier)])
+            ahead.waitUntilExit()
+        }
+        let rows = 150_000
+        let path = srv.bigCSV("big.csv", rows: rows)
+        var ids: [Int] = []
+        for k in 0..<6 {
+            // The same rows six times over (forced: each is loaded, not skipped as a duplicate).
+            let (s, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)", "force": true, "priority": \#(k)}"#)
+            #expect(s == 202, "\(o)")
+            ids.append(try #require(o["id"] as? Int))
+        }
+        for id in ids {
+            let done = try await srv.wait(job: id) { ["complete", "error"].contains($0["state"] as? String ?? "") }
+            #expect(done["state"] as? String == "complete", "\(done)")
+        }
+        #expect(try pg.query("SELECT count(*), count(DISTINCT id) FROM registros") == "\(rows)|\(rows)\n")
+        let right = try String(contentsOfFile: srv.cli.dir + "/worker-right.log", encoding: .utf8)
+        let skewed = try String(contentsOfFile: srv.cli.dir + "/worker-ahead.log", encoding: .utf8)
+        #expect(try pg.query("SELECT sum(rescues) FROM sluice.jobs") == "0\n", "jobs were rescued while their worker held them:\n\(right.suffix(1500))\n\(skewed.suffix(1500))")
+        #expect(!right.contains("lease was lost"), "\(right.suffix(2000))")
+        #expect(right.contains("job complete") && skewed.contains("job complete"),
+                "both workers ran jobs (the one ahead \(ahead.isRunning ? "runs" : "exited \(ahead.terminationStatus)")):\n\(right.suffix(800))\n\(skewed.suffix(800))")
+    }
+}
