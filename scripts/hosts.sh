@@ -74,6 +74,13 @@ down)
     ip netns del "$n"
   done
   ip link del "$BRIDGE" 2>/dev/null || true
+  # A namespace's veth can outlive it for a moment (its processes were still exiting).
+  for _ in $(seq 1 50); do
+    left=$(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^slv-' || true)
+    [ -z "$left" ] && break
+    for l in $left; do ip link del "$l" 2>/dev/null || true; done
+    sleep 0.1
+  done
   rm -rf "$STATE"
   ;;
 *) echo "usage: scripts/hosts.sh up N | run NAME CMD... | cut NAME | restore NAME | down" >&2; exit 2 ;;

@@ -19,6 +19,7 @@ command -v openssl >/dev/null || missing+=(openssl)   # the MariaDB test server'
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)   # Spark, a Parquet reader the tests open Sluice's files with
 command -v chromium >/dev/null || missing+=(chromium)   # the console's pages, rendered headless
 command -v systemd-analyze >/dev/null || missing+=(systemd)   # scripts/check-deploy.sh checks the unit file
+command -v ip >/dev/null || missing+=(iproute2)   # scripts/hosts.sh: network namespaces as hosts
 command -v faketime >/dev/null || missing+=(faketime)   # a worker whose clock is off (leases judged on the server's clock)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"

@@ -102,6 +102,7 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
     /// The connection's whole life: setup, COPY, then commit or rollback.
     func session() async {
         var signalled = false
+        var stageLeft = false
         var outcome: Result<SinkCounts, SluiceError> = .failure(SluiceError(.aborted, "the load was rolled back"))
         do {
             try await db.client.withConnection { conn in
@@ -147,7 +148,21 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
                         outcome = .failure(SluiceError(.tooManyRejects, "\(counts.rejects.count) more rows refused by PostgreSQL exceed the reject budget; nothing was written"))
                         return
                     }
-                    if let sharedStage { try await db.exec("DROP TABLE IF EXISTS \(sharedStage)", on: conn) }
+                    if let sharedStage {
+                        // A chunk writer cut off mid-COPY still holds the shared stage until the
+                        // server notices (a minute, by the keepalives): waiting for it would hold
+                        // this commit. Wait 2 s at most, then leave the stage to `dropSharedStage`.
+                        try await db.exec("SAVEPOINT drop_stage", on: conn)
+                        do {
+                            try await db.exec("SET LOCAL lock_timeout = '2s'", on: conn)
+                            try await db.exec("DROP TABLE IF EXISTS \(sharedStage)", on: conn)
+                            try await db.exec("RELEASE SAVEPOINT drop_stage", on: conn)
+                        } catch {
+                            try await db.exec("ROLLBACK TO SAVEPOINT drop_stage", on: conn)
+                            stageLeft = true
+                        }
+                        try await db.exec("SET LOCAL lock_timeout = DEFAULT", on: conn)
+                    }
                     for (i, sql) in context.afterSQL.enumerated() {
                         do { try await db.exec(sql, on: conn) } catch {
                             throw CommitContext.sqlStepFailed(i, sql, PostgresPool.error(error, "running a sql step").message)
@@ -164,6 +179,9 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
                         return
                     }
                     try await db.exec("COMMIT", on: conn)
+                    if stageLeft, let sharedStage {
+                        db.logger.warning("the shared stage is still held by a chunk writer that was cut off; left in place", metadata: ["stage": "\(sharedStage)"])
+                    }
                     outcome = .success(counts)
                 } catch {
                     // Release the producer first, then drop the connection rather than send

@@ -43,17 +43,25 @@ public final class PostgresPool: Sendable {
         let password = c.password?.removingPercentEncoding ?? c.password
         var config = PostgresClient.Configuration(host: host, port: c.port ?? 5432, username: user, password: password,
                                                   database: database.isEmpty ? nil : database, tls: tls)
-        single = PostgresConnection.Configuration(host: host, port: c.port ?? 5432, username: user, password: password,
-                                                  database: database.isEmpty ? nil : database, tls: .disable)
+        var single = PostgresConnection.Configuration(host: host, port: c.port ?? 5432, username: user, password: password,
+                                                      database: database.isEmpty ? nil : database, tls: .disable)
         address = "\(host):\(c.port ?? 5432)"
         config.options.maximumConnections = maxConnections
         config.options.connectTimeout = .seconds(10)
+        // The server notices within about a minute a client whose host died or whose link was
+        // cut, and ends its session (an open COPY and its locks go with it), not after hours.
+        config.options.additionalStartupParameters = Self.keepalives
+        single.options.additionalStartupParameters = Self.keepalives
+        self.single = single
         client = PostgresClient(configuration: config, backgroundLogger: logger)
         self.logger = logger
         var shown = c
         if shown.password != nil { shown.password = "***" }
         displayURL = shown.string ?? "postgres://"
     }
+
+    /// The server's TCP keepalives for each session: 20 s idle, then 4 probes 5 s apart.
+    static let keepalives = [("tcp_keepalives_idle", "20"), ("tcp_keepalives_interval", "5"), ("tcp_keepalives_count", "4")]
 
     /// The sessions' `TimeZone`, asked once per pool (every load of a worker would ask again).
     let timeZone = Mutex<String??>(nil)
