@@ -100,8 +100,22 @@ public struct PostgresDataTarget: DataTarget {
     public func dropSharedStage(parent: Int64) async {
         let pool = self.pool
         let sql = "DROP TABLE IF EXISTS \(PostgresLoad.SharedStage(jobId: parent).quoted)"
-        // Best effort: a stage left behind is scratch space, dropped again by a later attempt.
-        _ = try? await pool.client.withConnection { conn in try await pool.exec(sql, on: conn) }
+        // Best effort, never waiting long on a writer that still holds it: a stage left behind
+        // is scratch space, dropped again by a later attempt or by clean-up.
+        _ = try? await pool.client.withConnection { conn in
+            try await pool.exec("SET lock_timeout = '5s'", on: conn)
+            _ = try? await pool.exec(sql, on: conn)
+            try await pool.exec("RESET lock_timeout", on: conn)
+        }
+    }
+
+    public func sharedStages() async -> [Int64] {
+        let pool = self.pool
+        let names = try? await pool.client.withConnection { conn in
+            try await conn.query("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'sluice' AND table_name ~ '^stage_[0-9]+$'",
+                                 logger: pool.logger).collect().map { try $0.decode(String.self) }
+        }
+        return (names ?? []).compactMap { Int64($0.dropFirst("stage_".count)) }
     }
 
     public func chunkSink(job: Job, parent: Int64, schema: TableSchema, chunk: FileChunk,

@@ -68,6 +68,8 @@ public protocol DataTarget: Sendable {
     func prepareSharedStage(parent: Int64, schema: TableSchema) async throws(SluiceError)
     /// Removes the shared stage of chunked job `parent`.
     func dropSharedStage(parent: Int64) async
+    /// The jobs whose shared stage exists (clean-up drops those of finished jobs).
+    func sharedStages() async -> [Int64]
     /// The sink of a chunk job: fills its part of the parent's stage, completes the chunk job.
     func chunkSink(job: Job, parent: Int64, schema: TableSchema, chunk: FileChunk,
                    now: @escaping @Sendable () -> Date) async throws(SluiceError) -> any LoadSink
@@ -89,6 +91,7 @@ extension DataTarget {
         throw SluiceError(.unsupported, "this target does not load files in chunks")
     }
     public func dropSharedStage(parent: Int64) async {}
+    public func sharedStages() async -> [Int64] { [] }
     public func chunkSink(job: Job, parent: Int64, schema: TableSchema, chunk: FileChunk,
                           now: @escaping @Sendable () -> Date) async throws(SluiceError) -> any LoadSink {
         throw SluiceError(.unsupported, "this target does not load files in chunks")

@@ -46,6 +46,10 @@ public enum Cleanup {
         var report = CleanupReport(dryRun: dryRun)
         let fm = FileManager.default
 
+        // Chunked jobs' shared stages, listed before the jobs: each belongs to a job listed below
+        // unless that job is gone already.
+        let stages = await runtime.target.sharedStages()
+
         // Finished jobs past their time go first: their uploads and folders then count as unused.
         let jobsCutoff = now.addingTimeInterval(-keep.jobsDays * 86_400)
         func expired(_ j: Job) -> Bool { j.state.isFinal && (j.finishedAt ?? .distantFuture) < jobsCutoff }
@@ -63,6 +67,12 @@ public enum Cleanup {
             report.jobs += page.count - kept.count
             RetentionPlanner.gather(kept, into: &use)
             for j in kept { ended[j.id] = j.state.isFinal ? (j.finishedAt ?? j.createdAt) : nil }
+        }
+
+        // A stage outlives its job only when a writer cut off mid-COPY held it at the commit.
+        for id in stages where !dryRun {
+            if let end = ended[id], end == nil { continue }  // its job is still running
+            await runtime.target.dropSharedStage(parent: id)
         }
 
         var from: String? = nil

@@ -219,3 +219,21 @@ import Foundation
         print(out)
     }
 }
+
+/// A shared stage left behind (its chunk writer was cut off mid-COPY when the parent committed)
+/// is dropped by `sluice gc`; the stage of a job still queued or running stays.
+@Suite struct SharedStageCleanupTests {
+    @Test func gcDropsTheStagesOfFinishedOrForgottenJobsOnly() async throws {
+        let pg = try TestPostgres.fresh()
+        let srv = try ServerProcess(database: pg.url, noWorkers: true)
+        let path = srv.bigCSV("small.csv", rows: 10)
+        let (s, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)"}"#)
+        #expect(s == 202, "\(o)")
+        let queued = try #require(o["id"] as? Int)
+        _ = try pg.query("CREATE TABLE sluice.stage_\(queued) (x int); CREATE TABLE sluice.stage_999999 (x int)")
+        let gc = try srv.cli.run(["gc"])
+        #expect(gc.status == 0, "\(gc.err)")
+        #expect(try pg.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'sluice' AND table_name LIKE 'stage_%' ORDER BY 1")
+                == "stage_\(queued)\n")
+    }
+}
