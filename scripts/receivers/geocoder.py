@@ -78,10 +78,11 @@ class Handler(BaseHTTPRequestHandler):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=8090)
+    ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--fail-rate", type=float, default=0.0)
     ap.add_argument("--throttle-rate", type=float, default=0.0)
     ap.add_argument("--slow-rate", type=float, default=0.0)
     ap.add_argument("--slow-seconds", type=float, default=2.0)
     A = ap.parse_args()
     ThreadingHTTPServer.daemon_threads = True
-    ThreadingHTTPServer(("127.0.0.1", A.port), Handler).serve_forever()
+    ThreadingHTTPServer((A.host, A.port), Handler).serve_forever()
