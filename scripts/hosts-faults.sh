@@ -27,6 +27,20 @@ DB="$SLUICE_HOSTS_DB_URL"
 API="http://$SLUICE_HOSTS_API:8080"
 sql() { $H run api psql "$DB" -qAtc "$1"; }
 api() { $H run api curl -sf -H "Authorization: Bearer hosts" "$@"; }
+# Waits for job $1 to end; fails unless it completed and the table holds $2 rows, each once.
+# Sets secs (since $started) and counts.
+wait_complete() {
+  local state=""
+  for _ in $(seq 1 1500); do
+    state=$(sql "SELECT state FROM sluice.jobs WHERE id = $1")
+    case "$state" in complete|error|cancelled) break ;; esac
+    sleep 0.2
+  done
+  secs=$(python3 -c "import time; print('%.1f' % (time.time() - $started))")
+  [ "$state" = complete ] || { echo "FAIL: job $1 ended $state: $(sql "SELECT error FROM sluice.jobs WHERE id = $1")" >&2; tail -5 w*.log >&2; exit 1; }
+  counts=$(sql "SELECT count(*) || ' ' || count(DISTINCT id) FROM public.registros")
+  [ "$counts" = "$2 $2" ] || { echo "FAIL: table holds $counts (rows, distinct ids), not $2" >&2; exit 1; }
+}
 
 rm -rf "$WORK"; mkdir -p "$WORK"
 python3 bench/gen.py --rows "$ROWS" --out "$WORK/data" --base-only >/dev/null
@@ -78,16 +92,7 @@ held=$(sql "SELECT id FROM sluice.jobs WHERE worker LIKE 'w1%' AND state = 'proc
 $H cut w1
 echo "cut w1's link while it held chunk job $held"
 
-state=""
-for _ in $(seq 1 1200); do
-  state=$(sql "SELECT state FROM sluice.jobs WHERE id = $id")
-  case "$state" in complete|error|cancelled) break ;; esac
-  sleep 0.2
-done
-secs=$(python3 -c "import time; print('%.1f' % (time.time() - $started))")
-[ "$state" = complete ] || { echo "FAIL: job $id ended $state: $(sql "SELECT error FROM sluice.jobs WHERE id = $id")" >&2; tail -5 w*.log >&2; exit 1; }
-counts=$(sql "SELECT count(*) || ' ' || count(DISTINCT id) FROM public.registros")
-[ "$counts" = "$ROWS $ROWS" ] || { echo "FAIL: table holds $counts (rows, distinct ids), not $ROWS" >&2; exit 1; }
+wait_complete "$id" "$ROWS"
 rescued=$(sql "SELECT rescues || ' rescue(s), attempts ' || attempts FROM sluice.jobs WHERE id = $held")
 echo "complete in ${secs}s with w1 cut off: $counts rows/distinct ids; chunk $held: $rescued"
 
@@ -132,17 +137,7 @@ echo "job $id2: cut the database host's link for ${CUT}s while $n chunk(s) were 
 sleep "$CUT"
 $H restore db
 started=$(date +%s.%N)
-state=""
-for _ in $(seq 1 1500); do
-  state=$(sql "SELECT state FROM sluice.jobs WHERE id = $id2")
-  case "$state" in complete|error|cancelled) break ;; esac
-  sleep 0.2
-done
-secs=$(python3 -c "import time; print('%.1f' % (time.time() - $started))")
-[ "$state" = complete ] || { echo "FAIL: job $id2 ended $state: $(sql "SELECT error FROM sluice.jobs WHERE id = $id2")" >&2; tail -5 w*.log >&2; exit 1; }
-total=$((ROWS * 2))
-counts=$(sql "SELECT count(*) || ' ' || count(DISTINCT id) FROM public.registros")
-[ "$counts" = "$total $total" ] || { echo "FAIL: table holds $counts (rows, distinct ids), not $total" >&2; exit 1; }
+wait_complete "$id2" $((ROWS * 2))
 stuck=$(sql "SELECT count(*) FROM sluice.jobs WHERE state NOT IN ('complete')")
 [ "$stuck" = 0 ] || { echo "FAIL: $stuck job(s) not complete" >&2; exit 1; }
 echo "PASS: complete ${secs}s after the link came back: $counts rows/distinct ids; $(sql "SELECT coalesce(sum(rescues), 0) FROM sluice.jobs WHERE spec LIKE '%\"parent\":$id2%'") chunk rescue(s); no job stuck"

@@ -46,15 +46,25 @@ public struct SharedStorage: Sendable {
         return Source.LocalFile(path: path, name: url, temporary: true, size: info.size, sha256: sha)
     }
 
-    /// Bytes `range` of the object `url` names, written to `path` (a chunk of an upload).
+    /// Bytes `range` of the object `url` names, written to `path` (a chunk of an upload), 8 MiB
+    /// at a time.
     public func fetch(_ url: String, range: Range<Int64>, to path: String) async throws(SluiceError) {
         guard let key = key(url) else { throw SluiceError(.refused, "\(url) is not in the storage \(self.url)") }
-        let bytes = try await source.store.get(key, range: range, ifMatch: nil)
-        guard Int64(bytes.count) == range.count else {
-            throw SluiceError(.io, "\(url): asked for bytes \(range.lowerBound)..<\(range.upperBound), got \(bytes.count)")
-        }
         try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { throw SluiceError(.io, "cannot write \(path)") }
+        guard FileManager.default.createFile(atPath: path, contents: nil), let out = FileHandle(forWritingAtPath: path) else {
+            throw SluiceError(.io, "cannot write \(path)")
+        }
+        defer { try? out.close() }
+        var at = range.lowerBound
+        while at < range.upperBound {
+            let end = min(range.upperBound, at + (8 << 20))
+            let bytes = try await source.store.get(key, range: at..<end, ifMatch: nil)
+            guard Int64(bytes.count) == end - at else {
+                throw SluiceError(.io, "\(url): asked for bytes \(at)..<\(end), got \(bytes.count)")
+            }
+            do { try out.write(contentsOf: bytes) } catch { throw SluiceError(.io, "cannot write \(path): \(error.localizedDescription)") }
+            at = end
+        }
     }
 
     /// Removes the object `url` names (gone already is fine).

@@ -241,7 +241,7 @@ public struct JobExecutor: Sendable {
         let fetching = ContinuousClock.now
         do {
             local = try await withSpan("fetch") { span in
-                let local = try await fetcher.fetch(job.spec.source, into: dir, range: job.spec.chunk.map { $0.start..<$0.end })
+                let local = try await fetcher.fetch(job.spec.source, into: dir, range: job.spec.chunk.flatMap { $0.start <= $0.end ? $0.start..<$0.end : nil })
                 span.attributes["sluice.bytes"] = Int(local.size)
                 return local
             }
