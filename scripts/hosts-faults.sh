@@ -37,7 +37,7 @@ wait_complete() {
     sleep 0.2
   done
   secs=$(python3 -c "import time; print('%.1f' % (time.time() - $started))")
-  [ "$state" = complete ] || { echo "FAIL: job $1 ended $state: $(sql "SELECT error FROM sluice.jobs WHERE id = $1")" >&2; tail -5 w*.log >&2; exit 1; }
+  [ "$state" = complete ] || { echo "FAIL: job $1 ended $state: $(sql "SELECT error FROM sluice.jobs WHERE id = $1")" >&2; tail -n 5 w*.log >&2; exit 1; }
   counts=$(sql "SELECT count(*) || ' ' || count(DISTINCT id) FROM public.registros")
   [ "$counts" = "$2 $2" ] || { echo "FAIL: table holds $counts (rows, distinct ids), not $2" >&2; exit 1; }
 }

@@ -89,6 +89,7 @@ public struct JobExecutor: Sendable {
         let bytes = Atomic<Int64>(0)
         let rows = Atomic<Int64>(0)
         var held: Bool { status.load(ordering: .relaxed) == 0 }
+        var cancelled: Bool { status.load(ordering: .relaxed) == 1 }
     }
 
     /// The outcome of one attempt.
@@ -332,7 +333,9 @@ public struct JobExecutor: Sendable {
             var rejects: [String] = []
             while true {
                 if !lease.held {
-                    for id in ids { _ = try? await driver.cancelJob(JobCancelParams(id: id, now: now())) }  // best effort
+                    // A cancelled parent takes its chunks with it (best effort). One that lost its
+                    // lease leaves them to the attempt that took it over, which waits for the same chunks.
+                    if lease.cancelled { for id in ids { _ = try? await driver.cancelJob(JobCancelParams(id: id, now: now())) } }
                     return .failed(SluiceError(.aborted, "the parent job was cancelled or lost its lease"))
                 }
                 var done = 0, rows: Int64 = 0, bytes: Int64 = 0
