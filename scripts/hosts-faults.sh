@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Issue 21's cross-host faults, on scripts/hosts.sh's namespaces (each host with a folder of its
-# own; only PostgreSQL and the bucket are shared): one file is posted to the API host, which
-# keeps it in `storage:` and is killed right after its 202; N worker hosts load it in chunks;
-# worker w1's link is cut while it holds a chunk. Its lease expires, another host loads that
-# chunk, the counts are exact; when the link comes back, w1's late commit is refused by its
-# fencing token.
+# own; only PostgreSQL and the bucket are shared):
+#   1. a file posted to the API host, which keeps it in `storage:` and is killed right after its
+#      202; N worker hosts load it in chunks; w1's link is cut while it holds a chunk: its lease
+#      expires, another host loads that chunk, and w1's late commit is refused by its token;
+#   2. the database host's link cut for CUT seconds (default 20) mid-load;
+#   3. the S3 host's link cut for CUT seconds while the API host keeps an upload there.
+# Each ends with exact counts (every row once) and no job stuck.
 #
 #   scripts/hosts-faults.sh [ROWS (default 2000000)] [WORKERS (default 3)] [CHUNK_MB (default 8)]
 # Needs root and a release build (swift build -c release --product sluice), or SLUICE_BIN=path.
@@ -88,7 +90,7 @@ for _ in $(seq 1 600); do
   sleep 0.05
 done
 [ "$n" -gt 0 ] || { echo "FAIL: w1 never held a chunk" >&2; exit 1; }
-held=$(sql "SELECT id FROM sluice.jobs WHERE worker LIKE 'w1%' AND state = 'processing' LIMIT 1")
+held=$(sql "SELECT id FROM sluice.jobs WHERE worker LIKE 'w1%' AND state = 'processing' AND spec LIKE '%\"parent\"%' LIMIT 1")
 $H cut w1
 echo "cut w1's link while it held chunk job $held"
 
@@ -141,3 +143,42 @@ wait_complete "$id2" $((ROWS * 2))
 stuck=$(sql "SELECT count(*) FROM sluice.jobs WHERE state NOT IN ('complete')")
 [ "$stuck" = 0 ] || { echo "FAIL: $stuck job(s) not complete" >&2; exit 1; }
 echo "PASS: complete ${secs}s after the link came back: $counts rows/distinct ids; $(sql "SELECT coalesce(sum(rescues), 0) FROM sluice.jobs WHERE spec LIKE '%\"parent\":$id2%'") chunk rescue(s); no job stuck"
+
+# The S3 host's link cut for CUT seconds while the API host puts an upload there: the client
+# gets 202 and the upload loads, or an error and nothing is recorded — never an upload
+# recorded without its object, nor a job without its upload.
+uploads_before=$(sql "SELECT count(*) FROM sluice.uploads")
+python3 - "$WORK/data/base.csv" "$WORK/data/third.csv" "$((ROWS * 2))" <<'PY'
+import csv, sys
+src, dst, shift = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(src, newline="") as f, open(dst, "w", newline="") as g:
+    r, w = csv.reader(f), csv.writer(g)
+    w.writerow(next(r))
+    for row in r:
+        row[0] = str(int(row[0]) + shift)
+        w.writerow(row)
+PY
+$H run api curl -s -o "$WORK/third.out" -w "%{http_code}" -H "Authorization: Bearer hosts" -X POST -H "Content-Type: text/csv" \
+  --data-binary "@$WORK/data/third.csv" "$API/registros/_bulk?chunk_mb=$CHUNK_MB&filename=third.csv" > "$WORK/third.code" &
+post=$!
+# Cut as the body has arrived and the API host starts putting it in the bucket.
+for _ in $(seq 1 200); do
+  ls "$WORK"/api/.sluice/uploads/*/* >/dev/null 2>&1 && break
+  sleep 0.02
+done
+$H cut s3
+echo "cut the S3 host's link for ${CUT}s while the API host was keeping an upload there"
+sleep "$CUT"
+$H restore s3
+wait "$post" || true
+code=$(cat "$WORK/third.code")
+uploads=$(($(sql "SELECT count(*) FROM sluice.uploads") - uploads_before))
+if [ "$code" = 202 ]; then
+  id3=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/third.out")
+  started=$(date +%s.%N)
+  wait_complete "$id3" $((ROWS * 3))
+  echo "PASS: the upload completed (202) and loaded ${secs}s later: $counts rows/distinct ids"
+else
+  [ "$uploads" = 0 ] || { echo "FAIL: answered $code but $uploads upload(s) were recorded" >&2; exit 1; }
+  echo "PASS: the upload failed cleanly ($code: $(head -c 200 "$WORK/third.out")); nothing recorded"
+fi

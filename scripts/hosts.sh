@@ -3,8 +3,9 @@
 # by veth pairs to a bridge, with addresses that exist only inside them (the root namespace
 # has none on the bridge, so nothing listens outside the namespaces). Needs root.
 #
-#   scripts/hosts.sh up N       sl-db (10.77.0.2: PostgreSQL 15 on :5432, moto S3 on :9000),
-#                               sl-api (10.77.0.3) and sl-w1..sl-wN (10.77.0.11...) ; prints
+#   scripts/hosts.sh up N       sl-db (10.77.0.2: PostgreSQL 15 on :5432), sl-api (10.77.0.3),
+#                               sl-s3 (10.77.0.4: moto S3 on :9000) and sl-w1..sl-wN
+#                               (10.77.0.11...); prints
 #                               export lines (SLUICE_HOSTS_DB_URL, SLUICE_HOSTS_S3, ...)
 #   scripts/hosts.sh run NAME CMD...   runs CMD inside sl-NAME
 #   scripts/hosts.sh cut NAME   takes sl-NAME's link down (its processes keep running)
@@ -37,6 +38,7 @@ up)
   ip link set "$BRIDGE" up
   add_host db 10.77.0.2
   add_host api 10.77.0.3
+  add_host s3 10.77.0.4
   for i in $(seq 1 "$workers"); do add_host "w$i" "10.77.0.$((10 + i))"; done
   # PostgreSQL inside sl-db, reachable from the other namespaces only.
   data="$STATE/pg"
@@ -50,14 +52,14 @@ max_connections = 200
 CONF
   echo "host all all 10.77.0.0/24 trust" >> "$data/pg_hba.conf"
   ip netns exec "$(ns db)" su postgres -s /bin/bash -c "'$PGBIN/pg_ctl' -D '$data' -l '$data/postgres.log' -w start" >/dev/null
-  # An S3-compatible server beside it.
-  ip netns exec "$(ns db)" setsid python3 -m moto.server -H 10.77.0.2 -p 9000 >"$STATE/moto.log" 2>&1 < /dev/null &
+  # The S3-compatible server on a host of its own.
+  ip netns exec "$(ns s3)" setsid python3 -m moto.server -H 10.77.0.4 -p 9000 >"$STATE/moto.log" 2>&1 < /dev/null &
   for _ in $(seq 1 100); do
-    ip netns exec "$(ns api)" curl -sf -o /dev/null http://10.77.0.2:9000/ && break
+    ip netns exec "$(ns api)" curl -sf -o /dev/null http://10.77.0.4:9000/ && break
     sleep 0.2
   done
   echo "export SLUICE_HOSTS_DB_URL=postgres://sluice@10.77.0.2:5432/postgres"
-  echo "export SLUICE_HOSTS_S3=http://10.77.0.2:9000"
+  echo "export SLUICE_HOSTS_S3=http://10.77.0.4:9000"
   echo "export SLUICE_HOSTS_API=10.77.0.3"
   echo "export SLUICE_HOSTS_WORKERS=$workers"
   ;;
