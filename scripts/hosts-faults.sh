@@ -29,6 +29,19 @@ DB="$SLUICE_HOSTS_DB_URL"
 API="http://$SLUICE_HOSTS_API:8080"
 sql() { $H run api psql "$DB" -qAtc "$1"; }
 api() { $H run api curl -sf -H "Authorization: Bearer hosts" "$@"; }
+# Writes $WORK/data/$1.csv: base.csv with every id moved up by $2 (new rows, same shape).
+shifted() {
+  python3 - "$WORK/data/base.csv" "$WORK/data/$1.csv" "$2" <<'PY'
+import csv, sys
+src, dst, shift = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(src, newline="") as f, open(dst, "w", newline="") as g:
+    r, w = csv.reader(f), csv.writer(g)
+    w.writerow(next(r))
+    for row in r:
+        row[0] = str(int(row[0]) + shift)
+        w.writerow(row)
+PY
+}
 # Waits for job $1 to end; fails unless it completed and the table holds $2 rows, each once.
 # Sets secs (since $started) and counts.
 wait_complete() {
@@ -115,16 +128,7 @@ echo "PASS: exact counts; w1's stale attempt wrote nothing"
 # The database host's link cut for CUT seconds (20 by default) mid-load: workers and the API
 # host wait or retry; nothing is lost or doubled.
 CUT="${CUT:-20}"
-python3 - "$WORK/data/base.csv" "$WORK/data/more.csv" "$ROWS" <<'PY'
-import csv, sys
-src, dst, shift = sys.argv[1], sys.argv[2], int(sys.argv[3])
-with open(src, newline="") as f, open(dst, "w", newline="") as g:
-    r, w = csv.reader(f), csv.writer(g)
-    w.writerow(next(r))
-    for row in r:
-        row[0] = str(int(row[0]) + shift)
-        w.writerow(row)
-PY
+shifted more "$ROWS"
 (cd "$WORK/api" && exec $H run api "$SLUICE" serve --no-workers --host "$SLUICE_HOSTS_API" --port 8080 >> serve.log 2>&1) &
 for _ in $(seq 1 100); do api -o /dev/null "$API/healthz" 2>/dev/null && break; sleep 0.2; done
 job=$(api -X POST -H "Content-Type: text/csv" --data-binary "@$WORK/data/more.csv" "$API/registros/_bulk?chunk_mb=$CHUNK_MB&filename=more.csv")
@@ -148,16 +152,7 @@ echo "PASS: complete ${secs}s after the link came back: $counts rows/distinct id
 # gets 202 and the upload loads, or an error and nothing is recorded — never an upload
 # recorded without its object, nor a job without its upload.
 uploads_before=$(sql "SELECT count(*) FROM sluice.uploads")
-python3 - "$WORK/data/base.csv" "$WORK/data/third.csv" "$((ROWS * 2))" <<'PY'
-import csv, sys
-src, dst, shift = sys.argv[1], sys.argv[2], int(sys.argv[3])
-with open(src, newline="") as f, open(dst, "w", newline="") as g:
-    r, w = csv.reader(f), csv.writer(g)
-    w.writerow(next(r))
-    for row in r:
-        row[0] = str(int(row[0]) + shift)
-        w.writerow(row)
-PY
+shifted third $((ROWS * 2))
 $H run api curl -s -o "$WORK/third.out" -w "%{http_code}" -H "Authorization: Bearer hosts" -X POST -H "Content-Type: text/csv" \
   --data-binary "@$WORK/data/third.csv" "$API/registros/_bulk?chunk_mb=$CHUNK_MB&filename=third.csv" > "$WORK/third.code" &
 post=$!
