@@ -238,3 +238,36 @@ import Foundation
                 == "stage_\(queued)\n")
     }
 }
+
+/// A chunked parent that loses its lease (rescued while its worker was cut off) must leave its
+/// chunks to the attempt that takes it over: cancelling them made that attempt fail with
+/// "chunk N failed: cancelled". The rescue is done here by hand, as `rescueExpired` does it.
+@Suite struct ChunkedParentRescueTests {
+    @Test func aParentThatLostItsLeaseLeavesItsChunksToTheNextAttempt() async throws {
+        let pg = try TestPostgres.fresh()
+        let srv = try ServerProcess(database: pg.url, noWorkers: true)
+        for w in ["A", "B"] { try srv.startWorker(w, concurrency: 2) }
+        let rows = 400_000
+        let path = srv.bigCSV("big.csv", rows: rows)
+        let (s, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)", "chunk_mb": 1}"#)
+        #expect(s == 202, "\(o)")
+        let id = try #require(o["id"] as? Int)
+        // Once its chunks are queued and some are still to load, the parent is taken from its worker.
+        var taken = ""
+        for _ in 0..<600 where taken.isEmpty {
+            taken = try pg.query("""
+                UPDATE sluice.jobs SET state = 'queued', rescues = rescues + 1, lease_token = lease_token + 1, run_after = now(),
+                  worker = NULL, lease_expires_at = NULL, attempts = greatest(attempts - 1, 0)
+                WHERE id = \(id) AND state = 'processing'
+                  AND (SELECT count(*) FROM sluice.jobs WHERE spec LIKE '%"parent":\(id)%' AND state <> 'complete') > 2
+                RETURNING id
+                """)
+            if taken.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(!taken.isEmpty, "the parent was never seen coordinating its chunks")
+        let done = try await srv.wait(job: id) { ["complete", "error"].contains($0["state"] as? String ?? "") }
+        #expect(done["state"] as? String == "complete", "\(done)")
+        #expect(try pg.query("SELECT count(*), count(DISTINCT id) FROM registros") == "\(rows)|\(rows)\n")
+        #expect(try pg.query("SELECT count(*) FROM sluice.jobs WHERE state = 'cancelled'") == "0\n")
+    }
+}
