@@ -171,7 +171,9 @@ import Foundation
 @Suite struct ClockSkewTests {
     @Test func aWorkerWhoseClockIsAheadDoesNotRescueLiveJobs() async throws {
         let pg = try TestPostgres.fresh()
-        let srv = try ServerProcess(database: pg.url, noWorkers: true)
+        // A lease a loaded machine's heartbeats keep (a 2 s one can run out under the full suite),
+        // still far shorter than the two minutes the other clock is ahead.
+        let srv = try ServerProcess(database: pg.url, noWorkers: true, leaseSeconds: 30)
         try srv.startWorker("right")
         let ahead = Process()
         ahead.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -246,7 +248,9 @@ import Foundation
     @Test func aParentThatLostItsLeaseLeavesItsChunksToTheNextAttempt() async throws {
         let pg = try TestPostgres.fresh()
         let srv = try ServerProcess(database: pg.url, noWorkers: true)
-        for w in ["A", "B"] { try srv.startWorker(w, concurrency: 2) }
+        // One worker slot first: the parent loads its chunks itself, one at a time (a wide
+        // window to take it in); a second worker joins once it was taken.
+        try srv.startWorker("A", concurrency: 1)
         let rows = 400_000
         let path = srv.bigCSV("big.csv", rows: rows)
         let (s, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)", "chunk_mb": 1}"#)
@@ -265,6 +269,7 @@ import Foundation
             if taken.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
         }
         #expect(!taken.isEmpty, "the parent was never seen coordinating its chunks")
+        try srv.startWorker("B", concurrency: 2)
         let done = try await srv.wait(job: id) { ["complete", "error"].contains($0["state"] as? String ?? "") }
         #expect(done["state"] as? String == "complete", "\(done)")
         #expect(try pg.query("SELECT count(*), count(DISTINCT id) FROM registros") == "\(rows)|\(rows)\n")

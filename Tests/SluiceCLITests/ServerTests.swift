@@ -19,7 +19,7 @@ final class ServerProcess: @unchecked Sendable {
     let fileLimit: Int?
 
     init(yaml: String = "", server: String = "", worker: String = "", database: String? = nil, noWorkers: Bool = false, env: [String: String] = [:],
-         fileLimit: Int? = nil) throws {
+         fileLimit: Int? = nil, leaseSeconds: Double = 2) throws {
         self.env = env
         self.fileLimit = fileLimit
         cli = try CLI()
@@ -31,7 +31,7 @@ final class ServerProcess: @unchecked Sendable {
               file_roots: [.]
               \(server)
             worker:
-              lease_seconds: 2
+              lease_seconds: \(leaseSeconds)
               poll_seconds: 0.2
               retry_base_seconds: 0.2
               \(worker)
