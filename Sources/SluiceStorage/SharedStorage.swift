@@ -39,11 +39,9 @@ public struct SharedStorage: Sendable {
     }
 
     /// The object `url` names, downloaded into `dir` (named like it) with its SHA-256.
-    public func fetch(_ url: String, into dir: String, as name: String) async throws(SluiceError) -> Source.LocalFile {
+    public func fetch(_ url: String, into dir: String) async throws(SluiceError) -> Source.LocalFile {
         guard let key = key(url) else { throw SluiceError(.refused, "\(url) is not in the storage \(self.url)") }
-        let path = (dir as NSString).appendingPathComponent(name)
-        let (info, sha) = try await source.store.download(key, to: path, ifMatch: nil, hashing: true)
-        return Source.LocalFile(path: path, name: url, temporary: true, size: info.size, sha256: sha)
+        return try await source.fetch(key, into: dir, hashing: true)
     }
 
     /// Bytes `range` of the object `url` names, written to `path` (a chunk of an upload), 8 MiB

@@ -71,7 +71,7 @@ public struct SourceFetcher: Sendable {
                     try await storage.fetch(u.path, range: range, to: path)
                     return LocalSource(path: path, sha256: u.sha256, size: Int64(range.count), temporary: true, ranged: true)
                 }
-                let f = try await storage.fetch(u.path, into: dir, as: (u.path as NSString).lastPathComponent)
+                let f = try await storage.fetch(u.path, into: dir)
                 guard f.sha256 == u.sha256, f.size == u.size else {
                     try? FileManager.default.removeItem(atPath: f.path)
                     throw SluiceError(.io, "upload '\(id)' in \(u.path) is not what was uploaded (\(f.size) bytes, SHA-256 \(f.sha256 ?? "?"); expected \(u.size), \(u.sha256))")
