@@ -155,7 +155,7 @@ let package = Package(
         .target(
             name: "SluiceExport",
             dependencies: [
-                "SluiceCore", "SluiceFormats", "SluiceQueue",
+                "SluiceCore", "SluiceFormats", "SluiceQueue", "SluiceStorage",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

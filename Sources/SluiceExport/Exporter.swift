@@ -1,6 +1,7 @@
 public import SluiceCore
 public import SluiceFormats
 public import SluiceQueue
+public import SluiceStorage
 import Foundation
 import Crypto
 import AsyncHTTPClient
@@ -43,6 +44,11 @@ public struct ExportSpec: Sendable {
     public var resendChanged = false
     /// Folder for spooled batch files (kept until delivered).
     public var spoolDir: String
+    /// Where spooled batches are kept when Sluice runs on several hosts (`storage:`), under
+    /// `storageFolder`: a batch planned on one host can be sent from any other, and the local
+    /// spool is only a cache.
+    public var storage: SharedStorage?
+    public var storageFolder = "exports"
 
     /// Rows that live outside the database (a Delta table): the scan to plan from instead of
     /// the store's own (given the store, the destination's id and the page size).
@@ -126,9 +132,42 @@ public final class Exporter: @unchecked Sendable {
         let keep = Set(try await store.batches(spec.url).filter { $0.state != .delivered }.map(\.file))  // planned and dead-lettered
         for name in (try? FileManager.default.contentsOfDirectory(atPath: spec.spoolDir)) ?? [] where name.hasPrefix("batch-") {
             let path = (spec.spoolDir as NSString).appendingPathComponent(name)
-            if !keep.contains(path) { try? FileManager.default.removeItem(atPath: path) }
+            if !keep.contains(path) && !keep.contains(sharedURL(name) ?? "") { try? FileManager.default.removeItem(atPath: path) }
+        }
+        if let storage = spec.storage {
+            for url in try await storage.objects(in: spec.storageFolder) where !keep.contains(url) { try await storage.remove(url) }
         }
     }
+
+    /// The storage's URL of the spooled file `name`, when batches are kept there.
+    func sharedURL(_ name: String) -> String? {
+        spec.storage.map { $0.url + spec.storageFolder + "/" + name }
+    }
+
+    /// The local spool's copy of a batch's file (the file itself without `storage:`).
+    func localFile(_ batch: ExportBatch) -> String {
+        guard spec.storage?.holds(batch.file) == true else { return batch.file }
+        return (spec.spoolDir as NSString).appendingPathComponent((batch.file as NSString).lastPathComponent)
+    }
+
+    /// A batch's bytes: the local spool's copy, or (planned on another host, or this host's
+    /// copy lost) the storage's, checked against the SHA-256 recorded when it was planned.
+    func contents(_ batch: ExportBatch) async throws(SluiceError) -> [UInt8] {
+        let local = localFile(batch)
+        if let data = FileManager.default.contents(atPath: local), local == batch.file || Self.sha256(Array(data)) == batch.sha256 {
+            return Array(data)
+        }
+        guard let storage = spec.storage, storage.holds(batch.file) else {
+            throw SluiceError(.io, "the spooled file of batch \(batch.batch) is missing", at: SourceLocation(file: batch.file))
+        }
+        let bytes = try await storage.bytes(batch.file)
+        guard Self.sha256(bytes) == batch.sha256 else {
+            throw SluiceError(.io, "the kept file of batch \(batch.batch) is not the one planned (SHA-256 differs)", at: SourceLocation(file: batch.file))
+        }
+        return bytes
+    }
+
+    static func sha256(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined() }
 
     /// Cuts the rows no batch carries yet into batches, in key order. Each batch's file is
     /// encoded, written and fsynced (on the spool's lane, off the cooperative threads) before
@@ -146,12 +185,15 @@ public final class Exporter: @unchecked Sendable {
         defer { scan.close() }
         let schema = scan.schema
         while let page = try await scan.next() {
-            let file = (spec.spoolDir as NSString).appendingPathComponent("batch-\(number).\(spec.format.rawValue)\(spec.gzip ? ".gz" : "")")
+            let name = "batch-\(number).\(spec.format.rawValue)\(spec.gzip ? ".gz" : "")"
+            let local = (spec.spoolDir as NSString).appendingPathComponent(name)
             let sha = try await spool.run { [self] () throws(SluiceError) -> String in
                 let bytes = try encode(page.batch, schema: schema)
-                try Self.writeDurably(bytes, to: file)
-                return SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+                try Self.writeDurably(bytes, to: local)
+                return Self.sha256(bytes)
             }
+            // On several hosts the batch is recorded by its copy in the storage.
+            let file = try await spec.storage?.keep(local, folder: spec.storageFolder, name: name) ?? local
             let planned = ExportBatch(destination: spec.url, batch: number, rows: page.keys.count, firstKey: page.keys[0].text,
                                       lastKey: page.keys[page.keys.count - 1].text, sha256: sha, file: file, state: .planned, attempts: 0)
             try await store.insert(planned, destinationID: destinationID, keys: page.keys, hashes: page.hashes)
@@ -294,10 +336,7 @@ public final class Exporter: @unchecked Sendable {
 
     /// Sends one batch until it is delivered or dead-lettered. Returns its end state and attempts.
     func send(_ batch: ExportBatch) async throws(SluiceError) -> (ExportBatch, BatchState, Int) {
-        guard let data = FileManager.default.contents(atPath: batch.file) else {
-            throw SluiceError(.io, "the spooled file of batch \(batch.batch) is missing", at: SourceLocation(file: batch.file))
-        }
-        let body = buildBody(Array(data), batch: batch)
+        let body = buildBody(try await contents(batch), batch: batch)
         var attempt = 0
         while true {
             attempt += 1
@@ -340,7 +379,8 @@ public final class Exporter: @unchecked Sendable {
             switch decision {
             case .delivered:
                 try await store.record(batch, state: .delivered, status: status, error: nil, response: excerpt, latencyMs: latency)
-                try? FileManager.default.removeItem(atPath: batch.file)
+                try? FileManager.default.removeItem(atPath: localFile(batch))
+                if let storage = spec.storage, storage.holds(batch.file) { try? await storage.remove(batch.file) }
                 return (batch, .delivered, attempt)
             case .deadLetter(let reason):
                 try await store.record(batch, state: .dead, status: status, error: errorText ?? reason, response: excerpt, latencyMs: latency)

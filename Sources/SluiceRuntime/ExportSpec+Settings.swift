@@ -2,6 +2,7 @@ public import SluiceConfig
 public import SluiceExport
 import SluiceQueue
 import SluiceLoad
+import SluiceStorage
 public import SluiceCore
 import Crypto
 public import Foundation
@@ -32,6 +33,10 @@ extension ExportSpec {
         if d.from != nil && d.query != nil { throw SluiceError(.invalidArgument, "give --from or --query, not both") }
         var spec = ExportSpec(source: ExportSource(table: d.from, query: d.query, filter: d.filter, key: key), url: url,
                               spoolDir: spoolDir(for: url, stateDir: config.stateDir))
+        if let storage = try SharedStorage.configured(config) {
+            spec.storage = storage
+            spec.storageFolder = "exports/" + (spec.spoolDir as NSString).lastPathComponent
+        }
         spec.resendChanged = d.resendChanged == true
         if let f = d.format {
             guard let format = ExportFormat(rawValue: f) else { throw SluiceError(.invalidConfig, "unknown export format '\(f)' (csv, ndjson or parquet)") }

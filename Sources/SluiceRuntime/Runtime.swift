@@ -3,7 +3,7 @@ public import SluiceQueue
 public import SluiceStorage
 public import SluiceWorker
 public import Logging
-import SluiceCore
+public import SluiceCore
 import SluiceLoad
 import Foundation
 #if canImport(Glibc)
@@ -29,7 +29,7 @@ public struct Runtime: Sendable {
                                   httpAllowlist: config.server.httpAllowlist, allowLinkLocal: config.server.allowLinkLocal)
         policy.s3Buckets = config.server.s3Buckets
         policy.gcsBuckets = config.server.gcsBuckets
-        policy.storage = try config.storage.map { (url) throws(SluiceError) in try SharedStorage(url, s3: S3Config.from(config.s3)) }
+        policy.storage = try SharedStorage.configured(config)
         let (p, l) = (policy, logger)
         return try await Telemetry.withTracing(logger: logger) { try await Backends.with(control: config.controlDatabase, target: config.targetDatabase, maxConnections: max(8, config.worker.concurrency * 2 + 4), logger: logger, tableSchema: config.targetSchema) { backend in
             guard let driver = try backend.controlPlane() else {
@@ -96,4 +96,11 @@ public struct Runtime: Sendable {
 struct SharedGoogleGate: GoogleRequestGate {
     let reservoir: TokenReservoir
     func enter() async { await reservoir.take() }
+}
+
+extension SharedStorage {
+    /// The storage `storage:` in sluice.yml names, if any.
+    public static func configured(_ config: SluiceConfig) throws(SluiceError) -> SharedStorage? {
+        try config.storage.map { (url) throws(SluiceError) in try SharedStorage(url, s3: S3Config.from(config.s3)) }
+    }
 }

@@ -65,6 +65,25 @@ public struct SharedStorage: Sendable {
         }
     }
 
+    /// The whole object `url` names (a small one: an export batch).
+    public func bytes(_ url: String) async throws(SluiceError) -> [UInt8] {
+        guard let key = key(url) else { throw SluiceError(.refused, "\(url) is not in the storage \(self.url)") }
+        return try await source.store.get(key, range: nil, ifMatch: nil)
+    }
+
+    /// The URLs of every object kept under `folder`.
+    public func objects(in folder: String) async throws(SluiceError) -> [String] {
+        guard let prefix = key(self.url + folder + "/") else { return [] }
+        var urls: [String] = []
+        var continuation: String? = nil
+        repeat {
+            let page = try await source.store.list(prefix: prefix, continuation: continuation, limit: 1000)
+            urls += page.objects.map { self.url + folder + "/" + $0.key.dropFirst(prefix.count) }
+            continuation = page.continuation
+        } while continuation != nil
+        return urls
+    }
+
     /// Removes the object `url` names (gone already is fine).
     public func remove(_ url: String) async throws(SluiceError) {
         guard let key = key(url) else { return }

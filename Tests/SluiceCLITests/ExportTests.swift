@@ -125,6 +125,43 @@ final class Receiver: @unchecked Sendable {
         #expect(status.out.contains("delivered 26 batches (25500 rows), pending 0 (0 rows), dead 0"), "\(status.out)")
     }
 
+    /// Issue 21: with `storage:` a batch planned on one host is kept in the bucket, so another
+    /// host (its own folder; the database and the bucket shared) sends it after the first
+    /// host's disk is gone; delivered batches and orphans leave the bucket.
+    @Test func batchesPlannedOnOneHostAreSentFromAnotherThroughTheStorage() throws {
+        let s3 = try S3Server.shared()
+        let bucket = "spools-" + UUID().uuidString.prefix(8).lowercased()
+        try s3.boto3("s3.create_bucket(Bucket='\(bucket)')")
+        let listing = "print(json.dumps(sorted(o['Key'] for o in s3.list_objects_v2(Bucket='\(bucket)').get('Contents', []))))"
+        let shared = try CLI()
+        let yaml = "database: \(shared.dir)/shared.db\nstorage: s3://\(bucket)/sluice/\n"
+        let a = try CLI(), b = try CLI()
+        a.write("sluice.yml", yaml)
+        b.write("sluice.yml", yaml)
+        var csv = "id,name,amount\n"
+        for i in 1...5_000 { csv += "\(i),name \(i),\(Double(i) / 4)\n" }
+        a.write("t.csv", csv)
+        #expect(try a.run(["load", "t.csv", "--into", "t", "--key", "id", "--create"], env: s3.env).status == 0)
+        let rx = try Receiver(dir: b.dir + "/rx")
+        defer { rx.stop() }
+        let args = ["export", "--from", "t", "--key", "id", "--to", rx.url, "--batch-size", "1000", "--json"]
+        let planned = try a.run(args + ["--plan-only"], env: s3.env)
+        #expect(planned.status == 0, "\(planned.err)")
+        let kept = try s3.boto3(listing)
+        #expect(kept.components(separatedBy: "sluice/exports/").count - 1 == 5, "\(kept)")
+        // The planning host's disk is wiped; an orphan (a crash between keeping a batch and
+        // recording it) lies beside the kept batches.
+        try FileManager.default.removeItem(atPath: a.dir)
+        let folder = try #require(kept.split(separator: "\"").first { $0.hasPrefix("sluice/exports/") }.map { ($0 as NSString).deletingLastPathComponent })
+        try s3.boto3("s3.put_object(Bucket='\(bucket)', Key='\(folder)/batch-99.csv', Body=b'id\\n1\\n')")
+        let sent = try b.run(args, env: s3.env)
+        #expect(sent.status == 0, "\(sent.err)")
+        #expect(try b.json(sent.out)["delivered_rows"] as? Int == 5_000, "\(sent.out)")
+        let counts = try rx.idCounts()
+        #expect(counts.count == 5_000 && counts.values.allSatisfy { $0 == 1 })
+        #expect(!(try s3.boto3(listing)).contains("sluice/exports/"), "delivered batches or orphans stayed in the bucket")
+    }
+
     @Test func aFlakyReceiverGetsEveryRowOnce() throws {
         let cli = try CLI()
         try table(cli, rows: 1...20_000)
