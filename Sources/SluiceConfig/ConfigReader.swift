@@ -74,7 +74,7 @@ public enum ConfigReader {
             if let v = m["path_style"] { config.s3.pathStyle = try r.bool(v, "s3.path_style") }
         }
         if let n = top["retention"] {
-            let m = try r.mapping(n, "retention", allowed: ["uploads_days", "work_days", "jobs_days", "runs_days", "loads_days", "export_ranges"])
+            let m = try r.mapping(n, "retention", allowed: ["uploads_days", "work_days", "jobs_days", "runs_days", "loads_days", "orphans_days", "export_ranges"])
             if let v = m["export_ranges"] { config.retention.exportRanges = try r.bool(v, "retention.export_ranges") }
             func days(_ key: String) throws(SluiceError) -> Double? { try m[key].map { (v) throws(SluiceError) in try r.number(v, "retention.\(key)", allowZero: true) } }
             if let d = try days("uploads_days") { config.retention.uploadsDays = d }
@@ -82,6 +82,7 @@ public enum ConfigReader {
             if let d = try days("jobs_days") { config.retention.jobsDays = d }
             if let d = try days("runs_days") { config.retention.runsDays = d }
             if let d = try days("loads_days") { config.retention.loadsDays = d }
+            if let d = try days("orphans_days") { config.retention.orphansDays = d }
         }
         if let n = top["parquet"] {
             let m = try r.mapping(n, "parquet", allowed: ["compat", "compression", "row_group_rows"])

@@ -143,6 +143,9 @@ public struct RetentionSettings: Sendable, Equatable {
     public var runsDays: Double = 90
     /// `sluice load` summaries and rejects files under `<state_dir>/loads`. The default is 30.
     public var loadsDays: Double = 30
+    /// An object in `storage:`'s uploads folder no upload record names (its process died
+    /// between keeping it and recording it). The default is an hour.
+    public var orphansDays: Double = 1.0 / 24
     /// Export ledgers keep runs of consecutive integer keys of delivered batches as ranges
     /// (exports declared with `resend_changed` keep every key). The default is on.
     public var exportRanges = true

@@ -135,7 +135,7 @@ public final class Exporter: @unchecked Sendable {
             if !keep.contains(path) && !keep.contains(sharedURL(name) ?? "") { try? FileManager.default.removeItem(atPath: path) }
         }
         if let storage = spec.storage {
-            for url in try await storage.objects(in: spec.storageFolder) where !keep.contains(url) { try await storage.remove(url) }
+            for (url, _) in try await storage.objects(in: spec.storageFolder) where !keep.contains(url) { try await storage.remove(url) }
         }
     }
 

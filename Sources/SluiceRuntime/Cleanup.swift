@@ -18,20 +18,23 @@ public struct CleanupReport: Sendable, Codable, Equatable {
     public var runs = 0
     public var loadFiles = 0
     public var loadBytes: Int64 = 0
+    /// Objects in `storage:`'s uploads folder that no upload record names.
+    public var orphans = 0
+    public var orphanBytes: Int64 = 0
     /// Export-ledger key rows replaced by range rows.
     public var ledgerKeys = 0
     public var ledgerRanges = 0
 
     enum CodingKeys: String, CodingKey {
         case dryRun = "dry_run", jobs, uploads, uploadBytes = "upload_bytes", workFolders = "work_folders", workBytes = "work_bytes"
-        case runs, loadFiles = "load_files", loadBytes = "load_bytes", ledgerKeys = "ledger_keys", ledgerRanges = "ledger_ranges"
+        case runs, loadFiles = "load_files", loadBytes = "load_bytes", orphans, orphanBytes = "orphan_bytes", ledgerKeys = "ledger_keys", ledgerRanges = "ledger_ranges"
     }
 
     public var summary: String {
         func mb(_ b: Int64) -> String { String(format: "%.1f MB", Double(b) / 1_000_000) }
         return "\(dryRun ? "would remove" : "removed") \(jobs) finished job\(jobs == 1 ? "" : "s"), \(uploads) upload\(uploads == 1 ? "" : "s") (\(mb(uploadBytes))), "
             + "\(workFolders) job folder\(workFolders == 1 ? "" : "s") (\(mb(workBytes))), \(runs) run record\(runs == 1 ? "" : "s"), "
-            + "\(loadFiles) load file\(loadFiles == 1 ? "" : "s") (\(mb(loadBytes))); "
+            + "\(loadFiles) load file\(loadFiles == 1 ? "" : "s") (\(mb(loadBytes))), \(orphans) orphan object\(orphans == 1 ? "" : "s") (\(mb(orphanBytes))); "
             + "\(ledgerKeys) export-ledger key\(ledgerKeys == 1 ? "" : "s") \(dryRun ? "would be" : "were") kept as \(ledgerRanges) range\(ledgerRanges == 1 ? "" : "s")"
     }
 }
@@ -76,10 +79,12 @@ public enum Cleanup {
         }
 
         var from: String? = nil
+        var recorded = Set<String>()
         while true {
             let page = try await driver.uploads(after: from, limit: 1000)
             guard let last = page.last else { break }
             from = last.id
+            recorded.formUnion(page.map(\.path))
             let gone = RetentionPlanner.uploads(page, use: use, now: now, days: keep.uploadsDays)
             for u in gone {
                 if let storage = runtime.policy.storage, storage.holds(u.path) {
@@ -96,6 +101,17 @@ public enum Cleanup {
                 if !dryRun { try? fm.removeItem(atPath: path) }
             }
             if !dryRun && !gone.isEmpty { try await driver.deleteUploads(ids: gone.map(\.id)) }
+        }
+
+        // Objects kept for an upload whose process died before recording it (an API host killed
+        // between the two): none is read by any job once it is past the grace period.
+        if let storage = runtime.policy.storage {
+            let cutoff = now.addingTimeInterval(-keep.orphansDays * 86_400)
+            for (url, info) in try await storage.objects(in: "uploads") where !recorded.contains(url) && info.lastModified <= cutoff {
+                report.orphans += 1
+                report.orphanBytes += info.size
+                if !dryRun { try await storage.remove(url) }
+            }
         }
 
         let jobsDir = (config.workDir as NSString).appendingPathComponent("jobs")

@@ -71,17 +71,17 @@ public struct SharedStorage: Sendable {
         return try await source.store.get(key, range: nil, ifMatch: nil)
     }
 
-    /// The URLs of every object kept under `folder`.
-    public func objects(in folder: String) async throws(SluiceError) -> [String] {
+    /// Every object kept under `folder`, by URL.
+    public func objects(in folder: String) async throws(SluiceError) -> [(url: String, info: ObjectInfo)] {
         guard let prefix = key(self.url + folder + "/") else { return [] }
-        var urls: [String] = []
+        var objects: [(url: String, info: ObjectInfo)] = []
         var continuation: String? = nil
         repeat {
             let page = try await source.store.list(prefix: prefix, continuation: continuation, limit: 1000)
-            urls += page.objects.map { self.url + folder + "/" + $0.key.dropFirst(prefix.count) }
+            objects += page.objects.map { (self.url + folder + "/" + $0.key.dropFirst(prefix.count), $0) }
             continuation = page.continuation
         } while continuation != nil
-        return urls
+        return objects
     }
 
     /// Removes the object `url` names (gone already is fine).

@@ -59,6 +59,32 @@ import Foundation
         #expect(gone == 404)
     }
 
+    /// Issue 21: an object in `storage:`'s uploads folder that no upload record names (its API
+    /// host died between keeping and recording it) goes once past `orphans_days`; a recorded
+    /// upload's object stays.
+    @Test func orphanObjectsInTheStorageGoRecordedUploadsStay() async throws {
+        let s3 = try S3Server.shared()
+        let bucket = "orphans-" + UUID().uuidString.prefix(8).lowercased()
+        try s3.boto3("s3.create_bucket(Bucket='\(bucket)')")
+        let srv = try ServerProcess(yaml: "storage: s3://\(bucket)/sluice/", env: s3.env.merging(["SLUICE_CLEANUP": "off"]) { $1 })
+        let (status, o) = try await srv.json("POST", "/registros/_bulk", body: "id,valor\n1,1.5\n", headers: ["Content-Type": "text/csv"])
+        #expect(status == 202, "\(o)")
+        let done = try await srv.wait(job: try #require(o["id"] as? Int)) { ["complete", "error"].contains($0["state"] as? String ?? "") }
+        #expect(done["state"] as? String == "complete", "\(done)")
+        try s3.boto3("s3.put_object(Bucket='\(bucket)', Key='sluice/uploads/orphan.csv', Body=b'id\\n1\\n')")
+        let listing = "print(len(s3.list_objects_v2(Bucket='\(bucket)', Prefix='sluice/uploads/').get('Contents', [])))"
+        #expect(try s3.boto3(listing) == "2")
+        let r = try srv.cli.run(["gc", "--json"], env: s3.env)
+        let first = try srv.cli.json(r.out)
+        #expect(r.status == 0 && first["orphans"] as? Int == 0, "younger than an hour: kept \(r.out) \(r.err)")
+        let yml = try String(contentsOfFile: srv.cli.dir + "/sluice.yml", encoding: .utf8)
+        srv.cli.write("sluice.yml", yml + "\nretention: {orphans_days: 0}\n")
+        let swept = try srv.cli.run(["gc", "--json"], env: s3.env)
+        let report = try srv.cli.json(swept.out)
+        #expect(swept.status == 0 && report["orphans"] as? Int == 1 && report["orphan_bytes"] as? Int == 5 && report["uploads"] as? Int == 0, "\(swept.out) \(swept.err)")
+        #expect(try s3.boto3(listing) == "1", "the recorded upload's object stays")
+    }
+
     @Test func oldRunsGoButEachPipelinesLatestSuccessStays() throws {
         let cli = try CLI()
         try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
