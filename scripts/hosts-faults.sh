@@ -5,7 +5,11 @@
 #      202; N worker hosts load it in chunks; w1's link is cut while it holds a chunk: its lease
 #      expires, another host loads that chunk, and w1's late commit is refused by its token;
 #   2. the database host's link cut for CUT seconds (default 20) mid-load;
-#   3. the S3 host's link cut for CUT seconds while the API host keeps an upload there.
+#   3. the S3 host's link cut for CUT seconds while the API host keeps an upload there;
+#   4. two serve replicas (api, api2): the one polling a watch is killed, the other takes the
+#      watch and the schedules over; each watched file loads once, each due run fires once;
+#   5. `sluice gc`, then no orphan: every object in the storage is named by an upload record,
+#      and no chunked load's stage is left in PostgreSQL.
 # Each ends with exact counts (every row once) and no job stuck.
 #
 #   scripts/hosts-faults.sh [ROWS (default 2000000)] [WORKERS (default 3)] [CHUNK_MB (default 8)]
@@ -97,13 +101,13 @@ left=$(find "$WORK/api" -type f -path '*uploads*' | wc -l)
 echo "killed the API host after its 202"
 
 # Cut w1 while it holds a chunk.
+held=""
 for _ in $(seq 1 600); do
-  n=$(sql "SELECT count(*) FROM sluice.jobs WHERE worker LIKE 'w1%' AND state = 'processing' AND spec LIKE '%\"parent\"%'")
-  [ "$n" -gt 0 ] && break
+  held=$(sql "SELECT id FROM sluice.jobs WHERE worker LIKE 'w1%' AND state = 'processing' AND spec LIKE '%\"parent\"%' LIMIT 1")
+  [ -n "$held" ] && break
   sleep 0.05
 done
-[ "$n" -gt 0 ] || { echo "FAIL: w1 never held a chunk" >&2; exit 1; }
-held=$(sql "SELECT id FROM sluice.jobs WHERE worker LIKE 'w1%' AND state = 'processing' AND spec LIKE '%\"parent\"%' LIMIT 1")
+[ -n "$held" ] || { echo "FAIL: w1 never held a chunk" >&2; exit 1; }
 $H cut w1
 echo "cut w1's link while it held chunk job $held"
 
@@ -177,3 +181,99 @@ else
   [ "$uploads" = 0 ] || { echo "FAIL: answered $code but $uploads upload(s) were recorded" >&2; exit 1; }
   echo "PASS: the upload failed cleanly ($code: $(head -c 200 "$WORK/third.out")); nothing recorded"
 fi
+
+# Two serve replicas over the same PostgreSQL and bucket, a watch on the bucket and a schedule:
+# the one polling the watch is killed; the other takes the watch and the schedules over within
+# a lease period (3 s), each watched file loads once and each due run fires once.
+pkill -KILL -f "sluice serve --no-workers --host $SLUICE_HOSTS_API" || true
+BASE=$((ROWS * 3))
+mkdir -p "$WORK/api2"
+for h in api api2; do
+  cat > "$WORK/$h/sluice.yml" <<YML
+database: $DB
+storage: s3://hosts/sluice/
+server:
+  tokens: [hosts]
+  lease_seconds: 3
+entities:
+  registros:
+    primary_key: [id]
+    columns: {id: int64, valor: float64, referencia: text, category: text}
+watches:
+  drops:
+    source: s3://hosts/drops/
+    into: registros
+    interval: 0.5
+pipelines:
+  minutely:
+    source: s3://hosts/in/
+    schedule: "* * * * *"
+    into: registros
+YML
+done
+# Writes rows $2..$3 (ids above BASE) to s3://hosts/$1, from the API host.
+put() {
+  $H run api python3 - "$SLUICE_HOSTS_S3" "$1" "$2" "$3" <<'PY'
+import boto3, sys
+endpoint, key, first, last = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+body = "id,valor,referencia,category\n" + "".join("%d,%d.5,ref%d,W\n" % (i, i, i) for i in range(first, last + 1))
+boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1").put_object(Bucket="hosts", Key=key, Body=body.encode())
+PY
+}
+# Rows above BASE: "rows distinct".
+above() { sql "SELECT count(*) || ' ' || count(DISTINCT id) FROM public.registros WHERE id > $BASE AND id <= $((BASE + $1))"; }
+wait_above() {
+  for _ in $(seq 1 600); do [ "$(above "$1")" = "$1 $1" ] && return 0; sleep 0.2; done
+  echo "FAIL: the watched rows above $BASE are $(above "$1"), not $1 $1" >&2; tail -n 20 "$WORK"/api*/serve.log >&2; exit 1
+}
+(cd "$WORK/api" && exec $H run api "$SLUICE" serve --no-workers --host "$SLUICE_HOSTS_API" --port 8080 > serve.log 2>&1) &
+(cd "$WORK/api2" && exec $H run api2 "$SLUICE" serve --no-workers --host "$SLUICE_HOSTS_API2" --port 8080 > serve.log 2>&1) &
+holder() { sql "SELECT holder FROM sluice.leases WHERE name = '$1' AND expires_at > clock_timestamp()"; }
+for _ in $(seq 1 300); do [ -n "$(holder schedules)" ] && [ -n "$(holder watch:drops)" ] && break; sleep 0.1; done
+[ -n "$(holder watch:drops)" ] || { echo "FAIL: no replica took the watch" >&2; exit 1; }
+put in/late.csv $((BASE + 100000)) $((BASE + 100000))
+put drops/one.csv $((BASE + 1)) $((BASE + 100))
+wait_above 100
+victim=$(holder watch:drops | cut -d: -f2)
+survivor=$(pgrep -f "sluice serve --no-workers --host" | grep -vx "$victim" | head -1)
+killed=$(date +%s.%N)
+kill -KILL "$victim"
+for _ in $(seq 1 600); do
+  [ "$(holder watch:drops | cut -d: -f2)" = "$survivor" ] && [ "$(holder schedules | cut -d: -f2)" = "$survivor" ] && break
+  sleep 0.1
+done
+[ "$(holder watch:drops | cut -d: -f2)" = "$survivor" ] && [ "$(holder schedules | cut -d: -f2)" = "$survivor" ] \
+  || { echo "FAIL: the other replica did not take the watch and the schedules over in 60 s" >&2; exit 1; }
+echo "killed the replica polling the watch; the other holds the watch and the schedules $(python3 -c "import time; print('%.1f' % (time.time() - $killed))") s later (lease 3 s)"
+put drops/two.csv $((BASE + 101)) $((BASE + 250))
+wait_above 250
+# A firing due after the kill runs on the survivor, once (up to a minute and a bit away).
+for _ in $(seq 1 400); do
+  fired=$(sql "SELECT count(*) FROM sluice.runs WHERE state = 'succeeded' AND scheduled_for > to_timestamp($killed)")
+  [ "$fired" != 0 ] && break
+  sleep 0.2
+done
+[ "$fired" != 0 ] || { echo "FAIL: no firing after the kill was run" >&2; exit 1; }
+twice=$(sql "SELECT count(*) FROM (SELECT scheduled_for FROM sluice.runs GROUP BY scheduled_for HAVING count(*) > 1) d")
+late=$(sql "SELECT count(*) FROM public.registros WHERE id = $((BASE + 100000))")
+stuck=$(sql "SELECT count(*) FROM sluice.jobs WHERE state <> 'complete'")
+[ "$twice" = 0 ] && [ "$late" = 1 ] && [ "$stuck" = 0 ] && [ "$(above 250)" = "250 250" ] \
+  || { echo "FAIL: firings run twice: $twice; the scheduled file's row loaded $late time(s); $stuck job(s) not complete; watched rows $(above 250)" >&2; exit 1; }
+echo "PASS: each watched file loaded once (250 rows), the firing due after the kill ran once, no job stuck"
+
+# No orphan after `sluice gc` (on the surviving replica's host, orphans swept at once):
+# every object in the storage is named by an upload record, no chunked load's stage is left.
+echo "retention: {orphans_days: 0}" >> "$WORK/api2/sluice.yml"
+gc=$(cd "$WORK/api2" && $H run api2 "$SLUICE" gc --json 2>/dev/null)
+echo "sluice gc: $gc"
+objects=$($H run api python3 -c "
+import boto3
+s3 = boto3.client('s3', endpoint_url='$SLUICE_HOSTS_S3', aws_access_key_id='x', aws_secret_access_key='x', region_name='us-east-1')
+for page in s3.get_paginator('list_objects_v2').paginate(Bucket='hosts', Prefix='sluice/'):
+    for o in page.get('Contents', []): print('s3://hosts/' + o['Key'])
+" | sort)
+recorded=$(sql "SELECT path FROM sluice.uploads WHERE path LIKE 's3://%'" | sort)
+orphans=$(comm -23 <(echo "$objects") <(echo "$recorded") | grep -c . || true)
+stages=$(sql "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'sluice' AND table_name ~ '^stage_[0-9]+\$'")
+[ "$orphans" = 0 ] && [ "$stages" = 0 ] || { echo "FAIL: $orphans object(s) no upload names, $stages stage table(s) left" >&2; comm -23 <(echo "$objects") <(echo "$recorded") | head >&2; exit 1; }
+echo "PASS: no orphan: $(echo "$objects" | grep -c . || true) object(s) in the storage, each an upload's; no stage left"

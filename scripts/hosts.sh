@@ -4,7 +4,8 @@
 # has none on the bridge, so nothing listens outside the namespaces). Needs root.
 #
 #   scripts/hosts.sh up N       sl-db (10.77.0.2: PostgreSQL 15 on :5432), sl-api (10.77.0.3),
-#                               sl-s3 (10.77.0.4: moto S3 on :9000) and sl-w1..sl-wN
+#                               sl-s3 (10.77.0.4: moto S3 on :9000), sl-api2 (10.77.0.5: a
+#                               second serve replica's host) and sl-w1..sl-wN
 #                               (10.77.0.11...); prints
 #                               export lines (SLUICE_HOSTS_DB_URL, SLUICE_HOSTS_S3, ...)
 #   scripts/hosts.sh run NAME CMD...   runs CMD inside sl-NAME
@@ -39,6 +40,7 @@ up)
   add_host db 10.77.0.2
   add_host api 10.77.0.3
   add_host s3 10.77.0.4
+  add_host api2 10.77.0.5
   for i in $(seq 1 "$workers"); do add_host "w$i" "10.77.0.$((10 + i))"; done
   # PostgreSQL inside sl-db, reachable from the other namespaces only.
   data="$STATE/pg"
@@ -61,6 +63,7 @@ CONF
   echo "export SLUICE_HOSTS_DB_URL=postgres://sluice@10.77.0.2:5432/postgres"
   echo "export SLUICE_HOSTS_S3=http://10.77.0.4:9000"
   echo "export SLUICE_HOSTS_API=10.77.0.3"
+  echo "export SLUICE_HOSTS_API2=10.77.0.5"
   echo "export SLUICE_HOSTS_WORKERS=$workers"
   ;;
 run)
