@@ -103,9 +103,12 @@ public struct PipelineRun: Sendable, Equatable, Codable {
     /// Counts per step and load, as JSON text.
     public var counts: String?
     public var error: String?
+    /// The upload a run over a posted file reads (`POST /pipelines/NAME/runs`).
+    public var upload: String?
 
     public init(id: Int64, pipeline: String, state: State, scheduledFor: Date?, windowFrom: Date?, windowTo: Date?, startedAt: Date,
-                finishedAt: Date? = nil, counts: String? = nil, error: String? = nil) {
+                finishedAt: Date? = nil, counts: String? = nil, error: String? = nil, upload: String? = nil) {
+        self.upload = upload
         self.id = id
         self.pipeline = pipeline
         self.state = state
@@ -119,7 +122,7 @@ public struct PipelineRun: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, pipeline, state, counts, error
+        case id, pipeline, state, counts, error, upload
         case scheduledFor = "scheduled_for", windowFrom = "window_from", windowTo = "window_to", startedAt = "started_at", finishedAt = "finished_at"
     }
 

@@ -214,8 +214,10 @@ struct BulkController: Sendable {
     func runPipeline(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
         let name = try pipelineName(ctx)
         guard let start = deps.runPipeline else { throw APIError(.notFound, "this server does not run pipelines") }
-        let upload = try await storeFile(req, share: false)  // run here, now: no other host reads it
-        let run = try await start(name, upload.path, upload.originalName ?? "upload \(upload.id)")
+        // Kept in the storage when there is one: if this host dies mid-run, another replica
+        // carries the run on from the same file.
+        let upload = try await storeFile(req)
+        let run = try await start(name, upload)
         let url = "/pipelines/\(name)/runs"
         return try json(["run_id": "\(run)", "upload_id": upload.id, "status_url": url], status: .accepted, headers: [.location: url])
     }
@@ -239,7 +241,7 @@ struct BulkController: Sendable {
 
     /// Stores a request's file (raw body, named by `?filename=`, or the file part of a
     /// multipart body) and records the upload.
-    func storeFile(_ req: Request, share: Bool = true) async throws -> Upload {
+    func storeFile(_ req: Request) async throws -> Upload {
         try checkSize(req)
         let upload: Upload
         if let boundary = multipartBoundary(req.headers[.contentType]) {
@@ -250,15 +252,15 @@ struct BulkController: Sendable {
         } else {
             upload = try await store.storeRaw(req.body, originalName: req.uri.queryParameters["filename"].map(String.init))
         }
-        return try await record(upload, share: share)
+        return try await record(upload)
     }
 
     /// Records an upload. With a shared storage (`storage:`) its file goes there first and
     /// leaves this host's disk, so a worker on any host can load it after the answer; a file
     /// the storage did not take is neither kept nor recorded.
-    func record(_ upload: Upload, share: Bool = true) async throws -> Upload {
+    func record(_ upload: Upload) async throws -> Upload {
         var upload = upload
-        if share, let storage = deps.policy.storage {
+        if let storage = deps.policy.storage {
             let local = upload.path
             defer { unlink(local) }
             do {

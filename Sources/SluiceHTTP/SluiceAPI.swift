@@ -23,7 +23,7 @@ public struct APIDependencies: Sendable {
     public var exports: (any ExportStore)?
     /// Starts a run of a declared pipeline over one uploaded file, in the background; returns
     /// the run's id (`POST /pipelines/{name}/runs`). Nil: the route answers 404.
-    public var runPipeline: (@Sendable (_ pipeline: String, _ path: String, _ displayName: String) async throws -> Int64)?
+    public var runPipeline: (@Sendable (_ pipeline: String, _ upload: Upload) async throws -> Int64)?
     /// Starts a run of a declared pipeline over its own source, in the background (the
     /// console's "Run now", and its backfill: only files modified in `from..<to`); returns
     /// the run's id. Nil: no button.

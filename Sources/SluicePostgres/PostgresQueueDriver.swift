@@ -169,6 +169,7 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
         ]),
         (6, ["ALTER TABLE sluice.jobs ADD COLUMN IF NOT EXISTS rescues integer NOT NULL DEFAULT 0"]),
         (7, ["CREATE TABLE IF NOT EXISTS sluice.leases (name text PRIMARY KEY, holder text NOT NULL, token bigint NOT NULL, expires_at timestamptz NOT NULL)"]),
+        (8, ["ALTER TABLE sluice.runs ADD COLUMN IF NOT EXISTS upload text"]),
     ]
 
     /// Applies missing migrations under a transaction-scoped advisory lock, so processes
@@ -609,11 +610,11 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
         }
     }
 
-    public func startRun(pipeline: String, scheduledFor: Date?, windowFrom: Date?, windowTo: Date?, now: Date) async throws(SluiceError) -> Int64 {
+    public func startRun(pipeline: String, scheduledFor: Date?, windowFrom: Date?, windowTo: Date?, upload: String?, now: Date) async throws(SluiceError) -> Int64 {
         try await run("recording a run") { conn in
-            try await self.rows(conn, "INSERT INTO sluice.runs (pipeline, state, scheduled_for, window_from, window_to, started_at) VALUES ($1, 'running', $2, $3, $4, $5) RETURNING id",
+            try await self.rows(conn, "INSERT INTO sluice.runs (pipeline, state, scheduled_for, window_from, window_to, started_at, upload) VALUES ($1, 'running', $2, $3, $4, $5, $6) RETURNING id",
                                 [.text(pipeline), scheduledFor.map { .date($0) } ?? .null, windowFrom.map { .date($0) } ?? .null,
-                                 windowTo.map { .date($0) } ?? .null, .date(now)]).first?.decode(Int64.self) ?? 0
+                                 windowTo.map { .date($0) } ?? .null, .date(now), upload.map { .text($0) } ?? .null]).first?.decode(Int64.self) ?? 0
         }
     }
 
@@ -621,18 +622,19 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
         _ = try await run("recording a run") { conn in
             try await self.db.exec("UPDATE sluice.runs SET state = $2, counts = $3, error = $4, finished_at = $5 WHERE id = $1",
                                    [.int(id), .text(state.rawValue), counts.map { .text($0) } ?? .null, error.map { .text($0) } ?? .null, .date(now)], on: conn)
+            try await self.db.exec("DELETE FROM sluice.leases WHERE name = $1", [.text(RunLease.name(id))], on: conn)
         }
     }
 
     public func runs(pipeline: String?, limit: Int) async throws(SluiceError) -> [PipelineRun] {
         try await run("reading runs") { conn in
-            var sql = "SELECT id, pipeline, state, scheduled_for, window_from, window_to, started_at, finished_at, counts, error FROM sluice.runs"
+            var sql = "SELECT id, pipeline, state, scheduled_for, window_from, window_to, started_at, finished_at, counts, error, upload FROM sluice.runs"
             var binds: [PGValue] = [.int(Int64(limit))]
             if let pipeline { sql += " WHERE pipeline = $2"; binds.append(.text(pipeline)) }
             return try await self.rows(conn, sql + " ORDER BY id DESC LIMIT $1", binds).map { r in
-                let (id, p, st, sched, from, to, started, finished, counts, error) = try r.decode((Int64, String, String, Date?, Date?, Date?, Date, Date?, String?, String?).self)
+                let (id, p, st, sched, from, to, started, finished, counts, error, upload) = try r.decode((Int64, String, String, Date?, Date?, Date?, Date, Date?, String?, String?, String?).self)
                 return PipelineRun(id: id, pipeline: p, state: PipelineRun.State(rawValue: st) ?? .failed, scheduledFor: sched, windowFrom: from, windowTo: to,
-                                   startedAt: started, finishedAt: finished, counts: counts, error: error)
+                                   startedAt: started, finishedAt: finished, counts: counts, error: error, upload: upload)
             }
         }
     }

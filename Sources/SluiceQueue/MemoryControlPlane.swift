@@ -302,12 +302,12 @@ public final class MemoryControlPlane: QueueDriver {
 
     // MARK: Runs
 
-    public func startRun(pipeline: String, scheduledFor: Date?, windowFrom: Date?, windowTo: Date?, now: Date) async throws(SluiceError) -> Int64 {
+    public func startRun(pipeline: String, scheduledFor: Date?, windowFrom: Date?, windowTo: Date?, upload: String?, now: Date) async throws(SluiceError) -> Int64 {
         state.withLock { s in
             let id = s.nextRun
             s.nextRun += 1
             s.runs[id] = PipelineRun(id: id, pipeline: pipeline, state: .running, scheduledFor: scheduledFor, windowFrom: windowFrom, windowTo: windowTo,
-                                     startedAt: now, finishedAt: nil, counts: nil, error: nil)
+                                     startedAt: now, finishedAt: nil, counts: nil, error: nil, upload: upload)
             return id
         }
     }
@@ -318,6 +318,7 @@ public final class MemoryControlPlane: QueueDriver {
             s.runs[id]?.counts = counts
             s.runs[id]?.error = error
             s.runs[id]?.finishedAt = now
+            s.leases[RunLease.name(id)] = nil
         }
     }
 

@@ -91,8 +91,9 @@ public protocol EnrichStore: Sendable {
 
 /// Pipeline runs: started, finished, listed; the schedule's last success.
 public protocol RunStore: Sendable {
-    /// Records a pipeline run as started; returns its id.
-    func startRun(pipeline: String, scheduledFor: Date?, windowFrom: Date?, windowTo: Date?, now: Date) async throws(SluiceError) -> Int64
+    /// Records a pipeline run as started (over the upload `upload`, when given); returns its id.
+    func startRun(pipeline: String, scheduledFor: Date?, windowFrom: Date?, windowTo: Date?, upload: String?, now: Date) async throws(SluiceError) -> Int64
+    /// Records how a run ended, and forgets its lease (``RunLease``) if it held one.
     func finishRun(id: Int64, state: PipelineRun.State, counts: String?, error: String?, now: Date) async throws(SluiceError)
     /// Runs, newest first (of one pipeline when given).
     func runs(pipeline: String?, limit: Int) async throws(SluiceError) -> [PipelineRun]
@@ -358,4 +359,19 @@ public struct JobRescueParams: Sendable {
 extension FileLedger {
     /// Records one version of a watched object (see ``recordWatchedFiles(_:)``).
     public func recordWatchedFile(_ f: WatchedFile) async throws(SluiceError) { try await recordWatchedFiles([f]) }
+}
+
+extension RunStore {
+    public func startRun(pipeline: String, scheduledFor: Date?, windowFrom: Date?, windowTo: Date?, now: Date) async throws(SluiceError) -> Int64 {
+        try await startRun(pipeline: pipeline, scheduledFor: scheduledFor, windowFrom: windowFrom, windowTo: windowTo, upload: nil, now: now)
+    }
+}
+
+/// The ``LeaseStore`` lease a process holds while it carries out a pipeline run: when it lapses
+/// with the run unfinished, that process died and another may take the run over.
+public enum RunLease {
+    public static let prefix = "run:"
+    public static func name(_ run: Int64) -> String { prefix + String(run) }
+    /// The run a lease name is for, if it is a run's.
+    public static func run(_ name: String) -> Int64? { name.hasPrefix(prefix) ? Int64(name.dropFirst(prefix.count)) : nil }
 }

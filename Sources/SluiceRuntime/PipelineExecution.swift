@@ -75,13 +75,20 @@ public struct PipelineExecution: Sendable {
     /// A file handed over through the API (`POST /pipelines/{name}/runs`): the run reads it
     /// instead of the pipeline's source.
     public struct Upload: Sendable {
+        /// A local file, or an object of the shared storage (fetched when the run starts).
         public var path: String
         public var name: String
-        public init(path: String, name: String) {
+        /// Its upload record, if any (a run taken over finds its file through it).
+        public var id: String?
+        public init(path: String, name: String, id: String? = nil) {
             self.path = path
             self.name = name
+            self.id = id
         }
     }
+
+    /// This process's name on the runs' leases.
+    static let holder = LeasedService.holderName()
 
     /// One run of `name`. Failures are recorded, not thrown.
     public func run(_ name: String, scheduledFor: Date?, window: (Date?, Date?), upload: Upload? = nil) async throws -> RunOutcome {
@@ -94,9 +101,59 @@ public struct PipelineExecution: Sendable {
     /// returns the run's id at once.
     public func start(_ name: String, upload: Upload? = nil, window: (Date?, Date?) = (nil, nil)) async throws -> Int64 {
         guard let pipeline = config.pipelines[name] else { throw SluiceError(.notFound, "no pipeline '\(name)'") }
-        let id = try await runtime.driver.startRun(pipeline: name, scheduledFor: nil, windowFrom: window.0, windowTo: window.1, now: Date())
+        let id = try await runtime.driver.startRun(pipeline: name, scheduledFor: nil, windowFrom: window.0, windowTo: window.1, upload: upload?.id, now: Date())
         Task { _ = try? await finish(pipeline, run: id, window: window, upload: upload) }
         return id
+    }
+
+    /// Carries on, here, each unfinished run whose lease lapsed (the process carrying it out
+    /// died or was cut off for a whole lease period): a run over a posted file reads that file
+    /// again from its upload record, a staged run queues what it had not queued yet (the same
+    /// idempotency keys), a scheduled run reads its window again (the file ledger skips what
+    /// was loaded). Returns the runs taken over.
+    public func takeOverAbandoned() async -> [Int64] {
+        let driver = runtime.driver
+        do throws(SluiceError) {
+            let lapsed = try await driver.leases().filter { $0.remaining <= 0 }.compactMap { RunLease.run($0.name) }
+            guard !lapsed.isEmpty else { return [] }
+            let running = try await driver.runs(pipeline: nil, limit: 100_000).filter { $0.state == .running }
+            var taken: [Int64] = []
+            for run in running where lapsed.contains(run.id) {
+                guard let pipeline = config.pipelines[run.pipeline],
+                      try await driver.acquireLease(name: RunLease.name(run.id), holder: Self.holder, seconds: config.server.leaseSeconds) != nil else { continue }
+                var upload: Upload? = nil
+                if let id = run.upload {
+                    guard let u = try await driver.upload(id: id) else {
+                        try await driver.finishRun(id: run.id, state: .failed, counts: nil, error: "its process died and its upload \(id) is gone", now: Date())
+                        continue
+                    }
+                    upload = Upload(path: u.path, name: u.originalName ?? "upload \(id)", id: id)
+                }
+                log("\(run.pipeline): run \(run.id) lost its process (its lease lapsed): carrying it on here")
+                taken.append(run.id)
+                Task { _ = try? await finish(pipeline, run: run.id, window: (run.windowFrom, run.windowTo), upload: upload) }
+            }
+            return taken
+        } catch {
+            log("runs: cannot look for runs to take over: \(error)")
+            return []
+        }
+    }
+
+    /// Holds run `id`'s lease (taken and extended every third of it) until the task is cancelled.
+    func holdLease(_ id: Int64) -> Task<Void, Never> {
+        let (driver, seconds, name) = (runtime.driver, config.server.leaseSeconds, RunLease.name(id))
+        return Task {
+            var warned = false
+            while !Task.isCancelled {
+                let held = (try? await driver.acquireLease(name: name, holder: Self.holder, seconds: seconds)) ?? nil
+                if held == nil && !warned {
+                    warned = true
+                    log("run \(id): another process holds its lease (carrying it on as asked)")
+                }
+                try? await Task.sleep(for: .seconds(seconds / 3))
+            }
+        }
     }
 
     /// Takes over a staged run whose coordinator died: queues what it had not queued yet
@@ -115,13 +172,23 @@ public struct PipelineExecution: Sendable {
     /// Carries out run `id` and records how it ended.
     func finish(_ pipeline: Pipeline, run id: Int64, window: (Date?, Date?), upload: Upload?) async throws -> RunOutcome {
         let (driver, name) = (runtime.driver, pipeline.name)
+        let lease = holdLease(id)
+        let ended: Result<String, any Error>
         do {
             // An uploaded file is one file: it runs inline even in a staged pipeline.
-            let counts = pipeline.staged && upload == nil ? try await executeStaged(pipeline, window: window, run: id)
-                : try await execute(pipeline, window: window, upload: upload, run: id)
+            ended = .success(pipeline.staged && upload == nil ? try await executeStaged(pipeline, window: window, run: id)
+                             : try await execute(pipeline, window: window, upload: upload, run: id))
+        } catch {
+            ended = .failure(error)
+        }
+        // Its last extension done before the end is recorded (which forgets the lease).
+        lease.cancel()
+        await lease.value
+        switch ended {
+        case .success(let counts):
             try await driver.finishRun(id: id, state: .succeeded, counts: counts, error: nil, now: Date())
             return .succeeded
-        } catch {
+        case .failure(let error):
             let message = (error as? SluiceError)?.description ?? "\(error)"
             log("\(name): failed: \(message)")
             try await driver.finishRun(id: id, state: .failed, counts: nil, error: message, now: Date())
@@ -137,7 +204,9 @@ public struct PipelineExecution: Sendable {
         let files: [(path: String, name: String, file: PipelineSource.File)]
         var loaded: [WatchedFile] = []  // ledger entries of this run's files, written once it succeeded
         var matched = 1  // files the source matched, loaded before or not
-        if let upload {
+        if let upload, let storage = runtime.policy.storage, storage.holds(upload.path) {
+            files = [(try await storage.fetch(upload.path, into: scratch).path, upload.name, PipelineSource.File())]
+        } else if let upload {
             files = [(upload.path, upload.name, PipelineSource.File())]
         } else if pipeline.source == Pipeline.uploadSource {
             throw SluiceError(.invalidArgument, "pipeline \(pipeline.name) reads files posted to POST /pipelines/\(pipeline.name)/runs on `sluice serve`")

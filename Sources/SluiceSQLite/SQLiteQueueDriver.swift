@@ -132,6 +132,7 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         // The console's overview and the metrics' job gauges count jobs by these three.
         (7, "CREATE INDEX IF NOT EXISTS sluice_jobs_counts ON sluice_jobs (state, stage, entity);"),
         (8, "CREATE TABLE IF NOT EXISTS sluice_leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, token INTEGER NOT NULL, expires_at REAL NOT NULL) STRICT;"),
+        (9, "ALTER TABLE sluice_runs ADD COLUMN upload TEXT;"),
     ]
 
     public func migrate() async throws(SluiceError) {
@@ -599,10 +600,11 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         try await run { c throws(SluiceError) in _ = try c.query("DELETE FROM sluice_handoff_batches WHERE run_id = ?1", [.integer(id)]) }
     }
 
-    public func startRun(pipeline: String, scheduledFor: Date?, windowFrom: Date?, windowTo: Date?, now: Date) async throws(SluiceError) -> Int64 {
+    public func startRun(pipeline: String, scheduledFor: Date?, windowFrom: Date?, windowTo: Date?, upload: String?, now: Date) async throws(SluiceError) -> Int64 {
         try await run { c throws(SluiceError) in
-            _ = try c.query("INSERT INTO sluice_runs (pipeline, state, scheduled_for, window_from, window_to, started_at) VALUES (?1, 'running', ?2, ?3, ?4, ?5)",
-                            [.text(pipeline), scheduledFor.map(Self.t) ?? .null, windowFrom.map(Self.t) ?? .null, windowTo.map(Self.t) ?? .null, Self.t(now)])
+            _ = try c.query("INSERT INTO sluice_runs (pipeline, state, scheduled_for, window_from, window_to, started_at, upload) VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6)",
+                            [.text(pipeline), scheduledFor.map(Self.t) ?? .null, windowFrom.map(Self.t) ?? .null, windowTo.map(Self.t) ?? .null, Self.t(now),
+                             upload.map { .text($0) } ?? .null])
             return try c.query("SELECT last_insert_rowid()").first?.first?.int ?? 0
         }
     }
@@ -611,18 +613,19 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         try await run { c throws(SluiceError) in
             _ = try c.query("UPDATE sluice_runs SET state = ?2, counts = ?3, error = ?4, finished_at = ?5 WHERE id = ?1",
                             [.integer(id), .text(state.rawValue), counts.map { .text($0) } ?? .null, error.map { .text($0) } ?? .null, Self.t(now)])
+            _ = try c.query("DELETE FROM sluice_leases WHERE name = ?1", [.text(RunLease.name(id))])
         }
     }
 
     public func runs(pipeline: String?, limit: Int) async throws(SluiceError) -> [PipelineRun] {
         try await run { c throws(SluiceError) in
-            var sql = "SELECT id, pipeline, state, scheduled_for, window_from, window_to, started_at, finished_at, counts, error FROM sluice_runs"
+            var sql = "SELECT id, pipeline, state, scheduled_for, window_from, window_to, started_at, finished_at, counts, error, upload FROM sluice_runs"
             var binds: [SQLiteValue] = [.integer(Int64(limit))]
             if let pipeline { sql += " WHERE pipeline = ?2"; binds.append(.text(pipeline)) }
             return try c.query(sql + " ORDER BY id DESC LIMIT ?1", binds).map { r in
                 PipelineRun(id: r[0].int ?? 0, pipeline: r[1].string ?? "", state: PipelineRun.State(rawValue: r[2].string ?? "") ?? .failed,
                             scheduledFor: Self.date(r[3]), windowFrom: Self.date(r[4]), windowTo: Self.date(r[5]),
-                            startedAt: Self.date(r[6]) ?? Date(timeIntervalSince1970: 0), finishedAt: Self.date(r[7]), counts: r[8].string, error: r[9].string)
+                            startedAt: Self.date(r[6]) ?? Date(timeIntervalSince1970: 0), finishedAt: Self.date(r[7]), counts: r[8].string, error: r[9].string, upload: r[10].string)
             }
         }
     }

@@ -22,7 +22,19 @@ public enum QueueDriverConformance {
         try await RunStoreConformance.run { try await make() }
         try await HandOffStoreConformance.run { try await make() }
         try await LeaseStoreConformance.run { try await make() }
+        try await finishingARunForgetsItsLease(make)
         try await make().ping()
+    }
+
+    /// A run's lease (held while a process carries it out) goes with the run's end; another
+    /// run's stays.
+    static func finishingARunForgetsItsLease(_ make: Make) async throws {
+        let d = try await make()
+        let a = try await d.startRun(pipeline: "p", scheduledFor: nil, windowFrom: nil, windowTo: nil, now: at(1))
+        let b = try await d.startRun(pipeline: "p", scheduledFor: nil, windowFrom: nil, windowTo: nil, now: at(2))
+        for r in [a, b] { #expect(try await d.acquireLease(name: RunLease.name(r), holder: "h", seconds: 30) != nil) }
+        try await d.finishRun(id: a, state: .succeeded, counts: nil, error: nil, now: at(3))
+        #expect(try await d.leases().map(\.name) == [RunLease.name(b)])
     }
 }
 
@@ -418,6 +430,11 @@ public enum RunStoreConformance {
         #expect(runs[1].state == .succeeded && runs[1].counts == "{\"read\":3}" && runs[1].windowFrom == at(0) && runs[1].startedAt == at(61))
         #expect(try await d.runs(pipeline: nil, limit: 2).map(\.id) == [c, b])
         #expect(try await d.runs(pipeline: "q", limit: 10).first?.state == .running)
+        // A run over a posted file names its upload.
+        let u = try await d.startRun(pipeline: "q", scheduledFor: nil, windowFrom: nil, windowTo: nil, upload: "up-1", now: at(131))
+        #expect(try await d.runs(pipeline: "q", limit: 1).first.map { [$0.id: $0.upload] } == [u: "up-1"])
+        #expect(try await d.runs(pipeline: "q", limit: 10).last?.upload == nil)
+        try await d.deleteRuns(ids: [u])
         // Only successes count for the schedule: the failed 120 s firing is run again.
         #expect(try await d.lastScheduledSuccess(pipeline: "p") == at(60))
         try await d.deleteRuns(ids: [b, c])

@@ -125,8 +125,10 @@ struct ServeCommand: AsyncParsableCommand {
                 // Scheduled pipelines are checked every 30 s, or every lease period when shorter
                 // (each due one runs once, catching up).
                 if config.pipelines.values.contains(where: { $0.schedule != nil }) {
-                    services.append(leased(SchedulerService(execution: execution, every: min(30, lease)), "schedules"))
+                    services.append(leased(PeriodicService.scheduler(execution, every: min(30, lease)), "schedules"))
                 }
+                // A run whose process died (its lease lapsed unfinished) is carried on here.
+                if !config.pipelines.isEmpty { services.append(leased(PeriodicService.runTakeover(execution, every: lease / 2), "runs")) }
                 // Declared watches poll in this process; their jobs go to the workers like any other.
                 if !config.watches.isEmpty { try FileManager.default.createDirectory(atPath: config.uploadDir, withIntermediateDirectories: true) }
                 for name in config.watches.keys.sorted() {
@@ -140,8 +142,8 @@ struct ServeCommand: AsyncParsableCommand {
                 if ProcessInfo.processInfo.environment["SLUICE_METRICS"]?.lowercased() != "off" { deps.metrics = MetricsEndpoint(driver: runtime.driver) }
                 deps.accessLog = runtime.logger
                 deps.tracing = Telemetry.requested
-                deps.runPipeline = { name, path, display in
-                    try await execution.start(name, upload: .init(path: path, name: display))
+                deps.runPipeline = { name, upload in
+                    try await execution.start(name, upload: .init(path: upload.path, name: upload.originalName ?? "upload \(upload.id)", id: upload.id))
                 }
                 deps.runNow = { name, from, to in try await execution.start(name, window: (from, to)) }
                 let app = Application(

@@ -105,6 +105,62 @@ import Foundation
     }
 }
 
+/// Issue 21: a run over a posted file (`POST /pipelines/NAME/runs`) outlives the replica
+/// carrying it out: the file is kept in the storage, the run holds a lease while it runs, and
+/// when that replica is killed the other carries the run on from the same file.
+@Suite struct RunTakeoverTests {
+    @Test func aRunWhoseReplicaDiedIsCarriedOnByAnother() async throws {
+        let pg = try TestPostgres.fresh()
+        let s3 = try S3Server.shared()
+        let bucket = "runs-" + UUID().uuidString.prefix(8).lowercased()
+        try s3.boto3("s3.create_bucket(Bucket='\(bucket)')")
+        // Every answer takes 50 ms, two at once: 400 points take about 10 s.
+        let geo = try Geocoder(["--slow-rate", "1", "--slow-seconds", "0.05"])
+        defer { geo.stop() }
+        let yaml = """
+            storage: s3://\(bucket)/sluice/
+            pipelines:
+              geo:
+                source: upload
+                steps:
+                  - cast: {id: int, lat: float, lon: float}
+                  - enrich:
+                      url: "http://127.0.0.1:\(geo.port)/reverse?format=jsonv2&lat={lat}&lon={lon}"
+                      adapter: nominatim
+                      concurrency: 2
+                  - select: [id, lat, lon, city]
+                into: places
+            """
+        async let a = ServerProcess(yaml: yaml, server: "lease_seconds: 3", database: pg.url, env: s3.env)
+        async let b = ServerProcess(yaml: yaml, server: "lease_seconds: 3", database: pg.url, env: s3.env)
+        let (first, second) = try await (a, b)
+        let body = EnrichCLITests.points(400, distinct: 400, seed: 3, bad: false)
+        let (status, o) = try await first.json("POST", "/pipelines/geo/runs?filename=points.csv", body: body, headers: ["Content-Type": "text/csv"])
+        #expect(status == 202, "\(o)")
+        let run = try #require(Int(o["run_id"] as? String ?? ""), "\(o)")
+        // Killed mid-run: some points asked, the run's lease held by the first replica.
+        for _ in 0..<300 where (try geo.stats().calls) < 40 { try await Task.sleep(for: .milliseconds(50)) }
+        let holder = try pg.query("SELECT holder FROM sluice.leases WHERE name = 'run:\(run)'")
+        #expect(holder.contains(":\(first.serve!.processIdentifier):"), "\(holder)")
+        let killedAt = Date()
+        kill(first.serve!.processIdentifier, SIGKILL)
+        first.serve!.waitUntilExit()
+        var state = ""
+        for _ in 0..<900 where !["succeeded\n", "failed\n"].contains(state) {
+            try await Task.sleep(for: .milliseconds(100))
+            state = try pg.query("SELECT state FROM sluice.runs WHERE id = \(run)")
+        }
+        print("runs: run \(run) ended \(state.trimmingCharacters(in: .whitespacesAndNewlines)) \(String(format: "%.1f", Date().timeIntervalSince(killedAt))) s after its replica was killed (lease 3 s)")
+        let log = try String(contentsOfFile: second.logPath, encoding: .utf8)
+        let error = try pg.query("SELECT error FROM sluice.runs WHERE id = \(run)")
+        #expect(state == "succeeded\n", "\(error) \(log.suffix(2000))")
+        #expect(log.contains("run \(run) lost its process"), "\(log.suffix(2000))")
+        #expect(try pg.query("SELECT count(*), count(DISTINCT id), count(city) FROM places") == "400|400|400\n")
+        #expect(try pg.query("SELECT count(*) FROM sluice.runs") == "1\n", "one run, carried on (not a second one)")
+        #expect(try pg.query("SELECT count(*) FROM sluice.leases WHERE name LIKE 'run:%'") == "0\n", "the finished run's lease is forgotten")
+    }
+}
+
 /// Issue 21: with `storage:` an upload leaves the API host's disk before the client hears 202,
 /// so the API host may die at once: a worker on another host (its own folder, nothing shared
 /// but PostgreSQL and the bucket) loads it, split into chunks that each fetch only their bytes.
