@@ -4,6 +4,7 @@
 #   1. a file posted to the API host, which keeps it in `storage:` and is killed right after its
 #      202; N worker hosts load it in chunks; w1's link is cut while it holds a chunk: its lease
 #      expires, another host loads that chunk, and w1's late commit is refused by its token;
+#      w2's disk (its .sluice folder) is wiped meanwhile;
 #   2. the database host's link cut for CUT seconds (default 20) mid-load;
 #   3. the S3 host's link cut for CUT seconds while the API host keeps an upload there;
 #   4. two serve replicas (api, api2): the one polling a watch is killed, the other takes the
@@ -110,6 +111,15 @@ done
 [ -n "$held" ] || { echo "FAIL: w1 never held a chunk" >&2; exit 1; }
 $H cut w1
 echo "cut w1's link while it held chunk job $held"
+# Another worker host's disk wiped mid-load: whatever it was writing is gone, the job is not.
+if [ "$WORKERS" -ge 2 ]; then
+  for _ in $(seq 1 60); do
+    [ -n "$(sql "SELECT id FROM sluice.jobs WHERE worker LIKE 'w2%' AND state = 'processing' LIMIT 1")" ] && break
+    sleep 0.05
+  done
+  rm -rf "$WORK/w2/.sluice"
+  echo "wiped w2's disk (its .sluice folder) while it loaded"
+fi
 
 wait_complete "$id" "$ROWS"
 rescued=$(sql "SELECT rescues || ' rescue(s), attempts ' || attempts FROM sluice.jobs WHERE id = $held")

@@ -278,7 +278,14 @@ public struct JobExecutor: Sendable {
             case .success(nil): break  // too small, or not splittable: one worker loads it
             }
         }
-        return await load(input, lease)
+        return Self.blamingDisk(await load(input, lease), local)
+    }
+
+    /// A scratch copy that vanished under the load (this host's disk wiped or cleaned) says
+    /// nothing about the input: the attempt fails as transient, and the next fetches again.
+    static func blamingDisk(_ outcome: Outcome, _ local: LocalSource) -> Outcome {
+        guard case .failed(let e, let result) = outcome, !e.isTransient, local.temporary, !FileManager.default.fileExists(atPath: local.path) else { return outcome }
+        return .failed(SluiceError(.io, "\(e.message) (this host's copy of the file is gone; the next attempt fetches it again)", at: e.location), result)
     }
 
     // MARK: Chunked loads

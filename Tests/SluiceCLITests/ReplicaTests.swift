@@ -165,6 +165,20 @@ import Foundation
 /// so the API host may die at once: a worker on another host (its own folder, nothing shared
 /// but PostgreSQL and the bucket) loads it, split into chunks that each fetch only their bytes.
 @Suite struct SharedStorageTests {
+    /// A storage that refuses the file (here: its bucket does not exist): the client hears 503
+    /// and may send it again; nothing is recorded and no copy stays on the API host's disk.
+    @Test func anUploadTheStorageRefusesIsNeitherRecordedNorKept() async throws {
+        let pg = try TestPostgres.fresh()
+        let s3 = try S3Server.shared()
+        let api = try ServerProcess(yaml: "storage: s3://no-such-bucket-\(UUID().uuidString.prefix(8).lowercased())/sluice/", database: pg.url, noWorkers: true, env: s3.env)
+        let (status, o) = try await api.json("POST", "/registros/_bulk?filename=a.csv", body: "id,valor\n1,1.5\n", headers: ["Content-Type": "text/csv"])
+        #expect(status == 503 && (o["error"] as? String ?? "\(o)").contains("send it again"), "\(status) \(o)")
+        #expect(try pg.query("SELECT count(*) FROM sluice.uploads") == "0\n" && pg.query("SELECT count(*) FROM sluice.jobs") == "0\n")
+        let left = (FileManager.default.enumerator(atPath: api.cli.dir + "/.sluice/uploads")?.allObjects as? [String] ?? [])
+            .filter { !(((try? FileManager.default.attributesOfItem(atPath: api.cli.dir + "/.sluice/uploads/" + $0))?[.type] as? FileAttributeType) == .typeDirectory) }
+        #expect(left.isEmpty, "\(left)")
+    }
+
     @Test func anUploadLoadsOnAnotherHostAfterTheAPIHostDied() async throws {
         let pg = try TestPostgres.fresh()
         let s3 = try S3Server.shared()

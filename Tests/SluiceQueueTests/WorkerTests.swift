@@ -146,3 +146,19 @@ final class TestClock: @unchecked Sendable {
         #expect(try await h.driver.job(id: down.id)?.state == .error)
     }
 }
+
+/// Issue 21: a worker host's disk may be wiped at any moment. A load that fails because its
+/// scratch copy vanished is retried (the copy is fetched again); a file that is the input
+/// itself (a local upload) missing is still the input's fault.
+@Suite struct WipedDiskTests {
+    @Test func aVanishedScratchCopyMakesTheAttemptTransient() {
+        let gone = NSTemporaryDirectory() + "sluice-gone-" + UUID().uuidString
+        let error = SluiceError(.notFound, "cannot open: No such file or directory", at: SourceLocation(file: "base.csv"))
+        let scratch = LocalSource(path: gone, sha256: "", size: 0, temporary: true)
+        guard case .failed(let e, _) = JobExecutor.blamingDisk(.failed(error), scratch) else { Issue.record("not a failure"); return }
+        #expect(e.isTransient && e.description.hasPrefix("base.csv: cannot open") && e.message.contains("fetches it again"), "\(e)")
+        let upload = LocalSource(path: gone, sha256: "", size: 0, temporary: false)
+        guard case .failed(let kept, _) = JobExecutor.blamingDisk(.failed(error), upload) else { Issue.record("not a failure"); return }
+        #expect(!kept.isTransient && kept.message == error.message)
+    }
+}
