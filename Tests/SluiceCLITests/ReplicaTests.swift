@@ -315,23 +315,36 @@ import Foundation
 
 /// A chunked parent that loses its lease (rescued while its worker was cut off) must leave its
 /// chunks to the attempt that takes it over: cancelling them made that attempt fail with
-/// "chunk N failed: cancelled". The rescue is done here by hand, as `rescueExpired` does it.
+/// "chunk N failed: cancelled". The rescue is done here by hand, as `rescueExpired` does it,
+/// while a session locks the shared stage so that no chunk can finish meanwhile (under the
+/// loaded suite the chunks used to finish before the test saw the parent coordinating).
 @Suite struct ChunkedParentRescueTests {
-    @Test(.disabled("passes alone and fails without the fix, but under the loaded full suite it misses the window in which the parent coordinates its chunks; remove .disabled to run it alone (swift test --filter ChunkedParentRescueTests)"))
-    func aParentThatLostItsLeaseLeavesItsChunksToTheNextAttempt() async throws {
+    @Test func aParentThatLostItsLeaseLeavesItsChunksToTheNextAttempt() async throws {
         let pg = try TestPostgres.fresh()
         let srv = try ServerProcess(database: pg.url, noWorkers: true)
-        // One worker slot first: the parent loads its chunks itself, one at a time (a wide
-        // window to take it in); a second worker joins once it was taken.
-        try srv.startWorker("A", concurrency: 1)
+        try srv.startWorker("A", concurrency: 2)
         let rows = 400_000
         let path = srv.bigCSV("big.csv", rows: rows)
         let (s, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)", "chunk_mb": 1}"#)
         #expect(s == 202, "\(o)")
         let id = try #require(o["id"] as? Int)
-        // Once its chunks are queued and some are still to load, the parent is taken from its worker.
+        // The window, held open: once the parent made its shared stage, a session locks it, so
+        // no chunk can finish while the parent is taken from its worker.
+        func await(_ sql: String, _ answer: String) async throws {
+            let deadline = Date().addingTimeInterval(60)
+            while try pg.query(sql) != answer && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        try await await("SELECT to_regclass('sluice.stage_\(id)') IS NOT NULL", "t\n")
+        let lock = Process()
+        lock.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        lock.arguments = ["psql", pg.url, "-qc", "BEGIN; LOCK TABLE sluice.stage_\(id) IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;"]
+        lock.standardOutput = FileHandle.nullDevice
+        try lock.run()
+        defer { lock.waitUntilExit() }
+        let granted = "SELECT count(*) FROM pg_locks WHERE relation = to_regclass('sluice.stage_\(id)') AND mode = 'AccessExclusiveLock' AND granted"
+        try await await(granted, "1\n")
         var taken = ""
-        for _ in 0..<600 where taken.isEmpty {
+        for _ in 0..<150 where taken.isEmpty {
             taken = try pg.query("""
                 UPDATE sluice.jobs SET state = 'queued', rescues = rescues + 1, lease_token = lease_token + 1, run_after = now(),
                   worker = NULL, lease_expires_at = NULL, attempts = greatest(attempts - 1, 0)
