@@ -9,6 +9,11 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
     public let names: [String]
     let program: [Inst]
     let slots: Int
+    /// Per instruction, a superset of the bytes a match can go on with from there (every
+    /// byte where it may match without consuming one): `backtrack` skips the alternatives
+    /// the next byte rules out, so a pattern that never needs to look back (`\d+\.\d+`,
+    /// `\S+ +`) runs without a stack.
+    let firsts: [ByteSet]
 
     /// The largest compiled program: bounded repetitions (`{1000}`) expand, so they are capped.
     static let maxInstructions = 20_000
@@ -25,6 +30,73 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
         case save(Int)
         case lineStart, lineEnd
         case match
+    }
+
+    /// A set of byte values.
+    struct ByteSet: Sendable, Equatable {
+        var w: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        static var all: ByteSet { ByteSet(w: (~0, ~0, ~0, ~0)) }
+        static func == (a: ByteSet, b: ByteSet) -> Bool { a.w == b.w }
+        @inline(__always) func contains(_ b: UInt8) -> Bool {
+            let bit = UInt64(1) << UInt64(b & 63)
+            switch b >> 6 {
+            case 0: return w.0 & bit != 0
+            case 1: return w.1 & bit != 0
+            case 2: return w.2 & bit != 0
+            default: return w.3 & bit != 0
+            }
+        }
+        mutating func insert(_ b: UInt8) {
+            let bit = UInt64(1) << UInt64(b & 63)
+            switch b >> 6 {
+            case 0: w.0 |= bit
+            case 1: w.1 |= bit
+            case 2: w.2 |= bit
+            default: w.3 |= bit
+            }
+        }
+        func union(_ o: ByteSet) -> ByteSet { ByteSet(w: (w.0 | o.w.0, w.1 | o.w.1, w.2 | o.w.2, w.3 | o.w.3)) }
+    }
+
+    /// The bytes instruction `inst` can take first (its scalar's first UTF-8 byte), nil for
+    /// one that consumes nothing.
+    static func firstBytes(_ inst: Inst) -> ByteSet? {
+        var set = ByteSet()
+        switch inst {
+        case .scalar(let s):
+            set.insert(String(s).utf8.first ?? 0)
+        case .any:
+            set = .all
+            set.w.0 &= ~(UInt64(1) << 0x0A)
+        case .set(let cs):
+            // ASCII exactly; every byte of a longer encoding (a superset).
+            for b in UInt8(0)..<0x80 where cs.contains(Unicode.Scalar(b)) { set.insert(b) }
+            if cs.negated || cs.ranges.contains(where: { $0.upperBound >= 0x80 }) { for b in UInt8(0x80)...0xFF { set.insert(b) } }
+        default:
+            return nil
+        }
+        return set
+    }
+
+    /// ``firsts`` of `program`, grown to a fixed point (loops jump back).
+    static func firsts(of program: [Inst]) -> [ByteSet] {
+        var f = [ByteSet](repeating: ByteSet(), count: program.count)
+        var changed = true
+        while changed {
+            changed = false
+            for pc in program.indices.reversed() {
+                let next: ByteSet
+                switch program[pc] {
+                case .scalar, .any, .set: next = firstBytes(program[pc])!
+                case .split(let a, let b): next = f[a].union(f[b])
+                case .jump(let t): next = f[t]
+                case .save, .lineStart: next = f[pc + 1]
+                case .lineEnd, .match: next = .all
+                }
+                if next != f[pc] { f[pc] = next; changed = true }
+            }
+        }
+        return f
     }
 
     /// A character class: ranges of scalars, possibly negated.
@@ -66,6 +138,7 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
         self.names = parser.names
         self.program = program
         slots = 2 * (parser.names.count + 1)
+        firsts = Self.firsts(of: program)
     }
 
     /// The named captures of the leftmost match in `text` (a group that did not take part is
@@ -80,6 +153,19 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
                 if a >= 0, b >= a { out[name] = String(decoding: UnsafeBufferPointer(rebasing: bytes[a..<b]), as: UTF8.self) }
             }
             return out
+        }
+    }
+
+    /// The text of each capture of the leftmost match in `text`, in ``names`` order (nil for a
+    /// group that did not take part), or nil when there is no match.
+    public func captures(_ text: String) -> [String?]? {
+        var text = text
+        return text.withUTF8 { bytes -> [String?]? in
+            guard let caps = run(bytes) else { return nil }
+            return names.indices.map { i in
+                let a = caps[2 * (i + 1)], b = caps[2 * (i + 1) + 1]
+                return a >= 0 && b >= a ? String(decoding: UnsafeBufferPointer(rebasing: bytes[a..<b]), as: UTF8.self) : nil
+            }
         }
     }
 
@@ -149,6 +235,7 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
         var start = 0
         while start <= text.count {
             defer { start += start < text.count ? Self.scalar(text, start).1 : 1 }
+            if start < text.count && !firsts[0].contains(text[start]) { continue }
             stack.append(.state(0, start))
             while let job = stack.popLast() {
                 guard case .state(var pc, var at) = job else {
@@ -164,8 +251,17 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
                         guard let n = Self.step(program[pc], text, at) else { break thread }
                         pc += 1; at += n
                     case .split(let a, let b):
-                        stack.append(.state(b, at))
-                        pc = a
+                        // Only the branches the next byte allows, the first one first.
+                        guard at < text.count else { stack.append(.state(b, at)); pc = a; continue }
+                        let c = text[at]
+                        if firsts[a].contains(c) {
+                            if firsts[b].contains(c) { stack.append(.state(b, at)) }
+                            pc = a
+                        } else if firsts[b].contains(c) {
+                            pc = b
+                        } else {
+                            break thread
+                        }
                     case .jump(let t): pc = t
                     case .save(let slot):
                         stack.append(.restore(slot, caps[slot]))

@@ -279,8 +279,21 @@ public struct RowTransformer: Sendable {
 
     let steps: [PipelineStep]
     var seen: [Int: Set<[EValue]>] = [:]
+    /// Per `parse` step: every name its patterns capture, and per pattern where each name is
+    /// among that pattern's captures (nil: it does not capture it).
+    let parsed: [Int: (names: [String], at: [[Int?]])]
 
-    public init(steps: [PipelineStep]) { self.steps = steps }
+    public init(steps: [PipelineStep]) {
+        self.steps = steps
+        var parsed: [Int: (names: [String], at: [[Int?]])] = [:]
+        for (i, step) in steps.enumerated() {
+            guard case .parse(_, let patterns) = step else { continue }
+            var names: [String] = []
+            for n in patterns.flatMap(\.names) where !names.contains(n) { names.append(n) }
+            parsed[i] = (names, patterns.map { p in names.map { p.names.firstIndex(of: $0) } })
+        }
+        self.parsed = parsed
+    }
 
     /// The outcome of one row through steps that make exactly one row of it (no `explode`).
     public mutating func apply(_ input: PipelineRow) -> Outcome { run(input).first ?? .drop }
@@ -328,12 +341,13 @@ public struct RowTransformer: Sendable {
                 if !seen[i, default: []].insert(key).inserted { return [.drop] }
             case .parse(let f, let patterns):
                 let text = row.values[f]?.text ?? ""
-                guard let caps = patterns.lazy.compactMap({ $0.match(text) }).first else {
+                guard let (k, caps) = patterns.lazy.enumerated().compactMap({ k, p in p.captures(text).map { (k, $0) } }).first,
+                      let (names, at) = parsed[i] else {
                     return [.reject("parse: no pattern matches \(f) '\(SourceLocation.excerpt(text))'")]
                 }
                 // Every name any pattern captures is a field; those this one did not set are null.
-                for name in patterns.flatMap(\.names) {
-                    row.values[name] = caps[name].map(EValue.text) ?? .null
+                for (n, name) in names.enumerated() {
+                    row.values[name] = at[k][n].flatMap { caps[$0] }.map(EValue.text) ?? .null
                     if !row.fields.contains(name) { row.fields.append(name) }
                 }
             case .flatten(let f):

@@ -146,7 +146,13 @@ public struct PipelineExecution: Sendable {
         return Task {
             var warned = false
             while !Task.isCancelled {
-                let held = (try? await driver.acquireLease(name: name, holder: Self.holder, seconds: seconds)) ?? nil
+                let held: Int64?
+                do {
+                    held = try await driver.acquireLease(name: name, holder: Self.holder, seconds: seconds)
+                } catch {
+                    try? await Task.sleep(for: .seconds(min(1, seconds / 3)))  // the database is busy or away: soon again
+                    continue
+                }
                 if held == nil && !warned {
                     warned = true
                     log("run \(id): another process holds its lease (carrying it on as asked)")

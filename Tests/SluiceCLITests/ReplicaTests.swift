@@ -42,11 +42,11 @@ import Foundation
         }
         func pid(_ holder: String?) -> Int32? { holder.flatMap { Int32($0.split(separator: ":").dropFirst().first ?? "") } }
         var held: [String: String] = [:]
-        for _ in 0..<100 where held.count < 2 {
+        for _ in 0..<100 where held.count < 3 {
             held = try holders()
             try await Task.sleep(for: .milliseconds(100))
         }
-        #expect(Set(held.keys) == ["schedules", "watch:drops"], "\(held)")
+        #expect(Set(held.keys) == ["schedules", "watch:drops", "runs"], "\(held)")
         let pids = replicas.map { $0.serve!.processIdentifier }
         #expect(held.values.allSatisfy { pids.contains(pid($0) ?? -1) }, "\(held) \(pids)")
 
@@ -79,13 +79,13 @@ import Foundation
         var now: [String: String] = [:]
         while Date().timeIntervalSince(killedAt) < 60 {
             now = try holders()
-            if now.count == 2 && now.values.allSatisfy({ pid($0) == survivor.serve!.processIdentifier }) { break }
+            if now.count == 3 && now.values.allSatisfy({ pid($0) == survivor.serve!.processIdentifier }) { break }
             try await Task.sleep(for: .milliseconds(100))
         }
         let handover = Date().timeIntervalSince(killedAt)
         // Quiet, a lease period and a standby's ask (about 2.5 s); the loaded suite has taken 14 s.
         print("replicas: the schedules and the watch taken over \(String(format: "%.1f", handover)) s after the kill (lease 3 s)")
-        #expect(now.count == 2 && now.values.allSatisfy { pid($0) == survivor.serve!.processIdentifier }, "not taken over in 60 s: \(now)")
+        #expect(now.count == 3 && now.values.allSatisfy { pid($0) == survivor.serve!.processIdentifier }, "not taken over in 60 s: \(now)")
         drop("two.csv", ids: 101...250)
         try await waitForRows(250)
 
@@ -114,8 +114,8 @@ import Foundation
         let s3 = try S3Server.shared()
         let bucket = "runs-" + UUID().uuidString.prefix(8).lowercased()
         try s3.boto3("s3.create_bucket(Bucket='\(bucket)')")
-        // Every answer takes 50 ms, two at once: 400 points take about 10 s.
-        let geo = try Geocoder(["--slow-rate", "1", "--slow-seconds", "0.05"])
+        // Every answer takes 100 ms, two at once: 400 points take about 20 s.
+        let geo = try Geocoder(["--slow-rate", "1", "--slow-seconds", "0.1"])
         defer { geo.stop() }
         let yaml = """
             storage: s3://\(bucket)/sluice/
@@ -138,13 +138,21 @@ import Foundation
         let (status, o) = try await first.json("POST", "/pipelines/geo/runs?filename=points.csv", body: body, headers: ["Content-Type": "text/csv"])
         #expect(status == 202, "\(o)")
         let run = try #require(Int(o["run_id"] as? String ?? ""), "\(o)")
-        // Killed mid-run: some points asked, the run's lease held by the first replica.
-        for _ in 0..<300 where (try geo.stats().calls) < 40 { try await Task.sleep(for: .milliseconds(50)) }
-        let holder = try pg.query("SELECT holder FROM sluice.leases WHERE name = 'run:\(run)'")
-        #expect(holder.contains(":\(first.serve!.processIdentifier):"), "\(holder)")
-        let killedAt = Date()
-        kill(first.serve!.processIdentifier, SIGKILL)
+        // Killed mid-run (watched from a thread of its own, see `onThread`): some points asked,
+        // the run's lease held by the first replica.
+        let victim = first.serve!.processIdentifier
+        let (holder, killedAt) = await onThread { () -> (String, Date) in
+            var holder = ""
+            for _ in 0..<600 {
+                holder = (try? pg.query("SELECT holder FROM sluice.leases WHERE name = 'run:\(run)'")) ?? ""
+                if !holder.isEmpty, ((try? geo.stats().calls) ?? 0) >= 40 { break }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            kill(victim, SIGKILL)
+            return (holder, Date())
+        }
         first.serve!.waitUntilExit()
+        #expect(holder.contains(":\(victim):"), "\(holder)")
         var state = ""
         for _ in 0..<900 where !["succeeded\n", "failed\n"].contains(state) {
             try await Task.sleep(for: .milliseconds(100))
@@ -316,49 +324,70 @@ import Foundation
 /// A chunked parent that loses its lease (rescued while its worker was cut off) must leave its
 /// chunks to the attempt that takes it over: cancelling them made that attempt fail with
 /// "chunk N failed: cancelled". The rescue is done here by hand, as `rescueExpired` does it,
-/// while a session locks the shared stage so that no chunk can finish meanwhile (under the
-/// loaded suite the chunks used to finish before the test saw the parent coordinating).
+/// while the parent's worker is stopped (under the loaded suite the chunks used to finish
+/// before the test saw the parent coordinating).
 @Suite struct ChunkedParentRescueTests {
     @Test func aParentThatLostItsLeaseLeavesItsChunksToTheNextAttempt() async throws {
         let pg = try TestPostgres.fresh()
         let srv = try ServerProcess(database: pg.url, noWorkers: true)
-        try srv.startWorker("A", concurrency: 2)
+        let a = try srv.startWorker("A", concurrency: 2)
         let rows = 400_000
         let path = srv.bigCSV("big.csv", rows: rows)
+        // The window, held open: once a parent has queued its chunks (some still to load), its
+        // worker — the only one — is stopped (SIGSTOP), the parent taken from it, and the
+        // worker let go on: it finds its lease lost, and must leave the chunks alone. Watched
+        // from a thread started before the job: under the loaded suite the test's own task
+        // may wait seconds for a turn on the shared threads, and the chunks were done by then.
+        let open = """
+            SELECT spec::json->>'parent' FROM sluice.jobs WHERE spec::json->>'parent' IS NOT NULL AND state <> 'complete'
+            GROUP BY 1 HAVING count(*) > 2 LIMIT 1
+            """
+        let worker = a.processIdentifier
+        let result = Box()
+        Thread.detachNewThread {
+            let until = Date().addingTimeInterval(120)
+            var taken = ""
+            while taken.isEmpty && Date() < until {
+                guard let parent = (try? pg.query(open))?.trimmingCharacters(in: .whitespacesAndNewlines), !parent.isEmpty else {
+                    Thread.sleep(forTimeInterval: 0.01)
+                    continue
+                }
+                kill(worker, SIGSTOP)
+                taken = (try? pg.query("""
+                    UPDATE sluice.jobs SET state = 'queued', rescues = rescues + 1, lease_token = lease_token + 1, run_after = now(),
+                      worker = NULL, lease_expires_at = NULL, attempts = greatest(attempts - 1, 0)
+                    WHERE id = \(parent) AND state = 'processing'
+                      AND (SELECT count(*) FROM sluice.jobs WHERE spec LIKE '%"parent":\(parent),%' AND state <> 'complete') > 2
+                    RETURNING id
+                    """)) ?? ""
+                kill(worker, SIGCONT)
+            }
+            result.set(taken)
+        }
         let (s, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)", "chunk_mb": 1}"#)
         #expect(s == 202, "\(o)")
         let id = try #require(o["id"] as? Int)
-        // The window, held open: once the parent made its shared stage, a session locks it, so
-        // no chunk can finish while the parent is taken from its worker.
-        func await(_ sql: String, _ answer: String) async throws {
-            let deadline = Date().addingTimeInterval(60)
-            while try pg.query(sql) != answer && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        }
-        try await await("SELECT to_regclass('sluice.stage_\(id)') IS NOT NULL", "t\n")
-        let lock = Process()
-        lock.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        lock.arguments = ["psql", pg.url, "-qc", "BEGIN; LOCK TABLE sluice.stage_\(id) IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;"]
-        lock.standardOutput = FileHandle.nullDevice
-        try lock.run()
-        defer { lock.waitUntilExit() }
-        let granted = "SELECT count(*) FROM pg_locks WHERE relation = to_regclass('sluice.stage_\(id)') AND mode = 'AccessExclusiveLock' AND granted"
-        try await await(granted, "1\n")
-        var taken = ""
-        for _ in 0..<150 where taken.isEmpty {
-            taken = try pg.query("""
-                UPDATE sluice.jobs SET state = 'queued', rescues = rescues + 1, lease_token = lease_token + 1, run_after = now(),
-                  worker = NULL, lease_expires_at = NULL, attempts = greatest(attempts - 1, 0)
-                WHERE id = \(id) AND state = 'processing'
-                  AND (SELECT count(*) FROM sluice.jobs WHERE spec LIKE '%"parent":\(id)%' AND state <> 'complete') > 2
-                RETURNING id
-                """)
-            if taken.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
-        }
-        #expect(!taken.isEmpty, "the parent was never seen coordinating its chunks")
+        while result.get() == nil { try await Task.sleep(for: .milliseconds(50)) }
+        let taken = result.get() ?? ""
+        #expect(taken == "\(id)\n", "the parent was never seen coordinating its chunks")
         try srv.startWorker("B", concurrency: 2)
         let done = try await srv.wait(job: id) { ["complete", "error"].contains($0["state"] as? String ?? "") }
         #expect(done["state"] as? String == "complete", "\(done)")
         #expect(try pg.query("SELECT count(*), count(DISTINCT id) FROM registros") == "\(rows)|\(rows)\n")
         #expect(try pg.query("SELECT count(*) FROM sluice.jobs WHERE state = 'cancelled'") == "0\n")
     }
+}
+
+/// `body`'s result, computed on a thread of its own: a test that must watch a process closely
+/// cannot wait for a turn on the shared threads, which other tests' blocking calls keep busy.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { c in Thread.detachNewThread { c.resume(returning: body()) } }
+}
+
+/// A value one thread sets and another reads.
+final class Box: @unchecked Sendable {
+    let lock = NSLock()
+    var value: String?
+    func set(_ v: String) { lock.withLock { value = v } }
+    func get() -> String? { lock.withLock { value } }
 }
