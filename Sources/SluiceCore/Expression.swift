@@ -602,10 +602,15 @@ public enum ExprEvaluator {
                 guard let sep = text(1).utf8.first, text(1).utf8.count == 1 else { throw ExprFailure("to_number: the decimal separator is one character, not '\(text(1))'") }
                 d.decimal = sep
             }
-            var out: [UInt8] = []
-            let raw = Array(EValue.trim(text(0)).utf8)
-            let ok = raw.withUnsafeBytes { d.normalizeNumber($0, into: &out) }
-            guard ok, let v = Double(String(decoding: out, as: UTF8.self)), v.isFinite else { throw ExprFailure("to_number: '\(SourceLocation.excerpt(text(0)))' is not a number") }
+            // Normalized to `-1234.5` and read by the loads' own number parser (no String in between).
+            var trimmed = EValue.trim(text(0))
+            let parsed = trimmed.withUTF8 { raw -> Double? in
+                var out: [UInt8] = []
+                out.reserveCapacity(raw.count)
+                guard d.normalizeNumber(UnsafeRawBufferPointer(raw), into: &out) else { return nil }
+                return out.withUnsafeBytes { Coercion.parseDouble($0) }
+            }
+            guard let v = parsed, v.isFinite else { throw ExprFailure("to_number: '\(SourceLocation.excerpt(text(0)))' is not a number") }
             return .double(v)
         case "dms_to_degrees":
             guard let v = Degrees.parse(text(0)) else { throw ExprFailure("dms_to_degrees: '\(SourceLocation.excerpt(text(0)))' is not degrees, minutes and seconds (30°02′59″S)") }

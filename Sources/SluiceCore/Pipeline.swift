@@ -306,7 +306,10 @@ public struct RowTransformer: Sendable {
         for i in first..<steps.count {
             switch steps[i] {
             case .select(let names):
-                row.values = row.values.filter { names.contains($0.key) }
+                var kept: [String: EValue] = [:]
+                kept.reserveCapacity(names.count)
+                for n in names { if let v = row.values[n] { kept[n] = v } }
+                row.values = kept
                 row.fields = names
             case .rename(let pairs):
                 for p in pairs {
