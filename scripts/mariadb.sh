@@ -18,7 +18,7 @@ start() {
     --socket="$root/mysqld.sock" --pid-file="$root/mysqld.pid" --log-error="$root/error.log" \
     --local-infile=1 --max-connections=200 --innodb-buffer-pool-size=512M --innodb-log-file-size=512M \
     --innodb-flush-log-at-trx-commit=1 --character-set-server=utf8mb4 --collation-server=utf8mb4_bin \
-    --skip-name-resolve --connect-timeout=120 --net-read-timeout=600 --net-write-timeout=600 --max-connect-errors=1000000 \
+    --skip-name-resolve --connect-timeout=600 --net-read-timeout=600 --net-write-timeout=600 --max-connect-errors=1000000 \
     --ssl-cert="$root/cert.pem" --ssl-key="$root/key.pem" </dev/null >/dev/null 2>&1 &
   for _ in $(seq 1 300); do
     mariadb --no-defaults -uroot --socket="$root/mysqld.sock" -e "SELECT 1" >/dev/null 2>&1 && return 0

@@ -19,14 +19,23 @@ struct TestMySQL {
     func query(_ sql: String) throws -> String { try TestPostgres.run(args + ["-e", sql]) }
 
     /// Waits up to a minute until the server shows a `LOAD DATA` running; false if it never did.
-    func waitForLoadData() async throws -> Bool {
-        for _ in 0..<3000 {
-            let n = (try? query("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOAD DATA%'"))?
-                .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last.flatMap { Int($0) } ?? 0
-            if n > 0 { return true }
-            try await Task.sleep(for: .milliseconds(20))
+    /// Kills `pid` as soon as a `LOAD DATA` runs in the server (up to a minute), watching from
+    /// a thread of its own started now (see `onThread`); the box says "seen" or "".
+    func killDuringLoadData(_ pid: Int32) -> Box {
+        let box = Box()
+        Thread.detachNewThread {
+            for _ in 0..<3000 {
+                let n = (try? query("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOAD DATA%'"))?
+                    .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last.flatMap { Int($0) } ?? 0
+                if n > 0 {
+                    kill(pid, SIGKILL)
+                    return box.set("seen")
+                }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            box.set("")
         }
-        return false
+        return box
     }
 
     /// A server of its own (scripts/mariadb.sh), for tests that restart it or change its settings.
@@ -94,14 +103,14 @@ struct TestMySQL {
         let rows = 2_000_000
         let path = srv.bigCSV("big.csv", rows: rows)
         let a = try srv.startWorker("A")
-        let (_, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)"}"#)
-        let id = try #require(o["id"] as? Int)
         // Kill A while its LOAD DATA runs in MariaDB (seen in the server's process list, in a
         // tight loop: the job's progress, published each second, can miss a fast load, and
         // polling the SQLite control plane that often held up the worker's own writes).
-        let loading = try await my.waitForLoadData()
-        kill(a.processIdentifier, SIGKILL)
-        #expect(loading, "the load was never seen running; make the file bigger")
+        let watch = my.killDuringLoadData(a.processIdentifier)
+        let (_, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)"}"#)
+        let id = try #require(o["id"] as? Int)
+        while watch.get() == nil { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(watch.get() == "seen", "the load was never seen running; make the file bigger")
         try srv.startWorker("B")
         let done = try await srv.wait(job: id) { ["complete", "error"].contains($0["state"] as? String ?? "") }
         #expect(done["state"] as? String == "complete", "\(done)")
