@@ -19,16 +19,16 @@ struct TestMySQL {
     func query(_ sql: String) throws -> String { try TestPostgres.run(args + ["-e", sql]) }
 
     /// Waits up to a minute until the server shows a `LOAD DATA` running; false if it never did.
-    /// Kills `pid` as soon as a `LOAD DATA` runs in the server (up to a minute), watching from
-    /// a thread of its own started now (see `onThread`); the box says "seen" or "".
-    func killDuringLoadData(_ pid: Int32) -> Box {
+    /// Does `action` as soon as a `LOAD DATA` runs in the server (up to a minute), watching
+    /// from a thread of its own started now (see `onThread`); the box says "seen" or "".
+    func duringLoadData(_ action: @escaping @Sendable () -> Void) -> Box {
         let box = Box()
         Thread.detachNewThread {
             for _ in 0..<3000 {
                 let n = (try? query("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOAD DATA%'"))?
                     .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last.flatMap { Int($0) } ?? 0
                 if n > 0 {
-                    kill(pid, SIGKILL)
+                    action()
                     return box.set("seen")
                 }
                 Thread.sleep(forTimeInterval: 0.02)
@@ -106,7 +106,8 @@ struct TestMySQL {
         // Kill A while its LOAD DATA runs in MariaDB (seen in the server's process list, in a
         // tight loop: the job's progress, published each second, can miss a fast load, and
         // polling the SQLite control plane that often held up the worker's own writes).
-        let watch = my.killDuringLoadData(a.processIdentifier)
+        let worker = a.processIdentifier
+        let watch = my.duringLoadData { kill(worker, SIGKILL) }
         let (_, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)"}"#)
         let id = try #require(o["id"] as? Int)
         while watch.get() == nil { try await Task.sleep(for: .milliseconds(50)) }
@@ -148,13 +149,13 @@ struct TestMySQL {
         // straight into its table at about half a million rows a second here).
         let rows = 2_000_000
         let path = srv.bigCSV("big.csv", rows: rows)
-        let (_, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)"}"#)
-        let id = try #require(o["id"] as? Int)
         // Restarted while the server shows the LOAD DATA running (progress is published once
         // a second, and a loaded machine's status polls can miss the whole load).
-        let loading = try await my.waitForLoadData()
-        #expect(loading, "the load was never seen running; make the file bigger")
-        TestMySQL.server("restart", dir)
+        let watch = my.duringLoadData { TestMySQL.server("restart", dir) }
+        let (_, o) = try await srv.json("PUT", "/registros/_bulk", body: #"{"url": "file://\#(path)"}"#)
+        let id = try #require(o["id"] as? Int)
+        while watch.get() == nil { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(watch.get() == "seen", "the load was never seen running; make the file bigger")
         let done = try await srv.wait(job: id) { ["complete", "error"].contains($0["state"] as? String ?? "") }
         #expect(done["state"] as? String == "complete", "\(done)")
         #expect((done["attempts"] as? Int ?? 0) >= 2, "\(done)")
