@@ -14,6 +14,10 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
     /// the next byte rules out, so a pattern that never needs to look back (`\d+\.\d+`,
     /// `\S+ +`) runs without a stack.
     let firsts: [ByteSet]
+    /// Each `split`'s ordinal among the splits (-1 for other instructions): `backtrack` marks
+    /// only the states at splits, where paths meet again, in a bitset that many rows tall.
+    let splitOrdinal: [Int]
+    let splitCount: Int
 
     /// The largest compiled program: bounded repetitions (`{1000}`) expand, so they are capped.
     static let maxInstructions = 20_000
@@ -139,6 +143,10 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
         self.program = program
         slots = 2 * (parser.names.count + 1)
         firsts = Self.firsts(of: program)
+        var ordinal = [Int](repeating: -1, count: program.count), n = 0
+        for (pc, inst) in program.enumerated() { if case .split = inst { ordinal[pc] = n; n += 1 } }
+        splitOrdinal = ordinal
+        splitCount = n
     }
 
     /// The named captures of the leftmost match in `text` (a group that did not take part is
@@ -223,12 +231,12 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
         program.count * (text.count + 1) <= Self.bitStateLimit ? backtrack(text) : pike(text)
     }
 
-    /// Depth-first search in priority order that visits each (instruction, position) state
-    /// at most once (RE2's "bit state"): linear like the Pike VM, and much faster on the short
-    /// texts records are, with no thread lists to copy.
+    /// Depth-first search in priority order that visits each (split, position) state at most
+    /// once (RE2's "bit state", marked only where paths can meet): linear in the text like the
+    /// Pike VM, and much faster on the short texts records are, with no thread lists to copy.
     func backtrack(_ text: UnsafeBufferPointer<UInt8>) -> [Int]? {
         let width = text.count + 1
-        var visited = [UInt64](repeating: 0, count: (program.count * width + 63) / 64)
+        var visited = [UInt64](repeating: 0, count: (splitCount * width + 63) / 64)
         var caps = [Int](repeating: -1, count: slots)
         enum Job { case state(Int, Int), restore(Int, Int) }
         var stack: [Job] = []
@@ -243,14 +251,16 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
                     continue
                 }
                 thread: while true {
-                    let bit = pc * width + at
-                    if visited[bit >> 6] & (1 << UInt64(bit & 63)) != 0 { break thread }
-                    visited[bit >> 6] |= 1 << UInt64(bit & 63)
                     switch program[pc] {
                     case .scalar, .any, .set:
                         guard let n = Self.step(program[pc], text, at) else { break thread }
                         pc += 1; at += n
                     case .split(let a, let b):
+                        // Each (split, position) once: every loop and every meeting of paths
+                        // goes through a split, so the search stays linear in the text.
+                        let bit = splitOrdinal[pc] * width + at
+                        if visited[bit >> 6] & (1 << UInt64(bit & 63)) != 0 { break thread }
+                        visited[bit >> 6] |= 1 << UInt64(bit & 63)
                         // Only the branches the next byte allows, the first one first.
                         guard at < text.count else { stack.append(.state(b, at)); pc = a; continue }
                         let c = text[at]
