@@ -154,8 +154,9 @@ public final class Exporter: @unchecked Sendable {
     /// copy lost) the storage's, checked against the SHA-256 recorded when it was planned.
     func contents(_ batch: ExportBatch) async throws(SluiceError) -> [UInt8] {
         let local = localFile(batch)
-        if let data = FileManager.default.contents(atPath: local), local == batch.file || Self.sha256(Array(data)) == batch.sha256 {
-            return Array(data)
+        if let data = FileManager.default.contents(atPath: local) {
+            let bytes = Array(data)
+            if local == batch.file || Self.sha256(bytes) == batch.sha256 { return bytes }
         }
         guard let storage = spec.storage, storage.holds(batch.file) else {
             throw SluiceError(.io, "the spooled file of batch \(batch.batch) is missing", at: SourceLocation(file: batch.file))

@@ -74,14 +74,7 @@ public struct SharedStorage: Sendable {
     /// Every object kept under `folder`, by URL.
     public func objects(in folder: String) async throws(SluiceError) -> [(url: String, info: ObjectInfo)] {
         guard let prefix = key(self.url + folder + "/") else { return [] }
-        var objects: [(url: String, info: ObjectInfo)] = []
-        var continuation: String? = nil
-        repeat {
-            let page = try await source.store.list(prefix: prefix, continuation: continuation, limit: 1000)
-            objects += page.objects.map { (self.url + folder + "/" + $0.key.dropFirst(prefix.count), $0) }
-            continuation = page.continuation
-        } while continuation != nil
-        return objects
+        return try await source.store.listAll(prefix: prefix).map { (self.url + folder + "/" + $0.key.dropFirst(prefix.count), $0) }
     }
 
     /// Removes the object `url` names (gone already is fine).
