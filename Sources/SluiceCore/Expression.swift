@@ -5,6 +5,8 @@
 public indirect enum Expr: Sendable, Equatable {
     case literal(EValue)
     case field(String)
+    /// A field resolved to its position in the row (made by the row transformer, never parsed).
+    case slot(Int)
     case unary(String, Expr)
     case binary(String, Expr, Expr)
     case isNull(Expr, negated: Bool)
@@ -16,7 +18,7 @@ extension Expr {
     /// How many levels the tree has (a literal or a field is 1).
     public var depth: Int {
         switch self {
-        case .literal, .field: 1
+        case .literal, .field, .slot: 1
         case .unary(_, let x), .isNull(let x, _): 1 + x.depth
         case .binary(_, let l, let r): 1 + max(l.depth, r.depth)
         case .inList(let x, let items): 1 + max(x.depth, items.map(\.depth).max() ?? 0)
@@ -397,6 +399,7 @@ public enum ExprChecker {
             case .double: return .success(.float)
             case .text: return .success(.text)
             }
+        case .slot: return .success(.any)
         case .field(let name):
             if let t = fields[name] { return .success(t) }
             guard !open else { return .success(.any) }
@@ -472,15 +475,38 @@ public struct ExprFailure: Error, Sendable, Equatable, CustomStringConvertible {
     static func overflow(_ what: String) -> ExprFailure { ExprFailure("\(what) does not fit in int64") }
 }
 
+/// Where an expression reads its fields: by name (a dictionary) or by slot (a row's values
+/// in field order, for expressions the transformer resolved once per layout).
+protocol ExprRow {
+    func value(named name: String) -> EValue
+    func value(at slot: Int) -> EValue
+}
+
+extension Dictionary: ExprRow where Key == String, Value == EValue {
+    func value(named name: String) -> EValue { self[name] ?? .null }
+    func value(at slot: Int) -> EValue { .null }
+}
+
+extension Array: ExprRow where Element == EValue {
+    func value(named name: String) -> EValue { .null }
+    func value(at slot: Int) -> EValue { slot >= 0 && slot < count ? self[slot] : .null }
+}
+
 /// Evaluates an expression over one row. Every operation is checked: a result that does not
 /// fit throws ``ExprFailure`` (the caller rejects the row), it never traps.
 public enum ExprEvaluator {
-    public static func eval(_ e: Expr, _ row: [String: EValue]) throws(ExprFailure) -> EValue {
+    public static func eval(_ e: Expr, _ row: [String: EValue]) throws(ExprFailure) -> EValue { try eval(e, row: row) }
+
+    /// Evaluates over a row whose fields were resolved to slots (``Expr/slot(_:)``).
+    public static func eval(_ e: Expr, slots: [EValue]) throws(ExprFailure) -> EValue { try eval(e, row: slots) }
+
+    static func eval<R: ExprRow>(_ e: Expr, row: R) throws(ExprFailure) -> EValue {
         switch e {
         case .literal(let v): return v
-        case .field(let name): return row[name] ?? .null
+        case .field(let name): return row.value(named: name)
+        case .slot(let i): return row.value(at: i)
         case .unary(let op, let x):
-            let v = try eval(x, row)
+            let v = try eval(x, row: row)
             if op == "not" { if case .bool(let b) = v { return .bool(!b) }; return .null }
             switch v {
             case .int(let i):
@@ -490,24 +516,24 @@ public enum ExprEvaluator {
             default: return v.number.map { .double(-$0) } ?? .null
             }
         case .isNull(let x, let negated):
-            let isNull = try eval(x, row) == .null
+            let isNull = try eval(x, row: row) == .null
             return .bool(negated ? !isNull : isNull)
         case .inList(let x, let items):
-            let v = try eval(x, row)
+            let v = try eval(x, row: row)
             if v == .null { return .null }
-            for item in items where compare(v, try eval(item, row)) == 0 { return .bool(true) }
+            for item in items where compare(v, try eval(item, row: row)) == 0 { return .bool(true) }
             return .bool(false)
         case .binary(let op, let l, let r):
-            let a = try eval(l, row)
+            let a = try eval(l, row: row)
             if op == "and" || op == "or" {
                 let isAnd = op == "and"
                 if case .bool(let x) = a, x != isAnd { return .bool(x) }  // false and …, true or …
-                let b = try eval(r, row)
+                let b = try eval(r, row: row)
                 if case .bool(let y) = b, y != isAnd { return .bool(y) }
                 if a == .null || b == .null { return .null }
                 return .bool(isAnd)
             }
-            let b = try eval(r, row)
+            let b = try eval(r, row: row)
             if a == .null || b == .null { return .null }
             switch op {
             case "||": return .text((a.text ?? "") + (b.text ?? ""))
@@ -521,20 +547,21 @@ public enum ExprEvaluator {
             }
         case .call("if", let args) where args.count == 3:
             // Only the branch taken is evaluated (as SQL's CASE): `if(x > 0, 1 / x, 0)` never fails on x = 0.
-            return try eval(args[try eval(args[0], row) == .bool(true) ? 1 : 2], row)
+            return try eval(args[try eval(args[0], row: row) == .bool(true) ? 1 : 2], row: row)
         case .call("coalesce", let args):
-            for a in args { let v = try eval(a, row); if v != .null { return v } }
+            for a in args { let v = try eval(a, row: row); if v != .null { return v } }
             return .null
         case .call(let name, let args):
             var values: [EValue] = []
             values.reserveCapacity(args.count)
-            for a in args { values.append(try eval(a, row)) }
+            for a in args { values.append(try eval(a, row: row)) }
             return try call(name, values)
         }
     }
 
     /// Is a condition met (null counts as not met).
-    public static func isTrue(_ e: Expr, _ row: [String: EValue]) throws(ExprFailure) -> Bool { try eval(e, row) == .bool(true) }
+    public static func isTrue(_ e: Expr, _ row: [String: EValue]) throws(ExprFailure) -> Bool { try eval(e, row: row) == .bool(true) }
+    public static func isTrue(_ e: Expr, slots: [EValue]) throws(ExprFailure) -> Bool { try eval(e, row: slots) == .bool(true) }
 
     static func compare(_ a: EValue, _ b: EValue) -> Int? {
         switch (a, b) {
@@ -597,20 +624,12 @@ public enum ExprEvaluator {
         case "replace": return .text(EValue.replace(text(0), text(1), text(2)))
         case "to_number":
             // `2,2959` with decimal ','; `1.234,5` with thousands '.' is not taken apart here.
-            var d = CSVDialect()
+            var decimal = UInt8(ascii: ".")
             if a.count > 1 {
                 guard let sep = text(1).utf8.first, text(1).utf8.count == 1 else { throw ExprFailure("to_number: the decimal separator is one character, not '\(text(1))'") }
-                d.decimal = sep
+                decimal = sep
             }
-            // Normalized to `-1234.5` and read by the loads' own number parser (no String in between).
-            var trimmed = EValue.trim(text(0))
-            let parsed = trimmed.withUTF8 { raw -> Double? in
-                var out: [UInt8] = []
-                out.reserveCapacity(raw.count)
-                guard d.normalizeNumber(UnsafeRawBufferPointer(raw), into: &out) else { return nil }
-                return out.withUnsafeBytes { Coercion.parseDouble($0) }
-            }
-            guard let v = parsed, v.isFinite else { throw ExprFailure("to_number: '\(SourceLocation.excerpt(text(0)))' is not a number") }
+            guard let v = toNumber(text(0), decimal: decimal), v.isFinite else { throw ExprFailure("to_number: '\(SourceLocation.excerpt(text(0)))' is not a number") }
             return .double(v)
         case "dms_to_degrees":
             guard let v = Degrees.parse(text(0)) else { throw ExprFailure("dms_to_degrees: '\(SourceLocation.excerpt(text(0)))' is not degrees, minutes and seconds (30°02′59″S)") }
@@ -642,6 +661,29 @@ public enum ExprEvaluator {
             let p = pow10(a[1].integer ?? 0)
             return .double((x * p).rounded() / p)
         default: return .null
+        }
+    }
+
+    /// `s` (spaces around it ignored) as a number whose decimal separator is `decimal`, read by
+    /// the loads' own number parser with no String in between; nil when it is not one.
+    static func toNumber(_ s: String, decimal: UInt8) -> Double? {
+        var s = s
+        return s.withUTF8 { raw -> Double? in
+            // Spaces, tabs and line ends around it, as ``EValue/trim(_:)``.
+            var lo = 0, hi = raw.count
+            func blank(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
+            while lo < hi, blank(raw[lo]) { lo += 1 }
+            while hi > lo, blank(raw[hi - 1]) { hi -= 1 }
+            let trimmed = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(raw)[lo..<hi])
+            if decimal == UInt8(ascii: ".") { return Coercion.parseDouble(trimmed) }
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(1, trimmed.count)) { out -> Double? in
+                for (i, b) in trimmed.enumerated() {
+                    // The other separator is not a decimal point here.
+                    if b == UInt8(ascii: ".") { return nil }
+                    out[i] = b == decimal ? UInt8(ascii: ".") : b
+                }
+                return Coercion.parseDouble(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(out)[0..<trimmed.count]))
+            }
         }
     }
 

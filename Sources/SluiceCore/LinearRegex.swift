@@ -18,6 +18,25 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
     /// only the states at splits, where paths meet again, in a bitset that many rows tall.
     let splitOrdinal: [Int]
     let splitCount: Int
+    /// The program as plain values for the bit-state search: no enum payload (a class's
+    /// ranges) is copied per byte. Sets test ASCII bytes in ``asciiSets``; others decode.
+    let code: [Code]
+    let sets: [CharSet]
+    let asciiSets: [ByteSet]
+    /// Per instruction: whether it is the split of a greedy one-character loop (`L: split
+    /// L+1, L+3; X; jump L`) that nothing after it can start with, so that the only match
+    /// takes as many X as there are, and the search runs them in a tight loop.
+    let span: [Bool]
+    let literals: [UInt8]
+
+    struct Code: Sendable {
+        /// `literal`: the `b` ASCII bytes at `a` in ``literals``, standing for that many `byte`
+        /// instructions (none of which is a jump's target but the first).
+        enum Op: UInt8, Sendable { case byte, literal, scalar, any, set, split, jump, save, lineStart, lineEnd, match }
+        var op: Op
+        var a: Int = 0
+        var b: Int = 0
+    }
 
     /// The largest compiled program: bounded repetitions (`{1000}`) expand, so they are capped.
     static let maxInstructions = 20_000
@@ -147,6 +166,54 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
         for (pc, inst) in program.enumerated() { if case .split = inst { ordinal[pc] = n; n += 1 } }
         splitOrdinal = ordinal
         splitCount = n
+        var sets: [CharSet] = []
+        var code = program.map { inst -> Code in
+            switch inst {
+            case .scalar(let s): return s.value < 0x80 ? Code(op: .byte, a: Int(s.value)) : Code(op: .scalar, a: Int(s.value))
+            case .any: return Code(op: .any)
+            case .set(let cs):
+                sets.append(cs)
+                return Code(op: .set, a: sets.count - 1)
+            case .split(let a, let b): return Code(op: .split, a: a, b: b)
+            case .jump(let t): return Code(op: .jump, a: t)
+            case .save(let slot): return Code(op: .save, a: slot)
+            case .lineStart: return Code(op: .lineStart)
+            case .lineEnd: return Code(op: .lineEnd)
+            case .match: return Code(op: .match)
+            }
+        }
+        self.sets = sets
+        asciiSets = sets.map { cs in
+            var set = ByteSet()
+            for b in UInt8(0)..<0x80 where cs.contains(Unicode.Scalar(b)) { set.insert(b) }
+            return set
+        }
+        // Runs of ASCII literals no jump lands inside become one comparison.
+        var targets = Set<Int>()
+        for inst in program {
+            if case .split(let a, let b) = inst { targets.formUnion([a, b]) }
+            if case .jump(let t) = inst { targets.insert(t) }
+        }
+        var literals: [UInt8] = []
+        var pc = 0
+        while pc < code.count {
+            var end = pc
+            while end < code.count, code[end].op == .byte, end == pc || !targets.contains(end) { end += 1 }
+            if end - pc > 1 {
+                code[pc] = Code(op: .literal, a: literals.count, b: end - pc)
+                literals += program[pc..<end].map { if case .scalar(let s) = $0 { UInt8(s.value) } else { 0 } }
+            }
+            pc = max(end, pc + 1)
+        }
+        self.literals = literals
+        self.code = code
+        let firsts = self.firsts
+        span = program.indices.map { pc in
+            guard case .split(let a, let b) = program[pc], a == pc + 1, b == pc + 3, b < program.count,
+                  case .jump(pc) = program[pc + 2], let body = Self.firstBytes(program[pc + 1]) else { return false }
+            let after = firsts[b]
+            return body.w.0 & after.w.0 == 0 && body.w.1 & after.w.1 == 0 && body.w.2 & after.w.2 == 0 && body.w.3 & after.w.3 == 0
+        }
     }
 
     /// The named captures of the leftmost match in `text` (a group that did not take part is
@@ -228,22 +295,133 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
 
     /// Leftmost-first match (the priority a backtracking engine would give), in O(text × program).
     func run(_ text: UnsafeBufferPointer<UInt8>) -> [Int]? {
-        program.count * (text.count + 1) <= Self.bitStateLimit ? backtrack(text) : pike(text)
+        var scratch = Scratch()
+        return run(text, &scratch) ? scratch.caps : nil
+    }
+
+    /// Whether the pattern matches; where it did, `scratch.caps` holds the capture offsets.
+    func run(_ text: UnsafeBufferPointer<UInt8>, _ scratch: inout Scratch) -> Bool {
+        if program.count * (text.count + 1) <= Self.bitStateLimit { return backtrack(text, &scratch) }
+        guard let caps = pike(text) else { return false }
+        scratch.caps = caps
+        return true
+    }
+
+    /// Buffers a caller keeps from one match to the next (one per thread), so that matching
+    /// a record allocates nothing.
+    public struct Scratch: Sendable {
+        var visited: [UInt64] = []
+        var caps: [Int] = []
+        var stack: [Job] = []
+        public init() {}
+    }
+
+    /// Matches `text` (its UTF-8 bytes); on a match, `body` gets the bytes and, per name in
+    /// ``names``, the byte range its group matched (nil: the group took no part).
+    public func withCaptures<T>(_ text: UnsafeBufferPointer<UInt8>, scratch: inout Scratch,
+                                _ body: (_ capture: (Int) -> Range<Int>?) -> T) -> T? {
+        guard run(text, &scratch) else { return nil }
+        let caps = scratch.caps
+        return body { i in
+            let a = caps[2 * (i + 1)], b = caps[2 * (i + 1) + 1]
+            return a >= 0 && b >= a ? a..<b : nil
+        }
     }
 
     /// Depth-first search in priority order that visits each (split, position) state at most
     /// once (RE2's "bit state", marked only where paths can meet): linear in the text like the
     /// Pike VM, and much faster on the short texts records are, with no thread lists to copy.
     func backtrack(_ text: UnsafeBufferPointer<UInt8>) -> [Int]? {
+        var scratch = Scratch()
+        return backtrack(text, &scratch) ? scratch.caps : nil
+    }
+
+    func backtrack(_ text: UnsafeBufferPointer<UInt8>, _ scratch: inout Scratch) -> Bool {
         let width = text.count + 1
-        var visited = [UInt64](repeating: 0, count: (splitCount * width + 63) / 64)
-        var caps = [Int](repeating: -1, count: slots)
-        enum Job { case state(Int, Int), restore(Int, Int) }
-        var stack: [Job] = []
+        scratch.visited.removeAll(keepingCapacity: true)
+        scratch.visited.append(contentsOf: repeatElement(0, count: (splitCount * width + 63) / 64))
+        scratch.caps.removeAll(keepingCapacity: true)
+        scratch.caps.append(contentsOf: repeatElement(-1, count: slots))
+        scratch.stack.removeAll(keepingCapacity: true)
+        return code.withUnsafeBufferPointer { code in
+            firsts.withUnsafeBufferPointer { firsts in
+                splitOrdinal.withUnsafeBufferPointer { ordinal in
+                    asciiSets.withUnsafeBufferPointer { ascii in
+                        scratch.visited.withUnsafeMutableBufferPointer { visited in
+                            scratch.caps.withUnsafeMutableBufferPointer { caps in
+                                search(text, code, firsts, ordinal, ascii, visited, caps, &scratch.stack)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    enum Job { case state(Int, Int), restore(Int, Int) }
+
+    /// Whether any bit in `lo...hi` is set.
+    @inline(__always)
+    static func anyMarked(_ bits: UnsafeMutableBufferPointer<UInt64>, _ lo: Int, _ hi: Int) -> Bool {
+        var w = lo >> 6
+        while w <= hi >> 6 {
+            var word = bits[w]
+            if w == lo >> 6 { word &= ~0 << UInt64(lo & 63) }
+            if w == hi >> 6 { word &= ~0 >> UInt64(63 - hi & 63) }
+            if word != 0 { return true }
+            w += 1
+        }
+        return false
+    }
+
+    /// Sets the bits `lo...hi`.
+    @inline(__always)
+    static func mark(_ bits: UnsafeMutableBufferPointer<UInt64>, _ lo: Int, _ hi: Int) {
+        var w = lo >> 6
+        while w <= hi >> 6 {
+            var word: UInt64 = ~0
+            if w == lo >> 6 { word &= ~0 << UInt64(lo & 63) }
+            if w == hi >> 6 { word &= ~0 >> UInt64(63 - hi & 63) }
+            bits[w] |= word
+            w += 1
+        }
+    }
+
+    /// Whether one-character instruction `c` takes the text at `at`; the bytes it spans.
+    @inline(__always)
+    func step(_ c: Code, _ text: UnsafeBufferPointer<UInt8>, _ at: Int, _ ascii: UnsafeBufferPointer<ByteSet>) -> Int? {
+        guard at < text.count else { return nil }
+        let b = text[at]
+        switch c.op {
+        case .byte: return b == UInt8(truncatingIfNeeded: c.a) ? 1 : nil
+        case .set:
+            if b < 0x80 { return ascii[c.a].contains(b) ? 1 : nil }
+            let (s, n) = Self.scalar(text, at)
+            return sets[c.a].contains(s) ? n : nil
+        case .scalar:
+            let (s, n) = Self.scalar(text, at)
+            return s.value == c.a ? n : nil
+        case .any:
+            return b == 0x0A ? nil : b < 0x80 ? 1 : Self.scalar(text, at).1
+        default: return nil
+        }
+    }
+
+    /// The bit-state search over buffers (``backtrack`` lends them): whether `caps` holds a match.
+    @inline(__always)
+    func search(_ text: UnsafeBufferPointer<UInt8>, _ code: UnsafeBufferPointer<Code>, _ firsts: UnsafeBufferPointer<ByteSet>,
+                _ ordinal: UnsafeBufferPointer<Int>, _ ascii: UnsafeBufferPointer<ByteSet>, _ visited: UnsafeMutableBufferPointer<UInt64>,
+                _ caps: UnsafeMutableBufferPointer<Int>, _ stack: inout [Job]) -> Bool {
+        let width = text.count + 1
+        let end = text.count
         var start = 0
-        while start <= text.count {
-            defer { start += start < text.count ? Self.scalar(text, start).1 : 1 }
-            if start < text.count && !firsts[0].contains(text[start]) { continue }
+        var tried = false
+        while start <= end {
+            defer { start += start < end ? Self.scalar(text, start).1 : 1 }
+            if start < end && !firsts[0].contains(text[start]) { continue }
+            // A failed start may leave what it saved with nothing to go back to: clear it.
+            if tried { for k in caps.indices { caps[k] = -1 } }
+            tried = true
             stack.append(.state(0, start))
             while let job = stack.popLast() {
                 guard case .state(var pc, var at) = job else {
@@ -251,45 +429,76 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
                     continue
                 }
                 thread: while true {
-                    switch program[pc] {
-                    case .scalar, .any, .set:
-                        guard let n = Self.step(program[pc], text, at) else { break thread }
+                    let c = code[pc]
+                    switch c.op {
+                    case .literal:
+                        guard end - at >= c.b else { break thread }
+                        for k in 0..<c.b where text[at + k] != literals[c.a + k] { break thread }
+                        pc += c.b; at += c.b
+                    case .byte, .set, .scalar, .any:
+                        guard let n = step(c, text, at, ascii) else { break thread }
                         pc += 1; at += n
-                    case .split(let a, let b):
+                    case .split where span[pc]:
+                        // A loop no later byte can continue: take X while it matches. Every
+                        // position passed is a state of this split; one searched from before
+                        // (and failed, or we would not be here) ends this thread too.
+                        let from = at
+                        let x = code[pc + 1]
+                        if x.op == .set {
+                            let set = ascii[x.a]
+                            while at < end {
+                                let byte = text[at]
+                                if byte < 0x80 {
+                                    guard set.contains(byte) else { break }
+                                    at += 1
+                                } else {
+                                    guard let n = step(x, text, at, ascii) else { break }
+                                    at += n
+                                }
+                            }
+                        } else {
+                            while let n = step(x, text, at, ascii) { at += n }
+                        }
+                        let row = ordinal[pc] * width
+                        if Self.anyMarked(visited, row + from, row + at) { break thread }
+                        Self.mark(visited, row + from, row + at)
+                        pc = c.b
+                    case .split:
                         // Each (split, position) once: every loop and every meeting of paths
                         // goes through a split, so the search stays linear in the text.
-                        let bit = splitOrdinal[pc] * width + at
+                        let bit = ordinal[pc] * width + at
                         if visited[bit >> 6] & (1 << UInt64(bit & 63)) != 0 { break thread }
                         visited[bit >> 6] |= 1 << UInt64(bit & 63)
                         // Only the branches the next byte allows, the first one first.
-                        guard at < text.count else { stack.append(.state(b, at)); pc = a; continue }
-                        let c = text[at]
-                        if firsts[a].contains(c) {
-                            if firsts[b].contains(c) { stack.append(.state(b, at)) }
-                            pc = a
-                        } else if firsts[b].contains(c) {
-                            pc = b
+                        guard at < end else { stack.append(.state(c.b, at)); pc = c.a; continue }
+                        let byte = text[at]
+                        if firsts[c.a].contains(byte) {
+                            if firsts[c.b].contains(byte) { stack.append(.state(c.b, at)) }
+                            pc = c.a
+                        } else if firsts[c.b].contains(byte) {
+                            pc = c.b
                         } else {
                             break thread
                         }
-                    case .jump(let t): pc = t
-                    case .save(let slot):
-                        stack.append(.restore(slot, caps[slot]))
-                        caps[slot] = at
+                    case .jump: pc = c.a
+                    case .save:
+                        // With nothing to go back to, the old value is never needed again.
+                        if !stack.isEmpty { stack.append(.restore(c.a, caps[c.a])) }
+                        caps[c.a] = at
                         pc += 1
                     case .lineStart:
                         guard at == 0 || text[at - 1] == 0x0A else { break thread }
                         pc += 1
                     case .lineEnd:
-                        guard at == text.count || text[at] == 0x0A else { break thread }
+                        guard at == end || text[at] == 0x0A else { break thread }
                         pc += 1
                     case .match:
-                        return caps
+                        return true
                     }
                 }
             }
         }
-        return nil
+        return false
     }
 
     /// The Pike VM: every thread advanced in lockstep, one position at a time (long texts).

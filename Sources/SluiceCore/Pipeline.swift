@@ -256,18 +256,57 @@ extension Pipeline {
     }
 }
 
-/// One row as it flows through the steps: ordered field names and their values.
+/// One row as it flows through the steps: ordered field names and their values, side by
+/// side. Rows of one shape share their `fields` array, so a step resolves names once per
+/// shape, not once per row.
 public struct PipelineRow: Sendable, Equatable {
     public var fields: [String]
-    public var values: [String: EValue]
+    /// The values, in the order of `fields`.
+    public var slots: [EValue]
 
-    public init(fields: [String], values: [String: EValue]) {
+    public init(fields: [String], slots: [EValue]) {
         self.fields = fields
-        self.values = values
+        self.slots = slots
     }
+
+    /// A row from named values: `fields` first, in order (null where `values` has none),
+    /// then any other names `values` holds, sorted.
+    public init(fields: [String], values: [String: EValue]) {
+        var names = fields
+        for k in values.keys.sorted() where !fields.contains(k) { names.append(k) }
+        self.fields = names
+        slots = names.map { values[$0] ?? .null }
+    }
+
+    /// A field's value (nil when the row has no such field). Setting a new name appends it.
+    public subscript(name: String) -> EValue? {
+        get { fields.firstIndex(of: name).map { slots[$0] } }
+        set {
+            if let i = fields.firstIndex(of: name) {
+                slots[i] = newValue ?? .null
+            } else if let v = newValue {
+                fields.append(name)
+                slots.append(v)
+            }
+        }
+    }
+
+    /// Removes the field (every occurrence of the name) and its value.
+    public mutating func remove(_ name: String) {
+        while let i = fields.firstIndex(of: name) {
+            fields.remove(at: i)
+            slots.remove(at: i)
+        }
+    }
+
+    /// The values by name (the first of a repeated name), for tests and slow paths.
+    public var values: [String: EValue] { Dictionary(zip(fields, slots), uniquingKeysWith: { a, _ in a }) }
 }
 
 /// Applies a pipeline's steps to rows, one at a time (`dedupe` remembers the keys it saw).
+/// The steps are compiled per row shape (its field names): names become slots and
+/// expressions read slots, so a row costs no lookups by name. `flatten` and `explode`
+/// make shapes from the data; the steps after them are compiled for each shape they make.
 public struct RowTransformer: Sendable {
     public enum Outcome: Sendable, Equatable {
         case keep(PipelineRow)
@@ -282,6 +321,33 @@ public struct RowTransformer: Sendable {
     /// Per `parse` step: every name its patterns capture, and per pattern where each name is
     /// among that pattern's captures (nil: it does not capture it).
     let parsed: [Int: (names: [String], at: [[Int?]])]
+    /// Per step a run starts at (0, or after a `flatten`/`explode`), the plan compiled for
+    /// the last shape seen there.
+    var plans: [Plan?]
+    /// The `parse` steps' matching buffers, kept from row to row.
+    var scratch = LinearRegex.Scratch()
+
+    /// The steps from one index up to the next `flatten`/`explode` (or the end), for rows of
+    /// one shape.
+    struct Plan: Sendable {
+        var input: [String]
+        var ops: [Op] = []
+        var output: [String] = []
+        /// The `flatten`/`explode` step the plan stops before (`steps.count`: none).
+        var stop = 0
+    }
+
+    enum Op: Sendable {
+        /// The new row holds these slots (nil: null), in order.
+        case select([Int?])
+        case remove(Int)
+        case cast(Int, CastType, String)
+        case filter(Expr)
+        /// Slot `Int` (the row's width: appended) gets the value.
+        case derive(Int, Expr, String)
+        case dedupe(step: Int, [Int?])
+        case parse(step: Int, source: Int?, field: String, targets: [Int])
+    }
 
     public init(steps: [PipelineStep]) {
         self.steps = steps
@@ -293,6 +359,7 @@ public struct RowTransformer: Sendable {
             parsed[i] = (names, patterns.map { p in names.map { p.names.firstIndex(of: $0) } })
         }
         self.parsed = parsed
+        plans = Array(repeating: nil, count: steps.count)
     }
 
     /// The outcome of one row through steps that make exactly one row of it (no `explode`).
@@ -303,67 +370,32 @@ public struct RowTransformer: Sendable {
 
     mutating func run(_ input: PipelineRow, from first: Int) -> [Outcome] {
         var row = input
-        for i in first..<steps.count {
-            switch steps[i] {
-            case .select(let names):
-                var kept: [String: EValue] = [:]
-                kept.reserveCapacity(names.count)
-                for n in names { if let v = row.values[n] { kept[n] = v } }
-                row.values = kept
-                row.fields = names
-            case .rename(let pairs):
-                for p in pairs {
-                    if let v = row.values.removeValue(forKey: p.name) { row.values[p.value] = v }
-                    row.fields = row.fields.map { $0 == p.name ? p.value : $0 }
-                }
-            case .cast(let pairs):
-                for p in pairs {
-                    let v = row.values[p.name] ?? .null
-                    guard let c = Self.cast(v, to: p.value) else {
-                        return [.reject("cast: \(p.name): '\(v.text ?? "")' is not \(p.value == .int ? "an" : "a") \(p.value.rawValue)")]
-                    }
-                    row.values[p.name] = c
-                }
-            case .filter(let e):
-                do {
-                    if try !ExprEvaluator.isTrue(e, row.values) { return [.drop] }
-                } catch {
-                    return [.reject("filter: \(error.message)")]
-                }
-            case .derive(let pairs):
-                for p in pairs {
-                    do {
-                        row.values[p.name] = try ExprEvaluator.eval(p.value, row.values)
-                    } catch {
-                        return [.reject("derive: \(p.name): \(error.message)")]
-                    }
-                    if !row.fields.contains(p.name) { row.fields.append(p.name) }
-                }
-            case .dedupe(let names):
-                let key = names.map { row.values[$0] ?? .null }
-                if !seen[i, default: []].insert(key).inserted { return [.drop] }
-            case .parse(let f, let patterns):
-                let text = row.values[f]?.text ?? ""
-                guard let (k, caps) = patterns.lazy.enumerated().compactMap({ k, p in p.captures(text).map { (k, $0) } }).first,
-                      let (names, at) = parsed[i] else {
-                    return [.reject("parse: no pattern matches \(f) '\(SourceLocation.excerpt(text))'")]
-                }
-                // Every name any pattern captures is a field; those this one did not set are null.
-                for (n, name) in names.enumerated() {
-                    row.values[name] = at[k][n].flatMap { caps[$0] }.map(EValue.text) ?? .null
-                    if !row.fields.contains(name) { row.fields.append(name) }
-                }
+        var i = first
+        while i < steps.count {
+            let plan: Plan
+            if let p = plans[i], p.input == row.fields { plan = p } else {
+                plan = compile(from: i, input: row.fields)
+                plans[i] = plan
+            }
+            if let outcome = execute(plan, &row.slots) { return [outcome] }
+            row.fields = plan.output
+            guard plan.stop < steps.count else { break }
+            i = plan.stop + 1
+            switch steps[plan.stop] {
             case .flatten(let f):
-                guard case .object(let members)? = Self.json(row.values[f]) else { continue }
+                guard case .object(let members)? = Self.json(row[f]) else { continue }
                 var spread: [(String, EValue)] = []
                 Self.spread(members, prefix: f, into: &spread)
-                row.values[f] = nil
                 let at = row.fields.firstIndex(of: f) ?? row.fields.count
-                row.fields.removeAll { $0 == f }
-                row.fields.insert(contentsOf: spread.map(\.0).filter { !row.fields.contains($0) }, at: min(at, row.fields.count))
-                for (k, v) in spread { row.values[k] = v }
+                row.remove(f)
+                var added = PipelineRow(fields: [], slots: [])
+                for (k, v) in spread {
+                    if let j = row.fields.firstIndex(of: k) { row.slots[j] = v } else { added[k] = v }
+                }
+                row.fields.insert(contentsOf: added.fields, at: min(at, row.fields.count))
+                row.slots.insert(contentsOf: added.slots, at: min(at, row.slots.count))
             case .explode(let f):
-                let value = row.values[f] ?? .null
+                let value = row[f] ?? .null
                 guard value != .null else { return [.drop] }
                 guard case .array(let items)? = Self.json(value) else { continue }
                 var out: [Outcome] = []
@@ -372,23 +404,140 @@ public struct RowTransformer: Sendable {
                     if case .object(let members) = item {
                         var spread: [(String, EValue)] = []
                         Self.spread(members, prefix: f, into: &spread)
-                        r.values[f] = nil
-                        r.fields.removeAll { $0 == f }
-                        for (k, v) in spread {
-                            r.values[k] = v
-                            if !r.fields.contains(k) { r.fields.append(k) }
-                        }
+                        r.remove(f)
+                        for (k, v) in spread { r[k] = v }
                     } else {
-                        r.values[f] = Self.value(item)
+                        r[f] = Self.value(item)
                     }
-                    out += run(r, from: i + 1)
+                    out += run(r, from: i)
                 }
                 return out
+            default:
+                continue
+            }
+        }
+        return [.keep(row)]
+    }
+
+    /// Compiles the steps from `first` for rows whose fields are `input`.
+    func compile(from first: Int, input: [String]) -> Plan {
+        var plan = Plan(input: input)
+        var fields = input
+        var index: [String: Int] = [:]
+        func reindex() {
+            index = [:]
+            for (k, f) in fields.enumerated() where index[f] == nil { index[f] = k }
+        }
+        reindex()
+        /// The slot of `name`, appended when the row does not have it yet.
+        func target(_ name: String) -> Int {
+            if let k = index[name] { return k }
+            fields.append(name)
+            index[name] = fields.count - 1
+            return fields.count - 1
+        }
+        func resolve(_ e: Expr) -> Expr {
+            switch e {
+            case .literal, .slot: e
+            case .field(let n): index[n].map(Expr.slot) ?? .literal(.null)
+            case .unary(let op, let x): .unary(op, resolve(x))
+            case .binary(let op, let l, let r): .binary(op, resolve(l), resolve(r))
+            case .isNull(let x, let negated): .isNull(resolve(x), negated: negated)
+            case .inList(let x, let items): .inList(resolve(x), items.map(resolve))
+            case .call(let name, let args): .call(name, args.map(resolve))
+            }
+        }
+        plan.stop = steps.count
+        loop: for i in first..<steps.count {
+            switch steps[i] {
+            case .select(let names):
+                let picked = names.map { index[$0] }
+                if picked != fields.indices.map(Optional.some) { plan.ops.append(.select(picked)) }
+                fields = names
+                reindex()
+            case .rename(let pairs):
+                for p in pairs {
+                    guard let from = index[p.name] else { continue }
+                    if let other = index[p.value], other != from {
+                        plan.ops.append(.remove(other))  // the renamed field takes the other's place
+                        fields.remove(at: other)
+                    }
+                    fields = fields.map { $0 == p.name ? p.value : $0 }
+                    reindex()
+                }
+            case .cast(let pairs):
+                for p in pairs {
+                    if let k = index[p.name] { plan.ops.append(.cast(k, p.value, p.name)) }
+                }
+            case .filter(let e):
+                plan.ops.append(.filter(resolve(e)))
+            case .derive(let pairs):
+                for p in pairs {
+                    let e = resolve(p.value)  // before the name exists: `x: x + 1` reads the old x
+                    plan.ops.append(.derive(target(p.name), e, p.name))
+                }
+            case .dedupe(let names):
+                plan.ops.append(.dedupe(step: i, names.map { index[$0] }))
+            case .parse(let f, _):
+                let source = index[f]
+                let targets = (parsed[i]?.names ?? []).map(target)
+                plan.ops.append(.parse(step: i, source: source, field: f, targets: targets))
+            case .flatten, .explode:
+                plan.stop = i
+                break loop
             case .enrich:
                 break  // done by the pipeline runner between segments (it needs I/O)
             }
         }
-        return [.keep(row)]
+        plan.output = fields
+        return plan
+    }
+
+    /// Runs a plan's steps over one row's values: nil when the row goes on, else why not.
+    mutating func execute(_ plan: Plan, _ slots: inout [EValue]) -> Outcome? {
+        for op in plan.ops {
+            switch op {
+            case .select(let picked):
+                slots = picked.map { $0.map { slots[$0] } ?? .null }
+            case .remove(let k):
+                slots.remove(at: k)
+            case .cast(let k, let type, let name):
+                guard let c = Self.cast(slots[k], to: type) else {
+                    return .reject("cast: \(name): '\(slots[k].text ?? "")' is not \(type == .int ? "an" : "a") \(type.rawValue)")
+                }
+                slots[k] = c
+            case .filter(let e):
+                do {
+                    if try !ExprEvaluator.isTrue(e, slots: slots) { return .drop }
+                } catch {
+                    return .reject("filter: \(error.message)")
+                }
+            case .derive(let k, let e, let name):
+                let v: EValue
+                do { v = try ExprEvaluator.eval(e, slots: slots) } catch { return .reject("derive: \(name): \(error.message)") }
+                if k == slots.count { slots.append(v) } else { slots[k] = v }
+            case .dedupe(let step, let key):
+                if !seen[step, default: []].insert(key.map { $0.map { slots[$0] } ?? .null }).inserted { return .drop }
+            case .parse(let step, let source, let f, let targets):
+                guard case .parse(_, let patterns) = steps[step], let (_, at) = parsed[step] else { continue }
+                var text = source.flatMap { slots[$0].text } ?? ""
+                let matched = text.withUTF8 { bytes in
+                    for (k, p) in patterns.enumerated() {
+                        let hit: Void? = p.withCaptures(bytes, scratch: &scratch) { capture in
+                            // Every name any pattern captures is a field; those this one did not set are null.
+                            for (n, t) in targets.enumerated() {
+                                let v = at[k][n].flatMap(capture).map { EValue.text(String(decoding: UnsafeBufferPointer(rebasing: bytes[$0]), as: UTF8.self)) } ?? .null
+                                if t == slots.count { slots.append(v) } else { slots[t] = v }
+                            }
+                        }
+                        if hit != nil { return true }
+                    }
+                    return false
+                }
+                if !matched { return .reject("parse: no pattern matches \(f) '\(SourceLocation.excerpt(text))'") }
+            }
+        }
+        return nil
     }
 
     /// A field's value as JSON (JSON text in a text field is parsed).

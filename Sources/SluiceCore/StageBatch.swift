@@ -16,7 +16,7 @@ public enum StageBatch {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 JSONValue.writeString(bytes: f.utf8, into: &out)
                 out.append(UInt8(ascii: ":"))
-                switch item.row.values[f] ?? .null {
+                switch item.row.slots[i] {
                 case .null: out.append(contentsOf: "null".utf8)
                 case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
                 case .int(let n): out.append(contentsOf: String(n).utf8)
@@ -44,9 +44,9 @@ public enum StageBatch {
             guard case .array(let parts) = value, parts.count == 2, case .string(let place) = parts[0], case .object(let members) = parts[1] else {
                 throw SluiceError(.malformedFile, "not a stage row", at: SourceLocation(file: name, line: line))
             }
-            var values: [String: EValue] = [:]
-            for m in members { values[m.key] = RowTransformer.value(m.value) }
-            items.append((PipelineRow(fields: members.map(\.key), values: values), place))
+            var row = PipelineRow(fields: [], slots: [])
+            for m in members { row[m.key] = RowTransformer.value(m.value) }
+            items.append((row, place))
         }
         return items
     }

@@ -101,6 +101,7 @@ public enum StepFuzzTarget {
                 case .text(let s): return "'" + EValue.replace(s, "'", "''") + "'"
                 }
             case .field(let f): return "`\(f)`"
+            case .slot: return "null"
             case .unary(let op, let x): return op == "not" ? "not (\(render(x)))" : "-(\(render(x)))"
             case .isNull(let x, let negated): return "(\(render(x))) is \(negated ? "not " : "")null"
             case .inList(let x, let items): return "(\(render(x))) in (\(items.isEmpty ? "null" : items.map(render).joined(separator: ", ")))"

@@ -92,8 +92,8 @@ public struct Enricher: Sendable {
         var keyOf: [String?] = []
         var distinct: [String: String] = [:]  // key → URL
         for row in rows {
-            guard let url = Self.url(spec.url, row.values) else { keyOf.append(nil); continue }
-            let key = spec.key.map { row.values[$0]?.text ?? "" }.joined(separator: "\u{1F}")
+            guard let url = Self.url(spec.url, row) else { keyOf.append(nil); continue }
+            let key = spec.key.map { row[$0]?.text ?? "" }.joined(separator: "\u{1F}")
             keyOf.append(key)
             distinct[key] = url
         }
@@ -178,8 +178,7 @@ public struct Enricher: Sendable {
                 }
             }
             for (k, f) in spec.fields.enumerated() {
-                row.values[f.name] = value.map { PipelineRunner.value($0[k]) } ?? .null
-                if !row.fields.contains(f.name) { row.fields.append(f.name) }
+                row[f.name] = value.map { PipelineRunner.value($0[k]) } ?? .null
             }
             kept.append(row)
         }
@@ -187,7 +186,7 @@ public struct Enricher: Sendable {
     }
 
     /// The template with each `{field}` replaced by the row's value, URL-encoded; nil if one is null.
-    static func url(_ template: String, _ values: [String: EValue]) -> String? {
+    static func url(_ template: String, _ values: PipelineRow) -> String? {
         var out = ""
         var rest = Substring(template)
         while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {

@@ -93,7 +93,9 @@ public struct PipelineRunner {
         var kept = 0
         var first = segments[0]
         defer { segments[0] = first }
-        var result = try await Self.cut(file: file, displayName: displayName, steps: &first, batchRows: batchRows, log: rejectLog, records: textRecords, skip: skip) { (batch) throws(SluiceError) in
+        // Kept rows need their place only where a later step can still reject them.
+        var result = try await Self.cut(file: file, displayName: displayName, steps: &first, batchRows: batchRows, log: rejectLog, records: textRecords,
+                                        skip: skip, places: !enrichSteps.isEmpty) { (batch) throws(SluiceError) in
             var rows = batch
             for k in enrichSteps.indices where !rows.isEmpty { rows = try await afterEnrich(step: k, rows, env: env!, result: &later) }
             guard await feed.send(rows.map(\.row)) else { throw SluiceError(.aborted, "the load stopped taking rows", at: SourceLocation(file: displayName)) }
@@ -114,10 +116,12 @@ public struct PipelineRunner {
     }
 
     /// Reads a file through `steps`, handing the kept rows to `emit` in batches of `batchRows`.
+    /// `places`: whether kept rows carry their place (else it is empty).
     static func cut(file: String, displayName: String, steps: inout RowTransformer, batchRows: Int, log: StepRejectLog?, records: TextRecords?,
-                    skip: Expr? = nil, emit: ([StageBatch.Item]) async throws(SluiceError) -> Void) async throws(SluiceError) -> FileResult {
+                    skip: Expr? = nil, places: Bool = true, emit: ([StageBatch.Item]) async throws(SluiceError) -> Void) async throws(SluiceError) -> FileResult {
         var result = FileResult()
         var batch: [StageBatch.Item] = []
+        batch.reserveCapacity(batchRows)
         try await readRows(file: file, displayName: displayName, records: records, skip: skip) { (row, place) throws(SluiceError) in
             result.read += 1
             for outcome in steps.run(row) {
@@ -127,11 +131,11 @@ public struct PipelineRunner {
                     result.reject(why, "\(displayName) \(place)")
                     try log?.write(source: "\(displayName) \(place)", reason: why)
                 case .keep(let r):
-                    batch.append((r, "\(displayName) \(place)"))
+                    batch.append((r, places ? "\(displayName) \(place)" : ""))
                     result.kept += 1
                     if batch.count >= batchRows {
                         try await emit(batch)
-                        batch = []
+                        batch.removeAll(keepingCapacity: true)
                     }
                 }
             }
@@ -181,7 +185,7 @@ public struct PipelineRunner {
     /// Calls `body` with each record of a CSV, JSON or text file as a row, and where it is;
     /// `records` (a pipeline's `record:`) reads the file as text records.
     static func readRows(file: String, displayName: String, records: TextRecords? = nil, skip: Expr? = nil,
-                         _ body: (PipelineRow, String) async throws(SluiceError) -> Void) async throws(SluiceError) {
+                         _ body: (PipelineRow, RowPlace) async throws(SluiceError) -> Void) async throws(SluiceError) {
         // The name tells the format (an upload's path is a generated name; its display name is the client's).
         let named = [displayName, file].first { SourceFormat.detect(fromName: $0.hasSuffix(".gz") ? String($0.dropLast(3)) : $0) != nil } ?? file
         if file.hasPrefix("delta:") || DeltaLocation.isTable(file) || SourceFormat.detect(fromName: named)?.isBinary == true {
@@ -199,8 +203,9 @@ public struct PipelineRunner {
         case .text:
             var text = TextRecordReader(source: reader, records: records ?? .line, fileName: displayName)
             defer { text.close() }
+            let fields = ["line"]  // one array for every row: the steps see one shape
             while let (bytes, line) = try text.next() {
-                try await body(PipelineRow(fields: ["line"], values: ["line": .text(String(decoding: bytes, as: UTF8.self))]), "line \(line)")
+                try await body(PipelineRow(fields: fields, slots: [.text(String(decoding: bytes, as: UTF8.self))]), RowPlace(.line, line))
             }
         case .csv:
             let csv = CSVDecoder(source: reader, fileName: displayName)
@@ -212,9 +217,8 @@ public struct PipelineRunner {
                 case .record:
                     let fields = csv.fieldStrings()
                     guard let header = names else { names = fields.map { $0 ?? "" }; continue }
-                    var values: [String: EValue] = [:]
-                    for (i, n) in header.enumerated() { values[n] = i < fields.count ? fields[i].map(EValue.text) ?? .null : .null }
-                    try await body(PipelineRow(fields: header, values: values), "line \(csv.line)")
+                    let slots = header.indices.map { i in i < fields.count ? fields[i].map(EValue.text) ?? .null : .null }
+                    try await body(PipelineRow(fields: header, slots: slots), RowPlace(.line, csv.line))
                 }
             }
         case .ndjson, .json:
@@ -233,9 +237,8 @@ public struct PipelineRunner {
                     guard case .object(let members) = value else {
                         throw SluiceError(.invalidInput, "a record is not a JSON object", at: SourceLocation(file: displayName, line: framer.line))
                     }
-                    var values: [String: EValue] = [:]
-                    for m in members { values[m.key] = Self.value(m.value) }
-                    try await body(PipelineRow(fields: members.map(\.key), values: values), "record \(number)")
+                    // A key written twice: the first is kept.
+                    try await body(PipelineRow(fields: members.map(\.key), slots: members.map { Self.value($0.value) }), RowPlace(.record, number))
                 }
             }
         default:
@@ -245,7 +248,7 @@ public struct PipelineRunner {
 
     /// Rows of a file typed by its own schema (Parquet, Avro, a Delta table): numbers and
     /// booleans keep their types, other values go to the steps as text.
-    static func readTyped(file: String, displayName: String, skip: Expr? = nil, _ body: (PipelineRow, String) async throws(SluiceError) -> Void) async throws(SluiceError) {
+    static func readTyped(file: String, displayName: String, skip: Expr? = nil, _ body: (PipelineRow, RowPlace) async throws(SluiceError) -> Void) async throws(SluiceError) {
         let input = try InputFile.inspect(path: file, format: nil)
         let columns = try input.inferColumns(dialect: CSVDialect(), rows: 0, exclude: [], limits: ReadLimits())
         // Nothing is refused here: the steps and the load judge the values.
@@ -261,10 +264,9 @@ public struct PipelineRunner {
             if let bad = decoded.rejects.first { throw SluiceError(.invalidInput, bad.message, at: SourceLocation(file: displayName, line: bad.line)) }
             let b = decoded.batch
             for i in 0..<b.count {
-                var values: [String: EValue] = [:]
-                for (c, n) in names.enumerated() { values[n] = evalue(b.columns[c], i) }
-                if ops { values["op"] = b.ops[i] == .delete ? .text("D") : .null }
-                try await body(PipelineRow(fields: fields, values: values), "row \(b.lines[i])")
+                var slots = names.indices.map { evalue(b.columns[$0], i) }
+                if ops { slots.append(b.ops[i] == .delete ? .text("D") : .null) }
+                try await body(PipelineRow(fields: fields, slots: slots), RowPlace(.row, b.lines[i]))
             }
         }
     }
@@ -281,6 +283,19 @@ public struct PipelineRunner {
 
     /// A JSON value as an expression value: nested arrays and objects as their JSON text.
     static func value(_ v: JSONValue) -> EValue { RowTransformer.value(v) }
+}
+
+/// Where a row came from in its file: a line (text, CSV), a record (JSON) or a row (typed
+/// files), written out only when a message or a later stage needs it.
+struct RowPlace: CustomStringConvertible {
+    enum Kind: String { case line, record, row }
+    let kind: Kind
+    let number: Int64
+    init(_ kind: Kind, _ number: Int64) {
+        self.kind = kind
+        self.number = number
+    }
+    var description: String { "\(kind.rawValue) \(number)" }
 }
 
 /// A pipeline run's rejects file: every row a step refused, where it came from (file and

@@ -102,7 +102,7 @@ public final class RowFeed: Sendable {
         for row in rows {
             for (i, f) in fields.enumerated() {
                 if i > 0 { writer.appendDelimiter() }
-                if let text = (row.values[f] ?? .null).text { writer.writeField(text.utf8) }
+                if let text = row[f]?.text { writer.writeField(text.utf8) }
             }
             writer.endRecord()
         }
@@ -128,6 +128,8 @@ final class RowBatchReader: BatchReader {
     /// Per column, the field it reads; and the op field (matched as a CSV header is: exact, else ignoring case).
     let columnFields: [String]
     let opField: String?
+    /// For the last row shape seen: per column, its slot; the op's slot; per source field, its slot.
+    var shape: (fields: [String], columns: [Int?], op: Int?, source: [Int?]) = ([], [], nil, [])
 
     init(feed: RowFeed, spec: ReadSpec) throws(SluiceError) {
         self.feed = feed
@@ -175,18 +177,28 @@ final class RowBatchReader: BatchReader {
             let row = pending[at]
             at += 1
             line += 1
+            if row.fields != shape.fields {
+                func slot(_ f: String) -> Int? { row.fields.firstIndex(of: f) }
+                shape = (row.fields, columnFields.map(slot), opField.flatMap(slot), sourceFields.map(slot))
+            }
             var op = RowOp.upsert
             var badOp: String? = nil
-            if let field = opField, let v = row.values[field]?.text {
+            if let k = shape.op, let v = row.slots[k].text {
                 if let parsed = Array(v.utf8).withUnsafeBytes({ RowOp.parse($0) }) { op = parsed } else { badOp = SourceLocation.excerpt(v) }
             }
             builder.beginRow(line: line, op: op)
             if let badOp { builder.fail(column: opField, "unknown op '\(badOp)' (use I, U or D)") }
-            for (c, field) in columnFields.enumerated() {
-                if let text = row.values[field]?.text { builder.setText(c, text) } else { builder.setNull(c) }
+            for (c, k) in shape.columns.enumerated() {
+                switch k.map({ row.slots[$0] }) ?? .null {
+                case .null: builder.setNull(c)
+                // Numbers go in as they are where the column keeps them so; else as their text.
+                case .int(let v) where spec.schema.columns[c].type == .int64: builder.setInt(c, v)
+                case .double(let v) where spec.schema.columns[c].type == .float64: builder.setDouble(c, v)
+                case let v: builder.setText(c, v.text ?? "")
+                }
             }
             if var r = builder.endRow() {
-                r.fields = sourceFields.map { row.values[$0]?.text }
+                r.fields = shape.source.map { $0.flatMap { row.slots[$0].text } }
                 rejects.append(r)
             }
         }

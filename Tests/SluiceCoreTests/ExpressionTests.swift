@@ -165,4 +165,38 @@ struct ExpressionTests {
         var tags = RowTransformer(steps: [.explode("tags")])
         #expect(tags.run(PipelineRow(fields: ["tags"], values: ["tags": .text(#"["x", "y"]"#)])).count == 2)
     }
+
+    /// Steps are compiled per row shape: rows of different shapes through one transformer,
+    /// a rename onto a field that exists, a derived field read by the next, a missing field.
+    @Test func rowsOfManyShapesThroughOneTransformer() throws {
+        let steps: [PipelineStep] = [
+            .derive([Pair("total", try ExprParser.parse("price * qty")), Pair("double", try ExprParser.parse("total * 2"))]),
+            .rename([Pair("name", "id")]),
+            .filter(try ExprParser.parse("double is null or double < 100")),
+            .select(["id", "total", "double", "note"]),
+        ]
+        var t = RowTransformer(steps: steps)
+        let a = PipelineRow(fields: ["id", "name", "price", "qty"], slots: [.int(1), .text("a"), .int(2), .int(3)])
+        let b = PipelineRow(fields: ["qty", "price", "name"], slots: [.int(4), .double(0.5), .text("b")])
+        let c = PipelineRow(fields: ["name", "note"], slots: [.text("c"), .text("hi")])
+        #expect(t.apply(a) == .keep(PipelineRow(fields: ["id", "total", "double", "note"], slots: [.text("a"), .int(6), .int(12), .null])))
+        #expect(t.apply(b) == .keep(PipelineRow(fields: ["id", "total", "double", "note"], slots: [.text("b"), .double(2), .double(4), .null])))
+        #expect(t.apply(c) == .keep(PipelineRow(fields: ["id", "total", "double", "note"], slots: [.text("c"), .null, .null, .text("hi")])))
+        #expect(t.apply(PipelineRow(fields: ["price", "qty"], slots: [.int(50), .int(2)])) == .drop)
+        // Back to the first shape: the plan for it is made again and gives the same row.
+        #expect(t.apply(a) == .keep(PipelineRow(fields: ["id", "total", "double", "note"], slots: [.text("a"), .int(6), .int(12), .null])))
+        // Named values: a field not listed in `fields` still reaches the steps.
+        #expect(PipelineRow(fields: ["x"], values: ["x": .int(1), "z": .int(2)]).fields == ["x", "z"])
+    }
+
+    /// A parse step on a field that some rows lack or hold null: no match (the empty text),
+    /// so a reject naming the field; captures of a pattern that did not match are null.
+    @Test func parseOverRowsOfOtherShapes() throws {
+        let steps: [PipelineStep] = [.parse(field: "line", patterns: [try LinearRegex("^(?<k>\\w+)=(?<v>\\d+)$"), try LinearRegex("^(?<k>\\w+)$")])]
+        var t = RowTransformer(steps: steps)
+        #expect(t.apply(PipelineRow(fields: ["line"], slots: [.text("a=1")])) == .keep(PipelineRow(fields: ["line", "k", "v"], slots: [.text("a=1"), .text("a"), .text("1")])))
+        #expect(t.apply(PipelineRow(fields: ["n", "line"], slots: [.int(1), .text("b")])) == .keep(PipelineRow(fields: ["n", "line", "k", "v"], slots: [.int(1), .text("b"), .text("b"), .null])))
+        #expect(t.apply(PipelineRow(fields: ["other"], slots: [.int(1)])) == .reject("parse: no pattern matches line ''"))
+        #expect(t.apply(PipelineRow(fields: ["line"], slots: [.text("a=b")])) == .reject("parse: no pattern matches line 'a=b'"))
+    }
 }

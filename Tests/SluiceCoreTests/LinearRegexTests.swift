@@ -83,7 +83,12 @@ extension LinearRegexTests {
     /// Both engines (bit state for short texts, the Pike VM for long ones) give the same captures.
     @Test func bothEnginesAgree() throws {
         let cases: [(String, String)] = [("(?<r>(a?){900}a{900})", String(repeating: "a", count: 900)), ("(?<d>\\S+)°(?<m>\\d+)′", "é 30°02′59″"), ("(?<x>a|ab)(?<y>c|bcd)", "abcd"), ("(?<x>a+?)(?<y>a*)", "aaaa"), ("^(?<w>\\w+) (?<n>\\d{2,3})$", "xy 123"),
-                                         ("(?<a>[^,]*),(?<b>.*)", "1,2,3"), ("x(?<o>y)?z", "--xz"), ("(?<q>(a|b)*)c", "ababab")]
+                                         ("(?<a>[^,]*),(?<b>.*)", "1,2,3"), ("x(?<o>y)?z", "--xz"), ("(?<q>(a|b)*)c", "ababab"),
+                                         // Loops run as spans (nothing after them can continue them), literal runs, and a
+                                         // failed start that saved a group with nothing to go back to.
+                                         ("(?<a>.*?)(?<b>\\d+)x", "12a345x"), ("(?<s>\\S+) +(?<n>-?\\d+\\.\\d+)", "30°02′59″S   -30.5 x"),
+                                         ("(?:ab|abc)(?<d>\\d+)z", "abc12z"), ("(?:(?<g>a)b)?c", "abxc"), ("(?<w>\\w*)(?<e>\\W+)$", "ab cd!!"),
+                                         ("Lat: (?<x>[\\d,]+)°", "Lat: 1,2 Lat: 3,4°"), ("(?<p>a*)*b", "aaac aab")]
         for (p, t) in cases {
             let r = try LinearRegex(p)
             let bytes = Array(t.utf8)
