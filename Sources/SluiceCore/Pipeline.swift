@@ -333,6 +333,8 @@ public struct RowTransformer: Sendable {
         var input: [String]
         var ops: [Op] = []
         var output: [String] = []
+        /// The most values a row holds on the way (room made once, up front).
+        var width = 0
         /// The `flatten`/`explode` step the plan stops before (`steps.count`: none).
         var stop = 0
     }
@@ -434,6 +436,7 @@ public struct RowTransformer: Sendable {
             if let k = index[name] { return k }
             fields.append(name)
             index[name] = fields.count - 1
+            plan.width = max(plan.width, fields.count)
             return fields.count - 1
         }
         func resolve(_ e: Expr) -> Expr {
@@ -490,11 +493,13 @@ public struct RowTransformer: Sendable {
             }
         }
         plan.output = fields
+        plan.width = max(plan.width, fields.count)
         return plan
     }
 
     /// Runs a plan's steps over one row's values: nil when the row goes on, else why not.
     mutating func execute(_ plan: Plan, _ slots: inout [EValue]) -> Outcome? {
+        slots.reserveCapacity(plan.width)
         for op in plan.ops {
             switch op {
             case .select(let picked):
@@ -522,8 +527,8 @@ public struct RowTransformer: Sendable {
                 guard case .parse(_, let patterns) = steps[step], let (_, at) = parsed[step] else { continue }
                 var text = source.flatMap { slots[$0].text } ?? ""
                 let matched = text.withUTF8 { bytes in
-                    for (k, p) in patterns.enumerated() {
-                        let hit: Void? = p.withCaptures(bytes, scratch: &scratch) { capture in
+                    for k in patterns.indices {
+                        let hit: Void? = patterns[k].withCaptures(bytes, scratch: &scratch) { capture in
                             // Every name any pattern captures is a field; those this one did not set are null.
                             for (n, t) in targets.enumerated() {
                                 let v = at[k][n].flatMap(capture).map { EValue.text(String(decoding: UnsafeBufferPointer(rebasing: bytes[$0]), as: UTF8.self)) } ?? .null

@@ -1,4 +1,7 @@
 public import SluiceCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Reads text as records of one or more lines (``TextRecords``), streaming: a record's lines
 /// joined by `\n` (a CR before a line end dropped), with the number of its first line.
@@ -12,9 +15,12 @@ public struct TextRecordReader {
     var at = 0
     var ended = false
     var line: Int64 = 0
-    /// A line read ahead (it starts the next record), with its number.
-    var pending: ([UInt8], Int64)? = nil
+    /// A line read ahead (it starts the next record): its bytes in `buffer` (left in place
+    /// until the next call reads on) and its number.
+    var pending: (Range<Int>, Int64)? = nil
     let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 1)
+    /// The record being put together (kept from record to record for its capacity).
+    var text: [UInt8] = []
 
     public init(source: any ByteChunkReader, records: TextRecords, maxRecordBytes: Int = ReadLimits().maxRecordBytes, fileName: String? = nil) {
         self.source = source
@@ -27,27 +33,36 @@ public struct TextRecordReader {
     public func close() { chunk.deallocate() }
 
     /// The next line as it is, blank or not (for a look at the file's shape).
-    public mutating func nextRaw() throws(SluiceError) -> ([UInt8], Int64)? { try nextLine() }
+    public mutating func nextRaw() throws(SluiceError) -> ([UInt8], Int64)? {
+        guard let (r, n) = try nextLine() else { return nil }
+        return (Array(buffer[r]), n)
+    }
 
-    /// The next line without its end, or nil at the end of the text.
-    mutating func nextLine() throws(SluiceError) -> ([UInt8], Int64)? {
+    /// The next line without its end (its bytes in `buffer`, valid until the next call), or
+    /// nil at the end of the text.
+    mutating func nextLine() throws(SluiceError) -> (Range<Int>, Int64)? {
         if let p = pending { pending = nil; return p }
         while true {
-            if let nl = buffer[at...].firstIndex(of: 0x0A) {
+            let nl = buffer.withUnsafeBufferPointer { b -> Int? in
+                guard at < b.count, let base = b.baseAddress, let hit = memchr(base + at, 0x0A, b.count - at) else { return nil }
+                return base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+            }
+            if let nl {
                 var end = nl
                 if end > at, buffer[end - 1] == 0x0D { end -= 1 }
-                let text = Array(buffer[at..<end])
+                let line = at..<end
                 at = nl + 1
-                line += 1
-                return (text, line)
+                self.line += 1
+                return (line, self.line)
             }
             if ended {
                 guard at < buffer.count else { return nil }
-                var text = Array(buffer[at...])
-                if text.last == 0x0D { text.removeLast() }
+                var end = buffer.count
+                if buffer[end - 1] == 0x0D { end -= 1 }
+                let line = at..<end
                 at = buffer.count
-                line += 1
-                return (text, line)
+                self.line += 1
+                return (line, self.line)
             }
             if buffer.count - at > maxRecordBytes {
                 throw SluiceError(.recordTooLong, "a line is longer than \(maxRecordBytes) bytes", at: SourceLocation(file: fileName, line: line + 1))
@@ -58,20 +73,36 @@ public struct TextRecordReader {
         }
     }
 
-    static func blank(_ l: [UInt8]) -> Bool { l.allSatisfy { $0 == 0x20 || $0 == 0x09 } }
+    func blank(_ r: Range<Int>) -> Bool { buffer[r].allSatisfy { $0 == 0x20 || $0 == 0x09 } }
 
     /// The next record and the number of its first line, or nil at the end.
     public mutating func next() throws(SluiceError) -> (text: [UInt8], line: Int64)? {
+        guard let start = try nextRecord() else { return nil }
+        return (text, start)
+    }
+
+    /// Calls `body` with the next record's bytes (valid only there) and the number of its
+    /// first line; false at the end.
+    public mutating func withNext(_ body: (UnsafeBufferPointer<UInt8>, Int64) throws(SluiceError) -> Void) throws(SluiceError) -> Bool {
+        guard let start = try nextRecord() else { return false }
+        try text.withUnsafeBufferPointer { (b) throws(SluiceError) in try body(b, start) }
+        return true
+    }
+
+    /// Reads the next record into `text`; the number of its first line, or nil at the end.
+    mutating func nextRecord() throws(SluiceError) -> Int64? {
         // Blank lines separate records (or are skipped); they never start one.
-        var first: ([UInt8], Int64)? = nil
+        var first: (Range<Int>, Int64)? = nil
         while let l = try nextLine() {
-            if !Self.blank(l.0) { first = l; break }
+            if !blank(l.0) { first = l; break }
         }
-        guard var (text, start) = first else { return nil }
+        guard let (firstLine, start) = first else { return nil }
+        text.removeAll(keepingCapacity: true)
+        text += buffer[firstLine]
         var count = 1
-        func append(_ l: [UInt8]) throws(SluiceError) {
+        func append(_ l: Range<Int>) throws(SluiceError) {
             text.append(0x0A)
-            text += l
+            text += buffer[l]
             if text.count > maxRecordBytes {
                 throw SluiceError(.recordTooLong, "a record is longer than \(maxRecordBytes) bytes", at: SourceLocation(file: fileName, line: start))
             }
@@ -81,24 +112,24 @@ public struct TextRecordReader {
             break
         case .lines(let n):
             while count < n, let l = try nextLine() {
-                if Self.blank(l.0) { continue }
+                if blank(l.0) { continue }
                 try append(l.0)
                 count += 1
             }
         case .blankLine:
             while let l = try nextLine() {
-                if Self.blank(l.0) { break }
+                if blank(l.0) { break }
                 try append(l.0)
             }
         case .startsWith(let prefix):
-            let p = Array(prefix.utf8)
+            let p = prefix.utf8
             while let l = try nextLine() {
-                if l.0.starts(with: p) { pending = l; break }
-                if Self.blank(l.0) { continue }
+                if buffer[l.0].starts(with: p) { pending = l; break }
+                if blank(l.0) { continue }
                 try append(l.0)
             }
         }
-        return (text, start)
+        return start
     }
 }
 

@@ -204,8 +204,10 @@ public struct PipelineRunner {
             var text = TextRecordReader(source: reader, records: records ?? .line, fileName: displayName)
             defer { text.close() }
             let fields = ["line"]  // one array for every row: the steps see one shape
-            while let (bytes, line) = try text.next() {
-                try await body(PipelineRow(fields: fields, slots: [.text(String(decoding: bytes, as: UTF8.self))]), RowPlace(.line, line))
+            while true {
+                var record: (String, Int64)? = nil
+                guard try text.withNext({ bytes, line in record = (String(decoding: bytes, as: UTF8.self), line) }), let (s, line) = record else { break }
+                try await body(PipelineRow(fields: fields, slots: [.text(s)]), RowPlace(.line, line))
             }
         case .csv:
             let csv = CSVDecoder(source: reader, fileName: displayName)
