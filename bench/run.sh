@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks. `bench/run.sh [load|pg|http|formats|export|watch|enrich|mysql|text|delta|console|ledger|all] [args...]`:
+# Benchmarks. `bench/run.sh [load|pg|http|formats|export|watch|enrich|mysql|text|delta|console|ledger|queue|all] [args...]`:
 #   load  the foundation benchmark (sluice load vs the sqlite3 shell); args go to bench.py
 #   pg    the PostgreSQL benchmark (vs psql \copy + MERGE, pgloader; chunked loads by 1/2/4 workers)
 #   http  the bulk-API benchmark (uploads, jobs, status under wrk vs seed 000's FastAPI receiver)
@@ -11,6 +11,7 @@
 #   delta    sluice load of a 1M-row Delta table into SQLite vs deltalake → pyarrow → sqlite3, and vs the same Parquet files without the log
 #   ledger   the export ledger's size before and after sluice gc compacts it (SQLite, PostgreSQL)
 #   console  the console's pages over 100,000 jobs on SQLite and PostgreSQL (target: the jobs list < 50 ms)
+#   queue    no-op jobs claimed and completed through the control plane (SQLite, PostgreSQL) vs a Python SKIP LOCKED queue
 #   enrich   a pipeline's enrich step (inline; staged with 1 and 4 enrich workers) vs a Python rendition of seed 004, and the geocoder alone
 # Builds Sluice in release mode and installs the peers it compares with, if missing.
 set -euo pipefail
@@ -40,6 +41,9 @@ fi
 if [ "$which" = delta ] || [ "$which" = all ]; then
   python3 -c "import deltalake, pyarrow" 2>/dev/null || python3 -m pip install -q deltalake pyarrow
 fi
+if [ "$which" = queue ] || [ "$which" = all ]; then
+  python3 -c "import psycopg" 2>/dev/null || python3 -m pip install -q "psycopg[binary]"
+fi
 if [ "$which" = http ] || [ "$which" = all ]; then
   python3 -c "import fastapi, uvicorn, multipart, aiohttp" 2>/dev/null || python3 -m pip install -q fastapi uvicorn python-multipart aiohttp
 fi
@@ -57,6 +61,7 @@ case "$which" in
   mysql) exec python3 bench/mysql_bench.py "$@" ;;
   text) exec python3 bench/text_bench.py "$@" ;;
   delta) exec python3 bench/delta_bench.py "$@" ;;
-  all) python3 bench/bench.py && python3 bench/pg_bench.py && python3 bench/formats_bench.py && python3 bench/export_bench.py && python3 bench/watch_bench.py && python3 bench/enrich_bench.py && python3 bench/mysql_bench.py && python3 bench/text_bench.py && python3 bench/delta_bench.py && python3 bench/console_bench.py && python3 bench/ledger_bench.py && exec python3 bench/http_bench.py ;;
-  *) echo "usage: bench/run.sh [load|pg|http|formats|export|watch|enrich|mysql|text|delta|console|ledger|all] [args...]" >&2; exit 2 ;;
+  queue) exec python3 bench/queue_bench.py "$@" ;;
+  all) python3 bench/bench.py && python3 bench/pg_bench.py && python3 bench/formats_bench.py && python3 bench/export_bench.py && python3 bench/watch_bench.py && python3 bench/enrich_bench.py && python3 bench/mysql_bench.py && python3 bench/text_bench.py && python3 bench/delta_bench.py && python3 bench/console_bench.py && python3 bench/ledger_bench.py && python3 bench/queue_bench.py && exec python3 bench/http_bench.py ;;
+  *) echo "usage: bench/run.sh [load|pg|http|formats|export|watch|enrich|mysql|text|delta|console|ledger|queue|all] [args...]" >&2; exit 2 ;;
 esac

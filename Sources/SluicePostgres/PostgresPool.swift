@@ -151,6 +151,7 @@ public final class PostgresPool: Sendable {
             case .date(let x): b.append(x)
             case .ints(let x): b.append(x)
             case .texts(let x): b.append(x)
+            case .dates(let x): b.append(x)
             }
         }
         return PostgresQuery(unsafeSQL: sql, binds: b)
@@ -179,5 +180,6 @@ public enum PGValue: Sendable {
     case date(Date)
     case ints([Int64])
     case texts([String])
+    case dates([Date])
 }
 

@@ -239,16 +239,19 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
     }
 
     func insertJob(_ conn: PostgresConnection, _ p: JobInsertParams) async throws -> JobInsertResult {
+        // The insert wakes the listening workers in the same statement (one round trip, one
+        // commit); nothing is sent when the key was taken.
         let inserted = try await rows(conn, """
-            INSERT INTO sluice.jobs (entity, state, spec, priority, max_attempts, run_after, idempotency_key, created_at, stage, run_id)
-            VALUES ($1, 'queued', $2, $3, $4, $5, $6, $5, $7, $8)
-            ON CONFLICT (idempotency_key) DO NOTHING
-            RETURNING \(Self.columns)
+            WITH j AS (
+                INSERT INTO sluice.jobs (entity, state, spec, priority, max_attempts, run_after, idempotency_key, created_at, stage, run_id)
+                VALUES ($1, 'queued', $2, $3, $4, $5, $6, $5, $7, $8)
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING \(Self.columns))
+            SELECT j.*, pg_notify('\(Self.channel)', '') FROM j
             """, [.text(p.entity), .text(Self.json(p.spec)), .int(Int64(p.priority)), .int(Int64(p.maxAttempts)), .date(p.now),
                   p.idempotencyKey.map { .text($0) } ?? .null, p.spec.stage.map { .text($0.kind.rawValue) } ?? .null,
                   p.spec.stage.map { .int($0.run) } ?? .null])
         if let row = inserted.first {
-            try await notify(conn)
             return JobInsertResult(job: try Self.job(row), existing: false)
         }
         guard let key = p.idempotencyKey,
@@ -333,6 +336,41 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
             if refuseDuplicate && added == 0 { throw QueueErrors.loadedMeanwhile(entity: entity) }
         }
         return true
+    }
+
+    /// One statement for the jobs that name no entity (their completion writes no ledger
+    /// row); the others each as ``completeJob(_:)`` does, in the same transaction.
+    public func completeJobs(_ ps: [JobCompleteParams]) async throws(SluiceError) -> [Bool] {
+        if ps.isEmpty { return [] }
+        let skew = await skew()
+        let db = self.db
+        return try await run("completing jobs") { conn in
+            try await db.exec("BEGIN", [], on: conn)
+            do {
+                let plain = ps.indices.filter { ps[$0].entity == nil || ps[$0].result.sha256 == nil }
+                let rows = try await self.rows(conn, """
+                    UPDATE sluice.jobs j SET state = 'complete', result = c.result, finished_at = c.finished, worker = NULL,
+                        lease_expires_at = NULL, error = NULL, progress_rows = c.read, progress_bytes = c.bytes
+                    FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::bigint[], $6::bigint[])
+                        AS c(id, token, result, finished, read, bytes)
+                    WHERE j.id = c.id AND j.lease_token = c.token AND j.state = 'processing'
+                    RETURNING j.id
+                    """, [.ints(plain.map { ps[$0].id }), .ints(plain.map { ps[$0].token }), .texts(plain.map { Self.json(ps[$0].result) }),
+                          .dates(plain.map { ps[$0].now.addingTimeInterval(skew) }),
+                          .ints(plain.map { ps[$0].result.stats.read }), .ints(plain.map { ps[$0].result.stats.bytes })])
+                let completed = Set(try rows.map { try $0.decode(Int64.self) })
+                var done = ps.map { completed.contains($0.id) }
+                for i in ps.indices where !plain.contains(i) {
+                    let p = ps[i]
+                    done[i] = try await Self.complete(conn, db: db, id: p.id, token: p.token, result: p.result, entity: p.entity, now: p.now.addingTimeInterval(skew))
+                }
+                try await db.exec("COMMIT", [], on: conn)
+                return done
+            } catch {
+                _ = try? await db.exec("ROLLBACK", [], on: conn)
+                throw error
+            }
+        }
     }
 
     public func completeJob(_ p: JobCompleteParams) async throws(SluiceError) -> Bool {

@@ -126,6 +126,10 @@ public final class MemoryControlPlane: QueueDriver {
         state.withLock { s in Self.complete(&s, id: p.id, token: p.token, result: p.result, entity: p.entity, now: p.now) }
     }
 
+    public func completeJobs(_ ps: [JobCompleteParams]) async throws(SluiceError) -> [Bool] {
+        state.withLock { s in ps.map { p in Self.complete(&s, id: p.id, token: p.token, result: p.result, entity: p.entity, now: p.now) } }
+    }
+
     /// The guarded completion; with `entity`, the file's digest joins the loaded-files ledger.
     static func complete(_ s: inout State, id: Int64, token: Int64, result: JobResult, entity: String?, now: Date) -> Bool {
         let done = move(&s, id, .complete, guarded: held(token), change: { job, _ in

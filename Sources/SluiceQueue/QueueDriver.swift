@@ -32,6 +32,9 @@ public protocol JobStore: Sendable {
     /// Completes a job still held with `token` (for jobs whose completion writes no data;
     /// loads complete inside their data transaction instead). False when the token is stale.
     func completeJob(_ p: JobCompleteParams) async throws(SluiceError) -> Bool
+    /// Completes several jobs in one transaction (one round trip where the database allows):
+    /// per job, in order, whether its token was still held.
+    func completeJobs(_ ps: [JobCompleteParams]) async throws(SluiceError) -> [Bool]
     /// Records a failed attempt of a job still held with `token`: back to queued after
     /// `retryAt` if transient and attempts remain, else error. Nil when the token is stale.
     func failJob(_ p: JobFailParams) async throws(SluiceError) -> Job?

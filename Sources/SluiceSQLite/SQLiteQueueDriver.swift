@@ -318,6 +318,21 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         try await run { c throws(SluiceError) in try Self.complete(c, id: p.id, token: p.token, result: p.result, entity: p.entity, now: p.now) }
     }
 
+    public func completeJobs(_ ps: [JobCompleteParams]) async throws(SluiceError) -> [Bool] {
+        if ps.isEmpty { return [] }
+        return try await run { c throws(SluiceError) in
+            try c.execute("BEGIN IMMEDIATE")
+            do throws(SluiceError) {
+                let done = try ps.map { (p) throws(SluiceError) in try Self.complete(c, id: p.id, token: p.token, result: p.result, entity: p.entity, now: p.now) }
+                try c.execute("COMMIT")
+                return done
+            } catch {
+                try? c.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
     public func failJob(_ p: JobFailParams) async throws(SluiceError) -> Job? {
         try await run { c throws(SluiceError) in
             let rows = try c.query("""

@@ -52,6 +52,33 @@ public enum JobStoreConformance {
         try await cancelAndRetry(make)
         try await listingWithKeysetPagination(make)
         try await finishedJobsAreForgottenOnRequest(make)
+        try await completionsInABatch(make)
+    }
+
+    /// Several completions at once: each held one completes with its result, a stale token
+    /// or a job no longer processing is refused (false in its place), and a result with a
+    /// file digest joins its entity's loaded files as a single completion does.
+    static func completionsInABatch(_ make: Make) async throws {
+        let d = try await make()
+        var ids: [Int64] = []
+        for _ in 0..<4 { ids.append(try await d.insertJob(JobInsertParams(entity: "e", spec: spec(), now: at(0))).job.id) }
+        let claimed = try await d.claimJobs(JobClaimParams(worker: "w", limit: 3, leaseDuration: .seconds(30), now: at(1)))
+        #expect(claimed.map(\.id) == Array(ids.prefix(3)))
+        var stats = LoadStats()
+        stats.read = 7
+        let ps = [
+            JobCompleteParams(id: claimed[0].id, token: claimed[0].leaseToken, result: JobResult(stats: stats), now: at(2)),
+            JobCompleteParams(id: claimed[1].id, token: claimed[1].leaseToken + 1, result: JobResult(stats: LoadStats()), now: at(2)),
+            JobCompleteParams(id: claimed[2].id, token: claimed[2].leaseToken, result: JobResult(stats: LoadStats(), sha256: "abc"), now: at(2), entity: "e"),
+            JobCompleteParams(id: ids[3], token: 0, result: JobResult(stats: LoadStats()), now: at(2)),
+        ]
+        #expect(try await d.completeJobs(ps) == [true, false, true, false])
+        let first = try await d.job(id: claimed[0].id)
+        #expect(first?.state == .complete && first?.result?.stats.read == 7)
+        #expect(try await d.job(id: claimed[1].id)?.state == .processing)
+        #expect(try await d.job(id: ids[3])?.state == .queued)
+        #expect(try await d.loadedFile(entity: "e", sha256: "abc") == claimed[2].id)
+        #expect(try await d.completeJobs([]) == [])
     }
 
     /// Clean-up forgets jobs that ended before a time, never an unfinished one; their

@@ -20,7 +20,7 @@ struct SluiceCommand: AsyncParsableCommand {
               130  interrupted (Ctrl-C): the load in progress was rolled back
             """,
         version: BuildInfo.line,
-        subcommands: [LoadCommand.self, InferCommand.self, ConvertCommand.self, ExportCommand.self, WatchCommand.self, RunCommand.self, RunsCommand.self, ScheduleCommand.self, PipelinesCommand.self, ServeCommand.self, WorkerCommand.self, JobsCommand.self, MigrateCommand.self, GCCommand.self, VersionCommand.self]
+        subcommands: [LoadCommand.self, InferCommand.self, ConvertCommand.self, ExportCommand.self, WatchCommand.self, RunCommand.self, RunsCommand.self, ScheduleCommand.self, PipelinesCommand.self, ServeCommand.self, WorkerCommand.self, JobsCommand.self, MigrateCommand.self, GCCommand.self, BenchCommand.self, VersionCommand.self]
     )
 
     /// Parses and runs; a first word that is close to a command's name is answered with

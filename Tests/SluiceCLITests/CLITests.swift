@@ -81,6 +81,23 @@ struct CLI {
 }
 
 @Suite(.serialized) struct CLITests {
+    /// `sluice bench queue` drains what it enqueued, every job completed once, on SQLite and
+    /// on PostgreSQL, job by job and a claim at a time; the jobs it leaves are all complete.
+    @Test func theQueueBenchmarkDrainsEveryJobItEnqueues() throws {
+        let cli = try CLI()
+        let pg = try TestPostgres.fresh()
+        for (database, together) in [("sluice.db", false), ("sluice.db", true), (pg.url, true)] {
+            let r = try cli.run(["bench", "queue", "--database", database, "--jobs", "300", "--workers", "3", "--batch", "7", "--json"]
+                                + (together ? ["--batch-completions"] : []))
+            #expect(r.status == 0, "\(r.err)")
+            let report = try cli.json(r.out.split(separator: "\n").last.map(String.init) ?? "")
+            #expect(report["completed"] as? Int == 300 && report["batch_completions"] as? Bool == together, "\(r.out)")
+            #expect((report["jobs_per_s"] as? Double ?? 0) > 0)
+        }
+        #expect(try cli.sqlite("SELECT state, count(*) FROM sluice_jobs GROUP BY state") == "complete|600\n")
+        #expect(try pg.query("SELECT state, count(*) FROM sluice.jobs GROUP BY state") == "complete|300\n")
+    }
+
     @Test func loadsInfersAndMergesWithExactCounts() throws {
         let cli = try CLI()
         cli.write("base.csv", "id,valor,referencia,category\n1,10.5,abc,A\n2,20.25,\"d,e\",B\n3,30,x,C\n")
