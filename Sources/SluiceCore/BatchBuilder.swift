@@ -239,35 +239,71 @@ public struct BatchBuilder: Sendable {
     /// kept as JSON text (for json and text columns only).
     public mutating func setJSON(_ c: Int, _ v: JSONValue) {
         if ignored(c) { batch.columns[c].appendNull(); return }
-        let type = schema.columns[c].type
         switch v {
-        case .null:
-            setNull(c)
-        case .bool(let b):
-            switch type {
-            case .bool: batch.columns[c].append(int: b ? 1 : 0)
-            case .json, .text: setText(c, b ? "true" : "false")
-            default: fail(column: schema.columns[c].name, "JSON boolean cannot be \(type)"); batch.columns[c].appendNull()
-            }
+        case .null: setNull(c)
+        case .bool(let b): setJSONBool(c, b)
         case .number(let n):
-            if type == .bool {
-                fail(column: schema.columns[c].name, "JSON number \(SourceLocation.excerpt(n)) cannot be bool")
-                batch.columns[c].appendNull()
-            } else {
-                setText(c, n)
-            }
+            var n = n
+            n.withUTF8 { setJSONNumber(c, UnsafeRawBufferPointer($0)) }
         case .string(let s):
-            if type == .json { setText(c, v.text) } else { setText(c, s) }
-        case .array, .object:
-            if type == .json || type == .text {
-                scratch.removeAll(keepingCapacity: true)
-                v.write(into: &scratch)
-                batch.columns[c].append(bytes: scratch)
+            if schema.columns[c].type == .json { setText(c, v.text) } else { setText(c, s) }
+        case .array: setJSONContainer(c, array: true) { v.write(into: &$0) }
+        case .object: setJSONContainer(c, array: false) { v.write(into: &$0) }
+        }
+    }
+
+    /// Coerces value `t` of a JSON tape into column `c`, as ``setJSON(_:_:)-(_,JSONValue)`` does
+    /// the same value parsed: nothing is built but the column's bytes.
+    public mutating func setJSON(_ c: Int, _ tape: JSONTape, _ t: Int) {
+        if ignored(c) { batch.columns[c].appendNull(); return }
+        switch tape.kind(t) {
+        case .null: setNull(c)
+        case .bool: setJSONBool(c, tape.raw(t).first == UInt8(ascii: "t"))
+        case .number: setJSONNumber(c, tape.raw(t))
+        case .string:
+            var text = scratch
+            scratch = []
+            if schema.columns[c].type == .json {
+                text.removeAll(keepingCapacity: true)
+                tape.writeCompact(t, into: &text)
+                text.withUnsafeBytes { setText(c, $0) }
             } else {
-                let kind = if case .array = v { "array" } else { "object" }
-                fail(column: schema.columns[c].name, "JSON \(kind) cannot be \(type)")
-                batch.columns[c].appendNull()
+                tape.text(t, scratch: &text) { setText(c, $0) }
             }
+            scratch = text
+        case .array: setJSONContainer(c, array: true) { tape.writeCompact(t, into: &$0) }
+        case .object: setJSONContainer(c, array: false) { tape.writeCompact(t, into: &$0) }
+        }
+    }
+
+    mutating func setJSONBool(_ c: Int, _ b: Bool) {
+        let type = schema.columns[c].type
+        switch type {
+        case .bool: batch.columns[c].append(int: b ? 1 : 0)
+        case .json, .text: setText(c, b ? "true" : "false")
+        default: fail(column: schema.columns[c].name, "JSON boolean cannot be \(type)"); batch.columns[c].appendNull()
+        }
+    }
+
+    mutating func setJSONNumber(_ c: Int, _ raw: UnsafeRawBufferPointer) {
+        if schema.columns[c].type == .bool {
+            fail(column: schema.columns[c].name, "JSON number \(SourceLocation.excerpt(String(decoding: raw, as: UTF8.self))) cannot be bool")
+            batch.columns[c].appendNull()
+        } else {
+            setText(c, raw)
+        }
+    }
+
+    /// An array or object: its compact JSON text in json and text columns, else a reject.
+    mutating func setJSONContainer(_ c: Int, array: Bool, _ write: (inout [UInt8]) -> Void) {
+        let type = schema.columns[c].type
+        if type == .json || type == .text {
+            scratch.removeAll(keepingCapacity: true)
+            write(&scratch)
+            batch.columns[c].append(bytes: scratch)
+        } else {
+            fail(column: schema.columns[c].name, "JSON \(array ? "array" : "object") cannot be \(type)")
+            batch.columns[c].appendNull()
         }
     }
 
