@@ -7,26 +7,36 @@ public import SluiceCore
 /// (``JSONPathSet``): no value is built per record.
 public final class JSONBatchReader: BatchReader {
     let framer: JSONFramer
-    var builder: BatchBuilder
     let spec: ReadSpec
     public let sourceFields: [String]
-    public private(set) var unusedFields: [String] = []
-    var seenKeys: [String] = []
-    var seenKeySet = Set<String>()
-    /// The last record's top-level keys, back to back: a record with the same keys adds none.
-    var lastKeys: [UInt8] = []
-    var keys: [UInt8] = []
-    /// The root names the columns and the op read (the rest are unused).
-    let usedRoots: Set<String>
+    public var unusedFields: [String] { state.unusedFields }
     var finished = false
-    var tape = JSONTape()
-    let pathSet: JSONPathSet
-    /// Per column, then for the op: the answer of its name as one literal key (`{"a.b": 1}`,
-    /// for a dotted name) and of its path; the literal wins.
-    let columnAnswers: [(literal: Int?, path: Int)]
-    let opAnswers: (literal: Int?, path: Int)?
-    var answers: [Int] = []
-    var scratch: [UInt8] = []
+    /// Everything the per-record work touches, in one struct (as ``MappingSplitter``'s): its
+    /// methods reach the tape, the answers and the builder without the exclusivity checks
+    /// each access to a class's property takes.
+    var state: State
+
+    struct State {
+        var builder: BatchBuilder
+        var tape = JSONTape()
+        let pathSet: JSONPathSet
+        /// Per column, then for the op: the answer of its name as one literal key (`{"a.b": 1}`,
+        /// for a dotted name) and of its path; the literal wins.
+        let columnAnswers: [(literal: Int?, path: Int)]
+        let opAnswers: (literal: Int?, path: Int)?
+        let opField: String?
+        let sourceFields: [String]
+        /// The root names the columns and the op read (the rest are unused).
+        let usedRoots: Set<String>
+        var answers: [Int] = []
+        var scratch: [UInt8] = []
+        var unusedFields: [String] = []
+        var seenKeys: [String] = []
+        var seenKeySet = Set<String>()
+        /// The last record's top-level keys, back to back: a record with the same keys adds none.
+        var lastKeys: [UInt8] = []
+        var keys: [UInt8] = []
+    }
 
     public var bytesConsumed: Int64 { framer.bytesConsumed }
 
@@ -34,9 +44,10 @@ public final class JSONBatchReader: BatchReader {
         self.framer = JSONFramer(source: source, layout: layout, maxRecordBytes: spec.limits.maxRecordBytes, fileName: spec.fileName,
                                  firstLine: spec.firstLine)
         self.spec = spec
-        self.builder = BatchBuilder(schema: spec.schema, capacity: spec.limits.batchRows)
+        var builder = BatchBuilder(schema: spec.schema, capacity: spec.limits.batchRows)
         builder.naiveZone = spec.naiveZone
-        self.sourceFields = spec.schema.columns.map(\.sourceField)
+        let sourceFields = spec.schema.columns.map(\.sourceField)
+        self.sourceFields = sourceFields
         var paths: [[JSONPathStep]] = []
         func add(_ name: String) -> (literal: Int?, path: Int) {
             let segments = name.split(separator: ".", omittingEmptySubsequences: false)
@@ -48,16 +59,11 @@ public final class JSONBatchReader: BatchReader {
             paths.append(segments.map { JSONPathStep(String($0)) })
             return (literal, paths.count - 1)
         }
-        columnAnswers = sourceFields.map(add)
-        opAnswers = spec.opField.map(add)
-        pathSet = JSONPathSet(paths)
-        usedRoots = Set((sourceFields + (spec.opField.map { [$0] } ?? [])).compactMap { $0.split(separator: ".", omittingEmptySubsequences: false).first.map(String.init) })
-    }
-
-    /// The token a column (or the op) reads in the current record, if the record has it.
-    @inline(__always) func token(_ a: (literal: Int?, path: Int)) -> Int? {
-        if let l = a.literal, answers[l] >= 0 { return answers[l] }
-        return answers[a.path] >= 0 ? answers[a.path] : nil
+        let columnAnswers = sourceFields.map(add)
+        let opAnswers = spec.opField.map(add)
+        let roots = (sourceFields + (spec.opField.map { [$0] } ?? [])).compactMap { $0.split(separator: ".", omittingEmptySubsequences: false).first.map(String.init) }
+        state = State(builder: builder, pathSet: JSONPathSet(paths), columnAnswers: columnAnswers, opAnswers: opAnswers, opField: spec.opField,
+                      sourceFields: sourceFields, usedRoots: Set(roots))
     }
 
     public var rejectFields: [String] { ["_record"] }
@@ -70,24 +76,30 @@ public final class JSONBatchReader: BatchReader {
     public func next() throws(SluiceError) -> DecodedBatch? {
         if finished { return nil }
         var rejects: [RowReject] = []
-        while builder.count < spec.limits.batchRows {
+        while state.builder.count < spec.limits.batchRows {
             switch try framer.next() {
             case .end:
                 finished = true
             case .tooLong(let bytes):
                 rejects.append(RowReject(line: framer.line, reason: "record of \(bytes) bytes is longer than the limit of \(spec.limits.maxRecordBytes) bytes"))
             case .record:
-                readRecord(into: &rejects)
+                state.read(framer.record, line: framer.line, into: &rejects)
             }
             if finished { break }
         }
-        if builder.count == 0 && rejects.isEmpty { return nil }
-        return DecodedBatch(batch: builder.take(), rejects: rejects)
+        if state.builder.count == 0 && rejects.isEmpty { return nil }
+        return DecodedBatch(batch: state.builder.take(), rejects: rejects)
+    }
+}
+
+extension JSONBatchReader.State {
+    /// The token a column (or the op) reads in the current record, if the record has it.
+    @inline(__always) func token(_ a: (literal: Int?, path: Int)) -> Int? {
+        if let l = a.literal, answers[l] >= 0 { return answers[l] }
+        return answers[a.path] >= 0 ? answers[a.path] : nil
     }
 
-    func readRecord(into rejects: inout [RowReject]) {
-        let raw = framer.record
-        let line = framer.line
+    mutating func read(_ raw: UnsafeRawBufferPointer, line: Int64, into rejects: inout [RowReject]) {
         do {
             try tape.parse(raw)
         } catch {
@@ -111,7 +123,7 @@ public final class JSONBatchReader: BatchReader {
             }
         }
         builder.beginRow(line: line, op: op)
-        if let badOp { builder.fail(column: spec.opField, "unknown op '\(SourceLocation.excerpt(badOp))' (use I, U or D)") }
+        if let badOp { builder.fail(column: opField, "unknown op '\(SourceLocation.excerpt(badOp))' (use I, U or D)") }
         for c in columnAnswers.indices {
             if let t = token(columnAnswers[c]) { builder.setJSON(c, tape, t) } else { builder.setNull(c) }
         }
@@ -123,7 +135,7 @@ public final class JSONBatchReader: BatchReader {
 
     /// Adds the record's new top-level keys to those seen (for the unused fields); a record
     /// whose keys are the last one's costs one comparison.
-    func noteKeys() {
+    mutating func noteKeys() {
         keys.removeAll(keepingCapacity: true)
         var k = 1
         let end = tape.tokens[0].next
@@ -144,6 +156,6 @@ public final class JSONBatchReader: BatchReader {
             }
             k = tape.tokens[k + 1].next
         }
-        if added { unusedFields = seenKeys.filter { !usedRoots.contains($0) && !sourceFields.contains($0) && $0 != spec.opField } }
+        if added { unusedFields = seenKeys.filter { !usedRoots.contains($0) && !sourceFields.contains($0) && $0 != opField } }
     }
 }
