@@ -1,4 +1,7 @@
 public import SluiceCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Reads NDJSON or JSON arrays into batches of a target schema. Each column reads a
 /// dotted path (`customer.address.city`); nested objects and arrays become JSON values.
@@ -136,15 +139,15 @@ extension JSONBatchReader.State {
     /// Adds the record's new top-level keys to those seen (for the unused fields); a record
     /// whose keys are the last one's costs one comparison.
     mutating func noteKeys() {
+        let end = tape.tokens[0].next
+        if sameKeysAsLast(end) { return }
         keys.removeAll(keepingCapacity: true)
         var k = 1
-        let end = tape.tokens[0].next
         while k < end {
-            tape.text(k, scratch: &scratch) { keys += $0 }
+            keys += tape.raw(k)
             keys.append(0)
             k = tape.tokens[k + 1].next
         }
-        if keys == lastKeys { return }
         swap(&keys, &lastKeys)
         var added = false
         k = 1
@@ -157,5 +160,21 @@ extension JSONBatchReader.State {
             k = tape.tokens[k + 1].next
         }
         if added { unusedFields = seenKeys.filter { !usedRoots.contains($0) && !sourceFields.contains($0) && $0 != opField } }
+    }
+
+    /// Whether the record's keys (as written) are the last record's, compared in place.
+    func sameKeysAsLast(_ end: Int) -> Bool {
+        var at = 0
+        var k = 1
+        return lastKeys.withUnsafeBytes { last in
+            while k < end {
+                let key = tape.raw(k)
+                guard at + key.count < last.count, last[at + key.count] == 0,
+                      key.count == 0 || memcmp(key.baseAddress!, last.baseAddress! + at, key.count) == 0 else { return false }
+                at += key.count + 1
+                k = tape.tokens[k + 1].next
+            }
+            return at == last.count
+        }
     }
 }

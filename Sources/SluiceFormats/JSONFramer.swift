@@ -1,4 +1,7 @@
 public import SluiceCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Cuts a JSON byte stream into records without parsing them: one per line (NDJSON), one
 /// per element of a top-level array, or one per value of a whitespace-separated sequence
@@ -98,7 +101,7 @@ public final class JSONFramer {
         while true {
             let base = window.base
             var i = window.start
-            while i < window.end && base[i] != 0x0A { i += 1 }
+            i = Self.newline(base, from: i, to: window.end)
             if i < window.end || window.eof {
                 return (try? JSONParser.parse(window.bytes(window.start, i))) != nil
             }
@@ -111,7 +114,7 @@ public final class JSONFramer {
         while true {
             let base = window.base
             var i = window.start
-            while i < window.end && base[i] != 0x0A { i += 1 }
+            i = Self.newline(base, from: i, to: window.end)
             if i == window.end && !window.eof {
                 if window.available >= maxRecordBytes {
                     line = nextLine
@@ -137,12 +140,18 @@ public final class JSONFramer {
         }
     }
 
+    /// The first line feed in `from..<to`, or `to` (memchr: a line is read at memory speed).
+    @inline(__always) static func newline(_ base: UnsafePointer<UInt8>, from: Int, to: Int) -> Int {
+        guard from < to, let hit = memchr(base + from, 0x0A, to - from) else { return to }
+        return base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+    }
+
     func skipToNewline() throws(SluiceError) -> Int {
         var total = 0
         while true {
             let base = window.base
             var i = window.start
-            while i < window.end && base[i] != 0x0A { i += 1 }
+            i = Self.newline(base, from: i, to: window.end)
             total += i - window.start
             if i < window.end {
                 window.consume(to: i + 1)
