@@ -31,6 +31,26 @@ import SluiceTesting
         #expect(throws: JSONParseError.self) { try compact(text) }
     }
 
+    /// Strings are scanned eight bytes at a time: a quote, backslash, control byte or
+    /// non-ASCII byte at every offset of the word, in strings of every length around it,
+    /// reads (or is refused) as the tree parser reads it.
+    @Test func stringsWithSpecialBytesAtEveryOffset() throws {
+        for length in 0..<20 {
+            for at in 0..<max(1, length) {
+                for special in [#"\""#, #"\\"#, #"\n"#, #"\u00e9"#, "é", "😀", "\u{01}", "\""] {
+                    var body = Array(repeating: "a", count: length)
+                    if length > 0 { body[at] = special }
+                    let text = "[\"" + body.joined() + "\", 1]"
+                    if let tree = try? JSONParser.parse(text) {
+                        #expect(try compact(text) == tree.text, "\(text)")
+                    } else {
+                        #expect(throws: JSONParseError.self, "\(text)") { try compact(text) }
+                    }
+                }
+            }
+        }
+    }
+
     @Test func refusesDeepNestingAndInvalidUTF8() {
         #expect(throws: JSONParseError.self) { try compact(String(repeating: "[", count: 300) + String(repeating: "]", count: 300)) }
         var tape = JSONTape()
