@@ -13,6 +13,9 @@ public struct ConvertOptions: Sendable {
     public var limits = ReadLimits()
     /// NDJSON output: decimals as bare numbers rather than strings (the default keeps them exact).
     public var jsonDecimalsAsNumbers = false
+    /// 2: the input is parsed on a thread of its own while this one writes (the default,
+    /// where there are two cores); 1: both on one thread.
+    public var threads = ProcessInfo.processInfo.activeProcessorCount > 1 ? 2 : 1
     public init() {}
 }
 
@@ -97,9 +100,34 @@ public enum Converter {
     static func copy(_ file: InputFile, schema: TableSchema, into writer: any BatchWriter, options: ConvertOptions, report: inout ConvertReport) throws(SluiceError) {
         let reader = try file.reader(spec: ReadSpec(schema: schema, limits: options.limits, fileName: report.input), dialect: options.csv)
         let clock = ContinuousClock()
+        // With two threads the reader runs ahead by a few batches; `readSeconds` is then the
+        // time spent waiting for it.
+        let next: () throws(SluiceError) -> DecodedBatch?
+        var ahead: BoundedQueue<Result<DecodedBatch, SluiceError>>? = nil
+        if options.threads > 1 {
+            let queue = BoundedQueue<Result<DecodedBatch, SluiceError>>(capacity: 3)
+            ahead = queue
+            nonisolated(unsafe) let r = reader
+            let thread = Thread {
+                do {
+                    while let decoded = try r.next() { guard queue.push(.success(decoded)) else { return } }
+                } catch let e as SluiceError {
+                    queue.push(.failure(e))
+                } catch {
+                    queue.push(.failure(SluiceError(.io, "\(error)")))
+                }
+                queue.close()
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
+            next = { () throws(SluiceError) in try queue.pop()?.get() }
+        } else {
+            next = { () throws(SluiceError) in try reader.next() }
+        }
+        defer { ahead?.cancel() }  // a failed write stops the reader at its next batch
         while true {
             let t0 = clock.now
-            guard let decoded = try reader.next() else { report.readSeconds += (clock.now - t0).seconds; break }
+            guard let decoded = try next() else { report.readSeconds += (clock.now - t0).seconds; break }
             let t1 = clock.now
             report.readSeconds += (t1 - t0).seconds
             report.rejected += Int64(decoded.rejects.count)

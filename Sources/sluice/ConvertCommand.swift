@@ -52,6 +52,9 @@ struct ConvertCommand: ParsableCommand {
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
+    @Option(help: "1: parse and write on one thread; 2: parse on a thread of its own while writing (default: 2 where there are two cores).")
+    var threads: Int?
+
     @Option(help: "Writing a Delta table (delta:PATH): append (default) or overwrite.")
     var mode: String?
 
@@ -63,6 +66,7 @@ struct ConvertCommand: ParsableCommand {
 
     func validate() throws {
         if let r = rowGroupRows, r < 1 { throw ValidationError("--row-group-rows must be at least 1") }
+        if let t = threads, !(1...2).contains(t) { throw ValidationError("--threads is 1 or 2") }
     }
 
     func run() throws {
@@ -75,6 +79,7 @@ struct ConvertCommand: ParsableCommand {
         if let rowGroupRows { options.parquet.rowGroupRows = rowGroupRows }
         options.parquet.dictionary = dictionary
         options.jsonDecimalsAsNumbers = jsonDecimalsAsNumbers
+        if let threads { options.threads = threads }
         if let compat {
             guard let c = ParquetCompat(setting: compat) else { throw ValidationError("--compat is wide (or spark) or exact") }
             options.parquet.compat = c

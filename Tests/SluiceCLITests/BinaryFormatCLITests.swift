@@ -3,6 +3,29 @@ import Foundation
 import SluiceTesting
 
 @Suite(.serialized) struct BinaryFormatCLITests {
+    /// `convert --threads 2` (the default on two cores) parses on a thread of its own: the
+    /// same file as one thread writes, the same rejects counted, and a file that breaks
+    /// halfway fails the same way (many batches in, so the reader is ahead when it breaks).
+    @Test func convertOnTwoThreadsWritesWhatOneThreadWrites() throws {
+        let cli = try CLI()
+        var text = "id,name\n"
+        for i in 0..<50_000 { text += i == 31_337 ? "x,bad\n" : "\(i),n\(i)\n" }
+        cli.write("in.csv", text)
+        cli.write("broken.csv", text + "9,\"never closed\n")
+        var outputs: [Data] = []
+        for threads in ["1", "2"] {
+            let r = try cli.run(["convert", "in.csv", "out\(threads).ndjson", "--threads", threads, "--json"])
+            #expect(r.status == 0, "\(r.err)")
+            let report = try cli.json(r.out)
+            #expect(report["rows"] as? Int == 49_999 && report["rejected"] as? Int == 1, "\(r.out)")
+            outputs.append(try Data(contentsOf: URL(fileURLWithPath: cli.dir + "/out\(threads).ndjson")))
+            let broken = try cli.run(["convert", "broken.csv", "broken\(threads).parquet", "--threads", threads])
+            #expect(broken.status == 1 && broken.err.contains("broken.csv:50002"), "\(broken.err)")
+        }
+        #expect(outputs[0] == outputs[1] && outputs[0].count > 500_000)
+        #expect(try cli.run(["convert", "in.csv", "x.ndjson", "--threads", "3"]).status == 64)
+    }
+
     @Test func parquetAndAvroLoadWithMergeSemantics() throws {
         let cli = try CLI()
         cli.write("base.csv", "id,valor,referencia,category\n1,10.5,abc,A\n2,20.25,\"d,e\",B\n3,30,x,C\n")
