@@ -364,6 +364,10 @@ public struct RowTransformer: Sendable {
         plans = Array(repeating: nil, count: steps.count)
     }
 
+    /// Whether a step remembers rows it saw (`dedupe`): the rows must then go through one
+    /// transformer, in order.
+    public var remembersRows: Bool { steps.contains { if case .dedupe = $0 { true } else { false } } }
+
     /// The outcome of one row through steps that make exactly one row of it (no `explode`).
     public mutating func apply(_ input: PipelineRow) -> Outcome { run(input).first ?? .drop }
 

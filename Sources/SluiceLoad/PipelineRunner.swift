@@ -116,15 +116,18 @@ public struct PipelineRunner {
     }
 
     /// Reads a file through `steps`, handing the kept rows to `emit` in batches of `batchRows`.
-    /// `places`: whether kept rows carry their place (else it is empty).
+    /// `places`: whether kept rows carry their place (else it is empty). Where there are two
+    /// cores and no step remembers rows (`dedupe`), the rows are read in chunks and each pair
+    /// of chunks goes through the steps on two threads at once; outcomes are taken in the
+    /// file's order, so batches, counts and rejects are the same as on one thread.
     static func cut(file: String, displayName: String, steps: inout RowTransformer, batchRows: Int, log: StepRejectLog?, records: TextRecords?,
-                    skip: Expr? = nil, places: Bool = true, emit: ([StageBatch.Item]) async throws(SluiceError) -> Void) async throws(SluiceError) -> FileResult {
+                    skip: Expr? = nil, places: Bool = true, threads: Int = Self.stepThreads,
+                    emit: ([StageBatch.Item]) async throws(SluiceError) -> Void) async throws(SluiceError) -> FileResult {
         var result = FileResult()
         var batch: [StageBatch.Item] = []
         batch.reserveCapacity(batchRows)
-        try await readRows(file: file, displayName: displayName, records: records, skip: skip) { (row, place) throws(SluiceError) in
-            result.read += 1
-            for outcome in steps.run(row) {
+        func take(_ outcomes: [RowTransformer.Outcome], _ place: RowPlace) async throws(SluiceError) {
+            for outcome in outcomes {
                 switch outcome {
                 case .drop: result.dropped += 1
                 case .reject(let why):
@@ -140,9 +143,43 @@ public struct PipelineRunner {
                 }
             }
         }
+        if threads < 2 || steps.remembersRows {
+            try await readRows(file: file, displayName: displayName, records: records, skip: skip) { (row, place) throws(SluiceError) in
+                result.read += 1
+                try await take(steps.run(row), place)
+            }
+        } else {
+            // Two chunks read, then run at once (each on a transformer of its own), then taken in order.
+            var workers = [steps, steps]
+            var chunks: [[(PipelineRow, RowPlace)]] = [[], []]
+            func flush() async throws(SluiceError) {
+                let (a, b) = (workers, chunks)
+                async let first = runOnThread { var t = a[0]; let out = b[0].map { t.run($0.0) }; return (t, out) }
+                async let second = runOnThread { var t = a[1]; let out = b[1].map { t.run($0.0) }; return (t, out) }
+                let done = await [first, second]
+                for k in 0..<2 {
+                    workers[k] = done[k].0
+                    for (i, outcomes) in done[k].1.enumerated() { try await take(outcomes, chunks[k][i].1) }
+                    chunks[k].removeAll(keepingCapacity: true)
+                }
+            }
+            try await readRows(file: file, displayName: displayName, records: records, skip: skip) { (row, place) throws(SluiceError) in
+                result.read += 1
+                let k = chunks[0].count < Self.stepChunk ? 0 : 1
+                chunks[k].append((row, place))
+                if chunks[1].count == Self.stepChunk { try await flush() }
+            }
+            if !chunks[0].isEmpty { try await flush() }
+            steps = workers[0]
+        }
         if !batch.isEmpty { try await emit(batch) }
         return result
     }
+
+    /// Threads the steps of a file's rows run on: two where there are two cores.
+    static let stepThreads = ProcessInfo.processInfo.activeProcessorCount > 1 ? 2 : 1
+    /// Rows per chunk a step thread takes at once.
+    static let stepChunk = 1_024
 
     /// `enrich` step `k` over a batch, then the steps up to the next `enrich` (or the end).
     /// Rejected and dropped rows are counted in `result`.

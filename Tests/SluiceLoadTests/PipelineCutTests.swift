@@ -1,0 +1,39 @@
+import Testing
+import Foundation
+@testable import SluiceCore
+@testable import SluiceLoad
+
+/// A file's rows through the steps on two threads (chunks of rows, taken in order) give the
+/// same batches, counts and rejects file as on one thread.
+@Suite struct PipelineCutTests {
+    @Test func twoThreadsGiveWhatOneThreadGives() async throws {
+        let dir = NSTemporaryDirectory() + "sluice-cut-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var text = "id,amount\n"
+        for i in 0..<5_000 { text += i % 97 == 0 ? "\(i),oops\n" : "\(i),\(i % 10)\n" }  // 52 rejects; amount 0 is dropped
+        let file = dir + "/in.csv"
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        let steps: [PipelineStep] = [
+            .cast([Pair("amount", .int)]),
+            .filter(try ExprParser.parse("amount > 0")),
+            .derive([Pair("twice", try ExprParser.parse("amount * 2"))]),
+        ]
+        var runs: [(PipelineRunner.FileResult, [[String]], String)] = []
+        for threads in [1, 2] {
+            var t = RowTransformer(steps: steps)
+            let log = StepRejectLog(path: dir + "/rejects-\(threads).csv")
+            var batches: [[String]] = []
+            let result = try await PipelineRunner.cut(file: file, displayName: "in.csv", steps: &t, batchRows: 700, log: log, records: nil,
+                                                      threads: threads) { items in
+                batches.append(items.map { "\($0.place)|\($0.row.slots.map { $0.text ?? "null" }.joined(separator: ","))" })
+            }
+            try log.close()
+            runs.append((result, batches, try String(contentsOfFile: log.path, encoding: .utf8)))
+        }
+        #expect(runs[0].0 == runs[1].0)
+        #expect(runs[0].0.read == 5_000 && runs[0].0.rejected == 52 && runs[0].0.dropped > 0)
+        #expect(runs[0].1 == runs[1].1 && runs[0].1.count > 5)
+        #expect(runs[0].2 == runs[1].2 && runs[0].2.contains("in.csv line 99"))
+    }
+}
