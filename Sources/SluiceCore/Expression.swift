@@ -7,6 +7,8 @@ public indirect enum Expr: Sendable, Equatable {
     case field(String)
     /// A field resolved to its position in the row (made by the row transformer, never parsed).
     case slot(Int)
+    /// A call whose function was looked up once (made by the row transformer, never parsed).
+    case fn(ExprFunction, [Expr])
     case unary(String, Expr)
     case binary(String, Expr, Expr)
     case isNull(Expr, negated: Bool)
@@ -22,7 +24,7 @@ extension Expr {
         case .unary(_, let x), .isNull(let x, _): 1 + x.depth
         case .binary(_, let l, let r): 1 + max(l.depth, r.depth)
         case .inList(let x, let items): 1 + max(x.depth, items.map(\.depth).max() ?? 0)
-        case .call(_, let args): 1 + (args.map(\.depth).max() ?? 0)
+        case .call(_, let args), .fn(_, let args): 1 + (args.map(\.depth).max() ?? 0)
         }
     }
 }
@@ -446,6 +448,8 @@ public enum ExprChecker {
                 if lt == .any || rt == .any { return .success(.any) }
                 return .success(op == "/" || lt == .float || rt == .float ? .float : .int)
             }
+        case .fn(let f, let args):
+            return type(.call(f.rawValue, args), known: fields, open: open)
         case .call(let name, let args):
             var types: [EType] = []
             for a in args {
@@ -473,6 +477,13 @@ public struct ExprFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { message }
 
     static func overflow(_ what: String) -> ExprFailure { ExprFailure("\(what) does not fit in int64") }
+}
+
+/// A function of the expression language, by the name it is called with.
+public enum ExprFunction: String, Sendable, CaseIterable {
+    case lower, upper, trim, length, substr, replace, contains, abs, round, concat, coalesce
+    case toNumber = "to_number", dmsToDegrees = "dms_to_degrees", toDate = "to_date"
+    case startsWith = "starts_with", endsWith = "ends_with", ifThen = "if"
 }
 
 /// Where an expression reads its fields: by name (a dictionary) or by slot (a row's values
@@ -545,17 +556,28 @@ public enum ExprEvaluator {
             case ">=": return compare(a, b).map { .bool($0 >= 0) } ?? .null
             default: return try arithmetic(op, a, b)
             }
-        case .call("if", let args) where args.count == 3:
+        case .fn(let f, let args):
+            return try call(f, args, row: row)
+        case .call(let name, let args):
+            if let f = ExprFunction(rawValue: name) { return try call(f, args, row: row) }
+            for a in args { _ = try eval(a, row: row) }  // a function the checker would have refused: null
+            return .null
+        }
+    }
+
+    static func call<R: ExprRow>(_ f: ExprFunction, _ args: [Expr], row: R) throws(ExprFailure) -> EValue {
+        switch f {
+        case .ifThen where args.count == 3:
             // Only the branch taken is evaluated (as SQL's CASE): `if(x > 0, 1 / x, 0)` never fails on x = 0.
             return try eval(args[try eval(args[0], row: row) == .bool(true) ? 1 : 2], row: row)
-        case .call("coalesce", let args):
+        case .coalesce:
             for a in args { let v = try eval(a, row: row); if v != .null { return v } }
             return .null
-        case .call(let name, let args):
+        default:
             var values: [EValue] = []
             values.reserveCapacity(args.count)
             for a in args { values.append(try eval(a, row: row)) }
-            return try call(name, values)
+            return try call(f, values)
         }
     }
 
@@ -601,19 +623,19 @@ public enum ExprEvaluator {
         }
     }
 
-    static func call(_ name: String, _ a: [EValue]) throws(ExprFailure) -> EValue {
+    static func call(_ f: ExprFunction, _ a: [EValue]) throws(ExprFailure) -> EValue {
         // `if` and `coalesce` are evaluated lazily in `eval`. The checker fixed the argument
         // counts; a call that slipped past it is null, not a trap.
-        if name == "concat" { return .text(a.compactMap(\.text).joined()) }
+        if f == .concat { return .text(a.compactMap(\.text).joined()) }
         if a.contains(.null) { return .null }
         func text(_ i: Int) -> String { i < a.count ? a[i].text ?? "" : "" }
         guard let first = a.first else { return .null }
-        switch name {
-        case "lower": return .text(text(0).lowercased())
-        case "upper": return .text(text(0).uppercased())
-        case "trim": return .text(EValue.trim(text(0)))
-        case "length": return .int(Int64(text(0).count))
-        case "substr":
+        switch f {
+        case .lower: return .text(text(0).lowercased())
+        case .upper: return .text(text(0).uppercased())
+        case .trim: return .text(EValue.trim(text(0)))
+        case .length: return .int(Int64(text(0).count))
+        case .substr:
             guard a.count >= 2, let from = a[1].integer else { return .null }
             let s = Array(text(0))
             // 1-based, as in SQL; clamped so that extreme arguments cannot overflow.
@@ -621,8 +643,8 @@ public enum ExprEvaluator {
             let count = a.count > 2 ? Int(max(0, min(a[2].integer ?? 0, Int64(s.count)))) : s.count
             guard start < s.count else { return .text("") }
             return .text(String(s[start..<min(s.count, start + count)]))
-        case "replace": return .text(EValue.replace(text(0), text(1), text(2)))
-        case "to_number":
+        case .replace: return .text(EValue.replace(text(0), text(1), text(2)))
+        case .toNumber:
             // `2,2959` with decimal ','; `1.234,5` with thousands '.' is not taken apart here.
             var decimal = UInt8(ascii: ".")
             if a.count > 1 {
@@ -631,10 +653,10 @@ public enum ExprEvaluator {
             }
             guard let v = toNumber(text(0), decimal: decimal), v.isFinite else { throw ExprFailure("to_number: '\(SourceLocation.excerpt(text(0)))' is not a number") }
             return .double(v)
-        case "dms_to_degrees":
+        case .dmsToDegrees:
             guard let v = Degrees.parse(text(0)) else { throw ExprFailure("dms_to_degrees: '\(SourceLocation.excerpt(text(0)))' is not degrees, minutes and seconds (30°02′59″S)") }
             return .double(v)
-        case "to_date":
+        case .toDate:
             let f: DateFormat
             do { f = try DateFormat(text(1)) } catch { throw ExprFailure("to_date: \(error.message)") }
             var out: [UInt8] = []
@@ -643,16 +665,16 @@ public enum ExprEvaluator {
                 throw ExprFailure("to_date: '\(SourceLocation.excerpt(text(0)))' is not a date written \(text(1))")
             }
             return .text(String(decoding: out, as: UTF8.self))
-        case "starts_with": return .bool(text(0).hasPrefix(text(1)))
-        case "ends_with": return .bool(text(0).hasSuffix(text(1)))
-        case "contains": return .bool(text(0).contains(text(1)))
-        case "abs":
+        case .startsWith: return .bool(text(0).hasPrefix(text(1)))
+        case .endsWith: return .bool(text(0).hasSuffix(text(1)))
+        case .contains: return .bool(text(0).contains(text(1)))
+        case .abs:
             if case .int(let i) = first {
                 guard i != .min else { throw .overflow("abs(\(i))") }
                 return .int(abs(i))
             }
             return first.number.map { .double(abs($0)) } ?? .null
-        case "round":
+        case .round:
             guard let x = first.number else { return .null }
             if a.count == 1 {
                 guard let i = Int64(exactly: x.rounded()) else { throw .overflow("round(\(ValueText.double(x)))") }
@@ -660,7 +682,7 @@ public enum ExprEvaluator {
             }
             let p = pow10(a[1].integer ?? 0)
             return .double((x * p).rounded() / p)
-        default: return .null
+        case .concat, .coalesce, .ifThen: return .null
         }
     }
 

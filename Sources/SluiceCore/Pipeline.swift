@@ -451,7 +451,8 @@ public struct RowTransformer: Sendable {
             case .binary(let op, let l, let r): .binary(op, resolve(l), resolve(r))
             case .isNull(let x, let negated): .isNull(resolve(x), negated: negated)
             case .inList(let x, let items): .inList(resolve(x), items.map(resolve))
-            case .call(let name, let args): .call(name, args.map(resolve))
+            case .call(let name, let args): ExprFunction(rawValue: name).map { .fn($0, args.map(resolve)) } ?? .call(name, args.map(resolve))
+            case .fn(let f, let args): .fn(f, args.map(resolve))
             }
         }
         plan.stop = steps.count

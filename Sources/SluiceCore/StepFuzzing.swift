@@ -106,6 +106,7 @@ public enum StepFuzzTarget {
             case .isNull(let x, let negated): return "(\(render(x))) is \(negated ? "not " : "")null"
             case .inList(let x, let items): return "(\(render(x))) in (\(items.isEmpty ? "null" : items.map(render).joined(separator: ", ")))"
             case .call(let name, let args): return "\(name)(\(args.map(render).joined(separator: ", ")))"
+            case .fn(let f, let args): return render(.call(f.rawValue, args))
             case .binary(let op, let l, let r): return "(\(render(l))) \(op) (\(render(r)))"
             }
         }
