@@ -9,6 +9,8 @@ public indirect enum Expr: Sendable, Equatable {
     case slot(Int)
     /// A call whose function was looked up once (made by the row transformer, never parsed).
     case fn(ExprFunction, [Expr])
+    /// A binary operation whose operator was looked up once (made by the row transformer).
+    case op(BinaryOp, Expr, Expr)
     case unary(String, Expr)
     case binary(String, Expr, Expr)
     case isNull(Expr, negated: Bool)
@@ -22,7 +24,7 @@ extension Expr {
         switch self {
         case .literal, .field, .slot: 1
         case .unary(_, let x), .isNull(let x, _): 1 + x.depth
-        case .binary(_, let l, let r): 1 + max(l.depth, r.depth)
+        case .binary(_, let l, let r), .op(_, let l, let r): 1 + max(l.depth, r.depth)
         case .inList(let x, let items): 1 + max(x.depth, items.map(\.depth).max() ?? 0)
         case .call(_, let args), .fn(_, let args): 1 + (args.map(\.depth).max() ?? 0)
         }
@@ -450,6 +452,8 @@ public enum ExprChecker {
             }
         case .fn(let f, let args):
             return type(.call(f.rawValue, args), known: fields, open: open)
+        case .op(let o, let l, let r):
+            return type(.binary(o.rawValue, l, r), known: fields, open: open)
         case .call(let name, let args):
             var types: [EType] = []
             for a in args {
@@ -477,6 +481,12 @@ public struct ExprFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { message }
 
     static func overflow(_ what: String) -> ExprFailure { ExprFailure("\(what) does not fit in int64") }
+}
+
+/// A binary operator of the expression language, by how it is written.
+public enum BinaryOp: String, Sendable, CaseIterable {
+    case and, or, concat = "||", eq = "=", ne = "!=", lt = "<", le = "<=", gt = ">", ge = ">="
+    case add = "+", sub = "-", mul = "*", div = "/", mod = "%"
 }
 
 /// A function of the expression language, by the name it is called with.
@@ -534,34 +544,43 @@ public enum ExprEvaluator {
             if v == .null { return .null }
             for item in items where compare(v, try eval(item, row: row)) == 0 { return .bool(true) }
             return .bool(false)
+        case .op(let o, let l, let r):
+            return try binary(o, l, r, row: row)
         case .binary(let op, let l, let r):
-            let a = try eval(l, row: row)
-            if op == "and" || op == "or" {
-                let isAnd = op == "and"
-                if case .bool(let x) = a, x != isAnd { return .bool(x) }  // false and …, true or …
-                let b = try eval(r, row: row)
-                if case .bool(let y) = b, y != isAnd { return .bool(y) }
-                if a == .null || b == .null { return .null }
-                return .bool(isAnd)
-            }
-            let b = try eval(r, row: row)
-            if a == .null || b == .null { return .null }
-            switch op {
-            case "||": return .text((a.text ?? "") + (b.text ?? ""))
-            case "=": return compare(a, b).map { .bool($0 == 0) } ?? .null
-            case "!=": return compare(a, b).map { .bool($0 != 0) } ?? .null
-            case "<": return compare(a, b).map { .bool($0 < 0) } ?? .null
-            case "<=": return compare(a, b).map { .bool($0 <= 0) } ?? .null
-            case ">": return compare(a, b).map { .bool($0 > 0) } ?? .null
-            case ">=": return compare(a, b).map { .bool($0 >= 0) } ?? .null
-            default: return try arithmetic(op, a, b)
-            }
+            if let o = BinaryOp(rawValue: op) { return try binary(o, l, r, row: row) }
+            _ = try eval(l, row: row)  // an operator the parser never makes: null
+            _ = try eval(r, row: row)
+            return .null
         case .fn(let f, let args):
             return try call(f, args, row: row)
         case .call(let name, let args):
             if let f = ExprFunction(rawValue: name) { return try call(f, args, row: row) }
             for a in args { _ = try eval(a, row: row) }  // a function the checker would have refused: null
             return .null
+        }
+    }
+
+    static func binary<R: ExprRow>(_ op: BinaryOp, _ l: Expr, _ r: Expr, row: R) throws(ExprFailure) -> EValue {
+        let a = try eval(l, row: row)
+        if op == .and || op == .or {
+            let isAnd = op == .and
+            if case .bool(let x) = a, x != isAnd { return .bool(x) }  // false and …, true or …
+            let b = try eval(r, row: row)
+            if case .bool(let y) = b, y != isAnd { return .bool(y) }
+            if a == .null || b == .null { return .null }
+            return .bool(isAnd)
+        }
+        let b = try eval(r, row: row)
+        if a == .null || b == .null { return .null }
+        switch op {
+        case .concat: return .text((a.text ?? "") + (b.text ?? ""))
+        case .eq: return compare(a, b).map { .bool($0 == 0) } ?? .null
+        case .ne: return compare(a, b).map { .bool($0 != 0) } ?? .null
+        case .lt: return compare(a, b).map { .bool($0 < 0) } ?? .null
+        case .le: return compare(a, b).map { .bool($0 <= 0) } ?? .null
+        case .gt: return compare(a, b).map { .bool($0 > 0) } ?? .null
+        case .ge: return compare(a, b).map { .bool($0 >= 0) } ?? .null
+        default: return try arithmetic(op, a, b)
         }
     }
 
@@ -597,28 +616,28 @@ public enum ExprEvaluator {
 
     /// `+ - * / %`: integers stay integers (an overflow is an error, as in PostgreSQL), `/` and
     /// anything with a float is float; a zero divisor gives null.
-    static func arithmetic(_ op: String, _ a: EValue, _ b: EValue) throws(ExprFailure) -> EValue {
-        if op != "/", case .int(let x) = a, case .int(let y) = b {
+    static func arithmetic(_ op: BinaryOp, _ a: EValue, _ b: EValue) throws(ExprFailure) -> EValue {
+        if op != .div, case .int(let x) = a, case .int(let y) = b {
             let r: (partialValue: Int64, overflow: Bool)
             switch op {
-            case "+": r = x.addingReportingOverflow(y)
-            case "-": r = x.subtractingReportingOverflow(y)
-            case "*": r = x.multipliedReportingOverflow(by: y)
-            case "%":
+            case .add: r = x.addingReportingOverflow(y)
+            case .sub: r = x.subtractingReportingOverflow(y)
+            case .mul: r = x.multipliedReportingOverflow(by: y)
+            case .mod:
                 if y == 0 { return .null }
                 r = y == -1 ? (0, false) : x.remainderReportingOverflow(dividingBy: y)  // Int64.min % -1 is 0
             default: return .null
             }
-            if r.overflow { throw .overflow("\(x) \(op) \(y)") }
+            if r.overflow { throw .overflow("\(x) \(op.rawValue) \(y)") }
             return .int(r.partialValue)
         }
         guard let x = a.number, let y = b.number else { return .null }
         switch op {
-        case "+": return .double(x + y)
-        case "-": return .double(x - y)
-        case "*": return .double(x * y)
-        case "/": return y == 0 ? .null : .double(x / y)
-        case "%": return y == 0 ? .null : .double(x.truncatingRemainder(dividingBy: y))
+        case .add: return .double(x + y)
+        case .sub: return .double(x - y)
+        case .mul: return .double(x * y)
+        case .div: return y == 0 ? .null : .double(x / y)
+        case .mod: return y == 0 ? .null : .double(x.truncatingRemainder(dividingBy: y))
         default: return .null
         }
     }

@@ -448,7 +448,8 @@ public struct RowTransformer: Sendable {
             case .literal, .slot: e
             case .field(let n): index[n].map(Expr.slot) ?? .literal(.null)
             case .unary(let op, let x): .unary(op, resolve(x))
-            case .binary(let op, let l, let r): .binary(op, resolve(l), resolve(r))
+            case .binary(let op, let l, let r): BinaryOp(rawValue: op).map { .op($0, resolve(l), resolve(r)) } ?? .binary(op, resolve(l), resolve(r))
+            case .op(let o, let l, let r): .op(o, resolve(l), resolve(r))
             case .isNull(let x, let negated): .isNull(resolve(x), negated: negated)
             case .inList(let x, let items): .inList(resolve(x), items.map(resolve))
             case .call(let name, let args): ExprFunction(rawValue: name).map { .fn($0, args.map(resolve)) } ?? .call(name, args.map(resolve))

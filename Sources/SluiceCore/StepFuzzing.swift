@@ -107,6 +107,7 @@ public enum StepFuzzTarget {
             case .inList(let x, let items): return "(\(render(x))) in (\(items.isEmpty ? "null" : items.map(render).joined(separator: ", ")))"
             case .call(let name, let args): return "\(name)(\(args.map(render).joined(separator: ", ")))"
             case .fn(let f, let args): return render(.call(f.rawValue, args))
+            case .op(let o, let l, let r): return render(.binary(o.rawValue, l, r))
             case .binary(let op, let l, let r): return "(\(render(l))) \(op) (\(render(r)))"
             }
         }
