@@ -276,8 +276,13 @@ public struct PipelineRunner {
                     guard case .object(let members) = value else {
                         throw SluiceError(.invalidInput, "a record is not a JSON object", at: SourceLocation(file: displayName, line: framer.line))
                     }
-                    // A key written twice: the first is kept.
-                    try await body(PipelineRow(fields: members.map(\.key), slots: members.map { Self.value($0.value) }), RowPlace(.record, number))
+                    var row = PipelineRow(fields: members.map(\.key), slots: members.map { Self.value($0.value) })
+                    if Set(row.fields).count != row.fields.count {
+                        // A key written twice: its last value wins (as in every JSON read here), in its first place.
+                        row = PipelineRow(fields: [], slots: [])
+                        for m in members { row[m.key] = Self.value(m.value) }
+                    }
+                    try await body(row, RowPlace(.record, number))
                 }
             }
         default:

@@ -36,4 +36,20 @@ import Foundation
         #expect(runs[0].1 == runs[1].1 && runs[0].1.count > 5)
         #expect(runs[0].2 == runs[1].2 && runs[0].2.contains("in.csv line 99"))
     }
+
+    /// A JSON record that writes a key twice: its last value, in its first place (as every
+    /// JSON read in Sluice takes it).
+    @Test func aRepeatedJSONKeyKeepsItsLastValue() async throws {
+        let dir = NSTemporaryDirectory() + "sluice-cut-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/in.ndjson"
+        try "{\"v\": \"a\", \"id\": 1, \"v\": \"b\"}\n{\"id\": 2, \"v\": \"c\"}\n".write(toFile: file, atomically: true, encoding: .utf8)
+        var t = RowTransformer(steps: [])
+        var rows: [PipelineRow] = []
+        _ = try await PipelineRunner.cut(file: file, displayName: "in.ndjson", steps: &t, batchRows: 10, log: nil, records: nil, threads: 1) { items in
+            rows += items.map(\.row)
+        }
+        #expect(rows == [PipelineRow(fields: ["v", "id"], slots: [.text("b"), .int(1)]), PipelineRow(fields: ["id", "v"], slots: [.int(2), .text("c")])])
+    }
 }
