@@ -1,5 +1,8 @@
 import Testing
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import SluiceTesting
 
 /// The files (not folders) under `folder`, recursively; none when it does not exist.
@@ -73,6 +76,22 @@ struct CLI {
         let o = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         return String(decoding: o, as: UTF8.self)
+    }
+
+    /// A TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick), for a process
+    /// told to listen there: a random port could be one another test's server holds.
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        return bound ? Int(UInt16(bigEndian: addr.sin_port)) : Int.random(in: 20_000..<40_000)
     }
 
     func json(_ text: String) throws -> [String: Any] {

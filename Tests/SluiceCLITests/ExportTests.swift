@@ -14,7 +14,7 @@ final class Receiver: @unchecked Sendable {
         // A port already taken makes the receiver exit: take another (unless the test fixed it).
         var receiverPort = 0
         for attempt in 0..<3 {
-            receiverPort = fixed ?? Int.random(in: 20_000..<40_000)
+            receiverPort = fixed ?? CLI.freePort()
             let receiver = try Self.python(["scripts/receivers/bulk_receiver.py", "--port", String(receiverPort), "--dir", dir] + args)
             if try waitUntilUp(receiverPort, receiver) { processes.append(receiver); break }
             if receiver.isRunning { kill(receiver.processIdentifier, SIGKILL) }
@@ -182,7 +182,7 @@ final class Receiver: @unchecked Sendable {
         let cli = try CLI()
         try table(cli, rows: 1...5_000)
         let dir = cli.dir + "/rx"
-        let port = Int.random(in: 20_000..<40_000)
+        let port = CLI.freePort()
         var rx = try Receiver(dir: dir, args: ["--refuse-every", "2"], port: port)
         let r = try cli.run(["export", "--from", "t", "--key", "id", "--to", rx.url, "--batch-size", "1000"])
         #expect(r.status == 3)
@@ -416,7 +416,7 @@ final class Receiver: @unchecked Sendable {
     /// `run(sql)` reads the database; the table `t` holds ids 1...10,000 but 5,001...5,010.
     func ledgerCompaction(_ cli: CLI, sql: @escaping (String) throws -> String, addRows: () throws -> Void) throws {
         func count(_ q: String) throws -> Int { Int(try sql(q).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1 }
-        let port = Int.random(in: 20_000..<40_000)
+        let port = CLI.freePort()
         var rx = try Receiver(dir: cli.dir + "/rx", args: ["--refuse-every", "3"], port: port)
         let export = ["export", "--from", "t", "--key", "id", "--to", rx.url, "--batch-size", "1000", "--concurrency", "1", "--json"]
         let first = try cli.json(try cli.run(export).out)

@@ -80,7 +80,7 @@ import FoundationNetworking
         try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
         cli.write("in/a.csv", "id,v\n1,x\n")
         cli.write("in/b.csv", "id,v\n2,y\n")
-        let port = Int.random(in: 20_000..<40_000)
+        let port = CLI.freePort()
         let watch = Process()
         watch.executableURL = URL(fileURLWithPath: CLI.binary)
         watch.arguments = ["watch", "in", "--into", "t", "--min-age", "0", "--interval", "0.2", "--name", "drops", "--metrics-port", String(port)]
@@ -104,7 +104,7 @@ import FoundationNetworking
         try google.driveFiles([("a.csv", "id,v\n1,x\n", "2026-01-01T00:00:00Z")], folder: "Metered")
         try google.post("/_admin/storm", ["count": 3, "status": 429, "retry_after": "1"])
         let cli = try CLI()
-        let port = Int.random(in: 20_000..<40_000)
+        let port = CLI.freePort()
         let watch = Process()
         watch.executableURL = URL(fileURLWithPath: CLI.binary)
         watch.arguments = ["watch", "gdrive://Metered/", "--into", "t", "--interval", "0.5", "--name", "drive", "--metrics-port", String(port)]
@@ -126,7 +126,7 @@ import FoundationNetworking
         let srv = try ServerProcess(noWorkers: true)
         let (s, o) = try await srv.json("POST", "/registros/_bulk", body: "id,valor\n1,1.5\n", headers: ["Content-Type": "text/csv"])
         #expect(s == 202, "\(o)")
-        let port = Int.random(in: 20_000..<40_000)
+        let port = CLI.freePort()
         let worker = Process()
         worker.executableURL = URL(fileURLWithPath: CLI.binary)
         worker.arguments = ["worker", "--metrics-port", String(port), "--log-format", "text"]
