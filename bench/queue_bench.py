@@ -8,29 +8,14 @@ LOCKED` claims of 10, one thread per worker) on the same server. Each figure is 
 
   python3 bench/queue_bench.py [--jobs 100000] [--runs 3]
 """
-import argparse, json, os, statistics, subprocess, tempfile, threading, time
+import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, threading, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pg_bench import fresh_db, postgres_env  # noqa: E402 (the private cluster, as the other benchmarks start it)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLUICE = os.path.join(ROOT, ".build/release/sluice")
 BATCH = 10
-
-
-def postgres_env():
-    out = subprocess.run([os.path.join(ROOT, "scripts/postgres.sh")], check=True, capture_output=True, text=True).stdout
-    env = {}
-    for line in out.splitlines():
-        if line.startswith("export "):
-            k, v = line[len("export "):].split("=", 1)
-            env[k] = v
-    return env
-
-
-def fresh_db(admin, name):
-    import psycopg
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {name}")
-        c.execute(f"CREATE DATABASE {name}")
-    return admin.rsplit("/", 1)[0] + "/" + name
 
 
 def sluice(database, jobs, workers, together):
@@ -96,7 +81,6 @@ def main():
     a = ap.parse_args()
     env = postgres_env()
     admin = env["SLUICE_TEST_POSTGRES_URL"]
-    rows = []  # (name, [results])
     cases = []
     for workers in (1, 4):
         cases.append((f"SQLite, {workers} worker(s), one by one", "sqlite", workers, False))
@@ -110,7 +94,7 @@ def main():
             if kind == "sqlite":
                 d = tempfile.mkdtemp(prefix="sluice-queue-bench-")
                 r = sluice(os.path.join(d, "queue.db"), a.jobs, workers, together)
-                subprocess.run(["rm", "-rf", d])
+                shutil.rmtree(d, ignore_errors=True)
             elif kind == "pg":
                 r = sluice(fresh_db(admin, "qbench"), a.jobs, workers, together)
             else:

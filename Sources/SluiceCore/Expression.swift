@@ -53,10 +53,13 @@ public enum EValue: Sendable, Equatable, Hashable {
         }
     }
 
+    /// A space, tab or line end: what ``trim(_:)`` removes.
+    @inline(__always) static func isBlank(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
+
     /// `s` without leading and trailing spaces, tabs and line ends.
     static func trim(_ s: String) -> String {
         let u = s.utf8
-        func blank(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
+        let blank = isBlank
         guard let first = u.first, let last = u.last, blank(first) || blank(last) else { return s }  // the usual case: nothing to trim
         guard let start = u.firstIndex(where: { !blank($0) }), let end = u.lastIndex(where: { !blank($0) }) else { return "" }
         return String(Substring(u[start...end]))
@@ -712,9 +715,8 @@ public enum ExprEvaluator {
         return s.withUTF8 { raw -> Double? in
             // Spaces, tabs and line ends around it, as ``EValue/trim(_:)``.
             var lo = 0, hi = raw.count
-            func blank(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
-            while lo < hi, blank(raw[lo]) { lo += 1 }
-            while hi > lo, blank(raw[hi - 1]) { hi -= 1 }
+            while lo < hi, EValue.isBlank(raw[lo]) { lo += 1 }
+            while hi > lo, EValue.isBlank(raw[hi - 1]) { hi -= 1 }
             let trimmed = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(raw)[lo..<hi])
             if decimal == UInt8(ascii: ".") { return Coercion.parseDouble(trimmed) }
             return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(1, trimmed.count)) { out -> Double? in

@@ -265,24 +265,6 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
         return ("\u{FFFD}", 1)
     }
 
-    /// Whether instruction `inst` takes the scalar at byte `at`; the bytes it spans.
-    @inline(__always) static func step(_ inst: Inst, _ t: UnsafeBufferPointer<UInt8>, _ at: Int) -> Int? {
-        guard at < t.count else { return nil }
-        switch inst {
-        case .scalar(let s):
-            if s.value < 0x80 { return t[at] == UInt8(s.value) ? 1 : nil }
-            let (c, n) = scalar(t, at)
-            return c == s ? n : nil
-        case .any:
-            if t[at] == 0x0A { return nil }
-            return scalar(t, at).1
-        case .set(let set):
-            let (c, n) = scalar(t, at)
-            return set.contains(c) ? n : nil
-        default: return nil
-        }
-    }
-
     // MARK: The Pike VM
 
     struct Thread {
@@ -387,13 +369,15 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Whether one-character instruction `c` takes the text at `at`; the bytes it spans.
+    /// Whether one-character instruction `c` (or a literal run's first byte) takes the text at
+    /// `at`; the bytes it spans.
     @inline(__always)
     func step(_ c: Code, _ text: UnsafeBufferPointer<UInt8>, _ at: Int, _ ascii: UnsafeBufferPointer<ByteSet>) -> Int? {
         guard at < text.count else { return nil }
         let b = text[at]
         switch c.op {
         case .byte: return b == UInt8(truncatingIfNeeded: c.a) ? 1 : nil
+        case .literal: return b == literals[c.a] ? 1 : nil
         case .set:
             if b < 0x80 { return ascii[c.a].contains(b) ? 1 : nil }
             let (s, n) = Self.scalar(text, at)
@@ -444,7 +428,7 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
                         // (and failed, or we would not be here) ends this thread too.
                         let from = at
                         let x = code[pc + 1]
-                        if x.op == .set {
+                        if x.op == .set {  // the common loop, with its ASCII set held: a quarter of a record's match time
                             let set = ascii[x.a]
                             while at < end {
                                 let byte = text[at]
@@ -545,7 +529,8 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
                 case .match:
                     matched = t.caps
                 case .scalar, .any, .set:
-                    if let n = Self.step(program[t.pc], text, at) { width = n; add(&next, t.pc + 1, t.caps, at + n) }
+                    // One scalar per position: a literal run counts here as its first byte.
+                    if let n = asciiSets.withUnsafeBufferPointer({ step(code[t.pc], text, at, $0) }) { width = n; add(&next, t.pc + 1, t.caps, at + n) }
                     continue
                 default:
                     continue

@@ -318,9 +318,6 @@ public struct RowTransformer: Sendable {
 
     let steps: [PipelineStep]
     var seen: [Int: Set<[EValue]>] = [:]
-    /// Per `parse` step: every name its patterns capture, and per pattern where each name is
-    /// among that pattern's captures (nil: it does not capture it).
-    let parsed: [Int: (names: [String], at: [[Int?]])]
     /// Per step a run starts at (0, or after a `flatten`/`explode`), the plan compiled for
     /// the last shape seen there.
     var plans: [Plan?]
@@ -348,19 +345,13 @@ public struct RowTransformer: Sendable {
         /// Slot `Int` (the row's width: appended) gets the value.
         case derive(Int, Expr, String)
         case dedupe(step: Int, [Int?])
-        case parse(step: Int, source: Int?, field: String, targets: [Int])
+        /// The patterns, per pattern where each target's name is among its captures (nil: it
+        /// does not capture it), and the slot each name goes to.
+        case parse(source: Int?, field: String, patterns: [LinearRegex], at: [[Int?]], targets: [Int])
     }
 
     public init(steps: [PipelineStep]) {
         self.steps = steps
-        var parsed: [Int: (names: [String], at: [[Int?]])] = [:]
-        for (i, step) in steps.enumerated() {
-            guard case .parse(_, let patterns) = step else { continue }
-            var names: [String] = []
-            for n in patterns.flatMap(\.names) where !names.contains(n) { names.append(n) }
-            parsed[i] = (names, patterns.map { p in names.map { p.names.firstIndex(of: $0) } })
-        }
-        self.parsed = parsed
         plans = Array(repeating: nil, count: steps.count)
     }
 
@@ -487,10 +478,13 @@ public struct RowTransformer: Sendable {
                 }
             case .dedupe(let names):
                 plan.ops.append(.dedupe(step: i, names.map { index[$0] }))
-            case .parse(let f, _):
+            case .parse(let f, let patterns):
                 let source = index[f]
-                let targets = (parsed[i]?.names ?? []).map(target)
-                plan.ops.append(.parse(step: i, source: source, field: f, targets: targets))
+                // Every name any pattern captures is a field, in the order they first appear.
+                var names: [String] = []
+                for n in patterns.flatMap(\.names) where !names.contains(n) { names.append(n) }
+                let at = patterns.map { p in names.map { p.names.firstIndex(of: $0) } }
+                plan.ops.append(.parse(source: source, field: f, patterns: patterns, at: at, targets: names.map(target)))
             case .flatten, .explode:
                 plan.stop = i
                 break loop
@@ -529,8 +523,7 @@ public struct RowTransformer: Sendable {
                 if k == slots.count { slots.append(v) } else { slots[k] = v }
             case .dedupe(let step, let key):
                 if !seen[step, default: []].insert(key.map { $0.map { slots[$0] } ?? .null }).inserted { return .drop }
-            case .parse(let step, let source, let f, let targets):
-                guard case .parse(_, let patterns) = steps[step], let (_, at) = parsed[step] else { continue }
+            case .parse(let source, let f, let patterns, let at, let targets):
                 var text = source.flatMap { slots[$0].text } ?? ""
                 let matched = text.withUTF8 { bytes in
                     for k in patterns.indices {

@@ -36,9 +36,9 @@ public final class JSONBatchReader: BatchReader {
         var unusedFields: [String] = []
         var seenKeys: [String] = []
         var seenKeySet = Set<String>()
-        /// The last record's top-level keys, back to back: a record with the same keys adds none.
+        /// The last record's top-level keys as written, each ended by a 0: a record with the
+        /// same keys adds none.
         var lastKeys: [UInt8] = []
-        var keys: [UInt8] = []
     }
 
     public var bytesConsumed: Int64 { framer.bytesConsumed }
@@ -141,17 +141,12 @@ extension JSONBatchReader.State {
     mutating func noteKeys() {
         let end = tape.tokens[0].next
         if sameKeysAsLast(end) { return }
-        keys.removeAll(keepingCapacity: true)
+        lastKeys.removeAll(keepingCapacity: true)
+        var added = false
         var k = 1
         while k < end {
-            keys += tape.raw(k)
-            keys.append(0)
-            k = tape.tokens[k + 1].next
-        }
-        swap(&keys, &lastKeys)
-        var added = false
-        k = 1
-        while k < end {
+            lastKeys += tape.raw(k)
+            lastKeys.append(0)  // never inside a key: a string's raw bytes hold no control byte
             let key = tape.text(k, scratch: &scratch) { String(decoding: $0, as: UTF8.self) }
             if seenKeySet.insert(key).inserted {
                 seenKeys.append(key)

@@ -102,29 +102,13 @@ public enum Converter {
         let clock = ContinuousClock()
         // With two threads the reader runs ahead by a few batches; `readSeconds` is then the
         // time spent waiting for it.
-        let next: () throws(SluiceError) -> DecodedBatch?
-        var ahead: BoundedQueue<Result<DecodedBatch, SluiceError>>? = nil
-        if options.threads > 1 {
-            let queue = BoundedQueue<Result<DecodedBatch, SluiceError>>(capacity: 3)
-            ahead = queue
-            nonisolated(unsafe) let r = reader
-            let thread = Thread {
-                do {
-                    while let decoded = try r.next() { guard queue.push(.success(decoded)) else { return } }
-                } catch let e as SluiceError {
-                    queue.push(.failure(e))
-                } catch {
-                    queue.push(.failure(SluiceError(.io, "\(error)")))
-                }
-                queue.close()
-            }
-            thread.stackSize = 8 << 20
-            thread.start()
-            next = { () throws(SluiceError) in try queue.pop()?.get() }
+        let ahead = options.threads > 1 ? ReadAhead(reader) : nil
+        defer { ahead?.queue.cancel() }  // a failed write stops the reader at its next batch
+        let next: () throws(SluiceError) -> DecodedBatch? = if let ahead {
+            { () throws(SluiceError) in try ahead.queue.pop()?.get() }
         } else {
-            next = { () throws(SluiceError) in try reader.next() }
+            { () throws(SluiceError) in try reader.next() }
         }
-        defer { ahead?.cancel() }  // a failed write stops the reader at its next batch
         while true {
             let t0 = clock.now
             guard let decoded = try next() else { report.readSeconds += (clock.now - t0).seconds; break }

@@ -176,27 +176,10 @@ public final class LoadRunner {
         let rejects = RejectsWriter(path: (dir as NSString).appendingPathComponent("\(index + 1)-\(base).rejects.csv"), header: reader.rejectFields)
         var out = FileReport(path: file.path, bytes: 0, read: 0, rejected: 0, rejectsFile: nil)
 
-        let queue = BoundedQueue<Result<DecodedBatch, SluiceError>>(capacity: 3)
-        let finished = OneShot<Bool>()
-        let box = UncheckedBox(reader)
-        let thread = Thread {
-            defer { queue.close(); finished.set(true) }
-            while true {
-                do throws(SluiceError) {
-                    guard let b = try box.value.next() else { return }
-                    if !queue.push(.success(b)) { return }
-                } catch {
-                    queue.push(.failure(error))
-                    return
-                }
-            }
-        }
-        thread.stackSize = 4 << 20
-        thread.start()
-
+        let ahead = ReadAhead(reader)
         var failure: SluiceError? = nil
         do throws(SluiceError) {
-            while let item = await queue.next() {
+            while let item = await ahead.queue.next() {
                 if let shouldContinue, !shouldContinue() {
                     throw SluiceError(.aborted, "the load was stopped", at: SourceLocation(file: file.path))
                 }
@@ -230,8 +213,7 @@ public final class LoadRunner {
             failure = error
         }
         // The reader thread stops at its next batch; its figures are final once it has.
-        queue.cancel()
-        _ = await finished.value()
+        await ahead.stop()
         try? rejects.flush()  // a failure here is reported when the file is closed
         out.bytes = progress.bytes
         if rejects.count > 0 { out.rejectsFile = rejects.path }
@@ -253,6 +235,33 @@ public final class LoadRunner {
               (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)) != nil,
               FileManager.default.createFile(atPath: path, contents: data) else { return nil }
         return path
+    }
+}
+
+/// A reader's batches decoded on a thread of its own, a few ahead of whoever takes them (a
+/// load's sink, a conversion's writer), so that parsing and writing share the two cores.
+final class ReadAhead: Sendable {
+    let queue = BoundedQueue<Result<DecodedBatch, SluiceError>>(capacity: 3)
+    let finished = OneShot<Bool>()
+
+    init(_ reader: any BatchReader) {
+        let (queue, finished, box) = (queue, finished, UncheckedBox(reader))
+        let thread = Thread {
+            defer { queue.close(); finished.set(true) }
+            do throws(SluiceError) {
+                while let b = try box.value.next() { if !queue.push(.success(b)) { return } }
+            } catch {
+                queue.push(.failure(error))
+            }
+        }
+        thread.stackSize = 4 << 20
+        thread.start()
+    }
+
+    /// Stops the reader at its next batch and waits until it has (its figures are then final).
+    func stop() async {
+        queue.cancel()
+        _ = await finished.value()
     }
 }
 

@@ -338,8 +338,8 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
         return true
     }
 
-    /// One statement for the jobs that name no entity (their completion writes no ledger
-    /// row); the others each as ``completeJob(_:)`` does, in the same transaction.
+    /// One statement for the jobs whose completion writes no loaded-files row (no entity or no
+    /// digest); the others each as ``completeJob(_:)`` does, in the same transaction.
     public func completeJobs(_ ps: [JobCompleteParams]) async throws(SluiceError) -> [Bool] {
         if ps.isEmpty { return [] }
         let skew = await skew()
@@ -347,7 +347,9 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
         return try await run("completing jobs") { conn in
             try await db.exec("BEGIN", [], on: conn)
             do {
-                let plain = ps.indices.filter { ps[$0].entity == nil || ps[$0].result.sha256 == nil }
+                // A digest with an entity joins the loaded-files ledger: those go one by one.
+                func ledgered(_ p: JobCompleteParams) -> Bool { p.entity != nil && p.result.sha256 != nil }
+                let plain = ps.filter { !ledgered($0) }
                 let rows = try await self.rows(conn, """
                     UPDATE sluice.jobs j SET state = 'complete', result = c.result, finished_at = c.finished, worker = NULL,
                         lease_expires_at = NULL, error = NULL, progress_rows = c.read, progress_bytes = c.bytes
@@ -355,13 +357,12 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
                         AS c(id, token, result, finished, read, bytes)
                     WHERE j.id = c.id AND j.lease_token = c.token AND j.state = 'processing'
                     RETURNING j.id
-                    """, [.ints(plain.map { ps[$0].id }), .ints(plain.map { ps[$0].token }), .texts(plain.map { Self.json(ps[$0].result) }),
-                          .dates(plain.map { ps[$0].now.addingTimeInterval(skew) }),
-                          .ints(plain.map { ps[$0].result.stats.read }), .ints(plain.map { ps[$0].result.stats.bytes })])
+                    """, [.ints(plain.map(\.id)), .ints(plain.map(\.token)), .texts(plain.map { Self.json($0.result) }),
+                          .dates(plain.map { $0.now.addingTimeInterval(skew) }),
+                          .ints(plain.map(\.result.stats.read)), .ints(plain.map(\.result.stats.bytes))])
                 let completed = Set(try rows.map { try $0.decode(Int64.self) })
-                var done = ps.map { completed.contains($0.id) }
-                for i in ps.indices where !plain.contains(i) {
-                    let p = ps[i]
+                var done = ps.map { !ledgered($0) && completed.contains($0.id) }
+                for (i, p) in ps.enumerated() where ledgered(p) {
                     done[i] = try await Self.complete(conn, db: db, id: p.id, token: p.token, result: p.result, entity: p.entity, now: p.now.addingTimeInterval(skew))
                 }
                 try await db.exec("COMMIT", [], on: conn)
