@@ -415,12 +415,27 @@ public struct PipelineExecution: Sendable {
 
     /// Runs every scheduled pipeline that is due at `now` — once, covering every firing
     /// missed since its last successful scheduled run — then the pipelines `after:` it.
-    public func tick(now: Date) async throws -> [String] {
+    /// `carryOnLapsed`: a scheduled run whose process died is carried on here first (for
+    /// `sluice schedule tick`, where no run takeover runs beside the schedule).
+    public func tick(now: Date, carryOnLapsed: Bool = false) async throws -> [String] {
         var ran: [String] = []
         let graph = config.pipelines.mapValues(\.after)
         for name in try PipelineDAG.order(graph) {
             guard let p = config.pipelines[name], let text = p.schedule else { continue }
             let cron = try CronSchedule(text, timeZone: p.timeZone.flatMap(TimeZone.init(identifier:)) ?? TimeZone(identifier: "UTC")!)
+            // A firing still running is not fired again beside it. One whose process died is
+            // carried on by the run takeover of `sluice serve`, or here when asked.
+            switch try await openScheduledRun(name) {
+            case .none: break
+            case .underway: continue
+            case .lapsed(let run):
+                guard carryOnLapsed,
+                      try await runtime.driver.acquireLease(name: RunLease.name(run.id), holder: Self.holder, seconds: config.server.leaseSeconds) != nil
+                else { continue }
+                log("\(name): run \(run.id) lost its process (its lease lapsed): carrying it on here")
+                _ = try await finish(p, run: run.id, window: (run.windowFrom, run.windowTo), upload: nil)
+                ran.append(name)
+            }
             let last = try await runtime.driver.lastScheduledSuccess(pipeline: name)
             // A pipeline that never ran starts at its latest firing, or catches up from its start_date.
             guard let due = SchedulePlanner.due(cron, lastScheduled: last, first: p.startDate ?? now.addingTimeInterval(-400 * 86_400), now: now) else { continue }
@@ -437,6 +452,32 @@ public struct PipelineExecution: Sendable {
             }
         }
         return ran
+    }
+
+    /// A scheduled run that has not ended, as the schedule sees it.
+    enum OpenRun { case none, underway, lapsed(PipelineRun) }
+
+    /// Whether a scheduled run of `name` has not ended: underway (its lease runs, or it began
+    /// less than a lease period ago) or lapsed (its process died). A run left with no lease at
+    /// all for a whole lease period (its process died as it began) is recorded as failed.
+    func openScheduledRun(_ name: String) async throws -> OpenRun {
+        let driver = runtime.driver
+        let open = try await driver.runs(pipeline: name, limit: 100).filter { $0.state == .running && $0.scheduledFor != nil }
+        guard !open.isEmpty else { return .none }
+        let leases = Dictionary(try await driver.leases().compactMap { l in RunLease.run(l.name).map { ($0, l.remaining) } }, uniquingKeysWith: max)
+        var found = OpenRun.none
+        for run in open {
+            if let remaining = leases[run.id] {
+                if remaining > 0 { return .underway }
+                found = .lapsed(run)
+            } else if Date().timeIntervalSince(run.startedAt) < config.server.leaseSeconds {
+                return .underway
+            } else {
+                log("\(name): run \(run.id) never took its lease (its process died as it began): recorded as failed")
+                try await driver.finishRun(id: run.id, state: .failed, counts: nil, error: "its process died as it began", now: Date())
+            }
+        }
+        return found
     }
 
     /// The fields of a CSV file's header, as a pipeline reads them; nil for other formats

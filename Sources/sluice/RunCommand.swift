@@ -199,7 +199,7 @@ struct ScheduleCommand: AsyncParsableCommand {
             let at = try now.map(RunCommand.date) ?? Date()
             let quiet = quiet
             try await Runtime.with(config) { runtime in
-                let ran = try await PipelineExecution(config: config, runtime: runtime, reporter: .shell(quiet: quiet, json: false)).tick(now: at)
+                let ran = try await PipelineExecution(config: config, runtime: runtime, reporter: .shell(quiet: quiet, json: false)).tick(now: at, carryOnLapsed: true)
                 print(ran.isEmpty ? "nothing due" : "ran \(ran.joined(separator: ", "))")
             }
         }

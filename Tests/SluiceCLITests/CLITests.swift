@@ -419,6 +419,43 @@ final class Geocoder: @unchecked Sendable {
         #expect(try cli.sqlite("SELECT count(*) FROM seen") == "5\n")  // totals ran after each scheduled run, over the same window: d1, then d2 + d3
     }
 
+    /// A firing whose run has not ended is not fired again beside it: while another process
+    /// holds its lease the tick passes it by; once that lease lapses (the process died) the
+    /// tick carries the same run on, so the firing has one run. A run that never took its
+    /// lease is recorded as failed and the schedule goes on.
+    @Test func aFiringStillRunningElsewhereIsNotFiredTwice() throws {
+        let cli = try CLI()
+        try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
+        cli.write("sluice.yml", """
+            pipelines:
+              daily:
+                source: in
+                schedule: "0 6 * * *"
+                into: sales
+            """)
+        try touch(cli.write("in/d1.csv", "id,amount\n1,10\n2,20\n"), "2026-10-31T12:00:00Z")
+        #expect(try cli.run(["migrate"]).status == 0)
+        let firing = ISO8601DateFormatter().date(from: "2026-11-01T06:00:00Z")!.timeIntervalSince1970
+        let clock = "((julianday('now') - 2440587.5) * 86400.0)"
+        _ = try cli.sqlite("INSERT INTO sluice_runs (id, pipeline, state, scheduled_for, started_at) VALUES (7, 'daily', 'running', \(firing), \(clock))")
+        _ = try cli.sqlite("INSERT INTO sluice_leases VALUES ('run:7', 'other-host:1', 1, \(clock) + 60)")
+        var t = try cli.run(["schedule", "tick", "--now", "2026-11-01T07:00:00Z"])
+        #expect(t.status == 0 && t.out.contains("nothing due"), "\(t.out)\(t.err)")
+        #expect(try cli.sqlite("SELECT count(*) FROM sluice_runs") == "1\n")
+        // Its process died: the lease lapses and the tick carries run 7 on.
+        _ = try cli.sqlite("UPDATE sluice_leases SET expires_at = \(clock) - 1")
+        t = try cli.run(["schedule", "tick", "--now", "2026-11-01T07:00:00Z"])
+        #expect(t.status == 0 && t.err.contains("run 7 lost its process"), "\(t.out)\(t.err)")
+        #expect(try cli.sqlite("SELECT id, state FROM sluice_runs") == "7|succeeded\n")
+        #expect(try cli.sqlite("SELECT count(*) FROM sales") == "2\n")
+        // The next day's run began and died before it took its lease.
+        let next = firing + 86_400
+        _ = try cli.sqlite("INSERT INTO sluice_runs (id, pipeline, state, scheduled_for, started_at) VALUES (8, 'daily', 'running', \(next), \(clock) - 3600)")
+        t = try cli.run(["schedule", "tick", "--now", "2026-11-02T07:00:00Z"])
+        #expect(t.status == 0 && t.out.contains("ran daily") && t.err.contains("run 8 never took its lease"), "\(t.out)\(t.err)")
+        #expect(try cli.sqlite("SELECT group_concat(id || ':' || state) FROM (SELECT id, state FROM sluice_runs ORDER BY id)") == "7:succeeded,8:failed,9:succeeded\n")
+    }
+
     @Test func cyclesAndUnknownDependenciesAreRefusedWithTheirLine() throws {
         let cli = try CLI()
         cli.write("sluice.yml", "pipelines:\n  a:\n    source: in\n    after: [b]\n    into: t\n  b:\n    source: in\n    after: [a]\n    into: t\n")
