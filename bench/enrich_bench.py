@@ -41,7 +41,7 @@ def make_files(out, rows, parts):
         f.close()
 
 
-def yml(source, rate, concurrency=16, staged=False):
+def yml(source, rate, concurrency=16, staged=False, batch_rows=2000):
     return """
 entities:
   places:
@@ -53,7 +53,7 @@ pipelines:
   geo:
     source: %s
     staged: %s
-    batch_rows: 2000
+    batch_rows: %d
     steps:
       - cast: {id: int, lat: float, lon: float}
       - enrich:
@@ -63,7 +63,7 @@ pipelines:
           rate: %d
       - select: [id, lat, lon, address, city]
     into: places
-""" % (source, "true" if staged else "false", PORT, concurrency, rate)
+""" % (source, "true" if staged else "false", batch_rows, PORT, concurrency, rate)
 
 
 def python_rendition(out, rows, threads):
@@ -153,7 +153,7 @@ def sluice(out, rows, workers, rate, concurrency):
     assert n == (rows, rows), "sluice loaded %s of %d" % (n, rows)
 
 
-def sluice_staged(out, rows, workers, rate, concurrency):
+def sluice_staged(out, rows, workers, rate, concurrency, batch_rows=2000, jobs_per_worker=2):
     d = os.path.join(out, "staged%d" % workers)
     shutil.rmtree(d, ignore_errors=True)
     src = os.path.join(d, "src")
@@ -161,12 +161,12 @@ def sluice_staged(out, rows, workers, rate, concurrency):
     for p in sorted(p for p in os.listdir(out) if p.startswith("in")):
         os.link(os.path.join(out, p, "points.csv"), os.path.join(src, p + ".csv"))
     with open(os.path.join(d, "sluice.yml"), "w") as f:
-        f.write(yml(src, rate, concurrency, staged=True))
+        f.write(yml(src, rate, concurrency, staged=True, batch_rows=batch_rows))
     quiet = dict(cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     subprocess.run([SLUICE, "migrate"], check=True, **quiet)
     run = subprocess.Popen([SLUICE, "run", "geo", "--workers", "0", "--quiet"], **quiet)
     procs = [subprocess.Popen([SLUICE, "worker", "--stage", "extract", "--stage", "load", "--concurrency", "2"], **quiet)]
-    procs += [subprocess.Popen([SLUICE, "worker", "--stage", "enrich", "--concurrency", "2"], **quiet) for _ in range(workers)]
+    procs += [subprocess.Popen([SLUICE, "worker", "--stage", "enrich", "--concurrency", str(jobs_per_worker)], **quiet) for _ in range(workers)]
     code = run.wait()
     for p in procs:
         p.terminate()
@@ -180,6 +180,74 @@ def stats():
     return requests.get("http://127.0.0.1:%d/stats" % PORT).json()
 
 
+def geocoder(*args):
+    g = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "receivers", "geocoder.py"), "--port", str(PORT), *args],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            stats()
+            return g
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise SystemExit("the geocoder did not start")
+
+
+def latency_scaling(a):
+    """Issue 20: stages that scale where the API is the bottleneck. A geocoder answering each
+    request after 50 ms using no CPU (asyncio); 1, 2 and 4 staged enrich workers, each with
+    16 requests in flight (one batch at a time); then 4 workers under `rate: 200`."""
+    out = os.path.join(a.out, "latency")
+    os.makedirs(out)
+    make_files(out, a.latency_rows, 8)
+    counts = (1, 2, 4)
+    wall = {w: [] for w in counts}
+    rps = {w: [] for w in counts}
+    py = []
+    for run in range(a.runs):
+        for w in counts:
+            g = geocoder("--latency", str(a.latency))
+            t0 = time.perf_counter()
+            sluice_staged(out, a.latency_rows, w, 5000, 16, batch_rows=a.latency_batch, jobs_per_worker=1)
+            wall[w].append(time.perf_counter() - t0)
+            s = stats()
+            rps[w].append(s["calls"] / (s["last"] - s["first"]))
+            g.kill()
+            g.wait()
+        g = geocoder("--latency", str(a.latency))
+        t0 = time.perf_counter()
+        python_rendition(out, a.latency_rows, 16)
+        py.append(time.perf_counter() - t0)
+        g.kill()
+        g.wait()
+        print("latency run %d: " % (run + 1) + ", ".join("%d worker%s %.2f s (%.0f req/s)" % (w, "" if w == 1 else "s", wall[w][-1], rps[w][-1]) for w in counts)
+              + ", python 16 threads %.2f s" % py[-1], flush=True)
+    # The shared rate limit under the same latency: 4 workers, rate 200.
+    out = os.path.join(a.out, "rate")
+    os.makedirs(out)
+    make_files(out, a.rate_rows, 8)
+    peaks, averages = [], []
+    for run in range(a.runs):
+        g = geocoder("--latency", str(a.latency))
+        sluice_staged(out, a.rate_rows, 4, 200, 16, batch_rows=a.latency_batch, jobs_per_worker=1)
+        s = stats()
+        peaks.append(s["max_per_second"])
+        averages.append(s["calls"] / (s["last"] - s["first"]))
+        g.kill()
+        g.wait()
+    med = {w: statistics.median(wall[w]) for w in counts}
+    medr = {w: statistics.median(rps[w]) for w in counts}
+    print()
+    print("fixed latency %.0f ms, %d rows (%d distinct points), batches of %d rows, 16 requests in flight per worker" % (
+        a.latency * 1000, a.latency_rows, a.latency_rows // 2, a.latency_batch))
+    print("%-34s %9s %9s %14s %12s" % ("", "seconds", "req/s", "scaling(wall)", "scaling(req/s)"))
+    for w in counts:
+        print("%-34s %9.2f %9.0f %13.2fx %13.2fx" % ("staged, %d enrich worker%s" % (w, "" if w == 1 else "s"), med[w], medr[w], med[1] / med[w], medr[w] / medr[1]))
+    print("%-34s %9.2f" % ("python rendition (16 threads)", statistics.median(py)))
+    print("targets: 2 workers >= 1.9x, 4 workers >= 3.6x over one")
+    print("rate 200, 4 workers: peak requests in any second %d (max of %d runs, target <= 200), average %.1f/s (min %.1f, target >= 190)" % (
+        max(peaks), a.runs, statistics.median(averages), min(averages)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=200_000)
@@ -188,9 +256,20 @@ def main():
     ap.add_argument("--rate", type=int, default=100_000, help="sluice's shared rate limit (requests/s)")
     ap.add_argument("--concurrency", type=int, default=32, help="requests in flight per sluice worker")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "enrich"))
+    ap.add_argument("--part", choices=("cpu", "latency", "all"), default="all",
+                    help="cpu: the CPU-bound geocoder vs seed 004's rendition; latency: scaling over a 50 ms geocoder")
+    ap.add_argument("--latency", type=float, default=0.05, help="the latency geocoder's answer time (s)")
+    ap.add_argument("--latency-rows", type=int, default=12_000)
+    ap.add_argument("--latency-batch", type=int, default=500)
+    ap.add_argument("--rate-rows", type=int, default=8_000)
     a = ap.parse_args()
     shutil.rmtree(a.out, ignore_errors=True)
     os.makedirs(a.out)
+    if a.part != "cpu":
+        latency_scaling(a)
+        if a.part == "latency":
+            return
+        print()
     make_files(a.out, a.rows, 8)
     names = ("python", "sluice1", "sluice4", "staged1", "staged4")
     times = {k: [] for k in names}
@@ -198,14 +277,7 @@ def main():
     calls = {}
     for run in range(a.runs):
         for name in names:
-            g = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "receivers", "geocoder.py"), "--port", str(PORT)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for _ in range(100):
-                try:
-                    stats()
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.05)
+            g = geocoder()
             t0 = time.perf_counter()
             if name == "python":
                 python_rendition(a.out, a.rows, a.threads)
@@ -222,9 +294,7 @@ def main():
             g.wait()
         print("run %d: " % (run + 1) + ", ".join("%s %.2f s" % (k, times[k][-1]) for k in names), flush=True)
     # The geocoder alone.
-    g = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "receivers", "geocoder.py"), "--port", str(PORT)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
+    g = geocoder()
     out = subprocess.run(["wrk", "-t2", "-c16", "-d5s", URL % (PORT, "-10.5", "-40.25")], capture_output=True, text=True).stdout
     g.kill()
     capacity = float(next(l for l in out.splitlines() if l.startswith("Requests/sec")).split()[1])

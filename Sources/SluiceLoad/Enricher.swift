@@ -15,6 +15,11 @@ public protocol EnrichEnvironment: Sendable {
     func cached(namespace: String, keys: [String], now: Date) async throws(SluiceError) -> [String: String]
     func cache(namespace: String, entries: [String: String], expiresAt: Date) async throws(SluiceError)
     func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date) async throws(SluiceError) -> (granted: Int, wait: Double)
+    /// Claims for `holder`, until `until`, each of `keys` no other holder's claim covers at
+    /// `now`; returns the keys claimed (``EnrichStore/claimLookups(namespace:keys:holder:until:now:)``).
+    func claimLookups(namespace: String, keys: [String], holder: String, until: Date, now: Date) async throws(SluiceError) -> Set<String>
+    /// Ends `holder`'s claims on `keys`.
+    func releaseLookups(namespace: String, keys: [String], holder: String) async throws(SluiceError)
 }
 
 /// Tokens of the shared rate limit, taken from the control plane a block at a time (one
@@ -102,50 +107,43 @@ public struct Enricher: Sendable {
         // picking other fields starts afresh instead of reading answers that lack them.
         let namespace = spec.name + ":" + spec.fields.map(\.value).joined(separator: ",")
         var answers = try await env.cached(namespace: namespace, keys: Array(distinct.keys), now: Date())
-        figures.cached += answers.count
-        if !answers.isEmpty { Counter(label: "sluice_enrich_cache_hits_total", dimensions: [("step", spec.name)]).increment(by: answers.count) }
-        let missing = distinct.filter { answers[$0.key] == nil }
+        var hits = answers.count
         var failures: [String: String] = [:]
-        var fresh: [String: String] = [:]
         let tokens = spec.rate.map { TokenReservoir(env: env, bucket: "enrich:" + spec.name, rate: $0, concurrency: spec.concurrency) }
-        await withTaskGroup(of: (String, Result<String, SluiceError>, Int).self) { group in
-            var pending = missing.makeIterator()
-            var running = 0
-            func add() -> Bool {
-                guard let (key, url) = pending.next() else { return false }
-                running += 1
-                group.addTask { let (r, n) = await self.fetch(url, tokens: tokens); return (key, r, n) }
-                return true
-            }
-            while running < max(1, spec.concurrency), add() {}
-            while let (key, result, attempts) = await group.next() {
-                running -= 1
-                figures.attempts += attempts
-                switch result {
-                case .success(let body): fresh[key] = body
-                case .failure(let e): failures[key] = e.message
+        // Keys are claimed before they are looked up: a key another process is looking up
+        // (a worker on an overlapping batch) is waited for in the cache, not asked twice. A
+        // claim lasts one attempt's timeout (plus the time the rate limit needs for them all);
+        // one released or lapsed (that process failed or died) is claimed and looked up here.
+        let holder = UUID().uuidString
+        var toClaim = distinct.filter { answers[$0.key] == nil }
+        var waiting: [String: String] = [:]
+        var pause = 0.02
+        while !toClaim.isEmpty {
+            let lasts = spec.timeout + 5 + (spec.rate.map { Double(toClaim.count) / $0 } ?? 0)
+            let mine = try await env.claimLookups(namespace: namespace, keys: Array(toClaim.keys), holder: holder,
+                                                  until: Date().addingTimeInterval(lasts), now: Date())
+            let lookups = toClaim.filter { mine.contains($0.key) }
+            waiting.merge(toClaim.filter { !mine.contains($0.key) }) { $1 }
+            if !lookups.isEmpty {
+                let (picked, failed) = await lookUp(lookups, tokens: tokens, figures: &figures)
+                failures.merge(failed) { $1 }
+                if !picked.isEmpty {
+                    try await env.cache(namespace: namespace, entries: picked, expiresAt: Date().addingTimeInterval(spec.cacheTTL))
+                    answers.merge(picked) { $1 }
                 }
-                _ = add()
+                try await env.releaseLookups(namespace: namespace, keys: Array(lookups.keys), holder: holder)
             }
+            guard !waiting.isEmpty else { break }
+            try? await Task.sleep(nanoseconds: UInt64(pause * 1e9))
+            pause = min(pause * 1.5, 0.25)
+            let arrived = try await env.cached(namespace: namespace, keys: Array(waiting.keys), now: Date())
+            hits += arrived.count
+            answers.merge(arrived) { $1 }
+            toClaim = waiting.filter { arrived[$0.key] == nil }
+            waiting = [:]
         }
-        var picked: [String: String] = [:]
-        for (key, body) in fresh {
-            do {
-                let v = try JSONParser.parse(body)
-                picked[key] = JSONValue.array(spec.fields.map { v.value(path: $0.value.split(separator: ".").map(String.init)) ?? .null }).text
-            } catch {
-                failures[key] = "the answer is not JSON: \(error.description)"
-            }
-        }
-        figures.fetched += picked.count
-        figures.failed += failures.count
-        for (outcome, n) in [("fetched", picked.count), ("failed", failures.count)] where n > 0 {
-            Counter(label: "sluice_enrich_requests_total", dimensions: [("step", spec.name), ("outcome", outcome)]).increment(by: n)
-        }
-        if !picked.isEmpty {
-            try await env.cache(namespace: namespace, entries: picked, expiresAt: Date().addingTimeInterval(spec.cacheTTL))
-            answers.merge(picked) { $1 }
-        }
+        figures.cached += hits
+        if hits > 0 { Counter(label: "sluice_enrich_cache_hits_total", dimensions: [("step", spec.name)]).increment(by: hits) }
         var kept: [PipelineRow] = []
         var rejects: [(Int, String)] = []
         var parsed: [String: [JSONValue]] = [:]
@@ -197,6 +195,48 @@ public struct Enricher: Sendable {
             rest = rest[rest.index(after: close)...]
         }
         return out + rest
+    }
+
+    /// Looks up `keys` (key → URL) with at most `concurrency` requests in flight: each answer
+    /// reduced to the picked fields (JSON array text), or why there is none.
+    func lookUp(_ keys: [String: String], tokens: TokenReservoir?, figures: inout Figures) async -> (picked: [String: String], failed: [String: String]) {
+        var failures: [String: String] = [:]
+        var fresh: [String: String] = [:]
+        await withTaskGroup(of: (String, Result<String, SluiceError>, Int).self) { group in
+            var pending = keys.makeIterator()
+            var running = 0
+            func add() -> Bool {
+                guard let (key, url) = pending.next() else { return false }
+                running += 1
+                group.addTask { let (r, n) = await self.fetch(url, tokens: tokens); return (key, r, n) }
+                return true
+            }
+            while running < max(1, spec.concurrency), add() {}
+            while let (key, result, attempts) = await group.next() {
+                running -= 1
+                figures.attempts += attempts
+                switch result {
+                case .success(let body): fresh[key] = body
+                case .failure(let e): failures[key] = e.message
+                }
+                _ = add()
+            }
+        }
+        var picked: [String: String] = [:]
+        for (key, body) in fresh {
+            do {
+                let v = try JSONParser.parse(body)
+                picked[key] = JSONValue.array(spec.fields.map { v.value(path: $0.value.split(separator: ".").map(String.init)) ?? .null }).text
+            } catch {
+                failures[key] = "the answer is not JSON: \(error.description)"
+            }
+        }
+        figures.fetched += picked.count
+        figures.failed += failures.count
+        for (outcome, n) in [("fetched", picked.count), ("failed", failures.count)] where n > 0 {
+            Counter(label: "sluice_enrich_requests_total", dimensions: [("step", spec.name), ("outcome", outcome)]).increment(by: n)
+        }
+        return (picked, failures)
     }
 
     /// One lookup: rate-limited, retried. Returns the body or why it failed, and the attempts.

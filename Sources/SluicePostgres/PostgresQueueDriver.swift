@@ -170,6 +170,7 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
         (6, ["ALTER TABLE sluice.jobs ADD COLUMN IF NOT EXISTS rescues integer NOT NULL DEFAULT 0"]),
         (7, ["CREATE TABLE IF NOT EXISTS sluice.leases (name text PRIMARY KEY, holder text NOT NULL, token bigint NOT NULL, expires_at timestamptz NOT NULL)"]),
         (8, ["ALTER TABLE sluice.runs ADD COLUMN IF NOT EXISTS upload text"]),
+        (9, ["CREATE TABLE IF NOT EXISTS sluice.enrich_claims (namespace text NOT NULL, key text NOT NULL, holder text NOT NULL, expires_at timestamptz NOT NULL, PRIMARY KEY (namespace, key))"]),
     ]
 
     /// Applies missing migrations under a transaction-scoped advisory lock, so processes
@@ -558,6 +559,25 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
                 INSERT INTO sluice.enrich_cache (namespace, key, value, expires_at) SELECT $1, k, v, $4 FROM unnest($2::text[], $3::text[]) AS u(k, v)
                 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
                 """, [.text(namespace), .texts(keys), .texts(values), .date(expiresAt)], on: conn)
+        }
+    }
+
+    public func claimLookups(namespace: String, keys: [String], holder: String, until: Date, now: Date) async throws(SluiceError) -> Set<String> {
+        let (until, now) = (await onServer(until), await onServer(now))
+        return try await run("claiming enrich lookups") { conn in
+            Set(try await self.rows(conn, """
+                INSERT INTO sluice.enrich_claims AS c (namespace, key, holder, expires_at) SELECT $1, k, $3, $4 FROM unnest($2::text[]) AS u(k) ORDER BY k
+                ON CONFLICT (namespace, key) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+                WHERE c.holder = excluded.holder OR c.expires_at <= $5
+                RETURNING key
+                """, [.text(namespace), .texts(keys), .text(holder), .date(until), .date(now)]).map { try $0.decode(String.self) })
+        }
+    }
+
+    public func releaseLookups(namespace: String, keys: [String], holder: String) async throws(SluiceError) {
+        _ = try await run("releasing enrich lookups") { conn in
+            try await self.db.exec("DELETE FROM sluice.enrich_claims WHERE namespace = $1 AND holder = $3 AND key = ANY($2::text[])",
+                                   [.text(namespace), .texts(keys), .text(holder)], on: conn)
         }
     }
 

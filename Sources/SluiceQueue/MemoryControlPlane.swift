@@ -21,6 +21,7 @@ public final class MemoryControlPlane: QueueDriver {
         var uploads: [String: Upload] = [:]
         var watched: [LedgerKey: WatchedFile] = [:]
         var cache: [String: [String: (value: String, expires: Date)]] = [:]
+        var lookupClaims: [String: [String: (holder: String, until: Date)]] = [:]
         var buckets: [String: (tokens: Double, at: Double)] = [:]
         var runs: [Int64: PipelineRun] = [:]
         var nextRun: Int64 = 1
@@ -269,6 +270,24 @@ public final class MemoryControlPlane: QueueDriver {
             let wait = granted > 0 ? 0 : (1 - tokens) / rate
             s.buckets[bucket] = (tokens - Double(granted), t)
             return (granted, wait)
+        }
+    }
+
+    public func claimLookups(namespace: String, keys: [String], holder: String, until: Date, now: Date) async throws(SluiceError) -> Set<String> {
+        state.withLock { s in
+            var mine: Set<String> = []
+            for k in keys {
+                if let c = s.lookupClaims[namespace]?[k], c.holder != holder, c.until > now { continue }
+                s.lookupClaims[namespace, default: [:]][k] = (holder, until)
+                mine.insert(k)
+            }
+            return mine
+        }
+    }
+
+    public func releaseLookups(namespace: String, keys: [String], holder: String) async throws(SluiceError) {
+        state.withLock { s in
+            for k in keys where s.lookupClaims[namespace]?[k]?.holder == holder { s.lookupClaims[namespace]?[k] = nil }
         }
     }
 

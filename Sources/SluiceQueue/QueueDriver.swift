@@ -90,6 +90,12 @@ public protocol EnrichStore: Sendable {
     /// A token bucket shared by every process on this control plane: takes up to `count`
     /// whole tokens; when none is there, returns how many seconds until one is.
     func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date) async throws(SluiceError) -> (granted: Int, wait: Double)
+    /// Claims each of `keys` for `holder` until `until`, unless another holder's claim runs at
+    /// `now`; returns the keys now claimed by `holder`. Processes enriching overlapping
+    /// batches at once so ask an API once per key.
+    func claimLookups(namespace: String, keys: [String], holder: String, until: Date, now: Date) async throws(SluiceError) -> Set<String>
+    /// Ends `holder`'s claims on `keys` (looked up and cached, or failed).
+    func releaseLookups(namespace: String, keys: [String], holder: String) async throws(SluiceError)
 }
 
 /// Pipeline runs: started, finished, listed; the schedule's last success.

@@ -133,6 +133,7 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         (7, "CREATE INDEX IF NOT EXISTS sluice_jobs_counts ON sluice_jobs (state, stage, entity);"),
         (8, "CREATE TABLE IF NOT EXISTS sluice_leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, token INTEGER NOT NULL, expires_at REAL NOT NULL) STRICT;"),
         (9, "ALTER TABLE sluice_runs ADD COLUMN upload TEXT;"),
+        (10, "CREATE TABLE IF NOT EXISTS sluice_enrich_claims (namespace TEXT NOT NULL, key TEXT NOT NULL, holder TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY (namespace, key)) STRICT, WITHOUT ROWID;"),
     ]
 
     public func migrate() async throws(SluiceError) {
@@ -515,6 +516,27 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
                 try? c.execute("ROLLBACK")
                 throw error
             }
+        }
+    }
+
+    public func claimLookups(namespace: String, keys: [String], holder: String, until: Date, now: Date) async throws(SluiceError) -> Set<String> {
+        try await run { c throws(SluiceError) in
+            let json = String(decoding: (try? JSONEncoder().encode(keys)) ?? Data("[]".utf8), as: UTF8.self)
+            let rows = try c.query("""
+                INSERT INTO sluice_enrich_claims (namespace, key, holder, expires_at) SELECT ?1, value, ?3, ?4 FROM json_each(?2) WHERE true
+                ON CONFLICT (namespace, key) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+                WHERE sluice_enrich_claims.holder = excluded.holder OR sluice_enrich_claims.expires_at <= ?5
+                RETURNING key
+                """, [.text(namespace), .text(json), .text(holder), Self.t(until), Self.t(now)])
+            return Set(rows.compactMap { $0[0].string })
+        }
+    }
+
+    public func releaseLookups(namespace: String, keys: [String], holder: String) async throws(SluiceError) {
+        try await run { c throws(SluiceError) in
+            let json = String(decoding: (try? JSONEncoder().encode(keys)) ?? Data("[]".utf8), as: UTF8.self)
+            _ = try c.query("DELETE FROM sluice_enrich_claims WHERE namespace = ?1 AND holder = ?3 AND key IN (SELECT value FROM json_each(?2))",
+                            [.text(namespace), .text(json), .text(holder)])
         }
     }
 

@@ -357,6 +357,25 @@ public enum EnrichStoreConformance {
 
     public static func run(_ make: Make) async throws {
         try await enrichCacheAndSharedRateLimit(make)
+        try await lookupsAreClaimedByOneHolderAtATime(make)
+    }
+
+    /// A key claimed by one holder is not claimed by another until released or lapsed; a
+    /// holder may claim its own again (extending it); namespaces are apart.
+    static func lookupsAreClaimedByOneHolderAtATime(_ make: Make) async throws {
+        let d = try await make()
+        #expect(try await d.claimLookups(namespace: "geo", keys: ["a", "b"], holder: "w1", until: at(10), now: at(0)) == ["a", "b"])
+        #expect(try await d.claimLookups(namespace: "geo", keys: ["b", "c"], holder: "w2", until: at(10), now: at(1)) == ["c"])
+        #expect(try await d.claimLookups(namespace: "other", keys: ["a"], holder: "w2", until: at(10), now: at(1)) == ["a"])
+        #expect(try await d.claimLookups(namespace: "geo", keys: ["a", "c"], holder: "w1", until: at(20), now: at(2)) == ["a"])
+        // w1 looked "b" up: released, w2 may claim it; w2's release of "a" (not its own) changes nothing.
+        try await d.releaseLookups(namespace: "geo", keys: ["b"], holder: "w1")
+        try await d.releaseLookups(namespace: "geo", keys: ["a"], holder: "w2")
+        #expect(try await d.claimLookups(namespace: "geo", keys: ["a", "b"], holder: "w2", until: at(10), now: at(3)) == ["b"])
+        // w1's claim on "a" lapses at 20 (its process died): then w3 takes it.
+        #expect(try await d.claimLookups(namespace: "geo", keys: ["a"], holder: "w3", until: at(40), now: at(19)).isEmpty)
+        #expect(try await d.claimLookups(namespace: "geo", keys: ["a"], holder: "w3", until: at(40), now: at(20)) == ["a"])
+        #expect(try await d.claimLookups(namespace: "geo", keys: [], holder: "w3", until: at(40), now: at(20)).isEmpty)
     }
 
     static func enrichCacheAndSharedRateLimit(_ make: Make) async throws {

@@ -53,4 +53,12 @@ public struct QueueEnrichEnvironment: EnrichEnvironment {
     public func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date) async throws(SluiceError) -> (granted: Int, wait: Double) {
         try await driver.takeTokens(bucket: bucket, rate: rate, burst: burst, count: count, now: now)
     }
+
+    public func claimLookups(namespace: String, keys: [String], holder: String, until: Date, now: Date) async throws(SluiceError) -> Set<String> {
+        try await driver.claimLookups(namespace: namespace, keys: keys, holder: holder, until: until, now: now)
+    }
+
+    public func releaseLookups(namespace: String, keys: [String], holder: String) async throws(SluiceError) {
+        try await driver.releaseLookups(namespace: namespace, keys: keys, holder: holder)
+    }
 }
