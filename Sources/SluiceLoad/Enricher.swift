@@ -15,8 +15,8 @@ public protocol EnrichEnvironment: Sendable {
     func cached(namespace: String, keys: [String], now: Date) async throws(SluiceError) -> [String: String]
     func cache(namespace: String, entries: [String: String], expiresAt: Date) async throws(SluiceError)
     func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date) async throws(SluiceError) -> (granted: Int, wait: Double)
-    /// Claims for `holder`, until `until`, each of `keys` no other holder's claim covers at
-    /// `now`; returns the keys claimed (``EnrichStore/claimLookups(namespace:keys:holder:until:now:)``).
+    /// Claims for `holder`, until `until`, each of `keys` that no other holder's claim covers
+    /// and no fresh answer in the cache answers at `now`; returns the keys claimed (``EnrichStore/claimLookups(namespace:keys:holder:until:now:)``).
     func claimLookups(namespace: String, keys: [String], holder: String, until: Date, now: Date) async throws(SluiceError) -> Set<String>
     /// Ends `holder`'s claims on `keys`.
     func releaseLookups(namespace: String, keys: [String], holder: String) async throws(SluiceError)
@@ -110,37 +110,23 @@ public struct Enricher: Sendable {
         var hits = answers.count
         var failures: [String: String] = [:]
         let tokens = spec.rate.map { TokenReservoir(env: env, bucket: "enrich:" + spec.name, rate: $0, concurrency: spec.concurrency) }
-        // Keys are claimed before they are looked up: a key another process is looking up
-        // (a worker on an overlapping batch) is waited for in the cache, not asked twice. A
-        // claim lasts one attempt's timeout (plus the time the rate limit needs for them all);
-        // one released or lapsed (that process failed or died) is claimed and looked up here.
+        // A key another process is looking up (a worker on an overlapping batch) is waited
+        // for in the cache, not asked twice; one whose claim was released or lapsed (that
+        // process failed or died) is claimed and looked up here.
         let holder = UUID().uuidString
         var toClaim = distinct.filter { answers[$0.key] == nil }
-        var waiting: [String: String] = [:]
-        var pause = 0.02
+        var pause = 0.01
         while !toClaim.isEmpty {
-            let lasts = spec.timeout + 5 + (spec.rate.map { Double(toClaim.count) / $0 } ?? 0)
-            let mine = try await env.claimLookups(namespace: namespace, keys: Array(toClaim.keys), holder: holder,
-                                                  until: Date().addingTimeInterval(lasts), now: Date())
-            let lookups = toClaim.filter { mine.contains($0.key) }
-            waiting.merge(toClaim.filter { !mine.contains($0.key) }) { $1 }
-            if !lookups.isEmpty {
-                let (picked, failed) = await lookUp(lookups, tokens: tokens, figures: &figures)
-                failures.merge(failed) { $1 }
-                if !picked.isEmpty {
-                    try await env.cache(namespace: namespace, entries: picked, expiresAt: Date().addingTimeInterval(spec.cacheTTL))
-                    answers.merge(picked) { $1 }
-                }
-                try await env.releaseLookups(namespace: namespace, keys: Array(lookups.keys), holder: holder)
-            }
-            guard !waiting.isEmpty else { break }
+            let got = try await lookUp(toClaim, namespace: namespace, holder: holder, tokens: tokens, figures: &figures)
+            answers.merge(got.answers) { $1 }
+            failures.merge(got.failed) { $1 }
+            guard !got.elsewhere.isEmpty else { break }
             try? await Task.sleep(nanoseconds: UInt64(pause * 1e9))
             pause = min(pause * 1.5, 0.25)
-            let arrived = try await env.cached(namespace: namespace, keys: Array(waiting.keys), now: Date())
+            let arrived = try await env.cached(namespace: namespace, keys: Array(got.elsewhere.keys), now: Date())
             hits += arrived.count
             answers.merge(arrived) { $1 }
-            toClaim = waiting.filter { arrived[$0.key] == nil }
-            waiting = [:]
+            toClaim = got.elsewhere.filter { arrived[$0.key] == nil }
         }
         figures.cached += hits
         if hits > 0 { Counter(label: "sluice_enrich_cache_hits_total", dimensions: [("step", spec.name)]).increment(by: hits) }
@@ -197,46 +183,93 @@ public struct Enricher: Sendable {
         return out + rest
     }
 
-    /// Looks up `keys` (key → URL) with at most `concurrency` requests in flight: each answer
-    /// reduced to the picked fields (JSON array text), or why there is none.
-    func lookUp(_ keys: [String: String], tokens: TokenReservoir?, figures: inout Figures) async -> (picked: [String: String], failed: [String: String]) {
+    /// Looks up `keys` (key → URL) with at most `concurrency` requests in flight. Keys are
+    /// claimed in the control plane a few at a time, just ahead of their requests, and answers
+    /// are cached (and claims released) as they come, so another process waiting for one of
+    /// them waits about one answer's time. Returns the answers (reduced to the picked fields,
+    /// as JSON array text), why the others failed, and the keys claimed elsewhere.
+    func lookUp(_ keys: [String: String], namespace: String, holder: String, tokens: TokenReservoir?,
+                figures: inout Figures) async throws(SluiceError) -> (answers: [String: String], failed: [String: String], elsewhere: [String: String]) {
+        var unclaimed = Array(keys)[...]
+        var ready: [(key: String, url: String)] = []
+        var next = 0
+        var elsewhere: [String: String] = [:]
+        var answers: [String: String] = [:]
         var failures: [String: String] = [:]
-        var fresh: [String: String] = [:]
+        var unsaved: [String: String] = [:]
+        var unreleased: [String] = []
+        var problem: SluiceError? = nil
+        var tally = figures
+        let (concurrency, chunk) = (max(1, spec.concurrency), max(8, spec.concurrency * 2))
         await withTaskGroup(of: (String, Result<String, SluiceError>, Int).self) { group in
-            var pending = keys.makeIterator()
             var running = 0
-            func add() -> Bool {
-                guard let (key, url) = pending.next() else { return false }
-                running += 1
-                group.addTask { let (r, n) = await self.fetch(url, tokens: tokens); return (key, r, n) }
-                return true
-            }
-            while running < max(1, spec.concurrency), add() {}
-            while let (key, result, attempts) = await group.next() {
-                running -= 1
-                figures.attempts += attempts
-                switch result {
-                case .success(let body): fresh[key] = body
-                case .failure(let e): failures[key] = e.message
+            func claimMore() async throws(SluiceError) {
+                while next == ready.count, !unclaimed.isEmpty {
+                    let some = unclaimed.prefix(chunk)
+                    unclaimed = unclaimed.dropFirst(chunk)
+                    let lasts = spec.timeout + 5 + (spec.rate.map { Double(some.count) / $0 } ?? 0)
+                    let mine = try await env.claimLookups(namespace: namespace, keys: some.map(\.key), holder: holder,
+                                                          until: Date().addingTimeInterval(lasts), now: Date())
+                    for (key, url) in some {
+                        if mine.contains(key) { ready.append((key, url)) } else { elsewhere[key] = url }
+                    }
                 }
-                _ = add()
             }
-        }
-        var picked: [String: String] = [:]
-        for (key, body) in fresh {
-            do {
-                let v = try JSONParser.parse(body)
-                picked[key] = JSONValue.array(spec.fields.map { v.value(path: $0.value.split(separator: ".").map(String.init)) ?? .null }).text
+            func start() {
+                while running < concurrency, next < ready.count {
+                    let (key, url) = ready[next]
+                    next += 1
+                    running += 1
+                    group.addTask { let (r, n) = await self.fetch(url, tokens: tokens); return (key, r, n) }
+                }
+            }
+            func save() async throws(SluiceError) {
+                if !unsaved.isEmpty {
+                    try await env.cache(namespace: namespace, entries: unsaved, expiresAt: Date().addingTimeInterval(spec.cacheTTL))
+                    unsaved = [:]
+                }
+                if !unreleased.isEmpty {
+                    try await env.releaseLookups(namespace: namespace, keys: unreleased, holder: holder)
+                    unreleased = []
+                }
+            }
+            do throws(SluiceError) {
+                try await claimMore()
+                start()
+                while let (key, result, attempts) = await group.next() {
+                    running -= 1
+                    tally.attempts += attempts
+                    unreleased.append(key)
+                    switch result {
+                    case .success(let body):
+                        do {
+                            let v = try JSONParser.parse(body)
+                            let picked = JSONValue.array(spec.fields.map { v.value(path: $0.value.split(separator: ".").map(String.init)) ?? .null }).text
+                            answers[key] = picked
+                            unsaved[key] = picked
+                        } catch {
+                            failures[key] = "the answer is not JSON: \(error)"
+                        }
+                    case .failure(let e): failures[key] = e.message
+                    }
+                    if unreleased.count >= (concurrency + 1) / 2 || running == 0 { try await save() }
+                    try await claimMore()
+                    start()
+                }
+                try await save()
             } catch {
-                failures[key] = "the answer is not JSON: \(error.description)"
+                problem = error
+                group.cancelAll()
             }
         }
-        figures.fetched += picked.count
-        figures.failed += failures.count
-        for (outcome, n) in [("fetched", picked.count), ("failed", failures.count)] where n > 0 {
+        if let problem { throw problem }
+        tally.fetched += answers.count
+        tally.failed += failures.count
+        figures = tally
+        for (outcome, n) in [("fetched", answers.count), ("failed", failures.count)] where n > 0 {
             Counter(label: "sluice_enrich_requests_total", dimensions: [("step", spec.name), ("outcome", outcome)]).increment(by: n)
         }
-        return (picked, failures)
+        return (answers, failures, elsewhere)
     }
 
     /// One lookup: rate-limited, retried. Returns the body or why it failed, and the attempts.

@@ -566,7 +566,8 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
         let (until, now) = (await onServer(until), await onServer(now))
         return try await run("claiming enrich lookups") { conn in
             Set(try await self.rows(conn, """
-                INSERT INTO sluice.enrich_claims AS c (namespace, key, holder, expires_at) SELECT $1, k, $3, $4 FROM unnest($2::text[]) AS u(k) ORDER BY k
+                INSERT INTO sluice.enrich_claims AS c (namespace, key, holder, expires_at) SELECT $1, k, $3, $4 FROM unnest($2::text[]) AS u(k)
+                WHERE NOT EXISTS (SELECT 1 FROM sluice.enrich_cache e WHERE e.namespace = $1 AND e.key = u.k AND e.expires_at > $5) ORDER BY k
                 ON CONFLICT (namespace, key) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
                 WHERE c.holder = excluded.holder OR c.expires_at <= $5
                 RETURNING key

@@ -278,6 +278,7 @@ public final class MemoryControlPlane: QueueDriver {
             var mine: Set<String> = []
             for k in keys {
                 if let c = s.lookupClaims[namespace]?[k], c.holder != holder, c.until > now { continue }
+                if let e = s.cache[namespace]?[k], e.expires > now { continue }
                 s.lookupClaims[namespace, default: [:]][k] = (holder, until)
                 mine.insert(k)
             }

@@ -91,7 +91,7 @@ public protocol EnrichStore: Sendable {
     /// whole tokens; when none is there, returns how many seconds until one is.
     func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date) async throws(SluiceError) -> (granted: Int, wait: Double)
     /// Claims each of `keys` for `holder` until `until`, unless another holder's claim runs at
-    /// `now`; returns the keys now claimed by `holder`. Processes enriching overlapping
+    /// `now` or a fresh answer is cached; returns the keys now claimed by `holder`. Processes enriching overlapping
     /// batches at once so ask an API once per key.
     func claimLookups(namespace: String, keys: [String], holder: String, until: Date, now: Date) async throws(SluiceError) -> Set<String>
     /// Ends `holder`'s claims on `keys` (looked up and cached, or failed).

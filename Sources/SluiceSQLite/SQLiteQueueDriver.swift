@@ -523,7 +523,8 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         try await run { c throws(SluiceError) in
             let json = String(decoding: (try? JSONEncoder().encode(keys)) ?? Data("[]".utf8), as: UTF8.self)
             let rows = try c.query("""
-                INSERT INTO sluice_enrich_claims (namespace, key, holder, expires_at) SELECT ?1, value, ?3, ?4 FROM json_each(?2) WHERE true
+                INSERT INTO sluice_enrich_claims (namespace, key, holder, expires_at) SELECT ?1, j.value, ?3, ?4 FROM json_each(?2) j
+                WHERE NOT EXISTS (SELECT 1 FROM sluice_enrich_cache e WHERE e.namespace = ?1 AND e.key = j.value AND e.expires_at > ?5)
                 ON CONFLICT (namespace, key) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
                 WHERE sluice_enrich_claims.holder = excluded.holder OR sluice_enrich_claims.expires_at <= ?5
                 RETURNING key

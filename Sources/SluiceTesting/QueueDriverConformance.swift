@@ -376,6 +376,10 @@ public enum EnrichStoreConformance {
         #expect(try await d.claimLookups(namespace: "geo", keys: ["a"], holder: "w3", until: at(40), now: at(19)).isEmpty)
         #expect(try await d.claimLookups(namespace: "geo", keys: ["a"], holder: "w3", until: at(40), now: at(20)) == ["a"])
         #expect(try await d.claimLookups(namespace: "geo", keys: [], holder: "w3", until: at(40), now: at(20)).isEmpty)
+        // A key with a fresh answer in the cache is not claimed (it needs no lookup).
+        try await d.cacheAnswers(namespace: "geo", entries: ["d": "[1]"], expiresAt: at(30))
+        #expect(try await d.claimLookups(namespace: "geo", keys: ["d", "e"], holder: "w4", until: at(40), now: at(25)) == ["e"])
+        #expect(try await d.claimLookups(namespace: "geo", keys: ["d"], holder: "w4", until: at(40), now: at(30)) == ["d"])
     }
 
     static func enrichCacheAndSharedRateLimit(_ make: Make) async throws {
