@@ -14,7 +14,7 @@ public protocol EnrichEnvironment: Sendable {
     func get(_ url: String, timeout: Double) async -> EnrichAnswer
     func cached(namespace: String, keys: [String], now: Date) async throws(SluiceError) -> [String: String]
     func cache(namespace: String, entries: [String: String], expiresAt: Date) async throws(SluiceError)
-    func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date) async throws(SluiceError) -> (granted: Int, wait: Double)
+    func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date?) async throws(SluiceError) -> (granted: Int, wait: Double)
     /// Claims for `holder`, until `until`, each of `keys` that no other holder's claim covers
     /// and no fresh answer in the cache answers at `now`; returns the keys claimed (``EnrichStore/claimLookups(namespace:keys:holder:until:now:)``).
     func claimLookups(namespace: String, keys: [String], holder: String, until: Date, now: Date) async throws(SluiceError) -> Set<String>
@@ -23,21 +23,27 @@ public protocol EnrichEnvironment: Sendable {
 }
 
 /// Tokens of the shared rate limit, taken from the control plane a block at a time (one
-/// round trip per block, not per request). The block is the bucket's burst: about a
-/// twentieth of a second of the rate, at most the concurrency, at least one.
+/// round trip per block, not per request): about a hundredth of a second of the rate, at
+/// most the concurrency, at least one. The bucket holds a block and one more token (so a
+/// taker's refill is not lost to the cap). A token not used within `hold` seconds of its
+/// grant is dropped, not spent late.
 ///
-/// A bucket of `block` tokens refilled at `r` per second grants fewer than `block + r` in
-/// any second; refilling at `rate - block + 0.5` keeps every sliding second at or under
-/// `rate` across all workers (half a token of slack for the time between a grant and its
-/// request), at an average a block under the rate.
+/// A bucket of `burst` tokens refilled at `r` per second grants at most `burst + r·L` in
+/// any span of `L` seconds, and the requests of a second were granted within `1 + hold`
+/// seconds, so refilling at `(rate - burst - 1) / (1 + hold)` keeps every sliding second
+/// under `rate` across all workers (a token of slack for the time from a take to its
+/// request's arrival), at an average of about that (192/s at `rate: 200`).
 public actor TokenReservoir {
     /// The control plane's `takeTokens(bucket:rate:burst:count:now:)`.
-    public typealias Take = @Sendable (String, Double, Double, Int, Date) async throws(SluiceError) -> (granted: Int, wait: Double)
+    public typealias Take = @Sendable (String, Double, Double, Int, Date?) async throws(SluiceError) -> (granted: Int, wait: Double)
     let takeTokens: Take
     let bucket: String
     let refill: Double
     let block: Int
     var have = 0
+    var grantedAt = 0.0
+    /// Seconds a granted token may wait for its request.
+    public static let hold = 0.02
 
     public init(bucket: String, rate: Double, concurrency: Int, take: @escaping Take) {
         takeTokens = take
@@ -53,16 +59,20 @@ public actor TokenReservoir {
     }
 
     /// Tokens taken per round trip.
-    public static func block(rate: Double, concurrency: Int) -> Int { max(1, min(concurrency, Int(rate / 20))) }
+    public static func block(rate: Double, concurrency: Int) -> Int { max(1, min(concurrency, Int(rate / 100))) }
 
     /// The bucket's refill rate that holds every sliding second to `rate` (see above).
-    public static func refill(rate: Double, block: Int) -> Double { max(rate - Double(block) + 0.5, rate / 2) }
+    public static func refill(rate: Double, block: Int) -> Double { max((rate - Double(block) - 2) / (1 + hold), rate / 2) }
+
+    static func seconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
     /// Returns once a token is taken.
     public func take() async {
+        if have > 0 && Self.seconds() - grantedAt > Self.hold { have = 0 }
         while have == 0 {
-            let (granted, wait) = (try? await takeTokens(bucket, refill, Double(block), block, Date())) ?? (0, 0.05)
+            let (granted, wait) = (try? await takeTokens(bucket, refill, Double(block + 1), block, nil)) ?? (0, 0.05)
             have += granted
+            grantedAt = Self.seconds()
             if granted == 0 { try? await Task.sleep(nanoseconds: UInt64(min(max(wait, 0.001), 1) * 1e9)) }
         }
         have -= 1

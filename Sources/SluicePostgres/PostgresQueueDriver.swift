@@ -582,18 +582,20 @@ public final class PostgresQueueDriver: QueueDriver, Sendable {
         }
     }
 
-    public func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date) async throws(SluiceError) -> (granted: Int, wait: Double) {
-        let now = await onServer(now)
+    public func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date?) async throws(SluiceError) -> (granted: Int, wait: Double) {
+        // nil: the server's clock once the bucket's row is locked.
+        let now: PGValue = if let now { .date(await onServer(now)) } else { .null }
         return try await run("taking a rate-limit token") { conn in
-            try await self.db.exec("INSERT INTO sluice.rate_limits (name, tokens, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
-                                   [.text(bucket), .double(burst), .date(now)], on: conn)
+            try await self.db.exec("INSERT INTO sluice.rate_limits (name, tokens, updated_at) VALUES ($1, $2, coalesce($3::timestamptz, clock_timestamp())) ON CONFLICT (name) DO NOTHING",
+                                   [.text(bucket), .double(burst), now], on: conn)
             // One statement, row-locked: refill by the time since the last take, then take what there is.
             let rows = try await self.rows(conn, """
-                WITH cur AS (SELECT least($3, tokens + greatest(0, extract(epoch FROM ($4::timestamptz - updated_at))) * $2) AS t
+                WITH cur AS (SELECT least($3, tokens + greatest(0, extract(epoch FROM (coalesce($4::timestamptz, clock_timestamp()) - updated_at))) * $2) AS t,
+                                    coalesce($4::timestamptz, clock_timestamp()) AS at
                              FROM sluice.rate_limits WHERE name = $1 FOR UPDATE)
-                UPDATE sluice.rate_limits r SET tokens = cur.t - least($5, floor(cur.t)), updated_at = $4
+                UPDATE sluice.rate_limits r SET tokens = cur.t - least($5, floor(cur.t)), updated_at = greatest(r.updated_at, cur.at)
                 FROM cur WHERE r.name = $1 RETURNING cur.t::double precision
-                """, [.text(bucket), .double(rate), .double(burst), .date(now), .double(Double(count))])
+                """, [.text(bucket), .double(rate), .double(burst), now, .double(Double(count))])
             let had = try rows.first?.decode(Double.self) ?? 1
             let granted = min(count, Int(had.rounded(.down)))
             return (granted, granted > 0 ? 0 : (1 - had) / rate)

@@ -261,14 +261,14 @@ public final class MemoryControlPlane: QueueDriver {
         state.withLock { s in for (k, v) in entries { s.cache[namespace, default: [:]][k] = (v, expiresAt) } }
     }
 
-    public func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date) async throws(SluiceError) -> (granted: Int, wait: Double) {
+    public func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date?) async throws(SluiceError) -> (granted: Int, wait: Double) {
         state.withLock { s in
-            let t = now.timeIntervalSince1970
+            let t = (now ?? Date()).timeIntervalSince1970
             var tokens = burst
             if let b = s.buckets[bucket] { tokens = min(burst, b.tokens + max(0, t - b.at) * rate) }
             let granted = min(count, Int(tokens.rounded(.down)))
             let wait = granted > 0 ? 0 : (1 - tokens) / rate
-            s.buckets[bucket] = (tokens - Double(granted), t)
+            s.buckets[bucket] = (tokens - Double(granted), max(t, s.buckets[bucket]?.at ?? t))  // an older `now` does not turn the clock back
             return (granted, wait)
         }
     }

@@ -88,8 +88,10 @@ public protocol EnrichStore: Sendable {
     /// Stores answers until `expiresAt` (replacing older ones).
     func cacheAnswers(namespace: String, entries: [String: String], expiresAt: Date) async throws(SluiceError)
     /// A token bucket shared by every process on this control plane: takes up to `count`
-    /// whole tokens; when none is there, returns how many seconds until one is.
-    func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date) async throws(SluiceError) -> (granted: Int, wait: Double)
+    /// whole tokens; when none is there, returns how many seconds until one is. `now` nil:
+    /// the store's clock when it grants, after any wait for a lock (what live limiters pass,
+    /// so a taker that waited does not refill by a stale time).
+    func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date?) async throws(SluiceError) -> (granted: Int, wait: Double)
     /// Claims each of `keys` for `holder` until `until`, unless another holder's claim runs at
     /// `now` or a fresh answer is cached; returns the keys now claimed by `holder`. Processes enriching overlapping
     /// batches at once so ask an API once per key.

@@ -365,7 +365,7 @@ public struct PipelineExecution: Sendable {
                 log("\(pipeline.name): run \(run): \(line) jobs done")
             }
             if active == 0 { break }
-            try await Task.sleep(for: .milliseconds(200))
+            try await Task.sleep(for: .milliseconds(50))
         }
         // Sum what each stage did; list what failed; gather the stages' rejected rows.
         var read = 0, dropped = 0, rejected = 0, loaded = 0

@@ -541,14 +541,19 @@ public final class SQLiteQueueDriver: QueueDriver, @unchecked Sendable {
         }
     }
 
-    public func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date) async throws(SluiceError) -> (granted: Int, wait: Double) {
+    public func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date?) async throws(SluiceError) -> (granted: Int, wait: Double) {
         try await run { c throws(SluiceError) in
             try c.execute("BEGIN IMMEDIATE")
             do throws(SluiceError) {
-                let t = now.timeIntervalSince1970
+                var t = (now ?? Date()).timeIntervalSince1970  // nil: now, with the write lock held
                 let row = try c.query("SELECT tokens, updated_at FROM sluice_rate_limits WHERE name = ?1", [.text(bucket)]).first
                 var tokens = burst
-                if let row, case .real(let have) = row[0], case .real(let at) = row[1] { tokens = min(burst, have + max(0, t - at) * rate) }
+                if let row, case .real(let have) = row[0], case .real(let at) = row[1] {
+                    // A taker whose `now` is older than the last take's (it waited for the lock)
+                    // refills nothing and leaves the clock where it was: no second counts twice.
+                    tokens = min(burst, have + max(0, t - at) * rate)
+                    t = max(t, at)
+                }
                 let granted = min(count, Int(tokens.rounded(.down)))
                 let wait = granted > 0 ? 0 : (1 - tokens) / rate
                 tokens -= Double(granted)

@@ -401,6 +401,10 @@ public enum EnrichStoreConformance {
         #expect(try await d.takeTokens(bucket: "c", rate: 10, burst: 8, count: 5, now: at(0)).granted == 5)
         #expect(try await d.takeTokens(bucket: "c", rate: 10, burst: 8, count: 5, now: at(0)).granted == 3)
         #expect(try await d.takeTokens(bucket: "c", rate: 10, burst: 8, count: 5, now: at(0.25)).granted == 2)
+        // A taker whose `now` is older than the last take's (it waited for the database) gets
+        // nothing refilled, and the time since is not counted twice: 0.25 → 0.45 is 2 tokens.
+        #expect(try await d.takeTokens(bucket: "c", rate: 10, burst: 8, count: 5, now: at(0.2)).granted == 0)
+        #expect(try await d.takeTokens(bucket: "c", rate: 10, burst: 8, count: 5, now: at(0.45)).granted == 2)
     }
 }
 

@@ -50,7 +50,7 @@ public struct QueueEnrichEnvironment: EnrichEnvironment {
         try await driver.cacheAnswers(namespace: namespace, entries: entries, expiresAt: expiresAt)
     }
 
-    public func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date) async throws(SluiceError) -> (granted: Int, wait: Double) {
+    public func takeTokens(bucket: String, rate: Double, burst: Double, count: Int, now: Date?) async throws(SluiceError) -> (granted: Int, wait: Double) {
         try await driver.takeTokens(bucket: bucket, rate: rate, burst: burst, count: count, now: now)
     }
 
