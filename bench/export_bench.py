@@ -6,6 +6,13 @@
   seed 000   the seed's approach in Python: anti-join against a ledger of sent ids, pandas
              batches -> CSV files -> aiohttp concurrent multipart POSTs -> append sent ids
   ceiling    the receiver alone: the same pre-made batch files posted by a tight aiohttp client
+  floor      the database's own dump and a tight client at once: the sqlite3 shell (psql
+             \copy on PostgreSQL) writes the rows into the same batch files, in key ranges
+             planned beforehand, while the client posts each file as soon as it is complete
+             (no ledger: what a send-once exporter cannot beat)
+
+--target sqlite|postgres|both: PostgreSQL runs sluice export and the floor over the same table
+in the private cluster (scripts/postgres.sh).
 
 Each run starts from an empty receiver folder and an empty ledger; the figures are medians of
 --runs runs. Every run checks that the receiver stored each id exactly once.
@@ -58,6 +65,82 @@ async def post_all(url, files, concurrency):
         return await asyncio.gather(*(one(p) for p in files))
 
 
+def key_ranges(ids, batch):
+    """[lo, hi) key ranges of `batch` rows each over the sorted keys `ids`."""
+    los = ids[::batch]
+    return [(lo, los[i + 1] if i + 1 < len(los) else ids[-1] + 1) for i, lo in enumerate(los)]
+
+
+def floor(dump_cmd, script, url, work, concurrency):
+    """Runs the dump (`dump_cmd` reading `script`, which writes floor-0.csv, floor-1.csv, … in
+    order) while posting each file once it is complete: when the next one exists, or the
+    dump has ended. Returns the seconds from the dump's start to the last answer."""
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    t0 = time.perf_counter()
+    dump = subprocess.Popen(dump_cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    dump.stdin.write(script.encode())
+    dump.stdin.close()
+
+    async def go():
+        sem = asyncio.Semaphore(concurrency)
+        async with aiohttp.ClientSession() as s:
+            async def one(path):
+                async with sem:
+                    form = aiohttp.FormData()
+                    form.add_field("file", open(path, "rb"), filename=os.path.basename(path), content_type="text/csv")
+                    async with s.post(url, data=form, headers={"Idempotency-Key": os.path.basename(path)}) as r:
+                        await r.read()
+                        assert r.status == 200, r.status
+            tasks, n = [], 0
+            while True:
+                here = os.path.exists(os.path.join(work, "floor-%d.csv" % n))
+                ended = dump.poll() is not None
+                if here and (ended or os.path.exists(os.path.join(work, "floor-%d.csv" % (n + 1)))):
+                    tasks.append(asyncio.create_task(one(os.path.join(work, "floor-%d.csv" % n))))
+                    n += 1
+                elif ended and not here:
+                    break
+                else:
+                    await asyncio.sleep(0.002)
+            await asyncio.gather(*tasks)
+    asyncio.run(go())
+    assert dump.wait() == 0, "the dump failed"
+    return time.perf_counter() - t0
+
+
+def sqlite_floor(db, url, work, batch, concurrency):
+    ids = [r[0] for r in sqlite3.connect(db).execute("SELECT id FROM registros ORDER BY id")]
+    script = ".headers on\n.mode csv\n" + "".join(
+        ".once %s\nSELECT * FROM registros WHERE id >= %d AND id < %d ORDER BY id;\n" % (os.path.join(work, "floor-%d.csv" % i), lo, hi)
+        for i, (lo, hi) in enumerate(key_ranges(ids, batch)))
+    return floor(["sqlite3", db], script, url, work, concurrency)
+
+
+def postgres_floor(pg, url, work, batch, concurrency):
+    out = subprocess.run(["psql", pg, "-qAtX", "-c", "SELECT id FROM registros ORDER BY id"], check=True, capture_output=True, text=True).stdout
+    ids = [int(x) for x in out.split()]
+    script = "".join(
+        "\\copy (SELECT * FROM registros WHERE id >= %d AND id < %d ORDER BY id) TO '%s' WITH (FORMAT csv, HEADER true)\n"
+        % (lo, hi, os.path.join(work, "floor-%d.csv" % i)) for i, (lo, hi) in enumerate(key_ranges(ids, batch)))
+    return floor(["psql", pg, "-qX", "-v", "ON_ERROR_STOP=1"], script, url, work, concurrency)
+
+
+def sluice_export(database, url, out, batch, concurrency):
+    """`sluice export` from an empty ledger; returns (seconds, peak RSS MiB)."""
+    shutil.rmtree(os.path.join(out, ".sluice", "exports"), ignore_errors=True)
+    t0 = time.perf_counter()
+    code = "import resource,subprocess,sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); " \
+           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    rss = subprocess.run([sys.executable, "-c", code, SLUICE, "export", "--from", "registros", "--key", "id", "--to", url,
+                          "--batch-size", str(batch), "--concurrency", str(concurrency), "--database", database],
+                         check=True, capture_output=True, text=True, cwd=out).stdout
+    return time.perf_counter() - t0, int(rss.strip()) / 1024
+
+
+LEDGER = ("sluice_export_keys", "sluice_export_batches", "sluice_export_ranges", "sluice_export_destinations")
+
+
 def seed000(db, url, work, batch, concurrency):
     """Seed 000 in Python: anti-join with the ledger, pandas batches to CSV, concurrent POSTs, ledger append."""
     shutil.rmtree(work, ignore_errors=True)
@@ -85,6 +168,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--target", choices=("sqlite", "postgres", "both"), default="both")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "export"))
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -93,56 +177,81 @@ def main():
         subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen.py"), "--rows", str(a.rows), "--out", a.out, "--base-only"], check=True)
         subprocess.run([SLUICE, "load", os.path.join(a.out, "base.csv"), "--into", "registros", "--key", "id", "--database", db, "--quiet"],
                        check=True, cwd=a.out, stdout=subprocess.DEVNULL)
+    pg = None
+    if a.target != "sqlite":
+        sys.path.insert(0, os.path.join(ROOT, "bench"))
+        from pg_bench import postgres_env, fresh_db
+        env = postgres_env()
+        pg = fresh_db(env["SLUICE_TEST_POSTGRES_URL"], "export_bench")
+        subprocess.run([SLUICE, "load", os.path.join(a.out, "base.csv"), "--into", "registros", "--key", "id", "--database", pg, "--quiet"],
+                       check=True, cwd=a.out, stdout=subprocess.DEVNULL)
     port = 27_000
     url = "http://127.0.0.1:%d/bulk_upload" % port
     folder = os.path.join(a.out, "received")
-    times = {"sluice": [], "seed000": [], "ceiling": []}
+    names = (["sluice", "floor", "seed000", "ceiling"] if a.target != "postgres" else []) + (["pg_sluice", "pg_floor"] if pg else [])
+    times = {k: [] for k in names}
     rss = []
-    for run in range(a.runs):
-        # Sluice.
+
+    def timed(name, body):
         rx = receiver(port, folder)
+        try:
+            times[name].append(body())
+        finally:
+            rx.kill()
+            rx.wait()
+        check(folder, a.rows)
+
+    def sqlite_sluice():
         con = sqlite3.connect(db)
-        con.execute("DROP TABLE IF EXISTS sluice_export_keys")
-        con.execute("DROP TABLE IF EXISTS sluice_export_batches")
+        for t in LEDGER:
+            con.execute("DROP TABLE IF EXISTS " + t)
         con.commit()
         con.close()
-        shutil.rmtree(os.path.join(a.out, ".sluice", "exports"), ignore_errors=True)
-        t0 = time.perf_counter()
-        code = "import resource,subprocess,sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); " \
-               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-        out = subprocess.run([sys.executable, "-c", code, SLUICE, "export", "--from", "registros", "--key", "id", "--to", url,
-                              "--batch-size", str(a.batch), "--concurrency", str(a.concurrency), "--database", db],
-                             check=True, capture_output=True, text=True, cwd=a.out).stdout
-        times["sluice"].append(time.perf_counter() - t0)
-        rss.append(int(out.strip()) / 1024)
-        rx.kill()
-        check(folder, a.rows)
-        # Seed 000's approach.
-        rx = receiver(port, folder)
+        secs, peak = sluice_export(db, url, a.out, a.batch, a.concurrency)
+        rss.append(peak)
+        return secs
+
+    def pg_sluice():
+        subprocess.run(["psql", pg, "-qAtX", "-c", "DROP TABLE IF EXISTS " + ", ".join(LEDGER)], check=True, capture_output=True)
+        secs, peak = sluice_export(pg, url, a.out, a.batch, a.concurrency)
+        rss.append(peak)
+        return secs
+
+    def seed():
         con = sqlite3.connect(db)
         con.execute("DROP TABLE IF EXISTS seed_sent")
         con.commit()
         con.close()
         t0 = time.perf_counter()
         seed000(db, url, os.path.join(a.out, "seed_files"), a.batch, a.concurrency)
-        times["seed000"].append(time.perf_counter() - t0)
-        rx.kill()
-        check(folder, a.rows)
-        # Ceiling: the same files, pre-made, posted by a tight client.
-        rx = receiver(port, folder)
+        return time.perf_counter() - t0
+
+    def ceiling():
         files = sorted(glob.glob(os.path.join(a.out, "seed_files", "*.csv")))
         t0 = time.perf_counter()
         asyncio.run(post_all(url, files, a.concurrency))
-        times["ceiling"].append(time.perf_counter() - t0)
-        rx.kill()
-        check(folder, a.rows)
+        return time.perf_counter() - t0
+
+    bodies = {"sluice": sqlite_sluice, "floor": lambda: sqlite_floor(db, url, os.path.join(a.out, "floor"), a.batch, a.concurrency),
+              "seed000": seed, "ceiling": ceiling, "pg_sluice": pg_sluice,
+              "pg_floor": lambda: postgres_floor(pg, url, os.path.join(a.out, "floor"), a.batch, a.concurrency)}
+    for run in range(a.runs):
+        for name in names:
+            timed(name, bodies[name])
+        print("run %d: " % (run + 1) + ", ".join("%s %.2f s" % (k, times[k][-1]) for k in names), flush=True)
     m = {k: statistics.median(v) for k, v in times.items()}
-    print("\n%-34s %10s %12s %10s" % ("", "seconds", "rows/s", "ratio"))
-    print("%-34s %10.2f %12.0f %9.2fx" % ("sluice export", m["sluice"], a.rows / m["sluice"], 1.0))
-    print("%-34s %10.2f %12.0f %9.2fx" % ("seed 000 approach (pandas+aiohttp)", m["seed000"], a.rows / m["seed000"], m["seed000"] / m["sluice"]))
-    print("%-34s %10.2f %12.0f %9.2fx" % ("receiver ceiling (pre-made files)", m["ceiling"], a.rows / m["ceiling"], m["ceiling"] / m["sluice"]))
-    print("\nsluice vs seed 000: %.2fx faster (target 3x); sluice / ceiling throughput: %.2f (target 0.8)" % (
-        m["seed000"] / m["sluice"], m["ceiling"] / m["sluice"]))
+    print("\n%-44s %10s %12s %10s" % ("", "seconds", "rows/s", "vs sluice"))
+    labels = {"sluice": "sluice export (SQLite)", "floor": "floor: sqlite3 dump + tight client",
+              "seed000": "seed 000 approach (pandas+aiohttp)", "ceiling": "receiver alone (pre-made files)",
+              "pg_sluice": "sluice export (PostgreSQL)", "pg_floor": "floor: psql \\copy + tight client"}
+    for k in names:
+        base = m["pg_sluice"] if k.startswith("pg_") else m["sluice"]
+        print("%-44s %10.2f %12.0f %9.2fx" % (labels[k], m[k], a.rows / m[k], m[k] / base))
+    print()
+    if "sluice" in m:
+        print("SQLite: sluice / floor %.2f (target <= 1.25); vs seed 000 %.2fx faster (target 3x)" % (m["sluice"] / m["floor"], m["seed000"] / m["sluice"]))
+    if "pg_sluice" in m:
+        print("PostgreSQL: sluice / floor %.2f (target <= 1.25)" % (m["pg_sluice"] / m["pg_floor"]))
     print("sluice peak RSS %.0f MiB; medians of %d runs, %d rows, %d-row batches, %d in flight" % (max(rss), a.runs, a.rows, a.batch, a.concurrency))
 
 
