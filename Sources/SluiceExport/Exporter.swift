@@ -197,7 +197,13 @@ public final class Exporter: @unchecked Sendable {
             let file = try await spec.storage?.keep(local, folder: spec.storageFolder, name: name) ?? local
             let planned = ExportBatch(destination: spec.url, batch: number, rows: page.keys.count, firstKey: page.keys[0].text,
                                       lastKey: page.keys[page.keys.count - 1].text, sha256: sha, file: file, state: .planned, attempts: 0)
-            try await store.insert(planned, destinationID: destinationID, keys: page.keys, hashes: page.hashes)
+            // A batch of consecutive integer keys is one ledger row (its hashes packed in it).
+            // Not when resending changed rows: a key planned again may lie in an earlier range.
+            if !spec.resendChanged, let range = LedgerRanges.consecutive(page.keys) {
+                try await store.insert(planned, destinationID: destinationID, range: range, hashes: page.hashes)
+            } else {
+                try await store.insert(planned, destinationID: destinationID, keys: page.keys, hashes: page.hashes)
+            }
             onBatch?(planned)
             batches += 1
             rows += page.keys.count

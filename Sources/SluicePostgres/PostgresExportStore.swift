@@ -47,7 +47,9 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
                 """,
                 "CREATE TABLE IF NOT EXISTS \(t.destinations) (id bigserial PRIMARY KEY, url text NOT NULL UNIQUE)",
                 "CREATE TABLE IF NOT EXISTS \(t.rows) (dest bigint NOT NULL, key text NOT NULL, batch bigint NOT NULL, hash bigint, PRIMARY KEY (dest, key))",
-                "CREATE TABLE IF NOT EXISTS \(t.ranges) (dest bigint NOT NULL, lo bigint NOT NULL, hi bigint NOT NULL, batch bigint NOT NULL, PRIMARY KEY (dest, lo))",
+                "CREATE TABLE IF NOT EXISTS \(t.ranges) (dest bigint NOT NULL, lo bigint NOT NULL, hi bigint NOT NULL, batch bigint NOT NULL, hashes bytea, PRIMARY KEY (dest, lo))",
+                // Ranges made by `gc` before a batch could be planned as a range have no hashes.
+                "ALTER TABLE \(t.ranges) ADD COLUMN IF NOT EXISTS hashes bytea",
                 "COMMIT",
             ] {
                 try await pool.exec(sql, on: conn)
@@ -159,15 +161,20 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
         let hasKeys = try await exists(t.rows)
         let firstRun = !hasRanges && !hasKeys
         let resendChanged = resendChanged && !firstRun
-        // A compacted key counts as sent (and unchanged: its hash is gone). The range that
-        // could hold a key is the last one starting at or before it; a key is compared as
-        // the ledger stored it (text), so only its canonical integer form can match.
+        // A ranged key counts as sent. The range that could hold a key is the last one starting
+        // at or before it; a key is compared as the ledger stored it (text), so only its
+        // canonical integer form can match. Resending changed rows, its hash is read from the
+        // range's packed hashes (empty: a range compacted by `gc`, whose hashes are gone).
         let integral = schema.columns[keyIndex].type == .int64
         let asInteger = integral ? "\(k)::bigint" : "(CASE WHEN \(k)::text ~ \(Self.canonicalInteger) THEN \(k)::text::bigint END)"
         let outside = hasRanges
             ? " AND NOT coalesce((SELECT g.hi >= \(asInteger) FROM \(t.ranges) g WHERE g.dest = $1 AND g.lo <= \(asInteger) ORDER BY g.lo DESC LIMIT 1), false)" : ""
+        let rangeHash = hasRanges ? """
+            (SELECT CASE WHEN g.hi >= \(asInteger) THEN coalesce(substring(g.hashes from ((\(asInteger) - g.lo) * 8 + 1)::int for 8), '\\x'::bytea) END
+             FROM \(t.ranges) g WHERE g.dest = $1 AND g.lo <= \(asInteger) ORDER BY g.lo DESC LIMIT 1)
+            """ : "NULL::bytea"
         var sql = resendChanged
-            ? "SELECT \(cols), r.hash FROM \(relation) s LEFT JOIN \(t.rows) r ON \(match) WHERE \(k) IS NOT NULL\(outside)"
+            ? "SELECT \(cols), r.hash, \(rangeHash) FROM \(relation) s LEFT JOIN \(t.rows) r ON \(match) WHERE \(k) IS NOT NULL"
             : firstRun ? "SELECT \(cols) FROM \(relation) s WHERE \(k) IS NOT NULL AND $1::bigint IS NOT NULL"
             : "SELECT \(cols) FROM \(relation) s WHERE \(k) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \(t.rows) r WHERE \(match))\(outside)"
         if let filter = source.filter { sql += " AND (\(filter))" }
@@ -191,7 +198,13 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
                 for c in 0..<n {
                     if let b = cells[c] { b.withUnsafeReadableBytes { h.bytes(2, $0) } } else { h.null() }
                 }
-                if resendChanged, var stored = cells[n], stored.readableBytes == 8, stored.readInteger(as: Int64.self) == h.value { continue }
+                if resendChanged {
+                    // The key's ledger row (planned again most lately), else its range.
+                    var row = cells[n]
+                    let stored = row?.readInteger(as: Int64.self) ?? cells[n + 1].flatMap { LedgerRanges.hash($0.readableBytesView) }
+                    if stored == h.value { continue }  // sent, unchanged
+                    if stored == nil && cells[n] == nil && cells[n + 1] != nil { continue }  // in a compacted range: sent
+                }
                 builder.beginRow(line: Int64(keys.count + 1))
                 for c in 0..<n {
                     if let b = cells[c] { b.withUnsafeReadableBytes { builder.setText(c, $0) } } else { builder.setNull(c) }
@@ -200,7 +213,8 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
                 if let r = builder.endRow() {
                     throw SluiceError(.invalidSchema, "row with \(source.key) = \(key) does not read back as its column type: \(r.message)")
                 }
-                keys.append(.text(key))
+                // An integer key is recorded as one, so a batch of consecutive keys can be a range.
+                keys.append(integral ? Int64(key).map(LedgerKey.int) ?? .text(key) : .text(key))
                 hashes.append(h.value)
                 if keys.count == scan.pageSize {
                     guard await scan.channel.send(.page(ExportPage(batch: builder.take(), keys: keys, hashes: hashes))) else { break }
@@ -217,8 +231,22 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
     }
 
     public func insert(_ b: ExportBatch, destinationID: Int64, keys: [LedgerKey], hashes: [Int64]) async throws(SluiceError) {
+        let t = t
+        // A key planned again (its row changed, `--resend-changed`) moves to the new batch.
+        try await recordBatch(b, """
+            INSERT INTO \(t.rows) (dest, key, batch, hash) SELECT $1, u.k, $3, u.h FROM unnest($2::text[], $4::bigint[]) AS u(k, h)
+            ON CONFLICT (dest, key) DO UPDATE SET batch = excluded.batch, hash = excluded.hash
+            """, [.int(destinationID), .texts(keys.map(\.text)), .int(b.batch), .ints(hashes)])
+    }
+
+    public func insert(_ b: ExportBatch, destinationID: Int64, range: ClosedRange<Int64>, hashes: [Int64]) async throws(SluiceError) {
+        try await recordBatch(b, "INSERT INTO \(t.ranges) (dest, lo, hi, batch, hashes) VALUES ($1, $2, $3, $4, $5)",
+                              [.int(destinationID), .int(range.lowerBound), .int(range.upperBound), .int(b.batch), .bytes(LedgerRanges.packed(hashes))])
+    }
+
+    /// Inserts batch `b` as planned and, in the same transaction, its keys (`keysSQL`).
+    func recordBatch(_ b: ExportBatch, _ keysSQL: String, _ binds: [PGValue]) async throws(SluiceError) {
         let pool = pool, t = t
-        let texts = keys.map(\.text)
         try await run("cannot record batch \(b.batch)") { conn in
             try await pool.exec("BEGIN", on: conn)
             do {
@@ -226,11 +254,7 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
                     INSERT INTO \(t.batches) (destination, batch, rows, first_key, last_key, sha256, file, state, planned_at)
                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'planned', now())
                     """, [.text(b.destination), .int(b.batch), .int(Int64(b.rows)), .text(b.firstKey), .text(b.lastKey), .text(b.sha256), .text(b.file)], on: conn)
-                // A key planned again (its row changed, `--resend-changed`) moves to the new batch.
-                try await pool.exec("""
-                    INSERT INTO \(t.rows) (dest, key, batch, hash) SELECT $1, u.k, $3, u.h FROM unnest($2::text[], $4::bigint[]) AS u(k, h)
-                    ON CONFLICT (dest, key) DO UPDATE SET batch = excluded.batch, hash = excluded.hash
-                    """, [.int(destinationID), .texts(texts), .int(b.batch), .ints(hashes)], on: conn)
+                try await pool.exec(keysSQL, binds, on: conn)
                 try await pool.exec("COMMIT", on: conn)
             } catch {
                 _ = try? await pool.exec("ROLLBACK", on: conn)
@@ -319,7 +343,9 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
             WITH k AS (
               SELECT r.dest, r.batch, r.key::bigint AS key FROM \(t.rows) r JOIN \(t.destinations) d ON d.id = r.dest
               JOIN \(t.batches) b ON b.destination = d.url AND b.batch = r.batch AND b.state = 'delivered'
-              WHERE r.key ~ \(Self.canonicalInteger) AND NOT d.url = ANY($1::text[])),
+              WHERE r.key ~ \(Self.canonicalInteger) AND NOT d.url = ANY($1::text[])
+                -- a key planned again inside an earlier range stays a key (ranges never overlap)
+                AND NOT EXISTS (SELECT 1 FROM \(t.ranges) g WHERE g.dest = r.dest AND g.lo <= r.key::bigint AND g.hi >= r.key::bigint)),
             runs AS (
               SELECT dest, batch, min(key) AS lo, max(key) AS hi, count(*) AS n
               FROM (SELECT dest, batch, key, key - row_number() OVER (PARTITION BY dest, batch ORDER BY key) AS run FROM k) g
@@ -351,7 +377,8 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
             WHERE r.batch > $2 ORDER BY r.batch, r.key
             """, [.text(url), .int(batch)])
         let rangesQuery = PostgresPool.query("""
-            SELECT g.batch, g.lo, g.hi FROM \(t.ranges) g JOIN \(t.destinations) d ON d.id = g.dest AND d.url = $1 WHERE g.batch > $2
+            SELECT g.batch, g.lo, g.hi FROM \(t.ranges) g JOIN \(t.destinations) d ON d.id = g.dest AND d.url = $1
+            JOIN \(t.batches) b ON b.destination = $1 AND b.batch = g.batch AND b.state = 'delivered' WHERE g.batch > $2
             """, [.text(url), .int(batch)])
         return try await run("cannot read the export ledger") { conn in
             var out: [(batch: Int64, key: String)] = []

@@ -152,6 +152,7 @@ public final class PostgresPool: Sendable {
             case .ints(let x): b.append(x)
             case .texts(let x): b.append(x)
             case .dates(let x): b.append(x)
+            case .bytes(let x): b.append(ByteBuffer(bytes: x))
             }
         }
         return PostgresQuery(unsafeSQL: sql, binds: b)
@@ -181,5 +182,7 @@ public enum PGValue: Sendable {
     case ints([Int64])
     case texts([String])
     case dates([Date])
+    /// A `bytea`.
+    case bytes([UInt8])
 }
 

@@ -27,8 +27,8 @@ public struct LedgerCompaction: Sendable, Equatable {
     }
 }
 
-/// A destination's compacted keys: sorted, disjoint `lo...hi` ranges, searched in memory
-/// (there is one per run of a delivered batch, so few).
+/// A destination's ranged keys: sorted, disjoint `lo...hi` ranges (a batch of consecutive
+/// integer keys, or a run of them compacted by `sluice gc`), searched in memory.
 public struct LedgerRanges: Sendable {
     public let ranges: [ClosedRange<Int64>]
     public init(_ ranges: [ClosedRange<Int64>]) { self.ranges = ranges.sorted { $0.lowerBound < $1.lowerBound } }
@@ -41,6 +41,31 @@ public struct LedgerRanges: Sendable {
             if ranges[mid].lowerBound <= k { lo = mid + 1 } else { hi = mid }
         }
         return lo > 0 && ranges[lo - 1].contains(k)
+    }
+
+    /// The range `keys` are exactly, in order, if they are consecutive integers (a batch of a
+    /// dense integer key, recorded as one ledger row instead of one per key).
+    public static func consecutive(_ keys: [LedgerKey]) -> ClosedRange<Int64>? {
+        guard case .int(let lo)? = keys.first, case .int(let hi)? = keys.last, hi >= lo,
+              hi.subtractingReportingOverflow(lo) == (Int64(keys.count - 1), false) else { return nil }
+        for (i, k) in keys.enumerated() {
+            guard case .int(let v) = k, v == lo + Int64(i) else { return nil }
+        }
+        return lo...hi
+    }
+
+    /// Row hashes as a range row keeps them: 8 bytes each, big-endian.
+    public static func packed(_ hashes: [Int64]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(hashes.count * 8)
+        for h in hashes { for s in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: h >> Int64(s))) } }
+        return out
+    }
+
+    /// One hash of a range row's packed hashes (8 bytes); nil for another length.
+    public static func hash<C: Collection<UInt8>>(_ bytes: C) -> Int64? {
+        guard bytes.count == 8 else { return nil }
+        return bytes.reduce(Int64(0)) { $0 << 8 | Int64($1) }
     }
 
     /// `keys` as delivered-keys rows, merged with the ranges' keys of batches after `batch`.
@@ -113,6 +138,9 @@ public protocol ExportStore: AnyObject, Sendable {
     func scan(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pageSize: Int) async throws(SluiceError) -> any ExportScan
     /// Records a planned batch and the keys (and row hashes) it carries, atomically.
     func insert(_ b: ExportBatch, destinationID: Int64, keys: [LedgerKey], hashes: [Int64]) async throws(SluiceError)
+    /// Records a planned batch whose keys are exactly the integers of `range`, in order, as one
+    /// range row holding their row hashes (8 bytes each, big-endian), atomically.
+    func insert(_ b: ExportBatch, destinationID: Int64, range: ClosedRange<Int64>, hashes: [Int64]) async throws(SluiceError)
 
     /// Runs `body` as the only exporter of `url` (across processes): two runs at once would
     /// plan the same rows twice. Fails at once, with `.refused`, if another run holds it.

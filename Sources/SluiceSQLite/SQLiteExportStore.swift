@@ -33,8 +33,12 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
             CREATE TABLE IF NOT EXISTS \(Self.rows) (
               dest INTEGER NOT NULL, key NOT NULL, batch INTEGER NOT NULL, hash INTEGER, PRIMARY KEY (dest, key)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS \(Self.ranges) (
-              dest INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, batch INTEGER NOT NULL, PRIMARY KEY (dest, lo)) WITHOUT ROWID;
+              dest INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, batch INTEGER NOT NULL, hashes BLOB, PRIMARY KEY (dest, lo)) WITHOUT ROWID;
             """)
+        // Ranges made by `gc` before a batch could be planned as a range have no hashes column.
+        if !(try db.query("PRAGMA table_info(\(Self.ranges))").contains { $0[1].string == "hashes" }) {
+            try db.execute("ALTER TABLE \(Self.ranges) ADD COLUMN hashes BLOB")
+        }
         recorder = try SQLiteConnection(path: path)
         try recorder.execute("PRAGMA busy_timeout = 10000")
     }
@@ -56,6 +60,16 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
 
     public func scan(_ source: ExportSource, destinationID: Int64, resendChanged: Bool, pageSize: Int) async throws(SluiceError) -> any ExportScan {
         try await lane.run { [self] () throws(SluiceError) in try scanNow(source, destinationID: destinationID, resendChanged: resendChanged, pageSize: pageSize) }
+    }
+
+    public func insert(_ b: ExportBatch, destinationID: Int64, range: ClosedRange<Int64>, hashes: [Int64]) async throws(SluiceError) {
+        try await lane.run { [self] () throws(SluiceError) in
+            try recordBatch(b) { () throws(SluiceError) in
+                _ = try db.query("INSERT INTO \(Self.ranges) (dest, lo, hi, batch, hashes) VALUES (?1, ?2, ?3, ?4, ?5)",
+                                 [.integer(destinationID), .integer(range.lowerBound), .integer(range.upperBound), .integer(b.batch),
+                                  .blob(LedgerRanges.packed(hashes))])
+            }
+        }
     }
 
     public func insert(_ b: ExportBatch, destinationID: Int64, keys: [LedgerKey], hashes: [Int64]) async throws(SluiceError) {
@@ -105,12 +119,16 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
         let hasRanges = !(try db.query("SELECT 1 FROM \(Self.ranges) WHERE dest = ?1 LIMIT 1", [.integer(destinationID)]).isEmpty)
         let noKeys = try db.query("SELECT 1 FROM \(Self.rows) WHERE dest = ?1 LIMIT 1", [.integer(destinationID)]).isEmpty
         let firstRun = !hasRanges && noKeys
-        // A compacted key counts as sent (and unchanged: its hash is gone). The range that
-        // could hold a key is the last one starting at or before it.
+        // A ranged key counts as sent. The range that could hold a key is the last one starting
+        // at or before it. Resending changed rows, its hash is read from the range's packed
+        // hashes (an empty blob: a range compacted by `gc`, whose hashes are gone, so unchanged).
         let outside = hasRanges
             ? " AND NOT coalesce((SELECT g.hi >= \(k) FROM \(Self.ranges) g WHERE g.dest = ?1 AND g.lo <= \(k) ORDER BY g.lo DESC LIMIT 1), 0)" : ""
+        let rangeHash = hasRanges
+            ? "(SELECT CASE WHEN g.hi >= \(k) THEN coalesce(substr(g.hashes, (\(k) - g.lo) * 8 + 1, 8), x'') END FROM \(Self.ranges) g WHERE g.dest = ?1 AND g.lo <= \(k) ORDER BY g.lo DESC LIMIT 1)"
+            : "NULL"
         let select = resendChanged && !firstRun
-            ? "SELECT \(cols), r.hash FROM \(relation) \(t) LEFT JOIN \(Self.rows) r ON \(match) WHERE 1 = 1\(outside)"
+            ? "SELECT \(cols), r.hash, \(rangeHash) FROM \(relation) \(t) LEFT JOIN \(Self.rows) r ON \(match) WHERE 1 = 1"
             : firstRun ? "SELECT \(cols) FROM \(relation) \(t) WHERE ?1 = ?1"
             : "SELECT \(cols) FROM \(relation) \(t) WHERE NOT EXISTS (SELECT 1 FROM \(Self.rows) r WHERE \(match))\(outside)"
         let first = try db.prepareOne("\(select)\(filter) AND \(k) IS NOT NULL ORDER BY \(k) LIMIT ?2")
@@ -121,7 +139,8 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
         return scan
     }
 
-    func insertNow(_ b: ExportBatch, destinationID: Int64, keys: [LedgerKey], hashes: [Int64]) throws(SluiceError) {
+    /// Inserts batch `b` as planned and, in the same transaction, its keys (`keys`).
+    func recordBatch(_ b: ExportBatch, keys: () throws(SluiceError) -> Void) throws(SluiceError) {
         try db.execute("BEGIN IMMEDIATE")
         do throws(SluiceError) {
             _ = try db.query("""
@@ -129,6 +148,16 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'planned', ?8)
                 """, [.text(b.destination), .integer(b.batch), .integer(Int64(b.rows)), .text(b.firstKey), .text(b.lastKey),
                       .text(b.sha256), .text(b.file), .text(ISO8601DateFormatter().string(from: Date()))])
+            try keys()
+            try db.execute("COMMIT")
+        } catch {
+            try? db.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    func insertNow(_ b: ExportBatch, destinationID: Int64, keys: [LedgerKey], hashes: [Int64]) throws(SluiceError) {
+        try recordBatch(b) { () throws(SluiceError) in
             // 100 keys per statement: one step instead of a hundred. A key planned again (its row
             // changed, `--resend-changed`) moves to the new batch.
             let per = 100
@@ -149,10 +178,6 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
                 _ = try st.step()
                 at += n
             }
-            try db.execute("COMMIT")
-        } catch {
-            try? db.execute("ROLLBACK")
-            throw error
         }
     }
 
@@ -222,7 +247,8 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
                 WHERE r.batch > ?2 ORDER BY r.batch, r.key
                 """, [.text(url), .integer(batch)]).map { ($0[0].int ?? 0, $0[1].string ?? "") }
             let ranges = try recorder.query("""
-                SELECT g.batch, g.lo, g.hi FROM \(Self.ranges) g JOIN \(Self.destinations) d ON d.id = g.dest AND d.url = ?1 WHERE g.batch > ?2
+                SELECT g.batch, g.lo, g.hi FROM \(Self.ranges) g JOIN \(Self.destinations) d ON d.id = g.dest AND d.url = ?1
+                JOIN \(Self.batches) b ON b.destination = ?1 AND b.batch = g.batch AND b.state = 'delivered' WHERE g.batch > ?2
                 """, [.text(url), .integer(batch)]).compactMap { r -> (batch: Int64, range: ClosedRange<Int64>)? in
                 guard let b = r[0].int, let lo = r[1].int, let hi = r[2].int, lo <= hi else { return nil }
                 return (b, lo...hi)
@@ -240,7 +266,9 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
                   SELECT r.dest, d.url, r.batch, r.key, r.key - row_number() OVER (PARTITION BY r.dest, r.batch ORDER BY r.key) AS run
                   FROM \(Self.rows) r JOIN \(Self.destinations) d ON d.id = r.dest
                   JOIN \(Self.batches) b ON b.destination = d.url AND b.batch = r.batch AND b.state = 'delivered'
-                  WHERE typeof(r.key) = 'integer')
+                  WHERE typeof(r.key) = 'integer'
+                    -- a key planned again inside an earlier range stays a key (ranges never overlap)
+                    AND NOT EXISTS (SELECT 1 FROM \(Self.ranges) g WHERE g.dest = r.dest AND g.lo <= r.key AND g.hi >= r.key))
                 SELECT dest, url, batch, min(key), max(key), count(*) FROM k GROUP BY dest, url, batch, run HAVING count(*) > 1
                 """).filter { !skipping.contains($0[1].string ?? "") }
             var done = LedgerCompaction()
@@ -348,7 +376,12 @@ final class SQLiteExportScan: ExportScan, @unchecked Sendable {
                     case .blob: h.bytes(3, st.bytes(c))
                     }
                 }
-                if resendChanged, st.kind(n) == .integer, st.int64(n) == h.value { continue }  // sent, unchanged
+                if resendChanged {
+                    // The key's ledger row (planned again most lately), else its range.
+                    let stored: Int64? = st.kind(n) == .integer ? st.int64(n) : st.kind(n + 1) == .blob ? LedgerRanges.hash(st.bytes(n + 1)) : nil
+                    if stored == h.value { continue }  // sent, unchanged
+                    if stored == nil && st.kind(n) == .null && st.kind(n + 1) == .blob { continue }  // in a compacted range: sent
+                }
                 builder.beginRow(line: Int64(keys.count + 1))
                 for c in 0..<n {
                     switch st.kind(c) {

@@ -396,6 +396,7 @@ final class Receiver: @unchecked Sendable {
         _ = try pg.query("UPDATE items SET price = price + 1 WHERE id <= 5")
         #expect(try cli.json(try cli.run(args + ["--json"]).out)["planned_rows"] as? Int == 0)
         #expect(try cli.json(try cli.run(args + ["--json", "--resend-changed"]).out)["planned_rows"] as? Int == 5)
+        #expect(try cli.json(try cli.run(args + ["--json", "--resend-changed"]).out)["planned_rows"] as? Int == 0, "resent rows are unchanged since")
         counts = try rx.idCounts()
         #expect(counts.filter { $0.value == 2 }.map(\.key).sorted() == [1, 2, 3, 4, 5])
         let rx2 = try Receiver(dir: cli.dir + "/rx2")
@@ -406,19 +407,24 @@ final class Receiver: @unchecked Sendable {
         let refused = try cli.run(["export", "--query", "DELETE FROM items RETURNING id", "--key", "id", "--to", rx2.url])
         #expect(refused.status != 0, "\(refused.out)")
         #expect(try pg.query("SELECT count(*) FROM items").trimmingCharacters(in: .whitespacesAndNewlines) == "20000")
-        #expect(try pg.query("SELECT count(*) FROM sluice_export_keys").trimmingCharacters(in: .whitespacesAndNewlines) == "21000")
+        // 20,000 dense ids went out in 40 batches, each one range row; the 5 resent rows and
+        // the query's every-third ids are keys.
+        #expect(try pg.query("SELECT (SELECT count(*) FROM sluice_export_keys) || ' ' || (SELECT count(*) FROM sluice_export_ranges)")
+            .trimmingCharacters(in: .whitespacesAndNewlines) == "1005 40")
         let status = try cli.run(["export", "status", "--to", rx.url])
         #expect(status.out.contains("delivered 41 batches (20005 rows), pending 0"), "\(status.out)")
     }
 
-    /// `sluice gc` keeps runs of consecutive integer keys of delivered batches as ranges: the
-    /// ledger shrinks, and later runs still send only new rows, dead letters included once.
-    /// `run(sql)` reads the database; the table `t` holds ids 1...10,000 but 5,001...5,010.
+    /// A batch of consecutive ids is one range row from the start; `sluice gc` keeps runs of
+    /// consecutive integer keys of other delivered batches as ranges: the ledger shrinks, and
+    /// later runs still send only new rows, dead letters included once. `run(sql)` reads the
+    /// database; the table `t` holds ids 1...10,000 but 5,001...5,010, so in batches of 1,500
+    /// the fourth (4,501...6,010 less the gap) keeps its keys until `gc`.
     func ledgerCompaction(_ cli: CLI, sql: @escaping (String) throws -> String, addRows: () throws -> Void) throws {
         func count(_ q: String) throws -> Int { Int(try sql(q).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1 }
         let port = CLI.freePort()
         var rx = try Receiver(dir: cli.dir + "/rx", args: ["--refuse-every", "3"], port: port)
-        let export = ["export", "--from", "t", "--key", "id", "--to", rx.url, "--batch-size", "1000", "--concurrency", "1", "--json"]
+        let export = ["export", "--from", "t", "--key", "id", "--to", rx.url, "--batch-size", "1500", "--concurrency", "1", "--json"]
         let first = try cli.json(try cli.run(export).out)
         let delivered = try #require(first["delivered_rows"] as? Int)
         #expect(delivered > 0 && delivered < 9_990, "\(first)")
@@ -435,17 +441,17 @@ final class Receiver: @unchecked Sendable {
                 resend_changed: true
             """)
         #expect(try cli.run(["export", "hashed"]).status == 0)
-        #expect(try count("SELECT count(*) FROM sluice_export_keys") == 2 * 9_990, "every planned row's key")
+        #expect(try count("SELECT count(*) FROM sluice_export_keys") == 1_500 + 9_990, "the batch across the gap, and every key the hashed export planned")
+        #expect(try count("SELECT count(*) FROM sluice_export_ranges") == 6, "the other six batches, dead or delivered, a range each")
 
         let dry = try cli.json(try cli.run(["gc", "--dry-run", "--json"]).out)
-        #expect(dry["ledger_keys"] as? Int == delivered, "\(dry)")
-        #expect(try count("SELECT count(*) FROM sluice_export_keys") == 2 * 9_990)
+        #expect(dry["ledger_keys"] as? Int == 1_500, "\(dry)")
+        #expect(try count("SELECT count(*) FROM sluice_export_keys") == 1_500 + 9_990)
         let gc = try cli.run(["gc", "--json"])
         let done = try cli.json(gc.out)
-        let ranges = try #require(done["ledger_ranges"] as? Int)
-        #expect(done["ledger_keys"] as? Int == delivered && ranges >= 1 && ranges <= 8, "\(done)")
-        #expect(try count("SELECT count(*) FROM sluice_export_keys") == 9_990 - delivered + 9_990, "the dead batches' keys and the hashed export's stay")
-        #expect(try count("SELECT count(*) FROM sluice_export_ranges") == ranges)
+        #expect(done["ledger_keys"] as? Int == 1_500 && done["ledger_ranges"] as? Int == 2, "\(done)")
+        #expect(try count("SELECT count(*) FROM sluice_export_keys") == 9_990, "the hashed export's keys stay")
+        #expect(try count("SELECT count(*) FROM sluice_export_ranges") == 8)
         #expect(try count("SELECT count(*) FROM sluice_export_ranges WHERE lo <= 5000 AND hi >= 5011") == 0, "a gap splits a run")
         #expect(try cli.run(["gc"]).out.contains("0 export-ledger keys were kept as 0 ranges"))
 
@@ -465,6 +471,46 @@ final class Receiver: @unchecked Sendable {
         // The changed-rows export still sees changes (its keys kept their hashes).
         _ = try sql("UPDATE t SET name = 'changed' WHERE id = 7")
         #expect(try cli.json(try cli.run(["export", "hashed", "--json"]).out)["planned_rows"] as? Int == 510 + 1)
+    }
+
+    /// A batch of consecutive ids is recorded as one range row that keeps each row's hash:
+    /// `--resend-changed` still finds the rows changed since, and a row resent becomes a key
+    /// that `gc` never folds into a range overlapping the first.
+    func rangedBatchesTellChangedRows(_ cli: CLI, sql: @escaping (String) throws -> String) throws {
+        func count(_ q: String) throws -> Int { Int(try sql(q).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1 }
+        let rx = try Receiver(dir: cli.dir + "/rx")
+        defer { rx.stop() }
+        let export = ["export", "--from", "t", "--key", "id", "--to", rx.url, "--batch-size", "300", "--json"]
+        #expect(try cli.json(try cli.run(export).out)["delivered_rows"] as? Int == 1_000)
+        #expect(try count("SELECT count(*) FROM sluice_export_keys") == 0 && count("SELECT count(*) FROM sluice_export_ranges") == 4)
+        _ = try sql("UPDATE t SET name = 'changed' WHERE id IN (5, 6, 7, 650)")
+        #expect(try cli.json(try cli.run(export).out)["planned_rows"] as? Int == 0, "never silently")
+        #expect(try cli.json(try cli.run(export + ["--resend-changed"]).out)["planned_rows"] as? Int == 4)
+        #expect(try cli.json(try cli.run(export + ["--resend-changed"]).out)["planned_rows"] as? Int == 0)
+        #expect(try count("SELECT count(*) FROM sluice_export_keys") == 4)
+        let gc = try cli.json(try cli.run(["gc", "--json"]).out)
+        #expect(gc["ledger_keys"] as? Int == 0, "5...7 lie in the range 1...300: \(gc)")
+        #expect(try count("SELECT count(*) FROM sluice_export_ranges") == 4)
+        _ = try sql("UPDATE t SET name = 'again' WHERE id = 6")
+        _ = try sql("UPDATE t SET name = 'later' WHERE id = 900")
+        #expect(try cli.json(try cli.run(export + ["--resend-changed"]).out)["planned_rows"] as? Int == 2)
+        #expect(try cli.json(try cli.run(export).out)["planned_rows"] as? Int == 0)
+        let counts = try rx.idCounts()
+        #expect(counts.count == 1_000 && counts.allSatisfy { $0.value == ([5, 7, 650, 900].contains($0.key) ? 2 : $0.key == 6 ? 3 : 1) }, "\(counts.filter { $0.value > 1 })")
+    }
+
+    @Test func rangedBatchesInSQLiteTellChangedRows() throws {
+        let cli = try CLI()
+        try table(cli, rows: 1...1_000)
+        try rangedBatchesTellChangedRows(cli) { try cli.sqlite($0) }
+    }
+
+    @Test func rangedBatchesInPostgreSQLTellChangedRows() throws {
+        let pg = try TestPostgres.fresh()
+        _ = try pg.query("CREATE TABLE t (id bigint PRIMARY KEY, name text NOT NULL); INSERT INTO t SELECT i, 'name ' || i FROM generate_series(1, 1000) i")
+        let cli = try CLI()
+        cli.write("sluice.yml", "database: \(pg.url)\n")
+        try rangedBatchesTellChangedRows(cli) { try pg.query($0) }
     }
 
     @Test func aCompactedLedgerInSQLiteStillSendsEachRowOnce() throws {
