@@ -56,10 +56,11 @@ public struct LedgerRanges: Sendable {
 
     /// Row hashes as a range row keeps them: 8 bytes each, big-endian.
     public static func packed(_ hashes: [Int64]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(hashes.count * 8)
-        for h in hashes { for s in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: h >> Int64(s))) } }
-        return out
+        [UInt8](unsafeUninitializedCapacity: hashes.count * 8) { out, n in
+            let raw = UnsafeMutableRawBufferPointer(out)
+            for (i, h) in hashes.enumerated() { raw.storeBytes(of: h.bigEndian, toByteOffset: i * 8, as: Int64.self) }
+            n = hashes.count * 8
+        }
     }
 
     /// One hash of a range row's packed hashes (8 bytes); nil for another length.

@@ -346,9 +346,25 @@ final class SQLiteExportScan: ExportScan, @unchecked Sendable {
         self.resendChanged = resendChanged
     }
 
+    /// The page after the one last returned, being read while the planner encodes and
+    /// records that one (keyset order: it starts after that page's last key, whatever the
+    /// ledger says by then).
+    var ahead: Task<Result<ExportPage?, SluiceError>, Never>?
+
     func next() async throws(SluiceError) -> ExportPage? {
         guard let lane else { return try nextNow() }
-        return try await lane.run { [self] () throws(SluiceError) in try nextNow() }
+        let read = { [self] () async -> Result<ExportPage?, SluiceError> in
+            do throws(SluiceError) { return .success(try await lane.run { [self] () throws(SluiceError) in try nextNow() }) } catch { return .failure(error) }
+        }
+        let page: ExportPage?
+        if let ahead {
+            self.ahead = nil
+            page = try await ahead.value.get()
+        } else {
+            page = try await read().get()
+        }
+        if page != nil { ahead = Task { await read() } }
+        return page
     }
 
     func nextNow() throws(SluiceError) -> ExportPage? {
@@ -410,7 +426,17 @@ final class SQLiteExportScan: ExportScan, @unchecked Sendable {
         nextPage.reset()
     }
 
-    func close() { resetStatements() }
+    func close() {
+        guard let lane else { return resetStatements() }
+        // A page read ahead finishes on the lane first; the statements are reset after it.
+        let pending = ahead
+        ahead = nil
+        guard let pending else { return resetStatements() }
+        Task { [self] in
+            _ = await pending.value
+            try? await lane.run { [self] () throws(SluiceError) in resetStatements() }
+        }
+    }
 }
 
 extension LedgerKey {
