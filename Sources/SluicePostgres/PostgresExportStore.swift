@@ -151,7 +151,7 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
         let nullable = TableSchema(columns: schema.columns.map { var c = $0; c.nullable = true; return c })
         guard await scan.channel.send(.schema(nullable)) else { return }
         let k = "s." + SQLIdentifier.quoteValidated(source.key)
-        let cols = schema.columns.map { "s.\(SQLIdentifier.quoteValidated($0.name))::text" }.joined(separator: ", ")
+        let cols = schema.columns.enumerated().map { "s.\(SQLIdentifier.quoteValidated($1.name))::text AS c\($0)" }.joined(separator: ", ")
         let match = "r.dest = $1 AND r.key = \(k)::text"
         // Nothing sent to this destination yet (and no other run planning: see `exclusive`).
         func exists(_ table: String) async throws -> Bool {
@@ -174,11 +174,24 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
              FROM \(t.ranges) g WHERE g.dest = $1 AND g.lo <= \(asInteger) ORDER BY g.lo DESC LIMIT 1)
             """ : "NULL::bytea"
         var sql = resendChanged
-            ? "SELECT \(cols), r.hash, \(rangeHash) FROM \(relation) s LEFT JOIN \(t.rows) r ON \(match) WHERE \(k) IS NOT NULL"
-            : firstRun ? "SELECT \(cols) FROM \(relation) s WHERE \(k) IS NOT NULL AND $1::bigint IS NOT NULL"
-            : "SELECT \(cols) FROM \(relation) s WHERE \(k) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \(t.rows) r WHERE \(match))\(outside)"
+            ? "SELECT \(cols), \(k) AS o, r.hash AS h, \(rangeHash) AS g FROM \(relation) s LEFT JOIN \(t.rows) r ON \(match) WHERE \(k) IS NOT NULL"
+            : firstRun ? "SELECT \(cols), \(k) AS o FROM \(relation) s WHERE \(k) IS NOT NULL AND $1::bigint IS NOT NULL"
+            : "SELECT \(cols), \(k) AS o FROM \(relation) s WHERE \(k) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \(t.rows) r WHERE \(match))\(outside)"
         if let filter = source.filter { sql += " AND (\(filter))" }
-        sql += " ORDER BY \(k)"
+        // Rows come a page at a time, each column of a page as one array (one result row per
+        // page, not per row: the driver's cost is per row), the pages in key order from after
+        // the last key of the one before, all in one snapshot.
+        let n = schema.columns.count
+        let keyType = try await conn.query(PostgresPool.query(
+            "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attname = $2 AND NOT a.attisdropped",
+            [.text(relation), .text(source.key)]), logger: pool.logger).get().rows.first?.decode(String.self) ?? "text"
+        let arrays = (0..<n).map { "array_agg(p.c\($0))" } + (resendChanged ? ["array_agg(p.h)", "array_agg(p.g)"] : [])
+        let lastKey = integral ? "max(p.o)::text" : "(array_agg(p.o::text ORDER BY p.o DESC))[1]"  // not every type has max()
+        func page(after: Bool) -> String {
+            "SELECT \(lastKey), \(arrays.joined(separator: ", ")) FROM (\(sql)"
+                + (after ? " AND \(k) > $2::\(keyType)" : "") + " ORDER BY \(k) LIMIT \(scan.pageSize)) p"
+        }
+        let (firstPage, nextPage) = (page(after: false), page(after: true))
         try await pool.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", on: conn)
         do {
             // Text forms our coercion reads back exactly, whatever the session's settings.
@@ -186,42 +199,56 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
                         "SET LOCAL extra_float_digits = 1", "SET LOCAL IntervalStyle = 'iso_8601'"] {
                 try await pool.exec(set, on: conn)
             }
-            let rows = try await conn.query(PostgresPool.query(sql, [.int(destinationID)]), logger: pool.logger)
-            let n = schema.columns.count
             var builder = BatchBuilder(schema: nullable, capacity: scan.pageSize)
             var keys: [LedgerKey] = [], hashes: [Int64] = []
-            for try await row in rows {
-                var h = RowHasher()
-                var cells: [ByteBuffer?] = []
-                cells.reserveCapacity(n + 1)
-                for cell in row { cells.append(cell.bytes) }
-                for c in 0..<n {
-                    if let b = cells[c] { b.withUnsafeReadableBytes { h.bytes(2, $0) } } else { h.null() }
-                }
-                if resendChanged {
-                    // The key's ledger row (planned again most lately), else its range.
-                    var row = cells[n]
-                    let stored = row?.readInteger(as: Int64.self) ?? cells[n + 1].flatMap { LedgerRanges.hash($0.readableBytesView) }
-                    if stored == h.value { continue }  // sent, unchanged
-                    if stored == nil && cells[n] == nil && cells[n + 1] != nil { continue }  // in a compacted range: sent
-                }
-                builder.beginRow(line: Int64(keys.count + 1))
-                for c in 0..<n {
-                    if let b = cells[c] { b.withUnsafeReadableBytes { builder.setText(c, $0) } } else { builder.setNull(c) }
-                }
-                let key = cells[keyIndex].map { String(buffer: $0) } ?? ""
-                if let r = builder.endRow() {
-                    throw SluiceError(.invalidSchema, "row with \(source.key) = \(key) does not read back as its column type: \(r.message)")
-                }
-                // An integer key is recorded as one, so a batch of consecutive keys can be a range.
-                keys.append(integral ? Int64(key).map(LedgerKey.int) ?? .text(key) : .text(key))
-                hashes.append(h.value)
-                if keys.count == scan.pageSize {
-                    guard await scan.channel.send(.page(ExportPage(batch: builder.take(), keys: keys, hashes: hashes))) else { break }
-                    keys.removeAll(keepingCapacity: true)
-                    hashes.removeAll(keepingCapacity: true)
+            // The page after `last` (the first with nil), asked for while the one before is read.
+            let fetch = { @Sendable (last: String?) in
+                Task { () throws -> PostgresRow? in
+                    let binds: [PGValue] = last.map { [.int(destinationID), .text($0)] } ?? [.int(destinationID)]
+                    return try await conn.query(PostgresPool.query(last == nil ? firstPage : nextPage, binds), logger: pool.logger).get().rows.first
                 }
             }
+            var pending = fetch(nil)
+            defer { pending.cancel() }
+            reading: while true {
+                guard let result = try await pending.value else { break }
+                var cells = result.makeIterator()
+                guard let bound = cells.next()?.bytes else { break }  // no row after the last page
+                pending = fetch(String(buffer: bound))
+                var columns: [PGArray] = []
+                while let cell = cells.next() { columns.append(try PGArray(cell.bytes)) }
+                let count = columns.first?.count ?? 0
+                guard columns.count == arrays.count, columns.allSatisfy({ $0.count == count }) else {
+                    throw SluiceError(.io, "PostgreSQL returned a page of \(source.label) in an unexpected shape")
+                }
+                for i in 0..<count {
+                    var h = RowHasher()
+                    for c in 0..<n { columns[c].withElement(i) { if let b = $0 { h.bytes(2, b) } else { h.null() } } }
+                    if resendChanged {
+                        // The key's ledger row (planned again most lately), else its range.
+                        let row = columns[n].withElement(i) { $0.flatMap { LedgerRanges.hash($0) } }
+                        let range = columns[n + 1].withElement(i) { $0.map { LedgerRanges.hash($0) } }
+                        if (row ?? range ?? nil) == h.value { continue }  // sent, unchanged
+                        if row == nil, case .some(.none) = range { continue }  // in a compacted range: sent
+                    }
+                    builder.beginRow(line: Int64(keys.count + 1))
+                    for c in 0..<n { columns[c].withElement(i) { if let b = $0 { builder.setText(c, b) } else { builder.setNull(c) } } }
+                    let key = columns[keyIndex].withElement(i) { $0.map { String(decoding: $0, as: UTF8.self) } } ?? ""
+                    if let r = builder.endRow() {
+                        throw SluiceError(.invalidSchema, "row with \(source.key) = \(key) does not read back as its column type: \(r.message)")
+                    }
+                    // An integer key is recorded as one, so a batch of consecutive keys can be a range.
+                    keys.append(integral ? Int64(key).map(LedgerKey.int) ?? .text(key) : .text(key))
+                    hashes.append(h.value)
+                    if keys.count == scan.pageSize {
+                        guard await scan.channel.send(.page(ExportPage(batch: builder.take(), keys: keys, hashes: hashes))) else { break reading }
+                        keys.removeAll(keepingCapacity: true)
+                        hashes.removeAll(keepingCapacity: true)
+                    }
+                }
+                if count < scan.pageSize { break }
+            }
+            _ = try? await pending.value  // the connection's last query ends before COMMIT
             if !keys.isEmpty { _ = await scan.channel.send(.page(ExportPage(batch: builder.take(), keys: keys, hashes: hashes))) }
             try await pool.exec("COMMIT", on: conn)
         } catch {
@@ -448,5 +475,48 @@ final class PostgresExportScan: ExportScan, @unchecked Sendable {
 
     func close() {
         channel.cancel()
+    }
+}
+
+/// A one-dimensional array in PostgreSQL's binary format (`array_agg` of a page's column):
+/// its elements as byte ranges of the buffer, NULL as nil.
+struct PGArray {
+    let buffer: ByteBuffer
+    /// Each element's offset from the reader index and length (-1: NULL).
+    var elements: [(Int, Int)] = []
+    var count: Int { elements.count }
+
+    init(_ cell: ByteBuffer?) throws(SluiceError) {
+        guard let cell else { throw SluiceError(.io, "PostgreSQL returned a NULL array") }
+        buffer = cell
+        let parsed: [(Int, Int)]? = cell.withUnsafeReadableBytes { p -> [(Int, Int)]? in
+            func int32(_ at: Int) -> Int? {
+                guard at >= 0, at + 4 <= p.count else { return nil }
+                return Int(Int32(bitPattern: UInt32(p[at]) << 24 | UInt32(p[at + 1]) << 16 | UInt32(p[at + 2]) << 8 | UInt32(p[at + 3])))
+            }
+            guard let dims = int32(0) else { return nil }
+            if dims == 0 { return [] }
+            guard dims == 1, let size = int32(12), size >= 0 else { return nil }
+            var out: [(Int, Int)] = []
+            out.reserveCapacity(size)
+            var at = 20
+            for _ in 0..<size {
+                guard let len = int32(at) else { return nil }
+                at += 4
+                guard len == -1 || (len >= 0 && at + len <= p.count) else { return nil }
+                out.append((at, len))
+                if len > 0 { at += len }
+            }
+            return out
+        }
+        guard let parsed else { throw SluiceError(.io, "PostgreSQL returned an array Sluice cannot read") }
+        elements = parsed
+    }
+
+    /// Calls `body` with element `i`'s bytes (nil for NULL).
+    func withElement<T>(_ i: Int, _ body: (UnsafeRawBufferPointer?) -> T) -> T {
+        let (at, len) = elements[i]
+        if len < 0 { return body(nil) }
+        return buffer.withUnsafeReadableBytes { p in body(UnsafeRawBufferPointer(rebasing: p[at..<at + len])) }
     }
 }
