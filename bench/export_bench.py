@@ -52,17 +52,20 @@ def check(folder, n):
     assert seen == n and len(ids) == n, "receiver holds %d rows, %d distinct, expected %d" % (seen, len(ids), n)
 
 
+async def post_file(session, sem, url, path):
+    """Posts one batch file as seed 000's receiver takes it; returns (ok, path)."""
+    async with sem:
+        form = aiohttp.FormData()
+        form.add_field("file", open(path, "rb"), filename=os.path.basename(path), content_type="text/csv")
+        async with session.post(url, data=form, headers={"Idempotency-Key": os.path.basename(path)}) as r:
+            await r.read()
+            return r.status == 200, path
+
+
 async def post_all(url, files, concurrency):
     sem = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession() as s:
-        async def one(path):
-            async with sem:
-                form = aiohttp.FormData()
-                form.add_field("file", open(path, "rb"), filename=os.path.basename(path), content_type="text/csv")
-                async with s.post(url, data=form, headers={"Idempotency-Key": os.path.basename(path)}) as r:
-                    await r.read()
-                    return r.status == 200, path
-        return await asyncio.gather(*(one(p) for p in files))
+        return await asyncio.gather(*(post_file(s, sem, url, p) for p in files))
 
 
 def key_ranges(ids, batch):
@@ -85,25 +88,18 @@ def floor(dump_cmd, script, url, work, concurrency):
     async def go():
         sem = asyncio.Semaphore(concurrency)
         async with aiohttp.ClientSession() as s:
-            async def one(path):
-                async with sem:
-                    form = aiohttp.FormData()
-                    form.add_field("file", open(path, "rb"), filename=os.path.basename(path), content_type="text/csv")
-                    async with s.post(url, data=form, headers={"Idempotency-Key": os.path.basename(path)}) as r:
-                        await r.read()
-                        assert r.status == 200, r.status
             tasks, n = [], 0
             while True:
                 here = os.path.exists(os.path.join(work, "floor-%d.csv" % n))
                 ended = dump.poll() is not None
                 if here and (ended or os.path.exists(os.path.join(work, "floor-%d.csv" % (n + 1)))):
-                    tasks.append(asyncio.create_task(one(os.path.join(work, "floor-%d.csv" % n))))
+                    tasks.append(asyncio.create_task(post_file(s, sem, url, os.path.join(work, "floor-%d.csv" % n))))
                     n += 1
                 elif ended and not here:
                     break
                 else:
                     await asyncio.sleep(0.002)
-            await asyncio.gather(*tasks)
+            assert all(ok for ok, _ in await asyncio.gather(*tasks)), "a floor batch was refused"
     asyncio.run(go())
     assert dump.wait() == 0, "the dump failed"
     return time.perf_counter() - t0
