@@ -10,9 +10,15 @@ public struct CSVWriter: Sendable {
     /// The dialect's NULL token as bytes (compared with every field written).
     let nullBytes: [UInt8]
 
+    /// Whether a number's text (digits, `.`, `-`, `+`, `e`, `NaN`, `Infinity`) can never need
+    /// quotes in this dialect, so numbers go out unchecked.
+    let plainNumbers: Bool
+
     public init(dialect: CSVDialect = CSVDialect()) {
         self.dialect = dialect
         nullBytes = Array(dialect.nullToken.utf8)
+        let numeric = "0123456789.-+eENaInfity".utf8
+        plainNumbers = nullBytes.isEmpty && !numeric.contains(dialect.delimiter) && !numeric.contains(dialect.quote)
     }
 
     /// Bytes written so far; call ``reset()`` after flushing them.
@@ -26,6 +32,36 @@ public struct CSVWriter: Sendable {
         if !nullBytes.isEmpty && v.elementsEqual(nullBytes) { return true }
         for b in v where b == dialect.delimiter || b == dialect.quote || b == 0x0A || b == 0x0D { return true }
         return false
+    }
+
+    /// ``needsQuotes(_:)`` over raw bytes, eight at a time.
+    func needsQuotes(raw v: UnsafeRawBufferPointer) -> Bool {
+        if v.isEmpty { return true }
+        if !nullBytes.isEmpty && v.elementsEqual(nullBytes) { return true }
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let (d, q) = (ones &* UInt64(dialect.delimiter), ones &* UInt64(dialect.quote))
+        let (lf, cr) = (ones &* 0x0A, ones &* 0x0D)
+        @inline(__always) func has(_ x: UInt64, _ m: UInt64) -> Bool {
+            let y = x ^ m
+            return (y &- ones) & ~y & 0x8080_8080_8080_8080 != 0
+        }
+        var at = 0
+        while at + 8 <= v.count {
+            let x = v.loadUnaligned(fromByteOffset: at, as: UInt64.self)
+            if has(x, d) || has(x, q) || has(x, lf) || has(x, cr) { return true }
+            at += 8
+        }
+        while at < v.count {
+            let b = v[at]
+            if b == dialect.delimiter || b == dialect.quote || b == 0x0A || b == 0x0D { return true }
+            at += 1
+        }
+        return false
+    }
+
+    /// A field from raw bytes: checked for quoting eight bytes at a time.
+    mutating func writeField(raw v: UnsafeRawBufferPointer) {
+        if !needsQuotes(raw: v) { output.append(contentsOf: v) } else { writeField(Optional(v)) }
     }
 
     public mutating func writeField<C: Collection>(_ v: C?) where C.Element == UInt8 {
@@ -108,11 +144,13 @@ public struct CSVWriter: Sendable {
                     appendInteger(col.pointee.ints[row])
                 case .float64:
                     let v = col.pointee.doubles[row]
-                    if v == v.rounded(), abs(v) < 1e15 { appendInteger(Int64(v)) } else { writeField(ValueText.double(v).utf8) }
+                    if v == v.rounded(), abs(v) < 1e15 { appendInteger(Int64(v)) }
+                    else if plainNumbers { output.append(contentsOf: ValueText.double(v).utf8) }
+                    else { writeField(ValueText.double(v).utf8) }
                 case .text, .json:
                     // Straight from the column's bytes: no String on the way.
                     let (start, end) = (col.pointee.offsets[row], col.pointee.offsets[row + 1])
-                    col.pointee.data.withUnsafeBytes { d in writeField(UnsafeRawBufferPointer(rebasing: d[start..<end])) }
+                    col.pointee.data.withUnsafeBytes { d in writeField(raw: UnsafeRawBufferPointer(rebasing: d[start..<end])) }
                 case .date, .timestamp, .timestamptz, .time:
                     scratch.removeAll(keepingCapacity: true)
                     let v = col.pointee.ints[row]
