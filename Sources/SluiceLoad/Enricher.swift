@@ -195,8 +195,8 @@ public struct Enricher: Sendable {
 
     /// Looks up `keys` (key → URL) with at most `concurrency` requests in flight. Keys are
     /// claimed in the control plane a few at a time, just ahead of their requests, and answers
-    /// are cached (and claims released) as they come, so another process waiting for one of
-    /// them waits about one answer's time. Returns the answers (reduced to the picked fields,
+    /// are cached (and claims released) every 50 ms, so another process waiting for one of
+    /// them waits about one answer's time more. Returns the answers (reduced to the picked fields,
     /// as JSON array text), why the others failed, and the keys claimed elsewhere.
     func lookUp(_ keys: [String: String], namespace: String, holder: String, tokens: TokenReservoir?,
                 figures: inout Figures) async throws(SluiceError) -> (answers: [String: String], failed: [String: String], elsewhere: [String: String]) {
@@ -210,11 +210,18 @@ public struct Enricher: Sendable {
         var unreleased: [String] = []
         var problem: SluiceError? = nil
         var tally = figures
-        let (concurrency, chunk) = (max(1, spec.concurrency), max(8, spec.concurrency * 2))
+        var savedAt = TokenReservoir.seconds()
+        let concurrency = max(1, spec.concurrency)
+        let started = TokenReservoir.seconds()
+        var answered = 0
         await withTaskGroup(of: (String, Result<String, SluiceError>, Int).self) { group in
             var running = 0
             func claimMore() async throws(SluiceError) {
                 while next == ready.count, !unclaimed.isEmpty {
+                    // About 100 ms of lookups at the pace so far (a fast API: fewer claims), at
+                    // least two rounds of the concurrency.
+                    let pace = Double(answered) / max(0.01, TokenReservoir.seconds() - started)
+                    let chunk = max(8, concurrency * 2, min(4_096, Int(pace / 10)))
                     let some = unclaimed.prefix(chunk)
                     unclaimed = unclaimed.dropFirst(chunk)
                     let lasts = spec.timeout + 5 + (spec.rate.map { Double(some.count) / $0 } ?? 0)
@@ -248,6 +255,7 @@ public struct Enricher: Sendable {
                 start()
                 while let (key, result, attempts) = await group.next() {
                     running -= 1
+                    answered += 1
                     tally.attempts += attempts
                     unreleased.append(key)
                     switch result {
@@ -262,7 +270,12 @@ public struct Enricher: Sendable {
                         }
                     case .failure(let e): failures[key] = e.message
                     }
-                    if unreleased.count >= (concurrency + 1) / 2 || running == 0 { try await save() }
+                    // Answers reach the cache within 50 ms (a waiting process waits little more)
+                    // without a control-plane write per answer.
+                    if running == 0 || TokenReservoir.seconds() - savedAt >= 0.05 {
+                        try await save()
+                        savedAt = TokenReservoir.seconds()
+                    }
                     try await claimMore()
                     start()
                 }
