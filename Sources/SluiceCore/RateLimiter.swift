@@ -1,3 +1,5 @@
+import Dispatch
+
 /// A token bucket: at most `rate` units per second on average, bursts up to `burst`.
 public struct RateLimiter: Sendable {
     public let rate: Double
@@ -19,4 +21,9 @@ public struct RateLimiter: Sendable {
         tokens -= cost
         return tokens >= 0 ? 0 : -tokens / rate
     }
+}
+
+/// Seconds on a monotonic clock (for rates and latencies; unaffected by wall-clock changes).
+public enum MonotonicClock {
+    public static func seconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 }

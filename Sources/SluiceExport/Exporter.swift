@@ -103,12 +103,10 @@ public final class Exporter: @unchecked Sendable {
         guard spec.batchSize > 0, spec.concurrency > 0 else { throw SluiceError(.invalidArgument, "batch size and concurrency must be positive") }
         self.spec = spec
         self.store = store
-        let now = Self.seconds()
+        let now = MonotonicClock.seconds()
         limiter = spec.requestsPerSecond.map { RateLimiter(rate: $0, now: now) }
         rowLimiter = spec.rowsPerSecond.map { RateLimiter(rate: $0, burst: Double(spec.batchSize), now: now) }
     }
-
-    static func seconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
     // MARK: Planning
 
@@ -301,7 +299,7 @@ public final class Exporter: @unchecked Sendable {
 
     func deliver(_ stream: AsyncStream<ExportBatch>) async throws(SluiceError) -> ExportReport {
         var report = ExportReport()
-        let start = Self.seconds()
+        let start = MonotonicClock.seconds()
         do {
             try await withThrowingTaskGroup(of: (ExportBatch, BatchState, Int).self) { group in
                 var inFlight = 0
@@ -310,7 +308,7 @@ public final class Exporter: @unchecked Sendable {
                     report.attempts += r.2
                     if r.1 == .delivered { report.delivered += 1; report.deliveredRows += r.0.rows } else if r.1 == .dead { report.dead += 1 }
                     (report.planned, report.plannedRows) = lock.withLock { plannedSoFar }
-                    report.seconds = Self.seconds() - start
+                    report.seconds = MonotonicClock.seconds() - start
                     onProgress?(report)
                 }
                 for await b in stream {
@@ -325,13 +323,13 @@ public final class Exporter: @unchecked Sendable {
         } catch {
             throw SluiceError(.io, "\(error)")
         }
-        report.seconds = Self.seconds() - start
+        report.seconds = MonotonicClock.seconds() - start
         return report
     }
 
     /// Waits as long as the rate limits ask before the next request of `rows` rows.
     func pace(rows: Int) async {
-        let now = Self.seconds()
+        let now = MonotonicClock.seconds()
         let wait = lock.withLock { () -> Double in
             var w = 0.0
             if limiter != nil { w = max(w, limiter!.take(1, now: now)) }
@@ -348,7 +346,7 @@ public final class Exporter: @unchecked Sendable {
         while true {
             attempt += 1
             await pace(rows: batch.rows)
-            let t0 = Self.seconds()
+            let t0 = MonotonicClock.seconds()
             let result: AttemptResult
             var excerpt: String? = nil
             do {
@@ -366,7 +364,7 @@ public final class Exporter: @unchecked Sendable {
             } catch {
                 result = .transportError("\(error)")
             }
-            let latency = Int((Self.seconds() - t0) * 1000)
+            let latency = Int((MonotonicClock.seconds() - t0) * 1000)
             let decision = spec.policy.decide(result, attempt: attempt, random: Double.random(in: 0..<1), now: Date())
             let receiver = URL(string: spec.url).map { "\($0.host ?? "")\($0.port.map { ":\($0)" } ?? "")" } ?? "unknown"
             Metrics.Timer(label: "sluice_export_request_duration_seconds", dimensions: [("receiver", receiver)]).recordMilliseconds(latency)

@@ -64,15 +64,13 @@ public actor TokenReservoir {
     /// The bucket's refill rate that holds every sliding second to `rate` (see above).
     public static func refill(rate: Double, block: Int) -> Double { max((rate - Double(block) - 2) / (1 + hold), rate / 2) }
 
-    static func seconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
-
     /// Returns once a token is taken.
     public func take() async {
-        if have > 0 && Self.seconds() - grantedAt > Self.hold { have = 0 }
+        if have > 0 && MonotonicClock.seconds() - grantedAt > Self.hold { have = 0 }
         while have == 0 {
             let (granted, wait) = (try? await takeTokens(bucket, refill, Double(block + 1), block, nil)) ?? (0, 0.05)
             have += granted
-            grantedAt = Self.seconds()
+            grantedAt = MonotonicClock.seconds()
             if granted == 0 { try? await Task.sleep(nanoseconds: UInt64(min(max(wait, 0.001), 1) * 1e9)) }
         }
         have -= 1
@@ -201,7 +199,7 @@ public struct Enricher: Sendable {
     func lookUp(_ keys: [String: String], namespace: String, holder: String, tokens: TokenReservoir?,
                 figures: inout Figures) async throws(SluiceError) -> (answers: [String: String], failed: [String: String], elsewhere: [String: String]) {
         var unclaimed = Array(keys)[...]
-        var ready: [(key: String, url: String)] = []
+        var ready: [(key: String, url: String, claimed: Bool)] = []
         var next = 0
         var elsewhere: [String: String] = [:]
         var answers: [String: String] = [:]
@@ -210,12 +208,12 @@ public struct Enricher: Sendable {
         var unreleased: [String] = []
         var problem: SluiceError? = nil
         var tally = figures
-        var savedAt = TokenReservoir.seconds()
+        var savedAt = MonotonicClock.seconds()
         let concurrency = max(1, spec.concurrency)
-        let started = TokenReservoir.seconds()
+        let started = MonotonicClock.seconds()
         var answered = 0
         var latency = 0.0  // seconds, summed over the answers
-        await withTaskGroup(of: (String, Result<String, SluiceError>, Int, Double).self) { group in
+        await withTaskGroup(of: (String, Result<String, SluiceError>, Int, Double, Bool).self) { group in
             var running = 0
             // An API that answers within 20 ms: asking again costs less than waiting for another
             // process's answer, so keys are no longer claimed, and those claimed elsewhere are
@@ -223,37 +221,37 @@ public struct Enricher: Sendable {
             func fast() -> Bool { answered >= 8 && latency / Double(answered) < 0.02 }
             func claimMore() async throws(SluiceError) {
                 if next == ready.count, !elsewhere.isEmpty, fast() {
-                    ready.append(contentsOf: elsewhere.map { ($0.key, $0.value) })
+                    ready.append(contentsOf: elsewhere.map { ($0.key, $0.value, false) })
                     elsewhere = [:]
                 }
                 while next == ready.count, !unclaimed.isEmpty {
                     // About 100 ms of lookups at the pace so far (a fast API: fewer claims), at
                     // least two rounds of the concurrency.
-                    let pace = Double(answered) / max(0.01, TokenReservoir.seconds() - started)
+                    let pace = Double(answered) / max(0.01, MonotonicClock.seconds() - started)
                     let chunk = max(8, concurrency * 2, min(4_096, Int(pace / 10)))
                     let some = unclaimed.prefix(chunk)
                     unclaimed = unclaimed.dropFirst(chunk)
                     if fast() {
-                        ready.append(contentsOf: some.map { ($0.key, $0.value) })
+                        ready.append(contentsOf: some.map { ($0.key, $0.value, false) })
                         continue
                     }
                     let lasts = spec.timeout + 5 + (spec.rate.map { Double(some.count) / $0 } ?? 0)
                     let mine = try await env.claimLookups(namespace: namespace, keys: some.map(\.key), holder: holder,
                                                           until: Date().addingTimeInterval(lasts), now: Date())
                     for (key, url) in some {
-                        if mine.contains(key) { ready.append((key, url)) } else { elsewhere[key] = url }
+                        if mine.contains(key) { ready.append((key, url, true)) } else { elsewhere[key] = url }
                     }
                 }
             }
             func start() {
                 while running < concurrency, next < ready.count {
-                    let (key, url) = ready[next]
+                    let (key, url, claimed) = ready[next]
                     next += 1
                     running += 1
                     group.addTask {
-                        let t0 = TokenReservoir.seconds()
+                        let t0 = MonotonicClock.seconds()
                         let (r, n) = await self.fetch(url, tokens: tokens)
-                        return (key, r, n, TokenReservoir.seconds() - t0)
+                        return (key, r, n, MonotonicClock.seconds() - t0, claimed)
                     }
                 }
             }
@@ -270,12 +268,12 @@ public struct Enricher: Sendable {
             do throws(SluiceError) {
                 try await claimMore()
                 start()
-                while let (key, result, attempts, took) = await group.next() {
+                while let (key, result, attempts, took, claimed) = await group.next() {
                     running -= 1
                     answered += 1
                     latency += took
                     tally.attempts += attempts
-                    unreleased.append(key)
+                    if claimed { unreleased.append(key) }
                     switch result {
                     case .success(let body):
                         do {
@@ -290,9 +288,9 @@ public struct Enricher: Sendable {
                     }
                     // Answers reach the cache within 50 ms (a waiting process waits little more)
                     // without a control-plane write per answer.
-                    if running == 0 || TokenReservoir.seconds() - savedAt >= 0.05 {
+                    if running == 0 || MonotonicClock.seconds() - savedAt >= 0.05 {
                         try await save()
-                        savedAt = TokenReservoir.seconds()
+                        savedAt = MonotonicClock.seconds()
                     }
                     try await claimMore()
                     start()

@@ -208,28 +208,27 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
                     return try await conn.query(PostgresPool.query(last == nil ? firstPage : nextPage, binds), logger: pool.logger).get().rows.first
                 }
             }
-            var pending = fetch(nil)
-            defer { pending.cancel() }
-            reading: while true {
-                guard let result = try await pending.value else { break }
+            var pending: Task<PostgresRow?, any Error>? = fetch(nil)
+            defer { pending?.cancel() }
+            reading: while let asked = pending {
+                pending = nil
+                guard let result = try await asked.value else { break }
                 var cells = result.makeIterator()
                 guard let bound = cells.next()?.bytes else { break }  // no row after the last page
-                pending = fetch(String(buffer: bound))
                 var columns: [PGArray] = []
                 while let cell = cells.next() { columns.append(try PGArray(cell.bytes)) }
                 let count = columns.first?.count ?? 0
                 guard columns.count == arrays.count, columns.allSatisfy({ $0.count == count }) else {
                     throw SluiceError(.io, "PostgreSQL returned a page of \(source.label) in an unexpected shape")
                 }
+                // A full page may have more after it: ask while this one is read.
+                if count == scan.pageSize { pending = fetch(String(buffer: bound)) }
                 for i in 0..<count {
                     var h = RowHasher()
                     for c in 0..<n { columns[c].withElement(i) { if let b = $0 { h.bytes(2, b) } else { h.null() } } }
                     if resendChanged {
-                        // The key's ledger row (planned again most lately), else its range.
                         let row = columns[n].withElement(i) { $0.flatMap { LedgerRanges.hash($0) } }
-                        let range = columns[n + 1].withElement(i) { $0.map { LedgerRanges.hash($0) } }
-                        if (row ?? range ?? nil) == h.value { continue }  // sent, unchanged
-                        if row == nil, case .some(.none) = range { continue }  // in a compacted range: sent
+                        if columns[n + 1].withElement(i, { LedgerRanges.unchanged(h.value, row: row, range: $0) }) { continue }
                     }
                     builder.beginRow(line: Int64(keys.count + 1))
                     for c in 0..<n { columns[c].withElement(i) { if let b = $0 { builder.setText(c, b) } else { builder.setNull(c) } } }
@@ -246,9 +245,8 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
                         hashes.removeAll(keepingCapacity: true)
                     }
                 }
-                if count < scan.pageSize { break }
             }
-            _ = try? await pending.value  // the connection's last query ends before COMMIT
+            _ = try? await pending?.value  // the connection's last query ends before COMMIT
             if !keys.isEmpty { _ = await scan.channel.send(.page(ExportPage(batch: builder.take(), keys: keys, hashes: hashes))) }
             try await pool.exec("COMMIT", on: conn)
         } catch {

@@ -69,6 +69,15 @@ public struct LedgerRanges: Sendable {
         return bytes.reduce(Int64(0)) { $0 << 8 | Int64($1) }
     }
 
+    /// Whether a `--resend-changed` scan skips a row hashing to `hash`, given its key's ledger
+    /// row hash (planned again most lately; nil: none) and else its range's 8 packed bytes
+    /// (nil: in no range; any other length: a range compacted by `gc`, sent and unchanged).
+    public static func unchanged(_ hash: Int64, row: Int64?, range: UnsafeRawBufferPointer?) -> Bool {
+        if let row { return row == hash }
+        guard let range else { return false }
+        return Self.hash(range).map { $0 == hash } ?? true
+    }
+
     /// `keys` as delivered-keys rows, merged with the ranges' keys of batches after `batch`.
     public static func merge(_ keys: [(batch: Int64, key: String)], ranges: [(batch: Int64, range: ClosedRange<Int64>)]) -> [(batch: Int64, key: String)] {
         guard !ranges.isEmpty else { return keys }

@@ -392,12 +392,8 @@ final class SQLiteExportScan: ExportScan, @unchecked Sendable {
                     case .blob: h.bytes(3, st.bytes(c))
                     }
                 }
-                if resendChanged {
-                    // The key's ledger row (planned again most lately), else its range.
-                    let stored: Int64? = st.kind(n) == .integer ? st.int64(n) : st.kind(n + 1) == .blob ? LedgerRanges.hash(st.bytes(n + 1)) : nil
-                    if stored == h.value { continue }  // sent, unchanged
-                    if stored == nil && st.kind(n) == .null && st.kind(n + 1) == .blob { continue }  // in a compacted range: sent
-                }
+                if resendChanged, LedgerRanges.unchanged(h.value, row: st.kind(n) == .integer ? st.int64(n) : nil,
+                                                         range: st.kind(n + 1) == .blob ? st.bytes(n + 1) : nil) { continue }
                 builder.beginRow(line: Int64(keys.count + 1))
                 for c in 0..<n {
                     switch st.kind(c) {
