@@ -27,72 +27,86 @@ public struct BulkTextEncoder: Sendable {
 
     /// Appends `batch` to `out`; returns the rows refused (with why).
     public mutating func encode(_ batch: RecordBatch, into out: inout [UInt8]) -> [SinkReject] {
-        let pg = dialect == .postgresCopy
         var rejects: [SinkReject] = []
         for r in 0..<batch.count {
             if skipDeletes && batch.ops[r] == .delete { continue }
-            let rowStart = out.count
-            var refused: String? = nil
-            for c in 0..<types.count {
-                if c > 0 { out.append(UInt8(ascii: "\t")) }
-                let col = batch.columns[c]
-                if col.isNull(r) || (nanAsNull && types[c] == .float64 && col.doubles[r].isNaN) {
-                    out.append(UInt8(ascii: "\\"))
-                    out.append(UInt8(ascii: "N"))
-                    continue
-                }
-                switch types[c] {
-                case .int64:
-                    writeInt(col.ints[r], &out)
-                case .bool:
-                    out.append(col.ints[r] != 0 ? UInt8(ascii: pg ? "t" : "1") : UInt8(ascii: pg ? "f" : "0"))
-                case .float64:
-                    let v = col.doubles[r]
-                    if !pg && !v.isFinite { refused = "column '\(names[c])': MySQL cannot store \(ValueText.double(v))" }
-                    out.append(contentsOf: ValueText.double(v).utf8)
-                case .decimal:
-                    col.decimals[r].write(into: &out)
-                case .date:
-                    if !pg && !Self.mysqlDays.contains(col.ints[r]) { refused = "column '\(names[c])': MySQL dates run from year 1 to 9999" }
-                    ValueText.date(days: col.ints[r], into: &out)
-                case .timestamp, .timestamptz:
-                    let micros = col.ints[r]
-                    if !pg && !Self.mysqlDays.contains(micros / 86_400_000_000) { refused = "column '\(names[c])': MySQL timestamps run from year 1 to 9999" }
-                    // MySQL's DATETIME holds UTC without a zone suffix (the session is UTC).
-                    ValueText.timestamp(micros: micros, utc: pg && types[c] == .timestamptz, into: &out)
-                case .time:
-                    ValueText.time(micros: col.ints[r], into: &out)
-                case .uuid:
-                    ValueText.uuid(col.bytes(at: r), into: &out)
-                case .bytes:
-                    // `\x...` with its backslash escaped; MySQL's stage unhexes what follows.
-                    out.append(UInt8(ascii: "\\"))
-                    ValueText.hexBytes(col.bytes(at: r), into: &out)
-                case .text, .json:
-                    let bytes = col.bytes(at: r)
-                    if let limit = textLimits[c], bytes.count > limit, String(decoding: bytes, as: UTF8.self).count > limit {
-                        refused = "column '\(names[c])': longer than \(limit) characters, the most its key column holds"
-                    } else if pg && bytes.contains(0) {
-                        refused = "column '\(names[c])': PostgreSQL cannot store a NUL byte in text"
-                    } else if pg && types[c] == .json, bytes.count >= 6, containsEscapedNUL(bytes) {
-                        refused = "column '\(names[c])': PostgreSQL jsonb cannot store \\u0000"
-                    }
-                    writeEscaped(bytes, &out)
-                }
-                if refused != nil { break }
-            }
-            if let refused {
-                out.removeSubrange(rowStart...)
-                rejects.append(SinkReject(line: batch.lines[r], reason: refused, values: batch.columns.map { ValueText.render($0, r) }))
+            if let refused = encodeRow(batch, r, into: &out) { rejects.append(Self.reject(batch, r, refused)) }
+        }
+        return rejects
+    }
+
+    /// Row `r` refused for `reason`, with its values as text.
+    public static func reject(_ batch: RecordBatch, _ r: Int, _ reason: String) -> SinkReject {
+        SinkReject(line: batch.lines[r], reason: reason, values: batch.columns.map { ValueText.render($0, r) })
+    }
+
+    /// Appends row `r` to `out` — its values, then (for a stage) its line and op — or
+    /// nothing when the server could not store one of its values: then returns why.
+    @inline(__always)
+    public mutating func encodeRow(_ batch: RecordBatch, _ r: Int, into out: inout [UInt8], stage: Bool = true) -> String? {
+        let pg = dialect == .postgresCopy
+        let rowStart = out.count
+        var refused: String? = nil
+        for c in 0..<types.count {
+            if c > 0 { out.append(UInt8(ascii: "\t")) }
+            let col = batch.columns[c]
+            if col.isNull(r) || (nanAsNull && types[c] == .float64 && col.doubles[r].isNaN) {
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "N"))
                 continue
             }
+            switch types[c] {
+            case .int64:
+                writeInt(col.ints[r], &out)
+            case .bool:
+                out.append(col.ints[r] != 0 ? UInt8(ascii: pg ? "t" : "1") : UInt8(ascii: pg ? "f" : "0"))
+            case .float64:
+                let v = col.doubles[r]
+                if !pg && !v.isFinite { refused = "column '\(names[c])': MySQL cannot store \(ValueText.double(v))" }
+                out.append(contentsOf: ValueText.double(v).utf8)
+            case .decimal:
+                col.decimals[r].write(into: &out)
+            case .date:
+                if !pg && !Self.mysqlDays.contains(col.ints[r]) { refused = "column '\(names[c])': MySQL dates run from year 1 to 9999" }
+                ValueText.date(days: col.ints[r], into: &out)
+            case .timestamp, .timestamptz:
+                let micros = col.ints[r]
+                if !pg && !Self.mysqlDays.contains(micros / 86_400_000_000) { refused = "column '\(names[c])': MySQL timestamps run from year 1 to 9999" }
+                // MySQL's DATETIME holds UTC without a zone suffix (the session is UTC).
+                ValueText.timestamp(micros: micros, utc: pg && types[c] == .timestamptz, into: &out)
+            case .time:
+                ValueText.time(micros: col.ints[r], into: &out)
+            case .uuid:
+                ValueText.uuid(col.bytes(at: r), into: &out)
+            case .bytes:
+                // `\x...` with its backslash escaped; MySQL's stage unhexes what follows.
+                out.append(UInt8(ascii: "\\"))
+                ValueText.hexBytes(col.bytes(at: r), into: &out)
+            case .text, .json:
+                let bytes = col.bytes(at: r)
+                if let limit = textLimits[c], bytes.count > limit, String(decoding: bytes, as: UTF8.self).count > limit {
+                    refused = "column '\(names[c])': longer than \(limit) characters, the most its key column holds"
+                } else if pg && bytes.contains(0) {
+                    refused = "column '\(names[c])': PostgreSQL cannot store a NUL byte in text"
+                } else if pg && types[c] == .json, bytes.count >= 6, containsEscapedNUL(bytes) {
+                    refused = "column '\(names[c])': PostgreSQL jsonb cannot store \\u0000"
+                }
+                writeEscaped(bytes, &out)
+            }
+            if refused != nil { break }
+        }
+        if let refused {
+            out.removeSubrange(rowStart...)
+            return refused
+        }
+        if stage {
             out.append(UInt8(ascii: "\t"))
             writeInt(batch.lines[r], &out)
             out.append(UInt8(ascii: "\t"))
             out.append(batch.ops[r] == .delete ? UInt8(ascii: "1") : UInt8(ascii: "0"))
-            out.append(UInt8(ascii: "\n"))
         }
-        return rejects
+        out.append(UInt8(ascii: "\n"))
+        return nil
     }
 
     @inline(__always) func writeInt(_ v: Int64, _ out: inout [UInt8]) {

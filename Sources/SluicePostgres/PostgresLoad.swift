@@ -13,7 +13,10 @@ public struct PostgresFence: Sendable {
 }
 
 /// One load into one PostgreSQL table, in one transaction on one connection:
-/// `COPY` streams encoded batches into a temporary stage (typed, dropped at commit); then
+/// - a table this load creates takes each key's first row by `COPY` straight into it, and
+///   its primary key is built once over them; the few rows whose key may have come before
+///   (and deletes) go through the stage as below, merged over the table (``DirectRows``);
+/// - otherwise `COPY` streams encoded batches into a temporary stage (typed, dropped at commit); then
 /// - an empty target (or replace) gets the last row per key by one `INSERT ... SELECT
 ///   DISTINCT ON` — no MERGE needed — and a table created by this load gets its primary key
 ///   built once, after the rows are in;
@@ -56,6 +59,10 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
     }
 
     let role: Role
+    /// Set by the session before the first batch when the rows go straight into a table it
+    /// created; read and written by `encode` after that.
+    var direct: DirectRows?
+    let tuning: DirectRows.Tuning
     /// The stage as SQL: the temporary stage, or a chunked job's shared stage.
     let stageRef: String
     var sharedStage: String? { if case .applyShared(let s) = role { s.quoted } else { nil } }
@@ -72,8 +79,12 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
     public static func open(db: PostgresPool, table: String, defaultSchema: String = PostgresDataTarget.defaultSchema, schema: TableSchema,
                             mode: WriteMode, evolve: Bool = false, fence: PostgresFence? = nil, stallTimeout: Duration = .seconds(60),
                             role: Role = .load) async throws(SluiceError) -> PostgresLoad {
-        let load = try PostgresLoad(db: db, table: try QualifiedName.target(table).inSchema(defaultSchema), schema: schema, mode: mode,
-                                    evolve: evolve, fence: fence, stallTimeout: stallTimeout, role: role)
+        try await start(PostgresLoad(db: db, table: try QualifiedName.target(table).inSchema(defaultSchema), schema: schema, mode: mode,
+                                     evolve: evolve, fence: fence, stallTimeout: stallTimeout, role: role))
+    }
+
+    /// Starts `load`'s session and waits until it takes rows.
+    static func start(_ load: PostgresLoad) async throws(SluiceError) -> PostgresLoad {
         // The session holds one connection from here to the commit or rollback, which await it.
         Task { await load.session() }
         if let e = await load.io.ready.value() { throw e }
@@ -81,9 +92,10 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
     }
 
     init(db: PostgresPool, table: QualifiedName, schema: TableSchema, mode: WriteMode, evolve: Bool,
-         fence: PostgresFence?, stallTimeout: Duration, role: Role) throws(SluiceError) {
+         fence: PostgresFence?, stallTimeout: Duration, role: Role, tuning: DirectRows.Tuning = .init()) throws(SluiceError) {
         self.stallTimeout = stallTimeout
         self.role = role
+        self.tuning = tuning
         switch role {
         case .load: stageRef = SQLIdentifier.quoteValidated(Self.stage)
         case .applyShared(let s), .fillChunk(let s, _): stageRef = s.quoted
@@ -113,12 +125,17 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
                     try await db.exec("SET LOCAL work_mem = '\(Self.workMemMB)MB'", on: conn)
                     try await db.exec("SET LOCAL maintenance_work_mem = '\(Self.maintenanceWorkMemMB)MB'", on: conn)
                     var state = TargetState(empty: false, created: false)
-                    var copyInto: String? = nil
+                    var copyInto: (table: String, columns: [String])? = nil
                     switch role {
                     case .load:
                         state = try await prepareTarget(conn)
-                        try await db.exec(PostgresSQL.createStage(Self.stage, schema), on: conn)
-                        copyInto = Self.stage
+                        if state.created, let d = DirectRows(schema: schema, mode: mode, tuning) {
+                            direct = d
+                            copyInto = (PostgresSQL.copyTableName(table), [])
+                        } else {
+                            try await db.exec(PostgresSQL.createStage(Self.stage, schema), on: conn)
+                            copyInto = (Self.stage, PostgresSQL.stageColumns(schema))
+                        }
                     case .applyShared:
                         state = try await prepareTarget(conn)
                     case .fillChunk(let stage, let lines):
@@ -126,14 +143,14 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
                         try await db.exec("SET LOCAL search_path TO sluice", on: conn)
                         try await db.exec("DELETE FROM \(stage.quoted) WHERE \(PostgresSQL.lineColumn) >= $1 AND \(PostgresSQL.lineColumn) < $2",
                                           [.int(lines.lowerBound), .int(lines.upperBound)], on: conn)
-                        copyInto = stage.name
+                        copyInto = (stage.name, PostgresSQL.stageColumns(schema))
                     }
                     io.ready.set(nil)
                     signalled = true
                     let feed = io.feed
                     let stall = stallTimeout
                     if let copyInto {
-                        try await conn.copyFrom(table: copyInto, columns: PostgresSQL.stageColumns(schema), logger: db.logger) { writer in
+                        try await conn.copyFrom(table: copyInto.table, columns: copyInto.columns, logger: db.logger) { writer in
                             while let buffer = await feed.next() { try await Self.write(buffer, to: writer, on: conn, stallTimeout: stall) }
                         }
                     }
@@ -280,15 +297,38 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
     /// Applies the stage; when PostgreSQL refuses some of the data (a value out of range for
     /// the column, a constraint), rolls back to a savepoint and pins the refused rows.
     func apply(_ conn: PostgresConnection, _ state: TargetState, _ context: CommitContext) async throws -> SinkCounts {
+        if let direct { return try await applyDirect(conn, direct) }
+        return try await applyStage(conn, state, mode: mode)
+    }
+
+    func applyStage(_ conn: PostgresConnection, _ state: TargetState, mode: WriteMode) async throws -> SinkCounts {
         try await db.exec("SAVEPOINT sluice_apply", on: conn)
         do {
-            let counts = try await applyAll(conn, state)
+            let counts = try await applyAll(conn, state, mode: mode)
             try await db.exec("RELEASE SAVEPOINT sluice_apply", on: conn)
             return counts
         } catch let e where Self.isDataError(e) {
             try await db.exec("ROLLBACK TO SAVEPOINT sluice_apply", on: conn)
-            return try await applyPinning(conn, state)
+            return try await applyPinning(conn, state, mode: mode)
         }
+    }
+
+    /// After the direct COPY: the primary key, built once; then the rows set aside, staged
+    /// and applied over the table as a merge (append: checked for repeated keys). The table
+    /// held nothing before this load, so every row in it now counts as inserted.
+    func applyDirect(_ conn: PostgresConnection, _ d: DirectRows) async throws -> SinkCounts {
+        if !schema.primaryKey.isEmpty { try await db.exec(PostgresSQL.addPrimaryKey(table, schema), on: conn) }
+        guard d.staged > 0 else { return SinkCounts(inserted: d.rows) }
+        try await db.exec(PostgresSQL.createStage(Self.stage, schema), on: conn)
+        let stall = stallTimeout
+        try await conn.copyFrom(table: Self.stage, columns: PostgresSQL.stageColumns(schema), logger: db.logger) { writer in
+            try await d.side.forEachPiece { try await Self.write(ByteBuffer(bytes: $0), to: writer, on: conn, stallTimeout: stall) }
+        }
+        var c = try await applyStage(conn, TargetState(empty: false, created: false), mode: mode == .append ? .append : .merge)
+        c.inserted = d.rows + c.inserted - c.deleted
+        c.updated = 0
+        c.deleted = 0
+        return c
     }
 
     /// SQLSTATE classes 22 (data exception) and 23 (integrity constraint): the data's fault.
@@ -306,7 +346,7 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
 
     /// The slow path: bisects the last-row-per-key set by line ranges, each range in its own
     /// savepoint, until every refused row is alone and rejected; all other rows are applied.
-    func applyPinning(_ conn: PostgresConnection, _ state: TargetState) async throws -> SinkCounts {
+    func applyPinning(_ conn: PostgresConnection, _ state: TargetState, mode: WriteMode) async throws -> SinkCounts {
         var counts = SinkCounts()
         if mode == .append && !schema.primaryKey.isEmpty {
             counts.rejects = try await rejectAppendConflicts(conn)
@@ -372,7 +412,7 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
         return c
     }
 
-    func applyAll(_ conn: PostgresConnection, _ state: TargetState) async throws -> SinkCounts {
+    func applyAll(_ conn: PostgresConnection, _ state: TargetState, mode: WriteMode) async throws -> SinkCounts {
         var counts = SinkCounts()
         switch mode {
         case .append where !schema.primaryKey.isEmpty:
@@ -411,7 +451,13 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
 
     public func encode(_ batch: RecordBatch) -> (ByteBuffer?, [SinkReject]) {
         encoded.removeAll(keepingCapacity: true)
-        let rejects = encoder.encode(batch, into: &encoded)
+        let rejects: [SinkReject]
+        if var d = direct.take() {
+            rejects = d.route(batch, &encoder, direct: &encoded)
+            direct = d
+        } else {
+            rejects = encoder.encode(batch, into: &encoded)
+        }
         return (encoded.isEmpty ? nil : ByteBuffer(bytes: encoded), rejects)
     }
 
@@ -422,4 +468,63 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
 final class OnceFlag: Sendable {
     let claimed = Mutex(false)
     func claim() -> Bool { claimed.withLock { c in if c { return false }; c = true; return true } }
+}
+
+/// The rows of a load into a table it created, split as they are encoded: a key's first
+/// row goes straight into the table; a row whose key may have come before (the filter
+/// says "maybe"), a delete, or a row with a NULL the table does not allow is set aside in
+/// stage form (memory, then a temporary file) and applied over the table at commit, so the
+/// last row per key still wins. Without a key every row goes straight in (deletes match
+/// nothing). Only where equal keys are equal bytes (``KeyFilter/canFilter(_:)``).
+struct DirectRows: @unchecked Sendable {
+    var filter: KeyFilter?
+    /// Columns the table declares NOT NULL.
+    let notNull: [Int]
+    /// Rows sent straight into the table, and rows set aside.
+    var rows: Int64 = 0
+    var staged: Int64 = 0
+    let side: SpillBuffer
+    var scratch: [UInt8] = []
+
+    /// The filter's size and the bytes set aside that stay in memory (smaller in tests).
+    struct Tuning: Sendable {
+        var filterWords = 1 << 21
+        var memoryBytes = 8 << 20
+    }
+
+    init?(schema: TableSchema, mode: WriteMode, _ tuning: Tuning) {
+        side = SpillBuffer(limit: tuning.memoryBytes)
+        notNull = schema.columns.indices.filter { !schema.columns[$0].nullable }
+        if schema.primaryKey.isEmpty {
+            guard mode != .merge else { return nil }
+            filter = nil
+        } else {
+            guard KeyFilter.canFilter(schema.keyIndices.map { schema.columns[$0].type }) else { return nil }
+            filter = KeyFilter(schema: schema, words: tuning.filterWords)
+        }
+    }
+
+    mutating func route(_ batch: RecordBatch, _ encoder: inout BulkTextEncoder, direct out: inout [UInt8]) -> [SinkReject] {
+        var rejects: [SinkReject] = []
+        scratch.removeAll(keepingCapacity: true)
+        for r in 0..<batch.count {
+            var aside = false
+            if filter == nil {
+                if batch.ops[r] == .delete { continue }
+            } else {
+                aside = filter!.insert(batch, row: r) || batch.ops[r] == .delete
+            }
+            if !aside { for c in notNull where batch.columns[c].isNull(r) { aside = true; break } }
+            let refused = aside ? encoder.encodeRow(batch, r, into: &scratch, stage: true) : encoder.encodeRow(batch, r, into: &out, stage: false)
+            if let refused {
+                rejects.append(BulkTextEncoder.reject(batch, r, refused))
+            } else if aside {
+                staged += 1
+            } else {
+                rows += 1
+            }
+        }
+        side.append(scratch)
+        return rejects
+    }
 }

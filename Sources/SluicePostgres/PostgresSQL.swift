@@ -50,6 +50,13 @@ public enum PostgresSQL {
         return "CREATE TABLE \(table.quoted) (\(defs.joined(separator: ", ")))"
     }
 
+    /// `table` as postgres-nio's `COPY "<table>"` takes it: the driver wraps what it is given
+    /// in one pair of quotes, so each part's quotes are doubled and the parts joined by
+    /// `"."`, which makes `"schema"."name"`.
+    public static func copyTableName(_ table: QualifiedName) -> String {
+        ((table.schema.map { [$0] } ?? []) + [table.name]).map { String(q($0).dropFirst().dropLast()) }.joined(separator: "\".\"")
+    }
+
     public static func addPrimaryKey(_ table: QualifiedName, _ schema: TableSchema) -> String {
         "ALTER TABLE \(table.quoted) ADD PRIMARY KEY (\(schema.primaryKey.map(q).joined(separator: ", ")))"
     }
