@@ -138,6 +138,53 @@ func load(_ db: PostgresPool, _ table: String, _ schema: TableSchema, _ mode: Wr
         }
     }
 
+    /// A merge into a table with rows (2,000 rows over 400 keys, deletes, NULs the encoder
+    /// refuses) gives the counts, table and rejects of a model of last-row-wins, without and
+    /// (second round) with a CHECK the table has refusing some rows.
+    @Test func aMergeIntoATableWithRowsMatchesAModelOfLastRowWins() async throws {
+        try await PG.withDatabase { db, _ in
+            for t in 0..<2 {
+                let name = "split_\(t)"
+                try await PG.exec(db, "CREATE TABLE \(name) (id bigint PRIMARY KEY, name text CHECK (name <> 'bad'))")
+                let s = TableSchema(columns: [ColumnSchema(name: "id", type: .int64, nullable: false), ColumnSchema(name: "name", type: .text)], primaryKey: ["id"])
+                _ = try await load(db, name, s, .merge, [batch(s, (0..<300).map { [String($0), "base\($0)"] })])
+                var rng = SplitMix(seed: 11)
+                var values: [[String?]] = []
+                var ops: [RowOp] = []
+                for i in 0..<2_000 {
+                    values.append([String(rng.next() % 400), t == 1 && i % 89 == 3 ? "bad" : (i % 97 == 5 ? "nul\u{0}" : "v\(i)")])
+                    ops.append(rng.next() % 8 == 0 ? .delete : .upsert)
+                }
+                // The model: the last row per key that PostgreSQL or the encoder does not refuse.
+                var table = Dictionary(uniqueKeysWithValues: (0..<300).map { ($0, "base\($0)") })
+                var last: [Int: (Int, RowOp)] = [:]
+                var refused: [Int64] = []
+                for i in values.indices {
+                    if values[i][1]!.contains("\u{0}") && ops[i] == .upsert { refused.append(Int64(i + 2)); continue }
+                    last[Int(values[i][0]!)!] = (i, ops[i])
+                }
+                var want = SinkCounts()
+                for (k, (i, op)) in last {
+                    if op == .upsert && values[i][1] == "bad" { refused.append(Int64(i + 2)); continue }
+                    if op == .delete {
+                        if table.removeValue(forKey: k) != nil { want.deleted += 1 }
+                    } else {
+                        if table.updateValue(values[i][1]!, forKey: k) == nil { want.inserted += 1 } else { want.updated += 1 }
+                    }
+                }
+                let data = batch(s, values, ops: ops)
+                let l = try await PostgresLoad.open(db: db, table: name, schema: s, mode: .merge)
+                var rejects = try await l.write(data.keeping(rows: (0..<900).map { Int32($0) }))
+                rejects += try await l.write(data.keeping(rows: (900..<2_000).map { Int32($0) }))
+                let counts = try await l.commit(CommitContext(stats: LoadStats(), rejectsFiles: []))
+                #expect(counts.inserted == want.inserted && counts.updated == want.updated && counts.deleted == want.deleted, "\(t): \(counts) vs \(want)")
+                #expect((rejects + counts.rejects).map(\.line).sorted() == refused.sorted(), "\(t)")
+                let got = try await PG.rows(db, "SELECT t.id::text, t.name FROM \(name) t ORDER BY t.id")
+                #expect(got == table.keys.sorted().map { [String($0), table[$0]] }, "\(t)")
+            }
+        }
+    }
+
     @Test func spilledBytesComeBackInOrder() async throws {
         let spill = SpillBuffer(limit: 1_000)
         var all: [UInt8] = []
