@@ -304,8 +304,9 @@ public final class MySQLConnection: @unchecked Sendable {
     }
 
     /// Runs `LOAD DATA LOCAL INFILE` statement `sql`, streaming what `next` returns (until
-    /// nil) as the file's bytes.
-    public func loadLocal(_ sql: String, next: () async throws -> ByteBuffer?) async throws -> MySQLProtocol.OK {
+    /// nil) as the file's bytes, in packets of at most `packetBytes` (under the server's
+    /// `max_allowed_packet`).
+    public func loadLocal(_ sql: String, packetBytes: Int = 1 << 20, next: () async throws -> ByteBuffer?) async throws -> MySQLProtocol.OK {
         try await start(sql)
         let first = try await readPacket()
         switch first.first {
@@ -316,9 +317,9 @@ public final class MySQLConnection: @unchecked Sendable {
         var failure: (any Error)? = nil
         do {
             while var chunk = try await next() {
-                // Packets of at most 1 MiB, each with its header, sent as one write.
+                // Packets of at most `packetBytes`, each with its header, sent as one write.
                 while chunk.readableBytes > 0 {
-                    let n = min(chunk.readableBytes, 1 << 20)
+                    let n = min(chunk.readableBytes, packetBytes)
                     var out = ByteBufferAllocator().buffer(capacity: n + 4)
                     header(&out, n)
                     var slice = chunk.readSlice(length: n)!

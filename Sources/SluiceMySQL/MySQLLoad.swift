@@ -83,12 +83,15 @@ public final class MySQLLoad: SessionSink, @unchecked Sendable {
                 } else {
                     try await c.query(MySQLSQL.createStage(schema, keyed: keyed, collations: p.collations))
                 }
+                // The file's bytes go in packets the server takes (a packet as long as its
+                // max_allowed_packet ends the load; rows may be longer: they span packets).
+                let allowed = (try await c.query("SELECT @@max_allowed_packet").rows.first?.first ?? nil).flatMap { Int($0) } ?? 1 << 20
                 try await c.query("START TRANSACTION")
                 io.ready.set(nil)
                 signalled = true
                 let feed = io.feed
                 let statement = direct ? MySQLSQL.loadTable(p.into, schema) : MySQLSQL.loadStage(schema, keyed: keyed)
-                let staged = try await c.loadLocal(statement) { await feed.next() }
+                let staged = try await c.loadLocal(statement, packetBytes: min(1 << 20, max(allowed / 2, 512))) { await feed.next() }
                 if staged.warnings > 0 {
                     // LOCAL turns conversion errors into warnings; the encoder should leave none.
                     let w = try await c.query("SHOW WARNINGS LIMIT 3").rows.compactMap { $0.last ?? nil }
