@@ -276,6 +276,30 @@ public struct BatchBuilder: Sendable {
         }
     }
 
+    /// Coerces a value the ``FlatJSONScanner`` found in `raw` into column `c`, as the
+    /// tape's overload does the same value.
+    public mutating func setJSON(_ c: Int, _ slot: FlatJSONScanner.Slot, in raw: UnsafeRawBufferPointer) {
+        if ignored(c) { batch.columns[c].appendNull(); return }
+        if slot.kind == .missing || slot.kind == .null { return setNull(c) }
+        let bytes = UnsafeRawBufferPointer(rebasing: raw[slot.start..<slot.end])
+        switch slot.kind {
+        case .missing, .null: setNull(c)
+        case .bool: setJSONBool(c, bytes.first == UInt8(ascii: "t"))
+        case .number: setJSONNumber(c, bytes)
+        case .string:
+            guard schema.columns[c].type == .json else { return setText(c, bytes) }
+            // A plain string's bytes are already JSON between quotes.
+            var text = scratch
+            scratch = []
+            text.removeAll(keepingCapacity: true)
+            text.append(UInt8(ascii: "\""))
+            text.append(contentsOf: bytes)
+            text.append(UInt8(ascii: "\""))
+            text.withUnsafeBytes { setText(c, $0) }
+            scratch = text
+        }
+    }
+
     mutating func setJSONBool(_ c: Int, _ b: Bool) {
         let type = schema.columns[c].type
         switch type {

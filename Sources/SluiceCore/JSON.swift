@@ -283,6 +283,28 @@ enum JSONLex {
         i += n
     }
 
+    /// Moves `i` over string bytes up to a quote, a backslash, a control byte or the end,
+    /// eight bytes at a time where it can (SWAR: a flagged byte may be a false alarm only
+    /// after a real one); `ascii` turns false at a byte of 0x80 or more.
+    @inline(__always) static func skipPlain(_ b: UnsafeRawBufferPointer, _ i: inout Int, ascii: inout Bool) {
+        while true {
+            while i + 8 <= b.count {
+                let w = b.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                let lo: UInt64 = 0x0101_0101_0101_0101, hi: UInt64 = 0x8080_8080_8080_8080
+                let quote = w ^ (lo &* 0x22), slash = w ^ (lo &* 0x5C)
+                let special = ((quote &- lo) & ~quote) | ((slash &- lo) & ~slash) | ((w &- lo &* 0x20) & ~w)
+                if special & hi != 0 { break }
+                if w & hi != 0 { ascii = false }
+                i += 8
+            }
+            guard i < b.count else { return }
+            let c = b[i]
+            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c < 0x20 { return }
+            if c >= 0x80 { ascii = false }
+            i += 1
+        }
+    }
+
     /// An RFC 8259 number (no leading zeros, digits after the point and the exponent).
     static func number(_ b: UnsafeRawBufferPointer, _ i: inout Int) throws(JSONParseError) {
         if b[i] == UInt8(ascii: "-") { i += 1 }

@@ -178,17 +178,7 @@ public struct JSONTape {
         var escaped = false
         var ascii = true
         while i < b.count {
-            // Eight bytes at a time while none is a quote, a backslash or a control byte
-            // (SWAR: a flagged byte may be a false alarm only after a real one).
-            while i + 8 <= b.count {
-                let w = b.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                let lo: UInt64 = 0x0101_0101_0101_0101, hi: UInt64 = 0x8080_8080_8080_8080
-                let quote = w ^ (lo &* 0x22), slash = w ^ (lo &* 0x5C)
-                let special = ((quote &- lo) & ~quote) | ((slash &- lo) & ~slash) | ((w &- lo &* 0x20) & ~w)
-                if special & hi != 0 { break }
-                if w & hi != 0 { ascii = false }
-                i += 8
-            }
+            JSONLex.skipPlain(b, &i, ascii: &ascii)
             guard i < b.count else { break }
             let c = b[i]
             if c == UInt8(ascii: "\"") {
@@ -200,22 +190,18 @@ public struct JSONTape {
                 return
             }
             if c < 0x20 { throw fail("control character in string") }
-            if c >= 0x80 { ascii = false }
-            if c == UInt8(ascii: "\\") {
-                escaped = true
-                i += 1
-                guard i < b.count else { break }
-                if JSONLex.simpleEscape(b[i]) != nil {
-                    i += 1
-                } else if b[i] == UInt8(ascii: "u") {
-                    i += 1
-                    _ = try JSONLex.unicodeEscape(b, &i)
-                } else {
-                    throw fail("invalid escape")
-                }
-                continue
-            }
+            // A backslash.
+            escaped = true
             i += 1
+            guard i < b.count else { break }
+            if JSONLex.simpleEscape(b[i]) != nil {
+                i += 1
+            } else if b[i] == UInt8(ascii: "u") {
+                i += 1
+                _ = try JSONLex.unicodeEscape(b, &i)
+            } else {
+                throw fail("invalid escape")
+            }
         }
         throw fail("unterminated string")
     }

@@ -39,6 +39,9 @@ public final class JSONBatchReader: BatchReader {
         /// The last record's top-level keys as written, each ended by a 0: a record with the
         /// same keys adds none.
         var lastKeys: [UInt8] = []
+        /// When no column (nor the op) reads a dotted path: reads plain flat records without a
+        /// tape; keys are the columns' names, then the op's.
+        var flat: FlatJSONScanner?
     }
 
     public var bytesConsumed: Int64 { framer.bytesConsumed }
@@ -65,8 +68,10 @@ public final class JSONBatchReader: BatchReader {
         let columnAnswers = sourceFields.map(add)
         let opAnswers = spec.opField.map(add)
         let roots = (sourceFields + (spec.opField.map { [$0] } ?? [])).compactMap { $0.split(separator: ".", omittingEmptySubsequences: false).first.map(String.init) }
+        let names = sourceFields + (spec.opField.map { [$0] } ?? [])
         state = State(builder: builder, pathSet: JSONPathSet(paths), columnAnswers: columnAnswers, opAnswers: opAnswers, opField: spec.opField,
-                      sourceFields: sourceFields, usedRoots: Set(roots))
+                      sourceFields: sourceFields, usedRoots: Set(roots),
+                      flat: names.contains { $0.contains(".") } || Set(names).count < names.count ? nil : FlatJSONScanner(keys: names))
     }
 
     public var rejectFields: [String] { ["_record"] }
@@ -103,6 +108,7 @@ extension JSONBatchReader.State {
     }
 
     mutating func read(_ raw: UnsafeRawBufferPointer, line: Int64, into rejects: inout [RowReject]) {
+        if flat != nil, flat!.scan(raw) { return readFlat(raw, line: line, into: &rejects) }
         do {
             try tape.parse(raw)
         } catch {
@@ -136,6 +142,38 @@ extension JSONBatchReader.State {
         }
     }
 
+    /// A record the flat scanner read: the same row as the tape would give.
+    mutating func readFlat(_ raw: UnsafeRawBufferPointer, line: Int64, into rejects: inout [RowReject]) {
+        let n = columnAnswers.count
+        if seenKeys.count < 1000, flat!.keysChanged {
+            // Plain keys: as written is as read.
+            var added = false
+            for key in flat!.recordKeys.split(separator: 0, omittingEmptySubsequences: false).dropLast() {
+                added = see(String(decoding: key, as: UTF8.self)) || added
+            }
+            if added { refreshUnused() }
+        }
+        var op = RowOp.upsert
+        var badOp: String? = nil
+        if opField != nil {
+            let o = flat!.slots[n]
+            switch o.kind {
+            case .missing, .null: break
+            case .string:
+                let text = UnsafeRawBufferPointer(rebasing: raw[o.start..<o.end])
+                if let parsed = RowOp.parse(text) { op = parsed } else { badOp = String(decoding: text, as: UTF8.self) }
+            default: badOp = String(decoding: UnsafeRawBufferPointer(rebasing: raw[o.start..<o.end]), as: UTF8.self)
+            }
+        }
+        builder.beginRow(line: line, op: op)
+        if let badOp { builder.fail(column: opField, "unknown op '\(SourceLocation.excerpt(badOp))' (use I, U or D)") }
+        for c in 0..<n { builder.setJSON(c, flat!.slots[c], in: raw) }
+        if var r = builder.endRow() {
+            r.fields = [String(decoding: raw, as: UTF8.self)]
+            rejects.append(r)
+        }
+    }
+
     /// Adds the record's new top-level keys to those seen (for the unused fields); a record
     /// whose keys are the last one's costs one comparison.
     mutating func noteKeys() {
@@ -147,14 +185,21 @@ extension JSONBatchReader.State {
         while k < end {
             lastKeys += tape.raw(k)
             lastKeys.append(0)  // never inside a key: a string's raw bytes hold no control byte
-            let key = tape.text(k, scratch: &scratch) { String(decoding: $0, as: UTF8.self) }
-            if seenKeySet.insert(key).inserted {
-                seenKeys.append(key)
-                added = true
-            }
+            added = see(tape.text(k, scratch: &scratch) { String(decoding: $0, as: UTF8.self) }) || added
             k = tape.tokens[k + 1].next
         }
-        if added { unusedFields = seenKeys.filter { !usedRoots.contains($0) && !sourceFields.contains($0) && $0 != opField } }
+        if added { refreshUnused() }
+    }
+
+    /// Notes a top-level key; true when it is new.
+    mutating func see(_ key: String) -> Bool {
+        guard seenKeySet.insert(key).inserted else { return false }
+        seenKeys.append(key)
+        return true
+    }
+
+    mutating func refreshUnused() {
+        unusedFields = seenKeys.filter { !usedRoots.contains($0) && !sourceFields.contains($0) && $0 != opField }
     }
 
     /// Whether the record's keys (as written) are the last record's, compared in place.

@@ -2,6 +2,7 @@ import Testing
 import Foundation
 @testable import SluiceCore
 @testable import SluiceFormats
+import SluiceTesting
 
 @Suite struct JSONReaderTests {
     func readAll(_ source: any ByteChunkReader, _ schema: TableSchema, layout: JSONFramer.Layout = .detect,
@@ -36,6 +37,65 @@ import Foundation
             #expect(r.rejects[1].reason == "expected a JSON object")
             #expect(r.rejects[1].fields == [#"["not", "an", "object"]"#])
         }
+    }
+
+    /// Flat records (no dotted column) are read without a tape where they are plain; every
+    /// record of a generated mix — escapes, nested values, keys twice, bad numbers, bad
+    /// UTF-8, control bytes, missing and unknown keys, odd spacing, ops — gives the same
+    /// rows, rejects and unused fields as the tape reader alone.
+    @Test func flatRecordsReadAsTheTapeReadsThem() throws {
+        let s = TableSchema(columns: [ColumnSchema(name: "id", type: .int64), ColumnSchema(name: "name", type: .text),
+                                      ColumnSchema(name: "score", type: .float64), ColumnSchema(name: "ok", type: .bool),
+                                      ColumnSchema(name: "doc", type: .json), ColumnSchema(name: "price", type: .decimal(precision: 9, scale: 2)),
+                                      ColumnSchema(name: "day", type: .date)])
+        let values: [String] = ["1", "-0", "12.5e3", "01", "1.", "-", "2e", "\"x\"", "\"a\\\"b\"", "\"caf\u{e9}\"", "\"\\u00e9\"",
+                                "true", "false", "tru", "null", "nul", "{}", "[1,2]", "{\"a\":1}", "\"2024-02-29\"", "\"bad\u{1}\"",
+                                "\"12.345\"", "99999999999999999999", "\"\"", "3.14159", "\"tab\\there\""]
+        let keys = ["id", "name", "score", "ok", "doc", "price", "day", "op", "extra", "na\\u006de"]
+        let ops = ["\"I\"", "\"D\"", "\"U\"", "\"X\"", "1", "null"]
+        var rng = SplitMix(seed: 3)
+        var text: [UInt8] = []
+        for _ in 0..<3_000 {
+            var members: [String] = []
+            for _ in 0..<(Int(rng.next() % 7)) {
+                let k = keys[Int(rng.next() % UInt64(keys.count))]
+                let v = k == "op" ? ops[Int(rng.next() % UInt64(ops.count))] : values[Int(rng.next() % UInt64(values.count))]
+                let sp = [" ", "", "\t", "  "][Int(rng.next() % 4)]
+                members.append("\"\(k)\"\(sp):\(sp)\(v)")
+            }
+            var record = Array(("{" + members.joined(separator: rng.next() % 9 == 0 ? " , " : ",") + "}").utf8)
+            switch rng.next() % 40 {
+            case 0: record = Array("[1]".utf8)
+            case 1: record.removeLast()
+            case 2: record += Array(" x".utf8)
+            case 3: record.insert(0xFF, at: record.count / 2)
+            case 4: record = Array(" ".utf8) + record + Array("  ".utf8)
+            default: break
+            }
+            text += record + [0x0A]
+        }
+        func read(flat: Bool) throws -> (rows: [[Value]], lines: [Int64], ops: [RowOp], rejects: [RowReject], unused: [String]) {
+            let r = JSONBatchReader(source: MemoryChunkReader(text, chunkSize: 4096), layout: .lines,
+                                    spec: ReadSpec(schema: s, opField: "op", limits: ReadLimits(batchRows: 100)))
+            if !flat { r.state.flat = nil }
+            var out: (rows: [[Value]], lines: [Int64], ops: [RowOp], rejects: [RowReject], unused: [String]) = ([], [], [], [], [])
+            while let b = try r.next() {
+                out.rows += (0..<b.batch.count).map { b.batch.row($0) }
+                out.lines += b.batch.lines
+                out.ops += b.batch.ops
+                out.rejects += b.rejects
+            }
+            out.unused = r.unusedFields
+            return out
+        }
+        let fast = try read(flat: true), slow = try read(flat: false)
+        #expect(fast.rows.count > 300 && fast.rejects.count > 300, "\(fast.rows.count) rows, \(fast.rejects.count) rejects")
+        #expect(fast.rows == slow.rows)
+        #expect(fast.lines == slow.lines && fast.ops == slow.ops)
+        #expect(fast.rejects.map(\.line) == slow.rejects.map(\.line))
+        #expect(fast.rejects.map(\.reason) == slow.rejects.map(\.reason))
+        #expect(fast.rejects.map(\.fields) == slow.rejects.map(\.fields))
+        #expect(fast.unused == slow.unused && fast.unused.contains("extra"))
     }
 
     @Test func arrayOfObjects() throws {
