@@ -53,8 +53,9 @@ public struct FlatJSONScanner: Sendable {
         } else {
             while true {
                 guard i < b.count, b[i] == UInt8(ascii: "\""), let (ks, ke) = Self.plainString(b, &i) else { return false }
-                noteKey(UnsafeRawBufferPointer(rebasing: b[ks..<ke]))
-                let key = find(UnsafeRawBufferPointer(rebasing: b[ks..<ke]), member)
+                let name = UnsafeRawBufferPointer(rebasing: b[ks..<ke])
+                // The same key as the last record's here: its column is the one found then.
+                let key = noteKey(name) ? (guesses[member] >= 0 ? guesses[member] : nil) : find(name, member)
                 JSONLex.skipSpace(b, &i)
                 guard i < b.count, b[i] == UInt8(ascii: ":") else { return false }
                 i += 1
@@ -104,21 +105,23 @@ public struct FlatJSONScanner: Sendable {
         return i == b.count
     }
 
-    /// Compares a key with the last record's in place; from the first difference on, the
-    /// record's keys are written out instead.
-    @inline(__always) mutating func noteKey(_ key: UnsafeRawBufferPointer) {
+    /// Compares a key with the last record's at the same place, in place; from the first
+    /// difference on, the record's keys are written out instead. True when it matched (the
+    /// member's column is then the one `find` gave for it before: `guesses` holds it).
+    @inline(__always) mutating func noteKey(_ key: UnsafeRawBufferPointer) -> Bool {
         if !keysChanged {
             let end = keysMatched + key.count
             if end < recordKeys.count, recordKeys[end] == 0,
                key.isEmpty || recordKeys.withUnsafeBytes({ memcmp($0.baseAddress! + keysMatched, key.baseAddress!, key.count) == 0 }) {
                 keysMatched = end + 1
-                return
+                return true
             }
             keysChanged = true
             recordKeys.removeSubrange(keysMatched...)
         }
         recordKeys.append(contentsOf: key)
         recordKeys.append(0)
+        return false
     }
 
     /// The wanted key `name` is, trying first the key at this position in the last record.
