@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Reads one JSON object whose members are plain scalars — strings without escapes,
 /// numbers, `true`, `false`, `null` — in one pass with no tape: for each wanted key, where its
 /// value lies in the record. Anything else (an escape, a nested value, a key written twice,
@@ -112,7 +106,7 @@ public struct FlatJSONScanner: Sendable {
         if !keysChanged {
             let end = keysMatched + key.count
             if end < recordKeys.count, recordKeys[end] == 0,
-               key.isEmpty || recordKeys.withUnsafeBytes({ memcmp($0.baseAddress! + keysMatched, key.baseAddress!, key.count) == 0 }) {
+               recordKeys.withUnsafeBytes({ Self.same(UnsafeRawBufferPointer(rebasing: $0[keysMatched..<end]), key) }) {
                 keysMatched = end + 1
                 return true
             }
@@ -135,7 +129,22 @@ public struct FlatJSONScanner: Sendable {
     }
 
     @inline(__always) static func equal(_ key: [UInt8], _ name: UnsafeRawBufferPointer) -> Bool {
-        key.count == name.count && (key.isEmpty || key.withUnsafeBytes { memcmp($0.baseAddress!, name.baseAddress!, key.count) == 0 })
+        key.count == name.count && key.withUnsafeBytes { same($0, name) }
+    }
+
+    /// Whether two runs of bytes of the same length are equal: keys are short, and eight
+    /// bytes at a time in line beat a call to `memcmp`.
+    @inline(__always) static func same(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        var k = 0
+        while k + 8 <= a.count {
+            if a.loadUnaligned(fromByteOffset: k, as: UInt64.self) != b.loadUnaligned(fromByteOffset: k, as: UInt64.self) { return false }
+            k += 8
+        }
+        while k < a.count {
+            if a[k] != b[k] { return false }
+            k += 1
+        }
+        return true
     }
 
     /// A string at `i` (its opening quote) with no escape and no control byte, in UTF-8:

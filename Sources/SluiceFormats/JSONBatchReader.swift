@@ -155,8 +155,7 @@ extension JSONBatchReader.State {
         }
         var op = RowOp.upsert
         var badOp: String? = nil
-        if opField != nil {
-            let o = flat!.slots[n]
+        if opField != nil, let o = flat?.slots[n] {
             switch o.kind {
             case .missing, .null: break
             case .string:
@@ -167,7 +166,8 @@ extension JSONBatchReader.State {
         }
         builder.beginRow(line: line, op: op)
         if let badOp { builder.fail(column: opField, "unknown op '\(SourceLocation.excerpt(badOp))' (use I, U or D)") }
-        for c in 0..<n { builder.setJSON(c, flat!.slots[c], in: raw) }
+        let slots = flat!.slots
+        for c in 0..<n { builder.setJSON(c, slots[c], in: raw) }
         if var r = builder.endRow() {
             r.fields = [String(decoding: raw, as: UTF8.self)]
             rejects.append(r)
