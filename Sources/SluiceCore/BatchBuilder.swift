@@ -287,6 +287,8 @@ public struct BatchBuilder: Sendable {
         case .bool: setJSONBool(c, bytes.first == UInt8(ascii: "t"))
         case .number: setJSONNumber(c, bytes)
         case .string:
+            // The scanner checked the string's UTF-8: a text column takes its bytes as they are.
+            if schema.columns[c].type == .text { return batch.columns[c].append(bytes: bytes) }
             guard schema.columns[c].type == .json else { return setText(c, bytes) }
             // A plain string's bytes are already JSON between quotes.
             var text = scratch
