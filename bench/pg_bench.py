@@ -3,7 +3,8 @@
 the same files as the foundation benchmark, medians of several runs:
 
   limit     psql \\copy into an unlogged staging table + DISTINCT ON dedupe + one MERGE
-  sluice    sluice load (COPY -> temp stage -> insert or counted MERGE, exact counts)
+  sluice    sluice load (a new table: COPY straight in, key built once; else COPY -> temp stage ->
+            insert or counted MERGE; exact counts)
   pgloader  the peer users know (empty-table load only: it has no merge with deletes)
   chunks    one 10,000,000-row file loaded through the job queue by 1, 2 and 4 worker
             processes, in chunks (submit -> complete)
