@@ -280,8 +280,7 @@ public struct BatchBuilder: Sendable {
     /// tape's overload does the same value.
     public mutating func setJSON(_ c: Int, _ slot: FlatJSONScanner.Slot, in raw: UnsafeRawBufferPointer) {
         if ignored(c) { batch.columns[c].appendNull(); return }
-        if slot.kind == .missing || slot.kind == .null { return setNull(c) }
-        let bytes = UnsafeRawBufferPointer(rebasing: raw[slot.start..<slot.end])
+        let bytes = UnsafeRawBufferPointer(rebasing: raw[slot.start..<slot.end])  // empty for a missing member
         switch slot.kind {
         case .missing, .null: setNull(c)
         case .bool: setJSONBool(c, bytes.first == UInt8(ascii: "t"))

@@ -328,7 +328,9 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
         try await conn.copyFrom(table: Self.stage, columns: PostgresSQL.stageColumns(schema), logger: db.logger) { writer in
             try await d.side.forEachPiece { try await Self.write(ByteBuffer(bytes: $0), to: writer, on: conn, stallTimeout: stall) }
         }
-        var c = try await applyStage(conn, TargetState(empty: false, created: false), mode: mode == .append ? .append : .merge)
+        // Without a key (only rows with a NULL the table refuses are here) or in append: insert.
+        let stageMode: WriteMode = schema.primaryKey.isEmpty || mode == .append ? .append : .merge
+        var c = try await applyStage(conn, TargetState(empty: false, created: false), mode: stageMode)
         c.inserted = d.rows + c.inserted - c.deleted
         c.updated = 0
         c.deleted = 0
