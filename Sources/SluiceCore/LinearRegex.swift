@@ -325,19 +325,40 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
         scratch.caps.removeAll(keepingCapacity: true)
         scratch.caps.append(contentsOf: repeatElement(-1, count: slots))
         scratch.stack.removeAll(keepingCapacity: true)
+        // The search reads only these buffers, never `self`: a closure that captured `self`
+        // would copy it (a retain of each of its arrays) on every match.
         return code.withUnsafeBufferPointer { code in
             firsts.withUnsafeBufferPointer { firsts in
                 splitOrdinal.withUnsafeBufferPointer { ordinal in
                     asciiSets.withUnsafeBufferPointer { ascii in
-                        scratch.visited.withUnsafeMutableBufferPointer { visited in
-                            scratch.caps.withUnsafeMutableBufferPointer { caps in
-                                search(text, code, firsts, ordinal, ascii, visited, caps, &scratch.stack)
+                        literals.withUnsafeBufferPointer { literals in
+                            sets.withUnsafeBufferPointer { sets in
+                                span.withUnsafeBufferPointer { span in
+                                    scratch.visited.withUnsafeMutableBufferPointer { visited in
+                                        scratch.caps.withUnsafeMutableBufferPointer { caps in
+                                            Self.search(text, Tables(code: code, firsts: firsts, ordinal: ordinal, ascii: ascii,
+                                                                     literals: literals, sets: sets, span: span),
+                                                        visited, caps, &scratch.stack)
+                                        }
+                                    }
+                                }
                             }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// The compiled program's arrays, lent for one search.
+    struct Tables {
+        let code: UnsafeBufferPointer<Code>
+        let firsts: UnsafeBufferPointer<ByteSet>
+        let ordinal: UnsafeBufferPointer<Int>
+        let ascii: UnsafeBufferPointer<ByteSet>
+        let literals: UnsafeBufferPointer<UInt8>
+        let sets: UnsafeBufferPointer<CharSet>
+        let span: UnsafeBufferPointer<Bool>
     }
 
     enum Job { case state(Int, Int), restore(Int, Int) }
@@ -372,7 +393,8 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
     /// Whether one-character instruction `c` (or a literal run's first byte) takes the text at
     /// `at`; the bytes it spans.
     @inline(__always)
-    func step(_ c: Code, _ text: UnsafeBufferPointer<UInt8>, _ at: Int, _ ascii: UnsafeBufferPointer<ByteSet>) -> Int? {
+    static func step(_ c: Code, _ text: UnsafeBufferPointer<UInt8>, _ at: Int, _ ascii: UnsafeBufferPointer<ByteSet>,
+                     _ literals: UnsafeBufferPointer<UInt8>, _ sets: UnsafeBufferPointer<CharSet>) -> Int? {
         guard at < text.count else { return nil }
         let b = text[at]
         switch c.op {
@@ -393,9 +415,9 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
 
     /// The bit-state search over buffers (``backtrack`` lends them): whether `caps` holds a match.
     @inline(__always)
-    func search(_ text: UnsafeBufferPointer<UInt8>, _ code: UnsafeBufferPointer<Code>, _ firsts: UnsafeBufferPointer<ByteSet>,
-                _ ordinal: UnsafeBufferPointer<Int>, _ ascii: UnsafeBufferPointer<ByteSet>, _ visited: UnsafeMutableBufferPointer<UInt64>,
-                _ caps: UnsafeMutableBufferPointer<Int>, _ stack: inout [Job]) -> Bool {
+    static func search(_ text: UnsafeBufferPointer<UInt8>, _ t: Tables, _ visited: UnsafeMutableBufferPointer<UInt64>,
+                       _ caps: UnsafeMutableBufferPointer<Int>, _ stack: inout [Job]) -> Bool {
+        let (code, firsts, ordinal, ascii, literals, sets, span) = (t.code, t.firsts, t.ordinal, t.ascii, t.literals, t.sets, t.span)
         let width = text.count + 1
         let end = text.count
         var start = 0
@@ -420,7 +442,7 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
                         for k in 0..<c.b where text[at + k] != literals[c.a + k] { break thread }
                         pc += c.b; at += c.b
                     case .byte, .set, .scalar, .any:
-                        guard let n = step(c, text, at, ascii) else { break thread }
+                        guard let n = step(c, text, at, ascii, literals, sets) else { break thread }
                         pc += 1; at += n
                     case .split where span[pc]:
                         // A loop no later byte can continue: take X while it matches. Every
@@ -436,12 +458,12 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
                                     guard set.contains(byte) else { break }
                                     at += 1
                                 } else {
-                                    guard let n = step(x, text, at, ascii) else { break }
+                                    guard let n = step(x, text, at, ascii, literals, sets) else { break }
                                     at += n
                                 }
                             }
                         } else {
-                            while let n = step(x, text, at, ascii) { at += n }
+                            while let n = step(x, text, at, ascii, literals, sets) { at += n }
                         }
                         let row = ordinal[pc] * width
                         if Self.anyMarked(visited, row + from, row + at) { break thread }
@@ -530,7 +552,8 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
                     matched = t.caps
                 case .scalar, .any, .set:
                     // One scalar per position: a literal run counts here as its first byte.
-                    if let n = asciiSets.withUnsafeBufferPointer({ step(code[t.pc], text, at, $0) }) { width = n; add(&next, t.pc + 1, t.caps, at + n) }
+                    if let n = asciiSets.withUnsafeBufferPointer({ a in literals.withUnsafeBufferPointer { l in
+                        sets.withUnsafeBufferPointer { s in Self.step(code[t.pc], text, at, a, l, s) } } }) { width = n; add(&next, t.pc + 1, t.caps, at + n) }
                     continue
                 default:
                     continue
