@@ -40,7 +40,7 @@ public struct KeyFilter: Sendable {
             if col.isNull(r) {
                 h = Self.mix(h ^ 0xA5A5_A5A5)
             } else if col.type.storage == .bytes {
-                h = col.withBytes(at: r) { Self.hash($0, seed: h) }
+                h = col.withBytes(at: r) { ByteHash.hash($0, seed: h) }
             } else {
                 h = Self.mix(h ^ UInt64(bitPattern: col.ints[r]))
             }
@@ -61,26 +61,5 @@ public struct KeyFilter: Sendable {
         k &*= 0xC4CE_B9FE_1A85_EC53
         k ^= k >> 33
         return k
-    }
-
-    /// Bytes eight at a time, their length folded in (so `""` and a NULL differ from each other).
-    static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
-        var h = mix(seed ^ UInt64(bytes.count))
-        var i = 0
-        while i + 8 <= bytes.count {
-            h = mix(h ^ UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)))
-            i += 8
-        }
-        if i < bytes.count {
-            var tail: UInt64 = 0
-            var shift: UInt64 = 0
-            while i < bytes.count {
-                tail |= UInt64(bytes[i]) << shift
-                shift += 8
-                i += 1
-            }
-            h = mix(h ^ tail ^ 0x8000_0000_0000_0000)
-        }
-        return h
     }
 }

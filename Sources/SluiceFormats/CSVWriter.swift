@@ -27,14 +27,13 @@ public struct CSVWriter: Sendable {
     /// Drops the bytes written after the first `count` (to take back rows not yet flushed).
     public mutating func truncate(to count: Int) { output.removeSubrange(count...) }
 
+    /// Whether a field must be quoted: see ``needsQuotes(raw:)``.
     func needsQuotes<C: Collection>(_ v: C) -> Bool where C.Element == UInt8 {
-        if v.isEmpty { return true }  // "" is text; an empty unquoted field is NULL
-        if !nullBytes.isEmpty && v.elementsEqual(nullBytes) { return true }
-        for b in v where b == dialect.delimiter || b == dialect.quote || b == 0x0A || b == 0x0D { return true }
-        return false
+        v.withContiguousStorageIfAvailable { needsQuotes(raw: UnsafeRawBufferPointer($0)) } ?? needsQuotes(Array(v))
     }
 
-    /// ``needsQuotes(_:)`` over raw bytes, eight at a time.
+    /// Whether a field must be quoted: it is empty (an empty unquoted field is NULL), is the
+    /// NULL token, or holds the delimiter, the quote, LF or CR (checked eight bytes at a time).
     func needsQuotes(raw v: UnsafeRawBufferPointer) -> Bool {
         if v.isEmpty { return true }
         if !nullBytes.isEmpty && v.elementsEqual(nullBytes) { return true }
@@ -57,11 +56,6 @@ public struct CSVWriter: Sendable {
             at += 1
         }
         return false
-    }
-
-    /// A field from raw bytes: checked for quoting eight bytes at a time.
-    mutating func writeField(raw v: UnsafeRawBufferPointer) {
-        if !needsQuotes(raw: v) { output.append(contentsOf: v) } else { writeField(Optional(v)) }
     }
 
     public mutating func writeField<C: Collection>(_ v: C?) where C.Element == UInt8 {
@@ -150,7 +144,7 @@ public struct CSVWriter: Sendable {
                 case .text, .json:
                     // Straight from the column's bytes: no String on the way.
                     let (start, end) = (col.pointee.offsets[row], col.pointee.offsets[row + 1])
-                    col.pointee.data.withUnsafeBytes { d in writeField(raw: UnsafeRawBufferPointer(rebasing: d[start..<end])) }
+                    col.pointee.data.withUnsafeBytes { d in writeField(bytes: UnsafeRawBufferPointer(rebasing: d[start..<end])) }
                 case .date, .timestamp, .timestamptz, .time:
                     scratch.removeAll(keepingCapacity: true)
                     let v = col.pointee.ints[row]

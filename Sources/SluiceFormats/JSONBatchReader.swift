@@ -121,21 +121,33 @@ extension JSONBatchReader.State {
         }
         if seenKeys.count < 1000 { noteKeys() }
         pathSet.resolve(tape, from: 0, into: &answers, scratch: &scratch)
-        var op = RowOp.upsert
-        var badOp: String? = nil
+        var op: (RowOp, bad: String?) = (.upsert, nil)
         if let opAnswers, let o = token(opAnswers) {
             switch tape.kind(o) {
             case .null: break
-            case .string:
-                if let parsed = tape.text(o, scratch: &scratch, { RowOp.parse($0) }) { op = parsed } else { badOp = tape.text(o, scratch: &scratch) { String(decoding: $0, as: UTF8.self) } }
-            default: badOp = String(decoding: tape.raw(o), as: UTF8.self)
+            case .string: op = tape.text(o, scratch: &scratch) { Self.op($0) }
+            default: op = (.upsert, String(decoding: tape.raw(o), as: UTF8.self))
             }
         }
-        builder.beginRow(line: line, op: op)
-        if let badOp { builder.fail(column: opField, "unknown op '\(SourceLocation.excerpt(badOp))' (use I, U or D)") }
+        beginRow(line: line, op)
         for c in columnAnswers.indices {
             if let t = token(columnAnswers[c]) { builder.setJSON(c, tape, t) } else { builder.setNull(c) }
         }
+        endRow(raw, into: &rejects)
+    }
+
+    /// The op an op member's text names; when none, why (the row is then rejected).
+    static func op(_ text: UnsafeRawBufferPointer) -> (RowOp, bad: String?) {
+        RowOp.parse(text).map { ($0, nil) } ?? (.upsert, String(decoding: text, as: UTF8.self))
+    }
+
+    mutating func beginRow(line: Int64, _ op: (RowOp, bad: String?)) {
+        builder.beginRow(line: line, op: op.0)
+        if let bad = op.bad { builder.fail(column: opField, "unknown op '\(SourceLocation.excerpt(bad))' (use I, U or D)") }
+    }
+
+    /// Ends the row; a rejected one keeps the record as its field.
+    mutating func endRow(_ raw: UnsafeRawBufferPointer, into rejects: inout [RowReject]) {
         if var r = builder.endRow() {
             r.fields = [String(decoding: raw, as: UTF8.self)]
             rejects.append(r)
@@ -153,25 +165,19 @@ extension JSONBatchReader.State {
             }
             if added { refreshUnused() }
         }
-        var op = RowOp.upsert
-        var badOp: String? = nil
+        var op: (RowOp, bad: String?) = (.upsert, nil)
         if opField != nil, let o = flat?.slots[n] {
+            let text = UnsafeRawBufferPointer(rebasing: raw[o.start..<o.end])
             switch o.kind {
             case .missing, .null: break
-            case .string:
-                let text = UnsafeRawBufferPointer(rebasing: raw[o.start..<o.end])
-                if let parsed = RowOp.parse(text) { op = parsed } else { badOp = String(decoding: text, as: UTF8.self) }
-            default: badOp = String(decoding: UnsafeRawBufferPointer(rebasing: raw[o.start..<o.end]), as: UTF8.self)
+            case .string: op = Self.op(text)
+            default: op = (.upsert, String(decoding: text, as: UTF8.self))
             }
         }
-        builder.beginRow(line: line, op: op)
-        if let badOp { builder.fail(column: opField, "unknown op '\(SourceLocation.excerpt(badOp))' (use I, U or D)") }
+        beginRow(line: line, op)
         let slots = flat!.slots
         for c in 0..<n { builder.setJSON(c, slots[c], in: raw) }
-        if var r = builder.endRow() {
-            r.fields = [String(decoding: raw, as: UTF8.self)]
-            rejects.append(r)
-        }
+        endRow(raw, into: &rejects)
     }
 
     /// Adds the record's new top-level keys to those seen (for the unused fields); a record

@@ -494,7 +494,8 @@ struct PGArray {
             }
             guard let dims = int32(0) else { return nil }
             if dims == 0 { return [] }
-            guard dims == 1, let size = int32(12), size >= 0 else { return nil }
+            // Each element takes at least its 4-byte length: a count the buffer cannot hold is refused.
+            guard dims == 1, let size = int32(12), size >= 0, size <= (p.count - 20) / 4 else { return nil }
             var out: [(Int, Int)] = []
             out.reserveCapacity(size)
             var at = 20

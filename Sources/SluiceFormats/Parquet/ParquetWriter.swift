@@ -607,33 +607,10 @@ struct ByteDictionary {
     var count: Int { offsets.count - 1 }
     var byteSize: Int { data.count + count * 4 }
 
-    static func hash(_ v: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(v.count)
-        var i = 0
-        let n = v.count
-        if let p = v.baseAddress {
-            while i + 8 <= n {
-                h = (h ^ p.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0x100_0000_01B3 &+ (h >> 29)
-                i += 8
-            }
-            var tail: UInt64 = 0
-            var shift: UInt64 = 0
-            while i < n {
-                tail |= UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << shift
-                shift += 8
-                i += 1
-            }
-            h = (h ^ tail) &* 0x100_0000_01B3
-        }
-        h ^= h >> 32
-        h = h &* 0xD6E8_FEB8_6659_FD93
-        return h ^ (h >> 32)
-    }
-
     /// The index of `v`, added if new.
     mutating func index(of v: UnsafeRawBufferPointer) -> Int32 {
         let mask = table.count - 1
-        var slot = Int(truncatingIfNeeded: Self.hash(v)) & mask
+        var slot = Int(truncatingIfNeeded: ByteHash.hash(v)) & mask
         while true {
             let k = table[slot]
             if k < 0 { break }
@@ -658,7 +635,7 @@ struct ByteDictionary {
         data.withUnsafeBytes { d in
             for k in 0..<count {
                 let v = UnsafeRawBufferPointer(rebasing: d[offsets[k]..<offsets[k + 1]])
-                var slot = Int(truncatingIfNeeded: Self.hash(v)) & mask
+                var slot = Int(truncatingIfNeeded: ByteHash.hash(v)) & mask
                 while t[slot] >= 0 { slot = (slot + 1) & mask }
                 t[slot] = Int32(k)
             }
