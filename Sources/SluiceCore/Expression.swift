@@ -596,10 +596,16 @@ public enum ExprEvaluator {
             for a in args { let v = try eval(a, row: row); if v != .null { return v } }
             return .null
         default:
-            var values: [EValue] = []
-            values.reserveCapacity(args.count)
-            for a in args { values.append(try eval(a, row: row)) }
-            return try call(f, values)
+            // The arguments' values on the stack: a call allocates nothing of its own.
+            return try withUnsafeTemporaryAllocation(of: EValue.self, capacity: args.count) { (values) throws(ExprFailure) -> EValue in
+                var made = 0
+                defer { values.baseAddress?.deinitialize(count: made) }
+                for a in args {
+                    (values.baseAddress! + made).initialize(to: try eval(a, row: row))
+                    made += 1
+                }
+                return try call(f, UnsafeBufferPointer(values))
+            }
         }
     }
 
@@ -645,7 +651,7 @@ public enum ExprEvaluator {
         }
     }
 
-    static func call(_ f: ExprFunction, _ a: [EValue]) throws(ExprFailure) -> EValue {
+    static func call(_ f: ExprFunction, _ a: UnsafeBufferPointer<EValue>) throws(ExprFailure) -> EValue {
         // `if` and `coalesce` are evaluated lazily in `eval`. The checker fixed the argument
         // counts; a call that slipped past it is null, not a trap.
         if f == .concat { return .text(a.compactMap(\.text).joined()) }

@@ -7,27 +7,57 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
     public let pattern: String
     /// Capture names in group order (unnamed groups capture nothing).
     public let names: [String]
-    let program: [Inst]
-    let slots: Int
-    /// Per instruction, a superset of the bytes a match can go on with from there (every
-    /// byte where it may match without consuming one): `backtrack` skips the alternatives
-    /// the next byte rules out, so a pattern that never needs to look back (`\d+\.\d+`,
-    /// `\S+ +`) runs without a stack.
-    let firsts: [ByteSet]
-    /// Each `split`'s ordinal among the splits (-1 for other instructions): `backtrack` marks
-    /// only the states at splits, where paths meet again, in a bitset that many rows tall.
-    let splitOrdinal: [Int]
-    let splitCount: Int
-    /// The program as plain values for the bit-state search: no enum payload (a class's
-    /// ranges) is copied per byte. Sets test ASCII bytes in ``asciiSets``; others decode.
-    let code: [Code]
-    let sets: [CharSet]
-    let asciiSets: [ByteSet]
-    /// Per instruction: whether it is the split of a greedy one-character loop (`L: split
-    /// L+1, L+3; X; jump L`) that nothing after it can start with, so that the only match
-    /// takes as many X as there are, and the search runs them in a tight loop.
-    let span: [Bool]
-    let literals: [UInt8]
+    /// The compiled program, behind one reference: a copy of the regex (a closure's capture,
+    /// an array's element) is then a retain or two, not one per table.
+    let compiled: Compiled
+
+    final class Compiled: Sendable {
+        let program: [Inst]
+        let slots: Int
+        /// Per instruction, a superset of the bytes a match can go on with from there (every
+        /// byte where it may match without consuming one): `backtrack` skips the alternatives
+        /// the next byte rules out, so a pattern that never needs to look back (`\d+\.\d+`,
+        /// `\S+ +`) runs without a stack.
+        let firsts: [ByteSet]
+        /// Each `split`'s ordinal among the splits (-1 for other instructions): `backtrack` marks
+        /// only the states at splits, where paths meet again, in a bitset that many rows tall.
+        let splitOrdinal: [Int]
+        let splitCount: Int
+        /// The program as plain values for the bit-state search: no enum payload (a class's
+        /// ranges) is copied per byte. Sets test ASCII bytes in ``asciiSets``; others decode.
+        let code: [Code]
+        let sets: [CharSet]
+        let asciiSets: [ByteSet]
+        /// Per instruction: whether it is the split of a greedy one-character loop (`L: split
+        /// L+1, L+3; X; jump L`) that nothing after it can start with, so that the only match
+        /// takes as many X as there are, and the search runs them in a tight loop.
+        let span: [Bool]
+        let literals: [UInt8]
+
+        init(program: [Inst], slots: Int, firsts: [ByteSet], splitOrdinal: [Int], splitCount: Int, code: [Code],
+             sets: [CharSet], asciiSets: [ByteSet], span: [Bool], literals: [UInt8]) {
+            self.program = program
+            self.slots = slots
+            self.firsts = firsts
+            self.splitOrdinal = splitOrdinal
+            self.splitCount = splitCount
+            self.code = code
+            self.sets = sets
+            self.asciiSets = asciiSets
+            self.span = span
+            self.literals = literals
+        }
+    }
+    var program: [Inst] { compiled.program }
+    var slots: Int { compiled.slots }
+    var firsts: [ByteSet] { compiled.firsts }
+    var splitOrdinal: [Int] { compiled.splitOrdinal }
+    var splitCount: Int { compiled.splitCount }
+    var code: [Code] { compiled.code }
+    var sets: [CharSet] { compiled.sets }
+    var asciiSets: [ByteSet] { compiled.asciiSets }
+    var span: [Bool] { compiled.span }
+    var literals: [UInt8] { compiled.literals }
 
     struct Code: Sendable {
         /// `literal`: the `b` ASCII bytes at `a` in ``literals``, standing for that many `byte`
@@ -159,13 +189,9 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
         program.append(.match)
         self.pattern = pattern
         self.names = parser.names
-        self.program = program
-        slots = 2 * (parser.names.count + 1)
-        firsts = Self.firsts(of: program)
+        let firsts = Self.firsts(of: program)
         var ordinal = [Int](repeating: -1, count: program.count), n = 0
         for (pc, inst) in program.enumerated() { if case .split = inst { ordinal[pc] = n; n += 1 } }
-        splitOrdinal = ordinal
-        splitCount = n
         var sets: [CharSet] = []
         var code = program.map { inst -> Code in
             switch inst {
@@ -182,8 +208,7 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
             case .match: return Code(op: .match)
             }
         }
-        self.sets = sets
-        asciiSets = sets.map { cs in
+        let asciiSets = sets.map { cs in
             var set = ByteSet()
             for b in UInt8(0)..<0x80 where cs.contains(Unicode.Scalar(b)) { set.insert(b) }
             return set
@@ -205,15 +230,14 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
             }
             pc = max(end, pc + 1)
         }
-        self.literals = literals
-        self.code = code
-        let firsts = self.firsts
-        span = program.indices.map { pc in
+        let span = program.indices.map { pc in
             guard case .split(let a, let b) = program[pc], a == pc + 1, b == pc + 3, b < program.count,
                   case .jump(pc) = program[pc + 2], let body = Self.firstBytes(program[pc + 1]) else { return false }
             let after = firsts[b]
             return body.w.0 & after.w.0 == 0 && body.w.1 & after.w.1 == 0 && body.w.2 & after.w.2 == 0 && body.w.3 & after.w.3 == 0
         }
+        compiled = Compiled(program: program, slots: 2 * (parser.names.count + 1), firsts: firsts, splitOrdinal: ordinal, splitCount: n,
+                            code: code, sets: sets, asciiSets: asciiSets, span: span, literals: literals)
     }
 
     /// The named captures of the leftmost match in `text` (a group that did not take part is

@@ -149,28 +149,41 @@ public struct PipelineRunner {
                 try await take(steps.run(row), place)
             }
         } else {
-            // Two chunks read, then run at once (each on a transformer of its own), then taken in order.
-            var workers = [steps, steps]
-            var chunks: [[(PipelineRow, RowPlace)]] = [[], []]
-            func flush() async throws(SluiceError) {
-                let (a, b) = (workers, chunks)
-                async let first = runOnThread { var t = a[0]; let out = b[0].map { t.run($0.0) }; return (t, out) }
-                async let second = runOnThread { var t = a[1]; let out = b[1].map { t.run($0.0) }; return (t, out) }
-                let done = await [first, second]
-                for k in 0..<2 {
-                    workers[k] = done[k].0
-                    for (i, outcomes) in done[k].1.enumerated() { try await take(outcomes, chunks[k][i].1) }
-                    chunks[k].removeAll(keepingCapacity: true)
+            // This task takes the outcomes in the file's order while a child reads the rows in
+            // chunks and `threads` threads run the steps over them (each with a transformer of
+            // its own): reading, steps and the load all run at once.
+            let work = BoundedQueue<StepChunk>(capacity: 2 * threads)
+            let inOrder = BoundedQueue<StepChunk>(capacity: 4 * threads)
+            let template = steps
+            let workers = (0..<threads).map { _ in
+                Task {
+                    await runOnThread {
+                        var t = template
+                        while let chunk = work.pop() { chunk.done.set(chunk.rows.map { t.run($0.0) }) }
+                        return t
+                    }
                 }
             }
-            try await readRows(file: file, displayName: displayName, records: records, skip: skip) { (row, place) throws(SluiceError) in
-                result.read += 1
-                let k = chunks[0].count < Self.stepChunk ? 0 : 1
-                chunks[k].append((row, place))
-                if chunks[1].count == Self.stepChunk { try await flush() }
+            async let produced = Self.readChunks(file: file, displayName: displayName, records: records, skip: skip, work: work, inOrder: inOrder)
+            var failure: SluiceError? = nil
+            while let chunk = await inOrder.next() {
+                let outcomes = await chunk.done.value()
+                do {
+                    for (i, o) in outcomes.enumerated() { try await take(o, chunk.rows[i].1) }
+                } catch {
+                    failure = error
+                    inOrder.cancel()
+                    work.cancel()
+                    break
+                }
             }
-            if !chunks[0].isEmpty { try await flush() }
-            steps = workers[0]
+            let (read, readFailure) = await produced
+            result.read = read
+            for (k, w) in workers.enumerated() {
+                let t = await w.value
+                if k == 0 { steps = t }
+            }
+            if let failure = failure ?? readFailure { throw failure }
         }
         if !batch.isEmpty { try await emit(batch) }
         return result
@@ -180,6 +193,47 @@ public struct PipelineRunner {
     static let stepThreads = ProcessInfo.processInfo.activeProcessorCount > 1 ? 2 : 1
     /// Rows per chunk a step thread takes at once.
     static let stepChunk = 1_024
+
+    /// Rows the steps take at once, and their outcomes once a step thread has run them.
+    final class StepChunk: Sendable {
+        let rows: [(PipelineRow, RowPlace)]
+        let done = OneShot<[[RowTransformer.Outcome]]>()
+        init(_ rows: [(PipelineRow, RowPlace)]) { self.rows = rows }
+    }
+
+    /// Reads a file's rows in chunks, each handed to the step threads (`work`) and to the
+    /// taker (`inOrder`, in the file's order); closes both at the end. Returns the rows read,
+    /// and the error that stopped the reading (none when the taker stopped it).
+    static func readChunks(file: String, displayName: String, records: TextRecords?, skip: Expr?,
+                           work: BoundedQueue<StepChunk>, inOrder: BoundedQueue<StepChunk>) async -> (Int, SluiceError?) {
+        var read = 0
+        var stopped = false
+        var rows: [(PipelineRow, RowPlace)] = []
+        rows.reserveCapacity(stepChunk)
+        func ship() async throws(SluiceError) {
+            let chunk = StepChunk(rows)
+            rows.removeAll(keepingCapacity: true)
+            guard await inOrder.send(chunk), await work.send(chunk) else {
+                stopped = true
+                throw SluiceError(.aborted, "the rows are no longer taken")
+            }
+        }
+        defer {
+            work.close()
+            inOrder.close()
+        }
+        do {
+            try await readRows(file: file, displayName: displayName, records: records, skip: skip) { (row, place) throws(SluiceError) in
+                read += 1
+                rows.append((row, place))
+                if rows.count == stepChunk { try await ship() }
+            }
+            if !rows.isEmpty { try await ship() }
+            return (read, nil)
+        } catch {
+            return (read, stopped ? nil : error)
+        }
+    }
 
     /// `enrich` step `k` over a batch, then the steps up to the next `enrich` (or the end).
     /// Rejected and dropped rows are counted in `result`.
