@@ -231,7 +231,10 @@ public struct PipelineRunner {
             if !rows.isEmpty { try await ship() }
             return (read, nil)
         } catch {
-            return (read, stopped ? nil : error)
+            if stopped { return (read, nil) }
+            // The rows before a read error still go through the steps, as on one thread.
+            if !rows.isEmpty { try? await ship() }
+            return (read, error)
         }
     }
 

@@ -37,6 +37,44 @@ import Foundation
         #expect(runs[0].2 == runs[1].2 && runs[0].2.contains("in.csv line 99"))
     }
 
+    /// A load that stops taking rows stops the reader and the step threads (the cut throws its
+    /// error, nothing hangs), and a read error part-way is thrown after the rows before it,
+    /// on two threads as on one.
+    @Test func stoppingOrFailingPartWayEndsTheCut() async throws {
+        let dir = NSTemporaryDirectory() + "sluice-cut-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/in.ndjson"
+        var text = ""
+        for i in 0..<20_000 { text += i == 9_000 ? "{\"id\": \n" : "{\"id\": \(i)}\n" }
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        var outcomes: [String] = []
+        for threads in [1, 2] {
+            var t = RowTransformer(steps: [.derive([Pair("next", try ExprParser.parse("id + 1"))])])
+            var taken = 0
+            do {
+                _ = try await PipelineRunner.cut(file: file, displayName: "in.ndjson", steps: &t, batchRows: 500, log: nil, records: nil,
+                                                 threads: threads) { items throws(SluiceError) in
+                    taken += items.count
+                    if taken >= 2_000 { throw SluiceError(.aborted, "the load stopped") }
+                }
+                Issue.record("the cut went on after its load stopped")
+            } catch {
+                #expect(error.message == "the load stopped" && taken == 2_000)
+            }
+            taken = 0
+            do {
+                _ = try await PipelineRunner.cut(file: file, displayName: "in.ndjson", steps: &t, batchRows: 500, log: nil, records: nil,
+                                                 threads: threads) { items in taken += items.count }
+                Issue.record("a malformed record was read")
+            } catch {
+                outcomes.append("\(error.code) \(error.location?.line ?? 0) after \(taken)")
+            }
+        }
+        #expect(outcomes.count == 2 && outcomes[0] == outcomes[1])
+        #expect(outcomes.first?.hasSuffix("after 9000") == true, "\(outcomes)")
+    }
+
     /// A JSON record that writes a key twice: its last value, in its first place (as every
     /// JSON read in Sluice takes it).
     @Test func aRepeatedJSONKeyKeepsItsLastValue() async throws {

@@ -183,6 +183,29 @@ import SluiceTesting
         #expect(context.settled(counts).rejected == 1 && context.settled(counts).skipped == 0)
         #expect(try rows(t, "SELECT id FROM scores ORDER BY id") == [[.text("a")], [.text("c")]])
     }
+
+    /// A table without a key takes its rows in the order they came (the stage is copied in
+    /// rowid order, not sorted), also when one of its columns is named `rowid` or `oid`.
+    @Test(arguments: [["v", "w"], ["rowid", "v"], ["rowid", "_rowid_", "oid"]])
+    func aKeylessLoadKeepsTheRowsOrder(_ names: [String]) async throws {
+        let dir = TempDir()
+        let path = dir.file("t.db")
+        let t = try SQLiteTarget(path: path)
+        let schema = TableSchema(columns: names.map { ColumnSchema(name: $0, type: .int64, nullable: true) })
+        let load = try await t.beginLoad(table: "seq", schema: schema, mode: .append, stagePath: dir.file("stage.db"))
+        // Column values run against the order the rows come in.
+        let values = (0..<300).map { i in names.indices.map { c in String((300 - i) * (c + 1)) } }
+        for part in stride(from: 0, to: values.count, by: 100) {
+            #expect(try await load.write(batch(schema, Array(values[part..<part + 100]), firstLine: Int64(part + 2))).isEmpty)
+        }
+        var stats = LoadStats()
+        stats.read = Int64(values.count)
+        #expect(try await load.commit(CommitContext(stats: stats, rejectsFiles: [])).inserted == Int64(values.count))
+        let quoted = names.map { "\"\($0)\"" }.joined(separator: ", ")
+        // A plain scan of a rowid table reads in rowid order (every alias of it may be a column here).
+        let read = try rows(t, "SELECT \(quoted) FROM main.seq").map { $0.map { $0.int.map(String.init) ?? "?" } }
+        #expect(read == values)
+    }
 }
 
 /// A `sluice load` killed mid-way leaves its stage file; the next load removes it, and never
