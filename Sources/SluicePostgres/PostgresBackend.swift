@@ -77,7 +77,7 @@ public struct PostgresDataTarget: DataTarget {
 
     public func sink(entity: Entity, mode: WriteMode, scratchDir: String, completing: JobCompletion?) async throws(SluiceError) -> any LoadSink {
         let load = try await PostgresLoad.open(db: pool, table: entity.table, defaultSchema: tableSchema, schema: entity.schema, mode: mode, evolve: entity.evolve,
-                                               fence: completing.map { fence($0, ledger: true) })
+                                               fence: completing.map { fence($0, ledger: true) }, scratchDir: scratchDir)
         load.encoder.nanAsNull = entity.nanAsNull  // set before any write
         return load
     }

@@ -79,12 +79,14 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
     /// - Parameter stallTimeout: how long a COPY write may make no progress before the
     ///   connection is presumed dead. The default is 60 seconds.
     /// - Parameter role: load (the default), fill one chunk of a shared stage, or apply one.
+    /// - Parameter scratchDir: where rows set aside past 8 MiB spill (nil: the system temporary folder).
     /// - Parameter defaultSchema: where an unqualified `table` is (never the session's search path).
     public static func open(db: PostgresPool, table: String, defaultSchema: String = PostgresDataTarget.defaultSchema, schema: TableSchema,
                             mode: WriteMode, evolve: Bool = false, fence: PostgresFence? = nil, stallTimeout: Duration = .seconds(60),
-                            role: Role = .load) async throws(SluiceError) -> PostgresLoad {
+                            role: Role = .load, scratchDir: String? = nil) async throws(SluiceError) -> PostgresLoad {
         try await start(PostgresLoad(db: db, table: try QualifiedName.target(table).inSchema(defaultSchema), schema: schema, mode: mode,
-                                     evolve: evolve, fence: fence, stallTimeout: stallTimeout, role: role))
+                                     evolve: evolve, fence: fence, stallTimeout: stallTimeout, role: role,
+                                     tuning: DirectRows.Tuning(spillDirectory: scratchDir)))
     }
 
     /// Starts `load`'s session and waits until it takes rows.
@@ -509,10 +511,12 @@ struct DirectRows: @unchecked Sendable {
     struct Tuning: Sendable {
         var filterWords = 1 << 21
         var memoryBytes = 8 << 20
+        /// The folder set-aside rows spill to past `memoryBytes` (nil: the system's temporary one).
+        var spillDirectory: String? = nil
     }
 
     init?(schema: TableSchema, mode: WriteMode, _ tuning: Tuning) {
-        side = SpillBuffer(limit: tuning.memoryBytes)
+        side = SpillBuffer(limit: tuning.memoryBytes, directory: tuning.spillDirectory)
         notNull = schema.columns.indices.filter { !schema.columns[$0].nullable }
         if schema.primaryKey.isEmpty {
             guard mode != .merge else { return nil }

@@ -1,10 +1,12 @@
 import Foundation
 
-/// Bytes kept in memory up to a limit, then in a temporary file (deleted when the buffer
+/// Bytes kept in memory up to a limit, then in a file of `directory` (deleted when the buffer
 /// goes), read back in pieces: rows a load sets aside for later without memory growing
 /// with the file.
 final class SpillBuffer: @unchecked Sendable {
     let limit: Int
+    /// Where the file goes: the load's scratch folder (in the state folder), else the system's.
+    let directory: String
     private(set) var memory: [UInt8] = []
     private var file: FileHandle?
     private var path: String?
@@ -12,7 +14,10 @@ final class SpillBuffer: @unchecked Sendable {
     /// The first write that failed (the load fails with it at commit).
     private(set) var failure: (any Error)?
 
-    init(limit: Int = 8 << 20) { self.limit = limit }
+    init(limit: Int = 8 << 20, directory: String? = nil) {
+        self.limit = limit
+        self.directory = directory ?? FileManager.default.temporaryDirectory.path
+    }
 
     func append(_ bytes: [UInt8]) {
         guard !bytes.isEmpty, failure == nil else { return }
@@ -24,7 +29,8 @@ final class SpillBuffer: @unchecked Sendable {
     private func spill() {
         do {
             if file == nil {
-                let p = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-spill-\(UUID().uuidString)").path
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                let p = URL(fileURLWithPath: directory).appendingPathComponent("sluice-spill-\(UUID().uuidString)").path
                 guard FileManager.default.createFile(atPath: p, contents: nil) else {
                     throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: p])
                 }

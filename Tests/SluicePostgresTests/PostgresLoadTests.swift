@@ -185,8 +185,19 @@ func load(_ db: PostgresPool, _ table: String, _ schema: TableSchema, _ mode: Wr
         }
     }
 
+    /// Past its limit the buffer spills to a file in the folder it was given (the load's
+    /// scratch folder), removed when the buffer goes.
     @Test func spilledBytesComeBackInOrder() async throws {
-        let spill = SpillBuffer(limit: 1_000)
+        let dir = NSTemporaryDirectory() + "sluice-spill-test-\(UUID().uuidString)/scratch"
+        defer { try? FileManager.default.removeItem(atPath: (dir as NSString).deletingLastPathComponent) }
+        var spill: SpillBuffer? = SpillBuffer(limit: 1_000, directory: dir)
+        try await check(spill!)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).count == 1)
+        spill = nil
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
+    }
+
+    func check(_ spill: SpillBuffer) async throws {
         var all: [UInt8] = []
         for i in 0..<500 {
             let piece = [UInt8]((0..<(i % 17)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ i) })
