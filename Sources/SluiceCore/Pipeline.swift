@@ -525,9 +525,7 @@ public struct RowTransformer: Sendable {
                 if !seen[step, default: []].insert(key.map { $0.map { slots[$0] } ?? .null }).inserted { return .drop }
             case .parse(let source, let f, let patterns, let at, let targets):
                 var text = source.flatMap { slots[$0].text } ?? ""
-                // The patterns are borrowed through a buffer: `patterns[k]` would copy one (a
-                // retain and release of each of its arrays) per record.
-                let matched = text.withUTF8 { bytes in patterns.withUnsafeBufferPointer { patterns in
+                let matched = text.withUTF8 { bytes in
                     for k in patterns.indices {
                         let hit: Void? = patterns[k].withCaptures(bytes, scratch: &scratch) { capture in
                             // Every name any pattern captures is a field; those this one did not set are null.
@@ -539,7 +537,7 @@ public struct RowTransformer: Sendable {
                         if hit != nil { return true }
                     }
                     return false
-                } }
+                }
                 if !matched { return .reject("parse: no pattern matches \(f) '\(SourceLocation.excerpt(text))'") }
             }
         }

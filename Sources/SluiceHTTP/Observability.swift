@@ -86,6 +86,7 @@ public final class MetricsEndpoint: Sendable {
 /// submission created.
 public struct AccessLog<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
+    let metrics = RequestMetrics()
 
     public init(logger: Logger) { self.logger = logger }
 
@@ -106,13 +107,35 @@ public struct AccessLog<Context: RequestContext>: RouterMiddleware {
         let elapsed = ContinuousClock.now - start
         let route = context.endpointPath ?? "unmatched"
         let method = request.method.rawValue
-        Counter(label: "sluice_http_requests_total", dimensions: [("method", method), ("route", route), ("status", String(status))]).increment()
-        Metrics.Timer(label: "sluice_http_request_duration_seconds", dimensions: [("method", method), ("route", route)]).record(duration: elapsed)
+        let (requests, duration) = metrics.handles(method: method, route: route, status: status)
+        requests.increment()
+        duration.record(duration: elapsed)
         if request.uri.path == "/metrics" || request.uri.path == "/healthz" { return }  // scrapes and probes would drown the log
         var meta: Logger.Metadata = ["method": "\(method)", "path": "\(request.uri.path)", "status": "\(status)",
                                      "ms": "\(Int((Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15).rounded()))"]
         if let bytes { meta["bytes"] = "\(bytes)" }
         if let location = headers[.location], location.contains("/status/") { meta["job"] = "\(location.split(separator: "/").last ?? "")" }
         logger.info("request", metadata: meta)
+    }
+}
+
+/// The HTTP metrics' handles per method, route and status, made once each: a request then
+/// only counts, instead of asking the metrics backend for its series (a lookup under the
+/// registry's lock and a new handle) twice.
+final class RequestMetrics: Sendable {
+    struct Key: Hashable {
+        var method: String, route: String, status: Int
+    }
+    let made = Mutex<[Key: (Metrics.Counter, Metrics.Timer)]>([:])
+
+    func handles(method: String, route: String, status: Int) -> (Metrics.Counter, Metrics.Timer) {
+        let key = Key(method: method, route: route, status: status)
+        return made.withLock { made in
+            if let h = made[key] { return h }
+            let h = (Metrics.Counter(label: "sluice_http_requests_total", dimensions: [("method", method), ("route", route), ("status", String(status))]),
+                     Metrics.Timer(label: "sluice_http_request_duration_seconds", dimensions: [("method", method), ("route", route)]))
+            made[key] = h
+            return h
+        }
     }
 }

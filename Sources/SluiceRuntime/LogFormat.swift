@@ -29,48 +29,72 @@ public struct LineLogHandler: LogHandler {
         var all = metadata
         if let provided = metadataProvider?.get(), !provided.isEmpty { all.merge(provided) { $1 } }
         if let extra = event.metadata { all.merge(extra) { $1 } }
-        let line = Self.render(format, time: Date(), level: event.level, label: label, message: "\(event.message)", metadata: all)
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        var line = Self.render(format, time: Date(), level: event.level, label: label, message: "\(event.message)", metadata: all)
+        line.append(0x0A)
+        Self.writeToStandardError(line)
     }
 
-    /// One record as a line (no newline), keys in sorted order.
-    static func render(_ format: Format, time: Date, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata) -> String {
-        let stamp = Self.stamp(time)
-        let pairs = metadata.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") }
+    /// One record as the bytes of a line (no newline), keys in sorted order: rendered straight
+    /// to bytes, as the access log writes a line per request.
+    static func render(_ format: Format, time: Date, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(128 + message.utf8.count)
+        let pairs = metadata.sorted { $0.key < $1.key }
         switch format {
         case .text:
-            var s = "\(stamp) \(level) \(label): \(message)"
-            for (k, v) in pairs { s += " \(k)=\(quoted(v))" }
-            return s
+            stamp(time, into: &out)
+            out.append(0x20)
+            out += level.rawValue.utf8
+            out.append(0x20)
+            out += label.utf8
+            out += ": ".utf8
+            out += message.utf8
+            for (k, v) in pairs {
+                out.append(0x20)
+                out += k.utf8
+                out.append(UInt8(ascii: "="))
+                quoted("\(v)", into: &out)
+            }
         case .json:
-            var fields: [(String, String)] = [("time", stamp), ("level", level.rawValue), ("logger", label), ("message", message)]
-            fields += pairs.filter { !["time", "level", "logger", "message"].contains($0.0) }
-            return "{" + fields.map { "\(jsonString($0.0)):\(jsonString($0.1))" }.joined(separator: ",") + "}"
+            out += "{\"time\":\"".utf8
+            stamp(time, into: &out)
+            out += "\",\"level\":".utf8
+            JSONValue.writeString(bytes: level.rawValue.utf8, into: &out)
+            for (k, v) in [("logger", label), ("message", message)] + pairs.compactMap({ (k, v) in ["time", "level", "logger", "message"].contains(k) ? nil : (k, "\(v)") }) {
+                out.append(UInt8(ascii: ","))
+                JSONValue.writeString(bytes: k.utf8, into: &out)
+                out.append(UInt8(ascii: ":"))
+                JSONValue.writeString(bytes: v.utf8, into: &out)
+            }
+            out.append(UInt8(ascii: "}"))
         }
+        return out
     }
 
     /// `2026-12-06T20:08:45.958Z` (UTC, milliseconds), without a date formatter: one is
     /// costly to make, and the access log writes a line per request.
-    static func stamp(_ time: Date) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(27)
+    static func stamp(_ time: Date, into out: inout [UInt8]) {
+        let from = out.count
         ValueText.timestamp(micros: Int64((time.timeIntervalSince1970 * 1_000_000).rounded(.down)), utc: false, into: &out)
-        out[10] = UInt8(ascii: "T")
+        out[from + 10] = UInt8(ascii: "T")
         out.removeLast(3)  // microseconds to milliseconds
         out.append(UInt8(ascii: "Z"))
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// `v` as is when it is one plain word, else in double quotes with `"` and `\` escaped.
-    static func quoted(_ v: String) -> String {
+    static func quoted(_ v: String, into out: inout [UInt8]) {
         let plain = !v.isEmpty && v.unicodeScalars.allSatisfy { $0.value > 0x20 && $0 != "\"" && $0 != "=" && $0 != "\\" && $0.value != 0x7f }
-        return plain ? v : jsonString(v)
+        if plain { out += v.utf8 } else { JSONValue.writeString(bytes: v.utf8, into: &out) }
     }
 
-    /// A JSON string literal (the core's writer: quotes, backslashes and control characters escaped).
-    static func jsonString(_ v: String) -> String {
-        var out: [UInt8] = []
-        JSONValue.writeString(bytes: v.utf8, into: &out)
-        return String(decoding: out, as: UTF8.self)
+    /// Writes the whole line with as few `write` calls as the kernel allows (one, nearly always).
+    static func writeToStandardError(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { raw in
+            var at = 0
+            while at < raw.count {
+                let n = write(2, raw.baseAddress! + at, raw.count - at)
+                if n > 0 { at += n } else if n < 0 && errno == EINTR { continue } else { return }
+            }
+        }
     }
 }
