@@ -31,6 +31,24 @@ extension Expr {
     }
 }
 
+extension Expr {
+    /// The slots a resolved expression reads (``Expr/slot(_:)``), added to `out`.
+    func slotsRead(into out: inout Set<Int>) {
+        switch self {
+        case .literal, .field: break
+        case .slot(let i): out.insert(i)
+        case .unary(_, let x), .isNull(let x, _): x.slotsRead(into: &out)
+        case .binary(_, let l, let r), .op(_, let l, let r):
+            l.slotsRead(into: &out)
+            r.slotsRead(into: &out)
+        case .inList(let x, let items):
+            x.slotsRead(into: &out)
+            for i in items { i.slotsRead(into: &out) }
+        case .call(_, let args), .fn(_, let args): for a in args { a.slotsRead(into: &out) }
+        }
+    }
+}
+
 /// A value while evaluating: null, bool, integer, float or text.
 public enum EValue: Sendable, Equatable, Hashable {
     case null, bool(Bool), int(Int64), double(Double), text(String)

@@ -346,8 +346,9 @@ public struct RowTransformer: Sendable {
         case derive(Int, Expr, String)
         case dedupe(step: Int, [Int?])
         /// The patterns, per pattern where each target's name is among its captures (nil: it
-        /// does not capture it), and the slot each name goes to.
-        case parse(source: Int?, field: String, patterns: [LinearRegex], at: [[Int?]], targets: [Int])
+        /// does not capture it), the slot each name goes to, and whether anything reads that
+        /// value later (else it is left null: no text is made for it).
+        case parse(source: Int?, field: String, patterns: [LinearRegex], at: [[Int?]], targets: [Int], used: [Bool])
     }
 
     public init(steps: [PipelineStep]) {
@@ -363,9 +364,16 @@ public struct RowTransformer: Sendable {
     public mutating func apply(_ input: PipelineRow) -> Outcome { run(input).first ?? .drop }
 
     /// The outcomes of every row `input` becomes (an `explode` makes several, or none).
-    public mutating func run(_ input: PipelineRow) -> [Outcome] { run(input, from: 0) }
+    public mutating func run(_ input: PipelineRow) -> [Outcome] {
+        var out: [Outcome] = []
+        run(input, from: 0, into: &out)
+        return out
+    }
 
-    mutating func run(_ input: PipelineRow, from first: Int) -> [Outcome] {
+    /// Appends the outcomes of every row `input` becomes to `out` (no array per row).
+    public mutating func run(_ input: PipelineRow, into out: inout [Outcome]) { run(input, from: 0, into: &out) }
+
+    mutating func run(_ input: PipelineRow, from first: Int, into out: inout [Outcome]) {
         var row = input
         var i = first
         while i < steps.count {
@@ -374,7 +382,10 @@ public struct RowTransformer: Sendable {
                 plan = compile(from: i, input: row.fields)
                 plans[i] = plan
             }
-            if let outcome = execute(plan, &row.slots) { return [outcome] }
+            if let outcome = execute(plan, &row.slots) {
+                out.append(outcome)
+                return
+            }
             row.fields = plan.output
             guard plan.stop < steps.count else { break }
             i = plan.stop + 1
@@ -393,9 +404,11 @@ public struct RowTransformer: Sendable {
                 row.slots.insert(contentsOf: added.slots, at: min(at, row.slots.count))
             case .explode(let f):
                 let value = row[f] ?? .null
-                guard value != .null else { return [.drop] }
+                guard value != .null else {
+                    out.append(.drop)
+                    return
+                }
                 guard case .array(let items)? = Self.json(value) else { continue }
-                var out: [Outcome] = []
                 for item in items {
                     var r = row
                     if case .object(let members) = item {
@@ -406,14 +419,14 @@ public struct RowTransformer: Sendable {
                     } else {
                         r[f] = Self.value(item)
                     }
-                    out += run(r, from: i)
+                    run(r, from: i, into: &out)
                 }
-                return out
+                return
             default:
                 continue
             }
         }
-        return [.keep(row)]
+        out.append(.keep(row))
     }
 
     /// Compiles the steps from `first` for rows whose fields are `input`.
@@ -484,7 +497,7 @@ public struct RowTransformer: Sendable {
                 var names: [String] = []
                 for n in patterns.flatMap(\.names) where !names.contains(n) { names.append(n) }
                 let at = patterns.map { p in names.map { p.names.firstIndex(of: $0) } }
-                plan.ops.append(.parse(source: source, field: f, patterns: patterns, at: at, targets: names.map(target)))
+                plan.ops.append(.parse(source: source, field: f, patterns: patterns, at: at, targets: names.map(target), used: []))
             case .flatten, .explode:
                 plan.stop = i
                 break loop
@@ -494,7 +507,37 @@ public struct RowTransformer: Sendable {
         }
         plan.output = fields
         plan.width = max(plan.width, fields.count)
+        Self.markUsedCaptures(&plan.ops, liveAtEnd: fields.count)
         return plan
+    }
+
+    /// Walks the ops backwards from the plan's output (every slot in it is read later) and
+    /// tells each `parse` which of its captures some later op or the output reads: the others
+    /// (say a capture a `select` drops) are never made into text.
+    static func markUsedCaptures(_ ops: inout [Op], liveAtEnd: Int) {
+        var live = Set(0..<liveAtEnd)
+        for i in ops.indices.reversed() {
+            switch ops[i] {
+            case .select(let picked):
+                live = Set(live.compactMap { $0 < picked.count ? picked[$0] : nil })
+            case .remove(let k):
+                live = Set(live.map { $0 >= k ? $0 + 1 : $0 })
+            case .cast(let k, _, _):
+                live.insert(k)  // read even when its value goes nowhere: a cast can reject the row
+            case .filter(let e):
+                e.slotsRead(into: &live)
+            case .derive(let k, let e, _):
+                live.remove(k)
+                e.slotsRead(into: &live)
+            case .dedupe(_, let key):
+                live.formUnion(key.compactMap { $0 })
+            case .parse(let source, let f, let patterns, let at, let targets, _):
+                let used = targets.map(live.contains)
+                live.subtract(targets)
+                if let source { live.insert(source) }
+                ops[i] = .parse(source: source, field: f, patterns: patterns, at: at, targets: targets, used: used)
+            }
+        }
     }
 
     /// Runs a plan's steps over one row's values: nil when the row goes on, else why not.
@@ -523,14 +566,14 @@ public struct RowTransformer: Sendable {
                 if k == slots.count { slots.append(v) } else { slots[k] = v }
             case .dedupe(let step, let key):
                 if !seen[step, default: []].insert(key.map { $0.map { slots[$0] } ?? .null }).inserted { return .drop }
-            case .parse(let source, let f, let patterns, let at, let targets):
+            case .parse(let source, let f, let patterns, let at, let targets, let used):
                 var text = source.flatMap { slots[$0].text } ?? ""
                 let matched = text.withUTF8 { bytes in
                     for k in patterns.indices {
                         let hit: Void? = patterns[k].withCaptures(bytes, scratch: &scratch) { capture in
                             // Every name any pattern captures is a field; those this one did not set are null.
                             for (n, t) in targets.enumerated() {
-                                let v = at[k][n].flatMap(capture).map { EValue.text(String(decoding: UnsafeBufferPointer(rebasing: bytes[$0]), as: UTF8.self)) } ?? .null
+                                let v = used[n] ? at[k][n].flatMap(capture).map { EValue.text(String(decoding: UnsafeBufferPointer(rebasing: bytes[$0]), as: UTF8.self)) } ?? .null : .null
                                 if t == slots.count { slots.append(v) } else { slots[t] = v }
                             }
                         }

@@ -126,7 +126,7 @@ public struct PipelineRunner {
         var result = FileResult()
         var batch: [StageBatch.Item] = []
         batch.reserveCapacity(batchRows)
-        func take(_ outcomes: [RowTransformer.Outcome], _ place: RowPlace) async throws(SluiceError) {
+        func take(_ outcomes: ArraySlice<RowTransformer.Outcome>, _ place: RowPlace) async throws(SluiceError) {
             for outcome in outcomes {
                 switch outcome {
                 case .drop: result.dropped += 1
@@ -144,9 +144,12 @@ public struct PipelineRunner {
             }
         }
         if threads < 2 || steps.remembersRows {
+            var outcomes: [RowTransformer.Outcome] = []
             try await readRows(file: file, displayName: displayName, records: records, skip: skip) { (row, place) throws(SluiceError) in
                 result.read += 1
-                try await take(steps.run(row), place)
+                outcomes.removeAll(keepingCapacity: true)
+                steps.run(row, into: &outcomes)
+                try await take(outcomes[...], place)
             }
         } else {
             // This task takes the outcomes in the file's order while a child reads the rows in
@@ -159,7 +162,17 @@ public struct PipelineRunner {
                 Task {
                     await runOnThread {
                         var t = template
-                        while let chunk = work.pop() { chunk.done.set(chunk.rows.map { t.run($0.0) }) }
+                        while let chunk = work.pop() {
+                            var outcomes: [RowTransformer.Outcome] = []
+                            var ends: [Int] = []
+                            outcomes.reserveCapacity(chunk.rows.count)
+                            ends.reserveCapacity(chunk.rows.count)
+                            for (row, _) in chunk.rows {
+                                t.run(row, into: &outcomes)
+                                ends.append(outcomes.count)
+                            }
+                            chunk.done.set(StepChunk.Outcomes(all: outcomes, ends: ends))
+                        }
                         return t
                     }
                 }
@@ -169,7 +182,11 @@ public struct PipelineRunner {
             while let chunk = await inOrder.next() {
                 let outcomes = await chunk.done.value()
                 do {
-                    for (i, o) in outcomes.enumerated() { try await take(o, chunk.rows[i].1) }
+                    var from = 0
+                    for (i, end) in outcomes.ends.enumerated() {
+                        try await take(outcomes.all[from..<end], chunk.rows[i].1)
+                        from = end
+                    }
                 } catch {
                     failure = error
                     inOrder.cancel()
@@ -196,8 +213,13 @@ public struct PipelineRunner {
 
     /// Rows the steps take at once, and their outcomes once a step thread has run them.
     final class StepChunk: Sendable {
+        /// Every row's outcomes one after the other; row i's end at `ends[i]`.
+        struct Outcomes: Sendable {
+            var all: [RowTransformer.Outcome]
+            var ends: [Int]
+        }
         let rows: [(PipelineRow, RowPlace)]
-        let done = OneShot<[[RowTransformer.Outcome]]>()
+        let done = OneShot<Outcomes>()
         init(_ rows: [(PipelineRow, RowPlace)]) { self.rows = rows }
     }
 

@@ -199,4 +199,30 @@ struct ExpressionTests {
         #expect(t.apply(PipelineRow(fields: ["other"], slots: [.int(1)])) == .reject("parse: no pattern matches line ''"))
         #expect(t.apply(PipelineRow(fields: ["line"], slots: [.text("a=b")])) == .reject("parse: no pattern matches line 'a=b'"))
     }
+
+    /// Captures nothing reads later are never made (a `select` drops them), and every one that
+    /// is read still arrives: through a derive, a filter, a cast, a rename that replaces another
+    /// field, and the output. The plan's marks say which, and the rows are unchanged.
+    @Test func capturesNothingReadsAreNotMade() throws {
+        let pattern = try LinearRegex("^(?<a>\\w+) (?<b>\\d+) (?<c>\\w+) (?<d>[\\d.]+) (?<e>\\w+)$")
+        let steps: [PipelineStep] = [
+            .parse(field: "line", patterns: [pattern]),
+            .derive([Pair("n", try ExprParser.parse("to_number(b) * 2"))]),
+            .filter(try ExprParser.parse("c <> 'skip'")),
+            .cast([Pair("d", .int)]),
+            .rename([Pair("e", "a")]),  // e takes a's place: a's capture is gone unread
+            .select(["n", "a", "d"]),
+        ]
+        var t = RowTransformer(steps: steps)
+        let row = PipelineRow(fields: ["line"], slots: [.text("x 21 y 7 z")])
+        #expect(t.apply(row) == .keep(PipelineRow(fields: ["n", "a", "d"], slots: [.double(42), .text("z"), .int(7)])))
+        #expect(t.apply(PipelineRow(fields: ["line"], slots: [.text("x 1 skip 2 z")])) == .drop)
+        #expect(t.apply(PipelineRow(fields: ["line"], slots: [.text("x 1 y 2.5 z")])) == .reject("cast: d: '2.5' is not an int"))
+        let plan = try #require(t.plans[0])
+        let used = plan.ops.compactMap { op -> [Bool]? in if case .parse(_, _, _, _, _, let used) = op { used } else { nil } }
+        #expect(used == [[false, true, true, true, true]], "a is replaced by e before anything reads it")
+        // Without the select every capture is output, so every one is made.
+        var all = RowTransformer(steps: [steps[0]])
+        #expect(all.apply(row) == .keep(PipelineRow(fields: ["line", "a", "b", "c", "d", "e"], slots: [.text("x 21 y 7 z"), .text("x"), .text("21"), .text("y"), .text("7"), .text("z")])))
+    }
 }
