@@ -27,6 +27,16 @@ import SluiceCore
         #expect(lines.count == 6 && lines.map(\.1) == [1, 2, 3, 5, 6, 7] && lines[5].0 == "Distance: 4,4301 km Bearing: 204,918°")
     }
 
+    /// A record starts only where a line begins with the marker: not a shorter line, not the
+    /// marker further in; a line that is just the marker opens one.
+    @Test(arguments: [1, 5, 4096])
+    func aMarkerOpensARecordOnlyAtTheStartOfALine(chunk: Int) throws {
+        let text = "L\nLa x\nLat: 1\nx Lat: 2\nLat:\nLa\n"
+        let got = try records(text, .startsWith("Lat:"), chunk: chunk)
+        #expect(got.map(\.1) == [1, 3, 5], "\(got)")
+        #expect(got.map(\.0) == ["L\nLa x", "Lat: 1\nx Lat: 2", "Lat:\nLa"])
+    }
+
     @Test func aRecordOverTheLimitNamesItsLine() throws {
         let text = "short\n" + String(repeating: "x", count: 5000) + "\n"
         var r = TextRecordReader(source: MemoryChunkReader(Array(text.utf8), chunkSize: 256), records: .line, maxRecordBytes: 1000)
