@@ -23,6 +23,9 @@ public struct LoadRequest: Sendable {
     public var schema: TableSchema?
     /// Read only this part of the (single) file.
     public var chunk: FileChunk?
+    /// Threads parsing each file: more than one cut a big CSV or NDJSON file at line
+    /// boundaries and parse its pieces at once (the sink still takes them in the file's order).
+    public var parseThreads = 1
     /// Statements run in the load's transaction after the rows are written (`sql` steps).
     public var afterSQL: [String] = []
     /// Rows a pipeline is producing, loaded instead of files.

@@ -1,6 +1,7 @@
 public import SluiceCore
 import SluiceFormats
 import Foundation
+import Synchronization
 
 /// Per-file figures of a load.
 public struct FileReport: Sendable, Codable, Hashable {
@@ -171,12 +172,12 @@ public final class LoadRunner {
                             limits: plan.request.limits, fileName: file.path, firstLine: chunk?.firstLine ?? 1, knownHeader: chunk?.header)
         spec.naiveZone = plan.naiveZone
         spec.textRecords = plan.entity.textRecords
-        let reader = try file.reader(spec: spec, dialect: plan.entity.csv, progress: progress, range: chunk.map { $0.start..<$0.end })
+        let (ahead, reader) = try ReadAhead.of(file, spec: spec, dialect: plan.entity.csv, parseThreads: plan.request.parseThreads,
+                                               progress: progress, range: chunk.map { $0.start..<$0.end })
         let base = (file.path as NSString).lastPathComponent
         let rejects = RejectsWriter(path: (dir as NSString).appendingPathComponent("\(index + 1)-\(base).rejects.csv"), header: reader.rejectFields)
         var out = FileReport(path: file.path, bytes: 0, read: 0, rejected: 0, rejectsFile: nil)
 
-        let ahead = ReadAhead(reader)
         var failure: SluiceError? = nil
         do throws(SluiceError) {
             while let item = await ahead.queue.next() {
@@ -243,10 +244,12 @@ public final class LoadRunner {
 final class ReadAhead: Sendable {
     let queue = BoundedQueue<Result<DecodedBatch, SluiceError>>(capacity: 3)
     let finished = OneShot<Bool>()
+    /// The next chunk a parsing thread takes (chunked reading only).
+    let nextChunk = Mutex(0)
 
     init(_ reader: any BatchReader) {
         let (queue, finished, box) = (queue, finished, UncheckedBox(reader))
-        let thread = Thread {
+        Self.start {
             defer { queue.close(); finished.set(true) }
             do throws(SluiceError) {
                 while let b = try box.value.next() { if !queue.push(.success(b)) { return } }
@@ -254,6 +257,79 @@ final class ReadAhead: Sendable {
                 queue.push(.failure(error))
             }
         }
+    }
+
+    /// One file's `chunks` (line-aligned, ``ChunkPlanner``) parsed by `threads` threads at
+    /// once, each thread taking the next chunk not yet taken; a forwarding thread hands the
+    /// batches on chunk after chunk, so they come in the file's order (the last row per key
+    /// still wins) with a few batches per thread held, not the file.
+    init(chunks: [FileChunk], threads: Int, open: @escaping @Sendable (FileChunk) throws(SluiceError) -> any BatchReader) {
+        let parts = chunks.map { _ in BoundedQueue<Result<DecodedBatch, SluiceError>>(capacity: 2) }
+        let parsing = DispatchGroup()
+        for _ in 0..<max(1, threads) {
+            parsing.enter()
+            Self.start { [self] in
+                defer { parsing.leave() }
+                while true {
+                    let k = nextChunk.withLock { n in
+                        defer { n += 1 }
+                        return n
+                    }
+                    guard k < chunks.count else { return }
+                    defer { parts[k].close() }
+                    do throws(SluiceError) {
+                        let reader = try open(chunks[k])
+                        while let b = try reader.next() { if !parts[k].push(.success(b)) { return } }
+                    } catch {
+                        parts[k].push(.failure(error))
+                        return
+                    }
+                }
+            }
+        }
+        let (queue, finished) = (queue, finished)
+        Self.start {
+            defer {
+                queue.close()
+                for p in parts { p.cancel() }  // a stop or a failure ends the parsing threads at their next batch
+                parsing.wait()
+                finished.set(true)
+            }
+            for part in parts {
+                while let item = part.pop() {
+                    guard queue.push(item) else { return }
+                    if case .failure = item { return }
+                }
+            }
+        }
+    }
+
+    /// A reader for `file` and its batches read ahead; with `parseThreads` over 1, a CSV or
+    /// NDJSON file big enough to cut is parsed in chunks of ``chunkBytes`` that many at once
+    /// instead (the reader returned then only names the fields, and counts no bytes).
+    static func of(_ file: InputFile, spec: ReadSpec, dialect: CSVDialect, parseThreads: Int, progress: LoadProgress? = nil,
+                   range: Range<Int64>? = nil, chunkBytes: Int64 = chunkBytes) throws(SluiceError) -> (ReadAhead, any BatchReader) {
+        guard parseThreads > 1, range == nil, let chunks = try ChunkPlanner.split(file, dialect: dialect, chunkBytes: chunkBytes),
+              chunks.count > 1 else {
+            let reader = try file.reader(spec: spec, dialect: dialect, progress: progress, range: range)
+            return (ReadAhead(reader), reader)
+        }
+        progress?.add(bytes: chunks[0].start)  // the header line, before the first chunk
+        let ahead = ReadAhead(chunks: chunks, threads: parseThreads) { (chunk) throws(SluiceError) -> any BatchReader in
+            var s = spec
+            s.firstLine = chunk.firstLine
+            s.knownHeader = chunk.header
+            return try file.reader(spec: s, dialect: dialect, progress: progress, range: chunk.start..<chunk.end)
+        }
+        return (ahead, try file.reader(spec: spec, dialect: dialect))
+    }
+
+    /// The bytes a parsing thread takes at once: small enough that the last chunks even the
+    /// threads out, big enough that opening a reader per chunk costs nothing.
+    static let chunkBytes: Int64 = 4 << 20
+
+    static func start(_ body: @escaping @Sendable () -> Void) {
+        let thread = Thread(block: body)
         thread.stackSize = 4 << 20
         thread.start()
     }

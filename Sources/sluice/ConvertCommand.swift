@@ -55,6 +55,9 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "1: parse and write on one thread; 2: parse on a thread of its own while writing (default: 2 where there are two cores).")
     var threads: Int?
 
+    @Option(help: "Threads parsing the input while one writes (default: 2 where there are two cores): 2 or more cut a big CSV or NDJSON file at line boundaries and parse its pieces at once.")
+    var parseThreads: Int?
+
     @Option(help: "Writing a Delta table (delta:PATH): append (default) or overwrite.")
     var mode: String?
 
@@ -67,6 +70,8 @@ struct ConvertCommand: ParsableCommand {
     func validate() throws {
         if let r = rowGroupRows, r < 1 { throw ValidationError("--row-group-rows must be at least 1") }
         if let t = threads, !(1...2).contains(t) { throw ValidationError("--threads is 1 or 2") }
+        if let p = parseThreads, !(1...64).contains(p) { throw ValidationError("--parse-threads is 1 to 64") }
+        if let p = parseThreads, p > 1, threads == 1 { throw ValidationError("--parse-threads needs --threads 2 (parsing apart from writing)") }
     }
 
     func run() throws {
@@ -80,6 +85,8 @@ struct ConvertCommand: ParsableCommand {
         options.parquet.dictionary = dictionary
         options.jsonDecimalsAsNumbers = jsonDecimalsAsNumbers
         if let threads { options.threads = threads }
+        if threads == 1 { options.parseThreads = 1 }
+        if let parseThreads { options.parseThreads = parseThreads }
         if let compat {
             guard let c = ParquetCompat(setting: compat) else { throw ValidationError("--compat is wide (or spark) or exact") }
             options.parquet.compat = c

@@ -53,6 +53,9 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Rows per batch.")
     var batchRows: Int = ReadLimits().batchRows
 
+    @Option(help: "Threads parsing each file (default 1): 2 or more cut a big CSV or NDJSON file at line boundaries and parse its pieces at once, for targets that take rows faster than one thread parses them.")
+    var parseThreads: Int?
+
     @Flag(help: "Apply the load and roll it back: exact would-be counts, nothing written (SQLite, PostgreSQL; MySQL: read and check only).")
     var dryRun = false
 
@@ -73,6 +76,7 @@ struct LoadCommand: AsyncParsableCommand {
         if batchRows < 1 { throw ValidationError("--batch-rows must be at least 1") }
         if maxRecordBytes < 64 { throw ValidationError("--max-record-bytes must be at least 64") }
         if let m = maxRejects, m < 0 { throw ValidationError("--max-rejects cannot be negative") }
+        if let p = parseThreads, !(1...64).contains(p) { throw ValidationError("--parse-threads is 1 to 64") }
     }
 
     func run() async throws {
@@ -201,6 +205,7 @@ struct LoadCommand: AsyncParsableCommand {
         request.key = key.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
         request.table = table
         request.maxRejects = maxRejects
+        if let parseThreads { request.parseThreads = parseThreads }
         request.dryRun = dryRun
         request.create = create
         request.limits = ReadLimits(maxRecordBytes: maxRecordBytes, batchRows: batchRows)

@@ -136,6 +136,34 @@ struct CLI {
         #expect(text == "id,valor,referencia,category,op,_line,_error\n5,oops,z,E,I,7,column 'valor': invalid float64 value 'oops'\n")
     }
 
+    /// `--parse-threads 3` cuts a 10 MB file into chunks parsed at once: a merge whose keys
+    /// repeat across chunks keeps each key's last row, with the counts, bytes and rejects of
+    /// one thread; `convert` writes the same rows either way.
+    @Test func parsingOnSeveralThreadsKeepsTheFilesOrder() throws {
+        let cli = try CLI()
+        var text = "id,valor,name,op\n"
+        for i in 0..<300_000 {
+            text += "\(i % 70_000),\(i % 50_000 == 49_999 ? "bad" : String(i)),name-\(i)-padding,\(i % 9 == 4 ? "D" : "U")\n"
+        }
+        cli.write("big.csv", text)
+        var tables: [String] = []
+        for threads in ["1", "3"] {
+            let r = try cli.run(["load", "big.csv", "--into", "t\(threads)", "--key", "id", "--json", "--quiet", "--parse-threads", threads])
+            #expect(r.status == 0, "\(r.err)")
+            let stats = try #require(try cli.json(r.out)["stats"] as? [String: Int])
+            #expect(stats["read"] == 300_000 && stats["rejected"] == 5 && stats["skipped"] == 237_773, "\(stats)")
+            #expect(stats["bytes"] == text.utf8.count, "every byte counted once")
+            let rejects = try #require((try cli.json(r.out)["files"] as? [[String: Any]])?.first?["rejects_file"] as? String)
+            tables.append(try cli.sqlite("SELECT count(*), sum(id), sum(valor), max(valor) FROM t\(threads)")
+                          + (try String(contentsOfFile: cli.dir + "/" + rejects, encoding: .utf8)))
+            let c = try cli.run(["convert", "big.csv", "out\(threads).csv", "--parse-threads", threads])
+            #expect(c.status == 0, "\(c.err)")
+        }
+        #expect(tables[0] == tables[1], "\(tables)")
+        let out = try ["out1.csv", "out3.csv"].map { try Data(contentsOf: URL(fileURLWithPath: cli.dir + "/" + $0)) }
+        #expect(out[0] == out[1] && out[0].count > 5_000_000)
+    }
+
     @Test func failuresExitNonZeroWithOneClearMessageAndChangeNothing() throws {
         let cli = try CLI()
         cli.write("a.csv", "id,n\n1,1\n")
