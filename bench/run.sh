@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Benchmarks. `bench/run.sh [load|pg|http|formats|export|watch|enrich|mysql|text|delta|console|ledger|queue|all] [args...]`:
+# Benchmarks. `bench/run.sh [load|pg|http|formats|convert|export|watch|enrich|mysql|text|delta|console|ledger|queue|all] [args...]`:
 #   load  the foundation benchmark (sluice load vs the sqlite3 shell); args go to bench.py
 #   pg    the PostgreSQL benchmark (vs psql \copy + MERGE, pgloader; chunked loads by 1/2/4 workers)
 #   http  the bulk-API benchmark (uploads, jobs, status under wrk vs seed 000's FastAPI receiver)
 #   formats  Parquet and Avro read/write vs pyarrow and fastavro
+#   convert  CSV, NDJSON and JSON-array files to Parquet vs DuckDB on one thread; --loads: 1 vs 2 parsing threads into SQLite and PostgreSQL
 #   export   sluice export vs seed 000's pandas+aiohttp exporter and the receiver's own ceiling
 #   watch    sluice watch of 1,000 marketplace files in an S3 server vs a boto3 download loop
 #   mysql    sluice load into MariaDB vs the server's LOAD DATA + upsert recipe and pandas + PyMySQL
@@ -27,6 +28,9 @@ command -v psql >/dev/null || need+=(postgresql-client-15)
 if [ ${#need[@]} -gt 0 ]; then $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${need[@]}" >/dev/null; fi
 if [ "$which" = formats ] || [ "$which" = all ]; then
   python3 -c "import pyarrow, fastavro, numpy" 2>/dev/null || python3 -m pip install -q pyarrow fastavro numpy
+fi
+if [ "$which" = convert ] || [ "$which" = all ]; then
+  python3 -c "import duckdb, pyarrow" 2>/dev/null || python3 -m pip install -q duckdb pyarrow
 fi
 if [ "$which" = export ] || [ "$which" = all ]; then
   python3 -c "import fastapi, uvicorn, multipart, aiohttp, pandas" 2>/dev/null || python3 -m pip install -q fastapi uvicorn python-multipart aiohttp pandas
@@ -55,6 +59,7 @@ case "$which" in
   console) exec python3 bench/console_bench.py "$@" ;;
   ledger) exec python3 bench/ledger_bench.py "$@" ;;
   formats) exec python3 bench/formats_bench.py "$@" ;;
+  convert) exec python3 bench/convert_bench.py "$@" ;;
   export) exec python3 bench/export_bench.py "$@" ;;
   watch) exec python3 bench/watch_bench.py "$@" ;;
   enrich) exec python3 bench/enrich_bench.py "$@" ;;
@@ -62,6 +67,6 @@ case "$which" in
   text) exec python3 bench/text_bench.py "$@" ;;
   delta) exec python3 bench/delta_bench.py "$@" ;;
   queue) exec python3 bench/queue_bench.py "$@" ;;
-  all) python3 bench/bench.py && python3 bench/pg_bench.py && python3 bench/formats_bench.py && python3 bench/export_bench.py && python3 bench/watch_bench.py && python3 bench/enrich_bench.py && python3 bench/mysql_bench.py && python3 bench/text_bench.py && python3 bench/delta_bench.py && python3 bench/console_bench.py && python3 bench/ledger_bench.py && python3 bench/queue_bench.py && exec python3 bench/http_bench.py ;;
-  *) echo "usage: bench/run.sh [load|pg|http|formats|export|watch|enrich|mysql|text|delta|console|ledger|queue|all] [args...]" >&2; exit 2 ;;
+  all) python3 bench/bench.py && python3 bench/pg_bench.py && python3 bench/formats_bench.py && python3 bench/convert_bench.py --loads && python3 bench/export_bench.py && python3 bench/watch_bench.py && python3 bench/enrich_bench.py && python3 bench/mysql_bench.py && python3 bench/text_bench.py && python3 bench/delta_bench.py && python3 bench/console_bench.py && python3 bench/ledger_bench.py && python3 bench/queue_bench.py && exec python3 bench/http_bench.py ;;
+  *) echo "usage: bench/run.sh [load|pg|http|formats|convert|export|watch|enrich|mysql|text|delta|console|ledger|queue|all] [args...]" >&2; exit 2 ;;
 esac

@@ -18,8 +18,9 @@ public struct ConvertOptions: Sendable {
     public var threads = ProcessInfo.processInfo.activeProcessorCount > 1 ? 2 : 1
     /// Threads parsing the input (with `threads` 2): more than one cut a CSV or NDJSON file
     /// at line boundaries and parse its pieces at once, handed on in the file's order.
-    /// Default 2 where there are two cores: measured on 1M rows, CSV 0.36 → 0.34 s and NDJSON
-    /// 0.48 → 0.43 s (the writer keeps up), while loads stay at 1 (their sinks do not).
+    /// Default 2 where there are two cores: the Parquet writer keeps up, and on 1M rows the
+    /// whole conversion is 0.5–0.6× the one-thread time (`bench/run.sh convert`); loads stay
+    /// at 1, since their sinks set the pace (`--loads`: 0.94–1.07× with two).
     public var parseThreads = ProcessInfo.processInfo.activeProcessorCount > 1 ? 2 : 1
     public init() {}
 }
