@@ -19,7 +19,7 @@ public struct ConvertOptions: Sendable {
     /// Threads parsing the input (with `threads` 2): more than one cut a CSV or NDJSON file
     /// at line boundaries and parse its pieces at once, handed on in the file's order.
     /// Default 2 where there are two cores: the Parquet writer keeps up, and on 1M rows the
-    /// whole conversion is 0.5–0.6× the one-thread time (`bench/run.sh convert`); loads stay
+    /// whole conversion takes 0.68–0.78× the one-thread time (`bench/run.sh convert`); loads stay
     /// at 1, since their sinks set the pace (`--loads`: 0.94–1.07× with two).
     public var parseThreads = ProcessInfo.processInfo.activeProcessorCount > 1 ? 2 : 1
     public init() {}
