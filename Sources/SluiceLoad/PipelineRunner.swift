@@ -117,9 +117,9 @@ public struct PipelineRunner {
 
     /// Reads a file through `steps`, handing the kept rows to `emit` in batches of `batchRows`.
     /// `places`: whether kept rows carry their place (else it is empty). Where there are two
-    /// cores and no step remembers rows (`dedupe`), the rows are read in chunks and each pair
-    /// of chunks goes through the steps on two threads at once; outcomes are taken in the
-    /// file's order, so batches, counts and rejects are the same as on one thread.
+    /// cores and no step remembers rows (`dedupe`), the rows are read in chunks while step
+    /// threads run the chunks before; outcomes are taken in the file's order, so batches,
+    /// counts and rejects are the same as on one thread.
     static func cut(file: String, displayName: String, steps: inout RowTransformer, batchRows: Int, log: StepRejectLog?, records: TextRecords?,
                     skip: Expr? = nil, places: Bool = true, threads: Int = Self.stepThreads,
                     emit: ([StageBatch.Item]) async throws(SluiceError) -> Void) async throws(SluiceError) -> FileResult {
