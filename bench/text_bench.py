@@ -2,7 +2,8 @@
 """Text records through a parse step (issue 24): seed 004's data_points.txt shape, 1M records
 of three lines, read by `sluice run` (record: starts_with, one parse step whose patterns the
 records try in order, the to_number/dms helpers, loaded into SQLite) against a Python `re`
-rendition of the seed's extractor writing the same rows with sqlite3. Medians of --runs.
+rendition of the seed's extractor writing the same rows with sqlite3; then both again without
+the load (a last filter drops every row; Python skips the insert). Medians of --runs.
 
   python3 bench/text_bench.py [--records 1000000] [--runs 3]
 """
@@ -48,12 +49,18 @@ pipelines:
     into: points
 """
 
+# The same steps with every row dropped at the end: reading, grouping, the pattern and the
+# helpers, without the load (what "parsed at N MB/s" measures).
+PARSE_ONLY = YAML.replace("      - select: [lat, lon, distance_km, bearing]\n",
+                          "      - select: [lat, lon, distance_km, bearing]\n      - filter: lat > 1000\n")
+assert PARSE_ONLY != YAML
+
 PATTERN = re.compile(r"^Latitude: (?P<lat_dms>\S+) +(?P<lat>-?\d+\.\d+)\nLongitude: (?P<lon_dms>\S+) +(?P<lon>-?\d+\.\d+)\nDistance: (?P<km>[\d,]+) km Bearing: (?P<bearing>[\d,]+)°")
 
 
 def python_extractor(path, db):
-    con = sqlite3.connect(db)
-    con.execute("CREATE TABLE points (lat REAL, lon REAL, distance_km REAL, bearing REAL)")
+    con = sqlite3.connect(db) if db else None
+    if con: con.execute("CREATE TABLE points (lat REAL, lon REAL, distance_km REAL, bearing REAL)")
     rows = []
     with open(path, encoding="utf-8") as f:
         record = []
@@ -68,8 +75,9 @@ def python_extractor(path, db):
                 flush(); record = []
             record.append(line)
         flush()
-    con.executemany("INSERT INTO points VALUES (?, ?, ?, ?)", rows)
-    con.commit()
+    if con:
+        con.executemany("INSERT INTO points VALUES (?, ?, ?, ?)", rows)
+        con.commit()
     return len(rows)
 
 
@@ -83,9 +91,14 @@ def main():
     data = os.path.join(work, "in", "data_points.txt")
     generate(data, a.records)
     size = os.path.getsize(data)
+    parse_dir = os.path.join(work, "parse-only")
+    os.makedirs(parse_dir)
+    os.symlink(os.path.join(work, "in"), os.path.join(parse_dir, "in"))
     with open(os.path.join(work, "sluice.yml"), "w") as f:
         f.write(YAML)
-    s_times, p_times = [], []
+    with open(os.path.join(parse_dir, "sluice.yml"), "w") as f:
+        f.write(PARSE_ONLY)
+    s_times, p_times, sp_times, pp_times = [], [], [], []
     for i in range(a.runs):
         for name in ("sluice.db", ".sluice"):
             p = os.path.join(work, name)
@@ -99,12 +112,24 @@ def main():
         t = time.perf_counter()
         assert python_extractor(data, db) == a.records
         p_times.append(time.perf_counter() - t)
+        shutil.rmtree(os.path.join(parse_dir, ".sluice"), ignore_errors=True)
+        t = time.perf_counter()
+        subprocess.run([SLUICE, "run", "points", "--quiet", "--reprocess"], cwd=parse_dir, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sp_times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        assert python_extractor(data, None) == a.records
+        pp_times.append(time.perf_counter() - t)
         print(f"run {i + 1}/{a.runs} done", flush=True)
     s, p = statistics.median(s_times), statistics.median(p_times)
+    sp, pp = statistics.median(sp_times), statistics.median(pp_times)
     print(f"\ntext records: {a.records:,} records ({a.records * 3:,} lines, {size / 1e6:.1f} MB), median of {a.runs}")
     print(f"sluice run (parse + helpers + load)   {s:7.2f} s  {size / 1e6 / s:6.1f} MB/s")
     print(f"python re extractor + sqlite3         {p:7.2f} s  {size / 1e6 / p:6.1f} MB/s")
     print(f"sluice / python = {s / p:.2f}")
+    print(f"parse only (every row dropped by a last filter; python: no insert):")
+    print(f"sluice run, parse + helpers           {sp:7.2f} s  {size / 1e6 / sp:6.1f} MB/s")
+    print(f"python re extractor                   {pp:7.2f} s  {size / 1e6 / pp:6.1f} MB/s")
+    print(f"sluice / python = {sp / pp:.2f}")
     shutil.rmtree(work, ignore_errors=True)
 
 
