@@ -6,10 +6,10 @@
 public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
     public let pattern: String
     /// Capture names in group order (unnamed groups capture nothing).
-    public let names: [String]
+    public private(set) var names: [String]
     /// The compiled program, behind one reference: a copy of the regex (a closure's capture,
     /// an array's element) is then a retain or two, not one per table.
-    let compiled: Compiled
+    private(set) var compiled: Compiled
 
     final class Compiled: Sendable {
         let program: [Inst]
@@ -48,6 +48,18 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
             self.literals = literals
         }
     }
+    /// The same regex with tables of its own (fresh buffers): a step thread matches with
+    /// it without touching reference counts another thread touches.
+    public func privateCopy() -> LinearRegex {
+        let c = compiled
+        var copy = self
+        copy.compiled = Compiled(program: c.program.map { $0 }, slots: c.slots, firsts: c.firsts.map { $0 }, splitOrdinal: c.splitOrdinal.map { $0 },
+                                 splitCount: c.splitCount, code: c.code.map { $0 }, sets: c.sets.map { $0 }, asciiSets: c.asciiSets.map { $0 },
+                                 span: c.span.map { $0 }, literals: c.literals.map { $0 })
+        copy.names = names.map { $0 }
+        return copy
+    }
+
     var program: [Inst] { compiled.program }
     var slots: Int { compiled.slots }
     var firsts: [ByteSet] { compiled.firsts }

@@ -449,7 +449,10 @@ public struct RowTransformer: Sendable {
         }
         func resolve(_ e: Expr) -> Expr {
             switch e {
-            case .literal, .slot: e
+            // Rebuilt, not shared: a plan is compiled per step thread, and a box two threads
+            // retain per row is a cache line they fight over.
+            case .literal(let v): .literal(v)
+            case .slot(let i): .slot(i)
             case .field(let n): index[n].map(Expr.slot) ?? .literal(.null)
             case .unary(let op, let x): .unary(op, resolve(x))
             case .binary(let op, let l, let r): BinaryOp(rawValue: op).map { .op($0, resolve(l), resolve(r)) } ?? .binary(op, resolve(l), resolve(r))
@@ -497,7 +500,7 @@ public struct RowTransformer: Sendable {
                 var names: [String] = []
                 for n in patterns.flatMap(\.names) where !names.contains(n) { names.append(n) }
                 let at = patterns.map { p in names.map { p.names.firstIndex(of: $0) } }
-                plan.ops.append(.parse(source: source, field: f, patterns: patterns, at: at, targets: names.map(target), used: []))
+                plan.ops.append(.parse(source: source, field: f, patterns: patterns.map { $0.privateCopy() }, at: at, targets: names.map(target), used: []))
             case .flatten, .explode:
                 plan.stop = i
                 break loop
