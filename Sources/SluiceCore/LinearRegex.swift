@@ -48,9 +48,10 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
             self.literals = literals
         }
     }
+
     /// The same regex with tables of its own (fresh buffers): a step thread matches with
     /// it without touching reference counts another thread touches.
-    public func privateCopy() -> LinearRegex {
+    func privateCopy() -> LinearRegex {
         let c = compiled
         var copy = self
         copy.compiled = Compiled(program: c.program.map { $0 }, slots: c.slots, firsts: c.firsts.map { $0 }, splitOrdinal: c.splitOrdinal.map { $0 },
