@@ -21,12 +21,15 @@ public struct TextRecordReader {
     let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 1)
     /// The record being put together (kept from record to record for its capacity).
     var text: [UInt8] = []
+    /// The bytes a `startsWith` record opens with (made once, not per record).
+    let marker: [UInt8]
 
     public init(source: any ByteChunkReader, records: TextRecords, maxRecordBytes: Int = ReadLimits().maxRecordBytes, fileName: String? = nil) {
         self.source = source
         self.records = records
         self.maxRecordBytes = maxRecordBytes
         self.fileName = fileName
+        if case .startsWith(let prefix) = records { marker = Array(prefix.utf8) } else { marker = [] }
     }
 
     /// Frees the read buffer (the reader is not usable afterwards).
@@ -129,10 +132,9 @@ public struct TextRecordReader {
                 if blank(l.0) { break }
                 try append(l.0)
             }
-        case .startsWith(let prefix):
-            let p = Array(prefix.utf8)
+        case .startsWith:
             while let l = try nextLine() {
-                if Self.hasPrefix(buffer, l.0, p) { pending = l; break }
+                if Self.hasPrefix(buffer, l.0, marker) { pending = l; break }
                 if blank(l.0) { continue }
                 try append(l.0)
             }

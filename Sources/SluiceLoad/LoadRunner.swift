@@ -262,15 +262,24 @@ final class ReadAhead: Sendable {
     /// One file's `chunks` (line-aligned, ``ChunkPlanner``) parsed by `threads` threads at
     /// once, each thread taking the next chunk not yet taken; a forwarding thread hands the
     /// batches on chunk after chunk, so they come in the file's order (the last row per key
-    /// still wins) with a few batches per thread held, not the file.
+    /// still wins). At most `threads + 1` chunks are taken and not yet handed on, each
+    /// holding two batches at most: memory stays a few batches per thread, not the file.
     init(chunks: [FileChunk], threads: Int, open: @escaping @Sendable (FileChunk) throws(SluiceError) -> any BatchReader) {
+        let threads = max(1, threads)
         let parts = chunks.map { _ in BoundedQueue<Result<DecodedBatch, SluiceError>>(capacity: 2) }
         let parsing = DispatchGroup()
-        for _ in 0..<max(1, threads) {
+        // A chunk is taken only with a permit, given back when the forwarder is done with one:
+        // without it a thread whose chunks fit their queues would parse on to the file's end.
+        // (Made at 0 and signalled: libdispatch traps when a semaphore goes with fewer
+        // permits than it was made with, as a stopped read leaves it.)
+        let window = DispatchSemaphore(value: 0)
+        for _ in 0...threads { window.signal() }
+        for _ in 0..<threads {
             parsing.enter()
             Self.start { [self] in
                 defer { parsing.leave() }
                 while true {
+                    window.wait()
                     let k = nextChunk.withLock { n in
                         defer { n += 1 }
                         return n
@@ -288,10 +297,14 @@ final class ReadAhead: Sendable {
             }
         }
         let (queue, finished) = (queue, finished)
-        Self.start {
+        Self.start { [self] in
             defer {
                 queue.close()
-                for p in parts { p.cancel() }  // a stop or a failure ends the parsing threads at their next batch
+                // A stop or a failure ends the parsing threads: at their next batch, or at
+                // their next permit, where they find no chunk left to take.
+                nextChunk.withLock { $0 = chunks.count }
+                for p in parts { p.cancel() }
+                for _ in 0..<threads { window.signal() }
                 parsing.wait()
                 finished.set(true)
             }
@@ -300,6 +313,7 @@ final class ReadAhead: Sendable {
                     guard queue.push(item) else { return }
                     if case .failure = item { return }
                 }
+                window.signal()
             }
         }
     }

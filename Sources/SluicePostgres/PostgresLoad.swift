@@ -62,8 +62,10 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
     /// Set by the session before the first batch when the rows go straight into a table it
     /// created; read and written by `encode` after that.
     var direct: DirectRows?
-    /// Rows encoded for the stage by this load (a chunked job's shared stage: unknown).
-    var stagedRows: Int64 = 0
+    /// Rows encoded for the stage when no rows go straight into the table.
+    var encodedForStage: Int64 = 0
+    /// Rows this load put in the stage (a chunked job's shared stage: unknown).
+    var stagedRows: Int64 { direct?.staged ?? encodedForStage }
     /// From this many staged rows a MERGE reads the stage's statistics first (``analyze(_:_:)``).
     static let analyzeFrom: Int64 = 10_000
     let tuning: DirectRows.Tuning
@@ -473,11 +475,10 @@ public final class PostgresLoad: SessionSink, @unchecked Sendable {
         let rejects: [SinkReject]
         if var d = direct.take() {
             rejects = d.route(batch, &encoder, direct: &encoded)
-            stagedRows = d.staged
             direct = d
         } else {
             rejects = encoder.encode(batch, into: &encoded)
-            stagedRows += Int64(batch.count - rejects.count)
+            encodedForStage += Int64(batch.count - rejects.count)
         }
         return (encoded.isEmpty ? nil : ByteBuffer(bytes: encoded), rejects)
     }

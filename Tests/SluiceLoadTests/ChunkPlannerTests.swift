@@ -149,10 +149,14 @@ import SluiceTesting
         let text = "id,v\n" + (0..<50_000).map { "\($0),\($0)\n" }.joined()
         let file = try InputFile.inspect(path: dir.write("in.csv", text), format: nil)
         let spec = ReadSpec(schema: Self.schema, limits: ReadLimits(batchRows: 500), fileName: file.path)
-        let (ahead, _) = try ReadAhead.of(file, spec: spec, dialect: CSVDialect(), parseThreads: 3, chunkBytes: 8 << 10)
+        let progress = LoadProgress()
+        let (ahead, _) = try ReadAhead.of(file, spec: spec, dialect: CSVDialect(), parseThreads: 3, progress: progress, chunkBytes: 8 << 10)
         _ = await ahead.queue.next()
         _ = await ahead.queue.next()
-        await ahead.stop()  // returns once the forwarder and both parsing threads are done
-        #expect(await ahead.finished.value())
+        await ahead.stop()  // returns once the forwarder and the parsing threads are done
+        // Done means reading no more: the bytes read stay put, and fall well short of the file.
+        let stopped = progress.bytes
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(progress.bytes == stopped && stopped < Int64(text.utf8.count) / 2, "\(stopped) of \(text.utf8.count)")
     }
 }
