@@ -152,6 +152,9 @@ public final class SQLiteStatement {
 
     public var columnCount: Int { Int(sqlite_nio_sqlite3_column_count(stmt)) }
 
+    /// The statement's SQL text.
+    var sql: String { sqlite_nio_sqlite3_sql(stmt).map { String(cString: $0) } ?? "" }
+
     /// Whether the statement cannot write to the database.
     public var isReadOnly: Bool { sqlite_nio_sqlite3_stmt_readonly(stmt) != 0 }
 

@@ -32,15 +32,45 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
             CREATE TABLE IF NOT EXISTS \(Self.destinations) (id INTEGER PRIMARY KEY, url TEXT NOT NULL UNIQUE);
             CREATE TABLE IF NOT EXISTS \(Self.rows) (
               dest INTEGER NOT NULL, key NOT NULL, batch INTEGER NOT NULL, hash INTEGER, PRIMARY KEY (dest, key)) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS \(Self.ranges) (
-              dest INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, batch INTEGER NOT NULL, hashes BLOB, PRIMARY KEY (dest, lo)) WITHOUT ROWID;
             """)
-        // Ranges made by `gc` before a batch could be planned as a range have no hashes column.
-        if !(try db.query("PRAGMA table_info(\(Self.ranges))").contains { $0[1].string == "hashes" }) {
-            try db.execute("ALTER TABLE \(Self.ranges) ADD COLUMN hashes BLOB")
-        }
+        try Self.createRanges(db)
         recorder = try SQLiteConnection(path: path)
         try recorder.execute("PRAGMA busy_timeout = 10000")
+    }
+
+    /// The ranges table keeps each range's packed hashes (80 KB for 10,000 keys) in its rows,
+    /// so it is a rowid table: the anti-join reads `hi` from a covering index. Held in a
+    /// WITHOUT ROWID table's key b-tree, the hashes were read whole at every probe (80 KB per
+    /// row planned; a resumed 1M-row export took minutes). Older ledgers are moved over once.
+    static func createRanges(_ db: SQLiteConnection) throws(SluiceError) {
+        let columns = "dest INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, batch INTEGER NOT NULL, hashes BLOB, PRIMARY KEY (dest, lo)"
+        let current = try db.query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1", [.text(ranges)]).first?.first?.string
+        if let current, current.uppercased().contains("WITHOUT ROWID") {
+            try db.execute("BEGIN IMMEDIATE")
+            do throws(SluiceError) {
+                // Checked again under the write lock: another process may have moved it.
+                let again = try db.query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1", [.text(ranges)]).first?.first?.string
+                if again?.uppercased().contains("WITHOUT ROWID") == true {
+                    // Ranges made by `gc` before a batch could be planned as a range have no hashes.
+                    let hashes = try db.query("PRAGMA table_info(\(ranges))").contains { $0[1].string == "hashes" } ? "hashes" : "NULL"
+                    try db.execute("""
+                        ALTER TABLE \(ranges) RENAME TO \(ranges)_old;
+                        CREATE TABLE \(ranges) (\(columns));
+                        INSERT INTO \(ranges) (dest, lo, hi, batch, hashes) SELECT dest, lo, hi, batch, \(hashes) FROM \(ranges)_old;
+                        DROP TABLE \(ranges)_old;
+                        """)
+                }
+                try db.execute("CREATE INDEX IF NOT EXISTS \(ranges)_span ON \(ranges) (dest, lo, hi)")
+                try db.execute("COMMIT")
+            } catch {
+                try? db.execute("ROLLBACK")
+                throw error
+            }
+        }
+        try db.execute("""
+            CREATE TABLE IF NOT EXISTS \(ranges) (\(columns));
+            CREATE INDEX IF NOT EXISTS \(ranges)_span ON \(ranges) (dest, lo, hi);
+            """)
     }
 
     /// Runs `body` holding the recorder connection (deliveries record from several tasks).
