@@ -170,7 +170,8 @@ public final class Exporter: @unchecked Sendable {
 
     /// Cuts the rows no batch carries yet into batches, in key order. Each batch's file is
     /// encoded, written and fsynced (on the spool's lane, off the cooperative threads) before
-    /// the batch and its keys are recorded.
+    /// the batch and its keys are recorded; the next batch is encoded while one is recorded,
+    /// and batches are recorded (and handed on) one after another, in order.
     func planBatches(_ onBatch: (@Sendable (ExportBatch) -> Void)?) async throws(SluiceError) -> (batches: Int, rows: Int) {
         var batches = 0, rows = 0
         var number = try await store.nextBatchNumber(spec.url)
@@ -183,29 +184,51 @@ public final class Exporter: @unchecked Sendable {
         }
         defer { scan.close() }
         let schema = scan.schema
-        while let page = try await scan.next() {
-            let name = "batch-\(number).\(spec.format.rawValue)\(spec.gzip ? ".gz" : "")"
-            let local = (spec.spoolDir as NSString).appendingPathComponent(name)
-            let sha = try await spool.run { [self] () throws(SluiceError) -> String in
-                let bytes = try encode(page.batch, schema: schema)
-                try Self.writeDurably(bytes, to: local)
-                return Self.sha256(bytes)
+        // The batch being recorded while the next one is encoded.
+        var recording: Task<Result<Void, SluiceError>, Never>?
+        func recorded() async throws(SluiceError) {
+            guard let r = recording else { return }
+            recording = nil
+            try await r.value.get()
+        }
+        do throws(SluiceError) {
+            while let page = try await scan.next() {
+                let name = "batch-\(number).\(spec.format.rawValue)\(spec.gzip ? ".gz" : "")"
+                let local = (spec.spoolDir as NSString).appendingPathComponent(name)
+                let sha = try await spool.run { [self] () throws(SluiceError) -> String in
+                    let bytes = try encode(page.batch, schema: schema)
+                    try Self.writeDurably(bytes, to: local)
+                    return Self.sha256(bytes)
+                }
+                try await recorded()
+                // On several hosts the batch is recorded by its copy in the storage.
+                let file = try await spec.storage?.keep(local, folder: spec.storageFolder, name: name) ?? local
+                let planned = ExportBatch(destination: spec.url, batch: number, rows: page.keys.count, firstKey: page.keys[0].text,
+                                          lastKey: page.keys[page.keys.count - 1].text, sha256: sha, file: file, state: .planned, attempts: 0)
+                // A batch of consecutive integer keys is one ledger row (its hashes packed in it).
+                // Not when resending changed rows: a key planned again may lie in an earlier range.
+                let range = spec.resendChanged ? nil : LedgerRanges.consecutive(page.keys)
+                recording = Task { [store] () -> Result<Void, SluiceError> in
+                    do throws(SluiceError) {
+                        if let range {
+                            try await store.insert(planned, destinationID: destinationID, range: range, hashes: page.hashes)
+                        } else {
+                            try await store.insert(planned, destinationID: destinationID, keys: page.keys, hashes: page.hashes)
+                        }
+                        onBatch?(planned)
+                        return .success(())
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+                batches += 1
+                rows += page.keys.count
+                number += 1
             }
-            // On several hosts the batch is recorded by its copy in the storage.
-            let file = try await spec.storage?.keep(local, folder: spec.storageFolder, name: name) ?? local
-            let planned = ExportBatch(destination: spec.url, batch: number, rows: page.keys.count, firstKey: page.keys[0].text,
-                                      lastKey: page.keys[page.keys.count - 1].text, sha256: sha, file: file, state: .planned, attempts: 0)
-            // A batch of consecutive integer keys is one ledger row (its hashes packed in it).
-            // Not when resending changed rows: a key planned again may lie in an earlier range.
-            if !spec.resendChanged, let range = LedgerRanges.consecutive(page.keys) {
-                try await store.insert(planned, destinationID: destinationID, range: range, hashes: page.hashes)
-            } else {
-                try await store.insert(planned, destinationID: destinationID, keys: page.keys, hashes: page.hashes)
-            }
-            onBatch?(planned)
-            batches += 1
-            rows += page.keys.count
-            number += 1
+            try await recorded()
+        } catch {
+            _ = await recording?.value  // nothing is left recording behind the caller's back
+            throw error
         }
         return (batches, rows)
     }
