@@ -166,6 +166,22 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
         guard first.isReadOnly, next.isReadOnly else { throw SluiceError(.invalidArgument, "the export's filter must not write to the database") }
         let scan = SQLiteExportScan(schema: schema, keyIndex: keyIndex, destinationID: destinationID, first: first, next: next, resendChanged: resendChanged && !firstRun, limit: pageSize)
         scan.lane = lane
+        // An integer key (INTEGER affinity: bounds compare as numbers) with ranges sent: read
+        // only the gaps between ranges, a range query each, instead of probing every row's
+        // range (a second run over a fully sent 1M-row table read every row: 0.4 s).
+        if hasRanges && !scan.resendChanged && schema.columns[keyIndex].type == .int64 {
+            let unranged = "SELECT \(cols) FROM \(relation) \(t) WHERE NOT EXISTS (SELECT 1 FROM \(Self.rows) r WHERE \(match))\(filter) AND \(k) IS NOT NULL"
+            var rows: [SQLiteStatement] = []
+            for (lower, upper) in [(false, false), (true, false), (false, true), (true, true)] {
+                let st = try db.prepareOne(unranged + (lower ? " AND \(k) > ?3" : "") + (upper ? " AND \(k) < ?4" : "") + " ORDER BY \(k) LIMIT ?2")
+                guard st.isReadOnly else { throw SluiceError(.invalidArgument, "the export's filter must not write to the database") }
+                rows.append(st)
+            }
+            scan.gaps = SQLiteExportScan.Gaps(
+                rows: rows,
+                firstRange: try db.prepareOne("SELECT lo, hi FROM \(Self.ranges) WHERE dest = ?1 ORDER BY lo LIMIT 1"),
+                nextRange: try db.prepareOne("SELECT lo, hi FROM \(Self.ranges) WHERE dest = ?1 AND lo > ?2 ORDER BY lo LIMIT 1"))
+        }
         return scan
     }
 
@@ -397,59 +413,124 @@ final class SQLiteExportScan: ExportScan, @unchecked Sendable {
         return page
     }
 
+    /// The gaps between the ranges already sent, read one after another (an integer key).
+    struct Gaps {
+        /// Row statements by bounds: none, lower (`key > ?3`), upper (`key < ?4`), both.
+        let rows: [SQLiteStatement]
+        let firstRange: SQLiteStatement
+        let nextRange: SQLiteStatement
+        /// The gap being read: below this range's start (nil: no range after it), and where
+        /// reading resumes once the gap is done (the range's end).
+        var upper: SQLiteValue?
+        var skipTo: SQLiteValue?
+        var current = false
+
+        var all: [SQLiteStatement] { rows + [firstRange, nextRange] }
+    }
+    var gaps: Gaps?
+
     func nextNow() throws(SluiceError) -> ExportPage? {
-        let n = schema.columns.count
-        var builder = BatchBuilder(schema: TableSchema(columns: schema.columns.map { var c = $0; c.nullable = true; return c }), capacity: limit)
-        var keys: [LedgerKey] = []
-        var hashes: [Int64] = []
-        while keys.count < limit && !exhausted {
-            let st = last == nil ? first : nextPage
-            st.reset()
+        var page = PageBuilder(schema: schema, limit: limit)
+        while page.keys.count < limit && !exhausted {
+            let st: SQLiteStatement
+            if var g = gaps {
+                if !g.current { try findGap(&g) }
+                gaps = g
+                st = g.rows[(last == nil ? 0 : 1) + (g.upper == nil ? 0 : 2)]
+                st.reset()
+                if let upper = g.upper { st.bind(4, upper) }
+            } else {
+                st = last == nil ? first : nextPage
+                st.reset()
+            }
             st.bind(1, .integer(destinationID))
             st.bind(2, .integer(Int64(limit)))
             if let last { st.bind(3, last) }
-            var seen = 0
-            while keys.count < limit, try st.step() {
-                seen += 1
-                last = st.value(keyIndex)
-                var h = RowHasher()
-                for c in 0..<n {
-                    switch st.kind(c) {
-                    case .null: h.null()
-                    case .integer: h.int(st.int64(c))
-                    case .real: h.int(Int64(bitPattern: st.double(c).bitPattern))
-                    case .text: h.bytes(2, st.bytes(c))
-                    case .blob: h.bytes(3, st.bytes(c))
-                    }
-                }
-                if resendChanged, LedgerRanges.unchanged(h.value, row: st.kind(n) == .integer ? st.int64(n) : nil,
-                                                         range: st.kind(n + 1) == .blob ? st.bytes(n + 1) : nil) { continue }
-                builder.beginRow(line: Int64(keys.count + 1))
-                for c in 0..<n {
-                    switch st.kind(c) {
-                    case .null: builder.setNull(c)
-                    case .integer: builder.setInt(c, st.int64(c))
-                    case .real: builder.setDouble(c, st.double(c))
-                    case .text: builder.setText(c, st.bytes(c))
-                    case .blob: builder.setBytes(c, st.bytes(c))
-                    }
-                }
-                if let r = builder.endRow() {
-                    throw SluiceError(.invalidSchema, "row with \(schema.columns[keyIndex].name) = \(LedgerKey(st.value(keyIndex)).text) does not read back as its column type: \(r.message)")
-                }
-                keys.append(LedgerKey(st.value(keyIndex)))
-                hashes.append(h.value)
+            let seen = try take(st, into: &page)
+            guard page.keys.count < limit && seen < limit else { continue }
+            // This statement has no more rows: the next gap, or the end.
+            if let g = gaps, let skipTo = g.skipTo {
+                last = skipTo
+                gaps?.current = false
+            } else {
+                exhausted = true
             }
-            if keys.count < limit && seen < limit { exhausted = true }
         }
         resetStatements()
-        return keys.isEmpty ? nil : ExportPage(batch: builder.take(), keys: keys, hashes: hashes)
+        return page.keys.isEmpty ? nil : ExportPage(batch: page.builder.take(), keys: page.keys, hashes: page.hashes)
+    }
+
+    /// Sets the gap up: from `last` (a key read from a gap, or a range's end) to the next
+    /// range.
+    func findGap(_ g: inout Gaps) throws(SluiceError) {
+        let st = last == nil ? g.firstRange : g.nextRange
+        st.reset()
+        st.bind(1, .integer(destinationID))
+        if let last { st.bind(2, last) }
+        if try st.step() {
+            g.upper = st.value(0)
+            g.skipTo = st.value(1)
+        } else {
+            g.upper = nil
+            g.skipTo = nil
+        }
+        st.reset()
+        g.current = true
+    }
+
+    /// A page being filled: its rows, their keys and hashes.
+    struct PageBuilder {
+        var builder: BatchBuilder
+        var keys: [LedgerKey] = []
+        var hashes: [Int64] = []
+        init(schema: TableSchema, limit: Int) {
+            builder = BatchBuilder(schema: TableSchema(columns: schema.columns.map { var c = $0; c.nullable = true; return c }), capacity: limit)
+        }
+    }
+
+    /// Steps `st` until the page is full or the statement ends; returns the rows it gave.
+    func take(_ st: SQLiteStatement, into page: inout PageBuilder) throws(SluiceError) -> Int {
+        let n = schema.columns.count
+        var seen = 0
+        while page.keys.count < limit, try st.step() {
+            seen += 1
+            last = st.value(keyIndex)
+            var h = RowHasher()
+            for c in 0..<n {
+                switch st.kind(c) {
+                case .null: h.null()
+                case .integer: h.int(st.int64(c))
+                case .real: h.int(Int64(bitPattern: st.double(c).bitPattern))
+                case .text: h.bytes(2, st.bytes(c))
+                case .blob: h.bytes(3, st.bytes(c))
+                }
+            }
+            if resendChanged, LedgerRanges.unchanged(h.value, row: st.kind(n) == .integer ? st.int64(n) : nil,
+                                                     range: st.kind(n + 1) == .blob ? st.bytes(n + 1) : nil) { continue }
+            page.builder.beginRow(line: Int64(page.keys.count + 1))
+            for c in 0..<n {
+                switch st.kind(c) {
+                case .null: page.builder.setNull(c)
+                case .integer: page.builder.setInt(c, st.int64(c))
+                case .real: page.builder.setDouble(c, st.double(c))
+                case .text: page.builder.setText(c, st.bytes(c))
+                case .blob: page.builder.setBytes(c, st.bytes(c))
+                }
+            }
+            if let r = page.builder.endRow() {
+                throw SluiceError(.invalidSchema, "row with \(schema.columns[keyIndex].name) = \(LedgerKey(st.value(keyIndex)).text) does not read back as its column type: \(r.message)")
+            }
+            page.keys.append(LedgerKey(st.value(keyIndex)))
+            page.hashes.append(h.value)
+        }
+        return seen
     }
 
     /// Ends the statements' reads (so the connection can write between pages).
     func resetStatements() {
         first.reset()
         nextPage.reset()
+        for st in gaps?.all ?? [] { st.reset() }
     }
 
     func close() {

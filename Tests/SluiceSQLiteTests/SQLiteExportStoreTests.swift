@@ -44,4 +44,44 @@ import SluiceTesting
         let page = try #require(try scan.nextNow())
         #expect(page.keys.map(\.text) == (11...30).map(String.init), "keys 1...10 lie in the range")
     }
+
+    /// With ranges sent, an integer key's scan reads only the gaps between them: the same
+    /// rows, in the same order, as probing every row's range (pages that cross gaps, adjacent
+    /// ranges, a range past the last row, a key sent on its own in a gap, a key below every
+    /// range, a filter).
+    @Test func gapsGiveWhatProbingEveryRowGives() throws {
+        let dir = TempDir()
+        let path = dir.file("x.db")
+        let setup = try SQLiteConnection(path: path)
+        try setup.execute("CREATE TABLE t (id INTEGER NOT NULL UNIQUE, name TEXT)")
+        for i in 1...100 { _ = try setup.query("INSERT INTO t VALUES (?1, 'n')", [.integer(Int64(i))]) }
+        _ = try setup.query("INSERT INTO t VALUES (-7, 'skip')")
+        let store = try SQLiteExportStore(path: path)
+        for (lo, hi) in [(1, 10), (11, 20), (31, 40), (95, 200)] {
+            _ = try store.db.query("INSERT INTO sluice_export_ranges (dest, lo, hi, batch) VALUES (1, ?1, ?2, 1)", [.integer(Int64(lo)), .integer(Int64(hi))])
+        }
+        _ = try store.db.query("INSERT INTO sluice_export_keys (dest, key, batch) VALUES (1, 25, 1)")
+
+        func keys(_ source: ExportSource, gaps: Bool) throws -> [String] {
+            let scan = try store.scanNow(source, destinationID: 1, resendChanged: false, pageSize: 7)
+            #expect(scan.gaps != nil)
+            if !gaps { scan.gaps = nil }
+            var out: [String] = []
+            while let page = try scan.nextNow() {
+                #expect(page.keys.count <= 7)
+                out += page.keys.map(\.text)
+            }
+            return out
+        }
+        let all = ExportSource(table: "t", key: "id")
+        var expected: [String] = ["-7"]
+        expected += (21...24).map { String($0) }
+        expected += (26...30).map { String($0) }
+        expected += (41...94).map { String($0) }
+        #expect(try keys(all, gaps: true) == expected)
+        #expect(try keys(all, gaps: false) == expected)
+        let filtered = ExportSource(table: "t", filter: "name <> 'skip' AND id % 2 = 0", key: "id")
+        #expect(try keys(filtered, gaps: true) == keys(filtered, gaps: false))
+        #expect(try keys(filtered, gaps: true).first == "22")
+    }
 }
