@@ -187,11 +187,18 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
             [.text(relation), .text(source.key)]), logger: pool.logger).get().rows.first?.decode(String.self) ?? "text"
         let arrays = (0..<n).map { "array_agg(p.c\($0))" } + (resendChanged ? ["array_agg(p.h)", "array_agg(p.g)"] : [])
         let lastKey = integral ? "max(p.o)::text" : "(array_agg(p.o::text ORDER BY p.o DESC))[1]"  // not every type has max()
-        func page(after: Bool) -> String {
-            "SELECT \(lastKey), \(arrays.joined(separator: ", ")) FROM (\(sql)"
-                + (after ? " AND \(k) > $2::\(keyType)" : "") + " ORDER BY \(k) LIMIT \(scan.pageSize)) p"
+        // An integer key with ranges sent: only the gaps between ranges are read, each below the
+        // next range's start, instead of probing every row's range (a second run over a fully
+        // sent 1M-row table read every row: 2.2 s).
+        let gapped = integral && hasRanges && !resendChanged
+        let unranged = "SELECT \(cols), \(k) AS o FROM \(relation) s WHERE \(k) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \(t.rows) r WHERE \(match))"
+            + (source.filter.map { " AND (\($0))" } ?? "")
+        func page(after: Bool, below: Bool = false) -> String {
+            "SELECT \(lastKey), \(arrays.joined(separator: ", ")) FROM (\(gapped ? unranged : sql)"
+                + (after ? " AND \(k) > $2::\(keyType)" : "") + (below ? " AND \(k) < $\(after ? 3 : 2)::bigint" : "")
+                + " ORDER BY \(k) LIMIT \(scan.pageSize)) p"
         }
-        let (firstPage, nextPage) = (page(after: false), page(after: true))
+        let pages = [page(after: false), page(after: true), page(after: false, below: true), page(after: true, below: true)]
         try await pool.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", on: conn)
         do {
             // Text forms our coercion reads back exactly, whatever the session's settings.
@@ -201,28 +208,42 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
             }
             var builder = BatchBuilder(schema: nullable, capacity: scan.pageSize)
             var keys: [LedgerKey] = [], hashes: [Int64] = []
-            // The page after `last` (the first with nil), asked for while the one before is read.
-            let fetch = { @Sendable (last: String?) in
+            // The page after `last` (the first with nil) and below `upper` (a gap's end), asked
+            // for while the one before is read.
+            let fetch = { @Sendable (last: String?, upper: Int64?) in
                 Task { () throws -> PostgresRow? in
-                    let binds: [PGValue] = last.map { [.int(destinationID), .text($0)] } ?? [.int(destinationID)]
-                    return try await conn.query(PostgresPool.query(last == nil ? firstPage : nextPage, binds), logger: pool.logger).get().rows.first
+                    let binds: [PGValue] = [.int(destinationID)] + (last.map { [.text($0)] } ?? []) + (upper.map { [.int($0)] } ?? [])
+                    let sql = pages[(last == nil ? 0 : 1) + (upper == nil ? 0 : 2)]
+                    return try await conn.query(PostgresPool.query(sql, binds), logger: pool.logger).get().rows.first
                 }
             }
-            var pending: Task<PostgresRow?, any Error>? = fetch(nil)
+            var ranges = gapped ? RangeCursor(destinationID: destinationID, table: t.ranges) : nil
+            var gap = try await ranges?.gap(after: nil, conn, pool) ?? Gap()
+            var pending: Task<PostgresRow?, any Error>? = fetch(nil, gap.upper)
             defer { pending?.cancel() }
             reading: while let asked = pending {
                 pending = nil
                 guard let result = try await asked.value else { break }
                 var cells = result.makeIterator()
-                guard let bound = cells.next()?.bytes else { break }  // no row after the last page
+                let bound = cells.next()?.bytes  // NULL: no row in this gap or after the last page
                 var columns: [PGArray] = []
-                while let cell = cells.next() { columns.append(try PGArray(cell.bytes)) }
-                let count = columns.first?.count ?? 0
-                guard columns.count == arrays.count, columns.allSatisfy({ $0.count == count }) else {
-                    throw SluiceError(.io, "PostgreSQL returned a page of \(source.label) in an unexpected shape")
+                var count = 0
+                if bound != nil {
+                    while let cell = cells.next() { columns.append(try PGArray(cell.bytes)) }
+                    count = columns.first?.count ?? 0
+                    guard columns.count == arrays.count, columns.allSatisfy({ $0.count == count }) else {
+                        throw SluiceError(.io, "PostgreSQL returned a page of \(source.label) in an unexpected shape")
+                    }
                 }
-                // A full page may have more after it: ask while this one is read.
-                if count == scan.pageSize { pending = fetch(String(buffer: bound)) }
+                if count == scan.pageSize, let bound {
+                    // A full page may have more after it: ask while this one is read.
+                    pending = fetch(String(buffer: bound), gap.upper)
+                } else if let resume = gap.resume, var r = ranges {
+                    // This gap is done: the next one starts after the range that ended it.
+                    gap = try await r.gap(after: resume, conn, pool)
+                    ranges = r
+                    pending = fetch(String(resume), gap.upper)
+                }
                 for i in 0..<count {
                     var h = RowHasher()
                     for c in 0..<n { columns[c].withElement(i) { if let b = $0 { h.bytes(2, b) } else { h.null() } } }
@@ -478,6 +499,43 @@ final class PostgresExportScan: ExportScan, @unchecked Sendable {
 
 /// A one-dimensional array in PostgreSQL's binary format (`array_agg` of a page's column):
 /// its elements as byte ranges of the buffer, NULL as nil.
+/// The gap being read between ranges already sent: below `upper` (the next range's start;
+/// nil: no range after it), resuming after `resume` (that range's end) once done.
+struct Gap {
+    var upper: Int64?
+    var resume: Int64?
+}
+
+/// The ranges of a destination in key order, read a thousand at a time.
+struct RangeCursor {
+    let destinationID: Int64
+    let table: String
+    var buffered: [(lo: Int64, hi: Int64)] = []
+    var at = 0
+    var more = true
+
+    init(destinationID: Int64, table: String) {
+        self.destinationID = destinationID
+        self.table = table
+    }
+
+    /// The gap after `key` (nil: from the first key): up to the first range starting after it.
+    mutating func gap(after key: Int64?, _ conn: PostgresConnection, _ pool: PostgresPool) async throws -> Gap {
+        while true {
+            while at < buffered.count, let key, buffered[at].lo <= key { at += 1 }
+            if at < buffered.count { return Gap(upper: buffered[at].lo, resume: buffered[at].hi) }
+            guard more else { return Gap() }
+            let after = buffered.last?.lo
+            let sql = "SELECT lo, hi FROM \(table) WHERE dest = $1" + (after == nil ? "" : " AND lo > $2") + " ORDER BY lo LIMIT 1000"
+            let binds: [PGValue] = [.int(destinationID)] + (after.map { [.int($0)] } ?? [])
+            buffered = try await conn.query(PostgresPool.query(sql, binds), logger: pool.logger).get().rows.map { try $0.decode((Int64, Int64).self) }
+                .map { (lo: $0.0, hi: $0.1) }
+            at = 0
+            more = buffered.count == 1000
+        }
+    }
+}
+
 struct PGArray {
     let buffer: ByteBuffer
     /// Each element's offset from the reader index and length (-1: NULL).
