@@ -140,12 +140,12 @@ public enum SQLiteSQL {
 
     /// `rows` rows of a merge (distinct keys), parameters the columns of each row in
     /// order: a new key is inserted, an existing one updated (a table of key columns only
-    /// keeps it as it is).
+    /// keeps it as it is). Without a key, the rows are inserted.
     public static func upsertRows(_ table: String, _ schema: TableSchema, rows: Int) -> String {
         let names = schema.columns.map(\.name)
         let n = names.count
         let values = (0..<rows).map { r in "(" + (1...n).map { "?\(r * n + $0)" }.joined(separator: ", ") + ")" }.joined(separator: ", ")
-        return "INSERT INTO main.\(q(table)) (\(list(names))) VALUES \(values) " + onConflict(schema)
+        return "INSERT INTO main.\(q(table)) (\(list(names))) VALUES \(values)" + (schema.primaryKey.isEmpty ? "" : " " + onConflict(schema))
     }
 
     /// A merge's conflict clause: update the other columns, or keep the row of a table of

@@ -6,9 +6,10 @@ import Foundation
 /// two phases, so that the database's single write lock is held only briefly (API submissions
 /// and other workers' heartbeats keep flowing while a big file loads):
 ///
-/// 1. A merge's rows are held in memory while they fit in ``memoryBudget`` bytes; past that
-///    (and for append and replace) they go to a private stage file, with no lock on the main
-///    database: which of the two is chosen by size alone, whoever loads. A keyed stage keeps
+/// 1. A merge's rows, and those of a table without a key, are held in memory while they fit
+///    in ``memoryBudget`` bytes; past that (and for a keyed append or replace) they go to a
+///    private stage file, with no lock on the main database: which of the two is chosen by
+///    size alone, whoever loads. A keyed stage keeps
 ///    the last row per key; in append mode a repeated key, or a key already in the table, is
 ///    rejected here, row by row.
 /// 2. ``commit(_:)`` takes the write lock (`BEGIN IMMEDIATE`), prepares the table by
@@ -35,18 +36,18 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
         let upsert: SQLiteStatement
     }
     var stage: Stage?
-    /// A merge's rows while they fit in memory, in the order they came, with their keys.
+    /// Rows held while they fit in memory, in the order they came, with their keys (a merge).
     struct MemoryRows {
         var rows: RecordBatch
-        var keys: KeyedRows
+        var keys: KeyedRows?
 
         init(_ schema: TableSchema) {
             rows = RecordBatch(fields: schema.fields)
-            keys = KeyedRows(keyColumns: schema.keyIndices)
+            keys = schema.primaryKey.isEmpty ? nil : KeyedRows(keyColumns: schema.keyIndices)
         }
 
         mutating func add(_ batch: RecordBatch) {
-            keys.append(batch, rows: 0..<batch.count)
+            keys?.append(batch, rows: 0..<batch.count)
             for c in batch.columns.indices { rows.columns[c].append(from: batch.columns[c], range: 0..<batch.count) }
             rows.lines += batch.lines
             rows.ops += batch.ops
@@ -54,7 +55,7 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
 
         /// About what the rows and keys take (values, offsets, validity, lines and ops).
         var bytes: Int {
-            keys.byteCount + rows.count * 9 + rows.columns.reduce(0) { $0 + $1.data.count + $1.count * 9 + $1.decimals.count * 16 }
+            (keys?.byteCount ?? 0) + rows.count * 9 + rows.columns.reduce(0) { $0 + $1.data.count + $1.count * 9 + $1.decimals.count * 16 }
         }
     }
     var memory: MemoryRows?
@@ -108,7 +109,7 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
         self.binder = SQLiteBinder(types: schema.columns.map(\.type))
         floatColumns = schema.columns.contains { $0.type == .float64 }
         try? FileManager.default.removeItem(atPath: stagePath)  // a leftover from a killed attempt
-        if mode == .merge && KeyedRows.supports(keyIndices.map { schema.columns[$0].type }) {
+        if mode == .merge ? KeyedRows.supports(keyIndices.map { schema.columns[$0].type }) : keyIndices.isEmpty {
             memory = MemoryRows(schema)
         } else {
             stage = try Self.openStage(stagePath, schema, mode: mode)
@@ -160,7 +161,15 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
         if floatColumns && rejectNaN, case let nan = batch.nanRows(), !nan.rows.isEmpty {
             return try writeNow(batch.removing(rows: nan.rows)) + nan.rejects
         }
-        if batch.ops.contains(.delete) { deletes = true }
+        if batch.ops.contains(.delete) {
+            deletes = true
+            // Appended rows are refused a delete as they are staged; held ones, here.
+            if mode == .append && memory != nil {
+                let refused = batch.ops.indices.filter { batch.ops[$0] == .delete }
+                let rejects = refused.map { reject(batch, $0, Self.deleteNeedsMerge) }
+                return try writeNow(batch.removing(rows: Set(refused))) + rejects
+            }
+        }
         guard var held = memory else { return try stageBatch(batch) }
         memory = nil  // held alone while it grows (no copy of its buffers)
         held.add(batch)
@@ -191,7 +200,7 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
         for r in 0..<batch.count {
             let op = batch.ops[r]
             if mode == .append {
-                if op == .delete { rejects.append(reject(batch, r, "op D (delete) needs merge mode")); continue }
+                if op == .delete { rejects.append(reject(batch, r, Self.deleteNeedsMerge)); continue }
                 if let exists {
                     for (p, c) in keyIndices.enumerated() { binder.bind(exists, Int32(p + 1), cols[c], column: c, row: r, decimals: batch.columns[c].decimals) }
                     if try exists.step() {
@@ -212,6 +221,8 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
         }
         return rejects
     }
+
+    static let deleteNeedsMerge = "op D (delete) needs merge mode"
 
     func reject(_ batch: RecordBatch, _ r: Int, _ reason: String) -> SinkReject {
         SinkReject(line: batch.lines[r], reason: reason, values: batch.columns.map { ValueText.render($0, r) })
@@ -237,7 +248,7 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
             cleanup()
         }
         // Sorted before taking the write lock: other writers need not wait for it.
-        let order = memory?.keys.lastPerKey() ?? []
+        let order = memory?.keys?.lastPerKey() ?? []
         try main.execute("BEGIN IMMEDIATE")
         do throws(SluiceError) {
             let target = try SQLiteTarget.catalogReader(main)
@@ -249,7 +260,8 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
             case .merge:
                 counts = try mergeStage(on: main)
             case .append, .replace:
-                counts = try insertStage(on: main)
+                // (A `where` would guard only the last pattern of a case.)
+                if let held = memory { counts = try applyMemory(Array(0..<held.rows.count), on: main) } else { counts = try insertStage(on: main) }
             }
             try SQLiteConnection.runSteps(context.afterSQL, on: main)
             if context.rehearsal {
@@ -360,16 +372,18 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
     static let constraintPrimaryKey: Int32 = SQLITE_CONSTRAINT | (6 << 8)
     static let constraintUnique: Int32 = SQLITE_CONSTRAINT | (8 << 8)
 
-    /// Writes the in-memory rows of a merge, inside the caller's transaction: the last row
-    /// per key, in key order, upserts first and then deletes. New keys are counted by
+    /// Writes the in-memory rows inside the caller's transaction: a merge's last row per key,
+    /// in key order, upserts first and then deletes; a keyless load's rows (not its deletes)
+    /// in the order they came. New keys are counted by
     /// rowid (every row inserted here gets one above the table's highest before it), or,
     /// where the rowid says nothing (a WITHOUT ROWID table, an INTEGER PRIMARY KEY), by
     /// looking each key up before writing it.
-    /// `order`: the rows to write (``KeyedRows/lastPerKey()``).
+    /// `order`: the rows to write (``KeyedRows/lastPerKey()``, or every row).
     func applyMemory(_ order: [Int], on main: SQLiteConnection) throws(SluiceError) -> SinkCounts {
         guard let rows = memory?.rows, !rows.isEmpty else { return SinkCounts() }
-        // Into an empty table every row is new and every delete finds nothing: no lookups.
-        let empty = try main.query("SELECT 1 FROM main.\(SQLIdentifier.quoteValidated(table)) LIMIT 1").isEmpty
+        // Into an empty table (or one without a key) every row is new and every delete finds
+        // nothing: no lookups.
+        let empty = keyIndices.isEmpty ? true : try main.query("SELECT 1 FROM main.\(SQLIdentifier.quoteValidated(table)) LIMIT 1").isEmpty
         let floor = empty ? nil : try Self.rowidFloor(main, table)
         // Several rows per statement: with one statement per row, ending statements
         // (sqlite3VdbeHalt) alone took 0.81 of the merge's 5.19 percent of a watch run's samples.
@@ -385,6 +399,7 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
         var keyBinder = self.binder
         defer { self.binder = keyBinder }
         let keyIndices = self.keyIndices, table = self.table, schema = self.schema
+        let verb = mode == .merge ? "merge into" : "insert into"
         let upserts = order.filter { rows.ops[$0] == .upsert }
         var refused: [SinkReject] = []
         let (existing, deleted) = try SQLiteBinder.withPointers(rows, kinds: binder.kinds) { cols -> Result<(Int64, Int64), SluiceError> in
@@ -417,7 +432,7 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
                     let rc = st.run()
                     if rc != SQLITE_DONE {
                         guard rc & 0xFF == SQLITE_CONSTRAINT else {
-                            throw main.error(rc, "SQLite merge into \(table) (one of the rows from lines \(upserts[at..<(at + n)].map { rows.lines[$0] }.min() ?? 0) to \(upserts[at..<(at + n)].map { rows.lines[$0] }.max() ?? 0))")
+                            throw main.error(rc, "SQLite \(verb) \(table) (one of the rows from lines \(upserts[at..<(at + n)].map { rows.lines[$0] }.min() ?? 0) to \(upserts[at..<(at + n)].map { rows.lines[$0] }.max() ?? 0))")
                         }
                         // The table refused one of these rows: write them one at a time, rejecting only those it refuses.
                         let one = try main.prepare(SQLiteSQL.upsertRows(table, schema, rows: 1))
@@ -426,7 +441,7 @@ public final class SQLiteSink: LoadSink, @unchecked Sendable {
                             bindRow(one, r, at: 0)
                             let rc = one.run()
                             guard rc != SQLITE_DONE else { continue }
-                            guard rc & 0xFF == SQLITE_CONSTRAINT else { throw main.error(rc, "SQLite merge into \(table) (line \(rows.lines[r]))") }
+                            guard rc & 0xFF == SQLITE_CONSTRAINT else { throw main.error(rc, "SQLite \(verb) \(table) (line \(rows.lines[r]))") }
                             refused.append(reject(rows, r, refusal(rc, main)))
                             if probe != nil && existed[j] { existing -= 1 }
                         }

@@ -161,6 +161,30 @@ import SluiceTesting
         #expect(!KeyedRows.supports([.int64, .float64]) && KeyedRows.supports([.text, .decimal(precision: 5, scale: 2), .uuid]))
     }
 
+    /// A table without a key is loaded from memory when its rows fit, from the stage file
+    /// when not, with the same outcome: the rows in the order they came, a row the table
+    /// refuses rejected alone, a delete refused in append mode and left out in replace mode.
+    @Test(arguments: [WriteMode.append, .replace], [true, false])
+    func keylessRowsLoadAlikeFromMemoryAndStage(_ mode: WriteMode, _ inMemory: Bool) async throws {
+        let dir = TempDir()
+        let path = dir.file("t.db")
+        try SQLiteConnection(path: path).execute("CREATE TABLE events (name TEXT NOT NULL, score INTEGER CHECK (score >= 0)); INSERT INTO events VALUES ('old', 1)")
+        let t = try SQLiteTarget(path: path)
+        let schema = try #require(try t.schema(of: "events"))
+        let load = try await t.beginLoad(table: "events", schema: schema, mode: mode, stagePath: dir.file("stage.db"))
+        #expect(load.memory != nil, "a keyless load starts in memory")
+        if !inMemory { load.memoryBudget = 0 }
+        let rejects = try await load.write(batch(schema, [["z", "5"], ["b", "-7"], ["gone", "3"], ["a", "1"]], ops: [.upsert, .upsert, .delete, .upsert]))
+        #expect(rejects.map(\.line) == (mode == .append ? [4] : []), "\(rejects)")
+        var stats = LoadStats()
+        stats.read = 4
+        let counts = try await load.commit(CommitContext(stats: stats, rejectsFiles: []))
+        #expect(counts.inserted == 2 && counts.updated == 0 && counts.rejects.map(\.line) == [3], "\(mode) \(inMemory): \(counts)")
+        #expect(counts.rejects.first?.reason.contains("CHECK constraint failed") == true)
+        let expected: [[SQLiteValue]] = (mode == .append ? [[.text("old")]] : []) + [[.text("z")], [.text("a")]]
+        #expect(try rows(t, "SELECT name FROM events ORDER BY rowid") == expected)
+    }
+
     /// A table made by someone else may refuse rows (CHECK, NOT NULL): those rows are rejected
     /// with the reason, the others load, whichever way the rows were held.
     @Test(arguments: [WriteMode.append, .merge, .replace], [true, false])
