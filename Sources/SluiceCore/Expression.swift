@@ -697,6 +697,7 @@ public enum ExprEvaluator {
                 guard let sep = text(1).utf8.first, text(1).utf8.count == 1 else { throw ExprFailure("to_number: the decimal separator is one character, not '\(text(1))'") }
                 decimal = sep
             }
+            if case .double(let v) = first, v.isFinite { return .double(v) }  // a number already (a parse capture made one)
             guard let v = toNumber(text(0), decimal: decimal), v.isFinite else { throw ExprFailure("to_number: '\(SourceLocation.excerpt(text(0)))' is not a number") }
             return .double(v)
         case .dmsToDegrees:
@@ -736,21 +737,24 @@ public enum ExprEvaluator {
     /// the loads' own number parser with no String in between; nil when it is not one.
     static func toNumber(_ s: String, decimal: UInt8) -> Double? {
         var s = s
-        return s.withUTF8 { raw -> Double? in
-            // Spaces, tabs and line ends around it, as ``EValue/trim(_:)``.
-            var lo = 0, hi = raw.count
-            while lo < hi, EValue.isBlank(raw[lo]) { lo += 1 }
-            while hi > lo, EValue.isBlank(raw[hi - 1]) { hi -= 1 }
-            let trimmed = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(raw)[lo..<hi])
-            if decimal == UInt8(ascii: ".") { return Coercion.parseDouble(trimmed) }
-            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(1, trimmed.count)) { out -> Double? in
-                for (i, b) in trimmed.enumerated() {
-                    // The other separator is not a decimal point here.
-                    if b == UInt8(ascii: ".") { return nil }
-                    out[i] = b == decimal ? UInt8(ascii: ".") : b
-                }
-                return Coercion.parseDouble(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(out)[0..<trimmed.count]))
+        return s.withUTF8 { toNumber(UnsafeRawBufferPointer($0), decimal: decimal) }
+    }
+
+    /// `to_number` of text's bytes (a `parse` capture read only by `to_number` is made here).
+    static func toNumber(_ raw: UnsafeRawBufferPointer, decimal: UInt8) -> Double? {
+        // Spaces, tabs and line ends around it, as ``EValue/trim(_:)``.
+        var lo = 0, hi = raw.count
+        while lo < hi, EValue.isBlank(raw[lo]) { lo += 1 }
+        while hi > lo, EValue.isBlank(raw[hi - 1]) { hi -= 1 }
+        let trimmed = UnsafeRawBufferPointer(rebasing: raw[lo..<hi])
+        if decimal == UInt8(ascii: ".") { return Coercion.parseDouble(trimmed) }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(1, trimmed.count)) { out -> Double? in
+            for (i, b) in trimmed.enumerated() {
+                // The other separator is not a decimal point here.
+                if b == UInt8(ascii: ".") { return nil }
+                out[i] = b == decimal ? UInt8(ascii: ".") : b
             }
+            return Coercion.parseDouble(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(out)[0..<trimmed.count]))
         }
     }
 

@@ -346,9 +346,15 @@ public struct RowTransformer: Sendable {
         case derive(Int, Expr, String)
         case dedupe(step: Int, [Int?])
         /// The patterns, per pattern where each target's name is among its captures (nil: it
-        /// does not capture it), the slot each name goes to, and whether anything reads that
-        /// value later (else it is left null: no text is made for it).
-        case parse(source: Int?, field: String, patterns: [LinearRegex], at: [[Int?]], targets: [Int], used: [Bool])
+        /// does not capture it), the slot each name goes to, and what later ops need of it.
+        case parse(source: Int?, field: String, patterns: [LinearRegex], at: [[Int?]], targets: [Int], uses: [CaptureUse])
+    }
+
+    /// What a `parse` makes of a capture: nothing when nothing reads it later (no text is
+    /// made), its text, or — when only `to_number` with this decimal separator reads it — its
+    /// number straight from the bytes (its text when it is not one, for `to_number` to refuse).
+    enum CaptureUse: Sendable, Equatable {
+        case unused, text, number(decimal: UInt8)
     }
 
     public init(steps: [PipelineStep]) {
@@ -500,7 +506,7 @@ public struct RowTransformer: Sendable {
                 var names: [String] = []
                 for n in patterns.flatMap(\.names) where !names.contains(n) { names.append(n) }
                 let at = patterns.map { p in names.map { p.names.firstIndex(of: $0) } }
-                plan.ops.append(.parse(source: source, field: f, patterns: patterns.map { $0.privateCopy() }, at: at, targets: names.map(target), used: []))
+                plan.ops.append(.parse(source: source, field: f, patterns: patterns.map { $0.privateCopy() }, at: at, targets: names.map(target), uses: []))
             case .flatten, .explode:
                 plan.stop = i
                 break loop
@@ -510,37 +516,61 @@ public struct RowTransformer: Sendable {
         }
         plan.output = fields
         plan.width = max(plan.width, fields.count)
-        Self.markUsedCaptures(&plan.ops, liveAtEnd: fields.count)
+        Self.markCaptureUses(&plan.ops, liveAtEnd: fields.count)
         return plan
     }
 
     /// Walks the ops backwards from the plan's output (every slot in it is read later) and
-    /// tells each `parse` which of its captures some later op or the output reads: the others
-    /// (say a capture a `select` drops) are never made into text.
-    static func markUsedCaptures(_ ops: inout [Op], liveAtEnd: Int) {
-        var live = Set(0..<liveAtEnd)
+    /// tells each `parse` what later ops need of each capture (``CaptureUse``): those nothing
+    /// reads (say a capture a `select` drops) are never made into text, and those only
+    /// `to_number` reads are made into numbers at once.
+    static func markCaptureUses(_ ops: inout [Op], liveAtEnd: Int) {
+        var reads: [Int: CaptureUse] = [:]
+        for k in 0..<liveAtEnd { reads[k] = .text }
+        func merge(_ a: CaptureUse?, _ b: CaptureUse) -> CaptureUse { a.map { $0 == b ? b : .text } ?? b }
+        func readAll(_ e: Expr) {
+            var read = Set<Int>()
+            e.slotsRead(into: &read)
+            for k in read { reads[k] = merge(reads[k], .text) }
+        }
         for i in ops.indices.reversed() {
             switch ops[i] {
             case .select(let picked):
-                live = Set(live.compactMap { $0 < picked.count ? picked[$0] : nil })
+                var before: [Int: CaptureUse] = [:]
+                for (k, use) in reads where k < picked.count {
+                    if let from = picked[k] { before[from] = merge(before[from], use) }
+                }
+                reads = before
             case .remove(let k):
-                live = Set(live.map { $0 >= k ? $0 + 1 : $0 })
+                reads = Dictionary(uniqueKeysWithValues: reads.map { ($0.key >= k ? $0.key + 1 : $0.key, $0.value) })
             case .cast(let k, _, _):
-                live.insert(k)  // read even when its value goes nowhere: a cast can reject the row
+                reads[k] = merge(reads[k], .text)  // read even when its value goes nowhere: a cast can reject the row
             case .filter(let e):
-                e.slotsRead(into: &live)
+                readAll(e)
             case .derive(let k, let e, _):
-                live.remove(k)
-                e.slotsRead(into: &live)
+                reads[k] = nil
+                if case .fn(.toNumber, let args) = e, case .slot(let from)? = args.first, let decimal = Self.decimalSeparator(args) {
+                    reads[from] = merge(reads[from], .number(decimal: decimal))
+                } else {
+                    readAll(e)
+                }
             case .dedupe(_, let key):
-                live.formUnion(key.compactMap { $0 })
+                for k in key.compactMap({ $0 }) { reads[k] = merge(reads[k], .text) }
             case .parse(let source, let f, let patterns, let at, let targets, _):
-                let used = targets.map(live.contains)
-                live.subtract(targets)
-                if let source { live.insert(source) }
-                ops[i] = .parse(source: source, field: f, patterns: patterns, at: at, targets: targets, used: used)
+                let uses = targets.map { reads[$0] ?? .unused }
+                for t in targets { reads[t] = nil }
+                if let source { reads[source] = merge(reads[source], .text) }
+                ops[i] = .parse(source: source, field: f, patterns: patterns, at: at, targets: targets, uses: uses)
             }
         }
+    }
+
+    /// The decimal separator of `to_number(x)` or `to_number(x, 'c')` with a one-byte literal;
+    /// nil for any other form (a separator that is not one byte is `to_number`'s error).
+    static func decimalSeparator(_ args: [Expr]) -> UInt8? {
+        if args.count == 1 { return UInt8(ascii: ".") }
+        guard args.count == 2, case .literal(.text(let d)) = args[1], d.utf8.count == 1 else { return nil }
+        return d.utf8.first
     }
 
     /// Runs a plan's steps over one row's values: nil when the row goes on, else why not.
@@ -569,14 +599,22 @@ public struct RowTransformer: Sendable {
                 if k == slots.count { slots.append(v) } else { slots[k] = v }
             case .dedupe(let step, let key):
                 if !seen[step, default: []].insert(key.map { $0.map { slots[$0] } ?? .null }).inserted { return .drop }
-            case .parse(let source, let f, let patterns, let at, let targets, let used):
+            case .parse(let source, let f, let patterns, let at, let targets, let uses):
                 var text = source.flatMap { slots[$0].text } ?? ""
                 let matched = text.withUTF8 { bytes in
                     for k in patterns.indices {
                         let hit: Void? = patterns[k].withCaptures(bytes, scratch: &scratch) { capture in
                             // Every name any pattern captures is a field; those this one did not set are null.
                             for (n, t) in targets.enumerated() {
-                                let v = used[n] ? at[k][n].flatMap(capture).map { EValue.text(String(decoding: UnsafeBufferPointer(rebasing: bytes[$0]), as: UTF8.self)) } ?? .null : .null
+                                var v = EValue.null
+                                if uses[n] != .unused, let range = at[k][n].flatMap(capture) {
+                                    let captured = UnsafeBufferPointer(rebasing: bytes[range])
+                                    if case .number(let decimal) = uses[n], let x = ExprEvaluator.toNumber(UnsafeRawBufferPointer(captured), decimal: decimal), x.isFinite {
+                                        v = .double(x)
+                                    } else {
+                                        v = .text(String(decoding: captured, as: UTF8.self))
+                                    }
+                                }
                                 if t == slots.count { slots.append(v) } else { slots[t] = v }
                             }
                         }

@@ -219,10 +219,34 @@ struct ExpressionTests {
         #expect(t.apply(PipelineRow(fields: ["line"], slots: [.text("x 1 skip 2 z")])) == .drop)
         #expect(t.apply(PipelineRow(fields: ["line"], slots: [.text("x 1 y 2.5 z")])) == .reject("cast: d: '2.5' is not an int"))
         let plan = try #require(t.plans[0])
-        let used = plan.ops.compactMap { op -> [Bool]? in if case .parse(_, _, _, _, _, let used) = op { used } else { nil } }
-        #expect(used == [[false, true, true, true, true]], "a is replaced by e before anything reads it")
+        let uses = plan.ops.compactMap { op -> [RowTransformer.CaptureUse]? in if case .parse(_, _, _, _, _, let uses) = op { uses } else { nil } }
+        #expect(uses == [[.unused, .text, .text, .text, .text]], "a is replaced by e before anything reads it")
         // Without the select every capture is output, so every one is made.
         var all = RowTransformer(steps: [steps[0]])
         #expect(all.apply(row) == .keep(PipelineRow(fields: ["line", "a", "b", "c", "d", "e"], slots: [.text("x 21 y 7 z"), .text("x"), .text("21"), .text("y"), .text("7"), .text("z")])))
+    }
+
+    /// A capture only `to_number` reads is made a number straight from its bytes, and the
+    /// rows are exactly those made through its text (a filter that reads the text keeps the
+    /// slow path): numbers, decimal commas, blanks around, not-numbers and their rejects,
+    /// a capture no pattern set.
+    @Test func capturesOnlyToNumberReadsAreMadeNumbers() throws {
+        let patterns = [try LinearRegex("^(?<a>[^;]*);(?<b>[^;]*);(?<c>[^;]*)$"), try LinearRegex("^(?<b>[^;]*)$")]
+        let derive = PipelineStep.derive([Pair("x", try ExprParser.parse("to_number(a)")), Pair("y", try ExprParser.parse("to_number(b, ',')")),
+                                          Pair("z", try ExprParser.parse("to_number(c) + 1"))])
+        let select = PipelineStep.select(["x", "y", "z"])
+        var fast = RowTransformer(steps: [.parse(field: "line", patterns: patterns), derive, select])
+        var slow = RowTransformer(steps: [.parse(field: "line", patterns: patterns), .filter(try ExprParser.parse("a <> 'zz' OR b <> 'zz' OR a IS NULL")), derive, select])
+        let lines = ["1.5;2,25;3", " -7 ;1,5 ;1e3", "x1;2;3", "1;2.5;3", "1;2;", "4,5", "1e400;1;1", "9;;1"]
+        for line in lines {
+            let row = PipelineRow(fields: ["line"], slots: [.text(line)])
+            #expect(fast.apply(row) == slow.apply(row), "\(line)")
+        }
+        #expect(fast.apply(PipelineRow(fields: ["line"], slots: [.text("1.5;2,25;3")])) == .keep(PipelineRow(fields: ["x", "y", "z"], slots: [.double(1.5), .double(2.25), .double(4)])))
+        #expect(fast.apply(PipelineRow(fields: ["line"], slots: [.text("x1;2;3")])) == .reject("derive: x: to_number: 'x1' is not a number"))
+        let uses = try #require(fast.plans[0]).ops.compactMap { op -> [RowTransformer.CaptureUse]? in if case .parse(_, _, _, _, _, let u) = op { u } else { nil } }
+        #expect(uses == [[.number(decimal: UInt8(ascii: ".")), .number(decimal: UInt8(ascii: ",")), .text]])
+        let slowUses = try #require(slow.plans[0]).ops.compactMap { op -> [RowTransformer.CaptureUse]? in if case .parse(_, _, _, _, _, let u) = op { u } else { nil } }
+        #expect(slowUses == [[.text, .text, .text]])
     }
 }
