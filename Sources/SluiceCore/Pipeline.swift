@@ -576,8 +576,11 @@ public struct RowTransformer: Sendable {
     /// Runs a plan's steps over one row's values: nil when the row goes on, else why not.
     mutating func execute(_ plan: Plan, _ slots: inout [EValue]) -> Outcome? {
         slots.reserveCapacity(plan.width)
-        for op in plan.ops {
-            switch op {
+        // By index, not `for op in`: the iterator hands out a copy of each op (a retain and
+        // release of every array and expression it holds, per row).
+        let ops = plan.ops
+        for i in ops.indices {
+            switch ops[i] {
             case .select(let picked):
                 slots = picked.map { $0.map { slots[$0] } ?? .null }
             case .remove(let k):
