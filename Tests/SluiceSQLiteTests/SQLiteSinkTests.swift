@@ -161,17 +161,23 @@ import SluiceTesting
         #expect(!KeyedRows.supports([.int64, .float64]) && KeyedRows.supports([.text, .decimal(precision: 5, scale: 2), .uuid]))
     }
 
+    /// A sink loading into the table `ddl` makes (a table someone else made), with its schema.
+    func sink(on ddl: String, table: String, mode: WriteMode, in dir: TempDir) async throws -> (SQLiteTarget, TableSchema, SQLiteSink) {
+        let path = dir.file("t.db")
+        try SQLiteConnection(path: path).execute(ddl)
+        let t = try SQLiteTarget(path: path)
+        let schema = try #require(try t.schema(of: table))
+        return (t, schema, try await t.beginLoad(table: table, schema: schema, mode: mode, stagePath: dir.file("stage.db")))
+    }
+
     /// A table without a key is loaded from memory when its rows fit, from the stage file
     /// when not, with the same outcome: the rows in the order they came, a row the table
     /// refuses rejected alone, a delete refused in append mode and left out in replace mode.
     @Test(arguments: [WriteMode.append, .replace], [true, false])
     func keylessRowsLoadAlikeFromMemoryAndStage(_ mode: WriteMode, _ inMemory: Bool) async throws {
         let dir = TempDir()
-        let path = dir.file("t.db")
-        try SQLiteConnection(path: path).execute("CREATE TABLE events (name TEXT NOT NULL, score INTEGER CHECK (score >= 0)); INSERT INTO events VALUES ('old', 1)")
-        let t = try SQLiteTarget(path: path)
-        let schema = try #require(try t.schema(of: "events"))
-        let load = try await t.beginLoad(table: "events", schema: schema, mode: mode, stagePath: dir.file("stage.db"))
+        let (t, schema, load) = try await sink(on: "CREATE TABLE events (name TEXT NOT NULL, score INTEGER CHECK (score >= 0)); INSERT INTO events VALUES ('old', 1)",
+                                               table: "events", mode: mode, in: dir)
         #expect(load.memory != nil, "a keyless load starts in memory")
         if !inMemory { load.memoryBudget = 0 }
         let rejects = try await load.write(batch(schema, [["z", "5"], ["b", "-7"], ["gone", "3"], ["a", "1"]], ops: [.upsert, .upsert, .delete, .upsert]))
@@ -190,11 +196,8 @@ import SluiceTesting
     @Test(arguments: [WriteMode.append, .merge, .replace], [true, false])
     func rowsTheTableRefusesAreRejectedAndTheRestLoad(_ mode: WriteMode, _ inMemory: Bool) async throws {
         let dir = TempDir()
-        let path = dir.file("t.db")
-        try SQLiteConnection(path: path).execute("CREATE TABLE scores (id TEXT PRIMARY KEY, name TEXT NOT NULL, score INTEGER CHECK (score >= 0))")
-        let t = try SQLiteTarget(path: path)
-        let schema = try #require(try t.schema(of: "scores"))
-        let load = try await t.beginLoad(table: "scores", schema: schema, mode: mode, stagePath: dir.file("stage.db"))
+        let (t, schema, load) = try await sink(on: "CREATE TABLE scores (id TEXT PRIMARY KEY, name TEXT NOT NULL, score INTEGER CHECK (score >= 0))",
+                                               table: "scores", mode: mode, in: dir)
         if !inMemory { load.memoryBudget = 0 }
         #expect(try await load.write(batch(schema, [["a", "x", "5"], ["b", "y", "-7"], ["c", "z", "1"]])).isEmpty)
         var stats = LoadStats()
