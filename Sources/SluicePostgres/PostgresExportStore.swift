@@ -497,8 +497,6 @@ final class PostgresExportScan: ExportScan, @unchecked Sendable {
     }
 }
 
-/// A one-dimensional array in PostgreSQL's binary format (`array_agg` of a page's column):
-/// its elements as byte ranges of the buffer, NULL as nil.
 /// The gap being read between ranges already sent: below `upper` (the next range's start;
 /// nil: no range after it), resuming after `resume` (that range's end) once done.
 struct Gap {
@@ -536,6 +534,8 @@ struct RangeCursor {
     }
 }
 
+/// A one-dimensional array in PostgreSQL's binary format (`array_agg` of a page's column):
+/// its elements as byte ranges of the buffer, NULL as nil.
 struct PGArray {
     let buffer: ByteBuffer
     /// Each element's offset from the reader index and length (-1: NULL).
