@@ -63,7 +63,7 @@ public struct BulkTextEncoder: Sendable {
             case .float64:
                 let v = col.doubles[r]
                 if !pg && !v.isFinite { refused = "column '\(names[c])': MySQL cannot store \(ValueText.double(v))" }
-                out.append(contentsOf: ValueText.double(v).utf8)
+                ValueText.double(v, into: &out)
             case .decimal:
                 col.decimals[r].write(into: &out)
             case .date:

@@ -139,7 +139,7 @@ public struct CSVWriter: Sendable {
                 case .float64:
                     let v = col.pointee.doubles[row]
                     if v == v.rounded(), abs(v) < 1e15 { appendInteger(Int64(v)) }
-                    else if plainNumbers { output.append(contentsOf: ValueText.double(v).utf8) }
+                    else if plainNumbers { ValueText.double(v, into: &output) }
                     else { writeField(ValueText.double(v).utf8) }
                 case .text, .json:
                     // Straight from the column's bytes: no String on the way.

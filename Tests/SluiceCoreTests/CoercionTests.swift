@@ -64,6 +64,25 @@ func withBytes<R>(_ s: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         }
         #expect(mismatches.isEmpty, "differs from strtod: \(mismatches)")
     }
+
+    /// Doubles written as bytes (no String on the way) are the text ``ValueText/double(_:)``
+    /// gives, after what the buffer held: random bit patterns, subnormals, extremes, integers
+    /// on both sides of 1e15, -0, NaN and the infinities.
+    @Test func bytesAreTheTextOfEveryDouble() {
+        var rng = SplitMix(seed: 0xD0_0B1E)
+        var values: [Double] = [0, -0.0, 1, -1.5, 0.1, 1e15, 1e15 + 0.5, 999_999_999_999_999, 1e16, 4.9e-324, -2.2250738585072014e-308,
+                                .greatestFiniteMagnitude, -.greatestFiniteMagnitude, .nan, .infinity, -.infinity, 91.40704125522244]
+        for _ in 0..<200_000 { values.append(Double(bitPattern: rng.next())) }
+        var out: [UInt8] = Array("x,".utf8)
+        var expected: [UInt8] = Array("x,".utf8)
+        for v in values {
+            ValueText.double(v, into: &out)
+            expected.append(contentsOf: ValueText.double(v).utf8)
+            out.append(10)
+            expected.append(10)
+        }
+        #expect(out == expected)
+    }
 }
 
 
