@@ -290,6 +290,31 @@ final class Receiver: @unchecked Sendable {
         #expect(lines.contains("10,791.91,0.00000000,12345678901234567890.0010"), "\(lines.prefix(3))")
     }
 
+    /// Planning records one batch while it encodes the next: a batch the ledger refuses ends
+    /// the run with the ledger's reason (nothing recorded after it, the spooled files nobody
+    /// recorded swept later), and the next run sends every row once.
+    @Test func aBatchTheLedgerRefusesEndsTheRunAndTheNextSendsTheRest() throws {
+        let cli = try CLI()
+        try table(cli, rows: 1...1_000)
+        let rx = try Receiver(dir: cli.dir + "/rx")
+        defer { rx.stop() }
+        let export = ["export", "--from", "t", "--key", "id", "--to", rx.url, "--batch-size", "100", "--concurrency", "1"]
+        #expect(try cli.run(export + ["--where", "id < 0"]).status == 0)  // makes the ledger's tables
+        _ = try cli.sqlite("CREATE TRIGGER refuse_third BEFORE INSERT ON sluice_export_batches WHEN NEW.batch = 3 BEGIN SELECT RAISE(ABORT, 'the ledger is full'); END")
+        let failed = try cli.run(export)
+        #expect(failed.status != 0 && failed.err.contains("the ledger is full"), "\(failed.err)")
+        #expect(try cli.sqlite("SELECT group_concat(batch) FROM sluice_export_batches").trimmingCharacters(in: .whitespacesAndNewlines) == "1,2")
+        _ = try cli.sqlite("DROP TRIGGER refuse_third")
+        let r = try cli.run(export + ["--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let counts = try rx.idCounts()
+        #expect(counts.count == 1_000 && counts.values.allSatisfy { $0 == 1 })
+        let spool = try #require(try FileManager.default.contentsOfDirectory(atPath: cli.dir + "/.sluice/exports").first)
+        let files = try FileManager.default.contentsOfDirectory(atPath: cli.dir + "/.sluice/exports/" + spool).filter { $0.hasPrefix("batch-") }
+        let planned = try cli.sqlite("SELECT count(*) FROM sluice_export_batches WHERE state <> 'delivered'").trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(planned == "0" && files.isEmpty, "left: \(files)")
+    }
+
     @Test func killedMidRunThenReRunLosesNothingAndSendsNothingTwice() throws {
         let cli = try CLI()
         try table(cli, rows: 1...30_000)
