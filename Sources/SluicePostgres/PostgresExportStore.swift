@@ -161,13 +161,17 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
         let hasKeys = try await exists(t.rows)
         let firstRun = !hasRanges && !hasKeys
         let resendChanged = resendChanged && !firstRun
-        // A ranged key counts as sent. The range that could hold a key is the last one starting
-        // at or before it; a key is compared as the ledger stored it (text), so only its
+        let integral = schema.columns[keyIndex].type == .int64
+        // An integer key with ranges sent: only the gaps between ranges are read, each below the
+        // next range's start, instead of probing every row's range (a second run over a fully
+        // sent 1M-row table read every row: 2.2 s).
+        let gapped = integral && hasRanges && !resendChanged
+        // Else a ranged key counts as sent. The range that could hold a key is the last one
+        // starting at or before it; a key is compared as the ledger stored it (text), so only its
         // canonical integer form can match. Resending changed rows, its hash is read from the
         // range's packed hashes (empty: a range compacted by `gc`, whose hashes are gone).
-        let integral = schema.columns[keyIndex].type == .int64
         let asInteger = integral ? "\(k)::bigint" : "(CASE WHEN \(k)::text ~ \(Self.canonicalInteger) THEN \(k)::text::bigint END)"
-        let outside = hasRanges
+        let outside = hasRanges && !gapped
             ? " AND NOT coalesce((SELECT g.hi >= \(asInteger) FROM \(t.ranges) g WHERE g.dest = $1 AND g.lo <= \(asInteger) ORDER BY g.lo DESC LIMIT 1), false)" : ""
         let rangeHash = hasRanges ? """
             (SELECT CASE WHEN g.hi >= \(asInteger) THEN coalesce(substring(g.hashes from ((\(asInteger) - g.lo) * 8 + 1)::int for 8), '\\x'::bytea) END
@@ -187,14 +191,8 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
             [.text(relation), .text(source.key)]), logger: pool.logger).get().rows.first?.decode(String.self) ?? "text"
         let arrays = (0..<n).map { "array_agg(p.c\($0))" } + (resendChanged ? ["array_agg(p.h)", "array_agg(p.g)"] : [])
         let lastKey = integral ? "max(p.o)::text" : "(array_agg(p.o::text ORDER BY p.o DESC))[1]"  // not every type has max()
-        // An integer key with ranges sent: only the gaps between ranges are read, each below the
-        // next range's start, instead of probing every row's range (a second run over a fully
-        // sent 1M-row table read every row: 2.2 s).
-        let gapped = integral && hasRanges && !resendChanged
-        let unranged = "SELECT \(cols), \(k) AS o FROM \(relation) s WHERE \(k) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \(t.rows) r WHERE \(match))"
-            + (source.filter.map { " AND (\($0))" } ?? "")
         func page(after: Bool, below: Bool = false) -> String {
-            "SELECT \(lastKey), \(arrays.joined(separator: ", ")) FROM (\(gapped ? unranged : sql)"
+            "SELECT \(lastKey), \(arrays.joined(separator: ", ")) FROM (\(sql)"
                 + (after ? " AND \(k) > $2::\(keyType)" : "") + (below ? " AND \(k) < $\(after ? 3 : 2)::bigint" : "")
                 + " ORDER BY \(k) LIMIT \(scan.pageSize)) p"
         }

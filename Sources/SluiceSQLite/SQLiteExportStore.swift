@@ -44,13 +44,15 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
     /// row planned; a resumed 1M-row export took minutes). Older ledgers are moved over once.
     static func createRanges(_ db: SQLiteConnection) throws(SluiceError) {
         let columns = "dest INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, batch INTEGER NOT NULL, hashes BLOB, PRIMARY KEY (dest, lo)"
-        let current = try db.query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1", [.text(ranges)]).first?.first?.string
-        if let current, current.uppercased().contains("WITHOUT ROWID") {
+        func old() throws(SluiceError) -> Bool {
+            let sql = try db.query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1", [.text(ranges)]).first?.first?.string
+            return sql?.uppercased().contains("WITHOUT ROWID") == true
+        }
+        if try old() {
             try db.execute("BEGIN IMMEDIATE")
             do throws(SluiceError) {
                 // Checked again under the write lock: another process may have moved it.
-                let again = try db.query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1", [.text(ranges)]).first?.first?.string
-                if again?.uppercased().contains("WITHOUT ROWID") == true {
+                if try old() {
                     // Ranges made by `gc` before a batch could be planned as a range have no hashes.
                     let hashes = try db.query("PRAGMA table_info(\(ranges))").contains { $0[1].string == "hashes" } ? "hashes" : "NULL"
                     try db.execute("""
@@ -157,10 +159,11 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
         let rangeHash = hasRanges
             ? "(SELECT CASE WHEN g.hi >= \(k) THEN coalesce(substr(g.hashes, (\(k) - g.lo) * 8 + 1, 8), x'') END FROM \(Self.ranges) g WHERE g.dest = ?1 AND g.lo <= \(k) ORDER BY g.lo DESC LIMIT 1)"
             : "NULL"
+        let unsent = "SELECT \(cols) FROM \(relation) \(t) WHERE NOT EXISTS (SELECT 1 FROM \(Self.rows) r WHERE \(match))"
         let select = resendChanged && !firstRun
             ? "SELECT \(cols), r.hash, \(rangeHash) FROM \(relation) \(t) LEFT JOIN \(Self.rows) r ON \(match) WHERE 1 = 1"
             : firstRun ? "SELECT \(cols) FROM \(relation) \(t) WHERE ?1 = ?1"
-            : "SELECT \(cols) FROM \(relation) \(t) WHERE NOT EXISTS (SELECT 1 FROM \(Self.rows) r WHERE \(match))\(outside)"
+            : unsent + outside
         let first = try db.prepareOne("\(select)\(filter) AND \(k) IS NOT NULL ORDER BY \(k) LIMIT ?2")
         let next = try db.prepareOne("\(select)\(filter) AND \(k) > ?3 ORDER BY \(k) LIMIT ?2")
         guard first.isReadOnly, next.isReadOnly else { throw SluiceError(.invalidArgument, "the export's filter must not write to the database") }
@@ -170,7 +173,7 @@ public final class SQLiteExportStore: ExportStore, @unchecked Sendable {
         // only the gaps between ranges, a range query each, instead of probing every row's
         // range (a second run over a fully sent 1M-row table read every row: 0.4 s).
         if hasRanges && !scan.resendChanged && schema.columns[keyIndex].type == .int64 {
-            let unranged = "SELECT \(cols) FROM \(relation) \(t) WHERE NOT EXISTS (SELECT 1 FROM \(Self.rows) r WHERE \(match))\(filter) AND \(k) IS NOT NULL"
+            let unranged = "\(unsent)\(filter) AND \(k) IS NOT NULL"
             var rows: [SQLiteStatement] = []
             for (lower, upper) in [(false, false), (true, false), (false, true), (true, true)] {
                 let st = try db.prepareOne(unranged + (lower ? " AND \(k) > ?3" : "") + (upper ? " AND \(k) < ?4" : "") + " ORDER BY \(k) LIMIT ?2")
