@@ -250,22 +250,11 @@ public final class Exporter: @unchecked Sendable {
         return out
     }
 
+    /// The batch file, whole or not at all, flushed to disk before the ledger records it.
     static func writeDurably(_ bytes: [UInt8], to path: String) throws(SluiceError) {
-        let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw SluiceError(.io, "cannot create: \(String(cString: strerror(errno)))", at: SourceLocation(file: tmp)) }
-        var ok = bytes.withUnsafeBytes { b in
-            var at = 0
-            while at < b.count {
-                let n = write(fd, b.baseAddress! + at, b.count - at)
-                if n <= 0 { if errno == EINTR { continue }; return false }
-                at += n
-            }
-            return true
-        }
-        ok = ok && fsync(fd) == 0
-        close(fd)
-        guard ok, rename(tmp, path) == 0 else { throw SluiceError(.io, "cannot write: \(String(cString: strerror(errno)))", at: SourceLocation(file: path)) }
+        let file = try FileSink(path: path)
+        try file.write(bytes)
+        try file.commit()
     }
 
     // MARK: Delivery
