@@ -243,14 +243,28 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
                     pending = fetch(String(resume), gap.upper)
                 }
                 for i in 0..<count {
+                    // Each cell is read once, for the row's hash and for its value.
                     var h = RowHasher()
-                    for c in 0..<n { columns[c].withElement(i) { if let b = $0 { h.bytes(2, b) } else { h.null() } } }
+                    builder.beginRow(line: Int64(keys.count + 1))
+                    for c in 0..<n {
+                        columns[c].withElement(i) { b in
+                            if let b {
+                                h.bytes(2, b)
+                                builder.setText(c, b)
+                            } else {
+                                h.null()
+                                builder.setNull(c)
+                            }
+                        }
+                    }
                     if resendChanged {
                         let row = columns[n].withElement(i) { $0.flatMap { LedgerRanges.hash($0) } }
-                        if columns[n + 1].withElement(i, { LedgerRanges.unchanged(h.value, row: row, range: $0) }) { continue }
+                        if columns[n + 1].withElement(i, { LedgerRanges.unchanged(h.value, row: row, range: $0) }) {
+                            builder.fail("sent unchanged")  // the row is dropped
+                            _ = builder.endRow()
+                            continue
+                        }
                     }
-                    builder.beginRow(line: Int64(keys.count + 1))
-                    for c in 0..<n { columns[c].withElement(i) { if let b = $0 { builder.setText(c, b) } else { builder.setNull(c) } } }
                     let key = columns[keyIndex].withElement(i) { $0.map { String(decoding: $0, as: UTF8.self) } } ?? ""
                     if let r = builder.endRow() {
                         throw SluiceError(.invalidSchema, "row with \(source.key) = \(key) does not read back as its column type: \(r.message)")

@@ -497,33 +497,44 @@ final class SQLiteExportScan: ExportScan, @unchecked Sendable {
         var seen = 0
         while page.keys.count < limit, try st.step() {
             seen += 1
-            last = st.value(keyIndex)
+            let key = st.value(keyIndex)
+            last = key
+            // Each cell is read once, for the row's hash and for its value.
             var h = RowHasher()
-            for c in 0..<n {
-                switch st.kind(c) {
-                case .null: h.null()
-                case .integer: h.int(st.int64(c))
-                case .real: h.int(Int64(bitPattern: st.double(c).bitPattern))
-                case .text: h.bytes(2, st.bytes(c))
-                case .blob: h.bytes(3, st.bytes(c))
-                }
-            }
-            if resendChanged, LedgerRanges.unchanged(h.value, row: st.kind(n) == .integer ? st.int64(n) : nil,
-                                                     range: st.kind(n + 1) == .blob ? st.bytes(n + 1) : nil) { continue }
             page.builder.beginRow(line: Int64(page.keys.count + 1))
             for c in 0..<n {
                 switch st.kind(c) {
-                case .null: page.builder.setNull(c)
-                case .integer: page.builder.setInt(c, st.int64(c))
-                case .real: page.builder.setDouble(c, st.double(c))
-                case .text: page.builder.setText(c, st.bytes(c))
-                case .blob: page.builder.setBytes(c, st.bytes(c))
+                case .null:
+                    h.null()
+                    page.builder.setNull(c)
+                case .integer:
+                    let v = st.int64(c)
+                    h.int(v)
+                    page.builder.setInt(c, v)
+                case .real:
+                    let v = st.double(c)
+                    h.int(Int64(bitPattern: v.bitPattern))
+                    page.builder.setDouble(c, v)
+                case .text:
+                    let b = st.bytes(c)
+                    h.bytes(2, b)
+                    page.builder.setText(c, b)
+                case .blob:
+                    let b = st.bytes(c)
+                    h.bytes(3, b)
+                    page.builder.setBytes(c, b)
                 }
             }
-            if let r = page.builder.endRow() {
-                throw SluiceError(.invalidSchema, "row with \(schema.columns[keyIndex].name) = \(LedgerKey(st.value(keyIndex)).text) does not read back as its column type: \(r.message)")
+            if resendChanged, LedgerRanges.unchanged(h.value, row: st.kind(n) == .integer ? st.int64(n) : nil,
+                                                     range: st.kind(n + 1) == .blob ? st.bytes(n + 1) : nil) {
+                page.builder.fail("sent unchanged")  // the row is dropped
+                _ = page.builder.endRow()
+                continue
             }
-            page.keys.append(LedgerKey(st.value(keyIndex)))
+            if let r = page.builder.endRow() {
+                throw SluiceError(.invalidSchema, "row with \(schema.columns[keyIndex].name) = \(LedgerKey(key).text) does not read back as its column type: \(r.message)")
+            }
+            page.keys.append(LedgerKey(key))
             page.hashes.append(h.value)
         }
         return seen
