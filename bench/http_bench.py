@@ -10,7 +10,7 @@
   status     wrk on GET /registros/_bulk/status/{id}: paced at ~1,000 req/s (latency
              percentiles) and unpaced (max req/s); FastAPI's trivial in-memory GET beside it.
 
-  --observability-overhead   only "jobs" and unpaced "status", in turn with everything off
+  --observability-overhead   only "jobs" and unpaced "status" (req/s, and Sluice's CPU per request), in turn with everything off
              (SLUICE_METRICS=off), metrics, metrics and traces to an OTLP receiver, and the
              same with 10% of traces sampled
 """
@@ -116,6 +116,14 @@ def wrk(url, paced, token=None, seconds=10):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": rps, "p50": pct("50"), "p99": pct("99"), "errors": int(non2xx.group(1)) if non2xx else 0}
 
+WRK_SECONDS = 10
+
+def cpu_seconds(pid):
+    """User + system CPU seconds a live process has used so far (Linux /proc)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 def wait_jobs(port, a):
     """Waits until every posted file's job has ended; checks all completed with exact counts."""
     while True:
@@ -141,7 +149,7 @@ def observability_overhead(a):
     traced = dict(base, SLUICE_METRICS="on", OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
     modes = {"off": dict(base, SLUICE_METRICS="off"), "metrics": dict(base, SLUICE_METRICS="on"), "metrics+traces": traced,
              "metrics+traces 10%": dict(traced, OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="0.1")}
-    J, S = {m: [] for m in modes}, {m: [] for m in modes}
+    J, S, C = {m: [] for m in modes}, {m: [] for m in modes}, {m: [] for m in modes}
     try:
         for run in range(a.runs):
             order = list(modes)[run % len(modes):] + list(modes)[:run % len(modes)]
@@ -152,21 +160,25 @@ def observability_overhead(a):
                 assert r["statuses"] == [202], r["statuses"]
                 page = wait_jobs(port, a)
                 J[mode].append(time.perf_counter() - t0)
-                S[mode].append(wrk("http://127.0.0.1:%d/registros/_bulk/status/%d" % (port, page[0]["id"]), False, TOKEN)["rps"])
+                c0 = cpu_seconds(p.pid)
+                S[mode].append(wrk("http://127.0.0.1:%d/registros/_bulk/status/%d" % (port, page[0]["id"]), False, TOKEN, seconds=WRK_SECONDS)["rps"])
+                C[mode].append((cpu_seconds(p.pid) - c0) / (S[mode][-1] * WRK_SECONDS) * 1e6)
                 stop(p)
-            print("run %d/%d: %s" % (run + 1, a.runs, "; ".join("%s %.2f s, %.0f req/s" % (m, J[m][-1], S[m][-1]) for m in modes)), flush=True)
+            print("run %d/%d: %s" % (run + 1, a.runs, "; ".join("%s %.2f s, %.0f req/s, %.0f us/req" % (m, J[m][-1], S[m][-1], C[m][-1]) for m in modes)), flush=True)
     finally:
         receiver.kill()
     n = sum(1 for _ in open(spans))
     assert n > 0, "no spans reached the receiver"
     print()
     print("%d files x %d rows through the API, median of %d runs (the OTLP receiver decodes every span on the same 2 cores)" % (a.files, a.rows, a.runs))
-    print("%-20s %12s %8s %16s %8s" % ("mode", "jobs s", "/off", "status req/s", "off/x"))
-    j0, s0 = statistics.median(J["off"]), statistics.median(S["off"])
+    print("%-20s %12s %8s %16s %8s %16s %8s" % ("mode", "jobs s", "/off", "status req/s", "off/x", "CPU us/request", "/off"))
+    j0, s0, c0 = statistics.median(J["off"]), statistics.median(S["off"]), statistics.median(C["off"])
     for m in modes:
-        j, st = statistics.median(J[m]), statistics.median(S[m])
-        print("%-20s %12.2f %8.3f %16.0f %8.3f" % (m, j, j / j0, st, s0 / st))
+        j, st, c = statistics.median(J[m]), statistics.median(S[m]), statistics.median(C[m])
+        print("%-20s %12.2f %8.3f %16.0f %8.3f %16.1f %8.3f" % (m, j, j / j0, st, s0 / st, c, c / c0))
     print("target: <= 1.03; the receiver decoded %d spans" % n)
+    print("CPU us/request: Sluice's own CPU time (user + system, /proc) during the unpaced wrk run, per request answered;")
+    print("it leaves out the CPU wrk and the receiver take from the 2 shared cores, which req/s does not")
     shutil.rmtree(runs_dir, ignore_errors=True)
 
 def main():
