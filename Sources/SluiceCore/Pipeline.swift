@@ -345,9 +345,27 @@ public struct RowTransformer: Sendable {
         /// Slot `Int` (the row's width: appended) gets the value.
         case derive(Int, Expr, String)
         case dedupe(step: Int, [Int?])
-        /// The patterns, per pattern where each target's name is among its captures (nil: it
-        /// does not capture it), the slot each name goes to, and what later ops need of it.
-        case parse(source: Int?, field: String, patterns: [LinearRegex], at: [[Int?]], targets: [Int], uses: [CaptureUse])
+        case parse(ParseOp)
+    }
+
+    /// A `parse` step's plan, behind one reference: a row's `switch` over the ops then
+    /// retains one object, not each of its arrays.
+    final class ParseOp: Sendable {
+        /// The slot parsed (nil: the field does not exist, read as empty text).
+        let source: Int?
+        let field: String
+        let patterns: [LinearRegex]
+        /// Per pattern, where each target's name is among its captures (nil: not captured).
+        let at: [[Int?]]
+        /// The slot each captured name goes to, and what later ops need of it.
+        let targets: [Int]
+        let uses: [CaptureUse]
+
+        init(source: Int?, field: String, patterns: [LinearRegex], at: [[Int?]], targets: [Int], uses: [CaptureUse]) {
+            (self.source, self.field, self.patterns, self.at, self.targets, self.uses) = (source, field, patterns, at, targets, uses)
+        }
+
+        func using(_ uses: [CaptureUse]) -> ParseOp { ParseOp(source: source, field: field, patterns: patterns, at: at, targets: targets, uses: uses) }
     }
 
     /// What a `parse` makes of a capture: nothing when nothing reads it later (no text is
@@ -506,7 +524,7 @@ public struct RowTransformer: Sendable {
                 var names: [String] = []
                 for n in patterns.flatMap(\.names) where !names.contains(n) { names.append(n) }
                 let at = patterns.map { p in names.map { p.names.firstIndex(of: $0) } }
-                plan.ops.append(.parse(source: source, field: f, patterns: patterns.map { $0.privateCopy() }, at: at, targets: names.map(target), uses: []))
+                plan.ops.append(.parse(ParseOp(source: source, field: f, patterns: patterns.map { $0.privateCopy() }, at: at, targets: names.map(target), uses: [])))
             case .flatten, .explode:
                 plan.stop = i
                 break loop
@@ -556,11 +574,11 @@ public struct RowTransformer: Sendable {
                 }
             case .dedupe(_, let key):
                 for k in key.compactMap({ $0 }) { reads[k] = merge(reads[k], .text) }
-            case .parse(let source, let f, let patterns, let at, let targets, _):
-                let uses = targets.map { reads[$0] ?? .unused }
-                for t in targets { reads[t] = nil }
-                if let source { reads[source] = merge(reads[source], .text) }
-                ops[i] = .parse(source: source, field: f, patterns: patterns, at: at, targets: targets, uses: uses)
+            case .parse(let p):
+                let uses = p.targets.map { reads[$0] ?? .unused }
+                for t in p.targets { reads[t] = nil }
+                if let source = p.source { reads[source] = merge(reads[source], .text) }
+                ops[i] = .parse(p.using(uses))
             }
         }
     }
@@ -602,17 +620,17 @@ public struct RowTransformer: Sendable {
                 if k == slots.count { slots.append(v) } else { slots[k] = v }
             case .dedupe(let step, let key):
                 if !seen[step, default: []].insert(key.map { $0.map { slots[$0] } ?? .null }).inserted { return .drop }
-            case .parse(let source, let f, let patterns, let at, let targets, let uses):
-                var text = source.flatMap { slots[$0].text } ?? ""
+            case .parse(let p):
+                var text = p.source.flatMap { slots[$0].text } ?? ""
                 let matched = text.withUTF8 { bytes in
-                    for k in patterns.indices {
-                        let hit: Void? = patterns[k].withCaptures(bytes, scratch: &scratch) { capture in
+                    for k in p.patterns.indices {
+                        let hit: Void? = p.patterns[k].withCaptures(bytes, scratch: &scratch) { capture in
                             // Every name any pattern captures is a field; those this one did not set are null.
-                            for (n, t) in targets.enumerated() {
+                            for (n, t) in p.targets.enumerated() {
                                 var v = EValue.null
-                                if uses[n] != .unused, let range = at[k][n].flatMap(capture) {
+                                if p.uses[n] != .unused, let range = p.at[k][n].flatMap(capture) {
                                     let captured = UnsafeBufferPointer(rebasing: bytes[range])
-                                    if case .number(let decimal) = uses[n], let x = ExprEvaluator.toNumber(UnsafeRawBufferPointer(captured), decimal: decimal), x.isFinite {
+                                    if case .number(let decimal) = p.uses[n], let x = ExprEvaluator.toNumber(UnsafeRawBufferPointer(captured), decimal: decimal), x.isFinite {
                                         v = .double(x)
                                     } else {
                                         v = .text(String(decoding: captured, as: UTF8.self))
@@ -625,7 +643,7 @@ public struct RowTransformer: Sendable {
                     }
                     return false
                 }
-                if !matched { return .reject("parse: no pattern matches \(f) '\(SourceLocation.excerpt(text))'") }
+                if !matched { return .reject("parse: no pattern matches \(p.field) '\(SourceLocation.excerpt(text))'") }
             }
         }
         return nil

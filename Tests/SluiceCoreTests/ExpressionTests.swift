@@ -219,7 +219,7 @@ struct ExpressionTests {
         #expect(t.apply(PipelineRow(fields: ["line"], slots: [.text("x 1 skip 2 z")])) == .drop)
         #expect(t.apply(PipelineRow(fields: ["line"], slots: [.text("x 1 y 2.5 z")])) == .reject("cast: d: '2.5' is not an int"))
         let plan = try #require(t.plans[0])
-        let uses = plan.ops.compactMap { op -> [RowTransformer.CaptureUse]? in if case .parse(_, _, _, _, _, let uses) = op { uses } else { nil } }
+        let uses = plan.ops.compactMap { op -> [RowTransformer.CaptureUse]? in if case .parse(let p) = op { p.uses } else { nil } }
         #expect(uses == [[.unused, .text, .text, .text, .text]], "a is replaced by e before anything reads it")
         // Without the select every capture is output, so every one is made.
         var all = RowTransformer(steps: [steps[0]])
@@ -244,9 +244,9 @@ struct ExpressionTests {
         }
         #expect(fast.apply(PipelineRow(fields: ["line"], slots: [.text("1.5;2,25;3")])) == .keep(PipelineRow(fields: ["x", "y", "z"], slots: [.double(1.5), .double(2.25), .double(4)])))
         #expect(fast.apply(PipelineRow(fields: ["line"], slots: [.text("x1;2;3")])) == .reject("derive: x: to_number: 'x1' is not a number"))
-        let uses = try #require(fast.plans[0]).ops.compactMap { op -> [RowTransformer.CaptureUse]? in if case .parse(_, _, _, _, _, let u) = op { u } else { nil } }
+        let uses = try #require(fast.plans[0]).ops.compactMap { op -> [RowTransformer.CaptureUse]? in if case .parse(let p) = op { p.uses } else { nil } }
         #expect(uses == [[.number(decimal: UInt8(ascii: ".")), .number(decimal: UInt8(ascii: ",")), .text]])
-        let slowUses = try #require(slow.plans[0]).ops.compactMap { op -> [RowTransformer.CaptureUse]? in if case .parse(_, _, _, _, _, let u) = op { u } else { nil } }
+        let slowUses = try #require(slow.plans[0]).ops.compactMap { op -> [RowTransformer.CaptureUse]? in if case .parse(let p) = op { p.uses } else { nil } }
         #expect(slowUses == [[.text, .text, .text]])
     }
 }
