@@ -334,6 +334,8 @@ public struct RowTransformer: Sendable {
         var width = 0
         /// The `flatten`/`explode` step the plan stops before (`steps.count`: none).
         var stop = 0
+        /// The derives ``Op/number(_:from:derive:)`` falls back to: expression and name.
+        var derives: [(Expr, String)] = []
     }
 
     enum Op: Sendable {
@@ -344,6 +346,10 @@ public struct RowTransformer: Sendable {
         case filter(Expr)
         /// Slot `Int` (the row's width: appended) gets the value.
         case derive(Int, Expr, String)
+        /// A derive of `to_number(slot)` (or with a one-byte separator literal): a slot that
+        /// holds a finite number already (a parse capture made one) is the value, with no call
+        /// and nothing retained; any other value goes through the derive (`plan.derives`).
+        case number(Int, from: Int, derive: Int)
         case dedupe(step: Int, [Int?])
         case parse(ParseOp)
     }
@@ -535,6 +541,13 @@ public struct RowTransformer: Sendable {
         plan.output = fields
         plan.width = max(plan.width, fields.count)
         Self.markCaptureUses(&plan.ops, liveAtEnd: fields.count)
+        for i in plan.ops.indices {
+            if case .derive(let k, let e, let name) = plan.ops[i], case .fn(.toNumber, let args) = e, case .slot(let from)? = args.first,
+               Self.decimalSeparator(args) != nil {
+                plan.ops[i] = .number(k, from: from, derive: plan.derives.count)
+                plan.derives.append((e, name))
+            }
+        }
         return plan
     }
 
@@ -565,6 +578,9 @@ public struct RowTransformer: Sendable {
                 reads[k] = merge(reads[k], .text)  // read even when its value goes nowhere: a cast can reject the row
             case .filter(let e):
                 readAll(e)
+            case .number(let k, let from, _):  // made after this pass; read as text to be safe
+                reads[k] = nil
+                reads[from] = merge(reads[from], .text)
             case .derive(let k, let e, _):
                 reads[k] = nil
                 if case .fn(.toNumber, let args) = e, case .slot(let from)? = args.first, let decimal = Self.decimalSeparator(args) {
@@ -592,8 +608,17 @@ public struct RowTransformer: Sendable {
     }
 
     /// Runs a plan's steps over one row's values: nil when the row goes on, else why not.
+    /// A derive's value, or nil with `rejected` set to why the row is refused.
+    static func derive(_ e: Expr, _ name: String, _ slots: [EValue], _ rejected: inout Outcome?) -> EValue? {
+        do { return try ExprEvaluator.eval(e, slots: slots) } catch {
+            rejected = .reject("derive: \(name): \(error.message)")
+            return nil
+        }
+    }
+
     mutating func execute(_ plan: Plan, _ slots: inout [EValue]) -> Outcome? {
         slots.reserveCapacity(plan.width)
+        var rejected: Outcome? = nil
         // By index, not `for op in`: the iterator hands out a copy of each op (a retain and
         // release of every array and expression it holds, per row).
         let ops = plan.ops
@@ -615,8 +640,16 @@ public struct RowTransformer: Sendable {
                     return .reject("filter: \(error.message)")
                 }
             case .derive(let k, let e, let name):
+                guard let v = Self.derive(e, name, slots, &rejected) else { return rejected }
+                if k == slots.count { slots.append(v) } else { slots[k] = v }
+            case .number(let k, let from, let d):
                 let v: EValue
-                do { v = try ExprEvaluator.eval(e, slots: slots) } catch { return .reject("derive: \(name): \(error.message)") }
+                if case .double(let x) = slots[from], x.isFinite {
+                    v = .double(x)
+                } else {
+                    guard let made = Self.derive(plan.derives[d].0, plan.derives[d].1, slots, &rejected) else { return rejected }
+                    v = made
+                }
                 if k == slots.count { slots.append(v) } else { slots[k] = v }
             case .dedupe(let step, let key):
                 if !seen[step, default: []].insert(key.map { $0.map { slots[$0] } ?? .null }).inserted { return .drop }

@@ -248,5 +248,8 @@ struct ExpressionTests {
         #expect(uses == [[.number(decimal: UInt8(ascii: ".")), .number(decimal: UInt8(ascii: ",")), .text]])
         let slowUses = try #require(slow.plans[0]).ops.compactMap { op -> [RowTransformer.CaptureUse]? in if case .parse(let p) = op { p.uses } else { nil } }
         #expect(slowUses == [[.text, .text, .text]])
+        // `to_number` of a slot is an op of its own (z's `+ 1` keeps the general derive).
+        let numbers = try #require(fast.plans[0]).ops.filter { if case .number = $0 { true } else { false } }.count
+        #expect(numbers == 2)
     }
 }
