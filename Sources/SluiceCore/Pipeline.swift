@@ -607,7 +607,6 @@ public struct RowTransformer: Sendable {
         return d.utf8.first
     }
 
-    /// Runs a plan's steps over one row's values: nil when the row goes on, else why not.
     /// A derive's value, or nil with `rejected` set to why the row is refused.
     static func derive(_ e: Expr, _ name: String, _ slots: [EValue], _ rejected: inout Outcome?) -> EValue? {
         do { return try ExprEvaluator.eval(e, slots: slots) } catch {
@@ -616,6 +615,7 @@ public struct RowTransformer: Sendable {
         }
     }
 
+    /// Runs a plan's steps over one row's values: nil when the row goes on, else why not.
     mutating func execute(_ plan: Plan, _ slots: inout [EValue]) -> Outcome? {
         slots.reserveCapacity(plan.width)
         var rejected: Outcome? = nil
