@@ -83,7 +83,8 @@ public struct LineLogHandler: LogHandler {
 
     /// `v` as is when it is one plain word, else in double quotes with `"` and `\` escaped.
     static func quoted(_ v: String, into out: inout [UInt8]) {
-        let plain = !v.isEmpty && v.unicodeScalars.allSatisfy { $0.value > 0x20 && $0 != "\"" && $0 != "=" && $0 != "\\" && $0.value != 0x7f }
+        // By bytes: the ones that need quotes are ASCII, and every byte of a longer character is above 0x7F.
+        let plain = !v.isEmpty && v.utf8.allSatisfy { $0 > 0x20 && $0 != 0x22 && $0 != 0x3D && $0 != 0x5C && $0 != 0x7F }
         if plain { out += v.utf8 } else { JSONValue.writeString(bytes: v.utf8, into: &out) }
     }
 
