@@ -332,6 +332,12 @@ public struct BatchBuilder: Sendable {
         }
     }
 
+    /// Leaves the current row out of the batch, whatever was set in it (not a reject).
+    public mutating func dropRow() {
+        for c in batch.columns.indices where batch.columns[c].count > batch.lines.count { batch.columns[c].removeLast() }
+        failure = nil
+    }
+
     /// Finishes the current row. Returns the reject when a field failed; the row is then
     /// removed from the batch. The caller fills ``RowReject/fields`` from its source.
     public mutating func endRow() -> RowReject? {
@@ -340,8 +346,7 @@ public struct BatchBuilder: Sendable {
             setNull(c)  // a field the source did not have
         }
         if let failure {
-            for c in batch.columns.indices where batch.columns[c].count > rows { batch.columns[c].removeLast() }
-            self.failure = nil
+            dropRow()
             return RowReject(line: line, column: failure.column, reason: failure.reason)
         }
         batch.lines.append(line)

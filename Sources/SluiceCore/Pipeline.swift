@@ -334,7 +334,7 @@ public struct RowTransformer: Sendable {
         var width = 0
         /// The `flatten`/`explode` step the plan stops before (`steps.count`: none).
         var stop = 0
-        /// The derives ``Op/number(_:from:derive:)`` falls back to: expression and name.
+        /// The derives ``Op/number(_:from:decimal:derive:)`` falls back to: expression and name.
         var derives: [(Expr, String)] = []
     }
 
@@ -349,7 +349,7 @@ public struct RowTransformer: Sendable {
         /// A derive of `to_number(slot)` (or with a one-byte separator literal): a slot that
         /// holds a finite number already (a parse capture made one) is the value, with no call
         /// and nothing retained; any other value goes through the derive (`plan.derives`).
-        case number(Int, from: Int, derive: Int)
+        case number(Int, from: Int, decimal: UInt8, derive: Int)
         case dedupe(step: Int, [Int?])
         case parse(ParseOp)
     }
@@ -520,7 +520,12 @@ public struct RowTransformer: Sendable {
             case .derive(let pairs):
                 for p in pairs {
                     let e = resolve(p.value)  // before the name exists: `x: x + 1` reads the old x
-                    plan.ops.append(.derive(target(p.name), e, p.name))
+                    if let (from, decimal) = Self.numberRead(e) {
+                        plan.ops.append(.number(target(p.name), from: from, decimal: decimal, derive: plan.derives.count))
+                        plan.derives.append((e, p.name))
+                    } else {
+                        plan.ops.append(.derive(target(p.name), e, p.name))
+                    }
                 }
             case .dedupe(let names):
                 plan.ops.append(.dedupe(step: i, names.map { index[$0] }))
@@ -541,13 +546,6 @@ public struct RowTransformer: Sendable {
         plan.output = fields
         plan.width = max(plan.width, fields.count)
         Self.markCaptureUses(&plan.ops, liveAtEnd: fields.count)
-        for i in plan.ops.indices {
-            if case .derive(let k, let e, let name) = plan.ops[i], case .fn(.toNumber, let args) = e, case .slot(let from)? = args.first,
-               Self.decimalSeparator(args) != nil {
-                plan.ops[i] = .number(k, from: from, derive: plan.derives.count)
-                plan.derives.append((e, name))
-            }
-        }
         return plan
     }
 
@@ -578,16 +576,12 @@ public struct RowTransformer: Sendable {
                 reads[k] = merge(reads[k], .text)  // read even when its value goes nowhere: a cast can reject the row
             case .filter(let e):
                 readAll(e)
-            case .number(let k, let from, _):  // made after this pass; read as text to be safe
+            case .number(let k, let from, let decimal, _):
                 reads[k] = nil
-                reads[from] = merge(reads[from], .text)
+                reads[from] = merge(reads[from], .number(decimal: decimal))
             case .derive(let k, let e, _):
                 reads[k] = nil
-                if case .fn(.toNumber, let args) = e, case .slot(let from)? = args.first, let decimal = Self.decimalSeparator(args) {
-                    reads[from] = merge(reads[from], .number(decimal: decimal))
-                } else {
-                    readAll(e)
-                }
+                readAll(e)
             case .dedupe(_, let key):
                 for k in key.compactMap({ $0 }) { reads[k] = merge(reads[k], .text) }
             case .parse(let p):
@@ -599,12 +593,14 @@ public struct RowTransformer: Sendable {
         }
     }
 
-    /// The decimal separator of `to_number(x)` or `to_number(x, 'c')` with a one-byte literal;
-    /// nil for any other form (a separator that is not one byte is `to_number`'s error).
-    static func decimalSeparator(_ args: [Expr]) -> UInt8? {
-        if args.count == 1 { return UInt8(ascii: ".") }
-        guard args.count == 2, case .literal(.text(let d)) = args[1], d.utf8.count == 1 else { return nil }
-        return d.utf8.first
+    /// The slot and decimal separator of `to_number(slot)` or `to_number(slot, 'c')` with a
+    /// one-byte literal; nil for any other expression (a separator that is not one byte is
+    /// `to_number`'s error).
+    static func numberRead(_ e: Expr) -> (from: Int, decimal: UInt8)? {
+        guard case .fn(.toNumber, let args) = e, case .slot(let from)? = args.first else { return nil }
+        if args.count == 1 { return (from, UInt8(ascii: ".")) }
+        guard args.count == 2, case .literal(.text(let d)) = args[1], d.utf8.count == 1, let decimal = d.utf8.first else { return nil }
+        return (from, decimal)
     }
 
     /// A derive's value, or nil with `rejected` set to why the row is refused.
@@ -642,7 +638,7 @@ public struct RowTransformer: Sendable {
             case .derive(let k, let e, let name):
                 guard let v = Self.derive(e, name, slots, &rejected) else { return rejected }
                 if k == slots.count { slots.append(v) } else { slots[k] = v }
-            case .number(let k, let from, let d):
+            case .number(let k, let from, _, let d):
                 let v: EValue
                 if case .double(let x) = slots[from], x.isFinite {
                     v = .double(x)

@@ -260,8 +260,7 @@ public final class PostgresExportStore: ExportStore, @unchecked Sendable {
                     if resendChanged {
                         let row = columns[n].withElement(i) { $0.flatMap { LedgerRanges.hash($0) } }
                         if columns[n + 1].withElement(i, { LedgerRanges.unchanged(h.value, row: row, range: $0) }) {
-                            builder.fail("sent unchanged")  // the row is dropped
-                            _ = builder.endRow()
+                            builder.dropRow()
                             continue
                         }
                     }
@@ -523,6 +522,8 @@ struct RangeCursor {
     var buffered: [(lo: Int64, hi: Int64)] = []
     var at = 0
     var more = true
+    /// Ranges read per query.
+    static let fetch = 1000
 
     init(destinationID: Int64, table: String) {
         self.destinationID = destinationID
@@ -536,12 +537,12 @@ struct RangeCursor {
             if at < buffered.count { return Gap(upper: buffered[at].lo, resume: buffered[at].hi) }
             guard more else { return Gap() }
             let after = buffered.last?.lo
-            let sql = "SELECT lo, hi FROM \(table) WHERE dest = $1" + (after == nil ? "" : " AND lo > $2") + " ORDER BY lo LIMIT 1000"
+            let sql = "SELECT lo, hi FROM \(table) WHERE dest = $1" + (after == nil ? "" : " AND lo > $2") + " ORDER BY lo LIMIT \(Self.fetch)"
             let binds: [PGValue] = [.int(destinationID)] + (after.map { [.int($0)] } ?? [])
             buffered = try await conn.query(PostgresPool.query(sql, binds), logger: pool.logger).get().rows.map { try $0.decode((Int64, Int64).self) }
                 .map { (lo: $0.0, hi: $0.1) }
             at = 0
-            more = buffered.count == 1000
+            more = buffered.count == Self.fetch
         }
     }
 }

@@ -527,8 +527,7 @@ final class SQLiteExportScan: ExportScan, @unchecked Sendable {
             }
             if resendChanged, LedgerRanges.unchanged(h.value, row: st.kind(n) == .integer ? st.int64(n) : nil,
                                                      range: st.kind(n + 1) == .blob ? st.bytes(n + 1) : nil) {
-                page.builder.fail("sent unchanged")  // the row is dropped
-                _ = page.builder.endRow()
+                page.builder.dropRow()
                 continue
             }
             if let r = page.builder.endRow() {
