@@ -37,8 +37,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
-        // OTLP over HTTP only: the gRPC exporter would add grpc-swift to every build.
-        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // Pure core: types, batches, schemas, coercion, inference, merge planning, expressions and
@@ -174,7 +172,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
-                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -250,6 +250,6 @@ let package = Package(
             swiftSettings: strict
         ),
         // Runs the built `sluice` binary (the dependency makes SwiftPM build it first).
-        .testTarget(name: "SluiceCLITests", dependencies: ["sluice", "SluiceTesting"], swiftSettings: strict),
+        .testTarget(name: "SluiceCLITests", dependencies: ["sluice", "SluiceRuntime", "SluiceCore", "SluiceTesting", .product(name: "Tracing", package: "swift-distributed-tracing"), .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
     ]
 )

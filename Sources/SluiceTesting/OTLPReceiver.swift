@@ -14,18 +14,34 @@ public final class OTLPReceiver: @unchecked Sendable {
         public var name: String, kind: String, status: String
         public var startNs: UInt64, endNs: UInt64
         public var attributes: [String: AttributeValue]
+        public var statusMessage: String?, traceState: String?
+        public var events: [Event]?
+        public var links: [Link]?
         enum CodingKeys: String, CodingKey {
-            case service, name, kind, status, attributes
+            case service, name, kind, status, attributes, events, links
             case traceID = "trace_id", spanID = "span_id", parentSpanID = "parent_span_id", startNs = "start_ns", endNs = "end_ns"
+            case statusMessage = "status_message", traceState = "trace_state"
         }
     }
 
-    /// A span attribute's value (strings, integers, booleans, doubles; arrays as text).
-    public enum AttributeValue: Decodable, Sendable, Equatable {
-        case string(String), int(Int), bool(Bool), double(Double), other
+    public struct Event: Decodable, Sendable {
+        public var name: String
+        public var attributes: [String: AttributeValue]
+    }
+
+    public struct Link: Decodable, Sendable {
+        public var traceID: String, spanID: String
+        public var attributes: [String: AttributeValue]
+        enum CodingKeys: String, CodingKey { case attributes, traceID = "trace_id", spanID = "span_id" }
+    }
+
+    /// A span attribute's value (strings, integers, booleans, doubles, arrays of them).
+    public indirect enum AttributeValue: Decodable, Sendable, Equatable {
+        case string(String), int(Int), bool(Bool), double(Double), array([AttributeValue]), other
         public init(from decoder: any Decoder) throws {
             let c = try decoder.singleValueContainer()
             if let b = try? c.decode(Bool.self) { self = .bool(b) }
+            else if let a = try? c.decode([AttributeValue].self) { self = .array(a) }
             else if let i = try? c.decode(Int.self) { self = .int(i) }
             else if let d = try? c.decode(Double.self) { self = .double(d) }
             else if let s = try? c.decode(String.self) { self = .string(s) }

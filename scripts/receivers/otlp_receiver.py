@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """A small OTLP/HTTP trace receiver for the tests (what an OpenTelemetry Collector's otlphttp
 receiver accepts): POST /v1/traces with an ExportTraceServiceRequest as protobuf
-(application/x-protobuf) or as OTLP JSON (application/json), optionally gzip-encoded.
+(application/x-protobuf) or as OTLP JSON (application/json: trace and span ids in hex, as the
+OTLP spec says, not protobuf's base64), optionally gzip-encoded.
 Anything else is refused as a collector would (404, 405, 415, 400). Each span received is
 appended to --out as one JSON line: trace and span ids in hex, parent, name, kind,
 attributes, status, times and the resource's service.name. GET /spans returns them all.
 """
 import argparse
+import base64
 import gzip
 import json
 import threading
@@ -31,6 +33,19 @@ def value(v):
     return getattr(v, which) if which else None
 
 
+def hex_ids_to_base64(doc):
+    """OTLP/JSON spells ids in hex; protobuf's JSON mapping reads bytes as base64. A collector
+    converts them; an id that is not hex is refused, as a collector refuses it."""
+    for rs in doc.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for s in ss.get("spans", []):
+                for holder in [s] + s.get("links", []):
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if holder.get(key):
+                            holder[key] = base64.b64encode(bytes.fromhex(holder[key])).decode()
+    return doc
+
+
 def spans_of(request):
     for rs in request.resource_spans:
         resource = {kv.key: value(kv.value) for kv in rs.resource.attributes}
@@ -50,6 +65,11 @@ def spans_of(request):
                     "attributes": {kv.key: value(kv.value) for kv in s.attributes},
                     "status": {0: "unset", 1: "ok", 2: "error"}.get(s.status.code, "?"),
                     "status_message": s.status.message,
+                    "trace_state": s.trace_state,
+                    "events": [{"name": e.name, "time_ns": e.time_unix_nano,
+                                "attributes": {kv.key: value(kv.value) for kv in e.attributes}} for e in s.events],
+                    "links": [{"trace_id": l.trace_id.hex(), "span_id": l.span_id.hex(),
+                               "attributes": {kv.key: value(kv.value) for kv in l.attributes}} for l in s.links],
                 }
 
 
@@ -83,7 +103,7 @@ class Handler(BaseHTTPRequestHandler):
             if ctype == "application/x-protobuf":
                 request.ParseFromString(body)
             elif ctype == "application/json":
-                json_format.Parse(body, request)
+                json_format.ParseDict(hex_ids_to_base64(json.loads(body)), request)
             else:
                 return self.reply(415, b"unsupported content type", "text/plain")
             spans = list(spans_of(request))
