@@ -139,7 +139,7 @@ def observability_overhead(a):
     """Issue 18: jobs to completion and unpaced status requests with everything off, with
     metrics, with metrics and every request traced, and with 10% of traces sampled."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from pg_bench import otlp_receiver
+    from pg_bench import otlp_receiver, spans_received
     _, files = gen_files(a.files, a.rows)
     runs_dir = os.path.join(OUT, "runs")
     shutil.rmtree(runs_dir, ignore_errors=True)
@@ -167,7 +167,7 @@ def observability_overhead(a):
             print("run %d/%d: %s" % (run + 1, a.runs, "; ".join("%s %.2f s, %.0f req/s, %.0f us/req" % (m, J[m][-1], S[m][-1], C[m][-1]) for m in modes)), flush=True)
     finally:
         receiver.kill()
-    n = sum(1 for _ in open(spans))
+    n = spans_received(spans)
     assert n > 0, "no spans reached the receiver"
     print()
     print("%d files x %d rows through the API, median of %d runs (the OTLP receiver decodes every span on the same 2 cores)" % (a.files, a.rows, a.runs))

@@ -53,14 +53,14 @@ public struct LineLogHandler: LogHandler {
                 out.append(0x20)
                 out += k.utf8
                 out.append(UInt8(ascii: "="))
-                quoted("\(v)", into: &out)
+                quoted(text(v), into: &out)
             }
         case .json:
             out += "{\"time\":\"".utf8
             stamp(time, into: &out)
             out += "\",\"level\":".utf8
             JSONValue.writeString(bytes: level.rawValue.utf8, into: &out)
-            for (k, v) in [("logger", label), ("message", message)] + pairs.compactMap({ (k, v) in ["time", "level", "logger", "message"].contains(k) ? nil : (k, "\(v)") }) {
+            for (k, v) in [("logger", label), ("message", message)] + pairs.compactMap({ (k, v) in ["time", "level", "logger", "message"].contains(k) ? nil : (k, text(v)) }) {
                 out.append(UInt8(ascii: ","))
                 JSONValue.writeString(bytes: k.utf8, into: &out)
                 out.append(UInt8(ascii: ":"))
@@ -69,6 +69,12 @@ public struct LineLogHandler: LogHandler {
             out.append(UInt8(ascii: "}"))
         }
         return out
+    }
+
+    /// A value's text: a string as it is (no interpolation, which copies it), anything else described.
+    static func text(_ v: Logger.Metadata.Value) -> String {
+        if case .string(let s) = v { return s }
+        return "\(v)"
     }
 
     /// `2026-12-06T20:08:45.958Z` (UTC, milliseconds), without a date formatter: one is

@@ -114,15 +114,23 @@ final class OTLPExporter: Sendable {
                 queue.wake()
             }
         }
-        for await _ in queue.wakes { await exportWaiting(stopOnFailure: false) }
+        let clock = ContinuousClock()
+        var lastFlush = clock.now
+        for await _ in queue.wakes {
+            // Whole batches as soon as they fill; a partial one only once per delay, so a busy
+            // server sends a few large requests, not a stream of small ones.
+            let due = clock.now - lastFlush >= settings.scheduleDelay
+            if due { lastFlush = clock.now }
+            await exportWaiting(partial: due, stopOnFailure: false)
+        }
         timer.cancel()
-        await exportWaiting(stopOnFailure: true)
+        await exportWaiting(partial: true, stopOnFailure: true)
         try? await client.shutdown()
     }
 
-    private func exportWaiting(stopOnFailure: Bool) async {
+    private func exportWaiting(partial: Bool, stopOnFailure: Bool) async {
         while true {
-            let (spans, dropped) = queue.take()
+            let (spans, dropped) = queue.take(partial: partial)
             if dropped > 0 { logger.warning("dropped \(dropped) spans: more ended than the collector took (OTEL_BSP_MAX_QUEUE_SIZE \(queue.capacity))") }
             guard !spans.isEmpty else { return }
             if await !send(spans) && stopOnFailure { return }

@@ -169,10 +169,11 @@ final class SpanQueue: Sendable {
         if full { wake() }
     }
 
-    /// Up to one batch of the oldest spans, and how many were dropped since the last take.
-    func take() -> (spans: [FinishedSpan], dropped: Int) {
+    /// One batch of the oldest spans (fewer only when `partial`, else none), and how many
+    /// were dropped since the last take.
+    func take(partial: Bool = true) -> (spans: [FinishedSpan], dropped: Int) {
         state.withLock { s in
-            let n = min(batchSize, s.spans.count)
+            let n = s.spans.count >= batchSize ? batchSize : partial ? s.spans.count : 0
             let batch = Array(s.spans.prefix(n))
             s.spans.removeFirst(n)
             defer { s.dropped = 0 }

@@ -129,7 +129,7 @@ import SluiceTesting
         #expect(c.parentSpanID == r.spanID && c.traceID == r.traceID && c.kind == "consumer" && c.status == "unset")
         #expect(c.links?.first?.spanID == "00f067aa0ba902b7" && c.links?.first?.attributes["why"] == .string("queued by"))
 
-        // Six more spans into a queue of four before the exporter runs: two are dropped.
+        // Six spans into a queue of four that nothing takes: two are dropped.
         queue.close()
         await running.value
         let full = SpanQueue(capacity: 4, batchSize: 4)
@@ -137,6 +137,9 @@ import SluiceTesting
         for i in 0..<6 { t2.startSpan("s\(i)", context: .topLevel).end() }
         let taken = full.take()
         #expect(taken.spans.map(\.name) == ["s0", "s1", "s2", "s3"] && taken.dropped == 2)
+        // A part batch waits for the schedule: only a flush takes it.
+        t2.startSpan("s6", context: .topLevel).end()
+        #expect(full.take(partial: false).spans.isEmpty && full.take().spans.map(\.name) == ["s6"])
     }
 
     struct Dict: Injector, Extractor {
