@@ -250,6 +250,6 @@ let package = Package(
             swiftSettings: strict
         ),
         // Runs the built `sluice` binary (the dependency makes SwiftPM build it first).
-        .testTarget(name: "SluiceCLITests", dependencies: ["sluice", "SluiceRuntime", "SluiceCore", "SluiceTesting", .product(name: "Tracing", package: "swift-distributed-tracing"), .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .testTarget(name: "SluiceCLITests", dependencies: ["sluice", "SluiceRuntime", "SluiceCore", "SluiceQueue", "SluiceTesting", .product(name: "Tracing", package: "swift-distributed-tracing"), .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
     ]
 )

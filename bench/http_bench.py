@@ -114,9 +114,11 @@ def wrk(url, paced, token=None, seconds=10):
         v, u = float(m.group(1)), m.group(2)
         return v / 1000 if u == "us" else (v * 1000 if u == "s" else v)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50": pct("50"), "p99": pct("99"), "errors": int(non2xx.group(1)) if non2xx else 0}
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": rps, "requests": requests, "p50": pct("50"), "p99": pct("99"), "errors": int(non2xx.group(1)) if non2xx else 0}
 
 WRK_SECONDS = 10
+BURSTS, BURST_SECONDS = 6, 2
 
 def cpu_seconds(pid):
     """User + system CPU seconds a live process has used so far (Linux /proc)."""
@@ -149,37 +151,56 @@ def observability_overhead(a):
     traced = dict(base, SLUICE_METRICS="on", OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
     modes = {"off": dict(base, SLUICE_METRICS="off"), "metrics": dict(base, SLUICE_METRICS="on"), "metrics+traces": traced,
              "metrics+traces 10%": dict(traced, OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="0.1")}
-    J, S, C = {m: [] for m in modes}, {m: [] for m in modes}, {m: [] for m in modes}
+    J, S, C = {m: [] for m in modes}, {m: [0, 0.0] for m in modes}, {m: 0.0 for m in modes}
+    ratios = []  # per burst round: each mode's CPU per request over off's
     try:
         for run in range(a.runs):
             order = list(modes)[run % len(modes):] + list(modes)[:run % len(modes)]
-            for mode in order:
-                p, port = start_sluice(a.sluice, os.path.join(runs_dir, "%d-%d" % (list(modes).index(mode), run)), False, True, env=modes[mode])
-                t0 = time.perf_counter()
-                r = client("http://127.0.0.1:%d/registros/_bulk" % port, "raw", files, token=TOKEN)
-                assert r["statuses"] == [202], r["statuses"]
-                page = wait_jobs(port, a)
-                J[mode].append(time.perf_counter() - t0)
-                c0 = cpu_seconds(p.pid)
-                S[mode].append(wrk("http://127.0.0.1:%d/registros/_bulk/status/%d" % (port, page[0]["id"]), False, TOKEN, seconds=WRK_SECONDS)["rps"])
-                C[mode].append((cpu_seconds(p.pid) - c0) / (S[mode][-1] * WRK_SECONDS) * 1e6)
-                stop(p)
-            print("run %d/%d: %s" % (run + 1, a.runs, "; ".join("%s %.2f s, %.0f req/s, %.0f us/req" % (m, J[m][-1], S[m][-1], C[m][-1]) for m in modes)), flush=True)
+            servers = {}
+            try:
+                # All four servers are up at once: the jobs go to one at a time, then the status
+                # requests go to each in turn in short bursts, so that the machine's drift (it is
+                # shared, and its speed moves by tens of percent within minutes) falls on every mode alike.
+                for mode in order:
+                    servers[mode] = start_sluice(a.sluice, os.path.join(runs_dir, "%d-%d" % (list(modes).index(mode), run)), False, True, env=modes[mode])
+                status_url = {}
+                for mode in order:
+                    p, port = servers[mode]
+                    t0 = time.perf_counter()
+                    r = client("http://127.0.0.1:%d/registros/_bulk" % port, "raw", files, token=TOKEN)
+                    assert r["statuses"] == [202], r["statuses"]
+                    page = wait_jobs(port, a)
+                    J[mode].append(time.perf_counter() - t0)
+                    status_url[mode] = "http://127.0.0.1:%d/registros/_bulk/status/%d" % (port, page[0]["id"])
+                for burst in range(BURSTS):
+                    per = {}
+                    for mode in order[burst % len(order):] + order[:burst % len(order)]:
+                        p = servers[mode][0]
+                        c0 = cpu_seconds(p.pid)
+                        w = wrk(status_url[mode], False, TOKEN, seconds=BURST_SECONDS)
+                        cpu = cpu_seconds(p.pid) - c0
+                        S[mode][0] += w["requests"]; S[mode][1] += BURST_SECONDS
+                        C[mode] += cpu
+                        per[mode] = cpu / w["requests"]
+                    ratios.append({m: per[m] / per["off"] for m in modes})
+            finally:
+                for p, _ in servers.values(): stop(p)
+            print("run %d/%d: jobs %s" % (run + 1, a.runs, "; ".join("%s %.2f s" % (m, J[m][-1]) for m in modes)), flush=True)
     finally:
         receiver.kill()
     n = spans_received(spans)
     assert n > 0, "no spans reached the receiver"
     print()
     print("%d files x %d rows through the API, median of %d runs (the OTLP receiver decodes every span on the same 2 cores)" % (a.files, a.rows, a.runs))
-    print("%-20s %12s %8s %16s %8s %16s %8s" % ("mode", "jobs s", "/off", "status req/s", "off/x", "CPU us/request", "/off"))
-    j0, s0, c0 = statistics.median(J["off"]), statistics.median(S["off"]), statistics.median(C["off"])
+    print("%-20s %10s %7s %14s %7s %16s %7s %14s" % ("mode", "jobs s", "/off", "status req/s", "off/x", "CPU us/request", "/off", "median burst"))
+    j0, s0, c0 = statistics.median(J["off"]), S["off"][0] / S["off"][1], C["off"] / S["off"][0]
     for m in modes:
-        j, st, c = statistics.median(J[m]), statistics.median(S[m]), statistics.median(C[m])
-        print("%-20s %12.2f %8.3f %16.0f %8.3f %16.1f %8.3f" % (m, j, j / j0, st, s0 / st, c, c / c0))
+        j, st, c = statistics.median(J[m]), S[m][0] / S[m][1], C[m] / S[m][0]
+        print("%-20s %10.2f %7.3f %14.0f %7.3f %16.1f %7.3f %14.3f" % (m, j, j / j0, st, s0 / st, c * 1e6, c / c0, statistics.median(r[m] for r in ratios)))
     print("target: <= 1.03; the receiver decoded %d spans" % n)
-    print("CPU us/request: Sluice's own CPU time (user + system, /proc) during the unpaced wrk run, per request answered;")
-    print("it leaves out the CPU wrk and the receiver take from the 2 shared cores, which req/s does not")
-    shutil.rmtree(runs_dir, ignore_errors=True)
+    print("status: %d bursts of %d s per mode, interleaved; CPU us/request is Sluice's own CPU time (user + system, /proc)" % (len(ratios), BURST_SECONDS))
+    print("per request answered (it leaves out wrk's and the receiver's share of the 2 cores, which req/s does not);")
+    print("median burst: the median over bursts of each mode's CPU per request over off's in the same round")
 
 def main():
     ap = argparse.ArgumentParser()

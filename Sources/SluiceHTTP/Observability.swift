@@ -81,44 +81,6 @@ public final class MetricsEndpoint: Sendable {
     }
 }
 
-/// One log line and the HTTP metrics per request: method, route (the matched pattern, so
-/// ids do not multiply the series), status, response bytes, duration, and the job a
-/// submission created.
-public struct AccessLog<Context: RequestContext>: RouterMiddleware {
-    let logger: Logger
-    let metrics = RequestMetrics()
-
-    public init(logger: Logger) { self.logger = logger }
-
-    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let start = ContinuousClock.now
-        do {
-            let response = try await next(request, context)
-            record(request, context, status: response.status.code, bytes: response.body.contentLength, headers: response.headers, start)
-            return response
-        } catch {
-            let status = (error as? any HTTPResponseError)?.status.code ?? 500
-            record(request, context, status: status, bytes: nil, headers: [:], start)
-            throw error
-        }
-    }
-
-    func record(_ request: Request, _ context: Context, status: Int, bytes: Int?, headers: HTTPFields, _ start: ContinuousClock.Instant) {
-        let elapsed = ContinuousClock.now - start
-        let route = context.endpointPath ?? "unmatched"
-        let method = request.method.rawValue
-        let (requests, duration) = metrics.handles(method: method, route: route, status: status)
-        requests.increment()
-        duration.record(duration: elapsed)
-        if request.uri.path == "/metrics" || request.uri.path == "/healthz" { return }  // scrapes and probes would drown the log
-        var meta: Logger.Metadata = ["method": "\(method)", "path": "\(request.uri.path)", "status": "\(status)",
-                                     "ms": "\(Int((Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15).rounded()))"]
-        if let bytes { meta["bytes"] = "\(bytes)" }
-        if let location = headers[.location], location.contains("/status/") { meta["job"] = "\(location.split(separator: "/").last ?? "")" }
-        logger.info("request", metadata: meta)
-    }
-}
-
 /// The HTTP metrics' handles per method, route and status, made once each: a request then
 /// only counts, instead of asking the metrics backend for its series (a lookup under the
 /// registry's lock and a new handle) twice.

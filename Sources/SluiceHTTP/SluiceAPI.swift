@@ -67,8 +67,7 @@ public enum SluiceAPI {
 
     public static func router(_ deps: APIDependencies) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
-        if deps.tracing { router.add(middleware: RequestTracing<BasicRequestContext>()) }
-        if let log = deps.accessLog { router.add(middleware: AccessLog<BasicRequestContext>(logger: log)) }
+        router.add(middleware: RequestTelemetry<BasicRequestContext>(logger: deps.accessLog, tracing: deps.tracing))
         let bulk = BulkController(deps: deps)
         Console(deps: deps).add(to: router)
         router.get("/healthz") { _, _ in try json(["status": "ok"]) }

@@ -1,5 +1,6 @@
 import SluiceCore
 import Tracing
+import SluiceQueue
 
 /// Finished spans as OTLP's `ExportTraceServiceRequest` (opentelemetry-proto's trace.proto),
 /// in protobuf or in OTLP/JSON (ids in hex, enums as numbers, 64-bit integers as strings).

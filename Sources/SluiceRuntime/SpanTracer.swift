@@ -1,5 +1,6 @@
 import Synchronization
 import Tracing
+import SluiceQueue
 
 /// Sluice's tracer (swift-distributed-tracing's `Tracer`): W3C trace context in and out,
 /// head sampling before anything is allocated, and a recorded span's whole life spent in

@@ -1,5 +1,6 @@
 public import Logging
 import Tracing
+import SluiceQueue
 import Foundation
 import Synchronization
 import SluiceCore

@@ -4,6 +4,7 @@ import Tracing
 import Logging
 import SluiceCore
 import SluiceTesting
+import SluiceQueue
 @testable import SluiceRuntime
 
 /// Sluice's tracer and OTLP exporter, without a server: W3C trace context as the spec

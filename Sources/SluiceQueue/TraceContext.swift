@@ -1,0 +1,69 @@
+public import ServiceContextModule
+
+/// A span's place in a trace as W3C trace context spells it: a 128-bit trace id, the span's
+/// 64-bit id, the sampled flag and the vendors' `tracestate`, passed on as received.
+public struct TraceContext: Sendable, Hashable {
+    public var traceHigh: UInt64
+    public var traceLow: UInt64
+    public var spanID: UInt64
+    public var sampled: Bool
+    public var traceState: String = ""
+
+    public var traceIDHex: String { Self.hex(traceHigh) + Self.hex(traceLow) }
+    public var spanIDHex: String { Self.hex(spanID) }
+
+    /// `00-<trace id>-<span id>-<flags>`.
+    public var traceparent: String { "00-\(traceIDHex)-\(spanIDHex)-\(sampled ? "01" : "00")" }
+
+    /// The context a `traceparent` header names, or nil when the header is not one
+    /// (wrong length or version, ids that are zero or not lowercase hex), as W3C says to
+    /// treat it: a new trace then starts. `tracestate` is kept only with a valid parent.
+    public init?(traceparent header: String, traceState: String?) {
+        let b = Array(header.utf8)
+        // Version 00 is exactly 55 bytes; a later version may append fields after a dash.
+        guard b.count >= 55, b[2] == 0x2D, b[35] == 0x2D, b[52] == 0x2D,
+              let version = Self.parseHex(b[0..<2]), version != 0xFF, version != 0 || b.count == 55,
+              b.count == 55 || b[55] == 0x2D,
+              let hi = Self.parseHex(b[3..<19]), let lo = Self.parseHex(b[19..<35]), hi | lo != 0,
+              let span = Self.parseHex(b[36..<52]), span != 0,
+              let flags = Self.parseHex(b[53..<55]) else { return nil }
+        self.init(traceHigh: hi, traceLow: lo, spanID: span, sampled: flags & 1 == 1,
+                  traceState: traceState.map { $0.utf8.count <= 512 ? $0 : "" } ?? "")
+    }
+
+    public init(traceHigh: UInt64, traceLow: UInt64, spanID: UInt64, sampled: Bool, traceState: String = "") {
+        (self.traceHigh, self.traceLow, self.spanID, self.sampled, self.traceState) = (traceHigh, traceLow, spanID, sampled, traceState)
+    }
+
+    /// Lowercase hex digits only (W3C refuses uppercase), at most 16 of them.
+    static func parseHex(_ digits: ArraySlice<UInt8>) -> UInt64? {
+        var v: UInt64 = 0
+        for c in digits {
+            let d: UInt8
+            switch c {
+            case 0x30...0x39: d = c - 0x30
+            case 0x61...0x66: d = c - 0x61 + 10
+            default: return nil
+            }
+            v = v << 4 | UInt64(d)
+        }
+        return v
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// 16 lowercase hex digits.
+    public static func hex(_ v: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 16) { buf in
+            for i in 0..<16 { buf[i] = hexDigits[Int((v >> UInt64(60 - 4 * i)) & 0xF)] }
+            return 16
+        }
+    }
+}
+
+/// Where a span's ``TraceContext`` lives in a `ServiceContext`.
+public enum TraceContextKey: ServiceContextKey {
+    public typealias Value = TraceContext
+    public static var nameOverride: String? { "sluice-trace-context" }
+}
+
