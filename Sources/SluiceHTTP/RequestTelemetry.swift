@@ -86,8 +86,11 @@ struct RequestTelemetry<Context: RequestContext>: RouterMiddleware {
         duration.record(duration: elapsed)
         guard let logger else { return }
         if request.uri.path == "/metrics" || request.uri.path == "/healthz" { return }  // scrapes and probes would drown the log
-        var meta: Logger.Metadata = ["method": .string(method), "path": .string(request.uri.path), "status": .string(String(status)),
-                                     "ms": .string(String(Int((Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15).rounded())))]
+        var meta = Logger.Metadata(minimumCapacity: 8)
+        meta["method"] = .string(method)
+        meta["path"] = .string(request.uri.path)
+        meta["status"] = .string(String(status))
+        meta["ms"] = .string(String(Int((Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15).rounded())))
         if let bytes { meta["bytes"] = .string(String(bytes)) }
         if let location = headers[.location], location.contains("/status/") { meta["job"] = .string(String(location.split(separator: "/").last ?? "")) }
         if let trace {

@@ -26,9 +26,13 @@ public struct LineLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
+        // Merged only when two sources have something: an access line's own metadata is
+        // most often all there is, and a merge builds a new dictionary key by key.
         var all = metadata
-        if let provided = metadataProvider?.get(), !provided.isEmpty { all.merge(provided) { $1 } }
-        if let extra = event.metadata { all.merge(extra) { $1 } }
+        for more in [metadataProvider?.get(), event.metadata] {
+            guard let more, !more.isEmpty else { continue }
+            if all.isEmpty { all = more } else { all.merge(more) { $1 } }
+        }
         var line = Self.render(format, time: Date(), level: event.level, label: label, message: "\(event.message)", metadata: all)
         line.append(0x0A)
         Self.writeToStandardError(line)

@@ -23,8 +23,14 @@ final class SpanTracer: Tracer, Sendable {
     ) -> TracedSpan {
         var context = context()
         let parent = context[TraceContextKey.self]
-        var trace = parent ?? TraceContext(traceHigh: ids.next(), traceLow: ids.next(), spanID: 0, sampled: false)
-        trace.spanID = ids.next()
+        var trace: TraceContext
+        if let parent {
+            trace = parent
+            trace.spanID = ids.next()
+        } else {
+            let (high, low, span) = ids.next3()
+            trace = TraceContext(traceHigh: high, traceLow: low, spanID: span, sampled: false)
+        }
         trace.sampled = sampler.sampled(traceLow: trace.traceLow, parent: parent)
         context[TraceContextKey.self] = trace
         guard trace.sampled else { return TracedSpan(context: context, recording: nil) }

@@ -64,16 +64,19 @@ final class TraceIDGenerator: Sendable {
         state = Mutex(s)
     }
 
-    func next() -> UInt64 {
-        state.withLock { s in
-            while true {
-                let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
-                let t = s.1 << 17
-                s.2 ^= s.0; s.3 ^= s.1; s.1 ^= s.2; s.0 ^= s.3
-                s.2 ^= t
-                s.3 = s.3 << 45 | s.3 >> 19
-                if result != 0 { return result }
-            }
+    func next() -> UInt64 { state.withLock { Self.step(&$0) } }
+
+    /// A new root's trace id (two words) and span id under one lock.
+    func next3() -> (UInt64, UInt64, UInt64) { state.withLock { (Self.step(&$0), Self.step(&$0), Self.step(&$0)) } }
+
+    private static func step(_ s: inout (UInt64, UInt64, UInt64, UInt64)) -> UInt64 {
+        while true {
+            let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+            let t = s.1 << 17
+            s.2 ^= s.0; s.3 ^= s.1; s.1 ^= s.2; s.0 ^= s.3
+            s.2 ^= t
+            s.3 = s.3 << 45 | s.3 >> 19
+            if result != 0 { return result }
         }
     }
 }
