@@ -62,6 +62,7 @@ struct RequestTelemetry<Context: RequestContext>: RouterMiddleware {
     func describe(_ span: some Span, _ request: Request, _ context: Context, status: Int, responseSize: Int?) {
         guard span.isRecording else { return }
         var a = SpanAttributes()
+        a.reserveCapacity(6)
         a.set("http.request.method", value: .string(request.method.rawValue))
         a.set("url.path", value: .string(request.uri.path))
         a.set("http.response.status_code", value: .int64(Int64(status)))

@@ -167,7 +167,7 @@ enum OTLPJSON {
 struct ProtoWriter {
     var bytes: [UInt8] = []
 
-    mutating func varint(_ v: UInt64) {
+    @inline(__always) mutating func varint(_ v: UInt64) {
         var v = v
         while v >= 0x80 { bytes.append(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
         bytes.append(UInt8(v))
@@ -191,14 +191,26 @@ struct ProtoWriter {
         bytes += s.utf8
     }
 
-    /// An id as `bytes`: big-endian, as its hex form reads.
-    mutating func id(_ field: Int, _ words: UInt64...) {
+    /// A span id as `bytes`: big-endian, as its hex form reads.
+    mutating func id(_ field: Int, _ word: UInt64) {
         tag(field, 2)
-        varint(UInt64(8 * words.count))
-        for w in words { for i in (0..<8).reversed() { bytes.append(UInt8(truncatingIfNeeded: w >> UInt64(8 * i))) } }
+        bytes.append(8)
+        append(word)
     }
 
-    mutating func message(_ field: Int, _ body: (inout ProtoWriter) -> Void) {
+    /// A trace id (two words) as `bytes`.
+    mutating func id(_ field: Int, _ high: UInt64, _ low: UInt64) {
+        tag(field, 2)
+        bytes.append(16)
+        append(high)
+        append(low)
+    }
+
+    @inline(__always) private mutating func append(_ word: UInt64) {
+        withUnsafeBytes(of: word.bigEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    @inline(__always) mutating func message(_ field: Int, _ body: (inout ProtoWriter) -> Void) {
         tag(field, 2)
         let at = bytes.count
         bytes.append(0)

@@ -77,6 +77,7 @@ def spans_of(request):
 
 
 class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keeps the connection, as a collector does (every reply has a length)
     def log_message(self, *args):
         pass
 
@@ -95,9 +96,9 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, json.dumps(lines).encode(), "application/json")
 
     def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))  # read first: the connection is kept
         if self.path != "/v1/traces":
             return self.reply(404)
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if self.headers.get("Content-Encoding", "") == "gzip":
             body = gzip.decompress(body)
         ctype = self.headers.get("Content-Type", "").split(";")[0].strip()
