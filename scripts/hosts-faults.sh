@@ -127,7 +127,8 @@ echo "complete in ${secs}s with w1 cut off: $counts rows/distinct ids; chunk $he
 
 # Back online: w1 learns it lost the chunk; nothing it does lands.
 $H restore w1
-for _ in $(seq 1 150); do
+# Up to 60 s: under the whole suite's load its reconnects back off for longer than 30 s (seen once).
+for _ in $(seq 1 300); do
   grep -qE "lease was lost|job stopped|lost its lease|attempt failed.* job=$held " w1.log && break
   sleep 0.2
 done
