@@ -191,6 +191,42 @@ import FoundationNetworking
         #expect(serveLog.split(separator: "\n").contains { $0.contains("\"trace_id\":\"\(clientTrace)\"") && $0.contains("\"status\":\"202\"") }, "\(serveLog)")
     }
 
+    /// Head sampling follows the trace across processes: a client's unsampled `traceparent`
+    /// (flags 00) leaves no span of its trace anywhere, not its request's nor its job's in the
+    /// worker process, though the job still carries the trace; a sampled one is recorded whole.
+    /// And `OTEL_TRACES_SAMPLER=parentbased_always_off` records no new trace at all.
+    @Test func anUnsampledTraceStaysUnsampledInTheWorker() async throws {
+        let otlp = try OTLPReceiver()
+        let srv = try ServerProcess(noWorkers: true, env: otlp.env.merging(["SLUICE_LOG_FORMAT": "json"]) { $1 })
+        try srv.startWorker("w1")
+        let quiet = "0af7651916cd43dd8448eb211c80319c", loud = "4bf92f3577b34da6a3ce929d0e0e4736"
+        var ids: [Int] = []
+        for (trace, flags) in [(quiet, "00"), (loud, "01")] {
+            let (s, o) = try await srv.json("POST", "/registros/_bulk", body: "id,valor\n1,1.5\n",
+                                            headers: ["Content-Type": "text/csv", "traceparent": "00-\(trace)-b7ad6b7169203331-\(flags)"])
+            #expect(s == 202, "\(o)")
+            ids.append(try #require(o["id"] as? Int))
+            _ = try await srv.wait(job: ids.last!) { ($0["state"] as? String) == "complete" }
+        }
+        var spans: [OTLPReceiver.Span] = []
+        for _ in 0..<100 where !spans.contains(where: { $0.name == "apply_and_commit" && $0.traceID == loud }) {
+            try await Task.sleep(for: .milliseconds(100))
+            spans = try otlp.spans()
+        }
+        #expect(spans.contains { $0.name == "job load" && $0.traceID == loud && $0.attributes["sluice.job.id"] == .int(ids[1]) })
+        #expect(!spans.contains { $0.traceID == quiet }, "\(spans.filter { $0.traceID == quiet }.map(\.name))")
+        // The unsampled job's log line still names its trace: the context went along, unsampled.
+        let workerLog = try String(contentsOfFile: srv.cli.dir + "/worker-w1.log", encoding: .utf8)
+        #expect(workerLog.split(separator: "\n").contains { $0.contains("\"job complete\"") && $0.contains("\"trace_id\":\"\(quiet)\"") }, "\(workerLog)")
+
+        let off = try ServerProcess(env: otlp.env.merging(["OTEL_TRACES_SAMPLER": "parentbased_always_off", "OTEL_SERVICE_NAME": "sampled-off"]) { $1 })
+        let (s, o) = try await off.json("POST", "/registros/_bulk", body: "id,valor\n1,1.5\n", headers: ["Content-Type": "text/csv"])
+        #expect(s == 202, "\(o)")
+        _ = try await off.wait(job: try #require(o["id"] as? Int)) { ($0["state"] as? String) == "complete" }
+        try await Task.sleep(for: .milliseconds(500))  // five export periods
+        #expect(!(try otlp.spans()).contains { $0.service == "sampled-off" })
+    }
+
     /// A collector that is down costs nothing but the spans: jobs load, and SIGTERM still
     /// stops the server promptly (the last flush and the exporter's shutdown give up after 2 s each).
     @Test func aCollectorThatIsDownDoesNotHoldUpLoadsOrShutdown() async throws {
