@@ -9,7 +9,14 @@ public struct TraceContext: Sendable, Hashable {
     public var sampled: Bool
     public var traceState: String = ""
 
-    public var traceIDHex: String { Self.hex(traceHigh) + Self.hex(traceLow) }
+    /// 32 lowercase hex digits, made in one string (a log line asks for it on every request).
+    public var traceIDHex: String {
+        String(unsafeUninitializedCapacity: 32) { buf in
+            Self.writeHex(traceHigh, into: buf, at: 0)
+            Self.writeHex(traceLow, into: buf, at: 16)
+            return 32
+        }
+    }
     public var spanIDHex: String { Self.hex(spanID) }
 
     /// `00-<trace id>-<span id>-<flags>`.
@@ -55,9 +62,13 @@ public struct TraceContext: Sendable, Hashable {
     /// 16 lowercase hex digits.
     public static func hex(_ v: UInt64) -> String {
         String(unsafeUninitializedCapacity: 16) { buf in
-            for i in 0..<16 { buf[i] = hexDigits[Int((v >> UInt64(60 - 4 * i)) & 0xF)] }
+            writeHex(v, into: buf, at: 0)
             return 16
         }
+    }
+
+    private static func writeHex(_ v: UInt64, into buf: UnsafeMutableBufferPointer<UInt8>, at start: Int) {
+        for i in 0..<16 { buf[start + i] = hexDigits[Int((v >> UInt64(60 - 4 * i)) & 0xF)] }
     }
 }
 
