@@ -15,11 +15,14 @@ struct RequestTelemetry<Context: RequestContext>: RouterMiddleware {
     let logger: Logger?
     /// Looked up once: `InstrumentationSystem.tracer` takes a lock on every read.
     let tracer: (any Tracer)?
+    /// The tracer again, when it takes a request's facts as fields (Sluice's own does).
+    let recorder: (any HTTPRequestRecorder)?
     let metrics = RequestMetrics()
 
     init(logger: Logger?, tracing: Bool) {
         self.logger = logger
         tracer = tracing ? InstrumentationSystem.tracer : nil
+        recorder = tracer as? any HTTPRequestRecorder
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -27,10 +30,10 @@ struct RequestTelemetry<Context: RequestContext>: RouterMiddleware {
         guard let tracer else {
             do {
                 let response = try await next(request, context)
-                record(request, context, status: response.status.code, bytes: response.body.contentLength, headers: response.headers, start, trace: nil)
+                record(request, context, status: response.status.code, bytes: response.body.contentLength, headers: response.headers, start, span: nil)
                 return response
             } catch {
-                record(request, context, status: Self.status(of: error), bytes: nil, headers: [:], start, trace: nil)
+                record(request, context, status: Self.status(of: error), bytes: nil, headers: [:], start, span: nil)
                 throw error
             }
         }
@@ -38,67 +41,75 @@ struct RequestTelemetry<Context: RequestContext>: RouterMiddleware {
         tracer.extract(request.headers, into: &parent, using: FieldsExtractor())
         let span = tracer.startSpan("HTTP \(request.method.rawValue)", context: parent, ofKind: .server)
         defer { span.end() }
-        let trace = span.context[TraceContextKey.self]
         do {
             let response = try await ServiceContext.$current.withValue(span.context) { try await next(request, context) }
-            describe(span, request, context, status: response.status.code, responseSize: response.body.contentLength)
-            record(request, context, status: response.status.code, bytes: response.body.contentLength, headers: response.headers, start, trace: trace)
+            record(request, context, status: response.status.code, bytes: response.body.contentLength, headers: response.headers, start, span: span)
             return response
         } catch {
             let status = Self.status(of: error)
-            describe(span, request, context, status: status, responseSize: nil)
             if status >= 500 {
                 span.recordError(error)
                 span.setStatus(SpanStatus(code: .error))
             }
-            record(request, context, status: status, bytes: nil, headers: [:], start, trace: trace)
+            record(request, context, status: status, bytes: nil, headers: [:], start, span: span)
             throw error
         }
     }
 
     static func status(of error: any Error) -> Int { (error as? any HTTPResponseError)?.status.code ?? 500 }
 
-    /// The request's attributes, set at once (one write to the span, no existentials).
-    func describe(_ span: some Span, _ request: Request, _ context: Context, status: Int, responseSize: Int?) {
+    /// The request's facts on its span: as fields when the tracer takes them, else as
+    /// OpenTelemetry's HTTP attributes, set at once.
+    func describe(_ span: some Span, _ facts: HTTPRequestFacts) {
+        if let recorder, recorder.record(facts, on: span) { return }
         guard span.isRecording else { return }
-        var a = SpanAttributes()
-        a.reserveCapacity(6)
-        a.set("http.request.method", value: .string(request.method.rawValue))
-        a.set("url.path", value: .string(request.uri.path))
-        a.set("http.response.status_code", value: .int64(Int64(status)))
-        if let route = context.endpointPath {
-            span.operationName = route
-            a.set("http.route", value: .string(route))
-        }
-        if let size = request.headers[.contentLength].flatMap({ Int64($0) }) { a.set("http.request.body.size", value: .int64(size)) }
-        if let responseSize { a.set("http.response.body.size", value: .int64(Int64(responseSize))) }
-        span.attributes = a
+        if let route = facts.route { span.operationName = route }
+        span.attributes = facts.attributes
     }
 
     /// Metrics by method, route (the matched pattern, so ids do not multiply the series) and
     /// status; then the log line. The line is written after the span's scope, so it names the
     /// trace itself instead of through the logger's metadata provider.
-    func record(_ request: Request, _ context: Context, status: Int, bytes: Int?, headers: HTTPFields, _ start: ContinuousClock.Instant, trace: TraceContext?) {
+    func record(_ request: Request, _ context: Context, status: Int, bytes: Int?, headers: HTTPFields, _ start: ContinuousClock.Instant, span: (any Span)?) {
         let elapsed = ContinuousClock.now - start
-        let route = context.endpointPath ?? "unmatched"
+        let route = context.endpointPath
         let method = request.method.rawValue
-        let (requests, duration) = metrics.handles(method: method, route: route, status: status)
+        let path = request.uri.path
+        let (requests, duration) = metrics.handles(method: method, route: route ?? "unmatched", status: status)
         requests.increment()
         duration.record(duration: elapsed)
+        if let span {
+            describe(span, HTTPRequestFacts(method: method, path: path, route: route, status: status,
+                                            requestSize: request.headers[.contentLength].flatMap { Int($0) }, responseSize: bytes))
+        }
         guard let logger else { return }
-        if request.uri.path == "/metrics" || request.uri.path == "/healthz" { return }  // scrapes and probes would drown the log
+        if path == "/metrics" || path == "/healthz" { return }  // scrapes and probes would drown the log
         var meta = Logger.Metadata(minimumCapacity: 8)
         meta["method"] = .string(method)
-        meta["path"] = .string(request.uri.path)
+        meta["path"] = .string(path)
         meta["status"] = .string(String(status))
         meta["ms"] = .string(String(Int((Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15).rounded())))
         if let bytes { meta["bytes"] = .string(String(bytes)) }
         if let location = headers[.location], location.contains("/status/") { meta["job"] = .string(String(location.split(separator: "/").last ?? "")) }
-        if let trace {
+        if let trace = span?.context[TraceContextKey.self] {
             meta["trace_id"] = .string(trace.traceIDHex)
             meta["span_id"] = .string(trace.spanIDHex)
         }
         logger.info("request", metadata: meta)
+    }
+}
+
+extension HTTPRequestFacts {
+    /// The facts as attributes, for a tracer that does not take them as fields.
+    var attributes: SpanAttributes {
+        var a = SpanAttributes()
+        forEachAttribute { key, value in
+            switch value {
+            case .string(let s): a.set(key, value: .string(s))
+            case .int(let i): a.set(key, value: .int64(i))
+            }
+        }
+        return a
     }
 }
 

@@ -78,3 +78,40 @@ public enum TraceContextKey: ServiceContextKey {
     public static var nameOverride: String? { "sluice-trace-context" }
 }
 
+
+/// What a `server` span records of its HTTP request, as plain fields.
+public struct HTTPRequestFacts: Sendable {
+    public var method: String
+    public var path: String
+    public var route: String?
+    public var status: Int
+    public var requestSize: Int?
+    public var responseSize: Int?
+
+    public init(method: String, path: String, route: String?, status: Int, requestSize: Int?, responseSize: Int?) {
+        (self.method, self.path, self.route, self.status, self.requestSize, self.responseSize) = (method, path, route, status, requestSize, responseSize)
+    }
+
+    /// An attribute's value: text or an integer.
+    public enum Value: Sendable { case string(String), int(Int64) }
+
+    /// OpenTelemetry's HTTP server attributes (semantic conventions), in one place for every
+    /// encoder of them.
+    public func forEachAttribute(_ body: (String, Value) -> Void) {
+        body("http.request.method", .string(method))
+        body("url.path", .string(path))
+        body("http.response.status_code", .int(Int64(status)))
+        if let route { body("http.route", .string(route)) }
+        if let requestSize { body("http.request.body.size", .int(Int64(requestSize))) }
+        if let responseSize { body("http.response.body.size", .int(Int64(responseSize))) }
+    }
+}
+
+/// A tracer that keeps a request span's facts as fields and turns them into OpenTelemetry's
+/// HTTP attributes only when it exports (a dictionary of attributes per request is most of
+/// what a traced request costs); other tracers get attributes.
+public protocol HTTPRequestRecorder: Sendable {
+    /// Records `facts` on `span` (a span this tracer started) and names it by the route.
+    /// False when the span is not this tracer's, or not recording.
+    func record(_ facts: HTTPRequestFacts, on span: any Sendable) -> Bool
+}

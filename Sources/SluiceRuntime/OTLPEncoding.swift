@@ -68,6 +68,12 @@ extension FinishedSpan {
         w.fixed64(7, start)
         w.fixed64(8, end)
         w.attributes(9, attributes)
+        request?.forEachAttribute { key, value in
+            w.message(9) { kv in
+                kv.string(1, key)
+                kv.message(2) { $0.anyValue(value.spanAttribute) }
+            }
+        }
         for e in events {
             w.message(11) { ev in
                 ev.fixed64(1, e.nanosecondsSinceEpoch)
@@ -103,7 +109,7 @@ extension FinishedSpan {
             JSONMember(key: "kind", value: .number(String(OTLPEncoding.kind(kind)))),
             JSONMember(key: "startTimeUnixNano", value: .string(String(start))),
             JSONMember(key: "endTimeUnixNano", value: .string(String(end))),
-            JSONMember(key: "attributes", value: OTLPJSON.attributes(attributes)),
+            JSONMember(key: "attributes", value: OTLPJSON.attributes(attributes, request: request)),
         ]
         if !events.isEmpty {
             m.append(JSONMember(key: "events", value: .array(events.map { e in
@@ -128,13 +134,24 @@ extension FinishedSpan {
     }
 }
 
+extension HTTPRequestFacts.Value {
+    var spanAttribute: SpanAttribute {
+        switch self {
+        case .string(let s): .string(s)
+        case .int(let i): .int64(i)
+        }
+    }
+}
+
 /// OTLP/JSON's `AnyValue`s.
 enum OTLPJSON {
-    static func attributes(_ a: SpanAttributes) -> JSONValue {
+    static func attributes(_ a: SpanAttributes, request: HTTPRequestFacts? = nil) -> JSONValue {
         var out: [JSONValue] = []
-        a.forEach { key, value in
+        func add(_ key: String, _ value: SpanAttribute) {
             out.append(.object([JSONMember(key: "key", value: .string(key)), JSONMember(key: "value", value: Self.value(value))]))
         }
+        a.forEach(add)
+        request?.forEachAttribute { add($0, $1.spanAttribute) }
         return .array(out)
     }
 

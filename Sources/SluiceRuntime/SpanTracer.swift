@@ -6,7 +6,7 @@ import SluiceQueue
 /// head sampling before anything is allocated, and a recorded span's whole life spent in
 /// its own lock until `end` puts it on the export queue. No task hop, no shared map of live
 /// spans and no system call per span: a traced request costs a few microseconds.
-final class SpanTracer: Tracer, Sendable {
+final class SpanTracer: Tracer, HTTPRequestRecorder, Sendable {
     typealias Span = TracedSpan
     let sampler: TraceSampler
     let queue: SpanQueue
@@ -40,6 +40,15 @@ final class SpanTracer: Tracer, Sendable {
     }
 
     func forceFlush() { queue.wake() }
+
+    func record(_ facts: HTTPRequestFacts, on span: any Sendable) -> Bool {
+        guard let span = span as? TracedSpan else { return false }
+        span.recording?.update { s in
+            s.request = facts
+            if let route = facts.route { s.name = route }
+        }
+        return true
+    }
 
     func inject<Carrier, Inject: Injector>(_ context: ServiceContext, into carrier: inout Carrier, using injector: Inject) where Inject.Carrier == Carrier {
         guard let trace = context[TraceContextKey.self] else { return }
@@ -103,6 +112,7 @@ final class RecordingSpan: Sendable {
         var events: [SpanEvent] = []
         var links: [FinishedSpan.Link] = []
         var status: SpanStatus?
+        var request: HTTPRequestFacts?
         var ended = false
     }
     let state: Mutex<State>
@@ -127,7 +137,7 @@ final class RecordingSpan: Sendable {
             guard !s.ended else { return nil }
             s.ended = true
             return FinishedSpan(trace: trace, parentSpanID: parentSpanID, name: s.name, kind: kind, start: start, end: max(time, start),
-                                attributes: s.attributes, events: s.events, links: s.links, status: s.status)
+                                attributes: s.attributes, request: s.request, events: s.events, links: s.links, status: s.status)
         }
         if let finished { queue.append(finished) }
     }
@@ -147,6 +157,8 @@ struct FinishedSpan: Sendable {
     var start: UInt64
     var end: UInt64
     var attributes: SpanAttributes
+    /// A request span's HTTP attributes, kept as fields until they are encoded.
+    var request: HTTPRequestFacts?
     var events: [SpanEvent]
     var links: [Link]
     var status: SpanStatus?
