@@ -3,7 +3,7 @@ import Tracing
 import SluiceQueue
 
 /// Sluice's tracer (swift-distributed-tracing's `Tracer`): W3C trace context in and out,
-/// head sampling before anything is allocated, and a recorded span's whole life spent in
+/// head sampling before a recording is made, and a recorded span's whole life spent in
 /// its own lock until `end` puts it on the export queue. No task hop, no shared map of live
 /// spans and no system call per span: a traced request costs a few microseconds.
 final class SpanTracer: Tracer, HTTPRequestRecorder, Sendable {
@@ -64,7 +64,7 @@ final class SpanTracer: Tracer, HTTPRequestRecorder, Sendable {
 }
 
 /// A span as code holds it: its context (ids, for children and propagation) and, when
-/// sampled, the recording; an unsampled span records nothing and allocates nothing.
+/// sampled, the recording; an unsampled span records nothing.
 struct TracedSpan: Tracing.Span {
     let context: ServiceContext
     let recording: RecordingSpan?
