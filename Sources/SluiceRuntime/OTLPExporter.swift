@@ -137,26 +137,59 @@ final class OTLPExporter: Sendable {
         }
     }
 
+    /// Sends one batch. A busy or briefly absent collector (429, 502, 503, 504, or no connection)
+    /// is tried again after 100 ms, 200 ms, … or its `Retry-After`, as OTLP/HTTP asks, within
+    /// the export timeout; any other refusal loses the batch at once.
     private func send(_ spans: [FinishedSpan]) async -> Bool {
         let body = settings.json ? OTLPEncoding.json(spans, resource: settings.resource) : OTLPEncoding.protobuf(spans, resource: settings.resource)
+        let clock = ContinuousClock()
+        let deadline = clock.now + settings.exportTimeout
+        var backoff = Duration.milliseconds(100)
+        for attempt in 1... {
+            switch await post(body, timeout: min(settings.requestTimeout, max(deadline - clock.now, .milliseconds(1)))) {
+            case .sent:
+                return true
+            case .refused(let why):
+                logger.warning("the OTLP collector refused \(spans.count) spans: \(why)")
+                return false
+            case .retry(let why, let after):
+                let wait = after ?? backoff
+                guard clock.now + wait < deadline else {
+                    logger.warning("could not send \(spans.count) spans to the OTLP collector at \(settings.endpoint) (\(attempt) attempts): \(why)")
+                    return false
+                }
+                try? await Task.sleep(for: wait)
+                backoff *= 2
+            }
+        }
+        return false
+    }
+
+    enum Outcome {
+        case sent
+        case refused(String)
+        /// Worth another try, after the collector's `Retry-After` when it gave one.
+        case retry(String, after: Duration?)
+    }
+
+    private func post(_ body: [UInt8], timeout: Duration) async -> Outcome {
         var request = HTTPClientRequest(url: settings.endpoint)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: settings.json ? "application/json" : "application/x-protobuf")
         request.headers.add(name: "User-Agent", value: "sluice")
         for (k, v) in settings.headers { request.headers.add(name: k, value: v) }
         request.body = .bytes(body)
-        let timeout = Self.milliseconds(min(settings.requestTimeout, settings.exportTimeout))
         do {
-            let response = try await client.execute(request, timeout: .milliseconds(Int64(timeout)))
+            let response = try await client.execute(request, timeout: .milliseconds(Int64(Self.milliseconds(timeout))))
             let answer = try await response.body.collect(upTo: 64 * 1024)
-            guard (200..<300).contains(response.status.code) else {
-                logger.warning("the OTLP collector refused \(spans.count) spans: \(response.status.code) \(String(buffer: answer).prefix(200))")
-                return false
-            }
-            return true
+            let code = response.status.code
+            if (200..<300).contains(code) { return .sent }
+            let why = "\(code) \(String(buffer: answer).prefix(200))"
+            guard [429, 502, 503, 504].contains(code) else { return .refused(why) }
+            let after = response.headers.first(name: "Retry-After").flatMap { Int($0) }.map { Duration.seconds(min(max($0, 0), 60)) }
+            return .retry(why, after: after)
         } catch {
-            logger.warning("could not send \(spans.count) spans to the OTLP collector at \(settings.endpoint): \(error)")
-            return false
+            return .retry("\(error)", after: nil)
         }
     }
 

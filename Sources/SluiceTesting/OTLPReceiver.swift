@@ -49,14 +49,15 @@ public final class OTLPReceiver: @unchecked Sendable {
         }
     }
 
-    public init() throws {
+    /// `failFirst`: the receiver answers that many exports 503 first (a collector busy for a moment).
+    public init(failFirst: Int = 0) throws {
         dir = NSTemporaryDirectory() + "sluice-otlp-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         for _ in 0..<3 {
             port = Int.random(in: 45_000..<55_000)
             process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", Oracle.repoRoot + "/scripts/receivers/otlp_receiver.py", "--port", String(port), "--out", dir + "/spans.jsonl"]
+            process.arguments = ["python3", Oracle.repoRoot + "/scripts/receivers/otlp_receiver.py", "--port", String(port), "--out", dir + "/spans.jsonl", "--fail-first", String(failFirst)]
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle(forWritingAtPath: "/dev/null")
             try process.run()

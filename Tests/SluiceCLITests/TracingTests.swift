@@ -143,6 +143,35 @@ import SluiceQueue
         #expect(full.take(partial: false).spans.isEmpty && full.take().spans.map(\.name) == ["s6"])
     }
 
+    /// A collector that answers 503 twice gets the batch on the third try (within the 2 s
+    /// export timeout); one that answers 400 is not asked again.
+    @Test func aBusyCollectorIsTriedAgain() async throws {
+        let otlp = try OTLPReceiver(failFirst: 2)
+        let settings = try OTLPSettings(environment: otlp.env)
+        let queue = SpanQueue(capacity: 8, batchSize: 1)
+        let exporter = OTLPExporter(settings: settings, queue: queue, logger: .init(label: "test"))
+        let running = Task { await exporter.run() }
+        SpanTracer(sampler: .default, queue: queue).startSpan("after two 503s", context: .topLevel).end()
+        var spans: [OTLPReceiver.Span] = []
+        for _ in 0..<60 where spans.isEmpty {
+            try await Task.sleep(for: .milliseconds(50))
+            spans = try otlp.spans()
+        }
+        #expect(spans.map(\.name) == ["after two 503s"])
+        queue.close()
+        await running.value
+
+        var bad = try OTLPSettings(environment: otlp.env)
+        bad.endpoint = "http://127.0.0.1:\(otlp.port)/v1/nowhere"  // 404: not worth a retry
+        let q2 = SpanQueue(capacity: 8, batchSize: 1)
+        let started = ContinuousClock.now
+        let e2 = OTLPExporter(settings: bad, queue: q2, logger: .init(label: "test"))
+        SpanTracer(sampler: .default, queue: q2).startSpan("lost", context: .topLevel).end()
+        q2.close()
+        await e2.run()
+        #expect(ContinuousClock.now - started < .milliseconds(900), "a 404 was retried")
+    }
+
     struct Dict: Injector, Extractor {
         func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) { carrier[key] = value }
         func extract(key: String, from carrier: [String: String]) -> String? { carrier[key] }

@@ -99,6 +99,11 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))  # read first: the connection is kept
         if self.path != "/v1/traces":
             return self.reply(404)
+        with lock:
+            busy = self.server.fail_first > 0
+            self.server.fail_first -= busy
+        if busy:  # --fail-first: a collector that is overloaded for a moment
+            return self.reply(503, b"busy", "text/plain")
         if self.headers.get("Content-Encoding", "") == "gzip":
             body = gzip.decompress(body)
         ctype = self.headers.get("Content-Type", "").split(";")[0].strip()
@@ -138,11 +143,13 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--count-only", action="store_true")
+    ap.add_argument("--fail-first", type=int, default=0, help="answer the first N exports 503")
     a = ap.parse_args()
     open(a.out, "a").close()
     server = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     server.out = a.out
     server.count_only = a.count_only
+    server.fail_first = a.fail_first
     print("listening on 127.0.0.1:%d" % a.port, flush=True)
     server.serve_forever()
 
