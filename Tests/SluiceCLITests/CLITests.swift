@@ -322,7 +322,7 @@ final class Geocoder: @unchecked Sendable {
         return csv
     }
 
-    static func yml(port: Int, rate: Int, source: String = "in") -> String {
+    static func yml(port: Int, rate: Int, source: String = "in", maxAttempts: Int = 8) -> String {
         """
         entities:
           places:
@@ -337,7 +337,7 @@ final class Geocoder: @unchecked Sendable {
                   adapter: nominatim
                   concurrency: 8
                   rate: \(rate)
-                  max_attempts: 8
+                  max_attempts: \(maxAttempts)
               - select: [id, lat, lon, address, city]
             into: places
         """
@@ -349,7 +349,8 @@ final class Geocoder: @unchecked Sendable {
         let cli = try CLI()
         try FileManager.default.createDirectory(atPath: cli.dir + "/in", withIntermediateDirectories: true)
         cli.write("in/points.csv", Self.points(400, distinct: 200, seed: 1, bad: true))  // half the rows repeat a key
-        cli.write("sluice.yml", Self.yml(port: geo.port, rate: 500))
+        // 12 attempts: with 30% of answers 429 or 503, 8 left one of 200 keys failing in ~1% of runs.
+        cli.write("sluice.yml", Self.yml(port: geo.port, rate: 500, maxAttempts: 12))
         let r = try cli.run(["run", "geo"])
         #expect(r.status == 0, "\(r.err)")
         #expect(r.err.contains("201 distinct keys, 0 from the cache, 200 fetched") && r.err.contains("line 402: enrich 127.0.0.1: HTTP 400"), "\(r.err)")
@@ -361,7 +362,7 @@ final class Geocoder: @unchecked Sendable {
         let again = try cli.run(["run", "geo", "--reprocess"])
         #expect(again.err.contains("200 from the cache, 0 fetched"), "\(again.err)")
         let more = try geo.stats().calls - first
-        #expect(more >= 1 && more <= 8, "the refused key only (with its retries): \(more)")
+        #expect(more >= 1 && more <= 12, "the refused key only (with its retries): \(more)")
     }
 
     /// Runs `sluice run geo --config NAME.yml` for each name at once, in `cli`'s folder.
