@@ -117,7 +117,8 @@ if [ "$WORKERS" -ge 2 ]; then
     [ -n "$(sql "SELECT id FROM sluice.jobs WHERE worker LIKE 'w2%' AND state = 'processing' LIMIT 1")" ] && break
     sleep 0.05
   done
-  rm -rf "$WORK/w2/.sluice"
+  # The worker writes into it while it goes: rm can find a folder refilled under it, so try again.
+  for _ in 1 2 3 4 5; do rm -rf "$WORK/w2/.sluice" 2>/dev/null && break; sleep 0.01; done
   echo "wiped w2's disk (its .sluice folder) while it loaded"
 fi
 
