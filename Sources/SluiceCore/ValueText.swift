@@ -43,7 +43,7 @@ public enum ValueText {
         pad(Int(micros % 1_000_000), 6, into: &out)
     }
 
-    static let hexDigits = Array("0123456789abcdef".utf8)
+    public static let hexDigits = Array("0123456789abcdef".utf8)
 
     /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, lowercase.
     public static func uuid<C: Collection>(_ bytes: C, into out: inout [UInt8]) where C.Element == UInt8 {

@@ -8,9 +8,9 @@ import Tracing
 /// What each request leaves behind, in one middleware (one async layer, not two): the HTTP
 /// metrics, an access log line (method, path, status, bytes, duration, the job a submission
 /// created, and the trace and span when tracing is on), and with tracing a `server` span named
-/// by its route (`/{entity}/_bulk`) continuing a `traceparent` the client sent. The span's
-/// attributes are built only when it is sampled, and it ends when the handler returns (a
-/// streamed response body, such as a rejects download, is not inside it).
+/// by its route (`/{entity}/_bulk`) continuing a `traceparent` the client sent. The request's
+/// facts become the span's attributes only when a sampled span is exported, and the span ends
+/// when the handler returns (a streamed response body, such as a rejects download, is not inside it).
 struct RequestTelemetry<Context: RequestContext>: RouterMiddleware {
     let logger: Logger?
     /// Looked up once: `InstrumentationSystem.tracer` takes a lock on every read.
@@ -58,15 +58,6 @@ struct RequestTelemetry<Context: RequestContext>: RouterMiddleware {
 
     static func status(of error: any Error) -> Int { (error as? any HTTPResponseError)?.status.code ?? 500 }
 
-    /// The request's facts on its span: as fields when the tracer takes them, else as
-    /// OpenTelemetry's HTTP attributes, set at once.
-    func describe(_ span: some Span, _ facts: HTTPRequestFacts) {
-        if let recorder, recorder.record(facts, on: span) { return }
-        guard span.isRecording else { return }
-        if let route = facts.route { span.operationName = route }
-        span.attributes = facts.attributes
-    }
-
     /// Metrics by method, route (the matched pattern, so ids do not multiply the series) and
     /// status; then the log line. The line is written after the span's scope, so it names the
     /// trace itself instead of through the logger's metadata provider.
@@ -78,9 +69,9 @@ struct RequestTelemetry<Context: RequestContext>: RouterMiddleware {
         let (requests, duration) = metrics.handles(method: method, route: route ?? "unmatched", status: status)
         requests.increment()
         duration.record(duration: elapsed)
-        if let span {
-            describe(span, HTTPRequestFacts(method: method, path: path, route: route, status: status,
-                                            requestSize: request.headers[.contentLength].flatMap { Int($0) }, responseSize: bytes))
+        if let span, let recorder {
+            recorder.record(HTTPRequestFacts(method: method, path: path, route: route, status: status,
+                                             requestSize: request.headers[.contentLength].flatMap { Int($0) }, responseSize: bytes), on: span)
         }
         guard let logger else { return }
         if path == "/metrics" || path == "/healthz" { return }  // scrapes and probes would drown the log
@@ -96,20 +87,6 @@ struct RequestTelemetry<Context: RequestContext>: RouterMiddleware {
             meta["span_id"] = .string(trace.spanIDHex)
         }
         logger.info("request", metadata: meta)
-    }
-}
-
-extension HTTPRequestFacts {
-    /// The facts as attributes, for a tracer that does not take them as fields.
-    var attributes: SpanAttributes {
-        var a = SpanAttributes()
-        forEachAttribute { key, value in
-            switch value {
-            case .string(let s): a.set(key, value: .string(s))
-            case .int(let i): a.set(key, value: .int64(i))
-            }
-        }
-        return a
     }
 }
 

@@ -1,4 +1,5 @@
 public import ServiceContextModule
+import SluiceCore
 
 /// A span's place in a trace as W3C trace context spells it: a 128-bit trace id, the span's
 /// 64-bit id, the sampled flag and the vendors' `tracestate`, passed on as received.
@@ -57,8 +58,6 @@ public struct TraceContext: Sendable, Hashable {
         return v
     }
 
-    private static let hexDigits = Array("0123456789abcdef".utf8)
-
     /// 16 lowercase hex digits.
     public static func hex(_ v: UInt64) -> String {
         String(unsafeUninitializedCapacity: 16) { buf in
@@ -68,7 +67,7 @@ public struct TraceContext: Sendable, Hashable {
     }
 
     private static func writeHex(_ v: UInt64, into buf: UnsafeMutableBufferPointer<UInt8>, at start: Int) {
-        for i in 0..<16 { buf[start + i] = hexDigits[Int((v >> UInt64(60 - 4 * i)) & 0xF)] }
+        for i in 0..<16 { buf[start + i] = ValueText.hexDigits[Int((v >> UInt64(60 - 4 * i)) & 0xF)] }
     }
 }
 
@@ -109,9 +108,9 @@ public struct HTTPRequestFacts: Sendable {
 
 /// A tracer that keeps a request span's facts as fields and turns them into OpenTelemetry's
 /// HTTP attributes only when it exports (a dictionary of attributes per request is most of
-/// what a traced request costs); other tracers get attributes.
+/// what a traced request costs). Sluice's tracer, the only one it installs, is one.
 public protocol HTTPRequestRecorder: Sendable {
-    /// Records `facts` on `span` (a span this tracer started) and names it by the route.
-    /// False when the span is not this tracer's, or not recording.
-    func record(_ facts: HTTPRequestFacts, on span: any Sendable) -> Bool
+    /// Records `facts` on `span` (a span this tracer started; any other is left as is) and
+    /// names it by the route.
+    func record(_ facts: HTTPRequestFacts, on span: any Sendable)
 }

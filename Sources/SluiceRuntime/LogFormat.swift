@@ -29,10 +29,12 @@ public struct LineLogHandler: LogHandler {
         // Merged only when two sources have something: an access line's own metadata is
         // most often all there is, and a merge builds a new dictionary key by key.
         var all = metadata
-        for more in [metadataProvider?.get(), event.metadata] {
-            guard let more, !more.isEmpty else { continue }
+        func add(_ more: Logger.Metadata?) {
+            guard let more, !more.isEmpty else { return }
             if all.isEmpty { all = more } else { all.merge(more) { $1 } }
         }
+        add(metadataProvider?.get())
+        add(event.metadata)
         var line = Self.render(format, time: Date(), level: event.level, label: label, message: "\(event.message)", metadata: all)
         line.append(0x0A)
         Self.writeToStandardError(line)

@@ -13,7 +13,7 @@ enum OTLPEncoding {
         w.bytes.reserveCapacity(256 * spans.count + 128)
         w.message(1) { rs in  // ResourceSpans
             rs.message(1) { r in  // Resource
-                for (k, v) in resource { r.message(1) { kv in kv.string(1, k); kv.message(2) { $0.string(1, v) } } }
+                for (k, v) in resource { r.keyValue(1, k, .string(v)) }
             }
             rs.message(2) { ss in  // ScopeSpans
                 ss.message(1) { $0.string(1, scope) }
@@ -68,12 +68,7 @@ extension FinishedSpan {
         w.fixed64(7, start)
         w.fixed64(8, end)
         w.attributes(9, attributes)
-        request?.forEachAttribute { key, value in
-            w.message(9) { kv in
-                kv.string(1, key)
-                kv.message(2) { $0.anyValue(value.spanAttribute) }
-            }
-        }
+        request?.forEachAttribute { w.keyValue(9, $0, $1.spanAttribute) }
         for e in events {
             w.message(11) { ev in
                 ev.fixed64(1, e.nanosecondsSinceEpoch)
@@ -241,11 +236,14 @@ struct ProtoWriter {
 
     /// Repeated `KeyValue`s.
     mutating func attributes(_ field: Int, _ a: SpanAttributes) {
-        a.forEach { key, value in
-            message(field) { kv in
-                kv.string(1, key)
-                kv.message(2) { $0.anyValue(value) }
-            }
+        a.forEach { keyValue(field, $0, $1) }
+    }
+
+    /// One `KeyValue`.
+    mutating func keyValue(_ field: Int, _ key: String, _ value: SpanAttribute) {
+        message(field) { kv in
+            kv.string(1, key)
+            kv.message(2) { $0.anyValue(value) }
         }
     }
 

@@ -68,9 +68,9 @@ struct OTLPSettings: Sendable {
         } catch {
             warnings.append("\(error.message); sampling every trace (parentbased_always_on)")
         }
-        var attributes = Self.pairs(env["OTEL_RESOURCE_ATTRIBUTES"] ?? "").filter { $0.0 != "service.name" }
-        let service = env["OTEL_SERVICE_NAME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? Self.pairs(env["OTEL_RESOURCE_ATTRIBUTES"] ?? "").last { $0.0 == "service.name" }?.1 ?? "sluice"
+        let given = Self.pairs(env["OTEL_RESOURCE_ATTRIBUTES"] ?? "")
+        var attributes = given.filter { $0.0 != "service.name" }
+        let service = env["OTEL_SERVICE_NAME"].flatMap { $0.isEmpty ? nil : $0 } ?? given.last { $0.0 == "service.name" }?.1 ?? "sluice"
         attributes.insert(("service.name", service), at: 0)
         attributes += [("telemetry.sdk.name", "sluice"), ("telemetry.sdk.language", "swift")]
         resource = attributes
@@ -101,7 +101,7 @@ final class OTLPExporter: Sendable {
     init(settings: OTLPSettings, queue: SpanQueue, logger: Logger) {
         var config = HTTPClient.Configuration()
         config.tracing.tracer = nil
-        config.timeout.connect = .milliseconds(Int64(Self.milliseconds(settings.exportTimeout)))
+        config.timeout.connect = TimeAmount(settings.exportTimeout)
         (self.settings, self.queue, self.logger) = (settings, queue, logger)
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
     }
@@ -180,7 +180,7 @@ final class OTLPExporter: Sendable {
         for (k, v) in settings.headers { request.headers.add(name: k, value: v) }
         request.body = .bytes(body)
         do {
-            let response = try await client.execute(request, timeout: .milliseconds(Int64(Self.milliseconds(timeout))))
+            let response = try await client.execute(request, timeout: TimeAmount(timeout))
             let answer = try await response.body.collect(upTo: 64 * 1024)
             let code = response.status.code
             if (200..<300).contains(code) { return .sent }
@@ -191,10 +191,5 @@ final class OTLPExporter: Sendable {
         } catch {
             return .retry("\(error)", after: nil)
         }
-    }
-
-    static func milliseconds(_ d: Duration) -> Int {
-        let (s, atto) = d.components
-        return Int(clamping: s) &* 1000 &+ Int(atto / 1_000_000_000_000_000)
     }
 }

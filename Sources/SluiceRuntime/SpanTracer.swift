@@ -41,13 +41,11 @@ final class SpanTracer: Tracer, HTTPRequestRecorder, Sendable {
 
     func forceFlush() { queue.wake() }
 
-    func record(_ facts: HTTPRequestFacts, on span: any Sendable) -> Bool {
-        guard let span = span as? TracedSpan else { return false }
-        span.recording?.update { s in
+    func record(_ facts: HTTPRequestFacts, on span: any Sendable) {
+        (span as? TracedSpan)?.recording?.update { s in
             s.request = facts
             if let route = facts.route { s.name = route }
         }
-        return true
     }
 
     func inject<Carrier, Inject: Injector>(_ context: ServiceContext, into carrier: inout Carrier, using injector: Inject) where Inject.Carrier == Carrier {
