@@ -117,6 +117,7 @@ extension FinishedSpan {
             m.append(JSONMember(key: "links", value: .array(links.map { l in
                 .object([JSONMember(key: "traceId", value: .string(l.trace.traceIDHex)),
                          JSONMember(key: "spanId", value: .string(l.trace.spanIDHex)),
+                         JSONMember(key: "traceState", value: .string(l.trace.traceState)),
                          JSONMember(key: "attributes", value: OTLPJSON.attributes(l.attributes))])
             })))
         }

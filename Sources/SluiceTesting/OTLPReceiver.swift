@@ -30,9 +30,9 @@ public final class OTLPReceiver: @unchecked Sendable {
     }
 
     public struct Link: Decodable, Sendable {
-        public var traceID: String, spanID: String
+        public var traceID: String, spanID: String, traceState: String?
         public var attributes: [String: AttributeValue]
-        enum CodingKeys: String, CodingKey { case attributes, traceID = "trace_id", spanID = "span_id" }
+        enum CodingKeys: String, CodingKey { case attributes, traceID = "trace_id", spanID = "span_id", traceState = "trace_state" }
     }
 
     /// A span attribute's value (strings, integers, booleans, doubles, arrays of them).

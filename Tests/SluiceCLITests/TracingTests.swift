@@ -129,7 +129,7 @@ import SluiceQueue
         #expect(event.name == "exception" && event.attributes["exception.message"] == .string("boom \"quoted\"\nline"))
         let c = try #require(spans.first { $0.name == "child" })
         #expect(c.parentSpanID == r.spanID && c.traceID == r.traceID && c.kind == "consumer" && c.status == "unset")
-        #expect(c.links?.first?.spanID == "00f067aa0ba902b7" && c.links?.first?.attributes["why"] == .string("queued by"))
+        #expect(c.links?.first?.spanID == "00f067aa0ba902b7" && c.links?.first?.attributes["why"] == .string("queued by") && c.links?.first?.traceState == "v=1")
 
         // Six spans into a queue of four that nothing takes: two are dropped.
         queue.close()

@@ -71,7 +71,7 @@ def spans_of(request):
                     "trace_state": s.trace_state,
                     "events": [{"name": e.name, "time_ns": e.time_unix_nano,
                                 "attributes": {kv.key: value(kv.value) for kv in e.attributes}} for e in s.events],
-                    "links": [{"trace_id": l.trace_id.hex(), "span_id": l.span_id.hex(),
+                    "links": [{"trace_id": l.trace_id.hex(), "span_id": l.span_id.hex(), "trace_state": l.trace_state,
                                "attributes": {kv.key: value(kv.value) for kv in l.attributes}} for l in s.links],
                 }
 
