@@ -192,10 +192,15 @@ public struct InputFile: Sendable {
     }
 
     /// Whether a file named `name` (by its name a CSV) is text records: a `.txt` whose first
-    /// lines show no delimiter (a report, seed 004's coordinates). Excel's tab-separated
-    /// `.txt` stays CSV. The one rule for loads and pipelines.
+    /// lines show no delimiter, or whose first line lacks the one the others show (a report,
+    /// seed 004's coordinates, even a single record of them). Excel's tab-separated `.txt`
+    /// stays CSV. The one rule for loads and pipelines.
     static func isTextRecords(head: some Collection<UInt8>, name: String) -> Bool {
-        name.lowercased().hasSuffix(".txt") && CSVDialect.sniff(head: head, fileName: name) == nil
+        guard name.lowercased().hasSuffix(".txt") else { return false }
+        guard let delimiter = CSVDialect.sniff(head: head, fileName: name) else { return true }
+        // A CSV's header names its columns between delimiters.
+        let first = head.drop { $0 == 0x0A || $0 == 0x0D }.prefix { $0 != 0x0A }
+        return !first.contains(delimiter)
     }
 
     /// A fresh byte stream of the (decompressed) content, or of one byte range of it, as

@@ -1,5 +1,5 @@
 public import SluiceConfig
-import SluiceCore
+public import SluiceCore
 import SluiceFormats
 public import SluiceLoad
 import SluiceWorker
@@ -480,9 +480,11 @@ public struct PipelineExecution: Sendable {
         return found
     }
 
-    /// The fields of a CSV file's header, as a pipeline reads them; nil for other formats
-    /// (JSON records need not share their fields) or an unreadable file.
-    public static func csvFields(_ path: String) -> [String]? {
+    /// The fields of a CSV file's header, as a pipeline reads them (`line` for text records,
+    /// or whenever the pipeline groups records); nil for other formats (JSON records need not
+    /// share their fields) or an unreadable file.
+    public static func csvFields(_ path: String, records: TextRecords? = nil) -> [String]? {
+        if records != nil { return ["line"] }
         guard let file = try? InputFile.inspect(path: path, format: nil) else { return nil }
         if file.format == .text { return ["line"] }
         guard file.format == .csv,
@@ -493,7 +495,7 @@ public struct PipelineExecution: Sendable {
     /// Checks the steps against the first file's fields (a CSV header): a step naming a field
     /// the rows lack fails the run at once instead of dropping or rejecting every row.
     static func checkFields(_ pipeline: Pipeline, firstFile path: String) throws(SluiceError) {
-        guard let fields = csvFields(path) else { return }
+        guard let fields = csvFields(path, records: pipeline.textRecords) else { return }
         do {
             _ = try Pipeline.check(pipeline.steps, fields: fields)
         } catch {

@@ -129,7 +129,7 @@ struct PipelinesCommand: AsyncParsableCommand {
                 if p.sourceTable == nil, p.source != Pipeline.uploadSource, !Source.isRemote(p.source),
                    let s = try? Source(p.source, s3: S3Config()), let first = try? await s.objects(glob: p.glob.map { Glob($0) }, asPrefix: true).first,
                    case .local(let root) = s.location.kind {
-                    source = PipelineExecution.csvFields(s.isCollection ? (root as NSString).appendingPathComponent(first.key) : root)
+                    source = PipelineExecution.csvFields(s.isCollection ? (root as NSString).appendingPathComponent(first.key) : root, records: p.textRecords)
                 }
                 do {
                     if let out = try Pipeline.check(p.steps, fields: source) { fields = "; fields: \(out.joined(separator: ", "))" }

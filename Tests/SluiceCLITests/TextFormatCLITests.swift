@@ -48,6 +48,15 @@ import Foundation
                 == "-30.04982864|-51.201389|2.2959|137.352\n-30.06761588|-51.229722|4.4301|204.918\n")
         let rejects = try String(contentsOfFile: cli.dir + "/" + (counts["rejects_file"] as? String ?? ""), encoding: .utf8)
         #expect(rejects.contains("data_points.txt line 7") && rejects.contains("parse: no pattern matches line"), "\(rejects)")
+        // A file of one record: its third line's decimal commas look like a delimiter to a
+        // sniffer, but its first line has none, so it is text (it was read as CSV and failed).
+        cli.write("in/one.txt", "Latitude: 30°02′59″S   -30.04982864\nLongitude: 51°12′05″W   -51.20150245\nDistance: 2,2959 km Bearing: 137,352°\n")
+        try FileManager.default.removeItem(atPath: cli.dir + "/in/data_points.txt")
+        let one = try cli.run(["run", "points", "--json", "--quiet"])
+        #expect(one.status == 0, "\(one.err)")
+        #expect(try cli.sqlite("SELECT count(*) FROM points") == "3\n")
+        #expect(try cli.run(["load", "in/one.txt", "--into", "one_line_rows"]).status == 0)
+        #expect(try cli.sqlite("SELECT count(*) FROM one_line_rows") == "3\n")
     }
 
     @Test func textFilesLoadAsLineRows() throws {
