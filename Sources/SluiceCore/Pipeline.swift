@@ -323,6 +323,10 @@ public struct RowTransformer: Sendable {
     var plans: [Plan?]
     /// The `parse` steps' matching buffers, kept from row to row.
     var scratch = LinearRegex.Scratch()
+    /// Value arrays kept from row to row (their room, not their values): the slots of the
+    /// next text record when the last one was dropped, and where a `select` puts its pick.
+    var spare: [EValue] = []
+    var picked: [EValue] = []
 
     /// The steps from one index up to the next `flatten`/`explode` (or the end), for rows of
     /// one shape.
@@ -336,6 +340,9 @@ public struct RowTransformer: Sendable {
         var stop = 0
         /// The derives ``Op/number(_:from:decimal:derive:)`` falls back to: expression and name.
         var derives: [(Expr, String)] = []
+        /// Whether the rows are text records (one field, `line`) that the first op parses and
+        /// nothing later reads: a record's text need not be made (``run(text:into:)``).
+        var parsesLine = false
     }
 
     enum Op: Sendable {
@@ -366,12 +373,17 @@ public struct RowTransformer: Sendable {
         /// The slot each captured name goes to, and what later ops need of it.
         let targets: [Int]
         let uses: [CaptureUse]
+        /// Whether an op after this one reads the parsed slot.
+        let sourceRead: Bool
 
-        init(source: Int?, field: String, patterns: [LinearRegex], at: [[Int?]], targets: [Int], uses: [CaptureUse]) {
+        init(source: Int?, field: String, patterns: [LinearRegex], at: [[Int?]], targets: [Int], uses: [CaptureUse], sourceRead: Bool = true) {
             (self.source, self.field, self.patterns, self.at, self.targets, self.uses) = (source, field, patterns, at, targets, uses)
+            self.sourceRead = sourceRead
         }
 
-        func using(_ uses: [CaptureUse]) -> ParseOp { ParseOp(source: source, field: field, patterns: patterns, at: at, targets: targets, uses: uses) }
+        func using(_ uses: [CaptureUse], sourceRead: Bool) -> ParseOp {
+            ParseOp(source: source, field: field, patterns: patterns, at: at, targets: targets, uses: uses, sourceRead: sourceRead)
+        }
     }
 
     /// What a `parse` makes of a capture: nothing when nothing reads it later (no text is
@@ -403,17 +415,42 @@ public struct RowTransformer: Sendable {
     /// Appends the outcomes of every row `input` becomes to `out` (no array per row).
     public mutating func run(_ input: PipelineRow, into out: inout [Outcome]) { run(input, from: 0, into: &out) }
 
-    mutating func run(_ input: PipelineRow, from first: Int, into out: inout [Outcome]) {
-        var row = input
+    /// The fields of a text record's row.
+    public static let lineFields = ["line"]
+
+    /// Appends the outcomes of one text record (its bytes, valid UTF-8 or not) as a row of
+    /// one field, `line`. Where the first step parses `line` and no later one reads it, the
+    /// record is matched in its bytes and no text is made of it (seed 004's files).
+    public mutating func run(text bytes: UnsafeBufferPointer<UInt8>, into out: inout [Outcome]) {
+        guard !steps.isEmpty, plan(at: 0, for: Self.lineFields).parsesLine, Coercion.isValidUTF8(UnsafeRawBufferPointer(bytes)) else {
+            return run(PipelineRow(fields: Self.lineFields, slots: [.text(String(decoding: bytes, as: UTF8.self))]), from: 0, into: &out)
+        }
+        var row = PipelineRow(fields: Self.lineFields, slots: [])
+        swap(&row.slots, &spare)  // the last dropped record's room
+        row.slots.append(.null)
+        run(row, from: 0, into: &out, line: bytes)
+    }
+
+    /// The plan for rows of `fields` from step `i` (compiled when the last row there had others).
+    mutating func plan(at i: Int, for fields: [String]) -> Plan {
+        if let p = plans[i], p.input == fields { return p }
+        let plan = compile(from: i, input: fields)
+        plans[i] = plan
+        return plan
+    }
+
+    /// `line`: the text of slot 0, which holds null, for a plan that ``Plan/parsesLine``.
+    mutating func run(_ input: consuming PipelineRow, from first: Int, into out: inout [Outcome], line: UnsafeBufferPointer<UInt8>? = nil) {
+        var row = input  // moved, not copied: the values are this row's own to change
         var i = first
         while i < steps.count {
-            let plan: Plan
-            if let p = plans[i], p.input == row.fields { plan = p } else {
-                plan = compile(from: i, input: row.fields)
-                plans[i] = plan
-            }
-            if let outcome = execute(plan, &row.slots) {
+            let plan = plan(at: i, for: row.fields)
+            if let outcome = execute(plan, &row.slots, line: i == first ? line : nil) {
                 out.append(outcome)
+                if line != nil {  // its values go; their room (its own) serves the next record
+                    row.slots.removeAll(keepingCapacity: true)
+                    swap(&row.slots, &spare)
+                }
                 return
             }
             row.fields = plan.output
@@ -546,6 +583,7 @@ public struct RowTransformer: Sendable {
         plan.output = fields
         plan.width = max(plan.width, fields.count)
         Self.markCaptureUses(&plan.ops, liveAtEnd: fields.count)
+        if input == Self.lineFields, case .parse(let p)? = plan.ops.first, p.source == 0, !p.sourceRead { plan.parsesLine = true }
         return plan
     }
 
@@ -587,8 +625,9 @@ public struct RowTransformer: Sendable {
             case .parse(let p):
                 let uses = p.targets.map { reads[$0] ?? .unused }
                 for t in p.targets { reads[t] = nil }
+                let sourceRead = p.source.map { reads[$0] != nil } ?? false
                 if let source = p.source { reads[source] = merge(reads[source], .text) }
-                ops[i] = .parse(p.using(uses))
+                ops[i] = .parse(p.using(uses, sourceRead: sourceRead))
             }
         }
     }
@@ -612,7 +651,8 @@ public struct RowTransformer: Sendable {
     }
 
     /// Runs a plan's steps over one row's values: nil when the row goes on, else why not.
-    mutating func execute(_ plan: Plan, _ slots: inout [EValue]) -> Outcome? {
+    /// `line`: the parsed text of a plan that ``Plan/parsesLine`` (its slot holds null).
+    mutating func execute(_ plan: Plan, _ slots: inout [EValue], line: UnsafeBufferPointer<UInt8>? = nil) -> Outcome? {
         slots.reserveCapacity(plan.width)
         var rejected: Outcome? = nil
         // By index, not `for op in`: the iterator hands out a copy of each op (a retain and
@@ -620,8 +660,12 @@ public struct RowTransformer: Sendable {
         let ops = plan.ops
         for i in ops.indices {
             switch ops[i] {
-            case .select(let picked):
-                slots = picked.map { $0.map { slots[$0] } ?? .null }
+            case .select(let pick):
+                // Into an array kept from the last row (no allocation), which then holds this
+                // row's old array for the next.
+                picked.removeAll(keepingCapacity: true)
+                for k in pick { picked.append(k.map { slots[$0] } ?? .null) }
+                swap(&slots, &picked)
             case .remove(let k):
                 slots.remove(at: k)
             case .cast(let k, let type, let name):
@@ -650,32 +694,39 @@ public struct RowTransformer: Sendable {
             case .dedupe(let step, let key):
                 if !seen[step, default: []].insert(key.map { $0.map { slots[$0] } ?? .null }).inserted { return .drop }
             case .parse(let p):
-                var text = p.source.flatMap { slots[$0].text } ?? ""
-                let matched = text.withUTF8 { bytes in
-                    for k in p.patterns.indices {
-                        let hit: Void? = p.patterns[k].withCaptures(bytes, scratch: &scratch) { capture in
-                            // Every name any pattern captures is a field; those this one did not set are null.
-                            for (n, t) in p.targets.enumerated() {
-                                var v = EValue.null
-                                if p.uses[n] != .unused, let range = p.at[k][n].flatMap(capture) {
-                                    let captured = UnsafeBufferPointer(rebasing: bytes[range])
-                                    if case .number(let decimal) = p.uses[n], let x = ExprEvaluator.toNumber(UnsafeRawBufferPointer(captured), decimal: decimal), x.isFinite {
-                                        v = .double(x)
-                                    } else {
-                                        v = .text(String(decoding: captured, as: UTF8.self))
-                                    }
-                                }
-                                if t == slots.count { slots.append(v) } else { slots[t] = v }
-                            }
-                        }
-                        if hit != nil { return true }
-                    }
-                    return false
+                if let line, i == 0 {
+                    if !parse(p, line, &slots) { return .reject("parse: no pattern matches \(p.field) '\(SourceLocation.excerpt(String(decoding: line, as: UTF8.self)))'") }
+                    continue
                 }
-                if !matched { return .reject("parse: no pattern matches \(p.field) '\(SourceLocation.excerpt(text))'") }
+                var text = p.source.flatMap { slots[$0].text } ?? ""
+                if !text.withUTF8({ parse(p, $0, &slots) }) { return .reject("parse: no pattern matches \(p.field) '\(SourceLocation.excerpt(text))'") }
             }
         }
         return nil
+    }
+
+    /// Matches `bytes` (valid UTF-8) with a `parse` op's patterns in order; on a match, sets
+    /// the captures' slots (null for names the matching pattern lacks) and returns true.
+    mutating func parse(_ p: ParseOp, _ bytes: UnsafeBufferPointer<UInt8>, _ slots: inout [EValue]) -> Bool {
+        for k in p.patterns.indices {
+            let hit: Void? = p.patterns[k].withCaptures(bytes, scratch: &scratch) { capture in
+                // Every name any pattern captures is a field; those this one did not set are null.
+                for (n, t) in p.targets.enumerated() {
+                    var v = EValue.null
+                    if p.uses[n] != .unused, let range = p.at[k][n].flatMap(capture) {
+                        let captured = UnsafeBufferPointer(rebasing: bytes[range])
+                        if case .number(let decimal) = p.uses[n], let x = ExprEvaluator.toNumber(UnsafeRawBufferPointer(captured), decimal: decimal), x.isFinite {
+                            v = .double(x)
+                        } else {
+                            v = .text(String(decoding: captured, as: UTF8.self))
+                        }
+                    }
+                    if t == slots.count { slots.append(v) } else { slots[t] = v }
+                }
+            }
+            if hit != nil { return true }
+        }
+        return false
     }
 
     /// A field's value as JSON (JSON text in a text field is parsed).

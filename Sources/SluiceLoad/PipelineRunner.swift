@@ -165,8 +165,18 @@ public struct PipelineRunner {
                         while let chunk = work.pop() {
                             var outcomes: [RowTransformer.Outcome] = []
                             var ends: [Int] = []
-                            outcomes.reserveCapacity(chunk.rows.count)
-                            ends.reserveCapacity(chunk.rows.count)
+                            outcomes.reserveCapacity(chunk.count)
+                            ends.reserveCapacity(chunk.count)
+                            if let text = chunk.text {
+                                text.bytes.withUnsafeBufferPointer { all in
+                                    var from = 0
+                                    for end in text.ends {
+                                        t.run(text: UnsafeBufferPointer(rebasing: all[from..<end]), into: &outcomes)
+                                        ends.append(outcomes.count)
+                                        from = end
+                                    }
+                                }
+                            }
                             for (row, _) in chunk.rows {
                                 t.run(row, into: &outcomes)
                                 ends.append(outcomes.count)
@@ -184,7 +194,7 @@ public struct PipelineRunner {
                 do {
                     var from = 0
                     for (i, end) in outcomes.ends.enumerated() {
-                        try await take(outcomes.all[from..<end], chunk.rows[i].1)
+                        try await take(outcomes.all[from..<end], chunk.place(i))
                         from = end
                     }
                 } catch {
@@ -211,7 +221,8 @@ public struct PipelineRunner {
     /// Rows per chunk a step thread takes at once.
     static let stepChunk = 1_024
 
-    /// Rows the steps take at once, and their outcomes once a step thread has run them.
+    /// Rows the steps take at once (rows, or text records as they were read), and their
+    /// outcomes once a step thread has run them.
     final class StepChunk: Sendable {
         /// Every row's outcomes one after the other; row i's end at `ends[i]`.
         struct Outcomes: Sendable {
@@ -219,8 +230,29 @@ public struct PipelineRunner {
             var ends: [Int]
         }
         let rows: [(PipelineRow, RowPlace)]
+        let text: TextChunk?
         let done = OneShot<Outcomes>()
-        init(_ rows: [(PipelineRow, RowPlace)]) { self.rows = rows }
+        init(_ rows: [(PipelineRow, RowPlace)]) { (self.rows, text) = (rows, nil) }
+        init(_ text: TextChunk) { (rows, self.text) = ([], text) }
+        var count: Int { text?.lines.count ?? rows.count }
+        func place(_ i: Int) -> RowPlace { text.map { RowPlace(.line, $0.lines[i]) } ?? rows[i].1 }
+    }
+
+    /// Text records one after the other in one buffer (record i ends at `ends[i]`), with the
+    /// line each starts on: a step thread makes rows of them, or only what its steps need.
+    struct TextChunk: Sendable {
+        var bytes: [UInt8] = []
+        var ends: [Int] = []
+        var lines: [Int64] = []
+        init() {
+            ends.reserveCapacity(stepChunk)
+            lines.reserveCapacity(stepChunk)
+        }
+        mutating func append(_ record: UnsafeBufferPointer<UInt8>, line: Int64) {
+            bytes.append(contentsOf: record)
+            ends.append(bytes.count)
+            lines.append(line)
+        }
     }
 
     /// Reads a file's rows in chunks, each handed to the step threads (`work`) and to the
@@ -232,9 +264,11 @@ public struct PipelineRunner {
         var stopped = false
         var rows: [(PipelineRow, RowPlace)] = []
         rows.reserveCapacity(stepChunk)
+        var text = TextChunk()
         func ship() async throws(SluiceError) {
-            let chunk = StepChunk(rows)
+            let chunk = text.lines.isEmpty ? StepChunk(rows) : StepChunk(text)
             rows.removeAll(keepingCapacity: true)
+            text = TextChunk()
             guard await inOrder.send(chunk), await work.send(chunk) else {
                 stopped = true
                 throw SluiceError(.aborted, "the rows are no longer taken")
@@ -245,17 +279,27 @@ public struct PipelineRunner {
             inOrder.close()
         }
         do {
-            try await readRows(file: file, displayName: displayName, records: records, skip: skip) { (row, place) throws(SluiceError) in
-                read += 1
-                rows.append((row, place))
-                if rows.count == stepChunk { try await ship() }
+            if var reader = try textRecords(file: file, displayName: displayName, records: records) {
+                // Text records go to the step threads as bytes: making their text (or not)
+                // is the steps' work, not this reader's.
+                defer { reader.close() }
+                while try reader.withNext({ bytes, line in text.append(bytes, line: line) }) {
+                    read += 1
+                    if text.lines.count == stepChunk { try await ship() }
+                }
+            } else {
+                try await readRows(file: file, displayName: displayName, records: records, skip: skip) { (row, place) throws(SluiceError) in
+                    read += 1
+                    rows.append((row, place))
+                    if rows.count == stepChunk { try await ship() }
+                }
             }
-            if !rows.isEmpty { try await ship() }
+            if !rows.isEmpty || !text.lines.isEmpty { try await ship() }
             return (read, nil)
         } catch {
             if stopped { return (read, nil) }
             // The rows before a read error still go through the steps, as on one thread.
-            if !rows.isEmpty { try? await ship() }
+            if !rows.isEmpty || !text.lines.isEmpty { try? await ship() }
             return (read, error)
         }
     }
@@ -288,7 +332,28 @@ public struct PipelineRunner {
         return next
     }
 
-    /// Calls `body` with each record of a CSV or JSON file as a row, and where it is.
+    /// The name that tells a file's format: an upload's path is a generated name; its display
+    /// name is the client's.
+    static func named(_ file: String, _ displayName: String) -> String {
+        [displayName, file].first { SourceFormat.detect(fromName: $0.hasSuffix(".gz") ? String($0.dropLast(3)) : $0) != nil } ?? file
+    }
+
+    /// A file's bytes as UTF-8 (gunzipped, or from UTF-16).
+    static func open(_ file: String, named: String) throws(SluiceError) -> any ByteChunkReader {
+        if named.hasSuffix(".gz") { return try GzipChunkReader(try FileChunkReader(path: file)) }
+        return try UTF16ChunkReader.utf8(try FileChunkReader(path: file)) { () throws(SluiceError) in try FileChunkReader(path: file) }
+    }
+
+    /// The records of `file` when it is read as text (a pipeline's `record:`, or a `.txt`
+    /// that shows no delimiter); nil for other files.
+    static func textRecords(file: String, displayName: String, records: TextRecords?) throws(SluiceError) -> TextRecordReader? {
+        let named = Self.named(file, displayName)
+        if file.hasPrefix("delta:") || DeltaLocation.isTable(file) || SourceFormat.detect(fromName: named)?.isBinary == true { return nil }
+        let format = SourceFormat.detect(fromName: named.hasSuffix(".gz") ? String(named.dropLast(3)) : named) ?? .csv
+        guard records != nil || format == .text || (format == .csv && Self.undelimitedText(file, named: named)) else { return nil }
+        return TextRecordReader(source: try Self.open(file, named: named), records: records ?? .line, fileName: displayName)
+    }
+
     /// Whether `file` (named `named`) is text records by ``InputFile/isTextRecords(head:name:)``.
     static func undelimitedText(_ file: String, named: String) -> Bool {
         guard named.lowercased().hasSuffix(".txt"), var r = try? FileChunkReader(path: file) else { return false }
@@ -302,29 +367,23 @@ public struct PipelineRunner {
     /// `records` (a pipeline's `record:`) reads the file as text records.
     static func readRows(file: String, displayName: String, records: TextRecords? = nil, skip: Expr? = nil,
                          _ body: (PipelineRow, RowPlace) async throws(SluiceError) -> Void) async throws(SluiceError) {
-        // The name tells the format (an upload's path is a generated name; its display name is the client's).
-        let named = [displayName, file].first { SourceFormat.detect(fromName: $0.hasSuffix(".gz") ? String($0.dropLast(3)) : $0) != nil } ?? file
-        if file.hasPrefix("delta:") || DeltaLocation.isTable(file) || SourceFormat.detect(fromName: named)?.isBinary == true {
-            return try await readTyped(file: file, displayName: displayName, skip: skip, body)
-        }
-        var reader: any ByteChunkReader
-        if named.hasSuffix(".gz") {
-            reader = try GzipChunkReader(try FileChunkReader(path: file))
-        } else {
-            reader = try UTF16ChunkReader.utf8(try FileChunkReader(path: file)) { () throws(SluiceError) in try FileChunkReader(path: file) }
-        }
-        var format = SourceFormat.detect(fromName: named.hasSuffix(".gz") ? String(named.dropLast(3)) : named) ?? .csv
-        if records != nil || (format == .csv && Self.undelimitedText(file, named: named)) { format = .text }
-        switch format {
-        case .text:
-            var text = TextRecordReader(source: reader, records: records ?? .line, fileName: displayName)
+        if var text = try textRecords(file: file, displayName: displayName, records: records) {
             defer { text.close() }
-            let fields = ["line"]  // one array for every row: the steps see one shape
+            let fields = RowTransformer.lineFields  // one array for every row: the steps see one shape
             while true {
                 var record: (String, Int64)? = nil
                 guard try text.withNext({ bytes, line in record = (String(decoding: bytes, as: UTF8.self), line) }), let (s, line) = record else { break }
                 try await body(PipelineRow(fields: fields, slots: [.text(s)]), RowPlace(.line, line))
             }
+            return
+        }
+        let named = Self.named(file, displayName)
+        if file.hasPrefix("delta:") || DeltaLocation.isTable(file) || SourceFormat.detect(fromName: named)?.isBinary == true {
+            return try await readTyped(file: file, displayName: displayName, skip: skip, body)
+        }
+        let reader = try Self.open(file, named: named)
+        let format = SourceFormat.detect(fromName: named.hasSuffix(".gz") ? String(named.dropLast(3)) : named) ?? .csv
+        switch format {
         case .csv:
             let csv = CSVDecoder(source: reader, fileName: displayName)
             var names: [String]? = nil

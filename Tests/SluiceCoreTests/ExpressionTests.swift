@@ -252,4 +252,38 @@ struct ExpressionTests {
         let numbers = try #require(fast.plans[0]).ops.filter { if case .number = $0 { true } else { false } }.count
         #expect(numbers == 2)
     }
+
+    /// A text record handed over as bytes gives exactly the outcomes of its row of text:
+    /// where the first step parses `line` and nothing later reads it, the bytes are matched
+    /// and no text is made (``RowTransformer/Plan/parsesLine``); otherwise the row is made.
+    /// Kept, dropped and rejected records interleave (the arrays kept from row to row must
+    /// not leak values), and bytes that are not UTF-8 take the row's path (their text repaired).
+    @Test func textRecordsAsBytesGiveTheRowsOfTheirText() throws {
+        let parse = PipelineStep.parse(field: "line", patterns: [try LinearRegex("^(?<k>\\w+)=(?<v>[\\d,]+)(?<rest>.*)$"), try LinearRegex("^(?<k>\\w+)$")])
+        let derive = PipelineStep.derive([Pair("n", try ExprParser.parse("to_number(v, ',')"))])
+        let cases: [([PipelineStep], Bool)] = [
+            ([parse, derive, .filter(try ExprParser.parse("n IS NULL OR n < 100")), .select(["k", "n"])], true),
+            ([parse, derive, .select(["n", "k", "rest"])], true),
+            ([parse], false),  // the output holds line
+            ([parse, .filter(try ExprParser.parse("line <> 'a=1'")), .select(["k"])], false),  // a filter reads it
+            ([.filter(try ExprParser.parse("line <> 'a=1'")), parse, .select(["k"])], false),
+            ([.select(["k"])], false),
+        ]
+        let records: [[UInt8]] = ["a=1", "b=250", "c", "d=7,5 tail", "=bad", "", "e=1\nf=2", "x=3"].map { Array($0.utf8) }
+            + [[0x67, 0x3D, 0x34, 0xFF], [0x68, 0xC3]]  // not UTF-8: g=4\u{FFFD}, h\u{FFFD}
+        for (steps, parsesLine) in cases {
+            var bytes = RowTransformer(steps: steps)
+            var text = RowTransformer(steps: steps)
+            for round in 0..<2 {
+                for r in records {
+                    var a: [RowTransformer.Outcome] = []
+                    var b: [RowTransformer.Outcome] = []
+                    r.withUnsafeBufferPointer { bytes.run(text: $0, into: &a) }
+                    text.run(PipelineRow(fields: ["line"], slots: [.text(String(decoding: r, as: UTF8.self))]), into: &b)
+                    #expect(a == b, "\(steps.count) steps, round \(round), \(String(decoding: r, as: UTF8.self))")
+                }
+            }
+            #expect(bytes.plans[0]?.parsesLine == parsesLine, "\(steps)")
+        }
+    }
 }

@@ -37,6 +37,45 @@ import Foundation
         #expect(runs[0].2 == runs[1].2 && runs[0].2.contains("in.csv line 99"))
     }
 
+    /// Text records (three lines each, CRLF, a record that does not parse, one with bytes
+    /// that are not UTF-8) go to the step threads as bytes: the batches, counts, places and
+    /// rejects are those of one thread, which reads rows of text.
+    @Test func textRecordsOnTwoThreadsGiveWhatOneThreadGives() async throws {
+        let dir = NSTemporaryDirectory() + "sluice-cut-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var data: [UInt8] = []
+        for i in 0..<4_000 {
+            let record = i % 301 == 0 ? "Lat: x\r\nLon: \(i)\r\nKm: 1\r\n" : "Lat: \(i).5\r\nLon: -\(i)\r\nKm: \(i % 7),5\r\n"
+            data += Array(record.utf8)
+            if i == 2_500 { data += [0x4C, 0x61, 0x74, 0x3A, 0x20, 0x31, 0xFF, 0x0A] }  // "Lat: 1\xFF"
+        }
+        let file = dir + "/points.txt"
+        try Data(data).write(to: URL(fileURLWithPath: file))
+        let steps: [PipelineStep] = [
+            .parse(field: "line", patterns: [try LinearRegex("^Lat: (?<lat>[\\d.]+)\\nLon: (?<lon>-?\\d+)\\nKm: (?<km>[\\d,]+)$"), try LinearRegex("^Lat: (?<lat>\\d\\W)$")]),
+            .derive([Pair("km", try ExprParser.parse("to_number(km, ',')"))]),
+            .filter(try ExprParser.parse("km IS NULL OR km > 1")),
+            .select(["lat", "lon", "km"]),
+        ]
+        var runs: [(PipelineRunner.FileResult, [[String]], String)] = []
+        for threads in [1, 2] {
+            var t = RowTransformer(steps: steps)
+            let log = StepRejectLog(path: dir + "/rejects-\(threads).csv")
+            var batches: [[String]] = []
+            let result = try await PipelineRunner.cut(file: file, displayName: "points.txt", steps: &t, batchRows: 300, log: log,
+                                                      records: .startsWith("Lat:"), threads: threads) { items in
+                batches.append(items.map { "\($0.place)|\($0.row.fields)|\($0.row.slots.map { $0.text ?? "null" }.joined(separator: ","))" })
+            }
+            try log.close()
+            runs.append((result, batches, try String(contentsOfFile: log.path, encoding: .utf8)))
+        }
+        #expect(runs[0].0 == runs[1].0)
+        #expect(runs[0].0.read == 4_001 && runs[0].0.rejected == 14 && runs[0].0.dropped == (0..<4_000).filter { $0 % 301 != 0 && $0 % 7 == 0 }.count, "\(runs[0].0)")
+        #expect(runs[0].1 == runs[1].1 && runs[0].1.joined().contains("points.txt line 7504|[\"lat\", \"lon\", \"km\"]|1\u{FFFD},null,null"))
+        #expect(runs[0].2 == runs[1].2 && runs[0].2.contains("points.txt line 904"), "\(runs[0].2)")
+    }
+
     /// A load that stops taking rows stops the reader and the step threads (the cut throws its
     /// error, nothing hangs), and a read error part-way is thrown after the rows before it,
     /// on two threads as on one.
