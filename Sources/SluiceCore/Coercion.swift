@@ -493,15 +493,13 @@ public enum Coercion {
     /// Whether `b` is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
     public static func isValidUTF8(_ b: UnsafeRawBufferPointer) -> Bool {
         let n = b.count
+        guard let base = b.baseAddress else { return true }
         var i = 0
-        // ASCII fast path, eight bytes at a time.
-        if let base = b.baseAddress {
-            while i + 8 <= n {
-                if base.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { break }
-                i += 8
-            }
-        }
         while i < n {
+            // ASCII eight bytes at a time, again after each other character (a degree sign
+            // in a line of ASCII).
+            while i + 8 <= n, base.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 { i += 8 }
+            guard i < n else { break }
             let c = b[i]
             if c < 0x80 { i += 1; continue }
             if c < 0xC2 { return false }

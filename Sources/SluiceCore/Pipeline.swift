@@ -319,14 +319,20 @@ public struct RowTransformer: Sendable {
     let steps: [PipelineStep]
     var seen: [Int: Set<[EValue]>] = [:]
     /// Per step a run starts at (0, or after a `flatten`/`explode`), the plan compiled for
-    /// the last shape seen there.
-    var plans: [Plan?]
+    /// the last shape seen there (behind one reference: a row retains it once, not each of
+    /// its arrays).
+    var plans: [Compiled?]
     /// The `parse` steps' matching buffers, kept from row to row.
     var scratch = LinearRegex.Scratch()
     /// Value arrays kept from row to row (their room, not their values): the slots of the
     /// next text record when the last one was dropped, and where a `select` puts its pick.
     var spare: [EValue] = []
     var picked: [EValue] = []
+
+    final class Compiled: Sendable {
+        let plan: Plan
+        init(_ plan: Plan) { self.plan = plan }
+    }
 
     /// The steps from one index up to the next `flatten`/`explode` (or the end), for rows of
     /// one shape.
@@ -422,7 +428,7 @@ public struct RowTransformer: Sendable {
     /// one field, `line`. Where the first step parses `line` and no later one reads it, the
     /// record is matched in its bytes and no text is made of it (seed 004's files).
     public mutating func run(text bytes: UnsafeBufferPointer<UInt8>, into out: inout [Outcome]) {
-        guard !steps.isEmpty, plan(at: 0, for: Self.lineFields).parsesLine, Coercion.isValidUTF8(UnsafeRawBufferPointer(bytes)) else {
+        guard !steps.isEmpty, plan(at: 0, for: Self.lineFields).plan.parsesLine, Coercion.isValidUTF8(UnsafeRawBufferPointer(bytes)) else {
             return run(PipelineRow(fields: Self.lineFields, slots: [.text(String(decoding: bytes, as: UTF8.self))]), from: 0, into: &out)
         }
         var row = PipelineRow(fields: Self.lineFields, slots: [])
@@ -432,11 +438,19 @@ public struct RowTransformer: Sendable {
     }
 
     /// The plan for rows of `fields` from step `i` (compiled when the last row there had others).
-    mutating func plan(at i: Int, for fields: [String]) -> Plan {
-        if let p = plans[i], p.input == fields { return p }
-        let plan = compile(from: i, input: fields)
-        plans[i] = plan
-        return plan
+    mutating func plan(at i: Int, for fields: [String]) -> Compiled {
+        if let p = plans[i], p.plan.input == fields { return p }
+        let compiled = Compiled(compile(from: i, input: fields))
+        plans[i] = compiled
+        return compiled
+    }
+
+    /// The same steps with no plan compiled yet: a step thread compiles its own, so that no
+    /// two threads retain and release the same objects for every row.
+    public var unplanned: RowTransformer {
+        var t = self
+        t.plans = Array(repeating: nil, count: steps.count)
+        return t
     }
 
     /// `line`: the text of slot 0, which holds null, for a plan that ``Plan/parsesLine``.
@@ -444,8 +458,8 @@ public struct RowTransformer: Sendable {
         var row = input  // moved, not copied: the values are this row's own to change
         var i = first
         while i < steps.count {
-            let plan = plan(at: i, for: row.fields)
-            if let outcome = execute(plan, &row.slots, line: i == first ? line : nil) {
+            let compiled = plan(at: i, for: row.fields)
+            if let outcome = execute(compiled, &row.slots, line: i == first ? line : nil) {
                 out.append(outcome)
                 if line != nil {  // its values go; their room (its own) serves the next record
                     row.slots.removeAll(keepingCapacity: true)
@@ -453,10 +467,11 @@ public struct RowTransformer: Sendable {
                 }
                 return
             }
-            row.fields = plan.output
-            guard plan.stop < steps.count else { break }
-            i = plan.stop + 1
-            switch steps[plan.stop] {
+            row.fields = compiled.plan.output
+            let stop = compiled.plan.stop
+            guard stop < steps.count else { break }
+            i = stop + 1
+            switch steps[stop] {
             case .flatten(let f):
                 guard case .object(let members)? = Self.json(row[f]) else { continue }
                 var spread: [(String, EValue)] = []
@@ -652,12 +667,12 @@ public struct RowTransformer: Sendable {
 
     /// Runs a plan's steps over one row's values: nil when the row goes on, else why not.
     /// `line`: the parsed text of a plan that ``Plan/parsesLine`` (its slot holds null).
-    mutating func execute(_ plan: Plan, _ slots: inout [EValue], line: UnsafeBufferPointer<UInt8>? = nil) -> Outcome? {
-        slots.reserveCapacity(plan.width)
+    mutating func execute(_ compiled: Compiled, _ slots: inout [EValue], line: UnsafeBufferPointer<UInt8>? = nil) -> Outcome? {
+        slots.reserveCapacity(compiled.plan.width)
         var rejected: Outcome? = nil
         // By index, not `for op in`: the iterator hands out a copy of each op (a retain and
         // release of every array and expression it holds, per row).
-        let ops = plan.ops
+        let ops = compiled.plan.ops
         for i in ops.indices {
             switch ops[i] {
             case .select(let pick):
@@ -687,7 +702,8 @@ public struct RowTransformer: Sendable {
                 if case .double(let x) = slots[from], x.isFinite {
                     v = .double(x)
                 } else {
-                    guard let made = Self.derive(plan.derives[d].0, plan.derives[d].1, slots, &rejected) else { return rejected }
+                    let (e, name) = compiled.plan.derives[d]
+                    guard let made = Self.derive(e, name, slots, &rejected) else { return rejected }
                     v = made
                 }
                 if k == slots.count { slots.append(v) } else { slots[k] = v }
@@ -708,14 +724,16 @@ public struct RowTransformer: Sendable {
     /// Matches `bytes` (valid UTF-8) with a `parse` op's patterns in order; on a match, sets
     /// the captures' slots (null for names the matching pattern lacks) and returns true.
     mutating func parse(_ p: ParseOp, _ bytes: UnsafeBufferPointer<UInt8>, _ slots: inout [EValue]) -> Bool {
-        for k in p.patterns.indices {
-            let hit: Void? = p.patterns[k].withCaptures(bytes, scratch: &scratch) { capture in
+        for k in p.patterns.indices where p.patterns[k].run(bytes, &scratch) {
+            let at = p.at[k]
+            scratch.caps.withUnsafeBufferPointer { caps in
                 // Every name any pattern captures is a field; those this one did not set are null.
                 for (n, t) in p.targets.enumerated() {
                     var v = EValue.null
-                    if p.uses[n] != .unused, let range = p.at[k][n].flatMap(capture) {
-                        let captured = UnsafeBufferPointer(rebasing: bytes[range])
-                        if case .number(let decimal) = p.uses[n], let x = ExprEvaluator.toNumber(UnsafeRawBufferPointer(captured), decimal: decimal), x.isFinite {
+                    let use = p.uses[n]
+                    if use != .unused, let j = at[n], case let (a, b) = (caps[2 * (j + 1)], caps[2 * (j + 1) + 1]), a >= 0, b >= a {
+                        let captured = UnsafeBufferPointer(rebasing: bytes[a..<b])
+                        if case .number(let decimal) = use, let x = ExprEvaluator.toNumber(UnsafeRawBufferPointer(captured), decimal: decimal), x.isFinite {
                             v = .double(x)
                         } else {
                             v = .text(String(decoding: captured, as: UTF8.self))
@@ -724,7 +742,7 @@ public struct RowTransformer: Sendable {
                     if t == slots.count { slots.append(v) } else { slots[t] = v }
                 }
             }
-            if hit != nil { return true }
+            return true
         }
         return false
     }

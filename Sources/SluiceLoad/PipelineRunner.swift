@@ -157,7 +157,7 @@ public struct PipelineRunner {
             // its own): reading, steps and the load all run at once.
             let work = BoundedQueue<StepChunk>(capacity: 2 * threads)
             let inOrder = BoundedQueue<StepChunk>(capacity: 4 * threads)
-            let template = steps
+            let template = steps.unplanned
             let workers = (0..<threads).map { _ in
                 Task {
                     await runOnThread {

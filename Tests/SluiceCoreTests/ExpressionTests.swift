@@ -218,7 +218,7 @@ struct ExpressionTests {
         #expect(t.apply(row) == .keep(PipelineRow(fields: ["n", "a", "d"], slots: [.double(42), .text("z"), .int(7)])))
         #expect(t.apply(PipelineRow(fields: ["line"], slots: [.text("x 1 skip 2 z")])) == .drop)
         #expect(t.apply(PipelineRow(fields: ["line"], slots: [.text("x 1 y 2.5 z")])) == .reject("cast: d: '2.5' is not an int"))
-        let plan = try #require(t.plans[0])
+        let plan = try #require(t.plans[0]).plan
         let uses = plan.ops.compactMap { op -> [RowTransformer.CaptureUse]? in if case .parse(let p) = op { p.uses } else { nil } }
         #expect(uses == [[.unused, .text, .text, .text, .text]], "a is replaced by e before anything reads it")
         // Without the select every capture is output, so every one is made.
@@ -244,12 +244,12 @@ struct ExpressionTests {
         }
         #expect(fast.apply(PipelineRow(fields: ["line"], slots: [.text("1.5;2,25;3")])) == .keep(PipelineRow(fields: ["x", "y", "z"], slots: [.double(1.5), .double(2.25), .double(4)])))
         #expect(fast.apply(PipelineRow(fields: ["line"], slots: [.text("x1;2;3")])) == .reject("derive: x: to_number: 'x1' is not a number"))
-        let uses = try #require(fast.plans[0]).ops.compactMap { op -> [RowTransformer.CaptureUse]? in if case .parse(let p) = op { p.uses } else { nil } }
+        let uses = try #require(fast.plans[0]).plan.ops.compactMap { op -> [RowTransformer.CaptureUse]? in if case .parse(let p) = op { p.uses } else { nil } }
         #expect(uses == [[.number(decimal: UInt8(ascii: ".")), .number(decimal: UInt8(ascii: ",")), .text]])
-        let slowUses = try #require(slow.plans[0]).ops.compactMap { op -> [RowTransformer.CaptureUse]? in if case .parse(let p) = op { p.uses } else { nil } }
+        let slowUses = try #require(slow.plans[0]).plan.ops.compactMap { op -> [RowTransformer.CaptureUse]? in if case .parse(let p) = op { p.uses } else { nil } }
         #expect(slowUses == [[.text, .text, .text]])
         // `to_number` of a slot is an op of its own (z's `+ 1` keeps the general derive).
-        let numbers = try #require(fast.plans[0]).ops.filter { if case .number = $0 { true } else { false } }.count
+        let numbers = try #require(fast.plans[0]).plan.ops.filter { if case .number = $0 { true } else { false } }.count
         #expect(numbers == 2)
     }
 
@@ -283,7 +283,7 @@ struct ExpressionTests {
                     #expect(a == b, "\(steps.count) steps, round \(round), \(String(decoding: r, as: UTF8.self))")
                 }
             }
-            #expect(bytes.plans[0]?.parsesLine == parsesLine, "\(steps)")
+            #expect(bytes.plans[0]?.plan.parsesLine == parsesLine, "\(steps)")
         }
     }
 }
