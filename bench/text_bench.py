@@ -3,7 +3,9 @@
 of three lines, read by `sluice run` (record: starts_with, one parse step whose patterns the
 records try in order, the to_number/dms helpers, loaded into SQLite) against a Python `re`
 rendition of the seed's extractor writing the same rows with sqlite3; then both again without
-the load (a last filter drops every row; Python skips the insert). Medians of --runs.
+the load (a last filter drops every row; Python skips the insert); then parse-only with two
+patterns, as the issue words it (coordinates, then distance and bearing: two parse steps in
+Sluice, two regexes in Python). Medians of --runs.
 
   python3 bench/text_bench.py [--records 1000000] [--runs 3]
 """
@@ -55,7 +57,43 @@ PARSE_ONLY = YAML.replace("      - select: [lat, lon, distance_km, bearing]\n",
                           "      - select: [lat, lon, distance_km, bearing]\n      - filter: lat > 1000\n")
 assert PARSE_ONLY != YAML
 
+# Two patterns over each record: the coordinates from its start, distance and bearing from its
+# third line (a line-start anchor, found by a search).
+TWO_PATTERNS = PARSE_ONLY.replace(
+    r"""\nDistance: (?<km>[\d,]+) km Bearing: (?<bearing>[\d,]+)°'""",
+    r"""'
+      - parse:
+          line:
+            - '^Distance: (?<km>[\d,]+) km Bearing: (?<bearing>[\d,]+)°'""")
+assert TWO_PATTERNS != PARSE_ONLY
+
 PATTERN = re.compile(r"^Latitude: (?P<lat_dms>\S+) +(?P<lat>-?\d+\.\d+)\nLongitude: (?P<lon_dms>\S+) +(?P<lon>-?\d+\.\d+)\nDistance: (?P<km>[\d,]+) km Bearing: (?P<bearing>[\d,]+)°")
+
+
+COORDS = re.compile(r"^Latitude: (?P<lat_dms>\S+) +(?P<lat>-?\d+\.\d+)\nLongitude: (?P<lon_dms>\S+) +(?P<lon>-?\d+\.\d+)")
+DISTANCE = re.compile(r"^Distance: (?P<km>[\d,]+) km Bearing: (?P<bearing>[\d,]+)°", re.M)
+
+
+def python_two_patterns(path):
+    """The parse-only rendition with two regexes per record (no insert)."""
+    rows = 0
+    with open(path, encoding="utf-8") as f:
+        record = []
+        def flush():
+            nonlocal rows
+            if record:
+                text = "\n".join(record)
+                m, d = COORDS.match(text), DISTANCE.search(text)
+                if m and d:
+                    (float(m["lat"]), float(m["lon"]), float(d["km"].replace(",", ".")), float(d["bearing"].replace(",", ".")))
+                    rows += 1
+        for line in f:
+            line = line.rstrip("\r\n")
+            if line.startswith("Latitude:"):
+                flush(); record = []
+            record.append(line)
+        flush()
+    return rows
 
 
 def python_extractor(path, db):
@@ -94,11 +132,16 @@ def main():
     parse_dir = os.path.join(work, "parse-only")
     os.makedirs(parse_dir)
     os.symlink(os.path.join(work, "in"), os.path.join(parse_dir, "in"))
+    two_dir = os.path.join(work, "two-patterns")
+    os.makedirs(two_dir)
+    os.symlink(os.path.join(work, "in"), os.path.join(two_dir, "in"))
+    with open(os.path.join(two_dir, "sluice.yml"), "w") as f:
+        f.write(TWO_PATTERNS)
     with open(os.path.join(work, "sluice.yml"), "w") as f:
         f.write(YAML)
     with open(os.path.join(parse_dir, "sluice.yml"), "w") as f:
         f.write(PARSE_ONLY)
-    s_times, p_times, sp_times, pp_times = [], [], [], []
+    s_times, p_times, sp_times, pp_times, s2_times, p2_times = [], [], [], [], [], []
     for i in range(a.runs):
         for name in ("sluice.db", ".sluice"):
             p = os.path.join(work, name)
@@ -119,6 +162,14 @@ def main():
         t = time.perf_counter()
         assert python_extractor(data, None) == a.records
         pp_times.append(time.perf_counter() - t)
+        shutil.rmtree(os.path.join(two_dir, ".sluice"), ignore_errors=True)
+        t = time.perf_counter()
+        out = subprocess.run([SLUICE, "run", "points", "--quiet", "--reprocess", "--json"], cwd=two_dir, check=True, capture_output=True, text=True).stdout
+        s2_times.append(time.perf_counter() - t)
+        assert '"dropped":%d' % a.records in out and '"rejected":0' in out, out
+        t = time.perf_counter()
+        assert python_two_patterns(data) == a.records
+        p2_times.append(time.perf_counter() - t)
         print(f"run {i + 1}/{a.runs} done", flush=True)
     s, p = statistics.median(s_times), statistics.median(p_times)
     sp, pp = statistics.median(sp_times), statistics.median(pp_times)
@@ -130,6 +181,11 @@ def main():
     print(f"sluice run, parse + helpers           {sp:7.2f} s  {size / 1e6 / sp:6.1f} MB/s")
     print(f"python re extractor                   {pp:7.2f} s  {size / 1e6 / pp:6.1f} MB/s")
     print(f"sluice / python = {sp / pp:.2f}")
+    s2, p2 = statistics.median(s2_times), statistics.median(p2_times)
+    print(f"parse only, two patterns (coordinates; distance and bearing):")
+    print(f"sluice run, two parse steps + helpers {s2:7.2f} s  {size / 1e6 / s2:6.1f} MB/s")
+    print(f"python re, two regexes                {p2:7.2f} s  {size / 1e6 / p2:6.1f} MB/s")
+    print(f"sluice / python = {s2 / p2:.2f}")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Regular expressions that run in time linear in the text on any input (a Pike VM over a
 /// compiled NFA, as RE2 and Rust's `regex` do): no backtracking, so `(a+)+$` on a long line
 /// cannot blow up. The syntax is the common subset: literals, `.`, classes (`[a-z]`, `[^,]`,
@@ -457,10 +461,23 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
         let (code, firsts, ordinal, ascii, literals, sets, span) = (t.code, t.firsts, t.ordinal, t.ascii, t.literals, t.sets, t.span)
         let width = text.count + 1
         let end = text.count
-        var start = 0
+        // A pattern that opens with `^` can start only where a line does.
+        let lineAnchored = code.count > 1 && code[1].op == .lineStart
+        var next = 0
         var tried = false
-        while start <= end {
-            defer { start += start < end ? Self.scalar(text, start).1 : 1 }
+        while next <= end {
+            var start = next
+            if lineAnchored {
+                if start > 0 && text[start - 1] != 0x0A {
+                    guard let nl = memchr(text.baseAddress! + start, 0x0A, end - start) else { break }
+                    start = text.baseAddress!.distance(to: nl.assumingMemoryBound(to: UInt8.self)) + 1
+                }
+            } else {
+                // To the next character a match can begin with (never inside a character).
+                let first = firsts[0]
+                while start < end, !first.contains(text[start]) || text[start] & 0xC0 == 0x80 { start += 1 }
+            }
+            next = start + 1
             if start < end && !firsts[0].contains(text[start]) { continue }
             // A failed start may leave what it saved with nothing to go back to: clear it.
             if tried { for k in caps.indices { caps[k] = -1 } }

@@ -346,8 +346,8 @@ public struct RowTransformer: Sendable {
         var stop = 0
         /// The derives ``Op/number(_:from:decimal:derive:)`` falls back to: expression and name.
         var derives: [(Expr, String)] = []
-        /// Whether the rows are text records (one field, `line`) that the first op parses and
-        /// nothing later reads: a record's text need not be made (``run(text:into:)``).
+        /// Whether the rows are text records (one field, `line`) that only `parse` ops read
+        /// before a `select` drops it: a record's text need not be made (``run(text:into:)``).
         var parsesLine = false
     }
 
@@ -379,17 +379,12 @@ public struct RowTransformer: Sendable {
         /// The slot each captured name goes to, and what later ops need of it.
         let targets: [Int]
         let uses: [CaptureUse]
-        /// Whether an op after this one reads the parsed slot.
-        let sourceRead: Bool
 
-        init(source: Int?, field: String, patterns: [LinearRegex], at: [[Int?]], targets: [Int], uses: [CaptureUse], sourceRead: Bool = true) {
+        init(source: Int?, field: String, patterns: [LinearRegex], at: [[Int?]], targets: [Int], uses: [CaptureUse]) {
             (self.source, self.field, self.patterns, self.at, self.targets, self.uses) = (source, field, patterns, at, targets, uses)
-            self.sourceRead = sourceRead
         }
 
-        func using(_ uses: [CaptureUse], sourceRead: Bool) -> ParseOp {
-            ParseOp(source: source, field: field, patterns: patterns, at: at, targets: targets, uses: uses, sourceRead: sourceRead)
-        }
+        func using(_ uses: [CaptureUse]) -> ParseOp { ParseOp(source: source, field: field, patterns: patterns, at: at, targets: targets, uses: uses) }
     }
 
     /// What a `parse` makes of a capture: nothing when nothing reads it later (no text is
@@ -425,7 +420,7 @@ public struct RowTransformer: Sendable {
     public static let lineFields = ["line"]
 
     /// Appends the outcomes of one text record (its bytes, valid UTF-8 or not) as a row of
-    /// one field, `line`. Where the first step parses `line` and no later one reads it, the
+    /// one field, `line`. Where only `parse` steps read `line` before a `select` drops it, the
     /// record is matched in its bytes and no text is made of it (seed 004's files).
     public mutating func run(text bytes: UnsafeBufferPointer<UInt8>, into out: inout [Outcome]) {
         guard !steps.isEmpty, plan(at: 0, for: Self.lineFields).plan.parsesLine, Coercion.isValidUTF8(UnsafeRawBufferPointer(bytes)) else {
@@ -598,7 +593,7 @@ public struct RowTransformer: Sendable {
         plan.output = fields
         plan.width = max(plan.width, fields.count)
         Self.markCaptureUses(&plan.ops, liveAtEnd: fields.count)
-        if input == Self.lineFields, case .parse(let p)? = plan.ops.first, p.source == 0, !p.sourceRead { plan.parsesLine = true }
+        plan.parsesLine = input == Self.lineFields && Self.onlyParsed(plan.ops)
         return plan
     }
 
@@ -640,11 +635,35 @@ public struct RowTransformer: Sendable {
             case .parse(let p):
                 let uses = p.targets.map { reads[$0] ?? .unused }
                 for t in p.targets { reads[t] = nil }
-                let sourceRead = p.source.map { reads[$0] != nil } ?? false
                 if let source = p.source { reads[source] = merge(reads[source], .text) }
-                ops[i] = .parse(p.using(uses, sourceRead: sourceRead))
+                ops[i] = .parse(p.using(uses))
             }
         }
+    }
+
+    /// Whether slot 0 is read by `parse` ops alone, written by none, and dropped by the first
+    /// `select` or `remove`: then its text is never needed, only its bytes.
+    static func onlyParsed(_ ops: [Op]) -> Bool {
+        var parsed = false
+        for op in ops {
+            var read = Set<Int>()
+            switch op {
+            case .select(let picked): return parsed && !picked.contains(0)
+            case .remove(let k): return parsed && k == 0
+            case .parse(let p):
+                if p.targets.contains(0) { return false }
+                parsed = parsed || p.source == 0
+            case .cast(let k, _, _): if k == 0 { return false }
+            case .filter(let e): e.slotsRead(into: &read)
+            case .derive(let k, let e, _):
+                if k == 0 { return false }
+                e.slotsRead(into: &read)
+            case .number(let k, let from, _, _): if k == 0 || from == 0 { return false }
+            case .dedupe(_, let key): if key.contains(0) { return false }
+            }
+            if read.contains(0) { return false }
+        }
+        return false  // the output holds it
     }
 
     /// The slot and decimal separator of `to_number(slot)` or `to_number(slot, 'c')` with a
@@ -668,6 +687,7 @@ public struct RowTransformer: Sendable {
     /// Runs a plan's steps over one row's values: nil when the row goes on, else why not.
     /// `line`: the parsed text of a plan that ``Plan/parsesLine`` (its slot holds null).
     mutating func execute(_ compiled: Compiled, _ slots: inout [EValue], line: UnsafeBufferPointer<UInt8>? = nil) -> Outcome? {
+        var line = line
         slots.reserveCapacity(compiled.plan.width)
         var rejected: Outcome? = nil
         // By index, not `for op in`: the iterator hands out a copy of each op (a retain and
@@ -676,12 +696,14 @@ public struct RowTransformer: Sendable {
         for i in ops.indices {
             switch ops[i] {
             case .select(let pick):
+                line = nil  // slot 0 is something else now
                 // Into an array kept from the last row (no allocation), which then holds this
                 // row's old array for the next.
                 picked.removeAll(keepingCapacity: true)
                 for k in pick { picked.append(k.map { slots[$0] } ?? .null) }
                 swap(&slots, &picked)
             case .remove(let k):
+                line = nil
                 slots.remove(at: k)
             case .cast(let k, let type, let name):
                 guard let c = Self.cast(slots[k], to: type) else {
@@ -710,7 +732,7 @@ public struct RowTransformer: Sendable {
             case .dedupe(let step, let key):
                 if !seen[step, default: []].insert(key.map { $0.map { slots[$0] } ?? .null }).inserted { return .drop }
             case .parse(let p):
-                if let line, i == 0 {
+                if let line, p.source == 0 {
                     if !parse(p, line, &slots) { return .reject("parse: no pattern matches \(p.field) '\(SourceLocation.excerpt(String(decoding: line, as: UTF8.self)))'") }
                     continue
                 }

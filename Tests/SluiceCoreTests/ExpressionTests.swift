@@ -268,6 +268,10 @@ struct ExpressionTests {
             ([parse, .filter(try ExprParser.parse("line <> 'a=1'")), .select(["k"])], false),  // a filter reads it
             ([.filter(try ExprParser.parse("line <> 'a=1'")), parse, .select(["k"])], false),
             ([.select(["k"])], false),
+            // Two parse steps over line (the second finds the rest), then line dropped.
+            ([parse, .parse(field: "line", patterns: [try LinearRegex("(?<tail>[a-z]+)$")]), .select(["k", "tail"])], true),
+            ([parse, .parse(field: "line", patterns: [try LinearRegex("(?<tail>[a-z]+)$")]), derive, .select(["tail", "line"])], false),
+            ([parse, .derive([Pair("line", try ExprParser.parse("k"))]), .select(["line"])], false),  // line written
         ]
         let records: [[UInt8]] = ["a=1", "b=250", "c", "d=7,5 tail", "=bad", "", "e=1\nf=2", "x=3"].map { Array($0.utf8) }
             + [[0x67, 0x3D, 0x34, 0xFF], [0x68, 0xC3]]  // not UTF-8: g=4\u{FFFD}, h\u{FFFD}

@@ -88,11 +88,17 @@ extension LinearRegexTests {
                                          // failed start that saved a group with nothing to go back to.
                                          ("(?<a>.*?)(?<b>\\d+)x", "12a345x"), ("(?<s>\\S+) +(?<n>-?\\d+\\.\\d+)", "30°02′59″S   -30.5 x"),
                                          ("(?:ab|abc)(?<d>\\d+)z", "abc12z"), ("(?:(?<g>a)b)?c", "abxc"), ("(?<w>\\w*)(?<e>\\W+)$", "ab cd!!"),
-                                         ("Lat: (?<x>[\\d,]+)°", "Lat: 1,2 Lat: 3,4°"), ("(?<p>a*)*b", "aaac aab")]
+                                         ("Lat: (?<x>[\\d,]+)°", "Lat: 1,2 Lat: 3,4°"), ("(?<p>a*)*b", "aaac aab"),
+                                         // Starts skipped to where a line begins (`^`) or to a character a match
+                                         // can begin with, never inside a character.
+                                         ("^Distance: (?<k>[\\d,]+)", "Lat: 1\nLon: 2\nDistance: 3,5 km"), ("^(?<e>)$", "a\n\nb"), ("^b", "ab"),
+                                         ("^(?<x>x)$", "a\nx"), ("^(?<l>.*)$", "a\n"), ("(?<c>°)(?<r>.)", "ab°c"), ("(?<s>.)b", "éb"), ("(?<t>[^a])", "aé"), ("^", "")]
         for (p, t) in cases {
             let r = try LinearRegex(p)
             let bytes = Array(t.utf8)
             bytes.withUnsafeBufferPointer { text in #expect(r.backtrack(text) == r.pike(text), "\(p) on \(t)") }
         }
+        #expect(try LinearRegex("^Distance: (?<k>[\\d,]+)").match("Lat: 1\nDistance: 3,5 km") == ["k": "3,5"])
+        #expect(try LinearRegex("(?<s>.)b").match("éb") == ["s": "é"])
     }
 }
