@@ -37,9 +37,14 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
         /// takes as many X as there are, and the search runs them in a tight loop.
         let span: [Bool]
         let literals: [UInt8]
+        /// The search's tables again, in memory of their own: lending them to a match costs no
+        /// retain of each array (two patterns a record made that a tenth of parsing it).
+        let tables: Tables
 
         init(program: [Inst], slots: Int, firsts: [ByteSet], splitOrdinal: [Int], splitCount: Int, code: [Code],
              sets: [CharSet], asciiSets: [ByteSet], span: [Bool], literals: [UInt8]) {
+            tables = Tables(code: Tables.own(code), firsts: Tables.own(firsts), ordinal: Tables.own(splitOrdinal), ascii: Tables.own(asciiSets),
+                            literals: Tables.own(literals), sets: Tables.own(sets), span: Tables.own(span))
             self.program = program
             self.slots = slots
             self.firsts = firsts
@@ -51,6 +56,8 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
             self.span = span
             self.literals = literals
         }
+
+        deinit { tables.free() }
     }
 
     /// The same regex with tables of its own (fresh buffers): a step thread matches with
@@ -366,33 +373,34 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
         scratch.caps.removeAll(keepingCapacity: true)
         scratch.caps.append(contentsOf: repeatElement(-1, count: slots))
         scratch.stack.removeAll(keepingCapacity: true)
-        // The search reads only these buffers, never `self`: a closure that captured `self`
-        // would copy it (a retain of each of its arrays) on every match.
-        return code.withUnsafeBufferPointer { code in
-            firsts.withUnsafeBufferPointer { firsts in
-                splitOrdinal.withUnsafeBufferPointer { ordinal in
-                    asciiSets.withUnsafeBufferPointer { ascii in
-                        literals.withUnsafeBufferPointer { literals in
-                            sets.withUnsafeBufferPointer { sets in
-                                span.withUnsafeBufferPointer { span in
-                                    scratch.visited.withUnsafeMutableBufferPointer { visited in
-                                        scratch.caps.withUnsafeMutableBufferPointer { caps in
-                                            Self.search(text, Tables(code: code, firsts: firsts, ordinal: ordinal, ascii: ascii,
-                                                                     literals: literals, sets: sets, span: span),
-                                                        visited, caps, &scratch.stack)
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+        // The search reads only the tables, never `self`: a closure that captured `self` would
+        // copy it on every match.
+        return withExtendedLifetime(compiled) {
+            let tables = compiled.tables
+            return scratch.visited.withUnsafeMutableBufferPointer { visited in
+                scratch.caps.withUnsafeMutableBufferPointer { caps in Self.search(text, tables, visited, caps, &scratch.stack) }
             }
         }
     }
 
-    /// The compiled program's arrays, lent for one search.
-    struct Tables {
+    /// The compiled program's tables in memory a ``Compiled`` owns (and frees), for the search.
+    /// Sendable: nothing writes them after they are made.
+    struct Tables: @unchecked Sendable {
+        static func own<T>(_ a: [T]) -> UnsafeBufferPointer<T> {
+            let b = UnsafeMutableBufferPointer<T>.allocate(capacity: max(a.count, 1))
+            _ = b.initialize(from: a)
+            return UnsafeBufferPointer(rebasing: b[0..<a.count])
+        }
+
+        func free() {
+            func release<T>(_ b: UnsafeBufferPointer<T>) {
+                let m = UnsafeMutableBufferPointer(mutating: b)
+                m.deinitialize()
+                m.baseAddress?.deallocate()
+            }
+            release(code); release(firsts); release(ordinal); release(ascii); release(literals); release(sets); release(span)
+        }
+
         let code: UnsafeBufferPointer<Code>
         let firsts: UnsafeBufferPointer<ByteSet>
         let ordinal: UnsafeBufferPointer<Int>

@@ -746,7 +746,12 @@ public struct RowTransformer: Sendable {
     /// Matches `bytes` (valid UTF-8) with a `parse` op's patterns in order; on a match, sets
     /// the captures' slots (null for names the matching pattern lacks) and returns true.
     mutating func parse(_ p: ParseOp, _ bytes: UnsafeBufferPointer<UInt8>, _ slots: inout [EValue]) -> Bool {
-        for k in p.patterns.indices where p.patterns[k].run(bytes, &scratch) {
+        // Through a buffer: an element of the array would be a copy of the regex (retains).
+        let matched = p.patterns.withUnsafeBufferPointer { patterns -> Int? in
+            for k in patterns.indices where patterns[k].run(bytes, &scratch) { return k }
+            return nil
+        }
+        if let k = matched {
             let at = p.at[k]
             scratch.caps.withUnsafeBufferPointer { caps in
                 // Every name any pattern captures is a field; those this one did not set are null.
