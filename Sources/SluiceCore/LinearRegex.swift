@@ -330,12 +330,7 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Whether the pattern matches; where it did, `scratch.caps` holds the capture offsets.
-    func run(_ text: UnsafeBufferPointer<UInt8>, _ scratch: inout Scratch) -> Bool {
-        if program.count * (text.count + 1) <= Self.bitStateLimit { return backtrack(text, &scratch) }
-        guard let caps = pike(text) else { return false }
-        scratch.caps = caps
-        return true
-    }
+    func run(_ text: UnsafeBufferPointer<UInt8>, _ scratch: inout Scratch) -> Bool { compiled.run(text, &scratch) }
 
     /// Buffers a caller keeps from one match to the next (one per thread), so that matching
     /// a record allocates nothing.
@@ -366,22 +361,7 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
         return backtrack(text, &scratch) ? scratch.caps : nil
     }
 
-    func backtrack(_ text: UnsafeBufferPointer<UInt8>, _ scratch: inout Scratch) -> Bool {
-        let width = text.count + 1
-        scratch.visited.removeAll(keepingCapacity: true)
-        scratch.visited.append(contentsOf: repeatElement(0, count: (splitCount * width + 63) / 64))
-        scratch.caps.removeAll(keepingCapacity: true)
-        scratch.caps.append(contentsOf: repeatElement(-1, count: slots))
-        scratch.stack.removeAll(keepingCapacity: true)
-        // The search reads only the tables, never `self`: a closure that captured `self` would
-        // copy it on every match.
-        return withExtendedLifetime(compiled) {
-            let tables = compiled.tables
-            return scratch.visited.withUnsafeMutableBufferPointer { visited in
-                scratch.caps.withUnsafeMutableBufferPointer { caps in Self.search(text, tables, visited, caps, &scratch.stack) }
-            }
-        }
-    }
+    func backtrack(_ text: UnsafeBufferPointer<UInt8>, _ scratch: inout Scratch) -> Bool { compiled.backtrack(text, &scratch) }
 
     /// The compiled program's tables in memory a ``Compiled`` owns (and frees), for the search.
     /// Sendable: nothing writes them after they are made.
@@ -570,67 +550,7 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The Pike VM: every thread advanced in lockstep, one position at a time (long texts).
-    func pike(_ text: UnsafeBufferPointer<UInt8>) -> [Int]? {
-        var current: [Thread] = []
-        var next: [Thread] = []
-        var seen = [Int](repeating: -1, count: program.count)
-        var matched: [Int]? = nil
-        var generation = 0
-        // The epsilon closure of `pc`, depth-first in priority order with a stack of its own
-        // (a long chain of splits must not exhaust the thread's stack).
-        var work: [(Int, [Int])] = []
-        func add(_ list: inout [Thread], _ pc: Int, _ caps: [Int], _ at: Int) {
-            work.append((pc, caps))
-            while let (pc, caps) = work.popLast() {
-                if seen[pc] == generation { continue }
-                seen[pc] = generation
-                switch program[pc] {
-                case .jump(let t): work.append((t, caps))
-                case .split(let a, let b):
-                    work.append((b, caps))
-                    work.append((a, caps))
-                case .save(let slot):
-                    var c = caps
-                    c[slot] = at
-                    work.append((pc + 1, c))
-                case .lineStart:
-                    if at == 0 || text[at - 1] == 0x0A { work.append((pc + 1, caps)) }
-                case .lineEnd:
-                    if at == text.count || text[at] == 0x0A { work.append((pc + 1, caps)) }
-                default:
-                    list.append(Thread(pc: pc, caps: caps))
-                }
-            }
-        }
-        let empty = [Int](repeating: -1, count: slots)
-        var at = 0
-        add(&current, 0, empty, 0)
-        while true {
-            generation += 1  // the list of the next position
-            var width = at < text.count ? Self.scalar(text, at).1 : 1
-            for t in current {
-                switch program[t.pc] {
-                case .match:
-                    matched = t.caps
-                case .scalar, .any, .set:
-                    // One scalar per position: a literal run counts here as its first byte.
-                    if let n = asciiSets.withUnsafeBufferPointer({ a in literals.withUnsafeBufferPointer { l in
-                        sets.withUnsafeBufferPointer { s in Self.step(code[t.pc], text, at, a, l, s) } } }) { width = n; add(&next, t.pc + 1, t.caps, at + n) }
-                    continue
-                default:
-                    continue
-                }
-                break  // a match cuts off the threads of lower priority
-            }
-            if at == text.count { break }
-            at += width  // every thread took the same scalar
-            swap(&current, &next)
-            next.removeAll(keepingCapacity: true)
-            // A new start, of the lowest priority, only while nothing has matched (leftmost).
-            if matched == nil { add(&current, 0, empty, at) } else if current.isEmpty { break }
-        }
-        return matched
-    }
+    func pike(_ text: UnsafeBufferPointer<UInt8>) -> [Int]? { compiled.pike(text) }
 
     // MARK: Compiling
 
@@ -870,5 +790,94 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
             at += 1
             return set
         }
+    }
+}
+
+/// The matching itself lives with the compiled program: a caller holding only that (a parse
+/// step's patterns) retains one object per match, not a regex's three.
+extension LinearRegex.Compiled {
+    func run(_ text: UnsafeBufferPointer<UInt8>, _ scratch: inout LinearRegex.Scratch) -> Bool {
+        if program.count * (text.count + 1) <= LinearRegex.bitStateLimit { return backtrack(text, &scratch) }
+        guard let caps = pike(text) else { return false }
+        scratch.caps = caps
+        return true
+    }
+
+    func backtrack(_ text: UnsafeBufferPointer<UInt8>, _ scratch: inout LinearRegex.Scratch) -> Bool {
+        let width = text.count + 1
+        scratch.visited.removeAll(keepingCapacity: true)
+        scratch.visited.append(contentsOf: repeatElement(0, count: (splitCount * width + 63) / 64))
+        scratch.caps.removeAll(keepingCapacity: true)
+        scratch.caps.append(contentsOf: repeatElement(-1, count: slots))
+        scratch.stack.removeAll(keepingCapacity: true)
+        // The search reads only the tables (memory `self` owns, so kept alive here).
+        return withExtendedLifetime(self) {
+            let tables = self.tables
+            return scratch.visited.withUnsafeMutableBufferPointer { visited in
+                scratch.caps.withUnsafeMutableBufferPointer { caps in LinearRegex.search(text, tables, visited, caps, &scratch.stack) }
+            }
+        }
+    }
+
+    func pike(_ text: UnsafeBufferPointer<UInt8>) -> [Int]? {
+        var current: [LinearRegex.Thread] = []
+        var next: [LinearRegex.Thread] = []
+        var seen = [Int](repeating: -1, count: program.count)
+        var matched: [Int]? = nil
+        var generation = 0
+        // The epsilon closure of `pc`, depth-first in priority order with a stack of its own
+        // (a long chain of splits must not exhaust the thread's stack).
+        var work: [(Int, [Int])] = []
+        func add(_ list: inout [LinearRegex.Thread], _ pc: Int, _ caps: [Int], _ at: Int) {
+            work.append((pc, caps))
+            while let (pc, caps) = work.popLast() {
+                if seen[pc] == generation { continue }
+                seen[pc] = generation
+                switch program[pc] {
+                case .jump(let t): work.append((t, caps))
+                case .split(let a, let b):
+                    work.append((b, caps))
+                    work.append((a, caps))
+                case .save(let slot):
+                    var c = caps
+                    c[slot] = at
+                    work.append((pc + 1, c))
+                case .lineStart:
+                    if at == 0 || text[at - 1] == 0x0A { work.append((pc + 1, caps)) }
+                case .lineEnd:
+                    if at == text.count || text[at] == 0x0A { work.append((pc + 1, caps)) }
+                default:
+                    list.append(LinearRegex.Thread(pc: pc, caps: caps))
+                }
+            }
+        }
+        let empty = [Int](repeating: -1, count: slots)
+        var at = 0
+        add(&current, 0, empty, 0)
+        while true {
+            generation += 1  // the list of the next position
+            var width = at < text.count ? LinearRegex.scalar(text, at).1 : 1
+            for t in current {
+                switch program[t.pc] {
+                case .match:
+                    matched = t.caps
+                case .scalar, .any, .set:
+                    // One scalar per position: a literal run counts here as its first byte.
+                    if let n = asciiSets.withUnsafeBufferPointer({ a in literals.withUnsafeBufferPointer { l in
+                        sets.withUnsafeBufferPointer { s in LinearRegex.step(code[t.pc], text, at, a, l, s) } } }) { width = n; add(&next, t.pc + 1, t.caps, at + n) }
+                    continue
+                default:
+                    continue
+                }
+                break  // a match cuts off the threads of lower priority
+            }
+            if at == text.count { break }
+            at += width  // every thread took the same scalar
+            swap(&current, &next)
+            next.removeAll(keepingCapacity: true)
+            // A new start, of the lowest priority, only while nothing has matched (leftmost).
+            if matched == nil { add(&current, 0, empty, at) } else if current.isEmpty { break }
+        }
+        return matched
     }
 }

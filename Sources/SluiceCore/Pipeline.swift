@@ -380,8 +380,12 @@ public struct RowTransformer: Sendable {
         let targets: [Int]
         let uses: [CaptureUse]
 
+        /// The patterns' compiled programs (what matching needs).
+        let programs: [LinearRegex.Compiled]
+
         init(source: Int?, field: String, patterns: [LinearRegex], at: [[Int?]], targets: [Int], uses: [CaptureUse]) {
             (self.source, self.field, self.patterns, self.at, self.targets, self.uses) = (source, field, patterns, at, targets, uses)
+            programs = patterns.map(\.compiled)
         }
 
         func using(_ uses: [CaptureUse]) -> ParseOp { ParseOp(source: source, field: field, patterns: patterns, at: at, targets: targets, uses: uses) }
@@ -746,9 +750,9 @@ public struct RowTransformer: Sendable {
     /// Matches `bytes` (valid UTF-8) with a `parse` op's patterns in order; on a match, sets
     /// the captures' slots (null for names the matching pattern lacks) and returns true.
     mutating func parse(_ p: ParseOp, _ bytes: UnsafeBufferPointer<UInt8>, _ slots: inout [EValue]) -> Bool {
-        // Through a buffer: an element of the array would be a copy of the regex (retains).
-        let matched = p.patterns.withUnsafeBufferPointer { patterns -> Int? in
-            for k in patterns.indices where patterns[k].run(bytes, &scratch) { return k }
+        // The compiled programs, through a buffer: a regex copied out of the array is three retains.
+        let matched = p.programs.withUnsafeBufferPointer { programs -> Int? in
+            for k in programs.indices where programs[k].run(bytes, &scratch) { return k }
             return nil
         }
         if let k = matched {
