@@ -326,10 +326,11 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
     /// Leftmost-first match (the priority a backtracking engine would give), in O(text × program).
     func run(_ text: UnsafeBufferPointer<UInt8>) -> [Int]? {
         var scratch = Scratch()
-        return run(text, &scratch) ? scratch.caps : nil
+        return run(text, &scratch) ? Array(scratch.caps.prefix(slots)) : nil
     }
 
-    /// Whether the pattern matches; where it did, `scratch.caps` holds the capture offsets.
+    /// Whether the pattern matches; where it did, `scratch.caps` holds the capture offsets
+    /// (in its first ``slots``: it may be longer).
     func run(_ text: UnsafeBufferPointer<UInt8>, _ scratch: inout Scratch) -> Bool { compiled.run(text, &scratch) }
 
     /// Buffers a caller keeps from one match to the next (one per thread), so that matching
@@ -358,7 +359,7 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
     /// Pike VM, and much faster on the short texts records are, with no thread lists to copy.
     func backtrack(_ text: UnsafeBufferPointer<UInt8>) -> [Int]? {
         var scratch = Scratch()
-        return backtrack(text, &scratch) ? scratch.caps : nil
+        return backtrack(text, &scratch) ? Array(scratch.caps.prefix(slots)) : nil
     }
 
     func backtrack(_ text: UnsafeBufferPointer<UInt8>, _ scratch: inout Scratch) -> Bool { compiled.backtrack(text, &scratch) }
@@ -805,16 +806,23 @@ extension LinearRegex.Compiled {
 
     func backtrack(_ text: UnsafeBufferPointer<UInt8>, _ scratch: inout LinearRegex.Scratch) -> Bool {
         let width = text.count + 1
-        scratch.visited.removeAll(keepingCapacity: true)
-        scratch.visited.append(contentsOf: repeatElement(0, count: (splitCount * width + 63) / 64))
-        scratch.caps.removeAll(keepingCapacity: true)
-        scratch.caps.append(contentsOf: repeatElement(-1, count: slots))
+        // The buffers only grow (patterns of several sizes take turns with one scratch); the
+        // part this search uses is cleared in place.
+        let words = (splitCount * width + 63) / 64
+        if scratch.visited.count < words { scratch.visited = [UInt64](repeating: 0, count: max(words, 2 * scratch.visited.count)) }
+        if scratch.caps.count < slots { scratch.caps = [Int](repeating: -1, count: slots) }
         scratch.stack.removeAll(keepingCapacity: true)
         // The search reads only the tables (memory `self` owns, so kept alive here).
         return withExtendedLifetime(self) {
-            let tables = self.tables
-            return scratch.visited.withUnsafeMutableBufferPointer { visited in
-                scratch.caps.withUnsafeMutableBufferPointer { caps in LinearRegex.search(text, tables, visited, caps, &scratch.stack) }
+            let (tables, slots) = (self.tables, self.slots)
+            return scratch.visited.withUnsafeMutableBufferPointer { all in
+                let visited = UnsafeMutableBufferPointer(rebasing: all[0..<words])
+                visited.update(repeating: 0)
+                return scratch.caps.withUnsafeMutableBufferPointer { all in
+                    let caps = UnsafeMutableBufferPointer(rebasing: all[0..<slots])
+                    caps.update(repeating: -1)
+                    return LinearRegex.search(text, tables, visited, caps, &scratch.stack)
+                }
             }
         }
     }
