@@ -102,19 +102,29 @@ public struct TextRecordReader {
 
     /// Reads the next record into `text`; the number of its first line, or nil at the end.
     mutating func nextRecord() throws(SluiceError) -> Int64? {
+        var record: [UInt8] = []
+        swap(&record, &text)  // its room, kept from record to record
+        defer { swap(&record, &text) }
+        record.removeAll(keepingCapacity: true)
+        return try appendRecord(to: &record)
+    }
+
+    /// Appends the next record's bytes to `out` (records one after another in one buffer,
+    /// with no copy in between); the number of its first line, or nil at the end.
+    public mutating func appendRecord(to out: inout [UInt8]) throws(SluiceError) -> Int64? {
         // Blank lines separate records (or are skipped); they never start one.
         var first: (Range<Int>, Int64)? = nil
         while let l = try nextLine() {
             if !blank(l.0) { first = l; break }
         }
         guard let (firstLine, start) = first else { return nil }
-        text.removeAll(keepingCapacity: true)
-        text += buffer[firstLine]
+        let from = out.count
+        out += buffer[firstLine]
         var count = 1
         func append(_ l: Range<Int>) throws(SluiceError) {
-            text.append(0x0A)
-            text += buffer[l]
-            if text.count > maxRecordBytes {
+            out.append(0x0A)
+            out += buffer[l]
+            if out.count - from > maxRecordBytes {
                 throw SluiceError(.recordTooLong, "a record is longer than \(maxRecordBytes) bytes", at: SourceLocation(file: fileName, line: start))
             }
         }

@@ -248,11 +248,6 @@ public struct PipelineRunner {
             ends.reserveCapacity(stepChunk)
             lines.reserveCapacity(stepChunk)
         }
-        mutating func append(_ record: UnsafeBufferPointer<UInt8>, line: Int64) {
-            bytes.append(contentsOf: record)
-            ends.append(bytes.count)
-            lines.append(line)
-        }
     }
 
     /// Reads a file's rows in chunks, each handed to the step threads (`work`) and to the
@@ -283,7 +278,9 @@ public struct PipelineRunner {
                 // Text records go to the step threads as bytes: making their text (or not)
                 // is the steps' work, not this reader's.
                 defer { reader.close() }
-                while try reader.withNext({ bytes, line in text.append(bytes, line: line) }) {
+                while let line = try reader.appendRecord(to: &text.bytes) {
+                    text.ends.append(text.bytes.count)
+                    text.lines.append(line)
                     read += 1
                     if text.lines.count == stepChunk { try await ship() }
                 }
