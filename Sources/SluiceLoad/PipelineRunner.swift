@@ -220,6 +220,8 @@ public struct PipelineRunner {
     static let stepThreads = ProcessInfo.processInfo.activeProcessorCount > 1 ? 2 : 1
     /// Rows per chunk a step thread takes at once.
     static let stepChunk = 1_024
+    /// The most text a chunk of text records holds (long records make shorter chunks).
+    static let stepChunkBytes = 1 << 22
 
     /// Rows the steps take at once (rows, or text records as they were read), and their
     /// outcomes once a step thread has run them.
@@ -282,7 +284,7 @@ public struct PipelineRunner {
                     text.ends.append(text.bytes.count)
                     text.lines.append(line)
                     read += 1
-                    if text.lines.count == stepChunk { try await ship() }
+                    if text.lines.count == stepChunk || text.bytes.count >= stepChunkBytes { try await ship() }
                 }
             } else {
                 try await readRows(file: file, displayName: displayName, records: records, skip: skip) { (row, place) throws(SluiceError) in
