@@ -8,7 +8,7 @@
 #   export   sluice export vs seed 000's pandas+aiohttp exporter and the receiver's own ceiling
 #   watch    sluice watch of 1,000 marketplace files in an S3 server vs a boto3 download loop
 #   mysql    sluice load into MariaDB vs the server's LOAD DATA + upsert recipe and pandas + PyMySQL
-#   text     seed 004's three-line text records through record: and a parse step vs a Python re extractor
+#   text     seed 004's three-line text records through record: and a parse step vs a Python re extractor, two-pattern variant, DuckDB regexp_extract
 #   delta    sluice load of a 1M-row Delta table into SQLite vs deltalake → pyarrow → sqlite3, and vs the same Parquet files without the log
 #   ledger   the export ledger's size before and after sluice gc compacts it (SQLite, PostgreSQL)
 #   console  the console's pages over 100,000 jobs on SQLite and PostgreSQL (target: the jobs list < 50 ms)

@@ -5,7 +5,9 @@ records try in order, the to_number/dms helpers, loaded into SQLite) against a P
 rendition of the seed's extractor writing the same rows with sqlite3; then both again without
 the load (a last filter drops every row; Python skips the insert); then parse-only with two
 patterns, as the issue words it (coordinates, then distance and bearing: two parse steps in
-Sluice, two regexes in Python). Medians of --runs.
+Sluice, two regexes in Python); and DuckDB's regexp_extract (RE2) over the same records, grouped
+by three lines in SQL, on 2 threads as Sluice has (when the duckdb module is there). Medians of
+--runs.
 
   python3 bench/text_bench.py [--records 1000000] [--runs 3]
 """
@@ -96,6 +98,31 @@ def python_two_patterns(path):
     return rows
 
 
+DUCKDB_QUERY = r"""
+WITH lines AS (
+  SELECT line, row_number() OVER () AS n
+  FROM read_csv(?, columns={'line': 'VARCHAR'}, header=false, delim=E'\x01', quote='', escape='', auto_detect=false)
+), records AS (
+  SELECT (n - 1) // 3 AS r, string_agg(line, E'\n' ORDER BY n) AS rec FROM lines GROUP BY r
+), parsed AS (
+  SELECT regexp_extract(rec, '^Latitude: (\S+) +(-?\d+\.\d+)\nLongitude: (\S+) +(-?\d+\.\d+)\nDistance: ([\d,]+) km Bearing: ([\d,]+)°',
+                        ['lat_dms', 'lat', 'lon_dms', 'lon', 'km', 'bearing']) AS m FROM records
+)
+SELECT count(*) FROM parsed
+WHERE m.lat <> '' AND CAST(m.lat AS DOUBLE) + CAST(m.lon AS DOUBLE) + CAST(replace(m.km, ',', '.') AS DOUBLE)
+      + CAST(replace(m.bearing, ',', '.') AS DOUBLE) IS NOT NULL
+"""
+
+
+def duckdb_extractor(path):
+    """DuckDB (2 threads) reading the lines, grouping them by three and extracting the fields."""
+    import duckdb
+    con = duckdb.connect()
+    con.execute("SET threads=2")
+    con.execute("SET enable_progress_bar=false")
+    return con.execute(DUCKDB_QUERY, [path]).fetchone()[0]
+
+
 def python_extractor(path, db):
     con = sqlite3.connect(db) if db else None
     if con: con.execute("CREATE TABLE points (lat REAL, lon REAL, distance_km REAL, bearing REAL)")
@@ -141,7 +168,12 @@ def main():
         f.write(YAML)
     with open(os.path.join(parse_dir, "sluice.yml"), "w") as f:
         f.write(PARSE_ONLY)
-    s_times, p_times, sp_times, pp_times, s2_times, p2_times = [], [], [], [], [], []
+    s_times, p_times, sp_times, pp_times, s2_times, p2_times, d_times = [], [], [], [], [], [], []
+    try:
+        import duckdb  # noqa: F401
+        duck = True
+    except ImportError:
+        duck = False
     for i in range(a.runs):
         for name in ("sluice.db", ".sluice"):
             p = os.path.join(work, name)
@@ -170,6 +202,10 @@ def main():
         t = time.perf_counter()
         assert python_two_patterns(data) == a.records
         p2_times.append(time.perf_counter() - t)
+        if duck:
+            t = time.perf_counter()
+            assert duckdb_extractor(data) == a.records
+            d_times.append(time.perf_counter() - t)
         print(f"run {i + 1}/{a.runs} done", flush=True)
     s, p = statistics.median(s_times), statistics.median(p_times)
     sp, pp = statistics.median(sp_times), statistics.median(pp_times)
@@ -186,6 +222,9 @@ def main():
     print(f"sluice run, two parse steps + helpers {s2:7.2f} s  {size / 1e6 / s2:6.1f} MB/s")
     print(f"python re, two regexes                {p2:7.2f} s  {size / 1e6 / p2:6.1f} MB/s")
     print(f"sluice / python = {s2 / p2:.2f}")
+    if d_times:
+        d = statistics.median(d_times)
+        print(f"duckdb regexp_extract, 2 threads      {d:7.2f} s  {size / 1e6 / d:6.1f} MB/s  (parse only, one pattern: sluice / duckdb = {sp / d:.2f})")
     shutil.rmtree(work, ignore_errors=True)
 
 
