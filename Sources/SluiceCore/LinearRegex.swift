@@ -342,18 +342,6 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
         public init() {}
     }
 
-    /// Matches `text` (its UTF-8 bytes); on a match, `body` gets the bytes and, per name in
-    /// ``names``, the byte range its group matched (nil: the group took no part).
-    public func withCaptures<T>(_ text: UnsafeBufferPointer<UInt8>, scratch: inout Scratch,
-                                _ body: (_ capture: (Int) -> Range<Int>?) -> T) -> T? {
-        guard run(text, &scratch) else { return nil }
-        let caps = scratch.caps
-        return body { i in
-            let a = caps[2 * (i + 1)], b = caps[2 * (i + 1) + 1]
-            return a >= 0 && b >= a ? a..<b : nil
-        }
-    }
-
     /// Depth-first search in priority order that visits each (split, position) state at most
     /// once (RE2's "bit state", marked only where paths can meet): linear in the text like the
     /// Pike VM, and much faster on the short texts records are, with no thread lists to copy.
@@ -484,7 +472,13 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
                         guard end - at >= c.b else { break thread }
                         for k in 0..<c.b where text[at + k] != literals[c.a + k] { break thread }
                         pc += c.b; at += c.b
-                    case .byte, .set, .scalar, .any:
+                    case .byte:  // the common one-byte cases here, not through `step`
+                        guard at < end, text[at] == UInt8(truncatingIfNeeded: c.a) else { break thread }
+                        pc += 1; at += 1
+                    case .set where at < end && text[at] < 0x80:
+                        guard ascii[c.a].contains(text[at]) else { break thread }
+                        pc += 1; at += 1
+                    case .set, .scalar, .any:
                         guard let n = step(c, text, at, ascii, literals, sets) else { break thread }
                         pc += 1; at += n
                     case .split where span[pc]:

@@ -334,7 +334,12 @@ public struct PipelineRunner {
     /// The name that tells a file's format: an upload's path is a generated name; its display
     /// name is the client's.
     static func named(_ file: String, _ displayName: String) -> String {
-        [displayName, file].first { SourceFormat.detect(fromName: $0.hasSuffix(".gz") ? String($0.dropLast(3)) : $0) != nil } ?? file
+        [displayName, file].first { format(named: $0) != nil } ?? file
+    }
+
+    /// The format a name tells (a `.gz` name by the name inside).
+    static func format(named: String) -> SourceFormat? {
+        SourceFormat.detect(fromName: named.hasSuffix(".gz") ? String(named.dropLast(3)) : named)
     }
 
     /// A file's bytes as UTF-8 (gunzipped, or from UTF-16).
@@ -348,7 +353,7 @@ public struct PipelineRunner {
     static func textRecords(file: String, displayName: String, records: TextRecords?) throws(SluiceError) -> TextRecordReader? {
         let named = Self.named(file, displayName)
         if file.hasPrefix("delta:") || DeltaLocation.isTable(file) || SourceFormat.detect(fromName: named)?.isBinary == true { return nil }
-        let format = SourceFormat.detect(fromName: named.hasSuffix(".gz") ? String(named.dropLast(3)) : named) ?? .csv
+        let format = Self.format(named: named) ?? .csv
         guard records != nil || format == .text || (format == .csv && Self.undelimitedText(file, named: named)) else { return nil }
         return TextRecordReader(source: try Self.open(file, named: named), records: records ?? .line, fileName: displayName)
     }
@@ -381,7 +386,7 @@ public struct PipelineRunner {
             return try await readTyped(file: file, displayName: displayName, skip: skip, body)
         }
         let reader = try Self.open(file, named: named)
-        let format = SourceFormat.detect(fromName: named.hasSuffix(".gz") ? String(named.dropLast(3)) : named) ?? .csv
+        let format = Self.format(named: named) ?? .csv
         switch format {
         case .csv:
             let csv = CSVDecoder(source: reader, fileName: displayName)
