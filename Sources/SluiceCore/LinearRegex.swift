@@ -43,8 +43,11 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
 
         init(program: [Inst], slots: Int, firsts: [ByteSet], splitOrdinal: [Int], splitCount: Int, code: [Code],
              sets: [CharSet], asciiSets: [ByteSet], span: [Bool], literals: [UInt8]) {
+            let wide = sets.map { cs in
+                cs.negated ? cs.ranges.allSatisfy { $0.upperBound < 0x800 } : cs.ranges.contains { $0.lowerBound <= 0x800 && $0.upperBound >= 0x10FFFF }
+            }
             tables = Tables(code: Tables.own(code), firsts: Tables.own(firsts), ordinal: Tables.own(splitOrdinal), ascii: Tables.own(asciiSets),
-                            literals: Tables.own(literals), sets: Tables.own(sets), span: Tables.own(span))
+                            literals: Tables.own(literals), sets: Tables.own(sets), span: Tables.own(span), wide: Tables.own(wide))
             self.program = program
             self.slots = slots
             self.firsts = firsts
@@ -367,7 +370,7 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
                 m.deinitialize()
                 m.baseAddress?.deallocate()
             }
-            release(code); release(firsts); release(ordinal); release(ascii); release(literals); release(sets); release(span)
+            release(code); release(firsts); release(ordinal); release(ascii); release(literals); release(sets); release(span); release(wide)
         }
 
         let code: UnsafeBufferPointer<Code>
@@ -377,6 +380,9 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
         let literals: UnsafeBufferPointer<UInt8>
         let sets: UnsafeBufferPointer<CharSet>
         let span: UnsafeBufferPointer<Bool>
+        /// Per set: whether it holds every scalar from U+0800 up (`\S`, `[^,]`), so that a loop
+        /// over it steps over a three- or four-byte character by its first byte.
+        let wide: UnsafeBufferPointer<Bool>
     }
 
     enum Job { case state(Int, Int), restore(Int, Int) }
@@ -435,7 +441,7 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
     @inline(__always)
     static func search(_ text: UnsafeBufferPointer<UInt8>, _ t: Tables, _ visited: UnsafeMutableBufferPointer<UInt64>,
                        _ caps: UnsafeMutableBufferPointer<Int>, _ stack: inout [Job]) -> Bool {
-        let (code, firsts, ordinal, ascii, literals, sets, span) = (t.code, t.firsts, t.ordinal, t.ascii, t.literals, t.sets, t.span)
+        let (code, firsts, ordinal, ascii, literals, sets, span, wide) = (t.code, t.firsts, t.ordinal, t.ascii, t.literals, t.sets, t.span, t.wide)
         let width = text.count + 1
         let end = text.count
         // A pattern that opens with `^` can start only where a line does.
@@ -494,6 +500,8 @@ public struct LinearRegex: Sendable, Equatable, CustomStringConvertible {
                                 if byte < 0x80 {
                                     guard set.contains(byte) else { break }
                                     at += 1
+                                } else if byte >= 0xE0 && wide[x.a] {  // valid UTF-8: the first byte tells the length
+                                    at += byte >= 0xF0 ? 4 : 3
                                 } else {
                                     guard let n = step(x, text, at, ascii, literals, sets) else { break }
                                     at += n

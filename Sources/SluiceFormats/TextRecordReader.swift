@@ -119,11 +119,12 @@ public struct TextRecordReader {
         }
         guard let (firstLine, start) = first else { return nil }
         let from = out.count
-        out += buffer[firstLine]
+        // Through the buffer's memory: a slice of it is a retain and a release per line.
+        buffer.withUnsafeBufferPointer { out.append(contentsOf: UnsafeBufferPointer(rebasing: $0[firstLine])) }
         var count = 1
         func append(_ l: Range<Int>) throws(SluiceError) {
             out.append(0x0A)
-            out += buffer[l]
+            buffer.withUnsafeBufferPointer { out.append(contentsOf: UnsafeBufferPointer(rebasing: $0[l])) }
             if out.count - from > maxRecordBytes {
                 throw SluiceError(.recordTooLong, "a record is longer than \(maxRecordBytes) bytes", at: SourceLocation(file: fileName, line: start))
             }

@@ -92,7 +92,9 @@ extension LinearRegexTests {
                                          // Starts skipped to where a line begins (`^`) or to a character a match
                                          // can begin with, never inside a character.
                                          ("^Distance: (?<k>[\\d,]+)", "Lat: 1\nLon: 2\nDistance: 3,5 km"), ("^(?<e>)$", "a\n\nb"), ("^b", "ab"),
-                                         ("^(?<x>x)$", "a\nx"), ("^(?<l>.*)$", "a\n"), ("(?<c>°)(?<r>.)", "ab°c"), ("(?<s>.)b", "éb"), ("(?<t>[^a])", "aé"), ("^", "")]
+                                         ("^(?<x>x)$", "a\nx"), ("^(?<l>.*)$", "a\n"), ("(?<c>°)(?<r>.)", "ab°c"), ("(?<s>.)b", "éb"), ("(?<t>[^a])", "aé"), ("^", ""),
+                                         // Loops over a set that holds every wide character step over it by its first byte.
+                                         ("(?<s>\\S+) (?<t>[^,]+),", "30°02′59″S😀 c′😀x,"), ("(?<w>\\w+)′", "ab′c"), ("(?<n>[^\u{2032}]+)", "ab°c′d")]
         for (p, t) in cases {
             let r = try LinearRegex(p)
             let bytes = Array(t.utf8)
@@ -100,5 +102,6 @@ extension LinearRegexTests {
         }
         #expect(try LinearRegex("^Distance: (?<k>[\\d,]+)").match("Lat: 1\nDistance: 3,5 km") == ["k": "3,5"])
         #expect(try LinearRegex("(?<s>.)b").match("éb") == ["s": "é"])
+        #expect(try LinearRegex("(?<s>\\S+) (?<t>[^,]+),").match("30°02′59″S😀 c′😀x,") == ["s": "30°02′59″S😀", "t": "c′😀x"])
     }
 }
