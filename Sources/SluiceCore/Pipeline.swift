@@ -722,7 +722,7 @@ public struct RowTransformer: Sendable {
                 }
             case .derive(let k, let e, let name):
                 guard let v = Self.derive(e, name, slots, &rejected) else { return rejected }
-                if k == slots.count { slots.append(v) } else { slots[k] = v }
+                Self.put(v, at: k, in: &slots)
             case .number(let k, let from, _, let d):
                 let v: EValue
                 if case .double(let x) = slots[from], x.isFinite {
@@ -732,7 +732,7 @@ public struct RowTransformer: Sendable {
                     guard let made = Self.derive(e, name, slots, &rejected) else { return rejected }
                     v = made
                 }
-                if k == slots.count { slots.append(v) } else { slots[k] = v }
+                Self.put(v, at: k, in: &slots)
             case .dedupe(let step, let key):
                 if !seen[step, default: []].insert(key.map { $0.map { slots[$0] } ?? .null }).inserted { return .drop }
             case .parse(let p):
@@ -745,6 +745,12 @@ public struct RowTransformer: Sendable {
             }
         }
         return nil
+    }
+
+    /// Sets slot `k`, appending it when it is the row's width (a new field).
+    @inline(__always)
+    static func put(_ v: EValue, at k: Int, in slots: inout [EValue]) {
+        if k == slots.count { slots.append(v) } else { slots[k] = v }
     }
 
     /// Matches `bytes` (valid UTF-8) with a `parse` op's patterns in order; on a match, sets
@@ -770,7 +776,7 @@ public struct RowTransformer: Sendable {
                             v = .text(String(decoding: captured, as: UTF8.self))
                         }
                     }
-                    if t == slots.count { slots.append(v) } else { slots[t] = v }
+                    Self.put(v, at: t, in: &slots)
                 }
             }
             return true
