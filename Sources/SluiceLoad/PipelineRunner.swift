@@ -116,10 +116,10 @@ public struct PipelineRunner {
     }
 
     /// Reads a file through `steps`, handing the kept rows to `emit` in batches of `batchRows`.
-    /// `places`: whether kept rows carry their place (else it is empty). Where there are two
-    /// cores and no step remembers rows (`dedupe`), the rows are read in chunks while step
-    /// threads run the chunks before; outcomes are taken in the file's order, so batches,
-    /// counts and rejects are the same as on one thread.
+    /// `places`: whether kept rows carry their place (else it is empty). A thread reads the
+    /// rows in chunks while `threads` step threads (one when a step remembers rows: `dedupe`)
+    /// run the chunks before; outcomes are taken in the file's order, so batches, counts and
+    /// rejects are the same on any number of threads.
     static func cut(file: String, displayName: String, steps: inout RowTransformer, batchRows: Int, log: StepRejectLog?, records: TextRecords?,
                     skip: Expr? = nil, places: Bool = true, threads: Int = Self.stepThreads,
                     emit: ([StageBatch.Item]) async throws(SluiceError) -> Void) async throws(SluiceError) -> FileResult {
@@ -143,75 +143,70 @@ public struct PipelineRunner {
                 }
             }
         }
-        if threads < 2 || steps.remembersRows {
-            var outcomes: [RowTransformer.Outcome] = []
-            try await readRows(file: file, displayName: displayName, records: records, skip: skip) { (row, place) throws(SluiceError) in
-                result.read += 1
-                outcomes.removeAll(keepingCapacity: true)
-                steps.run(row, into: &outcomes)
-                try await take(outcomes[...], place)
-            }
-        } else {
-            // This task takes the outcomes in the file's order while a child reads the rows in
-            // chunks and `threads` threads run the steps over them (each with a transformer of
-            // its own): reading, steps and the load all run at once.
-            let work = BoundedQueue<StepChunk>(capacity: 2 * threads)
-            let inOrder = BoundedQueue<StepChunk>(capacity: 4 * threads)
-            let template = steps.unplanned
-            let workers = (0..<threads).map { _ in
-                Task {
-                    await runOnThread {
-                        var t = template
-                        while let chunk = work.pop() {
-                            var outcomes: [RowTransformer.Outcome] = []
-                            var ends: [Int] = []
-                            outcomes.reserveCapacity(chunk.count)
-                            ends.reserveCapacity(chunk.count)
-                            if let text = chunk.text {
-                                text.bytes.withUnsafeBufferPointer { all in
-                                    var from = 0
-                                    for end in text.ends {
-                                        t.run(text: UnsafeBufferPointer(rebasing: all[from..<end]), into: &outcomes)
-                                        ends.append(outcomes.count)
-                                        from = end
-                                    }
+        // This task takes the outcomes in the file's order while a thread reads the rows in
+        // chunks and step threads run the steps over them (each with a transformer of its own;
+        // one when a step remembers rows, so that it sees them in order): reading, steps and
+        // the load all run at once, and none of the reading or the steps on Swift's
+        // cooperative threads.
+        let threads = steps.remembersRows ? 1 : max(1, threads)
+        let work = BoundedQueue<StepChunk>(capacity: 2 * threads)
+        let inOrder = BoundedQueue<StepChunk>(capacity: 4 * threads)
+        let template = steps.unplanned
+        let workers = (0..<threads).map { _ in
+            Task {
+                await runOnThread {
+                    var t = template
+                    while let chunk = work.pop() {
+                        var outcomes: [RowTransformer.Outcome] = []
+                        var ends: [Int] = []
+                        outcomes.reserveCapacity(chunk.count)
+                        ends.reserveCapacity(chunk.count)
+                        if let text = chunk.text {
+                            text.bytes.withUnsafeBufferPointer { all in
+                                var from = 0
+                                for end in text.ends {
+                                    t.run(text: UnsafeBufferPointer(rebasing: all[from..<end]), into: &outcomes)
+                                    ends.append(outcomes.count)
+                                    from = end
                                 }
                             }
-                            for (row, _) in chunk.rows {
-                                t.run(row, into: &outcomes)
-                                ends.append(outcomes.count)
-                            }
-                            chunk.done.set(StepChunk.Outcomes(all: outcomes, ends: ends))
                         }
-                        return t
+                        for (row, _) in chunk.rows {
+                            t.run(row, into: &outcomes)
+                            ends.append(outcomes.count)
+                        }
+                        chunk.done.set(StepChunk.Outcomes(all: outcomes, ends: ends))
                     }
+                    return t
                 }
             }
-            async let produced = Self.readChunks(file: file, displayName: displayName, records: records, skip: skip, work: work, inOrder: inOrder)
-            var failure: SluiceError? = nil
-            while let chunk = await inOrder.next() {
-                let outcomes = await chunk.done.value()
-                do {
-                    var from = 0
-                    for (i, end) in outcomes.ends.enumerated() {
-                        try await take(outcomes.all[from..<end], chunk.place(i))
-                        from = end
-                    }
-                } catch {
-                    failure = error
-                    inOrder.cancel()
-                    work.cancel()
-                    break
-                }
-            }
-            let (read, readFailure) = await produced
-            result.read = read
-            for (k, w) in workers.enumerated() {
-                let t = await w.value
-                if k == 0 { steps = t }
-            }
-            if let failure = failure ?? readFailure { throw failure }
         }
+        let reader = Task {
+            await runOnThread { Self.readChunks(file: file, displayName: displayName, records: records, skip: skip, work: work, inOrder: inOrder) }
+        }
+        var failure: SluiceError? = nil
+        while let chunk = await inOrder.next() {
+            let outcomes = await chunk.done.value()
+            do {
+                var from = 0
+                for (i, end) in outcomes.ends.enumerated() {
+                    try await take(outcomes.all[from..<end], chunk.place(i))
+                    from = end
+                }
+            } catch {
+                failure = error
+                inOrder.cancel()
+                work.cancel()
+                break
+            }
+        }
+        let (read, readFailure) = await reader.value
+        result.read = read
+        for (k, w) in workers.enumerated() {
+            let t = await w.value
+            if k == 0 { steps = t }
+        }
+        if let failure = failure ?? readFailure { throw failure }
         if !batch.isEmpty { try await emit(batch) }
         return result
     }
@@ -256,17 +251,17 @@ public struct PipelineRunner {
     /// taker (`inOrder`, in the file's order); closes both at the end. Returns the rows read,
     /// and the error that stopped the reading (none when the taker stopped it).
     static func readChunks(file: String, displayName: String, records: TextRecords?, skip: Expr?,
-                           work: BoundedQueue<StepChunk>, inOrder: BoundedQueue<StepChunk>) async -> (Int, SluiceError?) {
+                           work: BoundedQueue<StepChunk>, inOrder: BoundedQueue<StepChunk>) -> (Int, SluiceError?) {
         var read = 0
         var stopped = false
         var rows: [(PipelineRow, RowPlace)] = []
         rows.reserveCapacity(stepChunk)
         var text = TextChunk()
-        func ship() async throws(SluiceError) {
+        func ship() throws(SluiceError) {
             let chunk = text.lines.isEmpty ? StepChunk(rows) : StepChunk(text)
             rows.removeAll(keepingCapacity: true)
             text = TextChunk()
-            guard await inOrder.send(chunk), await work.send(chunk) else {
+            guard inOrder.push(chunk), work.push(chunk) else {
                 stopped = true
                 throw SluiceError(.aborted, "the rows are no longer taken")
             }
@@ -284,21 +279,21 @@ public struct PipelineRunner {
                     text.ends.append(text.bytes.count)
                     text.lines.append(line)
                     read += 1
-                    if text.lines.count == stepChunk || text.bytes.count >= stepChunkBytes { try await ship() }
+                    if text.lines.count == stepChunk || text.bytes.count >= stepChunkBytes { try ship() }
                 }
             } else {
-                try await readRows(file: file, displayName: displayName, records: records, skip: skip) { (row, place) throws(SluiceError) in
+                try readRows(file: file, displayName: displayName, records: records, skip: skip) { (row, place) throws(SluiceError) in
                     read += 1
                     rows.append((row, place))
-                    if rows.count == stepChunk { try await ship() }
+                    if rows.count == stepChunk { try ship() }
                 }
             }
-            if !rows.isEmpty || !text.lines.isEmpty { try await ship() }
+            if !rows.isEmpty || !text.lines.isEmpty { try ship() }
             return (read, nil)
         } catch {
             if stopped { return (read, nil) }
-            // The rows before a read error still go through the steps, as on one thread.
-            if !rows.isEmpty || !text.lines.isEmpty { try? await ship() }
+            // The rows before a read error still go through the steps.
+            if !rows.isEmpty || !text.lines.isEmpty { try? ship() }
             return (read, error)
         }
     }
@@ -370,20 +365,20 @@ public struct PipelineRunner {
     /// Calls `body` with each record of a CSV, JSON or text file as a row, and where it is;
     /// `records` (a pipeline's `record:`) reads the file as text records.
     static func readRows(file: String, displayName: String, records: TextRecords? = nil, skip: Expr? = nil,
-                         _ body: (PipelineRow, RowPlace) async throws(SluiceError) -> Void) async throws(SluiceError) {
+                         _ body: (PipelineRow, RowPlace) throws(SluiceError) -> Void) throws(SluiceError) {
         if var text = try textRecords(file: file, displayName: displayName, records: records) {
             defer { text.close() }
             let fields = RowTransformer.lineFields  // one array for every row: the steps see one shape
             while true {
                 var record: (String, Int64)? = nil
                 guard try text.withNext({ bytes, line in record = (String(decoding: bytes, as: UTF8.self), line) }), let (s, line) = record else { break }
-                try await body(PipelineRow(fields: fields, slots: [.text(s)]), RowPlace(.line, line))
+                try body(PipelineRow(fields: fields, slots: [.text(s)]), RowPlace(.line, line))
             }
             return
         }
         let named = Self.named(file, displayName)
         if file.hasPrefix("delta:") || DeltaLocation.isTable(file) || SourceFormat.detect(fromName: named)?.isBinary == true {
-            return try await readTyped(file: file, displayName: displayName, skip: skip, body)
+            return try readTyped(file: file, displayName: displayName, skip: skip, body)
         }
         let reader = try Self.open(file, named: named)
         let format = Self.format(named: named) ?? .csv
@@ -399,7 +394,7 @@ public struct PipelineRunner {
                     let fields = csv.fieldStrings()
                     guard let header = names else { names = fields.map { $0 ?? "" }; continue }
                     let slots = header.indices.map { i in i < fields.count ? fields[i].map(EValue.text) ?? .null : .null }
-                    try await body(PipelineRow(fields: header, slots: slots), RowPlace(.line, csv.line))
+                    try body(PipelineRow(fields: header, slots: slots), RowPlace(.line, csv.line))
                 }
             }
         case .ndjson, .json:
@@ -424,7 +419,7 @@ public struct PipelineRunner {
                         row = PipelineRow(fields: [], slots: [])
                         for m in members { row[m.key] = Self.value(m.value) }
                     }
-                    try await body(row, RowPlace(.record, number))
+                    try body(row, RowPlace(.record, number))
                 }
             }
         default:
@@ -434,7 +429,7 @@ public struct PipelineRunner {
 
     /// Rows of a file typed by its own schema (Parquet, Avro, a Delta table): numbers and
     /// booleans keep their types, other values go to the steps as text.
-    static func readTyped(file: String, displayName: String, skip: Expr? = nil, _ body: (PipelineRow, RowPlace) async throws(SluiceError) -> Void) async throws(SluiceError) {
+    static func readTyped(file: String, displayName: String, skip: Expr? = nil, _ body: (PipelineRow, RowPlace) throws(SluiceError) -> Void) throws(SluiceError) {
         let input = try InputFile.inspect(path: file, format: nil)
         let columns = try input.inferColumns(dialect: CSVDialect(), rows: 0, exclude: [], limits: ReadLimits())
         // Nothing is refused here: the steps and the load judge the values.
@@ -452,7 +447,7 @@ public struct PipelineRunner {
             for i in 0..<b.count {
                 var slots = names.indices.map { evalue(b.columns[$0], i) }
                 if ops { slots.append(b.ops[i] == .delete ? .text("D") : .null) }
-                try await body(PipelineRow(fields: fields, slots: slots), RowPlace(.row, b.lines[i]))
+                try body(PipelineRow(fields: fields, slots: slots), RowPlace(.row, b.lines[i]))
             }
         }
     }
