@@ -424,15 +424,17 @@ public struct PipelineExecution: Sendable {
             guard let p = config.pipelines[name], let text = p.schedule else { continue }
             let cron = try CronSchedule(text, timeZone: p.timeZone.flatMap(TimeZone.init(identifier:)) ?? TimeZone(identifier: "UTC")!)
             // A firing still running is not fired again beside it. One whose process died is
-            // carried on by the run takeover of `sluice serve`, or here when asked.
+            // carried on by the run takeover of `sluice serve`, or here when asked; one whose
+            // process died before it took its lease (no takeover can see it) is carried on here.
+            // Either way the firing keeps its one run.
             switch try await openScheduledRun(name) {
             case .none: break
             case .underway: continue
-            case .lapsed(let run):
-                guard carryOnLapsed,
+            case .lapsed(let run, let leased):
+                guard carryOnLapsed || !leased,
                       try await runtime.driver.acquireLease(name: RunLease.name(run.id), holder: Self.holder, seconds: config.server.leaseSeconds) != nil
                 else { continue }
-                log("\(name): run \(run.id) lost its process (its lease lapsed): carrying it on here")
+                log("\(name): run \(run.id) \(leased ? "lost its process (its lease lapsed)" : "never took its lease (its process died as it began)"): carrying it on here")
                 _ = try await finish(p, run: run.id, window: (run.windowFrom, run.windowTo), upload: nil)
                 ran.append(name)
             }
@@ -454,12 +456,13 @@ public struct PipelineExecution: Sendable {
         return ran
     }
 
-    /// A scheduled run that has not ended, as the schedule sees it.
-    enum OpenRun { case none, underway, lapsed(PipelineRun) }
+    /// A scheduled run that has not ended, as the schedule sees it; a lapsed one had a lease
+    /// (`leased`) or died before it took one.
+    enum OpenRun { case none, underway, lapsed(PipelineRun, leased: Bool) }
 
     /// Whether a scheduled run of `name` has not ended: underway (its lease runs, or it began
-    /// less than a lease period ago) or lapsed (its process died). A run left with no lease at
-    /// all for a whole lease period (its process died as it began) is recorded as failed.
+    /// less than a lease period ago) or lapsed (its process died: its lease lapsed, or it has
+    /// had none for a whole lease period).
     func openScheduledRun(_ name: String) async throws -> OpenRun {
         let driver = runtime.driver
         let open = try await driver.runs(pipeline: name, limit: 100).filter { $0.state == .running && $0.scheduledFor != nil }
@@ -469,12 +472,11 @@ public struct PipelineExecution: Sendable {
         for run in open {
             if let remaining = leases[run.id] {
                 if remaining > 0 { return .underway }
-                found = .lapsed(run)
+                found = .lapsed(run, leased: true)
             } else if Date().timeIntervalSince(run.startedAt) < config.server.leaseSeconds {
                 return .underway
             } else {
-                log("\(name): run \(run.id) never took its lease (its process died as it began): recorded as failed")
-                try await driver.finishRun(id: run.id, state: .failed, counts: nil, error: "its process died as it began", now: Date())
+                found = .lapsed(run, leased: false)
             }
         }
         return found
