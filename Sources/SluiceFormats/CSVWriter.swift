@@ -138,7 +138,7 @@ public struct CSVWriter: Sendable {
                     appendInteger(col.pointee.ints[row])
                 case .float64:
                     let v = col.pointee.doubles[row]
-                    if v == v.rounded(), abs(v) < 1e15 { appendInteger(Int64(v)) }
+                    if v == v.rounded(), abs(v) < 1e15, v != 0 || v.sign == .plus { appendInteger(Int64(v)) }
                     else if plainNumbers { ValueText.double(v, into: &output) }
                     else { writeField(ValueText.double(v).utf8) }
                 case .text, .json:

@@ -49,4 +49,20 @@ import Testing
         comma.writeRow(rows, 0)
         #expect(String(decoding: comma.output, as: UTF8.self) == "2.5\n")
     }
+
+    /// Integral doubles are written as integers, and -0 keeps its sign (PostgreSQL's text, and
+    /// what a text COPY must send for the binary one to agree).
+    @Test func negativeZeroKeepsItsSign() {
+        var batch = BatchBuilder(schema: TableSchema(columns: [ColumnSchema(name: "v", type: .float64)]), capacity: 4)
+        for v in [-0.0, 0.0, -3.0, 2.5] {
+            batch.beginRow(line: 1)
+            batch.setDouble(0, v)
+            #expect(batch.endRow() == nil)
+        }
+        let rows = batch.take()
+        var writer = CSVWriter()
+        for i in 0..<4 { writer.writeRow(rows, i) }
+        #expect(String(decoding: writer.output, as: UTF8.self) == "-0\n0\n-3\n2.5\n")
+        #expect(ValueText.double(-0.0) == "-0" && ValueText.double(0.0) == "0" && Double(ValueText.double(-0.0))?.sign == .minus)
+    }
 }
