@@ -4,11 +4,14 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import SluiceCore
+import SluiceFormats
 
 /// What the OpenTelemetry environment variables ask of trace export (OTLP/HTTP only).
 struct OTLPSettings: Sendable {
     var endpoint: String
     var json = false
+    /// `OTEL_EXPORTER_OTLP_COMPRESSION=gzip`: each request's body gzipped.
+    var gzip = false
     var headers: [(String, String)] = []
     var requestTimeout: Duration = .seconds(10)
     var exportTimeout: Duration = .seconds(2)
@@ -57,7 +60,11 @@ struct OTLPSettings: Sendable {
         case let p: throw SluiceError(.unsupported, "OTEL_EXPORTER_OTLP_PROTOCOL=\(p): Sluice sends http/protobuf or http/json")
         }
         if let h = value("HEADERS") { headers = Self.pairs(h) }
-        if let c = value("COMPRESSION"), c != "none" { warnings.append("OTEL_EXPORTER_OTLP_COMPRESSION=\(c) is not supported: spans are sent uncompressed") }
+        switch value("COMPRESSION") ?? "none" {
+        case "none": break
+        case "gzip": gzip = true
+        case let c: warnings.append("OTEL_EXPORTER_OTLP_COMPRESSION=\(c) is not supported (gzip or none): spans are sent uncompressed")
+        }
         if let t = try milliseconds("OTEL_EXPORTER_OTLP_TIMEOUT", value("TIMEOUT")) { requestTimeout = t }
         if let t = try milliseconds("OTEL_BSP_EXPORT_TIMEOUT", env["OTEL_BSP_EXPORT_TIMEOUT"]) { exportTimeout = t }
         if let d = try milliseconds("OTEL_BSP_SCHEDULE_DELAY", env["OTEL_BSP_SCHEDULE_DELAY"]) { scheduleDelay = max(d, .milliseconds(1)) }
@@ -141,12 +148,24 @@ final class OTLPExporter: Sendable {
     /// is tried again after 100 ms, 200 ms, … or its `Retry-After`, as OTLP/HTTP asks, within
     /// the export timeout; any other refusal loses the batch at once.
     private func send(_ spans: [FinishedSpan]) async -> Bool {
-        let body = settings.json ? OTLPEncoding.json(spans, resource: settings.resource) : OTLPEncoding.protobuf(spans, resource: settings.resource)
+        var body = settings.json ? OTLPEncoding.json(spans, resource: settings.resource) : OTLPEncoding.protobuf(spans, resource: settings.resource)
+        var gzipped = false
+        if settings.gzip {  // once, not per attempt
+            let packed = body.withUnsafeBytes { b -> Result<[UInt8], SluiceError> in
+                var z: [UInt8] = []
+                do throws(SluiceError) { try Zlib.deflate(b, framing: .gzipOrZlib, into: &z) } catch { return .failure(error) }
+                return .success(z)
+            }
+            switch packed {
+            case .success(let z): (body, gzipped) = (z, true)
+            case .failure(let error): logger.warning("could not gzip \(spans.count) spans (\(error.message)): sending them uncompressed")
+            }
+        }
         let clock = ContinuousClock()
         let deadline = clock.now + settings.exportTimeout
         var backoff = Duration.milliseconds(100)
         for attempt in 1... {
-            switch await post(body, timeout: min(settings.requestTimeout, max(deadline - clock.now, .milliseconds(1)))) {
+            switch await post(body, gzipped: gzipped, timeout: min(settings.requestTimeout, max(deadline - clock.now, .milliseconds(1)))) {
             case .sent:
                 return true
             case .refused(let why):
@@ -172,10 +191,11 @@ final class OTLPExporter: Sendable {
         case retry(String, after: Duration?)
     }
 
-    private func post(_ body: [UInt8], timeout: Duration) async -> Outcome {
+    private func post(_ body: [UInt8], gzipped: Bool, timeout: Duration) async -> Outcome {
         var request = HTTPClientRequest(url: settings.endpoint)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: settings.json ? "application/json" : "application/x-protobuf")
+        if gzipped { request.headers.add(name: "Content-Encoding", value: "gzip") }
         request.headers.add(name: "User-Agent", value: "sluice")
         for (k, v) in settings.headers { request.headers.add(name: k, value: v) }
         request.body = .bytes(body)

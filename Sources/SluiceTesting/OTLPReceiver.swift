@@ -17,8 +17,10 @@ public final class OTLPReceiver: @unchecked Sendable {
         public var statusMessage: String?, traceState: String?
         public var events: [Event]?
         public var links: [Link]?
+        /// The `Content-Encoding` of the request that carried it (`gzip`, or empty).
+        public var encoding: String?
         enum CodingKeys: String, CodingKey {
-            case service, name, kind, status, attributes, events, links
+            case service, name, kind, status, attributes, events, links, encoding
             case traceID = "trace_id", spanID = "span_id", parentSpanID = "parent_span_id", startNs = "start_ns", endNs = "end_ns"
             case statusMessage = "status_message", traceState = "trace_state"
         }

@@ -76,11 +76,16 @@ import SluiceQueue
     /// Every kind of attribute, an error event, a link, a status and `tracestate`, sent the
     /// way `sluice serve` sends them and decoded by opentelemetry-proto; unsampled spans are
     /// not sent, a span ended twice is sent once, and a full queue drops what overflows.
-    @Test(arguments: ["http/protobuf", "http/json"])
+    /// `+gzip`: with `OTEL_EXPORTER_OTLP_COMPRESSION=gzip` (the receiver says each request's encoding).
+    @Test(arguments: ["http/protobuf", "http/json", "http/protobuf+gzip", "http/json+gzip"])
     func spansReachACollectorAsOpenTelemetryDecodesThem(_ wire: String) async throws {
         struct Boom: Error, CustomStringConvertible { var description: String { "boom \"quoted\"\nline" } }
         let otlp = try OTLPReceiver()
-        let settings = try OTLPSettings(environment: otlp.env.merging(["OTEL_EXPORTER_OTLP_PROTOCOL": wire, "OTEL_SERVICE_NAME": "tracing-test"]) { $1 })
+        let gzip = wire.hasSuffix("+gzip")
+        let settings = try OTLPSettings(environment: otlp.env.merging(["OTEL_EXPORTER_OTLP_PROTOCOL": gzip ? String(wire.dropLast(5)) : wire,
+                                                                        "OTEL_EXPORTER_OTLP_COMPRESSION": gzip ? "gzip" : "none",
+                                                                        "OTEL_SERVICE_NAME": "tracing-test"]) { $1 })
+        #expect(settings.gzip == gzip && settings.warnings.isEmpty, "\(settings.warnings)")
         let queue = SpanQueue(capacity: 4, batchSize: 2)
         let tracer = SpanTracer(sampler: settings.sampler, queue: queue)
         let exporter = OTLPExporter(settings: settings, queue: queue, logger: .init(label: "test"))
@@ -120,6 +125,7 @@ import SluiceQueue
             spans = try otlp.spans()
         }
         #expect(spans.count == 2, "\(spans.map(\.name))")
+        #expect(spans.allSatisfy { $0.encoding == (gzip ? "gzip" : "") }, "\(spans.map(\.encoding))")
         let r = try #require(spans.first { $0.name == "request" })
         #expect(r.service == "tracing-test" && r.kind == "server" && r.traceID == "4bf92f3577b34da6a3ce929d0e0e4736" && r.parentSpanID == "00f067aa0ba902b7")
         #expect(r.traceState == "v=1" && r.status == "error" && r.statusMessage == "failed" && r.endNs >= r.startNs && r.startNs > 1_700_000_000_000_000_000)

@@ -2,7 +2,7 @@
 """A small OTLP/HTTP trace receiver for the tests (what an OpenTelemetry Collector's otlphttp
 receiver accepts): POST /v1/traces with an ExportTraceServiceRequest as protobuf
 (application/x-protobuf) or as OTLP JSON (application/json: trace and span ids in hex, as the
-OTLP spec says, not protobuf's base64), optionally gzip-encoded.
+OTLP spec says, not protobuf's base64), optionally gzip-encoded (each span line says which).
 Anything else is refused as a collector would (404, 405, 415, 400). Each span received is
 appended to --out as one JSON line: trace and span ids in hex, parent, name, kind,
 attributes, status, times and the resource's service.name. GET /spans returns them all.
@@ -126,6 +126,8 @@ class Handler(BaseHTTPRequestHandler):
                 spans = [{"spans": n}]
             else:
                 spans = list(spans_of(request))
+                for s in spans:
+                    s["encoding"] = self.headers.get("Content-Encoding", "")
         except Exception as e:  # a collector answers 400 to a body it cannot decode
             return self.reply(400, str(e).encode(), "text/plain")
         with lock, open(self.server.out, "a") as f:
