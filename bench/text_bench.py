@@ -76,25 +76,29 @@ COORDS = re.compile(r"^Latitude: (?P<lat_dms>\S+) +(?P<lat>-?\d+\.\d+)\nLongitud
 DISTANCE = re.compile(r"^Distance: (?P<km>[\d,]+) km Bearing: (?P<bearing>[\d,]+)°", re.M)
 
 
-def python_two_patterns(path):
-    """The parse-only rendition with two regexes per record (no insert)."""
-    rows = 0
+def records(path):
+    """The seed extractor's reading: lines grouped into records at each "Latitude:", joined."""
     with open(path, encoding="utf-8") as f:
         record = []
-        def flush():
-            nonlocal rows
-            if record:
-                text = "\n".join(record)
-                m, d = COORDS.match(text), DISTANCE.search(text)
-                if m and d:
-                    (float(m["lat"]), float(m["lon"]), float(d["km"].replace(",", ".")), float(d["bearing"].replace(",", ".")))
-                    rows += 1
         for line in f:
             line = line.rstrip("\r\n")
             if line.startswith("Latitude:"):
-                flush(); record = []
+                if record:
+                    yield "\n".join(record)
+                record = []
             record.append(line)
-        flush()
+        if record:
+            yield "\n".join(record)
+
+
+def python_two_patterns(path):
+    """The parse-only rendition with two regexes per record (no insert)."""
+    rows = 0
+    for text in records(path):
+        m, d = COORDS.match(text), DISTANCE.search(text)
+        if m and d:
+            (float(m["lat"]), float(m["lon"]), float(d["km"].replace(",", ".")), float(d["bearing"].replace(",", ".")))
+            rows += 1
     return rows
 
 
@@ -127,19 +131,10 @@ def python_extractor(path, db):
     con = sqlite3.connect(db) if db else None
     if con: con.execute("CREATE TABLE points (lat REAL, lon REAL, distance_km REAL, bearing REAL)")
     rows = []
-    with open(path, encoding="utf-8") as f:
-        record = []
-        def flush():
-            if record:
-                m = PATTERN.match("\n".join(record))
-                if m:
-                    rows.append((float(m["lat"]), float(m["lon"]), float(m["km"].replace(",", ".")), float(m["bearing"].replace(",", "."))))
-        for line in f:
-            line = line.rstrip("\r\n")
-            if line.startswith("Latitude:"):
-                flush(); record = []
-            record.append(line)
-        flush()
+    for text in records(path):
+        m = PATTERN.match(text)
+        if m:
+            rows.append((float(m["lat"]), float(m["lon"]), float(m["km"].replace(",", ".")), float(m["bearing"].replace(",", "."))))
     if con:
         con.executemany("INSERT INTO points VALUES (?, ?, ?, ?)", rows)
         con.commit()

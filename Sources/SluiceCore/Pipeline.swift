@@ -373,22 +373,19 @@ public struct RowTransformer: Sendable {
         /// The slot parsed (nil: the field does not exist, read as empty text).
         let source: Int?
         let field: String
-        let patterns: [LinearRegex]
+        /// The patterns' compiled programs (what matching needs), each a step thread's own.
+        let programs: [LinearRegex.Compiled]
         /// Per pattern, where each target's name is among its captures (nil: not captured).
         let at: [[Int?]]
         /// The slot each captured name goes to, and what later ops need of it.
         let targets: [Int]
         let uses: [CaptureUse]
 
-        /// The patterns' compiled programs (what matching needs).
-        let programs: [LinearRegex.Compiled]
-
-        init(source: Int?, field: String, patterns: [LinearRegex], at: [[Int?]], targets: [Int], uses: [CaptureUse]) {
-            (self.source, self.field, self.patterns, self.at, self.targets, self.uses) = (source, field, patterns, at, targets, uses)
-            programs = patterns.map(\.compiled)
+        init(source: Int?, field: String, programs: [LinearRegex.Compiled], at: [[Int?]], targets: [Int], uses: [CaptureUse]) {
+            (self.source, self.field, self.programs, self.at, self.targets, self.uses) = (source, field, programs, at, targets, uses)
         }
 
-        func using(_ uses: [CaptureUse]) -> ParseOp { ParseOp(source: source, field: field, patterns: patterns, at: at, targets: targets, uses: uses) }
+        func using(_ uses: [CaptureUse]) -> ParseOp { ParseOp(source: source, field: field, programs: programs, at: at, targets: targets, uses: uses) }
     }
 
     /// What a `parse` makes of a capture: nothing when nothing reads it later (no text is
@@ -586,7 +583,7 @@ public struct RowTransformer: Sendable {
                 var names: [String] = []
                 for n in patterns.flatMap(\.names) where !names.contains(n) { names.append(n) }
                 let at = patterns.map { p in names.map { p.names.firstIndex(of: $0) } }
-                plan.ops.append(.parse(ParseOp(source: source, field: f, patterns: patterns.map { $0.privateCopy() }, at: at, targets: names.map(target), uses: [])))
+                plan.ops.append(.parse(ParseOp(source: source, field: f, programs: patterns.map { $0.privateCopy().compiled }, at: at, targets: names.map(target), uses: [])))
             case .flatten, .explode:
                 plan.stop = i
                 break loop

@@ -92,14 +92,6 @@ public struct TextRecordReader {
         return (text, start)
     }
 
-    /// Calls `body` with the next record's bytes (valid only there) and the number of its
-    /// first line; false at the end.
-    public mutating func withNext(_ body: (UnsafeBufferPointer<UInt8>, Int64) throws(SluiceError) -> Void) throws(SluiceError) -> Bool {
-        guard let start = try nextRecord() else { return false }
-        try text.withUnsafeBufferPointer { (b) throws(SluiceError) in try body(b, start) }
-        return true
-    }
-
     /// Reads the next record into `text`; the number of its first line, or nil at the end.
     mutating func nextRecord() throws(SluiceError) -> Int64? {
         var record: [UInt8] = []

@@ -282,7 +282,7 @@ public struct PipelineRunner {
                     if text.lines.count == stepChunk || text.bytes.count >= stepChunkBytes { try ship() }
                 }
             } else {
-                try readRows(file: file, displayName: displayName, records: records, skip: skip) { (row, place) throws(SluiceError) in
+                try readRows(file: file, displayName: displayName, skip: skip) { (row, place) throws(SluiceError) in
                     read += 1
                     rows.append((row, place))
                     if rows.count == stepChunk { try ship() }
@@ -362,20 +362,10 @@ public struct PipelineRunner {
         return InputFile.isTextRecords(head: head[0..<n], name: named)
     }
 
-    /// Calls `body` with each record of a CSV, JSON or text file as a row, and where it is;
-    /// `records` (a pipeline's `record:`) reads the file as text records.
-    static func readRows(file: String, displayName: String, records: TextRecords? = nil, skip: Expr? = nil,
+    /// Calls `body` with each record of a CSV, JSON or typed file as a row, and where it is
+    /// (text records go to the steps as bytes: ``readChunks``).
+    static func readRows(file: String, displayName: String, skip: Expr? = nil,
                          _ body: (PipelineRow, RowPlace) throws(SluiceError) -> Void) throws(SluiceError) {
-        if var text = try textRecords(file: file, displayName: displayName, records: records) {
-            defer { text.close() }
-            let fields = RowTransformer.lineFields  // one array for every row: the steps see one shape
-            while true {
-                var record: (String, Int64)? = nil
-                guard try text.withNext({ bytes, line in record = (String(decoding: bytes, as: UTF8.self), line) }), let (s, line) = record else { break }
-                try body(PipelineRow(fields: fields, slots: [.text(s)]), RowPlace(.line, line))
-            }
-            return
-        }
         let named = Self.named(file, displayName)
         if file.hasPrefix("delta:") || DeltaLocation.isTable(file) || SourceFormat.detect(fromName: named)?.isBinary == true {
             return try readTyped(file: file, displayName: displayName, skip: skip, body)

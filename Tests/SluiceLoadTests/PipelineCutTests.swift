@@ -38,8 +38,9 @@ import Foundation
     }
 
     /// Text records (three lines each, CRLF, a record that does not parse, one with bytes
-    /// that are not UTF-8) go to the step threads as bytes: the batches, counts, places and
-    /// rejects are those of one thread, which reads rows of text.
+    /// that are not UTF-8) go to the step threads as bytes: two step threads give the batches,
+    /// counts, places and rejects of one, and those are the records' own (lines, rejects, the
+    /// repaired text). That bytes give what rows of text give is `textRecordsAsBytesGiveTheRowsOfTheirText`.
     @Test func textRecordsOnTwoThreadsGiveWhatOneThreadGives() async throws {
         let dir = NSTemporaryDirectory() + "sluice-cut-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
